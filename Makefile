@@ -1,0 +1,53 @@
+# RxFlow: the two commands a new user needs are `make run` and `make test`.
+# Both install what they need (Debian packages through scripts/install-deps.sh) first.
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+CMAKE_ARGS ?=
+JOBS       ?= $(shell nproc)
+
+.PHONY: all deps configure build run test test-fast test-asan bench format format-check clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+$(BUILD)/build.ninja: | deps
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS)
+
+configure: $(BUILD)/build.ninja
+
+build: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+# The main job on embedded defaults: transform the bundled lisinopril example to NewRx.
+run: build
+	$(BUILD)/examples/rxflow to-script examples/data/medication_request_lisinopril.json
+
+# The whole suite, then the same tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+test: test-fast test-asan
+
+test-fast: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+$(BUILD_ASAN)/build.ninja: | deps
+	cmake -S . -B $(BUILD_ASAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DRXFLOW_SANITIZE=ON \
+	  -DRXFLOW_BUILD_BENCHMARKS=OFF $(CMAKE_ARGS)
+
+test-asan: $(BUILD_ASAN)/build.ninja
+	cmake --build $(BUILD_ASAN) -j $(JOBS)
+	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure -j $(JOBS) -LE no-asan
+
+bench: build
+	$(BUILD)/benchmarks/rxflow_benchmarks --benchmark_min_time=0.5
+
+FORMAT_FILES = $(shell git ls-files '*.h' '*.cc')
+format:
+	clang-format -i $(FORMAT_FILES)
+
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_FILES)
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)

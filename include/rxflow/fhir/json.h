@@ -1,0 +1,97 @@
+// File: rxflow/fhir/json.h
+//
+// FHIR R5 JSON ⇄ typed values (rxflow/fhir/r5.h).
+//
+// Reading is done with simdjson straight into the structs: no DOM is built. Every problem
+// is reported as an `Issue` whose path is a JSON path into the input, e.g.
+//   error: medication_request.dosageInstruction[0].timing.repeat.period: expected a decimal, got a string
+//
+// Modes: lenient (the default) reports unknown elements as warnings and goes on; strict
+// reports them as errors. In both modes, a known FHIR element that RxFlow does not model
+// is reported as a warning ("not supported: dropped"), so nothing is lost silently.
+//
+// Primitive formats are checked: date, dateTime (a time requires a zone), instant,
+// decimal, integer/positiveInt/unsignedInt, code, id, uri, boolean; strings must be valid
+// UTF-8 (the whole input is checked) without control characters.
+//
+// Example:
+//   rxflow::IssueList issues;
+//   auto input = rxflow::fhir::ParsePrescription(text, issues);
+//   if (!input.ok()) { /* input.status() says why; `issues` says where */ }
+#ifndef RXFLOW_FHIR_JSON_H_
+#define RXFLOW_FHIR_JSON_H_
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "rxflow/fhir/r5.h"
+#include "rxflow/issue.h"
+#include "rxflow/status.h"
+
+namespace rxflow::fhir {
+
+enum class ParseMode { kLenient, kStrict };
+
+struct ParseOptions {
+  // Unknown elements: warnings (lenient) or errors (strict). Default: lenient.
+  ParseMode mode = ParseMode::kLenient;
+  // Inputs larger than this are refused with ResourceExhausted. Default: 8 MiB.
+  size_t max_input_bytes = size_t{8} << 20;
+  // Objects/arrays nested deeper than this are refused. Default: 64.
+  size_t max_depth = 64;
+  // Any string longer than this (in bytes) is refused. Default: 1 MiB (FHIR's own limit).
+  size_t max_string_bytes = size_t{1} << 20;
+};
+
+// Parses one resource of any type RxFlow models. The root path of issues is the resource
+// type ("MedicationRequest.status").
+//
+// Returns InvalidArgument when the input is not JSON, not a supported resource, or has
+// errors (all of them are in `issues`); ResourceExhausted over `max_input_bytes`.
+StatusOr<Resource> ParseResource(std::string_view json, IssueList& issues,
+                                 const ParseOptions& options = {});
+
+// A prescription as RxFlow maps it: the MedicationRequest and the resources it points
+// to, resolved. `*_path` is where each came from in the input (for issue paths).
+struct PrescriptionInput {
+  MedicationRequest medication_request;
+  Patient patient;
+  std::optional<Practitioner> practitioner;
+  std::optional<PractitionerRole> practitioner_role;
+  std::optional<Organization> pharmacy;
+  // The organisation of the PractitionerRole (the prescriber's practice), if any.
+  std::optional<Organization> practice;
+  std::optional<Medication> medication;
+
+  std::string medication_request_path;
+  std::string patient_path;
+  std::string practitioner_path;
+  std::string practitioner_role_path;
+  std::string pharmacy_path;
+  std::string medication_path;
+};
+
+// Parses the request envelope
+//   {"medication_request": {...}, "patient": {...}, "practitioner": {...},
+//    "pharmacy": {...}, "medication": {...}}   ("medication" optional)
+// or a FHIR Bundle (collection, transaction, message) holding one MedicationRequest.
+// References resolve by Bundle `fullUrl`, by `Type/id`, and to contained resources by
+// `#id`; a PractitionerRole requester is followed to its Practitioner and Organization.
+// An unresolvable reference is an error with its path.
+StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& issues,
+                                              const ParseOptions& options = {});
+
+enum class JsonStyle { kCompact, kPretty };
+
+// Writes `resource` as FHIR R5 JSON. Empty strings, empty lists and absent optionals are
+// omitted, as FHIR requires.
+std::string WriteJson(const Resource& resource, JsonStyle style = JsonStyle::kPretty);
+
+// Writes `issues` as a FHIR OperationOutcome (each issue's path in `expression`).
+OperationOutcome ToOperationOutcome(const IssueList& issues);
+
+}  // namespace rxflow::fhir
+
+#endif  // RXFLOW_FHIR_JSON_H_

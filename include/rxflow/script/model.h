@@ -1,0 +1,398 @@
+// File: rxflow/script/model.h
+//
+// Typed NCPDP SCRIPT messages: the envelope (Message, Header) and the transactions NewRx,
+// Status, Error, Verify, CancelRx, CancelRxResponse, RxRenewalRequest, RxRenewalResponse,
+// RxChangeRequest, RxChangeResponse and RxFill.
+//
+// The model follows SCRIPT 2017071's element names; the 2023011 profile's differences
+// (wrappers, renames) are applied by the XML codec from per-version tables, so one model
+// serves both versions. Every text is kept as written; an empty string or an absent
+// optional means "not sent". Elements RxFlow does not model are reported by the reader as
+// warnings with their XML path, never dropped silently.
+#ifndef RXFLOW_SCRIPT_MODEL_H_
+#define RXFLOW_SCRIPT_MODEL_H_
+
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace rxflow::script {
+
+// Name (NameType): LastName and FirstName are required by the schema.
+struct Name {
+  std::string last_name;
+  std::string first_name;
+  std::string middle_name;
+  std::string suffix;
+  std::string prefix;
+};
+
+// Address (AddressType / MandatoryAddressType).
+struct Address {
+  std::string address_line1;
+  std::string address_line2;
+  std::string city;
+  std::string state_province;
+  std::string postal_code;
+  std::string country_code;
+};
+
+struct Phone {
+  std::string number;  // digits only, at most 10
+  std::string extension;
+  std::string supports_sms;  // Y | N
+};
+
+struct CommunicationNumbers {
+  std::optional<Phone> primary_telephone;
+  std::vector<Phone> beeper;
+  std::vector<std::string> electronic_mail;
+  std::vector<Phone> fax;
+  std::vector<Phone> home_telephone;
+  std::vector<Phone> work_telephone;
+  std::vector<Phone> other_telephone;
+  std::string direct_address;
+};
+
+// DateType: exactly one of Date (YYYY-MM-DD) or DateTime (UTC dateTime).
+struct DateValue {
+  std::string date;
+  std::string date_time;
+  bool empty() const { return date.empty() && date_time.empty(); }
+};
+
+// The union of the identification blocks (PatientID, PharmacyID, NonVeterinarianID, ...).
+// The writer emits, in the schema's order for the block, the fields that block allows.
+struct Identification {
+  std::string ncpdp_id;
+  std::string state_license_number;
+  std::string medicare_number;
+  std::string medicaid_number;
+  std::string upin;
+  std::string dea_number;
+  std::string hin;
+  std::string social_security;
+  std::string npi;
+  std::string certificate_to_prescribe;
+  std::string data2000_waiver_id;
+  std::string mutually_defined;
+  std::string rems_healthcare_provider_enrollment_id;
+  std::string state_control_substance_number;
+  std::string medical_record_identification_number_ehr;
+  std::string patient_account_number;
+  std::string rems_patient_id;
+  bool empty() const;
+};
+
+struct Patient {
+  bool human = true;  // HumanPatient (false: NonHumanPatient, read only)
+  Identification identification;
+  Name name;
+  std::string gender;  // M | F | U
+  DateValue date_of_birth;
+  std::optional<Address> address;
+  std::optional<CommunicationNumbers> communication_numbers;
+  std::string language_name_code;
+};
+
+struct Pharmacy {
+  Identification identification;  // NCPDPID and NPI
+  std::string specialty;
+  std::string business_name;
+  std::optional<Address> address;
+  std::optional<CommunicationNumbers> communication_numbers;
+};
+
+struct PracticeLocation {
+  std::string business_name;
+};
+
+struct Prescriber {
+  bool veterinarian = false;
+  Identification identification;
+  std::string specialty;  // NUCC taxonomy code
+  std::optional<PracticeLocation> practice_location;
+  Name name;
+  std::optional<Address> address;
+  std::optional<Name> prescriber_agent;
+  std::optional<CommunicationNumbers> communication_numbers;
+  std::string prescriber_place_of_service;
+};
+
+struct CodeQualifier {
+  std::string code;
+  std::string qualifier;
+};
+
+struct Strength {
+  std::string strength_value;
+  std::string strength_form_code;             // NCI
+  std::string strength_unit_of_measure_code;  // NCI
+};
+
+struct DrugCoded {
+  std::optional<CodeQualifier> product_code;  // ND (NDC), UP, ...
+  std::optional<Strength> strength;
+  std::optional<CodeQualifier> drug_db_code;  // SCD / SBD / GPK / BPK (RxNorm), ...
+  std::string dea_schedule_code;              // NCI C48672..C48679, C38046
+};
+
+struct Quantity {
+  std::string value;
+  std::string code_list_qualifier = "38";
+  std::string unit_of_measure_code;  // NCI
+};
+
+struct DiagnosisCode {
+  std::string code;
+  std::string qualifier;  // ABF (ICD-10-CM) | DX | LD (SNOMED)
+  std::string description;
+};
+
+struct Diagnosis {
+  std::string clinical_information_qualifier = "1";
+  DiagnosisCode primary;
+  std::optional<DiagnosisCode> secondary;
+};
+
+struct OtherMedicationDate {
+  DateValue date;
+  std::string qualifier;  // StartDate | EffectiveDate | ExpirationDate | ...
+};
+
+// SigCode: Text, Qualifier (SNOMED), Code.
+struct SigCode {
+  std::string text;
+  std::string qualifier = "SNOMED";
+  std::string code;
+};
+
+// DoseUnitOfMeasure: Text, Qualifier (DoseUnitOfMeasure), Code (NCI).
+struct DoseUnit {
+  std::string text;
+  std::string code;
+};
+
+struct DoseAdministration {
+  std::optional<SigCode> dose_delivery_method;
+  std::string dose_quantity;  // Dosage
+  std::optional<DoseUnit> dose_unit;
+  std::string dose_range_modifier;  // TO | OR
+  std::string dose_quantity_high;
+  std::optional<DoseUnit> dose_unit_high;
+  SigCode route;  // RouteOfAdministration (required once structure is sent)
+  std::optional<SigCode> site;
+};
+
+// One TimingAndDuration. Exactly one of the parts is set.
+struct TimingAndDuration {
+  enum class Kind { kAdministrationTiming, kFrequency, kInterval, kDuration, kStopIndicator };
+  Kind kind = Kind::kFrequency;
+  // AdministrationTiming
+  SigCode administration_timing_event;
+  // Frequency / Interval / Duration
+  std::string numeric_value;
+  std::string variable_modifier;  // TO | AND | OR
+  std::string numeric_value_high;
+  SigCode units;
+  std::string clarifying_free_text;
+};
+
+struct Indication {
+  std::optional<SigCode> precursor;
+  std::optional<SigCode> indication;
+};
+
+struct MaximumDose {
+  std::string numeric_value;
+  std::optional<DoseUnit> form;
+  std::optional<SigCode> units;
+  std::string duration_value;
+  SigCode duration_unit;
+  std::string clarifying_free_text;
+};
+
+struct Instruction {
+  std::string multiple_instruction_modifier;  // before this instruction: AND | OR | THEN
+  DoseAdministration dose_administration;
+  std::vector<std::pair<std::string, TimingAndDuration>> timing;  // (modifier, timing)
+  std::vector<Indication> indication_for_use;
+  std::vector<MaximumDose> maximum_dose_restriction;
+};
+
+struct Sig {
+  std::string sig_text;  // always sent, authoritative
+  // Structured part (optional): CodeSystem versions, then the instructions.
+  std::string snomed_version;
+  std::string fmt_version;
+  std::vector<Instruction> instruction;
+  std::string clarifying_free_text;
+  bool structured() const { return !instruction.empty(); }
+};
+
+// MedicationPrescribed / MedicationDispensed / MedicationRequested / MedicationResponse.
+struct Medication {
+  std::string drug_description;
+  std::optional<DrugCoded> drug_coded;
+  std::optional<Quantity> quantity;
+  std::string days_supply;
+  DateValue written_date;
+  DateValue last_fill_date;
+  std::string substitutions;  // 0 | 1
+  std::string number_of_refills;
+  std::vector<Diagnosis> diagnosis;
+  std::string prior_authorization;
+  std::string note;
+  std::vector<std::string> drug_coverage_status_code;  // SI = signed (EPCS)
+  std::optional<Sig> sig;
+  std::string do_not_fill;
+  std::string order_capture_method;
+  std::string reason_for_substitution_code_used;
+  std::string rx_fill_indicator;
+  std::string pharmacy_requested_refills;  // RxRenewalRequest's MedicationDispensed
+  std::vector<OtherMedicationDate> other_medication_date;
+};
+
+struct DigitalSignature {
+  std::string version;  // attribute Version
+  std::string digest_method;  // SHA-1 | SHA-256
+  std::string digest_value;
+  std::string signature_value;
+  std::string x509_data;
+  std::optional<bool> indicator;  // DigitalSignatureIndicator form
+};
+
+struct Header {
+  std::string to;
+  std::string to_qualifier;  // P pharmacy, D prescriber, ...
+  std::string from;
+  std::string from_qualifier;
+  std::string message_id;
+  std::string relates_to_message_id;
+  std::string sent_time;  // UTC xsd:dateTime
+  std::string sender_software_developer;
+  std::string sender_software_product;
+  std::string sender_software_version_release;
+  std::string test_message;
+  std::string rx_reference_number;
+  std::string prescriber_order_number;
+  std::optional<DigitalSignature> digital_signature;
+};
+
+// Shared by NewRx and CancelRx (and the parties of the other requests).
+struct NewRx {
+  std::string urgency_indicator_code;
+  Patient patient;
+  std::optional<Pharmacy> pharmacy;
+  Prescriber prescriber;
+  Medication medication_prescribed;
+  std::optional<bool> prohibit_renewal_request;
+};
+
+struct CancelRx {
+  std::string change_of_prescription_status_flag;  // C | D
+  Patient patient;
+  std::optional<Pharmacy> pharmacy;
+  Prescriber prescriber;
+  Medication medication_prescribed;
+};
+
+struct Status {
+  std::string code;  // 000 | 001 | 002 | 003 | 005 | 010
+  std::vector<std::string> description_code;
+  std::string description;
+};
+
+struct Error {
+  std::string code;  // 600 | 601 | 602 | 700 | 900
+  std::vector<std::string> description_code;
+  std::string description;
+  // 600 (communication problem) and 602 (receiver system error) invite a retry.
+  bool retryable() const { return code == "600" || code == "602"; }
+};
+
+struct Verify {
+  std::string code;  // 010
+  std::string description;
+};
+
+// The Response choice of CancelRxResponse, RxRenewalResponse and RxChangeResponse.
+struct Response {
+  // Approved | Denied | ApprovedWithChanges | DeniedNewPrescriptionToFollow | Replace |
+  // Validated
+  std::string kind;
+  std::vector<std::string> reason_code;
+  std::string reference_number;
+  std::string note;
+  std::string denial_reason;
+};
+
+struct CancelRxResponse {
+  Response response;
+};
+
+struct RxRenewalRequest {
+  Patient patient;
+  Pharmacy pharmacy;
+  Prescriber prescriber;
+  Medication medication_dispensed;
+  std::optional<Medication> medication_prescribed;
+};
+
+struct RxRenewalResponse {
+  Response response;
+  Patient patient;
+  Pharmacy pharmacy;
+  Prescriber prescriber;
+  Medication medication_response;
+};
+
+struct RxChangeRequest {
+  std::string message_request_code;  // G | P | T | D | S | OS | U
+  std::vector<std::string> message_request_sub_code;
+  Patient patient;
+  Pharmacy pharmacy;
+  Prescriber prescriber;
+  Medication medication_prescribed;
+  std::vector<Medication> medication_requested;
+  std::string change_reason_text;
+};
+
+struct RxChangeResponse {
+  std::string message_request_code;
+  std::vector<std::string> message_request_sub_code;
+  Response response;
+  Patient patient;
+  Pharmacy pharmacy;
+  Prescriber prescriber;
+  std::optional<Medication> medication_prescribed;
+};
+
+struct RxFill {
+  // Dispensed | PartiallyDispensed | NotDispensed | Transferred
+  std::string fill_status;
+  std::string fill_status_reason_code;
+  std::string fill_status_note;
+  Patient patient;
+  Pharmacy pharmacy;
+  Prescriber prescriber;
+  std::optional<Medication> medication_dispensed;
+  std::optional<Medication> medication_prescribed;
+};
+
+using Body = std::variant<NewRx, Status, Error, Verify, CancelRx, CancelRxResponse,
+                          RxRenewalRequest, RxRenewalResponse, RxChangeRequest,
+                          RxChangeResponse, RxFill>;
+
+// "NewRx", "Status", ...
+std::string_view TransactionName(const Body& body);
+
+struct Message {
+  Header header;
+  Body body;
+};
+
+}  // namespace rxflow::script
+
+#endif  // RXFLOW_SCRIPT_MODEL_H_

@@ -1,0 +1,47 @@
+// Private: string concatenation over std::string_view. (Debian's Abseil is built with its
+// own absl::string_view, which absl::StrCat does not take std::string_view for.)
+#ifndef RXFLOW_SRC_COMMON_STRCAT_H_
+#define RXFLOW_SRC_COMMON_STRCAT_H_
+
+#include <charconv>
+#include <concepts>
+#include <string>
+#include <string_view>
+
+namespace rxflow::internal {
+
+inline void AppendPiece(std::string& out, std::string_view s) { out.append(s); }
+inline void AppendPiece(std::string& out, const char* s) { out.append(s); }
+inline void AppendPiece(std::string& out, const std::string& s) { out.append(s); }
+inline void AppendPiece(std::string& out, char c) { out.push_back(c); }
+template <std::integral T>
+  requires(!std::same_as<T, char> && !std::same_as<T, bool>)
+void AppendPiece(std::string& out, T v) {
+  char buf[24];
+  auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, ptr);
+}
+
+template <typename... Args>
+std::string Cat(const Args&... args) {
+  std::string out;
+  (AppendPiece(out, args), ...);
+  return out;
+}
+
+template <typename... Args>
+void Append(std::string& out, const Args&... args) {
+  (AppendPiece(out, args), ...);
+}
+
+inline std::string AsciiLower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+}  // namespace rxflow::internal
+
+#endif  // RXFLOW_SRC_COMMON_STRCAT_H_

@@ -1,0 +1,288 @@
+#include "common/text.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+
+namespace rxflow::internal {
+namespace {
+
+bool Digits(std::string_view s, size_t pos, size_t n) {
+  if (pos + n > s.size()) return false;
+  for (size_t i = pos; i < pos + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+  }
+  return true;
+}
+
+int Num(std::string_view s, size_t pos, size_t n) {
+  int v = 0;
+  for (size_t i = pos; i < pos + n; ++i) v = v * 10 + (s[i] - '0');
+  return v;
+}
+
+bool ValidDay(int y, int m, int d) {
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (m < 1 || m > 12 || d < 1) return false;
+  int max = kDays[m - 1];
+  if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) max = 29;
+  return d <= max;
+}
+
+// Parses hh:mm:ss(.f+) at `pos`; returns the position after it or npos.
+size_t ParseTime(std::string_view s, size_t pos) {
+  if (!Digits(s, pos, 2) || pos + 8 > s.size() || s[pos + 2] != ':' || !Digits(s, pos + 3, 2) ||
+      s[pos + 5] != ':' || !Digits(s, pos + 6, 2)) {
+    return std::string_view::npos;
+  }
+  int hh = Num(s, pos, 2), mm = Num(s, pos + 3, 2), ss = Num(s, pos + 6, 2);
+  if (hh > 24 || mm > 59 || ss > 60) return std::string_view::npos;
+  if (hh == 24 && (mm != 0 || ss != 0)) return std::string_view::npos;
+  pos += 8;
+  if (pos < s.size() && s[pos] == '.') {
+    size_t start = ++pos;
+    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') ++pos;
+    if (pos == start) return std::string_view::npos;
+  }
+  return pos;
+}
+
+// Z or +hh:mm / -hh:mm at `pos`, ending the string.
+bool ZoneAtEnd(std::string_view s, size_t pos) {
+  if (pos == s.size() - 1 && s[pos] == 'Z') return true;
+  if (pos + 6 != s.size()) return false;
+  if (s[pos] != '+' && s[pos] != '-') return false;
+  if (!Digits(s, pos + 1, 2) || s[pos + 3] != ':' || !Digits(s, pos + 4, 2)) return false;
+  return Num(s, pos + 1, 2) <= 14 && Num(s, pos + 4, 2) <= 59;
+}
+
+}  // namespace
+
+bool IsFullDate(std::string_view s) {
+  if (s.size() != 10 || !Digits(s, 0, 4) || s[4] != '-' || !Digits(s, 5, 2) || s[7] != '-' ||
+      !Digits(s, 8, 2)) {
+    return false;
+  }
+  return ValidDay(Num(s, 0, 4), Num(s, 5, 2), Num(s, 8, 2));
+}
+
+bool IsFhirDate(std::string_view s) {
+  if (s.size() == 4) return Digits(s, 0, 4);
+  if (s.size() == 7) {
+    if (!Digits(s, 0, 4) || s[4] != '-' || !Digits(s, 5, 2)) return false;
+    int m = Num(s, 5, 2);
+    return m >= 1 && m <= 12;
+  }
+  return IsFullDate(s);
+}
+
+bool IsFhirDateTime(std::string_view s) {
+  if (s.size() <= 10) return IsFhirDate(s);
+  if (!IsFullDate(s.substr(0, 10)) || s[10] != 'T') return false;
+  size_t pos = ParseTime(s, 11);
+  if (pos == std::string_view::npos || pos >= s.size()) return false;  // zone required
+  return ZoneAtEnd(s, pos);
+}
+
+bool IsFhirInstant(std::string_view s) { return s.size() > 10 && IsFhirDateTime(s); }
+
+bool IsXsdDateTime(std::string_view s) { return IsFhirInstant(s); }
+
+bool IsFhirTime(std::string_view s) {
+  size_t pos = ParseTime(s, 0);
+  return pos == s.size();
+}
+
+bool IsFhirDecimal(std::string_view s) {
+  size_t i = 0;
+  if (i < s.size() && s[i] == '-') ++i;
+  if (i >= s.size()) return false;
+  if (s[i] == '0') {
+    ++i;
+  } else if (s[i] >= '1' && s[i] <= '9') {
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+  } else {
+    return false;
+  }
+  if (i < s.size() && s[i] == '.') {
+    size_t start = ++i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+    if (i == start) return false;
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+    size_t start = i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+    if (i == start) return false;
+  }
+  return i == s.size();
+}
+
+bool IsFhirCode(std::string_view s) {
+  if (s.empty() || s.front() == ' ' || s.back() == ' ') return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20) return false;
+    if (c == ' ' && i + 1 < s.size() && s[i + 1] == ' ') return false;
+  }
+  return true;
+}
+
+bool IsFhirId(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  for (char c : s) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool IsFhirUri(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) <= 0x20) return false;
+  }
+  return true;
+}
+
+bool HasNoControlChars(std::string_view s) {
+  for (char ch : s) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') return false;
+  }
+  return true;
+}
+
+bool IsPrintableAscii(std::string_view s) {
+  for (char ch : s) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c > 0x7E) return false;
+  }
+  return true;
+}
+
+bool IsScriptNumeric(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+  if (i == 0) return false;
+  if (i == s.size()) return true;
+  if (s[i] != '.') return false;
+  size_t start = ++i;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+  return i > start && i == s.size();
+}
+
+bool IsAllDigits(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
+
+std::string DigitsOnly(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    if (c >= '0' && c <= '9') out.push_back(c);
+  }
+  return out;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\n' ||
+                        s.front() == '\r')) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+void AppendJsonEscaped(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  size_t run = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(s.data() + run, i - run);
+    run = i + 1;
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        out += "\\u00";
+        out.push_back(kHex[c >> 4]);
+        out.push_back(kHex[c & 15]);
+    }
+  }
+  out.append(s.data() + run, s.size() - run);
+}
+
+void AppendXmlEscaped(std::string& out, std::string_view s) {
+  size_t run = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char* rep;
+    switch (s[i]) {
+      case '&':
+        rep = "&amp;";
+        break;
+      case '<':
+        rep = "&lt;";
+        break;
+      case '>':
+        rep = "&gt;";
+        break;
+      case '"':
+        rep = "&quot;";
+        break;
+      case '\'':
+        rep = "&apos;";
+        break;
+      default:
+        continue;
+    }
+    out.append(s.data() + run, i - run);
+    out += rep;
+    run = i + 1;
+  }
+  out.append(s.data() + run, s.size() - run);
+}
+
+std::optional<double> ParseDecimal(std::string_view s) {
+  if (!IsFhirDecimal(s)) return std::nullopt;
+  double v = 0;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || ptr != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+std::string FormatDecimal(double v) {
+  if (v == std::floor(v) && std::fabs(v) < 1e15) {
+    char buf[32];
+    auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, static_cast<long long>(v));
+    return std::string(buf, ptr);
+  }
+  char buf[64];
+  auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed);
+  return std::string(buf, ptr);
+}
+
+}  // namespace rxflow::internal

@@ -1,0 +1,30 @@
+// Private: the root-level entry of the JSON reader, shared by ParseResource and the
+// prescription-input resolver.
+#ifndef RXFLOW_SRC_FHIR_JSON_READER_H_
+#define RXFLOW_SRC_FHIR_JSON_READER_H_
+
+#include <string_view>
+
+#include "rxflow/fhir/json.h"
+
+namespace rxflow::fhir::internal_json {
+
+class RootHandler {
+ public:
+  virtual ~RootHandler() = default;
+  // The root was a resource (it has resourceType).
+  virtual void OnResource(Resource r) = 0;
+  // Whether a root object without resourceType is read as the request envelope.
+  virtual bool AcceptsEnvelope() const { return false; }
+  virtual bool IsEnvelopeKey(std::string_view key) const { return false; }
+  virtual void OnEnvelopeMember(std::string_view key, Resource r) {}
+};
+
+// Parses `json` and calls `handler`; InvalidArgument (or ResourceExhausted for limits)
+// when errors were reported.
+Status ParseRoot(std::string_view json, IssueList& issues, const ParseOptions& options,
+                 RootHandler& handler);
+
+}  // namespace rxflow::fhir::internal_json
+
+#endif  // RXFLOW_SRC_FHIR_JSON_READER_H_

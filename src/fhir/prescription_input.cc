@@ -1,0 +1,326 @@
+// Resolves a prescription's resources from the request envelope or a Bundle.
+#include <map>
+#include <string>
+
+
+#include "common/strcat.h"
+#include "fhir/json_reader.h"
+#include "rxflow/fhir/json.h"
+
+namespace rxflow::fhir {
+namespace {
+
+constexpr std::string_view kEnvelopeKeys[] = {"medication_request", "patient", "practitioner",
+                                              "practitioner_role", "pharmacy", "medication"};
+
+std::string_view ExpectedType(std::string_view key) {
+  if (key == "medication_request") return "MedicationRequest";
+  if (key == "patient") return "Patient";
+  if (key == "practitioner") return "Practitioner";
+  if (key == "practitioner_role") return "PractitionerRole";
+  if (key == "pharmacy") return "Organization";
+  if (key == "medication") return "Medication";
+  return "";
+}
+
+struct Located {
+  const Resource* resource = nullptr;
+  std::string path;
+};
+
+class Resolver {
+ public:
+  Resolver(IssueList& issues) : issues_(issues) {}
+
+  // Index of the Bundle's entries by fullUrl and by Type/id.
+  void IndexBundle(const Bundle& b) {
+    for (size_t i = 0; i < b.entry.size(); ++i) {
+      const BundleEntry& e = b.entry[i];
+      if (!e.resource) continue;
+      std::string path = internal::Cat("Bundle.entry[", i, "].resource");
+      Located loc{&*e.resource, path};
+      if (!e.full_url.empty()) by_url_[e.full_url] = loc;
+      if (!e.resource->id().empty()) {
+        by_type_id_[internal::Cat(e.resource->resource_type(), "/", e.resource->id())] = loc;
+      }
+    }
+  }
+
+  void IndexContained(const MedicationRequest& mr, std::string_view mr_path) {
+    for (size_t i = 0; i < mr.contained.size(); ++i) {
+      const Resource& r = mr.contained[i];
+      if (!r.id().empty()) {
+        contained_[r.id()] = Located{&r, internal::Cat(mr_path, ".contained[", i, "]")};
+      }
+    }
+  }
+
+  // Resolves `ref` (at `ref_path`) to a resource of one of `types`. Reports an error and
+  // returns an empty Located when it cannot.
+  Located Resolve(const Reference& ref, std::string_view ref_path,
+                  std::initializer_list<std::string_view> types) {
+    const std::string& r = ref.reference;
+    std::string path = internal::Cat(ref_path, ".reference");
+    if (r.empty()) {
+      issues_.Error(std::string(ref_path), IssueCode::kRequired,
+                    "reference has no literal reference (reference.reference) to resolve");
+      return {};
+    }
+    Located found;
+    if (r[0] == '#') {
+      auto it = contained_.find(r.substr(1));
+      if (it != contained_.end()) found = it->second;
+    } else if (auto it = by_url_.find(r); it != by_url_.end()) {
+      found = it->second;
+    } else {
+      // "Patient/p1", or an absolute URL ending in Type/id.
+      std::string_view key = r;
+      size_t slash = key.rfind('/');
+      if (slash != std::string_view::npos && slash > 0) {
+        size_t prev = key.rfind('/', slash - 1);
+        std::string_view tail = prev == std::string_view::npos ? key : key.substr(prev + 1);
+        if (auto t = by_type_id_.find(std::string(tail)); t != by_type_id_.end()) found = t->second;
+      }
+    }
+    if (!found.resource) {
+      issues_.Error(path, IssueCode::kNotFound,
+                    internal::Cat("cannot resolve reference \"", r.substr(0, 128), "\""));
+      return {};
+    }
+    for (std::string_view t : types) {
+      if (found.resource->resource_type() == t) return found;
+    }
+    issues_.Error(path, IssueCode::kInvalid,
+                  internal::Cat("reference \"", r.substr(0, 128), "\" resolves to a ",
+                               found.resource->resource_type(), ", expected ",
+                               *types.begin()));
+    return {};
+  }
+
+  bool Empty() const { return by_url_.empty() && by_type_id_.empty() && contained_.empty(); }
+
+ private:
+  IssueList& issues_;
+  std::map<std::string, Located, std::less<>> by_url_;
+  std::map<std::string, Located, std::less<>> by_type_id_;
+  std::map<std::string, Located, std::less<>> contained_;
+};
+
+// Fills `in` from the MedicationRequest's references.
+void ResolveFromReferences(Resolver& resolver, PrescriptionInput& in, IssueList& issues) {
+  const MedicationRequest& mr = in.medication_request;
+  const std::string& p = in.medication_request_path;
+  if (mr.subject) {
+    Located l = resolver.Resolve(*mr.subject, p + ".subject", {"Patient"});
+    if (l.resource) {
+      in.patient = *l.resource->get<Patient>();
+      in.patient_path = l.path;
+    }
+  } else {
+    issues.Error(p + ".subject", IssueCode::kRequired, "MedicationRequest.subject is required");
+  }
+  if (mr.requester) {
+    Located l = resolver.Resolve(*mr.requester, p + ".requester", {"Practitioner", "PractitionerRole"});
+    if (const auto* pr = l.resource ? l.resource->get<Practitioner>() : nullptr) {
+      in.practitioner = *pr;
+      in.practitioner_path = l.path;
+    } else if (const auto* role = l.resource ? l.resource->get<PractitionerRole>() : nullptr) {
+      in.practitioner_role = *role;
+      in.practitioner_role_path = l.path;
+      if (role->practitioner) {
+        Located pl = resolver.Resolve(*role->practitioner, l.path + ".practitioner", {"Practitioner"});
+        if (pl.resource) {
+          in.practitioner = *pl.resource->get<Practitioner>();
+          in.practitioner_path = pl.path;
+        }
+      } else {
+        issues.Error(l.path + ".practitioner", IssueCode::kRequired,
+                     "the requester PractitionerRole must name its practitioner");
+      }
+      if (role->organization) {
+        Located ol = resolver.Resolve(*role->organization, l.path + ".organization", {"Organization"});
+        if (ol.resource) in.practice = *ol.resource->get<Organization>();
+      }
+    }
+  } else {
+    issues.Error(p + ".requester", IssueCode::kRequired,
+                 "MedicationRequest.requester is required for a prescription");
+  }
+  if (mr.dispense_request && mr.dispense_request->dispenser) {
+    Located l = resolver.Resolve(*mr.dispense_request->dispenser, p + ".dispenseRequest.dispenser",
+                                 {"Organization"});
+    if (l.resource) {
+      in.pharmacy = *l.resource->get<Organization>();
+      in.pharmacy_path = l.path;
+    }
+  }
+  if (mr.medication.reference) {
+    Located l = resolver.Resolve(*mr.medication.reference, p + ".medication.reference", {"Medication"});
+    if (l.resource) {
+      in.medication = *l.resource->get<Medication>();
+      in.medication_path = l.path;
+    }
+  }
+}
+
+// In the envelope, each reference that is given must agree with the resource supplied.
+void CheckEnvelopeReference(const std::optional<Reference>& ref, std::string_view ref_path,
+                            std::string_view type, const std::string& id, IssueList& issues) {
+  if (!ref || ref->reference.empty() || id.empty()) return;
+  const std::string& r = ref->reference;
+  if (r[0] == '#') return;
+  std::string expected = internal::Cat(type, "/", id);
+  bool matches = r == expected || (r.size() > expected.size() &&
+                                   r.compare(r.size() - expected.size() - 1, std::string::npos,
+                                             "/" + expected) == 0);
+  if (!matches) {
+    issues.Error(internal::Cat(ref_path, ".reference"), IssueCode::kInvalid,
+                 internal::Cat("refers to \"", r.substr(0, 128), "\" but the request's ",
+                              internal::AsciiLower(type), " is ", expected));
+  }
+}
+
+}  // namespace
+
+StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& issues,
+                                              const ParseOptions& options) {
+  struct Handler : internal_json::RootHandler {
+    std::optional<Resource> root;
+    std::map<std::string, Resource, std::less<>> members;
+    void OnResource(Resource r) override { root = std::move(r); }
+    bool AcceptsEnvelope() const override { return true; }
+    bool IsEnvelopeKey(std::string_view key) const override {
+      for (std::string_view k : kEnvelopeKeys) {
+        if (k == key) return true;
+      }
+      return false;
+    }
+    void OnEnvelopeMember(std::string_view key, Resource r) override {
+      members.emplace(std::string(key), std::move(r));
+    }
+  } handler;
+  Status s = internal_json::ParseRoot(json, issues, options, handler);
+  if (!s.ok()) return s;
+
+  PrescriptionInput in;
+  size_t errors_before = issues.error_count();
+  Resolver resolver(issues);
+  if (handler.root) {
+    Bundle* bundle = handler.root->get<Bundle>();
+    if (!bundle) {
+      issues.Error("resourceType", IssueCode::kNotSupported,
+                   internal::Cat("expected a Bundle or the request envelope, got ",
+                                handler.root->resource_type()));
+      return absl::InvalidArgumentError(ToString(issues[issues.size() - 1]));
+    }
+    if (bundle->type != "collection" && bundle->type != "transaction" &&
+        bundle->type != "message" && bundle->type != "batch") {
+      issues.Error("Bundle.type", IssueCode::kNotSupported,
+                   internal::Cat("bundle type \"", bundle->type,
+                                "\" is not supported (collection, transaction, batch, message)"));
+    }
+    resolver.IndexBundle(*bundle);
+    int found = 0;
+    for (size_t i = 0; i < bundle->entry.size(); ++i) {
+      if (!bundle->entry[i].resource) continue;
+      if (const auto* mr = bundle->entry[i].resource->get<MedicationRequest>()) {
+        if (++found == 1) {
+          in.medication_request = *mr;
+          in.medication_request_path = internal::Cat("Bundle.entry[", i, "].resource");
+        }
+      }
+    }
+    if (found == 0) {
+      issues.Error("Bundle.entry", IssueCode::kRequired, "the bundle holds no MedicationRequest");
+      return absl::InvalidArgumentError(ToString(issues[issues.size() - 1]));
+    }
+    if (found > 1) {
+      issues.Error("Bundle.entry", IssueCode::kNotSupported,
+                   internal::Cat("the bundle holds ", found,
+                                " MedicationRequests; RxFlow maps one prescription per call"));
+    }
+    resolver.IndexContained(in.medication_request, in.medication_request_path);
+    ResolveFromReferences(resolver, in, issues);
+  } else {
+    auto take = [&](std::string_view key) -> Resource* {
+      auto it = handler.members.find(key);
+      if (it == handler.members.end()) return nullptr;
+      if (it->second.resource_type() != ExpectedType(key)) {
+        issues.Error(internal::Cat(key, ".resourceType"), IssueCode::kInvalid,
+                     internal::Cat("expected ", ExpectedType(key), ", got ",
+                                  it->second.resource_type()));
+        return nullptr;
+      }
+      return &it->second;
+    };
+    Resource* mr = take("medication_request");
+    if (!mr) {
+      if (!handler.members.count("medication_request")) {
+        issues.Error("medication_request", IssueCode::kRequired,
+                     "the request must contain medication_request (or be a FHIR Bundle)");
+      }
+      return absl::InvalidArgumentError(ToString(issues[issues.size() - 1]));
+    }
+    in.medication_request = *mr->get<MedicationRequest>();
+    in.medication_request_path = "medication_request";
+    resolver.IndexContained(in.medication_request, in.medication_request_path);
+    if (Resource* r = take("patient")) {
+      in.patient = *r->get<Patient>();
+      in.patient_path = "patient";
+      CheckEnvelopeReference(in.medication_request.subject, "medication_request.subject",
+                             "Patient", in.patient.id, issues);
+    } else if (!handler.members.count("patient")) {
+      issues.Error("patient", IssueCode::kRequired, "the request must contain patient");
+    }
+    if (Resource* r = take("practitioner_role")) {
+      in.practitioner_role = *r->get<PractitionerRole>();
+      in.practitioner_role_path = "practitioner_role";
+    }
+    if (Resource* r = take("practitioner")) {
+      in.practitioner = *r->get<Practitioner>();
+      in.practitioner_path = "practitioner";
+      if (!in.practitioner_role) {
+        CheckEnvelopeReference(in.medication_request.requester, "medication_request.requester",
+                               "Practitioner", in.practitioner->id, issues);
+      }
+    } else if (!handler.members.count("practitioner")) {
+      issues.Error("practitioner", IssueCode::kRequired, "the request must contain practitioner");
+    }
+    if (Resource* r = take("pharmacy")) {
+      in.pharmacy = *r->get<Organization>();
+      in.pharmacy_path = "pharmacy";
+      if (in.medication_request.dispense_request) {
+        CheckEnvelopeReference(in.medication_request.dispense_request->dispenser,
+                               "medication_request.dispenseRequest.dispenser", "Organization",
+                               in.pharmacy->id, issues);
+      }
+    }
+    if (Resource* r = take("medication")) {
+      in.medication = *r->get<Medication>();
+      in.medication_path = "medication";
+    } else if (in.medication_request.medication.reference) {
+      const Reference& ref = *in.medication_request.medication.reference;
+      if (!ref.reference.empty() && ref.reference[0] == '#') {
+        Located l = resolver.Resolve(ref, "medication_request.medication.reference", {"Medication"});
+        if (l.resource) {
+          in.medication = *l.resource->get<Medication>();
+          in.medication_path = l.path;
+        }
+      } else {
+        issues.Error("medication_request.medication.reference", IssueCode::kNotFound,
+                     internal::Cat("cannot resolve reference \"", ref.reference.substr(0, 128),
+                                  "\": add the Medication as \"medication\" or contain it"));
+      }
+    }
+  }
+  if (issues.error_count() > errors_before) {
+    for (const Issue& i : issues) {
+      if (i.severity == Severity::kError || i.severity == Severity::kFatal) {
+        return absl::InvalidArgumentError(internal::Cat("invalid prescription: ", ToString(i)));
+      }
+    }
+  }
+  return in;
+}
+
+}  // namespace rxflow::fhir

@@ -1,0 +1,137 @@
+// Private: SCRIPT structure tables (loaded from the text format of
+// data/script/*.structure), version rules, and the table-driven structural validator.
+#ifndef RXFLOW_SRC_SCRIPT_SCHEMA_H_
+#define RXFLOW_SRC_SCRIPT_SCHEMA_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "rxflow/issue.h"
+#include "rxflow/script/xml.h"
+#include "rxflow/status.h"
+
+namespace rxflow::script::internal {
+
+constexpr uint32_t kUnbounded = UINT32_MAX;
+
+struct SimpleType {
+  enum class Kind { kText, kNumeric, kDate, kDateTime, kBoolean, kCodes };
+  Kind kind = Kind::kText;
+  size_t min_len = 1;
+  size_t max_len = SIZE_MAX;
+  std::string list_name;
+  std::vector<std::string> codes;
+  bool open = false;  // a code list known only in part: codes not enforced
+  std::string spec;   // the table text, e.g. "an1..35"
+};
+
+struct Particle {
+  enum class Kind { kElement, kSequence, kChoice };
+  Kind kind = Kind::kElement;
+  uint32_t min = 1;
+  uint32_t max = 1;
+  int decl = -1;  // kElement: index into ComplexType::decls
+  std::vector<Particle> children;
+};
+
+struct ElementDecl {
+  std::string name;
+  int complex_type = -1;  // index into Schema::types, or -1 for a simple element
+  int simple_type = -1;   // index into Schema::simples
+};
+
+struct ComplexType {
+  std::string name;
+  std::vector<std::string> attributes;
+  Particle content;  // a sequence
+  std::vector<ElementDecl> decls;
+  absl::flat_hash_map<std::string, int> decl_index;
+
+  int FindDecl(std::string_view name) const;
+};
+
+struct Rule {
+  enum class Kind { kWrap, kRename, kRemove, kCode };
+  Kind kind;
+  std::string parent;   // "*" = any
+  std::string element;
+  std::string wrapper;  // kWrap
+  std::string name;     // kWrap: the inner name; kRename: the new name; kCode: new code
+  std::string list;     // kCode
+  std::string old_code;
+};
+
+struct Schema {
+  std::vector<ComplexType> types;
+  std::vector<SimpleType> simples;
+  absl::flat_hash_map<std::string, int> type_index;
+  int root = -1;  // Message
+
+  int FindType(std::string_view name) const;
+};
+
+}  // namespace rxflow::script::internal
+
+namespace rxflow::script {
+
+struct Profile::Impl {
+  std::string name;
+  bool provisional = false;
+  internal::Schema schema;
+  std::vector<internal::Rule> rules;
+  std::vector<std::pair<std::string, std::string>> attributes;  // Message attributes
+  std::vector<std::string> detect;                               // TransportVersion values
+};
+
+}  // namespace rxflow::script
+
+namespace rxflow::script::internal {
+
+// Parses a structure table; InvalidArgument names the line.
+StatusOr<Schema> ParseStructure(std::string_view text);
+// Parses version rules into `impl` and applies them to impl->schema.
+absl::Status ApplyRules(std::string_view text, Profile::Impl& impl);
+
+// Event-driven structural validator. Feed it the element events of one document (from a
+// writer or a DOM walk); it reports problems with XML paths into `issues`.
+class Validator {
+ public:
+  Validator(const Schema& schema, IssueList& issues);
+  void Start(std::string_view name);
+  void Text(std::string_view text);
+  void End();
+  // Call after the root's End(); reports an empty or unfinished document.
+  void Finish();
+  size_t errors() const { return errors_; }
+
+ private:
+  struct Frame {
+    std::string_view name;
+    int type = -1;    // complex type, or -1
+    int simple = -1;  // simple type, or -1
+    bool unknown = false;
+    bool has_text = false;
+    std::vector<int> kids;
+    std::vector<std::string_view> kid_names;
+  };
+  std::string Path(size_t depth) const;
+  std::string ChildPath(size_t depth, size_t kid) const;
+  void Report(std::string path, IssueCode code, std::string message);
+  void CheckContent(size_t depth);
+
+  const Schema& schema_;
+  IssueList& issues_;
+  std::vector<Frame> stack_;
+  size_t errors_ = 0;
+  bool root_seen_ = false;
+};
+
+// Checks `text` against a simple type; returns an empty string when valid, or the problem.
+std::string CheckSimple(const SimpleType& t, std::string_view text, IssueCode* code);
+
+}  // namespace rxflow::script::internal
+
+#endif  // RXFLOW_SRC_SCRIPT_SCHEMA_H_

@@ -1,0 +1,45 @@
+// Test helpers: fixture files.
+#ifndef RXFLOW_TESTS_TESTING_FILES_H_
+#define RXFLOW_TESTS_TESTING_FILES_H_
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace rxflow::testing {
+
+inline std::string ReadFile(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+inline std::filesystem::path Fixture(const std::string& rel) {
+  return std::filesystem::path(RXFLOW_FIXTURES_DIR) / rel;
+}
+
+inline std::string ReadFixture(const std::string& rel) { return ReadFile(Fixture(rel)); }
+
+// Sorted list of the files in fixtures/<dir> with the given extension.
+inline std::vector<std::filesystem::path> FixtureFiles(const std::string& dir,
+                                                       const std::string& ext) {
+  std::vector<std::filesystem::path> out;
+  for (const auto& e : std::filesystem::directory_iterator(Fixture(dir))) {
+    if (e.path().extension() == ext) out.push_back(e.path());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+inline void WriteFile(const std::filesystem::path& p, const std::string& content) {
+  std::filesystem::create_directories(p.parent_path());
+  std::ofstream out(p, std::ios::binary);
+  out << content;
+}
+
+}  // namespace rxflow::testing
+
+#endif  // RXFLOW_TESTS_TESTING_FILES_H_
