@@ -1,0 +1,38 @@
+// File: rxflow/idempotency.h
+//
+// The idempotency key of a prescription: SHA-256 over a canonical form of its content
+// (the mapped NewRx, so spelling differences in the FHIR input — a hyphenated NDC, phone
+// punctuation, key order — do not change it). The patient enters only as
+// HMAC-SHA-256(patient_key, canonical patient identity): a plain salted hash of a name and
+// birth date could be brute-forced, a keyed MAC cannot without the key.
+//
+// What is in the content: prescriber (NPI, DEA), pharmacy (NCPDP ID), prescriber order
+// number, drug (description, codes, strength, schedule), quantity and unit, days supply,
+// date written, substitutions, refills, diagnoses, note, SigText and structured Sig, and
+// do-not-fill-before/expiry dates. What is not: message id, sent time, sender software.
+#ifndef RXFLOW_IDEMPOTENCY_H_
+#define RXFLOW_IDEMPOTENCY_H_
+
+#include <string>
+#include <string_view>
+
+#include "rxflow/script/model.h"
+#include "rxflow/status.h"
+
+namespace rxflow {
+
+// Minimum length of the patient HMAC key, in bytes.
+inline constexpr size_t kMinPatientKeyBytes = 16;
+
+// Returns the 64-hex-digit key of a NewRx or CancelRx message. InvalidArgument when
+// `patient_key` is shorter than kMinPatientKeyBytes or the message is another transaction.
+StatusOr<std::string> IdempotencyKey(const script::Message& message, std::string_view patient_key);
+
+// The canonical content the key hashes (exposed for tests and audits). The patient part
+// is already the HMAC, so this text holds no patient identity.
+StatusOr<std::string> CanonicalPrescription(const script::Message& message,
+                                            std::string_view patient_key);
+
+}  // namespace rxflow
+
+#endif  // RXFLOW_IDEMPOTENCY_H_

@@ -1,0 +1,85 @@
+// File: rxflow/mapping/codes.h
+//
+// Code-list translation between FHIR and SCRIPT: units (UCUM and HL7
+// orderableDrugForm → NCI), DEA schedules (FHIR extension codes ⇄ NCI), identifier
+// systems (NPI, DEA, NCPDP ID, state licence; URL and OID forms), SNOMED time units, and
+// NDC normalisation. Each function is pure and thread-safe.
+#ifndef RXFLOW_MAPPING_CODES_H_
+#define RXFLOW_MAPPING_CODES_H_
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace rxflow::mapping {
+
+// Code systems.
+inline constexpr std::string_view kUcum = "http://unitsofmeasure.org";
+inline constexpr std::string_view kNci = "http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl#";
+inline constexpr std::string_view kOrderableDrugForm =
+    "http://terminology.hl7.org/CodeSystem/v3-orderableDrugForm";
+inline constexpr std::string_view kSnomed = "http://snomed.info/sct";
+inline constexpr std::string_view kRxNorm = "http://www.nlm.nih.gov/research/umls/rxnorm";
+inline constexpr std::string_view kNdc = "http://hl7.org/fhir/sid/ndc";
+inline constexpr std::string_view kIcd10Cm = "http://hl7.org/fhir/sid/icd-10-cm";
+inline constexpr std::string_view kIcd9Cm = "http://hl7.org/fhir/sid/icd-9-cm";
+inline constexpr std::string_view kNpi = "http://hl7.org/fhir/sid/us-npi";
+inline constexpr std::string_view kDeaOid = "urn:oid:2.16.840.1.113883.4.814";
+inline constexpr std::string_view kNcpdpId =
+    "http://terminology.hl7.org/CodeSystem/NCPDPProviderIdentificationNumber";
+inline constexpr std::string_view kV2IdentifierType = "http://terminology.hl7.org/CodeSystem/v2-0203";
+inline constexpr std::string_view kSsn = "http://hl7.org/fhir/sid/us-ssn";
+inline constexpr std::string_view kNucc = "http://nucc.org/provider-taxonomy";
+inline constexpr std::string_view kGtsAbbreviation =
+    "http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation";
+// RxFlow's extension for a drug's DEA schedule (valueCode CI | CII | CIII | CIV | CV, or a
+// valueCoding with an NCI schedule code), on Medication or MedicationRequest.
+inline constexpr std::string_view kDeaScheduleExtension =
+    "https://rxflow.dev/fhir/StructureDefinition/dea-schedule";
+// RxFlow's extension kept on MedicationRequest for SCRIPT elements with no FHIR home.
+inline constexpr std::string_view kScriptElementExtension =
+    "https://rxflow.dev/fhir/StructureDefinition/script-element";
+
+enum class IdentifierKind { kNpi, kDea, kNcpdpId, kStateLicense, kMrn, kSsn, kOther };
+
+// Classifies a FHIR identifier by its system (URL or OID form) or its v2-0203 type code
+// (NPI, DEA, SL, MR, SS). See docs/mapping.md for the accepted forms.
+IdentifierKind ClassifyIdentifier(std::string_view system, std::string_view type_code);
+// The system RxFlow writes for each kind (the first form in the table).
+std::string_view IdentifierSystem(IdentifierKind kind);
+
+struct NciUnit {
+  std::string_view code;  // e.g. "C48542"
+  std::string_view text;  // e.g. "Tablet"
+};
+
+// A quantity or dose unit → NCI QuantityUnitOfMeasure / DoseUnitOfMeasure code. Accepts
+// NCI codes as they are, UCUM units, and HL7 orderableDrugForm codes. nullopt when
+// unknown (the caller sends C38046 "Unspecified").
+std::optional<NciUnit> UnitToNci(std::string_view system, std::string_view code,
+                                 std::string_view unit_text);
+// The text of an NCI unit code RxFlow knows ("Tablet"), or empty.
+std::string_view NciUnitText(std::string_view nci_code);
+inline constexpr std::string_view kNciUnspecified = "C38046";
+
+// DEA schedule: "CII" ⇄ "C48675" (NCI). Accepts CI..CV, 1..5, I..V, "C-II" forms.
+std::optional<std::string_view> DeaScheduleToNci(std::string_view schedule);
+std::optional<std::string_view> NciToDeaSchedule(std::string_view nci_code);
+// 1..5 for CI..CV, 0 for none/unknown.
+int DeaScheduleNumber(std::string_view schedule);
+
+// FHIR Timing unit (s, min, h, d, wk, mo, a) ⇄ SNOMED CT time-unit concept.
+struct SnomedConcept {
+  std::string_view code;
+  std::string_view text;
+};
+std::optional<SnomedConcept> TimeUnitToSnomed(std::string_view ucum_unit);
+std::optional<std::string_view> SnomedToTimeUnit(std::string_view snomed_code);
+
+// NDC → the 11-digit 5-4-2 form without hyphens. Accepts 11 digits, or the hyphenated
+// 4-4-2, 5-3-2 and 5-4-1 forms. nullopt when the text is not an NDC.
+std::optional<std::string> NormalizeNdc(std::string_view ndc);
+
+}  // namespace rxflow::mapping
+
+#endif  // RXFLOW_MAPPING_CODES_H_

@@ -1,0 +1,110 @@
+// File: rxflow/mapping/mapping.h
+//
+// FHIR R5 ⇄ NCPDP SCRIPT mapping over the typed models. Pure functions: no I/O, no clock,
+// no randomness (message ids and times come in through the options).
+//
+// Every result carries its issues: an error for data that cannot be sent as it is (never
+// truncated), a warning for every FHIR element that has no place in SCRIPT (with its
+// path), so nothing is dropped silently. docs/mapping.md has the full field table.
+//
+// Example:
+//   rxflow::IssueList issues;
+//   auto input = rxflow::fhir::ParsePrescription(json, issues);
+//   rxflow::mapping::NewRxOptions options;
+//   options.message_id = "5f0c...";
+//   options.sent_time = "2026-11-26T10:00:00Z";
+//   auto newrx = rxflow::mapping::ToNewRx(*input, issues, options);
+#ifndef RXFLOW_MAPPING_MAPPING_H_
+#define RXFLOW_MAPPING_MAPPING_H_
+
+#include <string>
+#include <vector>
+
+#include "rxflow/fhir/json.h"
+#include "rxflow/fhir/r5.h"
+#include "rxflow/issue.h"
+#include "rxflow/script/model.h"
+#include "rxflow/status.h"
+#include "rxflow/version.h"
+
+namespace rxflow::mapping {
+
+// Where one structured-Sig element came from.
+enum class Provenance {
+  kCoded,    // copied from a coded FHIR element (SNOMED route, NCI unit, ...)
+  kDerived,  // computed from FHIR data through a table (UCUM → NCI, BID → 2/day, ...)
+  kAbsent,   // not in the input; not sent
+};
+std::string_view ProvenanceName(Provenance p);
+
+struct SigElementProvenance {
+  std::string element;  // SCRIPT element, e.g. "Instruction[1]/DoseAdministration/Dosage"
+  Provenance provenance;
+  std::string source;   // FHIR path it came from, or why it is absent
+};
+
+struct NewRxOptions {
+  // Header/MessageID (≤35). REQUIRED: the transform layer generates one per message.
+  std::string message_id;
+  // Header/SentTime, UTC xsd:dateTime. REQUIRED.
+  std::string sent_time;
+  // Header/From: the sender's routing id. Default: the prescriber's NPI, qualifier "D".
+  std::string from;
+  std::string from_qualifier = "D";
+  // Header/SenderSoftware.
+  std::string sender_software_developer = "RxFlow";
+  std::string sender_software_product = "RxFlow SDK";
+  std::string sender_software_version = RXFLOW_VERSION_STRING;
+  // Header/TestMessage "1" marks a test transmission.
+  bool test_message = false;
+  // Sig/CodeSystem versions, required by SCRIPT when a structured Sig is sent. Set them to
+  // the SNOMED CT and NCI FMT releases your deployment uses.
+  std::string snomed_version = "20240301";
+  std::string fmt_version = "24.03d";
+  // RxNorm codings carry no term type; DrugDBCode/Qualifier needs one. Default: SCD.
+  std::string rxnorm_qualifier = "SCD";
+  // Country when an address has none.
+  std::string default_country = "US";
+  // Send the structured Sig when every part of the dosage maps (SigText is always sent).
+  bool structured_sig = true;
+};
+
+struct NewRxResult {
+  script::Message message;
+  std::vector<SigElementProvenance> sig_provenance;
+  // DEA schedule of the drug ("CII", ...), empty when not controlled.
+  std::string dea_schedule;
+  bool is_controlled() const { return !dea_schedule.empty(); }
+};
+
+// FHIR prescription → NewRx. InvalidArgument when required data is missing or cannot be
+// sent as is (each problem in `issues`, with its FHIR path).
+StatusOr<NewRxResult> ToNewRx(const fhir::PrescriptionInput& input, IssueList& issues,
+                              const NewRxOptions& options);
+
+// A cancelled MedicationRequest (status "cancelled" or "stopped") → CancelRx for the
+// original NewRx. `relates_to_message_id` is the NewRx's MessageID.
+StatusOr<NewRxResult> ToCancelRx(const fhir::PrescriptionInput& input,
+                                 std::string_view relates_to_message_id, IssueList& issues,
+                                 const NewRxOptions& options);
+
+struct ToFhirOptions {
+  // Bundle.type of the result. Default: collection.
+  std::string bundle_type = "collection";
+  // Prefix for fullUrl/ids of created resources. Ids are derived from the MessageID, so the
+  // same message always yields the same Bundle.
+  std::string id_prefix;
+};
+
+// SCRIPT → FHIR R5 Bundle:
+//   NewRx, CancelRx, RxRenewal*, RxChange*  → MedicationRequest + Patient + Practitioner
+//                                              (+ PractitionerRole) + Organization + Medication
+//   Status, Verify, CancelRxResponse          → Task (status of the request it relates to)
+//   Error                                     → OperationOutcome (+ Task failed)
+//   RxFill                                    → MedicationDispense (+ Patient, Organization)
+StatusOr<fhir::Bundle> ToFhir(const script::Message& message, IssueList& issues,
+                              const ToFhirOptions& options = {});
+
+}  // namespace rxflow::mapping
+
+#endif  // RXFLOW_MAPPING_MAPPING_H_

@@ -1,0 +1,77 @@
+// File: rxflow/transform.h
+//
+// The one-call API: FHIR R5 JSON → NCPDP SCRIPT XML and back, with every check RxFlow
+// has (FHIR parsing, mapping, prescribing rules, SCRIPT structure) in one place. This is
+// what the `rxflow` tool, the Python module and the service call.
+//
+// Status codes: InvalidArgument for input that is not valid FHIR or SCRIPT, or lacks data
+// a message needs; FailedPrecondition for valid input that breaks a prescribing rule
+// (a C-II with refills, a bad DEA check digit — HTTP 422 in the service);
+// ResourceExhausted for input over a configured limit. `issues` holds every problem, with
+// its path, whatever the status.
+//
+// Example:
+//   rxflow::IssueList issues;
+//   auto out = rxflow::ToScript(json, issues);
+//   if (out.ok()) std::cout << out->xml;
+//   for (const auto& i : issues) std::cerr << i << "\n";
+#ifndef RXFLOW_TRANSFORM_H_
+#define RXFLOW_TRANSFORM_H_
+
+#include <string>
+#include <string_view>
+
+#include "rxflow/clinical/checks.h"
+#include "rxflow/fhir/json.h"
+#include "rxflow/issue.h"
+#include "rxflow/mapping/mapping.h"
+#include "rxflow/script/xml.h"
+#include "rxflow/status.h"
+
+namespace rxflow {
+
+struct TransformOptions {
+  // SCRIPT version to write. Default: 2023011 (provisional; see rxflow/script/xml.h).
+  script::Version version = script::Version::k2023011;
+  // A loaded profile overrides `version` when set. Must outlive the call.
+  const script::Profile* profile = nullptr;
+  fhir::ParseOptions parse;
+  // Header values, Sig code-system versions, ... `message_id` and `sent_time` are filled
+  // in when empty (a random 128-bit id; the current UTC time).
+  mapping::NewRxOptions newrx;
+  clinical::CheckOptions checks;
+  // Indented XML/JSON output. Default: compact XML, indented JSON.
+  bool pretty = false;
+  // SCRIPT input: validate against a user-supplied XSD set as well (libxml2).
+  std::string xsd_dir;
+};
+
+struct ScriptOutput {
+  std::string xml;
+  mapping::NewRxResult newrx;
+};
+
+// FHIR (request envelope or Bundle) → SCRIPT XML: NewRx, or CancelRx when the
+// MedicationRequest is cancelled/stopped (`relates_to_message_id` then names the NewRx).
+StatusOr<ScriptOutput> ToScript(std::string_view fhir_json, IssueList& issues,
+                                const TransformOptions& options = {},
+                                std::string_view relates_to_message_id = {});
+
+// SCRIPT XML → FHIR R5 Bundle, as JSON.
+StatusOr<std::string> ToFhirJson(std::string_view script_xml, IssueList& issues,
+                                 const TransformOptions& options = {});
+
+enum class InputKind { kFhirJson, kScriptXml, kUnknown };
+// Detects the kind of `text` from its first non-blank character ('{' or '<').
+InputKind DetectInput(std::string_view text);
+
+// Validates either kind without producing output: FHIR is parsed, mapped and checked;
+// SCRIPT is parsed and validated against its profile.
+Status Check(std::string_view text, IssueList& issues, const TransformOptions& options = {});
+
+// The current UTC time as an xsd:dateTime ("2026-11-26T10:00:00Z").
+std::string UtcNow();
+
+}  // namespace rxflow
+
+#endif  // RXFLOW_TRANSFORM_H_

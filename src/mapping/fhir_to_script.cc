@@ -1,0 +1,822 @@
+// FHIR R5 prescription → SCRIPT NewRx / CancelRx.
+#include <algorithm>
+#include <cmath>
+
+#include "common/strcat.h"
+#include "common/text.h"
+#include "mapping/sig.h"
+#include "rxflow/mapping/codes.h"
+#include "rxflow/mapping/mapping.h"
+
+namespace rxflow::mapping {
+
+using rxflow::internal::Cat;
+
+std::string_view ProvenanceName(Provenance p) {
+  switch (p) {
+    case Provenance::kCoded:
+      return "coded";
+    case Provenance::kDerived:
+      return "derived";
+    case Provenance::kAbsent:
+      return "absent";
+  }
+  return "absent";
+}
+
+namespace {
+
+std::string TypeCode(const fhir::Identifier& id) {
+  if (!id.type) return {};
+  for (const fhir::Coding& c : id.type->coding) {
+    if (c.system == kV2IdentifierType || c.system.empty()) return c.code;
+  }
+  return {};
+}
+
+class Mapper {
+ public:
+  Mapper(const fhir::PrescriptionInput& in, IssueList& issues, const NewRxOptions& options)
+      : in_(in), issues_(issues), options_(options) {}
+
+  // Text checks shared by every SCRIPT string: printable ASCII and a maximum length.
+  // Refuses instead of truncating (21 CFR 1311.170(e)).
+  std::string Text(std::string_view value, std::string_view path, size_t max,
+                   std::string_view what) {
+    if (value.empty()) return {};
+    if (!internal::IsPrintableAscii(value)) {
+      issues_.Error(std::string(path), IssueCode::kValue,
+                    Cat(what, " contains characters SCRIPT cannot carry (printable ASCII only)"));
+      return {};
+    }
+    if (value.size() > max) {
+      issues_.Error(std::string(path), IssueCode::kTooLong,
+                    Cat(what, " is ", value.size(), " characters; SCRIPT allows ", max,
+                        " (RxFlow never truncates)"));
+      return {};
+    }
+    return std::string(value);
+  }
+
+  void Require(bool present, std::string path, std::string what) {
+    if (!present) issues_.Error(std::move(path), IssueCode::kRequired, Cat(what, " is required"));
+  }
+
+  void Dropped(std::string path, std::string_view why = {}) {
+    issues_.Warning(std::move(path), IssueCode::kNotSupported,
+                    why.empty() ? "no SCRIPT element for this: not sent" : std::string(why));
+  }
+
+  script::Name MapName(const std::vector<fhir::HumanName>& names, const std::string& path) {
+    script::Name out;
+    if (names.empty()) {
+      Require(false, path + ".name", "a name");
+      return out;
+    }
+    size_t pick = 0;
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (names[i].use == "official") {
+        pick = i;
+        break;
+      }
+    }
+    const fhir::HumanName& n = names[pick];
+    std::string p = Cat(path, ".name[", pick, "]");
+    Require(!n.family.empty(), p + ".family", "family name");
+    Require(!n.given.empty(), p + ".given", "given name");
+    out.last_name = Text(n.family, p + ".family", 35, "family name");
+    if (!n.given.empty()) out.first_name = Text(n.given[0], p + ".given[0]", 35, "given name");
+    if (n.given.size() > 1) {
+      std::string middle = n.given[1];
+      for (size_t i = 2; i < n.given.size(); ++i) middle += " " + n.given[i];
+      out.middle_name = Text(middle, p + ".given[1]", 35, "middle name");
+    }
+    if (!n.prefix.empty()) out.prefix = Text(n.prefix[0], p + ".prefix[0]", 10, "name prefix");
+    if (!n.suffix.empty()) out.suffix = Text(n.suffix[0], p + ".suffix[0]", 10, "name suffix");
+    for (size_t i = 1; i < n.prefix.size(); ++i) Dropped(Cat(p, ".prefix[", i, "]"), "SCRIPT carries one prefix: not sent");
+    for (size_t i = 1; i < n.suffix.size(); ++i) Dropped(Cat(p, ".suffix[", i, "]"), "SCRIPT carries one suffix: not sent");
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (i != pick) Dropped(Cat(path, ".name[", i, "]"), "SCRIPT carries one name: not sent");
+    }
+    return out;
+  }
+
+  std::optional<script::Address> MapAddress(const fhir::Address& a, const std::string& p,
+                                            bool mandatory) {
+    script::Address out;
+    if (mandatory) {
+      Require(!a.line.empty(), p + ".line", "address line");
+      Require(!a.city.empty(), p + ".city", "city");
+      Require(!a.state.empty(), p + ".state", "state");
+      Require(!a.postal_code.empty(), p + ".postalCode", "postal code");
+    }
+    if (!a.line.empty()) out.address_line1 = Text(a.line[0], p + ".line[0]", 40, "address line");
+    if (a.line.size() > 1) {
+      std::string rest = a.line[1];
+      for (size_t i = 2; i < a.line.size(); ++i) rest += ", " + a.line[i];
+      out.address_line2 = Text(rest, p + ".line[1]", 40, "address line 2");
+    }
+    out.city = Text(a.city, p + ".city", 35, "city");
+    out.state_province = Text(a.state, p + ".state", 35, "state");
+    out.postal_code = Text(internal::DigitsOnly(a.postal_code).size() == 9 &&
+                                   a.postal_code.find('-') == std::string::npos
+                               ? a.postal_code
+                               : a.postal_code,
+                           p + ".postalCode", 35, "postal code");
+    std::string country = a.country;
+    if (country.empty()) country = options_.default_country;
+    if (country == "USA" || country == "United States" || country == "United States of America") {
+      country = "US";
+    }
+    if (country.size() != 2) {
+      issues_.Error(p + ".country", IssueCode::kValue,
+                    Cat("country must be an ISO 3166 two-letter code, got \"", country.substr(0, 40), "\""));
+    } else {
+      out.country_code = country;
+    }
+    if (!a.district.empty()) Dropped(p + ".district");
+    return out;
+  }
+
+  std::optional<script::Address> PickAddress(const std::vector<fhir::Address>& list,
+                                             const std::string& path, std::string_view prefer,
+                                             bool mandatory) {
+    if (list.empty()) {
+      if (mandatory) Require(false, path + ".address", "an address");
+      return std::nullopt;
+    }
+    size_t pick = 0;
+    for (size_t i = 0; i < list.size(); ++i) {
+      if (list[i].use == prefer) {
+        pick = i;
+        break;
+      }
+    }
+    for (size_t i = 0; i < list.size(); ++i) {
+      if (i != pick) Dropped(Cat(path, ".address[", i, "]"), "SCRIPT carries one address: not sent");
+    }
+    return MapAddress(list[pick], Cat(path, ".address[", pick, "]"), mandatory);
+  }
+
+  std::optional<script::Phone> MapPhone(const fhir::ContactPoint& c, const std::string& p) {
+    std::string digits = internal::DigitsOnly(c.value);
+    if (digits.size() == 11 && digits[0] == '1') digits.erase(0, 1);
+    if (digits.size() != 10) {
+      issues_.Error(p + ".value", IssueCode::kValue,
+                    Cat("phone number must have 10 digits (US), got ", digits.size()));
+      return std::nullopt;
+    }
+    script::Phone out;
+    out.number = digits;
+    if (c.use == "mobile") out.supports_sms = "Y";
+    return out;
+  }
+
+  // telecom → CommunicationNumbers; the first phone is the PrimaryTelephone.
+  std::optional<script::CommunicationNumbers> MapTelecom(
+      const std::vector<std::pair<const fhir::ContactPoint*, std::string>>& list,
+      const std::string& where, bool mandatory) {
+    script::CommunicationNumbers out;
+    for (const auto& [c, p] : list) {
+      if (c->system == "phone" || c->system == "sms") {
+        auto phone = MapPhone(*c, p);
+        if (!phone) continue;
+        if (!out.primary_telephone) {
+          out.primary_telephone = *phone;
+        } else if (c->use == "home") {
+          out.home_telephone.push_back(*phone);
+        } else if (c->use == "work") {
+          out.work_telephone.push_back(*phone);
+        } else {
+          out.other_telephone.push_back(*phone);
+        }
+      } else if (c->system == "email") {
+        std::string e = Text(c->value, p + ".value", 80, "email address");
+        if (!e.empty()) out.electronic_mail.push_back(e);
+      } else if (c->system == "fax") {
+        if (auto phone = MapPhone(*c, p)) out.fax.push_back(*phone);
+      } else if (c->system == "pager") {
+        if (auto phone = MapPhone(*c, p)) out.beeper.push_back(*phone);
+      } else {
+        Dropped(p, Cat("telecom system \"", c->system, "\" has no SCRIPT element: not sent"));
+      }
+    }
+    if (!out.primary_telephone) {
+      if (mandatory) {
+        issues_.Error(where, IssueCode::kRequired, "a phone number is required (PrimaryTelephone)");
+      } else if (!out.electronic_mail.empty() || !out.fax.empty()) {
+        Dropped(where, "SCRIPT needs a phone number before email or fax: not sent");
+      }
+      return std::nullopt;
+    }
+    return out;
+  }
+
+  static std::vector<std::pair<const fhir::ContactPoint*, std::string>> Telecoms(
+      const std::vector<fhir::ContactPoint>& list, const std::string& path) {
+    std::vector<std::pair<const fhir::ContactPoint*, std::string>> out;
+    for (size_t i = 0; i < list.size(); ++i) out.emplace_back(&list[i], Cat(path, "[", i, "]"));
+    return out;
+  }
+
+  script::DateValue MapDate(const std::string& value, const std::string& path, std::string_view what) {
+    script::DateValue d;
+    if (value.empty()) return d;
+    if (value.size() == 10) {
+      d.date = value;
+    } else if (value.size() > 10) {
+      d.date = value.substr(0, 10);  // the date of issue as written; the time is not carried
+      issues_.Add(Severity::kInformation, IssueCode::kInformational, path,
+                  Cat(what, ": the date is sent; the time of day is not"));
+    } else {
+      issues_.Error(path, IssueCode::kValue,
+                    Cat(what, " must be a full date (YYYY-MM-DD), got \"", value, "\""));
+    }
+    return d;
+  }
+
+  void MapPatient(script::Patient& out) {
+    const fhir::Patient& p = in_.patient;
+    const std::string& path = in_.patient_path;
+    for (size_t i = 0; i < p.identifier.size(); ++i) {
+      const fhir::Identifier& id = p.identifier[i];
+      std::string ip = Cat(path, ".identifier[", i, "]");
+      switch (ClassifyIdentifier(id.system, TypeCode(id))) {
+        case IdentifierKind::kMrn:
+          if (out.identification.medical_record_identification_number_ehr.empty()) {
+            out.identification.medical_record_identification_number_ehr =
+                Text(id.value, ip + ".value", 35, "medical record number");
+          } else {
+            Dropped(ip, "SCRIPT carries one medical record number: not sent");
+          }
+          break;
+        case IdentifierKind::kSsn:
+          out.identification.social_security = Text(id.value, ip + ".value", 35, "SSN");
+          break;
+        default:
+          Dropped(ip, "identifier system not mapped to SCRIPT: not sent");
+      }
+    }
+    out.name = MapName(p.name, path);
+    if (p.gender == "male") {
+      out.gender = "M";
+    } else if (p.gender == "female") {
+      out.gender = "F";
+    } else {
+      out.gender = "U";
+      if (p.gender == "other") {
+        issues_.Warning(path + ".gender", IssueCode::kValue,
+                        "SCRIPT has no code for \"other\": sent as U (unknown)");
+      }
+    }
+    Require(!p.birth_date.empty(), path + ".birthDate", "patient birth date");
+    if (!p.birth_date.empty()) {
+      if (p.birth_date.size() != 10) {
+        issues_.Error(path + ".birthDate", IssueCode::kValue,
+                      "SCRIPT needs a full birth date (YYYY-MM-DD); a partial date cannot be sent");
+      } else {
+        out.date_of_birth.date = p.birth_date;
+      }
+    }
+    out.address = PickAddress(p.address, path, "home", true);
+    out.communication_numbers = MapTelecom(Telecoms(p.telecom, path + ".telecom"),
+                                           path + ".telecom", false);
+  }
+
+  void MapPrescriber(script::Prescriber& out, std::string& npi_out) {
+    if (!in_.practitioner) {
+      Require(false, "practitioner", "the prescriber (Practitioner)");
+      return;
+    }
+    const fhir::Practitioner& pr = *in_.practitioner;
+    const std::string& path = in_.practitioner_path;
+    for (size_t i = 0; i < pr.identifier.size(); ++i) {
+      const fhir::Identifier& id = pr.identifier[i];
+      std::string ip = Cat(path, ".identifier[", i, "]");
+      switch (ClassifyIdentifier(id.system, TypeCode(id))) {
+        case IdentifierKind::kNpi:
+          out.identification.npi = Text(id.value, ip + ".value", 35, "NPI");
+          npi_path_ = ip + ".value";
+          break;
+        case IdentifierKind::kDea:
+          out.identification.dea_number = Text(id.value, ip + ".value", 35, "DEA number");
+          dea_path_ = ip + ".value";
+          break;
+        case IdentifierKind::kStateLicense:
+          out.identification.state_license_number =
+              Text(id.value, ip + ".value", 35, "state license number");
+          break;
+        default:
+          Dropped(ip, "identifier system not mapped to SCRIPT: not sent");
+      }
+    }
+    for (size_t q = 0; q < pr.qualification.size(); ++q) {
+      for (size_t i = 0; i < pr.qualification[q].identifier.size(); ++i) {
+        const fhir::Identifier& id = pr.qualification[q].identifier[i];
+        std::string ip = Cat(path, ".qualification[", q, "].identifier[", i, "]");
+        IdentifierKind kind = ClassifyIdentifier(id.system, TypeCode(id));
+        if (kind == IdentifierKind::kDea && out.identification.dea_number.empty()) {
+          out.identification.dea_number = Text(id.value, ip + ".value", 35, "DEA number");
+          dea_path_ = ip + ".value";
+        } else if (kind == IdentifierKind::kStateLicense &&
+                   out.identification.state_license_number.empty()) {
+          out.identification.state_license_number =
+              Text(id.value, ip + ".value", 35, "state license number");
+        }
+      }
+    }
+    if (out.identification.npi.empty()) {
+      issues_.Error(path + ".identifier", IssueCode::kRequired,
+                    "prescriber NPI (system http://hl7.org/fhir/sid/us-npi) is required");
+    }
+    npi_out = out.identification.npi;
+    out.name = MapName(pr.name, path);
+
+    // Address and phone: the practitioner's own, else the role's contact, else the
+    // practice organisation's contact.
+    std::vector<std::pair<const fhir::Address*, std::string>> addresses;
+    for (size_t i = 0; i < pr.address.size(); ++i) {
+      addresses.emplace_back(&pr.address[i], Cat(path, ".address[", i, "]"));
+    }
+    auto telecoms = Telecoms(pr.telecom, path + ".telecom");
+    if (in_.practitioner_role) {
+      const fhir::PractitionerRole& role = *in_.practitioner_role;
+      const std::string& rp = in_.practitioner_role_path;
+      for (size_t i = 0; i < role.contact.size(); ++i) {
+        const auto& c = role.contact[i];
+        if (c.address) addresses.emplace_back(&*c.address, Cat(rp, ".contact[", i, "].address"));
+        for (size_t t = 0; t < c.telecom.size(); ++t) {
+          telecoms.emplace_back(&c.telecom[t], Cat(rp, ".contact[", i, "].telecom[", t, "]"));
+        }
+      }
+      for (size_t i = 0; i < role.specialty.size(); ++i) {
+        for (const fhir::Coding& c : role.specialty[i].coding) {
+          if (c.system == kNucc && out.specialty.empty()) {
+            out.specialty = Text(c.code, Cat(rp, ".specialty[", i, "]"), 10, "specialty");
+          }
+        }
+      }
+      if (in_.practice && !in_.practice->name.empty()) {
+        out.practice_location = script::PracticeLocation{
+            Text(in_.practice->name, rp + ".organization", 70, "practice name")};
+      }
+    }
+    if (addresses.empty()) {
+      issues_.Error(path + ".address", IssueCode::kRequired,
+                    "the prescriber's address is required (Practitioner.address or "
+                    "PractitionerRole.contact.address)");
+    } else {
+      size_t pick = 0;
+      for (size_t i = 0; i < addresses.size(); ++i) {
+        if (addresses[i].first->use == "work") {
+          pick = i;
+          break;
+        }
+      }
+      out.address = MapAddress(*addresses[pick].first, addresses[pick].second, true);
+    }
+    out.communication_numbers = MapTelecom(telecoms, path + ".telecom", true);
+  }
+
+  void MapPharmacy(std::optional<script::Pharmacy>& out, std::string& ncpdp) {
+    if (!in_.pharmacy) {
+      issues_.Error(in_.medication_request_path + ".dispenseRequest.dispenser", IssueCode::kRequired,
+                    "the pharmacy (an Organization with an NCPDP ID) is required to route a NewRx");
+      return;
+    }
+    const fhir::Organization& o = *in_.pharmacy;
+    const std::string& path = in_.pharmacy_path;
+    script::Pharmacy ph;
+    for (size_t i = 0; i < o.identifier.size(); ++i) {
+      const fhir::Identifier& id = o.identifier[i];
+      std::string ip = Cat(path, ".identifier[", i, "]");
+      switch (ClassifyIdentifier(id.system, TypeCode(id))) {
+        case IdentifierKind::kNcpdpId:
+          ph.identification.ncpdp_id = Text(id.value, ip + ".value", 35, "NCPDP ID");
+          if (!ph.identification.ncpdp_id.empty() &&
+              (id.value.size() != 7 || !internal::IsAllDigits(id.value))) {
+            issues_.Error(ip + ".value", IssueCode::kValue, "NCPDP ID must be 7 digits");
+          }
+          break;
+        case IdentifierKind::kNpi:
+          ph.identification.npi = Text(id.value, ip + ".value", 35, "NPI");
+          pharmacy_npi_path_ = ip + ".value";
+          break;
+        case IdentifierKind::kDea:
+          ph.identification.dea_number = Text(id.value, ip + ".value", 35, "DEA number");
+          break;
+        default:
+          Dropped(ip, "identifier system not mapped to SCRIPT: not sent");
+      }
+    }
+    Require(!ph.identification.ncpdp_id.empty(), path + ".identifier",
+            "pharmacy NCPDP ID (system " + std::string(kNcpdpId) + ")");
+    Require(!ph.identification.npi.empty(), path + ".identifier", "pharmacy NPI");
+    Require(!o.name.empty(), path + ".name", "pharmacy name");
+    ph.business_name = Text(o.name, path + ".name", 70, "pharmacy name");
+    std::vector<std::pair<const fhir::ContactPoint*, std::string>> telecoms;
+    for (size_t i = 0; i < o.contact.size(); ++i) {
+      const auto& c = o.contact[i];
+      std::string cp = Cat(path, ".contact[", i, "]");
+      if (c.address && !ph.address) ph.address = MapAddress(*c.address, cp + ".address", false);
+      for (size_t t = 0; t < c.telecom.size(); ++t) {
+        telecoms.emplace_back(&c.telecom[t], Cat(cp, ".telecom[", t, "]"));
+      }
+    }
+    ph.communication_numbers = MapTelecom(telecoms, path + ".contact", true);
+    ncpdp = ph.identification.ncpdp_id;
+    out = std::move(ph);
+  }
+
+  // Extension value: "CII" from valueCode "CII" or valueCoding {"code": "C48675"}.
+  static std::string ExtensionCode(const fhir::Extension& e) {
+    std::string_view v = e.value_json;
+    if (e.value_type == "Code" || e.value_type == "String") {
+      if (v.size() >= 2 && v.front() == '"') return std::string(v.substr(1, v.size() - 2));
+      return std::string(v);
+    }
+    size_t k = v.find("\"code\"");
+    if (k == std::string_view::npos) return {};
+    size_t q1 = v.find('"', v.find(':', k) + 1);
+    size_t q2 = v.find('"', q1 + 1);
+    if (q1 == std::string_view::npos || q2 == std::string_view::npos) return {};
+    return std::string(v.substr(q1 + 1, q2 - q1 - 1));
+  }
+
+  std::string FindSchedule(std::string& path_out) {
+    auto scan = [&](const std::vector<fhir::Extension>& list, const std::string& base) -> std::string {
+      for (size_t i = 0; i < list.size(); ++i) {
+        if (list[i].url != kDeaScheduleExtension) continue;
+        path_out = Cat(base, ".extension[", i, "]");
+        std::string code = ExtensionCode(list[i]);
+        if (DeaScheduleNumber(code) == 0) {
+          issues_.Error(path_out, IssueCode::kValue,
+                        Cat("unknown DEA schedule \"", code.substr(0, 20), "\" (expected CI..CV)"));
+          return {};
+        }
+        static constexpr std::string_view kNames[] = {"", "CI", "CII", "CIII", "CIV", "CV"};
+        return std::string(kNames[DeaScheduleNumber(code)]);
+      }
+      return {};
+    };
+    std::string s = scan(in_.medication_request.extension, in_.medication_request_path);
+    if (s.empty() && in_.medication) s = scan(in_.medication->extension, in_.medication_path);
+    return s;
+  }
+
+  void MapMedication(script::Medication& m, std::string& schedule) {
+    const fhir::MedicationRequest& mr = in_.medication_request;
+    const std::string& p = in_.medication_request_path;
+    const fhir::CodeableConcept* code = nullptr;
+    std::string code_path;
+    if (mr.medication.concept_) {
+      code = &*mr.medication.concept_;
+      code_path = p + ".medication.concept";
+    } else if (in_.medication && in_.medication->code) {
+      code = &*in_.medication->code;
+      code_path = in_.medication_path + ".code";
+    }
+    if (!code) {
+      issues_.Error(p + ".medication", IssueCode::kRequired,
+                    "the medication (a concept, or a resolvable Medication with a code) is required");
+      return;
+    }
+    std::string description = code->text;
+    if (description.empty()) {
+      for (const fhir::Coding& c : code->coding) {
+        if (!c.display.empty()) {
+          description = c.display;
+          break;
+        }
+      }
+    }
+    Require(!description.empty(), code_path + ".text", "the drug description (text or a coding display)");
+    m.drug_description = Text(description, code_path + ".text", 105, "drug description");
+
+    script::DrugCoded coded;
+    bool any = false;
+    for (size_t i = 0; i < code->coding.size(); ++i) {
+      const fhir::Coding& c = code->coding[i];
+      std::string cp = Cat(code_path, ".coding[", i, "]");
+      if (c.system == kNdc) {
+        auto ndc = NormalizeNdc(c.code);
+        if (!ndc) {
+          issues_.Error(cp + ".code", IssueCode::kValue,
+                        Cat("not an NDC: \"", c.code.substr(0, 20), "\" (11 digits, or 4-4-2/5-3-2/5-4-1 with hyphens)"));
+        } else if (!coded.product_code) {
+          coded.product_code = script::CodeQualifier{*ndc, "ND"};
+          any = true;
+        }
+      } else if (c.system == kRxNorm) {
+        if (!coded.drug_db_code) {
+          coded.drug_db_code = script::CodeQualifier{Text(c.code, cp + ".code", 35, "RxNorm code"),
+                                                     options_.rxnorm_qualifier};
+          any = true;
+        }
+      } else {
+        Dropped(cp, "drug coding system not mapped to SCRIPT (NDC and RxNorm are): not sent");
+      }
+    }
+    // Strength from the Medication's first active ingredient.
+    if (in_.medication) {
+      const fhir::Medication& med = *in_.medication;
+      for (size_t i = 0; i < med.ingredient.size() && !coded.strength; ++i) {
+        const auto& ing = med.ingredient[i];
+        if (!ing.strength_ratio || !ing.strength_ratio->numerator) continue;
+        const fhir::Quantity& num = *ing.strength_ratio->numerator;
+        script::Strength s;
+        s.strength_value = Text(num.value, Cat(in_.medication_path, ".ingredient[", i, "].strengthRatio.numerator.value"), 70, "strength");
+        if (auto u = UnitToNci(num.system, num.code, num.unit)) s.strength_unit_of_measure_code = std::string(u->code);
+        if (med.dose_form) {
+          for (const fhir::Coding& c : med.dose_form->coding) {
+            if (c.system == kNci) s.strength_form_code = c.code;
+          }
+        }
+        coded.strength = s;
+        any = true;
+      }
+    }
+    std::string schedule_path;
+    schedule = FindSchedule(schedule_path);
+    if (!schedule.empty()) {
+      coded.dea_schedule_code = std::string(*DeaScheduleToNci(schedule));
+      any = true;
+    }
+    if (any) m.drug_coded = std::move(coded);
+
+    // Quantity.
+    const auto& dr = mr.dispense_request;
+    if (!dr || !dr->quantity) {
+      issues_.Error(p + ".dispenseRequest.quantity", IssueCode::kRequired,
+                    "the quantity to dispense is required");
+    } else {
+      const fhir::Quantity& q = *dr->quantity;
+      std::string qp = p + ".dispenseRequest.quantity";
+      script::Quantity sq;
+      if (q.value.empty()) {
+        Require(false, qp + ".value", "quantity value");
+      } else if (!internal::IsScriptNumeric(q.value)) {
+        issues_.Error(qp + ".value", IssueCode::kValue,
+                      Cat("quantity must be a positive decimal without exponent, got ", q.value));
+      } else if (q.value.size() > 11) {
+        issues_.Error(qp + ".value", IssueCode::kTooLong, "quantity has more than 11 characters");
+      } else if (internal::ParseDecimal(q.value).value_or(0) <= 0) {
+        issues_.Error(qp + ".value", IssueCode::kValue, "quantity must be greater than zero");
+      } else {
+        sq.value = q.value;
+      }
+      if (auto u = UnitToNci(q.system, q.code, q.unit)) {
+        sq.unit_of_measure_code = std::string(u->code);
+      } else {
+        sq.unit_of_measure_code = std::string(kNciUnspecified);
+        issues_.Warning(qp, IssueCode::kValue,
+                        Cat("unit \"", q.code.empty() ? q.unit : q.code,
+                            "\" has no NCI code in RxFlow's table: sent as C38046 (Unspecified)"));
+      }
+      m.quantity = sq;
+    }
+    if (dr && dr->expected_supply_duration) {
+      const fhir::Quantity& d = *dr->expected_supply_duration;
+      std::string dp = p + ".dispenseRequest.expectedSupplyDuration";
+      auto v = internal::ParseDecimal(d.value);
+      double factor = 0;
+      std::string_view unit = d.code.empty() ? std::string_view(d.unit) : std::string_view(d.code);
+      if (unit == "d" || unit == "day" || unit == "days") factor = 1;
+      if (unit == "wk" || unit == "week" || unit == "weeks") factor = 7;
+      if (!v || factor == 0) {
+        issues_.Error(dp, IssueCode::kValue, "supply duration must be a number of days (unit d) or weeks (wk)");
+      } else {
+        double days = *v * factor;
+        if (days != std::floor(days) || days < 1 || days > 999) {
+          issues_.Error(dp, IssueCode::kValue, "days supply must be a whole number from 1 to 999");
+        } else {
+          m.days_supply = std::to_string(static_cast<int>(days));
+        }
+      }
+    }
+    Require(!mr.authored_on.empty(), p + ".authoredOn", "the date written (authoredOn)");
+    m.written_date = MapDate(mr.authored_on, p + ".authoredOn", "authoredOn");
+
+    // Substitution: allowed (absent or true) → 0; not allowed → 1.
+    m.substitutions = "0";
+    if (mr.substitution) {
+      const auto& s = *mr.substitution;
+      bool not_allowed = s.allowed_boolean && !*s.allowed_boolean;
+      if (s.allowed_codeable_concept) {
+        for (const fhir::Coding& c : s.allowed_codeable_concept->coding) {
+          if (c.code == "N") not_allowed = true;
+        }
+      }
+      if (not_allowed) {
+        m.substitutions = "1";
+        if (s.reason) m.reason_for_substitution_code_used = "BRAND MEDICALLY NECESSARY";
+      } else if (s.reason) {
+        Dropped(p + ".substitution.reason", "a reason is sent only when substitution is not allowed");
+      }
+    }
+    int64_t refills = dr && dr->number_of_repeats_allowed ? *dr->number_of_repeats_allowed : 0;
+    if (refills > 99) {
+      issues_.Error(p + ".dispenseRequest.numberOfRepeatsAllowed", IssueCode::kValue,
+                    "SCRIPT allows at most 99 refills");
+    }
+    m.number_of_refills = std::to_string(refills);
+
+    // Diagnoses: reason[0] → Primary, reason[1] → Secondary.
+    std::vector<script::DiagnosisCode> dx;
+    for (size_t i = 0; i < mr.reason.size(); ++i) {
+      std::string rp = Cat(p, ".reason[", i, "]");
+      if (!mr.reason[i].concept_) {
+        Dropped(rp, "a reason given by reference is not sent");
+        continue;
+      }
+      const fhir::CodeableConcept& cc = *mr.reason[i].concept_;
+      bool mapped = false;
+      for (const fhir::Coding& c : cc.coding) {
+        std::string qualifier = c.system == kIcd10Cm ? "ABF" : c.system == kIcd9Cm ? "DX" : c.system == kSnomed ? "LD" : "";
+        if (qualifier.empty()) continue;
+        std::string codev = c.code;
+        if (qualifier != "LD") codev.erase(std::remove(codev.begin(), codev.end(), '.'), codev.end());
+        std::string desc = !c.display.empty() ? c.display : cc.text;
+        if (desc.empty()) {
+          issues_.Error(rp, IssueCode::kRequired, "a diagnosis needs a description (display or text)");
+          break;
+        }
+        dx.push_back(script::DiagnosisCode{Text(codev, rp, 35, "diagnosis code"), qualifier,
+                                           Text(desc, rp, 255, "diagnosis description")});
+        mapped = true;
+        break;
+      }
+      if (!mapped) Dropped(rp, "only ICD-10-CM, ICD-9-CM and SNOMED CT diagnoses are sent");
+    }
+    if (!dx.empty()) {
+      script::Diagnosis d;
+      d.primary = dx[0];
+      if (dx.size() > 1) d.secondary = dx[1];
+      for (size_t i = 2; i < dx.size(); ++i) Dropped(Cat(p, ".reason[", i, "]"), "SCRIPT carries two diagnoses: not sent");
+      m.diagnosis.push_back(std::move(d));
+    }
+    if (!mr.note.empty()) {
+      std::string note;
+      for (const auto& n : mr.note) {
+        if (!note.empty()) note += " ";
+        note += n.text;
+      }
+      m.note = Text(note, p + ".note", 210, "the note");
+    }
+    // Do-not-fill-before and expiry.
+    if (dr && dr->validity_period) {
+      const fhir::Period& vp = *dr->validity_period;
+      if (!vp.start.empty() && vp.start.substr(0, 10) > mr.authored_on.substr(0, 10)) {
+        m.other_medication_date.push_back(
+            {MapDate(vp.start, p + ".dispenseRequest.validityPeriod.start", "validityPeriod.start"),
+             "EffectiveDate"});
+      }
+      if (!vp.end.empty()) {
+        m.other_medication_date.push_back(
+            {MapDate(vp.end, p + ".dispenseRequest.validityPeriod.end", "validityPeriod.end"),
+             "ExpirationDate"});
+      }
+    }
+    // The Sig.
+    SigMapper sig(issues_, options_);
+    m.sig = sig.Map(mr.dosage_instruction, p + ".dosageInstruction", provenance_);
+  }
+
+  void ReportUnmapped() {
+    const fhir::MedicationRequest& mr = in_.medication_request;
+    const std::string& p = in_.medication_request_path;
+    if (!mr.category.empty()) Dropped(p + ".category");
+    if (mr.encounter) Dropped(p + ".encounter");
+    if (mr.course_of_therapy_type) Dropped(p + ".courseOfTherapyType");
+    if (!mr.based_on.empty()) Dropped(p + ".basedOn");
+    if (mr.prior_prescription) Dropped(p + ".priorPrescription");
+    if (mr.group_identifier) Dropped(p + ".groupIdentifier");
+    if (mr.status_reason) Dropped(p + ".statusReason");
+    if (mr.do_not_perform && *mr.do_not_perform) {
+      issues_.Error(p + ".doNotPerform", IssueCode::kNotSupported,
+                    "a do-not-perform order cannot be sent as a NewRx");
+    }
+    if (mr.recorder) Dropped(p + ".recorder", "the recorder is not sent (PrescriberAgent needs a name)");
+    if (mr.dispense_request) {
+      if (mr.dispense_request->initial_fill) Dropped(p + ".dispenseRequest.initialFill");
+      if (mr.dispense_request->dispense_interval) Dropped(p + ".dispenseRequest.dispenseInterval");
+      if (!mr.dispense_request->dispenser_instruction.empty()) Dropped(p + ".dispenseRequest.dispenserInstruction");
+    }
+    for (size_t i = 0; i < mr.extension.size(); ++i) {
+      if (mr.extension[i].url != kDeaScheduleExtension) Dropped(Cat(p, ".extension[", i, "]"), "extension not mapped to SCRIPT: not sent");
+    }
+    for (size_t i = 1; i < mr.identifier.size(); ++i) {
+      Dropped(Cat(p, ".identifier[", i, "]"), "SCRIPT carries one prescriber order number: not sent");
+    }
+    if (!mr.rendered_dosage_instruction.empty()) {
+      Dropped(p + ".renderedDosageInstruction", "SigText is built from dosageInstruction.text");
+    }
+  }
+
+  StatusOr<NewRxResult> Build(bool cancel, std::string_view relates_to) {
+    NewRxResult result;
+    script::Header& h = result.message.header;
+    const fhir::MedicationRequest& mr = in_.medication_request;
+    const std::string& p = in_.medication_request_path;
+    size_t errors_before = issues_.error_count();
+
+    script::Patient patient;
+    MapPatient(patient);
+    script::Prescriber prescriber;
+    std::string npi;
+    MapPrescriber(prescriber, npi);
+    std::optional<script::Pharmacy> pharmacy;
+    std::string ncpdp;
+    MapPharmacy(pharmacy, ncpdp);
+    script::Medication med;
+    MapMedication(med, result.dea_schedule);
+    ReportUnmapped();
+
+    h.to = ncpdp;
+    h.to_qualifier = "P";
+    h.from = options_.from.empty() ? npi : options_.from;
+    h.from_qualifier = options_.from_qualifier;
+    h.message_id = Text(options_.message_id, "options.message_id", 35, "message id");
+    Require(!options_.message_id.empty(), "options.message_id", "a message id");
+    h.relates_to_message_id = std::string(relates_to);
+    h.sent_time = options_.sent_time;
+    Require(!options_.sent_time.empty(), "options.sent_time", "the sent time");
+    h.sender_software_developer = options_.sender_software_developer;
+    h.sender_software_product = options_.sender_software_product;
+    h.sender_software_version_release = options_.sender_software_version;
+    if (options_.test_message) h.test_message = "1";
+    if (!mr.identifier.empty()) {
+      h.prescriber_order_number = Text(mr.identifier[0].value, p + ".identifier[0].value", 35,
+                                       "prescriber order number");
+    }
+
+    if (cancel) {
+      script::CancelRx c;
+      c.patient = std::move(patient);
+      c.pharmacy = std::move(pharmacy);
+      c.prescriber = std::move(prescriber);
+      c.medication_prescribed = std::move(med);
+      result.message.body = std::move(c);
+    } else {
+      if (mr.status != "active" && mr.status != "draft" && !mr.status.empty()) {
+        issues_.Error(p + ".status", IssueCode::kBusinessRule,
+                      Cat("a NewRx is sent for an active order, not one with status \"", mr.status, "\""));
+      }
+      if (!mr.intent.empty() && mr.intent != "order" && mr.intent != "original-order" &&
+          mr.intent != "instance-order") {
+        issues_.Error(p + ".intent", IssueCode::kBusinessRule,
+                      Cat("a NewRx is an order; intent \"", mr.intent, "\" cannot be sent"));
+      }
+      script::NewRx n;
+      if (mr.priority == "stat" || mr.priority == "asap" || mr.priority == "urgent") {
+        n.urgency_indicator_code = "X";
+      }
+      n.patient = std::move(patient);
+      n.pharmacy = std::move(pharmacy);
+      n.prescriber = std::move(prescriber);
+      n.medication_prescribed = std::move(med);
+      result.message.body = std::move(n);
+    }
+    result.sig_provenance = std::move(provenance_);
+    if (issues_.error_count() > errors_before) {
+      for (const Issue& i : issues_) {
+        if (i.severity == Severity::kError || i.severity == Severity::kFatal) {
+          return absl::InvalidArgumentError(Cat("cannot map to ", cancel ? "CancelRx" : "NewRx", ": ", ToString(i)));
+        }
+      }
+    }
+    return result;
+  }
+
+  const std::string& npi_path() const { return npi_path_; }
+
+ private:
+  const fhir::PrescriptionInput& in_;
+  IssueList& issues_;
+  const NewRxOptions& options_;
+  std::vector<SigElementProvenance> provenance_;
+  std::string npi_path_, dea_path_, pharmacy_npi_path_;
+};
+
+}  // namespace
+
+StatusOr<NewRxResult> ToNewRx(const fhir::PrescriptionInput& input, IssueList& issues,
+                              const NewRxOptions& options) {
+  Mapper m(input, issues, options);
+  return m.Build(false, {});
+}
+
+StatusOr<NewRxResult> ToCancelRx(const fhir::PrescriptionInput& input,
+                                 std::string_view relates_to_message_id, IssueList& issues,
+                                 const NewRxOptions& options) {
+  const std::string& status = input.medication_request.status;
+  if (status != "cancelled" && status != "stopped") {
+    issues.Error(input.medication_request_path + ".status", IssueCode::kBusinessRule,
+                 Cat("a CancelRx is sent for a cancelled or stopped order, not \"", status, "\""));
+    return absl::InvalidArgumentError(ToString(issues[issues.size() - 1]));
+  }
+  Mapper m(input, issues, options);
+  return m.Build(true, relates_to_message_id);
+}
+
+}  // namespace rxflow::mapping

@@ -1,0 +1,562 @@
+// SCRIPT → FHIR R5 Bundle.
+#include "common/strcat.h"
+#include "common/text.h"
+#include "mapping/sig.h"
+#include "rxflow/mapping/codes.h"
+#include "rxflow/mapping/mapping.h"
+
+namespace rxflow::mapping {
+namespace {
+
+using rxflow::internal::Cat;
+
+constexpr std::string_view kPrescriberOrderNumberSystem = "urn:rxflow:ncpdp:prescriber-order-number";
+constexpr std::string_view kMessageIdSystem = "urn:rxflow:ncpdp:message-id";
+constexpr std::string_view kRxReferenceSystem = "urn:rxflow:ncpdp:rx-reference-number";
+constexpr std::string_view kNcpdpStatusSystem = "https://rxflow.dev/fhir/CodeSystem/ncpdp-status-code";
+constexpr std::string_view kNcpdpErrorSystem = "https://rxflow.dev/fhir/CodeSystem/ncpdp-error-code";
+constexpr std::string_view kNcpdpReasonSystem = "https://rxflow.dev/fhir/CodeSystem/ncpdp-reason-code";
+
+fhir::Identifier Id(std::string_view system, const std::string& value) {
+  fhir::Identifier i;
+  i.system = std::string(system);
+  i.value = value;
+  return i;
+}
+
+fhir::Identifier TypedId(std::string_view type_code, const std::string& value) {
+  fhir::Identifier i;
+  i.type = fhir::CodeableConcept{{fhir::Coding{std::string(kV2IdentifierType), "", std::string(type_code), "", std::nullopt}}, ""};
+  i.value = value;
+  return i;
+}
+
+class Builder {
+ public:
+  Builder(const script::Message& m, IssueList& issues, const ToFhirOptions& options)
+      : m_(m), issues_(issues), options_(options) {
+    base_ = options.id_prefix + (m.header.message_id.empty() ? "msg" : m.header.message_id);
+  }
+
+  // A FHIR id ([A-Za-z0-9-.]{1,64}) derived from the MessageID, so output is reproducible.
+  std::string NewId(std::string_view kind) {
+    std::string id = Cat(base_, "-", kind);
+    for (char& c : id) {
+      bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+      if (!ok) c = '-';
+    }
+    if (id.size() > 64) id = id.substr(id.size() - 64);
+    return id;
+  }
+
+  fhir::Reference Add(fhir::Resource r, std::string_view kind) {
+    std::string id = NewId(kind);
+    std::visit([&](auto& v) { v.id = id; }, r.value);
+    std::string type(r.resource_type());
+    fhir::BundleEntry e;
+    e.full_url = Cat("urn:rxflow:", type, ":", id);
+    e.resource = std::move(r);
+    bundle_.entry.push_back(std::move(e));
+    fhir::Reference ref;
+    ref.reference = Cat(type, "/", id);
+    return ref;
+  }
+
+  static fhir::HumanName Name(const script::Name& n) {
+    fhir::HumanName h;
+    h.use = "official";
+    h.family = n.last_name;
+    if (!n.first_name.empty()) h.given.push_back(n.first_name);
+    if (!n.middle_name.empty()) h.given.push_back(n.middle_name);
+    if (!n.prefix.empty()) h.prefix.push_back(n.prefix);
+    if (!n.suffix.empty()) h.suffix.push_back(n.suffix);
+    return h;
+  }
+
+  static fhir::Address Addr(const script::Address& a, std::string_view use) {
+    fhir::Address out;
+    out.use = std::string(use);
+    if (!a.address_line1.empty()) out.line.push_back(a.address_line1);
+    if (!a.address_line2.empty()) out.line.push_back(a.address_line2);
+    out.city = a.city;
+    out.state = a.state_province;
+    out.postal_code = a.postal_code;
+    out.country = a.country_code;
+    return out;
+  }
+
+  static std::vector<fhir::ContactPoint> Telecom(const std::optional<script::CommunicationNumbers>& c,
+                                                 std::string_view primary_use) {
+    std::vector<fhir::ContactPoint> out;
+    if (!c) return out;
+    auto phone = [&](const script::Phone& p, std::string_view system, std::string_view use) {
+      fhir::ContactPoint cp;
+      cp.system = std::string(system);
+      cp.value = p.number;
+      cp.use = p.supports_sms == "Y" ? "mobile" : std::string(use);
+      out.push_back(cp);
+    };
+    if (c->primary_telephone) phone(*c->primary_telephone, "phone", primary_use);
+    for (const auto& p : c->beeper) phone(p, "pager", "");
+    for (const auto& e : c->electronic_mail) out.push_back(fhir::ContactPoint{"email", e, "", std::nullopt});
+    for (const auto& p : c->fax) phone(p, "fax", "");
+    for (const auto& p : c->home_telephone) phone(p, "phone", "home");
+    for (const auto& p : c->work_telephone) phone(p, "phone", "work");
+    for (const auto& p : c->other_telephone) phone(p, "phone", "temp");
+    return out;
+  }
+
+  fhir::Reference AddPatient(const script::Patient& p, const std::string& path) {
+    fhir::Patient out;
+    const script::Identification& id = p.identification;
+    if (!id.medical_record_identification_number_ehr.empty()) {
+      out.identifier.push_back(TypedId("MR", id.medical_record_identification_number_ehr));
+    }
+    if (!id.social_security.empty()) out.identifier.push_back(Id(kSsn, id.social_security));
+    for (std::string_view f : {std::string_view(id.medicare_number), std::string_view(id.medicaid_number),
+                               std::string_view(id.patient_account_number), std::string_view(id.mutually_defined),
+                               std::string_view(id.rems_patient_id)}) {
+      if (!f.empty()) {
+        issues_.Warning(path + "/Identification", IssueCode::kNotSupported,
+                        "patient identifier without a FHIR system mapping: not carried");
+        break;
+      }
+    }
+    out.name.push_back(Name(p.name));
+    out.gender = p.gender == "M" ? "male" : p.gender == "F" ? "female" : "unknown";
+    out.birth_date = !p.date_of_birth.date.empty() ? p.date_of_birth.date
+                                                    : p.date_of_birth.date_time.substr(0, 10);
+    if (p.address) out.address.push_back(Addr(*p.address, "home"));
+    out.telecom = Telecom(p.communication_numbers, "home");
+    if (!p.human) {
+      issues_.Warning(path, IssueCode::kNotSupported, "a non-human (veterinary) patient is mapped as a Patient");
+    }
+    return Add(fhir::Resource{std::move(out)}, "patient");
+  }
+
+  fhir::Reference AddPrescriber(const script::Prescriber& p) {
+    fhir::Practitioner pr;
+    const script::Identification& id = p.identification;
+    if (!id.npi.empty()) pr.identifier.push_back(Id(kNpi, id.npi));
+    if (!id.dea_number.empty()) pr.identifier.push_back(Id(kDeaOid, id.dea_number));
+    if (!id.state_license_number.empty()) pr.identifier.push_back(TypedId("SL", id.state_license_number));
+    pr.name.push_back(Name(p.name));
+    if (p.address) pr.address.push_back(Addr(*p.address, "work"));
+    pr.telecom = Telecom(p.communication_numbers, "work");
+    fhir::Reference practitioner = Add(fhir::Resource{std::move(pr)}, "prescriber");
+    if (p.specialty.empty() && !p.practice_location) return practitioner;
+    fhir::PractitionerRole role;
+    role.practitioner = practitioner;
+    if (!p.specialty.empty()) {
+      fhir::CodeableConcept cc;
+      cc.coding.push_back(fhir::Coding{std::string(kNucc), "", p.specialty, "", std::nullopt});
+      role.specialty.push_back(cc);
+    }
+    if (p.practice_location) {
+      fhir::Organization org;
+      org.name = p.practice_location->business_name;
+      role.organization = Add(fhir::Resource{std::move(org)}, "practice");
+    }
+    return Add(fhir::Resource{std::move(role)}, "prescriber-role");
+  }
+
+  fhir::Reference AddPharmacy(const script::Pharmacy& p) {
+    fhir::Organization o;
+    if (!p.identification.ncpdp_id.empty()) o.identifier.push_back(Id(kNcpdpId, p.identification.ncpdp_id));
+    if (!p.identification.npi.empty()) o.identifier.push_back(Id(kNpi, p.identification.npi));
+    if (!p.identification.dea_number.empty()) o.identifier.push_back(Id(kDeaOid, p.identification.dea_number));
+    o.name = p.business_name;
+    if (p.address || p.communication_numbers) {
+      fhir::ExtendedContactDetail c;
+      if (p.address) c.address = Addr(*p.address, "work");
+      c.telecom = Telecom(p.communication_numbers, "work");
+      o.contact.push_back(std::move(c));
+    }
+    return Add(fhir::Resource{std::move(o)}, "pharmacy");
+  }
+
+  // The drug: a CodeableConcept, plus a Medication resource when strength or the DEA
+  // schedule needs one.
+  fhir::CodeableReference Drug(const script::Medication& m, const std::string& path) {
+    fhir::CodeableConcept cc;
+    cc.text = m.drug_description;
+    fhir::CodeableReference out;
+    if (!m.drug_coded) {
+      out.concept_ = std::move(cc);
+      return out;
+    }
+    const script::DrugCoded& d = *m.drug_coded;
+    if (d.product_code) {
+      if (d.product_code->qualifier == "ND") {
+        cc.coding.push_back(fhir::Coding{std::string(kNdc), "", d.product_code->code, "", std::nullopt});
+      } else {
+        issues_.Warning(path + "/DrugCoded/ProductCode", IssueCode::kNotSupported,
+                        Cat("product code qualifier ", d.product_code->qualifier, " has no FHIR system: not carried"));
+      }
+    }
+    if (d.drug_db_code) {
+      const std::string& q = d.drug_db_code->qualifier;
+      if (q == "SCD" || q == "SBD" || q == "GPK" || q == "BPK") {
+        cc.coding.push_back(fhir::Coding{std::string(kRxNorm), "", d.drug_db_code->code, "", std::nullopt});
+        if (q != "SCD") {
+          issues_.Add(Severity::kInformation, IssueCode::kInformational, path + "/DrugCoded/DrugDBCode/Qualifier",
+                      Cat("RxNorm term type ", q, " is not kept in FHIR (a coding has no term type)"));
+        }
+      } else {
+        issues_.Warning(path + "/DrugCoded/DrugDBCode", IssueCode::kNotSupported,
+                        Cat("drug database qualifier ", q, " has no FHIR system: not carried"));
+      }
+    }
+    if (!d.strength && d.dea_schedule_code.empty()) {
+      out.concept_ = std::move(cc);
+      return out;
+    }
+    fhir::Medication med;
+    med.code = std::move(cc);
+    if (d.strength) {
+      fhir::MedicationIngredient ing;
+      fhir::CodeableConcept item;
+      item.text = m.drug_description;
+      ing.item.concept_ = item;
+      const script::Strength& s = *d.strength;
+      if (!s.strength_value.empty() && internal::IsFhirDecimal(s.strength_value)) {
+        fhir::Quantity num;
+        num.value = s.strength_value;
+        if (!s.strength_unit_of_measure_code.empty()) {
+          num.system = std::string(kNci);
+          num.code = s.strength_unit_of_measure_code;
+          num.unit = std::string(NciUnitText(s.strength_unit_of_measure_code));
+        }
+        ing.strength_ratio = fhir::Ratio{num, std::nullopt};
+      } else if (!s.strength_value.empty()) {
+        ing.strength_codeable_concept = fhir::CodeableConcept{{}, s.strength_value};
+      }
+      med.ingredient.push_back(std::move(ing));
+      if (!s.strength_form_code.empty()) {
+        med.dose_form = fhir::CodeableConcept{{fhir::Coding{std::string(kNci), "", s.strength_form_code, "", std::nullopt}}, ""};
+      }
+    }
+    if (!d.dea_schedule_code.empty()) {
+      auto name = NciToDeaSchedule(d.dea_schedule_code);
+      if (name) {
+        med.extension.push_back(fhir::Extension{std::string(kDeaScheduleExtension), "Code",
+                                                Cat("\"", *name, "\""), {}});
+      } else if (d.dea_schedule_code != kNciUnspecified) {
+        issues_.Warning(path + "/DrugCoded/DEASchedule", IssueCode::kValue,
+                        Cat("unknown DEA schedule code ", d.dea_schedule_code, ": not carried"));
+      }
+    }
+    out.reference = Add(fhir::Resource{std::move(med)}, "medication");
+    return out;
+  }
+
+  static fhir::Quantity Qty(const script::Quantity& q) {
+    fhir::Quantity out;
+    out.value = q.value;
+    out.system = std::string(kNci);
+    out.code = q.unit_of_measure_code;
+    out.unit = std::string(NciUnitText(q.unit_of_measure_code));
+    return out;
+  }
+
+  fhir::MedicationRequest Request(const script::Medication& m, const std::string& path,
+                                  const fhir::Reference& patient, const fhir::Reference& requester,
+                                  const std::optional<fhir::Reference>& pharmacy) {
+    fhir::MedicationRequest mr;
+    const script::Header& h = m_.header;
+    if (!h.prescriber_order_number.empty()) {
+      mr.identifier.push_back(Id(kPrescriberOrderNumberSystem, h.prescriber_order_number));
+    }
+    if (!h.message_id.empty()) mr.identifier.push_back(Id(kMessageIdSystem, h.message_id));
+    if (!h.rx_reference_number.empty()) mr.identifier.push_back(Id(kRxReferenceSystem, h.rx_reference_number));
+    mr.status = "active";
+    mr.intent = "order";
+    mr.medication = Drug(m, path);
+    mr.subject = patient;
+    mr.requester = requester;
+    mr.authored_on = !m.written_date.date.empty() ? m.written_date.date : m.written_date.date_time;
+    for (const script::Diagnosis& d : m.diagnosis) {
+      for (const script::DiagnosisCode* c : {&d.primary, d.secondary ? &*d.secondary : nullptr}) {
+        if (!c) continue;
+        std::string system = c->qualifier == "ABF" ? std::string(kIcd10Cm)
+                             : c->qualifier == "DX" ? std::string(kIcd9Cm)
+                                                    : std::string(kSnomed);
+        fhir::CodeableReference r;
+        r.concept_ = fhir::CodeableConcept{{fhir::Coding{system, "", c->code, c->description, std::nullopt}}, ""};
+        mr.reason.push_back(std::move(r));
+      }
+    }
+    if (!m.note.empty()) mr.note.push_back(fhir::Annotation{"", std::nullopt, "", m.note});
+    if (m.sig) mr.dosage_instruction = SigToDosage(*m.sig, path + "/Sig", issues_);
+    fhir::DispenseRequest dr;
+    bool any = false;
+    if (m.quantity) {
+      dr.quantity = Qty(*m.quantity);
+      if (m.quantity->code_list_qualifier != "38") {
+        issues_.Warning(path + "/Quantity/CodeListQualifier", IssueCode::kNotSupported,
+                        Cat("quantity qualifier ", m.quantity->code_list_qualifier, " is not carried (38 assumed)"));
+      }
+      any = true;
+    }
+    if (!m.number_of_refills.empty()) {
+      dr.number_of_repeats_allowed = std::stoll(m.number_of_refills);
+      any = true;
+    }
+    if (!m.days_supply.empty()) {
+      dr.expected_supply_duration = fhir::Quantity{m.days_supply, "", "days", std::string(kUcum), "d"};
+      any = true;
+    }
+    for (const script::OtherMedicationDate& o : m.other_medication_date) {
+      std::string v = !o.date.date.empty() ? o.date.date : o.date.date_time;
+      if (o.qualifier == "EffectiveDate") {
+        if (!dr.validity_period) dr.validity_period.emplace();
+        dr.validity_period->start = v;
+        any = true;
+      } else if (o.qualifier == "ExpirationDate") {
+        if (!dr.validity_period) dr.validity_period.emplace();
+        dr.validity_period->end = v;
+        any = true;
+      } else {
+        issues_.Warning(path + "/OtherMedicationDate", IssueCode::kNotSupported,
+                        Cat("date qualifier ", o.qualifier, " has no FHIR element: not carried"));
+      }
+    }
+    if (pharmacy) {
+      dr.dispenser = *pharmacy;
+      any = true;
+    }
+    if (any) mr.dispense_request = std::move(dr);
+    if (!m.substitutions.empty()) {
+      fhir::Substitution s;
+      s.allowed_boolean = m.substitutions != "1";
+      if (!m.reason_for_substitution_code_used.empty()) {
+        s.reason = fhir::CodeableConcept{{}, m.reason_for_substitution_code_used};
+      }
+      mr.substitution = s;
+    }
+    auto keep = [&](std::string_view element, const std::string& value) {
+      if (value.empty()) return;
+      mr.extension.push_back(fhir::Extension{std::string(kScriptElementExtension), "", "",
+                                             {fhir::Extension{"element", "String", Cat("\"", element, "\""), {}},
+                                              fhir::Extension{"value", "String", Cat("\"", value, "\""), {}}}});
+    };
+    // SCRIPT elements with no FHIR home are kept as RxFlow script-element extensions.
+    keep("DoNotFill", m.do_not_fill);
+    keep("OrderCaptureMethod", m.order_capture_method);
+    keep("PriorAuthorization", m.prior_authorization);
+    keep("RxFillIndicator", m.rx_fill_indicator);
+    for (const std::string& c : m.drug_coverage_status_code) keep("DrugCoverageStatusCode", c);
+    if (m.last_fill_date.date.size() + m.last_fill_date.date_time.size() > 0) {
+      keep("LastFillDate", !m.last_fill_date.date.empty() ? m.last_fill_date.date : m.last_fill_date.date_time);
+    }
+    if (!m.pharmacy_requested_refills.empty()) keep("PharmacyRequestedRefills", m.pharmacy_requested_refills);
+    return mr;
+  }
+
+  fhir::Reference AddRequest(fhir::MedicationRequest mr) {
+    return Add(fhir::Resource{std::move(mr)}, "medication-request");
+  }
+
+  // A reference to the prescription this message is about, by its identifiers.
+  fhir::Reference RelatedRequest() const {
+    fhir::Reference r;
+    r.type = "MedicationRequest";
+    const script::Header& h = m_.header;
+    if (!h.prescriber_order_number.empty()) {
+      r.identifier = Id(kPrescriberOrderNumberSystem, h.prescriber_order_number);
+    } else if (!h.relates_to_message_id.empty()) {
+      r.identifier = Id(kMessageIdSystem, h.relates_to_message_id);
+    }
+    return r;
+  }
+
+  fhir::Task NewTask(std::string status, std::string code, std::string_view code_system,
+                     std::string display) {
+    fhir::Task t;
+    const script::Header& h = m_.header;
+    if (!h.message_id.empty()) t.identifier.push_back(Id(kMessageIdSystem, h.message_id));
+    t.status = std::move(status);
+    t.intent = "order";
+    t.code = fhir::CodeableConcept{{fhir::Coding{std::string(code_system), "", std::move(code), std::move(display), std::nullopt}}, ""};
+    t.focus = RelatedRequest();
+    t.last_modified = h.sent_time;
+    return t;
+  }
+
+  void MapBody() {
+    const std::string path = Cat("/Message/Body/", script::TransactionName(m_.body));
+    std::visit(
+        [&](const auto& b) { MapTx(b, path); }, m_.body);
+  }
+
+  void MapTx(const script::NewRx& n, const std::string& path) {
+    auto patient = AddPatient(n.patient, path + "/Patient");
+    auto prescriber = AddPrescriber(n.prescriber);
+    std::optional<fhir::Reference> pharmacy;
+    if (n.pharmacy) pharmacy = AddPharmacy(*n.pharmacy);
+    fhir::MedicationRequest mr = Request(n.medication_prescribed, path + "/MedicationPrescribed", patient, prescriber, pharmacy);
+    if (n.urgency_indicator_code == "X") mr.priority = "urgent";
+    AddRequest(std::move(mr));
+  }
+  void MapTx(const script::CancelRx& c, const std::string& path) {
+    auto patient = AddPatient(c.patient, path + "/Patient");
+    auto prescriber = AddPrescriber(c.prescriber);
+    std::optional<fhir::Reference> pharmacy;
+    if (c.pharmacy) pharmacy = AddPharmacy(*c.pharmacy);
+    fhir::MedicationRequest mr = Request(c.medication_prescribed, path + "/MedicationPrescribed", patient, prescriber, pharmacy);
+    mr.status = "cancelled";
+    AddRequest(std::move(mr));
+  }
+  void MapTx(const script::Status& s, const std::string&) {
+    fhir::Task t = NewTask(s.code == "010" ? "completed" : "accepted", s.code, kNcpdpStatusSystem,
+                           s.code == "010" ? "accepted by the ultimate receiver" : "accepted");
+    t.description = s.description;
+    Add(fhir::Resource{std::move(t)}, "task");
+  }
+  void MapTx(const script::Verify& v, const std::string&) {
+    fhir::Task t = NewTask("completed", v.code.empty() ? "010" : v.code, kNcpdpStatusSystem, "verified (return receipt)");
+    t.description = v.description;
+    Add(fhir::Resource{std::move(t)}, "task");
+  }
+  void MapTx(const script::Error& e, const std::string& path) {
+    fhir::OperationOutcome oo;
+    fhir::OperationOutcomeIssue issue;
+    issue.severity = "error";
+    issue.code = e.retryable() ? "transient" : "processing";
+    fhir::CodeableConcept details;
+    details.coding.push_back(fhir::Coding{std::string(kNcpdpErrorSystem), "", e.code, "", std::nullopt});
+    for (const std::string& d : e.description_code) {
+      details.coding.push_back(fhir::Coding{std::string(kNcpdpErrorSystem), "", d, "", std::nullopt});
+    }
+    issue.details = details;
+    issue.diagnostics = e.description;
+    // For 500/1000/2000/3000 the Description carries the XPath of the offending element.
+    if (!e.description.empty() && e.description[0] == '/') issue.expression.push_back(e.description);
+    oo.issue.push_back(std::move(issue));
+    Add(fhir::Resource{std::move(oo)}, "outcome");
+    fhir::Task t = NewTask("failed", e.code, kNcpdpErrorSystem, e.retryable() ? "error (retryable)" : "error");
+    t.description = e.description;
+    Add(fhir::Resource{std::move(t)}, "task");
+    (void)path;
+  }
+  void MapTx(const script::CancelRxResponse& c, const std::string&) {
+    bool approved = c.response.kind == "Approved";
+    fhir::Task t = NewTask(approved ? "completed" : "rejected", c.response.kind, kNcpdpStatusSystem,
+                           approved ? "cancel approved" : "cancel denied");
+    t.description = !c.response.note.empty() ? c.response.note : c.response.denial_reason;
+    for (const std::string& r : c.response.reason_code) {
+      if (!t.status_reason) t.status_reason.emplace();
+      t.status_reason->coding.push_back(fhir::Coding{std::string(kNcpdpReasonSystem), "", r, "", std::nullopt});
+    }
+    Add(fhir::Resource{std::move(t)}, "task");
+  }
+  void MapTx(const script::RxRenewalRequest& r, const std::string& path) {
+    auto patient = AddPatient(r.patient, path + "/Patient");
+    auto prescriber = AddPrescriber(r.prescriber);
+    auto pharmacy = AddPharmacy(r.pharmacy);
+    fhir::MedicationRequest mr = Request(r.medication_dispensed, path + "/MedicationDispensed", patient, prescriber, pharmacy);
+    mr.intent = "proposal";  // the pharmacy asks; the prescriber decides
+    AddRequest(std::move(mr));
+  }
+  void MapTx(const script::RxRenewalResponse& r, const std::string& path) {
+    auto patient = AddPatient(r.patient, path + "/Patient");
+    auto prescriber = AddPrescriber(r.prescriber);
+    auto pharmacy = AddPharmacy(r.pharmacy);
+    AddRequest(Request(r.medication_response, path + "/MedicationResponse", patient, prescriber, pharmacy));
+    fhir::Task t = NewTask(r.response.kind.rfind("Denied", 0) == 0 ? "rejected" : "completed", r.response.kind,
+                           kNcpdpStatusSystem, "renewal response");
+    Add(fhir::Resource{std::move(t)}, "task");
+  }
+  void MapTx(const script::RxChangeRequest& r, const std::string& path) {
+    auto patient = AddPatient(r.patient, path + "/Patient");
+    auto prescriber = AddPrescriber(r.prescriber);
+    auto pharmacy = AddPharmacy(r.pharmacy);
+    AddRequest(Request(r.medication_prescribed, path + "/MedicationPrescribed", patient, prescriber, pharmacy));
+    for (size_t i = 0; i < r.medication_requested.size(); ++i) {
+      fhir::MedicationRequest mr = Request(r.medication_requested[i], Cat(path, "/MedicationRequested[", i + 1, "]"),
+                                           patient, prescriber, pharmacy);
+      mr.intent = "proposal";
+      Add(fhir::Resource{std::move(mr)}, Cat("requested-", i + 1));
+    }
+    fhir::Task t = NewTask("requested", r.message_request_code, kNcpdpStatusSystem, "change request");
+    t.description = r.change_reason_text;
+    Add(fhir::Resource{std::move(t)}, "task");
+  }
+  void MapTx(const script::RxChangeResponse& r, const std::string& path) {
+    auto patient = AddPatient(r.patient, path + "/Patient");
+    auto prescriber = AddPrescriber(r.prescriber);
+    auto pharmacy = AddPharmacy(r.pharmacy);
+    if (r.medication_prescribed) {
+      AddRequest(Request(*r.medication_prescribed, path + "/MedicationPrescribed", patient, prescriber, pharmacy));
+    }
+    fhir::Task t = NewTask(r.response.kind == "Denied" ? "rejected" : "completed", r.response.kind,
+                           kNcpdpStatusSystem, "change response");
+    Add(fhir::Resource{std::move(t)}, "task");
+  }
+  void MapTx(const script::RxFill& r, const std::string& path) {
+    auto patient = AddPatient(r.patient, path + "/Patient");
+    auto pharmacy = AddPharmacy(r.pharmacy);
+    fhir::MedicationDispense d;
+    const script::Header& h = m_.header;
+    if (!h.message_id.empty()) d.identifier.push_back(Id(kMessageIdSystem, h.message_id));
+    if (!h.rx_reference_number.empty()) d.identifier.push_back(Id(kRxReferenceSystem, h.rx_reference_number));
+    if (r.fill_status == "Dispensed") {
+      d.status = "completed";
+    } else if (r.fill_status == "PartiallyDispensed") {
+      d.status = "in-progress";
+    } else if (r.fill_status == "NotDispensed") {
+      d.status = "declined";
+    } else {
+      d.status = "stopped";  // Transferred
+    }
+    if (!r.fill_status_reason_code.empty()) {
+      d.status_changed_reason = fhir::CodeableConcept{{fhir::Coding{std::string(kNcpdpReasonSystem), "", r.fill_status_reason_code, "", std::nullopt}}, ""};
+    }
+    if (!r.fill_status_note.empty()) d.note.push_back(fhir::Annotation{"", std::nullopt, "", r.fill_status_note});
+    d.subject = patient;
+    d.location = pharmacy;
+    d.authorizing_prescription.push_back(RelatedRequest());
+    const script::Medication* m = r.medication_dispensed ? &*r.medication_dispensed
+                                  : r.medication_prescribed ? &*r.medication_prescribed : nullptr;
+    std::string mp = path + (r.medication_dispensed ? "/MedicationDispensed" : "/MedicationPrescribed");
+    if (m) {
+      d.medication = Drug(*m, mp);
+      if (m->quantity) d.quantity = Qty(*m->quantity);
+      if (!m->days_supply.empty()) d.days_supply = fhir::Quantity{m->days_supply, "", "days", std::string(kUcum), "d"};
+      std::string fill = !m->last_fill_date.date.empty() ? m->last_fill_date.date : m->last_fill_date.date_time;
+      d.when_handed_over = fill;
+      if (m->sig) d.dosage_instruction = SigToDosage(*m->sig, mp + "/Sig", issues_);
+    }
+    if (r.medication_dispensed && r.medication_prescribed) {
+      issues_.Add(Severity::kInformation, IssueCode::kInformational, path + "/MedicationPrescribed",
+                  "the prescribed medication is not repeated in the MedicationDispense");
+    }
+    AddPrescriberIfNeeded(r.prescriber);
+    Add(fhir::Resource{std::move(d)}, "dispense");
+  }
+  void AddPrescriberIfNeeded(const script::Prescriber& p) { AddPrescriber(p); }
+
+  StatusOr<fhir::Bundle> Build() {
+    bundle_.type = options_.bundle_type;
+    bundle_.timestamp = m_.header.sent_time;
+    MapBody();
+    return std::move(bundle_);
+  }
+
+ private:
+  const script::Message& m_;
+  IssueList& issues_;
+  const ToFhirOptions& options_;
+  fhir::Bundle bundle_;
+  std::string base_;
+};
+
+}  // namespace
+
+StatusOr<fhir::Bundle> ToFhir(const script::Message& message, IssueList& issues,
+                              const ToFhirOptions& options) {
+  Builder b(message, issues, options);
+  return b.Build();
+}
+
+}  // namespace rxflow::mapping

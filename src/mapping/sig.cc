@@ -1,0 +1,496 @@
+#include "mapping/sig.h"
+
+#include "common/strcat.h"
+#include "common/text.h"
+#include "rxflow/mapping/codes.h"
+
+namespace rxflow::mapping {
+namespace {
+
+using rxflow::internal::Cat;
+
+// Thrown inside the structured-Sig builder to abandon the structure (never escapes).
+struct NotStructured {
+  std::string path;
+  std::string reason;
+};
+
+const fhir::Coding* FindCoding(const std::optional<fhir::CodeableConcept>& cc, std::string_view system) {
+  if (!cc) return nullptr;
+  for (const fhir::Coding& c : cc->coding) {
+    if (c.system == system) return &c;
+  }
+  return nullptr;
+}
+
+script::SigCode Snomed(const fhir::Coding& c, const fhir::CodeableConcept& cc) {
+  return script::SigCode{!c.display.empty() ? c.display : cc.text, "SNOMED", c.code};
+}
+
+struct GtsRow {
+  std::string_view code;
+  bool interval;  // false: N per unit (Frequency); true: every N units (Interval)
+  std::string_view value;
+  std::string_view unit;
+};
+constexpr GtsRow kGts[] = {
+    {"QD", false, "1", "d"},  {"BID", false, "2", "d"}, {"TID", false, "3", "d"},
+    {"QID", false, "4", "d"}, {"QOD", true, "2", "d"},  {"Q4H", true, "4", "h"},
+    {"Q6H", true, "6", "h"},  {"Q8H", true, "8", "h"},  {"Q12H", true, "12", "h"},
+    {"QH", true, "1", "h"},   {"WK", false, "1", "wk"}, {"MO", false, "1", "mo"}};
+
+class InstructionBuilder {
+ public:
+  InstructionBuilder(const fhir::Dosage& d, const std::string& path,
+                     std::vector<SigElementProvenance>& prov, std::string prefix)
+      : d_(d), path_(path), prov_(prov), prefix_(std::move(prefix)) {}
+
+  [[noreturn]] void Fail(std::string where, std::string why) {
+    throw NotStructured{std::move(where), std::move(why)};
+  }
+  void Note(std::string element, Provenance p, std::string source) {
+    prov_.push_back({Cat(prefix_, element), p, std::move(source)});
+  }
+
+  script::SigCode UnitCode(std::string_view ucum, const std::string& where) {
+    auto s = TimeUnitToSnomed(ucum);
+    if (!s) Fail(where, Cat("time unit \"", ucum, "\" has no SNOMED CT mapping"));
+    return script::SigCode{std::string(s->text), "SNOMED", std::string(s->code)};
+  }
+
+  script::DoseUnit DoseUnitOf(const fhir::Quantity& q, const std::string& where, std::string_view element) {
+    auto u = UnitToNci(q.system, q.code, q.unit);
+    script::DoseUnit out;
+    if (u) {
+      out.code = std::string(u->code);
+      out.text = !q.unit.empty() ? q.unit : std::string(u->text);
+      Note(std::string(element), q.system == kNci ? Provenance::kCoded : Provenance::kDerived, where);
+    } else {
+      if (q.unit.empty() && q.code.empty()) Fail(where, "dose has no unit");
+      out.code = std::string(kNciUnspecified);
+      out.text = !q.unit.empty() ? q.unit : q.code;
+      Note(std::string(element), Provenance::kDerived,
+           Cat(where, " (unit has no NCI code: C38046 Unspecified)"));
+    }
+    if (!internal::IsPrintableAscii(out.text) || out.text.size() > 255) Fail(where, "unit text not printable ASCII");
+    return out;
+  }
+
+  std::string Number(const std::string& v, const std::string& where) {
+    if (!internal::IsScriptNumeric(v)) Fail(where, Cat("\"", v, "\" is not a plain positive number"));
+    return v;
+  }
+
+  script::Instruction Build() {
+    script::Instruction in;
+    script::DoseAdministration& a = in.dose_administration;
+    // Route (required by SCRIPT once the structure is sent).
+    const fhir::Coding* route = FindCoding(d_.route, kSnomed);
+    if (!route) Fail(path_ + ".route", "no SNOMED CT route");
+    a.route = Snomed(*route, *d_.route);
+    Note("DoseAdministration/RouteOfAdministration", Provenance::kCoded, path_ + ".route");
+    if (d_.method) {
+      const fhir::Coding* m = FindCoding(d_.method, kSnomed);
+      if (!m) Fail(path_ + ".method", "method not coded in SNOMED CT");
+      a.dose_delivery_method = Snomed(*m, *d_.method);
+      Note("DoseAdministration/DoseDeliveryMethod", Provenance::kCoded, path_ + ".method");
+    }
+    if (d_.site) {
+      const fhir::Coding* s = FindCoding(d_.site, kSnomed);
+      if (!s) Fail(path_ + ".site", "site not coded in SNOMED CT");
+      a.site = Snomed(*s, *d_.site);
+      Note("DoseAdministration/SiteOfAdministration", Provenance::kCoded, path_ + ".site");
+    }
+    // Dose.
+    if (d_.dose_and_rate.size() > 1) Fail(path_ + ".doseAndRate", "more than one dose");
+    if (!d_.dose_and_rate.empty()) {
+      const fhir::DoseAndRate& dr = d_.dose_and_rate[0];
+      std::string dp = path_ + ".doseAndRate[0]";
+      if (dr.rate_quantity || dr.rate_range || dr.rate_ratio) Fail(dp, "rates are not mapped");
+      if (dr.dose_quantity) {
+        a.dose_quantity = Number(dr.dose_quantity->value, dp + ".doseQuantity.value");
+        a.dose_unit = DoseUnitOf(*dr.dose_quantity, dp + ".doseQuantity", "DoseAdministration/Dosage");
+      } else if (dr.dose_range) {
+        if (!dr.dose_range->low || !dr.dose_range->high) Fail(dp + ".doseRange", "open dose range");
+        a.dose_quantity = Number(dr.dose_range->low->value, dp + ".doseRange.low.value");
+        a.dose_unit = DoseUnitOf(*dr.dose_range->low, dp + ".doseRange.low", "DoseAdministration/Dosage");
+        a.dose_range_modifier = "TO";
+        a.dose_quantity_high = Number(dr.dose_range->high->value, dp + ".doseRange.high.value");
+        a.dose_unit_high = DoseUnitOf(*dr.dose_range->high, dp + ".doseRange.high", "DoseAdministration/Dosage[high]");
+      }
+    } else {
+      Note("DoseAdministration/Dosage", Provenance::kAbsent, path_ + ".doseAndRate");
+    }
+    // Timing.
+    std::vector<script::TimingAndDuration> timings;
+    if (d_.timing) {
+      const fhir::Timing& t = *d_.timing;
+      std::string tp = path_ + ".timing";
+      if (!t.event.empty()) Fail(tp + ".event", "timing events are not mapped");
+      bool have_frequency = false;
+      if (t.code) {
+        const fhir::Coding* c = FindCoding(t.code, kGtsAbbreviation);
+        const GtsRow* row = nullptr;
+        for (const GtsRow& r : kGts) {
+          if (c && c->code == r.code) row = &r;
+        }
+        if (!row) Fail(tp + ".code", "timing code is not a known GTS abbreviation (BID, TID, Q6H, ...)");
+        script::TimingAndDuration td;
+        td.kind = row->interval ? script::TimingAndDuration::Kind::kInterval
+                                : script::TimingAndDuration::Kind::kFrequency;
+        td.numeric_value = std::string(row->value);
+        td.units = UnitCode(row->unit, tp + ".code");
+        timings.push_back(td);
+        have_frequency = true;
+        Note(row->interval ? "TimingAndDuration/Interval" : "TimingAndDuration/Frequency",
+             Provenance::kDerived, tp + ".code");
+      }
+      if (t.repeat) {
+        const fhir::TimingRepeat& r = *t.repeat;
+        std::string rp = tp + ".repeat";
+        if (!r.day_of_week.empty()) Fail(rp + ".dayOfWeek", "days of the week are not mapped");
+        if (!r.time_of_day.empty()) Fail(rp + ".timeOfDay", "times of day are not mapped");
+        if (r.count || r.count_max) Fail(rp + ".count", "a count of doses is not mapped");
+        if (!r.duration.empty()) Fail(rp + ".duration", "administration duration is not mapped");
+        if (r.offset) Fail(rp + ".offset", "offsets are not mapped");
+        if (r.bounds_range || r.bounds_period) Fail(rp, "bounds other than boundsDuration are not mapped");
+        if (r.frequency || !r.period.empty()) {
+          if (have_frequency) {
+            // timing.code and repeat both given: they must agree; repeat is used.
+            const script::TimingAndDuration& coded = timings.back();
+            bool agree = coded.kind == script::TimingAndDuration::Kind::kFrequency
+                             ? r.period == "1" && std::to_string(r.frequency.value_or(1)) == coded.numeric_value
+                             : r.frequency.value_or(1) == 1 && r.period == coded.numeric_value;
+            auto unit = TimeUnitToSnomed(r.period_unit);
+            if (!agree || !unit || unit->code != coded.units.code) {
+              Fail(rp, "timing.code and timing.repeat disagree");
+            }
+            timings.pop_back();
+            prov_.pop_back();
+          }
+          int64_t n = r.frequency.value_or(1);
+          if (r.period.empty() || r.period_unit.empty()) Fail(rp + ".period", "frequency without a period");
+          script::TimingAndDuration td;
+          td.units = UnitCode(r.period_unit, rp + ".periodUnit");
+          if (r.period == "1") {
+            td.kind = script::TimingAndDuration::Kind::kFrequency;
+            td.numeric_value = std::to_string(n);
+            if (r.frequency_max) {
+              td.variable_modifier = "TO";
+              td.numeric_value_high = std::to_string(*r.frequency_max);
+            }
+            if (!r.period_max.empty()) Fail(rp + ".periodMax", "periodMax with a frequency per unit");
+            Note("TimingAndDuration/Frequency", Provenance::kCoded, rp);
+          } else if (n == 1 && !r.frequency_max) {
+            td.kind = script::TimingAndDuration::Kind::kInterval;
+            td.numeric_value = Number(r.period, rp + ".period");
+            if (!r.period_max.empty()) {
+              td.variable_modifier = "TO";
+              td.numeric_value_high = Number(r.period_max, rp + ".periodMax");
+            }
+            Note("TimingAndDuration/Interval", Provenance::kCoded, rp);
+          } else {
+            Fail(rp, "N times every M units (N, M > 1) has no SCRIPT form");
+          }
+          timings.push_back(td);
+        }
+        for (size_t i = 0; i < r.when.size(); ++i) {
+          if (r.when[i] != "HS") Fail(Cat(rp, ".when[", i, "]"), Cat("event \"", r.when[i], "\" is not mapped (HS is)"));
+          script::TimingAndDuration td;
+          td.kind = script::TimingAndDuration::Kind::kAdministrationTiming;
+          td.administration_timing_event = script::SigCode{"at bedtime", "SNOMED", std::string(kSnomedAtBedtime)};
+          timings.push_back(td);
+          Note("TimingAndDuration/AdministrationTiming", Provenance::kDerived, Cat(rp, ".when[", i, "]"));
+        }
+        if (r.bounds_duration) {
+          const fhir::Quantity& b = *r.bounds_duration;
+          script::TimingAndDuration td;
+          td.kind = script::TimingAndDuration::Kind::kDuration;
+          td.numeric_value = Number(b.value, rp + ".boundsDuration.value");
+          td.units = UnitCode(b.code.empty() ? b.unit : b.code, rp + ".boundsDuration");
+          timings.push_back(td);
+          Note("TimingAndDuration/Duration", Provenance::kCoded, rp + ".boundsDuration");
+        }
+      }
+    }
+    if (timings.empty()) Fail(path_ + ".timing", "no timing (SCRIPT needs one for a structured Sig)");
+    for (size_t i = 0; i < timings.size(); ++i) in.timing.emplace_back(i == 0 ? "" : "AND", timings[i]);
+
+    // As needed.
+    if (!d_.as_needed_for.empty() || (d_.as_needed && *d_.as_needed)) {
+      if (d_.as_needed_for.size() > 1) Fail(path_ + ".asNeededFor", "more than one as-needed reason");
+      script::Indication ind;
+      ind.precursor = script::SigCode{"as needed", "SNOMED", std::string(kSnomedAsNeeded)};
+      Note("IndicationForUse/IndicationPrecursor", Provenance::kDerived, path_ + ".asNeeded");
+      if (!d_.as_needed_for.empty()) {
+        const fhir::CodeableConcept& cc = d_.as_needed_for[0];
+        const fhir::Coding* c = nullptr;
+        for (const auto& x : cc.coding) {
+          if (x.system == kSnomed) c = &x;
+        }
+        if (!c) Fail(path_ + ".asNeededFor[0]", "as-needed reason not coded in SNOMED CT");
+        ind.indication = Snomed(*c, cc);
+        Note("IndicationForUse/Indication", Provenance::kCoded, path_ + ".asNeededFor[0]");
+      }
+      in.indication_for_use.push_back(std::move(ind));
+    }
+    // Maximum dose per period.
+    if (d_.max_dose_per_period.size() > 1) Fail(path_ + ".maxDosePerPeriod", "more than one maximum dose");
+    if (!d_.max_dose_per_period.empty()) {
+      const fhir::Ratio& r = d_.max_dose_per_period[0];
+      std::string mp = path_ + ".maxDosePerPeriod[0]";
+      if (!r.numerator || !r.denominator) Fail(mp, "incomplete ratio");
+      script::MaximumDose m;
+      m.numeric_value = Number(r.numerator->value, mp + ".numerator.value");
+      m.form = DoseUnitOf(*r.numerator, mp + ".numerator", "MaximumDoseRestriction");
+      m.duration_value = Number(r.denominator->value, mp + ".denominator.value");
+      m.duration_unit = UnitCode(r.denominator->code.empty() ? r.denominator->unit : r.denominator->code,
+                                 mp + ".denominator");
+      in.maximum_dose_restriction.push_back(std::move(m));
+    }
+    if (d_.max_dose_per_administration) Fail(path_ + ".maxDosePerAdministration", "not mapped");
+    if (d_.max_dose_per_lifetime) Fail(path_ + ".maxDosePerLifetime", "not mapped");
+    if (!d_.additional_instruction.empty()) Fail(path_ + ".additionalInstruction", "not mapped");
+    if (!d_.extension.empty()) Fail(path_ + ".extension", "dosage extensions are not mapped");
+    return in;
+  }
+
+ private:
+  const fhir::Dosage& d_;
+  const std::string& path_;
+  std::vector<SigElementProvenance>& prov_;
+  std::string prefix_;
+};
+
+}  // namespace
+
+std::optional<script::Sig> SigMapper::Map(const std::vector<fhir::Dosage>& dosages,
+                                          const std::string& path,
+                                          std::vector<SigElementProvenance>& provenance) {
+  if (dosages.empty()) {
+    issues_.Error(path, IssueCode::kRequired, "at least one dosageInstruction (with text) is required");
+    return std::nullopt;
+  }
+  script::Sig sig;
+  std::string text;
+  for (size_t i = 0; i < dosages.size(); ++i) {
+    const fhir::Dosage& d = dosages[i];
+    if (d.text.empty()) continue;
+    if (!text.empty()) {
+      bool same_step = d.sequence && dosages[i - 1].sequence && *d.sequence == *dosages[i - 1].sequence;
+      text += same_step ? " and " : " then ";
+    }
+    text += d.text;
+  }
+  if (text.empty()) {
+    issues_.Error(path + "[0].text", IssueCode::kRequired,
+                  "dosage text is required: SigText is the authoritative instruction");
+    return std::nullopt;
+  }
+  if (!internal::IsPrintableAscii(text)) {
+    issues_.Error(path, IssueCode::kValue, "dosage text contains characters SCRIPT cannot carry (printable ASCII only)");
+    return std::nullopt;
+  }
+  if (text.size() > 1000) {
+    issues_.Error(path, IssueCode::kTooLong,
+                  Cat("dosage text is ", text.size(), " characters; SigText allows 1000 (RxFlow never truncates)"));
+    return std::nullopt;
+  }
+  sig.sig_text = text;
+  if (!options_.structured_sig) return sig;
+
+  std::vector<SigElementProvenance> prov;
+  try {
+    std::string patient_instruction;
+    for (size_t i = 0; i < dosages.size(); ++i) {
+      std::string dp = Cat(path, "[", i, "]");
+      InstructionBuilder b(dosages[i], dp, prov, dosages.size() > 1 ? Cat("Instruction[", i + 1, "]/") : "Instruction/");
+      script::Instruction ins = b.Build();
+      if (i > 0) {
+        bool same_step = dosages[i].sequence && dosages[i - 1].sequence &&
+                         *dosages[i].sequence == *dosages[i - 1].sequence;
+        ins.multiple_instruction_modifier = same_step ? "AND" : "THEN";
+      }
+      sig.instruction.push_back(std::move(ins));
+      if (!dosages[i].patient_instruction.empty()) {
+        if (!patient_instruction.empty()) throw NotStructured{dp + ".patientInstruction", "more than one patient instruction"};
+        patient_instruction = dosages[i].patient_instruction;
+        if (!internal::IsPrintableAscii(patient_instruction) || patient_instruction.size() > 255) {
+          throw NotStructured{dp + ".patientInstruction", "longer than 255 characters or not printable ASCII"};
+        }
+      }
+    }
+    sig.clarifying_free_text = patient_instruction;
+    sig.snomed_version = options_.snomed_version;
+    sig.fmt_version = options_.fmt_version;
+    provenance.insert(provenance.end(), prov.begin(), prov.end());
+  } catch (const NotStructured& ns) {
+    sig.instruction.clear();
+    sig.clarifying_free_text.clear();
+    issues_.Add(Severity::kInformation, IssueCode::kInformational, ns.path,
+                Cat("structured Sig not sent (", ns.reason, "); SigText carries the instructions"));
+    provenance.push_back({"Sig (structured)", Provenance::kAbsent, Cat(ns.path, ": ", ns.reason)});
+  }
+  return sig;
+}
+
+// --- SCRIPT → FHIR ----------------------------------------------------------------------
+
+namespace {
+
+fhir::CodeableConcept SnomedConcept(const script::SigCode& c) {
+  fhir::CodeableConcept cc;
+  cc.coding.push_back(fhir::Coding{std::string(kSnomed), "", c.code, c.text, std::nullopt});
+  return cc;
+}
+
+fhir::Quantity NciQuantity(const std::string& value, const script::DoseUnit& u) {
+  fhir::Quantity q;
+  q.value = value;
+  q.unit = u.text;
+  q.system = std::string(kNci);
+  q.code = u.code;
+  return q;
+}
+
+struct NotReversible {
+  std::string reason;
+};
+
+std::string TimeUnitOf(const script::SigCode& c) {
+  auto u = SnomedToTimeUnit(c.code);
+  if (!u) throw NotReversible{Cat("time unit SNOMED ", c.code, " has no FHIR unit")};
+  return std::string(*u);
+}
+
+fhir::Dosage InstructionToDosage(const script::Instruction& in) {
+  fhir::Dosage d;
+  const script::DoseAdministration& a = in.dose_administration;
+  if (a.route.qualifier != "SNOMED") throw NotReversible{"route not SNOMED"};
+  d.route = SnomedConcept(a.route);
+  if (a.dose_delivery_method) d.method = SnomedConcept(*a.dose_delivery_method);
+  if (a.site) d.site = SnomedConcept(*a.site);
+  if (!a.dose_quantity.empty() && a.dose_unit) {
+    fhir::DoseAndRate dr;
+    if (!a.dose_range_modifier.empty()) {
+      if (a.dose_range_modifier != "TO" || !a.dose_unit_high) throw NotReversible{"dose range modifier OR"};
+      dr.dose_range = fhir::Range{NciQuantity(a.dose_quantity, *a.dose_unit),
+                                  NciQuantity(a.dose_quantity_high, *a.dose_unit_high)};
+    } else {
+      dr.dose_quantity = NciQuantity(a.dose_quantity, *a.dose_unit);
+    }
+    d.dose_and_rate.push_back(std::move(dr));
+  }
+  fhir::TimingRepeat r;
+  bool any_repeat = false;
+  for (size_t i = 0; i < in.timing.size(); ++i) {
+    const auto& [mod, t] = in.timing[i];
+    if (i > 0 && mod != "AND") throw NotReversible{Cat("timing modifier ", mod)};
+    using K = script::TimingAndDuration::Kind;
+    switch (t.kind) {
+      case K::kFrequency:
+        if (r.frequency || !r.period.empty()) throw NotReversible{"two frequencies"};
+        r.frequency = std::stoll(t.numeric_value);
+        r.period = "1";
+        r.period_unit = TimeUnitOf(t.units);
+        if (!t.variable_modifier.empty()) {
+          if (t.variable_modifier != "TO") throw NotReversible{"frequency modifier"};
+          r.frequency_max = std::stoll(t.numeric_value_high);
+        }
+        break;
+      case K::kInterval:
+        if (r.frequency || !r.period.empty()) throw NotReversible{"two frequencies"};
+        r.frequency = 1;
+        r.period = t.numeric_value;
+        r.period_unit = TimeUnitOf(t.units);
+        if (!t.variable_modifier.empty()) {
+          if (t.variable_modifier != "TO") throw NotReversible{"interval modifier"};
+          r.period_max = t.numeric_value_high;
+        }
+        break;
+      case K::kAdministrationTiming:
+        if (t.administration_timing_event.code != kSnomedAtBedtime) throw NotReversible{"timing event"};
+        r.when.push_back("HS");
+        break;
+      case K::kDuration: {
+        fhir::Quantity q;
+        q.value = t.numeric_value;
+        auto u = SnomedToTimeUnit(t.units.code);
+        if (!u) throw NotReversible{"duration unit"};
+        q.unit = t.units.text;
+        q.system = std::string(kUcum);
+        q.code = std::string(*u);
+        r.bounds_duration = q;
+        break;
+      }
+      case K::kStopIndicator:
+        throw NotReversible{"stop indicator"};
+    }
+    if (!t.clarifying_free_text.empty()) throw NotReversible{"timing clarifying text"};
+    any_repeat = true;
+  }
+  if (any_repeat) {
+    d.timing.emplace();
+    d.timing->repeat = r;
+  }
+  for (const script::Indication& ind : in.indication_for_use) {
+    if (!ind.precursor || ind.precursor->code != kSnomedAsNeeded) throw NotReversible{"indication precursor"};
+    if (ind.indication) {
+      d.as_needed_for.push_back(SnomedConcept(*ind.indication));
+    } else {
+      d.as_needed = true;
+    }
+  }
+  for (const script::MaximumDose& m : in.maximum_dose_restriction) {
+    if (!m.form || !m.clarifying_free_text.empty()) throw NotReversible{"maximum dose form"};
+    fhir::Ratio ratio;
+    ratio.numerator = NciQuantity(m.numeric_value, *m.form);
+    fhir::Quantity den;
+    den.value = m.duration_value;
+    den.unit = m.duration_unit.text;
+    den.system = std::string(kUcum);
+    den.code = TimeUnitOf(m.duration_unit);
+    ratio.denominator = den;
+    d.max_dose_per_period.push_back(ratio);
+  }
+  return d;
+}
+
+}  // namespace
+
+std::vector<fhir::Dosage> SigToDosage(const script::Sig& sig, const std::string& path,
+                                      IssueList& issues) {
+  std::vector<fhir::Dosage> out;
+  if (sig.structured()) {
+    try {
+      int64_t seq = 1;
+      for (size_t i = 0; i < sig.instruction.size(); ++i) {
+        const script::Instruction& in = sig.instruction[i];
+        if (i > 0) {
+          if (in.multiple_instruction_modifier == "THEN") {
+            ++seq;
+          } else if (in.multiple_instruction_modifier != "AND") {
+            throw NotReversible{Cat("instruction modifier ", in.multiple_instruction_modifier)};
+          }
+        }
+        fhir::Dosage d = InstructionToDosage(in);
+        if (sig.instruction.size() > 1) d.sequence = seq;
+        out.push_back(std::move(d));
+      }
+      if (!sig.clarifying_free_text.empty()) out[0].patient_instruction = sig.clarifying_free_text;
+    } catch (const NotReversible& nr) {
+      out.clear();
+      issues.Add(Severity::kInformation, IssueCode::kInformational, path,
+                 Cat("structured Sig kept as text only (", nr.reason, ")"));
+    } catch (const std::exception&) {
+      out.clear();
+      issues.Add(Severity::kInformation, IssueCode::kInformational, path,
+                 "structured Sig kept as text only (a number out of range)");
+    }
+  }
+  if (out.empty()) out.emplace_back();
+  out[0].text = sig.sig_text;
+  return out;
+}
+
+}  // namespace rxflow::mapping

@@ -1,0 +1,128 @@
+#include "rxflow/transform.h"
+
+#include <chrono>
+#include <ctime>
+
+#include "common/crypto.h"
+#include "common/strcat.h"
+#include "common/text.h"
+
+namespace rxflow {
+namespace {
+
+// The status for a call that reported errors: a broken prescribing rule is
+// FailedPrecondition, a limit is ResourceExhausted, anything else InvalidArgument.
+Status StatusFor(const IssueList& issues, size_t from, Status fallback) {
+  bool business = false, limit = false;
+  const Issue* first = nullptr;
+  for (size_t i = from; i < issues.size(); ++i) {
+    const Issue& is = issues[i];
+    if (is.severity != Severity::kError && is.severity != Severity::kFatal) continue;
+    if (!first) first = &is;
+    if (is.code == IssueCode::kTooCostly) limit = true;
+    if (is.code == IssueCode::kBusinessRule || is.code == IssueCode::kValue) business = true;
+  }
+  if (!first) return fallback;
+  std::string msg = ToString(*first);
+  if (limit) return absl::ResourceExhaustedError(msg);
+  // Only when every error is a rule or identifier check is the input "valid but refused".
+  bool only_rules = true;
+  for (size_t i = from; i < issues.size(); ++i) {
+    const Issue& is = issues[i];
+    if (is.severity != Severity::kError && is.severity != Severity::kFatal) continue;
+    if (is.code != IssueCode::kBusinessRule && is.code != IssueCode::kValue) only_rules = false;
+  }
+  if (business && only_rules && fallback.code() == absl::StatusCode::kFailedPrecondition) {
+    return absl::FailedPreconditionError(msg);
+  }
+  return absl::InvalidArgumentError(msg);
+}
+
+const script::Profile& ProfileOf(const TransformOptions& o) {
+  return o.profile ? *o.profile : script::BuiltinProfile(o.version);
+}
+
+}  // namespace
+
+std::string UtcNow() {
+  std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+StatusOr<ScriptOutput> ToScript(std::string_view fhir_json, IssueList& issues,
+                                const TransformOptions& options,
+                                std::string_view relates_to_message_id) {
+  size_t start = issues.size();
+  auto input = fhir::ParsePrescription(fhir_json, issues, options.parse);
+  if (!input.ok()) return input.status();
+  mapping::NewRxOptions newrx = options.newrx;
+  if (newrx.message_id.empty()) newrx.message_id = internal::RandomHex128();
+  if (newrx.sent_time.empty()) newrx.sent_time = UtcNow();
+  const std::string& status = input->medication_request.status;
+  bool cancel = status == "cancelled" || status == "stopped";
+  auto mapped = cancel ? mapping::ToCancelRx(*input, relates_to_message_id, issues, newrx)
+                       : mapping::ToNewRx(*input, issues, newrx);
+  // Prescribing rules run on what could be mapped, so one pass reports everything.
+  if (mapped.ok()) clinical::CheckPrescription(*input, *mapped, issues, options.checks);
+  if (!mapped.ok() || issues.has_errors()) {
+    return StatusFor(issues, start,
+                     mapped.ok() ? absl::FailedPreconditionError("prescribing rule")
+                                 : absl::InvalidArgumentError(std::string(mapped.status().message())));
+  }
+  script::WriteOptions wo;
+  wo.profile = &ProfileOf(options);
+  wo.pretty = options.pretty;
+  auto xml = script::WriteXml(mapped->message, issues, wo);
+  if (!xml.ok()) return xml.status();
+  return ScriptOutput{std::move(*xml), std::move(*mapped)};
+}
+
+StatusOr<std::string> ToFhirJson(std::string_view script_xml, IssueList& issues,
+                                 const TransformOptions& options) {
+  script::ReadOptions ro;
+  ro.profile = options.profile;
+  ro.xsd_dir = options.xsd_dir;
+  auto message = script::ReadXml(script_xml, issues, ro);
+  if (!message.ok()) return message.status();
+  auto bundle = mapping::ToFhir(*message, issues);
+  if (!bundle.ok()) return bundle.status();
+  return fhir::WriteJson(fhir::Resource{std::move(*bundle)},
+                         options.pretty ? fhir::JsonStyle::kPretty : fhir::JsonStyle::kPretty);
+}
+
+InputKind DetectInput(std::string_view text) {
+  // Skip a UTF-8 byte-order mark and white space.
+  if (text.size() >= 3 && text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
+  text = internal::Trim(text);
+  if (text.empty()) return InputKind::kUnknown;
+  if (text[0] == '{') return InputKind::kFhirJson;
+  if (text[0] == '<') return InputKind::kScriptXml;
+  return InputKind::kUnknown;
+}
+
+Status Check(std::string_view text, IssueList& issues, const TransformOptions& options) {
+  switch (DetectInput(text)) {
+    case InputKind::kFhirJson: {
+      auto out = ToScript(text, issues, options);
+      return out.ok() ? absl::OkStatus() : out.status();
+    }
+    case InputKind::kScriptXml: {
+      script::ReadOptions ro;
+      ro.profile = options.profile;
+      ro.xsd_dir = options.xsd_dir;
+      auto message = script::ReadXml(text, issues, ro);
+      return message.ok() ? absl::OkStatus() : message.status();
+    }
+    case InputKind::kUnknown:
+      break;
+  }
+  issues.Fatal("$", IssueCode::kStructure,
+               "input is neither FHIR JSON (starts with '{') nor SCRIPT XML (starts with '<')");
+  return absl::InvalidArgumentError(ToString(issues[issues.size() - 1]));
+}
+
+}  // namespace rxflow
