@@ -210,7 +210,9 @@ std::optional<std::string> NormalizeNdc(std::string_view ndc) {
     return std::nullopt;
   }
   // Pad each segment to 5-4-2 (4-4-2 → 0+labeler, 5-3-2 → 0+product, 5-4-1 → 0+package).
-  if (a.size() + b.size() + c.size() != 10 || a.size() > 5 || b.size() > 4 || c.size() > 2) {
+  size_t total = a.size() + b.size() + c.size();
+  bool eleven = a.size() == 5 && b.size() == 4 && c.size() == 2;  // already 5-4-2
+  if ((total != 10 && !eleven) || a.size() > 5 || b.size() > 4 || c.size() > 2) {
     return std::nullopt;
   }
   std::string out;

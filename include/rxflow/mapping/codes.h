@@ -77,7 +77,7 @@ std::optional<SnomedConcept> TimeUnitToSnomed(std::string_view ucum_unit);
 std::optional<std::string_view> SnomedToTimeUnit(std::string_view snomed_code);
 
 // NDC → the 11-digit 5-4-2 form without hyphens. Accepts 11 digits, or the hyphenated
-// 4-4-2, 5-3-2 and 5-4-1 forms. nullopt when the text is not an NDC.
+// 5-4-2, 4-4-2, 5-3-2 and 5-4-1 forms (the 10-digit ones padded with a zero). nullopt when the text is not an NDC.
 std::optional<std::string> NormalizeNdc(std::string_view ndc);
 
 }  // namespace rxflow::mapping

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Tests the rxflow tool as a user runs it: files, stdin, exit codes, stderr format.
+# Usage: cli_test.sh RXFLOW_BINARY FIXTURES_DIR
+set -u
+RX="$1"
+FX="$2"
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+pass=0
+fail=0
+
+# check NAME EXPECTED_EXIT GREP_STDOUT GREP_STDERR -- command...
+check() {
+  local name="$1" want="$2" out_re="$3" err_re="$4"
+  shift 5
+  "$@" >"$TMP/out" 2>"$TMP/err"
+  local got=$?
+  local ok=1
+  [ "$got" = "$want" ] || ok=0
+  if [ -n "$out_re" ] && ! grep -Eq -- "$out_re" "$TMP/out"; then ok=0; fi
+  if [ -n "$err_re" ] && ! grep -Eq -- "$err_re" "$TMP/err"; then ok=0; fi
+  if [ $ok = 1 ]; then
+    pass=$((pass + 1))
+  else
+    fail=$((fail + 1))
+    echo "FAIL: $name (exit $got, want $want)"
+    head -c 600 "$TMP/out"; echo; head -c 600 "$TMP/err"; echo
+  fi
+}
+
+L="$FX/fhir/medication_request_lisinopril.json"
+check "to-script writes a 2023011 NewRx" 0 'TransportVersion="2023011".*<NewRx>' '' -- "$RX" to-script "$L"
+check "to-script --script-version 2017071" 0 'TransportVersion="20170715"' '' -- "$RX" to-script --script-version 2017071 "$L"
+check "to-script reads standard input" 0 '<NewRx>' '' -- sh -c "\"$RX\" to-script - < \"$L\""
+check "warnings go to stderr as severity: path: message" 0 '' '^warning: medication_request\.category: ' -- "$RX" to-script "$L"
+check "check accepts a valid FHIR prescription" 0 '^ok: FHIR prescription is valid' '' -- "$RX" check "$L"
+check "check accepts a valid SCRIPT message" 0 '^ok: SCRIPT message is valid' '' -- "$RX" check "$FX/script/status_000.xml"
+check "to-fhir writes a Bundle" 0 '"resourceType": "Bundle"' '' -- "$RX" to-fhir "$FX/script/rxfill_dispensed.xml"
+sed 's/"numberOfRepeatsAllowed": 0/"numberOfRepeatsAllowed": 2/' "$FX/fhir/schedule2_oxycodone.json" > "$TMP/c2.json"
+check "C-II with refills: exit 1 with the path" 1 '' '^error: medication_request\.dispenseRequest\.numberOfRepeatsAllowed: Schedule II' -- "$RX" to-script "$TMP/c2.json"
+check "--issues json prints an OperationOutcome" 1 '' '"resourceType": "OperationOutcome"' -- "$RX" to-script --issues json "$TMP/c2.json"
+printf '{"medication_request": ' > "$TMP/trunc.json"
+check "malformed JSON: exit 1" 1 '' '^fatal: ' -- "$RX" check "$TMP/trunc.json"
+check "empty input: exit 1" 1 '' 'neither FHIR JSON' -- sh -c "\"$RX\" check - < /dev/null"
+check "binary garbage: exit 1, no crash" 1 '' '' -- sh -c "head -c 4096 /dev/urandom | \"$RX\" check -"
+printf '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><Message/>' > "$TMP/xxe.xml"
+check "a DTD is refused" 1 '' 'DTD' -- "$RX" to-fhir "$TMP/xxe.xml"
+check "missing file: exit 2" 2 '' 'cannot open' -- "$RX" to-script "$TMP/does-not-exist.json"
+check "unknown option: exit 2" 2 '' '' -- "$RX" to-script --frobnicate "$L"
+check "bad --script-version: exit 2" 2 '' '' -- "$RX" to-script --script-version 10.6 "$L"
+check "no subcommand: exit 2" 2 '' '' -- "$RX"
+check "--help: exit 0" 0 'to-script' '' -- "$RX" --help
+check "--xsd validates against a schema set" 0 '^ok' '' -- "$RX" check --xsd "$FX/xsd" "$FX/script/status_000.xml"
+"$RX" to-script --script-version 2017071 --message-id X1 --sent-time 2026-11-26T10:00:00Z "$L" > "$TMP/n.xml" 2>/dev/null
+"$RX" to-fhir "$TMP/n.xml" > "$TMP/b.json" 2>/dev/null
+check "to-script → to-fhir → to-script is byte-identical" 0 '' '' -- sh -c "\"$RX\" to-script --script-version 2017071 --message-id X1 --sent-time 2026-11-26T10:00:00Z \"$TMP/b.json\" 2>/dev/null | cmp - \"$TMP/n.xml\""
+check "--profile-structure loads a table" 0 '^ok' '' -- "$RX" check --profile-structure "$FX/../../data/script/2017071.structure" "$FX/script/status_000.xml"
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]

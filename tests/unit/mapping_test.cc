@@ -1,0 +1,204 @@
+#include <doctest/doctest.h>
+
+#include "rxflow/idempotency.h"
+#include "rxflow/mapping/codes.h"
+#include "rxflow/transform.h"
+#include "testing/files.h"
+
+using namespace rxflow;
+
+namespace {
+
+StatusOr<ScriptOutput> Map(const std::string& json, IssueList& issues) {
+  TransformOptions o;
+  o.newrx.message_id = "M1";
+  o.newrx.sent_time = "2026-11-26T10:00:00Z";
+  return ToScript(json, issues, o);
+}
+
+std::string Replace(std::string s, const std::string& from, const std::string& to) {
+  size_t at = s.find(from);
+  REQUIRE_MESSAGE(at != std::string::npos, "no " << from);
+  s.replace(at, from.size(), to);
+  return s;
+}
+
+constexpr std::string_view kKey = "0123456789abcdef0123456789abcdef";
+
+}  // namespace
+
+TEST_SUITE("Codes") {
+  TEST_CASE("NDC normalisation to 11 digits") {
+    CHECK(*mapping::NormalizeNdc("0071-0155-23") == "00071015523");
+    CHECK(*mapping::NormalizeNdc("12345-678-90") == "12345067890");
+    CHECK(*mapping::NormalizeNdc("12345-6789-1") == "12345678901");
+    CHECK(*mapping::NormalizeNdc("12345-6789-01") == "12345678901");
+    CHECK(*mapping::NormalizeNdc("00071015523") == "00071015523");
+    CHECK_FALSE(mapping::NormalizeNdc("0071015523"));  // 10 digits without hyphens is ambiguous
+    CHECK_FALSE(mapping::NormalizeNdc("12-34-56"));
+    CHECK_FALSE(mapping::NormalizeNdc("abcde-1234-12"));
+  }
+  TEST_CASE("DEA schedules ⇄ NCI codes") {
+    CHECK(*mapping::DeaScheduleToNci("CII") == "C48675");
+    CHECK(*mapping::DeaScheduleToNci("C-IV") == "C48677");
+    CHECK(*mapping::DeaScheduleToNci("3") == "C48676");
+    CHECK(*mapping::DeaScheduleToNci("C48679") == "C48679");
+    CHECK(*mapping::NciToDeaSchedule("C48672") == "CI");
+    CHECK_FALSE(mapping::DeaScheduleToNci("CVI"));
+    CHECK(mapping::DeaScheduleNumber("CV") == 5);
+    CHECK(mapping::DeaScheduleNumber("none") == 0);
+  }
+  TEST_CASE("units to NCI: UCUM, orderableDrugForm, NCI and plain text") {
+    CHECK(mapping::UnitToNci(mapping::kUcum, "mL", "")->code == "C28254");
+    CHECK(mapping::UnitToNci(mapping::kOrderableDrugForm, "TAB", "")->code == "C48542");
+    CHECK(mapping::UnitToNci(mapping::kNci, "C48480", "")->code == "C48480");
+    CHECK(mapping::UnitToNci("", "", "tablets")->code == "C48542");
+    CHECK_FALSE(mapping::UnitToNci(mapping::kUcum, "{puff}", "puff"));
+  }
+  TEST_CASE("identifier systems: URL, OID and v2-0203 type forms") {
+    using K = mapping::IdentifierKind;
+    CHECK(mapping::ClassifyIdentifier("http://hl7.org/fhir/sid/us-npi", "") == K::kNpi);
+    CHECK(mapping::ClassifyIdentifier("urn:oid:2.16.840.1.113883.4.6", "") == K::kNpi);
+    CHECK(mapping::ClassifyIdentifier("urn:oid:2.16.840.1.113883.4.814", "") == K::kDea);
+    CHECK(mapping::ClassifyIdentifier("http://hl7.org/fhir/sid/us-dea", "") == K::kDea);
+    CHECK(mapping::ClassifyIdentifier("http://terminology.hl7.org/NamingSystem/NCPDPProviderIdentificationNumber", "") == K::kNcpdpId);
+    CHECK(mapping::ClassifyIdentifier("urn:example", "SL") == K::kStateLicense);
+    CHECK(mapping::ClassifyIdentifier("urn:example", "MR") == K::kMrn);
+    CHECK(mapping::ClassifyIdentifier("urn:example", "") == K::kOther);
+  }
+}
+
+TEST_SUITE("Mapping") {
+  TEST_CASE("an over-long drug description is refused, never truncated") {
+    std::string json = Replace(testing::ReadFixture("fhir/medication_request_lisinopril.json"),
+                               "\"text\": \"lisinopril 10 MG Oral Tablet\"", "\"text\": \"" + std::string(106, 'x') + "\"");
+    IssueList issues;
+    auto out = Map(json, issues);
+    CHECK(out.status().code() == absl::StatusCode::kInvalidArgument);
+    bool found = false;
+    for (const auto& i : issues) found |= i.code == IssueCode::kTooLong && i.message.find("105") != std::string::npos;
+    CHECK(found);
+  }
+  TEST_CASE("non-ASCII names are refused with the name's path") {
+    std::string json = Replace(testing::ReadFixture("fhir/medication_request_lisinopril.json"),
+                               "\"Delacroix\"", "\"Delacroïx\"");
+    IssueList issues;
+    auto out = Map(json, issues);
+    CHECK_FALSE(out.ok());
+    CHECK(issues.Find("patient.name[0].family"));
+  }
+  TEST_CASE("a partial birth date cannot be sent") {
+    std::string json = Replace(testing::ReadFixture("fhir/medication_request_lisinopril.json"),
+                               "\"1968-04-17\"", "\"1968-04\"");
+    IssueList issues;
+    CHECK_FALSE(Map(json, issues).ok());
+    CHECK(issues.Find("patient.birthDate"));
+  }
+  TEST_CASE("every dropped FHIR element is reported with its path") {
+    IssueList issues;
+    REQUIRE(Map(testing::ReadFixture("fhir/medication_request_lisinopril.json"), issues).ok());
+    const Issue* i = issues.Find("medication_request.category");
+    REQUIRE(i);
+    CHECK(i->severity == Severity::kWarning);
+  }
+  TEST_CASE("structured Sig provenance: coded, derived and absent") {
+    IssueList issues;
+    auto out = Map(testing::ReadFixture("fhir/schedule2_oxycodone.json"), issues);
+    REQUIRE(out.ok());
+    bool coded = false, derived = false;
+    for (const auto& p : out->newrx.sig_provenance) {
+      coded |= p.provenance == mapping::Provenance::kCoded && p.element == "Instruction/DoseAdministration/RouteOfAdministration";
+      derived |= p.provenance == mapping::Provenance::kDerived && p.element == "Instruction/IndicationForUse/IndicationPrecursor";
+    }
+    CHECK(coded);
+    CHECK(derived);
+    IssueList issues2;
+    auto text_only = Map(testing::ReadFixture("fhir/ndc_coded_atorvastatin.json"), issues2);
+    REQUIRE(text_only.ok());
+    REQUIRE(text_only->newrx.sig_provenance.size() == 1);
+    CHECK(text_only->newrx.sig_provenance[0].provenance == mapping::Provenance::kAbsent);
+    CHECK(text_only->xml.find("<SigText>") != std::string::npos);
+    CHECK(text_only->xml.find("<Instruction>") == std::string::npos);
+  }
+  TEST_CASE("a taper becomes several instructions joined by THEN") {
+    IssueList issues;
+    auto out = Map(testing::ReadFixture("fhir/prednisone_taper.json"), issues);
+    REQUIRE(out.ok());
+    CHECK(out->xml.find("<MultipleInstructionModifier>THEN</MultipleInstructionModifier>") != std::string::npos);
+  }
+  TEST_CASE("NDC and RxNorm codes land in ProductCode and DrugDBCode") {
+    IssueList issues;
+    auto ndc = Map(testing::ReadFixture("fhir/ndc_coded_atorvastatin.json"), issues);
+    REQUIRE(ndc.ok());
+    CHECK(ndc->xml.find("<ProductCode><Code>00071015523</Code><Qualifier>ND</Qualifier></ProductCode>") != std::string::npos);
+    auto rx = Map(testing::ReadFixture("fhir/rxnorm_coded_metformin.json"), issues);
+    REQUIRE(rx.ok());
+    CHECK(rx->xml.find("<Qualifier>SCD</Qualifier>") != std::string::npos);
+  }
+  TEST_CASE("the 2023011 profile writes its wrappers and reads them back") {
+    IssueList issues;
+    auto out = Map(testing::ReadFixture("fhir/medication_request_lisinopril.json"), issues);
+    REQUIRE(out.ok());
+    const std::string& x = out->xml;
+    CHECK(x.find("TransportVersion=\"2023011\"") != std::string::npos);
+    CHECK(x.find("<Names><Name><LastName>") != std::string::npos);
+    CHECK(x.find("<GenderAndSex><AdministrativeGender>F</AdministrativeGender></GenderAndSex>") != std::string::npos);
+    CHECK(x.find("<Product><DrugCoded>") != std::string::npos);
+    CHECK(x.find("<Substitutions><Substitutions>0</Substitutions></Substitutions>") != std::string::npos);
+    IssueList back;
+    auto msg = script::ReadXml(x, back);
+    REQUIRE(msg.ok());
+    const auto& n = std::get<script::NewRx>(msg->body);
+    CHECK(n.patient.name.last_name == "Delacroix");
+    CHECK(n.patient.gender == "F");
+    CHECK(n.medication_prescribed.substitutions == "0");
+    CHECK(n.medication_prescribed.drug_coded->drug_db_code->code == "314076");
+    // The same document read as 2017071 fails its structure check.
+    IssueList wrong;
+    script::ReadOptions o;
+    o.profile = &script::BuiltinProfile(script::Version::k2017071);
+    CHECK_FALSE(script::ReadXml(x, wrong, o).ok());
+    CHECK(wrong.has_errors());
+  }
+}
+
+TEST_SUITE("Idempotency") {
+  TEST_CASE("the key ignores spelling differences and message metadata") {
+    std::string json = testing::ReadFixture("fhir/ndc_coded_atorvastatin.json");
+    IssueList issues;
+    auto a = Map(json, issues);
+    REQUIRE(a.ok());
+    // Same content: hyphenless NDC, a new message id and time.
+    TransformOptions o;
+    o.newrx.message_id = "OTHER";
+    o.newrx.sent_time = "2026-11-27T10:00:00Z";
+    auto b = ToScript(Replace(json, "\"0071-0155-23\"", "\"00071015523\""), issues, o);
+    REQUIRE(b.ok());
+    CHECK(*IdempotencyKey(a->newrx.message, kKey) == *IdempotencyKey(b->newrx.message, kKey));
+    CHECK(IdempotencyKey(a->newrx.message, kKey)->size() == 64);
+  }
+  TEST_CASE("the key changes with the content, the patient and the HMAC key") {
+    std::string json = testing::ReadFixture("fhir/medication_request_lisinopril.json");
+    IssueList issues;
+    auto base = Map(json, issues);
+    auto qty = Map(Replace(json, "\"value\": 30,", "\"value\": 60,"), issues);
+    auto patient = Map(Replace(json, "\"1968-04-17\"", "\"1968-04-18\""), issues);
+    REQUIRE(base.ok());
+    REQUIRE(qty.ok());
+    REQUIRE(patient.ok());
+    std::string k = *IdempotencyKey(base->newrx.message, kKey);
+    CHECK(k != *IdempotencyKey(qty->newrx.message, kKey));
+    CHECK(k != *IdempotencyKey(patient->newrx.message, kKey));
+    CHECK(k != *IdempotencyKey(base->newrx.message, "another-key-another-key-12345678"));
+  }
+  TEST_CASE("the canonical content holds no patient identity, and short keys are refused") {
+    IssueList issues;
+    auto base = Map(testing::ReadFixture("fhir/medication_request_lisinopril.json"), issues);
+    REQUIRE(base.ok());
+    std::string canon = *CanonicalPrescription(base->newrx.message, kKey);
+    CHECK(canon.find("Delacroix") == std::string::npos);
+    CHECK(canon.find("1968-04-17") == std::string::npos);
+    CHECK(canon.find("MRN-448812") == std::string::npos);
+    CHECK(IdempotencyKey(base->newrx.message, "short").status().code() == absl::StatusCode::kInvalidArgument);
+  }
+}
