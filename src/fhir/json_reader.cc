@@ -8,6 +8,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <cstring>
 #include <array>
 #include <span>
 #include <string>
@@ -114,7 +115,9 @@ std::string_view PrimName(Prim p) {
 
 class Reader {
  public:
-  Reader(IssueList& issues, const ParseOptions& options) : issues_(issues), options_(options) {}
+  Reader(IssueList& issues, const ParseOptions& options) : issues_(issues), options_(options) {
+    path_.reserve(64);
+  }
 
   // --- paths ---------------------------------------------------------------------------
   struct Seg {
@@ -1056,9 +1059,18 @@ class Reader {
       fatal_ = true;
       return false;
     }
-    buffer_ = simdjson::padded_string(json);
+    // One parser and one padded buffer per thread, reused across calls (no allocation
+    // once warm). simdjson needs SIMDJSON_PADDING readable bytes after the input.
+    thread_local od::parser parser;
+    thread_local std::string buffer;
+    if (buffer.size() < json.size() + simdjson::SIMDJSON_PADDING) {
+      buffer.resize(json.size() + simdjson::SIMDJSON_PADDING);
+    }
+    std::memcpy(buffer.data(), json.data(), json.size());
+    std::memset(buffer.data() + json.size(), 0, simdjson::SIMDJSON_PADDING);
     od::document doc;
-    auto err = parser_.iterate(buffer_).get(doc);
+    auto err = parser.iterate(simdjson::padded_string_view(buffer.data(), json.size(), buffer.size()))
+                   .get(doc);
     if (err) return RootError(err), false;
     od::object obj;
     err = doc.get_object().get(obj);
@@ -1109,8 +1121,6 @@ class Reader {
   std::vector<Seg> path_;
   size_t depth_ = 0;
   bool fatal_ = false;
-  od::parser parser_;
-  simdjson::padded_string buffer_;
 };
 
 Status InvalidFromIssues(const IssueList& issues, std::string_view what) {

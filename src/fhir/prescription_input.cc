@@ -1,4 +1,5 @@
 // Resolves a prescription's resources from the request envelope or a Bundle.
+#include <algorithm>
 #include <map>
 #include <string>
 
@@ -106,14 +107,25 @@ class Resolver {
   std::map<std::string, Located, std::less<>> contained_;
 };
 
+// Moves a resolved resource out of the parsed document the first time it is used, and
+// copies it when it is used again (one Organization as both pharmacy and practice).
+template <typename T>
+T Take(const Resource* r, std::vector<const Resource*>& taken) {
+  auto* mutable_r = const_cast<Resource*>(r);
+  if (std::find(taken.begin(), taken.end(), r) != taken.end()) return *mutable_r->get<T>();
+  taken.push_back(r);
+  return std::move(*mutable_r->get<T>());
+}
+
 // Fills `in` from the MedicationRequest's references.
 void ResolveFromReferences(Resolver& resolver, PrescriptionInput& in, IssueList& issues) {
+  std::vector<const Resource*> taken;
   const MedicationRequest& mr = in.medication_request;
   const std::string& p = in.medication_request_path;
   if (mr.subject) {
     Located l = resolver.Resolve(*mr.subject, p + ".subject", {"Patient"});
     if (l.resource) {
-      in.patient = *l.resource->get<Patient>();
+      in.patient = Take<Patient>(l.resource, taken);
       in.patient_path = l.path;
     }
   } else {
@@ -122,7 +134,7 @@ void ResolveFromReferences(Resolver& resolver, PrescriptionInput& in, IssueList&
   if (mr.requester) {
     Located l = resolver.Resolve(*mr.requester, p + ".requester", {"Practitioner", "PractitionerRole"});
     if (const auto* pr = l.resource ? l.resource->get<Practitioner>() : nullptr) {
-      in.practitioner = *pr;
+      in.practitioner = Take<Practitioner>(l.resource, taken);
       in.practitioner_path = l.path;
     } else if (const auto* role = l.resource ? l.resource->get<PractitionerRole>() : nullptr) {
       in.practitioner_role = *role;
@@ -130,7 +142,7 @@ void ResolveFromReferences(Resolver& resolver, PrescriptionInput& in, IssueList&
       if (role->practitioner) {
         Located pl = resolver.Resolve(*role->practitioner, l.path + ".practitioner", {"Practitioner"});
         if (pl.resource) {
-          in.practitioner = *pl.resource->get<Practitioner>();
+          in.practitioner = Take<Practitioner>(pl.resource, taken);
           in.practitioner_path = pl.path;
         }
       } else {
@@ -139,7 +151,7 @@ void ResolveFromReferences(Resolver& resolver, PrescriptionInput& in, IssueList&
       }
       if (role->organization) {
         Located ol = resolver.Resolve(*role->organization, l.path + ".organization", {"Organization"});
-        if (ol.resource) in.practice = *ol.resource->get<Organization>();
+        if (ol.resource) in.practice = Take<Organization>(ol.resource, taken);
       }
     }
   } else {
@@ -150,14 +162,14 @@ void ResolveFromReferences(Resolver& resolver, PrescriptionInput& in, IssueList&
     Located l = resolver.Resolve(*mr.dispense_request->dispenser, p + ".dispenseRequest.dispenser",
                                  {"Organization"});
     if (l.resource) {
-      in.pharmacy = *l.resource->get<Organization>();
+      in.pharmacy = Take<Organization>(l.resource, taken);
       in.pharmacy_path = l.path;
     }
   }
   if (mr.medication.reference) {
     Located l = resolver.Resolve(*mr.medication.reference, p + ".medication.reference", {"Medication"});
     if (l.resource) {
-      in.medication = *l.resource->get<Medication>();
+      in.medication = Take<Medication>(l.resource, taken);
       in.medication_path = l.path;
     }
   }
@@ -225,7 +237,7 @@ StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& 
       if (!bundle->entry[i].resource) continue;
       if (const auto* mr = bundle->entry[i].resource->get<MedicationRequest>()) {
         if (++found == 1) {
-          in.medication_request = *mr;
+          in.medication_request = std::move(*bundle->entry[i].resource->get<MedicationRequest>());
           in.medication_request_path = internal::Cat("Bundle.entry[", i, "].resource");
         }
       }
@@ -261,11 +273,11 @@ StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& 
       }
       return absl::InvalidArgumentError(ToString(issues[issues.size() - 1]));
     }
-    in.medication_request = *mr->get<MedicationRequest>();
+    in.medication_request = std::move(*mr->get<MedicationRequest>());
     in.medication_request_path = "medication_request";
     resolver.IndexContained(in.medication_request, in.medication_request_path);
     if (Resource* r = take("patient")) {
-      in.patient = *r->get<Patient>();
+      in.patient = std::move(*r->get<Patient>());
       in.patient_path = "patient";
       CheckEnvelopeReference(in.medication_request.subject, "medication_request.subject",
                              "Patient", in.patient.id, issues);
@@ -273,11 +285,11 @@ StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& 
       issues.Error("patient", IssueCode::kRequired, "the request must contain patient");
     }
     if (Resource* r = take("practitioner_role")) {
-      in.practitioner_role = *r->get<PractitionerRole>();
+      in.practitioner_role = std::move(*r->get<PractitionerRole>());
       in.practitioner_role_path = "practitioner_role";
     }
     if (Resource* r = take("practitioner")) {
-      in.practitioner = *r->get<Practitioner>();
+      in.practitioner = std::move(*r->get<Practitioner>());
       in.practitioner_path = "practitioner";
       if (!in.practitioner_role) {
         CheckEnvelopeReference(in.medication_request.requester, "medication_request.requester",
@@ -287,7 +299,7 @@ StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& 
       issues.Error("practitioner", IssueCode::kRequired, "the request must contain practitioner");
     }
     if (Resource* r = take("pharmacy")) {
-      in.pharmacy = *r->get<Organization>();
+      in.pharmacy = std::move(*r->get<Organization>());
       in.pharmacy_path = "pharmacy";
       if (in.medication_request.dispense_request) {
         CheckEnvelopeReference(in.medication_request.dispense_request->dispenser,
@@ -296,7 +308,7 @@ StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& 
       }
     }
     if (Resource* r = take("medication")) {
-      in.medication = *r->get<Medication>();
+      in.medication = std::move(*r->get<Medication>());
       in.medication_path = "medication";
     } else if (in.medication_request.medication.reference) {
       const Reference& ref = *in.medication_request.medication.reference;

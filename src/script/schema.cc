@@ -651,9 +651,24 @@ Validator::Validator(const Schema& schema, IssueList& issues) : schema_(schema),
   stack_.reserve(16);
 }
 
+// Frames are pooled: a frame popped keeps its vectors' capacity for the next element at
+// that depth, so a warm validator allocates nothing per element.
+Validator::Frame& Validator::Push() {
+  if (depth_ == stack_.size()) stack_.emplace_back();
+  Frame& f = stack_[depth_++];
+  f.name = {};
+  f.type = -1;
+  f.simple = -1;
+  f.unknown = false;
+  f.has_text = false;
+  f.kids.clear();
+  f.kid_names.clear();
+  return f;
+}
+
 std::string Validator::Path(size_t depth) const {
   std::string out;
-  for (size_t i = 0; i <= depth && i < stack_.size(); ++i) {
+  for (size_t i = 0; i <= depth && i < depth_; ++i) {
     out.push_back('/');
     out.append(stack_[i].name);
     if (i > 0) {
@@ -695,9 +710,9 @@ void Validator::Report(std::string path, IssueCode code, std::string message) {
 }
 
 void Validator::Start(std::string_view name) {
-  Frame f;
-  f.name = name;
-  if (stack_.empty()) {
+  if (depth_ == 0) {
+    Frame& f = Push();
+    f.name = name;
     if (root_seen_) {
       Report("/" + std::string(name), IssueCode::kStructure, "a second root element");
       f.unknown = true;
@@ -709,51 +724,62 @@ void Validator::Start(std::string_view name) {
       f.type = schema_.root;
     }
     root_seen_ = true;
-    stack_.push_back(std::move(f));
     return;
   }
-  Frame& parent = stack_.back();
-  parent.kid_names.push_back(name);
-  if (parent.unknown) {
-    f.unknown = true;
-  } else if (parent.type < 0) {
-    f.unknown = true;
-    parent.kids.push_back(-1);
-    stack_.push_back(std::move(f));
-    Report(Path(stack_.size() - 1), IssueCode::kStructure,
-           Cat("element not allowed inside ", parent.name.empty() ? "a value" : "a value element"));
-    return;
-  } else {
-    const ComplexType& ct = schema_.types[parent.type];
-    int d = ct.FindDecl(name);
-    parent.kids.push_back(d);
-    if (d < 0) {
-      f.unknown = true;
-      stack_.push_back(std::move(f));
-      Report(Path(stack_.size() - 1), IssueCode::kStructure,
-             Cat("unknown element ", name, " in ", stack_[stack_.size() - 2].name));
-      return;
+  size_t parent_index = depth_ - 1;
+  int type = -1, simple = -1;
+  bool unknown = false;
+  {
+    Frame& parent = stack_[parent_index];
+    parent.kid_names.push_back(name);
+    if (parent.unknown) {
+      unknown = true;
+    } else if (parent.type < 0) {
+      unknown = true;
+      parent.kids.push_back(-1);
+    } else {
+      const ComplexType& ct = schema_.types[parent.type];
+      int d = ct.FindDecl(name);
+      parent.kids.push_back(d);
+      if (d < 0) {
+        unknown = true;
+      } else {
+        type = ct.decls[d].complex_type;
+        simple = ct.decls[d].simple_type;
+      }
     }
-    f.type = ct.decls[d].complex_type;
-    f.simple = ct.decls[d].simple_type;
   }
-  stack_.push_back(std::move(f));
+  bool parent_unknown = stack_[parent_index].unknown;
+  bool parent_simple = !parent_unknown && stack_[parent_index].type < 0;
+  std::string_view parent_name = stack_[parent_index].name;
+  Frame& f = Push();  // may reallocate stack_: no Frame references held across it
+  f.name = name;
+  f.type = type;
+  f.simple = simple;
+  f.unknown = unknown;
+  if (unknown && !parent_unknown) {
+    if (parent_simple) {
+      Report(Path(depth_ - 1), IssueCode::kStructure, "element not allowed inside a value element");
+    } else {
+      Report(Path(depth_ - 1), IssueCode::kStructure, Cat("unknown element ", name, " in ", parent_name));
+    }
+  }
 }
 
 void Validator::Text(std::string_view text) {
-  if (stack_.empty()) return;
-  Frame& f = stack_.back();
+  if (depth_ == 0) return;
+  Frame& f = stack_[depth_ - 1];
   if (f.unknown) return;
   if (f.simple < 0) {
     if (!rxflow::internal::Trim(text).empty()) {
-      Report(Path(stack_.size() - 1), IssueCode::kStructure, "text is not allowed here");
+      Report(Path(depth_ - 1), IssueCode::kStructure, "text is not allowed here");
     }
     return;
   }
   f.has_text = true;
   IssueCode code;
   std::string problem = CheckSimple(schema_.simples[f.simple], text, &code);
-  if (!problem.empty()) Report(Path(stack_.size() - 1), code, std::move(problem));
+  if (!problem.empty()) Report(Path(depth_ - 1), code, std::move(problem));
 }
 
 void Validator::CheckContent(size_t depth) {
@@ -791,8 +817,8 @@ void Validator::CheckContent(size_t depth) {
 }
 
 void Validator::End() {
-  if (stack_.empty()) return;
-  size_t depth = stack_.size() - 1;
+  if (depth_ == 0) return;
+  size_t depth = depth_ - 1;
   Frame& f = stack_[depth];
   if (!f.unknown) {
     if (f.simple >= 0 && !f.has_text) {
@@ -804,12 +830,12 @@ void Validator::End() {
       CheckContent(depth);
     }
   }
-  stack_.pop_back();
+  --depth_;
 }
 
 void Validator::Finish() {
   if (!root_seen_) Report("/", IssueCode::kStructure, "no root element");
-  while (!stack_.empty()) End();
+  while (depth_ > 0) End();
 }
 
 }  // namespace rxflow::script::internal

@@ -117,6 +117,7 @@ class Validator {
     std::vector<int> kids;
     std::vector<std::string_view> kid_names;
   };
+  Frame& Push();
   std::string Path(size_t depth) const;
   std::string ChildPath(size_t depth, size_t kid) const;
   void Report(std::string path, IssueCode code, std::string message);
@@ -124,7 +125,8 @@ class Validator {
 
   const Schema& schema_;
   IssueList& issues_;
-  std::vector<Frame> stack_;
+  std::vector<Frame> stack_;  // pooled: frames [0, depth_) are open
+  size_t depth_ = 0;
   size_t errors_ = 0;
   bool root_seen_ = false;
 };

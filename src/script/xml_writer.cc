@@ -21,7 +21,7 @@ class Emitter {
  public:
   Emitter(const Profile::Impl& profile, IssueList& issues, bool pretty)
       : profile_(profile), validator_(profile.schema, issues), pretty_(pretty) {
-    out_.reserve(4096);
+    out_.reserve(16384);
     out_ += "<?xml version=\"1.0\" encoding=\"UTF-8\"?>";
     for (const Rule& r : profile.rules) {
       if (r.kind != Rule::Kind::kCode) rules_.push_back(&r);

@@ -4,6 +4,8 @@
 //
 // Cases where RxFlow's current behaviour looks wrong are written for the *right* behaviour
 // and kept in the skipped "KNOWN GAP: ..." test cases at the end of this file.
+//
+// RXFLOW_BAD_INPUT_DUMP=1 prints every issue of every case.
 #include <doctest/doctest.h>
 
 #include <cstddef>
@@ -103,19 +105,6 @@ std::string NewRx() { return testing::ReadFixture("script/newrx_2017071_lisinopr
 
 // --- running a case -----------------------------------------------------------------------
 
-std::string_view CodeName(StatusCode c) {
-  switch (c) {
-    case StatusCode::kOk:
-      return "OK";
-    case StatusCode::kInvalidArgument:
-      return "InvalidArgument";
-    case StatusCode::kResourceExhausted:
-      return "ResourceExhausted";
-    default:
-      return "other";
-  }
-}
-
 std::string Dump(const IssueList& issues) {
   std::string out;
   for (const Issue& i : issues) {
@@ -153,14 +142,13 @@ void Expect(const Case& c) {
   std::string got = Dump(issues);
   INFO("want: ", want);
   INFO("issues:\n", got);
-  if (std::getenv("RXFLOW_BAD_INPUT_DUMP")) MESSAGE(c.name, " -> ", status.ToString().substr(0, 200), "\n", got);
-  CHECK(std::string(CodeName(status.code())) == std::string(CodeName(c.status)));
+  if (std::getenv("RXFLOW_BAD_INPUT_DUMP")) MESSAGE(c.name, " -> ", status.code(), "\n", got);
+  CHECK(absl::StatusCodeToString(status.code()) == absl::StatusCodeToString(c.status));
   CHECK_MESSAGE(hit != nullptr, "no ", want);
 }
 
 void ExpectAll(const std::vector<Case>& cases) {
   for (const Case& c : cases) Expect(c);
-  MESSAGE(cases.size(), " cases");
 }
 
 constexpr auto kPrescription = Api::kParsePrescription;
@@ -189,8 +177,8 @@ TEST_SUITE("Bad input") {
     fhir::ParseOptions small;
     small.max_input_bytes = 1024;
     ExpectAll({
-        {"truncated in the middle", kPrescription, env.substr(0, env.size() / 2), kInvalid,
-         "patient.address[0]", "malformed JSON"},
+        {"truncated in the middle", kPrescription, env.substr(0, env.size() / 2), kInvalid, "",
+         "malformed JSON: JSON document ended early"},
         {"truncated: final brace missing", kPrescription, env.substr(0, env.rfind('}')), kInvalid,
          "", "malformed JSON"},
         {"trailing comma in an object", kPrescription,
@@ -198,9 +186,7 @@ TEST_SUITE("Bad input") {
          kInvalid, "medication_request.substitution", "malformed JSON"},
         {"trailing comma in an array", kPrescription,
          Replace(env, "\"Anne\"\n        ]", "\"Anne\",\n        ]"), kInvalid,
-         "patient.name[0].given", "malformed JSON"},
-        {"trailing garbage after the root", kPrescription, env + "garbage", kInvalid, "",
-         "unexpected content after the JSON value"},
+         "patient.name[0].given[2]", "malformed JSON"},
         {"a second JSON value after the root", kPrescription, env + "{}", kInvalid, "",
          "unexpected content after the JSON value"},
         {"root is an array", kPrescription, R"([{"resourceType": "Patient"}])", kInvalid, "",
@@ -388,8 +374,8 @@ TEST_SUITE("Bad input") {
          Replace(env, "\"resourceType\": \"Patient\",", ""), kInvalid, "patient",
          "resourceType is required"},
         {"a resource type RxFlow does not read", kResource,
-         R"({"resourceType": "MedicationDispense", "id": "x"})", kInvalid, "MedicationDispense",
-         "reading MedicationDispense is not supported"},
+         R"({"resourceType": "MedicationDispense", "id": "x"})", kInvalid,
+         "MedicationDispense.resourceType", "unsupported resourceType \"MedicationDispense\""},
         {"a Bundle as a contained resource", kPrescription,
          InsertAfter(env, "\"intent\": \"order\",",
                      R"("contained": [{"resourceType": "Bundle", "id": "b1"}],)"),
@@ -587,18 +573,12 @@ TEST_SUITE("Bad input") {
         {"unknown transaction", kXml,
          Replace(Replace(x, "<NewRx>", "<FooRx>"), "</NewRx>", "</FooRx>"), kInvalid,
          "/Message/Body/FooRx", "unknown element FooRx in Body"},
-        {"MedicationPrescribed/Quantity removed", kXml,
-         Remove(x, "<Quantity>", "</Quantity>"), kInvalid, med + "/Quantity",
-         "missing required element Quantity"},
-        {"Header/MessageID removed", kXml,
-         Replace(x, "<MessageID>5e0a7c1d92b34f6e8a1c3b5d7f9e2a40</MessageID>", ""), kInvalid,
-         "/Message/Header/MessageID", "missing required element MessageID"},
-        {"Prescriber removed", kXml, Replace(x, prescriber, ""), kInvalid,
-         "/Message/Body/NewRx/Prescriber", "missing required element Prescriber"},
-        {"LastName removed", kXml, Replace(x, "<LastName>Delacroix</LastName>", ""), kInvalid,
-         pname + "/LastName", "missing required element LastName"},
-        {"empty Body", kXml, Replace(x, Block(x, "<Body>", "</Body>"), "<Body></Body>"), kInvalid,
-         "/Message/Body", "missing required element"},
+        {"Name with no children: LastName missing", kXml,
+         Replace(x, Block(x, "<Name>\n            <LastName>Delacroix", "</Name>"), "<Name></Name>"),
+         kInvalid, pname + "/LastName", "missing required element LastName"},
+        {"Quantity without CodeListQualifier and QuantityUnitOfMeasure", kXml,
+         Remove(x, "<CodeListQualifier>38</CodeListQualifier>", "</QuantityUnitOfMeasure>"),
+         kInvalid, med + "/Quantity/CodeListQualifier", "missing required element CodeListQualifier"},
         {"element inside a value element", kXml,
          Replace(x, "<LastName>Delacroix</LastName>", "<LastName>Dela<b>croix</b></LastName>"),
          kInvalid, pname + "/LastName/b", "element not allowed inside a value element"},
@@ -606,12 +586,12 @@ TEST_SUITE("Bad input") {
          Replace(x, "<Name>\n            <LastName>Delacroix",
                  "<Name>Marisol Delacroix\n            <LastName>Delacroix"),
          kInvalid, pname, "text is not allowed here"},
-        {"too many Gender", kXml, Replace(x, "<Gender>F</Gender>", "<Gender>F</Gender><Gender>F</Gender>"),
-         kInvalid, "/Message/Body/NewRx/Patient/HumanPatient/Gender[2]", "too many Gender elements (2)"},
-        {"too many MessageID", kXml,
-         InsertAfter(x, "<MessageID>5e0a7c1d92b34f6e8a1c3b5d7f9e2a40</MessageID>",
-                     "<MessageID>5e0a7c1d92b34f6e8a1c3b5d7f9e2a41</MessageID>"),
-         kInvalid, "/Message/Header/MessageID[2]", "too many MessageID elements (2)"},
+        {"too many MiddleName", kXml,
+         InsertAfter(x, "<MiddleName>Anne</MiddleName>", "<MiddleName>Anne</MiddleName>"), kInvalid,
+         pname + "/MiddleName[2]", "too many MiddleName elements (2)"},
+        {"two transactions in Body", kXml,
+         InsertAfter(x, "</NewRx>", Block(x, "<NewRx>", "</NewRx>")), kInvalid,
+         "/Message/Body/NewRx[2]", "too many NewRx elements (2)"},
         {"DrugDescription of 106 characters", kXml,
          Replace(x, "<DrugDescription>lisinopril 10 MG Oral Tablet</DrugDescription>",
                  "<DrugDescription>" + std::string(106, 'x') + "</DrugDescription>"),
@@ -657,6 +637,7 @@ TEST_SUITE("Bad input") {
         {"SentTime without a zone", kXml,
          Replace(x, "<SentTime>2026-11-20T14:32:07Z</SentTime>", "<SentTime>2026-11-20T14:32:07</SentTime>"),
          kInvalid, "/Message/Header/SentTime", "expected a dateTime with zone"},
+        // The depth limit itself is reported at a wrong path: see the KNOWN GAP below.
         {"elements nested 100 deep", kXml,
          InsertAfter(x, "<FirstName>Marisol</FirstName>",
                      Repeat("<Foo>", 100) + "x" + Repeat("</Foo>", 100)),
@@ -665,6 +646,266 @@ TEST_SUITE("Bad input") {
          InsertAfter(x, "<FirstName>Marisol</FirstName>",
                      Repeat("<Foo>", 100000) + "x" + Repeat("</Foo>", 100000)),
          kInvalid, pname + "/Foo", "unknown element Foo in Name"},
+    });
+  }
+
+  // The unmutated inputs are accepted, and values at the limits pass: every failure above
+  // comes from its mutation.
+  TEST_CASE("Bad input: controls (unmutated fixtures and values at the limits are accepted)") {
+    const std::string env = Envelope();
+    for (const std::string& json : {env, TxnBundle(), ContainedBundle()}) {
+      IssueList issues;
+      auto in = fhir::ParsePrescription(json, issues);
+      INFO(Dump(issues));
+      CHECK(in.ok());
+    }
+    fhir::ParseOptions exact;
+    exact.max_input_bytes = env.size();
+    IssueList json_issues;
+    CHECK(fhir::ParsePrescription(env, json_issues, exact).ok());
+
+    const std::string x = NewRx();
+    script::ReadOptions exact_xml;
+    exact_xml.max_input_bytes = x.size();
+    IssueList xml_issues;
+    CHECK(script::ReadXml(x, xml_issues, exact_xml).ok());
+    for (const std::string& xml :
+         {x,
+          Replace(x, "<DrugDescription>lisinopril 10 MG Oral Tablet</DrugDescription>",
+                  "<DrugDescription>" + std::string(105, 'x') + "</DrugDescription>"),
+          Replace(x, "<LastName>Delacroix</LastName>",
+                  "<LastName>" + std::string(35, 'D') + "</LastName>")}) {
+      IssueList issues;
+      auto m = script::ReadXml(xml, issues);
+      INFO(Dump(issues));
+      CHECK(m.ok());
+      CHECK_FALSE(issues.has_errors());
+    }
+  }
+
+  // --- KNOWN GAPS ------------------------------------------------------------------------
+  // Each case below states the behaviour RxFlow should have; today it does not. They are
+  // skipped so the suite stays green; run them with `--no-skip -tc='KNOWN GAP*'`.
+
+  TEST_CASE("KNOWN GAP: wrong resource type in an envelope slot is masked by field errors" *
+            doctest::skip()) {
+    // Today: the Patient's fields are read as Organization fields and reported as R4
+    // Organization.telecom/address and "patient.name: expected a string"; the type check
+    // in ParsePrescription never runs because ParseRoot already failed.
+    const std::string env = Envelope();
+    Expect({"patient given as Organization (full Patient body)", kPrescription,
+            Replace(env, "\"resourceType\": \"Patient\"", "\"resourceType\": \"Organization\""),
+            kInvalid, "patient.resourceType", "expected Patient, got Organization"});
+  }
+
+  TEST_CASE("KNOWN GAP: modifierExtension on a backbone element is only a warning" *
+            doctest::skip()) {
+    // Today: "unknown element: ignored" (warning) and the prescription is accepted, although
+    // a modifierExtension changes the meaning of its element (it is refused on resources and
+    // on Dosage already).
+    const std::string env = Envelope();
+    const std::string mod = R"("modifierExtension": [{"url": "http://example.org/x", "valueBoolean": true}])";
+    ExpectAll({
+        {"modifierExtension on substitution", kPrescription,
+         Replace(env, "\"allowedBoolean\": true", "\"allowedBoolean\": true, " + mod), kInvalid,
+         "medication_request.substitution.modifierExtension", "modifierExtension"},
+        {"modifierExtension on dispenseRequest", kPrescription,
+         Replace(env, "\"numberOfRepeatsAllowed\": 2", "\"numberOfRepeatsAllowed\": 2, " + mod),
+         kInvalid, "medication_request.dispenseRequest.modifierExtension", "modifierExtension"},
+    });
+  }
+
+  TEST_CASE("KNOWN GAP: a duplicate key after 48 distinct keys is not detected" *
+            doctest::skip()) {
+    // Today: accepted, and the second "status" silently overrides the first (the seen-keys
+    // array in Reader::Fields holds 48 names).
+    std::string many;
+    for (int i = 0; i < 48; ++i) many += "\"x" + std::to_string(i) + "\": 1, ";
+    Expect({"duplicate status after 48 unknown keys", kPrescription,
+            Replace(Envelope(), "\"status\": \"active\"",
+                    many + "\"status\": \"active\", \"status\": \"stopped\""),
+            kInvalid, "medication_request.status", "duplicate property"});
+  }
+
+  TEST_CASE("KNOWN GAP: an empty JSON object is accepted" * doctest::skip()) {
+    // Today: accepted. FHIR JSON forbids empty objects as it forbids empty arrays and strings
+    // (ele-1: an element has a value or children); empty arrays and strings are refused.
+    Expect({"empty substitution", kPrescription,
+            Replace(Envelope(), "\"substitution\": {\n      \"allowedBoolean\": true\n    }",
+                    "\"substitution\": {}"),
+            kInvalid, "medication_request.substitution", "must not be empty"});
+  }
+
+  TEST_CASE("KNOWN GAP: extension value[x] is not type-checked" * doctest::skip()) {
+    // Today: both accepted. Extensions carry data RxFlow maps (e.g. the DEA schedule).
+    const std::string env = Envelope();
+    ExpectAll({
+        {"valueBoolean that is a string", kPrescription,
+         InsertAfter(env, "\"intent\": \"order\",",
+                     R"("extension": [{"url": "http://example.org/x", "valueBoolean": "yes"}],)"),
+         kInvalid, "medication_request.extension[0].valueBoolean", "expected a boolean, got a string"},
+        {"two value[x] in one extension", kPrescription,
+         InsertAfter(env, "\"intent\": \"order\",",
+                     R"("extension": [{"url": "http://example.org/x", "valueString": "a", "valueInteger": 2}],)"),
+         kInvalid, "medication_request.extension[0].valueInteger", "value[x]"},
+    });
+  }
+
+  TEST_CASE("KNOWN GAP: an unpaired surrogate escape says \"expected a string, got a string\"" *
+            doctest::skip()) {
+    const std::string in =
+        Replace(Envelope(), "\"family\": \"Delacroix\"", "\"family\": \"Dela\\ud800croix\"");
+    Expect({"unpaired \\ud800", kPrescription, in, kInvalid, "patient.name[0].family", "escape"});
+    IssueList issues;
+    (void)fhir::ParsePrescription(in, issues);
+    for (const Issue& i : issues) CHECK(i.message.find("expected a string, got a string") == std::string::npos);
+  }
+
+  TEST_CASE("KNOWN GAP: trailing garbage after the JSON root is reported as \"ended early\"" *
+            doctest::skip()) {
+    // Today: "malformed JSON: JSON document ended early in the middle of an object or array"
+    // (simdjson's INCOMPLETE_ARRAY_OR_OBJECT), which says the opposite of what is wrong.
+    // A second value ("{}") is reported correctly.
+    const std::string env = Envelope();
+    ExpectAll({
+        {"trailing word", kPrescription, env + "garbage", kInvalid, "",
+         "unexpected content after the JSON value"},
+        {"trailing ]", kPrescription, env + "]", kInvalid, "", "unexpected content after the JSON value"},
+        {"trailing number", kPrescription, env + " 1", kInvalid, "",
+         "unexpected content after the JSON value"},
+    });
+  }
+
+  TEST_CASE("KNOWN GAP: a refused root resource adds a spurious \"unexpected content\" fatal" *
+            doctest::skip()) {
+    // Today: ParseResource on an unsupported or non-string resourceType, or on an object
+    // without resourceType, also reports "fatal: $: unexpected content after the JSON
+    // value": the root object was not consumed, so the trailing-content check misfires.
+    for (const char* json : {R"({"resourceType": "Observation", "id": "x"})",
+                             R"({"resourceType": 7, "id": "x"})", R"({"id": "x"})"}) {
+      CAPTURE(json);
+      IssueList issues;
+      (void)fhir::ParseResource(json, issues);
+      INFO(Dump(issues));
+      for (const Issue& i : issues) {
+        CHECK(i.message.find("unexpected content after the JSON value") == std::string::npos);
+      }
+    }
+  }
+
+  TEST_CASE("KNOWN GAP: a UTF-8 byte order mark gives \"expected a JSON object at the root\"" *
+            doctest::skip()) {
+    // RFC 8259 lets parsers ignore a BOM, and ReadXml accepts one. Either accept it or name it.
+    IssueList issues;
+    auto in = fhir::ParsePrescription("\xEF\xBB\xBF" + Envelope(), issues);
+    INFO(Dump(issues));
+    bool named = false;
+    for (const Issue& i : issues) named |= i.message.find("byte order mark") != std::string::npos;
+    CHECK((in.ok() || named));
+  }
+
+  TEST_CASE("KNOWN GAP: envelope medication reference path lacks the final .reference" *
+            doctest::skip()) {
+    // Today: "medication_request.medication.reference"; every other unresolvable reference
+    // is reported at the Reference.reference string ("...medication.reference.reference",
+    // as for "#nope" in the same slot).
+    Expect({"envelope Medication/m1 without a medication member", kPrescription,
+            Replace(Envelope(), "\"medication\": {\n      \"concept\": {",
+                    "\"medication\": {\n      \"reference\": {\"reference\": \"Medication/m1\"},\n"
+                    "      \"concept\": {"),
+            kInvalid, "medication_request.medication.reference.reference",
+            "cannot resolve reference \"Medication/m1\""});
+  }
+
+  TEST_CASE("KNOWN GAP: a missing required SCRIPT element is reported as out of order" *
+            doctest::skip()) {
+    // Today: "<next sibling path>: element out of order: expected X before <next sibling>";
+    // only a missing element at the end of its parent is reported as missing.
+    const std::string x = NewRx();
+    const std::string med = "/Message/Body/NewRx/MedicationPrescribed";
+    ExpectAll({
+        {"MedicationPrescribed/Quantity removed", kXml, Remove(x, "<Quantity>", "</Quantity>"),
+         kInvalid, med + "/Quantity", "missing required element Quantity"},
+        {"Header/MessageID removed", kXml,
+         Replace(x, "<MessageID>5e0a7c1d92b34f6e8a1c3b5d7f9e2a40</MessageID>", ""), kInvalid,
+         "/Message/Header/MessageID", "missing required element MessageID"},
+        {"Prescriber removed", kXml,
+         Replace(x, Block(x, "      <Prescriber>\n", "      </Prescriber>\n"), ""), kInvalid,
+         "/Message/Body/NewRx/Prescriber", "missing required element Prescriber"},
+        {"LastName removed", kXml, Replace(x, "<LastName>Delacroix</LastName>", ""), kInvalid,
+         "/Message/Body/NewRx/Patient/HumanPatient/Name/LastName",
+         "missing required element LastName"},
+    });
+  }
+
+  TEST_CASE("KNOWN GAP: too many of an element before a required sibling is reported as out of order" *
+            doctest::skip()) {
+    // Today: "Gender[2]: element out of order: expected DateOfBirth before Gender".
+    const std::string x = NewRx();
+    ExpectAll({
+        {"two Gender", kXml, Replace(x, "<Gender>F</Gender>", "<Gender>F</Gender><Gender>F</Gender>"),
+         kInvalid, "/Message/Body/NewRx/Patient/HumanPatient/Gender[2]", "too many Gender elements (2)"},
+        {"two MessageID", kXml,
+         InsertAfter(x, "<MessageID>5e0a7c1d92b34f6e8a1c3b5d7f9e2a40</MessageID>",
+                     "<MessageID>5e0a7c1d92b34f6e8a1c3b5d7f9e2a41</MessageID>"),
+         kInvalid, "/Message/Header/MessageID[2]", "too many MessageID elements (2)"},
+    });
+  }
+
+  TEST_CASE("KNOWN GAP: an empty choice names its first alternative as required" * doctest::skip()) {
+    // Today: "/Message/Body/NewRx: missing required element NewRx" — Body needs one
+    // transaction, any of them; the path names an element that need not exist.
+    const std::string x = NewRx();
+    Expect({"empty Body", kXml, Replace(x, Block(x, "<Body>", "</Body>"), "<Body></Body>"), kInvalid,
+            "/Message/Body", "one of"});
+  }
+
+  TEST_CASE("KNOWN GAP: an unknown SCRIPT element gets a second, misleading error" * doctest::skip()) {
+    // Today: "/Message/Body/FooRx: unknown element FooRx in Body" and also
+    // "/Message/Body/FooRx: unexpected element: expected NewRx before FooRx" (for an unknown
+    // element in Name: "element out of order or not allowed here").
+    const std::string x = NewRx();
+    for (const std::string& in :
+         {Replace(Replace(x, "<NewRx>", "<FooRx>"), "</NewRx>", "</FooRx>"),
+          InsertAfter(x, "<FirstName>Marisol</FirstName>", "<Nickname>Mari</Nickname>")}) {
+      IssueList issues;
+      (void)script::ReadXml(in, issues);
+      INFO(Dump(issues));
+      CHECK(issues.error_count() == 1);
+    }
+  }
+
+  TEST_CASE("KNOWN GAP: the SCRIPT depth error is reported at /Message" * doctest::skip()) {
+    // Today: "/Message: elements nested deeper than 64 levels" wherever the nesting is.
+    const std::string x = NewRx();
+    const std::string pname = "/Message/Body/NewRx/Patient/HumanPatient/Name";
+    Expect({"elements nested 100 deep in Name", kXml,
+            InsertAfter(x, "<FirstName>Marisol</FirstName>",
+                        Repeat("<Foo>", 100) + "x" + Repeat("</Foo>", 100)),
+            kInvalid, pname + Repeat("/Foo", 60), "nested deeper than 64 levels"});
+  }
+
+  TEST_CASE("KNOWN GAP: content after the SCRIPT root element is ignored" * doctest::skip()) {
+    // Today: both accepted without an issue (pugixml keeps them; only the first element is
+    // walked). JSON refuses the equivalent ("unexpected content after the JSON value").
+    const std::string x = NewRx();
+    ExpectAll({
+        {"a second root element", kXml, x + "<Message/>", kInvalid, "/", "after the root element"},
+        {"text after the root element", kXml, x + "garbage", kInvalid, "/", "after the root element"},
+    });
+  }
+
+  TEST_CASE("KNOWN GAP: &#0; silently truncates a SCRIPT value" * doctest::skip()) {
+    // Today: accepted, and LastName reads back as "Dela" (pugixml strings end at NUL): a
+    // silent truncation. A reference to U+0000 is not well-formed XML 1.0.
+    const std::string x = NewRx();
+    ExpectAll({
+        {"&#0; in LastName", kXml,
+         Replace(x, "<LastName>Delacroix</LastName>", "<LastName>Dela&#0;croix</LastName>"),
+         kInvalid, "/", "malformed XML"},
+        {"&#x0; in LastName", kXml,
+         Replace(x, "<LastName>Delacroix</LastName>", "<LastName>Dela&#x0;croix</LastName>"),
+         kInvalid, "/", "malformed XML"},
     });
   }
 }
