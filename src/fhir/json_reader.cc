@@ -65,6 +65,64 @@ std::string_view JsonTypeName(od::json_type t) {
   return "a value";
 }
 
+// The JSON type of an extension's value[x] by FHIR type name ("" when not a FHIR type).
+std::string_view ExtensionValueJsonType(std::string_view type) {
+  static constexpr std::string_view kStrings[] = {
+      "String", "Code", "Uri", "Url", "Canonical", "Id", "Markdown", "Date", "DateTime",
+      "Instant", "Time", "Oid", "Uuid", "Base64Binary", "Integer64"};
+  static constexpr std::string_view kNumbers[] = {"Integer", "PositiveInt", "UnsignedInt", "Decimal"};
+  static constexpr std::string_view kObjects[] = {
+      "Coding", "CodeableConcept", "CodeableReference", "Quantity", "Reference", "Period",
+      "Range", "Ratio", "Identifier", "HumanName", "Address", "ContactPoint", "Annotation",
+      "Attachment", "Timing", "Dosage", "Duration", "Age", "Count", "Distance", "Money",
+      "SampledData", "Signature", "Meta", "Expression", "RatioRange", "Availability",
+      "ExtendedContactDetail", "ContactDetail", "RelatedArtifact", "UsageContext",
+      "DataRequirement", "ParameterDefinition", "TriggerDefinition"};
+  if (type == "Boolean") return "a boolean";
+  for (auto t : kStrings) {
+    if (t == type) return "a string";
+  }
+  for (auto t : kNumbers) {
+    if (t == type) return "a number";
+  }
+  for (auto t : kObjects) {
+    if (t == type) return "an object";
+  }
+  return {};
+}
+
+std::string ExtensionValueDescription(std::string_view type) {
+  std::string_view json = ExtensionValueJsonType(type);
+  if (type == "Boolean") return "a boolean";
+  if (json == "a number") return "a number";
+  return std::string(json);
+}
+
+// The offset just after the first complete JSON object or array in `s`, or npos.
+size_t EndOfFirstValue(std::string_view s) {
+  size_t depth = 0;
+  bool in_string = false, started = false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+      started = true;
+    } else if (c == '}' || c == ']') {
+      if (depth == 0) return std::string_view::npos;
+      if (--depth == 0 && started) return i + 1;
+    }
+  }
+  return std::string_view::npos;
+}
+
 // Deepest nesting of arrays/objects in a raw JSON text (strings skipped).
 size_t RawDepth(std::string_view raw) {
   size_t depth = 0, max = 0;
@@ -162,7 +220,16 @@ class Reader {
     Error(IssueCode::kStructure, internal::Cat("expected ", expected, ", got ", JsonTypeName(t)));
   }
   void Fatal(std::string message) {
-    if (!fatal_) Report(Severity::kFatal, IssueCode::kStructure, std::move(message));
+    if (!fatal_) {
+      // simdjson reports content after the root as a structural error inside it ("ended
+      // early"); say what is really wrong when that is the case.
+      size_t end = EndOfFirstValue(json_);
+      if (end != std::string_view::npos && !internal::Trim(json_.substr(end)).empty()) {
+        path_.clear();
+        message = internal::Cat("unexpected content after the JSON value at offset ", end);
+      }
+      Report(Severity::kFatal, IssueCode::kStructure, std::move(message));
+    }
     fatal_ = true;
   }
   bool fatal() const { return fatal_; }
@@ -178,7 +245,9 @@ class Reader {
       return;
     }
     std::array<std::string_view, 48> seen;
+    std::vector<std::string_view> more_seen;  // objects with more than 48 keys (rare)
     size_t n_seen = 0;
+    size_t n_fields = 0;
     for (auto field_result : obj) {
       od::field field;
       if (std::move(field_result).get(field)) {
@@ -191,11 +260,17 @@ class Reader {
         break;
       }
       Scope scope(*this, key);
-      if (std::find(seen.begin(), seen.begin() + n_seen, key) != seen.begin() + n_seen) {
+      ++n_fields;
+      if (std::find(seen.begin(), seen.begin() + n_seen, key) != seen.begin() + n_seen ||
+          std::find(more_seen.begin(), more_seen.end(), key) != more_seen.end()) {
         Error(IssueCode::kStructure, "duplicate property");
         continue;
       }
-      if (n_seen < seen.size()) seen[n_seen++] = key;
+      if (n_seen < seen.size()) {
+        seen[n_seen++] = key;
+      } else {
+        more_seen.push_back(key);
+      }
       od::value value = field.value();
       od::json_type t;
       if (value.type().get(t)) {
@@ -208,6 +283,9 @@ class Reader {
       }
       if (!fn(key, value)) Unknown(key, value, known);
       if (fatal_) break;
+    }
+    if (n_fields == 0 && !fatal_) {
+      Error(IssueCode::kStructure, "an object must not be empty in FHIR JSON");
     }
     --depth_;
   }
@@ -307,8 +385,12 @@ class Reader {
   // --- primitives --------------------------------------------------------------------------
   bool Str(od::value v, std::string& out, Prim kind = Prim::kString) {
     std::string_view s;
-    if (v.get_string().get(s)) {
-      TypeError(PrimName(kind), v);
+    if (auto err = v.get_string().get(s)) {
+      if (err == simdjson::INCORRECT_TYPE) {
+        TypeError(PrimName(kind), v);
+      } else {
+        Error(IssueCode::kValue, "invalid string: a bad escape sequence or an unpaired surrogate");
+      }
       return false;
     }
     if (s.size() > options_.max_string_bytes) {
@@ -430,6 +512,22 @@ class Reader {
       if (key == "extension") return ArrOf(val, e.extension, Self()), true;
       if (key == "id") return true;
       if (key.size() > 5 && key.substr(0, 5) == "value") {
+        if (!e.value_type.empty()) {
+          Error(IssueCode::kStructure, "an extension has at most one value[x]");
+          return true;
+        }
+        std::string_view expected = ExtensionValueJsonType(key.substr(5));
+        od::json_type actual;
+        if (val.type().get(actual)) return Fatal("malformed JSON value"), true;
+        if (expected.empty()) {
+          Error(IssueCode::kStructure, internal::Cat("unknown extension value type ", key));
+          return true;
+        }
+        if (expected != JsonTypeName(actual)) {
+          Error(IssueCode::kStructure,
+                internal::Cat("expected ", ExtensionValueDescription(key.substr(5)), ", got ", JsonTypeName(actual)));
+          return true;
+        }
         e.value_type.assign(key.substr(5));
         od::json_type t;
         if (val.type().get(t)) return Fatal("malformed JSON value"), true;
@@ -762,6 +860,12 @@ class Reader {
   // `id` and `extension` are allowed on every datatype; RxFlow keeps neither there.
   bool DatatypeCommon(std::string_view key, od::value&) {
     if (key == "id") return true;
+    if (key == "modifierExtension") {
+      // A modifier extension changes the meaning of its element: refuse what RxFlow
+      // cannot understand rather than map it wrongly.
+      Error(IssueCode::kNotSupported, "modifierExtension is not understood: cannot map safely");
+      return true;
+    }
     if (key == "extension") {
       Report(Severity::kWarning, IssueCode::kNotSupported,
              "extensions on this datatype are not supported by RxFlow: dropped");
@@ -990,16 +1094,17 @@ class Reader {
   }
 
   // Reads any supported resource; dispatches on resourceType wherever it appears.
-  bool ReadResource(od::value v, Resource& out, bool contained) {
+  bool ReadResource(od::value v, Resource& out, bool contained, std::string_view expected = {}) {
     od::object obj;
     if (v.get_object().get(obj)) {
       TypeError("a resource (an object)", v);
       return false;
     }
-    return ReadResourceObject(obj, out, contained);
+    return ReadResourceObject(obj, out, contained, expected);
   }
 
-  bool ReadResourceObject(od::object obj, Resource& out, bool contained) {
+  bool ReadResourceObject(od::object obj, Resource& out, bool contained,
+                          std::string_view expected = {}) {
     std::string_view type;
     auto rt = obj.find_field_unordered("resourceType");
     if (rt.error() == simdjson::NO_SUCH_FIELD) {
@@ -1013,6 +1118,11 @@ class Reader {
     if (rt.get_string().get(type)) {
       Scope s(*this, "resourceType");
       Error(IssueCode::kStructure, "resourceType must be a string");
+      return false;
+    }
+    if (!expected.empty() && type != expected) {
+      Scope s(*this, "resourceType");
+      Error(IssueCode::kInvalid, internal::Cat("expected ", expected, ", got ", type.substr(0, 64)));
       return false;
     }
     // `type` points into the parser's string buffer, which stays valid for the document.
@@ -1052,6 +1162,9 @@ class Reader {
   // Reads the root: checks size, UTF-8 and JSON syntax, then calls fn(document object).
   template <typename F>
   bool Root(std::string_view json, F&& fn) {
+    // RFC 8259 lets a parser ignore a UTF-8 byte order mark.
+    if (json.size() >= 3 && json.substr(0, 3) == "\xEF\xBB\xBF") json.remove_prefix(3);
+    json_ = json;
     if (json.size() > options_.max_input_bytes) {
       Report(Severity::kFatal, IssueCode::kTooCostly,
              internal::Cat("input of ", json.size(), " bytes exceeds the limit of ",
@@ -1082,9 +1195,10 @@ class Reader {
       }
       return RootError(err), false;
     }
+    size_t errors_before = issues_.error_count();
     fn(obj);
-    if (!fatal_) {
-      // Trailing content after the root value.
+    // Trailing content after the root value (only meaningful when the root was consumed).
+    if (!fatal_ && issues_.error_count() == errors_before) {
       const char* rest = nullptr;
       if (!doc.current_location().get(rest)) {
         Report(Severity::kFatal, IssueCode::kStructure, "unexpected content after the JSON value");
@@ -1109,8 +1223,7 @@ class Reader {
       default:
         msg = internal::Cat("malformed JSON: ", simdjson::error_message(err));
     }
-    Report(Severity::kFatal, IssueCode::kStructure, std::move(msg));
-    fatal_ = true;
+    Fatal(std::move(msg));
   }
 
   std::vector<Seg>& path() { return path_; }
@@ -1121,6 +1234,7 @@ class Reader {
   std::vector<Seg> path_;
   size_t depth_ = 0;
   bool fatal_ = false;
+  std::string_view json_;
 };
 
 Status InvalidFromIssues(const IssueList& issues, std::string_view what) {
@@ -1167,7 +1281,9 @@ Status ParseRoot(std::string_view json, IssueList& issues, const ParseOptions& o
     reader.Fields(obj, [&](std::string_view key, od::value val) {
       if (!handler.IsEnvelopeKey(key)) return false;
       Resource r;
-      if (reader.ReadResource(val, r, false)) handler.OnEnvelopeMember(key, std::move(r));
+      if (reader.ReadResource(val, r, false, handler.ExpectedType(key))) {
+        handler.OnEnvelopeMember(key, std::move(r));
+      }
       return true;
     });
   });

@@ -14,6 +14,8 @@ namespace {
 constexpr std::string_view kEnvelopeKeys[] = {"medication_request", "patient", "practitioner",
                                               "practitioner_role", "pharmacy", "medication"};
 
+}  // namespace
+
 std::string_view ExpectedType(std::string_view key) {
   if (key == "medication_request") return "MedicationRequest";
   if (key == "patient") return "Patient";
@@ -23,6 +25,8 @@ std::string_view ExpectedType(std::string_view key) {
   if (key == "medication") return "Medication";
   return "";
 }
+
+namespace {
 
 struct Located {
   const Resource* resource = nullptr;
@@ -92,7 +96,7 @@ class Resolver {
       if (found.resource->resource_type() == t) return found;
     }
     issues_.Error(path, IssueCode::kInvalid,
-                  internal::Cat("reference \"", r.substr(0, 128), "\" resolves to a ",
+                  internal::Cat("reference \"", r.substr(0, 128), "\" resolves to ",
                                found.resource->resource_type(), ", expected ",
                                *types.begin()));
     return {};
@@ -207,6 +211,9 @@ StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& 
       }
       return false;
     }
+    std::string_view ExpectedType(std::string_view key) const override {
+      return fhir::ExpectedType(key);
+    }
     void OnEnvelopeMember(std::string_view key, Resource r) override {
       members.emplace(std::string(key), std::move(r));
     }
@@ -319,7 +326,7 @@ StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& 
           in.medication_path = l.path;
         }
       } else {
-        issues.Error("medication_request.medication.reference", IssueCode::kNotFound,
+        issues.Error("medication_request.medication.reference.reference", IssueCode::kNotFound,
                      internal::Cat("cannot resolve reference \"", ref.reference.substr(0, 128),
                                   "\": add the Medication as \"medication\" or contain it"));
       }

@@ -326,12 +326,14 @@ struct Matcher {
   size_t pos = 0;
   size_t fail_pos = 0;
   int fail_decl = -1;
+  const Particle* fail_choice = nullptr;  // set when the failure is an unmatched choice
   bool failed = false;
 
-  void Fail(int decl) {
+  void Fail(int decl, const Particle* choice = nullptr) {
     if (!failed || pos >= fail_pos) {
       fail_pos = pos;
       fail_decl = decl;
+      fail_choice = choice;
       failed = true;
     }
   }
@@ -400,7 +402,7 @@ struct Matcher {
           for (const Particle& c : p.children) {
             if (Nullable(c)) return true;
           }
-          Fail(FirstDecl(p));
+          Fail(FirstDecl(p), &p);
           return false;
         }
         return true;
@@ -782,24 +784,54 @@ void Validator::Text(std::string_view text) {
   if (!problem.empty()) Report(Path(depth_ - 1), code, std::move(problem));
 }
 
+namespace {
+
+void ChoiceNames(const Particle& p, const ComplexType& ct, std::string& out) {
+  if (p.kind == Particle::Kind::kElement) {
+    if (!out.empty()) out += ", ";
+    out += ct.decls[p.decl].name;
+    return;
+  }
+  if (p.kind == Particle::Kind::kChoice) {
+    for (const Particle& c : p.children) ChoiceNames(c, ct, out);
+  } else if (!p.children.empty()) {
+    ChoiceNames(p.children.front(), ct, out);
+  }
+}
+
+}  // namespace
+
 void Validator::CheckContent(size_t depth) {
   Frame& f = stack_[depth];
   const ComplexType& ct = schema_.types[f.type];
+  // An unknown child was reported already; the content model says nothing more useful.
+  for (int k : f.kids) {
+    if (k < 0) return;
+  }
   Matcher m{f.kids};
   bool ok = m.Match(ct.content);
   if (ok && m.pos == f.kids.size()) return;
-  // Report the furthest problem.
   size_t at = ok ? m.pos : m.fail_pos;
+  if (!ok && m.fail_choice && (at >= f.kids.size() || !FirstContains(*m.fail_choice, f.kids[at]))) {
+    std::string names;
+    ChoiceNames(*m.fail_choice, ct, names);
+    Report(Path(depth), IssueCode::kRequired, Cat("one of these elements is required: ", names));
+    return;
+  }
   if (!ok && m.fail_decl >= 0 && (at >= f.kids.size() || f.kids[at] != m.fail_decl)) {
     std::string_view want = ct.decls[m.fail_decl].name;
-    if (at < f.kids.size()) {
-      bool known = f.kids[at] >= 0;
+    bool later = false;
+    for (size_t k = at; k < f.kids.size(); ++k) later |= f.kids[k] == m.fail_decl;
+    if (at < f.kids.size() && at > 0 && f.kids[at] == f.kids[at - 1]) {
+      size_t count = 0;
+      for (int k : f.kids) count += k == f.kids[at];
       Report(ChildPath(depth, at), IssueCode::kStructure,
-             Cat(known ? "element out of order: expected " : "unexpected element: expected ",
-                 want, " before ", f.kid_names[at]));
+             Cat("too many ", f.kid_names[at], " elements (", count, ")"));
+    } else if (later) {
+      Report(ChildPath(depth, at), IssueCode::kStructure,
+             Cat("element out of order: expected ", want, " before ", f.kid_names[at]));
     } else {
-      Report(Cat(Path(depth), "/", want), IssueCode::kRequired,
-             Cat("missing required element ", want));
+      Report(Cat(Path(depth), "/", want), IssueCode::kRequired, Cat("missing required element ", want));
     }
     return;
   }

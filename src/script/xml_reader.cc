@@ -16,7 +16,6 @@ namespace {
 using internal::Rule;
 using rxflow::internal::Cat;
 
-constexpr size_t kMaxXmlDepth = 64;
 
 std::string_view Local(const char* name) {
   std::string_view n(name);
@@ -54,14 +53,70 @@ void LineColumn(std::string_view xml, size_t offset, size_t& line, size_t& col) 
   }
 }
 
+// The XML path of `n` (local names, with [i] among same-named siblings when repeated).
+std::string NodePath(pugi::xml_node n) {
+  std::vector<std::string> parts;
+  for (; n && n.type() == pugi::node_element; n = n.parent()) {
+    std::string_view name = Local(n.name());
+    size_t index = 0, total = 0;
+    for (pugi::xml_node s = n.parent().first_child(); s; s = s.next_sibling()) {
+      if (s.type() != pugi::node_element || Local(s.name()) != name) continue;
+      ++total;
+      if (s == n) index = total;
+    }
+    parts.push_back(total > 1 ? Cat(name, "[", index, "]") : std::string(name));
+  }
+  std::string out;
+  for (auto it = parts.rbegin(); it != parts.rend(); ++it) out += "/" + *it;
+  return out;
+}
+
+// Refuses what pugixml would accept but XML 1.0 does not: control characters, raw or as
+// character references (&#0; would silently end a value early in pugixml's strings).
+bool BadCharacter(std::string_view xml, size_t& offset, std::string& what) {
+  for (size_t i = 0; i < xml.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(xml[i]);
+    if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
+      offset = i;
+      what = Cat("control character 0x", "0123456789abcdef"[c >> 4], "0123456789abcdef"[c & 15],
+                 " is not allowed in XML 1.0");
+      return true;
+    }
+  }
+  for (size_t at = xml.find("&#"); at != std::string_view::npos; at = xml.find("&#", at + 2)) {
+    size_t i = at + 2;
+    bool hex = i < xml.size() && (xml[i] == 'x' || xml[i] == 'X');
+    if (hex) ++i;
+    unsigned long v = 0;
+    size_t digits = 0;
+    for (; i < xml.size() && xml[i] != ';' && digits < 9; ++i, ++digits) {
+      char ch = xml[i];
+      int d = ch >= '0' && ch <= '9' ? ch - '0'
+              : hex && ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+              : hex && ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+      if (d < 0) break;
+      v = v * (hex ? 16 : 10) + static_cast<unsigned long>(d);
+    }
+    bool allowed = v == 0x9 || v == 0xA || v == 0xD || (v >= 0x20 && v <= 0xD7FF) ||
+                   (v >= 0xE000 && v <= 0xFFFD) || (v >= 0x10000 && v <= 0x10FFFF);
+    if (digits > 0 && !allowed) {
+      offset = at;
+      what = Cat("character reference ", xml.substr(at, i - at + 1), " is not allowed in XML 1.0");
+      return true;
+    }
+  }
+  return false;
+}
+
 class DomWalker {
  public:
-  DomWalker(internal::Validator& v, IssueList& issues) : v_(v), issues_(issues) {}
-  void Walk(pugi::xml_node n, size_t depth, std::string_view path_for_errors) {
-    if (depth > kMaxXmlDepth) {
+  DomWalker(internal::Validator& v, IssueList& issues, size_t max_depth)
+      : v_(v), issues_(issues), max_depth_(max_depth) {}
+  void Walk(pugi::xml_node n, size_t depth) {
+    if (depth > max_depth_) {
       if (!deep_reported_) {
-        issues_.Error(std::string(path_for_errors), IssueCode::kTooCostly,
-                      Cat("elements nested deeper than ", kMaxXmlDepth, " levels"));
+        issues_.Error(NodePath(n), IssueCode::kTooCostly,
+                      Cat("elements nested deeper than ", max_depth_, " levels"));
         deep_reported_ = true;
       }
       return;
@@ -76,7 +131,7 @@ class DomWalker {
       v_.Text(text);
     }
     for (pugi::xml_node c : n.children()) {
-      if (c.type() == pugi::node_element) Walk(c, depth + 1, path_for_errors);
+      if (c.type() == pugi::node_element) Walk(c, depth + 1);
     }
     v_.End();
   }
@@ -84,6 +139,7 @@ class DomWalker {
  private:
   internal::Validator& v_;
   IssueList& issues_;
+  size_t max_depth_;
   bool deep_reported_ = false;
 };
 
@@ -788,6 +844,15 @@ absl::Status ParseAndValidate(std::string_view xml, IssueList& issues, const Rea
                  "document type (DTD) and entity declarations are refused");
     return absl::InvalidArgumentError(ToString(issues[issues.size() - 1]));
   }
+  size_t bad_at;
+  std::string bad_what;
+  if (BadCharacter(xml, bad_at, bad_what)) {
+    size_t line, col;
+    LineColumn(xml, bad_at, line, col);
+    issues.Fatal("/", IssueCode::kStructure,
+                 Cat("malformed XML at line ", line, ", column ", col, ": ", bad_what));
+    return absl::InvalidArgumentError(ToString(issues[issues.size() - 1]));
+  }
   pugi::xml_parse_result r = out.doc.load_buffer(
       xml.data(), xml.size(), pugi::parse_default & ~pugi::parse_doctype & ~pugi::parse_pi,
       pugi::encoding_utf8);
@@ -799,6 +864,26 @@ absl::Status ParseAndValidate(std::string_view xml, IssueList& issues, const Rea
     return absl::InvalidArgumentError(ToString(issues[issues.size() - 1]));
   }
   out.root = out.doc.document_element();
+  size_t roots = 0;
+  bool text_outside = false;
+  for (pugi::xml_node c : out.doc.children()) {
+    if (c.type() == pugi::node_element) ++roots;
+    if ((c.type() == pugi::node_pcdata || c.type() == pugi::node_cdata) &&
+        !rxflow::internal::Trim(c.value()).empty()) {
+      text_outside = true;
+    }
+  }
+  // pugixml drops text after the root element: look for it in the input itself.
+  size_t last_gt = xml.rfind('>');
+  if (last_gt != std::string_view::npos && !rxflow::internal::Trim(xml.substr(last_gt + 1)).empty()) {
+    text_outside = true;
+  }
+  if (roots > 1 || text_outside) {
+    issues.Fatal("/", IssueCode::kStructure,
+                 roots > 1 ? "malformed XML: a second element after the root element"
+                           : "malformed XML: text after the root element");
+    return absl::InvalidArgumentError(ToString(issues[issues.size() - 1]));
+  }
   if (!out.root || Local(out.root.name()) != "Message") {
     issues.Fatal("/", IssueCode::kStructure, "the root element must be Message");
     return absl::InvalidArgumentError(ToString(issues[issues.size() - 1]));
@@ -827,8 +912,8 @@ absl::Status ParseAndValidate(std::string_view xml, IssueList& issues, const Rea
   }
   size_t errors_before = issues.error_count();
   internal::Validator validator(out.profile->impl().schema, issues);
-  DomWalker walker(validator, issues);
-  walker.Walk(out.root, 0, "/Message");
+  DomWalker walker(validator, issues, options.max_depth);
+  walker.Walk(out.root, 0);
   validator.Finish();
   if (!options.xsd_dir.empty()) {
     absl::Status xs = ValidateWithXsd(xml, options.xsd_dir, issues);

@@ -1,5 +1,6 @@
 // Optional validation against a user-supplied XSD set (NCPDP's schema is licensed and is
 // never shipped with RxFlow). Uses libxml2 with network access and entity substitution off.
+#include <cstdio>
 #include <string>
 
 #include "common/strcat.h"
@@ -34,10 +35,20 @@ void OnStructuredError(void* ctx, xmlError* error) {
   }
 }
 
+void Silent(void*, const char*, ...) {}
+
 }  // namespace
 
 absl::Status ValidateWithXsd(std::string_view xml, const std::string& xsd_dir, IssueList& issues) {
   std::string entry = xsd_dir + "/transport.xsd";
+  if (std::FILE* f = std::fopen(entry.c_str(), "rb")) {
+    std::fclose(f);
+  } else {
+    return absl::FailedPreconditionError(
+        rxflow::internal::Cat("cannot load the XSD set at ", xsd_dir, " (no transport.xsd)"));
+  }
+  // libxml2 prints loader warnings on stderr by default; RxFlow reports them as issues.
+  xmlSetGenericErrorFunc(nullptr, Silent);
   ErrorSink sink{&issues};
   xmlSchemaParserCtxtPtr pctx = xmlSchemaNewParserCtxt(entry.c_str());
   if (!pctx) return absl::NotFoundError(rxflow::internal::Cat("cannot open XSD ", entry));

@@ -82,6 +82,8 @@ struct ReadOptions {
   const Profile* profile = nullptr;
   // Inputs larger than this are refused (ResourceExhausted). Default: 4 MiB.
   size_t max_input_bytes = size_t{4} << 20;
+  // Elements nested deeper than this are refused. Default: 64 (SCRIPT needs about 12).
+  size_t max_depth = 64;
   // When set, also validate against the XSD set in this directory (transport.xsd as the
   // entry point; the licensed NCPDP schema is never shipped with RxFlow). Requires a
   // build with libxml2 (Unimplemented otherwise).
