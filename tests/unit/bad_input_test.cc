@@ -687,8 +687,7 @@ TEST_SUITE("Bad input") {
   // Each case below is named after a defect the corpus found (and that is fixed); the
   // comment in each says what used to happen.
 
-  TEST_CASE("Regression: wrong resource type in an envelope slot is masked by field errors" *
-            ) {
+  TEST_CASE("Regression: wrong resource type in an envelope slot is masked by field errors") {
     // Was: the Patient's fields are read as Organization fields and reported as R4
     // Organization.telecom/address and "patient.name: expected a string"; the type check
     // in ParsePrescription never runs because ParseRoot already failed.
@@ -698,8 +697,7 @@ TEST_SUITE("Bad input") {
             kInvalid, "patient.resourceType", "expected Patient, got Organization"});
   }
 
-  TEST_CASE("Regression: modifierExtension on a backbone element is only a warning" *
-            ) {
+  TEST_CASE("Regression: modifierExtension on a backbone element is only a warning") {
     // Was: "unknown element: ignored" (warning) and the prescription is accepted, although
     // a modifierExtension changes the meaning of its element (it is refused on resources and
     // on Dosage already).
@@ -715,8 +713,7 @@ TEST_SUITE("Bad input") {
     });
   }
 
-  TEST_CASE("Regression: a duplicate key after 48 distinct keys is not detected" *
-            ) {
+  TEST_CASE("Regression: a duplicate key after 48 distinct keys is not detected") {
     // Was: accepted, and the second "status" silently overrides the first (the seen-keys
     // array in Reader::Fields holds 48 names).
     std::string many;
@@ -751,8 +748,7 @@ TEST_SUITE("Bad input") {
     });
   }
 
-  TEST_CASE("Regression: an unpaired surrogate escape says \"expected a string, got a string\"" *
-            ) {
+  TEST_CASE("Regression: an unpaired surrogate escape says \"expected a string, got a string\"") {
     const std::string in =
         Replace(Envelope(), "\"family\": \"Delacroix\"", "\"family\": \"Dela\\ud800croix\"");
     Expect({"unpaired \\ud800", kPrescription, in, kInvalid, "patient.name[0].family", "escape"});
@@ -761,8 +757,7 @@ TEST_SUITE("Bad input") {
     for (const Issue& i : issues) CHECK(i.message.find("expected a string, got a string") == std::string::npos);
   }
 
-  TEST_CASE("Regression: trailing garbage after the JSON root is reported as \"ended early\"" *
-            ) {
+  TEST_CASE("Regression: trailing garbage after the JSON root is reported as \"ended early\"") {
     // Was: "malformed JSON: JSON document ended early in the middle of an object or array"
     // (simdjson's INCOMPLETE_ARRAY_OR_OBJECT), which says the opposite of what is wrong.
     // A second value ("{}") is reported correctly.
@@ -776,8 +771,7 @@ TEST_SUITE("Bad input") {
     });
   }
 
-  TEST_CASE("Regression: a refused root resource adds a spurious \"unexpected content\" fatal" *
-            ) {
+  TEST_CASE("Regression: a refused root resource adds a spurious \"unexpected content\" fatal") {
     // Was: ParseResource on an unsupported or non-string resourceType, or on an object
     // without resourceType, also reports "fatal: $: unexpected content after the JSON
     // value": the root object was not consumed, so the trailing-content check misfires.
@@ -793,8 +787,7 @@ TEST_SUITE("Bad input") {
     }
   }
 
-  TEST_CASE("Regression: a UTF-8 byte order mark gives \"expected a JSON object at the root\"" *
-            ) {
+  TEST_CASE("Regression: a UTF-8 byte order mark gives \"expected a JSON object at the root\"") {
     // RFC 8259 lets parsers ignore a BOM, and ReadXml accepts one. Either accept it or name it.
     IssueList issues;
     auto in = fhir::ParsePrescription("\xEF\xBB\xBF" + Envelope(), issues);
@@ -804,8 +797,7 @@ TEST_SUITE("Bad input") {
     CHECK((in.ok() || named));
   }
 
-  TEST_CASE("Regression: envelope medication reference path lacks the final .reference" *
-            ) {
+  TEST_CASE("Regression: envelope medication reference path lacks the final .reference") {
     // Was: "medication_request.medication.reference"; every other unresolvable reference
     // is reported at the Reference.reference string ("...medication.reference.reference",
     // as for "#nope" in the same slot).
@@ -817,8 +809,7 @@ TEST_SUITE("Bad input") {
             "cannot resolve reference \"Medication/m1\""});
   }
 
-  TEST_CASE("Regression: a missing required SCRIPT element is reported as out of order" *
-            ) {
+  TEST_CASE("Regression: a missing required SCRIPT element is reported as out of order") {
     // Was: "<next sibling path>: element out of order: expected X before <next sibling>";
     // only a missing element at the end of its parent is reported as missing.
     const std::string x = NewRx();
@@ -838,8 +829,7 @@ TEST_SUITE("Bad input") {
     });
   }
 
-  TEST_CASE("Regression: too many of an element before a required sibling is reported as out of order" *
-            ) {
+  TEST_CASE("Regression: too many of an element before a required sibling is reported as out of order") {
     // Was: "Gender[2]: element out of order: expected DateOfBirth before Gender".
     const std::string x = NewRx();
     ExpectAll({
