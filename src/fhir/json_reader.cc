@@ -1259,16 +1259,20 @@ Status ParseRoot(std::string_view json, IssueList& issues, const ParseOptions& o
   reader.Root(json, [&](od::object obj) {
     // Peek: a resource has resourceType; anything else is the request envelope.
     auto rt = obj.find_field_unordered("resourceType");
-    bool is_resource = !rt.error();
+    auto err = rt.error();
+    if (err && err != simdjson::NO_SUCH_FIELD) {
+      reader.Fatal("malformed JSON object");
+      return;
+    }
+    bool is_resource = !err;
+    // Issue paths start with the resource type: "Bundle.entry[0].resource.status".
+    std::string_view type = "Resource";
+    if (is_resource && rt.get_string().get(type)) type = "Resource";
     if (obj.reset().error()) {
       reader.Fatal("malformed JSON object");
       return;
     }
     if (is_resource) {
-      // Issue paths start with the resource type: "Bundle.entry[0].resource.status".
-      std::string_view type;
-      auto rt2 = obj.find_field_unordered("resourceType");
-      if (rt2.error() || rt2.get_string().get(type) || obj.reset().error()) type = "Resource";
       Reader::Scope root(reader, type);
       Resource r;
       if (reader.ReadResourceObject(obj, r, false)) handler.OnResource(std::move(r));

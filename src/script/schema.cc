@@ -460,16 +460,19 @@ std::vector<std::string_view> Words(std::string_view line) {
 // `parent` (or every type, for "*").
 template <typename F>
 void ForParentTypes(Schema& s, std::string_view parent, F&& fn) {
+  // Collect first: `fn` may add types (wrappers), which invalidates references.
   std::vector<bool> done(s.types.size(), false);
+  std::vector<int> targets;
   for (size_t t = 0; t < s.types.size(); ++t) {
     for (const ElementDecl& d : s.types[t].decls) {
       if (d.complex_type < 0 || done[d.complex_type]) continue;
       if (parent == "*" || d.name == parent) {
         done[d.complex_type] = true;
-        fn(d.complex_type);
+        targets.push_back(d.complex_type);
       }
     }
   }
+  for (int t : targets) fn(t);
 }
 
 void RemoveParticles(Particle& p, int decl) {
