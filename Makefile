@@ -22,7 +22,7 @@ build: configure
 
 # The main job on embedded defaults: transform the bundled lisinopril example to NewRx.
 run: build
-	$(BUILD)/examples/rxflow to-script examples/data/medication_request_lisinopril.json
+	$(BUILD)/examples/rxflow to-script --pretty examples/data/medication_request_lisinopril.json
 
 # The whole suite, then the same tests under AddressSanitizer + UndefinedBehaviorSanitizer.
 test: test-fast test-asan

@@ -90,8 +90,8 @@ StatusOr<std::string> ToFhirJson(std::string_view script_xml, IssueList& issues,
   if (!message.ok()) return message.status();
   auto bundle = mapping::ToFhir(*message, issues);
   if (!bundle.ok()) return bundle.status();
-  return fhir::WriteJson(fhir::Resource{std::move(*bundle)},
-                         options.pretty ? fhir::JsonStyle::kPretty : fhir::JsonStyle::kPretty);
+  // JSON is always indented: FHIR Bundles are read by people as often as by programs.
+  return fhir::WriteJson(fhir::Resource{std::move(*bundle)}, fhir::JsonStyle::kPretty);
 }
 
 InputKind DetectInput(std::string_view text) {

@@ -3,7 +3,8 @@
 # PROVISIONAL. No public 2023011 schema exists; each change cites its evidence and
 # confidence from the team's research notes (shared/docs/script-2023011-changes.md, whose
 # row numbers are given). A user holding NCPDP's licensed schema can correct this file and
-# load it at run time (`rxflow --profile FILE`, or script::LoadProfile) without new code.
+# load it at run time (`rxflow --profile-structure TABLE --profile-rules FILE`, or
+# script::LoadProfile) without new code.
 #
 # Directives:
 #   version V                      the profile's name
@@ -41,3 +42,7 @@ wrap HumanPatient/Gender GenderAndSex/AdministrativeGender
 wrap MedicationPrescribed/DrugCoded Product/DrugCoded
 # Row 19 (medium).
 wrap MedicationPrescribed/Substitutions Substitutions/Substitutions
+#
+# Not applied: row 18 (a new DrugCoded/NDC child, medium) — its type and position are not
+# shown by the evidence; row 17 for MedicationDispensed (seen in one reader only); rows 3, 5,
+# 7, 8 (changes whose element-level content is not public).

@@ -122,9 +122,11 @@ int main(int argc, char** argv) {
   options.newrx.structured_sig = !no_structured_sig;
 
   std::shared_ptr<const rxflow::script::Profile> loaded;
-  if (!structure_file.empty()) {
+  if (!structure_file.empty() || !rules_file.empty()) {
     std::string structure, rules, error;
-    if (!ReadInput(structure_file, structure, error) ||
+    // Rules alone apply to the built-in 2017071 structure table.
+    if (structure_file.empty()) structure = rxflow::script::BuiltinStructureTable();
+    if ((!structure_file.empty() && !ReadInput(structure_file, structure, error)) ||
         (!rules_file.empty() && !ReadInput(rules_file, rules, error))) {
       std::cerr << "rxflow: " << error << "\n";
       return kExitUsage;

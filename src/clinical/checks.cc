@@ -59,15 +59,32 @@ std::string CheckDea(std::string_view dea, std::string_view last_name) {
 
 namespace {
 
+// The path of the first identifier of `kind`, also looking in qualifications.
 std::string IdPath(const std::string& base, const std::vector<fhir::Identifier>& ids,
-                   mapping::IdentifierKind kind) {
-  for (size_t i = 0; i < ids.size(); ++i) {
+                   mapping::IdentifierKind kind,
+                   const std::vector<fhir::Qualification>* qualifications = nullptr) {
+  auto type_code = [](const fhir::Identifier& id) {
     std::string type;
-    if (ids[i].type) {
-      for (const auto& c : ids[i].type->coding) type = c.code;
+    if (id.type) {
+      for (const auto& c : id.type->coding) {
+        if (c.system == mapping::kV2IdentifierType || c.system.empty()) type = c.code;
+      }
     }
-    if (mapping::ClassifyIdentifier(ids[i].system, type) == kind) {
+    return type;
+  };
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (mapping::ClassifyIdentifier(ids[i].system, type_code(ids[i])) == kind) {
       return Cat(base, ".identifier[", i, "].value");
+    }
+  }
+  if (qualifications) {
+    for (size_t q = 0; q < qualifications->size(); ++q) {
+      const auto& qids = (*qualifications)[q].identifier;
+      for (size_t i = 0; i < qids.size(); ++i) {
+        if (mapping::ClassifyIdentifier(qids[i].system, type_code(qids[i])) == kind) {
+          return Cat(base, ".qualification[", q, "].identifier[", i, "].value");
+        }
+      }
     }
   }
   return base + ".identifier";
@@ -111,7 +128,8 @@ void CheckPrescription(const fhir::PrescriptionInput& input, const mapping::NewR
     }
   }
   std::string dea_path = input.practitioner
-                             ? IdPath(input.practitioner_path, input.practitioner->identifier, mapping::IdentifierKind::kDea)
+                             ? IdPath(input.practitioner_path, input.practitioner->identifier,
+                                      mapping::IdentifierKind::kDea, &input.practitioner->qualification)
                              : "practitioner";
   if (!prescriber->identification.dea_number.empty()) {
     std::string why = CheckDea(prescriber->identification.dea_number,
@@ -120,7 +138,8 @@ void CheckPrescription(const fhir::PrescriptionInput& input, const mapping::NewR
     if (!why.empty()) issues.Error(dea_path, IssueCode::kValue, Cat("prescriber DEA number: ", why));
   }
 
-  // Controlled substances (21 CFR 1306).
+  // Controlled substances (21 CFR 1306): rules for what may be filled, so not for a cancel.
+  if (crx) return;
   const std::string& p = input.medication_request_path;
   int schedule = mapping::DeaScheduleNumber(newrx.dea_schedule);
   if (schedule == 0) return;
@@ -156,10 +175,6 @@ void CheckPrescription(const fhir::PrescriptionInput& input, const mapping::NewR
     issues.Error(refills_path, IssueCode::kBusinessRule,
                  Cat("Schedule V prescriptions allow at most ", *options.policy.schedule5_max_refills,
                      " refills under the ", options.policy.name, " policy; got ", refills));
-  }
-  if (med->quantity && med->quantity->code_list_qualifier == "QS") {
-    issues.Error(p + ".dispenseRequest.quantity", IssueCode::kBusinessRule,
-                 "a controlled substance needs an exact quantity, not quantity sufficient");
   }
 }
 

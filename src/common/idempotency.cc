@@ -42,14 +42,27 @@ void Medication(Canon& c, const script::Medication& m) {
   }
   c.Field("note", m.note);
   if (m.sig) {
-    c.Field("sig", m.sig->sig_text);
-    for (const auto& in : m.sig->instruction) {
+    const script::Sig& sig = *m.sig;
+    c.Field("sig", sig.sig_text);
+    c.Field("sig.note", sig.clarifying_free_text);
+    auto code = [](const std::optional<script::SigCode>& x) { return x ? x->code : std::string(); };
+    for (const auto& in : sig.instruction) {
       const auto& a = in.dose_administration;
       c.Field("instr", internal::Cat(in.multiple_instruction_modifier, "|", a.dose_quantity, "|",
-                                     a.dose_unit ? a.dose_unit->code : "", "|", a.route.code));
+                                     a.dose_unit ? a.dose_unit->code : "", "|", a.dose_range_modifier,
+                                     "|", a.dose_quantity_high, "|", a.dose_unit_high ? a.dose_unit_high->code : "",
+                                     "|", a.route.code, "|", code(a.dose_delivery_method), "|", code(a.site)));
       for (const auto& [mod, t] : in.timing) {
         c.Field("timing", internal::Cat(mod, "|", static_cast<int>(t.kind), "|", t.numeric_value, "|",
-                                        t.units.code, "|", t.administration_timing_event.code));
+                                        t.variable_modifier, "|", t.numeric_value_high, "|", t.units.code,
+                                        "|", t.administration_timing_event.code));
+      }
+      for (const auto& ind : in.indication_for_use) {
+        c.Field("indication", internal::Cat(code(ind.precursor), "|", code(ind.indication)));
+      }
+      for (const auto& mx : in.maximum_dose_restriction) {
+        c.Field("maxdose", internal::Cat(mx.numeric_value, "|", mx.form ? mx.form->code : "", "|",
+                                         code(mx.units), "|", mx.duration_value, "|", mx.duration_unit.code));
       }
     }
   }

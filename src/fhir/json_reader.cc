@@ -841,6 +841,7 @@ class Reader {
       if (key == "code") return Str(val, i.code, Prim::kCode), true;
       if (key == "details") return Opt(val, i.details), true;
       if (key == "diagnostics") return Str(val, i.diagnostics), true;
+      if (key == "location") return StrList(val, i.location), true;
       if (key == "expression") return StrList(val, i.expression), true;
       return DatatypeCommon(key, val);
     });

@@ -365,6 +365,7 @@ class Writer {
     o_.Str("code", i.code);
     Opt("details", i.details);
     o_.Str("diagnostics", i.diagnostics);
+    o_.StrList("location", i.location);
     o_.StrList("expression", i.expression);
     o_.EndObject();
   }
@@ -503,12 +504,23 @@ class Writer {
     BaseExtensions(m);
     List("identifier", m.identifier);
     o_.Str("status", m.status);
-    Opt("notPerformedReason", m.status_changed_reason);
+    Opt("notPerformedReason", m.not_performed_reason);
     if (m.medication.concept_ || m.medication.reference) {
       o_.Key("medication");
       Write(m.medication);
     }
     Opt("subject", m.subject);
+    if (!m.performer.empty()) {
+      o_.Key("performer");
+      o_.BeginArray();
+      for (const Reference& actor : m.performer) {
+        o_.BeginObject();
+        o_.Key("actor");
+        Write(actor);
+        o_.EndObject();
+      }
+      o_.EndArray();
+    }
     Opt("location", m.location);
     List("authorizingPrescription", m.authorizing_prescription);
     Opt("type", m.type);

@@ -171,7 +171,10 @@ std::optional<std::string_view> NciToDeaSchedule(std::string_view nci_code) {
 
 int DeaScheduleNumber(std::string_view s) {
   if (s.size() > 2 && (s.substr(0, 2) == "C-" || s.substr(0, 2) == "c-")) s.remove_prefix(2);
-  if (s.size() > 1 && (s[0] == 'C' || s[0] == 'c') && s[1] != '4') s.remove_prefix(1);
+  for (const Schedule& x : kSchedules) {
+    if (x.nci == s) return x.number;  // an NCI code, e.g. C48675
+  }
+  if (s.size() > 1 && (s[0] == 'C' || s[0] == 'c')) s.remove_prefix(1);
   static constexpr std::string_view kRoman[] = {"I", "II", "III", "IV", "V"};
   for (int i = 0; i < 5; ++i) {
     if (EqualsIgnoreCase(s, kRoman[i])) return i + 1;

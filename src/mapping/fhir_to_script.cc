@@ -118,11 +118,7 @@ class Mapper {
     }
     out.city = Text(a.city, p + ".city", 35, "city");
     out.state_province = Text(a.state, p + ".state", 35, "state");
-    out.postal_code = Text(internal::DigitsOnly(a.postal_code).size() == 9 &&
-                                   a.postal_code.find('-') == std::string::npos
-                               ? a.postal_code
-                               : a.postal_code,
-                           p + ".postalCode", 35, "postal code");
+    out.postal_code = Text(a.postal_code, p + ".postalCode", 35, "postal code");
     std::string country = a.country;
     if (country.empty()) country = options_.default_country;
     if (country == "USA" || country == "United States" || country == "United States of America") {
@@ -204,8 +200,8 @@ class Mapper {
     if (!out.primary_telephone) {
       if (mandatory) {
         issues_.Error(where, IssueCode::kRequired, "a phone number is required (PrimaryTelephone)");
-      } else if (!out.electronic_mail.empty() || !out.fax.empty()) {
-        Dropped(where, "SCRIPT needs a phone number before email or fax: not sent");
+      } else if (!out.electronic_mail.empty() || !out.fax.empty() || !out.beeper.empty()) {
+        Dropped(where, "SCRIPT needs a phone number before email, fax or pager: not sent");
       }
       return std::nullopt;
     }
@@ -251,6 +247,10 @@ class Mapper {
           }
           break;
         case IdentifierKind::kSsn:
+          if (!out.identification.social_security.empty()) {
+            Dropped(ip, "SCRIPT carries one SSN: not sent");
+            break;
+          }
           out.identification.social_security = Text(id.value, ip + ".value", 35, "SSN");
           break;
         default:
@@ -295,14 +295,27 @@ class Mapper {
       std::string ip = Cat(path, ".identifier[", i, "]");
       switch (ClassifyIdentifier(id.system, TypeCode(id))) {
         case IdentifierKind::kNpi:
+          if (!out.identification.npi.empty()) {
+            Dropped(ip, "SCRIPT carries one prescriber NPI: not sent");
+            break;
+          }
           out.identification.npi = Text(id.value, ip + ".value", 35, "NPI");
           npi_path_ = ip + ".value";
           break;
         case IdentifierKind::kDea:
+          if (!out.identification.dea_number.empty()) {
+            // 21 CFR 1311.135(b): with several registrations, one is chosen per prescription.
+            Dropped(ip, "SCRIPT carries one DEA number (the first is used): not sent");
+            break;
+          }
           out.identification.dea_number = Text(id.value, ip + ".value", 35, "DEA number");
           dea_path_ = ip + ".value";
           break;
         case IdentifierKind::kStateLicense:
+          if (!out.identification.state_license_number.empty()) {
+            Dropped(ip, "SCRIPT carries one state license number: not sent");
+            break;
+          }
           out.identification.state_license_number =
               Text(id.value, ip + ".value", 35, "state license number");
           break;
@@ -360,6 +373,16 @@ class Mapper {
         out.practice_location = script::PracticeLocation{
             Text(in_.practice->name, rp + ".organization", 70, "practice name")};
       }
+      if (in_.practice) {
+        const std::string op = rp + ".organization";
+        for (size_t i = 0; i < in_.practice->contact.size(); ++i) {
+          const auto& c = in_.practice->contact[i];
+          if (c.address) addresses.emplace_back(&*c.address, Cat(op, ".contact[", i, "].address"));
+          for (size_t t = 0; t < c.telecom.size(); ++t) {
+            telecoms.emplace_back(&c.telecom[t], Cat(op, ".contact[", i, "].telecom[", t, "]"));
+          }
+        }
+      }
     }
     if (addresses.empty()) {
       issues_.Error(path + ".address", IssueCode::kRequired,
@@ -374,6 +397,9 @@ class Mapper {
         }
       }
       out.address = MapAddress(*addresses[pick].first, addresses[pick].second, true);
+      for (size_t i = 0; i < addresses.size(); ++i) {
+        if (i != pick) Dropped(addresses[i].second, "SCRIPT carries one prescriber address: not sent");
+      }
     }
     out.communication_numbers = MapTelecom(telecoms, path + ".telecom", true);
   }
@@ -418,7 +444,11 @@ class Mapper {
     for (size_t i = 0; i < o.contact.size(); ++i) {
       const auto& c = o.contact[i];
       std::string cp = Cat(path, ".contact[", i, "]");
-      if (c.address && !ph.address) ph.address = MapAddress(*c.address, cp + ".address", false);
+      if (c.address && !ph.address) {
+        ph.address = MapAddress(*c.address, cp + ".address", false);
+      } else if (c.address) {
+        Dropped(cp + ".address", "SCRIPT carries one pharmacy address: not sent");
+      }
       for (size_t t = 0; t < c.telecom.size(); ++t) {
         telecoms.emplace_back(&c.telecom[t], Cat(cp, ".telecom[", t, "]"));
       }
@@ -506,12 +536,16 @@ class Mapper {
         } else if (!coded.product_code) {
           coded.product_code = script::CodeQualifier{*ndc, "ND"};
           any = true;
+        } else {
+          Dropped(cp, "SCRIPT carries one product code: not sent");
         }
       } else if (c.system == kRxNorm) {
         if (!coded.drug_db_code) {
           coded.drug_db_code = script::CodeQualifier{Text(c.code, cp + ".code", 35, "RxNorm code"),
                                                      options_.rxnorm_qualifier};
           any = true;
+        } else {
+          Dropped(cp, "SCRIPT carries one drug database code: not sent");
         }
       } else {
         Dropped(cp, "drug coding system not mapped to SCRIPT (NDC and RxNorm are): not sent");
@@ -522,11 +556,30 @@ class Mapper {
       const fhir::Medication& med = *in_.medication;
       for (size_t i = 0; i < med.ingredient.size() && !coded.strength; ++i) {
         const auto& ing = med.ingredient[i];
+        std::string ip = Cat(in_.medication_path, ".ingredient[", i, "]");
+        if (ing.is_active && !*ing.is_active) continue;
+        if (ing.strength_codeable_concept && !ing.strength_codeable_concept->text.empty()) {
+          coded.strength = script::Strength{
+              Text(ing.strength_codeable_concept->text, ip + ".strengthCodeableConcept.text", 70, "strength"), "", ""};
+          any = true;
+          continue;
+        }
         if (!ing.strength_ratio || !ing.strength_ratio->numerator) continue;
+        const auto& den = ing.strength_ratio->denominator;
+        if (den && den->value != "1") {
+          // "400 mg / 5 mL" has no single StrengthValue + unit; DrugDescription carries it.
+          Dropped(ip + ".strengthRatio", "a strength per a quantity other than 1 is not sent as Strength");
+          continue;
+        }
         const fhir::Quantity& num = *ing.strength_ratio->numerator;
         script::Strength s;
         s.strength_value = Text(num.value, Cat(in_.medication_path, ".ingredient[", i, "].strengthRatio.numerator.value"), 70, "strength");
-        if (auto u = UnitToNci(num.system, num.code, num.unit)) s.strength_unit_of_measure_code = std::string(u->code);
+        if (auto u = UnitToNci(num.system, num.code, num.unit)) {
+          s.strength_unit_of_measure_code = std::string(u->code);
+        } else if (!num.unit.empty() || !num.code.empty()) {
+          Dropped(ip + ".strengthRatio.numerator", "strength unit has no NCI code: strength not sent");
+          continue;
+        }
         if (med.dose_form) {
           for (const fhir::Coding& c : med.dose_form->coding) {
             if (c.system == kNci) s.strength_form_code = c.code;
@@ -553,7 +606,10 @@ class Mapper {
       const fhir::Quantity& q = *dr->quantity;
       std::string qp = p + ".dispenseRequest.quantity";
       script::Quantity sq;
-      if (q.value.empty()) {
+      if (!q.comparator.empty()) {
+        issues_.Error(qp + ".comparator", IssueCode::kValue,
+                      "the quantity to dispense must be exact (no comparator)");
+      } else if (q.value.empty()) {
         Require(false, qp + ".value", "quantity value");
       } else if (!internal::IsScriptNumeric(q.value)) {
         issues_.Error(qp + ".value", IssueCode::kValue,
@@ -623,6 +679,7 @@ class Mapper {
 
     // Diagnoses: reason[0] → Primary, reason[1] → Secondary.
     std::vector<script::DiagnosisCode> dx;
+    std::vector<size_t> dx_index;
     for (size_t i = 0; i < mr.reason.size(); ++i) {
       std::string rp = Cat(p, ".reason[", i, "]");
       if (!mr.reason[i].concept_) {
@@ -637,13 +694,14 @@ class Mapper {
         std::string codev = c.code;
         if (qualifier != "LD") codev.erase(std::remove(codev.begin(), codev.end(), '.'), codev.end());
         std::string desc = !c.display.empty() ? c.display : cc.text;
+        mapped = true;
         if (desc.empty()) {
           issues_.Error(rp, IssueCode::kRequired, "a diagnosis needs a description (display or text)");
           break;
         }
         dx.push_back(script::DiagnosisCode{Text(codev, rp, 35, "diagnosis code"), qualifier,
                                            Text(desc, rp, 255, "diagnosis description")});
-        mapped = true;
+        dx_index.push_back(i);
         break;
       }
       if (!mapped) Dropped(rp, "only ICD-10-CM, ICD-9-CM and SNOMED CT diagnoses are sent");
@@ -652,7 +710,7 @@ class Mapper {
       script::Diagnosis d;
       d.primary = dx[0];
       if (dx.size() > 1) d.secondary = dx[1];
-      for (size_t i = 2; i < dx.size(); ++i) Dropped(Cat(p, ".reason[", i, "]"), "SCRIPT carries two diagnoses: not sent");
+      for (size_t i = 2; i < dx.size(); ++i) Dropped(Cat(p, ".reason[", dx_index[i], "]"), "SCRIPT carries two diagnoses: not sent");
       m.diagnosis.push_back(std::move(d));
     }
     if (!mr.note.empty()) {
@@ -705,7 +763,8 @@ class Mapper {
     for (size_t i = 0; i < mr.extension.size(); ++i) {
       if (mr.extension[i].url != kDeaScheduleExtension) Dropped(Cat(p, ".extension[", i, "]"), "extension not mapped to SCRIPT: not sent");
     }
-    for (size_t i = 1; i < mr.identifier.size(); ++i) {
+    for (size_t i = 0; i < mr.identifier.size(); ++i) {
+      if (i == order_number_index_) continue;
       Dropped(Cat(p, ".identifier[", i, "]"), "SCRIPT carries one prescriber order number: not sent");
     }
     if (!mr.rendered_dosage_instruction.empty()) {
@@ -730,7 +789,6 @@ class Mapper {
     MapPharmacy(pharmacy, ncpdp);
     script::Medication med;
     MapMedication(med, result.dea_schedule);
-    ReportUnmapped();
 
     h.to = ncpdp;
     h.to_qualifier = "P";
@@ -745,10 +803,17 @@ class Mapper {
     h.sender_software_product = options_.sender_software_product;
     h.sender_software_version_release = options_.sender_software_version;
     if (options_.test_message) h.test_message = "1";
-    if (!mr.identifier.empty()) {
-      h.prescriber_order_number = Text(mr.identifier[0].value, p + ".identifier[0].value", 35,
+    // The prescriber's order number: the first identifier that is not one RxFlow wrote for
+    // a SCRIPT message id or a pharmacy Rx number.
+    for (size_t i = 0; i < mr.identifier.size(); ++i) {
+      const std::string& sys = mr.identifier[i].system;
+      if (sys == "urn:rxflow:ncpdp:message-id" || sys == "urn:rxflow:ncpdp:rx-reference-number") continue;
+      h.prescriber_order_number = Text(mr.identifier[i].value, Cat(p, ".identifier[", i, "].value"), 35,
                                        "prescriber order number");
+      order_number_index_ = i;
+      break;
     }
+    ReportUnmapped();
 
     if (cancel) {
       script::CancelRx c;
@@ -796,6 +861,7 @@ class Mapper {
   const NewRxOptions& options_;
   std::vector<SigElementProvenance> provenance_;
   std::string npi_path_, dea_path_, pharmacy_npi_path_;
+  size_t order_number_index_ = SIZE_MAX;
 };
 
 }  // namespace

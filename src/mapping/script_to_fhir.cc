@@ -1,4 +1,7 @@
 // SCRIPT → FHIR R5 Bundle.
+#include <map>
+
+#include "common/crypto.h"
 #include "common/strcat.h"
 #include "common/text.h"
 #include "mapping/sig.h"
@@ -16,6 +19,22 @@ constexpr std::string_view kRxReferenceSystem = "urn:rxflow:ncpdp:rx-reference-n
 constexpr std::string_view kNcpdpStatusSystem = "https://rxflow.dev/fhir/CodeSystem/ncpdp-status-code";
 constexpr std::string_view kNcpdpErrorSystem = "https://rxflow.dev/fhir/CodeSystem/ncpdp-error-code";
 constexpr std::string_view kNcpdpReasonSystem = "https://rxflow.dev/fhir/CodeSystem/ncpdp-reason-code";
+constexpr std::string_view kNcpdpResponseSystem = "https://rxflow.dev/fhir/CodeSystem/ncpdp-response";
+constexpr std::string_view kNcpdpChangeCodeSystem = "https://rxflow.dev/fhir/CodeSystem/ncpdp-change-request-code";
+
+// A JSON string literal for an extension's raw value.
+std::string JsonString(std::string_view v) {
+  std::string out = "\"";
+  internal::AppendJsonEscaped(out, v);
+  out += "\"";
+  return out;
+}
+
+// ICD-10-CM codes travel without the dot in SCRIPT; FHIR writes it after the category.
+std::string IcdWithDot(const std::string& code) {
+  if (code.size() <= 3 || code.find('.') != std::string::npos) return code;
+  return code.substr(0, 3) + "." + code.substr(3);
+}
 
 fhir::Identifier Id(std::string_view system, const std::string& value) {
   fhir::Identifier i;
@@ -49,16 +68,23 @@ class Builder {
     return id;
   }
 
+  // Adds a resource; its fullUrl is a urn:uuid derived from the MessageID and its role, so
+  // the same message always yields the same Bundle, and references use that fullUrl.
   fhir::Reference Add(fhir::Resource r, std::string_view kind) {
-    std::string id = NewId(kind);
+    int& n = kind_count_[std::string(kind)];
+    std::string role = ++n == 1 ? std::string(kind) : Cat(kind, "-", n);
+    std::string id = NewId(role);
     std::visit([&](auto& v) { v.id = id; }, r.value);
-    std::string type(r.resource_type());
+    std::string h = internal::Sha256Hex(Cat(base_, "|", role));
+    // RFC 4122 layout, version 8 (custom) and the variant bits set.
+    std::string uuid = Cat(h.substr(0, 8), "-", h.substr(8, 4), "-8", h.substr(13, 3), "-",
+                           "89ab"[h[16] % 4], h.substr(17, 3), "-", h.substr(20, 12));
     fhir::BundleEntry e;
-    e.full_url = Cat("urn:rxflow:", type, ":", id);
+    e.full_url = Cat("urn:uuid:", uuid);
     e.resource = std::move(r);
-    bundle_.entry.push_back(std::move(e));
     fhir::Reference ref;
-    ref.reference = Cat(type, "/", id);
+    ref.reference = e.full_url;
+    bundle_.entry.push_back(std::move(e));
     return ref;
   }
 
@@ -278,11 +304,22 @@ class Builder {
     for (const script::Diagnosis& d : m.diagnosis) {
       for (const script::DiagnosisCode* c : {&d.primary, d.secondary ? &*d.secondary : nullptr}) {
         if (!c) continue;
-        std::string system = c->qualifier == "ABF" ? std::string(kIcd10Cm)
-                             : c->qualifier == "DX" ? std::string(kIcd9Cm)
-                                                    : std::string(kSnomed);
+        std::string system, code = c->code;
+        if (c->qualifier == "ABF") {
+          system = std::string(kIcd10Cm);
+          code = IcdWithDot(code);
+        } else if (c->qualifier == "DX") {
+          system = std::string(kIcd9Cm);
+          code = IcdWithDot(code);
+        } else if (c->qualifier == "LD") {
+          system = std::string(kSnomed);
+        } else {
+          issues_.Warning(path + "/Diagnosis", IssueCode::kNotSupported,
+                          Cat("diagnosis qualifier ", c->qualifier, " has no FHIR system: not carried"));
+          continue;
+        }
         fhir::CodeableReference r;
-        r.concept_ = fhir::CodeableConcept{{fhir::Coding{system, "", c->code, c->description, std::nullopt}}, ""};
+        r.concept_ = fhir::CodeableConcept{{fhir::Coding{system, "", code, c->description, std::nullopt}}, ""};
         mr.reason.push_back(std::move(r));
       }
     }
@@ -337,8 +374,8 @@ class Builder {
     auto keep = [&](std::string_view element, const std::string& value) {
       if (value.empty()) return;
       mr.extension.push_back(fhir::Extension{std::string(kScriptElementExtension), "", "",
-                                             {fhir::Extension{"element", "String", Cat("\"", element, "\""), {}},
-                                              fhir::Extension{"value", "String", Cat("\"", value, "\""), {}}}});
+                                             {fhir::Extension{"element", "String", JsonString(element), {}},
+                                              fhir::Extension{"value", "String", JsonString(value), {}}}});
     };
     // SCRIPT elements with no FHIR home are kept as RxFlow script-element extensions.
     keep("DoNotFill", m.do_not_fill);
@@ -396,6 +433,11 @@ class Builder {
     if (n.pharmacy) pharmacy = AddPharmacy(*n.pharmacy);
     fhir::MedicationRequest mr = Request(n.medication_prescribed, path + "/MedicationPrescribed", patient, prescriber, pharmacy);
     if (n.urgency_indicator_code == "X") mr.priority = "urgent";
+    if (n.prohibit_renewal_request) {
+      mr.extension.push_back(fhir::Extension{std::string(kScriptElementExtension), "", "",
+                                             {fhir::Extension{"element", "String", JsonString("ProhibitRenewalRequest"), {}},
+                                              fhir::Extension{"value", "String", JsonString(*n.prohibit_renewal_request ? "true" : "false"), {}}}});
+    }
     AddRequest(std::move(mr));
   }
   void MapTx(const script::CancelRx& c, const std::string& path) {
@@ -405,6 +447,11 @@ class Builder {
     if (c.pharmacy) pharmacy = AddPharmacy(*c.pharmacy);
     fhir::MedicationRequest mr = Request(c.medication_prescribed, path + "/MedicationPrescribed", patient, prescriber, pharmacy);
     mr.status = "cancelled";
+    if (!c.change_of_prescription_status_flag.empty()) {
+      mr.extension.push_back(fhir::Extension{std::string(kScriptElementExtension), "", "",
+                                             {fhir::Extension{"element", "String", JsonString("ChangeOfPrescriptionStatusFlag"), {}},
+                                              fhir::Extension{"value", "String", JsonString(c.change_of_prescription_status_flag), {}}}});
+    }
     AddRequest(std::move(mr));
   }
   void MapTx(const script::Status& s, const std::string&) {
@@ -431,7 +478,7 @@ class Builder {
     issue.details = details;
     issue.diagnostics = e.description;
     // For 500/1000/2000/3000 the Description carries the XPath of the offending element.
-    if (!e.description.empty() && e.description[0] == '/') issue.expression.push_back(e.description);
+    if (!e.description.empty() && e.description[0] == '/') issue.location.push_back(e.description);
     oo.issue.push_back(std::move(issue));
     Add(fhir::Resource{std::move(oo)}, "outcome");
     fhir::Task t = NewTask("failed", e.code, kNcpdpErrorSystem, e.retryable() ? "error (retryable)" : "error");
@@ -441,7 +488,7 @@ class Builder {
   }
   void MapTx(const script::CancelRxResponse& c, const std::string&) {
     bool approved = c.response.kind == "Approved";
-    fhir::Task t = NewTask(approved ? "completed" : "rejected", c.response.kind, kNcpdpStatusSystem,
+    fhir::Task t = NewTask(approved ? "completed" : "rejected", c.response.kind, kNcpdpResponseSystem,
                            approved ? "cancel approved" : "cancel denied");
     t.description = !c.response.note.empty() ? c.response.note : c.response.denial_reason;
     for (const std::string& r : c.response.reason_code) {
@@ -462,9 +509,12 @@ class Builder {
     auto patient = AddPatient(r.patient, path + "/Patient");
     auto prescriber = AddPrescriber(r.prescriber);
     auto pharmacy = AddPharmacy(r.pharmacy);
-    AddRequest(Request(r.medication_response, path + "/MedicationResponse", patient, prescriber, pharmacy));
-    fhir::Task t = NewTask(r.response.kind.rfind("Denied", 0) == 0 ? "rejected" : "completed", r.response.kind,
-                           kNcpdpStatusSystem, "renewal response");
+    bool denied = r.response.kind.rfind("Denied", 0) == 0;
+    fhir::MedicationRequest mr = Request(r.medication_response, path + "/MedicationResponse", patient, prescriber, pharmacy);
+    if (denied) mr.status = "cancelled";  // the renewal was refused: no order to fill
+    AddRequest(std::move(mr));
+    fhir::Task t = NewTask(denied ? "rejected" : "completed", r.response.kind, kNcpdpResponseSystem,
+                           "renewal response");
     Add(fhir::Resource{std::move(t)}, "task");
   }
   void MapTx(const script::RxChangeRequest& r, const std::string& path) {
@@ -478,7 +528,7 @@ class Builder {
       mr.intent = "proposal";
       Add(fhir::Resource{std::move(mr)}, Cat("requested-", i + 1));
     }
-    fhir::Task t = NewTask("requested", r.message_request_code, kNcpdpStatusSystem, "change request");
+    fhir::Task t = NewTask("requested", r.message_request_code, kNcpdpChangeCodeSystem, "change request");
     t.description = r.change_reason_text;
     Add(fhir::Resource{std::move(t)}, "task");
   }
@@ -490,7 +540,7 @@ class Builder {
       AddRequest(Request(*r.medication_prescribed, path + "/MedicationPrescribed", patient, prescriber, pharmacy));
     }
     fhir::Task t = NewTask(r.response.kind == "Denied" ? "rejected" : "completed", r.response.kind,
-                           kNcpdpStatusSystem, "change response");
+                           kNcpdpResponseSystem, "change response");
     Add(fhir::Resource{std::move(t)}, "task");
   }
   void MapTx(const script::RxFill& r, const std::string& path) {
@@ -510,11 +560,13 @@ class Builder {
       d.status = "stopped";  // Transferred
     }
     if (!r.fill_status_reason_code.empty()) {
-      d.status_changed_reason = fhir::CodeableConcept{{fhir::Coding{std::string(kNcpdpReasonSystem), "", r.fill_status_reason_code, "", std::nullopt}}, ""};
+      fhir::CodeableReference reason;
+      reason.concept_ = fhir::CodeableConcept{{fhir::Coding{std::string(kNcpdpReasonSystem), "", r.fill_status_reason_code, "", std::nullopt}}, ""};
+      d.not_performed_reason = std::move(reason);
     }
     if (!r.fill_status_note.empty()) d.note.push_back(fhir::Annotation{"", std::nullopt, "", r.fill_status_note});
     d.subject = patient;
-    d.location = pharmacy;
+    d.performer.push_back(pharmacy);
     d.authorizing_prescription.push_back(RelatedRequest());
     const script::Medication* m = r.medication_dispensed ? &*r.medication_dispensed
                                   : r.medication_prescribed ? &*r.medication_prescribed : nullptr;
@@ -537,6 +589,10 @@ class Builder {
   void AddPrescriberIfNeeded(const script::Prescriber& p) { AddPrescriber(p); }
 
   StatusOr<fhir::Bundle> Build() {
+    if (m_.header.digital_signature) {
+      issues_.Warning("/Message/Header/DigitalSignature", IssueCode::kNotSupported,
+                      "the digital signature is not carried into FHIR (verify it before mapping)");
+    }
     bundle_.type = options_.bundle_type;
     bundle_.timestamp = m_.header.sent_time;
     MapBody();
@@ -549,6 +605,7 @@ class Builder {
   const ToFhirOptions& options_;
   fhir::Bundle bundle_;
   std::string base_;
+  std::map<std::string, int> kind_count_;
 };
 
 }  // namespace

@@ -33,11 +33,14 @@ struct GtsRow {
   std::string_view value;
   std::string_view unit;
 };
+// FHIR's TimingAbbreviation codes that are a frequency or an interval. AM and PM name a
+// time of day, which RxFlow does not map; BED is handled as the bedtime event.
 constexpr GtsRow kGts[] = {
     {"QD", false, "1", "d"},  {"BID", false, "2", "d"}, {"TID", false, "3", "d"},
-    {"QID", false, "4", "d"}, {"QOD", true, "2", "d"},  {"Q4H", true, "4", "h"},
+    {"QID", false, "4", "d"}, {"QOD", true, "2", "d"},  {"Q1H", true, "1", "h"},
+    {"Q2H", true, "2", "h"},  {"Q3H", true, "3", "h"},  {"Q4H", true, "4", "h"},
     {"Q6H", true, "6", "h"},  {"Q8H", true, "8", "h"},  {"Q12H", true, "12", "h"},
-    {"QH", true, "1", "h"},   {"WK", false, "1", "wk"}, {"MO", false, "1", "mo"}};
+    {"WK", false, "1", "wk"}, {"MO", false, "1", "mo"}};
 
 class InstructionBuilder {
  public:
@@ -80,6 +83,10 @@ class InstructionBuilder {
     if (!internal::IsScriptNumeric(v)) Fail(where, Cat("\"", v, "\" is not a plain positive number"));
     return v;
   }
+  // A quantity with a comparator (<, >=, ...) is not an amount SCRIPT can carry.
+  void NoComparator(const fhir::Quantity& q, const std::string& where) {
+    if (!q.comparator.empty()) Fail(where + ".comparator", "a quantity with a comparator");
+  }
 
   script::Instruction Build() {
     script::Instruction in;
@@ -108,6 +115,7 @@ class InstructionBuilder {
       std::string dp = path_ + ".doseAndRate[0]";
       if (dr.rate_quantity || dr.rate_range || dr.rate_ratio) Fail(dp, "rates are not mapped");
       if (dr.dose_quantity) {
+        NoComparator(*dr.dose_quantity, dp + ".doseQuantity");
         a.dose_quantity = Number(dr.dose_quantity->value, dp + ".doseQuantity.value");
         a.dose_unit = DoseUnitOf(*dr.dose_quantity, dp + ".doseQuantity", "DoseAdministration/Dosage");
       } else if (dr.dose_range) {
@@ -128,7 +136,14 @@ class InstructionBuilder {
       std::string tp = path_ + ".timing";
       if (!t.event.empty()) Fail(tp + ".event", "timing events are not mapped");
       bool have_frequency = false;
-      if (t.code) {
+      const fhir::Coding* bed = t.code ? FindCoding(t.code, kGtsAbbreviation) : nullptr;
+      if (bed && bed->code == "BED") {
+        script::TimingAndDuration td;
+        td.kind = script::TimingAndDuration::Kind::kAdministrationTiming;
+        td.administration_timing_event = script::SigCode{"at bedtime", "SNOMED", std::string(kSnomedAtBedtime)};
+        timings.push_back(td);
+        Note("TimingAndDuration/AdministrationTiming", Provenance::kDerived, tp + ".code");
+      } else if (t.code) {
         const fhir::Coding* c = FindCoding(t.code, kGtsAbbreviation);
         const GtsRow* row = nullptr;
         for (const GtsRow& r : kGts) {
@@ -240,6 +255,8 @@ class InstructionBuilder {
       const fhir::Ratio& r = d_.max_dose_per_period[0];
       std::string mp = path_ + ".maxDosePerPeriod[0]";
       if (!r.numerator || !r.denominator) Fail(mp, "incomplete ratio");
+      NoComparator(*r.numerator, mp + ".numerator");
+      NoComparator(*r.denominator, mp + ".denominator");
       script::MaximumDose m;
       m.numeric_value = Number(r.numerator->value, mp + ".numerator.value");
       m.form = DoseUnitOf(*r.numerator, mp + ".numerator", "MaximumDoseRestriction");
@@ -297,7 +314,15 @@ std::optional<script::Sig> SigMapper::Map(const std::vector<fhir::Dosage>& dosag
     return std::nullopt;
   }
   sig.sig_text = text;
-  if (!options_.structured_sig) return sig;
+  if (!options_.structured_sig) {
+    for (size_t i = 0; i < dosages.size(); ++i) {
+      if (!dosages[i].patient_instruction.empty()) {
+        issues_.Warning(Cat(path, "[", i, "].patientInstruction"), IssueCode::kNotSupported,
+                        "sent only with a structured Sig (ClarifyingFreeText): not sent");
+      }
+    }
+    return sig;
+  }
 
   std::vector<SigElementProvenance> prov;
   try {
@@ -357,6 +382,11 @@ struct NotReversible {
   std::string reason;
 };
 
+int64_t WholeNumber(const std::string& v, std::string_view what) {
+  if (!internal::IsAllDigits(v) || v.size() > 9) throw NotReversible{Cat(what, " \"", v, "\" is not a whole number")};
+  return std::stoll(v);
+}
+
 std::string TimeUnitOf(const script::SigCode& c) {
   auto u = SnomedToTimeUnit(c.code);
   if (!u) throw NotReversible{Cat("time unit SNOMED ", c.code, " has no FHIR unit")};
@@ -390,12 +420,12 @@ fhir::Dosage InstructionToDosage(const script::Instruction& in) {
     switch (t.kind) {
       case K::kFrequency:
         if (r.frequency || !r.period.empty()) throw NotReversible{"two frequencies"};
-        r.frequency = std::stoll(t.numeric_value);
+        r.frequency = WholeNumber(t.numeric_value, "frequency");
         r.period = "1";
         r.period_unit = TimeUnitOf(t.units);
         if (!t.variable_modifier.empty()) {
           if (t.variable_modifier != "TO") throw NotReversible{"frequency modifier"};
-          r.frequency_max = std::stoll(t.numeric_value_high);
+          r.frequency_max = WholeNumber(t.numeric_value_high, "frequency");
         }
         break;
       case K::kInterval:
@@ -482,10 +512,6 @@ std::vector<fhir::Dosage> SigToDosage(const script::Sig& sig, const std::string&
       out.clear();
       issues.Add(Severity::kInformation, IssueCode::kInformational, path,
                  Cat("structured Sig kept as text only (", nr.reason, ")"));
-    } catch (const std::exception&) {
-      out.clear();
-      issues.Add(Severity::kInformation, IssueCode::kInformational, path,
-                 "structured Sig kept as text only (a number out of range)");
     }
   }
   if (out.empty()) out.emplace_back();

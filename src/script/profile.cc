@@ -65,6 +65,8 @@ const Profile& BuiltinProfile(Version v) {
   return *p;
 }
 
+std::string_view BuiltinStructureTable() { return rxflow::internal::embedded::k2017071_structure; }
+
 StatusOr<std::shared_ptr<const Profile>> LoadProfile(std::string_view structure_table,
                                                      std::string_view rules) {
   auto schema = internal::ParseStructure(structure_table);

@@ -518,10 +518,13 @@ absl::Status ApplyRules(std::string_view text, Profile::Impl& impl) {
       r.list = std::string(w[1]);
       r.old_code = std::string(w[2]);
       r.name = std::string(w[3]);
+      bool found = false;
       for (SimpleType& st : s.simples) {
         if (st.list_name != r.list) continue;
+        found |= std::find(st.codes.begin(), st.codes.end(), r.old_code) != st.codes.end();
         std::replace(st.codes.begin(), st.codes.end(), r.old_code, r.name);
       }
+      if (!found) return bad(Cat("no code ", r.old_code, " in a code list ", r.list));
       impl.rules.push_back(std::move(r));
     } else if ((w[0] == "wrap" && w.size() == 3) || (w[0] == "rename" && w.size() == 3) ||
                (w[0] == "remove" && w.size() == 2)) {

@@ -75,8 +75,10 @@ struct PrescriptionInput {
 
 // Parses the request envelope
 //   {"medication_request": {...}, "patient": {...}, "practitioner": {...},
-//    "pharmacy": {...}, "medication": {...}}   ("medication" optional)
-// or a FHIR Bundle (collection, transaction, message) holding one MedicationRequest.
+//    "pharmacy": {...}, "medication": {...}, "practitioner_role": {...}}
+// ("medication" and "practitioner_role" optional; each member must be of its resource
+// type) or a FHIR Bundle (collection, transaction, batch, message) holding one
+// MedicationRequest.
 // References resolve by Bundle `fullUrl`, by `Type/id`, and to contained resources by
 // `#id`; a PractitionerRole requester is followed to its Practitioner and Organization.
 // An unresolvable reference is an error with its path.

@@ -322,10 +322,11 @@ struct MedicationDispense : ResourceBase {
   std::vector<Identifier> identifier;
   std::vector<Reference> authorizing_prescription;
   std::string status;  // completed | in-progress | declined | ...
-  std::optional<CodeableConcept> status_changed_reason;  // R5: notPerformedReason
+  std::optional<CodeableReference> not_performed_reason;
   CodeableReference medication;
   std::optional<Reference> subject;
-  std::optional<Reference> location;
+  std::vector<Reference> performer;  // performer.actor: the dispensing pharmacy
+  std::optional<Reference> location;  // a Location (RxFlow sets none)
   std::optional<CodeableConcept> type;  // first fill, partial fill, ...
   std::optional<Quantity> quantity;
   std::optional<Quantity> days_supply;
@@ -354,7 +355,8 @@ struct OperationOutcomeIssue {
   std::string code;      // HL7 issue-type
   std::optional<CodeableConcept> details;
   std::string diagnostics;
-  std::vector<std::string> expression;  // FHIRPath or JSON/XML path of the problem
+  std::vector<std::string> location;    // R5 (deprecated) XPath of the problem
+  std::vector<std::string> expression;  // FHIRPath, or the JSON path RxFlow reports
 };
 
 struct OperationOutcome : ResourceBase {

@@ -58,6 +58,9 @@ class Profile {
 // The built-in profile for `v` (tables compiled into the library).
 const Profile& BuiltinProfile(Version v);
 
+// The built-in 2017071 structure table (the text of data/script/2017071.structure).
+std::string_view BuiltinStructureTable();
+
 // Builds a profile from a structure table (the format of data/script/2017071.structure)
 // and optional version rules (the format of data/script/2023011.profile). InvalidArgument
 // names the line of the first problem.
