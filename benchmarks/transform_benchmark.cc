@@ -2,16 +2,17 @@
 // in the same binary the floor: simdjson parsing the same JSON plus pugixml emitting the
 // same NewRx documents (no mapping, no validation). Run with --benchmark_min_time and
 // compare medians from one run: `make bench` (see docs/performance.md).
+#include <sstream>
+
 #include <benchmark/benchmark.h>
 #include <pugixml.hpp>
 #include <simdjson.h>
-
-#include <sstream>
 
 #include "rxflow/fhir/json.h"
 #include "rxflow/mapping/mapping.h"
 #include "rxflow/script/xml.h"
 #include "rxflow/transform.h"
+
 #include "testing/files.h"
 
 using namespace rxflow;
@@ -19,9 +20,9 @@ using namespace rxflow;
 namespace {
 
 struct Corpus {
-  std::vector<std::string> json;       // FHIR inputs
-  std::vector<std::string> xml;        // our NewRx for each (2023011)
-  std::vector<std::string> xml17;      // 2017071
+  std::vector<std::string> json;   // FHIR inputs
+  std::vector<std::string> xml;    // our NewRx for each (2023011)
+  std::vector<std::string> xml17;  // 2017071
   std::vector<fhir::PrescriptionInput> parsed;
   std::vector<script::Message> mapped;
   size_t json_bytes = 0;
@@ -183,7 +184,9 @@ void Copy(pugi::xml_node from, pugi::xml_node to) {
 
 struct StringWriter : pugi::xml_writer {
   std::string out;
-  void write(const void* data, size_t size) override { out.append(static_cast<const char*>(data), size); }
+  void write(const void* data, size_t size) override {
+    out.append(static_cast<const char*>(data), size);
+  }
 };
 
 void BM_FloorSimdjsonPlusPugixml(benchmark::State& state) {

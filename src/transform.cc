@@ -70,8 +70,9 @@ StatusOr<ScriptOutput> ToScript(std::string_view fhir_json, IssueList& issues,
   if (mapped.ok()) clinical::CheckPrescription(*input, *mapped, issues, options.checks);
   if (!mapped.ok() || issues.has_errors()) {
     return StatusFor(issues, start,
-                     mapped.ok() ? absl::FailedPreconditionError("prescribing rule")
-                                 : absl::InvalidArgumentError(std::string(mapped.status().message())));
+                     mapped.ok()
+                         ? absl::FailedPreconditionError("prescribing rule")
+                         : absl::InvalidArgumentError(std::string(mapped.status().message())));
   }
   script::WriteOptions wo;
   wo.profile = &ProfileOf(options);

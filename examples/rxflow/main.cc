@@ -7,13 +7,13 @@
 // Issues go to stderr as `severity: path: message` (or an OperationOutcome with
 // --issues json). Exit status: 0 success (warnings allowed), 1 invalid input, 2 usage
 // or I/O error.
-#include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <iterator>
 #include <sstream>
+
+#include <CLI/CLI.hpp>
 
 #include "rxflow/fhir/json.h"
 #include "rxflow/idempotency.h"
@@ -82,9 +82,12 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"2023011", "2017071"}));
     sub->add_option("--issues", issues_format, "issue format on stderr: text or json")
         ->check(CLI::IsMember({"text", "json"}));
-    sub->add_option("--xsd", xsd_dir, "also validate SCRIPT against the XSD set in DIR (transport.xsd)");
-    sub->add_option("--profile-structure", structure_file, "load a SCRIPT structure table (see docs/mapping.md)");
-    sub->add_option("--profile-rules", rules_file, "load version rules applied to the structure table");
+    sub->add_option("--xsd", xsd_dir,
+                    "also validate SCRIPT against the XSD set in DIR (transport.xsd)");
+    sub->add_option("--profile-structure", structure_file,
+                    "load a SCRIPT structure table (see docs/mapping.md)");
+    sub->add_option("--profile-rules", rules_file,
+                    "load version rules applied to the structure table");
     sub->add_flag("--strict", strict, "unknown FHIR elements are errors, not warnings");
     sub->add_flag("--pretty", pretty, "indent the output");
     sub->add_flag("-v,--verbose", verbose, "also print information issues");
@@ -114,7 +117,8 @@ int main(int argc, char** argv) {
   rxflow::TransformOptions options;
   auto version = rxflow::script::ParseVersion(script_version);
   options.version = *version;
-  options.parse.mode = strict ? rxflow::fhir::ParseMode::kStrict : rxflow::fhir::ParseMode::kLenient;
+  options.parse.mode =
+      strict ? rxflow::fhir::ParseMode::kStrict : rxflow::fhir::ParseMode::kLenient;
   options.pretty = pretty;
   options.xsd_dir = xsd_dir;
   options.newrx.message_id = message_id;
@@ -164,15 +168,17 @@ int main(int argc, char** argv) {
     if (status.ok()) {
       std::cout << "ok: "
                 << (rxflow::DetectInput(text) == rxflow::InputKind::kFhirJson ? "FHIR prescription"
-                                                                             : "SCRIPT message")
+                                                                              : "SCRIPT message")
                 << " is valid (" << issues.error_count() << " errors, " << issues.warning_count()
                 << " warnings)\n";
     }
   }
   PrintIssues(issues, issues_format, !verbose);
   if (!status.ok()) {
-    if (issues.empty() || issues_format == "json") std::cerr << "rxflow: " << status.message() << "\n";
-    return status.code() == absl::StatusCode::kNotFound || status.code() == absl::StatusCode::kUnimplemented
+    if (issues.empty() || issues_format == "json")
+      std::cerr << "rxflow: " << status.message() << "\n";
+    return status.code() == absl::StatusCode::kNotFound ||
+                   status.code() == absl::StatusCode::kUnimplemented
                ? kExitUsage
                : kExitInvalid;
   }

@@ -1,8 +1,9 @@
 #include "rxflow/clinical/checks.h"
 
+#include "rxflow/mapping/codes.h"
+
 #include "common/strcat.h"
 #include "common/text.h"
-#include "rxflow/mapping/codes.h"
 
 namespace rxflow::clinical {
 
@@ -93,9 +94,11 @@ std::string IdPath(const std::string& base, const std::vector<fhir::Identifier>&
 // Months between two full dates (YYYY-MM-DD), counting a partial month as past.
 bool MoreThanMonthsAfter(std::string_view later, std::string_view earlier, int months) {
   if (later.size() < 10 || earlier.size() < 10) return false;
-  int y1 = std::stoi(std::string(earlier.substr(0, 4))), m1 = std::stoi(std::string(earlier.substr(5, 2))),
+  int y1 = std::stoi(std::string(earlier.substr(0, 4))),
+      m1 = std::stoi(std::string(earlier.substr(5, 2))),
       d1 = std::stoi(std::string(earlier.substr(8, 2)));
-  int y2 = std::stoi(std::string(later.substr(0, 4))), m2 = std::stoi(std::string(later.substr(5, 2))),
+  int y2 = std::stoi(std::string(later.substr(0, 4))),
+      m2 = std::stoi(std::string(later.substr(5, 2))),
       d2 = std::stoi(std::string(later.substr(8, 2)));
   int diff = (y2 - y1) * 12 + (m2 - m1);
   return diff > months || (diff == months && d2 > d1);
@@ -108,34 +111,42 @@ void CheckPrescription(const fhir::PrescriptionInput& input, const mapping::NewR
   const auto* nrx = std::get_if<script::NewRx>(&newrx.message.body);
   const auto* crx = std::get_if<script::CancelRx>(&newrx.message.body);
   const script::Prescriber* prescriber = nrx ? &nrx->prescriber : crx ? &crx->prescriber : nullptr;
-  const script::Medication* med = nrx ? &nrx->medication_prescribed : crx ? &crx->medication_prescribed : nullptr;
-  const std::optional<script::Pharmacy>* pharmacy = nrx ? &nrx->pharmacy : crx ? &crx->pharmacy : nullptr;
+  const script::Medication* med = nrx   ? &nrx->medication_prescribed
+                                  : crx ? &crx->medication_prescribed
+                                        : nullptr;
+  const std::optional<script::Pharmacy>* pharmacy = nrx   ? &nrx->pharmacy
+                                                    : crx ? &crx->pharmacy
+                                                          : nullptr;
   if (!prescriber || !med) return;
 
   // Identifiers.
   if (input.practitioner && !prescriber->identification.npi.empty()) {
     std::string why = CheckNpi(prescriber->identification.npi);
     if (!why.empty()) {
-      issues.Error(IdPath(input.practitioner_path, input.practitioner->identifier, mapping::IdentifierKind::kNpi),
+      issues.Error(IdPath(input.practitioner_path, input.practitioner->identifier,
+                          mapping::IdentifierKind::kNpi),
                    IssueCode::kValue, Cat("prescriber NPI: ", why));
     }
   }
   if (pharmacy && *pharmacy && input.pharmacy && !(*pharmacy)->identification.npi.empty()) {
     std::string why = CheckNpi((*pharmacy)->identification.npi);
     if (!why.empty()) {
-      issues.Error(IdPath(input.pharmacy_path, input.pharmacy->identifier, mapping::IdentifierKind::kNpi),
-                   IssueCode::kValue, Cat("pharmacy NPI: ", why));
+      issues.Error(
+          IdPath(input.pharmacy_path, input.pharmacy->identifier, mapping::IdentifierKind::kNpi),
+          IssueCode::kValue, Cat("pharmacy NPI: ", why));
     }
   }
-  std::string dea_path = input.practitioner
-                             ? IdPath(input.practitioner_path, input.practitioner->identifier,
-                                      mapping::IdentifierKind::kDea, &input.practitioner->qualification)
-                             : "practitioner";
+  std::string dea_path =
+      input.practitioner ? IdPath(input.practitioner_path, input.practitioner->identifier,
+                                  mapping::IdentifierKind::kDea, &input.practitioner->qualification)
+                         : "practitioner";
   if (!prescriber->identification.dea_number.empty()) {
-    std::string why = CheckDea(prescriber->identification.dea_number,
-                               options.check_dea_last_name ? std::string_view(prescriber->name.last_name)
-                                                           : std::string_view());
-    if (!why.empty()) issues.Error(dea_path, IssueCode::kValue, Cat("prescriber DEA number: ", why));
+    std::string why =
+        CheckDea(prescriber->identification.dea_number,
+                 options.check_dea_last_name ? std::string_view(prescriber->name.last_name)
+                                             : std::string_view());
+    if (!why.empty())
+      issues.Error(dea_path, IssueCode::kValue, Cat("prescriber DEA number: ", why));
   }
 
   // Controlled substances (21 CFR 1306): rules for what may be filled, so not for a cancel.
@@ -147,7 +158,8 @@ void CheckPrescription(const fhir::PrescriptionInput& input, const mapping::NewR
   int refills = med->number_of_refills.empty() ? 0 : std::stoi(med->number_of_refills);
   if (prescriber->identification.dea_number.empty()) {
     issues.Error(dea_path, IssueCode::kBusinessRule,
-                 Cat("a Schedule ", newrx.dea_schedule, " prescription requires the prescriber's DEA number"));
+                 Cat("a Schedule ", newrx.dea_schedule,
+                     " prescription requires the prescriber's DEA number"));
   }
   if (schedule == 1) {
     issues.Error(p + ".medication", IssueCode::kBusinessRule,
@@ -155,12 +167,15 @@ void CheckPrescription(const fhir::PrescriptionInput& input, const mapping::NewR
   } else if (schedule == 2) {
     if (refills > 0) {
       issues.Error(refills_path, IssueCode::kBusinessRule,
-                   Cat("Schedule II prescriptions cannot be refilled (21 CFR 1306.12); got ", refills, " refills"));
+                   Cat("Schedule II prescriptions cannot be refilled (21 CFR 1306.12); got ",
+                       refills, " refills"));
     }
   } else if (schedule == 3 || schedule == 4) {
     if (refills > 5) {
-      issues.Error(refills_path, IssueCode::kBusinessRule,
-                   Cat("Schedule III/IV prescriptions allow at most 5 refills (21 CFR 1306.22); got ", refills));
+      issues.Error(
+          refills_path, IssueCode::kBusinessRule,
+          Cat("Schedule III/IV prescriptions allow at most 5 refills (21 CFR 1306.22); got ",
+              refills));
     }
     const auto& dr = input.medication_request.dispense_request;
     if (dr && dr->validity_period && !dr->validity_period->end.empty() &&
@@ -168,13 +183,15 @@ void CheckPrescription(const fhir::PrescriptionInput& input, const mapping::NewR
                             options.policy.schedule3_4_months)) {
       issues.Error(p + ".dispenseRequest.validityPeriod.end", IssueCode::kBusinessRule,
                    Cat("Schedule III/IV prescriptions cannot be filled more than ",
-                       options.policy.schedule3_4_months, " months after the date written (21 CFR 1306.22)"));
+                       options.policy.schedule3_4_months,
+                       " months after the date written (21 CFR 1306.22)"));
     }
   } else if (schedule == 5 && options.policy.schedule5_max_refills &&
              refills > *options.policy.schedule5_max_refills) {
-    issues.Error(refills_path, IssueCode::kBusinessRule,
-                 Cat("Schedule V prescriptions allow at most ", *options.policy.schedule5_max_refills,
-                     " refills under the ", options.policy.name, " policy; got ", refills));
+    issues.Error(
+        refills_path, IssueCode::kBusinessRule,
+        Cat("Schedule V prescriptions allow at most ", *options.policy.schedule5_max_refills,
+            " refills under the ", options.policy.name, " policy; got ", refills));
   }
 }
 

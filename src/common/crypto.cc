@@ -1,10 +1,10 @@
 #include "common/crypto.h"
 
+#include <cstdlib>
+
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
-
-#include <cstdlib>
 
 namespace rxflow::internal {
 namespace {

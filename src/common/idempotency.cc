@@ -23,15 +23,19 @@ void Medication(Canon& c, const script::Medication& m) {
   c.Field("drug", m.drug_description);
   if (m.drug_coded) {
     const auto& d = *m.drug_coded;
-    if (d.product_code) c.Field("product", internal::Cat(d.product_code->qualifier, "|", d.product_code->code));
-    if (d.drug_db_code) c.Field("drugdb", internal::Cat(d.drug_db_code->qualifier, "|", d.drug_db_code->code));
+    if (d.product_code)
+      c.Field("product", internal::Cat(d.product_code->qualifier, "|", d.product_code->code));
+    if (d.drug_db_code)
+      c.Field("drugdb", internal::Cat(d.drug_db_code->qualifier, "|", d.drug_db_code->code));
     if (d.strength) {
-      c.Field("strength", internal::Cat(d.strength->strength_value, "|", d.strength->strength_unit_of_measure_code,
-                                        "|", d.strength->strength_form_code));
+      c.Field("strength", internal::Cat(d.strength->strength_value, "|",
+                                        d.strength->strength_unit_of_measure_code, "|",
+                                        d.strength->strength_form_code));
     }
     c.Field("schedule", d.dea_schedule_code);
   }
-  if (m.quantity) c.Field("quantity", internal::Cat(m.quantity->value, "|", m.quantity->unit_of_measure_code));
+  if (m.quantity)
+    c.Field("quantity", internal::Cat(m.quantity->value, "|", m.quantity->unit_of_measure_code));
   c.Field("days", m.days_supply);
   c.Field("written", m.written_date.date.empty() ? m.written_date.date_time : m.written_date.date);
   c.Field("substitutions", m.substitutions);
@@ -48,21 +52,24 @@ void Medication(Canon& c, const script::Medication& m) {
     auto code = [](const std::optional<script::SigCode>& x) { return x ? x->code : std::string(); };
     for (const auto& in : sig.instruction) {
       const auto& a = in.dose_administration;
-      c.Field("instr", internal::Cat(in.multiple_instruction_modifier, "|", a.dose_quantity, "|",
-                                     a.dose_unit ? a.dose_unit->code : "", "|", a.dose_range_modifier,
-                                     "|", a.dose_quantity_high, "|", a.dose_unit_high ? a.dose_unit_high->code : "",
-                                     "|", a.route.code, "|", code(a.dose_delivery_method), "|", code(a.site)));
+      c.Field(
+          "instr",
+          internal::Cat(in.multiple_instruction_modifier, "|", a.dose_quantity, "|",
+                        a.dose_unit ? a.dose_unit->code : "", "|", a.dose_range_modifier, "|",
+                        a.dose_quantity_high, "|", a.dose_unit_high ? a.dose_unit_high->code : "",
+                        "|", a.route.code, "|", code(a.dose_delivery_method), "|", code(a.site)));
       for (const auto& [mod, t] : in.timing) {
-        c.Field("timing", internal::Cat(mod, "|", static_cast<int>(t.kind), "|", t.numeric_value, "|",
-                                        t.variable_modifier, "|", t.numeric_value_high, "|", t.units.code,
-                                        "|", t.administration_timing_event.code));
+        c.Field("timing", internal::Cat(mod, "|", static_cast<int>(t.kind), "|", t.numeric_value,
+                                        "|", t.variable_modifier, "|", t.numeric_value_high, "|",
+                                        t.units.code, "|", t.administration_timing_event.code));
       }
       for (const auto& ind : in.indication_for_use) {
         c.Field("indication", internal::Cat(code(ind.precursor), "|", code(ind.indication)));
       }
       for (const auto& mx : in.maximum_dose_restriction) {
-        c.Field("maxdose", internal::Cat(mx.numeric_value, "|", mx.form ? mx.form->code : "", "|",
-                                         code(mx.units), "|", mx.duration_value, "|", mx.duration_unit.code));
+        c.Field("maxdose",
+                internal::Cat(mx.numeric_value, "|", mx.form ? mx.form->code : "", "|",
+                              code(mx.units), "|", mx.duration_value, "|", mx.duration_unit.code));
       }
     }
   }
@@ -76,8 +83,8 @@ void Medication(Canon& c, const script::Medication& m) {
 StatusOr<std::string> CanonicalPrescription(const script::Message& message,
                                             std::string_view patient_key) {
   if (patient_key.size() < kMinPatientKeyBytes) {
-    return absl::InvalidArgumentError(internal::Cat(
-        "the patient HMAC key must be at least ", kMinPatientKeyBytes, " bytes"));
+    return absl::InvalidArgumentError(
+        internal::Cat("the patient HMAC key must be at least ", kMinPatientKeyBytes, " bytes"));
   }
   const script::Patient* patient = nullptr;
   const script::Prescriber* prescriber = nullptr;

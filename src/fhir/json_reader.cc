@@ -5,19 +5,21 @@
 // RxFlow does not model (warning: dropped) from a name FHIR does not have (warning in
 // lenient mode, error in strict mode). Paths are kept as a stack of string_views into
 // the parser's buffers and rendered only when an issue is reported.
-#include <simdjson.h>
+#include "fhir/json_reader.h"
 
 #include <algorithm>
-#include <cstring>
 #include <array>
+#include <cstring>
 #include <span>
 #include <string>
 #include <vector>
 
+#include <simdjson.h>
+
+#include "rxflow/fhir/json.h"
+
 #include "common/strcat.h"
 #include "common/text.h"
-#include "fhir/json_reader.h"
-#include "rxflow/fhir/json.h"
 
 namespace rxflow::fhir {
 namespace {
@@ -28,24 +30,33 @@ using internal::HasNoControlChars;
 // FHIR R5 elements RxFlow knows but does not map, per resource (reported as dropped).
 constexpr std::string_view kDomainResourceKnown[] = {"meta", "implicitRules", "text"};
 constexpr std::string_view kMedicationRequestKnown[] = {
-    "informationSource", "supportingInformation", "reported", "performerType", "performer",
-    "device", "insurance", "effectiveDosePeriod", "eventHistory"};
-constexpr std::string_view kPatientKnown[] = {
-    "deceasedBoolean", "deceasedDateTime", "maritalStatus", "multipleBirthBoolean",
-    "multipleBirthInteger", "photo", "contact", "communication", "generalPractitioner",
-    "managingOrganization", "link"};
-constexpr std::string_view kPractitionerKnown[] = {"deceasedBoolean", "deceasedDateTime",
-                                                   "photo", "communication"};
-constexpr std::string_view kPractitionerRoleKnown[] = {
-    "healthcareService", "characteristic", "communication", "availability", "endpoint"};
+    "informationSource", "supportingInformation",
+    "reported",          "performerType",
+    "performer",         "device",
+    "insurance",         "effectiveDosePeriod",
+    "eventHistory"};
+constexpr std::string_view kPatientKnown[] = {"deceasedBoolean",
+                                              "deceasedDateTime",
+                                              "maritalStatus",
+                                              "multipleBirthBoolean",
+                                              "multipleBirthInteger",
+                                              "photo",
+                                              "contact",
+                                              "communication",
+                                              "generalPractitioner",
+                                              "managingOrganization",
+                                              "link"};
+constexpr std::string_view kPractitionerKnown[] = {"deceasedBoolean", "deceasedDateTime", "photo",
+                                                   "communication"};
+constexpr std::string_view kPractitionerRoleKnown[] = {"healthcareService", "characteristic",
+                                                       "communication", "availability", "endpoint"};
 constexpr std::string_view kOrganizationKnown[] = {"description", "partOf", "endpoint",
                                                    "qualification"};
 constexpr std::string_view kMedicationKnown[] = {"marketingAuthorizationHolder", "batch",
                                                  "definition"};
 constexpr std::string_view kBundleKnown[] = {"total", "link", "signature", "issues"};
 constexpr std::string_view kMessageHeaderKnown[] = {
-    "destination", "sender", "author", "source", "responsible", "reason", "response",
-    "definition"};
+    "destination", "sender", "author", "source", "responsible", "reason", "response", "definition"};
 
 std::string_view JsonTypeName(od::json_type t) {
   switch (t) {
@@ -68,16 +79,44 @@ std::string_view JsonTypeName(od::json_type t) {
 // The JSON type of an extension's value[x] by FHIR type name ("" when not a FHIR type).
 std::string_view ExtensionValueJsonType(std::string_view type) {
   static constexpr std::string_view kStrings[] = {
-      "String", "Code", "Uri", "Url", "Canonical", "Id", "Markdown", "Date", "DateTime",
-      "Instant", "Time", "Oid", "Uuid", "Base64Binary", "Integer64"};
-  static constexpr std::string_view kNumbers[] = {"Integer", "PositiveInt", "UnsignedInt", "Decimal"};
-  static constexpr std::string_view kObjects[] = {
-      "Coding", "CodeableConcept", "CodeableReference", "Quantity", "Reference", "Period",
-      "Range", "Ratio", "Identifier", "HumanName", "Address", "ContactPoint", "Annotation",
-      "Attachment", "Timing", "Dosage", "Duration", "Age", "Count", "Distance", "Money",
-      "SampledData", "Signature", "Meta", "Expression", "RatioRange", "Availability",
-      "ExtendedContactDetail", "ContactDetail", "RelatedArtifact", "UsageContext",
-      "DataRequirement", "ParameterDefinition", "TriggerDefinition"};
+      "String",   "Code",    "Uri",  "Url", "Canonical", "Id",           "Markdown", "Date",
+      "DateTime", "Instant", "Time", "Oid", "Uuid",      "Base64Binary", "Integer64"};
+  static constexpr std::string_view kNumbers[] = {"Integer", "PositiveInt", "UnsignedInt",
+                                                  "Decimal"};
+  static constexpr std::string_view kObjects[] = {"Coding",
+                                                  "CodeableConcept",
+                                                  "CodeableReference",
+                                                  "Quantity",
+                                                  "Reference",
+                                                  "Period",
+                                                  "Range",
+                                                  "Ratio",
+                                                  "Identifier",
+                                                  "HumanName",
+                                                  "Address",
+                                                  "ContactPoint",
+                                                  "Annotation",
+                                                  "Attachment",
+                                                  "Timing",
+                                                  "Dosage",
+                                                  "Duration",
+                                                  "Age",
+                                                  "Count",
+                                                  "Distance",
+                                                  "Money",
+                                                  "SampledData",
+                                                  "Signature",
+                                                  "Meta",
+                                                  "Expression",
+                                                  "RatioRange",
+                                                  "Availability",
+                                                  "ExtendedContactDetail",
+                                                  "ContactDetail",
+                                                  "RelatedArtifact",
+                                                  "UsageContext",
+                                                  "DataRequirement",
+                                                  "ParameterDefinition",
+                                                  "TriggerDefinition"};
   if (type == "Boolean") return "a boolean";
   for (auto t : kStrings) {
     if (t == type) return "a string";
@@ -394,8 +433,9 @@ class Reader {
       return false;
     }
     if (s.size() > options_.max_string_bytes) {
-      Error(IssueCode::kTooCostly, internal::Cat("string of ", s.size(), " bytes exceeds the limit of ",
-                                                options_.max_string_bytes));
+      Error(IssueCode::kTooCostly,
+            internal::Cat("string of ", s.size(), " bytes exceeds the limit of ",
+                          options_.max_string_bytes));
       return false;
     }
     bool ok = true;
@@ -434,7 +474,7 @@ class Reader {
     if (!ok) {
       std::string shown(s.substr(0, 64));
       Error(IssueCode::kValue, internal::Cat("expected ", PrimName(kind), ", got \"", shown,
-                                            s.size() > 64 ? "...\"" : "\""));
+                                             s.size() > 64 ? "...\"" : "\""));
       return false;
     }
     out.assign(s);
@@ -525,7 +565,8 @@ class Reader {
         }
         if (expected != JsonTypeName(actual)) {
           Error(IssueCode::kStructure,
-                internal::Cat("expected ", ExtensionValueDescription(key.substr(5)), ", got ", JsonTypeName(actual)));
+                internal::Cat("expected ", ExtensionValueDescription(key.substr(5)), ", got ",
+                              JsonTypeName(actual)));
           return true;
         }
         e.value_type.assign(key.substr(5));
@@ -1123,7 +1164,8 @@ class Reader {
     }
     if (!expected.empty() && type != expected) {
       Scope s(*this, "resourceType");
-      Error(IssueCode::kInvalid, internal::Cat("expected ", expected, ", got ", type.substr(0, 64)));
+      Error(IssueCode::kInvalid,
+            internal::Cat("expected ", expected, ", got ", type.substr(0, 64)));
       return false;
     }
     // `type` points into the parser's string buffer, which stays valid for the document.
@@ -1169,7 +1211,7 @@ class Reader {
     if (json.size() > options_.max_input_bytes) {
       Report(Severity::kFatal, IssueCode::kTooCostly,
              internal::Cat("input of ", json.size(), " bytes exceeds the limit of ",
-                          options_.max_input_bytes));
+                           options_.max_input_bytes));
       fatal_ = true;
       return false;
     }
@@ -1183,8 +1225,9 @@ class Reader {
     std::memcpy(buffer.data(), json.data(), json.size());
     std::memset(buffer.data() + json.size(), 0, simdjson::SIMDJSON_PADDING);
     od::document doc;
-    auto err = parser.iterate(simdjson::padded_string_view(buffer.data(), json.size(), buffer.size()))
-                   .get(doc);
+    auto err =
+        parser.iterate(simdjson::padded_string_view(buffer.data(), json.size(), buffer.size()))
+            .get(doc);
     if (err) return RootError(err), false;
     od::object obj;
     err = doc.get_object().get(obj);

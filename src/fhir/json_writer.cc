@@ -2,8 +2,9 @@
 // the FHIR specification. Empty values are omitted, as FHIR JSON requires.
 #include <string>
 
-#include "common/text.h"
 #include "rxflow/fhir/json.h"
+
+#include "common/text.h"
 
 namespace rxflow::fhir {
 namespace {
@@ -607,9 +608,10 @@ OperationOutcome ToOperationOutcome(const IssueList& issues) {
 
 std::string_view Resource::resource_type() const {
   static constexpr std::string_view kNames[] = {
-      "MedicationRequest", "Patient", "Practitioner",     "PractitionerRole",
-      "Organization",      "Medication", "MedicationDispense", "Task",
-      "OperationOutcome",  "MessageHeader", "Bundle"};
+      "MedicationRequest",  "Patient",      "Practitioner",
+      "PractitionerRole",   "Organization", "Medication",
+      "MedicationDispense", "Task",         "OperationOutcome",
+      "MessageHeader",      "Bundle"};
   return kNames[value.index()];
 }
 

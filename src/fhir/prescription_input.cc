@@ -3,16 +3,16 @@
 #include <map>
 #include <string>
 
+#include "rxflow/fhir/json.h"
 
 #include "common/strcat.h"
 #include "fhir/json_reader.h"
-#include "rxflow/fhir/json.h"
 
 namespace rxflow::fhir {
 namespace {
 
-constexpr std::string_view kEnvelopeKeys[] = {"medication_request", "patient", "practitioner",
-                                              "practitioner_role", "pharmacy", "medication"};
+constexpr std::string_view kEnvelopeKeys[] = {"medication_request", "patient",  "practitioner",
+                                              "practitioner_role",  "pharmacy", "medication"};
 
 }  // namespace
 
@@ -97,8 +97,7 @@ class Resolver {
     }
     issues_.Error(path, IssueCode::kInvalid,
                   internal::Cat("reference \"", r.substr(0, 128), "\" resolves to ",
-                               found.resource->resource_type(), ", expected ",
-                               *types.begin()));
+                                found.resource->resource_type(), ", expected ", *types.begin()));
     return {};
   }
 
@@ -136,7 +135,8 @@ void ResolveFromReferences(Resolver& resolver, PrescriptionInput& in, IssueList&
     issues.Error(p + ".subject", IssueCode::kRequired, "MedicationRequest.subject is required");
   }
   if (mr.requester) {
-    Located l = resolver.Resolve(*mr.requester, p + ".requester", {"Practitioner", "PractitionerRole"});
+    Located l =
+        resolver.Resolve(*mr.requester, p + ".requester", {"Practitioner", "PractitionerRole"});
     if (const auto* pr = l.resource ? l.resource->get<Practitioner>() : nullptr) {
       in.practitioner = Take<Practitioner>(l.resource, taken);
       in.practitioner_path = l.path;
@@ -144,7 +144,8 @@ void ResolveFromReferences(Resolver& resolver, PrescriptionInput& in, IssueList&
       in.practitioner_role = *role;
       in.practitioner_role_path = l.path;
       if (role->practitioner) {
-        Located pl = resolver.Resolve(*role->practitioner, l.path + ".practitioner", {"Practitioner"});
+        Located pl =
+            resolver.Resolve(*role->practitioner, l.path + ".practitioner", {"Practitioner"});
         if (pl.resource) {
           in.practitioner = Take<Practitioner>(pl.resource, taken);
           in.practitioner_path = pl.path;
@@ -154,7 +155,8 @@ void ResolveFromReferences(Resolver& resolver, PrescriptionInput& in, IssueList&
                      "the requester PractitionerRole must name its practitioner");
       }
       if (role->organization) {
-        Located ol = resolver.Resolve(*role->organization, l.path + ".organization", {"Organization"});
+        Located ol =
+            resolver.Resolve(*role->organization, l.path + ".organization", {"Organization"});
         if (ol.resource) in.practice = Take<Organization>(ol.resource, taken);
       }
     }
@@ -171,7 +173,8 @@ void ResolveFromReferences(Resolver& resolver, PrescriptionInput& in, IssueList&
     }
   }
   if (mr.medication.reference) {
-    Located l = resolver.Resolve(*mr.medication.reference, p + ".medication.reference", {"Medication"});
+    Located l =
+        resolver.Resolve(*mr.medication.reference, p + ".medication.reference", {"Medication"});
     if (l.resource) {
       in.medication = Take<Medication>(l.resource, taken);
       in.medication_path = l.path;
@@ -186,13 +189,13 @@ void CheckEnvelopeReference(const std::optional<Reference>& ref, std::string_vie
   const std::string& r = ref->reference;
   if (r[0] == '#') return;
   std::string expected = internal::Cat(type, "/", id);
-  bool matches = r == expected || (r.size() > expected.size() &&
-                                   r.compare(r.size() - expected.size() - 1, std::string::npos,
-                                             "/" + expected) == 0);
+  bool matches = r == expected ||
+                 (r.size() > expected.size() && r.compare(r.size() - expected.size() - 1,
+                                                          std::string::npos, "/" + expected) == 0);
   if (!matches) {
     issues.Error(internal::Cat(ref_path, ".reference"), IssueCode::kInvalid,
                  internal::Cat("refers to \"", r.substr(0, 128), "\" but the request's ",
-                              internal::AsciiLower(type), " is ", expected));
+                               internal::AsciiLower(type), " is ", expected));
   }
 }
 
@@ -229,14 +232,14 @@ StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& 
     if (!bundle) {
       issues.Error("resourceType", IssueCode::kNotSupported,
                    internal::Cat("expected a Bundle or the request envelope, got ",
-                                handler.root->resource_type()));
+                                 handler.root->resource_type()));
       return absl::InvalidArgumentError(ToString(issues[issues.size() - 1]));
     }
     if (bundle->type != "collection" && bundle->type != "transaction" &&
         bundle->type != "message" && bundle->type != "batch") {
       issues.Error("Bundle.type", IssueCode::kNotSupported,
                    internal::Cat("bundle type \"", bundle->type,
-                                "\" is not supported (collection, transaction, batch, message)"));
+                                 "\" is not supported (collection, transaction, batch, message)"));
     }
     resolver.IndexBundle(*bundle);
     int found = 0;
@@ -256,7 +259,7 @@ StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& 
     if (found > 1) {
       issues.Error("Bundle.entry", IssueCode::kNotSupported,
                    internal::Cat("the bundle holds ", found,
-                                " MedicationRequests; RxFlow maps one prescription per call"));
+                                 " MedicationRequests; RxFlow maps one prescription per call"));
     }
     resolver.IndexContained(in.medication_request, in.medication_request_path);
     ResolveFromReferences(resolver, in, issues);
@@ -265,9 +268,9 @@ StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& 
       auto it = handler.members.find(key);
       if (it == handler.members.end()) return nullptr;
       if (it->second.resource_type() != ExpectedType(key)) {
-        issues.Error(internal::Cat(key, ".resourceType"), IssueCode::kInvalid,
-                     internal::Cat("expected ", ExpectedType(key), ", got ",
-                                  it->second.resource_type()));
+        issues.Error(
+            internal::Cat(key, ".resourceType"), IssueCode::kInvalid,
+            internal::Cat("expected ", ExpectedType(key), ", got ", it->second.resource_type()));
         return nullptr;
       }
       return &it->second;
@@ -286,8 +289,8 @@ StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& 
     if (Resource* r = take("patient")) {
       in.patient = std::move(*r->get<Patient>());
       in.patient_path = "patient";
-      CheckEnvelopeReference(in.medication_request.subject, "medication_request.subject",
-                             "Patient", in.patient.id, issues);
+      CheckEnvelopeReference(in.medication_request.subject, "medication_request.subject", "Patient",
+                             in.patient.id, issues);
     } else if (!handler.members.count("patient")) {
       issues.Error("patient", IssueCode::kRequired, "the request must contain patient");
     }
@@ -320,7 +323,8 @@ StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& 
     } else if (in.medication_request.medication.reference) {
       const Reference& ref = *in.medication_request.medication.reference;
       if (!ref.reference.empty() && ref.reference[0] == '#') {
-        Located l = resolver.Resolve(ref, "medication_request.medication.reference", {"Medication"});
+        Located l =
+            resolver.Resolve(ref, "medication_request.medication.reference", {"Medication"});
         if (l.resource) {
           in.medication = *l.resource->get<Medication>();
           in.medication_path = l.path;
@@ -328,7 +332,7 @@ StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& 
       } else {
         issues.Error("medication_request.medication.reference.reference", IssueCode::kNotFound,
                      internal::Cat("cannot resolve reference \"", ref.reference.substr(0, 128),
-                                  "\": add the Medication as \"medication\" or contain it"));
+                                   "\": add the Medication as \"medication\" or contain it"));
       }
     }
   }

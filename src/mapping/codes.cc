@@ -64,11 +64,10 @@ struct TimeUnit {
   SnomedConcept snomed;
 };
 // SNOMED CT time-unit qualifier values (258xxx00x). s and a are rarely used in a Sig.
-constexpr TimeUnit kTimeUnits[] = {
-    {"s", {"258700001", "second"}}, {"min", {"258701004", "minute"}},
-    {"h", {"258702006", "hour"}},   {"d", {"258703001", "day"}},
-    {"wk", {"258705008", "week"}},  {"mo", {"258706009", "month"}},
-    {"a", {"258707000", "year"}}};
+constexpr TimeUnit kTimeUnits[] = {{"s", {"258700001", "second"}}, {"min", {"258701004", "minute"}},
+                                   {"h", {"258702006", "hour"}},   {"d", {"258703001", "day"}},
+                                   {"wk", {"258705008", "week"}},  {"mo", {"258706009", "month"}},
+                                   {"a", {"258707000", "year"}}};
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;

@@ -2,11 +2,12 @@
 #include <algorithm>
 #include <cmath>
 
+#include "rxflow/mapping/codes.h"
+#include "rxflow/mapping/mapping.h"
+
 #include "common/strcat.h"
 #include "common/text.h"
 #include "mapping/sig.h"
-#include "rxflow/mapping/codes.h"
-#include "rxflow/mapping/mapping.h"
 
 namespace rxflow::mapping {
 
@@ -40,19 +41,20 @@ class Mapper {
       : in_(in), issues_(issues), options_(options) {}
 
   // Text checks shared by every SCRIPT string: printable ASCII and a maximum length.
-  // Refuses instead of truncating (21 CFR 1311.170(e)).
-  std::string Text(std::string_view value, std::string_view path, size_t max,
-                   std::string_view what) {
+  // Refuses instead of truncating (21 CFR 1311.170(e)). `path` is a callable returning the
+  // FHIR path, evaluated only when there is something to report.
+  template <typename PathFn>
+  std::string Text(std::string_view value, PathFn&& path, size_t max, std::string_view what) {
     if (value.empty()) return {};
-    if (!internal::IsPrintableAscii(value)) {
-      issues_.Error(std::string(path), IssueCode::kValue,
-                    Cat(what, " contains characters SCRIPT cannot carry (printable ASCII only)"));
-      return {};
-    }
     if (value.size() > max) {
-      issues_.Error(std::string(path), IssueCode::kTooLong,
+      issues_.Error(std::string(path()), IssueCode::kTooLong,
                     Cat(what, " is ", value.size(), " characters; SCRIPT allows ", max,
                         " (RxFlow never truncates)"));
+      return {};
+    }
+    if (!internal::IsPrintableAscii(value)) {
+      issues_.Error(std::string(path()), IssueCode::kValue,
+                    Cat(what, " contains characters SCRIPT cannot carry (printable ASCII only)"));
       return {};
     }
     return std::string(value);
@@ -84,17 +86,27 @@ class Mapper {
     std::string p = Cat(path, ".name[", pick, "]");
     Require(!n.family.empty(), p + ".family", "family name");
     Require(!n.given.empty(), p + ".given", "given name");
-    out.last_name = Text(n.family, p + ".family", 35, "family name");
-    if (!n.given.empty()) out.first_name = Text(n.given[0], p + ".given[0]", 35, "given name");
+    out.last_name = Text(
+        n.family, [&] { return p + ".family"; }, 35, "family name");
+    if (!n.given.empty())
+      out.first_name = Text(
+          n.given[0], [&] { return p + ".given[0]"; }, 35, "given name");
     if (n.given.size() > 1) {
       std::string middle = n.given[1];
       for (size_t i = 2; i < n.given.size(); ++i) middle += " " + n.given[i];
-      out.middle_name = Text(middle, p + ".given[1]", 35, "middle name");
+      out.middle_name = Text(
+          middle, [&] { return p + ".given[1]"; }, 35, "middle name");
     }
-    if (!n.prefix.empty()) out.prefix = Text(n.prefix[0], p + ".prefix[0]", 10, "name prefix");
-    if (!n.suffix.empty()) out.suffix = Text(n.suffix[0], p + ".suffix[0]", 10, "name suffix");
-    for (size_t i = 1; i < n.prefix.size(); ++i) Dropped(Cat(p, ".prefix[", i, "]"), "SCRIPT carries one prefix: not sent");
-    for (size_t i = 1; i < n.suffix.size(); ++i) Dropped(Cat(p, ".suffix[", i, "]"), "SCRIPT carries one suffix: not sent");
+    if (!n.prefix.empty())
+      out.prefix = Text(
+          n.prefix[0], [&] { return p + ".prefix[0]"; }, 10, "name prefix");
+    if (!n.suffix.empty())
+      out.suffix = Text(
+          n.suffix[0], [&] { return p + ".suffix[0]"; }, 10, "name suffix");
+    for (size_t i = 1; i < n.prefix.size(); ++i)
+      Dropped(Cat(p, ".prefix[", i, "]"), "SCRIPT carries one prefix: not sent");
+    for (size_t i = 1; i < n.suffix.size(); ++i)
+      Dropped(Cat(p, ".suffix[", i, "]"), "SCRIPT carries one suffix: not sent");
     for (size_t i = 0; i < names.size(); ++i) {
       if (i != pick) Dropped(Cat(path, ".name[", i, "]"), "SCRIPT carries one name: not sent");
     }
@@ -110,23 +122,30 @@ class Mapper {
       Require(!a.state.empty(), p + ".state", "state");
       Require(!a.postal_code.empty(), p + ".postalCode", "postal code");
     }
-    if (!a.line.empty()) out.address_line1 = Text(a.line[0], p + ".line[0]", 40, "address line");
+    if (!a.line.empty())
+      out.address_line1 = Text(
+          a.line[0], [&] { return p + ".line[0]"; }, 40, "address line");
     if (a.line.size() > 1) {
       std::string rest = a.line[1];
       for (size_t i = 2; i < a.line.size(); ++i) rest += ", " + a.line[i];
-      out.address_line2 = Text(rest, p + ".line[1]", 40, "address line 2");
+      out.address_line2 = Text(
+          rest, [&] { return p + ".line[1]"; }, 40, "address line 2");
     }
-    out.city = Text(a.city, p + ".city", 35, "city");
-    out.state_province = Text(a.state, p + ".state", 35, "state");
-    out.postal_code = Text(a.postal_code, p + ".postalCode", 35, "postal code");
+    out.city = Text(
+        a.city, [&] { return p + ".city"; }, 35, "city");
+    out.state_province = Text(
+        a.state, [&] { return p + ".state"; }, 35, "state");
+    out.postal_code = Text(
+        a.postal_code, [&] { return p + ".postalCode"; }, 35, "postal code");
     std::string country = a.country;
     if (country.empty()) country = options_.default_country;
     if (country == "USA" || country == "United States" || country == "United States of America") {
       country = "US";
     }
     if (country.size() != 2) {
-      issues_.Error(p + ".country", IssueCode::kValue,
-                    Cat("country must be an ISO 3166 two-letter code, got \"", country.substr(0, 40), "\""));
+      issues_.Error(
+          p + ".country", IssueCode::kValue,
+          Cat("country must be an ISO 3166 two-letter code, got \"", country.substr(0, 40), "\""));
     } else {
       out.country_code = country;
     }
@@ -149,7 +168,8 @@ class Mapper {
       }
     }
     for (size_t i = 0; i < list.size(); ++i) {
-      if (i != pick) Dropped(Cat(path, ".address[", i, "]"), "SCRIPT carries one address: not sent");
+      if (i != pick)
+        Dropped(Cat(path, ".address[", i, "]"), "SCRIPT carries one address: not sent");
     }
     return MapAddress(list[pick], Cat(path, ".address[", pick, "]"), mandatory);
   }
@@ -187,7 +207,8 @@ class Mapper {
           out.other_telephone.push_back(*phone);
         }
       } else if (c->system == "email") {
-        std::string e = Text(c->value, p + ".value", 80, "email address");
+        std::string e = Text(
+            c->value, [&] { return p + ".value"; }, 80, "email address");
         if (!e.empty()) out.electronic_mail.push_back(e);
       } else if (c->system == "fax") {
         if (auto phone = MapPhone(*c, p)) out.fax.push_back(*phone);
@@ -215,7 +236,8 @@ class Mapper {
     return out;
   }
 
-  script::DateValue MapDate(const std::string& value, const std::string& path, std::string_view what) {
+  script::DateValue MapDate(const std::string& value, const std::string& path,
+                            std::string_view what) {
     script::DateValue d;
     if (value.empty()) return d;
     if (value.size() == 10) {
@@ -240,8 +262,8 @@ class Mapper {
       switch (ClassifyIdentifier(id.system, TypeCode(id))) {
         case IdentifierKind::kMrn:
           if (out.identification.medical_record_identification_number_ehr.empty()) {
-            out.identification.medical_record_identification_number_ehr =
-                Text(id.value, ip + ".value", 35, "medical record number");
+            out.identification.medical_record_identification_number_ehr = Text(
+                id.value, [&] { return ip + ".value"; }, 35, "medical record number");
           } else {
             Dropped(ip, "SCRIPT carries one medical record number: not sent");
           }
@@ -251,7 +273,8 @@ class Mapper {
             Dropped(ip, "SCRIPT carries one SSN: not sent");
             break;
           }
-          out.identification.social_security = Text(id.value, ip + ".value", 35, "SSN");
+          out.identification.social_security = Text(
+              id.value, [&] { return ip + ".value"; }, 35, "SSN");
           break;
         default:
           Dropped(ip, "identifier system not mapped to SCRIPT: not sent");
@@ -279,8 +302,8 @@ class Mapper {
       }
     }
     out.address = PickAddress(p.address, path, "home", true);
-    out.communication_numbers = MapTelecom(Telecoms(p.telecom, path + ".telecom"),
-                                           path + ".telecom", false);
+    out.communication_numbers =
+        MapTelecom(Telecoms(p.telecom, path + ".telecom"), path + ".telecom", false);
   }
 
   void MapPrescriber(script::Prescriber& out, std::string& npi_out) {
@@ -299,7 +322,8 @@ class Mapper {
             Dropped(ip, "SCRIPT carries one prescriber NPI: not sent");
             break;
           }
-          out.identification.npi = Text(id.value, ip + ".value", 35, "NPI");
+          out.identification.npi = Text(
+              id.value, [&] { return ip + ".value"; }, 35, "NPI");
           npi_path_ = ip + ".value";
           break;
         case IdentifierKind::kDea:
@@ -308,7 +332,8 @@ class Mapper {
             Dropped(ip, "SCRIPT carries one DEA number (the first is used): not sent");
             break;
           }
-          out.identification.dea_number = Text(id.value, ip + ".value", 35, "DEA number");
+          out.identification.dea_number = Text(
+              id.value, [&] { return ip + ".value"; }, 35, "DEA number");
           dea_path_ = ip + ".value";
           break;
         case IdentifierKind::kStateLicense:
@@ -316,8 +341,8 @@ class Mapper {
             Dropped(ip, "SCRIPT carries one state license number: not sent");
             break;
           }
-          out.identification.state_license_number =
-              Text(id.value, ip + ".value", 35, "state license number");
+          out.identification.state_license_number = Text(
+              id.value, [&] { return ip + ".value"; }, 35, "state license number");
           break;
         default:
           Dropped(ip, "identifier system not mapped to SCRIPT: not sent");
@@ -329,12 +354,13 @@ class Mapper {
         std::string ip = Cat(path, ".qualification[", q, "].identifier[", i, "]");
         IdentifierKind kind = ClassifyIdentifier(id.system, TypeCode(id));
         if (kind == IdentifierKind::kDea && out.identification.dea_number.empty()) {
-          out.identification.dea_number = Text(id.value, ip + ".value", 35, "DEA number");
+          out.identification.dea_number = Text(
+              id.value, [&] { return ip + ".value"; }, 35, "DEA number");
           dea_path_ = ip + ".value";
         } else if (kind == IdentifierKind::kStateLicense &&
                    out.identification.state_license_number.empty()) {
-          out.identification.state_license_number =
-              Text(id.value, ip + ".value", 35, "state license number");
+          out.identification.state_license_number = Text(
+              id.value, [&] { return ip + ".value"; }, 35, "state license number");
         }
       }
     }
@@ -365,13 +391,14 @@ class Mapper {
       for (size_t i = 0; i < role.specialty.size(); ++i) {
         for (const fhir::Coding& c : role.specialty[i].coding) {
           if (c.system == kNucc && out.specialty.empty()) {
-            out.specialty = Text(c.code, Cat(rp, ".specialty[", i, "]"), 10, "specialty");
+            out.specialty = Text(
+                c.code, [&] { return Cat(rp, ".specialty[", i, "]"); }, 10, "specialty");
           }
         }
       }
       if (in_.practice && !in_.practice->name.empty()) {
-        out.practice_location = script::PracticeLocation{
-            Text(in_.practice->name, rp + ".organization", 70, "practice name")};
+        out.practice_location = script::PracticeLocation{Text(
+            in_.practice->name, [&] { return rp + ".organization"; }, 70, "practice name")};
       }
       if (in_.practice) {
         const std::string op = rp + ".organization";
@@ -398,7 +425,8 @@ class Mapper {
       }
       out.address = MapAddress(*addresses[pick].first, addresses[pick].second, true);
       for (size_t i = 0; i < addresses.size(); ++i) {
-        if (i != pick) Dropped(addresses[i].second, "SCRIPT carries one prescriber address: not sent");
+        if (i != pick)
+          Dropped(addresses[i].second, "SCRIPT carries one prescriber address: not sent");
       }
     }
     out.communication_numbers = MapTelecom(telecoms, path + ".telecom", true);
@@ -406,7 +434,8 @@ class Mapper {
 
   void MapPharmacy(std::optional<script::Pharmacy>& out, std::string& ncpdp) {
     if (!in_.pharmacy) {
-      issues_.Error(in_.medication_request_path + ".dispenseRequest.dispenser", IssueCode::kRequired,
+      issues_.Error(in_.medication_request_path + ".dispenseRequest.dispenser",
+                    IssueCode::kRequired,
                     "the pharmacy (an Organization with an NCPDP ID) is required to route a NewRx");
       return;
     }
@@ -418,18 +447,21 @@ class Mapper {
       std::string ip = Cat(path, ".identifier[", i, "]");
       switch (ClassifyIdentifier(id.system, TypeCode(id))) {
         case IdentifierKind::kNcpdpId:
-          ph.identification.ncpdp_id = Text(id.value, ip + ".value", 35, "NCPDP ID");
+          ph.identification.ncpdp_id = Text(
+              id.value, [&] { return ip + ".value"; }, 35, "NCPDP ID");
           if (!ph.identification.ncpdp_id.empty() &&
               (id.value.size() != 7 || !internal::IsAllDigits(id.value))) {
             issues_.Error(ip + ".value", IssueCode::kValue, "NCPDP ID must be 7 digits");
           }
           break;
         case IdentifierKind::kNpi:
-          ph.identification.npi = Text(id.value, ip + ".value", 35, "NPI");
+          ph.identification.npi = Text(
+              id.value, [&] { return ip + ".value"; }, 35, "NPI");
           pharmacy_npi_path_ = ip + ".value";
           break;
         case IdentifierKind::kDea:
-          ph.identification.dea_number = Text(id.value, ip + ".value", 35, "DEA number");
+          ph.identification.dea_number = Text(
+              id.value, [&] { return ip + ".value"; }, 35, "DEA number");
           break;
         default:
           Dropped(ip, "identifier system not mapped to SCRIPT: not sent");
@@ -439,7 +471,8 @@ class Mapper {
             "pharmacy NCPDP ID (system " + std::string(kNcpdpId) + ")");
     Require(!ph.identification.npi.empty(), path + ".identifier", "pharmacy NPI");
     Require(!o.name.empty(), path + ".name", "pharmacy name");
-    ph.business_name = Text(o.name, path + ".name", 70, "pharmacy name");
+    ph.business_name = Text(
+        o.name, [&] { return path + ".name"; }, 70, "pharmacy name");
     std::vector<std::pair<const fhir::ContactPoint*, std::string>> telecoms;
     for (size_t i = 0; i < o.contact.size(); ++i) {
       const auto& c = o.contact[i];
@@ -474,7 +507,8 @@ class Mapper {
   }
 
   std::string FindSchedule(std::string& path_out) {
-    auto scan = [&](const std::vector<fhir::Extension>& list, const std::string& base) -> std::string {
+    auto scan = [&](const std::vector<fhir::Extension>& list,
+                    const std::string& base) -> std::string {
       for (size_t i = 0; i < list.size(); ++i) {
         if (list[i].url != kDeaScheduleExtension) continue;
         path_out = Cat(base, ".extension[", i, "]");
@@ -507,8 +541,9 @@ class Mapper {
       code_path = in_.medication_path + ".code";
     }
     if (!code) {
-      issues_.Error(p + ".medication", IssueCode::kRequired,
-                    "the medication (a concept, or a resolvable Medication with a code) is required");
+      issues_.Error(
+          p + ".medication", IssueCode::kRequired,
+          "the medication (a concept, or a resolvable Medication with a code) is required");
       return;
     }
     std::string description = code->text;
@@ -520,8 +555,10 @@ class Mapper {
         }
       }
     }
-    Require(!description.empty(), code_path + ".text", "the drug description (text or a coding display)");
-    m.drug_description = Text(description, code_path + ".text", 105, "drug description");
+    Require(!description.empty(), code_path + ".text",
+            "the drug description (text or a coding display)");
+    m.drug_description = Text(
+        description, [&] { return code_path + ".text"; }, 105, "drug description");
 
     script::DrugCoded coded;
     bool any = false;
@@ -532,7 +569,8 @@ class Mapper {
         auto ndc = NormalizeNdc(c.code);
         if (!ndc) {
           issues_.Error(cp + ".code", IssueCode::kValue,
-                        Cat("not an NDC: \"", c.code.substr(0, 20), "\" (11 digits, or 4-4-2/5-3-2/5-4-1 with hyphens)"));
+                        Cat("not an NDC: \"", c.code.substr(0, 20),
+                            "\" (11 digits, or 4-4-2/5-3-2/5-4-1 with hyphens)"));
         } else if (!coded.product_code) {
           coded.product_code = script::CodeQualifier{*ndc, "ND"};
           any = true;
@@ -541,8 +579,10 @@ class Mapper {
         }
       } else if (c.system == kRxNorm) {
         if (!coded.drug_db_code) {
-          coded.drug_db_code = script::CodeQualifier{Text(c.code, cp + ".code", 35, "RxNorm code"),
-                                                     options_.rxnorm_qualifier};
+          coded.drug_db_code =
+              script::CodeQualifier{Text(
+                                        c.code, [&] { return cp + ".code"; }, 35, "RxNorm code"),
+                                    options_.rxnorm_qualifier};
           any = true;
         } else {
           Dropped(cp, "SCRIPT carries one drug database code: not sent");
@@ -560,7 +600,10 @@ class Mapper {
         if (ing.is_active && !*ing.is_active) continue;
         if (ing.strength_codeable_concept && !ing.strength_codeable_concept->text.empty()) {
           coded.strength = script::Strength{
-              Text(ing.strength_codeable_concept->text, ip + ".strengthCodeableConcept.text", 70, "strength"), "", ""};
+              Text(
+                  ing.strength_codeable_concept->text,
+                  [&] { return ip + ".strengthCodeableConcept.text"; }, 70, "strength"),
+              "", ""};
           any = true;
           continue;
         }
@@ -568,16 +611,23 @@ class Mapper {
         const auto& den = ing.strength_ratio->denominator;
         if (den && den->value != "1") {
           // "400 mg / 5 mL" has no single StrengthValue + unit; DrugDescription carries it.
-          Dropped(ip + ".strengthRatio", "a strength per a quantity other than 1 is not sent as Strength");
+          Dropped(ip + ".strengthRatio",
+                  "a strength per a quantity other than 1 is not sent as Strength");
           continue;
         }
         const fhir::Quantity& num = *ing.strength_ratio->numerator;
         script::Strength s;
-        s.strength_value = Text(num.value, Cat(in_.medication_path, ".ingredient[", i, "].strengthRatio.numerator.value"), 70, "strength");
+        s.strength_value = Text(
+            num.value,
+            [&] {
+              return Cat(in_.medication_path, ".ingredient[", i, "].strengthRatio.numerator.value");
+            },
+            70, "strength");
         if (auto u = UnitToNci(num.system, num.code, num.unit)) {
           s.strength_unit_of_measure_code = std::string(u->code);
         } else if (!num.unit.empty() || !num.code.empty()) {
-          Dropped(ip + ".strengthRatio.numerator", "strength unit has no NCI code: strength not sent");
+          Dropped(ip + ".strengthRatio.numerator",
+                  "strength unit has no NCI code: strength not sent");
           continue;
         }
         if (med.dose_form) {
@@ -640,7 +690,8 @@ class Mapper {
       if (unit == "d" || unit == "day" || unit == "days") factor = 1;
       if (unit == "wk" || unit == "week" || unit == "weeks") factor = 7;
       if (!v || factor == 0) {
-        issues_.Error(dp, IssueCode::kValue, "supply duration must be a number of days (unit d) or weeks (wk)");
+        issues_.Error(dp, IssueCode::kValue,
+                      "supply duration must be a number of days (unit d) or weeks (wk)");
       } else {
         double days = *v * factor;
         if (days != std::floor(days) || days < 1 || days > 999) {
@@ -667,7 +718,8 @@ class Mapper {
         m.substitutions = "1";
         if (s.reason) m.reason_for_substitution_code_used = "BRAND MEDICALLY NECESSARY";
       } else if (s.reason) {
-        Dropped(p + ".substitution.reason", "a reason is sent only when substitution is not allowed");
+        Dropped(p + ".substitution.reason",
+                "a reason is sent only when substitution is not allowed");
       }
     }
     int64_t refills = dr && dr->number_of_repeats_allowed ? *dr->number_of_repeats_allowed : 0;
@@ -689,18 +741,27 @@ class Mapper {
       const fhir::CodeableConcept& cc = *mr.reason[i].concept_;
       bool mapped = false;
       for (const fhir::Coding& c : cc.coding) {
-        std::string qualifier = c.system == kIcd10Cm ? "ABF" : c.system == kIcd9Cm ? "DX" : c.system == kSnomed ? "LD" : "";
+        std::string qualifier = c.system == kIcd10Cm  ? "ABF"
+                                : c.system == kIcd9Cm ? "DX"
+                                : c.system == kSnomed ? "LD"
+                                                      : "";
         if (qualifier.empty()) continue;
         std::string codev = c.code;
-        if (qualifier != "LD") codev.erase(std::remove(codev.begin(), codev.end(), '.'), codev.end());
+        if (qualifier != "LD")
+          codev.erase(std::remove(codev.begin(), codev.end(), '.'), codev.end());
         std::string desc = !c.display.empty() ? c.display : cc.text;
         mapped = true;
         if (desc.empty()) {
-          issues_.Error(rp, IssueCode::kRequired, "a diagnosis needs a description (display or text)");
+          issues_.Error(rp, IssueCode::kRequired,
+                        "a diagnosis needs a description (display or text)");
           break;
         }
-        dx.push_back(script::DiagnosisCode{Text(codev, rp, 35, "diagnosis code"), qualifier,
-                                           Text(desc, rp, 255, "diagnosis description")});
+        dx.push_back(
+            script::DiagnosisCode{Text(
+                                      codev, [&] { return rp; }, 35, "diagnosis code"),
+                                  qualifier,
+                                  Text(
+                                      desc, [&] { return rp; }, 255, "diagnosis description")});
         dx_index.push_back(i);
         break;
       }
@@ -710,7 +771,8 @@ class Mapper {
       script::Diagnosis d;
       d.primary = dx[0];
       if (dx.size() > 1) d.secondary = dx[1];
-      for (size_t i = 2; i < dx.size(); ++i) Dropped(Cat(p, ".reason[", dx_index[i], "]"), "SCRIPT carries two diagnoses: not sent");
+      for (size_t i = 2; i < dx.size(); ++i)
+        Dropped(Cat(p, ".reason[", dx_index[i], "]"), "SCRIPT carries two diagnoses: not sent");
       m.diagnosis.push_back(std::move(d));
     }
     if (!mr.note.empty()) {
@@ -719,7 +781,8 @@ class Mapper {
         if (!note.empty()) note += " ";
         note += n.text;
       }
-      m.note = Text(note, p + ".note", 210, "the note");
+      m.note = Text(
+          note, [&] { return p + ".note"; }, 210, "the note");
     }
     // Do-not-fill-before and expiry.
     if (dr && dr->validity_period) {
@@ -754,18 +817,22 @@ class Mapper {
       issues_.Error(p + ".doNotPerform", IssueCode::kNotSupported,
                     "a do-not-perform order cannot be sent as a NewRx");
     }
-    if (mr.recorder) Dropped(p + ".recorder", "the recorder is not sent (PrescriberAgent needs a name)");
+    if (mr.recorder)
+      Dropped(p + ".recorder", "the recorder is not sent (PrescriberAgent needs a name)");
     if (mr.dispense_request) {
       if (mr.dispense_request->initial_fill) Dropped(p + ".dispenseRequest.initialFill");
       if (mr.dispense_request->dispense_interval) Dropped(p + ".dispenseRequest.dispenseInterval");
-      if (!mr.dispense_request->dispenser_instruction.empty()) Dropped(p + ".dispenseRequest.dispenserInstruction");
+      if (!mr.dispense_request->dispenser_instruction.empty())
+        Dropped(p + ".dispenseRequest.dispenserInstruction");
     }
     for (size_t i = 0; i < mr.extension.size(); ++i) {
-      if (mr.extension[i].url != kDeaScheduleExtension) Dropped(Cat(p, ".extension[", i, "]"), "extension not mapped to SCRIPT: not sent");
+      if (mr.extension[i].url != kDeaScheduleExtension)
+        Dropped(Cat(p, ".extension[", i, "]"), "extension not mapped to SCRIPT: not sent");
     }
     for (size_t i = 0; i < mr.identifier.size(); ++i) {
       if (i == order_number_index_) continue;
-      Dropped(Cat(p, ".identifier[", i, "]"), "SCRIPT carries one prescriber order number: not sent");
+      Dropped(Cat(p, ".identifier[", i, "]"),
+              "SCRIPT carries one prescriber order number: not sent");
     }
     if (!mr.rendered_dosage_instruction.empty()) {
       Dropped(p + ".renderedDosageInstruction", "SigText is built from dosageInstruction.text");
@@ -794,7 +861,8 @@ class Mapper {
     h.to_qualifier = "P";
     h.from = options_.from.empty() ? npi : options_.from;
     h.from_qualifier = options_.from_qualifier;
-    h.message_id = Text(options_.message_id, "options.message_id", 35, "message id");
+    h.message_id = Text(
+        options_.message_id, [&] { return "options.message_id"; }, 35, "message id");
     Require(!options_.message_id.empty(), "options.message_id", "a message id");
     h.relates_to_message_id = std::string(relates_to);
     h.sent_time = options_.sent_time;
@@ -807,9 +875,11 @@ class Mapper {
     // a SCRIPT message id or a pharmacy Rx number.
     for (size_t i = 0; i < mr.identifier.size(); ++i) {
       const std::string& sys = mr.identifier[i].system;
-      if (sys == "urn:rxflow:ncpdp:message-id" || sys == "urn:rxflow:ncpdp:rx-reference-number") continue;
-      h.prescriber_order_number = Text(mr.identifier[i].value, Cat(p, ".identifier[", i, "].value"), 35,
-                                       "prescriber order number");
+      if (sys == "urn:rxflow:ncpdp:message-id" || sys == "urn:rxflow:ncpdp:rx-reference-number")
+        continue;
+      h.prescriber_order_number = Text(
+          mr.identifier[i].value, [&] { return Cat(p, ".identifier[", i, "].value"); }, 35,
+          "prescriber order number");
       order_number_index_ = i;
       break;
     }
@@ -824,8 +894,9 @@ class Mapper {
       result.message.body = std::move(c);
     } else {
       if (mr.status != "active" && mr.status != "draft" && !mr.status.empty()) {
-        issues_.Error(p + ".status", IssueCode::kBusinessRule,
-                      Cat("a NewRx is sent for an active order, not one with status \"", mr.status, "\""));
+        issues_.Error(
+            p + ".status", IssueCode::kBusinessRule,
+            Cat("a NewRx is sent for an active order, not one with status \"", mr.status, "\""));
       }
       if (!mr.intent.empty() && mr.intent != "order" && mr.intent != "original-order" &&
           mr.intent != "instance-order") {
@@ -846,7 +917,8 @@ class Mapper {
     if (issues_.error_count() > errors_before) {
       for (const Issue& i : issues_) {
         if (i.severity == Severity::kError || i.severity == Severity::kFatal) {
-          return absl::InvalidArgumentError(Cat("cannot map to ", cancel ? "CancelRx" : "NewRx", ": ", ToString(i)));
+          return absl::InvalidArgumentError(
+              Cat("cannot map to ", cancel ? "CancelRx" : "NewRx", ": ", ToString(i)));
         }
       }
     }

@@ -1,26 +1,33 @@
 // SCRIPT → FHIR R5 Bundle.
 #include <map>
 
+#include "rxflow/mapping/codes.h"
+#include "rxflow/mapping/mapping.h"
+
 #include "common/crypto.h"
 #include "common/strcat.h"
 #include "common/text.h"
 #include "mapping/sig.h"
-#include "rxflow/mapping/codes.h"
-#include "rxflow/mapping/mapping.h"
 
 namespace rxflow::mapping {
 namespace {
 
 using rxflow::internal::Cat;
 
-constexpr std::string_view kPrescriberOrderNumberSystem = "urn:rxflow:ncpdp:prescriber-order-number";
+constexpr std::string_view kPrescriberOrderNumberSystem =
+    "urn:rxflow:ncpdp:prescriber-order-number";
 constexpr std::string_view kMessageIdSystem = "urn:rxflow:ncpdp:message-id";
 constexpr std::string_view kRxReferenceSystem = "urn:rxflow:ncpdp:rx-reference-number";
-constexpr std::string_view kNcpdpStatusSystem = "https://rxflow.dev/fhir/CodeSystem/ncpdp-status-code";
-constexpr std::string_view kNcpdpErrorSystem = "https://rxflow.dev/fhir/CodeSystem/ncpdp-error-code";
-constexpr std::string_view kNcpdpReasonSystem = "https://rxflow.dev/fhir/CodeSystem/ncpdp-reason-code";
-constexpr std::string_view kNcpdpResponseSystem = "https://rxflow.dev/fhir/CodeSystem/ncpdp-response";
-constexpr std::string_view kNcpdpChangeCodeSystem = "https://rxflow.dev/fhir/CodeSystem/ncpdp-change-request-code";
+constexpr std::string_view kNcpdpStatusSystem =
+    "https://rxflow.dev/fhir/CodeSystem/ncpdp-status-code";
+constexpr std::string_view kNcpdpErrorSystem =
+    "https://rxflow.dev/fhir/CodeSystem/ncpdp-error-code";
+constexpr std::string_view kNcpdpReasonSystem =
+    "https://rxflow.dev/fhir/CodeSystem/ncpdp-reason-code";
+constexpr std::string_view kNcpdpResponseSystem =
+    "https://rxflow.dev/fhir/CodeSystem/ncpdp-response";
+constexpr std::string_view kNcpdpChangeCodeSystem =
+    "https://rxflow.dev/fhir/CodeSystem/ncpdp-change-request-code";
 
 // A JSON string literal for an extension's raw value.
 std::string JsonString(std::string_view v) {
@@ -45,7 +52,9 @@ fhir::Identifier Id(std::string_view system, const std::string& value) {
 
 fhir::Identifier TypedId(std::string_view type_code, const std::string& value) {
   fhir::Identifier i;
-  i.type = fhir::CodeableConcept{{fhir::Coding{std::string(kV2IdentifierType), "", std::string(type_code), "", std::nullopt}}, ""};
+  i.type = fhir::CodeableConcept{
+      {fhir::Coding{std::string(kV2IdentifierType), "", std::string(type_code), "", std::nullopt}},
+      ""};
   i.value = value;
   return i;
 }
@@ -61,7 +70,8 @@ class Builder {
   std::string NewId(std::string_view kind) {
     std::string id = Cat(base_, "-", kind);
     for (char& c : id) {
-      bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+      bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                c == '-' || c == '.';
       if (!ok) c = '-';
     }
     if (id.size() > 64) id = id.substr(id.size() - 64);
@@ -111,8 +121,8 @@ class Builder {
     return out;
   }
 
-  static std::vector<fhir::ContactPoint> Telecom(const std::optional<script::CommunicationNumbers>& c,
-                                                 std::string_view primary_use) {
+  static std::vector<fhir::ContactPoint> Telecom(
+      const std::optional<script::CommunicationNumbers>& c, std::string_view primary_use) {
     std::vector<fhir::ContactPoint> out;
     if (!c) return out;
     auto phone = [&](const script::Phone& p, std::string_view system, std::string_view use) {
@@ -124,7 +134,8 @@ class Builder {
     };
     if (c->primary_telephone) phone(*c->primary_telephone, "phone", primary_use);
     for (const auto& p : c->beeper) phone(p, "pager", "");
-    for (const auto& e : c->electronic_mail) out.push_back(fhir::ContactPoint{"email", e, "", std::nullopt});
+    for (const auto& e : c->electronic_mail)
+      out.push_back(fhir::ContactPoint{"email", e, "", std::nullopt});
     for (const auto& p : c->fax) phone(p, "fax", "");
     for (const auto& p : c->home_telephone) phone(p, "phone", "home");
     for (const auto& p : c->work_telephone) phone(p, "phone", "work");
@@ -139,9 +150,10 @@ class Builder {
       out.identifier.push_back(TypedId("MR", id.medical_record_identification_number_ehr));
     }
     if (!id.social_security.empty()) out.identifier.push_back(Id(kSsn, id.social_security));
-    for (std::string_view f : {std::string_view(id.medicare_number), std::string_view(id.medicaid_number),
-                               std::string_view(id.patient_account_number), std::string_view(id.mutually_defined),
-                               std::string_view(id.rems_patient_id)}) {
+    for (std::string_view f :
+         {std::string_view(id.medicare_number), std::string_view(id.medicaid_number),
+          std::string_view(id.patient_account_number), std::string_view(id.mutually_defined),
+          std::string_view(id.rems_patient_id)}) {
       if (!f.empty()) {
         issues_.Warning(path + "/Identification", IssueCode::kNotSupported,
                         "patient identifier without a FHIR system mapping: not carried");
@@ -151,11 +163,12 @@ class Builder {
     out.name.push_back(Name(p.name));
     out.gender = p.gender == "M" ? "male" : p.gender == "F" ? "female" : "unknown";
     out.birth_date = !p.date_of_birth.date.empty() ? p.date_of_birth.date
-                                                    : p.date_of_birth.date_time.substr(0, 10);
+                                                   : p.date_of_birth.date_time.substr(0, 10);
     if (p.address) out.address.push_back(Addr(*p.address, "home"));
     out.telecom = Telecom(p.communication_numbers, "home");
     if (!p.human) {
-      issues_.Warning(path, IssueCode::kNotSupported, "a non-human (veterinary) patient is mapped as a Patient");
+      issues_.Warning(path, IssueCode::kNotSupported,
+                      "a non-human (veterinary) patient is mapped as a Patient");
     }
     return Add(fhir::Resource{std::move(out)}, "patient");
   }
@@ -165,7 +178,8 @@ class Builder {
     const script::Identification& id = p.identification;
     if (!id.npi.empty()) pr.identifier.push_back(Id(kNpi, id.npi));
     if (!id.dea_number.empty()) pr.identifier.push_back(Id(kDeaOid, id.dea_number));
-    if (!id.state_license_number.empty()) pr.identifier.push_back(TypedId("SL", id.state_license_number));
+    if (!id.state_license_number.empty())
+      pr.identifier.push_back(TypedId("SL", id.state_license_number));
     pr.name.push_back(Name(p.name));
     if (p.address) pr.address.push_back(Addr(*p.address, "work"));
     pr.telecom = Telecom(p.communication_numbers, "work");
@@ -188,9 +202,11 @@ class Builder {
 
   fhir::Reference AddPharmacy(const script::Pharmacy& p) {
     fhir::Organization o;
-    if (!p.identification.ncpdp_id.empty()) o.identifier.push_back(Id(kNcpdpId, p.identification.ncpdp_id));
+    if (!p.identification.ncpdp_id.empty())
+      o.identifier.push_back(Id(kNcpdpId, p.identification.ncpdp_id));
     if (!p.identification.npi.empty()) o.identifier.push_back(Id(kNpi, p.identification.npi));
-    if (!p.identification.dea_number.empty()) o.identifier.push_back(Id(kDeaOid, p.identification.dea_number));
+    if (!p.identification.dea_number.empty())
+      o.identifier.push_back(Id(kDeaOid, p.identification.dea_number));
     o.name = p.business_name;
     if (p.address || p.communication_numbers) {
       fhir::ExtendedContactDetail c;
@@ -214,19 +230,24 @@ class Builder {
     const script::DrugCoded& d = *m.drug_coded;
     if (d.product_code) {
       if (d.product_code->qualifier == "ND") {
-        cc.coding.push_back(fhir::Coding{std::string(kNdc), "", d.product_code->code, "", std::nullopt});
+        cc.coding.push_back(
+            fhir::Coding{std::string(kNdc), "", d.product_code->code, "", std::nullopt});
       } else {
         issues_.Warning(path + "/DrugCoded/ProductCode", IssueCode::kNotSupported,
-                        Cat("product code qualifier ", d.product_code->qualifier, " has no FHIR system: not carried"));
+                        Cat("product code qualifier ", d.product_code->qualifier,
+                            " has no FHIR system: not carried"));
       }
     }
     if (d.drug_db_code) {
       const std::string& q = d.drug_db_code->qualifier;
       if (q == "SCD" || q == "SBD" || q == "GPK" || q == "BPK") {
-        cc.coding.push_back(fhir::Coding{std::string(kRxNorm), "", d.drug_db_code->code, "", std::nullopt});
+        cc.coding.push_back(
+            fhir::Coding{std::string(kRxNorm), "", d.drug_db_code->code, "", std::nullopt});
         if (q != "SCD") {
-          issues_.Add(Severity::kInformation, IssueCode::kInformational, path + "/DrugCoded/DrugDBCode/Qualifier",
-                      Cat("RxNorm term type ", q, " is not kept in FHIR (a coding has no term type)"));
+          issues_.Add(
+              Severity::kInformation, IssueCode::kInformational,
+              path + "/DrugCoded/DrugDBCode/Qualifier",
+              Cat("RxNorm term type ", q, " is not kept in FHIR (a coding has no term type)"));
         }
       } else {
         issues_.Warning(path + "/DrugCoded/DrugDBCode", IssueCode::kNotSupported,
@@ -259,14 +280,15 @@ class Builder {
       }
       med.ingredient.push_back(std::move(ing));
       if (!s.strength_form_code.empty()) {
-        med.dose_form = fhir::CodeableConcept{{fhir::Coding{std::string(kNci), "", s.strength_form_code, "", std::nullopt}}, ""};
+        med.dose_form = fhir::CodeableConcept{
+            {fhir::Coding{std::string(kNci), "", s.strength_form_code, "", std::nullopt}}, ""};
       }
     }
     if (!d.dea_schedule_code.empty()) {
       auto name = NciToDeaSchedule(d.dea_schedule_code);
       if (name) {
-        med.extension.push_back(fhir::Extension{std::string(kDeaScheduleExtension), "Code",
-                                                Cat("\"", *name, "\""), {}});
+        med.extension.push_back(fhir::Extension{
+            std::string(kDeaScheduleExtension), "Code", Cat("\"", *name, "\""), {}});
       } else if (d.dea_schedule_code != kNciUnspecified) {
         issues_.Warning(path + "/DrugCoded/DEASchedule", IssueCode::kValue,
                         Cat("unknown DEA schedule code ", d.dea_schedule_code, ": not carried"));
@@ -294,7 +316,8 @@ class Builder {
       mr.identifier.push_back(Id(kPrescriberOrderNumberSystem, h.prescriber_order_number));
     }
     if (!h.message_id.empty()) mr.identifier.push_back(Id(kMessageIdSystem, h.message_id));
-    if (!h.rx_reference_number.empty()) mr.identifier.push_back(Id(kRxReferenceSystem, h.rx_reference_number));
+    if (!h.rx_reference_number.empty())
+      mr.identifier.push_back(Id(kRxReferenceSystem, h.rx_reference_number));
     mr.status = "active";
     mr.intent = "order";
     mr.medication = Drug(m, path);
@@ -314,12 +337,14 @@ class Builder {
         } else if (c->qualifier == "LD") {
           system = std::string(kSnomed);
         } else {
-          issues_.Warning(path + "/Diagnosis", IssueCode::kNotSupported,
-                          Cat("diagnosis qualifier ", c->qualifier, " has no FHIR system: not carried"));
+          issues_.Warning(
+              path + "/Diagnosis", IssueCode::kNotSupported,
+              Cat("diagnosis qualifier ", c->qualifier, " has no FHIR system: not carried"));
           continue;
         }
         fhir::CodeableReference r;
-        r.concept_ = fhir::CodeableConcept{{fhir::Coding{system, "", code, c->description, std::nullopt}}, ""};
+        r.concept_ = fhir::CodeableConcept{
+            {fhir::Coding{system, "", code, c->description, std::nullopt}}, ""};
         mr.reason.push_back(std::move(r));
       }
     }
@@ -331,7 +356,8 @@ class Builder {
       dr.quantity = Qty(*m.quantity);
       if (m.quantity->code_list_qualifier != "38") {
         issues_.Warning(path + "/Quantity/CodeListQualifier", IssueCode::kNotSupported,
-                        Cat("quantity qualifier ", m.quantity->code_list_qualifier, " is not carried (38 assumed)"));
+                        Cat("quantity qualifier ", m.quantity->code_list_qualifier,
+                            " is not carried (38 assumed)"));
       }
       any = true;
     }
@@ -340,7 +366,8 @@ class Builder {
       any = true;
     }
     if (!m.days_supply.empty()) {
-      dr.expected_supply_duration = fhir::Quantity{m.days_supply, "", "days", std::string(kUcum), "d"};
+      dr.expected_supply_duration =
+          fhir::Quantity{m.days_supply, "", "days", std::string(kUcum), "d"};
       any = true;
     }
     for (const script::OtherMedicationDate& o : m.other_medication_date) {
@@ -373,9 +400,12 @@ class Builder {
     }
     auto keep = [&](std::string_view element, const std::string& value) {
       if (value.empty()) return;
-      mr.extension.push_back(fhir::Extension{std::string(kScriptElementExtension), "", "",
-                                             {fhir::Extension{"element", "String", JsonString(element), {}},
-                                              fhir::Extension{"value", "String", JsonString(value), {}}}});
+      mr.extension.push_back(
+          fhir::Extension{std::string(kScriptElementExtension),
+                          "",
+                          "",
+                          {fhir::Extension{"element", "String", JsonString(element), {}},
+                           fhir::Extension{"value", "String", JsonString(value), {}}}});
     };
     // SCRIPT elements with no FHIR home are kept as RxFlow script-element extensions.
     keep("DoNotFill", m.do_not_fill);
@@ -384,9 +414,11 @@ class Builder {
     keep("RxFillIndicator", m.rx_fill_indicator);
     for (const std::string& c : m.drug_coverage_status_code) keep("DrugCoverageStatusCode", c);
     if (m.last_fill_date.date.size() + m.last_fill_date.date_time.size() > 0) {
-      keep("LastFillDate", !m.last_fill_date.date.empty() ? m.last_fill_date.date : m.last_fill_date.date_time);
+      keep("LastFillDate",
+           !m.last_fill_date.date.empty() ? m.last_fill_date.date : m.last_fill_date.date_time);
     }
-    if (!m.pharmacy_requested_refills.empty()) keep("PharmacyRequestedRefills", m.pharmacy_requested_refills);
+    if (!m.pharmacy_requested_refills.empty())
+      keep("PharmacyRequestedRefills", m.pharmacy_requested_refills);
     return mr;
   }
 
@@ -414,7 +446,9 @@ class Builder {
     if (!h.message_id.empty()) t.identifier.push_back(Id(kMessageIdSystem, h.message_id));
     t.status = std::move(status);
     t.intent = "order";
-    t.code = fhir::CodeableConcept{{fhir::Coding{std::string(code_system), "", std::move(code), std::move(display), std::nullopt}}, ""};
+    t.code = fhir::CodeableConcept{{fhir::Coding{std::string(code_system), "", std::move(code),
+                                                 std::move(display), std::nullopt}},
+                                   ""};
     t.focus = RelatedRequest();
     t.last_modified = h.sent_time;
     return t;
@@ -422,8 +456,7 @@ class Builder {
 
   void MapBody() {
     const std::string path = Cat("/Message/Body/", script::TransactionName(m_.body));
-    std::visit(
-        [&](const auto& b) { MapTx(b, path); }, m_.body);
+    std::visit([&](const auto& b) { MapTx(b, path); }, m_.body);
   }
 
   void MapTx(const script::NewRx& n, const std::string& path) {
@@ -431,12 +464,19 @@ class Builder {
     auto prescriber = AddPrescriber(n.prescriber);
     std::optional<fhir::Reference> pharmacy;
     if (n.pharmacy) pharmacy = AddPharmacy(*n.pharmacy);
-    fhir::MedicationRequest mr = Request(n.medication_prescribed, path + "/MedicationPrescribed", patient, prescriber, pharmacy);
+    fhir::MedicationRequest mr = Request(n.medication_prescribed, path + "/MedicationPrescribed",
+                                         patient, prescriber, pharmacy);
     if (n.urgency_indicator_code == "X") mr.priority = "urgent";
     if (n.prohibit_renewal_request) {
-      mr.extension.push_back(fhir::Extension{std::string(kScriptElementExtension), "", "",
-                                             {fhir::Extension{"element", "String", JsonString("ProhibitRenewalRequest"), {}},
-                                              fhir::Extension{"value", "String", JsonString(*n.prohibit_renewal_request ? "true" : "false"), {}}}});
+      mr.extension.push_back(fhir::Extension{
+          std::string(kScriptElementExtension),
+          "",
+          "",
+          {fhir::Extension{"element", "String", JsonString("ProhibitRenewalRequest"), {}},
+           fhir::Extension{"value",
+                           "String",
+                           JsonString(*n.prohibit_renewal_request ? "true" : "false"),
+                           {}}}});
     }
     AddRequest(std::move(mr));
   }
@@ -445,12 +485,17 @@ class Builder {
     auto prescriber = AddPrescriber(c.prescriber);
     std::optional<fhir::Reference> pharmacy;
     if (c.pharmacy) pharmacy = AddPharmacy(*c.pharmacy);
-    fhir::MedicationRequest mr = Request(c.medication_prescribed, path + "/MedicationPrescribed", patient, prescriber, pharmacy);
+    fhir::MedicationRequest mr = Request(c.medication_prescribed, path + "/MedicationPrescribed",
+                                         patient, prescriber, pharmacy);
     mr.status = "cancelled";
     if (!c.change_of_prescription_status_flag.empty()) {
-      mr.extension.push_back(fhir::Extension{std::string(kScriptElementExtension), "", "",
-                                             {fhir::Extension{"element", "String", JsonString("ChangeOfPrescriptionStatusFlag"), {}},
-                                              fhir::Extension{"value", "String", JsonString(c.change_of_prescription_status_flag), {}}}});
+      mr.extension.push_back(fhir::Extension{
+          std::string(kScriptElementExtension),
+          "",
+          "",
+          {fhir::Extension{"element", "String", JsonString("ChangeOfPrescriptionStatusFlag"), {}},
+           fhir::Extension{
+               "value", "String", JsonString(c.change_of_prescription_status_flag), {}}}});
     }
     AddRequest(std::move(mr));
   }
@@ -461,7 +506,8 @@ class Builder {
     Add(fhir::Resource{std::move(t)}, "task");
   }
   void MapTx(const script::Verify& v, const std::string&) {
-    fhir::Task t = NewTask("completed", v.code.empty() ? "010" : v.code, kNcpdpStatusSystem, "verified (return receipt)");
+    fhir::Task t = NewTask("completed", v.code.empty() ? "010" : v.code, kNcpdpStatusSystem,
+                           "verified (return receipt)");
     t.description = v.description;
     Add(fhir::Resource{std::move(t)}, "task");
   }
@@ -471,9 +517,11 @@ class Builder {
     issue.severity = "error";
     issue.code = e.retryable() ? "transient" : "processing";
     fhir::CodeableConcept details;
-    details.coding.push_back(fhir::Coding{std::string(kNcpdpErrorSystem), "", e.code, "", std::nullopt});
+    details.coding.push_back(
+        fhir::Coding{std::string(kNcpdpErrorSystem), "", e.code, "", std::nullopt});
     for (const std::string& d : e.description_code) {
-      details.coding.push_back(fhir::Coding{std::string(kNcpdpErrorSystem), "", d, "", std::nullopt});
+      details.coding.push_back(
+          fhir::Coding{std::string(kNcpdpErrorSystem), "", d, "", std::nullopt});
     }
     issue.details = details;
     issue.diagnostics = e.description;
@@ -481,19 +529,21 @@ class Builder {
     if (!e.description.empty() && e.description[0] == '/') issue.location.push_back(e.description);
     oo.issue.push_back(std::move(issue));
     Add(fhir::Resource{std::move(oo)}, "outcome");
-    fhir::Task t = NewTask("failed", e.code, kNcpdpErrorSystem, e.retryable() ? "error (retryable)" : "error");
+    fhir::Task t =
+        NewTask("failed", e.code, kNcpdpErrorSystem, e.retryable() ? "error (retryable)" : "error");
     t.description = e.description;
     Add(fhir::Resource{std::move(t)}, "task");
     (void)path;
   }
   void MapTx(const script::CancelRxResponse& c, const std::string&) {
     bool approved = c.response.kind == "Approved";
-    fhir::Task t = NewTask(approved ? "completed" : "rejected", c.response.kind, kNcpdpResponseSystem,
-                           approved ? "cancel approved" : "cancel denied");
+    fhir::Task t = NewTask(approved ? "completed" : "rejected", c.response.kind,
+                           kNcpdpResponseSystem, approved ? "cancel approved" : "cancel denied");
     t.description = !c.response.note.empty() ? c.response.note : c.response.denial_reason;
     for (const std::string& r : c.response.reason_code) {
       if (!t.status_reason) t.status_reason.emplace();
-      t.status_reason->coding.push_back(fhir::Coding{std::string(kNcpdpReasonSystem), "", r, "", std::nullopt});
+      t.status_reason->coding.push_back(
+          fhir::Coding{std::string(kNcpdpReasonSystem), "", r, "", std::nullopt});
     }
     Add(fhir::Resource{std::move(t)}, "task");
   }
@@ -501,7 +551,8 @@ class Builder {
     auto patient = AddPatient(r.patient, path + "/Patient");
     auto prescriber = AddPrescriber(r.prescriber);
     auto pharmacy = AddPharmacy(r.pharmacy);
-    fhir::MedicationRequest mr = Request(r.medication_dispensed, path + "/MedicationDispensed", patient, prescriber, pharmacy);
+    fhir::MedicationRequest mr = Request(r.medication_dispensed, path + "/MedicationDispensed",
+                                         patient, prescriber, pharmacy);
     mr.intent = "proposal";  // the pharmacy asks; the prescriber decides
     AddRequest(std::move(mr));
   }
@@ -510,7 +561,8 @@ class Builder {
     auto prescriber = AddPrescriber(r.prescriber);
     auto pharmacy = AddPharmacy(r.pharmacy);
     bool denied = r.response.kind.rfind("Denied", 0) == 0;
-    fhir::MedicationRequest mr = Request(r.medication_response, path + "/MedicationResponse", patient, prescriber, pharmacy);
+    fhir::MedicationRequest mr =
+        Request(r.medication_response, path + "/MedicationResponse", patient, prescriber, pharmacy);
     if (denied) mr.status = "cancelled";  // the renewal was refused: no order to fill
     AddRequest(std::move(mr));
     fhir::Task t = NewTask(denied ? "rejected" : "completed", r.response.kind, kNcpdpResponseSystem,
@@ -521,14 +573,17 @@ class Builder {
     auto patient = AddPatient(r.patient, path + "/Patient");
     auto prescriber = AddPrescriber(r.prescriber);
     auto pharmacy = AddPharmacy(r.pharmacy);
-    AddRequest(Request(r.medication_prescribed, path + "/MedicationPrescribed", patient, prescriber, pharmacy));
+    AddRequest(Request(r.medication_prescribed, path + "/MedicationPrescribed", patient, prescriber,
+                       pharmacy));
     for (size_t i = 0; i < r.medication_requested.size(); ++i) {
-      fhir::MedicationRequest mr = Request(r.medication_requested[i], Cat(path, "/MedicationRequested[", i + 1, "]"),
-                                           patient, prescriber, pharmacy);
+      fhir::MedicationRequest mr =
+          Request(r.medication_requested[i], Cat(path, "/MedicationRequested[", i + 1, "]"),
+                  patient, prescriber, pharmacy);
       mr.intent = "proposal";
       Add(fhir::Resource{std::move(mr)}, Cat("requested-", i + 1));
     }
-    fhir::Task t = NewTask("requested", r.message_request_code, kNcpdpChangeCodeSystem, "change request");
+    fhir::Task t =
+        NewTask("requested", r.message_request_code, kNcpdpChangeCodeSystem, "change request");
     t.description = r.change_reason_text;
     Add(fhir::Resource{std::move(t)}, "task");
   }
@@ -537,7 +592,8 @@ class Builder {
     auto prescriber = AddPrescriber(r.prescriber);
     auto pharmacy = AddPharmacy(r.pharmacy);
     if (r.medication_prescribed) {
-      AddRequest(Request(*r.medication_prescribed, path + "/MedicationPrescribed", patient, prescriber, pharmacy));
+      AddRequest(Request(*r.medication_prescribed, path + "/MedicationPrescribed", patient,
+                         prescriber, pharmacy));
     }
     fhir::Task t = NewTask(r.response.kind == "Denied" ? "rejected" : "completed", r.response.kind,
                            kNcpdpResponseSystem, "change response");
@@ -549,7 +605,8 @@ class Builder {
     fhir::MedicationDispense d;
     const script::Header& h = m_.header;
     if (!h.message_id.empty()) d.identifier.push_back(Id(kMessageIdSystem, h.message_id));
-    if (!h.rx_reference_number.empty()) d.identifier.push_back(Id(kRxReferenceSystem, h.rx_reference_number));
+    if (!h.rx_reference_number.empty())
+      d.identifier.push_back(Id(kRxReferenceSystem, h.rx_reference_number));
     if (r.fill_status == "Dispensed") {
       d.status = "completed";
     } else if (r.fill_status == "PartiallyDispensed") {
@@ -561,21 +618,29 @@ class Builder {
     }
     if (!r.fill_status_reason_code.empty()) {
       fhir::CodeableReference reason;
-      reason.concept_ = fhir::CodeableConcept{{fhir::Coding{std::string(kNcpdpReasonSystem), "", r.fill_status_reason_code, "", std::nullopt}}, ""};
+      reason.concept_ =
+          fhir::CodeableConcept{{fhir::Coding{std::string(kNcpdpReasonSystem), "",
+                                              r.fill_status_reason_code, "", std::nullopt}},
+                                ""};
       d.not_performed_reason = std::move(reason);
     }
-    if (!r.fill_status_note.empty()) d.note.push_back(fhir::Annotation{"", std::nullopt, "", r.fill_status_note});
+    if (!r.fill_status_note.empty())
+      d.note.push_back(fhir::Annotation{"", std::nullopt, "", r.fill_status_note});
     d.subject = patient;
     d.performer.push_back(pharmacy);
     d.authorizing_prescription.push_back(RelatedRequest());
-    const script::Medication* m = r.medication_dispensed ? &*r.medication_dispensed
-                                  : r.medication_prescribed ? &*r.medication_prescribed : nullptr;
-    std::string mp = path + (r.medication_dispensed ? "/MedicationDispensed" : "/MedicationPrescribed");
+    const script::Medication* m = r.medication_dispensed    ? &*r.medication_dispensed
+                                  : r.medication_prescribed ? &*r.medication_prescribed
+                                                            : nullptr;
+    std::string mp =
+        path + (r.medication_dispensed ? "/MedicationDispensed" : "/MedicationPrescribed");
     if (m) {
       d.medication = Drug(*m, mp);
       if (m->quantity) d.quantity = Qty(*m->quantity);
-      if (!m->days_supply.empty()) d.days_supply = fhir::Quantity{m->days_supply, "", "days", std::string(kUcum), "d"};
-      std::string fill = !m->last_fill_date.date.empty() ? m->last_fill_date.date : m->last_fill_date.date_time;
+      if (!m->days_supply.empty())
+        d.days_supply = fhir::Quantity{m->days_supply, "", "days", std::string(kUcum), "d"};
+      std::string fill =
+          !m->last_fill_date.date.empty() ? m->last_fill_date.date : m->last_fill_date.date_time;
       d.when_handed_over = fill;
       if (m->sig) d.dosage_instruction = SigToDosage(*m->sig, mp + "/Sig", issues_);
     }

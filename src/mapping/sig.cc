@@ -1,8 +1,9 @@
 #include "mapping/sig.h"
 
+#include "rxflow/mapping/codes.h"
+
 #include "common/strcat.h"
 #include "common/text.h"
-#include "rxflow/mapping/codes.h"
 
 namespace rxflow::mapping {
 namespace {
@@ -15,7 +16,8 @@ struct NotStructured {
   std::string reason;
 };
 
-const fhir::Coding* FindCoding(const std::optional<fhir::CodeableConcept>& cc, std::string_view system) {
+const fhir::Coding* FindCoding(const std::optional<fhir::CodeableConcept>& cc,
+                               std::string_view system) {
   if (!cc) return nullptr;
   for (const fhir::Coding& c : cc->coding) {
     if (c.system == system) return &c;
@@ -61,13 +63,15 @@ class InstructionBuilder {
     return script::SigCode{std::string(s->text), "SNOMED", std::string(s->code)};
   }
 
-  script::DoseUnit DoseUnitOf(const fhir::Quantity& q, const std::string& where, std::string_view element) {
+  script::DoseUnit DoseUnitOf(const fhir::Quantity& q, const std::string& where,
+                              std::string_view element) {
     auto u = UnitToNci(q.system, q.code, q.unit);
     script::DoseUnit out;
     if (u) {
       out.code = std::string(u->code);
       out.text = !q.unit.empty() ? q.unit : std::string(u->text);
-      Note(std::string(element), q.system == kNci ? Provenance::kCoded : Provenance::kDerived, where);
+      Note(std::string(element), q.system == kNci ? Provenance::kCoded : Provenance::kDerived,
+           where);
     } else {
       if (q.unit.empty() && q.code.empty()) Fail(where, "dose has no unit");
       out.code = std::string(kNciUnspecified);
@@ -75,12 +79,14 @@ class InstructionBuilder {
       Note(std::string(element), Provenance::kDerived,
            Cat(where, " (unit has no NCI code: C38046 Unspecified)"));
     }
-    if (!internal::IsPrintableAscii(out.text) || out.text.size() > 255) Fail(where, "unit text not printable ASCII");
+    if (!internal::IsPrintableAscii(out.text) || out.text.size() > 255)
+      Fail(where, "unit text not printable ASCII");
     return out;
   }
 
   std::string Number(const std::string& v, const std::string& where) {
-    if (!internal::IsScriptNumeric(v)) Fail(where, Cat("\"", v, "\" is not a plain positive number"));
+    if (!internal::IsScriptNumeric(v))
+      Fail(where, Cat("\"", v, "\" is not a plain positive number"));
     return v;
   }
   // A quantity with a comparator (<, >=, ...) is not an amount SCRIPT can carry.
@@ -117,14 +123,17 @@ class InstructionBuilder {
       if (dr.dose_quantity) {
         NoComparator(*dr.dose_quantity, dp + ".doseQuantity");
         a.dose_quantity = Number(dr.dose_quantity->value, dp + ".doseQuantity.value");
-        a.dose_unit = DoseUnitOf(*dr.dose_quantity, dp + ".doseQuantity", "DoseAdministration/Dosage");
+        a.dose_unit =
+            DoseUnitOf(*dr.dose_quantity, dp + ".doseQuantity", "DoseAdministration/Dosage");
       } else if (dr.dose_range) {
         if (!dr.dose_range->low || !dr.dose_range->high) Fail(dp + ".doseRange", "open dose range");
         a.dose_quantity = Number(dr.dose_range->low->value, dp + ".doseRange.low.value");
-        a.dose_unit = DoseUnitOf(*dr.dose_range->low, dp + ".doseRange.low", "DoseAdministration/Dosage");
+        a.dose_unit =
+            DoseUnitOf(*dr.dose_range->low, dp + ".doseRange.low", "DoseAdministration/Dosage");
         a.dose_range_modifier = "TO";
         a.dose_quantity_high = Number(dr.dose_range->high->value, dp + ".doseRange.high.value");
-        a.dose_unit_high = DoseUnitOf(*dr.dose_range->high, dp + ".doseRange.high", "DoseAdministration/Dosage[high]");
+        a.dose_unit_high = DoseUnitOf(*dr.dose_range->high, dp + ".doseRange.high",
+                                      "DoseAdministration/Dosage[high]");
       }
     } else {
       Note("DoseAdministration/Dosage", Provenance::kAbsent, path_ + ".doseAndRate");
@@ -140,7 +149,8 @@ class InstructionBuilder {
       if (bed && bed->code == "BED") {
         script::TimingAndDuration td;
         td.kind = script::TimingAndDuration::Kind::kAdministrationTiming;
-        td.administration_timing_event = script::SigCode{"at bedtime", "SNOMED", std::string(kSnomedAtBedtime)};
+        td.administration_timing_event =
+            script::SigCode{"at bedtime", "SNOMED", std::string(kSnomedAtBedtime)};
         timings.push_back(td);
         Note("TimingAndDuration/AdministrationTiming", Provenance::kDerived, tp + ".code");
       } else if (t.code) {
@@ -149,7 +159,8 @@ class InstructionBuilder {
         for (const GtsRow& r : kGts) {
           if (c && c->code == r.code) row = &r;
         }
-        if (!row) Fail(tp + ".code", "timing code is not a known GTS abbreviation (BID, TID, Q6H, ...)");
+        if (!row)
+          Fail(tp + ".code", "timing code is not a known GTS abbreviation (BID, TID, Q6H, ...)");
         script::TimingAndDuration td;
         td.kind = row->interval ? script::TimingAndDuration::Kind::kInterval
                                 : script::TimingAndDuration::Kind::kFrequency;
@@ -168,13 +179,15 @@ class InstructionBuilder {
         if (r.count || r.count_max) Fail(rp + ".count", "a count of doses is not mapped");
         if (!r.duration.empty()) Fail(rp + ".duration", "administration duration is not mapped");
         if (r.offset) Fail(rp + ".offset", "offsets are not mapped");
-        if (r.bounds_range || r.bounds_period) Fail(rp, "bounds other than boundsDuration are not mapped");
+        if (r.bounds_range || r.bounds_period)
+          Fail(rp, "bounds other than boundsDuration are not mapped");
         if (r.frequency || !r.period.empty()) {
           if (have_frequency) {
             // timing.code and repeat both given: they must agree; repeat is used.
             const script::TimingAndDuration& coded = timings.back();
             bool agree = coded.kind == script::TimingAndDuration::Kind::kFrequency
-                             ? r.period == "1" && std::to_string(r.frequency.value_or(1)) == coded.numeric_value
+                             ? r.period == "1" &&
+                                   std::to_string(r.frequency.value_or(1)) == coded.numeric_value
                              : r.frequency.value_or(1) == 1 && r.period == coded.numeric_value;
             auto unit = TimeUnitToSnomed(r.period_unit);
             if (!agree || !unit || unit->code != coded.units.code) {
@@ -184,7 +197,8 @@ class InstructionBuilder {
             prov_.pop_back();
           }
           int64_t n = r.frequency.value_or(1);
-          if (r.period.empty() || r.period_unit.empty()) Fail(rp + ".period", "frequency without a period");
+          if (r.period.empty() || r.period_unit.empty())
+            Fail(rp + ".period", "frequency without a period");
           script::TimingAndDuration td;
           td.units = UnitCode(r.period_unit, rp + ".periodUnit");
           if (r.period == "1") {
@@ -194,7 +208,8 @@ class InstructionBuilder {
               td.variable_modifier = "TO";
               td.numeric_value_high = std::to_string(*r.frequency_max);
             }
-            if (!r.period_max.empty()) Fail(rp + ".periodMax", "periodMax with a frequency per unit");
+            if (!r.period_max.empty())
+              Fail(rp + ".periodMax", "periodMax with a frequency per unit");
             Note("TimingAndDuration/Frequency", Provenance::kCoded, rp);
           } else if (n == 1 && !r.frequency_max) {
             td.kind = script::TimingAndDuration::Kind::kInterval;
@@ -210,12 +225,15 @@ class InstructionBuilder {
           timings.push_back(td);
         }
         for (size_t i = 0; i < r.when.size(); ++i) {
-          if (r.when[i] != "HS") Fail(Cat(rp, ".when[", i, "]"), Cat("event \"", r.when[i], "\" is not mapped (HS is)"));
+          if (r.when[i] != "HS")
+            Fail(Cat(rp, ".when[", i, "]"), Cat("event \"", r.when[i], "\" is not mapped (HS is)"));
           script::TimingAndDuration td;
           td.kind = script::TimingAndDuration::Kind::kAdministrationTiming;
-          td.administration_timing_event = script::SigCode{"at bedtime", "SNOMED", std::string(kSnomedAtBedtime)};
+          td.administration_timing_event =
+              script::SigCode{"at bedtime", "SNOMED", std::string(kSnomedAtBedtime)};
           timings.push_back(td);
-          Note("TimingAndDuration/AdministrationTiming", Provenance::kDerived, Cat(rp, ".when[", i, "]"));
+          Note("TimingAndDuration/AdministrationTiming", Provenance::kDerived,
+               Cat(rp, ".when[", i, "]"));
         }
         if (r.bounds_duration) {
           const fhir::Quantity& b = *r.bounds_duration;
@@ -228,12 +246,15 @@ class InstructionBuilder {
         }
       }
     }
-    if (timings.empty()) Fail(path_ + ".timing", "no timing (SCRIPT needs one for a structured Sig)");
-    for (size_t i = 0; i < timings.size(); ++i) in.timing.emplace_back(i == 0 ? "" : "AND", timings[i]);
+    if (timings.empty())
+      Fail(path_ + ".timing", "no timing (SCRIPT needs one for a structured Sig)");
+    for (size_t i = 0; i < timings.size(); ++i)
+      in.timing.emplace_back(i == 0 ? "" : "AND", timings[i]);
 
     // As needed.
     if (!d_.as_needed_for.empty() || (d_.as_needed && *d_.as_needed)) {
-      if (d_.as_needed_for.size() > 1) Fail(path_ + ".asNeededFor", "more than one as-needed reason");
+      if (d_.as_needed_for.size() > 1)
+        Fail(path_ + ".asNeededFor", "more than one as-needed reason");
       script::Indication ind;
       ind.precursor = script::SigCode{"as needed", "SNOMED", std::string(kSnomedAsNeeded)};
       Note("IndicationForUse/IndicationPrecursor", Provenance::kDerived, path_ + ".asNeeded");
@@ -250,7 +271,8 @@ class InstructionBuilder {
       in.indication_for_use.push_back(std::move(ind));
     }
     // Maximum dose per period.
-    if (d_.max_dose_per_period.size() > 1) Fail(path_ + ".maxDosePerPeriod", "more than one maximum dose");
+    if (d_.max_dose_per_period.size() > 1)
+      Fail(path_ + ".maxDosePerPeriod", "more than one maximum dose");
     if (!d_.max_dose_per_period.empty()) {
       const fhir::Ratio& r = d_.max_dose_per_period[0];
       std::string mp = path_ + ".maxDosePerPeriod[0]";
@@ -261,8 +283,9 @@ class InstructionBuilder {
       m.numeric_value = Number(r.numerator->value, mp + ".numerator.value");
       m.form = DoseUnitOf(*r.numerator, mp + ".numerator", "MaximumDoseRestriction");
       m.duration_value = Number(r.denominator->value, mp + ".denominator.value");
-      m.duration_unit = UnitCode(r.denominator->code.empty() ? r.denominator->unit : r.denominator->code,
-                                 mp + ".denominator");
+      m.duration_unit =
+          UnitCode(r.denominator->code.empty() ? r.denominator->unit : r.denominator->code,
+                   mp + ".denominator");
       in.maximum_dose_restriction.push_back(std::move(m));
     }
     if (d_.max_dose_per_administration) Fail(path_ + ".maxDosePerAdministration", "not mapped");
@@ -285,7 +308,8 @@ std::optional<script::Sig> SigMapper::Map(const std::vector<fhir::Dosage>& dosag
                                           const std::string& path,
                                           std::vector<SigElementProvenance>& provenance) {
   if (dosages.empty()) {
-    issues_.Error(path, IssueCode::kRequired, "at least one dosageInstruction (with text) is required");
+    issues_.Error(path, IssueCode::kRequired,
+                  "at least one dosageInstruction (with text) is required");
     return std::nullopt;
   }
   script::Sig sig;
@@ -294,7 +318,8 @@ std::optional<script::Sig> SigMapper::Map(const std::vector<fhir::Dosage>& dosag
     const fhir::Dosage& d = dosages[i];
     if (d.text.empty()) continue;
     if (!text.empty()) {
-      bool same_step = d.sequence && dosages[i - 1].sequence && *d.sequence == *dosages[i - 1].sequence;
+      bool same_step =
+          d.sequence && dosages[i - 1].sequence && *d.sequence == *dosages[i - 1].sequence;
       text += same_step ? " and " : " then ";
     }
     text += d.text;
@@ -305,12 +330,14 @@ std::optional<script::Sig> SigMapper::Map(const std::vector<fhir::Dosage>& dosag
     return std::nullopt;
   }
   if (!internal::IsPrintableAscii(text)) {
-    issues_.Error(path, IssueCode::kValue, "dosage text contains characters SCRIPT cannot carry (printable ASCII only)");
+    issues_.Error(path, IssueCode::kValue,
+                  "dosage text contains characters SCRIPT cannot carry (printable ASCII only)");
     return std::nullopt;
   }
   if (text.size() > 1000) {
     issues_.Error(path, IssueCode::kTooLong,
-                  Cat("dosage text is ", text.size(), " characters; SigText allows 1000 (RxFlow never truncates)"));
+                  Cat("dosage text is ", text.size(),
+                      " characters; SigText allows 1000 (RxFlow never truncates)"));
     return std::nullopt;
   }
   sig.sig_text = text;
@@ -329,7 +356,8 @@ std::optional<script::Sig> SigMapper::Map(const std::vector<fhir::Dosage>& dosag
     std::string patient_instruction;
     for (size_t i = 0; i < dosages.size(); ++i) {
       std::string dp = Cat(path, "[", i, "]");
-      InstructionBuilder b(dosages[i], dp, prov, dosages.size() > 1 ? Cat("Instruction[", i + 1, "]/") : "Instruction/");
+      InstructionBuilder b(dosages[i], dp, prov,
+                           dosages.size() > 1 ? Cat("Instruction[", i + 1, "]/") : "Instruction/");
       script::Instruction ins = b.Build();
       if (i > 0) {
         bool same_step = dosages[i].sequence && dosages[i - 1].sequence &&
@@ -338,10 +366,12 @@ std::optional<script::Sig> SigMapper::Map(const std::vector<fhir::Dosage>& dosag
       }
       sig.instruction.push_back(std::move(ins));
       if (!dosages[i].patient_instruction.empty()) {
-        if (!patient_instruction.empty()) throw NotStructured{dp + ".patientInstruction", "more than one patient instruction"};
+        if (!patient_instruction.empty())
+          throw NotStructured{dp + ".patientInstruction", "more than one patient instruction"};
         patient_instruction = dosages[i].patient_instruction;
         if (!internal::IsPrintableAscii(patient_instruction) || patient_instruction.size() > 255) {
-          throw NotStructured{dp + ".patientInstruction", "longer than 255 characters or not printable ASCII"};
+          throw NotStructured{dp + ".patientInstruction",
+                              "longer than 255 characters or not printable ASCII"};
         }
       }
     }
@@ -383,7 +413,8 @@ struct NotReversible {
 };
 
 int64_t WholeNumber(const std::string& v, std::string_view what) {
-  if (!internal::IsAllDigits(v) || v.size() > 9) throw NotReversible{Cat(what, " \"", v, "\" is not a whole number")};
+  if (!internal::IsAllDigits(v) || v.size() > 9)
+    throw NotReversible{Cat(what, " \"", v, "\" is not a whole number")};
   return std::stoll(v);
 }
 
@@ -403,7 +434,8 @@ fhir::Dosage InstructionToDosage(const script::Instruction& in) {
   if (!a.dose_quantity.empty() && a.dose_unit) {
     fhir::DoseAndRate dr;
     if (!a.dose_range_modifier.empty()) {
-      if (a.dose_range_modifier != "TO" || !a.dose_unit_high) throw NotReversible{"dose range modifier OR"};
+      if (a.dose_range_modifier != "TO" || !a.dose_unit_high)
+        throw NotReversible{"dose range modifier OR"};
       dr.dose_range = fhir::Range{NciQuantity(a.dose_quantity, *a.dose_unit),
                                   NciQuantity(a.dose_quantity_high, *a.dose_unit_high)};
     } else {
@@ -439,7 +471,8 @@ fhir::Dosage InstructionToDosage(const script::Instruction& in) {
         }
         break;
       case K::kAdministrationTiming:
-        if (t.administration_timing_event.code != kSnomedAtBedtime) throw NotReversible{"timing event"};
+        if (t.administration_timing_event.code != kSnomedAtBedtime)
+          throw NotReversible{"timing event"};
         r.when.push_back("HS");
         break;
       case K::kDuration: {
@@ -464,7 +497,8 @@ fhir::Dosage InstructionToDosage(const script::Instruction& in) {
     d.timing->repeat = r;
   }
   for (const script::Indication& ind : in.indication_for_use) {
-    if (!ind.precursor || ind.precursor->code != kSnomedAsNeeded) throw NotReversible{"indication precursor"};
+    if (!ind.precursor || ind.precursor->code != kSnomedAsNeeded)
+      throw NotReversible{"indication precursor"};
     if (ind.indication) {
       d.as_needed_for.push_back(SnomedConcept(*ind.indication));
     } else {

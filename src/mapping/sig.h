@@ -14,8 +14,8 @@ namespace rxflow::mapping {
 
 // SNOMED CT concepts RxFlow uses in a structured Sig. [U]: not verified against a
 // SNOMED release here; see docs/mapping.md.
-inline constexpr std::string_view kSnomedAsNeeded = "225761000";    // as required (PRN)
-inline constexpr std::string_view kSnomedAtBedtime = "307155000";   // at bedtime
+inline constexpr std::string_view kSnomedAsNeeded = "225761000";   // as required (PRN)
+inline constexpr std::string_view kSnomedAtBedtime = "307155000";  // at bedtime
 
 class SigMapper {
  public:

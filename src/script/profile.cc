@@ -1,7 +1,8 @@
 #include <mutex>
 
-#include "common/strcat.h"
 #include "rxflow/script/xml.h"
+
+#include "common/strcat.h"
 #include "script/schema.h"
 
 namespace rxflow::internal::embedded {
@@ -16,9 +17,7 @@ Profile::~Profile() = default;
 const std::string& Profile::name() const { return impl_->name; }
 bool Profile::provisional() const { return impl_->provisional; }
 
-std::string_view VersionName(Version v) {
-  return v == Version::k2017071 ? "2017071" : "2023011";
-}
+std::string_view VersionName(Version v) { return v == Version::k2017071 ? "2017071" : "2023011"; }
 
 StatusOr<Version> ParseVersion(std::string_view name) {
   if (name == "2017071") return Version::k2017071;
@@ -30,9 +29,9 @@ StatusOr<Version> ParseVersion(std::string_view name) {
 namespace {
 
 constexpr std::string_view k2017071Attributes[][2] = {
-    {"DatatypesVersion", "20170715"},   {"TransportVersion", "20170715"},
-    {"TransactionDomain", "SCRIPT"},    {"TransactionVersion", "20170715"},
-    {"StructuresVersion", "20170715"},  {"ECLVersion", "20170715"}};
+    {"DatatypesVersion", "20170715"},  {"TransportVersion", "20170715"},
+    {"TransactionDomain", "SCRIPT"},   {"TransactionVersion", "20170715"},
+    {"StructuresVersion", "20170715"}, {"ECLVersion", "20170715"}};
 
 std::unique_ptr<Profile> Build(std::string_view structure, std::string_view rules, bool v2023) {
   auto schema = internal::ParseStructure(structure);
@@ -56,10 +55,9 @@ const Profile& BuiltinProfile(Version v) {
   // Built once, on first use; the embedded tables are tested, so failure is a build bug.
   static const Profile* const k2017071 =
       Build(rxflow::internal::embedded::k2017071_structure, {}, false).release();
-  static const Profile* const k2023011 =
-      Build(rxflow::internal::embedded::k2017071_structure,
-            rxflow::internal::embedded::k2023011_profile, true)
-          .release();
+  static const Profile* const k2023011 = Build(rxflow::internal::embedded::k2017071_structure,
+                                               rxflow::internal::embedded::k2023011_profile, true)
+                                             .release();
   const Profile* p = v == Version::k2017071 ? k2017071 : k2023011;
   if (!p) std::abort();
   return *p;
@@ -89,17 +87,23 @@ bool Identification::empty() const {
          medicaid_number.empty() && upin.empty() && dea_number.empty() && hin.empty() &&
          social_security.empty() && npi.empty() && certificate_to_prescribe.empty() &&
          data2000_waiver_id.empty() && mutually_defined.empty() &&
-         rems_healthcare_provider_enrollment_id.empty() &&
-         state_control_substance_number.empty() &&
+         rems_healthcare_provider_enrollment_id.empty() && state_control_substance_number.empty() &&
          medical_record_identification_number_ehr.empty() && patient_account_number.empty() &&
          rems_patient_id.empty();
 }
 
 std::string_view TransactionName(const Body& body) {
-  static constexpr std::string_view kNames[] = {
-      "NewRx",            "Status",           "Error",           "Verify",
-      "CancelRx",         "CancelRxResponse", "RxRenewalRequest", "RxRenewalResponse",
-      "RxChangeRequest",  "RxChangeResponse", "RxFill"};
+  static constexpr std::string_view kNames[] = {"NewRx",
+                                                "Status",
+                                                "Error",
+                                                "Verify",
+                                                "CancelRx",
+                                                "CancelRxResponse",
+                                                "RxRenewalRequest",
+                                                "RxRenewalResponse",
+                                                "RxChangeRequest",
+                                                "RxChangeResponse",
+                                                "RxFill"};
   return kNames[body.index()];
 }
 

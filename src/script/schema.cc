@@ -92,7 +92,7 @@ SimpleType MakeSimple(std::string_view spec) {
 
 struct Line {
   size_t number;
-  size_t indent;  // 0 for top-level "- ", 1 for "  - ", ...
+  size_t indent;          // 0 for top-level "- ", 1 for "  - ", ...
   std::string_view text;  // after "- "
 };
 
@@ -126,7 +126,8 @@ class StructureParser {
         current = TypeFor(name);
         ComplexType& ct = s_.types[current];
         if (defined_[current]) {
-          return absl::InvalidArgumentError(Cat("line ", line_no, ": type ", name, " defined twice"));
+          return absl::InvalidArgumentError(
+              Cat("line ", line_no, ": type ", name, " defined twice"));
         }
         defined_[current] = true;
         size_t at = head.find("(@");
@@ -152,7 +153,8 @@ class StructureParser {
     if (absl::Status st = flush(); !st.ok()) return st;
     for (size_t i = 0; i < s_.types.size(); ++i) {
       if (!defined_[i]) {
-        return absl::InvalidArgumentError(Cat("type ", s_.types[i].name, " is used but not defined"));
+        return absl::InvalidArgumentError(
+            Cat("type ", s_.types[i].name, " is used but not defined"));
       }
     }
     s_.root = s_.FindType("Message");
@@ -202,7 +204,7 @@ class StructureParser {
   }
 
   absl::Status BuildChildren(int t, const std::vector<Line>& lines, size_t& pos, size_t indent,
-                       Particle& parent) {
+                             Particle& parent) {
     while (pos < lines.size() && lines[pos].indent >= indent) {
       const Line& l = lines[pos];
       if (l.indent > indent) {
@@ -247,7 +249,8 @@ class StructureParser {
         defined_[anon] = true;
         Particle content;
         content.kind = Particle::Kind::kSequence;
-        if (absl::Status st = BuildChildren(anon, lines, pos, indent + 1, content); !st.ok()) return st;
+        if (absl::Status st = BuildChildren(anon, lines, pos, indent + 1, content); !st.ok())
+          return st;
         s_.types[anon].content = std::move(content);
         decl.complex_type = anon;
       } else {
@@ -565,8 +568,8 @@ absl::Status ApplyRules(std::string_view text, Profile::Impl& impl) {
         if (anon < 0) {
           ComplexType wrapper;
           wrapper.name = anon_name;
-          wrapper.decls.push_back(ElementDecl{r.name, ct.decls[d].complex_type,
-                                              ct.decls[d].simple_type});
+          wrapper.decls.push_back(
+              ElementDecl{r.name, ct.decls[d].complex_type, ct.decls[d].simple_type});
           wrapper.decl_index[r.name] = 0;
           wrapper.content.kind = Particle::Kind::kSequence;
           Particle inner;
@@ -613,8 +616,8 @@ std::string CheckSimple(const SimpleType& t, std::string_view text, IssueCode* c
       return {};
     case SimpleType::Kind::kNumeric:
       if (!rxflow::internal::IsScriptNumeric(text)) {
-        return Cat("expected a number (digits, optional decimals), got \"",
-                   text.substr(0, 40), "\"");
+        return Cat("expected a number (digits, optional decimals), got \"", text.substr(0, 40),
+                   "\"");
       }
       if (text.size() > t.max_len || text.size() < t.min_len) {
         *code = IssueCode::kTooLong;
@@ -769,7 +772,8 @@ void Validator::Start(std::string_view name) {
     if (parent_simple) {
       Report(Path(depth_ - 1), IssueCode::kStructure, "element not allowed inside a value element");
     } else {
-      Report(Path(depth_ - 1), IssueCode::kStructure, Cat("unknown element ", name, " in ", parent_name));
+      Report(Path(depth_ - 1), IssueCode::kStructure,
+             Cat("unknown element ", name, " in ", parent_name));
     }
   }
 }
@@ -837,7 +841,8 @@ void Validator::CheckContent(size_t depth) {
       Report(ChildPath(depth, at), IssueCode::kStructure,
              Cat("element out of order: expected ", want, " before ", f.kid_names[at]));
     } else {
-      Report(Cat(Path(depth), "/", want), IssueCode::kRequired, Cat("missing required element ", want));
+      Report(Cat(Path(depth), "/", want), IssueCode::kRequired,
+             Cat("missing required element ", want));
     }
     return;
   }

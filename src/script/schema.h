@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+
 #include "rxflow/issue.h"
 #include "rxflow/script/xml.h"
 #include "rxflow/status.h"
@@ -56,7 +57,7 @@ struct ComplexType {
 struct Rule {
   enum class Kind { kWrap, kRename, kRemove, kCode };
   Kind kind;
-  std::string parent;   // "*" = any
+  std::string parent;  // "*" = any
   std::string element;
   std::string wrapper;  // kWrap
   std::string name;     // kWrap: the inner name; kRename: the new name; kCode: new code
@@ -83,7 +84,7 @@ struct Profile::Impl {
   internal::Schema schema;
   std::vector<internal::Rule> rules;
   std::vector<std::pair<std::string, std::string>> attributes;  // Message attributes
-  std::vector<std::string> detect;                               // TransportVersion values
+  std::vector<std::string> detect;                              // TransportVersion values
 };
 
 }  // namespace rxflow::script

@@ -1,13 +1,14 @@
 // SCRIPT XML reader: pugixml DOM → structural validation → version rules undone → typed
 // message. Elements the typed model does not hold are reported as warnings with their path.
-#include <pugixml.hpp>
-
 #include <cstring>
 #include <string>
 
+#include <pugixml.hpp>
+
+#include "rxflow/script/xml.h"
+
 #include "common/strcat.h"
 #include "common/text.h"
-#include "rxflow/script/xml.h"
 #include "script/schema.h"
 
 namespace rxflow::script {
@@ -15,7 +16,6 @@ namespace {
 
 using internal::Rule;
 using rxflow::internal::Cat;
-
 
 std::string_view Local(const char* name) {
   std::string_view n(name);
@@ -91,9 +91,10 @@ bool BadCharacter(std::string_view xml, size_t& offset, std::string& what) {
     size_t digits = 0;
     for (; i < xml.size() && xml[i] != ';' && digits < 9; ++i, ++digits) {
       char ch = xml[i];
-      int d = ch >= '0' && ch <= '9' ? ch - '0'
+      int d = ch >= '0' && ch <= '9'          ? ch - '0'
               : hex && ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-              : hex && ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+              : hex && ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                              : -1;
       if (d < 0) break;
       v = v * (hex ? 16 : 10) + static_cast<unsigned long>(d);
     }
@@ -454,7 +455,8 @@ class Decoder {
     if (pugi::xml_node a = in.Find("AdministrationTiming")) {
       t.kind = K::kAdministrationTiming;
       In x(a, in.ChildPath("AdministrationTiming"), issues_);
-      if (auto ev = ReadSigCode(x, "AdministrationTimingEvent")) t.administration_timing_event = *ev;
+      if (auto ev = ReadSigCode(x, "AdministrationTimingEvent"))
+        t.administration_timing_event = *ev;
     } else if (pugi::xml_node f = in.Find("Frequency")) {
       t.kind = K::kFrequency;
       In x(f, in.ChildPath("Frequency"), issues_);
@@ -490,10 +492,13 @@ class Decoder {
         auto q = ds.Texts("DoseQuantity");
         auto units = ds.FindAll("DoseUnitOfMeasure");
         if (!q.empty()) a.dose_quantity = q[0];
-        if (!units.empty()) a.dose_unit = ReadDoseUnit(units[0], ds.ChildPath("DoseUnitOfMeasure", 0, units.size()));
+        if (!units.empty())
+          a.dose_unit = ReadDoseUnit(units[0], ds.ChildPath("DoseUnitOfMeasure", 0, units.size()));
         a.dose_range_modifier = ds.Text("DoseRangeModifier");
         if (q.size() > 1) a.dose_quantity_high = q[1];
-        if (units.size() > 1) a.dose_unit_high = ReadDoseUnit(units[1], ds.ChildPath("DoseUnitOfMeasure", 1, units.size()));
+        if (units.size() > 1)
+          a.dose_unit_high =
+              ReadDoseUnit(units[1], ds.ChildPath("DoseUnitOfMeasure", 1, units.size()));
       }
       if (auto r = ReadSigCode(d, "RouteOfAdministration")) a.route = *r;
       a.site = ReadSigCode(d, "SiteOfAdministration");
@@ -502,7 +507,8 @@ class Decoder {
     auto timings = in.FindAll("TimingAndDuration");
     for (size_t i = 0; i < timings.size(); ++i) {
       std::string mod = i > 0 && i - 1 < modifiers.size() ? modifiers[i - 1] : "";
-      out.timing.emplace_back(mod, ReadTiming(timings[i], in.ChildPath("TimingAndDuration", i, timings.size())));
+      out.timing.emplace_back(
+          mod, ReadTiming(timings[i], in.ChildPath("TimingAndDuration", i, timings.size())));
     }
     auto inds = in.FindAll("IndicationForUse");
     for (size_t i = 0; i < inds.size(); ++i) {
@@ -541,7 +547,8 @@ class Decoder {
     auto modifiers = in.Texts("MultipleInstructionModifier");
     auto instructions = in.FindAll("Instruction");
     for (size_t i = 0; i < instructions.size(); ++i) {
-      Instruction ins = ReadInstruction(instructions[i], in.ChildPath("Instruction", i, instructions.size()));
+      Instruction ins =
+          ReadInstruction(instructions[i], in.ChildPath("Instruction", i, instructions.size()));
       if (i > 0 && i - 1 < modifiers.size()) ins.multiple_instruction_modifier = modifiers[i - 1];
       s.instruction.push_back(std::move(ins));
     }
@@ -835,8 +842,9 @@ struct Parsed {
 absl::Status ParseAndValidate(std::string_view xml, IssueList& issues, const ReadOptions& options,
                               Parsed& out) {
   if (xml.size() > options.max_input_bytes) {
-    issues.Fatal("/", IssueCode::kTooCostly,
-                 Cat("input of ", xml.size(), " bytes exceeds the limit of ", options.max_input_bytes));
+    issues.Fatal(
+        "/", IssueCode::kTooCostly,
+        Cat("input of ", xml.size(), " bytes exceeds the limit of ", options.max_input_bytes));
     return absl::ResourceExhaustedError(ToString(issues[issues.size() - 1]));
   }
   if (HasDtdOrEntity(xml)) {
@@ -875,7 +883,8 @@ absl::Status ParseAndValidate(std::string_view xml, IssueList& issues, const Rea
   }
   // pugixml drops text after the root element: look for it in the input itself.
   size_t last_gt = xml.rfind('>');
-  if (last_gt != std::string_view::npos && !rxflow::internal::Trim(xml.substr(last_gt + 1)).empty()) {
+  if (last_gt != std::string_view::npos &&
+      !rxflow::internal::Trim(xml.substr(last_gt + 1)).empty()) {
     text_outside = true;
   }
   if (roots > 1 || text_outside) {
@@ -905,9 +914,9 @@ absl::Status ParseAndValidate(std::string_view xml, IssueList& issues, const Rea
       out.profile = &p23;
     } else {
       out.profile = &p23;
-      issues.Warning("/Message/@TransportVersion", IssueCode::kValue,
-                     Cat("unknown SCRIPT version \"", tv.substr(0, 20), "\": read as ",
-                         p23.name()));
+      issues.Warning(
+          "/Message/@TransportVersion", IssueCode::kValue,
+          Cat("unknown SCRIPT version \"", tv.substr(0, 20), "\": read as ", p23.name()));
     }
   }
   size_t errors_before = issues.error_count();

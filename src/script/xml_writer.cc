@@ -6,9 +6,10 @@
 // has been checked against the profile it claims.
 #include <string>
 
+#include "rxflow/script/xml.h"
+
 #include "common/strcat.h"
 #include "common/text.h"
-#include "rxflow/script/xml.h"
 #include "script/schema.h"
 
 namespace rxflow::script {
@@ -151,7 +152,7 @@ class MessageWriter {
 
   void Write(const Message& m, const Profile::Impl& profile) {
     std::vector<std::pair<std::string_view, std::string_view>> attrs;
-    static constexpr std::string_view kAttrs[] = {"DatatypesVersion", "TransportVersion",
+    static constexpr std::string_view kAttrs[] = {"DatatypesVersion",  "TransportVersion",
                                                   "TransactionDomain", "TransactionVersion",
                                                   "StructuresVersion", "ECLVersion"};
     // Message attributes in a fixed order, values from the profile.
@@ -222,7 +223,8 @@ class MessageWriter {
       case IdBlock::kPatient:
         e_.Leaf("MedicareNumber", id.medicare_number);
         e_.Leaf("MedicaidNumber", id.medicaid_number);
-        e_.Leaf("MedicalRecordIdentificationNumberEHR", id.medical_record_identification_number_ehr);
+        e_.Leaf("MedicalRecordIdentificationNumberEHR",
+                id.medical_record_identification_number_ehr);
         e_.Leaf("PatientAccountNumber", id.patient_account_number);
         e_.Leaf("SocialSecurity", id.social_security);
         e_.Leaf("MutuallyDefined", id.mutually_defined);
@@ -499,7 +501,8 @@ class MessageWriter {
       e_.Leaf("FMTVersion", s.fmt_version);
       e_.Close();
       for (size_t i = 0; i < s.instruction.size(); ++i) {
-        if (i > 0) e_.Leaf("MultipleInstructionModifier", s.instruction[i].multiple_instruction_modifier);
+        if (i > 0)
+          e_.Leaf("MultipleInstructionModifier", s.instruction[i].multiple_instruction_modifier);
         WriteInstruction(s.instruction[i]);
       }
       e_.Leaf("ClarifyingFreeText", s.clarifying_free_text);

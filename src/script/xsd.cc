@@ -3,8 +3,9 @@
 #include <cstdio>
 #include <string>
 
-#include "common/strcat.h"
 #include "rxflow/script/xml.h"
+
+#include "common/strcat.h"
 
 #ifdef RXFLOW_HAVE_LIBXML2
 #include <libxml/parser.h>

@@ -2,6 +2,7 @@
 
 #include "rxflow/clinical/checks.h"
 #include "rxflow/transform.h"
+
 #include "testing/files.h"
 
 using namespace rxflow;
@@ -47,7 +48,8 @@ TEST_SUITE("Clinical") {
 
   TEST_CASE("a Schedule II prescription with refills is refused (422-class)") {
     IssueList issues;
-    Status s = Run("fhir/schedule2_oxycodone.json", {{"\"numberOfRepeatsAllowed\": 0", "\"numberOfRepeatsAllowed\": 1"}}, issues);
+    Status s = Run("fhir/schedule2_oxycodone.json",
+                   {{"\"numberOfRepeatsAllowed\": 0", "\"numberOfRepeatsAllowed\": 1"}}, issues);
     CHECK(s.code() == absl::StatusCode::kFailedPrecondition);
     const Issue* i = issues.Find("medication_request.dispenseRequest.numberOfRepeatsAllowed");
     REQUIRE(i);
@@ -57,9 +59,12 @@ TEST_SUITE("Clinical") {
 
   TEST_CASE("Schedule III/IV allow at most 5 refills") {
     IssueList ok_issues;
-    CHECK(Run("fhir/schedule4_alprazolam_refills.json", {{"\"numberOfRepeatsAllowed\": 2", "\"numberOfRepeatsAllowed\": 5"}}, ok_issues).ok());
+    CHECK(Run("fhir/schedule4_alprazolam_refills.json",
+              {{"\"numberOfRepeatsAllowed\": 2", "\"numberOfRepeatsAllowed\": 5"}}, ok_issues)
+              .ok());
     IssueList issues;
-    Status s = Run("fhir/schedule4_alprazolam_refills.json", {{"\"numberOfRepeatsAllowed\": 2", "\"numberOfRepeatsAllowed\": 6"}}, issues);
+    Status s = Run("fhir/schedule4_alprazolam_refills.json",
+                   {{"\"numberOfRepeatsAllowed\": 2", "\"numberOfRepeatsAllowed\": 6"}}, issues);
     CHECK(s.code() == absl::StatusCode::kFailedPrecondition);
     CHECK(issues.Find("medication_request.dispenseRequest.numberOfRepeatsAllowed"));
   }
@@ -102,7 +107,8 @@ TEST_SUITE("Clinical") {
     auto out = ToScript(json, issues);
     CHECK(out.status().code() == absl::StatusCode::kFailedPrecondition);
     bool found = false;
-    for (const auto& i : issues) found |= i.message.find("requires the prescriber's DEA number") != std::string::npos;
+    for (const auto& i : issues)
+      found |= i.message.find("requires the prescriber's DEA number") != std::string::npos;
     CHECK(found);
   }
 

@@ -1,11 +1,12 @@
 // Golden files: every FHIR fixture → NewRx (2017071 and 2023011) → FHIR, and every SCRIPT
 // fixture → FHIR, compared byte for byte with tests/fixtures/golden/. Set
 // RXFLOW_UPDATE_GOLDEN=1 to rewrite them after an intended change (then review the diff).
-#include <doctest/doctest.h>
-
 #include <cstdlib>
 
+#include <doctest/doctest.h>
+
 #include "rxflow/transform.h"
+
 #include "testing/files.h"
 
 using namespace rxflow;
@@ -23,8 +24,8 @@ void CompareGolden(const std::string& rel, const std::string& actual) {
     testing::WriteFile(path, actual);
     return;
   }
-  REQUIRE_MESSAGE(std::filesystem::exists(path), "missing golden file " << rel
-                                                 << " (run with RXFLOW_UPDATE_GOLDEN=1)");
+  REQUIRE_MESSAGE(std::filesystem::exists(path),
+                  "missing golden file " << rel << " (run with RXFLOW_UPDATE_GOLDEN=1)");
   std::string expected = testing::ReadFile(path);
   CHECK_MESSAGE(expected == actual, "golden mismatch: " << rel);
 }
@@ -87,8 +88,8 @@ TEST_SUITE("Golden") {
   TEST_CASE("the cancelled fixture becomes a CancelRx that names the original NewRx") {
     IssueList issues;
     auto o = GoldenOptions(script::Version::k2017071, "cancel");
-    auto out = ToScript(testing::ReadFixture("fhir/schedule3_testosterone_cancelled.json"), issues, o,
-                        "ORIGINAL-NEWRX-1");
+    auto out = ToScript(testing::ReadFixture("fhir/schedule3_testosterone_cancelled.json"), issues,
+                        o, "ORIGINAL-NEWRX-1");
     REQUIRE(out.ok());
     CHECK(out->xml.find("<CancelRx>") != std::string::npos);
     CHECK(out->xml.find("<RelatesToMessageID>ORIGINAL-NEWRX-1</RelatesToMessageID>") !=

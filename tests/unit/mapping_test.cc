@@ -3,6 +3,7 @@
 #include "rxflow/idempotency.h"
 #include "rxflow/mapping/codes.h"
 #include "rxflow/transform.h"
+
 #include "testing/files.h"
 
 using namespace rxflow;
@@ -61,7 +62,9 @@ TEST_SUITE("Codes") {
     CHECK(mapping::ClassifyIdentifier("urn:oid:2.16.840.1.113883.4.6", "") == K::kNpi);
     CHECK(mapping::ClassifyIdentifier("urn:oid:2.16.840.1.113883.4.814", "") == K::kDea);
     CHECK(mapping::ClassifyIdentifier("http://hl7.org/fhir/sid/us-dea", "") == K::kDea);
-    CHECK(mapping::ClassifyIdentifier("http://terminology.hl7.org/NamingSystem/NCPDPProviderIdentificationNumber", "") == K::kNcpdpId);
+    CHECK(mapping::ClassifyIdentifier(
+              "http://terminology.hl7.org/NamingSystem/NCPDPProviderIdentificationNumber", "") ==
+          K::kNcpdpId);
     CHECK(mapping::ClassifyIdentifier("urn:example", "SL") == K::kStateLicense);
     CHECK(mapping::ClassifyIdentifier("urn:example", "MR") == K::kMrn);
     CHECK(mapping::ClassifyIdentifier("urn:example", "") == K::kOther);
@@ -71,12 +74,14 @@ TEST_SUITE("Codes") {
 TEST_SUITE("Mapping") {
   TEST_CASE("an over-long drug description is refused, never truncated") {
     std::string json = Replace(testing::ReadFixture("fhir/medication_request_lisinopril.json"),
-                               "\"text\": \"lisinopril 10 MG Oral Tablet\"", "\"text\": \"" + std::string(106, 'x') + "\"");
+                               "\"text\": \"lisinopril 10 MG Oral Tablet\"",
+                               "\"text\": \"" + std::string(106, 'x') + "\"");
     IssueList issues;
     auto out = Map(json, issues);
     CHECK(out.status().code() == absl::StatusCode::kInvalidArgument);
     bool found = false;
-    for (const auto& i : issues) found |= i.code == IssueCode::kTooLong && i.message.find("105") != std::string::npos;
+    for (const auto& i : issues)
+      found |= i.code == IssueCode::kTooLong && i.message.find("105") != std::string::npos;
     CHECK(found);
   }
   TEST_CASE("non-ASCII names are refused with the name's path") {
@@ -107,8 +112,10 @@ TEST_SUITE("Mapping") {
     REQUIRE(out.ok());
     bool coded = false, derived = false;
     for (const auto& p : out->newrx.sig_provenance) {
-      coded |= p.provenance == mapping::Provenance::kCoded && p.element == "Instruction/DoseAdministration/RouteOfAdministration";
-      derived |= p.provenance == mapping::Provenance::kDerived && p.element == "Instruction/IndicationForUse/IndicationPrecursor";
+      coded |= p.provenance == mapping::Provenance::kCoded &&
+               p.element == "Instruction/DoseAdministration/RouteOfAdministration";
+      derived |= p.provenance == mapping::Provenance::kDerived &&
+                 p.element == "Instruction/IndicationForUse/IndicationPrecursor";
     }
     CHECK(coded);
     CHECK(derived);
@@ -124,13 +131,16 @@ TEST_SUITE("Mapping") {
     IssueList issues;
     auto out = Map(testing::ReadFixture("fhir/prednisone_taper.json"), issues);
     REQUIRE(out.ok());
-    CHECK(out->xml.find("<MultipleInstructionModifier>THEN</MultipleInstructionModifier>") != std::string::npos);
+    CHECK(out->xml.find("<MultipleInstructionModifier>THEN</MultipleInstructionModifier>") !=
+          std::string::npos);
   }
   TEST_CASE("NDC and RxNorm codes land in ProductCode and DrugDBCode") {
     IssueList issues;
     auto ndc = Map(testing::ReadFixture("fhir/ndc_coded_atorvastatin.json"), issues);
     REQUIRE(ndc.ok());
-    CHECK(ndc->xml.find("<ProductCode><Code>00071015523</Code><Qualifier>ND</Qualifier></ProductCode>") != std::string::npos);
+    CHECK(ndc->xml.find(
+              "<ProductCode><Code>00071015523</Code><Qualifier>ND</Qualifier></ProductCode>") !=
+          std::string::npos);
     auto rx = Map(testing::ReadFixture("fhir/rxnorm_coded_metformin.json"), issues);
     REQUIRE(rx.ok());
     CHECK(rx->xml.find("<Qualifier>SCD</Qualifier>") != std::string::npos);
@@ -142,9 +152,11 @@ TEST_SUITE("Mapping") {
     const std::string& x = out->xml;
     CHECK(x.find("TransportVersion=\"2023011\"") != std::string::npos);
     CHECK(x.find("<Names><Name><LastName>") != std::string::npos);
-    CHECK(x.find("<GenderAndSex><AdministrativeGender>F</AdministrativeGender></GenderAndSex>") != std::string::npos);
+    CHECK(x.find("<GenderAndSex><AdministrativeGender>F</AdministrativeGender></GenderAndSex>") !=
+          std::string::npos);
     CHECK(x.find("<Product><DrugCoded>") != std::string::npos);
-    CHECK(x.find("<Substitutions><Substitutions>0</Substitutions></Substitutions>") != std::string::npos);
+    CHECK(x.find("<Substitutions><Substitutions>0</Substitutions></Substitutions>") !=
+          std::string::npos);
     IssueList back;
     auto msg = script::ReadXml(x, back);
     REQUIRE(msg.ok());
@@ -199,6 +211,7 @@ TEST_SUITE("Idempotency") {
     CHECK(canon.find("Delacroix") == std::string::npos);
     CHECK(canon.find("1968-04-17") == std::string::npos);
     CHECK(canon.find("MRN-448812") == std::string::npos);
-    CHECK(IdempotencyKey(base->newrx.message, "short").status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK(IdempotencyKey(base->newrx.message, "short").status().code() ==
+          absl::StatusCode::kInvalidArgument);
   }
 }

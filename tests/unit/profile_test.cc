@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include "rxflow/script/xml.h"
+
 #include "testing/files.h"
 
 using namespace rxflow;
@@ -30,9 +31,16 @@ TEST_SUITE("Profiles") {
     script::ReadOptions o;
     o.profile = p->get();
     IssueList ok;
-    CHECK(script::ValidateXml("<Message><Header><MessageID>ab</MessageID></Header><Body><Status><Code>010</Code></Status></Body></Message>", ok, o).ok());
+    CHECK(script::ValidateXml("<Message><Header><MessageID>ab</MessageID></"
+                              "Header><Body><Status><Code>010</Code></Status></Body></Message>",
+                              ok, o)
+              .ok());
     IssueList bad;
-    CHECK_FALSE(script::ValidateXml("<Message><Header><MessageID>abcdef</MessageID></Header><Body><Status><Code>999</Code></Status></Body></Message>", bad, o).ok());
+    CHECK_FALSE(
+        script::ValidateXml("<Message><Header><MessageID>abcdef</MessageID></"
+                            "Header><Body><Status><Code>999</Code></Status></Body></Message>",
+                            bad, o)
+            .ok());
     REQUIRE(bad.Find("/Message/Header/MessageID"));
     CHECK(bad.Find("/Message/Header/MessageID")->code == IssueCode::kTooLong);
     REQUIRE(bad.Find("/Message/Body/Status/Code"));
@@ -40,20 +48,28 @@ TEST_SUITE("Profiles") {
   }
 
   TEST_CASE("version rules: wrap, rename and remove change what is valid") {
-    auto p = script::LoadProfile(kTinyStructure,
-                                 "version test1\nwrap Status/Code Codes/TheCode\nrename */Description Text\n");
+    auto p = script::LoadProfile(
+        kTinyStructure,
+        "version test1\nwrap Status/Code Codes/TheCode\nrename */Description Text\n");
     REQUIRE(p.ok());
     CHECK((*p)->name() == "test1");
     CHECK((*p)->provisional());
     script::ReadOptions o;
     o.profile = p->get();
     IssueList ok;
-    auto msg = script::ReadXml("<Message><Header><MessageID>ab</MessageID></Header><Body><Status><Codes><TheCode>000</TheCode></Codes><Text>fine</Text></Status></Body></Message>", ok, o);
+    auto msg = script::ReadXml(
+        "<Message><Header><MessageID>ab</MessageID></Header><Body><Status><Codes><TheCode>000</"
+        "TheCode></Codes><Text>fine</Text></Status></Body></Message>",
+        ok, o);
     REQUIRE(msg.ok());
     CHECK(std::get<script::Status>(msg->body).code == "000");
     CHECK(std::get<script::Status>(msg->body).description == "fine");
     IssueList bad;
-    CHECK_FALSE(script::ValidateXml("<Message><Header><MessageID>ab</MessageID></Header><Body><Status><Code>000</Code></Status></Body></Message>", bad, o).ok());
+    CHECK_FALSE(
+        script::ValidateXml("<Message><Header><MessageID>ab</MessageID></"
+                            "Header><Body><Status><Code>000</Code></Status></Body></Message>",
+                            bad, o)
+            .ok());
   }
 
   TEST_CASE("a broken table or rule names its line") {
@@ -120,7 +136,8 @@ TEST_SUITE("Profiles") {
     CHECK(bad[0].message.find("XSD:") == 0);
     CHECK(bad[0].path.find("line ") == 0);
     IssueList missing;
-    CHECK(script::ValidateWithXsd(x, "/nonexistent", missing).code() == absl::StatusCode::kFailedPrecondition);
+    CHECK(script::ValidateWithXsd(x, "/nonexistent", missing).code() ==
+          absl::StatusCode::kFailedPrecondition);
   }
 #endif
 }

@@ -2,10 +2,10 @@
 // reproduce):
 //   FHIR → SCRIPT → FHIR keeps every mapped field;
 //   SCRIPT → FHIR → SCRIPT reproduces the canonical XML byte for byte (both profiles).
+#include <random>
+
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
-
-#include <random>
 
 #include "rxflow/fhir/json.h"
 #include "rxflow/mapping/mapping.h"
@@ -49,8 +49,11 @@ class Generator {
   }
   std::string Dea(char initial) {
     std::string d = Digits(6);
-    int c = ((d[0] - '0') + (d[2] - '0') + (d[4] - '0') + 2 * ((d[1] - '0') + (d[3] - '0') + (d[5] - '0'))) % 10;
-    return std::string(1, Pick(std::vector<char>{'A', 'B', 'F', 'G', 'M'})) + initial + d + std::to_string(c);
+    int c = ((d[0] - '0') + (d[2] - '0') + (d[4] - '0') +
+             2 * ((d[1] - '0') + (d[3] - '0') + (d[5] - '0'))) %
+            10;
+    return std::string(1, Pick(std::vector<char>{'A', 'B', 'F', 'G', 'M'})) + initial + d +
+           std::to_string(c);
   }
   std::string Phone() { return std::to_string(Int(201, 989)) + "555" + Digits(4); }
 
@@ -67,45 +70,62 @@ class Generator {
 
   json Prescription() {
     std::string family = Pick(families_);
-    json patient = {{"resourceType", "Patient"},
-                    {"id", "p1"},
-                    {"name", json::array({{{"use", "official"}, {"family", Pick(families_)},
-                                           {"given", Coin(0.4) ? json::array({Pick(givens_), Pick(givens_)})
-                                                               : json::array({Pick(givens_)})}}})},
-                    {"gender", Pick(std::vector<std::string>{"male", "female", "unknown"})},
-                    {"birthDate", std::to_string(Int(1930, 2022)) + "-0" + std::to_string(Int(1, 9)) + "-1" +
-                                      std::to_string(Int(0, 9))},
-                    {"address", json::array({Address("home")})}};
+    json patient = {
+        {"resourceType", "Patient"},
+        {"id", "p1"},
+        {"name", json::array({{{"use", "official"},
+                               {"family", Pick(families_)},
+                               {"given", Coin(0.4) ? json::array({Pick(givens_), Pick(givens_)})
+                                                   : json::array({Pick(givens_)})}}})},
+        {"gender", Pick(std::vector<std::string>{"male", "female", "unknown"})},
+        {"birthDate", std::to_string(Int(1930, 2022)) + "-0" + std::to_string(Int(1, 9)) + "-1" +
+                          std::to_string(Int(0, 9))},
+        {"address", json::array({Address("home")})}};
     if (Coin(0.7)) {
-      patient["telecom"] = json::array({{{"system", "phone"}, {"value", Phone()},
-                                         {"use", Coin() ? "mobile" : "home"}}});
+      patient["telecom"] = json::array(
+          {{{"system", "phone"}, {"value", Phone()}, {"use", Coin() ? "mobile" : "home"}}});
     }
     if (Coin(0.5)) {
-      patient["identifier"] = json::array({{{"type", {{"coding", json::array({{{"system", "http://terminology.hl7.org/CodeSystem/v2-0203"}, {"code", "MR"}}})}}},
-                                            {"value", "MRN" + Digits(6)}}});
+      patient["identifier"] = json::array(
+          {{{"type",
+             {{"coding", json::array({{{"system", "http://terminology.hl7.org/CodeSystem/v2-0203"},
+                                       {"code", "MR"}}})}}},
+            {"value", "MRN" + Digits(6)}}});
     }
     int schedule = Coin(0.3) ? Int(2, 5) : 0;
-    json practitioner = {{"resourceType", "Practitioner"},
-                         {"id", "pr1"},
-                         {"identifier", json::array({{{"system", "http://hl7.org/fhir/sid/us-npi"}, {"value", Npi()}}})},
-                         {"name", json::array({{{"family", family}, {"given", json::array({Pick(givens_)})}}})},
-                         {"address", json::array({Address("work")})},
-                         {"telecom", json::array({{{"system", "phone"}, {"value", Phone()}, {"use", "work"}}})}};
+    json practitioner = {
+        {"resourceType", "Practitioner"},
+        {"id", "pr1"},
+        {"identifier",
+         json::array({{{"system", "http://hl7.org/fhir/sid/us-npi"}, {"value", Npi()}}})},
+        {"name", json::array({{{"family", family}, {"given", json::array({Pick(givens_)})}}})},
+        {"address", json::array({Address("work")})},
+        {"telecom", json::array({{{"system", "phone"}, {"value", Phone()}, {"use", "work"}}})}};
     if (schedule > 0 || Coin(0.3)) {
-      practitioner["identifier"].push_back({{"system", "urn:oid:2.16.840.1.113883.4.814"}, {"value", Dea(family[0])}});
+      practitioner["identifier"].push_back(
+          {{"system", "urn:oid:2.16.840.1.113883.4.814"}, {"value", Dea(family[0])}});
     }
-    json pharmacy = {{"resourceType", "Organization"},
-                     {"id", "ph1"},
-                     {"identifier", json::array({{{"system", "http://terminology.hl7.org/CodeSystem/NCPDPProviderIdentificationNumber"}, {"value", Digits(7)}},
-                                                 {{"system", "http://hl7.org/fhir/sid/us-npi"}, {"value", Npi()}}})},
-                     {"name", Pick(pharmacies_)},
-                     {"contact", json::array({{{"address", Address("work")},
-                                               {"telecom", json::array({{{"system", "phone"}, {"value", Phone()}}})}}})}};
+    json pharmacy = {
+        {"resourceType", "Organization"},
+        {"id", "ph1"},
+        {"identifier",
+         json::array({{{"system",
+                        "http://terminology.hl7.org/CodeSystem/NCPDPProviderIdentificationNumber"},
+                       {"value", Digits(7)}},
+                      {{"system", "http://hl7.org/fhir/sid/us-npi"}, {"value", Npi()}}})},
+        {"name", Pick(pharmacies_)},
+        {"contact",
+         json::array({{{"address", Address("work")},
+                       {"telecom", json::array({{{"system", "phone"}, {"value", Phone()}}})}}})}};
     const auto& drug = Pick(drugs_);
     json concept_ = {{"text", drug[0]}};
     json codings = json::array();
-    if (Coin(0.6)) codings.push_back({{"system", "http://www.nlm.nih.gov/research/umls/rxnorm"}, {"code", drug[1]}});
-    if (Coin(0.4)) codings.push_back({{"system", "http://hl7.org/fhir/sid/ndc"}, {"code", Digits(5) + "-" + Digits(4) + "-" + Digits(2)}});
+    if (Coin(0.6))
+      codings.push_back(
+          {{"system", "http://www.nlm.nih.gov/research/umls/rxnorm"}, {"code", drug[1]}});
+    if (Coin(0.4))
+      codings.push_back({{"system", "http://hl7.org/fhir/sid/ndc"},
+                         {"code", Digits(5) + "-" + Digits(4) + "-" + Digits(2)}});
     if (!codings.empty()) concept_["coding"] = codings;
     json mr = {{"resourceType", "MedicationRequest"},
                {"id", "mr1"},
@@ -115,10 +135,13 @@ class Generator {
                {"medication", {{"concept", concept_}}},
                {"subject", {{"reference", "Patient/p1"}}},
                {"requester", {{"reference", "Practitioner/pr1"}}},
-               {"authoredOn", "2026-" + std::string(Coin() ? "10" : "11") + "-1" + std::to_string(Int(0, 9))}};
+               {"authoredOn",
+                "2026-" + std::string(Coin() ? "10" : "11") + "-1" + std::to_string(Int(0, 9))}};
     if (schedule > 0) {
       static const char* kNames[] = {"", "CI", "CII", "CIII", "CIV", "CV"};
-      mr["extension"] = json::array({{{"url", "https://rxflow.dev/fhir/StructureDefinition/dea-schedule"}, {"valueCode", kNames[schedule]}}});
+      mr["extension"] =
+          json::array({{{"url", "https://rxflow.dev/fhir/StructureDefinition/dea-schedule"},
+                        {"valueCode", kNames[schedule]}}});
     }
     int refills = schedule == 2 ? 0 : schedule == 3 || schedule == 4 ? Int(0, 5) : Int(0, 11);
     json qty = {{"value", Coin(0.8) ? json(Int(1, 120)) : json(Int(1, 300) + 0.5)}};
@@ -130,49 +153,82 @@ class Generator {
     }
     json dispense = {{"quantity", qty}, {"dispenser", {{"reference", "Organization/ph1"}}}};
     if (refills > 0 || Coin()) dispense["numberOfRepeatsAllowed"] = refills;
-    if (Coin(0.7)) dispense["expectedSupplyDuration"] = {{"value", Int(1, 90)}, {"unit", "days"}, {"system", "http://unitsofmeasure.org"}, {"code", "d"}};
+    if (Coin(0.7))
+      dispense["expectedSupplyDuration"] = {{"value", Int(1, 90)},
+                                            {"unit", "days"},
+                                            {"system", "http://unitsofmeasure.org"},
+                                            {"code", "d"}};
     mr["dispenseRequest"] = dispense;
     json dosage = {{"text", "Take " + std::to_string(Int(1, 2)) + " by mouth " + Pick(texts_)}};
     if (Coin(0.7)) {
-      dosage["route"] = {{"coding", json::array({{{"system", "http://snomed.info/sct"}, {"code", "26643006"}, {"display", "Oral route"}}})}};
-      dosage["doseAndRate"] = json::array({{{"doseQuantity", {{"value", Int(1, 2)}, {"unit", "tablet"}, {"system", "http://terminology.hl7.org/CodeSystem/v3-orderableDrugForm"}, {"code", "TAB"}}}}});
+      dosage["route"] = {{"coding", json::array({{{"system", "http://snomed.info/sct"},
+                                                  {"code", "26643006"},
+                                                  {"display", "Oral route"}}})}};
+      dosage["doseAndRate"] =
+          json::array({{{"doseQuantity",
+                         {{"value", Int(1, 2)},
+                          {"unit", "tablet"},
+                          {"system", "http://terminology.hl7.org/CodeSystem/v3-orderableDrugForm"},
+                          {"code", "TAB"}}}}});
       json repeat;
       if (Coin()) {
         repeat = {{"frequency", Int(1, 4)}, {"period", 1}, {"periodUnit", "d"}};
       } else {
-        repeat = {{"frequency", 1}, {"period", Pick(std::vector<int>{4, 6, 8, 12})}, {"periodUnit", "h"}};
+        repeat = {
+            {"frequency", 1}, {"period", Pick(std::vector<int>{4, 6, 8, 12})}, {"periodUnit", "h"}};
       }
-      if (Coin(0.3)) repeat["boundsDuration"] = {{"value", Int(3, 30)}, {"unit", "day"}, {"system", "http://unitsofmeasure.org"}, {"code", "d"}};
+      if (Coin(0.3))
+        repeat["boundsDuration"] = {{"value", Int(3, 30)},
+                                    {"unit", "day"},
+                                    {"system", "http://unitsofmeasure.org"},
+                                    {"code", "d"}};
       dosage["timing"] = {{"repeat", repeat}};
-      if (Coin(0.3)) dosage["asNeededFor"] = json::array({{{"coding", json::array({{{"system", "http://snomed.info/sct"}, {"code", "22253000"}, {"display", "Pain"}}})}}});
+      if (Coin(0.3))
+        dosage["asNeededFor"] =
+            json::array({{{"coding", json::array({{{"system", "http://snomed.info/sct"},
+                                                   {"code", "22253000"},
+                                                   {"display", "Pain"}}})}}});
     }
     mr["dosageInstruction"] = json::array({dosage});
     if (Coin(0.3)) mr["substitution"] = {{"allowedBoolean", false}};
     if (Coin(0.3)) mr["note"] = json::array({{{"text", "Generated note " + Digits(4)}}});
     if (Coin(0.3)) {
-      mr["reason"] = json::array({{{"concept", {{"coding", json::array({{{"system", "http://hl7.org/fhir/sid/icd-10-cm"}, {"code", "I10"}, {"display", "Essential hypertension"}}})}}}}});
+      mr["reason"] =
+          json::array({{{"concept",
+                         {{"coding", json::array({{{"system", "http://hl7.org/fhir/sid/icd-10-cm"},
+                                                   {"code", "I10"},
+                                                   {"display", "Essential hypertension"}}})}}}}});
     }
-    return {{"medication_request", mr}, {"patient", patient}, {"practitioner", practitioner}, {"pharmacy", pharmacy}};
+    return {{"medication_request", mr},
+            {"patient", patient},
+            {"practitioner", practitioner},
+            {"pharmacy", pharmacy}};
   }
 
  private:
   std::mt19937 rng_;
-  std::vector<std::string> families_{"Okafor", "Lindqvist", "Nakamura", "Brennan", "Delacroix", "Haddad", "Moreno", "Ivanova", "Kowalski", "Smith"};
-  std::vector<std::string> givens_{"Ada", "Ben", "Chioma", "Dmitri", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jon"};
+  std::vector<std::string> families_{"Okafor", "Lindqvist", "Nakamura", "Brennan",  "Delacroix",
+                                     "Haddad", "Moreno",    "Ivanova",  "Kowalski", "Smith"};
+  std::vector<std::string> givens_{"Ada",   "Ben",   "Chioma", "Dmitri", "Elena",
+                                   "Farid", "Grace", "Hiro",   "Ines",   "Jon"};
   std::vector<std::string> streets_{"Main St", "Oak Ave", "Canal Walk", "Juniper Rd", "Elm Ct"};
   std::vector<std::string> cities_{"Richmond", "Columbus", "Madison", "Austin", "Portland"};
   std::vector<std::string> states_{"VA", "OH", "WI", "TX", "OR"};
-  std::vector<std::string> pharmacies_{"Riverbend Pharmacy", "Corner Drug", "Northside Rx", "Valley Apothecary"};
-  std::vector<std::vector<std::string>> drugs_{{"lisinopril 10 MG Oral Tablet", "314076"},
-                                               {"metformin hydrochloride 500 MG Oral Tablet", "861007"},
-                                               {"atorvastatin 20 MG Oral Tablet", "617310"},
-                                               {"amoxicillin 500 MG Oral Capsule", "308191"}};
-  std::vector<std::vector<std::string>> units_{{"tablet", "http://terminology.hl7.org/CodeSystem/v3-orderableDrugForm", "TAB"},
-                                               {"capsule", "http://terminology.hl7.org/CodeSystem/v3-orderableDrugForm", "CAP"},
-                                               {"mL", "http://unitsofmeasure.org", "mL"},
-                                               {"Tablet", "http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl#", "C48542"},
-                                               {"tablets", "", ""}};
-  std::vector<std::string> texts_{"once daily", "twice daily", "every 6 hours as needed", "at bedtime"};
+  std::vector<std::string> pharmacies_{"Riverbend Pharmacy", "Corner Drug", "Northside Rx",
+                                       "Valley Apothecary"};
+  std::vector<std::vector<std::string>> drugs_{
+      {"lisinopril 10 MG Oral Tablet", "314076"},
+      {"metformin hydrochloride 500 MG Oral Tablet", "861007"},
+      {"atorvastatin 20 MG Oral Tablet", "617310"},
+      {"amoxicillin 500 MG Oral Capsule", "308191"}};
+  std::vector<std::vector<std::string>> units_{
+      {"tablet", "http://terminology.hl7.org/CodeSystem/v3-orderableDrugForm", "TAB"},
+      {"capsule", "http://terminology.hl7.org/CodeSystem/v3-orderableDrugForm", "CAP"},
+      {"mL", "http://unitsofmeasure.org", "mL"},
+      {"Tablet", "http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl#", "C48542"},
+      {"tablets", "", ""}};
+  std::vector<std::string> texts_{"once daily", "twice daily", "every 6 hours as needed",
+                                  "at bedtime"};
 };
 
 TransformOptions Fixed(script::Version v) {
@@ -247,11 +303,13 @@ TEST_SUITE("Round trip") {
         CHECK(mr->dispense_request->expected_supply_duration->value ==
               mr0.dispense_request->expected_supply_duration->value);
       }
-      CHECK(mr->substitution->allowed_boolean == mr0.substitution.value_or(fhir::Substitution{true}).allowed_boolean.value_or(true));
+      CHECK(mr->substitution->allowed_boolean ==
+            mr0.substitution.value_or(fhir::Substitution{true}).allowed_boolean.value_or(true));
       CHECK(mr->note.size() == mr0.note.size());
       CHECK(mr->reason.size() == mr0.reason.size());
       // The drug: its text, and each code.
-      const fhir::CodeableConcept* cc = mr->medication.concept_ ? &*mr->medication.concept_ : nullptr;
+      const fhir::CodeableConcept* cc =
+          mr->medication.concept_ ? &*mr->medication.concept_ : nullptr;
       if (!cc) {
         const auto* med = FindType(*bundle, "Medication")->get<fhir::Medication>();
         REQUIRE(med);

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include "rxflow/script/xml.h"
+
 #include "testing/files.h"
 
 using namespace rxflow;

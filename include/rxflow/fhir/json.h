@@ -4,7 +4,8 @@
 //
 // Reading is done with simdjson straight into the structs: no DOM is built. Every problem
 // is reported as an `Issue` whose path is a JSON path into the input, e.g.
-//   error: medication_request.dosageInstruction[0].timing.repeat.period: expected a decimal, got a string
+//   error: medication_request.dosageInstruction[0].timing.repeat.period: expected a decimal, got a
+//   string
 //
 // Modes: lenient (the default) reports unknown elements as warnings and goes on; strict
 // reports them as errors. In both modes, a known FHIR element that RxFlow does not model

@@ -116,7 +116,7 @@ struct Address {
 struct ContactPoint {
   std::string system;  // phone | fax | email | pager | url | sms | other
   std::string value;
-  std::string use;     // home | work | temp | old | mobile
+  std::string use;  // home | work | temp | old | mobile
   std::optional<int64_t> rank;
 };
 
@@ -325,8 +325,8 @@ struct MedicationDispense : ResourceBase {
   std::optional<CodeableReference> not_performed_reason;
   CodeableReference medication;
   std::optional<Reference> subject;
-  std::vector<Reference> performer;  // performer.actor: the dispensing pharmacy
-  std::optional<Reference> location;  // a Location (RxFlow sets none)
+  std::vector<Reference> performer;     // performer.actor: the dispensing pharmacy
+  std::optional<Reference> location;    // a Location (RxFlow sets none)
   std::optional<CodeableConcept> type;  // first fill, partial fill, ...
   std::optional<Quantity> quantity;
   std::optional<Quantity> days_supply;
@@ -385,8 +385,8 @@ struct Bundle : ResourceBase {
 
 // Any resource RxFlow reads or writes.
 struct Resource {
-  std::variant<MedicationRequest, Patient, Practitioner, PractitionerRole, Organization,
-               Medication, MedicationDispense, Task, OperationOutcome, MessageHeader, Bundle>
+  std::variant<MedicationRequest, Patient, Practitioner, PractitionerRole, Organization, Medication,
+               MedicationDispense, Task, OperationOutcome, MessageHeader, Bundle>
       value;
 
   // "MedicationRequest", "Patient", ...

@@ -27,7 +27,8 @@ inline constexpr std::string_view kNpi = "http://hl7.org/fhir/sid/us-npi";
 inline constexpr std::string_view kDeaOid = "urn:oid:2.16.840.1.113883.4.814";
 inline constexpr std::string_view kNcpdpId =
     "http://terminology.hl7.org/CodeSystem/NCPDPProviderIdentificationNumber";
-inline constexpr std::string_view kV2IdentifierType = "http://terminology.hl7.org/CodeSystem/v2-0203";
+inline constexpr std::string_view kV2IdentifierType =
+    "http://terminology.hl7.org/CodeSystem/v2-0203";
 inline constexpr std::string_view kSsn = "http://hl7.org/fhir/sid/us-ssn";
 inline constexpr std::string_view kNucc = "http://nucc.org/provider-taxonomy";
 inline constexpr std::string_view kGtsAbbreviation =
@@ -77,7 +78,8 @@ std::optional<SnomedConcept> TimeUnitToSnomed(std::string_view ucum_unit);
 std::optional<std::string_view> SnomedToTimeUnit(std::string_view snomed_code);
 
 // NDC → the 11-digit 5-4-2 form without hyphens. Accepts 11 digits, or the hyphenated
-// 5-4-2, 4-4-2, 5-3-2 and 5-4-1 forms (the 10-digit ones padded with a zero). nullopt when the text is not an NDC.
+// 5-4-2, 4-4-2, 5-3-2 and 5-4-1 forms (the 10-digit ones padded with a zero). nullopt when the text
+// is not an NDC.
 std::optional<std::string> NormalizeNdc(std::string_view ndc);
 
 }  // namespace rxflow::mapping

@@ -40,7 +40,7 @@ std::string_view ProvenanceName(Provenance p);
 struct SigElementProvenance {
   std::string element;  // SCRIPT element, e.g. "Instruction[1]/DoseAdministration/Dosage"
   Provenance provenance;
-  std::string source;   // FHIR path it came from, or why it is absent
+  std::string source;  // FHIR path it came from, or why it is absent
 };
 
 struct NewRxOptions {

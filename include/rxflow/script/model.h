@@ -255,7 +255,7 @@ struct Medication {
 };
 
 struct DigitalSignature {
-  std::string version;  // attribute Version
+  std::string version;        // attribute Version
   std::string digest_method;  // SHA-1 | SHA-256
   std::string digest_value;
   std::string signature_value;
@@ -381,9 +381,9 @@ struct RxFill {
   std::optional<Medication> medication_prescribed;
 };
 
-using Body = std::variant<NewRx, Status, Error, Verify, CancelRx, CancelRxResponse,
-                          RxRenewalRequest, RxRenewalResponse, RxChangeRequest,
-                          RxChangeResponse, RxFill>;
+using Body =
+    std::variant<NewRx, Status, Error, Verify, CancelRx, CancelRxResponse, RxRenewalRequest,
+                 RxRenewalResponse, RxChangeRequest, RxChangeResponse, RxFill>;
 
 // "NewRx", "Status", ...
 std::string_view TransactionName(const Body& body);
