@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs RxFlow from BUILD_DIR into a temporary prefix, then builds and runs two consumer
+# projects: one through find_package(rxflow), one through add_subdirectory.
+set -euo pipefail
+SRC="$1"
+BUILD="$2"
+FIXTURE="$SRC/tests/fixtures/fhir/medication_request_lisinopril.json"
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+pass=0
+fail=0
+cmake --install "$BUILD" --prefix "$TMP/prefix" >/dev/null
+GEN=(-G Ninja)
+# Let ccache reuse objects compiled in another directory.
+export CCACHE_BASEDIR="$TMP" CCACHE_NOHASHDIR=1
+if cmake -S "$SRC/tests/cmake/find_package" -B "$TMP/fp" "${GEN[@]}" -DCMAKE_PREFIX_PATH="$TMP/prefix" >/dev/null &&
+   cmake --build "$TMP/fp" >/dev/null && "$TMP/fp/consumer" < "$FIXTURE" | grep -q '<NewRx>'; then
+  pass=$((pass + 1))
+else
+  echo "FAIL: find_package consumer"; fail=$((fail + 1))
+fi
+if cmake -S "$SRC/tests/cmake/add_subdirectory" -B "$TMP/as" "${GEN[@]}" -DRXFLOW_SOURCE_DIR="$SRC" >/dev/null &&
+   cmake --build "$TMP/as" >/dev/null && "$TMP/as/consumer" < "$FIXTURE" | grep -q '<NewRx>'; then
+  pass=$((pass + 1))
+else
+  echo "FAIL: add_subdirectory consumer"; fail=$((fail + 1))
+fi
+# add_subdirectory must not build RxFlow's tests.
+if [ -e "$TMP/as/rxflow/tests/rxflow_tests" ]; then echo "FAIL: tests built as a subproject"; fail=$((fail + 1)); else pass=$((pass + 1)); fi
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
