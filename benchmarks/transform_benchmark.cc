@@ -117,6 +117,20 @@ void BM_ToScriptFull(benchmark::State& state) {
 }
 BENCHMARK(BM_ToScriptFull);
 
+// The original design's example request alone (medication_request_lisinopril.json).
+void BM_ToScriptLisinopril(benchmark::State& state) {
+  std::string json = testing::ReadFixture("fhir/medication_request_lisinopril.json");
+  TransformOptions o = Options();
+  for (auto _ : state) {
+    IssueList issues;
+    auto out = ToScript(json, issues, o);
+    benchmark::DoNotOptimize(out);
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * json.size()));
+}
+BENCHMARK(BM_ToScriptLisinopril);
+
 void BM_ReadXmlValidated(benchmark::State& state) {
   const Corpus& c = GetCorpus();
   for (auto _ : state) {

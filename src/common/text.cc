@@ -147,20 +147,24 @@ bool IsFhirUri(std::string_view s) {
   return true;
 }
 
+// Branch-free loops: the compiler vectorizes them, and these run on every value.
 bool HasNoControlChars(std::string_view s) {
+  unsigned bad = 0;
   for (char ch : s) {
     unsigned char c = static_cast<unsigned char>(ch);
-    if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') return false;
+    bad |= static_cast<unsigned>(c < 0x20) & static_cast<unsigned>(c != '\t') &
+           static_cast<unsigned>(c != '\n') & static_cast<unsigned>(c != '\r');
   }
-  return true;
+  return bad == 0;
 }
 
 bool IsPrintableAscii(std::string_view s) {
+  unsigned bad = 0;
   for (char ch : s) {
     unsigned char c = static_cast<unsigned char>(ch);
-    if (c < 0x20 || c > 0x7E) return false;
+    bad |= static_cast<unsigned>(c < 0x20) | static_cast<unsigned>(c > 0x7E);
   }
-  return true;
+  return bad == 0;
 }
 
 bool IsScriptNumeric(std::string_view s) {
@@ -237,6 +241,17 @@ void AppendJsonEscaped(std::string& out, std::string_view s) {
 }
 
 void AppendXmlEscaped(std::string& out, std::string_view s) {
+  // Most values need no escaping: check first, then append in one go.
+  unsigned special = 0;
+  for (char c : s) {
+    special |= static_cast<unsigned>(c == '&') | static_cast<unsigned>(c == '<') |
+               static_cast<unsigned>(c == '>') | static_cast<unsigned>(c == '"') |
+               static_cast<unsigned>(c == '\'');
+  }
+  if (!special) {
+    out.append(s);
+    return;
+  }
   size_t run = 0;
   for (size_t i = 0; i < s.size(); ++i) {
     const char* rep;

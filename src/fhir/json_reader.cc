@@ -287,6 +287,7 @@ class Reader {
     std::vector<std::string_view> more_seen;  // objects with more than 48 keys (rare)
     size_t n_seen = 0;
     size_t n_fields = 0;
+    uint64_t filter = 0;
     for (auto field_result : obj) {
       od::field field;
       if (std::move(field_result).get(field)) {
@@ -300,11 +301,16 @@ class Reader {
       }
       Scope scope(*this, key);
       ++n_fields;
-      if (std::find(seen.begin(), seen.begin() + n_seen, key) != seen.begin() + n_seen ||
-          std::find(more_seen.begin(), more_seen.end(), key) != more_seen.end()) {
+      // A 64-bit filter on (length, first, last character) skips the linear search for
+      // almost every key; only a possible repeat is compared.
+      uint64_t bit = uint64_t{1} << ((key.size() * 7 + (key.empty() ? 0 : key[0] * 3 + key.back())) & 63);
+      if ((filter & bit) &&
+          (std::find(seen.begin(), seen.begin() + n_seen, key) != seen.begin() + n_seen ||
+           std::find(more_seen.begin(), more_seen.end(), key) != more_seen.end())) {
         Error(IssueCode::kStructure, "duplicate property");
         continue;
       }
+      filter |= bit;
       if (n_seen < seen.size()) {
         seen[n_seen++] = key;
       } else {

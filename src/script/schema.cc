@@ -418,14 +418,14 @@ struct Matcher {
 }  // namespace
 
 int ComplexType::FindDecl(std::string_view name) const {
-  // Linear for small types (most are), hash lookup for large ones.
+  // Linear for small types (most are), hash lookup without a temporary string otherwise.
   if (decls.size() <= 12) {
     for (size_t i = 0; i < decls.size(); ++i) {
       if (decls[i].name == name) return static_cast<int>(i);
     }
     return -1;
   }
-  auto it = decl_index.find(std::string(name));
+  auto it = decl_index.find(absl::string_view(name.data(), name.size()));
   return it == decl_index.end() ? -1 : it->second;
 }
 
