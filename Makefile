@@ -5,7 +5,7 @@ BUILD_ASAN ?= build-asan
 CMAKE_ARGS ?=
 JOBS       ?= $(shell nproc)
 
-.PHONY: all deps configure build run test test-fast test-asan bench format format-check clean
+.PHONY: all deps configure build run test test-fast test-asan bench fuzz format format-check clean
 
 all: build
 
@@ -39,6 +39,18 @@ test-asan: $(BUILD_ASAN)/build.ninja
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j $(JOBS) -LE no-asan
 
+# Coverage-guided fuzzing of every input path (clang + libFuzzer), FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 120
+fuzz: | deps
+	CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DRXFLOW_BUILD_FUZZERS=ON -DRXFLOW_BUILD_TESTS=OFF -DRXFLOW_BUILD_BENCHMARKS=OFF \
+	  -DRXFLOW_BUILD_EXAMPLES=OFF $(CMAKE_ARGS)
+	cmake --build build-fuzz -j $(JOBS) --target rxflow_fuzz_check
+	mkdir -p build-fuzz/corpus
+	cp tests/fixtures/fhir/*.json tests/fixtures/script/*.xml build-fuzz/corpus/
+	build-fuzz/rxflow_fuzz_check -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
+	  -rss_limit_mb=4096 build-fuzz/corpus
+
 bench: build
 	$(BUILD)/benchmarks/rxflow_benchmarks --benchmark_min_time=0.5
 
@@ -50,4 +62,4 @@ format-check:
 	clang-format --dry-run --Werror $(FORMAT_FILES)
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) build-fuzz

@@ -264,10 +264,12 @@ class Reader {
       // early"); say what is really wrong when that is the case.
       size_t end = EndOfFirstValue(json_);
       if (end != std::string_view::npos && !internal::Trim(json_.substr(end)).empty()) {
-        path_.clear();
-        message = internal::Cat("unexpected content after the JSON value at offset ", end);
+        // Reported at the root: the path stack belongs to the scopes still open.
+        issues_.Add(Severity::kFatal, IssueCode::kStructure, "",
+                    internal::Cat("unexpected content after the JSON value at offset ", end));
+      } else {
+        Report(Severity::kFatal, IssueCode::kStructure, std::move(message));
       }
-      Report(Severity::kFatal, IssueCode::kStructure, std::move(message));
     }
     fatal_ = true;
   }
@@ -303,7 +305,8 @@ class Reader {
       ++n_fields;
       // A 64-bit filter on (length, first, last character) skips the linear search for
       // almost every key; only a possible repeat is compared.
-      uint64_t bit = uint64_t{1} << ((key.size() * 7 + (key.empty() ? 0 : key[0] * 3 + key.back())) & 63);
+      uint64_t bit =
+          uint64_t{1} << ((key.size() * 7 + (key.empty() ? 0 : key[0] * 3 + key.back())) & 63);
       if ((filter & bit) &&
           (std::find(seen.begin(), seen.begin() + n_seen, key) != seen.begin() + n_seen ||
            std::find(more_seen.begin(), more_seen.end(), key) != more_seen.end())) {

@@ -193,7 +193,9 @@ class Mapper {
       const std::vector<std::pair<const fhir::ContactPoint*, std::string>>& list,
       const std::string& where, bool mandatory) {
     script::CommunicationNumbers out;
-    for (const auto& [c, p] : list) {
+    for (const auto& entry : list) {
+      const fhir::ContactPoint* c = entry.first;
+      const std::string& p = entry.second;
       if (c->system == "phone" || c->system == "sms") {
         auto phone = MapPhone(*c, p);
         if (!phone) continue;
@@ -413,8 +415,8 @@ class Mapper {
     }
     if (addresses.empty()) {
       issues_.Error(path + ".address", IssueCode::kRequired,
-                    "the prescriber's address is required (Practitioner.address or "
-                    "PractitionerRole.contact.address)");
+                    "the prescriber's address is required (Practitioner.address, "
+                    "PractitionerRole.contact.address or the role organization's contact)");
     } else {
       size_t pick = 0;
       for (size_t i = 0; i < addresses.size(); ++i) {
@@ -447,6 +449,10 @@ class Mapper {
       std::string ip = Cat(path, ".identifier[", i, "]");
       switch (ClassifyIdentifier(id.system, TypeCode(id))) {
         case IdentifierKind::kNcpdpId:
+          if (!ph.identification.ncpdp_id.empty()) {
+            Dropped(ip, "SCRIPT carries one pharmacy NCPDP ID: not sent");
+            break;
+          }
           ph.identification.ncpdp_id = Text(
               id.value, [&] { return ip + ".value"; }, 35, "NCPDP ID");
           if (!ph.identification.ncpdp_id.empty() &&
@@ -455,11 +461,19 @@ class Mapper {
           }
           break;
         case IdentifierKind::kNpi:
+          if (!ph.identification.npi.empty()) {
+            Dropped(ip, "SCRIPT carries one pharmacy NPI: not sent");
+            break;
+          }
           ph.identification.npi = Text(
               id.value, [&] { return ip + ".value"; }, 35, "NPI");
           pharmacy_npi_path_ = ip + ".value";
           break;
         case IdentifierKind::kDea:
+          if (!ph.identification.dea_number.empty()) {
+            Dropped(ip, "SCRIPT carries one pharmacy DEA number: not sent");
+            break;
+          }
           ph.identification.dea_number = Text(
               id.value, [&] { return ip + ".value"; }, 35, "DEA number");
           break;
@@ -570,7 +584,7 @@ class Mapper {
         if (!ndc) {
           issues_.Error(cp + ".code", IssueCode::kValue,
                         Cat("not an NDC: \"", c.code.substr(0, 20),
-                            "\" (11 digits, or 4-4-2/5-3-2/5-4-1 with hyphens)"));
+                            "\" (11 digits, or 5-4-2/4-4-2/5-3-2/5-4-1 with hyphens)"));
         } else if (!coded.product_code) {
           coded.product_code = script::CodeQualifier{*ndc, "ND"};
           any = true;
@@ -607,12 +621,29 @@ class Mapper {
           any = true;
           continue;
         }
+        if (ing.strength_quantity) {
+          Dropped(ip + ".strengthQuantity",
+                  "strength as a quantity is not sent (use strengthRatio)");
+          continue;
+        }
         if (!ing.strength_ratio || !ing.strength_ratio->numerator) continue;
         const auto& den = ing.strength_ratio->denominator;
-        if (den && den->value != "1") {
-          // "400 mg / 5 mL" has no single StrengthValue + unit; DrugDescription carries it.
+        // Strength is per one unit of a dose form (tablet, capsule, ...). "400 mg / 5 mL" or
+        // "100 units / mL" has no single StrengthValue and unit: DrugDescription carries it.
+        static constexpr std::string_view kPerUnit[] = {
+            "",    "1",     "TAB",      "CAP",       "PATCH",   "SUPP",
+            "LOZ", "{tbl}", "{tablet}", "{capsule}", "{patch}", "{each}"};
+        bool per_unit = !den || (internal::ParseDecimal(den->value).value_or(0) == 1 &&
+                                 std::find(std::begin(kPerUnit), std::end(kPerUnit), den->code) !=
+                                     std::end(kPerUnit));
+        if (!per_unit) {
           Dropped(ip + ".strengthRatio",
-                  "a strength per a quantity other than 1 is not sent as Strength");
+                  "a strength per a volume or per more than one unit is not sent as Strength");
+          continue;
+        }
+        if (!ing.strength_ratio->numerator->comparator.empty()) {
+          Dropped(ip + ".strengthRatio.numerator.comparator",
+                  "a strength with a comparator is not sent");
           continue;
         }
         const fhir::Quantity& num = *ing.strength_ratio->numerator;
@@ -684,14 +715,14 @@ class Mapper {
     if (dr && dr->expected_supply_duration) {
       const fhir::Quantity& d = *dr->expected_supply_duration;
       std::string dp = p + ".dispenseRequest.expectedSupplyDuration";
-      auto v = internal::ParseDecimal(d.value);
+      auto v = d.comparator.empty() ? internal::ParseDecimal(d.value) : std::nullopt;
       double factor = 0;
       std::string_view unit = d.code.empty() ? std::string_view(d.unit) : std::string_view(d.code);
       if (unit == "d" || unit == "day" || unit == "days") factor = 1;
       if (unit == "wk" || unit == "week" || unit == "weeks") factor = 7;
       if (!v || factor == 0) {
         issues_.Error(dp, IssueCode::kValue,
-                      "supply duration must be a number of days (unit d) or weeks (wk)");
+                      "supply duration must be an exact number of days (unit d) or weeks (wk)");
       } else {
         double days = *v * factor;
         if (days != std::floor(days) || days < 1 || days > 999) {
@@ -803,9 +834,27 @@ class Mapper {
     m.sig = sig.Map(mr.dosage_instruction, p + ".dosageInstruction", provenance_);
   }
 
+  void ReportExtensions(const fhir::ResourceBase& r, const std::string& path) {
+    for (size_t i = 0; i < r.extension.size(); ++i) {
+      Dropped(Cat(path, ".extension[", i, "]"), "extension not mapped to SCRIPT: not sent");
+    }
+  }
+
   void ReportUnmapped() {
     const fhir::MedicationRequest& mr = in_.medication_request;
     const std::string& p = in_.medication_request_path;
+    ReportExtensions(in_.patient, in_.patient_path);
+    if (in_.practitioner) ReportExtensions(*in_.practitioner, in_.practitioner_path);
+    if (in_.practitioner_role) ReportExtensions(*in_.practitioner_role, in_.practitioner_role_path);
+    if (in_.pharmacy) ReportExtensions(*in_.pharmacy, in_.pharmacy_path);
+    if (in_.medication) {
+      for (size_t i = 0; i < in_.medication->extension.size(); ++i) {
+        if (in_.medication->extension[i].url != kDeaScheduleExtension) {
+          Dropped(Cat(in_.medication_path, ".extension[", i, "]"),
+                  "extension not mapped to SCRIPT: not sent");
+        }
+      }
+    }
     if (!mr.category.empty()) Dropped(p + ".category");
     if (mr.encounter) Dropped(p + ".encounter");
     if (mr.course_of_therapy_type) Dropped(p + ".courseOfTherapyType");
@@ -831,6 +880,13 @@ class Mapper {
     }
     for (size_t i = 0; i < mr.identifier.size(); ++i) {
       if (i == order_number_index_) continue;
+      const std::string& sys = mr.identifier[i].system;
+      if (sys == "urn:rxflow:ncpdp:message-id" || sys == "urn:rxflow:ncpdp:rx-reference-number") {
+        Dropped(
+            Cat(p, ".identifier[", i, "]"),
+            "an earlier SCRIPT message's id is not resent (each message gets its own): not sent");
+        continue;
+      }
       Dropped(Cat(p, ".identifier[", i, "]"),
               "SCRIPT carries one prescriber order number: not sent");
     }

@@ -37,10 +37,12 @@ std::string JsonString(std::string_view v) {
   return out;
 }
 
-// ICD-10-CM codes travel without the dot in SCRIPT; FHIR writes it after the category.
-std::string IcdWithDot(const std::string& code) {
-  if (code.size() <= 3 || code.find('.') != std::string::npos) return code;
-  return code.substr(0, 3) + "." + code.substr(3);
+// ICD codes travel without the dot in SCRIPT; FHIR writes it after the category (three
+// characters; four for ICD-9-CM E codes, e.g. E849.7).
+std::string IcdWithDot(const std::string& code, bool icd9) {
+  size_t category = icd9 && !code.empty() && code[0] == 'E' ? 4 : 3;
+  if (code.size() <= category || code.find('.') != std::string::npos) return code;
+  return code.substr(0, category) + "." + code.substr(category);
 }
 
 fhir::Identifier Id(std::string_view system, const std::string& value) {
@@ -330,10 +332,10 @@ class Builder {
         std::string system, code = c->code;
         if (c->qualifier == "ABF") {
           system = std::string(kIcd10Cm);
-          code = IcdWithDot(code);
+          code = IcdWithDot(code, false);
         } else if (c->qualifier == "DX") {
           system = std::string(kIcd9Cm);
-          code = IcdWithDot(code);
+          code = IcdWithDot(code, true);
         } else if (c->qualifier == "LD") {
           system = std::string(kSnomed);
         } else {

@@ -127,6 +127,8 @@ class InstructionBuilder {
             DoseUnitOf(*dr.dose_quantity, dp + ".doseQuantity", "DoseAdministration/Dosage");
       } else if (dr.dose_range) {
         if (!dr.dose_range->low || !dr.dose_range->high) Fail(dp + ".doseRange", "open dose range");
+        NoComparator(*dr.dose_range->low, dp + ".doseRange.low");
+        NoComparator(*dr.dose_range->high, dp + ".doseRange.high");
         a.dose_quantity = Number(dr.dose_range->low->value, dp + ".doseRange.low.value");
         a.dose_unit =
             DoseUnitOf(*dr.dose_range->low, dp + ".doseRange.low", "DoseAdministration/Dosage");
@@ -237,6 +239,7 @@ class InstructionBuilder {
         }
         if (r.bounds_duration) {
           const fhir::Quantity& b = *r.bounds_duration;
+          NoComparator(b, rp + ".boundsDuration");
           script::TimingAndDuration td;
           td.kind = script::TimingAndDuration::Kind::kDuration;
           td.numeric_value = Number(b.value, rp + ".boundsDuration.value");
@@ -382,6 +385,12 @@ std::optional<script::Sig> SigMapper::Map(const std::vector<fhir::Dosage>& dosag
   } catch (const NotStructured& ns) {
     sig.instruction.clear();
     sig.clarifying_free_text.clear();
+    for (size_t i = 0; i < dosages.size(); ++i) {
+      if (!dosages[i].patient_instruction.empty()) {
+        issues_.Warning(Cat(path, "[", i, "].patientInstruction"), IssueCode::kNotSupported,
+                        "sent only with a structured Sig (ClarifyingFreeText): not sent");
+      }
+    }
     issues_.Add(Severity::kInformation, IssueCode::kInformational, ns.path,
                 Cat("structured Sig not sent (", ns.reason, "); SigText carries the instructions"));
     provenance.push_back({"Sig (structured)", Provenance::kAbsent, Cat(ns.path, ": ", ns.reason)});

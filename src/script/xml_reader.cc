@@ -930,6 +930,11 @@ absl::Status ParseAndValidate(std::string_view xml, IssueList& issues, const Rea
   }
   if (issues.error_count() > errors_before) {
     for (const Issue& i : issues) {
+      if (i.severity == Severity::kError && i.code == IssueCode::kTooCostly) {
+        return absl::ResourceExhaustedError(ToString(i));
+      }
+    }
+    for (const Issue& i : issues) {
       if (i.severity == Severity::kError || i.severity == Severity::kFatal) {
         return absl::InvalidArgumentError(
             Cat("SCRIPT ", out.profile->name(), " message is invalid: ", ToString(i)));

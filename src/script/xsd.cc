@@ -45,7 +45,7 @@ absl::Status ValidateWithXsd(std::string_view xml, const std::string& xsd_dir, I
   if (std::FILE* f = std::fopen(entry.c_str(), "rb")) {
     std::fclose(f);
   } else {
-    return absl::FailedPreconditionError(
+    return absl::NotFoundError(
         rxflow::internal::Cat("cannot load the XSD set at ", xsd_dir, " (no transport.xsd)"));
   }
   // libxml2 prints loader warnings on stderr by default; RxFlow reports them as issues.
@@ -57,7 +57,7 @@ absl::Status ValidateWithXsd(std::string_view xml, const std::string& xsd_dir, I
   xmlSchemaPtr schema = xmlSchemaParse(pctx);
   xmlSchemaFreeParserCtxt(pctx);
   if (!schema) {
-    return absl::FailedPreconditionError(
+    return absl::NotFoundError(
         rxflow::internal::Cat("cannot load the XSD set at ", xsd_dir, " (entry transport.xsd)"));
   }
   size_t schema_errors = sink.count;

@@ -137,7 +137,7 @@ TEST_SUITE("Profiles") {
     CHECK(bad[0].path.find("line ") == 0);
     IssueList missing;
     CHECK(script::ValidateWithXsd(x, "/nonexistent", missing).code() ==
-          absl::StatusCode::kFailedPrecondition);
+          absl::StatusCode::kNotFound);
   }
 #endif
 }

@@ -9,8 +9,9 @@
 // `std::optional`, repeating elements `std::vector`, primitives are kept as the text that
 // appeared on the wire (a FHIR decimal keeps its precision: "1.50" stays "1.50").
 // Elements RxFlow does not model are not silently lost: the JSON reader reports each one
-// as an issue with its path (see rxflow/fhir/json.h). Extensions and modifier extensions
-// are kept with their value as raw JSON.
+// as an issue with its path (see rxflow/fhir/json.h). Extensions are kept with their value
+// as raw JSON; a modifier extension is an error (RxFlow cannot map what it does not
+// understand).
 #ifndef RXFLOW_FHIR_R5_H_
 #define RXFLOW_FHIR_R5_H_
 

@@ -91,8 +91,8 @@ StatusOr<NewRxResult> ToCancelRx(const fhir::PrescriptionInput& input,
 struct ToFhirOptions {
   // Bundle.type of the result. Default: collection.
   std::string bundle_type = "collection";
-  // Prefix for fullUrl/ids of created resources. Ids are derived from the MessageID, so the
-  // same message always yields the same Bundle.
+  // Prefix for the ids of created resources. Ids and the urn:uuid fullUrls are derived
+  // from the MessageID, so the same message always yields the same Bundle.
   std::string id_prefix;
 };
 
@@ -101,7 +101,8 @@ struct ToFhirOptions {
 //                                              (+ PractitionerRole) + Organization + Medication
 //   Status, Verify, CancelRxResponse          → Task (status of the request it relates to)
 //   Error                                     → OperationOutcome (+ Task failed)
-//   RxFill                                    → MedicationDispense (+ Patient, Organization)
+//   RxFill                                    → MedicationDispense (+ Patient, Organization,
+//                                                 Practitioner: the prescriber, for reference)
 StatusOr<fhir::Bundle> ToFhir(const script::Message& message, IssueList& issues,
                               const ToFhirOptions& options = {});
 

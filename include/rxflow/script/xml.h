@@ -81,7 +81,8 @@ StatusOr<std::string> WriteXml(const Message& message, IssueList& issues,
 
 struct ReadOptions {
   // Profile to read with. Default (nullptr): chosen from the Message version attributes
-  // (TransportVersion "20170715"/"2017071" → 2017071, "2023011" → 2023011), else 2023011.
+  // (TransportVersion "20170715"/"20170714"/"2017071" → 2017071, "2023011" → 2023011), else
+  // 2023011 with a warning.
   const Profile* profile = nullptr;
   // Inputs larger than this are refused (ResourceExhausted). Default: 4 MiB.
   size_t max_input_bytes = size_t{4} << 20;
