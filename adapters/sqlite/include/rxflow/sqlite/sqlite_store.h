@@ -1,0 +1,45 @@
+// File: rxflow/sqlite/sqlite_store.h
+//
+// The embedded default store: SQLite in WAL mode with synchronous=FULL, so a commit that
+// returned is on disk. One writer thread does every write with group commit: concurrent
+// callers' operations share one transaction and one fsync, each caller blocks until its
+// own operation is durable (or failed alone, inside its savepoint). Readers use their own
+// connections and run concurrently with the writer.
+//
+// Example:
+//   rxflow::store::SqliteOptions options;
+//   options.path = "./rxflow-data/rxflow.db";
+//   auto store = rxflow::store::OpenSqliteStore(options);
+#ifndef RXFLOW_SQLITE_SQLITE_STORE_H_
+#define RXFLOW_SQLITE_SQLITE_STORE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "rxflow/clock.h"
+#include "rxflow/status.h"
+#include "rxflow/store/event_store.h"
+
+namespace rxflow::store {
+
+struct SqliteOptions {
+  // Database file; its directory is created when missing. Required.
+  std::string path;
+  // Clock for outbox leases and timestamps. Default: SystemClock(). Must outlive the store.
+  Clock* clock = nullptr;
+  // Most operations per group commit. 1 turns group commit off (one fsync per operation).
+  // Default: 256.
+  size_t max_batch = 256;
+  // Reader connections (concurrent reads). Default: 4.
+  size_t readers = 4;
+};
+
+// Opens (creating and migrating when needed) the SQLite store. Unavailable when the file
+// cannot be opened or migrated.
+StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options);
+
+}  // namespace rxflow::store
+
+#endif  // RXFLOW_SQLITE_SQLITE_STORE_H_

@@ -1,0 +1,66 @@
+// File: rxflow/clock.h
+//
+// Time and identifiers are injected (leveldb's Env idea): the domain never reads the wall
+// clock or a random source itself, so tests can replay any history exactly.
+#ifndef RXFLOW_CLOCK_H_
+#define RXFLOW_CLOCK_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace rxflow {
+
+// A source of the current time. Implementations are safe for concurrent use.
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  // Microseconds since the Unix epoch, UTC.
+  virtual int64_t NowMicros() = 0;
+};
+
+// The system clock. Never null; lives for the program.
+Clock& SystemClock();
+
+// A clock that moves only when told. Thread-safe.
+class FakeClock : public Clock {
+ public:
+  explicit FakeClock(int64_t start_micros = 1'764'151'200'000'000)  // 2025-11-26T10:00:00Z
+      : now_(start_micros) {}
+  int64_t NowMicros() override;
+  void Advance(int64_t micros);
+  void Set(int64_t micros);
+
+ private:
+  std::atomic<int64_t> now_;
+};
+
+// RFC 3339 UTC with microseconds: "2026-11-26T10:00:00.000000Z".
+std::string FormatRfc3339(int64_t micros);
+
+// A source of unique ids. Implementations are safe for concurrent use.
+class IdGenerator {
+ public:
+  virtual ~IdGenerator() = default;
+  // A new id: 32 lowercase hex digits (a random UUID v4 without dashes by default).
+  virtual std::string NewId() = 0;
+};
+
+// Random ids from OpenSSL's CSPRNG. Never null; lives for the program.
+IdGenerator& RandomIds();
+
+// Ids "<prefix>-000001", "<prefix>-000002", ... for tests. Thread-safe.
+class SequentialIds : public IdGenerator {
+ public:
+  explicit SequentialIds(std::string prefix = "id") : prefix_(std::move(prefix)) {}
+  std::string NewId() override;
+
+ private:
+  std::string prefix_;
+  std::atomic<int64_t> next_{1};
+};
+
+}  // namespace rxflow
+
+#endif  // RXFLOW_CLOCK_H_

@@ -1,0 +1,287 @@
+// File: rxflow/domain/prescription.h
+//
+// The Prescription aggregate: a pure state machine. `Decide(state, command)` returns the
+// events a command produces (or FailedPrecondition with the reason); `Apply(state, event)`
+// folds an event into the state. No I/O, no clock, no randomness: times and ids come in
+// with the commands, so the same history always replays to the same state.
+//
+// Lifecycle (docs/event-model.md has the diagram):
+//
+//   Submit ──▶ Received ──▶ Transformed ──(controlled)──▶ ReadyToSign ──Sign──▶ Signed
+//                 │              │                                          │
+//                 └─▶ Rejected   └──────────Route (non-controlled)──┐       └─Route─┐
+//                                                                   ▼               ▼
+//                                   Queued ──MarkSent──▶ Sent ──▶ Acknowledged / Verified
+//                                     ▲                    │        ──RecordFill──▶ Dispensed
+//                                     └──(retryable Error)─┤
+//                                                          └──(permanent Error)──▶ Failed
+//   RequestCancel (before a complete fill) ──▶ CancelRequested ──▶ Cancelled | CancelDenied
+//   Expire (not dispensed, not cancelled) ──▶ Expired
+//
+// Invariants enforced here:
+//   * a controlled substance never routes before it is Signed (21 CFR 1311);
+//   * after Signed no clinical field changes: a change is a cancel and a new prescription;
+//   * nothing happens after a terminal state (Rejected, Failed, Cancelled, Expired, and
+//     Dispensed once complete);
+//   * an illegal command returns FailedPrecondition naming the state and the command.
+#ifndef RXFLOW_DOMAIN_PRESCRIPTION_H_
+#define RXFLOW_DOMAIN_PRESCRIPTION_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "rxflow/status.h"
+
+namespace rxflow::domain {
+
+enum class State {
+  kNone,  // no events yet
+  kReceived,
+  kRejected,
+  kTransformed,
+  kReadyToSign,
+  kSigned,
+  kQueued,
+  kSent,
+  kAcknowledged,
+  kVerified,
+  kFailed,
+  kDispensed,
+  kCancelRequested,
+  kCancelled,
+  kCancelDenied,
+  kExpired,
+};
+
+// "Received", "ReadyToSign", ...
+std::string_view StateName(State s);
+bool IsTerminal(State s, bool fill_complete);
+
+// ---- events (past tense) ----------------------------------------------------------------
+
+struct PrescriptionReceived {
+  static constexpr std::string_view kType = "PrescriptionReceived";
+  static constexpr int kSchemaVersion = 1;
+  std::string idempotency_key;
+  std::string request_sha256;  // of the request as received (the request is not stored here)
+  std::string source;          // "fhir-envelope" | "fhir-bundle"
+};
+
+struct PrescriptionRejected {
+  static constexpr std::string_view kType = "PrescriptionRejected";
+  static constexpr int kSchemaVersion = 1;
+  std::vector<std::string> reasons;  // "severity: path: message" (no PHI values)
+};
+
+struct PrescriptionTransformed {
+  static constexpr std::string_view kType = "PrescriptionTransformed";
+  static constexpr int kSchemaVersion = 1;
+  std::string script_version;  // "2023011" | "2017071"
+  std::string message_id;      // the NewRx Header/MessageID
+  std::string newrx_xml;
+  std::string pharmacy_ncpdp_id;
+  std::string prescriber_npi;
+  std::string drug_description;
+  std::string dea_schedule;  // "" when not controlled
+};
+
+struct PrescriptionReadyToSign {
+  static constexpr std::string_view kType = "PrescriptionReadyToSign";
+  static constexpr int kSchemaVersion = 1;
+};
+
+struct PrescriptionSigned {
+  static constexpr std::string_view kType = "PrescriptionSigned";
+  static constexpr int kSchemaVersion = 1;
+  std::string signer;          // the registrant's id (never an agent)
+  std::string signature;       // base64 signature over the signed content, or a reference
+  std::string signed_content_sha256;
+};
+
+struct PrescriptionQueued {
+  static constexpr std::string_view kType = "PrescriptionQueued";
+  static constexpr int kSchemaVersion = 1;
+  std::string pharmacy_ncpdp_id;
+  int attempt = 1;
+};
+
+struct PrescriptionSent {
+  static constexpr std::string_view kType = "PrescriptionSent";
+  static constexpr int kSchemaVersion = 1;
+  std::string message_id;
+  int attempt = 1;
+};
+
+struct PharmacyAcknowledged {  // SCRIPT Status
+  static constexpr std::string_view kType = "PharmacyAcknowledged";
+  static constexpr int kSchemaVersion = 1;
+  std::string status_code;  // 000, 010, ...
+  std::string relates_to_message_id;
+};
+
+struct PharmacyVerified {  // SCRIPT Verify
+  static constexpr std::string_view kType = "PharmacyVerified";
+  static constexpr int kSchemaVersion = 1;
+  std::string relates_to_message_id;
+};
+
+struct PharmacyErrorReceived {  // SCRIPT Error
+  static constexpr std::string_view kType = "PharmacyErrorReceived";
+  static constexpr int kSchemaVersion = 1;
+  std::string code;  // 600, 601, 602, 700, 900
+  std::vector<std::string> description_codes;
+  std::string description;
+  bool retryable = false;
+};
+
+struct PrescriptionDispensed {  // SCRIPT RxFill
+  static constexpr std::string_view kType = "PrescriptionDispensed";
+  static constexpr int kSchemaVersion = 1;
+  std::string fill_status;  // Dispensed | PartiallyDispensed | NotDispensed | Transferred
+  bool complete = true;     // false for a partial fill
+  std::string quantity;
+};
+
+struct CancelRequested {
+  static constexpr std::string_view kType = "CancelRequested";
+  static constexpr int kSchemaVersion = 1;
+  std::string reason;
+  std::string cancel_message_id;  // the CancelRx MessageID
+};
+
+struct PrescriptionCancelled {  // CancelRxResponse Approved (or cancelled before sending)
+  static constexpr std::string_view kType = "PrescriptionCancelled";
+  static constexpr int kSchemaVersion = 1;
+  std::string reason;
+};
+
+struct CancelDenied {  // CancelRxResponse Denied
+  static constexpr std::string_view kType = "CancelDenied";
+  static constexpr int kSchemaVersion = 1;
+  std::string reason;
+};
+
+struct PrescriptionExpired {
+  static constexpr std::string_view kType = "PrescriptionExpired";
+  static constexpr int kSchemaVersion = 1;
+};
+
+using Event = std::variant<PrescriptionReceived, PrescriptionRejected, PrescriptionTransformed,
+                           PrescriptionReadyToSign, PrescriptionSigned, PrescriptionQueued,
+                           PrescriptionSent, PharmacyAcknowledged, PharmacyVerified,
+                           PharmacyErrorReceived, PrescriptionDispensed, CancelRequested,
+                           PrescriptionCancelled, CancelDenied, PrescriptionExpired>;
+
+std::string_view EventType(const Event& e);
+int EventSchemaVersion(const Event& e);
+
+// JSON payload of an event (without type and version: those are record fields).
+std::string EncodePayload(const Event& e);
+// Decodes a stored payload, upcasting older schema versions first. DataLoss for an
+// unknown type, a version newer than this build knows, or a malformed payload.
+StatusOr<Event> DecodeEvent(std::string_view type, int schema_version, std::string_view payload);
+
+// Upcasting: a function turning a payload of (type, from_version) into from_version + 1.
+// Register before decoding; not thread-safe against concurrent decoding.
+using Upcaster = std::string (*)(std::string_view payload_json);
+void RegisterUpcaster(std::string_view type, int from_version, Upcaster upcaster);
+
+// ---- commands (imperative) --------------------------------------------------------------
+
+struct Submit {  // after the transform succeeded, or with `rejection_reasons` when it failed
+  std::string idempotency_key;
+  std::string request_sha256;
+  std::string source;
+  std::vector<std::string> rejection_reasons;  // non-empty: the submission is rejected
+  PrescriptionTransformed transformed;         // used when not rejected
+};
+struct Sign {
+  std::string signer;
+  std::string signature;
+  std::string signed_content_sha256;
+};
+struct Route {
+  std::string pharmacy_ncpdp_id;  // empty: the one the prescription names
+};
+struct MarkSent {
+  std::string message_id;
+};
+struct RecordStatus {
+  std::string status_code;
+  std::string relates_to_message_id;
+};
+struct RecordVerify {
+  std::string relates_to_message_id;
+};
+struct RecordError {
+  std::string code;
+  std::vector<std::string> description_codes;
+  std::string description;
+  bool retryable = false;
+  int max_attempts = 5;  // a retryable error after this many sends fails permanently
+};
+struct RecordFill {
+  std::string fill_status;
+  bool complete = true;
+  std::string quantity;
+};
+struct RequestCancel {
+  std::string reason;
+  std::string cancel_message_id;
+};
+struct RecordCancelResponse {
+  bool approved = true;
+  std::string reason;
+};
+struct Expire {};
+// Any change to clinical content. Always refused once the prescription exists (after
+// signing it is 21 CFR 1311's rule; before, RxFlow prefers cancel-and-resubmit too).
+struct AmendClinicalContent {
+  std::string field;
+};
+
+using Command = std::variant<Submit, Sign, Route, MarkSent, RecordStatus, RecordVerify,
+                             RecordError, RecordFill, RequestCancel, RecordCancelResponse,
+                             Expire, AmendClinicalContent>;
+
+std::string_view CommandName(const Command& c);
+
+// The state folded from a stream's events.
+struct PrescriptionState {
+  State state = State::kNone;
+  int64_t version = 0;  // events applied
+  std::string idempotency_key;
+  std::string message_id;
+  std::string script_version;
+  std::string pharmacy_ncpdp_id;
+  std::string prescriber_npi;
+  std::string drug_description;
+  std::string dea_schedule;
+  bool controlled() const { return !dea_schedule.empty(); }
+  bool signed_ = false;
+  bool fill_complete = false;
+  int send_attempts = 0;
+  std::string last_error_code;
+  State before_cancel = State::kNone;  // to return to when a cancel is denied
+};
+
+// Decide: the events `command` produces in `state`, or FailedPrecondition (illegal in this
+// state) / InvalidArgument (a malformed command).
+StatusOr<std::vector<Event>> Decide(const PrescriptionState& state, const Command& command);
+
+// Evolve: `state` with `event` applied (version + 1).
+PrescriptionState Apply(PrescriptionState state, const Event& event);
+
+// Replays events from a fresh state.
+PrescriptionState Replay(const std::vector<Event>& events);
+
+// Snapshots: the state as JSON and back (DataLoss when malformed).
+std::string EncodeState(const PrescriptionState& state);
+StatusOr<PrescriptionState> DecodeState(std::string_view json);
+
+}  // namespace rxflow::domain
+
+#endif  // RXFLOW_DOMAIN_PRESCRIPTION_H_

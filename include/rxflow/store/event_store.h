@@ -1,0 +1,217 @@
+// File: rxflow/store/event_store.h
+//
+// The storage ports of RxFlow's event-sourced core. Adapters (memory, SQLite, PostgreSQL)
+// implement them and pass one contract suite (tests/contract/). Every method is safe for
+// concurrent use unless it says otherwise.
+//
+// Guarantees every adapter gives:
+//   * Append writes a stream's events, its outbox messages and (optionally) an idempotency
+//     key in ONE atomic, durable transaction: when Append returns OK, all of it survives a
+//     crash; when it fails, none of it exists.
+//   * Versions of a stream are 1, 2, 3, ... without gaps; `expected_version` makes appends
+//     optimistic: a stale writer gets Aborted and must re-read.
+//   * Global positions increase in commit order; ReadAll(from) returns every event once.
+//   * Outbox messages are claimed in commit order; messages with the same key are never
+//     handed out of order (a key's next message waits while an earlier one is claimed).
+//   * The inbox records (consumer, message id) in the same transaction as the effect the
+//     caller passes, so a message's effect happens exactly once.
+//
+// Status codes: Aborted (version conflict: re-read and retry), AlreadyExists (idempotency
+// key or inbox duplicate), Unavailable (store down: retry with backoff), NotFound,
+// InvalidArgument (caller error), DataLoss (a stored record cannot be decoded).
+#ifndef RXFLOW_STORE_EVENT_STORE_H_
+#define RXFLOW_STORE_EVENT_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "rxflow/clock.h"
+#include "rxflow/status.h"
+
+namespace rxflow::store {
+
+// One stored event. The store assigns `global_position`; the caller fills the rest.
+struct EventRecord {
+  std::string event_id;     // unique across the store (UUID)
+  std::string stream_id;    // the aggregate (prescription) id
+  int64_t version = 0;      // 1-based position within the stream
+  int64_t global_position = 0;
+  std::string type;         // "PrescriptionReceived", ...
+  int schema_version = 1;   // of `type`'s payload; old versions are upcast on read
+  int64_t occurred_at = 0;  // microseconds since the epoch (from the injected Clock)
+  std::string correlation_id;
+  std::string causation_id;
+  std::string actor;
+  std::string tenant;
+  std::string traceparent;  // W3C trace context
+  std::string payload;      // JSON
+
+  friend bool operator==(const EventRecord&, const EventRecord&) = default;
+};
+
+// A message to publish, written with the events that caused it.
+struct OutboxMessage {
+  int64_t id = 0;            // assigned by the store, increasing in commit order
+  std::string message_id;    // unique (the inbox deduplicates on it)
+  std::string topic;         // "routing.requests", "audit.trail", "prescription.events"
+  std::string key;           // ordering key: the prescription id
+  std::string payload;
+  std::string headers;       // JSON object: trace context, event id, ...
+  int attempts = 0;          // failed publish attempts so far
+  int64_t created_at = 0;
+
+  friend bool operator==(const OutboxMessage&, const OutboxMessage&) = default;
+};
+
+// Append expectations: an exact version, or one of these.
+inline constexpr int64_t kNoStream = 0;     // the stream must not exist yet
+inline constexpr int64_t kAnyVersion = -1;  // no check (used only by tests and tools)
+
+struct AppendRequest {
+  std::string stream_id;
+  int64_t expected_version = kNoStream;
+  std::vector<EventRecord> events;       // versions expected_version+1, +2, ... (filled in)
+  std::vector<OutboxMessage> outbox;
+  // When set, recorded with the stream; a second append with the same key fails with
+  // AlreadyExists naming the existing stream (idempotent submit).
+  std::string idempotency_key;
+};
+
+struct AppendResult {
+  int64_t last_version = 0;
+  int64_t last_global_position = 0;
+};
+
+struct Snapshot {
+  std::string stream_id;
+  int64_t version = 0;
+  std::string state;  // the aggregate's serialized state at `version`
+};
+
+class EventStore {
+ public:
+  virtual ~EventStore() = default;
+
+  // Atomically appends events, outbox messages and the idempotency key. Assigns versions
+  // expected_version+1.. (or the stream's next ones for kAnyVersion) and global positions.
+  // Aborted when the stream's version is not `expected_version`; AlreadyExists (message
+  // "idempotency key exists: <stream id>") when the key is taken.
+  virtual StatusOr<AppendResult> Append(AppendRequest request) = 0;
+
+  // The events of a stream with version > `after_version`, in order. An unknown stream
+  // yields an empty list.
+  virtual StatusOr<std::vector<EventRecord>> ReadStream(const std::string& stream_id,
+                                                        int64_t after_version = 0) = 0;
+
+  // Up to `limit` events with global position > `after_position`, in order.
+  virtual StatusOr<std::vector<EventRecord>> ReadAll(int64_t after_position, size_t limit) = 0;
+
+  // The stream holding `idempotency_key`, or NotFound.
+  virtual StatusOr<std::string> FindByIdempotencyKey(const std::string& idempotency_key) = 0;
+
+  // Snapshots: the latest one stored for a stream (NotFound if none).
+  virtual Status SaveSnapshot(const Snapshot& snapshot) = 0;
+  virtual StatusOr<Snapshot> LoadSnapshot(const std::string& stream_id) = 0;
+};
+
+class Outbox {
+ public:
+  virtual ~Outbox() = default;
+  // Claims up to `limit` unpublished messages in commit order for `lease_micros`, skipping
+  // any whose key has an earlier message unpublished or claimed. Claimed messages are not
+  // handed to another claimer until the lease expires (several relays share the work).
+  virtual StatusOr<std::vector<OutboxMessage>> Claim(size_t limit, int64_t lease_micros) = 0;
+  // Marks messages published (they are never claimed again).
+  virtual Status MarkPublished(std::span<const int64_t> ids) = 0;
+  // Records a failed publish: releases the claim and counts the attempt.
+  virtual Status MarkFailed(int64_t id, int64_t retry_after_micros) = 0;
+  // Messages not yet published (the relay's backlog).
+  virtual StatusOr<int64_t> Backlog() = 0;
+};
+
+// The effect a consumer applies with an inbox entry, inside the store's transaction. It
+// may append events (through the `EventStore` it is given, which joins the transaction).
+using InboxEffect = std::function<Status(EventStore& in_transaction)>;
+
+class Inbox {
+ public:
+  virtual ~Inbox() = default;
+  // Runs `effect` and records (consumer, message_id) in one transaction. AlreadyExists
+  // (without running the effect) when this consumer processed the message before.
+  virtual Status Process(const std::string& consumer, const std::string& message_id,
+                         const InboxEffect& effect) = 0;
+};
+
+// A read model with its checkpoint, both written in one transaction.
+class ProjectionStore {
+ public:
+  virtual ~ProjectionStore() = default;
+  // The global position the projection `name` has applied up to (0 if never).
+  virtual StatusOr<int64_t> Checkpoint(const std::string& name) = 0;
+  // Upserts rows (key → JSON document) and moves the checkpoint, atomically.
+  virtual Status Apply(const std::string& name, int64_t checkpoint,
+                       std::span<const std::pair<std::string, std::string>> rows) = 0;
+  virtual StatusOr<std::string> Get(const std::string& name, const std::string& key) = 0;
+  // Every row of the projection, by key.
+  virtual StatusOr<std::vector<std::pair<std::string, std::string>>> All(const std::string& name) = 0;
+  // Drops the projection's rows and checkpoint (for a rebuild).
+  virtual Status Reset(const std::string& name) = 0;
+};
+
+// One store implementing every port (what adapters return).
+class Store : public EventStore, public Outbox, public Inbox, public ProjectionStore {};
+
+// Forwarding base for decorators (metrics, fault injection): override what you need.
+class StoreWrapper : public Store {
+ public:
+  explicit StoreWrapper(Store& target) : target_(target) {}
+  StatusOr<AppendResult> Append(AppendRequest r) override { return target_.Append(std::move(r)); }
+  StatusOr<std::vector<EventRecord>> ReadStream(const std::string& s, int64_t after) override {
+    return target_.ReadStream(s, after);
+  }
+  StatusOr<std::vector<EventRecord>> ReadAll(int64_t after, size_t limit) override {
+    return target_.ReadAll(after, limit);
+  }
+  StatusOr<std::string> FindByIdempotencyKey(const std::string& k) override {
+    return target_.FindByIdempotencyKey(k);
+  }
+  Status SaveSnapshot(const Snapshot& s) override { return target_.SaveSnapshot(s); }
+  StatusOr<Snapshot> LoadSnapshot(const std::string& s) override { return target_.LoadSnapshot(s); }
+  StatusOr<std::vector<OutboxMessage>> Claim(size_t limit, int64_t lease) override {
+    return target_.Claim(limit, lease);
+  }
+  Status MarkPublished(std::span<const int64_t> ids) override { return target_.MarkPublished(ids); }
+  Status MarkFailed(int64_t id, int64_t retry_after) override { return target_.MarkFailed(id, retry_after); }
+  StatusOr<int64_t> Backlog() override { return target_.Backlog(); }
+  Status Process(const std::string& c, const std::string& m, const InboxEffect& e) override {
+    return target_.Process(c, m, e);
+  }
+  StatusOr<int64_t> Checkpoint(const std::string& n) override { return target_.Checkpoint(n); }
+  Status Apply(const std::string& n, int64_t cp,
+               std::span<const std::pair<std::string, std::string>> rows) override {
+    return target_.Apply(n, cp, rows);
+  }
+  StatusOr<std::string> Get(const std::string& n, const std::string& k) override {
+    return target_.Get(n, k);
+  }
+  StatusOr<std::vector<std::pair<std::string, std::string>>> All(const std::string& n) override {
+    return target_.All(n);
+  }
+  Status Reset(const std::string& n) override { return target_.Reset(n); }
+
+ protected:
+  Store& target_;
+};
+
+// The in-memory store: the reference implementation, with the same atomicity as the
+// durable adapters (nothing survives the process). `clock` must outlive the store.
+std::unique_ptr<Store> NewMemoryStore(Clock& clock);
+
+}  // namespace rxflow::store
+
+#endif  // RXFLOW_STORE_EVENT_STORE_H_

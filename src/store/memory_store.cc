@@ -1,0 +1,331 @@
+// The in-memory store: the reference implementation of the storage ports. One mutex;
+// every operation is atomic, and an inbox effect runs against a staging view whose appends
+// commit together with the inbox record, or not at all.
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "common/strcat.h"
+#include "rxflow/store/event_store.h"
+
+namespace rxflow::store {
+namespace {
+
+using internal::Cat;
+
+struct StoredMessage {
+  OutboxMessage message;
+  bool published = false;
+  int64_t claimed_until = 0;   // lease end (micros); 0 = not claimed
+  int64_t available_at = 0;    // not claimable before (after a failure)
+};
+
+struct Projection {
+  int64_t checkpoint = 0;
+  std::map<std::string, std::string> rows;
+};
+
+struct State {
+  std::map<std::string, std::vector<EventRecord>, std::less<>> streams;
+  std::vector<EventRecord> all;
+  std::set<std::string, std::less<>> event_ids;
+  std::map<std::string, std::string, std::less<>> idempotency;
+  std::map<std::string, Snapshot, std::less<>> snapshots;
+  std::vector<StoredMessage> outbox;
+  std::set<std::pair<std::string, std::string>> inbox;
+  std::map<std::string, Projection, std::less<>> projections;
+  int64_t next_message_id = 1;
+};
+
+// Validates `req` against `state` plus what `staged` already adds; fills versions.
+Status Check(const State& state, const std::vector<AppendRequest>& staged, AppendRequest& req) {
+  if (req.stream_id.empty()) return absl::InvalidArgumentError("append: stream id is empty");
+  int64_t current = 0;
+  if (auto it = state.streams.find(req.stream_id); it != state.streams.end()) {
+    current = static_cast<int64_t>(it->second.size());
+  }
+  for (const AppendRequest& s : staged) {
+    if (s.stream_id == req.stream_id) current += static_cast<int64_t>(s.events.size());
+  }
+  if (req.expected_version != kAnyVersion && req.expected_version != current) {
+    return absl::AbortedError(Cat("version conflict on stream ", req.stream_id, ": expected ",
+                                  req.expected_version, ", current ", current));
+  }
+  if (!req.idempotency_key.empty()) {
+    auto it = state.idempotency.find(req.idempotency_key);
+    if (it != state.idempotency.end()) {
+      return absl::AlreadyExistsError(Cat("idempotency key exists: ", it->second));
+    }
+    for (const AppendRequest& s : staged) {
+      if (s.idempotency_key == req.idempotency_key) {
+        return absl::AlreadyExistsError(Cat("idempotency key exists: ", s.stream_id));
+      }
+    }
+  }
+  std::set<std::string_view> ids;
+  for (EventRecord& e : req.events) {
+    if (e.event_id.empty()) return absl::InvalidArgumentError("append: an event has no id");
+    if (state.event_ids.count(e.event_id) || !ids.insert(e.event_id).second) {
+      return absl::AlreadyExistsError(Cat("event id exists: ", e.event_id));
+    }
+    e.stream_id = req.stream_id;
+    e.version = ++current;
+  }
+  for (const OutboxMessage& m : req.outbox) {
+    if (m.message_id.empty() || m.topic.empty()) {
+      return absl::InvalidArgumentError("append: an outbox message needs a message id and a topic");
+    }
+  }
+  return absl::OkStatus();
+}
+
+AppendResult Commit(State& state, AppendRequest& req, int64_t now) {
+  auto& stream = state.streams[req.stream_id];
+  AppendResult result;
+  for (EventRecord& e : req.events) {
+    e.global_position = static_cast<int64_t>(state.all.size()) + 1;
+    state.event_ids.insert(e.event_id);
+    state.all.push_back(e);
+    stream.push_back(e);
+    result.last_version = e.version;
+    result.last_global_position = e.global_position;
+  }
+  if (req.events.empty()) result.last_version = static_cast<int64_t>(stream.size());
+  if (stream.empty()) state.streams.erase(req.stream_id);
+  for (OutboxMessage& m : req.outbox) {
+    m.id = state.next_message_id++;
+    m.created_at = now;
+    state.outbox.push_back(StoredMessage{m});
+  }
+  if (!req.idempotency_key.empty()) state.idempotency[req.idempotency_key] = req.stream_id;
+  return result;
+}
+
+std::vector<EventRecord> ReadStreamLocked(const State& state, const std::vector<AppendRequest>* staged,
+                                          const std::string& stream_id, int64_t after_version) {
+  std::vector<EventRecord> out;
+  if (auto it = state.streams.find(stream_id); it != state.streams.end()) {
+    for (const EventRecord& e : it->second) {
+      if (e.version > after_version) out.push_back(e);
+    }
+  }
+  if (staged) {
+    for (const AppendRequest& s : *staged) {
+      if (s.stream_id != stream_id) continue;
+      for (const EventRecord& e : s.events) {
+        if (e.version > after_version) out.push_back(e);
+      }
+    }
+  }
+  return out;
+}
+
+class MemoryStore;
+
+// The EventStore an inbox effect sees: reads include its own staged appends; appends are
+// staged and commit with the inbox record.
+class StagingView : public EventStore {
+ public:
+  explicit StagingView(State& state) : state_(state) {}
+  StatusOr<AppendResult> Append(AppendRequest request) override {
+    if (Status s = Check(state_, staged_, request); !s.ok()) return s;
+    AppendResult r;
+    r.last_version = request.events.empty() ? 0 : request.events.back().version;
+    staged_.push_back(std::move(request));
+    return r;
+  }
+  StatusOr<std::vector<EventRecord>> ReadStream(const std::string& stream_id,
+                                                int64_t after_version) override {
+    return ReadStreamLocked(state_, &staged_, stream_id, after_version);
+  }
+  StatusOr<std::vector<EventRecord>> ReadAll(int64_t, size_t) override {
+    return absl::UnimplementedError("ReadAll inside an inbox effect");
+  }
+  StatusOr<std::string> FindByIdempotencyKey(const std::string& key) override {
+    if (auto it = state_.idempotency.find(key); it != state_.idempotency.end()) return it->second;
+    for (const AppendRequest& s : staged_) {
+      if (s.idempotency_key == key) return s.stream_id;
+    }
+    return absl::NotFoundError(Cat("no stream for idempotency key ", key));
+  }
+  Status SaveSnapshot(const Snapshot&) override {
+    return absl::UnimplementedError("snapshots inside an inbox effect");
+  }
+  StatusOr<Snapshot> LoadSnapshot(const std::string& stream_id) override {
+    return absl::UnimplementedError("snapshots inside an inbox effect");
+  }
+  std::vector<AppendRequest>& staged() { return staged_; }
+
+ private:
+  State& state_;
+  std::vector<AppendRequest> staged_;
+};
+
+class MemoryStore : public Store {
+ public:
+  explicit MemoryStore(Clock& clock) : clock_(clock) {}
+
+  StatusOr<AppendResult> Append(AppendRequest request) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (Status s = Check(state_, {}, request); !s.ok()) return s;
+    return Commit(state_, request, clock_.NowMicros());
+  }
+
+  StatusOr<std::vector<EventRecord>> ReadStream(const std::string& stream_id,
+                                                int64_t after_version) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return ReadStreamLocked(state_, nullptr, stream_id, after_version);
+  }
+
+  StatusOr<std::vector<EventRecord>> ReadAll(int64_t after_position, size_t limit) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<EventRecord> out;
+    for (size_t i = static_cast<size_t>(std::max<int64_t>(after_position, 0));
+         i < state_.all.size() && out.size() < limit; ++i) {
+      out.push_back(state_.all[i]);
+    }
+    return out;
+  }
+
+  StatusOr<std::string> FindByIdempotencyKey(const std::string& key) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = state_.idempotency.find(key); it != state_.idempotency.end()) return it->second;
+    return absl::NotFoundError(Cat("no stream for idempotency key ", key));
+  }
+
+  Status SaveSnapshot(const Snapshot& snapshot) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = state_.snapshots.find(snapshot.stream_id);
+    if (it == state_.snapshots.end() || it->second.version <= snapshot.version) {
+      state_.snapshots[snapshot.stream_id] = snapshot;
+    }
+    return absl::OkStatus();
+  }
+
+  StatusOr<Snapshot> LoadSnapshot(const std::string& stream_id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = state_.snapshots.find(stream_id); it != state_.snapshots.end()) return it->second;
+    return absl::NotFoundError(Cat("no snapshot for stream ", stream_id));
+  }
+
+  StatusOr<std::vector<OutboxMessage>> Claim(size_t limit, int64_t lease_micros) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    int64_t now = clock_.NowMicros();
+    std::set<std::string> blocked;  // keys with an earlier message not handed out now
+    std::vector<OutboxMessage> out;
+    for (StoredMessage& m : state_.outbox) {
+      if (m.published) continue;
+      const std::string& key = m.message.key;
+      bool claimable = m.claimed_until <= now && m.available_at <= now;
+      if (blocked.count(key) || !claimable || out.size() >= limit) {
+        blocked.insert(key);
+        continue;
+      }
+      m.claimed_until = now + lease_micros;
+      out.push_back(m.message);
+    }
+    return out;
+  }
+
+  Status MarkPublished(std::span<const int64_t> ids) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (int64_t id : ids) {
+      StoredMessage* m = Find(id);
+      if (!m) return absl::NotFoundError(Cat("no outbox message ", id));
+      m->published = true;
+      m->claimed_until = 0;
+    }
+    return absl::OkStatus();
+  }
+
+  Status MarkFailed(int64_t id, int64_t retry_after_micros) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    StoredMessage* m = Find(id);
+    if (!m) return absl::NotFoundError(Cat("no outbox message ", id));
+    m->claimed_until = 0;
+    m->available_at = clock_.NowMicros() + retry_after_micros;
+    ++m->message.attempts;
+    return absl::OkStatus();
+  }
+
+  StatusOr<int64_t> Backlog() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return static_cast<int64_t>(std::count_if(state_.outbox.begin(), state_.outbox.end(),
+                                              [](const StoredMessage& m) { return !m.published; }));
+  }
+
+  Status Process(const std::string& consumer, const std::string& message_id,
+                 const InboxEffect& effect) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (state_.inbox.count({consumer, message_id})) {
+      return absl::AlreadyExistsError(Cat("message ", message_id, " already processed by ", consumer));
+    }
+    StagingView view(state_);
+    if (Status s = effect(view); !s.ok()) return s;  // nothing staged is kept
+    int64_t now = clock_.NowMicros();
+    for (AppendRequest& r : view.staged()) Commit(state_, r, now);
+    state_.inbox.insert({consumer, message_id});
+    return absl::OkStatus();
+  }
+
+  StatusOr<int64_t> Checkpoint(const std::string& name) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = state_.projections.find(name);
+    return it == state_.projections.end() ? 0 : it->second.checkpoint;
+  }
+
+  Status Apply(const std::string& name, int64_t checkpoint,
+               std::span<const std::pair<std::string, std::string>> rows) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Projection& p = state_.projections[name];
+    if (checkpoint < p.checkpoint) {
+      return absl::AbortedError(Cat("projection ", name, " is at ", p.checkpoint, ", not moving back to ", checkpoint));
+    }
+    for (const auto& [k, v] : rows) p.rows[k] = v;
+    p.checkpoint = checkpoint;
+    return absl::OkStatus();
+  }
+
+  StatusOr<std::string> Get(const std::string& name, const std::string& key) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = state_.projections.find(name);
+    if (it != state_.projections.end()) {
+      if (auto r = it->second.rows.find(key); r != it->second.rows.end()) return r->second;
+    }
+    return absl::NotFoundError(Cat("no row ", key, " in projection ", name));
+  }
+
+  StatusOr<std::vector<std::pair<std::string, std::string>>> All(const std::string& name) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<std::pair<std::string, std::string>> out;
+    if (auto it = state_.projections.find(name); it != state_.projections.end()) {
+      out.assign(it->second.rows.begin(), it->second.rows.end());
+    }
+    return out;
+  }
+
+  Status Reset(const std::string& name) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    state_.projections.erase(name);
+    return absl::OkStatus();
+  }
+
+ private:
+  StoredMessage* Find(int64_t id) {
+    for (StoredMessage& m : state_.outbox) {
+      if (m.message.id == id) return &m;
+    }
+    return nullptr;
+  }
+
+  Clock& clock_;
+  std::mutex mu_;
+  State state_;
+};
+
+}  // namespace
+
+std::unique_ptr<Store> NewMemoryStore(Clock& clock) { return std::make_unique<MemoryStore>(clock); }
+
+}  // namespace rxflow::store

@@ -1,0 +1,342 @@
+// The storage contract: one suite, instantiated for every adapter (memory now; SQLite and
+// PostgreSQL add their factories to kAdapters). What it checks is what
+// rxflow/store/event_store.h promises.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <set>
+#include <thread>
+
+#include "rxflow/clock.h"
+#include "rxflow/store/event_store.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#ifdef RXFLOW_TEST_HAVE_SQLITE
+#include "rxflow/sqlite/sqlite_store.h"
+#endif
+
+using namespace rxflow;
+using namespace rxflow::store;
+
+namespace {
+
+struct MemoryAdapter {
+  static constexpr const char* kName = "memory";
+  FakeClock clock;
+  std::unique_ptr<Store> Open() { return NewMemoryStore(clock); }
+};
+
+EventRecord Event(const std::string& id, const std::string& type = "Something") {
+  EventRecord e;
+  e.event_id = id;
+  e.type = type;
+  e.payload = "{}";
+  return e;
+}
+
+OutboxMessage Message(const std::string& id, const std::string& key,
+                      const std::string& topic = "routing.requests") {
+  OutboxMessage m;
+  m.message_id = id;
+  m.key = key;
+  m.topic = topic;
+  m.payload = "{}";
+  return m;
+}
+
+AppendRequest Req(const std::string& stream, int64_t expected, std::vector<EventRecord> events,
+                  std::vector<OutboxMessage> outbox = {}, std::string key = {}) {
+  AppendRequest r;
+  r.stream_id = stream;
+  r.expected_version = expected;
+  r.events = std::move(events);
+  r.outbox = std::move(outbox);
+  r.idempotency_key = std::move(key);
+  return r;
+}
+
+#ifdef RXFLOW_TEST_HAVE_SQLITE
+// A fresh database file per test, removed afterwards.
+struct SqliteAdapter {
+  static constexpr const char* kName = "sqlite";
+  FakeClock clock;
+  std::filesystem::path dir;
+  SqliteAdapter() {
+    dir = std::filesystem::temp_directory_path() /
+          ("rxflow-contract-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++));
+    std::filesystem::remove_all(dir);
+  }
+  ~SqliteAdapter() { std::filesystem::remove_all(dir); }
+  static std::atomic<int>& counter() {
+    static std::atomic<int> c{0};
+    return c;
+  }
+  std::unique_ptr<Store> Open() {
+    SqliteOptions o;
+    o.path = (dir / "store.db").string();
+    o.clock = &clock;
+    auto s = OpenSqliteStore(o);
+    REQUIRE_MESSAGE(s.ok(), s.status().message());
+    return std::move(*s);
+  }
+};
+#endif
+
+}  // namespace
+
+#ifdef RXFLOW_TEST_HAVE_SQLITE
+#define RXFLOW_ADAPTERS MemoryAdapter, SqliteAdapter
+#else
+#define RXFLOW_ADAPTERS MemoryAdapter
+#endif
+
+TEST_SUITE("Store contract") {
+  TEST_CASE_TEMPLATE("appends get versions 1.. and read back in order", A, RXFLOW_ADAPTERS) {
+    A adapter;
+    auto store = adapter.Open();
+    auto r = store->Append(Req("s1", kNoStream, {Event("e1"), Event("e2")}));
+    REQUIRE(r.ok());
+    CHECK(r->last_version == 2);
+    REQUIRE(store->Append(Req("s1", 2, {Event("e3")})).ok());
+    auto events = store->ReadStream("s1");
+    REQUIRE(events.ok());
+    REQUIRE(events->size() == 3);
+    for (int i = 0; i < 3; ++i) {
+      CHECK((*events)[i].version == i + 1);
+      CHECK((*events)[i].stream_id == "s1");
+      CHECK((*events)[i].event_id == "e" + std::to_string(i + 1));
+    }
+    auto tail = store->ReadStream("s1", 2);
+    REQUIRE(tail.ok());
+    REQUIRE(tail->size() == 1);
+    CHECK((*tail)[0].event_id == "e3");
+    CHECK(store->ReadStream("unknown")->empty());
+  }
+
+  TEST_CASE_TEMPLATE("a stale expected version is Aborted and writes nothing", A, RXFLOW_ADAPTERS) {
+    A adapter;
+    auto store = adapter.Open();
+    REQUIRE(store->Append(Req("s1", kNoStream, {Event("e1")}, {Message("m1", "s1")})).ok());
+    auto stale = store->Append(Req("s1", kNoStream, {Event("e2")}, {Message("m2", "s1")}));
+    CHECK(stale.status().code() == absl::StatusCode::kAborted);
+    CHECK(store->ReadStream("s1")->size() == 1);
+    CHECK(*store->Backlog() == 1);  // the failed append's outbox row does not exist
+  }
+
+  TEST_CASE_TEMPLATE("8 threads racing on one stream: one winner per version, no lost update", A,
+                     RXFLOW_ADAPTERS) {
+    A adapter;
+    auto store = adapter.Open();
+    std::atomic<int> next_id{0};
+    std::atomic<int> wins{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t) {
+      threads.emplace_back([&] {
+        for (int round = 0; round < 25; ++round) {
+          // Read-modify-write: read the version, try to append the next one.
+          auto events = store->ReadStream("race");
+          if (!events.ok()) continue;
+          int64_t v = static_cast<int64_t>(events->size());
+          auto r = store->Append(Req("race", v, {Event("race-" + std::to_string(next_id++))}));
+          if (r.ok()) {
+            ++wins;
+          } else {
+            CHECK(r.status().code() == absl::StatusCode::kAborted);
+          }
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    auto events = store->ReadStream("race");
+    REQUIRE(events.ok());
+    CHECK(static_cast<int>(events->size()) == wins.load());
+    for (size_t i = 0; i < events->size(); ++i) CHECK((*events)[i].version == static_cast<int64_t>(i + 1));
+  }
+
+  TEST_CASE_TEMPLATE("ReadAll returns every event once, in commit order", A, RXFLOW_ADAPTERS) {
+    A adapter;
+    auto store = adapter.Open();
+    REQUIRE(store->Append(Req("a", kNoStream, {Event("a1"), Event("a2")})).ok());
+    REQUIRE(store->Append(Req("b", kNoStream, {Event("b1")})).ok());
+    REQUIRE(store->Append(Req("a", 2, {Event("a3")})).ok());
+    auto all = store->ReadAll(0, 100);
+    REQUIRE(all.ok());
+    std::vector<std::string> ids;
+    int64_t last = 0;
+    for (const auto& e : *all) {
+      ids.push_back(e.event_id);
+      CHECK(e.global_position > last);
+      last = e.global_position;
+    }
+    CHECK(ids == std::vector<std::string>{"a1", "a2", "b1", "a3"});
+    auto page = store->ReadAll((*all)[1].global_position, 1);
+    REQUIRE(page->size() == 1);
+    CHECK((*page)[0].event_id == "b1");
+  }
+
+  TEST_CASE_TEMPLATE("event ids are unique across the store", A, RXFLOW_ADAPTERS) {
+    A adapter;
+    auto store = adapter.Open();
+    REQUIRE(store->Append(Req("a", kNoStream, {Event("dup")})).ok());
+    auto again = store->Append(Req("b", kNoStream, {Event("dup")}));
+    CHECK(again.status().code() == absl::StatusCode::kAlreadyExists);
+    CHECK(store->ReadStream("b")->empty());
+  }
+
+  TEST_CASE_TEMPLATE("an idempotency key names its stream; a second use is AlreadyExists", A,
+                     RXFLOW_ADAPTERS) {
+    A adapter;
+    auto store = adapter.Open();
+    REQUIRE(store->Append(Req("p1", kNoStream, {Event("e1")}, {}, "key-1")).ok());
+    auto dup = store->Append(Req("p2", kNoStream, {Event("e2")}, {Message("m", "p2")}, "key-1"));
+    CHECK(dup.status().code() == absl::StatusCode::kAlreadyExists);
+    CHECK(std::string(dup.status().message()).find("p1") != std::string::npos);
+    CHECK(*store->FindByIdempotencyKey("key-1") == "p1");
+    CHECK(store->FindByIdempotencyKey("nope").status().code() == absl::StatusCode::kNotFound);
+    CHECK(store->ReadStream("p2")->empty());
+    CHECK(*store->Backlog() == 0);
+  }
+
+  TEST_CASE_TEMPLATE("idempotent appends racing in 8 threads create exactly one stream", A,
+                     RXFLOW_ADAPTERS) {
+    A adapter;
+    auto store = adapter.Open();
+    std::atomic<int> ok{0}, exists{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t) {
+      threads.emplace_back([&, t] {
+        std::string stream = "p-" + std::to_string(t);
+        auto r = store->Append(Req(stream, kNoStream, {Event("ev-" + std::to_string(t))},
+                                   {Message("msg-" + std::to_string(t), stream)}, "same-key"));
+        if (r.ok()) ++ok;
+        if (r.status().code() == absl::StatusCode::kAlreadyExists) ++exists;
+      });
+    }
+    for (auto& t : threads) t.join();
+    CHECK(ok == 1);
+    CHECK(exists == 7);
+    CHECK(*store->Backlog() == 1);
+    CHECK(store->ReadAll(0, 100)->size() == 1);
+  }
+
+  TEST_CASE_TEMPLATE("outbox rows are claimed in commit order, one key at a time", A, RXFLOW_ADAPTERS) {
+    A adapter;
+    auto store = adapter.Open();
+    REQUIRE(store->Append(Req("a", kNoStream, {Event("a1")}, {Message("ma1", "a"), Message("ma2", "a")})).ok());
+    REQUIRE(store->Append(Req("b", kNoStream, {Event("b1")}, {Message("mb1", "b")})).ok());
+    auto first = store->Claim(10, 60'000'000);
+    REQUIRE(first.ok());
+    REQUIRE(first->size() == 3);
+    CHECK((*first)[0].message_id == "ma1");
+    CHECK((*first)[1].message_id == "ma2");
+    CHECK((*first)[2].message_id == "mb1");
+    CHECK((*first)[0].id < (*first)[1].id);
+    // Claimed messages are not handed out again while the lease holds.
+    CHECK(store->Claim(10, 60'000'000)->empty());
+    int64_t ids[] = {(*first)[0].id, (*first)[1].id, (*first)[2].id};
+    REQUIRE(store->MarkPublished(ids).ok());
+    CHECK(*store->Backlog() == 0);
+    CHECK(store->Claim(10, 60'000'000)->empty());
+  }
+
+  TEST_CASE_TEMPLATE("a key's later message waits while an earlier one is unpublished", A,
+                     RXFLOW_ADAPTERS) {
+    A adapter;
+    auto store = adapter.Open();
+    REQUIRE(store->Append(Req("a", kNoStream, {Event("a1")}, {Message("ma1", "a")})).ok());
+    auto c1 = store->Claim(1, 60'000'000);  // ma1 claimed
+    REQUIRE(c1->size() == 1);
+    REQUIRE(store->Append(Req("a", 1, {Event("a2")}, {Message("ma2", "a")})).ok());
+    REQUIRE(store->Append(Req("b", kNoStream, {Event("b1")}, {Message("mb1", "b")})).ok());
+    auto c2 = store->Claim(10, 60'000'000);
+    REQUIRE(c2.ok());
+    REQUIRE(c2->size() == 1);  // mb1 only: ma2 waits behind the claimed ma1
+    CHECK((*c2)[0].message_id == "mb1");
+    // A failure releases ma1 and delays it; ma2 still waits behind it.
+    REQUIRE(store->MarkFailed((*c1)[0].id, 1'000'000).ok());
+    CHECK(store->Claim(10, 60'000'000)->empty());
+    adapter.clock.Advance(2'000'000);
+    auto c3 = store->Claim(10, 60'000'000);
+    REQUIRE(c3->size() == 2);
+    CHECK((*c3)[0].message_id == "ma1");
+    CHECK((*c3)[0].attempts == 1);
+    CHECK((*c3)[1].message_id == "ma2");
+  }
+
+  TEST_CASE_TEMPLATE("an expired lease makes a claimed message claimable again", A, RXFLOW_ADAPTERS) {
+    A adapter;
+    auto store = adapter.Open();
+    REQUIRE(store->Append(Req("a", kNoStream, {Event("a1")}, {Message("ma1", "a")})).ok());
+    REQUIRE(store->Claim(10, 1'000'000)->size() == 1);
+    CHECK(store->Claim(10, 1'000'000)->empty());
+    adapter.clock.Advance(1'500'000);
+    CHECK(store->Claim(10, 1'000'000)->size() == 1);
+  }
+
+  TEST_CASE_TEMPLATE("the inbox runs an effect once per consumer and message", A, RXFLOW_ADAPTERS) {
+    A adapter;
+    auto store = adapter.Open();
+    int runs = 0;
+    auto effect = [&](EventStore& tx) -> Status {
+      ++runs;
+      auto v = tx.ReadStream("s");
+      if (!v.ok()) return v.status();
+      auto r = tx.Append(Req("s", static_cast<int64_t>(v->size()), {Event("fx-" + std::to_string(runs))},
+                             {Message("out-" + std::to_string(runs), "s")}));
+      return r.status();
+    };
+    CHECK(store->Process("routing", "msg-1", effect).ok());
+    CHECK(store->Process("routing", "msg-1", effect).code() == absl::StatusCode::kAlreadyExists);
+    CHECK(runs == 1);
+    CHECK(store->Process("audit", "msg-1", effect).ok());  // another consumer
+    CHECK(runs == 2);
+    CHECK(store->ReadStream("s")->size() == 2);
+    CHECK(*store->Backlog() == 2);
+  }
+
+  TEST_CASE_TEMPLATE("a failing inbox effect leaves nothing: no events, no outbox, no inbox record", A,
+                     RXFLOW_ADAPTERS) {
+    A adapter;
+    auto store = adapter.Open();
+    auto failing = [&](EventStore& tx) -> Status {
+      auto r = tx.Append(Req("s", kNoStream, {Event("half")}, {Message("half-msg", "s")}));
+      if (!r.ok()) return r.status();
+      return absl::UnavailableError("pharmacy down");  // fails after a staged append
+    };
+    CHECK(store->Process("routing", "msg-1", failing).code() == absl::StatusCode::kUnavailable);
+    CHECK(store->ReadStream("s")->empty());
+    CHECK(*store->Backlog() == 0);
+    // Not recorded: the message can be processed again.
+    CHECK(store->Process("routing", "msg-1", [](EventStore&) { return absl::OkStatus(); }).ok());
+  }
+
+  TEST_CASE_TEMPLATE("snapshots keep the latest version", A, RXFLOW_ADAPTERS) {
+    A adapter;
+    auto store = adapter.Open();
+    CHECK(store->LoadSnapshot("s").status().code() == absl::StatusCode::kNotFound);
+    REQUIRE(store->SaveSnapshot({"s", 5, "{\"v\":5}"}).ok());
+    REQUIRE(store->SaveSnapshot({"s", 3, "{\"v\":3}"}).ok());  // older: ignored
+    auto snap = store->LoadSnapshot("s");
+    REQUIRE(snap.ok());
+    CHECK(snap->version == 5);
+    CHECK(snap->state == "{\"v\":5}");
+  }
+
+  TEST_CASE_TEMPLATE("projections move their checkpoint with their rows", A, RXFLOW_ADAPTERS) {
+    A adapter;
+    auto store = adapter.Open();
+    CHECK(*store->Checkpoint("summary") == 0);
+    std::pair<std::string, std::string> rows[] = {{"p1", "{\"s\":1}"}, {"p2", "{\"s\":2}"}};
+    REQUIRE(store->Apply("summary", 7, rows).ok());
+    CHECK(*store->Checkpoint("summary") == 7);
+    CHECK(*store->Get("summary", "p2") == "{\"s\":2}");
+    CHECK(store->All("summary")->size() == 2);
+    CHECK(store->Apply("summary", 3, rows).code() == absl::StatusCode::kAborted);
+    REQUIRE(store->Reset("summary").ok());
+    CHECK(*store->Checkpoint("summary") == 0);
+    CHECK(store->Get("summary", "p1").status().code() == absl::StatusCode::kNotFound);
+  }
+}
