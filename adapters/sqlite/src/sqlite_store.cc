@@ -2,33 +2,38 @@
 // reader connections.
 #include "rxflow/sqlite/sqlite_store.h"
 
-#include <sqlite3.h>
-
 #include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
 #include <functional>
 #include <future>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
 
+#include <sqlite3.h>
+
 namespace rxflow::store {
 namespace {
 
+class StmtCache;
+void Register(sqlite3* db, StmtCache* cache);
+void Unregister(sqlite3* db);
+
 class Db {
  public:
-  Db() = default;
+  Db();
   Db(const Db&) = delete;
   Db& operator=(const Db&) = delete;
-  ~Db() {
-    if (db_) sqlite3_close_v2(db_);
-  }
+  ~Db();
   Status Open(const std::string& path) {
-    int rc = sqlite3_open_v2(path.c_str(), &db_,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+    int rc =
+        sqlite3_open_v2(path.c_str(), &db_,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
     if (rc != SQLITE_OK) return Error("open " + path);
+    Register(db_, cache_.get());
     sqlite3_busy_timeout(db_, 10'000);
     return Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
   }
@@ -42,22 +47,79 @@ class Db {
     return absl::OkStatus();
   }
   Status Error(const std::string& what) const {
-    return absl::UnavailableError("sqlite: " + what + ": " + (db_ ? sqlite3_errmsg(db_) : "no database"));
+    return absl::UnavailableError("sqlite: " + what + ": " +
+                                  (db_ ? sqlite3_errmsg(db_) : "no database"));
   }
   sqlite3* get() const { return db_; }
 
  private:
   sqlite3* db_ = nullptr;
+  std::unique_ptr<StmtCache> cache_;
 };
 
-// A prepared statement, reset on destruction.
+// Prepared statements are cached per connection (keyed by their SQL text) and reset for
+// reuse: preparing costs more than executing for these small statements.
+class StmtCache {
+ public:
+  ~StmtCache() {
+    for (auto& [sql, st] : cache_) sqlite3_finalize(st);
+  }
+  sqlite3_stmt* Get(sqlite3* db, const std::string& sql) {
+    auto it = cache_.find(sql);
+    if (it != cache_.end()) return it->second;
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v3(db, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &st, nullptr) !=
+        SQLITE_OK) {
+      return nullptr;
+    }
+    cache_.emplace(sql, st);
+    return st;
+  }
+
+ private:
+  std::map<std::string, sqlite3_stmt*> cache_;
+};
+
+// sqlite3* → its connection's statement cache. Each connection is used by one thread at a
+// time, so a cache needs no lock of its own; the registry does.
+std::mutex registry_mu;
+std::map<sqlite3*, StmtCache*>& Registry() {
+  static auto* r = new std::map<sqlite3*, StmtCache*>;
+  return *r;
+}
+
+StmtCache& CacheFor(sqlite3* db) {
+  std::lock_guard<std::mutex> lock(registry_mu);
+  return *Registry().at(db);
+}
+
+void Register(sqlite3* db, StmtCache* cache) {
+  std::lock_guard<std::mutex> lock(registry_mu);
+  Registry()[db] = cache;
+}
+void Unregister(sqlite3* db) {
+  std::lock_guard<std::mutex> lock(registry_mu);
+  Registry().erase(db);
+}
+
+Db::Db() : cache_(std::make_unique<StmtCache>()) {}
+Db::~Db() {
+  if (db_) {
+    Unregister(db_);
+    cache_.reset();  // finalize the statements before closing
+    sqlite3_close_v2(db_);
+  }
+}
+
+// A prepared statement from the connection's cache, reset on destruction.
 class Stmt {
  public:
-  Stmt(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) != SQLITE_OK) s_ = nullptr;
-  }
+  Stmt(sqlite3* db, const std::string& sql) : db_(db), s_(CacheFor(db).Get(db, sql)) {}
   ~Stmt() {
-    if (s_) sqlite3_finalize(s_);
+    if (s_) {
+      sqlite3_reset(s_);
+      sqlite3_clear_bindings(s_);
+    }
   }
   bool ok() const { return s_ != nullptr; }
   Stmt& Bind(int i, const std::string& v) {
@@ -69,11 +131,12 @@ class Stmt {
     return *this;
   }
   // SQLITE_ROW, SQLITE_DONE, or an error code.
-  int Step() { return sqlite3_step(s_); }
+  int Step() { return s_ ? sqlite3_step(s_) : SQLITE_ERROR; }
   int64_t Int(int col) const { return sqlite3_column_int64(s_, col); }
   std::string Text(int col) const {
     const unsigned char* t = sqlite3_column_text(s_, col);
-    return t ? std::string(reinterpret_cast<const char*>(t), sqlite3_column_bytes(s_, col)) : std::string();
+    return t ? std::string(reinterpret_cast<const char*>(t), sqlite3_column_bytes(s_, col))
+             : std::string();
   }
   Status Fail(const std::string& what) const {
     return absl::UnavailableError("sqlite: " + what + ": " + sqlite3_errmsg(db_));
@@ -81,7 +144,7 @@ class Stmt {
 
  private:
   sqlite3* db_;
-  sqlite3_stmt* s_ = nullptr;
+  sqlite3_stmt* s_;
 };
 
 constexpr const char* kSchema = R"sql(
@@ -114,6 +177,12 @@ CREATE TABLE IF NOT EXISTS projection_rows (name TEXT NOT NULL, key TEXT NOT NUL
 CREATE TABLE IF NOT EXISTS projection_checkpoints (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
 )sql";
 
+Status Run(sqlite3* db, const char* sql) {
+  Stmt s(db, sql);
+  int rc = s.Step();
+  return rc == SQLITE_DONE || rc == SQLITE_ROW ? absl::OkStatus() : s.Fail(sql);
+}
+
 EventRecord ReadEvent(const Stmt& s) {
   EventRecord e;
   e.global_position = s.Int(0);
@@ -137,9 +206,10 @@ constexpr const char* kEventColumns =
     "correlation_id, causation_id, actor, tenant, traceparent, payload";
 
 // Operations on one connection, shared by the writer (inside a transaction) and readers.
-StatusOr<std::vector<EventRecord>> ReadStreamOn(sqlite3* db, const std::string& stream_id, int64_t after) {
-  Stmt s(db, (std::string("SELECT ") + kEventColumns +
-              " FROM events WHERE stream_id = ?1 AND version > ?2 ORDER BY version").c_str());
+StatusOr<std::vector<EventRecord>> ReadStreamOn(sqlite3* db, const std::string& stream_id,
+                                                int64_t after) {
+  Stmt s(db, std::string("SELECT ") + kEventColumns +
+                 " FROM events WHERE stream_id = ?1 AND version > ?2 ORDER BY version");
   if (!s.ok()) return absl::UnavailableError(std::string("sqlite: ") + sqlite3_errmsg(db));
   s.Bind(1, stream_id).Bind(2, after);
   std::vector<EventRecord> out;
@@ -167,7 +237,8 @@ StatusOr<AppendResult> AppendOn(sqlite3* db, AppendRequest& req, int64_t now) {
   int64_t current = cur.Int(0);
   if (req.expected_version != kAnyVersion && req.expected_version != current) {
     return absl::AbortedError("version conflict on stream " + req.stream_id + ": expected " +
-                              std::to_string(req.expected_version) + ", current " + std::to_string(current));
+                              std::to_string(req.expected_version) + ", current " +
+                              std::to_string(current));
   }
   if (!req.idempotency_key.empty()) {
     auto existing = FindKeyOn(db, req.idempotency_key);
@@ -183,12 +254,22 @@ StatusOr<AppendResult> AppendOn(sqlite3* db, AppendRequest& req, int64_t now) {
     if (e.event_id.empty()) return absl::InvalidArgumentError("append: an event has no id");
     e.stream_id = req.stream_id;
     e.version = ++current;
-    Stmt one(db, "INSERT INTO events (event_id, stream_id, version, type, schema_version, occurred_at, "
-                 "correlation_id, causation_id, actor, tenant, traceparent, payload) "
-                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
-    one.Bind(1, e.event_id).Bind(2, e.stream_id).Bind(3, e.version).Bind(4, e.type)
-        .Bind(5, static_cast<int64_t>(e.schema_version)).Bind(6, e.occurred_at).Bind(7, e.correlation_id)
-        .Bind(8, e.causation_id).Bind(9, e.actor).Bind(10, e.tenant).Bind(11, e.traceparent).Bind(12, e.payload);
+    Stmt one(db,
+             "INSERT INTO events (event_id, stream_id, version, type, schema_version, occurred_at, "
+             "correlation_id, causation_id, actor, tenant, traceparent, payload) "
+             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+    one.Bind(1, e.event_id)
+        .Bind(2, e.stream_id)
+        .Bind(3, e.version)
+        .Bind(4, e.type)
+        .Bind(5, static_cast<int64_t>(e.schema_version))
+        .Bind(6, e.occurred_at)
+        .Bind(7, e.correlation_id)
+        .Bind(8, e.causation_id)
+        .Bind(9, e.actor)
+        .Bind(10, e.tenant)
+        .Bind(11, e.traceparent)
+        .Bind(12, e.payload);
     int rc = one.Step();
     if (rc == SQLITE_CONSTRAINT) {
       int ext = sqlite3_extended_errcode(db);
@@ -209,11 +290,18 @@ StatusOr<AppendResult> AppendOn(sqlite3* db, AppendRequest& req, int64_t now) {
     if (m.message_id.empty() || m.topic.empty()) {
       return absl::InvalidArgumentError("append: an outbox message needs a message id and a topic");
     }
-    Stmt o(db, "INSERT INTO outbox (message_id, topic, key, payload, headers, created_at) "
-               "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
-    o.Bind(1, m.message_id).Bind(2, m.topic).Bind(3, m.key).Bind(4, m.payload).Bind(5, m.headers).Bind(6, now);
+    Stmt o(db,
+           "INSERT INTO outbox (message_id, topic, key, payload, headers, created_at) "
+           "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    o.Bind(1, m.message_id)
+        .Bind(2, m.topic)
+        .Bind(3, m.key)
+        .Bind(4, m.payload)
+        .Bind(5, m.headers)
+        .Bind(6, now);
     int rc = o.Step();
-    if (rc == SQLITE_CONSTRAINT) return absl::AlreadyExistsError("outbox message id exists: " + m.message_id);
+    if (rc == SQLITE_CONSTRAINT)
+      return absl::AlreadyExistsError("outbox message id exists: " + m.message_id);
     if (rc != SQLITE_DONE) return o.Fail("insert outbox");
     m.id = sqlite3_last_insert_rowid(db);
     m.created_at = now;
@@ -232,7 +320,9 @@ class TxView : public EventStore {
   StatusOr<std::vector<EventRecord>> ReadAll(int64_t, size_t) override {
     return absl::UnimplementedError("ReadAll inside an inbox effect");
   }
-  StatusOr<std::string> FindByIdempotencyKey(const std::string& k) override { return FindKeyOn(db_, k); }
+  StatusOr<std::string> FindByIdempotencyKey(const std::string& k) override {
+    return FindKeyOn(db_, k);
+  }
   Status SaveSnapshot(const Snapshot&) override {
     return absl::UnimplementedError("snapshots inside an inbox effect");
   }
@@ -302,9 +392,11 @@ class SqliteStore : public Store {
 
   Status SaveSnapshot(const Snapshot& snap) override {
     return Write([&](sqlite3* db, int64_t) -> Status {
-      Stmt s(db, "INSERT INTO snapshots (stream_id, version, state) VALUES (?1, ?2, ?3) "
-                 "ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, state = excluded.state "
-                 "WHERE excluded.version >= snapshots.version");
+      Stmt s(db,
+             "INSERT INTO snapshots (stream_id, version, state) VALUES (?1, ?2, ?3) "
+             "ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, state = "
+             "excluded.state "
+             "WHERE excluded.version >= snapshots.version");
       s.Bind(1, snap.stream_id).Bind(2, snap.version).Bind(3, snap.state);
       return s.Step() == SQLITE_DONE ? absl::OkStatus() : s.Fail("save snapshot");
     });
@@ -314,8 +406,10 @@ class SqliteStore : public Store {
     std::vector<OutboxMessage> out;
     Status st = Write([&](sqlite3* db, int64_t now) -> Status {
       out.clear();
-      Stmt s(db, "SELECT id, message_id, topic, key, payload, headers, attempts, created_at, claimed_until, "
-                 "available_at FROM outbox WHERE published = 0 ORDER BY id");
+      Stmt s(db,
+             "SELECT id, message_id, topic, key, payload, headers, attempts, created_at, "
+             "claimed_until, "
+             "available_at FROM outbox WHERE published = 0 ORDER BY id");
       std::set<std::string> blocked;
       std::vector<int64_t> ids;
       int rc;
@@ -356,7 +450,8 @@ class SqliteStore : public Store {
         Stmt u(db, "UPDATE outbox SET published = 1, claimed_until = 0 WHERE id = ?1");
         u.Bind(1, id);
         if (u.Step() != SQLITE_DONE) return u.Fail("mark published");
-        if (sqlite3_changes(db) == 0) return absl::NotFoundError("no outbox message " + std::to_string(id));
+        if (sqlite3_changes(db) == 0)
+          return absl::NotFoundError("no outbox message " + std::to_string(id));
       }
       return absl::OkStatus();
     });
@@ -364,10 +459,13 @@ class SqliteStore : public Store {
 
   Status MarkFailed(int64_t id, int64_t retry_after_micros) override {
     return Write([&](sqlite3* db, int64_t now) -> Status {
-      Stmt u(db, "UPDATE outbox SET claimed_until = 0, available_at = ?1, attempts = attempts + 1 WHERE id = ?2");
+      Stmt u(db,
+             "UPDATE outbox SET claimed_until = 0, available_at = ?1, attempts = attempts + 1 "
+             "WHERE id = ?2");
       u.Bind(1, now + retry_after_micros).Bind(2, id);
       if (u.Step() != SQLITE_DONE) return u.Fail("mark failed");
-      if (sqlite3_changes(db) == 0) return absl::NotFoundError("no outbox message " + std::to_string(id));
+      if (sqlite3_changes(db) == 0)
+        return absl::NotFoundError("no outbox message " + std::to_string(id));
       return absl::OkStatus();
     });
   }
@@ -379,7 +477,8 @@ class SqliteStore : public Store {
       ins.Bind(1, consumer).Bind(2, message_id).Bind(3, now);
       int rc = ins.Step();
       if (rc == SQLITE_CONSTRAINT) {
-        return absl::AlreadyExistsError("message " + message_id + " already processed by " + consumer);
+        return absl::AlreadyExistsError("message " + message_id + " already processed by " +
+                                        consumer);
       }
       if (rc != SQLITE_DONE) return ins.Fail("inbox");
       TxView view(db, now);
@@ -398,13 +497,15 @@ class SqliteStore : public Store {
                                   ", not moving back to " + std::to_string(checkpoint));
       }
       for (const auto& [k, v] : copy) {
-        Stmt u(db, "INSERT INTO projection_rows (name, key, doc) VALUES (?1, ?2, ?3) "
-                   "ON CONFLICT (name, key) DO UPDATE SET doc = excluded.doc");
+        Stmt u(db,
+               "INSERT INTO projection_rows (name, key, doc) VALUES (?1, ?2, ?3) "
+               "ON CONFLICT (name, key) DO UPDATE SET doc = excluded.doc");
         u.Bind(1, name).Bind(2, k).Bind(3, v);
         if (u.Step() != SQLITE_DONE) return u.Fail("projection row");
       }
-      Stmt c(db, "INSERT INTO projection_checkpoints (name, position) VALUES (?1, ?2) "
-                 "ON CONFLICT (name) DO UPDATE SET position = excluded.position");
+      Stmt c(db,
+             "INSERT INTO projection_checkpoints (name, position) VALUES (?1, ?2) "
+             "ON CONFLICT (name) DO UPDATE SET position = excluded.position");
       c.Bind(1, name).Bind(2, checkpoint);
       return c.Step() == SQLITE_DONE ? absl::OkStatus() : c.Fail("checkpoint");
     });
@@ -440,14 +541,15 @@ class SqliteStore : public Store {
     return result;
   }
 
-  StatusOr<std::vector<EventRecord>> ReadStream(const std::string& stream_id, int64_t after) override {
+  StatusOr<std::vector<EventRecord>> ReadStream(const std::string& stream_id,
+                                                int64_t after) override {
     return Read([&](sqlite3* db) { return ReadStreamOn(db, stream_id, after); });
   }
 
   StatusOr<std::vector<EventRecord>> ReadAll(int64_t after, size_t limit) override {
     return Read([&](sqlite3* db) -> StatusOr<std::vector<EventRecord>> {
-      Stmt s(db, (std::string("SELECT ") + kEventColumns +
-                  " FROM events WHERE global_position > ?1 ORDER BY global_position LIMIT ?2").c_str());
+      Stmt s(db, std::string("SELECT ") + kEventColumns +
+                     " FROM events WHERE global_position > ?1 ORDER BY global_position LIMIT ?2");
       s.Bind(1, after).Bind(2, static_cast<int64_t>(limit));
       std::vector<EventRecord> out;
       int rc;
@@ -536,23 +638,24 @@ class SqliteStore : public Store {
         }
       }
       std::vector<Status> results(batch.size());
-      Status begin = writer_db_.Exec("BEGIN IMMEDIATE");
+      Status begin = Run(db, "BEGIN IMMEDIATE");
       if (!begin.ok()) {
         for (auto& p : batch) p.done.set_value(begin);
         continue;
       }
       int64_t now = clock_.NowMicros();
       for (size_t i = 0; i < batch.size(); ++i) {
-        writer_db_.Exec("SAVEPOINT op").IgnoreError();
+        Run(db, "SAVEPOINT op").IgnoreError();
         Status s = batch[i].job(db, now);
         if (s.ok()) {
-          writer_db_.Exec("RELEASE op").IgnoreError();
+          Run(db, "RELEASE op").IgnoreError();
         } else {
-          writer_db_.Exec("ROLLBACK TO op; RELEASE op").IgnoreError();
+          Run(db, "ROLLBACK TO op").IgnoreError();
+          Run(db, "RELEASE op").IgnoreError();
         }
         results[i] = s;
       }
-      Status commit = writer_db_.Exec("COMMIT");
+      Status commit = Run(db, "COMMIT");
       if (!commit.ok()) {
         writer_db_.Exec("ROLLBACK").IgnoreError();
         for (auto& r : results) {
@@ -582,7 +685,8 @@ class SqliteStore : public Store {
 
 StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options) {
   if (options.path.empty()) return absl::InvalidArgumentError("sqlite store: path is empty");
-  auto store = std::make_unique<SqliteStore>(options, options.clock ? *options.clock : SystemClock());
+  auto store =
+      std::make_unique<SqliteStore>(options, options.clock ? *options.clock : SystemClock());
   if (Status s = store->Init(); !s.ok()) return s;
   return std::unique_ptr<Store>(std::move(store));
 }
