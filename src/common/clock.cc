@@ -1,10 +1,10 @@
 #include "rxflow/clock.h"
 
-#include <openssl/rand.h>
-
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+
+#include <openssl/rand.h>
 
 #include "common/crypto.h"
 
@@ -24,8 +24,8 @@ class RandomIdsImpl : public IdGenerator {
  public:
   std::string NewId() override {
     std::string hex = internal::RandomHex128();
-    hex[12] = '4';                                  // version 4
-    hex[16] = "89ab"[(hex[16] - '0') & 3];          // RFC 4122 variant
+    hex[12] = '4';                          // version 4
+    hex[16] = "89ab"[(hex[16] - '0') & 3];  // RFC 4122 variant
     return hex;
   }
 };

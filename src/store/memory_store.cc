@@ -6,8 +6,9 @@
 #include <mutex>
 #include <set>
 
-#include "common/strcat.h"
 #include "rxflow/store/event_store.h"
+
+#include "common/strcat.h"
 
 namespace rxflow::store {
 namespace {
@@ -17,8 +18,8 @@ using internal::Cat;
 struct StoredMessage {
   OutboxMessage message;
   bool published = false;
-  int64_t claimed_until = 0;   // lease end (micros); 0 = not claimed
-  int64_t available_at = 0;    // not claimable before (after a failure)
+  int64_t claimed_until = 0;  // lease end (micros); 0 = not claimed
+  int64_t available_at = 0;   // not claimable before (after a failure)
 };
 
 struct Projection {
@@ -102,7 +103,8 @@ AppendResult Commit(State& state, AppendRequest& req, int64_t now) {
   return result;
 }
 
-std::vector<EventRecord> ReadStreamLocked(const State& state, const std::vector<AppendRequest>* staged,
+std::vector<EventRecord> ReadStreamLocked(const State& state,
+                                          const std::vector<AppendRequest>* staged,
                                           const std::string& stream_id, int64_t after_version) {
   std::vector<EventRecord> out;
   if (auto it = state.streams.find(stream_id); it != state.streams.end()) {
@@ -259,7 +261,8 @@ class MemoryStore : public Store {
                  const InboxEffect& effect) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (state_.inbox.count({consumer, message_id})) {
-      return absl::AlreadyExistsError(Cat("message ", message_id, " already processed by ", consumer));
+      return absl::AlreadyExistsError(
+          Cat("message ", message_id, " already processed by ", consumer));
     }
     StagingView view(state_);
     if (Status s = effect(view); !s.ok()) return s;  // nothing staged is kept
@@ -280,7 +283,8 @@ class MemoryStore : public Store {
     std::lock_guard<std::mutex> lock(mu_);
     Projection& p = state_.projections[name];
     if (checkpoint < p.checkpoint) {
-      return absl::AbortedError(Cat("projection ", name, " is at ", p.checkpoint, ", not moving back to ", checkpoint));
+      return absl::AbortedError(
+          Cat("projection ", name, " is at ", p.checkpoint, ", not moving back to ", checkpoint));
     }
     for (const auto& [k, v] : rows) p.rows[k] = v;
     p.checkpoint = checkpoint;

@@ -1,18 +1,17 @@
 // The storage contract: one suite, instantiated for every adapter (memory now; SQLite and
 // PostgreSQL add their factories to kAdapters). What it checks is what
 // rxflow/store/event_store.h promises.
-#include <doctest/doctest.h>
-
 #include <atomic>
+#include <filesystem>
 #include <set>
 #include <thread>
+
+#include <doctest/doctest.h>
 
 #include "rxflow/clock.h"
 #include "rxflow/store/event_store.h"
 
 #include <unistd.h>
-
-#include <filesystem>
 
 #ifdef RXFLOW_TEST_HAVE_SQLITE
 #include "rxflow/sqlite/sqlite_store.h"
@@ -153,7 +152,8 @@ TEST_SUITE("Store contract") {
     auto events = store->ReadStream("race");
     REQUIRE(events.ok());
     CHECK(static_cast<int>(events->size()) == wins.load());
-    for (size_t i = 0; i < events->size(); ++i) CHECK((*events)[i].version == static_cast<int64_t>(i + 1));
+    for (size_t i = 0; i < events->size(); ++i)
+      CHECK((*events)[i].version == static_cast<int64_t>(i + 1));
   }
 
   TEST_CASE_TEMPLATE("ReadAll returns every event once, in commit order", A, RXFLOW_ADAPTERS) {
@@ -222,10 +222,14 @@ TEST_SUITE("Store contract") {
     CHECK(store->ReadAll(0, 100)->size() == 1);
   }
 
-  TEST_CASE_TEMPLATE("outbox rows are claimed in commit order, one key at a time", A, RXFLOW_ADAPTERS) {
+  TEST_CASE_TEMPLATE("outbox rows are claimed in commit order, one key at a time", A,
+                     RXFLOW_ADAPTERS) {
     A adapter;
     auto store = adapter.Open();
-    REQUIRE(store->Append(Req("a", kNoStream, {Event("a1")}, {Message("ma1", "a"), Message("ma2", "a")})).ok());
+    REQUIRE(
+        store
+            ->Append(Req("a", kNoStream, {Event("a1")}, {Message("ma1", "a"), Message("ma2", "a")}))
+            .ok());
     REQUIRE(store->Append(Req("b", kNoStream, {Event("b1")}, {Message("mb1", "b")})).ok());
     auto first = store->Claim(10, 60'000'000);
     REQUIRE(first.ok());
@@ -266,7 +270,8 @@ TEST_SUITE("Store contract") {
     CHECK((*c3)[1].message_id == "ma2");
   }
 
-  TEST_CASE_TEMPLATE("an expired lease makes a claimed message claimable again", A, RXFLOW_ADAPTERS) {
+  TEST_CASE_TEMPLATE("an expired lease makes a claimed message claimable again", A,
+                     RXFLOW_ADAPTERS) {
     A adapter;
     auto store = adapter.Open();
     REQUIRE(store->Append(Req("a", kNoStream, {Event("a1")}, {Message("ma1", "a")})).ok());
@@ -284,8 +289,9 @@ TEST_SUITE("Store contract") {
       ++runs;
       auto v = tx.ReadStream("s");
       if (!v.ok()) return v.status();
-      auto r = tx.Append(Req("s", static_cast<int64_t>(v->size()), {Event("fx-" + std::to_string(runs))},
-                             {Message("out-" + std::to_string(runs), "s")}));
+      auto r =
+          tx.Append(Req("s", static_cast<int64_t>(v->size()), {Event("fx-" + std::to_string(runs))},
+                        {Message("out-" + std::to_string(runs), "s")}));
       return r.status();
     };
     CHECK(store->Process("routing", "msg-1", effect).ok());
@@ -297,8 +303,8 @@ TEST_SUITE("Store contract") {
     CHECK(*store->Backlog() == 2);
   }
 
-  TEST_CASE_TEMPLATE("a failing inbox effect leaves nothing: no events, no outbox, no inbox record", A,
-                     RXFLOW_ADAPTERS) {
+  TEST_CASE_TEMPLATE("a failing inbox effect leaves nothing: no events, no outbox, no inbox record",
+                     A, RXFLOW_ADAPTERS) {
     A adapter;
     auto store = adapter.Open();
     auto failing = [&](EventStore& tx) -> Status {

@@ -96,8 +96,8 @@ struct PrescriptionReadyToSign {
 struct PrescriptionSigned {
   static constexpr std::string_view kType = "PrescriptionSigned";
   static constexpr int kSchemaVersion = 1;
-  std::string signer;          // the registrant's id (never an agent)
-  std::string signature;       // base64 signature over the signed content, or a reference
+  std::string signer;     // the registrant's id (never an agent)
+  std::string signature;  // base64 signature over the signed content, or a reference
   std::string signed_content_sha256;
 };
 
@@ -243,9 +243,9 @@ struct AmendClinicalContent {
   std::string field;
 };
 
-using Command = std::variant<Submit, Sign, Route, MarkSent, RecordStatus, RecordVerify,
-                             RecordError, RecordFill, RequestCancel, RecordCancelResponse,
-                             Expire, AmendClinicalContent>;
+using Command =
+    std::variant<Submit, Sign, Route, MarkSent, RecordStatus, RecordVerify, RecordError, RecordFill,
+                 RequestCancel, RecordCancelResponse, Expire, AmendClinicalContent>;
 
 std::string_view CommandName(const Command& c);
 

@@ -37,9 +37,9 @@ namespace rxflow::store {
 
 // One stored event. The store assigns `global_position`; the caller fills the rest.
 struct EventRecord {
-  std::string event_id;     // unique across the store (UUID)
-  std::string stream_id;    // the aggregate (prescription) id
-  int64_t version = 0;      // 1-based position within the stream
+  std::string event_id;   // unique across the store (UUID)
+  std::string stream_id;  // the aggregate (prescription) id
+  int64_t version = 0;    // 1-based position within the stream
   int64_t global_position = 0;
   std::string type;         // "PrescriptionReceived", ...
   int schema_version = 1;   // of `type`'s payload; old versions are upcast on read
@@ -56,13 +56,13 @@ struct EventRecord {
 
 // A message to publish, written with the events that caused it.
 struct OutboxMessage {
-  int64_t id = 0;            // assigned by the store, increasing in commit order
-  std::string message_id;    // unique (the inbox deduplicates on it)
-  std::string topic;         // "routing.requests", "audit.trail", "prescription.events"
-  std::string key;           // ordering key: the prescription id
+  int64_t id = 0;          // assigned by the store, increasing in commit order
+  std::string message_id;  // unique (the inbox deduplicates on it)
+  std::string topic;       // "routing.requests", "audit.trail", "prescription.events"
+  std::string key;         // ordering key: the prescription id
   std::string payload;
-  std::string headers;       // JSON object: trace context, event id, ...
-  int attempts = 0;          // failed publish attempts so far
+  std::string headers;  // JSON object: trace context, event id, ...
+  int attempts = 0;     // failed publish attempts so far
   int64_t created_at = 0;
 
   friend bool operator==(const OutboxMessage&, const OutboxMessage&) = default;
@@ -75,7 +75,7 @@ inline constexpr int64_t kAnyVersion = -1;  // no check (used only by tests and 
 struct AppendRequest {
   std::string stream_id;
   int64_t expected_version = kNoStream;
-  std::vector<EventRecord> events;       // versions expected_version+1, +2, ... (filled in)
+  std::vector<EventRecord> events;  // versions expected_version+1, +2, ... (filled in)
   std::vector<OutboxMessage> outbox;
   // When set, recorded with the stream; a second append with the same key fails with
   // AlreadyExists naming the existing stream (idempotent submit).
@@ -158,7 +158,8 @@ class ProjectionStore {
                        std::span<const std::pair<std::string, std::string>> rows) = 0;
   virtual StatusOr<std::string> Get(const std::string& name, const std::string& key) = 0;
   // Every row of the projection, by key.
-  virtual StatusOr<std::vector<std::pair<std::string, std::string>>> All(const std::string& name) = 0;
+  virtual StatusOr<std::vector<std::pair<std::string, std::string>>> All(
+      const std::string& name) = 0;
   // Drops the projection's rows and checkpoint (for a rebuild).
   virtual Status Reset(const std::string& name) = 0;
 };
@@ -186,7 +187,9 @@ class StoreWrapper : public Store {
     return target_.Claim(limit, lease);
   }
   Status MarkPublished(std::span<const int64_t> ids) override { return target_.MarkPublished(ids); }
-  Status MarkFailed(int64_t id, int64_t retry_after) override { return target_.MarkFailed(id, retry_after); }
+  Status MarkFailed(int64_t id, int64_t retry_after) override {
+    return target_.MarkFailed(id, retry_after);
+  }
   StatusOr<int64_t> Backlog() override { return target_.Backlog(); }
   Status Process(const std::string& c, const std::string& m, const InboxEffect& e) override {
     return target_.Process(c, m, e);
