@@ -8,6 +8,9 @@
 // --issues json). Exit status: 0 success (warnings allowed), 1 invalid input, 2 usage
 // or I/O error.
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -17,8 +20,12 @@
 
 #include "rxflow/fhir/json.h"
 #include "rxflow/idempotency.h"
+#include "rxflow/service.h"
+#include "rxflow/sqlite/sqlite_store.h"
 #include "rxflow/transform.h"
 #include "rxflow/version.h"
+
+#include <sys/stat.h>
 
 namespace {
 
@@ -46,6 +53,58 @@ bool ReadInput(const std::string& name, std::string& out, std::string& error) {
   }
   out = ss.str();
   return true;
+}
+
+// Opens the store named by `url`: sqlite://PATH (the default ./rxflow-data/rxflow.db).
+rxflow::StatusOr<std::unique_ptr<rxflow::store::Store>> OpenStore(const std::string& url,
+                                                                  std::string& path_out) {
+  std::string path = url;
+  if (url.rfind("sqlite://", 0) == 0) {
+    path = url.substr(9);
+  } else if (url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0) {
+    return absl::UnimplementedError("the PostgreSQL store is not built yet (use sqlite://PATH)");
+  }
+  if (path.empty()) return absl::InvalidArgumentError("empty store path");
+  path_out = path;
+  rxflow::store::SqliteOptions o;
+  o.path = path;
+  return rxflow::store::OpenSqliteStore(o);
+}
+
+// The patient HMAC key: RXFLOW_PATIENT_KEY, or a random key kept beside the database
+// (created on first use, readable by its owner only). Never in the repository.
+std::string PatientKey(const std::string& db_path) {
+  if (const char* k = std::getenv("RXFLOW_PATIENT_KEY");
+      k && std::strlen(k) >= rxflow::kMinPatientKeyBytes) {
+    return k;
+  }
+  std::filesystem::path file = std::filesystem::path(db_path).parent_path() / "patient.key";
+  std::string key, error;
+  if (ReadInput(file.string(), key, error) && key.size() >= rxflow::kMinPatientKeyBytes) return key;
+  key = rxflow::RandomIds().NewId() + rxflow::RandomIds().NewId();
+  std::filesystem::create_directories(file.parent_path());
+  std::ofstream out(file, std::ios::binary | std::ios::trunc);
+  out << key;
+  out.close();
+  ::chmod(file.c_str(), 0600);
+  return key;
+}
+
+std::string JsonQuote(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
 }
 
 void PrintIssues(const rxflow::IssueList& issues, const std::string& format, bool quiet) {
@@ -103,6 +162,22 @@ int main(int argc, char** argv) {
   CLI::App* check = app.add_subcommand("check", "validate FHIR JSON or SCRIPT XML");
   common(check);
 
+  std::string store_url = "sqlite://./rxflow-data/rxflow.db";
+  std::string prescription_id, client_key;
+  CLI::App* submit =
+      app.add_subcommand("submit", "store a FHIR prescription (idempotent); prints its id");
+  common(submit);
+  submit->add_option("--idempotency-key", client_key, "use this key instead of the content key");
+  CLI::App* show = app.add_subcommand("show", "print a stored prescription's summary");
+  CLI::App* events = app.add_subcommand("events", "print a stored prescription's events");
+  CLI::App* replay = app.add_subcommand("replay", "rebuild the read model from the event log");
+  for (CLI::App* sub : {submit, show, events, replay}) {
+    sub->add_option("--store", store_url,
+                    "store URL: sqlite://PATH (default sqlite://./rxflow-data/rxflow.db)");
+  }
+  show->add_option("id", prescription_id, "prescription id")->required();
+  events->add_option("id", prescription_id, "prescription id")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -142,6 +217,84 @@ int main(int argc, char** argv) {
     }
     loaded = *p;
     options.profile = loaded.get();
+  }
+
+  if (submit->parsed() || show->parsed() || events->parsed() || replay->parsed()) {
+    std::string db_path;
+    auto store = OpenStore(store_url, db_path);
+    if (!store.ok()) {
+      std::cerr << "rxflow: " << store.status().message() << "\n";
+      return kExitUsage;
+    }
+    rxflow::ServiceOptions so;
+    so.patient_key = PatientKey(db_path);
+    so.transform = options;
+    auto service = rxflow::PrescriptionService::Create(**store, so);
+    if (!service.ok()) {
+      std::cerr << "rxflow: " << service.status().message() << "\n";
+      return kExitUsage;
+    }
+    rxflow::Status st;
+    if (submit->parsed()) {
+      std::string text, error;
+      if (!ReadInput(input, text, error)) {
+        std::cerr << "rxflow: " << error << "\n";
+        return kExitUsage;
+      }
+      rxflow::IssueList issues;
+      rxflow::RequestContext ctx;
+      ctx.actor = "cli";
+      auto sub = (*service)->Submit(text, issues, ctx, client_key);
+      PrintIssues(issues, issues_format, !verbose);
+      if (!sub.ok()) {
+        if (issues.empty()) std::cerr << "rxflow: " << sub.status().message() << "\n";
+        return kExitInvalid;
+      }
+      std::cout << "{\"id\": " << JsonQuote(sub->id)
+                << ", \"created\": " << (sub->created ? "true" : "false")
+                << ", \"status\": " << JsonQuote(sub->status)
+                << ", \"idempotency_key\": " << JsonQuote(sub->idempotency_key)
+                << ", \"is_controlled\": " << (sub->is_controlled ? "true" : "false")
+                << ", \"created_at\": " << JsonQuote(sub->created_at) << "}\n";
+      return kExitOk;
+    }
+    if (show->parsed()) {
+      auto summary = (*service)->Get(prescription_id);
+      if (!summary.ok()) {
+        std::cerr << "rxflow: " << summary.status().message() << "\n";
+        return summary.status().code() == absl::StatusCode::kNotFound ? kExitInvalid : kExitUsage;
+      }
+      std::cout << rxflow::EncodeSummary(*summary) << "\n";
+      return kExitOk;
+    }
+    if (events->parsed()) {
+      auto history = (*service)->History(prescription_id);
+      if (!history.ok()) {
+        std::cerr << "rxflow: " << history.status().message() << "\n";
+        return history.status().code() == absl::StatusCode::kNotFound ? kExitInvalid : kExitUsage;
+      }
+      std::cout << "[\n";
+      for (size_t i = 0; i < history->size(); ++i) {
+        const auto& e = (*history)[i];
+        std::cout << "  {\"version\": " << e.version << ", \"type\": " << JsonQuote(e.type)
+                  << ", \"schema_version\": " << e.schema_version
+                  << ", \"event_id\": " << JsonQuote(e.event_id)
+                  << ", \"global_position\": " << e.global_position
+                  << ", \"occurred_at\": " << JsonQuote(rxflow::FormatRfc3339(e.occurred_at))
+                  << ", \"actor\": " << JsonQuote(e.actor) << ", \"payload\": " << e.payload << "}"
+                  << (i + 1 < history->size() ? "," : "") << "\n";
+      }
+      std::cout << "]\n";
+      return kExitOk;
+    }
+    auto n = (*service)->RebuildProjection();
+    if (!n.ok()) {
+      std::cerr << "rxflow: " << n.status().message() << "\n";
+      return kExitUsage;
+    }
+    std::cout << "replayed " << *n << " events into " << rxflow::PrescriptionService::kProjection
+              << "\n";
+    return kExitOk;
   }
 
   std::string text, error;

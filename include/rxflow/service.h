@@ -1,0 +1,122 @@
+// File: rxflow/service.h
+//
+// The application service: FHIR in, an event-sourced prescription out. It composes the
+// transform (parse, map, check, write SCRIPT), the Prescription aggregate, and a store,
+// and keeps a read model of prescription summaries.
+//
+// Submit is idempotent: the same prescription (by its idempotency key, rxflow/idempotency.h,
+// or the caller's own key) returns the same id and writes nothing new, also when
+// duplicates race in parallel threads or processes sharing the store. A submission is
+// durable when Submit returns: its events, outbox rows and key are one store transaction.
+//
+// Thread-safety: all methods are safe for concurrent use.
+#ifndef RXFLOW_SERVICE_H_
+#define RXFLOW_SERVICE_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "rxflow/clock.h"
+#include "rxflow/domain/prescription.h"
+#include "rxflow/issue.h"
+#include "rxflow/status.h"
+#include "rxflow/store/event_store.h"
+#include "rxflow/transform.h"
+
+namespace rxflow {
+
+// Who and why, carried on every event.
+struct RequestContext {
+  std::string actor;           // the authenticated user or system ("api-key:<id>", ...)
+  std::string tenant;
+  std::string correlation_id;  // default: a new id
+  std::string traceparent;     // W3C trace context
+};
+
+struct ServiceOptions {
+  // Secret for the patient part of the idempotency key (>= 16 bytes). Required.
+  std::string patient_key;
+  TransformOptions transform;
+  // Default: SystemClock() / RandomIds(). Must outlive the service.
+  Clock* clock = nullptr;
+  IdGenerator* ids = nullptr;
+};
+
+struct Submission {
+  std::string id;
+  bool created = false;  // false: an idempotent replay of an earlier submission
+  std::string status;    // the state name ("Transformed", "ReadyToSign", ...)
+  std::string idempotency_key;
+  bool is_controlled = false;
+  std::string created_at;  // RFC 3339 UTC
+};
+
+// The read model's row for one prescription (JSON in the projection store).
+struct PrescriptionSummary {
+  std::string id;
+  std::string status;
+  std::string pharmacy_ncpdp_id;
+  bool is_controlled = false;
+  std::string dea_schedule;
+  std::string message_id;
+  std::string created_at;
+  std::string updated_at;
+  int64_t version = 0;
+};
+
+class PrescriptionService {
+ public:
+  // `store` must outlive the service.
+  static StatusOr<std::unique_ptr<PrescriptionService>> Create(store::Store& store,
+                                                              ServiceOptions options);
+  ~PrescriptionService();
+
+  // Transforms and stores a prescription. InvalidArgument / FailedPrecondition /
+  // ResourceExhausted as rxflow::ToScript, with `issues`; nothing is stored then. With a
+  // non-empty `idempotency_key` the caller's key is used instead of the content key.
+  StatusOr<Submission> Submit(std::string_view fhir_json, IssueList& issues,
+                              const RequestContext& ctx = {}, std::string idempotency_key = {});
+
+  // The prescription's current summary (from its events). NotFound for an unknown id.
+  StatusOr<PrescriptionSummary> Get(const std::string& id);
+  // Its events, oldest first. NotFound for an unknown id.
+  StatusOr<std::vector<store::EventRecord>> History(const std::string& id);
+  // The aggregate state (replayed from the events).
+  StatusOr<domain::PrescriptionState> Load(const std::string& id);
+
+  // Runs a command against the prescription: decide, append (with optimistic concurrency,
+  // retried on Aborted), and write the outbox rows the events imply. FailedPrecondition
+  // when the command is illegal in the current state.
+  Status Execute(const std::string& id, const domain::Command& command,
+                 const RequestContext& ctx = {});
+
+  // Shorthands for the common commands.
+  Status Route(const std::string& id, const RequestContext& ctx = {});
+  Status Cancel(const std::string& id, const std::string& reason, const RequestContext& ctx = {});
+  // A pharmacy message (Status, Verify, Error, RxFill, CancelRxResponse) → its command.
+  Status RecordPharmacyResponse(const std::string& id, const script::Message& message,
+                                const RequestContext& ctx = {});
+
+  // The read model: applies events after the projection's checkpoint. Returns how many.
+  StatusOr<int64_t> Project();
+  // Drops the read model and rebuilds it from the whole event log.
+  StatusOr<int64_t> RebuildProjection();
+  // A summary from the read model (as of the last Project()).
+  StatusOr<PrescriptionSummary> GetProjected(const std::string& id);
+
+  static constexpr const char* kProjection = "prescription_summary";
+
+ private:
+  PrescriptionService(store::Store& store, ServiceOptions options);
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Encodes/decodes a summary as JSON (the projection's row format).
+std::string EncodeSummary(const PrescriptionSummary& s);
+StatusOr<PrescriptionSummary> DecodeSummary(std::string_view json);
+
+}  // namespace rxflow
+
+#endif  // RXFLOW_SERVICE_H_

@@ -1,0 +1,396 @@
+#include "rxflow/service.h"
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <mutex>
+
+#include "common/crypto.h"
+#include "common/strcat.h"
+#include "rxflow/idempotency.h"
+
+namespace rxflow {
+
+using internal::Cat;
+using nlohmann::json;
+
+namespace {
+
+constexpr int kMaxConflictRetries = 8;
+
+domain::PrescriptionState Fold(const std::vector<domain::Event>& events) {
+  return domain::Replay(events);
+}
+
+StatusOr<std::vector<domain::Event>> Decode(const std::vector<store::EventRecord>& records) {
+  std::vector<domain::Event> out;
+  out.reserve(records.size());
+  for (const store::EventRecord& r : records) {
+    auto e = domain::DecodeEvent(r.type, r.schema_version, r.payload);
+    if (!e.ok()) return e.status();
+    out.push_back(std::move(*e));
+  }
+  return out;
+}
+
+PrescriptionSummary SummaryOf(const std::string& id, const domain::PrescriptionState& s) {
+  PrescriptionSummary out;
+  out.id = id;
+  out.status = std::string(domain::StateName(s.state));
+  out.pharmacy_ncpdp_id = s.pharmacy_ncpdp_id;
+  out.is_controlled = s.controlled();
+  out.dea_schedule = s.dea_schedule;
+  out.message_id = s.message_id;
+  out.version = s.version;
+  return out;
+}
+
+}  // namespace
+
+std::string EncodeSummary(const PrescriptionSummary& s) {
+  json j = {{"id", s.id},
+            {"status", s.status},
+            {"pharmacy_ncpdp_id", s.pharmacy_ncpdp_id},
+            {"is_controlled", s.is_controlled},
+            {"dea_schedule", s.dea_schedule},
+            {"message_id", s.message_id},
+            {"created_at", s.created_at},
+            {"updated_at", s.updated_at},
+            {"version", s.version}};
+  return j.dump();
+}
+
+StatusOr<PrescriptionSummary> DecodeSummary(std::string_view text) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return absl::DataLossError("malformed prescription summary");
+  try {
+    PrescriptionSummary s;
+    s.id = j.value("id", "");
+    s.status = j.value("status", "");
+    s.pharmacy_ncpdp_id = j.value("pharmacy_ncpdp_id", "");
+    s.is_controlled = j.value("is_controlled", false);
+    s.dea_schedule = j.value("dea_schedule", "");
+    s.message_id = j.value("message_id", "");
+    s.created_at = j.value("created_at", "");
+    s.updated_at = j.value("updated_at", "");
+    s.version = j.value("version", int64_t{0});
+    return s;
+  } catch (const json::exception&) {
+    return absl::DataLossError("malformed prescription summary");
+  }
+}
+
+struct PrescriptionService::Impl {
+  store::Store& store;
+  ServiceOptions options;
+  Clock& clock;
+  IdGenerator& ids;
+  std::mutex projector_mu;
+
+  Impl(store::Store& s, ServiceOptions o)
+      : store(s),
+        options(std::move(o)),
+        clock(options.clock ? *options.clock : SystemClock()),
+        ids(options.ids ? *options.ids : RandomIds()) {}
+
+  // Event records and outbox messages for new events of stream `id` after `version`.
+  void Records(const std::string& id, int64_t version, const std::vector<domain::Event>& events,
+               const RequestContext& ctx, store::AppendRequest& req) {
+    std::string correlation = ctx.correlation_id.empty() ? ids.NewId() : ctx.correlation_id;
+    int64_t now = clock.NowMicros();
+    std::string causation;
+    for (const domain::Event& e : events) {
+      store::EventRecord r;
+      r.event_id = ids.NewId();
+      r.stream_id = id;
+      r.version = ++version;
+      r.type = std::string(domain::EventType(e));
+      r.schema_version = domain::EventSchemaVersion(e);
+      r.occurred_at = now;
+      r.correlation_id = correlation;
+      r.causation_id = causation;
+      r.actor = ctx.actor;
+      r.tenant = ctx.tenant;
+      r.traceparent = ctx.traceparent;
+      r.payload = domain::EncodePayload(e);
+      causation = r.event_id;
+      json headers = {{"event_id", r.event_id}, {"version", r.version}};
+      if (!ctx.traceparent.empty()) headers["traceparent"] = ctx.traceparent;
+      // Audit trail and domain events: identifiers and types only, never PHI.
+      json audit = {{"prescription_id", id}, {"event_id", r.event_id}, {"event_type", r.type},
+                    {"version", r.version}, {"actor", ctx.actor}, {"tenant", ctx.tenant},
+                    {"occurred_at", FormatRfc3339(now)}};
+      req.outbox.push_back(store::OutboxMessage{0, r.event_id + ":audit", "audit.trail", id,
+                                                audit.dump(), headers.dump(), 0, 0});
+      req.outbox.push_back(store::OutboxMessage{0, r.event_id + ":event", "prescription.events", id,
+                                                audit.dump(), headers.dump(), 0, 0});
+      if (const auto* q = std::get_if<domain::PrescriptionQueued>(&e)) {
+        json routing = {{"prescription_id", id}, {"pharmacy_ncpdp_id", q->pharmacy_ncpdp_id},
+                        {"attempt", q->attempt}, {"event_id", r.event_id}};
+        req.outbox.push_back(store::OutboxMessage{0, r.event_id + ":route", "routing.requests", id,
+                                                  routing.dump(), headers.dump(), 0, 0});
+      }
+      req.events.push_back(std::move(r));
+    }
+  }
+
+  StatusOr<std::vector<store::EventRecord>> Stream(const std::string& id) {
+    auto records = store.ReadStream(id);
+    if (!records.ok()) return records.status();
+    if (records->empty()) return absl::NotFoundError(Cat("no prescription ", id));
+    return records;
+  }
+
+  StatusOr<Submission> Replayed(const std::string& id, const std::string& key) {
+    auto records = Stream(id);
+    if (!records.ok()) return records.status();
+    auto events = Decode(*records);
+    if (!events.ok()) return events.status();
+    domain::PrescriptionState s = Fold(*events);
+    Submission out;
+    out.id = id;
+    out.created = false;
+    out.status = std::string(domain::StateName(s.state));
+    out.idempotency_key = key;
+    out.is_controlled = s.controlled();
+    out.created_at = FormatRfc3339(records->front().occurred_at);
+    return out;
+  }
+};
+
+PrescriptionService::PrescriptionService(store::Store& store, ServiceOptions options)
+    : impl_(std::make_unique<Impl>(store, std::move(options))) {}
+PrescriptionService::~PrescriptionService() = default;
+
+StatusOr<std::unique_ptr<PrescriptionService>> PrescriptionService::Create(store::Store& store,
+                                                                          ServiceOptions options) {
+  if (options.patient_key.size() < kMinPatientKeyBytes) {
+    return absl::InvalidArgumentError(
+        Cat("the patient HMAC key must be at least ", kMinPatientKeyBytes, " bytes"));
+  }
+  return std::unique_ptr<PrescriptionService>(new PrescriptionService(store, std::move(options)));
+}
+
+StatusOr<Submission> PrescriptionService::Submit(std::string_view fhir_json, IssueList& issues,
+                                                 const RequestContext& ctx,
+                                                 std::string idempotency_key) {
+  Impl& im = *impl_;
+  auto out = ToScript(fhir_json, issues, im.options.transform);
+  if (!out.ok()) return out.status();
+  std::string key;
+  if (idempotency_key.empty()) {
+    auto k = IdempotencyKey(out->newrx.message, im.options.patient_key);
+    if (!k.ok()) return k.status();
+    key = *k;
+  } else {
+    key = "client:" + idempotency_key;
+  }
+  if (auto existing = im.store.FindByIdempotencyKey(key); existing.ok()) {
+    return im.Replayed(*existing, key);
+  } else if (existing.status().code() != absl::StatusCode::kNotFound) {
+    return existing.status();
+  }
+
+  domain::Submit cmd;
+  cmd.idempotency_key = key;
+  cmd.request_sha256 = internal::Sha256Hex(fhir_json);
+  cmd.source = "fhir";
+  domain::PrescriptionTransformed& t = cmd.transformed;
+  t.script_version = std::string(script::VersionName(im.options.transform.version));
+  t.message_id = out->newrx.message.header.message_id;
+  t.newrx_xml = out->xml;
+  t.pharmacy_ncpdp_id = out->newrx.message.header.to;
+  t.prescriber_npi = out->newrx.message.header.from;
+  if (const auto* n = std::get_if<script::NewRx>(&out->newrx.message.body)) {
+    t.drug_description = n->medication_prescribed.drug_description;
+  }
+  t.dea_schedule = out->newrx.dea_schedule;
+  if (std::holds_alternative<script::CancelRx>(out->newrx.message.body)) {
+    return absl::InvalidArgumentError(
+        "a cancelled MedicationRequest cancels an existing prescription: use Cancel(id)");
+  }
+  auto events = domain::Decide(domain::PrescriptionState{}, cmd);
+  if (!events.ok()) return events.status();
+
+  std::string id = im.ids.NewId();
+  store::AppendRequest req;
+  req.stream_id = id;
+  req.expected_version = store::kNoStream;
+  req.idempotency_key = key;
+  im.Records(id, 0, *events, ctx, req);
+  int64_t created = req.events.front().occurred_at;
+  auto appended = im.store.Append(std::move(req));
+  if (appended.status().code() == absl::StatusCode::kAlreadyExists) {
+    // A concurrent submission of the same prescription won: return it.
+    auto existing = im.store.FindByIdempotencyKey(key);
+    if (!existing.ok()) return existing.status();
+    return im.Replayed(*existing, key);
+  }
+  if (!appended.ok()) return appended.status();
+  domain::PrescriptionState s = Fold(*events);
+  Submission result;
+  result.id = id;
+  result.created = true;
+  result.status = std::string(domain::StateName(s.state));
+  result.idempotency_key = key;
+  result.is_controlled = s.controlled();
+  result.created_at = FormatRfc3339(created);
+  return result;
+}
+
+StatusOr<domain::PrescriptionState> PrescriptionService::Load(const std::string& id) {
+  auto records = impl_->Stream(id);
+  if (!records.ok()) return records.status();
+  auto events = Decode(*records);
+  if (!events.ok()) return events.status();
+  return Fold(*events);
+}
+
+StatusOr<PrescriptionSummary> PrescriptionService::Get(const std::string& id) {
+  auto records = impl_->Stream(id);
+  if (!records.ok()) return records.status();
+  auto events = Decode(*records);
+  if (!events.ok()) return events.status();
+  PrescriptionSummary s = SummaryOf(id, Fold(*events));
+  s.created_at = FormatRfc3339(records->front().occurred_at);
+  s.updated_at = FormatRfc3339(records->back().occurred_at);
+  return s;
+}
+
+StatusOr<std::vector<store::EventRecord>> PrescriptionService::History(const std::string& id) {
+  return impl_->Stream(id);
+}
+
+Status PrescriptionService::Execute(const std::string& id, const domain::Command& command,
+                                    const RequestContext& ctx) {
+  Impl& im = *impl_;
+  for (int attempt = 0; attempt < kMaxConflictRetries; ++attempt) {
+    auto records = im.Stream(id);
+    if (!records.ok()) return records.status();
+    auto decoded = Decode(*records);
+    if (!decoded.ok()) return decoded.status();
+    domain::PrescriptionState state = Fold(*decoded);
+    auto events = domain::Decide(state, command);
+    if (!events.ok()) return events.status();
+    if (events->empty()) return absl::OkStatus();
+    store::AppendRequest req;
+    req.stream_id = id;
+    req.expected_version = state.version;
+    im.Records(id, state.version, *events, ctx, req);
+    auto appended = im.store.Append(std::move(req));
+    if (appended.ok()) return absl::OkStatus();
+    if (appended.status().code() != absl::StatusCode::kAborted) return appended.status();
+    // Someone else appended first: re-read and decide again.
+  }
+  return absl::AbortedError(Cat("prescription ", id, ": too many concurrent updates"));
+}
+
+Status PrescriptionService::Route(const std::string& id, const RequestContext& ctx) {
+  return Execute(id, domain::Route{}, ctx);
+}
+
+Status PrescriptionService::Cancel(const std::string& id, const std::string& reason,
+                                   const RequestContext& ctx) {
+  domain::RequestCancel cmd;
+  cmd.reason = reason;
+  cmd.cancel_message_id = impl_->ids.NewId();
+  return Execute(id, cmd, ctx);
+}
+
+Status PrescriptionService::RecordPharmacyResponse(const std::string& id,
+                                                   const script::Message& message,
+                                                   const RequestContext& ctx) {
+  const script::Header& h = message.header;
+  if (const auto* s = std::get_if<script::Status>(&message.body)) {
+    return Execute(id, domain::RecordStatus{s->code, h.relates_to_message_id}, ctx);
+  }
+  if (std::holds_alternative<script::Verify>(message.body)) {
+    return Execute(id, domain::RecordVerify{h.relates_to_message_id}, ctx);
+  }
+  if (const auto* e = std::get_if<script::Error>(&message.body)) {
+    domain::RecordError cmd;
+    cmd.code = e->code;
+    cmd.description_codes = e->description_code;
+    cmd.description = e->description;
+    cmd.retryable = e->retryable();
+    return Execute(id, cmd, ctx);
+  }
+  if (const auto* f = std::get_if<script::RxFill>(&message.body)) {
+    domain::RecordFill cmd;
+    cmd.fill_status = f->fill_status;
+    cmd.complete = f->fill_status != "PartiallyDispensed";
+    if (f->medication_dispensed && f->medication_dispensed->quantity) {
+      cmd.quantity = f->medication_dispensed->quantity->value;
+    }
+    return Execute(id, cmd, ctx);
+  }
+  if (const auto* c = std::get_if<script::CancelRxResponse>(&message.body)) {
+    domain::RecordCancelResponse cmd;
+    cmd.approved = c->response.kind == "Approved";
+    cmd.reason = !c->response.denial_reason.empty() ? c->response.denial_reason : c->response.note;
+    return Execute(id, cmd, ctx);
+  }
+  return absl::InvalidArgumentError(Cat("a ", script::TransactionName(message.body),
+                                        " is not a pharmacy response RxFlow records"));
+}
+
+StatusOr<int64_t> PrescriptionService::Project() {
+  Impl& im = *impl_;
+  std::lock_guard<std::mutex> lock(im.projector_mu);
+  auto cp = im.store.Checkpoint(kProjection);
+  if (!cp.ok()) return cp.status();
+  int64_t position = *cp, applied = 0;
+  for (;;) {
+    auto batch = im.store.ReadAll(position, 512);
+    if (!batch.ok()) return batch.status();
+    if (batch->empty()) return applied;
+    // Fold the batch per prescription onto the rows as they stand.
+    std::map<std::string, std::pair<domain::PrescriptionState, PrescriptionSummary>> touched;
+    for (const store::EventRecord& r : *batch) {
+      auto it = touched.find(r.stream_id);
+      if (it == touched.end()) {
+        // Rebuild the state from the stream up to the previous version (rows keep summaries).
+        auto prior = im.store.ReadStream(r.stream_id);
+        if (!prior.ok()) return prior.status();
+        std::vector<store::EventRecord> before;
+        for (auto& p : *prior) {
+          if (p.version < r.version) before.push_back(p);
+        }
+        auto decoded = Decode(before);
+        if (!decoded.ok()) return decoded.status();
+        PrescriptionSummary summary;
+        summary.created_at = before.empty() ? FormatRfc3339(r.occurred_at) : FormatRfc3339(before.front().occurred_at);
+        it = touched.emplace(r.stream_id, std::make_pair(Fold(*decoded), summary)).first;
+      }
+      auto e = domain::DecodeEvent(r.type, r.schema_version, r.payload);
+      if (!e.ok()) return e.status();
+      auto& [state, summary] = it->second;
+      state = domain::Apply(std::move(state), *e);
+      std::string created = summary.created_at;
+      summary = SummaryOf(r.stream_id, state);
+      summary.created_at = created;
+      summary.updated_at = FormatRfc3339(r.occurred_at);
+      position = r.global_position;
+      ++applied;
+    }
+    std::vector<std::pair<std::string, std::string>> rows;
+    for (auto& [id, st] : touched) rows.emplace_back(id, EncodeSummary(st.second));
+    if (Status s = im.store.Apply(kProjection, position, rows); !s.ok()) return s;
+  }
+}
+
+StatusOr<int64_t> PrescriptionService::RebuildProjection() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->projector_mu);
+    if (Status s = impl_->store.Reset(kProjection); !s.ok()) return s;
+  }
+  return Project();
+}
+
+StatusOr<PrescriptionSummary> PrescriptionService::GetProjected(const std::string& id) {
+  auto row = impl_->store.Get(kProjection, id);
+  if (!row.ok()) return row.status();
+  return DecodeSummary(*row);
+}
+
+}  // namespace rxflow
