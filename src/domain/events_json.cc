@@ -1,0 +1,311 @@
+// JSON codec of the Prescription events and state snapshots. The only translation unit that
+// includes nlohmann/json: it parses without exceptions and catches the library's exceptions
+// here, so none crosses the API.
+#include <array>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include <nlohmann/json.hpp>
+
+#include "rxflow/domain/prescription.h"
+
+#include "common/strcat.h"
+
+namespace rxflow::domain {
+
+using rxflow::internal::Cat;
+
+namespace {
+
+using Json = nlohmann::json;
+
+template <typename>
+inline constexpr bool kAlwaysFalse = false;
+
+// Calls f(name, field) for each payload field of an event (snake_case names, as stored).
+template <typename E, typename F>
+void VisitFields(E& e, F&& f) {
+  using T = std::remove_const_t<E>;
+  if constexpr (std::is_same_v<T, PrescriptionReceived>) {
+    f("idempotency_key", e.idempotency_key);
+    f("request_sha256", e.request_sha256);
+    f("source", e.source);
+  } else if constexpr (std::is_same_v<T, PrescriptionRejected>) {
+    f("reasons", e.reasons);
+  } else if constexpr (std::is_same_v<T, PrescriptionTransformed>) {
+    f("script_version", e.script_version);
+    f("message_id", e.message_id);
+    f("newrx_xml", e.newrx_xml);
+    f("pharmacy_ncpdp_id", e.pharmacy_ncpdp_id);
+    f("prescriber_npi", e.prescriber_npi);
+    f("drug_description", e.drug_description);
+    f("dea_schedule", e.dea_schedule);
+  } else if constexpr (std::is_same_v<T, PrescriptionReadyToSign> ||
+                       std::is_same_v<T, PrescriptionExpired>) {
+    // no fields
+  } else if constexpr (std::is_same_v<T, PrescriptionSigned>) {
+    f("signer", e.signer);
+    f("signature", e.signature);
+    f("signed_content_sha256", e.signed_content_sha256);
+  } else if constexpr (std::is_same_v<T, PrescriptionQueued>) {
+    f("pharmacy_ncpdp_id", e.pharmacy_ncpdp_id);
+    f("attempt", e.attempt);
+  } else if constexpr (std::is_same_v<T, PrescriptionSent>) {
+    f("message_id", e.message_id);
+    f("attempt", e.attempt);
+  } else if constexpr (std::is_same_v<T, PharmacyAcknowledged>) {
+    f("status_code", e.status_code);
+    f("relates_to_message_id", e.relates_to_message_id);
+  } else if constexpr (std::is_same_v<T, PharmacyVerified>) {
+    f("relates_to_message_id", e.relates_to_message_id);
+  } else if constexpr (std::is_same_v<T, PharmacyErrorReceived>) {
+    f("code", e.code);
+    f("description_codes", e.description_codes);
+    f("description", e.description);
+    f("retryable", e.retryable);
+  } else if constexpr (std::is_same_v<T, PrescriptionDispensed>) {
+    f("fill_status", e.fill_status);
+    f("complete", e.complete);
+    f("quantity", e.quantity);
+  } else if constexpr (std::is_same_v<T, CancelRequested>) {
+    f("reason", e.reason);
+    f("cancel_message_id", e.cancel_message_id);
+  } else if constexpr (std::is_same_v<T, PrescriptionCancelled> ||
+                       std::is_same_v<T, CancelDenied>) {
+    f("reason", e.reason);
+  } else if constexpr (std::is_same_v<T, PrescriptionState>) {
+    f("state", e.state);
+    f("version", e.version);
+    f("idempotency_key", e.idempotency_key);
+    f("message_id", e.message_id);
+    f("script_version", e.script_version);
+    f("pharmacy_ncpdp_id", e.pharmacy_ncpdp_id);
+    f("prescriber_npi", e.prescriber_npi);
+    f("drug_description", e.drug_description);
+    f("dea_schedule", e.dea_schedule);
+    f("signed", e.signed_);
+    f("fill_complete", e.fill_complete);
+    f("send_attempts", e.send_attempts);
+    f("last_error_code", e.last_error_code);
+    f("before_cancel", e.before_cancel);
+  } else {
+    static_assert(kAlwaysFalse<T>, "VisitFields: add the fields of this type");
+  }
+}
+
+// Invalid UTF-8 cannot be stored in JSON: it is replaced (U+FFFD) rather than thrown on.
+std::string Dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
+template <typename T>
+Json ToJson(const T& value) {
+  Json j = Json::object();
+  VisitFields(value, [&](const char* name, const auto& field) {
+    if constexpr (std::is_same_v<std::decay_t<decltype(field)>, State>) {
+      j[name] = std::string(StateName(field));
+    } else {
+      j[name] = field;
+    }
+  });
+  return j;
+}
+
+// Readers: "" when `out` was read, else why not ("is not a string").
+std::string Read(const Json& v, std::string& out) {
+  if (!v.is_string()) return "is not a string";
+  out = v.get_ref<const std::string&>();
+  return {};
+}
+
+std::string Read(const Json& v, bool& out) {
+  if (!v.is_boolean()) return "is not a boolean";
+  out = v.get<bool>();
+  return {};
+}
+
+std::string ReadInteger(const Json& v, int64_t lo, int64_t hi, int64_t& out) {
+  if (v.is_number_unsigned()) {
+    uint64_t u = v.get<uint64_t>();
+    if (u > static_cast<uint64_t>(hi)) return "is out of range";
+    out = static_cast<int64_t>(u);
+    return {};
+  }
+  if (!v.is_number_integer()) return "is not an integer";
+  out = v.get<int64_t>();
+  if (out < lo || out > hi) return "is out of range";
+  return {};
+}
+
+std::string Read(const Json& v, int64_t& out) {
+  return ReadInteger(v, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max(),
+                     out);
+}
+
+std::string Read(const Json& v, int& out) {
+  int64_t wide = 0;
+  std::string why =
+      ReadInteger(v, std::numeric_limits<int>::min(), std::numeric_limits<int>::max(), wide);
+  if (why.empty()) out = static_cast<int>(wide);
+  return why;
+}
+
+std::string Read(const Json& v, std::vector<std::string>& out) {
+  if (!v.is_array()) return "is not an array";
+  out.clear();
+  for (const Json& item : v) {
+    if (!item.is_string()) return "has an item that is not a string";
+    out.push_back(item.get_ref<const std::string&>());
+  }
+  return {};
+}
+
+std::string Read(const Json& v, State& out) {
+  if (!v.is_string()) return "is not a string";
+  const std::string& name = v.get_ref<const std::string&>();
+  for (int i = 0; i <= static_cast<int>(State::kExpired); ++i) {
+    if (StateName(static_cast<State>(i)) == name) {
+      out = static_cast<State>(i);
+      return {};
+    }
+  }
+  return Cat("names no known state (", name, ")");
+}
+
+// Reads every field of `out` from the object `j`; "" or "field <name> <why>". Every field
+// is required: the encoder writes them all, and a new field means a new schema version.
+template <typename T>
+std::string FromJson(const Json& j, T& out) {
+  if (!j.is_object()) return "is not a JSON object";
+  std::string error;
+  VisitFields(out, [&](const char* name, auto& field) {
+    if (!error.empty()) return;
+    auto it = j.find(name);
+    if (it == j.end()) {
+      error = Cat("has no field ", name);
+      return;
+    }
+    std::string why = Read(*it, field);
+    if (!why.empty()) error = Cat("field ", name, " ", why);
+  });
+  return error;
+}
+
+template <typename T>
+StatusOr<Event> DecodeAs(const Json& j) {
+  T event;
+  std::string error = FromJson(j, event);
+  if (!error.empty()) return absl::DataLossError(Cat("payload of event ", T::kType, " ", error));
+  return Event(std::move(event));
+}
+
+struct EventCodec {
+  std::string_view type;
+  int schema_version;
+  StatusOr<Event> (*decode)(const Json&);
+};
+
+template <size_t... I>
+constexpr std::array<EventCodec, sizeof...(I)> MakeCodecs(std::index_sequence<I...>) {
+  return {{{std::variant_alternative_t<I, Event>::kType,
+            std::variant_alternative_t<I, Event>::kSchemaVersion,
+            &DecodeAs<std::variant_alternative_t<I, Event>>}...}};
+}
+
+constexpr auto kCodecs = MakeCodecs(std::make_index_sequence<std::variant_size_v<Event>>());
+
+using UpcasterMap = std::map<std::pair<std::string, int>, Upcaster>;
+
+UpcasterMap& Upcasters() {
+  static auto* upcasters = new UpcasterMap;  // never destroyed (no exit-time destructor)
+  return *upcasters;
+}
+
+constexpr int kStateSnapshotVersion = 1;
+
+}  // namespace
+
+std::string EncodePayload(const Event& e) {
+  return std::visit([](const auto& event) { return Dump(ToJson(event)); }, e);
+}
+
+StatusOr<Event> DecodeEvent(std::string_view type, int schema_version, std::string_view payload) {
+  const EventCodec* codec = nullptr;
+  for (const EventCodec& c : kCodecs) {
+    if (c.type == type) codec = &c;
+  }
+  if (codec == nullptr) return absl::DataLossError(Cat("unknown event type ", type));
+  if (schema_version > codec->schema_version) {
+    return absl::DataLossError(Cat("event ", type, " has schema version ", schema_version,
+                                   ", newer than this build knows (", codec->schema_version, ")"));
+  }
+  try {
+    // Upcast one version at a time up to the version this build decodes.
+    std::string upcast;
+    std::string_view current = payload;
+    for (int v = schema_version; v < codec->schema_version; ++v) {
+      auto it = Upcasters().find({std::string(type), v});
+      if (it == Upcasters().end()) {
+        return absl::DataLossError(
+            Cat("event ", type, " has schema version ", v, " and no upcaster to version ", v + 1));
+      }
+      upcast = it->second(current);
+      current = upcast;
+    }
+    Json j = Json::parse(current.data(), current.data() + current.size(), nullptr, false);
+    if (j.is_discarded()) {
+      return absl::DataLossError(Cat("payload of event ", type, " is not valid JSON"));
+    }
+    return codec->decode(j);
+  } catch (const Json::exception& e) {
+    return absl::DataLossError(Cat("payload of event ", type, " cannot be decoded: ", e.what()));
+  }
+}
+
+// A null `upcaster` removes the registration.
+void RegisterUpcaster(std::string_view type, int from_version, Upcaster upcaster) {
+  std::pair<std::string, int> key(std::string(type), from_version);
+  if (upcaster == nullptr) {
+    Upcasters().erase(key);
+  } else {
+    Upcasters()[std::move(key)] = upcaster;
+  }
+}
+
+std::string EncodeState(const PrescriptionState& state) {
+  Json j = ToJson(state);
+  j["schema_version"] = kStateSnapshotVersion;
+  return Dump(j);
+}
+
+StatusOr<PrescriptionState> DecodeState(std::string_view json) {
+  try {
+    Json j = Json::parse(json.data(), json.data() + json.size(), nullptr, false);
+    if (j.is_discarded()) {
+      return absl::DataLossError("prescription state snapshot is not valid JSON");
+    }
+    if (!j.is_object()) {
+      return absl::DataLossError("prescription state snapshot is not a JSON object");
+    }
+    auto it = j.find("schema_version");
+    int version = 0;
+    if (it == j.end() || !Read(*it, version).empty()) {
+      return absl::DataLossError("prescription state snapshot has no integer schema_version");
+    }
+    if (version != kStateSnapshotVersion) {
+      return absl::DataLossError(Cat("prescription state snapshot has schema version ", version,
+                                     ", this build reads ", kStateSnapshotVersion));
+    }
+    PrescriptionState state;
+    std::string error = FromJson(j, state);
+    if (!error.empty()) return absl::DataLossError(Cat("prescription state snapshot ", error));
+    return state;
+  } catch (const Json::exception& e) {
+    return absl::DataLossError(Cat("prescription state snapshot cannot be decoded: ", e.what()));
+  }
+}
+
+}  // namespace rxflow::domain
