@@ -2,13 +2,14 @@
 // events (about 7 KB with the NewRx) and its outbox rows in one atomic, fsynced unit.
 // Compares group commit (the default) with one commit per submit, at 1 and 16 concurrent
 // callers. Run: build/benchmarks/rxflow_store_benchmarks (see docs/performance.md).
-#include <benchmark/benchmark.h>
-
 #include <atomic>
 #include <filesystem>
 #include <thread>
 
+#include <benchmark/benchmark.h>
+
 #include "rxflow/sqlite/sqlite_store.h"
+
 #include "testing/files.h"
 
 using namespace rxflow;
@@ -30,7 +31,8 @@ AppendRequest Submission(const std::string& id) {
   EventRecord received;
   received.event_id = id + "-1";
   received.type = "PrescriptionReceived";
-  received.payload = R"({"idempotency_key":"idem","request_sha256":"0000","source":"fhir-envelope"})";
+  received.payload =
+      R"({"idempotency_key":"idem","request_sha256":"0000","source":"fhir-envelope"})";
   EventRecord transformed;
   transformed.event_id = id + "-2";
   transformed.type = "PrescriptionTransformed";

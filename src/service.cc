@@ -1,13 +1,14 @@
 #include "rxflow/service.h"
 
-#include <nlohmann/json.hpp>
-
 #include <map>
 #include <mutex>
 
+#include <nlohmann/json.hpp>
+
+#include "rxflow/idempotency.h"
+
 #include "common/crypto.h"
 #include "common/strcat.h"
-#include "rxflow/idempotency.h"
 
 namespace rxflow {
 
@@ -62,7 +63,8 @@ std::string EncodeSummary(const PrescriptionSummary& s) {
 
 StatusOr<PrescriptionSummary> DecodeSummary(std::string_view text) {
   json j = json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return absl::DataLossError("malformed prescription summary");
+  if (j.is_discarded() || !j.is_object())
+    return absl::DataLossError("malformed prescription summary");
   try {
     PrescriptionSummary s;
     s.id = j.value("id", "");
@@ -117,16 +119,22 @@ struct PrescriptionService::Impl {
       json headers = {{"event_id", r.event_id}, {"version", r.version}};
       if (!ctx.traceparent.empty()) headers["traceparent"] = ctx.traceparent;
       // Audit trail and domain events: identifiers and types only, never PHI.
-      json audit = {{"prescription_id", id}, {"event_id", r.event_id}, {"event_type", r.type},
-                    {"version", r.version}, {"actor", ctx.actor}, {"tenant", ctx.tenant},
+      json audit = {{"prescription_id", id},
+                    {"event_id", r.event_id},
+                    {"event_type", r.type},
+                    {"version", r.version},
+                    {"actor", ctx.actor},
+                    {"tenant", ctx.tenant},
                     {"occurred_at", FormatRfc3339(now)}};
       req.outbox.push_back(store::OutboxMessage{0, r.event_id + ":audit", "audit.trail", id,
                                                 audit.dump(), headers.dump(), 0, 0});
       req.outbox.push_back(store::OutboxMessage{0, r.event_id + ":event", "prescription.events", id,
                                                 audit.dump(), headers.dump(), 0, 0});
       if (const auto* q = std::get_if<domain::PrescriptionQueued>(&e)) {
-        json routing = {{"prescription_id", id}, {"pharmacy_ncpdp_id", q->pharmacy_ncpdp_id},
-                        {"attempt", q->attempt}, {"event_id", r.event_id}};
+        json routing = {{"prescription_id", id},
+                        {"pharmacy_ncpdp_id", q->pharmacy_ncpdp_id},
+                        {"attempt", q->attempt},
+                        {"event_id", r.event_id}};
         req.outbox.push_back(store::OutboxMessage{0, r.event_id + ":route", "routing.requests", id,
                                                   routing.dump(), headers.dump(), 0, 0});
       }
@@ -163,7 +171,7 @@ PrescriptionService::PrescriptionService(store::Store& store, ServiceOptions opt
 PrescriptionService::~PrescriptionService() = default;
 
 StatusOr<std::unique_ptr<PrescriptionService>> PrescriptionService::Create(store::Store& store,
-                                                                          ServiceOptions options) {
+                                                                           ServiceOptions options) {
   if (options.patient_key.size() < kMinPatientKeyBytes) {
     return absl::InvalidArgumentError(
         Cat("the patient HMAC key must be at least ", kMinPatientKeyBytes, " bytes"));
@@ -359,7 +367,8 @@ StatusOr<int64_t> PrescriptionService::Project() {
         auto decoded = Decode(before);
         if (!decoded.ok()) return decoded.status();
         PrescriptionSummary summary;
-        summary.created_at = before.empty() ? FormatRfc3339(r.occurred_at) : FormatRfc3339(before.front().occurred_at);
+        summary.created_at = before.empty() ? FormatRfc3339(r.occurred_at)
+                                            : FormatRfc3339(before.front().occurred_at);
         it = touched.emplace(r.stream_id, std::make_pair(Fold(*decoded), summary)).first;
       }
       auto e = domain::DecodeEvent(r.type, r.schema_version, r.payload);

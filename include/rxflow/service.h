@@ -28,7 +28,7 @@ namespace rxflow {
 
 // Who and why, carried on every event.
 struct RequestContext {
-  std::string actor;           // the authenticated user or system ("api-key:<id>", ...)
+  std::string actor;  // the authenticated user or system ("api-key:<id>", ...)
   std::string tenant;
   std::string correlation_id;  // default: a new id
   std::string traceparent;     // W3C trace context
@@ -69,7 +69,7 @@ class PrescriptionService {
  public:
   // `store` must outlive the service.
   static StatusOr<std::unique_ptr<PrescriptionService>> Create(store::Store& store,
-                                                              ServiceOptions options);
+                                                               ServiceOptions options);
   ~PrescriptionService();
 
   // Transforms and stores a prescription. InvalidArgument / FailedPrecondition /

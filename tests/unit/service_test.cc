@@ -1,0 +1,277 @@
+#include <doctest/doctest.h>
+
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "rxflow/script/xml.h"
+#include "rxflow/service.h"
+#include "rxflow/sqlite/sqlite_store.h"
+#include "testing/files.h"
+
+using namespace rxflow;
+
+namespace {
+
+constexpr const char* kKey = "test-patient-key-0123456789abcdef";
+
+struct Fixture {
+  FakeClock clock;
+  SequentialIds ids{"rx"};
+  std::unique_ptr<store::Store> store = store::NewMemoryStore(clock);
+  std::unique_ptr<PrescriptionService> service;
+  Fixture() {
+    ServiceOptions o;
+    o.patient_key = kKey;
+    o.clock = &clock;
+    o.ids = &ids;
+    service = std::move(*PrescriptionService::Create(*store, o));
+  }
+};
+
+std::string Lisinopril() { return testing::ReadFixture("fhir/medication_request_lisinopril.json"); }
+
+script::Message Pharmacy(const std::string& fixture) {
+  IssueList issues;
+  return *script::ReadXml(testing::ReadFixture("script/" + fixture), issues);
+}
+
+}  // namespace
+
+TEST_SUITE("Service") {
+  TEST_CASE("submit stores a prescription; the same content again is a replay") {
+    Fixture f;
+    IssueList issues;
+    auto a = f.service->Submit(Lisinopril(), issues);
+    REQUIRE(a.ok());
+    CHECK(a->created);
+    CHECK(a->status == "Transformed");
+    CHECK_FALSE(a->is_controlled);
+    CHECK(a->idempotency_key.size() == 64);
+    auto b = f.service->Submit(Lisinopril(), issues);
+    REQUIRE(b.ok());
+    CHECK_FALSE(b->created);
+    CHECK(b->id == a->id);
+    CHECK(f.store->ReadAll(0, 100)->size() == 2);  // Received + Transformed, once
+  }
+
+  TEST_CASE("invalid FHIR is refused and nothing is stored") {
+    Fixture f;
+    IssueList issues;
+    auto r = f.service->Submit("{\"medication_request\": 1}", issues);
+    CHECK(r.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK(f.store->ReadAll(0, 10)->empty());
+    CHECK(*f.store->Backlog() == 0);
+  }
+
+  TEST_CASE("a caller's idempotency key replaces the content key") {
+    Fixture f;
+    IssueList issues;
+    auto a = f.service->Submit(Lisinopril(), issues, {}, "client-1");
+    auto b = f.service->Submit(testing::ReadFixture("fhir/rxnorm_coded_metformin.json"), issues, {}, "client-1");
+    REQUIRE(a.ok());
+    REQUIRE(b.ok());
+    CHECK(b->id == a->id);
+    CHECK_FALSE(b->created);
+    CHECK(a->idempotency_key == "client:client-1");
+  }
+
+  TEST_CASE("8 threads submitting the same prescription create one") {
+    Fixture f;
+    std::vector<std::thread> threads;
+    std::mutex mu;
+    std::set<std::string> ids;
+    std::atomic<int> created{0};
+    for (int t = 0; t < 8; ++t) {
+      threads.emplace_back([&] {
+        IssueList issues;
+        auto s = f.service->Submit(Lisinopril(), issues);
+        REQUIRE(s.ok());
+        if (s->created) ++created;
+        std::lock_guard<std::mutex> lock(mu);
+        ids.insert(s->id);
+      });
+    }
+    for (auto& t : threads) t.join();
+    CHECK(created == 1);
+    CHECK(ids.size() == 1);
+    CHECK(f.store->ReadAll(0, 100)->size() == 2);
+  }
+
+  TEST_CASE("the lifecycle: route, send, acknowledge, fill; outbox rows follow the events") {
+    Fixture f;
+    IssueList issues;
+    auto s = f.service->Submit(Lisinopril(), issues);
+    REQUIRE(s.ok());
+    REQUIRE(f.service->Route(s->id).ok());
+    auto state = f.service->Load(s->id);
+    CHECK(state->state == domain::State::kQueued);
+    // The routing request is in the outbox with the audit and domain events.
+    auto claimed = f.store->Claim(100, 1'000'000);
+    REQUIRE(claimed.ok());
+    int routing = 0;
+    for (const auto& m : *claimed) routing += m.topic == "routing.requests";
+    CHECK(routing == 1);
+    REQUIRE(f.service->Execute(s->id, domain::MarkSent{}).ok());
+    REQUIRE(f.service->RecordPharmacyResponse(s->id, Pharmacy("status_010.xml")).ok());
+    REQUIRE(f.service->RecordPharmacyResponse(s->id, Pharmacy("rxfill_dispensed.xml")).ok());
+    CHECK(f.service->Get(s->id)->status == "Dispensed");
+    auto history = f.service->History(s->id);
+    REQUIRE(history.ok());
+    std::vector<std::string> types;
+    for (const auto& e : *history) types.push_back(e.type);
+    CHECK(types == std::vector<std::string>{"PrescriptionReceived", "PrescriptionTransformed",
+                                            "PrescriptionQueued", "PrescriptionSent",
+                                            "PharmacyAcknowledged", "PrescriptionDispensed"});
+    // Causation chains within a command; every event has the correlation id.
+    CHECK((*history)[1].causation_id == (*history)[0].event_id);
+    CHECK_FALSE((*history)[0].correlation_id.empty());
+  }
+
+  TEST_CASE("a controlled substance cannot be routed before it is signed") {
+    Fixture f;
+    IssueList issues;
+    auto s = f.service->Submit(testing::ReadFixture("fhir/schedule2_oxycodone.json"), issues);
+    REQUIRE(s.ok());
+    CHECK(s->status == "ReadyToSign");
+    Status routed = f.service->Route(s->id);
+    CHECK(routed.code() == absl::StatusCode::kFailedPrecondition);
+    CHECK(std::string(routed.message()).find("signed") != std::string::npos);
+    REQUIRE(f.service->Execute(s->id, domain::Sign{"dr-1", "c2lnbmF0dXJl", "abc"}).ok());
+    CHECK(f.service->Route(s->id).ok());
+  }
+
+  TEST_CASE("the read model rebuilt from the log equals the live one") {
+    Fixture f;
+    IssueList issues;
+    std::vector<std::string> ids;
+    for (const char* name : {"medication_request_lisinopril", "schedule2_oxycodone", "rxnorm_coded_metformin"}) {
+      auto s = f.service->Submit(testing::ReadFixture(std::string("fhir/") + name + ".json"), issues);
+      REQUIRE(s.ok());
+      ids.push_back(s->id);
+    }
+    REQUIRE(f.service->Project().ok());
+    REQUIRE(f.service->Route(ids[0]).ok());
+    REQUIRE(f.service->Cancel(ids[2], "patient request").ok());
+    REQUIRE(f.service->Project().ok());
+    // (The StatusOr must outlive the loop: a range-for over `*temporary` would dangle.)
+    auto live_rows = f.store->All(PrescriptionService::kProjection);
+    REQUIRE(live_rows.ok());
+    std::vector<std::string> live;
+    for (const auto& [k, v] : *live_rows) live.push_back(k + v);
+    REQUIRE(f.service->RebuildProjection().ok());
+    auto rebuilt_rows = f.store->All(PrescriptionService::kProjection);
+    REQUIRE(rebuilt_rows.ok());
+    std::vector<std::string> rebuilt;
+    for (const auto& [k, v] : *rebuilt_rows) rebuilt.push_back(k + v);
+    CHECK(live.size() == 3);
+    CHECK(live == rebuilt);
+    CHECK(f.service->GetProjected(ids[0])->status == "Queued");
+    CHECK(f.service->GetProjected(ids[2])->status == "Cancelled");
+    CHECK(f.service->GetProjected(ids[1])->is_controlled);
+  }
+
+  TEST_CASE("unknown ids are NotFound") {
+    Fixture f;
+    CHECK(f.service->Get("nope").status().code() == absl::StatusCode::kNotFound);
+    CHECK(f.service->Route("nope").code() == absl::StatusCode::kNotFound);
+  }
+}
+
+#ifndef RXFLOW_TEST_NO_FORK
+TEST_SUITE("Crash safety") {
+  // A child process submits prescriptions into a SQLite store and reports each id after
+  // Submit returned (acknowledged = durable); the parent SIGKILLs it at a random moment,
+  // 50 times, and checks after each kill: every acknowledged submission is present with
+  // its outbox rows, versions have no gaps, and PRAGMA integrity_check is ok.
+  TEST_CASE("SIGKILL at random moments loses no acknowledged submission") {
+    std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                                ("rxflow-crash-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    std::string db = (dir / "store.db").string();
+    std::string base = Lisinopril();
+    std::set<std::string> acked;
+    std::mt19937 rng(20261126);
+    int kills = 0;
+    for (int round = 0; round < 50; ++round) {
+      int fds[2];
+      REQUIRE(::pipe(fds) == 0);
+      pid_t pid = ::fork();
+      REQUIRE(pid >= 0);
+      if (pid == 0) {
+        ::close(fds[0]);
+        store::SqliteOptions so;
+        so.path = db;
+        auto st = store::OpenSqliteStore(so);
+        if (!st.ok()) _exit(3);
+        ServiceOptions o;
+        o.patient_key = kKey;
+        auto service = PrescriptionService::Create(**st, o);
+        for (int i = 0;; ++i) {
+          // A distinct prescription each time: another order number.
+          std::string json = base;
+          std::string order = "ORD-" + std::to_string(round) + "-" + std::to_string(i);
+          json.replace(json.find("ORD-1001"), 8, order);
+          IssueList issues;
+          auto s = (*service)->Submit(json, issues);
+          if (!s.ok()) _exit(4);
+          std::string line = s->id + "\n";
+          if (::write(fds[1], line.data(), line.size()) < 0) _exit(5);
+        }
+      }
+      ::close(fds[1]);
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(5, 60)(rng)));
+      ::kill(pid, SIGKILL);
+      int status = 0;
+      ::waitpid(pid, &status, 0);
+      kills += WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+      char buf[4096];
+      std::string data;
+      ssize_t n;
+      while ((n = ::read(fds[0], buf, sizeof buf)) > 0) data.append(buf, static_cast<size_t>(n));
+      ::close(fds[0]);
+      for (size_t start = 0, nl; (nl = data.find('\n', start)) != std::string::npos; start = nl + 1) {
+        acked.insert(data.substr(start, nl - start));
+      }
+      // Recover and verify.
+      store::SqliteOptions so;
+      so.path = db;
+      auto st = store::OpenSqliteStore(so);
+      REQUIRE(st.ok());
+      for (const std::string& id : acked) {
+        auto events = (*st)->ReadStream(id);
+        REQUIRE(events.ok());
+        REQUIRE_MESSAGE(events->size() == 2, "acknowledged submission lost: " << id);
+        for (size_t v = 0; v < events->size(); ++v) CHECK((*events)[v].version == static_cast<int64_t>(v + 1));
+      }
+      st->reset();
+      sqlite3* raw = nullptr;
+      REQUIRE(sqlite3_open_v2(db.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+      sqlite3_stmt* q = nullptr;
+      sqlite3_prepare_v2(raw, "PRAGMA integrity_check", -1, &q, nullptr);
+      REQUIRE(sqlite3_step(q) == SQLITE_ROW);
+      CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(q, 0))) == "ok");
+      sqlite3_finalize(q);
+      // Each stored prescription has its outbox rows (2 per event), none orphaned.
+      sqlite3_prepare_v2(raw,
+                         "SELECT (SELECT COUNT(*) FROM outbox) - 2 * (SELECT COUNT(*) FROM events)",
+                         -1, &q, nullptr);
+      REQUIRE(sqlite3_step(q) == SQLITE_ROW);
+      CHECK(sqlite3_column_int64(q, 0) == 0);
+      sqlite3_finalize(q);
+      sqlite3_close(raw);
+    }
+    CHECK(kills == 50);
+    CHECK(acked.size() > 50);  // the children got real work done between kills
+    MESSAGE("acknowledged submissions checked after 50 kills: " << acked.size());
+    std::filesystem::remove_all(dir);
+  }
+}
+#endif
