@@ -2,6 +2,7 @@
 // PostgreSQL add their factories to kAdapters). What it checks is what
 // rxflow/store/event_store.h promises.
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <set>
 #include <thread>
@@ -15,6 +16,9 @@
 
 #ifdef RXFLOW_TEST_HAVE_SQLITE
 #include "rxflow/sqlite/sqlite_store.h"
+#endif
+#ifdef RXFLOW_TEST_HAVE_POSTGRES
+#include "rxflow/postgres/postgres_store.h"
 #endif
 
 using namespace rxflow;
@@ -84,9 +88,39 @@ struct SqliteAdapter {
 };
 #endif
 
+#ifdef RXFLOW_TEST_HAVE_POSTGRES
+// A fresh schema per test in the server named by RXFLOW_TEST_POSTGRES_URL (make test and
+// .ci/run start one: scripts/with-postgres.sh). Without it these tests fail, never skip.
+struct PostgresAdapter {
+  static constexpr const char* kName = "postgres";
+  FakeClock clock;
+  std::string schema;
+  PostgresAdapter() {
+    static std::atomic<int> n{0};
+    schema = "contract_" + std::to_string(::getpid()) + "_" + std::to_string(n++);
+  }
+  std::unique_ptr<Store> Open() {
+    const char* url = std::getenv("RXFLOW_TEST_POSTGRES_URL");
+    REQUIRE_MESSAGE(url,
+                    "RXFLOW_TEST_POSTGRES_URL is not set: run the PostgreSQL tests through "
+                    "scripts/with-postgres.sh (make test does)");
+    PostgresOptions o;
+    o.url = url;
+    o.schema = schema;
+    o.clock = &clock;
+    o.connections = 10;
+    auto s = OpenPostgresStore(o);
+    REQUIRE_MESSAGE(s.ok(), s.status().message());
+    return std::move(*s);
+  }
+};
+#endif
+
 }  // namespace
 
-#ifdef RXFLOW_TEST_HAVE_SQLITE
+#if defined(RXFLOW_TEST_HAVE_SQLITE) && defined(RXFLOW_TEST_HAVE_POSTGRES)
+#define RXFLOW_ADAPTERS MemoryAdapter, SqliteAdapter, PostgresAdapter
+#elif defined(RXFLOW_TEST_HAVE_SQLITE)
 #define RXFLOW_ADAPTERS MemoryAdapter, SqliteAdapter
 #else
 #define RXFLOW_ADAPTERS MemoryAdapter

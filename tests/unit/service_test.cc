@@ -1,9 +1,4 @@
-#include <doctest/doctest.h>
-
-#include <signal.h>
-#include <sqlite3.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include "rxflow/service.h"
 
 #include <atomic>
 #include <filesystem>
@@ -11,10 +6,16 @@
 #include <set>
 #include <thread>
 
+#include <doctest/doctest.h>
+#include <sqlite3.h>
+
 #include "rxflow/script/xml.h"
-#include "rxflow/service.h"
 #include "rxflow/sqlite/sqlite_store.h"
+
 #include "testing/files.h"
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 using namespace rxflow;
 
@@ -75,7 +76,8 @@ TEST_SUITE("Service") {
     Fixture f;
     IssueList issues;
     auto a = f.service->Submit(Lisinopril(), issues, {}, "client-1");
-    auto b = f.service->Submit(testing::ReadFixture("fhir/rxnorm_coded_metformin.json"), issues, {}, "client-1");
+    auto b = f.service->Submit(testing::ReadFixture("fhir/rxnorm_coded_metformin.json"), issues, {},
+                               "client-1");
     REQUIRE(a.ok());
     REQUIRE(b.ok());
     CHECK(b->id == a->id);
@@ -152,8 +154,10 @@ TEST_SUITE("Service") {
     Fixture f;
     IssueList issues;
     std::vector<std::string> ids;
-    for (const char* name : {"medication_request_lisinopril", "schedule2_oxycodone", "rxnorm_coded_metformin"}) {
-      auto s = f.service->Submit(testing::ReadFixture(std::string("fhir/") + name + ".json"), issues);
+    for (const char* name :
+         {"medication_request_lisinopril", "schedule2_oxycodone", "rxnorm_coded_metformin"}) {
+      auto s =
+          f.service->Submit(testing::ReadFixture(std::string("fhir/") + name + ".json"), issues);
       REQUIRE(s.ok());
       ids.push_back(s->id);
     }
@@ -192,8 +196,8 @@ TEST_SUITE("Crash safety") {
   // 50 times, and checks after each kill: every acknowledged submission is present with
   // its outbox rows, versions have no gaps, and PRAGMA integrity_check is ok.
   TEST_CASE("SIGKILL at random moments loses no acknowledged submission") {
-    std::filesystem::path dir = std::filesystem::temp_directory_path() /
-                                ("rxflow-crash-" + std::to_string(::getpid()));
+    std::filesystem::path dir =
+        std::filesystem::temp_directory_path() / ("rxflow-crash-" + std::to_string(::getpid()));
     std::filesystem::remove_all(dir);
     std::string db = (dir / "store.db").string();
     std::string base = Lisinopril();
@@ -227,7 +231,8 @@ TEST_SUITE("Crash safety") {
         }
       }
       ::close(fds[1]);
-      std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(5, 60)(rng)));
+      std::this_thread::sleep_for(
+          std::chrono::milliseconds(std::uniform_int_distribution<int>(5, 60)(rng)));
       ::kill(pid, SIGKILL);
       int status = 0;
       ::waitpid(pid, &status, 0);
@@ -237,7 +242,8 @@ TEST_SUITE("Crash safety") {
       ssize_t n;
       while ((n = ::read(fds[0], buf, sizeof buf)) > 0) data.append(buf, static_cast<size_t>(n));
       ::close(fds[0]);
-      for (size_t start = 0, nl; (nl = data.find('\n', start)) != std::string::npos; start = nl + 1) {
+      for (size_t start = 0, nl; (nl = data.find('\n', start)) != std::string::npos;
+           start = nl + 1) {
         acked.insert(data.substr(start, nl - start));
       }
       // Recover and verify.
@@ -249,7 +255,8 @@ TEST_SUITE("Crash safety") {
         auto events = (*st)->ReadStream(id);
         REQUIRE(events.ok());
         REQUIRE_MESSAGE(events->size() == 2, "acknowledged submission lost: " << id);
-        for (size_t v = 0; v < events->size(); ++v) CHECK((*events)[v].version == static_cast<int64_t>(v + 1));
+        for (size_t v = 0; v < events->size(); ++v)
+          CHECK((*events)[v].version == static_cast<int64_t>(v + 1));
       }
       st->reset();
       sqlite3* raw = nullptr;

@@ -16,7 +16,7 @@
 //                                     └──(retryable Error)─┤
 //                                                          └──(permanent Error)──▶ Failed
 //   RequestCancel (before a complete fill) ──▶ CancelRequested ──▶ Cancelled | CancelDenied
-//   Expire (not dispensed, not cancelled) ──▶ Expired
+//   Expire (not completely dispensed, not cancelled or awaiting a cancel) ──▶ Expired
 //
 // Invariants enforced here:
 //   * a controlled substance never routes before it is Signed (21 CFR 1311);
@@ -185,7 +185,8 @@ std::string EncodePayload(const Event& e);
 StatusOr<Event> DecodeEvent(std::string_view type, int schema_version, std::string_view payload);
 
 // Upcasting: a function turning a payload of (type, from_version) into from_version + 1.
-// Register before decoding; not thread-safe against concurrent decoding.
+// Register before decoding; not thread-safe against concurrent decoding. Registering
+// nullptr removes the upcaster for (type, from_version).
 using Upcaster = std::string (*)(std::string_view payload_json);
 void RegisterUpcaster(std::string_view type, int from_version, Upcaster upcaster);
 
@@ -263,7 +264,7 @@ struct PrescriptionState {
   bool controlled() const { return !dea_schedule.empty(); }
   bool signed_ = false;
   bool fill_complete = false;
-  int send_attempts = 0;
+  int send_attempts = 0;  // NewRx transmissions so far (the `attempt` of the last Sent)
   std::string last_error_code;
   State before_cancel = State::kNone;  // to return to when a cancel is denied
 };

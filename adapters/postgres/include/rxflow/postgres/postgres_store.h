@@ -1,0 +1,40 @@
+// File: rxflow/postgres/postgres_store.h
+//
+// The scale-out store: PostgreSQL (libpqxx) for events, outbox, inbox, snapshots and
+// projections. Durable at commit (run the server with fsync=on, synchronous_commit=on).
+// Concurrent callers use a pool of connections; PostgreSQL flushes their commits' WAL
+// together (its own group commit). Global positions are assigned under one row lock at the
+// end of each appending transaction, so they increase in commit order. Outbox claims use
+// FOR UPDATE SKIP LOCKED, so several relays share the work without handing a key's
+// messages out of order. The schema is migrations/*.sql, applied on open.
+#ifndef RXFLOW_POSTGRES_POSTGRES_STORE_H_
+#define RXFLOW_POSTGRES_POSTGRES_STORE_H_
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "rxflow/clock.h"
+#include "rxflow/status.h"
+#include "rxflow/store/event_store.h"
+
+namespace rxflow::store {
+
+struct PostgresOptions {
+  // libpq connection string or URL ("postgresql://user@host:port/db"). Required.
+  std::string url;
+    // Pooled connections. Default: 8.
+  size_t connections = 8;
+  // Schema holding RxFlow's tables (created when missing). Default: "public".
+  std::string schema = "public";
+  // Default: SystemClock(). Must outlive the store.
+  Clock* clock = nullptr;
+};
+
+// Connects, applies pending migrations, and returns the store. Unavailable when the server
+// cannot be reached.
+StatusOr<std::unique_ptr<Store>> OpenPostgresStore(const PostgresOptions& options);
+
+}  // namespace rxflow::store
+
+#endif  // RXFLOW_POSTGRES_POSTGRES_STORE_H_
