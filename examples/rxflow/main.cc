@@ -22,6 +22,9 @@
 #include "rxflow/idempotency.h"
 #include "rxflow/service.h"
 #include "rxflow/sqlite/sqlite_store.h"
+#ifdef RXFLOW_HAVE_POSTGRES
+#include "rxflow/postgres/postgres_store.h"
+#endif
 #include "rxflow/transform.h"
 #include "rxflow/version.h"
 
@@ -62,7 +65,14 @@ rxflow::StatusOr<std::unique_ptr<rxflow::store::Store>> OpenStore(const std::str
   if (url.rfind("sqlite://", 0) == 0) {
     path = url.substr(9);
   } else if (url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0) {
-    return absl::UnimplementedError("the PostgreSQL store is not built yet (use sqlite://PATH)");
+#ifdef RXFLOW_HAVE_POSTGRES
+    path_out.clear();
+    rxflow::store::PostgresOptions o;
+    o.url = url;
+    return rxflow::store::OpenPostgresStore(o);
+#else
+    return absl::UnimplementedError("this rxflow was built without the PostgreSQL store");
+#endif
   }
   if (path.empty()) return absl::InvalidArgumentError("empty store path");
   path_out = path;
@@ -78,6 +88,7 @@ std::string PatientKey(const std::string& db_path) {
       k && std::strlen(k) >= rxflow::kMinPatientKeyBytes) {
     return k;
   }
+  if (db_path.empty()) return {};  // a server store: the key must come from the environment
   std::filesystem::path file = std::filesystem::path(db_path).parent_path() / "patient.key";
   std::string key, error;
   if (ReadInput(file.string(), key, error) && key.size() >= rxflow::kMinPatientKeyBytes) return key;
@@ -173,7 +184,8 @@ int main(int argc, char** argv) {
   CLI::App* replay = app.add_subcommand("replay", "rebuild the read model from the event log");
   for (CLI::App* sub : {submit, show, events, replay}) {
     sub->add_option("--store", store_url,
-                    "store URL: sqlite://PATH (default sqlite://./rxflow-data/rxflow.db)");
+                    "store URL: sqlite://PATH (default sqlite://./rxflow-data/rxflow.db) or "
+                    "postgresql://user@host:port/db (with RXFLOW_PATIENT_KEY)");
   }
   show->add_option("id", prescription_id, "prescription id")->required();
   events->add_option("id", prescription_id, "prescription id")->required();
@@ -228,6 +240,10 @@ int main(int argc, char** argv) {
     }
     rxflow::ServiceOptions so;
     so.patient_key = PatientKey(db_path);
+    if (so.patient_key.empty()) {
+      std::cerr << "rxflow: set RXFLOW_PATIENT_KEY (at least 16 bytes) to use a PostgreSQL store\n";
+      return kExitUsage;
+    }
     so.transform = options;
     auto service = rxflow::PrescriptionService::Create(**store, so);
     if (!service.ok()) {

@@ -282,3 +282,83 @@ TEST_SUITE("Crash safety") {
   }
 }
 #endif
+
+#if !defined(RXFLOW_TEST_NO_FORK) && defined(RXFLOW_TEST_HAVE_POSTGRES)
+#include "rxflow/postgres/postgres_store.h"
+
+TEST_SUITE("Crash safety") {
+  // The same check on PostgreSQL, 20 kills (the name matches the postgres ctest filter).
+  TEST_CASE("SIGKILL at random moments loses nothing on the PostgresAdapter") {
+    const char* url = std::getenv("RXFLOW_TEST_POSTGRES_URL");
+    REQUIRE_MESSAGE(url,
+                    "RXFLOW_TEST_POSTGRES_URL is not set (run through scripts/with-postgres.sh)");
+    std::string schema = "crash_" + std::to_string(::getpid());
+    auto open = [&] {
+      store::PostgresOptions o;
+      o.url = url;
+      o.schema = schema;
+      o.connections = 2;
+      return store::OpenPostgresStore(o);
+    };
+    REQUIRE(open().ok());  // migrate once before the children race
+    std::string base = Lisinopril();
+    std::set<std::string> acked;
+    std::mt19937 rng(7);
+    for (int round = 0; round < 20; ++round) {
+      int fds[2];
+      REQUIRE(::pipe(fds) == 0);
+      pid_t pid = ::fork();
+      REQUIRE(pid >= 0);
+      if (pid == 0) {
+        ::close(fds[0]);
+        auto st = open();
+        if (!st.ok()) _exit(3);
+        ServiceOptions o;
+        o.patient_key = kKey;
+        auto service = PrescriptionService::Create(**st, o);
+        for (int i = 0;; ++i) {
+          std::string json = base;
+          json.replace(json.find("ORD-1001"), 8,
+                       "PG-" + std::to_string(round) + "-" + std::to_string(i));
+          IssueList issues;
+          auto s = (*service)->Submit(json, issues);
+          if (!s.ok()) _exit(4);
+          std::string line = s->id + "\n";
+          if (::write(fds[1], line.data(), line.size()) < 0) _exit(5);
+        }
+      }
+      ::close(fds[1]);
+      std::this_thread::sleep_for(
+          std::chrono::milliseconds(std::uniform_int_distribution<int>(30, 150)(rng)));
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+      char buf[4096];
+      std::string data;
+      ssize_t n;
+      while ((n = ::read(fds[0], buf, sizeof buf)) > 0) data.append(buf, static_cast<size_t>(n));
+      ::close(fds[0]);
+      for (size_t start = 0, nl; (nl = data.find('\n', start)) != std::string::npos;
+           start = nl + 1) {
+        acked.insert(data.substr(start, nl - start));
+      }
+      auto st = open();
+      REQUIRE(st.ok());
+      for (const std::string& id : acked) {
+        auto events = (*st)->ReadStream(id);
+        REQUIRE(events.ok());
+        REQUIRE_MESSAGE(events->size() == 2, "acknowledged submission lost: " << id);
+        CHECK((*events)[0].version == 1);
+        CHECK((*events)[1].version == 2);
+      }
+      // Global positions have no gaps: every committed event got the next one.
+      auto all = (*st)->ReadAll(0, 1'000'000);
+      REQUIRE(all.ok());
+      for (size_t i = 0; i < all->size(); ++i)
+        CHECK((*all)[i].global_position == static_cast<int64_t>(i + 1));
+      CHECK(*(*st)->Backlog() == static_cast<int64_t>(all->size() * 2));
+    }
+    CHECK(acked.size() > 20);
+    MESSAGE("acknowledged PostgreSQL submissions checked after 20 kills: " << acked.size());
+  }
+}
+#endif

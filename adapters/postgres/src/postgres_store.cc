@@ -3,12 +3,12 @@
 // AlreadyExists, anything else → Unavailable with the server's message).
 #include "rxflow/postgres/postgres_store.h"
 
-#include <pqxx/pqxx>
-
 #include <condition_variable>
 #include <map>
 #include <mutex>
 #include <set>
+
+#include <pqxx/pqxx>
 
 namespace rxflow::internal::embedded {
 extern const std::string_view k001_init_sql;
@@ -25,7 +25,8 @@ const Migration kMigrations[] = {{1, rxflow::internal::embedded::k001_init_sql}}
 
 Status FromException(const std::exception& e, std::string_view what) {
   if (dynamic_cast<const pqxx::broken_connection*>(&e)) {
-    return absl::UnavailableError(std::string("postgres: connection lost during ") + std::string(what));
+    return absl::UnavailableError(std::string("postgres: connection lost during ") +
+                                  std::string(what));
   }
   return absl::UnavailableError(std::string("postgres: ") + std::string(what) + ": " + e.what());
 }
@@ -57,21 +58,25 @@ constexpr const char* kEventColumns =
 StatusOr<AppendResult> AppendIn(pqxx::transaction_base& tx, AppendRequest& req, int64_t now) {
   if (req.stream_id.empty()) return absl::InvalidArgumentError("append: stream id is empty");
   int64_t current =
-      tx.exec_params1("SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = $1", req.stream_id)[0]
+      tx.exec_params1("SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = $1",
+                      req.stream_id)[0]
           .as<int64_t>();
   if (req.expected_version != kAnyVersion && req.expected_version != current) {
     return absl::AbortedError("version conflict on stream " + req.stream_id + ": expected " +
-                              std::to_string(req.expected_version) + ", current " + std::to_string(current));
+                              std::to_string(req.expected_version) + ", current " +
+                              std::to_string(current));
   }
   if (!req.idempotency_key.empty()) {
     pqxx::result ins = tx.exec_params(
-        "INSERT INTO idempotency (key, stream_id) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING RETURNING key",
+        "INSERT INTO idempotency (key, stream_id) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING "
+        "RETURNING key",
         req.idempotency_key, req.stream_id);
     if (ins.empty()) {
       pqxx::result existing =
           tx.exec_params("SELECT stream_id FROM idempotency WHERE key = $1", req.idempotency_key);
-      return absl::AlreadyExistsError("idempotency key exists: " +
-                                      (existing.empty() ? std::string("?") : existing[0][0].as<std::string>()));
+      return absl::AlreadyExistsError(
+          "idempotency key exists: " +
+          (existing.empty() ? std::string("?") : existing[0][0].as<std::string>()));
     }
   }
   for (const EventRecord& e : req.events) {
@@ -86,20 +91,23 @@ StatusOr<AppendResult> AppendIn(pqxx::transaction_base& tx, AppendRequest& req, 
   result.last_version = current;
   if (!req.events.empty()) {
     // Positions last: the row lock is held only from here to commit.
-    int64_t last = tx.exec_params1("UPDATE event_position SET last = last + $1 WHERE id = 1 RETURNING last",
-                                   static_cast<int64_t>(req.events.size()))[0]
-                       .as<int64_t>();
+    int64_t last =
+        tx.exec_params1("UPDATE event_position SET last = last + $1 WHERE id = 1 RETURNING last",
+                        static_cast<int64_t>(req.events.size()))[0]
+            .as<int64_t>();
     int64_t position = last - static_cast<int64_t>(req.events.size());
     for (EventRecord& e : req.events) {
       e.stream_id = req.stream_id;
       e.version = ++current;
       e.global_position = ++position;
       tx.exec_params(
-          "INSERT INTO events (global_position, event_id, stream_id, version, type, schema_version, "
+          "INSERT INTO events (global_position, event_id, stream_id, version, type, "
+          "schema_version, "
           "occurred_at, correlation_id, causation_id, actor, tenant, traceparent, payload) "
           "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-          e.global_position, e.event_id, e.stream_id, e.version, e.type, e.schema_version, e.occurred_at,
-          e.correlation_id, e.causation_id, e.actor, e.tenant, e.traceparent, e.payload);
+          e.global_position, e.event_id, e.stream_id, e.version, e.type, e.schema_version,
+          e.occurred_at, e.correlation_id, e.causation_id, e.actor, e.tenant, e.traceparent,
+          e.payload);
       result.last_version = e.version;
       result.last_global_position = e.global_position;
     }
@@ -119,7 +127,8 @@ StatusOr<AppendResult> AppendIn(pqxx::transaction_base& tx, AppendRequest& req, 
 Status UniqueViolation(const pqxx::unique_violation& e, const AppendRequest& req) {
   std::string msg = e.what();
   if (msg.find("event_id") != std::string::npos) return absl::AlreadyExistsError("event id exists");
-  if (msg.find("message_id") != std::string::npos) return absl::AlreadyExistsError("outbox message id exists");
+  if (msg.find("message_id") != std::string::npos)
+    return absl::AlreadyExistsError("outbox message id exists");
   if (msg.find("idempotency") != std::string::npos) {
     return absl::AlreadyExistsError("idempotency key exists: (concurrent)");
   }
@@ -149,9 +158,10 @@ class TxView : public EventStore {
   }
   StatusOr<std::vector<EventRecord>> ReadStream(const std::string& s, int64_t after) override {
     std::vector<EventRecord> out;
-    for (const auto& row : tx_.exec_params(std::string("SELECT ") + kEventColumns +
-                                               " FROM events WHERE stream_id = $1 AND version > $2 ORDER BY version",
-                                           s, after)) {
+    for (const auto& row :
+         tx_.exec_params(std::string("SELECT ") + kEventColumns +
+                             " FROM events WHERE stream_id = $1 AND version > $2 ORDER BY version",
+                         s, after)) {
       out.push_back(ReadEvent(row));
     }
     return out;
@@ -182,22 +192,28 @@ class PostgresStore : public Store {
 
   Status Init() {
     try {
-            for (size_t i = 0; i < std::max<size_t>(1, options_.connections); ++i) {
+      for (size_t i = 0; i < std::max<size_t>(1, options_.connections); ++i) {
         pool_.push_back(Connect());
       }
       pqxx::work tx(*pool_.front());
       // One migrator at a time across processes.
       tx.exec("SELECT pg_advisory_xact_lock(7269786677)");
-      tx.exec("CREATE TABLE IF NOT EXISTS rxflow_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())");
+      tx.exec(
+          "CREATE TABLE IF NOT EXISTS rxflow_migrations (version INTEGER PRIMARY KEY, applied_at "
+          "TIMESTAMPTZ NOT NULL DEFAULT now())");
       for (const Migration& m : kMigrations) {
-        if (!tx.exec_params("SELECT 1 FROM rxflow_migrations WHERE version = $1", m.version).empty()) continue;
+        if (!tx.exec_params("SELECT 1 FROM rxflow_migrations WHERE version = $1", m.version)
+                 .empty())
+          continue;
         tx.exec(std::string(m.sql));
         tx.exec_params("INSERT INTO rxflow_migrations (version) VALUES ($1)", m.version);
       }
       // TimescaleDB, when installed: the events table becomes a hypertable (never required).
       if (!tx.exec("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").empty()) {
-        tx.exec("SELECT create_hypertable('events', 'global_position', chunk_time_interval => 10000000, "
-                "if_not_exists => TRUE, migrate_data => TRUE)");
+        tx.exec(
+            "SELECT create_hypertable('events', 'global_position', chunk_time_interval => "
+            "10000000, "
+            "if_not_exists => TRUE, migrate_data => TRUE)");
       }
       tx.commit();
       return absl::OkStatus();
@@ -206,11 +222,12 @@ class PostgresStore : public Store {
     }
   }
 
-    // A connection whose search_path is the store's schema (created when missing).
+  // A connection whose search_path is the store's schema (created when missing).
   std::unique_ptr<pqxx::connection> Connect() {
     auto c = std::make_unique<pqxx::connection>(options_.url);
     pqxx::nontransaction n(*c);
-    if (options_.schema != "public") n.exec("CREATE SCHEMA IF NOT EXISTS " + c->quote_name(options_.schema));
+    if (options_.schema != "public")
+      n.exec("CREATE SCHEMA IF NOT EXISTS " + c->quote_name(options_.schema));
     n.exec("SET search_path TO " + c->quote_name(options_.schema));
     return c;
   }
@@ -230,7 +247,7 @@ class PostgresStore : public Store {
       tx.commit();
       return absl::OkStatus();
     } catch (const pqxx::broken_connection& e) {
-            c.Reconnect();
+      c.Reconnect();
       return FromException(e, what);
     } catch (const std::exception& e) {
       return FromException(e, what);
@@ -255,14 +272,15 @@ class PostgresStore : public Store {
     } catch (const pqxx::unique_violation& e) {
       return UniqueViolation(e, request);
     } catch (const pqxx::broken_connection& e) {
-            c.Reconnect();
+      c.Reconnect();
       return FromException(e, "append");
     } catch (const std::exception& e) {
       return FromException(e, "append");
     }
   }
 
-  StatusOr<std::vector<EventRecord>> ReadStream(const std::string& stream_id, int64_t after) override {
+  StatusOr<std::vector<EventRecord>> ReadStream(const std::string& stream_id,
+                                                int64_t after) override {
     std::vector<EventRecord> out;
     Status s = InTx("read stream", [&](pqxx::work& tx) {
       for (const auto& row :
@@ -280,9 +298,10 @@ class PostgresStore : public Store {
   StatusOr<std::vector<EventRecord>> ReadAll(int64_t after, size_t limit) override {
     std::vector<EventRecord> out;
     Status s = InTx("read all", [&](pqxx::work& tx) {
-      for (const auto& row : tx.exec_params(std::string("SELECT ") + kEventColumns +
-                                                " FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2",
-                                            after, static_cast<int64_t>(limit))) {
+      for (const auto& row : tx.exec_params(
+               std::string("SELECT ") + kEventColumns +
+                   " FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2",
+               after, static_cast<int64_t>(limit))) {
         out.push_back(ReadEvent(row));
       }
       return absl::OkStatus();
@@ -307,7 +326,8 @@ class PostgresStore : public Store {
     return InTx("save snapshot", [&](pqxx::work& tx) {
       tx.exec_params(
           "INSERT INTO snapshots (stream_id, version, state) VALUES ($1, $2, $3) "
-          "ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, state = excluded.state "
+          "ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, state = "
+          "excluded.state "
           "WHERE excluded.version >= snapshots.version",
           snap.stream_id, snap.version, snap.state);
       return absl::OkStatus();
@@ -317,7 +337,8 @@ class PostgresStore : public Store {
   StatusOr<Snapshot> LoadSnapshot(const std::string& stream_id) override {
     Snapshot out;
     Status s = InTx("load snapshot", [&](pqxx::work& tx) -> Status {
-      pqxx::result r = tx.exec_params("SELECT version, state FROM snapshots WHERE stream_id = $1", stream_id);
+      pqxx::result r =
+          tx.exec_params("SELECT version, state FROM snapshots WHERE stream_id = $1", stream_id);
       if (r.empty()) return absl::NotFoundError("no snapshot for stream " + stream_id);
       out = Snapshot{stream_id, r[0][0].as<int64_t>(), r[0][1].as<std::string>()};
       return absl::OkStatus();
@@ -336,7 +357,8 @@ class PostgresStore : public Store {
       out.clear();
       int64_t now = clock_.NowMicros();
       pqxx::result pending = tx.exec_params(
-          "SELECT id, key, claimed_until, available_at FROM outbox WHERE NOT published ORDER BY id LIMIT $1",
+          "SELECT id, key, claimed_until, available_at FROM outbox WHERE NOT published ORDER BY id "
+          "LIMIT $1",
           static_cast<int64_t>(limit * 4 + 64));
       std::set<std::string> blocked;
       std::vector<std::pair<int64_t, std::string>> candidates;
@@ -351,11 +373,13 @@ class PostgresStore : public Store {
       }
       if (candidates.empty()) return absl::OkStatus();
       std::string ids = "{";
-      for (size_t i = 0; i < candidates.size(); ++i) ids += (i ? "," : "") + std::to_string(candidates[i].first);
+      for (size_t i = 0; i < candidates.size(); ++i)
+        ids += (i ? "," : "") + std::to_string(candidates[i].first);
       ids += "}";
       pqxx::result locked = tx.exec_params(
           "SELECT id, message_id, topic, key, payload, headers, attempts, created_at FROM outbox "
-          "WHERE id = ANY($1::bigint[]) AND NOT published AND claimed_until <= $2 AND available_at <= $2 "
+          "WHERE id = ANY($1::bigint[]) AND NOT published AND claimed_until <= $2 AND available_at "
+          "<= $2 "
           "ORDER BY id FOR UPDATE SKIP LOCKED",
           ids, now);
       std::map<int64_t, OutboxMessage> got;
@@ -381,7 +405,8 @@ class PostgresStore : public Store {
         out.push_back(std::move(it->second));
       }
       for (const OutboxMessage& m : out) {
-        tx.exec_params("UPDATE outbox SET claimed_until = $1 WHERE id = $2", now + lease_micros, m.id);
+        tx.exec_params("UPDATE outbox SET claimed_until = $1 WHERE id = $2", now + lease_micros,
+                       m.id);
       }
       return absl::OkStatus();
     });
@@ -403,7 +428,8 @@ class PostgresStore : public Store {
   Status MarkFailed(int64_t id, int64_t retry_after_micros) override {
     return InTx("mark failed", [&](pqxx::work& tx) -> Status {
       pqxx::result r = tx.exec_params(
-          "UPDATE outbox SET claimed_until = 0, available_at = $1, attempts = attempts + 1 WHERE id = $2 "
+          "UPDATE outbox SET claimed_until = 0, available_at = $1, attempts = attempts + 1 WHERE "
+          "id = $2 "
           "RETURNING id",
           clock_.NowMicros() + retry_after_micros, id);
       if (r.empty()) return absl::NotFoundError("no outbox message " + std::to_string(id));
@@ -430,7 +456,8 @@ class PostgresStore : public Store {
           "ON CONFLICT DO NOTHING RETURNING message_id",
           consumer, message_id, now);
       if (r.empty()) {
-        return absl::AlreadyExistsError("message " + message_id + " already processed by " + consumer);
+        return absl::AlreadyExistsError("message " + message_id + " already processed by " +
+                                        consumer);
       }
       TxView view(tx, now);
       return effect(view);  // a failure aborts the transaction: the inbox row included
@@ -440,7 +467,8 @@ class PostgresStore : public Store {
   StatusOr<int64_t> Checkpoint(const std::string& name) override {
     int64_t out = 0;
     Status s = InTx("checkpoint", [&](pqxx::work& tx) {
-      pqxx::result r = tx.exec_params("SELECT position FROM projection_checkpoints WHERE name = $1", name);
+      pqxx::result r =
+          tx.exec_params("SELECT position FROM projection_checkpoints WHERE name = $1", name);
       out = r.empty() ? 0 : r[0][0].as<int64_t>();
       return absl::OkStatus();
     });
@@ -451,8 +479,8 @@ class PostgresStore : public Store {
   Status Apply(const std::string& name, int64_t checkpoint,
                std::span<const std::pair<std::string, std::string>> rows) override {
     return InTx("projection", [&](pqxx::work& tx) -> Status {
-      pqxx::result cur =
-          tx.exec_params("SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE", name);
+      pqxx::result cur = tx.exec_params(
+          "SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE", name);
       if (!cur.empty() && cur[0][0].as<int64_t>() > checkpoint) {
         return absl::AbortedError("projection " + name + " is at " + cur[0][0].as<std::string>() +
                                   ", not moving back to " + std::to_string(checkpoint));
@@ -487,8 +515,8 @@ class PostgresStore : public Store {
   StatusOr<std::vector<std::pair<std::string, std::string>>> All(const std::string& name) override {
     std::vector<std::pair<std::string, std::string>> out;
     Status s = InTx("projection all", [&](pqxx::work& tx) {
-      for (const auto& row :
-           tx.exec_params("SELECT key, doc FROM projection_rows WHERE name = $1 ORDER BY key", name)) {
+      for (const auto& row : tx.exec_params(
+               "SELECT key, doc FROM projection_rows WHERE name = $1 ORDER BY key", name)) {
         out.emplace_back(row[0].as<std::string>(), row[1].as<std::string>());
       }
       return absl::OkStatus();
@@ -516,7 +544,7 @@ class PostgresStore : public Store {
       conn = std::move(store.pool_.back());
       store.pool_.pop_back();
     }
-        void Reconnect() {
+    void Reconnect() {
       try {
         conn = store.Connect();
       } catch (const std::exception&) {
@@ -543,7 +571,8 @@ class PostgresStore : public Store {
 
 StatusOr<std::unique_ptr<Store>> OpenPostgresStore(const PostgresOptions& options) {
   if (options.url.empty()) return absl::InvalidArgumentError("postgres store: url is empty");
-  auto store = std::make_unique<PostgresStore>(options, options.clock ? *options.clock : SystemClock());
+  auto store =
+      std::make_unique<PostgresStore>(options, options.clock ? *options.clock : SystemClock());
   if (Status s = store->Init(); !s.ok()) return s;
   return std::unique_ptr<Store>(std::move(store));
 }

@@ -23,7 +23,7 @@ namespace rxflow::store {
 struct PostgresOptions {
   // libpq connection string or URL ("postgresql://user@host:port/db"). Required.
   std::string url;
-    // Pooled connections. Default: 8.
+  // Pooled connections. Default: 8.
   size_t connections = 8;
   // Schema holding RxFlow's tables (created when missing). Default: "public".
   std::string schema = "public";
