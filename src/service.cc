@@ -101,6 +101,11 @@ struct PrescriptionService::Impl {
     std::string correlation = ctx.correlation_id.empty() ? ids.NewId() : ctx.correlation_id;
     int64_t now = clock.NowMicros();
     std::string causation;
+    // A cancel before anything was sent completes at once: no CancelRx to send.
+    bool cancelled_now = false;
+    for (const domain::Event& e : events) {
+      cancelled_now |= std::holds_alternative<domain::PrescriptionCancelled>(e);
+    }
     for (const domain::Event& e : events) {
       store::EventRecord r;
       r.event_id = ids.NewId();
@@ -130,11 +135,24 @@ struct PrescriptionService::Impl {
                                                 audit.dump(), headers.dump(), 0, 0});
       req.outbox.push_back(store::OutboxMessage{0, r.event_id + ":event", "prescription.events", id,
                                                 audit.dump(), headers.dump(), 0, 0});
+      // Work for the routing service: send the NewRx (again, after a retryable error), or
+      // send a CancelRx for a prescription already at the pharmacy.
+      json routing;
       if (const auto* q = std::get_if<domain::PrescriptionQueued>(&e)) {
-        json routing = {{"prescription_id", id},
-                        {"pharmacy_ncpdp_id", q->pharmacy_ncpdp_id},
-                        {"attempt", q->attempt},
-                        {"event_id", r.event_id}};
+        routing = {{"action", "send"},
+                   {"prescription_id", id},
+                   {"pharmacy_ncpdp_id", q->pharmacy_ncpdp_id},
+                   {"attempt", q->attempt}};
+      } else if (const auto* err = std::get_if<domain::PharmacyErrorReceived>(&e);
+                 err && err->retryable) {
+        routing = {{"action", "send"}, {"prescription_id", id}, {"retry_after_error", err->code}};
+      } else if (const auto* c = std::get_if<domain::CancelRequested>(&e); c && !cancelled_now) {
+        routing = {{"action", "cancel"},
+                   {"prescription_id", id},
+                   {"cancel_message_id", c->cancel_message_id}};
+      }
+      if (!routing.is_null()) {
+        routing["event_id"] = r.event_id;
         req.outbox.push_back(store::OutboxMessage{0, r.event_id + ":route", "routing.requests", id,
                                                   routing.dump(), headers.dump(), 0, 0});
       }

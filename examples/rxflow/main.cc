@@ -3,10 +3,12 @@
 //   rxflow to-script FILE|-   FHIR (request envelope or Bundle) → SCRIPT NewRx/CancelRx XML
 //   rxflow to-fhir FILE|-     SCRIPT XML → FHIR R5 Bundle JSON
 //   rxflow check FILE|-       validate either kind (detected from the content)
+//   rxflow submit FILE|-      store a prescription in the event store (idempotent)
+//   rxflow show ID / events ID / replay    read the store, rebuild the read model
 //
 // Issues go to stderr as `severity: path: message` (or an OperationOutcome with
-// --issues json). Exit status: 0 success (warnings allowed), 1 invalid input, 2 usage
-// or I/O error.
+// --issues json). Exit status: 0 success (warnings allowed), 1 invalid input or unknown
+// id, 2 usage, I/O or store error.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -89,7 +91,9 @@ std::string PatientKey(const std::string& db_path) {
     return k;
   }
   if (db_path.empty()) return {};  // a server store: the key must come from the environment
-  std::filesystem::path file = std::filesystem::path(db_path).parent_path() / "patient.key";
+  std::filesystem::path dir = std::filesystem::path(db_path).parent_path();
+  if (dir.empty()) dir = ".";
+  std::filesystem::path file = dir / "patient.key";
   std::string key, error;
   if (ReadInput(file.string(), key, error) && key.size() >= rxflow::kMinPatientKeyBytes) return key;
   key = rxflow::RandomIds().NewId() + rxflow::RandomIds().NewId();
@@ -264,7 +268,7 @@ int main(int argc, char** argv) {
       PrintIssues(issues, issues_format, !verbose);
       if (!sub.ok()) {
         if (issues.empty()) std::cerr << "rxflow: " << sub.status().message() << "\n";
-        return kExitInvalid;
+        return sub.status().code() == absl::StatusCode::kUnavailable ? kExitUsage : kExitInvalid;
       }
       std::cout << "{\"id\": " << JsonQuote(sub->id)
                 << ", \"created\": " << (sub->created ? "true" : "false")

@@ -73,10 +73,17 @@ Status Check(const State& state, const std::vector<AppendRequest>& staged, Appen
     e.stream_id = req.stream_id;
     e.version = ++current;
   }
+  std::set<std::string_view> message_ids;
   for (const OutboxMessage& m : req.outbox) {
     if (m.message_id.empty() || m.topic.empty()) {
       return absl::InvalidArgumentError("append: an outbox message needs a message id and a topic");
     }
+    bool taken = !message_ids.insert(m.message_id).second;
+    for (const StoredMessage& s : state.outbox) taken |= s.message.message_id == m.message_id;
+    for (const AppendRequest& s : staged) {
+      for (const OutboxMessage& o : s.outbox) taken |= o.message_id == m.message_id;
+    }
+    if (taken) return absl::AlreadyExistsError(Cat("outbox message id exists: ", m.message_id));
   }
   return absl::OkStatus();
 }

@@ -56,5 +56,17 @@ check "--xsd validates against a schema set" 0 '^ok' '' -- "$RX" check --xsd "$F
 check "to-script → to-fhir → to-script is byte-identical" 0 '' '' -- sh -c "\"$RX\" to-script --script-version 2017071 --message-id X1 --sent-time 2026-11-26T10:00:00Z \"$TMP/b.json\" 2>/dev/null | cmp - \"$TMP/n.xml\""
 check "--profile-structure loads a table" 0 '^ok' '' -- "$RX" check --profile-structure "$FX/../../data/script/2017071.structure" "$FX/script/status_000.xml"
 
+# The event store through the tool: submit (idempotent), show, events, replay.
+STORE="sqlite://$TMP/data/rx.db"
+check "submit stores a prescription" 0 '"created": true, "status": "Transformed"' '' -- "$RX" submit --store "$STORE" "$L"
+ID=$(sed -n 's/.*"id": "\([0-9a-f]*\)".*/\1/p' "$TMP/out")
+check "submit again replays it" 0 "\"id\": \"$ID\", \"created\": false" '' -- "$RX" submit --store "$STORE" "$L"
+check "show prints the summary" 0 '"status":"Transformed"' '' -- "$RX" show --store "$STORE" "$ID"
+check "events prints the history" 0 '"type": "PrescriptionTransformed"' '' -- "$RX" events --store "$STORE" "$ID"
+check "replay rebuilds the read model" 0 '^replayed 2 events' '' -- "$RX" replay --store "$STORE"
+check "show of an unknown id: exit 1" 1 '' 'no prescription' -- "$RX" show --store "$STORE" nope
+check "submit of invalid FHIR stores nothing: exit 1" 1 '' 'Schedule II' -- "$RX" submit --store "$STORE" "$TMP/c2.json"
+check "the patient key file is private" 0 '^-rw-------' '' -- ls -l "$TMP/data/patient.key"
+
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -1,6 +1,5 @@
-// The storage contract: one suite, instantiated for every adapter (memory now; SQLite and
-// PostgreSQL add their factories to kAdapters). What it checks is what
-// rxflow/store/event_store.h promises.
+// The storage contract: one suite, instantiated for every adapter (RXFLOW_ADAPTERS: memory,
+// SQLite, PostgreSQL). What it checks is what rxflow/store/event_store.h promises.
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
@@ -351,6 +350,35 @@ TEST_SUITE("Store contract") {
     CHECK(*store->Backlog() == 0);
     // Not recorded: the message can be processed again.
     CHECK(store->Process("routing", "msg-1", [](EventStore&) { return absl::OkStatus(); }).ok());
+  }
+
+  TEST_CASE_TEMPLATE("outbox message ids are unique; a duplicate fails the whole append", A,
+                     RXFLOW_ADAPTERS) {
+    A adapter;
+    auto store = adapter.Open();
+    REQUIRE(store->Append(Req("a", kNoStream, {Event("a1")}, {Message("m1", "a")})).ok());
+    auto dup = store->Append(Req("b", kNoStream, {Event("b1")}, {Message("m1", "b")}));
+    CHECK(dup.status().code() == absl::StatusCode::kAlreadyExists);
+    CHECK(store->ReadStream("b")->empty());
+    CHECK(*store->Backlog() == 1);
+  }
+
+  TEST_CASE_TEMPLATE("an inbox effect that ignores a refused append commits only what succeeded", A,
+                     RXFLOW_ADAPTERS) {
+    A adapter;
+    auto store = adapter.Open();
+    REQUIRE(store->Append(Req("s", kNoStream, {Event("s1")})).ok());
+    auto effect = [&](EventStore& tx) -> Status {
+      // A stale append (refused) then a good one: only the good one may land.
+      auto stale = tx.Append(Req("s", kNoStream, {Event("stale")}, {Message("stale-msg", "s")}));
+      CHECK(stale.status().code() == absl::StatusCode::kAborted);
+      return tx.Append(Req("s", 1, {Event("s2")}, {Message("good-msg", "s")})).status();
+    };
+    REQUIRE(store->Process("c", "m", effect).ok());
+    auto events = store->ReadStream("s");
+    REQUIRE(events->size() == 2);
+    CHECK((*events)[1].event_id == "s2");
+    CHECK(*store->Backlog() == 1);
   }
 
   TEST_CASE_TEMPLATE("snapshots keep the latest version", A, RXFLOW_ADAPTERS) {

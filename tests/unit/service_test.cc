@@ -137,6 +137,34 @@ TEST_SUITE("Service") {
     CHECK_FALSE((*history)[0].correlation_id.empty());
   }
 
+  TEST_CASE(
+      "routing work: a send per queue, a resend after a retryable error, a CancelRx only when "
+      "sent") {
+    Fixture f;
+    IssueList issues;
+    auto a = f.service->Submit(Lisinopril(), issues);
+    auto b = f.service->Submit(testing::ReadFixture("fhir/rxnorm_coded_metformin.json"), issues);
+    REQUIRE(a.ok());
+    REQUIRE(b.ok());
+    REQUIRE(f.service->Route(a->id).ok());
+    REQUIRE(f.service->Execute(a->id, domain::MarkSent{}).ok());
+    REQUIRE(f.service->RecordPharmacyResponse(a->id, Pharmacy("error_602.xml")).ok());  // retryable
+    REQUIRE(f.service->Cancel(a->id, "patient request").ok());   // at the pharmacy: CancelRx
+    REQUIRE(f.service->Cancel(b->id, "entered in error").ok());  // never sent: cancelled at once
+    auto claimed = f.store->Claim(1000, 1'000'000);
+    REQUIRE(claimed.ok());
+    std::vector<std::string> routing;
+    for (const auto& m : *claimed) {
+      if (m.topic != "routing.requests") continue;
+      CHECK(m.key == a->id);
+      routing.push_back(m.payload.find("\"action\":\"cancel\"") != std::string::npos ? "cancel"
+                                                                                     : "send");
+    }
+    CHECK(routing == std::vector<std::string>{"send", "send", "cancel"});
+    CHECK(f.service->Get(b->id)->status == "Cancelled");
+    CHECK(f.service->Get(a->id)->status == "CancelRequested");
+  }
+
   TEST_CASE("a controlled substance cannot be routed before it is signed") {
     Fixture f;
     IssueList issues;
@@ -190,11 +218,63 @@ TEST_SUITE("Service") {
 }
 
 #ifndef RXFLOW_TEST_NO_FORK
+TEST_SUITE("Service") {
+  // Duplicates racing from separate processes on one SQLite file: one prescription.
+  TEST_CASE("4 processes submitting the same prescription create one") {
+    std::filesystem::path dir =
+        std::filesystem::temp_directory_path() / ("rxflow-race-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    std::string db = (dir / "store.db").string();
+    {
+      store::SqliteOptions so;
+      so.path = db;
+      REQUIRE(store::OpenSqliteStore(so).ok());  // create the schema before the race
+    }
+    std::vector<pid_t> children;
+    for (int p = 0; p < 4; ++p) {
+      pid_t pid = ::fork();
+      REQUIRE(pid >= 0);
+      if (pid == 0) {
+        store::SqliteOptions so;
+        so.path = db;
+        auto st = store::OpenSqliteStore(so);
+        if (!st.ok()) _exit(3);
+        ServiceOptions o;
+        o.patient_key = kKey;
+        auto service = PrescriptionService::Create(**st, o);
+        IssueList issues;
+        auto s = (*service)->Submit(Lisinopril(), issues);
+        if (!s.ok()) _exit(4);
+        _exit(s->created ? 10 : 11);
+      }
+      children.push_back(pid);
+    }
+    int created = 0, replayed = 0;
+    for (pid_t pid : children) {
+      int status = 0;
+      ::waitpid(pid, &status, 0);
+      REQUIRE(WIFEXITED(status));
+      created += WEXITSTATUS(status) == 10;
+      replayed += WEXITSTATUS(status) == 11;
+    }
+    CHECK(created == 1);
+    CHECK(replayed == 3);
+    store::SqliteOptions so;
+    so.path = db;
+    auto st = store::OpenSqliteStore(so);
+    REQUIRE(st.ok());
+    CHECK((*st)->ReadAll(0, 100)->size() == 2);
+    st->reset();
+    std::filesystem::remove_all(dir);
+  }
+}
+
 TEST_SUITE("Crash safety") {
   // A child process submits prescriptions into a SQLite store and reports each id after
   // Submit returned (acknowledged = durable); the parent SIGKILLs it at a random moment,
   // 50 times, and checks after each kill: every acknowledged submission is present with
-  // its outbox rows, versions have no gaps, and PRAGMA integrity_check is ok.
+  // both events in order, the store holds exactly two outbox rows per event (none without
+  // its events, none missing), and PRAGMA integrity_check is ok.
   TEST_CASE("SIGKILL at random moments loses no acknowledged submission") {
     std::filesystem::path dir =
         std::filesystem::temp_directory_path() / ("rxflow-crash-" + std::to_string(::getpid()));

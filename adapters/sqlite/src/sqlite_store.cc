@@ -313,7 +313,15 @@ StatusOr<AppendResult> AppendOn(sqlite3* db, AppendRequest& req, int64_t now) {
 class TxView : public EventStore {
  public:
   TxView(sqlite3* db, int64_t now) : db_(db), now_(now) {}
-  StatusOr<AppendResult> Append(AppendRequest r) override { return AppendOn(db_, r, now_); }
+  // A savepoint per append: a refused append leaves nothing behind even if the effect
+  // carries on.
+  StatusOr<AppendResult> Append(AppendRequest r) override {
+    Run(db_, "SAVEPOINT effect_append").IgnoreError();
+    auto result = AppendOn(db_, r, now_);
+    if (!result.ok()) Run(db_, "ROLLBACK TO effect_append").IgnoreError();
+    Run(db_, "RELEASE effect_append").IgnoreError();
+    return result;
+  }
   StatusOr<std::vector<EventRecord>> ReadStream(const std::string& s, int64_t after) override {
     return ReadStreamOn(db_, s, after);
   }

@@ -15,7 +15,9 @@
 //                                     ▲                    │        ──RecordFill──▶ Dispensed
 //                                     └──(retryable Error)─┤
 //                                                          └──(permanent Error)──▶ Failed
-//   RequestCancel (before a complete fill) ──▶ CancelRequested ──▶ Cancelled | CancelDenied
+//   RequestCancel (before a complete fill) ──▶ CancelRequested ──▶ Cancelled, or (denied) back
+//   to the state before the request; before anything was sent it cancels at once.
+//   (docs/event-model.md has every transition, e.g. RecordStatus/RecordError from Queued.)
 //   Expire (not completely dispensed, not cancelled or awaiting a cancel) ──▶ Expired
 //
 // Invariants enforced here:
@@ -67,7 +69,7 @@ struct PrescriptionReceived {
   static constexpr int kSchemaVersion = 1;
   std::string idempotency_key;
   std::string request_sha256;  // of the request as received (the request is not stored here)
-  std::string source;          // "fhir-envelope" | "fhir-bundle"
+  std::string source;          // the input format: "fhir"
 };
 
 struct PrescriptionRejected {

@@ -122,9 +122,11 @@ class EventStore {
 class Outbox {
  public:
   virtual ~Outbox() = default;
-  // Claims up to `limit` unpublished messages in commit order for `lease_micros`, skipping
-  // any whose key has an earlier message unpublished or claimed. Claimed messages are not
-  // handed to another claimer until the lease expires (several relays share the work).
+  // Claims up to `limit` unpublished messages in commit order for `lease_micros`. A key's
+  // messages come in order: one call may return several of a key, but never one whose key
+  // has an earlier unpublished message that this call does not return (claimed elsewhere,
+  // or waiting after a failure). Claimed messages are not handed to another claimer until
+  // the lease expires (several relays share the work).
   virtual StatusOr<std::vector<OutboxMessage>> Claim(size_t limit, int64_t lease_micros) = 0;
   // Marks messages published (they are never claimed again).
   virtual Status MarkPublished(std::span<const int64_t> ids) = 0;

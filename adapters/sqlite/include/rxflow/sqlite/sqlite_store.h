@@ -3,7 +3,8 @@
 // The embedded default store: SQLite in WAL mode with synchronous=FULL, so a commit that
 // returned is on disk. One writer thread does every write with group commit: concurrent
 // callers' operations share one transaction and one fsync, each caller blocks until its
-// own operation is durable (or failed alone, inside its savepoint). Readers use their own
+// own operation is durable, or failed alone inside its savepoint (if the COMMIT itself
+// fails, every operation of that batch fails with it). Readers use their own
 // connections and run concurrently with the writer.
 //
 // Example:
