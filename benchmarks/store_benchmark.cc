@@ -9,6 +9,13 @@
 #include <benchmark/benchmark.h>
 
 #include "rxflow/sqlite/sqlite_store.h"
+#ifdef RXFLOW_BENCH_HAVE_POSTGRES
+#include <cstdlib>
+
+#include "rxflow/postgres/postgres_store.h"
+
+#include <unistd.h>
+#endif
 
 #include "testing/files.h"
 
@@ -91,6 +98,51 @@ BENCHMARK(BM_SqliteDurableSubmits)
     ->Args({64, 256})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
+
+#ifdef RXFLOW_BENCH_HAVE_POSTGRES
+// Arguments: callers, pooled connections. Needs RXFLOW_TEST_POSTGRES_URL (run through
+// scripts/with-postgres.sh).
+void BM_PostgresDurableSubmits(benchmark::State& state) {
+  const char* url = std::getenv("RXFLOW_TEST_POSTGRES_URL");
+  if (!url) {
+    state.SkipWithError("set RXFLOW_TEST_POSTGRES_URL (scripts/with-postgres.sh)");
+    return;
+  }
+  const int callers = static_cast<int>(state.range(0));
+  PostgresOptions o;
+  o.url = url;
+  o.connections = static_cast<size_t>(state.range(1));
+  static std::atomic<int> run{0};
+  o.schema = "bench_" + std::to_string(::getpid()) + "_" + std::to_string(run++);
+  auto store = OpenPostgresStore(o);
+  if (!store.ok()) {
+    state.SkipWithError(std::string(store.status().message()).c_str());
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  constexpr int kPerCallerPerIteration = 32;
+  for (auto _ : state) {
+    std::vector<std::thread> threads;
+    for (int c = 0; c < callers; ++c) {
+      threads.emplace_back([&] {
+        for (int i = 0; i < kPerCallerPerIteration; ++i) {
+          auto r = (*store)->Append(Submission("rx-" + std::to_string(next++)));
+          if (!r.ok()) std::abort();
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+  }
+  state.SetItemsProcessed(state.iterations() * callers * kPerCallerPerIteration);
+}
+BENCHMARK(BM_PostgresDurableSubmits)
+    ->ArgNames({"callers", "connections"})
+    ->Args({1, 1})
+    ->Args({16, 16})
+    ->Args({64, 32})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+#endif
 
 }  // namespace
 

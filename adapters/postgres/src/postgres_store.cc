@@ -4,14 +4,18 @@
 #include "rxflow/postgres/postgres_store.h"
 
 #include <condition_variable>
+#include <deque>
+#include <future>
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include <pqxx/pqxx>
 
 namespace rxflow::internal::embedded {
 extern const std::string_view k001_init_sql;
+extern const std::string_view k002_append_function_sql;
 }  // namespace rxflow::internal::embedded
 
 namespace rxflow::store {
@@ -21,7 +25,116 @@ struct Migration {
   int version;
   std::string_view sql;
 };
-const Migration kMigrations[] = {{1, rxflow::internal::embedded::k001_init_sql}};
+const Migration kMigrations[] = {{1, rxflow::internal::embedded::k001_init_sql},
+                                 {2, rxflow::internal::embedded::k002_append_function_sql}};
+
+void JsonString(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  for (char ch : s) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(ch);
+    } else if (c < 0x20) {
+      out += "\\u00";
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    } else {
+      out.push_back(ch);
+    }
+  }
+  out.push_back('"');
+}
+
+void JsonField(std::string& out, std::string_view name, std::string_view value,
+               bool first = false) {
+  if (!first) out.push_back(',');
+  JsonString(out, name);
+  out.push_back(':');
+  JsonString(out, value);
+}
+
+// One append as a single call of rxflow_append (migrations/002): one round trip.
+StatusOr<AppendResult> CallAppend(pqxx::transaction_base& tx, AppendRequest& req, int64_t now) {
+  if (req.stream_id.empty()) return absl::InvalidArgumentError("append: stream id is empty");
+  std::string events = "[";
+  for (size_t i = 0; i < req.events.size(); ++i) {
+    const EventRecord& e = req.events[i];
+    if (e.event_id.empty()) return absl::InvalidArgumentError("append: an event has no id");
+    if (i) events.push_back(',');
+    events.push_back('{');
+    JsonField(events, "event_id", e.event_id, true);
+    JsonField(events, "type", e.type);
+    JsonField(events, "schema_version", std::to_string(e.schema_version));
+    JsonField(events, "occurred_at", std::to_string(e.occurred_at));
+    JsonField(events, "correlation_id", e.correlation_id);
+    JsonField(events, "causation_id", e.causation_id);
+    JsonField(events, "actor", e.actor);
+    JsonField(events, "tenant", e.tenant);
+    JsonField(events, "traceparent", e.traceparent);
+    JsonField(events, "payload", e.payload);
+    events.push_back('}');
+  }
+  events.push_back(']');
+  std::string outbox = "[";
+  for (size_t i = 0; i < req.outbox.size(); ++i) {
+    const OutboxMessage& m = req.outbox[i];
+    if (m.message_id.empty() || m.topic.empty()) {
+      return absl::InvalidArgumentError("append: an outbox message needs a message id and a topic");
+    }
+    if (i) outbox.push_back(',');
+    outbox.push_back('{');
+    JsonField(outbox, "message_id", m.message_id, true);
+    JsonField(outbox, "topic", m.topic);
+    JsonField(outbox, "key", m.key);
+    JsonField(outbox, "payload", m.payload);
+    JsonField(outbox, "headers", m.headers);
+    outbox.push_back('}');
+  }
+  outbox.push_back(']');
+  pqxx::row r = tx.exec_params1(
+      "SELECT code, detail, last_version, last_position, outbox_ids FROM "
+      "rxflow_append($1, $2, $3, $4::jsonb, $5::jsonb, $6)",
+      req.stream_id, req.expected_version, req.idempotency_key, events, outbox, now);
+  std::string code = r[0].as<std::string>();
+  std::string detail = r[1].is_null() ? std::string() : r[1].as<std::string>();
+  if (code == "aborted") {
+    return absl::AbortedError("version conflict on stream " + req.stream_id + ": " + detail);
+  }
+  if (code == "exists") return absl::AlreadyExistsError("idempotency key exists: " + detail);
+  if (code == "unique") {
+    if (detail.find("event_id") != std::string::npos)
+      return absl::AlreadyExistsError("event id exists");
+    if (detail.find("message_id") != std::string::npos) {
+      return absl::AlreadyExistsError("outbox message id exists");
+    }
+    if (detail.find("idempotency") != std::string::npos) {
+      return absl::AlreadyExistsError("idempotency key exists: (concurrent)");
+    }
+    return absl::AbortedError("version conflict on stream " + req.stream_id + " (" + detail + ")");
+  }
+  AppendResult result;
+  result.last_version = r[2].as<int64_t>();
+  result.last_global_position = r[3].as<int64_t>();
+  int64_t version = result.last_version - static_cast<int64_t>(req.events.size());
+  int64_t position = result.last_global_position - static_cast<int64_t>(req.events.size());
+  for (EventRecord& e : req.events) {
+    e.stream_id = req.stream_id;
+    e.version = ++version;
+    e.global_position = ++position;
+  }
+  // outbox_ids comes back as a PostgreSQL array literal "{1,2,3}".
+  std::string ids = r[4].as<std::string>();
+  size_t k = 0;
+  for (size_t i = 1; i + 1 < ids.size() && k < req.outbox.size(); ++i) {
+    size_t end = ids.find_first_of(",}", i);
+    req.outbox[k].id = std::stoll(ids.substr(i, end - i));
+    req.outbox[k++].created_at = now;
+    i = end;
+  }
+  return result;
+}
 
 Status FromException(const std::exception& e, std::string_view what) {
   if (dynamic_cast<const pqxx::broken_connection*>(&e)) {
@@ -216,10 +329,20 @@ class PostgresStore : public Store {
             "if_not_exists => TRUE, migrate_data => TRUE)");
       }
       tx.commit();
+      if (options_.batch_appends) writer_thread_ = std::thread([this] { WriterLoop(); });
       return absl::OkStatus();
     } catch (const std::exception& e) {
       return FromException(e, "open");
     }
+  }
+
+  ~PostgresStore() override {
+    {
+      std::lock_guard<std::mutex> lock(queue_mu_);
+      stop_ = true;
+    }
+    queue_cv_.notify_all();
+    if (writer_thread_.joinable()) writer_thread_.join();
   }
 
   // A connection whose search_path is the store's schema (created when missing).
@@ -254,14 +377,75 @@ class PostgresStore : public Store {
     }
   }
 
+  // Appends go through one writer thread that commits them in batches: the position row
+  // lock and the WAL flush are paid once per batch, not once per append. Each append runs
+  // in its own savepoint, so a refused one rolls back alone.
   StatusOr<AppendResult> Append(AppendRequest request) override {
+    if (options_.batch_appends) return BatchedAppend(std::move(request));
+    return DirectAppend(std::move(request));
+  }
+
+  StatusOr<AppendResult> BatchedAppend(AppendRequest request) {
+    Pending p;
+    p.request = std::move(request);
+    std::future<StatusOr<AppendResult>> result = p.done.get_future();
+    {
+      std::lock_guard<std::mutex> lock(queue_mu_);
+      if (stop_) return absl::UnavailableError("postgres store is closing");
+      queue_.push_back(std::move(p));
+    }
+    queue_cv_.notify_one();
+    return result.get();
+  }
+
+  void WriterLoop() {
+    for (;;) {
+      std::vector<Pending> batch;
+      {
+        std::unique_lock<std::mutex> lock(queue_mu_);
+        queue_cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+        if (queue_.empty() && stop_) return;
+        while (!queue_.empty() && batch.size() < 256) {
+          batch.push_back(std::move(queue_.front()));
+          queue_.pop_front();
+        }
+      }
+      std::vector<StatusOr<AppendResult>> results(batch.size(), absl::UnknownError("not run"));
+      Status commit_status = absl::OkStatus();
+      try {
+        if (!writer_) writer_ = Connect();
+        pqxx::work tx(*writer_);
+        int64_t now = clock_.NowMicros();
+        for (size_t i = 0; i < batch.size(); ++i) {
+          // rxflow_append refuses a conflicting append without aborting the transaction.
+          results[i] = CallAppend(tx, batch[i].request, now);
+        }
+        tx.commit();
+      } catch (const pqxx::broken_connection& e) {
+        writer_.reset();
+        commit_status = FromException(e, "append");
+      } catch (const std::exception& e) {
+        writer_.reset();
+        commit_status = FromException(e, "append");
+      }
+      for (size_t i = 0; i < batch.size(); ++i) {
+        if (!commit_status.ok() && results[i].ok()) results[i] = commit_status;
+        if (!commit_status.ok() && results[i].status().code() == absl::StatusCode::kUnknown) {
+          results[i] = commit_status;
+        }
+        batch[i].done.set_value(std::move(results[i]));
+      }
+    }
+  }
+
+  StatusOr<AppendResult> DirectAppend(AppendRequest request) {
     AppendResult result;
     Status st;
     Lease c(*this);
     if (!c.conn) return absl::UnavailableError("postgres: no connection");
     try {
       pqxx::work tx(*c.conn);
-      auto r = AppendIn(tx, request, clock_.NowMicros());
+      auto r = CallAppend(tx, request, clock_.NowMicros());
       if (!r.ok()) {
         tx.abort();
         return r.status();
@@ -560,8 +744,19 @@ class PostgresStore : public Store {
     }
   };
 
+  struct Pending {
+    AppendRequest request;
+    std::promise<StatusOr<AppendResult>> done;
+  };
+
   PostgresOptions options_;
   Clock& clock_;
+  std::unique_ptr<pqxx::connection> writer_;  // the writer thread's own connection
+  std::thread writer_thread_;
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::deque<Pending> queue_;
+  bool stop_ = false;
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::unique_ptr<pqxx::connection>> pool_;

@@ -27,6 +27,9 @@ struct PostgresOptions {
   size_t connections = 8;
   // Schema holding RxFlow's tables (created when missing). Default: "public".
   std::string schema = "public";
+  // Commit appends in batches from one writer thread (each in its own savepoint), so
+  // concurrent appends share the position lock and the WAL flush. Default: true.
+  bool batch_appends = true;
   // Default: SystemClock(). Must outlive the store.
   Clock* clock = nullptr;
 };
