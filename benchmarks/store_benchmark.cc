@@ -2,7 +2,10 @@
 // events (about 7 KB with the NewRx) and its outbox rows in one atomic, fsynced unit.
 // Compares group commit (the default) with one commit per submit, at 1 and 16 concurrent
 // callers. Run: build/benchmarks/rxflow_store_benchmarks (see docs/performance.md).
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <mutex>
 #include <filesystem>
 #include <thread>
 
@@ -59,6 +62,29 @@ AppendRequest Submission(const std::string& id) {
   return r;
 }
 
+// Per-append commit waits (the time a caller blocks until its submission is durable).
+struct Latencies {
+  std::mutex mu;
+  std::vector<double> micros;
+  void Add(double us) {
+    std::lock_guard<std::mutex> lock(mu);
+    micros.push_back(us);
+  }
+  void Report(benchmark::State& state) {
+    if (micros.empty()) return;
+    std::sort(micros.begin(), micros.end());
+    state.counters["p50_us"] = micros[micros.size() / 2];
+    state.counters["p99_us"] = micros[std::min(micros.size() - 1, micros.size() * 99 / 100)];
+  }
+};
+
+template <typename F>
+void Timed(Latencies& lat, F&& f) {
+  auto t0 = std::chrono::steady_clock::now();
+  f();
+  lat.Add(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+}
+
 // Arguments: callers, max_batch.
 void BM_SqliteDurableSubmits(benchmark::State& state) {
   const int callers = static_cast<int>(state.range(0));
@@ -73,20 +99,24 @@ void BM_SqliteDurableSubmits(benchmark::State& state) {
     return;
   }
   std::atomic<int64_t> next{0};
+  Latencies lat;
   constexpr int kPerCallerPerIteration = 64;
   for (auto _ : state) {
     std::vector<std::thread> threads;
     for (int c = 0; c < callers; ++c) {
       threads.emplace_back([&] {
         for (int i = 0; i < kPerCallerPerIteration; ++i) {
-          auto r = (*store)->Append(Submission("rx-" + std::to_string(next++)));
-          if (!r.ok()) std::abort();
+          AppendRequest req = Submission("rx-" + std::to_string(next++));
+          Timed(lat, [&] {
+            if (!(*store)->Append(std::move(req)).ok()) std::abort();
+          });
         }
       });
     }
     for (auto& t : threads) t.join();
   }
   state.SetItemsProcessed(state.iterations() * callers * kPerCallerPerIteration);
+  lat.Report(state);
   store->reset();
   std::filesystem::remove_all(dir);
 }
@@ -120,20 +150,24 @@ void BM_PostgresDurableSubmits(benchmark::State& state) {
     return;
   }
   std::atomic<int64_t> next{0};
+  Latencies lat;
   constexpr int kPerCallerPerIteration = 32;
   for (auto _ : state) {
     std::vector<std::thread> threads;
     for (int c = 0; c < callers; ++c) {
       threads.emplace_back([&] {
         for (int i = 0; i < kPerCallerPerIteration; ++i) {
-          auto r = (*store)->Append(Submission("rx-" + std::to_string(next++)));
-          if (!r.ok()) std::abort();
+          AppendRequest req = Submission("rx-" + std::to_string(next++));
+          Timed(lat, [&] {
+            if (!(*store)->Append(std::move(req)).ok()) std::abort();
+          });
         }
       });
     }
     for (auto& t : threads) t.join();
   }
   state.SetItemsProcessed(state.iterations() * callers * kPerCallerPerIteration);
+  lat.Report(state);
 }
 BENCHMARK(BM_PostgresDurableSubmits)
     ->ArgNames({"callers", "connections"})
