@@ -5,7 +5,7 @@ BUILD_ASAN ?= build-asan
 CMAKE_ARGS ?=
 JOBS       ?= $(shell nproc)
 
-.PHONY: all deps configure build run test test-fast test-asan bench fuzz format format-check clean
+.PHONY: all deps configure build run test test-fast test-asan soak bench fuzz format format-check clean
 
 all: build
 
@@ -53,7 +53,12 @@ fuzz: | deps
 	build-fuzz/rxflow_fuzz_check -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
 	  -rss_limit_mb=4096 build-fuzz/corpus
 
+# Longer crash-safety runs: 500 SIGKILLs into SQLite, 100 into PostgreSQL.
+soak: build
+	RXFLOW_CRASH_ROUNDS=500 bash scripts/with-postgres.sh $(BUILD)/tests/rxflow_tests -ts="Crash safety"
+
 bench: build
+	bash scripts/with-postgres.sh $(BUILD)/benchmarks/rxflow_store_benchmarks --benchmark_min_time=2
 	$(BUILD)/benchmarks/rxflow_benchmarks --benchmark_min_time=0.5
 
 FORMAT_FILES = $(shell git ls-files '*.h' '*.cc')

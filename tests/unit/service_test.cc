@@ -1,6 +1,7 @@
 #include "rxflow/service.h"
 
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <set>
@@ -210,6 +211,35 @@ TEST_SUITE("Service") {
     CHECK(f.service->GetProjected(ids[1])->is_controlled);
   }
 
+  // A decorator on StoreWrapper (the forwarding base) injects failures: the service passes
+  // Unavailable through, stores nothing, and a retry succeeds.
+  TEST_CASE("a store failure is Unavailable, leaves nothing, and a retry succeeds") {
+    struct FailingStore : store::StoreWrapper {
+      using StoreWrapper::StoreWrapper;
+      int appends_to_fail = 1;
+      StatusOr<store::AppendResult> Append(store::AppendRequest r) override {
+        if (appends_to_fail-- > 0) return absl::UnavailableError("injected: disk unavailable");
+        return StoreWrapper::Append(std::move(r));
+      }
+    };
+    FakeClock clock;
+    auto inner = store::NewMemoryStore(clock);
+    FailingStore failing(*inner);
+    ServiceOptions o;
+    o.patient_key = kKey;
+    o.clock = &clock;
+    auto service = PrescriptionService::Create(failing, o);
+    REQUIRE(service.ok());
+    IssueList issues;
+    auto first = (*service)->Submit(Lisinopril(), issues);
+    CHECK(first.status().code() == absl::StatusCode::kUnavailable);
+    CHECK(inner->ReadAll(0, 10)->empty());
+    CHECK(*inner->Backlog() == 0);
+    auto second = (*service)->Submit(Lisinopril(), issues);
+    REQUIRE(second.ok());
+    CHECK(second->created);
+  }
+
   TEST_CASE("unknown ids are NotFound") {
     Fixture f;
     CHECK(f.service->Get("nope").status().code() == absl::StatusCode::kNotFound);
@@ -284,7 +314,10 @@ TEST_SUITE("Crash safety") {
     std::set<std::string> acked;
     std::mt19937 rng(20261126);
     int kills = 0;
-    for (int round = 0; round < 50; ++round) {
+    // `make soak` raises the count (RXFLOW_CRASH_ROUNDS).
+    const int rounds =
+        std::getenv("RXFLOW_CRASH_ROUNDS") ? std::atoi(std::getenv("RXFLOW_CRASH_ROUNDS")) : 50;
+    for (int round = 0; round < rounds; ++round) {
       int fds[2];
       REQUIRE(::pipe(fds) == 0);
       pid_t pid = ::fork();
@@ -355,9 +388,9 @@ TEST_SUITE("Crash safety") {
       sqlite3_finalize(q);
       sqlite3_close(raw);
     }
-    CHECK(kills == 50);
+    CHECK(kills == rounds);
     CHECK(acked.size() > 50);  // the children got real work done between kills
-    MESSAGE("acknowledged submissions checked after 50 kills: " << acked.size());
+    MESSAGE("acknowledged submissions checked after " << rounds << " kills: " << acked.size());
     std::filesystem::remove_all(dir);
   }
 }
@@ -384,7 +417,9 @@ TEST_SUITE("Crash safety") {
     std::string base = Lisinopril();
     std::set<std::string> acked;
     std::mt19937 rng(7);
-    for (int round = 0; round < 20; ++round) {
+    const int rounds =
+        std::getenv("RXFLOW_CRASH_ROUNDS") ? std::atoi(std::getenv("RXFLOW_CRASH_ROUNDS")) / 5 : 20;
+    for (int round = 0; round < rounds; ++round) {
       int fds[2];
       REQUIRE(::pipe(fds) == 0);
       pid_t pid = ::fork();
@@ -438,7 +473,8 @@ TEST_SUITE("Crash safety") {
       CHECK(*(*st)->Backlog() == static_cast<int64_t>(all->size() * 2));
     }
     CHECK(acked.size() > 20);
-    MESSAGE("acknowledged PostgreSQL submissions checked after 20 kills: " << acked.size());
+    MESSAGE("acknowledged PostgreSQL submissions checked after " << rounds
+                                                                 << " kills: " << acked.size());
   }
 }
 #endif
