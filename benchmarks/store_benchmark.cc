@@ -85,6 +85,29 @@ void Timed(Latencies& lat, F&& f) {
   lat.Add(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
 }
 
+// `callers` threads each append `per_caller` submissions per iteration; reports items/s
+// and commit waits.
+void RunSubmits(benchmark::State& state, Store& store, int callers, int per_caller) {
+  std::atomic<int64_t> next{0};
+  Latencies lat;
+  for (auto _ : state) {
+    std::vector<std::thread> threads;
+    for (int c = 0; c < callers; ++c) {
+      threads.emplace_back([&] {
+        for (int i = 0; i < per_caller; ++i) {
+          AppendRequest req = Submission("rx-" + std::to_string(next++));
+          Timed(lat, [&] {
+            if (!store.Append(std::move(req)).ok()) std::abort();
+          });
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+  }
+  state.SetItemsProcessed(state.iterations() * callers * per_caller);
+  lat.Report(state);
+}
+
 // Arguments: callers, max_batch.
 void BM_SqliteDurableSubmits(benchmark::State& state) {
   const int callers = static_cast<int>(state.range(0));
@@ -98,25 +121,7 @@ void BM_SqliteDurableSubmits(benchmark::State& state) {
     state.SkipWithError(std::string(store.status().message()).c_str());
     return;
   }
-  std::atomic<int64_t> next{0};
-  Latencies lat;
-  constexpr int kPerCallerPerIteration = 64;
-  for (auto _ : state) {
-    std::vector<std::thread> threads;
-    for (int c = 0; c < callers; ++c) {
-      threads.emplace_back([&] {
-        for (int i = 0; i < kPerCallerPerIteration; ++i) {
-          AppendRequest req = Submission("rx-" + std::to_string(next++));
-          Timed(lat, [&] {
-            if (!(*store)->Append(std::move(req)).ok()) std::abort();
-          });
-        }
-      });
-    }
-    for (auto& t : threads) t.join();
-  }
-  state.SetItemsProcessed(state.iterations() * callers * kPerCallerPerIteration);
-  lat.Report(state);
+  RunSubmits(state, **store, callers, 64);
   store->reset();
   std::filesystem::remove_all(dir);
 }
@@ -149,25 +154,7 @@ void BM_PostgresDurableSubmits(benchmark::State& state) {
     state.SkipWithError(std::string(store.status().message()).c_str());
     return;
   }
-  std::atomic<int64_t> next{0};
-  Latencies lat;
-  constexpr int kPerCallerPerIteration = 32;
-  for (auto _ : state) {
-    std::vector<std::thread> threads;
-    for (int c = 0; c < callers; ++c) {
-      threads.emplace_back([&] {
-        for (int i = 0; i < kPerCallerPerIteration; ++i) {
-          AppendRequest req = Submission("rx-" + std::to_string(next++));
-          Timed(lat, [&] {
-            if (!(*store)->Append(std::move(req)).ok()) std::abort();
-          });
-        }
-      });
-    }
-    for (auto& t : threads) t.join();
-  }
-  state.SetItemsProcessed(state.iterations() * callers * kPerCallerPerIteration);
-  lat.Report(state);
+  RunSubmits(state, **store, callers, 32);
 }
 BENCHMARK(BM_PostgresDurableSubmits)
     ->ArgNames({"callers", "connections"})

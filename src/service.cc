@@ -167,20 +167,24 @@ struct PrescriptionService::Impl {
     return records;
   }
 
+  static Submission Make(const std::string& id, bool created, const domain::PrescriptionState& s,
+                         const std::string& key, int64_t created_at) {
+    Submission out;
+    out.id = id;
+    out.created = created;
+    out.status = std::string(domain::StateName(s.state));
+    out.idempotency_key = key;
+    out.is_controlled = s.controlled();
+    out.created_at = FormatRfc3339(created_at);
+    return out;
+  }
+
   StatusOr<Submission> Replayed(const std::string& id, const std::string& key) {
     auto records = Stream(id);
     if (!records.ok()) return records.status();
     auto events = Decode(*records);
     if (!events.ok()) return events.status();
-    domain::PrescriptionState s = Fold(*events);
-    Submission out;
-    out.id = id;
-    out.created = false;
-    out.status = std::string(domain::StateName(s.state));
-    out.idempotency_key = key;
-    out.is_controlled = s.controlled();
-    out.created_at = FormatRfc3339(records->front().occurred_at);
-    return out;
+    return Make(id, false, Fold(*events), key, records->front().occurred_at);
   }
 };
 
@@ -253,15 +257,7 @@ StatusOr<Submission> PrescriptionService::Submit(std::string_view fhir_json, Iss
     return im.Replayed(*existing, key);
   }
   if (!appended.ok()) return appended.status();
-  domain::PrescriptionState s = Fold(*events);
-  Submission result;
-  result.id = id;
-  result.created = true;
-  result.status = std::string(domain::StateName(s.state));
-  result.idempotency_key = key;
-  result.is_controlled = s.controlled();
-  result.created_at = FormatRfc3339(created);
-  return result;
+  return Impl::Make(id, true, Fold(*events), key, created);
 }
 
 StatusOr<domain::PrescriptionState> PrescriptionService::Load(const std::string& id) {

@@ -1,8 +1,10 @@
 #include "rxflow/service.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <random>
 #include <set>
 #include <thread>
@@ -299,6 +301,62 @@ TEST_SUITE("Service") {
   }
 }
 
+namespace {
+
+// One crash round: a child process opens the store with `open` and submits prescriptions
+// (order numbers "<prefix>-<i>") forever, writing each id to a pipe once Submit returned;
+// the parent SIGKILLs it after a random delay. Returns the acknowledged ids and whether
+// the child died of the SIGKILL.
+std::pair<std::vector<std::string>, bool> KillRound(
+    const std::function<StatusOr<std::unique_ptr<store::Store>>()>& open, const std::string& prefix,
+    int min_ms, int max_ms, std::mt19937& rng) {
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    auto st = open();
+    if (!st.ok()) _exit(3);
+    ServiceOptions o;
+    o.patient_key = kKey;
+    auto service = PrescriptionService::Create(**st, o);
+    std::string base = Lisinopril();
+    for (int i = 0;; ++i) {
+      std::string json = base;
+      json.replace(json.find("ORD-1001"), 8, prefix + "-" + std::to_string(i));
+      IssueList issues;
+      auto s = (*service)->Submit(json, issues);
+      if (!s.ok()) _exit(4);
+      std::string line = s->id + "\n";
+      if (::write(fds[1], line.data(), line.size()) < 0) _exit(5);
+    }
+  }
+  ::close(fds[1]);
+  std::this_thread::sleep_for(
+      std::chrono::milliseconds(std::uniform_int_distribution<int>(min_ms, max_ms)(rng)));
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  std::string data;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fds[0], buf, sizeof buf)) > 0) data.append(buf, static_cast<size_t>(n));
+  ::close(fds[0]);
+  std::vector<std::string> acked;
+  for (size_t start = 0, nl; (nl = data.find('\n', start)) != std::string::npos; start = nl + 1) {
+    acked.push_back(data.substr(start, nl - start));
+  }
+  return {acked, WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL};
+}
+
+int CrashRounds(int default_rounds, int divisor = 1) {
+  const char* env = std::getenv("RXFLOW_CRASH_ROUNDS");
+  return env ? std::max(1, std::atoi(env) / divisor) : default_rounds;
+}
+
+}  // namespace
+
 TEST_SUITE("Crash safety") {
   // A child process submits prescriptions into a SQLite store and reports each id after
   // Submit returned (acknowledged = durable); the parent SIGKILLs it at a random moment,
@@ -310,55 +368,20 @@ TEST_SUITE("Crash safety") {
         std::filesystem::temp_directory_path() / ("rxflow-crash-" + std::to_string(::getpid()));
     std::filesystem::remove_all(dir);
     std::string db = (dir / "store.db").string();
-    std::string base = Lisinopril();
     std::set<std::string> acked;
     std::mt19937 rng(20261126);
     int kills = 0;
     // `make soak` raises the count (RXFLOW_CRASH_ROUNDS).
-    const int rounds =
-        std::getenv("RXFLOW_CRASH_ROUNDS") ? std::atoi(std::getenv("RXFLOW_CRASH_ROUNDS")) : 50;
+    const int rounds = CrashRounds(50);
+    auto open = [&] {
+      store::SqliteOptions so;
+      so.path = db;
+      return store::OpenSqliteStore(so);
+    };
     for (int round = 0; round < rounds; ++round) {
-      int fds[2];
-      REQUIRE(::pipe(fds) == 0);
-      pid_t pid = ::fork();
-      REQUIRE(pid >= 0);
-      if (pid == 0) {
-        ::close(fds[0]);
-        store::SqliteOptions so;
-        so.path = db;
-        auto st = store::OpenSqliteStore(so);
-        if (!st.ok()) _exit(3);
-        ServiceOptions o;
-        o.patient_key = kKey;
-        auto service = PrescriptionService::Create(**st, o);
-        for (int i = 0;; ++i) {
-          // A distinct prescription each time: another order number.
-          std::string json = base;
-          std::string order = "ORD-" + std::to_string(round) + "-" + std::to_string(i);
-          json.replace(json.find("ORD-1001"), 8, order);
-          IssueList issues;
-          auto s = (*service)->Submit(json, issues);
-          if (!s.ok()) _exit(4);
-          std::string line = s->id + "\n";
-          if (::write(fds[1], line.data(), line.size()) < 0) _exit(5);
-        }
-      }
-      ::close(fds[1]);
-      std::this_thread::sleep_for(
-          std::chrono::milliseconds(std::uniform_int_distribution<int>(5, 60)(rng)));
-      ::kill(pid, SIGKILL);
-      int status = 0;
-      ::waitpid(pid, &status, 0);
-      kills += WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
-      char buf[4096];
-      std::string data;
-      ssize_t n;
-      while ((n = ::read(fds[0], buf, sizeof buf)) > 0) data.append(buf, static_cast<size_t>(n));
-      ::close(fds[0]);
-      for (size_t start = 0, nl; (nl = data.find('\n', start)) != std::string::npos;
-           start = nl + 1) {
-        acked.insert(data.substr(start, nl - start));
-      }
+      auto [ids, killed] = KillRound(open, "ORD-" + std::to_string(round), 5, 60, rng);
+      kills += killed;
+      acked.insert(ids.begin(), ids.end());
       // Recover and verify.
       store::SqliteOptions so;
       so.path = db;
@@ -414,48 +437,13 @@ TEST_SUITE("Crash safety") {
       return store::OpenPostgresStore(o);
     };
     REQUIRE(open().ok());  // migrate once before the children race
-    std::string base = Lisinopril();
     std::set<std::string> acked;
     std::mt19937 rng(7);
-    const int rounds =
-        std::getenv("RXFLOW_CRASH_ROUNDS") ? std::atoi(std::getenv("RXFLOW_CRASH_ROUNDS")) / 5 : 20;
+    const int rounds = CrashRounds(20, 5);
     for (int round = 0; round < rounds; ++round) {
-      int fds[2];
-      REQUIRE(::pipe(fds) == 0);
-      pid_t pid = ::fork();
-      REQUIRE(pid >= 0);
-      if (pid == 0) {
-        ::close(fds[0]);
-        auto st = open();
-        if (!st.ok()) _exit(3);
-        ServiceOptions o;
-        o.patient_key = kKey;
-        auto service = PrescriptionService::Create(**st, o);
-        for (int i = 0;; ++i) {
-          std::string json = base;
-          json.replace(json.find("ORD-1001"), 8,
-                       "PG-" + std::to_string(round) + "-" + std::to_string(i));
-          IssueList issues;
-          auto s = (*service)->Submit(json, issues);
-          if (!s.ok()) _exit(4);
-          std::string line = s->id + "\n";
-          if (::write(fds[1], line.data(), line.size()) < 0) _exit(5);
-        }
-      }
-      ::close(fds[1]);
-      std::this_thread::sleep_for(
-          std::chrono::milliseconds(std::uniform_int_distribution<int>(30, 150)(rng)));
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-      char buf[4096];
-      std::string data;
-      ssize_t n;
-      while ((n = ::read(fds[0], buf, sizeof buf)) > 0) data.append(buf, static_cast<size_t>(n));
-      ::close(fds[0]);
-      for (size_t start = 0, nl; (nl = data.find('\n', start)) != std::string::npos;
-           start = nl + 1) {
-        acked.insert(data.substr(start, nl - start));
-      }
+      auto [ids, killed] = KillRound(open, "PG-" + std::to_string(round), 30, 150, rng);
+      CHECK(killed);
+      acked.insert(ids.begin(), ids.end());
       auto st = open();
       REQUIRE(st.ok());
       for (const std::string& id : acked) {

@@ -166,109 +166,15 @@ constexpr const char* kEventColumns =
     "global_position, event_id, stream_id, version, type, schema_version, occurred_at, "
     "correlation_id, causation_id, actor, tenant, traceparent, payload";
 
-// An appending transaction's work; returns a Status instead of throwing for the cases the
-// contract names (conflicts, duplicates).
-StatusOr<AppendResult> AppendIn(pqxx::transaction_base& tx, AppendRequest& req, int64_t now) {
-  if (req.stream_id.empty()) return absl::InvalidArgumentError("append: stream id is empty");
-  int64_t current =
-      tx.exec_params1("SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = $1",
-                      req.stream_id)[0]
-          .as<int64_t>();
-  if (req.expected_version != kAnyVersion && req.expected_version != current) {
-    return absl::AbortedError("version conflict on stream " + req.stream_id + ": expected " +
-                              std::to_string(req.expected_version) + ", current " +
-                              std::to_string(current));
-  }
-  if (!req.idempotency_key.empty()) {
-    pqxx::result ins = tx.exec_params(
-        "INSERT INTO idempotency (key, stream_id) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING "
-        "RETURNING key",
-        req.idempotency_key, req.stream_id);
-    if (ins.empty()) {
-      pqxx::result existing =
-          tx.exec_params("SELECT stream_id FROM idempotency WHERE key = $1", req.idempotency_key);
-      return absl::AlreadyExistsError(
-          "idempotency key exists: " +
-          (existing.empty() ? std::string("?") : existing[0][0].as<std::string>()));
-    }
-  }
-  for (const EventRecord& e : req.events) {
-    if (e.event_id.empty()) return absl::InvalidArgumentError("append: an event has no id");
-  }
-  for (const OutboxMessage& m : req.outbox) {
-    if (m.message_id.empty() || m.topic.empty()) {
-      return absl::InvalidArgumentError("append: an outbox message needs a message id and a topic");
-    }
-  }
-  AppendResult result;
-  result.last_version = current;
-  if (!req.events.empty()) {
-    // Positions last: the row lock is held only from here to commit.
-    int64_t last =
-        tx.exec_params1("UPDATE event_position SET last = last + $1 WHERE id = 1 RETURNING last",
-                        static_cast<int64_t>(req.events.size()))[0]
-            .as<int64_t>();
-    int64_t position = last - static_cast<int64_t>(req.events.size());
-    for (EventRecord& e : req.events) {
-      e.stream_id = req.stream_id;
-      e.version = ++current;
-      e.global_position = ++position;
-      tx.exec_params(
-          "INSERT INTO events (global_position, event_id, stream_id, version, type, "
-          "schema_version, "
-          "occurred_at, correlation_id, causation_id, actor, tenant, traceparent, payload) "
-          "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-          e.global_position, e.event_id, e.stream_id, e.version, e.type, e.schema_version,
-          e.occurred_at, e.correlation_id, e.causation_id, e.actor, e.tenant, e.traceparent,
-          e.payload);
-      result.last_version = e.version;
-      result.last_global_position = e.global_position;
-    }
-  }
-  for (OutboxMessage& m : req.outbox) {
-    m.id = tx.exec_params1(
-                 "INSERT INTO outbox (message_id, topic, key, payload, headers, created_at) "
-                 "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-                 m.message_id, m.topic, m.key, m.payload, m.headers, now)[0]
-               .as<int64_t>();
-    m.created_at = now;
-  }
-  return result;
-}
-
-// Classifies a unique violation raised while appending.
-Status UniqueViolation(const pqxx::unique_violation& e, const AppendRequest& req) {
-  std::string msg = e.what();
-  if (msg.find("event_id") != std::string::npos) return absl::AlreadyExistsError("event id exists");
-  if (msg.find("message_id") != std::string::npos)
-    return absl::AlreadyExistsError("outbox message id exists");
-  if (msg.find("idempotency") != std::string::npos) {
-    return absl::AlreadyExistsError("idempotency key exists: (concurrent)");
-  }
-  return absl::AbortedError("version conflict on stream " + req.stream_id);
-}
-
 class PostgresStore;
 
 // The EventStore an inbox effect sees: the inbox's own transaction.
 class TxView : public EventStore {
  public:
   TxView(pqxx::work& tx, int64_t now) : tx_(tx), now_(now) {}
-  StatusOr<AppendResult> Append(AppendRequest r) override {
-    // A savepoint per append keeps a refused append from aborting the whole transaction.
-    pqxx::subtransaction sub(tx_, "append");
-    try {
-      auto result = AppendIn(sub, r, now_);
-      if (!result.ok()) {
-        sub.abort();
-        return result.status();
-      }
-      sub.commit();
-      return result;
-    } catch (const pqxx::unique_violation& e) {
-      return UniqueViolation(e, r);
-    }
-  }
+  // rxflow_append refuses a conflicting append inside its own savepoint, so a refused
+  // append leaves the effect's transaction usable and unchanged.
+  StatusOr<AppendResult> Append(AppendRequest r) override { return CallAppend(tx_, r, now_); }
   StatusOr<std::vector<EventRecord>> ReadStream(const std::string& s, int64_t after) override {
     std::vector<EventRecord> out;
     for (const auto& row :
@@ -453,8 +359,6 @@ class PostgresStore : public Store {
       tx.commit();
       result = *r;
       return result;
-    } catch (const pqxx::unique_violation& e) {
-      return UniqueViolation(e, request);
     } catch (const pqxx::broken_connection& e) {
       c.Reconnect();
       return FromException(e, "append");
