@@ -15,6 +15,9 @@ DECLARE
   v_ids BIGINT[] := '{}';
   v_constraint TEXT;
 BEGIN
+  -- Every append takes the position row lock first, so appends from several processes
+  -- always lock in the same order (position, then idempotency/event rows): no deadlocks.
+  PERFORM 1 FROM event_position WHERE id = 1 FOR UPDATE;
   SELECT COALESCE(MAX(e.version), 0) INTO v_current FROM events e WHERE e.stream_id = p_stream;
   IF p_expected <> -1 AND p_expected <> v_current THEN
     RETURN QUERY SELECT 'aborted'::TEXT, ('expected ' || p_expected || ', current ' || v_current),
@@ -31,7 +34,6 @@ BEGIN
       END IF;
     END IF;
     IF v_n > 0 THEN
-      -- Positions last-but-one: the row lock is held from here to commit.
       UPDATE event_position SET last = last + v_n WHERE id = 1 RETURNING last INTO v_last;
       INSERT INTO events (global_position, event_id, stream_id, version, type, schema_version,
                           occurred_at, correlation_id, causation_id, actor, tenant, traceparent, payload)

@@ -24,6 +24,9 @@
 #include "rxflow/idempotency.h"
 #include "rxflow/service.h"
 #include "rxflow/sqlite/sqlite_store.h"
+
+#include <fcntl.h>
+#include <unistd.h>
 #ifdef RXFLOW_HAVE_POSTGRES
 #include "rxflow/postgres/postgres_store.h"
 #endif
@@ -98,10 +101,12 @@ std::string PatientKey(const std::string& db_path) {
   if (ReadInput(file.string(), key, error) && key.size() >= rxflow::kMinPatientKeyBytes) return key;
   key = rxflow::RandomIds().NewId() + rxflow::RandomIds().NewId();
   std::filesystem::create_directories(file.parent_path());
-  std::ofstream out(file, std::ios::binary | std::ios::trunc);
-  out << key;
-  out.close();
-  ::chmod(file.c_str(), 0600);
+  // Created readable by the owner only from the first byte.
+  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd >= 0) {
+    if (::write(fd, key.data(), key.size()) < 0) key.clear();
+    ::close(fd);
+  }
   return key;
 }
 

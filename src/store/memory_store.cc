@@ -67,7 +67,11 @@ Status Check(const State& state, const std::vector<AppendRequest>& staged, Appen
   std::set<std::string_view> ids;
   for (EventRecord& e : req.events) {
     if (e.event_id.empty()) return absl::InvalidArgumentError("append: an event has no id");
-    if (state.event_ids.count(e.event_id) || !ids.insert(e.event_id).second) {
+    bool staged_dup = false;
+    for (const AppendRequest& s : staged) {
+      for (const EventRecord& x : s.events) staged_dup |= x.event_id == e.event_id;
+    }
+    if (state.event_ids.count(e.event_id) || staged_dup || !ids.insert(e.event_id).second) {
       return absl::AlreadyExistsError(Cat("event id exists: ", e.event_id));
     }
     e.stream_id = req.stream_id;

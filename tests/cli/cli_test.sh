@@ -68,5 +68,9 @@ check "show of an unknown id: exit 1" 1 '' 'no prescription' -- "$RX" show --sto
 check "submit of invalid FHIR stores nothing: exit 1" 1 '' 'Schedule II' -- "$RX" submit --store "$STORE" "$TMP/c2.json"
 check "the patient key file is private" 0 '^-rw-------' '' -- ls -l "$TMP/data/patient.key"
 
+# The C++ example program.
+CONVERT="$(dirname "$RX")/rxflow_convert"
+check "examples/cpp/convert turns FHIR into a NewRx" 0 '<NewRx>' '' -- sh -c "\"$CONVERT\" < \"$L\""
+
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -16,6 +16,7 @@
 #include "rxflow/sqlite/sqlite_store.h"
 
 #include "testing/files.h"
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -333,14 +334,20 @@ std::pair<std::vector<std::string>, bool> KillRound(
     }
   }
   ::close(fds[1]);
+  // Kill only once the child is submitting (its first acknowledgement arrived), however slow
+  // the build (sanitizers) or the machine: every round then kills mid-work.
+  std::string data;
+  char buf[4096];
+  ssize_t n = 0;
+  pollfd pfd{fds[0], POLLIN, 0};
+  if (::poll(&pfd, 1, 30'000) > 0 && (n = ::read(fds[0], buf, sizeof buf)) > 0) {
+    data.append(buf, static_cast<size_t>(n));
+  }
   std::this_thread::sleep_for(
       std::chrono::milliseconds(std::uniform_int_distribution<int>(min_ms, max_ms)(rng)));
   ::kill(pid, SIGKILL);
   int status = 0;
   ::waitpid(pid, &status, 0);
-  std::string data;
-  char buf[4096];
-  ssize_t n;
   while ((n = ::read(fds[0], buf, sizeof buf)) > 0) data.append(buf, static_cast<size_t>(n));
   ::close(fds[0]);
   std::vector<std::string> acked;
@@ -412,7 +419,7 @@ TEST_SUITE("Crash safety") {
       sqlite3_close(raw);
     }
     CHECK(kills == rounds);
-    CHECK(acked.size() > 50);  // the children got real work done between kills
+    CHECK(acked.size() >= static_cast<size_t>(rounds));  // every round acknowledged work
     MESSAGE("acknowledged submissions checked after " << rounds << " kills: " << acked.size());
     std::filesystem::remove_all(dir);
   }
@@ -460,7 +467,7 @@ TEST_SUITE("Crash safety") {
         CHECK((*all)[i].global_position == static_cast<int64_t>(i + 1));
       CHECK(*(*st)->Backlog() == static_cast<int64_t>(all->size() * 2));
     }
-    CHECK(acked.size() > 20);
+    CHECK(acked.size() >= static_cast<size_t>(rounds));
     MESSAGE("acknowledged PostgreSQL submissions checked after " << rounds
                                                                  << " kills: " << acked.size());
   }

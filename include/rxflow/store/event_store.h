@@ -17,8 +17,9 @@
 //     caller passes, so a message's effect happens exactly once.
 //
 // Status codes: Aborted (version conflict: re-read and retry), AlreadyExists (idempotency
-// key or inbox duplicate), Unavailable (store down: retry with backoff), NotFound,
-// InvalidArgument (caller error), DataLoss (a stored record cannot be decoded).
+// key, inbox duplicate, or a duplicate event id / outbox message id), Unavailable (store down:
+// retry with backoff), NotFound, InvalidArgument (caller error), DataLoss (a stored record cannot
+// be decoded).
 #ifndef RXFLOW_STORE_EVENT_STORE_H_
 #define RXFLOW_STORE_EVENT_STORE_H_
 

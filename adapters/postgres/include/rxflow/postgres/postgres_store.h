@@ -2,8 +2,9 @@
 //
 // The scale-out store: PostgreSQL (libpqxx) for events, outbox, inbox, snapshots and
 // projections. Durable at commit (run the server with fsync=on, synchronous_commit=on).
-// Concurrent callers use a pool of connections; PostgreSQL flushes their commits' WAL
-// together (its own group commit). Global positions are assigned under one row lock at the
+// Appends go through one writer thread that commits them in batches, each append one round
+// trip through the rxflow_append function (migrations/002); reads and other writes use a
+// pool of connections. Global positions are assigned under one row lock at the
 // end of each appending transaction, so they increase in commit order. Outbox claims use
 // FOR UPDATE SKIP LOCKED, so several relays share the work without handing a key's
 // messages out of order. The schema is migrations/*.sql, applied on open.

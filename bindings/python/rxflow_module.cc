@@ -1,0 +1,367 @@
+// The Python module `rxflow`: FHIR R5 ⇄ NCPDP SCRIPT and the prescription service, over the
+// same public C++ API. The GIL is released around all C++ work.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "rxflow/clock.h"
+#include "rxflow/idempotency.h"
+#include "rxflow/service.h"
+#include "rxflow/sqlite/sqlite_store.h"
+#include "rxflow/transform.h"
+#include "rxflow/version.h"
+#ifdef RXFLOW_HAVE_POSTGRES
+#include "rxflow/postgres/postgres_store.h"
+#endif
+
+namespace py = pybind11;
+using namespace rxflow;
+
+namespace {
+
+// Exception classes, created at import: Error and its families.
+struct Exceptions {
+  py::object error, invalid_input, not_found, conflict, unavailable, failed_precondition;
+};
+Exceptions& Exc() {
+  static Exceptions* e = new Exceptions;
+  return *e;
+}
+
+py::list PyIssues(const IssueList& issues) {
+  py::list out;
+  for (const Issue& i : issues) out.append(py::cast(i));
+  return out;
+}
+
+// Raises the exception class for `status`, with `.issues` attached.
+[[noreturn]] void Raise(const Status& status, const IssueList& issues) {
+  py::object cls;
+  switch (status.code()) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kResourceExhausted:
+    case absl::StatusCode::kDataLoss:
+      cls = Exc().invalid_input;
+      break;
+    case absl::StatusCode::kNotFound:
+      cls = Exc().not_found;
+      break;
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kAlreadyExists:
+      cls = Exc().conflict;
+      break;
+    case absl::StatusCode::kUnavailable:
+      cls = Exc().unavailable;
+      break;
+    case absl::StatusCode::kFailedPrecondition:
+      cls = Exc().failed_precondition;
+      break;
+    default:
+      cls = Exc().error;
+  }
+  py::object exc = cls(std::string(status.message()));
+  exc.attr("issues") = PyIssues(issues);
+  exc.attr("code") = std::string(absl::StatusCodeToString(status.code()));
+  PyErr_SetObject(cls.ptr(), exc.ptr());
+  throw py::error_already_set();
+}
+
+// A request as text: str, bytes, or a dict (serialised with json.dumps).
+std::string RequestText(const py::object& request) {
+  if (py::isinstance<py::str>(request)) return request.cast<std::string>();
+  if (py::isinstance<py::bytes>(request)) return request.cast<std::string>();
+  if (py::isinstance<py::dict>(request)) {
+    return py::module_::import("json").attr("dumps")(request).cast<std::string>();
+  }
+  throw py::type_error("request must be str, bytes or dict");
+}
+
+py::object JsonToPython(const std::string& text) {
+  return py::module_::import("json").attr("loads")(text);
+}
+
+TransformOptions Options(const std::string& script_version) {
+  TransformOptions o;
+  auto v = script::ParseVersion(script_version);
+  if (!v.ok()) Raise(v.status(), {});
+  o.version = *v;
+  return o;
+}
+
+struct PySubmission {
+  std::string id;
+  std::string status;
+  bool created = false;
+  bool replayed = false;
+  std::string idempotency_key;
+  bool is_controlled = false;
+  std::string created_at;
+};
+
+// Store and service, owned together.
+class PyService {
+ public:
+  static std::unique_ptr<PyService> Open(const std::string& url, std::optional<std::string> patient_key,
+                                         const std::string& script_version) {
+    auto self = std::make_unique<PyService>();
+    Status status;
+    std::string db_path;
+    {
+      py::gil_scoped_release release;
+      if (url.rfind("sqlite://", 0) == 0) {
+        db_path = url.substr(9);
+        store::SqliteOptions o;
+        o.path = db_path;
+        auto s = store::OpenSqliteStore(o);
+        if (s.ok()) self->store_ = std::move(*s);
+        status = s.status();
+      } else if (url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0) {
+#ifdef RXFLOW_HAVE_POSTGRES
+        store::PostgresOptions o;
+        o.url = url;
+        auto s = store::OpenPostgresStore(o);
+        if (s.ok()) self->store_ = std::move(*s);
+        status = s.status();
+#else
+        status = absl::UnimplementedError("this rxflow was built without the PostgreSQL store");
+#endif
+      } else {
+        status = absl::InvalidArgumentError("store URL must be sqlite:///path or postgresql://...");
+      }
+    }
+    if (!status.ok()) Raise(status, {});
+    ServiceOptions so;
+    so.transform = Options(script_version);
+    so.patient_key = patient_key ? *patient_key : PatientKey(db_path);
+    auto service = PrescriptionService::Create(*self->store_, so);
+    if (!service.ok()) Raise(service.status(), {});
+    self->service_ = std::move(*service);
+    return self;
+  }
+
+  PySubmission Submit(const py::object& request, std::optional<std::string> idempotency_key) {
+    std::string text = RequestText(request);
+    IssueList issues;
+    StatusOr<Submission> s;
+    {
+      py::gil_scoped_release release;
+      s = Service().Submit(text, issues, RequestContext{"python", "", "", ""},
+                           idempotency_key.value_or(""));
+    }
+    if (!s.ok()) Raise(s.status(), issues);
+    return PySubmission{s->id, s->status, s->created, !s->created, s->idempotency_key,
+                        s->is_controlled, s->created_at};
+  }
+
+  py::object Get(const std::string& id) {
+    StatusOr<PrescriptionSummary> s;
+    {
+      py::gil_scoped_release release;
+      s = Service().Get(id);
+    }
+    if (!s.ok()) Raise(s.status(), {});
+    return JsonToPython(EncodeSummary(*s));
+  }
+
+  py::list Events(const std::string& id) {
+    StatusOr<std::vector<store::EventRecord>> h;
+    {
+      py::gil_scoped_release release;
+      h = Service().History(id);
+    }
+    if (!h.ok()) Raise(h.status(), {});
+    py::list out;
+    for (const auto& e : *h) {
+      py::dict d;
+      d["event_id"] = e.event_id;
+      d["version"] = e.version;
+      d["global_position"] = e.global_position;
+      d["type"] = e.type;
+      d["schema_version"] = e.schema_version;
+      d["occurred_at"] = FormatRfc3339(e.occurred_at);
+      d["correlation_id"] = e.correlation_id;
+      d["causation_id"] = e.causation_id;
+      d["actor"] = e.actor;
+      d["payload"] = JsonToPython(e.payload);
+      out.append(d);
+    }
+    return out;
+  }
+
+  void Route(const std::string& id) { Run([&] { return Service().Route(id); }); }
+  void Cancel(const std::string& id, const std::string& reason) {
+    Run([&] { return Service().Cancel(id, reason); });
+  }
+
+  void Close() {
+    py::gil_scoped_release release;
+    service_.reset();
+    store_.reset();
+  }
+
+ private:
+  PrescriptionService& Service() {
+    if (!service_) throw py::value_error("the service is closed");
+    return *service_;
+  }
+
+  template <typename F>
+  void Run(F&& f) {
+    Status s;
+    {
+      py::gil_scoped_release release;
+      s = f();
+    }
+    if (!s.ok()) Raise(s, {});
+  }
+
+  // RXFLOW_PATIENT_KEY, or a random key kept beside a SQLite database (mode 0600).
+  static std::string PatientKey(const std::string& db_path) {
+    if (const char* k = std::getenv("RXFLOW_PATIENT_KEY"); k && std::strlen(k) >= kMinPatientKeyBytes) {
+      return k;
+    }
+    if (db_path.empty()) {
+      Raise(absl::InvalidArgumentError("pass patient_key or set RXFLOW_PATIENT_KEY for this store"), {});
+    }
+    std::filesystem::path dir = std::filesystem::path(db_path).parent_path();
+    if (dir.empty()) dir = ".";
+    std::filesystem::path file = dir / "patient.key";
+    std::ifstream in(file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string key = ss.str();
+    if (key.size() >= kMinPatientKeyBytes) return key;
+    key = RandomIds().NewId() + RandomIds().NewId();
+    std::filesystem::create_directories(dir);
+    // Created readable by the owner only from the first byte.
+    int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd >= 0) {
+      if (::write(fd, key.data(), key.size()) < 0) key.clear();
+      ::close(fd);
+    }
+    return key;
+  }
+
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<PrescriptionService> service_;
+};
+
+}  // namespace
+
+PYBIND11_MODULE(rxflow, m) {
+  m.doc() =
+      "RxFlow: HL7 FHIR R5 prescriptions <-> NCPDP SCRIPT (2023011, 2017071), and an "
+      "event-sourced prescription service.";
+  m.attr("__version__") = RXFLOW_VERSION_STRING;
+
+  py::object base_exc = py::reinterpret_borrow<py::object>(PyExc_Exception);
+  auto make = [&](const char* name, py::object parent, const char* doc) {
+    py::object cls = py::reinterpret_steal<py::object>(
+        PyErr_NewExceptionWithDoc((std::string("rxflow.") + name).c_str(), doc, parent.ptr(), nullptr));
+    m.attr(name) = cls;
+    return cls;
+  };
+  Exceptions& e = Exc();
+  e.error = make("Error", base_exc, "Base of every RxFlow error. `.issues` lists the problems found.");
+  e.invalid_input = make("InvalidInput", e.error,
+                         "The input is not valid FHIR or SCRIPT, lacks data, or is over a limit.");
+  e.not_found = make("NotFound", e.error, "No prescription with that id.");
+  e.conflict = make("Conflict", e.error, "A concurrent change won (re-read and retry).");
+  e.unavailable = make("Unavailable", e.error, "The store is unreachable (retry with backoff).");
+  e.failed_precondition = make("FailedPrecondition", e.error,
+                               "Valid input refused by a prescribing rule, or a command illegal in "
+                               "the prescription's state.");
+
+  py::class_<Issue>(m, "Issue", "One problem found in the data: severity, path, message, code.")
+      .def_property_readonly("severity", [](const Issue& i) { return std::string(SeverityName(i.severity)); },
+                             "fatal | error | warning | information")
+      .def_readonly("path", &Issue::path, "JSON path or XML path of the problem")
+      .def_readonly("message", &Issue::message)
+      .def_property_readonly("code", [](const Issue& i) { return std::string(IssueCodeName(i.code)); },
+                             "HL7 issue-type code: structure, required, value, too-long, ...")
+      .def("__repr__", [](const Issue& i) { return "<rxflow.Issue " + ToString(i) + ">"; })
+      .def("__str__", [](const Issue& i) { return ToString(i); });
+
+  m.def(
+      "to_script",
+      [](const py::object& request, const std::string& script_version) {
+        std::string text = RequestText(request);
+        TransformOptions o = Options(script_version);
+        IssueList issues;
+        StatusOr<ScriptOutput> out;
+        {
+          py::gil_scoped_release release;
+          out = ToScript(text, issues, o);
+        }
+        if (!out.ok()) Raise(out.status(), issues);
+        return out->xml;
+      },
+      py::arg("request"), py::arg("script_version") = "2023011",
+      "FHIR R5 (the request envelope or a Bundle; str, bytes or dict) -> NCPDP SCRIPT NewRx XML.\n"
+      "Raises InvalidInput or FailedPrecondition with .issues.");
+  m.def(
+      "to_fhir",
+      [](const std::string& xml) {
+        IssueList issues;
+        StatusOr<std::string> out;
+        {
+          py::gil_scoped_release release;
+          out = ToFhirJson(xml, issues);
+        }
+        if (!out.ok()) Raise(out.status(), issues);
+        return JsonToPython(*out);
+      },
+      py::arg("xml"), "NCPDP SCRIPT XML -> a FHIR R5 Bundle (dict). Raises InvalidInput with .issues.");
+  m.def(
+      "check",
+      [](const py::object& text_or_dict) {
+        std::string text = RequestText(text_or_dict);
+        IssueList issues;
+        {
+          py::gil_scoped_release release;
+          (void)Check(text, issues);
+        }
+        std::vector<Issue> out(issues.begin(), issues.end());
+        return out;
+      },
+      py::arg("text"),
+      "Validates FHIR JSON or SCRIPT XML (detected from the content); returns every issue "
+      "(an empty list when clean). Never raises for invalid input.");
+
+  py::class_<PySubmission>(m, "Submission", "The result of PrescriptionService.submit.")
+      .def_readonly("id", &PySubmission::id)
+      .def_readonly("status", &PySubmission::status, "state name, e.g. 'Transformed'")
+      .def_readonly("created", &PySubmission::created)
+      .def_readonly("replayed", &PySubmission::replayed, "True when an earlier submission was returned")
+      .def_readonly("idempotency_key", &PySubmission::idempotency_key)
+      .def_readonly("is_controlled", &PySubmission::is_controlled)
+      .def_readonly("created_at", &PySubmission::created_at)
+      .def("__repr__", [](const PySubmission& s) {
+        return "<rxflow.Submission " + s.id + " " + s.status + (s.replayed ? " replayed>" : ">");
+      });
+
+  py::class_<PyService>(m, "PrescriptionService",
+                        "Stores prescriptions as events (SQLite or PostgreSQL). Use as a context manager.")
+      .def_static("open", &PyService::Open, py::arg("url"), py::arg("patient_key") = py::none(),
+                  py::arg("script_version") = "2023011",
+                  "Opens sqlite:///path/to/db or postgresql://user@host/db. patient_key (>= 16 "
+                  "bytes) keys the patient part of idempotency keys; default RXFLOW_PATIENT_KEY, "
+                  "or for SQLite a random key kept beside the database.")
+      .def("submit", &PyService::Submit, py::arg("request"), py::arg("idempotency_key") = py::none(),
+           "Transforms and stores a prescription; the same content again returns the same id.")
+      .def("get", &PyService::Get, py::arg("id"), "The prescription's summary (dict).")
+      .def("events", &PyService::Events, py::arg("id"), "The prescription's events, oldest first.")
+      .def("route", &PyService::Route, py::arg("id"), "Queues the prescription for its pharmacy.")
+      .def("cancel", &PyService::Cancel, py::arg("id"), py::arg("reason") = "", "Cancels the prescription.")
+      .def("close", &PyService::Close, "Closes the store.")
+      .def("__enter__", [](PyService& s) -> PyService& { return s; }, py::return_value_policy::reference)
+      .def("__exit__", [](PyService& s, py::object, py::object, py::object) { s.Close(); });
+}

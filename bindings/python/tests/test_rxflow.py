@@ -1,0 +1,128 @@
+"""Tests of the rxflow Python module, used as a Python program would use it."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import threading
+
+import pytest
+
+import rxflow
+
+FIXTURES = pathlib.Path(os.environ.get("RXFLOW_FIXTURES", pathlib.Path(__file__).parents[3] / "tests" / "fixtures"))
+
+
+def fixture(name: str) -> str:
+    return (FIXTURES / name).read_text()
+
+
+def test_to_script_accepts_str_bytes_and_dict():
+    text = fixture("fhir/medication_request_lisinopril.json")
+    for request in (text, text.encode(), json.loads(text)):
+        xml = rxflow.to_script(request)
+        assert 'TransportVersion="2023011"' in xml
+        assert "<NewRx>" in xml
+    assert 'TransportVersion="20170715"' in rxflow.to_script(text, script_version="2017071")
+
+
+def test_invalid_input_carries_issues_with_paths():
+    with pytest.raises(rxflow.InvalidInput) as e:
+        rxflow.to_script('{"medication_request": {"resourceType": "MedicationRequest", "status": 7}}')
+    assert isinstance(e.value, rxflow.Error)
+    paths = [i.path for i in e.value.issues]
+    assert "medication_request.status" in paths
+    issue = e.value.issues[0]
+    assert issue.severity in ("error", "fatal")
+    assert issue.message
+
+
+def test_prescribing_rule_is_failed_precondition():
+    bad = json.loads(fixture("fhir/schedule2_oxycodone.json"))
+    bad["medication_request"]["dispenseRequest"]["numberOfRepeatsAllowed"] = 2
+    with pytest.raises(rxflow.FailedPrecondition) as e:
+        rxflow.to_script(bad)
+    assert any(i.path == "medication_request.dispenseRequest.numberOfRepeatsAllowed" for i in e.value.issues)
+
+
+def test_to_fhir_returns_a_bundle_dict():
+    bundle = rxflow.to_fhir(fixture("script/rxfill_dispensed.xml"))
+    assert bundle["resourceType"] == "Bundle"
+    types = {e["resource"]["resourceType"] for e in bundle["entry"]}
+    assert "MedicationDispense" in types
+
+
+def test_check_lists_issues_and_never_raises():
+    assert [i for i in rxflow.check(fixture("script/status_000.xml")) if i.severity == "error"] == []
+    issues = rxflow.check("<Message><Header/></Message>")
+    assert any(i.severity in ("error", "fatal") for i in issues)
+    assert rxflow.check("neither") and rxflow.check("neither")[0].severity == "fatal"
+
+
+def test_bad_argument_types_are_type_errors():
+    with pytest.raises(TypeError):
+        rxflow.to_script(42)
+    with pytest.raises(rxflow.InvalidInput):
+        rxflow.to_script(fixture("fhir/medication_request_lisinopril.json"), script_version="10.6")
+
+
+def test_service_submit_get_events_route_cancel(tmp_path):
+    url = f"sqlite://{tmp_path / 'store.db'}"
+    with rxflow.PrescriptionService.open(url, patient_key="0123456789abcdef0123") as service:
+        s = service.submit(fixture("fhir/medication_request_lisinopril.json"))
+        assert s.created and not s.replayed and s.status == "Transformed"
+        again = service.submit(fixture("fhir/medication_request_lisinopril.json"))
+        assert again.replayed and again.id == s.id
+        assert service.get(s.id)["status"] == "Transformed"
+        service.route(s.id)
+        assert service.get(s.id)["status"] == "Queued"
+        events = service.events(s.id)
+        assert [e["type"] for e in events] == ["PrescriptionReceived", "PrescriptionTransformed", "PrescriptionQueued"]
+        assert events[1]["payload"]["newrx_xml"].startswith("<?xml")
+        service.cancel(s.id, "patient request")
+        assert service.get(s.id)["status"] == "CancelRequested"
+        with pytest.raises(rxflow.NotFound):
+            service.get("nope")
+        with pytest.raises(rxflow.FailedPrecondition):
+            service.route(s.id)
+
+
+def test_controlled_substance_needs_signing_before_routing(tmp_path):
+    with rxflow.PrescriptionService.open(f"sqlite://{tmp_path / 'db'}", patient_key="k" * 20) as service:
+        s = service.submit(fixture("fhir/schedule2_oxycodone.json"))
+        assert s.is_controlled and s.status == "ReadyToSign"
+        with pytest.raises(rxflow.FailedPrecondition, match="signed"):
+            service.route(s.id)
+
+
+def test_closed_service_refuses_calls(tmp_path):
+    service = rxflow.PrescriptionService.open(f"sqlite://{tmp_path / 'db'}", patient_key="k" * 20)
+    service.close()
+    with pytest.raises(ValueError):
+        service.get("x")
+
+
+def test_the_gil_is_released_during_transforms():
+    # Four threads transform in parallel; with the GIL held they would still finish, so the
+    # check is that concurrent use is safe and every result is right.
+    text = fixture("fhir/medication_request_lisinopril.json")
+    results = []
+
+    def work():
+        for _ in range(25):
+            results.append("<NewRx>" in rxflow.to_script(text))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [True] * 100
+
+
+def test_the_example_script_runs(tmp_path):
+    example = pathlib.Path(__file__).parents[3] / "examples" / "python" / "submit_and_print_events.py"
+    env = dict(os.environ, RXFLOW_PATIENT_KEY="0123456789abcdef0123")
+    out = subprocess.run([sys.executable, str(example), str(FIXTURES / "fhir/medication_request_lisinopril.json"),
+                          f"sqlite://{tmp_path / 'ex.db'}"], capture_output=True, text=True, env=env, check=True)
+    assert "PrescriptionTransformed" in out.stdout
