@@ -1,11 +1,5 @@
 // The Python module `rxflow`: FHIR R5 ⇄ NCPDP SCRIPT and the prescription service, over the
 // same public C++ API. The GIL is released around all C++ work.
-#include <pybind11/pybind11.h>
-#include <pybind11/stl.h>
-
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -18,6 +12,11 @@
 #include "rxflow/sqlite/sqlite_store.h"
 #include "rxflow/transform.h"
 #include "rxflow/version.h"
+
+#include <fcntl.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+#include <unistd.h>
 #ifdef RXFLOW_HAVE_POSTGRES
 #include "rxflow/postgres/postgres_store.h"
 #endif
@@ -109,7 +108,8 @@ struct PySubmission {
 // Store and service, owned together.
 class PyService {
  public:
-  static std::unique_ptr<PyService> Open(const std::string& url, std::optional<std::string> patient_key,
+  static std::unique_ptr<PyService> Open(const std::string& url,
+                                         std::optional<std::string> patient_key,
                                          const std::string& script_version) {
     auto self = std::make_unique<PyService>();
     Status status;
@@ -157,8 +157,9 @@ class PyService {
                            idempotency_key.value_or(""));
     }
     if (!s.ok()) Raise(s.status(), issues);
-    return PySubmission{s->id, s->status, s->created, !s->created, s->idempotency_key,
-                        s->is_controlled, s->created_at};
+    return PySubmission{s->id,        s->status,          s->created,
+                        !s->created,  s->idempotency_key, s->is_controlled,
+                        s->created_at};
   }
 
   py::object Get(const std::string& id) {
@@ -196,7 +197,9 @@ class PyService {
     return out;
   }
 
-  void Route(const std::string& id) { Run([&] { return Service().Route(id); }); }
+  void Route(const std::string& id) {
+    Run([&] { return Service().Route(id); });
+  }
   void Cancel(const std::string& id, const std::string& reason) {
     Run([&] { return Service().Cancel(id, reason); });
   }
@@ -225,11 +228,13 @@ class PyService {
 
   // RXFLOW_PATIENT_KEY, or a random key kept beside a SQLite database (mode 0600).
   static std::string PatientKey(const std::string& db_path) {
-    if (const char* k = std::getenv("RXFLOW_PATIENT_KEY"); k && std::strlen(k) >= kMinPatientKeyBytes) {
+    if (const char* k = std::getenv("RXFLOW_PATIENT_KEY");
+        k && std::strlen(k) >= kMinPatientKeyBytes) {
       return k;
     }
     if (db_path.empty()) {
-      Raise(absl::InvalidArgumentError("pass patient_key or set RXFLOW_PATIENT_KEY for this store"), {});
+      Raise(absl::InvalidArgumentError("pass patient_key or set RXFLOW_PATIENT_KEY for this store"),
+            {});
     }
     std::filesystem::path dir = std::filesystem::path(db_path).parent_path();
     if (dir.empty()) dir = ".";
@@ -264,13 +269,14 @@ PYBIND11_MODULE(rxflow, m) {
 
   py::object base_exc = py::reinterpret_borrow<py::object>(PyExc_Exception);
   auto make = [&](const char* name, py::object parent, const char* doc) {
-    py::object cls = py::reinterpret_steal<py::object>(
-        PyErr_NewExceptionWithDoc((std::string("rxflow.") + name).c_str(), doc, parent.ptr(), nullptr));
+    py::object cls = py::reinterpret_steal<py::object>(PyErr_NewExceptionWithDoc(
+        (std::string("rxflow.") + name).c_str(), doc, parent.ptr(), nullptr));
     m.attr(name) = cls;
     return cls;
   };
   Exceptions& e = Exc();
-  e.error = make("Error", base_exc, "Base of every RxFlow error. `.issues` lists the problems found.");
+  e.error =
+      make("Error", base_exc, "Base of every RxFlow error. `.issues` lists the problems found.");
   e.invalid_input = make("InvalidInput", e.error,
                          "The input is not valid FHIR or SCRIPT, lacks data, or is over a limit.");
   e.not_found = make("NotFound", e.error, "No prescription with that id.");
@@ -281,12 +287,14 @@ PYBIND11_MODULE(rxflow, m) {
                                "the prescription's state.");
 
   py::class_<Issue>(m, "Issue", "One problem found in the data: severity, path, message, code.")
-      .def_property_readonly("severity", [](const Issue& i) { return std::string(SeverityName(i.severity)); },
-                             "fatal | error | warning | information")
+      .def_property_readonly(
+          "severity", [](const Issue& i) { return std::string(SeverityName(i.severity)); },
+          "fatal | error | warning | information")
       .def_readonly("path", &Issue::path, "JSON path or XML path of the problem")
       .def_readonly("message", &Issue::message)
-      .def_property_readonly("code", [](const Issue& i) { return std::string(IssueCodeName(i.code)); },
-                             "HL7 issue-type code: structure, required, value, too-long, ...")
+      .def_property_readonly(
+          "code", [](const Issue& i) { return std::string(IssueCodeName(i.code)); },
+          "HL7 issue-type code: structure, required, value, too-long, ...")
       .def("__repr__", [](const Issue& i) { return "<rxflow.Issue " + ToString(i) + ">"; })
       .def("__str__", [](const Issue& i) { return ToString(i); });
 
@@ -319,7 +327,8 @@ PYBIND11_MODULE(rxflow, m) {
         if (!out.ok()) Raise(out.status(), issues);
         return JsonToPython(*out);
       },
-      py::arg("xml"), "NCPDP SCRIPT XML -> a FHIR R5 Bundle (dict). Raises InvalidInput with .issues.");
+      py::arg("xml"),
+      "NCPDP SCRIPT XML -> a FHIR R5 Bundle (dict). Raises InvalidInput with .issues.");
   m.def(
       "check",
       [](const py::object& text_or_dict) {
@@ -340,7 +349,8 @@ PYBIND11_MODULE(rxflow, m) {
       .def_readonly("id", &PySubmission::id)
       .def_readonly("status", &PySubmission::status, "state name, e.g. 'Transformed'")
       .def_readonly("created", &PySubmission::created)
-      .def_readonly("replayed", &PySubmission::replayed, "True when an earlier submission was returned")
+      .def_readonly("replayed", &PySubmission::replayed,
+                    "True when an earlier submission was returned")
       .def_readonly("idempotency_key", &PySubmission::idempotency_key)
       .def_readonly("is_controlled", &PySubmission::is_controlled)
       .def_readonly("created_at", &PySubmission::created_at)
@@ -348,20 +358,25 @@ PYBIND11_MODULE(rxflow, m) {
         return "<rxflow.Submission " + s.id + " " + s.status + (s.replayed ? " replayed>" : ">");
       });
 
-  py::class_<PyService>(m, "PrescriptionService",
-                        "Stores prescriptions as events (SQLite or PostgreSQL). Use as a context manager.")
+  py::class_<PyService>(
+      m, "PrescriptionService",
+      "Stores prescriptions as events (SQLite or PostgreSQL). Use as a context manager.")
       .def_static("open", &PyService::Open, py::arg("url"), py::arg("patient_key") = py::none(),
                   py::arg("script_version") = "2023011",
                   "Opens sqlite:///path/to/db or postgresql://user@host/db. patient_key (>= 16 "
                   "bytes) keys the patient part of idempotency keys; default RXFLOW_PATIENT_KEY, "
                   "or for SQLite a random key kept beside the database.")
-      .def("submit", &PyService::Submit, py::arg("request"), py::arg("idempotency_key") = py::none(),
+      .def("submit", &PyService::Submit, py::arg("request"),
+           py::arg("idempotency_key") = py::none(),
            "Transforms and stores a prescription; the same content again returns the same id.")
       .def("get", &PyService::Get, py::arg("id"), "The prescription's summary (dict).")
       .def("events", &PyService::Events, py::arg("id"), "The prescription's events, oldest first.")
       .def("route", &PyService::Route, py::arg("id"), "Queues the prescription for its pharmacy.")
-      .def("cancel", &PyService::Cancel, py::arg("id"), py::arg("reason") = "", "Cancels the prescription.")
+      .def("cancel", &PyService::Cancel, py::arg("id"), py::arg("reason") = "",
+           "Cancels the prescription.")
       .def("close", &PyService::Close, "Closes the store.")
-      .def("__enter__", [](PyService& s) -> PyService& { return s; }, py::return_value_policy::reference)
+      .def(
+          "__enter__", [](PyService& s) -> PyService& { return s; },
+          py::return_value_policy::reference)
       .def("__exit__", [](PyService& s, py::object, py::object, py::object) { s.Close(); });
 }

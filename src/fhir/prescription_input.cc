@@ -137,7 +137,7 @@ void ResolveFromReferences(Resolver& resolver, PrescriptionInput& in, IssueList&
   if (mr.requester) {
     Located l =
         resolver.Resolve(*mr.requester, p + ".requester", {"Practitioner", "PractitionerRole"});
-    if (const auto* pr = l.resource ? l.resource->get<Practitioner>() : nullptr) {
+    if (l.resource && l.resource->get<Practitioner>()) {
       in.practitioner = Take<Practitioner>(l.resource, taken);
       in.practitioner_path = l.path;
     } else if (const auto* role = l.resource ? l.resource->get<PractitionerRole>() : nullptr) {
@@ -245,7 +245,7 @@ StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& 
     int found = 0;
     for (size_t i = 0; i < bundle->entry.size(); ++i) {
       if (!bundle->entry[i].resource) continue;
-      if (const auto* mr = bundle->entry[i].resource->get<MedicationRequest>()) {
+      if (bundle->entry[i].resource->get<MedicationRequest>()) {
         if (++found == 1) {
           in.medication_request = std::move(*bundle->entry[i].resource->get<MedicationRequest>());
           in.medication_request_path = internal::Cat("Bundle.entry[", i, "].resource");

@@ -517,7 +517,8 @@ absl::Status ApplyRules(std::string_view text, Profile::Impl& impl) {
     } else if (w[0] == "detect" && w.size() == 2) {
       impl.detect.emplace_back(w[1]);
     } else if (w[0] == "code" && w.size() == 4) {
-      Rule r{Rule::Kind::kCode};
+      Rule r;
+      r.kind = Rule::Kind::kCode;
       r.list = std::string(w[1]);
       r.old_code = std::string(w[2]);
       r.name = std::string(w[3]);

@@ -56,7 +56,7 @@ struct ComplexType {
 
 struct Rule {
   enum class Kind { kWrap, kRename, kRemove, kCode };
-  Kind kind;
+  Kind kind = Kind::kWrap;
   std::string parent;  // "*" = any
   std::string element;
   std::string wrapper;  // kWrap
