@@ -841,6 +841,7 @@ struct Parsed {
 // Parses and validates; fills `out`. Returns InvalidArgument/ResourceExhausted on failure.
 absl::Status ParseAndValidate(std::string_view xml, IssueList& issues, const ReadOptions& options,
                               Parsed& out) {
+  const size_t first_issue = issues.size();
   if (xml.size() > options.max_input_bytes) {
     issues.Fatal(
         "/", IssueCode::kTooCostly,
@@ -929,12 +930,15 @@ absl::Status ParseAndValidate(std::string_view xml, IssueList& issues, const Rea
     if (!xs.ok() && xs.code() != absl::StatusCode::kInvalidArgument) return xs;
   }
   if (issues.error_count() > errors_before) {
-    for (const Issue& i : issues) {
+    // Only this call's issues: a caller may pass a list holding earlier ones.
+    for (size_t k = first_issue; k < issues.size(); ++k) {
+      const Issue& i = issues[k];
       if (i.severity == Severity::kError && i.code == IssueCode::kTooCostly) {
         return absl::ResourceExhaustedError(ToString(i));
       }
     }
-    for (const Issue& i : issues) {
+    for (size_t k = first_issue; k < issues.size(); ++k) {
+      const Issue& i = issues[k];
       if (i.severity == Severity::kError || i.severity == Severity::kFatal) {
         return absl::InvalidArgumentError(
             Cat("SCRIPT ", out.profile->name(), " message is invalid: ", ToString(i)));

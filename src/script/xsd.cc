@@ -1,6 +1,7 @@
 // Optional validation against a user-supplied XSD set (NCPDP's schema is licensed and is
 // never shipped with RxFlow). Uses libxml2 with network access and entity substitution off.
 #include <cstdio>
+#include <mutex>
 #include <string>
 
 #include "rxflow/script/xml.h"
@@ -48,6 +49,9 @@ absl::Status ValidateWithXsd(std::string_view xml, const std::string& xsd_dir, I
     return absl::NotFoundError(
         rxflow::internal::Cat("cannot load the XSD set at ", xsd_dir, " (no transport.xsd)"));
   }
+  // libxml2 must be initialised once before use from several threads.
+  static std::once_flag init;
+  std::call_once(init, [] { xmlInitParser(); });
   // libxml2 prints loader warnings on stderr by default; RxFlow reports them as issues.
   xmlSetGenericErrorFunc(nullptr, Silent);
   ErrorSink sink{&issues};
