@@ -4,6 +4,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <shared_mutex>
 #include <sstream>
 
 #include "rxflow/clock.h"
@@ -151,10 +153,13 @@ class PyService {
     std::string text = RequestText(request);
     IssueList issues;
     StatusOr<Submission> s;
+    CheckOpen();
     {
       py::gil_scoped_release release;
-      s = Service().Submit(text, issues, RequestContext{"python", "", "", ""},
-                           idempotency_key.value_or(""));
+      std::shared_lock<std::shared_mutex> lock(mu_);
+      s = service_ ? service_->Submit(text, issues, RequestContext{"python", "", "", ""},
+                                      idempotency_key.value_or(""))
+                   : StatusOr<Submission>(Closed());
     }
     if (!s.ok()) Raise(s.status(), issues);
     return PySubmission{s->id,        s->status,          s->created,
@@ -164,9 +169,11 @@ class PyService {
 
   py::object Get(const std::string& id) {
     StatusOr<PrescriptionSummary> s;
+    CheckOpen();
     {
       py::gil_scoped_release release;
-      s = Service().Get(id);
+      std::shared_lock<std::shared_mutex> lock(mu_);
+      s = service_ ? service_->Get(id) : StatusOr<PrescriptionSummary>(Closed());
     }
     if (!s.ok()) Raise(s.status(), {});
     return JsonToPython(EncodeSummary(*s));
@@ -174,9 +181,11 @@ class PyService {
 
   py::list Events(const std::string& id) {
     StatusOr<std::vector<store::EventRecord>> h;
+    CheckOpen();
     {
       py::gil_scoped_release release;
-      h = Service().History(id);
+      std::shared_lock<std::shared_mutex> lock(mu_);
+      h = service_ ? service_->History(id) : StatusOr<std::vector<store::EventRecord>>(Closed());
     }
     if (!h.ok()) Raise(h.status(), {});
     py::list out;
@@ -198,38 +207,46 @@ class PyService {
   }
 
   void Route(const std::string& id) {
-    Run([&] { return Service().Route(id); });
+    Run([&] { return service_->Route(id); });
   }
   void Cancel(const std::string& id, const std::string& reason) {
-    Run([&] { return Service().Cancel(id, reason); });
+    Run([&] { return service_->Cancel(id, reason); });
   }
 
+  // Waits for calls running on other threads (they hold the lock shared) before closing.
   void Close() {
     py::gil_scoped_release release;
+    std::unique_lock<std::shared_mutex> lock(mu_);
     service_.reset();
     store_.reset();
   }
 
  private:
-  PrescriptionService& Service() {
+  void CheckOpen() const {
     if (!service_) throw py::value_error("the service is closed");
-    return *service_;
   }
+  static Status Closed() { return absl::UnavailableError("the service was closed meanwhile"); }
 
   template <typename F>
   void Run(F&& f) {
+    CheckOpen();
     Status s;
     {
       py::gil_scoped_release release;
-      s = f();
+      std::shared_lock<std::shared_mutex> lock(mu_);
+      s = service_ ? f() : Closed();
     }
     if (!s.ok()) Raise(s, {});
   }
 
-  // RXFLOW_PATIENT_KEY, or a random key kept beside a SQLite database (mode 0600).
+  // RXFLOW_PATIENT_KEY, or a random key kept beside a SQLite database (mode 0600). A key
+  // that is too short, or a key file that cannot be written, is an error: a key that
+  // changed between runs would stop recognising resubmissions.
   static std::string PatientKey(const std::string& db_path) {
-    if (const char* k = std::getenv("RXFLOW_PATIENT_KEY");
-        k && std::strlen(k) >= kMinPatientKeyBytes) {
+    if (const char* k = std::getenv("RXFLOW_PATIENT_KEY")) {
+      if (std::strlen(k) < kMinPatientKeyBytes) {
+        Raise(absl::InvalidArgumentError("RXFLOW_PATIENT_KEY must be at least 16 bytes"), {});
+      }
       return k;
     }
     if (db_path.empty()) {
@@ -245,16 +262,19 @@ class PyService {
     std::string key = ss.str();
     if (key.size() >= kMinPatientKeyBytes) return key;
     key = RandomIds().NewId() + RandomIds().NewId();
-    std::filesystem::create_directories(dir);
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
     // Created readable by the owner only from the first byte.
     int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd >= 0) {
-      if (::write(fd, key.data(), key.size()) < 0) key.clear();
-      ::close(fd);
-    }
+    bool written =
+        fd >= 0 && ::write(fd, key.data(), key.size()) == static_cast<ssize_t>(key.size());
+    if (fd >= 0) ::close(fd);
+    if (!written)
+      Raise(absl::UnavailableError("cannot write the patient key file " + file.string()), {});
     return key;
   }
 
+  std::shared_mutex mu_;  // calls hold it shared; Close() exclusively
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<PrescriptionService> service_;
 };

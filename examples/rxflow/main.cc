@@ -88,25 +88,36 @@ rxflow::StatusOr<std::unique_ptr<rxflow::store::Store>> OpenStore(const std::str
 
 // The patient HMAC key: RXFLOW_PATIENT_KEY, or a random key kept beside the database
 // (created on first use, readable by its owner only). Never in the repository.
-std::string PatientKey(const std::string& db_path) {
-  if (const char* k = std::getenv("RXFLOW_PATIENT_KEY");
-      k && std::strlen(k) >= rxflow::kMinPatientKeyBytes) {
+std::string PatientKey(const std::string& db_path, std::string& error) {
+  if (const char* k = std::getenv("RXFLOW_PATIENT_KEY")) {
+    if (std::strlen(k) < rxflow::kMinPatientKeyBytes) {
+      error = "RXFLOW_PATIENT_KEY must be at least 16 bytes";
+      return {};
+    }
     return k;
   }
-  if (db_path.empty()) return {};  // a server store: the key must come from the environment
+  if (db_path.empty()) {
+    error = "set RXFLOW_PATIENT_KEY (at least 16 bytes) to use a PostgreSQL store";
+    return {};
+  }
   std::filesystem::path dir = std::filesystem::path(db_path).parent_path();
   if (dir.empty()) dir = ".";
   std::filesystem::path file = dir / "patient.key";
-  std::string key, error;
+  std::string key;
   if (ReadInput(file.string(), key, error) && key.size() >= rxflow::kMinPatientKeyBytes) return key;
+  // A key that changed between runs would stop recognising resubmissions: it must persist.
   key = rxflow::RandomIds().NewId() + rxflow::RandomIds().NewId();
-  std::filesystem::create_directories(file.parent_path());
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
   // Created readable by the owner only from the first byte.
   int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  if (fd >= 0) {
-    if (::write(fd, key.data(), key.size()) < 0) key.clear();
-    ::close(fd);
+  bool written = fd >= 0 && ::write(fd, key.data(), key.size()) == static_cast<ssize_t>(key.size());
+  if (fd >= 0) ::close(fd);
+  if (!written) {
+    error = "cannot write the patient key file " + file.string();
+    return {};
   }
+  error.clear();
   return key;
 }
 
@@ -248,9 +259,10 @@ int main(int argc, char** argv) {
       return kExitUsage;
     }
     rxflow::ServiceOptions so;
-    so.patient_key = PatientKey(db_path);
+    std::string key_error;
+    so.patient_key = PatientKey(db_path, key_error);
     if (so.patient_key.empty()) {
-      std::cerr << "rxflow: set RXFLOW_PATIENT_KEY (at least 16 bytes) to use a PostgreSQL store\n";
+      std::cerr << "rxflow: " << key_error << "\n";
       return kExitUsage;
     }
     so.transform = options;

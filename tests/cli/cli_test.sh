@@ -66,6 +66,7 @@ check "events prints the history" 0 '"type": "PrescriptionTransformed"' '' -- "$
 check "replay rebuilds the read model" 0 '^replayed 2 events' '' -- "$RX" replay --store "$STORE"
 check "show of an unknown id: exit 1" 1 '' 'no prescription' -- "$RX" show --store "$STORE" nope
 check "submit of invalid FHIR stores nothing: exit 1" 1 '' 'Schedule II' -- "$RX" submit --store "$STORE" "$TMP/c2.json"
+check "a short RXFLOW_PATIENT_KEY is refused: exit 2" 2 '' '16 bytes' -- env RXFLOW_PATIENT_KEY=short "$RX" show --store "$STORE" "$ID"
 check "the patient key file is private" 0 '^-rw-------' '' -- ls -l "$TMP/data/patient.key"
 
 # The C++ example program.

@@ -102,6 +102,24 @@ def test_closed_service_refuses_calls(tmp_path):
         service.get("x")
 
 
+def test_patient_key_from_the_environment_must_be_long_enough(tmp_path, monkeypatch):
+    monkeypatch.setenv("RXFLOW_PATIENT_KEY", "short")
+    with pytest.raises(rxflow.InvalidInput, match="16 bytes"):
+        rxflow.PrescriptionService.open(f"sqlite://{tmp_path / 'db'}")
+
+
+def test_generated_patient_key_is_kept_owner_only_and_reused(tmp_path, monkeypatch):
+    monkeypatch.delenv("RXFLOW_PATIENT_KEY", raising=False)
+    url = f"sqlite://{tmp_path / 'db'}"
+    with rxflow.PrescriptionService.open(url) as service:
+        first = service.submit(fixture("fhir/medication_request_lisinopril.json"))
+    key_file = tmp_path / "patient.key"
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    with rxflow.PrescriptionService.open(url) as service:
+        again = service.submit(fixture("fhir/medication_request_lisinopril.json"))
+    assert again.replayed and again.id == first.id
+
+
 def test_the_gil_is_released_during_transforms():
     # Four threads transform in parallel; with the GIL held they would still finish, so the
     # check is that concurrent use is safe and every result is right.
