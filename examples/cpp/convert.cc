@@ -1,4 +1,4 @@
-// A ten-line RxFlow program: FHIR JSON (the request envelope or a Bundle) on stdin → NCPDP
+// A small RxFlow program: FHIR JSON (the request envelope or a Bundle) on stdin → NCPDP
 // SCRIPT NewRx on stdout; issues on stderr. Built in-tree, and by tests/cmake against the
 // installed package (find_package) and as a subproject (add_subdirectory).
 #include <iostream>

@@ -25,6 +25,16 @@ if cmake -S "$SRC/tests/cmake/add_subdirectory" -B "$TMP/as" "${GEN[@]}" -DRXFLO
 else
   echo "FAIL: add_subdirectory consumer"; fail=$((fail + 1))
 fi
+# The installed Python module imports from the prefix's dist-packages in a clean environment.
+if [ -d "$BUILD/bindings/python" ]; then
+  PYDIR=$(ls -d "$TMP"/prefix/lib/python3.*/dist-packages 2>/dev/null | head -1)
+  if [ -n "$PYDIR" ] && [ -e "$PYDIR/rxflow.pyi" ] &&
+     (cd "$TMP" && env -i PATH=/usr/bin:/bin PYTHONPATH="$PYDIR" /usr/bin/python3 -c 'import rxflow, sys; sys.exit(0 if rxflow.check(open(sys.argv[1]).read()) is not None else 1)' "$FIXTURE"); then
+    pass=$((pass + 1))
+  else
+    echo "FAIL: installed Python module"; fail=$((fail + 1))
+  fi
+fi
 # add_subdirectory must not build RxFlow's tests.
 if [ -e "$TMP/as/rxflow/tests/rxflow_tests" ]; then echo "FAIL: tests built as a subproject"; fail=$((fail + 1)); else pass=$((pass + 1)); fi
 echo "$pass passed, $fail failed"
