@@ -226,7 +226,10 @@ StatusOr<Submission> PrescriptionService::Submit(std::string_view fhir_json, Iss
   cmd.request_sha256 = internal::Sha256Hex(fhir_json);
   cmd.source = "fhir";
   domain::PrescriptionTransformed& t = cmd.transformed;
-  t.script_version = std::string(script::VersionName(im.options.transform.version));
+  // The profile the message was written under: a loaded profile names itself.
+  t.script_version = im.options.transform.profile != nullptr
+                         ? im.options.transform.profile->name()
+                         : std::string(script::VersionName(im.options.transform.version));
   t.message_id = out->newrx.message.header.message_id;
   t.newrx_xml = out->xml;
   t.pharmacy_ncpdp_id = out->newrx.message.header.to;

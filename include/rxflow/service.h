@@ -37,6 +37,7 @@ struct RequestContext {
 struct ServiceOptions {
   // Secret for the patient part of the idempotency key (>= 16 bytes). Required.
   std::string patient_key;
+  // `transform.profile`, when set, must outlive the service (not just one call).
   TransformOptions transform;
   // Default: SystemClock() / RandomIds(). Must outlive the service.
   Clock* clock = nullptr;

@@ -243,6 +243,26 @@ TEST_SUITE("Service") {
     CHECK(second->created);
   }
 
+  TEST_CASE("a loaded profile's name is recorded as the event's script_version") {
+    auto profile = script::LoadProfile(script::BuiltinStructureTable(), "version custom1\n");
+    REQUIRE(profile.ok());
+    FakeClock clock;
+    auto store = store::NewMemoryStore(clock);
+    ServiceOptions o;
+    o.patient_key = kKey;
+    o.clock = &clock;
+    o.transform.profile = profile->get();
+    auto service = PrescriptionService::Create(*store, o);
+    REQUIRE(service.ok());
+    IssueList issues;
+    auto s = (*service)->Submit(Lisinopril(), issues);
+    REQUIRE(s.ok());
+    auto events = *store->ReadAll(0, 10);
+    REQUIRE(events.size() == 2);
+    CHECK(events[1].type == "PrescriptionTransformed");
+    CHECK(events[1].payload.find("\"script_version\":\"custom1\"") != std::string::npos);
+  }
+
   TEST_CASE("unknown ids are NotFound") {
     Fixture f;
     CHECK(f.service->Get("nope").status().code() == absl::StatusCode::kNotFound);
