@@ -137,10 +137,17 @@ std::string ExtensionValueDescription(std::string_view type) {
   return std::string(json);
 }
 
-// The offset just after the first complete JSON object or array in `s`, or npos.
-size_t EndOfFirstValue(std::string_view s) {
+// One pass over raw JSON text, strings skipped: the offset just after the first complete
+// object or array (npos when there is none, or a closer comes first), and the deepest
+// nesting of arrays/objects up to there.
+struct RawScan {
+  size_t end = std::string_view::npos;
+  size_t max_depth = 0;
+};
+RawScan ScanRaw(std::string_view s) {
+  RawScan r;
   size_t depth = 0;
-  bool in_string = false, started = false;
+  bool in_string = false;
   for (size_t i = 0; i < s.size(); ++i) {
     char c = s[i];
     if (in_string) {
@@ -152,37 +159,16 @@ size_t EndOfFirstValue(std::string_view s) {
     } else if (c == '"') {
       in_string = true;
     } else if (c == '{' || c == '[') {
-      ++depth;
-      started = true;
+      r.max_depth = std::max(r.max_depth, ++depth);
     } else if (c == '}' || c == ']') {
-      if (depth == 0) return std::string_view::npos;
-      if (--depth == 0 && started) return i + 1;
-    }
-  }
-  return std::string_view::npos;
-}
-
-// Deepest nesting of arrays/objects in a raw JSON text (strings skipped).
-size_t RawDepth(std::string_view raw) {
-  size_t depth = 0, max = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < raw.size(); ++i) {
-    char c = raw[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
+      if (depth == 0) return r;
+      if (--depth == 0) {
+        r.end = i + 1;
+        return r;
       }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      max = std::max(max, ++depth);
-    } else if (c == '}' || c == ']') {
-      if (depth > 0) --depth;
     }
   }
-  return max;
+  return r;
 }
 
 enum class Prim { kString, kMarkdown, kCode, kId, kUri, kDate, kDateTime, kInstant, kTime };
@@ -262,7 +248,7 @@ class Reader {
     if (!fatal_) {
       // simdjson reports content after the root as a structural error inside it ("ended
       // early"); say what is really wrong when that is the case.
-      size_t end = EndOfFirstValue(json_);
+      size_t end = ScanRaw(json_).end;
       if (end != std::string_view::npos && !internal::Trim(json_.substr(end)).empty()) {
         // Reported at the root: the path stack belongs to the scopes still open.
         issues_.Add(Severity::kFatal, IssueCode::kStructure, "",
@@ -406,7 +392,7 @@ class Reader {
         od::array a;
         if (!v.get_array().get(a) && a.raw_json().get(raw)) raw = {};
       }
-      if (depth_ + RawDepth(raw) > options_.max_depth) {
+      if (depth_ + ScanRaw(raw).max_depth > options_.max_depth) {
         Error(IssueCode::kTooCostly,
               internal::Cat("nesting deeper than ", options_.max_depth, " levels"));
         return;
