@@ -37,6 +37,15 @@ std::string JsonString(std::string_view v) {
   return out;
 }
 
+// A SCRIPT element with no FHIR home, kept as an RxFlow script-element extension.
+fhir::Extension ScriptElement(std::string_view element, std::string_view value) {
+  return fhir::Extension{std::string(kScriptElementExtension),
+                         "",
+                         "",
+                         {fhir::Extension{"element", "String", JsonString(element), {}},
+                          fhir::Extension{"value", "String", JsonString(value), {}}}};
+}
+
 // ICD codes travel without the dot in SCRIPT; FHIR writes it after the category (three
 // characters; four for ICD-9-CM E codes, e.g. E849.7).
 std::string IcdWithDot(const std::string& code, bool icd9) {
@@ -402,12 +411,7 @@ class Builder {
     }
     auto keep = [&](std::string_view element, const std::string& value) {
       if (value.empty()) return;
-      mr.extension.push_back(
-          fhir::Extension{std::string(kScriptElementExtension),
-                          "",
-                          "",
-                          {fhir::Extension{"element", "String", JsonString(element), {}},
-                           fhir::Extension{"value", "String", JsonString(value), {}}}});
+      mr.extension.push_back(ScriptElement(element, value));
     };
     // SCRIPT elements with no FHIR home are kept as RxFlow script-element extensions.
     keep("DoNotFill", m.do_not_fill);
@@ -461,43 +465,31 @@ class Builder {
     std::visit([&](const auto& b) { MapTx(b, path); }, m_.body);
   }
 
-  void MapTx(const script::NewRx& n, const std::string& path) {
-    auto patient = AddPatient(n.patient, path + "/Patient");
-    auto prescriber = AddPrescriber(n.prescriber);
+  // NewRx and CancelRx carry the same parties and medication.
+  template <typename Tx>
+  fhir::MedicationRequest PrescriptionRequest(const Tx& tx, const std::string& path) {
+    auto patient = AddPatient(tx.patient, path + "/Patient");
+    auto prescriber = AddPrescriber(tx.prescriber);
     std::optional<fhir::Reference> pharmacy;
-    if (n.pharmacy) pharmacy = AddPharmacy(*n.pharmacy);
-    fhir::MedicationRequest mr = Request(n.medication_prescribed, path + "/MedicationPrescribed",
-                                         patient, prescriber, pharmacy);
+    if (tx.pharmacy) pharmacy = AddPharmacy(*tx.pharmacy);
+    return Request(tx.medication_prescribed, path + "/MedicationPrescribed", patient, prescriber,
+                   pharmacy);
+  }
+  void MapTx(const script::NewRx& n, const std::string& path) {
+    fhir::MedicationRequest mr = PrescriptionRequest(n, path);
     if (n.urgency_indicator_code == "X") mr.priority = "urgent";
     if (n.prohibit_renewal_request) {
-      mr.extension.push_back(fhir::Extension{
-          std::string(kScriptElementExtension),
-          "",
-          "",
-          {fhir::Extension{"element", "String", JsonString("ProhibitRenewalRequest"), {}},
-           fhir::Extension{"value",
-                           "String",
-                           JsonString(*n.prohibit_renewal_request ? "true" : "false"),
-                           {}}}});
+      mr.extension.push_back(
+          ScriptElement("ProhibitRenewalRequest", *n.prohibit_renewal_request ? "true" : "false"));
     }
     AddRequest(std::move(mr));
   }
   void MapTx(const script::CancelRx& c, const std::string& path) {
-    auto patient = AddPatient(c.patient, path + "/Patient");
-    auto prescriber = AddPrescriber(c.prescriber);
-    std::optional<fhir::Reference> pharmacy;
-    if (c.pharmacy) pharmacy = AddPharmacy(*c.pharmacy);
-    fhir::MedicationRequest mr = Request(c.medication_prescribed, path + "/MedicationPrescribed",
-                                         patient, prescriber, pharmacy);
+    fhir::MedicationRequest mr = PrescriptionRequest(c, path);
     mr.status = "cancelled";
     if (!c.change_of_prescription_status_flag.empty()) {
-      mr.extension.push_back(fhir::Extension{
-          std::string(kScriptElementExtension),
-          "",
-          "",
-          {fhir::Extension{"element", "String", JsonString("ChangeOfPrescriptionStatusFlag"), {}},
-           fhir::Extension{
-               "value", "String", JsonString(c.change_of_prescription_status_flag), {}}}});
+      mr.extension.push_back(
+          ScriptElement("ChangeOfPrescriptionStatusFlag", c.change_of_prescription_status_flag));
     }
     AddRequest(std::move(mr));
   }
