@@ -1,0 +1,248 @@
+// The in-process broker: one mutex over topics, partitions and groups. Partitions are
+// deques with a base offset; a topic consumed by groups is trimmed to the slowest group's
+// committed offset and bounds its uncommitted backlog (publishers wait for room); a topic
+// nobody consumes keeps the last `capacity` messages per partition (size retention).
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "common/strcat.h"
+#include "rxflow/messaging/broker.h"
+
+namespace rxflow::messaging {
+namespace {
+
+using internal::Cat;
+
+struct Partition {
+  std::deque<Message> log;
+  int64_t base = 0;  // offset of log.front()
+  int64_t end() const { return base + static_cast<int64_t>(log.size()); }
+};
+
+struct Topic {
+  std::vector<Partition> partitions;
+  std::set<std::string> groups;  // groups that ever subscribed
+};
+
+using PartitionId = std::pair<std::string, int32_t>;  // (topic, partition)
+
+class Member;
+
+struct Group {
+  std::vector<std::string> topics;
+  std::map<PartitionId, int64_t> committed;  // next offset to consume
+  std::vector<Member*> members;              // in join order
+  int64_t generation = 0;
+};
+
+struct State {
+  InProcessBrokerOptions options;
+  std::mutex mu;
+  std::condition_variable data;  // new messages or a rebalance
+  std::condition_variable room;  // a trim made room
+  std::map<std::string, Topic, std::less<>> topics;
+  std::map<std::string, Group> groups;
+  int64_t next_member = 0;
+
+  Topic& TopicLocked(const std::string& name) {
+    auto it = topics.find(name);
+    if (it == topics.end()) {
+      it = topics.emplace(name, Topic{}).first;
+      it->second.partitions.resize(static_cast<size_t>(options.partitions));
+    }
+    return it->second;
+  }
+
+  int64_t Committed(const Group& g, const PartitionId& p) const {
+    auto it = g.committed.find(p);
+    return it == g.committed.end() ? 0 : it->second;
+  }
+
+  // Drops what every consuming group has committed (or, unconsumed, what exceeds retention).
+  void TrimLocked(const std::string& topic_name, int32_t partition) {
+    Topic& t = TopicLocked(topic_name);
+    Partition& p = t.partitions[static_cast<size_t>(partition)];
+    int64_t keep_from;
+    if (t.groups.empty()) {
+      keep_from = p.end() - static_cast<int64_t>(options.capacity);
+    } else {
+      keep_from = p.end();
+      for (const std::string& g : t.groups) {
+        keep_from = std::min(keep_from, Committed(groups[g], {topic_name, partition}));
+      }
+    }
+    bool trimmed = false;
+    while (p.base < keep_from && !p.log.empty()) {
+      p.log.pop_front();
+      ++p.base;
+      trimmed = true;
+    }
+    if (trimmed) room.notify_all();
+  }
+
+  void RebalanceLocked(Group& g);
+};
+
+class Member final : public Consumer {
+ public:
+  Member(std::shared_ptr<State> state, std::string group)
+      : state_(std::move(state)), group_(std::move(group)) {}
+  ~Member() override { Close(); }
+
+  StatusOr<std::vector<Message>> Poll(size_t max, std::chrono::milliseconds timeout) override {
+    std::vector<Message> out;
+    std::unique_lock lock(state_->mu);
+    if (closed_) return absl::FailedPreconditionError("consumer is closed");
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      Group& g = state_->groups[group_];
+      if (generation_ != g.generation) {  // rebalanced: restart from the committed offsets
+        generation_ = g.generation;
+        positions_.clear();
+        for (const PartitionId& p : assigned_) positions_[p] = state_->Committed(g, p);
+      }
+      for (auto& [pid, position] : positions_) {
+        const Partition& p =
+            state_->TopicLocked(pid.first).partitions[static_cast<size_t>(pid.second)];
+        position = std::max(position, p.base);  // retention dropped what was never consumed
+        while (position < p.end() && out.size() < max) {
+          Message m = p.log[static_cast<size_t>(position - p.base)];
+          m.partition = pid.second;
+          m.offset = position++;
+          out.push_back(std::move(m));
+        }
+        if (out.size() >= max) break;
+      }
+      if (!out.empty() || closed_) return out;
+      if (state_->data.wait_until(lock, deadline) == std::cv_status::timeout) return out;
+    }
+  }
+
+  Status Commit(const Message& m) override {
+    std::lock_guard lock(state_->mu);
+    if (m.partition < 0 || m.offset < 0) {
+      return absl::InvalidArgumentError("Commit needs a delivered message (partition, offset)");
+    }
+    Group& g = state_->groups[group_];
+    PartitionId pid{m.topic, m.partition};
+    int64_t& c = g.committed[pid];
+    c = std::max(c, m.offset + 1);
+    state_->TrimLocked(m.topic, m.partition);
+    return absl::OkStatus();
+  }
+
+  void Close() override {
+    std::lock_guard lock(state_->mu);
+    if (closed_) return;
+    closed_ = true;
+    Group& g = state_->groups[group_];
+    std::erase(g.members, this);
+    state_->RebalanceLocked(g);
+  }
+
+  void Join(const std::vector<std::string>& topics) {
+    std::lock_guard lock(state_->mu);
+    Group& g = state_->groups[group_];
+    for (const std::string& t : topics) {
+      if (std::find(g.topics.begin(), g.topics.end(), t) == g.topics.end()) g.topics.push_back(t);
+      state_->TopicLocked(t).groups.insert(group_);
+    }
+    g.members.push_back(this);
+    state_->RebalanceLocked(g);
+  }
+
+  std::vector<PartitionId> assigned_;  // guarded by state_->mu
+
+ private:
+  std::shared_ptr<State> state_;
+  std::string group_;
+  bool closed_ = false;
+  int64_t generation_ = -1;
+  std::map<PartitionId, int64_t> positions_;
+};
+
+void State::RebalanceLocked(Group& g) {
+  ++g.generation;
+  std::vector<PartitionId> all;
+  for (const std::string& t : g.topics) {
+    for (int32_t p = 0; p < options.partitions; ++p) all.emplace_back(t, p);
+  }
+  for (Member* m : g.members) m->assigned_.clear();
+  if (!g.members.empty()) {
+    for (size_t i = 0; i < all.size(); ++i) {
+      g.members[i % g.members.size()]->assigned_.push_back(all[i]);
+    }
+  }
+  data.notify_all();
+}
+
+class InProcessProducer final : public Producer {
+ public:
+  explicit InProcessProducer(std::shared_ptr<State> state) : state_(std::move(state)) {}
+
+  Status Publish(std::span<const Message> batch) override {
+    std::unique_lock lock(state_->mu);
+    auto deadline = std::chrono::steady_clock::now() + state_->options.publish_timeout;
+    for (const Message& m : batch) {
+      if (m.topic.empty()) return absl::InvalidArgumentError("a message needs a topic");
+      Topic& t = state_->TopicLocked(m.topic);
+      auto index = static_cast<int32_t>(std::hash<std::string>{}(m.key) %
+                                        static_cast<size_t>(state_->options.partitions));
+      Partition& p = t.partitions[static_cast<size_t>(index)];
+      while (!t.groups.empty() && p.log.size() >= state_->options.capacity) {
+        if (state_->room.wait_until(lock, deadline) == std::cv_status::timeout &&
+            p.log.size() >= state_->options.capacity) {
+          return absl::UnavailableError(
+              Cat("in-process broker: partition ", m.topic, "/", index, " is full (",
+                  state_->options.capacity, " uncommitted messages)"));
+        }
+      }
+      p.log.push_back(m);
+      p.log.back().partition = -1;
+      p.log.back().offset = -1;
+      state_->TrimLocked(m.topic, index);
+    }
+    state_->data.notify_all();
+    return absl::OkStatus();
+  }
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+class InProcessBroker final : public Broker {
+ public:
+  explicit InProcessBroker(InProcessBrokerOptions o) : state_(std::make_shared<State>()) {
+    state_->options = o;
+    if (state_->options.partitions < 1) state_->options.partitions = 1;
+    if (state_->options.capacity < 1) state_->options.capacity = 1;
+  }
+  StatusOr<std::unique_ptr<Producer>> NewProducer() override {
+    return std::unique_ptr<Producer>(new InProcessProducer(state_));
+  }
+  StatusOr<std::unique_ptr<Consumer>> NewConsumer(const std::string& group,
+                                                  const std::vector<std::string>& topics) override {
+    if (group.empty()) return absl::InvalidArgumentError("a consumer needs a group");
+    if (topics.empty()) return absl::InvalidArgumentError("a consumer needs at least one topic");
+    auto m = std::make_unique<Member>(state_, group);
+    m->Join(topics);
+    return std::unique_ptr<Consumer>(std::move(m));
+  }
+  std::string_view Name() const override { return "in-process"; }
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace
+
+std::unique_ptr<Broker> NewInProcessBroker(InProcessBrokerOptions options) {
+  return std::make_unique<InProcessBroker>(options);
+}
+
+}  // namespace rxflow::messaging

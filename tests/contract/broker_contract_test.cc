@@ -1,0 +1,201 @@
+// The broker contract: every messaging adapter passes these cases. Adapters are listed in
+// RXFLOW_BROKERS; each provides Make() (a broker) and a name prefix so that adapters sharing
+// one cluster across cases use fresh topics and groups per case.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "rxflow/messaging/broker.h"
+#include "testing/broker_adapters.h"
+
+using namespace std::chrono_literals;
+using rxflow::messaging::Broker;
+using rxflow::messaging::Consumer;
+using rxflow::messaging::Message;
+
+namespace {
+
+Message Msg(const std::string& topic, const std::string& key, const std::string& payload) {
+  Message m;
+  m.topic = topic;
+  m.key = key;
+  m.payload = payload;
+  m.headers = {{"message_id", key + ":" + payload}, {"traceparent", "00-" + std::string(32, 'a') +
+                                                                        "-" + std::string(16, 'b') +
+                                                                        "-01"}};
+  return m;
+}
+
+// Polls `c` until `want` messages arrived or `deadline` passed; commits each one.
+std::vector<Message> Drain(Consumer& c, size_t want, std::chrono::seconds deadline = 30s,
+                           bool commit = true) {
+  std::vector<Message> got;
+  auto end = std::chrono::steady_clock::now() + deadline;
+  while (got.size() < want && std::chrono::steady_clock::now() < end) {
+    auto batch = c.Poll(want - got.size(), 200ms);
+    REQUIRE(batch.ok());
+    for (Message& m : *batch) {
+      if (commit) REQUIRE(c.Commit(m).ok());
+      got.push_back(std::move(m));
+    }
+  }
+  return got;
+}
+
+}  // namespace
+
+TEST_SUITE("Broker contract") {
+  TEST_CASE_TEMPLATE("messages of a key arrive in publish order with their headers", A,
+                     RXFLOW_BROKERS) {
+    A a;
+    std::string topic = a.Name("orders");
+    auto consumer = a.broker().NewConsumer(a.Name("g"), {topic});
+    REQUIRE(consumer.ok());
+    auto producer = a.broker().NewProducer();
+    REQUIRE(producer.ok());
+    std::vector<Message> batch;
+    for (int i = 0; i < 200; ++i) {
+      batch.push_back(Msg(topic, "rx-" + std::to_string(i % 7), std::to_string(i)));
+    }
+    REQUIRE((*producer)->Publish(batch).ok());
+    auto got = Drain(**consumer, batch.size());
+    REQUIRE(got.size() == batch.size());
+    std::map<std::string, int> last;
+    for (const Message& m : got) {
+      int n = std::stoi(m.payload);
+      auto it = last.find(m.key);
+      if (it != last.end()) CHECK(n > it->second);
+      last[m.key] = n;
+      CHECK(m.topic == topic);
+      CHECK(m.Header("message_id") == m.key + ":" + m.payload);
+      CHECK(m.Header("traceparent").size() == 55);
+      CHECK(m.partition >= 0);
+      CHECK(m.offset >= 0);
+    }
+    CHECK(last.size() == 7);
+  }
+
+  TEST_CASE_TEMPLATE("a group's members share the messages; another group gets them all", A,
+                     RXFLOW_BROKERS) {
+    A a;
+    std::string topic = a.Name("shared");
+    auto c1 = a.broker().NewConsumer(a.Name("g1"), {topic});
+    auto c2 = a.broker().NewConsumer(a.Name("g1"), {topic});
+    auto other = a.broker().NewConsumer(a.Name("g2"), {topic});
+    REQUIRE(c1.ok());
+    REQUIRE(c2.ok());
+    REQUIRE(other.ok());
+    auto producer = a.broker().NewProducer();
+    REQUIRE(producer.ok());
+    std::vector<Message> batch;
+    for (int i = 0; i < 300; ++i) batch.push_back(Msg(topic, "k" + std::to_string(i), "p"));
+    // Kafka assigns partitions after the members joined: give both a first poll.
+    (void)(*c1)->Poll(1, 10ms);
+    (void)(*c2)->Poll(1, 10ms);
+    REQUIRE((*producer)->Publish(batch).ok());
+
+    std::set<std::string> seen;
+    std::atomic<size_t> total{0};
+    std::mutex mu;
+    auto run = [&](Consumer& c) {
+      auto end = std::chrono::steady_clock::now() + 30s;
+      while (total.load() < batch.size() && std::chrono::steady_clock::now() < end) {
+        auto got = c.Poll(64, 100ms);
+        REQUIRE(got.ok());
+        std::lock_guard lock(mu);
+        for (const Message& m : *got) {
+          CHECK(seen.insert(m.key).second);  // delivered to one member only
+          CHECK(c.Commit(m).ok());
+          ++total;
+        }
+      }
+    };
+    std::thread t1([&] { run(**c1); });
+    std::thread t2([&] { run(**c2); });
+    t1.join();
+    t2.join();
+    CHECK(seen.size() == batch.size());
+    auto all = Drain(**other, batch.size());
+    CHECK(all.size() == batch.size());
+  }
+
+  TEST_CASE_TEMPLATE("uncommitted messages go to the next member after a consumer closes", A,
+                     RXFLOW_BROKERS) {
+    A a;
+    std::string topic = a.Name("redeliver");
+    std::string group = a.Name("g");
+    auto producer = a.broker().NewProducer();
+    REQUIRE(producer.ok());
+    std::vector<Message> batch;
+    for (int i = 0; i < 20; ++i) batch.push_back(Msg(topic, "rx-1", std::to_string(i)));
+    {
+      auto first = a.broker().NewConsumer(group, {topic});
+      REQUIRE(first.ok());
+      (void)(*first)->Poll(1, 10ms);
+      REQUIRE((*producer)->Publish(batch).ok());
+      // Commit only the first 5, read everything.
+      auto got = Drain(**first, batch.size(), 30s, /*commit=*/false);
+      REQUIRE(got.size() == batch.size());
+      REQUIRE((*first)->Commit(got[4]).ok());
+      (*first)->Close();
+    }
+    auto second = a.broker().NewConsumer(group, {topic});
+    REQUIRE(second.ok());
+    auto again = Drain(**second, 15);
+    REQUIRE(again.size() == 15);
+    CHECK(again.front().payload == "5");
+    CHECK(again.back().payload == "19");
+  }
+
+  TEST_CASE_TEMPLATE("committing a message that was never delivered is InvalidArgument", A,
+                     RXFLOW_BROKERS) {
+    A a;
+    auto c = a.broker().NewConsumer(a.Name("g"), {a.Name("t")});
+    REQUIRE(c.ok());
+    Message m;
+    m.topic = a.Name("t");
+    CHECK((*c)->Commit(m).code() == absl::StatusCode::kInvalidArgument);
+  }
+}
+
+TEST_SUITE("In-process broker") {
+  TEST_CASE("a full partition makes Publish wait, then fail Unavailable") {
+    rxflow::messaging::InProcessBrokerOptions o;
+    o.partitions = 1;
+    o.capacity = 4;
+    o.publish_timeout = 50ms;
+    auto broker = rxflow::messaging::NewInProcessBroker(o);
+    auto c = broker->NewConsumer("g", {"t"});
+    auto p = broker->NewProducer();
+    std::vector<Message> four;
+    for (int i = 0; i < 4; ++i) four.push_back(Msg("t", "k", std::to_string(i)));
+    REQUIRE((*p)->Publish(four).ok());
+    Message fifth = Msg("t", "k", "4");
+    CHECK((*p)->Publish({&fifth, 1}).code() == absl::StatusCode::kUnavailable);
+    // Committing makes room.
+    auto got = Drain(**c, 4);
+    REQUIRE(got.size() == 4);
+    CHECK((*p)->Publish({&fifth, 1}).ok());
+  }
+
+  TEST_CASE("a topic nobody consumes keeps the last `capacity` messages") {
+    rxflow::messaging::InProcessBrokerOptions o;
+    o.partitions = 1;
+    o.capacity = 3;
+    auto broker = rxflow::messaging::NewInProcessBroker(o);
+    auto p = broker->NewProducer();
+    for (int i = 0; i < 10; ++i) {
+      Message m = Msg("audit", "k", std::to_string(i));
+      REQUIRE((*p)->Publish({&m, 1}).ok());
+    }
+    auto c = broker->NewConsumer("late", {"audit"});
+    auto got = Drain(**c, 3);
+    REQUIRE(got.size() == 3);
+    CHECK(got.front().payload == "7");
+  }
+}
