@@ -1,11 +1,13 @@
 #include "rxflow/service.h"
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 
 #include <nlohmann/json.hpp>
 
 #include "rxflow/idempotency.h"
+#include "rxflow/script/xml.h"
 
 #include "common/crypto.h"
 #include "common/strcat.h"
@@ -88,6 +90,7 @@ struct PrescriptionService::Impl {
   Clock& clock;
   IdGenerator& ids;
   std::mutex projector_mu;
+  std::mutex index_mu;
 
   Impl(store::Store& s, ServiceOptions o)
       : store(s),
@@ -244,6 +247,14 @@ StatusOr<Submission> PrescriptionService::Submit(std::string_view fhir_json, Iss
   }
   auto events = domain::Decide(domain::PrescriptionState{}, cmd);
   if (!events.ok()) return events.status();
+  if (im.options.route_on_submit) {
+    domain::PrescriptionState state = Fold(*events);
+    if (state.state == domain::State::kTransformed && !state.controlled()) {
+      auto queued = domain::Decide(state, domain::Route{});
+      if (!queued.ok()) return queued.status();
+      events->insert(events->end(), queued->begin(), queued->end());
+    }
+  }
 
   std::string id = im.ids.NewId();
   store::AppendRequest req;
@@ -318,19 +329,18 @@ Status PrescriptionService::Cancel(const std::string& id, const std::string& rea
                                    const RequestContext& ctx) {
   domain::RequestCancel cmd;
   cmd.reason = reason;
-  cmd.cancel_message_id = impl_->ids.NewId();
+  // A SCRIPT MessageID (at most 35 characters): 128 random bits in hex.
+  cmd.cancel_message_id = internal::RandomHex128();
   return Execute(id, cmd, ctx);
 }
 
-Status PrescriptionService::RecordPharmacyResponse(const std::string& id,
-                                                   const script::Message& message,
-                                                   const RequestContext& ctx) {
+StatusOr<domain::Command> PharmacyResponseCommand(const script::Message& message) {
   const script::Header& h = message.header;
   if (const auto* s = std::get_if<script::Status>(&message.body)) {
-    return Execute(id, domain::RecordStatus{s->code, h.relates_to_message_id}, ctx);
+    return domain::Command{domain::RecordStatus{s->code, h.relates_to_message_id}};
   }
   if (std::holds_alternative<script::Verify>(message.body)) {
-    return Execute(id, domain::RecordVerify{h.relates_to_message_id}, ctx);
+    return domain::Command{domain::RecordVerify{h.relates_to_message_id}};
   }
   if (const auto* e = std::get_if<script::Error>(&message.body)) {
     domain::RecordError cmd;
@@ -338,7 +348,7 @@ Status PrescriptionService::RecordPharmacyResponse(const std::string& id,
     cmd.description_codes = e->description_code;
     cmd.description = e->description;
     cmd.retryable = e->retryable();
-    return Execute(id, cmd, ctx);
+    return domain::Command{std::move(cmd)};
   }
   if (const auto* f = std::get_if<script::RxFill>(&message.body)) {
     domain::RecordFill cmd;
@@ -347,16 +357,148 @@ Status PrescriptionService::RecordPharmacyResponse(const std::string& id,
     if (f->medication_dispensed && f->medication_dispensed->quantity) {
       cmd.quantity = f->medication_dispensed->quantity->value;
     }
-    return Execute(id, cmd, ctx);
+    return domain::Command{std::move(cmd)};
   }
   if (const auto* c = std::get_if<script::CancelRxResponse>(&message.body)) {
     domain::RecordCancelResponse cmd;
     cmd.approved = c->response.kind == "Approved";
     cmd.reason = !c->response.denial_reason.empty() ? c->response.denial_reason : c->response.note;
-    return Execute(id, cmd, ctx);
+    return domain::Command{std::move(cmd)};
   }
   return absl::InvalidArgumentError(Cat("a ", script::TransactionName(message.body),
                                         " is not a pharmacy response RxFlow records"));
+}
+
+Status PrescriptionService::RecordPharmacyResponse(const std::string& id,
+                                                   const script::Message& message,
+                                                   const RequestContext& ctx) {
+  auto command = PharmacyResponseCommand(message);
+  if (!command.ok()) return command.status();
+  return Execute(id, *command, ctx);
+}
+
+Status PrescriptionService::ExecuteOnce(const std::string& consumer, const std::string& message_id,
+                                        const std::string& id,
+                                        std::span<const domain::Command> commands,
+                                        const RequestContext& ctx) {
+  Impl& im = *impl_;
+  for (int attempt = 0; attempt < kMaxConflictRetries; ++attempt) {
+    Status st = im.store.Process(consumer, message_id, [&](store::EventStore& tx) -> Status {
+      auto records = tx.ReadStream(id);
+      if (!records.ok()) return records.status();
+      if (records->empty()) return absl::NotFoundError(Cat("no prescription ", id));
+      auto decoded = Decode(*records);
+      if (!decoded.ok()) return decoded.status();
+      domain::PrescriptionState state = Fold(*decoded);
+      const int64_t version = state.version;
+      std::vector<domain::Event> all;
+      for (const domain::Command& command : commands) {
+        auto events = domain::Decide(state, command);
+        if (!events.ok()) return events.status();
+        for (domain::Event& e : *events) {
+          state = domain::Apply(std::move(state), e);
+          all.push_back(std::move(e));
+        }
+      }
+      if (all.empty()) return absl::OkStatus();
+      store::AppendRequest req;
+      req.stream_id = id;
+      req.expected_version = version;
+      im.Records(id, version, all, ctx, req);
+      return tx.Append(std::move(req)).status();
+    });
+    if (st.code() != absl::StatusCode::kAborted) return st;
+  }
+  return absl::AbortedError(Cat("prescription ", id, ": too many concurrent updates"));
+}
+
+StatusOr<std::string> PrescriptionService::FindByMessageId(const std::string& message_id) {
+  Impl& im = *impl_;
+  if (auto row = im.store.Get(kMessageIndex, message_id); row.ok()) {
+    return row;
+  } else if (row.status().code() != absl::StatusCode::kNotFound) {
+    return row.status();
+  }
+  // Catch the index up from the log: only transformed and cancel events name message ids.
+  {
+    std::lock_guard<std::mutex> lock(im.index_mu);
+    auto cp = im.store.Checkpoint(kMessageIndex);
+    if (!cp.ok()) return cp.status();
+    int64_t position = *cp;
+    for (;;) {
+      auto batch = im.store.ReadAll(position, 512);
+      if (!batch.ok()) return batch.status();
+      if (batch->empty()) break;
+      std::vector<std::pair<std::string, std::string>> rows;
+      for (const store::EventRecord& r : *batch) {
+        position = r.global_position;
+        if (r.type != domain::PrescriptionTransformed::kType &&
+            r.type != domain::CancelRequested::kType) {
+          continue;
+        }
+        auto e = domain::DecodeEvent(r.type, r.schema_version, r.payload);
+        if (!e.ok()) return e.status();
+        if (const auto* t = std::get_if<domain::PrescriptionTransformed>(&*e)) {
+          rows.emplace_back(t->message_id, r.stream_id);
+        } else if (const auto* c = std::get_if<domain::CancelRequested>(&*e);
+                   c && !c->cancel_message_id.empty()) {
+          rows.emplace_back(c->cancel_message_id, r.stream_id);
+        }
+      }
+      if (Status s = im.store.Apply(kMessageIndex, position, rows); !s.ok()) return s;
+    }
+  }
+  auto row = im.store.Get(kMessageIndex, message_id);
+  if (row.status().code() == absl::StatusCode::kNotFound) {
+    return absl::NotFoundError(Cat("no prescription has SCRIPT message id ", message_id));
+  }
+  return row;
+}
+
+StatusOr<std::string> PrescriptionService::OutboundXml(const std::string& id,
+                                                       const std::string& action,
+                                                       const std::string& cancel_message_id) {
+  auto records = impl_->Stream(id);
+  if (!records.ok()) return records.status();
+  std::string newrx;
+  for (const store::EventRecord& r : *records) {
+    if (r.type != domain::PrescriptionTransformed::kType) continue;
+    auto e = domain::DecodeEvent(r.type, r.schema_version, r.payload);
+    if (!e.ok()) return e.status();
+    newrx = std::get<domain::PrescriptionTransformed>(*e).newrx_xml;
+  }
+  if (newrx.empty()) {
+    return absl::FailedPreconditionError(Cat("prescription ", id, " has no NewRx"));
+  }
+  if (action == "send") return newrx;
+  if (action != "cancel") return absl::InvalidArgumentError(Cat("unknown action ", action));
+  if (cancel_message_id.empty()) {
+    return absl::InvalidArgumentError("a CancelRx needs its message id");
+  }
+  IssueList issues;
+  script::ReadOptions ro;
+  ro.profile = impl_->options.transform.profile;
+  auto message = script::ReadXml(newrx, issues, ro);
+  if (!message.ok()) return message.status();
+  auto* n = std::get_if<script::NewRx>(&message->body);
+  if (n == nullptr)
+    return absl::DataLossError(Cat("prescription ", id, ": stored NewRx is not one"));
+  script::CancelRx cancel;
+  cancel.patient = std::move(n->patient);
+  cancel.pharmacy = std::move(n->pharmacy);
+  cancel.prescriber = std::move(n->prescriber);
+  cancel.medication_prescribed = std::move(n->medication_prescribed);
+  script::Message out;
+  out.header = std::move(message->header);
+  out.header.relates_to_message_id = out.header.message_id;
+  out.header.message_id = cancel_message_id;
+  out.header.sent_time = FormatRfc3339(impl_->clock.NowMicros());
+  out.body = std::move(cancel);
+  script::WriteOptions wo;
+  wo.profile = impl_->options.transform.profile != nullptr
+                   ? impl_->options.transform.profile
+                   : &script::BuiltinProfile(impl_->options.transform.version);
+  return script::WriteXml(out, issues, wo);
 }
 
 StatusOr<int64_t> PrescriptionService::Project() {
@@ -411,6 +553,22 @@ StatusOr<int64_t> PrescriptionService::RebuildProjection() {
     if (Status s = impl_->store.Reset(kProjection); !s.ok()) return s;
   }
   return Project();
+}
+
+StatusOr<std::vector<PrescriptionSummary>> PrescriptionService::ListProjected(
+    std::span<const std::string_view> statuses) {
+  if (auto n = Project(); !n.ok()) return n.status();
+  auto rows = impl_->store.All(kProjection);
+  if (!rows.ok()) return rows.status();
+  std::vector<PrescriptionSummary> out;
+  for (const auto& [id, row] : *rows) {
+    auto s = DecodeSummary(row);
+    if (!s.ok()) return s.status();
+    if (std::find(statuses.begin(), statuses.end(), s->status) != statuses.end()) {
+      out.push_back(std::move(*s));
+    }
+  }
+  return out;
 }
 
 StatusOr<PrescriptionSummary> PrescriptionService::GetProjected(const std::string& id) {

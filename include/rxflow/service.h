@@ -14,6 +14,7 @@
 #define RXFLOW_SERVICE_H_
 
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,10 @@ struct ServiceOptions {
   // Default: SystemClock() / RandomIds(). Must outlive the service.
   Clock* clock = nullptr;
   IdGenerator* ids = nullptr;
+  // Queue a prescription for routing in the submission's own transaction when it can go
+  // at once (not a controlled substance: those wait for their signature). One append
+  // instead of two; what `rxflow serve` does.
+  bool route_on_submit = false;
 };
 
 struct Submission {
@@ -99,20 +104,49 @@ class PrescriptionService {
   Status RecordPharmacyResponse(const std::string& id, const script::Message& message,
                                 const RequestContext& ctx = {});
 
+  // Exactly-once effects for consumers: runs `commands` in order against the prescription
+  // in ONE store transaction together with the inbox record (consumer, message_id).
+  // AlreadyExists (nothing runs) when `consumer` processed `message_id` before. When a
+  // command is illegal in the state it meets (FailedPrecondition) or malformed, nothing is
+  // written, the inbox record included. NotFound for an unknown id.
+  Status ExecuteOnce(const std::string& consumer, const std::string& message_id,
+                     const std::string& id, std::span<const domain::Command> commands,
+                     const RequestContext& ctx = {});
+
+  // The prescription a SCRIPT message id belongs to: its NewRx's or one of its CancelRx's
+  // MessageID (what a pharmacy's RelatesToMessageID names). NotFound when none does. Served
+  // from the "message_index" read model, caught up from the event log on a miss.
+  StatusOr<std::string> FindByMessageId(const std::string& message_id);
+
+  // The SCRIPT XML the routing service sends for the prescription: "send" → its NewRx (as
+  // stored when it was transformed); "cancel" → a CancelRx for it with MessageID
+  // `cancel_message_id` and RelatesToMessageID the NewRx's.
+  StatusOr<std::string> OutboundXml(const std::string& id, const std::string& action,
+                                    const std::string& cancel_message_id = {});
+
   // The read model: applies events after the projection's checkpoint. Returns how many.
   StatusOr<int64_t> Project();
   // Drops the read model and rebuilds it from the whole event log.
   StatusOr<int64_t> RebuildProjection();
+  // Catches the read model up and returns the summaries whose status is one of `statuses`
+  // (a full scan: for start-up recovery and tools, not for request paths).
+  StatusOr<std::vector<PrescriptionSummary>> ListProjected(
+      std::span<const std::string_view> statuses);
   // A summary from the read model (as of the last Project()).
   StatusOr<PrescriptionSummary> GetProjected(const std::string& id);
 
   static constexpr const char* kProjection = "prescription_summary";
+  static constexpr const char* kMessageIndex = "message_index";
 
  private:
   PrescriptionService(store::Store& store, ServiceOptions options);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// The command a pharmacy message (Status, Verify, Error, RxFill, CancelRxResponse) implies;
+// InvalidArgument for any other transaction.
+StatusOr<domain::Command> PharmacyResponseCommand(const script::Message& message);
 
 // Encodes/decodes a summary as JSON (the projection's row format).
 std::string EncodeSummary(const PrescriptionSummary& s);

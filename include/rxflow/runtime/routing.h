@@ -1,0 +1,178 @@
+// File: rxflow/runtime/routing.h
+//
+// Routing: the consumer of `routing.requests` that sends each prescription's SCRIPT XML to
+// its pharmacy, and the inbox for what pharmacies send back.
+//
+//   * RoutingService polls the consumer group, hands each message to a worker pool
+//     (one bounded queue per worker; a partition always goes to the same worker, so one
+//     prescription's requests run in order), POSTs the NewRx (or CancelRx) through the
+//     PharmacyTransport behind a circuit breaker per pharmacy, retries transport failures
+//     with exponential backoff and jitter, and records the outcome: Sent plus the
+//     synchronous answer (Status → Acknowledged, Verify → Verified, Error → retry or
+//     Failed) in ONE store transaction with the inbox record of the routing message, then
+//     commits the broker offset. After the last retry the request goes to `dead.letter`
+//     and the prescription fails (PharmacyErrorReceived code 600, not retryable).
+//   * PharmacyInbox turns a message a pharmacy posts later (RxFill, CancelRxResponse,
+//     Status, Verify, Error) into events, once per SCRIPT MessageID.
+//
+// Exactly-once at the pharmacy: a crash after the POST and before the inbox commit sends
+// the same NewRx (same MessageID) again; pharmacies deduplicate on MessageID (the
+// simulator does). Everything RxFlow records happens once.
+#ifndef RXFLOW_RUNTIME_ROUTING_H_
+#define RXFLOW_RUNTIME_ROUTING_H_
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "rxflow/issue.h"
+#include "rxflow/messaging/broker.h"
+#include "rxflow/runtime/resilience.h"
+#include "rxflow/service.h"
+#include "rxflow/status.h"
+
+namespace rxflow::runtime {
+
+// NCPDP ID → endpoint URL. A "*" entry, when present, serves every other pharmacy.
+class PharmacyDirectory {
+ public:
+  // JSON: {"pharmacies": [{"ncpdp_id": "1234567", "url": "http://host:port/ncpdp"}, ...]}.
+  // InvalidArgument naming the JSON path of what is wrong.
+  static StatusOr<PharmacyDirectory> Parse(std::string_view json);
+  static StatusOr<PharmacyDirectory> Load(const std::string& path);
+  void Add(std::string ncpdp_id, std::string url);
+  // The endpoint for `ncpdp_id`, or "" when there is none.
+  std::string Find(std::string_view ncpdp_id) const;
+  size_t size() const { return entries_.size(); }
+
+ private:
+  std::map<std::string, std::string, std::less<>> entries_;
+};
+
+// The port to pharmacies: one synchronous request/response exchange.
+class PharmacyTransport {
+ public:
+  virtual ~PharmacyTransport() = default;
+  // POSTs `xml` to `url` and returns the response body (SCRIPT XML) on a 2xx. Unavailable
+  // for what may succeed later (connection refused, timeout, 5xx, 429); InvalidArgument or
+  // FailedPrecondition for a refusal (other 4xx), which is not retried.
+  virtual StatusOr<std::string> Post(const std::string& url, std::string_view xml,
+                                     std::string_view traceparent) = 0;
+};
+
+struct RoutingOptions {
+  std::string consumer_group = "routing";
+  std::string consumer_name = "routing";  // the inbox consumer name
+  int workers = 4;
+  size_t queue_capacity = 256;  // per worker
+  size_t poll_batch = 256;
+  int max_attempts = 8;  // transport attempts before dead.letter
+  BackoffOptions backoff{std::chrono::milliseconds(100), std::chrono::milliseconds(2000), 2.0};
+  CircuitBreakerOptions breaker;
+  std::chrono::milliseconds drain_timeout{10000};  // Stop(): time to finish queued work
+};
+
+// Counters for metrics and tests.
+struct RoutingStats {
+  std::atomic<int64_t> handled{0};        // messages whose effect was recorded
+  std::atomic<int64_t> duplicates{0};     // already processed or already past that state
+  std::atomic<int64_t> sent{0};           // successful POSTs
+  std::atomic<int64_t> transport_errors{0};
+  std::atomic<int64_t> dead_lettered{0};
+  std::atomic<int64_t> commit_errors{0};
+};
+
+class RoutingService {
+ public:
+  // Called after each outcome: pharmacy NCPDP id, outcome ("Acknowledged", "Verified",
+  // "Error", "DeadLetter", ...), seconds since the prescription was accepted.
+  using Observer = std::function<void(std::string_view pharmacy, std::string_view outcome,
+                                      double seconds_since_accepted)>;
+
+  // Everything passed must outlive the service.
+  RoutingService(PrescriptionService& service, messaging::Broker& broker,
+                 PharmacyDirectory directory, PharmacyTransport& transport,
+                 RoutingOptions options = {}, Clock* clock = nullptr);
+  ~RoutingService();  // Stop()
+
+  Status Start();
+  // Stops polling, lets the workers finish what is queued (up to drain_timeout), abandons
+  // retries still waiting (those messages stay uncommitted and are delivered again), and
+  // leaves the consumer group.
+  void Stop();
+
+  // Handles one routing request synchronously (what a worker does). Cancelled when
+  // stopping interrupted it (the caller must not commit it).
+  Status Handle(const messaging::Message& message);
+
+  void set_observer(Observer o) { observer_ = std::move(o); }
+  const RoutingStats& stats() const { return stats_; }
+  size_t queued() const;
+  // Every pharmacy's breaker state, by NCPDP id.
+  std::vector<std::pair<std::string, CircuitBreaker::State>> BreakerStates() const;
+
+ private:
+  CircuitBreaker& BreakerFor(const std::string& pharmacy);
+  StatusOr<std::string> Deliver(const std::string& pharmacy, const std::string& url,
+                                const std::string& xml, const std::string& traceparent,
+                                int& attempts);
+  Status DeadLetter(const messaging::Message& message, const std::string& reason, int attempts);
+  void PollLoop();
+
+  PrescriptionService& service_;
+  messaging::Broker& broker_;
+  PharmacyDirectory directory_;
+  PharmacyTransport& transport_;
+  RoutingOptions options_;
+  Clock& clock_;
+  Observer observer_;
+  RoutingStats stats_;
+  std::unique_ptr<messaging::Consumer> consumer_;
+  std::unique_ptr<messaging::Producer> producer_;  // dead.letter
+  std::unique_ptr<ShardedWorkerPool> pool_;
+  std::thread poller_;
+  std::atomic<bool> polling_{false}, stopping_{false};
+  std::atomic<int64_t> in_flight_{0};
+  mutable std::mutex breakers_mu_;
+  std::map<std::string, std::unique_ptr<CircuitBreaker>> breakers_;
+};
+
+// Start-up recovery for a broker that keeps nothing across restarts (the in-process one):
+// republishes the routing request of every prescription still waiting for routing
+// (Queued, CancelRequested) with its original message id, so a request lost with the
+// broker is delivered, and one already handled is a duplicate the inbox ignores. Returns
+// how many were republished.
+StatusOr<size_t> RedriveRouting(PrescriptionService& service, messaging::Producer& producer);
+
+// What a pharmacy posts back, turned into events once per SCRIPT MessageID.
+class PharmacyInbox {
+ public:
+  struct Result {
+    std::string prescription_id;
+    std::string transaction;  // "RxFill", ...
+    bool duplicate = false;   // this MessageID was recorded before (nothing new happened)
+  };
+  // `service` (and `profile`, when set) must outlive the inbox.
+  explicit PharmacyInbox(PrescriptionService& service, const script::Profile* profile = nullptr)
+      : service_(service), profile_(profile) {}
+  // InvalidArgument (issues name XML paths) for XML that is not a valid pharmacy message or
+  // lacks Header/RelatesToMessageID; NotFound when no prescription has that message id;
+  // FailedPrecondition when the message does not fit the prescription's state.
+  StatusOr<Result> Receive(std::string_view xml, IssueList& issues, const RequestContext& ctx = {});
+
+  static constexpr const char* kConsumer = "pharmacy-inbound";
+
+ private:
+  PrescriptionService& service_;
+  const script::Profile* profile_;
+};
+
+}  // namespace rxflow::runtime
+
+#endif  // RXFLOW_RUNTIME_ROUTING_H_

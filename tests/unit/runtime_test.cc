@@ -1,0 +1,477 @@
+// The runtime: circuit breaker, backoff, worker pool, outbox relay, routing (against the
+// real HTTP pharmacy simulator), the pharmacy inbox, and the pharmacy directory.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "rxflow/messaging/broker.h"
+#include "rxflow/runtime/outbox_relay.h"
+#include "rxflow/runtime/resilience.h"
+#include "rxflow/runtime/routing.h"
+#include "rxflow/script/xml.h"
+#include "rxflow/service.h"
+#include "testing/files.h"
+#ifdef RXFLOW_TEST_HAVE_HTTP
+#include "rxflow/http/servers.h"
+#endif
+
+using namespace rxflow;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* kKey = "test-patient-key-0123456789abcdef";
+
+std::string Lisinopril() { return testing::ReadFixture("fhir/medication_request_lisinopril.json"); }
+
+// Waits until `done` holds or `limit` passes; returns whether it holds.
+template <typename F>
+bool Eventually(F done, std::chrono::milliseconds limit = 10s) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (done()) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return done();
+}
+
+struct World {
+  std::unique_ptr<store::Store> store = store::NewMemoryStore(SystemClock());
+  std::unique_ptr<PrescriptionService> service;
+  std::unique_ptr<messaging::Broker> broker = messaging::NewInProcessBroker();
+  explicit World(bool route_on_submit = true) {
+    ServiceOptions o;
+    o.patient_key = kKey;
+    o.route_on_submit = route_on_submit;
+    service = std::move(*PrescriptionService::Create(*store, o));
+  }
+  std::string Submit(const std::string& client_key) {
+    IssueList issues;
+    auto s = service->Submit(Lisinopril(), issues, {}, client_key);
+    REQUIRE(s.ok());
+    return s->id;
+  }
+};
+
+// A transport that answers from a script of outcomes (the unit tests of retry and breaker
+// logic; the HTTP transport is tested against the simulator below).
+class ScriptedTransport : public runtime::PharmacyTransport {
+ public:
+  std::atomic<int> calls{0};
+  std::atomic<int> fail_first{0};  // this many calls fail Unavailable
+  bool refuse = false;             // answer 4xx
+  std::string answer = testing::ReadFixture("script/status_000.xml");
+  StatusOr<std::string> Post(const std::string&, std::string_view, std::string_view) override {
+    int n = ++calls;
+    if (refuse) return absl::FailedPreconditionError("HTTP 400");
+    if (n <= fail_first.load()) return absl::UnavailableError("connection refused");
+    return answer;
+  }
+};
+
+}  // namespace
+
+TEST_SUITE("Runtime") {
+  TEST_CASE("circuit breaker: opens after the threshold, half-opens after the wait, closes on success") {
+    FakeClock clock;
+    runtime::CircuitBreakerOptions o;
+    o.failure_threshold = 3;
+    o.open_for = 1000ms;
+    runtime::CircuitBreaker b(o, &clock);
+    CHECK(b.Allow());
+    b.RecordFailure();
+    b.RecordFailure();
+    CHECK(b.state() == runtime::CircuitBreaker::State::kClosed);
+    b.RecordFailure();
+    CHECK(b.state() == runtime::CircuitBreaker::State::kOpen);
+    CHECK_FALSE(b.Allow());
+    CHECK(b.RetryInMicros() == 1'000'000);
+    clock.Advance(999'999);
+    CHECK_FALSE(b.Allow());
+    clock.Advance(1);
+    CHECK(b.Allow());  // the one probe
+    CHECK(b.state() == runtime::CircuitBreaker::State::kHalfOpen);
+    CHECK_FALSE(b.Allow());  // only one at a time
+    b.RecordFailure();       // probe failed: open again
+    CHECK(b.state() == runtime::CircuitBreaker::State::kOpen);
+    clock.Advance(1'000'000);
+    CHECK(b.Allow());
+    b.RecordSuccess();
+    CHECK(b.state() == runtime::CircuitBreaker::State::kClosed);
+    CHECK(b.opened_count() == 2);
+  }
+
+  TEST_CASE("a success resets the consecutive-failure count") {
+    runtime::CircuitBreakerOptions o;
+    o.failure_threshold = 2;
+    runtime::CircuitBreaker b(o);
+    b.RecordFailure();
+    b.RecordSuccess();
+    b.RecordFailure();
+    CHECK(b.state() == runtime::CircuitBreaker::State::kClosed);
+  }
+
+  TEST_CASE("backoff: full jitter within an exponentially growing, capped window") {
+    runtime::BackoffOptions o{100ms, 1000ms, 2.0};
+    for (int i = 0; i < 200; ++i) {
+      CHECK(runtime::BackoffDelay(o, 1) <= 100ms);
+      CHECK(runtime::BackoffDelay(o, 3) <= 400ms);
+      CHECK(runtime::BackoffDelay(o, 30) <= 1000ms);
+    }
+    // Jitter: not every delay is the same.
+    std::set<int64_t> seen;
+    for (int i = 0; i < 20; ++i) seen.insert(runtime::BackoffDelay(o, 4).count());
+    CHECK(seen.size() > 10);
+  }
+
+  TEST_CASE("worker pool: a shard's tasks run in order; Submit blocks when the queue is full") {
+    runtime::ShardedWorkerPool pool(3, 2);
+    std::mutex mu;
+    std::map<size_t, std::vector<int>> order;
+    for (int i = 0; i < 300; ++i) {
+      size_t shard = static_cast<size_t>(i % 5);
+      REQUIRE(pool.Submit(shard, [&, shard, i] {
+        std::lock_guard lock(mu);
+        order[shard % 3].push_back(i);
+      }));
+    }
+    pool.Drain();
+    size_t total = 0;
+    for (auto& [shard, v] : order) {
+      total += v.size();
+      // Same worker: submission order.
+      CHECK(std::is_sorted(v.begin(), v.end()));
+    }
+    CHECK(total == 300);
+    CHECK_FALSE(pool.Submit(0, [] {}));  // drained: refused
+  }
+
+  TEST_CASE("worker pool: backpressure holds the submitter while the queue is full") {
+    runtime::ShardedWorkerPool pool(1, 1);
+    std::atomic<bool> release{false};
+    REQUIRE(pool.Submit(0, [&] {
+      while (!release.load()) std::this_thread::sleep_for(1ms);
+    }));
+    REQUIRE(pool.Submit(0, [] {}));  // fills the queue (the first task is running)
+    std::atomic<bool> third_in{false};
+    std::thread t([&] {
+      pool.Submit(0, [] {});
+      third_in.store(true);
+    });
+    std::this_thread::sleep_for(50ms);
+    CHECK_FALSE(third_in.load());
+    release.store(true);
+    t.join();
+    CHECK(third_in.load());
+  }
+
+  TEST_CASE("outbox relay publishes every row once, in order per key, and marks them") {
+    World w(/*route_on_submit=*/false);
+    for (int i = 0; i < 20; ++i) w.Submit("k" + std::to_string(i));
+    auto backlog = w.store->Backlog();
+    REQUIRE(backlog.ok());
+    CHECK(*backlog == 20 * 2 * 2);  // 2 events × (audit + domain event)
+    auto consumer = *w.broker->NewConsumer("t", {"audit.trail", "prescription.events"});
+    auto producer = *w.broker->NewProducer();
+    runtime::OutboxRelay relay(*w.store, *producer);
+    auto n = relay.RunOnce();
+    REQUIRE(n.ok());
+    CHECK(*n == 80);
+    CHECK(*w.store->Backlog() == 0);
+    CHECK(*relay.RunOnce() == 0);
+    auto got = consumer->Poll(1000, 100ms);
+    REQUIRE(got.ok());
+    CHECK(got->size() == 80);
+    std::set<std::string> ids;
+    for (const auto& m : *got) {
+      CHECK(!m.Header("message_id").empty());
+      CHECK(!m.Header("event_id").empty());
+      ids.insert(std::string(m.Header("message_id")));
+    }
+    CHECK(ids.size() == 80);
+  }
+
+  TEST_CASE("outbox relay: a refusing broker keeps every row for the next round") {
+    World w(false);
+    w.Submit("a");
+    class Refusing : public messaging::Producer {
+     public:
+      Status Publish(std::span<const messaging::Message>) override {
+        return absl::UnavailableError("broker down");
+      }
+    } refusing;
+    runtime::OutboxRelay relay(*w.store, refusing);
+    CHECK(relay.RunOnce().status().code() == absl::StatusCode::kUnavailable);
+    CHECK(*w.store->Backlog() == 4);
+    CHECK(relay.publish_errors() == 1);
+    auto producer = *w.broker->NewProducer();
+    runtime::OutboxRelay good(*w.store, *producer);
+    CHECK(*good.RunOnce() == 4);
+    CHECK(*w.store->Backlog() == 0);
+  }
+
+  TEST_CASE("ExecuteOnce: a consumer's message takes effect once; a refused command writes nothing") {
+    World w(true);
+    std::string id = w.Submit("a");
+    std::vector<domain::Command> sent{domain::MarkSent{}, domain::RecordStatus{"000", ""}};
+    CHECK(w.service->ExecuteOnce("routing", "m1", id, sent).ok());
+    CHECK(w.service->ExecuteOnce("routing", "m1", id, sent).code() ==
+          absl::StatusCode::kAlreadyExists);
+    CHECK(w.service->Get(id)->status == "Acknowledged");
+    auto before = w.service->History(id)->size();
+    // MarkSent is illegal once acknowledged: nothing is written, the inbox entry neither.
+    CHECK(w.service->ExecuteOnce("routing", "m2", id, sent).code() ==
+          absl::StatusCode::kFailedPrecondition);
+    CHECK(w.service->History(id)->size() == before);
+    CHECK(w.service->ExecuteOnce("routing", "m2", id, {}).ok());  // m2 was not recorded
+    CHECK(w.service->ExecuteOnce("routing", "m1", "nope", sent).code() ==
+          absl::StatusCode::kAlreadyExists);
+    CHECK(w.service->ExecuteOnce("routing", "m3", "nope", sent).code() ==
+          absl::StatusCode::kNotFound);
+  }
+
+  TEST_CASE("route_on_submit queues a non-controlled prescription in the same append") {
+    World w(true);
+    IssueList issues;
+    auto s = w.service->Submit(Lisinopril(), issues);
+    REQUIRE(s.ok());
+    CHECK(s->status == "Queued");
+    auto h = *w.service->History(s->id);
+    REQUIRE(h.size() == 3);
+    CHECK(h[2].type == "PrescriptionQueued");
+    // A controlled substance waits for its signature.
+    auto cs = w.service->Submit(testing::ReadFixture("fhir/schedule2_oxycodone.json"), issues);
+    REQUIRE(cs.ok());
+    CHECK(cs->status == "ReadyToSign");
+  }
+
+  TEST_CASE("FindByMessageId finds the NewRx's and a CancelRx's message ids") {
+    World w(true);
+    std::string id = w.Submit("a");
+    auto summary = *w.service->Get(id);
+    CHECK(*w.service->FindByMessageId(summary.message_id) == id);
+    CHECK(w.service->FindByMessageId("unknown").status().code() == absl::StatusCode::kNotFound);
+    CHECK(w.service->Cancel(id, "patient request").ok());
+    auto history = *w.service->History(id);
+    auto e = domain::DecodeEvent(history.back().type, 1, history.back().payload);
+    auto cancel_id = std::get<domain::CancelRequested>(*e).cancel_message_id;
+    CHECK(cancel_id.size() == 32);
+    CHECK(*w.service->FindByMessageId(cancel_id) == id);
+    // The CancelRx routing builds validates and relates to the NewRx.
+    auto xml = w.service->OutboundXml(id, "cancel", cancel_id);
+    REQUIRE(xml.ok());
+    IssueList issues;
+    auto m = script::ReadXml(*xml, issues);
+    REQUIRE(m.ok());
+    CHECK(std::holds_alternative<script::CancelRx>(m->body));
+    CHECK(m->header.relates_to_message_id == summary.message_id);
+    CHECK(m->header.message_id == cancel_id);
+  }
+
+  TEST_CASE("pharmacy directory: entries, a default, and errors with their JSON path") {
+    auto d = runtime::PharmacyDirectory::Parse(
+        R"({"pharmacies": [{"ncpdp_id": "4712345", "url": "http://127.0.0.1:9/ncpdp"},
+                           {"ncpdp_id": "*", "url": "https://fallback/ncpdp"}]})");
+    REQUIRE(d.ok());
+    CHECK(d->Find("4712345") == "http://127.0.0.1:9/ncpdp");
+    CHECK(d->Find("1111111") == "https://fallback/ncpdp");
+    auto bad = runtime::PharmacyDirectory::Parse(
+        R"({"pharmacies": [{"ncpdp_id": "1", "url": "ftp://x"}]})");
+    CHECK(bad.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK(std::string(bad.status().message()).find("$.pharmacies[0].url") != std::string::npos);
+    CHECK(runtime::PharmacyDirectory::Parse("[]").status().code() ==
+          absl::StatusCode::kInvalidArgument);
+    CHECK(runtime::PharmacyDirectory::Load("/nonexistent.json").status().code() ==
+          absl::StatusCode::kNotFound);
+  }
+
+  TEST_CASE("routing: transport failures are retried, then the breaker opens; all get through") {
+    World w(true);
+    ScriptedTransport transport;
+    transport.fail_first = 4;
+    runtime::PharmacyDirectory dir;
+    dir.Add("*", "http://pharmacy");
+    runtime::RoutingOptions o;
+    o.backoff = {1ms, 5ms, 2.0};
+    o.breaker.failure_threshold = 3;
+    o.breaker.open_for = 20ms;
+    runtime::RoutingService routing(*w.service, *w.broker, dir, transport, o);
+    REQUIRE(routing.Start().ok());
+    auto producer = *w.broker->NewProducer();
+    runtime::OutboxRelay relay(*w.store, *producer);
+    std::vector<std::string> ids;
+    for (int i = 0; i < 10; ++i) ids.push_back(w.Submit("k" + std::to_string(i)));
+    REQUIRE(relay.RunOnce().ok());
+    CHECK(Eventually([&] { return routing.stats().handled.load() == 10; }));
+    routing.Stop();
+    for (const auto& id : ids) CHECK(w.service->Get(id)->status == "Acknowledged");
+    CHECK(transport.calls.load() == 14);
+    CHECK(routing.stats().transport_errors.load() == 4);
+    CHECK(routing.stats().dead_lettered.load() == 0);
+  }
+
+  TEST_CASE("routing: after the last attempt the request is dead-lettered and the prescription fails") {
+    World w(true);
+    ScriptedTransport transport;
+    transport.fail_first = 1000;
+    runtime::PharmacyDirectory dir;
+    dir.Add("*", "http://pharmacy");
+    runtime::RoutingOptions o;
+    o.backoff = {1ms, 2ms, 2.0};
+    o.max_attempts = 3;
+    o.breaker.failure_threshold = 100;
+    auto dead = *w.broker->NewConsumer("dlq", {"dead.letter"});
+    runtime::RoutingService routing(*w.service, *w.broker, dir, transport, o);
+    REQUIRE(routing.Start().ok());
+    auto producer = *w.broker->NewProducer();
+    runtime::OutboxRelay relay(*w.store, *producer);
+    std::string id = w.Submit("x");
+    REQUIRE(relay.RunOnce().ok());
+    CHECK(Eventually([&] { return routing.stats().handled.load() == 1; }));
+    routing.Stop();
+    CHECK(transport.calls.load() == 3);
+    auto s = *w.service->Get(id);
+    CHECK(s.status == "Failed");
+    auto dl = dead->Poll(10, 1s);
+    REQUIRE(dl.ok());
+    REQUIRE(dl->size() == 1);
+    CHECK(dl->front().key == id);
+    CHECK(dl->front().payload.find("after 3 attempt(s)") != std::string::npos);
+  }
+
+  TEST_CASE("routing: a refusal (4xx) is not retried; a redelivered request does nothing twice") {
+    World w(true);
+    ScriptedTransport transport;
+    transport.refuse = true;
+    runtime::PharmacyDirectory dir;
+    dir.Add("*", "http://pharmacy");
+    runtime::RoutingService routing(*w.service, *w.broker, dir, transport, {});
+    std::string id = w.Submit("x");
+    // Handle the routing request directly, twice (as a redelivery would).
+    auto rows = *w.store->Claim(100, 1'000'000);
+    const store::OutboxMessage* route = nullptr;
+    for (const auto& r : rows) {
+      if (r.topic == "routing.requests") route = &r;
+    }
+    REQUIRE(route != nullptr);
+    messaging::Message m;
+    m.topic = route->topic;
+    m.key = route->key;
+    m.payload = route->payload;
+    m.headers = {{"message_id", route->message_id}};
+    // Handle needs the dead.letter producer: Start creates it.
+    REQUIRE(routing.Start().ok());
+    CHECK(routing.Handle(m).ok());
+    CHECK(transport.calls.load() == 1);
+    CHECK(w.service->Get(id)->status == "Failed");
+    CHECK(routing.Handle(m).ok());
+    CHECK(transport.calls.load() == 1);
+    CHECK(routing.stats().duplicates.load() == 1);
+    routing.Stop();
+  }
+
+  TEST_CASE("redrive: requests lost with an in-process broker are delivered once after a restart") {
+    World w(true);
+    std::vector<std::string> ids;
+    for (int i = 0; i < 5; ++i) ids.push_back(w.Submit("r" + std::to_string(i)));
+    {  // The relay publishes into a broker that then goes away with its messages.
+      auto lost = messaging::NewInProcessBroker();
+      auto p = *lost->NewProducer();
+      runtime::OutboxRelay relay(*w.store, *p);
+      REQUIRE(relay.RunOnce().ok());
+      CHECK(*w.store->Backlog() == 0);
+    }
+    ScriptedTransport transport;
+    runtime::PharmacyDirectory dir;
+    dir.Add("*", "http://pharmacy");
+    auto producer = *w.broker->NewProducer();
+    auto n = runtime::RedriveRouting(*w.service, *producer);
+    REQUIRE(n.ok());
+    CHECK(*n == 5);
+    runtime::RoutingService routing(*w.service, *w.broker, dir, transport, {});
+    REQUIRE(routing.Start().ok());
+    CHECK(Eventually([&] { return routing.stats().handled.load() == 5; }));
+    for (const auto& id : ids) CHECK(w.service->Get(id)->status == "Acknowledged");
+    // Nothing waits any more: a second redrive finds nothing.
+    CHECK(*runtime::RedriveRouting(*w.service, *producer) == 0);
+    routing.Stop();
+    CHECK(transport.calls.load() == 5);
+  }
+
+#ifdef RXFLOW_TEST_HAVE_HTTP
+  TEST_CASE("routing over HTTP: the simulator acknowledges, posts RxFill, and an outage opens the breaker") {
+    World w(true);
+    http::SimulatorOptions so;
+    http::PharmacySimulator sim(so);
+    REQUIRE(sim.Start().ok());
+    auto transport = http::NewHttpPharmacyTransport();
+    runtime::PharmacyDirectory dir;
+    dir.Add("4712345", sim.url());
+    runtime::RoutingOptions o;
+    o.backoff = {5ms, 50ms, 2.0};
+    o.max_attempts = 1000;
+    o.breaker.failure_threshold = 2;
+    o.breaker.open_for = 50ms;
+    runtime::RoutingService routing(*w.service, *w.broker, dir, *transport, o);
+    REQUIRE(routing.Start().ok());
+    auto producer = *w.broker->NewProducer();
+    runtime::OutboxRelay relay(*w.store, *producer);
+    relay.Start();
+    std::string first = w.Submit("a");
+    REQUIRE(Eventually([&] { return w.service->Get(first)->status == "Acknowledged"; }));
+    sim.OutageFor(400ms);
+    std::vector<std::string> ids;
+    for (int i = 0; i < 20; ++i) ids.push_back(w.Submit("b" + std::to_string(i)));
+    CHECK(Eventually([&] {
+      for (auto& [p, s] : routing.BreakerStates()) {
+        if (s != runtime::CircuitBreaker::State::kClosed) return true;
+      }
+      return false;
+    }));
+    CHECK(Eventually([&] { return routing.stats().handled.load() == 21; }));
+    relay.Stop();
+    routing.Stop();
+    for (const auto& id : ids) CHECK(w.service->Get(id)->status == "Acknowledged");
+    auto st = sim.stats();
+    CHECK(st.unique == 21);
+    CHECK(st.duplicates == 0);
+    CHECK(st.refused > 0);
+    sim.Stop();
+  }
+
+  TEST_CASE("pharmacy inbox: RxFill for a sent prescription is recorded once") {
+    World w(true);
+    std::string id = w.Submit("a");
+    auto summary = *w.service->Get(id);
+    std::vector<domain::Command> sent{domain::MarkSent{}, domain::RecordStatus{"000", ""}};
+    REQUIRE(w.service->ExecuteOnce("routing", "m1", id, sent).ok());
+    std::string fill = testing::ReadFixture("script/rxfill_partial.xml");
+    // Point the fixture's RelatesToMessageID at this prescription's NewRx.
+    auto at = fill.find("<RelatesToMessageID>");
+    REQUIRE(at != std::string::npos);
+    auto end = fill.find("</RelatesToMessageID>", at);
+    fill.replace(at + 20, end - at - 20, summary.message_id);
+    runtime::PharmacyInbox inbox(*w.service);
+    IssueList issues;
+    auto r = inbox.Receive(fill, issues);
+    REQUIRE(r.ok());
+    CHECK(r->prescription_id == id);
+    CHECK(r->transaction == "RxFill");
+    CHECK_FALSE(r->duplicate);
+    auto again = inbox.Receive(fill, issues);
+    REQUIRE(again.ok());
+    CHECK(again->duplicate);
+    CHECK(w.service->Get(id)->status == "Dispensed");
+    // Unknown relation, missing relation, not a pharmacy message.
+    std::string unknown = fill;
+    unknown.replace(at + 20, summary.message_id.size(), std::string(32, 'f'));
+    CHECK(inbox.Receive(unknown, issues).status().code() == absl::StatusCode::kNotFound);
+    IssueList bad;
+    CHECK(inbox.Receive("<Message/>", bad).status().code() == absl::StatusCode::kInvalidArgument);
+  }
+#endif
+}
