@@ -15,7 +15,7 @@ packages=(
   libcli11-dev libcpp-httplib-dev
   doctest-dev libbenchmark-dev
   pybind11-dev python3-dev python3-pytest
-  curl
+  curl wrk
 )
 
 missing=()

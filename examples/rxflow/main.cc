@@ -5,6 +5,7 @@
 //   rxflow check FILE|-       validate either kind (detected from the content)
 //   rxflow submit FILE|-      store a prescription in the event store (idempotent)
 //   rxflow show ID / events ID / replay    read the store, rebuild the read model
+//   rxflow serve              every service in one process (API, relay, routing, simulator)
 //
 // Issues go to stderr as `severity: path: message` (or an OperationOutcome with
 // --issues json). Exit status: 0 success (warnings allowed), 1 invalid input or unknown
@@ -23,16 +24,10 @@
 #include "rxflow/fhir/json.h"
 #include "rxflow/idempotency.h"
 #include "rxflow/service.h"
-#include "rxflow/sqlite/sqlite_store.h"
-
-#include <fcntl.h>
-#include <unistd.h>
-#ifdef RXFLOW_HAVE_POSTGRES
-#include "rxflow/postgres/postgres_store.h"
-#endif
 #include "rxflow/transform.h"
 #include "rxflow/version.h"
 
+#include "../server/app.h"
 #include <sys/stat.h>
 
 namespace {
@@ -61,64 +56,6 @@ bool ReadInput(const std::string& name, std::string& out, std::string& error) {
   }
   out = ss.str();
   return true;
-}
-
-// Opens the store named by `url`: sqlite://PATH (the default ./rxflow-data/rxflow.db).
-rxflow::StatusOr<std::unique_ptr<rxflow::store::Store>> OpenStore(const std::string& url,
-                                                                  std::string& path_out) {
-  std::string path = url;
-  if (url.rfind("sqlite://", 0) == 0) {
-    path = url.substr(9);
-  } else if (url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0) {
-#ifdef RXFLOW_HAVE_POSTGRES
-    path_out.clear();
-    rxflow::store::PostgresOptions o;
-    o.url = url;
-    return rxflow::store::OpenPostgresStore(o);
-#else
-    return absl::UnimplementedError("this rxflow was built without the PostgreSQL store");
-#endif
-  }
-  if (path.empty()) return absl::InvalidArgumentError("empty store path");
-  path_out = path;
-  rxflow::store::SqliteOptions o;
-  o.path = path;
-  return rxflow::store::OpenSqliteStore(o);
-}
-
-// The patient HMAC key: RXFLOW_PATIENT_KEY, or a random key kept beside the database
-// (created on first use, readable by its owner only). Never in the repository.
-std::string PatientKey(const std::string& db_path, std::string& error) {
-  if (const char* k = std::getenv("RXFLOW_PATIENT_KEY")) {
-    if (std::strlen(k) < rxflow::kMinPatientKeyBytes) {
-      error = "RXFLOW_PATIENT_KEY must be at least 16 bytes";
-      return {};
-    }
-    return k;
-  }
-  if (db_path.empty()) {
-    error = "set RXFLOW_PATIENT_KEY (at least 16 bytes) to use a PostgreSQL store";
-    return {};
-  }
-  std::filesystem::path dir = std::filesystem::path(db_path).parent_path();
-  if (dir.empty()) dir = ".";
-  std::filesystem::path file = dir / "patient.key";
-  std::string key;
-  if (ReadInput(file.string(), key, error) && key.size() >= rxflow::kMinPatientKeyBytes) return key;
-  // A key that changed between runs would stop recognising resubmissions: it must persist.
-  key = rxflow::RandomIds().NewId() + rxflow::RandomIds().NewId();
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  // Created readable by the owner only from the first byte.
-  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  bool written = fd >= 0 && ::write(fd, key.data(), key.size()) == static_cast<ssize_t>(key.size());
-  if (fd >= 0) ::close(fd);
-  if (!written) {
-    error = "cannot write the patient key file " + file.string();
-    return {};
-  }
-  error.clear();
-  return key;
 }
 
 std::string JsonQuote(const std::string& s) {
@@ -209,6 +146,10 @@ int main(int argc, char** argv) {
   }
   show->add_option("id", prescription_id, "prescription id")->required();
   events->add_option("id", prescription_id, "prescription id")->required();
+  rxflow::app::Config serve_config;
+  CLI::App* serve = app.add_subcommand(
+      "serve", "run the API, outbox relay, routing and a pharmacy simulator in one process");
+  rxflow::app::AddOptions(*serve, serve_config, rxflow::app::kAll);
 
   try {
     app.parse(argc, argv);
@@ -251,20 +192,22 @@ int main(int argc, char** argv) {
     options.profile = loaded.get();
   }
 
+  if (serve->parsed()) return rxflow::app::Run(serve_config, rxflow::app::kAll, "rxflow serve");
+
   if (submit->parsed() || show->parsed() || events->parsed() || replay->parsed()) {
     std::string db_path;
-    auto store = OpenStore(store_url, db_path);
+    auto store = rxflow::app::OpenStore(store_url, db_path);
     if (!store.ok()) {
       std::cerr << "rxflow: " << store.status().message() << "\n";
       return kExitUsage;
     }
     rxflow::ServiceOptions so;
-    std::string key_error;
-    so.patient_key = PatientKey(db_path, key_error);
-    if (so.patient_key.empty()) {
-      std::cerr << "rxflow: " << key_error << "\n";
+    auto patient_key = rxflow::app::PatientKey(db_path);
+    if (!patient_key.ok()) {
+      std::cerr << "rxflow: " << patient_key.status().message() << "\n";
       return kExitUsage;
     }
+    so.patient_key = *patient_key;
     so.transform = options;
     auto service = rxflow::PrescriptionService::Create(**store, so);
     if (!service.ok()) {

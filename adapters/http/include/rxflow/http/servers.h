@@ -1,0 +1,114 @@
+// File: rxflow/http/servers.h
+//
+// RxFlow over HTTP (cpp-httplib, TCP_NODELAY on; see docs/api.md):
+//   * ApiServer: the ingestion API (/api/v1/...), health, readiness and Prometheus metrics.
+//   * NewHttpPharmacyTransport: the routing service's PharmacyTransport (HTTP POST of
+//     SCRIPT XML, keep-alive connections per thread and endpoint).
+//   * PharmacySimulator: a pharmacy speaking SCRIPT XML for tests, demos and load runs.
+// Servers run on their own threads: Start() binds (port 0 picks a free one) and returns.
+#ifndef RXFLOW_HTTP_SERVERS_H_
+#define RXFLOW_HTTP_SERVERS_H_
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "rxflow/obs/metrics.h"
+#include "rxflow/obs/trace.h"
+#include "rxflow/runtime/routing.h"
+#include "rxflow/service.h"
+#include "rxflow/status.h"
+
+namespace rxflow::http {
+
+struct ApiOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;  // 0: any free port (see ApiServer::port())
+  // Accepted X-API-Key values. Only their SHA-256 digests are kept; comparison is constant
+  // time. Empty: every /api route answers 401 (there is no unauthenticated mode).
+  std::vector<std::string> api_keys;
+  size_t max_body_bytes = size_t{1} << 20;  // larger bodies: 413
+  int threads = 32;                         // request threads
+  // One JSON line per request (no PHI: method, route, status, duration, request id). Null:
+  // no access log.
+  std::function<void(const std::string& line)> access_log;
+};
+
+class ApiServer {
+ public:
+  // `service` must outlive the server; `inbox`, `metrics` and `tracer` may be null (no
+  // pharmacy inbound route, no /metrics content, no spans).
+  ApiServer(PrescriptionService& service, runtime::PharmacyInbox* inbox, obs::Registry* metrics,
+            obs::Tracer* tracer, ApiOptions options);
+  ~ApiServer();
+  Status Start();
+  void Stop();
+  int port() const;
+  // /readyz answers 200 while this returns true (default: always).
+  void set_readiness(std::function<bool()> ready);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+struct HttpTransportOptions {
+  std::chrono::milliseconds connect_timeout{2000};
+  std::chrono::milliseconds read_timeout{10000};
+};
+std::unique_ptr<runtime::PharmacyTransport> NewHttpPharmacyTransport(
+    HttpTransportOptions options = {});
+
+struct SimulatorOptions {
+  std::string host = "127.0.0.1";
+  int port = 0;
+  std::chrono::milliseconds latency{0};  // before each answer
+  double error_rate = 0;   // share answered with Error 602 (receiver system error: retryable)
+  double verify_rate = 0;  // share answered with Verify instead of Status 000
+  // Outage windows after Start(): [from, to) offsets during which every request gets 503.
+  std::vector<std::pair<std::chrono::milliseconds, std::chrono::milliseconds>> outages;
+  // Where RxFill messages go (RxFlow's POST /api/v1/pharmacy/inbound), `fill_after` after
+  // the NewRx; empty: no fills.
+  std::string callback_url;
+  std::string callback_api_key;
+  std::chrono::milliseconds fill_after{100};
+  int threads = 16;
+};
+
+struct SimulatorStats {
+  int64_t received = 0;    // NewRx/CancelRx requests answered (duplicates included)
+  int64_t unique = 0;      // distinct MessageIDs accepted
+  int64_t duplicates = 0;  // requests repeating an accepted MessageID
+  int64_t invalid = 0;     // refused by the validator (answered Error 900)
+  int64_t refused = 0;     // 503s during outages
+  int64_t fills_posted = 0;
+  int64_t fill_errors = 0;
+};
+
+// Validates every request with the core SCRIPT reader; answers Status 000 (or Verify, or
+// Error 602 at `error_rate`, or Error 900 for invalid input); deduplicates on MessageID
+// (a repeat gets the same kind of answer and changes nothing). Admin routes for tests:
+// GET /admin/stats (SimulatorStats as JSON), POST /admin/outage?ms=N (503s for N ms).
+class PharmacySimulator {
+ public:
+  explicit PharmacySimulator(SimulatorOptions options);
+  ~PharmacySimulator();
+  Status Start();
+  void Stop();
+  int port() const;
+  std::string url() const;  // http://host:port/ncpdp
+  SimulatorStats stats() const;
+  void OutageFor(std::chrono::milliseconds duration);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace rxflow::http
+
+#endif  // RXFLOW_HTTP_SERVERS_H_

@@ -1,0 +1,278 @@
+// The pharmacy simulator: a real HTTP server speaking SCRIPT XML (see servers.h).
+#include <httplib.h>
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+#include <unordered_set>
+
+#include "common/crypto.h"
+#include "common/strcat.h"
+#include "rxflow/http/servers.h"
+#include "rxflow/script/xml.h"
+#include "url.h"
+
+namespace rxflow::http {
+namespace {
+
+using rxflow::internal::Cat;
+
+// The answer's header: back to the sender, relating to its message.
+script::Header AnswerHeader(const script::Header& in) {
+  script::Header h;
+  h.to = in.from;
+  h.to_qualifier = in.from_qualifier.empty() ? "D" : in.from_qualifier;
+  h.from = in.to;
+  h.from_qualifier = in.to_qualifier.empty() ? "P" : in.to_qualifier;
+  h.message_id = rxflow::internal::RandomHex128();
+  h.relates_to_message_id = in.message_id;
+  h.sent_time = FormatRfc3339(SystemClock().NowMicros());
+  h.sender_software_developer = "RxFlow";
+  h.sender_software_product = "RxFlow Pharmacy Simulator";
+  h.sender_software_version_release = "1";
+  h.prescriber_order_number = in.prescriber_order_number;
+  return h;
+}
+
+std::string Write(const script::Message& m) {
+  IssueList issues;
+  auto xml = script::WriteXml(m, issues);
+  return xml.ok() ? *xml : std::string();
+}
+
+}  // namespace
+
+struct PharmacySimulator::Impl {
+  SimulatorOptions options;
+  httplib::Server server;
+  std::thread thread, filler;
+  int port = 0;
+  std::chrono::steady_clock::time_point started;
+
+  mutable std::mutex mu;
+  std::condition_variable fills_cv;
+  std::unordered_set<std::string> seen;
+  SimulatorStats stats;
+  std::chrono::steady_clock::time_point outage_until;
+  std::deque<std::pair<std::chrono::steady_clock::time_point, std::string>> fills;  // due, XML
+  bool stopping = false;
+
+  explicit Impl(SimulatorOptions o) : options(std::move(o)) {}
+
+  bool InOutage() {
+    auto now = std::chrono::steady_clock::now();
+    if (now < outage_until) return true;
+    for (const auto& [from, to] : options.outages) {
+      if (now >= started + from && now < started + to) return true;
+    }
+    return false;
+  }
+
+  std::string Fill(const script::Message& in, const script::NewRx& rx) {
+    script::Message m;
+    m.header = AnswerHeader(in.header);
+    script::RxFill f;
+    f.fill_status = "Dispensed";
+    f.patient = rx.patient;
+    if (rx.pharmacy) {
+      f.pharmacy = *rx.pharmacy;
+    } else {
+      f.pharmacy.identification.ncpdp_id = in.header.to;
+      f.pharmacy.business_name = "RxFlow Simulator Pharmacy";
+    }
+    f.prescriber = rx.prescriber;
+    f.medication_prescribed = rx.medication_prescribed;
+    m.body = std::move(f);
+    return Write(m);
+  }
+
+  void Handle(const httplib::Request& req, httplib::Response& res) {
+    if (options.latency.count() > 0) std::this_thread::sleep_for(options.latency);
+    {
+      std::lock_guard lock(mu);
+      if (InOutage()) {
+        ++stats.refused;
+        res.status = 503;
+        return;
+      }
+    }
+    IssueList issues;
+    auto in = script::ReadXml(req.body, issues);
+    script::Message answer;
+    if (!in.ok()) {
+      {
+        std::lock_guard lock(mu);
+        ++stats.invalid;
+        ++stats.received;
+      }
+      script::Header empty;
+      answer.header = AnswerHeader(empty);
+      answer.header.to = "0000000";
+      answer.header.from = "0000000";
+      answer.header.relates_to_message_id.clear();
+      script::Error e;
+      e.code = "900";
+      e.description = std::string(in.status().message()).substr(0, 70);
+      answer.body = e;
+      res.set_content(Write(answer), "application/xml");
+      return;
+    }
+    answer.header = AnswerHeader(in->header);
+    bool duplicate;
+    double roll;
+    {
+      std::lock_guard lock(mu);
+      ++stats.received;
+      thread_local std::mt19937_64 rng{std::random_device{}()};
+      roll = std::uniform_real_distribution<double>(0, 1)(rng);
+      duplicate = !seen.insert(in->header.message_id).second;
+      if (duplicate) {
+        ++stats.duplicates;
+      } else if (roll >= options.error_rate) {
+        ++stats.unique;
+      } else {
+        seen.erase(in->header.message_id);  // an Error is not an acceptance: a resend may pass
+      }
+    }
+    if (!duplicate && roll < options.error_rate) {
+      script::Error e;
+      e.code = "602";
+      e.description = "simulated receiver system error";
+      answer.body = e;
+    } else if (roll < options.error_rate + options.verify_rate) {
+      answer.body = script::Verify{"010", "Successful"};
+    } else {
+      answer.body = script::Status{"000", {}, {}};
+    }
+    const auto* rx = std::get_if<script::NewRx>(&in->body);
+    if (rx && !duplicate && !options.callback_url.empty() &&
+        !std::holds_alternative<script::Error>(answer.body)) {
+      std::string fill = Fill(*in, *rx);
+      std::lock_guard lock(mu);
+      fills.emplace_back(std::chrono::steady_clock::now() + options.fill_after, std::move(fill));
+      fills_cv.notify_one();
+    }
+    res.set_content(Write(answer), "application/xml");
+  }
+
+  // Posts due RxFills to the callback URL, in order, retrying a failed post a few times.
+  void FillLoop() {
+    auto [origin, path] = internal::SplitUrl(options.callback_url);
+    httplib::Client client(origin);
+    client.set_tcp_nodelay(true);
+    client.set_keep_alive(true);
+    client.set_connection_timeout(2, 0);
+    client.set_read_timeout(10, 0);
+    httplib::Headers headers;
+    if (!options.callback_api_key.empty()) headers.emplace("X-API-Key", options.callback_api_key);
+    std::unique_lock lock(mu);
+    for (;;) {
+      fills_cv.wait(lock, [&] { return stopping || !fills.empty(); });
+      if (stopping) return;
+      auto [due, xml] = fills.front();
+      if (std::chrono::steady_clock::now() < due) {
+        fills_cv.wait_until(lock, due);
+        continue;
+      }
+      fills.pop_front();
+      lock.unlock();
+      bool ok = false;
+      for (int attempt = 0; attempt < 5 && !ok; ++attempt) {
+        auto res = client.Post(path, headers, xml, "application/xml");
+        ok = res && res->status >= 200 && res->status < 300;
+        if (!ok) std::this_thread::sleep_for(std::chrono::milliseconds(100 << attempt));
+      }
+      lock.lock();
+      ++(ok ? stats.fills_posted : stats.fill_errors);
+    }
+  }
+};
+
+PharmacySimulator::PharmacySimulator(SimulatorOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {
+  Impl& im = *impl_;
+  im.server.set_tcp_nodelay(true);
+  im.server.set_payload_max_length(size_t{4} << 20);
+  int threads = std::max(1, im.options.threads);
+  im.server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  im.server.Post("/ncpdp", [&im](const auto& q, auto& r) { im.Handle(q, r); });
+  im.server.Get("/admin/stats", [this](const auto&, auto& r) {
+    SimulatorStats s = stats();
+    r.set_content(nlohmann::json{{"received", s.received},
+                                 {"unique", s.unique},
+                                 {"duplicates", s.duplicates},
+                                 {"invalid", s.invalid},
+                                 {"refused", s.refused},
+                                 {"fills_posted", s.fills_posted},
+                                 {"fill_errors", s.fill_errors}}
+                      .dump(),
+                  "application/json");
+  });
+  im.server.Post("/admin/outage", [this](const httplib::Request& q, httplib::Response& r) {
+    long ms = q.has_param("ms") ? std::strtol(q.get_param_value("ms").c_str(), nullptr, 10) : 0;
+    if (ms <= 0) {
+      r.status = 400;
+      r.set_content("{\"error\":\"ms must be a positive integer\"}", "application/json");
+      return;
+    }
+    OutageFor(std::chrono::milliseconds(ms));
+    r.set_content("{\"status\":\"outage\"}", "application/json");
+  });
+  im.server.Get("/healthz", [](const auto&, auto& r) { r.set_content("{\"status\":\"ok\"}", "application/json"); });
+}
+
+PharmacySimulator::~PharmacySimulator() { Stop(); }
+
+Status PharmacySimulator::Start() {
+  Impl& im = *impl_;
+  if (im.options.port == 0) {
+    im.port = im.server.bind_to_any_port(im.options.host);
+    if (im.port <= 0) return absl::UnavailableError(Cat("cannot bind ", im.options.host));
+  } else {
+    if (!im.server.bind_to_port(im.options.host, im.options.port)) {
+      return absl::UnavailableError(
+          Cat("cannot listen on ", im.options.host, ":", im.options.port, " (in use?)"));
+    }
+    im.port = im.options.port;
+  }
+  im.started = std::chrono::steady_clock::now();
+  im.thread = std::thread([&im] { im.server.listen_after_bind(); });
+  if (!im.options.callback_url.empty()) im.filler = std::thread([&im] { im.FillLoop(); });
+  while (!im.server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  return absl::OkStatus();
+}
+
+void PharmacySimulator::Stop() {
+  Impl& im = *impl_;
+  {
+    std::lock_guard lock(im.mu);
+    im.stopping = true;
+    im.fills_cv.notify_all();
+  }
+  if (im.filler.joinable()) im.filler.join();
+  if (im.thread.joinable()) {
+    im.server.stop();
+    im.thread.join();
+  }
+}
+
+int PharmacySimulator::port() const { return impl_->port; }
+
+std::string PharmacySimulator::url() const {
+  return Cat("http://", impl_->options.host, ":", impl_->port, "/ncpdp");
+}
+
+SimulatorStats PharmacySimulator::stats() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->stats;
+}
+
+void PharmacySimulator::OutageFor(std::chrono::milliseconds duration) {
+  std::lock_guard lock(impl_->mu);
+  impl_->outage_until = std::chrono::steady_clock::now() + duration;
+}
+
+}  // namespace rxflow::http

@@ -1,0 +1,65 @@
+// The HTTP pharmacy transport: one keep-alive httplib::Client per thread and origin
+// (httplib serializes requests on one client, so clients are not shared across threads).
+#include <httplib.h>
+
+#include <map>
+
+#include "common/strcat.h"
+#include "rxflow/http/servers.h"
+#include "url.h"
+
+namespace rxflow::http {
+namespace {
+
+using rxflow::internal::Cat;
+
+class HttpPharmacyTransport final : public runtime::PharmacyTransport {
+ public:
+  explicit HttpPharmacyTransport(HttpTransportOptions o) : options_(o) {}
+
+  StatusOr<std::string> Post(const std::string& url, std::string_view xml,
+                             std::string_view traceparent) override {
+    auto [origin, path] = internal::SplitUrl(url);
+    httplib::Client& client = ClientFor(origin);
+    httplib::Headers headers;
+    if (!traceparent.empty()) headers.emplace("traceparent", std::string(traceparent));
+    auto res = client.Post(path, headers, xml.data(), xml.size(), "application/xml");
+    if (!res) {
+      return absl::UnavailableError(
+          Cat("POST ", url, ": ", httplib::to_string(res.error())));
+    }
+    if (res->status >= 200 && res->status < 300) return std::move(res->body);
+    std::string what = Cat("POST ", url, ": HTTP ", res->status);
+    if (res->status >= 500 || res->status == 429 || res->status == 408) {
+      return absl::UnavailableError(what);
+    }
+    return absl::FailedPreconditionError(what);
+  }
+
+ private:
+  httplib::Client& ClientFor(const std::string& origin) {
+    thread_local std::map<std::pair<const void*, std::string>, std::unique_ptr<httplib::Client>>
+        clients;
+    auto& c = clients[{this, origin}];
+    if (!c) {
+      c = std::make_unique<httplib::Client>(origin);
+      c->set_tcp_nodelay(true);
+      c->set_keep_alive(true);
+      auto ct = options_.connect_timeout.count();
+      auto rt = options_.read_timeout.count();
+      c->set_connection_timeout(ct / 1000, (ct % 1000) * 1000);
+      c->set_read_timeout(rt / 1000, (rt % 1000) * 1000);
+      c->set_write_timeout(rt / 1000, (rt % 1000) * 1000);
+    }
+    return *c;
+  }
+  HttpTransportOptions options_;
+};
+
+}  // namespace
+
+std::unique_ptr<runtime::PharmacyTransport> NewHttpPharmacyTransport(HttpTransportOptions options) {
+  return std::make_unique<HttpPharmacyTransport>(options);
+}
+
+}  // namespace rxflow::http

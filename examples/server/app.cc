@@ -1,0 +1,437 @@
+#include "app.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+
+#include "rxflow/http/otlp.h"
+#include "rxflow/http/servers.h"
+#include "rxflow/idempotency.h"
+#include "rxflow/messaging/broker.h"
+#include "rxflow/obs/metrics.h"
+#include "rxflow/obs/trace.h"
+#include "rxflow/runtime/outbox_relay.h"
+#include "rxflow/runtime/routing.h"
+#include "rxflow/service.h"
+#include "rxflow/sqlite/sqlite_store.h"
+#include "rxflow/version.h"
+#ifdef RXFLOW_HAVE_POSTGRES
+#include "rxflow/postgres/postgres_store.h"
+#endif
+#ifdef RXFLOW_HAVE_KAFKA
+#include "rxflow/kafka/kafka_broker.h"
+#endif
+
+namespace rxflow::app {
+namespace {
+
+constexpr const char* kDefaultDatabase = "sqlite://./rxflow-data/rxflow.db";
+
+std::atomic<bool> g_stop{false};
+void OnSignal(int) { g_stop.store(true); }
+
+std::string ReadFile(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Writes `content` to `file`, readable by its owner only from the first byte.
+bool WritePrivate(const std::filesystem::path& file, const std::string& content) {
+  std::error_code ec;
+  std::filesystem::create_directories(file.parent_path().empty() ? "." : file.parent_path(), ec);
+  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  bool ok = fd >= 0 && ::write(fd, content.data(), content.size()) ==
+                           static_cast<ssize_t>(content.size());
+  if (fd >= 0) ::close(fd);
+  return ok;
+}
+
+std::vector<std::string> SplitKeys(const std::string& csv) {
+  std::vector<std::string> out;
+  std::stringstream ss(csv);
+  std::string k;
+  while (std::getline(ss, k, ',')) {
+    while (!k.empty() && k.back() == ' ') k.pop_back();
+    while (!k.empty() && k.front() == ' ') k.erase(0, 1);
+    if (!k.empty()) out.push_back(k);
+  }
+  return out;
+}
+
+int LevelOf(const std::string& level) {
+  if (level == "debug") return 0;
+  if (level == "info") return 1;
+  if (level == "warn") return 2;
+  return 3;
+}
+
+// One JSON line on stderr (messages carry no PHI: ids, counts and addresses only).
+void Log(const Config& c, int level, const std::string& program, const std::string& msg) {
+  static std::mutex mu;
+  if (level < LevelOf(c.log_level)) return;
+  static const char* kNames[] = {"debug", "info", "warn", "error"};
+  std::lock_guard lock(mu);
+  std::cerr << "{\"ts\":\"" << FormatRfc3339(SystemClock().NowMicros()) << "\",\"level\":\""
+            << kNames[level] << "\",\"program\":\"" << program << "\",\"msg\":\"" << msg
+            << "\"}\n";
+}
+
+StatusOr<std::unique_ptr<messaging::Broker>> OpenBroker(const Config& c) {
+  if (c.brokers.empty()) {
+    return std::unique_ptr<messaging::Broker>(messaging::NewInProcessBroker());
+  }
+#ifdef RXFLOW_HAVE_KAFKA
+  kafka::KafkaOptions o;
+  o.brokers = c.brokers;
+  return kafka::NewKafkaBroker(o);
+#else
+  return absl::UnimplementedError("this build has no Kafka adapter (librdkafka-dev missing)");
+#endif
+}
+
+void RegisterMetrics(obs::Registry& r, store::Outbox* outbox, runtime::OutboxRelay* relay,
+                     runtime::RoutingService* routing, obs::Tracer* tracer) {
+  r.AddCollector([=](obs::Registry& m) {
+    if (outbox) {
+      if (auto b = outbox->Backlog(); b.ok()) {
+        m.Gauge("rxflow_outbox_backlog", "Outbox rows not yet published")
+            .Set(static_cast<double>(*b));
+      }
+    }
+    if (relay) {
+      m.Gauge("rxflow_outbox_lag_seconds",
+              "Age of the oldest row in the relay's last published batch")
+          .Set(static_cast<double>(relay->lag_micros()) / 1e6);
+      m.Gauge("rxflow_outbox_published", "Outbox rows published by this relay")
+          .Set(static_cast<double>(relay->published()));
+      m.Gauge("rxflow_broker_errors", "Publish batches the broker refused")
+          .Set(static_cast<double>(relay->publish_errors()));
+    }
+    if (routing) {
+      const auto& s = routing->stats();
+      m.Gauge("rxflow_routing_queue_depth", "Routing requests queued for the workers")
+          .Set(static_cast<double>(routing->queued()));
+      m.Gauge("rxflow_routing_transport_errors", "Failed POSTs to pharmacies")
+          .Set(static_cast<double>(s.transport_errors.load()));
+      m.Gauge("rxflow_routing_dead_lettered", "Routing requests sent to dead.letter")
+          .Set(static_cast<double>(s.dead_lettered.load()));
+      m.Gauge("rxflow_routing_duplicates", "Routing requests already handled")
+          .Set(static_cast<double>(s.duplicates.load()));
+      for (const auto& [pharmacy, state] : routing->BreakerStates()) {
+        m.Gauge("rxflow_breaker_state",
+                "Circuit breaker per pharmacy: 0 closed, 1 open, 2 half-open",
+                {{"pharmacy", pharmacy}})
+            .Set(static_cast<double>(static_cast<int>(state)));
+      }
+    }
+    if (tracer) {
+      m.Gauge("rxflow_spans_dropped", "Spans dropped because the export queue was full")
+          .Set(static_cast<double>(tracer->dropped()));
+    }
+  });
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<store::Store>> OpenStore(const std::string& url_in,
+                                                  std::string& sqlite_path) {
+  std::string url = url_in.empty() ? kDefaultDatabase : url_in;
+  if (url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0) {
+    sqlite_path.clear();
+#ifdef RXFLOW_HAVE_POSTGRES
+    store::PostgresOptions o;
+    o.url = url;
+    return store::OpenPostgresStore(o);
+#else
+    return absl::UnimplementedError("this build has no PostgreSQL store");
+#endif
+  }
+  std::string path = url.rfind("sqlite://", 0) == 0 ? url.substr(9) : url;
+  if (path.empty()) return absl::InvalidArgumentError("DATABASE_URL: empty SQLite path");
+  std::error_code ec;
+  auto dir = std::filesystem::path(path).parent_path();
+  if (!dir.empty()) std::filesystem::create_directories(dir, ec);
+  sqlite_path = path;
+  store::SqliteOptions o;
+  o.path = path;
+  return store::OpenSqliteStore(o);
+}
+
+StatusOr<std::string> PatientKey(const std::string& sqlite_path) {
+  if (const char* k = std::getenv("RXFLOW_PATIENT_KEY")) {
+    if (std::strlen(k) < kMinPatientKeyBytes) {
+      return absl::InvalidArgumentError("RXFLOW_PATIENT_KEY must be at least 16 bytes");
+    }
+    return std::string(k);
+  }
+  if (sqlite_path.empty()) {
+    return absl::InvalidArgumentError(
+        "set RXFLOW_PATIENT_KEY (at least 16 bytes) to use a PostgreSQL store");
+  }
+  auto dir = std::filesystem::path(sqlite_path).parent_path();
+  auto file = (dir.empty() ? std::filesystem::path(".") : dir) / "patient.key";
+  std::string key = ReadFile(file);
+  if (key.size() >= kMinPatientKeyBytes) return key;
+  // A key that changed between runs would stop recognising resubmissions: it must persist.
+  key = RandomIds().NewId() + RandomIds().NewId();
+  if (!WritePrivate(file, key)) {
+    return absl::UnavailableError("cannot write the patient key file " + file.string());
+  }
+  return key;
+}
+
+void AddOptions(CLI::App& app, Config& c, unsigned roles) {
+  app.add_option("--log-level", c.log_level, "debug, info, warn or error")
+      ->envname("LOG_LEVEL")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+  if (roles & (kApi | kRelay | kRouting)) {
+    app.add_option("--database-url", c.database_url,
+                   "sqlite://PATH or postgres://... (default sqlite://./rxflow-data/rxflow.db)")
+        ->envname("DATABASE_URL");
+    app.add_option("--brokers", c.brokers,
+                   "Kafka/Redpanda bootstrap servers; empty: the in-process broker")
+        ->envname("REDPANDA_BROKERS");
+    app.add_option("--otel-endpoint", c.otel_endpoint,
+                   "OTLP/HTTP endpoint for spans (e.g. http://127.0.0.1:4318)")
+        ->envname("OTEL_ENDPOINT");
+  }
+  if (roles & (kApi | kSimulator)) {
+    app.add_option("--host", c.host, "address to listen on")->envname("HOST");
+  }
+  if (roles & kApi) {
+    app.add_option("--port", c.port, "API port (0: any free port)")->envname("PORT");
+    app.add_option("--api-keys", c.api_keys,
+                   "accepted X-API-Key values, comma-separated (rxflow serve: default a key "
+                   "kept in ./rxflow-data/api.key)")
+        ->envname("API_KEYS");
+    app.add_option("--max-body-bytes", c.max_body_bytes, "request body limit (413 above)")
+        ->envname("MAX_BODY_BYTES");
+    app.add_option("--http-threads", c.http_threads, "request threads")->envname("HTTP_THREADS");
+    app.add_flag("!--no-auto-route", c.route_on_submit,
+                 "do not queue non-controlled prescriptions for routing on submit");
+  }
+  if (roles & kRouting) {
+    app.add_option("--pharmacies", c.pharmacies, "pharmacy directory (JSON file)")
+        ->envname("PHARMACY_DIRECTORY");
+    app.add_option("--routing-workers", c.routing_workers, "routing worker threads")
+        ->envname("ROUTING_WORKERS");
+  }
+  if (roles & kSimulator) {
+    app.add_option("--simulator-port", c.simulator_port, "pharmacy simulator port (0: any)")
+        ->envname("SIMULATOR_PORT");
+    app.add_option("--simulator-error-rate", c.simulator_error_rate,
+                   "share of NewRx answered with Error 602")
+        ->envname("SIMULATOR_ERROR_RATE");
+    app.add_option("--simulator-latency-ms", c.simulator_latency_ms, "simulator answer delay")
+        ->envname("SIMULATOR_LATENCY_MS");
+    if (roles != kSimulator) app.add_flag("!--no-simulator", c.simulator, "do not run the simulator");
+    if (roles == kSimulator) {
+      app.add_option("--callback-url", c.callback_url,
+                     "where RxFill goes (RxFlow's /api/v1/pharmacy/inbound)")
+          ->envname("CALLBACK_URL");
+      app.add_option("--api-keys", c.api_keys, "X-API-Key for the callback (first of the list)")
+          ->envname("API_KEYS");
+    }
+  }
+}
+
+int Run(const Config& c, unsigned roles, const std::string& program) {
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  std::signal(SIGPIPE, SIG_IGN);
+  auto log = [&](int level, const std::string& m) { Log(c, level, program, m); };
+  auto fail = [&](const std::string& what, const Status& s) {
+    log(3, what + ": " + std::string(s.message()));
+    return 2;
+  };
+
+  // The simulator alone needs no store.
+  if (roles == kSimulator) {
+    http::SimulatorOptions so;
+    so.host = c.host;
+    so.port = c.simulator_port;
+    so.error_rate = c.simulator_error_rate;
+    so.latency = std::chrono::milliseconds(c.simulator_latency_ms);
+    so.callback_url = c.callback_url;
+    auto keys = SplitKeys(c.api_keys);
+    if (!keys.empty()) so.callback_api_key = keys.front();
+    http::PharmacySimulator sim(so);
+    if (Status s = sim.Start(); !s.ok()) return fail("simulator", s);
+    std::cout << "pharmacy-simulator listening on " << sim.url() << std::endl;
+    while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    sim.Stop();
+    return 0;
+  }
+
+  std::string sqlite_path;
+  auto store = OpenStore(c.database_url, sqlite_path);
+  if (!store.ok()) return fail("store", store.status());
+  auto patient_key = PatientKey(sqlite_path);
+  if (!patient_key.ok()) return fail("patient key", patient_key.status());
+  ServiceOptions so;
+  so.patient_key = *patient_key;
+  so.route_on_submit = c.route_on_submit;
+  auto service = PrescriptionService::Create(**store, so);
+  if (!service.ok()) return fail("service", service.status());
+  auto broker = OpenBroker(c);
+  if (!broker.ok()) return fail("broker", broker.status());
+  if (c.brokers.empty() && roles != kAll && (roles & (kRelay | kRouting))) {
+    log(2, "the in-process broker connects only services in this process: set REDPANDA_BROKERS "
+           "to connect separate programs");
+  }
+
+  obs::Registry& metrics = obs::DefaultRegistry();
+  std::unique_ptr<obs::SpanExporter> exporter;
+  if (!c.otel_endpoint.empty()) exporter = http::NewOtlpHttpExporter(c.otel_endpoint, program);
+  obs::Tracer tracer(exporter.get());
+
+  // API keys: given, or (rxflow serve on embedded defaults) one kept beside the database.
+  std::vector<std::string> keys = SplitKeys(c.api_keys);
+  std::string key_note;
+  if (keys.empty() && roles == kAll && !sqlite_path.empty()) {
+    auto dir = std::filesystem::path(sqlite_path).parent_path();
+    auto file = (dir.empty() ? std::filesystem::path(".") : dir) / "api.key";
+    std::string k = ReadFile(file);
+    if (k.size() < 32) {
+      k = "rxf_" + RandomIds().NewId();
+      k.erase(std::remove(k.begin(), k.end(), '-'), k.end());
+      if (!WritePrivate(file, k)) return fail("api key", absl::UnavailableError(file.string()));
+    }
+    keys.push_back(k);
+    key_note = " (kept in " + file.string() + "; set API_KEYS to choose your own)";
+  }
+
+  std::unique_ptr<http::PharmacySimulator> simulator;
+  std::unique_ptr<http::ApiServer> api;
+  std::unique_ptr<runtime::PharmacyInbox> inbox;
+  std::unique_ptr<runtime::OutboxRelay> relay;
+  std::unique_ptr<messaging::Producer> producer;
+  std::unique_ptr<runtime::PharmacyTransport> transport;
+  std::unique_ptr<runtime::RoutingService> routing;
+
+  if (roles & kApi) {
+    inbox = std::make_unique<runtime::PharmacyInbox>(**service);
+    http::ApiOptions ao;
+    ao.host = c.host;
+    ao.port = c.port;
+    ao.api_keys = keys;
+    ao.max_body_bytes = c.max_body_bytes;
+    ao.threads = c.http_threads;
+    if (LevelOf(c.log_level) <= 1) {
+      ao.access_log = [](const std::string& line) {
+        static std::mutex mu;
+        std::lock_guard lock(mu);
+        std::cerr << line << '\n';
+      };
+    }
+    api = std::make_unique<http::ApiServer>(**service, inbox.get(), &metrics, &tracer, ao);
+    if (Status s = api->Start(); !s.ok()) return fail("api", s);
+  }
+  std::string api_base = api ? "http://" + c.host + ":" + std::to_string(api->port()) : "";
+  if ((roles & kSimulator) && c.simulator) {
+    http::SimulatorOptions so2;
+    so2.host = c.host;
+    so2.port = c.simulator_port;
+    so2.error_rate = c.simulator_error_rate;
+    so2.latency = std::chrono::milliseconds(c.simulator_latency_ms);
+    if (api && !keys.empty()) {
+      so2.callback_url = api_base + "/api/v1/pharmacy/inbound";
+      so2.callback_api_key = keys.front();
+    }
+    simulator = std::make_unique<http::PharmacySimulator>(so2);
+    if (Status s = simulator->Start(); !s.ok()) return fail("simulator", s);
+  }
+  if (roles & kRelay) {
+    auto p = (*broker)->NewProducer();
+    if (!p.ok()) return fail("producer", p.status());
+    producer = std::move(*p);
+    relay = std::make_unique<runtime::OutboxRelay>(**store, *producer);
+    if (c.brokers.empty() && (roles & kRouting)) {
+      // The in-process broker lost whatever it held when this process last stopped.
+      auto n = runtime::RedriveRouting(**service, *producer);
+      if (!n.ok()) return fail("redrive", n.status());
+      if (*n > 0) log(1, "redrove " + std::to_string(*n) + " routing requests");
+    }
+    relay->Start();
+  }
+  if (roles & kRouting) {
+    runtime::PharmacyDirectory directory;
+    if (!c.pharmacies.empty()) {
+      auto d = runtime::PharmacyDirectory::Load(c.pharmacies);
+      if (!d.ok()) return fail("pharmacy directory", d.status());
+      directory = std::move(*d);
+    } else if (simulator) {
+      directory.Add("*", simulator->url());
+    } else {
+      log(2, "no pharmacy directory (--pharmacies): every routing request will dead-letter");
+    }
+    transport = http::NewHttpPharmacyTransport();
+    runtime::RoutingOptions ro;
+    ro.workers = c.routing_workers;
+    routing = std::make_unique<runtime::RoutingService>(**service, **broker, std::move(directory),
+                                                        *transport, ro);
+    routing->set_observer([&metrics](std::string_view pharmacy, std::string_view outcome,
+                                     double seconds) {
+      metrics
+          .Counter("rxflow_pharmacy_responses_total", "Pharmacy answers by pharmacy and outcome",
+                   {{"pharmacy", std::string(pharmacy)}, {"outcome", std::string(outcome)}})
+          .Inc();
+      if (outcome == "Status" || outcome == "Verify") {
+        metrics
+            .Histogram("rxflow_accept_to_ack_seconds",
+                       "From a prescription's acceptance to the pharmacy's acknowledgement")
+            .Observe(seconds);
+      }
+    });
+    if (Status s = routing->Start(); !s.ok()) return fail("routing", s);
+  }
+  RegisterMetrics(metrics, (roles & (kApi | kRelay)) ? store->get() : nullptr, relay.get(),
+                  routing.get(), &tracer);
+
+  std::cout << program << " " << RXFLOW_VERSION_STRING << ": store "
+            << (sqlite_path.empty() ? std::string("postgresql") : "sqlite://" + sqlite_path)
+            << ", broker " << (*broker)->Name() << "\n";
+  if (api) {
+    std::cout << "  API        " << api_base << "/api/v1/prescriptions   (metrics " << api_base
+              << "/metrics)\n";
+  }
+  if (simulator) std::cout << "  pharmacy   " << simulator->url() << " (simulator)\n";
+  if (api && !keys.empty() && roles == kAll) {
+    std::string example = "examples/data/medication_request_lisinopril.json";
+#ifdef RXFLOW_SOURCE_DIR
+    if (!std::filesystem::exists(example)) example = std::string(RXFLOW_SOURCE_DIR) + "/" + example;
+#endif
+    std::cout << "  API key    " << keys.front() << key_note << "\n"
+              << "Try:\n  curl -s -X POST " << api_base << "/api/v1/prescriptions -H 'X-API-Key: "
+              << keys.front() << "' -H 'Content-Type: application/fhir+json' --data-binary @"
+              << example << "\n"
+              << "  curl -s " << api_base << "/api/v1/prescriptions/ID/events -H 'X-API-Key: "
+              << keys.front() << "'\n";
+  }
+  std::cout << "Ctrl-C stops." << std::endl;
+
+  while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  log(1, "stopping");
+  if (api) api->Stop();          // no new work
+  if (routing) routing->Stop();  // finish what is queued
+  if (relay) relay->Stop();
+  if (simulator) simulator->Stop();
+  return 0;
+}
+
+}  // namespace rxflow::app

@@ -1,0 +1,64 @@
+// The programs' shared wiring: configuration (environment and flags), opening the store
+// and broker, and running any set of the services in one process until SIGINT/SIGTERM.
+// `rxflow serve` runs them all; ingestion-api, outbox-relay, routing-service and
+// pharmacy-simulator run one each (the scaled-out shape on PostgreSQL and Kafka).
+#ifndef RXFLOW_EXAMPLES_SERVER_APP_H_
+#define RXFLOW_EXAMPLES_SERVER_APP_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "rxflow/status.h"
+#include "rxflow/store/event_store.h"
+
+namespace CLI {
+class App;
+}
+
+namespace rxflow::app {
+
+struct Config {
+  std::string host = "127.0.0.1";
+  int port = 8080;                 // PORT
+  std::string database_url;        // DATABASE_URL; empty: sqlite://./rxflow-data/rxflow.db
+  std::string brokers;             // REDPANDA_BROKERS; empty: the in-process broker
+  std::string otel_endpoint;       // OTEL_ENDPOINT; empty: no span export
+  std::string log_level = "info";  // LOG_LEVEL: debug | info | warn | error
+  std::string api_keys;            // API_KEYS, comma-separated
+  std::string pharmacies;          // PHARMACY_DIRECTORY: a JSON file (see docs/operations.md)
+  std::string callback_url;        // CALLBACK_URL: where a standalone simulator posts RxFill
+  int simulator_port = 0;          // SIMULATOR_PORT (0: any free port)
+  bool simulator = true;           // --no-simulator
+  double simulator_error_rate = 0;
+  int simulator_latency_ms = 0;
+  int routing_workers = 4;
+  size_t max_body_bytes = size_t{1} << 20;
+  int http_threads = 32;
+  bool route_on_submit = true;     // --no-auto-route
+};
+
+enum Role : unsigned {
+  kApi = 1,
+  kRelay = 2,
+  kRouting = 4,
+  kSimulator = 8,
+  kAll = kApi | kRelay | kRouting | kSimulator,
+};
+
+// Adds the flags of `roles` to `app`, each defaulting to its environment variable.
+void AddOptions(CLI::App& app, Config& config, unsigned roles);
+
+// Runs `roles` until SIGINT or SIGTERM; returns the process exit code.
+int Run(const Config& config, unsigned roles, const std::string& program);
+
+// sqlite://PATH (default ./rxflow-data/rxflow.db) or postgres(ql)://... `sqlite_path` gets
+// the SQLite file's path ("" for PostgreSQL).
+StatusOr<std::unique_ptr<store::Store>> OpenStore(const std::string& url,
+                                                  std::string& sqlite_path);
+// The patient HMAC key: RXFLOW_PATIENT_KEY, or a 0600 file beside the SQLite database.
+StatusOr<std::string> PatientKey(const std::string& sqlite_path);
+
+}  // namespace rxflow::app
+
+#endif  // RXFLOW_EXAMPLES_SERVER_APP_H_

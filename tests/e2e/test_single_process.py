@@ -1,0 +1,140 @@
+"""End to end on embedded defaults: `rxflow serve` (SQLite, in-process broker, simulator)."""
+import json
+import os
+import tempfile
+import threading
+import time
+
+from harness import (API_KEY, DONE, LISINOPRIL, Process, all_done, check_events_in_order,
+                     free_port, get_json, metric, request, statuses, submit_many, wait_for)
+
+
+def serve(tmp, *args, env=None):
+    return Process("rxflow", ["--port", "0", *args], env=env, cwd=tmp, ready_line="Ctrl-C")
+
+
+def test_a_thousand_prescriptions_reach_the_pharmacy_exactly_once():
+    with tempfile.TemporaryDirectory() as tmp:
+        s = serve(tmp)
+        try:
+            api = s.url_after("API").rsplit("/api/", 1)[0]
+            pharmacy = s.url_after("pharmacy").rsplit("/ncpdp", 1)[0]
+            ids = submit_many(api, 1000, "a")
+            assert len(set(ids)) == 1000
+            assert wait_for(lambda: metric(api, "rxflow_pharmacy_responses_total") >= 1000, 120)
+            st = statuses(api, ids)
+            assert all(v in DONE for v in st.values()), {v for v in st.values()}
+            for pid in ids[::50]:
+                check_events_in_order(api, pid)
+            stats = get_json(f"{pharmacy}/admin/stats", key=None)
+            assert stats["unique"] == 1000
+            assert stats["duplicates"] == 0
+            assert stats["invalid"] == 0
+            # The simulator posts RxFill back through the API's pharmacy inbound route.
+            assert wait_for(lambda: get_json(f"{pharmacy}/admin/stats", key=None)
+                            ["fills_posted"] == 1000, 120)
+            assert wait_for(lambda: set(statuses(api, ids[:50]).values()) == {"Dispensed"}, 30)
+        finally:
+            assert s.stop() == 0
+
+
+def test_b_pharmacy_outage_opens_the_breaker_and_everything_is_delivered_after():
+    with tempfile.TemporaryDirectory() as tmp:
+        s = serve(tmp)
+        try:
+            api = s.url_after("API").rsplit("/api/", 1)[0]
+            pharmacy = s.url_after("pharmacy").rsplit("/ncpdp", 1)[0]
+            status, _ = request("POST", f"{pharmacy}/admin/outage?ms=3000", "", key=None,
+                                content_type="text/plain")
+            assert status == 200
+            ids = submit_many(api, 200, "b")
+            opened = wait_for(lambda: metric(api, "rxflow_breaker_state") >= 1, 10, 0.05)
+            assert opened, "the breaker never opened during the outage"
+            assert wait_for(lambda: all_done(api, ids), 60)
+            stats = get_json(f"{pharmacy}/admin/stats", key=None)
+            assert stats["refused"] > 0
+            assert stats["unique"] == 200
+            assert stats["duplicates"] == 0
+            assert metric(api, "rxflow_routing_dead_lettered") == 0
+            for pid in ids[::20]:
+                check_events_in_order(api, pid)
+        finally:
+            assert s.stop() == 0
+
+
+def test_c_sigkill_mid_run_then_restart_loses_nothing_and_duplicates_no_effect():
+    with tempfile.TemporaryDirectory() as tmp:
+        sim_port, api_port = free_port(), free_port()
+        sim = Process("pharmacy-simulator", ["--simulator-port", str(sim_port)],
+                      env={"CALLBACK_URL": f"http://127.0.0.1:{api_port}/api/v1/pharmacy/inbound"},
+                      cwd=tmp)
+        directory = os.path.join(tmp, "pharmacies.json")
+        with open(directory, "w") as f:
+            json.dump({"pharmacies": [{"ncpdp_id": "*",
+                                       "url": f"http://127.0.0.1:{sim_port}/ncpdp"}]}, f)
+        args = ["--no-simulator", "--pharmacies", directory]
+        env = {}
+        api = f"http://127.0.0.1:{api_port}"
+        s = Process("rxflow", ["--port", str(api_port), *args], env=env, cwd=tmp,
+                    ready_line="Ctrl-C")
+        accepted = []
+        body = open(LISINOPRIL).read()
+
+        def feed():
+            for i in range(3000):
+                try:
+                    status, text = request("POST", f"{api}/api/v1/prescriptions", body,
+                                           headers={"Idempotency-Key": f"c-{i}"})
+                except OSError:
+                    return
+                if status != 201:
+                    return
+                accepted.append(json.loads(text)["id"])
+
+        feeder = threading.Thread(target=feed)
+        feeder.start()
+        assert wait_for(lambda: len(accepted) >= 200, 60, 0.01)
+        s.kill()  # mid-run: requests in flight, relay and routing busy
+        feeder.join()
+        s = Process("rxflow", ["--port", str(api_port), *args], env=env, cwd=tmp,
+                    ready_line="Ctrl-C")
+        try:
+            assert len(accepted) >= 200
+            assert wait_for(lambda: all_done(api, accepted), 120), \
+                {v for v in statuses(api, accepted).values()}
+            for pid in accepted:
+                check_events_in_order(api, pid)  # exactly one Sent each
+            stats = get_json(f"http://127.0.0.1:{sim_port}/admin/stats", key=None)
+            # Every acknowledged prescription reached the pharmacy; a resend after the kill
+            # repeats its MessageID, which the pharmacy deduplicates.
+            assert stats["unique"] >= len(accepted)
+        finally:
+            assert s.stop() == 0
+            sim.stop()
+
+
+def test_f_bad_requests_get_their_status_and_store_nothing():
+    with tempfile.TemporaryDirectory() as tmp:
+        s = serve(tmp, "--max-body-bytes", "65536")
+        try:
+            api = s.url_after("API").rsplit("/api/", 1)[0]
+            base = f"{api}/api/v1/prescriptions"
+            body = open(LISINOPRIL).read()
+            assert request("POST", base, body, key=None)[0] == 401
+            assert request("POST", base, body, key="wrong")[0] == 401
+            status, text = request("POST", base, '{"resourceType": "Patient"}')
+            assert status == 400 and json.loads(text)["resourceType"] == "OperationOutcome"
+            assert request("POST", base, " " * 70000)[0] == 413
+            assert request("POST", base, body, content_type="text/plain")[0] == 415
+            assert request("GET", f"{base}/does-not-exist")[0] == 404
+            c2 = json.loads(open(LISINOPRIL.replace("medication_request_lisinopril",
+                                                    "schedule2_oxycodone")).read())
+            c2["medication_request"]["dispenseRequest"]["numberOfRepeatsAllowed"] = 2
+            status, text = request("POST", base, json.dumps(c2))
+            assert status == 422, text
+            assert metric(api, "rxflow_outbox_backlog") == 0
+            assert metric(api, "rxflow_outbox_published") == 0  # nothing was ever stored
+            assert request("GET", f"{api}/healthz", key=None)[0] == 200
+            assert request("GET", f"{api}/readyz", key=None)[0] == 200
+        finally:
+            assert s.stop() == 0

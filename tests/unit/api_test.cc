@@ -1,0 +1,194 @@
+// The ingestion API over real HTTP on loopback: every status code the API promises, and
+// that a refused request stores nothing.
+#ifdef RXFLOW_TEST_HAVE_HTTP
+#include <httplib.h>
+
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "rxflow/http/servers.h"
+#include "rxflow/obs/metrics.h"
+#include "rxflow/service.h"
+#include "testing/files.h"
+
+using namespace rxflow;
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kApiKey = "test-api-key-0123456789";
+
+struct Api {
+  std::unique_ptr<store::Store> store = store::NewMemoryStore(SystemClock());
+  std::unique_ptr<PrescriptionService> service;
+  std::unique_ptr<runtime::PharmacyInbox> inbox;
+  obs::Registry metrics;
+  std::unique_ptr<http::ApiServer> server;
+  std::unique_ptr<httplib::Client> client;
+  std::vector<std::string> log;
+  std::mutex log_mu;
+
+  Api() {
+    ServiceOptions o;
+    o.patient_key = "test-patient-key-0123456789abcdef";
+    service = std::move(*PrescriptionService::Create(*store, o));
+    inbox = std::make_unique<runtime::PharmacyInbox>(*service);
+    http::ApiOptions ao;
+    ao.port = 0;
+    ao.api_keys = {kApiKey, "second-key-abcdefghijkl"};
+    ao.max_body_bytes = 64 * 1024;
+    ao.threads = 4;
+    ao.access_log = [this](const std::string& line) {
+      std::lock_guard lock(log_mu);
+      log.push_back(line);
+    };
+    server = std::make_unique<http::ApiServer>(*service, inbox.get(), &metrics, nullptr, ao);
+    REQUIRE(server->Start().ok());
+    client = std::make_unique<httplib::Client>("127.0.0.1", server->port());
+    client->set_read_timeout(10, 0);
+  }
+  httplib::Headers Auth() const { return {{"X-API-Key", kApiKey}}; }
+  httplib::Result Post(const std::string& path, const std::string& body,
+                       const std::string& type = "application/fhir+json") {
+    return client->Post(path, Auth(), body, type);
+  }
+  size_t Events() { return store->ReadAll(0, 100000)->size(); }
+};
+
+std::string Lisinopril() { return testing::ReadFixture("fhir/medication_request_lisinopril.json"); }
+
+}  // namespace
+
+TEST_SUITE("API") {
+  TEST_CASE("POST creates (201), a replay is 200 with the same id; GET and events read it back") {
+    Api api;
+    auto r = api.Post("/api/v1/prescriptions", Lisinopril());
+    REQUIRE(r);
+    CHECK(r->status == 201);
+    json body = json::parse(r->body);
+    for (const char* k : {"id", "status", "idempotency_key", "is_controlled", "created_at"}) {
+      CHECK(body.contains(k));
+    }
+    CHECK(r->get_header_value("Location") == "/api/v1/prescriptions/" + body["id"].get<std::string>());
+    auto again = api.Post("/api/v1/prescriptions", Lisinopril());
+    CHECK(again->status == 200);
+    CHECK(json::parse(again->body)["id"] == body["id"]);
+    std::string id = body["id"];
+    auto got = api.client->Get(("/api/v1/prescriptions/" + id).c_str(), api.Auth());
+    CHECK(got->status == 200);
+    CHECK(json::parse(got->body)["status"] == "Transformed");
+    auto events = api.client->Get(("/api/v1/prescriptions/" + id + "/events").c_str(), api.Auth());
+    CHECK(events->status == 200);
+    auto list = json::parse(events->body)["events"];
+    REQUIRE(list.size() == 2);
+    CHECK(list[0]["type"] == "PrescriptionReceived");
+    // An Idempotency-Key header makes the caller's key the identity.
+    httplib::Headers h = api.Auth();
+    h.emplace("Idempotency-Key", "order-42");
+    auto keyed = api.client->Post("/api/v1/prescriptions", h, Lisinopril(), "application/json");
+    CHECK(keyed->status == 201);
+    CHECK(json::parse(keyed->body)["idempotency_key"] == "client:order-42");
+  }
+
+  TEST_CASE("route and cancel: 202 with the new state, 409 when the state forbids it, 404 unknown") {
+    Api api;
+    std::string id = json::parse(api.Post("/api/v1/prescriptions", Lisinopril())->body)["id"];
+    auto routed = api.Post("/api/v1/prescriptions/" + id + "/route", "", "application/json");
+    CHECK(routed->status == 202);
+    CHECK(json::parse(routed->body)["status"] == "Queued");
+    CHECK(api.Post("/api/v1/prescriptions/" + id + "/route", "", "application/json")->status == 409);
+    auto cancelled = api.Post("/api/v1/prescriptions/" + id + "/cancel",
+                              R"({"reason": "patient request"})", "application/json");
+    CHECK(cancelled->status == 202);
+    CHECK(json::parse(cancelled->body)["status"] == "CancelRequested");
+    CHECK(api.Post("/api/v1/prescriptions/" + id + "/cancel", R"({"reason": 5})",
+                   "application/json")
+              ->status == 400);
+    CHECK(api.Post("/api/v1/prescriptions/nope/route", "", "application/json")->status == 404);
+  }
+
+  TEST_CASE("every bad-request class gets its status and stores nothing") {
+    Api api;
+    size_t before = api.Events();
+    // 401: no key, a wrong key, on every /api route.
+    for (const char* path : {"/api/v1/prescriptions", "/api/v1/prescriptions/x",
+                             "/api/v1/prescriptions/x/events"}) {
+      CHECK(api.client->Get(path)->status == 401);
+      CHECK(api.client->Get(path, httplib::Headers{{"X-API-Key", "wrong"}})->status == 401);
+    }
+    auto noauth = api.client->Post("/api/v1/prescriptions", Lisinopril(), "application/fhir+json");
+    CHECK(noauth->status == 401);
+    CHECK(json::parse(noauth->body)["resourceType"] == "OperationOutcome");
+    // 400: invalid FHIR, with the JSON path of each issue.
+    std::string bad = Lisinopril();
+    auto pos = bad.find("\"birthDate\"");
+    REQUIRE(pos != std::string::npos);
+    bad.replace(bad.find('"', pos + 11), 12, "\"1970-13-45\"");
+    auto r400 = api.Post("/api/v1/prescriptions", bad);
+    CHECK(r400->status == 400);
+    json oo = json::parse(r400->body);
+    CHECK(oo["resourceType"] == "OperationOutcome");
+    CHECK(r400->body.find("birthDate") != std::string::npos);
+    CHECK(api.Post("/api/v1/prescriptions", "{not json")->status == 400);
+    // 422: valid FHIR breaking a prescribing rule (C-II with refills).
+    std::string c2 = testing::ReadFixture("fhir/schedule2_oxycodone.json");
+    auto rp = c2.find("\"numberOfRepeatsAllowed\"");
+    if (rp == std::string::npos) {
+      auto disp = c2.find("\"dispenseRequest\": {");
+      REQUIRE(disp != std::string::npos);
+      c2.insert(disp + 20, "\"numberOfRepeatsAllowed\": 2, ");
+    } else {
+      c2.replace(c2.find(':', rp) + 1, 2, " 3");
+    }
+    auto r422 = api.Post("/api/v1/prescriptions", c2);
+    CHECK(r422->status == 422);
+    CHECK(json::parse(r422->body)["resourceType"] == "OperationOutcome");
+    // 413: over the body limit.
+    CHECK(api.Post("/api/v1/prescriptions", std::string(70 * 1024, ' '))->status == 413);
+    // 415: wrong content type.
+    CHECK(api.Post("/api/v1/prescriptions", Lisinopril(), "text/plain")->status == 415);
+    // 404: unknown id and unknown route.
+    CHECK(api.client->Get("/api/v1/prescriptions/unknown", api.Auth())->status == 404);
+    CHECK(api.client->Get("/api/v1/nothing", api.Auth())->status == 404);
+    CHECK(api.Events() == before);
+  }
+
+  TEST_CASE("health, readiness and metrics need no key; the access log holds no PHI") {
+    Api api;
+    CHECK(api.client->Get("/healthz")->status == 200);
+    CHECK(api.client->Get("/readyz")->status == 200);
+    bool ready = false;
+    api.server->set_readiness([&] { return ready; });
+    CHECK(api.client->Get("/readyz")->status == 503);
+    REQUIRE(api.Post("/api/v1/prescriptions", Lisinopril())->status == 201);
+    auto m = api.client->Get("/metrics");
+    CHECK(m->status == 200);
+    CHECK(m->body.find("rxflow_http_requests_total{code=\"201\",method=\"POST\",route=\"/api/v1/"
+                       "prescriptions\"} 1") != std::string::npos);
+    CHECK(m->body.find("rxflow_submit_durable_seconds_count 1") != std::string::npos);
+    std::lock_guard lock(api.log_mu);
+    REQUIRE_FALSE(api.log.empty());
+    for (const std::string& line : api.log) {
+      json j = json::parse(line);
+      CHECK(j.contains("route"));
+      CHECK(line.find("Delacroix") == std::string::npos);  // no patient data
+      CHECK(line.find("1968-04-17") == std::string::npos);
+    }
+  }
+
+  TEST_CASE("W3C traceparent is carried onto the events") {
+    Api api;
+    httplib::Headers h = api.Auth();
+    h.emplace("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    auto r = api.client->Post("/api/v1/prescriptions", h, Lisinopril(), "application/fhir+json");
+    REQUIRE(r->status == 201);
+    std::string id = json::parse(r->body)["id"];
+    auto events = *api.service->History(id);
+    for (const auto& e : events) {
+      CHECK(e.traceparent.rfind("00-4bf92f3577b34da6a3ce929d0e0e4736-", 0) == 0);
+      CHECK(e.traceparent.find("00f067aa0ba902b7") == std::string::npos);  // a child span
+    }
+  }
+}
+#endif
