@@ -5,7 +5,7 @@ BUILD_ASAN ?= build-asan
 CMAKE_ARGS ?=
 JOBS       ?= $(shell nproc)
 
-.PHONY: all deps configure build run test test-fast test-asan soak bench fuzz format format-check clean
+.PHONY: all deps configure build run test test-fast test-asan soak bench load fuzz format format-check clean
 
 all: build
 
@@ -20,9 +20,11 @@ configure: $(BUILD)/build.ninja
 build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
-# The main job on embedded defaults: transform the bundled lisinopril example to NewRx.
+# The main job on embedded defaults: every service in one process (SQLite under
+# ./rxflow-data, in-process broker, pharmacy simulator). It prints where it listens and a
+# curl that works as is; Ctrl-C stops it.
 run: build
-	$(BUILD)/examples/rxflow to-script --pretty examples/data/medication_request_lisinopril.json
+	$(BUILD)/examples/rxflow serve
 
 # The whole suite, then the same tests under AddressSanitizer + UndefinedBehaviorSanitizer.
 test: test-fast test-asan
@@ -56,6 +58,14 @@ fuzz: | deps
 # Longer crash-safety runs: 500 SIGKILLs into SQLite, 100 into PostgreSQL.
 soak: build
 	RXFLOW_CRASH_ROUNDS=500 bash scripts/with-postgres.sh $(BUILD)/tests/rxflow_tests -ts="Crash safety"
+
+# The HTTP load benchmark against `rxflow serve` (docs/performance.md).
+LOAD_CONNECTIONS ?= 64
+LOAD_SECONDS ?= 20
+LOAD_RATE ?= 5000
+LOAD_RATE_SECONDS ?= 60
+load: build
+	bash benchmarks/load/run.sh $(BUILD) $(LOAD_CONNECTIONS) $(LOAD_SECONDS) $(LOAD_RATE) $(LOAD_RATE_SECONDS)
 
 bench: build
 	bash scripts/with-postgres.sh $(BUILD)/benchmarks/rxflow_store_benchmarks --benchmark_min_time=2

@@ -1,8 +1,5 @@
 #include "app.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <csignal>
@@ -28,6 +25,9 @@
 #include "rxflow/service.h"
 #include "rxflow/sqlite/sqlite_store.h"
 #include "rxflow/version.h"
+
+#include <fcntl.h>
+#include <unistd.h>
 #ifdef RXFLOW_HAVE_POSTGRES
 #include "rxflow/postgres/postgres_store.h"
 #endif
@@ -55,8 +55,8 @@ bool WritePrivate(const std::filesystem::path& file, const std::string& content)
   std::error_code ec;
   std::filesystem::create_directories(file.parent_path().empty() ? "." : file.parent_path(), ec);
   int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  bool ok = fd >= 0 && ::write(fd, content.data(), content.size()) ==
-                           static_cast<ssize_t>(content.size());
+  bool ok = fd >= 0 &&
+            ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
   if (fd >= 0) ::close(fd);
   return ok;
 }
@@ -87,8 +87,7 @@ void Log(const Config& c, int level, const std::string& program, const std::stri
   static const char* kNames[] = {"debug", "info", "warn", "error"};
   std::lock_guard lock(mu);
   std::cerr << "{\"ts\":\"" << FormatRfc3339(SystemClock().NowMicros()) << "\",\"level\":\""
-            << kNames[level] << "\",\"program\":\"" << program << "\",\"msg\":\"" << msg
-            << "\"}\n";
+            << kNames[level] << "\",\"program\":\"" << program << "\",\"msg\":\"" << msg << "\"}\n";
 }
 
 StatusOr<std::unique_ptr<messaging::Broker>> OpenBroker(const Config& c) {
@@ -239,7 +238,8 @@ void AddOptions(CLI::App& app, Config& c, unsigned roles) {
         ->envname("SIMULATOR_ERROR_RATE");
     app.add_option("--simulator-latency-ms", c.simulator_latency_ms, "simulator answer delay")
         ->envname("SIMULATOR_LATENCY_MS");
-    if (roles != kSimulator) app.add_flag("!--no-simulator", c.simulator, "do not run the simulator");
+    if (roles != kSimulator)
+      app.add_flag("!--no-simulator", c.simulator, "do not run the simulator");
     if (roles == kSimulator) {
       app.add_option("--callback-url", c.callback_url,
                      "where RxFill goes (RxFlow's /api/v1/pharmacy/inbound)")
@@ -291,8 +291,9 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
   auto broker = OpenBroker(c);
   if (!broker.ok()) return fail("broker", broker.status());
   if (c.brokers.empty() && roles != kAll && (roles & (kRelay | kRouting))) {
-    log(2, "the in-process broker connects only services in this process: set REDPANDA_BROKERS "
-           "to connect separate programs");
+    log(2,
+        "the in-process broker connects only services in this process: set REDPANDA_BROKERS "
+        "to connect separate programs");
   }
 
   obs::Registry& metrics = obs::DefaultRegistry();
@@ -383,6 +384,7 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
     transport = http::NewHttpPharmacyTransport();
     runtime::RoutingOptions ro;
     ro.workers = c.routing_workers;
+    ro.tracer = &tracer;
     routing = std::make_unique<runtime::RoutingService>(**service, **broker, std::move(directory),
                                                         *transport, ro);
     routing->set_observer([&metrics](std::string_view pharmacy, std::string_view outcome,
@@ -417,11 +419,11 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
     if (!std::filesystem::exists(example)) example = std::string(RXFLOW_SOURCE_DIR) + "/" + example;
 #endif
     std::cout << "  API key    " << keys.front() << key_note << "\n"
-              << "Try:\n  curl -s -X POST " << api_base << "/api/v1/prescriptions -H 'X-API-Key: "
-              << keys.front() << "' -H 'Content-Type: application/fhir+json' --data-binary @"
-              << example << "\n"
-              << "  curl -s " << api_base << "/api/v1/prescriptions/ID/events -H 'X-API-Key: "
-              << keys.front() << "'\n";
+              << "Try:\n  curl -s -X POST " << api_base
+              << "/api/v1/prescriptions -H 'X-API-Key: " << keys.front()
+              << "' -H 'Content-Type: application/fhir+json' --data-binary @" << example << "\n"
+              << "  curl -s " << api_base
+              << "/api/v1/prescriptions/ID/events -H 'X-API-Key: " << keys.front() << "'\n";
   }
   std::cout << "Ctrl-C stops." << std::endl;
 

@@ -35,7 +35,7 @@ struct Config {
   int routing_workers = 4;
   size_t max_body_bytes = size_t{1} << 20;
   int http_threads = 32;
-  bool route_on_submit = true;     // --no-auto-route
+  bool route_on_submit = true;  // --no-auto-route
 };
 
 enum Role : unsigned {
@@ -54,8 +54,7 @@ int Run(const Config& config, unsigned roles, const std::string& program);
 
 // sqlite://PATH (default ./rxflow-data/rxflow.db) or postgres(ql)://... `sqlite_path` gets
 // the SQLite file's path ("" for PostgreSQL).
-StatusOr<std::unique_ptr<store::Store>> OpenStore(const std::string& url,
-                                                  std::string& sqlite_path);
+StatusOr<std::unique_ptr<store::Store>> OpenStore(const std::string& url, std::string& sqlite_path);
 // The patient HMAC key: RXFLOW_PATIENT_KEY, or a 0600 file beside the SQLite database.
 StatusOr<std::string> PatientKey(const std::string& sqlite_path);
 

@@ -1,5 +1,5 @@
-// ingestion-api: the ingestion API (REST over the library). Configuration from the environment or flags (--help); see
-// docs/operations.md.
+// ingestion-api: the ingestion API (REST over the library). Configuration from the environment or
+// flags (--help); see docs/operations.md.
 #include <CLI/CLI.hpp>
 
 #include "../server/app.h"

@@ -1,5 +1,5 @@
-// outbox-relay: the outbox relay (store → broker). Configuration from the environment or flags (--help); see
-// docs/operations.md.
+// outbox-relay: the outbox relay (store → broker). Configuration from the environment or flags
+// (--help); see docs/operations.md.
 #include <CLI/CLI.hpp>
 
 #include "../server/app.h"

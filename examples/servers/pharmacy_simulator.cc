@@ -1,5 +1,5 @@
-// pharmacy-simulator: a pharmacy speaking NCPDP SCRIPT over HTTP. Configuration from the environment or flags (--help); see
-// docs/operations.md.
+// pharmacy-simulator: a pharmacy speaking NCPDP SCRIPT over HTTP. Configuration from the
+// environment or flags (--help); see docs/operations.md.
 #include <CLI/CLI.hpp>
 
 #include "../server/app.h"

@@ -1,5 +1,5 @@
-// routing-service: the routing service (broker → pharmacies). Configuration from the environment or flags (--help); see
-// docs/operations.md.
+// routing-service: the routing service (broker → pharmacies). Configuration from the environment or
+// flags (--help); see docs/operations.md.
 #include <CLI/CLI.hpp>
 
 #include "../server/app.h"

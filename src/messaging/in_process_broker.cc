@@ -10,8 +10,9 @@
 #include <mutex>
 #include <set>
 
-#include "common/strcat.h"
 #include "rxflow/messaging/broker.h"
+
+#include "common/strcat.h"
 
 namespace rxflow::messaging {
 namespace {
@@ -197,9 +198,9 @@ class InProcessProducer final : public Producer {
       while (!t.groups.empty() && p.log.size() >= state_->options.capacity) {
         if (state_->room.wait_until(lock, deadline) == std::cv_status::timeout &&
             p.log.size() >= state_->options.capacity) {
-          return absl::UnavailableError(
-              Cat("in-process broker: partition ", m.topic, "/", index, " is full (",
-                  state_->options.capacity, " uncommitted messages)"));
+          return absl::UnavailableError(Cat("in-process broker: partition ", m.topic, "/", index,
+                                            " is full (", state_->options.capacity,
+                                            " uncommitted messages)"));
         }
       }
       p.log.push_back(m);

@@ -84,8 +84,8 @@ void OutboxRelay::Loop() {
       auto delay = BackoffDelay(options_.backoff, ++failures);
       auto until = std::chrono::steady_clock::now() + delay;
       while (running_.load() && std::chrono::steady_clock::now() < until) {
-        std::this_thread::sleep_for(std::min<std::chrono::microseconds>(
-            delay, std::chrono::milliseconds(20)));
+        std::this_thread::sleep_for(
+            std::min<std::chrono::microseconds>(delay, std::chrono::milliseconds(20)));
       }
       continue;
     }

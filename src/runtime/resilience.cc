@@ -66,9 +66,12 @@ int64_t CircuitBreaker::opened_count() const {
 
 std::string_view BreakerStateName(CircuitBreaker::State s) {
   switch (s) {
-    case CircuitBreaker::State::kClosed: return "closed";
-    case CircuitBreaker::State::kOpen: return "open";
-    case CircuitBreaker::State::kHalfOpen: return "half_open";
+    case CircuitBreaker::State::kClosed:
+      return "closed";
+    case CircuitBreaker::State::kOpen:
+      return "open";
+    case CircuitBreaker::State::kHalfOpen:
+      return "half_open";
   }
   return "unknown";
 }

@@ -5,8 +5,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/strcat.h"
 #include "rxflow/script/xml.h"
+
+#include "common/strcat.h"
 
 namespace rxflow::runtime {
 
@@ -24,6 +25,7 @@ bool Retryable(const Status& s) {
 // The prescription as routing needs it: state, stored NewRx, when it was accepted.
 struct Prescription {
   domain::PrescriptionState state;
+  std::string newrx_xml;  // as stored when it was transformed
   int64_t accepted_at = 0;
 };
 
@@ -38,6 +40,10 @@ StatusOr<Prescription> LoadPrescription(PrescriptionService& service, const std:
     events.push_back(std::move(*e));
   }
   Prescription p;
+  for (domain::Event& e : events) {
+    if (auto* t = std::get_if<domain::PrescriptionTransformed>(&e))
+      p.newrx_xml = std::move(t->newrx_xml);
+  }
   p.state = domain::Replay(events);
   p.accepted_at = records->front().occurred_at;
   return p;
@@ -82,7 +88,8 @@ StatusOr<PharmacyDirectory> PharmacyDirectory::Load(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   auto d = Parse(ss.str());
-  if (!d.ok()) return absl::InvalidArgumentError(Cat(path, ": ", std::string(d.status().message())));
+  if (!d.ok())
+    return absl::InvalidArgumentError(Cat(path, ": ", std::string(d.status().message())));
   return d;
 }
 
@@ -187,8 +194,8 @@ StatusOr<std::string> RoutingService::Deliver(const std::string& pharmacy, const
   auto sleep = [&](std::chrono::microseconds d) {
     auto until = std::chrono::steady_clock::now() + d;
     while (!stopping_.load() && std::chrono::steady_clock::now() < until) {
-      std::this_thread::sleep_for(std::min<std::chrono::microseconds>(
-          d, std::chrono::milliseconds(10)));
+      std::this_thread::sleep_for(
+          std::min<std::chrono::microseconds>(d, std::chrono::milliseconds(10)));
     }
   };
   for (;;) {
@@ -255,27 +262,37 @@ Status RoutingService::Handle(const messaging::Message& message) {
     return absl::OkStatus();
   }
   const std::string pharmacy = p->state.pharmacy_ncpdp_id;
-  auto seconds = [&] {
-    return static_cast<double>(clock_.NowMicros() - p->accepted_at) / 1e6;
-  };
+  auto seconds = [&] { return static_cast<double>(clock_.NowMicros() - p->accepted_at) / 1e6; };
   auto observe = [&](std::string_view outcome) {
     if (observer_) observer_(pharmacy, outcome, seconds());
   };
   const std::string url = directory_.Find(pharmacy);
   int attempts = 0;
   StatusOr<std::string> reply = absl::NotFoundError(Cat("no endpoint for pharmacy ", pharmacy));
-  StatusOr<std::string> xml = action == "send" ? service_.OutboundXml(id, "send")
-                                               : service_.OutboundXml(id, "cancel",
-                                                                      request.value(
-                                                                          "cancel_message_id", ""));
+  StatusOr<std::string> xml =
+      action == "send" ? StatusOr<std::string>(std::move(p->newrx_xml))
+                       : service_.OutboundXml(id, "cancel", request.value("cancel_message_id", ""));
+  if (xml.ok() && xml->empty()) xml = absl::FailedPreconditionError("no NewRx stored");
   if (!xml.ok()) return DeadLetter(message, std::string(xml.status().message()), 0);
-  if (!url.empty()) reply = Deliver(pharmacy, url, *xml, ctx.traceparent, attempts);
+  if (!url.empty()) {
+    // The pharmacy call is a child span of the request that caused it.
+    const obs::TraceContext* parent = nullptr;
+    auto parsed = obs::ParseTraceparent(ctx.traceparent);
+    if (parsed.ok()) parent = &*parsed;
+    obs::ScopedSpan span(options_.tracer, Cat("POST pharmacy ", action), parent,
+                         obs::SpanKind::kClient);
+    span.SetAttribute("rxflow.pharmacy", pharmacy);
+    reply = Deliver(pharmacy, url, *xml, obs::FormatTraceparent(span.context()), attempts);
+    span.SetAttribute("rxflow.attempts", std::to_string(attempts));
+    if (!reply.ok()) span.SetError(std::string(reply.status().message()));
+  }
   if (reply.status().code() == absl::StatusCode::kCancelled) return reply.status();
 
   std::vector<domain::Command> commands;
   std::string outcome;
   if (!reply.ok()) {
-    std::string reason = Cat(std::string(reply.status().message()), " after ", attempts, " attempt(s)");
+    std::string reason =
+        Cat(std::string(reply.status().message()), " after ", attempts, " attempt(s)");
     if (Status s = DeadLetter(message, reason, attempts); !s.ok()) return s;
     if (action == "send") {
       domain::RecordError failed;
@@ -360,7 +377,7 @@ StatusOr<size_t> RedriveRouting(PrescriptionService& service, messaging::Produce
 // ---- PharmacyInbox -----------------------------------------------------------------------
 
 StatusOr<PharmacyInbox::Result> PharmacyInbox::Receive(std::string_view xml, IssueList& issues,
-                                                      const RequestContext& ctx) {
+                                                       const RequestContext& ctx) {
   script::ReadOptions ro;
   ro.profile = profile_;
   auto message = script::ReadXml(xml, issues, ro);

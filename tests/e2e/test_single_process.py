@@ -138,3 +138,58 @@ def test_f_bad_requests_get_their_status_and_store_nothing():
             assert request("GET", f"{api}/readyz", key=None)[0] == 200
         finally:
             assert s.stop() == 0
+
+
+def test_traces_are_exported_as_otlp_json_and_reach_the_pharmacy():
+    import http.server
+
+    received = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, self.headers["Content-Type"], json.loads(body)))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    with tempfile.TemporaryDirectory() as tmp:
+        s = serve(tmp, env={"OTEL_ENDPOINT": f"http://127.0.0.1:{server.server_port}"})
+        try:
+            api = s.url_after("API").rsplit("/api/", 1)[0]
+            pharmacy = s.url_after("pharmacy").rsplit("/ncpdp", 1)[0]
+            trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+            status, text = request(
+                "POST", f"{api}/api/v1/prescriptions", open(LISINOPRIL).read(),
+                headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
+            assert status == 201
+            pid = json.loads(text)["id"]
+            assert wait_for(lambda: get_json(f"{api}/api/v1/prescriptions/{pid}")["status"]
+                            in DONE, 30)
+
+            def spans():
+                out = []
+                for path, ctype, doc in received:
+                    assert path == "/v1/traces" and ctype.startswith("application/json")
+                    for rs in doc["resourceSpans"]:
+                        for ss in rs["scopeSpans"]:
+                            out.extend(ss["spans"])
+                return out
+
+            assert wait_for(lambda: {"POST /api/v1/prescriptions", "POST pharmacy send"}
+                            <= {sp["name"] for sp in spans()}, 15)
+            ours = [sp for sp in spans() if sp["traceId"] == trace_id]
+            names = {sp["name"] for sp in ours}
+            assert "POST /api/v1/prescriptions" in names and "POST pharmacy send" in names
+            server_span = next(sp for sp in ours if sp["name"] == "POST /api/v1/prescriptions")
+            assert server_span["parentSpanId"] == "00f067aa0ba902b7"
+            assert get_json(f"{pharmacy}/admin/stats", key=None)["traced"] >= 1
+            events = get_json(f"{api}/api/v1/prescriptions/{pid}/events")["events"]
+            assert all(e["traceparent"].startswith(f"00-{trace_id}-") for e in events)
+        finally:
+            assert s.stop() == 0
+            server.shutdown()

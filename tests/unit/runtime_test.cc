@@ -1,12 +1,12 @@
 // The runtime: circuit breaker, backoff, worker pool, outbox relay, routing (against the
 // real HTTP pharmacy simulator), the pharmacy inbox, and the pharmacy directory.
-#include <doctest/doctest.h>
-
 #include <atomic>
 #include <chrono>
 #include <map>
 #include <set>
 #include <thread>
+
+#include <doctest/doctest.h>
 
 #include "rxflow/messaging/broker.h"
 #include "rxflow/runtime/outbox_relay.h"
@@ -14,6 +14,7 @@
 #include "rxflow/runtime/routing.h"
 #include "rxflow/script/xml.h"
 #include "rxflow/service.h"
+
 #include "testing/files.h"
 #ifdef RXFLOW_TEST_HAVE_HTTP
 #include "rxflow/http/servers.h"
@@ -76,7 +77,8 @@ class ScriptedTransport : public runtime::PharmacyTransport {
 }  // namespace
 
 TEST_SUITE("Runtime") {
-  TEST_CASE("circuit breaker: opens after the threshold, half-opens after the wait, closes on success") {
+  TEST_CASE(
+      "circuit breaker: opens after the threshold, half-opens after the wait, closes on success") {
     FakeClock clock;
     runtime::CircuitBreakerOptions o;
     o.failure_threshold = 3;
@@ -214,7 +216,8 @@ TEST_SUITE("Runtime") {
     CHECK(*w.store->Backlog() == 0);
   }
 
-  TEST_CASE("ExecuteOnce: a consumer's message takes effect once; a refused command writes nothing") {
+  TEST_CASE(
+      "ExecuteOnce: a consumer's message takes effect once; a refused command writes nothing") {
     World w(true);
     std::string id = w.Submit("a");
     std::vector<domain::Command> sent{domain::MarkSent{}, domain::RecordStatus{"000", ""}};
@@ -314,7 +317,8 @@ TEST_SUITE("Runtime") {
     CHECK(routing.stats().dead_lettered.load() == 0);
   }
 
-  TEST_CASE("routing: after the last attempt the request is dead-lettered and the prescription fails") {
+  TEST_CASE(
+      "routing: after the last attempt the request is dead-lettered and the prescription fails") {
     World w(true);
     ScriptedTransport transport;
     transport.fail_first = 1000;
@@ -403,7 +407,9 @@ TEST_SUITE("Runtime") {
   }
 
 #ifdef RXFLOW_TEST_HAVE_HTTP
-  TEST_CASE("routing over HTTP: the simulator acknowledges, posts RxFill, and an outage opens the breaker") {
+  TEST_CASE(
+      "routing over HTTP: the simulator acknowledges, posts RxFill, and an outage opens the "
+      "breaker") {
     World w(true);
     http::SimulatorOptions so;
     http::PharmacySimulator sim(so);

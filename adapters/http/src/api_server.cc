@@ -1,18 +1,19 @@
 // The ingestion API over cpp-httplib. Handlers are thin: parse the request, call the
 // library (PrescriptionService, PharmacyInbox), map its Status to an HTTP status.
+#include <array>
+#include <chrono>
+#include <thread>
+
 #include <httplib.h>
+#include <nlohmann/json.hpp>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
-#include <array>
-#include <chrono>
-#include <nlohmann/json.hpp>
-#include <thread>
+#include "rxflow/fhir/json.h"
+#include "rxflow/http/servers.h"
 
 #include "common/crypto.h"
 #include "common/strcat.h"
-#include "rxflow/fhir/json.h"
-#include "rxflow/http/servers.h"
 
 namespace rxflow::http {
 namespace {
@@ -30,14 +31,22 @@ Digest Sha256(std::string_view s) {
 // absl status → HTTP status for the API's error classes.
 int HttpStatus(const Status& s, bool submit) {
   switch (s.code()) {
-    case absl::StatusCode::kInvalidArgument: return 400;
-    case absl::StatusCode::kFailedPrecondition: return submit ? 422 : 409;
-    case absl::StatusCode::kNotFound: return 404;
-    case absl::StatusCode::kResourceExhausted: return 413;
-    case absl::StatusCode::kAlreadyExists: return 409;
-    case absl::StatusCode::kAborted: return 409;
-    case absl::StatusCode::kUnavailable: return 503;
-    default: return 500;
+    case absl::StatusCode::kInvalidArgument:
+      return 400;
+    case absl::StatusCode::kFailedPrecondition:
+      return submit ? 422 : 409;
+    case absl::StatusCode::kNotFound:
+      return 404;
+    case absl::StatusCode::kResourceExhausted:
+      return 413;
+    case absl::StatusCode::kAlreadyExists:
+      return 409;
+    case absl::StatusCode::kAborted:
+      return 409;
+    case absl::StatusCode::kUnavailable:
+      return 503;
+    default:
+      return 500;
   }
 }
 
@@ -83,14 +92,16 @@ std::string Outcome(const IssueList& issues, const Status& status) {
 
 void SendError(httplib::Response& res, int code, const std::string& message) {
   IssueList issues;
-  issues.Error("", code == 401   ? IssueCode::kSecurity
-                   : code == 404 ? IssueCode::kNotFound
-                   : code == 413 ? IssueCode::kTooCostly
-                                 : IssueCode::kInvalid,
+  issues.Error("",
+               code == 401   ? IssueCode::kSecurity
+               : code == 404 ? IssueCode::kNotFound
+               : code == 413 ? IssueCode::kTooCostly
+                             : IssueCode::kInvalid,
                message);
   res.status = code;
-  res.set_content(fhir::WriteJson(fhir::Resource{fhir::ToOperationOutcome(issues)}, fhir::JsonStyle::kCompact),
-                  "application/fhir+json");
+  res.set_content(
+      fhir::WriteJson(fhir::Resource{fhir::ToOperationOutcome(issues)}, fhir::JsonStyle::kCompact),
+      "application/fhir+json");
 }
 
 bool IsJson(const httplib::Request& req) {
@@ -211,13 +222,15 @@ struct ApiServer::Impl {
 
   void Get(const httplib::Request& req, httplib::Response& res) {
     auto s = service.Get(req.matches[1]);
-    if (!s.ok()) return SendError(res, HttpStatus(s.status(), false), std::string(s.status().message()));
+    if (!s.ok())
+      return SendError(res, HttpStatus(s.status(), false), std::string(s.status().message()));
     res.set_content(SummaryJson(*s).dump(), "application/json");
   }
 
   void Events(const httplib::Request& req, httplib::Response& res) {
     auto h = service.History(req.matches[1]);
-    if (!h.ok()) return SendError(res, HttpStatus(h.status(), false), std::string(h.status().message()));
+    if (!h.ok())
+      return SendError(res, HttpStatus(h.status(), false), std::string(h.status().message()));
     json out = json::array();
     for (const store::EventRecord& r : *h) {
       json payload = json::parse(r.payload, nullptr, false);
@@ -261,7 +274,8 @@ struct ApiServer::Impl {
     } else {
       auto s = service.Get(id);
       res.status = 202;
-      res.set_content(s.ok() ? SummaryJson(*s).dump() : json{{"id", id}}.dump(), "application/json");
+      res.set_content(s.ok() ? SummaryJson(*s).dump() : json{{"id", id}}.dump(),
+                      "application/json");
     }
     RecordSpan(cancel ? "POST /cancel" : "POST /route", trace, req, res.status);
   }
@@ -313,11 +327,14 @@ struct ApiServer::Impl {
     if (inbox != nullptr) {
       server.Post("/api/v1/pharmacy/inbound", [this](const auto& q, auto& r) { Inbound(q, r); });
     }
-    server.Get("/healthz", [](const auto&, auto& r) { r.set_content("{\"status\":\"ok\"}", "application/json"); });
+    server.Get("/healthz", [](const auto&, auto& r) {
+      r.set_content("{\"status\":\"ok\"}", "application/json");
+    });
     server.Get("/readyz", [this](const auto&, auto& r) {
       bool ok = ready();
       r.status = ok ? 200 : 503;
-      r.set_content(ok ? "{\"status\":\"ready\"}" : "{\"status\":\"not ready\"}", "application/json");
+      r.set_content(ok ? "{\"status\":\"ready\"}" : "{\"status\":\"not ready\"}",
+                    "application/json");
     });
     server.Get("/metrics", [this](const auto&, auto& r) {
       r.set_content(metrics ? metrics->Expose() : std::string(), "text/plain; version=0.0.4");
@@ -325,33 +342,36 @@ struct ApiServer::Impl {
     server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
       if (!res.body.empty()) return;  // a handler already wrote its error
       if (res.status == 413) return SendError(res, 413, "request body too large");
-      if (res.status == 404) return SendError(res, 404, Cat("no route ", req.method, " ", RouteOf(req.path)));
+      if (res.status == 404)
+        return SendError(res, 404, Cat("no route ", req.method, " ", RouteOf(req.path)));
       SendError(res, res.status, "request refused");
     });
     server.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-      double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                                     t_request_start)
-                           .count();
+      double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t_request_start).count();
       std::string route = RouteOf(req.path);
       if (metrics) {
-        metrics->Counter("rxflow_http_requests_total", "HTTP requests by route, method and status",
-                         {{"route", route}, {"method", req.method},
-                          {"code", std::to_string(res.status)}})
+        metrics
+            ->Counter(
+                "rxflow_http_requests_total", "HTTP requests by route, method and status",
+                {{"route", route}, {"method", req.method}, {"code", std::to_string(res.status)}})
             .Inc();
-        metrics->Histogram("rxflow_http_request_duration_seconds", "HTTP request latency by route",
-                           {{"route", route}, {"method", req.method}})
+        metrics
+            ->Histogram("rxflow_http_request_duration_seconds", "HTTP request latency by route",
+                        {{"route", route}, {"method", req.method}})
             .Observe(seconds);
       }
       if (options.access_log) {
-        options.access_log(json{{"ts", FormatRfc3339(SystemClock().NowMicros())},
-                                {"request_id", t_request_id},
-                                {"method", req.method},
-                                {"route", route},
-                                {"status", res.status},
-                                {"duration_ms", seconds * 1000.0},
-                                {"bytes_in", req.body.size()},
-                                {"bytes_out", res.body.size()}}
-                               .dump());
+        options.access_log(json{
+            {"ts", FormatRfc3339(SystemClock().NowMicros())},
+            {"request_id", t_request_id},
+            {"method", req.method},
+            {"route", route},
+            {"status", res.status},
+            {"duration_ms", seconds * 1000.0},
+            {"bytes_in", req.body.size()},
+            {"bytes_out",
+             res.body.size()}}.dump());
       }
     });
   }

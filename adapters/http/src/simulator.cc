@@ -1,18 +1,19 @@
 // The pharmacy simulator: a real HTTP server speaking SCRIPT XML (see servers.h).
-#include <httplib.h>
-
 #include <condition_variable>
 #include <deque>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 #include <unordered_set>
 
-#include "common/crypto.h"
-#include "common/strcat.h"
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
 #include "rxflow/http/servers.h"
 #include "rxflow/script/xml.h"
+
+#include "common/crypto.h"
+#include "common/strcat.h"
 #include "url.h"
 
 namespace rxflow::http {
@@ -57,7 +58,12 @@ struct PharmacySimulator::Impl {
   std::unordered_set<std::string> seen;
   SimulatorStats stats;
   std::chrono::steady_clock::time_point outage_until;
-  std::deque<std::pair<std::chrono::steady_clock::time_point, std::string>> fills;  // due, XML
+  struct PendingFill {
+    std::chrono::steady_clock::time_point due;
+    std::string xml;
+    std::string traceparent;  // the NewRx's, carried on the callback
+  };
+  std::deque<PendingFill> fills;
   bool stopping = false;
 
   explicit Impl(SimulatorOptions o) : options(std::move(o)) {}
@@ -98,6 +104,10 @@ struct PharmacySimulator::Impl {
         res.status = 503;
         return;
       }
+    }
+    if (req.has_header("traceparent")) {
+      std::lock_guard lock(mu);
+      ++stats.traced;
     }
     IssueList issues;
     auto in = script::ReadXml(req.body, issues);
@@ -152,7 +162,8 @@ struct PharmacySimulator::Impl {
         !std::holds_alternative<script::Error>(answer.body)) {
       std::string fill = Fill(*in, *rx);
       std::lock_guard lock(mu);
-      fills.emplace_back(std::chrono::steady_clock::now() + options.fill_after, std::move(fill));
+      fills.push_back({std::chrono::steady_clock::now() + options.fill_after, std::move(fill),
+                       req.get_header_value("traceparent")});
       fills_cv.notify_one();
     }
     res.set_content(Write(answer), "application/xml");
@@ -172,16 +183,18 @@ struct PharmacySimulator::Impl {
     for (;;) {
       fills_cv.wait(lock, [&] { return stopping || !fills.empty(); });
       if (stopping) return;
-      auto [due, xml] = fills.front();
-      if (std::chrono::steady_clock::now() < due) {
-        fills_cv.wait_until(lock, due);
+      PendingFill fill = fills.front();
+      if (std::chrono::steady_clock::now() < fill.due) {
+        fills_cv.wait_until(lock, fill.due);
         continue;
       }
       fills.pop_front();
       lock.unlock();
+      httplib::Headers h = headers;
+      if (!fill.traceparent.empty()) h.emplace("traceparent", fill.traceparent);
       bool ok = false;
       for (int attempt = 0; attempt < 5 && !ok; ++attempt) {
-        auto res = client.Post(path, headers, xml, "application/xml");
+        auto res = client.Post(path, h, fill.xml, "application/xml");
         ok = res && res->status >= 200 && res->status < 300;
         if (!ok) std::this_thread::sleep_for(std::chrono::milliseconds(100 << attempt));
       }
@@ -206,6 +219,7 @@ PharmacySimulator::PharmacySimulator(SimulatorOptions options)
                                  {"duplicates", s.duplicates},
                                  {"invalid", s.invalid},
                                  {"refused", s.refused},
+                                 {"traced", s.traced},
                                  {"fills_posted", s.fills_posted},
                                  {"fill_errors", s.fill_errors}}
                       .dump(),
@@ -221,7 +235,9 @@ PharmacySimulator::PharmacySimulator(SimulatorOptions options)
     OutageFor(std::chrono::milliseconds(ms));
     r.set_content("{\"status\":\"outage\"}", "application/json");
   });
-  im.server.Get("/healthz", [](const auto&, auto& r) { r.set_content("{\"status\":\"ok\"}", "application/json"); });
+  im.server.Get("/healthz", [](const auto&, auto& r) {
+    r.set_content("{\"status\":\"ok\"}", "application/json");
+  });
 }
 
 PharmacySimulator::~PharmacySimulator() { Stop(); }

@@ -1,11 +1,12 @@
 // The HTTP pharmacy transport: one keep-alive httplib::Client per thread and origin
 // (httplib serializes requests on one client, so clients are not shared across threads).
-#include <httplib.h>
-
 #include <map>
 
-#include "common/strcat.h"
+#include <httplib.h>
+
 #include "rxflow/http/servers.h"
+
+#include "common/strcat.h"
 #include "url.h"
 
 namespace rxflow::http {
@@ -25,8 +26,7 @@ class HttpPharmacyTransport final : public runtime::PharmacyTransport {
     if (!traceparent.empty()) headers.emplace("traceparent", std::string(traceparent));
     auto res = client.Post(path, headers, xml.data(), xml.size(), "application/xml");
     if (!res) {
-      return absl::UnavailableError(
-          Cat("POST ", url, ": ", httplib::to_string(res.error())));
+      return absl::UnavailableError(Cat("POST ", url, ": ", httplib::to_string(res.error())));
     }
     if (res->status >= 200 && res->status < 300) return std::move(res->body);
     std::string what = Cat("POST ", url, ": HTTP ", res->status);

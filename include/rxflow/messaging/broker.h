@@ -92,8 +92,8 @@ class Broker {
   virtual ~Broker() = default;
   virtual StatusOr<std::unique_ptr<Producer>> NewProducer() = 0;
   // A member of consumer group `group` subscribed to `topics`.
-  virtual StatusOr<std::unique_ptr<Consumer>> NewConsumer(const std::string& group,
-                                                          const std::vector<std::string>& topics) = 0;
+  virtual StatusOr<std::unique_ptr<Consumer>> NewConsumer(
+      const std::string& group, const std::vector<std::string>& topics) = 0;
   virtual std::string_view Name() const = 0;  // "in-process" | "kafka"
 };
 

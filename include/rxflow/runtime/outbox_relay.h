@@ -23,9 +23,9 @@
 namespace rxflow::runtime {
 
 struct OutboxRelayOptions {
-  size_t batch = 512;                               // rows per claim and publish
-  std::chrono::milliseconds lease{30000};           // claim lease
-  std::chrono::milliseconds idle_poll{5};           // sleep when the outbox is empty
+  size_t batch = 512;                      // rows per claim and publish
+  std::chrono::milliseconds lease{30000};  // claim lease
+  std::chrono::milliseconds idle_poll{5};  // sleep when the outbox is empty
   BackoffOptions backoff{std::chrono::milliseconds(50), std::chrono::milliseconds(5000), 2.0};
 };
 

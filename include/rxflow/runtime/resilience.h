@@ -20,9 +20,9 @@
 namespace rxflow::runtime {
 
 struct CircuitBreakerOptions {
-  int failure_threshold = 5;  // consecutive failures that open the breaker
+  int failure_threshold = 5;                 // consecutive failures that open the breaker
   std::chrono::milliseconds open_for{1000};  // then one probe is let through (half-open)
-  int half_open_successes = 1;  // successful probes that close it again
+  int half_open_successes = 1;               // successful probes that close it again
 };
 
 // Closed → (failure_threshold consecutive failures) → Open → (open_for elapsed) →

@@ -33,6 +33,7 @@
 
 #include "rxflow/issue.h"
 #include "rxflow/messaging/broker.h"
+#include "rxflow/obs/trace.h"
 #include "rxflow/runtime/resilience.h"
 #include "rxflow/service.h"
 #include "rxflow/status.h"
@@ -76,13 +77,17 @@ struct RoutingOptions {
   BackoffOptions backoff{std::chrono::milliseconds(100), std::chrono::milliseconds(2000), 2.0};
   CircuitBreakerOptions breaker;
   std::chrono::milliseconds drain_timeout{10000};  // Stop(): time to finish queued work
+  // Spans for pharmacy calls (kind client), children of the request's traceparent; the
+  // child's traceparent goes to the pharmacy. Null: no spans (the parent's context is
+  // still propagated). Must outlive the service.
+  obs::Tracer* tracer = nullptr;
 };
 
 // Counters for metrics and tests.
 struct RoutingStats {
-  std::atomic<int64_t> handled{0};        // messages whose effect was recorded
-  std::atomic<int64_t> duplicates{0};     // already processed or already past that state
-  std::atomic<int64_t> sent{0};           // successful POSTs
+  std::atomic<int64_t> handled{0};     // messages whose effect was recorded
+  std::atomic<int64_t> duplicates{0};  // already processed or already past that state
+  std::atomic<int64_t> sent{0};        // successful POSTs
   std::atomic<int64_t> transport_errors{0};
   std::atomic<int64_t> dead_lettered{0};
   std::atomic<int64_t> commit_errors{0};

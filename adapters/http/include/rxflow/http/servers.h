@@ -71,7 +71,8 @@ struct SimulatorOptions {
   double verify_rate = 0;  // share answered with Verify instead of Status 000
   // Outage windows after Start(): [from, to) offsets during which every request gets 503.
   std::vector<std::pair<std::chrono::milliseconds, std::chrono::milliseconds>> outages;
-  // Where RxFill messages go (RxFlow's POST /api/v1/pharmacy/inbound), `fill_after` after
+  // Where RxFill messages go (RxFlow's POST /api/v1/pharmacy/inbound, with the NewRx's
+  // traceparent when it had one), `fill_after` after
   // the NewRx; empty: no fills.
   std::string callback_url;
   std::string callback_api_key;
@@ -85,6 +86,7 @@ struct SimulatorStats {
   int64_t duplicates = 0;  // requests repeating an accepted MessageID
   int64_t invalid = 0;     // refused by the validator (answered Error 900)
   int64_t refused = 0;     // 503s during outages
+  int64_t traced = 0;      // requests that carried a W3C traceparent header
   int64_t fills_posted = 0;
   int64_t fill_errors = 0;
 };
