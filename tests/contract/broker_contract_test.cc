@@ -1,8 +1,6 @@
 // The broker contract: every messaging adapter passes these cases. Adapters are listed in
 // RXFLOW_BROKERS; each provides Make() (a broker) and a name prefix so that adapters sharing
 // one cluster across cases use fresh topics and groups per case.
-#include <doctest/doctest.h>
-
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -10,7 +8,10 @@
 #include <string>
 #include <thread>
 
+#include <doctest/doctest.h>
+
 #include "rxflow/messaging/broker.h"
+
 #include "testing/broker_adapters.h"
 
 using namespace std::chrono_literals;
@@ -25,9 +26,8 @@ Message Msg(const std::string& topic, const std::string& key, const std::string&
   m.topic = topic;
   m.key = key;
   m.payload = payload;
-  m.headers = {{"message_id", key + ":" + payload}, {"traceparent", "00-" + std::string(32, 'a') +
-                                                                        "-" + std::string(16, 'b') +
-                                                                        "-01"}};
+  m.headers = {{"message_id", key + ":" + payload},
+               {"traceparent", "00-" + std::string(32, 'a') + "-" + std::string(16, 'b') + "-01"}};
   return m;
 }
 

@@ -26,8 +26,7 @@ struct InProcessBrokerAdapter {
 
 #ifdef RXFLOW_TEST_HAVE_KAFKA
 #include "testing/kafka_adapters.h"  // KafkaBrokerAdapter: the mock cluster, or REDPANDA_BROKERS
-#define RXFLOW_BROKERS \
-  rxflow::testing::InProcessBrokerAdapter, rxflow::testing::KafkaBrokerAdapter
+#define RXFLOW_BROKERS rxflow::testing::InProcessBrokerAdapter, rxflow::testing::KafkaBrokerAdapter
 #else
 #define RXFLOW_BROKERS rxflow::testing::InProcessBrokerAdapter
 #endif

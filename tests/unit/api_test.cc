@@ -1,15 +1,14 @@
 // The ingestion API over real HTTP on loopback: every status code the API promises, and
 // that a refused request stores nothing.
 #ifdef RXFLOW_TEST_HAVE_HTTP
-#include <httplib.h>
-
 #include <doctest/doctest.h>
-
+#include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include "rxflow/http/servers.h"
 #include "rxflow/obs/metrics.h"
 #include "rxflow/service.h"
+
 #include "testing/files.h"
 
 using namespace rxflow;
@@ -70,7 +69,8 @@ TEST_SUITE("API") {
     for (const char* k : {"id", "status", "idempotency_key", "is_controlled", "created_at"}) {
       CHECK(body.contains(k));
     }
-    CHECK(r->get_header_value("Location") == "/api/v1/prescriptions/" + body["id"].get<std::string>());
+    CHECK(r->get_header_value("Location") ==
+          "/api/v1/prescriptions/" + body["id"].get<std::string>());
     auto again = api.Post("/api/v1/prescriptions", Lisinopril());
     CHECK(again->status == 200);
     CHECK(json::parse(again->body)["id"] == body["id"]);
@@ -91,20 +91,22 @@ TEST_SUITE("API") {
     CHECK(json::parse(keyed->body)["idempotency_key"] == "client:order-42");
   }
 
-  TEST_CASE("route and cancel: 202 with the new state, 409 when the state forbids it, 404 unknown") {
+  TEST_CASE(
+      "route and cancel: 202 with the new state, 409 when the state forbids it, 404 unknown") {
     Api api;
     std::string id = json::parse(api.Post("/api/v1/prescriptions", Lisinopril())->body)["id"];
     auto routed = api.Post("/api/v1/prescriptions/" + id + "/route", "", "application/json");
     CHECK(routed->status == 202);
     CHECK(json::parse(routed->body)["status"] == "Queued");
-    CHECK(api.Post("/api/v1/prescriptions/" + id + "/route", "", "application/json")->status == 409);
+    CHECK(api.Post("/api/v1/prescriptions/" + id + "/route", "", "application/json")->status ==
+          409);
     auto cancelled = api.Post("/api/v1/prescriptions/" + id + "/cancel",
                               R"({"reason": "patient request"})", "application/json");
     CHECK(cancelled->status == 202);
     CHECK(json::parse(cancelled->body)["status"] == "CancelRequested");
-    CHECK(api.Post("/api/v1/prescriptions/" + id + "/cancel", R"({"reason": 5})",
-                   "application/json")
-              ->status == 400);
+    CHECK(
+        api.Post("/api/v1/prescriptions/" + id + "/cancel", R"({"reason": 5})", "application/json")
+            ->status == 400);
     CHECK(api.Post("/api/v1/prescriptions/nope/route", "", "application/json")->status == 404);
   }
 
@@ -112,8 +114,8 @@ TEST_SUITE("API") {
     Api api;
     size_t before = api.Events();
     // 401: no key, a wrong key, on every /api route.
-    for (const char* path : {"/api/v1/prescriptions", "/api/v1/prescriptions/x",
-                             "/api/v1/prescriptions/x/events"}) {
+    for (const char* path :
+         {"/api/v1/prescriptions", "/api/v1/prescriptions/x", "/api/v1/prescriptions/x/events"}) {
       CHECK(api.client->Get(path)->status == 401);
       CHECK(api.client->Get(path, httplib::Headers{{"X-API-Key", "wrong"}})->status == 401);
     }
