@@ -10,8 +10,6 @@
 // and latency is measured from the scheduled time, so a stall is not hidden (no
 // coordinated omission). Every request carries a unique Idempotency-Key, so each one is
 // a new durable prescription. Prints one JSON object.
-#include <httplib.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -24,6 +22,7 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <httplib.h>
 
 namespace {
 
@@ -85,8 +84,8 @@ int main(int argc, char** argv) {
     url = "http://127.0.0.1:" + std::to_string(port);
   }
 
-  const std::string run = std::to_string(
-      std::chrono::system_clock::now().time_since_epoch().count() % 1000000007);
+  const std::string run =
+      std::to_string(std::chrono::system_clock::now().time_since_epoch().count() % 1000000007);
   std::atomic<bool> measuring{false}, stop{false};
   std::vector<Result> results(static_cast<size_t>(connections));
   std::vector<std::thread> threads;
@@ -111,17 +110,20 @@ int main(int argc, char** argv) {
         if (rate > 0) {
           std::this_thread::sleep_until(next);
           scheduled = next;
-          next += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(interval));
+          next +=
+              std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(interval));
         }
         if (scheduled >= end) break;
-        httplib::Headers h{{"X-API-Key", key},
-                           {"Idempotency-Key", run + "-" + std::to_string(t) + "-" + std::to_string(k)}};
+        httplib::Headers h{
+            {"X-API-Key", key},
+            {"Idempotency-Key", run + "-" + std::to_string(t) + "-" + std::to_string(k)}};
         auto res = client.Post("/api/v1/prescriptions", h, body, "application/fhir+json");
         auto done = Clock::now();
         if (scheduled < measure_from) continue;
         if (res && (res->status == 201 || res->status == 200)) {
           ++r.ok;
-          r.latencies_ms.push_back(std::chrono::duration<double, std::milli>(done - scheduled).count());
+          r.latencies_ms.push_back(
+              std::chrono::duration<double, std::milli>(done - scheduled).count());
         } else {
           ++r.errors;
         }

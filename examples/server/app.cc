@@ -97,6 +97,13 @@ StatusOr<std::unique_ptr<messaging::Broker>> OpenBroker(const Config& c) {
 #ifdef RXFLOW_HAVE_KAFKA
   kafka::KafkaOptions o;
   o.brokers = c.brokers;
+  for (const std::string& kv : SplitKeys(c.kafka_config)) {
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return absl::InvalidArgumentError("KAFKA_CONFIG: expected key=value, got " + kv);
+    }
+    o.config.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+  }
   return kafka::NewKafkaBroker(o);
 #else
   return absl::UnimplementedError("this build has no Kafka adapter (librdkafka-dev missing)");
@@ -205,6 +212,9 @@ void AddOptions(CLI::App& app, Config& c, unsigned roles) {
     app.add_option("--brokers", c.brokers,
                    "Kafka/Redpanda bootstrap servers; empty: the in-process broker")
         ->envname("REDPANDA_BROKERS");
+    app.add_option("--kafka-config", c.kafka_config,
+                   "extra librdkafka properties, comma-separated key=value (TLS, SASL, tuning)")
+        ->envname("KAFKA_CONFIG");
     app.add_option("--otel-endpoint", c.otel_endpoint,
                    "OTLP/HTTP endpoint for spans (e.g. http://127.0.0.1:4318)")
         ->envname("OTEL_ENDPOINT");

@@ -23,6 +23,7 @@ struct Config {
   int port = 8080;                 // PORT
   std::string database_url;        // DATABASE_URL; empty: sqlite://./rxflow-data/rxflow.db
   std::string brokers;             // REDPANDA_BROKERS; empty: the in-process broker
+  std::string kafka_config;        // KAFKA_CONFIG: extra librdkafka properties, "k=v,k=v"
   std::string otel_endpoint;       // OTEL_ENDPOINT; empty: no span export
   std::string log_level = "info";  // LOG_LEVEL: debug | info | warn | error
   std::string api_keys;            // API_KEYS, comma-separated

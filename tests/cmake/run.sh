@@ -14,7 +14,8 @@ GEN=(-G Ninja)
 # Let ccache reuse objects compiled in another directory.
 export CCACHE_BASEDIR="$TMP" CCACHE_NOHASHDIR=1
 if cmake -S "$SRC/tests/cmake/find_package" -B "$TMP/fp" "${GEN[@]}" -DCMAKE_PREFIX_PATH="$TMP/prefix" >/dev/null &&
-   cmake --build "$TMP/fp" >/dev/null && "$TMP/fp/consumer" < "$FIXTURE" | grep -q '<NewRx>'; then
+   cmake --build "$TMP/fp" >/dev/null && "$TMP/fp/consumer" < "$FIXTURE" | grep -q '<NewRx>' &&
+   "$TMP/fp/kafka_http" | grep -q 'kafka and http ok'; then
   pass=$((pass + 1))
 else
   echo "FAIL: find_package consumer"; fail=$((fail + 1))

@@ -162,3 +162,21 @@ def metric(api, name):
         if line.startswith(name + " ") or line.startswith(name + "{"):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+# librdkafka's defaults make a consumer group rebalance wait ~44 s on the mock cluster.
+KAFKA_TEST_CONFIG = "session.timeout.ms=3000,heartbeat.interval.ms=500"
+
+
+class KafkaMock:
+    """kafka-mock-cluster in its own process: a Kafka cluster reachable over loopback."""
+
+    def __init__(self):
+        self.process = Process("kafka-mock-cluster", ready_line="bootstrap")
+        self.bootstrap = self.process.lines[-1].split()[1]
+
+    def env(self):
+        return {"REDPANDA_BROKERS": self.bootstrap, "KAFKA_CONFIG": KAFKA_TEST_CONFIG}
+
+    def stop(self):
+        self.process.stop()

@@ -1,21 +1,38 @@
-"""End to end on embedded defaults: `rxflow serve` (SQLite, in-process broker, simulator)."""
+"""End to end: `rxflow serve` (SQLite, simulator) with the in-process broker and, for (a)-(c),
+again with the Kafka adapter on librdkafka's mock cluster (in its own process)."""
 import json
 import os
 import tempfile
 import threading
 import time
 
-from harness import (API_KEY, DONE, LISINOPRIL, Process, all_done, check_events_in_order,
-                     free_port, get_json, metric, request, statuses, submit_many, wait_for)
+import pytest
+
+from harness import (API_KEY, DONE, LISINOPRIL, KafkaMock, Process, all_done,
+                     check_events_in_order, free_port, get_json, metric, request, statuses,
+                     submit_many, wait_for)
+
+
+@pytest.fixture(params=["in-process", "kafka"])
+def broker_env(request):
+    """The environment selecting the broker: none (in-process) or a fresh mock cluster."""
+    if request.param == "in-process":
+        yield {}
+        return
+    kafka = KafkaMock()
+    try:
+        yield kafka.env()
+    finally:
+        kafka.stop()
 
 
 def serve(tmp, *args, env=None):
     return Process("rxflow", ["--port", "0", *args], env=env, cwd=tmp, ready_line="Ctrl-C")
 
 
-def test_a_thousand_prescriptions_reach_the_pharmacy_exactly_once():
+def test_a_thousand_prescriptions_reach_the_pharmacy_exactly_once(broker_env):
     with tempfile.TemporaryDirectory() as tmp:
-        s = serve(tmp)
+        s = serve(tmp, env=broker_env)
         try:
             api = s.url_after("API").rsplit("/api/", 1)[0]
             pharmacy = s.url_after("pharmacy").rsplit("/ncpdp", 1)[0]
@@ -38,12 +55,15 @@ def test_a_thousand_prescriptions_reach_the_pharmacy_exactly_once():
             assert s.stop() == 0
 
 
-def test_b_pharmacy_outage_opens_the_breaker_and_everything_is_delivered_after():
+def test_b_pharmacy_outage_opens_the_breaker_and_everything_is_delivered_after(broker_env):
     with tempfile.TemporaryDirectory() as tmp:
-        s = serve(tmp)
+        s = serve(tmp, env=broker_env)
         try:
             api = s.url_after("API").rsplit("/api/", 1)[0]
             pharmacy = s.url_after("pharmacy").rsplit("/ncpdp", 1)[0]
+            # Routing is flowing (a Kafka consumer group has joined) before the outage.
+            first = submit_many(api, 1, "b-first")
+            assert wait_for(lambda: all_done(api, first), 30)
             status, _ = request("POST", f"{pharmacy}/admin/outage?ms=3000", "", key=None,
                                 content_type="text/plain")
             assert status == 200
@@ -53,7 +73,7 @@ def test_b_pharmacy_outage_opens_the_breaker_and_everything_is_delivered_after()
             assert wait_for(lambda: all_done(api, ids), 60)
             stats = get_json(f"{pharmacy}/admin/stats", key=None)
             assert stats["refused"] > 0
-            assert stats["unique"] == 200
+            assert stats["unique"] == 201
             assert stats["duplicates"] == 0
             assert metric(api, "rxflow_routing_dead_lettered") == 0
             for pid in ids[::20]:
@@ -62,7 +82,7 @@ def test_b_pharmacy_outage_opens_the_breaker_and_everything_is_delivered_after()
             assert s.stop() == 0
 
 
-def test_c_sigkill_mid_run_then_restart_loses_nothing_and_duplicates_no_effect():
+def test_c_sigkill_mid_run_then_restart_loses_nothing_and_duplicates_no_effect(broker_env):
     with tempfile.TemporaryDirectory() as tmp:
         sim_port, api_port = free_port(), free_port()
         sim = Process("pharmacy-simulator", ["--simulator-port", str(sim_port)],
@@ -73,7 +93,7 @@ def test_c_sigkill_mid_run_then_restart_loses_nothing_and_duplicates_no_effect()
             json.dump({"pharmacies": [{"ncpdp_id": "*",
                                        "url": f"http://127.0.0.1:{sim_port}/ncpdp"}]}, f)
         args = ["--no-simulator", "--pharmacies", directory]
-        env = {}
+        env = dict(broker_env)
         api = f"http://127.0.0.1:{api_port}"
         s = Process("rxflow", ["--port", str(api_port), *args], env=env, cwd=tmp,
                     ready_line="Ctrl-C")

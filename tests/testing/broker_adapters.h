@@ -4,6 +4,7 @@
 #define RXFLOW_TESTS_TESTING_BROKER_ADAPTERS_H_
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -16,10 +17,22 @@ inline std::string UniqueName(const std::string& base) {
   return base + "-" + std::to_string(++n);
 }
 
-struct InProcessBrokerAdapter {
+// The same base names the same topic or group within one case (fresh across cases).
+class CaseNames {
+ public:
+  std::string Name(const std::string& base) {
+    auto [it, fresh] = names_.try_emplace(base);
+    if (fresh) it->second = UniqueName(base);
+    return it->second;
+  }
+
+ private:
+  std::map<std::string, std::string> names_;
+};
+
+struct InProcessBrokerAdapter : CaseNames {
   std::unique_ptr<messaging::Broker> b = messaging::NewInProcessBroker();
   messaging::Broker& broker() { return *b; }
-  std::string Name(const std::string& base) { return UniqueName(base); }
 };
 
 }  // namespace rxflow::testing
