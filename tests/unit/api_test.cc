@@ -19,14 +19,15 @@ namespace {
 constexpr const char* kApiKey = "test-api-key-0123456789";
 
 struct Api {
+  // Declared first, destroyed last: the server's access log writes here until it stops.
+  std::vector<std::string> log;
+  std::mutex log_mu;
   std::unique_ptr<store::Store> store = store::NewMemoryStore(SystemClock());
   std::unique_ptr<PrescriptionService> service;
   std::unique_ptr<runtime::PharmacyInbox> inbox;
   obs::Registry metrics;
   std::unique_ptr<http::ApiServer> server;
   std::unique_ptr<httplib::Client> client;
-  std::vector<std::string> log;
-  std::mutex log_mu;
 
   Api() {
     ServiceOptions o;
