@@ -61,6 +61,10 @@ bool WritePrivate(const std::filesystem::path& file, const std::string& content)
   return ok;
 }
 
+// "FROM_MS-TO_MS,..." → outage windows.
+StatusOr<std::vector<std::pair<std::chrono::milliseconds, std::chrono::milliseconds>>> Outages(
+    const std::string& spec);
+
 std::vector<std::string> SplitKeys(const std::string& csv) {
   std::vector<std::string> out;
   std::stringstream ss(csv);
@@ -69,6 +73,21 @@ std::vector<std::string> SplitKeys(const std::string& csv) {
     while (!k.empty() && k.back() == ' ') k.pop_back();
     while (!k.empty() && k.front() == ' ') k.erase(0, 1);
     if (!k.empty()) out.push_back(k);
+  }
+  return out;
+}
+
+StatusOr<std::vector<std::pair<std::chrono::milliseconds, std::chrono::milliseconds>>> Outages(
+    const std::string& spec) {
+  std::vector<std::pair<std::chrono::milliseconds, std::chrono::milliseconds>> out;
+  for (const std::string& w : SplitKeys(spec)) {
+    long from = -1, to = -1;
+    char dash = 0;
+    std::istringstream in(w);
+    if (!(in >> from >> dash >> to) || dash != '-' || from < 0 || to <= from || !in.eof()) {
+      return absl::InvalidArgumentError("SIMULATOR_OUTAGES: expected FROM_MS-TO_MS, got " + w);
+    }
+    out.emplace_back(std::chrono::milliseconds(from), std::chrono::milliseconds(to));
   }
   return out;
 }
@@ -239,6 +258,18 @@ void AddOptions(CLI::App& app, Config& c, unsigned roles) {
         ->envname("PHARMACY_DIRECTORY");
     app.add_option("--routing-workers", c.routing_workers, "routing worker threads")
         ->envname("ROUTING_WORKERS");
+    app.add_option("--max-attempts", c.max_attempts,
+                   "transport attempts per routing request before dead.letter")
+        ->envname("MAX_ATTEMPTS")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--breaker-failures", c.breaker_failures,
+                   "consecutive failures that open a pharmacy's circuit breaker")
+        ->envname("BREAKER_FAILURES")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--breaker-open-ms", c.breaker_open_ms,
+                   "how long an open breaker waits before letting a probe through")
+        ->envname("BREAKER_OPEN_MS")
+        ->check(CLI::PositiveNumber);
   }
   if (roles & kSimulator) {
     app.add_option("--simulator-port", c.simulator_port, "pharmacy simulator port (0: any)")
@@ -248,6 +279,9 @@ void AddOptions(CLI::App& app, Config& c, unsigned roles) {
         ->envname("SIMULATOR_ERROR_RATE");
     app.add_option("--simulator-latency-ms", c.simulator_latency_ms, "simulator answer delay")
         ->envname("SIMULATOR_LATENCY_MS");
+    app.add_option("--simulator-outages", c.simulator_outages,
+                   "outage windows after start, FROM_MS-TO_MS[,...]: 503 to every request")
+        ->envname("SIMULATOR_OUTAGES");
     if (roles != kSimulator)
       app.add_flag("!--no-simulator", c.simulator, "do not run the simulator");
     if (roles == kSimulator) {
@@ -278,6 +312,9 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
     so.error_rate = c.simulator_error_rate;
     so.latency = std::chrono::milliseconds(c.simulator_latency_ms);
     so.callback_url = c.callback_url;
+    auto outages = Outages(c.simulator_outages);
+    if (!outages.ok()) return fail("simulator", outages.status());
+    so.outages = *outages;
     auto keys = SplitKeys(c.api_keys);
     if (!keys.empty()) so.callback_api_key = keys.front();
     http::PharmacySimulator sim(so);
@@ -360,6 +397,9 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
     so2.port = c.simulator_port;
     so2.error_rate = c.simulator_error_rate;
     so2.latency = std::chrono::milliseconds(c.simulator_latency_ms);
+    auto outages = Outages(c.simulator_outages);
+    if (!outages.ok()) return fail("simulator", outages.status());
+    so2.outages = *outages;
     if (api && !keys.empty()) {
       so2.callback_url = api_base + "/api/v1/pharmacy/inbound";
       so2.callback_api_key = keys.front();
@@ -394,14 +434,20 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
     transport = http::NewHttpPharmacyTransport();
     runtime::RoutingOptions ro;
     ro.workers = c.routing_workers;
+    ro.max_attempts = c.max_attempts;
+    ro.breaker.failure_threshold = c.breaker_failures;
+    ro.breaker.open_for = std::chrono::milliseconds(c.breaker_open_ms);
     ro.tracer = &tracer;
     routing = std::make_unique<runtime::RoutingService>(**service, **broker, std::move(directory),
                                                         *transport, ro);
     routing->set_observer([&metrics](std::string_view pharmacy, std::string_view outcome,
-                                     double seconds) {
+                                     std::string_view code, double seconds) {
       metrics
-          .Counter("rxflow_pharmacy_responses_total", "Pharmacy answers by pharmacy and outcome",
-                   {{"pharmacy", std::string(pharmacy)}, {"outcome", std::string(outcome)}})
+          .Counter("rxflow_pharmacy_responses_total",
+                   "Pharmacy answers by pharmacy, outcome and SCRIPT code",
+                   {{"pharmacy", std::string(pharmacy)},
+                    {"outcome", std::string(outcome)},
+                    {"code", std::string(code)}})
           .Inc();
       if (outcome == "Status" || outcome == "Verify") {
         metrics

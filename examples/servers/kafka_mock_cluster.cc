@@ -27,9 +27,9 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   namespace t = rxflow::messaging::topics;
   std::vector<std::string> topics;
-  for (std::string_view name : {t::kPrescriptionEvents, t::kPrescriptionCommands, t::kRoutingRequests,
-                                t::kRoutingResponses, t::kAuditTrail, t::kNcpdpOutbound,
-                                t::kNcpdpInbound, t::kDeadLetter}) {
+  for (std::string_view name :
+       {t::kPrescriptionEvents, t::kPrescriptionCommands, t::kRoutingRequests, t::kRoutingResponses,
+        t::kAuditTrail, t::kNcpdpOutbound, t::kNcpdpInbound, t::kDeadLetter}) {
     topics.emplace_back(name);
   }
   auto cluster = rxflow::kafka::MockCluster::Start(brokers, topics, partitions);

@@ -263,8 +263,9 @@ Status RoutingService::Handle(const messaging::Message& message) {
   }
   const std::string pharmacy = p->state.pharmacy_ncpdp_id;
   auto seconds = [&] { return static_cast<double>(clock_.NowMicros() - p->accepted_at) / 1e6; };
+  std::string code;
   auto observe = [&](std::string_view outcome) {
-    if (observer_) observer_(pharmacy, outcome, seconds());
+    if (observer_) observer_(pharmacy, outcome, code, seconds());
   };
   const std::string url = directory_.Find(pharmacy);
   int attempts = 0;
@@ -311,6 +312,9 @@ Status RoutingService::Handle(const messaging::Message& message) {
       if (command.ok()) {
         commands.push_back(std::move(*command));
         outcome = script::TransactionName(answer->body);
+        if (const auto* st = std::get_if<script::Status>(&answer->body)) code = st->code;
+        if (const auto* v = std::get_if<script::Verify>(&answer->body)) code = v->code;
+        if (const auto* e = std::get_if<script::Error>(&answer->body)) code = e->code;
       }
     }
     if (outcome.empty()) outcome = "NoAnswer";  // sent; the answer was not a SCRIPT response

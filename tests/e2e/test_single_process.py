@@ -2,6 +2,7 @@
 again with the Kafka adapter on librdkafka's mock cluster (in its own process)."""
 import json
 import os
+import subprocess
 import tempfile
 import threading
 import time
@@ -47,6 +48,8 @@ def test_a_thousand_prescriptions_reach_the_pharmacy_exactly_once(broker_env):
             assert stats["unique"] == 1000
             assert stats["duplicates"] == 0
             assert stats["invalid"] == 0
+            status, text = request("GET", f"{api}/metrics", key=None)
+            assert 'rxflow_pharmacy_responses_total{code="000",outcome="Status"' in text
             # The simulator posts RxFill back through the API's pharmacy inbound route.
             assert wait_for(lambda: get_json(f"{pharmacy}/admin/stats", key=None)
                             ["fills_posted"] == 1000, 120)
@@ -213,3 +216,28 @@ def test_traces_are_exported_as_otlp_json_and_reach_the_pharmacy():
         finally:
             assert s.stop() == 0
             server.shutdown()
+
+
+def test_dead_letter_after_the_last_attempt_and_configuration_errors():
+    with tempfile.TemporaryDirectory() as tmp:
+        s = serve(tmp, "--simulator-outages", "0-600000", "--max-attempts", "2",
+                  "--breaker-failures", "100")
+        try:
+            api = s.url_after("API").rsplit("/api/", 1)[0]
+            ids = submit_many(api, 3, "dl")
+            assert wait_for(lambda: set(statuses(api, ids).values()) == {"Failed"}, 30)
+            assert metric(api, "rxflow_routing_dead_lettered") == 3
+            status, text = request("GET", f"{api}/metrics", key=None)
+            assert 'outcome="DeadLetter"' in text
+            events = get_json(f"{api}/api/v1/prescriptions/{ids[0]}/events")["events"]
+            assert events[-1]["type"] == "PharmacyErrorReceived"
+            assert events[-1]["payload"]["code"] == "600"
+            assert "after 2 attempt(s)" in events[-1]["payload"]["description"]
+        finally:
+            assert s.stop() == 0
+        # A malformed setting stops the program with a message naming it.
+        bad = subprocess.run([os.path.join(os.environ["RXFLOW_BIN_DIR"], "rxflow"), "serve",
+                              "--port", "0", "--simulator-outages", "5-1"], cwd=tmp,
+                             capture_output=True, text=True, timeout=30)
+        assert bad.returncode == 2
+        assert "SIMULATOR_OUTAGES" in bad.stderr

@@ -95,10 +95,11 @@ struct RoutingStats {
 
 class RoutingService {
  public:
-  // Called after each outcome: pharmacy NCPDP id, outcome ("Acknowledged", "Verified",
-  // "Error", "DeadLetter", ...), seconds since the prescription was accepted.
+  // Called after each recorded outcome: pharmacy NCPDP id, outcome (the answer's
+  // transaction: "Status", "Verify", "Error"; or "DeadLetter", "NoAnswer"), its SCRIPT code
+  // ("000", "010", "602", ...; "" when none), seconds since the prescription was accepted.
   using Observer = std::function<void(std::string_view pharmacy, std::string_view outcome,
-                                      double seconds_since_accepted)>;
+                                      std::string_view code, double seconds_since_accepted)>;
 
   // Everything passed must outlive the service.
   RoutingService(PrescriptionService& service, messaging::Broker& broker,
