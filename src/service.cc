@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <unordered_map>
 
 #include <nlohmann/json.hpp>
 
@@ -91,6 +92,41 @@ struct PrescriptionService::Impl {
   IdGenerator& ids;
   std::mutex projector_mu;
   std::mutex index_mu;
+
+  // The last committed state of recently touched prescriptions. Events are immutable and
+  // versions gapless, so a cached state at version v plus the stream's events after v is
+  // the current state, whoever appended them: the cache saves decoding (the NewRx payload
+  // above all) and is never authoritative. Bounded: cleared when it grows past kStates.
+  static constexpr size_t kStates = 65536;
+  std::mutex states_mu;
+  std::unordered_map<std::string, domain::PrescriptionState> states;
+
+  domain::PrescriptionState Cached(const std::string& id) {
+    std::lock_guard<std::mutex> lock(states_mu);
+    auto it = states.find(id);
+    return it == states.end() ? domain::PrescriptionState{} : it->second;
+  }
+  void Remember(const std::string& id, const domain::PrescriptionState& s) {
+    std::lock_guard<std::mutex> lock(states_mu);
+    if (states.size() >= kStates) states.clear();
+    auto& slot = states[id];
+    if (slot.version < s.version) slot = s;
+  }
+  // The current state of `id` read through `es` (the store, or an inbox transaction).
+  StatusOr<domain::PrescriptionState> CurrentState(store::EventStore& es, const std::string& id) {
+    domain::PrescriptionState state = Cached(id);
+    auto records = es.ReadStream(id, state.version);
+    if (!records.ok()) return records.status();
+    if (state.version == 0 && records->empty()) {
+      return absl::NotFoundError(Cat("no prescription ", id));
+    }
+    for (const store::EventRecord& r : *records) {
+      auto e = domain::DecodeEvent(r.type, r.schema_version, r.payload);
+      if (!e.ok()) return e.status();
+      state = domain::Apply(std::move(state), *e);
+    }
+    return state;
+  }
 
   Impl(store::Store& s, ServiceOptions o)
       : store(s),
@@ -271,7 +307,9 @@ StatusOr<Submission> PrescriptionService::Submit(std::string_view fhir_json, Iss
     return im.Replayed(*existing, key);
   }
   if (!appended.ok()) return appended.status();
-  return Impl::Make(id, true, Fold(*events), key, created);
+  domain::PrescriptionState state = Fold(*events);
+  im.Remember(id, state);
+  return Impl::Make(id, true, state, key, created);
 }
 
 StatusOr<domain::PrescriptionState> PrescriptionService::Load(const std::string& id) {
@@ -301,11 +339,9 @@ Status PrescriptionService::Execute(const std::string& id, const domain::Command
                                     const RequestContext& ctx) {
   Impl& im = *impl_;
   for (int attempt = 0; attempt < kMaxConflictRetries; ++attempt) {
-    auto records = im.Stream(id);
-    if (!records.ok()) return records.status();
-    auto decoded = Decode(*records);
-    if (!decoded.ok()) return decoded.status();
-    domain::PrescriptionState state = Fold(*decoded);
+    auto current = im.CurrentState(im.store, id);
+    if (!current.ok()) return current.status();
+    domain::PrescriptionState state = std::move(*current);
     auto events = domain::Decide(state, command);
     if (!events.ok()) return events.status();
     if (events->empty()) return absl::OkStatus();
@@ -314,7 +350,11 @@ Status PrescriptionService::Execute(const std::string& id, const domain::Command
     req.expected_version = state.version;
     im.Records(id, state.version, *events, ctx, req);
     auto appended = im.store.Append(std::move(req));
-    if (appended.ok()) return absl::OkStatus();
+    if (appended.ok()) {
+      for (const domain::Event& e : *events) state = domain::Apply(std::move(state), e);
+      im.Remember(id, state);
+      return absl::OkStatus();
+    }
     if (appended.status().code() != absl::StatusCode::kAborted) return appended.status();
     // Someone else appended first: re-read and decide again.
   }
@@ -383,13 +423,11 @@ Status PrescriptionService::ExecuteOnce(const std::string& consumer, const std::
                                         const RequestContext& ctx) {
   Impl& im = *impl_;
   for (int attempt = 0; attempt < kMaxConflictRetries; ++attempt) {
+    domain::PrescriptionState after;
     Status st = im.store.Process(consumer, message_id, [&](store::EventStore& tx) -> Status {
-      auto records = tx.ReadStream(id);
-      if (!records.ok()) return records.status();
-      if (records->empty()) return absl::NotFoundError(Cat("no prescription ", id));
-      auto decoded = Decode(*records);
-      if (!decoded.ok()) return decoded.status();
-      domain::PrescriptionState state = Fold(*decoded);
+      auto current = im.CurrentState(tx, id);
+      if (!current.ok()) return current.status();
+      domain::PrescriptionState state = std::move(*current);
       const int64_t version = state.version;
       std::vector<domain::Event> all;
       for (const domain::Command& command : commands) {
@@ -400,6 +438,7 @@ Status PrescriptionService::ExecuteOnce(const std::string& consumer, const std::
           all.push_back(std::move(e));
         }
       }
+      after = state;
       if (all.empty()) return absl::OkStatus();
       store::AppendRequest req;
       req.stream_id = id;
@@ -407,6 +446,7 @@ Status PrescriptionService::ExecuteOnce(const std::string& consumer, const std::
       im.Records(id, version, all, ctx, req);
       return tx.Append(std::move(req)).status();
     });
+    if (st.ok()) im.Remember(id, after);  // committed
     if (st.code() != absl::StatusCode::kAborted) return st;
   }
   return absl::AbortedError(Cat("prescription ", id, ": too many concurrent updates"));

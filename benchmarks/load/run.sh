@@ -20,7 +20,7 @@ trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$dir
 
 echo "# $(date -u +%FT%TZ) $(nproc) cores, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 (cd "$dir" && API_KEYS=$key LOG_LEVEL=warn RXFLOW_PATIENT_KEY=load-patient-key-0123456789 \
-  "$build/examples/rxflow" serve --port "$port" > serve.out 2> serve.err) &
+  exec "$build/examples/rxflow" serve --port "$port" > serve.out 2> serve.err) &
 pid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 
@@ -30,6 +30,12 @@ echo "# closed loop, $connections connections, ${seconds}s each, side by side"
 "$gen" --url "http://127.0.0.1:$port" --key "$key" --body "$body" \
   --connections "$connections" --duration "$seconds" || true
 
+# Let routing finish the closed loop's backlog first: the open loop measures its own work.
+drained() {
+  curl -s "http://127.0.0.1:$port/metrics" |
+    awk '/^rxflow_(outbox_backlog|routing_queue_depth) /{s+=$2} END{exit s>0}'
+}
+for _ in $(seq 600); do drained && sleep 1 && drained && break; sleep 1; done
 echo "# open loop at $rate/s for ${rate_seconds}s"
 curl -s "http://127.0.0.1:$port/metrics" > "$dir/before.txt"
 "$gen" --url "http://127.0.0.1:$port" --key "$key" --body "$body" --connections "$connections" \

@@ -111,7 +111,10 @@ void Log(const Config& c, int level, const std::string& program, const std::stri
 
 StatusOr<std::unique_ptr<messaging::Broker>> OpenBroker(const Config& c) {
   if (c.brokers.empty()) {
-    return std::unique_ptr<messaging::Broker>(messaging::NewInProcessBroker());
+    // Partitions bound routing's parallelism (a partition always goes to one worker).
+    messaging::InProcessBrokerOptions o;
+    o.partitions = std::max(8, 2 * c.routing_workers);
+    return std::unique_ptr<messaging::Broker>(messaging::NewInProcessBroker(o));
   }
 #ifdef RXFLOW_HAVE_KAFKA
   kafka::KafkaOptions o;

@@ -33,7 +33,7 @@ struct Config {
   bool simulator = true;           // --no-simulator
   double simulator_error_rate = 0;
   int simulator_latency_ms = 0;
-  int routing_workers = 4;
+  int routing_workers = 16;       // each waits for its pharmacy and its durable commit
   int max_attempts = 8;           // MAX_ATTEMPTS: transport attempts before dead.letter
   int breaker_failures = 5;       // BREAKER_FAILURES: consecutive failures that open it
   int breaker_open_ms = 1000;     // BREAKER_OPEN_MS: then one probe is let through

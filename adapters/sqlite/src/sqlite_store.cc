@@ -422,9 +422,14 @@ class SqliteStore : public Store {
       std::vector<int64_t> ids;
       int rc;
       while ((rc = s.Step()) == SQLITE_ROW) {
+        // Full: no later row can be returned, so none can be handed out of order.
+        if (out.size() >= limit) {
+          rc = SQLITE_DONE;
+          break;
+        }
         std::string key = s.Text(3);
         bool claimable = s.Int(8) <= now && s.Int(9) <= now;
-        if (blocked.count(key) || !claimable || out.size() >= limit) {
+        if (blocked.count(key) || !claimable) {
           blocked.insert(key);
           continue;
         }
