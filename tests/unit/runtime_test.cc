@@ -237,6 +237,21 @@ TEST_SUITE("Runtime") {
           absl::StatusCode::kNotFound);
   }
 
+  TEST_CASE("a service's cached state still sees events another service appended") {
+    World w(true);
+    ServiceOptions o;
+    o.patient_key = kKey;
+    auto other = std::move(*PrescriptionService::Create(*w.store, o));
+    std::string id = w.Submit("a");  // w.service caches Queued
+    std::vector<domain::Command> sent{domain::MarkSent{}, domain::RecordStatus{"000", ""}};
+    REQUIRE(other->ExecuteOnce("routing", "m1", id, sent).ok());
+    // Verify is legal only after Sent/Acknowledged: a stale Queued state would refuse it.
+    CHECK(w.service->Execute(id, domain::RecordVerify{""}).ok());
+    CHECK(w.service->Get(id)->status == "Verified");
+    CHECK(other->ExecuteOnce("routing", "m2", id, sent).code() ==
+          absl::StatusCode::kFailedPrecondition);
+  }
+
   TEST_CASE("route_on_submit queues a non-controlled prescription in the same append") {
     World w(true);
     IssueList issues;
