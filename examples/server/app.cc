@@ -92,6 +92,21 @@ StatusOr<std::vector<std::pair<std::chrono::milliseconds, std::chrono::milliseco
   return out;
 }
 
+StatusOr<http::SimulatorOptions> SimulatorOptionsFrom(const Config& c, std::string callback_url,
+                                                      std::string callback_api_key) {
+  http::SimulatorOptions so;
+  so.host = c.host;
+  so.port = c.simulator_port;
+  so.error_rate = c.simulator_error_rate;
+  so.latency = std::chrono::milliseconds(c.simulator_latency_ms);
+  auto outages = Outages(c.simulator_outages);
+  if (!outages.ok()) return outages.status();
+  so.outages = *outages;
+  so.callback_url = std::move(callback_url);
+  so.callback_api_key = std::move(callback_api_key);
+  return so;
+}
+
 int LevelOf(const std::string& level) {
   if (level == "debug") return 0;
   if (level == "info") return 1;
@@ -309,18 +324,10 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
 
   // The simulator alone needs no store.
   if (roles == kSimulator) {
-    http::SimulatorOptions so;
-    so.host = c.host;
-    so.port = c.simulator_port;
-    so.error_rate = c.simulator_error_rate;
-    so.latency = std::chrono::milliseconds(c.simulator_latency_ms);
-    so.callback_url = c.callback_url;
-    auto outages = Outages(c.simulator_outages);
-    if (!outages.ok()) return fail("simulator", outages.status());
-    so.outages = *outages;
     auto keys = SplitKeys(c.api_keys);
-    if (!keys.empty()) so.callback_api_key = keys.front();
-    http::PharmacySimulator sim(so);
+    auto so = SimulatorOptionsFrom(c, c.callback_url, keys.empty() ? "" : keys.front());
+    if (!so.ok()) return fail("simulator", so.status());
+    http::PharmacySimulator sim(*so);
     if (Status s = sim.Start(); !s.ok()) return fail("simulator", s);
     std::cout << "pharmacy-simulator listening on " << sim.url() << std::endl;
     while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -395,19 +402,11 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
   }
   std::string api_base = api ? "http://" + c.host + ":" + std::to_string(api->port()) : "";
   if ((roles & kSimulator) && c.simulator) {
-    http::SimulatorOptions so2;
-    so2.host = c.host;
-    so2.port = c.simulator_port;
-    so2.error_rate = c.simulator_error_rate;
-    so2.latency = std::chrono::milliseconds(c.simulator_latency_ms);
-    auto outages = Outages(c.simulator_outages);
-    if (!outages.ok()) return fail("simulator", outages.status());
-    so2.outages = *outages;
-    if (api && !keys.empty()) {
-      so2.callback_url = api_base + "/api/v1/pharmacy/inbound";
-      so2.callback_api_key = keys.front();
-    }
-    simulator = std::make_unique<http::PharmacySimulator>(so2);
+    bool callback = api && !keys.empty();  // RxFill back through this process's API
+    auto so = SimulatorOptionsFrom(c, callback ? api_base + "/api/v1/pharmacy/inbound" : "",
+                                   callback ? keys.front() : "");
+    if (!so.ok()) return fail("simulator", so.status());
+    simulator = std::make_unique<http::PharmacySimulator>(*so);
     if (Status s = simulator->Start(); !s.ok()) return fail("simulator", s);
   }
   if (roles & kRelay) {

@@ -14,6 +14,7 @@
 
 #include "common/crypto.h"
 #include "common/strcat.h"
+#include "listen.h"
 
 namespace rxflow::http {
 namespace {
@@ -67,18 +68,6 @@ json SubmissionJson(const Submission& s) {
           {"idempotency_key", s.idempotency_key},
           {"is_controlled", s.is_controlled},
           {"created_at", s.created_at}};
-}
-
-json SummaryJson(const PrescriptionSummary& s) {
-  return {{"id", s.id},
-          {"status", s.status},
-          {"pharmacy_ncpdp_id", s.pharmacy_ncpdp_id},
-          {"is_controlled", s.is_controlled},
-          {"dea_schedule", s.dea_schedule},
-          {"message_id", s.message_id},
-          {"created_at", s.created_at},
-          {"updated_at", s.updated_at},
-          {"version", s.version}};
 }
 
 // An OperationOutcome for `issues`, or one issue carrying `status`'s message.
@@ -224,7 +213,7 @@ struct ApiServer::Impl {
     auto s = service.Get(req.matches[1]);
     if (!s.ok())
       return SendError(res, HttpStatus(s.status(), false), std::string(s.status().message()));
-    res.set_content(SummaryJson(*s).dump(), "application/json");
+    res.set_content(EncodeSummary(*s), "application/json");
   }
 
   void Events(const httplib::Request& req, httplib::Response& res) {
@@ -274,8 +263,7 @@ struct ApiServer::Impl {
     } else {
       auto s = service.Get(id);
       res.status = 202;
-      res.set_content(s.ok() ? SummaryJson(*s).dump() : json{{"id", id}}.dump(),
-                      "application/json");
+      res.set_content(s.ok() ? EncodeSummary(*s) : json{{"id", id}}.dump(), "application/json");
     }
     RecordSpan(cancel ? "POST /cancel" : "POST /route", trace, req, res.status);
   }
@@ -387,27 +375,10 @@ ApiServer::~ApiServer() { Stop(); }
 
 Status ApiServer::Start() {
   Impl& im = *impl_;
-  if (im.options.port == 0) {
-    im.port = im.server.bind_to_any_port(im.options.host);
-    if (im.port <= 0) return absl::UnavailableError(Cat("cannot bind ", im.options.host));
-  } else {
-    if (!im.server.bind_to_port(im.options.host, im.options.port)) {
-      return absl::UnavailableError(
-          Cat("cannot listen on ", im.options.host, ":", im.options.port, " (in use?)"));
-    }
-    im.port = im.options.port;
-  }
-  im.thread = std::thread([&im] { im.server.listen_after_bind(); });
-  while (!im.server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  return absl::OkStatus();
+  return internal::Listen(im.server, im.options.host, im.options.port, im.port, im.thread);
 }
 
-void ApiServer::Stop() {
-  if (impl_->thread.joinable()) {
-    impl_->server.stop();
-    impl_->thread.join();
-  }
-}
+void ApiServer::Stop() { internal::StopListening(impl_->server, impl_->thread); }
 
 int ApiServer::port() const { return impl_->port; }
 

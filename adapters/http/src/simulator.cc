@@ -14,6 +14,7 @@
 
 #include "common/crypto.h"
 #include "common/strcat.h"
+#include "listen.h"
 #include "url.h"
 
 namespace rxflow::http {
@@ -244,20 +245,10 @@ PharmacySimulator::~PharmacySimulator() { Stop(); }
 
 Status PharmacySimulator::Start() {
   Impl& im = *impl_;
-  if (im.options.port == 0) {
-    im.port = im.server.bind_to_any_port(im.options.host);
-    if (im.port <= 0) return absl::UnavailableError(Cat("cannot bind ", im.options.host));
-  } else {
-    if (!im.server.bind_to_port(im.options.host, im.options.port)) {
-      return absl::UnavailableError(
-          Cat("cannot listen on ", im.options.host, ":", im.options.port, " (in use?)"));
-    }
-    im.port = im.options.port;
-  }
   im.started = std::chrono::steady_clock::now();
-  im.thread = std::thread([&im] { im.server.listen_after_bind(); });
+  Status s = internal::Listen(im.server, im.options.host, im.options.port, im.port, im.thread);
+  if (!s.ok()) return s;
   if (!im.options.callback_url.empty()) im.filler = std::thread([&im] { im.FillLoop(); });
-  while (!im.server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   return absl::OkStatus();
 }
 
@@ -269,10 +260,7 @@ void PharmacySimulator::Stop() {
     im.fills_cv.notify_all();
   }
   if (im.filler.joinable()) im.filler.join();
-  if (im.thread.joinable()) {
-    im.server.stop();
-    im.thread.join();
-  }
+  internal::StopListening(im.server, im.thread);
 }
 
 int PharmacySimulator::port() const { return impl_->port; }
