@@ -22,13 +22,7 @@ using rxflow::messaging::Message;
 namespace {
 
 Message Msg(const std::string& topic, const std::string& key, const std::string& payload) {
-  Message m;
-  m.topic = topic;
-  m.key = key;
-  m.payload = payload;
-  m.headers = {{"message_id", key + ":" + payload},
-               {"traceparent", "00-" + std::string(32, 'a') + "-" + std::string(16, 'b') + "-01"}};
-  return m;
+  return rxflow::testing::TestMessage(topic, key, payload);
 }
 
 // Polls `c` until `want` messages arrived or `deadline` passed; commits each one.

@@ -17,6 +17,18 @@ inline std::string UniqueName(const std::string& base) {
   return base + "-" + std::to_string(++n);
 }
 
+// A message with a `message_id` header (key:payload) and a traceparent.
+inline messaging::Message TestMessage(const std::string& topic, const std::string& key,
+                                      const std::string& payload) {
+  messaging::Message m;
+  m.topic = topic;
+  m.key = key;
+  m.payload = payload;
+  m.headers = {{"message_id", key + ":" + payload},
+               {"traceparent", "00-" + std::string(32, 'a') + "-" + std::string(16, 'b') + "-01"}};
+  return m;
+}
+
 // The same base names the same topic or group within one case (fresh across cases).
 class CaseNames {
  public:
