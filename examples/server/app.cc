@@ -13,6 +13,7 @@
 #include <thread>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "rxflow/http/otlp.h"
 #include "rxflow/http/servers.h"
@@ -99,6 +100,7 @@ StatusOr<http::SimulatorOptions> SimulatorOptionsFrom(const Config& c, std::stri
   so.port = c.simulator_port;
   so.error_rate = c.simulator_error_rate;
   so.latency = std::chrono::milliseconds(c.simulator_latency_ms);
+  so.fill_after = std::chrono::milliseconds(c.simulator_fill_after_ms);
   auto outages = Outages(c.simulator_outages);
   if (!outages.ok()) return outages.status();
   so.outages = *outages;
@@ -120,8 +122,12 @@ void Log(const Config& c, int level, const std::string& program, const std::stri
   if (level < LevelOf(c.log_level)) return;
   static const char* kNames[] = {"debug", "info", "warn", "error"};
   std::lock_guard lock(mu);
-  std::cerr << "{\"ts\":\"" << FormatRfc3339(SystemClock().NowMicros()) << "\",\"level\":\""
-            << kNames[level] << "\",\"program\":\"" << program << "\",\"msg\":\"" << msg << "\"}\n";
+  std::cerr << nlohmann::json{{"ts", FormatRfc3339(SystemClock().NowMicros())},
+                              {"level", kNames[level]},
+                              {"program", program},
+                              {"msg", msg}}
+                   .dump()
+            << '\n';
 }
 
 StatusOr<std::unique_ptr<messaging::Broker>> OpenBroker(const Config& c) {
@@ -297,6 +303,9 @@ void AddOptions(CLI::App& app, Config& c, unsigned roles) {
         ->envname("SIMULATOR_ERROR_RATE");
     app.add_option("--simulator-latency-ms", c.simulator_latency_ms, "simulator answer delay")
         ->envname("SIMULATOR_LATENCY_MS");
+    app.add_option("--simulator-fill-after-ms", c.simulator_fill_after_ms,
+                   "delay between acknowledging a NewRx and posting its RxFill")
+        ->envname("SIMULATOR_FILL_AFTER_MS");
     app.add_option("--simulator-outages", c.simulator_outages,
                    "outage windows after start, FROM_MS-TO_MS[,...]: 503 to every request")
         ->envname("SIMULATOR_OUTAGES");
@@ -374,12 +383,15 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
     key_note = " (kept in " + file.string() + "; set API_KEYS to choose your own)";
   }
 
-  std::unique_ptr<http::PharmacySimulator> simulator;
-  std::unique_ptr<http::ApiServer> api;
+  // Declared so that destruction (reverse order) stops each user before what it uses,
+  // also on an early return: routing before its transport, the relay before its producer,
+  // the API before the inbox it calls.
   std::unique_ptr<runtime::PharmacyInbox> inbox;
-  std::unique_ptr<runtime::OutboxRelay> relay;
   std::unique_ptr<messaging::Producer> producer;
   std::unique_ptr<runtime::PharmacyTransport> transport;
+  std::unique_ptr<http::PharmacySimulator> simulator;
+  std::unique_ptr<http::ApiServer> api;
+  std::unique_ptr<runtime::OutboxRelay> relay;
   std::unique_ptr<runtime::RoutingService> routing;
 
   if (roles & kApi) {

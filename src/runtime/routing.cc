@@ -144,13 +144,18 @@ void RoutingService::PollLoop() {
       in_flight_.fetch_add(1);
       size_t shard = static_cast<size_t>(std::max(0, m.partition));
       bool queued = pool_->Submit(shard, [this, m = std::move(m)] {
-        // Once stopping, nothing more is committed: a later offset must not be committed
-        // past an earlier one left undone.
-        if (!stopping_.load()) {
+        // The offset moves only after the message's effect is durable. A failure (store
+        // or broker unavailable) is retried here, in place: committing a later message of
+        // this partition would skip this one. Once stopping, nothing more is committed.
+        for (int attempt = 1; !stopping_.load(); ++attempt) {
           Status s = Handle(m);
-          if (s.code() != absl::StatusCode::kCancelled && !stopping_.load()) {
+          if (s.ok()) {
             if (!consumer_->Commit(m).ok()) stats_.commit_errors.fetch_add(1);
+            break;
           }
+          if (s.code() == absl::StatusCode::kCancelled) break;
+          stats_.handle_errors.fetch_add(1);
+          SleepUnlessStopping(BackoffDelay(options_.backoff, attempt));
         }
         in_flight_.fetch_sub(1);
       });
@@ -161,14 +166,24 @@ void RoutingService::PollLoop() {
 
 void RoutingService::Stop() {
   if (!polling_.exchange(false)) return;
-  if (poller_.joinable()) poller_.join();
+  // Let the workers finish what they hold, up to the deadline; then abandon retries
+  // (stopping_), which also releases a poller blocked on a full queue (Drain).
   auto deadline = std::chrono::steady_clock::now() + options_.drain_timeout;
   while (in_flight_.load() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   stopping_.store(true);
   pool_->Drain();
+  if (poller_.joinable()) poller_.join();
   consumer_->Close();
+}
+
+void RoutingService::SleepUnlessStopping(std::chrono::microseconds d) {
+  auto until = std::chrono::steady_clock::now() + d;
+  while (!stopping_.load() && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(
+        std::min<std::chrono::microseconds>(d, std::chrono::milliseconds(10)));
+  }
 }
 
 size_t RoutingService::queued() const { return pool_ ? pool_->queued() : 0; }
@@ -191,13 +206,7 @@ StatusOr<std::string> RoutingService::Deliver(const std::string& pharmacy, const
                                               const std::string& xml,
                                               const std::string& traceparent, int& attempts) {
   CircuitBreaker& breaker = BreakerFor(pharmacy);
-  auto sleep = [&](std::chrono::microseconds d) {
-    auto until = std::chrono::steady_clock::now() + d;
-    while (!stopping_.load() && std::chrono::steady_clock::now() < until) {
-      std::this_thread::sleep_for(
-          std::min<std::chrono::microseconds>(d, std::chrono::milliseconds(10)));
-    }
-  };
+  auto sleep = [&](std::chrono::microseconds d) { SleepUnlessStopping(d); };
   for (;;) {
     if (stopping_.load()) return absl::CancelledError("routing is stopping");
     if (!breaker.Allow()) {  // open: wait for the probe window; not an attempt
@@ -267,6 +276,12 @@ Status RoutingService::Handle(const messaging::Message& message) {
   auto observe = [&](std::string_view outcome) {
     if (observer_) observer_(pharmacy, outcome, code, seconds());
   };
+  std::vector<domain::Command> commands;
+  if (action == "cancel" && p->state.send_attempts == 0) {
+    // Cancelled before the NewRx ever went out: nothing at the pharmacy to cancel.
+    commands.push_back(domain::RecordCancelResponse{true, "cancelled before transmission"});
+    return Record(message_id, id, commands, ctx, "CancelledUnsent", observe);
+  }
   const std::string url = directory_.Find(pharmacy);
   int attempts = 0;
   StatusOr<std::string> reply = absl::NotFoundError(Cat("no endpoint for pharmacy ", pharmacy));
@@ -289,7 +304,6 @@ Status RoutingService::Handle(const messaging::Message& message) {
   }
   if (reply.status().code() == absl::StatusCode::kCancelled) return reply.status();
 
-  std::vector<domain::Command> commands;
   std::string outcome;
   if (!reply.ok()) {
     std::string reason =
@@ -301,6 +315,8 @@ Status RoutingService::Handle(const messaging::Message& message) {
       failed.description = reason;
       failed.retryable = false;
       commands.push_back(std::move(failed));
+    } else {  // the CancelRx never arrived: the prescription stands as it was
+      commands.push_back(domain::RecordCancelResponse{false, "CancelRx not delivered: " + reason});
     }
     outcome = "DeadLetter";
   } else {
@@ -308,25 +324,41 @@ Status RoutingService::Handle(const messaging::Message& message) {
     IssueList issues;
     auto answer = script::ReadXml(*reply, issues);
     if (answer.ok()) {
-      auto command = PharmacyResponseCommand(*answer);
-      if (command.ok()) {
-        commands.push_back(std::move(*command));
-        outcome = script::TransactionName(answer->body);
-        if (const auto* st = std::get_if<script::Status>(&answer->body)) code = st->code;
-        if (const auto* v = std::get_if<script::Verify>(&answer->body)) code = v->code;
-        if (const auto* e = std::get_if<script::Error>(&answer->body)) code = e->code;
+      outcome = script::TransactionName(answer->body);
+      if (const auto* st = std::get_if<script::Status>(&answer->body)) code = st->code;
+      if (const auto* v = std::get_if<script::Verify>(&answer->body)) code = v->code;
+      if (const auto* e = std::get_if<script::Error>(&answer->body)) code = e->code;
+      if (action == "send") {
+        if (auto command = PharmacyResponseCommand(*answer); command.ok()) {
+          commands.push_back(std::move(*command));
+        }
+      } else if (std::holds_alternative<script::CancelRxResponse>(answer->body)) {
+        commands.push_back(*PharmacyResponseCommand(*answer));
+      } else if (const auto* e = std::get_if<script::Error>(&answer->body)) {
+        commands.push_back(domain::RecordCancelResponse{
+            false, Cat("CancelRx refused: Error ", e->code, " ", e->description)});
       }
+      // A Status to a CancelRx is a receipt: the CancelRxResponse comes later (inbound).
+    } else {
+      outcome = "NoAnswer";  // sent; the answer was not a SCRIPT message
     }
-    if (outcome.empty()) outcome = "NoAnswer";  // sent; the answer was not a SCRIPT response
   }
+  return Record(message_id, id, commands, ctx, outcome, observe);
+}
+
+Status RoutingService::Record(const std::string& message_id, const std::string& id,
+                              const std::vector<domain::Command>& commands,
+                              const RequestContext& ctx, std::string_view outcome,
+                              const std::function<void(std::string_view)>& observe) {
   Status s = service_.ExecuteOnce(options_.consumer_name, message_id, id, commands, ctx);
   if (s.code() == absl::StatusCode::kAlreadyExists) {
     stats_.duplicates.fetch_add(1);
     return absl::OkStatus();
   }
   if (s.code() == absl::StatusCode::kFailedPrecondition) {
-    // The prescription moved on meanwhile (a cancel completed, ...): nothing to record.
-    stats_.duplicates.fetch_add(1);
+    // The prescription moved on meanwhile (a cancel completed, ...): the answer no longer
+    // fits. Counted apart from duplicates; the request is done.
+    stats_.stale.fetch_add(1);
     return absl::OkStatus();
   }
   if (!s.ok()) return s;
@@ -403,6 +435,14 @@ StatusOr<PharmacyInbox::Result> PharmacyInbox::Receive(std::string_view xml, Iss
   if (s.code() == absl::StatusCode::kAlreadyExists) {
     r.duplicate = true;
     return r;
+  }
+  if (s.code() == absl::StatusCode::kFailedPrecondition) {
+    // The pharmacy can answer before routing has recorded the NewRx as sent: that is a
+    // race to wait out (Unavailable: retry), not a refusal.
+    if (auto state = service_.Load(*id); state.ok() && state->state == domain::State::kQueued) {
+      return absl::UnavailableError(
+          Cat("prescription ", *id, " is being sent; retry this message shortly"));
+    }
   }
   if (!s.ok()) return s;
   return r;

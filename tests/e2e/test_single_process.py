@@ -241,3 +241,27 @@ def test_dead_letter_after_the_last_attempt_and_configuration_errors():
                              capture_output=True, text=True, timeout=30)
         assert bad.returncode == 2
         assert "SIMULATOR_OUTAGES" in bad.stderr
+
+
+def test_cancel_after_acknowledgement_goes_to_the_pharmacy_and_is_approved():
+    with tempfile.TemporaryDirectory() as tmp:
+        s = serve(tmp, "--simulator-fill-after-ms", "60000")  # no RxFill before the cancel
+        try:
+            api = s.url_after("API").rsplit("/api/", 1)[0]
+            pid = submit_many(api, 1, "cancel")[0]
+            assert wait_for(lambda: all_done(api, [pid]), 30)
+            status, text = request("POST", f"{api}/api/v1/prescriptions/{pid}/cancel",
+                                   '{"reason": "prescribed in error"}',
+                                   content_type="application/json")
+            assert status == 202, text
+            assert wait_for(lambda: get_json(f"{api}/api/v1/prescriptions/{pid}")["status"]
+                            == "Cancelled", 30)
+            types = [e["type"] for e in
+                     get_json(f"{api}/api/v1/prescriptions/{pid}/events")["events"]]
+            assert types[-2:] == ["CancelRequested", "PrescriptionCancelled"], types
+            # Cancelled is terminal: a second cancel is a conflict, and says why.
+            status, text = request("POST", f"{api}/api/v1/prescriptions/{pid}/cancel", "",
+                                   content_type="application/json")
+            assert status == 409 and "Cancelled" in text
+        finally:
+            assert s.stop() == 0

@@ -421,6 +421,56 @@ TEST_SUITE("Runtime") {
     CHECK(transport.calls.load() == 5);
   }
 
+  TEST_CASE("routing: a cancel before the NewRx went out completes without calling the pharmacy") {
+    World w(true);
+    ScriptedTransport transport;
+    runtime::PharmacyDirectory dir;
+    dir.Add("*", "http://pharmacy");
+    std::string id = w.Submit("c");  // Queued, its send request in the outbox
+    REQUIRE(w.service->Cancel(id, "wrong patient").ok());
+    CHECK(w.service->Get(id)->status == "CancelRequested");
+    runtime::RoutingService routing(*w.service, *w.broker, dir, transport, {});
+    REQUIRE(routing.Start().ok());
+    auto producer = *w.broker->NewProducer();
+    runtime::OutboxRelay relay(*w.store, *producer);
+    REQUIRE(relay.RunOnce().ok());
+    CHECK(Eventually([&] { return w.service->Get(id)->status == "Cancelled"; }));
+    routing.Stop();
+    CHECK(transport.calls.load() == 0);
+  }
+
+  TEST_CASE("routing: a store failure while recording is retried and the offset waits for it") {
+    World w(true);
+    class FlakyInbox : public store::StoreWrapper {
+     public:
+      using StoreWrapper::StoreWrapper;
+      std::atomic<int> failures{2};
+      Status Process(const std::string& c, const std::string& m,
+                     const store::InboxEffect& e) override {
+        if (failures.fetch_sub(1) > 0) return absl::UnavailableError("store down");
+        return target_.Process(c, m, e);
+      }
+    } flaky(*w.store);
+    ServiceOptions o;
+    o.patient_key = kKey;
+    auto service = std::move(*PrescriptionService::Create(flaky, o));
+    ScriptedTransport transport;
+    runtime::PharmacyDirectory dir;
+    dir.Add("*", "http://pharmacy");
+    runtime::RoutingOptions ro;
+    ro.backoff = {1ms, 5ms, 2.0};
+    runtime::RoutingService routing(*service, *w.broker, dir, transport, ro);
+    REQUIRE(routing.Start().ok());
+    std::string id = w.Submit("f");
+    auto producer = *w.broker->NewProducer();
+    runtime::OutboxRelay relay(*w.store, *producer);
+    REQUIRE(relay.RunOnce().ok());
+    CHECK(Eventually([&] { return w.service->Get(id)->status == "Acknowledged"; }));
+    routing.Stop();
+    CHECK(routing.stats().handle_errors.load() == 2);
+    CHECK(transport.calls.load() == 3);  // the same NewRx again; pharmacies dedupe MessageIDs
+  }
+
 #ifdef RXFLOW_TEST_HAVE_HTTP
   TEST_CASE(
       "routing over HTTP: the simulator acknowledges, posts RxFill, and an outage opens the "

@@ -42,8 +42,7 @@ int HttpStatus(const Status& s, bool submit) {
       return 413;
     case absl::StatusCode::kAlreadyExists:
       return 409;
-    case absl::StatusCode::kAborted:
-      return 409;
+    case absl::StatusCode::kAborted:  // too many concurrent updates: retry
     case absl::StatusCode::kUnavailable:
       return 503;
     default:

@@ -2,14 +2,15 @@
 #ifndef RXFLOW_HTTP_SRC_LISTEN_H_
 #define RXFLOW_HTTP_SRC_LISTEN_H_
 
-#include <httplib.h>
-
 #include <chrono>
 #include <string>
 #include <thread>
 
-#include "common/strcat.h"
+#include <httplib.h>
+
 #include "rxflow/status.h"
+
+#include "common/strcat.h"
 
 namespace rxflow::http::internal {
 

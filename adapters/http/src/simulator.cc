@@ -148,7 +148,11 @@ struct PharmacySimulator::Impl {
         seen.erase(in->header.message_id);  // an Error is not an acceptance: a resend may pass
       }
     }
-    if (!duplicate && roll < options.error_rate) {
+    if (std::holds_alternative<script::CancelRx>(in->body)) {
+      script::CancelRxResponse approved;
+      approved.response.kind = "Approved";
+      answer.body = approved;
+    } else if (!duplicate && roll < options.error_rate) {
       script::Error e;
       e.code = "602";
       e.description = "simulated receiver system error";

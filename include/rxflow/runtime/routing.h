@@ -10,8 +10,12 @@
 //     with exponential backoff and jitter, and records the outcome: Sent plus the
 //     synchronous answer (Status → Acknowledged, Verify → Verified, Error → retry or
 //     Failed) in ONE store transaction with the inbox record of the routing message, then
-//     commits the broker offset. After the last retry the request goes to `dead.letter`
-//     and the prescription fails (PharmacyErrorReceived code 600, not retryable).
+//     commits the broker offset — only then: a store or broker failure is retried in place
+//     (committing a later message of the partition would skip it). After the last
+//     transport attempt the request goes to `dead.letter` and the prescription fails
+//     (PharmacyErrorReceived code 600, not retryable); for a CancelRx the cancel is
+//     recorded as denied ("not delivered"). A cancel of a prescription whose NewRx never
+//     went out completes without calling the pharmacy.
 //   * PharmacyInbox turns a message a pharmacy posts later (RxFill, CancelRxResponse,
 //     Status, Verify, Error) into events, once per SCRIPT MessageID.
 //
@@ -91,6 +95,8 @@ struct RoutingStats {
   std::atomic<int64_t> transport_errors{0};
   std::atomic<int64_t> dead_lettered{0};
   std::atomic<int64_t> commit_errors{0};
+  std::atomic<int64_t> handle_errors{0};  // store/broker failures, retried in place
+  std::atomic<int64_t> stale{0};          // answers that no longer fit the prescription's state
 };
 
 class RoutingService {
@@ -117,6 +123,7 @@ class RoutingService {
   // stopping interrupted it (the caller must not commit it).
   Status Handle(const messaging::Message& message);
 
+  // Set before Start (not synchronized with the workers).
   void set_observer(Observer o) { observer_ = std::move(o); }
   const RoutingStats& stats() const { return stats_; }
   size_t queued() const;
@@ -129,6 +136,10 @@ class RoutingService {
                                 const std::string& xml, const std::string& traceparent,
                                 int& attempts);
   Status DeadLetter(const messaging::Message& message, const std::string& reason, int attempts);
+  Status Record(const std::string& message_id, const std::string& id,
+                const std::vector<domain::Command>& commands, const RequestContext& ctx,
+                std::string_view outcome, const std::function<void(std::string_view)>& observe);
+  void SleepUnlessStopping(std::chrono::microseconds d);
   void PollLoop();
 
   PrescriptionService& service_;

@@ -91,8 +91,9 @@ struct SimulatorStats {
   int64_t fill_errors = 0;
 };
 
-// Validates every request with the core SCRIPT reader; answers Status 000 (or Verify, or
-// Error 602 at `error_rate`, or Error 900 for invalid input); deduplicates on MessageID
+// Validates every request with the core SCRIPT reader; answers a NewRx with Status 000 (or
+// Verify, or Error 602 at `error_rate`), a CancelRx with CancelRxResponse Approved, invalid
+// input with Error 900; deduplicates on MessageID
 // (a repeat gets the same kind of answer and changes nothing). Admin routes for tests:
 // GET /admin/stats (SimulatorStats as JSON), POST /admin/outage?ms=N (503s for N ms).
 class PharmacySimulator {
