@@ -334,8 +334,16 @@ struct ApiServer::Impl {
       SendError(res, res.status, "request refused");
     });
     server.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+      // A request refused before routing (an oversized body) never reached the pre-routing
+      // handler: it has no id or start time of its own (zero duration, id "-").
+      bool started = t_request_start != std::chrono::steady_clock::time_point{};
       double seconds =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t_request_start).count();
+          started
+              ? std::chrono::duration<double>(std::chrono::steady_clock::now() - t_request_start)
+                    .count()
+              : 0.0;
+      std::string request_id = started ? t_request_id : "-";
+      t_request_start = {};
       std::string route = RouteOf(req.path);
       if (metrics) {
         metrics
@@ -351,7 +359,7 @@ struct ApiServer::Impl {
       if (options.access_log) {
         options.access_log(json{
             {"ts", FormatRfc3339(SystemClock().NowMicros())},
-            {"request_id", t_request_id},
+            {"request_id", request_id},
             {"method", req.method},
             {"route", route},
             {"status", res.status},

@@ -48,7 +48,7 @@ class ApiServer {
   Status Start();
   void Stop();
   int port() const;
-  // /readyz answers 200 while this returns true (default: always).
+  // /readyz answers 200 while this returns true (default: always). Call before Start.
   void set_readiness(std::function<bool()> ready);
 
  private:
