@@ -241,6 +241,15 @@ def test_dead_letter_after_the_last_attempt_and_configuration_errors():
                              capture_output=True, text=True, timeout=30)
         assert bad.returncode == 2
         assert "SIMULATOR_OUTAGES" in bad.stderr
+        for setting, expected in (("no-equals-sign", "KAFKA_CONFIG"),
+                                  ("enable.idempotence=false", "idempotence")):
+            bad = subprocess.run([os.path.join(os.environ["RXFLOW_BIN_DIR"], "rxflow"), "serve",
+                                  "--port", "0", "--brokers", "127.0.0.1:1",
+                                  "--kafka-config", setting], cwd=tmp, capture_output=True,
+                                 text=True, timeout=30, env=dict(os.environ, RXFLOW_PATIENT_KEY=
+                                                                 "e2e-patient-key-0123456789abcdef"))
+            assert bad.returncode == 2, bad.stderr
+            assert expected in bad.stderr, bad.stderr
 
 
 def test_cancel_after_acknowledgement_goes_to_the_pharmacy_and_is_approved():

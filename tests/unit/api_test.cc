@@ -157,6 +157,35 @@ TEST_SUITE("API") {
     CHECK(api.Events() == before);
   }
 
+  TEST_CASE("pharmacy inbound: 200 once, a duplicate says so; 415, 400 with XML paths, 404") {
+    Api api;
+    std::string id = json::parse(api.Post("/api/v1/prescriptions", Lisinopril())->body)["id"];
+    std::vector<domain::Command> sent{domain::Route{}, domain::MarkSent{},
+                                      domain::RecordStatus{"000", ""}};
+    REQUIRE(api.service->ExecuteOnce("routing", "m1", id, sent).ok());
+    std::string fill = testing::ReadFixture("script/rxfill_partial.xml");
+    auto at = fill.find("<RelatesToMessageID>") + 20;
+    fill.replace(at, fill.find("</RelatesToMessageID>", at) - at, api.service->Get(id)->message_id);
+    const std::string path = "/api/v1/pharmacy/inbound";
+    auto r = api.Post(path, fill, "application/xml");
+    REQUIRE(r->status == 200);
+    CHECK(json::parse(r->body)["prescription_id"] == id);
+    CHECK(json::parse(r->body)["duplicate"] == false);
+    CHECK(json::parse(api.Post(path, fill, "application/xml")->body)["duplicate"] == true);
+    CHECK(api.service->Get(id)->status == "Dispensed");  // a partial fill, state Dispensed
+    size_t before = api.Events();
+    CHECK(api.Post(path, fill, "text/plain")->status == 415);
+    auto bad = api.Post(path, "<Message><Header/></Message>", "application/xml");
+    CHECK(bad->status == 400);
+    CHECK(json::parse(bad->body)["resourceType"] == "OperationOutcome");
+    CHECK(bad->body.find("/Message") != std::string::npos);  // an XML path
+    std::string unknown = fill;
+    unknown.replace(at, 32, std::string(32, 'e'));
+    CHECK(api.Post(path, unknown, "application/xml")->status == 404);
+    CHECK(api.client->Post(path.c_str(), fill, "application/xml")->status == 401);  // no key
+    CHECK(api.Events() == before);
+  }
+
   TEST_CASE("health, readiness and metrics need no key; the access log holds no PHI") {
     Api api;
     CHECK(api.client->Get("/healthz")->status == 200);
