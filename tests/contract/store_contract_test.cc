@@ -11,6 +11,7 @@
 #include "rxflow/clock.h"
 #include "rxflow/store/event_store.h"
 
+#include "testing/concurrency.h"
 #include <unistd.h>
 
 #ifdef RXFLOW_TEST_HAVE_SQLITE
@@ -158,30 +159,36 @@ TEST_SUITE("Store contract") {
     CHECK(*store->Backlog() == 1);  // the failed append's outbox row does not exist
   }
 
+  // Read-modify-write from 8 threads released together: each reads the stream's version and
+  // appends the next one. The rounds go on until conflicts were seen (bounded), so a store
+  // without its version check fails the test instead of passing by never racing.
   TEST_CASE_TEMPLATE("8 threads racing on one stream: one winner per version, no lost update", A,
                      RXFLOW_ADAPTERS) {
     A adapter;
     auto store = adapter.Open();
-    std::atomic<int> next_id{0};
-    std::atomic<int> wins{0};
-    std::vector<std::thread> threads;
-    for (int t = 0; t < 8; ++t) {
-      threads.emplace_back([&] {
-        for (int round = 0; round < 25; ++round) {
-          // Read-modify-write: read the version, try to append the next one.
-          auto events = store->ReadStream("race");
-          if (!events.ok()) continue;
-          int64_t v = static_cast<int64_t>(events->size());
-          auto r = store->Append(Req("race", v, {Event("race-" + std::to_string(next_id++))}));
-          if (r.ok()) {
-            ++wins;
-          } else {
-            CHECK(r.status().code() == absl::StatusCode::kAborted);
-          }
+    std::atomic<int> next_id{0}, wins{0}, conflicts{0};
+    testing::Failures failures;
+    testing::RunTogether(8, [&](int) {
+      for (int round = 0; round < 25 || (conflicts.load() == 0 && round < 5000); ++round) {
+        auto events = store->ReadStream("race");
+        if (!events.ok()) {
+          failures.Add("ReadStream: " + events.status().ToString());
+          return;
         }
-      });
-    }
-    for (auto& t : threads) t.join();
+        int64_t v = static_cast<int64_t>(events->size());
+        auto r = store->Append(Req("race", v, {Event("race-" + std::to_string(next_id++))}));
+        if (r.ok()) {
+          ++wins;
+        } else if (r.status().code() == absl::StatusCode::kAborted) {
+          ++conflicts;
+        } else {
+          failures.Add("Append: " + r.status().ToString());
+          return;
+        }
+      }
+    });
+    CHECK_MESSAGE(failures.empty(), failures.Text());
+    CHECK(conflicts.load() > 0);  // the threads really raced
     auto events = store->ReadStream("race");
     REQUIRE(events.ok());
     CHECK(static_cast<int>(events->size()) == wins.load());
@@ -238,19 +245,22 @@ TEST_SUITE("Store contract") {
     A adapter;
     auto store = adapter.Open();
     std::atomic<int> ok{0}, exists{0};
-    std::vector<std::thread> threads;
-    for (int t = 0; t < 8; ++t) {
-      threads.emplace_back([&, t] {
-        std::string stream = "p-" + std::to_string(t);
-        auto r = store->Append(Req(stream, kNoStream, {Event("ev-" + std::to_string(t))},
-                                   {Message("msg-" + std::to_string(t), stream)}, "same-key"));
-        if (r.ok()) ++ok;
-        if (r.status().code() == absl::StatusCode::kAlreadyExists) ++exists;
-      });
-    }
-    for (auto& t : threads) t.join();
+    testing::Failures failures;
+    testing::RunTogether(8, [&](int t) {
+      std::string stream = "p-" + std::to_string(t);
+      auto r = store->Append(Req(stream, kNoStream, {Event("ev-" + std::to_string(t))},
+                                 {Message("msg-" + std::to_string(t), stream)}, "same-key"));
+      if (r.ok()) {
+        ++ok;
+      } else if (r.status().code() == absl::StatusCode::kAlreadyExists) {
+        ++exists;
+      } else {
+        failures.Add(r.status().ToString());
+      }
+    });
+    CHECK_MESSAGE(failures.empty(), failures.Text());
     CHECK(ok == 1);
-    CHECK(exists == 7);
+    CHECK(exists == 7);  // every loser saw the conflict
     CHECK(*store->Backlog() == 1);
     CHECK(store->ReadAll(0, 100)->size() == 1);
   }
