@@ -410,11 +410,7 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
       };
     }
     api = std::make_unique<http::ApiServer>(**service, inbox.get(), &metrics, &tracer, ao);
-    // Ready while the store answers a read (an unknown key is an answer).
-    api->set_readiness([st = store->get()] {
-      auto probe = st->FindByIdempotencyKey("readiness-probe");
-      return probe.ok() || probe.status().code() == absl::StatusCode::kNotFound;
-    });
+    api->set_readiness(http::StoreReadiness(**store));
     if (Status s = api->Start(); !s.ok()) return fail("api", s);
   }
   std::string api_base = api ? "http://" + c.host + ":" + std::to_string(api->port()) : "";

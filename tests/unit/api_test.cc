@@ -9,6 +9,7 @@
 #include "rxflow/obs/metrics.h"
 #include "rxflow/service.h"
 
+#include "testing/concurrency.h"
 #include "testing/files.h"
 
 using namespace rxflow;
@@ -186,6 +187,9 @@ TEST_SUITE("API") {
     CHECK(api.Events() == before);
   }
 
+  // The server counts a request and writes its access-log line after the response has gone
+  // out, so the test waits (with a deadline) for the counter and the line instead of reading
+  // them right after the response.
   TEST_CASE("health, readiness and metrics need no key; the access log holds no PHI") {
     Api api;
     CHECK(api.client->Get("/healthz")->status == 200);
@@ -194,11 +198,23 @@ TEST_SUITE("API") {
     api.server->set_readiness([&] { return ready; });
     CHECK(api.client->Get("/readyz")->status == 503);
     REQUIRE(api.Post("/api/v1/prescriptions", Lisinopril())->status == 201);
-    auto m = api.client->Get("/metrics");
-    CHECK(m->status == 200);
-    CHECK(m->body.find("rxflow_http_requests_total{code=\"201\",method=\"POST\",route=\"/api/v1/"
-                       "prescriptions\"} 1") != std::string::npos);
-    CHECK(m->body.find("rxflow_submit_durable_seconds_count 1") != std::string::npos);
+    std::string metrics;
+    CHECK(testing::WaitFor([&] {
+      auto m = api.client->Get("/metrics");
+      if (!m || m->status != 200) return false;
+      metrics = m->body;
+      return metrics.find(
+                 "rxflow_http_requests_total{code=\"201\",method=\"POST\",route=\"/"
+                 "api/v1/prescriptions\"} 1") != std::string::npos;
+    }));
+    CHECK(metrics.find("rxflow_submit_durable_seconds_count 1") != std::string::npos);
+    auto logged_post = [&] {
+      std::lock_guard lock(api.log_mu);
+      for (const std::string& line : api.log)
+        if (line.find("\"POST\"") != std::string::npos) return true;
+      return false;
+    };
+    CHECK(testing::WaitFor(logged_post));
     std::lock_guard lock(api.log_mu);
     REQUIRE_FALSE(api.log.empty());
     for (const std::string& line : api.log) {
@@ -207,6 +223,26 @@ TEST_SUITE("API") {
       CHECK(line.find("Delacroix") == std::string::npos);  // no patient data
       CHECK(line.find("1968-04-17") == std::string::npos);
     }
+  }
+
+  // StoreReadiness: /readyz follows whether the store answers a read.
+  TEST_CASE("/readyz is 503 while the store does not answer and 200 once it does again") {
+    struct FlakyStore : store::StoreWrapper {
+      using StoreWrapper::StoreWrapper;
+      std::atomic<bool> down{false};
+      StatusOr<std::string> FindByIdempotencyKey(const std::string& k) override {
+        if (down) return absl::UnavailableError("store down");
+        return StoreWrapper::FindByIdempotencyKey(k);
+      }
+    };
+    Api api;
+    FlakyStore flaky(*api.store);
+    api.server->set_readiness(http::StoreReadiness(flaky));
+    CHECK(api.client->Get("/readyz")->status == 200);  // an unknown key is an answer
+    flaky.down = true;
+    CHECK(api.client->Get("/readyz")->status == 503);
+    flaky.down = false;
+    CHECK(api.client->Get("/readyz")->status == 200);
   }
 
   TEST_CASE("W3C traceparent is carried onto the events") {

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <map>
 #include <set>
 #include <string>
@@ -11,11 +12,13 @@
 #include <vector>
 
 #include <doctest/doctest.h>
+#include <librdkafka/rdkafka.h>
 
 #include "rxflow/kafka/kafka_broker.h"
 #include "rxflow/messaging/broker.h"
 
 #include "testing/broker_adapters.h"
+#include <unistd.h>
 
 using namespace std::chrono_literals;
 using rxflow::kafka::KafkaOptions;
@@ -43,6 +46,26 @@ std::vector<Message> Drain(Consumer& c, size_t want, std::chrono::seconds deadli
     }
   }
   return got;
+}
+
+// The partition count of `topic` as the cluster's metadata reports it (-1: no such topic).
+int PartitionCount(const std::string& brokers, const std::string& topic) {
+  char err[256];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), err, sizeof err);
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+  REQUIRE(rk != nullptr);
+  int count = -1;
+  const rd_kafka_metadata_t* md = nullptr;
+  if (rd_kafka_metadata(rk, /*all_topics=*/1, nullptr, &md, 10'000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    for (int i = 0; i < md->topic_cnt; ++i) {
+      if (topic == md->topics[i].topic && md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        count = md->topics[i].partition_cnt;
+    }
+    rd_kafka_metadata_destroy(md);
+  }
+  rd_kafka_destroy(rk);
+  return count;
 }
 
 double SecondsSince(std::chrono::steady_clock::time_point start) {
@@ -90,14 +113,16 @@ TEST_SUITE("Kafka adapter") {
     double took = SecondsSince(start);
     CHECK(s.code() == absl::StatusCode::kUnavailable);
     CHECK(s.message().find("prescription.events") != std::string::npos);
+    // It waited for publish_timeout (1.5 s), and then gave up: librdkafka's own default
+    // (message.timeout.ms, 300 s) would be far past the generous upper bound.
     CHECK(took >= 1.0);
-    CHECK(took < 5.0);
+    CHECK(took < 60.0);
     MESSAGE(s.ToString());
     // A message without a topic is the caller's error.
     Message no_topic = Msg("", "k", "p");
     CHECK((*producer)->Publish({&no_topic, 1}).code() == absl::StatusCode::kInvalidArgument);
     producer->reset();
-    CHECK(SecondsSince(start) < 8.0);  // closing the producer does not hang
+    CHECK(SecondsSince(start) < 60.0);  // closing the producer does not hang
   }
 
   TEST_CASE("a failed delivery report is Unavailable and never quotes the payload") {
@@ -110,10 +135,10 @@ TEST_SUITE("Kafka adapter") {
     auto producer = (*broker)->NewProducer();
     REQUIRE(producer.ok());
     Message m = Msg("prescription.events", "rx-1", "PATIENT-DOE-JOHN-1970-01-01");
-    auto start = std::chrono::steady_clock::now();
     rxflow::Status s = (*producer)->Publish({&m, 1});
     CHECK(s.code() == absl::StatusCode::kUnavailable);
-    CHECK(SecondsSince(start) < 2.5);
+    // librdkafka's delivery report, not our publish_timeout, ended the wait: its error code is
+    // in the message (no clock involved, so no flake on a loaded machine).
     CHECK(s.message().find("_MSG_TIMED_OUT") != std::string::npos);
     CHECK(s.message().find("prescription.events") != std::string::npos);
     CHECK(s.message().find("PATIENT") == std::string::npos);
@@ -167,8 +192,8 @@ TEST_SUITE("Kafka adapter") {
     double took = SecondsSince(start);
     CHECK(down.code() == absl::StatusCode::kUnavailable);
     CHECK(down.message().find("outage") != std::string::npos);
-    CHECK(took >= 1.5);
-    CHECK(took < 6.0);
+    CHECK(took >= 1.5);  // waited for publish_timeout (2 s) ...
+    CHECK(took < 60.0);  // ... and gave up (librdkafka alone would wait 300 s)
     MESSAGE(down.ToString());
 
     // The caller republishes with backoff until the cluster is back (at-least-once).
@@ -265,6 +290,43 @@ TEST_SUITE("Kafka adapter") {
           absl::StatusCode::kInvalidArgument);
     CHECK(a.broker().NewConsumer("g", {}).status().code() == absl::StatusCode::kInvalidArgument);
     CHECK(a.broker().Name() == "kafka");
+  }
+}
+
+// CreateTopics goes to the cluster's controller. librdkafka 2.0's mock cluster answers Metadata
+// with ControllerId 0 while its brokers are numbered from 1, so an admin request there waits for
+// a controller that does not exist: this case needs a real broker (REDPANDA_BROKERS) and is
+// registered with ctest only where one is configured (tests/CMakeLists.txt).
+TEST_SUITE("Kafka real broker") {
+  TEST_CASE("CreateTopics creates each topic with its partitions and leaves existing ones be") {
+    const char* env = std::getenv("REDPANDA_BROKERS");
+    REQUIRE_MESSAGE(env != nullptr, "set REDPANDA_BROKERS to a Kafka-compatible broker");
+    std::string brokers = env;
+    std::string suffix = std::to_string(::getpid());
+    std::string routing = "routing.requests." + suffix, events = "prescription.events." + suffix;
+    CHECK(PartitionCount(brokers, routing) == -1);
+    rxflow::Status created = rxflow::kafka::CreateTopics(brokers, {routing, events}, 6);
+    REQUIRE_MESSAGE(created.ok(), created.ToString());
+    CHECK(PartitionCount(brokers, routing) == 6);
+    CHECK(PartitionCount(brokers, events) == 6);
+    // Again, asking for another count: the topics exist and are left as they are.
+    rxflow::Status again = rxflow::kafka::CreateTopics(brokers, {routing}, 2);
+    CHECK_MESSAGE(again.ok(), again.ToString());
+    CHECK(PartitionCount(brokers, routing) == 6);
+    // A message goes through a created topic.
+    KafkaOptions o;
+    o.brokers = brokers;
+    auto broker = NewKafkaBroker(o);
+    REQUIRE(broker.ok());
+    auto consumer = (*broker)->NewConsumer("create-topics", {routing});
+    REQUIRE(consumer.ok());
+    auto producer = (*broker)->NewProducer();
+    REQUIRE(producer.ok());
+    Message m = Msg(routing, "rx-1", "hello");
+    REQUIRE((*producer)->Publish({&m, 1}).ok());
+    auto got = Drain(**consumer, 1);
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].payload == "hello");
   }
 }
 

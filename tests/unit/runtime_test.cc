@@ -17,6 +17,8 @@
 
 #include "testing/files.h"
 #ifdef RXFLOW_TEST_HAVE_HTTP
+#include <httplib.h>
+
 #include "rxflow/http/servers.h"
 #endif
 
@@ -476,7 +478,27 @@ TEST_SUITE("Runtime") {
       "routing over HTTP: the simulator acknowledges, posts RxFill, and an outage opens the "
       "breaker") {
     World w(true);
+    // The simulator's RxFills come back to this loopback endpoint, which hands them to the
+    // pharmacy inbox as the API's inbound route would.
+    runtime::PharmacyInbox inbox(*w.service);
+    std::atomic<int> fills_received{0}, fills_refused{0};
+    httplib::Server callback;
+    callback.Post("/inbound", [&](const httplib::Request& req, httplib::Response& res) {
+      IssueList issues;
+      auto r = inbox.Receive(req.body, issues);
+      if (r.ok() && r->transaction == "RxFill") {
+        ++fills_received;
+      } else {
+        ++fills_refused;
+      }
+      res.status = r.ok() ? 200 : 400;
+    });
+    int callback_port = callback.bind_to_any_port("127.0.0.1");
+    REQUIRE(callback_port > 0);
+    std::thread callback_thread([&] { callback.listen_after_bind(); });
     http::SimulatorOptions so;
+    so.callback_url = "http://127.0.0.1:" + std::to_string(callback_port) + "/inbound";
+    so.fill_after = 10ms;
     http::PharmacySimulator sim(so);
     REQUIRE(sim.Start().ok());
     auto transport = http::NewHttpPharmacyTransport();
@@ -493,7 +515,9 @@ TEST_SUITE("Runtime") {
     runtime::OutboxRelay relay(*w.store, *producer);
     relay.Start();
     std::string first = w.Submit("a");
-    REQUIRE(Eventually([&] { return w.service->Get(first)->status == "Acknowledged"; }));
+    // Acknowledged, then dispensed by the RxFill the simulator posted back.
+    REQUIRE(Eventually([&] { return w.service->Get(first)->status == "Dispensed"; }));
+    CHECK(fills_received.load() == 1);
     sim.OutageFor(400ms);
     std::vector<std::string> ids;
     for (int i = 0; i < 20; ++i) ids.push_back(w.Submit("b" + std::to_string(i)));
@@ -504,14 +528,25 @@ TEST_SUITE("Runtime") {
       return false;
     }));
     CHECK(Eventually([&] { return routing.stats().handled.load() == 21; }));
+    // Every prescription is dispensed through its own RxFill, each recorded once.
+    CHECK(Eventually([&] {
+      for (const auto& id : ids)
+        if (w.service->Get(id)->status != "Dispensed") return false;
+      return true;
+    }));
     relay.Stop();
     routing.Stop();
-    for (const auto& id : ids) CHECK(w.service->Get(id)->status == "Acknowledged");
     auto st = sim.stats();
     CHECK(st.unique == 21);
     CHECK(st.duplicates == 0);
     CHECK(st.refused > 0);
+    CHECK(st.fills_posted == 21);
+    CHECK(st.fill_errors == 0);
+    CHECK(fills_received.load() == 21);
+    CHECK(fills_refused.load() == 0);
     sim.Stop();
+    callback.stop();
+    callback_thread.join();
   }
 
   TEST_CASE("pharmacy inbox: RxFill for a sent prescription is recorded once") {

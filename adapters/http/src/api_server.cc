@@ -391,4 +391,11 @@ int ApiServer::port() const { return impl_->port; }
 
 void ApiServer::set_readiness(std::function<bool()> ready) { impl_->ready = std::move(ready); }
 
+std::function<bool()> StoreReadiness(store::EventStore& store) {
+  return [&store] {
+    auto probe = store.FindByIdempotencyKey("readiness-probe");
+    return probe.ok() || absl::IsNotFound(probe.status());
+  };
+}
+
 }  // namespace rxflow::http

@@ -56,6 +56,11 @@ class ApiServer {
   std::unique_ptr<Impl> impl_;
 };
 
+// A readiness check that holds while `store` answers a probe read (an unknown idempotency key
+// is an answer; Unavailable, a lost connection or a broken file is not). `store` must outlive
+// the returned function.
+std::function<bool()> StoreReadiness(store::EventStore& store);
+
 struct HttpTransportOptions {
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds read_timeout{10000};
