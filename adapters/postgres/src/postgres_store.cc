@@ -227,20 +227,6 @@ class PostgresStore : public Store {
         tx.exec(std::string(m.sql));
         tx.exec_params("INSERT INTO rxflow_migrations (version) VALUES ($1)", m.version);
       }
-      // TimescaleDB, when installed: try to make the events table a hypertable (never
-      // required). TimescaleDB refuses unique constraints that leave out the partitioning
-      // column, so with this schema it may decline; the store then keeps the plain table.
-      if (!tx.exec("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").empty()) {
-        pqxx::subtransaction sub(tx, "timescale");
-        try {
-          sub.exec(
-              "SELECT create_hypertable('events', 'global_position', chunk_time_interval => "
-              "10000000, if_not_exists => TRUE, migrate_data => TRUE)");
-          sub.commit();
-        } catch (const pqxx::sql_error&) {
-          sub.abort();
-        }
-      }
       tx.commit();
       if (options_.batch_appends) writer_thread_ = std::thread([this] { WriterLoop(); });
       return absl::OkStatus();
