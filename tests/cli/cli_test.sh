@@ -65,7 +65,9 @@ check "show prints the summary" 0 '"status":"Transformed"' '' -- "$RX" show --st
 check "events prints the history" 0 '"type": "PrescriptionTransformed"' '' -- "$RX" events --store "$STORE" "$ID"
 check "replay rebuilds the read model" 0 '^replayed 2 events' '' -- "$RX" replay --store "$STORE"
 check "show of an unknown id: exit 1" 1 '' 'no prescription' -- "$RX" show --store "$STORE" nope
-check "submit of invalid FHIR stores nothing: exit 1" 1 '' 'Schedule II' -- "$RX" submit --store "$STORE" "$TMP/c2.json"
+check "submit of invalid FHIR is refused: exit 1" 1 '' 'Schedule II' -- "$RX" submit --store "$STORE" --idempotency-key refused-1 "$TMP/c2.json"
+check "the refused submit stored no event" 0 '^replayed 2 events' '' -- "$RX" replay --store "$STORE"
+check "the refused submit left its idempotency key unused" 0 '"created": true' '' -- "$RX" submit --store "$STORE" --idempotency-key refused-1 "$L"
 check "a short RXFLOW_PATIENT_KEY is refused: exit 2" 2 '' '16 bytes' -- env RXFLOW_PATIENT_KEY=short "$RX" show --store "$STORE" "$ID"
 check "the patient key file is private" 0 '^-rw-------' '' -- ls -l "$TMP/data/patient.key"
 

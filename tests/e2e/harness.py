@@ -142,8 +142,11 @@ def all_done(api, ids):
     return all(s in DONE for s in statuses(api, ids).values())
 
 
-def check_events_in_order(api, pid):
-    events = get_json(f"{api}/api/v1/prescriptions/{pid}/events")["events"]
+def check_events_in_order(api, pid, events=None):
+    """A delivered prescription's history: versions 1..n, the send path in order, one Sent.
+    `events`: the history already fetched (GET .../events), else it is fetched here."""
+    if events is None:
+        events = get_json(f"{api}/api/v1/prescriptions/{pid}/events")["events"]
     assert [e["version"] for e in events] == list(range(1, len(events) + 1))
     types = [e["type"] for e in events]
     assert types[:4] == ["PrescriptionReceived", "PrescriptionTransformed",
@@ -153,14 +156,17 @@ def check_events_in_order(api, pid):
     return types
 
 
-def metric(api, name):
-    """Sum of every series of `name` in /metrics."""
+def metric(api, name, **labels):
+    """Sum of every series of `name` in /metrics (only those with these label values)."""
     status, text = request("GET", f"{api}/metrics", key=None)
     assert status == 200
+    want = [f'{k}="{v}"' for k, v in labels.items()]
     total = 0.0
     for line in text.splitlines():
         if line.startswith(name + " ") or line.startswith(name + "{"):
-            total += float(line.rsplit(" ", 1)[1])
+            series = line.rsplit(" ", 1)[0]
+            if all(w in series for w in want):
+                total += float(line.rsplit(" ", 1)[1])
     return total
 
 

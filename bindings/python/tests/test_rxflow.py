@@ -17,6 +17,15 @@ def fixture(name: str) -> str:
     return (FIXTURES / name).read_text()
 
 
+def test_the_module_under_test_is_the_one_asked_for():
+    # RXFLOW_MODULE_DIR (tests/cmake/run.sh: the install prefix's dist-packages), else the first
+    # PYTHONPATH entry (ctest: the build tree), is where `import rxflow` must have found it.
+    expected = os.environ.get("RXFLOW_MODULE_DIR") or os.environ.get("PYTHONPATH", "").split(os.pathsep)[0]
+    if not expected:
+        pytest.skip("neither RXFLOW_MODULE_DIR nor PYTHONPATH names the module's directory")
+    assert pathlib.Path(rxflow.__file__).resolve().parent == pathlib.Path(expected).resolve(), (rxflow.__file__, expected)
+
+
 def test_to_script_accepts_str_bytes_and_dict():
     text = fixture("fhir/medication_request_lisinopril.json")
     for request in (text, text.encode(), json.loads(text)):
@@ -120,9 +129,7 @@ def test_generated_patient_key_is_kept_owner_only_and_reused(tmp_path, monkeypat
     assert again.replayed and again.id == first.id
 
 
-def test_the_gil_is_released_during_transforms():
-    # Four threads transform in parallel; with the GIL held they would still finish, so the
-    # check is that concurrent use is safe and every result is right.
+def test_concurrent_transforms_from_four_threads_are_correct():
     text = fixture("fhir/medication_request_lisinopril.json")
     results = []
 
@@ -136,6 +143,53 @@ def test_the_gil_is_released_during_transforms():
     for t in threads:
         t.join()
     assert results == [True] * 100
+
+
+def progress_of_another_thread_during(call):
+    """How far a spinning Python thread counts while this thread runs call().
+
+    The switch interval is set far longer than the call (0.5 s): a thread that holds the GIL
+    through the call is not asked to hand it over before the call ends, so the count cannot move
+    between the two reads around the call. It moves only if call() releases the GIL."""
+    count = [0]
+    stop = [False]
+
+    def spin():
+        while not stop[0]:
+            count[0] += 1
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.5)
+    spinner = threading.Thread(target=spin)
+    try:
+        spinner.start()
+        before = count[0]
+        call()
+        return count[0] - before
+    finally:
+        stop[0] = True
+        spinner.join()
+        sys.setswitchinterval(interval)
+
+
+def test_the_gil_is_released_during_transforms():
+    # A request big enough that one transform takes tens of milliseconds.
+    request = json.loads(fixture("fhir/medication_request_lisinopril.json"))
+    request["medication_request"]["identifier"] += [
+        {"system": "urn:example:padding", "value": str(i)} for i in range(50000)]
+    text = json.dumps(request)
+    results = []
+
+    def transform():
+        results.append(rxflow.to_script(text))
+
+    # The probe works here: across a call of similar length that keeps the GIL (json.loads),
+    # the other thread does not move. (Retried: only a stall of the whole machine longer than
+    # the switch interval could make it move.)
+    assert any(progress_of_another_thread_during(lambda: json.loads(text)) == 0 for _ in range(3))
+    # Across one to_script call it does; retried in case the other thread was not scheduled.
+    assert any(progress_of_another_thread_during(transform) > 0 for _ in range(3))
+    assert results and all("<NewRx>" in xml for xml in results)
 
 
 def test_the_example_script_runs(tmp_path):
