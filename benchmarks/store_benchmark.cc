@@ -48,17 +48,6 @@ AppendRequest Submission(const std::string& id) {
   transformed.type = "PrescriptionTransformed";
   transformed.payload = "{\"newrx_xml\":\"" + NewRxXml() + "\"}";
   r.events = {received, transformed};
-  OutboxMessage audit;
-  audit.message_id = id + "-audit";
-  audit.topic = "audit.trail";
-  audit.key = id;
-  audit.payload = R"({"event":"PrescriptionReceived"})";
-  OutboxMessage events;
-  events.message_id = id + "-events";
-  events.topic = "prescription.events";
-  events.key = id;
-  events.payload = R"({"event":"PrescriptionTransformed"})";
-  r.outbox = {audit, events};
   return r;
 }
 

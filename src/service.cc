@@ -134,17 +134,13 @@ struct PrescriptionService::Impl {
         clock(options.clock ? *options.clock : SystemClock()),
         ids(options.ids ? *options.ids : RandomIds()) {}
 
-  // Event records and outbox messages for new events of stream `id` after `version`.
+  // Event records for new events of stream `id` after `version` (what they mean for other
+  // systems is derived from them by the relay: runtime/messages.h).
   void Records(const std::string& id, int64_t version, const std::vector<domain::Event>& events,
                const RequestContext& ctx, store::AppendRequest& req) {
     std::string correlation = ctx.correlation_id.empty() ? ids.NewId() : ctx.correlation_id;
     int64_t now = clock.NowMicros();
     std::string causation;
-    // A cancel before anything was sent completes at once: no CancelRx to send.
-    bool cancelled_now = false;
-    for (const domain::Event& e : events) {
-      cancelled_now |= std::holds_alternative<domain::PrescriptionCancelled>(e);
-    }
     for (const domain::Event& e : events) {
       store::EventRecord r;
       r.event_id = ids.NewId();
@@ -160,41 +156,6 @@ struct PrescriptionService::Impl {
       r.traceparent = ctx.traceparent;
       r.payload = domain::EncodePayload(e);
       causation = r.event_id;
-      json headers = {{"event_id", r.event_id}, {"version", r.version}};
-      if (!ctx.traceparent.empty()) headers["traceparent"] = ctx.traceparent;
-      // Audit trail and domain events: identifiers and types only, never PHI.
-      json audit = {{"prescription_id", id},
-                    {"event_id", r.event_id},
-                    {"event_type", r.type},
-                    {"version", r.version},
-                    {"actor", ctx.actor},
-                    {"tenant", ctx.tenant},
-                    {"occurred_at", FormatRfc3339(now)}};
-      req.outbox.push_back(store::OutboxMessage{0, r.event_id + ":audit", "audit.trail", id,
-                                                audit.dump(), headers.dump(), 0, 0});
-      req.outbox.push_back(store::OutboxMessage{0, r.event_id + ":event", "prescription.events", id,
-                                                audit.dump(), headers.dump(), 0, 0});
-      // Work for the routing service: send the NewRx (again, after a retryable error), or
-      // send a CancelRx for a prescription already at the pharmacy.
-      json routing;
-      if (const auto* q = std::get_if<domain::PrescriptionQueued>(&e)) {
-        routing = {{"action", "send"},
-                   {"prescription_id", id},
-                   {"pharmacy_ncpdp_id", q->pharmacy_ncpdp_id},
-                   {"attempt", q->attempt}};
-      } else if (const auto* err = std::get_if<domain::PharmacyErrorReceived>(&e);
-                 err && err->retryable) {
-        routing = {{"action", "send"}, {"prescription_id", id}, {"retry_after_error", err->code}};
-      } else if (const auto* c = std::get_if<domain::CancelRequested>(&e); c && !cancelled_now) {
-        routing = {{"action", "cancel"},
-                   {"prescription_id", id},
-                   {"cancel_message_id", c->cancel_message_id}};
-      }
-      if (!routing.is_null()) {
-        routing["event_id"] = r.event_id;
-        req.outbox.push_back(store::OutboxMessage{0, r.event_id + ":route", "routing.requests", id,
-                                                  routing.dump(), headers.dump(), 0, 0});
-      }
       req.events.push_back(std::move(r));
     }
   }

@@ -153,21 +153,26 @@ StatusOr<std::unique_ptr<messaging::Broker>> OpenBroker(const Config& c) {
 #endif
 }
 
-void RegisterMetrics(obs::Registry& r, store::Outbox* outbox, runtime::OutboxRelay* relay,
-                     runtime::RoutingService* routing, obs::Tracer* tracer) {
+void RegisterMetrics(obs::Registry& r, store::Subscriptions* subscriptions,
+                     runtime::OutboxRelay* relay, runtime::RoutingService* routing,
+                     obs::Tracer* tracer) {
   r.AddCollector([=](obs::Registry& m) {
-    if (outbox) {
-      if (auto b = outbox->Backlog(); b.ok()) {
-        m.Gauge("rxflow_outbox_backlog", "Outbox rows not yet published")
+    if (subscriptions) {
+      if (auto b = runtime::RelayBacklog(*subscriptions); b.ok()) {
+        m.Gauge("rxflow_outbox_backlog",
+                "Events in the log the relay has not published yet (head - checkpoint)")
             .Set(static_cast<double>(*b));
       }
     }
     if (relay) {
       m.Gauge("rxflow_outbox_lag_seconds",
-              "Age of the oldest row in the relay's last published batch")
+              "From the oldest event of the relay's last batch to its publication")
           .Set(static_cast<double>(relay->lag_micros()) / 1e6);
-      m.Gauge("rxflow_outbox_published", "Outbox rows published by this relay")
+      m.Gauge("rxflow_outbox_published", "Messages published by this relay")
           .Set(static_cast<double>(relay->published()));
+      m.Gauge("rxflow_outbox_relay_active",
+              "1 while this relay holds the subscription's lease, 0 while it stands by")
+          .Set(relay->active() ? 1.0 : 0.0);
       m.Gauge("rxflow_broker_errors", "Publish batches the broker refused")
           .Set(static_cast<double>(relay->publish_errors()));
     }

@@ -1,69 +1,85 @@
 #include "rxflow/runtime/outbox_relay.h"
 
-#include <nlohmann/json.hpp>
+#include <algorithm>
+
+#include "rxflow/runtime/messages.h"
+
+#include "common/crypto.h"
 
 namespace rxflow::runtime {
 
-namespace {
-
-// The row's JSON headers as message headers, with the row's message id first.
-std::vector<std::pair<std::string, std::string>> Headers(const store::OutboxMessage& row) {
-  std::vector<std::pair<std::string, std::string>> out;
-  out.emplace_back(messaging::kMessageIdHeader, row.message_id);
-  if (row.headers.empty()) return out;
-  auto j = nlohmann::json::parse(row.headers, nullptr, false);
-  if (!j.is_object()) return out;
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    out.emplace_back(it.key(), it->is_string() ? it->get<std::string>() : it->dump());
-  }
-  return out;
+OutboxRelay::OutboxRelay(store::EventStore& log, store::Subscriptions& subscriptions,
+                         messaging::Producer& producer, OutboxRelayOptions options, Clock* clock)
+    : log_(log),
+      subscriptions_(subscriptions),
+      producer_(producer),
+      options_(std::move(options)),
+      clock_(clock ? *clock : SystemClock()) {
+  if (options_.owner.empty()) options_.owner = "relay-" + internal::RandomHex128();
 }
 
-}  // namespace
-
-OutboxRelay::OutboxRelay(store::Outbox& outbox, messaging::Producer& producer,
+OutboxRelay::OutboxRelay(store::Store& store, messaging::Producer& producer,
                          OutboxRelayOptions options, Clock* clock)
-    : outbox_(outbox),
-      producer_(producer),
-      options_(options),
-      clock_(clock ? *clock : SystemClock()) {}
+    : OutboxRelay(store, store, producer, std::move(options), clock) {}
 
 OutboxRelay::~OutboxRelay() { Stop(); }
 
 StatusOr<size_t> OutboxRelay::RunOnce() {
-  auto rows = outbox_.Claim(options_.batch, options_.lease.count() * 1000);
-  if (!rows.ok()) return rows.status();
-  if (rows->empty()) {
+  const std::string& name = options_.subscription;
+  const int64_t ttl = options_.lease.count() * 1000;
+  const int64_t now = clock_.NowMicros();
+  if (!active_.load()) {
+    auto got = subscriptions_.AcquireLease(name, options_.owner, ttl);
+    if (!got.ok()) return got.status();
+    if (!*got) return size_t{0};  // another relay is active: stand by
+    auto checkpoint = subscriptions_.SubscriptionCheckpoint(name);
+    if (!checkpoint.ok()) return checkpoint.status();
+    checkpoint_ = *checkpoint;
+    lease_renewed_at_ = now;
+    active_.store(true);
+  }
+  if (now - lease_renewed_at_ >= ttl / 2) {
+    // Keep the lease while idle or while the broker refuses batches (no checkpoint renews it
+    // then), so that a standby does not take over a relay that is alive.
+    auto kept = subscriptions_.AcquireLease(name, options_.owner, ttl);
+    if (!kept.ok()) return kept.status();
+    if (!*kept) {
+      active_.store(false);
+      return absl::FailedPreconditionError("outbox relay: lost the lease on " + name);
+    }
+    lease_renewed_at_ = now;
+  }
+  auto events = log_.ReadAll(checkpoint_, options_.batch);
+  if (!events.ok()) return events.status();
+  if (events->empty()) {
     lag_.store(0);
     return size_t{0};
   }
   std::vector<messaging::Message> batch;
-  batch.reserve(rows->size());
-  std::vector<int64_t> ids;
-  ids.reserve(rows->size());
-  int64_t oldest = rows->front().created_at;
-  for (const store::OutboxMessage& row : *rows) {
-    messaging::Message m;
-    m.topic = row.topic;
-    m.key = row.key;
-    m.payload = row.payload;
-    m.headers = Headers(row);
-    batch.push_back(std::move(m));
-    ids.push_back(row.id);
-    oldest = std::min(oldest, row.created_at);
+  batch.reserve(events->size() * 3);
+  int64_t oldest = events->front().occurred_at;
+  for (const store::EventRecord& e : *events) {
+    auto messages = DeriveMessages(e);
+    if (!messages.ok()) return messages.status();
+    std::move(messages->begin(), messages->end(), std::back_inserter(batch));
+    oldest = std::min(oldest, e.occurred_at);
   }
   if (Status s = producer_.Publish(batch); !s.ok()) {
     errors_.fetch_add(1);
-    // Release the claims so that this or another relay retries them in order.
-    for (const store::OutboxMessage& row : *rows) {
-      (void)outbox_.MarkFailed(row.id, 0);
-    }
+    return s;  // nothing committed: the same events are read again
+  }
+  const int64_t last = events->back().global_position;
+  if (Status s = subscriptions_.CommitCheckpoint(name, options_.owner, last, ttl); !s.ok()) {
+    // Lost to another relay (it publishes from its own checkpoint; what this one published
+    // is deduplicated by the consumers), or the store is down: read the lease again.
+    active_.store(false);
     return s;
   }
-  if (Status s = outbox_.MarkPublished(ids); !s.ok()) return s;
-  published_.fetch_add(static_cast<int64_t>(ids.size()));
+  checkpoint_ = last;
+  lease_renewed_at_ = now;
+  published_.fetch_add(static_cast<int64_t>(batch.size()));
   lag_.store(std::max<int64_t>(0, clock_.NowMicros() - oldest));
-  return ids.size();
+  return events->size();
 }
 
 void OutboxRelay::Start() {
@@ -74,6 +90,9 @@ void OutboxRelay::Start() {
 void OutboxRelay::Stop() {
   running_.store(false);
   if (thread_.joinable()) thread_.join();
+  if (active_.exchange(false)) {
+    (void)subscriptions_.ReleaseLease(options_.subscription, options_.owner);
+  }
 }
 
 void OutboxRelay::Loop() {
@@ -90,8 +109,26 @@ void OutboxRelay::Loop() {
       continue;
     }
     failures = 0;
-    if (*n == 0) std::this_thread::sleep_for(options_.idle_poll);
+    if (*n > 0) continue;
+    // Idle; a standby asks for the lease a few times per lease period, not per poll.
+    auto idle = active_.load() ? options_.idle_poll
+                               : std::clamp(options_.lease / 4, options_.idle_poll,
+                                            std::chrono::milliseconds(1000));
+    auto until = std::chrono::steady_clock::now() + idle;
+    while (running_.load() && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(
+          std::min<std::chrono::milliseconds>(idle, std::chrono::milliseconds(20)));
+    }
   }
+}
+
+StatusOr<int64_t> RelayBacklog(store::Subscriptions& subscriptions,
+                               const std::string& subscription) {
+  auto head = subscriptions.HeadPosition();
+  if (!head.ok()) return head.status();
+  auto checkpoint = subscriptions.SubscriptionCheckpoint(subscription);
+  if (!checkpoint.ok()) return checkpoint.status();
+  return std::max<int64_t>(0, *head - *checkpoint);
 }
 
 }  // namespace rxflow::runtime

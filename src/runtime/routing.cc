@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "rxflow/runtime/messages.h"
 #include "rxflow/script/xml.h"
 
 #include "common/strcat.h"
@@ -252,11 +253,15 @@ Status RoutingService::Handle(const messaging::Message& message) {
   RequestContext ctx;
   ctx.actor = "routing-service";
   ctx.traceparent = std::string(message.Header(messaging::kTraceparentHeader));
-  json request = json::parse(message.payload, nullptr, false);
-  std::string action = request.is_object() ? request.value("action", "") : "";
-  if (message_id.empty() || id.empty() || (action != "send" && action != "cancel")) {
-    return DeadLetter(message, "malformed routing request", 0);
+  auto request = RoutingRequest::Decode(message.payload);
+  if (message_id.empty() || id.empty() || !request.ok()) {
+    return DeadLetter(message,
+                      request.ok() ? "routing request without a message id or key"
+                                   : std::string(request.status().message()),
+                      0);
   }
+  const bool send = request->action == RoutingRequest::Action::kSend;
+  const std::string_view action = ActionName(request->action);
   auto p = LoadPrescription(service_, id);
   if (!p.ok()) {
     if (p.status().code() == absl::StatusCode::kNotFound) {
@@ -264,8 +269,7 @@ Status RoutingService::Handle(const messaging::Message& message) {
     }
     return p.status();
   }
-  const domain::State expected =
-      action == "send" ? domain::State::kQueued : domain::State::kCancelRequested;
+  const domain::State expected = send ? domain::State::kQueued : domain::State::kCancelRequested;
   if (p->state.state != expected) {  // an earlier delivery of this request got through
     stats_.duplicates.fetch_add(1);
     return absl::OkStatus();
@@ -277,7 +281,7 @@ Status RoutingService::Handle(const messaging::Message& message) {
     if (observer_) observer_(pharmacy, outcome, code, seconds());
   };
   std::vector<domain::Command> commands;
-  if (action == "cancel" && p->state.send_attempts == 0) {
+  if (!send && p->state.send_attempts == 0) {
     // Cancelled before the NewRx ever went out: nothing at the pharmacy to cancel.
     commands.push_back(domain::RecordCancelResponse{true, "cancelled before transmission"});
     return Record(message_id, id, commands, ctx, "CancelledUnsent", observe);
@@ -285,9 +289,8 @@ Status RoutingService::Handle(const messaging::Message& message) {
   const std::string url = directory_.Find(pharmacy);
   int attempts = 0;
   StatusOr<std::string> reply = absl::NotFoundError(Cat("no endpoint for pharmacy ", pharmacy));
-  StatusOr<std::string> xml =
-      action == "send" ? StatusOr<std::string>(std::move(p->newrx_xml))
-                       : service_.OutboundXml(id, "cancel", request.value("cancel_message_id", ""));
+  StatusOr<std::string> xml = send ? StatusOr<std::string>(std::move(p->newrx_xml))
+                                   : service_.OutboundXml(id, "cancel", request->cancel_message_id);
   if (xml.ok() && xml->empty()) xml = absl::FailedPreconditionError("no NewRx stored");
   if (!xml.ok()) return DeadLetter(message, std::string(xml.status().message()), 0);
   if (!url.empty()) {
@@ -309,7 +312,7 @@ Status RoutingService::Handle(const messaging::Message& message) {
     std::string reason =
         Cat(std::string(reply.status().message()), " after ", attempts, " attempt(s)");
     if (Status s = DeadLetter(message, reason, attempts); !s.ok()) return s;
-    if (action == "send") {
+    if (send) {
       domain::RecordError failed;
       failed.code = "600";  // communication problem
       failed.description = reason;
@@ -320,7 +323,7 @@ Status RoutingService::Handle(const messaging::Message& message) {
     }
     outcome = "DeadLetter";
   } else {
-    if (action == "send") commands.push_back(domain::MarkSent{});
+    if (send) commands.push_back(domain::MarkSent{});
     IssueList issues;
     auto answer = script::ReadXml(*reply, issues);
     if (answer.ok()) {
@@ -328,7 +331,7 @@ Status RoutingService::Handle(const messaging::Message& message) {
       if (const auto* st = std::get_if<script::Status>(&answer->body)) code = st->code;
       if (const auto* v = std::get_if<script::Verify>(&answer->body)) code = v->code;
       if (const auto* e = std::get_if<script::Error>(&answer->body)) code = e->code;
-      if (action == "send") {
+      if (send) {
         if (auto command = PharmacyResponseCommand(*answer); command.ok()) {
           commands.push_back(std::move(*command));
         }
@@ -375,33 +378,16 @@ StatusOr<size_t> RedriveRouting(PrescriptionService& service, messaging::Produce
   for (const PrescriptionSummary& s : *waiting) {
     auto records = service.History(s.id);
     if (!records.ok()) return records.status();
-    // The event whose outbox row asked for this routing: the last Queued, retryable Error
-    // or CancelRequested (see PrescriptionService's outbox rows).
+    // The event that asked for this routing (the last one whose messages include a routing
+    // request), derived again as the relay derived it: same message id, same payload.
     for (auto r = records->rbegin(); r != records->rend(); ++r) {
-      auto e = domain::DecodeEvent(r->type, r->schema_version, r->payload);
-      if (!e.ok()) return e.status();
-      json request;
-      if (std::holds_alternative<domain::PrescriptionQueued>(*e) ||
-          std::holds_alternative<domain::PharmacyErrorReceived>(*e)) {
-        request = {{"action", "send"}, {"prescription_id", s.id}};
-      } else if (const auto* c = std::get_if<domain::CancelRequested>(&*e)) {
-        request = {{"action", "cancel"},
-                   {"prescription_id", s.id},
-                   {"cancel_message_id", c->cancel_message_id}};
-      } else {
-        continue;
-      }
-      request["event_id"] = r->event_id;
-      messaging::Message m;
-      m.topic = std::string(messaging::topics::kRoutingRequests);
-      m.key = s.id;
-      m.payload = request.dump();
-      m.headers = {{std::string(messaging::kMessageIdHeader), r->event_id + ":route"},
-                   {"event_id", r->event_id}};
-      if (!r->traceparent.empty()) {
-        m.headers.emplace_back(messaging::kTraceparentHeader, r->traceparent);
-      }
-      batch.push_back(std::move(m));
+      auto derived = DeriveMessages(*r);
+      if (!derived.ok()) return derived.status();
+      auto route = std::find_if(derived->begin(), derived->end(), [](const messaging::Message& m) {
+        return m.topic == messaging::topics::kRoutingRequests;
+      });
+      if (route == derived->end()) continue;
+      batch.push_back(std::move(*route));
       break;
     }
   }

@@ -15,11 +15,10 @@ namespace {
 
 using internal::Cat;
 
-struct StoredMessage {
-  OutboxMessage message;
-  bool published = false;
-  int64_t claimed_until = 0;  // lease end (micros); 0 = not claimed
-  int64_t available_at = 0;   // not claimable before (after a failure)
+struct Subscription {
+  int64_t position = 0;
+  std::string owner;
+  int64_t lease_until = 0;  // micros; the owner's lease ends then
 };
 
 struct Projection {
@@ -33,10 +32,9 @@ struct State {
   std::set<std::string, std::less<>> event_ids;
   std::map<std::string, std::string, std::less<>> idempotency;
   std::map<std::string, Snapshot, std::less<>> snapshots;
-  std::vector<StoredMessage> outbox;
   std::set<std::pair<std::string, std::string>> inbox;
   std::map<std::string, Projection, std::less<>> projections;
-  int64_t next_message_id = 1;
+  std::map<std::string, Subscription, std::less<>> subscriptions;
 };
 
 // Validates `req` against `state` plus what `staged` already adds; fills versions.
@@ -77,22 +75,10 @@ Status Check(const State& state, const std::vector<AppendRequest>& staged, Appen
     e.stream_id = req.stream_id;
     e.version = ++current;
   }
-  std::set<std::string_view> message_ids;
-  for (const OutboxMessage& m : req.outbox) {
-    if (m.message_id.empty() || m.topic.empty()) {
-      return absl::InvalidArgumentError("append: an outbox message needs a message id and a topic");
-    }
-    bool taken = !message_ids.insert(m.message_id).second;
-    for (const StoredMessage& s : state.outbox) taken |= s.message.message_id == m.message_id;
-    for (const AppendRequest& s : staged) {
-      for (const OutboxMessage& o : s.outbox) taken |= o.message_id == m.message_id;
-    }
-    if (taken) return absl::AlreadyExistsError(Cat("outbox message id exists: ", m.message_id));
-  }
   return absl::OkStatus();
 }
 
-AppendResult Commit(State& state, AppendRequest& req, int64_t now) {
+AppendResult Commit(State& state, AppendRequest& req) {
   auto& stream = state.streams[req.stream_id];
   AppendResult result;
   for (EventRecord& e : req.events) {
@@ -105,11 +91,6 @@ AppendResult Commit(State& state, AppendRequest& req, int64_t now) {
   }
   if (req.events.empty()) result.last_version = static_cast<int64_t>(stream.size());
   if (stream.empty()) state.streams.erase(req.stream_id);
-  for (OutboxMessage& m : req.outbox) {
-    m.id = state.next_message_id++;
-    m.created_at = now;
-    state.outbox.push_back(StoredMessage{m});
-  }
   if (!req.idempotency_key.empty()) state.idempotency[req.idempotency_key] = req.stream_id;
   return result;
 }
@@ -182,7 +163,7 @@ class MemoryStore : public Store {
   StatusOr<AppendResult> Append(AppendRequest request) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (Status s = Check(state_, {}, request); !s.ok()) return s;
-    return Commit(state_, request, clock_.NowMicros());
+    return Commit(state_, request);
   }
 
   StatusOr<std::vector<EventRecord>> ReadStream(const std::string& stream_id,
@@ -222,50 +203,56 @@ class MemoryStore : public Store {
     return absl::NotFoundError(Cat("no snapshot for stream ", stream_id));
   }
 
-  StatusOr<std::vector<OutboxMessage>> Claim(size_t limit, int64_t lease_micros) override {
+  StatusOr<bool> AcquireLease(const std::string& name, const std::string& owner,
+                              int64_t ttl_micros) override {
     std::lock_guard<std::mutex> lock(mu_);
     int64_t now = clock_.NowMicros();
-    std::set<std::string> blocked;  // keys with an earlier message not handed out now
-    std::vector<OutboxMessage> out;
-    for (StoredMessage& m : state_.outbox) {
-      if (m.published) continue;
-      const std::string& key = m.message.key;
-      bool claimable = m.claimed_until <= now && m.available_at <= now;
-      if (blocked.count(key) || !claimable || out.size() >= limit) {
-        blocked.insert(key);
-        continue;
-      }
-      m.claimed_until = now + lease_micros;
-      out.push_back(m.message);
-    }
-    return out;
+    Subscription& sub = state_.subscriptions[name];
+    if (sub.owner != owner && sub.lease_until > now) return false;
+    sub.owner = owner;
+    sub.lease_until = now + ttl_micros;
+    return true;
   }
 
-  Status MarkPublished(std::span<const int64_t> ids) override {
+  Status ReleaseLease(const std::string& name, const std::string& owner) override {
     std::lock_guard<std::mutex> lock(mu_);
-    for (int64_t id : ids) {
-      StoredMessage* m = Find(id);
-      if (!m) return absl::NotFoundError(Cat("no outbox message ", id));
-      m->published = true;
-      m->claimed_until = 0;
+    auto it = state_.subscriptions.find(name);
+    if (it != state_.subscriptions.end() && it->second.owner == owner) {
+      it->second.owner.clear();
+      it->second.lease_until = 0;
     }
     return absl::OkStatus();
   }
 
-  Status MarkFailed(int64_t id, int64_t retry_after_micros) override {
+  StatusOr<int64_t> SubscriptionCheckpoint(const std::string& name) override {
     std::lock_guard<std::mutex> lock(mu_);
-    StoredMessage* m = Find(id);
-    if (!m) return absl::NotFoundError(Cat("no outbox message ", id));
-    m->claimed_until = 0;
-    m->available_at = clock_.NowMicros() + retry_after_micros;
-    ++m->message.attempts;
+    auto it = state_.subscriptions.find(name);
+    return it == state_.subscriptions.end() ? 0 : it->second.position;
+  }
+
+  Status CommitCheckpoint(const std::string& name, const std::string& owner, int64_t position,
+                          int64_t ttl_micros) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    int64_t now = clock_.NowMicros();
+    auto it = state_.subscriptions.find(name);
+    if (it == state_.subscriptions.end() || it->second.owner != owner) {
+      // Take the lease first; a lapsed lease of one's own may still be renewed here.
+      return absl::FailedPreconditionError(
+          Cat("subscription ", name, " is held by another reader, not ", owner));
+    }
+    Subscription& sub = it->second;
+    if (position < sub.position) {
+      return absl::AbortedError(
+          Cat("subscription ", name, " is at ", sub.position, ", not moving back to ", position));
+    }
+    sub.position = position;
+    sub.lease_until = now + ttl_micros;
     return absl::OkStatus();
   }
 
-  StatusOr<int64_t> Backlog() override {
+  StatusOr<int64_t> HeadPosition() override {
     std::lock_guard<std::mutex> lock(mu_);
-    return static_cast<int64_t>(std::count_if(state_.outbox.begin(), state_.outbox.end(),
-                                              [](const StoredMessage& m) { return !m.published; }));
+    return static_cast<int64_t>(state_.all.size());
   }
 
   Status Process(const std::string& consumer, const std::string& message_id,
@@ -277,8 +264,7 @@ class MemoryStore : public Store {
     }
     StagingView view(state_);
     if (Status s = effect(view); !s.ok()) return s;  // nothing staged is kept
-    int64_t now = clock_.NowMicros();
-    for (AppendRequest& r : view.staged()) Commit(state_, r, now);
+    for (AppendRequest& r : view.staged()) Commit(state_, r);
     state_.inbox.insert({consumer, message_id});
     return absl::OkStatus();
   }
@@ -327,13 +313,6 @@ class MemoryStore : public Store {
   }
 
  private:
-  StoredMessage* Find(int64_t id) {
-    for (StoredMessage& m : state_.outbox) {
-      if (m.message.id == id) return &m;
-    }
-    return nullptr;
-  }
-
   Clock& clock_;
   std::mutex mu_;
   State state_;

@@ -40,23 +40,12 @@ EventRecord Event(const std::string& id, const std::string& type = "Something") 
   return e;
 }
 
-OutboxMessage Message(const std::string& id, const std::string& key,
-                      const std::string& topic = "routing.requests") {
-  OutboxMessage m;
-  m.message_id = id;
-  m.key = key;
-  m.topic = topic;
-  m.payload = "{}";
-  return m;
-}
-
 AppendRequest Req(const std::string& stream, int64_t expected, std::vector<EventRecord> events,
-                  std::vector<OutboxMessage> outbox = {}, std::string key = {}) {
+                  std::string key = {}) {
   AppendRequest r;
   r.stream_id = stream;
   r.expected_version = expected;
   r.events = std::move(events);
-  r.outbox = std::move(outbox);
   r.idempotency_key = std::move(key);
   return r;
 }
@@ -152,11 +141,11 @@ TEST_SUITE("Store contract") {
   TEST_CASE_TEMPLATE("a stale expected version is Aborted and writes nothing", A, RXFLOW_ADAPTERS) {
     A adapter;
     auto store = adapter.Open();
-    REQUIRE(store->Append(Req("s1", kNoStream, {Event("e1")}, {Message("m1", "s1")})).ok());
-    auto stale = store->Append(Req("s1", kNoStream, {Event("e2")}, {Message("m2", "s1")}));
+    REQUIRE(store->Append(Req("s1", kNoStream, {Event("e1")})).ok());
+    auto stale = store->Append(Req("s1", kNoStream, {Event("e2")}));
     CHECK(stale.status().code() == absl::StatusCode::kAborted);
     CHECK(store->ReadStream("s1")->size() == 1);
-    CHECK(*store->Backlog() == 1);  // the failed append's outbox row does not exist
+    CHECK(*store->HeadPosition() == 1);  // the failed append took no position
   }
 
   // Read-modify-write from 8 threads released together: each reads the stream's version and
@@ -230,14 +219,13 @@ TEST_SUITE("Store contract") {
                      RXFLOW_ADAPTERS) {
     A adapter;
     auto store = adapter.Open();
-    REQUIRE(store->Append(Req("p1", kNoStream, {Event("e1")}, {}, "key-1")).ok());
-    auto dup = store->Append(Req("p2", kNoStream, {Event("e2")}, {Message("m", "p2")}, "key-1"));
+    REQUIRE(store->Append(Req("p1", kNoStream, {Event("e1")}, "key-1")).ok());
+    auto dup = store->Append(Req("p2", kNoStream, {Event("e2")}, "key-1"));
     CHECK(dup.status().code() == absl::StatusCode::kAlreadyExists);
     CHECK(std::string(dup.status().message()).find("p1") != std::string::npos);
     CHECK(*store->FindByIdempotencyKey("key-1") == "p1");
     CHECK(store->FindByIdempotencyKey("nope").status().code() == absl::StatusCode::kNotFound);
     CHECK(store->ReadStream("p2")->empty());
-    CHECK(*store->Backlog() == 0);
   }
 
   TEST_CASE_TEMPLATE("idempotent appends racing in 8 threads create exactly one stream", A,
@@ -248,8 +236,8 @@ TEST_SUITE("Store contract") {
     testing::Failures failures;
     testing::RunTogether(8, [&](int t) {
       std::string stream = "p-" + std::to_string(t);
-      auto r = store->Append(Req(stream, kNoStream, {Event("ev-" + std::to_string(t))},
-                                 {Message("msg-" + std::to_string(t), stream)}, "same-key"));
+      auto r =
+          store->Append(Req(stream, kNoStream, {Event("ev-" + std::to_string(t))}, "same-key"));
       if (r.ok()) {
         ++ok;
       } else if (r.status().code() == absl::StatusCode::kAlreadyExists) {
@@ -261,67 +249,70 @@ TEST_SUITE("Store contract") {
     CHECK_MESSAGE(failures.empty(), failures.Text());
     CHECK(ok == 1);
     CHECK(exists == 7);  // every loser saw the conflict
-    CHECK(*store->Backlog() == 1);
     CHECK(store->ReadAll(0, 100)->size() == 1);
   }
 
-  TEST_CASE_TEMPLATE("outbox rows are claimed in commit order, one key at a time", A,
+  TEST_CASE_TEMPLATE("a subscription keeps its checkpoint; the head is the last position", A,
                      RXFLOW_ADAPTERS) {
     A adapter;
     auto store = adapter.Open();
-    REQUIRE(
-        store
-            ->Append(Req("a", kNoStream, {Event("a1")}, {Message("ma1", "a"), Message("ma2", "a")}))
-            .ok());
-    REQUIRE(store->Append(Req("b", kNoStream, {Event("b1")}, {Message("mb1", "b")})).ok());
-    auto first = store->Claim(10, 60'000'000);
-    REQUIRE(first.ok());
-    REQUIRE(first->size() == 3);
-    CHECK((*first)[0].message_id == "ma1");
-    CHECK((*first)[1].message_id == "ma2");
-    CHECK((*first)[2].message_id == "mb1");
-    CHECK((*first)[0].id < (*first)[1].id);
-    // Claimed messages are not handed out again while the lease holds.
-    CHECK(store->Claim(10, 60'000'000)->empty());
-    int64_t ids[] = {(*first)[0].id, (*first)[1].id, (*first)[2].id};
-    REQUIRE(store->MarkPublished(ids).ok());
-    CHECK(*store->Backlog() == 0);
-    CHECK(store->Claim(10, 60'000'000)->empty());
+    CHECK(*store->HeadPosition() == 0);
+    CHECK(*store->SubscriptionCheckpoint("relay") == 0);
+    REQUIRE(store->Append(Req("a", kNoStream, {Event("a1"), Event("a2")})).ok());
+    REQUIRE(store->Append(Req("b", kNoStream, {Event("b1")})).ok());
+    auto all = store->ReadAll(0, 10);
+    REQUIRE(all->size() == 3);
+    CHECK(*store->HeadPosition() == all->back().global_position);
+    REQUIRE(store->AcquireLease("relay", "r1", 10'000'000).ok());
+    REQUIRE(store->CommitCheckpoint("relay", "r1", (*all)[1].global_position, 10'000'000).ok());
+    CHECK(*store->SubscriptionCheckpoint("relay") == (*all)[1].global_position);
+    CHECK(*store->SubscriptionCheckpoint("other") == 0);  // subscriptions are independent
+    // A checkpoint never moves back.
+    CHECK(store->CommitCheckpoint("relay", "r1", (*all)[0].global_position, 10'000'000).code() ==
+          absl::StatusCode::kAborted);
+    CHECK(*store->SubscriptionCheckpoint("relay") == (*all)[1].global_position);
   }
 
-  TEST_CASE_TEMPLATE("a key's later message waits while an earlier one is unpublished", A,
+  TEST_CASE_TEMPLATE("one lease holder per subscription; a standby takes over when it runs out", A,
                      RXFLOW_ADAPTERS) {
     A adapter;
     auto store = adapter.Open();
-    REQUIRE(store->Append(Req("a", kNoStream, {Event("a1")}, {Message("ma1", "a")})).ok());
-    auto c1 = store->Claim(1, 60'000'000);  // ma1 claimed
-    REQUIRE(c1->size() == 1);
-    REQUIRE(store->Append(Req("a", 1, {Event("a2")}, {Message("ma2", "a")})).ok());
-    REQUIRE(store->Append(Req("b", kNoStream, {Event("b1")}, {Message("mb1", "b")})).ok());
-    auto c2 = store->Claim(10, 60'000'000);
-    REQUIRE(c2.ok());
-    REQUIRE(c2->size() == 1);  // mb1 only: ma2 waits behind the claimed ma1
-    CHECK((*c2)[0].message_id == "mb1");
-    // A failure releases ma1 and delays it; ma2 still waits behind it.
-    REQUIRE(store->MarkFailed((*c1)[0].id, 1'000'000).ok());
-    CHECK(store->Claim(10, 60'000'000)->empty());
-    adapter.clock.Advance(2'000'000);
-    auto c3 = store->Claim(10, 60'000'000);
-    REQUIRE(c3->size() == 2);
-    CHECK((*c3)[0].message_id == "ma1");
-    CHECK((*c3)[0].attempts == 1);
-    CHECK((*c3)[1].message_id == "ma2");
+    CHECK(*store->AcquireLease("relay", "r1", 1'000'000) == true);
+    CHECK(*store->AcquireLease("relay", "r1", 1'000'000) == true);  // renewed
+    CHECK(*store->AcquireLease("relay", "r2", 1'000'000) == false);
+    CHECK(*store->AcquireLease("projector", "r2", 1'000'000) == true);  // another subscription
+    // The standby may not move the checkpoint while r1 holds the lease.
+    CHECK(store->CommitCheckpoint("relay", "r2", 5, 1'000'000).code() ==
+          absl::StatusCode::kFailedPrecondition);
+    CHECK(*store->SubscriptionCheckpoint("relay") == 0);
+    REQUIRE(store->CommitCheckpoint("relay", "r1", 5, 1'000'000).ok());  // renews the lease
+    adapter.clock.Advance(600'000);
+    CHECK(*store->AcquireLease("relay", "r2", 1'000'000) == false);  // renewed at commit
+    adapter.clock.Advance(600'000);
+    // r1 stopped renewing (it died): r2 takes over, and r1 is fenced off.
+    CHECK(*store->AcquireLease("relay", "r2", 1'000'000) == true);
+    CHECK(store->CommitCheckpoint("relay", "r1", 9, 1'000'000).code() ==
+          absl::StatusCode::kFailedPrecondition);
+    CHECK(*store->SubscriptionCheckpoint("relay") == 5);
+    REQUIRE(store->CommitCheckpoint("relay", "r2", 9, 1'000'000).ok());
+    // A released lease is free at once.
+    REQUIRE(store->ReleaseLease("relay", "r2").ok());
+    CHECK(*store->AcquireLease("relay", "r3", 1'000'000) == true);
+    CHECK(*store->SubscriptionCheckpoint("relay") == 9);
   }
 
-  TEST_CASE_TEMPLATE("an expired lease makes a claimed message claimable again", A,
-                     RXFLOW_ADAPTERS) {
+  TEST_CASE_TEMPLATE("two readers racing for a lease: exactly one wins", A, RXFLOW_ADAPTERS) {
     A adapter;
     auto store = adapter.Open();
-    REQUIRE(store->Append(Req("a", kNoStream, {Event("a1")}, {Message("ma1", "a")})).ok());
-    REQUIRE(store->Claim(10, 1'000'000)->size() == 1);
-    CHECK(store->Claim(10, 1'000'000)->empty());
-    adapter.clock.Advance(1'500'000);
-    CHECK(store->Claim(10, 1'000'000)->size() == 1);
+    std::atomic<int> won{0};
+    testing::Failures failures;
+    testing::RunTogether(8, [&](int t) {
+      auto got = store->AcquireLease("relay", "r" + std::to_string(t), 60'000'000);
+      if (!got.ok()) return failures.Add(got.status().ToString());
+      if (*got) ++won;
+    });
+    CHECK_MESSAGE(failures.empty(), failures.Text());
+    CHECK(won.load() == 1);
   }
 
   TEST_CASE_TEMPLATE("the inbox runs an effect once per consumer and message", A, RXFLOW_ADAPTERS) {
@@ -332,9 +323,8 @@ TEST_SUITE("Store contract") {
       ++runs;
       auto v = tx.ReadStream("s");
       if (!v.ok()) return v.status();
-      auto r =
-          tx.Append(Req("s", static_cast<int64_t>(v->size()), {Event("fx-" + std::to_string(runs))},
-                        {Message("out-" + std::to_string(runs), "s")}));
+      auto r = tx.Append(
+          Req("s", static_cast<int64_t>(v->size()), {Event("fx-" + std::to_string(runs))}));
       return r.status();
     };
     CHECK(store->Process("routing", "msg-1", effect).ok());
@@ -343,34 +333,23 @@ TEST_SUITE("Store contract") {
     CHECK(store->Process("audit", "msg-1", effect).ok());  // another consumer
     CHECK(runs == 2);
     CHECK(store->ReadStream("s")->size() == 2);
-    CHECK(*store->Backlog() == 2);
+    CHECK(*store->HeadPosition() == 2);
   }
 
-  TEST_CASE_TEMPLATE("a failing inbox effect leaves nothing: no events, no outbox, no inbox record",
-                     A, RXFLOW_ADAPTERS) {
+  TEST_CASE_TEMPLATE("a failing inbox effect leaves nothing: no events, no inbox record", A,
+                     RXFLOW_ADAPTERS) {
     A adapter;
     auto store = adapter.Open();
     auto failing = [&](EventStore& tx) -> Status {
-      auto r = tx.Append(Req("s", kNoStream, {Event("half")}, {Message("half-msg", "s")}));
+      auto r = tx.Append(Req("s", kNoStream, {Event("half")}));
       if (!r.ok()) return r.status();
       return absl::UnavailableError("pharmacy down");  // fails after a staged append
     };
     CHECK(store->Process("routing", "msg-1", failing).code() == absl::StatusCode::kUnavailable);
     CHECK(store->ReadStream("s")->empty());
-    CHECK(*store->Backlog() == 0);
+    CHECK(*store->HeadPosition() == 0);
     // Not recorded: the message can be processed again.
     CHECK(store->Process("routing", "msg-1", [](EventStore&) { return absl::OkStatus(); }).ok());
-  }
-
-  TEST_CASE_TEMPLATE("outbox message ids are unique; a duplicate fails the whole append", A,
-                     RXFLOW_ADAPTERS) {
-    A adapter;
-    auto store = adapter.Open();
-    REQUIRE(store->Append(Req("a", kNoStream, {Event("a1")}, {Message("m1", "a")})).ok());
-    auto dup = store->Append(Req("b", kNoStream, {Event("b1")}, {Message("m1", "b")}));
-    CHECK(dup.status().code() == absl::StatusCode::kAlreadyExists);
-    CHECK(store->ReadStream("b")->empty());
-    CHECK(*store->Backlog() == 1);
   }
 
   TEST_CASE_TEMPLATE("an inbox effect that ignores a refused append commits only what succeeded", A,
@@ -380,15 +359,15 @@ TEST_SUITE("Store contract") {
     REQUIRE(store->Append(Req("s", kNoStream, {Event("s1")})).ok());
     auto effect = [&](EventStore& tx) -> Status {
       // A stale append (refused) then a good one: only the good one may land.
-      auto stale = tx.Append(Req("s", kNoStream, {Event("stale")}, {Message("stale-msg", "s")}));
+      auto stale = tx.Append(Req("s", kNoStream, {Event("stale")}));
       CHECK(stale.status().code() == absl::StatusCode::kAborted);
-      return tx.Append(Req("s", 1, {Event("s2")}, {Message("good-msg", "s")})).status();
+      return tx.Append(Req("s", 1, {Event("s2")})).status();
     };
     REQUIRE(store->Process("c", "m", effect).ok());
     auto events = store->ReadStream("s");
     REQUIRE(events->size() == 2);
     CHECK((*events)[1].event_id == "s2");
-    CHECK(*store->Backlog() == 1);
+    CHECK(*store->HeadPosition() == 2);
   }
 
   TEST_CASE_TEMPLATE("snapshots keep the latest version", A, RXFLOW_ADAPTERS) {

@@ -6,9 +6,7 @@
 #include <condition_variable>
 #include <deque>
 #include <future>
-#include <map>
 #include <mutex>
-#include <set>
 #include <thread>
 
 #include <pqxx/pqxx>
@@ -16,6 +14,7 @@
 namespace rxflow::internal::embedded {
 extern const std::string_view k001_init_sql;
 extern const std::string_view k002_append_function_sql;
+extern const std::string_view k003_event_log_outbox_sql;
 }  // namespace rxflow::internal::embedded
 
 namespace rxflow::store {
@@ -26,7 +25,8 @@ struct Migration {
   std::string_view sql;
 };
 const Migration kMigrations[] = {{1, rxflow::internal::embedded::k001_init_sql},
-                                 {2, rxflow::internal::embedded::k002_append_function_sql}};
+                                 {2, rxflow::internal::embedded::k002_append_function_sql},
+                                 {3, rxflow::internal::embedded::k003_event_log_outbox_sql}};
 
 void JsonString(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -55,50 +55,37 @@ void JsonField(std::string& out, std::string_view name, std::string_view value,
   JsonString(out, value);
 }
 
-// One append as a single call of rxflow_append (migrations/002): one round trip.
-StatusOr<AppendResult> CallAppend(pqxx::transaction_base& tx, AppendRequest& req, int64_t now) {
+// The JSON array of `req`'s events that rxflow_append takes (every value a JSON string;
+// the function casts), or InvalidArgument.
+Status EventsJson(const AppendRequest& req, std::string& out) {
   if (req.stream_id.empty()) return absl::InvalidArgumentError("append: stream id is empty");
-  std::string events = "[";
+  out = "[";
   for (size_t i = 0; i < req.events.size(); ++i) {
     const EventRecord& e = req.events[i];
     if (e.event_id.empty()) return absl::InvalidArgumentError("append: an event has no id");
-    if (i) events.push_back(',');
-    events.push_back('{');
-    JsonField(events, "event_id", e.event_id, true);
-    JsonField(events, "type", e.type);
-    JsonField(events, "schema_version", std::to_string(e.schema_version));
-    JsonField(events, "occurred_at", std::to_string(e.occurred_at));
-    JsonField(events, "correlation_id", e.correlation_id);
-    JsonField(events, "causation_id", e.causation_id);
-    JsonField(events, "actor", e.actor);
-    JsonField(events, "tenant", e.tenant);
-    JsonField(events, "traceparent", e.traceparent);
-    JsonField(events, "payload", e.payload);
-    events.push_back('}');
+    if (i) out.push_back(',');
+    out.push_back('{');
+    JsonField(out, "event_id", e.event_id, true);
+    JsonField(out, "type", e.type);
+    JsonField(out, "schema_version", std::to_string(e.schema_version));
+    JsonField(out, "occurred_at", std::to_string(e.occurred_at));
+    JsonField(out, "correlation_id", e.correlation_id);
+    JsonField(out, "causation_id", e.causation_id);
+    JsonField(out, "actor", e.actor);
+    JsonField(out, "tenant", e.tenant);
+    JsonField(out, "traceparent", e.traceparent);
+    JsonField(out, "payload", e.payload);
+    out.push_back('}');
   }
-  events.push_back(']');
-  std::string outbox = "[";
-  for (size_t i = 0; i < req.outbox.size(); ++i) {
-    const OutboxMessage& m = req.outbox[i];
-    if (m.message_id.empty() || m.topic.empty()) {
-      return absl::InvalidArgumentError("append: an outbox message needs a message id and a topic");
-    }
-    if (i) outbox.push_back(',');
-    outbox.push_back('{');
-    JsonField(outbox, "message_id", m.message_id, true);
-    JsonField(outbox, "topic", m.topic);
-    JsonField(outbox, "key", m.key);
-    JsonField(outbox, "payload", m.payload);
-    JsonField(outbox, "headers", m.headers);
-    outbox.push_back('}');
-  }
-  outbox.push_back(']');
-  pqxx::row r = tx.exec_params1(
-      "SELECT code, detail, last_version, last_position, outbox_ids FROM "
-      "rxflow_append($1, $2, $3, $4::jsonb, $5::jsonb, $6)",
-      req.stream_id, req.expected_version, req.idempotency_key, events, outbox, now);
-  std::string code = r[0].as<std::string>();
-  std::string detail = r[1].is_null() ? std::string() : r[1].as<std::string>();
+  out.push_back(']');
+  return absl::OkStatus();
+}
+
+// What rxflow_append answered for `req` (code, detail, last_version, last_position) as a
+// result; on 'ok' the request's events get their stream id, versions and positions.
+StatusOr<AppendResult> AppendOutcome(AppendRequest& req, const std::string& code,
+                                     const std::string& detail, int64_t last_version,
+                                     int64_t last_position) {
   if (code == "aborted") {
     return absl::AbortedError("version conflict on stream " + req.stream_id + ": " + detail);
   }
@@ -106,34 +93,47 @@ StatusOr<AppendResult> CallAppend(pqxx::transaction_base& tx, AppendRequest& req
   if (code == "unique") {
     if (detail.find("event_id") != std::string::npos)
       return absl::AlreadyExistsError("event id exists");
-    if (detail.find("message_id") != std::string::npos) {
-      return absl::AlreadyExistsError("outbox message id exists");
-    }
     if (detail.find("idempotency") != std::string::npos) {
       return absl::AlreadyExistsError("idempotency key exists: (concurrent)");
     }
     return absl::AbortedError("version conflict on stream " + req.stream_id + " (" + detail + ")");
   }
+  if (code != "ok") return absl::InternalError("postgres: rxflow_append answered " + code);
   AppendResult result;
-  result.last_version = r[2].as<int64_t>();
-  result.last_global_position = r[3].as<int64_t>();
-  int64_t version = result.last_version - static_cast<int64_t>(req.events.size());
-  int64_t position = result.last_global_position - static_cast<int64_t>(req.events.size());
+  result.last_version = last_version;
+  result.last_global_position = last_position;
+  int64_t version = last_version - static_cast<int64_t>(req.events.size());
+  int64_t position = last_position - static_cast<int64_t>(req.events.size());
   for (EventRecord& e : req.events) {
     e.stream_id = req.stream_id;
     e.version = ++version;
     e.global_position = ++position;
   }
-  // outbox_ids comes back as a PostgreSQL array literal "{1,2,3}".
-  std::string ids = r[4].as<std::string>();
-  size_t k = 0;
-  for (size_t i = 1; i + 1 < ids.size() && k < req.outbox.size(); ++i) {
-    size_t end = ids.find_first_of(",}", i);
-    req.outbox[k].id = std::stoll(ids.substr(i, end - i));
-    req.outbox[k++].created_at = now;
-    i = end;
-  }
   return result;
+}
+
+// One append as a single call of rxflow_append (migrations/003): one round trip.
+StatusOr<AppendResult> CallAppend(pqxx::transaction_base& tx, AppendRequest& req) {
+  std::string events;
+  if (Status s = EventsJson(req, events); !s.ok()) return s;
+  pqxx::row r = tx.exec_params1(
+      "SELECT code, detail, last_version, last_position FROM rxflow_append($1, $2, $3, $4::jsonb)",
+      req.stream_id, req.expected_version, req.idempotency_key, events);
+  return AppendOutcome(req, r[0].as<std::string>(),
+                       r[1].is_null() ? std::string() : r[1].as<std::string>(), r[2].as<int64_t>(),
+                       r[3].as<int64_t>());
+}
+
+// One element of rxflow_append_batch's argument (migrations/003): `req` with its events
+// (EventsJson), appended to `out`.
+void AppendBatchElement(std::string& out, const AppendRequest& req, const std::string& events) {
+  out.push_back('{');
+  JsonField(out, "stream", req.stream_id, true);
+  JsonField(out, "expected", std::to_string(req.expected_version));
+  JsonField(out, "key", req.idempotency_key);
+  out += ",\"events\":";
+  out += events;
+  out.push_back('}');
 }
 
 Status FromException(const std::exception& e, std::string_view what) {
@@ -171,10 +171,10 @@ class PostgresStore;
 // The EventStore an inbox effect sees: the inbox's own transaction.
 class TxView : public EventStore {
  public:
-  TxView(pqxx::work& tx, int64_t now) : tx_(tx), now_(now) {}
+  explicit TxView(pqxx::work& tx) : tx_(tx) {}
   // rxflow_append refuses a conflicting append inside its own savepoint, so a refused
   // append leaves the effect's transaction usable and unchanged.
-  StatusOr<AppendResult> Append(AppendRequest r) override { return CallAppend(tx_, r, now_); }
+  StatusOr<AppendResult> Append(AppendRequest r) override { return CallAppend(tx_, r); }
   StatusOr<std::vector<EventRecord>> ReadStream(const std::string& s, int64_t after) override {
     std::vector<EventRecord> out;
     for (const auto& row :
@@ -202,7 +202,6 @@ class TxView : public EventStore {
 
  private:
   pqxx::work& tx_;
-  int64_t now_;
 };
 
 class PostgresStore : public Store {
@@ -255,12 +254,14 @@ class PostgresStore : public Store {
   }
 
   // Runs `fn(tx)` in a transaction on a pooled connection; commits when it returns OK.
-  template <typename F>
+  // With Tx = pqxx::nontransaction, each statement commits by itself (no BEGIN/COMMIT round
+  // trips): for operations that are one statement, or whose statements need no atomicity.
+  template <typename Tx = pqxx::work, typename F>
   Status InTx(std::string_view what, F&& fn) {
     Lease c(*this);
     if (!c.conn) return absl::UnavailableError("postgres: no connection");
     try {
-      pqxx::work tx(*c.conn);
+      Tx tx(*c.conn);
       Status s = fn(tx);
       if (!s.ok()) {
         tx.abort();
@@ -277,8 +278,9 @@ class PostgresStore : public Store {
   }
 
   // Appends go through one writer thread that commits them in batches: the position row
-  // lock and the WAL flush are paid once per batch, not once per append. Each append runs
-  // in its own savepoint, so a refused one rolls back alone.
+  // lock and the WAL flush are paid once per batch, not once per append, and the whole
+  // batch is one server round trip (rxflow_append_batch). Each append runs in its own
+  // savepoint, so a refused one rolls back alone.
   StatusOr<AppendResult> Append(AppendRequest request) override {
     if (options_.batch_appends) return BatchedAppend(std::move(request));
     return DirectAppend(std::move(request));
@@ -310,27 +312,57 @@ class PostgresStore : public Store {
         }
       }
       std::vector<StatusOr<AppendResult>> results(batch.size(), absl::UnknownError("not run"));
-      Status commit_status = absl::OkStatus();
-      try {
-        if (!writer_) writer_ = Connect();
-        pqxx::work tx(*writer_);
-        int64_t now = clock_.NowMicros();
-        for (size_t i = 0; i < batch.size(); ++i) {
-          // rxflow_append refuses a conflicting append without aborting the transaction.
-          results[i] = CallAppend(tx, batch[i].request, now);
+      // The valid appends go to the server as one rxflow_append_batch call: one round trip
+      // for the batch. sent[k] is the batch index of the call's element k + 1.
+      std::string appends = "[";
+      std::vector<size_t> sent;
+      sent.reserve(batch.size());
+      for (size_t i = 0; i < batch.size(); ++i) {
+        std::string events;
+        if (Status s = EventsJson(batch[i].request, events); !s.ok()) {
+          results[i] = s;
+          continue;
         }
-        tx.commit();
-      } catch (const pqxx::broken_connection& e) {
-        writer_.reset();
-        commit_status = FromException(e, "append");
-      } catch (const std::exception& e) {
-        writer_.reset();
-        commit_status = FromException(e, "append");
+        if (!sent.empty()) appends.push_back(',');
+        AppendBatchElement(appends, batch[i].request, events);
+        sent.push_back(i);
+      }
+      appends.push_back(']');
+      Status commit_status = absl::OkStatus();
+      if (!sent.empty()) {
+        try {
+          if (!writer_) writer_ = Connect();
+          pqxx::work tx(*writer_);
+          // rxflow_append refuses a conflicting append without aborting the transaction.
+          pqxx::result rows = tx.exec_params(
+              "SELECT ord, code, detail, last_version, last_position FROM "
+              "rxflow_append_batch($1::jsonb)",
+              appends);
+          for (const auto& row : rows) {
+            int64_t k = row[0].as<int64_t>();
+            if (k < 1 || k > static_cast<int64_t>(sent.size())) continue;
+            size_t i = sent[static_cast<size_t>(k - 1)];
+            results[i] = AppendOutcome(batch[i].request, row[1].as<std::string>(),
+                                       row[2].is_null() ? std::string() : row[2].as<std::string>(),
+                                       row[3].as<int64_t>(), row[4].as<int64_t>());
+          }
+          tx.commit();
+        } catch (const pqxx::broken_connection& e) {
+          writer_.reset();
+          commit_status = FromException(e, "append");
+        } catch (const std::exception& e) {
+          writer_.reset();
+          commit_status = FromException(e, "append");
+        }
       }
       for (size_t i = 0; i < batch.size(); ++i) {
         if (!commit_status.ok() && results[i].ok()) results[i] = commit_status;
-        if (!commit_status.ok() && results[i].status().code() == absl::StatusCode::kUnknown) {
-          results[i] = commit_status;
+        if (results[i].status().code() == absl::StatusCode::kUnknown) {
+          // Not run (the batch failed first), or, never expected, left unanswered.
+          results[i] = commit_status.ok()
+                           ? Status(absl::InternalError("postgres: append batch left an append "
+                                                        "unanswered"))
+                           : commit_status;
         }
         batch[i].done.set_value(std::move(results[i]));
       }
@@ -344,7 +376,7 @@ class PostgresStore : public Store {
     if (!c.conn) return absl::UnavailableError("postgres: no connection");
     try {
       pqxx::work tx(*c.conn);
-      auto r = CallAppend(tx, request, clock_.NowMicros());
+      auto r = CallAppend(tx, request);
       if (!r.ok()) {
         tx.abort();
         return r.status();
@@ -428,104 +460,82 @@ class PostgresStore : public Store {
     return out;
   }
 
-  // Claims in id order without handing a key's messages out of order, with several relays
-  // claiming at once: candidates are read, then locked FOR UPDATE SKIP LOCKED with the
-  // claimability re-checked; a key whose earlier message is locked or claimed elsewhere is
-  // skipped from that message on.
-  StatusOr<std::vector<OutboxMessage>> Claim(size_t limit, int64_t lease_micros) override {
-    std::vector<OutboxMessage> out;
-    Status s = InTx("claim", [&](pqxx::work& tx) -> Status {
-      out.clear();
+  // Subscriptions: one row per subscription (migrations/003). Each method is one statement
+  // (CommitCheckpoint: one, plus a read to tell why when it stored nothing), run outside a
+  // transaction block; times come from the store's clock.
+  StatusOr<bool> AcquireLease(const std::string& name, const std::string& owner,
+                              int64_t ttl_micros) override {
+    bool held = false;
+    Status s = InTx<pqxx::nontransaction>("acquire lease", [&](pqxx::nontransaction& tx) {
       int64_t now = clock_.NowMicros();
-      pqxx::result pending = tx.exec_params(
-          "SELECT id, key, claimed_until, available_at FROM outbox WHERE NOT published ORDER BY id "
-          "LIMIT $1",
-          static_cast<int64_t>(limit * 4 + 64));
-      std::set<std::string> blocked;
-      std::vector<std::pair<int64_t, std::string>> candidates;
-      for (const auto& row : pending) {
-        std::string key = row[1].as<std::string>();
-        bool claimable = row[2].as<int64_t>() <= now && row[3].as<int64_t>() <= now;
-        if (blocked.count(key) || !claimable || candidates.size() >= limit) {
-          blocked.insert(key);
-          continue;
-        }
-        candidates.emplace_back(row[0].as<int64_t>(), key);
-      }
-      if (candidates.empty()) return absl::OkStatus();
-      std::string ids = "{";
-      for (size_t i = 0; i < candidates.size(); ++i)
-        ids += (i ? "," : "") + std::to_string(candidates[i].first);
-      ids += "}";
-      pqxx::result locked = tx.exec_params(
-          "SELECT id, message_id, topic, key, payload, headers, attempts, created_at FROM outbox "
-          "WHERE id = ANY($1::bigint[]) AND NOT published AND claimed_until <= $2 AND available_at "
-          "<= $2 "
-          "ORDER BY id FOR UPDATE SKIP LOCKED",
-          ids, now);
-      std::map<int64_t, OutboxMessage> got;
-      for (const auto& row : locked) {
-        OutboxMessage m;
-        m.id = row[0].as<int64_t>();
-        m.message_id = row[1].as<std::string>();
-        m.topic = row[2].as<std::string>();
-        m.key = row[3].as<std::string>();
-        m.payload = row[4].as<std::string>();
-        m.headers = row[5].as<std::string>();
-        m.attempts = row[6].as<int>();
-        m.created_at = row[7].as<int64_t>();
-        got.emplace(m.id, std::move(m));
-      }
-      std::set<std::string> broken;  // keys with a candidate someone else holds
-      for (const auto& [id, key] : candidates) {
-        auto it = got.find(id);
-        if (it == got.end() || broken.count(key)) {
-          broken.insert(key);
-          continue;
-        }
-        out.push_back(std::move(it->second));
-      }
-      for (const OutboxMessage& m : out) {
-        tx.exec_params("UPDATE outbox SET claimed_until = $1 WHERE id = $2", now + lease_micros,
-                       m.id);
-      }
+      pqxx::result r = tx.exec_params(
+          "INSERT INTO subscriptions AS s (name, owner, lease_until) VALUES ($1, $2, $3) "
+          "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, lease_until = "
+          "excluded.lease_until "
+          "WHERE s.owner = excluded.owner OR s.lease_until <= $4 "
+          "RETURNING s.owner = $2",
+          name, owner, now + ttl_micros, now);
+      held = !r.empty() && r[0][0].as<bool>();
+      return absl::OkStatus();
+    });
+    if (!s.ok()) return s;
+    return held;
+  }
+
+  Status ReleaseLease(const std::string& name, const std::string& owner) override {
+    return InTx<pqxx::nontransaction>("release lease", [&](pqxx::nontransaction& tx) {
+      tx.exec_params(
+          "UPDATE subscriptions SET owner = '', lease_until = 0 WHERE name = $1 AND owner = $2",
+          name, owner);
+      return absl::OkStatus();
+    });
+  }
+
+  StatusOr<int64_t> SubscriptionCheckpoint(const std::string& name) override {
+    int64_t out = 0;
+    Status s = InTx<pqxx::nontransaction>("subscription checkpoint", [&](pqxx::nontransaction& tx) {
+      pqxx::result r = tx.exec_params("SELECT position FROM subscriptions WHERE name = $1", name);
+      out = r.empty() ? 0 : r[0][0].as<int64_t>();
       return absl::OkStatus();
     });
     if (!s.ok()) return s;
     return out;
   }
 
-  Status MarkPublished(std::span<const int64_t> ids) override {
-    return InTx("mark published", [&](pqxx::work& tx) -> Status {
-      for (int64_t id : ids) {
-        pqxx::result r = tx.exec_params(
-            "UPDATE outbox SET published = TRUE, claimed_until = 0 WHERE id = $1 RETURNING id", id);
-        if (r.empty()) return absl::NotFoundError("no outbox message " + std::to_string(id));
-      }
-      return absl::OkStatus();
-    });
-  }
-
-  Status MarkFailed(int64_t id, int64_t retry_after_micros) override {
-    return InTx("mark failed", [&](pqxx::work& tx) -> Status {
+  // Stores the checkpoint and renews the lease when `owner` holds it (also a lapsed lease
+  // nobody took over), never below the stored position. When nothing was stored, the row
+  // says why: another owner (FailedPrecondition: take the lease first) or a higher stored
+  // position (Aborted).
+  Status CommitCheckpoint(const std::string& name, const std::string& owner, int64_t position,
+                          int64_t ttl_micros) override {
+    return InTx<pqxx::nontransaction>("commit checkpoint", [&](pqxx::nontransaction& tx) -> Status {
       pqxx::result r = tx.exec_params(
-          "UPDATE outbox SET claimed_until = 0, available_at = $1, attempts = attempts + 1 WHERE "
-          "id = $2 "
-          "RETURNING id",
-          clock_.NowMicros() + retry_after_micros, id);
-      if (r.empty()) return absl::NotFoundError("no outbox message " + std::to_string(id));
-      return absl::OkStatus();
+          "UPDATE subscriptions SET position = $2, lease_until = $4 "
+          "WHERE name = $1 AND owner = $3 AND position <= $2 RETURNING position",
+          name, position, owner, clock_.NowMicros() + ttl_micros);
+      if (!r.empty()) return absl::OkStatus();
+      pqxx::result cur =
+          tx.exec_params("SELECT owner, position FROM subscriptions WHERE name = $1", name);
+      if (!cur.empty() && cur[0][0].as<std::string>() == owner) {
+        return absl::AbortedError("subscription " + name + " is at " + cur[0][1].as<std::string>() +
+                                  ", not moving back to " + std::to_string(position));
+      }
+      return absl::FailedPreconditionError("subscription " + name +
+                                           " is held by another reader, not " + owner);
     });
   }
 
-  StatusOr<int64_t> Backlog() override {
-    int64_t n = 0;
-    Status s = InTx("backlog", [&](pqxx::work& tx) {
-      n = tx.exec("SELECT COUNT(*) FROM outbox WHERE NOT published")[0][0].as<int64_t>();
+  // The position row's value: the highest committed global position (rxflow_append moves
+  // it in the transaction that inserts the events).
+  StatusOr<int64_t> HeadPosition() override {
+    int64_t out = 0;
+    Status s = InTx<pqxx::nontransaction>("head position", [&](pqxx::nontransaction& tx) {
+      pqxx::result r = tx.exec("SELECT last FROM event_position WHERE id = 1");
+      out = r.empty() ? 0 : r[0][0].as<int64_t>();
       return absl::OkStatus();
     });
     if (!s.ok()) return s;
-    return n;
+    return out;
   }
 
   Status Process(const std::string& consumer, const std::string& message_id,
@@ -540,7 +550,7 @@ class PostgresStore : public Store {
         return absl::AlreadyExistsError("message " + message_id + " already processed by " +
                                         consumer);
       }
-      TxView view(tx, now);
+      TxView view(tx);
       return effect(view);  // a failure aborts the transaction: the inbox row included
     });
   }

@@ -1,8 +1,11 @@
 // SQLite store: WAL + synchronous=FULL, one writer thread with group commit, pooled
-// reader connections.
+// reader connections, and a checkpointer thread on its own connection (so WAL checkpoints
+// never stall the writer).
 #include "rxflow/sqlite/sqlite_store.h"
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
@@ -10,7 +13,6 @@
 #include <future>
 #include <map>
 #include <mutex>
-#include <set>
 #include <thread>
 
 #include <sqlite3.h>
@@ -18,22 +20,53 @@
 namespace rxflow::store {
 namespace {
 
-class StmtCache;
-void Register(sqlite3* db, StmtCache* cache);
-void Unregister(sqlite3* db);
+// Prepared statements are cached per connection (keyed by their SQL text) and reset for
+// reuse: preparing costs more than executing for these small statements. A cache belongs
+// to its connection (Db) and, like it, is used by one thread at a time: it needs no lock.
+class StmtCache {
+ public:
+  StmtCache() = default;
+  StmtCache(const StmtCache&) = delete;
+  StmtCache& operator=(const StmtCache&) = delete;
+  ~StmtCache() { Clear(); }
+  sqlite3_stmt* Get(sqlite3* db, const std::string& sql) {
+    auto it = cache_.find(sql);
+    if (it != cache_.end()) return it->second;
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v3(db, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &st, nullptr) !=
+        SQLITE_OK) {
+      return nullptr;
+    }
+    cache_.emplace(sql, st);
+    return st;
+  }
+  // Finalizes every statement (before the connection closes).
+  void Clear() {
+    for (auto& [sql, st] : cache_) sqlite3_finalize(st);
+    cache_.clear();
+  }
 
+ private:
+  std::map<std::string, sqlite3_stmt*> cache_;
+};
+
+// One connection and its statement cache.
 class Db {
  public:
-  Db();
+  Db() = default;
   Db(const Db&) = delete;
   Db& operator=(const Db&) = delete;
-  ~Db();
+  ~Db() {
+    if (db_) {
+      cache_.Clear();  // finalize the statements before closing
+      sqlite3_close_v2(db_);
+    }
+  }
   Status Open(const std::string& path) {
     int rc =
         sqlite3_open_v2(path.c_str(), &db_,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
     if (rc != SQLITE_OK) return Error("open " + path);
-    Register(db_, cache_.get());
     sqlite3_busy_timeout(db_, 10'000);
     return Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
   }
@@ -51,70 +84,19 @@ class Db {
                                   (db_ ? sqlite3_errmsg(db_) : "no database"));
   }
   sqlite3* get() const { return db_; }
+  StmtCache& cache() { return cache_; }
 
  private:
   sqlite3* db_ = nullptr;
-  std::unique_ptr<StmtCache> cache_;
+  StmtCache cache_;
 };
-
-// Prepared statements are cached per connection (keyed by their SQL text) and reset for
-// reuse: preparing costs more than executing for these small statements.
-class StmtCache {
- public:
-  ~StmtCache() {
-    for (auto& [sql, st] : cache_) sqlite3_finalize(st);
-  }
-  sqlite3_stmt* Get(sqlite3* db, const std::string& sql) {
-    auto it = cache_.find(sql);
-    if (it != cache_.end()) return it->second;
-    sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v3(db, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &st, nullptr) !=
-        SQLITE_OK) {
-      return nullptr;
-    }
-    cache_.emplace(sql, st);
-    return st;
-  }
-
- private:
-  std::map<std::string, sqlite3_stmt*> cache_;
-};
-
-// sqlite3* → its connection's statement cache. Each connection is used by one thread at a
-// time, so a cache needs no lock of its own; the registry does.
-std::mutex registry_mu;
-std::map<sqlite3*, StmtCache*>& Registry() {
-  static auto* r = new std::map<sqlite3*, StmtCache*>;
-  return *r;
-}
-
-StmtCache& CacheFor(sqlite3* db) {
-  std::lock_guard<std::mutex> lock(registry_mu);
-  return *Registry().at(db);
-}
-
-void Register(sqlite3* db, StmtCache* cache) {
-  std::lock_guard<std::mutex> lock(registry_mu);
-  Registry()[db] = cache;
-}
-void Unregister(sqlite3* db) {
-  std::lock_guard<std::mutex> lock(registry_mu);
-  Registry().erase(db);
-}
-
-Db::Db() : cache_(std::make_unique<StmtCache>()) {}
-Db::~Db() {
-  if (db_) {
-    Unregister(db_);
-    cache_.reset();  // finalize the statements before closing
-    sqlite3_close_v2(db_);
-  }
-}
 
 // A prepared statement from the connection's cache, reset on destruction.
 class Stmt {
  public:
-  Stmt(sqlite3* db, const std::string& sql) : db_(db), s_(CacheFor(db).Get(db, sql)) {}
+  Stmt(Db& db, const std::string& sql) : db_(db.get()), s_(db.cache().Get(db.get(), sql)) {}
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
   ~Stmt() {
     if (s_) {
       sqlite3_reset(s_);
@@ -147,6 +129,10 @@ class Stmt {
   sqlite3_stmt* s_;
 };
 
+// Only the indexes a read path uses: events' primary key (global_position) serves ReadAll
+// and HeadPosition, UNIQUE (stream_id, version) serves ReadStream and the current-version
+// query of Append; event_id UNIQUE is a constraint. The other tables are read by their
+// primary keys.
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS events (
   global_position INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -162,14 +148,9 @@ CREATE TABLE IF NOT EXISTS events (
   UNIQUE (stream_id, version));
 CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, stream_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS snapshots (stream_id TEXT PRIMARY KEY, version INTEGER NOT NULL, state TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS outbox (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  message_id TEXT NOT NULL UNIQUE,
-  topic TEXT NOT NULL, key TEXT NOT NULL, payload TEXT NOT NULL, headers TEXT NOT NULL,
-  attempts INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,
-  published INTEGER NOT NULL DEFAULT 0, claimed_until INTEGER NOT NULL DEFAULT 0,
-  available_at INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (published, id);
+CREATE TABLE IF NOT EXISTS subscriptions (name TEXT PRIMARY KEY,
+  position INTEGER NOT NULL DEFAULT 0,
+  owner TEXT NOT NULL DEFAULT '', lease_until INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS inbox (consumer TEXT NOT NULL, message_id TEXT NOT NULL,
   processed_at INTEGER NOT NULL, PRIMARY KEY (consumer, message_id));
 CREATE TABLE IF NOT EXISTS projection_rows (name TEXT NOT NULL, key TEXT NOT NULL, doc TEXT NOT NULL,
@@ -177,7 +158,29 @@ CREATE TABLE IF NOT EXISTS projection_rows (name TEXT NOT NULL, key TEXT NOT NUL
 CREATE TABLE IF NOT EXISTS projection_checkpoints (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
 )sql";
 
-Status Run(sqlite3* db, const char* sql) {
+// Upgrading a store written by release 0.1.0, which kept an `outbox` table (a row per
+// message, `published` = 0 while pending). The relay now derives those messages from the
+// log, so the relay's subscription starts just before the first event that still has a
+// pending row: the relay sends, from there on, the same messages with the same message ids
+// (consumers deduplicate by message id, so one that was published already has no second
+// effect). With nothing pending it starts at the head. A 0.1.0 message id is
+// "<event id>:audit", ":event" or ":route" (event ids hold no ':'), which names its event.
+// A pending row whose event is not in the log could not be sent again from any position,
+// so it does not hold the start back.
+constexpr const char* kLegacyOutboxExists =
+    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'";
+constexpr const char* kStartRelayAfterLegacyOutbox =
+    "INSERT OR IGNORE INTO subscriptions (name, position) VALUES (?1, COALESCE("
+    "(SELECT MIN(e.global_position) - 1 FROM outbox o JOIN events e"
+    " ON e.event_id = substr(o.message_id, 1, instr(o.message_id, ':') - 1)"
+    " WHERE o.published = 0),"
+    " (SELECT COALESCE(MAX(global_position), 0) FROM events)))";
+constexpr const char* kDropLegacyOutbox = "DROP INDEX IF EXISTS outbox_pending; DROP TABLE outbox;";
+
+// How often the checkpointer copies the WAL back into the database file.
+constexpr std::chrono::milliseconds kCheckpointInterval{1000};
+
+Status Run(Db& db, const char* sql) {
   Stmt s(db, sql);
   int rc = s.Step();
   return rc == SQLITE_DONE || rc == SQLITE_ROW ? absl::OkStatus() : s.Fail(sql);
@@ -206,11 +209,11 @@ constexpr const char* kEventColumns =
     "correlation_id, causation_id, actor, tenant, traceparent, payload";
 
 // Operations on one connection, shared by the writer (inside a transaction) and readers.
-StatusOr<std::vector<EventRecord>> ReadStreamOn(sqlite3* db, const std::string& stream_id,
+StatusOr<std::vector<EventRecord>> ReadStreamOn(Db& db, const std::string& stream_id,
                                                 int64_t after) {
   Stmt s(db, std::string("SELECT ") + kEventColumns +
                  " FROM events WHERE stream_id = ?1 AND version > ?2 ORDER BY version");
-  if (!s.ok()) return absl::UnavailableError(std::string("sqlite: ") + sqlite3_errmsg(db));
+  if (!s.ok()) return absl::UnavailableError(std::string("sqlite: ") + sqlite3_errmsg(db.get()));
   s.Bind(1, stream_id).Bind(2, after);
   std::vector<EventRecord> out;
   int rc;
@@ -219,7 +222,7 @@ StatusOr<std::vector<EventRecord>> ReadStreamOn(sqlite3* db, const std::string& 
   return out;
 }
 
-StatusOr<std::string> FindKeyOn(sqlite3* db, const std::string& key) {
+StatusOr<std::string> FindKeyOn(Db& db, const std::string& key) {
   Stmt s(db, "SELECT stream_id FROM idempotency WHERE key = ?1");
   s.Bind(1, key);
   int rc = s.Step();
@@ -229,7 +232,7 @@ StatusOr<std::string> FindKeyOn(sqlite3* db, const std::string& key) {
 }
 
 // Appends within the writer's open transaction (the caller wraps it in a savepoint).
-StatusOr<AppendResult> AppendOn(sqlite3* db, AppendRequest& req, int64_t now) {
+StatusOr<AppendResult> AppendOn(Db& db, AppendRequest& req) {
   if (req.stream_id.empty()) return absl::InvalidArgumentError("append: stream id is empty");
   Stmt cur(db, "SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = ?1");
   cur.Bind(1, req.stream_id);
@@ -272,9 +275,9 @@ StatusOr<AppendResult> AppendOn(sqlite3* db, AppendRequest& req, int64_t now) {
         .Bind(12, e.payload);
     int rc = one.Step();
     if (rc == SQLITE_CONSTRAINT) {
-      int ext = sqlite3_extended_errcode(db);
+      int ext = sqlite3_extended_errcode(db.get());
       if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY) {
-        std::string msg = sqlite3_errmsg(db);
+        std::string msg = sqlite3_errmsg(db.get());
         if (msg.find("event_id") != std::string::npos) {
           return absl::AlreadyExistsError("event id exists: " + e.event_id);
         }
@@ -282,29 +285,9 @@ StatusOr<AppendResult> AppendOn(sqlite3* db, AppendRequest& req, int64_t now) {
       }
     }
     if (rc != SQLITE_DONE) return one.Fail("insert event");
-    e.global_position = sqlite3_last_insert_rowid(db);
+    e.global_position = sqlite3_last_insert_rowid(db.get());
     result.last_version = e.version;
     result.last_global_position = e.global_position;
-  }
-  for (OutboxMessage& m : req.outbox) {
-    if (m.message_id.empty() || m.topic.empty()) {
-      return absl::InvalidArgumentError("append: an outbox message needs a message id and a topic");
-    }
-    Stmt o(db,
-           "INSERT INTO outbox (message_id, topic, key, payload, headers, created_at) "
-           "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
-    o.Bind(1, m.message_id)
-        .Bind(2, m.topic)
-        .Bind(3, m.key)
-        .Bind(4, m.payload)
-        .Bind(5, m.headers)
-        .Bind(6, now);
-    int rc = o.Step();
-    if (rc == SQLITE_CONSTRAINT)
-      return absl::AlreadyExistsError("outbox message id exists: " + m.message_id);
-    if (rc != SQLITE_DONE) return o.Fail("insert outbox");
-    m.id = sqlite3_last_insert_rowid(db);
-    m.created_at = now;
   }
   return result;
 }
@@ -312,12 +295,12 @@ StatusOr<AppendResult> AppendOn(sqlite3* db, AppendRequest& req, int64_t now) {
 // The EventStore an inbox effect sees: the writer's connection inside its savepoint.
 class TxView : public EventStore {
  public:
-  TxView(sqlite3* db, int64_t now) : db_(db), now_(now) {}
+  explicit TxView(Db& db) : db_(db) {}
   // A savepoint per append: a refused append leaves nothing behind even if the effect
   // carries on.
   StatusOr<AppendResult> Append(AppendRequest r) override {
     Run(db_, "SAVEPOINT effect_append").IgnoreError();
-    auto result = AppendOn(db_, r, now_);
+    auto result = AppendOn(db_, r);
     if (!result.ok()) Run(db_, "ROLLBACK TO effect_append").IgnoreError();
     Run(db_, "RELEASE effect_append").IgnoreError();
     return result;
@@ -339,8 +322,7 @@ class TxView : public EventStore {
   }
 
  private:
-  sqlite3* db_;
-  int64_t now_;
+  Db& db_;
 };
 
 class SqliteStore : public Store {
@@ -352,17 +334,29 @@ class SqliteStore : public Store {
     std::error_code ec;
     if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path(), ec);
     if (Status s = writer_db_.Open(options_.path); !s.ok()) return s;
+    // The checkpointer thread checkpoints; the writer's automatic checkpoint would run on
+    // the writer thread after a commit and hold up every caller of the next batch.
+    if (Status s = writer_db_.Exec("PRAGMA wal_autocheckpoint=0;"); !s.ok()) return s;
     if (Status s = writer_db_.Exec(kSchema); !s.ok()) return s;
+    if (Status s = UpgradeLegacyOutbox(); !s.ok()) return s;
     for (size_t i = 0; i < std::max<size_t>(1, options_.readers); ++i) {
       auto db = std::make_unique<Db>();
       if (Status s = db->Open(options_.path); !s.ok()) return s;
       readers_.push_back(std::move(db));
     }
+    if (Status s = checkpoint_db_.Open(options_.path); !s.ok()) return s;
     writer_ = std::thread([this] { WriterLoop(); });
+    checkpointer_ = std::thread([this] { CheckpointLoop(); });
     return absl::OkStatus();
   }
 
   ~SqliteStore() override {
+    {
+      std::lock_guard<std::mutex> lock(checkpoint_mu_);
+      checkpoint_stop_ = true;
+    }
+    checkpoint_cv_.notify_all();
+    if (checkpointer_.joinable()) checkpointer_.join();
     {
       std::lock_guard<std::mutex> lock(mu_);
       stop_ = true;
@@ -372,7 +366,7 @@ class SqliteStore : public Store {
   }
 
   // ---- writes: jobs run by the writer thread, group-committed ----------------------------
-  using Job = std::function<Status(sqlite3*, int64_t now)>;
+  using Job = std::function<Status(Db&, int64_t now)>;
 
   Status Write(Job job) {
     std::promise<Status> done;
@@ -388,8 +382,8 @@ class SqliteStore : public Store {
 
   StatusOr<AppendResult> Append(AppendRequest request) override {
     AppendResult result;
-    Status s = Write([&](sqlite3* db, int64_t now) -> Status {
-      auto r = AppendOn(db, request, now);
+    Status s = Write([&](Db& db, int64_t) -> Status {
+      auto r = AppendOn(db, request);
       if (!r.ok()) return r.status();
       result = *r;
       return absl::OkStatus();
@@ -399,7 +393,7 @@ class SqliteStore : public Store {
   }
 
   Status SaveSnapshot(const Snapshot& snap) override {
-    return Write([&](sqlite3* db, int64_t) -> Status {
+    return Write([&](Db& db, int64_t) -> Status {
       Stmt s(db,
              "INSERT INTO snapshots (stream_id, version, state) VALUES (?1, ?2, ?3) "
              "ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, state = "
@@ -410,82 +404,85 @@ class SqliteStore : public Store {
     });
   }
 
-  StatusOr<std::vector<OutboxMessage>> Claim(size_t limit, int64_t lease_micros) override {
-    std::vector<OutboxMessage> out;
-    Status st = Write([&](sqlite3* db, int64_t now) -> Status {
-      out.clear();
+  // Leases are decided inside a write job: the writer serializes them with every other
+  // write of this process, and BEGIN IMMEDIATE with those of other processes, so two
+  // readers never both see the lease free.
+  StatusOr<bool> AcquireLease(const std::string& name, const std::string& owner,
+                              int64_t ttl_micros) override {
+    if (name.empty() || owner.empty()) {
+      return absl::InvalidArgumentError("acquire lease: subscription and owner are required");
+    }
+    bool held = false;
+    Status st = Write([&](Db& db, int64_t now) -> Status {
+      // Taken when absent, when its lease has run out, or renewed when `owner` holds it;
+      // otherwise the upsert's WHERE leaves the row alone and changes nothing.
       Stmt s(db,
-             "SELECT id, message_id, topic, key, payload, headers, attempts, created_at, "
-             "claimed_until, "
-             "available_at FROM outbox WHERE published = 0 ORDER BY id");
-      std::set<std::string> blocked;
-      std::vector<int64_t> ids;
-      int rc;
-      while ((rc = s.Step()) == SQLITE_ROW) {
-        // Full: no later row can be returned, so none can be handed out of order.
-        if (out.size() >= limit) {
-          rc = SQLITE_DONE;
-          break;
-        }
-        std::string key = s.Text(3);
-        bool claimable = s.Int(8) <= now && s.Int(9) <= now;
-        if (blocked.count(key) || !claimable) {
-          blocked.insert(key);
-          continue;
-        }
-        OutboxMessage m;
-        m.id = s.Int(0);
-        m.message_id = s.Text(1);
-        m.topic = s.Text(2);
-        m.key = key;
-        m.payload = s.Text(4);
-        m.headers = s.Text(5);
-        m.attempts = static_cast<int>(s.Int(6));
-        m.created_at = s.Int(7);
-        out.push_back(std::move(m));
-      }
-      if (rc != SQLITE_DONE) return s.Fail("claim");
-      for (const OutboxMessage& m : out) {
-        Stmt u(db, "UPDATE outbox SET claimed_until = ?1 WHERE id = ?2");
-        u.Bind(1, now + lease_micros).Bind(2, m.id);
-        if (u.Step() != SQLITE_DONE) return u.Fail("claim");
-      }
+             "INSERT INTO subscriptions (name, owner, lease_until) VALUES (?1, ?2, ?3) "
+             "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
+             "lease_until = excluded.lease_until "
+             "WHERE subscriptions.owner = excluded.owner OR subscriptions.lease_until <= ?4");
+      s.Bind(1, name).Bind(2, owner).Bind(3, now + ttl_micros).Bind(4, now);
+      if (s.Step() != SQLITE_DONE) return s.Fail("acquire lease");
+      held = sqlite3_changes(db.get()) > 0;
       return absl::OkStatus();
     });
     if (!st.ok()) return st;
-    return out;
+    return held;
   }
 
-  Status MarkPublished(std::span<const int64_t> ids) override {
-    std::vector<int64_t> copy(ids.begin(), ids.end());
-    return Write([&](sqlite3* db, int64_t) -> Status {
-      for (int64_t id : copy) {
-        Stmt u(db, "UPDATE outbox SET published = 1, claimed_until = 0 WHERE id = ?1");
-        u.Bind(1, id);
-        if (u.Step() != SQLITE_DONE) return u.Fail("mark published");
-        if (sqlite3_changes(db) == 0)
-          return absl::NotFoundError("no outbox message " + std::to_string(id));
-      }
-      return absl::OkStatus();
+  Status ReleaseLease(const std::string& name, const std::string& owner) override {
+    return Write([&](Db& db, int64_t) -> Status {
+      Stmt s(db,
+             "UPDATE subscriptions SET owner = '', lease_until = 0 "
+             "WHERE name = ?1 AND owner = ?2");
+      s.Bind(1, name).Bind(2, owner);
+      return s.Step() == SQLITE_DONE ? absl::OkStatus() : s.Fail("release lease");
     });
   }
 
-  Status MarkFailed(int64_t id, int64_t retry_after_micros) override {
-    return Write([&](sqlite3* db, int64_t now) -> Status {
-      Stmt u(db,
-             "UPDATE outbox SET claimed_until = 0, available_at = ?1, attempts = attempts + 1 "
-             "WHERE id = ?2");
-      u.Bind(1, now + retry_after_micros).Bind(2, id);
-      if (u.Step() != SQLITE_DONE) return u.Fail("mark failed");
-      if (sqlite3_changes(db) == 0)
-        return absl::NotFoundError("no outbox message " + std::to_string(id));
-      return absl::OkStatus();
+  // Only the lease's owner moves the checkpoint: a reader whose lease ran out may still
+  // commit (and renew) while nobody took over, but once another reader took the lease this
+  // one is fenced off and must stop.
+  Status CommitCheckpoint(const std::string& name, const std::string& owner, int64_t position,
+                          int64_t ttl_micros) override {
+    if (name.empty() || owner.empty()) {
+      return absl::InvalidArgumentError("commit checkpoint: subscription and owner are required");
+    }
+    return Write([&](Db& db, int64_t now) -> Status {
+      bool found = false;
+      int64_t stored = 0;
+      std::string holder;
+      {
+        Stmt cur(db, "SELECT position, owner FROM subscriptions WHERE name = ?1");
+        cur.Bind(1, name);
+        int rc = cur.Step();
+        if (rc == SQLITE_ROW) {
+          found = true;
+          stored = cur.Int(0);
+          holder = cur.Text(1);
+        } else if (rc != SQLITE_DONE) {
+          return cur.Fail("commit checkpoint");
+        }
+      }
+      if (!found || holder.empty()) {
+        return absl::FailedPreconditionError("subscription " + name + " is not held by " + owner);
+      }
+      if (holder != owner) {
+        return absl::FailedPreconditionError("subscription " + name + " is held by another reader");
+      }
+      if (position < stored) {
+        return absl::AbortedError("subscription " + name + " is at " + std::to_string(stored) +
+                                  ", not moving back to " + std::to_string(position));
+      }
+      Stmt u(db, "UPDATE subscriptions SET position = ?2, lease_until = ?3 WHERE name = ?1");
+      u.Bind(1, name).Bind(2, position).Bind(3, now + ttl_micros);
+      return u.Step() == SQLITE_DONE ? absl::OkStatus() : u.Fail("commit checkpoint");
     });
   }
 
   Status Process(const std::string& consumer, const std::string& message_id,
                  const InboxEffect& effect) override {
-    return Write([&](sqlite3* db, int64_t now) -> Status {
+    return Write([&](Db& db, int64_t now) -> Status {
       Stmt ins(db, "INSERT INTO inbox (consumer, message_id, processed_at) VALUES (?1, ?2, ?3)");
       ins.Bind(1, consumer).Bind(2, message_id).Bind(3, now);
       int rc = ins.Step();
@@ -494,7 +491,7 @@ class SqliteStore : public Store {
                                         consumer);
       }
       if (rc != SQLITE_DONE) return ins.Fail("inbox");
-      TxView view(db, now);
+      TxView view(db);
       return effect(view);  // a failure rolls back the savepoint: inbox row included
     });
   }
@@ -502,7 +499,7 @@ class SqliteStore : public Store {
   Status Apply(const std::string& name, int64_t checkpoint,
                std::span<const std::pair<std::string, std::string>> rows) override {
     std::vector<std::pair<std::string, std::string>> copy(rows.begin(), rows.end());
-    return Write([&](sqlite3* db, int64_t) -> Status {
+    return Write([&](Db& db, int64_t) -> Status {
       Stmt cur(db, "SELECT position FROM projection_checkpoints WHERE name = ?1");
       cur.Bind(1, name);
       if (cur.Step() == SQLITE_ROW && cur.Int(0) > checkpoint) {
@@ -525,7 +522,7 @@ class SqliteStore : public Store {
   }
 
   Status Reset(const std::string& name) override {
-    return Write([&](sqlite3* db, int64_t) -> Status {
+    return Write([&](Db& db, int64_t) -> Status {
       Stmt a(db, "DELETE FROM projection_rows WHERE name = ?1");
       a.Bind(1, name);
       if (a.Step() != SQLITE_DONE) return a.Fail("reset");
@@ -545,7 +542,7 @@ class SqliteStore : public Store {
       db = std::move(readers_.back());
       readers_.pop_back();
     }
-    auto result = fn(db->get());
+    auto result = fn(*db);
     {
       std::lock_guard<std::mutex> lock(readers_mu_);
       readers_.push_back(std::move(db));
@@ -556,11 +553,13 @@ class SqliteStore : public Store {
 
   StatusOr<std::vector<EventRecord>> ReadStream(const std::string& stream_id,
                                                 int64_t after) override {
-    return Read([&](sqlite3* db) { return ReadStreamOn(db, stream_id, after); });
+    return Read([&](Db& db) { return ReadStreamOn(db, stream_id, after); });
   }
 
+  // One writer commits batches in turn and assigns positions inside them, so positions
+  // become visible in order: a reader never sees an event before one with a lower position.
   StatusOr<std::vector<EventRecord>> ReadAll(int64_t after, size_t limit) override {
-    return Read([&](sqlite3* db) -> StatusOr<std::vector<EventRecord>> {
+    return Read([&](Db& db) -> StatusOr<std::vector<EventRecord>> {
       Stmt s(db, std::string("SELECT ") + kEventColumns +
                      " FROM events WHERE global_position > ?1 ORDER BY global_position LIMIT ?2");
       s.Bind(1, after).Bind(2, static_cast<int64_t>(limit));
@@ -573,11 +572,11 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::string> FindByIdempotencyKey(const std::string& key) override {
-    return Read([&](sqlite3* db) { return FindKeyOn(db, key); });
+    return Read([&](Db& db) { return FindKeyOn(db, key); });
   }
 
   StatusOr<Snapshot> LoadSnapshot(const std::string& stream_id) override {
-    return Read([&](sqlite3* db) -> StatusOr<Snapshot> {
+    return Read([&](Db& db) -> StatusOr<Snapshot> {
       Stmt s(db, "SELECT version, state FROM snapshots WHERE stream_id = ?1");
       s.Bind(1, stream_id);
       int rc = s.Step();
@@ -587,16 +586,27 @@ class SqliteStore : public Store {
     });
   }
 
-  StatusOr<int64_t> Backlog() override {
-    return Read([&](sqlite3* db) -> StatusOr<int64_t> {
-      Stmt s(db, "SELECT COUNT(*) FROM outbox WHERE published = 0");
-      if (s.Step() != SQLITE_ROW) return s.Fail("backlog");
+  StatusOr<int64_t> SubscriptionCheckpoint(const std::string& name) override {
+    return Read([&](Db& db) -> StatusOr<int64_t> {
+      Stmt s(db, "SELECT position FROM subscriptions WHERE name = ?1");
+      s.Bind(1, name);
+      int rc = s.Step();
+      if (rc == SQLITE_ROW) return s.Int(0);
+      if (rc == SQLITE_DONE) return int64_t{0};
+      return s.Fail("subscription checkpoint");
+    });
+  }
+
+  StatusOr<int64_t> HeadPosition() override {
+    return Read([&](Db& db) -> StatusOr<int64_t> {
+      Stmt s(db, "SELECT COALESCE(MAX(global_position), 0) FROM events");
+      if (s.Step() != SQLITE_ROW) return s.Fail("head position");
       return s.Int(0);
     });
   }
 
   StatusOr<int64_t> Checkpoint(const std::string& name) override {
-    return Read([&](sqlite3* db) -> StatusOr<int64_t> {
+    return Read([&](Db& db) -> StatusOr<int64_t> {
       Stmt s(db, "SELECT position FROM projection_checkpoints WHERE name = ?1");
       s.Bind(1, name);
       int rc = s.Step();
@@ -607,7 +617,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::string> Get(const std::string& name, const std::string& key) override {
-    return Read([&](sqlite3* db) -> StatusOr<std::string> {
+    return Read([&](Db& db) -> StatusOr<std::string> {
       Stmt s(db, "SELECT doc FROM projection_rows WHERE name = ?1 AND key = ?2");
       s.Bind(1, name).Bind(2, key);
       int rc = s.Step();
@@ -618,7 +628,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<std::vector<std::pair<std::string, std::string>>> All(const std::string& name) override {
-    return Read([&](sqlite3* db) -> StatusOr<std::vector<std::pair<std::string, std::string>>> {
+    return Read([&](Db& db) -> StatusOr<std::vector<std::pair<std::string, std::string>>> {
       Stmt s(db, "SELECT key, doc FROM projection_rows WHERE name = ?1 ORDER BY key");
       s.Bind(1, name);
       std::vector<std::pair<std::string, std::string>> out;
@@ -635,10 +645,37 @@ class SqliteStore : public Store {
     std::promise<Status> done;
   };
 
+  // Upgrades a 0.1.0 store in place (see kStartRelayAfterLegacyOutbox): the relay's start
+  // and the outbox's removal commit together, on the writer connection before the writer
+  // thread runs. BEGIN IMMEDIATE makes processes opening the store at once take turns; the
+  // later ones find no outbox left.
+  Status UpgradeLegacyOutbox() {
+    if (Status s = Run(writer_db_, "BEGIN IMMEDIATE"); !s.ok()) return s;
+    Status s = UpgradeLegacyOutboxInTransaction();
+    if (s.ok()) s = Run(writer_db_, "COMMIT");
+    if (!s.ok()) writer_db_.Exec("ROLLBACK").IgnoreError();
+    return s;
+  }
+
+  Status UpgradeLegacyOutboxInTransaction() {
+    {
+      Stmt exists(writer_db_, kLegacyOutboxExists);
+      int rc = exists.Step();
+      if (rc == SQLITE_DONE) return absl::OkStatus();  // a current store: nothing to do
+      if (rc != SQLITE_ROW) return exists.Fail("find legacy outbox");
+    }
+    {
+      Stmt start(writer_db_, kStartRelayAfterLegacyOutbox);
+      start.Bind(1, std::string(kRelaySubscription));
+      if (start.Step() != SQLITE_DONE) return start.Fail("start relay after legacy outbox");
+    }
+    return writer_db_.Exec(kDropLegacyOutbox);
+  }
+
   // Takes every queued job (up to max_batch), runs each in its own savepoint inside one
   // transaction, commits once (one fsync), then answers every caller.
   void WriterLoop() {
-    sqlite3* db = writer_db_.get();
+    Db& db = writer_db_;
     for (;;) {
       std::vector<Pending> batch;
       {
@@ -680,6 +717,25 @@ class SqliteStore : public Store {
     }
   }
 
+  // Copies the WAL back into the database file once a second, on its own connection.
+  // PASSIVE never waits for readers or the writer (nor calls the busy handler): it copies
+  // what it can, and the writer starts the WAL over once everything was copied. A failed
+  // attempt (another process checkpointing) is simply retried next time.
+  void CheckpointLoop() {
+    std::unique_lock<std::mutex> lock(checkpoint_mu_);
+    for (;;) {
+      if (checkpoint_cv_.wait_for(lock, kCheckpointInterval, [&] { return checkpoint_stop_; })) {
+        return;
+      }
+      lock.unlock();
+      int wal_frames = 0;
+      int copied_frames = 0;
+      sqlite3_wal_checkpoint_v2(checkpoint_db_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                                &wal_frames, &copied_frames);
+      lock.lock();
+    }
+  }
+
   SqliteOptions options_;
   Clock& clock_;
   Db writer_db_;
@@ -692,6 +748,11 @@ class SqliteStore : public Store {
   std::mutex readers_mu_;
   std::condition_variable readers_cv_;
   std::vector<std::unique_ptr<Db>> readers_;
+  Db checkpoint_db_;
+  std::thread checkpointer_;
+  std::mutex checkpoint_mu_;
+  std::condition_variable checkpoint_cv_;
+  bool checkpoint_stop_ = false;
 };
 
 }  // namespace

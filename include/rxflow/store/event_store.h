@@ -5,19 +5,24 @@
 // concurrent use unless it says otherwise.
 //
 // Guarantees every adapter gives:
-//   * Append writes a stream's events, its outbox messages and (optionally) an idempotency
-//     key in ONE atomic, durable transaction: when Append returns OK, all of it survives a
-//     crash; when it fails, none of it exists.
+//   * Append writes a stream's events and (optionally) an idempotency key in ONE atomic,
+//     durable transaction: when Append returns OK, all of it survives a crash; when it
+//     fails, none of it exists.
 //   * Versions of a stream are 1, 2, 3, ... without gaps; `expected_version` makes appends
 //     optimistic: a stale writer gets Aborted and must re-read.
-//   * Global positions increase in commit order; ReadAll(from) returns every event once.
-//   * Outbox messages are claimed in commit order; messages with the same key are never
-//     handed out of order (a key's next message waits while an earlier one is claimed).
+//   * Global positions increase in commit order, and an event is visible to ReadAll only
+//     once every event before it is: a reader tailing the log from a position never skips
+//     one. ReadAll(from) returns every event once.
+//   * The event log is the outbox: what an event means for other systems is derived from it
+//     by a subscription (the relay, runtime/outbox_relay.h) that reads the log from its
+//     checkpoint. Subscriptions keep that checkpoint, and a lease that makes one reader of a
+//     subscription active across processes.
 //   * The inbox records (consumer, message id) in the same transaction as the effect the
 //     caller passes, so a message's effect happens exactly once.
 //
 // Status codes: Aborted (version conflict: re-read and retry), AlreadyExists (idempotency
-// key, inbox duplicate, or a duplicate event id / outbox message id), Unavailable (store down:
+// key, inbox duplicate, or a duplicate event id), FailedPrecondition (a subscription's lease
+// is held by another reader), Unavailable (store down:
 // retry with backoff), NotFound, InvalidArgument (caller error), DataLoss (a stored record cannot
 // be decoded).
 #ifndef RXFLOW_STORE_EVENT_STORE_H_
@@ -55,20 +60,6 @@ struct EventRecord {
   friend bool operator==(const EventRecord&, const EventRecord&) = default;
 };
 
-// A message to publish, written with the events that caused it.
-struct OutboxMessage {
-  int64_t id = 0;          // assigned by the store, increasing in commit order
-  std::string message_id;  // unique (the inbox deduplicates on it)
-  std::string topic;       // "routing.requests", "audit.trail", "prescription.events"
-  std::string key;         // ordering key: the prescription id
-  std::string payload;
-  std::string headers;  // JSON object: trace context, event id, ...
-  int attempts = 0;     // failed publish attempts so far
-  int64_t created_at = 0;
-
-  friend bool operator==(const OutboxMessage&, const OutboxMessage&) = default;
-};
-
 // Append expectations: an exact version, or one of these.
 inline constexpr int64_t kNoStream = 0;     // the stream must not exist yet
 inline constexpr int64_t kAnyVersion = -1;  // no check (used only by tests and tools)
@@ -77,7 +68,6 @@ struct AppendRequest {
   std::string stream_id;
   int64_t expected_version = kNoStream;
   std::vector<EventRecord> events;  // versions expected_version+1, +2, ... (filled in)
-  std::vector<OutboxMessage> outbox;
   // When set, recorded with the stream; a second append with the same key fails with
   // AlreadyExists naming the existing stream (idempotent submit).
   std::string idempotency_key;
@@ -98,7 +88,7 @@ class EventStore {
  public:
   virtual ~EventStore() = default;
 
-  // Atomically appends events, outbox messages and the idempotency key. Assigns versions
+  // Atomically appends events and the idempotency key. Assigns versions
   // expected_version+1.. (or the stream's next ones for kAnyVersion) and global positions.
   // Aborted when the stream's version is not `expected_version`; AlreadyExists (message
   // "idempotency key exists: <stream id>") when the key is taken.
@@ -120,21 +110,32 @@ class EventStore {
   virtual StatusOr<Snapshot> LoadSnapshot(const std::string& stream_id) = 0;
 };
 
-class Outbox {
+// The subscription the outbox relay keeps (stores upgraded from a release that wrote outbox
+// rows start it where their pending rows began: docs/event-model.md, "Upgrading").
+inline constexpr const char* kRelaySubscription = "outbox-relay";
+
+// Readers of the event log that keep their place: a checkpoint per subscription, and a lease
+// so that one reader of a subscription is active at a time across processes (the others
+// stand by and take over when its lease runs out).
+class Subscriptions {
  public:
-  virtual ~Outbox() = default;
-  // Claims up to `limit` unpublished messages in commit order for `lease_micros`. A key's
-  // messages come in order: one call may return several of a key, but never one whose key
-  // has an earlier unpublished message that this call does not return (claimed elsewhere,
-  // or waiting after a failure). Claimed messages are not handed to another claimer until
-  // the lease expires (several relays share the work).
-  virtual StatusOr<std::vector<OutboxMessage>> Claim(size_t limit, int64_t lease_micros) = 0;
-  // Marks messages published (they are never claimed again).
-  virtual Status MarkPublished(std::span<const int64_t> ids) = 0;
-  // Records a failed publish: releases the claim and counts the attempt.
-  virtual Status MarkFailed(int64_t id, int64_t retry_after_micros) = 0;
-  // Messages not yet published (the relay's backlog).
-  virtual StatusOr<int64_t> Backlog() = 0;
+  virtual ~Subscriptions() = default;
+  // Takes the lease on subscription `name` for `owner` until now + ttl, or renews it when
+  // `owner` holds it. True when `owner` holds the lease afterwards; false while another
+  // owner's lease has not run out.
+  virtual StatusOr<bool> AcquireLease(const std::string& name, const std::string& owner,
+                                      int64_t ttl_micros) = 0;
+  // Gives the lease up if `owner` holds it, so that a standby may take it at once.
+  virtual Status ReleaseLease(const std::string& name, const std::string& owner) = 0;
+  // The global position up to which `name` has handled the log (0: from the start).
+  virtual StatusOr<int64_t> SubscriptionCheckpoint(const std::string& name) = 0;
+  // Stores `position` as the checkpoint of `name` and renews the lease until now + ttl, if
+  // `owner` holds the lease; FailedPrecondition (nothing stored) when it does not: another
+  // reader took over, and this one must stop. A position below the stored one is Aborted.
+  virtual Status CommitCheckpoint(const std::string& name, const std::string& owner,
+                                  int64_t position, int64_t ttl_micros) = 0;
+  // The log's head: the highest global position (0 when the log is empty).
+  virtual StatusOr<int64_t> HeadPosition() = 0;
 };
 
 // The effect a consumer applies with an inbox entry, inside the store's transaction. It
@@ -168,7 +169,7 @@ class ProjectionStore {
 };
 
 // One store implementing every port (what adapters return).
-class Store : public EventStore, public Outbox, public Inbox, public ProjectionStore {};
+class Store : public EventStore, public Subscriptions, public Inbox, public ProjectionStore {};
 
 // Forwarding base for decorators (metrics, fault injection): override what you need.
 class StoreWrapper : public Store {
@@ -186,14 +187,20 @@ class StoreWrapper : public Store {
   }
   Status SaveSnapshot(const Snapshot& s) override { return target_.SaveSnapshot(s); }
   StatusOr<Snapshot> LoadSnapshot(const std::string& s) override { return target_.LoadSnapshot(s); }
-  StatusOr<std::vector<OutboxMessage>> Claim(size_t limit, int64_t lease) override {
-    return target_.Claim(limit, lease);
+  StatusOr<bool> AcquireLease(const std::string& n, const std::string& o, int64_t ttl) override {
+    return target_.AcquireLease(n, o, ttl);
   }
-  Status MarkPublished(std::span<const int64_t> ids) override { return target_.MarkPublished(ids); }
-  Status MarkFailed(int64_t id, int64_t retry_after) override {
-    return target_.MarkFailed(id, retry_after);
+  Status ReleaseLease(const std::string& n, const std::string& o) override {
+    return target_.ReleaseLease(n, o);
   }
-  StatusOr<int64_t> Backlog() override { return target_.Backlog(); }
+  StatusOr<int64_t> SubscriptionCheckpoint(const std::string& n) override {
+    return target_.SubscriptionCheckpoint(n);
+  }
+  Status CommitCheckpoint(const std::string& n, const std::string& o, int64_t position,
+                          int64_t ttl) override {
+    return target_.CommitCheckpoint(n, o, position, ttl);
+  }
+  StatusOr<int64_t> HeadPosition() override { return target_.HeadPosition(); }
   Status Process(const std::string& c, const std::string& m, const InboxEffect& e) override {
     return target_.Process(c, m, e);
   }

@@ -28,7 +28,7 @@ namespace rxflow::store {
 struct SqliteOptions {
   // Database file; its directory is created when missing. Required.
   std::string path;
-  // Clock for outbox leases and timestamps. Default: SystemClock(). Must outlive the store.
+  // Clock for subscription leases and timestamps. Default: SystemClock(). Must outlive the store.
   Clock* clock = nullptr;
   // Most operations per group commit. 1 turns group commit off (one fsync per operation).
   // Default: 256.

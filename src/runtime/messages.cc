@@ -1,0 +1,181 @@
+#include "rxflow/runtime/messages.h"
+
+#include <optional>
+
+#include <nlohmann/json.hpp>
+
+#include "rxflow/clock.h"
+#include "rxflow/domain/prescription.h"
+
+#include "common/strcat.h"
+#include "common/text.h"
+
+namespace rxflow::runtime {
+
+using internal::Cat;
+
+namespace {
+
+// A flat JSON object built by appending (the relay's hot path: no DOM).
+class JsonObject {
+ public:
+  JsonObject& Str(std::string_view key, std::string_view value) {
+    Key(key);
+    out_.push_back('"');
+    internal::AppendJsonEscaped(out_, value);
+    out_.push_back('"');
+    return *this;
+  }
+  JsonObject& StrIfSet(std::string_view key, std::string_view value) {
+    return value.empty() ? *this : Str(key, value);
+  }
+  JsonObject& Int(std::string_view key, int64_t value) {
+    Key(key);
+    out_ += std::to_string(value);
+    return *this;
+  }
+  std::string Done() {
+    out_.push_back('}');
+    return std::move(out_);
+  }
+
+ private:
+  void Key(std::string_view key) {
+    if (out_.size() > 1) out_.push_back(',');
+    out_.push_back('"');
+    out_.append(key);
+    out_ += "\":";
+  }
+  std::string out_ = "{";
+};
+
+messaging::Message Make(const store::EventRecord& e, std::string_view topic,
+                        std::string_view suffix, std::string payload) {
+  messaging::Message m;
+  m.topic = std::string(topic);
+  m.key = e.stream_id;
+  m.payload = std::move(payload);
+  m.headers.emplace_back(messaging::kMessageIdHeader, Cat(e.event_id, suffix));
+  m.headers.emplace_back("event_id", e.event_id);
+  m.headers.emplace_back("version", std::to_string(e.version));
+  if (!e.traceparent.empty()) m.headers.emplace_back(messaging::kTraceparentHeader, e.traceparent);
+  return m;
+}
+
+// The routing request an event asks for, if any (nullopt: none).
+StatusOr<std::optional<RoutingRequest>> RoutingFor(const store::EventRecord& r) {
+  using domain::CancelRequested;
+  using domain::PharmacyErrorReceived;
+  using domain::PrescriptionQueued;
+  if (r.type != PrescriptionQueued::kType && r.type != PharmacyErrorReceived::kType &&
+      r.type != CancelRequested::kType) {
+    return std::optional<RoutingRequest>();
+  }
+  auto event = domain::DecodeEvent(r.type, r.schema_version, r.payload);
+  if (!event.ok()) {
+    return absl::DataLossError(Cat("event ", r.event_id, " (", r.type,
+                                   "): cannot derive its routing request: ",
+                                   std::string(event.status().message())));
+  }
+  RoutingRequest req;
+  req.prescription_id = r.stream_id;
+  req.event_id = r.event_id;
+  if (const auto* q = std::get_if<PrescriptionQueued>(&*event)) {
+    req.action = RoutingRequest::Action::kSend;
+    req.pharmacy_ncpdp_id = q->pharmacy_ncpdp_id;
+    req.attempt = q->attempt;
+  } else if (const auto* err = std::get_if<PharmacyErrorReceived>(&*event)) {
+    if (!err->retryable) return std::optional<RoutingRequest>();
+    req.action = RoutingRequest::Action::kSend;
+    req.retry_after_error = err->code;
+  } else if (const auto* c = std::get_if<CancelRequested>(&*event)) {
+    // Also when the same append cancelled the prescription at once (nothing was sent):
+    // routing then finds it cancelled and has nothing to do.
+    req.action = RoutingRequest::Action::kCancel;
+    req.cancel_message_id = c->cancel_message_id;
+  }
+  return std::optional<RoutingRequest>(std::move(req));
+}
+
+}  // namespace
+
+std::string_view ActionName(RoutingRequest::Action action) {
+  return action == RoutingRequest::Action::kSend ? "send" : "cancel";
+}
+
+std::string RoutingRequest::Encode() const {
+  JsonObject j;
+  j.Str("action", ActionName(action)).Str("prescription_id", prescription_id);
+  j.StrIfSet("pharmacy_ncpdp_id", pharmacy_ncpdp_id);
+  if (attempt > 0) j.Int("attempt", attempt);
+  j.StrIfSet("retry_after_error", retry_after_error);
+  j.StrIfSet("cancel_message_id", cancel_message_id);
+  j.StrIfSet("event_id", event_id);
+  return j.Done();
+}
+
+StatusOr<RoutingRequest> RoutingRequest::Decode(std::string_view text) {
+  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return absl::InvalidArgumentError("routing request: not a JSON object");
+  auto str = [&](const char* key, std::string& out) -> Status {
+    auto it = j.find(key);
+    if (it == j.end()) return absl::OkStatus();
+    if (!it->is_string()) {
+      return absl::InvalidArgumentError(Cat("routing request: ", key, " is not a string"));
+    }
+    out = it->get<std::string>();
+    return absl::OkStatus();
+  };
+  RoutingRequest r;
+  std::string action;
+  for (auto [key, out] : {std::pair<const char*, std::string*>{"action", &action},
+                          {"prescription_id", &r.prescription_id},
+                          {"event_id", &r.event_id},
+                          {"pharmacy_ncpdp_id", &r.pharmacy_ncpdp_id},
+                          {"retry_after_error", &r.retry_after_error},
+                          {"cancel_message_id", &r.cancel_message_id}}) {
+    if (Status s = str(key, *out); !s.ok()) return s;
+  }
+  if (action == "send") {
+    r.action = Action::kSend;
+  } else if (action == "cancel") {
+    r.action = Action::kCancel;
+  } else {
+    return absl::InvalidArgumentError("routing request: action must be \"send\" or \"cancel\"");
+  }
+  if (r.prescription_id.empty()) {
+    return absl::InvalidArgumentError("routing request: prescription_id is missing");
+  }
+  if (auto it = j.find("attempt"); it != j.end()) {
+    if (!it->is_number_integer()) {
+      return absl::InvalidArgumentError("routing request: attempt is not an integer");
+    }
+    r.attempt = it->get<int>();
+  }
+  return r;
+}
+
+StatusOr<std::vector<messaging::Message>> DeriveMessages(const store::EventRecord& e) {
+  // Audit trail and domain events: identifiers and types only, never PHI.
+  std::string audit = JsonObject()
+                          .Str("prescription_id", e.stream_id)
+                          .Str("event_id", e.event_id)
+                          .Str("event_type", e.type)
+                          .Int("version", e.version)
+                          .Str("actor", e.actor)
+                          .Str("tenant", e.tenant)
+                          .Str("occurred_at", FormatRfc3339(e.occurred_at))
+                          .Done();
+  auto routing = RoutingFor(e);
+  if (!routing.ok()) return routing.status();
+  std::vector<messaging::Message> out;
+  out.reserve(*routing ? 3 : 2);
+  out.push_back(Make(e, messaging::topics::kAuditTrail, ":audit", audit));
+  out.push_back(Make(e, messaging::topics::kPrescriptionEvents, ":event", std::move(audit)));
+  if (*routing) {
+    out.push_back(Make(e, messaging::topics::kRoutingRequests, ":route", (*routing)->Encode()));
+  }
+  return out;
+}
+
+}  // namespace rxflow::runtime
