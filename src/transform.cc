@@ -3,8 +3,9 @@
 #include <chrono>
 #include <ctime>
 
-#include "common/crypto.h"
-#include "common/strcat.h"
+#include "rxflow/internal/crypto.h"
+#include "rxflow/internal/strcat.h"
+
 #include "common/text.h"
 
 namespace rxflow {

@@ -162,8 +162,12 @@ class PyService {
                    : StatusOr<Submission>(Closed());
     }
     if (!s.ok()) Raise(s.status(), issues);
-    return PySubmission{s->id,        s->status,          s->created,
-                        !s->created,  s->idempotency_key, s->is_controlled,
+    return PySubmission{s->id,
+                        std::string(domain::StateName(s->state)),
+                        s->created,
+                        !s->created,
+                        s->idempotency_key,
+                        s->is_controlled,
                         s->created_at};
   }
 

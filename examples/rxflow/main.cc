@@ -232,7 +232,7 @@ int main(int argc, char** argv) {
       }
       std::cout << "{\"id\": " << JsonQuote(sub->id)
                 << ", \"created\": " << (sub->created ? "true" : "false")
-                << ", \"status\": " << JsonQuote(sub->status)
+                << ", \"status\": " << JsonQuote(std::string(rxflow::domain::StateName(sub->state)))
                 << ", \"idempotency_key\": " << JsonQuote(sub->idempotency_key)
                 << ", \"is_controlled\": " << (sub->is_controlled ? "true" : "false")
                 << ", \"created_at\": " << JsonQuote(sub->created_at) << "}\n";

@@ -431,7 +431,9 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
     auto p = (*broker)->NewProducer();
     if (!p.ok()) return fail("producer", p.status());
     producer = std::move(*p);
-    relay = std::make_unique<runtime::OutboxRelay>(**store, *producer);
+    runtime::OutboxRelayOptions relay_options;
+    relay_options.upcasters = (*service)->upcasters();  // decode the log as the service does
+    relay = std::make_unique<runtime::OutboxRelay>(**store, *producer, std::move(relay_options));
     if (c.brokers.empty() && (roles & kRouting)) {
       // The in-process broker lost whatever it held when this process last stopped.
       auto n = runtime::RedriveRouting(**service, *producer);

@@ -7,7 +7,7 @@
 // Submit is idempotent: the same prescription (by its idempotency key, rxflow/idempotency.h,
 // or the caller's own key) returns the same id and writes nothing new, also when
 // duplicates race in parallel threads or processes sharing the store. A submission is
-// durable when Submit returns: its events, outbox rows and key are one store transaction.
+// durable when Submit returns: its events and idempotency key are one store transaction.
 //
 // Thread-safety: all methods are safe for concurrent use.
 #ifndef RXFLOW_SERVICE_H_
@@ -47,21 +47,27 @@ struct ServiceOptions {
   // at once (not a controlled substance: those wait for their signature). One append
   // instead of two; what `rxflow serve` does.
   bool route_on_submit = false;
+  // How events stored under an older schema version are upcast when the service reads them
+  // (see domain::UpcasterRegistry). Default: the built-in upcasters; `Register` adds to them.
+  domain::UpcasterRegistry upcasters = domain::UpcasterRegistry::Builtin();
 };
 
 struct Submission {
   std::string id;
   bool created = false;  // false: an idempotent replay of an earlier submission
-  std::string status;    // the state name ("Transformed", "ReadyToSign", ...)
+  // The prescription's state after the submission (Transformed, ReadyToSign, or Queued when
+  // routed on submit); domain::StateName gives its name ("Transformed", ...).
+  domain::State state = domain::State::kNone;
   std::string idempotency_key;
   bool is_controlled = false;
   std::string created_at;  // RFC 3339 UTC
 };
 
-// The read model's row for one prescription (JSON in the projection store).
+// The read model's row for one prescription (JSON in the projection store, where the state
+// is the "status" member, by name: see EncodeSummary).
 struct PrescriptionSummary {
   std::string id;
-  std::string status;
+  domain::State state = domain::State::kNone;
   std::string pharmacy_ncpdp_id;
   bool is_controlled = false;
   std::string dea_schedule;
@@ -92,7 +98,7 @@ class PrescriptionService {
   StatusOr<domain::PrescriptionState> Load(const std::string& id);
 
   // Runs a command against the prescription: decide, append (with optimistic concurrency,
-  // retried on Aborted), and write the outbox rows the events imply. FailedPrecondition
+  // retried on Aborted); the relay derives what the events mean from the log. FailedPrecondition
   // when the command is illegal in the current state.
   Status Execute(const std::string& id, const domain::Command& command,
                  const RequestContext& ctx = {});
@@ -128,15 +134,18 @@ class PrescriptionService {
   StatusOr<int64_t> Project();
   // Drops the read model and rebuilds it from the whole event log.
   StatusOr<int64_t> RebuildProjection();
-  // Catches the read model up and returns the summaries whose status is one of `statuses`
+  // Catches the read model up and returns the summaries whose state is one of `states`
   // (a full scan: for start-up recovery and tools, not for request paths).
-  StatusOr<std::vector<PrescriptionSummary>> ListProjected(
-      std::span<const std::string_view> statuses);
+  StatusOr<std::vector<PrescriptionSummary>> ListProjected(std::span<const domain::State> states);
   // A summary from the read model (as of the last Project()).
   StatusOr<PrescriptionSummary> GetProjected(const std::string& id);
 
   static constexpr const char* kProjection = "prescription_summary";
   static constexpr const char* kMessageIndex = "message_index";
+
+  // The upcasters the service decodes events with (ServiceOptions::upcasters); components
+  // reading the same log (routing, relays) decode with these too.
+  const domain::UpcasterRegistry& upcasters() const;
 
  private:
   PrescriptionService(store::Store& store, ServiceOptions options);
@@ -148,7 +157,9 @@ class PrescriptionService {
 // InvalidArgument for any other transaction.
 StatusOr<domain::Command> PharmacyResponseCommand(const script::Message& message);
 
-// Encodes/decodes a summary as JSON (the projection's row format).
+// Encodes/decodes a summary as JSON (the projection's row format, also what the HTTP API
+// and the CLI print): {"id", "status" (the state's name, domain::StateName), ...}.
+// DecodeSummary: DataLoss for malformed JSON or a status that names no state.
 std::string EncodeSummary(const PrescriptionSummary& s);
 StatusOr<PrescriptionSummary> DecodeSummary(std::string_view json);
 

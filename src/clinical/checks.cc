@@ -1,8 +1,8 @@
 #include "rxflow/clinical/checks.h"
 
+#include "rxflow/internal/strcat.h"
 #include "rxflow/mapping/codes.h"
 
-#include "common/strcat.h"
 #include "common/text.h"
 
 namespace rxflow::clinical {

@@ -6,7 +6,7 @@
 
 #include <openssl/rand.h>
 
-#include "common/crypto.h"
+#include "rxflow/internal/crypto.h"
 
 namespace rxflow {
 namespace {

@@ -1,4 +1,4 @@
-#include "common/crypto.h"
+#include "rxflow/internal/crypto.h"
 
 #include <cstdlib>
 

@@ -1,7 +1,7 @@
 #include "rxflow/idempotency.h"
 
-#include "common/crypto.h"
-#include "common/strcat.h"
+#include "rxflow/internal/crypto.h"
+#include "rxflow/internal/strcat.h"
 
 namespace rxflow {
 namespace {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <limits>
 #include <map>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -13,8 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "rxflow/domain/prescription.h"
-
-#include "common/strcat.h"
+#include "rxflow/internal/strcat.h"
 
 namespace rxflow::domain {
 
@@ -166,13 +166,10 @@ std::string Read(const Json& v, std::vector<std::string>& out) {
 std::string Read(const Json& v, State& out) {
   if (!v.is_string()) return "is not a string";
   const std::string& name = v.get_ref<const std::string&>();
-  for (int i = 0; i <= static_cast<int>(State::kExpired); ++i) {
-    if (StateName(static_cast<State>(i)) == name) {
-      out = static_cast<State>(i);
-      return {};
-    }
-  }
-  return Cat("names no known state (", name, ")");
+  std::optional<State> state = StateFromName(name);
+  if (!state) return Cat("names no known state (", name, ")");
+  out = *state;
+  return {};
 }
 
 // Reads every field of `out` from the object `j`; "" or "field <name> <why>". Every field
@@ -217,22 +214,43 @@ constexpr std::array<EventCodec, sizeof...(I)> MakeCodecs(std::index_sequence<I.
 
 constexpr auto kCodecs = MakeCodecs(std::make_index_sequence<std::variant_size_v<Event>>());
 
-using UpcasterMap = std::map<std::pair<std::string, int>, Upcaster>;
-
-UpcasterMap& Upcasters() {
-  static auto* upcasters = new UpcasterMap;  // never destroyed (no exit-time destructor)
-  return *upcasters;
-}
-
 constexpr int kStateSnapshotVersion = 1;
 
 }  // namespace
+
+UpcasterRegistry UpcasterRegistry::Builtin() {
+  // A schema change registers its upcaster here (docs/event-model.md, "Schema evolution").
+  return UpcasterRegistry();
+}
+
+UpcasterRegistry& UpcasterRegistry::Register(std::string_view type, int from_version,
+                                             Upcaster upcaster) {
+  std::pair<std::string, int> key(std::string(type), from_version);
+  if (upcaster == nullptr) {
+    upcasters_.erase(key);
+  } else {
+    upcasters_[std::move(key)] = upcaster;
+  }
+  return *this;
+}
+
+Upcaster UpcasterRegistry::Find(std::string_view type, int from_version) const {
+  auto it = upcasters_.find(std::pair<std::string, int>(std::string(type), from_version));
+  return it == upcasters_.end() ? nullptr : it->second;
+}
+
+const UpcasterRegistry& BuiltinUpcasters() {
+  // Immutable once built; never destroyed (no exit-time destructor).
+  static const UpcasterRegistry* const kBuiltin = new UpcasterRegistry(UpcasterRegistry::Builtin());
+  return *kBuiltin;
+}
 
 std::string EncodePayload(const Event& e) {
   return std::visit([](const auto& event) { return Dump(ToJson(event)); }, e);
 }
 
-StatusOr<Event> DecodeEvent(std::string_view type, int schema_version, std::string_view payload) {
+StatusOr<Event> DecodeEvent(std::string_view type, int schema_version, std::string_view payload,
+                            const UpcasterRegistry& upcasters) {
   const EventCodec* codec = nullptr;
   for (const EventCodec& c : kCodecs) {
     if (c.type == type) codec = &c;
@@ -247,12 +265,12 @@ StatusOr<Event> DecodeEvent(std::string_view type, int schema_version, std::stri
     std::string upcast;
     std::string_view current = payload;
     for (int v = schema_version; v < codec->schema_version; ++v) {
-      auto it = Upcasters().find({std::string(type), v});
-      if (it == Upcasters().end()) {
+      Upcaster upcaster = upcasters.Find(type, v);
+      if (upcaster == nullptr) {
         return absl::DataLossError(
             Cat("event ", type, " has schema version ", v, " and no upcaster to version ", v + 1));
       }
-      upcast = it->second(current);
+      upcast = upcaster(current);
       current = upcast;
     }
     Json j = Json::parse(current.data(), current.data() + current.size(), nullptr, false);
@@ -262,16 +280,6 @@ StatusOr<Event> DecodeEvent(std::string_view type, int schema_version, std::stri
     return codec->decode(j);
   } catch (const Json::exception& e) {
     return absl::DataLossError(Cat("payload of event ", type, " cannot be decoded: ", e.what()));
-  }
-}
-
-// A null `upcaster` removes the registration.
-void RegisterUpcaster(std::string_view type, int from_version, Upcaster upcaster) {
-  std::pair<std::string, int> key(std::string(type), from_version);
-  if (upcaster == nullptr) {
-    Upcasters().erase(key);
-  } else {
-    Upcasters()[std::move(key)] = upcaster;
   }
 }
 

@@ -1,12 +1,13 @@
 #include "rxflow/domain/prescription.h"
 
 #include <array>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
 #include <variant>
 
-#include "common/strcat.h"
+#include "rxflow/internal/strcat.h"
 
 namespace rxflow::domain {
 
@@ -226,6 +227,13 @@ std::string_view StateName(State s) {
       return "Expired";
   }
   return "Unknown";
+}
+
+std::optional<State> StateFromName(std::string_view name) {
+  for (int i = 0; i <= static_cast<int>(State::kExpired); ++i) {
+    if (StateName(static_cast<State>(i)) == name) return static_cast<State>(i);
+  }
+  return std::nullopt;
 }
 
 bool IsTerminal(State s, bool fill_complete) {

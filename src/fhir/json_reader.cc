@@ -17,8 +17,8 @@
 #include <simdjson.h>
 
 #include "rxflow/fhir/json.h"
+#include "rxflow/internal/strcat.h"
 
-#include "common/strcat.h"
 #include "common/text.h"
 
 namespace rxflow::fhir {

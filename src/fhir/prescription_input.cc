@@ -4,8 +4,8 @@
 #include <string>
 
 #include "rxflow/fhir/json.h"
+#include "rxflow/internal/strcat.h"
 
-#include "common/strcat.h"
 #include "fhir/json_reader.h"
 
 namespace rxflow::fhir {

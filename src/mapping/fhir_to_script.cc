@@ -2,10 +2,10 @@
 #include <algorithm>
 #include <cmath>
 
+#include "rxflow/internal/strcat.h"
 #include "rxflow/mapping/codes.h"
 #include "rxflow/mapping/mapping.h"
 
-#include "common/strcat.h"
 #include "common/text.h"
 #include "mapping/sig.h"
 

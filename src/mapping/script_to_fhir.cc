@@ -1,11 +1,11 @@
 // SCRIPT → FHIR R5 Bundle.
 #include <map>
 
+#include "rxflow/internal/crypto.h"
+#include "rxflow/internal/strcat.h"
 #include "rxflow/mapping/codes.h"
 #include "rxflow/mapping/mapping.h"
 
-#include "common/crypto.h"
-#include "common/strcat.h"
 #include "common/text.h"
 #include "mapping/sig.h"
 

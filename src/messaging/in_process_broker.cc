@@ -10,9 +10,8 @@
 #include <mutex>
 #include <set>
 
+#include "rxflow/internal/strcat.h"
 #include "rxflow/messaging/broker.h"
-
-#include "common/strcat.h"
 
 namespace rxflow::messaging {
 namespace {

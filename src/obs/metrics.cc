@@ -6,7 +6,7 @@
 #include <map>
 #include <mutex>
 
-#include "common/strcat.h"
+#include "rxflow/internal/strcat.h"
 
 namespace rxflow::obs {
 namespace {

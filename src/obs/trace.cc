@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <openssl/rand.h>
 
-#include "common/strcat.h"
+#include "rxflow/internal/strcat.h"
 
 namespace rxflow::obs {
 namespace {

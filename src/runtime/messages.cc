@@ -6,8 +6,9 @@
 
 #include "rxflow/clock.h"
 #include "rxflow/domain/prescription.h"
+#include "rxflow/internal/status_macros.h"
+#include "rxflow/internal/strcat.h"
 
-#include "common/strcat.h"
 #include "common/text.h"
 
 namespace rxflow::runtime {
@@ -63,7 +64,8 @@ messaging::Message Make(const store::EventRecord& e, std::string_view topic,
 }
 
 // The routing request an event asks for, if any (nullopt: none).
-StatusOr<std::optional<RoutingRequest>> RoutingFor(const store::EventRecord& r) {
+StatusOr<std::optional<RoutingRequest>> RoutingFor(const store::EventRecord& r,
+                                                   const domain::UpcasterRegistry& upcasters) {
   using domain::CancelRequested;
   using domain::PharmacyErrorReceived;
   using domain::PrescriptionQueued;
@@ -71,11 +73,11 @@ StatusOr<std::optional<RoutingRequest>> RoutingFor(const store::EventRecord& r) 
       r.type != CancelRequested::kType) {
     return std::optional<RoutingRequest>();
   }
-  auto event = domain::DecodeEvent(r.type, r.schema_version, r.payload);
+  auto event = domain::DecodeEvent(r.type, r.schema_version, r.payload, upcasters);
   if (!event.ok()) {
-    return absl::DataLossError(Cat("event ", r.event_id, " (", r.type,
-                                   "): cannot derive its routing request: ",
-                                   std::string(event.status().message())));
+    return absl::DataLossError(
+        Cat("event ", r.event_id, " (", r.type,
+            "): cannot derive its routing request: ", std::string(event.status().message())));
   }
   RoutingRequest req;
   req.prescription_id = r.stream_id;
@@ -155,7 +157,8 @@ StatusOr<RoutingRequest> RoutingRequest::Decode(std::string_view text) {
   return r;
 }
 
-StatusOr<std::vector<messaging::Message>> DeriveMessages(const store::EventRecord& e) {
+StatusOr<std::vector<messaging::Message>> DeriveMessages(
+    const store::EventRecord& e, const domain::UpcasterRegistry& upcasters) {
   // Audit trail and domain events: identifiers and types only, never PHI.
   std::string audit = JsonObject()
                           .Str("prescription_id", e.stream_id)
@@ -166,14 +169,13 @@ StatusOr<std::vector<messaging::Message>> DeriveMessages(const store::EventRecor
                           .Str("tenant", e.tenant)
                           .Str("occurred_at", FormatRfc3339(e.occurred_at))
                           .Done();
-  auto routing = RoutingFor(e);
-  if (!routing.ok()) return routing.status();
+  RXFLOW_ASSIGN_OR_RETURN(std::optional<RoutingRequest> routing, RoutingFor(e, upcasters));
   std::vector<messaging::Message> out;
-  out.reserve(*routing ? 3 : 2);
+  out.reserve(routing ? 3 : 2);
   out.push_back(Make(e, messaging::topics::kAuditTrail, ":audit", audit));
   out.push_back(Make(e, messaging::topics::kPrescriptionEvents, ":event", std::move(audit)));
-  if (*routing) {
-    out.push_back(Make(e, messaging::topics::kRoutingRequests, ":route", (*routing)->Encode()));
+  if (routing) {
+    out.push_back(Make(e, messaging::topics::kRoutingRequests, ":route", routing->Encode()));
   }
   return out;
 }

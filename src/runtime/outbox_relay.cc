@@ -1,10 +1,11 @@
 #include "rxflow/runtime/outbox_relay.h"
 
 #include <algorithm>
+#include <iterator>
 
+#include "rxflow/internal/crypto.h"
+#include "rxflow/internal/status_macros.h"
 #include "rxflow/runtime/messages.h"
-
-#include "common/crypto.h"
 
 namespace rxflow::runtime {
 
@@ -29,46 +30,42 @@ StatusOr<size_t> OutboxRelay::RunOnce() {
   const int64_t ttl = options_.lease.count() * 1000;
   const int64_t now = clock_.NowMicros();
   if (!active_.load()) {
-    auto got = subscriptions_.AcquireLease(name, options_.owner, ttl);
-    if (!got.ok()) return got.status();
-    if (!*got) return size_t{0};  // another relay is active: stand by
-    auto checkpoint = subscriptions_.SubscriptionCheckpoint(name);
-    if (!checkpoint.ok()) return checkpoint.status();
-    checkpoint_ = *checkpoint;
+    RXFLOW_ASSIGN_OR_RETURN(bool got, subscriptions_.AcquireLease(name, options_.owner, ttl));
+    if (!got) return size_t{0};  // another relay is active: stand by
+    RXFLOW_ASSIGN_OR_RETURN(checkpoint_, subscriptions_.SubscriptionCheckpoint(name));
     lease_renewed_at_ = now;
     active_.store(true);
   }
   if (now - lease_renewed_at_ >= ttl / 2) {
     // Keep the lease while idle or while the broker refuses batches (no checkpoint renews it
     // then), so that a standby does not take over a relay that is alive.
-    auto kept = subscriptions_.AcquireLease(name, options_.owner, ttl);
-    if (!kept.ok()) return kept.status();
-    if (!*kept) {
+    RXFLOW_ASSIGN_OR_RETURN(bool kept, subscriptions_.AcquireLease(name, options_.owner, ttl));
+    if (!kept) {
       active_.store(false);
       return absl::FailedPreconditionError("outbox relay: lost the lease on " + name);
     }
     lease_renewed_at_ = now;
   }
-  auto events = log_.ReadAll(checkpoint_, options_.batch);
-  if (!events.ok()) return events.status();
-  if (events->empty()) {
+  RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> events,
+                          log_.ReadAll(checkpoint_, options_.batch));
+  if (events.empty()) {
     lag_.store(0);
     return size_t{0};
   }
   std::vector<messaging::Message> batch;
-  batch.reserve(events->size() * 3);
-  int64_t oldest = events->front().occurred_at;
-  for (const store::EventRecord& e : *events) {
-    auto messages = DeriveMessages(e);
-    if (!messages.ok()) return messages.status();
-    std::move(messages->begin(), messages->end(), std::back_inserter(batch));
+  batch.reserve(events.size() * 3);
+  int64_t oldest = events.front().occurred_at;
+  for (const store::EventRecord& e : events) {
+    RXFLOW_ASSIGN_OR_RETURN(std::vector<messaging::Message> messages,
+                            DeriveMessages(e, options_.upcasters));
+    std::move(messages.begin(), messages.end(), std::back_inserter(batch));
     oldest = std::min(oldest, e.occurred_at);
   }
   if (Status s = producer_.Publish(batch); !s.ok()) {
     errors_.fetch_add(1);
     return s;  // nothing committed: the same events are read again
   }
-  const int64_t last = events->back().global_position;
+  const int64_t last = events.back().global_position;
   if (Status s = subscriptions_.CommitCheckpoint(name, options_.owner, last, ttl); !s.ok()) {
     // Lost to another relay (it publishes from its own checkpoint; what this one published
     // is deduplicated by the consumers), or the store is down: read the lease again.
@@ -79,7 +76,7 @@ StatusOr<size_t> OutboxRelay::RunOnce() {
   lease_renewed_at_ = now;
   published_.fetch_add(static_cast<int64_t>(batch.size()));
   lag_.store(std::max<int64_t>(0, clock_.NowMicros() - oldest));
-  return events->size();
+  return events.size();
 }
 
 void OutboxRelay::Start() {
@@ -124,11 +121,9 @@ void OutboxRelay::Loop() {
 
 StatusOr<int64_t> RelayBacklog(store::Subscriptions& subscriptions,
                                const std::string& subscription) {
-  auto head = subscriptions.HeadPosition();
-  if (!head.ok()) return head.status();
-  auto checkpoint = subscriptions.SubscriptionCheckpoint(subscription);
-  if (!checkpoint.ok()) return checkpoint.status();
-  return std::max<int64_t>(0, *head - *checkpoint);
+  RXFLOW_ASSIGN_OR_RETURN(int64_t head, subscriptions.HeadPosition());
+  RXFLOW_ASSIGN_OR_RETURN(int64_t checkpoint, subscriptions.SubscriptionCheckpoint(subscription));
+  return std::max<int64_t>(0, head - checkpoint);
 }
 
 }  // namespace rxflow::runtime

@@ -1,14 +1,20 @@
 #include "rxflow/runtime/routing.h"
 
+#include <algorithm>
+#include <atomic>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <sstream>
+#include <thread>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
+#include "rxflow/internal/status_macros.h"
+#include "rxflow/internal/strcat.h"
 #include "rxflow/runtime/messages.h"
 #include "rxflow/script/xml.h"
-
-#include "common/strcat.h"
 
 namespace rxflow::runtime {
 
@@ -31,14 +37,13 @@ struct Prescription {
 };
 
 StatusOr<Prescription> LoadPrescription(PrescriptionService& service, const std::string& id) {
-  auto records = service.History(id);
-  if (!records.ok()) return records.status();
+  RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> records, service.History(id));
   std::vector<domain::Event> events;
-  events.reserve(records->size());
-  for (const store::EventRecord& r : *records) {
-    auto e = domain::DecodeEvent(r.type, r.schema_version, r.payload);
-    if (!e.ok()) return e.status();
-    events.push_back(std::move(*e));
+  events.reserve(records.size());
+  for (const store::EventRecord& r : records) {
+    RXFLOW_ASSIGN_OR_RETURN(domain::Event e, domain::DecodeEvent(r.type, r.schema_version,
+                                                                 r.payload, service.upcasters()));
+    events.push_back(std::move(e));
   }
   Prescription p;
   for (domain::Event& e : events) {
@@ -46,7 +51,7 @@ StatusOr<Prescription> LoadPrescription(PrescriptionService& service, const std:
       p.newrx_xml = std::move(t->newrx_xml);
   }
   p.state = domain::Replay(events);
-  p.accepted_at = records->front().occurred_at;
+  p.accepted_at = records.front().occurred_at;
   return p;
 }
 
@@ -106,134 +111,179 @@ std::string PharmacyDirectory::Find(std::string_view ncpdp_id) const {
 
 // ---- RoutingService ----------------------------------------------------------------------
 
+struct RoutingService::Impl {
+  Impl(PrescriptionService& s, messaging::Broker& b, PharmacyDirectory d, PharmacyTransport& t,
+       RoutingOptions o, Clock* c)
+      : service(s),
+        broker(b),
+        directory(std::move(d)),
+        transport(t),
+        options(std::move(o)),
+        clock(c ? *c : SystemClock()) {}
+
+  Status Start();
+  void Stop();
+  Status Handle(const messaging::Message& message);
+  CircuitBreaker& BreakerFor(const std::string& pharmacy);
+  StatusOr<std::string> Deliver(const std::string& pharmacy, const std::string& url,
+                                const std::string& xml, const std::string& traceparent,
+                                int& attempts);
+  Status DeadLetter(const messaging::Message& message, const std::string& reason, int attempts);
+  Status Record(const std::string& message_id, const std::string& id,
+                const std::vector<domain::Command>& commands, const RequestContext& ctx,
+                std::string_view outcome, const std::function<void(std::string_view)>& observe);
+  void SleepUnlessStopping(std::chrono::microseconds d);
+  void PollLoop();
+
+  PrescriptionService& service;
+  messaging::Broker& broker;
+  PharmacyDirectory directory;
+  PharmacyTransport& transport;
+  RoutingOptions options;
+  Clock& clock;
+  Observer observer;
+  RoutingStats stats;
+  std::unique_ptr<messaging::Consumer> consumer;
+  std::unique_ptr<messaging::Producer> producer;  // dead.letter
+  std::unique_ptr<ShardedWorkerPool> pool;
+  std::thread poller;
+  std::atomic<bool> polling{false}, stopping{false};
+  std::atomic<int64_t> in_flight{0};
+  mutable std::mutex breakers_mu;
+  std::map<std::string, std::unique_ptr<CircuitBreaker>> breakers;
+};
+
 RoutingService::RoutingService(PrescriptionService& service, messaging::Broker& broker,
                                PharmacyDirectory directory, PharmacyTransport& transport,
                                RoutingOptions options, Clock* clock)
-    : service_(service),
-      broker_(broker),
-      directory_(std::move(directory)),
-      transport_(transport),
-      options_(std::move(options)),
-      clock_(clock ? *clock : SystemClock()) {}
+    : impl_(std::make_unique<Impl>(service, broker, std::move(directory), transport,
+                                   std::move(options), clock)) {}
 
 RoutingService::~RoutingService() { Stop(); }
 
-Status RoutingService::Start() {
-  if (polling_.load()) return absl::OkStatus();
-  auto producer = broker_.NewProducer();
-  if (!producer.ok()) return producer.status();
-  producer_ = std::move(*producer);
-  auto consumer = broker_.NewConsumer(options_.consumer_group,
-                                      {std::string(messaging::topics::kRoutingRequests)});
-  if (!consumer.ok()) return consumer.status();
-  consumer_ = std::move(*consumer);
-  pool_ = std::make_unique<ShardedWorkerPool>(options_.workers, options_.queue_capacity);
-  stopping_.store(false);
-  polling_.store(true);
-  poller_ = std::thread([this] { PollLoop(); });
+Status RoutingService::Start() { return impl_->Start(); }
+
+void RoutingService::Stop() { impl_->Stop(); }
+
+Status RoutingService::Handle(const messaging::Message& message) { return impl_->Handle(message); }
+
+void RoutingService::set_observer(Observer o) { impl_->observer = std::move(o); }
+
+const RoutingStats& RoutingService::stats() const { return impl_->stats; }
+
+size_t RoutingService::queued() const { return impl_->pool ? impl_->pool->queued() : 0; }
+
+std::vector<std::pair<std::string, CircuitBreaker::State>> RoutingService::BreakerStates() const {
+  std::lock_guard lock(impl_->breakers_mu);
+  std::vector<std::pair<std::string, CircuitBreaker::State>> out;
+  for (const auto& [id, b] : impl_->breakers) out.emplace_back(id, b->state());
+  return out;
+}
+
+Status RoutingService::Impl::Start() {
+  if (polling.load()) return absl::OkStatus();
+  RXFLOW_ASSIGN_OR_RETURN(producer, broker.NewProducer());
+  RXFLOW_ASSIGN_OR_RETURN(consumer,
+                          broker.NewConsumer(options.consumer_group,
+                                             {std::string(messaging::topics::kRoutingRequests)}));
+  pool = std::make_unique<ShardedWorkerPool>(options.workers, options.queue_capacity);
+  stopping.store(false);
+  polling.store(true);
+  poller = std::thread([this] { PollLoop(); });
   return absl::OkStatus();
 }
 
-void RoutingService::PollLoop() {
-  while (polling_.load()) {
-    auto batch = consumer_->Poll(options_.poll_batch, std::chrono::milliseconds(100));
+void RoutingService::Impl::PollLoop() {
+  while (polling.load()) {
+    auto batch = consumer->Poll(options.poll_batch, std::chrono::milliseconds(100));
     if (!batch.ok()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       continue;
     }
     for (messaging::Message& m : *batch) {
-      in_flight_.fetch_add(1);
+      in_flight.fetch_add(1);
       size_t shard = static_cast<size_t>(std::max(0, m.partition));
-      bool queued = pool_->Submit(shard, [this, m = std::move(m)] {
+      bool queued = pool->Submit(shard, [this, m = std::move(m)] {
         // The offset moves only after the message's effect is durable. A failure (store
         // or broker unavailable) is retried here, in place: committing a later message of
         // this partition would skip this one. Once stopping, nothing more is committed.
-        for (int attempt = 1; !stopping_.load(); ++attempt) {
+        for (int attempt = 1; !stopping.load(); ++attempt) {
           Status s = Handle(m);
           if (s.ok()) {
-            if (!consumer_->Commit(m).ok()) stats_.commit_errors.fetch_add(1);
+            if (!consumer->Commit(m).ok()) stats.commit_errors.fetch_add(1);
             break;
           }
           if (s.code() == absl::StatusCode::kCancelled) break;
-          stats_.handle_errors.fetch_add(1);
-          SleepUnlessStopping(BackoffDelay(options_.backoff, attempt));
+          stats.handle_errors.fetch_add(1);
+          SleepUnlessStopping(BackoffDelay(options.backoff, attempt));
         }
-        in_flight_.fetch_sub(1);
+        in_flight.fetch_sub(1);
       });
-      if (!queued) in_flight_.fetch_sub(1);
+      if (!queued) in_flight.fetch_sub(1);
     }
   }
 }
 
-void RoutingService::Stop() {
-  if (!polling_.exchange(false)) return;
+void RoutingService::Impl::Stop() {
+  if (!polling.exchange(false)) return;
   // Let the workers finish what they hold, up to the deadline; then abandon retries
-  // (stopping_), which also releases a poller blocked on a full queue (Drain).
-  auto deadline = std::chrono::steady_clock::now() + options_.drain_timeout;
-  while (in_flight_.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+  // (stopping), which also releases a poller blocked on a full queue (Drain).
+  auto deadline = std::chrono::steady_clock::now() + options.drain_timeout;
+  while (in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  stopping_.store(true);
-  pool_->Drain();
-  if (poller_.joinable()) poller_.join();
-  consumer_->Close();
+  stopping.store(true);
+  pool->Drain();
+  if (poller.joinable()) poller.join();
+  consumer->Close();
 }
 
-void RoutingService::SleepUnlessStopping(std::chrono::microseconds d) {
+void RoutingService::Impl::SleepUnlessStopping(std::chrono::microseconds d) {
   auto until = std::chrono::steady_clock::now() + d;
-  while (!stopping_.load() && std::chrono::steady_clock::now() < until) {
+  while (!stopping.load() && std::chrono::steady_clock::now() < until) {
     std::this_thread::sleep_for(
         std::min<std::chrono::microseconds>(d, std::chrono::milliseconds(10)));
   }
 }
 
-size_t RoutingService::queued() const { return pool_ ? pool_->queued() : 0; }
-
-CircuitBreaker& RoutingService::BreakerFor(const std::string& pharmacy) {
-  std::lock_guard lock(breakers_mu_);
-  auto& b = breakers_[pharmacy];
-  if (!b) b = std::make_unique<CircuitBreaker>(options_.breaker, &clock_);
+CircuitBreaker& RoutingService::Impl::BreakerFor(const std::string& pharmacy) {
+  std::lock_guard lock(breakers_mu);
+  auto& b = breakers[pharmacy];
+  if (!b) b = std::make_unique<CircuitBreaker>(options.breaker, &clock);
   return *b;
 }
 
-std::vector<std::pair<std::string, CircuitBreaker::State>> RoutingService::BreakerStates() const {
-  std::lock_guard lock(breakers_mu_);
-  std::vector<std::pair<std::string, CircuitBreaker::State>> out;
-  for (const auto& [id, b] : breakers_) out.emplace_back(id, b->state());
-  return out;
-}
-
-StatusOr<std::string> RoutingService::Deliver(const std::string& pharmacy, const std::string& url,
-                                              const std::string& xml,
-                                              const std::string& traceparent, int& attempts) {
+StatusOr<std::string> RoutingService::Impl::Deliver(const std::string& pharmacy,
+                                                    const std::string& url, const std::string& xml,
+                                                    const std::string& traceparent, int& attempts) {
   CircuitBreaker& breaker = BreakerFor(pharmacy);
   auto sleep = [&](std::chrono::microseconds d) { SleepUnlessStopping(d); };
   for (;;) {
-    if (stopping_.load()) return absl::CancelledError("routing is stopping");
+    if (stopping.load()) return absl::CancelledError("routing is stopping");
     if (!breaker.Allow()) {  // open: wait for the probe window; not an attempt
       sleep(std::chrono::microseconds(std::max<int64_t>(1000, breaker.RetryInMicros())));
       continue;
     }
     ++attempts;
-    auto reply = transport_.Post(url, xml, traceparent);
+    auto reply = transport.Post(url, xml, traceparent);
     if (reply.ok()) {
       breaker.RecordSuccess();
-      stats_.sent.fetch_add(1);
+      stats.sent.fetch_add(1);
       return reply;
     }
     if (!Retryable(reply.status())) {
       breaker.RecordSuccess();  // the pharmacy answered: it is up, it refused this message
       return reply;
     }
-    stats_.transport_errors.fetch_add(1);
+    stats.transport_errors.fetch_add(1);
     breaker.RecordFailure();
-    if (attempts >= options_.max_attempts) return reply;
-    sleep(BackoffDelay(options_.backoff, attempts));
+    if (attempts >= options.max_attempts) return reply;
+    sleep(BackoffDelay(options.backoff, attempts));
   }
 }
 
-Status RoutingService::DeadLetter(const messaging::Message& message, const std::string& reason,
-                                  int attempts) {
+Status RoutingService::Impl::DeadLetter(const messaging::Message& message,
+                                        const std::string& reason, int attempts) {
   messaging::Message dl;
   dl.topic = std::string(messaging::topics::kDeadLetter);
   dl.key = message.key;
@@ -242,12 +292,12 @@ Status RoutingService::DeadLetter(const messaging::Message& message, const std::
   body["request"] = original.is_discarded() ? json(message.payload) : original;
   dl.payload = body.dump();
   dl.headers = message.headers;
-  Status s = producer_->Publish({&dl, 1});
-  if (s.ok()) stats_.dead_lettered.fetch_add(1);
+  Status s = producer->Publish({&dl, 1});
+  if (s.ok()) stats.dead_lettered.fetch_add(1);
   return s;
 }
 
-Status RoutingService::Handle(const messaging::Message& message) {
+Status RoutingService::Impl::Handle(const messaging::Message& message) {
   const std::string message_id(message.Header(messaging::kMessageIdHeader));
   const std::string& id = message.key;
   RequestContext ctx;
@@ -262,7 +312,7 @@ Status RoutingService::Handle(const messaging::Message& message) {
   }
   const bool send = request->action == RoutingRequest::Action::kSend;
   const std::string_view action = ActionName(request->action);
-  auto p = LoadPrescription(service_, id);
+  auto p = LoadPrescription(service, id);
   if (!p.ok()) {
     if (p.status().code() == absl::StatusCode::kNotFound) {
       return DeadLetter(message, std::string(p.status().message()), 0);
@@ -271,14 +321,14 @@ Status RoutingService::Handle(const messaging::Message& message) {
   }
   const domain::State expected = send ? domain::State::kQueued : domain::State::kCancelRequested;
   if (p->state.state != expected) {  // an earlier delivery of this request got through
-    stats_.duplicates.fetch_add(1);
+    stats.duplicates.fetch_add(1);
     return absl::OkStatus();
   }
   const std::string pharmacy = p->state.pharmacy_ncpdp_id;
-  auto seconds = [&] { return static_cast<double>(clock_.NowMicros() - p->accepted_at) / 1e6; };
+  auto seconds = [&] { return static_cast<double>(clock.NowMicros() - p->accepted_at) / 1e6; };
   std::string code;
   auto observe = [&](std::string_view outcome) {
-    if (observer_) observer_(pharmacy, outcome, code, seconds());
+    if (observer) observer(pharmacy, outcome, code, seconds());
   };
   std::vector<domain::Command> commands;
   if (!send && p->state.send_attempts == 0) {
@@ -286,11 +336,11 @@ Status RoutingService::Handle(const messaging::Message& message) {
     commands.push_back(domain::RecordCancelResponse{true, "cancelled before transmission"});
     return Record(message_id, id, commands, ctx, "CancelledUnsent", observe);
   }
-  const std::string url = directory_.Find(pharmacy);
+  const std::string url = directory.Find(pharmacy);
   int attempts = 0;
   StatusOr<std::string> reply = absl::NotFoundError(Cat("no endpoint for pharmacy ", pharmacy));
   StatusOr<std::string> xml = send ? StatusOr<std::string>(std::move(p->newrx_xml))
-                                   : service_.OutboundXml(id, "cancel", request->cancel_message_id);
+                                   : service.OutboundXml(id, "cancel", request->cancel_message_id);
   if (xml.ok() && xml->empty()) xml = absl::FailedPreconditionError("no NewRx stored");
   if (!xml.ok()) return DeadLetter(message, std::string(xml.status().message()), 0);
   if (!url.empty()) {
@@ -298,7 +348,7 @@ Status RoutingService::Handle(const messaging::Message& message) {
     const obs::TraceContext* parent = nullptr;
     auto parsed = obs::ParseTraceparent(ctx.traceparent);
     if (parsed.ok()) parent = &*parsed;
-    obs::ScopedSpan span(options_.tracer, Cat("POST pharmacy ", action), parent,
+    obs::ScopedSpan span(options.tracer, Cat("POST pharmacy ", action), parent,
                          obs::SpanKind::kClient);
     span.SetAttribute("rxflow.pharmacy", pharmacy);
     reply = Deliver(pharmacy, url, *xml, obs::FormatTraceparent(span.context()), attempts);
@@ -311,7 +361,7 @@ Status RoutingService::Handle(const messaging::Message& message) {
   if (!reply.ok()) {
     std::string reason =
         Cat(std::string(reply.status().message()), " after ", attempts, " attempt(s)");
-    if (Status s = DeadLetter(message, reason, attempts); !s.ok()) return s;
+    RXFLOW_RETURN_IF_ERROR(DeadLetter(message, reason, attempts));
     if (send) {
       domain::RecordError failed;
       failed.code = "600";  // communication problem
@@ -349,50 +399,50 @@ Status RoutingService::Handle(const messaging::Message& message) {
   return Record(message_id, id, commands, ctx, outcome, observe);
 }
 
-Status RoutingService::Record(const std::string& message_id, const std::string& id,
-                              const std::vector<domain::Command>& commands,
-                              const RequestContext& ctx, std::string_view outcome,
-                              const std::function<void(std::string_view)>& observe) {
-  Status s = service_.ExecuteOnce(options_.consumer_name, message_id, id, commands, ctx);
+Status RoutingService::Impl::Record(const std::string& message_id, const std::string& id,
+                                    const std::vector<domain::Command>& commands,
+                                    const RequestContext& ctx, std::string_view outcome,
+                                    const std::function<void(std::string_view)>& observe) {
+  Status s = service.ExecuteOnce(options.consumer_name, message_id, id, commands, ctx);
   if (s.code() == absl::StatusCode::kAlreadyExists) {
-    stats_.duplicates.fetch_add(1);
+    stats.duplicates.fetch_add(1);
     return absl::OkStatus();
   }
   if (s.code() == absl::StatusCode::kFailedPrecondition) {
     // The prescription moved on meanwhile (a cancel completed, ...): the answer no longer
     // fits. Counted apart from duplicates; the request is done.
-    stats_.stale.fetch_add(1);
+    stats.stale.fetch_add(1);
     return absl::OkStatus();
   }
-  if (!s.ok()) return s;
-  stats_.handled.fetch_add(1);
+  RXFLOW_RETURN_IF_ERROR(s);
+  stats.handled.fetch_add(1);
   observe(outcome);
   return absl::OkStatus();
 }
 
 StatusOr<size_t> RedriveRouting(PrescriptionService& service, messaging::Producer& producer) {
-  static constexpr std::string_view kWaiting[] = {"Queued", "CancelRequested"};
-  auto waiting = service.ListProjected(kWaiting);
-  if (!waiting.ok()) return waiting.status();
+  static constexpr domain::State kWaiting[] = {domain::State::kQueued,
+                                               domain::State::kCancelRequested};
+  RXFLOW_ASSIGN_OR_RETURN(std::vector<PrescriptionSummary> waiting,
+                          service.ListProjected(kWaiting));
   std::vector<messaging::Message> batch;
-  for (const PrescriptionSummary& s : *waiting) {
-    auto records = service.History(s.id);
-    if (!records.ok()) return records.status();
+  for (const PrescriptionSummary& s : waiting) {
+    RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> records, service.History(s.id));
     // The event that asked for this routing (the last one whose messages include a routing
     // request), derived again as the relay derived it: same message id, same payload.
-    for (auto r = records->rbegin(); r != records->rend(); ++r) {
-      auto derived = DeriveMessages(*r);
-      if (!derived.ok()) return derived.status();
-      auto route = std::find_if(derived->begin(), derived->end(), [](const messaging::Message& m) {
+    for (auto r = records.rbegin(); r != records.rend(); ++r) {
+      RXFLOW_ASSIGN_OR_RETURN(std::vector<messaging::Message> derived,
+                              DeriveMessages(*r, service.upcasters()));
+      auto route = std::find_if(derived.begin(), derived.end(), [](const messaging::Message& m) {
         return m.topic == messaging::topics::kRoutingRequests;
       });
-      if (route == derived->end()) continue;
+      if (route == derived.end()) continue;
       batch.push_back(std::move(*route));
       break;
     }
   }
   if (batch.empty()) return size_t{0};
-  if (Status st = producer.Publish(batch); !st.ok()) return st;
+  RXFLOW_RETURN_IF_ERROR(producer.Publish(batch));
   return batch.size();
 }
 
@@ -402,22 +452,19 @@ StatusOr<PharmacyInbox::Result> PharmacyInbox::Receive(std::string_view xml, Iss
                                                        const RequestContext& ctx) {
   script::ReadOptions ro;
   ro.profile = profile_;
-  auto message = script::ReadXml(xml, issues, ro);
-  if (!message.ok()) return message.status();
-  auto command = PharmacyResponseCommand(*message);
-  if (!command.ok()) return command.status();
-  const script::Header& h = message->header;
+  RXFLOW_ASSIGN_OR_RETURN(script::Message message, script::ReadXml(xml, issues, ro));
+  RXFLOW_ASSIGN_OR_RETURN(domain::Command command, PharmacyResponseCommand(message));
+  const script::Header& h = message.header;
   if (h.relates_to_message_id.empty()) {
     issues.Error("/Message/Header/RelatesToMessageID", IssueCode::kRequired,
                  "required: it names the NewRx or CancelRx this message answers");
     return absl::InvalidArgumentError("Header/RelatesToMessageID is required");
   }
-  auto id = service_.FindByMessageId(h.relates_to_message_id);
-  if (!id.ok()) return id.status();
+  RXFLOW_ASSIGN_OR_RETURN(std::string id, service_.FindByMessageId(h.relates_to_message_id));
   Result r;
-  r.prescription_id = *id;
-  r.transaction = std::string(script::TransactionName(message->body));
-  Status s = service_.ExecuteOnce(kConsumer, h.message_id, *id, {&*command, 1}, ctx);
+  r.prescription_id = id;
+  r.transaction = std::string(script::TransactionName(message.body));
+  Status s = service_.ExecuteOnce(kConsumer, h.message_id, id, {&command, 1}, ctx);
   if (s.code() == absl::StatusCode::kAlreadyExists) {
     r.duplicate = true;
     return r;
@@ -425,12 +472,12 @@ StatusOr<PharmacyInbox::Result> PharmacyInbox::Receive(std::string_view xml, Iss
   if (s.code() == absl::StatusCode::kFailedPrecondition) {
     // The pharmacy can answer before routing has recorded the NewRx as sent: that is a
     // race to wait out (Unavailable: retry), not a refusal.
-    if (auto state = service_.Load(*id); state.ok() && state->state == domain::State::kQueued) {
+    if (auto state = service_.Load(id); state.ok() && state->state == domain::State::kQueued) {
       return absl::UnavailableError(
-          Cat("prescription ", *id, " is being sent; retry this message shortly"));
+          Cat("prescription ", id, " is being sent; retry this message shortly"));
     }
   }
-  if (!s.ok()) return s;
+  RXFLOW_RETURN_IF_ERROR(s);
   return r;
 }
 

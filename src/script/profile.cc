@@ -1,8 +1,8 @@
 #include <mutex>
 
+#include "rxflow/internal/strcat.h"
 #include "rxflow/script/xml.h"
 
-#include "common/strcat.h"
 #include "script/schema.h"
 
 namespace rxflow::internal::embedded {

@@ -3,7 +3,8 @@
 #include <algorithm>
 #include <charconv>
 
-#include "common/strcat.h"
+#include "rxflow/internal/strcat.h"
+
 #include "common/text.h"
 
 namespace rxflow::script::internal {

@@ -5,9 +5,9 @@
 
 #include <pugixml.hpp>
 
+#include "rxflow/internal/strcat.h"
 #include "rxflow/script/xml.h"
 
-#include "common/strcat.h"
 #include "common/text.h"
 #include "script/schema.h"
 

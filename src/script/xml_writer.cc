@@ -6,9 +6,9 @@
 // has been checked against the profile it claims.
 #include <string>
 
+#include "rxflow/internal/strcat.h"
 #include "rxflow/script/xml.h"
 
-#include "common/strcat.h"
 #include "common/text.h"
 #include "script/schema.h"
 

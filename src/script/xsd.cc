@@ -4,9 +4,8 @@
 #include <mutex>
 #include <string>
 
+#include "rxflow/internal/strcat.h"
 #include "rxflow/script/xml.h"
-
-#include "common/strcat.h"
 
 #ifdef RXFLOW_HAVE_LIBXML2
 #include <libxml/parser.h>

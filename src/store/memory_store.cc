@@ -6,9 +6,8 @@
 #include <mutex>
 #include <set>
 
+#include "rxflow/internal/strcat.h"
 #include "rxflow/store/event_store.h"
-
-#include "common/strcat.h"
 
 namespace rxflow::store {
 namespace {

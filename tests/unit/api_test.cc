@@ -173,7 +173,8 @@ TEST_SUITE("API") {
     CHECK(json::parse(r->body)["prescription_id"] == id);
     CHECK(json::parse(r->body)["duplicate"] == false);
     CHECK(json::parse(api.Post(path, fill, "application/xml")->body)["duplicate"] == true);
-    CHECK(api.service->Get(id)->status == "Dispensed");  // a partial fill, state Dispensed
+    CHECK(api.service->Get(id)->state ==
+          domain::State::kDispensed);  // a partial fill, state Dispensed
     size_t before = api.Events();
     CHECK(api.Post(path, fill, "text/plain")->status == 415);
     auto bad = api.Post(path, "<Message><Header/></Message>", "application/xml");

@@ -720,26 +720,32 @@ TEST_SUITE("Domain") {
   }
 
   TEST_CASE("a registered upcaster turns an old payload into the current one") {
-    RegisterUpcaster("PrescriptionSent", 0, &UpcastSentV0);
-    auto d = DecodeEvent("PrescriptionSent", 0, R"({"msg_id":"MSG-OLD","attempt":2})");
+    UpcasterRegistry upcasters;
+    upcasters.Register("PrescriptionSent", 0, &UpcastSentV0);
+    // The built-in registry does not know it: without the value, version 0 is DataLoss.
+    CHECK(DecodeEvent("PrescriptionSent", 0, R"({"msg_id":"M","attempt":2})").status().code() ==
+          absl::StatusCode::kDataLoss);
+    auto d = DecodeEvent("PrescriptionSent", 0, R"({"msg_id":"MSG-OLD","attempt":2})", upcasters);
     REQUIRE_MESSAGE(d.ok(), d.status().ToString());
     CHECK(std::get<PrescriptionSent>(*d).message_id == "MSG-OLD");
     CHECK(std::get<PrescriptionSent>(*d).attempt == 2);
     // Version 1 payloads are not upcast.
-    auto v1 = DecodeEvent("PrescriptionSent", 1, R"({"msg_id":"MSG-OLD","attempt":2})");
+    auto v1 = DecodeEvent("PrescriptionSent", 1, R"({"msg_id":"MSG-OLD","attempt":2})", upcasters);
     CHECK(v1.status().code() == absl::StatusCode::kDataLoss);
     // A chain with a gap (no -1 -> 0) is DataLoss.
-    CHECK(DecodeEvent("PrescriptionSent", -1, R"({"msg_id":"M","attempt":2})").status().code() ==
-          absl::StatusCode::kDataLoss);
+    CHECK(DecodeEvent("PrescriptionSent", -1, R"({"msg_id":"M","attempt":2})", upcasters)
+              .status()
+              .code() == absl::StatusCode::kDataLoss);
 
-    RegisterUpcaster("PrescriptionSent", 0, &BrokenUpcaster);
-    auto broken = DecodeEvent("PrescriptionSent", 0, R"({"msg_id":"M","attempt":2})");
+    upcasters.Register("PrescriptionSent", 0, &BrokenUpcaster);
+    auto broken = DecodeEvent("PrescriptionSent", 0, R"({"msg_id":"M","attempt":2})", upcasters);
     CHECK(broken.status().code() == absl::StatusCode::kDataLoss);
     CHECK(Mentions(broken.status(), "PrescriptionSent"));
 
-    RegisterUpcaster("PrescriptionSent", 0, nullptr);  // unregister
-    CHECK(DecodeEvent("PrescriptionSent", 0, R"({"msg_id":"M","attempt":2})").status().code() ==
-          absl::StatusCode::kDataLoss);
+    upcasters.Register("PrescriptionSent", 0, nullptr);  // unregister
+    CHECK(DecodeEvent("PrescriptionSent", 0, R"({"msg_id":"M","attempt":2})", upcasters)
+              .status()
+              .code() == absl::StatusCode::kDataLoss);
   }
 
   TEST_CASE("state snapshots round-trip through EncodeState and DecodeState") {

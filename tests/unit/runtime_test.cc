@@ -289,7 +289,7 @@ TEST_SUITE("Runtime") {
     CHECK(w.service->ExecuteOnce("routing", "m1", id, sent).ok());
     CHECK(w.service->ExecuteOnce("routing", "m1", id, sent).code() ==
           absl::StatusCode::kAlreadyExists);
-    CHECK(w.service->Get(id)->status == "Acknowledged");
+    CHECK(w.service->Get(id)->state == domain::State::kAcknowledged);
     auto before = w.service->History(id)->size();
     // MarkSent is illegal once acknowledged: nothing is written, the inbox entry neither.
     CHECK(w.service->ExecuteOnce("routing", "m2", id, sent).code() ==
@@ -312,7 +312,7 @@ TEST_SUITE("Runtime") {
     REQUIRE(other->ExecuteOnce("routing", "m1", id, sent).ok());
     // Verify is legal only after Sent/Acknowledged: a stale Queued state would refuse it.
     CHECK(w.service->Execute(id, domain::RecordVerify{""}).ok());
-    CHECK(w.service->Get(id)->status == "Verified");
+    CHECK(w.service->Get(id)->state == domain::State::kVerified);
     CHECK(other->ExecuteOnce("routing", "m2", id, sent).code() ==
           absl::StatusCode::kFailedPrecondition);
   }
@@ -322,14 +322,14 @@ TEST_SUITE("Runtime") {
     IssueList issues;
     auto s = w.service->Submit(Lisinopril(), issues);
     REQUIRE(s.ok());
-    CHECK(s->status == "Queued");
+    CHECK(s->state == domain::State::kQueued);
     auto h = *w.service->History(s->id);
     REQUIRE(h.size() == 3);
     CHECK(h[2].type == "PrescriptionQueued");
     // A controlled substance waits for its signature.
     auto cs = w.service->Submit(testing::ReadFixture("fhir/schedule2_oxycodone.json"), issues);
     REQUIRE(cs.ok());
-    CHECK(cs->status == "ReadyToSign");
+    CHECK(cs->state == domain::State::kReadyToSign);
   }
 
   TEST_CASE("FindByMessageId finds the NewRx's and a CancelRx's message ids") {
@@ -391,7 +391,7 @@ TEST_SUITE("Runtime") {
     REQUIRE(relay.RunOnce().ok());
     CHECK(Eventually([&] { return routing.stats().handled.load() == 10; }));
     routing.Stop();
-    for (const auto& id : ids) CHECK(w.service->Get(id)->status == "Acknowledged");
+    for (const auto& id : ids) CHECK(w.service->Get(id)->state == domain::State::kAcknowledged);
     CHECK(transport.calls.load() == 14);
     CHECK(routing.stats().transport_errors.load() == 4);
     CHECK(routing.stats().dead_lettered.load() == 0);
@@ -419,7 +419,7 @@ TEST_SUITE("Runtime") {
     routing.Stop();
     CHECK(transport.calls.load() == 3);
     auto s = *w.service->Get(id);
-    CHECK(s.status == "Failed");
+    CHECK(s.state == domain::State::kFailed);
     auto dl = dead->Poll(10, 1s);
     REQUIRE(dl.ok());
     REQUIRE(dl->size() == 1);
@@ -452,7 +452,7 @@ TEST_SUITE("Runtime") {
     REQUIRE(routing.Start().ok());
     CHECK(routing.Handle(m).ok());
     CHECK(transport.calls.load() == 1);
-    CHECK(w.service->Get(id)->status == "Failed");
+    CHECK(w.service->Get(id)->state == domain::State::kFailed);
     CHECK(routing.Handle(m).ok());
     CHECK(transport.calls.load() == 1);
     CHECK(routing.stats().duplicates.load() == 1);
@@ -480,7 +480,7 @@ TEST_SUITE("Runtime") {
     runtime::RoutingService routing(*w.service, *w.broker, dir, transport, {});
     REQUIRE(routing.Start().ok());
     CHECK(Eventually([&] { return routing.stats().handled.load() == 5; }));
-    for (const auto& id : ids) CHECK(w.service->Get(id)->status == "Acknowledged");
+    for (const auto& id : ids) CHECK(w.service->Get(id)->state == domain::State::kAcknowledged);
     // Nothing waits any more: a second redrive finds nothing.
     CHECK(*runtime::RedriveRouting(*w.service, *producer) == 0);
     routing.Stop();
@@ -494,13 +494,13 @@ TEST_SUITE("Runtime") {
     dir.Add("*", "http://pharmacy");
     std::string id = w.Submit("c");  // Queued, its send request in the outbox
     REQUIRE(w.service->Cancel(id, "wrong patient").ok());
-    CHECK(w.service->Get(id)->status == "CancelRequested");
+    CHECK(w.service->Get(id)->state == domain::State::kCancelRequested);
     runtime::RoutingService routing(*w.service, *w.broker, dir, transport, {});
     REQUIRE(routing.Start().ok());
     auto producer = *w.broker->NewProducer();
     runtime::OutboxRelay relay(*w.store, *producer);
     REQUIRE(relay.RunOnce().ok());
-    CHECK(Eventually([&] { return w.service->Get(id)->status == "Cancelled"; }));
+    CHECK(Eventually([&] { return w.service->Get(id)->state == domain::State::kCancelled; }));
     routing.Stop();
     CHECK(transport.calls.load() == 0);
   }
@@ -531,7 +531,7 @@ TEST_SUITE("Runtime") {
     auto producer = *w.broker->NewProducer();
     runtime::OutboxRelay relay(*w.store, *producer);
     REQUIRE(relay.RunOnce().ok());
-    CHECK(Eventually([&] { return w.service->Get(id)->status == "Acknowledged"; }));
+    CHECK(Eventually([&] { return w.service->Get(id)->state == domain::State::kAcknowledged; }));
     routing.Stop();
     CHECK(routing.stats().handle_errors.load() == 2);
     CHECK(transport.calls.load() == 3);  // the same NewRx again; pharmacies dedupe MessageIDs
@@ -580,7 +580,7 @@ TEST_SUITE("Runtime") {
     relay.Start();
     std::string first = w.Submit("a");
     // Acknowledged, then dispensed by the RxFill the simulator posted back.
-    REQUIRE(Eventually([&] { return w.service->Get(first)->status == "Dispensed"; }));
+    REQUIRE(Eventually([&] { return w.service->Get(first)->state == domain::State::kDispensed; }));
     CHECK(fills_received.load() == 1);
     sim.OutageFor(400ms);
     std::vector<std::string> ids;
@@ -595,7 +595,7 @@ TEST_SUITE("Runtime") {
     // Every prescription is dispensed through its own RxFill, each recorded once.
     CHECK(Eventually([&] {
       for (const auto& id : ids)
-        if (w.service->Get(id)->status != "Dispensed") return false;
+        if (w.service->Get(id)->state != domain::State::kDispensed) return false;
       return true;
     }));
     relay.Stop();
@@ -635,7 +635,7 @@ TEST_SUITE("Runtime") {
     auto again = inbox.Receive(fill, issues);
     REQUIRE(again.ok());
     CHECK(again->duplicate);
-    CHECK(w.service->Get(id)->status == "Dispensed");
+    CHECK(w.service->Get(id)->state == domain::State::kDispensed);
     // Unknown relation, missing relation, not a pharmacy message.
     std::string unknown = fill;
     unknown.replace(at + 20, summary.message_id.size(), std::string(32, 'f'));

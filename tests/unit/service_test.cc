@@ -98,7 +98,7 @@ TEST_SUITE("Service") {
     auto a = f.service->Submit(Lisinopril(), issues);
     REQUIRE(a.ok());
     CHECK(a->created);
-    CHECK(a->status == "Transformed");
+    CHECK(a->state == domain::State::kTransformed);
     CHECK_FALSE(a->is_controlled);
     CHECK(a->idempotency_key.size() == 64);
     auto b = f.service->Submit(Lisinopril(), issues);
@@ -183,7 +183,7 @@ TEST_SUITE("Service") {
     REQUIRE(f.service->Execute(s->id, domain::MarkSent{}).ok());
     REQUIRE(f.service->RecordPharmacyResponse(s->id, Pharmacy("status_010.xml")).ok());
     REQUIRE(f.service->RecordPharmacyResponse(s->id, Pharmacy("rxfill_dispensed.xml")).ok());
-    CHECK(f.service->Get(s->id)->status == "Dispensed");
+    CHECK(f.service->Get(s->id)->state == domain::State::kDispensed);
     auto history = f.service->History(s->id);
     REQUIRE(history.ok());
     std::vector<std::string> types;
@@ -215,8 +215,8 @@ TEST_SUITE("Service") {
     CHECK(RoutingActions(Derived(*f.store)) ==
           std::vector<std::string>{a->id + " send", a->id + " send", a->id + " cancel",
                                    b->id + " cancel"});
-    CHECK(f.service->Get(b->id)->status == "Cancelled");
-    CHECK(f.service->Get(a->id)->status == "CancelRequested");
+    CHECK(f.service->Get(b->id)->state == domain::State::kCancelled);
+    CHECK(f.service->Get(a->id)->state == domain::State::kCancelRequested);
   }
 
   TEST_CASE("a controlled substance cannot be routed before it is signed") {
@@ -224,7 +224,7 @@ TEST_SUITE("Service") {
     IssueList issues;
     auto s = f.service->Submit(testing::ReadFixture("fhir/schedule2_oxycodone.json"), issues);
     REQUIRE(s.ok());
-    CHECK(s->status == "ReadyToSign");
+    CHECK(s->state == domain::State::kReadyToSign);
     Status routed = f.service->Route(s->id);
     CHECK(routed.code() == absl::StatusCode::kFailedPrecondition);
     CHECK(std::string(routed.message()).find("signed") != std::string::npos);
@@ -259,8 +259,8 @@ TEST_SUITE("Service") {
     for (const auto& [k, v] : *rebuilt_rows) rebuilt.push_back(k + v);
     CHECK(live.size() == 3);
     CHECK(live == rebuilt);
-    CHECK(f.service->GetProjected(ids[0])->status == "Queued");
-    CHECK(f.service->GetProjected(ids[2])->status == "Cancelled");
+    CHECK(f.service->GetProjected(ids[0])->state == domain::State::kQueued);
+    CHECK(f.service->GetProjected(ids[2])->state == domain::State::kCancelled);
     CHECK(f.service->GetProjected(ids[1])->is_controlled);
   }
 

@@ -44,10 +44,10 @@ void CheckUpgraded(store::Store& st, const std::set<std::string>& pending) {
   CHECK(*st.SubscriptionCheckpoint(store::kRelaySubscription) == kPublishedEvents);
   CHECK(*st.HeadPosition() == kPublishedEvents + 9);
   auto broker = messaging::NewInProcessBroker();
-  auto consumer = *broker->NewConsumer(
-      "upgrade", {std::string(messaging::topics::kAuditTrail),
-                  std::string(messaging::topics::kPrescriptionEvents),
-                  std::string(messaging::topics::kRoutingRequests)});
+  auto consumer =
+      *broker->NewConsumer("upgrade", {std::string(messaging::topics::kAuditTrail),
+                                       std::string(messaging::topics::kPrescriptionEvents),
+                                       std::string(messaging::topics::kRoutingRequests)});
   auto producer = *broker->NewProducer();
   runtime::OutboxRelay relay(st, *producer);
   while (true) {
@@ -77,7 +77,8 @@ void CheckUpgraded(store::Store& st, const std::set<std::string>& pending) {
   REQUIRE(all.ok());
   std::set<std::string> streams;
   for (const auto& e : *all) streams.insert(e.stream_id);
-  for (const auto& id : streams) ++statuses[(*service)->Get(id)->status];
+  for (const auto& id : streams)
+    ++statuses[std::string(domain::StateName((*service)->Get(id)->state))];
   CHECK(statuses == std::map<std::string, int>{{"Dispensed", 2}, {"Queued", 3}});
 }
 
@@ -86,8 +87,8 @@ void CheckUpgraded(store::Store& st, const std::set<std::string>& pending) {
 #ifdef RXFLOW_TEST_HAVE_SQLITE
 TEST_SUITE("Upgrade") {
   TEST_CASE("a SQLite store written by release 0.1.0 opens, and its pending messages go once") {
-    auto dir = std::filesystem::temp_directory_path() /
-               ("rxflow-upgrade-" + std::to_string(::getpid()));
+    auto dir =
+        std::filesystem::temp_directory_path() / ("rxflow-upgrade-" + std::to_string(::getpid()));
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);
     const std::string db = (dir / "rxflow.db").string();

@@ -11,9 +11,9 @@
 
 #include "rxflow/fhir/json.h"
 #include "rxflow/http/servers.h"
+#include "rxflow/internal/crypto.h"
+#include "rxflow/internal/strcat.h"
 
-#include "common/crypto.h"
-#include "common/strcat.h"
 #include "listen.h"
 
 namespace rxflow::http {
@@ -63,7 +63,7 @@ std::string RouteOf(const std::string& path) {
 
 json SubmissionJson(const Submission& s) {
   return {{"id", s.id},
-          {"status", s.status},
+          {"status", std::string(domain::StateName(s.state))},
           {"idempotency_key", s.idempotency_key},
           {"is_controlled", s.is_controlled},
           {"created_at", s.created_at}};

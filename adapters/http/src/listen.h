@@ -8,9 +8,8 @@
 
 #include <httplib.h>
 
+#include "rxflow/internal/strcat.h"
 #include "rxflow/status.h"
-
-#include "common/strcat.h"
 
 namespace rxflow::http::internal {
 

@@ -4,8 +4,7 @@
 #include <httplib.h>
 
 #include "rxflow/http/otlp.h"
-
-#include "common/strcat.h"
+#include "rxflow/internal/strcat.h"
 
 namespace rxflow::http {
 namespace {

@@ -10,10 +10,11 @@
 #include <nlohmann/json.hpp>
 
 #include "rxflow/http/servers.h"
+#include "rxflow/internal/crypto.h"
+#include "rxflow/internal/status_macros.h"
+#include "rxflow/internal/strcat.h"
 #include "rxflow/script/xml.h"
 
-#include "common/crypto.h"
-#include "common/strcat.h"
 #include "listen.h"
 #include "url.h"
 
@@ -250,8 +251,8 @@ PharmacySimulator::~PharmacySimulator() { Stop(); }
 Status PharmacySimulator::Start() {
   Impl& im = *impl_;
   im.started = std::chrono::steady_clock::now();
-  Status s = internal::Listen(im.server, im.options.host, im.options.port, im.port, im.thread);
-  if (!s.ok()) return s;
+  RXFLOW_RETURN_IF_ERROR(
+      internal::Listen(im.server, im.options.host, im.options.port, im.port, im.thread));
   if (!im.options.callback_url.empty()) im.filler = std::thread([&im] { im.FillLoop(); });
   return absl::OkStatus();
 }

@@ -5,8 +5,8 @@
 #include <httplib.h>
 
 #include "rxflow/http/servers.h"
+#include "rxflow/internal/strcat.h"
 
-#include "common/strcat.h"
 #include "url.h"
 
 namespace rxflow::http {

@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "rxflow/internal/status_macros.h"
+
 #include "kafka_internal.h"
 
 // rdkafka_mock.h needs rdkafka.h (from kafka_internal.h) first.
@@ -25,9 +27,8 @@ Status CreateTopics(const KafkaOptions& options, const std::vector<std::string>&
   if (partitions < 1) return absl::InvalidArgumentError("kafka: partitions must be at least 1");
   if (topics.empty()) return absl::OkStatus();
   internal::ConfPtr conf = internal::NewQuietConf();
-  if (Status s = internal::ApplyOptions(conf.get(), options); !s.ok()) return s;
-  auto rk = internal::NewHandle(RD_KAFKA_PRODUCER, std::move(conf));
-  if (!rk.ok()) return rk.status();
+  RXFLOW_RETURN_IF_ERROR(internal::ApplyOptions(conf.get(), options));
+  RXFLOW_ASSIGN_OR_RETURN(auto rk, internal::NewHandle(RD_KAFKA_PRODUCER, std::move(conf)));
 
   char err[512];
   std::vector<rd_kafka_NewTopic_t*> new_topics;
@@ -44,11 +45,11 @@ Status CreateTopics(const KafkaOptions& options, const std::vector<std::string>&
   if (status.ok()) {
     const int timeout_ms = 30000;
     rd_kafka_AdminOptions_t* admin_options =
-        rd_kafka_AdminOptions_new(*rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+        rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
     rd_kafka_AdminOptions_set_request_timeout(admin_options, timeout_ms, err, sizeof(err));
     rd_kafka_AdminOptions_set_operation_timeout(admin_options, timeout_ms, err, sizeof(err));
-    rd_kafka_queue_t* queue = rd_kafka_queue_new(*rk);
-    rd_kafka_CreateTopics(*rk, new_topics.data(), new_topics.size(), admin_options, queue);
+    rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
+    rd_kafka_CreateTopics(rk, new_topics.data(), new_topics.size(), admin_options, queue);
     rd_kafka_event_t* event = rd_kafka_queue_poll(queue, timeout_ms + 5000);
     if (event == nullptr) {
       status =
@@ -77,7 +78,7 @@ Status CreateTopics(const KafkaOptions& options, const std::vector<std::string>&
     rd_kafka_AdminOptions_destroy(admin_options);
   }
   for (rd_kafka_NewTopic_t* nt : new_topics) rd_kafka_NewTopic_destroy(nt);
-  rd_kafka_destroy(*rk);
+  rd_kafka_destroy(rk);
   return status;
 }
 
@@ -103,19 +104,15 @@ StatusOr<std::unique_ptr<MockCluster>> MockCluster::Start(int brokers,
   impl->brokers = brokers;
   // A dedicated handle that never connects anywhere: the cluster's bookkeeping lives on it.
   internal::ConfPtr conf = internal::NewQuietConf();
-  if (Status s = internal::SetProperty(conf.get(), "client.id", "rxflow-mock-cluster"); !s.ok()) {
-    return s;
-  }
-  auto rk = internal::NewHandle(RD_KAFKA_PRODUCER, std::move(conf));
-  if (!rk.ok()) return rk.status();
-  impl->rk = *rk;
+  RXFLOW_RETURN_IF_ERROR(internal::SetProperty(conf.get(), "client.id", "rxflow-mock-cluster"));
+  RXFLOW_ASSIGN_OR_RETURN(impl->rk, internal::NewHandle(RD_KAFKA_PRODUCER, std::move(conf)));
   impl->cluster = rd_kafka_mock_cluster_new(impl->rk, brokers);
   if (impl->cluster == nullptr) {
     return absl::UnavailableError("kafka mock: could not start the mock cluster");
   }
   std::unique_ptr<MockCluster> cluster(new MockCluster(std::move(impl)));
   for (const std::string& t : topics) {
-    if (Status s = cluster->CreateTopic(t, partitions); !s.ok()) return s;
+    RXFLOW_RETURN_IF_ERROR(cluster->CreateTopic(t, partitions));
   }
   return cluster;
 }

@@ -21,6 +21,8 @@
 #include <utility>
 #include <vector>
 
+#include "rxflow/internal/status_macros.h"
+
 #include "kafka_internal.h"
 
 namespace rxflow::kafka {
@@ -72,15 +74,12 @@ struct Batch {
 class ProducerClient {
  public:
   static StatusOr<std::shared_ptr<ProducerClient>> Create(const KafkaOptions& options) {
-    auto conf = internal::ProducerConf(options);
-    if (!conf.ok()) return conf.status();
+    RXFLOW_ASSIGN_OR_RETURN(ConfPtr conf, internal::ProducerConf(options));
     auto client = std::shared_ptr<ProducerClient>(new ProducerClient());
-    rd_kafka_conf_set_dr_msg_cb(conf->get(), &ProducerClient::OnDelivery);
-    rd_kafka_conf_set_error_cb(conf->get(), &ProducerClient::OnError);
-    rd_kafka_conf_set_opaque(conf->get(), client.get());
-    auto rk = internal::NewHandle(RD_KAFKA_PRODUCER, std::move(*conf));
-    if (!rk.ok()) return rk.status();
-    client->rk_ = *rk;
+    rd_kafka_conf_set_dr_msg_cb(conf.get(), &ProducerClient::OnDelivery);
+    rd_kafka_conf_set_error_cb(conf.get(), &ProducerClient::OnError);
+    rd_kafka_conf_set_opaque(conf.get(), client.get());
+    RXFLOW_ASSIGN_OR_RETURN(client->rk_, internal::NewHandle(RD_KAFKA_PRODUCER, std::move(conf)));
     client->poller_ = std::thread([c = client.get()] { c->PollLoop(); });
     return client;
   }
@@ -163,9 +162,8 @@ class KafkaProducer final : public messaging::Producer {
       if (m.topic.empty()) return absl::InvalidArgumentError("kafka: a message needs a topic");
     }
     if (batch.empty()) return absl::OkStatus();
-    auto client = Client();
-    if (!client.ok()) return client.status();
-    rd_kafka_t* rk = (*client)->handle();
+    RXFLOW_ASSIGN_OR_RETURN(std::shared_ptr<ProducerClient> client, Client());
+    rd_kafka_t* rk = client->handle();
     const auto deadline = Clock::now() + options_.publish_timeout;
     auto state = std::make_shared<Batch>();
 
@@ -202,8 +200,8 @@ class KafkaProducer final : public messaging::Producer {
           return absl::InvalidArgumentError("kafka: a message to " + m.topic +
                                             " is larger than message.max.bytes");
         }
-        if (err == RD_KAFKA_RESP_ERR__FATAL) Replace(*client);
-        std::string detail = err == RD_KAFKA_RESP_ERR__FATAL ? (*client)->FatalError() : "";
+        if (err == RD_KAFKA_RESP_ERR__FATAL) Replace(client);
+        std::string detail = err == RD_KAFKA_RESP_ERR__FATAL ? client->FatalError() : "";
         return absl::UnavailableError("kafka: publishing to " + m.topic + " failed: " +
                                       ErrorText(err) + (detail.empty() ? "" : " (" + detail + ")"));
       }
@@ -214,7 +212,7 @@ class KafkaProducer final : public messaging::Producer {
       std::string topic = Topics(batch);
       size_t pending = state->pending;
       lock.unlock();
-      std::string last = (*client)->LastError();
+      std::string last = client->LastError();
       return absl::UnavailableError("kafka: publishing to " + topic + " timed out after " +
                                     std::to_string(options_.publish_timeout.count()) + " ms with " +
                                     std::to_string(pending) + " of " +
@@ -227,10 +225,10 @@ class KafkaProducer final : public messaging::Producer {
       rd_kafka_resp_err_t err = state->error;
       lock.unlock();
       if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        reason += " (" + (*client)->FatalError() + ")";
-        Replace(*client);
+        reason += " (" + client->FatalError() + ")";
+        Replace(client);
       } else if (err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT) {
-        std::string last = (*client)->LastError();
+        std::string last = client->LastError();
         if (!last.empty()) reason += " (last error " + last + ")";
       }
       return absl::UnavailableError("kafka: publishing to " + topic +
@@ -245,9 +243,7 @@ class KafkaProducer final : public messaging::Producer {
     std::lock_guard lock(mu_);
     if (client_ != nullptr && !client_->FatalError().empty()) client_.reset();
     if (client_ == nullptr) {
-      auto fresh = ProducerClient::Create(options_);
-      if (!fresh.ok()) return fresh.status();
-      client_ = *std::move(fresh);
+      RXFLOW_ASSIGN_OR_RETURN(client_, ProducerClient::Create(options_));
     }
     return client_;
   }
@@ -267,14 +263,11 @@ class KafkaConsumer final : public messaging::Consumer {
   static StatusOr<std::unique_ptr<KafkaConsumer>> Create(const KafkaOptions& options,
                                                          const std::string& group,
                                                          const std::vector<std::string>& topics) {
-    auto conf = internal::ConsumerConf(options, group);
-    if (!conf.ok()) return conf.status();
+    RXFLOW_ASSIGN_OR_RETURN(ConfPtr conf, internal::ConsumerConf(options, group));
     std::unique_ptr<KafkaConsumer> c(new KafkaConsumer(group));
-    rd_kafka_conf_set_error_cb(conf->get(), &KafkaConsumer::OnError);
-    rd_kafka_conf_set_opaque(conf->get(), c.get());
-    auto rk = internal::NewHandle(RD_KAFKA_CONSUMER, std::move(*conf));
-    if (!rk.ok()) return rk.status();
-    c->rk_ = *rk;
+    rd_kafka_conf_set_error_cb(conf.get(), &KafkaConsumer::OnError);
+    rd_kafka_conf_set_opaque(conf.get(), c.get());
+    RXFLOW_ASSIGN_OR_RETURN(c->rk_, internal::NewHandle(RD_KAFKA_CONSUMER, std::move(conf)));
     rd_kafka_poll_set_consumer(c->rk_);
     rd_kafka_topic_partition_list_t* list =
         rd_kafka_topic_partition_list_new(static_cast<int>(topics.size()));
@@ -299,7 +292,7 @@ class KafkaConsumer final : public messaging::Consumer {
                                                  std::chrono::milliseconds timeout) override {
     std::shared_lock lock(close_mu_);
     if (closed_) return absl::FailedPreconditionError("kafka: consumer is closed");
-    if (Status fatal = Fatal(); !fatal.ok()) return fatal;
+    RXFLOW_RETURN_IF_ERROR(Fatal());
     std::vector<messaging::Message> out;
     {
       std::lock_guard pending_lock(pending_mu_);
@@ -417,9 +410,9 @@ class KafkaBroker final : public messaging::Broker {
   explicit KafkaBroker(KafkaOptions options) : options_(std::move(options)) {}
 
   StatusOr<std::unique_ptr<messaging::Producer>> NewProducer() override {
-    auto client = ProducerClient::Create(options_);
-    if (!client.ok()) return client.status();
-    return std::unique_ptr<messaging::Producer>(new KafkaProducer(options_, *std::move(client)));
+    RXFLOW_ASSIGN_OR_RETURN(std::shared_ptr<ProducerClient> client,
+                            ProducerClient::Create(options_));
+    return std::unique_ptr<messaging::Producer>(new KafkaProducer(options_, std::move(client)));
   }
 
   StatusOr<std::unique_ptr<messaging::Consumer>> NewConsumer(
@@ -428,9 +421,9 @@ class KafkaBroker final : public messaging::Broker {
     if (topics.empty()) {
       return absl::InvalidArgumentError("kafka: a consumer needs at least one topic");
     }
-    auto consumer = KafkaConsumer::Create(options_, group, topics);
-    if (!consumer.ok()) return consumer.status();
-    return std::unique_ptr<messaging::Consumer>(std::move(*consumer));
+    RXFLOW_ASSIGN_OR_RETURN(std::unique_ptr<KafkaConsumer> consumer,
+                            KafkaConsumer::Create(options_, group, topics));
+    return std::unique_ptr<messaging::Consumer>(std::move(consumer));
   }
 
   std::string_view Name() const override { return "kafka"; }
@@ -443,10 +436,8 @@ class KafkaBroker final : public messaging::Broker {
 
 StatusOr<std::unique_ptr<messaging::Broker>> NewKafkaBroker(KafkaOptions options) {
   // Check both configurations now rather than at the first producer or consumer.
-  if (auto conf = internal::ProducerConf(options); !conf.ok()) return conf.status();
-  if (auto conf = internal::ConsumerConf(options, "rxflow-check"); !conf.ok()) {
-    return conf.status();
-  }
+  RXFLOW_RETURN_IF_ERROR(internal::ProducerConf(options).status());
+  RXFLOW_RETURN_IF_ERROR(internal::ConsumerConf(options, "rxflow-check").status());
   return std::unique_ptr<messaging::Broker>(new KafkaBroker(std::move(options)));
 }
 

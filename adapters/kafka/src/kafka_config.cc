@@ -5,6 +5,8 @@
 #include <string>
 #include <utility>
 
+#include "rxflow/internal/status_macros.h"
+
 #include "kafka_internal.h"
 
 namespace rxflow::kafka::internal {
@@ -64,10 +66,10 @@ Status ApplyOptions(rd_kafka_conf_t* conf, const KafkaOptions& options) {
   if (options.brokers.empty()) {
     return absl::InvalidArgumentError("kafka: KafkaOptions::brokers is empty");
   }
-  if (Status s = SetProperty(conf, "bootstrap.servers", options.brokers); !s.ok()) return s;
-  if (Status s = SetProperty(conf, "client.id", options.client_id); !s.ok()) return s;
+  RXFLOW_RETURN_IF_ERROR(SetProperty(conf, "bootstrap.servers", options.brokers));
+  RXFLOW_RETURN_IF_ERROR(SetProperty(conf, "client.id", options.client_id));
   for (const auto& [name, value] : options.config) {
-    if (Status s = SetProperty(conf, name, value); !s.ok()) return s;
+    RXFLOW_RETURN_IF_ERROR(SetProperty(conf, name, value));
   }
   return absl::OkStatus();
 }
@@ -86,9 +88,9 @@ StatusOr<ConfPtr> ProducerConf(const KafkaOptions& options) {
       {"message.timeout.ms", std::to_string(options.publish_timeout.count())},
   };
   for (const auto& [name, value] : defaults) {
-    if (Status s = SetProperty(conf.get(), name, value); !s.ok()) return s;
+    RXFLOW_RETURN_IF_ERROR(SetProperty(conf.get(), name, value));
   }
-  if (Status s = ApplyOptions(conf.get(), options); !s.ok()) return s;
+  RXFLOW_RETURN_IF_ERROR(ApplyOptions(conf.get(), options));
   std::string idempotence = GetProperty(conf.get(), "enable.idempotence");
   if (idempotence != "true") {
     return absl::FailedPreconditionError(
@@ -112,10 +114,10 @@ StatusOr<ConfPtr> ConsumerConf(const KafkaOptions& options, const std::string& g
       {"enable.partition.eof", "false"},
   };
   for (const auto& [name, value] : defaults) {
-    if (Status s = SetProperty(conf.get(), name, value); !s.ok()) return s;
+    RXFLOW_RETURN_IF_ERROR(SetProperty(conf.get(), name, value));
   }
-  if (Status s = ApplyOptions(conf.get(), options); !s.ok()) return s;
-  if (Status s = SetProperty(conf.get(), "group.id", group); !s.ok()) return s;
+  RXFLOW_RETURN_IF_ERROR(ApplyOptions(conf.get(), options));
+  RXFLOW_RETURN_IF_ERROR(SetProperty(conf.get(), "group.id", group));
   if (GetProperty(conf.get(), "enable.auto.commit") != "false") {
     return absl::FailedPreconditionError(
         "kafka: enable.auto.commit=true moves offsets before the inbox transaction; the "

@@ -29,9 +29,13 @@
 #ifndef RXFLOW_DOMAIN_PRESCRIPTION_H_
 #define RXFLOW_DOMAIN_PRESCRIPTION_H_
 
+#include <cstddef>
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -60,6 +64,8 @@ enum class State {
 
 // "Received", "ReadyToSign", ...
 std::string_view StateName(State s);
+// The state named `name` (StateName's inverse), or nullopt for a name no state has.
+std::optional<State> StateFromName(std::string_view name);
 bool IsTerminal(State s, bool fill_complete);
 
 // ---- events (past tense) ----------------------------------------------------------------
@@ -180,17 +186,48 @@ using Event = std::variant<PrescriptionReceived, PrescriptionRejected, Prescript
 std::string_view EventType(const Event& e);
 int EventSchemaVersion(const Event& e);
 
+// Upcasting: a function turning a payload of (type, from_version) into from_version + 1.
+using Upcaster = std::string (*)(std::string_view payload_json);
+
+// The upcasters a decoder applies, by (event type, from_version). A plain value, not a
+// process-wide registry: build one and pass it where events are decoded
+// (`ServiceOptions::upcasters`, `runtime::OutboxRelayOptions::upcasters`, the `upcasters`
+// argument of `DecodeEvent` and `runtime::DeriveMessages`).
+//
+// Thread-safety: const methods may run concurrently; `Register` needs exclusive access.
+//
+// Example:
+//   ServiceOptions options;  // options.upcasters starts as UpcasterRegistry::Builtin()
+//   options.upcasters.Register("PrescriptionSent", 0, &UpcastSentV0ToV1);
+class UpcasterRegistry {
+ public:
+  // An empty registry: a payload older than its type's current schema version is DataLoss.
+  UpcasterRegistry() = default;
+  // The upcasters this build ships with (none yet: every event type is at schema version 1).
+  static UpcasterRegistry Builtin();
+
+  // Sets the upcaster for (type, from_version), replacing an earlier one; nullptr removes it.
+  // Returns *this, so calls chain.
+  UpcasterRegistry& Register(std::string_view type, int from_version, Upcaster upcaster);
+  // The upcaster for (type, from_version), or nullptr when there is none.
+  Upcaster Find(std::string_view type, int from_version) const;
+  size_t size() const { return upcasters_.size(); }
+
+ private:
+  std::map<std::pair<std::string, int>, Upcaster> upcasters_;
+};
+
+// `UpcasterRegistry::Builtin()`, built once, immutable: what decoding uses when it is given
+// no registry.
+const UpcasterRegistry& BuiltinUpcasters();
+
 // JSON payload of an event (without type and version: those are record fields).
 std::string EncodePayload(const Event& e);
-// Decodes a stored payload, upcasting older schema versions first. DataLoss for an
-// unknown type, a version newer than this build knows, or a malformed payload.
-StatusOr<Event> DecodeEvent(std::string_view type, int schema_version, std::string_view payload);
-
-// Upcasting: a function turning a payload of (type, from_version) into from_version + 1.
-// Register before decoding; not thread-safe against concurrent decoding. Registering
-// nullptr removes the upcaster for (type, from_version).
-using Upcaster = std::string (*)(std::string_view payload_json);
-void RegisterUpcaster(std::string_view type, int from_version, Upcaster upcaster);
+// Decodes a stored payload, upcasting older schema versions first through `upcasters`.
+// DataLoss for an unknown type, a version newer than this build knows, an older version
+// with no upcaster in `upcasters`, or a malformed payload.
+StatusOr<Event> DecodeEvent(std::string_view type, int schema_version, std::string_view payload,
+                            const UpcasterRegistry& upcasters = BuiltinUpcasters());
 
 // ---- commands (imperative) --------------------------------------------------------------
 

@@ -88,6 +88,20 @@ StatusOr<NewRxResult> ToCancelRx(const fhir::PrescriptionInput& input,
                                  std::string_view relates_to_message_id, IssueList& issues,
                                  const NewRxOptions& options);
 
+// What a CancelRx built from a NewRx adds to it.
+struct CancelRxOptions {
+  // Header/MessageID of the CancelRx (≤35). REQUIRED.
+  std::string message_id;
+  // Header/SentTime, UTC xsd:dateTime. REQUIRED.
+  std::string sent_time;
+};
+
+// The CancelRx for a NewRx as it was sent (SCRIPT → SCRIPT): the NewRx's header with
+// RelatesToMessageID = the NewRx's MessageID and MessageID / SentTime from `cancel`, and the
+// NewRx's patient, pharmacy, prescriber and prescribed medication. InvalidArgument when
+// `newrx` is not a NewRx.
+StatusOr<script::Message> CancelRxFromNewRx(script::Message newrx, const CancelRxOptions& cancel);
+
 struct ToFhirOptions {
   // Bundle.type of the result. Default: collection.
   std::string bundle_type = "collection";

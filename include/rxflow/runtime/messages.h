@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "rxflow/domain/prescription.h"
 #include "rxflow/messaging/broker.h"
 #include "rxflow/status.h"
 #include "rxflow/store/event_store.h"
@@ -51,8 +52,11 @@ struct RoutingRequest {
 std::string_view ActionName(RoutingRequest::Action action);
 
 // The messages `event` means, in publish order (see the table above). DataLoss when the
-// payload of an event that routing depends on cannot be decoded.
-StatusOr<std::vector<messaging::Message>> DeriveMessages(const store::EventRecord& event);
+// payload of an event that routing depends on cannot be decoded (through `upcasters` when it
+// has an older schema version).
+StatusOr<std::vector<messaging::Message>> DeriveMessages(
+    const store::EventRecord& event,
+    const domain::UpcasterRegistry& upcasters = domain::BuiltinUpcasters());
 
 }  // namespace rxflow::runtime
 

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "rxflow/clock.h"
+#include "rxflow/domain/prescription.h"
 #include "rxflow/messaging/broker.h"
 #include "rxflow/runtime/resilience.h"
 #include "rxflow/status.h"
@@ -35,6 +36,9 @@ struct OutboxRelayOptions {
   std::chrono::milliseconds lease{5000};   // a standby takes over this long after a crash
   std::chrono::milliseconds idle_poll{5};  // sleep when the log has nothing new
   BackoffOptions backoff{std::chrono::milliseconds(50), std::chrono::milliseconds(5000), 2.0};
+  // How events of an older schema version are upcast when deriving their messages (use the
+  // service's: PrescriptionService::upcasters()). Default: the built-in upcasters.
+  domain::UpcasterRegistry upcasters = domain::UpcasterRegistry::Builtin();
 };
 
 class OutboxRelay {

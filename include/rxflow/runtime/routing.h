@@ -26,13 +26,15 @@
 #define RXFLOW_RUNTIME_ROUTING_H_
 
 #include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
-#include <thread>
+#include <utility>
 #include <vector>
 
 #include "rxflow/issue.h"
@@ -124,40 +126,15 @@ class RoutingService {
   Status Handle(const messaging::Message& message);
 
   // Set before Start (not synchronized with the workers).
-  void set_observer(Observer o) { observer_ = std::move(o); }
-  const RoutingStats& stats() const { return stats_; }
+  void set_observer(Observer o);
+  const RoutingStats& stats() const;
   size_t queued() const;
   // Every pharmacy's breaker state, by NCPDP id.
   std::vector<std::pair<std::string, CircuitBreaker::State>> BreakerStates() const;
 
  private:
-  CircuitBreaker& BreakerFor(const std::string& pharmacy);
-  StatusOr<std::string> Deliver(const std::string& pharmacy, const std::string& url,
-                                const std::string& xml, const std::string& traceparent,
-                                int& attempts);
-  Status DeadLetter(const messaging::Message& message, const std::string& reason, int attempts);
-  Status Record(const std::string& message_id, const std::string& id,
-                const std::vector<domain::Command>& commands, const RequestContext& ctx,
-                std::string_view outcome, const std::function<void(std::string_view)>& observe);
-  void SleepUnlessStopping(std::chrono::microseconds d);
-  void PollLoop();
-
-  PrescriptionService& service_;
-  messaging::Broker& broker_;
-  PharmacyDirectory directory_;
-  PharmacyTransport& transport_;
-  RoutingOptions options_;
-  Clock& clock_;
-  Observer observer_;
-  RoutingStats stats_;
-  std::unique_ptr<messaging::Consumer> consumer_;
-  std::unique_ptr<messaging::Producer> producer_;  // dead.letter
-  std::unique_ptr<ShardedWorkerPool> pool_;
-  std::thread poller_;
-  std::atomic<bool> polling_{false}, stopping_{false};
-  std::atomic<int64_t> in_flight_{0};
-  mutable std::mutex breakers_mu_;
-  std::map<std::string, std::unique_ptr<CircuitBreaker>> breakers_;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 // Start-up recovery for a broker that keeps nothing across restarts (the in-process one):

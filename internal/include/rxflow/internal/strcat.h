@@ -1,7 +1,8 @@
-// Private: string concatenation over std::string_view. (Debian's Abseil is built with its
-// own absl::string_view, which absl::StrCat does not take std::string_view for.)
-#ifndef RXFLOW_SRC_COMMON_STRCAT_H_
-#define RXFLOW_SRC_COMMON_STRCAT_H_
+// Internal (core and adapters; not installed): string concatenation over std::string_view.
+// (Debian's Abseil is built with its own absl::string_view, which absl::StrCat does not take
+// std::string_view for; pass an absl::string_view, e.g. Status::message(), as std::string.)
+#ifndef RXFLOW_INTERNAL_STRCAT_H_
+#define RXFLOW_INTERNAL_STRCAT_H_
 
 #include <charconv>
 #include <concepts>
@@ -43,4 +44,4 @@ inline std::string AsciiLower(std::string_view s) {
 
 }  // namespace rxflow::internal
 
-#endif  // RXFLOW_SRC_COMMON_STRCAT_H_
+#endif  // RXFLOW_INTERNAL_STRCAT_H_

@@ -1,0 +1,65 @@
+// Private: the state PrescriptionService shares between its translation units — service.cc
+// (commands and submit) and projections.cc (the read models).
+#ifndef RXFLOW_SRC_SERVICE_IMPL_H_
+#define RXFLOW_SRC_SERVICE_IMPL_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "rxflow/clock.h"
+#include "rxflow/domain/prescription.h"
+#include "rxflow/service.h"
+#include "rxflow/status.h"
+#include "rxflow/store/event_store.h"
+
+namespace rxflow {
+
+struct PrescriptionService::Impl {
+  store::Store& store;
+  ServiceOptions options;
+  Clock& clock;
+  IdGenerator& ids;
+  std::mutex projector_mu;  // one Project() at a time
+  std::mutex index_mu;      // one message-index catch-up at a time
+
+  // The last committed state of recently touched prescriptions. Events are immutable and
+  // versions gapless, so a cached state at version v plus the stream's events after v is
+  // the current state, whoever appended them: the cache saves decoding (the NewRx payload
+  // above all) and is never authoritative. Bounded: cleared when it grows past kStates.
+  static constexpr size_t kStates = 65536;
+  std::mutex states_mu;
+  std::unordered_map<std::string, domain::PrescriptionState> states;
+
+  Impl(store::Store& s, ServiceOptions o);
+
+  domain::PrescriptionState Cached(const std::string& id);
+  void Remember(const std::string& id, const domain::PrescriptionState& s);
+  // The current state of `id` read through `es` (the store, or an inbox transaction).
+  StatusOr<domain::PrescriptionState> CurrentState(store::EventStore& es, const std::string& id);
+
+  // Event records for new events of stream `id` after `version` (what they mean for other
+  // systems is derived from them by the relay: runtime/messages.h).
+  void Records(const std::string& id, int64_t version, const std::vector<domain::Event>& events,
+               const RequestContext& ctx, store::AppendRequest& req);
+
+  // The stream's records, oldest first; NotFound when it has none.
+  StatusOr<std::vector<store::EventRecord>> Stream(const std::string& id);
+  // Decodes records with the service's upcasters.
+  StatusOr<domain::Event> DecodeOne(const store::EventRecord& r) const;
+  StatusOr<std::vector<domain::Event>> Decode(const std::vector<store::EventRecord>& records) const;
+
+  static Submission Make(const std::string& id, bool created, const domain::PrescriptionState& s,
+                         const std::string& key, int64_t created_at);
+  StatusOr<Submission> Replayed(const std::string& id, const std::string& key);
+
+  // The summary of `s` (without the times: the caller knows them).
+  static PrescriptionSummary SummaryOf(const std::string& id, const domain::PrescriptionState& s);
+};
+
+}  // namespace rxflow
+
+#endif  // RXFLOW_SRC_SERVICE_IMPL_H_
