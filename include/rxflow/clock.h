@@ -43,11 +43,13 @@ std::string FormatRfc3339(int64_t micros);
 class IdGenerator {
  public:
   virtual ~IdGenerator() = default;
-  // A new id: 32 lowercase hex digits (a random UUID v4 without dashes by default).
+  // A new id: 32 lowercase hex digits (by default a UUID version 7 without dashes: Unix
+  // milliseconds, then random bits, so ids sort by creation time to the millisecond).
   virtual std::string NewId() = 0;
 };
 
-// Random ids from OpenSSL's CSPRNG. Never null; lives for the program.
+// Time-ordered ids (UUID v7, RFC 9562) with 74 random bits from OpenSSL's CSPRNG. Never
+// null; lives for the program.
 IdGenerator& RandomIds();
 
 // Ids "<prefix>-000001", "<prefix>-000002", ... for tests. Thread-safe.

@@ -20,12 +20,21 @@ class SystemClockImpl : public Clock {
   }
 };
 
+// UUID version 7 (RFC 9562 §5.7): 48 bits of Unix milliseconds, then 74 random bits. Ids
+// made close in time sort close together, so the indexes keyed by them (events, streams,
+// inbox, read models) take inserts at their right edge instead of on a random page each:
+// a store writes far fewer pages per prescription than with random (v4) ids.
 class RandomIdsImpl : public IdGenerator {
  public:
   std::string NewId() override {
     std::string hex = internal::RandomHex128();
-    hex[12] = '4';                          // version 4
-    hex[16] = "89ab"[(hex[16] - '0') & 3];  // RFC 4122 variant
+    uint64_t ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            std::chrono::system_clock::now().time_since_epoch())
+                                            .count());
+    for (int i = 11; i >= 0; --i, ms >>= 4)
+      hex[static_cast<size_t>(i)] = "0123456789abcdef"[ms & 0xf];
+    hex[12] = '7';                          // version 7
+    hex[16] = "89ab"[(hex[16] - '0') & 3];  // RFC 9562 variant (10xx)
     return hex;
   }
 };

@@ -592,3 +592,31 @@ TEST_SUITE("Crash safety") {
   }
 }
 #endif
+
+TEST_SUITE("Ids") {
+  // RFC 9562 §5.7: 48-bit Unix milliseconds, version 7, variant 10xx; later ids sort after.
+  TEST_CASE("RandomIds are UUID v7: version, variant, time order, uniqueness") {
+    std::set<std::string> seen;
+    std::string previous;
+    for (int i = 0; i < 2000; ++i) {
+      std::string id = RandomIds().NewId();
+      REQUIRE(id.size() == 32);
+      CHECK(id.find_first_not_of("0123456789abcdef") == std::string::npos);
+      CHECK(id[12] == '7');
+      CHECK(std::string("89ab").find(id[16]) != std::string::npos);
+      CHECK(seen.insert(id).second);
+      // Ids of earlier milliseconds sort first (within one millisecond the order is random).
+      if (!previous.empty()) CHECK(id.substr(0, 12) >= previous.substr(0, 12));
+      previous = id;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(3));
+    CHECK(RandomIds().NewId() > previous);
+    // The timestamp is now, in milliseconds.
+    const int64_t ms = std::stoll(previous.substr(0, 12), nullptr, 16);
+    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    CHECK(now - ms >= 0);
+    CHECK(now - ms < 60'000);
+  }
+}
