@@ -581,7 +581,9 @@ TEST_SUITE("Runtime") {
     std::string first = w.Submit("a");
     // Acknowledged, then dispensed by the RxFill the simulator posted back.
     REQUIRE(Eventually([&] { return w.service->Get(first)->state == domain::State::kDispensed; }));
-    CHECK(fills_received.load() == 1);
+    // The callback counts a fill after the inbox has recorded it (and the simulator after
+    // the callback answered): wait for the counters too, never read them right away.
+    CHECK(Eventually([&] { return fills_received.load() == 1; }));
     sim.OutageFor(400ms);
     std::vector<std::string> ids;
     for (int i = 0; i < 20; ++i) ids.push_back(w.Submit("b" + std::to_string(i)));
@@ -600,6 +602,8 @@ TEST_SUITE("Runtime") {
     }));
     relay.Stop();
     routing.Stop();
+    CHECK(
+        Eventually([&] { return fills_received.load() == 21 && sim.stats().fills_posted == 21; }));
     auto st = sim.stats();
     CHECK(st.unique == 21);
     CHECK(st.duplicates == 0);

@@ -573,6 +573,9 @@ TEST_SUITE("Crash safety") {
       acked.insert(ids.begin(), ids.end());
       auto st = open();
       REQUIRE(st.ok());
+      // The server may still commit a killed child's last transaction (its COMMIT was sent)
+      // after this point: read the head first, then the log, so the log holds at least it.
+      const int64_t head = *(*st)->HeadPosition();
       int64_t unacked = CheckEveryStreamWhole(**st, acked);
       rounds_with_unacked += unacked > previously_unacked;
       previously_unacked = unacked;
@@ -581,7 +584,7 @@ TEST_SUITE("Crash safety") {
       REQUIRE(all.ok());
       for (size_t i = 0; i < all->size(); ++i)
         CHECK((*all)[i].global_position == static_cast<int64_t>(i + 1));
-      CHECK(*(*st)->HeadPosition() == static_cast<int64_t>(all->size()));
+      CHECK(static_cast<int64_t>(all->size()) >= head);
     }
     CHECK(rounds_with_unacked > 0);  // some kills landed inside a write
     MESSAGE("PostgreSQL: " << previously_unacked << " stored but unacknowledged submissions (in "
