@@ -2,8 +2,8 @@
 // mutation, or inline text), the API it goes to, and what must come back: the status code,
 // and an error (or fatal) issue with an exact path and a message substring.
 //
-// Cases where RxFlow's current behaviour looks wrong are written for the *right* behaviour
-// and kept as "Regression: ..." test cases at the end of this file.
+// Defects the corpus found are kept as test cases at the end of this file, named after the
+// behaviour they check; the comment in each says what used to happen.
 //
 // RXFLOW_BAD_INPUT_DUMP=1 prints every issue of every case.
 #include <cstddef>
@@ -713,10 +713,10 @@ TEST_SUITE("Bad input") {
   }
 
   // --- Regressions -----------------------------------------------------------------------
-  // Each case below is named after a defect the corpus found (and that is fixed); the
-  // comment in each says what used to happen.
+  // Each case below checks a behaviour the corpus once found broken (and that is fixed);
+  // the comment in each says what used to happen.
 
-  TEST_CASE("Regression: wrong resource type in an envelope slot is masked by field errors") {
+  TEST_CASE("a wrong resource type in an envelope slot is named, not masked by field errors") {
     // Was: the Patient's fields are read as Organization fields and reported as R4
     // Organization.telecom/address and "patient.name: expected a string"; the type check
     // in ParsePrescription never runs because ParseRoot already failed.
@@ -726,7 +726,7 @@ TEST_SUITE("Bad input") {
             kInvalid, "patient.resourceType", "expected Patient, got Organization"});
   }
 
-  TEST_CASE("Regression: modifierExtension on a backbone element is only a warning") {
+  TEST_CASE("a modifierExtension on a backbone element is refused") {
     // Was: "unknown element: ignored" (warning) and the prescription is accepted, although
     // a modifierExtension changes the meaning of its element (it is refused on resources and
     // on Dosage already).
@@ -743,7 +743,7 @@ TEST_SUITE("Bad input") {
     });
   }
 
-  TEST_CASE("Regression: a duplicate key after 48 distinct keys is not detected") {
+  TEST_CASE("a duplicate key is refused also after 48 distinct keys") {
     // Was: accepted, and the second "status" silently overrides the first (the seen-keys
     // array in Reader::Fields holds 48 names).
     std::string many;
@@ -754,7 +754,7 @@ TEST_SUITE("Bad input") {
             kInvalid, "medication_request.status", "duplicate property"});
   }
 
-  TEST_CASE("Regression: an empty JSON object is accepted") {
+  TEST_CASE("an empty JSON object is refused (ele-1)") {
     // Was: accepted. FHIR JSON forbids empty objects as it forbids empty arrays and strings
     // (ele-1: an element has a value or children); empty arrays and strings are refused.
     Expect({"empty substitution", kPrescription,
@@ -763,7 +763,7 @@ TEST_SUITE("Bad input") {
             kInvalid, "medication_request.substitution", "must not be empty"});
   }
 
-  TEST_CASE("Regression: extension value[x] is not type-checked") {
+  TEST_CASE("an extension's value[x] is type-checked, and only one is allowed") {
     // Was: both accepted. Extensions carry data RxFlow maps (e.g. the DEA schedule).
     const std::string env = Envelope();
     ExpectAll({
@@ -780,7 +780,7 @@ TEST_SUITE("Bad input") {
     });
   }
 
-  TEST_CASE("Regression: an unpaired surrogate escape says \"expected a string, got a string\"") {
+  TEST_CASE("an unpaired surrogate escape is named as such") {
     const std::string in =
         Replace(Envelope(), "\"family\": \"Delacroix\"", "\"family\": \"Dela\\ud800croix\"");
     Expect({"unpaired \\ud800", kPrescription, in, kInvalid, "patient.name[0].family", "escape"});
@@ -790,7 +790,7 @@ TEST_SUITE("Bad input") {
       CHECK(i.message.find("expected a string, got a string") == std::string::npos);
   }
 
-  TEST_CASE("Regression: trailing garbage after the JSON root is reported as \"ended early\"") {
+  TEST_CASE("trailing content after the JSON root is reported as trailing content") {
     // Was: "malformed JSON: JSON document ended early in the middle of an object or array"
     // (simdjson's INCOMPLETE_ARRAY_OR_OBJECT), which says the opposite of what is wrong.
     // A second value ("{}") is reported correctly.
@@ -805,7 +805,7 @@ TEST_SUITE("Bad input") {
     });
   }
 
-  TEST_CASE("Regression: a refused root resource adds a spurious \"unexpected content\" fatal") {
+  TEST_CASE("a refused root resource gives one fatal, no spurious trailing-content fatal") {
     // Was: ParseResource on an unsupported or non-string resourceType, or on an object
     // without resourceType, also reports "fatal: $: unexpected content after the JSON
     // value": the root object was not consumed, so the trailing-content check misfires.
@@ -821,7 +821,7 @@ TEST_SUITE("Bad input") {
     }
   }
 
-  TEST_CASE("Regression: a UTF-8 byte order mark gives \"expected a JSON object at the root\"") {
+  TEST_CASE("a UTF-8 byte order mark is accepted or named") {
     // RFC 8259 lets parsers ignore a BOM, and ReadXml accepts one. Either accept it or name it.
     IssueList issues;
     auto in = fhir::ParsePrescription("\xEF\xBB\xBF" + Envelope(), issues);
@@ -831,7 +831,7 @@ TEST_SUITE("Bad input") {
     CHECK((in.ok() || named));
   }
 
-  TEST_CASE("Regression: envelope medication reference path lacks the final .reference") {
+  TEST_CASE("an unresolvable envelope medication reference is reported at .reference") {
     // Was: "medication_request.medication.reference"; every other unresolvable reference
     // is reported at the Reference.reference string ("...medication.reference.reference",
     // as for "#nope" in the same slot).
@@ -843,7 +843,7 @@ TEST_SUITE("Bad input") {
             "cannot resolve reference \"Medication/m1\""});
   }
 
-  TEST_CASE("Regression: a missing required SCRIPT element is reported as out of order") {
+  TEST_CASE("a missing required SCRIPT element is reported as missing") {
     // Was: "<next sibling path>: element out of order: expected X before <next sibling>";
     // only a missing element at the end of its parent is reported as missing.
     const std::string x = NewRx();
@@ -863,8 +863,7 @@ TEST_SUITE("Bad input") {
     });
   }
 
-  TEST_CASE(
-      "Regression: too many of an element before a required sibling is reported as out of order") {
+  TEST_CASE("too many of an element is reported as too many, not as out of order") {
     // Was: "Gender[2]: element out of order: expected DateOfBirth before Gender".
     const std::string x = NewRx();
     ExpectAll({
@@ -878,7 +877,7 @@ TEST_SUITE("Bad input") {
     });
   }
 
-  TEST_CASE("Regression: an empty choice names its first alternative as required") {
+  TEST_CASE("an empty choice is reported as needing one of its alternatives") {
     // Was: "/Message/Body/NewRx: missing required element NewRx" — Body needs one
     // transaction, any of them; the path names an element that need not exist.
     const std::string x = NewRx();
@@ -886,7 +885,7 @@ TEST_SUITE("Bad input") {
             kInvalid, "/Message/Body", "one of"});
   }
 
-  TEST_CASE("Regression: an unknown SCRIPT element gets a second, misleading error") {
+  TEST_CASE("an unknown SCRIPT element gets exactly one error") {
     // Was: "/Message/Body/FooRx: unknown element FooRx in Body" and also
     // "/Message/Body/FooRx: unexpected element: expected NewRx before FooRx" (for an unknown
     // element in Name: "element out of order or not allowed here").
@@ -901,7 +900,7 @@ TEST_SUITE("Bad input") {
     }
   }
 
-  TEST_CASE("Regression: the SCRIPT depth error is reported at /Message") {
+  TEST_CASE("the SCRIPT depth error is reported where the nesting is") {
     // Was: "/Message: elements nested deeper than 64 levels" wherever the nesting is.
     const std::string x = NewRx();
     const std::string pname = "/Message/Body/NewRx/Patient/HumanPatient/Name";
@@ -911,7 +910,7 @@ TEST_SUITE("Bad input") {
             kExhausted, pname + Repeat("/Foo", 60), "nested deeper than 64 levels"});
   }
 
-  TEST_CASE("Regression: content after the SCRIPT root element is ignored") {
+  TEST_CASE("content after the SCRIPT root element is refused") {
     // Was: both accepted without an issue (pugixml keeps them; only the first element is
     // walked). JSON refuses the equivalent ("unexpected content after the JSON value").
     const std::string x = NewRx();
@@ -922,7 +921,7 @@ TEST_SUITE("Bad input") {
     });
   }
 
-  TEST_CASE("Regression: &#0; silently truncates a SCRIPT value") {
+  TEST_CASE("a reference to U+0000 in SCRIPT is refused, never truncated") {
     // Was: accepted, and LastName reads back as "Dela" (pugixml strings end at NUL): a
     // silent truncation. A reference to U+0000 is not well-formed XML 1.0.
     const std::string x = NewRx();
