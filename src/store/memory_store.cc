@@ -204,6 +204,7 @@ class MemoryStore : public Store {
 
   StatusOr<bool> AcquireLease(const std::string& name, const std::string& owner,
                               int64_t ttl_micros) override {
+    if (Status s = ValidateLeaseArguments("acquire lease", name, owner); !s.ok()) return s;
     std::lock_guard<std::mutex> lock(mu_);
     int64_t now = clock_.NowMicros();
     Subscription& sub = state_.subscriptions[name];
@@ -231,6 +232,7 @@ class MemoryStore : public Store {
 
   Status CommitCheckpoint(const std::string& name, const std::string& owner, int64_t position,
                           int64_t ttl_micros) override {
+    if (Status s = ValidateLeaseArguments("commit checkpoint", name, owner); !s.ok()) return s;
     std::lock_guard<std::mutex> lock(mu_);
     int64_t now = clock_.NowMicros();
     auto it = state_.subscriptions.find(name);

@@ -301,6 +301,24 @@ TEST_SUITE("Store contract") {
     CHECK(*store->SubscriptionCheckpoint("relay") == 9);
   }
 
+  TEST_CASE_TEMPLATE("an empty subscription name or owner is InvalidArgument, naming which", A,
+                     RXFLOW_ADAPTERS) {
+    A adapter;
+    auto store = adapter.Open();
+    auto no_owner = store->AcquireLease("relay", "", 1'000'000);
+    CHECK(no_owner.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK(std::string(no_owner.status().message()).find("owner") != std::string::npos);
+    auto no_name = store->CommitCheckpoint("", "r1", 1, 1'000'000);
+    CHECK(no_name.code() == absl::StatusCode::kInvalidArgument);
+    CHECK(std::string(no_name.message()).find("subscription name") != std::string::npos);
+    // A released lease ("" owner) cannot be committed to by an empty owner either.
+    REQUIRE(*store->AcquireLease("relay", "r1", 1'000'000));
+    REQUIRE(store->ReleaseLease("relay", "r1").ok());
+    CHECK(store->CommitCheckpoint("relay", "", 1, 1'000'000).code() ==
+          absl::StatusCode::kInvalidArgument);
+    CHECK(*store->SubscriptionCheckpoint("relay") == 0);
+  }
+
   TEST_CASE_TEMPLATE("two readers racing for a lease: exactly one wins", A, RXFLOW_ADAPTERS) {
     A adapter;
     auto store = adapter.Open();

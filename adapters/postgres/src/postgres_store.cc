@@ -465,6 +465,7 @@ class PostgresStore : public Store {
   // transaction block; times come from the store's clock.
   StatusOr<bool> AcquireLease(const std::string& name, const std::string& owner,
                               int64_t ttl_micros) override {
+    if (Status s = ValidateLeaseArguments("acquire lease", name, owner); !s.ok()) return s;
     bool held = false;
     Status s = InTx<pqxx::nontransaction>("acquire lease", [&](pqxx::nontransaction& tx) {
       int64_t now = clock_.NowMicros();
@@ -508,6 +509,7 @@ class PostgresStore : public Store {
   // position (Aborted).
   Status CommitCheckpoint(const std::string& name, const std::string& owner, int64_t position,
                           int64_t ttl_micros) override {
+    if (Status s = ValidateLeaseArguments("commit checkpoint", name, owner); !s.ok()) return s;
     return InTx<pqxx::nontransaction>("commit checkpoint", [&](pqxx::nontransaction& tx) -> Status {
       pqxx::result r = tx.exec_params(
           "UPDATE subscriptions SET position = $2, lease_until = $4 "

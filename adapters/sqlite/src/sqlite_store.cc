@@ -412,9 +412,7 @@ class SqliteStore : public Store {
   // readers never both see the lease free.
   StatusOr<bool> AcquireLease(const std::string& name, const std::string& owner,
                               int64_t ttl_micros) override {
-    if (name.empty() || owner.empty()) {
-      return absl::InvalidArgumentError("acquire lease: subscription and owner are required");
-    }
+    if (Status s = ValidateLeaseArguments("acquire lease", name, owner); !s.ok()) return s;
     bool held = false;
     Status st = Write([&](Db& db, int64_t now) -> Status {
       // Taken when absent, when its lease has run out, or renewed when `owner` holds it;
@@ -448,9 +446,7 @@ class SqliteStore : public Store {
   // one is fenced off and must stop.
   Status CommitCheckpoint(const std::string& name, const std::string& owner, int64_t position,
                           int64_t ttl_micros) override {
-    if (name.empty() || owner.empty()) {
-      return absl::InvalidArgumentError("commit checkpoint: subscription and owner are required");
-    }
+    if (Status s = ValidateLeaseArguments("commit checkpoint", name, owner); !s.ok()) return s;
     return Write([&](Db& db, int64_t now) -> Status {
       bool found = false;
       int64_t stored = 0;
@@ -590,14 +586,7 @@ class SqliteStore : public Store {
   }
 
   StatusOr<int64_t> SubscriptionCheckpoint(const std::string& name) override {
-    return Read([&](Db& db) -> StatusOr<int64_t> {
-      Stmt s(db, "SELECT position FROM subscriptions WHERE name = ?1");
-      s.Bind(1, name);
-      int rc = s.Step();
-      if (rc == SQLITE_ROW) return s.Int(0);
-      if (rc == SQLITE_DONE) return int64_t{0};
-      return s.Fail("subscription checkpoint");
-    });
+    return PositionOf("SELECT position FROM subscriptions WHERE name = ?1", name);
   }
 
   StatusOr<int64_t> HeadPosition() override {
@@ -609,13 +598,18 @@ class SqliteStore : public Store {
   }
 
   StatusOr<int64_t> Checkpoint(const std::string& name) override {
+    return PositionOf("SELECT position FROM projection_checkpoints WHERE name = ?1", name);
+  }
+
+  // A subscription's or a projection's position by name; 0 when it has none yet.
+  StatusOr<int64_t> PositionOf(const char* sql, const std::string& name) {
     return Read([&](Db& db) -> StatusOr<int64_t> {
-      Stmt s(db, "SELECT position FROM projection_checkpoints WHERE name = ?1");
+      Stmt s(db, sql);
       s.Bind(1, name);
       int rc = s.Step();
       if (rc == SQLITE_ROW) return s.Int(0);
       if (rc == SQLITE_DONE) return int64_t{0};
-      return s.Fail("checkpoint");
+      return s.Fail(sql);
     });
   }
 

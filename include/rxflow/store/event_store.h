@@ -114,6 +114,16 @@ class EventStore {
 // rows start it where their pending rows began: docs/event-model.md, "Upgrading").
 inline constexpr const char* kRelaySubscription = "outbox-relay";
 
+// What every adapter checks first in AcquireLease and CommitCheckpoint: an empty name or
+// owner is InvalidArgument ("" is the owner of a released lease, so it can hold nothing).
+inline Status ValidateLeaseArguments(const char* operation, const std::string& name,
+                                     const std::string& owner) {
+  if (!name.empty() && !owner.empty()) return Status();
+  return absl::InvalidArgumentError(std::string(operation) + ": " +
+                                    (name.empty() ? "the subscription name" : "the owner") +
+                                    " is empty");
+}
+
 // Readers of the event log that keep their place: a checkpoint per subscription, and a lease
 // so that one reader of a subscription is active at a time across processes (the others
 // stand by and take over when its lease runs out).
@@ -121,7 +131,8 @@ class Subscriptions {
  public:
   virtual ~Subscriptions() = default;
   // Takes the lease on subscription `name` for `owner` until now + ttl, or renews it when
-  // `owner` holds it. True when `owner` holds the lease afterwards; false while another
+  // `owner` holds it (InvalidArgument for an empty name or owner, here and in
+  // CommitCheckpoint). True when `owner` holds the lease afterwards; false while another
   // owner's lease has not run out.
   virtual StatusOr<bool> AcquireLease(const std::string& name, const std::string& owner,
                                       int64_t ttl_micros) = 0;
