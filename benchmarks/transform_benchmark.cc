@@ -3,6 +3,7 @@
 // same NewRx documents (no mapping, no validation). Run with --benchmark_min_time and
 // compare medians from one run: `make bench` (see docs/performance.md).
 #include <sstream>
+#include <string>
 
 #include <benchmark/benchmark.h>
 #include <pugixml.hpp>
@@ -157,6 +158,86 @@ void BM_ToFhirFull(benchmark::State& state) {
   Counters(state, c.xml17.size());
 }
 BENCHMARK(BM_ToFhirFull);
+
+// --- hostile input ------------------------------------------------------------------------
+// Cost must be linear in the input (issue 15 §5): the time per item (items_per_second)
+// stays flat from /10000 to /1000000. Each input is refused, with a bounded issue list.
+
+// An RxFill whose RxFill element starts with `n` unknown <X/> siblings: n errors, each at
+// its own path (/Message/Body/RxFill/X[i]).
+std::string HostileXml(size_t n) {
+  std::string x = testing::ReadFixture("script/rxfill_dispensed.xml");
+  std::string run;
+  run.reserve(4 * n);
+  for (size_t i = 0; i < n; ++i) run += "<X/>";
+  x.insert(x.find("<RxFill>") + 8, run);
+  return x;
+}
+
+void BM_HostileXmlSiblings(benchmark::State& state) {
+  const size_t n = static_cast<size_t>(state.range(0));
+  const std::string xml = HostileXml(n);
+  script::ReadOptions ro;
+  ro.max_input_bytes = xml.size();
+  size_t issues_kept = 0;
+  for (auto _ : state) {
+    IssueList issues;
+    auto m = script::ReadXml(xml, issues, ro);
+    benchmark::DoNotOptimize(m);
+    issues_kept = issues.size();
+  }
+  state.counters["issues_kept"] = static_cast<double>(issues_kept);
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * n));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * xml.size()));
+}
+BENCHMARK(BM_HostileXmlSiblings)
+    ->Arg(10000)
+    ->Arg(100000)
+    ->Arg(1000000)
+    ->Unit(benchmark::kMillisecond);
+
+// The request envelope with `n` more keys in medication_request: distinct unknown keys
+// ("x0", "x1", ...: n warnings), or each of n/2 keys twice (n/2 duplicate-key errors).
+std::string HostileJson(size_t n, bool duplicates) {
+  std::string json = testing::ReadFixture("fhir/medication_request_lisinopril.json");
+  std::string keys;
+  keys.reserve(16 * n);
+  for (size_t i = 0; i < n; ++i) {
+    keys += "\"x";
+    keys += std::to_string(duplicates ? i / 2 : i);
+    keys += "\": 1, ";
+  }
+  const std::string anchor = "\"intent\": \"order\",";
+  json.insert(json.find(anchor) + anchor.size(), keys);
+  return json;
+}
+
+void HostileJsonKeys(benchmark::State& state, bool duplicates) {
+  const size_t n = static_cast<size_t>(state.range(0));
+  const std::string json = HostileJson(n, duplicates);
+  fhir::ParseOptions po;
+  po.max_input_bytes = json.size();
+  size_t issues_kept = 0;
+  for (auto _ : state) {
+    IssueList issues;
+    auto in = fhir::ParsePrescription(json, issues, po);
+    benchmark::DoNotOptimize(in);
+    issues_kept = issues.size();
+  }
+  state.counters["issues_kept"] = static_cast<double>(issues_kept);
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * n));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * json.size()));
+}
+
+void BM_HostileJsonKeys(benchmark::State& state) { HostileJsonKeys(state, false); }
+BENCHMARK(BM_HostileJsonKeys)->Arg(10000)->Arg(100000)->Arg(1000000)->Unit(benchmark::kMillisecond);
+
+void BM_HostileJsonDuplicateKeys(benchmark::State& state) { HostileJsonKeys(state, true); }
+BENCHMARK(BM_HostileJsonDuplicateKeys)
+    ->Arg(10000)
+    ->Arg(100000)
+    ->Arg(1000000)
+    ->Unit(benchmark::kMillisecond);
 
 // --- the floor ----------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include <simdjson.h>
 
 #include "rxflow/fhir/json.h"
@@ -272,7 +273,9 @@ class Reader {
       return;
     }
     std::array<std::string_view, 48> seen;
-    std::vector<std::string_view> more_seen;  // objects with more than 48 keys (rare)
+    // Objects with more than 48 keys (rare; hostile input has 250,000): every key is in a
+    // hash set, so that the duplicate check stays linear in the number of keys.
+    absl::flat_hash_set<absl::string_view> many_seen;
     size_t n_seen = 0;
     size_t n_fields = 0;
     uint64_t filter = 0;
@@ -289,21 +292,30 @@ class Reader {
       }
       Scope scope(*this, key);
       ++n_fields;
-      // A 64-bit filter on (length, first, last character) skips the linear search for
-      // almost every key; only a possible repeat is compared.
-      uint64_t bit =
-          uint64_t{1} << ((key.size() * 7 + (key.empty() ? 0 : key[0] * 3 + key.back())) & 63);
-      if ((filter & bit) &&
-          (std::find(seen.begin(), seen.begin() + n_seen, key) != seen.begin() + n_seen ||
-           std::find(more_seen.begin(), more_seen.end(), key) != more_seen.end())) {
+      bool duplicate;
+      if (n_seen < seen.size()) {
+        // A 64-bit filter on (length, first, last character) skips the linear search for
+        // almost every key; only a possible repeat is compared.
+        uint64_t bit = uint64_t{1}
+                       << ((key.size() * 7 + (key.empty() ? 0 : key[0] * 3 + key.back())) & 63);
+        duplicate = (filter & bit) &&
+                    std::find(seen.begin(), seen.begin() + n_seen, key) != seen.begin() + n_seen;
+        if (!duplicate) {
+          filter |= bit;
+          seen[n_seen++] = key;
+          if (n_seen == seen.size()) {
+            many_seen.reserve(2 * seen.size());
+            for (std::string_view k : seen) {
+              many_seen.insert(absl::string_view(k.data(), k.size()));
+            }
+          }
+        }
+      } else {
+        duplicate = !many_seen.insert(absl::string_view(key.data(), key.size())).second;
+      }
+      if (duplicate) {
         Error(IssueCode::kStructure, "duplicate property");
         continue;
-      }
-      filter |= bit;
-      if (n_seen < seen.size()) {
-        seen[n_seen++] = key;
-      } else {
-        more_seen.push_back(key);
       }
       od::value value = field.value();
       od::json_type t;
@@ -1278,6 +1290,7 @@ class Reader {
 
 Status InvalidFromIssues(const IssueList& issues, std::string_view what) {
   for (const Issue& i : issues) {
+    if (&i == issues.summary()) continue;  // "… and N more issues": name a real one
     if (i.severity == Severity::kFatal || i.severity == Severity::kError) {
       std::string msg = internal::Cat("invalid ", what, ": ", ToString(i));
       if (i.code == IssueCode::kTooCostly) return absl::ResourceExhaustedError(msg);
