@@ -1,24 +1,105 @@
 #!/usr/bin/env python3
 """Regenerates data/script/2017071.structure from the team's structure notes.
 
-The notes (shared/docs/script-2017071-structure.md) list, for each SCRIPT 2017071 type,
-its children in schema order with cardinality and value type. This script keeps that text
-format as it is (the C++ loader in src/script/schema.cc reads it), adds the envelope the
-notes leave implicit (Message, Body), and repairs two content models whose nested
-sequences the notes flattened into their enclosing choice (Instruction, TimingAndDuration;
-see the FIX comments in the output). Usage:
+The notes (shared/docs/script-2017071-structure.md, and script-2017071-structure-more.md for
+eight more transactions) list, for each SCRIPT 2017071 type, its children in schema order
+with cardinality and value type. This script keeps that text format as it is (the C++ loader
+in src/script/schema.cc reads it), merges the types of both files into one table (a type
+defined in both must be defined identically), leaves out the notes' "Value types" and
+"All 2017071 transactions" sections (they are not types: the loader knows the value types,
+and the transactions list checks the Body choice), and adds the envelope the notes leave
+implicit (Message, and BodyType: the choice of the transactions below). Usage:
 
-    scripts/import-structure.py [path/to/script-2017071-structure.md]
+    scripts/import-structure.py [path/to/script-2017071-structure.md [path/to/...-more.md]]
 """
 import os
+import re
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-src = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
-    ROOT, "..", "shared", "docs", "script-2017071-structure.md")
-text = open(src, encoding="utf-8").read()
-body = text[text.index("### HeaderType"):]
+DOCS = os.path.join(ROOT, "..", "shared", "docs")
+SOURCES = sys.argv[1:] or [
+    os.path.join(DOCS, "script-2017071-structure.md"),
+    os.path.join(DOCS, "script-2017071-structure-more.md"),
+]
+
+# The transactions of the Body choice that the table describes (the notes define their
+# types). Written in the schema's order, taken from the notes' list of all 49.
+TRANSACTIONS = {
+    # script-2017071-structure.md
+    "NewRx", "Status", "Error", "Verify", "CancelRx", "CancelRxResponse", "RxRenewalRequest",
+    "RxRenewalResponse", "RxChangeRequest", "RxChangeResponse", "RxFill",
+    # script-2017071-structure-more.md
+    "RxFillIndicatorChange", "RxHistoryRequest", "RxHistoryResponse", "RxTransferRequest",
+    "RxTransferResponse", "RxTransferConfirm", "NewRxRequest", "NewRxResponseDenied",
+}
+
+# Sections of the notes that are not types.
+VALUE_TYPES = "Value types"
+ALL_TRANSACTIONS = "All 2017071 transactions"
+
+HEADING = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(  ?\(@[A-Za-z0-9_ @]*\))?$")
+ITEM = re.compile(r"^(  )*- \S")
+
+
+def die(msg):
+    sys.exit("import-structure: " + msg)
+
+
+def sections(path):
+    """Yields (heading, [lines]) for each "### " section of a notes file."""
+    heading, lines = None, []
+    for raw in open(path, encoding="utf-8").read().splitlines():
+        if raw.startswith("### "):
+            if heading is not None:
+                yield heading, lines
+            heading, lines = raw[4:].strip(), []
+        elif heading is not None:
+            lines.append(raw.rstrip())
+    if heading is not None:
+        yield heading, lines
+
+
+types = {}  # name -> (heading, [item lines], source)
+order = []
+listed = None  # the 49 transactions, in schema order
+for src in SOURCES:
+    for heading, lines in sections(src):
+        if heading == VALUE_TYPES:
+            continue
+        if heading == ALL_TRANSACTIONS:
+            names = [m.group(1) for m in (re.match(r"^- (\w+):", l) for l in lines) if m]
+            if listed is not None and names != listed:
+                die(f"the transaction lists of the notes differ ({src})")
+            listed = names
+            continue
+        if not HEADING.match(heading):
+            die(f"{src}: section \"### {heading}\" is neither a type nor a known section")
+        items = [l for l in lines if l.strip()]
+        for l in items:
+            if not ITEM.match(l):
+                die(f"{src}: ### {heading}: not an item line: {l!r}")
+            if "\u2026" in l:  # "… N more": the notes used to shorten long code lists
+                die(f"{src}: ### {heading}: a shortened code list: {l!r}")
+        name = heading.split()[0]
+        if name in types:
+            if (heading, items) != types[name][:2]:
+                die(f"type {name} is defined differently in {types[name][2]} and {src}")
+            continue  # identical: one copy
+        types[name] = (heading, items, src)
+        order.append(name)
+
+if listed is None or len(listed) != 49:
+    die("the notes' list of all 49 transactions is missing or incomplete")
+for t in sorted(TRANSACTIONS):
+    if t not in listed:
+        die(f"{t} is not a 2017071 transaction")
+    if t not in types:
+        die(f"the notes do not define transaction {t}")
+for t in ("Message", "BodyType"):
+    if t in types:
+        die(f"the notes define {t}, which this script adds")
 
 ENVELOPE = """# SCRIPT 2017071 structure table, read by src/script/schema.cc.
 # Generated by scripts/import-structure.py from the team's structure notes, which were
@@ -26,100 +107,33 @@ ENVELOPE = """# SCRIPT 2017071 structure table, read by src/script/schema.cc.
 # reproduced). Format: `### Type (@attr ...)`, then its children in schema order:
 #   - Name min..max [value type]      a simple element
 #   - Name min..max : Type            an element of a complex type
+#   - Name min..max                   with children indented by two spaces: an element of
+#                                     a type defined in place; without: untyped (any text)
 #   - (one of min..max) / (seq min..max), children indented by two spaces
 # Value types: anA..B printable text, nA..B digits (with decimals), a code list
-# `[ListName: A, B]` (a list ending in "… N more" is open: its codes are not enforced),
-# or a named type (SimpleDateType, UtcDateType, boolean, Code, ...).
-
-### Message  (@DatatypesVersion @TransportVersion @TransactionDomain @TransactionVersion @StructuresVersion @ECLVersion)
-- Header 1..1 : HeaderType
-- Body 1..1 : BodyType
-
-### BodyType
-- (one of 1..1)
-  - NewRx 1..1 : NewRx
-  - Status 1..1 : Status
-  - Error 1..1 : Error
-  - Verify 1..1 : Verify
-  - CancelRx 1..1 : CancelRx
-  - CancelRxResponse 1..1 : CancelRxResponse
-  - RxRenewalRequest 1..1 : RxRenewalRequest
-  - RxRenewalResponse 1..1 : RxRenewalResponse
-  - RxChangeRequest 1..1 : RxChangeRequest
-  - RxChangeResponse 1..1 : RxChangeResponse
-  - RxFill 1..1 : RxFill
-
+# `[ListName: A, B]` (complete) or `[inline: A, B]` (defined in place), a pattern defined in
+# place `[inline pattern P]`, or a named type of the schema (an, n, n2, Code, SimpleDateType,
+# UtcDateType, boolean, base64Binary, QualifiedAddress, ...; see MakeSimple in schema.cc).
 """
 
-FIXES = [
-    # Instruction: (a) InstructionIndicator + timings, or (b) the normal form, then the
-    # optional indication and maximum-dose parts belong to (b).
-    ("""### Instruction
-- (one of 1..1)
-  - InstructionIndicator 1..1 [InstructionIndicator: MEDICALENCOUNTER]
-  - (seq 0..49)
-    - MultipleTimingModifier 0..1 [ANDOR]
-    - TimingAndDuration 1..1 : TimingAndDuration
-  - (one of 1..1)
-    - AdministrationIndicator 1..1 [AdministrationIndicator: MANUFACTURERSINSTRUCTIONS]
-    - DoseAdministration 1..1 : DoseAdministration
-    - TimingAndDuration 1..1 : TimingAndDuration
-    - (seq 0..49)
-      - MultipleTimingModifier 0..1 [ANDOR]
-      - TimingAndDuration 1..1 : TimingAndDuration
-  - (seq 0..1)
-    - IndicationForUse 1..50 : Indication
-    - IndicationClarifyingFreeText 0..1 [an1..255]
-  - MaximumDoseRestriction 0..50 : MaximumDoseRestriction
-""", """### Instruction
-# FIX: the notes flatten the two sequences of this choice; restored here.
-- (one of 1..1)
-  - (seq 1..1)
-    - InstructionIndicator 1..1 [InstructionIndicator: MEDICALENCOUNTER]
-    - (seq 0..49)
-      - MultipleTimingModifier 0..1 [ANDOR]
-      - TimingAndDuration 1..1 : TimingAndDuration
-  - (seq 1..1)
-    - (one of 1..1)
-      - AdministrationIndicator 1..1 [AdministrationIndicator: MANUFACTURERSINSTRUCTIONS]
-      - (seq 1..1)
-        - DoseAdministration 1..1 : DoseAdministration
-        - TimingAndDuration 1..1 : TimingAndDuration
-        - (seq 0..49)
-          - MultipleTimingModifier 0..1 [ANDOR]
-          - TimingAndDuration 1..1 : TimingAndDuration
-    - (seq 0..1)
-      - IndicationForUse 1..50 : Indication
-      - IndicationClarifyingFreeText 0..1 [an1..255]
-    - MaximumDoseRestriction 0..50 : MaximumDoseRestriction
-"""),
-    ("""### TimingAndDuration
-- (one of 1..1)
-  - (one of 1..1)
-    - AdministrationTiming 1..1 : AdministrationTiming
-    - Frequency 1..1 : FrequencyTiming
-    - Interval 1..1 : IntervalTiming
-    - RateOfAdministration 1..1 : RateOfAdministration
-  - TimingClarifyingFreeText 0..1 [an1..255]
-""", """### TimingAndDuration
-# FIX: the timing choice and its clarifying text form one sequence; restored here.
-- (one of 1..1)
-  - (seq 1..1)
-    - (one of 1..1)
-      - AdministrationTiming 1..1 : AdministrationTiming
-      - Frequency 1..1 : FrequencyTiming
-      - Interval 1..1 : IntervalTiming
-      - RateOfAdministration 1..1 : RateOfAdministration
-    - TimingClarifyingFreeText 0..1 [an1..255]
-"""),
-]
+out = [ENVELOPE]
+out.append("### Message  (@DatatypesVersion @TransportVersion @TransactionDomain "
+           "@TransactionVersion @StructuresVersion @ECLVersion)\n"
+           "- Header 1..1 : HeaderType\n- Body 1..1 : BodyType\n\n")
+out.append("### BodyType\n- (one of 1..1)\n")
+for t in listed:
+    if t in TRANSACTIONS:
+        out.append(f"  - {t} 1..1 : {t}\n")
+out.append("\n")
+source = None
+for name in order:
+    heading, items, src = types[name]
+    if src != source:
+        out.append(f"# From {os.path.basename(src)}.\n\n")
+        source = src
+    out.append(f"### {heading}\n" + "".join(l + "\n" for l in items) + "\n")
 
-for old, new in FIXES:
-    if old not in body:
-        sys.exit("import-structure: the notes changed; review FIX for:\n" + old.splitlines()[0])
-    body = body.replace(old, new)
-
-out = os.path.join(ROOT, "data", "script", "2017071.structure")
-with open(out, "w", encoding="utf-8") as f:
-    f.write(ENVELOPE + body)
-print("wrote", out)
+path = os.path.join(ROOT, "data", "script", "2017071.structure")
+with open(path, "w", encoding="utf-8") as f:
+    f.write("".join(out).rstrip("\n") + "\n")
+print("wrote", path)

@@ -3,6 +3,7 @@
 #ifndef RXFLOW_SRC_SCRIPT_SCHEMA_H_
 #define RXFLOW_SRC_SCRIPT_SCHEMA_H_
 
+#include <bitset>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -18,15 +19,40 @@ namespace rxflow::script::internal {
 
 constexpr uint32_t kUnbounded = UINT32_MAX;
 
+// One step of a compiled `[inline pattern P]`: one character of `set`, taken exactly once,
+// at most once (P's `?`), or any number of times (`*`). `+` and `{n,m}` are expanded into
+// these when the table is loaded.
+struct PatternAtom {
+  enum class Repeat { kOne, kOptional, kAny };
+  std::bitset<256> set;  // bytes; the patterns are ASCII
+  Repeat repeat = Repeat::kOne;
+};
+
 struct SimpleType {
-  enum class Kind { kText, kNumeric, kDate, kDateTime, kBoolean, kCodes };
+  // kText: SCRIPT `an` (printable ASCII, at least one non-blank) of min_len..max_len
+  // characters; kString: xsd:string, any text; kNumeric: SCRIPT `n`; kDate / kDateTime:
+  // xsd:date / xsd:dateTime; kBoolean: xsd:boolean; kBase64: xsd:base64Binary; kCodes: an
+  // enumeration; kPattern: an XSD pattern (`pattern`).
+  enum class Kind {
+    kText,
+    kString,
+    kNumeric,
+    kDate,
+    kDateTime,
+    kBoolean,
+    kBase64,
+    kCodes,
+    kPattern
+  };
   Kind kind = Kind::kText;
   size_t min_len = 1;
   size_t max_len = SIZE_MAX;
-  std::string list_name;
+  std::string list_name;  // kCodes: the list's name; empty for `[inline: ...]`
   std::vector<std::string> codes;
-  bool open = false;  // a code list known only in part: codes not enforced
-  std::string spec;   // the table text, e.g. "an1..35"
+  bool open = false;  // a code list known only in part ("… N more"): codes not enforced
+  std::vector<std::vector<PatternAtom>> pattern;  // kPattern: its alternatives (`|`)
+  std::string pattern_source;                     // kPattern: P as the table writes it
+  std::string spec;                               // the table text, e.g. "an1..35"
 };
 
 struct Particle {
@@ -117,6 +143,12 @@ class Validator {
     bool has_text = false;
     std::vector<int> kids;
     std::vector<std::string_view> kid_names;
+    // This element's 1-based position among its same-named siblings so far (set when it
+    // starts): paths carry [same_index] when it is above 1, without scanning siblings.
+    uint32_t same_index = 1;
+    // Children seen so far by name; filled once a frame has many children (a short list
+    // of kid_names is scanned instead).
+    absl::flat_hash_map<absl::string_view, uint32_t> kid_counts;
   };
   Frame& Push();
   std::string Path(size_t depth) const;
@@ -132,8 +164,18 @@ class Validator {
   bool root_seen_ = false;
 };
 
-// Checks `text` against a simple type; returns an empty string when valid, or the problem.
-std::string CheckSimple(const SimpleType& t, std::string_view text, IssueCode* code);
+// The result of checking a value against a simple type: valid (no message), valid with a
+// warning (severity kWarning, e.g. a dateTime without a zone), or invalid (kError).
+struct ValueCheck {
+  Severity severity = Severity::kError;
+  IssueCode code = IssueCode::kValue;
+  std::string message;  // empty: valid, nothing to report
+
+  bool accepted() const { return message.empty() || severity != Severity::kError; }
+};
+
+// Checks `text` (an element's whole text) against a simple type.
+ValueCheck CheckSimple(const SimpleType& t, std::string_view text);
 
 }  // namespace rxflow::script::internal
 
