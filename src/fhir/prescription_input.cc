@@ -71,7 +71,25 @@ class Resolver {
                     "reference has no literal reference (reference.reference) to resolve");
       return {};
     }
+    Located found = Find(r);
+    if (!found.resource) {
+      issues_.Error(path, IssueCode::kNotFound,
+                    internal::Cat("cannot resolve reference \"", r.substr(0, 128), "\""));
+      return {};
+    }
+    for (std::string_view t : types) {
+      if (found.resource->resource_type() == t) return found;
+    }
+    issues_.Error(path, IssueCode::kInvalid,
+                  internal::Cat("reference \"", r.substr(0, 128), "\" resolves to ",
+                                found.resource->resource_type(), ", expected ", *types.begin()));
+    return {};
+  }
+
+  // The resource `r` names, or an empty Located; reports nothing.
+  Located Find(const std::string& r) const {
     Located found;
+    if (r.empty()) return found;
     if (r[0] == '#') {
       auto it = contained_.find(r.substr(1));
       if (it != contained_.end()) found = it->second;
@@ -87,18 +105,7 @@ class Resolver {
         if (auto t = by_type_id_.find(std::string(tail)); t != by_type_id_.end()) found = t->second;
       }
     }
-    if (!found.resource) {
-      issues_.Error(path, IssueCode::kNotFound,
-                    internal::Cat("cannot resolve reference \"", r.substr(0, 128), "\""));
-      return {};
-    }
-    for (std::string_view t : types) {
-      if (found.resource->resource_type() == t) return found;
-    }
-    issues_.Error(path, IssueCode::kInvalid,
-                  internal::Cat("reference \"", r.substr(0, 128), "\" resolves to ",
-                                found.resource->resource_type(), ", expected ", *types.begin()));
-    return {};
+    return found;
   }
 
   bool Empty() const { return by_url_.empty() && by_type_id_.empty() && contained_.empty(); }
@@ -118,6 +125,23 @@ T Take(const Resource* r, std::vector<const Resource*>& taken) {
   if (std::find(taken.begin(), taken.end(), r) != taken.end()) return *mutable_r->get<T>();
   taken.push_back(r);
   return std::move(*mutable_r->get<T>());
+}
+
+// The recorder, when it names a Practitioner, or a PractitionerRole naming one. Copies (the
+// same Practitioner may be the prescriber, taken later), and reports nothing: a recorder
+// that does not resolve is reported by the mapper as not sent.
+void ResolveRecorder(const Resolver& resolver, PrescriptionInput& in) {
+  const MedicationRequest& mr = in.medication_request;
+  if (!mr.recorder) return;
+  Located l = resolver.Find(mr.recorder->reference);
+  if (l.resource) {
+    if (const auto* role = l.resource->get<PractitionerRole>()) {
+      l = role->practitioner ? resolver.Find(role->practitioner->reference) : Located{};
+    }
+  }
+  if (!l.resource || !l.resource->get<Practitioner>()) return;
+  in.recorder = *l.resource->get<Practitioner>();
+  in.recorder_path = l.path;
 }
 
 // Fills `in` from the MedicationRequest's references.
@@ -262,6 +286,7 @@ StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& 
                                  " MedicationRequests; RxFlow maps one prescription per call"));
     }
     resolver.IndexContained(in.medication_request, in.medication_request_path);
+    ResolveRecorder(resolver, in);
     ResolveFromReferences(resolver, in, issues);
   } else {
     auto take = [&](std::string_view key) -> Resource* {
@@ -286,6 +311,7 @@ StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& 
     in.medication_request = std::move(*mr->get<MedicationRequest>());
     in.medication_request_path = "medication_request";
     resolver.IndexContained(in.medication_request, in.medication_request_path);
+    ResolveRecorder(resolver, in);  // envelope: a contained recorder only
     if (Resource* r = take("patient")) {
       in.patient = std::move(*r->get<Patient>());
       in.patient_path = "patient";

@@ -35,6 +35,162 @@ std::string TypeCode(const fhir::Identifier& id) {
   return {};
 }
 
+// The text of a JSON string literal as an extension keeps it (`"a\\"b"` → `a"b`); nullopt
+// when `json` is not a string literal.
+std::optional<std::string> JsonStringValue(std::string_view json) {
+  if (json.size() < 2 || json.front() != '"' || json.back() != '"') return std::nullopt;
+  std::string out;
+  auto append_utf8 = [&](uint32_t cp) {
+    if (cp < 0x80) {
+      out.push_back(static_cast<char>(cp));
+    } else if (cp < 0x800) {
+      out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else if (cp < 0x10000) {
+      out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else {
+      out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+      out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    }
+  };
+  auto hex4 = [&](size_t at) -> std::optional<uint32_t> {
+    if (at + 4 > json.size() - 1) return std::nullopt;
+    uint32_t v = 0;
+    for (size_t k = at; k < at + 4; ++k) {
+      char c = json[k];
+      v <<= 4;
+      if (c >= '0' && c <= '9')
+        v |= c - '0';
+      else if (c >= 'a' && c <= 'f')
+        v |= c - 'a' + 10;
+      else if (c >= 'A' && c <= 'F')
+        v |= c - 'A' + 10;
+      else
+        return std::nullopt;
+    }
+    return v;
+  };
+  for (size_t i = 1; i + 1 < json.size(); ++i) {
+    char c = json[i];
+    if (c != '\\') {
+      out.push_back(c);
+      continue;
+    }
+    if (++i + 1 > json.size() - 1) return std::nullopt;
+    switch (json[i]) {
+      case '"':
+        out.push_back('"');
+        break;
+      case '\\':
+        out.push_back('\\');
+        break;
+      case '/':
+        out.push_back('/');
+        break;
+      case 'b':
+        out.push_back('\b');
+        break;
+      case 'f':
+        out.push_back('\f');
+        break;
+      case 'n':
+        out.push_back('\n');
+        break;
+      case 'r':
+        out.push_back('\r');
+        break;
+      case 't':
+        out.push_back('\t');
+        break;
+      case 'u': {
+        auto cp = hex4(i + 1);
+        if (!cp) return std::nullopt;
+        i += 4;
+        if (*cp >= 0xD800 && *cp < 0xDC00 && i + 2 < json.size() - 1 && json[i + 1] == '\\' &&
+            json[i + 2] == 'u') {
+          auto low = hex4(i + 3);
+          if (low && *low >= 0xDC00 && *low < 0xE000) {
+            *cp = 0x10000 + ((*cp - 0xD800) << 10) + (*low - 0xDC00);
+            i += 6;
+          }
+        }
+        append_utf8(*cp);
+        break;
+      }
+      default:
+        return std::nullopt;
+    }
+  }
+  return out;
+}
+
+// RxFlow's script-element extension (written by SCRIPT → FHIR for SCRIPT elements with no
+// FHIR home): the SCRIPT element's name and its value, each a valueString sub-extension.
+struct ScriptElementValue {
+  std::string element;
+  std::optional<std::string> value;
+};
+std::optional<ScriptElementValue> ReadScriptElement(const fhir::Extension& e) {
+  if (e.url != kScriptElementExtension) return std::nullopt;
+  ScriptElementValue out;
+  for (const fhir::Extension& sub : e.extension) {
+    if (sub.value_type != "String") continue;
+    if (sub.url == "element") {
+      if (auto v = JsonStringValue(sub.value_json)) out.element = *v;
+    } else if (sub.url == "value") {
+      out.value = JsonStringValue(sub.value_json);
+    }
+  }
+  return out;
+}
+
+// The script-element extensions FHIR → SCRIPT sends back, with where they sit: on the
+// Patient or the MedicationRequest, and which of NewRx / CancelRx has the element (per the
+// 2017071 NewRxPrescribedMedication and PrescribedMedicationForCancelRx types).
+struct ScriptElementRow {
+  std::string_view element;   // the extension's `element`
+  std::string_view xml_path;  // the SCRIPT element, under the transaction
+  bool on_patient;
+  bool newrx;
+  bool cancelrx;
+  size_t max;  // longest value sent (RxFlow never truncates)
+};
+constexpr ScriptElementRow kScriptElements[] = {
+    {"DoNotFill", "MedicationPrescribed/DoNotFill", false, true, false, 1},
+    {"OrderCaptureMethod", "MedicationPrescribed/OrderCaptureMethod", false, true, false, 2},
+    {"PriorAuthorization", "MedicationPrescribed/PriorAuthorization", false, true, true, 35},
+    {"RxFillIndicator", "MedicationPrescribed/RxFillIndicator", false, true, false, 40},
+    {"DrugCoverageStatusCode", "MedicationPrescribed/DrugCoverageStatusCode", false, true, true, 2},
+    {"LastFillDate", "MedicationPrescribed/LastFillDate", false, true, true, 35},
+    {"PharmacyRequestedRefills", "MedicationDispensed/PharmacyRequestedRefills", false, false,
+     false, 2},
+    {"ProhibitRenewalRequest", "ProhibitRenewalRequest", false, true, false, 5},
+    {"ChangeOfPrescriptionStatusFlag", "ChangeOfPrescriptionStatusFlag", false, false, true, 1},
+    {"LanguageNameCode", "Patient/HumanPatient/LanguageNameCode", true, true, true, 3},
+};
+const ScriptElementRow* FindScriptElement(std::string_view element) {
+  for (const ScriptElementRow& r : kScriptElements) {
+    if (r.element == element) return &r;
+  }
+  return nullptr;
+}
+
+// What an extension RxFlow does not send carries, for its warning: the SCRIPT element of a
+// script-element extension, else the URL.
+std::string ExtensionSubject(const fhir::Extension& e) {
+  if (auto se = ReadScriptElement(e)) {
+    if (se->element.empty()) return "a script-element extension naming no SCRIPT element";
+    const ScriptElementRow* row = FindScriptElement(se->element);
+    return Cat("SCRIPT ", row ? row->xml_path : std::string_view(se->element).substr(0, 100),
+               " (script-element extension)");
+  }
+  return Cat("extension ", std::string_view(e.url).substr(0, 200));
+}
+
 class Mapper {
  public:
   Mapper(const fhir::PrescriptionInput& in, IssueList& issues, const NewRxOptions& options)
@@ -372,6 +528,7 @@ class Mapper {
     }
     npi_out = out.identification.npi;
     out.name = MapName(pr.name, path);
+    MapPrescriberAgent(out);
 
     // Address and phone: the practitioner's own, else the role's contact, else the
     // practice organisation's contact.
@@ -434,6 +591,32 @@ class Mapper {
     out.communication_numbers = MapTelecom(telecoms, path + ".telecom", true);
   }
 
+  // MedicationRequest.recorder (a Practitioner other than the prescriber) → PrescriberAgent:
+  // its name only. SCRIPT's NameType needs a family and a given name; without them the
+  // recorder is not sent (a warning, not an error: the prescription itself is complete).
+  void MapPrescriberAgent(script::Prescriber& out) {
+    if (!in_.recorder || in_.recorder_path == in_.practitioner_path) return;
+    const fhir::Practitioner& r = *in_.recorder;
+    const std::string& path = in_.recorder_path;
+    const fhir::HumanName* name = nullptr;
+    for (const fhir::HumanName& n : r.name) {
+      if (!name || (n.use == "official" && name->use != "official")) name = &n;
+    }
+    if (!name || name->family.empty() || name->given.empty()) {
+      Dropped(path + ".name",
+              "the recorder needs a family and a given name for SCRIPT PrescriberAgent/Name: "
+              "not sent");
+      return;
+    }
+    out.prescriber_agent = MapName(r.name, path);
+    const char* why = "SCRIPT PrescriberAgent carries only a name: not sent";
+    if (!r.identifier.empty()) Dropped(path + ".identifier", why);
+    if (!r.telecom.empty()) Dropped(path + ".telecom", why);
+    if (!r.address.empty()) Dropped(path + ".address", why);
+    if (!r.qualification.empty()) Dropped(path + ".qualification", why);
+    ReportExtensions(r, path);
+  }
+
   void MapPharmacy(std::optional<script::Pharmacy>& out, std::string& ncpdp) {
     if (!in_.pharmacy) {
       issues_.Error(in_.medication_request_path + ".dispenseRequest.dispenser",
@@ -477,6 +660,14 @@ class Mapper {
           ph.identification.dea_number = Text(
               id.value, [&] { return ip + ".value"; }, 35, "DEA number");
           break;
+        case IdentifierKind::kStateLicense:
+          if (!ph.identification.state_license_number.empty()) {
+            Dropped(ip, "SCRIPT carries one pharmacy state license number: not sent");
+            break;
+          }
+          ph.identification.state_license_number = Text(
+              id.value, [&] { return ip + ".value"; }, 35, "state license number");
+          break;
         default:
           Dropped(ip, "identifier system not mapped to SCRIPT: not sent");
       }
@@ -487,6 +678,22 @@ class Mapper {
     Require(!o.name.empty(), path + ".name", "pharmacy name");
     ph.business_name = Text(
         o.name, [&] { return path + ".name"; }, 70, "pharmacy name");
+    // Organization.type with a NUCC taxonomy coding → Specialty (the first one).
+    for (size_t i = 0; i < o.type.size(); ++i) {
+      const fhir::Coding* nucc = nullptr;
+      for (const fhir::Coding& c : o.type[i].coding) {
+        if (c.system == kNucc && !nucc) nucc = &c;
+      }
+      std::string tp = Cat(path, ".type[", i, "]");
+      if (nucc && ph.specialty.empty()) {
+        ph.specialty = Text(
+            nucc->code, [&] { return tp; }, 10, "pharmacy specialty");
+      } else if (nucc) {
+        Dropped(tp, "SCRIPT carries one pharmacy Specialty: not sent");
+      } else {
+        Dropped(tp, "only a NUCC taxonomy type is sent (as Pharmacy/Specialty): not sent");
+      }
+    }
     std::vector<std::pair<const fhir::ContactPoint*, std::string>> telecoms;
     for (size_t i = 0; i < o.contact.size(); ++i) {
       const auto& c = o.contact[i];
@@ -834,27 +1041,116 @@ class Mapper {
     m.sig = sig.Map(mr.dosage_instruction, p + ".dosageInstruction", provenance_);
   }
 
-  void ReportExtensions(const fhir::ResourceBase& r, const std::string& path) {
+  // Extensions RxFlow does not send from this resource; each warning names what the
+  // extension carries (its SCRIPT element, else its URL).
+  // `dea_schedule_read`: the resource's DEA schedule extension is read (FindSchedule).
+  void ReportExtensions(const fhir::ResourceBase& r, const std::string& path,
+                        bool dea_schedule_read = false) {
     for (size_t i = 0; i < r.extension.size(); ++i) {
-      Dropped(Cat(path, ".extension[", i, "]"), "extension not mapped to SCRIPT: not sent");
+      if (dea_schedule_read && r.extension[i].url == kDeaScheduleExtension) continue;
+      Dropped(Cat(path, ".extension[", i, "]"),
+              Cat(ExtensionSubject(r.extension[i]), ": not mapped to SCRIPT here: not sent"));
     }
+  }
+
+  // The Patient's and the MedicationRequest's extensions: RxFlow's script-element extensions
+  // go back to their SCRIPT element (kScriptElements) when the transaction has it; every
+  // other extension (but the DEA schedule, read by FindSchedule) is reported, by what it
+  // carries.
+  void MapScriptElements(bool cancel, script::Patient& patient, script::Medication& med,
+                         std::optional<bool>& prohibit_renewal, std::string& change_flag) {
+    auto visit = [&](const std::vector<fhir::Extension>& list, const std::string& base,
+                     bool on_patient) {
+      for (size_t i = 0; i < list.size(); ++i) {
+        const fhir::Extension& e = list[i];
+        const std::string ep = Cat(base, ".extension[", i, "]");
+        if (!on_patient && e.url == kDeaScheduleExtension) continue;
+        auto se = ReadScriptElement(e);
+        const ScriptElementRow* row = se ? FindScriptElement(se->element) : nullptr;
+        if (!row) {
+          Dropped(ep, Cat(ExtensionSubject(e), ": not mapped to SCRIPT: not sent"));
+          continue;
+        }
+        const std::string subject = Cat("SCRIPT ", row->xml_path, " (script-element extension)");
+        if (row->on_patient != on_patient) {
+          Dropped(ep, Cat(subject, ": expected on the ",
+                          row->on_patient ? "Patient" : "MedicationRequest", ": not sent"));
+          continue;
+        }
+        if (!(cancel ? row->cancelrx : row->newrx)) {
+          Dropped(ep, Cat(subject, ": a ", cancel ? "CancelRx" : "NewRx",
+                          " has no such element: not sent"));
+          continue;
+        }
+        if (!se->value || se->value->empty()) {
+          Dropped(ep, Cat(subject, ": no value (a valueString sub-extension \"value\"): not sent"));
+          continue;
+        }
+        const std::string& v = *se->value;
+        auto text = [&] {
+          return Text(
+              v, [&] { return ep; }, row->max, row->element);
+        };
+        auto once = [&](std::string& field) {
+          if (!field.empty()) {
+            Dropped(ep, Cat(subject, ": SCRIPT carries one: not sent"));
+          } else {
+            field = text();
+          }
+        };
+        const std::string_view el = row->element;
+        if (el == "DoNotFill") {
+          once(med.do_not_fill);
+        } else if (el == "OrderCaptureMethod") {
+          once(med.order_capture_method);
+        } else if (el == "PriorAuthorization") {
+          once(med.prior_authorization);
+        } else if (el == "RxFillIndicator") {
+          once(med.rx_fill_indicator);
+        } else if (el == "DrugCoverageStatusCode") {
+          std::string code = text();
+          if (!code.empty()) med.drug_coverage_status_code.push_back(std::move(code));
+        } else if (el == "LastFillDate") {
+          if (!med.last_fill_date.empty()) {
+            Dropped(ep, Cat(subject, ": SCRIPT carries one: not sent"));
+          } else if (internal::IsFullDate(v)) {
+            med.last_fill_date.date = v;
+          } else if (internal::IsXsdDateTime(v)) {
+            med.last_fill_date.date_time = v;
+          } else {
+            issues_.Error(ep, IssueCode::kValue,
+                          Cat("LastFillDate must be a date (YYYY-MM-DD) or a UTC dateTime, got \"",
+                              v.substr(0, 40), "\""));
+          }
+        } else if (el == "ProhibitRenewalRequest") {
+          if (prohibit_renewal) {
+            Dropped(ep, Cat(subject, ": SCRIPT carries one: not sent"));
+          } else if (v == "true" || v == "false") {
+            prohibit_renewal = v == "true";
+          } else {
+            issues_.Error(
+                ep, IssueCode::kValue,
+                Cat("ProhibitRenewalRequest must be true or false, got \"", v.substr(0, 20), "\""));
+          }
+        } else if (el == "ChangeOfPrescriptionStatusFlag") {
+          once(change_flag);
+        } else if (el == "LanguageNameCode") {
+          once(patient.language_name_code);
+        }
+      }
+    };
+    visit(in_.patient.extension, in_.patient_path, true);
+    visit(in_.medication_request.extension, in_.medication_request_path, false);
   }
 
   void ReportUnmapped() {
     const fhir::MedicationRequest& mr = in_.medication_request;
     const std::string& p = in_.medication_request_path;
-    ReportExtensions(in_.patient, in_.patient_path);
+    // The Patient's and the MedicationRequest's extensions: MapScriptElements.
     if (in_.practitioner) ReportExtensions(*in_.practitioner, in_.practitioner_path);
     if (in_.practitioner_role) ReportExtensions(*in_.practitioner_role, in_.practitioner_role_path);
     if (in_.pharmacy) ReportExtensions(*in_.pharmacy, in_.pharmacy_path);
-    if (in_.medication) {
-      for (size_t i = 0; i < in_.medication->extension.size(); ++i) {
-        if (in_.medication->extension[i].url != kDeaScheduleExtension) {
-          Dropped(Cat(in_.medication_path, ".extension[", i, "]"),
-                  "extension not mapped to SCRIPT: not sent");
-        }
-      }
-    }
+    if (in_.medication) ReportExtensions(*in_.medication, in_.medication_path, true);
     if (!mr.category.empty()) Dropped(p + ".category");
     if (mr.encounter) Dropped(p + ".encounter");
     if (mr.course_of_therapy_type) Dropped(p + ".courseOfTherapyType");
@@ -866,17 +1162,16 @@ class Mapper {
       issues_.Error(p + ".doNotPerform", IssueCode::kNotSupported,
                     "a do-not-perform order cannot be sent as a NewRx");
     }
-    if (mr.recorder)
-      Dropped(p + ".recorder", "the recorder is not sent (PrescriberAgent needs a name)");
+    if (mr.recorder && !in_.recorder) {
+      Dropped(p + ".recorder",
+              "the recorder does not resolve to a Practitioner, whose name SCRIPT "
+              "PrescriberAgent/Name would carry: not sent");
+    }
     if (mr.dispense_request) {
       if (mr.dispense_request->initial_fill) Dropped(p + ".dispenseRequest.initialFill");
       if (mr.dispense_request->dispense_interval) Dropped(p + ".dispenseRequest.dispenseInterval");
       if (!mr.dispense_request->dispenser_instruction.empty())
         Dropped(p + ".dispenseRequest.dispenserInstruction");
-    }
-    for (size_t i = 0; i < mr.extension.size(); ++i) {
-      if (mr.extension[i].url != kDeaScheduleExtension)
-        Dropped(Cat(p, ".extension[", i, "]"), "extension not mapped to SCRIPT: not sent");
     }
     for (size_t i = 0; i < mr.identifier.size(); ++i) {
       if (i == order_number_index_) continue;
@@ -912,6 +1207,9 @@ class Mapper {
     MapPharmacy(pharmacy, ncpdp);
     script::Medication med;
     MapMedication(med, result.dea_schedule);
+    std::optional<bool> prohibit_renewal;
+    std::string change_flag;
+    MapScriptElements(cancel, patient, med, prohibit_renewal, change_flag);
 
     h.to = ncpdp;
     h.to_qualifier = "P";
@@ -947,6 +1245,10 @@ class Mapper {
       c.pharmacy = std::move(pharmacy);
       c.prescriber = std::move(prescriber);
       c.medication_prescribed = std::move(med);
+      c.change_of_prescription_status_flag = std::move(change_flag);
+      if (!mr.priority.empty()) {
+        Dropped(p + ".priority", "RxFlow's CancelRx carries no UrgencyIndicatorCode: not sent");
+      }
       result.message.body = std::move(c);
     } else {
       if (mr.status != "active" && mr.status != "draft" && !mr.status.empty()) {
@@ -960,9 +1262,18 @@ class Mapper {
                       Cat("a NewRx is an order; intent \"", mr.intent, "\" cannot be sent"));
       }
       script::NewRx n;
-      if (mr.priority == "stat" || mr.priority == "asap" || mr.priority == "urgent") {
+      // priority → UrgencyIndicatorCode: routine → S (standard); urgent, asap, stat → X
+      // (urgent, SCRIPT's only other code).
+      if (mr.priority == "routine") {
+        n.urgency_indicator_code = "S";
+      } else if (mr.priority == "urgent") {
         n.urgency_indicator_code = "X";
+      } else if (mr.priority == "stat" || mr.priority == "asap") {
+        n.urgency_indicator_code = "X";
+        issues_.Add(Severity::kInformation, IssueCode::kInformational, p + ".priority",
+                    Cat("priority ", mr.priority, " is sent as UrgencyIndicatorCode X (urgent)"));
       }
+      n.prohibit_renewal_request = prohibit_renewal;
       n.patient = std::move(patient);
       n.pharmacy = std::move(pharmacy);
       n.prescriber = std::move(prescriber);

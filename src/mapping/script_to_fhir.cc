@@ -1,4 +1,5 @@
 // SCRIPT → FHIR R5 Bundle.
+#include <algorithm>
 #include <map>
 
 #include "rxflow/internal/crypto.h"
@@ -30,6 +31,19 @@ constexpr std::string_view kNcpdpChangeCodeSystem =
     "https://rxflow.dev/fhir/CodeSystem/ncpdp-change-request-code";
 
 // A JSON string literal for an extension's raw value.
+// A SCRIPT date or dateTime as FHIR has it. xsd:dateTime may omit the zone (read as UTC,
+// the reader warns: docs/mapping.md §4.6); FHIR requires one once there is a time.
+// Surrounding white space, which xsd ignores, is dropped.
+std::string FhirDateTime(std::string_view v) {
+  v = rxflow::internal::Trim(v);
+  size_t t = v.find('T');
+  if (t == std::string_view::npos) return std::string(v);
+  std::string_view time = v.substr(t + 1);
+  bool zoned = !time.empty() && (time.back() == 'Z' || time.find('+') != std::string_view::npos ||
+                                 time.find('-') != std::string_view::npos);
+  return zoned ? std::string(v) : Cat(v, "Z");
+}
+
 std::string JsonString(std::string_view v) {
   std::string out = "\"";
   internal::AppendJsonEscaped(out, v);
@@ -157,20 +171,12 @@ class Builder {
   fhir::Reference AddPatient(const script::Patient& p, const std::string& path) {
     fhir::Patient out;
     const script::Identification& id = p.identification;
+    const std::string party = Cat(path, p.human ? "/HumanPatient" : "/NonHumanPatient");
     if (!id.medical_record_identification_number_ehr.empty()) {
       out.identifier.push_back(TypedId("MR", id.medical_record_identification_number_ehr));
     }
     if (!id.social_security.empty()) out.identifier.push_back(Id(kSsn, id.social_security));
-    for (std::string_view f :
-         {std::string_view(id.medicare_number), std::string_view(id.medicaid_number),
-          std::string_view(id.patient_account_number), std::string_view(id.mutually_defined),
-          std::string_view(id.rems_patient_id)}) {
-      if (!f.empty()) {
-        issues_.Warning(path + "/Identification", IssueCode::kNotSupported,
-                        "patient identifier without a FHIR system mapping: not carried");
-        break;
-      }
-    }
+    WarnIdentification(id, party, {"MedicalRecordIdentificationNumberEHR", "SocialSecurity"});
     out.name.push_back(Name(p.name));
     out.gender = p.gender == "M" ? "male" : p.gender == "F" ? "female" : "unknown";
     out.birth_date = !p.date_of_birth.date.empty() ? p.date_of_birth.date
@@ -181,20 +187,79 @@ class Builder {
       issues_.Warning(path, IssueCode::kNotSupported,
                       "a non-human (veterinary) patient is mapped as a Patient");
     }
+    // Patient.communication.language is the FHIR home, but RxFlow's FHIR model does not hold
+    // it: the code is kept as a script-element extension, which FHIR → SCRIPT reads back.
+    if (!p.language_name_code.empty())
+      out.extension.push_back(ScriptElement("LanguageNameCode", p.language_name_code));
     return Add(fhir::Resource{std::move(out)}, "patient");
   }
 
-  fhir::Reference AddPrescriber(const script::Prescriber& p) {
+  // One warning per Identification field that has no FHIR identifier system here, naming the
+  // element. `mapped` lists the fields the caller carries.
+  void WarnIdentification(const script::Identification& id, const std::string& party,
+                          std::initializer_list<std::string_view> mapped) {
+    const std::pair<std::string_view, const std::string*> fields[] = {
+        {"NCPDPID", &id.ncpdp_id},
+        {"StateLicenseNumber", &id.state_license_number},
+        {"MedicareNumber", &id.medicare_number},
+        {"MedicaidNumber", &id.medicaid_number},
+        {"UPIN", &id.upin},
+        {"DEANumber", &id.dea_number},
+        {"HIN", &id.hin},
+        {"SocialSecurity", &id.social_security},
+        {"NPI", &id.npi},
+        {"CertificateToPrescribe", &id.certificate_to_prescribe},
+        {"Data2000WaiverID", &id.data2000_waiver_id},
+        {"MutuallyDefined", &id.mutually_defined},
+        {"REMSHealthcareProviderEnrollmentID", &id.rems_healthcare_provider_enrollment_id},
+        {"StateControlSubstanceNumber", &id.state_control_substance_number},
+        {"MedicalRecordIdentificationNumberEHR", &id.medical_record_identification_number_ehr},
+        {"PatientAccountNumber", &id.patient_account_number},
+        {"REMSPatientID", &id.rems_patient_id},
+    };
+    for (const auto& [name, value] : fields) {
+      if (value->empty() || std::find(mapped.begin(), mapped.end(), name) != mapped.end()) continue;
+      issues_.Warning(Cat(party, "/Identification/", name), IssueCode::kNotSupported,
+                      "identifier without a FHIR system mapping: not mapped to FHIR: dropped");
+    }
+  }
+
+  // `path` is the transaction's Prescriber element. With `with_agent`, a PrescriberAgent
+  // becomes a Practitioner that the next Request() names as `recorder` (the person who keyed
+  // the order for the prescriber); without (RxFill: a MedicationDispense has no recorder),
+  // it is reported as dropped.
+  fhir::Reference AddPrescriber(const script::Prescriber& p, const std::string& path,
+                                bool with_agent = true) {
+    const std::string party = Cat(path, p.veterinarian ? "/Veterinarian" : "/NonVeterinarian");
     fhir::Practitioner pr;
     const script::Identification& id = p.identification;
     if (!id.npi.empty()) pr.identifier.push_back(Id(kNpi, id.npi));
     if (!id.dea_number.empty()) pr.identifier.push_back(Id(kDeaOid, id.dea_number));
     if (!id.state_license_number.empty())
       pr.identifier.push_back(TypedId("SL", id.state_license_number));
+    WarnIdentification(id, party, {"NPI", "DEANumber", "StateLicenseNumber"});
+    if (p.veterinarian) {
+      issues_.Warning(party, IssueCode::kNotSupported,
+                      "a veterinarian prescriber is mapped as a Practitioner; the veterinarian "
+                      "flag is not mapped to FHIR: dropped");
+    }
+    if (!p.prescriber_place_of_service.empty()) {
+      issues_.Warning(party + "/PrescriberPlaceOfService", IssueCode::kNotSupported,
+                      "not mapped to FHIR: dropped");
+    }
     pr.name.push_back(Name(p.name));
     if (p.address) pr.address.push_back(Addr(*p.address, "work"));
     pr.telecom = Telecom(p.communication_numbers, "work");
     fhir::Reference practitioner = Add(fhir::Resource{std::move(pr)}, "prescriber");
+    agent_.reset();
+    if (p.prescriber_agent && with_agent) {
+      fhir::Practitioner agent;
+      agent.name.push_back(Name(*p.prescriber_agent));
+      agent_ = Add(fhir::Resource{std::move(agent)}, "prescriber-agent");
+    } else if (p.prescriber_agent) {
+      issues_.Warning(party + "/PrescriberAgent", IssueCode::kNotSupported,
+                      "a MedicationDispense has no recorder: not mapped to FHIR: dropped");
+    }
     if (p.specialty.empty() && !p.practice_location) return practitioner;
     fhir::PractitionerRole role;
     role.practitioner = practitioner;
@@ -211,13 +276,27 @@ class Builder {
     return Add(fhir::Resource{std::move(role)}, "prescriber-role");
   }
 
-  fhir::Reference AddPharmacy(const script::Pharmacy& p) {
+  // `path` is the transaction's Pharmacy element.
+  fhir::Reference AddPharmacy(const script::Pharmacy& p, const std::string& path) {
     fhir::Organization o;
-    if (!p.identification.ncpdp_id.empty())
-      o.identifier.push_back(Id(kNcpdpId, p.identification.ncpdp_id));
-    if (!p.identification.npi.empty()) o.identifier.push_back(Id(kNpi, p.identification.npi));
-    if (!p.identification.dea_number.empty())
-      o.identifier.push_back(Id(kDeaOid, p.identification.dea_number));
+    const script::Identification& id = p.identification;
+    if (!id.ncpdp_id.empty()) o.identifier.push_back(Id(kNcpdpId, id.ncpdp_id));
+    if (!id.npi.empty()) o.identifier.push_back(Id(kNpi, id.npi));
+    if (!id.dea_number.empty()) o.identifier.push_back(Id(kDeaOid, id.dea_number));
+    if (!id.state_license_number.empty())
+      o.identifier.push_back(TypedId("SL", id.state_license_number));
+    WarnIdentification(id, path, {"NCPDPID", "NPI", "DEANumber", "StateLicenseNumber"});
+    // Specialty → Organization.type: a NUCC taxonomy code (ten characters ending in X) as a
+    // NUCC coding, anything else as the type's text.
+    if (!p.specialty.empty()) {
+      fhir::CodeableConcept type;
+      if (p.specialty.size() == 10 && p.specialty.back() == 'X') {
+        type.coding.push_back(fhir::Coding{std::string(kNucc), "", p.specialty, "", std::nullopt});
+      } else {
+        type.text = p.specialty;
+      }
+      o.type.push_back(std::move(type));
+    }
     o.name = p.business_name;
     if (p.address || p.communication_numbers) {
       fhir::ExtendedContactDetail c;
@@ -334,7 +413,9 @@ class Builder {
     mr.medication = Drug(m, path);
     mr.subject = patient;
     mr.requester = requester;
-    mr.authored_on = !m.written_date.date.empty() ? m.written_date.date : m.written_date.date_time;
+    mr.recorder = agent_;
+    mr.authored_on =
+        FhirDateTime(!m.written_date.date.empty() ? m.written_date.date : m.written_date.date_time);
     for (const script::Diagnosis& d : m.diagnosis) {
       for (const script::DiagnosisCode* c : {&d.primary, d.secondary ? &*d.secondary : nullptr}) {
         if (!c) continue;
@@ -382,7 +463,7 @@ class Builder {
       any = true;
     }
     for (const script::OtherMedicationDate& o : m.other_medication_date) {
-      std::string v = !o.date.date.empty() ? o.date.date : o.date.date_time;
+      std::string v = FhirDateTime(!o.date.date.empty() ? o.date.date : o.date.date_time);
       if (o.qualifier == "EffectiveDate") {
         if (!dr.validity_period) dr.validity_period.emplace();
         dr.validity_period->start = v;
@@ -408,6 +489,9 @@ class Builder {
         s.reason = fhir::CodeableConcept{{}, m.reason_for_substitution_code_used};
       }
       mr.substitution = s;
+    } else if (!m.reason_for_substitution_code_used.empty()) {
+      issues_.Warning(path + "/ReasonForSubstitutionCodeUsed", IssueCode::kNotSupported,
+                      "a substitution reason without Substitutions: not mapped to FHIR: dropped");
     }
     auto keep = [&](std::string_view element, const std::string& value) {
       if (value.empty()) return;
@@ -456,7 +540,7 @@ class Builder {
                                                  std::move(display), std::nullopt}},
                                    ""};
     t.focus = RelatedRequest();
-    t.last_modified = h.sent_time;
+    t.last_modified = FhirDateTime(h.sent_time);
     return t;
   }
 
@@ -469,15 +553,24 @@ class Builder {
   template <typename Tx>
   fhir::MedicationRequest PrescriptionRequest(const Tx& tx, const std::string& path) {
     auto patient = AddPatient(tx.patient, path + "/Patient");
-    auto prescriber = AddPrescriber(tx.prescriber);
+    auto prescriber = AddPrescriber(tx.prescriber, path + "/Prescriber");
     std::optional<fhir::Reference> pharmacy;
-    if (tx.pharmacy) pharmacy = AddPharmacy(*tx.pharmacy);
+    if (tx.pharmacy) pharmacy = AddPharmacy(*tx.pharmacy, path + "/Pharmacy");
     return Request(tx.medication_prescribed, path + "/MedicationPrescribed", patient, prescriber,
                    pharmacy);
   }
   void MapTx(const script::NewRx& n, const std::string& path) {
     fhir::MedicationRequest mr = PrescriptionRequest(n, path);
-    if (n.urgency_indicator_code == "X") mr.priority = "urgent";
+    // UrgencyIndicatorCode: S (standard) → routine, X (urgent) → urgent.
+    if (n.urgency_indicator_code == "X") {
+      mr.priority = "urgent";
+    } else if (n.urgency_indicator_code == "S") {
+      mr.priority = "routine";
+    } else if (!n.urgency_indicator_code.empty()) {
+      issues_.Warning(path + "/UrgencyIndicatorCode", IssueCode::kValue,
+                      Cat("urgency code ", n.urgency_indicator_code,
+                          " is neither S nor X: not mapped to FHIR: dropped"));
+    }
     if (n.prohibit_renewal_request) {
       mr.extension.push_back(
           ScriptElement("ProhibitRenewalRequest", *n.prohibit_renewal_request ? "true" : "false"));
@@ -543,8 +636,8 @@ class Builder {
   }
   void MapTx(const script::RxRenewalRequest& r, const std::string& path) {
     auto patient = AddPatient(r.patient, path + "/Patient");
-    auto prescriber = AddPrescriber(r.prescriber);
-    auto pharmacy = AddPharmacy(r.pharmacy);
+    auto prescriber = AddPrescriber(r.prescriber, path + "/Prescriber");
+    auto pharmacy = AddPharmacy(r.pharmacy, path + "/Pharmacy");
     fhir::MedicationRequest mr = Request(r.medication_dispensed, path + "/MedicationDispensed",
                                          patient, prescriber, pharmacy);
     mr.intent = "proposal";  // the pharmacy asks; the prescriber decides
@@ -552,8 +645,8 @@ class Builder {
   }
   void MapTx(const script::RxRenewalResponse& r, const std::string& path) {
     auto patient = AddPatient(r.patient, path + "/Patient");
-    auto prescriber = AddPrescriber(r.prescriber);
-    auto pharmacy = AddPharmacy(r.pharmacy);
+    auto prescriber = AddPrescriber(r.prescriber, path + "/Prescriber");
+    auto pharmacy = AddPharmacy(r.pharmacy, path + "/Pharmacy");
     bool denied = r.response.kind.rfind("Denied", 0) == 0;
     fhir::MedicationRequest mr =
         Request(r.medication_response, path + "/MedicationResponse", patient, prescriber, pharmacy);
@@ -565,8 +658,8 @@ class Builder {
   }
   void MapTx(const script::RxChangeRequest& r, const std::string& path) {
     auto patient = AddPatient(r.patient, path + "/Patient");
-    auto prescriber = AddPrescriber(r.prescriber);
-    auto pharmacy = AddPharmacy(r.pharmacy);
+    auto prescriber = AddPrescriber(r.prescriber, path + "/Prescriber");
+    auto pharmacy = AddPharmacy(r.pharmacy, path + "/Pharmacy");
     AddRequest(Request(r.medication_prescribed, path + "/MedicationPrescribed", patient, prescriber,
                        pharmacy));
     for (size_t i = 0; i < r.medication_requested.size(); ++i) {
@@ -583,8 +676,8 @@ class Builder {
   }
   void MapTx(const script::RxChangeResponse& r, const std::string& path) {
     auto patient = AddPatient(r.patient, path + "/Patient");
-    auto prescriber = AddPrescriber(r.prescriber);
-    auto pharmacy = AddPharmacy(r.pharmacy);
+    auto prescriber = AddPrescriber(r.prescriber, path + "/Prescriber");
+    auto pharmacy = AddPharmacy(r.pharmacy, path + "/Pharmacy");
     if (r.medication_prescribed) {
       AddRequest(Request(*r.medication_prescribed, path + "/MedicationPrescribed", patient,
                          prescriber, pharmacy));
@@ -595,7 +688,7 @@ class Builder {
   }
   void MapTx(const script::RxFill& r, const std::string& path) {
     auto patient = AddPatient(r.patient, path + "/Patient");
-    auto pharmacy = AddPharmacy(r.pharmacy);
+    auto pharmacy = AddPharmacy(r.pharmacy, path + "/Pharmacy");
     fhir::MedicationDispense d;
     const script::Header& h = m_.header;
     if (!h.message_id.empty()) d.identifier.push_back(Id(kMessageIdSystem, h.message_id));
@@ -635,17 +728,16 @@ class Builder {
         d.days_supply = fhir::Quantity{m->days_supply, "", "days", std::string(kUcum), "d"};
       std::string fill =
           !m->last_fill_date.date.empty() ? m->last_fill_date.date : m->last_fill_date.date_time;
-      d.when_handed_over = fill;
+      d.when_handed_over = FhirDateTime(fill);
       if (m->sig) d.dosage_instruction = SigToDosage(*m->sig, mp + "/Sig", issues_);
     }
     if (r.medication_dispensed && r.medication_prescribed) {
       issues_.Add(Severity::kInformation, IssueCode::kInformational, path + "/MedicationPrescribed",
                   "the prescribed medication is not repeated in the MedicationDispense");
     }
-    AddPrescriberIfNeeded(r.prescriber);
+    AddPrescriber(r.prescriber, path + "/Prescriber", /*with_agent=*/false);
     Add(fhir::Resource{std::move(d)}, "dispense");
   }
-  void AddPrescriberIfNeeded(const script::Prescriber& p) { AddPrescriber(p); }
 
   StatusOr<fhir::Bundle> Build() {
     if (m_.header.digital_signature) {
@@ -653,7 +745,7 @@ class Builder {
                       "the digital signature is not carried into FHIR (verify it before mapping)");
     }
     bundle_.type = options_.bundle_type;
-    bundle_.timestamp = m_.header.sent_time;
+    bundle_.timestamp = FhirDateTime(m_.header.sent_time);
     MapBody();
     return std::move(bundle_);
   }
@@ -665,6 +757,8 @@ class Builder {
   fhir::Bundle bundle_;
   std::string base_;
   std::map<std::string, int> kind_count_;
+  // The last prescriber's PrescriberAgent, a Practitioner: the `recorder` of the requests.
+  std::optional<fhir::Reference> agent_;
 };
 
 }  // namespace

@@ -543,6 +543,14 @@ std::vector<fhir::Dosage> SigToDosage(const script::Sig& sig, const std::string&
           if (in.multiple_instruction_modifier == "THEN") {
             ++seq;
           } else if (in.multiple_instruction_modifier != "AND") {
+            // OR / NOT: Dosage.sequence only orders (THEN) or joins (AND) instructions.
+            issues.Warning(
+                Cat(path, "/MultipleInstructionModifier",
+                    sig.instruction.size() > 2 ? Cat("[", i, "]") : std::string()),
+                IssueCode::kNotSupported,
+                Cat("instruction modifier ", in.multiple_instruction_modifier,
+                    " has no FHIR Dosage form: the structured Sig is not mapped to FHIR (SigText "
+                    "is): dropped"));
             throw NotReversible{Cat("instruction modifier ", in.multiple_instruction_modifier)};
           }
         }
@@ -550,7 +558,6 @@ std::vector<fhir::Dosage> SigToDosage(const script::Sig& sig, const std::string&
         if (sig.instruction.size() > 1) d.sequence = seq;
         out.push_back(std::move(d));
       }
-      if (!sig.clarifying_free_text.empty()) out[0].patient_instruction = sig.clarifying_free_text;
     } catch (const NotReversible& nr) {
       out.clear();
       issues.Add(Severity::kInformation, IssueCode::kInformational, path,
@@ -559,6 +566,8 @@ std::vector<fhir::Dosage> SigToDosage(const script::Sig& sig, const std::string&
   }
   if (out.empty()) out.emplace_back();
   out[0].text = sig.sig_text;
+  // ClarifyingFreeText → patientInstruction, with or without the structure.
+  out[0].patient_instruction = sig.clarifying_free_text;
   return out;
 }
 

@@ -1,11 +1,14 @@
 // Round-trip properties over generated prescriptions (a seeded generator, so failures
 // reproduce):
 //   FHIR → SCRIPT → FHIR keeps every mapped field;
-//   SCRIPT → FHIR → SCRIPT reproduces the canonical XML byte for byte (both profiles).
+//   SCRIPT → FHIR → SCRIPT reproduces the canonical XML byte for byte (both profiles);
+//   every leaf of every SCRIPT fixture is carried, or named in a warning (issue 15 §3).
 #include <algorithm>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -15,11 +18,14 @@
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
+#include <pugixml.hpp>
 
 #include "rxflow/fhir/json.h"
 #include "rxflow/mapping/mapping.h"
 #include "rxflow/script/xml.h"
 #include "rxflow/transform.h"
+
+#include "testing/files.h"
 
 using namespace rxflow;
 using nlohmann::json;
@@ -859,6 +865,315 @@ TEST_SUITE("Round trip") {
         REQUIRE(second.ok());
         CHECK(second->xml == first->xml);
       }
+    }
+  }
+}
+
+// ---- Nothing lost without a word (issue 15 §3) ---------------------------------------------
+//
+// Every leaf element of every SCRIPT message RxFlow reads must either come back or be named
+// (by its path, or an ancestor's) in a warning:
+//   NewRx: SCRIPT → FHIR (ToFhirJson) → SCRIPT (ToScript with the same version, MessageID
+//     and SentTime); the leaf must come back at the same path with the same text;
+//   any other transaction (only SCRIPT → FHIR is defined): the leaf's text must be a value
+//     in the FHIR JSON.
+// Attributes are not walked. Information issues do not count: a warning is what a user sees.
+
+namespace {
+
+struct ScriptLeaf {
+  std::string path;   // with 1-based positions among same-named siblings, when several
+  std::string plain;  // without positions
+  std::string text;
+};
+
+void CollectLeaves(const pugi::xml_node& node, const std::string& path, const std::string& plain,
+                   std::vector<ScriptLeaf>& out) {
+  std::map<std::string, int> count, position;
+  for (const pugi::xml_node& c : node.children()) {
+    if (c.type() == pugi::node_element) ++count[c.name()];
+  }
+  if (count.empty()) {
+    out.push_back({path, plain, node.child_value()});
+    return;
+  }
+  for (const pugi::xml_node& c : node.children()) {
+    if (c.type() != pugi::node_element) continue;
+    const std::string name = c.name();
+    const int n = ++position[name];
+    CollectLeaves(c, path + "/" + name + (count[name] > 1 ? "[" + std::to_string(n) + "]" : ""),
+                  plain + "/" + name, out);
+  }
+}
+
+std::vector<ScriptLeaf> ScriptLeaves(const std::string& xml) {
+  pugi::xml_document doc;
+  REQUIRE_MESSAGE(doc.load_string(xml.c_str()), xml.substr(0, 200));
+  std::vector<ScriptLeaf> out;
+  const std::string root = "/" + std::string(doc.document_element().name());
+  CollectLeaves(doc.document_element(), root, root, out);
+  return out;
+}
+
+std::string WithoutPositions(const std::string& path) {
+  std::string out;
+  for (size_t i = 0; i < path.size(); ++i) {
+    if (path[i] == '[') {
+      i = path.find(']', i);
+      if (i == std::string::npos) break;
+      continue;
+    }
+    out.push_back(path[i]);
+  }
+  return out;
+}
+
+// A warning (or worse) names `plain` or one of its ancestors.
+bool NamedInWarning(const std::string& plain, const IssueList& issues) {
+  for (const Issue& i : issues) {
+    if (i.severity == Severity::kInformation) continue;
+    const std::string w = WithoutPositions(i.path);
+    if (w.empty() || w[0] != '/') continue;  // a FHIR path
+    if (plain == w || plain.rfind(w + "/", 0) == 0) return true;
+  }
+  return false;
+}
+
+// Every scalar value of a JSON document, as text.
+void JsonScalars(const json& j, std::set<std::string>& out) {
+  if (j.is_object() || j.is_array()) {
+    for (const auto& v : j) JsonScalars(v, out);
+  } else if (j.is_string()) {
+    out.insert(j.get<std::string>());
+  } else if (!j.is_null()) {
+    out.insert(j.dump());
+  }
+}
+
+// A NewRx holding the elements issue 15 §3 names (PrescriberAgent, Pharmacy Specialty and a
+// secondary pharmacy identification, Sig ClarifyingFreeText, LanguageNameCode,
+// UrgencyIndicatorCode, ReasonForSubstitutionCodeUsed, MultipleInstructionModifier) and the
+// elements RxFlow keeps as script-element extensions. The header and the Sig code-system
+// versions are RxFlow's own, so that all of it can come back.
+std::string NewRxWithTheRarerElements() {
+  const mapping::NewRxOptions defaults;
+  const std::string instruction_tail =
+      "<RouteOfAdministration><Text>Oral route</Text><Qualifier>SNOMED</Qualifier>"
+      "<Code>26643006</Code></RouteOfAdministration></DoseAdministration>";
+  auto instruction = [&](const std::string& per_day) {
+    return "<Instruction><DoseAdministration><Dosage><DoseQuantity>1</DoseQuantity>"
+           "<DoseUnitOfMeasure><Text>tablet</Text><Qualifier>DoseUnitOfMeasure</Qualifier>"
+           "<Code>C48542</Code></DoseUnitOfMeasure></Dosage>" +
+           instruction_tail + "<TimingAndDuration><Frequency><FrequencyNumericValue>" + per_day +
+           "</FrequencyNumericValue><FrequencyUnits><Text>day</Text><Qualifier>SNOMED</Qualifier>"
+           "<Code>258703001</Code></FrequencyUnits></Frequency></TimingAndDuration></Instruction>";
+  };
+  return std::string(
+             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+             "<Message DatatypesVersion=\"20170715\" TransportVersion=\"20170715\" "
+             "TransactionDomain=\"SCRIPT\" TransactionVersion=\"20170715\" "
+             "StructuresVersion=\"20170715\" ECLVersion=\"20170715\">"
+             "<Header><To Qualifier=\"P\">4712345</To><From Qualifier=\"D\">1738294614</From>"
+             "<MessageID>walk-rarer-elements-1</MessageID><SentTime>2026-11-20T14:32:07Z</SentTime>"
+             "<SenderSoftware><SenderSoftwareDeveloper>") +
+         defaults.sender_software_developer + "</SenderSoftwareDeveloper><SenderSoftwareProduct>" +
+         defaults.sender_software_product +
+         "</SenderSoftwareProduct><SenderSoftwareVersionRelease>" +
+         defaults.sender_software_version +
+         "</SenderSoftwareVersionRelease></SenderSoftware>"
+         "<PrescriberOrderNumber>ORD-7001</PrescriberOrderNumber></Header>"
+         "<Body><NewRx><UrgencyIndicatorCode>S</UrgencyIndicatorCode>"
+         "<Patient><HumanPatient>"
+         "<Identification><MedicalRecordIdentificationNumberEHR>MRN-7001"
+         "</MedicalRecordIdentificationNumberEHR></Identification>"
+         "<Name><LastName>Okafor</LastName><FirstName>Ada</FirstName></Name><Gender>F</Gender>"
+         "<DateOfBirth><Date>1980-02-03</Date></DateOfBirth>"
+         "<Address><AddressLine1>12 Oak Ave</AddressLine1><City>Richmond</City>"
+         "<StateProvince>VA</StateProvince><PostalCode>23220</PostalCode>"
+         "<CountryCode>US</CountryCode></Address>"
+         "<LanguageNameCode>es</LanguageNameCode></HumanPatient></Patient>"
+         "<Pharmacy><Identification><NCPDPID>4712345</NCPDPID>"
+         "<StateLicenseNumber>PH-0456</StateLicenseNumber><MedicaidNumber>MCD-88120"
+         "</MedicaidNumber><NPI>1847293655</NPI></Identification>"
+         "<Specialty>3336C0003X</Specialty>"
+         "<BusinessName>Riverbend Community Pharmacy</BusinessName>"
+         "<CommunicationNumbers><PrimaryTelephone><Number>8045550110</Number></PrimaryTelephone>"
+         "</CommunicationNumbers></Pharmacy>"
+         "<Prescriber><NonVeterinarian><Identification><NPI>1738294614</NPI></Identification>"
+         "<Name><LastName>Castellano</LastName><FirstName>Owen</FirstName></Name>"
+         "<Address><AddressLine1>1200 Westover Medical Pkwy</AddressLine1><City>Richmond</City>"
+         "<StateProvince>VA</StateProvince><PostalCode>23226</PostalCode>"
+         "<CountryCode>US</CountryCode></Address>"
+         "<PrescriberAgent><Name><LastName>Nguyen</LastName><FirstName>Lena</FirstName></Name>"
+         "</PrescriberAgent>"
+         "<CommunicationNumbers><PrimaryTelephone><Number>8045550187</Number></PrimaryTelephone>"
+         "</CommunicationNumbers></NonVeterinarian></Prescriber>"
+         "<MedicationPrescribed><DrugDescription>Synthroid 50 MCG Oral Tablet</DrugDescription>"
+         "<Quantity><Value>30</Value><CodeListQualifier>38</CodeListQualifier>"
+         "<QuantityUnitOfMeasure><Code>C48542</Code></QuantityUnitOfMeasure></Quantity>"
+         "<DaysSupply>30</DaysSupply><WrittenDate><Date>2026-11-20</Date></WrittenDate>"
+         "<LastFillDate><Date>2026-10-21</Date></LastFillDate>"
+         "<Substitutions>1</Substitutions><NumberOfRefills>0</NumberOfRefills>"
+         "<PriorAuthorization>PA-77120</PriorAuthorization><Note>Recheck TSH in 6 weeks.</Note>"
+         "<DrugCoverageStatusCode>PA</DrugCoverageStatusCode>"
+         "<Sig><SigText>Take 1 tablet by mouth twice daily, then 1 tablet once daily</SigText>"
+         "<CodeSystem><SNOMEDVersion>" +
+         defaults.snomed_version + "</SNOMEDVersion><FMTVersion>" + defaults.fmt_version +
+         "</FMTVersion></CodeSystem>" + instruction("2") +
+         "<MultipleInstructionModifier>THEN</MultipleInstructionModifier>" + instruction("1") +
+         "<ClarifyingFreeText>Take on an empty stomach</ClarifyingFreeText></Sig>"
+         "<DoNotFill>H</DoNotFill><OrderCaptureMethod>EP</OrderCaptureMethod>"
+         "<ReasonForSubstitutionCodeUsed>BRAND MEDICALLY NECESSARY</ReasonForSubstitutionCodeUsed>"
+         "<RxFillIndicator>All Fill Statuses</RxFillIndicator></MedicationPrescribed>"
+         "<ProhibitRenewalRequest>true</ProhibitRenewalRequest></NewRx></Body></Message>";
+}
+
+// Leaves that fail the walk today, by path under /Message/ (without positions), each with
+// why. An honest list to shrink: the test fails on a leaf that fails and is not listed, and
+// on a listed path that no longer fails anywhere.
+//   [lost]   read into the model (or read and discarded), carried nowhere, no warning
+//   [coded]  carried as a FHIR code or system rather than as text: the text check of a
+//            non-NewRx transaction cannot see it (a FHIR-side comparison would)
+//   [info]   reported only by an information issue
+const std::map<std::string, std::string_view> kKnownLeafFailures = {
+    // Header: routing and sender fields are not carried into FHIR.
+    {"Header/To", "[lost] routing id"},
+    {"Header/From", "[lost] routing id; ToScript sends NewRxOptions.from, else the NPI"},
+    {"Header/RelatesToMessageID", "[lost] used only as Task.focus when there is no order number"},
+    {"Header/RxReferenceNumber", "[lost] Task (CancelRxResponse) carries no RxReferenceNumber"},
+    {"Header/SenderSoftware/SenderSoftwareDeveloper", "[lost]; ToScript sends RxFlow's"},
+    {"Header/SenderSoftware/SenderSoftwareProduct", "[lost]; ToScript sends RxFlow's"},
+    {"Header/SenderSoftware/SenderSoftwareVersionRelease", "[lost]; ToScript sends RxFlow's"},
+    // NewRx round trip.
+    {"Body/NewRx/MedicationPrescribed/Sig/CodeSystem/SNOMEDVersion",
+     "[lost] ToScript sends NewRxOptions.snomed_version"},
+    {"Body/NewRx/MedicationPrescribed/Sig/CodeSystem/FMTVersion",
+     "[lost] ToScript sends NewRxOptions.fmt_version"},
+    // CancelRxResponse.
+    {"Body/CancelRxResponse/Response/Approved/ReferenceNumber", "[lost]"},
+    {"Body/CancelRxResponse/Response/Denied/ReferenceNumber", "[lost]"},
+    // RxChangeRequest.
+    {"Body/RxChangeRequest/Patient/HumanPatient/Gender", "[coded] administrative gender"},
+    {"Body/RxChangeRequest/MedicationPrescribed/DrugCoded/DrugDBCode/Qualifier",
+     "[info] RxNorm term type SBD is not kept"},
+    {"Body/RxChangeRequest/MedicationPrescribed/Quantity/CodeListQualifier", "[coded] 38 implied"},
+    {"Body/RxChangeRequest/MedicationPrescribed/Substitutions", "[coded] allowedBoolean"},
+    {"Body/RxChangeRequest/MedicationPrescribed/Diagnosis/ClinicalInformationQualifier", "[lost]"},
+    {"Body/RxChangeRequest/MedicationPrescribed/Diagnosis/Primary/Code",
+     "[coded] ICD-10-CM with the dot (E03.9)"},
+    {"Body/RxChangeRequest/MedicationPrescribed/Diagnosis/Primary/Qualifier", "[coded] system"},
+    {"Body/RxChangeRequest/MedicationRequested/DrugCoded/DrugDBCode/Qualifier", "[coded] SCD"},
+    {"Body/RxChangeRequest/MedicationRequested/Quantity/CodeListQualifier", "[coded] 38 implied"},
+    {"Body/RxChangeRequest/MedicationRequested/Substitutions", "[coded] allowedBoolean"},
+    // RxRenewalRequest: the MedicationRequest is built from MedicationDispensed.
+    {"Body/RxRenewalRequest/Patient/HumanPatient/Gender", "[coded] administrative gender"},
+    {"Body/RxRenewalRequest/MedicationDispensed/DrugCoded/ProductCode/Qualifier", "[coded] NDC"},
+    {"Body/RxRenewalRequest/MedicationDispensed/DrugCoded/DrugDBCode/Qualifier", "[coded] SCD"},
+    {"Body/RxRenewalRequest/MedicationDispensed/Quantity/CodeListQualifier", "[coded] 38 implied"},
+    {"Body/RxRenewalRequest/MedicationDispensed/Substitutions", "[coded] allowedBoolean"},
+    {"Body/RxRenewalRequest/MedicationPrescribed/DrugDescription", "[lost] MedicationPrescribed"},
+    {"Body/RxRenewalRequest/MedicationPrescribed/DrugCoded/DrugDBCode/Qualifier", "[lost]"},
+    {"Body/RxRenewalRequest/MedicationPrescribed/Quantity/CodeListQualifier", "[lost]"},
+    {"Body/RxRenewalRequest/MedicationPrescribed/Substitutions", "[lost]"},
+    {"Body/RxRenewalRequest/MedicationPrescribed/NumberOfRefills", "[lost]"},
+    {"Body/RxRenewalRequest/MedicationPrescribed/Diagnosis/ClinicalInformationQualifier", "[lost]"},
+    {"Body/RxRenewalRequest/MedicationPrescribed/Diagnosis/Primary/Code", "[lost]"},
+    {"Body/RxRenewalRequest/MedicationPrescribed/Diagnosis/Primary/Qualifier", "[lost]"},
+    {"Body/RxRenewalRequest/MedicationPrescribed/Diagnosis/Primary/Description", "[lost]"},
+    // RxFill: a MedicationDispense carries the drug, quantity, days supply, fill date and Sig.
+    {"Body/RxFill/FillStatus/PartiallyDispensed/ReferenceNumber", "[lost] read and discarded"},
+    {"Body/RxFill/Patient/HumanPatient/Gender", "[coded] administrative gender"},
+    {"Body/RxFill/MedicationDispensed/DrugCoded/ProductCode/Qualifier", "[coded] NDC"},
+    {"Body/RxFill/MedicationDispensed/DrugCoded/DrugDBCode/Qualifier", "[coded] SCD"},
+    {"Body/RxFill/MedicationDispensed/DrugCoded/DEASchedule/Code", "[coded] dea-schedule CII"},
+    {"Body/RxFill/MedicationDispensed/Quantity/CodeListQualifier", "[coded] 38 implied"},
+    {"Body/RxFill/MedicationDispensed/WrittenDate/DateTime", "[lost]"},
+    {"Body/RxFill/MedicationDispensed/Substitutions", "[lost]"},
+    {"Body/RxFill/MedicationDispensed/NumberOfRefills", "[lost]"},
+    {"Body/RxFill/MedicationDispensed/Note", "[lost]"},
+    {"Body/RxFill/MedicationPrescribed/DrugCoded/DrugDBCode/Qualifier",
+     "[info] the prescribed medication is not repeated in the MedicationDispense"},
+    {"Body/RxFill/MedicationPrescribed/DrugCoded/DEASchedule/Code", "[info] as above"},
+    {"Body/RxFill/MedicationPrescribed/Quantity/Value", "[info] as above"},
+    {"Body/RxFill/MedicationPrescribed/Quantity/CodeListQualifier", "[info] as above"},
+    {"Body/RxFill/MedicationPrescribed/DaysSupply", "[info] as above"},
+    {"Body/RxFill/MedicationPrescribed/WrittenDate/DateTime", "[info] as above"},
+    {"Body/RxFill/MedicationPrescribed/Substitutions", "[info] as above"},
+    {"Body/RxFill/MedicationPrescribed/NumberOfRefills", "[info] as above"},
+};
+
+}  // namespace
+
+TEST_SUITE("Round trip") {
+  TEST_CASE("every leaf of every SCRIPT fixture is carried or named in a warning") {
+    std::vector<std::pair<std::string, std::string>> messages;
+    for (const auto& path : testing::FixtureFiles("script", ".xml")) {
+      messages.emplace_back(path.filename().string(), testing::ReadFile(path));
+    }
+    REQUIRE(messages.size() >= 12);
+    messages.emplace_back("(inline) NewRx with the rarer elements", NewRxWithTheRarerElements());
+
+    std::map<std::string, std::vector<std::string>> failing;  // plain path → where
+    for (const auto& [name, xml] : messages) {
+      CAPTURE(name);
+      TransformOptions options;
+      options.version = script::Version::k2017071;
+      IssueList to_fhir_issues;
+      auto fhir_json = ToFhirJson(xml, to_fhir_issues, options);
+      for (const Issue& i : to_fhir_issues) {
+        if (i.severity == Severity::kError || i.severity == Severity::kFatal) MESSAGE(ToString(i));
+      }
+      REQUIRE(fhir_json.ok());
+
+      std::vector<ScriptLeaf> leaves = ScriptLeaves(xml);
+      pugi::xml_document doc;
+      REQUIRE(doc.load_string(xml.c_str()));
+      const pugi::xml_node header = doc.child("Message").child("Header");
+      const bool newrx = static_cast<bool>(doc.child("Message").child("Body").child("NewRx"));
+
+      IssueList back_issues;
+      std::map<std::string, std::string> back;  // NewRx: what came back, by path
+      std::set<std::string> scalars;            // other transactions: the FHIR JSON's values
+      if (newrx) {
+        TransformOptions b = options;
+        b.newrx.message_id = header.child("MessageID").child_value();
+        b.newrx.sent_time = header.child("SentTime").child_value();
+        auto again = ToScript(*fhir_json, back_issues, b);
+        for (const Issue& i : back_issues) {
+          if (i.severity == Severity::kError || i.severity == Severity::kFatal)
+            MESSAGE(ToString(i));
+        }
+        REQUIRE(again.ok());
+        for (const ScriptLeaf& l : ScriptLeaves(again->xml)) back[l.path] = l.text;
+      } else {
+        JsonScalars(json::parse(*fhir_json), scalars);
+      }
+
+      for (const ScriptLeaf& leaf : leaves) {
+        const bool carried = newrx ? back.count(leaf.path) && back[leaf.path] == leaf.text
+                                   : scalars.count(leaf.text) > 0;
+        if (carried || NamedInWarning(leaf.plain, to_fhir_issues) ||
+            NamedInWarning(leaf.plain, back_issues)) {
+          continue;
+        }
+        failing[leaf.plain.substr(std::string_view("/Message/").size())].push_back(
+            name + ": " + leaf.path + " = \"" + leaf.text + "\"" +
+            (newrx ? (back.count(leaf.path) ? " (came back as \"" + back[leaf.path] + "\")"
+                                            : " (did not come back)")
+                   : " (not in the FHIR JSON)"));
+      }
+    }
+
+    for (const auto& [plain, where] : failing) {
+      std::string all;
+      for (const std::string& w : where) all += "\n  " + w;
+      CHECK_MESSAGE(kKnownLeafFailures.count(plain) > 0,
+                    plain << " is carried nowhere and named in no warning:" << all);
+    }
+    for (const auto& [plain, why] : kKnownLeafFailures) {
+      CHECK_MESSAGE(failing.count(plain) > 0,
+                    plain << " is listed in kKnownLeafFailures (" << why
+                          << ") but is now carried or named: remove it from the list");
     }
   }
 }

@@ -65,6 +65,10 @@ struct PrescriptionInput {
   // The organisation of the PractitionerRole (the prescriber's practice), if any.
   std::optional<Organization> practice;
   std::optional<Medication> medication;
+  // The MedicationRequest's `recorder` (who keyed the order for the prescriber), when it
+  // resolves to a Practitioner (directly or through a PractitionerRole). An unresolved
+  // recorder is not an error: the mapper reports it as not sent.
+  std::optional<Practitioner> recorder;
 
   std::string medication_request_path;
   std::string patient_path;
@@ -72,6 +76,7 @@ struct PrescriptionInput {
   std::string practitioner_role_path;
   std::string pharmacy_path;
   std::string medication_path;
+  std::string recorder_path;
 };
 
 // Parses the request envelope

@@ -37,7 +37,8 @@ inline constexpr std::string_view kGtsAbbreviation =
 // valueCoding with an NCI schedule code), on Medication or MedicationRequest.
 inline constexpr std::string_view kDeaScheduleExtension =
     "https://rxflow.dev/fhir/StructureDefinition/dea-schedule";
-// RxFlow's extension kept on MedicationRequest for SCRIPT elements with no FHIR home.
+// RxFlow's extension for SCRIPT elements with no FHIR home (or none RxFlow's FHIR model
+// holds), on the MedicationRequest or the Patient; FHIR → SCRIPT reads it back.
 inline constexpr std::string_view kScriptElementExtension =
     "https://rxflow.dev/fhir/StructureDefinition/script-element";
 
