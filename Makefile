@@ -46,19 +46,38 @@ test-asan: $(BUILD_ASAN)/build.ninja
 	bash scripts/with-postgres.sh sh -c 'cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS) -LE no-asan'
 
-# Coverage-guided fuzzing (clang + libFuzzer) for FUZZ_SECONDS of the two reading entry points:
-# rxflow::Check on any bytes (FHIR JSON or SCRIPT XML) and, for SCRIPT, ToFhirJson. The HTTP
-# front end and the service commands are not fuzzed yet.
+# Coverage-guided fuzzing (clang + libFuzzer) of the reading entry points, one target at a
+# time, each for FUZZ_SECONDS or FUZZ_RUNS executions (whichever ends first; FUZZ_RUNS=-1:
+# no limit): `check` (rxflow::Check on any bytes, and ToFhirJson for SCRIPT) and `script`
+# (the SCRIPT read paths: strict and lenient, each version; tests/fuzz/targets.h). Seeds: the
+# fixtures and the committed corpus; what the run finds is merged (minimised) back into
+# tests/fixtures/fuzz/<target>/, which `make test` replays. The HTTP front end and the
+# service commands are not fuzzed yet.
 FUZZ_SECONDS ?= 120
+FUZZ_RUNS ?= -1
 fuzz: | deps
 	CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DRXFLOW_BUILD_FUZZERS=ON -DRXFLOW_BUILD_TESTS=OFF -DRXFLOW_BUILD_BENCHMARKS=OFF \
 	  -DRXFLOW_BUILD_EXAMPLES=OFF $(CMAKE_ARGS)
-	cmake --build build-fuzz -j $(JOBS) --target rxflow_fuzz_check
-	mkdir -p build-fuzz/corpus
-	cp tests/fixtures/fhir/*.json tests/fixtures/script/*.xml build-fuzz/corpus/
-	build-fuzz/rxflow_fuzz_check -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
-	  -rss_limit_mb=4096 build-fuzz/corpus
+	cmake --build build-fuzz -j $(JOBS) --target rxflow_fuzz_check rxflow_fuzz_script
+	rm -rf build-fuzz/corpus && mkdir -p build-fuzz/corpus/check build-fuzz/corpus/script
+	cp tests/fixtures/fhir/*.json tests/fixtures/script/*.xml build-fuzz/corpus/check/
+	mkdir -p tests/fixtures/fuzz/check tests/fixtures/fuzz/script
+	cp -r tests/fixtures/fuzz/check/. build-fuzz/corpus/check/
+	for f in tests/fixtures/script/*.xml tests/fixtures/script/partners/*.xml; do \
+	  for k in 0 1 2 3 4 5; do \
+	    { printf "\\$$(printf %o $$k)"; cat "$$f"; } > build-fuzz/corpus/script/$$k-$$(basename $$f); \
+	  done; \
+	done
+	cp -r tests/fixtures/fuzz/script/. build-fuzz/corpus/script/
+	for t in check script; do \
+	  build-fuzz/rxflow_fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -runs=$(FUZZ_RUNS) \
+	    -max_len=65536 -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
+	    build-fuzz/corpus/$$t || exit 1; \
+	  mkdir -p build-fuzz/min/$$t && build-fuzz/rxflow_fuzz_$$t -merge=1 build-fuzz/min/$$t \
+	    build-fuzz/corpus/$$t && rm -f tests/fixtures/fuzz/$$t/* && \
+	    cp build-fuzz/min/$$t/* tests/fixtures/fuzz/$$t/ && rm -rf build-fuzz/min/$$t || exit 1; \
+	done
 
 # Longer crash-safety runs: 500 SIGKILLs into SQLite, 100 into PostgreSQL.
 soak: build

@@ -83,14 +83,34 @@ StatusOr<ScriptOutput> ToScript(std::string_view fhir_json, IssueList& issues,
   return ScriptOutput{std::move(*xml), std::move(*mapped)};
 }
 
-StatusOr<std::string> ToFhirJson(std::string_view script_xml, IssueList& issues,
-                                 const TransformOptions& options) {
+namespace {
+
+script::ReadOptions ReadOptionsOf(const TransformOptions& options) {
   script::ReadOptions ro;
   ro.profile = options.profile;
+  ro.version = options.read_version;
   ro.xsd_dir = options.xsd_dir;
-  auto message = script::ReadXml(script_xml, issues, ro);
+  ro.lenient = options.lenient;
+  return ro;
+}
+
+}  // namespace
+
+StatusOr<std::string> ToFhirJson(std::string_view script_xml, IssueList& issues,
+                                 const TransformOptions& options) {
+  auto message = script::ReadXml(script_xml, issues, ReadOptionsOf(options));
   if (!message.ok()) return message.status();
   auto bundle = mapping::ToFhir(*message, issues);
+  if (!bundle.ok() && !options.lenient) return bundle.status();
+  if (options.lenient && issues.has_errors()) {
+    // What could be read, and why the rest could not: the receiver answers from this.
+    fhir::Bundle out = bundle.ok() ? std::move(*bundle) : fhir::Bundle{};
+    if (out.type.empty()) out.type = "collection";
+    fhir::BundleEntry entry;
+    entry.resource = fhir::Resource{fhir::ToOperationOutcome(issues)};
+    out.entry.push_back(std::move(entry));
+    return fhir::WriteJson(fhir::Resource{std::move(out)}, fhir::JsonStyle::kPretty);
+  }
   if (!bundle.ok()) return bundle.status();
   // JSON is always indented: FHIR Bundles are read by people as often as by programs.
   return fhir::WriteJson(fhir::Resource{std::move(*bundle)}, fhir::JsonStyle::kPretty);
@@ -113,9 +133,8 @@ Status Check(std::string_view text, IssueList& issues, const TransformOptions& o
       return out.ok() ? absl::OkStatus() : out.status();
     }
     case InputKind::kScriptXml: {
-      script::ReadOptions ro;
-      ro.profile = options.profile;
-      ro.xsd_dir = options.xsd_dir;
+      script::ReadOptions ro = ReadOptionsOf(options);
+      ro.lenient = false;  // a check is strict: it is asked whether the message is valid
       auto message = script::ReadXml(text, issues, ro);
       return message.ok() ? absl::OkStatus() : message.status();
     }

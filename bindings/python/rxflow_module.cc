@@ -30,7 +30,8 @@ namespace {
 
 // Exception classes, created at import: Error and its families.
 struct Exceptions {
-  py::object error, invalid_input, not_found, conflict, unavailable, failed_precondition;
+  py::object error, invalid_input, unsupported, not_found, conflict, unavailable,
+      failed_precondition;
 };
 Exceptions& Exc() {
   static Exceptions* e = new Exceptions;
@@ -51,6 +52,9 @@ py::list PyIssues(const IssueList& issues) {
     case absl::StatusCode::kResourceExhausted:
     case absl::StatusCode::kDataLoss:
       cls = Exc().invalid_input;
+      break;
+    case absl::StatusCode::kUnimplemented:
+      cls = Exc().unsupported;
       break;
     case absl::StatusCode::kNotFound:
       cls = Exc().not_found;
@@ -303,6 +307,9 @@ PYBIND11_MODULE(rxflow, m) {
       make("Error", base_exc, "Base of every RxFlow error. `.issues` lists the problems found.");
   e.invalid_input = make("InvalidInput", e.error,
                          "The input is not valid FHIR or SCRIPT, lacks data, or is over a limit.");
+  e.unsupported = make("Unsupported", e.invalid_input,
+                       "Valid input RxFlow does not read: SCRIPT 10.6, or a SCRIPT transaction "
+                       "it does not handle (e.g. ClinicalInfoResponse).");
   e.not_found = make("NotFound", e.error, "No prescription with that id.");
   e.conflict = make("Conflict", e.error, "A concurrent change won (re-read and retry).");
   e.unavailable = make("Unavailable", e.error, "The store is unreachable (retry with backoff).");
@@ -341,31 +348,40 @@ PYBIND11_MODULE(rxflow, m) {
       "Raises InvalidInput or FailedPrecondition with .issues.");
   m.def(
       "to_fhir",
-      [](const std::string& xml) {
+      [](const std::string& xml, const std::optional<std::string>& script_version, bool lenient) {
+        TransformOptions o;
+        if (script_version) o.read_version = Options(*script_version).version;
+        o.lenient = lenient;
         IssueList issues;
         StatusOr<std::string> out;
         {
           py::gil_scoped_release release;
-          out = ToFhirJson(xml, issues);
+          out = ToFhirJson(xml, issues, o);
         }
         if (!out.ok()) Raise(out.status(), issues);
         return JsonToPython(*out);
       },
-      py::arg("xml"),
-      "NCPDP SCRIPT XML -> a FHIR R5 Bundle (dict). Raises InvalidInput with .issues.");
+      py::arg("xml"), py::arg("script_version") = py::none(), py::arg("lenient") = false,
+      "NCPDP SCRIPT XML -> a FHIR R5 Bundle (dict). script_version ('2017071' or '2023011')\n"
+      "forces the profile (default: the message's own version attributes; none -> 2017071).\n"
+      "lenient=True: an invalid message still gives a Bundle of what could be read, its last\n"
+      "entry an OperationOutcome with the issues. Raises InvalidInput with .issues (and\n"
+      "Unsupported for SCRIPT 10.6 or a transaction RxFlow does not handle).");
   m.def(
       "check",
-      [](const py::object& text_or_dict) {
+      [](const py::object& text_or_dict, const std::optional<std::string>& script_version) {
         std::string text = RequestText(text_or_dict);
+        TransformOptions o;
+        if (script_version) o.read_version = Options(*script_version).version;
         IssueList issues;
         {
           py::gil_scoped_release release;
-          (void)Check(text, issues);
+          (void)Check(text, issues, o);
         }
         std::vector<Issue> out(issues.begin(), issues.end());
         return out;
       },
-      py::arg("text"),
+      py::arg("text"), py::arg("script_version") = py::none(),
       "Validates FHIR JSON or SCRIPT XML (detected from the content); returns every issue "
       "(an empty list when clean). Never raises for invalid input.");
 

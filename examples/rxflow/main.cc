@@ -100,12 +100,14 @@ int main(int argc, char** argv) {
   std::string issues_format = "text";
   std::string xsd_dir;
   std::string structure_file, rules_file;
-  bool pretty = false, strict = false, verbose = false, no_structured_sig = false;
+  bool pretty = false, strict = false, verbose = false, no_structured_sig = false, lenient = false;
   std::string message_id, sent_time, relates_to;
 
   auto common = [&](CLI::App* sub) {
     sub->add_option("input", input, "input file, or - for standard input")->default_val("-");
-    sub->add_option("--script-version", script_version, "SCRIPT version: 2023011 or 2017071")
+    sub->add_option("--script-version", script_version,
+                    "SCRIPT version to write, and to read whatever the message says "
+                    "(default: write 2023011; read the message's own version)")
         ->check(CLI::IsMember({"2023011", "2017071"}));
     sub->add_option("--issues", issues_format, "issue format on stderr: text or json")
         ->check(CLI::IsMember({"text", "json"}));
@@ -127,6 +129,9 @@ int main(int argc, char** argv) {
   to_script->add_flag("--no-structured-sig", no_structured_sig, "send SigText only");
   CLI::App* to_fhir = app.add_subcommand("to-fhir", "NCPDP SCRIPT XML → FHIR R5 Bundle JSON");
   common(to_fhir);
+  to_fhir->add_flag("--lenient", lenient,
+                    "an invalid message still gives a Bundle of what could be read, with its "
+                    "issues as an OperationOutcome (exit status 1)");
   CLI::App* check = app.add_subcommand("check", "validate FHIR JSON or SCRIPT XML");
   common(check);
 
@@ -165,6 +170,15 @@ int main(int argc, char** argv) {
   rxflow::TransformOptions options;
   auto version = rxflow::script::ParseVersion(script_version);
   options.version = *version;
+  // Each subcommand has its own --script-version option: given to any of them, it forces
+  // the version of what is read too.
+  for (CLI::App* sub : app.get_subcommands()) {
+    if (sub->get_option_no_throw("--script-version") &&
+        sub->get_option("--script-version")->count() > 0) {
+      options.read_version = *version;
+    }
+  }
+  options.lenient = lenient;
   options.parse.mode =
       strict ? rxflow::fhir::ParseMode::kStrict : rxflow::fhir::ParseMode::kLenient;
   options.pretty = pretty;
@@ -296,6 +310,10 @@ int main(int argc, char** argv) {
     auto out = rxflow::ToFhirJson(text, issues, options);
     if (out.ok()) std::cout << *out;
     status = out.status();
+    // Lenient output of an invalid message: printed, and still a failure.
+    if (status.ok() && issues.has_errors()) {
+      status = absl::InvalidArgumentError("the SCRIPT message has errors");
+    }
   } else {
     status = rxflow::Check(text, issues, options);
     if (status.ok()) {
@@ -310,8 +328,13 @@ int main(int argc, char** argv) {
   if (!status.ok()) {
     if (issues.empty() || issues_format == "json")
       std::cerr << "rxflow: " << status.message() << "\n";
-    return status.code() == absl::StatusCode::kNotFound ||
-                   status.code() == absl::StatusCode::kUnimplemented
+    // Unimplemented with an issue is input RxFlow does not read (SCRIPT 10.6, a transaction
+    // it does not handle): invalid input. Without one it is a missing build feature.
+    bool unsupported_input =
+        status.code() == absl::StatusCode::kUnimplemented && issues.has_errors();
+    return (status.code() == absl::StatusCode::kNotFound ||
+            status.code() == absl::StatusCode::kUnimplemented) &&
+                   !unsupported_input
                ? kExitUsage
                : kExitInvalid;
   }

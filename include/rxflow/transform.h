@@ -18,6 +18,7 @@
 #ifndef RXFLOW_TRANSFORM_H_
 #define RXFLOW_TRANSFORM_H_
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -44,6 +45,15 @@ struct TransformOptions {
   bool pretty = false;
   // SCRIPT input: validate against a user-supplied XSD set as well (libxml2).
   std::string xsd_dir;
+  // SCRIPT input: read with this version's profile whatever the message says. Default
+  // (unset): the version the Message attributes name; none → 2017071 with a warning.
+  // `profile`, when set, overrides it. (`version` above is what ToScript writes.)
+  std::optional<script::Version> read_version;
+  // SCRIPT input, ToFhirJson: an invalid message still gives a Bundle of everything that
+  // could be read, with the issues as an OperationOutcome entry (last), so that the
+  // receiver can answer the sender. Default: strict (no output on an error). See
+  // script::ReadOptions::lenient for what stays refused.
+  bool lenient = false;
 };
 
 struct ScriptOutput {
@@ -57,7 +67,9 @@ StatusOr<ScriptOutput> ToScript(std::string_view fhir_json, IssueList& issues,
                                 const TransformOptions& options = {},
                                 std::string_view relates_to_message_id = {});
 
-// SCRIPT XML → FHIR R5 Bundle, as JSON.
+// SCRIPT XML → FHIR R5 Bundle, as JSON. Unimplemented (one issue) for a SCRIPT version or
+// transaction RxFlow does not read. With `lenient`, OK with a Bundle whose last entry is an
+// OperationOutcome holding every issue whenever the message had errors (issues.has_errors()).
 StatusOr<std::string> ToFhirJson(std::string_view script_xml, IssueList& issues,
                                  const TransformOptions& options = {});
 

@@ -11,10 +11,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "rxflow/clock.h"
+#include "rxflow/internal/crypto.h"
 #include "rxflow/internal/status_macros.h"
 #include "rxflow/internal/strcat.h"
 #include "rxflow/runtime/messages.h"
 #include "rxflow/script/xml.h"
+#include "rxflow/version.h"
 
 namespace rxflow::runtime {
 
@@ -452,7 +455,16 @@ StatusOr<PharmacyInbox::Result> PharmacyInbox::Receive(std::string_view xml, Iss
                                                        const RequestContext& ctx) {
   script::ReadOptions ro;
   ro.profile = profile_;
+  ro.lenient = true;  // every issue of the message, for the sender's answer
   RXFLOW_ASSIGN_OR_RETURN(script::Message message, script::ReadXml(xml, issues, ro));
+  if (issues.has_errors()) {
+    for (const Issue& i : issues) {
+      if (i.severity == Severity::kError || i.severity == Severity::kFatal) {
+        return absl::InvalidArgumentError(
+            Cat("SCRIPT message is invalid: ", i.path, ": ", i.message));
+      }
+    }
+  }
   RXFLOW_ASSIGN_OR_RETURN(domain::Command command, PharmacyResponseCommand(message));
   const script::Header& h = message.header;
   if (h.relates_to_message_id.empty()) {
@@ -479,6 +491,75 @@ StatusOr<PharmacyInbox::Result> PharmacyInbox::Receive(std::string_view xml, Iss
   }
   RXFLOW_RETURN_IF_ERROR(s);
   return r;
+}
+
+std::string PharmacyInbox::ErrorReply(std::string_view xml, const Status& status,
+                                      const IssueList& issues) const {
+  IssueList ignored;
+  auto in = script::ReadHeader(xml, ignored);
+  if (!in.ok() || in->from.empty() || in->to.empty() || in->message_id.empty()) return {};
+  script::Message answer;
+  script::Header& h = answer.header;
+  h.to = in->from;
+  h.to_qualifier = in->from_qualifier.empty() ? "P" : in->from_qualifier;
+  h.from = in->to;
+  h.from_qualifier = in->to_qualifier.empty() ? "D" : in->to_qualifier;
+  h.message_id = internal::RandomHex128();
+  h.relates_to_message_id = in->message_id;
+  h.sent_time = FormatRfc3339(SystemClock().NowMicros());
+  h.sender_software_developer = "RxFlow";
+  h.sender_software_product = "RxFlow";
+  h.sender_software_version_release = RXFLOW_VERSION_STRING;
+  script::Error e;
+  const Issue* first = nullptr;
+  for (const Issue& i : issues) {
+    if (i.severity == Severity::kError || i.severity == Severity::kFatal) {
+      first = &i;
+      break;
+    }
+  }
+  switch (status.code()) {
+    case absl::StatusCode::kUnimplemented:
+      e.code = "900";
+      e.description_code = {"4040"};  // receiver does not support this transaction
+      break;
+    case absl::StatusCode::kNotFound:
+      e.code = "900";
+      e.description_code = {"1000"};  // unable to identify based on information submitted
+      break;
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kAborted:
+      e.code = "602";  // receiver system error: retry
+      break;
+    case absl::StatusCode::kFailedPrecondition:
+      e.code = "900";
+      e.description_code = {"2000"};  // content invalid for the context
+      break;
+    default:
+      e.code = "900";
+      // 500 (XML syntax error) when the XML itself is broken, else 3000 (violates the
+      // standard), each with the path of the problem in Description.
+      e.description_code = {first && first->severity == Severity::kFatal ? "500" : "3000"};
+  }
+  std::string text = first ? Cat(first->path, ": ", first->message) : std::string(status.message());
+  // Description is SCRIPT `an`: printable ASCII; RxFlow's messages use a few UTF-8 marks.
+  std::string description;
+  for (size_t k = 0; k < text.size() && description.size() < 255; ++k) {
+    unsigned char c = static_cast<unsigned char>(text[k]);
+    if (c >= 0x20 && c < 0x7F) {
+      description += static_cast<char>(c);
+    } else if (c >= 0xC0 && (description.empty() || description.back() != '?')) {
+      description += '?';
+    }
+  }
+  while (!description.empty() && description.back() == ' ') description.pop_back();
+  e.description = description;
+  answer.body = std::move(e);
+  script::WriteOptions wo;
+  wo.profile = profile_ != nullptr ? profile_ : &script::BuiltinProfile(script::Version::k2017071);
+  IssueList write_issues;
+  auto out = script::WriteXml(answer, write_issues, wo);
+  return out.ok() ? *out : std::string();
 }
 
 }  // namespace rxflow::runtime

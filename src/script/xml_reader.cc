@@ -1,5 +1,6 @@
 // SCRIPT XML reader: pugixml DOM → structural validation → version rules undone → typed
 // message. Elements the typed model does not hold are reported as warnings with their path.
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -181,11 +182,11 @@ class In {
   In& operator=(const In&) = delete;
   ~In() {
     if (!node_) return;
+    // Sorted once, searched per child: linear-logarithmic however many siblings there are.
+    std::sort(used_.begin(), used_.end());
     for (pugi::xml_node c : node_.children()) {
       if (c.type() != pugi::node_element) continue;
-      bool was_used = false;
-      for (const auto& u : used_) was_used |= u == c;
-      if (!was_used) {
+      if (!std::binary_search(used_.begin(), used_.end(), c)) {
         issues_.Warning(Cat(path_, "/", Local(c.name())), IssueCode::kNotSupported,
                         "not mapped by RxFlow: dropped");
       }
@@ -832,16 +833,169 @@ class Decoder {
   IssueList& issues_;
 };
 
+// The 49 transactions of NCPDP SCRIPT 2017071's Body choice (schema order). A valid
+// transaction outside the profile's tables is refused with one "not supported" error
+// rather than as an unknown element.
+constexpr std::string_view kScriptTransactions[] = {"Status",
+                                                    "Error",
+                                                    "Verify",
+                                                    "GetMessage",
+                                                    "PasswordChange",
+                                                    "CancelRx",
+                                                    "CancelRxResponse",
+                                                    "Census",
+                                                    "DrugAdministration",
+                                                    "MTMServiceRequest",
+                                                    "MTMServiceResponse",
+                                                    "RxRenewalRequest",
+                                                    "RxRenewalResponse",
+                                                    "Resupply",
+                                                    "RxChangeRequest",
+                                                    "RxChangeResponse",
+                                                    "RxFill",
+                                                    "RxHistoryRequest",
+                                                    "RxHistoryResponse",
+                                                    "MTMServiceDocumentation",
+                                                    "ClinicalInfoRequest",
+                                                    "ClinicalInfoResponse",
+                                                    "NewRxResponseDenied",
+                                                    "NewRxRequest",
+                                                    "NewRx",
+                                                    "PAInitiationRequest",
+                                                    "PAInitiationResponse",
+                                                    "PARequest",
+                                                    "PAResponse",
+                                                    "PACancelRequest",
+                                                    "PACancelResponse",
+                                                    "PAAppealRequest",
+                                                    "PAAppealResponse",
+                                                    "CFManifest",
+                                                    "CFRxOrderRequest",
+                                                    "CFInventoryList",
+                                                    "CFRxOrderCancel",
+                                                    "CFRxOrderCompletion",
+                                                    "CFProductInquiry",
+                                                    "CFProductInquiryResponse",
+                                                    "RxTransferRequest",
+                                                    "RxTransferResponse",
+                                                    "RxTransferConfirm",
+                                                    "RxFillIndicatorChange",
+                                                    "Recertification",
+                                                    "REMSRequest",
+                                                    "REMSResponse",
+                                                    "REMSInitiationRequest",
+                                                    "REMSInitiationResponse"};
+
+absl::Status Refuse(IssueList& issues, std::string path, std::string message) {
+  issues.Error(std::move(path), IssueCode::kNotSupported, message);
+  return absl::UnimplementedError(std::move(message));
+}
+
+// SCRIPT 10.x marks its version with `version="010" release="006"` on Message; 2017071 and
+// later use TransportVersion and friends. One error naming what was found.
+absl::Status RefuseOldVersion(pugi::xml_node root, IssueList& issues) {
+  std::string_view version = root.attribute("version").value();
+  if (version.empty() || version.rfind("2017", 0) == 0 || version.rfind("2023", 0) == 0) {
+    return absl::OkStatus();
+  }
+  std::string_view release = root.attribute("release").value();
+  auto number = [](std::string_view digits) {
+    size_t i = 0;
+    while (i + 1 < digits.size() && digits[i] == '0') ++i;
+    return std::string(digits.substr(i, 8));
+  };
+  std::string found = release.empty() ? Cat("version \"", version.substr(0, 20), "\"")
+                                      : Cat(number(version), ".", number(release));
+  return Refuse(
+      issues, "/Message/@version",
+      Cat("SCRIPT ", found, " is not supported by RxFlow: it reads SCRIPT 2017071 and 2023011"));
+}
+
+// The namespace of the root element: its prefix's declaration, or the default one.
+std::string_view RootNamespace(pugi::xml_node root) {
+  std::string_view name(root.name());
+  size_t colon = name.find(':');
+  std::string attr =
+      colon == std::string_view::npos ? "xmlns" : Cat("xmlns:", name.substr(0, colon));
+  return root.attribute(attr.c_str()).value();
+}
+
+// NCPDP's 2017071 schema has no target namespace. Some senders put SCRIPT's own on the
+// message anyway: read it, with a warning. Anything else is not a SCRIPT message.
+absl::Status CheckNamespace(pugi::xml_node root, IssueList& issues) {
+  std::string_view ns = RootNamespace(root);
+  if (ns.empty()) return absl::OkStatus();
+  if (ns == kScriptNamespace) {
+    issues.Warning("/Message/@xmlns", IssueCode::kValue,
+                   Cat("namespace ", ns, " is not part of SCRIPT 2017071: read as 2017071 names"));
+    return absl::OkStatus();
+  }
+  issues.Fatal("/Message/@xmlns", IssueCode::kStructure,
+               Cat("namespace \"", ns.substr(0, 200), "\" is not SCRIPT's (expected none, or ",
+                   kScriptNamespace, ")"));
+  return absl::InvalidArgumentError(ToString(issues[issues.size() - 1]));
+}
+
+// The profile to read with: the caller's, the forced version's, or the one the Message
+// attributes name. No version, or one RxFlow does not know → 2017071, with a warning.
+const Profile* ChooseProfile(pugi::xml_node root, const ReadOptions& options, IssueList& issues) {
+  if (options.profile) return options.profile;
+  if (options.version) return &BuiltinProfile(*options.version);
+  const Profile& p17 = BuiltinProfile(Version::k2017071);
+  const Profile& p23 = BuiltinProfile(Version::k2023011);
+  std::string_view tv = root.attribute("TransportVersion").value();
+  std::string_view where = "TransportVersion";
+  if (tv.empty()) {
+    tv = root.attribute("version").value();
+    if (!tv.empty()) where = "version";
+  }
+  if (tv.rfind("2017071", 0) == 0) return &p17;
+  if (tv.rfind("2023011", 0) == 0) return &p23;
+  for (const std::string& d : p23.impl().detect) {
+    if (d == tv) return &p23;
+  }
+  issues.Warning(
+      Cat("/Message/@", where), IssueCode::kValue,
+      tv.empty() ? Cat("no SCRIPT version on Message: read as ", p17.name())
+                 : Cat("unknown SCRIPT version \"", tv.substr(0, 20), "\": read as ", p17.name()));
+  return &p17;
+}
+
+// A transaction of SCRIPT that the profile has no tables for: one error, before the
+// validator would call its every element unknown.
+absl::Status RefuseUnsupportedTransaction(pugi::xml_node root, const Profile& profile,
+                                          IssueList& issues) {
+  pugi::xml_node body;
+  for (pugi::xml_node c : root.children()) {
+    if (c.type() == pugi::node_element && Local(c.name()) == "Body") body = c;
+  }
+  pugi::xml_node tx;
+  for (pugi::xml_node c = body.first_child(); c && !tx; c = c.next_sibling()) {
+    if (c.type() == pugi::node_element) tx = c;
+  }
+  if (!tx) return absl::OkStatus();
+  std::string_view name = Local(tx.name());
+  const internal::Schema& schema = profile.impl().schema;
+  int body_type = schema.FindType("BodyType");
+  if (body_type >= 0 && schema.types[body_type].FindDecl(name) >= 0) return absl::OkStatus();
+  for (std::string_view known : kScriptTransactions) {
+    if (known == name) {
+      return Refuse(issues, Cat("/Message/Body/", name),
+                    Cat("transaction ", name, " is not supported by RxFlow"));
+    }
+  }
+  return absl::OkStatus();  // not a SCRIPT transaction: the validator names it
+}
+
 struct Parsed {
   pugi::xml_document doc;
   pugi::xml_node root;
   const Profile* profile = nullptr;
 };
 
-// Parses and validates; fills `out`. Returns InvalidArgument/ResourceExhausted on failure.
-absl::Status ParseAndValidate(std::string_view xml, IssueList& issues, const ReadOptions& options,
-                              Parsed& out) {
-  const size_t first_issue = issues.size();
+// Parses a well-formed document whose root is Message, within the limits; fills `out`.
+absl::Status ParseMessage(std::string_view xml, IssueList& issues, const ReadOptions& options,
+                          Parsed& out) {
   if (xml.size() > options.max_input_bytes) {
     issues.Fatal(
         "/", IssueCode::kTooCostly,
@@ -898,27 +1052,19 @@ absl::Status ParseAndValidate(std::string_view xml, IssueList& issues, const Rea
     issues.Fatal("/", IssueCode::kStructure, "the root element must be Message");
     return absl::InvalidArgumentError(ToString(issues[issues.size() - 1]));
   }
-  out.profile = options.profile;
-  if (!out.profile) {
-    std::string_view tv = out.root.attribute("TransportVersion").value();
-    const Profile& p17 = BuiltinProfile(Version::k2017071);
-    const Profile& p23 = BuiltinProfile(Version::k2023011);
-    auto detects = [&](const Profile& p) {
-      for (const std::string& d : p.impl().detect) {
-        if (d == tv) return true;
-      }
-      return false;
-    };
-    if (detects(p17)) {
-      out.profile = &p17;
-    } else if (detects(p23)) {
-      out.profile = &p23;
-    } else {
-      out.profile = &p23;
-      issues.Warning(
-          "/Message/@TransportVersion", IssueCode::kValue,
-          Cat("unknown SCRIPT version \"", tv.substr(0, 20), "\": read as ", p23.name()));
-    }
+  return absl::OkStatus();
+}
+
+// Parses and validates; fills `out`. Returns InvalidArgument/ResourceExhausted on failure.
+absl::Status ParseAndValidate(std::string_view xml, IssueList& issues, const ReadOptions& options,
+                              Parsed& out) {
+  const size_t first_issue = issues.size();
+  if (absl::Status p = ParseMessage(xml, issues, options, out); !p.ok()) return p;
+  if (absl::Status v = RefuseOldVersion(out.root, issues); !v.ok()) return v;
+  if (absl::Status ns = CheckNamespace(out.root, issues); !ns.ok()) return ns;
+  out.profile = ChooseProfile(out.root, options, issues);
+  if (absl::Status t = RefuseUnsupportedTransaction(out.root, *out.profile, issues); !t.ok()) {
+    return t;
   }
   size_t errors_before = issues.error_count();
   internal::Validator validator(out.profile->impl().schema, issues);
@@ -931,12 +1077,14 @@ absl::Status ParseAndValidate(std::string_view xml, IssueList& issues, const Rea
   }
   if (issues.error_count() > errors_before) {
     // Only this call's issues: a caller may pass a list holding earlier ones.
+    // A limit stays a refusal in lenient mode too: what follows was never looked at.
     for (size_t k = first_issue; k < issues.size(); ++k) {
       const Issue& i = issues[k];
       if (i.severity == Severity::kError && i.code == IssueCode::kTooCostly) {
         return absl::ResourceExhaustedError(ToString(i));
       }
     }
+    if (options.lenient) return absl::OkStatus();
     for (size_t k = first_issue; k < issues.size(); ++k) {
       const Issue& i = issues[k];
       if (i.severity == Severity::kError || i.severity == Severity::kFatal) {
@@ -944,6 +1092,9 @@ absl::Status ParseAndValidate(std::string_view xml, IssueList& issues, const Rea
             Cat("SCRIPT ", out.profile->name(), " message is invalid: ", ToString(i)));
       }
     }
+    // This call's errors were counted but not kept (the list was full before it).
+    return absl::InvalidArgumentError(Cat("SCRIPT ", out.profile->name(),
+                                          " message is invalid: ", ToString(issues.last_added())));
   }
   return absl::OkStatus();
 }
@@ -953,6 +1104,15 @@ absl::Status ParseAndValidate(std::string_view xml, IssueList& issues, const Rea
 absl::Status ValidateXml(std::string_view xml, IssueList& issues, const ReadOptions& options) {
   Parsed parsed;
   return ParseAndValidate(xml, issues, options, parsed);
+}
+
+StatusOr<Header> ReadHeader(std::string_view xml, IssueList& issues, const ReadOptions& options) {
+  Parsed parsed;
+  if (absl::Status s = ParseMessage(xml, issues, options, parsed); !s.ok()) return s;
+  IssueList unused;  // what the typed header does not hold is not this call's business
+  Decoder decoder(unused);
+  In msg(parsed.root, "/Message", unused);
+  return decoder.ReadHeader(msg);
 }
 
 StatusOr<Message> ReadXml(std::string_view xml, IssueList& issues, const ReadOptions& options) {
@@ -965,7 +1125,19 @@ StatusOr<Message> ReadXml(std::string_view xml, IssueList& issues, const ReadOpt
     In msg(parsed.root, "/Message", issues);
     m.header = decoder.ReadHeader(msg);
     std::optional<Body> body = decoder.ReadBody(msg);
-    if (!body) return absl::InvalidArgumentError("SCRIPT message has no supported transaction");
+    if (!body) {
+      // The reader names a transaction it has tables but no model for; anything else
+      // (no Body, an empty one) was reported by the validator, or is in lenient mode.
+      for (const Issue& i : issues) {
+        if (i.code == IssueCode::kNotSupported && i.severity == Severity::kError) {
+          return absl::UnimplementedError(i.message);
+        }
+      }
+      if (!issues.has_errors()) {
+        issues.Error("/Message/Body", IssueCode::kRequired, "required: one SCRIPT transaction");
+      }
+      return absl::InvalidArgumentError("SCRIPT message has no supported transaction");
+    }
     m.body = std::move(*body);
   }
   return m;

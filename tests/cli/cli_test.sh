@@ -54,6 +54,18 @@ check "--xsd validates against a schema set" 0 '^ok' '' -- "$RX" check --xsd "$F
 "$RX" to-script --script-version 2017071 --message-id X1 --sent-time 2026-11-26T10:00:00Z "$L" > "$TMP/n.xml" 2>/dev/null
 "$RX" to-fhir "$TMP/n.xml" > "$TMP/b.json" 2>/dev/null
 check "to-script → to-fhir → to-script is byte-identical" 0 '' '' -- sh -c "\"$RX\" to-script --script-version 2017071 --message-id X1 --sent-time 2026-11-26T10:00:00Z \"$TMP/b.json\" 2>/dev/null | cmp - \"$TMP/n.xml\""
+# What partners send: the version read, forced, lenient output, what is not supported.
+N17="$FX/script/newrx_2017071_lisinopril.xml"
+check "to-fhir reads a 2017071 message as 2017071" 0 '"resourceType": "Bundle"' '' -- "$RX" to-fhir "$N17"
+check "--script-version forces the profile read" 1 '' '^error: /Message/Body/NewRx/Patient/HumanPatient' -- "$RX" to-fhir --script-version 2023011 "$N17"
+check "check --script-version forces it too" 1 '' '^error: ' -- "$RX" check --script-version 2023011 "$N17"
+sed -E 's/ (DatatypesVersion|TransportVersion|TransactionDomain|TransactionVersion|StructuresVersion|ECLVersion)="[^"]*"//g' "$N17" > "$TMP/nover.xml"
+check "no version attributes: 2017071, with a warning" 0 '"resourceType": "Bundle"' '^warning: /Message/@TransportVersion: no SCRIPT version' -- "$RX" to-fhir "$TMP/nover.xml"
+sed 's#<MessageID>#<Bogus>1</Bogus><MessageID>#' "$N17" > "$TMP/invalid.xml"
+check "to-fhir on an invalid message: exit 1" 1 '' '^error: /Message/Header/Bogus' -- "$RX" to-fhir "$TMP/invalid.xml"
+check "to-fhir --lenient: the Bundle with an OperationOutcome, exit 1" 1 '"resourceType": "OperationOutcome"' '^error: /Message/Header/Bogus' -- "$RX" to-fhir --lenient "$TMP/invalid.xml"
+sed 's#<Message #<Message version="010" release="006" #' "$N17" > "$TMP/v106.xml"
+check "SCRIPT 10.6: one error naming it, exit 1" 1 '' '^error: /Message/@version: SCRIPT 10.6 is not supported by RxFlow' -- "$RX" to-fhir "$TMP/v106.xml"
 check "--profile-structure loads a table" 0 '^ok' '' -- "$RX" check --profile-structure "$FX/../../data/script/2017071.structure" "$FX/script/status_000.xml"
 
 # The event store through the tool: submit (idempotent), show, events, replay.

@@ -7,6 +7,7 @@
 
 #include "rxflow/http/servers.h"
 #include "rxflow/obs/metrics.h"
+#include "rxflow/script/xml.h"
 #include "rxflow/service.h"
 
 #include "testing/concurrency.h"
@@ -185,6 +186,70 @@ TEST_SUITE("API") {
     unknown.replace(at, 32, std::string(32, 'e'));
     CHECK(api.Post(path, unknown, "application/xml")->status == 404);
     CHECK(api.client->Post(path.c_str(), fill, "application/xml")->status == 401);  // no key
+    CHECK(api.Events() == before);
+  }
+
+  TEST_CASE("pharmacy inbound answers a SCRIPT sender in SCRIPT: an Error it can act on") {
+    Api api;
+    std::string id = json::parse(api.Post("/api/v1/prescriptions", Lisinopril())->body)["id"];
+    std::vector<domain::Command> sent{domain::Route{}, domain::MarkSent{},
+                                      domain::RecordStatus{"000", ""}};
+    REQUIRE(api.service->ExecuteOnce("routing", "m1", id, sent).ok());
+    const std::string path = "/api/v1/pharmacy/inbound";
+    httplib::Headers xml_client = api.Auth();
+    xml_client.emplace("Accept", "application/xml");
+    auto post = [&](const std::string& body) {
+      return api.client->Post(path.c_str(), xml_client, body, "application/xml");
+    };
+    std::string fill = testing::ReadFixture("script/rxfill_partial.xml");
+    auto at = fill.find("<RelatesToMessageID>") + 20;
+    fill.replace(at, fill.find("</RelatesToMessageID>", at) - at, api.service->Get(id)->message_id);
+    size_t before = api.Events();
+
+    // A SCRIPT transaction RxFlow does not handle: 422 and Error 900/4040, addressed back.
+    std::string other = fill;
+    size_t open = other.find("<RxFill>");
+    size_t close = other.find("</RxFill>");
+    REQUIRE(open != std::string::npos);
+    REQUIRE(close != std::string::npos);
+    other.replace(open, close + 9 - open, "<GetMessage/>");
+    auto r = post(other);
+    REQUIRE(r);
+    CHECK(r->status == 422);
+    CHECK(r->get_header_value("Content-Type") == "application/xml");
+    IssueList issues;
+    auto answer = script::ReadXml(r->body, issues);
+    REQUIRE(answer.ok());
+    const auto* error = std::get_if<script::Error>(&answer->body);
+    REQUIRE(error != nullptr);
+    CHECK(error->code == "900");
+    CHECK(error->description_code == std::vector<std::string>{"4040"});
+    CHECK(error->description.find("transaction GetMessage is not supported by RxFlow") !=
+          std::string::npos);
+    auto inbound = script::ReadXml(fill, issues);
+    REQUIRE(inbound.ok());
+    CHECK(answer->header.to == inbound->header.from);
+    CHECK(answer->header.from == inbound->header.to);
+    CHECK(answer->header.relates_to_message_id == inbound->header.message_id);
+
+    // Invalid content: 400 and Error 900/3000 naming the XML path; nothing recorded.
+    std::string invalid = fill;
+    size_t ft = invalid.find("<FillStatus>");
+    REQUIRE(ft != std::string::npos);
+    invalid.insert(ft, "<Bogus>1</Bogus>");
+    r = post(invalid);
+    CHECK(r->status == 400);
+    answer = script::ReadXml(r->body, issues);
+    REQUIRE(answer.ok());
+    error = std::get_if<script::Error>(&answer->body);
+    REQUIRE(error != nullptr);
+    CHECK(error->description_code == std::vector<std::string>{"3000"});
+    CHECK(error->description.find("/Message/Body/RxFill/Bogus") != std::string::npos);
+
+    // Without Accept: application/xml the answer stays a FHIR OperationOutcome.
+    auto plain = api.Post(path, other, "application/xml");
+    CHECK(plain->status == 422);
+    CHECK(json::parse(plain->body)["resourceType"] == "OperationOutcome");
     CHECK(api.Events() == before);
   }
 

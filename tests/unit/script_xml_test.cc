@@ -17,4 +17,142 @@ TEST_SUITE("SCRIPT XML") {
       CHECK_FALSE(issues.has_errors());
     }
   }
+
+  // The version a message is read with: the caller's, else its own attributes, else 2017071.
+  TEST_CASE("the SCRIPT version comes from the Message, can be forced, and defaults to 2017071") {
+    std::string xml = testing::ReadFixture("script/newrx_2017071_lisinopril.xml");
+    std::string bare = xml;
+    for (const char* a : {"DatatypesVersion", "TransportVersion", "TransactionDomain",
+                          "TransactionVersion", "StructuresVersion", "ECLVersion"}) {
+      size_t at = bare.find(std::string(" ") + a + "=\"");
+      REQUIRE(at != std::string::npos);
+      bare.erase(at, bare.find('"', bare.find('"', at) + 1) + 1 - at);
+    }
+    REQUIRE(bare.find("<Message>") != std::string::npos);
+
+    IssueList issues;
+    REQUIRE(script::ReadXml(xml, issues).ok());
+    CHECK(issues.Find("/Message/@TransportVersion") == nullptr);
+
+    issues.clear();
+    REQUIRE(script::ReadXml(bare, issues).ok());
+    const Issue* w = issues.Find("/Message/@TransportVersion");
+    REQUIRE(w != nullptr);
+    CHECK(w->severity == Severity::kWarning);
+    CHECK(w->message == "no SCRIPT version on Message: read as 2017071");
+    CHECK_FALSE(issues.has_errors());
+
+    // 20170712-style values name 2017071 too; an unknown value is named in the warning.
+    std::string other = xml;
+    other.replace(other.find("TransportVersion=\"20170715\""), 27, "TransportVersion=\"20170712\"");
+    issues.clear();
+    CHECK(script::ReadXml(other, issues).ok());
+    CHECK(issues.Find("/Message/@TransportVersion") == nullptr);
+    other.replace(other.find("TransportVersion=\"20170712\""), 27, "TransportVersion=\"99999999\"");
+    issues.clear();
+    CHECK(script::ReadXml(other, issues).ok());
+    REQUIRE(issues.Find("/Message/@TransportVersion") != nullptr);
+    CHECK(issues.Find("/Message/@TransportVersion")->message ==
+          "unknown SCRIPT version \"99999999\": read as 2017071");
+
+    // Forced: the same 2017071 message read with the 2023011 profile is wrong for it
+    // (2023011 wraps the patient's Name in Names), whatever its attributes say.
+    script::ReadOptions forced;
+    forced.version = script::Version::k2023011;
+    issues.clear();
+    auto as2023 = script::ReadXml(xml, issues, forced);
+    CHECK_FALSE(as2023.ok());
+    CHECK(issues.has_errors());
+    forced.version = script::Version::k2017071;
+    issues.clear();
+    CHECK(script::ReadXml(bare, issues, forced).ok());
+    CHECK(issues.Find("/Message/@TransportVersion") == nullptr);  // asked for: no warning
+  }
+
+  TEST_CASE("namespaces: SCRIPT's is read with a warning, xsi/xsd are fine, others refused") {
+    std::string xml = testing::ReadFixture("script/newrx_2017071_lisinopril.xml");
+    auto with = [&](const std::string& attributes) {
+      std::string out = xml;
+      out.insert(out.find("<Message ") + 8, " " + attributes);
+      return out;
+    };
+    IssueList issues;
+    CHECK(script::ReadXml(with("xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" "
+                               "xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\""),
+                          issues)
+              .ok());
+    CHECK_FALSE(issues.has_errors());
+    CHECK(issues.Find("/Message/@xmlns") == nullptr);
+    CHECK(issues.Find("/Message/@TransportVersion") == nullptr);
+    issues.clear();
+    CHECK(script::ReadXml(with("xmlns=\"http://www.ncpdp.org/schema/SCRIPT\""), issues).ok());
+    REQUIRE(issues.Find("/Message/@xmlns") != nullptr);
+    CHECK(issues.Find("/Message/@xmlns")->severity == Severity::kWarning);
+    CHECK_FALSE(issues.has_errors());
+    issues.clear();
+    auto other = script::ReadXml(with("xmlns=\"urn:example:not-script\""), issues);
+    CHECK(other.status().code() == absl::StatusCode::kInvalidArgument);
+    REQUIRE(issues.size() == 1);
+    CHECK(issues[0].path == "/Message/@xmlns");
+    CHECK(issues[0].message.find("urn:example:not-script") != std::string::npos);
+    // A prefixed root element is judged by its prefix's namespace.
+    std::string prefixed = "<s:Message xmlns:s=\"urn:example:other\"><s:Header/></s:Message>";
+    issues.clear();
+    CHECK_FALSE(script::ReadXml(prefixed, issues).ok());
+    CHECK(issues[0].message.find("urn:example:other") != std::string::npos);
+  }
+
+  TEST_CASE("SCRIPT 10.6 and unsupported transactions: one error each, Unimplemented") {
+    std::string xml = testing::ReadFixture("script/newrx_2017071_lisinopril.xml");
+    std::string v106 = xml;
+    v106.replace(v106.find("<Message "), 9, "<Message version=\"010\" release=\"006\" ");
+    IssueList issues;
+    auto r = script::ReadXml(v106, issues);
+    CHECK(r.status().code() == absl::StatusCode::kUnimplemented);
+    REQUIRE(issues.size() == 1);
+    CHECK(issues[0].message ==
+          "SCRIPT 10.6 is not supported by RxFlow: it reads SCRIPT 2017071 and 2023011");
+
+    std::string cir = xml;
+    size_t open = cir.find("<NewRx>"), close = cir.find("</NewRx>");
+    cir.replace(open, close + 8 - open, "<ClinicalInfoResponse><X/></ClinicalInfoResponse>");
+    for (bool lenient : {false, true}) {
+      CAPTURE(lenient);
+      script::ReadOptions o;
+      o.lenient = lenient;
+      issues.clear();
+      r = script::ReadXml(cir, issues, o);
+      CHECK(r.status().code() == absl::StatusCode::kUnimplemented);
+      REQUIRE(issues.error_count() == 1);
+      CHECK(issues.Find("/Message/Body/ClinicalInfoResponse")->message ==
+            "transaction ClinicalInfoResponse is not supported by RxFlow");
+    }
+    // Not a SCRIPT transaction at all: the validator names the unknown element.
+    std::string made_up = cir;
+    made_up.replace(made_up.find("<ClinicalInfoResponse>"), 22, "<Madeup>");
+    made_up.replace(made_up.find("</ClinicalInfoResponse>"), 23, "</Madeup>");
+    issues.clear();
+    CHECK(script::ReadXml(made_up, issues).status().code() == absl::StatusCode::kInvalidArgument);
+  }
+
+  TEST_CASE("lenient reading returns what could be read, with every error") {
+    std::string xml = testing::ReadFixture("script/newrx_2017071_lisinopril.xml");
+    std::string bad = xml;
+    size_t at = bad.find("<MessageID>");
+    bad.insert(at, "<Bogus>x</Bogus>");
+    IssueList issues;
+    CHECK(script::ReadXml(bad, issues).status().code() == absl::StatusCode::kInvalidArgument);
+    script::ReadOptions lenient;
+    lenient.lenient = true;
+    issues.clear();
+    auto m = script::ReadXml(bad, issues, lenient);
+    REQUIRE(m.ok());
+    CHECK(issues.has_errors());
+    CHECK(issues.Find("/Message/Header/Bogus") != nullptr);
+    CHECK(std::holds_alternative<script::NewRx>(m->body));
+    CHECK_FALSE(m->header.message_id.empty());
+    // What stays refused: malformed XML and limits.
+    issues.clear();
+    CHECK_FALSE(script::ReadXml("<Message><Header>", issues, lenient).ok());
+  }
 }

@@ -102,6 +102,13 @@ bool IsXml(const httplib::Request& req) {
   return ct.rfind("application/xml", 0) == 0 || ct.rfind("text/xml", 0) == 0;
 }
 
+// True when the client lists application/xml or text/xml in Accept (a SCRIPT system).
+bool AcceptsXml(const httplib::Request& req) {
+  std::string accept = req.get_header_value("Accept");
+  return accept.find("application/xml") != std::string::npos ||
+         accept.find("text/xml") != std::string::npos;
+}
+
 thread_local std::chrono::steady_clock::time_point t_request_start;
 thread_local std::string t_request_id;
 
@@ -275,8 +282,18 @@ struct ApiServer::Impl {
     IssueList issues;
     auto r = inbox->Receive(req.body, issues, ctx);
     if (!r.ok()) {
-      res.status = HttpStatus(r.status(), false);
-      res.set_content(Outcome(issues, r.status()), "application/fhir+json");
+      // A SCRIPT transaction or version RxFlow does not read: valid, but not processable.
+      res.status = r.status().code() == absl::StatusCode::kUnimplemented
+                       ? 422
+                       : HttpStatus(r.status(), false);
+      // A SCRIPT sender asks for SCRIPT: the Error that answers its message.
+      std::string reply;
+      if (AcceptsXml(req)) reply = inbox->ErrorReply(req.body, r.status(), issues);
+      if (!reply.empty()) {
+        res.set_content(reply, "application/xml");
+      } else {
+        res.set_content(Outcome(issues, r.status()), "application/fhir+json");
+      }
     } else {
       res.set_content(json{{"prescription_id", r->prescription_id},
                            {"transaction", r->transaction},

@@ -61,6 +61,33 @@ def test_to_fhir_returns_a_bundle_dict():
     assert "MedicationDispense" in types
 
 
+def test_to_fhir_reads_what_partners_send():
+    newrx = fixture("script/newrx_2017071_lisinopril.xml")
+    # Forced: a 2017071 message read as 2023011 is wrong for that profile.
+    with pytest.raises(rxflow.InvalidInput):
+        rxflow.to_fhir(newrx, script_version="2023011")
+    assert rxflow.to_fhir(newrx, script_version="2017071")["resourceType"] == "Bundle"
+    assert any(i.severity == "error" for i in rxflow.check(newrx, script_version="2023011"))
+    # Lenient: an invalid message still gives a Bundle, its issues in an OperationOutcome.
+    invalid = newrx.replace("<MessageID>", "<Bogus>1</Bogus><MessageID>", 1)
+    with pytest.raises(rxflow.InvalidInput):
+        rxflow.to_fhir(invalid)
+    bundle = rxflow.to_fhir(invalid, lenient=True)
+    outcome = bundle["entry"][-1]["resource"]
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert any("/Message/Header/Bogus" in i["expression"] for i in outcome["issue"])
+    assert any(e["resource"]["resourceType"] == "MedicationRequest" for e in bundle["entry"])
+    # SCRIPT 10.6: Unsupported (an InvalidInput), one issue naming it.
+    old = newrx.replace("<Message ", '<Message version="010" release="006" ', 1)
+    with pytest.raises(rxflow.Unsupported) as e:
+        rxflow.to_fhir(old)
+    assert isinstance(e.value, rxflow.InvalidInput)
+    assert [i.message for i in e.value.issues] == [
+        "SCRIPT 10.6 is not supported by RxFlow: it reads SCRIPT 2017071 and 2023011"]
+    with pytest.raises(rxflow.InvalidInput):
+        rxflow.to_fhir(newrx, script_version="10.6")
+
+
 def test_check_lists_issues_and_never_raises():
     assert [i for i in rxflow.check(fixture("script/status_000.xml")) if i.severity == "error"] == []
     issues = rxflow.check("<Message><Header/></Message>")

@@ -156,9 +156,20 @@ class PharmacyInbox {
   explicit PharmacyInbox(PrescriptionService& service, const script::Profile* profile = nullptr)
       : service_(service), profile_(profile) {}
   // InvalidArgument (issues name XML paths) for XML that is not a valid pharmacy message or
-  // lacks Header/RelatesToMessageID; NotFound when no prescription has that message id;
+  // lacks Header/RelatesToMessageID; Unimplemented for SCRIPT 10.6 or a transaction RxFlow
+  // does not handle; NotFound when no prescription has that message id;
   // FailedPrecondition when the message does not fit the prescription's state.
+  // Messages are read leniently (see script::ReadOptions::lenient) so that the issues cover
+  // the whole message, but a message with any error changes nothing.
   StatusOr<Result> Receive(std::string_view xml, IssueList& issues, const RequestContext& ctx = {});
+
+  // The SCRIPT Error that answers an inbound message Receive refused with `status`:
+  // addressed back to its sender (To = its From, RelatesToMessageID = its MessageID), Code
+  // 900 (602 when RxFlow could not process it now: retry), DescriptionCode 4040 for a
+  // transaction RxFlow does not support, 500/3000 for invalid XML or content, 1000 for an
+  // unknown prescription; Description names the first problem and its XML path (printable
+  // ASCII, at most 255 characters). Empty when the message's header cannot be read.
+  std::string ErrorReply(std::string_view xml, const Status& status, const IssueList& issues) const;
 
   static constexpr const char* kConsumer = "pharmacy-inbound";
 

@@ -13,12 +13,14 @@
 // lengths, numeric and date formats, and code lists. An over-long or non-printable value
 // is refused, never truncated (21 CFR 1311.170(e)).
 //
-// Reading is namespace-agnostic (a 10.6-style `xmlns` still loads) and refuses any DTD or
-// entity declaration (no XXE, no entity expansion).
+// Reading refuses any DTD or entity declaration (no XXE, no entity expansion), names an
+// unsupported version (10.6) or transaction in one error, and in lenient mode returns what
+// could be read of an invalid message (see ReadOptions).
 #ifndef RXFLOW_SCRIPT_XML_H_
 #define RXFLOW_SCRIPT_XML_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -80,10 +82,19 @@ StatusOr<std::string> WriteXml(const Message& message, IssueList& issues,
                                const WriteOptions& options = {});
 
 struct ReadOptions {
-  // Profile to read with. Default (nullptr): chosen from the Message version attributes
-  // (TransportVersion "20170715"/"20170714"/"2017071" → 2017071, "2023011" → 2023011), else
-  // 2023011 with a warning.
+  // Profile to read with; overrides `version`. Must outlive the call.
   const Profile* profile = nullptr;
+  // Forces a built-in profile. Default (unset): chosen from the Message version attributes
+  // (TransportVersion, or a `version` attribute, "2017071…" → 2017071, "2023011…" → 2023011);
+  // a message with no version attribute, or one RxFlow does not know, is read as 2017071
+  // (the version in production use until 2028) with a warning at /Message/@TransportVersion.
+  std::optional<Version> version;
+  // Lenient: a message with errors is still read as far as it goes, and returned (OK)
+  // with its errors in `issues`; the caller decides what to do with it (the service's
+  // pharmacy inbound route answers the sender). Malformed XML, a refused DTD, an input
+  // over a limit, an unsupported SCRIPT version or transaction stay errors.
+  // Default: strict (any error → no message).
+  bool lenient = false;
   // Inputs larger than this are refused (ResourceExhausted). Default: 4 MiB.
   size_t max_input_bytes = size_t{4} << 20;
   // Elements nested deeper than this are refused. Default: 64 (SCRIPT needs about 12).
@@ -94,10 +105,28 @@ struct ReadOptions {
   std::string xsd_dir;
 };
 
+// The SCRIPT namespace some senders declare on 2017071 messages (accepted with a warning:
+// NCPDP's 2017071 schema has no target namespace).
+inline constexpr std::string_view kScriptNamespace = "http://www.ncpdp.org/schema/SCRIPT";
+
 // Parses SCRIPT XML into a typed message. Structure errors (order, cardinality, lengths,
 // codes) are errors; elements RxFlow does not model are warnings ("not mapped: dropped").
-// InvalidArgument when the XML is malformed, refused (DTD/entities), or invalid.
+// InvalidArgument when the XML is malformed, refused (DTD/entities), or invalid (strict
+// mode); ResourceExhausted over a limit; Unimplemented, with exactly one error, for a
+// SCRIPT version before 2017071 (10.6, …) and for a SCRIPT transaction RxFlow does not
+// handle ("transaction ClinicalInfoResponse is not supported by RxFlow").
+//
+// What real senders write is read: no version attributes (→ 2017071, warning), the SCRIPT
+// namespace (warning; any other namespace is an error naming it), xmlns:xsi/xmlns:xsd
+// declarations, dateTimes without a zone (warning; read as UTC) and fractions of any
+// number of digits, DigitalSignature@Version.
 StatusOr<Message> ReadXml(std::string_view xml, IssueList& issues, const ReadOptions& options = {});
+
+// Reads only the Header of a SCRIPT message: the XML must be well-formed, within the
+// limits, with a Message root; nothing is validated. For answering a message that was
+// refused (the pharmacy inbound route's SCRIPT Error).
+StatusOr<Header> ReadHeader(std::string_view xml, IssueList& issues,
+                            const ReadOptions& options = {});
 
 // Validates SCRIPT XML against the profile's structure only (no typed model).
 absl::Status ValidateXml(std::string_view xml, IssueList& issues, const ReadOptions& options = {});
