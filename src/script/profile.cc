@@ -82,29 +82,4 @@ StatusOr<std::shared_ptr<const Profile>> LoadProfile(std::string_view structure_
   return std::shared_ptr<const Profile>(std::make_shared<Profile>(std::move(impl)));
 }
 
-bool Identification::empty() const {
-  return ncpdp_id.empty() && state_license_number.empty() && medicare_number.empty() &&
-         medicaid_number.empty() && upin.empty() && dea_number.empty() && hin.empty() &&
-         social_security.empty() && npi.empty() && certificate_to_prescribe.empty() &&
-         data2000_waiver_id.empty() && mutually_defined.empty() &&
-         rems_healthcare_provider_enrollment_id.empty() && state_control_substance_number.empty() &&
-         medical_record_identification_number_ehr.empty() && patient_account_number.empty() &&
-         rems_patient_id.empty();
-}
-
-std::string_view TransactionName(const Body& body) {
-  static constexpr std::string_view kNames[] = {"NewRx",
-                                                "Status",
-                                                "Error",
-                                                "Verify",
-                                                "CancelRx",
-                                                "CancelRxResponse",
-                                                "RxRenewalRequest",
-                                                "RxRenewalResponse",
-                                                "RxChangeRequest",
-                                                "RxChangeResponse",
-                                                "RxFill"};
-  return kNames[body.index()];
-}
-
 }  // namespace rxflow::script

@@ -168,6 +168,89 @@ bool IsBase64Binary(std::string_view s) {
   return pad == 0 || allowed.find(before_pad) != std::string_view::npos;
 }
 
+// One character of a pattern at `i`, escaped or not; false for an unsupported escape or a
+// non-ASCII byte.
+bool PatternChar(std::string_view p, size_t& i, unsigned char& c) {
+  if (p[i] != '\\') {
+    c = static_cast<unsigned char>(p[i++]);
+    return c < 0x80;
+  }
+  if (++i >= p.size()) return false;
+  char e = p[i++];
+  switch (e) {
+    case 'n':
+      c = '\n';
+      return true;
+    case 'r':
+      c = '\r';
+      return true;
+    case 't':
+      c = '\t';
+      return true;
+    default:
+      c = static_cast<unsigned char>(e);
+      return std::string_view("\\|.-^?*+{}()[]").find(e) != std::string_view::npos;
+  }
+}
+
+// A character class at `i` (just after `[`) into `atom`; why not, or "".
+std::string PatternClass(std::string_view p, size_t& i, PatternAtom& atom) {
+  bool negate = i < p.size() && p[i] == '^';
+  if (negate) ++i;
+  bool empty = true;
+  while (true) {
+    if (i >= p.size()) return "unterminated [";
+    if (p[i] == ']' && !empty) {
+      ++i;
+      break;
+    }
+    if (p[i] == '[') return "class subtraction and nested classes are not supported";
+    unsigned char lo, hi;
+    if (!PatternChar(p, i, lo)) return "an unsupported escape or character in a class";
+    hi = lo;
+    if (i + 1 < p.size() && p[i] == '-' && p[i + 1] != ']') {
+      ++i;
+      if (p[i] == '[') return "class subtraction is not supported";
+      if (!PatternChar(p, i, hi) || hi < lo) return "a bad range in a class";
+    }
+    for (unsigned v = lo; v <= hi; ++v) atom.set.set(v);
+    empty = false;
+  }
+  if (negate) atom.set.flip();
+  return "";
+}
+
+// The quantifier at `i`, if any (max SIZE_MAX: unbounded); why not, or "".
+std::string PatternQuantifier(std::string_view p, size_t& i, size_t& min, size_t& max) {
+  min = max = 1;
+  if (i < p.size() && (p[i] == '?' || p[i] == '*' || p[i] == '+')) {
+    min = p[i] == '+' ? 1 : 0;
+    max = p[i] == '?' ? 1 : SIZE_MAX;
+    ++i;
+    return "";
+  }
+  if (i >= p.size() || p[i] != '{') return "";
+  size_t close = p.find('}', i);
+  if (close == std::string_view::npos) return "unterminated {";
+  std::string_view q = p.substr(i + 1, close - i - 1);
+  size_t comma = q.find(',');
+  std::string_view a = q.substr(0, comma);
+  if (std::from_chars(a.data(), a.data() + a.size(), min).ec != std::errc()) {
+    return "a bad {n,m}";
+  }
+  max = min;
+  if (comma != std::string_view::npos) {
+    std::string_view b = q.substr(comma + 1);
+    max = SIZE_MAX;
+    if (!b.empty() && std::from_chars(b.data(), b.data() + b.size(), max).ec != std::errc()) {
+      return "a bad {n,m}";
+    }
+  }
+  if (max < min || min > 1000 || (max != SIZE_MAX && max > 1000)) return "a bad or too large {n,m}";
+  i = close + 1;
+  return "";
+}
+
 // Compiles an XSD pattern (implicitly anchored at both ends) of the subset the tables use:
 // alternatives (`|`) of atoms, an atom being a character, a single-character escape (`\+`,
 // `\-`, `\.`, `\\`, `\n`, ...) or a character class (`[0-9]`, `[\+\-]`, `[^...]`), each
@@ -182,44 +265,6 @@ bool CompilePattern(std::string_view p, std::vector<std::vector<PatternAtom>>& o
     error = Cat("pattern ", p, ": ", why);
     return false;
   };
-  // One character, escaped or not; false for an unsupported escape or a non-ASCII byte.
-  auto one_char = [&](size_t& i, unsigned char& c) {
-    if (p[i] != '\\') {
-      c = static_cast<unsigned char>(p[i++]);
-      return c < 0x80;
-    }
-    if (++i >= p.size()) return false;
-    char e = p[i++];
-    switch (e) {
-      case 'n':
-        c = '\n';
-        return true;
-      case 'r':
-        c = '\r';
-        return true;
-      case 't':
-        c = '\t';
-        return true;
-      case '\\':
-      case '|':
-      case '.':
-      case '-':
-      case '^':
-      case '?':
-      case '*':
-      case '+':
-      case '{':
-      case '}':
-      case '(':
-      case ')':
-      case '[':
-      case ']':
-        c = static_cast<unsigned char>(e);
-        return true;
-      default:
-        return false;
-    }
-  };
   out.assign(1, {});
   size_t i = 0;
   while (i < p.size()) {
@@ -231,65 +276,16 @@ bool CompilePattern(std::string_view p, std::vector<std::vector<PatternAtom>>& o
     }
     PatternAtom atom;
     if (c == '[') {
-      ++i;
-      bool negate = i < p.size() && p[i] == '^';
-      if (negate) ++i;
-      bool empty = true;
-      while (true) {
-        if (i >= p.size()) return fail("unterminated [");
-        if (p[i] == ']' && !empty) {
-          ++i;
-          break;
-        }
-        if (p[i] == '[') return fail("class subtraction and nested classes are not supported");
-        unsigned char lo, hi;
-        if (!one_char(i, lo)) return fail("an unsupported escape or character in a class");
-        hi = lo;
-        if (i + 1 < p.size() && p[i] == '-' && p[i + 1] != ']') {
-          ++i;
-          if (p[i] == '[') return fail("class subtraction is not supported");
-          if (!one_char(i, hi) || hi < lo) return fail("a bad range in a class");
-        }
-        for (unsigned v = lo; v <= hi; ++v) atom.set.set(v);
-        empty = false;
-      }
-      if (negate) atom.set.flip();
-    } else if (c == '(' || c == ')' || c == '.' || c == '?' || c == '*' || c == '+' || c == '{' ||
-               c == '}' || c == ']') {
+      if (std::string why = PatternClass(p, ++i, atom); !why.empty()) return fail(why);
+    } else if (std::string_view("().?*+{}]").find(c) != std::string_view::npos) {
       return fail(Cat("\"", std::string_view(&p[i], 1), "\" is not supported here"));
     } else {
       unsigned char v;
-      if (!one_char(i, v)) return fail("an unsupported escape or a non-ASCII character");
+      if (!PatternChar(p, i, v)) return fail("an unsupported escape or a non-ASCII character");
       atom.set.set(v);
     }
-    // The quantifier.
-    size_t min = 1, max = 1;  // max SIZE_MAX: unbounded
-    if (i < p.size() && (p[i] == '?' || p[i] == '*' || p[i] == '+')) {
-      min = p[i] == '+' ? 1 : 0;
-      max = p[i] == '?' ? 1 : SIZE_MAX;
-      ++i;
-    } else if (i < p.size() && p[i] == '{') {
-      size_t close = p.find('}', i);
-      if (close == std::string_view::npos) return fail("unterminated {");
-      std::string_view q = p.substr(i + 1, close - i - 1);
-      size_t comma = q.find(',');
-      std::string_view a = q.substr(0, comma);
-      if (std::from_chars(a.data(), a.data() + a.size(), min).ec != std::errc()) {
-        return fail("a bad {n,m}");
-      }
-      max = min;
-      if (comma != std::string_view::npos) {
-        std::string_view b = q.substr(comma + 1);
-        max = SIZE_MAX;
-        if (!b.empty() && std::from_chars(b.data(), b.data() + b.size(), max).ec != std::errc()) {
-          return fail("a bad {n,m}");
-        }
-      }
-      if (max < min || min > 1000 || (max != SIZE_MAX && max > 1000)) {
-        return fail("a bad or too large {n,m}");
-      }
-      i = close + 1;
-    }
+    size_t min, max;
+    if (std::string why = PatternQuantifier(p, i, min, max); !why.empty()) return fail(why);
     std::vector<PatternAtom>& alt = out.back();
     for (size_t k = 0; k < min; ++k) alt.push_back(atom);
     atom.repeat = PatternAtom::Repeat::kOptional;
@@ -331,6 +327,53 @@ bool MatchPattern(const std::vector<PatternAtom>& atoms, std::string_view s) {
   return cur[n] != 0;
 }
 
+// "[ListName: A, B]", or "[inline: A, B]" for a list the schema defines in place.
+bool MakeCodeList(std::string_view spec, size_t colon, SimpleType& t, std::string& error) {
+  t.kind = SimpleType::Kind::kCodes;
+  std::string_view name = rxflow::internal::Trim(spec.substr(0, colon));
+  if (name != "inline") t.list_name = std::string(name);
+  std::string_view rest = spec.substr(colon + 1);
+  while (!rest.empty()) {
+    size_t comma = rest.find(',');
+    std::string_view item = rxflow::internal::Trim(rest.substr(0, comma));
+    if (item.rfind("\xE2\x80\xA6", 0) == 0) {  // "… N more": the list is known in part
+      t.open = true;
+    } else if (!item.empty()) {
+      t.codes.emplace_back(item);
+    }
+    if (comma == std::string_view::npos) break;
+    rest = rest.substr(comma + 1);
+  }
+  if (t.codes.empty() && !t.open) {
+    error = Cat("code list ", spec, " has no codes");
+    return false;
+  }
+  return true;
+}
+
+// `an`: printable ASCII and spaces, at least one non-blank; `n`: [0-9]+(\.[0-9]+)?, the
+// point counted in the length. anN..M and nN..M restrict them by maximum length.
+bool MakeTextOrNumber(std::string_view spec, SimpleType& t, std::string& error) {
+  bool is_an = spec.rfind("an", 0) == 0;
+  bool is_n =
+      !is_an && spec.rfind("n", 0) == 0 && (spec.size() == 1 || (spec[1] >= '0' && spec[1] <= '9'));
+  if (!is_an && !is_n) {
+    error = Cat("unknown value type [", spec, "]");
+    return false;
+  }
+  t.kind = is_an ? SimpleType::Kind::kText : SimpleType::Kind::kNumeric;
+  if (!ParseLength(spec.substr(is_an ? 2 : 1), t.min_len, t.max_len) || t.min_len > t.max_len) {
+    error = Cat("bad length in value type ", spec);
+    return false;
+  }
+  // The schema gives its type n1..5 maxLength 1 (not 5): a schema validator refuses "12"
+  // in FacilitySpecificHoursOfAdministrationTiming/HoursOfAdministrationValue. RxFlow
+  // follows the schema, not the name: it accepts and refuses what the schema does, so a
+  // message it accepts passes a partner's XSD validation.
+  if (spec == "n1..5") t.max_len = 1;
+  return true;
+}
+
 // Builds the simple type a value-type notation names; false, with `error`, for a notation
 // it does not know (a table's typo is a load error, not a type that accepts anything).
 bool MakeSimple(std::string_view spec, SimpleType& t, std::string& error) {
@@ -358,27 +401,7 @@ bool MakeSimple(std::string_view spec, SimpleType& t, std::string& error) {
     return CompilePattern(t.pattern_source, t.pattern, error);
   }
   if (size_t colon = spec.find(':'); colon != std::string_view::npos) {
-    // "[ListName: A, B]", or "[inline: A, B]" for a list the schema defines in place.
-    t.kind = Kind::kCodes;
-    std::string_view name = rxflow::internal::Trim(spec.substr(0, colon));
-    if (name != "inline") t.list_name = std::string(name);
-    std::string_view rest = spec.substr(colon + 1);
-    while (!rest.empty()) {
-      size_t comma = rest.find(',');
-      std::string_view item = rxflow::internal::Trim(rest.substr(0, comma));
-      if (item.rfind("\xE2\x80\xA6", 0) == 0) {  // "… N more": the list is known in part
-        t.open = true;
-      } else if (!item.empty()) {
-        t.codes.emplace_back(item);
-      }
-      if (comma == std::string_view::npos) break;
-      rest = rest.substr(comma + 1);
-    }
-    if (t.codes.empty() && !t.open) {
-      error = Cat("code list ", spec, " has no codes");
-      return false;
-    }
-    return true;
+    return MakeCodeList(spec, colon, t, error);
   }
   // XML Schema types.
   if (spec == "string") {
@@ -416,26 +439,7 @@ bool MakeSimple(std::string_view spec, SimpleType& t, std::string& error) {
     t.pattern_source = "[0-9][0-9]";
     return CompilePattern(t.pattern_source, t.pattern, error);
   }
-  bool is_an = spec.rfind("an", 0) == 0;
-  bool is_n =
-      !is_an && spec.rfind("n", 0) == 0 && (spec.size() == 1 || (spec[1] >= '0' && spec[1] <= '9'));
-  if (is_an || is_n) {
-    // `an`: printable ASCII and spaces, at least one non-blank; `n`: [0-9]+(\.[0-9]+)?, the
-    // point counted in the length. anN..M and nN..M restrict them by maximum length.
-    t.kind = is_an ? Kind::kText : Kind::kNumeric;
-    if (!ParseLength(spec.substr(is_an ? 2 : 1), t.min_len, t.max_len) || t.min_len > t.max_len) {
-      error = Cat("bad length in value type ", spec);
-      return false;
-    }
-    // The schema gives its type n1..5 maxLength 1 (not 5): a schema validator refuses "12"
-    // in FacilitySpecificHoursOfAdministrationTiming/HoursOfAdministrationValue. RxFlow
-    // follows the schema, not the name: it accepts and refuses what the schema does, so a
-    // message it accepts passes a partner's XSD validation.
-    if (spec == "n1..5") t.max_len = 1;
-    return true;
-  }
-  error = Cat("unknown value type [", spec, "]");
-  return false;
+  return MakeTextOrNumber(spec, t, error);
 }
 
 struct Line {
@@ -843,6 +847,65 @@ void RemoveParticles(Particle& p, int decl) {
   for (Particle& x : c) RemoveParticles(x, decl);
 }
 
+// `code LIST OLD NEW`: renames a code in every list of that name; false if none has it.
+bool ApplyCodeRule(Schema& s, const Rule& r) {
+  bool found = false;
+  for (SimpleType& st : s.simples) {
+    if (st.list_name != r.list) continue;
+    found |= std::find(st.codes.begin(), st.codes.end(), r.old_code) != st.codes.end();
+    std::replace(st.codes.begin(), st.codes.end(), r.old_code, r.name);
+  }
+  return found;
+}
+
+// Wrap: the declaration `d` of type `t` becomes the wrapper, of a new type holding the
+// element under its new name.
+void WrapDecl(Schema& s, int t, int d, const Rule& r) {
+  const ComplexType& ct = s.types[t];
+  std::string anon_name = Cat(ct.name, "/", r.wrapper);
+  int anon = s.FindType(anon_name);
+  if (anon < 0) {
+    ComplexType wrapper;
+    wrapper.name = anon_name;
+    wrapper.decls.push_back(ElementDecl{r.name, ct.decls[d].complex_type, ct.decls[d].simple_type});
+    wrapper.decl_index[r.name] = 0;
+    wrapper.content.kind = Particle::Kind::kSequence;
+    Particle inner;
+    inner.decl = 0;
+    wrapper.content.children.push_back(inner);
+    s.types.push_back(std::move(wrapper));
+    anon = static_cast<int>(s.types.size()) - 1;
+    s.type_index[anon_name] = anon;
+  }
+  ComplexType& ct2 = s.types[t];  // push_back may have moved it
+  ct2.decl_index.erase(ct2.decls[d].name);
+  ct2.decls[d].name = r.wrapper;
+  ct2.decls[d].complex_type = anon;
+  ct2.decls[d].simple_type = -1;
+  ct2.decl_index[r.wrapper] = d;
+}
+
+// wrap, rename or remove PARENT/ELEMENT in every type of a PARENT; false if none has it.
+bool ApplyElementRule(Schema& s, const Rule& r) {
+  bool applied = false;
+  ForParentTypes(s, r.parent, [&](int t) {
+    int d = s.types[t].FindDecl(r.element);
+    if (d < 0) return;
+    applied = true;
+    ComplexType& ct = s.types[t];
+    if (r.kind == Rule::Kind::kRemove) {
+      RemoveParticles(ct.content, d);
+    } else if (r.kind == Rule::Kind::kRename) {
+      ct.decl_index.erase(ct.decls[d].name);
+      ct.decls[d].name = r.name;
+      ct.decl_index[r.name] = d;
+    } else {
+      WrapDecl(s, t, d, r);
+    }
+  });
+  return applied;
+}
+
 }  // namespace
 
 absl::Status ApplyRules(std::string_view text, Profile::Impl& impl) {
@@ -877,13 +940,7 @@ absl::Status ApplyRules(std::string_view text, Profile::Impl& impl) {
       r.list = std::string(w[1]);
       r.old_code = std::string(w[2]);
       r.name = std::string(w[3]);
-      bool found = false;
-      for (SimpleType& st : s.simples) {
-        if (st.list_name != r.list) continue;
-        found |= std::find(st.codes.begin(), st.codes.end(), r.old_code) != st.codes.end();
-        std::replace(st.codes.begin(), st.codes.end(), r.old_code, r.name);
-      }
-      if (!found) return bad(Cat("no code ", r.old_code, " in a code list ", r.list));
+      if (!ApplyCodeRule(s, r)) return bad(Cat("no code ", r.old_code, " in a code list ", r.list));
       impl.rules.push_back(std::move(r));
     } else if ((w[0] == "wrap" && w.size() == 3) || (w[0] == "rename" && w.size() == 3) ||
                (w[0] == "remove" && w.size() == 2)) {
@@ -902,47 +959,7 @@ absl::Status ApplyRules(std::string_view text, Profile::Impl& impl) {
       } else {
         r.kind = Rule::Kind::kRemove;
       }
-      bool applied = false;
-      ForParentTypes(s, r.parent, [&](int t) {
-        int d = s.types[t].FindDecl(r.element);
-        if (d < 0) return;
-        applied = true;
-        ComplexType& ct = s.types[t];
-        if (r.kind == Rule::Kind::kRemove) {
-          RemoveParticles(ct.content, d);
-          return;
-        }
-        if (r.kind == Rule::Kind::kRename) {
-          ct.decl_index.erase(ct.decls[d].name);
-          ct.decls[d].name = r.name;
-          ct.decl_index[r.name] = d;
-          return;
-        }
-        // Wrap: the declaration becomes the wrapper, of a new type holding the element.
-        std::string anon_name = Cat(ct.name, "/", r.wrapper);
-        int anon = s.FindType(anon_name);
-        if (anon < 0) {
-          ComplexType wrapper;
-          wrapper.name = anon_name;
-          wrapper.decls.push_back(
-              ElementDecl{r.name, ct.decls[d].complex_type, ct.decls[d].simple_type});
-          wrapper.decl_index[r.name] = 0;
-          wrapper.content.kind = Particle::Kind::kSequence;
-          Particle inner;
-          inner.decl = 0;
-          wrapper.content.children.push_back(inner);
-          s.types.push_back(std::move(wrapper));
-          anon = static_cast<int>(s.types.size()) - 1;
-          s.type_index[anon_name] = anon;
-        }
-        ComplexType& ct2 = s.types[t];  // push_back may have moved it
-        ct2.decl_index.erase(ct2.decls[d].name);
-        ct2.decls[d].name = r.wrapper;
-        ct2.decls[d].complex_type = anon;
-        ct2.decls[d].simple_type = -1;
-        ct2.decl_index[r.wrapper] = d;
-      });
-      if (!applied) return bad(Cat("no element ", w[1], " in the structure table"));
+      if (!ApplyElementRule(s, r)) return bad(Cat("no element ", w[1], " in the structure table"));
       impl.rules.push_back(std::move(r));
     } else {
       return bad(Cat("unknown directive \"", line.substr(0, 40), "\""));
@@ -952,6 +969,29 @@ absl::Status ApplyRules(std::string_view text, Profile::Impl& impl) {
 }
 
 // --- validator --------------------------------------------------------------------------
+
+namespace {
+
+// Why `text` is not a code of `t` (empty: it is).
+std::string CheckCode(const SimpleType& t, std::string_view text) {
+  if (!rxflow::internal::IsPrintableAscii(text)) {
+    return "contains characters outside printable ASCII";
+  }
+  if (t.open) return text.empty() ? "empty value" : "";
+  if (std::find(t.codes.begin(), t.codes.end(), text) != t.codes.end()) return "";
+  std::string list;
+  for (size_t i = 0; i < t.codes.size() && i < 12; ++i) {
+    if (i) list += ", ";
+    list += t.codes[i];
+  }
+  if (t.codes.size() > 12) list += ", ...";
+  return Cat(
+      "\"", text.substr(0, 40), "\" is not in ",
+      t.list_name.empty() ? std::string("the element's code list") : Cat("code list ", t.list_name),
+      " (", list, ")");
+}
+
+}  // namespace
 
 ValueCheck CheckSimple(const SimpleType& t, std::string_view text) {
   using rxflow::internal::IsPrintableAscii;
@@ -1018,23 +1058,7 @@ ValueCheck CheckSimple(const SimpleType& t, std::string_view text) {
       if (!IsBase64Binary(text)) return fail(IssueCode::kValue, "expected base64 data");
       return r;
     case SimpleType::Kind::kCodes:
-      if (!IsPrintableAscii(text)) {
-        return fail(IssueCode::kValue, "contains characters outside printable ASCII");
-      }
-      if (t.open) return text.empty() ? fail(IssueCode::kValue, "empty value") : r;
-      if (std::find(t.codes.begin(), t.codes.end(), text) == t.codes.end()) {
-        std::string list;
-        for (size_t i = 0; i < t.codes.size() && i < 12; ++i) {
-          if (i) list += ", ";
-          list += t.codes[i];
-        }
-        if (t.codes.size() > 12) list += ", ...";
-        return fail(IssueCode::kValue,
-                    Cat("\"", text.substr(0, 40), "\" is not in ",
-                        t.list_name.empty() ? std::string("the element's code list")
-                                            : Cat("code list ", t.list_name),
-                        " (", list, ")"));
-      }
+      if (std::string why = CheckCode(t, text); !why.empty()) return fail(IssueCode::kValue, why);
       return r;
     case SimpleType::Kind::kPattern:
       for (const std::vector<PatternAtom>& alt : t.pattern) {

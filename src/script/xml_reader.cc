@@ -10,6 +10,7 @@
 #include "rxflow/script/xml.h"
 
 #include "common/text.h"
+#include "script/bindings.h"
 #include "script/schema.h"
 
 namespace rxflow::script {
@@ -75,6 +76,11 @@ std::string NodePath(pugi::xml_node n) {
 // Refuses what pugixml would accept but XML 1.0 does not: control characters, raw or as
 // character references (&#0; would silently end a value early in pugixml's strings).
 bool BadCharacter(std::string_view xml, size_t& offset, std::string& what) {
+  // XML 1.0 is well-formed only in its declared encoding; RxFlow reads SCRIPT as UTF-8.
+  if (!rxflow::internal::IsValidUtf8(xml, &offset)) {
+    what = "invalid UTF-8 (SCRIPT is read as UTF-8)";
+    return true;
+  }
   for (size_t i = 0; i < xml.size(); ++i) {
     unsigned char c = static_cast<unsigned char>(xml[i]);
     if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
@@ -176,12 +182,13 @@ void UndoRules(pugi::xml_node n, const std::vector<Rule>& rules) {
 // children nobody asked for are reported: the typed model does not hold them.
 class In {
  public:
-  In(pugi::xml_node node, std::string path, IssueList& issues)
-      : node_(node), path_(std::move(path)), issues_(issues) {}
+  // `report`: whether the children nobody asked for are reported.
+  In(pugi::xml_node node, std::string path, IssueList& issues, bool report = true)
+      : node_(node), path_(std::move(path)), issues_(issues), report_(report) {}
   In(const In&) = delete;
   In& operator=(const In&) = delete;
   ~In() {
-    if (!node_) return;
+    if (!node_ || !report_) return;
     // Sorted once, searched per child: linear-logarithmic however many siblings there are.
     std::sort(used_.begin(), used_.end());
     for (pugi::xml_node c : node_.children()) {
@@ -193,7 +200,6 @@ class In {
     }
   }
 
-  explicit operator bool() const { return static_cast<bool>(node_); }
   const std::string& path() const { return path_; }
   pugi::xml_node node() const { return node_; }
 
@@ -228,467 +234,34 @@ class In {
     for (pugi::xml_node c : FindAll(name)) out.push_back(OwnText(c));
     return out;
   }
-  IssueList& issues() { return issues_; }
 
  private:
   pugi::xml_node node_;
   std::string path_;
   IssueList& issues_;
+  bool report_;
   std::vector<pugi::xml_node> used_;
 };
 
+using internal::Field;
+using internal::Table;
+using K = Field::Kind;
+
+pugi::xml_node FirstElement(pugi::xml_node n) {
+  for (pugi::xml_node c : n.children()) {
+    if (c.type() == pugi::node_element) return c;
+  }
+  return {};
+}
+
+// Reads a message by the binding tables (bindings.h).
 class Decoder {
  public:
   explicit Decoder(IssueList& issues) : issues_(issues) {}
 
-  Name ReadName(In& parent, std::string_view element) {
-    Name n;
-    pugi::xml_node node = parent.Find(element);
-    if (!node) return n;
-    In in(node, parent.ChildPath(element), issues_);
-    n.last_name = in.Text("LastName");
-    n.first_name = in.Text("FirstName");
-    n.middle_name = in.Text("MiddleName");
-    n.suffix = in.Text("Suffix");
-    n.prefix = in.Text("Prefix");
-    return n;
-  }
-
-  std::optional<Address> ReadAddress(In& parent) {
-    pugi::xml_node node = parent.Find("Address");
-    if (!node) return std::nullopt;
-    In in(node, parent.ChildPath("Address"), issues_);
-    Address a;
-    a.address_line1 = in.Text("AddressLine1");
-    a.address_line2 = in.Text("AddressLine2");
-    a.city = in.Text("City");
-    a.state_province = in.Text("StateProvince");
-    a.postal_code = in.Text("PostalCode");
-    a.country_code = in.Text("CountryCode");
-    return a;
-  }
-
-  Phone ReadPhone(pugi::xml_node node, std::string path) {
-    In in(node, std::move(path), issues_);
-    Phone p;
-    p.number = in.Text("Number");
-    p.extension = in.Text("Extension");
-    p.supports_sms = in.Text("SupportsSMS");
-    return p;
-  }
-
-  std::vector<Phone> ReadPhones(In& parent, std::string_view element) {
-    std::vector<Phone> out;
-    auto nodes = parent.FindAll(element);
-    for (size_t i = 0; i < nodes.size(); ++i) {
-      out.push_back(ReadPhone(nodes[i], parent.ChildPath(element, i, nodes.size())));
-    }
-    return out;
-  }
-
-  std::optional<CommunicationNumbers> ReadComm(In& parent) {
-    pugi::xml_node node = parent.Find("CommunicationNumbers");
-    if (!node) return std::nullopt;
-    In in(node, parent.ChildPath("CommunicationNumbers"), issues_);
-    CommunicationNumbers c;
-    if (pugi::xml_node p = in.Find("PrimaryTelephone")) {
-      c.primary_telephone = ReadPhone(p, in.ChildPath("PrimaryTelephone"));
-    }
-    c.beeper = ReadPhones(in, "Beeper");
-    c.electronic_mail = in.Texts("ElectronicMail");
-    c.fax = ReadPhones(in, "Fax");
-    c.home_telephone = ReadPhones(in, "HomeTelephone");
-    c.work_telephone = ReadPhones(in, "WorkTelephone");
-    c.other_telephone = ReadPhones(in, "OtherTelephone");
-    c.direct_address = in.Text("DirectAddress");
-    return c;
-  }
-
-  DateValue ReadDate(In& parent, std::string_view element) {
-    DateValue d;
-    pugi::xml_node node = parent.Find(element);
-    if (!node) return d;
-    In in(node, parent.ChildPath(element), issues_);
-    d.date = in.Text("Date");
-    d.date_time = in.Text("DateTime");
-    return d;
-  }
-
-  Identification ReadIdentification(In& parent) {
-    Identification id;
-    pugi::xml_node node = parent.Find("Identification");
-    if (!node) return id;
-    In in(node, parent.ChildPath("Identification"), issues_);
-    id.ncpdp_id = in.Text("NCPDPID");
-    id.state_license_number = in.Text("StateLicenseNumber");
-    id.medicare_number = in.Text("MedicareNumber");
-    id.medicaid_number = in.Text("MedicaidNumber");
-    id.upin = in.Text("UPIN");
-    id.dea_number = in.Text("DEANumber");
-    id.hin = in.Text("HIN");
-    id.social_security = in.Text("SocialSecurity");
-    id.npi = in.Text("NPI");
-    id.certificate_to_prescribe = in.Text("CertificateToPrescribe");
-    id.data2000_waiver_id = in.Text("Data2000WaiverID");
-    id.mutually_defined = in.Text("MutuallyDefined");
-    id.rems_healthcare_provider_enrollment_id = in.Text("REMSHealthcareProviderEnrollmentID");
-    id.state_control_substance_number = in.Text("StateControlSubstanceNumber");
-    id.medical_record_identification_number_ehr = in.Text("MedicalRecordIdentificationNumberEHR");
-    id.patient_account_number = in.Text("PatientAccountNumber");
-    id.rems_patient_id = in.Text("REMSPatientID");
-    return id;
-  }
-
-  Patient ReadPatient(In& parent) {
-    Patient p;
-    pugi::xml_node node = parent.Find("Patient");
-    if (!node) return p;
-    In outer(node, parent.ChildPath("Patient"), issues_);
-    pugi::xml_node h = outer.Find("HumanPatient");
-    std::string_view kind = "HumanPatient";
-    if (!h) {
-      h = outer.Find("NonHumanPatient");
-      kind = "NonHumanPatient";
-      p.human = false;
-    }
-    if (!h) return p;
-    In in(h, outer.ChildPath(kind), issues_);
-    p.identification = ReadIdentification(in);
-    p.name = ReadName(in, "Name");
-    p.gender = in.Text("Gender");
-    p.date_of_birth = ReadDate(in, "DateOfBirth");
-    p.address = ReadAddress(in);
-    p.communication_numbers = ReadComm(in);
-    p.language_name_code = in.Text("LanguageNameCode");
-    return p;
-  }
-
-  std::optional<Pharmacy> ReadPharmacy(In& parent) {
-    pugi::xml_node node = parent.Find("Pharmacy");
-    if (!node) return std::nullopt;
-    In in(node, parent.ChildPath("Pharmacy"), issues_);
-    Pharmacy p;
-    p.identification = ReadIdentification(in);
-    p.specialty = in.Text("Specialty");
-    p.business_name = in.Text("BusinessName");
-    p.address = ReadAddress(in);
-    p.communication_numbers = ReadComm(in);
-    return p;
-  }
-
-  Prescriber ReadPrescriber(In& parent) {
-    Prescriber p;
-    pugi::xml_node node = parent.Find("Prescriber");
-    if (!node) return p;
-    In outer(node, parent.ChildPath("Prescriber"), issues_);
-    std::string_view kind = "NonVeterinarian";
-    pugi::xml_node n = outer.Find(kind);
-    if (!n) {
-      kind = "Veterinarian";
-      n = outer.Find(kind);
-      p.veterinarian = true;
-    }
-    if (!n) return p;
-    In in(n, outer.ChildPath(kind), issues_);
-    p.identification = ReadIdentification(in);
-    p.specialty = in.Text("Specialty");
-    if (pugi::xml_node pl = in.Find("PracticeLocation")) {
-      In pin(pl, in.ChildPath("PracticeLocation"), issues_);
-      p.practice_location = PracticeLocation{pin.Text("BusinessName")};
-    }
-    p.name = ReadName(in, "Name");
-    p.address = ReadAddress(in);
-    if (pugi::xml_node ag = in.Find("PrescriberAgent")) {
-      In ain(ag, in.ChildPath("PrescriberAgent"), issues_);
-      p.prescriber_agent = ReadName(ain, "Name");
-    }
-    p.communication_numbers = ReadComm(in);
-    p.prescriber_place_of_service = in.Text("PrescriberPlaceOfService");
-    return p;
-  }
-
-  std::optional<CodeQualifier> ReadCodeQualifier(In& parent, std::string_view element) {
-    pugi::xml_node node = parent.Find(element);
-    if (!node) return std::nullopt;
-    In in(node, parent.ChildPath(element), issues_);
-    return CodeQualifier{in.Text("Code"), in.Text("Qualifier")};
-  }
-
-  std::string ReadNci(In& parent, std::string_view element) {
-    pugi::xml_node node = parent.Find(element);
-    if (!node) return {};
-    In in(node, parent.ChildPath(element), issues_);
-    return in.Text("Code");
-  }
-
-  SigCode ReadSigCode(pugi::xml_node node, std::string path) {
-    In in(node, std::move(path), issues_);
-    SigCode c;
-    c.text = in.Text("Text");
-    c.qualifier = in.Text("Qualifier");
-    c.code = in.Text("Code");
-    return c;
-  }
-  std::optional<SigCode> ReadSigCode(In& parent, std::string_view element) {
-    pugi::xml_node node = parent.Find(element);
-    if (!node) return std::nullopt;
-    return ReadSigCode(node, parent.ChildPath(element));
-  }
-  DoseUnit ReadDoseUnit(pugi::xml_node node, std::string path) {
-    In in(node, std::move(path), issues_);
-    DoseUnit u;
-    u.text = in.Text("Text");
-    in.Text("Qualifier");
-    u.code = in.Text("Code");
-    return u;
-  }
-
-  TimingAndDuration ReadTiming(pugi::xml_node node, std::string path) {
-    In in(node, std::move(path), issues_);
-    TimingAndDuration t;
-    using K = TimingAndDuration::Kind;
-    auto numeric = [&](In& x, std::string_view prefix) {
-      auto values = x.Texts(Cat(prefix, "NumericValue"));
-      if (!values.empty()) t.numeric_value = values[0];
-      if (values.size() > 1) t.numeric_value_high = values[1];
-      t.variable_modifier = x.Text(Cat("Variable", prefix, "Modifier"));
-    };
-    if (pugi::xml_node a = in.Find("AdministrationTiming")) {
-      t.kind = K::kAdministrationTiming;
-      In x(a, in.ChildPath("AdministrationTiming"), issues_);
-      if (auto ev = ReadSigCode(x, "AdministrationTimingEvent"))
-        t.administration_timing_event = *ev;
-    } else if (pugi::xml_node f = in.Find("Frequency")) {
-      t.kind = K::kFrequency;
-      In x(f, in.ChildPath("Frequency"), issues_);
-      numeric(x, "Frequency");
-      if (auto u = ReadSigCode(x, "FrequencyUnits")) t.units = *u;
-    } else if (pugi::xml_node i = in.Find("Interval")) {
-      t.kind = K::kInterval;
-      In x(i, in.ChildPath("Interval"), issues_);
-      numeric(x, "Interval");
-      if (auto u = ReadSigCode(x, "IntervalUnits")) t.units = *u;
-    } else if (pugi::xml_node d = in.Find("Duration")) {
-      t.kind = K::kDuration;
-      In x(d, in.ChildPath("Duration"), issues_);
-      t.numeric_value = x.Text("DurationNumericValue");
-      if (auto u = ReadSigCode(x, "DurationText")) t.units = *u;
-    } else if (auto s = ReadSigCode(in, "StopIndicator")) {
-      t.kind = K::kStopIndicator;
-      t.units = *s;
-    }
-    t.clarifying_free_text = in.Text("TimingClarifyingFreeText");
-    return t;
-  }
-
-  Instruction ReadInstruction(pugi::xml_node node, std::string path) {
-    In in(node, std::move(path), issues_);
-    Instruction out;
-    if (pugi::xml_node da = in.Find("DoseAdministration")) {
-      In d(da, in.ChildPath("DoseAdministration"), issues_);
-      DoseAdministration& a = out.dose_administration;
-      a.dose_delivery_method = ReadSigCode(d, "DoseDeliveryMethod");
-      if (pugi::xml_node dn = d.Find("Dosage")) {
-        In ds(dn, d.ChildPath("Dosage"), issues_);
-        auto q = ds.Texts("DoseQuantity");
-        auto units = ds.FindAll("DoseUnitOfMeasure");
-        if (!q.empty()) a.dose_quantity = q[0];
-        if (!units.empty())
-          a.dose_unit = ReadDoseUnit(units[0], ds.ChildPath("DoseUnitOfMeasure", 0, units.size()));
-        a.dose_range_modifier = ds.Text("DoseRangeModifier");
-        if (q.size() > 1) a.dose_quantity_high = q[1];
-        if (units.size() > 1)
-          a.dose_unit_high =
-              ReadDoseUnit(units[1], ds.ChildPath("DoseUnitOfMeasure", 1, units.size()));
-      }
-      if (auto r = ReadSigCode(d, "RouteOfAdministration")) a.route = *r;
-      a.site = ReadSigCode(d, "SiteOfAdministration");
-    }
-    auto modifiers = in.Texts("MultipleTimingModifier");
-    auto timings = in.FindAll("TimingAndDuration");
-    for (size_t i = 0; i < timings.size(); ++i) {
-      std::string mod = i > 0 && i - 1 < modifiers.size() ? modifiers[i - 1] : "";
-      out.timing.emplace_back(
-          mod, ReadTiming(timings[i], in.ChildPath("TimingAndDuration", i, timings.size())));
-    }
-    auto inds = in.FindAll("IndicationForUse");
-    for (size_t i = 0; i < inds.size(); ++i) {
-      In x(inds[i], in.ChildPath("IndicationForUse", i, inds.size()), issues_);
-      Indication ind;
-      ind.precursor = ReadSigCode(x, "IndicationPrecursor");
-      ind.indication = ReadSigCode(x, "Indication");
-      out.indication_for_use.push_back(std::move(ind));
-    }
-    auto maxes = in.FindAll("MaximumDoseRestriction");
-    for (size_t i = 0; i < maxes.size(); ++i) {
-      In x(maxes[i], in.ChildPath("MaximumDoseRestriction", i, maxes.size()), issues_);
-      MaximumDose m;
-      m.numeric_value = x.Text("MaximumDoseRestrictionNumericValue");
-      if (pugi::xml_node f = x.Find("MaximumDoseRestrictionForm")) {
-        m.form = ReadDoseUnit(f, x.ChildPath("MaximumDoseRestrictionForm"));
-      }
-      m.units = ReadSigCode(x, "MaximumDoseRestrictionUnits");
-      m.duration_value = x.Text("MaximumDoseRestrictionDurationValue");
-      if (auto u = ReadSigCode(x, "MaximumDoseRestrictionDurationUnit")) m.duration_unit = *u;
-      m.clarifying_free_text = x.Text("MaximumDoseRestrictionClarifyingFreeText");
-      out.maximum_dose_restriction.push_back(std::move(m));
-    }
-    return out;
-  }
-
-  Sig ReadSig(pugi::xml_node node, std::string path) {
-    In in(node, std::move(path), issues_);
-    Sig s;
-    s.sig_text = in.Text("SigText");
-    if (pugi::xml_node cs = in.Find("CodeSystem")) {
-      In c(cs, in.ChildPath("CodeSystem"), issues_);
-      s.snomed_version = c.Text("SNOMEDVersion");
-      s.fmt_version = c.Text("FMTVersion");
-    }
-    auto modifiers = in.Texts("MultipleInstructionModifier");
-    auto instructions = in.FindAll("Instruction");
-    for (size_t i = 0; i < instructions.size(); ++i) {
-      Instruction ins =
-          ReadInstruction(instructions[i], in.ChildPath("Instruction", i, instructions.size()));
-      if (i > 0 && i - 1 < modifiers.size()) ins.multiple_instruction_modifier = modifiers[i - 1];
-      s.instruction.push_back(std::move(ins));
-    }
-    s.clarifying_free_text = in.Text("ClarifyingFreeText");
-    return s;
-  }
-
-  Medication ReadMedication(pugi::xml_node node, std::string path) {
-    In in(node, std::move(path), issues_);
-    Medication m;
-    m.drug_description = in.Text("DrugDescription");
-    if (pugi::xml_node dc = in.Find("DrugCoded")) {
-      In d(dc, in.ChildPath("DrugCoded"), issues_);
-      DrugCoded c;
-      c.product_code = ReadCodeQualifier(d, "ProductCode");
-      if (pugi::xml_node st = d.Find("Strength")) {
-        In s(st, d.ChildPath("Strength"), issues_);
-        Strength str;
-        str.strength_value = s.Text("StrengthValue");
-        str.strength_form_code = ReadNci(s, "StrengthForm");
-        str.strength_unit_of_measure_code = ReadNci(s, "StrengthUnitOfMeasure");
-        c.strength = str;
-      }
-      c.drug_db_code = ReadCodeQualifier(d, "DrugDBCode");
-      c.dea_schedule_code = ReadNci(d, "DEASchedule");
-      m.drug_coded = std::move(c);
-    }
-    if (pugi::xml_node q = in.Find("Quantity")) {
-      In x(q, in.ChildPath("Quantity"), issues_);
-      Quantity qty;
-      qty.value = x.Text("Value");
-      qty.code_list_qualifier = x.Text("CodeListQualifier");
-      qty.unit_of_measure_code = ReadNci(x, "QuantityUnitOfMeasure");
-      m.quantity = qty;
-    }
-    m.days_supply = in.Text("DaysSupply");
-    m.written_date = ReadDate(in, "WrittenDate");
-    m.last_fill_date = ReadDate(in, "LastFillDate");
-    m.substitutions = in.Text("Substitutions");
-    m.number_of_refills = in.Text("NumberOfRefills");
-    auto diags = in.FindAll("Diagnosis");
-    for (size_t i = 0; i < diags.size(); ++i) {
-      In x(diags[i], in.ChildPath("Diagnosis", i, diags.size()), issues_);
-      Diagnosis d;
-      d.clinical_information_qualifier = x.Text("ClinicalInformationQualifier");
-      auto code = [&](std::string_view el) -> std::optional<DiagnosisCode> {
-        pugi::xml_node n = x.Find(el);
-        if (!n) return std::nullopt;
-        In c(n, x.ChildPath(el), issues_);
-        return DiagnosisCode{c.Text("Code"), c.Text("Qualifier"), c.Text("Description")};
-      };
-      if (auto p = code("Primary")) d.primary = *p;
-      d.secondary = code("Secondary");
-      m.diagnosis.push_back(std::move(d));
-    }
-    m.prior_authorization = in.Text("PriorAuthorization");
-    m.note = in.Text("Note");
-    m.drug_coverage_status_code = in.Texts("DrugCoverageStatusCode");
-    if (pugi::xml_node s = in.Find("Sig")) m.sig = ReadSig(s, in.ChildPath("Sig"));
-    m.pharmacy_requested_refills = in.Text("PharmacyRequestedRefills");
-    m.do_not_fill = in.Text("DoNotFill");
-    m.order_capture_method = in.Text("OrderCaptureMethod");
-    m.reason_for_substitution_code_used = in.Text("ReasonForSubstitutionCodeUsed");
-    m.rx_fill_indicator = in.Text("RxFillIndicator");
-    auto others = in.FindAll("OtherMedicationDate");
-    for (size_t i = 0; i < others.size(); ++i) {
-      In x(others[i], in.ChildPath("OtherMedicationDate", i, others.size()), issues_);
-      OtherMedicationDate o;
-      o.date = ReadDate(x, "OtherMedicationDate");
-      o.qualifier = x.Text("OtherMedicationDateQualifier");
-      m.other_medication_date.push_back(std::move(o));
-    }
-    return m;
-  }
-
-  std::optional<Medication> ReadMedication(In& parent, std::string_view element) {
-    pugi::xml_node n = parent.Find(element);
-    if (!n) return std::nullopt;
-    return ReadMedication(n, parent.ChildPath(element));
-  }
-
-  Response ReadResponse(In& parent) {
-    Response r;
-    pugi::xml_node node = parent.Find("Response");
-    if (!node) return r;
-    In outer(node, parent.ChildPath("Response"), issues_);
-    for (pugi::xml_node c : node.children()) {
-      if (c.type() != pugi::node_element) continue;
-      r.kind = std::string(Local(c.name()));
-      outer.Find(r.kind);
-      In in(c, outer.ChildPath(r.kind), issues_);
-      r.reason_code = in.Texts("ReasonCode");
-      r.reference_number = in.Text("ReferenceNumber");
-      r.note = in.Text("Note");
-      r.denial_reason = in.Text("DenialReason");
-      break;
-    }
-    return r;
-  }
-
   Header ReadHeader(In& msg) {
     Header h;
-    pugi::xml_node node = msg.Find("Header");
-    if (!node) return h;
-    In in(node, msg.ChildPath("Header"), issues_);
-    if (pugi::xml_node to = in.Find("To")) {
-      h.to = OwnText(to);
-      h.to_qualifier = to.attribute("Qualifier").value();
-    }
-    if (pugi::xml_node from = in.Find("From")) {
-      h.from = OwnText(from);
-      h.from_qualifier = from.attribute("Qualifier").value();
-    }
-    h.message_id = in.Text("MessageID");
-    h.relates_to_message_id = in.Text("RelatesToMessageID");
-    h.sent_time = in.Text("SentTime");
-    if (pugi::xml_node ss = in.Find("SenderSoftware")) {
-      In s(ss, in.ChildPath("SenderSoftware"), issues_);
-      h.sender_software_developer = s.Text("SenderSoftwareDeveloper");
-      h.sender_software_product = s.Text("SenderSoftwareProduct");
-      h.sender_software_version_release = s.Text("SenderSoftwareVersionRelease");
-    }
-    h.test_message = in.Text("TestMessage");
-    h.rx_reference_number = in.Text("RxReferenceNumber");
-    h.prescriber_order_number = in.Text("PrescriberOrderNumber");
-    if (pugi::xml_node ds = in.Find("DigitalSignature")) {
-      In s(ds, in.ChildPath("DigitalSignature"), issues_);
-      DigitalSignature d;
-      d.version = ds.attribute("Version").value();
-      d.digest_method = s.Text("DigestMethod");
-      d.digest_value = s.Text("DigestValue");
-      d.signature_value = s.Text("SignatureValue");
-      d.x509_data = s.Text("X509Data");
-      if (pugi::xml_node ind = s.Find("DigitalSignatureIndicator")) {
-        std::string v = OwnText(ind);
-        d.indicator = v == "true" || v == "1";
-      }
-      h.digital_signature = d;
-    }
+    ReadChild(msg, "Header", &h, internal::kHeaderTable);
     return h;
   }
 
@@ -696,195 +269,191 @@ class Decoder {
     pugi::xml_node node = msg.Find("Body");
     if (!node) return std::nullopt;
     In body(node, msg.ChildPath("Body"), issues_);
-    pugi::xml_node tx;
-    for (pugi::xml_node c : node.children()) {
-      if (c.type() == pugi::node_element) {
-        tx = c;
-        break;
-      }
-    }
+    pugi::xml_node tx = FirstElement(node);
     if (!tx) return std::nullopt;
     std::string_view name = Local(tx.name());
     body.Find(name);
-    In in(tx, body.ChildPath(name), issues_);
-    if (name == "NewRx") {
-      NewRx n;
-      n.urgency_indicator_code = in.Text("UrgencyIndicatorCode");
-      n.patient = ReadPatient(in);
-      n.pharmacy = ReadPharmacy(in);
-      n.prescriber = ReadPrescriber(in);
-      if (auto m = ReadMedication(in, "MedicationPrescribed")) n.medication_prescribed = *m;
-      if (pugi::xml_node p = in.Find("ProhibitRenewalRequest")) {
-        std::string v = OwnText(p);
-        n.prohibit_renewal_request = v == "true" || v == "1";
-      }
-      return Body(std::move(n));
+    const internal::Transaction* t = internal::FindTransaction(name);
+    if (!t) {
+      In in(tx, body.ChildPath(name), issues_);  // its children are reported too
+      issues_.Error(in.path(), IssueCode::kNotSupported,
+                    Cat("transaction ", name, " is not supported by RxFlow"));
+      return std::nullopt;
     }
-    if (name == "CancelRx") {
-      CancelRx c;
-      c.change_of_prescription_status_flag = in.Text("ChangeOfPrescriptionStatusFlag");
-      c.patient = ReadPatient(in);
-      c.pharmacy = ReadPharmacy(in);
-      c.prescriber = ReadPrescriber(in);
-      if (auto m = ReadMedication(in, "MedicationPrescribed")) c.medication_prescribed = *m;
-      return Body(std::move(c));
-    }
-    if (name == "Status") {
-      Status s;
-      s.code = in.Text("Code");
-      s.description_code = in.Texts("DescriptionCode");
-      s.description = in.Text("Description");
-      return Body(std::move(s));
-    }
-    if (name == "Error") {
-      Error e;
-      e.code = in.Text("Code");
-      e.description_code = in.Texts("DescriptionCode");
-      e.description = in.Text("Description");
-      return Body(std::move(e));
-    }
-    if (name == "Verify") {
-      Verify v;
-      if (pugi::xml_node vs = in.Find("VerifyStatus")) {
-        In x(vs, in.ChildPath("VerifyStatus"), issues_);
-        v.code = x.Text("Code");
-        v.description = x.Text("Description");
-      }
-      return Body(std::move(v));
-    }
-    if (name == "CancelRxResponse") {
-      CancelRxResponse c;
-      c.response = ReadResponse(in);
-      return Body(std::move(c));
-    }
-    if (name == "RxRenewalRequest") {
-      RxRenewalRequest r;
-      r.patient = ReadPatient(in);
-      if (auto p = ReadPharmacy(in)) r.pharmacy = *p;
-      r.prescriber = ReadPrescriber(in);
-      if (auto m = ReadMedication(in, "MedicationDispensed")) r.medication_dispensed = *m;
-      r.medication_prescribed = ReadMedication(in, "MedicationPrescribed");
-      return Body(std::move(r));
-    }
-    if (name == "RxRenewalResponse") {
-      RxRenewalResponse r;
-      r.response = ReadResponse(in);
-      r.patient = ReadPatient(in);
-      if (auto p = ReadPharmacy(in)) r.pharmacy = *p;
-      r.prescriber = ReadPrescriber(in);
-      if (auto m = ReadMedication(in, "MedicationResponse")) r.medication_response = *m;
-      return Body(std::move(r));
-    }
-    if (name == "RxChangeRequest") {
-      RxChangeRequest r;
-      r.message_request_code = in.Text("MessageRequestCode");
-      r.message_request_sub_code = in.Texts("MessageRequestSubCode");
-      r.patient = ReadPatient(in);
-      if (auto p = ReadPharmacy(in)) r.pharmacy = *p;
-      r.prescriber = ReadPrescriber(in);
-      if (auto m = ReadMedication(in, "MedicationPrescribed")) r.medication_prescribed = *m;
-      auto reqs = in.FindAll("MedicationRequested");
-      for (size_t i = 0; i < reqs.size(); ++i) {
-        r.medication_requested.push_back(
-            ReadMedication(reqs[i], in.ChildPath("MedicationRequested", i, reqs.size())));
-      }
-      r.change_reason_text = in.Text("ChangeReasonText");
-      return Body(std::move(r));
-    }
-    if (name == "RxChangeResponse") {
-      RxChangeResponse r;
-      r.message_request_code = in.Text("MessageRequestCode");
-      r.message_request_sub_code = in.Texts("MessageRequestSubCode");
-      r.response = ReadResponse(in);
-      r.patient = ReadPatient(in);
-      if (auto p = ReadPharmacy(in)) r.pharmacy = *p;
-      r.prescriber = ReadPrescriber(in);
-      r.medication_prescribed = ReadMedication(in, "MedicationPrescribed");
-      return Body(std::move(r));
-    }
-    if (name == "RxFill") {
-      RxFill r;
-      if (pugi::xml_node fs = in.Find("FillStatus")) {
-        In f(fs, in.ChildPath("FillStatus"), issues_);
-        for (pugi::xml_node c : fs.children()) {
-          if (c.type() != pugi::node_element) continue;
-          r.fill_status = std::string(Local(c.name()));
-          f.Find(r.fill_status);
-          In x(c, f.ChildPath(r.fill_status), issues_);
-          x.Text("ReferenceNumber");
-          r.fill_status_note = x.Text("Note");
-          r.fill_status_reason_code = x.Text("ReasonCode");
-          break;
-        }
-      }
-      r.patient = ReadPatient(in);
-      if (auto p = ReadPharmacy(in)) r.pharmacy = *p;
-      r.prescriber = ReadPrescriber(in);
-      r.medication_dispensed = ReadMedication(in, "MedicationDispensed");
-      r.medication_prescribed = ReadMedication(in, "MedicationPrescribed");
-      return Body(std::move(r));
-    }
-    issues_.Error(in.path(), IssueCode::kNotSupported,
-                  Cat("transaction ", name, " is not supported by RxFlow"));
-    return std::nullopt;
+    Body out;
+    ReadElement(tx, body.ChildPath(name), t->emplace(out), t->table);
+    return out;
   }
 
  private:
+  // Reads `node` into `owner` by `t`. An element with text of its own (To, From) is a
+  // value: its child elements are the validator's to report.
+  void ReadElement(pugi::xml_node node, std::string path, void* owner, const Table& t) {
+    bool value =
+        std::any_of(t.begin(), t.end(), [](const Field& f) { return f.kind == K::kOwnText; });
+    In in(node, std::move(path), issues_, !value);
+    for (const Field& f : t) Read(in, f, owner);
+  }
+
+  // The first child `name` of `in`, if any, into `owner`.
+  void ReadChild(In& in, std::string_view name, void* owner, const Table& t) {
+    if (pugi::xml_node n = in.Find(name)) ReadElement(n, in.ChildPath(name), owner, t);
+  }
+
+  void Read(In& in, const Field& f, void* owner) {
+    const internal::Access* a = f.access;
+    void* m = a ? a->member(owner) : nullptr;
+    switch (f.kind) {
+      case K::kLeaf:
+        return ReadLeaf(in, f, m);
+      case K::kSub:
+      case K::kInterleaved:
+        return ReadSub(in, f, m);
+      case K::kGroup:
+        ReadChild(in, f.name, owner, f.table);
+        return;
+      case K::kChoice:
+        return ReadChoice(in, f, owner);
+      case K::kAttribute:
+        return a->set(m, in.node().attribute(std::string(f.name).c_str()).value());
+      case K::kOwnText:
+        return a->set(m, OwnText(in.node()));
+      case K::kConst:
+        in.Find(f.name);
+        return;
+      case K::kHook:
+        return Hook(in, f.hook, owner);
+    }
+  }
+
+  void ReadLeaf(In& in, const Field& f, void* m) {
+    const internal::Access& a = *f.access;
+    if (a.repeated) {
+      for (pugi::xml_node n : in.FindAll(f.name)) a.set(a.add(m), OwnText(n));
+      return;
+    }
+    pugi::xml_node n = in.Find(f.name);
+    if (n || !a.optional) a.set(a.add(m), n ? OwnText(n) : std::string());
+  }
+
+  void ReadSub(In& in, const Field& f, void* m) {
+    const internal::Access& a = *f.access;
+    if (!a.repeated) {
+      if (pugi::xml_node n = in.Find(f.name)) {
+        ReadElement(n, in.ChildPath(f.name), a.add(m), f.table);
+      }
+      return;
+    }
+    std::vector<std::string> modifiers;
+    if (f.kind == K::kInterleaved) modifiers = in.Texts(f.text);
+    auto nodes = in.FindAll(f.name);
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      void* item = a.add(m);
+      ReadElement(nodes[i], in.ChildPath(f.name, i, nodes.size()), item, f.table);
+      if (i > 0 && i - 1 < modifiers.size()) {
+        f.modifier->set(f.modifier->member(item), modifiers[i - 1]);
+      }
+    }
+  }
+
+  // The first of the alternatives found (none: as the second; a bool member: whether it is
+  // f.text), or with no alternatives the first child element, whatever its name.
+  void ReadChoice(In& in, const Field& f, void* owner) {
+    void* selector = f.access->member(owner);
+    auto [yes, no] = f.alternatives;
+    pugi::xml_node n;
+    std::string name;
+    if (yes.empty()) {
+      n = FirstElement(in.node());
+      if (!n) return;
+      name = Local(n.name());
+      in.Find(name);
+      f.access->set(selector, name);
+    } else {
+      n = in.Find(yes);
+      name = n ? yes : no;
+      if (!n) n = in.Find(no);
+      f.access->set(selector, name == f.text ? "true" : "false");
+    }
+    if (n) ReadElement(n, in.ChildPath(name), owner, f.table);
+  }
+
+  void Hook(In& in, internal::Hook hook, void* owner) {
+    if (hook == internal::Hook::kDosage) {
+      Dosage(in, *static_cast<DoseAdministration*>(owner));
+    } else {
+      Timing(in, static_cast<internal::TimingStep*>(owner)->second);
+    }
+  }
+
+  // One of the parts (kTimingParts), then TimingClarifyingFreeText.
+  void Timing(In& in, TimingAndDuration& t) {
+    for (const internal::TimingPart& p : internal::kTimingParts) {
+      pugi::xml_node n = in.Find(p.element);
+      if (!n) continue;
+      t.kind = static_cast<TimingAndDuration::Kind>(&p - internal::kTimingParts);
+      SigCode& code = t.kind == TimingAndDuration::Kind::kAdministrationTiming
+                          ? t.administration_timing_event
+                          : t.units;
+      if (p.units.empty()) {
+        ReadElement(n, in.ChildPath(p.element), &code, internal::kSigCodeTable);
+        break;
+      }
+      In x(n, in.ChildPath(p.element), issues_);
+      if (!p.modifier.empty()) {
+        auto values = x.Texts(p.value);
+        if (!values.empty()) t.numeric_value = values[0];
+        if (values.size() > 1) t.numeric_value_high = values[1];
+        t.variable_modifier = x.Text(p.modifier);
+      } else if (!p.value.empty()) {
+        t.numeric_value = x.Text(p.value);
+      }
+      ReadChild(x, p.units, &code, internal::kSigCodeTable);
+      break;
+    }
+    t.clarifying_free_text = in.Text("TimingClarifyingFreeText");
+  }
+
+  // DoseQuantity and DoseUnitOfMeasure, twice for a range.
+  void Dosage(In& in, DoseAdministration& a) {
+    auto q = in.Texts("DoseQuantity");
+    auto units = in.FindAll("DoseUnitOfMeasure");
+    auto unit = [&](size_t i, std::optional<DoseUnit>& out) {
+      if (i >= units.size()) return;
+      ReadElement(units[i], in.ChildPath("DoseUnitOfMeasure", i, units.size()), &out.emplace(),
+                  internal::kDoseUnitTable);
+    };
+    if (!q.empty()) a.dose_quantity = q[0];
+    unit(0, a.dose_unit);
+    a.dose_range_modifier = in.Text("DoseRangeModifier");
+    if (q.size() > 1) a.dose_quantity_high = q[1];
+    unit(1, a.dose_unit_high);
+  }
+
   IssueList& issues_;
 };
 
-// The 49 transactions of NCPDP SCRIPT 2017071's Body choice (schema order). A valid
-// transaction outside the profile's tables is refused with one "not supported" error
-// rather than as an unknown element.
-constexpr std::string_view kScriptTransactions[] = {"Status",
-                                                    "Error",
-                                                    "Verify",
-                                                    "GetMessage",
-                                                    "PasswordChange",
-                                                    "CancelRx",
-                                                    "CancelRxResponse",
-                                                    "Census",
-                                                    "DrugAdministration",
-                                                    "MTMServiceRequest",
-                                                    "MTMServiceResponse",
-                                                    "RxRenewalRequest",
-                                                    "RxRenewalResponse",
-                                                    "Resupply",
-                                                    "RxChangeRequest",
-                                                    "RxChangeResponse",
-                                                    "RxFill",
-                                                    "RxHistoryRequest",
-                                                    "RxHistoryResponse",
-                                                    "MTMServiceDocumentation",
-                                                    "ClinicalInfoRequest",
-                                                    "ClinicalInfoResponse",
-                                                    "NewRxResponseDenied",
-                                                    "NewRxRequest",
-                                                    "NewRx",
-                                                    "PAInitiationRequest",
-                                                    "PAInitiationResponse",
-                                                    "PARequest",
-                                                    "PAResponse",
-                                                    "PACancelRequest",
-                                                    "PACancelResponse",
-                                                    "PAAppealRequest",
-                                                    "PAAppealResponse",
-                                                    "CFManifest",
-                                                    "CFRxOrderRequest",
-                                                    "CFInventoryList",
-                                                    "CFRxOrderCancel",
-                                                    "CFRxOrderCompletion",
-                                                    "CFProductInquiry",
-                                                    "CFProductInquiryResponse",
-                                                    "RxTransferRequest",
-                                                    "RxTransferResponse",
-                                                    "RxTransferConfirm",
-                                                    "RxFillIndicatorChange",
-                                                    "Recertification",
-                                                    "REMSRequest",
-                                                    "REMSResponse",
-                                                    "REMSInitiationRequest",
-                                                    "REMSInitiationResponse"};
+// The 49 transactions of NCPDP SCRIPT 2017071's Body choice (schema order), each between
+// spaces. A valid transaction outside the profile's tables is refused with one "not
+// supported" error rather than as an unknown element.
+constexpr std::string_view kScriptTransactions =
+    " Status Error Verify GetMessage PasswordChange CancelRx CancelRxResponse Census"
+    " DrugAdministration MTMServiceRequest MTMServiceResponse RxRenewalRequest"
+    " RxRenewalResponse Resupply RxChangeRequest RxChangeResponse RxFill RxHistoryRequest"
+    " RxHistoryResponse MTMServiceDocumentation ClinicalInfoRequest ClinicalInfoResponse"
+    " NewRxResponseDenied NewRxRequest NewRx PAInitiationRequest PAInitiationResponse"
+    " PARequest PAResponse PACancelRequest PACancelResponse PAAppealRequest PAAppealResponse"
+    " CFManifest CFRxOrderRequest CFInventoryList CFRxOrderCancel CFRxOrderCompletion"
+    " CFProductInquiry CFProductInquiryResponse RxTransferRequest RxTransferResponse"
+    " RxTransferConfirm RxFillIndicatorChange Recertification REMSRequest REMSResponse"
+    " REMSInitiationRequest REMSInitiationResponse ";
+
+// Reports a fatal issue and returns it as the call's status.
+absl::Status Fatal(IssueList& issues, std::string path, IssueCode code, std::string message,
+                   absl::StatusCode status = absl::StatusCode::kInvalidArgument) {
+  issues.Fatal(std::move(path), code, std::move(message));
+  return absl::Status(status, ToString(issues[issues.size() - 1]));
+}
 
 absl::Status Refuse(IssueList& issues, std::string path, std::string message) {
   issues.Error(std::move(path), IssueCode::kNotSupported, message);
@@ -930,10 +499,9 @@ absl::Status CheckNamespace(pugi::xml_node root, IssueList& issues) {
                    Cat("namespace ", ns, " is not part of SCRIPT 2017071: read as 2017071 names"));
     return absl::OkStatus();
   }
-  issues.Fatal("/Message/@xmlns", IssueCode::kStructure,
+  return Fatal(issues, "/Message/@xmlns", IssueCode::kStructure,
                Cat("namespace \"", ns.substr(0, 200), "\" is not SCRIPT's (expected none, or ",
                    kScriptNamespace, ")"));
-  return absl::InvalidArgumentError(ToString(issues[issues.size() - 1]));
 }
 
 // The profile to read with: the caller's, the forced version's, or the one the Message
@@ -969,20 +537,15 @@ absl::Status RefuseUnsupportedTransaction(pugi::xml_node root, const Profile& pr
   for (pugi::xml_node c : root.children()) {
     if (c.type() == pugi::node_element && Local(c.name()) == "Body") body = c;
   }
-  pugi::xml_node tx;
-  for (pugi::xml_node c = body.first_child(); c && !tx; c = c.next_sibling()) {
-    if (c.type() == pugi::node_element) tx = c;
-  }
+  pugi::xml_node tx = FirstElement(body);
   if (!tx) return absl::OkStatus();
   std::string_view name = Local(tx.name());
   const internal::Schema& schema = profile.impl().schema;
   int body_type = schema.FindType("BodyType");
   if (body_type >= 0 && schema.types[body_type].FindDecl(name) >= 0) return absl::OkStatus();
-  for (std::string_view known : kScriptTransactions) {
-    if (known == name) {
-      return Refuse(issues, Cat("/Message/Body/", name),
-                    Cat("transaction ", name, " is not supported by RxFlow"));
-    }
+  if (kScriptTransactions.find(Cat(" ", name, " ")) != std::string_view::npos) {
+    return Refuse(issues, Cat("/Message/Body/", name),
+                  Cat("transaction ", name, " is not supported by RxFlow"));
   }
   return absl::OkStatus();  // not a SCRIPT transaction: the validator names it
 }
@@ -997,24 +560,22 @@ struct Parsed {
 absl::Status ParseMessage(std::string_view xml, IssueList& issues, const ReadOptions& options,
                           Parsed& out) {
   if (xml.size() > options.max_input_bytes) {
-    issues.Fatal(
-        "/", IssueCode::kTooCostly,
-        Cat("input of ", xml.size(), " bytes exceeds the limit of ", options.max_input_bytes));
-    return absl::ResourceExhaustedError(ToString(issues[issues.size() - 1]));
+    return Fatal(
+        issues, "/", IssueCode::kTooCostly,
+        Cat("input of ", xml.size(), " bytes exceeds the limit of ", options.max_input_bytes),
+        absl::StatusCode::kResourceExhausted);
   }
   if (HasDtdOrEntity(xml)) {
-    issues.Fatal("/", IssueCode::kSecurity,
+    return Fatal(issues, "/", IssueCode::kSecurity,
                  "document type (DTD) and entity declarations are refused");
-    return absl::InvalidArgumentError(ToString(issues[issues.size() - 1]));
   }
   size_t bad_at;
   std::string bad_what;
   if (BadCharacter(xml, bad_at, bad_what)) {
     size_t line, col;
     LineColumn(xml, bad_at, line, col);
-    issues.Fatal("/", IssueCode::kStructure,
+    return Fatal(issues, "/", IssueCode::kStructure,
                  Cat("malformed XML at line ", line, ", column ", col, ": ", bad_what));
-    return absl::InvalidArgumentError(ToString(issues[issues.size() - 1]));
   }
   pugi::xml_parse_result r = out.doc.load_buffer(
       xml.data(), xml.size(), pugi::parse_default & ~pugi::parse_doctype & ~pugi::parse_pi,
@@ -1022,9 +583,8 @@ absl::Status ParseMessage(std::string_view xml, IssueList& issues, const ReadOpt
   if (!r) {
     size_t line, col;
     LineColumn(xml, static_cast<size_t>(r.offset), line, col);
-    issues.Fatal("/", IssueCode::kStructure,
+    return Fatal(issues, "/", IssueCode::kStructure,
                  Cat("malformed XML at line ", line, ", column ", col, ": ", r.description()));
-    return absl::InvalidArgumentError(ToString(issues[issues.size() - 1]));
   }
   out.root = out.doc.document_element();
   size_t roots = 0;
@@ -1043,14 +603,12 @@ absl::Status ParseMessage(std::string_view xml, IssueList& issues, const ReadOpt
     text_outside = true;
   }
   if (roots > 1 || text_outside) {
-    issues.Fatal("/", IssueCode::kStructure,
+    return Fatal(issues, "/", IssueCode::kStructure,
                  roots > 1 ? "malformed XML: a second element after the root element"
                            : "malformed XML: text after the root element");
-    return absl::InvalidArgumentError(ToString(issues[issues.size() - 1]));
   }
   if (!out.root || Local(out.root.name()) != "Message") {
-    issues.Fatal("/", IssueCode::kStructure, "the root element must be Message");
-    return absl::InvalidArgumentError(ToString(issues[issues.size() - 1]));
+    return Fatal(issues, "/", IssueCode::kStructure, "the root element must be Message");
   }
   return absl::OkStatus();
 }

@@ -1,0 +1,378 @@
+// The SCRIPT model's tables (see bindings.h): each struct's fields, in schema order.
+#include "script/bindings.h"
+
+namespace rxflow::script::internal {
+namespace {
+
+template <auto M>
+bool NotEmpty(const void* owner) {
+  return !(static_cast<const typename MemberOf<decltype(M)>::Owner*>(owner)->*M).empty();
+}
+
+// An element holding one code: <Name><Code>…</Code></Name>, sent when the code is.
+template <auto M>
+constexpr Field kCodeOnly[] = {Leaf<M>("Code")};
+template <auto M>
+constexpr Field Coded(std::string_view name) {
+  return Group(name, kCodeOnly<M>, &NotEmpty<M>);
+}
+
+// ---- Parties ----
+
+constexpr Field kName[] = {Leaf<&Name::last_name>("LastName"), Leaf<&Name::first_name>("FirstName"),
+                           Leaf<&Name::middle_name>("MiddleName"), Leaf<&Name::suffix>("Suffix"),
+                           Leaf<&Name::prefix>("Prefix")};
+constexpr Field kNameComposite[] = {Group("Name", kName)};
+
+constexpr Field kAddress[] = {Leaf<&Address::address_line1>("AddressLine1"),
+                              Leaf<&Address::address_line2>("AddressLine2"),
+                              Leaf<&Address::city>("City"),
+                              Leaf<&Address::state_province>("StateProvince"),
+                              Leaf<&Address::postal_code>("PostalCode"),
+                              Leaf<&Address::country_code>("CountryCode")};
+
+constexpr Field kPhone[] = {Leaf<&Phone::number>("Number"), Leaf<&Phone::extension>("Extension"),
+                            Leaf<&Phone::supports_sms>("SupportsSMS")};
+
+using Comm = CommunicationNumbers;
+constexpr Field kComm[] = {Sub<&Comm::primary_telephone>("PrimaryTelephone", kPhone),
+                           Sub<&Comm::beeper>("Beeper", kPhone),
+                           Leaf<&Comm::electronic_mail>("ElectronicMail"),
+                           Sub<&Comm::fax>("Fax", kPhone),
+                           Sub<&Comm::home_telephone>("HomeTelephone", kPhone),
+                           Sub<&Comm::work_telephone>("WorkTelephone", kPhone),
+                           Sub<&Comm::other_telephone>("OtherTelephone", kPhone),
+                           Leaf<&Comm::direct_address>("DirectAddress")};
+
+constexpr Field kDate[] = {Leaf<&DateValue::date>("Date"), Leaf<&DateValue::date_time>("DateTime")};
+
+using Id = Identification;
+constexpr Field kIdentificationFields[] = {
+    Leaf<&Id::ncpdp_id>("NCPDPID"),
+    Leaf<&Id::state_license_number>("StateLicenseNumber"),
+    Leaf<&Id::medicare_number>("MedicareNumber"),
+    Leaf<&Id::medicaid_number>("MedicaidNumber"),
+    Leaf<&Id::upin>("UPIN"),
+    Leaf<&Id::dea_number>("DEANumber"),
+    Leaf<&Id::hin>("HIN"),
+    Leaf<&Id::social_security>("SocialSecurity"),
+    Leaf<&Id::npi>("NPI"),
+    Leaf<&Id::certificate_to_prescribe>("CertificateToPrescribe"),
+    Leaf<&Id::data2000_waiver_id>("Data2000WaiverID"),
+    Leaf<&Id::mutually_defined>("MutuallyDefined"),
+    Leaf<&Id::rems_healthcare_provider_enrollment_id>("REMSHealthcareProviderEnrollmentID"),
+    Leaf<&Id::state_control_substance_number>("StateControlSubstanceNumber"),
+    Leaf<&Id::medical_record_identification_number_ehr>("MedicalRecordIdentificationNumberEHR"),
+    Leaf<&Id::patient_account_number>("PatientAccountNumber"),
+    Leaf<&Id::rems_patient_id>("REMSPatientID")};
+constexpr Table kIdentification(kIdentificationFields, /*only_declared=*/true);
+
+constexpr Field kPatientParty[] = {
+    Sub<&Patient::identification>("Identification", kIdentification),
+    Sub<&Patient::name>("Name", kName),
+    Leaf<&Patient::gender>("Gender"),
+    Sub<&Patient::date_of_birth>("DateOfBirth", kDate),
+    Sub<&Patient::address>("Address", kAddress),
+    Sub<&Patient::communication_numbers>("CommunicationNumbers", kComm),
+    Leaf<&Patient::language_name_code>("LanguageNameCode")};
+constexpr Field kPatient[] = {
+    Choice<&Patient::human>(kPatientParty, {"HumanPatient", "NonHumanPatient"}, "HumanPatient")};
+
+constexpr Field kPharmacy[] = {
+    Sub<&Pharmacy::identification>("Identification", kIdentification),
+    Leaf<&Pharmacy::specialty>("Specialty"), Leaf<&Pharmacy::business_name>("BusinessName"),
+    Sub<&Pharmacy::address>("Address", kAddress),
+    Sub<&Pharmacy::communication_numbers>("CommunicationNumbers", kComm)};
+
+constexpr Field kPracticeLocation[] = {Leaf<&PracticeLocation::business_name>("BusinessName")};
+
+constexpr Field kPrescriberParty[] = {
+    Sub<&Prescriber::identification>("Identification", kIdentification),
+    Leaf<&Prescriber::specialty>("Specialty"),
+    Sub<&Prescriber::practice_location>("PracticeLocation", kPracticeLocation),
+    Sub<&Prescriber::name>("Name", kName),
+    Sub<&Prescriber::address>("Address", kAddress),
+    Sub<&Prescriber::prescriber_agent>("PrescriberAgent", kNameComposite),
+    Sub<&Prescriber::communication_numbers>("CommunicationNumbers", kComm),
+    Leaf<&Prescriber::prescriber_place_of_service>("PrescriberPlaceOfService")};
+constexpr Field kPrescriber[] = {Choice<&Prescriber::veterinarian>(
+    kPrescriberParty, {"NonVeterinarian", "Veterinarian"}, "Veterinarian")};
+
+// ---- Medication ----
+
+constexpr Field kCodeQualifier[] = {Leaf<&CodeQualifier::code>("Code"),
+                                    Leaf<&CodeQualifier::qualifier>("Qualifier")};
+
+constexpr Field kStrength[] = {
+    Leaf<&Strength::strength_value>("StrengthValue"),
+    Coded<&Strength::strength_form_code>("StrengthForm"),
+    Coded<&Strength::strength_unit_of_measure_code>("StrengthUnitOfMeasure")};
+
+constexpr Field kDrugCoded[] = {Sub<&DrugCoded::product_code>("ProductCode", kCodeQualifier),
+                                Sub<&DrugCoded::strength>("Strength", kStrength),
+                                Sub<&DrugCoded::drug_db_code>("DrugDBCode", kCodeQualifier),
+                                Coded<&DrugCoded::dea_schedule_code>("DEASchedule")};
+
+constexpr Field kQuantity[] = {Leaf<&Quantity::value>("Value"),
+                               Leaf<&Quantity::code_list_qualifier>("CodeListQualifier"),
+                               Coded<&Quantity::unit_of_measure_code>("QuantityUnitOfMeasure")};
+
+constexpr Field kDiagnosisCode[] = {Leaf<&DiagnosisCode::code>("Code"),
+                                    Leaf<&DiagnosisCode::qualifier>("Qualifier"),
+                                    Leaf<&DiagnosisCode::description>("Description")};
+constexpr Field kDiagnosis[] = {
+    Leaf<&Diagnosis::clinical_information_qualifier>("ClinicalInformationQualifier"),
+    Sub<&Diagnosis::primary>("Primary", kDiagnosisCode),
+    Sub<&Diagnosis::secondary>("Secondary", kDiagnosisCode)};
+
+constexpr Field kOtherDate[] = {
+    Sub<&OtherMedicationDate::date>("OtherMedicationDate", kDate),
+    Leaf<&OtherMedicationDate::qualifier>("OtherMedicationDateQualifier")};
+
+constexpr Field kSigCode[] = {Leaf<&SigCode::text>("Text"), Leaf<&SigCode::qualifier>("Qualifier"),
+                              Leaf<&SigCode::code>("Code")};
+constexpr Field kDoseUnit[] = {Leaf<&DoseUnit::text>("Text"),
+                               Const("Qualifier", "DoseUnitOfMeasure"),
+                               Leaf<&DoseUnit::code>("Code")};
+
+// Dosage is sent with a quantity and its unit (hook: DoseQuantity and DoseUnitOfMeasure
+// come twice for a range).
+bool HasDosage(const void* owner) {
+  const auto& d = *static_cast<const DoseAdministration*>(owner);
+  return !d.dose_quantity.empty() && d.dose_unit;
+}
+constexpr Field kDosage[] = {HookField(Hook::kDosage)};
+using DoseAdmin = DoseAdministration;
+constexpr Field kDoseAdministration[] = {
+    Sub<&DoseAdmin::dose_delivery_method>("DoseDeliveryMethod", kSigCode),
+    Group("Dosage", kDosage, &HasDosage), Sub<&DoseAdmin::route>("RouteOfAdministration", kSigCode),
+    Sub<&DoseAdmin::site>("SiteOfAdministration", kSigCode)};
+
+constexpr Field kTiming[] = {HookField(Hook::kTimingAndDuration)};
+
+constexpr Field kIndication[] = {Sub<&Indication::precursor>("IndicationPrecursor", kSigCode),
+                                 Sub<&Indication::indication>("Indication", kSigCode)};
+
+constexpr Field kMaximumDose[] = {
+    Leaf<&MaximumDose::numeric_value>("MaximumDoseRestrictionNumericValue"),
+    Sub<&MaximumDose::form>("MaximumDoseRestrictionForm", kDoseUnit),
+    Sub<&MaximumDose::units>("MaximumDoseRestrictionUnits", kSigCode),
+    Leaf<&MaximumDose::duration_value>("MaximumDoseRestrictionDurationValue"),
+    Sub<&MaximumDose::duration_unit>("MaximumDoseRestrictionDurationUnit", kSigCode),
+    Leaf<&MaximumDose::clarifying_free_text>("MaximumDoseRestrictionClarifyingFreeText")};
+
+constexpr Field kInstruction[] = {
+    Sub<&Instruction::dose_administration>("DoseAdministration", kDoseAdministration),
+    Interleaved<&Instruction::timing, &TimingStep::first>("TimingAndDuration",
+                                                          "MultipleTimingModifier", kTiming),
+    Sub<&Instruction::indication_for_use>("IndicationForUse", kIndication),
+    Sub<&Instruction::maximum_dose_restriction>("MaximumDoseRestriction", kMaximumDose)};
+
+// The structured part of a Sig is sent with its instructions only.
+bool Structured(const void* owner) { return static_cast<const Sig*>(owner)->structured(); }
+constexpr Field kCodeSystem[] = {Leaf<&Sig::snomed_version>("SNOMEDVersion"),
+                                 Leaf<&Sig::fmt_version>("FMTVersion")};
+constexpr Field kSig[] = {
+    Leaf<&Sig::sig_text>("SigText"), Group("CodeSystem", kCodeSystem, &Structured),
+    Interleaved<&Sig::instruction, &Instruction::multiple_instruction_modifier>(
+        "Instruction", "MultipleInstructionModifier", kInstruction),
+    Leaf<&Sig::clarifying_free_text>("ClarifyingFreeText", &Structured)};
+
+using Med = Medication;
+constexpr Field kMedication[] = {
+    Leaf<&Med::drug_description>("DrugDescription"),
+    Sub<&Med::drug_coded>("DrugCoded", kDrugCoded),
+    Sub<&Med::quantity>("Quantity", kQuantity),
+    Leaf<&Med::days_supply>("DaysSupply"),
+    Sub<&Med::written_date>("WrittenDate", kDate),
+    Sub<&Med::last_fill_date>("LastFillDate", kDate),
+    Leaf<&Med::substitutions>("Substitutions"),
+    Leaf<&Med::number_of_refills>("NumberOfRefills"),
+    Sub<&Med::diagnosis>("Diagnosis", kDiagnosis),
+    Leaf<&Med::prior_authorization>("PriorAuthorization"),
+    Leaf<&Med::note>("Note"),
+    Leaf<&Med::drug_coverage_status_code>("DrugCoverageStatusCode"),
+    Sub<&Med::sig>("Sig", kSig),
+    Leaf<&Med::pharmacy_requested_refills>("PharmacyRequestedRefills"),
+    Leaf<&Med::do_not_fill>("DoNotFill"),
+    Leaf<&Med::order_capture_method>("OrderCaptureMethod"),
+    Leaf<&Med::reason_for_substitution_code_used>("ReasonForSubstitutionCodeUsed"),
+    Leaf<&Med::rx_fill_indicator>("RxFillIndicator"),
+    Sub<&Med::other_medication_date>("OtherMedicationDate", kOtherDate)};
+
+// ---- Header ----
+
+constexpr Field kTo[] = {Attribute<&Header::to_qualifier>("Qualifier"), OwnText<&Header::to>()};
+constexpr Field kFrom[] = {Attribute<&Header::from_qualifier>("Qualifier"),
+                           OwnText<&Header::from>()};
+constexpr Field kSenderSoftware[] = {
+    Leaf<&Header::sender_software_developer>("SenderSoftwareDeveloper"),
+    Leaf<&Header::sender_software_product>("SenderSoftwareProduct"),
+    Leaf<&Header::sender_software_version_release>("SenderSoftwareVersionRelease")};
+// The indicator first: of the schema's choice, it is what is sent when it is set.
+using Signature = DigitalSignature;
+constexpr Field kDigitalSignature[] = {Attribute<&Signature::version>("Version"),
+                                       Leaf<&Signature::indicator>("DigitalSignatureIndicator"),
+                                       Leaf<&Signature::digest_method>("DigestMethod"),
+                                       Leaf<&Signature::digest_value>("DigestValue"),
+                                       Leaf<&Signature::signature_value>("SignatureValue"),
+                                       Leaf<&Signature::x509_data>("X509Data")};
+constexpr Field kHeader[] = {
+    Group("To", kTo),
+    Group("From", kFrom),
+    Leaf<&Header::message_id>("MessageID"),
+    Leaf<&Header::relates_to_message_id>("RelatesToMessageID"),
+    Leaf<&Header::sent_time>("SentTime"),
+    Group("SenderSoftware", kSenderSoftware),
+    Leaf<&Header::test_message>("TestMessage"),
+    Leaf<&Header::rx_reference_number>("RxReferenceNumber"),
+    Leaf<&Header::prescriber_order_number>("PrescriberOrderNumber"),
+    Sub<&Header::digital_signature>("DigitalSignature", kDigitalSignature)};
+
+// ---- Transactions ----
+
+constexpr Field kResponseKind[] = {Leaf<&Response::reason_code>("ReasonCode"),
+                                   Leaf<&Response::reference_number>("ReferenceNumber"),
+                                   Leaf<&Response::note>("Note"),
+                                   Leaf<&Response::denial_reason>("DenialReason")};
+constexpr Field kResponse[] = {Choice<&Response::kind>(kResponseKind)};
+
+constexpr Field kNewRx[] = {Leaf<&NewRx::urgency_indicator_code>("UrgencyIndicatorCode"),
+                            Sub<&NewRx::patient>("Patient", kPatient),
+                            Sub<&NewRx::pharmacy>("Pharmacy", kPharmacy),
+                            Sub<&NewRx::prescriber>("Prescriber", kPrescriber),
+                            Sub<&NewRx::medication_prescribed>("MedicationPrescribed", kMedication),
+                            Leaf<&NewRx::prohibit_renewal_request>("ProhibitRenewalRequest")};
+
+constexpr Field kCancelRx[] = {
+    Leaf<&CancelRx::change_of_prescription_status_flag>("ChangeOfPrescriptionStatusFlag"),
+    Sub<&CancelRx::patient>("Patient", kPatient), Sub<&CancelRx::pharmacy>("Pharmacy", kPharmacy),
+    Sub<&CancelRx::prescriber>("Prescriber", kPrescriber),
+    Sub<&CancelRx::medication_prescribed>("MedicationPrescribed", kMedication)};
+
+// Status and Error.
+template <typename T>
+constexpr Field kCoded[] = {Leaf<&T::code>("Code"), Leaf<&T::description_code>("DescriptionCode"),
+                            Leaf<&T::description>("Description")};
+
+constexpr Field kVerifyStatus[] = {Leaf<&Verify::code>("Code"),
+                                   Leaf<&Verify::description>("Description")};
+constexpr Field kVerify[] = {Group("VerifyStatus", kVerifyStatus)};
+
+constexpr Field kCancelRxResponse[] = {Sub<&CancelRxResponse::response>("Response", kResponse)};
+
+using RenewalRequest = RxRenewalRequest;
+constexpr Field kRxRenewalRequest[] = {
+    Sub<&RenewalRequest::patient>("Patient", kPatient),
+    Sub<&RenewalRequest::pharmacy>("Pharmacy", kPharmacy),
+    Sub<&RenewalRequest::prescriber>("Prescriber", kPrescriber),
+    Sub<&RenewalRequest::medication_dispensed>("MedicationDispensed", kMedication),
+    Sub<&RenewalRequest::medication_prescribed>("MedicationPrescribed", kMedication)};
+
+using RenewalResponse = RxRenewalResponse;
+constexpr Field kRxRenewalResponse[] = {
+    Sub<&RenewalResponse::response>("Response", kResponse),
+    Sub<&RenewalResponse::patient>("Patient", kPatient),
+    Sub<&RenewalResponse::pharmacy>("Pharmacy", kPharmacy),
+    Sub<&RenewalResponse::prescriber>("Prescriber", kPrescriber),
+    Sub<&RenewalResponse::medication_response>("MedicationResponse", kMedication)};
+
+using ChangeRequest = RxChangeRequest;
+constexpr Field kRxChangeRequest[] = {
+    Leaf<&ChangeRequest::message_request_code>("MessageRequestCode"),
+    Leaf<&ChangeRequest::message_request_sub_code>("MessageRequestSubCode"),
+    Sub<&ChangeRequest::patient>("Patient", kPatient),
+    Sub<&ChangeRequest::pharmacy>("Pharmacy", kPharmacy),
+    Sub<&ChangeRequest::prescriber>("Prescriber", kPrescriber),
+    Sub<&ChangeRequest::medication_prescribed>("MedicationPrescribed", kMedication),
+    Sub<&ChangeRequest::medication_requested>("MedicationRequested", kMedication),
+    Leaf<&ChangeRequest::change_reason_text>("ChangeReasonText")};
+
+using ChangeResponse = RxChangeResponse;
+constexpr Field kRxChangeResponse[] = {
+    Leaf<&ChangeResponse::message_request_code>("MessageRequestCode"),
+    Leaf<&ChangeResponse::message_request_sub_code>("MessageRequestSubCode"),
+    Sub<&ChangeResponse::response>("Response", kResponse),
+    Sub<&ChangeResponse::patient>("Patient", kPatient),
+    Sub<&ChangeResponse::pharmacy>("Pharmacy", kPharmacy),
+    Sub<&ChangeResponse::prescriber>("Prescriber", kPrescriber),
+    Sub<&ChangeResponse::medication_prescribed>("MedicationPrescribed", kMedication)};
+
+// FillStatus's ReferenceNumber is not modelled; it is read without a warning.
+constexpr Field kFillStatusKind[] = {Const("ReferenceNumber", ""),
+                                     Leaf<&RxFill::fill_status_note>("Note"),
+                                     Leaf<&RxFill::fill_status_reason_code>("ReasonCode")};
+constexpr Field kFillStatus[] = {Choice<&RxFill::fill_status>(kFillStatusKind)};
+constexpr Field kRxFill[] = {
+    Group("FillStatus", kFillStatus),
+    Sub<&RxFill::patient>("Patient", kPatient),
+    Sub<&RxFill::pharmacy>("Pharmacy", kPharmacy),
+    Sub<&RxFill::prescriber>("Prescriber", kPrescriber),
+    Sub<&RxFill::medication_dispensed>("MedicationDispensed", kMedication),
+    Sub<&RxFill::medication_prescribed>("MedicationPrescribed", kMedication)};
+
+template <typename T, size_t I = 0>
+constexpr size_t IndexInBody() {
+  if constexpr (std::is_same_v<std::variant_alternative_t<I, Body>, T>) {
+    return I;
+  } else {
+    return IndexInBody<T, I + 1>();
+  }
+}
+
+template <typename T>
+constexpr Transaction Tx(std::string_view name, Table table) {
+  return {name, table, IndexInBody<T>(), [](Body& b) -> void* { return &b.emplace<T>(); },
+          [](const Body& b) -> const void* { return &std::get<T>(b); }};
+}
+
+// In Body's order.
+constexpr Transaction kTransactions[] = {
+    Tx<NewRx>("NewRx", kNewRx),
+    Tx<Status>("Status", kCoded<Status>),
+    Tx<Error>("Error", kCoded<Error>),
+    Tx<Verify>("Verify", kVerify),
+    Tx<CancelRx>("CancelRx", kCancelRx),
+    Tx<CancelRxResponse>("CancelRxResponse", kCancelRxResponse),
+    Tx<RxRenewalRequest>("RxRenewalRequest", kRxRenewalRequest),
+    Tx<RxRenewalResponse>("RxRenewalResponse", kRxRenewalResponse),
+    Tx<RxChangeRequest>("RxChangeRequest", kRxChangeRequest),
+    Tx<RxChangeResponse>("RxChangeResponse", kRxChangeResponse),
+    Tx<RxFill>("RxFill", kRxFill)};
+constexpr bool InBodyOrder() {
+  for (size_t i = 0; i < std::size(kTransactions); ++i) {
+    if (kTransactions[i].index != i) return false;
+  }
+  return std::size(kTransactions) == std::variant_size_v<Body>;
+}
+static_assert(InBodyOrder(), "kTransactions lists Body's alternatives, in order");
+
+}  // namespace
+
+const Table kHeaderTable = kHeader;
+const Table kSigCodeTable = kSigCode;
+const Table kDoseUnitTable = kDoseUnit;
+
+const Transaction* FindTransaction(std::string_view name) {
+  for (const Transaction& t : kTransactions) {
+    if (t.name == name) return &t;
+  }
+  return nullptr;
+}
+
+const Transaction& TransactionOf(const Body& body) { return kTransactions[body.index()]; }
+
+}  // namespace rxflow::script::internal
+
+namespace rxflow::script {
+
+bool Identification::empty() const {
+  for (const internal::Field& f : internal::kIdentification) {
+    if (f.access->count(f.access->cmember(this)) > 0) return false;
+  }
+  return true;
+}
+
+std::string_view TransactionName(const Body& body) { return internal::TransactionOf(body).name; }
+
+}  // namespace rxflow::script
