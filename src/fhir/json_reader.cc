@@ -1,17 +1,23 @@
 // FHIR R5 JSON reader: simdjson On-Demand straight into the typed structs of r5.h.
 //
-// The reader walks the document once. Each typed reader dispatches on the field name;
-// whatever it does not consume goes through Unknown(), which tells apart a FHIR element
-// RxFlow does not model (warning: dropped) from a name FHIR does not have (warning in
-// lenient mode, error in strict mode). Paths are kept as a stack of string_views into
-// the parser's buffers and rendered only when an issue is reported.
+// The reader walks the document once. Each object's keys are looked up in the field table
+// of its type (fhir/fields.h, shared with the writer), then in the type's hooks (R4 names,
+// dropped elements, Extension's value[x]); whatever neither consumes goes through
+// Unknown(), which tells apart a FHIR element RxFlow does not model (warning: dropped) from
+// a name FHIR does not have (warning in lenient mode, error in strict mode). Paths are kept
+// as a stack of string_views into the parser's buffers and rendered only when an issue is
+// reported.
 #include "fhir/json_reader.h"
 
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <initializer_list>
+#include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
@@ -21,11 +27,13 @@
 #include "rxflow/internal/strcat.h"
 
 #include "common/text.h"
+#include "fhir/fields.h"
 
 namespace rxflow::fhir {
 namespace {
 
 namespace od = simdjson::ondemand;
+using fields::Fmt;
 using internal::HasNoControlChars;
 
 // FHIR R5 elements RxFlow knows but does not map, per resource (reported as dropped).
@@ -58,6 +66,26 @@ constexpr std::string_view kMedicationKnown[] = {"marketingAuthorizationHolder",
 constexpr std::string_view kBundleKnown[] = {"total", "link", "signature", "issues"};
 constexpr std::string_view kMessageHeaderKnown[] = {
     "destination", "sender", "author", "source", "responsible", "reason", "response", "definition"};
+
+// The list above of each resource (OperationOutcome has none).
+template <typename T>
+constexpr std::span<const std::string_view> kKnown{};
+template <>
+constexpr std::span<const std::string_view> kKnown<MedicationRequest> = kMedicationRequestKnown;
+template <>
+constexpr std::span<const std::string_view> kKnown<Patient> = kPatientKnown;
+template <>
+constexpr std::span<const std::string_view> kKnown<Practitioner> = kPractitionerKnown;
+template <>
+constexpr std::span<const std::string_view> kKnown<PractitionerRole> = kPractitionerRoleKnown;
+template <>
+constexpr std::span<const std::string_view> kKnown<Organization> = kOrganizationKnown;
+template <>
+constexpr std::span<const std::string_view> kKnown<Medication> = kMedicationKnown;
+template <>
+constexpr std::span<const std::string_view> kKnown<Bundle> = kBundleKnown;
+template <>
+constexpr std::span<const std::string_view> kKnown<MessageHeader> = kMessageHeaderKnown;
 
 std::string_view JsonTypeName(od::json_type t) {
   switch (t) {
@@ -172,29 +200,26 @@ RawScan ScanRaw(std::string_view s) {
   return r;
 }
 
-enum class Prim { kString, kMarkdown, kCode, kId, kUri, kDate, kDateTime, kInstant, kTime };
-
-std::string_view PrimName(Prim p) {
+// The name of a string primitive format in an issue ("expected a code, ...").
+std::string_view PrimName(Fmt p) {
   switch (p) {
-    case Prim::kString:
-    case Prim::kMarkdown:
-      return "a string";
-    case Prim::kCode:
+    case Fmt::kCode:
       return "a code";
-    case Prim::kId:
+    case Fmt::kId:
       return "an id";
-    case Prim::kUri:
+    case Fmt::kUri:
       return "a uri";
-    case Prim::kDate:
+    case Fmt::kDate:
       return "a date";
-    case Prim::kDateTime:
+    case Fmt::kDateTime:
       return "a dateTime";
-    case Prim::kInstant:
+    case Fmt::kInstant:
       return "an instant";
-    case Prim::kTime:
+    case Fmt::kTime:
       return "a time";
+    default:  // kString, kMarkdown
+      return "a string";
   }
-  return "a string";
 }
 
 class Reader {
@@ -429,7 +454,7 @@ class Reader {
   }
 
   // --- primitives --------------------------------------------------------------------------
-  bool Str(od::value v, std::string& out, Prim kind = Prim::kString) {
+  bool Str(od::value v, std::string& out, Fmt kind = Fmt::kString) {
     std::string_view s;
     if (auto err = v.get_string().get(s)) {
       if (err == simdjson::INCORRECT_TYPE) {
@@ -447,35 +472,34 @@ class Reader {
     }
     bool ok = true;
     switch (kind) {
-      case Prim::kString:
-      case Prim::kMarkdown:
+      case Fmt::kCode:
+        ok = internal::IsFhirCode(s);
+        break;
+      case Fmt::kId:
+        ok = internal::IsFhirId(s);
+        break;
+      case Fmt::kUri:
+        ok = internal::IsFhirUri(s);
+        break;
+      case Fmt::kDate:
+        ok = internal::IsFhirDate(s);
+        break;
+      case Fmt::kDateTime:
+        ok = internal::IsFhirDateTime(s);
+        break;
+      case Fmt::kInstant:
+        ok = internal::IsFhirInstant(s);
+        break;
+      case Fmt::kTime:
+        ok = internal::IsFhirTime(s);
+        break;
+      default:  // kString, kMarkdown
         ok = !s.empty() && HasNoControlChars(s);
         if (!ok) {
           Error(IssueCode::kValue, s.empty() ? "empty string is not allowed in FHIR JSON"
                                              : "string contains control characters");
           return false;
         }
-        break;
-      case Prim::kCode:
-        ok = internal::IsFhirCode(s);
-        break;
-      case Prim::kId:
-        ok = internal::IsFhirId(s);
-        break;
-      case Prim::kUri:
-        ok = internal::IsFhirUri(s);
-        break;
-      case Prim::kDate:
-        ok = internal::IsFhirDate(s);
-        break;
-      case Prim::kDateTime:
-        ok = internal::IsFhirDateTime(s);
-        break;
-      case Prim::kInstant:
-        ok = internal::IsFhirInstant(s);
-        break;
-      case Prim::kTime:
-        ok = internal::IsFhirTime(s);
         break;
     }
     if (!ok) {
@@ -488,7 +512,7 @@ class Reader {
     return true;
   }
 
-  void StrList(od::value v, std::vector<std::string>& out, Prim kind = Prim::kString) {
+  void StrList(od::value v, std::vector<std::string>& out, Fmt kind = Fmt::kString) {
     Arr(v, [&](od::value item) {
       std::string s;
       if (Str(item, s, kind)) out.push_back(std::move(s));
@@ -547,358 +571,208 @@ class Reader {
     out = b;
   }
 
-  // --- datatypes ---------------------------------------------------------------------------
+  // --- the field table (fhir/fields.h) -------------------------------------------------------
   // A callable that reads into any type with a Read overload.
   auto Self() {
     return [this](od::value v, auto& out) { Read(v, out); };
   }
 
-  void Read(od::value v, Extension& e) {
+  // Reads a datatype or backbone element: the elements of its table, then its hooks.
+  template <typename T>
+  void Read(od::value v, T& obj) {
     Obj(v, [&](std::string_view key, od::value val) {
-      if (key == "url") return Str(val, e.url, Prim::kUri), true;
-      if (key == "extension") return ArrOf(val, e.extension, Self()), true;
-      if (key == "id") return true;
-      if (key.size() > 5 && key.substr(0, 5) == "value") {
-        if (!e.value_type.empty()) {
-          Error(IssueCode::kStructure, "an extension has at most one value[x]");
-          return true;
-        }
-        std::string_view expected = ExtensionValueJsonType(key.substr(5));
-        od::json_type actual;
-        if (val.type().get(actual)) return Fatal("malformed JSON value"), true;
-        if (expected.empty()) {
-          Error(IssueCode::kStructure, internal::Cat("unknown extension value type ", key));
-          return true;
-        }
-        if (expected != JsonTypeName(actual)) {
-          Error(IssueCode::kStructure,
-                internal::Cat("expected ", ExtensionValueDescription(key.substr(5)), ", got ",
-                              JsonTypeName(actual)));
-          return true;
-        }
-        e.value_type.assign(key.substr(5));
-        od::json_type t;
-        if (val.type().get(t)) return Fatal("malformed JSON value"), true;
-        std::string_view raw;
-        if (t == od::json_type::object) {
-          od::object o;
-          if (!val.get_object().get(o) && !o.raw_json().get(raw)) e.value_json.assign(raw);
-        } else if (t == od::json_type::array) {
-          Error(IssueCode::kStructure, "an extension value must not be an array");
-        } else {
-          e.value_json.assign(internal::Trim(val.raw_json_token()));
-        }
-        return true;
-      }
-      return false;
+      return ReadTableField(key, val, obj) || ReadOther(key, val, obj);
     });
-    if (e.url.empty()) {
-      Error(IssueCode::kRequired, "extension.url is required");
+    CheckRequired(obj);
+  }
+
+  // Reads the fields of a resource (its resourceType was read by ReadResourceObject).
+  template <typename T>
+  void ReadFields(od::object obj, T& r) {
+    Fields(
+        obj,
+        [&](std::string_view key, od::value val) {
+          if (key == "resourceType") return true;
+          return ReadTableField(key, val, r) || ReadOther(key, val, r);
+        },
+        kKnown<T>);
+  }
+
+  // Looks `key` up in the table of T; false when T has no such element.
+  template <typename T>
+  bool ReadTableField(std::string_view key, od::value& val, T& obj) {
+    int i = fields::FindField<T>(key);
+    if (i < 0) return false;
+    ReadNth(size_t(i), val, obj, std::make_index_sequence<fields::kCount<T>>());
+    return true;
+  }
+  template <typename T, size_t... I>
+  void ReadNth(size_t i, od::value& val, T& obj, std::index_sequence<I...>) {
+    using Fn = void (Reader::*)(od::value, T&);
+    static constexpr Fn kReaders[] = {&Reader::ReadField<T, I>...};
+    (this->*kReaders[i])(val, obj);
+  }
+  template <typename T, size_t I>
+  void ReadField(od::value val, T& obj) {
+    constexpr const auto& f = std::get<I>(fields::Fhir<T>::kFields);
+    ReadMember(val, obj.*f.member, f);
+  }
+
+  // One element, by the C++ type of its member and the format in the table.
+  template <typename F>
+  void ReadMember(od::value v, std::string& out, const F& f) {
+    if (f.fmt == Fmt::kDecimal) return Dec(v, out);
+    Str(v, out, f.fmt);
+  }
+  template <typename F>
+  void ReadMember(od::value v, std::vector<std::string>& out, const F& f) {
+    StrList(v, out, f.fmt);
+  }
+  template <typename F>
+  void ReadMember(od::value v, std::optional<bool>& out, const F&) {
+    Bool(v, out);
+  }
+  template <typename F>
+  void ReadMember(od::value v, std::optional<int64_t>& out, const F& f) {
+    if (f.fmt == Fmt::kPositiveInt) return PosInt(v, out);
+    if (f.fmt == Fmt::kUnsignedInt) return UInt(v, out);
+    Int(v, out);
+  }
+  template <typename F>
+  void ReadMember(od::value v, std::optional<Resource>& out, const F&) {  // Bundle.entry
+    Resource r;
+    if (ReadResource(v, r, /*contained=*/false)) out = std::move(r);
+  }
+  template <typename F>
+  void ReadMember(od::value v, std::vector<Resource>& out, const F&) {  // contained
+    Arr(v, [&](od::value item) {
+      Resource r;
+      if (ReadResource(item, r, /*contained=*/true)) out.push_back(std::move(r));
+    });
+  }
+  template <typename T, typename F>
+  void ReadMember(od::value v, std::optional<T>& out, const F&) {
+    Opt(v, out);
+  }
+  template <typename T, typename F>
+  void ReadMember(od::value v, std::vector<T>& out, const F& f) {
+    ArrOf(v, out, Self());
+    if (f.flags & fields::kModifier) {
+      // A modifier extension changes the meaning of the resource: RxFlow cannot map a
+      // resource whose meaning it does not understand.
+      Error(IssueCode::kNotSupported, "modifierExtension is not understood: cannot map safely");
     }
   }
-
-  void Read(od::value v, Coding& c) {
-    Obj(v, [&](std::string_view key, od::value val) {
-      if (key == "system") return Str(val, c.system, Prim::kUri), true;
-      if (key == "version") return Str(val, c.version), true;
-      if (key == "code") return Str(val, c.code, Prim::kCode), true;
-      if (key == "display") return Str(val, c.display), true;
-      if (key == "userSelected") return Bool(val, c.user_selected), true;
-      return DatatypeCommon(key, val);
-    });
-  }
-
-  void Read(od::value v, CodeableConcept& c) {
-    Obj(v, [&](std::string_view key, od::value val) {
-      if (key == "coding") return ArrOf(val, c.coding, Self()), true;
-      if (key == "text") return Str(val, c.text), true;
-      return DatatypeCommon(key, val);
-    });
-  }
-
-  void Read(od::value v, Period& p) {
-    Obj(v, [&](std::string_view key, od::value val) {
-      if (key == "start") return Str(val, p.start, Prim::kDateTime), true;
-      if (key == "end") return Str(val, p.end, Prim::kDateTime), true;
-      return DatatypeCommon(key, val);
-    });
-  }
-
-  void Read(od::value v, Identifier& i) {
-    Obj(v, [&](std::string_view key, od::value val) {
-      if (key == "use") return Str(val, i.use, Prim::kCode), true;
-      if (key == "type") return Opt(val, i.type), true;
-      if (key == "system") return Str(val, i.system, Prim::kUri), true;
-      if (key == "value") return Str(val, i.value), true;
-      if (key == "period") return Opt(val, i.period), true;
-      if (key == "assigner") {
-        Report(Severity::kWarning, IssueCode::kNotSupported,
-               "element not supported by RxFlow: dropped");
-        return true;
-      }
-      return DatatypeCommon(key, val);
-    });
-  }
-
-  void Read(od::value v, Reference& r) {
-    Obj(v, [&](std::string_view key, od::value val) {
-      if (key == "reference") return Str(val, r.reference), true;
-      if (key == "type") return Str(val, r.type, Prim::kUri), true;
-      if (key == "identifier") return Opt(val, r.identifier), true;
-      if (key == "display") return Str(val, r.display), true;
-      return DatatypeCommon(key, val);
-    });
-  }
-
-  void Read(od::value v, CodeableReference& r) {
-    Obj(v, [&](std::string_view key, od::value val) {
-      if (key == "concept") return Opt(val, r.concept_), true;
-      if (key == "reference") return Opt(val, r.reference), true;
-      return DatatypeCommon(key, val);
-    });
-  }
-
-  void Read(od::value v, Quantity& q) {
-    Obj(v, [&](std::string_view key, od::value val) {
-      if (key == "value") return Dec(val, q.value), true;
-      if (key == "comparator") return Str(val, q.comparator, Prim::kCode), true;
-      if (key == "unit") return Str(val, q.unit), true;
-      if (key == "system") return Str(val, q.system, Prim::kUri), true;
-      if (key == "code") return Str(val, q.code, Prim::kCode), true;
-      return DatatypeCommon(key, val);
-    });
-  }
-
-  void Read(od::value v, Range& r) {
-    Obj(v, [&](std::string_view key, od::value val) {
-      if (key == "low") return Opt(val, r.low), true;
-      if (key == "high") return Opt(val, r.high), true;
-      return DatatypeCommon(key, val);
-    });
-  }
-
-  void Read(od::value v, Ratio& r) {
-    Obj(v, [&](std::string_view key, od::value val) {
-      if (key == "numerator") return Opt(val, r.numerator), true;
-      if (key == "denominator") return Opt(val, r.denominator), true;
-      return DatatypeCommon(key, val);
-    });
-  }
-
-  void Read(od::value v, HumanName& n) {
-    Obj(v, [&](std::string_view key, od::value val) {
-      if (key == "use") return Str(val, n.use, Prim::kCode), true;
-      if (key == "text") return Str(val, n.text), true;
-      if (key == "family") return Str(val, n.family), true;
-      if (key == "given") return StrList(val, n.given), true;
-      if (key == "prefix") return StrList(val, n.prefix), true;
-      if (key == "suffix") return StrList(val, n.suffix), true;
-      if (key == "period") return Opt(val, n.period), true;
-      return DatatypeCommon(key, val);
-    });
-  }
-
-  void Read(od::value v, Address& a) {
-    Obj(v, [&](std::string_view key, od::value val) {
-      if (key == "use") return Str(val, a.use, Prim::kCode), true;
-      if (key == "type") return Str(val, a.type, Prim::kCode), true;
-      if (key == "text") return Str(val, a.text), true;
-      if (key == "line") return StrList(val, a.line), true;
-      if (key == "city") return Str(val, a.city), true;
-      if (key == "district") return Str(val, a.district), true;
-      if (key == "state") return Str(val, a.state), true;
-      if (key == "postalCode") return Str(val, a.postal_code), true;
-      if (key == "country") return Str(val, a.country), true;
-      if (key == "period") return Opt(val, a.period), true;
-      return DatatypeCommon(key, val);
-    });
-  }
-
-  void Read(od::value v, ContactPoint& c) {
-    Obj(v, [&](std::string_view key, od::value val) {
-      if (key == "system") return Str(val, c.system, Prim::kCode), true;
-      if (key == "value") return Str(val, c.value), true;
-      if (key == "use") return Str(val, c.use, Prim::kCode), true;
-      if (key == "rank") return PosInt(val, c.rank), true;
-      if (key == "period") return Dropped(), true;
-      return DatatypeCommon(key, val);
-    });
-  }
-
-  void Read(od::value v, ExtendedContactDetail& c) {
-    Obj(v, [&](std::string_view key, od::value val) {
-      if (key == "purpose") return Opt(val, c.purpose), true;
-      if (key == "name") return ArrOf(val, c.name, Self()), true;
-      if (key == "telecom") return ArrOf(val, c.telecom, Self()), true;
-      if (key == "address") return Opt(val, c.address), true;
-      if (key == "organization") return Opt(val, c.organization), true;
-      if (key == "period") return Opt(val, c.period), true;
-      return DatatypeCommon(key, val);
-    });
-  }
-
-  void Read(od::value v, Annotation& a) {
-    Obj(v, [&](std::string_view key, od::value val) {
-      if (key == "authorString") return Str(val, a.author_string), true;
-      if (key == "authorReference") return Opt(val, a.author_reference), true;
-      if (key == "time") return Str(val, a.time, Prim::kDateTime), true;
-      if (key == "text") return Str(val, a.text, Prim::kMarkdown), true;
-      return DatatypeCommon(key, val);
-    });
-    if (a.text.empty()) Error(IssueCode::kRequired, "Annotation.text is required");
-  }
-
-  void Read(od::value v, TimingRepeat& r) {
-    Obj(v, [&](std::string_view key, od::value val) {
-      if (key == "boundsDuration") return Opt(val, r.bounds_duration), true;
-      if (key == "boundsRange") return Opt(val, r.bounds_range), true;
-      if (key == "boundsPeriod") return Opt(val, r.bounds_period), true;
-      if (key == "count") return PosInt(val, r.count), true;
-      if (key == "countMax") return PosInt(val, r.count_max), true;
-      if (key == "duration") return Dec(val, r.duration), true;
-      if (key == "durationMax") return Dec(val, r.duration_max), true;
-      if (key == "durationUnit") return Str(val, r.duration_unit, Prim::kCode), true;
-      if (key == "frequency") return PosInt(val, r.frequency), true;
-      if (key == "frequencyMax") return PosInt(val, r.frequency_max), true;
-      if (key == "period") return Dec(val, r.period), true;
-      if (key == "periodMax") return Dec(val, r.period_max), true;
-      if (key == "periodUnit") return Str(val, r.period_unit, Prim::kCode), true;
-      if (key == "dayOfWeek") return StrList(val, r.day_of_week, Prim::kCode), true;
-      if (key == "timeOfDay") return StrList(val, r.time_of_day, Prim::kTime), true;
-      if (key == "when") return StrList(val, r.when, Prim::kCode), true;
-      if (key == "offset") return UInt(val, r.offset), true;
-      return DatatypeCommon(key, val);
-    });
-  }
-
-  void Read(od::value v, Timing& t) {
-    Obj(v, [&](std::string_view key, od::value val) {
-      if (key == "event") return StrList(val, t.event, Prim::kDateTime), true;
-      if (key == "repeat") return Opt(val, t.repeat), true;
-      if (key == "code") return Opt(val, t.code), true;
-      return DatatypeCommon(key, val);
-    });
-  }
-
-  void Read(od::value v, DoseAndRate& d) {
-    Obj(v, [&](std::string_view key, od::value val) {
-      if (key == "type") return Opt(val, d.type), true;
-      if (key == "doseRange") return Opt(val, d.dose_range), true;
-      if (key == "doseQuantity") return Opt(val, d.dose_quantity), true;
-      if (key == "rateRatio") return Opt(val, d.rate_ratio), true;
-      if (key == "rateRange") return Opt(val, d.rate_range), true;
-      if (key == "rateQuantity") return Opt(val, d.rate_quantity), true;
-      return DatatypeCommon(key, val);
-    });
-  }
-
-  void Read(od::value v, Dosage& d) {
-    Obj(v, [&](std::string_view key, od::value val) {
-      if (key == "extension") return ArrOf(val, d.extension, Self()), true;
-      if (key == "sequence") return Int(val, d.sequence), true;
-      if (key == "text") return Str(val, d.text), true;
-      if (key == "additionalInstruction") return ArrOf(val, d.additional_instruction, Self()), true;
-      if (key == "patientInstruction") return Str(val, d.patient_instruction), true;
-      if (key == "timing") return Opt(val, d.timing), true;
-      if (key == "asNeeded") return Bool(val, d.as_needed), true;
-      if (key == "asNeededFor") return ArrOf(val, d.as_needed_for, Self()), true;
-      if (key == "site") return Opt(val, d.site), true;
-      if (key == "route") return Opt(val, d.route), true;
-      if (key == "method") return Opt(val, d.method), true;
-      if (key == "doseAndRate") return ArrOf(val, d.dose_and_rate, Self()), true;
-      if (key == "maxDosePerPeriod") return ArrOf(val, d.max_dose_per_period, Self()), true;
-      if (key == "maxDosePerAdministration") return Opt(val, d.max_dose_per_administration), true;
-      if (key == "maxDosePerLifetime") return Opt(val, d.max_dose_per_lifetime), true;
-      if (key == "asNeededBoolean" || key == "asNeededCodeableConcept") {
-        Error(IssueCode::kStructure,
-              "R4 element: FHIR R5 uses asNeeded (boolean) and asNeededFor (CodeableConcept)");
-        return true;
-      }
-      if (key == "modifierExtension") {
-        Error(IssueCode::kNotSupported, "modifierExtension on Dosage is not understood");
-        return true;
-      }
-      return DatatypeCommon(key, val);
-    });
-  }
-
-  void Read(od::value v, Qualification& q) {
-    Obj(v, [&](std::string_view key, od::value val) {
-      if (key == "identifier") return ArrOf(val, q.identifier, Self()), true;
-      if (key == "code") return Opt(val, q.code), true;
-      if (key == "period") return Opt(val, q.period), true;
-      if (key == "issuer") return Opt(val, q.issuer), true;
-      return DatatypeCommon(key, val);
-    });
-  }
-
-  void Read(od::value v, MedicationIngredient& i) {
-    Obj(v, [&](std::string_view key, od::value val) {
-      if (key == "item") return Read(val, i.item), true;
-      if (key == "isActive") return Bool(val, i.is_active), true;
-      if (key == "strengthRatio") return Opt(val, i.strength_ratio), true;
-      if (key == "strengthCodeableConcept") return Opt(val, i.strength_codeable_concept), true;
-      if (key == "strengthQuantity") return Opt(val, i.strength_quantity), true;
-      return DatatypeCommon(key, val);
-    });
-  }
-
-  void Read(od::value v, DispenseRequestInitialFill& f) {
-    Obj(v, [&](std::string_view key, od::value val) {
-      if (key == "quantity") return Opt(val, f.quantity), true;
-      if (key == "duration") return Opt(val, f.duration), true;
-      return DatatypeCommon(key, val);
-    });
-  }
-
-  void Read(od::value v, DispenseRequest& d) {
-    Obj(v, [&](std::string_view key, od::value val) {
-      if (key == "initialFill") return Opt(val, d.initial_fill), true;
-      if (key == "dispenseInterval") return Opt(val, d.dispense_interval), true;
-      if (key == "validityPeriod") return Opt(val, d.validity_period), true;
-      if (key == "numberOfRepeatsAllowed") return UInt(val, d.number_of_repeats_allowed), true;
-      if (key == "quantity") return Opt(val, d.quantity), true;
-      if (key == "expectedSupplyDuration") return Opt(val, d.expected_supply_duration), true;
-      if (key == "dispenser") return Opt(val, d.dispenser), true;
-      if (key == "dispenserInstruction") return ArrOf(val, d.dispenser_instruction, Self()), true;
-      if (key == "doseAdministrationAid") return Dropped(), true;
-      return DatatypeCommon(key, val);
-    });
-  }
-
-  void Read(od::value v, Substitution& s) {
-    Obj(v, [&](std::string_view key, od::value val) {
-      if (key == "allowedBoolean") return Bool(val, s.allowed_boolean), true;
-      if (key == "allowedCodeableConcept") return Opt(val, s.allowed_codeable_concept), true;
-      if (key == "reason") return Opt(val, s.reason), true;
-      return DatatypeCommon(key, val);
-    });
-  }
-
-  void Read(od::value v, BundleEntryRequest& r) {
-    Obj(v, [&](std::string_view key, od::value val) {
-      if (key == "method") return Str(val, r.method, Prim::kCode), true;
-      if (key == "url") return Str(val, r.url, Prim::kUri), true;
-      return DatatypeCommon(key, val);
-    });
-  }
-
-  void Read(od::value v, OperationOutcomeIssue& i) {
-    Obj(v, [&](std::string_view key, od::value val) {
-      if (key == "severity") return Str(val, i.severity, Prim::kCode), true;
-      if (key == "code") return Str(val, i.code, Prim::kCode), true;
-      if (key == "details") return Opt(val, i.details), true;
-      if (key == "diagnostics") return Str(val, i.diagnostics), true;
-      if (key == "location") return StrList(val, i.location), true;
-      if (key == "expression") return StrList(val, i.expression), true;
-      return DatatypeCommon(key, val);
-    });
+  template <typename T, typename F>
+  void ReadMember(od::value v, T& out, const F&) {
+    Read(v, out);
   }
 
   template <typename T>
   void Opt(od::value v, std::optional<T>& out) {
     out.emplace();
     Read(v, *out);
+  }
+
+  // --- hooks: names the table does not have ----------------------------------------------------
+  // Per type: R4 names, elements RxFlow drops, then what every datatype allows (a resource
+  // allows nothing more: the rest goes to Unknown()).
+  template <typename T>
+  bool ReadOther(std::string_view key, od::value& val, T&) {
+    if constexpr (std::is_base_of_v<ResourceBase, T>) {
+      return false;
+    } else {
+      return DatatypeCommon(key, val);
+    }
+  }
+  bool ReadOther(std::string_view key, od::value& val, Identifier&) {
+    return DropIf(key, {"assigner"}) || DatatypeCommon(key, val);
+  }
+  bool ReadOther(std::string_view key, od::value& val, ContactPoint&) {
+    return DropIf(key, {"period"}) || DatatypeCommon(key, val);
+  }
+  bool ReadOther(std::string_view key, od::value& val, DispenseRequest&) {
+    return DropIf(key, {"doseAdministrationAid"}) || DatatypeCommon(key, val);
+  }
+  bool ReadOther(std::string_view key, od::value& val, BundleEntry&) {
+    return DropIf(key, {"link", "search", "response"}) || DatatypeCommon(key, val);
+  }
+  bool ReadOther(std::string_view key, od::value& val, Dosage&) {
+    if (R4If(key, {"asNeededBoolean", "asNeededCodeableConcept"},
+             "R4 element: FHIR R5 uses asNeeded (boolean) and asNeededFor (CodeableConcept)")) {
+      return true;
+    }
+    if (key == "modifierExtension") {
+      Error(IssueCode::kNotSupported, "modifierExtension on Dosage is not understood");
+      return true;
+    }
+    return DatatypeCommon(key, val);
+  }
+  bool ReadOther(std::string_view key, od::value&, Organization&) {
+    return R4If(key, {"telecom", "address"},
+                "R4 element: FHIR R5 moved Organization address and telecom into contact");
+  }
+  bool ReadOther(std::string_view key, od::value&, MedicationRequest&) {
+    return R4If(
+        key, {"medicationCodeableConcept", "medicationReference", "reasonCode", "reasonReference"},
+        "R4 element: FHIR R5 uses medication and reason (CodeableReference)");
+  }
+
+  // Extension: `id` is ignored, value[x] is kept as raw JSON after a check of its JSON type.
+  bool ReadOther(std::string_view key, od::value& val, Extension& e) {
+    if (key == "id") return true;
+    if (key.size() <= 5 || key.substr(0, 5) != "value") return false;
+    if (!e.value_type.empty()) {
+      Error(IssueCode::kStructure, "an extension has at most one value[x]");
+      return true;
+    }
+    std::string_view expected = ExtensionValueJsonType(key.substr(5));
+    od::json_type actual;
+    if (val.type().get(actual)) return Fatal("malformed JSON value"), true;
+    if (expected.empty()) {
+      Error(IssueCode::kStructure, internal::Cat("unknown extension value type ", key));
+      return true;
+    }
+    if (expected != JsonTypeName(actual)) {
+      Error(IssueCode::kStructure,
+            internal::Cat("expected ", ExtensionValueDescription(key.substr(5)), ", got ",
+                          JsonTypeName(actual)));
+      return true;
+    }
+    e.value_type.assign(key.substr(5));
+    od::json_type t;
+    if (val.type().get(t)) return Fatal("malformed JSON value"), true;
+    std::string_view raw;
+    if (t == od::json_type::object) {
+      od::object o;
+      if (!val.get_object().get(o) && !o.raw_json().get(raw)) e.value_json.assign(raw);
+    } else if (t == od::json_type::array) {
+      Error(IssueCode::kStructure, "an extension value must not be an array");
+    } else {
+      e.value_json.assign(internal::Trim(val.raw_json_token()));
+    }
+    return true;
+  }
+
+  template <typename T>
+  void CheckRequired(const T&) {}
+  void CheckRequired(const Extension& e) {
+    if (e.url.empty()) Error(IssueCode::kRequired, "extension.url is required");
+  }
+  void CheckRequired(const Annotation& a) {
+    if (a.text.empty()) Error(IssueCode::kRequired, "Annotation.text is required");
+  }
+
+  bool DropIf(std::string_view key, std::initializer_list<std::string_view> names) {
+    if (std::find(names.begin(), names.end(), key) == names.end()) return false;
+    Dropped();
+    return true;
+  }
+  bool R4If(std::string_view key, std::initializer_list<std::string_view> names,
+            std::string_view message) {
+    if (std::find(names.begin(), names.end(), key) == names.end()) return false;
+    Error(IssueCode::kStructure, std::string(message));
+    return true;
   }
 
   void Dropped() {
@@ -924,222 +798,16 @@ class Reader {
   }
 
   // --- resources -----------------------------------------------------------------------------
-  bool Base(std::string_view key, od::value& val, ResourceBase& r) {
-    if (key == "resourceType") return true;
-    if (key == "id") return Str(val, r.id, Prim::kId), true;
-    if (key == "language") return Str(val, r.language, Prim::kCode), true;
-    if (key == "extension") return ArrOf(val, r.extension, Self()), true;
-    if (key == "modifierExtension") {
-      ArrOf(val, r.modifier_extension, Self());
-      // A modifier extension changes the meaning of the resource: RxFlow cannot map a
-      // resource whose meaning it does not understand.
-      Error(IssueCode::kNotSupported, "modifierExtension is not understood: cannot map safely");
-      return true;
-    }
-    return false;
-  }
-
-  void ReadFields(od::object obj, Patient& p) {
-    Fields(
-        obj,
-        [&](std::string_view key, od::value val) {
-          if (Base(key, val, p)) return true;
-          if (key == "identifier") return ArrOf(val, p.identifier, Self()), true;
-          if (key == "active") return Bool(val, p.active), true;
-          if (key == "name") return ArrOf(val, p.name, Self()), true;
-          if (key == "telecom") return ArrOf(val, p.telecom, Self()), true;
-          if (key == "gender") return Str(val, p.gender, Prim::kCode), true;
-          if (key == "birthDate") return Str(val, p.birth_date, Prim::kDate), true;
-          if (key == "address") return ArrOf(val, p.address, Self()), true;
-          return false;
-        },
-        kPatientKnown);
-  }
-
-  void ReadFields(od::object obj, Practitioner& p) {
-    Fields(
-        obj,
-        [&](std::string_view key, od::value val) {
-          if (Base(key, val, p)) return true;
-          if (key == "identifier") return ArrOf(val, p.identifier, Self()), true;
-          if (key == "active") return Bool(val, p.active), true;
-          if (key == "name") return ArrOf(val, p.name, Self()), true;
-          if (key == "telecom") return ArrOf(val, p.telecom, Self()), true;
-          if (key == "gender") return Str(val, p.gender, Prim::kCode), true;
-          if (key == "birthDate") return Str(val, p.birth_date, Prim::kDate), true;
-          if (key == "address") return ArrOf(val, p.address, Self()), true;
-          if (key == "qualification") return ArrOf(val, p.qualification, Self()), true;
-          return false;
-        },
-        kPractitionerKnown);
-  }
-
-  void ReadFields(od::object obj, PractitionerRole& p) {
-    Fields(
-        obj,
-        [&](std::string_view key, od::value val) {
-          if (Base(key, val, p)) return true;
-          if (key == "identifier") return ArrOf(val, p.identifier, Self()), true;
-          if (key == "active") return Bool(val, p.active), true;
-          if (key == "period") return Opt(val, p.period), true;
-          if (key == "practitioner") return Opt(val, p.practitioner), true;
-          if (key == "organization") return Opt(val, p.organization), true;
-          if (key == "location") return ArrOf(val, p.location, Self()), true;
-          if (key == "code") return ArrOf(val, p.code, Self()), true;
-          if (key == "specialty") return ArrOf(val, p.specialty, Self()), true;
-          if (key == "contact") return ArrOf(val, p.contact, Self()), true;
-          return false;
-        },
-        kPractitionerRoleKnown);
-  }
-
-  void ReadFields(od::object obj, Organization& o) {
-    Fields(
-        obj,
-        [&](std::string_view key, od::value val) {
-          if (Base(key, val, o)) return true;
-          if (key == "identifier") return ArrOf(val, o.identifier, Self()), true;
-          if (key == "active") return Bool(val, o.active), true;
-          if (key == "type") return ArrOf(val, o.type, Self()), true;
-          if (key == "name") return Str(val, o.name), true;
-          if (key == "alias") return StrList(val, o.alias), true;
-          if (key == "contact") return ArrOf(val, o.contact, Self()), true;
-          if (key == "telecom" || key == "address") {
-            Error(IssueCode::kStructure,
-                  "R4 element: FHIR R5 moved Organization address and telecom into contact");
-            return true;
-          }
-          return false;
-        },
-        kOrganizationKnown);
-  }
-
-  void ReadFields(od::object obj, Medication& m) {
-    Fields(
-        obj,
-        [&](std::string_view key, od::value val) {
-          if (Base(key, val, m)) return true;
-          if (key == "identifier") return ArrOf(val, m.identifier, Self()), true;
-          if (key == "code") return Opt(val, m.code), true;
-          if (key == "status") return Str(val, m.status, Prim::kCode), true;
-          if (key == "doseForm") return Opt(val, m.dose_form), true;
-          if (key == "totalVolume") return Opt(val, m.total_volume), true;
-          if (key == "ingredient") return ArrOf(val, m.ingredient, Self()), true;
-          return false;
-        },
-        kMedicationKnown);
-  }
-
-  void ReadFields(od::object obj, MedicationRequest& m) {
-    Fields(
-        obj,
-        [&](std::string_view key, od::value val) {
-          if (Base(key, val, m)) return true;
-          if (key == "contained") {
-            Arr(val, [&](od::value item) {
-              Resource r;
-              if (ReadResource(item, r, /*contained=*/true)) m.contained.push_back(std::move(r));
-            });
-            return true;
-          }
-          if (key == "identifier") return ArrOf(val, m.identifier, Self()), true;
-          if (key == "basedOn") return ArrOf(val, m.based_on, Self()), true;
-          if (key == "priorPrescription") return Opt(val, m.prior_prescription), true;
-          if (key == "groupIdentifier") return Opt(val, m.group_identifier), true;
-          if (key == "status") return Str(val, m.status, Prim::kCode), true;
-          if (key == "statusReason") return Opt(val, m.status_reason), true;
-          if (key == "statusChanged") return Str(val, m.status_changed, Prim::kDateTime), true;
-          if (key == "intent") return Str(val, m.intent, Prim::kCode), true;
-          if (key == "category") return ArrOf(val, m.category, Self()), true;
-          if (key == "priority") return Str(val, m.priority, Prim::kCode), true;
-          if (key == "doNotPerform") return Bool(val, m.do_not_perform), true;
-          if (key == "medication") return Read(val, m.medication), true;
-          if (key == "subject") return Opt(val, m.subject), true;
-          if (key == "encounter") return Opt(val, m.encounter), true;
-          if (key == "authoredOn") return Str(val, m.authored_on, Prim::kDateTime), true;
-          if (key == "requester") return Opt(val, m.requester), true;
-          if (key == "recorder") return Opt(val, m.recorder), true;
-          if (key == "reason") return ArrOf(val, m.reason, Self()), true;
-          if (key == "courseOfTherapyType") return Opt(val, m.course_of_therapy_type), true;
-          if (key == "note") return ArrOf(val, m.note, Self()), true;
-          if (key == "renderedDosageInstruction")
-            return Str(val, m.rendered_dosage_instruction, Prim::kMarkdown), true;
-          if (key == "dosageInstruction") return ArrOf(val, m.dosage_instruction, Self()), true;
-          if (key == "dispenseRequest") return Opt(val, m.dispense_request), true;
-          if (key == "substitution") return Opt(val, m.substitution), true;
-          if (key == "medicationCodeableConcept" || key == "medicationReference" ||
-              key == "reasonCode" || key == "reasonReference") {
-            Error(IssueCode::kStructure,
-                  "R4 element: FHIR R5 uses medication and reason (CodeableReference)");
-            return true;
-          }
-          return false;
-        },
-        kMedicationRequestKnown);
-  }
-
-  void ReadFields(od::object obj, MessageHeader& m) {
-    Fields(
-        obj,
-        [&](std::string_view key, od::value val) {
-          if (Base(key, val, m)) return true;
-          if (key == "eventCoding") return Opt(val, m.event_coding), true;
-          if (key == "eventCanonical") return Str(val, m.event_canonical, Prim::kUri), true;
-          if (key == "focus") return ArrOf(val, m.focus, Self()), true;
-          return false;
-        },
-        kMessageHeaderKnown);
-  }
-
-  void ReadFields(od::object obj, OperationOutcome& o) {
-    Fields(obj, [&](std::string_view key, od::value val) {
-      if (Base(key, val, o)) return true;
-      if (key == "issue") return ArrOf(val, o.issue, Self()), true;
-      return false;
-    });
-  }
-
-  void ReadFields(od::object obj, Bundle& b) {
-    Fields(
-        obj,
-        [&](std::string_view key, od::value val) {
-          if (Base(key, val, b)) return true;
-          if (key == "identifier") return Opt(val, b.identifier), true;
-          if (key == "type") return Str(val, b.type, Prim::kCode), true;
-          if (key == "timestamp") return Str(val, b.timestamp, Prim::kInstant), true;
-          if (key == "entry") {
-            Arr(val, [&](od::value item) {
-              BundleEntry& e = b.entry.emplace_back();
-              Obj(item, [&](std::string_view k, od::value ev) {
-                if (k == "fullUrl") return Str(ev, e.full_url, Prim::kUri), true;
-                if (k == "resource") {
-                  Resource r;
-                  if (ReadResource(ev, r, false)) e.resource = std::move(r);
-                  return true;
-                }
-                if (k == "request") return Opt(ev, e.request), true;
-                if (k == "link" || k == "search" || k == "response") return Dropped(), true;
-                return DatatypeCommon(k, ev);
-              });
-            });
-            return true;
-          }
-          return false;
-        },
-        kBundleKnown);
-  }
-
-  void ReadFields(od::object obj, MedicationDispense&) { Unsupported(obj, "MedicationDispense"); }
-  void ReadFields(od::object obj, Task&) { Unsupported(obj, "Task"); }
-  void Unsupported(od::object&, std::string_view type) {
-    Error(IssueCode::kNotSupported, internal::Cat("reading ", type, " is not supported"));
-  }
-
   template <typename T>
   void Emplace(od::object obj, Resource& out) {
     T value;
     ReadFields(obj, value);
     out.value = std::move(value);
+  }
+  // Reads `obj` as the first of T... whose name is `type`; false when none is.
+  template <typename... T>
+  bool EmplaceNamed(std::string_view type, od::object obj, Resource& out) {
+    return ((type == fields::Fhir<T>::kName && (Emplace<T>(obj, out), true)) || ...);
   }
 
   // Reads any supported resource; dispatches on resourceType wherever it appears.
@@ -1180,32 +848,15 @@ class Reader {
       Fatal("malformed JSON object");
       return false;
     }
-    size_t before = issues_.size();
-    if (type == "MedicationRequest") {
-      Emplace<MedicationRequest>(obj, out);
-    } else if (type == "Patient") {
-      Emplace<Patient>(obj, out);
-    } else if (type == "Practitioner") {
-      Emplace<Practitioner>(obj, out);
-    } else if (type == "PractitionerRole") {
-      Emplace<PractitionerRole>(obj, out);
-    } else if (type == "Organization") {
-      Emplace<Organization>(obj, out);
-    } else if (type == "Medication") {
-      Emplace<Medication>(obj, out);
-    } else if (type == "MessageHeader") {
-      Emplace<MessageHeader>(obj, out);
-    } else if (type == "OperationOutcome") {
-      Emplace<OperationOutcome>(obj, out);
-    } else if (type == "Bundle" && !contained) {
-      Emplace<Bundle>(obj, out);
-    } else {
+    // MedicationDispense and Task are written, not read; a Bundle is never contained.
+    if (!EmplaceNamed<MedicationRequest, Patient, Practitioner, PractitionerRole, Organization,
+                      Medication, MessageHeader, OperationOutcome>(type, obj, out) &&
+        (contained || !EmplaceNamed<Bundle>(type, obj, out))) {
       Scope s(*this, "resourceType");
       Error(IssueCode::kNotSupported,
             internal::Cat("unsupported resourceType \"", type.substr(0, 64), "\""));
       return false;
     }
-    (void)before;
     return true;
   }
 
