@@ -22,6 +22,11 @@ bool IsFhirTime(std::string_view s);
 bool IsFullDate(std::string_view s);
 // JSON/FHIR decimal: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
 bool IsFhirDecimal(std::string_view s);
+// A SCRIPT number (`n`: digits, an optional fraction, leading zeros allowed) as a FHIR
+// decimal: surrounding white space and leading zeros dropped ("030" → "30", "00.50" →
+// "0.50"). Empty when the text is no number (possible only after a lenient read, whose
+// errors already name the element).
+std::string FhirDecimalFromScript(std::string_view s);
 // FHIR code: no leading/trailing whitespace, no double spaces, not empty.
 bool IsFhirCode(std::string_view s);
 // FHIR id: [A-Za-z0-9\-\.]{1,64}
@@ -30,6 +35,9 @@ bool IsFhirId(std::string_view s);
 bool IsFhirUri(std::string_view s);
 // No control characters other than tab, CR, LF.
 bool HasNoControlChars(std::string_view s);
+// Well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF).
+// On false, `bad_offset` (when given) is the offset of the first byte that is not.
+bool IsValidUtf8(std::string_view s, size_t* bad_offset = nullptr);
 // Printable ASCII 0x20..0x7E only (SCRIPT's `an` character set).
 bool IsPrintableAscii(std::string_view s);
 // SCRIPT numeric `n`: [0-9]+(\.[0-9]+)?

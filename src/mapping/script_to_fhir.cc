@@ -356,9 +356,9 @@ class Builder {
       item.text = m.drug_description;
       ing.item.concept_ = item;
       const script::Strength& s = *d.strength;
-      if (!s.strength_value.empty() && internal::IsFhirDecimal(s.strength_value)) {
+      if (std::string value = internal::FhirDecimalFromScript(s.strength_value); !value.empty()) {
         fhir::Quantity num;
-        num.value = s.strength_value;
+        num.value = value;
         if (!s.strength_unit_of_measure_code.empty()) {
           num.system = std::string(kNci);
           num.code = s.strength_unit_of_measure_code;
@@ -390,7 +390,7 @@ class Builder {
 
   static fhir::Quantity Qty(const script::Quantity& q) {
     fhir::Quantity out;
-    out.value = q.value;
+    out.value = internal::FhirDecimalFromScript(q.value);
     out.system = std::string(kNci);
     out.code = q.unit_of_measure_code;
     out.unit = std::string(NciUnitText(q.unit_of_measure_code));
@@ -454,12 +454,18 @@ class Builder {
       any = true;
     }
     if (!m.number_of_refills.empty()) {
-      dr.number_of_repeats_allowed = std::stoll(m.number_of_refills);
-      any = true;
+      // Validated input holds digits; a lenient read may not.
+      if (rxflow::internal::IsAllDigits(m.number_of_refills) && m.number_of_refills.size() <= 9) {
+        dr.number_of_repeats_allowed = std::stoll(m.number_of_refills);
+        any = true;
+      } else {
+        issues_.Warning(path + "/NumberOfRefills", IssueCode::kValue,
+                        "not a whole number: not carried");
+      }
     }
     if (!m.days_supply.empty()) {
-      dr.expected_supply_duration =
-          fhir::Quantity{m.days_supply, "", "days", std::string(kUcum), "d"};
+      dr.expected_supply_duration = fhir::Quantity{internal::FhirDecimalFromScript(m.days_supply),
+                                                   "", "days", std::string(kUcum), "d"};
       any = true;
     }
     for (const script::OtherMedicationDate& o : m.other_medication_date) {
@@ -725,7 +731,8 @@ class Builder {
       d.medication = Drug(*m, mp);
       if (m->quantity) d.quantity = Qty(*m->quantity);
       if (!m->days_supply.empty())
-        d.days_supply = fhir::Quantity{m->days_supply, "", "days", std::string(kUcum), "d"};
+        d.days_supply = fhir::Quantity{internal::FhirDecimalFromScript(m->days_supply), "", "days",
+                                       std::string(kUcum), "d"};
       std::string fill =
           !m->last_fill_date.date.empty() ? m->last_fill_date.date : m->last_fill_date.date_time;
       d.when_handed_over = FhirDateTime(fill);

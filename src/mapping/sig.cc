@@ -408,18 +408,26 @@ fhir::CodeableConcept SnomedConcept(const script::SigCode& c) {
   return cc;
 }
 
+struct NotReversible {
+  std::string reason;
+};
+
+// A SCRIPT number as a FHIR decimal ("030" → "30"); a Sig whose number is none is not
+// reversed (only after a lenient read).
+std::string Decimal(const std::string& value) {
+  std::string out = internal::FhirDecimalFromScript(value);
+  if (out.empty()) throw NotReversible{Cat("\"", value, "\" is not a number")};
+  return out;
+}
+
 fhir::Quantity NciQuantity(const std::string& value, const script::DoseUnit& u) {
   fhir::Quantity q;
-  q.value = value;
+  q.value = Decimal(value);
   q.unit = u.text;
   q.system = std::string(kNci);
   q.code = u.code;
   return q;
 }
-
-struct NotReversible {
-  std::string reason;
-};
 
 int64_t WholeNumber(const std::string& v, std::string_view what) {
   if (!internal::IsAllDigits(v) || v.size() > 9)
@@ -486,7 +494,7 @@ fhir::Dosage InstructionToDosage(const script::Instruction& in) {
         break;
       case K::kDuration: {
         fhir::Quantity q;
-        q.value = t.numeric_value;
+        q.value = Decimal(t.numeric_value);
         auto u = SnomedToTimeUnit(t.units.code);
         if (!u) throw NotReversible{"duration unit"};
         q.unit = t.units.text;
@@ -519,7 +527,7 @@ fhir::Dosage InstructionToDosage(const script::Instruction& in) {
     fhir::Ratio ratio;
     ratio.numerator = NciQuantity(m.numeric_value, *m.form);
     fhir::Quantity den;
-    den.value = m.duration_value;
+    den.value = Decimal(m.duration_value);
     den.unit = m.duration_unit.text;
     den.system = std::string(kUcum);
     den.code = TimeUnitOf(m.duration_unit);
