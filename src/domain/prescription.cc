@@ -19,6 +19,9 @@ template <class... Ts>
 struct Overloaded : Ts... {
   using Ts::operator()...;
 };
+// Spelled out for clang 14 (`make fuzz`), which has no deduction for aggregates (P1816).
+template <class... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;
 
 constexpr std::array<std::string_view, std::variant_size_v<Command>> kCommandNames = {
     "Submit",        "Sign",

@@ -5,13 +5,16 @@
 // traps when a promise is broken (libFuzzer then saves the input):
 //   * a refusal is explained: a failed call leaves at least one error or fatal issue;
 //   * the issue list stays bounded (at most 100 kept, plus the "… and N more" summary);
-//   * lenient output of a message with errors ends with an OperationOutcome.
+//   * lenient output of a message with errors ends with an OperationOutcome;
+//   * what ToFhirJson returns is JSON (nlohmann::json::accept), whatever the input held.
 #ifndef RXFLOW_TESTS_FUZZ_TARGETS_H_
 #define RXFLOW_TESTS_FUZZ_TARGETS_H_
 
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+
+#include <nlohmann/json.hpp>
 
 #include "rxflow/transform.h"
 
@@ -37,7 +40,9 @@ inline void CheckAnything(const uint8_t* data, size_t size) {
   RequireExplained(Check(text, issues, options), issues);
   if (DetectInput(text) == InputKind::kScriptXml) {
     IssueList more;
-    RequireExplained(ToFhirJson(text, more, options).status(), more);
+    auto out = ToFhirJson(text, more, options);
+    RequireExplained(out.status(), more);
+    if (out.ok()) Require(nlohmann::json::accept(*out));
   }
 }
 
@@ -61,6 +66,7 @@ inline void ReadScript(const uint8_t* data, size_t size) {
   IssueList issues;
   auto out = ToFhirJson(xml, issues, options);
   RequireExplained(out.status(), issues);
+  if (out.ok()) Require(nlohmann::json::accept(*out));
   if (out.ok() && options.lenient && issues.has_errors()) {
     Require(out->find("\"OperationOutcome\"") != std::string::npos);
   }

@@ -120,8 +120,10 @@ const std::vector<Accepted>& AcceptedFixtures() {
 // The fixtures RxFlow refuses, with the one error it gives.
 const std::vector<std::string>& RefusedFixtures() {
   static const std::vector<std::string> kAll = {
-      "status_foreign_default_namespace.xml", "status_foreign_prefixed_namespace.xml",
-      "newrx_script_10_6.xml",                "clinicalinforesponse_2017071.xml",
+      "status_foreign_default_namespace.xml",
+      "status_foreign_prefixed_namespace.xml",
+      "newrx_script_10_6.xml",
+      "clinicalinforesponse_2017071.xml",
       "getmessage_2017071.xml",
   };
   return kAll;
@@ -235,10 +237,9 @@ TEST_SUITE("Partner messages") {
       const char* file;
       const char* ns;
     };
-    for (const Case& c : {Case{"status_foreign_default_namespace.xml",
-                               "http://www.surescripts.com/messaging"},
-                          Case{"status_foreign_prefixed_namespace.xml",
-                               "http://www.ncpdp.org/schema/Transport"}}) {
+    for (const Case& c :
+         {Case{"status_foreign_default_namespace.xml", "http://www.surescripts.com/messaging"},
+          Case{"status_foreign_prefixed_namespace.xml", "http://www.ncpdp.org/schema/Transport"}}) {
       CAPTURE(c.file);
       IssueList issues;
       auto out = ToFhirJson(Partner(c.file), issues);
@@ -256,13 +257,13 @@ TEST_SUITE("Partner messages") {
       const char* path;  // the zone-less dateTime, or "" when every dateTime has a zone
     };
     const Case cases[] = {
-        {"status_senttime_no_zone.xml", "/Message/Header/SentTime"},                // .0
+        {"status_senttime_no_zone.xml", "/Message/Header/SentTime"},  // .0
         {"newrx_security_created_no_zone.xml",
-         "/Message/Header/Security/UsernameToken/Created"},                        // .53
-        {"status_senttime_fraction5_no_zone.xml", "/Message/Header/SentTime"},      // .04268
-        {"cancelrx_response_fraction7_no_zone.xml", "/Message/Header/SentTime"},    // .5304856
-        {"newrx_default_namespace.xml", ""},                      // .53Z
-        {"error_900_switch_fraction5.xml", ""},                   // .04268Z
+         "/Message/Header/Security/UsernameToken/Created"},                       // .53
+        {"status_senttime_fraction5_no_zone.xml", "/Message/Header/SentTime"},    // .04268
+        {"cancelrx_response_fraction7_no_zone.xml", "/Message/Header/SentTime"},  // .5304856
+        {"newrx_default_namespace.xml", ""},                                      // .53Z
+        {"error_900_switch_fraction5.xml", ""},                                   // .04268Z
         {"newrx_xsi_xsd_fraction7_signature_indicator.xml", ""},  // .5304856Z, .463565Z
         {"rxfill_dispensed_utc_offset.xml", ""},                  // .127-05:00
         {"status_000_tabs_in_start_tag.xml", ""},                 // no fraction, Z
@@ -339,8 +340,8 @@ TEST_SUITE("Partner messages") {
         CHECK(out.status().code() == absl::StatusCode::kUnimplemented);
         std::vector<Issue> errors = Errors(issues);
         REQUIRE(errors.size() == 1);
-        CHECK(Contains(errors[0].message, std::string("transaction ") + c.name +
-                                              " is not supported by RxFlow"));
+        CHECK(Contains(errors[0].message,
+                       std::string("transaction ") + c.name + " is not supported by RxFlow"));
         CHECK(errors[0].path == std::string("/Message/Body/") + c.name);
       }
     }

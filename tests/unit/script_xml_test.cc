@@ -155,4 +155,26 @@ TEST_SUITE("SCRIPT XML") {
     issues.clear();
     CHECK_FALSE(script::ReadXml("<Message><Header>", issues, lenient).ok());
   }
+
+  TEST_CASE("bytes that are not UTF-8 are malformed XML, named by line and column") {
+    std::string xml = testing::ReadFixture("script/status_000.xml");
+    for (std::string bad : {"\x9a", "\xC0\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xE2\x82"}) {
+      CAPTURE(bad.size());
+      std::string x = xml;
+      x.insert(x.find("<Code>") + 6, bad);
+      IssueList issues;
+      script::ReadOptions lenient;
+      lenient.lenient = true;
+      CHECK(script::ReadXml(x, issues, lenient).status().code() ==
+            absl::StatusCode::kInvalidArgument);
+      REQUIRE(issues.size() == 1);
+      CHECK(issues[0].severity == Severity::kFatal);
+      CHECK(issues[0].message.find("invalid UTF-8") != std::string::npos);
+      CHECK(issues[0].message.find("malformed XML at line ") == 0);
+    }
+    IssueList issues;
+    std::string ok = xml;
+    ok.insert(ok.find("<Code>") + 6, "");
+    CHECK(script::ReadXml(ok, issues).ok());
+  }
 }
