@@ -280,6 +280,13 @@ struct Fhir<OperationOutcomeIssue> {
                  F("location", &I::location),        F("expression", &I::expression)};
 };
 template <>
+struct Fhir<TaskInput> {
+  using I = TaskInput;
+  static constexpr auto kFields =
+      std::tuple{F("type", &I::type), F("valueString", &I::value_string),
+                 F("valuePeriod", &I::value_period), F("valueReference", &I::value_reference)};
+};
+template <>
 struct Fhir<BundleEntryRequest> {
   static constexpr auto kFields = std::tuple{F("method", &BundleEntryRequest::method, kCode),
                                              F("url", &BundleEntryRequest::url, kUri)};
@@ -385,6 +392,18 @@ struct Fhir<MedicationDispense> {  // written only (the reader refuses it)
       F("dosageInstruction", &M::dosage_instruction));
 };
 template <>
+struct Fhir<MedicationStatement> {  // written only (the reader refuses it)
+  using M = MedicationStatement;
+  static constexpr std::string_view kName = "MedicationStatement";
+  static constexpr auto kFields =
+      ResourceFields(F("identifier", &M::identifier), F("status", &M::status, kCode),
+                     F("medication", &M::medication), F("subject", &M::subject),
+                     F("effectiveDateTime", &M::effective_date_time, kDateTime),
+                     F("dateAsserted", &M::date_asserted, kDateTime),
+                     F("informationSource", &M::information_source), F("reason", &M::reason),
+                     F("note", &M::note), F("dosage", &M::dosage));
+};
+template <>
 struct Fhir<Task> {  // written only (the reader refuses it)
   using T = Task;
   static constexpr std::string_view kName = "Task";
@@ -392,8 +411,9 @@ struct Fhir<Task> {  // written only (the reader refuses it)
       ResourceFields(F("identifier", &T::identifier), F("status", &T::status, kCode),
                      F("statusReason", &T::status_reason), F("intent", &T::intent, kCode),
                      F("code", &T::code), F("description", &T::description), F("focus", &T::focus),
-                     F("authoredOn", &T::authored_on, kDateTime),
-                     F("lastModified", &T::last_modified, kDateTime), F("note", &T::note));
+                     F("for", &T::for_), F("authoredOn", &T::authored_on, kDateTime),
+                     F("lastModified", &T::last_modified, kDateTime), F("requester", &T::requester),
+                     F("owner", &T::owner), F("note", &T::note), F("input", &T::input));
 };
 template <>
 struct Fhir<OperationOutcome> {

@@ -848,7 +848,8 @@ class Reader {
       Fatal("malformed JSON object");
       return false;
     }
-    // MedicationDispense and Task are written, not read; a Bundle is never contained.
+    // MedicationDispense, MedicationStatement and Task are written, not read; a Bundle is
+    // never contained.
     if (!EmplaceNamed<MedicationRequest, Patient, Practitioner, PractitionerRole, Organization,
                       Medication, MessageHeader, OperationOutcome>(type, obj, out) &&
         (contained || !EmplaceNamed<Bundle>(type, obj, out))) {

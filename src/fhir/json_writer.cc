@@ -198,6 +198,7 @@ class Writer {
     Write(v);
   }
   static bool IsEmpty(const CodeableReference& r) { return !r.concept_ && !r.reference; }
+  static bool IsEmpty(const CodeableConcept& c) { return c.coding.empty() && c.text.empty(); }
 
   Out o_;
 };
@@ -233,7 +234,7 @@ std::string_view Resource::resource_type() const {
       "MedicationRequest",  "Patient",      "Practitioner",
       "PractitionerRole",   "Organization", "Medication",
       "MedicationDispense", "Task",         "OperationOutcome",
-      "MessageHeader",      "Bundle"};
+      "MessageHeader",      "Bundle",       "MedicationStatement"};
   return kNames[value.index()];
 }
 

@@ -29,6 +29,11 @@ constexpr std::string_view kNcpdpResponseSystem =
     "https://rxflow.dev/fhir/CodeSystem/ncpdp-response";
 constexpr std::string_view kNcpdpChangeCodeSystem =
     "https://rxflow.dev/fhir/CodeSystem/ncpdp-change-request-code";
+constexpr std::string_view kNcpdpTransactionSystem =
+    "https://rxflow.dev/fhir/CodeSystem/ncpdp-transaction";
+// Task.input types: the SCRIPT element the input carries.
+constexpr std::string_view kScriptElementCodeSystem =
+    "https://rxflow.dev/fhir/CodeSystem/script-element";
 
 // A JSON string literal for an extension's raw value.
 // A SCRIPT date or dateTime as FHIR has it. xsd:dateTime may omit the zone (read as UTC,
@@ -42,6 +47,11 @@ std::string FhirDateTime(std::string_view v) {
   bool zoned = !time.empty() && (time.back() == 'Z' || time.find('+') != std::string_view::npos ||
                                  time.find('-') != std::string_view::npos);
   return zoned ? std::string(v) : Cat(v, "Z");
+}
+
+// A DateType's value: its Date, else its DateTime.
+const std::string& DateText(const script::DateValue& d) {
+  return !d.date.empty() ? d.date : d.date_time;
 }
 
 std::string JsonString(std::string_view v) {
@@ -197,7 +207,8 @@ class Builder {
   // One warning per Identification field that has no FHIR identifier system here, naming the
   // element. `mapped` lists the fields the caller carries.
   void WarnIdentification(const script::Identification& id, const std::string& party,
-                          std::initializer_list<std::string_view> mapped) {
+                          std::initializer_list<std::string_view> mapped,
+                          std::string_view element = "/Identification") {
     const std::pair<std::string_view, const std::string*> fields[] = {
         {"NCPDPID", &id.ncpdp_id},
         {"StateLicenseNumber", &id.state_license_number},
@@ -219,7 +230,7 @@ class Builder {
     };
     for (const auto& [name, value] : fields) {
       if (value->empty() || std::find(mapped.begin(), mapped.end(), name) != mapped.end()) continue;
-      issues_.Warning(Cat(party, "/Identification/", name), IssueCode::kNotSupported,
+      issues_.Warning(Cat(party, element, "/", name), IssueCode::kNotSupported,
                       "identifier without a FHIR system mapping: not mapped to FHIR: dropped");
     }
   }
@@ -258,7 +269,8 @@ class Builder {
       agent_ = Add(fhir::Resource{std::move(agent)}, "prescriber-agent");
     } else if (p.prescriber_agent) {
       issues_.Warning(party + "/PrescriberAgent", IssueCode::kNotSupported,
-                      "a MedicationDispense has no recorder: not mapped to FHIR: dropped");
+                      "a PrescriberAgent is carried only as a MedicationRequest's recorder: not "
+                      "mapped to FHIR: dropped");
     }
     if (p.specialty.empty() && !p.practice_location) return practitioner;
     fhir::PractitionerRole role;
@@ -397,25 +409,10 @@ class Builder {
     return out;
   }
 
-  fhir::MedicationRequest Request(const script::Medication& m, const std::string& path,
-                                  const fhir::Reference& patient, const fhir::Reference& requester,
-                                  const std::optional<fhir::Reference>& pharmacy) {
-    fhir::MedicationRequest mr;
-    const script::Header& h = m_.header;
-    if (!h.prescriber_order_number.empty()) {
-      mr.identifier.push_back(Id(kPrescriberOrderNumberSystem, h.prescriber_order_number));
-    }
-    if (!h.message_id.empty()) mr.identifier.push_back(Id(kMessageIdSystem, h.message_id));
-    if (!h.rx_reference_number.empty())
-      mr.identifier.push_back(Id(kRxReferenceSystem, h.rx_reference_number));
-    mr.status = "active";
-    mr.intent = "order";
-    mr.medication = Drug(m, path);
-    mr.subject = patient;
-    mr.requester = requester;
-    mr.recorder = agent_;
-    mr.authored_on =
-        FhirDateTime(!m.written_date.date.empty() ? m.written_date.date : m.written_date.date_time);
+  // Diagnosis/Primary and /Secondary → reasons (ICD-10-CM, ICD-9-CM with the dot; SNOMED).
+  std::vector<fhir::CodeableReference> Reasons(const script::Medication& m,
+                                               const std::string& path) {
+    std::vector<fhir::CodeableReference> out;
     for (const script::Diagnosis& d : m.diagnosis) {
       for (const script::DiagnosisCode* c : {&d.primary, d.secondary ? &*d.secondary : nullptr}) {
         if (!c) continue;
@@ -437,9 +434,33 @@ class Builder {
         fhir::CodeableReference r;
         r.concept_ = fhir::CodeableConcept{
             {fhir::Coding{system, "", code, c->description, std::nullopt}}, ""};
-        mr.reason.push_back(std::move(r));
+        out.push_back(std::move(r));
       }
     }
+    return out;
+  }
+
+  fhir::MedicationRequest Request(const script::Medication& m, const std::string& path,
+                                  const fhir::Reference& patient,
+                                  const std::optional<fhir::Reference>& requester,
+                                  const std::optional<fhir::Reference>& pharmacy) {
+    fhir::MedicationRequest mr;
+    const script::Header& h = m_.header;
+    if (!h.prescriber_order_number.empty()) {
+      mr.identifier.push_back(Id(kPrescriberOrderNumberSystem, h.prescriber_order_number));
+    }
+    if (!h.message_id.empty()) mr.identifier.push_back(Id(kMessageIdSystem, h.message_id));
+    if (!h.rx_reference_number.empty())
+      mr.identifier.push_back(Id(kRxReferenceSystem, h.rx_reference_number));
+    mr.status = "active";
+    mr.intent = "order";
+    mr.medication = Drug(m, path);
+    mr.subject = patient;
+    mr.requester = requester;
+    mr.recorder = agent_;
+    mr.authored_on =
+        FhirDateTime(!m.written_date.date.empty() ? m.written_date.date : m.written_date.date_time);
+    mr.reason = Reasons(m, path);
     if (!m.note.empty()) mr.note.push_back(fhir::Annotation{"", std::nullopt, "", m.note});
     if (m.sig) mr.dosage_instruction = SigToDosage(*m.sig, path + "/Sig", issues_);
     fhir::DispenseRequest dr;
@@ -499,23 +520,47 @@ class Builder {
       issues_.Warning(path + "/ReasonForSubstitutionCodeUsed", IssueCode::kNotSupported,
                       "a substitution reason without Substitutions: not mapped to FHIR: dropped");
     }
+    KeepScriptElements(m, mr.extension);
+    KeepHistorySource(m, path, mr.extension);
+    return mr;
+  }
+
+  // SCRIPT elements of a medication with no FHIR home, kept as RxFlow script-element
+  // extensions (the history and transfer elements come only in those transactions).
+  // `last_fill`: whether LastFillDate is kept too (a MedicationDispense has a home for it).
+  static void KeepScriptElements(const script::Medication& m, std::vector<fhir::Extension>& out,
+                                 bool last_fill = true) {
     auto keep = [&](std::string_view element, const std::string& value) {
-      if (value.empty()) return;
-      mr.extension.push_back(ScriptElement(element, value));
+      if (!value.empty()) out.push_back(ScriptElement(element, value));
     };
-    // SCRIPT elements with no FHIR home are kept as RxFlow script-element extensions.
     keep("DoNotFill", m.do_not_fill);
     keep("OrderCaptureMethod", m.order_capture_method);
     keep("PriorAuthorization", m.prior_authorization);
     keep("RxFillIndicator", m.rx_fill_indicator);
     for (const std::string& c : m.drug_coverage_status_code) keep("DrugCoverageStatusCode", c);
-    if (m.last_fill_date.date.size() + m.last_fill_date.date_time.size() > 0) {
-      keep("LastFillDate",
-           !m.last_fill_date.date.empty() ? m.last_fill_date.date : m.last_fill_date.date_time);
-    }
-    if (!m.pharmacy_requested_refills.empty())
-      keep("PharmacyRequestedRefills", m.pharmacy_requested_refills);
-    return mr;
+    if (last_fill) keep("LastFillDate", DateText(m.last_fill_date));
+    keep("PharmacyRequestedRefills", m.pharmacy_requested_refills);
+    keep("RefillsRemaining", m.refills_remaining);
+  }
+
+  // HistorySource (history and transfer medications): script-element extensions; of the
+  // source's Reference, the NCPDPID and NPI (the other identifiers: a warning each).
+  void KeepHistorySource(const script::Medication& m, const std::string& path,
+                         std::vector<fhir::Extension>& out) {
+    if (!m.history_source) return;
+    const script::HistorySource& h = *m.history_source;
+    auto keep = [&](std::string_view element, const std::string& value) {
+      if (!value.empty()) out.push_back(ScriptElement(element, value));
+    };
+    keep("HistorySource/Source/Reference/NCPDPID", h.reference.ncpdp_id);
+    keep("HistorySource/Source/Reference/NPI", h.reference.npi);
+    WarnIdentification(h.reference, path + "/HistorySource/Source/Reference", {"NCPDPID", "NPI"},
+                       "");
+    keep("HistorySource/Source/SourceDescription", h.source_description);
+    keep("HistorySource/Source/SourceQualifier", h.source_qualifier);
+    keep("HistorySource/SourceReference", h.source_reference);
+    keep("HistorySource/FillNumber", h.fill_number);
+    keep("HistorySource/PaymentType", h.payment_type);
   }
 
   fhir::Reference AddRequest(fhir::MedicationRequest mr) {
@@ -567,16 +612,7 @@ class Builder {
   }
   void MapTx(const script::NewRx& n, const std::string& path) {
     fhir::MedicationRequest mr = PrescriptionRequest(n, path);
-    // UrgencyIndicatorCode: S (standard) → routine, X (urgent) → urgent.
-    if (n.urgency_indicator_code == "X") {
-      mr.priority = "urgent";
-    } else if (n.urgency_indicator_code == "S") {
-      mr.priority = "routine";
-    } else if (!n.urgency_indicator_code.empty()) {
-      issues_.Warning(path + "/UrgencyIndicatorCode", IssueCode::kValue,
-                      Cat("urgency code ", n.urgency_indicator_code,
-                          " is neither S nor X: not mapped to FHIR: dropped"));
-    }
+    Priority(n.urgency_indicator_code, path, mr);
     if (n.prohibit_renewal_request) {
       mr.extension.push_back(
           ScriptElement("ProhibitRenewalRequest", *n.prohibit_renewal_request ? "true" : "false"));
@@ -744,6 +780,407 @@ class Builder {
     }
     AddPrescriber(r.prescriber, path + "/Prescriber", /*with_agent=*/false);
     Add(fhir::Resource{std::move(d)}, "dispense");
+  }
+
+  // ---- Tasks for the other requests and answers ----
+
+  // A Task input: the SCRIPT element it carries (script-element code system) and no value.
+  static fhir::TaskInput Input(std::string_view element) {
+    fhir::TaskInput in;
+    in.type.coding.push_back(fhir::Coding{std::string(kScriptElementCodeSystem), "",
+                                          std::string(element), "", std::nullopt});
+    return in;
+  }
+  static void InputString(fhir::Task& t, std::string_view element, const std::string& value) {
+    if (value.empty()) return;
+    fhir::TaskInput in = Input(element);
+    in.value_string = value;
+    t.input.push_back(std::move(in));
+  }
+  static void InputReference(fhir::Task& t, std::string_view element, fhir::Reference r) {
+    fhir::TaskInput in = Input(element);
+    in.value_reference = std::move(r);
+    t.input.push_back(std::move(in));
+  }
+  static void InputPeriod(fhir::Task& t, std::string_view element, const script::DateRange& d) {
+    fhir::TaskInput in = Input(element);
+    in.value_period =
+        fhir::Period{FhirDateTime(DateText(d.start_date)), FhirDateTime(DateText(d.end_date))};
+    t.input.push_back(std::move(in));
+  }
+
+  // A Task answering the message RelatesToMessageID names: its focus is that message's
+  // Task (a logical reference by its message-id identifier), when there is one.
+  fhir::Task AnswerTask(std::string status, std::string code, std::string_view system,
+                        std::string display) {
+    fhir::Task t = NewTask(std::move(status), std::move(code), system, std::move(display));
+    t.focus.reset();
+    if (!m_.header.relates_to_message_id.empty()) {
+      fhir::Reference r;
+      r.type = "Task";
+      r.identifier = Id(kMessageIdSystem, m_.header.relates_to_message_id);
+      t.focus = std::move(r);
+    }
+    return t;
+  }
+
+  // A Response's kind, reason codes, note or denial reason, and reference number.
+  static void ResponseToTask(const script::Response& r, fhir::Task& t) {
+    for (const std::string& code : r.reason_code) {
+      if (!t.status_reason) t.status_reason.emplace();
+      t.status_reason->coding.push_back(
+          fhir::Coding{std::string(kNcpdpReasonSystem), "", code, "", std::nullopt});
+    }
+    t.description = !r.note.empty() ? r.note : r.denial_reason;
+    InputString(t, "Response/ReferenceNumber", r.reference_number);
+  }
+
+  // BenefitsCoordination: RxFlow's FHIR model has no Coverage. Consent is a Task input; the
+  // payer fields are each named in a warning.
+  void Benefits(const std::vector<script::BenefitsCoordination>& bs, const std::string& path,
+                fhir::Task& t) {
+    for (size_t i = 0; i < bs.size(); ++i) {
+      const script::BenefitsCoordination& b = bs[i];
+      const std::string at = bs.size() > 1 ? Cat(path, "/BenefitsCoordination[", i + 1, "]")
+                                           : path + "/BenefitsCoordination";
+      InputString(t, "BenefitsCoordination/Consent", b.consent);
+      const bool payer = !b.payer_id.empty() || !b.processor_identification_number.empty() ||
+                         !b.iin_number.empty();
+      const std::pair<std::string_view, bool> dropped[] = {
+          {"PayerIdentification", payer},
+          {"PayerName", !b.payer_name.empty()},
+          {"CardholderID", !b.cardholder_id.empty()},
+          {"GroupID", !b.group_id.empty()},
+          {"PBMMemberID", !b.pbm_member_id.empty()}};
+      for (const auto& [element, present] : dropped) {
+        if (!present) continue;
+        issues_.Warning(Cat(at, "/", element), IssueCode::kNotSupported,
+                        "RxFlow's FHIR model has no Coverage: not mapped to FHIR: dropped");
+      }
+    }
+  }
+
+  // A Pharmacist → a Practitioner (role `pharmacist`).
+  fhir::Reference AddPharmacist(const script::Pharmacist& p, const std::string& path) {
+    fhir::Practitioner pr;
+    const script::Identification& id = p.identification;
+    if (!id.npi.empty()) pr.identifier.push_back(Id(kNpi, id.npi));
+    if (!id.dea_number.empty()) pr.identifier.push_back(Id(kDeaOid, id.dea_number));
+    if (!id.state_license_number.empty())
+      pr.identifier.push_back(TypedId("SL", id.state_license_number));
+    WarnIdentification(id, path, {"NPI", "DEANumber", "StateLicenseNumber"});
+    if (!p.business_name.empty()) {
+      issues_.Warning(path + "/BusinessName", IssueCode::kNotSupported,
+                      "not mapped to FHIR: dropped");
+    }
+    pr.name.push_back(Name(p.name));
+    if (p.address) pr.address.push_back(Addr(*p.address, "work"));
+    pr.telecom = Telecom(p.communication_numbers, "work");
+    return Add(fhir::Resource{std::move(pr)}, "pharmacist");
+  }
+
+  // The pharmacies of a transfer: each an Organization; the one the prescription goes to
+  // is the Task's requester, the one it comes from its owner.
+  void TransferParties(const std::vector<script::Pharmacy>& pharmacies,
+                       const std::optional<script::Pharmacist>& pharmacist, const std::string& path,
+                       fhir::Task& t) {
+    for (size_t i = 0; i < pharmacies.size(); ++i) {
+      const std::string at =
+          pharmacies.size() > 1 ? Cat(path, "/Pharmacy[", i + 1, "]") : path + "/Pharmacy";
+      const std::string& type = pharmacies[i].transfer_type;
+      fhir::Reference org = AddPharmacy(pharmacies[i], at);
+      std::optional<fhir::Reference>* slot = type == "TRANSFER TO PHARMACY"     ? &t.requester
+                                             : type == "TRANSFER FROM PHARMACY" ? &t.owner
+                                                                                : nullptr;
+      if (!slot || *slot) {
+        issues_.Warning(at + "/TransferType", IssueCode::kValue,
+                        Cat("transfer type \"", type,
+                            "\" names no pharmacy the Task has yet: the Organization is in the "
+                            "Bundle, no Task names it"));
+        continue;
+      }
+      *slot = std::move(org);
+    }
+    if (pharmacist)
+      InputReference(t, "Pharmacist", AddPharmacist(*pharmacist, path + "/Pharmacist"));
+  }
+
+  void MapTx(const script::RxFillIndicatorChange& r, const std::string&) {
+    fhir::Task t = NewTask("requested", "RxFillIndicatorChange", kNcpdpTransactionSystem,
+                           "fill indicator change");
+    InputString(t, "RxFillIndicator", r.rx_fill_indicator);
+    Add(fhir::Resource{std::move(t)}, "task");
+  }
+
+  void MapTx(const script::RxHistoryRequest& r, const std::string& path) {
+    fhir::Task t = NewTask("requested", "RxHistoryRequest", kNcpdpTransactionSystem,
+                           "medication history request");
+    t.focus.reset();
+    t.for_ = AddPatient(r.patient, path + "/Patient");
+    if (r.prescriber) t.requester = AddPrescriber(*r.prescriber, path + "/Prescriber", false);
+    if (r.pharmacy) InputReference(t, "Pharmacy", AddPharmacy(*r.pharmacy, path + "/Pharmacy"));
+    InputPeriod(t, "RequestedDates", r.requested_dates);
+    for (const std::string& s : r.pdmp_states_requested) {
+      InputString(t, "PDMPStatesRequested/StateProvince", s);
+    }
+    InputString(t, "RequestorRole", r.requestor_role);
+    Benefits(r.benefits_coordination, path, t);
+    Add(fhir::Resource{std::move(t)}, "task");
+  }
+
+  void MapTx(const script::RxHistoryResponse& r, const std::string& path) {
+    const bool approved = r.response.kind == "Approved";
+    fhir::Task t = AnswerTask(approved ? "completed" : "rejected", r.response.kind,
+                              kNcpdpResponseSystem, "medication history response");
+    ResponseToTask(r.response, t);
+    fhir::Reference patient = AddPatient(r.patient, path + "/Patient");
+    t.for_ = patient;
+    std::optional<fhir::Reference> pharmacy, prescriber;
+    if (r.pharmacy) pharmacy = AddPharmacy(*r.pharmacy, path + "/Pharmacy");
+    if (r.prescriber) prescriber = AddPrescriber(*r.prescriber, path + "/Prescriber", false);
+    for (size_t i = 0; i < r.medication_dispensed.size(); ++i) {
+      const std::string at = Indexed(path + "/MedicationDispensed", i, r.medication_dispensed);
+      Add(fhir::Resource{HistoryDispense(r.medication_dispensed[i], at, patient, pharmacy, {})},
+          "dispense");
+    }
+    for (size_t i = 0; i < r.medication_prescribed.size(); ++i) {
+      const std::string at = Indexed(path + "/MedicationPrescribed", i, r.medication_prescribed);
+      Add(fhir::Resource{HistoryStatement(r.medication_prescribed[i], at, patient, prescriber)},
+          "statement");
+    }
+    InputPeriod(t, "RequestedDates", r.requested_dates);
+    Benefits(r.benefits_coordination, path, t);
+    Add(fhir::Resource{std::move(t)}, "task");
+  }
+
+  template <typename T>
+  static std::string Indexed(const std::string& path, size_t i, const std::vector<T>& all) {
+    return all.size() > 1 ? Cat(path, "[", i + 1, "]") : path;
+  }
+
+  static void Keep(std::vector<fhir::Extension>& out, std::string_view element,
+                   const std::string& value) {
+    if (!value.empty()) out.push_back(ScriptElement(element, value));
+  }
+
+  // A medication's dates other than the written and fill dates: none has a home in a
+  // MedicationDispense or MedicationStatement.
+  void WarnOtherDates(const script::Medication& m, const std::string& path) {
+    if (m.other_medication_date.empty()) return;
+    issues_.Warning(path + "/OtherMedicationDate", IssueCode::kNotSupported,
+                    "not mapped to FHIR: dropped");
+  }
+
+  fhir::Quantity CheckedQuantity(const script::Quantity& q, const std::string& path) {
+    if (q.code_list_qualifier != "38") {
+      issues_.Warning(
+          path + "/Quantity/CodeListQualifier", IssueCode::kNotSupported,
+          Cat("quantity qualifier ", q.code_list_qualifier, " is not carried (38 assumed)"));
+    }
+    return Qty(q);
+  }
+
+  // One dispensed medication of a history or a transfer → MedicationDispense (completed).
+  // The entry's own Pharmacy, else `pharmacy`, is the performer; its Prescriber a
+  // Practitioner no resource refers to (a MedicationDispense has no prescriber).
+  fhir::MedicationDispense HistoryDispense(const script::Medication& m, const std::string& path,
+                                           const fhir::Reference& patient,
+                                           const std::optional<fhir::Reference>& pharmacy,
+                                           std::optional<fhir::Reference> prescription) {
+    fhir::MedicationDispense d;
+    d.status = "completed";
+    d.medication = Drug(m, path);
+    d.subject = patient;
+    std::optional<fhir::Reference> performer = pharmacy;
+    if (m.pharmacy) performer = AddPharmacy(*m.pharmacy, path + "/Pharmacy");
+    if (performer) d.performer.push_back(*performer);
+    if (m.prescriber) AddPrescriber(*m.prescriber, path + "/Prescriber", false);
+    if (!m.history_prescriber_order_number.empty()) {
+      if (prescription) {
+        Keep(d.extension, "HistoryPrescriberOrderNumber", m.history_prescriber_order_number);
+      } else {
+        prescription.emplace();
+        prescription->type = "MedicationRequest";
+        prescription->identifier =
+            Id(kPrescriberOrderNumberSystem, m.history_prescriber_order_number);
+      }
+    }
+    if (prescription) d.authorizing_prescription.push_back(std::move(*prescription));
+    if (m.quantity) d.quantity = CheckedQuantity(*m.quantity, path);
+    if (!m.days_supply.empty())
+      d.days_supply = fhir::Quantity{internal::FhirDecimalFromScript(m.days_supply), "", "days",
+                                     std::string(kUcum), "d"};
+    d.when_handed_over = FhirDateTime(DateText(m.last_fill_date));
+    if (!m.note.empty()) d.note.push_back(fhir::Annotation{"", std::nullopt, "", m.note});
+    if (m.sig) d.dosage_instruction = SigToDosage(*m.sig, path + "/Sig", issues_);
+    if (!m.diagnosis.empty()) {
+      issues_.Warning(path + "/Diagnosis", IssueCode::kNotSupported,
+                      "a MedicationDispense has no reason: not mapped to FHIR: dropped");
+    }
+    WarnOtherDates(m, path);
+    Keep(d.extension, "WrittenDate", DateText(m.written_date));
+    Keep(d.extension, "Substitutions", m.substitutions);
+    Keep(d.extension, "NumberOfRefills", m.number_of_refills);
+    Keep(d.extension, "ReasonForSubstitutionCodeUsed", m.reason_for_substitution_code_used);
+    KeepScriptElements(m, d.extension, /*last_fill=*/false);
+    KeepHistorySource(m, path, d.extension);
+    return d;
+  }
+
+  // One prescribed medication of a history → MedicationStatement (recorded): what the
+  // patient was prescribed, asserted by the history's sender at SentTime.
+  fhir::MedicationStatement HistoryStatement(const script::Medication& m, const std::string& path,
+                                             const fhir::Reference& patient,
+                                             const std::optional<fhir::Reference>& prescriber) {
+    fhir::MedicationStatement s;
+    s.status = "recorded";
+    s.medication = Drug(m, path);
+    s.subject = patient;
+    s.effective_date_time = FhirDateTime(DateText(m.written_date));
+    s.date_asserted = FhirDateTime(m_.header.sent_time);
+    std::optional<fhir::Reference> source = prescriber;
+    if (m.prescriber) source = AddPrescriber(*m.prescriber, path + "/Prescriber", false);
+    if (source) s.information_source.push_back(*source);
+    if (m.pharmacy) s.information_source.push_back(AddPharmacy(*m.pharmacy, path + "/Pharmacy"));
+    s.reason = Reasons(m, path);
+    if (!m.note.empty()) s.note.push_back(fhir::Annotation{"", std::nullopt, "", m.note});
+    if (m.sig) s.dosage = SigToDosage(*m.sig, path + "/Sig", issues_);
+    WarnOtherDates(m, path);
+    if (m.quantity) {
+      CheckedQuantity(*m.quantity, path);
+      Keep(s.extension, "Quantity/Value", m.quantity->value);
+      Keep(s.extension, "Quantity/QuantityUnitOfMeasure/Code", m.quantity->unit_of_measure_code);
+    }
+    Keep(s.extension, "DaysSupply", m.days_supply);
+    Keep(s.extension, "Substitutions", m.substitutions);
+    Keep(s.extension, "NumberOfRefills", m.number_of_refills);
+    Keep(s.extension, "ReasonForSubstitutionCodeUsed", m.reason_for_substitution_code_used);
+    Keep(s.extension, "HistoryPrescriberOrderNumber", m.history_prescriber_order_number);
+    KeepScriptElements(m, s.extension);
+    KeepHistorySource(m, path, s.extension);
+    return s;
+  }
+
+  void MapTx(const script::RxTransferRequest& r, const std::string& path) {
+    fhir::Task t = NewTask("requested", "RxTransferRequest", kNcpdpTransactionSystem,
+                           "prescription transfer request");
+    t.focus.reset();
+    fhir::Reference patient = AddPatient(r.patient, path + "/Patient");
+    t.for_ = patient;
+    TransferParties(r.pharmacy, r.pharmacist, path, t);
+    std::optional<fhir::Reference> prescriber;
+    if (r.prescriber) prescriber = AddPrescriber(*r.prescriber, path + "/Prescriber");
+    if (r.medication_transfer_requested) {
+      // The prescription asked for, as the requesting pharmacy knows it.
+      fhir::MedicationRequest mr =
+          Request(*r.medication_transfer_requested, path + "/MedicationTransferRequested", patient,
+                  prescriber, t.owner);
+      mr.identifier.clear();  // the header's identify the request, not this prescription
+      t.focus = AddRequest(std::move(mr));
+    } else if (prescriber) {
+      InputReference(t, "Prescriber", *prescriber);
+    }
+    InputString(t, "TransferRequest", r.transfer_request);
+    Add(fhir::Resource{std::move(t)}, "task");
+  }
+
+  void MapTx(const script::RxTransferResponse& r, const std::string& path) {
+    const bool approved = r.response.kind == "Approved";
+    fhir::Task t = AnswerTask(approved ? "completed" : "rejected", r.response.kind,
+                              kNcpdpResponseSystem, "prescription transfer response");
+    ResponseToTask(r.response, t);
+    fhir::Reference patient = AddPatient(r.patient, path + "/Patient");
+    t.for_ = patient;
+    TransferParties(r.pharmacy, r.pharmacist, path, t);
+    for (size_t i = 0; i < r.medication_transferred.size(); ++i) {
+      Transferred(r.medication_transferred[i],
+                  Indexed(path + "/MedicationTransferred", i, r.medication_transferred), patient,
+                  t);
+    }
+    InputString(t, "TransferRequest", r.transfer_request);
+    Benefits(r.benefits_coordination, path, t);
+    Add(fhir::Resource{std::move(t)}, "task");
+  }
+
+  // One MedicationTransferred: the prescription (a MedicationRequest the receiving pharmacy
+  // will dispense, its Prescriber the requester) and its fills at the sending pharmacy.
+  void Transferred(const script::MedicationTransferred& x, const std::string& path,
+                   const fhir::Reference& patient, fhir::Task& t) {
+    const script::Medication& m = x.medication_prescribed;
+    const std::string mp = path + "/MedicationPrescribed";
+    std::optional<fhir::Reference> prescriber;
+    if (m.prescriber) prescriber = AddPrescriber(*m.prescriber, mp + "/Prescriber");
+    fhir::MedicationRequest mr = Request(m, mp, patient, prescriber, t.requester);
+    mr.identifier.clear();  // the header's identify the response, not this prescription
+    if (!m.history_prescriber_order_number.empty()) {
+      mr.identifier.push_back(Id(kPrescriberOrderNumberSystem, m.history_prescriber_order_number));
+    }
+    if (!m.rx_reference_number.empty())
+      mr.identifier.push_back(Id(kRxReferenceSystem, m.rx_reference_number));
+    Keep(mr.extension, "PrescriptionPreviouslyFilled", x.prescription_previously_filled);
+    fhir::Reference request = AddRequest(std::move(mr));
+    InputReference(t, "MedicationTransferred", request);
+    for (size_t i = 0; i < x.medication_dispensed.size(); ++i) {
+      const std::string at = Indexed(path + "/MedicationDispensed", i, x.medication_dispensed);
+      Add(fhir::Resource{HistoryDispense(x.medication_dispensed[i], at, patient, t.owner, request)},
+          "dispense");
+    }
+  }
+
+  void MapTx(const script::RxTransferConfirm& r, const std::string& path) {
+    fhir::Task t = AnswerTask("completed", "RxTransferConfirm", kNcpdpTransactionSystem,
+                              "prescription transfer confirmation");
+    t.for_ = AddPatient(r.patient, path + "/Patient");
+    TransferParties(r.pharmacy, r.pharmacist, path, t);
+    InputString(t, "RxFillConfirmIndicator", r.rx_fill_confirm_indicator);
+    InputString(t, "TransferRequest", r.transfer_request);
+    Add(fhir::Resource{std::move(t)}, "task");
+  }
+
+  // UrgencyIndicatorCode: S (standard) → routine, X (urgent) → urgent.
+  void Priority(const std::string& code, const std::string& path, fhir::MedicationRequest& mr) {
+    if (code == "X") {
+      mr.priority = "urgent";
+    } else if (code == "S") {
+      mr.priority = "routine";
+    } else if (!code.empty()) {
+      issues_.Warning(
+          path + "/UrgencyIndicatorCode", IssueCode::kValue,
+          Cat("urgency code ", code, " is neither S nor X: not mapped to FHIR: dropped"));
+    }
+  }
+
+  // NewRxRequest and NewRxResponseDenied: the prescription asked for (intent proposal), the
+  // pharmacy its dispenser, and a Task whose focus it is.
+  template <typename Tx>
+  fhir::Task NewRxAsked(const Tx& tx, const std::string& path, fhir::Task t, bool denied) {
+    fhir::Reference patient = AddPatient(tx.patient, path + "/Patient");
+    fhir::Reference prescriber = AddPrescriber(tx.prescriber, path + "/Prescriber");
+    fhir::Reference pharmacy = AddPharmacy(tx.pharmacy, path + "/Pharmacy");
+    fhir::MedicationRequest mr = Request(tx.medication_requested, path + "/MedicationRequested",
+                                         patient, prescriber, pharmacy);
+    mr.intent = "proposal";
+    if (denied) mr.status = "cancelled";
+    Priority(tx.urgency_indicator_code, path, mr);
+    t.focus = AddRequest(std::move(mr));
+    t.for_ = patient;
+    t.requester = denied ? prescriber : pharmacy;
+    t.owner = denied ? pharmacy : prescriber;
+    if (!tx.note.empty()) t.note.push_back(fhir::Annotation{"", std::nullopt, "", tx.note});
+    return t;
+  }
+
+  void MapTx(const script::NewRxRequest& r, const std::string& path) {
+    fhir::Task t =
+        NewTask("requested", "NewRxRequest", kNcpdpTransactionSystem, "new prescription request");
+    Add(fhir::Resource{NewRxAsked(r, path, std::move(t), false)}, "task");
+  }
+
+  void MapTx(const script::NewRxResponseDenied& r, const std::string& path) {
+    fhir::Task t =
+        NewTask("rejected", "Denied", kNcpdpResponseSystem, "new prescription request denied");
+    ResponseToTask(r.response, t);
+    Add(fhir::Resource{NewRxAsked(r, path, std::move(t), true)}, "task");
   }
 
   StatusOr<fhir::Bundle> Build() {

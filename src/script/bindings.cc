@@ -84,6 +84,21 @@ constexpr Field kPharmacy[] = {
     Sub<&Pharmacy::address>("Address", kAddress),
     Sub<&Pharmacy::communication_numbers>("CommunicationNumbers", kComm)};
 
+// PharmacyTransfer (the RxTransfer* transactions): a Pharmacy and its TransferType.
+constexpr Field kPharmacyTransfer[] = {
+    Sub<&Pharmacy::identification>("Identification", kIdentification),
+    Leaf<&Pharmacy::specialty>("Specialty"),
+    Leaf<&Pharmacy::business_name>("BusinessName"),
+    Sub<&Pharmacy::address>("Address", kAddress),
+    Sub<&Pharmacy::communication_numbers>("CommunicationNumbers", kComm),
+    Leaf<&Pharmacy::transfer_type>("TransferType")};
+
+constexpr Field kPharmacist[] = {
+    Sub<&Pharmacist::identification>("Identification", kIdentification),
+    Sub<&Pharmacist::name>("Name", kName), Leaf<&Pharmacist::business_name>("BusinessName"),
+    Sub<&Pharmacist::address>("Address", kAddress),
+    Sub<&Pharmacist::communication_numbers>("CommunicationNumbers", kComm)};
+
 constexpr Field kPracticeLocation[] = {Leaf<&PracticeLocation::business_name>("BusinessName")};
 
 constexpr Field kPrescriberParty[] = {
@@ -178,6 +193,20 @@ constexpr Field kSig[] = {
         "Instruction", "MultipleInstructionModifier", kInstruction),
     Leaf<&Sig::clarifying_free_text>("ClarifyingFreeText", &Structured)};
 
+// HistorySource: Source (Reference, SourceDescription, SourceQualifier), SourceReference,
+// FillNumber, PaymentType. Source is sent when any of its parts is.
+bool HasSource(const void* owner) {
+  const auto& h = *static_cast<const HistorySource*>(owner);
+  return !h.reference.empty() || !h.source_description.empty() || !h.source_qualifier.empty();
+}
+constexpr Field kSourceQualifier[] = {Sub<&HistorySource::reference>("Reference", kIdentification),
+                                      Leaf<&HistorySource::source_description>("SourceDescription"),
+                                      Leaf<&HistorySource::source_qualifier>("SourceQualifier")};
+constexpr Field kHistorySource[] = {Group("Source", kSourceQualifier, &HasSource),
+                                    Leaf<&HistorySource::source_reference>("SourceReference"),
+                                    Leaf<&HistorySource::fill_number>("FillNumber"),
+                                    Leaf<&HistorySource::payment_type>("PaymentType")};
+
 using Med = Medication;
 constexpr Field kMedication[] = {
     Leaf<&Med::drug_description>("DrugDescription"),
@@ -198,7 +227,13 @@ constexpr Field kMedication[] = {
     Leaf<&Med::order_capture_method>("OrderCaptureMethod"),
     Leaf<&Med::reason_for_substitution_code_used>("ReasonForSubstitutionCodeUsed"),
     Leaf<&Med::rx_fill_indicator>("RxFillIndicator"),
-    Sub<&Med::other_medication_date>("OtherMedicationDate", kOtherDate)};
+    Sub<&Med::other_medication_date>("OtherMedicationDate", kOtherDate),
+    Leaf<&Med::refills_remaining>("RefillsRemaining"),
+    Leaf<&Med::history_prescriber_order_number>("HistoryPrescriberOrderNumber"),
+    Sub<&Med::pharmacy>("Pharmacy", kPharmacy),
+    Sub<&Med::prescriber>("Prescriber", kPrescriber),
+    Sub<&Med::history_source>("HistorySource", kHistorySource),
+    Leaf<&Med::rx_reference_number>("RxReferenceNumber")};
 
 // ---- Header ----
 
@@ -311,6 +346,112 @@ constexpr Field kRxFill[] = {
     Sub<&RxFill::medication_dispensed>("MedicationDispensed", kMedication),
     Sub<&RxFill::medication_prescribed>("MedicationPrescribed", kMedication)};
 
+constexpr Field kRxFillIndicatorChange[] = {
+    Leaf<&RxFillIndicatorChange::rx_fill_indicator>("RxFillIndicator")};
+
+// ---- Medication history ----
+
+using Benefits = BenefitsCoordination;
+bool HasPayerId(const void* owner) {
+  const auto& b = *static_cast<const Benefits*>(owner);
+  return !b.payer_id.empty() || !b.processor_identification_number.empty() || !b.iin_number.empty();
+}
+constexpr Field kPayerId[] = {
+    Leaf<&Benefits::payer_id>("PayerID"),
+    Leaf<&Benefits::processor_identification_number>("ProcessorIdentificationNumber"),
+    Leaf<&Benefits::iin_number>("IINNumber")};
+constexpr Field kBenefitsCoordination[] = {Group("PayerIdentification", kPayerId, &HasPayerId),
+                                           Leaf<&Benefits::payer_name>("PayerName"),
+                                           Leaf<&Benefits::cardholder_id>("CardholderID"),
+                                           Leaf<&Benefits::group_id>("GroupID"),
+                                           Leaf<&Benefits::consent>("Consent"),
+                                           Leaf<&Benefits::pbm_member_id>("PBMMemberID")};
+
+constexpr Field kDateRange[] = {Sub<&DateRange::start_date>("StartDate", kDate),
+                                Sub<&DateRange::end_date>("EndDate", kDate)};
+
+using HistoryRequest = RxHistoryRequest;
+constexpr Field kPdmpStates[] = {Leaf<&HistoryRequest::pdmp_states_requested>("StateProvince")};
+constexpr Field kRxHistoryRequest[] = {
+    Sub<&HistoryRequest::benefits_coordination>("BenefitsCoordination", kBenefitsCoordination),
+    Sub<&HistoryRequest::patient>("Patient", kPatient),
+    Sub<&HistoryRequest::pharmacy>("Pharmacy", kPharmacy),
+    Sub<&HistoryRequest::prescriber>("Prescriber", kPrescriber),
+    Sub<&HistoryRequest::requested_dates>("RequestedDates", kDateRange),
+    Group("PDMPStatesRequested", kPdmpStates, &NotEmpty<&HistoryRequest::pdmp_states_requested>),
+    Leaf<&HistoryRequest::requestor_role>("RequestorRole")};
+
+using HistoryResponse = RxHistoryResponse;
+constexpr Field kRxHistoryResponse[] = {
+    Sub<&HistoryResponse::response>("Response", kResponse),
+    Sub<&HistoryResponse::benefits_coordination>("BenefitsCoordination", kBenefitsCoordination),
+    Sub<&HistoryResponse::patient>("Patient", kPatient),
+    Sub<&HistoryResponse::pharmacy>("Pharmacy", kPharmacy),
+    Sub<&HistoryResponse::prescriber>("Prescriber", kPrescriber),
+    Sub<&HistoryResponse::medication_dispensed>("MedicationDispensed", kMedication),
+    Sub<&HistoryResponse::medication_prescribed>("MedicationPrescribed", kMedication),
+    Sub<&HistoryResponse::requested_dates>("RequestedDates", kDateRange)};
+
+// ---- Transfers ----
+
+using TransferRequest = RxTransferRequest;
+constexpr Field kRxTransferRequest[] = {
+    Sub<&TransferRequest::patient>("Patient", kPatient),
+    Sub<&TransferRequest::pharmacy>("Pharmacy", kPharmacyTransfer),
+    Sub<&TransferRequest::prescriber>("Prescriber", kPrescriber),
+    Sub<&TransferRequest::pharmacist>("Pharmacist", kPharmacist),
+    Sub<&TransferRequest::medication_transfer_requested>("MedicationTransferRequested",
+                                                         kMedication),
+    Leaf<&TransferRequest::transfer_request>("TransferRequest")};
+
+using Transferred = MedicationTransferred;
+constexpr Field kMedicationTransferred[] = {
+    Sub<&Transferred::medication_dispensed>("MedicationDispensed", kMedication),
+    Sub<&Transferred::medication_prescribed>("MedicationPrescribed", kMedication),
+    Leaf<&Transferred::prescription_previously_filled>("PrescriptionPreviouslyFilled")};
+
+using TransferResponse = RxTransferResponse;
+constexpr Field kRxTransferResponse[] = {
+    Sub<&TransferResponse::response>("Response", kResponse),
+    Sub<&TransferResponse::benefits_coordination>("BenefitsCoordination", kBenefitsCoordination),
+    Sub<&TransferResponse::patient>("Patient", kPatient),
+    Sub<&TransferResponse::pharmacy>("Pharmacy", kPharmacyTransfer),
+    Sub<&TransferResponse::pharmacist>("Pharmacist", kPharmacist),
+    Sub<&TransferResponse::medication_transferred>("MedicationTransferred", kMedicationTransferred),
+    Leaf<&TransferResponse::transfer_request>("TransferRequest")};
+
+using TransferConfirm = RxTransferConfirm;
+constexpr Field kRxTransferConfirm[] = {
+    Sub<&TransferConfirm::patient>("Patient", kPatient),
+    Sub<&TransferConfirm::pharmacy>("Pharmacy", kPharmacyTransfer),
+    Sub<&TransferConfirm::pharmacist>("Pharmacist", kPharmacist),
+    Leaf<&TransferConfirm::rx_fill_confirm_indicator>("RxFillConfirmIndicator"),
+    Leaf<&TransferConfirm::transfer_request>("TransferRequest")};
+
+// ---- New prescription requests ----
+
+constexpr Field kNewRxRequest[] = {
+    Leaf<&NewRxRequest::urgency_indicator_code>("UrgencyIndicatorCode"),
+    Sub<&NewRxRequest::patient>("Patient", kPatient),
+    Sub<&NewRxRequest::pharmacy>("Pharmacy", kPharmacy),
+    Sub<&NewRxRequest::prescriber>("Prescriber", kPrescriber),
+    Sub<&NewRxRequest::medication_requested>("MedicationRequested", kMedication),
+    Leaf<&NewRxRequest::note>("Note")};
+
+// NewRxResponseDeniedType: the denial's fields directly, not a choice.
+constexpr Field kResponseDenied[] = {Leaf<&Response::reason_code>("ReasonCode"),
+                                     Leaf<&Response::reference_number>("ReferenceNumber"),
+                                     Leaf<&Response::denial_reason>("DenialReason")};
+using Denied = NewRxResponseDenied;
+constexpr Field kNewRxResponseDenied[] = {
+    Leaf<&Denied::urgency_indicator_code>("UrgencyIndicatorCode"),
+    Sub<&Denied::response>("Response", kResponseDenied),
+    Sub<&Denied::patient>("Patient", kPatient),
+    Sub<&Denied::pharmacy>("Pharmacy", kPharmacy),
+    Sub<&Denied::prescriber>("Prescriber", kPrescriber),
+    Sub<&Denied::medication_requested>("MedicationRequested", kMedication),
+    Leaf<&Denied::note>("Note")};
+
 template <typename T, size_t I = 0>
 constexpr size_t IndexInBody() {
   if constexpr (std::is_same_v<std::variant_alternative_t<I, Body>, T>) {
@@ -338,7 +479,15 @@ constexpr Transaction kTransactions[] = {
     Tx<RxRenewalResponse>("RxRenewalResponse", kRxRenewalResponse),
     Tx<RxChangeRequest>("RxChangeRequest", kRxChangeRequest),
     Tx<RxChangeResponse>("RxChangeResponse", kRxChangeResponse),
-    Tx<RxFill>("RxFill", kRxFill)};
+    Tx<RxFill>("RxFill", kRxFill),
+    Tx<RxFillIndicatorChange>("RxFillIndicatorChange", kRxFillIndicatorChange),
+    Tx<RxHistoryRequest>("RxHistoryRequest", kRxHistoryRequest),
+    Tx<RxHistoryResponse>("RxHistoryResponse", kRxHistoryResponse),
+    Tx<RxTransferRequest>("RxTransferRequest", kRxTransferRequest),
+    Tx<RxTransferResponse>("RxTransferResponse", kRxTransferResponse),
+    Tx<RxTransferConfirm>("RxTransferConfirm", kRxTransferConfirm),
+    Tx<NewRxRequest>("NewRxRequest", kNewRxRequest),
+    Tx<NewRxResponseDenied>("NewRxResponseDenied", kNewRxResponseDenied)};
 constexpr bool InBodyOrder() {
   for (size_t i = 0; i < std::size(kTransactions); ++i) {
     if (kTransactions[i].index != i) return false;

@@ -5,11 +5,15 @@
 
 #include <bitset>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 
 #include "rxflow/issue.h"
 #include "rxflow/script/xml.h"
@@ -91,11 +95,26 @@ struct Rule {
   std::string old_code;
 };
 
+// The writer's plan for one binding table and one complex type (xml_writer.cc): which
+// fields write which declaration, worked out once instead of comparing every field's name
+// at every declaration of every element written.
+struct WriterPlan {
+  std::vector<std::vector<uint8_t>> by_decl;  // declaration → fields, in table order
+  std::vector<int> decl;                      // field → declaration (or a negative marker)
+};
+// Made on first use, under the mutex; node_hash_map: a plan stays put while others are
+// added, and lives as long as its schema.
+struct WriterPlans {
+  std::mutex mu;
+  absl::node_hash_map<std::pair<const void*, const void*>, WriterPlan> plans;
+};
+
 struct Schema {
   std::vector<ComplexType> types;
   std::vector<SimpleType> simples;
   absl::flat_hash_map<std::string, int> type_index;
   int root = -1;  // Message
+  std::unique_ptr<WriterPlans> writer_plans = std::make_unique<WriterPlans>();
 
   int FindType(std::string_view name) const;
 };

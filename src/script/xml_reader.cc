@@ -184,17 +184,20 @@ class In {
  public:
   // `report`: whether the children nobody asked for are reported.
   In(pugi::xml_node node, std::string path, IssueList& issues, bool report = true)
-      : node_(node), path_(std::move(path)), issues_(issues), report_(report) {}
+      : node_(node), path_(std::move(path)), issues_(issues), report_(report) {
+    // The element children and their local names, once: every Find is then a scan of
+    // short string_views, not of the DOM (a table asks for each of its fields).
+    for (pugi::xml_node c : node_.children()) {
+      if (c.type() == pugi::node_element) kids_.push_back({Local(c.name()), c, false});
+    }
+  }
   In(const In&) = delete;
   In& operator=(const In&) = delete;
   ~In() {
     if (!node_ || !report_) return;
-    // Sorted once, searched per child: linear-logarithmic however many siblings there are.
-    std::sort(used_.begin(), used_.end());
-    for (pugi::xml_node c : node_.children()) {
-      if (c.type() != pugi::node_element) continue;
-      if (!std::binary_search(used_.begin(), used_.end(), c)) {
-        issues_.Warning(Cat(path_, "/", Local(c.name())), IssueCode::kNotSupported,
+    for (const Kid& k : kids_) {
+      if (!k.used) {
+        issues_.Warning(Cat(path_, "/", k.name), IssueCode::kNotSupported,
                         "not mapped by RxFlow: dropped");
       }
     }
@@ -204,20 +207,20 @@ class In {
   pugi::xml_node node() const { return node_; }
 
   pugi::xml_node Find(std::string_view name) {
-    for (pugi::xml_node c : node_.children()) {
-      if (c.type() == pugi::node_element && Local(c.name()) == name) {
-        used_.push_back(c);
-        return c;
+    for (Kid& k : kids_) {
+      if (k.name == name) {
+        k.used = true;
+        return k.node;
       }
     }
     return {};
   }
   std::vector<pugi::xml_node> FindAll(std::string_view name) {
     std::vector<pugi::xml_node> out;
-    for (pugi::xml_node c : node_.children()) {
-      if (c.type() == pugi::node_element && Local(c.name()) == name) {
-        used_.push_back(c);
-        out.push_back(c);
+    for (Kid& k : kids_) {
+      if (k.name == name) {
+        k.used = true;
+        out.push_back(k.node);
       }
     }
     return out;
@@ -236,11 +239,16 @@ class In {
   }
 
  private:
+  struct Kid {
+    std::string_view name;
+    pugi::xml_node node;
+    bool used;
+  };
   pugi::xml_node node_;
   std::string path_;
   IssueList& issues_;
   bool report_;
-  std::vector<pugi::xml_node> used_;
+  std::vector<Kid> kids_;
 };
 
 using internal::Field;

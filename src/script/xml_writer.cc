@@ -7,6 +7,8 @@
 // has been checked against the profile it claims.
 #include <span>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "rxflow/internal/strcat.h"
 #include "rxflow/script/xml.h"
@@ -233,25 +235,55 @@ class MessageWriter {
     e_.Close();
   }
 
+  // Which table fields write which declaration of a type (internal::WriterPlan).
+  static constexpr int kUndeclared = -1;  // no declaration of the type has the field's name
+  static constexpr int kDynamic = -2;     // a choice: the name depends on the value
+  using Plan = internal::WriterPlan;
+  const Plan& PlanFor(const Table& t, const ComplexType& type) const {
+    internal::WriterPlans& cache = *schema_.writer_plans;
+    std::lock_guard lock(cache.mu);
+    auto [it, inserted] = cache.plans.try_emplace({t.data, &type});
+    Plan& plan = it->second;
+    if (!inserted) return plan;
+    plan.by_decl.resize(type.decls.size());
+    for (size_t i = 0; i < t.size; ++i) {
+      const Field& f = t.data[i];
+      if (f.kind == K::kChoice) {
+        plan.decl.push_back(kDynamic);
+        for (auto& fields : plan.by_decl) fields.push_back(static_cast<uint8_t>(i));
+        continue;
+      }
+      int d = f.kind == K::kAttribute ? kUndeclared : type.FindDecl(f.name);
+      plan.decl.push_back(d < 0 ? kUndeclared : d);
+      if (d >= 0) plan.by_decl[d].push_back(static_cast<uint8_t>(i));
+    }
+    return plan;
+  }
+
   // Members in their type's order; then, for the validator to name, the ones it does not
   // declare. Declared members left out of a choice (a second date form) are not written.
   void Content(const void* owner, const Table& t, const ComplexType* type) {
     if (t.size == 1 && t.data->kind == K::kHook) return Hook(t.data->hook, owner);
     uint64_t done = 0;
-    if (type) Walk(type->content, *type, owner, t, done);
+    const Plan* plan = type ? &PlanFor(t, *type) : nullptr;
+    if (type) Walk(type->content, *type, *plan, owner, t, done);
     for (size_t i = 0; i < t.size; ++i) {
       if (done >> i & 1) continue;
-      if (!type || (!t.only_declared && type->FindDecl(ElementName(t.data[i], owner)) < 0)) {
-        Emit(t.data[i], owner, type);
-      }
+      bool undeclared =
+          !type || (plan->decl[i] == kDynamic ? type->FindDecl(ElementName(t.data[i], owner)) < 0
+                                              : plan->decl[i] == kUndeclared);
+      if (!type || (!t.only_declared && undeclared)) Emit(t.data[i], owner, type);
     }
   }
 
-  void Walk(const Particle& p, const ComplexType& type, const void* owner, const Table& t,
-            uint64_t& done) {
+  void Walk(const Particle& p, const ComplexType& type, const Plan& plan, const void* owner,
+            const Table& t, uint64_t& done) {
     if (p.kind == Particle::Kind::kElement) {
-      for (size_t i = 0; i < t.size; ++i) {
-        if (done >> i & 1 || ElementName(t.data[i], owner) != type.decls[p.decl].name) continue;
+      for (uint8_t i : plan.by_decl[p.decl]) {
+        if (done >> i & 1) continue;
+        if (plan.decl[i] == kDynamic && ElementName(t.data[i], owner) != type.decls[p.decl].name) {
+          continue;
+        }
         done |= uint64_t{1} << i;
         Emit(t.data[i], owner, &type);
       }
@@ -260,7 +292,7 @@ class MessageWriter {
     const Particle* chosen =
         p.kind == Particle::Kind::kChoice ? Chosen(p, type, owner, t) : nullptr;
     for (const Particle& c : p.children) {
-      if (p.kind == Particle::Kind::kSequence || &c == chosen) Walk(c, type, owner, t, done);
+      if (p.kind == Particle::Kind::kSequence || &c == chosen) Walk(c, type, plan, owner, t, done);
     }
   }
 

@@ -1,4 +1,5 @@
 #include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
 
 #include "rxflow/idempotency.h"
 #include "rxflow/mapping/codes.h"
@@ -7,6 +8,7 @@
 #include "testing/files.h"
 
 using namespace rxflow;
+using nlohmann::json;
 
 namespace {
 
@@ -171,6 +173,102 @@ TEST_SUITE("Mapping") {
     o.profile = &script::BuiltinProfile(script::Version::k2017071);
     CHECK_FALSE(script::ReadXml(x, wrong, o).ok());
     CHECK(wrong.has_errors());
+  }
+}
+
+TEST_SUITE("Mapping: history, transfer, new prescription requests") {
+  // The FHIR resources of one Bundle, by type (and the Task, the only one of its kind).
+  json Resources(const std::string& bundle, const std::string& type) {
+    json out = json::array();
+    const json parsed = json::parse(bundle);
+    for (const json& e : parsed["entry"]) {
+      if (e["resource"]["resourceType"] == type) out.push_back(e["resource"]);
+    }
+    return out;
+  }
+  std::string ToFhir(const std::string& xml, IssueList& issues) {
+    auto out = ToFhirJson(xml, issues);
+    REQUIRE(out.ok());
+    return *out;
+  }
+
+  TEST_CASE(
+      "RxHistoryResponse: a MedicationDispense per dispensed entry, its pharmacy the performer") {
+    IssueList issues;
+    std::string b = ToFhir(testing::ReadFixture("script/rxhistory_response_dispensed.xml"), issues);
+    json dispenses = Resources(b, "MedicationDispense");
+    REQUIRE(dispenses.size() == 2);
+    CHECK(dispenses[0]["status"] == "completed");
+    CHECK(dispenses[0]["whenHandedOver"] == "2026-12-19");
+    CHECK(dispenses[0]["performer"].size() == 1);
+    CHECK(dispenses[0]["authorizingPrescription"][0]["identifier"]["value"] == "ORD-1001");
+    CHECK_FALSE(dispenses[1].contains("performer"));  // no Pharmacy in that entry
+    json task = Resources(b, "Task")[0];
+    CHECK(task["status"] == "completed");
+    CHECK(task["focus"]["identifier"]["value"] == "d81f3c6a2e5b47c9a0b7e4f1c3d9a528");
+    // The payer fields have no FHIR home here: each is named.
+    CHECK(issues.Find("/Message/Body/RxHistoryResponse/BenefitsCoordination/CardholderID"));
+    CHECK(issues.Find("/Message/Body/RxHistoryResponse/BenefitsCoordination/PayerIdentification"));
+  }
+
+  TEST_CASE("RxHistoryResponse: prescribed entries become MedicationStatements") {
+    IssueList issues;
+    std::string b =
+        ToFhir(testing::ReadFixture("script/rxhistory_response_prescribed.xml"), issues);
+    json statements = Resources(b, "MedicationStatement");
+    REQUIRE(statements.size() == 1);
+    CHECK(statements[0]["status"] == "recorded");
+    CHECK(statements[0]["effectiveDateTime"] == "2026-09-14");
+    CHECK(statements[0]["dateAsserted"] == "2027-01-08T09:05:15Z");
+    CHECK(statements[0]["reason"][0]["concept"]["coding"][0]["code"] == "E11.9");
+    CHECK(statements[0]["informationSource"].size() == 1);
+  }
+
+  TEST_CASE("transfers: the pharmacy receiving the prescription asks, the other owns the Task") {
+    IssueList issues;
+    std::string b = ToFhir(testing::ReadFixture("script/rxtransfer_request.xml"), issues);
+    json orgs = Resources(b, "Organization");
+    REQUIRE(orgs.size() == 2);
+    json task = Resources(b, "Task")[0];
+    CHECK(task["status"] == "requested");
+    std::string to, from;
+    const json parsed = json::parse(b);
+    for (const json& e : parsed["entry"]) {
+      if (e["resource"]["resourceType"] != "Organization") continue;
+      if (e["resource"]["name"] == "Harbor Point Pharmacy") to = e["fullUrl"];
+      if (e["resource"]["name"] == "Riverbend Community Pharmacy") from = e["fullUrl"];
+    }
+    CHECK(task["requester"]["reference"] == to);
+    CHECK(task["owner"]["reference"] == from);
+
+    // A transfer type naming neither side: the pharmacy is mapped, the Task does not name
+    // it, and a warning says so.
+    std::string xml = testing::ReadFixture("script/rxtransfer_request.xml");
+    xml.replace(xml.find("TRANSFER FROM PHARMACY"), 22, "TRANSFER TO PHARMACY");
+    IssueList twice;
+    b = ToFhir(xml, twice);
+    CHECK_FALSE(Resources(b, "Task")[0].contains("owner"));
+    CHECK(twice.Find("/Message/Body/RxTransferRequest/Pharmacy[2]/TransferType"));
+  }
+
+  TEST_CASE("NewRxRequest and NewRxResponseDenied: a proposal and the Task about it") {
+    IssueList issues;
+    std::string b = ToFhir(testing::ReadFixture("script/newrx_request.xml"), issues);
+    json mr = Resources(b, "MedicationRequest")[0];
+    CHECK(mr["intent"] == "proposal");
+    CHECK(mr["status"] == "active");
+    CHECK(mr["priority"] == "routine");
+    json task = Resources(b, "Task")[0];
+    CHECK(task["status"] == "requested");
+    CHECK(task["code"]["coding"][0]["code"] == "NewRxRequest");
+
+    issues.clear();
+    b = ToFhir(testing::ReadFixture("script/newrx_response_denied.xml"), issues);
+    CHECK(Resources(b, "MedicationRequest")[0]["status"] == "cancelled");
+    task = Resources(b, "Task")[0];
+    CHECK(task["status"] == "rejected");
+    CHECK(task["statusReason"]["coding"][0]["code"] == "AM");
+    CHECK(task["description"] == "Patient must be seen before a new prescription");
   }
 }
 

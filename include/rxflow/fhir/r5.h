@@ -2,7 +2,8 @@
 //
 // Typed HL7 FHIR R5 values for the resources an e-prescription touches: MedicationRequest,
 // Patient, Practitioner, PractitionerRole, Organization, Medication, Bundle, and the
-// resources RxFlow writes back (MedicationDispense, Task, OperationOutcome), with the
+// resources RxFlow writes back (MedicationDispense, MedicationStatement, Task,
+// OperationOutcome), with the
 // datatypes they use.
 //
 // These are plain value types (copyable, no hidden state). Optional elements are
@@ -337,7 +338,30 @@ struct MedicationDispense : ResourceBase {
   std::vector<Dosage> dosage_instruction;
 };
 
-// Written by RxFlow for a pharmacy's Status / Verify / CancelRxResponse.
+// Written by RxFlow for a medication history response's prescribed entries.
+struct MedicationStatement : ResourceBase {
+  std::vector<Identifier> identifier;
+  std::string status;  // recorded | entered-in-error | draft
+  CodeableReference medication;
+  std::optional<Reference> subject;
+  std::string effective_date_time;  // effectiveDateTime
+  std::string date_asserted;
+  std::vector<Reference> information_source;
+  std::vector<CodeableReference> reason;
+  std::vector<Annotation> note;
+  std::vector<Dosage> dosage;
+};
+
+// Task.input: a typed value (value[x]: valueString, valuePeriod or valueReference).
+struct TaskInput {
+  CodeableConcept type;
+  std::string value_string;
+  std::optional<Period> value_period;
+  std::optional<Reference> value_reference;
+};
+
+// Written by RxFlow for a pharmacy's Status / Verify / CancelRxResponse and the other
+// transactions that ask or answer (renewal, change, history, transfer, new prescription).
 struct Task : ResourceBase {
   std::vector<Identifier> identifier;
   std::string status;  // requested | accepted | rejected | completed | ...
@@ -346,9 +370,13 @@ struct Task : ResourceBase {
   std::optional<CodeableConcept> status_reason;
   std::string description;
   std::optional<Reference> focus;
+  std::optional<Reference> for_;  // FHIR `for` (a C++ keyword): the patient
   std::string authored_on;
   std::string last_modified;
+  std::optional<Reference> requester;
+  std::optional<Reference> owner;
   std::vector<Annotation> note;
+  std::vector<TaskInput> input;
 };
 
 struct OperationOutcomeIssue {
@@ -387,7 +415,8 @@ struct Bundle : ResourceBase {
 // Any resource RxFlow reads or writes.
 struct Resource {
   std::variant<MedicationRequest, Patient, Practitioner, PractitionerRole, Organization, Medication,
-               MedicationDispense, Task, OperationOutcome, MessageHeader, Bundle>
+               MedicationDispense, Task, OperationOutcome, MessageHeader, Bundle,
+               MedicationStatement>
       value;
 
   // "MedicationRequest", "Patient", ...

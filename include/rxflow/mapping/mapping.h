@@ -117,6 +117,15 @@ struct ToFhirOptions {
 //   Error                                     → OperationOutcome (+ Task failed)
 //   RxFill                                    → MedicationDispense (+ Patient, Organization,
 //                                                 Practitioner: the prescriber, for reference)
+//   RxFillIndicatorChange, RxHistoryRequest,  → Task (+ Patient, Practitioner, Organizations)
+//   RxTransferConfirm
+//   RxHistoryResponse                         → MedicationDispense per dispensed entry or
+//                                               MedicationStatement per prescribed entry + Task
+//   RxTransferRequest/Response                → Task with both pharmacies (requester: the one
+//                                               receiving the prescription, owner: the other)
+//                                               + MedicationRequest (+ MedicationDispense)
+//   NewRxRequest, NewRxResponseDenied         → MedicationRequest (intent proposal) + Task
+// docs/mapping.md §4.1 has the details.
 StatusOr<fhir::Bundle> ToFhir(const script::Message& message, IssueList& issues,
                               const ToFhirOptions& options = {});
 

@@ -2,7 +2,9 @@
 //
 // Typed NCPDP SCRIPT messages: the envelope (Message, Header) and the transactions NewRx,
 // Status, Error, Verify, CancelRx, CancelRxResponse, RxRenewalRequest, RxRenewalResponse,
-// RxChangeRequest, RxChangeResponse and RxFill.
+// RxChangeRequest, RxChangeResponse, RxFill, RxFillIndicatorChange, RxHistoryRequest,
+// RxHistoryResponse, RxTransferRequest, RxTransferResponse, RxTransferConfirm, NewRxRequest
+// and NewRxResponseDenied.
 //
 // The model follows SCRIPT 2017071's element names; the 2023011 profile's differences
 // (wrappers, renames) are applied by the XML codec from per-version tables, so one model
@@ -102,6 +104,18 @@ struct Pharmacy {
   std::string business_name;
   std::optional<Address> address;
   std::optional<CommunicationNumbers> communication_numbers;
+  // The RxTransfer* transactions' PharmacyTransfer only: TRANSFER TO PHARMACY |
+  // TRANSFER FROM PHARMACY.
+  std::string transfer_type;
+};
+
+// Pharmacist (RxTransferRequest, RxTransferResponse, RxTransferConfirm).
+struct Pharmacist {
+  Identification identification;  // PharmacistID: NPI, StateLicenseNumber, ...
+  Name name;
+  std::string business_name;
+  std::optional<Address> address;
+  std::optional<CommunicationNumbers> communication_numbers;
 };
 
 struct PracticeLocation {
@@ -172,6 +186,17 @@ struct SigCode {
 struct DoseUnit {
   std::string text;
   std::string code;
+};
+
+// HistorySource (the medication history and transfer medications): where a history
+// entry came from.
+struct HistorySource {
+  Identification reference;        // Source/Reference (HistorySourceID)
+  std::string source_description;  // Source/SourceDescription
+  std::string source_qualifier;    // Source/SourceQualifier: P2 | PC | PY
+  std::string source_reference;
+  std::string fill_number;
+  std::string payment_type;
 };
 
 struct DoseAdministration {
@@ -252,6 +277,13 @@ struct Medication {
   std::string rx_fill_indicator;
   std::string pharmacy_requested_refills;  // RxRenewalRequest's MedicationDispensed
   std::vector<OtherMedicationDate> other_medication_date;
+  // The medication history and transfer medications only.
+  std::string refills_remaining;
+  std::string history_prescriber_order_number;
+  std::optional<Pharmacy> pharmacy;      // the dispensing pharmacy of a history entry
+  std::optional<Prescriber> prescriber;  // the prescriber of a history or transferred entry
+  std::optional<HistorySource> history_source;
+  std::string rx_reference_number;  // TransferResponseMedication
 };
 
 struct DigitalSignature {
@@ -381,9 +413,112 @@ struct RxFill {
   std::optional<Medication> medication_prescribed;
 };
 
+// RxFillIndicatorChange: the prescriber changes which fill statuses the pharmacy reports
+// for the prescription the header names.
+struct RxFillIndicatorChange {
+  std::string rx_fill_indicator;  // "All Fill Statuses", ..., "Cancel All Fill Statuses"
+};
+
+// BenefitsCoordination of the medication history transactions (RxHistoryBenefitsCoordination).
+struct BenefitsCoordination {
+  std::string payer_id;                         // PayerIdentification/PayerID
+  std::string processor_identification_number;  // PayerIdentification/...
+  std::string iin_number;                       // PayerIdentification/IINNumber (BIN)
+  std::string payer_name;
+  std::string cardholder_id;
+  std::string group_id;
+  std::string consent;  // Y | N | P | X | Z | TPO
+  std::string pbm_member_id;
+};
+
+struct DateRange {
+  DateValue start_date;
+  DateValue end_date;
+};
+
+struct RxHistoryRequest {
+  std::vector<BenefitsCoordination> benefits_coordination;
+  Patient patient;
+  std::optional<Pharmacy> pharmacy;
+  std::optional<Prescriber> prescriber;
+  DateRange requested_dates;
+  std::vector<std::string> pdmp_states_requested;  // PDMPStatesRequested/StateProvince
+  std::string requestor_role;
+};
+
+struct RxHistoryResponse {
+  Response response;  // Approved | Denied
+  std::vector<BenefitsCoordination> benefits_coordination;
+  Patient patient;
+  std::optional<Pharmacy> pharmacy;
+  std::optional<Prescriber> prescriber;
+  std::vector<Medication> medication_dispensed;   // HistoryDispensedMedication
+  std::vector<Medication> medication_prescribed;  // HistoryPrescribedMedication
+  DateRange requested_dates;
+};
+
+// The two pharmacies of a transfer carry their Pharmacy::transfer_type.
+struct RxTransferRequest {
+  Patient patient;
+  std::vector<Pharmacy> pharmacy;  // two: TRANSFER TO and TRANSFER FROM
+  std::optional<Prescriber> prescriber;
+  std::optional<Pharmacist> pharmacist;
+  std::optional<Medication> medication_transfer_requested;
+  std::string transfer_request;  // ALL | SPECIFIC
+};
+
+// One MedicationTransferred of an RxTransferResponse.
+struct MedicationTransferred {
+  std::vector<Medication> medication_dispensed;  // TransferDispensedMedication
+  Medication medication_prescribed;              // TransferResponseMedication
+  std::string prescription_previously_filled;    // Y | N
+};
+
+struct RxTransferResponse {
+  Response response;  // Approved | Denied
+  std::vector<BenefitsCoordination> benefits_coordination;
+  Patient patient;
+  std::vector<Pharmacy> pharmacy;
+  std::optional<Pharmacist> pharmacist;
+  std::vector<MedicationTransferred> medication_transferred;
+  std::string transfer_request;
+};
+
+struct RxTransferConfirm {
+  Patient patient;
+  std::vector<Pharmacy> pharmacy;
+  Pharmacist pharmacist;
+  std::string rx_fill_confirm_indicator;  // Y | N
+  std::string transfer_request;
+};
+
+// NewRxRequest: a pharmacy asks a prescriber for a new prescription.
+struct NewRxRequest {
+  std::string urgency_indicator_code;
+  Patient patient;
+  Pharmacy pharmacy;
+  Prescriber prescriber;
+  Medication medication_requested;  // NewRxRequestMedication
+  std::string note;
+};
+
+// NewRxResponseDenied: the prescriber refuses a NewRxRequest. Its Response is not a choice:
+// `response.kind` stays empty (ReasonCode, ReferenceNumber, DenialReason).
+struct NewRxResponseDenied {
+  std::string urgency_indicator_code;
+  Response response;
+  Patient patient;
+  Pharmacy pharmacy;
+  Prescriber prescriber;
+  Medication medication_requested;
+  std::string note;
+};
+
 using Body =
     std::variant<NewRx, Status, Error, Verify, CancelRx, CancelRxResponse, RxRenewalRequest,
-                 RxRenewalResponse, RxChangeRequest, RxChangeResponse, RxFill>;
+                 RxRenewalResponse, RxChangeRequest, RxChangeResponse, RxFill,
+                 RxFillIndicatorChange, RxHistoryRequest, RxHistoryResponse, RxTransferRequest,
+                 RxTransferResponse, RxTransferConfirm, NewRxRequest, NewRxResponseDenied>;
 
 // "NewRx", "Status", ...
 std::string_view TransactionName(const Body& body);
