@@ -928,13 +928,22 @@ class Builder {
     Add(fhir::Resource{std::move(t)}, "task");
   }
 
-  void MapTx(const script::RxHistoryResponse& r, const std::string& path) {
+  // The Task that answers a request (completed when Approved, else rejected), for the
+  // patient; the caller adds the rest.
+  template <class Answer>
+  std::pair<fhir::Task, fhir::Reference> ResponseTask(const Answer& r, const std::string& path,
+                                                      const std::string& what) {
     const bool approved = r.response.kind == "Approved";
     fhir::Task t = AnswerTask(approved ? "completed" : "rejected", r.response.kind,
-                              kNcpdpResponseSystem, "medication history response");
+                              kNcpdpResponseSystem, what);
     ResponseToTask(r.response, t);
     fhir::Reference patient = AddPatient(r.patient, path + "/Patient");
     t.for_ = patient;
+    return {std::move(t), std::move(patient)};
+  }
+
+  void MapTx(const script::RxHistoryResponse& r, const std::string& path) {
+    auto [t, patient] = ResponseTask(r, path, "medication history response");
     std::optional<fhir::Reference> pharmacy, prescriber;
     if (r.pharmacy) pharmacy = AddPharmacy(*r.pharmacy, path + "/Pharmacy");
     if (r.prescriber) prescriber = AddPrescriber(*r.prescriber, path + "/Prescriber", false);
@@ -1085,12 +1094,7 @@ class Builder {
   }
 
   void MapTx(const script::RxTransferResponse& r, const std::string& path) {
-    const bool approved = r.response.kind == "Approved";
-    fhir::Task t = AnswerTask(approved ? "completed" : "rejected", r.response.kind,
-                              kNcpdpResponseSystem, "prescription transfer response");
-    ResponseToTask(r.response, t);
-    fhir::Reference patient = AddPatient(r.patient, path + "/Patient");
-    t.for_ = patient;
+    auto [t, patient] = ResponseTask(r, path, "prescription transfer response");
     TransferParties(r.pharmacy, r.pharmacist, path, t);
     for (size_t i = 0; i < r.medication_transferred.size(); ++i) {
       Transferred(r.medication_transferred[i],
