@@ -606,11 +606,12 @@ class Reader {
     ReadNth(size_t(i), val, obj, std::make_index_sequence<fields::kCount<T>>());
     return true;
   }
+  // A fold, not an array of member-function pointers: GCC 12's UBSan misreads indexing such
+  // an array ("index <address> out of bounds"), and the compiler turns this into a jump
+  // table anyway.
   template <typename T, size_t... I>
   void ReadNth(size_t i, od::value& val, T& obj, std::index_sequence<I...>) {
-    using Fn = void (Reader::*)(od::value, T&);
-    static constexpr Fn kReaders[] = {&Reader::ReadField<T, I>...};
-    (this->*kReaders[i])(val, obj);
+    (void)((i == I ? (ReadField<T, I>(val, obj), true) : false) || ...);
   }
   template <typename T, size_t I>
   void ReadField(od::value val, T& obj) {
