@@ -51,7 +51,8 @@ test-asan: $(BUILD_ASAN)/build.ninja
 # no limit): `check` (rxflow::Check on any bytes, and ToFhirJson for SCRIPT) and `script`
 # (the SCRIPT read paths: strict and lenient, each version; tests/fuzz/targets.h). Seeds: the
 # fixtures and the committed corpus; what the run finds is merged (minimised) back into
-# tests/fixtures/fuzz/<target>/, which `make test` replays. The HTTP front end and the
+# tests/fixtures/fuzz/<target>/ (inputs under 2 KiB, and the crash inputs), which `make
+# test` replays. `make fuzz FUZZ_RUNS=10000000 FUZZ_SECONDS=7200` for a long run. The HTTP front end and the
 # service commands are not fuzzed yet.
 FUZZ_SECONDS ?= 120
 FUZZ_RUNS ?= -1
@@ -75,8 +76,9 @@ fuzz: | deps
 	    -max_len=65536 -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
 	    build-fuzz/corpus/$$t || exit 1; \
 	  mkdir -p build-fuzz/min/$$t && build-fuzz/rxflow_fuzz_$$t -merge=1 build-fuzz/min/$$t \
-	    build-fuzz/corpus/$$t && rm -f tests/fixtures/fuzz/$$t/* && \
-	    cp build-fuzz/min/$$t/* tests/fixtures/fuzz/$$t/ && rm -rf build-fuzz/min/$$t || exit 1; \
+	    build-fuzz/corpus/$$t && find tests/fixtures/fuzz/$$t -type f ! -name 'crash-*' -delete && \
+	    find build-fuzz/min/$$t -type f -size -2k -exec cp {} tests/fixtures/fuzz/$$t/ \; && \
+	    rm -rf build-fuzz/min/$$t || exit 1; \
 	done
 
 # Longer crash-safety runs: 500 SIGKILLs into SQLite, 100 into PostgreSQL.
