@@ -118,13 +118,19 @@ class Resolver {
 };
 
 // Moves a resolved resource out of the parsed document the first time it is used, and
-// copies it when it is used again (one Organization as both pharmacy and practice).
+// copies that first value when it is used again (one Organization as both pharmacy and
+// practice: moving it out twice left the second empty).
+using Taken = std::vector<std::pair<const Resource*, const void*>>;  // resource → first use
 template <typename T>
-T Take(const Resource* r, std::vector<const Resource*>& taken) {
-  auto* mutable_r = const_cast<Resource*>(r);
-  if (std::find(taken.begin(), taken.end(), r) != taken.end()) return *mutable_r->get<T>();
-  taken.push_back(r);
-  return std::move(*mutable_r->get<T>());
+void Take(const Resource* r, T& out, Taken& taken) {
+  for (const auto& [resource, first] : taken) {
+    if (resource == r) {
+      out = *static_cast<const T*>(first);  // a second use: copy the first one's value
+      return;
+    }
+  }
+  out = std::move(*const_cast<Resource*>(r)->get<T>());
+  taken.emplace_back(r, &out);
 }
 
 // The recorder, when it names a Practitioner, or a PractitionerRole naming one. Copies (the
@@ -146,13 +152,13 @@ void ResolveRecorder(const Resolver& resolver, PrescriptionInput& in) {
 
 // Fills `in` from the MedicationRequest's references.
 void ResolveFromReferences(Resolver& resolver, PrescriptionInput& in, IssueList& issues) {
-  std::vector<const Resource*> taken;
+  Taken taken;
   const MedicationRequest& mr = in.medication_request;
   const std::string& p = in.medication_request_path;
   if (mr.subject) {
     Located l = resolver.Resolve(*mr.subject, p + ".subject", {"Patient"});
     if (l.resource) {
-      in.patient = Take<Patient>(l.resource, taken);
+      Take(l.resource, in.patient, taken);
       in.patient_path = l.path;
     }
   } else {
@@ -162,7 +168,7 @@ void ResolveFromReferences(Resolver& resolver, PrescriptionInput& in, IssueList&
     Located l =
         resolver.Resolve(*mr.requester, p + ".requester", {"Practitioner", "PractitionerRole"});
     if (l.resource && l.resource->get<Practitioner>()) {
-      in.practitioner = Take<Practitioner>(l.resource, taken);
+      Take(l.resource, in.practitioner.emplace(), taken);
       in.practitioner_path = l.path;
     } else if (const auto* role = l.resource ? l.resource->get<PractitionerRole>() : nullptr) {
       in.practitioner_role = *role;
@@ -171,7 +177,7 @@ void ResolveFromReferences(Resolver& resolver, PrescriptionInput& in, IssueList&
         Located pl =
             resolver.Resolve(*role->practitioner, l.path + ".practitioner", {"Practitioner"});
         if (pl.resource) {
-          in.practitioner = Take<Practitioner>(pl.resource, taken);
+          Take(pl.resource, in.practitioner.emplace(), taken);
           in.practitioner_path = pl.path;
         }
       } else {
@@ -181,7 +187,7 @@ void ResolveFromReferences(Resolver& resolver, PrescriptionInput& in, IssueList&
       if (role->organization) {
         Located ol =
             resolver.Resolve(*role->organization, l.path + ".organization", {"Organization"});
-        if (ol.resource) in.practice = Take<Organization>(ol.resource, taken);
+        if (ol.resource) Take(ol.resource, in.practice.emplace(), taken);
       }
     }
   } else {
@@ -192,7 +198,7 @@ void ResolveFromReferences(Resolver& resolver, PrescriptionInput& in, IssueList&
     Located l = resolver.Resolve(*mr.dispense_request->dispenser, p + ".dispenseRequest.dispenser",
                                  {"Organization"});
     if (l.resource) {
-      in.pharmacy = Take<Organization>(l.resource, taken);
+      Take(l.resource, in.pharmacy.emplace(), taken);
       in.pharmacy_path = l.path;
     }
   }
@@ -200,7 +206,7 @@ void ResolveFromReferences(Resolver& resolver, PrescriptionInput& in, IssueList&
     Located l =
         resolver.Resolve(*mr.medication.reference, p + ".medication.reference", {"Medication"});
     if (l.resource) {
-      in.medication = Take<Medication>(l.resource, taken);
+      Take(l.resource, in.medication.emplace(), taken);
       in.medication_path = l.path;
     }
   }

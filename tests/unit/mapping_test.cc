@@ -313,3 +313,33 @@ TEST_SUITE("Idempotency") {
           absl::StatusCode::kInvalidArgument);
   }
 }
+
+TEST_SUITE("Mapping") {
+  // A clinic with its own pharmacy: the PractitionerRole's organization and the dispenser
+  // are one Organization. It was moved out of the Bundle for the practice, and the pharmacy
+  // then came back empty ("pharmacy NCPDP ID is required").
+  TEST_CASE("one Organization as both practice and pharmacy is read for both") {
+    json b = json::parse(testing::ReadFixture("fhir/bundle_transaction_practitionerrole.json"));
+    for (json& e : b["entry"]) {
+      if (e["resource"]["resourceType"] == "PractitionerRole") {
+        e["resource"]["organization"] = {{"reference", "Organization/pharm1"}};
+      }
+    }
+    IssueList issues;
+    TransformOptions o;
+    o.version = script::Version::k2017071;
+    o.newrx.message_id = "same-org";
+    o.newrx.sent_time = "2026-11-30T10:00:00Z";
+    auto out = ToScript(b.dump(), issues, o);
+    for (const Issue& i : issues) {
+      if (i.severity == Severity::kError) MESSAGE(ToString(i));
+    }
+    REQUIRE(out.ok());
+    const auto& rx = std::get<script::NewRx>(out->newrx.message.body);
+    REQUIRE(rx.pharmacy.has_value());
+    CHECK_FALSE(rx.pharmacy->identification.ncpdp_id.empty());
+    CHECK_FALSE(rx.pharmacy->business_name.empty());
+    REQUIRE(rx.prescriber.practice_location.has_value());
+    CHECK(rx.prescriber.practice_location->business_name == rx.pharmacy->business_name);
+  }
+}
