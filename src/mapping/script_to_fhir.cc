@@ -235,6 +235,18 @@ class Builder {
     }
   }
 
+  // A prescriber's or pharmacist's NPI, DEA number and state licence as identifiers; the
+  // other identifications are named as dropped.
+  std::vector<fhir::Identifier> PractitionerIds(const script::Identification& id,
+                                                const std::string& path) {
+    std::vector<fhir::Identifier> out;
+    if (!id.npi.empty()) out.push_back(Id(kNpi, id.npi));
+    if (!id.dea_number.empty()) out.push_back(Id(kDeaOid, id.dea_number));
+    if (!id.state_license_number.empty()) out.push_back(TypedId("SL", id.state_license_number));
+    WarnIdentification(id, path, {"NPI", "DEANumber", "StateLicenseNumber"});
+    return out;
+  }
+
   // `path` is the transaction's Prescriber element. With `with_agent`, a PrescriberAgent
   // becomes a Practitioner that the next Request() names as `recorder` (the person who keyed
   // the order for the prescriber); without (RxFill: a MedicationDispense has no recorder),
@@ -243,12 +255,7 @@ class Builder {
                                 bool with_agent = true) {
     const std::string party = Cat(path, p.veterinarian ? "/Veterinarian" : "/NonVeterinarian");
     fhir::Practitioner pr;
-    const script::Identification& id = p.identification;
-    if (!id.npi.empty()) pr.identifier.push_back(Id(kNpi, id.npi));
-    if (!id.dea_number.empty()) pr.identifier.push_back(Id(kDeaOid, id.dea_number));
-    if (!id.state_license_number.empty())
-      pr.identifier.push_back(TypedId("SL", id.state_license_number));
-    WarnIdentification(id, party, {"NPI", "DEANumber", "StateLicenseNumber"});
+    pr.identifier = PractitionerIds(p.identification, party);
     if (p.veterinarian) {
       issues_.Warning(party, IssueCode::kNotSupported,
                       "a veterinarian prescriber is mapped as a Practitioner; the veterinarian "
@@ -863,12 +870,7 @@ class Builder {
   // A Pharmacist → a Practitioner (role `pharmacist`).
   fhir::Reference AddPharmacist(const script::Pharmacist& p, const std::string& path) {
     fhir::Practitioner pr;
-    const script::Identification& id = p.identification;
-    if (!id.npi.empty()) pr.identifier.push_back(Id(kNpi, id.npi));
-    if (!id.dea_number.empty()) pr.identifier.push_back(Id(kDeaOid, id.dea_number));
-    if (!id.state_license_number.empty())
-      pr.identifier.push_back(TypedId("SL", id.state_license_number));
-    WarnIdentification(id, path, {"NPI", "DEANumber", "StateLicenseNumber"});
+    pr.identifier = PractitionerIds(p.identification, path);
     if (!p.business_name.empty()) {
       issues_.Warning(path + "/BusinessName", IssueCode::kNotSupported,
                       "not mapped to FHIR: dropped");
