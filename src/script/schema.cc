@@ -788,6 +788,15 @@ int ComplexType::FindDecl(std::string_view name) const {
   return it == decl_index.end() ? -1 : it->second;
 }
 
+int ComplexType::FindDecl(std::string_view name, int hint) const {
+  constexpr size_t kLookAhead = 6;
+  size_t from = hint < 0 ? 0 : static_cast<size_t>(hint);
+  for (size_t i = from; i < decls.size() && i < from + kLookAhead; ++i) {
+    if (decls[i].name == name) return static_cast<int>(i);
+  }
+  return FindDecl(name);
+}
+
 int Schema::FindType(std::string_view name) const {
   auto it = type_index.find(std::string(name));
   return it == type_index.end() ? -1 : it->second;
@@ -1173,7 +1182,7 @@ void Validator::Start(std::string_view name) {
       parent.kids.push_back(-1);
     } else {
       const ComplexType& ct = schema_.types[parent.type];
-      int d = ct.FindDecl(name);
+      int d = ct.FindDecl(name, parent.kids.empty() ? 0 : parent.kids.back());
       parent.kids.push_back(d);
       if (d < 0) {
         unknown = true;

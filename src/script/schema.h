@@ -3,6 +3,7 @@
 #ifndef RXFLOW_SRC_SCRIPT_SCHEMA_H_
 #define RXFLOW_SRC_SCRIPT_SCHEMA_H_
 
+#include <array>
 #include <bitset>
 #include <cstdint>
 #include <memory>
@@ -82,6 +83,9 @@ struct ComplexType {
   absl::flat_hash_map<std::string, int> decl_index;
 
   int FindDecl(std::string_view name) const;
+  // The same, looking first at the few declarations from `hint` on (where the next child
+  // of an element written or read in schema order usually is).
+  int FindDecl(std::string_view name, int hint) const;
 };
 
 struct Rule {
@@ -96,11 +100,19 @@ struct Rule {
 };
 
 // The writer's plan for one binding table and one complex type (xml_writer.cc): which
-// fields write which declaration, worked out once instead of comparing every field's name
-// at every declaration of every element written.
+// fields write which declaration, and the type and plan of each field's element, worked
+// out once instead of comparing every field's name at every declaration of every element
+// written. A plan is made with the plans of all its fixed-name children, so that a
+// message is written without a lookup (or a lock) per element.
 struct WriterPlan {
+  struct Child {
+    const ComplexType* type = nullptr;  // the element's type (nullptr: simple or undeclared)
+    const WriterPlan* plan = nullptr;   // nullptr: no type, or a name known only when written
+  };
   std::vector<std::vector<uint8_t>> by_decl;  // declaration → fields, in table order
   std::vector<int> decl;                      // field → declaration (or a negative marker)
+  // field → its element; a choice's two alternatives at [0] and [1].
+  std::vector<std::array<Child, 2>> child;
 };
 // Made on first use, under the mutex; node_hash_map: a plan stays put while others are
 // added, and lives as long as its schema.

@@ -20,9 +20,12 @@ using internal::Rule;
 using rxflow::internal::Cat;
 
 std::string_view Local(const char* name) {
-  std::string_view n(name);
-  size_t colon = n.rfind(':');
-  return colon == std::string_view::npos ? n : n.substr(colon + 1);
+  const char* local = name;
+  const char* end = name;
+  for (; *end; ++end) {
+    if (*end == ':') local = end + 1;
+  }
+  return {local, static_cast<size_t>(end - local)};
 }
 
 // Concatenated character data of an element's own text children.
@@ -37,9 +40,13 @@ std::string OwnText(pugi::xml_node n) {
 // Refuses document type declarations and entity declarations outright: SCRIPT never
 // needs them, and they are how XXE and entity-expansion attacks start.
 bool HasDtdOrEntity(std::string_view xml) {
-  return xml.find("<!DOCTYPE") != std::string_view::npos ||
-         xml.find("<!ENTITY") != std::string_view::npos ||
-         xml.find("<!doctype") != std::string_view::npos;
+  for (size_t at = xml.find("<!"); at != std::string_view::npos; at = xml.find("<!", at + 2)) {
+    std::string_view rest = xml.substr(at + 2);
+    if (rest.starts_with("DOCTYPE") || rest.starts_with("ENTITY") || rest.starts_with("doctype")) {
+      return true;
+    }
+  }
+  return false;
 }
 
 void LineColumn(std::string_view xml, size_t offset, size_t& line, size_t& col) {
@@ -73,6 +80,28 @@ std::string NodePath(pugi::xml_node n) {
   return out;
 }
 
+// The offset of the first C0 control character other than tab, LF and CR, or npos. Eight
+// bytes at a time: a byte below 0x20 sets its high bit in (x - 0x20…) & ~x (a borrow can
+// flag a byte above a real one, never a chunk without one), and only such chunks are
+// looked at byte by byte (white space between elements makes some of them).
+size_t ControlCharacter(std::string_view xml) {
+  const char* p = xml.data();
+  size_t n = xml.size(), i = 0;
+  auto bad = [](unsigned char c) { return c < 0x20 && c != '\t' && c != '\n' && c != '\r'; };
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x;
+    std::memcpy(&x, p + i, 8);
+    if (((x - 0x2020202020202020ULL) & ~x & 0x8080808080808080ULL) == 0) continue;
+    for (size_t k = i; k < i + 8; ++k) {
+      if (bad(static_cast<unsigned char>(p[k]))) return k;
+    }
+  }
+  for (; i < n; ++i) {
+    if (bad(static_cast<unsigned char>(p[i]))) return i;
+  }
+  return std::string_view::npos;
+}
+
 // Refuses what pugixml would accept but XML 1.0 does not: control characters, raw or as
 // character references (&#0; would silently end a value early in pugixml's strings).
 bool BadCharacter(std::string_view xml, size_t& offset, std::string& what) {
@@ -81,14 +110,12 @@ bool BadCharacter(std::string_view xml, size_t& offset, std::string& what) {
     what = "invalid UTF-8 (SCRIPT is read as UTF-8)";
     return true;
   }
-  for (size_t i = 0; i < xml.size(); ++i) {
-    unsigned char c = static_cast<unsigned char>(xml[i]);
-    if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
-      offset = i;
-      what = Cat("control character 0x", "0123456789abcdef"[c >> 4], "0123456789abcdef"[c & 15],
-                 " is not allowed in XML 1.0");
-      return true;
-    }
+  if (size_t at = ControlCharacter(xml); at != std::string_view::npos) {
+    unsigned char c = static_cast<unsigned char>(xml[at]);
+    offset = at;
+    what = Cat("control character 0x", "0123456789abcdef"[c >> 4], "0123456789abcdef"[c & 15],
+               " is not allowed in XML 1.0");
+    return true;
   }
   for (size_t at = xml.find("&#"); at != std::string_view::npos; at = xml.find("&#", at + 2)) {
     size_t i = at + 2;
@@ -130,16 +157,26 @@ class DomWalker {
       return;
     }
     v_.Start(Local(n.name()));
-    bool has_text = false;
+    // The element's text (most often one piece: no copy), then its element children.
+    std::string_view text;
+    std::string pieces;
+    size_t texts = 0;
+    bool elements = false;
     for (pugi::xml_node c : n.children()) {
-      if (c.type() == pugi::node_pcdata || c.type() == pugi::node_cdata) has_text = true;
+      pugi::xml_node_type type = c.type();
+      if (type == pugi::node_pcdata || type == pugi::node_cdata) {
+        if (++texts == 2) pieces = text;
+        if (texts >= 2) pieces += c.value();
+        text = c.value();
+      } else if (type == pugi::node_element) {
+        elements = true;
+      }
     }
-    if (has_text) {
-      std::string text = OwnText(n);
-      v_.Text(text);
-    }
-    for (pugi::xml_node c : n.children()) {
-      if (c.type() == pugi::node_element) Walk(c, depth + 1);
+    if (texts > 0) v_.Text(texts == 1 ? text : std::string_view(pieces));
+    if (elements) {
+      for (pugi::xml_node c : n.children()) {
+        if (c.type() == pugi::node_element) Walk(c, depth + 1);
+      }
     }
     v_.End();
   }

@@ -5,6 +5,8 @@
 // remove) rewrite the element stream for other versions, and every
 // element goes through the table-driven validator as it is written, so what leaves here
 // has been checked against the profile it claims.
+#include <algorithm>
+#include <bitset>
 #include <span>
 #include <string>
 #include <utility>
@@ -30,7 +32,9 @@ class Emitter {
     out_.reserve(16384);
     out_ += "<?xml version=\"1.0\" encoding=\"UTF-8\"?>";
     for (const Rule& r : profile.rules) {
-      if (r.kind != Rule::Kind::kCode) rules_.push_back(&r);
+      if (r.kind == Rule::Kind::kCode) continue;
+      rules_.push_back(&r);
+      rule_lengths_.set(std::min(r.element.size(), rule_lengths_.size() - 1));
     }
   }
 
@@ -46,7 +50,9 @@ class Emitter {
     std::string_view parent = frames_.empty() ? std::string_view() : frames_.back().canonical;
     f.canonical = name;
     std::string_view emitted = name;
-    for (const Rule* r : rules_) {
+    // Most elements have no rule: the lengths of the names that do rule most out at once.
+    bool maybe_rule = rule_lengths_.test(std::min(name.size(), rule_lengths_.size() - 1));
+    for (const Rule* r : maybe_rule ? rules_ : std::span<const Rule* const>{}) {
       if (r->element != name || (r->parent != "*" && r->parent != parent)) continue;
       if (r->kind == Rule::Kind::kRemove) {
         skip_ = 1;
@@ -142,6 +148,7 @@ class Emitter {
 
   internal::Validator validator_;
   std::vector<const Rule*> rules_;
+  std::bitset<64> rule_lengths_;  // the lengths of the element names rules_ name (63: longer)
   std::vector<Frame> frames_;
   std::string out_;
   bool pretty_;
@@ -186,6 +193,8 @@ class MessageWriter {
   }
 
  private:
+  using Plan = internal::WriterPlan;
+
   const ComplexType* ChildType(const ComplexType* type, std::string_view name) const {
     int d = type ? type->FindDecl(name) : -1;
     int t = d < 0 ? -1 : type->decls[d].complex_type;
@@ -221,7 +230,9 @@ class MessageWriter {
     }
   }
 
-  void Element(std::string_view name, const void* owner, const Table& t, const ComplexType* type) {
+  // `plan`: the plan of (t, type) when the caller has it; otherwise it is looked up.
+  void Element(std::string_view name, const void* owner, const Table& t, const ComplexType* type,
+               const Plan* plan = nullptr) {
     std::pair<std::string_view, std::string_view> attrs[2];
     size_t n = 0;
     for (const Field& f : t) {
@@ -231,48 +242,66 @@ class MessageWriter {
     for (const Field& f : t) {
       if (f.kind == K::kOwnText) e_.Text(TextOf(f, owner));
     }
-    Content(owner, t, type);
+    Content(owner, t, type, plan);
     e_.Close();
   }
 
   // Which table fields write which declaration of a type (internal::WriterPlan).
   static constexpr int kUndeclared = -1;  // no declaration of the type has the field's name
   static constexpr int kDynamic = -2;     // a choice: the name depends on the value
-  using Plan = internal::WriterPlan;
   const Plan& PlanFor(const Table& t, const ComplexType& type) const {
     internal::WriterPlans& cache = *schema_.writer_plans;
     std::lock_guard lock(cache.mu);
+    return MakePlan(cache, t, type);
+  }
+  // The plan of (t, type) and, made with it, those of its fields' elements. Under the lock.
+  const Plan& MakePlan(internal::WriterPlans& cache, const Table& t,
+                       const ComplexType& type) const {
     auto [it, inserted] = cache.plans.try_emplace({t.data, &type});
     Plan& plan = it->second;
     if (!inserted) return plan;
     plan.by_decl.resize(type.decls.size());
+    plan.child.resize(t.size);
     for (size_t i = 0; i < t.size; ++i) {
       const Field& f = t.data[i];
       if (f.kind == K::kChoice) {
         plan.decl.push_back(kDynamic);
         for (auto& fields : plan.by_decl) fields.push_back(static_cast<uint8_t>(i));
+      } else {
+        int d = f.kind == K::kAttribute ? kUndeclared : type.FindDecl(f.name);
+        plan.decl.push_back(d < 0 ? kUndeclared : d);
+        if (d >= 0) plan.by_decl[d].push_back(static_cast<uint8_t>(i));
+      }
+      std::string_view names[2] = {f.name, {}};
+      if (f.kind == K::kChoice) {
+        names[0] = f.alternatives.first;  // no alternatives: only known when written
+        names[1] = f.alternatives.second;
+      } else if (f.kind != K::kSub && f.kind != K::kInterleaved && f.kind != K::kGroup) {
         continue;
       }
-      int d = f.kind == K::kAttribute ? kUndeclared : type.FindDecl(f.name);
-      plan.decl.push_back(d < 0 ? kUndeclared : d);
-      if (d >= 0) plan.by_decl[d].push_back(static_cast<uint8_t>(i));
+      for (size_t k = 0; k < 2; ++k) {
+        if (names[k].empty()) continue;
+        const ComplexType* ct = ChildType(&type, names[k]);
+        plan.child[i][k].type = ct;
+        if (ct) plan.child[i][k].plan = &MakePlan(cache, f.table, *ct);
+      }
     }
     return plan;
   }
 
   // Members in their type's order; then, for the validator to name, the ones it does not
   // declare. Declared members left out of a choice (a second date form) are not written.
-  void Content(const void* owner, const Table& t, const ComplexType* type) {
+  void Content(const void* owner, const Table& t, const ComplexType* type, const Plan* plan) {
     if (t.size == 1 && t.data->kind == K::kHook) return Hook(t.data->hook, owner);
     uint64_t done = 0;
-    const Plan* plan = type ? &PlanFor(t, *type) : nullptr;
+    if (type && !plan) plan = &PlanFor(t, *type);
     if (type) Walk(type->content, *type, *plan, owner, t, done);
     for (size_t i = 0; i < t.size; ++i) {
       if (done >> i & 1) continue;
       bool undeclared =
           !type || (plan->decl[i] == kDynamic ? type->FindDecl(ElementName(t.data[i], owner)) < 0
                                               : plan->decl[i] == kUndeclared);
-      if (!type || (!t.only_declared && undeclared)) Emit(t.data[i], owner, type);
+      if (!type || (!t.only_declared && undeclared)) Emit(t.data[i], owner, type, plan, i);
     }
   }
 
@@ -285,7 +314,7 @@ class MessageWriter {
           continue;
         }
         done |= uint64_t{1} << i;
-        Emit(t.data[i], owner, &type);
+        Emit(t.data[i], owner, &type, &plan, i);
       }
       return;
     }
@@ -315,29 +344,43 @@ class MessageWriter {
     return false;
   }
 
-  void Emit(const Field& f, const void* owner, const ComplexType* type) {
+  // Field `i` of the table of `plan` (nullptr: no type, or an undeclared field).
+  void Emit(const Field& f, const void* owner, const ComplexType* type, const Plan* plan,
+            size_t i) {
     if (f.when && !f.when(owner)) return;
     const internal::Access* a = f.access;
     const void* m = a ? a->cmember(owner) : nullptr;
     size_t n = m ? a->count(m) : 0;
     switch (f.kind) {
       case K::kLeaf:
-        for (size_t i = 0; i < n; ++i) e_.Leaf(f.name, a->text(a->at(m, i)));
+        for (size_t k = 0; k < n; ++k) e_.Leaf(f.name, a->text(a->at(m, k)));
         return;
       case K::kSub:
-      case K::kInterleaved:
-        for (size_t i = 0; i < n; ++i) {
-          const void* item = a->at(m, i);
-          if (i > 0 && f.kind == K::kInterleaved) {
+      case K::kInterleaved: {
+        const Plan::Child child = plan ? plan->child[i][0] : Plan::Child{ChildType(type, f.name)};
+        for (size_t k = 0; k < n; ++k) {
+          const void* item = a->at(m, k);
+          if (k > 0 && f.kind == K::kInterleaved) {
             e_.Leaf(f.text, f.modifier->text(f.modifier->cmember(item)));
           }
-          Element(f.name, item, f.table, ChildType(type, f.name));
+          Element(f.name, item, f.table, child.type, child.plan);
         }
         return;
+      }
       case K::kGroup:
       case K::kChoice:
         if (std::string_view name = ElementName(f, owner); !name.empty()) {
-          Element(name, owner, f.table, ChildType(type, name));
+          Plan::Child child{};
+          if (plan && name == f.name && f.kind == K::kGroup) {
+            child = plan->child[i][0];
+          } else if (plan && f.kind == K::kChoice && name == f.alternatives.first) {
+            child = plan->child[i][0];
+          } else if (plan && f.kind == K::kChoice && name == f.alternatives.second) {
+            child = plan->child[i][1];
+          } else {
+            child.type = ChildType(type, name);
+          }
+          Element(name, owner, f.table, child.type, child.plan);
         }
         return;
       case K::kConst:
