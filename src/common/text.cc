@@ -150,20 +150,51 @@ bool IsFhirUri(std::string_view s) {
 }
 
 // Branch-free loops: the compiler vectorizes them, and these run on every value.
-bool HasNoControlChars(std::string_view s) {
-  unsigned bad = 0;
-  for (char ch : s) {
-    unsigned char c = static_cast<unsigned char>(ch);
-    bad |= static_cast<unsigned>(c < 0x20) & static_cast<unsigned>(c != '\t') &
-           static_cast<unsigned>(c != '\n') & static_cast<unsigned>(c != '\r');
-  }
-  return bad == 0;
+namespace {
+
+constexpr uint64_t kOnes = 0x0101010101010101ULL;
+constexpr uint64_t kHighBits = 0x8080808080808080ULL;
+
+// Whether any byte of `x` is below n (n <= 128): a borrow starts only at such a byte.
+constexpr bool AnyBelow(uint64_t x, uint64_t n) { return ((x - kOnes * n) & ~x & kHighBits) != 0; }
+// Whether any byte of `x` is above n (n < 128): a carry starts only at a byte above 127.
+constexpr bool AnyAbove(uint64_t x, uint64_t n) { return (((x + kOnes * (127 - n)) | x) & kHighBits) != 0; }
+
+uint64_t Load8(const char* p) {
+  uint64_t x;
+  std::memcpy(&x, p, 8);
+  return x;
 }
 
+}  // namespace
+
+size_t FirstControlChar(std::string_view s) {
+  auto bad = [](unsigned char c) { return c < 0x20 && c != '\t' && c != '\n' && c != '\r'; };
+  size_t i = 0;
+  // Eight bytes at a time; a chunk with a byte below 0x20 (often white space) byte by byte.
+  for (; i + 8 <= s.size(); i += 8) {
+    if (!AnyBelow(Load8(s.data() + i), 0x20)) continue;
+    for (size_t k = i; k < i + 8; ++k) {
+      if (bad(static_cast<unsigned char>(s[k]))) return k;
+    }
+  }
+  for (; i < s.size(); ++i) {
+    if (bad(static_cast<unsigned char>(s[i]))) return i;
+  }
+  return std::string_view::npos;
+}
+
+bool HasNoControlChars(std::string_view s) { return FirstControlChar(s) == std::string_view::npos; }
+
 bool IsPrintableAscii(std::string_view s) {
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    uint64_t x = Load8(s.data() + i);
+    if (AnyBelow(x, 0x20) || AnyAbove(x, 0x7E)) return false;
+  }
   unsigned bad = 0;
-  for (char ch : s) {
-    unsigned char c = static_cast<unsigned char>(ch);
+  for (; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
     bad |= static_cast<unsigned>(c < 0x20) | static_cast<unsigned>(c > 0x7E);
   }
   return bad == 0;

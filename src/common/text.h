@@ -35,6 +35,8 @@ bool IsFhirId(std::string_view s);
 bool IsFhirUri(std::string_view s);
 // No control characters other than tab, CR, LF.
 bool HasNoControlChars(std::string_view s);
+// The offset of the first C0 control character other than tab, LF and CR, or npos.
+size_t FirstControlChar(std::string_view s);
 // Well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF).
 // On false, `bad_offset` (when given) is the offset of the first byte that is not.
 bool IsValidUtf8(std::string_view s, size_t* bad_offset = nullptr);

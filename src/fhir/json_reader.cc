@@ -225,7 +225,6 @@ std::string_view PrimName(Fmt p) {
 class Reader {
  public:
   Reader(IssueList& issues, const ParseOptions& options) : issues_(issues), options_(options) {
-    path_.reserve(64);
   }
 
   // --- paths ---------------------------------------------------------------------------
@@ -233,11 +232,28 @@ class Reader {
     std::string_view name;
     long index;  // -1: a name segment; otherwise an array index
   };
+  // The path so far: a push and a pop per member read, so kept inline and small.
+  class Path {
+   public:
+    Path() : segs_(64) {}
+    void Push(Seg s) {
+      if (size_ == segs_.size()) [[unlikely]] Grow();
+      segs_[size_++] = s;
+    }
+    void Pop() { --size_; }
+    const Seg* begin() const { return segs_.data(); }
+    const Seg* end() const { return segs_.data() + size_; }
+
+   private:
+    [[gnu::noinline]] void Grow() { segs_.resize(segs_.size() * 2); }
+    std::vector<Seg> segs_;
+    size_t size_ = 0;
+  };
   class Scope {
    public:
-    Scope(Reader& r, std::string_view name) : r_(r) { r_.path_.push_back({name, -1}); }
-    Scope(Reader& r, size_t index) : r_(r) { r_.path_.push_back({{}, long(index)}); }
-    ~Scope() { r_.path_.pop_back(); }
+    Scope(Reader& r, std::string_view name) : r_(r) { r_.path_.Push({name, -1}); }
+    Scope(Reader& r, size_t index) : r_(r) { r_.path_.Push({{}, long(index)}); }
+    ~Scope() { r_.path_.Pop(); }
 
    private:
     Reader& r_;
@@ -930,12 +946,10 @@ class Reader {
     Fatal(std::move(msg));
   }
 
-  std::vector<Seg>& path() { return path_; }
-
  private:
   IssueList& issues_;
   const ParseOptions& options_;
-  std::vector<Seg> path_;
+  Path path_;
   size_t depth_ = 0;
   bool fatal_ = false;
   std::string_view json_;

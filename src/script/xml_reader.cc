@@ -80,28 +80,6 @@ std::string NodePath(pugi::xml_node n) {
   return out;
 }
 
-// The offset of the first C0 control character other than tab, LF and CR, or npos. Eight
-// bytes at a time: a byte below 0x20 sets its high bit in (x - 0x20…) & ~x (a borrow can
-// flag a byte above a real one, never a chunk without one), and only such chunks are
-// looked at byte by byte (white space between elements makes some of them).
-size_t ControlCharacter(std::string_view xml) {
-  const char* p = xml.data();
-  size_t n = xml.size(), i = 0;
-  auto bad = [](unsigned char c) { return c < 0x20 && c != '\t' && c != '\n' && c != '\r'; };
-  for (; i + 8 <= n; i += 8) {
-    uint64_t x;
-    std::memcpy(&x, p + i, 8);
-    if (((x - 0x2020202020202020ULL) & ~x & 0x8080808080808080ULL) == 0) continue;
-    for (size_t k = i; k < i + 8; ++k) {
-      if (bad(static_cast<unsigned char>(p[k]))) return k;
-    }
-  }
-  for (; i < n; ++i) {
-    if (bad(static_cast<unsigned char>(p[i]))) return i;
-  }
-  return std::string_view::npos;
-}
-
 // Refuses what pugixml would accept but XML 1.0 does not: control characters, raw or as
 // character references (&#0; would silently end a value early in pugixml's strings).
 bool BadCharacter(std::string_view xml, size_t& offset, std::string& what) {
@@ -110,7 +88,7 @@ bool BadCharacter(std::string_view xml, size_t& offset, std::string& what) {
     what = "invalid UTF-8 (SCRIPT is read as UTF-8)";
     return true;
   }
-  if (size_t at = ControlCharacter(xml); at != std::string_view::npos) {
+  if (size_t at = rxflow::internal::FirstControlChar(xml); at != std::string_view::npos) {
     unsigned char c = static_cast<unsigned char>(xml[at]);
     offset = at;
     what = Cat("control character 0x", "0123456789abcdef"[c >> 4], "0123456789abcdef"[c & 15],
