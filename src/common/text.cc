@@ -158,7 +158,9 @@ constexpr uint64_t kHighBits = 0x8080808080808080ULL;
 // Whether any byte of `x` is below n (n <= 128): a borrow starts only at such a byte.
 constexpr bool AnyBelow(uint64_t x, uint64_t n) { return ((x - kOnes * n) & ~x & kHighBits) != 0; }
 // Whether any byte of `x` is above n (n < 128): a carry starts only at a byte above 127.
-constexpr bool AnyAbove(uint64_t x, uint64_t n) { return (((x + kOnes * (127 - n)) | x) & kHighBits) != 0; }
+constexpr bool AnyAbove(uint64_t x, uint64_t n) {
+  return (((x + kOnes * (127 - n)) | x) & kHighBits) != 0;
+}
 
 uint64_t Load8(const char* p) {
   uint64_t x;

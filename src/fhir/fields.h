@@ -155,7 +155,8 @@ struct Fhir<Address> {
 template <>
 struct Fhir<ContactPoint> {
   static constexpr auto kFields =
-      std::tuple{F("system", &ContactPoint::system, kCode), F("value", &ContactPoint::value),
+      std::tuple{F("extension", &ContactPoint::extension),
+                 F("system", &ContactPoint::system, kCode), F("value", &ContactPoint::value),
                  F("use", &ContactPoint::use, kCode), F("rank", &ContactPoint::rank, kPositiveInt)};
 };
 template <>

@@ -224,8 +224,7 @@ std::string_view PrimName(Fmt p) {
 
 class Reader {
  public:
-  Reader(IssueList& issues, const ParseOptions& options) : issues_(issues), options_(options) {
-  }
+  Reader(IssueList& issues, const ParseOptions& options) : issues_(issues), options_(options) {}
 
   // --- paths ---------------------------------------------------------------------------
   struct Seg {
@@ -237,7 +236,8 @@ class Reader {
    public:
     Path() : segs_(64) {}
     void Push(Seg s) {
-      if (size_ == segs_.size()) [[unlikely]] Grow();
+      if (size_ == segs_.size()) [[unlikely]]
+        Grow();
       segs_[size_++] = s;
     }
     void Pop() { --size_; }

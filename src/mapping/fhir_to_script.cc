@@ -171,6 +171,7 @@ constexpr ScriptElementRow kScriptElements[] = {
     {"ProhibitRenewalRequest", "ProhibitRenewalRequest", false, true, false, 5},
     {"ChangeOfPrescriptionStatusFlag", "ChangeOfPrescriptionStatusFlag", false, false, true, 1},
     {"LanguageNameCode", "Patient/HumanPatient/LanguageNameCode", true, true, true, 3},
+    {"TestMessage", "Header/TestMessage", false, true, true, 1},
 };
 const ScriptElementRow* FindScriptElement(std::string_view element) {
   for (const ScriptElementRow& r : kScriptElements) {
@@ -330,8 +331,16 @@ class Mapper {
     return MapAddress(list[pick], Cat(path, ".address[", pick, "]"), mandatory);
   }
 
+  // A phone: ten digits (a leading 1 of eleven dropped), and an extension after them
+  // (";ext=12" as RFC 3966 writes it, or "x12", "ext. 12").
   std::optional<script::Phone> MapPhone(const fhir::ContactPoint& c, const std::string& p) {
-    std::string digits = internal::DigitsOnly(c.value);
+    std::string_view value = c.value, extension;
+    if (value.starts_with("tel:")) value.remove_prefix(4);
+    if (size_t at = value.find_first_of(";xXeE"); at != std::string_view::npos) {
+      extension = value.substr(at);
+      value = value.substr(0, at);
+    }
+    std::string digits = internal::DigitsOnly(value);
     if (digits.size() == 11 && digits[0] == '1') digits.erase(0, 1);
     if (digits.size() != 10) {
       issues_.Error(p + ".value", IssueCode::kValue,
@@ -340,19 +349,40 @@ class Mapper {
     }
     script::Phone out;
     out.number = digits;
+    out.extension = internal::DigitsOnly(extension);
+    if (out.extension.size() > 8) {
+      issues_.Error(p + ".value", IssueCode::kValue,
+                    Cat("phone extension must have at most 8 digits, got ", out.extension.size()));
+      return std::nullopt;
+    }
     if (c.use == "mobile") out.supports_sms = "Y";
     return out;
   }
 
-  // telecom → CommunicationNumbers; the first phone is the PrimaryTelephone.
+  // telecom → CommunicationNumbers; the first phone is the PrimaryTelephone. An sms
+  // ContactPoint with the number of a phone already sent marks it SupportsSMS=Y; an email
+  // with US Core's us-core-direct extension is the DirectAddress.
   std::optional<script::CommunicationNumbers> MapTelecom(
       const std::vector<std::pair<const fhir::ContactPoint*, std::string>>& list,
       const std::string& where, bool mandatory) {
     script::CommunicationNumbers out;
+    std::vector<std::pair<const fhir::ContactPoint*, std::string>> sms;
     for (const auto& entry : list) {
       const fhir::ContactPoint* c = entry.first;
       const std::string& p = entry.second;
-      if (c->system == "phone" || c->system == "sms") {
+      bool direct = false;
+      for (size_t i = 0; i < c->extension.size(); ++i) {
+        const fhir::Extension& e = c->extension[i];
+        if (e.url == kUsCoreDirectExtension && c->system == "email") {
+          direct = e.value_type == "Boolean" && e.value_json == "true";
+        } else {
+          Dropped(Cat(p, ".extension[", i, "]"),
+                  Cat(ExtensionSubject(e), ": not mapped to SCRIPT: not sent"));
+        }
+      }
+      if (c->system == "sms") {
+        sms.push_back(entry);
+      } else if (c->system == "phone") {
         auto phone = MapPhone(*c, p);
         if (!phone) continue;
         if (!out.primary_telephone) {
@@ -364,6 +394,13 @@ class Mapper {
         } else {
           out.other_telephone.push_back(*phone);
         }
+      } else if (c->system == "email" && direct) {
+        if (!out.direct_address.empty()) {
+          Dropped(p, "SCRIPT carries one DirectAddress: not sent");
+          continue;
+        }
+        out.direct_address = Text(
+            c->value, [&] { return p + ".value"; }, 254, "Direct address");
       } else if (c->system == "email") {
         std::string e = Text(
             c->value, [&] { return p + ".value"; }, 80, "email address");
@@ -376,15 +413,49 @@ class Mapper {
         Dropped(p, Cat("telecom system \"", c->system, "\" has no SCRIPT element: not sent"));
       }
     }
+    for (const auto& [c, p] : sms) MarkSms(*c, p, out);
     if (!out.primary_telephone) {
       if (mandatory) {
         issues_.Error(where, IssueCode::kRequired, "a phone number is required (PrimaryTelephone)");
-      } else if (!out.electronic_mail.empty() || !out.fax.empty() || !out.beeper.empty()) {
-        Dropped(where, "SCRIPT needs a phone number before email, fax or pager: not sent");
+      } else if (!out.electronic_mail.empty() || !out.fax.empty() || !out.beeper.empty() ||
+                 !out.direct_address.empty()) {
+        Dropped(where,
+                "SCRIPT needs a phone number before email, fax, pager or Direct address: "
+                "not sent");
       }
       return std::nullopt;
     }
     return out;
+  }
+
+  // An sms ContactPoint: SupportsSMS=Y on the phone (pager, fax) with its number, else a
+  // phone of its own that supports SMS.
+  void MarkSms(const fhir::ContactPoint& c, const std::string& p,
+               script::CommunicationNumbers& out) {
+    auto phone = MapPhone(c, p);
+    if (!phone) return;
+    phone->supports_sms = "Y";
+    auto same = [&](script::Phone& q) {
+      if (q.number != phone->number || q.extension != phone->extension) return false;
+      q.supports_sms = "Y";
+      return true;
+    };
+    if (out.primary_telephone && same(*out.primary_telephone)) return;
+    for (auto* list :
+         {&out.home_telephone, &out.work_telephone, &out.other_telephone, &out.beeper, &out.fax}) {
+      for (script::Phone& q : *list) {
+        if (same(q)) return;
+      }
+    }
+    if (!out.primary_telephone) {
+      out.primary_telephone = *phone;
+    } else if (c.use == "home") {
+      out.home_telephone.push_back(*phone);
+    } else if (c.use == "work") {
+      out.work_telephone.push_back(*phone);
+    } else {
+      out.other_telephone.push_back(*phone);
+    }
   }
 
   static std::vector<std::pair<const fhir::ContactPoint*, std::string>> Telecoms(
@@ -1136,6 +1207,8 @@ class Mapper {
           once(change_flag);
         } else if (el == "LanguageNameCode") {
           once(patient.language_name_code);
+        } else if (el == "TestMessage") {
+          once(test_message_);
         }
       }
     };
@@ -1224,7 +1297,8 @@ class Mapper {
     h.sender_software_developer = options_.sender_software_developer;
     h.sender_software_product = options_.sender_software_product;
     h.sender_software_version_release = options_.sender_software_version;
-    if (options_.test_message) h.test_message = "1";
+    // A test message stays one: the option, or the marking read from a SCRIPT test message.
+    h.test_message = options_.test_message ? "1" : test_message_;
     // The prescriber's order number: the first identifier that is not one RxFlow wrote for
     // a SCRIPT message id or a pharmacy Rx number.
     for (size_t i = 0; i < mr.identifier.size(); ++i) {
@@ -1301,6 +1375,7 @@ class Mapper {
   std::vector<SigElementProvenance> provenance_;
   std::string npi_path_, dea_path_, pharmacy_npi_path_;
   size_t order_number_index_ = SIZE_MAX;
+  std::string test_message_;  // Header/TestMessage from a script-element extension
 };
 
 }  // namespace

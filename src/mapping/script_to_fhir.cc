@@ -156,25 +156,42 @@ class Builder {
     return out;
   }
 
+  // CommunicationNumbers → telecom, the primary phone first. Each phone keeps its kind in
+  // `use` (the primary one the party's usual use) and its extension in the value (RFC 3966's
+  // ";ext="). SupportsSMS=Y: a primary or other telephone is `mobile`; a home or work telephone, a
+  // pager or a fax gets a second ContactPoint of system sms with the same number. The
+  // Direct address is an email marked with US Core's us-core-direct extension.
   static std::vector<fhir::ContactPoint> Telecom(
       const std::optional<script::CommunicationNumbers>& c, std::string_view primary_use) {
     std::vector<fhir::ContactPoint> out;
     if (!c) return out;
-    auto phone = [&](const script::Phone& p, std::string_view system, std::string_view use) {
+    auto phone = [&](const script::Phone& p, std::string_view system, std::string_view use,
+                     bool primary = false) {
+      const bool sms = p.supports_sms == "Y";
+      const bool mobile = sms && system == "phone" && (primary || use.empty());
       fhir::ContactPoint cp;
       cp.system = std::string(system);
-      cp.value = p.number;
-      cp.use = p.supports_sms == "Y" ? "mobile" : std::string(use);
+      cp.value = p.extension.empty() ? p.number : Cat(p.number, ";ext=", p.extension);
+      cp.use = mobile ? "mobile" : std::string(use);
       out.push_back(cp);
+      if (sms && !mobile) {
+        cp.system = "sms";
+        out.push_back(std::move(cp));
+      }
     };
-    if (c->primary_telephone) phone(*c->primary_telephone, "phone", primary_use);
+    if (c->primary_telephone) phone(*c->primary_telephone, "phone", primary_use, true);
     for (const auto& p : c->beeper) phone(p, "pager", "");
-    for (const auto& e : c->electronic_mail)
-      out.push_back(fhir::ContactPoint{"email", e, "", std::nullopt});
+    for (const auto& e : c->electronic_mail) out.push_back(fhir::ContactPoint{"email", e, "", {}});
     for (const auto& p : c->fax) phone(p, "fax", "");
     for (const auto& p : c->home_telephone) phone(p, "phone", "home");
     for (const auto& p : c->work_telephone) phone(p, "phone", "work");
-    for (const auto& p : c->other_telephone) phone(p, "phone", "temp");
+    for (const auto& p : c->other_telephone) phone(p, "phone", "");
+    if (!c->direct_address.empty()) {
+      fhir::ContactPoint direct{"email", c->direct_address, "", {}};
+      direct.extension.push_back(
+          fhir::Extension{std::string(kUsCoreDirectExtension), "Boolean", "true", {}});
+      out.push_back(std::move(direct));
+    }
     return out;
   }
 
@@ -617,8 +634,15 @@ class Builder {
     return Request(tx.medication_prescribed, path + "/MedicationPrescribed", patient, prescriber,
                    pharmacy);
   }
+  // Header/TestMessage: a test message's prescription stays a test when it is sent on.
+  void KeepTestMessage(fhir::MedicationRequest& mr) {
+    if (m_.header.test_message.empty()) return;
+    mr.extension.push_back(ScriptElement("TestMessage", m_.header.test_message));
+    test_message_kept_ = true;
+  }
   void MapTx(const script::NewRx& n, const std::string& path) {
     fhir::MedicationRequest mr = PrescriptionRequest(n, path);
+    KeepTestMessage(mr);
     Priority(n.urgency_indicator_code, path, mr);
     if (n.prohibit_renewal_request) {
       mr.extension.push_back(
@@ -628,6 +652,7 @@ class Builder {
   }
   void MapTx(const script::CancelRx& c, const std::string& path) {
     fhir::MedicationRequest mr = PrescriptionRequest(c, path);
+    KeepTestMessage(mr);
     mr.status = "cancelled";
     if (!c.change_of_prescription_status_flag.empty()) {
       mr.extension.push_back(
@@ -1190,6 +1215,11 @@ class Builder {
   }
 
   StatusOr<fhir::Bundle> Build() {
+    if (!m_.header.test_message.empty() && !test_message_kept_) {
+      issues_.Warning("/Message/Header/TestMessage", IssueCode::kNotSupported,
+                      "a test message: the marking reaches FHIR only with a NewRx or CancelRx "
+                      "(a script-element extension on the MedicationRequest): not mapped");
+    }
     if (m_.header.digital_signature) {
       issues_.Warning("/Message/Header/DigitalSignature", IssueCode::kNotSupported,
                       "the digital signature is not carried into FHIR (verify it before mapping)");
@@ -1202,6 +1232,7 @@ class Builder {
 
  private:
   const script::Message& m_;
+  bool test_message_kept_ = false;
   IssueList& issues_;
   const ToFhirOptions& options_;
   fhir::Bundle bundle_;

@@ -342,4 +342,124 @@ TEST_SUITE("Mapping") {
     REQUIRE(rx.prescriber.practice_location.has_value());
     CHECK(rx.prescriber.practice_location->business_name == rx.pharmacy->business_name);
   }
+
+  // Telecom both ways (docs/mapping.md §2.7 and §4.2): the kind of each phone, its
+  // extension, SupportsSMS and the Direct address survive FHIR → SCRIPT → FHIR → SCRIPT.
+  TEST_CASE("telecom: phone kinds, extensions, SMS and the Direct address both ways") {
+    json in = json::parse(testing::ReadFixture("fhir/medication_request_lisinopril.json"));
+    in["patient"]["telecom"] = json::parse(R"([
+      {"system": "phone", "value": "tel:+1-804-555-0142", "use": "mobile"},
+      {"system": "phone", "value": "(804) 555-0143 x12", "use": "home"},
+      {"system": "sms", "value": "804-555-0143;ext=12"},
+      {"system": "phone", "value": "8045550144 ext. 7", "use": "work"},
+      {"system": "email", "value": "patient@direct.example.org",
+       "extension": [{"url": "http://hl7.org/fhir/us/core/StructureDefinition/us-core-direct",
+                      "valueBoolean": true}]},
+      {"system": "email", "value": "marisol@example.com",
+       "extension": [{"url": "https://example.org/unknown", "valueString": "x"}]}
+    ])");
+    TransformOptions o;
+    o.version = script::Version::k2017071;
+    o.newrx.message_id = "telecom";
+    o.newrx.sent_time = "2026-11-30T10:00:00Z";
+    IssueList issues;
+    auto out = ToScript(in.dump(), issues, o);
+    for (const Issue& i : issues) {
+      if (i.severity == Severity::kError) MESSAGE(ToString(i));
+    }
+    REQUIRE(out.ok());
+    const auto& rx = std::get<script::NewRx>(out->newrx.message.body);
+    REQUIRE(rx.patient.communication_numbers.has_value());
+    const script::CommunicationNumbers& c = *rx.patient.communication_numbers;
+    REQUIRE(c.primary_telephone.has_value());
+    CHECK(c.primary_telephone->number == "8045550142");
+    CHECK(c.primary_telephone->supports_sms == "Y");
+    REQUIRE(c.home_telephone.size() == 1);
+    CHECK(c.home_telephone[0].number == "8045550143");
+    CHECK(c.home_telephone[0].extension == "12");
+    CHECK(c.home_telephone[0].supports_sms == "Y");  // the sms ContactPoint, not a new phone
+    REQUIRE(c.work_telephone.size() == 1);
+    CHECK(c.work_telephone[0].extension == "7");
+    CHECK(c.work_telephone[0].supports_sms.empty());
+    CHECK(c.other_telephone.empty());
+    CHECK(c.direct_address == "patient@direct.example.org");
+    REQUIRE(c.electronic_mail.size() == 1);
+    CHECK(c.electronic_mail[0] == "marisol@example.com");
+    bool unknown_named = false;
+    for (const Issue& i : issues) {
+      unknown_named |= i.severity == Severity::kWarning &&
+                       i.path == "patient.telecom[5].extension[0]" &&
+                       i.message.find("https://example.org/unknown") != std::string::npos;
+    }
+    CHECK(unknown_named);
+
+    // SCRIPT → FHIR → SCRIPT: the same CommunicationNumbers come back.
+    IssueList back_issues;
+    auto fhir_json = ToFhirJson(out->xml, back_issues, o);
+    REQUIRE(fhir_json.ok());
+    const json bundle = json::parse(*fhir_json);
+    json patient;
+    for (const json& e : bundle["entry"]) {
+      if (e["resource"]["resourceType"] == "Patient") patient = e["resource"];
+    }
+    json home, sms;
+    for (const json& t : patient["telecom"]) {
+      if (t["value"] != "8045550143;ext=12") continue;
+      (t["system"] == "sms" ? sms : home) = t;
+    }
+    CHECK(home["system"] == "phone");
+    CHECK(home["use"] == "home");
+    CHECK(sms["use"] == "home");
+    IssueList again_issues;
+    auto again = ToScript(*fhir_json, again_issues, o);
+    REQUIRE(again.ok());
+    CHECK(again->xml == out->xml);
+  }
+
+  TEST_CASE("telecom: a phone extension of more than 8 digits is refused at its path") {
+    json in = json::parse(testing::ReadFixture("fhir/medication_request_lisinopril.json"));
+    in["patient"]["telecom"] = json::parse(R"([
+      {"system": "phone", "value": "8045550142;ext=123456789"}])");
+    IssueList issues;
+    TransformOptions o;
+    o.newrx.message_id = "telecom";
+    o.newrx.sent_time = "2026-11-30T10:00:00Z";
+    auto out = ToScript(in.dump(), issues, o);
+    CHECK_FALSE(out.ok());
+    bool named = false;
+    for (const Issue& i : issues) {
+      named |= i.severity == Severity::kError && i.path == "patient.telecom[0].value" &&
+               i.message.find("at most 8 digits") != std::string::npos;
+    }
+    CHECK(named);
+  }
+
+  // A SCRIPT test message stays a test message when its prescription is sent on.
+  TEST_CASE("Header/TestMessage reaches FHIR and comes back") {
+    std::string xml = testing::ReadFixture("script/newrx_2017071_lisinopril.xml");
+    const std::string after = "</SentTime>";
+    size_t at = xml.find(after);
+    REQUIRE(at != std::string::npos);
+    // TestMessage comes after SenderSoftware and Mailbox in the header.
+    size_t sender_end = xml.find("</SenderSoftware>");
+    REQUIRE(sender_end != std::string::npos);
+    xml.insert(sender_end + std::string("</SenderSoftware>").size(),
+               "<TestMessage>1</TestMessage>");
+    TransformOptions o;
+    o.version = script::Version::k2017071;
+    IssueList issues;
+    auto fhir_json = ToFhirJson(xml, issues, o);
+    for (const Issue& i : issues) {
+      if (i.severity == Severity::kError) MESSAGE(ToString(i));
+    }
+    REQUIRE(fhir_json.ok());
+    CHECK(fhir_json->find("\"TestMessage\"") != std::string::npos);
+    o.newrx.message_id = "again";
+    o.newrx.sent_time = "2026-11-30T10:00:00Z";
+    IssueList back;
+    auto again = ToScript(*fhir_json, back, o);
+    REQUIRE(again.ok());
+    CHECK(again->newrx.message.header.test_message == "1");
+    CHECK(again->xml.find("<TestMessage>1</TestMessage>") != std::string::npos);
+  }
 }

@@ -120,6 +120,7 @@ struct ContactPoint {
   std::string value;
   std::string use;  // home | work | temp | old | mobile
   std::optional<int64_t> rank;
+  std::vector<Extension> extension;  // written first, like every element's extensions
 };
 
 // R5 ExtendedContactDetail (Organization.contact, PractitionerRole.contact).

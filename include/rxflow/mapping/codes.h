@@ -42,6 +42,11 @@ inline constexpr std::string_view kDeaScheduleExtension =
 inline constexpr std::string_view kScriptElementExtension =
     "https://rxflow.dev/fhir/StructureDefinition/script-element";
 
+// US Core's marker of a Direct address (a ContactPoint with system email, valueBoolean true):
+// SCRIPT CommunicationNumbers/DirectAddress.
+inline constexpr std::string_view kUsCoreDirectExtension =
+    "http://hl7.org/fhir/us/core/StructureDefinition/us-core-direct";
+
 enum class IdentifierKind { kNpi, kDea, kNcpdpId, kStateLicense, kMrn, kSsn, kOther };
 
 // Classifies a FHIR identifier by its system (URL or OID form) or its v2-0203 type code
