@@ -281,6 +281,17 @@ struct Fhir<OperationOutcomeIssue> {
                  F("location", &I::location),        F("expression", &I::expression)};
 };
 template <>
+struct Fhir<AllergyIntoleranceParticipant> {
+  using P = AllergyIntoleranceParticipant;
+  static constexpr auto kFields = std::tuple{F("function", &P::function), F("actor", &P::actor)};
+};
+template <>
+struct Fhir<AllergyIntoleranceReaction> {  // the reader drops the rest (json_reader.cc)
+  using R = AllergyIntoleranceReaction;
+  static constexpr auto kFields =
+      std::tuple{F("manifestation", &R::manifestation), F("severity", &R::severity, kCode)};
+};
+template <>
 struct Fhir<TaskInput> {
   using I = TaskInput;
   static constexpr auto kFields =
@@ -403,6 +414,25 @@ struct Fhir<MedicationStatement> {  // written only (the reader refuses it)
                      F("dateAsserted", &M::date_asserted, kDateTime),
                      F("informationSource", &M::information_source), F("reason", &M::reason),
                      F("note", &M::note), F("dosage", &M::dosage));
+};
+template <>
+struct Fhir<AllergyIntolerance> {
+  using A = AllergyIntolerance;
+  static constexpr std::string_view kName = "AllergyIntolerance";
+  static constexpr auto kFields = ResourceFields(
+      F("clinicalStatus", &A::clinical_status), F("verificationStatus", &A::verification_status),
+      F("type", &A::type), F("category", &A::category, kCode), F("code", &A::code),
+      F("patient", &A::patient), F("onsetDateTime", &A::onset_date_time, kDateTime),
+      F("participant", &A::participant), F("reaction", &A::reaction));
+};
+template <>
+struct Fhir<Observation> {
+  using O = Observation;
+  static constexpr std::string_view kName = "Observation";
+  static constexpr auto kFields = ResourceFields(
+      F("status", &O::status, kCode), F("category", &O::category), F("code", &O::code),
+      F("subject", &O::subject), F("effectiveDateTime", &O::effective_date_time, kDateTime),
+      F("valueQuantity", &O::value_quantity), F("note", &O::note));
 };
 template <>
 struct Fhir<Task> {  // written only (the reader refuses it)

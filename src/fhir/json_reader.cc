@@ -63,6 +63,45 @@ constexpr std::string_view kOrganizationKnown[] = {"description", "partOf", "end
                                                    "qualification"};
 constexpr std::string_view kMedicationKnown[] = {"marketingAuthorizationHolder", "batch",
                                                  "definition"};
+constexpr std::string_view kAllergyIntoleranceKnown[] = {
+    "identifier", "criticality", "encounter",    "onsetAge",       "onsetPeriod",
+    "onsetRange", "onsetString", "recordedDate", "lastOccurrence", "note"};
+constexpr std::string_view kObservationKnown[] = {"identifier",
+                                                  "instantiatesCanonical",
+                                                  "instantiatesReference",
+                                                  "basedOn",
+                                                  "triggeredBy",
+                                                  "partOf",
+                                                  "focus",
+                                                  "encounter",
+                                                  "effectivePeriod",
+                                                  "effectiveTiming",
+                                                  "effectiveInstant",
+                                                  "issued",
+                                                  "performer",
+                                                  "valueCodeableConcept",
+                                                  "valueString",
+                                                  "valueBoolean",
+                                                  "valueInteger",
+                                                  "valueRange",
+                                                  "valueRatio",
+                                                  "valueSampledData",
+                                                  "valueTime",
+                                                  "valueDateTime",
+                                                  "valuePeriod",
+                                                  "valueAttachment",
+                                                  "valueReference",
+                                                  "dataAbsentReason",
+                                                  "interpretation",
+                                                  "bodySite",
+                                                  "bodyStructure",
+                                                  "method",
+                                                  "specimen",
+                                                  "device",
+                                                  "referenceRange",
+                                                  "hasMember",
+                                                  "derivedFrom",
+                                                  "component"};
 constexpr std::string_view kBundleKnown[] = {"total", "link", "signature", "issues"};
 constexpr std::string_view kMessageHeaderKnown[] = {
     "destination", "sender", "author", "source", "responsible", "reason", "response", "definition"};
@@ -82,6 +121,10 @@ template <>
 constexpr std::span<const std::string_view> kKnown<Organization> = kOrganizationKnown;
 template <>
 constexpr std::span<const std::string_view> kKnown<Medication> = kMedicationKnown;
+template <>
+constexpr std::span<const std::string_view> kKnown<AllergyIntolerance> = kAllergyIntoleranceKnown;
+template <>
+constexpr std::span<const std::string_view> kKnown<Observation> = kObservationKnown;
 template <>
 constexpr std::span<const std::string_view> kKnown<Bundle> = kBundleKnown;
 template <>
@@ -729,6 +772,14 @@ class Reader {
     return R4If(key, {"telecom", "address"},
                 "R4 element: FHIR R5 moved Organization address and telecom into contact");
   }
+  bool ReadOther(std::string_view key, od::value& val, AllergyIntoleranceReaction&) {
+    return DropIf(key, {"substance", "description", "onset", "exposureRoute", "note"}) ||
+           DatatypeCommon(key, val);
+  }
+  bool ReadOther(std::string_view key, od::value&, AllergyIntolerance&) {
+    return R4If(key, {"recorder", "asserter"},
+                "R4 element: FHIR R5 uses participant (function and actor)");
+  }
   bool ReadOther(std::string_view key, od::value&, MedicationRequest&) {
     return R4If(
         key, {"medicationCodeableConcept", "medicationReference", "reasonCode", "reasonReference"},
@@ -868,7 +919,8 @@ class Reader {
     // MedicationDispense, MedicationStatement and Task are written, not read; a Bundle is
     // never contained.
     if (!EmplaceNamed<MedicationRequest, Patient, Practitioner, PractitionerRole, Organization,
-                      Medication, MessageHeader, OperationOutcome>(type, obj, out) &&
+                      Medication, MessageHeader, OperationOutcome, AllergyIntolerance, Observation>(
+            type, obj, out) &&
         (contained || !EmplaceNamed<Bundle>(type, obj, out))) {
       Scope s(*this, "resourceType");
       Error(IssueCode::kNotSupported,
@@ -1001,11 +1053,18 @@ Status ParseRoot(std::string_view json, IssueList& issues, const ParseOptions& o
       reader.Error(IssueCode::kRequired, "resourceType is required");
       return;
     }
-    reader.Fields(obj, [&](std::string_view key, od::value val) {
-      if (!handler.IsEnvelopeKey(key)) return false;
+    auto member = [&](std::string_view key, od::value val) {
       Resource r;
       if (reader.ReadResource(val, r, false, handler.ExpectedType(key))) {
         handler.OnEnvelopeMember(key, std::move(r));
+      }
+    };
+    reader.Fields(obj, [&](std::string_view key, od::value val) {
+      if (!handler.IsEnvelopeKey(key)) return false;
+      if (handler.IsEnvelopeList(key)) {
+        reader.Arr(val, [&](od::value item) { member(key, item); });
+      } else {
+        member(key, val);
       }
       return true;
     });

@@ -17,6 +17,9 @@ class RootHandler {
   // Whether a root object without resourceType is read as the request envelope.
   virtual bool AcceptsEnvelope() const { return false; }
   virtual bool IsEnvelopeKey(std::string_view key) const { return false; }
+  // Whether the envelope member `key` is an array of resources (each given to
+  // OnEnvelopeMember in turn) rather than one resource.
+  virtual bool IsEnvelopeList(std::string_view key) const { return false; }
   // The resource type an envelope member must have ("" for any).
   virtual std::string_view ExpectedType(std::string_view key) const { return {}; }
   virtual void OnEnvelopeMember(std::string_view key, Resource r) {}

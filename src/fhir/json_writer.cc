@@ -234,7 +234,8 @@ std::string_view Resource::resource_type() const {
       "MedicationRequest",  "Patient",      "Practitioner",
       "PractitionerRole",   "Organization", "Medication",
       "MedicationDispense", "Task",         "OperationOutcome",
-      "MessageHeader",      "Bundle",       "MedicationStatement"};
+      "MessageHeader",      "Bundle",       "MedicationStatement",
+      "AllergyIntolerance", "Observation"};
   return kNames[value.index()];
 }
 

@@ -1,7 +1,9 @@
 // Resolves a prescription's resources from the request envelope or a Bundle.
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "rxflow/fhir/json.h"
 #include "rxflow/internal/strcat.h"
@@ -11,8 +13,11 @@
 namespace rxflow::fhir {
 namespace {
 
-constexpr std::string_view kEnvelopeKeys[] = {"medication_request", "patient",  "practitioner",
-                                              "practitioner_role",  "pharmacy", "medication"};
+constexpr std::string_view kEnvelopeKeys[] = {"medication_request", "patient",     "practitioner",
+                                              "practitioner_role",  "pharmacy",    "medication",
+                                              "allergies",          "observations"};
+// The envelope members that are arrays of resources.
+bool IsListKey(std::string_view key) { return key == "allergies" || key == "observations"; }
 
 }  // namespace
 
@@ -23,6 +28,8 @@ std::string_view ExpectedType(std::string_view key) {
   if (key == "practitioner_role") return "PractitionerRole";
   if (key == "pharmacy") return "Organization";
   if (key == "medication") return "Medication";
+  if (key == "allergies") return "AllergyIntolerance";
+  if (key == "observations") return "Observation";
   return "";
 }
 
@@ -229,6 +236,76 @@ void CheckEnvelopeReference(const std::optional<Reference>& ref, std::string_vie
   }
 }
 
+// A participant's Reference gets the `type` of the resource it resolves to, when it does not
+// say: the mapper tells a patient informant from a clinician by it.
+void TypeFromTarget(const Resolver& resolver, std::optional<Reference>& ref) {
+  if (!ref || !ref->type.empty()) return;
+  Located l = resolver.Find(ref->reference);
+  if (l.resource) ref->type = std::string(l.resource->resource_type());
+}
+
+// Whether `ref` resolves to the prescription's patient.
+bool AboutPatient(const Resolver& resolver, const std::optional<Reference>& ref,
+                  const PrescriptionInput& in) {
+  return ref && !in.patient_path.empty() && resolver.Find(ref->reference).path == in.patient_path;
+}
+
+// The Bundle's AllergyIntolerance and Observation entries about the prescription's patient
+// are moved into `in`; one about anyone else (or whose patient does not resolve) is named in
+// a warning: SCRIPT sends the allergies and measurements of the prescription's patient only.
+// Other entries that nothing references stay ignored.
+void CollectClinical(Bundle& bundle, const Resolver& resolver, PrescriptionInput& in,
+                     IssueList& issues) {
+  if (in.patient_path.empty()) return;  // the subject did not resolve: already an error
+  for (size_t i = 0; i < bundle.entry.size(); ++i) {
+    if (!bundle.entry[i].resource) continue;
+    Resource& r = *bundle.entry[i].resource;
+    std::string path = internal::Cat("Bundle.entry[", i, "].resource");
+    if (auto* ai = r.get<AllergyIntolerance>()) {
+      if (!AboutPatient(resolver, ai->patient, in)) {
+        issues.Warning(path + ".patient", IssueCode::kNotSupported,
+                       "an AllergyIntolerance that is not about the MedicationRequest's subject "
+                       "is not sent");
+        continue;
+      }
+      for (AllergyIntoleranceParticipant& p : ai->participant) TypeFromTarget(resolver, p.actor);
+      in.allergies.push_back({std::move(*ai), std::move(path)});
+    } else if (auto* o = r.get<Observation>()) {
+      if (!AboutPatient(resolver, o->subject, in)) {
+        issues.Warning(path + ".subject", IssueCode::kNotSupported,
+                       "an Observation that is not about the MedicationRequest's subject is not "
+                       "sent");
+        continue;
+      }
+      in.observations.push_back({std::move(*o), std::move(path)});
+    }
+  }
+}
+
+// The envelope's "allergies" and "observations": each must be about the request's patient
+// when it names one (as medication_request.subject must).
+void TakeClinicalMembers(std::map<std::string, std::vector<Resource>, std::less<>>& lists,
+                         PrescriptionInput& in, IssueList& issues) {
+  if (auto it = lists.find("allergies"); it != lists.end()) {
+    for (size_t i = 0; i < it->second.size(); ++i) {
+      auto* ai = it->second[i].get<AllergyIntolerance>();
+      if (!ai) continue;  // not reached: the reader refuses another type
+      std::string path = internal::Cat("allergies[", i, "]");
+      CheckEnvelopeReference(ai->patient, path + ".patient", "Patient", in.patient.id, issues);
+      in.allergies.push_back({std::move(*ai), std::move(path)});
+    }
+  }
+  if (auto it = lists.find("observations"); it != lists.end()) {
+    for (size_t i = 0; i < it->second.size(); ++i) {
+      auto* o = it->second[i].get<Observation>();
+      if (!o) continue;
+      std::string path = internal::Cat("observations[", i, "]");
+      CheckEnvelopeReference(o->subject, path + ".subject", "Patient", in.patient.id, issues);
+      in.observations.push_back({std::move(*o), std::move(path)});
+    }
+  }
+}
+
 }  // namespace
 
 StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& issues,
@@ -236,6 +313,7 @@ StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& 
   struct Handler : internal_json::RootHandler {
     std::optional<Resource> root;
     std::map<std::string, Resource, std::less<>> members;
+    std::map<std::string, std::vector<Resource>, std::less<>> lists;  // allergies, observations
     void OnResource(Resource r) override { root = std::move(r); }
     bool AcceptsEnvelope() const override { return true; }
     bool IsEnvelopeKey(std::string_view key) const override {
@@ -244,11 +322,16 @@ StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& 
       }
       return false;
     }
+    bool IsEnvelopeList(std::string_view key) const override { return IsListKey(key); }
     std::string_view ExpectedType(std::string_view key) const override {
       return fhir::ExpectedType(key);
     }
     void OnEnvelopeMember(std::string_view key, Resource r) override {
-      members.emplace(std::string(key), std::move(r));
+      if (IsListKey(key)) {
+        lists[std::string(key)].push_back(std::move(r));
+      } else {
+        members.emplace(std::string(key), std::move(r));
+      }
     }
   } handler;
   Status s = internal_json::ParseRoot(json, issues, options, handler);
@@ -294,6 +377,7 @@ StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& 
     resolver.IndexContained(in.medication_request, in.medication_request_path);
     ResolveRecorder(resolver, in);
     ResolveFromReferences(resolver, in, issues);
+    CollectClinical(*bundle, resolver, in, issues);
   } else {
     auto take = [&](std::string_view key) -> Resource* {
       auto it = handler.members.find(key);
@@ -367,6 +451,7 @@ StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& 
                                    "\": add the Medication as \"medication\" or contain it"));
       }
     }
+    TakeClinicalMembers(handler.lists, in, issues);
   }
   if (issues.error_count() > errors_before) {
     for (const Issue& i : issues) {

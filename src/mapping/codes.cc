@@ -69,6 +69,32 @@ constexpr TimeUnit kTimeUnits[] = {{"s", {"258700001", "second"}}, {"min", {"258
                                    {"wk", {"258705008", "week"}},  {"mo", {"258706009", "month"}},
                                    {"a", {"258707000", "year"}}};
 
+// SCRIPT's eclSNOMEDAdverseEventCode list (2017071 SNOMEDAdverseEventCode), with the FHIR
+// type and category each one implies.
+constexpr AdverseEventConcept kAdverseEvents[] = {
+    {"420134006", "Propensity to adverse reaction", "", ""},
+    {"418038007", "Propensity to adverse reactions to substance", "", ""},
+    {"419511003", "Propensity to adverse reactions to drug", "", "medication"},
+    {"418471000", "Propensity to adverse reactions to food", "", "food"},
+    {"419199007", "Allergy to substance", "allergy", ""},
+    {"416098002", "Allergy to drug", "allergy", "medication"},
+    {"414285001", "Allergy to food", "allergy", "food"},
+    {"59037007", "Intolerance to drug", "intolerance", "medication"},
+    {"235719002", "Intolerance to food", "intolerance", "food"},
+};
+
+struct SeverityRow {
+  std::string_view snomed;
+  std::string_view text;
+  std::string_view severity;  // FHIR reaction.severity
+};
+// The first row of each severity is what FHIR → SCRIPT sends for it.
+constexpr SeverityRow kSeverities[] = {
+    {"255604002", "Mild", "mild"},    {"6736007", "Moderate", "moderate"},
+    {"24484000", "Severe", "severe"}, {"442452003", "Life threatening severity", "severe"},
+    {"399166001", "Fatal", "severe"},
+};
+
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
@@ -197,6 +223,47 @@ std::optional<std::string_view> SnomedToTimeUnit(std::string_view snomed_code) {
     if (t.snomed.code == snomed_code) return t.ucum;
   }
   return std::nullopt;
+}
+
+std::optional<AdverseEventConcept> FindAdverseEvent(std::string_view snomed_code) {
+  for (const AdverseEventConcept& a : kAdverseEvents) {
+    if (a.code == snomed_code) return a;
+  }
+  return std::nullopt;
+}
+
+AdverseEventConcept AdverseEventFor(std::string_view type, std::string_view category) {
+  if (type != "allergy" && type != "intolerance") type = {};
+  if (category != "medication" && category != "food") category = {};
+  // SCRIPT has no intolerance to any substance: a propensity to reactions to it.
+  if (type == "intolerance" && category.empty()) type = {};
+  for (const AdverseEventConcept& a : kAdverseEvents) {
+    if (a.type == type && a.category == category && a.code != "420134006") return a;
+  }
+  return kAdverseEvents[1];  // not reached: every (type, category) left has a row
+}
+
+std::string_view SeverityFromSnomed(std::string_view snomed_code) {
+  for (const SeverityRow& r : kSeverities) {
+    if (r.snomed == snomed_code) return r.severity;
+  }
+  return {};
+}
+
+std::optional<SnomedConcept> SeverityToSnomed(std::string_view severity) {
+  for (const SeverityRow& r : kSeverities) {
+    if (r.severity == severity) return SnomedConcept{r.snomed, r.text};
+  }
+  return std::nullopt;
+}
+
+std::string_view DrugProductSystem(std::string_view qualifier) {
+  if (qualifier == "ND") return kNdc;
+  if (qualifier == "SCD" || qualifier == "SBD" || qualifier == "GPK" || qualifier == "BPK") {
+    return kRxNorm;
+  }
+  if (qualifier == "UN") return kUnii;
+  return {};
 }
 
 std::optional<std::string> NormalizeNdc(std::string_view ndc) {

@@ -1,6 +1,7 @@
 // FHIR R5 prescription → SCRIPT NewRx / CancelRx.
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 
 #include "rxflow/internal/strcat.h"
 #include "rxflow/mapping/codes.h"
@@ -190,6 +191,45 @@ std::string ExtensionSubject(const fhir::Extension& e) {
                " (script-element extension)");
   }
   return Cat("extension ", std::string_view(e.url).substr(0, 200));
+}
+
+// Whether `cc` has a coding of `system` (or of no system) with one of `codes`.
+bool HasCoding(const std::optional<fhir::CodeableConcept>& cc, std::string_view system,
+               std::initializer_list<std::string_view> codes) {
+  if (!cc) return false;
+  for (const fhir::Coding& c : cc->coding) {
+    if (c.system != system && !c.system.empty()) continue;
+    if (std::find(codes.begin(), codes.end(), c.code) != codes.end()) return true;
+  }
+  return false;
+}
+
+// Whether `cc` has a SNOMED CT coding with one of `codes`.
+bool HasSnomed(const std::optional<fhir::CodeableConcept>& cc,
+               std::initializer_list<std::string_view> codes) {
+  if (!cc) return false;
+  for (const fhir::Coding& c : cc->coding) {
+    if (c.system == kSnomed && std::find(codes.begin(), codes.end(), c.code) != codes.end()) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Whether an allergy's informant is the patient or someone on the patient's side (a
+// RelatedPerson): by the actor's type, its reference to the patient, or a Type/id reference.
+// (ParsePrescription fills in the type of an actor that resolves in a Bundle.)
+bool PatientSide(const std::optional<fhir::Reference>& actor,
+                 const std::optional<fhir::Reference>& patient) {
+  if (!actor) return false;
+  if (!actor->type.empty()) return actor->type == "Patient" || actor->type == "RelatedPerson";
+  const std::string& r = actor->reference;
+  if (r.empty()) return false;
+  if (patient && r == patient->reference) return true;
+  for (std::string_view type : {"Patient/", "RelatedPerson/"}) {
+    if (r.rfind(type, 0) == 0 || r.find(Cat("/", type)) != std::string::npos) return true;
+  }
+  return false;
 }
 
 class Mapper {
@@ -1112,6 +1152,441 @@ class Mapper {
     m.sig = sig.Map(mr.dosage_instruction, p + ".dosageInstruction", provenance_);
   }
 
+  // ---- Clinical information: allergies (AllergyOrAdverseEvent) ----
+
+  // The patient's AllergyIntolerance resources → AllergyOrAdverseEvent: the allergies, or
+  // NoKnownAllergies for a "no known allergy" statement (SNOMED CT 716186003) when no current
+  // allergy is recorded. An allergy that cannot be sent is named in a warning, and still
+  // rules out NoKnownAllergies.
+  std::optional<script::AllergyOrAdverseEvent> MapAllergies() {
+    script::AllergyOrAdverseEvent out;
+    std::vector<std::string> no_known;  // the paths of the "no known allergy" statements
+    bool any_allergy = false;
+    for (const auto& item : in_.allergies) {
+      const fhir::AllergyIntolerance& ai = item.resource;
+      const std::string& path = item.path;
+      if (!CurrentAllergy(ai, path)) continue;
+      if (HasSnomed(ai.code, {kNoKnownAllergy})) {
+        no_known.push_back(path);
+        ReportExtensions(ai, path);
+      } else if (HasSnomed(ai.code, {"409137002", "429625007", "428607008"})) {
+        // No known drug, food or environmental allergy (SNOMED CT).
+        Dropped(path + ".code",
+                "a statement of no known drug, food or environmental allergy has no SCRIPT form "
+                "(NoKnownAllergies says no allergy of any kind): not sent");
+      } else {
+        any_allergy = true;
+        if (auto a = MapAllergy(ai, path)) out.allergies.push_back(std::move(*a));
+      }
+    }
+    for (const std::string& p : no_known) {
+      if (any_allergy) {
+        Dropped(p,
+                "a \"no known allergy\" statement next to recorded allergies contradicts "
+                "them: not sent");
+      }
+    }
+    if (!out.allergies.empty()) return out;
+    if (no_known.empty() || any_allergy) return std::nullopt;
+    out.no_known_allergies = "Y";
+    return out;
+  }
+
+  // Whether an AllergyIntolerance is current: not refuted or entered in error, not inactive
+  // or resolved (SCRIPT lists the patient's current allergies). Warns when it is not.
+  bool CurrentAllergy(const fhir::AllergyIntolerance& ai, const std::string& path) {
+    if (HasCoding(ai.verification_status, kAllergyVerificationStatus,
+                  {"refuted", "entered-in-error"})) {
+      Dropped(path + ".verificationStatus",
+              "a refuted or entered-in-error allergy is not sent (SCRIPT lists current allergies)");
+      return false;
+    }
+    if (HasCoding(ai.clinical_status, kAllergyClinicalStatus, {"inactive", "resolved"})) {
+      Dropped(path + ".clinicalStatus",
+              "an inactive or resolved allergy is not sent (SCRIPT lists current allergies)");
+      return false;
+    }
+    return true;
+  }
+
+  // One AllergyIntolerance → Allergies; nullopt, with a warning, when there is no drug or
+  // substance text to send (DrugProductCoded/Text is required).
+  std::optional<script::Allergy> MapAllergy(const fhir::AllergyIntolerance& ai,
+                                            const std::string& path) {
+    script::Allergy a;
+    if (!MapDrugProduct(ai, path, a.drug_product_coded)) return std::nullopt;
+    a.adverse_event = MapAdverseEvent(ai, path);
+    a.source_of_information = SourceOfInformation(ai, path);
+    if (!ai.onset_date_time.empty()) {
+      a.effective_date = AllergyDate(ai.onset_date_time, path + ".onsetDateTime");
+    }
+    MapAllergyExtensions(ai, path, a);
+    MapAllergyReaction(ai, path, a);
+    return a;
+  }
+
+  // A full date → Date, a dateTime → DateTime; a partial date cannot be sent (a warning).
+  script::DateValue AllergyDate(const std::string& value, const std::string& path) {
+    script::DateValue d;
+    if (internal::IsFullDate(value)) {
+      d.date = value;
+    } else if (internal::IsXsdDateTime(value)) {
+      d.date_time = value;
+    } else {
+      Dropped(path, "SCRIPT needs a full date (YYYY-MM-DD) or a dateTime with a zone: not sent");
+    }
+    return d;
+  }
+
+  // AllergyIntolerance.code → DrugProductCoded: its text (code.text, else a coding's display)
+  // and the first NDC, RxNorm or UNII coding (Qualifier ND, NewRxOptions.rxnorm_qualifier,
+  // UN). False, with a warning, when there is no text.
+  bool MapDrugProduct(const fhir::AllergyIntolerance& ai, const std::string& path,
+                      script::DrugProductCode& out) {
+    const std::string cp = path + ".code";
+    std::string text = ai.code ? ai.code->text : "";
+    for (size_t i = 0; ai.code && i < ai.code->coding.size() && text.empty(); ++i) {
+      text = ai.code->coding[i].display;
+    }
+    if (text.empty()) {
+      Dropped(ai.code ? cp : path,
+              "an allergy needs the drug or substance as text (code.text or a coding display) "
+              "for SCRIPT DrugProductCoded/Text: the allergy is not sent");
+      return false;
+    }
+    out.text = Text(
+        text, [&] { return cp + ".text"; }, SIZE_MAX, "allergy drug product");
+    for (size_t i = 0; i < ai.code->coding.size(); ++i) {
+      const fhir::Coding& c = ai.code->coding[i];
+      const std::string ip = Cat(cp, ".coding[", i, "]");
+      std::string qualifier = c.system == kNdc      ? "ND"
+                              : c.system == kRxNorm ? options_.rxnorm_qualifier
+                              : c.system == kUnii   ? "UN"
+                                                    : "";
+      if (qualifier.empty()) {
+        Dropped(ip,
+                "code system not mapped to SCRIPT DrugProductCoded (NDC, RxNorm and UNII "
+                "are): not sent");
+        continue;
+      }
+      if (!out.code.empty()) {
+        Dropped(ip, "SCRIPT carries one drug product code: not sent");
+        continue;
+      }
+      std::optional<std::string> code =
+          qualifier == "ND" ? NormalizeNdc(c.code) : std::optional<std::string>(c.code);
+      if (!code || code->empty()) {
+        Dropped(ip + ".code", qualifier == "ND" ? "not an NDC (11 digits, or 5-4-2/4-4-2/5-3-2/"
+                                                  "5-4-1 with hyphens): not sent"
+                                                : "no code: not sent");
+        continue;
+      }
+      out.code = Text(
+          *code, [&] { return ip + ".code"; }, SIZE_MAX, "allergy drug product code");
+      out.qualifier = qualifier;
+    }
+    return true;
+  }
+
+  // AllergyIntolerance.type (and category) → AdverseEvent: a SNOMED CT coding of SCRIPT's
+  // list, else the concept for the allergy | intolerance coding and the category; Text is
+  // type.text, else the concept's term. A type given as text only is sent as text only.
+  script::SnomedCode MapAdverseEvent(const fhir::AllergyIntolerance& ai, const std::string& path) {
+    std::optional<AdverseEventConcept> chosen;
+    std::string_view mechanism;
+    for (size_t i = 0; ai.type && i < ai.type->coding.size(); ++i) {
+      const fhir::Coding& c = ai.type->coding[i];
+      if (c.system == kAllergyIntoleranceType && mechanism.empty()) {
+        mechanism = c.code;
+      } else if (auto row = c.system == kSnomed ? FindAdverseEvent(c.code) : std::nullopt;
+                 row && !chosen) {
+        chosen = row;
+      } else {
+        Dropped(Cat(path, ".type.coding[", i, "]"),
+                "only one SNOMED CT code of SCRIPT's AdverseEvent list (and allergy | "
+                "intolerance) is sent: not sent");
+      }
+    }
+    const std::string text = ai.type ? ai.type->text : "";
+    std::string_view category;
+    for (const std::string& c : ai.category) {
+      if (c == "medication" || (c == "food" && category.empty())) category = c;
+    }
+    if (!chosen && (text.empty() || !mechanism.empty())) {
+      chosen = AdverseEventFor(mechanism, category);
+    }
+    script::SnomedCode out;
+    if (chosen) out.code = std::string(chosen->code);
+    out.text = Text(
+        text.empty() ? std::string(chosen->text) : text, [&] { return path + ".type.text"; },
+        SIZE_MAX, "adverse event text");
+    return out;
+  }
+
+  // The informant participant → SourceOfInformation: P for the patient (or a RelatedPerson),
+  // C for anyone else. Without an informant: C (the prescriber's record is the source), with
+  // an information issue. The other participants are not sent.
+  std::string SourceOfInformation(const fhir::AllergyIntolerance& ai, const std::string& path) {
+    std::string source;
+    for (size_t i = 0; i < ai.participant.size(); ++i) {
+      const fhir::AllergyIntoleranceParticipant& p = ai.participant[i];
+      const std::string pp = Cat(path, ".participant[", i, "]");
+      if (!HasCoding(p.function, kParticipantType, {"informant"})) {
+        Dropped(pp, "only the informant is sent (as SourceOfInformation): not sent");
+      } else if (!source.empty()) {
+        Dropped(pp, "SCRIPT carries one source of information: not sent");
+      } else {
+        source = PatientSide(p.actor, ai.patient) ? "P" : "C";
+      }
+    }
+    if (source.empty()) {
+      source = "C";
+      issues_.Add(Severity::kInformation, IssueCode::kInformational, path,
+                  "no informant participant: SourceOfInformation is sent as C (clinician)");
+    }
+    return source;
+  }
+
+  // The AllergyIntolerance's script-element extensions that SCRIPT → FHIR keeps there
+  // (ExpirationDate, SeverityCoded/Text and /Code); any other extension is named in a warning.
+  void MapAllergyExtensions(const fhir::AllergyIntolerance& ai, const std::string& path,
+                            script::Allergy& a) {
+    script::SnomedCode severity;
+    std::string severity_path;
+    for (size_t i = 0; i < ai.extension.size(); ++i) {
+      const std::string ep = Cat(path, ".extension[", i, "]");
+      auto se = ReadScriptElement(ai.extension[i]);
+      const std::string_view el = se ? std::string_view(se->element) : std::string_view();
+      std::string* field = el == "SeverityCoded/Text"   ? &severity.text
+                           : el == "SeverityCoded/Code" ? &severity.code
+                                                        : nullptr;
+      if (el != "ExpirationDate" && !field) {
+        Dropped(ep,
+                Cat(ExtensionSubject(ai.extension[i]), ": not mapped to SCRIPT here: not sent"));
+      } else if (!se->value || se->value->empty()) {
+        Dropped(ep, Cat("SCRIPT ", el, " (script-element extension): no value: not sent"));
+      } else if (!field && !a.expiration_date.empty()) {
+        Dropped(ep,
+                "SCRIPT ExpirationDate (script-element extension): SCRIPT carries one: not sent");
+      } else if (!field) {
+        a.expiration_date = AllergyDate(*se->value, ep);
+      } else {
+        *field = Text(
+            *se->value, [&] { return ep; }, SIZE_MAX, "severity");
+        severity_path = ep;
+      }
+    }
+    if (!severity.text.empty()) {
+      a.severity_coded = std::move(severity);
+    } else if (!severity.code.empty()) {
+      Dropped(severity_path,
+              "SCRIPT SeverityCoded needs its Text (the SeverityCoded/Text "
+              "script-element extension): not sent");
+    }
+  }
+
+  // reaction[0] → ReactionCoded (its first manifestation given as a concept) and
+  // SeverityCoded (its severity, unless the SeverityCoded extensions say the same more
+  // exactly). SCRIPT carries one reaction.
+  void MapAllergyReaction(const fhir::AllergyIntolerance& ai, const std::string& path,
+                          script::Allergy& a) {
+    for (size_t r = 1; r < ai.reaction.size(); ++r) {
+      Dropped(Cat(path, ".reaction[", r, "]"), "SCRIPT carries one reaction: not sent");
+    }
+    if (ai.reaction.empty()) return;
+    const fhir::AllergyIntoleranceReaction& re = ai.reaction[0];
+    const std::string rp = path + ".reaction[0]";
+    for (size_t m = 0; m < re.manifestation.size(); ++m) {
+      const std::string mp = Cat(rp, ".manifestation[", m, "]");
+      if (a.reaction_coded) {
+        Dropped(mp, "SCRIPT carries one reaction manifestation (ReactionCoded): not sent");
+      } else if (!re.manifestation[m].concept_) {
+        Dropped(mp, "a manifestation given by reference is not sent");
+      } else {
+        a.reaction_coded = SnomedText(*re.manifestation[m].concept_, mp + ".concept", "reaction");
+      }
+    }
+    if (re.severity.empty()) return;
+    if (a.severity_coded && SeverityFromSnomed(a.severity_coded->code) == re.severity) return;
+    if (a.severity_coded) {
+      Dropped(path + ".extension",
+              "the SeverityCoded script-element extensions disagree with reaction.severity, "
+              "which is sent instead: not sent");
+    }
+    a.severity_coded.reset();
+    if (auto s = SeverityToSnomed(re.severity)) {
+      a.severity_coded = script::SnomedCode{std::string(s->text), std::string(s->code)};
+    } else {
+      Dropped(rp + ".severity", "not a severity (mild | moderate | severe): not sent");
+    }
+  }
+
+  // A concept → SNOMEDCode: its text (else a coding's display) and its SNOMED CT code.
+  // nullopt, with a warning, when there is no text (SCRIPT requires it).
+  std::optional<script::SnomedCode> SnomedText(const fhir::CodeableConcept& cc,
+                                               const std::string& path, std::string_view what) {
+    script::SnomedCode out;
+    std::string text = cc.text;
+    for (size_t i = 0; i < cc.coding.size(); ++i) {
+      const fhir::Coding& c = cc.coding[i];
+      const std::string ip = Cat(path, ".coding[", i, "]");
+      if (text.empty()) text = c.display;
+      if (c.system == kSnomed && out.code.empty() && !c.code.empty()) {
+        out.code = Text(
+            c.code, [&] { return ip + ".code"; }, SIZE_MAX, what);
+      } else {
+        Dropped(ip, "SCRIPT carries one SNOMED CT code here: not sent");
+      }
+    }
+    if (text.empty()) {
+      Dropped(path,
+              Cat("SCRIPT needs the ", what, " as text (text or a coding display): not sent"));
+      return std::nullopt;
+    }
+    out.text = Text(
+        text, [&] { return path + ".text"; }, SIZE_MAX, what);
+    return out;
+  }
+
+  // ---- Clinical information: vital signs (Observation) ----
+
+  // The patient's Observations → Observation: a Measurement each (at most 10), the notes of
+  // those sent joined with a space as ObservationNotes. One that cannot be sent is named in a
+  // warning.
+  std::optional<script::Observation> MapObservations() {
+    script::Observation out;
+    std::string notes, notes_path;
+    for (const auto& item : in_.observations) {
+      const fhir::Observation& o = item.resource;
+      const std::string& path = item.path;
+      if (out.measurement.size() == 10) {
+        Dropped(path, "SCRIPT carries at most 10 measurements: not sent");
+        continue;
+      }
+      auto m = MapMeasurement(o, path);
+      if (!m) continue;
+      out.measurement.push_back(std::move(*m));
+      for (size_t i = 0; i < o.note.size(); ++i) {
+        if (!notes.empty()) notes += " ";
+        notes += o.note[i].text;
+        if (notes_path.empty()) notes_path = Cat(path, ".note[", i, "]");
+      }
+    }
+    if (out.measurement.empty()) return std::nullopt;
+    out.observation_notes = Text(
+        notes, [&] { return notes_path; }, 140, "the observation notes");
+    return out;
+  }
+
+  // Whether SCRIPT can carry an Observation as a Measurement: a usable status, a vital sign
+  // (or no category), a LOINC code, an exact valueQuantity in UCUM and a full
+  // effectiveDateTime. Warns, at the element, when it cannot.
+  bool Measurable(const fhir::Observation& o, const std::string& path) {
+    auto no = [&](std::string where, std::string_view why) {
+      Dropped(std::move(where), Cat(why, ": the Observation is not sent"));
+      return false;
+    };
+    static constexpr std::string_view kSent[] = {"final", "amended", "corrected", "preliminary"};
+    if (std::find(std::begin(kSent), std::end(kSent), o.status) == std::end(kSent)) {
+      return no(path + ".status", Cat("status \"", std::string_view(o.status).substr(0, 40),
+                                      "\" is not a measurement to send"));
+    }
+    bool vital = o.category.empty();
+    for (const fhir::CodeableConcept& c : o.category) {
+      vital = vital || HasCoding(c, kObservationCategory, {"vital-signs"});
+    }
+    if (!vital) return no(path + ".category", "only vital signs are sent as SCRIPT Measurement");
+    bool loinc = false;
+    for (const fhir::Coding& c : o.code.coding) {
+      loinc = loinc || (c.system == kLoinc && !c.code.empty());
+    }
+    if (!loinc) return no(path + ".code", "SCRIPT Measurement/VitalSign needs a LOINC code");
+    const auto& q = o.value_quantity;
+    if (!q || q->value.empty()) {
+      return no(path + ".valueQuantity", "SCRIPT Measurement needs a value");
+    }
+    if (!q->comparator.empty()) {
+      return no(path + ".valueQuantity.comparator", "a value with a comparator is not exact");
+    }
+    if (q->system != kUcum || q->code.empty()) {
+      return no(path + ".valueQuantity",
+                "SCRIPT Measurement/UnitOfMeasure needs a UCUM code (system "
+                "http://unitsofmeasure.org)");
+    }
+    if (!internal::IsScriptNumeric(q->value) || q->value.size() > 18) {
+      return no(path + ".valueQuantity.value",
+                "SCRIPT Measurement/Value is a number without sign or exponent, at most 18 "
+                "characters");
+    }
+    const std::string& when = o.effective_date_time;
+    if (!internal::IsFullDate(when) && !internal::IsXsdDateTime(when)) {
+      return no(path + ".effectiveDateTime",
+                "SCRIPT Measurement/ObservationDate needs a full date (YYYY-MM-DD) or a dateTime "
+                "with a zone (effectiveDateTime)");
+    }
+    return true;
+  }
+
+  // One Observation → Measurement: the LOINC coding (VitalSign; its version, else
+  // NewRxOptions.loinc_version, LOINCVersion), valueQuantity (Value, UnitOfMeasure), the
+  // script-element extension UCUMVersion (else NewRxOptions.ucum_version), effectiveDateTime
+  // (ObservationDate). nullopt, with a warning, when SCRIPT cannot carry it.
+  std::optional<script::Measurement> MapMeasurement(const fhir::Observation& o,
+                                                    const std::string& path) {
+    if (!Measurable(o, path)) return std::nullopt;
+    script::Measurement m;
+    for (size_t i = 0; i < o.code.coding.size(); ++i) {
+      const fhir::Coding& c = o.code.coding[i];
+      const std::string ip = Cat(path, ".code.coding[", i, "]");
+      if (c.system != kLoinc || c.code.empty() || !m.vital_sign.empty()) {
+        Dropped(ip, "SCRIPT carries one code, the LOINC VitalSign: not sent");
+        continue;
+      }
+      m.vital_sign = Text(
+          c.code, [&] { return ip + ".code"; }, SIZE_MAX, "LOINC code");
+      m.loinc_version = Text(
+          c.version.empty() ? options_.loinc_version : c.version, [&] { return ip + ".version"; },
+          SIZE_MAX, "LOINC version");
+    }
+    const fhir::Quantity& q = *o.value_quantity;
+    m.value = q.value;
+    m.unit_of_measure = Text(
+        q.code, [&] { return path + ".valueQuantity.code"; }, SIZE_MAX, "UCUM unit");
+    m.ucum_version = options_.ucum_version;
+    for (size_t i = 0; i < o.extension.size(); ++i) {
+      const std::string ep = Cat(path, ".extension[", i, "]");
+      auto se = ReadScriptElement(o.extension[i]);
+      if (!se || se->element != "UCUMVersion" || !se->value || se->value->empty()) {
+        Dropped(ep, Cat(ExtensionSubject(o.extension[i]), ": not mapped to SCRIPT here: not sent"));
+        continue;
+      }
+      m.ucum_version = Text(
+          *se->value, [&] { return ep; }, SIZE_MAX, "UCUM version");
+    }
+    if (internal::IsFullDate(o.effective_date_time)) {
+      m.observation_date.date = o.effective_date_time;
+    } else {
+      m.observation_date.date_time = o.effective_date_time;
+    }
+    return m;
+  }
+
+  // Allergies and measurements go with a NewRx; a CancelRx has neither element.
+  void MapClinicalInformation(bool cancel, std::optional<script::AllergyOrAdverseEvent>& allergies,
+                              std::optional<script::Observation>& observation) {
+    if (!cancel) {
+      allergies = MapAllergies();
+      observation = MapObservations();
+      return;
+    }
+    for (const auto& a : in_.allergies) {
+      Dropped(a.path, "a CancelRx carries no allergies (AllergyOrAdverseEvent): not sent");
+    }
+    for (const auto& o : in_.observations) {
+      Dropped(o.path, "a CancelRx carries no Observation: not sent");
+    }
+  }
+
   // Extensions RxFlow does not send from this resource; each warning names what the
   // extension carries (its SCRIPT element, else its URL).
   // `dea_schedule_read`: the resource's DEA schedule extension is read (FindSchedule).
@@ -1283,6 +1758,9 @@ class Mapper {
     std::optional<bool> prohibit_renewal;
     std::string change_flag;
     MapScriptElements(cancel, patient, med, prohibit_renewal, change_flag);
+    std::optional<script::AllergyOrAdverseEvent> allergies;
+    std::optional<script::Observation> observation;
+    MapClinicalInformation(cancel, allergies, observation);
 
     h.to = ncpdp;
     h.to_qualifier = "P";
@@ -1348,9 +1826,11 @@ class Mapper {
                     Cat("priority ", mr.priority, " is sent as UrgencyIndicatorCode X (urgent)"));
       }
       n.prohibit_renewal_request = prohibit_renewal;
+      n.allergy_or_adverse_event = std::move(allergies);
       n.patient = std::move(patient);
       n.pharmacy = std::move(pharmacy);
       n.prescriber = std::move(prescriber);
+      n.observation = std::move(observation);
       n.medication_prescribed = std::move(med);
       result.message.body = std::move(n);
     }

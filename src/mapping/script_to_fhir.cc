@@ -648,7 +648,197 @@ class Builder {
       mr.extension.push_back(
           ScriptElement("ProhibitRenewalRequest", *n.prohibit_renewal_request ? "true" : "false"));
     }
+    const fhir::Reference patient = *mr.subject;
     AddRequest(std::move(mr));
+    if (n.allergy_or_adverse_event) {
+      AddAllergies(*n.allergy_or_adverse_event, patient, path + "/AllergyOrAdverseEvent");
+    }
+    if (n.observation) AddObservations(*n.observation, patient, path + "/Observation");
+  }
+
+  // ---- Clinical information of a NewRx: allergies and measurements ----
+
+  static fhir::CodeableConcept Concept(std::string_view system, std::string_view code,
+                                       std::string_view display) {
+    return fhir::CodeableConcept{{fhir::Coding{std::string(system), "", std::string(code),
+                                               std::string(display), std::nullopt}},
+                                 ""};
+  }
+
+  // NoKnownAllergies → the FHIR statement of no known allergy (SNOMED CT 716186003,
+  // confirmed); each Allergies → an AllergyIntolerance. All are about the patient.
+  void AddAllergies(const script::AllergyOrAdverseEvent& a, const fhir::Reference& patient,
+                    const std::string& path) {
+    const std::string nka = path + "/NoKnownAllergies";
+    if (!a.no_known_allergies.empty() && !a.allergies.empty()) {
+      issues_.Warning(nka, IssueCode::kValue,
+                      "NoKnownAllergies next to Allergies contradicts them: not mapped to FHIR: "
+                      "dropped");
+    } else if (!a.no_known_allergies.empty() && a.no_known_allergies != "Y") {
+      issues_.Warning(nka, IssueCode::kValue,
+                      "NoKnownAllergies is not Y: not mapped to FHIR: dropped");
+    } else if (!a.no_known_allergies.empty()) {
+      fhir::AllergyIntolerance ai;
+      ai.clinical_status = Concept(kAllergyClinicalStatus, "active", "Active");
+      ai.verification_status = Concept(kAllergyVerificationStatus, "confirmed", "Confirmed");
+      ai.code = Concept(kSnomed, kNoKnownAllergy, "No known allergy");
+      ai.patient = patient;
+      Add(fhir::Resource{std::move(ai)}, "allergy");
+    }
+    for (size_t i = 0; i < a.allergies.size(); ++i) {
+      fhir::AllergyIntolerance ai =
+          Allergy(a.allergies[i], patient, Cat(path, "/Allergies[", i + 1, "]"));
+      Add(fhir::Resource{std::move(ai)}, "allergy");
+    }
+  }
+
+  // One Allergies → an AllergyIntolerance (active): type and category from AdverseEvent, code
+  // from DrugProductCoded, onsetDateTime from EffectiveDate, the informant participant from
+  // SourceOfInformation, the reaction from ReactionCoded and SeverityCoded. ExpirationDate
+  // has no FHIR element: a script-element extension.
+  fhir::AllergyIntolerance Allergy(const script::Allergy& a, const fhir::Reference& patient,
+                                   const std::string& path) {
+    fhir::AllergyIntolerance ai;
+    ai.clinical_status = Concept(kAllergyClinicalStatus, "active", "Active");
+    const std::optional<AdverseEventConcept> kind = FindAdverseEvent(a.adverse_event.code);
+    ai.type = AdverseEventType(a.adverse_event, kind);
+    ai.category.push_back(kind && kind->category == "food" ? "food" : "medication");
+    ai.code = DrugProduct(a.drug_product_coded, path + "/DrugProductCoded");
+    ai.patient = patient;
+    ai.onset_date_time = FhirDateTime(DateText(a.effective_date));
+    fhir::AllergyIntoleranceParticipant informant;
+    informant.function = Concept(kParticipantType, "informant", "Informant");
+    if (a.source_of_information == "P") {
+      informant.actor = patient;
+    } else if (a.source_of_information == "C") {
+      // A clinician, whom SCRIPT does not name: a logical reference by type and display.
+      informant.actor = fhir::Reference{"", "Practitioner", std::nullopt, "clinician"};
+    } else if (!a.source_of_information.empty()) {
+      issues_.Warning(path + "/SourceOfInformation", IssueCode::kValue,
+                      Cat("source of information ", a.source_of_information,
+                          " is neither P nor C: not mapped to FHIR: dropped"));
+    }
+    if (informant.actor) ai.participant.push_back(std::move(informant));
+    if (!a.expiration_date.empty()) {
+      ai.extension.push_back(ScriptElement("ExpirationDate", DateText(a.expiration_date)));
+    }
+    AllergyReaction(a, ai);
+    return ai;
+  }
+
+  // AdverseEvent → AllergyIntolerance.type: the allergy | intolerance coding its SNOMED CT code
+  // implies (none for a propensity), the SNOMED CT coding itself, and its Text.
+  static std::optional<fhir::CodeableConcept> AdverseEventType(
+      const script::SnomedCode& e, const std::optional<AdverseEventConcept>& kind) {
+    fhir::CodeableConcept cc;
+    cc.text = e.text;
+    if (kind && !kind->type.empty()) {
+      cc.coding.push_back(
+          fhir::Coding{std::string(kAllergyIntoleranceType), "", std::string(kind->type),
+                       kind->type == "allergy" ? "Allergy" : "Intolerance", std::nullopt});
+    }
+    if (!e.code.empty()) {
+      cc.coding.push_back(fhir::Coding{std::string(kSnomed), "", e.code,
+                                       kind ? std::string(kind->text) : "", std::nullopt});
+    }
+    if (cc.coding.empty() && cc.text.empty()) return std::nullopt;
+    return cc;
+  }
+
+  // DrugProductCoded → AllergyIntolerance.code: its Text, and its Code in the FHIR system of
+  // its Qualifier (NDC, RxNorm, UNII; the other qualifiers have none: a warning).
+  fhir::CodeableConcept DrugProduct(const script::DrugProductCode& d, const std::string& path) {
+    fhir::CodeableConcept cc;
+    cc.text = d.text;
+    if (d.code.empty()) return cc;
+    std::string_view system = DrugProductSystem(d.qualifier);
+    if (system.empty()) {
+      issues_.Warning(path, IssueCode::kNotSupported,
+                      Cat("drug product qualifier \"", d.qualifier,
+                          "\" has no FHIR system: Code and Qualifier not mapped to FHIR: dropped"));
+      return cc;
+    }
+    cc.coding.push_back(fhir::Coding{std::string(system), "", d.code, "", std::nullopt});
+    if (d.qualifier == "SBD" || d.qualifier == "GPK" || d.qualifier == "BPK") {
+      issues_.Add(Severity::kInformation, IssueCode::kInformational, path + "/Qualifier",
+                  Cat("RxNorm term type ", d.qualifier,
+                      " is not kept in FHIR (a coding has no term type)"));
+    }
+    return cc;
+  }
+
+  // ReactionCoded → reaction[0].manifestation[0] (a SNOMED CT concept); SeverityCoded →
+  // reaction[0].severity. What FHIR cannot hold exactly (a severity term or code other than
+  // the one RxFlow sends back for that severity; a severity without a reaction, since a FHIR
+  // reaction needs a manifestation) is kept as the script-element extensions
+  // SeverityCoded/Text and SeverityCoded/Code.
+  static void AllergyReaction(const script::Allergy& a, fhir::AllergyIntolerance& ai) {
+    const std::string_view severity =
+        a.severity_coded ? SeverityFromSnomed(a.severity_coded->code) : std::string_view();
+    if (a.reaction_coded) {
+      fhir::CodeableConcept cc;
+      cc.text = a.reaction_coded->text;
+      if (!a.reaction_coded->code.empty()) {
+        cc.coding.push_back(
+            fhir::Coding{std::string(kSnomed), "", a.reaction_coded->code, "", std::nullopt});
+      }
+      fhir::AllergyIntoleranceReaction r;
+      r.manifestation.push_back(fhir::CodeableReference{std::move(cc), std::nullopt});
+      r.severity = std::string(severity);
+      ai.reaction.push_back(std::move(r));
+    }
+    if (!a.severity_coded) return;
+    const auto standard = SeverityToSnomed(severity);
+    if (a.reaction_coded && standard && standard->code == a.severity_coded->code &&
+        standard->text == a.severity_coded->text) {
+      return;  // reaction.severity says it all
+    }
+    ai.extension.push_back(ScriptElement("SeverityCoded/Text", a.severity_coded->text));
+    if (!a.severity_coded->code.empty()) {
+      ai.extension.push_back(ScriptElement("SeverityCoded/Code", a.severity_coded->code));
+    }
+  }
+
+  // Each Measurement → an Observation (vital signs, final); ObservationNotes → the first
+  // one's note. Notes without a Measurement have no Observation to go on.
+  void AddObservations(const script::Observation& o, const fhir::Reference& patient,
+                       const std::string& path) {
+    for (size_t i = 0; i < o.measurement.size(); ++i) {
+      fhir::Observation obs = MeasurementObservation(o.measurement[i], patient);
+      if (i == 0 && !o.observation_notes.empty()) {
+        obs.note.push_back(fhir::Annotation{"", std::nullopt, "", o.observation_notes});
+      }
+      Add(fhir::Resource{std::move(obs)}, "observation");
+    }
+    if (o.measurement.empty() && !o.observation_notes.empty()) {
+      issues_.Warning(path + "/ObservationNotes", IssueCode::kNotSupported,
+                      "notes without a Measurement have no FHIR Observation to go on: not mapped "
+                      "to FHIR: dropped");
+    }
+  }
+
+  // VitalSign (LOINC, LOINCVersion as the coding's version) → code; Value and UnitOfMeasure →
+  // valueQuantity (UCUM); ObservationDate → effectiveDateTime. UCUMVersion has no FHIR element
+  // (a Quantity has no version): a script-element extension.
+  static fhir::Observation MeasurementObservation(const script::Measurement& m,
+                                                  const fhir::Reference& patient) {
+    fhir::Observation o;
+    o.status = "final";
+    o.category.push_back(Concept(kObservationCategory, "vital-signs", "Vital Signs"));
+    o.code = Concept(kLoinc, m.vital_sign, "");
+    o.code.coding[0].version = m.loinc_version;
+    o.subject = patient;
+    o.effective_date_time = FhirDateTime(DateText(m.observation_date));
+    fhir::Quantity q;
+    q.value = internal::FhirDecimalFromScript(m.value);
+    q.unit = m.unit_of_measure;
+    q.system = std::string(kUcum);
+    q.code = m.unit_of_measure;
+    o.value_quantity = std::move(q);
+    if (!m.ucum_version.empty()) {
+      o.extension.push_back(ScriptElement("UCUMVersion", m.ucum_version));
+    }
+    return o;
   }
   void MapTx(const script::CancelRx& c, const std::string& path) {
     fhir::MedicationRequest mr = PrescriptionRequest(c, path);

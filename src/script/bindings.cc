@@ -235,6 +235,35 @@ constexpr Field kMedication[] = {
     Sub<&Med::history_source>("HistorySource", kHistorySource),
     Leaf<&Med::rx_reference_number>("RxReferenceNumber")};
 
+// ---- Clinical information (NewRx) ----
+
+constexpr Field kSnomedCode[] = {Leaf<&SnomedCode::text>("Text"), Leaf<&SnomedCode::code>("Code")};
+constexpr Field kDrugProductCode[] = {Leaf<&DrugProductCode::code>("Code"),
+                                      Leaf<&DrugProductCode::qualifier>("Qualifier"),
+                                      Leaf<&DrugProductCode::text>("Text")};
+constexpr Field kAllergy[] = {
+    Leaf<&Allergy::source_of_information>("SourceOfInformation"),
+    Sub<&Allergy::effective_date>("EffectiveDate", kDate),
+    Sub<&Allergy::expiration_date>("ExpirationDate", kDate),
+    Sub<&Allergy::adverse_event>("AdverseEvent", kSnomedCode),
+    Sub<&Allergy::drug_product_coded>("DrugProductCoded", kDrugProductCode),
+    Sub<&Allergy::reaction_coded>("ReactionCoded", kSnomedCode),
+    Sub<&Allergy::severity_coded>("SeverityCoded", kSnomedCode)};
+// AllergyRestrictedChoice: the writer sends the first alternative that is set.
+using AllergyChoice = AllergyOrAdverseEvent;
+constexpr Field kAllergyOrAdverseEvent[] = {
+    Leaf<&AllergyChoice::no_known_allergies>("NoKnownAllergies"),
+    Sub<&AllergyChoice::allergies>("Allergies", kAllergy)};
+
+constexpr Field kMeasurement[] = {Leaf<&Measurement::vital_sign>("VitalSign"),
+                                  Leaf<&Measurement::loinc_version>("LOINCVersion"),
+                                  Leaf<&Measurement::value>("Value"),
+                                  Leaf<&Measurement::unit_of_measure>("UnitOfMeasure"),
+                                  Leaf<&Measurement::ucum_version>("UCUMVersion"),
+                                  Sub<&Measurement::observation_date>("ObservationDate", kDate)};
+constexpr Field kObservation[] = {Sub<&Observation::measurement>("Measurement", kMeasurement),
+                                  Leaf<&Observation::observation_notes>("ObservationNotes")};
+
 // ---- Header ----
 
 constexpr Field kTo[] = {Attribute<&Header::to_qualifier>("Qualifier"), OwnText<&Header::to>()};
@@ -272,12 +301,15 @@ constexpr Field kResponseKind[] = {Leaf<&Response::reason_code>("ReasonCode"),
                                    Leaf<&Response::denial_reason>("DenialReason")};
 constexpr Field kResponse[] = {Choice<&Response::kind>(kResponseKind)};
 
-constexpr Field kNewRx[] = {Leaf<&NewRx::urgency_indicator_code>("UrgencyIndicatorCode"),
-                            Sub<&NewRx::patient>("Patient", kPatient),
-                            Sub<&NewRx::pharmacy>("Pharmacy", kPharmacy),
-                            Sub<&NewRx::prescriber>("Prescriber", kPrescriber),
-                            Sub<&NewRx::medication_prescribed>("MedicationPrescribed", kMedication),
-                            Leaf<&NewRx::prohibit_renewal_request>("ProhibitRenewalRequest")};
+constexpr Field kNewRx[] = {
+    Leaf<&NewRx::urgency_indicator_code>("UrgencyIndicatorCode"),
+    Sub<&NewRx::allergy_or_adverse_event>("AllergyOrAdverseEvent", kAllergyOrAdverseEvent),
+    Sub<&NewRx::patient>("Patient", kPatient),
+    Sub<&NewRx::pharmacy>("Pharmacy", kPharmacy),
+    Sub<&NewRx::prescriber>("Prescriber", kPrescriber),
+    Sub<&NewRx::observation>("Observation", kObservation),
+    Sub<&NewRx::medication_prescribed>("MedicationPrescribed", kMedication),
+    Leaf<&NewRx::prohibit_renewal_request>("ProhibitRenewalRequest")};
 
 constexpr Field kCancelRx[] = {
     Leaf<&CancelRx::change_of_prescription_status_flag>("ChangeOfPrescriptionStatusFlag"),

@@ -366,11 +366,11 @@ TEST_SUITE("Bad input") {
     const std::string env = Envelope();
     ExpectAll({
         {"unknown resourceType (ParseResource)", kResource,
-         R"({"resourceType": "Observation", "id": "x"})", kInvalid, "Observation.resourceType",
-         "unsupported resourceType \"Observation\""},
+         R"({"resourceType": "Encounter", "id": "x"})", kInvalid, "Encounter.resourceType",
+         "unsupported resourceType \"Encounter\""},
         {"unknown resourceType in an envelope slot", kPrescription,
-         Replace(env, "\"resourceType\": \"Patient\"", "\"resourceType\": \"Observation\""),
-         kInvalid, "patient.resourceType", "expected Patient, got Observation"},
+         Replace(env, "\"resourceType\": \"Patient\"", "\"resourceType\": \"Encounter\""), kInvalid,
+         "patient.resourceType", "expected Patient, got Encounter"},
         {"resourceType not a string (ParseResource)", kResource,
          R"({"resourceType": 7, "id": "x"})", kInvalid, "Resource.resourceType",
          "resourceType must be a string"},
@@ -815,7 +815,7 @@ TEST_SUITE("Bad input") {
     // Was: ParseResource on an unsupported or non-string resourceType, or on an object
     // without resourceType, also reports "fatal: $: unexpected content after the JSON
     // value": the root object was not consumed, so the trailing-content check misfires.
-    for (const char* json : {R"({"resourceType": "Observation", "id": "x"})",
+    for (const char* json : {R"({"resourceType": "Encounter", "id": "x"})",
                              R"({"resourceType": 7, "id": "x"})", R"({"id": "x"})"}) {
       CAPTURE(json);
       IssueList issues;

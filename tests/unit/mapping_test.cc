@@ -463,3 +463,398 @@ TEST_SUITE("Mapping") {
     CHECK(again->xml.find("<TestMessage>1</TestMessage>") != std::string::npos);
   }
 }
+
+TEST_SUITE("Mapping: allergies and observations") {
+  constexpr const char* kAllergyFixture = "script/newrx_allergies_observation.xml";
+
+  // The resources of one type in a Bundle, in entry order.
+  json OfType(const json& bundle, std::string_view type) {
+    json out = json::array();
+    for (const json& e : bundle["entry"]) {
+      if (e["resource"]["resourceType"] == type) out.push_back(e["resource"]);
+    }
+    return out;
+  }
+  std::string FullUrlOf(const json& bundle, std::string_view type) {
+    for (const json& e : bundle["entry"]) {
+      if (e["resource"]["resourceType"] == type) return e["fullUrl"].get<std::string>();
+    }
+    FAIL("no " << type << " in the Bundle");
+    return {};
+  }
+  // A Bundle entry holding `resource` (JSON, PATIENT standing for the patient's reference).
+  json Entry(std::string resource, const std::string& patient) {
+    for (size_t at = resource.find("PATIENT"); at != std::string::npos;
+         at = resource.find("PATIENT", at)) {
+      resource.replace(at, 7, patient);
+    }
+    return json{{"resource", json::parse(resource)}};
+  }
+  void ShowErrors(const IssueList& issues) {
+    for (const Issue& i : issues) {
+      if (i.severity == Severity::kError || i.severity == Severity::kFatal) MESSAGE(ToString(i));
+    }
+  }
+  bool Same(const std::optional<script::SnomedCode>& a,
+            const std::optional<script::SnomedCode>& b) {
+    return a.has_value() == b.has_value() && (!a || (a->text == b->text && a->code == b->code));
+  }
+  bool Same(const script::DateValue& a, const script::DateValue& b) {
+    return a.date == b.date && a.date_time == b.date_time;
+  }
+
+  const char* const kNoKnownAllergy = R"({"resourceType": "AllergyIntolerance",
+      "clinicalStatus": {"coding": [{"system":
+          "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "code": "active"}]},
+      "verificationStatus": {"coding": [{"system":
+          "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
+          "code": "confirmed"}]},
+      "code": {"coding": [{"system": "http://snomed.info/sct", "code": "716186003"}]},
+      "patient": {"reference": "Patient/pat-delacroix"}})";
+
+  TEST_CASE("a NewRx's allergies and measurements become AllergyIntolerance and Observation") {
+    IssueList issues;
+    auto out = ToFhirJson(testing::ReadFixture(kAllergyFixture), issues);
+    ShowErrors(issues);
+    REQUIRE(out.ok());
+    const json b = json::parse(*out);
+    const std::string patient = FullUrlOf(b, "Patient");
+
+    const json allergies = OfType(b, "AllergyIntolerance");
+    REQUIRE(allergies.size() == 2);
+    const json& a = allergies[0];
+    CHECK(a["clinicalStatus"]["coding"][0]["code"] == "active");
+    CHECK_FALSE(a.contains("verificationStatus"));  // SCRIPT does not say
+    CHECK(a["type"]["text"] == "Drug allergy");
+    CHECK(a["type"]["coding"][0]["system"] == "http://hl7.org/fhir/allergy-intolerance-type");
+    CHECK(a["type"]["coding"][0]["code"] == "allergy");
+    CHECK(a["type"]["coding"][1]["system"] == "http://snomed.info/sct");
+    CHECK(a["type"]["coding"][1]["code"] == "416098002");
+    CHECK(a["category"] == json::array({"medication"}));
+    CHECK(a["code"]["text"] == "amoxicillin 250 MG Oral Capsule");
+    CHECK(a["code"]["coding"][0]["system"] == "http://www.nlm.nih.gov/research/umls/rxnorm");
+    CHECK(a["code"]["coding"][0]["code"] == "308182");
+    CHECK(a["patient"]["reference"] == patient);
+    CHECK(a["onsetDateTime"] == "2022-03-14");
+    CHECK(a["participant"][0]["function"]["coding"][0]["code"] == "informant");
+    CHECK(a["participant"][0]["actor"]["reference"] == patient);  // SourceOfInformation P
+    CHECK(a["reaction"][0]["manifestation"][0]["concept"]["text"] == "Hives");
+    CHECK(a["reaction"][0]["manifestation"][0]["concept"]["coding"][0]["code"] == "247472004");
+    CHECK(a["reaction"][0]["severity"] == "moderate");
+    CHECK_FALSE(a.contains("extension"));  // FHIR holds all of it
+
+    const json& c = allergies[1];
+    CHECK(c["type"]["coding"][0]["code"] == "intolerance");
+    CHECK(c["type"]["coding"][1]["code"] == "59037007");
+    CHECK(c["code"] == json{{"text", "Codeine"}});
+    CHECK(c["onsetDateTime"] == "2024-06-02T09:30:00Z");
+    CHECK(c["participant"][0]["actor"] == json{{"type", "Practitioner"}, {"display", "clinician"}});
+    CHECK_FALSE(c.contains("reaction"));
+    REQUIRE(c["extension"].size() == 1);  // ExpirationDate has no FHIR element
+    CHECK(c["extension"][0]["url"] == std::string(mapping::kScriptElementExtension));
+    CHECK(c["extension"][0]["extension"][0]["valueString"] == "ExpirationDate");
+    CHECK(c["extension"][0]["extension"][1]["valueString"] == "2027-06-01");
+
+    const json obs = OfType(b, "Observation");
+    REQUIRE(obs.size() == 2);
+    CHECK(obs[0]["status"] == "final");
+    CHECK(obs[0]["category"][0]["coding"][0]["code"] == "vital-signs");
+    CHECK(obs[0]["code"]["coding"][0] ==
+          json{{"system", "http://loinc.org"}, {"version", "2.72"}, {"code", "29463-7"}});
+    CHECK(obs[0]["subject"]["reference"] == patient);
+    CHECK(obs[0]["effectiveDateTime"] == "2026-11-19");
+    CHECK(obs[0]["valueQuantity"] == json{{"value", 18.2},
+                                          {"unit", "kg"},
+                                          {"system", "http://unitsofmeasure.org"},
+                                          {"code", "kg"}});
+    CHECK(obs[0]["note"][0]["text"] == "Weighed and measured at the clinic visit.");
+    CHECK(obs[0]["extension"][0]["extension"][0]["valueString"] == "UCUMVersion");
+    CHECK(obs[0]["extension"][0]["extension"][1]["valueString"] == "2.1");
+    CHECK(obs[1]["code"]["coding"][0]["code"] == "8302-2");
+    CHECK(obs[1]["effectiveDateTime"] == "2026-11-19T15:04:00Z");
+    CHECK(obs[1]["valueQuantity"]["value"] == 108.5);
+    CHECK_FALSE(obs[1].contains("note"));  // the notes go on the first Observation
+    // Nothing of either element is reported as dropped.
+    for (const Issue& i : issues) {
+      CHECK_MESSAGE(i.path.find("/AllergyOrAdverseEvent") == std::string::npos, ToString(i));
+      CHECK_MESSAGE(i.path.find("/Observation") == std::string::npos, ToString(i));
+    }
+  }
+
+  TEST_CASE("a NewRx's allergies and measurements come back from its FHIR Bundle unchanged") {
+    const std::string xml = testing::ReadFixture(kAllergyFixture);
+    IssueList read_issues;
+    auto original = script::ReadXml(xml, read_issues);
+    REQUIRE(original.ok());
+    IssueList issues;
+    auto fhir_json = ToFhirJson(xml, issues);
+    REQUIRE(fhir_json.ok());
+    auto back = Map(*fhir_json, issues);
+    ShowErrors(issues);
+    REQUIRE(back.ok());
+    const auto& was = std::get<script::NewRx>(original->body);
+    const auto& now = std::get<script::NewRx>(back->newrx.message.body);
+    REQUIRE(was.allergy_or_adverse_event);
+    REQUIRE(now.allergy_or_adverse_event);
+    CHECK(now.allergy_or_adverse_event->no_known_allergies.empty());
+    const auto& x = was.allergy_or_adverse_event->allergies;
+    const auto& y = now.allergy_or_adverse_event->allergies;
+    REQUIRE(x.size() == 2);
+    REQUIRE(y.size() == x.size());
+    for (size_t i = 0; i < x.size(); ++i) {
+      CAPTURE(i);
+      CHECK(y[i].source_of_information == x[i].source_of_information);
+      CHECK(Same(y[i].effective_date, x[i].effective_date));
+      CHECK(Same(y[i].expiration_date, x[i].expiration_date));
+      CHECK(Same(y[i].adverse_event, x[i].adverse_event));
+      CHECK(y[i].drug_product_coded.code == x[i].drug_product_coded.code);
+      CHECK(y[i].drug_product_coded.qualifier == x[i].drug_product_coded.qualifier);
+      CHECK(y[i].drug_product_coded.text == x[i].drug_product_coded.text);
+      CHECK(Same(y[i].reaction_coded, x[i].reaction_coded));
+      CHECK(Same(y[i].severity_coded, x[i].severity_coded));
+    }
+    REQUIRE(was.observation);
+    REQUIRE(now.observation);
+    CHECK(now.observation->observation_notes == was.observation->observation_notes);
+    const auto& mx = was.observation->measurement;
+    const auto& my = now.observation->measurement;
+    REQUIRE(mx.size() == 2);
+    REQUIRE(my.size() == mx.size());
+    for (size_t i = 0; i < mx.size(); ++i) {
+      CAPTURE(i);
+      CHECK(my[i].vital_sign == mx[i].vital_sign);
+      CHECK(my[i].loinc_version == mx[i].loinc_version);
+      CHECK(my[i].value == mx[i].value);
+      CHECK(my[i].unit_of_measure == mx[i].unit_of_measure);
+      CHECK(my[i].ucum_version == mx[i].ucum_version);
+      CHECK(Same(my[i].observation_date, mx[i].observation_date));
+    }
+  }
+
+  TEST_CASE("a SeverityCoded FHIR has no code for, or without a reaction, is kept exactly") {
+    std::string xml = testing::ReadFixture(kAllergyFixture);
+    xml.replace(xml.find("<Text>Moderate</Text>"), 21, "<Text>Life threatening</Text>");
+    xml.replace(xml.find("<Code>6736007</Code>"), 20, "<Code>442452003</Code>");
+    IssueList issues;
+    auto fhir_json = ToFhirJson(xml, issues);
+    REQUIRE(fhir_json.ok());
+    const json a = OfType(json::parse(*fhir_json), "AllergyIntolerance")[0];
+    CHECK(a["reaction"][0]["severity"] == "severe");
+    REQUIRE(a["extension"].size() == 2);
+    CHECK(a["extension"][0]["extension"][0]["valueString"] == "SeverityCoded/Text");
+    CHECK(a["extension"][0]["extension"][1]["valueString"] == "Life threatening");
+    CHECK(a["extension"][1]["extension"][1]["valueString"] == "442452003");
+    auto back = Map(*fhir_json, issues);
+    REQUIRE(back.ok());
+    const auto& s = std::get<script::NewRx>(back->newrx.message.body)
+                        .allergy_or_adverse_event->allergies[0]
+                        .severity_coded;
+    REQUIRE(s);
+    CHECK(s->text == "Life threatening");
+    CHECK(s->code == "442452003");
+  }
+
+  TEST_CASE("AllergyIntolerance and Observation entries about the patient go into the NewRx") {
+    json b = json::parse(testing::ReadFixture("fhir/bundle_contained_medication.json"));
+    REQUIRE(b["entry"].size() == 4);
+    const std::string patient = FullUrlOf(b, "Patient");
+    const std::string penicillin = R"({"resourceType": "AllergyIntolerance",
+        "clinicalStatus": {"coding": [{"system":
+            "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+            "code": "active"}]},
+        "type": {"coding": [{"system": "http://hl7.org/fhir/allergy-intolerance-type",
+                             "code": "allergy"}]},
+        "category": ["medication"],
+        "criticality": "high",
+        "code": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                             "code": "7980", "display": "penicillin G"}]},
+        "patient": {"reference": "PATIENT"},
+        "onsetDateTime": "2019-05-02",
+        "participant": [{"function": {"coding": [{"system":
+            "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+            "code": "informant"}]}, "actor": {"reference": "PATIENT"}}],
+        "reaction": [{"manifestation": [{"concept": {"coding": [{"system":
+            "http://snomed.info/sct", "code": "271807003", "display": "Eruption of skin"}],
+            "text": "Rash"}}], "severity": "severe"}]})";
+    const std::string sulfonamide = R"({"resourceType": "AllergyIntolerance",
+        "category": ["medication"], "code": {"text": "Sulfonamide antibiotics"},
+        "patient": {"reference": "PATIENT"}})";
+    const std::string vital = R"({"resourceType": "Observation", "status": "final",
+        "category": [{"coding": [{"system":
+            "http://terminology.hl7.org/CodeSystem/observation-category",
+            "code": "vital-signs"}]}], "subject": {"reference": "PATIENT"},)";
+    const std::string weight = vital + R"(
+        "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7",
+                             "display": "Body weight"}]},
+        "effectiveDateTime": "2026-11-18",
+        "valueQuantity": {"value": 72.5, "unit": "kg", "system": "http://unitsofmeasure.org",
+                          "code": "kg"},
+        "note": [{"text": "Weighed in clinic."}]})";
+    const std::string height = vital + R"(
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8302-2", "version": "2.74"}]},
+        "effectiveDateTime": "2026-11-18T09:15:00Z",
+        "valueQuantity": {"value": 165, "unit": "cm", "system": "http://unitsofmeasure.org",
+                          "code": "cm"},
+        "note": [{"text": "Shoes off."}]})";
+    const std::string someone_else = R"({"resourceType": "Observation", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+        "subject": {"reference": "Patient/someone-else"}, "effectiveDateTime": "2026-11-18",
+        "valueQuantity": {"value": 80, "unit": "kg", "system": "http://unitsofmeasure.org",
+                          "code": "kg"}})";
+    // Entries 4 to 8, after the fixture's four.
+    for (const std::string& r : {penicillin, sulfonamide, weight, height, someone_else}) {
+      b["entry"].push_back(Entry(r, patient));
+    }
+    IssueList issues;
+    auto out = Map(b.dump(), issues);
+    ShowErrors(issues);
+    REQUIRE(out.ok());
+    const auto& n = std::get<script::NewRx>(out->newrx.message.body);
+
+    REQUIRE(n.allergy_or_adverse_event);
+    const auto& allergies = n.allergy_or_adverse_event->allergies;
+    REQUIRE(allergies.size() == 2);
+    CHECK(allergies[0].source_of_information == "P");
+    CHECK(allergies[0].effective_date.date == "2019-05-02");
+    CHECK(allergies[0].adverse_event.code == "416098002");  // allergy, medication
+    CHECK(allergies[0].adverse_event.text == "Allergy to drug");
+    CHECK(allergies[0].drug_product_coded.code == "7980");
+    CHECK(allergies[0].drug_product_coded.qualifier == "SCD");  // NewRxOptions.rxnorm_qualifier
+    CHECK(allergies[0].drug_product_coded.text == "penicillin G");
+    REQUIRE(allergies[0].reaction_coded);
+    CHECK(allergies[0].reaction_coded->text == "Rash");
+    CHECK(allergies[0].reaction_coded->code == "271807003");
+    REQUIRE(allergies[0].severity_coded);
+    CHECK(allergies[0].severity_coded->code == "24484000");
+    CHECK(allergies[0].severity_coded->text == "Severe");
+    CHECK(allergies[1].source_of_information == "C");  // no informant: the prescriber's record
+    CHECK(allergies[1].adverse_event.code == "419511003");
+    CHECK(allergies[1].drug_product_coded.text == "Sulfonamide antibiotics");
+    CHECK(allergies[1].drug_product_coded.code.empty());
+    CHECK_FALSE(allergies[1].reaction_coded);
+    const Issue* criticality = issues.Find("Bundle.entry[4].resource.criticality");
+    REQUIRE(criticality);
+    CHECK(criticality->severity == Severity::kWarning);
+
+    REQUIRE(n.observation);
+    const auto& m = n.observation->measurement;
+    REQUIRE(m.size() == 2);
+    CHECK(m[0].vital_sign == "29463-7");
+    CHECK(m[0].loinc_version == mapping::NewRxOptions().loinc_version);
+    CHECK(m[0].value == "72.5");
+    CHECK(m[0].unit_of_measure == "kg");
+    CHECK(m[0].ucum_version == mapping::NewRxOptions().ucum_version);
+    CHECK(m[0].observation_date.date == "2026-11-18");
+    CHECK(m[1].vital_sign == "8302-2");
+    CHECK(m[1].loinc_version == "2.74");
+    CHECK(m[1].value == "165");
+    CHECK(m[1].observation_date.date_time == "2026-11-18T09:15:00Z");
+    CHECK(n.observation->observation_notes == "Weighed in clinic. Shoes off.");
+    // Another patient's Observation: named, not sent.
+    const Issue* other = issues.Find("Bundle.entry[8].resource.subject");
+    REQUIRE(other);
+    CHECK(other->severity == Severity::kWarning);
+
+    // In SCRIPT's order: AllergyOrAdverseEvent before Patient, Observation after Prescriber.
+    const std::string& x = out->xml;
+    REQUIRE(x.find("<AllergyOrAdverseEvent>") != std::string::npos);
+    CHECK(x.find("<AllergyOrAdverseEvent>") < x.find("<Patient>"));
+    REQUIRE(x.find("<Observation>") != std::string::npos);
+    CHECK(x.find("</Prescriber>") < x.find("<Observation>"));
+    CHECK(x.find("</Observation>") < x.find("<MedicationPrescribed>"));
+  }
+
+  TEST_CASE("NoKnownAllergies is FHIR's no-known-allergy statement, both ways") {
+    std::string xml = testing::ReadFixture(kAllergyFixture);
+    const size_t from = xml.find("<AllergyOrAdverseEvent>");
+    const size_t to = xml.find("</AllergyOrAdverseEvent>");
+    REQUIRE(from != std::string::npos);
+    REQUIRE(to != std::string::npos);
+    xml.replace(from, to - from, "<AllergyOrAdverseEvent><NoKnownAllergies>Y</NoKnownAllergies>");
+    IssueList issues;
+    auto fhir_json = ToFhirJson(xml, issues);
+    ShowErrors(issues);
+    REQUIRE(fhir_json.ok());
+    const json b = json::parse(*fhir_json);
+    const json allergies = OfType(b, "AllergyIntolerance");
+    REQUIRE(allergies.size() == 1);
+    CHECK(allergies[0]["code"]["coding"][0] == json{{"system", "http://snomed.info/sct"},
+                                                    {"code", "716186003"},
+                                                    {"display", "No known allergy"}});
+    CHECK(allergies[0]["verificationStatus"]["coding"][0]["code"] == "confirmed");
+    CHECK(allergies[0]["clinicalStatus"]["coding"][0]["code"] == "active");
+    CHECK(allergies[0]["patient"]["reference"] == FullUrlOf(b, "Patient"));
+    auto back = Map(*fhir_json, issues);
+    ShowErrors(issues);
+    REQUIRE(back.ok());
+    const auto& n = std::get<script::NewRx>(back->newrx.message.body);
+    REQUIRE(n.allergy_or_adverse_event);
+    CHECK(n.allergy_or_adverse_event->no_known_allergies == "Y");
+    CHECK(n.allergy_or_adverse_event->allergies.empty());
+    CHECK(back->xml.find("<NoKnownAllergies>Y</NoKnownAllergies>") != std::string::npos);
+
+    // From the envelope's "allergies".
+    json env = json::parse(testing::ReadFixture("fhir/medication_request_lisinopril.json"));
+    env["allergies"] = json::array({json::parse(kNoKnownAllergy)});
+    IssueList env_issues;
+    auto from_env = Map(env.dump(), env_issues);
+    ShowErrors(env_issues);
+    REQUIRE(from_env.ok());
+    const auto& e = std::get<script::NewRx>(from_env->newrx.message.body);
+    REQUIRE(e.allergy_or_adverse_event);
+    CHECK(e.allergy_or_adverse_event->no_known_allergies == "Y");
+  }
+
+  TEST_CASE("an allergy that cannot be sent is named, and rules NoKnownAllergies out") {
+    json env = json::parse(testing::ReadFixture("fhir/medication_request_lisinopril.json"));
+    env["allergies"] = json::array(
+        {json::parse(R"({"resourceType": "AllergyIntolerance", "category": ["medication"],
+                         "patient": {"reference": "Patient/pat-delacroix"}})"),
+         json::parse(kNoKnownAllergy), json::parse(R"({"resourceType": "AllergyIntolerance",
+             "clinicalStatus": {"coding": [{"system":
+                 "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+                 "code": "resolved"}]},
+             "code": {"text": "Latex"}, "patient": {"reference": "Patient/pat-delacroix"}})")});
+    IssueList issues;
+    auto out = Map(env.dump(), issues);
+    ShowErrors(issues);
+    REQUIRE(out.ok());
+    CHECK_FALSE(std::get<script::NewRx>(out->newrx.message.body).allergy_or_adverse_event);
+    CHECK(out->xml.find("AllergyOrAdverseEvent") == std::string::npos);
+    const Issue* no_code = issues.Find("allergies[0]");  // no `code`: nothing to name the drug
+    REQUIRE(no_code);
+    CHECK(no_code->severity == Severity::kWarning);
+    CHECK(no_code->message.find("the allergy is not sent") != std::string::npos);
+    const Issue* nka = issues.Find("allergies[1]");
+    REQUIRE(nka);
+    CHECK(nka->severity == Severity::kWarning);
+    CHECK(nka->message.find("contradicts") != std::string::npos);
+    const Issue* resolved = issues.Find("allergies[2].clinicalStatus");
+    REQUIRE(resolved);
+    CHECK(resolved->severity == Severity::kWarning);
+  }
+
+  TEST_CASE("a measurement SCRIPT cannot carry is named; another patient's is refused") {
+    json env = json::parse(testing::ReadFixture("fhir/medication_request_lisinopril.json"));
+    env["observations"] = json::array({json::parse(R"({"resourceType": "Observation",
+        "status": "final", "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+        "subject": {"reference": "Patient/pat-delacroix"}, "effectiveDateTime": "2026-11-18",
+        "valueQuantity": {"value": 160, "unit": "lb"}})")});
+    IssueList issues;
+    auto out = Map(env.dump(), issues);
+    ShowErrors(issues);
+    REQUIRE(out.ok());
+    CHECK_FALSE(std::get<script::NewRx>(out->newrx.message.body).observation);
+    const Issue* unit = issues.Find("observations[0].valueQuantity");
+    REQUIRE(unit);
+    CHECK(unit->severity == Severity::kWarning);
+    CHECK(unit->message.find("UCUM") != std::string::npos);
+
+    env["observations"][0]["subject"]["reference"] = "Patient/someone-else";
+    IssueList other;
+    CHECK_FALSE(Map(env.dump(), other).ok());
+    const Issue* refused = other.Find("observations[0].subject.reference");
+    REQUIRE(refused);
+    CHECK(refused->severity == Severity::kError);
+  }
+}

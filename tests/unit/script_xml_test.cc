@@ -220,6 +220,70 @@ TEST_SUITE("SCRIPT XML") {
     }
   }
 
+  // A NewRx's AllergyOrAdverseEvent and Observation are modelled (issue "Codecs part 2" §3):
+  // read into the NewRx, written back where the schema puts them, in both profiles.
+  TEST_CASE("a NewRx's AllergyOrAdverseEvent and Observation are read and written back") {
+    const std::string xml = testing::ReadFixture("script/newrx_allergies_observation.xml");
+    IssueList issues;
+    auto first = script::ReadXml(xml, issues);
+    REQUIRE(first.ok());
+    for (const Issue& i : issues) MESSAGE(ToString(i));
+    CHECK(issues.empty());  // nothing dropped, nothing wrong
+    const auto& n = std::get<script::NewRx>(first->body);
+    REQUIRE(n.allergy_or_adverse_event);
+    CHECK(n.allergy_or_adverse_event->no_known_allergies.empty());
+    REQUIRE(n.allergy_or_adverse_event->allergies.size() == 2);
+    const script::Allergy& a = n.allergy_or_adverse_event->allergies[0];
+    CHECK(a.source_of_information == "P");
+    CHECK(a.effective_date.date == "2022-03-14");
+    CHECK(a.adverse_event.code == "416098002");
+    CHECK(a.drug_product_coded.qualifier == "SCD");
+    REQUIRE(a.reaction_coded);
+    CHECK(a.reaction_coded->text == "Hives");
+    REQUIRE(a.severity_coded);
+    CHECK(a.severity_coded->code == "6736007");
+    const script::Allergy& c = n.allergy_or_adverse_event->allergies[1];
+    CHECK(c.effective_date.date_time == "2024-06-02T09:30:00Z");
+    CHECK(c.expiration_date.date == "2027-06-01");
+    CHECK(c.drug_product_coded.code.empty());
+    CHECK(c.drug_product_coded.text == "Codeine");
+    CHECK_FALSE(c.reaction_coded);
+    REQUIRE(n.observation);
+    REQUIRE(n.observation->measurement.size() == 2);
+    CHECK(n.observation->measurement[0].vital_sign == "29463-7");
+    CHECK(n.observation->measurement[0].observation_date.date == "2026-11-19");
+    CHECK(n.observation->measurement[1].value == "108.5");
+    CHECK(n.observation->measurement[1].observation_date.date_time == "2026-11-19T15:04:00Z");
+    CHECK(n.observation->observation_notes == "Weighed and measured at the clinic visit.");
+    for (script::Version v : {script::Version::k2017071, script::Version::k2023011}) {
+      CAPTURE(script::VersionName(v));
+      script::WriteOptions w;
+      w.profile = &script::BuiltinProfile(v);
+      w.pretty = true;
+      IssueList write_issues, read_issues;
+      auto out = script::WriteXml(*first, write_issues, w);
+      for (const Issue& i : write_issues) MESSAGE(ToString(i));
+      REQUIRE(out.ok());
+      auto back = script::ReadXml(*out, read_issues);
+      REQUIRE(back.ok());
+      CHECK(read_issues.empty());
+      if (v == script::Version::k2017071) CHECK(*out == xml);
+    }
+    // NoKnownAllergies, the other alternative of the choice.
+    std::string nka = xml;
+    const size_t from = nka.find("<Allergies>");
+    const size_t to = nka.rfind("</Allergies>") + std::string_view("</Allergies>").size();
+    nka.replace(from, to - from, "<NoKnownAllergies>Y</NoKnownAllergies>");
+    IssueList nka_issues;
+    auto none = script::ReadXml(nka, nka_issues);
+    REQUIRE(none.ok());
+    CHECK(nka_issues.empty());
+    const auto& known = std::get<script::NewRx>(none->body).allergy_or_adverse_event;
+    REQUIRE(known);
+    CHECK(known->no_known_allergies == "Y");
+    CHECK(known->allergies.empty());
+  }
+
   TEST_CASE("the new transactions' elements RxFlow does not model are named when read") {
     std::string xml = testing::ReadFixture("script/rxtransfer_confirm.xml");
     xml.insert(xml.find("</RxTransferConfirm>"),

@@ -26,6 +26,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "rxflow/fhir/r5.h"
 #include "rxflow/issue.h"
@@ -54,6 +55,13 @@ struct ParseOptions {
 StatusOr<Resource> ParseResource(std::string_view json, IssueList& issues,
                                  const ParseOptions& options = {});
 
+// A resource of the input and where it came from in the input (for issue paths).
+template <typename T>
+struct WithPath {
+  T resource;
+  std::string path;
+};
+
 // A prescription as RxFlow maps it: the MedicationRequest and the resources it points
 // to, resolved. `*_path` is where each came from in the input (for issue paths).
 struct PrescriptionInput {
@@ -69,6 +77,12 @@ struct PrescriptionInput {
   // resolves to a Practitioner (directly or through a PractitionerRole). An unresolved
   // recorder is not an error: the mapper reports it as not sent.
   std::optional<Practitioner> recorder;
+  // The patient's allergies and measurements, in input order: in a Bundle, the
+  // AllergyIntolerance and Observation entries whose `patient` / `subject` resolves to the
+  // MedicationRequest's subject (the others are named in a warning); in the envelope, the
+  // `allergies` and `observations` members.
+  std::vector<WithPath<AllergyIntolerance>> allergies;
+  std::vector<WithPath<Observation>> observations;
 
   std::string medication_request_path;
   std::string patient_path;
@@ -81,10 +95,12 @@ struct PrescriptionInput {
 
 // Parses the request envelope
 //   {"medication_request": {...}, "patient": {...}, "practitioner": {...},
-//    "pharmacy": {...}, "medication": {...}, "practitioner_role": {...}}
-// ("medication" and "practitioner_role" optional; each member must be of its resource
-// type) or a FHIR Bundle (collection, transaction, batch, message) holding one
-// MedicationRequest.
+//    "pharmacy": {...}, "medication": {...}, "practitioner_role": {...},
+//    "allergies": [{...}, ...], "observations": [{...}, ...]}
+// ("medication", "practitioner_role", "allergies" and "observations" optional; each member
+// must be of its resource type: AllergyIntolerance for each of "allergies", Observation for
+// each of "observations") or a FHIR Bundle (collection, transaction, batch, message) holding
+// one MedicationRequest.
 // References resolve by Bundle `fullUrl`, by `Type/id`, and to contained resources by
 // `#id`; a PractitionerRole requester is followed to its Practitioner and Organization.
 // An unresolvable reference is an error with its path.

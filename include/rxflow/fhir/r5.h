@@ -1,10 +1,9 @@
 // File: rxflow/fhir/r5.h
 //
 // Typed HL7 FHIR R5 values for the resources an e-prescription touches: MedicationRequest,
-// Patient, Practitioner, PractitionerRole, Organization, Medication, Bundle, and the
-// resources RxFlow writes back (MedicationDispense, MedicationStatement, Task,
-// OperationOutcome), with the
-// datatypes they use.
+// Patient, Practitioner, PractitionerRole, Organization, Medication, AllergyIntolerance,
+// Observation, Bundle, and the resources RxFlow writes back (MedicationDispense,
+// MedicationStatement, Task, OperationOutcome), with the datatypes they use.
 //
 // These are plain value types (copyable, no hidden state). Optional elements are
 // `std::optional`, repeating elements `std::vector`, primitives are kept as the text that
@@ -353,6 +352,46 @@ struct MedicationStatement : ResourceBase {
   std::vector<Dosage> dosage;
 };
 
+// AllergyIntolerance.participant: who took part in the record, and how (`function`, e.g.
+// informant).
+struct AllergyIntoleranceParticipant {
+  std::optional<CodeableConcept> function;
+  std::optional<Reference> actor;  // 1..1
+};
+
+// AllergyIntolerance.reaction (RxFlow keeps the manifestations and the severity).
+struct AllergyIntoleranceReaction {
+  std::vector<CodeableReference> manifestation;  // 1..*
+  std::string severity;                          // mild | moderate | severe
+};
+
+// Read and written: one of the patient's allergies or intolerances (SCRIPT
+// AllergyOrAdverseEvent). R5: `type` is a CodeableConcept; `participant` replaces R4's
+// recorder and asserter.
+struct AllergyIntolerance : ResourceBase {
+  std::optional<CodeableConcept> clinical_status;      // active | inactive | resolved
+  std::optional<CodeableConcept> verification_status;  // unconfirmed | presumed | confirmed | ...
+  std::optional<CodeableConcept> type;                 // allergy | intolerance
+  std::vector<std::string> category;                   // food | medication | environment | biologic
+  std::optional<CodeableConcept> code;
+  std::optional<Reference> patient;  // 1..1
+  std::string onset_date_time;       // onsetDateTime
+  std::vector<AllergyIntoleranceParticipant> participant;
+  std::vector<AllergyIntoleranceReaction> reaction;
+};
+
+// Read and written: a measurement of the patient (SCRIPT Observation/Measurement, a vital
+// sign).
+struct Observation : ResourceBase {
+  std::string status;  // registered | preliminary | final | amended | ...
+  std::vector<CodeableConcept> category;
+  CodeableConcept code;  // 1..1
+  std::optional<Reference> subject;
+  std::string effective_date_time;  // effectiveDateTime
+  std::optional<Quantity> value_quantity;
+  std::vector<Annotation> note;
+};
+
 // Task.input: a typed value (value[x]: valueString, valuePeriod or valueReference).
 struct TaskInput {
   CodeableConcept type;
@@ -417,7 +456,7 @@ struct Bundle : ResourceBase {
 struct Resource {
   std::variant<MedicationRequest, Patient, Practitioner, PractitionerRole, Organization, Medication,
                MedicationDispense, Task, OperationOutcome, MessageHeader, Bundle,
-               MedicationStatement>
+               MedicationStatement, AllergyIntolerance, Observation>
       value;
 
   // "MedicationRequest", "Patient", ...

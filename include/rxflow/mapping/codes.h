@@ -2,8 +2,9 @@
 //
 // Code-list translation between FHIR and SCRIPT: units (UCUM and HL7
 // orderableDrugForm → NCI), DEA schedules (FHIR extension codes ⇄ NCI), identifier
-// systems (NPI, DEA, NCPDP ID, state licence; URL and OID forms), SNOMED time units, and
-// NDC normalisation. Each function is pure and thread-safe.
+// systems (NPI, DEA, NCPDP ID, state licence; URL and OID forms), SNOMED time units, an
+// allergy's kind, severity and drug code system, and NDC normalisation. Each function is
+// pure and thread-safe.
 #ifndef RXFLOW_MAPPING_CODES_H_
 #define RXFLOW_MAPPING_CODES_H_
 
@@ -33,12 +34,28 @@ inline constexpr std::string_view kSsn = "http://hl7.org/fhir/sid/us-ssn";
 inline constexpr std::string_view kNucc = "http://nucc.org/provider-taxonomy";
 inline constexpr std::string_view kGtsAbbreviation =
     "http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation";
+inline constexpr std::string_view kLoinc = "http://loinc.org";
+inline constexpr std::string_view kUnii = "http://fdasis.nlm.nih.gov";
+inline constexpr std::string_view kAllergyIntoleranceType =
+    "http://hl7.org/fhir/allergy-intolerance-type";
+inline constexpr std::string_view kAllergyClinicalStatus =
+    "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical";
+inline constexpr std::string_view kAllergyVerificationStatus =
+    "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification";
+inline constexpr std::string_view kParticipantType =
+    "http://terminology.hl7.org/CodeSystem/provenance-participant-type";
+inline constexpr std::string_view kObservationCategory =
+    "http://terminology.hl7.org/CodeSystem/observation-category";
+// SNOMED CT 716186003 |No known allergy|: the FHIR way to say what SCRIPT's
+// NoKnownAllergies says (an AllergyIntolerance with this code, verificationStatus confirmed).
+inline constexpr std::string_view kNoKnownAllergy = "716186003";
 // RxFlow's extension for a drug's DEA schedule (valueCode CI | CII | CIII | CIV | CV, or a
 // valueCoding with an NCI schedule code), on Medication or MedicationRequest.
 inline constexpr std::string_view kDeaScheduleExtension =
     "https://rxflow.dev/fhir/StructureDefinition/dea-schedule";
 // RxFlow's extension for SCRIPT elements with no FHIR home (or none RxFlow's FHIR model
-// holds), on the MedicationRequest or the Patient; FHIR → SCRIPT reads it back.
+// holds), on the MedicationRequest or the Patient (and an AllergyIntolerance's ExpirationDate
+// and SeverityCoded, an Observation's UCUMVersion); FHIR → SCRIPT reads it back.
 inline constexpr std::string_view kScriptElementExtension =
     "https://rxflow.dev/fhir/StructureDefinition/script-element";
 
@@ -82,6 +99,31 @@ struct SnomedConcept {
 };
 std::optional<SnomedConcept> TimeUnitToSnomed(std::string_view ucum_unit);
 std::optional<std::string_view> SnomedToTimeUnit(std::string_view snomed_code);
+
+// An allergy's kind: SCRIPT AdverseEvent (SNOMED CT, the eclSNOMEDAdverseEventCode list) ⇄
+// FHIR AllergyIntolerance.type (allergy | intolerance; empty: a propensity, the mechanism
+// not said) and category (medication | food; empty: any substance).
+struct AdverseEventConcept {
+  std::string_view code;  // SNOMED CT
+  std::string_view text;  // its term, without the semantic tag
+  std::string_view type;
+  std::string_view category;
+};
+// The row of `snomed_code`; nullopt when SCRIPT's list does not have it.
+std::optional<AdverseEventConcept> FindAdverseEvent(std::string_view snomed_code);
+// The SCRIPT concept for a FHIR type ("allergy", "intolerance", else none) and category
+// ("medication", "food", else any substance).
+AdverseEventConcept AdverseEventFor(std::string_view type, std::string_view category);
+
+// A reaction's severity: SNOMED CT ⇄ FHIR AllergyIntolerance.reaction.severity. Mild
+// 255604002, moderate 6736007, severe 24484000; life threatening 442452003 and fatal
+// 399166001 are severe too. SeverityFromSnomed is empty for any other code.
+std::string_view SeverityFromSnomed(std::string_view snomed_code);
+std::optional<SnomedConcept> SeverityToSnomed(std::string_view severity);
+
+// An allergy's drug product: the FHIR code system of a SCRIPT DrugProductCoded qualifier
+// (ND: NDC; SCD, SBD, GPK, BPK: RxNorm; UN: UNII), empty for the others.
+std::string_view DrugProductSystem(std::string_view qualifier);
 
 // NDC → the 11-digit 5-4-2 form without hyphens. Accepts 11 digits, or the hyphenated
 // 5-4-2, 4-4-2, 5-3-2 and 5-4-1 forms (the 10-digit ones padded with a zero). nullopt when the text

@@ -61,7 +61,14 @@ struct NewRxOptions {
   // the SNOMED CT and NCI FMT releases your deployment uses.
   std::string snomed_version = "20240301";
   std::string fmt_version = "24.03d";
-  // RxNorm codings carry no term type; DrugDBCode/Qualifier needs one. Default: SCD.
+  // Observation/Measurement's LOINCVersion and UCUMVersion (both required by SCRIPT), for a
+  // measurement whose LOINC coding has no `version` and whose Observation has no RxFlow
+  // script-element extension UCUMVersion. Set them to the LOINC and UCUM releases your
+  // deployment uses.
+  std::string loinc_version = "2.77";
+  std::string ucum_version = "2.1";
+  // RxNorm codings carry no term type; DrugDBCode/Qualifier (and an allergy's
+  // DrugProductCoded/Qualifier) needs one. Default: SCD.
   std::string rxnorm_qualifier = "SCD";
   // Country when an address has none.
   std::string default_country = "US";
@@ -77,8 +84,9 @@ struct NewRxResult {
   bool is_controlled() const { return !dea_schedule.empty(); }
 };
 
-// FHIR prescription → NewRx. InvalidArgument when required data is missing or cannot be
-// sent as is (each problem in `issues`, with its FHIR path).
+// FHIR prescription → NewRx (with the patient's allergies and vital-sign measurements of
+// `input`, each one that cannot be sent named in a warning). InvalidArgument when required
+// data is missing or cannot be sent as is (each problem in `issues`, with its FHIR path).
 StatusOr<NewRxResult> ToNewRx(const fhir::PrescriptionInput& input, IssueList& issues,
                               const NewRxOptions& options);
 
@@ -113,6 +121,8 @@ struct ToFhirOptions {
 // SCRIPT → FHIR R5 Bundle:
 //   NewRx, CancelRx, RxRenewal*, RxChange*  → MedicationRequest + Patient + Practitioner
 //                                              (+ PractitionerRole) + Organization + Medication
+//                                              (NewRx: + AllergyIntolerance per allergy or for
+//                                              NoKnownAllergies, + Observation per Measurement)
 //   Status, Verify, CancelRxResponse          → Task (status of the request it relates to)
 //   Error                                     → OperationOutcome (+ Task failed)
 //   RxFill                                    → MedicationDispense (+ Patient, Organization,

@@ -312,12 +312,63 @@ struct Header {
   std::optional<DigitalSignature> digital_signature;
 };
 
+// SNOMEDCode and SNOMEDAdverseEventCode: Text (required) and Code (SNOMED CT, optional;
+// for an AdverseEvent, one of the eclSNOMEDAdverseEventCode list).
+struct SnomedCode {
+  std::string text;
+  std::string code;
+};
+
+// DrugProductCodeWithText: what an allergy is to. Text is required; Code and Qualifier
+// (ND | UP | RT | NH | UN | SCD | SBD | GPK | BPK | GMP | GPI | GSP | DI) are optional.
+struct DrugProductCode {
+  std::string code;
+  std::string qualifier;
+  std::string text;
+};
+
+// One Allergies of an AllergyOrAdverseEvent (AllergyRestricted).
+struct Allergy {
+  std::string source_of_information;  // P (patient) | C (clinician)
+  DateValue effective_date;
+  DateValue expiration_date;
+  SnomedCode adverse_event;  // SNOMEDAdverseEventCode
+  DrugProductCode drug_product_coded;
+  std::optional<SnomedCode> reaction_coded;
+  std::optional<SnomedCode> severity_coded;
+};
+
+// AllergyOrAdverseEvent (AllergyRestrictedChoice): NoKnownAllergies ("Y") or the allergies.
+// The schema allows one of the two; the writer sends the first that is set.
+struct AllergyOrAdverseEvent {
+  std::string no_known_allergies;  // Y
+  std::vector<Allergy> allergies;
+};
+
+// One Measurement (MeasurementType) of an Observation: a LOINC vital sign in UCUM units.
+struct Measurement {
+  std::string vital_sign;  // LOINC code
+  std::string loinc_version;
+  std::string value;            // n1..18
+  std::string unit_of_measure;  // UCUM code
+  std::string ucum_version;
+  DateValue observation_date;
+};
+
+// Observation: up to 10 measurements and a note (an1..140).
+struct Observation {
+  std::vector<Measurement> measurement;
+  std::string observation_notes;
+};
+
 // Shared by NewRx and CancelRx (and the parties of the other requests).
 struct NewRx {
   std::string urgency_indicator_code;
+  std::optional<AllergyOrAdverseEvent> allergy_or_adverse_event;
   Patient patient;
   std::optional<Pharmacy> pharmacy;
   Prescriber prescriber;
+  std::optional<Observation> observation;
   Medication medication_prescribed;
   std::optional<bool> prohibit_renewal_request;
 };
