@@ -758,6 +758,12 @@ class Builder {
                           "\" has no FHIR system: Code and Qualifier not mapped to FHIR: dropped"));
       return cc;
     }
+    if (d.qualifier == "ND" && !NormalizeNdc(d.code)) {
+      issues_.Warning(path, IssueCode::kValue,
+                      "Code is not an NDC (11 digits, or 5-4-2/4-4-2/5-3-2/5-4-1 with hyphens): "
+                      "Code and Qualifier not mapped to FHIR: dropped");
+      return cc;
+    }
     cc.coding.push_back(fhir::Coding{std::string(system), "", d.code, "", std::nullopt});
     if (d.qualifier == "SBD" || d.qualifier == "GPK" || d.qualifier == "BPK") {
       issues_.Add(Severity::kInformation, IssueCode::kInformational, path + "/Qualifier",
