@@ -38,12 +38,14 @@ using internal::HasNoControlChars;
 
 // FHIR R5 elements RxFlow knows but does not map, per resource (reported as dropped).
 constexpr std::string_view kDomainResourceKnown[] = {"meta", "implicitRules", "text"};
-constexpr std::string_view kMedicationRequestKnown[] = {
-    "informationSource", "supportingInformation",
-    "reported",          "performerType",
-    "performer",         "device",
-    "insurance",         "effectiveDosePeriod",
-    "eventHistory"};
+constexpr std::string_view kMedicationRequestKnown[] = {"informationSource",
+                                                        "supportingInformation",
+                                                        "reported",
+                                                        "performerType",
+                                                        "performer",
+                                                        "device",
+                                                        "effectiveDosePeriod",
+                                                        "eventHistory"};
 constexpr std::string_view kPatientKnown[] = {"deceasedBoolean",
                                               "deceasedDateTime",
                                               "maritalStatus",
@@ -63,6 +65,9 @@ constexpr std::string_view kOrganizationKnown[] = {"description", "partOf", "end
                                                    "qualification"};
 constexpr std::string_view kMedicationKnown[] = {"marketingAuthorizationHolder", "batch",
                                                  "definition"};
+constexpr std::string_view kCoverageKnown[] = {"identifier",  "paymentBy", "policyHolder",
+                                               "period",      "network",   "costToBeneficiary",
+                                               "subrogation", "contract",  "insurancePlan"};
 constexpr std::string_view kBundleKnown[] = {"total", "link", "signature", "issues"};
 constexpr std::string_view kMessageHeaderKnown[] = {
     "destination", "sender", "author", "source", "responsible", "reason", "response", "definition"};
@@ -82,6 +87,8 @@ template <>
 constexpr std::span<const std::string_view> kKnown<Organization> = kOrganizationKnown;
 template <>
 constexpr std::span<const std::string_view> kKnown<Medication> = kMedicationKnown;
+template <>
+constexpr std::span<const std::string_view> kKnown<Coverage> = kCoverageKnown;
 template <>
 constexpr std::span<const std::string_view> kKnown<Bundle> = kBundleKnown;
 template <>
@@ -729,6 +736,9 @@ class Reader {
     return R4If(key, {"telecom", "address"},
                 "R4 element: FHIR R5 moved Organization address and telecom into contact");
   }
+  bool ReadOther(std::string_view key, od::value&, Coverage&) {
+    return R4If(key, {"payor"}, "R4 element: FHIR R5 uses insurer (and paymentBy)");
+  }
   bool ReadOther(std::string_view key, od::value&, MedicationRequest&) {
     return R4If(
         key, {"medicationCodeableConcept", "medicationReference", "reasonCode", "reasonReference"},
@@ -868,7 +878,7 @@ class Reader {
     // MedicationDispense, MedicationStatement and Task are written, not read; a Bundle is
     // never contained.
     if (!EmplaceNamed<MedicationRequest, Patient, Practitioner, PractitionerRole, Organization,
-                      Medication, MessageHeader, OperationOutcome>(type, obj, out) &&
+                      Medication, Coverage, MessageHeader, OperationOutcome>(type, obj, out) &&
         (contained || !EmplaceNamed<Bundle>(type, obj, out))) {
       Scope s(*this, "resourceType");
       Error(IssueCode::kNotSupported,
