@@ -299,6 +299,12 @@ struct Fhir<TaskInput> {
                  F("valuePeriod", &I::value_period), F("valueReference", &I::value_reference)};
 };
 template <>
+struct Fhir<CoverageClass> {
+  static constexpr auto kFields =
+      std::tuple{F("type", &CoverageClass::type), F("value", &CoverageClass::value),
+                 F("name", &CoverageClass::name)};
+};
+template <>
 struct Fhir<BundleEntryRequest> {
   static constexpr auto kFields = std::tuple{F("method", &BundleEntryRequest::method, kCode),
                                              F("url", &BundleEntryRequest::url, kUri)};
@@ -383,6 +389,7 @@ struct Fhir<MedicationRequest> {
                  F("recorder", &M::recorder),
                  F("reason", &M::reason),
                  F("courseOfTherapyType", &M::course_of_therapy_type),
+                 F("insurance", &M::insurance),
                  F("note", &M::note),
                  F("renderedDosageInstruction", &M::rendered_dosage_instruction, kMarkdown),
                  F("dosageInstruction", &M::dosage_instruction),
@@ -438,13 +445,24 @@ template <>
 struct Fhir<Task> {  // written only (the reader refuses it)
   using T = Task;
   static constexpr std::string_view kName = "Task";
-  static constexpr auto kFields =
-      ResourceFields(F("identifier", &T::identifier), F("status", &T::status, kCode),
-                     F("statusReason", &T::status_reason), F("intent", &T::intent, kCode),
-                     F("code", &T::code), F("description", &T::description), F("focus", &T::focus),
-                     F("for", &T::for_), F("authoredOn", &T::authored_on, kDateTime),
-                     F("lastModified", &T::last_modified, kDateTime), F("requester", &T::requester),
-                     F("owner", &T::owner), F("note", &T::note), F("input", &T::input));
+  static constexpr auto kFields = ResourceFields(
+      F("identifier", &T::identifier), F("status", &T::status, kCode),
+      F("statusReason", &T::status_reason), F("intent", &T::intent, kCode), F("code", &T::code),
+      F("description", &T::description), F("focus", &T::focus), F("for", &T::for_),
+      F("authoredOn", &T::authored_on, kDateTime), F("lastModified", &T::last_modified, kDateTime),
+      F("requester", &T::requester), F("owner", &T::owner), F("insurance", &T::insurance),
+      F("note", &T::note), F("input", &T::input));
+};
+template <>
+struct Fhir<Coverage> {
+  using C = Coverage;
+  static constexpr std::string_view kName = "Coverage";
+  static constexpr auto kFields = ResourceFields(
+      F("status", &C::status, kCode), F("kind", &C::kind, kCode), F("type", &C::type),
+      F("subscriber", &C::subscriber), F("subscriberId", &C::subscriber_id),
+      F("beneficiary", &C::beneficiary), F("dependent", &C::dependent),
+      F("relationship", &C::relationship), F("insurer", &C::insurer), F("class", &C::class_),
+      F("order", &C::order, kPositiveInt));
 };
 template <>
 struct Fhir<OperationOutcome> {

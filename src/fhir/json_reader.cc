@@ -38,12 +38,14 @@ using internal::HasNoControlChars;
 
 // FHIR R5 elements RxFlow knows but does not map, per resource (reported as dropped).
 constexpr std::string_view kDomainResourceKnown[] = {"meta", "implicitRules", "text"};
-constexpr std::string_view kMedicationRequestKnown[] = {
-    "informationSource", "supportingInformation",
-    "reported",          "performerType",
-    "performer",         "device",
-    "insurance",         "effectiveDosePeriod",
-    "eventHistory"};
+constexpr std::string_view kMedicationRequestKnown[] = {"informationSource",
+                                                        "supportingInformation",
+                                                        "reported",
+                                                        "performerType",
+                                                        "performer",
+                                                        "device",
+                                                        "effectiveDosePeriod",
+                                                        "eventHistory"};
 constexpr std::string_view kPatientKnown[] = {"deceasedBoolean",
                                               "deceasedDateTime",
                                               "maritalStatus",
@@ -102,6 +104,9 @@ constexpr std::string_view kObservationKnown[] = {"identifier",
                                                   "hasMember",
                                                   "derivedFrom",
                                                   "component"};
+constexpr std::string_view kCoverageKnown[] = {"identifier",  "paymentBy", "policyHolder",
+                                               "period",      "network",   "costToBeneficiary",
+                                               "subrogation", "contract",  "insurancePlan"};
 constexpr std::string_view kBundleKnown[] = {"total", "link", "signature", "issues"};
 constexpr std::string_view kMessageHeaderKnown[] = {
     "destination", "sender", "author", "source", "responsible", "reason", "response", "definition"};
@@ -125,6 +130,8 @@ template <>
 constexpr std::span<const std::string_view> kKnown<AllergyIntolerance> = kAllergyIntoleranceKnown;
 template <>
 constexpr std::span<const std::string_view> kKnown<Observation> = kObservationKnown;
+template <>
+constexpr std::span<const std::string_view> kKnown<Coverage> = kCoverageKnown;
 template <>
 constexpr std::span<const std::string_view> kKnown<Bundle> = kBundleKnown;
 template <>
@@ -780,6 +787,9 @@ class Reader {
     return R4If(key, {"recorder", "asserter"},
                 "R4 element: FHIR R5 uses participant (function and actor)");
   }
+  bool ReadOther(std::string_view key, od::value&, Coverage&) {
+    return R4If(key, {"payor"}, "R4 element: FHIR R5 uses insurer (and paymentBy)");
+  }
   bool ReadOther(std::string_view key, od::value&, MedicationRequest&) {
     return R4If(
         key, {"medicationCodeableConcept", "medicationReference", "reasonCode", "reasonReference"},
@@ -919,8 +929,8 @@ class Reader {
     // MedicationDispense, MedicationStatement and Task are written, not read; a Bundle is
     // never contained.
     if (!EmplaceNamed<MedicationRequest, Patient, Practitioner, PractitionerRole, Organization,
-                      Medication, MessageHeader, OperationOutcome, AllergyIntolerance, Observation>(
-            type, obj, out) &&
+                      Medication, Coverage, MessageHeader, OperationOutcome, AllergyIntolerance,
+                      Observation>(type, obj, out) &&
         (contained || !EmplaceNamed<Bundle>(type, obj, out))) {
       Scope s(*this, "resourceType");
       Error(IssueCode::kNotSupported,

@@ -1,6 +1,7 @@
 // FHIR R5 JSON writer: a small streaming writer over std::string that walks the field
 // tables of fhir/fields.h, in the element order of the FHIR specification. Empty values are
 // omitted, as FHIR JSON requires.
+#include <iterator>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -199,6 +200,9 @@ class Writer {
   }
   static bool IsEmpty(const CodeableReference& r) { return !r.concept_ && !r.reference; }
   static bool IsEmpty(const CodeableConcept& c) { return c.coding.empty() && c.text.empty(); }
+  static bool IsEmpty(const Identifier& i) {  // Coverage.class.value
+    return i.use.empty() && !i.type && i.system.empty() && i.value.empty() && !i.period;
+  }
 
   Out o_;
 };
@@ -235,7 +239,9 @@ std::string_view Resource::resource_type() const {
       "PractitionerRole",   "Organization", "Medication",
       "MedicationDispense", "Task",         "OperationOutcome",
       "MessageHeader",      "Bundle",       "MedicationStatement",
-      "AllergyIntolerance", "Observation"};
+      "AllergyIntolerance", "Observation",  "Coverage"};
+  static_assert(std::size(kNames) == std::variant_size_v<decltype(Resource::value)>,
+                "one name per alternative of Resource, in its order");
   return kNames[value.index()];
 }
 

@@ -157,6 +157,136 @@ void ResolveRecorder(const Resolver& resolver, PrescriptionInput& in) {
   in.recorder_path = l.path;
 }
 
+// SCRIPT's NewRx carries BenefitsCoordination 0..4.
+constexpr size_t kMaxCoverages = 4;
+
+// Collects PrescriptionInput::coverages: the Coverages `MedicationRequest.insurance` names,
+// then the Bundle's other Coverages of the prescription's Patient. Reports what it leaves
+// out, at the Coverage's (or the insurance reference's) path. Copies (an insurer may also be
+// the pharmacy or the practice, which ResolveFromReferences moves out of the Bundle later).
+class CoverageCollector {
+ public:
+  // In the envelope (`in.patient` already read), the patient is known by its id only.
+  CoverageCollector(const Resolver& resolver, PrescriptionInput& in, IssueList& issues)
+      : resolver_(resolver), in_(in), issues_(issues) {
+    const MedicationRequest& mr = in.medication_request;
+    if (mr.subject) patient_ = resolver.Find(mr.subject->reference).resource;
+    if (!in.patient.id.empty()) patient_key_ = internal::Cat("Patient/", in.patient.id);
+  }
+
+  // MedicationRequest.insurance, in its order. `envelope`: only a contained Coverage (#id)
+  // resolves there.
+  void Named(bool envelope) {
+    const MedicationRequest& mr = in_.medication_request;
+    for (size_t i = 0; i < mr.insurance.size(); ++i) {
+      const Reference& ref = mr.insurance[i];
+      const std::string path = internal::Cat(in_.medication_request_path, ".insurance[", i, "]");
+      if (ref.type == "ClaimResponse" ||
+          ref.reference.find("ClaimResponse/") != std::string::npos) {
+        issues_.Warning(path, IssueCode::kNotSupported,
+                        "a ClaimResponse has no SCRIPT element (BenefitsCoordination is sent from "
+                        "a Coverage): not sent");
+        continue;
+      }
+      const bool contained = !ref.reference.empty() && ref.reference[0] == '#';
+      Located l = envelope && !contained ? Located{} : resolver_.Find(ref.reference);
+      if (!l.resource || !l.resource->get<Coverage>()) {
+        issues_.Warning(path, IssueCode::kNotFound,
+                        envelope && !contained
+                            ? "in the request envelope only a contained Coverage (#id) can be "
+                              "sent as BenefitsCoordination: not sent"
+                            : "does not resolve to a Coverage of the Bundle (or a contained one): "
+                              "not sent as BenefitsCoordination");
+        continue;
+      }
+      if (Seen(l.resource)) {
+        issues_.Warning(path, IssueCode::kNotSupported, "names a Coverage named before: sent once");
+        continue;
+      }
+      Add(l, /*named=*/true);
+    }
+  }
+
+  // The Bundle's Coverages `insurance` does not name, in entry order.
+  void Unnamed(const Bundle& b) {
+    for (size_t i = 0; i < b.entry.size(); ++i) {
+      const std::optional<Resource>& r = b.entry[i].resource;
+      if (!r || !r->get<Coverage>() || Seen(&*r)) continue;
+      Add(Located{&*r, internal::Cat("Bundle.entry[", i, "].resource")}, /*named=*/false);
+    }
+  }
+
+ private:
+  bool Seen(const Resource* r) const {
+    return std::find(seen_.begin(), seen_.end(), r) != seen_.end();
+  }
+  bool IsPatient(const std::optional<Reference>& ref) const {
+    if (!ref) return false;
+    if (patient_) return resolver_.Find(ref->reference).resource == patient_;
+    const std::string& r = ref->reference;
+    return !patient_key_.empty() &&
+           (r == patient_key_ || (r.size() > patient_key_.size() && r.ends_with(patient_key_) &&
+                                  r[r.size() - patient_key_.size() - 1] == '/'));
+  }
+
+  // Whether the Coverage at `path` can be sent: an active (or status-less) one that is not
+  // self-pay, for the prescription's Patient (an unnamed one must say so; a named one must
+  // not name another beneficiary). Warns when not.
+  bool Sendable(const Coverage& c, const std::string& path, bool named) {
+    if (!c.status.empty() && c.status != "active") {
+      issues_.Warning(path + ".status", IssueCode::kNotSupported,
+                      internal::Cat("a Coverage with status \"", c.status.substr(0, 40),
+                                    "\" is not sent as BenefitsCoordination"));
+      return false;
+    }
+    if (c.kind == "self-pay") {
+      issues_.Warning(path + ".kind", IssueCode::kNotSupported,
+                      "a self-pay Coverage names no payer: not sent as BenefitsCoordination");
+      return false;
+    }
+    const Resource* beneficiary =
+        c.beneficiary ? resolver_.Find(c.beneficiary->reference).resource : nullptr;
+    if (named && (!beneficiary || !patient_ || beneficiary == patient_)) return true;
+    if (!named && patient_ && beneficiary == patient_) return true;
+    issues_.Warning(path + ".beneficiary", IssueCode::kNotSupported,
+                    named ? "the beneficiary is not the prescription's Patient: not sent as "
+                            "BenefitsCoordination"
+                          : "a Coverage MedicationRequest.insurance does not name, whose "
+                            "beneficiary is not the prescription's Patient: not sent as "
+                            "BenefitsCoordination");
+    return false;
+  }
+
+  void Add(const Located& l, bool named) {
+    seen_.push_back(l.resource);
+    const Coverage& c = *l.resource->get<Coverage>();
+    if (!Sendable(c, l.path, named)) return;
+    if (in_.coverages.size() == kMaxCoverages) {
+      issues_.Warning(
+          l.path, IssueCode::kNotSupported,
+          "SCRIPT carries at most four BenefitsCoordination: this Coverage is not sent");
+      return;
+    }
+    CoverageInput& out = in_.coverages.emplace_back();
+    out.coverage = c;
+    out.path = l.path;
+    out.subscriber_is_patient = IsPatient(c.subscriber);
+    if (!c.insurer) return;
+    Located o = resolver_.Find(c.insurer->reference);
+    if (o.resource && o.resource->get<Organization>()) {
+      out.insurer = *o.resource->get<Organization>();
+      out.insurer_path = o.path;
+    }
+  }
+
+  const Resolver& resolver_;
+  PrescriptionInput& in_;
+  IssueList& issues_;
+  const Resource* patient_ = nullptr;  // what MedicationRequest.subject names (Bundle only)
+  std::string patient_key_;            // "Patient/<id>" (envelope only)
+  std::vector<const Resource*> seen_;
+};
+
 // Fills `in` from the MedicationRequest's references.
 void ResolveFromReferences(Resolver& resolver, PrescriptionInput& in, IssueList& issues) {
   Taken taken;
@@ -376,6 +506,9 @@ StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& 
     }
     resolver.IndexContained(in.medication_request, in.medication_request_path);
     ResolveRecorder(resolver, in);
+    CoverageCollector coverages(resolver, in, issues);  // before the moves of ResolveFromReferences
+    coverages.Named(/*envelope=*/false);
+    coverages.Unnamed(*bundle);
     ResolveFromReferences(resolver, in, issues);
     CollectClinical(*bundle, resolver, in, issues);
   } else {
@@ -410,6 +543,7 @@ StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& 
     } else if (!handler.members.count("patient")) {
       issues.Error("patient", IssueCode::kRequired, "the request must contain patient");
     }
+    CoverageCollector(resolver, in, issues).Named(/*envelope=*/true);
     if (Resource* r = take("practitioner_role")) {
       in.practitioner_role = std::move(*r->get<PractitionerRole>());
       in.practitioner_role_path = "practitioner_role";

@@ -232,6 +232,48 @@ bool PatientSide(const std::optional<fhir::Reference>& actor,
   return false;
 }
 
+// A SCRIPT text one FHIR element fills: the code or system that selects it, the field, its
+// longest value and what the issues call it.
+struct TextSlot {
+  std::string_view key;
+  std::string* field = nullptr;
+  size_t max = 0;
+  std::string_view what;
+};
+
+// The code of the first coding of `cc` in `system`, or "".
+std::string_view CodeIn(const fhir::CodeableConcept& cc, std::string_view system) {
+  for (const fhir::Coding& c : cc.coding) {
+    if (c.system == system) return c.code;
+  }
+  return {};
+}
+
+// The Coverage script-element extension `element` (written by SCRIPT → FHIR for the
+// BenefitsCoordination elements with no FHIR home): the field it fills, or none.
+TextSlot CoverageElement(std::string_view element, script::BenefitsCoordination& b,
+                         script::Name& holder, script::Name& responsible) {
+  if (element == "PayerResponsibilityCode") {
+    return {element, &b.payer_responsibility_code, 2, element};
+  }
+  if (element == "GroupName") return {element, &b.group_name, 70, element};
+  const std::pair<std::string_view, script::Name*> names[] = {{"CardHolderName/", &holder},
+                                                              {"ResponsibleParty/", &responsible}};
+  for (const auto& [prefix, name] : names) {
+    if (!element.starts_with(prefix)) continue;
+    const std::string_view part = element.substr(prefix.size());
+    const TextSlot parts[] = {{"LastName", &name->last_name, 35, element},
+                              {"FirstName", &name->first_name, 35, element},
+                              {"MiddleName", &name->middle_name, 35, element},
+                              {"Suffix", &name->suffix, 10, element},
+                              {"Prefix", &name->prefix, 10, element}};
+    for (const TextSlot& s : parts) {
+      if (s.key == part) return s;
+    }
+  }
+  return {};
+}
+
 class Mapper {
  public:
   Mapper(const fhir::PrescriptionInput& in, IssueList& issues, const NewRxOptions& options)
@@ -1587,6 +1629,307 @@ class Mapper {
     }
   }
 
+  // ---- Coverage → BenefitsCoordination (docs/mapping.md §2.11) ----
+
+  // The Coverages ParsePrescription collected (at most four) → NewRx BenefitsCoordination,
+  // in their order. A CancelRx has none: each Coverage is named as not sent.
+  std::vector<script::BenefitsCoordination> MapBenefits(bool cancel) {
+    std::vector<script::BenefitsCoordination> out;
+    for (const fhir::CoverageInput& c : in_.coverages) {
+      if (cancel) {
+        Dropped(c.path, "a CancelRx carries no BenefitsCoordination: not sent");
+        continue;
+      }
+      script::BenefitsCoordination b = MapCoverage(c);
+      if (IsEmpty(b)) {
+        Dropped(c.path, "the Coverage holds nothing SCRIPT BenefitsCoordination carries: not sent");
+      } else {
+        out.push_back(std::move(b));
+      }
+    }
+    return out;
+  }
+
+  static bool IsEmpty(const script::BenefitsCoordination& b) {
+    for (const std::string* s :
+         {&b.payer_id, &b.processor_identification_number, &b.naic_code, &b.mutually_defined,
+          &b.standard_unique_health_plan_identifier, &b.iin_number, &b.payer_name, &b.cardholder_id,
+          &b.group_id, &b.payer_responsibility_code, &b.patient_relationship, &b.person_code,
+          &b.group_name, &b.pbm_member_id, &b.payer_type}) {
+      if (!s->empty()) return false;
+    }
+    return !b.cardholder_name && !b.address && !b.communication_numbers && !b.responsible_party;
+  }
+
+  script::BenefitsCoordination MapCoverage(const fhir::CoverageInput& in) {
+    const fhir::Coverage& c = in.coverage;
+    const std::string& p = in.path;
+    script::BenefitsCoordination b;
+    MapInsurer(in, b);
+    for (size_t i = 0; i < c.subscriber_id.size(); ++i) {
+      const std::string ip = Cat(p, ".subscriberId[", i, "]");
+      if (!b.cardholder_id.empty()) {
+        Dropped(ip, "SCRIPT carries one CardholderID: not sent");
+        continue;
+      }
+      b.cardholder_id = Text(
+          c.subscriber_id[i].value, [&] { return ip + ".value"; }, 35, "cardholder id");
+    }
+    MapCoverageClasses(c, p, b);
+    if (!c.dependent.empty()) {
+      if (c.dependent.size() <= 3 && internal::IsScriptNumeric(c.dependent)) {
+        b.person_code = c.dependent;
+      } else {
+        Dropped(p + ".dependent", "SCRIPT PersonCode is a number of 1 to 3 characters: not sent");
+      }
+    }
+    b.patient_relationship = MapRelationship(c, p);
+    // order 1, 2, 3 → P (primary), S (secondary), T (tertiary); U and PP come as extensions.
+    if (c.order && *c.order >= 1 && *c.order <= 3) {
+      b.payer_responsibility_code = std::string(1, "PST"[*c.order - 1]);
+    } else if (c.order) {
+      Dropped(p + ".order",
+              "SCRIPT PayerResponsibilityCode has P, S and T for orders 1 to 3: not sent");
+    }
+    b.payer_type = MapPayerType(c, p);
+    MapCoverageElements(c, p, b);
+    if (c.subscriber && !in.subscriber_is_patient && !b.cardholder_name) {
+      Dropped(p + ".subscriber",
+              "SCRIPT CardHolderName is sent from RxFlow script-element extensions "
+              "(CardHolderName/LastName, ...) only: not sent");
+    }
+    return b;
+  }
+
+  // Coverage.insurer. An Organization: its name (PayerName), its payer identifiers
+  // (PayerIdentification but the BIN and PCN, which are classes), its first contact address
+  // (Address) and its contacts' telecoms (CommunicationNumbers). An insurer that does not
+  // resolve: its display (PayerName) and identifier.
+  void MapInsurer(const fhir::CoverageInput& in, script::BenefitsCoordination& b) {
+    const std::optional<fhir::Reference>& ref = in.coverage.insurer;
+    if (!ref) return;
+    const std::string rp = in.path + ".insurer";
+    if (!in.insurer) {
+      b.payer_name = Text(
+          ref->display, [&] { return rp + ".display"; }, 70, "payer name");
+      if (ref->identifier) PayerIdentifier(*ref->identifier, rp + ".identifier", b);
+      if (!ref->reference.empty()) {
+        Dropped(rp + ".reference",
+                "does not resolve to an Organization: only the insurer's display and identifier "
+                "are sent");
+      }
+      return;
+    }
+    const fhir::Organization& o = *in.insurer;
+    const std::string& op = in.insurer_path;
+    if (!o.name.empty()) {
+      b.payer_name = Text(
+          o.name, [&] { return op + ".name"; }, 70, "payer name");
+    } else {
+      b.payer_name = Text(
+          ref->display, [&] { return rp + ".display"; }, 70, "payer name");
+    }
+    for (size_t i = 0; i < o.identifier.size(); ++i) {
+      PayerIdentifier(o.identifier[i], Cat(op, ".identifier[", i, "]"), b);
+    }
+    std::vector<std::pair<const fhir::ContactPoint*, std::string>> telecoms;
+    for (size_t i = 0; i < o.contact.size(); ++i) {
+      const fhir::ExtendedContactDetail& cd = o.contact[i];
+      const std::string cp = Cat(op, ".contact[", i, "]");
+      if (cd.address && !b.address) {
+        b.address = MapAddress(*cd.address, cp + ".address", false);
+      } else if (cd.address) {
+        Dropped(cp + ".address", "SCRIPT carries one payer address: not sent");
+      }
+      for (size_t t = 0; t < cd.telecom.size(); ++t) {
+        telecoms.emplace_back(&cd.telecom[t], Cat(cp, ".telecom[", t, "]"));
+      }
+    }
+    b.communication_numbers = MapTelecom(telecoms, op + ".contact", false);
+    for (size_t i = 0; i < o.type.size(); ++i) {
+      if (CodeIn(o.type[i], kOrganizationType) != "pay") Dropped(Cat(op, ".type[", i, "]"));
+    }
+    if (!o.alias.empty()) Dropped(op + ".alias");
+    ReportExtensions(o, op);
+  }
+
+  // A payer identifier → PayerIdentification/PayerID, NAICCode, MutuallyDefined or
+  // StandardUniqueHealthPlanIdentifier, by its system.
+  void PayerIdentifier(const fhir::Identifier& id, const std::string& ip,
+                       script::BenefitsCoordination& b) {
+    const TextSlot slots[] = {
+        {kPayerIdSystem, &b.payer_id, 80, "payer id"},
+        {kNaicCompanyCode, &b.naic_code, 35, "NAIC code"},
+        {kPayerMutuallyDefinedSystem, &b.mutually_defined, 35, "payer id (mutually defined)"},
+        {kHealthPlanIdSystem, &b.standard_unique_health_plan_identifier, 35,
+         "health plan identifier"}};
+    for (const TextSlot& s : slots) {
+      if (id.system != s.key) continue;
+      if (!s.field->empty()) {
+        Dropped(ip, Cat("SCRIPT carries one ", s.what, ": not sent"));
+      } else {
+        *s.field = Text(
+            id.value, [&] { return ip + ".value"; }, s.max, s.what);
+      }
+      return;
+    }
+    Dropped(ip, "identifier system not mapped to SCRIPT PayerIdentification: not sent");
+  }
+
+  // Coverage.class (coverage-class) → IINNumber (rxbin), ProcessorIdentificationNumber
+  // (rxpcn), PBMMemberID (rxid), and GroupID with GroupName (the group class, else rxgroup).
+  void MapCoverageClasses(const fhir::Coverage& c, const std::string& p,
+                          script::BenefitsCoordination& b) {
+    const TextSlot slots[] = {
+        {"rxbin", &b.iin_number, 35, "BIN (IINNumber)"},
+        {"rxpcn", &b.processor_identification_number, 35, "processor control number"},
+        {"rxid", &b.pbm_member_id, 80, "PBM member id"}};
+    std::pair<const fhir::CoverageClass*, std::string> group, rxgroup;  // (class, path)
+    for (size_t i = 0; i < c.class_.size(); ++i) {
+      const fhir::CoverageClass& k = c.class_[i];
+      const std::string kp = Cat(p, ".class[", i, "]");
+      const std::string_view code = CodeIn(k.type, kCoverageClass);
+      if (k.value.value.empty()) {
+        Dropped(kp, "a class without value.value: not sent");
+        continue;
+      }
+      if (code == "group" || code == "rxgroup") {
+        auto& slot = code == "group" ? group : rxgroup;
+        if (slot.first) {
+          Dropped(kp, "SCRIPT carries one GroupID: not sent");
+        } else {
+          slot = {&k, kp};
+        }
+        continue;
+      }
+      const TextSlot* s = nullptr;
+      for (const TextSlot& candidate : slots) {
+        if (candidate.key == code) s = &candidate;
+      }
+      if (code.empty()) {
+        Dropped(kp, Cat("only a class typed in ", kCoverageClass, " is sent: not sent"));
+        continue;
+      }
+      if (!s || !s->field->empty()) {
+        Dropped(kp, !s ? Cat("coverage class \"", code.substr(0, 40),
+                             "\" has no SCRIPT element: not sent")
+                       : Cat("SCRIPT carries one ", s->what, ": not sent"));
+        continue;
+      }
+      *s->field = Text(
+          k.value.value, [&] { return kp + ".value.value"; }, s->max, s->what);
+      if (!k.name.empty()) {
+        Dropped(kp + ".name", "SCRIPT carries a name for the group only (GroupName): not sent");
+      }
+    }
+    const auto& [chosen, at] = group.first ? group : rxgroup;
+    if (!chosen) return;
+    b.group_id = Text(
+        chosen->value.value, [&] { return at + ".value.value"; }, 35, "group id");
+    b.group_name = Text(
+        chosen->name, [&] { return at + ".name"; }, 70, "group name");
+    if (group.first && rxgroup.first &&
+        (rxgroup.first->value.value != group.first->value.value ||
+         (!rxgroup.first->name.empty() && rxgroup.first->name != group.first->name))) {
+      Dropped(rxgroup.second, "SCRIPT carries one GroupID (the group class's is sent): not sent");
+    }
+  }
+
+  // Coverage.relationship (subscriber-relationship) → PatientRelationship: 1 cardholder (self),
+  // 2 spouse, 3 child, 4 other. A common-law spouse is sent as 2, a parent or an injured party
+  // as 4, each with an information issue.
+  std::string MapRelationship(const fhir::Coverage& c, const std::string& p) {
+    if (!c.relationship) return {};
+    static constexpr std::pair<std::string_view, std::string_view> kCodes[] = {
+        {"self", "1"},   {"spouse", "2"}, {"child", "3"},  {"other", "4"},
+        {"common", "2"}, {"parent", "4"}, {"injured", "4"}};
+    const std::string_view code = CodeIn(*c.relationship, kSubscriberRelationship);
+    for (const auto& [fhir_code, ncpdp] : kCodes) {
+      if (code != fhir_code) continue;
+      if (fhir_code != "self" && fhir_code != "spouse" && fhir_code != "child" &&
+          fhir_code != "other") {
+        issues_.Add(Severity::kInformation, IssueCode::kInformational, p + ".relationship",
+                    Cat("relationship ", fhir_code, " is sent as PatientRelationship ", ncpdp));
+      }
+      return std::string(ncpdp);
+    }
+    Dropped(p + ".relationship", Cat("only a relationship coded in ", kSubscriberRelationship,
+                                     " is sent (PatientRelationship): not sent"));
+    return {};
+  }
+
+  // Coverage.type: a coding in RxFlow's ncpdp-payer-type system → PayerType.
+  std::string MapPayerType(const fhir::Coverage& c, const std::string& p) {
+    if (!c.type) return {};
+    static constexpr std::string_view kCodes[] = {"A", "B", "C", "D", "E", "F", "G",  "H",
+                                                  "J", "K", "L", "M", "N", "P", "ZY", "ZZ"};
+    for (const fhir::Coding& cd : c.type->coding) {
+      if (cd.system != kNcpdpPayerTypeSystem) continue;
+      if (std::find(std::begin(kCodes), std::end(kCodes), cd.code) != std::end(kCodes)) {
+        return cd.code;
+      }
+      Dropped(p + ".type",
+              Cat("SCRIPT PayerType has no code \"", cd.code.substr(0, 20), "\": not sent"));
+      return {};
+    }
+    Dropped(p + ".type",
+            Cat("only a type coded in ", kNcpdpPayerTypeSystem, " is sent (PayerType): not sent"));
+    return {};
+  }
+
+  // RxFlow script-element extensions on a Coverage: the BenefitsCoordination elements with no
+  // FHIR home (PayerResponsibilityCode U and PP, a GroupName without GroupID, the parts of
+  // CardHolderName and ResponsibleParty). Any other extension is named as not sent.
+  void MapCoverageElements(const fhir::Coverage& c, const std::string& p,
+                           script::BenefitsCoordination& b) {
+    script::Name holder, responsible;
+    for (size_t i = 0; i < c.extension.size(); ++i) {
+      const fhir::Extension& e = c.extension[i];
+      const std::string ep = Cat(p, ".extension[", i, "]");
+      auto se = ReadScriptElement(e);
+      const TextSlot slot = se ? CoverageElement(se->element, b, holder, responsible) : TextSlot{};
+      if (!slot.field) {
+        Dropped(ep, Cat(ExtensionSubject(e), ": not mapped to SCRIPT: not sent"));
+        continue;
+      }
+      const std::string subject =
+          Cat("SCRIPT BenefitsCoordination/", se->element, " (script-element extension)");
+      if (!se->value || se->value->empty()) {
+        Dropped(ep, Cat(subject, ": no value (a valueString sub-extension \"value\"): not sent"));
+      } else if (!slot.field->empty()) {
+        Dropped(ep, Cat(subject, ": SCRIPT carries one: not sent"));
+      } else {
+        *slot.field = Text(
+            *se->value, [&] { return ep; }, slot.max, slot.what);
+      }
+      static constexpr std::string_view kResponsibility[] = {"P", "S", "T", "U", "PP"};
+      if (slot.field == &b.payer_responsibility_code && !slot.field->empty() &&
+          std::find(std::begin(kResponsibility), std::end(kResponsibility), *slot.field) ==
+              std::end(kResponsibility)) {
+        Dropped(ep, Cat(subject, ": not a PayerResponsibilityCode (P, S, T, U, PP): not sent"));
+        slot.field->clear();
+      }
+    }
+    b.cardholder_name = NameFromParts(holder, p, "CardHolderName");
+    b.responsible_party = NameFromParts(responsible, p, "ResponsibleParty");
+  }
+
+  // A NameType sent from its script-element parts: SCRIPT requires LastName and FirstName.
+  std::optional<script::Name> NameFromParts(const script::Name& n, const std::string& p,
+                                            std::string_view element) {
+    if (n.last_name.empty() && n.first_name.empty() && n.middle_name.empty() && n.suffix.empty() &&
+        n.prefix.empty()) {
+      return std::nullopt;
+    }
+    if (n.last_name.empty() || n.first_name.empty()) {
+      Dropped(p + ".extension", Cat("SCRIPT BenefitsCoordination/", element,
+                                    " needs its LastName and FirstName (script-element "
+                                    "extensions): not sent"));
+      return std::nullopt;
+    }
+    return n;
+  }
+
   // Extensions RxFlow does not send from this resource; each warning names what the
   // extension carries (its SCRIPT element, else its URL).
   // `dea_schedule_read`: the resource's DEA schedule extension is read (FindSchedule).
@@ -1761,6 +2104,7 @@ class Mapper {
     std::optional<script::AllergyOrAdverseEvent> allergies;
     std::optional<script::Observation> observation;
     MapClinicalInformation(cancel, allergies, observation);
+    std::vector<script::BenefitsCoordination> benefits = MapBenefits(cancel);
 
     h.to = ncpdp;
     h.to_qualifier = "P";
@@ -1827,6 +2171,7 @@ class Mapper {
       }
       n.prohibit_renewal_request = prohibit_renewal;
       n.allergy_or_adverse_event = std::move(allergies);
+      n.benefits_coordination = std::move(benefits);
       n.patient = std::move(patient);
       n.pharmacy = std::move(pharmacy);
       n.prescriber = std::move(prescriber);

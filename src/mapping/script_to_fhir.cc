@@ -643,6 +643,7 @@ class Builder {
   void MapTx(const script::NewRx& n, const std::string& path) {
     fhir::MedicationRequest mr = PrescriptionRequest(n, path);
     KeepTestMessage(mr);
+    mr.insurance = Coverages(n.benefits_coordination, path, *mr.subject);
     Priority(n.urgency_indicator_code, path, mr);
     if (n.prohibit_renewal_request) {
       mr.extension.push_back(
@@ -658,8 +659,9 @@ class Builder {
 
   // ---- Clinical information of a NewRx: allergies and measurements ----
 
+  // A CodeableConcept of one coding.
   static fhir::CodeableConcept Concept(std::string_view system, std::string_view code,
-                                       std::string_view display) {
+                                       std::string_view display = {}) {
     return fhir::CodeableConcept{{fhir::Coding{std::string(system), "", std::string(code),
                                                std::string(display), std::nullopt}},
                                  ""};
@@ -1063,29 +1065,151 @@ class Builder {
     InputString(t, "Response/ReferenceNumber", r.reference_number);
   }
 
-  // BenefitsCoordination: RxFlow's FHIR model has no Coverage. Consent is a Task input; the
-  // payer fields are each named in a warning.
-  void Benefits(const std::vector<script::BenefitsCoordination>& bs, const std::string& path,
-                fhir::Task& t) {
+  // ---- BenefitsCoordination → Coverage (NewRx, the history and transfer transactions) ----
+
+  // Each BenefitsCoordination → a Coverage of `patient` (docs/mapping.md §4.4.2); the
+  // references of those made, for an `insurance` element.
+  std::vector<fhir::Reference> Coverages(const std::vector<script::BenefitsCoordination>& bs,
+                                         const std::string& path, const fhir::Reference& patient) {
+    std::vector<fhir::Reference> out;
     for (size_t i = 0; i < bs.size(); ++i) {
-      const script::BenefitsCoordination& b = bs[i];
-      const std::string at = bs.size() > 1 ? Cat(path, "/BenefitsCoordination[", i + 1, "]")
-                                           : path + "/BenefitsCoordination";
-      InputString(t, "BenefitsCoordination/Consent", b.consent);
-      const bool payer = !b.payer_id.empty() || !b.processor_identification_number.empty() ||
-                         !b.iin_number.empty();
-      const std::pair<std::string_view, bool> dropped[] = {
-          {"PayerIdentification", payer},
-          {"PayerName", !b.payer_name.empty()},
-          {"CardholderID", !b.cardholder_id.empty()},
-          {"GroupID", !b.group_id.empty()},
-          {"PBMMemberID", !b.pbm_member_id.empty()}};
-      for (const auto& [element, present] : dropped) {
-        if (!present) continue;
-        issues_.Warning(Cat(at, "/", element), IssueCode::kNotSupported,
-                        "RxFlow's FHIR model has no Coverage: not mapped to FHIR: dropped");
-      }
+      auto r = AddCoverage(bs[i], Indexed(path + "/BenefitsCoordination", i, bs), patient);
+      if (r) out.push_back(std::move(*r));
     }
+    return out;
+  }
+
+  // The history's and the transfer's BenefitsCoordination: Coverages the Task names as
+  // `insurance`, and each Consent a Task input.
+  void Benefits(const std::vector<script::BenefitsCoordination>& bs, const std::string& path,
+                const fhir::Reference& patient, fhir::Task& t) {
+    for (const script::BenefitsCoordination& b : bs) {
+      InputString(t, "BenefitsCoordination/Consent", b.consent);
+    }
+    t.insurance = Coverages(bs, path, patient);
+  }
+
+  // One BenefitsCoordination (at `path`) → a Coverage of `patient`, with an Organization for
+  // its payer; nullopt when it holds nothing a Coverage carries (a history's Consent alone).
+  std::optional<fhir::Reference> AddCoverage(const script::BenefitsCoordination& b,
+                                             const std::string& path,
+                                             const fhir::Reference& patient) {
+    fhir::Coverage c;
+    c.status = "active";
+    c.kind = "insurance";
+    if (!b.payer_type.empty()) c.type = Concept(kNcpdpPayerTypeSystem, b.payer_type);
+    if (b.patient_relationship == "1") {
+      c.subscriber = patient;  // the patient is the cardholder
+    } else if (b.cardholder_name) {
+      c.subscriber.emplace().display = DisplayName(*b.cardholder_name);
+    }
+    if (!b.cardholder_id.empty()) c.subscriber_id.push_back(Id("", b.cardholder_id));
+    c.beneficiary = patient;
+    c.dependent = b.person_code;
+    c.relationship = Relationship(b.patient_relationship, path);
+    c.insurer = AddPayer(b);
+    c.class_ = CoverageClasses(b);
+    // P, S, T → order 1, 2, 3; any other code (U, PP) has no FHIR home.
+    const size_t order = std::string_view("PST").find(b.payer_responsibility_code);
+    if (b.payer_responsibility_code.size() == 1 && order != std::string_view::npos) {
+      c.order = static_cast<int64_t>(order + 1);
+    } else {
+      Keep(c.extension, "PayerResponsibilityCode", b.payer_responsibility_code);
+    }
+    if (b.group_id.empty()) Keep(c.extension, "GroupName", b.group_name);  // no class for it
+    KeepName(c.extension, "CardHolderName", b.cardholder_name);
+    KeepName(c.extension, "ResponsibleParty", b.responsible_party);
+    const bool empty = !c.type && !c.subscriber && c.subscriber_id.empty() && c.dependent.empty() &&
+                       !c.relationship && !c.insurer && c.class_.empty() && !c.order &&
+                       c.extension.empty();
+    if (empty) return std::nullopt;
+    return Add(fhir::Resource{std::move(c)}, "coverage");
+  }
+
+  // PatientRelationship 1 (cardholder), 2, 3, 4 → subscriber-relationship self, spouse, child,
+  // other.
+  std::optional<fhir::CodeableConcept> Relationship(const std::string& code,
+                                                    const std::string& path) {
+    static constexpr std::string_view kCodes[][3] = {{"1", "self", "Self"},
+                                                     {"2", "spouse", "Spouse"},
+                                                     {"3", "child", "Child"},
+                                                     {"4", "other", "Other"}};
+    if (code.empty()) return std::nullopt;
+    for (const auto& [ncpdp, fhir_code, display] : kCodes) {
+      if (code == ncpdp) return Concept(kSubscriberRelationship, fhir_code, display);
+    }
+    issues_.Warning(path + "/PatientRelationship", IssueCode::kValue,
+                    Cat("patient relationship code ", code.substr(0, 10),
+                        " is not 1 to 4: not mapped to FHIR: dropped"));
+    return std::nullopt;
+  }
+
+  // The payer: PayerName, the PayerIdentification identifiers but the BIN and PCN (classes of
+  // the Coverage), the Address and the CommunicationNumbers → an Organization (role `payer`,
+  // type Payer), when there is any of them.
+  std::optional<fhir::Reference> AddPayer(const script::BenefitsCoordination& b) {
+    fhir::Organization o;
+    const std::pair<std::string_view, const std::string*> ids[] = {
+        {kPayerIdSystem, &b.payer_id},
+        {kNaicCompanyCode, &b.naic_code},
+        {kPayerMutuallyDefinedSystem, &b.mutually_defined},
+        {kHealthPlanIdSystem, &b.standard_unique_health_plan_identifier}};
+    for (const auto& [system, value] : ids) {
+      if (!value->empty()) o.identifier.push_back(Id(system, *value));
+    }
+    o.name = b.payer_name;
+    if (b.address || b.communication_numbers) {
+      fhir::ExtendedContactDetail c;
+      if (b.address) c.address = Addr(*b.address, "work");
+      c.telecom = Telecom(b.communication_numbers, "work");
+      o.contact.push_back(std::move(c));
+    }
+    if (o.name.empty() && o.identifier.empty() && o.contact.empty()) return std::nullopt;
+    o.type.push_back(Concept(kOrganizationType, "pay", "Payer"));
+    return Add(fhir::Resource{std::move(o)}, "payer");
+  }
+
+  // GroupID (with GroupName), IINNumber, ProcessorIdentificationNumber and PBMMemberID →
+  // coverage-class group, rxbin, rxpcn and rxid.
+  static std::vector<fhir::CoverageClass> CoverageClasses(const script::BenefitsCoordination& b) {
+    std::vector<fhir::CoverageClass> out;
+    auto add = [&](std::string_view code, std::string_view display, const std::string& value,
+                   const std::string& name) {
+      if (value.empty()) return;
+      fhir::CoverageClass k;
+      k.type = Concept(kCoverageClass, code, display);
+      k.value.value = value;
+      k.name = name;
+      out.push_back(std::move(k));
+    };
+    add("group", "Group", b.group_id, b.group_name);
+    add("rxbin", "RX BIN", b.iin_number, {});
+    add("rxpcn", "RX PCN", b.processor_identification_number, {});
+    add("rxid", "RX Id", b.pbm_member_id, {});
+    return out;
+  }
+
+  // A NameType with no FHIR home here: script-element extensions, one per part.
+  static void KeepName(std::vector<fhir::Extension>& out, std::string_view element,
+                       const std::optional<script::Name>& n) {
+    if (!n) return;
+    Keep(out, Cat(element, "/LastName"), n->last_name);
+    Keep(out, Cat(element, "/FirstName"), n->first_name);
+    Keep(out, Cat(element, "/MiddleName"), n->middle_name);
+    Keep(out, Cat(element, "/Suffix"), n->suffix);
+    Keep(out, Cat(element, "/Prefix"), n->prefix);
+  }
+
+  // "Prefix First Middle Last Suffix", for a Reference's display.
+  static std::string DisplayName(const script::Name& n) {
+    std::string out;
+    for (const std::string* part :
+         {&n.prefix, &n.first_name, &n.middle_name, &n.last_name, &n.suffix}) {
+      if (part->empty()) continue;
+      if (!out.empty()) out.push_back(' ');
+      out += *part;
+    }
+    return out;
   }
 
   // A Pharmacist → a Practitioner (role `pharmacist`).
@@ -1147,7 +1271,7 @@ class Builder {
       InputString(t, "PDMPStatesRequested/StateProvince", s);
     }
     InputString(t, "RequestorRole", r.requestor_role);
-    Benefits(r.benefits_coordination, path, t);
+    Benefits(r.benefits_coordination, path, *t.for_, t);
     Add(fhir::Resource{std::move(t)}, "task");
   }
 
@@ -1181,7 +1305,7 @@ class Builder {
           "statement");
     }
     InputPeriod(t, "RequestedDates", r.requested_dates);
-    Benefits(r.benefits_coordination, path, t);
+    Benefits(r.benefits_coordination, path, patient, t);
     Add(fhir::Resource{std::move(t)}, "task");
   }
 
@@ -1325,7 +1449,7 @@ class Builder {
                   t);
     }
     InputString(t, "TransferRequest", r.transfer_request);
-    Benefits(r.benefits_coordination, path, t);
+    Benefits(r.benefits_coordination, path, patient, t);
     Add(fhir::Resource{std::move(t)}, "task");
   }
 

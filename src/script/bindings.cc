@@ -293,6 +293,42 @@ constexpr Field kHeader[] = {
     Leaf<&Header::prescriber_order_number>("PrescriberOrderNumber"),
     Sub<&Header::digital_signature>("DigitalSignature", kDigitalSignature)};
 
+// ---- Benefits coordination (NewRx, the medication history and transfer transactions) ----
+
+// One table for BenefitsCoordinationRestricted (NewRx) and RxHistoryBenefitsCoordination:
+// the writer leaves out what the element's type does not declare (Consent in a NewRx).
+using Benefits = BenefitsCoordination;
+bool HasPayerId(const void* owner) {
+  const auto& b = *static_cast<const Benefits*>(owner);
+  return !b.payer_id.empty() || !b.processor_identification_number.empty() ||
+         !b.naic_code.empty() || !b.mutually_defined.empty() ||
+         !b.standard_unique_health_plan_identifier.empty() || !b.iin_number.empty();
+}
+constexpr Field kPayerId[] = {
+    Leaf<&Benefits::payer_id>("PayerID"),
+    Leaf<&Benefits::processor_identification_number>("ProcessorIdentificationNumber"),
+    Leaf<&Benefits::naic_code>("NAICCode"),
+    Leaf<&Benefits::mutually_defined>("MutuallyDefined"),
+    Leaf<&Benefits::standard_unique_health_plan_identifier>("StandardUniqueHealthPlanIdentifier"),
+    Leaf<&Benefits::iin_number>("IINNumber")};
+constexpr Field kBenefitsCoordinationFields[] = {
+    Group("PayerIdentification", kPayerId, &HasPayerId),
+    Leaf<&Benefits::payer_name>("PayerName"),
+    Leaf<&Benefits::cardholder_id>("CardholderID"),
+    Sub<&Benefits::cardholder_name>("CardHolderName", kName),
+    Leaf<&Benefits::group_id>("GroupID"),
+    Leaf<&Benefits::payer_responsibility_code>("PayerResponsibilityCode"),
+    Leaf<&Benefits::patient_relationship>("PatientRelationship"),
+    Leaf<&Benefits::person_code>("PersonCode"),
+    Leaf<&Benefits::group_name>("GroupName"),
+    Sub<&Benefits::address>("Address", kAddress),
+    Sub<&Benefits::communication_numbers>("CommunicationNumbers", kComm),
+    Leaf<&Benefits::consent>("Consent"),
+    Leaf<&Benefits::pbm_member_id>("PBMMemberID"),
+    Sub<&Benefits::responsible_party>("ResponsibleParty", kName),
+    Leaf<&Benefits::payer_type>("PayerType")};
+constexpr Table kBenefitsCoordination(kBenefitsCoordinationFields, /*only_declared=*/true);
+
 // ---- Transactions ----
 
 constexpr Field kResponseKind[] = {Leaf<&Response::reason_code>("ReasonCode"),
@@ -304,6 +340,7 @@ constexpr Field kResponse[] = {Choice<&Response::kind>(kResponseKind)};
 constexpr Field kNewRx[] = {
     Leaf<&NewRx::urgency_indicator_code>("UrgencyIndicatorCode"),
     Sub<&NewRx::allergy_or_adverse_event>("AllergyOrAdverseEvent", kAllergyOrAdverseEvent),
+    Sub<&NewRx::benefits_coordination>("BenefitsCoordination", kBenefitsCoordination),
     Sub<&NewRx::patient>("Patient", kPatient),
     Sub<&NewRx::pharmacy>("Pharmacy", kPharmacy),
     Sub<&NewRx::prescriber>("Prescriber", kPrescriber),
@@ -382,22 +419,6 @@ constexpr Field kRxFillIndicatorChange[] = {
     Leaf<&RxFillIndicatorChange::rx_fill_indicator>("RxFillIndicator")};
 
 // ---- Medication history ----
-
-using Benefits = BenefitsCoordination;
-bool HasPayerId(const void* owner) {
-  const auto& b = *static_cast<const Benefits*>(owner);
-  return !b.payer_id.empty() || !b.processor_identification_number.empty() || !b.iin_number.empty();
-}
-constexpr Field kPayerId[] = {
-    Leaf<&Benefits::payer_id>("PayerID"),
-    Leaf<&Benefits::processor_identification_number>("ProcessorIdentificationNumber"),
-    Leaf<&Benefits::iin_number>("IINNumber")};
-constexpr Field kBenefitsCoordination[] = {Group("PayerIdentification", kPayerId, &HasPayerId),
-                                           Leaf<&Benefits::payer_name>("PayerName"),
-                                           Leaf<&Benefits::cardholder_id>("CardholderID"),
-                                           Leaf<&Benefits::group_id>("GroupID"),
-                                           Leaf<&Benefits::consent>("Consent"),
-                                           Leaf<&Benefits::pbm_member_id>("PBMMemberID")};
 
 constexpr Field kDateRange[] = {Sub<&DateRange::start_date>("StartDate", kDate),
                                 Sub<&DateRange::end_date>("EndDate", kDate)};

@@ -1,3 +1,9 @@
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
@@ -206,9 +212,17 @@ TEST_SUITE("Mapping: history, transfer, new prescription requests") {
     json task = Resources(b, "Task")[0];
     CHECK(task["status"] == "completed");
     CHECK(task["focus"]["identifier"]["value"] == "d81f3c6a2e5b47c9a0b7e4f1c3d9a528");
-    // The payer fields have no FHIR home here: each is named.
-    CHECK(issues.Find("/Message/Body/RxHistoryResponse/BenefitsCoordination/CardholderID"));
-    CHECK(issues.Find("/Message/Body/RxHistoryResponse/BenefitsCoordination/PayerIdentification"));
+    // The BenefitsCoordination is a Coverage the Task names as insurance (its Consent a Task
+    // input): nothing of it is dropped.
+    json coverages = Resources(b, "Coverage");
+    REQUIRE(coverages.size() == 1);
+    CHECK(coverages[0]["subscriberId"][0]["value"] == "SHP55012873");
+    CHECK(coverages[0]["beneficiary"] == task["for"]);
+    REQUIRE(task["insurance"].size() == 1);
+    CHECK(task["input"].dump().find("BenefitsCoordination/Consent") != std::string::npos);
+    CHECK_FALSE(issues.Find("/Message/Body/RxHistoryResponse/BenefitsCoordination/CardholderID"));
+    CHECK_FALSE(
+        issues.Find("/Message/Body/RxHistoryResponse/BenefitsCoordination/PayerIdentification"));
   }
 
   TEST_CASE("RxHistoryResponse: prescribed entries become MedicationStatements") {
@@ -856,5 +870,331 @@ TEST_SUITE("Mapping: allergies and observations") {
     const Issue* refused = other.Find("observations[0].subject.reference");
     REQUIRE(refused);
     CHECK(refused->severity == Severity::kError);
+  }
+}
+
+// ---- Coverage ⇄ BenefitsCoordination ------------------------------------------------------
+
+namespace {
+
+constexpr std::string_view kCoverageClassSystem =
+    "http://terminology.hl7.org/CodeSystem/coverage-class";
+constexpr std::string_view kRelationshipSystem =
+    "http://terminology.hl7.org/CodeSystem/subscriber-relationship";
+constexpr std::string_view kPayerTypeSystem = "https://rxflow.dev/fhir/CodeSystem/ncpdp-payer-type";
+
+TransformOptions Options2017() {
+  TransformOptions o;
+  o.version = script::Version::k2017071;
+  o.newrx.message_id = "M1";
+  o.newrx.sent_time = "2026-11-26T10:00:00Z";
+  return o;
+}
+
+// The entries of a Bundle whose resource is of `type`, in entry order.
+json EntriesOf(const json& bundle, const std::string& type) {
+  json out = json::array();
+  for (const json& e : bundle["entry"]) {
+    if (e["resource"]["resourceType"] == type) out.push_back(e);
+  }
+  return out;
+}
+
+// The resource a reference names by its fullUrl (null when none does).
+json Named(const json& bundle, const json& reference) {
+  for (const json& e : bundle["entry"]) {
+    if (e["fullUrl"] == reference["reference"]) return e["resource"];
+  }
+  return nullptr;
+}
+
+// The code of the first coding of `cc` in `system` ("" when none).
+std::string CodeIn(const json& cc, std::string_view system) {
+  for (const json& c : cc.value("coding", json::array())) {
+    if (c.value("system", "") == system) return c.value("code", "");
+  }
+  return "";
+}
+
+// The value of the identifier of `resource` in `system` ("" when none).
+std::string IdentifierIn(const json& resource, std::string_view system) {
+  for (const json& i : resource.value("identifier", json::array())) {
+    if (i.value("system", "") == system) return i.value("value", "");
+  }
+  return "";
+}
+
+// The Coverage's classes by coverage-class code: (value, name).
+std::map<std::string, std::pair<std::string, std::string>> ClassesOf(const json& coverage) {
+  std::map<std::string, std::pair<std::string, std::string>> out;
+  for (const json& k : coverage.value("class", json::array())) {
+    out[CodeIn(k["type"], kCoverageClassSystem)] = {k["value"].value("value", ""),
+                                                    k.value("name", "")};
+  }
+  return out;
+}
+
+// The value of the RxFlow script-element extension naming `element` ("" when none).
+std::string ScriptElementValue(const json& resource, const std::string& element) {
+  for (const json& e : resource.value("extension", json::array())) {
+    if (e["url"] != "https://rxflow.dev/fhir/StructureDefinition/script-element") continue;
+    std::string name, value;
+    for (const json& sub : e["extension"]) {
+      if (sub["url"] == "element") name = sub["valueString"];
+      if (sub["url"] == "value") value = sub["valueString"];
+    }
+    if (name == element) return value;
+  }
+  return "";
+}
+
+// An active insurance Coverage of the fixture's patient (Patient/p1).
+json CoverageJson(const std::string& id, const std::string& member) {
+  return {{"resourceType", "Coverage"},
+          {"id", id},
+          {"status", "active"},
+          {"kind", "insurance"},
+          {"subscriberId", json::array({{{"value", member}}})},
+          {"beneficiary", {{"reference", "Patient/p1"}}}};
+}
+
+// bundle_transaction_practitionerrole.json (six entries) with `coverages` added as entries 6,
+// 7, ... (each named in MedicationRequest.insurance when `named`), then a payer Organization
+// (Organization/payer1).
+json BundleWithCoverages(const std::vector<json>& coverages, bool named = true) {
+  json b = json::parse(testing::ReadFixture("fhir/bundle_transaction_practitionerrole.json"));
+  json& mr = b["entry"][0]["resource"];
+  REQUIRE(mr["resourceType"] == "MedicationRequest");
+  REQUIRE(b["entry"].size() == 6);
+  for (const json& c : coverages) {
+    const std::string id = c["id"];
+    b["entry"].push_back({{"fullUrl", "http://example.org/fhir/Coverage/" + id}, {"resource", c}});
+    if (named) mr["insurance"].push_back({{"reference", "Coverage/" + id}});
+  }
+  json payer = {
+      {"resourceType", "Organization"},
+      {"id", "payer1"},
+      {"identifier",
+       json::array({{{"system", "urn:rxflow:ncpdp:payer-id"}, {"value", "PAYER-77"}}})},
+      {"name", "Acme Health"},
+      {"contact",
+       json::array(
+           {{{"telecom", json::array({{{"system", "phone"}, {"value", "800-555-0199"}}})}}})}};
+  b["entry"].push_back(
+      {{"fullUrl", "http://example.org/fhir/Organization/payer1"}, {"resource", payer}});
+  return b;
+}
+
+const script::NewRx& NewRxOf(const ScriptOutput& out) {
+  return std::get<script::NewRx>(out.newrx.message.body);
+}
+
+}  // namespace
+
+TEST_SUITE("Mapping: Coverage and BenefitsCoordination") {
+  TEST_CASE("two BenefitsCoordination become two Coverages the MedicationRequest names") {
+    IssueList issues;
+    auto out = ToFhirJson(testing::ReadFixture("script/newrx_benefits_coordination.xml"), issues);
+    REQUIRE(out.ok());
+    for (const Issue& i : issues) {  // nothing of them dropped
+      CHECK_MESSAGE(i.path.find("BenefitsCoordination") == std::string::npos, ToString(i));
+    }
+    const json b = json::parse(*out);
+    const json mr = EntriesOf(b, "MedicationRequest")[0]["resource"];
+    const json coverages = EntriesOf(b, "Coverage");
+    REQUIRE(coverages.size() == 2);
+    REQUIRE(mr["insurance"].size() == 2);
+    CHECK(mr["insurance"][0]["reference"] == coverages[0]["fullUrl"]);
+    CHECK(mr["insurance"][1]["reference"] == coverages[1]["fullUrl"]);
+    const json patient = {{"reference", EntriesOf(b, "Patient")[0]["fullUrl"]}};
+
+    // The primary payer: the patient is the cardholder (PatientRelationship 1).
+    const json first = coverages[0]["resource"];
+    CHECK(first["status"] == "active");
+    CHECK(first["kind"] == "insurance");
+    CHECK(first["beneficiary"] == patient);
+    CHECK(first["subscriber"] == patient);
+    CHECK(first["subscriberId"][0]["value"] == "SHP44881200");
+    CHECK(first["dependent"] == "001");
+    CHECK(CodeIn(first["relationship"], kRelationshipSystem) == "self");
+    CHECK(first["order"] == 1);  // PayerResponsibilityCode P
+    CHECK(CodeIn(first["type"], kPayerTypeSystem) == "L");
+    auto classes = ClassesOf(first);
+    CHECK(classes.size() == 4);
+    CHECK(classes["group"] ==
+          std::pair<std::string, std::string>("GRP7741", "Synthetic Employers Trust"));
+    CHECK(classes["rxbin"].first == "610999");
+    CHECK(classes["rxpcn"].first == "SYNPCN01");
+    CHECK(classes["rxid"].first == "PBM-44881200-01");
+    CHECK_FALSE(first.contains("extension"));
+    const json payer = Named(b, first["insurer"]);
+    REQUIRE(payer.is_object());
+    CHECK(payer["resourceType"] == "Organization");
+    CHECK(payer["name"] == "Synthetic Health Plan");
+    CHECK(IdentifierIn(payer, "urn:rxflow:ncpdp:payer-id") == "T00000000021234");
+    CHECK(IdentifierIn(payer, "urn:oid:2.16.840.1.113883.6.300") == "99901");  // NAIC
+    CHECK(CodeIn(payer["type"][0], "http://terminology.hl7.org/CodeSystem/organization-type") ==
+          "pay");
+
+    // The secondary payer: the patient is the cardholder's spouse.
+    const json second = coverages[1]["resource"];
+    CHECK(second["beneficiary"] == patient);
+    CHECK(second["subscriber"] == json{{"display", "Mr Julien Paul Delacroix Jr"}});
+    CHECK(second["subscriberId"][0]["value"] == "SSM90012200");
+    CHECK(CodeIn(second["relationship"], kRelationshipSystem) == "spouse");
+    CHECK(second["dependent"] == "02");
+    CHECK_FALSE(second.contains("order"));  // U has no order
+    CHECK_FALSE(second.contains("class"));  // no GroupID, BIN, PCN or PBM member id
+    CHECK(CodeIn(second["type"], kPayerTypeSystem) == "ZZ");
+    CHECK(ScriptElementValue(second, "PayerResponsibilityCode") == "U");
+    CHECK(ScriptElementValue(second, "GroupName") == "Spouse plan without group id");
+    CHECK(ScriptElementValue(second, "CardHolderName/LastName") == "Delacroix");
+    CHECK(ScriptElementValue(second, "CardHolderName/Prefix") == "Mr");
+    CHECK(ScriptElementValue(second, "ResponsibleParty/FirstName") == "Julien");
+    const json payer2 = Named(b, second["insurer"]);
+    REQUIRE(payer2.is_object());
+    CHECK(payer2["name"] == "Second Synthetic Mutual");
+    CHECK(IdentifierIn(payer2, "urn:rxflow:ncpdp:payer-mutually-defined") == "SECPAYER-77");
+    CHECK(IdentifierIn(payer2, "urn:rxflow:ncpdp:standard-unique-health-plan-identifier") ==
+          "7000000001");
+    CHECK(payer2["contact"][0]["address"]["city"] == "Hartford");
+    CHECK(payer2["contact"][0]["telecom"].size() == 2);
+  }
+
+  TEST_CASE("a Coverage becomes a BenefitsCoordination, its elements in the schema's order") {
+    auto klass = [](const std::string& code, const std::string& value) {
+      return json{
+          {"type", {{"coding", json::array({{{"system", kCoverageClassSystem}, {"code", code}}})}}},
+          {"value", {{"value", value}}}};
+    };
+    json cov = CoverageJson("cov1", "MEM-1001");
+    cov["type"] = {{"coding", json::array({{{"system", kPayerTypeSystem}, {"code", "B"}}})}};
+    cov["subscriber"] = {{"reference", "Patient/p1"}};
+    cov["dependent"] = "01";
+    cov["relationship"] = {
+        {"coding", json::array({{{"system", kRelationshipSystem}, {"code", "self"}}})}};
+    cov["insurer"] = {{"reference", "Organization/payer1"}};
+    json group = klass("group", "GRP-12");
+    group["name"] = "Acme Employees";
+    cov["class"] = json::array(
+        {klass("rxid", "RXID-9"), klass("rxpcn", "PCN77"), group, klass("rxbin", "004336")});
+    cov["order"] = 2;
+    IssueList issues;
+    auto out = ToScript(BundleWithCoverages({cov}).dump(), issues, Options2017());
+    for (const Issue& i : issues) {
+      if (i.severity == Severity::kError) MESSAGE(ToString(i));
+      // Nothing of the Coverage (entry 6) or its insurer (entry 7) is left out.
+      CHECK_MESSAGE(i.path.rfind("Bundle.entry[6]", 0) != 0, ToString(i));
+      CHECK_MESSAGE(i.path.rfind("Bundle.entry[7]", 0) != 0, ToString(i));
+    }
+    REQUIRE(out.ok());
+    REQUIRE(NewRxOf(*out).benefits_coordination.size() == 1);
+    const script::BenefitsCoordination& bc = NewRxOf(*out).benefits_coordination[0];
+    CHECK(bc.payer_id == "PAYER-77");
+    CHECK(bc.payer_name == "Acme Health");
+    CHECK(bc.iin_number == "004336");
+    CHECK(bc.processor_identification_number == "PCN77");
+    CHECK(bc.cardholder_id == "MEM-1001");
+    CHECK(bc.group_id == "GRP-12");
+    CHECK(bc.group_name == "Acme Employees");
+    CHECK(bc.payer_responsibility_code == "S");  // order 2
+    CHECK(bc.patient_relationship == "1");
+    CHECK(bc.person_code == "01");
+    CHECK(bc.pbm_member_id == "RXID-9");
+    CHECK(bc.payer_type == "B");
+    REQUIRE(bc.communication_numbers.has_value());
+    CHECK(bc.communication_numbers->primary_telephone->number == "8005550199");
+    CHECK_FALSE(bc.cardholder_name.has_value());
+    // In the XML: BenefitsCoordinationRestricted's order, before the Patient.
+    const std::string& x = out->xml;
+    size_t at = x.find("<BenefitsCoordination>");
+    REQUIRE(at != std::string::npos);
+    for (const char* tag :
+         {"<PayerIdentification>", "<PayerID>PAYER-77</PayerID>",
+          "<ProcessorIdentificationNumber>PCN77</ProcessorIdentificationNumber>",
+          "<IINNumber>004336</IINNumber>", "</PayerIdentification>",
+          "<PayerName>Acme Health</PayerName>", "<CardholderID>MEM-1001</CardholderID>",
+          "<GroupID>GRP-12</GroupID>", "<PayerResponsibilityCode>S</PayerResponsibilityCode>",
+          "<PatientRelationship>1</PatientRelationship>", "<PersonCode>01</PersonCode>",
+          "<GroupName>Acme Employees</GroupName>", "<CommunicationNumbers>",
+          "<PBMMemberID>RXID-9</PBMMemberID>", "<PayerType>B</PayerType>",
+          "</BenefitsCoordination>", "<Patient>"}) {
+      const size_t next = x.find(tag, at);
+      CHECK_MESSAGE(next != std::string::npos, tag << ": missing, or out of order");
+      if (next != std::string::npos) at = next;
+    }
+    CHECK(x.find("<BenefitsCoordination>", x.find("</BenefitsCoordination>")) == std::string::npos);
+  }
+
+  TEST_CASE("five Coverages: four are sent, in order, and the fifth is named by its path") {
+    std::vector<json> coverages;
+    for (int i = 1; i <= 5; ++i) {
+      coverages.push_back(CoverageJson("cov" + std::to_string(i), "MEM-" + std::to_string(i)));
+    }
+    IssueList issues;
+    auto out = ToScript(BundleWithCoverages(coverages).dump(), issues, Options2017());
+    REQUIRE(out.ok());
+    const auto& benefits = NewRxOf(*out).benefits_coordination;
+    REQUIRE(benefits.size() == 4);
+    for (size_t i = 0; i < benefits.size(); ++i) {
+      CHECK(benefits[i].cardholder_id == "MEM-" + std::to_string(i + 1));
+    }
+    const Issue* fifth = issues.Find("Bundle.entry[10].resource");  // Coverage/cov5
+    REQUIRE(fifth != nullptr);
+    CHECK(fifth->severity == Severity::kWarning);
+    CHECK(fifth->message.find("at most four BenefitsCoordination") != std::string::npos);
+    for (int i = 6; i < 10; ++i) {
+      CHECK(issues.Find("Bundle.entry[" + std::to_string(i) + "].resource") == nullptr);
+    }
+    size_t sent = 0;
+    for (size_t at = out->xml.find("<BenefitsCoordination>"); at != std::string::npos;
+         at = out->xml.find("<BenefitsCoordination>", at + 1)) {
+      ++sent;
+    }
+    CHECK(sent == 4);
+  }
+
+  TEST_CASE("Coverages that are not sent are named: status, beneficiary, CancelRx") {
+    json cancelled = CoverageJson("cov1", "MEM-1");
+    cancelled["status"] = "cancelled";
+    json other_patient = CoverageJson("cov2", "MEM-2");
+    other_patient["beneficiary"] = {{"reference", "Patient/someone-else"}};
+    json unnamed = CoverageJson("cov3", "MEM-3");  // of Patient/p1: sent
+    json b = BundleWithCoverages({cancelled, other_patient, unnamed}, /*named=*/false);
+    b["entry"][0]["resource"]["insurance"] = json::array({{{"reference", "Coverage/cov1"}}});
+    IssueList issues;
+    auto out = ToScript(b.dump(), issues, Options2017());
+    REQUIRE(out.ok());
+    const auto& benefits = NewRxOf(*out).benefits_coordination;
+    REQUIRE(benefits.size() == 1);
+    CHECK(benefits[0].cardholder_id == "MEM-3");
+    const Issue* status = issues.Find("Bundle.entry[6].resource.status");
+    REQUIRE(status != nullptr);
+    CHECK(status->severity == Severity::kWarning);
+    const Issue* beneficiary = issues.Find("Bundle.entry[7].resource.beneficiary");
+    REQUIRE(beneficiary != nullptr);
+    CHECK(beneficiary->severity == Severity::kWarning);
+
+    // A CancelRx carries no BenefitsCoordination: the Coverage is named as not sent.
+    json cancel = BundleWithCoverages({CoverageJson("cov1", "MEM-1")});
+    cancel["entry"][0]["resource"]["status"] = "cancelled";
+    IssueList cancel_issues;
+    auto c = ToScript(cancel.dump(), cancel_issues, Options2017(), "M0");
+    REQUIRE(c.ok());
+    CHECK(std::holds_alternative<script::CancelRx>(c->newrx.message.body));
+    const Issue* dropped = cancel_issues.Find("Bundle.entry[6].resource");
+    REQUIRE(dropped != nullptr);
+    CHECK(dropped->message == "a CancelRx carries no BenefitsCoordination: not sent");
+  }
+
+  TEST_CASE("a too long payer name is refused, never truncated") {
+    json cov = CoverageJson("cov1", "MEM-1");
+    cov["insurer"] = {{"display", std::string(71, 'P')}};
+    IssueList issues;
+    auto out = ToScript(BundleWithCoverages({cov}).dump(), issues, Options2017());
+    CHECK(out.status().code() == absl::StatusCode::kInvalidArgument);
+    const Issue* i = issues.Find("Bundle.entry[6].resource.insurer.display");
+    REQUIRE(i != nullptr);
+    CHECK(i->code == IssueCode::kTooLong);
   }
 }

@@ -1347,4 +1347,68 @@ TEST_SUITE("Round trip") {
                           << ") but is now carried or named: remove it from the list");
     }
   }
+
+  // Both BenefitsCoordination of the fixture hold every element of
+  // BenefitsCoordinationRestricted between them: each comes back at its path, with its text,
+  // and nothing of them (or of their Coverages and payers) is named as dropped on the way.
+  TEST_CASE("SCRIPT → FHIR → SCRIPT keeps every BenefitsCoordination leaf, in order") {
+    const std::string xml = testing::ReadFixture("script/newrx_benefits_coordination.xml");
+    TransformOptions options;
+    options.version = script::Version::k2017071;
+    IssueList to_fhir_issues;
+    auto fhir_json = ToFhirJson(xml, to_fhir_issues, options);
+    REQUIRE(fhir_json.ok());
+    options.newrx.message_id = "7c31d0e4a85b4f2d9e6a1b3c5d7f9a11";
+    options.newrx.sent_time = "2026-11-20T14:32:07Z";
+    IssueList back_issues;
+    auto again = ToScript(*fhir_json, back_issues, options);
+    for (const Issue& i : back_issues) {
+      if (i.severity == Severity::kError) MESSAGE(ToString(i));
+    }
+    REQUIRE(again.ok());
+
+    auto benefits = [](const std::string& x) {
+      std::vector<std::pair<std::string, std::string>> out;
+      for (const ScriptLeaf& l : ScriptLeaves(x)) {
+        if (l.plain.rfind("/Message/Body/NewRx/BenefitsCoordination/", 0) == 0) {
+          out.emplace_back(l.path, l.text);
+        }
+      }
+      return out;
+    };
+    const auto sent = benefits(xml);
+    CHECK(sent.size() == 37);  // 13 in the first, 24 in the second
+    const auto back = benefits(again->xml);
+    CHECK(back.size() == sent.size());
+    for (size_t i = 0; i < sent.size() && i < back.size(); ++i) {
+      CHECK_MESSAGE(back[i] == sent[i], sent[i].first << " = \"" << sent[i].second
+                                                      << "\" came back as " << back[i].first
+                                                      << " = \"" << back[i].second << "\"");
+    }
+
+    // The Bundle's Coverages and the payer Organizations they name, by entry index.
+    const json bundle = json::parse(*fhir_json);
+    std::set<std::string> urls;
+    for (const json& e : bundle["entry"]) {
+      if (e["resource"]["resourceType"] != "Coverage") continue;
+      urls.insert(e["fullUrl"].get<std::string>());
+      urls.insert(e["resource"]["insurer"]["reference"].get<std::string>());
+    }
+    std::vector<std::string> entries;
+    for (size_t i = 0; i < bundle["entry"].size(); ++i) {
+      if (urls.count(bundle["entry"][i]["fullUrl"].get<std::string>()) > 0) {
+        entries.push_back("Bundle.entry[" + std::to_string(i) + "]");
+      }
+    }
+    CHECK(entries.size() == 4);
+    for (const Issue& i : to_fhir_issues) {
+      CHECK_MESSAGE(i.path.find("BenefitsCoordination") == std::string::npos, ToString(i));
+    }
+    for (const Issue& i : back_issues) {
+      CHECK_MESSAGE(i.path.find(".insurance") == std::string::npos, ToString(i));
+      for (const std::string& e : entries) {
+        CHECK_MESSAGE(i.path.rfind(e + ".", 0) != 0, ToString(i));
+      }
+    }
+  }
 }

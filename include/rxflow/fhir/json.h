@@ -62,6 +62,17 @@ struct WithPath {
   std::string path;
 };
 
+// A Coverage RxFlow sends as a SCRIPT BenefitsCoordination, with where it came from.
+struct CoverageInput {
+  Coverage coverage;
+  std::string path;
+  // `Coverage.insurer`, when it resolves to an Organization (the payer).
+  std::optional<Organization> insurer;
+  std::string insurer_path;
+  // Whether `Coverage.subscriber` resolves to the prescription's Patient.
+  bool subscriber_is_patient = false;
+};
+
 // A prescription as RxFlow maps it: the MedicationRequest and the resources it points
 // to, resolved. `*_path` is where each came from in the input (for issue paths).
 struct PrescriptionInput {
@@ -83,6 +94,13 @@ struct PrescriptionInput {
   // `allergies` and `observations` members.
   std::vector<WithPath<AllergyIntolerance>> allergies;
   std::vector<WithPath<Observation>> observations;
+  // The Coverages to send (SCRIPT carries at most four): those `MedicationRequest.insurance`
+  // names, in its order, then (Bundle only) the Bundle's other Coverages whose beneficiary
+  // is the prescription's Patient, in entry order. Each one left out is named in a warning
+  // with its path: a fifth and later one, a status other than active, a self-pay kind, an
+  // insurance reference that does not resolve to a Coverage, a beneficiary that is another
+  // Patient.
+  std::vector<CoverageInput> coverages;
 
   std::string medication_request_path;
   std::string patient_path;
@@ -103,7 +121,9 @@ struct PrescriptionInput {
 // one MedicationRequest.
 // References resolve by Bundle `fullUrl`, by `Type/id`, and to contained resources by
 // `#id`; a PractitionerRole requester is followed to its Practitioner and Organization.
-// An unresolvable reference is an error with its path.
+// An unresolvable reference is an error with its path, except the optional `recorder` and
+// `insurance` (the mapper, or a warning, names what is not sent). In the envelope, only a
+// contained Coverage (`#id`) can be named by `insurance`.
 StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& issues,
                                               const ParseOptions& options = {});
 

@@ -2,7 +2,7 @@
 //
 // Typed HL7 FHIR R5 values for the resources an e-prescription touches: MedicationRequest,
 // Patient, Practitioner, PractitionerRole, Organization, Medication, AllergyIntolerance,
-// Observation, Bundle, and the resources RxFlow writes back (MedicationDispense,
+// Observation, Coverage, Bundle, and the resources RxFlow writes back (MedicationDispense,
 // MedicationStatement, Task, OperationOutcome), with the datatypes they use.
 //
 // These are plain value types (copyable, no hidden state). Optional elements are
@@ -312,6 +312,7 @@ struct MedicationRequest : ResourceBase {
   std::optional<Reference> recorder;
   std::vector<CodeableReference> reason;
   std::optional<CodeableConcept> course_of_therapy_type;
+  std::vector<Reference> insurance;  // Coverage | ClaimResponse
   std::vector<Annotation> note;
   std::string rendered_dosage_instruction;
   std::vector<Dosage> dosage_instruction;
@@ -415,8 +416,36 @@ struct Task : ResourceBase {
   std::string last_modified;
   std::optional<Reference> requester;
   std::optional<Reference> owner;
+  std::vector<Reference> insurance;  // Coverage | ClaimResponse
   std::vector<Annotation> note;
   std::vector<TaskInput> input;
+};
+
+// Coverage.class (R5: its value is an Identifier): a group, plan or pharmacy benefit
+// identifier, typed by http://terminology.hl7.org/CodeSystem/coverage-class (group, plan,
+// rxbin, rxpcn, rxid, rxgroup, ...).
+struct CoverageClass {
+  CodeableConcept type;  // 1..1
+  Identifier value;      // 1..1
+  std::string name;
+};
+
+// Insurance a prescription is billed to: read from a Bundle (a SCRIPT BenefitsCoordination
+// of the NewRx) and written for each BenefitsCoordination RxFlow receives. R5 elements RxFlow
+// does not model (identifier, paymentBy, policyHolder, period, network, costToBeneficiary,
+// subrogation, contract, insurancePlan) are reported by the reader as dropped.
+struct Coverage : ResourceBase {
+  std::string status;  // 1..1 active | cancelled | draft | entered-in-error
+  std::string kind;    // 1..1 insurance | self-pay | other
+  std::optional<CodeableConcept> type;
+  std::optional<Reference> subscriber;  // Patient | RelatedPerson
+  std::vector<Identifier> subscriber_id;
+  std::optional<Reference> beneficiary;  // 1..1 in FHIR: the Patient
+  std::string dependent;
+  std::optional<CodeableConcept> relationship;  // subscriber-relationship
+  std::optional<Reference> insurer;             // Organization
+  std::vector<CoverageClass> class_;            // FHIR `class` (a C++ keyword)
+  std::optional<int64_t> order;                 // positiveInt
 };
 
 struct OperationOutcomeIssue {
@@ -456,7 +485,7 @@ struct Bundle : ResourceBase {
 struct Resource {
   std::variant<MedicationRequest, Patient, Practitioner, PractitionerRole, Organization, Medication,
                MedicationDispense, Task, OperationOutcome, MessageHeader, Bundle,
-               MedicationStatement, AllergyIntolerance, Observation>
+               MedicationStatement, AllergyIntolerance, Observation, Coverage>
       value;
 
   // "MedicationRequest", "Patient", ...

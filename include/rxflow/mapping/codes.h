@@ -54,8 +54,8 @@ inline constexpr std::string_view kNoKnownAllergy = "716186003";
 inline constexpr std::string_view kDeaScheduleExtension =
     "https://rxflow.dev/fhir/StructureDefinition/dea-schedule";
 // RxFlow's extension for SCRIPT elements with no FHIR home (or none RxFlow's FHIR model
-// holds), on the MedicationRequest or the Patient (and an AllergyIntolerance's ExpirationDate
-// and SeverityCoded, an Observation's UCUMVersion); FHIR → SCRIPT reads it back.
+// holds), on the MedicationRequest, the Patient or a Coverage (and an AllergyIntolerance's
+// ExpirationDate and SeverityCoded, an Observation's UCUMVersion); FHIR → SCRIPT reads it back.
 inline constexpr std::string_view kScriptElementExtension =
     "https://rxflow.dev/fhir/StructureDefinition/script-element";
 
@@ -63,6 +63,28 @@ inline constexpr std::string_view kScriptElementExtension =
 // SCRIPT CommunicationNumbers/DirectAddress.
 inline constexpr std::string_view kUsCoreDirectExtension =
     "http://hl7.org/fhir/us/core/StructureDefinition/us-core-direct";
+
+// Coverage (SCRIPT BenefitsCoordination): HL7's class types (group, rxbin, rxpcn, rxid,
+// rxgroup, ...) and subscriber relationships (self, spouse, child, other, ...).
+inline constexpr std::string_view kCoverageClass =
+    "http://terminology.hl7.org/CodeSystem/coverage-class";
+inline constexpr std::string_view kSubscriberRelationship =
+    "http://terminology.hl7.org/CodeSystem/subscriber-relationship";
+// The payer's identifiers (PayerIdentification) on the insurer Organization: NAIC company
+// codes (HL7's NamingSystem NAICCompanyCodes), and RxFlow's systems for the PayerID, the
+// MutuallyDefined id and the StandardUniqueHealthPlanIdentifier (no public system fits).
+inline constexpr std::string_view kNaicCompanyCode = "urn:oid:2.16.840.1.113883.6.300";
+inline constexpr std::string_view kPayerIdSystem = "urn:rxflow:ncpdp:payer-id";
+inline constexpr std::string_view kPayerMutuallyDefinedSystem =
+    "urn:rxflow:ncpdp:payer-mutually-defined";
+inline constexpr std::string_view kHealthPlanIdSystem =
+    "urn:rxflow:ncpdp:standard-unique-health-plan-identifier";
+// The payer Organization's type: code `pay` (Payer).
+inline constexpr std::string_view kOrganizationType =
+    "http://terminology.hl7.org/CodeSystem/organization-type";
+// RxFlow's code system for SCRIPT's PayerType codes (Coverage.type).
+inline constexpr std::string_view kNcpdpPayerTypeSystem =
+    "https://rxflow.dev/fhir/CodeSystem/ncpdp-payer-type";
 
 enum class IdentifierKind { kNpi, kDea, kNcpdpId, kStateLicense, kMrn, kSsn, kOther };
 

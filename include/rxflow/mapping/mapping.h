@@ -123,6 +123,8 @@ struct ToFhirOptions {
 //                                              (+ PractitionerRole) + Organization + Medication
 //                                              (NewRx: + AllergyIntolerance per allergy or for
 //                                              NoKnownAllergies, + Observation per Measurement)
+//                                              (NewRx: + a Coverage, and an Organization for
+//                                              its payer, per BenefitsCoordination)
 //   Status, Verify, CancelRxResponse          → Task (status of the request it relates to)
 //   Error                                     → OperationOutcome (+ Task failed)
 //   RxFill                                    → MedicationDispense (+ Patient, Organization,
@@ -131,6 +133,8 @@ struct ToFhirOptions {
 //   RxTransferConfirm
 //   RxHistoryResponse                         → MedicationDispense per dispensed entry or
 //                                               MedicationStatement per prescribed entry + Task
+//                                               (the history and transfer transactions: + a
+//                                               Coverage per BenefitsCoordination)
 //   RxTransferRequest/Response                → Task with both pharmacies (requester: the one
 //                                               receiving the prescription, owner: the other)
 //                                               + MedicationRequest (+ MedicationDispense)

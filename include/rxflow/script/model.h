@@ -361,10 +361,39 @@ struct Observation {
   std::string observation_notes;
 };
 
+// BenefitsCoordination: the union of NewRx's BenefitsCoordinationRestricted and the medication
+// history transactions' RxHistoryBenefitsCoordination (the writer leaves out what the
+// element's type does not declare: Consent in a NewRx). ServiceTypeCoded (history only) is
+// not modelled: the reader names it as dropped.
+struct BenefitsCoordination {
+  // PayerIdentification (PayerID type).
+  std::string payer_id;                                // PayerID
+  std::string processor_identification_number;         // PCN
+  std::string naic_code;                               // NAICCode
+  std::string mutually_defined;                        // MutuallyDefined
+  std::string standard_unique_health_plan_identifier;  // StandardUniqueHealthPlanIdentifier
+  std::string iin_number;                              // IINNumber (BIN)
+  std::string payer_name;
+  std::string cardholder_id;
+  std::optional<Name> cardholder_name;  // CardHolderName
+  std::string group_id;
+  std::string payer_responsibility_code;  // P | S | T | U | PP
+  std::string patient_relationship;       // 1 cardholder | 2 spouse | 3 child | 4 other
+  std::string person_code;                // n1..3
+  std::string group_name;
+  std::optional<Address> address;  // the payer's
+  std::optional<CommunicationNumbers> communication_numbers;
+  std::string consent;  // history only: Y | N | P | X | Z | TPO
+  std::string pbm_member_id;
+  std::optional<Name> responsible_party;
+  std::string payer_type;  // A | B | ... | ZZ
+};
+
 // Shared by NewRx and CancelRx (and the parties of the other requests).
 struct NewRx {
   std::string urgency_indicator_code;
   std::optional<AllergyOrAdverseEvent> allergy_or_adverse_event;
+  std::vector<BenefitsCoordination> benefits_coordination;  // 0..4
   Patient patient;
   std::optional<Pharmacy> pharmacy;
   Prescriber prescriber;
@@ -468,18 +497,6 @@ struct RxFill {
 // for the prescription the header names.
 struct RxFillIndicatorChange {
   std::string rx_fill_indicator;  // "All Fill Statuses", ..., "Cancel All Fill Statuses"
-};
-
-// BenefitsCoordination of the medication history transactions (RxHistoryBenefitsCoordination).
-struct BenefitsCoordination {
-  std::string payer_id;                         // PayerIdentification/PayerID
-  std::string processor_identification_number;  // PayerIdentification/...
-  std::string iin_number;                       // PayerIdentification/IINNumber (BIN)
-  std::string payer_name;
-  std::string cardholder_id;
-  std::string group_id;
-  std::string consent;  // Y | N | P | X | Z | TPO
-  std::string pbm_member_id;
 };
 
 struct DateRange {
