@@ -195,6 +195,18 @@ class Builder {
     return out;
   }
 
+  // An organisation's address and numbers → its one contact (R5 has no Organization.address
+  // or telecom); none when SCRIPT gives neither.
+  static void AddContact(const std::optional<script::Address>& address,
+                         const std::optional<script::CommunicationNumbers>& numbers,
+                         fhir::Organization& o) {
+    if (!address && !numbers) return;
+    fhir::ExtendedContactDetail c;
+    if (address) c.address = Addr(*address, "work");
+    c.telecom = Telecom(numbers, "work");
+    o.contact.push_back(std::move(c));
+  }
+
   fhir::Reference AddPatient(const script::Patient& p, const std::string& path) {
     fhir::Patient out;
     const script::Identification& id = p.identification;
@@ -334,12 +346,7 @@ class Builder {
       o.type.push_back(std::move(type));
     }
     o.name = p.business_name;
-    if (p.address || p.communication_numbers) {
-      fhir::ExtendedContactDetail c;
-      if (p.address) c.address = Addr(*p.address, "work");
-      c.telecom = Telecom(p.communication_numbers, "work");
-      o.contact.push_back(std::move(c));
-    }
+    AddContact(p.address, p.communication_numbers, o);
     return Add(fhir::Resource{std::move(o)}, "pharmacy");
   }
 
@@ -1158,12 +1165,7 @@ class Builder {
       if (!value->empty()) o.identifier.push_back(Id(system, *value));
     }
     o.name = b.payer_name;
-    if (b.address || b.communication_numbers) {
-      fhir::ExtendedContactDetail c;
-      if (b.address) c.address = Addr(*b.address, "work");
-      c.telecom = Telecom(b.communication_numbers, "work");
-      o.contact.push_back(std::move(c));
-    }
+    AddContact(b.address, b.communication_numbers, o);
     if (o.name.empty() && o.identifier.empty() && o.contact.empty()) return std::nullopt;
     o.type.push_back(Concept(kOrganizationType, "pay", "Payer"));
     return Add(fhir::Resource{std::move(o)}, "payer");
