@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs every Debian (bookworm) package RxFlow's build, tests and benchmarks need.
+# (valgrind: scripts/bench-instructions.sh.)
 # Idempotent: packages already installed are skipped; `apt-get update` runs only when
 # something must be installed. Nothing is downloaded from anywhere but Debian's mirrors.
 set -euo pipefail
@@ -16,6 +17,7 @@ packages=(
   doctest-dev libbenchmark-dev
   pybind11-dev python3-dev python3-pytest
   curl wrk
+  valgrind
 )
 
 missing=()

@@ -1,0 +1,37 @@
+#!/bin/bash
+# Instructions per call of one function under a transform benchmark (valgrind callgrind,
+# collecting only inside the function): exact, and free of the machine's noise. Give one
+# or more build dirs to compare them.
+#   scripts/bench-instructions.sh BENCHMARK FUNCTION-GLOB CALL-REGEX BUILD_DIR...
+#   e.g. scripts/bench-instructions.sh BM_ToScriptFull 'rxflow::ToScript*' '^rxflow::ToScript' build
+set -euo pipefail
+bench=${1:?benchmark}
+glob=${2:?function glob}
+pattern=${3:?call regex}
+shift 3
+for dir in "$@"; do
+  out=$(mktemp)
+  valgrind --tool=callgrind --callgrind-out-file="$out" --toggle-collect="$glob" \
+    "$dir/benchmarks/rxflow_benchmarks" --benchmark_filter="$bench\$" \
+    --benchmark_min_time=0.05 >/dev/null 2>&1
+  python3 - "$out" "$pattern" "$dir" <<'PY'
+import re, sys
+path, pattern, label = sys.argv[1:4]
+names, calls, total, callee = {}, 0, 0, ''
+for line in open(path):
+    m = re.match(r'(c?fn)=\((\d+)\)(?: (.*))?', line)
+    if m:
+        kind, i, name = m.groups()
+        if name:
+            names[i] = name.strip()
+        if kind == 'cfn':
+            callee = names.get(i, '')
+        continue
+    if line.startswith('calls=') and re.search(pattern, callee):
+        calls += int(line.split()[0][6:])
+    if line.startswith(('summary:', 'totals:')):
+        total = int(line.split()[1])
+print(f"{label}: {calls} calls, {total} instructions, {total // max(calls, 1)} per call")
+PY
+  rm -f "$out"
+done
