@@ -1822,7 +1822,10 @@ class Mapper {
         Dropped(kp + ".name", "SCRIPT carries a name for the group only (GroupName): not sent");
       }
     }
-    const auto& [chosen, at] = group.first ? group : rxgroup;
+    // Not a structured binding: clang 14 cannot capture one in the lambdas below.
+    const auto& picked = group.first ? group : rxgroup;
+    const auto* chosen = picked.first;
+    const std::string& at = picked.second;
     if (!chosen) return;
     b.group_id = Text(
         chosen->value.value, [&] { return at + ".value.value"; }, 35, "group id");

@@ -181,13 +181,13 @@ class Builder {
     };
     if (c->primary_telephone) phone(*c->primary_telephone, "phone", primary_use, true);
     for (const auto& p : c->beeper) phone(p, "pager", "");
-    for (const auto& e : c->electronic_mail) out.push_back(fhir::ContactPoint{"email", e, "", {}});
+    for (const auto& e : c->electronic_mail) out.push_back(fhir::ContactPoint{"email", e, "", {}, {}});
     for (const auto& p : c->fax) phone(p, "fax", "");
     for (const auto& p : c->home_telephone) phone(p, "phone", "home");
     for (const auto& p : c->work_telephone) phone(p, "phone", "work");
     for (const auto& p : c->other_telephone) phone(p, "phone", "");
     if (!c->direct_address.empty()) {
-      fhir::ContactPoint direct{"email", c->direct_address, "", {}};
+      fhir::ContactPoint direct{"email", c->direct_address, "", {}, {}};
       direct.extension.push_back(
           fhir::Extension{std::string(kUsCoreDirectExtension), "Boolean", "true", {}});
       out.push_back(std::move(direct));
