@@ -5,8 +5,11 @@
 #include <string>
 #include <vector>
 
+#include <simdjson.h>
+
 #include "rxflow/fhir/json.h"
 #include "rxflow/internal/strcat.h"
+#include "rxflow/mapping/codes.h"
 
 #include "fhir/json_reader.h"
 
@@ -155,6 +158,55 @@ void ResolveRecorder(const Resolver& resolver, PrescriptionInput& in) {
   if (!l.resource || !l.resource->get<Practitioner>()) return;
   in.recorder = *l.resource->get<Practitioner>();
   in.recorder_path = l.path;
+}
+
+// The `reference` of an extension's valueReference (kept as raw JSON), or "".
+std::string ExtensionReference(const Extension& e) {
+  if (e.value_type != "Reference" || e.value_json.empty()) return {};
+  simdjson::ondemand::parser parser;
+  simdjson::padded_string json(e.value_json);
+  simdjson::ondemand::document doc;
+  if (parser.iterate(json).get(doc)) return {};
+  std::string_view r;
+  if (doc.find_field_unordered("reference").get_string().get(r)) return {};
+  return std::string(r);
+}
+
+// The supervisor (SCRIPT NewRx Supervisor): the first supervisor extension of the
+// MedicationRequest, resolved to a Practitioner, or a PractitionerRole naming one (and its
+// organization). Copies, like ResolveRecorder, and reports nothing: the mapper names a
+// supervisor it does not send.
+void ResolveSupervisor(const Resolver& resolver, PrescriptionInput& in) {
+  const MedicationRequest& mr = in.medication_request;
+  for (size_t i = 0; i < mr.extension.size(); ++i) {
+    const Extension& e = mr.extension[i];
+    if (e.url != mapping::kSupervisorExtension) continue;
+    in.supervisor_reference_path =
+        internal::Cat(in.medication_request_path, ".extension[", i, "].valueReference");
+    Located l = resolver.Find(ExtensionReference(e));
+    if (l.resource) {
+      if (const auto* role = l.resource->get<PractitionerRole>()) {
+        in.supervisor_role = *role;
+        in.supervisor_role_path = l.path;
+        if (role->organization) {
+          Located org = resolver.Find(role->organization->reference);
+          if (org.resource && org.resource->get<Organization>()) {
+            in.supervisor_practice = *org.resource->get<Organization>();
+          }
+        }
+        l = role->practitioner ? resolver.Find(role->practitioner->reference) : Located{};
+      }
+    }
+    if (l.resource && l.resource->get<Practitioner>()) {
+      in.supervisor = *l.resource->get<Practitioner>();
+      in.supervisor_path = l.path;
+    } else {
+      in.supervisor_role.reset();
+      in.supervisor_practice.reset();
+      in.supervisor_role_path.clear();
+    }
+    return;
+  }
 }
 
 // SCRIPT's NewRx carries BenefitsCoordination 0..4.
@@ -506,6 +558,7 @@ StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& 
     }
     resolver.IndexContained(in.medication_request, in.medication_request_path);
     ResolveRecorder(resolver, in);
+    ResolveSupervisor(resolver, in);
     CoverageCollector coverages(resolver, in, issues);  // before the moves of ResolveFromReferences
     coverages.Named(/*envelope=*/false);
     coverages.Unnamed(*bundle);
@@ -534,7 +587,8 @@ StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& 
     in.medication_request = std::move(*mr->get<MedicationRequest>());
     in.medication_request_path = "medication_request";
     resolver.IndexContained(in.medication_request, in.medication_request_path);
-    ResolveRecorder(resolver, in);  // envelope: a contained recorder only
+    ResolveRecorder(resolver, in);    // envelope: a contained recorder only
+    ResolveSupervisor(resolver, in);  // and a contained supervisor
     if (Resource* r = take("patient")) {
       in.patient = std::move(*r->get<Patient>());
       in.patient_path = "patient";

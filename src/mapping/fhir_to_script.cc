@@ -770,6 +770,61 @@ class Mapper {
     ReportExtensions(r, path);
   }
 
+  // RxFlow's supervisor extension on the MedicationRequest → NewRx Supervisor/NonVeterinarian,
+  // mapped as the prescriber is (MapPrescriber on the supervising Practitioner and, when the
+  // extension names a PractitionerRole, that role and its organization). Never an error: a
+  // reference that does not resolve, or what would be an error for the prescriber (no name,
+  // address or phone; no identifier SCRIPT's SupervisorID carries), is a warning and the
+  // Supervisor is not sent; the prescription still is.
+  void MapSupervisor(bool cancel, std::optional<script::Prescriber>& out) {
+    const std::string& ref_path = in_.supervisor_reference_path;
+    if (ref_path.empty()) return;
+    if (cancel) {
+      Dropped(ref_path, "a CancelRx has no Supervisor: not sent");
+      return;
+    }
+    if (!in_.supervisor) {
+      Dropped(ref_path,
+              "the supervisor reference does not resolve to a Practitioner (or a "
+              "PractitionerRole naming one), which SCRIPT Supervisor would carry: not sent");
+      return;
+    }
+    fhir::PrescriptionInput sub_in;
+    sub_in.practitioner = in_.supervisor;
+    sub_in.practitioner_path = in_.supervisor_path;
+    sub_in.practitioner_role = in_.supervisor_role;
+    sub_in.practitioner_role_path = in_.supervisor_role_path;
+    sub_in.practice = in_.supervisor_practice;
+    IssueList scratch;
+    Mapper sub(sub_in, scratch, options_);
+    script::Prescriber s;
+    std::string npi;
+    sub.MapPrescriber(s, npi);
+    sub.ReportExtensions(*in_.supervisor, in_.supervisor_path);
+    if (in_.supervisor_role) sub.ReportExtensions(*in_.supervisor_role, in_.supervisor_role_path);
+    bool complete = true;
+    for (const Issue& i : scratch) {
+      const bool error = i.severity == Severity::kError || i.severity == Severity::kFatal;
+      // SupervisorID needs no NPI: another identifier (DEA number, state licence) will do.
+      if (error && i.code == IssueCode::kRequired && i.path == in_.supervisor_path + ".identifier" &&
+          !s.identification.empty()) {
+        continue;
+      }
+      if (!error) {
+        issues_.Add(i);
+        continue;
+      }
+      complete = false;
+      issues_.Warning(i.path, i.code, Cat("SCRIPT Supervisor not sent: ", i.message));
+    }
+    if (!complete) {
+      Dropped(ref_path, Cat("the supervisor (", in_.supervisor_path,
+                            ") lacks what SCRIPT Supervisor requires: not sent"));
+      return;
+    }
+    out = std::move(s);
+  }
+
   void MapPharmacy(std::optional<script::Pharmacy>& out, std::string& ncpdp) {
     if (!in_.pharmacy) {
       issues_.Error(in_.medication_request_path + ".dispenseRequest.dispenser",
@@ -1957,6 +2012,13 @@ class Mapper {
         const fhir::Extension& e = list[i];
         const std::string ep = Cat(base, ".extension[", i, "]");
         if (!on_patient && e.url == kDeaScheduleExtension) continue;
+        if (!on_patient && e.url == kSupervisorExtension) {
+          // The first one is the Supervisor (MapSupervisor reports what it does not send).
+          if (ep + ".valueReference" != in_.supervisor_reference_path) {
+            Dropped(ep, "SCRIPT carries one Supervisor (the first supervisor extension): not sent");
+          }
+          continue;
+        }
         auto se = ReadScriptElement(e);
         const ScriptElementRow* row = se ? FindScriptElement(se->element) : nullptr;
         if (!row) {
@@ -2104,6 +2166,8 @@ class Mapper {
     std::optional<bool> prohibit_renewal;
     std::string change_flag;
     MapScriptElements(cancel, patient, med, prohibit_renewal, change_flag);
+    std::optional<script::Prescriber> supervisor;
+    MapSupervisor(cancel, supervisor);
     std::optional<script::AllergyOrAdverseEvent> allergies;
     std::optional<script::Observation> observation;
     MapClinicalInformation(cancel, allergies, observation);
@@ -2180,6 +2244,7 @@ class Mapper {
       n.prescriber = std::move(prescriber);
       n.observation = std::move(observation);
       n.medication_prescribed = std::move(med);
+      n.supervisor = std::move(supervisor);
       result.message.body = std::move(n);
     }
     result.sig_provenance = std::move(provenance_);

@@ -280,8 +280,12 @@ class Builder {
   // becomes a Practitioner that the next Request() names as `recorder` (the person who keyed
   // the order for the prescriber); without (RxFill: a MedicationDispense has no recorder),
   // it is reported as dropped.
+  // `kind` names the resources (the Practitioner's role; `<kind>-role`, and the practice
+  // Organization `practice` for the prescriber, `<kind>-practice` otherwise); only the
+  // prescriber ("prescriber") has a PrescriberAgent. A NewRx Supervisor is built here too.
   fhir::Reference AddPrescriber(const script::Prescriber& p, const std::string& path,
-                                bool with_agent = true) {
+                                bool with_agent = true, std::string_view kind = "prescriber") {
+    const bool prescriber = kind == "prescriber";
     const std::string party = Cat(path, p.veterinarian ? "/Veterinarian" : "/NonVeterinarian");
     fhir::Practitioner pr;
     pr.identifier = PractitionerIds(p.identification, party);
@@ -297,13 +301,15 @@ class Builder {
     pr.name.push_back(Name(p.name));
     if (p.address) pr.address.push_back(Addr(*p.address, "work"));
     pr.telecom = Telecom(p.communication_numbers, "work");
-    fhir::Reference practitioner = Add(fhir::Resource{std::move(pr)}, "prescriber");
-    agent_.reset();
-    if (p.prescriber_agent && with_agent) {
+    fhir::Reference practitioner = Add(fhir::Resource{std::move(pr)}, kind);
+    if (prescriber) agent_.reset();  // a Supervisor has no PrescriberAgent (nor its table)
+    if (!prescriber || !p.prescriber_agent) {
+      // nothing to carry
+    } else if (with_agent) {
       fhir::Practitioner agent;
       agent.name.push_back(Name(*p.prescriber_agent));
       agent_ = Add(fhir::Resource{std::move(agent)}, "prescriber-agent");
-    } else if (p.prescriber_agent) {
+    } else {
       issues_.Warning(party + "/PrescriberAgent", IssueCode::kNotSupported,
                       "a PrescriberAgent is carried only as a MedicationRequest's recorder: not "
                       "mapped to FHIR: dropped");
@@ -319,9 +325,28 @@ class Builder {
     if (p.practice_location) {
       fhir::Organization org;
       org.name = p.practice_location->business_name;
-      role.organization = Add(fhir::Resource{std::move(org)}, "practice");
+      role.organization =
+          Add(fhir::Resource{std::move(org)}, prescriber ? "practice" : Cat(kind, "-practice"));
     }
-    return Add(fhir::Resource{std::move(role)}, "prescriber-role");
+    return Add(fhir::Resource{std::move(role)}, Cat(kind, "-role"));
+  }
+
+  // NewRx Supervisor/NonVeterinarian → a Practitioner (role `supervisor`; with a Specialty
+  // or PracticeLocation, a PractitionerRole `supervisor-role` naming it, as for the
+  // prescriber), which the MedicationRequest names in RxFlow's supervisor extension (no HL7
+  // extension or R5 element carries a supervising prescriber). A Veterinarian supervisor is
+  // warned about and dropped.
+  void AddSupervisor(const script::Prescriber& s, const std::string& path,
+                     fhir::MedicationRequest& mr) {
+    if (s.veterinarian) {
+      issues_.Warning(path + "/Veterinarian", IssueCode::kNotSupported,
+                      "a veterinarian Supervisor is not mapped to FHIR: dropped");
+      return;
+    }
+    fhir::Reference ref = AddPrescriber(s, path, /*with_agent=*/false, "supervisor");
+    mr.extension.push_back(fhir::Extension{std::string(kSupervisorExtension), "Reference",
+                                           Cat("{\"reference\":", JsonString(ref.reference), "}"),
+                                           {}});
   }
 
   // `path` is the transaction's Pharmacy element.
@@ -656,6 +681,7 @@ class Builder {
       mr.extension.push_back(
           ScriptElement("ProhibitRenewalRequest", *n.prohibit_renewal_request ? "true" : "false"));
     }
+    if (n.supervisor) AddSupervisor(*n.supervisor, path + "/Supervisor", mr);
     const fhir::Reference patient = *mr.subject;
     AddRequest(std::move(mr));
     if (n.allergy_or_adverse_event) {

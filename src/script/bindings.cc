@@ -113,6 +113,19 @@ constexpr Field kPrescriberParty[] = {
 constexpr Field kPrescriber[] = {Choice<&Prescriber::veterinarian>(
     kPrescriberParty, {"NonVeterinarian", "Veterinarian"}, "Veterinarian")};
 
+// NewRx Supervisor (SupervisorMandatoryAddressType): SupervisorMandatoryAddress or
+// VetSupervisorMirrorSupervisorMandatoryAddress, a prescriber's party without
+// PrescriberAgent and PrescriberPlaceOfService.
+constexpr Field kSupervisorParty[] = {
+    Sub<&Prescriber::identification>("Identification", kIdentification),
+    Leaf<&Prescriber::specialty>("Specialty"),
+    Sub<&Prescriber::practice_location>("PracticeLocation", kPracticeLocation),
+    Sub<&Prescriber::name>("Name", kName),
+    Sub<&Prescriber::address>("Address", kAddress),
+    Sub<&Prescriber::communication_numbers>("CommunicationNumbers", kComm)};
+constexpr Field kSupervisor[] = {Choice<&Prescriber::veterinarian>(
+    kSupervisorParty, {"NonVeterinarian", "Veterinarian"}, "Veterinarian")};
+
 // ---- Medication ----
 
 constexpr Field kCodeQualifier[] = {Leaf<&CodeQualifier::code>("Code"),
@@ -346,6 +359,7 @@ constexpr Field kNewRx[] = {
     Sub<&NewRx::prescriber>("Prescriber", kPrescriber),
     Sub<&NewRx::observation>("Observation", kObservation),
     Sub<&NewRx::medication_prescribed>("MedicationPrescribed", kMedication),
+    Sub<&NewRx::supervisor>("Supervisor", kSupervisor),
     Leaf<&NewRx::prohibit_renewal_request>("ProhibitRenewalRequest")};
 
 constexpr Field kCancelRx[] = {

@@ -1198,3 +1198,171 @@ TEST_SUITE("Mapping: Coverage and BenefitsCoordination") {
     CHECK(i->code == IssueCode::kTooLong);
   }
 }
+
+TEST_SUITE("Mapping: NewRx Supervisor") {
+  // A Supervisor/NonVeterinarian, compact as the writer writes it, placed in schema order
+  // (after MedicationPrescribed, before ProhibitRenewalRequest and the rest).
+  const std::string kSupervisorPlain =
+      "<Supervisor><NonVeterinarian><Identification><StateLicenseNumber>0101299881"
+      "</StateLicenseNumber><DEANumber>BW1234563</DEANumber><NPI>1497758544</NPI>"
+      "</Identification><Name><LastName>Whitfield</LastName><FirstName>Harold</FirstName>"
+      "</Name><Address><AddressLine1>120 Medical Pkwy</AddressLine1><City>Richmond</City>"
+      "<StateProvince>VA</StateProvince><PostalCode>23226</PostalCode>"
+      "<CountryCode>US</CountryCode></Address><CommunicationNumbers><PrimaryTelephone>"
+      "<Number>8045550177</Number></PrimaryTelephone></CommunicationNumbers>"
+      "</NonVeterinarian></Supervisor>";
+  // With every part the prescriber's mapping carries (Specialty, PracticeLocation, a full
+  // name, a second address line, a fax).
+  const std::string kSupervisorFull =
+      "<Supervisor><NonVeterinarian><Identification><StateLicenseNumber>0101299881"
+      "</StateLicenseNumber><DEANumber>BW1234563</DEANumber><NPI>1497758544</NPI>"
+      "</Identification><Specialty>207Q00000X</Specialty><PracticeLocation><BusinessName>"
+      "Westover Supervising Physicians</BusinessName></PracticeLocation><Name><LastName>"
+      "Whitfield</LastName><FirstName>Harold</FirstName><MiddleName>James</MiddleName>"
+      "<Suffix>MD</Suffix><Prefix>Dr.</Prefix></Name><Address><AddressLine1>120 Medical Pkwy"
+      "</AddressLine1><AddressLine2>Suite 5</AddressLine2><City>Richmond</City><StateProvince>"
+      "VA</StateProvince><PostalCode>23226</PostalCode><CountryCode>US</CountryCode></Address>"
+      "<CommunicationNumbers><PrimaryTelephone><Number>8045550177</Number></PrimaryTelephone>"
+      "<Fax><Number>8045550178</Number></Fax></CommunicationNumbers></NonVeterinarian>"
+      "</Supervisor>";
+
+  std::string WithSupervisor(const std::string& supervisor) {
+    std::string xml = testing::ReadFixture("script/newrx_2017071_lisinopril.xml");
+    const std::string after = "</MedicationPrescribed>";
+    size_t at = xml.find(after);
+    REQUIRE(at != std::string::npos);
+    xml.insert(at + after.size(), supervisor);
+    return xml;
+  }
+  std::string Subtree(const std::string& xml, const std::string& name) {
+    size_t from = xml.find("<" + name + ">");
+    size_t to = xml.find("</" + name + ">");
+    if (from == std::string::npos || to == std::string::npos) return {};
+    return xml.substr(from, to + name.size() + 3 - from);
+  }
+  void ShowProblems(const IssueList& issues) {
+    for (const Issue& i : issues) {
+      if (i.severity == Severity::kError || i.severity == Severity::kFatal) MESSAGE(ToString(i));
+    }
+  }
+  const json* EntryByUrl(const json& bundle, const std::string& url) {
+    for (const json& e : bundle["entry"]) {
+      if (e.value("fullUrl", "") == url) return &e["resource"];
+    }
+    return nullptr;
+  }
+
+  TEST_CASE("a Supervisor becomes a Practitioner the MedicationRequest names in an extension") {
+    TransformOptions o;
+    o.version = script::Version::k2017071;
+    IssueList issues;
+    auto fhir_json = ToFhirJson(WithSupervisor(kSupervisorPlain), issues, o);
+    ShowProblems(issues);
+    REQUIRE(fhir_json.ok());
+    for (const Issue& i : issues) {
+      CAPTURE(ToString(i));
+      CHECK(i.path.find("Supervisor") == std::string::npos);  // nothing of it dropped
+    }
+    const json b = json::parse(*fhir_json);
+    const json* mr = nullptr;
+    for (const json& e : b["entry"]) {
+      if (e["resource"]["resourceType"] == "MedicationRequest") mr = &e["resource"];
+    }
+    REQUIRE(mr != nullptr);
+    std::string ref;
+    for (const json& ext : mr->value("extension", json::array())) {
+      if (ext["url"] == mapping::kSupervisorExtension) {
+        ref = ext["valueReference"]["reference"].get<std::string>();
+      }
+    }
+    REQUIRE_FALSE(ref.empty());
+    const json* pr = EntryByUrl(b, ref);
+    REQUIRE(pr != nullptr);
+    CHECK((*pr)["resourceType"] == "Practitioner");
+    bool npi = false;
+    for (const json& id : (*pr)["identifier"]) {
+      if (id.value("system", "") == "http://hl7.org/fhir/sid/us-npi" &&
+          id.value("value", "") == "1497758544") {
+        npi = true;
+      }
+    }
+    CHECK(npi);
+    CHECK((*pr)["name"][0]["family"] == "Whitfield");
+    CHECK((*pr)["name"][0]["given"][0] == "Harold");
+    // The supervisor is neither the requester nor the recorder.
+    CHECK(mr->value("requester", json::object()).value("reference", "") != ref);
+  }
+
+  TEST_CASE("a Supervisor comes back from FHIR unchanged (2017071)") {
+    for (const std::string& supervisor : {kSupervisorPlain, kSupervisorFull}) {
+      CAPTURE(supervisor);
+      TransformOptions o;
+      o.version = script::Version::k2017071;
+      IssueList issues;
+      auto fhir_json = ToFhirJson(WithSupervisor(supervisor), issues, o);
+      ShowProblems(issues);
+      REQUIRE(fhir_json.ok());
+      o.newrx.message_id = "again";
+      o.newrx.sent_time = "2026-11-30T10:00:00Z";
+      IssueList back;
+      auto again = ToScript(*fhir_json, back, o);
+      ShowProblems(back);
+      REQUIRE(again.ok());
+      for (const Issue& i : back) {
+        CAPTURE(ToString(i));
+        CHECK(i.message.find("Supervisor") == std::string::npos);
+      }
+      CHECK(Subtree(again->xml, "Supervisor") == supervisor);
+      // In schema order: after MedicationPrescribed.
+      CHECK(again->xml.find("</MedicationPrescribed><Supervisor>") != std::string::npos);
+    }
+  }
+
+  TEST_CASE("a supervisor reference that does not resolve is named; the NewRx still goes") {
+    json in = json::parse(testing::ReadFixture("fhir/medication_request_lisinopril.json"));
+    json& ext = in["medication_request"]["extension"];
+    if (ext.is_null()) ext = json::array();
+    ext.push_back({{"url", std::string(mapping::kSupervisorExtension)},
+                   {"valueReference", {{"reference", "Practitioner/nowhere"}}}});
+    const std::string path =
+        "medication_request.extension[" + std::to_string(ext.size() - 1) + "].valueReference";
+    IssueList issues;
+    auto out = Map(in.dump(), issues);
+    ShowProblems(issues);
+    REQUIRE(out.ok());
+    const Issue* i = issues.Find(path);
+    REQUIRE(i != nullptr);
+    CHECK(i->severity == Severity::kWarning);
+    CHECK(i->message.find("not sent") != std::string::npos);
+    const auto& n = std::get<script::NewRx>(out->newrx.message.body);
+    CHECK_FALSE(n.supervisor);
+    CHECK(out->xml.find("<Supervisor>") == std::string::npos);
+  }
+
+  TEST_CASE("a supervisor without an address or a phone is a warning, not an error") {
+    json in = json::parse(testing::ReadFixture("fhir/medication_request_lisinopril.json"));
+    json& contained = in["medication_request"]["contained"];
+    if (contained.is_null()) contained = json::array();
+    contained.push_back(json::parse(R"({"resourceType": "Practitioner", "id": "sup",
+        "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1497758544"}],
+        "name": [{"family": "Whitfield", "given": ["Harold"]}]})"));
+    json& ext = in["medication_request"]["extension"];
+    if (ext.is_null()) ext = json::array();
+    ext.push_back({{"url", std::string(mapping::kSupervisorExtension)},
+                   {"valueReference", {{"reference", "#sup"}}}});
+    IssueList issues;
+    auto out = Map(in.dump(), issues);
+    ShowProblems(issues);
+    REQUIRE(out.ok());
+    const std::string mr_path = "medication_request.extension[" +
+                                std::to_string(ext.size() - 1) + "].valueReference";
+    REQUIRE(issues.Find(mr_path) != nullptr);
+    CHECK(issues.Find(mr_path)->severity == Severity::kWarning);
+    const std::string sup = "medication_request.contained[" +
+                            std::to_string(contained.size() - 1) + "]";
+    const Issue* address = issues.Find(sup + ".address");
+    REQUIRE(address != nullptr);
+    CHECK(address->severity == Severity::kWarning);
+    CHECK_FALSE(std::get<script::NewRx>(out->newrx.message.body).supervisor);
+  }
+}

@@ -88,6 +88,16 @@ struct PrescriptionInput {
   // resolves to a Practitioner (directly or through a PractitionerRole). An unresolved
   // recorder is not an error: the mapper reports it as not sent.
   std::optional<Practitioner> recorder;
+  // The supervising prescriber (SCRIPT NewRx Supervisor): what the first of RxFlow's
+  // supervisor extensions on the MedicationRequest
+  // (https://rxflow.dev/fhir/StructureDefinition/supervisor, valueReference) names, when it
+  // resolves to a Practitioner, or to a PractitionerRole naming one (then `supervisor_role`
+  // and its organization `supervisor_practice`, if that resolves). `supervisor_reference_path`
+  // is that extension's valueReference path, set whether or not it resolves: one that does
+  // not resolve is not an error; the mapper reports it as not sent.
+  std::optional<Practitioner> supervisor;
+  std::optional<PractitionerRole> supervisor_role;
+  std::optional<Organization> supervisor_practice;
   // The patient's allergies and measurements, in input order: in a Bundle, the
   // AllergyIntolerance and Observation entries whose `patient` / `subject` resolves to the
   // MedicationRequest's subject (the others are named in a warning); in the envelope, the
@@ -109,6 +119,9 @@ struct PrescriptionInput {
   std::string pharmacy_path;
   std::string medication_path;
   std::string recorder_path;
+  std::string supervisor_path;
+  std::string supervisor_role_path;
+  std::string supervisor_reference_path;
 };
 
 // Parses the request envelope
@@ -121,8 +134,8 @@ struct PrescriptionInput {
 // one MedicationRequest.
 // References resolve by Bundle `fullUrl`, by `Type/id`, and to contained resources by
 // `#id`; a PractitionerRole requester is followed to its Practitioner and Organization.
-// An unresolvable reference is an error with its path, except the optional `recorder` and
-// `insurance` (the mapper, or a warning, names what is not sent). In the envelope, only a
+// An unresolvable reference is an error with its path, except the optional `recorder`,
+// `insurance` and supervisor extension (the mapper, or a warning, names what is not sent). In the envelope, only a
 // contained Coverage (`#id`) can be named by `insurance`.
 StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& issues,
                                               const ParseOptions& options = {});

@@ -59,6 +59,13 @@ inline constexpr std::string_view kDeaScheduleExtension =
 inline constexpr std::string_view kScriptElementExtension =
     "https://rxflow.dev/fhir/StructureDefinition/script-element";
 
+// RxFlow's extension for a NewRx Supervisor (the supervising prescriber of a mid-level
+// practitioner), on the MedicationRequest: valueReference to the supervising Practitioner
+// (or a PractitionerRole naming it). R5 MedicationRequest has no element for it and HL7
+// publishes no extension for it.
+inline constexpr std::string_view kSupervisorExtension =
+    "https://rxflow.dev/fhir/StructureDefinition/supervisor";
+
 // US Core's marker of a Direct address (a ContactPoint with system email, valueBoolean true):
 // SCRIPT CommunicationNumbers/DirectAddress.
 inline constexpr std::string_view kUsCoreDirectExtension =

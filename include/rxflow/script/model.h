@@ -399,6 +399,10 @@ struct NewRx {
   Prescriber prescriber;
   std::optional<Observation> observation;
   Medication medication_prescribed;
+  // Supervisor (SupervisorMandatoryAddressType): the supervising prescriber of a mid-level
+  // practitioner. A Prescriber without PrescriberAgent and PrescriberPlaceOfService (which
+  // the Supervisor types do not have); `veterinarian` tells which alternative was read.
+  std::optional<Prescriber> supervisor;
   std::optional<bool> prohibit_renewal_request;
 };
 
