@@ -239,7 +239,8 @@ std::string_view Resource::resource_type() const {
       "PractitionerRole",   "Organization", "Medication",
       "MedicationDispense", "Task",         "OperationOutcome",
       "MessageHeader",      "Bundle",       "MedicationStatement",
-      "AllergyIntolerance", "Observation",  "Coverage"};
+      "AllergyIntolerance", "Observation",  "Coverage",
+      "Location"};
   static_assert(std::size(kNames) == std::variant_size_v<decltype(Resource::value)>,
                 "one name per alternative of Resource, in its order");
   return kNames[value.index()];
