@@ -465,6 +465,15 @@ struct Fhir<Coverage> {
       F("order", &C::order, kPositiveInt));
 };
 template <>
+struct Fhir<Location> {
+  using L = Location;
+  static constexpr std::string_view kName = "Location";
+  static constexpr auto kFields =
+      ResourceFields(F("identifier", &L::identifier), F("status", &L::status, kCode),
+                     F("name", &L::name), F("alias", &L::alias), F("mode", &L::mode, kCode),
+                     F("type", &L::type), F("contact", &L::contact), F("address", &L::address));
+};
+template <>
 struct Fhir<OperationOutcome> {
   static constexpr std::string_view kName = "OperationOutcome";
   static constexpr auto kFields = ResourceFields(F("issue", &OperationOutcome::issue));

@@ -107,6 +107,10 @@ constexpr std::string_view kObservationKnown[] = {"identifier",
 constexpr std::string_view kCoverageKnown[] = {"identifier",  "paymentBy", "policyHolder",
                                                "period",      "network",   "costToBeneficiary",
                                                "subrogation", "contract",  "insurancePlan"};
+constexpr std::string_view kLocationKnown[] = {
+    "operationalStatus",    "description", "form",           "position",
+    "managingOrganization", "partOf",      "characteristic", "hoursOfOperation",
+    "virtualService",       "endpoint"};
 constexpr std::string_view kBundleKnown[] = {"total", "link", "signature", "issues"};
 constexpr std::string_view kMessageHeaderKnown[] = {
     "destination", "sender", "author", "source", "responsible", "reason", "response", "definition"};
@@ -132,6 +136,8 @@ template <>
 constexpr std::span<const std::string_view> kKnown<Observation> = kObservationKnown;
 template <>
 constexpr std::span<const std::string_view> kKnown<Coverage> = kCoverageKnown;
+template <>
+constexpr std::span<const std::string_view> kKnown<Location> = kLocationKnown;
 template <>
 constexpr std::span<const std::string_view> kKnown<Bundle> = kBundleKnown;
 template <>
@@ -790,6 +796,11 @@ class Reader {
   bool ReadOther(std::string_view key, od::value&, Coverage&) {
     return R4If(key, {"payor"}, "R4 element: FHIR R5 uses insurer (and paymentBy)");
   }
+  bool ReadOther(std::string_view key, od::value&, Location&) {
+    return R4If(key, {"telecom", "physicalType", "availabilityExceptions"},
+                "R4 element: FHIR R5 moved Location telecom into contact, physicalType to form "
+                "and availabilityExceptions to hoursOfOperation");
+  }
   bool ReadOther(std::string_view key, od::value&, MedicationRequest&) {
     return R4If(
         key, {"medicationCodeableConcept", "medicationReference", "reasonCode", "reasonReference"},
@@ -930,7 +941,7 @@ class Reader {
     // never contained.
     if (!EmplaceNamed<MedicationRequest, Patient, Practitioner, PractitionerRole, Organization,
                       Medication, Coverage, MessageHeader, OperationOutcome, AllergyIntolerance,
-                      Observation>(type, obj, out) &&
+                      Observation, Location>(type, obj, out) &&
         (contained || !EmplaceNamed<Bundle>(type, obj, out))) {
       Scope s(*this, "resourceType");
       Error(IssueCode::kNotSupported,

@@ -234,12 +234,22 @@ OperationOutcome ToOperationOutcome(const IssueList& issues) {
 }
 
 std::string_view Resource::resource_type() const {
-  static constexpr std::string_view kNames[] = {
-      "MedicationRequest",  "Patient",      "Practitioner",
-      "PractitionerRole",   "Organization", "Medication",
-      "MedicationDispense", "Task",         "OperationOutcome",
-      "MessageHeader",      "Bundle",       "MedicationStatement",
-      "AllergyIntolerance", "Observation",  "Coverage"};
+  static constexpr std::string_view kNames[] = {"MedicationRequest",
+                                                "Patient",
+                                                "Practitioner",
+                                                "PractitionerRole",
+                                                "Organization",
+                                                "Medication",
+                                                "MedicationDispense",
+                                                "Task",
+                                                "OperationOutcome",
+                                                "MessageHeader",
+                                                "Bundle",
+                                                "MedicationStatement",
+                                                "AllergyIntolerance",
+                                                "Observation",
+                                                "Coverage",
+                                                "Location"};
   static_assert(std::size(kNames) == std::variant_size_v<decltype(Resource::value)>,
                 "one name per alternative of Resource, in its order");
   return kNames[value.index()];

@@ -1,5 +1,6 @@
 // Resolves a prescription's resources from the request envelope or a Bundle.
 #include <algorithm>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -339,6 +340,153 @@ class CoverageCollector {
   std::vector<const Resource*> seen_;
 };
 
+// The string value of the member `key` of the JSON object `json` (an extension's raw value),
+// unescaped; nullopt when the object has no such member of string type. Members of nested
+// objects (a Reference's identifier.assigner) are not looked at.
+std::optional<std::string> TopLevelString(std::string_view json, std::string_view key) {
+  int depth = 0;
+  size_t i = 0;
+  // Reads the JSON string starting at json[i] == '"'; leaves i after its closing quote.
+  auto read_string = [&](std::string& out) -> bool {
+    out.clear();
+    for (++i; i < json.size(); ++i) {
+      char c = json[i];
+      if (c == '"') {
+        ++i;
+        return true;
+      }
+      if (c != '\\') {
+        out += c;
+        continue;
+      }
+      if (++i >= json.size()) return false;
+      switch (json[i]) {
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'n':
+          out += '\n';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 't':
+          out += '\t';
+          break;
+        case 'u': {
+          if (i + 4 >= json.size()) return false;
+          uint32_t cp = 0;
+          for (size_t k = 1; k <= 4; ++k) {
+            char h = json[i + k];
+            cp <<= 4;
+            if (h >= '0' && h <= '9')
+              cp |= h - '0';
+            else if (h >= 'a' && h <= 'f')
+              cp |= h - 'a' + 10;
+            else if (h >= 'A' && h <= 'F')
+              cp |= h - 'A' + 10;
+            else
+              return false;
+          }
+          i += 4;
+          // The code unit as UTF-8 (a surrogate half as it is: references are ASCII).
+          if (cp < 0x80) {
+            out += static_cast<char>(cp);
+          } else if (cp < 0x800) {
+            out += static_cast<char>(0xC0 | (cp >> 6));
+            out += static_cast<char>(0x80 | (cp & 0x3F));
+          } else {
+            out += static_cast<char>(0xE0 | (cp >> 12));
+            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+            out += static_cast<char>(0x80 | (cp & 0x3F));
+          }
+          break;
+        }
+        default:
+          out += json[i];  // \" \\ \/
+      }
+    }
+    return false;
+  };
+  std::string token;
+  while (i < json.size()) {
+    char c = json[i];
+    if (c == '{' || c == '[') {
+      ++depth;
+      ++i;
+    } else if (c == '}' || c == ']') {
+      --depth;
+      ++i;
+    } else if (c == '"') {
+      if (!read_string(token)) return std::nullopt;
+      if (depth != 1 || token != key) continue;
+      size_t j = json.find_first_not_of(" \t\r\n", i);
+      if (j == std::string_view::npos || json[j] != ':') continue;  // a value, not a key
+      j = json.find_first_not_of(" \t\r\n", j + 1);
+      if (j == std::string_view::npos || json[j] != '"') return std::nullopt;
+      i = j;
+      std::string value;
+      if (!read_string(value)) return std::nullopt;
+      return value;
+    } else {
+      ++i;
+    }
+  }
+  return std::nullopt;
+}
+
+// The MedicationRequest's RxFlow facility extension → PrescriptionInput::facility (a copy of
+// the Location it names). `envelope`: only a contained Location (#id) resolves there. Reports
+// what it cannot send as warnings (the prescription still goes, without a Facility).
+void ResolveFacility(const Resolver& resolver, PrescriptionInput& in, IssueList& issues,
+                     bool envelope) {
+  const MedicationRequest& mr = in.medication_request;
+  for (size_t i = 0; i < mr.extension.size(); ++i) {
+    const Extension& e = mr.extension[i];
+    if (e.url != mapping::kFacilityExtension) continue;
+    const std::string path = internal::Cat(in.medication_request_path, ".extension[", i, "]");
+    if (in.facility) {
+      issues.Warning(path, IssueCode::kNotSupported,
+                     "SCRIPT carries one Facility: this facility extension is not sent");
+      continue;
+    }
+    if (e.value_type != "Reference") {
+      issues.Warning(path, IssueCode::kValue,
+                     "the facility extension needs a valueReference to a Location: no Facility "
+                     "sent");
+      continue;
+    }
+    const std::string ref_path = path + ".valueReference";
+    std::optional<std::string> ref = TopLevelString(e.value_json, "reference");
+    const bool contained = ref && !ref->empty() && (*ref)[0] == '#';
+    Located l = ref && (!envelope || contained) ? resolver.Find(*ref) : Located{};
+    if (!l.resource || !l.resource->get<Location>()) {
+      std::string why;
+      if (!ref || ref->empty()) {
+        why = "the facility reference has no literal reference (reference) to resolve";
+      } else if (l.resource) {
+        why = internal::Cat("the facility reference \"", ref->substr(0, 128), "\" resolves to ",
+                            l.resource->resource_type(), ", not a Location");
+      } else if (envelope && !contained) {
+        why = internal::Cat(
+            "in the request envelope only a contained Location (#id) can be the "
+            "facility; \"",
+            ref->substr(0, 128), "\" is not");
+      } else {
+        why = internal::Cat("cannot resolve the facility reference \"", ref->substr(0, 128),
+                            "\" to a Location of the Bundle (or a contained one)");
+      }
+      issues.Warning(ref && !ref->empty() ? ref_path + ".reference" : ref_path,
+                     IssueCode::kNotFound, why + ": no Facility sent");
+      continue;
+    }
+    in.facility = WithPath<Location>{*l.resource->get<Location>(), l.path};
+  }
+}
+
 // Fills `in` from the MedicationRequest's references.
 void ResolveFromReferences(Resolver& resolver, PrescriptionInput& in, IssueList& issues) {
   Taken taken;
@@ -562,6 +710,7 @@ StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& 
     CoverageCollector coverages(resolver, in, issues);  // before the moves of ResolveFromReferences
     coverages.Named(/*envelope=*/false);
     coverages.Unnamed(*bundle);
+    ResolveFacility(resolver, in, issues, /*envelope=*/false);
     ResolveFromReferences(resolver, in, issues);
     CollectClinical(*bundle, resolver, in, issues);
   } else {
@@ -598,6 +747,7 @@ StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& 
       issues.Error("patient", IssueCode::kRequired, "the request must contain patient");
     }
     CoverageCollector(resolver, in, issues).Named(/*envelope=*/true);
+    ResolveFacility(resolver, in, issues, /*envelope=*/true);
     if (Resource* r = take("practitioner_role")) {
       in.practitioner_role = std::move(*r->get<PractitionerRole>());
       in.practitioner_role_path = "practitioner_role";

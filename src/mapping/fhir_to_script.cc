@@ -806,8 +806,8 @@ class Mapper {
     for (const Issue& i : scratch) {
       const bool error = i.severity == Severity::kError || i.severity == Severity::kFatal;
       // SupervisorID needs no NPI: another identifier (DEA number, state licence) will do.
-      if (error && i.code == IssueCode::kRequired && i.path == in_.supervisor_path + ".identifier" &&
-          !s.identification.empty()) {
+      if (error && i.code == IssueCode::kRequired &&
+          i.path == in_.supervisor_path + ".identifier" && !s.identification.empty()) {
         continue;
       }
       if (!error) {
@@ -1684,6 +1684,104 @@ class Mapper {
     }
   }
 
+  // ---- Location → Facility (docs/mapping.md §2.12) ----
+
+  // The Location the MedicationRequest's facility extension names (ParsePrescription
+  // resolved it) → NewRx Facility. A CancelRx has none. Each identifier goes to its
+  // FacilityID member by system (one each), name → FacilityName, address (else the first
+  // contact's) → Address, the contacts' telecoms → CommunicationNumbers. A Location with no
+  // identifier SCRIPT carries is not sent (FacilityID is required): a warning says so.
+  std::optional<script::Facility> MapFacility(bool cancel) {
+    if (!in_.facility) return std::nullopt;
+    const fhir::Location& l = in_.facility->resource;
+    const std::string& path = in_.facility->path;
+    if (cancel) {
+      Dropped(path, "RxFlow's CancelRx carries no Facility: not sent");
+      return std::nullopt;
+    }
+    script::Facility f;
+    script::Identification& id = f.identification;
+    for (size_t i = 0; i < l.identifier.size(); ++i) {
+      const fhir::Identifier& fi = l.identifier[i];
+      const std::string ip = Cat(path, ".identifier[", i, "]");
+      TextSlot slot;
+      switch (ClassifyIdentifier(fi.system, TypeCode(fi))) {
+        case IdentifierKind::kNcpdpId:
+          slot = {"NCPDPID", &id.ncpdp_id, 35, "facility NCPDP ID"};
+          break;
+        case IdentifierKind::kNpi:
+          slot = {"NPI", &id.npi, 35, "facility NPI"};
+          break;
+        case IdentifierKind::kDea:
+          slot = {"DEANumber", &id.dea_number, 35, "facility DEA number"};
+          break;
+        case IdentifierKind::kStateLicense:
+          slot = {"StateLicenseNumber", &id.state_license_number, 35,
+                  "facility state license number"};
+          break;
+        default: {
+          const TextSlot slots[] = {
+              {kFacilityMedicareNumberSystem, &id.medicare_number, 35, "facility Medicare number"},
+              {kFacilityMedicaidNumberSystem, &id.medicaid_number, 35, "facility Medicaid number"},
+              {kFacilityUpinSystem, &id.upin, 35, "facility UPIN"},
+              {kFacilityIdSystem, &id.facility_id, 35, "facility id (FacilityID)"},
+              {kFacilityHinSystem, &id.hin, 35, "facility HIN"},
+              {kFacilityMutuallyDefinedSystem, &id.mutually_defined, 35,
+               "facility id (mutually defined)"},
+              {kFacilityRemsEnrollmentSystem, &id.rems_healthcare_setting_enrollment_id, 35,
+               "facility REMS healthcare setting enrollment id"}};
+          for (const TextSlot& s : slots) {
+            if (fi.system == s.key) slot = s;
+          }
+        }
+      }
+      if (!slot.field) {
+        Dropped(ip, "identifier system not mapped to SCRIPT Facility/Identification: not sent");
+      } else if (!slot.field->empty()) {
+        Dropped(ip, Cat("SCRIPT carries one ", slot.what, ": not sent"));
+      } else {
+        *slot.field = Text(
+            fi.value, [&] { return ip + ".value"; }, slot.max, slot.what);
+      }
+    }
+    if (id.empty()) {
+      Dropped(path + ".identifier",
+              "SCRIPT Facility needs an identifier it carries (NCPDP ID, NPI, DEA, state license "
+              "or an RxFlow urn:rxflow:ncpdp facility system): no Facility sent");
+      return std::nullopt;
+    }
+    f.facility_name = Text(
+        l.name, [&] { return path + ".name"; }, 70, "facility name");
+    if (l.address) f.address = MapAddress(*l.address, path + ".address", false);
+    std::vector<std::pair<const fhir::ContactPoint*, std::string>> telecoms;
+    for (size_t i = 0; i < l.contact.size(); ++i) {
+      const fhir::ExtendedContactDetail& cd = l.contact[i];
+      const std::string cp = Cat(path, ".contact[", i, "]");
+      if (cd.address && !f.address) {
+        f.address = MapAddress(*cd.address, cp + ".address", false);
+      } else if (cd.address) {
+        Dropped(cp + ".address", "SCRIPT carries one facility address: not sent");
+      }
+      if (cd.purpose) Dropped(cp + ".purpose");
+      if (!cd.name.empty()) Dropped(cp + ".name");
+      if (cd.organization) Dropped(cp + ".organization");
+      if (cd.period) Dropped(cp + ".period");
+      for (size_t t = 0; t < cd.telecom.size(); ++t) {
+        telecoms.emplace_back(&cd.telecom[t], Cat(cp, ".telecom[", t, "]"));
+      }
+    }
+    f.communication_numbers = MapTelecom(telecoms, path + ".contact", false);
+    for (size_t i = 0; i < l.type.size(); ++i) Dropped(Cat(path, ".type[", i, "]"));
+    for (size_t i = 0; i < l.alias.size(); ++i) Dropped(Cat(path, ".alias[", i, "]"));
+    if (!l.status.empty() && l.status != "active") {
+      issues_.Warning(path + ".status", IssueCode::kValue,
+                      Cat("the facility Location's status is \"", l.status.substr(0, 20),
+                          "\"; SCRIPT Facility carries no status: sent as the patient's facility"));
+    }
+    ReportExtensions(l, path);
+    return f;
+  }
+
   // ---- Coverage → BenefitsCoordination (docs/mapping.md §2.11) ----
 
   // The Coverages ParsePrescription collected (at most four) → NewRx BenefitsCoordination,
@@ -2019,6 +2117,7 @@ class Mapper {
           }
           continue;
         }
+        if (!on_patient && e.url == kFacilityExtension) continue;  // ParsePrescription, MapFacility
         auto se = ReadScriptElement(e);
         const ScriptElementRow* row = se ? FindScriptElement(se->element) : nullptr;
         if (!row) {
@@ -2172,6 +2271,7 @@ class Mapper {
     std::optional<script::Observation> observation;
     MapClinicalInformation(cancel, allergies, observation);
     std::vector<script::BenefitsCoordination> benefits = MapBenefits(cancel);
+    std::optional<script::Facility> facility = MapFacility(cancel);
 
     h.to = ncpdp;
     h.to_qualifier = "P";
@@ -2239,6 +2339,7 @@ class Mapper {
       n.prohibit_renewal_request = prohibit_renewal;
       n.allergy_or_adverse_event = std::move(allergies);
       n.benefits_coordination = std::move(benefits);
+      n.facility = std::move(facility);
       n.patient = std::move(patient);
       n.pharmacy = std::move(pharmacy);
       n.prescriber = std::move(prescriber);

@@ -181,7 +181,8 @@ class Builder {
     };
     if (c->primary_telephone) phone(*c->primary_telephone, "phone", primary_use, true);
     for (const auto& p : c->beeper) phone(p, "pager", "");
-    for (const auto& e : c->electronic_mail) out.push_back(fhir::ContactPoint{"email", e, "", {}, {}});
+    for (const auto& e : c->electronic_mail)
+      out.push_back(fhir::ContactPoint{"email", e, "", {}, {}});
     for (const auto& p : c->fax) phone(p, "fax", "");
     for (const auto& p : c->home_telephone) phone(p, "phone", "home");
     for (const auto& p : c->work_telephone) phone(p, "phone", "work");
@@ -244,6 +245,7 @@ class Builder {
         {"MedicareNumber", &id.medicare_number},
         {"MedicaidNumber", &id.medicaid_number},
         {"UPIN", &id.upin},
+        {"FacilityID", &id.facility_id},
         {"DEANumber", &id.dea_number},
         {"HIN", &id.hin},
         {"SocialSecurity", &id.social_security},
@@ -256,6 +258,7 @@ class Builder {
         {"MedicalRecordIdentificationNumberEHR", &id.medical_record_identification_number_ehr},
         {"PatientAccountNumber", &id.patient_account_number},
         {"REMSPatientID", &id.rems_patient_id},
+        {"REMSHealthcareSettingEnrollmentID", &id.rems_healthcare_setting_enrollment_id},
     };
     for (const auto& [name, value] : fields) {
       if (value->empty() || std::find(mapped.begin(), mapped.end(), name) != mapped.end()) continue;
@@ -344,7 +347,8 @@ class Builder {
       return;
     }
     fhir::Reference ref = AddPrescriber(s, path, /*with_agent=*/false, "supervisor");
-    mr.extension.push_back(fhir::Extension{std::string(kSupervisorExtension), "Reference",
+    mr.extension.push_back(fhir::Extension{std::string(kSupervisorExtension),
+                                           "Reference",
                                            Cat("{\"reference\":", JsonString(ref.reference), "}"),
                                            {}});
   }
@@ -373,6 +377,44 @@ class Builder {
     o.name = p.business_name;
     AddContact(p.address, p.communication_numbers, o);
     return Add(fhir::Resource{std::move(o)}, "pharmacy");
+  }
+
+  // NewRx Facility → a Location (role `facility`): every FacilityID identifier (NCPDPID,
+  // NPI, DEANumber with the pharmacy's systems, StateLicenseNumber typed SL, the others with
+  // RxFlow's urn:rxflow:ncpdp systems), FacilityName → name, Address → address, and
+  // CommunicationNumbers → the one contact's telecom (R5 Location has no telecom).
+  fhir::Reference AddFacility(const script::Facility& f, const std::string& path) {
+    fhir::Location l;
+    const script::Identification& id = f.identification;
+    if (!id.ncpdp_id.empty()) l.identifier.push_back(Id(kNcpdpId, id.ncpdp_id));
+    if (!id.state_license_number.empty())
+      l.identifier.push_back(TypedId("SL", id.state_license_number));
+    const std::pair<std::string_view, const std::string*> ids[] = {
+        {kFacilityMedicareNumberSystem, &id.medicare_number},
+        {kFacilityMedicaidNumberSystem, &id.medicaid_number},
+        {kFacilityUpinSystem, &id.upin},
+        {kFacilityIdSystem, &id.facility_id},
+        {kDeaOid, &id.dea_number},
+        {kFacilityHinSystem, &id.hin},
+        {kNpi, &id.npi},
+        {kFacilityMutuallyDefinedSystem, &id.mutually_defined},
+        {kFacilityRemsEnrollmentSystem, &id.rems_healthcare_setting_enrollment_id}};
+    for (const auto& [system, value] : ids) {
+      if (!value->empty()) l.identifier.push_back(Id(system, *value));
+    }
+    // FacilityID declares no other member; one the reader accepted anyway is named.
+    WarnIdentification(
+        id, path,
+        {"NCPDPID", "StateLicenseNumber", "MedicareNumber", "MedicaidNumber", "UPIN", "FacilityID",
+         "DEANumber", "HIN", "NPI", "MutuallyDefined", "REMSHealthcareSettingEnrollmentID"});
+    l.name = f.facility_name;
+    if (f.address) l.address = Addr(*f.address, "work");
+    if (f.communication_numbers) {
+      fhir::ExtendedContactDetail c;
+      c.telecom = Telecom(f.communication_numbers, "work");
+      l.contact.push_back(std::move(c));
+    }
+    return Add(fhir::Resource{std::move(l)}, "facility");
   }
 
   // The drug: a CodeableConcept, plus a Medication resource when strength or the DEA
@@ -676,6 +718,15 @@ class Builder {
     fhir::MedicationRequest mr = PrescriptionRequest(n, path);
     KeepTestMessage(mr);
     mr.insurance = Coverages(n.benefits_coordination, path, *mr.subject);
+    if (n.facility) {
+      // RxFlow's facility extension (valueReference): R5 MedicationRequest has no element
+      // for where the patient resides or receives care.
+      const fhir::Reference loc = AddFacility(*n.facility, path + "/Facility");
+      mr.extension.push_back(fhir::Extension{std::string(kFacilityExtension),
+                                             "Reference",
+                                             Cat("{\"reference\":", JsonString(loc.reference), "}"),
+                                             {}});
+    }
     Priority(n.urgency_indicator_code, path, mr);
     if (n.prohibit_renewal_request) {
       mr.extension.push_back(
@@ -1563,11 +1614,6 @@ class Builder {
   }
 
   StatusOr<fhir::Bundle> Build() {
-    if (!m_.header.test_message.empty() && !test_message_kept_) {
-      issues_.Warning("/Message/Header/TestMessage", IssueCode::kNotSupported,
-                      "a test message: the marking reaches FHIR only with a NewRx or CancelRx "
-                      "(a script-element extension on the MedicationRequest): not mapped");
-    }
     if (m_.header.digital_signature) {
       issues_.Warning("/Message/Header/DigitalSignature", IssueCode::kNotSupported,
                       "the digital signature is not carried into FHIR (verify it before mapping)");
@@ -1575,6 +1621,11 @@ class Builder {
     bundle_.type = options_.bundle_type;
     bundle_.timestamp = FhirDateTime(m_.header.sent_time);
     MapBody();
+    if (!m_.header.test_message.empty() && !test_message_kept_) {
+      issues_.Warning("/Message/Header/TestMessage", IssueCode::kNotSupported,
+                      "a test message: the marking reaches FHIR only with a NewRx or CancelRx "
+                      "(a script-element extension on the MedicationRequest): not mapped");
+    }
     return std::move(bundle_);
   }
 

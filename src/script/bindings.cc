@@ -53,6 +53,7 @@ constexpr Field kIdentificationFields[] = {
     Leaf<&Id::medicare_number>("MedicareNumber"),
     Leaf<&Id::medicaid_number>("MedicaidNumber"),
     Leaf<&Id::upin>("UPIN"),
+    Leaf<&Id::facility_id>("FacilityID"),
     Leaf<&Id::dea_number>("DEANumber"),
     Leaf<&Id::hin>("HIN"),
     Leaf<&Id::social_security>("SocialSecurity"),
@@ -64,7 +65,8 @@ constexpr Field kIdentificationFields[] = {
     Leaf<&Id::state_control_substance_number>("StateControlSubstanceNumber"),
     Leaf<&Id::medical_record_identification_number_ehr>("MedicalRecordIdentificationNumberEHR"),
     Leaf<&Id::patient_account_number>("PatientAccountNumber"),
-    Leaf<&Id::rems_patient_id>("REMSPatientID")};
+    Leaf<&Id::rems_patient_id>("REMSPatientID"),
+    Leaf<&Id::rems_healthcare_setting_enrollment_id>("REMSHealthcareSettingEnrollmentID")};
 constexpr Table kIdentification(kIdentificationFields, /*only_declared=*/true);
 
 constexpr Field kPatientParty[] = {
@@ -77,6 +79,12 @@ constexpr Field kPatientParty[] = {
     Leaf<&Patient::language_name_code>("LanguageNameCode")};
 constexpr Field kPatient[] = {
     Choice<&Patient::human>(kPatientParty, {"HumanPatient", "NonHumanPatient"}, "HumanPatient")};
+
+// Facility (NewRx): its Identification is a FacilityID.
+constexpr Field kFacility[] = {
+    Sub<&Facility::identification>("Identification", kIdentification),
+    Leaf<&Facility::facility_name>("FacilityName"), Sub<&Facility::address>("Address", kAddress),
+    Sub<&Facility::communication_numbers>("CommunicationNumbers", kComm)};
 
 constexpr Field kPharmacy[] = {
     Sub<&Pharmacy::identification>("Identification", kIdentification),
@@ -354,6 +362,7 @@ constexpr Field kNewRx[] = {
     Leaf<&NewRx::urgency_indicator_code>("UrgencyIndicatorCode"),
     Sub<&NewRx::allergy_or_adverse_event>("AllergyOrAdverseEvent", kAllergyOrAdverseEvent),
     Sub<&NewRx::benefits_coordination>("BenefitsCoordination", kBenefitsCoordination),
+    Sub<&NewRx::facility>("Facility", kFacility),
     Sub<&NewRx::patient>("Patient", kPatient),
     Sub<&NewRx::pharmacy>("Pharmacy", kPharmacy),
     Sub<&NewRx::prescriber>("Prescriber", kPrescriber),

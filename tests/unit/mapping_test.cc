@@ -1354,15 +1354,201 @@ TEST_SUITE("Mapping: NewRx Supervisor") {
     auto out = Map(in.dump(), issues);
     ShowProblems(issues);
     REQUIRE(out.ok());
-    const std::string mr_path = "medication_request.extension[" +
-                                std::to_string(ext.size() - 1) + "].valueReference";
+    const std::string mr_path =
+        "medication_request.extension[" + std::to_string(ext.size() - 1) + "].valueReference";
     REQUIRE(issues.Find(mr_path) != nullptr);
     CHECK(issues.Find(mr_path)->severity == Severity::kWarning);
-    const std::string sup = "medication_request.contained[" +
-                            std::to_string(contained.size() - 1) + "]";
+    const std::string sup =
+        "medication_request.contained[" + std::to_string(contained.size() - 1) + "]";
     const Issue* address = issues.Find(sup + ".address");
     REQUIRE(address != nullptr);
     CHECK(address->severity == Severity::kWarning);
     CHECK_FALSE(std::get<script::NewRx>(out->newrx.message.body).supervisor);
+  }
+}
+
+namespace {
+
+// A NewRx Facility with an identifier of each system kind (NCPDP, NPI, DEA, state license typed
+// SL, an RxFlow urn), a name, an address and two numbers, compact as the writer sends it.
+constexpr std::string_view kFacilityXml =
+    "<Facility>"
+    "<Identification>"
+    "<NCPDPID>7701234</NCPDPID>"
+    "<StateLicenseNumber>LTC-IL-0912</StateLicenseNumber>"
+    "<MedicareNumber>145512</MedicareNumber>"
+    "<FacilityID>SUNNY-LTC-01</FacilityID>"
+    "<DEANumber>FS1234563</DEANumber>"
+    "<NPI>1699887760</NPI>"
+    "</Identification>"
+    "<FacilityName>Sunnyvale Care Center</FacilityName>"
+    "<Address>"
+    "<AddressLine1>400 Orchard Lane</AddressLine1>"
+    "<AddressLine2>Building C</AddressLine2>"
+    "<City>Springfield</City>"
+    "<StateProvince>IL</StateProvince>"
+    "<PostalCode>62704</PostalCode>"
+    "<CountryCode>US</CountryCode>"
+    "</Address>"
+    "<CommunicationNumbers>"
+    "<PrimaryTelephone><Number>2175550142</Number></PrimaryTelephone>"
+    "<Fax><Number>2175550143</Number></Fax>"
+    "</CommunicationNumbers>"
+    "</Facility>";
+
+// The lisinopril NewRx with kFacilityXml in its schema place: after BenefitsCoordination,
+// before Patient.
+std::string NewRxWithFacility() {
+  return Replace(testing::ReadFixture("script/newrx_2017071_lisinopril.xml"), "<Patient>",
+                 std::string(kFacilityXml) + "<Patient>");
+}
+
+// The <Facility> subtree of `xml` with the white space between tags removed ("" when none).
+std::string FacilitySubtree(const std::string& xml) {
+  const size_t begin = xml.find("<Facility>");
+  const size_t end = xml.find("</Facility>");
+  if (begin == std::string::npos || end == std::string::npos) return "";
+  const std::string sub = xml.substr(begin, end + std::string_view("</Facility>").size() - begin);
+  std::string out;
+  for (size_t i = 0; i < sub.size(); ++i) {
+    if (sub[i] == '>') {
+      out += '>';
+      size_t next = sub.find_first_not_of(" \t\r\n", i + 1);
+      if (next != std::string::npos && sub[next] == '<') i = next - 1;
+      continue;
+    }
+    out += sub[i];
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_SUITE("Mapping: Facility and Location") {
+  TEST_CASE("a NewRx Facility becomes a Location the MedicationRequest names") {
+    IssueList issues;
+    auto out = ToFhirJson(NewRxWithFacility(), issues, Options2017());
+    REQUIRE(out.ok());
+    for (const Issue& i : issues) {  // nothing of it dropped
+      CHECK_MESSAGE(i.path.find("/Facility") == std::string::npos, ToString(i));
+    }
+    const json b = json::parse(*out);
+    const json locations = EntriesOf(b, "Location");
+    REQUIRE(locations.size() == 1);
+    const json mr = EntriesOf(b, "MedicationRequest")[0]["resource"];
+    json facility_ref;
+    for (const json& e : mr.value("extension", json::array())) {
+      if (e["url"] == mapping::kFacilityExtension) facility_ref = e["valueReference"];
+    }
+    REQUIRE(facility_ref.is_object());
+    CHECK(facility_ref["reference"] == locations[0]["fullUrl"]);
+    const json loc = Named(b, facility_ref);
+    REQUIRE(loc.is_object());
+    CHECK(loc["resourceType"] == "Location");
+    CHECK(IdentifierIn(loc, mapping::kNcpdpId) == "7701234");
+    CHECK(IdentifierIn(loc, mapping::kNpi) == "1699887760");
+    CHECK(IdentifierIn(loc, mapping::kDeaOid) == "FS1234563");
+    CHECK(IdentifierIn(loc, mapping::kFacilityMedicareNumberSystem) == "145512");
+    CHECK(IdentifierIn(loc, mapping::kFacilityIdSystem) == "SUNNY-LTC-01");
+    bool state_license = false;
+    for (const json& i : loc["identifier"]) {
+      if (i.contains("type") && CodeIn(i["type"], mapping::kV2IdentifierType) == "SL") {
+        state_license = i["value"] == "LTC-IL-0912";
+      }
+    }
+    CHECK(state_license);
+    CHECK(loc["identifier"].size() == 6);
+    CHECK(loc["name"] == "Sunnyvale Care Center");
+    CHECK(loc["address"]["line"] == json::array({"400 Orchard Lane", "Building C"}));
+    CHECK(loc["address"]["city"] == "Springfield");
+    CHECK(loc["address"]["state"] == "IL");
+    CHECK(loc["address"]["postalCode"] == "62704");
+    CHECK(loc["address"]["country"] == "US");
+    REQUIRE(loc["contact"].size() == 1);
+    const json telecom = loc["contact"][0]["telecom"];
+    REQUIRE(telecom.size() == 2);
+    CHECK(telecom[0]["system"] == "phone");
+    CHECK(telecom[0]["value"] == "2175550142");
+    CHECK(telecom[1]["system"] == "fax");
+    CHECK(telecom[1]["value"] == "2175550143");
+    CHECK_FALSE(loc.contains("telecom"));  // R4's element: R5 has contact
+  }
+
+  TEST_CASE("SCRIPT → FHIR → SCRIPT keeps the Facility subtree byte for byte") {
+    const std::string xml = NewRxWithFacility();
+    IssueList to_fhir_issues;
+    auto fhir_json = ToFhirJson(xml, to_fhir_issues, Options2017());
+    REQUIRE(fhir_json.ok());
+    IssueList back_issues;
+    auto again = ToScript(*fhir_json, back_issues, Options2017());
+    for (const Issue& i : back_issues) {
+      if (i.severity == Severity::kError) MESSAGE(ToString(i));
+      const bool about_facility = i.message.find("acility") != std::string::npos;
+      CHECK_MESSAGE(!about_facility, ToString(i));
+    }
+    REQUIRE(again.ok());
+    REQUIRE(NewRxOf(*again).facility.has_value());
+    CHECK(FacilitySubtree(again->xml) == kFacilityXml);
+    CHECK(FacilitySubtree(xml) == kFacilityXml);
+    // In its schema place: after BenefitsCoordination, before Patient.
+    const size_t facility = again->xml.find("<Facility>");
+    CHECK(again->xml.find("</BenefitsCoordination>") < facility);
+    CHECK(facility < again->xml.find("<Patient>"));
+  }
+
+  TEST_CASE("an unresolvable facility reference is named at its path; the NewRx still goes") {
+    json b = json::parse(testing::ReadFixture("fhir/bundle_transaction_practitionerrole.json"));
+    json& mr = b["entry"][0]["resource"];
+    REQUIRE(mr["resourceType"] == "MedicationRequest");
+    const size_t at = mr.value("extension", json::array()).size();
+    mr["extension"].push_back({{"url", std::string(mapping::kFacilityExtension)},
+                               {"valueReference", {{"reference", "Location/nowhere"}}}});
+    IssueList issues;
+    auto out = ToScript(b.dump(), issues, Options2017());
+    REQUIRE(out.ok());
+    CHECK_FALSE(NewRxOf(*out).facility.has_value());
+    CHECK(out->xml.find("<Facility>") == std::string::npos);
+    const Issue* i = issues.Find("Bundle.entry[0].resource.extension[" + std::to_string(at) +
+                                 "].valueReference.reference");
+    REQUIRE(i != nullptr);
+    CHECK(i->severity == Severity::kWarning);
+    CHECK(i->message.find("Location/nowhere") != std::string::npos);
+    CHECK(i->message.find("no Facility sent") != std::string::npos);
+  }
+
+  TEST_CASE("a contained Location is sent as the Facility; an Organization target is not") {
+    json b = json::parse(testing::ReadFixture("fhir/bundle_transaction_practitionerrole.json"));
+    json& mr = b["entry"][0]["resource"];
+    mr["contained"].push_back(
+        {{"resourceType", "Location"},
+         {"id", "fac"},
+         {"identifier", json::array({{{"system", std::string(mapping::kFacilityHinSystem)},
+                                      {"value", "HIN-0042"}}})},
+         {"name", "Maple Ridge Assisted Living"},
+         {"type", json::array({{{"text", "assisted living"}}})}});
+    const size_t at = mr.value("extension", json::array()).size();
+    mr["extension"].push_back({{"url", std::string(mapping::kFacilityExtension)},
+                               {"valueReference", {{"reference", "#fac"}}}});
+    mr["extension"].push_back(
+        {{"url", std::string(mapping::kFacilityExtension)},
+         {"valueReference", {{"reference", b["entry"][4]["fullUrl"]}}}});  // a second one
+    IssueList issues;
+    auto out = ToScript(b.dump(), issues, Options2017());
+    REQUIRE(out.ok());
+    const auto& f = NewRxOf(*out).facility;
+    REQUIRE(f.has_value());
+    CHECK(f->identification.hin == "HIN-0042");
+    CHECK(f->facility_name == "Maple Ridge Assisted Living");
+    CHECK(out->xml.find("<Facility><Identification><HIN>HIN-0042</HIN></Identification>"
+                        "<FacilityName>Maple Ridge Assisted Living</FacilityName></Facility>") !=
+          std::string::npos);
+    const Issue* type = issues.Find("Bundle.entry[0].resource.contained[" +
+                                    std::to_string(mr["contained"].size() - 1) + "].type[0]");
+    REQUIRE(type != nullptr);
+    CHECK(type->severity == Severity::kWarning);
+    const Issue* second =
+        issues.Find("Bundle.entry[0].resource.extension[" + std::to_string(at + 1) + "]");
+    REQUIRE(second != nullptr);
+    CHECK(second->message.find("SCRIPT carries one Facility") != std::string::npos);
   }
 }

@@ -111,6 +111,13 @@ struct PrescriptionInput {
   // insurance reference that does not resolve to a Coverage, a beneficiary that is another
   // Patient.
   std::vector<CoverageInput> coverages;
+  // The facility where the patient resides or receives care (SCRIPT NewRx Facility): the
+  // Location the MedicationRequest's RxFlow facility extension
+  // (https://rxflow.dev/fhir/StructureDefinition/facility, valueReference) names, resolved
+  // in the Bundle or (Bundle or envelope) among the MedicationRequest's contained resources.
+  // A facility extension that does not resolve to a Location, has no valueReference or
+  // comes a second time is named in a warning with its path, and no Facility is sent.
+  std::optional<WithPath<Location>> facility;
 
   std::string medication_request_path;
   std::string patient_path;
@@ -135,8 +142,9 @@ struct PrescriptionInput {
 // References resolve by Bundle `fullUrl`, by `Type/id`, and to contained resources by
 // `#id`; a PractitionerRole requester is followed to its Practitioner and Organization.
 // An unresolvable reference is an error with its path, except the optional `recorder`,
-// `insurance` and supervisor extension (the mapper, or a warning, names what is not sent). In the envelope, only a
-// contained Coverage (`#id`) can be named by `insurance`.
+// `insurance`, the supervisor extension and the facility extension (the mapper, or a warning,
+// names what is not sent). In the envelope, only a contained Coverage (`#id`) can be named by
+// `insurance`, and only a contained Location by the facility extension.
 StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& issues,
                                               const ParseOptions& options = {});
 

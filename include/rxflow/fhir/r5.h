@@ -2,8 +2,8 @@
 //
 // Typed HL7 FHIR R5 values for the resources an e-prescription touches: MedicationRequest,
 // Patient, Practitioner, PractitionerRole, Organization, Medication, AllergyIntolerance,
-// Observation, Coverage, Bundle, and the resources RxFlow writes back (MedicationDispense,
-// MedicationStatement, Task, OperationOutcome), with the datatypes they use.
+// Observation, Coverage, Location, Bundle, and the resources RxFlow writes back
+// (MedicationDispense, MedicationStatement, Task, OperationOutcome), with the datatypes they use.
 //
 // These are plain value types (copyable, no hidden state). Optional elements are
 // `std::optional`, repeating elements `std::vector`, primitives are kept as the text that
@@ -448,6 +448,23 @@ struct Coverage : ResourceBase {
   std::optional<int64_t> order;                 // positiveInt
 };
 
+// Read and written: where the patient resides or receives care (SCRIPT NewRx Facility), named
+// by the MedicationRequest's RxFlow facility extension. R5 Location has one `address` and
+// its phones in `contact` (ExtendedContactDetail), not R4's `telecom`. R5 elements RxFlow
+// does not model (operationalStatus, description, form, position, managingOrganization,
+// partOf, characteristic, hoursOfOperation, virtualService, endpoint) are reported by the
+// reader as dropped.
+struct Location : ResourceBase {
+  std::vector<Identifier> identifier;
+  std::string status;  // active | suspended | inactive
+  std::string name;
+  std::vector<std::string> alias;
+  std::string mode;  // instance | kind
+  std::vector<CodeableConcept> type;
+  std::vector<ExtendedContactDetail> contact;
+  std::optional<Address> address;
+};
+
 struct OperationOutcomeIssue {
   std::string severity;  // fatal | error | warning | information
   std::string code;      // HL7 issue-type
@@ -485,7 +502,7 @@ struct Bundle : ResourceBase {
 struct Resource {
   std::variant<MedicationRequest, Patient, Practitioner, PractitionerRole, Organization, Medication,
                MedicationDispense, Task, OperationOutcome, MessageHeader, Bundle,
-               MedicationStatement, AllergyIntolerance, Observation, Coverage>
+               MedicationStatement, AllergyIntolerance, Observation, Coverage, Location>
       value;
 
   // "MedicationRequest", "Patient", ...

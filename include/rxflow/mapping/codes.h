@@ -93,6 +93,24 @@ inline constexpr std::string_view kOrganizationType =
 inline constexpr std::string_view kNcpdpPayerTypeSystem =
     "https://rxflow.dev/fhir/CodeSystem/ncpdp-payer-type";
 
+// NewRx Facility ⇄ a FHIR Location. R5 MedicationRequest has no element for where the patient
+// resides or receives care: RxFlow's extension (valueReference to the Location) carries it.
+inline constexpr std::string_view kFacilityExtension =
+    "https://rxflow.dev/fhir/StructureDefinition/facility";
+// The Facility's identifiers that have no public FHIR system (NCPDPID, NPI, DEANumber and
+// StateLicenseNumber use the pharmacy's: kNcpdpId, kNpi, kDeaOid, v2-0203 type SL).
+inline constexpr std::string_view kFacilityMedicareNumberSystem =
+    "urn:rxflow:ncpdp:facility-medicare-number";
+inline constexpr std::string_view kFacilityMedicaidNumberSystem =
+    "urn:rxflow:ncpdp:facility-medicaid-number";
+inline constexpr std::string_view kFacilityUpinSystem = "urn:rxflow:ncpdp:facility-upin";
+inline constexpr std::string_view kFacilityIdSystem = "urn:rxflow:ncpdp:facility-id";
+inline constexpr std::string_view kFacilityHinSystem = "urn:rxflow:ncpdp:facility-hin";
+inline constexpr std::string_view kFacilityMutuallyDefinedSystem =
+    "urn:rxflow:ncpdp:facility-mutually-defined";
+inline constexpr std::string_view kFacilityRemsEnrollmentSystem =
+    "urn:rxflow:ncpdp:rems-healthcare-setting-enrollment-id";
+
 enum class IdentifierKind { kNpi, kDea, kNcpdpId, kStateLicense, kMrn, kSsn, kOther };
 
 // Classifies a FHIR identifier by its system (URL or OID form) or its v2-0203 type code

@@ -125,6 +125,9 @@ struct ToFhirOptions {
 //                                              NoKnownAllergies, + Observation per Measurement)
 //                                              (NewRx: + a Coverage, and an Organization for
 //                                              its payer, per BenefitsCoordination)
+//                                              (NewRx: + a Location for the Facility, named
+//                                              by the MedicationRequest's RxFlow facility
+//                                              extension)
 //   Status, Verify, CancelRxResponse          → Task (status of the request it relates to)
 //   Error                                     → OperationOutcome (+ Task failed)
 //   RxFill                                    → MedicationDispense (+ Patient, Organization,

@@ -72,6 +72,7 @@ struct Identification {
   std::string medicare_number;
   std::string medicaid_number;
   std::string upin;
+  std::string facility_id;  // FacilityID (a Facility's Identification)
   std::string dea_number;
   std::string hin;
   std::string social_security;
@@ -84,6 +85,7 @@ struct Identification {
   std::string medical_record_identification_number_ehr;
   std::string patient_account_number;
   std::string rems_patient_id;
+  std::string rems_healthcare_setting_enrollment_id;  // FacilityID only
   bool empty() const;
 };
 
@@ -96,6 +98,17 @@ struct Patient {
   std::optional<Address> address;
   std::optional<CommunicationNumbers> communication_numbers;
   std::string language_name_code;
+};
+
+// Facility (NewRx): the long-term-care or other facility where the patient resides or
+// receives care. Identification (FacilityID: NCPDPID, StateLicenseNumber, MedicareNumber,
+// MedicaidNumber, UPIN, FacilityID, DEANumber, HIN, NPI, MutuallyDefined,
+// REMSHealthcareSettingEnrollmentID) is required by the schema.
+struct Facility {
+  Identification identification;
+  std::string facility_name;
+  std::optional<Address> address;
+  std::optional<CommunicationNumbers> communication_numbers;
 };
 
 struct Pharmacy {
@@ -394,6 +407,7 @@ struct NewRx {
   std::string urgency_indicator_code;
   std::optional<AllergyOrAdverseEvent> allergy_or_adverse_event;
   std::vector<BenefitsCoordination> benefits_coordination;  // 0..4
+  std::optional<Facility> facility;
   Patient patient;
   std::optional<Pharmacy> pharmacy;
   Prescriber prescriber;
