@@ -945,6 +945,29 @@ TEST_SUITE("Bad input") {
   // Only sizes and contents are checked here; benchmarks/transform_benchmark.cc
   // (BM_Hostile*) shows the cost is linear.
 
+  // Issue texts quote input cut to a few dozen bytes; a cut inside a UTF-8 sequence once put
+  // invalid UTF-8 into the OperationOutcome JSON (found by the script fuzzer).
+  TEST_CASE("issue messages and paths are valid UTF-8, whatever was cut") {
+    IssueList issues;
+    issues.Error("/Message/\xC6", IssueCode::kValue, "got \"2026-09-23T00BB\xC6\"");
+    issues.Warning("/ok", IssueCode::kValue, "caf\xC3\xA9 \xF0\x9F\x92");
+    REQUIRE(issues.size() == 2);
+    CHECK(issues[0].path == "/Message/\xEF\xBF\xBD");
+    CHECK(issues[0].message == "got \"2026-09-23T00BB\xEF\xBF\xBD\"");
+    CHECK(issues[1].message == "caf\xC3\xA9 \xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+
+    // The input the fuzzer found: a dateTime cut at 40 bytes inside a two-byte character.
+    std::string xml =
+        testing::ReadFixture("fuzz/script/crash-eefc755e9936dd893dbb9ef71a1fdba96a5ed878");
+    TransformOptions o;
+    o.lenient = true;
+    o.read_version = script::Version::k2023011;
+    IssueList read;
+    auto out = ToFhirJson(std::string_view(xml).substr(1), read, o);
+    REQUIRE(out.ok());
+    CHECK(nlohmann::json::accept(*out));
+  }
+
   TEST_CASE("an issue list keeps 100 issues and counts the rest in one summary issue") {
     const std::string ellipsis = "\xE2\x80\xA6";
     IssueList issues;
