@@ -340,104 +340,6 @@ class CoverageCollector {
   std::vector<const Resource*> seen_;
 };
 
-// The string value of the member `key` of the JSON object `json` (an extension's raw value),
-// unescaped; nullopt when the object has no such member of string type. Members of nested
-// objects (a Reference's identifier.assigner) are not looked at.
-std::optional<std::string> TopLevelString(std::string_view json, std::string_view key) {
-  int depth = 0;
-  size_t i = 0;
-  // Reads the JSON string starting at json[i] == '"'; leaves i after its closing quote.
-  auto read_string = [&](std::string& out) -> bool {
-    out.clear();
-    for (++i; i < json.size(); ++i) {
-      char c = json[i];
-      if (c == '"') {
-        ++i;
-        return true;
-      }
-      if (c != '\\') {
-        out += c;
-        continue;
-      }
-      if (++i >= json.size()) return false;
-      switch (json[i]) {
-        case 'b':
-          out += '\b';
-          break;
-        case 'f':
-          out += '\f';
-          break;
-        case 'n':
-          out += '\n';
-          break;
-        case 'r':
-          out += '\r';
-          break;
-        case 't':
-          out += '\t';
-          break;
-        case 'u': {
-          if (i + 4 >= json.size()) return false;
-          uint32_t cp = 0;
-          for (size_t k = 1; k <= 4; ++k) {
-            char h = json[i + k];
-            cp <<= 4;
-            if (h >= '0' && h <= '9')
-              cp |= h - '0';
-            else if (h >= 'a' && h <= 'f')
-              cp |= h - 'a' + 10;
-            else if (h >= 'A' && h <= 'F')
-              cp |= h - 'A' + 10;
-            else
-              return false;
-          }
-          i += 4;
-          // The code unit as UTF-8 (a surrogate half as it is: references are ASCII).
-          if (cp < 0x80) {
-            out += static_cast<char>(cp);
-          } else if (cp < 0x800) {
-            out += static_cast<char>(0xC0 | (cp >> 6));
-            out += static_cast<char>(0x80 | (cp & 0x3F));
-          } else {
-            out += static_cast<char>(0xE0 | (cp >> 12));
-            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-            out += static_cast<char>(0x80 | (cp & 0x3F));
-          }
-          break;
-        }
-        default:
-          out += json[i];  // \" \\ \/
-      }
-    }
-    return false;
-  };
-  std::string token;
-  while (i < json.size()) {
-    char c = json[i];
-    if (c == '{' || c == '[') {
-      ++depth;
-      ++i;
-    } else if (c == '}' || c == ']') {
-      --depth;
-      ++i;
-    } else if (c == '"') {
-      if (!read_string(token)) return std::nullopt;
-      if (depth != 1 || token != key) continue;
-      size_t j = json.find_first_not_of(" \t\r\n", i);
-      if (j == std::string_view::npos || json[j] != ':') continue;  // a value, not a key
-      j = json.find_first_not_of(" \t\r\n", j + 1);
-      if (j == std::string_view::npos || json[j] != '"') return std::nullopt;
-      i = j;
-      std::string value;
-      if (!read_string(value)) return std::nullopt;
-      return value;
-    } else {
-      ++i;
-    }
-  }
-  return std::nullopt;
-}
-
 // The MedicationRequest's RxFlow facility extension → PrescriptionInput::facility (a copy of
 // the Location it names). `envelope`: only a contained Location (#id) resolves there. Reports
 // what it cannot send as warnings (the prescription still goes, without a Facility).
@@ -460,7 +362,8 @@ void ResolveFacility(const Resolver& resolver, PrescriptionInput& in, IssueList&
       continue;
     }
     const std::string ref_path = path + ".valueReference";
-    std::optional<std::string> ref = TopLevelString(e.value_json, "reference");
+    // One reading of an extension's reference for every RxFlow extension (as the supervisor's).
+    const std::optional<std::string> ref = ExtensionReference(e);
     const bool contained = ref && !ref->empty() && (*ref)[0] == '#';
     Located l = ref && (!envelope || contained) ? resolver.Find(*ref) : Located{};
     if (!l.resource || !l.resource->get<Location>()) {
