@@ -699,7 +699,8 @@ StatusOr<Header> ReadHeader(std::string_view xml, IssueList& issues, const ReadO
 StatusOr<Message> ReadXml(std::string_view xml, IssueList& issues, const ReadOptions& options) {
   Parsed parsed;
   if (absl::Status s = ParseAndValidate(xml, issues, options, parsed); !s.ok()) return s;
-  UndoRules(parsed.root, parsed.profile->impl().rules);
+  // A profile without rules (2017071) leaves the tree as it is: no walk.
+  if (!parsed.profile->impl().rules.empty()) UndoRules(parsed.root, parsed.profile->impl().rules);
   Decoder decoder(issues);
   Message m;
   {
