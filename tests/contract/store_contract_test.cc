@@ -215,6 +215,57 @@ TEST_SUITE("Store contract") {
     CHECK(store->ReadStream("b")->empty());
   }
 
+  // Refused before anything is written: no events, the key still free, no position used.
+  TEST_CASE_TEMPLATE("an append naming one event id twice is AlreadyExists and leaves no trace", A,
+                     RXFLOW_ADAPTERS) {
+    A adapter;
+    auto store = adapter.Open();
+    auto twice = store->Append(Req("t", kNoStream, {Event("x1"), Event("x1")}, "key-t"));
+    CHECK(twice.status().code() == absl::StatusCode::kAlreadyExists);
+    CHECK(store->ReadStream("t")->empty());
+    CHECK(store->FindByIdempotencyKey("key-t").status().code() == absl::StatusCode::kNotFound);
+    auto next = store->Append(Req("t", kNoStream, {Event("x2")}, "key-t"));
+    REQUIRE(next.ok());
+    CHECK(next->last_version == 1);
+    CHECK(next->last_global_position == 1);
+  }
+
+  // Appends that commit together (PostgreSQL's and SQLite's writers batch concurrent ones)
+  // each stand alone: a refused one takes no position, so the log has no gap.
+  TEST_CASE_TEMPLATE("refused appends among concurrent ones leave no gap in the positions", A,
+                     RXFLOW_ADAPTERS) {
+    A adapter;
+    auto store = adapter.Open();
+    REQUIRE(store->Append(Req("seed", kNoStream, {Event("taken")})).ok());
+    std::atomic<int> ok{0}, refused{0};
+    testing::Failures failures;
+    testing::RunTogether(8, [&](int t) {
+      for (int i = 0; i < 12; ++i) {
+        std::string stream = "c-" + std::to_string(t) + "-" + std::to_string(i);
+        // Every third append reuses the stored event id and is refused.
+        auto r =
+            store->Append(Req(stream, kNoStream,
+                              {Event(i % 3 == 0 ? "taken" : stream + "-1"), Event(stream + "-2")}));
+        if (r.ok()) {
+          ++ok;
+        } else if (r.status().code() == absl::StatusCode::kAlreadyExists) {
+          ++refused;
+        } else {
+          failures.Add(r.status().ToString());
+        }
+      }
+    });
+    CHECK_MESSAGE(failures.empty(), failures.Text());
+    CHECK(ok == 64);
+    CHECK(refused == 32);
+    auto all = store->ReadAll(0, 1000);
+    REQUIRE(all.ok());
+    REQUIRE(all->size() == 1 + 2 * 64);
+    for (size_t i = 0; i < all->size(); ++i) {
+      CHECK((*all)[i].global_position == static_cast<int64_t>(i + 1));
+    }
+  }
+
   TEST_CASE_TEMPLATE("an idempotency key names its stream; a second use is AlreadyExists", A,
                      RXFLOW_ADAPTERS) {
     A adapter;

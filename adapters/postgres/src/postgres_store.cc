@@ -15,6 +15,7 @@ namespace rxflow::internal::embedded {
 extern const std::string_view k001_init_sql;
 extern const std::string_view k002_append_function_sql;
 extern const std::string_view k003_event_log_outbox_sql;
+extern const std::string_view k004_append_without_subtransactions_sql;
 }  // namespace rxflow::internal::embedded
 
 namespace rxflow::store {
@@ -24,9 +25,11 @@ struct Migration {
   int version;
   std::string_view sql;
 };
-const Migration kMigrations[] = {{1, rxflow::internal::embedded::k001_init_sql},
-                                 {2, rxflow::internal::embedded::k002_append_function_sql},
-                                 {3, rxflow::internal::embedded::k003_event_log_outbox_sql}};
+const Migration kMigrations[] = {
+    {1, rxflow::internal::embedded::k001_init_sql},
+    {2, rxflow::internal::embedded::k002_append_function_sql},
+    {3, rxflow::internal::embedded::k003_event_log_outbox_sql},
+    {4, rxflow::internal::embedded::k004_append_without_subtransactions_sql}};
 
 void JsonString(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -172,8 +175,8 @@ class PostgresStore;
 class TxView : public EventStore {
  public:
   explicit TxView(pqxx::work& tx) : tx_(tx) {}
-  // rxflow_append refuses a conflicting append inside its own savepoint, so a refused
-  // append leaves the effect's transaction usable and unchanged.
+  // rxflow_append checks an append before it writes (migrations/004), so a refused append
+  // leaves the effect's transaction usable and unchanged.
   StatusOr<AppendResult> Append(AppendRequest r) override { return CallAppend(tx_, r); }
   StatusOr<std::vector<EventRecord>> ReadStream(const std::string& s, int64_t after) override {
     std::vector<EventRecord> out;
@@ -279,8 +282,8 @@ class PostgresStore : public Store {
 
   // Appends go through one writer thread that commits them in batches: the position row
   // lock and the WAL flush are paid once per batch, not once per append, and the whole
-  // batch is one server round trip (rxflow_append_batch). Each append runs in its own
-  // savepoint, so a refused one rolls back alone.
+  // batch is one server round trip (rxflow_append_batch). Each append is checked before
+  // it writes (migrations/004), so a refused one changes nothing and the others commit.
   StatusOr<AppendResult> Append(AppendRequest request) override {
     if (options_.batch_appends) return BatchedAppend(std::move(request));
     return DirectAppend(std::move(request));
