@@ -1003,7 +1003,8 @@ class BundleMapper {
       focus_used_ = true;
       if (mr) {
         out.medication_transfer_requested = MedicationOf(*mr, path, "MedicationTransferRequested");
-        out.prescriber = PrescriberOf(mr->requester, path + ".requester", "Prescriber", false);
+        out.prescriber = PrescriberOf(mr->requester, path + ".requester", "Prescriber", false,
+                                      mr->recorder, path + ".recorder");
         std::string order_number, rx_reference;
         RequestIdentifiers(*mr, path, order_number, rx_reference, "Header/");
         prescriber_order_number_ = order_number;
@@ -1070,7 +1071,8 @@ class BundleMapper {
     MedicationElements(mr.extension, path, element, x.medication_prescribed,
                        &x.prescription_previously_filled);
     x.medication_prescribed.prescriber =
-        PrescriberOf(mr.requester, path + ".requester", Cat(element, "/Prescriber"), false);
+        PrescriberOf(mr.requester, path + ".requester", Cat(element, "/Prescriber"), false,
+                     mr.recorder, path + ".recorder");
     std::string order_number;
     RequestIdentifiers(mr, path, order_number, x.medication_prescribed.rx_reference_number,
                        Cat(element, "/"));
