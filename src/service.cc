@@ -167,6 +167,12 @@ StatusOr<Submission> PrescriptionService::Submit(std::string_view fhir_json, Iss
                                                  std::string idempotency_key) {
   Impl& im = *impl_;
   RXFLOW_ASSIGN_OR_RETURN(ScriptOutput out, ToScript(fhir_json, issues, im.options.transform));
+  if (!std::holds_alternative<script::NewRx>(out.newrx.message.body) &&
+      !std::holds_alternative<script::CancelRx>(out.newrx.message.body)) {
+    return absl::InvalidArgumentError(
+        Cat("a Bundle for an ", out.transaction,
+            " is not a prescription: Submit takes a FHIR prescription (a NewRx)"));
+  }
   std::string key;
   if (idempotency_key.empty()) {
     RXFLOW_ASSIGN_OR_RETURN(key, IdempotencyKey(out.newrx.message, im.options.patient_key));

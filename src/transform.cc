@@ -43,6 +43,43 @@ const script::Profile& ProfileOf(const TransformOptions& o) {
   return o.profile ? *o.profile : script::BuiltinProfile(o.version);
 }
 
+// The header options with a MessageID and a SentTime: generated when not given.
+mapping::NewRxOptions WithMessageIdAndTime(const mapping::NewRxOptions& given) {
+  mapping::NewRxOptions o = given;
+  if (o.message_id.empty()) o.message_id = internal::RandomHex128();
+  if (o.sent_time.empty()) o.sent_time = UtcNow();
+  return o;
+}
+
+// Whether the text may be a Bundle around a Task naming a SCRIPT transaction: a cheap look
+// for the Task code systems, so that a prescription is still parsed once.
+bool MayNameTransaction(std::string_view json) {
+  return json.find("ncpdp-transaction") != std::string_view::npos ||
+         json.find("ncpdp-response") != std::string_view::npos;
+}
+
+// A Bundle whose Task names one of the transactions FromFhirBundle builds → that message.
+StatusOr<ScriptOutput> TransactionToScript(const fhir::Bundle& bundle, IssueList& issues,
+                                           const TransformOptions& options,
+                                           std::string_view relates_to_message_id, size_t start) {
+  auto message = mapping::FromFhirBundle(bundle, issues, WithMessageIdAndTime(options.newrx),
+                                         relates_to_message_id);
+  if (!message.ok()) {
+    return StatusFor(issues, start,
+                     absl::InvalidArgumentError(std::string(message.status().message())));
+  }
+  script::WriteOptions wo;
+  wo.profile = &ProfileOf(options);
+  wo.pretty = options.pretty;
+  auto xml = script::WriteXml(*message, issues, wo);
+  if (!xml.ok()) return xml.status();
+  ScriptOutput out;
+  out.xml = std::move(*xml);
+  out.transaction = std::string(script::TransactionName(message->body));
+  out.newrx.message = std::move(*message);
+  return out;
+}
+
 }  // namespace
 
 std::string UtcNow() {
@@ -58,11 +95,18 @@ StatusOr<ScriptOutput> ToScript(std::string_view fhir_json, IssueList& issues,
                                 const TransformOptions& options,
                                 std::string_view relates_to_message_id) {
   size_t start = issues.size();
+  if (MayNameTransaction(fhir_json)) {
+    IssueList parse_issues(issues.max_issues());
+    auto resource = fhir::ParseResource(fhir_json, parse_issues, options.parse);
+    const fhir::Bundle* bundle = resource.ok() ? resource->get<fhir::Bundle>() : nullptr;
+    if (bundle && !mapping::BundleTransaction(*bundle).empty()) {
+      issues.Append(parse_issues);
+      return TransactionToScript(*bundle, issues, options, relates_to_message_id, start);
+    }
+  }
   auto input = fhir::ParsePrescription(fhir_json, issues, options.parse);
   if (!input.ok()) return input.status();
-  mapping::NewRxOptions newrx = options.newrx;
-  if (newrx.message_id.empty()) newrx.message_id = internal::RandomHex128();
-  if (newrx.sent_time.empty()) newrx.sent_time = UtcNow();
+  const mapping::NewRxOptions newrx = WithMessageIdAndTime(options.newrx);
   const std::string& status = input->medication_request.status;
   bool cancel = status == "cancelled" || status == "stopped";
   auto mapped = cancel ? mapping::ToCancelRx(*input, relates_to_message_id, issues, newrx)
@@ -80,7 +124,8 @@ StatusOr<ScriptOutput> ToScript(std::string_view fhir_json, IssueList& issues,
   wo.pretty = options.pretty;
   auto xml = script::WriteXml(mapped->message, issues, wo);
   if (!xml.ok()) return xml.status();
-  return ScriptOutput{std::move(*xml), std::move(*mapped)};
+  std::string transaction(script::TransactionName(mapped->message.body));
+  return ScriptOutput{std::move(*xml), std::move(*mapped), std::move(transaction)};
 }
 
 namespace {

@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
   std::string xsd_dir;
   std::string structure_file, rules_file;
   bool pretty = false, strict = false, verbose = false, no_structured_sig = false, lenient = false;
-  std::string message_id, sent_time, relates_to;
+  std::string message_id, sent_time, relates_to, to, to_qualifier, from, from_qualifier;
 
   auto common = [&](CLI::App* sub) {
     sub->add_option("input", input, "input file, or - for standard input")->default_val("-");
@@ -125,7 +125,12 @@ int main(int argc, char** argv) {
   common(to_script);
   to_script->add_option("--message-id", message_id, "Header/MessageID (default: random)");
   to_script->add_option("--sent-time", sent_time, "Header/SentTime (default: now, UTC)");
-  to_script->add_option("--relates-to", relates_to, "for a CancelRx: the NewRx's MessageID");
+  to_script->add_option("--relates-to", relates_to,
+                        "Header/RelatesToMessageID: for a CancelRx, the NewRx's MessageID");
+  to_script->add_option("--to", to, "Header/To (default: from the FHIR, where it names one)");
+  to_script->add_option("--to-qualifier", to_qualifier, "Header/To's Qualifier (default: P)");
+  to_script->add_option("--from", from, "Header/From (default: from the FHIR, where it names one)");
+  to_script->add_option("--from-qualifier", from_qualifier, "Header/From's Qualifier (default: D)");
   to_script->add_flag("--no-structured-sig", no_structured_sig, "send SigText only");
   CLI::App* to_fhir = app.add_subcommand("to-fhir", "NCPDP SCRIPT XML → FHIR R5 Bundle JSON");
   common(to_fhir);
@@ -185,6 +190,10 @@ int main(int argc, char** argv) {
   options.xsd_dir = xsd_dir;
   options.newrx.message_id = message_id;
   options.newrx.sent_time = sent_time;
+  options.newrx.to = to;
+  options.newrx.to_qualifier = to_qualifier;
+  options.newrx.from = from;
+  if (!from_qualifier.empty()) options.newrx.from_qualifier = from_qualifier;
   options.newrx.structured_sig = !no_structured_sig;
 
   std::shared_ptr<const rxflow::script::Profile> loaded;

@@ -56,13 +56,25 @@ struct TransformOptions {
   bool lenient = false;
 };
 
+// What ToScript made. `newrx.message` is the message whatever the transaction (the member's
+// name is from when ToScript made NewRx and CancelRx only); `newrx.sig_provenance` and
+// `newrx.dea_schedule` are filled for a NewRx and a CancelRx only.
 struct ScriptOutput {
   std::string xml;
   mapping::NewRxResult newrx;
+  // The transaction written: "NewRx", "CancelRx", "RxHistoryRequest", ...
+  std::string transaction;
 };
 
-// FHIR (request envelope or Bundle) → SCRIPT XML: NewRx, or CancelRx when the
-// MedicationRequest is cancelled/stopped (`relates_to_message_id` then names the NewRx).
+// FHIR → SCRIPT XML:
+//   a prescription (request envelope or Bundle) → NewRx, or CancelRx when the
+//     MedicationRequest is cancelled/stopped (`relates_to_message_id` then names the NewRx);
+//   a Bundle around a Task naming a SCRIPT transaction (as ToFhirJson writes
+//     RxFillIndicatorChange, RxHistoryRequest/Response, RxTransferRequest/Response/Confirm,
+//     NewRxRequest and NewRxResponseDenied) → that transaction (mapping::FromFhirBundle;
+//     `relates_to_message_id`, when given, is its RelatesToMessageID, else the Task's focus
+//     gives it). `options.newrx` gives the header (MessageID, SentTime, To, From, ...).
+// The prescribing rules (clinical::CheckPrescription) apply to NewRx and CancelRx.
 StatusOr<ScriptOutput> ToScript(std::string_view fhir_json, IssueList& issues,
                                 const TransformOptions& options = {},
                                 std::string_view relates_to_message_id = {});

@@ -8,6 +8,7 @@
 #include "rxflow/mapping/mapping.h"
 
 #include "common/text.h"
+#include "mapping/parties.h"
 #include "mapping/sig.h"
 
 namespace rxflow::mapping {
@@ -2273,8 +2274,9 @@ class Mapper {
     std::vector<script::BenefitsCoordination> benefits = MapBenefits(cancel);
     std::optional<script::Facility> facility = MapFacility(cancel);
 
-    h.to = ncpdp;
-    h.to_qualifier = "P";
+    h.to = options_.to.empty() ? ncpdp : options_.to;
+    h.to_qualifier =
+        options_.to.empty() || options_.to_qualifier.empty() ? "P" : options_.to_qualifier;
     h.from = options_.from.empty() ? npi : options_.from;
     h.from_qualifier = options_.from_qualifier;
     h.message_id = Text(
@@ -2392,5 +2394,62 @@ StatusOr<NewRxResult> ToCancelRx(const fhir::PrescriptionInput& input,
   Mapper m(input, issues, options);
   return m.Build(true, relates_to_message_id);
 }
+
+// ---- One party, medication or Coverage, for the other transactions (parties.h) ----
+
+namespace parties {
+
+script::Patient Patient(const fhir::PrescriptionInput& in, IssueList& issues,
+                        const NewRxOptions& options) {
+  script::Patient out;
+  Mapper(in, issues, options).MapPatient(out);
+  return out;
+}
+
+script::Prescriber Prescriber(const fhir::PrescriptionInput& in, IssueList& issues,
+                              const NewRxOptions& options) {
+  script::Prescriber out;
+  std::string npi;
+  Mapper(in, issues, options).MapPrescriber(out, npi);
+  return out;
+}
+
+script::Pharmacy Pharmacy(const fhir::PrescriptionInput& in, IssueList& issues,
+                          const NewRxOptions& options) {
+  std::optional<script::Pharmacy> out;
+  std::string ncpdp;
+  Mapper(in, issues, options).MapPharmacy(out, ncpdp);
+  return out.value_or(script::Pharmacy{});
+}
+
+script::Medication Medication(const fhir::PrescriptionInput& in, IssueList& issues,
+                              const NewRxOptions& options, std::string& dea_schedule) {
+  script::Medication out;
+  Mapper(in, issues, options).MapMedication(out, dea_schedule);
+  return out;
+}
+
+script::BenefitsCoordination Benefits(const fhir::CoverageInput& in, IssueList& issues,
+                                      const NewRxOptions& options) {
+  const fhir::PrescriptionInput none;
+  return Mapper(none, issues, options).MapCoverage(in);
+}
+
+void ReportExtensions(const fhir::ResourceBase& r, const std::string& path, IssueList& issues,
+                      bool dea_schedule_read) {
+  const fhir::PrescriptionInput none;
+  const NewRxOptions options;
+  Mapper(none, issues, options).ReportExtensions(r, path, dea_schedule_read);
+}
+
+std::optional<ScriptElementValue> ScriptElementOf(const fhir::Extension& e) {
+  auto v = ReadScriptElement(e);
+  if (!v) return std::nullopt;
+  return ScriptElementValue{std::move(v->element), std::move(v->value)};
+}
+
+std::string ExtensionSubject(const fhir::Extension& e) { return mapping::ExtensionSubject(e); }
+
+}  // namespace parties
 
 }  // namespace rxflow::mapping

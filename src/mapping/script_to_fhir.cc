@@ -15,26 +15,6 @@ namespace {
 
 using rxflow::internal::Cat;
 
-constexpr std::string_view kPrescriberOrderNumberSystem =
-    "urn:rxflow:ncpdp:prescriber-order-number";
-constexpr std::string_view kMessageIdSystem = "urn:rxflow:ncpdp:message-id";
-constexpr std::string_view kRxReferenceSystem = "urn:rxflow:ncpdp:rx-reference-number";
-constexpr std::string_view kNcpdpStatusSystem =
-    "https://rxflow.dev/fhir/CodeSystem/ncpdp-status-code";
-constexpr std::string_view kNcpdpErrorSystem =
-    "https://rxflow.dev/fhir/CodeSystem/ncpdp-error-code";
-constexpr std::string_view kNcpdpReasonSystem =
-    "https://rxflow.dev/fhir/CodeSystem/ncpdp-reason-code";
-constexpr std::string_view kNcpdpResponseSystem =
-    "https://rxflow.dev/fhir/CodeSystem/ncpdp-response";
-constexpr std::string_view kNcpdpChangeCodeSystem =
-    "https://rxflow.dev/fhir/CodeSystem/ncpdp-change-request-code";
-constexpr std::string_view kNcpdpTransactionSystem =
-    "https://rxflow.dev/fhir/CodeSystem/ncpdp-transaction";
-// Task.input types: the SCRIPT element the input carries.
-constexpr std::string_view kScriptElementCodeSystem =
-    "https://rxflow.dev/fhir/CodeSystem/script-element";
-
 // A JSON string literal for an extension's raw value.
 // A SCRIPT date or dateTime as FHIR has it. xsd:dateTime may omit the zone (read as UTC,
 // the reader warns: docs/mapping.md §4.6); FHIR requires one once there is a time.
@@ -1331,7 +1311,25 @@ class Builder {
       InputReference(t, "Pharmacist", AddPharmacist(*pharmacist, path + "/Pharmacist"));
   }
 
+  // Header elements the transaction's Task has no place for: a warning for each one sent
+  // (FHIR → SCRIPT cannot send it back).
+  void HeaderNotCarried(std::initializer_list<std::string_view> elements) {
+    const script::Header& h = m_.header;
+    for (std::string_view e : elements) {
+      const std::string& v = e == "PrescriberOrderNumber" ? h.prescriber_order_number
+                             : e == "RxReferenceNumber"   ? h.rx_reference_number
+                                                          : h.relates_to_message_id;
+      if (v.empty()) continue;
+      issues_.Warning(Cat("/Message/Header/", e), IssueCode::kNotSupported,
+                      Cat("the ", script::TransactionName(m_.body),
+                          "'s Task has no place for it: not mapped to FHIR: dropped"));
+    }
+  }
+
   void MapTx(const script::RxFillIndicatorChange& r, const std::string&) {
+    // The focus names the prescription by its order number, else by RelatesToMessageID.
+    HeaderNotCarried({"RxReferenceNumber"});
+    if (!m_.header.prescriber_order_number.empty()) HeaderNotCarried({"RelatesToMessageID"});
     fhir::Task t = NewTask("requested", "RxFillIndicatorChange", kNcpdpTransactionSystem,
                            "fill indicator change");
     InputString(t, "RxFillIndicator", r.rx_fill_indicator);
@@ -1339,6 +1337,7 @@ class Builder {
   }
 
   void MapTx(const script::RxHistoryRequest& r, const std::string& path) {
+    HeaderNotCarried({"PrescriberOrderNumber", "RxReferenceNumber", "RelatesToMessageID"});
     fhir::Task t = NewTask("requested", "RxHistoryRequest", kNcpdpTransactionSystem,
                            "medication history request");
     t.focus.reset();
@@ -1359,6 +1358,7 @@ class Builder {
   template <class Answer>
   std::pair<fhir::Task, fhir::Reference> ResponseTask(const Answer& r, const std::string& path,
                                                       const std::string& what) {
+    HeaderNotCarried({"PrescriberOrderNumber", "RxReferenceNumber"});
     const bool approved = r.response.kind == "Approved";
     fhir::Task t = AnswerTask(approved ? "completed" : "rejected", r.response.kind,
                               kNcpdpResponseSystem, what);
@@ -1373,6 +1373,16 @@ class Builder {
     std::optional<fhir::Reference> pharmacy, prescriber;
     if (r.pharmacy) pharmacy = AddPharmacy(*r.pharmacy, path + "/Pharmacy");
     if (r.prescriber) prescriber = AddPrescriber(*r.prescriber, path + "/Prescriber", false);
+    // They reach FHIR only as the entries' (MedicationDispense.performer,
+    // MedicationStatement.informationSource), where FHIR → SCRIPT sends them back.
+    for (const auto& [party, name] : {std::pair{pharmacy.has_value(), "Pharmacy"},
+                                      std::pair{prescriber.has_value(), "Prescriber"}}) {
+      if (!party) continue;
+      issues_.Warning(Cat(path, "/", name), IssueCode::kNotSupported,
+                      Cat("the response's ", name,
+                          " is carried only as that of each entry without its own: FHIR → "
+                          "SCRIPT sends it with those entries, not here"));
+    }
     for (size_t i = 0; i < r.medication_dispensed.size(); ++i) {
       const std::string at = Indexed(path + "/MedicationDispensed", i, r.medication_dispensed);
       Add(fhir::Resource{HistoryDispense(r.medication_dispensed[i], at, patient, pharmacy, {})},
@@ -1429,7 +1439,12 @@ class Builder {
     std::optional<fhir::Reference> performer = pharmacy;
     if (m.pharmacy) performer = AddPharmacy(*m.pharmacy, path + "/Pharmacy");
     if (performer) d.performer.push_back(*performer);
-    if (m.prescriber) AddPrescriber(*m.prescriber, path + "/Prescriber", false);
+    if (m.prescriber) {
+      AddPrescriber(*m.prescriber, path + "/Prescriber", false);
+      issues_.Warning(path + "/Prescriber", IssueCode::kNotSupported,
+                      "a MedicationDispense has no prescriber: the Practitioner is in the Bundle "
+                      "but nothing names it, so FHIR → SCRIPT cannot send it back");
+    }
     if (!m.history_prescriber_order_number.empty()) {
       if (prescription) {
         Keep(d.extension, "HistoryPrescriberOrderNumber", m.history_prescriber_order_number);
@@ -1497,6 +1512,7 @@ class Builder {
   }
 
   void MapTx(const script::RxTransferRequest& r, const std::string& path) {
+    HeaderNotCarried({"PrescriberOrderNumber", "RxReferenceNumber", "RelatesToMessageID"});
     fhir::Task t = NewTask("requested", "RxTransferRequest", kNcpdpTransactionSystem,
                            "prescription transfer request");
     t.focus.reset();
@@ -1558,6 +1574,7 @@ class Builder {
   }
 
   void MapTx(const script::RxTransferConfirm& r, const std::string& path) {
+    HeaderNotCarried({"PrescriberOrderNumber", "RxReferenceNumber"});
     fhir::Task t = AnswerTask("completed", "RxTransferConfirm", kNcpdpTransactionSystem,
                               "prescription transfer confirmation");
     t.for_ = AddPatient(r.patient, path + "/Patient");
@@ -1584,6 +1601,7 @@ class Builder {
   // pharmacy its dispenser, and a Task whose focus it is.
   template <typename Tx>
   fhir::Task NewRxAsked(const Tx& tx, const std::string& path, fhir::Task t, bool denied) {
+    HeaderNotCarried({"RelatesToMessageID"});  // the Task's focus is the proposal
     fhir::Reference patient = AddPatient(tx.patient, path + "/Patient");
     fhir::Reference prescriber = AddPrescriber(tx.prescriber, path + "/Prescriber");
     fhir::Reference pharmacy = AddPharmacy(tx.pharmacy, path + "/Pharmacy");

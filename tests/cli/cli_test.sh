@@ -54,6 +54,12 @@ check "--xsd validates against a schema set" 0 '^ok' '' -- "$RX" check --xsd "$F
 "$RX" to-script --script-version 2017071 --message-id X1 --sent-time 2026-11-26T10:00:00Z "$L" > "$TMP/n.xml" 2>/dev/null
 "$RX" to-fhir "$TMP/n.xml" > "$TMP/b.json" 2>/dev/null
 check "to-script → to-fhir → to-script is byte-identical" 0 '' '' -- sh -c "\"$RX\" to-script --script-version 2017071 --message-id X1 --sent-time 2026-11-26T10:00:00Z \"$TMP/b.json\" 2>/dev/null | cmp - \"$TMP/n.xml\""
+# The Task transactions back to SCRIPT: To and From from the Bundle's parties, or given.
+"$RX" to-fhir "$FX/script/rxtransfer_request.xml" > "$TMP/transfer.json" 2>/dev/null
+check "to-script turns a transfer request's Bundle into an RxTransferRequest" 0 '<RxTransferRequest>' '' -- "$RX" to-script --script-version 2017071 "$TMP/transfer.json"
+"$RX" to-fhir "$FX/script/rxfill_indicator_change.xml" > "$TMP/fill.json" 2>/dev/null
+check "an RxFillIndicatorChange names no receiver: exit 1 at options.to" 1 '' '^error: options\.to: ' -- "$RX" to-script "$TMP/fill.json"
+check "--to and --from route it" 0 '<RxFillIndicatorChange>' '' -- "$RX" to-script --to 4712345 --from 6719450382001 "$TMP/fill.json"
 # What partners send: the version read, forced, lenient output, what is not supported.
 N17="$FX/script/newrx_2017071_lisinopril.xml"
 check "to-fhir reads a 2017071 message as 2017071" 0 '"resourceType": "Bundle"' '' -- "$RX" to-fhir "$N17"

@@ -111,6 +111,32 @@ inline constexpr std::string_view kFacilityMutuallyDefinedSystem =
 inline constexpr std::string_view kFacilityRemsEnrollmentSystem =
     "urn:rxflow:ncpdp:rems-healthcare-setting-enrollment-id";
 
+// The identifiers and codes of the SCRIPT messages behind a Bundle (SCRIPT → FHIR writes them,
+// FHIR → SCRIPT reads them back): a prescription's PrescriberOrderNumber, a message's
+// MessageID and a pharmacy's RxReferenceNumber; the transaction a Task asks for
+// (RxFillIndicatorChange, RxHistoryRequest, RxTransferRequest, RxTransferConfirm,
+// NewRxRequest) or the Response it answers with (Approved, Denied, ...), the Status and Error
+// codes, the reason codes (Task.statusReason, MedicationDispense.notPerformedReason), an
+// RxChangeRequest's MessageRequestCode, and the SCRIPT element a Task.input carries.
+inline constexpr std::string_view kPrescriberOrderNumberSystem =
+    "urn:rxflow:ncpdp:prescriber-order-number";
+inline constexpr std::string_view kMessageIdSystem = "urn:rxflow:ncpdp:message-id";
+inline constexpr std::string_view kRxReferenceSystem = "urn:rxflow:ncpdp:rx-reference-number";
+inline constexpr std::string_view kNcpdpTransactionSystem =
+    "https://rxflow.dev/fhir/CodeSystem/ncpdp-transaction";
+inline constexpr std::string_view kNcpdpResponseSystem =
+    "https://rxflow.dev/fhir/CodeSystem/ncpdp-response";
+inline constexpr std::string_view kNcpdpStatusSystem =
+    "https://rxflow.dev/fhir/CodeSystem/ncpdp-status-code";
+inline constexpr std::string_view kNcpdpErrorSystem =
+    "https://rxflow.dev/fhir/CodeSystem/ncpdp-error-code";
+inline constexpr std::string_view kNcpdpReasonSystem =
+    "https://rxflow.dev/fhir/CodeSystem/ncpdp-reason-code";
+inline constexpr std::string_view kNcpdpChangeCodeSystem =
+    "https://rxflow.dev/fhir/CodeSystem/ncpdp-change-request-code";
+inline constexpr std::string_view kScriptElementCodeSystem =
+    "https://rxflow.dev/fhir/CodeSystem/script-element";
+
 enum class IdentifierKind { kNpi, kDea, kNcpdpId, kStateLicense, kMrn, kSsn, kOther };
 
 // Classifies a FHIR identifier by its system (URL or OID form) or its v2-0203 type code

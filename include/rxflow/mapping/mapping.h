@@ -48,9 +48,16 @@ struct NewRxOptions {
   std::string message_id;
   // Header/SentTime, UTC xsd:dateTime. REQUIRED.
   std::string sent_time;
-  // Header/From: the sender's routing id. Default: the prescriber's NPI, qualifier "D".
+  // Header/From: the sender's routing id, sent with `from_qualifier`. Default: the
+  // prescriber's NPI, qualifier "D" (NewRx, CancelRx); for FromFhirBundle, the sending party
+  // the Bundle names (docs/mapping.md §2.13), if any.
   std::string from;
   std::string from_qualifier = "D";
+  // Header/To: the receiver's routing id, sent with `to_qualifier` (empty: "P"). Default: the
+  // pharmacy's NCPDP ID, qualifier "P" (NewRx, CancelRx); for FromFhirBundle, the receiving
+  // party the Bundle names, if any.
+  std::string to;
+  std::string to_qualifier;
   // Header/SenderSoftware.
   std::string sender_software_developer = "RxFlow";
   std::string sender_software_product = "RxFlow SDK";
@@ -109,6 +116,40 @@ struct CancelRxOptions {
 // NewRx's patient, pharmacy, prescriber and prescribed medication. InvalidArgument when
 // `newrx` is not a NewRx.
 StatusOr<script::Message> CancelRxFromNewRx(script::Message newrx, const CancelRxOptions& cancel);
+
+// FHIR → SCRIPT of the transactions SCRIPT → FHIR writes around a Task (docs/mapping.md
+// §2.13): a Bundle as ToFhir makes it for one of them (or written the same way) → that message.
+// The Task says which transaction: its `code` has a coding in
+// https://rxflow.dev/fhir/CodeSystem/ncpdp-transaction (RxFillIndicatorChange,
+// RxHistoryRequest, RxTransferRequest, RxTransferConfirm, NewRxRequest) or, for an answer, in
+// .../ncpdp-response (the Response: Approved, Denied), told apart by the display ToFhir gives
+// it, else by the Task: a TransferRequest or MedicationTransferred input (RxTransferResponse),
+// a RequestedDates input (RxHistoryResponse), a focus on a proposed MedicationRequest
+// (NewRxResponseDenied). References resolve by fullUrl and by Type/id. The parties, the
+// medications and the Coverages are mapped as ToNewRx maps them, with the same issues.
+//
+// The header: MessageID, SentTime, SenderSoftware and TestMessage from `options`; To and From
+// from `options` when set, else from the parties the Bundle names (the pharmacy's NCPDP ID,
+// the prescriber's NPI; none for RxFillIndicatorChange, RxHistoryResponse and the receiver of
+// an RxHistoryRequest); RelatesToMessageID `relates_to_message_id` when given, else the
+// Task's focus by message id; PrescriberOrderNumber and RxReferenceNumber from the Task's
+// focus or the MedicationRequest's identifiers.
+//
+// InvalidArgument when the Bundle holds no such Task (an error at Bundle.entry naming the
+// code systems), when its Task names a transaction FromFhirBundle does not build (at the
+// Task's code), or when a part the message requires is missing or cannot be sent (each
+// error with its FHIR path and the SCRIPT element it fills; To or From that neither
+// `options` nor the Bundle gives: at options.to / options.from). Every element of the
+// Bundle that no SCRIPT element receives is named in a warning with its path.
+StatusOr<script::Message> FromFhirBundle(const fhir::Bundle& bundle, IssueList& issues,
+                                         const NewRxOptions& options,
+                                         std::string_view relates_to_message_id = {});
+
+// The transaction FromFhirBundle builds from `bundle`, by its Task as FromFhirBundle tells it
+// ("RxHistoryRequest", ...; a code of ncpdp-transaction RxFlow does not build is returned
+// as it is); "" when the Bundle holds no such Task (then it is a prescription, if anything:
+// ParsePrescription and ToNewRx / ToCancelRx).
+std::string BundleTransaction(const fhir::Bundle& bundle);
 
 struct ToFhirOptions {
   // Bundle.type of the result. Default: collection.
