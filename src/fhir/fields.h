@@ -397,7 +397,7 @@ struct Fhir<MedicationRequest> {
                  F("substitution", &M::substitution)});
 };
 template <>
-struct Fhir<MedicationDispense> {  // written only (the reader refuses it)
+struct Fhir<MedicationDispense> {
   using M = MedicationDispense;
   static constexpr std::string_view kName = "MedicationDispense";
   static constexpr auto kFields = ResourceFields(
@@ -411,7 +411,7 @@ struct Fhir<MedicationDispense> {  // written only (the reader refuses it)
       F("dosageInstruction", &M::dosage_instruction));
 };
 template <>
-struct Fhir<MedicationStatement> {  // written only (the reader refuses it)
+struct Fhir<MedicationStatement> {
   using M = MedicationStatement;
   static constexpr std::string_view kName = "MedicationStatement";
   static constexpr auto kFields =
@@ -442,7 +442,7 @@ struct Fhir<Observation> {
       F("valueQuantity", &O::value_quantity), F("note", &O::note));
 };
 template <>
-struct Fhir<Task> {  // written only (the reader refuses it)
+struct Fhir<Task> {
   using T = Task;
   static constexpr std::string_view kName = "Task";
   static constexpr auto kFields = ResourceFields(

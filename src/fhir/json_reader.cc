@@ -111,6 +111,46 @@ constexpr std::string_view kLocationKnown[] = {
     "operationalStatus",    "description", "form",           "position",
     "managingOrganization", "partOf",      "characteristic", "hoursOfOperation",
     "virtualService",       "endpoint"};
+constexpr std::string_view kMedicationDispenseKnown[] = {"basedOn",
+                                                         "partOf",
+                                                         "statusChanged",
+                                                         "category",
+                                                         "encounter",
+                                                         "supportingInformation",
+                                                         "fillDate",
+                                                         "recorded",
+                                                         "destination",
+                                                         "receiver",
+                                                         "renderedDosageInstruction",
+                                                         "substitution",
+                                                         "eventHistory"};
+constexpr std::string_view kMedicationStatementKnown[] = {"partOf",
+                                                          "category",
+                                                          "encounter",
+                                                          "effectivePeriod",
+                                                          "effectiveTiming",
+                                                          "derivedFrom",
+                                                          "relatedClinicalInformation",
+                                                          "renderedDosageInstruction",
+                                                          "adherence"};
+constexpr std::string_view kTaskKnown[] = {"instantiatesCanonical",
+                                           "instantiatesUri",
+                                           "basedOn",
+                                           "groupIdentifier",
+                                           "partOf",
+                                           "businessStatus",
+                                           "priority",
+                                           "doNotPerform",
+                                           "encounter",
+                                           "requestedPeriod",
+                                           "executionPeriod",
+                                           "requestedPerformer",
+                                           "performer",
+                                           "location",
+                                           "reason",
+                                           "relevantHistory",
+                                           "restriction",
+                                           "output"};
 constexpr std::string_view kBundleKnown[] = {"total", "link", "signature", "issues"};
 constexpr std::string_view kMessageHeaderKnown[] = {
     "destination", "sender", "author", "source", "responsible", "reason", "response", "definition"};
@@ -138,6 +178,12 @@ template <>
 constexpr std::span<const std::string_view> kKnown<Coverage> = kCoverageKnown;
 template <>
 constexpr std::span<const std::string_view> kKnown<Location> = kLocationKnown;
+template <>
+constexpr std::span<const std::string_view> kKnown<MedicationDispense> = kMedicationDispenseKnown;
+template <>
+constexpr std::span<const std::string_view> kKnown<MedicationStatement> = kMedicationStatementKnown;
+template <>
+constexpr std::span<const std::string_view> kKnown<Task> = kTaskKnown;
 template <>
 constexpr std::span<const std::string_view> kKnown<Bundle> = kBundleKnown;
 template <>
@@ -729,6 +775,9 @@ class Reader {
   }
   template <typename T, typename F>
   void ReadMember(od::value v, std::vector<T>& out, const F& f) {
+    if constexpr (std::is_same_v<T, Reference>) {
+      if (f.flags & fields::kActor) return ReadActors(v, out);
+    }
     ArrOf(v, out, Self());
     if (f.flags & fields::kModifier) {
       // A modifier extension changes the meaning of the resource: RxFlow cannot map a
@@ -739,6 +788,29 @@ class Reader {
   template <typename T, typename F>
   void ReadMember(od::value v, T& out, const F&) {
     Read(v, out);
+  }
+
+  // MedicationDispense.performer: each item {"function": …, "actor": Reference}; the actor is
+  // kept (a performer without one is an error: R5 requires it), the function dropped with a
+  // warning.
+  void ReadActors(od::value v, std::vector<Reference>& out) {
+    Arr(v, [&](od::value item) {
+      Reference actor;
+      bool has_actor = false;
+      Obj(item, [&](std::string_view key, od::value& val) {
+        if (key == "actor") {
+          Read(val, actor);
+          has_actor = true;
+          return true;
+        }
+        return DropIf(key, {"function"}) || DatatypeCommon(key, val);
+      });
+      if (!has_actor) {
+        Error(IssueCode::kRequired, "a performer needs its actor");
+        return;
+      }
+      out.push_back(std::move(actor));
+    });
   }
 
   template <typename T>
@@ -937,11 +1009,11 @@ class Reader {
       Fatal("malformed JSON object");
       return false;
     }
-    // MedicationDispense, MedicationStatement and Task are written, not read; a Bundle is
-    // never contained.
+    // A Bundle is never contained.
     if (!EmplaceNamed<MedicationRequest, Patient, Practitioner, PractitionerRole, Organization,
                       Medication, Coverage, MessageHeader, OperationOutcome, AllergyIntolerance,
-                      Observation, Location>(type, obj, out) &&
+                      Observation, Location, MedicationDispense, MedicationStatement, Task>(
+            type, obj, out) &&
         (contained || !EmplaceNamed<Bundle>(type, obj, out))) {
       Scope s(*this, "resourceType");
       Error(IssueCode::kNotSupported,
