@@ -7,7 +7,8 @@
 // birth date could be brute-forced, a keyed MAC cannot without the key.
 //
 // What is in the content: prescriber (NPI, DEA), pharmacy (NCPDP ID), prescriber order
-// number, drug (description, codes, strength, schedule), quantity and unit, days supply,
+// number, drug (description, codes, strength, schedule; a compound's form and ingredients
+// with their amounts), quantity and unit, days supply,
 // date written, substitutions, refills, diagnoses, note, SigText and structured Sig, and
 // do-not-fill-before/expiry dates. What is not: message id, sent time, sender software.
 #ifndef RXFLOW_IDEMPOTENCY_H_

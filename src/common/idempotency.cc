@@ -76,6 +76,26 @@ void Medication(Canon& c, const script::Medication& m) {
   for (const auto& o : m.other_medication_date) {
     c.Field("date", internal::Cat(o.qualifier, "|", o.date.date, o.date.date_time));
   }
+  // A compound: its form and each ingredient with its amount (two compounds of one
+  // description may differ only there). Absent for any other drug: their keys are unchanged.
+  if (m.compound_information) {
+    const script::CompoundInformation& compound = *m.compound_information;
+    c.Field("compound", compound.final_compound_pharmaceutical_dosage_form);
+    for (const script::CompoundIngredientLot& lot : compound.ingredients) {
+      std::string item;
+      if (lot.compound_ingredient) {
+        const script::CompoundIngredient& i = *lot.compound_ingredient;
+        const script::Strength s = i.strength.value_or(script::Strength{});
+        item = internal::Cat(i.item_description, "|", i.item_number ? i.item_number->qualifier : "",
+                             "|", i.item_number ? i.item_number->code : "", "|", s.strength_value,
+                             "|", s.strength_unit_of_measure_code, "|", s.strength_form_code, "|",
+                             i.dea_schedule_code);
+      }
+      c.Field("ingredient",
+              internal::Cat(item, "|", lot.quantity.value, "|", lot.quantity.code_list_qualifier,
+                            "|", lot.quantity.unit_of_measure_code));
+    }
+  }
 }
 
 }  // namespace

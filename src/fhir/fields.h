@@ -241,7 +241,9 @@ template <>
 struct Fhir<MedicationIngredient> {
   using I = MedicationIngredient;
   static constexpr auto kFields =
-      std::tuple{F("item", &I::item, kString, kWriteEmpty), F("isActive", &I::is_active),
+      std::tuple{F("extension", &I::extension),
+                 F("item", &I::item, kString, kWriteEmpty),
+                 F("isActive", &I::is_active),
                  F("strengthRatio", &I::strength_ratio),
                  F("strengthCodeableConcept", &I::strength_codeable_concept),
                  F("strengthQuantity", &I::strength_quantity)};

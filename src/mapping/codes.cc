@@ -95,6 +95,10 @@ constexpr SeverityRow kSeverities[] = {
     {"399166001", "Fatal", "severe"},
 };
 
+// SCRIPT 2017071 CompoundIngredientProductCodeQualifier (a compound ingredient's ItemNumber).
+constexpr std::string_view kItemNumberQualifiers[] = {
+    "ND", "UP", "RT", "NH", "UN", "SCD", "SBD", "GPK", "BPK", "GMP", "GPI", "GSP", "DI"};
+
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
@@ -263,6 +267,22 @@ std::string_view DrugProductSystem(std::string_view qualifier) {
     return kRxNorm;
   }
   if (qualifier == "UN") return kUnii;
+  return {};
+}
+
+std::string ItemNumberSystem(std::string_view qualifier, std::string_view code) {
+  const bool ndc = code.size() == 11 && internal::IsAllDigits(code);
+  std::string_view system = DrugProductSystem(qualifier);
+  if (!system.empty() && (qualifier != "ND" || ndc)) return std::string(system);
+  return std::string(kProductCodeSystemPrefix) + std::string(qualifier);
+}
+
+std::string_view ProductCodeQualifierOf(std::string_view system) {
+  if (!system.starts_with(kProductCodeSystemPrefix)) return {};
+  system.remove_prefix(kProductCodeSystemPrefix.size());
+  for (std::string_view q : kItemNumberQualifiers) {
+    if (q == system) return q;
+  }
   return {};
 }
 

@@ -170,6 +170,11 @@ constexpr ScriptElementRow kScriptElements[] = {
     {"LastFillDate", "MedicationPrescribed/LastFillDate", false, true, true, 35},
     {"PharmacyRequestedRefills", "MedicationDispensed/PharmacyRequestedRefills", false, false,
      false, 2},
+    {"PrescriberCheckedREMS", "MedicationPrescribed/PrescriberCheckedREMS", false, true, false, 1},
+    {"REMSPatientRiskCategory", "MedicationPrescribed/REMSPatientRiskCategory", false, true, false,
+     35},
+    {"REMSAuthorizationNumber", "MedicationPrescribed/REMSAuthorizationNumber", false, true, false,
+     140},
     {"ProhibitRenewalRequest", "ProhibitRenewalRequest", false, true, false, 5},
     {"ChangeOfPrescriptionStatusFlag", "ChangeOfPrescriptionStatusFlag", false, false, true, 1},
     {"LanguageNameCode", "Patient/HumanPatient/LanguageNameCode", true, true, true, 3},
@@ -589,7 +594,14 @@ class Mapper {
               id.value, [&] { return ip + ".value"; }, 35, "SSN");
           break;
         default:
-          Dropped(ip, "identifier system not mapped to SCRIPT: not sent");
+          if (id.system != kRemsPatientIdSystem) {
+            Dropped(ip, "identifier system not mapped to SCRIPT: not sent");
+          } else if (!out.identification.rems_patient_id.empty()) {
+            Dropped(ip, "SCRIPT carries one REMS patient id: not sent");
+          } else {
+            out.identification.rems_patient_id = Text(
+                id.value, [&] { return ip + ".value"; }, 35, "REMS patient id");
+          }
       }
     }
     out.name = MapName(p.name, path);
@@ -657,7 +669,16 @@ class Mapper {
               id.value, [&] { return ip + ".value"; }, 35, "state license number");
           break;
         default:
-          Dropped(ip, "identifier system not mapped to SCRIPT: not sent");
+          if (id.system != kRemsProviderEnrollmentSystem) {
+            Dropped(ip, "identifier system not mapped to SCRIPT: not sent");
+          } else if (!out.identification.rems_healthcare_provider_enrollment_id.empty()) {
+            Dropped(ip, "SCRIPT carries one REMS healthcare provider enrollment id: not sent");
+          } else {
+            out.identification.rems_healthcare_provider_enrollment_id = Text(
+                id.value, [&] { return ip + ".value"; }, 35,
+                "REMS healthcare provider enrollment id");
+            rems_enrollment_path_ = ip;
+          }
       }
     }
     for (size_t q = 0; q < pr.qualification.size(); ++q) {
@@ -801,6 +822,13 @@ class Mapper {
     script::Prescriber s;
     std::string npi;
     sub.MapPrescriber(s, npi);
+    if (!s.identification.rems_healthcare_provider_enrollment_id.empty()) {
+      // SupervisorID has no REMSHealthcareProviderEnrollmentID (the writer would leave it out).
+      Dropped(sub.rems_enrollment_path_,
+              "SCRIPT Supervisor (SupervisorID) carries no REMS healthcare provider enrollment "
+              "id: not sent");
+      s.identification.rems_healthcare_provider_enrollment_id.clear();
+    }
     sub.ReportExtensions(*in_.supervisor, in_.supervisor_path);
     if (in_.supervisor_role) sub.ReportExtensions(*in_.supervisor_role, in_.supervisor_role_path);
     bool complete = true;
@@ -958,6 +986,292 @@ class Mapper {
     return s;
   }
 
+  // The index of the first script-element extension of `ing` naming `element` with a value,
+  // or SIZE_MAX.
+  static size_t IngredientElement(const fhir::MedicationIngredient& ing, std::string_view element) {
+    for (size_t j = 0; j < ing.extension.size(); ++j) {
+      auto se = ReadScriptElement(ing.extension[j]);
+      if (se && se->element == element && se->value && !se->value->empty()) return j;
+    }
+    return SIZE_MAX;
+  }
+
+  // Whether the Medication is a compounded preparation (SCRIPT CompoundInformation): RxFlow's
+  // compound extension says so (valueBoolean), else a Medication with no code whose
+  // ingredients give their amounts (strengthQuantity) is one.
+  bool IsCompound(const fhir::Medication& med, const std::string& mp) {
+    for (size_t i = 0; i < med.extension.size(); ++i) {
+      const fhir::Extension& e = med.extension[i];
+      if (e.url != kCompoundExtension) continue;
+      if (e.value_type == "Boolean") return e.value_json == "true";
+      Dropped(Cat(mp, ".extension[", i, "]"),
+              "RxFlow's compound extension needs a valueBoolean: not read");
+    }
+    return !med.code && std::any_of(med.ingredient.begin(), med.ingredient.end(),
+                                    [](const auto& ing) { return ing.strength_quantity; });
+  }
+
+  // A compound Medication → CompoundInformation: doseForm's NCI coding →
+  // FinalCompoundPharmaceuticalDosageForm; each ingredient with a strengthQuantity, in order →
+  // a CompoundIngredientsLotNotUsed (MapCompoundIngredient). All or nothing: what SCRIPT
+  // requires and the compound lacks is a warning at its FHIR path, and then no
+  // CompoundInformation is sent (DrugDescription still names the compound). The DEA schedules
+  // of the ingredients (1 … 5) are added to `schedules`.
+  std::optional<script::CompoundInformation> MapCompound(const fhir::Medication& med,
+                                                         const std::string& mp,
+                                                         std::vector<int>& schedules) {
+    script::CompoundInformation out;
+    bool complete = true;
+    std::string form;
+    if (med.dose_form) {
+      for (size_t i = 0; i < med.dose_form->coding.size(); ++i) {
+        const fhir::Coding& c = med.dose_form->coding[i];
+        if (c.system != kNci) continue;
+        if (form.empty()) {
+          form = c.code;
+        } else {
+          Dropped(Cat(mp, ".doseForm.coding[", i, "]"),
+                  "SCRIPT carries one final dose form: not sent");
+        }
+      }
+    }
+    if (form.empty()) {
+      issues_.Warning(mp + ".doseForm", IssueCode::kRequired,
+                      "SCRIPT CompoundInformation not sent: it needs the compound's final dose "
+                      "form (FinalCompoundPharmaceuticalDosageForm: an NCI coding of doseForm)");
+      complete = false;
+    } else {
+      out.final_compound_pharmaceutical_dosage_form = Text(
+          form, [&] { return mp + ".doseForm"; }, 35, "final compound dose form");
+    }
+    size_t count = 0;
+    for (size_t i = 0; i < med.ingredient.size(); ++i) {
+      if (!med.ingredient[i].strength_quantity) continue;
+      ++count;
+      script::CompoundIngredientLot lot;
+      if (MapCompoundIngredient(med.ingredient[i], Cat(mp, ".ingredient[", i, "]"), lot,
+                                schedules)) {
+        out.ingredients.push_back(std::move(lot));
+      } else {
+        complete = false;
+      }
+    }
+    if (count == 0) {
+      issues_.Warning(mp + ".ingredient", IssueCode::kRequired,
+                      "SCRIPT CompoundInformation not sent: it needs the compound's ingredients, "
+                      "each with its amount (strengthQuantity)");
+      complete = false;
+    } else if (count > 25) {
+      issues_.Warning(mp + ".ingredient", IssueCode::kValue,
+                      Cat("SCRIPT CompoundInformation not sent: it carries at most 25 "
+                          "ingredients; the compound has ",
+                          count));
+      complete = false;
+    }
+    if (!complete) {
+      Dropped(mp,
+              "the compound lacks what SCRIPT CompoundInformation requires (see the warnings at "
+              "its elements): CompoundInformation not sent; DrugDescription names the compound");
+      return std::nullopt;
+    }
+    return out;
+  }
+
+  // One ingredient of a compound → a CompoundIngredientsLotNotUsed: strengthQuantity →
+  // Quantity (value, NCI unit); item.concept → CompoundIngredient (text, else a coding's
+  // display → CompoundIngredientItemDescription; the first NDC, RxNorm, UNII or RxFlow
+  // product-code coding → ItemNumber); the dea-schedule extension → DEASchedule (its number
+  // added to `schedules`); the script-element extensions SCRIPT → FHIR writes (docs/mapping.md
+  // §4.3) → their elements. False, with a warning at each gap, when a part SCRIPT requires is
+  // missing or cannot be sent.
+  bool MapCompoundIngredient(const fhir::MedicationIngredient& ing, const std::string& ip,
+                             script::CompoundIngredientLot& lot, std::vector<int>& schedules) {
+    bool ok = true;
+    auto lacks = [&](std::string path, IssueCode code, std::string_view what) {
+      issues_.Warning(std::move(path), code, Cat("SCRIPT CompoundInformation not sent: ", what));
+      ok = false;
+    };
+    script::CompoundIngredient c;
+    script::Strength strength;
+    std::string item_qualifier, code_list;
+    std::string item_qualifier_path, code_list_path;
+    const TextSlot slots[] = {
+        {"CompoundIngredient/ItemNumber/Qualifier", &item_qualifier, 3, "ItemNumber qualifier"},
+        {"CompoundIngredient/Strength/StrengthValue", &strength.strength_value, 70,
+         "ingredient strength"},
+        {"CompoundIngredient/Strength/StrengthForm/Code", &strength.strength_form_code, 35,
+         "ingredient strength form"},
+        {"CompoundIngredient/Strength/StrengthUnitOfMeasure/Code",
+         &strength.strength_unit_of_measure_code, 35, "ingredient strength unit"},
+        {"Quantity/CodeListQualifier", &code_list, 2, "quantity qualifier"}};
+    for (size_t j = 0; j < ing.extension.size(); ++j) {
+      const fhir::Extension& e = ing.extension[j];
+      const std::string ep = Cat(ip, ".extension[", j, "]");
+      if (e.url == kDeaScheduleExtension) {
+        const std::string code = ExtensionCode(e);
+        const int n = DeaScheduleNumber(code);
+        if (n == 0) {
+          issues_.Error(ep, IssueCode::kValue,
+                        Cat("unknown DEA schedule \"", code.substr(0, 20), "\" (expected CI..CV)"));
+        } else if (!c.dea_schedule_code.empty()) {
+          Dropped(ep, "SCRIPT carries one DEA schedule per ingredient: not sent");
+        } else {
+          c.dea_schedule_code = std::string(*DeaScheduleToNci(code));
+          schedules.push_back(n);
+        }
+        continue;
+      }
+      auto se = ReadScriptElement(e);
+      const TextSlot* slot = nullptr;
+      for (const TextSlot& t : slots) {
+        if (se && se->element == t.key) slot = &t;
+      }
+      if (!slot) {
+        Dropped(ep, Cat(ExtensionSubject(e), ": not mapped to SCRIPT here: not sent"));
+      } else if (!se->value || se->value->empty()) {
+        Dropped(ep, Cat("SCRIPT ", slot->key,
+                        " (script-element extension): no value (a valueString sub-extension "
+                        "\"value\"): not sent"));
+      } else if (!slot->field->empty()) {
+        Dropped(ep, Cat("SCRIPT ", slot->key,
+                        " (script-element extension): SCRIPT carries one: not sent"));
+      } else {
+        *slot->field = Text(
+            *se->value, [&] { return ep; }, slot->max, slot->what);
+        if (slot->field == &item_qualifier) item_qualifier_path = ep;
+        if (slot->field == &code_list) code_list_path = ep;
+      }
+    }
+    static constexpr std::string_view kCodeLists[] = {"38", "40", "87", "QS", "CF", "UQ", "QT"};
+    if (code_list.empty()) {
+      code_list = "38";
+    } else if (std::find(std::begin(kCodeLists), std::end(kCodeLists), code_list) ==
+               std::end(kCodeLists)) {
+      lacks(code_list_path, IssueCode::kValue,
+            Cat("quantity qualifier \"", code_list, "\" is not 38, 40, 87, QS, CF, UQ or QT"));
+    }
+    lot.quantity.code_list_qualifier = code_list;
+    static constexpr std::string_view kRxNormTypes[] = {"SCD", "SBD", "GPK", "BPK"};
+    if (!item_qualifier.empty() && std::find(std::begin(kRxNormTypes), std::end(kRxNormTypes),
+                                             item_qualifier) == std::end(kRxNormTypes)) {
+      lacks(item_qualifier_path, IssueCode::kValue,
+            Cat("an RxNorm ItemNumber's qualifier is SCD, SBD, GPK or BPK, not \"", item_qualifier,
+                "\""));
+      item_qualifier.clear();
+    }
+
+    // Quantity: how much of the ingredient goes into the compound.
+    const fhir::Quantity& q = *ing.strength_quantity;
+    const std::string qp = ip + ".strengthQuantity";
+    if (!q.comparator.empty()) {
+      lacks(qp + ".comparator", IssueCode::kValue,
+            "an ingredient's amount must be exact (no comparator)");
+    } else if (q.value.empty()) {
+      lacks(qp + ".value", IssueCode::kRequired, "an ingredient's amount needs a value");
+    } else if (!internal::IsScriptNumeric(q.value) || q.value.size() > 14) {
+      lacks(qp + ".value", IssueCode::kValue,
+            Cat("an ingredient's amount must be a plain decimal of at most 14 characters, got ",
+                q.value.substr(0, 20)));
+    } else {
+      lot.quantity.value = q.value;
+    }
+    if (auto u = UnitToNci(q.system, q.code, q.unit)) {
+      lot.quantity.unit_of_measure_code = std::string(u->code);
+    } else {
+      lacks(qp, IssueCode::kValue,
+            Cat("the unit \"", std::string_view(q.code.empty() ? q.unit : q.code).substr(0, 20),
+                "\" of an ingredient's amount has no NCI code in RxFlow's table"));
+    }
+
+    // CompoundIngredient: what the ingredient is. An item with no concept (nor a reference) is
+    // a Quantity alone, as the schema allows.
+    const fhir::CodeableReference& item = ing.item;
+    if (item.reference) {
+      Dropped(ip + ".item.reference",
+              "an ingredient given by reference is not sent: SCRIPT CompoundIngredient carries "
+              "its description and code (item.concept)");
+    }
+    const bool has_strength = !strength.strength_value.empty() ||
+                              !strength.strength_form_code.empty() ||
+                              !strength.strength_unit_of_measure_code.empty();
+    bool rxnorm_item = false;
+    // A concept saying only that the ingredient is unknown (data-absent-reason, as SCRIPT → FHIR
+    // writes a lot without CompoundIngredient) describes none.
+    const bool unknown =
+        item.concept_ && item.concept_->text.empty() && !item.concept_->coding.empty() &&
+        std::all_of(item.concept_->coding.begin(), item.concept_->coding.end(),
+                    [](const fhir::Coding& k) { return k.system == kDataAbsentReason; });
+    if (!item.concept_ || unknown) {
+      if (item.reference || has_strength || !c.dea_schedule_code.empty()) {
+        lacks(ip + ".item.concept", IssueCode::kRequired,
+              "the ingredient needs a description (CompoundIngredientItemDescription: "
+              "item.concept text or a coding display)");
+      }
+    } else {
+      const fhir::CodeableConcept& cc = *item.concept_;
+      std::string description = cc.text;
+      for (size_t k = 0; k < cc.coding.size() && description.empty(); ++k) {
+        description = cc.coding[k].display;
+      }
+      if (description.empty()) {
+        lacks(ip + ".item.concept.text", IssueCode::kRequired,
+              "the ingredient needs a description (CompoundIngredientItemDescription: "
+              "item.concept text or a coding display)");
+      } else {
+        c.item_description = Text(
+            description, [&] { return ip + ".item.concept.text"; }, 105,
+            "compound ingredient description");
+      }
+      for (size_t k = 0; k < cc.coding.size(); ++k) {
+        const fhir::Coding& coding = cc.coding[k];
+        const std::string cp = Cat(ip, ".item.concept.coding[", k, "]");
+        std::string code = coding.code, qualifier;
+        if (coding.system == kNdc) {
+          auto ndc = NormalizeNdc(coding.code);
+          if (!ndc) {
+            issues_.Error(cp + ".code", IssueCode::kValue,
+                          Cat("not an NDC: \"", coding.code.substr(0, 20),
+                              "\" (11 digits, or 5-4-2/4-4-2/5-3-2/5-4-1 with hyphens)"));
+            continue;
+          }
+          code = *ndc;
+          qualifier = "ND";
+        } else if (coding.system == kRxNorm) {
+          qualifier = item_qualifier.empty() ? options_.rxnorm_qualifier : item_qualifier;
+        } else if (coding.system == kUnii) {
+          qualifier = "UN";
+        } else {
+          qualifier = std::string(ProductCodeQualifierOf(coding.system));
+        }
+        if (qualifier.empty()) {
+          Dropped(cp,
+                  "ingredient coding system not mapped to SCRIPT ItemNumber (NDC, RxNorm, UNII "
+                  "and RxFlow's urn:rxflow:ncpdp:product-code:<Qualifier> are): not sent");
+        } else if (c.item_number) {
+          Dropped(cp, "SCRIPT carries one ItemNumber per ingredient: not sent");
+        } else if (code.empty()) {
+          Dropped(cp, "a coding without a code: not sent");
+        } else {
+          c.item_number = script::CodeQualifier{
+              Text(
+                  code, [&] { return cp + ".code"; }, 35, "ingredient item number"),
+              qualifier};
+          rxnorm_item = coding.system == kRxNorm;
+        }
+      }
+    }
+    if (!item_qualifier.empty() && !rxnorm_item) {
+      Dropped(item_qualifier_path,
+              "SCRIPT CompoundIngredient/ItemNumber/Qualifier (script-element extension) is sent "
+              "for an RxNorm ItemNumber only: not sent");
+    }
+    if (item.concept_ && !unknown) {
+      if (has_strength) c.strength = strength;
+      lot.compound_ingredient = std::move(c);
+    }
+    return ok;
+  }
+
   void MapMedication(script::Medication& m, std::string& schedule) {
     const fhir::MedicationRequest& mr = in_.medication_request;
     const std::string& p = in_.medication_request_path;
@@ -1021,25 +1335,44 @@ class Mapper {
         Dropped(cp, "drug coding system not mapped to SCRIPT (NDC and RxNorm are): not sent");
       }
     }
-    // Strength from the Medication's first active ingredient.
+    // Strength from the Medication's first active ingredient (but a compound's own
+    // ingredients, those with an amount: CompoundInformation).
+    const bool compound = in_.medication && IsCompound(*in_.medication, in_.medication_path);
     if (in_.medication) {
       const fhir::Medication& med = *in_.medication;
+      size_t strength_from = SIZE_MAX;  // the ingredient that gave the Strength
+      const fhir::Extension* form_element = nullptr;
       for (size_t i = 0; i < med.ingredient.size() && !coded.strength; ++i) {
         const auto& ing = med.ingredient[i];
         std::string ip = Cat(in_.medication_path, ".ingredient[", i, "]");
+        if (compound && ing.strength_quantity) continue;
         if (ing.is_active && !*ing.is_active) continue;
+        // The StrengthForm SCRIPT → FHIR keeps with the strength of a compound (whose doseForm
+        // is the final dose form): its script-element extension.
+        const size_t form_at = IngredientElement(ing, "StrengthForm/Code");
+        const fhir::Extension* form = form_at == SIZE_MAX ? nullptr : &ing.extension[form_at];
+        auto form_code = [&]() -> std::string {
+          if (!form) return {};
+          return Text(
+              *ReadScriptElement(*form)->value,
+              [&] { return Cat(ip, ".extension[", form_at, "]"); }, 35, "strength form");
+        };
         if (ing.strength_codeable_concept && !ing.strength_codeable_concept->text.empty()) {
           coded.strength = script::Strength{
               Text(
                   ing.strength_codeable_concept->text,
                   [&] { return ip + ".strengthCodeableConcept.text"; }, 70, "strength"),
-              "", ""};
+              form_code(), ""};
+          strength_from = i;
+          form_element = form;
           any = true;
           continue;
         }
         if (ing.strength_quantity) {
           Dropped(ip + ".strengthQuantity",
-                  "strength as a quantity is not sent (use strengthRatio)");
+                  "strength as a quantity is not sent as Strength (use strengthRatio); as an "
+                  "ingredient's amount in a compound it is sent when the Medication carries "
+                  "RxFlow's compound extension: not sent");
           continue;
         }
         if (!ing.strength_ratio || !ing.strength_ratio->numerator) continue;
@@ -1077,14 +1410,34 @@ class Mapper {
                   "strength unit has no NCI code: strength not sent");
           continue;
         }
-        if (med.dose_form) {
+        if (form) {
+          s.strength_form_code = form_code();
+        } else if (med.dose_form && !compound) {
           for (const fhir::Coding& c : med.dose_form->coding) {
             if (c.system == kNci) s.strength_form_code = c.code;
           }
         }
         coded.strength = s;
+        strength_from = i;
+        form_element = form;
         any = true;
       }
+      // The extensions of the ingredients that are not a compound's (MapCompound reads
+      // those): only the StrengthForm of the one that gave the Strength is sent.
+      for (size_t i = 0; i < med.ingredient.size(); ++i) {
+        const auto& ing = med.ingredient[i];
+        if (compound && ing.strength_quantity) continue;
+        for (size_t j = 0; j < ing.extension.size(); ++j) {
+          if (i == strength_from && &ing.extension[j] == form_element) continue;
+          Dropped(Cat(in_.medication_path, ".ingredient[", i, "].extension[", j, "]"),
+                  Cat(ExtensionSubject(ing.extension[j]), ": not mapped to SCRIPT here: not sent"));
+        }
+      }
+    }
+    std::vector<int> ingredient_schedules;
+    if (compound) {
+      m.compound_information =
+          MapCompound(*in_.medication, in_.medication_path, ingredient_schedules);
     }
     std::string schedule_path;
     schedule = FindSchedule(schedule_path);
@@ -1093,6 +1446,14 @@ class Mapper {
       any = true;
     }
     if (any) m.drug_coded = std::move(coded);
+    // A compound is as controlled as its most restricted ingredient: NewRxResult.dea_schedule
+    // (the controlled-substance checks and signing), not DrugCoded/DEASchedule (SCRIPT has
+    // each ingredient's).
+    if (schedule.empty() && !ingredient_schedules.empty()) {
+      static constexpr std::string_view kNames[] = {"", "CI", "CII", "CIII", "CIV", "CV"};
+      schedule = std::string(
+          kNames[*std::min_element(ingredient_schedules.begin(), ingredient_schedules.end())]);
+    }
 
     // Quantity.
     const auto& dr = mr.dispense_request;
@@ -2089,11 +2450,15 @@ class Mapper {
 
   // Extensions RxFlow does not send from this resource; each warning names what the
   // extension carries (its SCRIPT element, else its URL).
-  // `dea_schedule_read`: the resource's DEA schedule extension is read (FindSchedule).
+  // `dea_schedule_read`: the resource is the Medication, whose DEA schedule and compound
+  // extensions are read (FindSchedule, MapMedication).
   void ReportExtensions(const fhir::ResourceBase& r, const std::string& path,
                         bool dea_schedule_read = false) {
     for (size_t i = 0; i < r.extension.size(); ++i) {
-      if (dea_schedule_read && r.extension[i].url == kDeaScheduleExtension) continue;
+      const std::string& url = r.extension[i].url;
+      if (dea_schedule_read && (url == kDeaScheduleExtension || url == kCompoundExtension)) {
+        continue;
+      }
       Dropped(Cat(path, ".extension[", i, "]"),
               Cat(ExtensionSubject(r.extension[i]), ": not mapped to SCRIPT here: not sent"));
     }
@@ -2161,6 +2526,12 @@ class Mapper {
           once(med.prior_authorization);
         } else if (el == "RxFillIndicator") {
           once(med.rx_fill_indicator);
+        } else if (el == "PrescriberCheckedREMS") {
+          once(med.prescriber_checked_rems);
+        } else if (el == "REMSPatientRiskCategory") {
+          once(med.rems_patient_risk_category);
+        } else if (el == "REMSAuthorizationNumber") {
+          once(med.rems_authorization_number);
         } else if (el == "DrugCoverageStatusCode") {
           std::string code = text();
           if (!code.empty()) med.drug_coverage_status_code.push_back(std::move(code));
@@ -2370,6 +2741,7 @@ class Mapper {
   const NewRxOptions& options_;
   std::vector<SigElementProvenance> provenance_;
   std::string npi_path_, dea_path_, pharmacy_npi_path_;
+  std::string rems_enrollment_path_;  // the prescriber's REMS enrollment identifier
   size_t order_number_index_ = SIZE_MAX;
   std::string test_message_;  // Header/TestMessage from a script-element extension
 };

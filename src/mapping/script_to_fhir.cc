@@ -196,7 +196,11 @@ class Builder {
       out.identifier.push_back(TypedId("MR", id.medical_record_identification_number_ehr));
     }
     if (!id.social_security.empty()) out.identifier.push_back(Id(kSsn, id.social_security));
-    WarnIdentification(id, party, {"MedicalRecordIdentificationNumberEHR", "SocialSecurity"});
+    if (!id.rems_patient_id.empty()) {
+      out.identifier.push_back(Id(kRemsPatientIdSystem, id.rems_patient_id));
+    }
+    WarnIdentification(id, party,
+                       {"MedicalRecordIdentificationNumberEHR", "SocialSecurity", "REMSPatientID"});
     out.name.push_back(Name(p.name));
     out.gender = p.gender == "M" ? "male" : p.gender == "F" ? "female" : "unknown";
     out.birth_date = !p.date_of_birth.date.empty() ? p.date_of_birth.date
@@ -247,15 +251,19 @@ class Builder {
     }
   }
 
-  // A prescriber's or pharmacist's NPI, DEA number and state licence as identifiers; the
-  // other identifications are named as dropped.
+  // A prescriber's or pharmacist's NPI, DEA number, state licence and REMS enrollment id as
+  // identifiers; the other identifications are named as dropped.
   std::vector<fhir::Identifier> PractitionerIds(const script::Identification& id,
                                                 const std::string& path) {
     std::vector<fhir::Identifier> out;
     if (!id.npi.empty()) out.push_back(Id(kNpi, id.npi));
     if (!id.dea_number.empty()) out.push_back(Id(kDeaOid, id.dea_number));
     if (!id.state_license_number.empty()) out.push_back(TypedId("SL", id.state_license_number));
-    WarnIdentification(id, path, {"NPI", "DEANumber", "StateLicenseNumber"});
+    if (!id.rems_healthcare_provider_enrollment_id.empty()) {
+      out.push_back(Id(kRemsProviderEnrollmentSystem, id.rems_healthcare_provider_enrollment_id));
+    }
+    WarnIdentification(
+        id, path, {"NPI", "DEANumber", "StateLicenseNumber", "REMSHealthcareProviderEnrollmentID"});
     return out;
   }
 
@@ -397,17 +405,62 @@ class Builder {
     return Add(fhir::Resource{std::move(l)}, "facility");
   }
 
-  // The drug: a CodeableConcept, plus a Medication resource when strength or the DEA
-  // schedule needs one.
+  // The drug: a CodeableConcept, plus a Medication resource when strength, the DEA schedule
+  // or a compound needs one.
   fhir::CodeableReference Drug(const script::Medication& m, const std::string& path) {
     fhir::CodeableConcept cc;
     cc.text = m.drug_description;
     fhir::CodeableReference out;
-    if (!m.drug_coded) {
+    const script::DrugCoded* d = m.drug_coded ? &*m.drug_coded : nullptr;
+    if (d) DrugCodings(*d, path, cc);
+    const bool compound = m.compound_information.has_value();
+    if (!compound && (!d || (!d->strength && d->dea_schedule_code.empty()))) {
       out.concept_ = std::move(cc);
       return out;
     }
-    const script::DrugCoded& d = *m.drug_coded;
+    fhir::Medication med;
+    med.code = std::move(cc);
+    if (compound) {
+      med.extension.push_back(
+          fhir::Extension{std::string(kCompoundExtension), "Boolean", "true", {}});
+    }
+    if (d && d->strength) {
+      fhir::MedicationIngredient ing;
+      fhir::CodeableConcept item;
+      item.text = m.drug_description;
+      ing.item.concept_ = item;
+      const script::Strength& s = *d->strength;
+      if (std::string value = internal::FhirDecimalFromScript(s.strength_value); !value.empty()) {
+        fhir::Quantity num;
+        num.value = value;
+        if (!s.strength_unit_of_measure_code.empty()) {
+          num.system = std::string(kNci);
+          num.code = s.strength_unit_of_measure_code;
+          num.unit = std::string(NciUnitText(s.strength_unit_of_measure_code));
+        }
+        ing.strength_ratio = fhir::Ratio{num, std::nullopt};
+      } else if (!s.strength_value.empty()) {
+        ing.strength_codeable_concept = fhir::CodeableConcept{{}, s.strength_value};
+      }
+      // A compound's doseForm is its final dose form: the drug's StrengthForm stays with its
+      // strength, in a script-element extension.
+      if (!s.strength_form_code.empty() && compound) {
+        ing.extension.push_back(ScriptElement("StrengthForm/Code", s.strength_form_code));
+      } else if (!s.strength_form_code.empty()) {
+        med.dose_form = Concept(kNci, s.strength_form_code);
+      }
+      med.ingredient.push_back(std::move(ing));
+    }
+    if (d && !d->dea_schedule_code.empty()) {
+      DeaSchedule(d->dea_schedule_code, path + "/DrugCoded/DEASchedule", med.extension);
+    }
+    if (compound) AddCompound(*m.compound_information, path + "/CompoundInformation", med);
+    out.reference = Add(fhir::Resource{std::move(med)}, "medication");
+    return out;
+  }
+
+  // DrugCoded's ProductCode (NDC) and DrugDBCode (RxNorm) → codings of the drug.
+  void DrugCodings(const script::DrugCoded& d, const std::string& path, fhir::CodeableConcept& cc) {
     if (d.product_code) {
       if (d.product_code->qualifier == "ND") {
         cc.coding.push_back(
@@ -434,48 +487,89 @@ class Builder {
                         Cat("drug database qualifier ", q, " has no FHIR system: not carried"));
       }
     }
-    if (!d.strength && d.dea_schedule_code.empty()) {
-      out.concept_ = std::move(cc);
-      return out;
+  }
+
+  // A DEASchedule (NCI) → RxFlow's dea-schedule extension (valueCode CI … CV) in `out`.
+  // C38046 (Unspecified) says no schedule: nothing; another code: a warning at `path`.
+  void DeaSchedule(const std::string& nci, const std::string& path,
+                   std::vector<fhir::Extension>& out) {
+    if (auto name = NciToDeaSchedule(nci)) {
+      out.push_back(
+          fhir::Extension{std::string(kDeaScheduleExtension), "Code", Cat("\"", *name, "\""), {}});
+    } else if (nci != kNciUnspecified) {
+      issues_.Warning(path, IssueCode::kValue,
+                      Cat("unknown DEA schedule code ", nci, ": not carried"));
     }
-    fhir::Medication med;
-    med.code = std::move(cc);
-    if (d.strength) {
-      fhir::MedicationIngredient ing;
-      fhir::CodeableConcept item;
-      item.text = m.drug_description;
-      ing.item.concept_ = item;
-      const script::Strength& s = *d.strength;
-      if (std::string value = internal::FhirDecimalFromScript(s.strength_value); !value.empty()) {
-        fhir::Quantity num;
-        num.value = value;
-        if (!s.strength_unit_of_measure_code.empty()) {
-          num.system = std::string(kNci);
-          num.code = s.strength_unit_of_measure_code;
-          num.unit = std::string(NciUnitText(s.strength_unit_of_measure_code));
+  }
+
+  // CompoundInformation → the Medication of a compounded preparation (docs/mapping.md §4.3):
+  // RxFlow's compound extension (Drug), doseForm = FinalCompoundPharmaceuticalDosageForm
+  // (NCI), one ingredient per CompoundIngredientsLotNotUsed, in order.
+  void AddCompound(const script::CompoundInformation& c, const std::string& path,
+                   fhir::Medication& med) {
+    if (!c.final_compound_pharmaceutical_dosage_form.empty()) {
+      med.dose_form = Concept(kNci, c.final_compound_pharmaceutical_dosage_form);
+    }
+    const size_t n = c.ingredients.size();
+    for (size_t i = 0; i < n; ++i) {
+      const std::string lot = n > 1 ? Cat(path, "/CompoundIngredientsLotNotUsed[", i + 1, "]")
+                                    : path + "/CompoundIngredientsLotNotUsed";
+      med.ingredient.push_back(CompoundLot(c.ingredients[i], lot));
+    }
+  }
+
+  // One CompoundIngredientsLotNotUsed → an ingredient. CompoundIngredientItemDescription →
+  // item.concept.text, ItemNumber → its coding (ItemNumberSystem); Quantity →
+  // strengthQuantity (the amount in the compound: value, NCI unit); the ingredient's
+  // DEASchedule → the dea-schedule extension. What has no FHIR element is a script-element
+  // extension on the ingredient, named by its path under CompoundIngredientsLotNotUsed: an
+  // RxNorm ItemNumber's term type (CompoundIngredient/ItemNumber/Qualifier), the ingredient's
+  // Strength (CompoundIngredient/Strength/StrengthValue, …/StrengthForm/Code,
+  // …/StrengthUnitOfMeasure/Code), and a Quantity/CodeListQualifier other than 38.
+  fhir::MedicationIngredient CompoundLot(const script::CompoundIngredientLot& lot,
+                                         const std::string& path) {
+    fhir::MedicationIngredient ing;
+    auto keep = [&](std::string_view element, const std::string& value) {
+      if (!value.empty()) ing.extension.push_back(ScriptElement(element, value));
+    };
+    fhir::CodeableConcept item;
+    if (lot.compound_ingredient) {
+      const script::CompoundIngredient& c = *lot.compound_ingredient;
+      const std::string cp = path + "/CompoundIngredient";
+      item.text = c.item_description;
+      if (c.item_number) {
+        const script::CodeQualifier& n = *c.item_number;
+        const std::string system = ItemNumberSystem(n.qualifier, n.code);
+        item.coding.push_back(fhir::Coding{system, "", n.code, "", std::nullopt});
+        if (system == kRxNorm) keep("CompoundIngredient/ItemNumber/Qualifier", n.qualifier);
+        if (n.qualifier == "ND" && system != kNdc) {
+          issues_.Add(Severity::kInformation, IssueCode::kInformational, cp + "/ItemNumber",
+                      Cat("ND code \"", std::string_view(n.code).substr(0, 20),
+                          "\" is not an 11-digit NDC: kept in ", system));
         }
-        ing.strength_ratio = fhir::Ratio{num, std::nullopt};
-      } else if (!s.strength_value.empty()) {
-        ing.strength_codeable_concept = fhir::CodeableConcept{{}, s.strength_value};
       }
-      med.ingredient.push_back(std::move(ing));
-      if (!s.strength_form_code.empty()) {
-        med.dose_form = fhir::CodeableConcept{
-            {fhir::Coding{std::string(kNci), "", s.strength_form_code, "", std::nullopt}}, ""};
+      if (c.strength) {
+        keep("CompoundIngredient/Strength/StrengthValue", c.strength->strength_value);
+        keep("CompoundIngredient/Strength/StrengthForm/Code", c.strength->strength_form_code);
+        keep("CompoundIngredient/Strength/StrengthUnitOfMeasure/Code",
+             c.strength->strength_unit_of_measure_code);
       }
-    }
-    if (!d.dea_schedule_code.empty()) {
-      auto name = NciToDeaSchedule(d.dea_schedule_code);
-      if (name) {
-        med.extension.push_back(fhir::Extension{
-            std::string(kDeaScheduleExtension), "Code", Cat("\"", *name, "\""), {}});
-      } else if (d.dea_schedule_code != kNciUnspecified) {
-        issues_.Warning(path + "/DrugCoded/DEASchedule", IssueCode::kValue,
-                        Cat("unknown DEA schedule code ", d.dea_schedule_code, ": not carried"));
+      if (!c.dea_schedule_code.empty()) {
+        DeaSchedule(c.dea_schedule_code, cp + "/DEASchedule", ing.extension);
       }
     }
-    out.reference = Add(fhir::Resource{std::move(med)}, "medication");
-    return out;
+    // FHIR requires the item; a lot without CompoundIngredient (the schema allows one) says
+    // which ingredient it is nowhere: data-absent-reason `unknown`.
+    if (item.text.empty() && item.coding.empty()) {
+      item.coding.push_back(
+          fhir::Coding{std::string(kDataAbsentReason), "", "unknown", "Unknown", std::nullopt});
+    }
+    ing.item.concept_ = std::move(item);
+    ing.strength_quantity = Qty(lot.quantity);
+    if (lot.quantity.code_list_qualifier != "38") {
+      keep("Quantity/CodeListQualifier", lot.quantity.code_list_qualifier);
+    }
+    return ing;
   }
 
   static fhir::Quantity Qty(const script::Quantity& q) {
@@ -619,6 +713,9 @@ class Builder {
     if (last_fill) keep("LastFillDate", DateText(m.last_fill_date));
     keep("PharmacyRequestedRefills", m.pharmacy_requested_refills);
     keep("RefillsRemaining", m.refills_remaining);
+    keep("PrescriberCheckedREMS", m.prescriber_checked_rems);
+    keep("REMSPatientRiskCategory", m.rems_patient_risk_category);
+    keep("REMSAuthorizationNumber", m.rems_authorization_number);
   }
 
   // HistorySource (history and transfer medications): script-element extensions; of the

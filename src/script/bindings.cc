@@ -153,6 +153,22 @@ constexpr Field kQuantity[] = {Leaf<&Quantity::value>("Value"),
                                Leaf<&Quantity::code_list_qualifier>("CodeListQualifier"),
                                Coded<&Quantity::unit_of_measure_code>("QuantityUnitOfMeasure")};
 
+// CompoundInformation (CompoundLotNotUsed). An ingredient's Quantity is a CompoundQuantity,
+// which has Quantity's members.
+constexpr Field kCompoundIngredient[] = {
+    Leaf<&CompoundIngredient::item_description>("CompoundIngredientItemDescription"),
+    Sub<&CompoundIngredient::item_number>("ItemNumber", kCodeQualifier),
+    Sub<&CompoundIngredient::strength>("Strength", kStrength),
+    Coded<&CompoundIngredient::dea_schedule_code>("DEASchedule")};
+constexpr Field kCompoundIngredientLot[] = {
+    Sub<&CompoundIngredientLot::compound_ingredient>("CompoundIngredient", kCompoundIngredient),
+    Sub<&CompoundIngredientLot::quantity>("Quantity", kQuantity)};
+using Compound = CompoundInformation;
+constexpr Field kCompoundInformation[] = {
+    Leaf<&Compound::final_compound_pharmaceutical_dosage_form>(
+        "FinalCompoundPharmaceuticalDosageForm"),
+    Sub<&Compound::ingredients>("CompoundIngredientsLotNotUsed", kCompoundIngredientLot)};
+
 constexpr Field kDiagnosisCode[] = {Leaf<&DiagnosisCode::code>("Code"),
                                     Leaf<&DiagnosisCode::qualifier>("Qualifier"),
                                     Leaf<&DiagnosisCode::description>("Description")};
@@ -248,6 +264,10 @@ constexpr Field kMedication[] = {
     Leaf<&Med::order_capture_method>("OrderCaptureMethod"),
     Leaf<&Med::reason_for_substitution_code_used>("ReasonForSubstitutionCodeUsed"),
     Leaf<&Med::rx_fill_indicator>("RxFillIndicator"),
+    Leaf<&Med::prescriber_checked_rems>("PrescriberCheckedREMS"),
+    Leaf<&Med::rems_patient_risk_category>("REMSPatientRiskCategory"),
+    Leaf<&Med::rems_authorization_number>("REMSAuthorizationNumber"),
+    Sub<&Med::compound_information>("CompoundInformation", kCompoundInformation),
     Sub<&Med::other_medication_date>("OtherMedicationDate", kOtherDate),
     Leaf<&Med::refills_remaining>("RefillsRemaining"),
     Leaf<&Med::history_prescriber_order_number>("HistoryPrescriberOrderNumber"),

@@ -1552,3 +1552,332 @@ TEST_SUITE("Mapping: Facility and Location") {
     CHECK(second->message.find("SCRIPT carries one Facility") != std::string::npos);
   }
 }
+
+namespace {
+
+// A 2017071 NewRx for a three-ingredient compound (ketamine C-III by NDC, Neurontin by RxNorm
+// SBD with its own Strength, Lipoderm base by UPC, quantity sufficient) with the REMS elements.
+constexpr std::string_view kCompoundFixture = "script/newrx_compound_rems.xml";
+
+// The subtree <name>…</name> of `xml` (its first) with the white space between tags removed
+// ("" when none).
+std::string CompactSubtree(const std::string& xml, const std::string& name) {
+  const size_t begin = xml.find("<" + name + ">");
+  const size_t end = xml.find("</" + name + ">");
+  if (begin == std::string::npos || end == std::string::npos) return "";
+  const std::string sub = xml.substr(begin, end + name.size() + 3 - begin);
+  std::string out;
+  for (size_t i = 0; i < sub.size(); ++i) {
+    out += sub[i];
+    if (sub[i] != '>') continue;
+    size_t next = sub.find_first_not_of(" \t\r\n", i + 1);
+    if (next != std::string::npos && sub[next] == '<') i = next - 1;
+  }
+  return out;
+}
+
+void ShowErrors(const IssueList& issues) {
+  for (const Issue& i : issues) {
+    if (i.severity == Severity::kError || i.severity == Severity::kFatal) MESSAGE(ToString(i));
+  }
+}
+
+// The lisinopril envelope turned into a compound written as FHIR R5 writes one: the
+// MedicationRequest names the drug by text, and a Medication with no code gives the dose form
+// (NCI) and the ingredients with their amounts (strengthQuantity): hydrocortisone by NDC,
+// ketoconazole by RxNorm (a display, no text), Cetaphil cream quantity sufficient (QS).
+json CompoundEnvelope() {
+  json in = json::parse(testing::ReadFixture("fhir/medication_request_lisinopril.json"));
+  json& mr = in["medication_request"];
+  mr["medication"] = {
+      {"concept", {{"text", "Hydrocortisone 1% / ketoconazole 2% in Cetaphil cream"}}}};
+  mr["dosageInstruction"] = json::array({{{"text", "Apply a thin layer twice daily"}}});
+  mr["dispenseRequest"]["quantity"] = {
+      {"value", 30}, {"unit", "g"}, {"system", "http://unitsofmeasure.org"}, {"code", "g"}};
+  in["medication"] = json::parse(R"({"resourceType": "Medication", "id": "cream",
+      "doseForm": {"coding": [{"system": "http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl#",
+                               "code": "C28944"}]},
+      "ingredient": [
+        {"item": {"concept": {"coding": [{"system": "http://hl7.org/fhir/sid/ndc",
+                                          "code": "0409-1234-01"}],
+                              "text": "Hydrocortisone powder USP"}},
+         "strengthQuantity": {"value": 0.3, "system": "http://unitsofmeasure.org", "code": "g"}},
+        {"item": {"concept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                                          "code": "6135", "display": "ketoconazole powder"}]}},
+         "strengthQuantity": {"value": 0.6, "system": "http://unitsofmeasure.org", "code": "g"}},
+        {"extension": [{"url": "https://rxflow.dev/fhir/StructureDefinition/script-element",
+                        "extension": [{"url": "element",
+                                       "valueString": "Quantity/CodeListQualifier"},
+                                      {"url": "value", "valueString": "QS"}]}],
+         "item": {"concept": {"text": "Cetaphil cream"}},
+         "strengthQuantity": {"value": 30, "system": "http://unitsofmeasure.org", "code": "g"}}
+      ]})");
+  return in;
+}
+
+}  // namespace
+
+TEST_SUITE("Mapping: compounds and REMS") {
+  TEST_CASE("a compound ingredient's ItemNumber: the system by its qualifier, and back") {
+    CHECK(mapping::ItemNumberSystem("ND", "00409123401") == mapping::kNdc);
+    CHECK(mapping::ItemNumberSystem("ND", "0409-1234-01") == "urn:rxflow:ncpdp:product-code:ND");
+    CHECK(mapping::ItemNumberSystem("SBD", "105029") == mapping::kRxNorm);
+    CHECK(mapping::ItemNumberSystem("UN", "WI4X0X7BPJ") == mapping::kUnii);
+    CHECK(mapping::ItemNumberSystem("GPI", "90150030002900") ==
+          "urn:rxflow:ncpdp:product-code:GPI");
+    CHECK(mapping::ProductCodeQualifierOf("urn:rxflow:ncpdp:product-code:GPI") == "GPI");
+    CHECK(mapping::ProductCodeQualifierOf("urn:rxflow:ncpdp:product-code:ND") == "ND");
+    CHECK(mapping::ProductCodeQualifierOf("urn:rxflow:ncpdp:product-code:XX").empty());
+    CHECK(mapping::ProductCodeQualifierOf(mapping::kNdc).empty());
+  }
+
+  TEST_CASE("CompoundInformation becomes the Medication's doseForm and ingredients") {
+    IssueList issues;
+    auto out =
+        ToFhirJson(testing::ReadFixture(std::string(kCompoundFixture)), issues, Options2017());
+    ShowErrors(issues);
+    REQUIRE(out.ok());
+    for (const Issue& i : issues) {  // nothing of the compound or of the REMS elements dropped
+      CHECK_MESSAGE(i.path.find("Compound") == std::string::npos, ToString(i));
+      CHECK_MESSAGE(i.path.find("REMS") == std::string::npos, ToString(i));
+    }
+    const json b = json::parse(*out);
+    const json meds = EntriesOf(b, "Medication");
+    REQUIRE(meds.size() == 1);
+    const json med = meds[0]["resource"];
+    const json mr = EntriesOf(b, "MedicationRequest")[0]["resource"];
+    CHECK(mr["medication"]["reference"] == meds[0]["fullUrl"]);
+    CHECK(med["code"] ==
+          json{{"text", "Ketamine 10% / gabapentin 6% in Lipoderm base (compounded cream)"}});
+    CHECK(med["extension"] == json::array({{{"url", std::string(mapping::kCompoundExtension)},
+                                            {"valueBoolean", true}}}));
+    CHECK(CodeIn(med["doseForm"], mapping::kNci) == "C28944");
+    const json& ing = med["ingredient"];
+    REQUIRE(ing.size() == 3);
+    // Ketamine: an NDC, its DEA schedule, 3 g; isActive is not set.
+    CHECK(ing[0]["item"]["concept"]["text"] == "Ketamine hydrochloride powder USP");
+    CHECK(CodeIn(ing[0]["item"]["concept"], mapping::kNdc) == "38779246109");
+    CHECK(ing[0]["extension"] == json::array({{{"url", std::string(mapping::kDeaScheduleExtension)},
+                                               {"valueCode", "CIII"}}}));
+    CHECK(ing[0]["strengthQuantity"] == json{{"value", 3},
+                                             {"unit", "Gram"},
+                                             {"system", std::string(mapping::kNci)},
+                                             {"code", "C48155"}});
+    CHECK_FALSE(ing[0].contains("isActive"));
+    CHECK_FALSE(ing[0].contains("strengthRatio"));
+    // Neurontin: RxNorm, its term type and its own Strength in script-element extensions.
+    CHECK(ing[1]["item"]["concept"]["text"] == "Neurontin 300 MG Oral Capsule (contents)");
+    CHECK(CodeIn(ing[1]["item"]["concept"], mapping::kRxNorm) == "105029");
+    CHECK(ScriptElementValue(ing[1], "CompoundIngredient/ItemNumber/Qualifier") == "SBD");
+    CHECK(ScriptElementValue(ing[1], "CompoundIngredient/Strength/StrengthValue") == "300");
+    CHECK(ScriptElementValue(ing[1], "CompoundIngredient/Strength/StrengthForm/Code") == "C25158");
+    CHECK(ScriptElementValue(ing[1], "CompoundIngredient/Strength/StrengthUnitOfMeasure/Code") ==
+          "C28253");
+    CHECK(ing[1]["strengthQuantity"]["value"] == 6);
+    CHECK(ing[1]["strengthQuantity"]["code"] == "C48480");
+    // Lipoderm: a UPC in RxFlow's product-code system; quantity sufficient (QS) to 30 g. The
+    // other two have CodeListQualifier 38, which is not written.
+    CHECK(CodeIn(ing[2]["item"]["concept"], "urn:rxflow:ncpdp:product-code:UP") == "300450449108");
+    CHECK(ScriptElementValue(ing[2], "Quantity/CodeListQualifier") == "QS");
+    CHECK(ScriptElementValue(ing[0], "Quantity/CodeListQualifier").empty());
+    CHECK(ing[2]["strengthQuantity"]["value"] == 30);
+
+    // REMS: script-element extensions on the MedicationRequest; the patient's and the
+    // prescriber's ids as identifiers.
+    CHECK(ScriptElementValue(mr, "PrescriberCheckedREMS") == "A");
+    CHECK(ScriptElementValue(mr, "REMSPatientRiskCategory") == "Standard risk");
+    CHECK(ScriptElementValue(mr, "REMSAuthorizationNumber") == "RA-20261120-0042");
+    CHECK(IdentifierIn(EntriesOf(b, "Patient")[0]["resource"], mapping::kRemsPatientIdSystem) ==
+          "RP-5508213");
+    CHECK(IdentifierIn(EntriesOf(b, "Practitioner")[0]["resource"],
+                       mapping::kRemsProviderEnrollmentSystem) == "RE-0093317");
+  }
+
+  TEST_CASE("SCRIPT → FHIR → SCRIPT keeps the compound and the REMS elements") {
+    const std::string xml = testing::ReadFixture(std::string(kCompoundFixture));
+    IssueList to_fhir_issues;
+    auto fhir_json = ToFhirJson(xml, to_fhir_issues, Options2017());
+    REQUIRE(fhir_json.ok());
+    IssueList back_issues;
+    auto again = ToScript(*fhir_json, back_issues, Options2017());
+    ShowErrors(back_issues);
+    REQUIRE(again.ok());
+    for (const Issue& i : back_issues) {
+      CHECK_MESSAGE(i.path.find("ingredient") == std::string::npos, ToString(i));
+      CHECK_MESSAGE(i.message.find("Compound") == std::string::npos, ToString(i));
+      CHECK_MESSAGE(i.message.find("REMS") == std::string::npos, ToString(i));
+    }
+    const std::string compound = CompactSubtree(xml, "CompoundInformation");
+    CHECK(compound.size() > 1000);  // the three ingredients
+    CHECK(CompactSubtree(again->xml, "CompoundInformation") == compound);
+    for (const char* name :
+         {"PrescriberCheckedREMS", "REMSPatientRiskCategory", "REMSAuthorizationNumber",
+          "REMSPatientID", "REMSHealthcareProviderEnrollmentID"}) {
+      CAPTURE(name);
+      CHECK_FALSE(CompactSubtree(xml, name).empty());
+      CHECK(CompactSubtree(again->xml, name) == CompactSubtree(xml, name));
+    }
+    // In the schema's order: the REMS elements after the Sig, CompoundInformation after them.
+    CHECK(again->xml.find("</Sig>") < again->xml.find("<PrescriberCheckedREMS>"));
+    CHECK(again->xml.find("</REMSAuthorizationNumber>") < again->xml.find("<CompoundInformation>"));
+    // The ketamine (C-III) makes the compound a controlled prescription; SCRIPT keeps the
+    // schedule on the ingredient (no DrugCoded/DEASchedule).
+    CHECK(again->newrx.dea_schedule == "CIII");
+    CHECK_FALSE(NewRxOf(*again).medication_prescribed.drug_coded.has_value());
+  }
+
+  TEST_CASE("a Medication without a code whose ingredients give their amounts is a compound") {
+    IssueList issues;
+    auto out = ToScript(CompoundEnvelope().dump(), issues, Options2017());
+    ShowErrors(issues);
+    REQUIRE(out.ok());
+    const script::Medication& m = NewRxOf(*out).medication_prescribed;
+    CHECK(m.drug_description == "Hydrocortisone 1% / ketoconazole 2% in Cetaphil cream");
+    CHECK_FALSE(m.drug_coded.has_value());
+    REQUIRE(m.compound_information.has_value());
+    const script::CompoundInformation& c = *m.compound_information;
+    CHECK(c.final_compound_pharmaceutical_dosage_form == "C28944");
+    REQUIRE(c.ingredients.size() == 3);
+    REQUIRE(c.ingredients[0].compound_ingredient.has_value());
+    CHECK(c.ingredients[0].compound_ingredient->item_description == "Hydrocortisone powder USP");
+    REQUIRE(c.ingredients[0].compound_ingredient->item_number.has_value());
+    CHECK(c.ingredients[0].compound_ingredient->item_number->code == "00409123401");  // 4-4-2
+    CHECK(c.ingredients[0].compound_ingredient->item_number->qualifier == "ND");
+    CHECK(c.ingredients[0].quantity.value == "0.3");
+    CHECK(c.ingredients[0].quantity.code_list_qualifier == "38");
+    CHECK(c.ingredients[0].quantity.unit_of_measure_code == "C48155");
+    REQUIRE(c.ingredients[1].compound_ingredient.has_value());
+    CHECK(c.ingredients[1].compound_ingredient->item_description == "ketoconazole powder");
+    REQUIRE(c.ingredients[1].compound_ingredient->item_number.has_value());
+    CHECK(c.ingredients[1].compound_ingredient->item_number->code == "6135");
+    CHECK(c.ingredients[1].compound_ingredient->item_number->qualifier == "SCD");  // the option
+    REQUIRE(c.ingredients[2].compound_ingredient.has_value());
+    CHECK_FALSE(c.ingredients[2].compound_ingredient->item_number.has_value());
+    CHECK(c.ingredients[2].quantity.value == "30");
+    CHECK(c.ingredients[2].quantity.code_list_qualifier == "QS");
+    CHECK(out->xml.find(
+              "<CompoundInformation><FinalCompoundPharmaceuticalDosageForm>C28944"
+              "</FinalCompoundPharmaceuticalDosageForm><CompoundIngredientsLotNotUsed>"
+              "<CompoundIngredient><CompoundIngredientItemDescription>Hydrocortisone powder USP"
+              "</CompoundIngredientItemDescription><ItemNumber><Code>00409123401</Code>"
+              "<Qualifier>ND</Qualifier></ItemNumber></CompoundIngredient><Quantity><Value>0.3"
+              "</Value><CodeListQualifier>38</CodeListQualifier><QuantityUnitOfMeasure><Code>"
+              "C48155</Code></QuantityUnitOfMeasure></Quantity></CompoundIngredientsLotNotUsed>") !=
+          std::string::npos);
+    CHECK(out->newrx.dea_schedule.empty());
+
+    // With a code and no compound extension, an ingredient's amount is not sent (named).
+    json coded = CompoundEnvelope();
+    coded["medication"]["code"] = {{"text", "Hydrocortisone / ketoconazole cream"}};
+    issues.clear();
+    out = ToScript(coded.dump(), issues, Options2017());
+    REQUIRE(out.ok());
+    CHECK_FALSE(NewRxOf(*out).medication_prescribed.compound_information.has_value());
+    const Issue* amount = issues.Find("medication.ingredient[0].strengthQuantity");
+    REQUIRE(amount != nullptr);
+    CHECK(amount->severity == Severity::kWarning);
+    CHECK(amount->message.find("compound extension") != std::string::npos);
+    REQUIRE(issues.Find("medication.ingredient[2].extension[0]") != nullptr);
+
+    // RxFlow's compound extension makes it a compound whatever its code.
+    coded["medication"]["extension"] =
+        json::array({{{"url", std::string(mapping::kCompoundExtension)}, {"valueBoolean", true}}});
+    issues.clear();
+    out = ToScript(coded.dump(), issues, Options2017());
+    REQUIRE(out.ok());
+    CHECK(NewRxOf(*out).medication_prescribed.compound_information.has_value());
+    CHECK(issues.Find("medication.extension[0]") == nullptr);
+  }
+
+  TEST_CASE("an ingredient that lacks what SCRIPT needs is named; the NewRx goes without it") {
+    json in = CompoundEnvelope();
+    json& ing = in["medication"]["ingredient"];
+    ing[1]["item"]["concept"]["coding"][0].erase("display");  // no description left
+    ing[2]["strengthQuantity"]["code"] = "[drp]";             // no NCI code for drops
+    in["medication"].erase("doseForm");
+    IssueList issues;
+    auto out = ToScript(in.dump(), issues, Options2017());
+    ShowErrors(issues);
+    REQUIRE(out.ok());
+    CHECK_FALSE(NewRxOf(*out).medication_prescribed.compound_information.has_value());
+    CHECK(out->xml.find("CompoundInformation") == std::string::npos);
+    for (const char* path :
+         {"medication.ingredient[1].item.concept.text", "medication.ingredient[2].strengthQuantity",
+          "medication.doseForm", "medication"}) {
+      CAPTURE(path);
+      const Issue* i = issues.Find(path);
+      REQUIRE(i != nullptr);
+      CHECK(i->severity == Severity::kWarning);
+    }
+    CHECK(issues.Find("medication.ingredient[1].item.concept.text")
+              ->message.find("CompoundIngredientItemDescription") != std::string::npos);
+    CHECK(issues.Find("medication.ingredient[2].strengthQuantity")->message.find("[drp]") !=
+          std::string::npos);
+    CHECK(issues.Find("medication")->message.find("CompoundInformation not sent") !=
+          std::string::npos);
+    CHECK(issues.Find("medication.ingredient[0]") == nullptr);  // complete, but not sent alone
+  }
+
+  TEST_CASE("a controlled ingredient makes the compound a controlled prescription") {
+    json in = CompoundEnvelope();
+    in["medication"]["ingredient"][0]["extension"] =
+        json::array({{{"url", std::string(mapping::kDeaScheduleExtension)}, {"valueCode", "CIV"}}});
+    IssueList issues;
+    auto out = ToScript(in.dump(), issues, Options2017());
+    CHECK_FALSE(out.ok());  // the lisinopril prescriber has no DEA number
+    bool dea = false;
+    for (const Issue& i : issues) {
+      dea |= i.severity == Severity::kError &&
+             i.message.find("a Schedule CIV prescription requires the prescriber's DEA number") !=
+                 std::string::npos;
+    }
+    CHECK(dea);
+  }
+
+  TEST_CASE("REMS identifiers come back to Identification; a supervisor's is named") {
+    json in = json::parse(testing::ReadFixture("fhir/medication_request_lisinopril.json"));
+    in["patient"]["identifier"].push_back(
+        {{"system", std::string(mapping::kRemsPatientIdSystem)}, {"value", "RP-1"}});
+    in["practitioner"]["identifier"].push_back(
+        {{"system", std::string(mapping::kRemsProviderEnrollmentSystem)}, {"value", "RE-1"}});
+    in["practitioner"]["identifier"].push_back(
+        {{"system", std::string(mapping::kRemsProviderEnrollmentSystem)}, {"value", "RE-2"}});
+    IssueList issues;
+    auto out = ToScript(in.dump(), issues, Options2017());
+    ShowErrors(issues);
+    REQUIRE(out.ok());
+    const script::NewRx& n = NewRxOf(*out);
+    CHECK(n.patient.identification.rems_patient_id == "RP-1");
+    CHECK(n.prescriber.identification.rems_healthcare_provider_enrollment_id == "RE-1");
+    const std::string second = "practitioner.identifier[" +
+                               std::to_string(in["practitioner"]["identifier"].size() - 1) + "]";
+    REQUIRE(issues.Find(second) != nullptr);
+    CHECK(issues.Find(second)->message.find("SCRIPT carries one") != std::string::npos);
+
+    // SupervisorID has no REMSHealthcareProviderEnrollmentID: named, the Supervisor still sent.
+    json& contained = in["medication_request"]["contained"];
+    if (contained.is_null()) contained = json::array();
+    contained.push_back(json::parse(R"({"resourceType": "Practitioner", "id": "sup",
+        "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1497758544"},
+                       {"system": "urn:rxflow:ncpdp:rems-healthcare-provider-enrollment-id",
+                        "value": "RE-9"}],
+        "name": [{"family": "Whitfield", "given": ["Harold"]}],
+        "address": [{"line": ["120 Medical Pkwy"], "city": "Richmond", "state": "VA",
+                     "postalCode": "23226", "country": "US"}],
+        "telecom": [{"system": "phone", "value": "804-555-0177"}]})"));
+    json& ext = in["medication_request"]["extension"];
+    if (ext.is_null()) ext = json::array();
+    ext.push_back({{"url", std::string(mapping::kSupervisorExtension)},
+                   {"valueReference", {{"reference", "#sup"}}}});
+    issues.clear();
+    out = ToScript(in.dump(), issues, Options2017());
+    ShowErrors(issues);
+    REQUIRE(out.ok());
+    REQUIRE(NewRxOf(*out).supervisor.has_value());
+    CHECK(NewRxOf(*out).supervisor->identification.rems_healthcare_provider_enrollment_id.empty());
+    const std::string sup =
+        "medication_request.contained[" + std::to_string(contained.size() - 1) + "].identifier[1]";
+    REQUIRE(issues.Find(sup) != nullptr);
+    CHECK(issues.Find(sup)->message.find("SupervisorID") != std::string::npos);
+  }
+}

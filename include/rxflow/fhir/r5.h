@@ -251,6 +251,7 @@ struct Organization : ResourceBase {
 };
 
 struct MedicationIngredient {
+  std::vector<Extension> extension;  // written first, like every element's extensions
   CodeableReference item;
   std::optional<bool> is_active;
   std::optional<Ratio> strength_ratio;

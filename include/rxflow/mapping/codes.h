@@ -46,6 +46,10 @@ inline constexpr std::string_view kParticipantType =
     "http://terminology.hl7.org/CodeSystem/provenance-participant-type";
 inline constexpr std::string_view kObservationCategory =
     "http://terminology.hl7.org/CodeSystem/observation-category";
+// HL7's DataAbsentReason codes, as a coding where FHIR requires a concept SCRIPT does not give
+// (a compound's lot without CompoundIngredient: code `unknown`).
+inline constexpr std::string_view kDataAbsentReason =
+    "http://terminology.hl7.org/CodeSystem/data-absent-reason";
 // SNOMED CT 716186003 |No known allergy|: the FHIR way to say what SCRIPT's
 // NoKnownAllergies says (an AllergyIntolerance with this code, verificationStatus confirmed).
 inline constexpr std::string_view kNoKnownAllergy = "716186003";
@@ -136,6 +140,30 @@ inline constexpr std::string_view kNcpdpChangeCodeSystem =
     "https://rxflow.dev/fhir/CodeSystem/ncpdp-change-request-code";
 inline constexpr std::string_view kScriptElementCodeSystem =
     "https://rxflow.dev/fhir/CodeSystem/script-element";
+
+// REMS (Risk Evaluation and Mitigation Strategy) identifiers with no public FHIR system: a
+// patient's REMSPatientID (Patient.identifier) and a prescriber's
+// REMSHealthcareProviderEnrollmentID (Practitioner.identifier).
+inline constexpr std::string_view kRemsPatientIdSystem = "urn:rxflow:ncpdp:rems-patient-id";
+inline constexpr std::string_view kRemsProviderEnrollmentSystem =
+    "urn:rxflow:ncpdp:rems-healthcare-provider-enrollment-id";
+
+// RxFlow's marker of a compounded preparation (SCRIPT CompoundInformation), on a Medication,
+// valueBoolean true: its ingredients with a strengthQuantity are the compound's ingredients
+// and its doseForm the final dose form. R5 Medication has no element saying a preparation is
+// compounded, and HL7 publishes no extension for it.
+inline constexpr std::string_view kCompoundExtension =
+    "https://rxflow.dev/fhir/StructureDefinition/compound";
+
+// A compound ingredient's ItemNumber (SCRIPT ProductCodeExtended) ⇄ a FHIR coding. Its
+// qualifier chooses the system: ND → NDC (an 11-digit code only), SCD, SBD, GPK, BPK →
+// RxNorm, UN → UNII; any other qualifier, and an ND code that is not 11 digits, → RxFlow's
+// `urn:rxflow:ncpdp:product-code:<Qualifier>`, whose codes are kept as written.
+inline constexpr std::string_view kProductCodeSystemPrefix = "urn:rxflow:ncpdp:product-code:";
+std::string ItemNumberSystem(std::string_view qualifier, std::string_view code);
+// The qualifier RxFlow's product-code system `system` names, when it is one of SCRIPT's
+// CompoundIngredientProductCodeQualifier codes; else empty.
+std::string_view ProductCodeQualifierOf(std::string_view system);
 
 enum class IdentifierKind { kNpi, kDea, kNcpdpId, kStateLicense, kMrn, kSsn, kOther };
 

@@ -171,6 +171,30 @@ struct Quantity {
   std::string unit_of_measure_code;  // NCI
 };
 
+// CompoundIngredient (IngredientLotNotUsed): one ingredient of a compound.
+struct CompoundIngredient {
+  std::string item_description;              // CompoundIngredientItemDescription (required)
+  std::optional<CodeQualifier> item_number;  // ItemNumber: ND, UP, RT, NH, UN, SCD, SBD, GPK,
+                                             // BPK, GMP, GPI, GSP, DI
+  std::optional<Strength> strength;
+  std::string dea_schedule_code;  // DEASchedule/Code (NCI)
+};
+
+// CompoundIngredientsLotNotUsed: an ingredient (optional in the schema) and how much of it
+// goes into the compound (CompoundQuantity: Value up to 14 characters). DrugUseEvaluation
+// is not modelled.
+struct CompoundIngredientLot {
+  std::optional<CompoundIngredient> compound_ingredient;
+  Quantity quantity;
+};
+
+// CompoundInformation (CompoundLotNotUsed): the compound's final dose form and its 1 to 25
+// ingredients.
+struct CompoundInformation {
+  std::string final_compound_pharmaceutical_dosage_form;  // NCI
+  std::vector<CompoundIngredientLot> ingredients;         // CompoundIngredientsLotNotUsed
+};
+
 struct DiagnosisCode {
   std::string code;
   std::string qualifier;  // ABF (ICD-10-CM) | DX | LD (SNOMED)
@@ -289,6 +313,12 @@ struct Medication {
   std::string reason_for_substitution_code_used;
   std::string rx_fill_indicator;
   std::string pharmacy_requested_refills;  // RxRenewalRequest's MedicationDispensed
+  // REMS (Risk Evaluation and Mitigation Strategy); declared by the medication types of
+  // NewRx, RxRenewalResponse, RxChangeRequest/Response and a transferred prescription.
+  std::string prescriber_checked_rems;     // PrescriberCheckedREMS: A | B | N
+  std::string rems_patient_risk_category;  // REMSPatientRiskCategory
+  std::string rems_authorization_number;   // REMSAuthorizationNumber
+  std::optional<CompoundInformation> compound_information;
   std::vector<OtherMedicationDate> other_medication_date;
   // The medication history and transfer medications only.
   std::string refills_remaining;
