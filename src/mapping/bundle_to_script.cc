@@ -553,6 +553,17 @@ class BundleMapper {
     Forward(scratch,
             {path + ".dispenseRequest.quantity", path + ".authoredOn", path + ".dosageInstruction"},
             renames);
+    // Of these transactions' medication types only RxHistoryResponse's
+    // (HistoryDispensedMedication, HistoryPrescribedMedication) have CompoundInformation:
+    // elsewhere a compound goes as its description and drug code, and is named here.
+    if (m.compound_information && element != "MedicationDispensed" &&
+        element != "MedicationPrescribed") {
+      m.compound_information.reset();
+      Dropped(
+          in.medication_path.empty() ? path + ".medication" : in.medication_path + ".ingredient",
+          Cat(Script(element),
+              " has no CompoundInformation: the compound's ingredients are not sent"));
+    }
     if (!mr.substitution) m.substitutions.clear();
     if (!mr.dispense_request || !mr.dispense_request->number_of_repeats_allowed) {
       m.number_of_refills.clear();

@@ -1646,7 +1646,7 @@ TEST_SUITE("Mapping: compounds and REMS") {
     REQUIRE(meds.size() == 1);
     const json med = meds[0]["resource"];
     const json mr = EntriesOf(b, "MedicationRequest")[0]["resource"];
-    CHECK(mr["medication"]["reference"] == meds[0]["fullUrl"]);
+    CHECK(mr["medication"]["reference"]["reference"] == meds[0]["fullUrl"]);
     CHECK(med["code"] ==
           json{{"text", "Ketamine 10% / gabapentin 6% in Lipoderm base (compounded cream)"}});
     CHECK(med["extension"] == json::array({{{"url", std::string(mapping::kCompoundExtension)},

@@ -173,3 +173,50 @@ TEST_SUITE("FHIR → SCRIPT transactions") {
     CHECK(out->newrx.message.header.from == "4712345");
   }
 }
+
+TEST_SUITE("FHIR → SCRIPT transactions") {
+  // NewRxRequestMedication has no CompoundInformation (only RxHistoryResponse's medication
+  // types do, of these transactions): the compound goes as its description and drug code.
+  TEST_CASE("a compound in a NewRxRequest goes as its description; its ingredients are named") {
+    fhir::Bundle compound = BundleOf("newrx_compound_rems");
+    const fhir::Medication* cm = nullptr;
+    for (const fhir::BundleEntry& e : compound.entry) {
+      if (e.resource && e.resource->get<fhir::Medication>())
+        cm = e.resource->get<fhir::Medication>();
+    }
+    REQUIRE(cm != nullptr);
+    REQUIRE_FALSE(cm->ingredient.empty());
+    // The request's MedicationRequest names the compound's Medication, a new entry.
+    fhir::Bundle b = BundleOf("newrx_request");
+    bool replaced = false;
+    for (fhir::BundleEntry& e : b.entry) {
+      if (fhir::MedicationRequest* mr =
+              e.resource ? e.resource->get<fhir::MedicationRequest>() : nullptr) {
+        mr->medication = fhir::CodeableReference{};
+        mr->medication.reference = fhir::Reference{"urn:uuid:compound-medication", "", {}, ""};
+        replaced = true;
+      }
+    }
+    fhir::BundleEntry entry;
+    entry.full_url = "urn:uuid:compound-medication";
+    entry.resource = fhir::Resource{*cm};
+    b.entry.push_back(std::move(entry));
+    REQUIRE(replaced);
+    IssueList issues;
+    auto message = mapping::FromFhirBundle(b, issues, Options());
+    REQUIRE(message.ok());
+    const auto* request = std::get_if<script::NewRxRequest>(&message->body);
+    REQUIRE(request != nullptr);
+    CHECK_FALSE(request->medication_requested.compound_information.has_value());
+    CHECK(request->medication_requested.drug_description ==
+          "Ketamine 10% / gabapentin 6% in Lipoderm base (compounded cream)");
+    bool named = false;
+    for (const Issue& i : issues) {
+      if (i.severity == Severity::kWarning && i.path.find(".ingredient") != std::string::npos &&
+          i.message.find("has no CompoundInformation") != std::string::npos) {
+        named = true;
+      }
+    }
+    CHECK(named);
+  }
+}
