@@ -3,6 +3,8 @@
 # collecting only inside the function): exact, and free of the machine's noise. Give one
 # or more build dirs to compare them.
 #   scripts/bench-instructions.sh BENCHMARK FUNCTION-GLOB CALL-REGEX BUILD_DIR...
+#   BENCH_MIN_TIME=1 (seconds of the benchmark, default 0.05) runs more calls, so that one-time
+#   setup (OpenSSL's provider load) weighs less.
 #   e.g. scripts/bench-instructions.sh BM_ToScriptFull 'rxflow::ToScript*' '^rxflow::ToScript' build
 set -euo pipefail
 bench=${1:?benchmark}
@@ -13,7 +15,7 @@ for dir in "$@"; do
   out=$(mktemp)
   valgrind --tool=callgrind --callgrind-out-file="$out" --toggle-collect="$glob" \
     "$dir/benchmarks/rxflow_benchmarks" --benchmark_filter="$bench\$" \
-    --benchmark_min_time=0.05 >/dev/null 2>&1
+    --benchmark_min_time=${BENCH_MIN_TIME:-0.05} >/dev/null 2>&1
   python3 - "$out" "$pattern" "$dir" <<'PY'
 import re, sys
 path, pattern, label = sys.argv[1:4]

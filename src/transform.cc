@@ -1,6 +1,7 @@
 #include "rxflow/transform.h"
 
 #include <chrono>
+#include <cstring>
 #include <ctime>
 
 #include "rxflow/internal/crypto.h"
@@ -53,9 +54,14 @@ mapping::NewRxOptions WithMessageIdAndTime(const mapping::NewRxOptions& given) {
 
 // Whether the text may be a Bundle around a Task naming a SCRIPT transaction: a cheap look
 // for the Task code systems, so that a prescription is still parsed once.
+// One memmem pass for "ncpdp-" (std::string_view::find restarts at every 'n' of the JSON).
 bool MayNameTransaction(std::string_view json) {
-  return json.find("ncpdp-transaction") != std::string_view::npos ||
-         json.find("ncpdp-response") != std::string_view::npos;
+  constexpr std::string_view kStem = "ncpdp-";
+  while (const void* hit = memmem(json.data(), json.size(), kStem.data(), kStem.size())) {
+    json.remove_prefix(static_cast<const char*>(hit) - json.data() + kStem.size());
+    if (json.starts_with("transaction") || json.starts_with("response")) return true;
+  }
+  return false;
 }
 
 // A Bundle whose Task names one of the transactions FromFhirBundle builds → that message.
