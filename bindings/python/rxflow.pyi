@@ -25,7 +25,16 @@ class Issue:
 
 Request = Union[str, bytes, dict[str, Any]]
 
-def to_script(request: Request, script_version: str = "2023011") -> str: ...
+def to_script(
+    request: Request,
+    script_version: str = "2023011",
+    *,
+    to: str | None = None,
+    to_qualifier: str = "",
+    from_: str | None = None,
+    from_qualifier: str = "",
+    relates_to: str = "",
+) -> str: ...
 def to_fhir(xml: str, script_version: str | None = None, lenient: bool = False) -> dict[str, Any]: ...
 def check(text: Request, script_version: str | None = None) -> list[Issue]: ...
 

@@ -331,21 +331,33 @@ PYBIND11_MODULE(rxflow, m) {
 
   m.def(
       "to_script",
-      [](const py::object& request, const std::string& script_version) {
+      [](const py::object& request, const std::string& script_version,
+         const std::optional<std::string>& to, const std::string& to_qualifier,
+         const std::optional<std::string>& from, const std::string& from_qualifier,
+         const std::string& relates_to) {
         std::string text = RequestText(request);
         TransformOptions o = Options(script_version);
+        if (to) o.newrx.to = *to;
+        o.newrx.to_qualifier = to_qualifier;
+        if (from) o.newrx.from = *from;
+        if (!from_qualifier.empty()) o.newrx.from_qualifier = from_qualifier;
         IssueList issues;
         StatusOr<ScriptOutput> out;
         {
           py::gil_scoped_release release;
-          out = ToScript(text, issues, o);
+          out = ToScript(text, issues, o, relates_to);
         }
         if (!out.ok()) Raise(out.status(), issues);
         return out->xml;
       },
-      py::arg("request"), py::arg("script_version") = "2023011",
-      "FHIR R5 (the request envelope or a Bundle; str, bytes or dict) -> NCPDP SCRIPT NewRx XML.\n"
-      "Raises InvalidInput or FailedPrecondition with .issues.");
+      py::arg("request"), py::arg("script_version") = "2023011", py::kw_only(),
+      py::arg("to") = py::none(), py::arg("to_qualifier") = "", py::arg("from_") = py::none(),
+      py::arg("from_qualifier") = "", py::arg("relates_to") = "",
+      "FHIR R5 (the request envelope or a Bundle; str, bytes or dict) -> NCPDP SCRIPT XML: a\n"
+      "NewRx, a CancelRx (relates_to: the NewRx's MessageID), or the transaction a Bundle's\n"
+      "Task names (RxHistoryRequest, RxTransferRequest, ...). to / from_ (and their\n"
+      "qualifiers) set Header/To and From. Raises InvalidInput or FailedPrecondition with\n"
+      ".issues.");
   m.def(
       "to_fhir",
       [](const std::string& xml, const std::optional<std::string>& script_version, bool lenient) {

@@ -35,6 +35,25 @@ def test_to_script_accepts_str_bytes_and_dict():
     assert 'TransportVersion="20170715"' in rxflow.to_script(text, script_version="2017071")
 
 
+def test_to_script_sends_a_task_transaction_with_to_and_from():
+    # A Bundle as to_fhir writes an RxFillIndicatorChange names neither side: to/from_ give them.
+    bundle = rxflow.to_fhir(fixture("script/rxfill_indicator_change.xml"))
+    with pytest.raises(rxflow.InvalidInput) as e:
+        rxflow.to_script(bundle, script_version="2017071")
+    assert any(i.path == "options.to" for i in e.value.issues)
+    xml = rxflow.to_script(bundle, script_version="2017071", to="1234567", from_="9876543210",
+                           from_qualifier="D")
+    assert "<RxFillIndicatorChange>" in xml
+    assert '<To Qualifier="P">1234567</To>' in xml
+    assert '<From Qualifier="D">9876543210</From>' in xml
+
+
+def test_to_script_cancel_names_the_newrx_it_cancels():
+    xml = rxflow.to_script(fixture("fhir/schedule3_testosterone_cancelled.json"), relates_to="NEWRX-0001")
+    assert "<CancelRx>" in xml
+    assert "<RelatesToMessageID>NEWRX-0001</RelatesToMessageID>" in xml
+
+
 def test_invalid_input_carries_issues_with_paths():
     with pytest.raises(rxflow.InvalidInput) as e:
         rxflow.to_script('{"medication_request": {"resourceType": "MedicationRequest", "status": 7}}')
