@@ -100,7 +100,11 @@ constexpr std::pair<std::string_view, std::string script::Medication::*> kMedica
     {"Substitutions", &script::Medication::substitutions},
     {"NumberOfRefills", &script::Medication::number_of_refills},
     {"ReasonForSubstitutionCodeUsed", &script::Medication::reason_for_substitution_code_used},
-    {"HistoryPrescriberOrderNumber", &script::Medication::history_prescriber_order_number}};
+    {"HistoryPrescriberOrderNumber", &script::Medication::history_prescriber_order_number},
+    // TransferResponseMedication's REMS elements (RxTransferResponse).
+    {"PrescriberCheckedREMS", &script::Medication::prescriber_checked_rems},
+    {"REMSPatientRiskCategory", &script::Medication::rems_patient_risk_category},
+    {"REMSAuthorizationNumber", &script::Medication::rems_authorization_number}};
 constexpr std::pair<std::string_view, std::string script::HistorySource::*> kSourceTexts[] = {
     {"HistorySource/Source/SourceDescription", &script::HistorySource::source_description},
     {"HistorySource/Source/SourceQualifier", &script::HistorySource::source_qualifier},
