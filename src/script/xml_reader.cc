@@ -4,6 +4,8 @@
 #include <cstring>
 #include <string>
 
+#include <absl/container/inlined_vector.h>
+#include <absl/strings/str_cat.h>
 #include <pugixml.hpp>
 
 #include "rxflow/internal/strcat.h"
@@ -193,13 +195,24 @@ void UndoRules(pugi::xml_node n, const std::vector<Rule>& rules) {
   }
 }
 
+class In;
+
+// Where an element is: its parent's In, its name and, among `count` same-named siblings, its
+// index. Paths are made only for an issue (most elements have none): no string per element.
+struct Where {
+  const In* parent = nullptr;  // nullptr: `name` is the whole path ("/Message")
+  std::string_view name;
+  size_t index = 0;
+  size_t count = 1;
+};
+
 // One element being read. Children asked for are marked used; at the end, element
 // children nobody asked for are reported: the typed model does not hold them.
 class In {
  public:
   // `report`: whether the children nobody asked for are reported.
-  In(pugi::xml_node node, std::string path, IssueList& issues, bool report = true)
-      : node_(node), path_(std::move(path)), issues_(issues), report_(report) {
+  In(pugi::xml_node node, Where where, IssueList& issues, bool report = true)
+      : node_(node), where_(where), issues_(issues), report_(report) {
     // The element children and their local names, once: every Find is then a scan of
     // short string_views, not of the DOM (a table asks for each of its fields).
     for (pugi::xml_node c : node_.children()) {
@@ -212,14 +225,22 @@ class In {
     if (!node_ || !report_) return;
     for (const Kid& k : kids_) {
       if (!k.used) {
-        issues_.Warning(Cat(path_, "/", k.name), IssueCode::kNotSupported,
+        issues_.Warning(Cat(path(), "/", k.name), IssueCode::kNotSupported,
                         "not mapped by RxFlow: dropped");
       }
     }
   }
 
-  const std::string& path() const { return path_; }
+  std::string path() const {
+    std::string out;
+    AppendPath(out);
+    return out;
+  }
   pugi::xml_node node() const { return node_; }
+  // The child `name` (the index-th of `count` so named) of this element.
+  Where Child(std::string_view name, size_t index = 0, size_t count = 1) const {
+    return {this, name, index, count};
+  }
 
   pugi::xml_node Find(std::string_view name) {
     for (Kid& k : kids_) {
@@ -240,9 +261,6 @@ class In {
     }
     return out;
   }
-  std::string ChildPath(std::string_view name, size_t index = 0, size_t count = 1) const {
-    return count > 1 ? Cat(path_, "/", name, "[", index + 1, "]") : Cat(path_, "/", name);
-  }
   std::string Text(std::string_view name) {
     pugi::xml_node c = Find(name);
     return c ? OwnText(c) : std::string();
@@ -259,11 +277,22 @@ class In {
     pugi::xml_node node;
     bool used;
   };
+  void AppendPath(std::string& out) const {
+    if (where_.parent) where_.parent->AppendPath(out);
+    AppendStep(out, where_);
+  }
+  static void AppendStep(std::string& out, const Where& w) {
+    if (w.parent) out += '/';
+    out += w.name;
+    if (w.count > 1) absl::StrAppend(&out, "[", w.index + 1, "]");
+  }
+
   pugi::xml_node node_;
-  std::string path_;
+  Where where_;
   IssueList& issues_;
   bool report_;
-  std::vector<Kid> kids_;
+  // Most elements have a few children: kept inline, no allocation per element.
+  absl::InlinedVector<Kid, 8> kids_;
 };
 
 using internal::Field;
@@ -291,36 +320,36 @@ class Decoder {
   std::optional<Body> ReadBody(In& msg) {
     pugi::xml_node node = msg.Find("Body");
     if (!node) return std::nullopt;
-    In body(node, msg.ChildPath("Body"), issues_);
+    In body(node, msg.Child("Body"), issues_);
     pugi::xml_node tx = FirstElement(node);
     if (!tx) return std::nullopt;
     std::string_view name = Local(tx.name());
     body.Find(name);
     const internal::Transaction* t = internal::FindTransaction(name);
     if (!t) {
-      In in(tx, body.ChildPath(name), issues_);  // its children are reported too
+      In in(tx, body.Child(name), issues_);  // its children are reported too
       issues_.Error(in.path(), IssueCode::kNotSupported,
                     Cat("transaction ", name, " is not supported by RxFlow"));
       return std::nullopt;
     }
     Body out;
-    ReadElement(tx, body.ChildPath(name), t->emplace(out), t->table);
+    ReadElement(tx, body.Child(name), t->emplace(out), t->table);
     return out;
   }
 
  private:
   // Reads `node` into `owner` by `t`. An element with text of its own (To, From) is a
   // value: its child elements are the validator's to report.
-  void ReadElement(pugi::xml_node node, std::string path, void* owner, const Table& t) {
+  void ReadElement(pugi::xml_node node, Where where, void* owner, const Table& t) {
     bool value =
         std::any_of(t.begin(), t.end(), [](const Field& f) { return f.kind == K::kOwnText; });
-    In in(node, std::move(path), issues_, !value);
+    In in(node, where, issues_, !value);
     for (const Field& f : t) Read(in, f, owner);
   }
 
   // The first child `name` of `in`, if any, into `owner`.
   void ReadChild(In& in, std::string_view name, void* owner, const Table& t) {
-    if (pugi::xml_node n = in.Find(name)) ReadElement(n, in.ChildPath(name), owner, t);
+    if (pugi::xml_node n = in.Find(name)) ReadElement(n, in.Child(name), owner, t);
   }
 
   void Read(In& in, const Field& f, void* owner) {
@@ -363,7 +392,7 @@ class Decoder {
     const internal::Access& a = *f.access;
     if (!a.repeated) {
       if (pugi::xml_node n = in.Find(f.name)) {
-        ReadElement(n, in.ChildPath(f.name), a.add(m), f.table);
+        ReadElement(n, in.Child(f.name), a.add(m), f.table);
       }
       return;
     }
@@ -372,7 +401,7 @@ class Decoder {
     auto nodes = in.FindAll(f.name);
     for (size_t i = 0; i < nodes.size(); ++i) {
       void* item = a.add(m);
-      ReadElement(nodes[i], in.ChildPath(f.name, i, nodes.size()), item, f.table);
+      ReadElement(nodes[i], in.Child(f.name, i, nodes.size()), item, f.table);
       if (i > 0 && i - 1 < modifiers.size()) {
         f.modifier->set(f.modifier->member(item), modifiers[i - 1]);
       }
@@ -398,7 +427,7 @@ class Decoder {
       if (!n) n = in.Find(no);
       f.access->set(selector, name == f.text ? "true" : "false");
     }
-    if (n) ReadElement(n, in.ChildPath(name), owner, f.table);
+    if (n) ReadElement(n, in.Child(name), owner, f.table);
   }
 
   void Hook(In& in, internal::Hook hook, void* owner) {
@@ -419,10 +448,10 @@ class Decoder {
                           ? t.administration_timing_event
                           : t.units;
       if (p.units.empty()) {
-        ReadElement(n, in.ChildPath(p.element), &code, internal::kSigCodeTable);
+        ReadElement(n, in.Child(p.element), &code, internal::kSigCodeTable);
         break;
       }
-      In x(n, in.ChildPath(p.element), issues_);
+      In x(n, in.Child(p.element), issues_);
       if (!p.modifier.empty()) {
         auto values = x.Texts(p.value);
         if (!values.empty()) t.numeric_value = values[0];
@@ -443,7 +472,7 @@ class Decoder {
     auto units = in.FindAll("DoseUnitOfMeasure");
     auto unit = [&](size_t i, std::optional<DoseUnit>& out) {
       if (i >= units.size()) return;
-      ReadElement(units[i], in.ChildPath("DoseUnitOfMeasure", i, units.size()), &out.emplace(),
+      ReadElement(units[i], in.Child("DoseUnitOfMeasure", i, units.size()), &out.emplace(),
                   internal::kDoseUnitTable);
     };
     if (!q.empty()) a.dose_quantity = q[0];
@@ -692,7 +721,7 @@ StatusOr<Header> ReadHeader(std::string_view xml, IssueList& issues, const ReadO
   if (absl::Status s = ParseMessage(xml, issues, options, parsed); !s.ok()) return s;
   IssueList unused;  // what the typed header does not hold is not this call's business
   Decoder decoder(unused);
-  In msg(parsed.root, "/Message", unused);
+  In msg(parsed.root, Where{nullptr, "/Message"}, unused);
   return decoder.ReadHeader(msg);
 }
 
@@ -704,7 +733,7 @@ StatusOr<Message> ReadXml(std::string_view xml, IssueList& issues, const ReadOpt
   Decoder decoder(issues);
   Message m;
   {
-    In msg(parsed.root, "/Message", issues);
+    In msg(parsed.root, Where{nullptr, "/Message"}, issues);
     m.header = decoder.ReadHeader(msg);
     std::optional<Body> body = decoder.ReadBody(msg);
     if (!body) {
