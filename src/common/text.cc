@@ -242,12 +242,32 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
+namespace {
+
+// Whether any byte of `x` is `c`: a zero byte of x ^ c, found as AnyBelow(…, 1) finds it.
+constexpr bool AnyEqual(uint64_t x, unsigned char c) { return AnyBelow(x ^ (kOnes * c), 1); }
+
+// The first byte at or after `i` that JSON must escape (a quote, a backslash, a control
+// character), or s.size(): eight bytes at a time, as most values have none.
+size_t NextJsonSpecial(std::string_view s, size_t i) {
+  for (; i + 8 <= s.size(); i += 8) {
+    uint64_t x = Load8(s.data() + i);
+    if (AnyBelow(x, 0x20) || AnyEqual(x, '"') || AnyEqual(x, '\\')) break;
+  }
+  for (; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == '"' || c == '\\') return i;
+  }
+  return s.size();
+}
+
+}  // namespace
+
 void AppendJsonEscaped(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   size_t run = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
+  for (size_t i = NextJsonSpecial(s, 0); i < s.size(); i = NextJsonSpecial(s, i + 1)) {
     unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
     out.append(s.data() + run, i - run);
     run = i + 1;
     switch (c) {

@@ -1,0 +1,85 @@
+// The eight-bytes-at-a-time scans of src/common/text.cc against byte-by-byte references:
+// every special byte at every position around the 8-byte chunk edges, and random strings.
+#include "common/text.h"
+
+#include <random>
+#include <string>
+
+#include <doctest/doctest.h>
+
+namespace {
+
+std::string JsonEscapedReference(std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (char ch : s) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c < 0x20) {
+      out += "\\u00";
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    } else {
+      out.push_back(ch);
+    }
+  }
+  return out;
+}
+
+size_t FirstControlReference(std::string_view s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') return i;
+  }
+  return std::string_view::npos;
+}
+
+std::string Escaped(std::string_view s) {
+  std::string out = "prefix:";
+  rxflow::internal::AppendJsonEscaped(out, s);
+  return out.substr(7);
+}
+
+}  // namespace
+
+TEST_SUITE("Text scans") {
+  TEST_CASE("JSON escaping: each special byte at each position around the chunk edges") {
+    for (unsigned char special : {'"', '\\', '\n', '\r', '\t', '\x01', '\x1f', '\x00'}) {
+      for (size_t len = 0; len <= 20; ++len) {
+        for (size_t at = 0; at < len; ++at) {
+          std::string s(len, 'a');
+          s[at] = static_cast<char>(special);
+          CAPTURE(len);
+          CAPTURE(at);
+          CAPTURE(static_cast<int>(special));
+          CHECK(Escaped(s) == JsonEscapedReference(s));
+          CHECK(rxflow::internal::FirstControlChar(s) == FirstControlReference(s));
+        }
+      }
+    }
+    // Bytes that are not special but sit next to the specials' values, and UTF-8.
+    std::string near = " !#[]^\x7f\xc3\xa9\xe2\x82\xac";
+    CHECK(Escaped(near) == near);
+  }
+
+  TEST_CASE("JSON escaping and the control-character scan agree with the references") {
+    std::mt19937 rng(20261130);
+    std::uniform_int_distribution<int> len(0, 64), byte(0, 255), pick(0, 9);
+    for (int n = 0; n < 20000; ++n) {
+      std::string s(static_cast<size_t>(len(rng)), 'x');
+      // Mostly printable, sometimes anything: specials are rare, as in real values.
+      for (char& c : s) c = static_cast<char>(pick(rng) == 0 ? byte(rng) : 'a' + pick(rng));
+      CHECK(Escaped(s) == JsonEscapedReference(s));
+      CHECK(rxflow::internal::FirstControlChar(s) == FirstControlReference(s));
+    }
+  }
+}
