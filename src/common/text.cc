@@ -141,14 +141,6 @@ bool IsFhirId(std::string_view s) {
   return true;
 }
 
-bool IsFhirUri(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s) {
-    if (static_cast<unsigned char>(c) <= 0x20) return false;
-  }
-  return true;
-}
-
 // Branch-free loops: the compiler vectorizes them, and these run on every value.
 namespace {
 
@@ -187,6 +179,18 @@ size_t FirstControlChar(std::string_view s) {
 }
 
 bool HasNoControlChars(std::string_view s) { return FirstControlChar(s) == std::string_view::npos; }
+
+bool IsFhirUri(std::string_view s) {
+  if (s.empty()) return false;
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    if (AnyBelow(Load8(s.data() + i), 0x21)) return false;  // a control byte or a space
+  }
+  for (; i < s.size(); ++i) {
+    if (static_cast<unsigned char>(s[i]) <= 0x20) return false;
+  }
+  return true;
+}
 
 bool IsPrintableAscii(std::string_view s) {
   size_t i = 0;

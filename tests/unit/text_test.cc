@@ -43,6 +43,14 @@ size_t FirstControlReference(std::string_view s) {
   return std::string_view::npos;
 }
 
+bool IsFhirUriReference(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) <= 0x20) return false;
+  }
+  return true;
+}
+
 std::string Escaped(std::string_view s) {
   std::string out = "prefix:";
   rxflow::internal::AppendJsonEscaped(out, s);
@@ -53,7 +61,8 @@ std::string Escaped(std::string_view s) {
 
 TEST_SUITE("Text scans") {
   TEST_CASE("JSON escaping: each special byte at each position around the chunk edges") {
-    for (unsigned char special : {'"', '\\', '\n', '\r', '\t', '\x01', '\x1f', '\x00'}) {
+    for (unsigned char special :
+         {'"', '\\', '\n', '\r', '\t', '\x01', '\x1f', '\x00', ' ', '\x21'}) {
       for (size_t len = 0; len <= 20; ++len) {
         for (size_t at = 0; at < len; ++at) {
           std::string s(len, 'a');
@@ -63,6 +72,7 @@ TEST_SUITE("Text scans") {
           CAPTURE(static_cast<int>(special));
           CHECK(Escaped(s) == JsonEscapedReference(s));
           CHECK(rxflow::internal::FirstControlChar(s) == FirstControlReference(s));
+          CHECK(rxflow::internal::IsFhirUri(s) == IsFhirUriReference(s));
         }
       }
     }
@@ -71,7 +81,8 @@ TEST_SUITE("Text scans") {
     CHECK(Escaped(near) == near);
   }
 
-  TEST_CASE("JSON escaping and the control-character scan agree with the references") {
+  TEST_CASE(
+      "JSON escaping, the control-character scan and the URI check agree with the references") {
     std::mt19937 rng(20261130);
     std::uniform_int_distribution<int> len(0, 64), byte(0, 255), pick(0, 9);
     for (int n = 0; n < 20000; ++n) {
@@ -80,6 +91,7 @@ TEST_SUITE("Text scans") {
       for (char& c : s) c = static_cast<char>(pick(rng) == 0 ? byte(rng) : 'a' + pick(rng));
       CHECK(Escaped(s) == JsonEscapedReference(s));
       CHECK(rxflow::internal::FirstControlChar(s) == FirstControlReference(s));
+      CHECK(rxflow::internal::IsFhirUri(s) == IsFhirUriReference(s));
     }
   }
 }
