@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Ingest only, side by side with the Node.js peer (../shared/bench/node-peer, issue 14 §6):
+# the same wrk script (distinct prescriptions from one FHIR envelope) against RxFlow's
+# `ingestion-api` (SQLite WAL + synchronous=FULL on this disk, no relay, no routing) and
+# against the peer (JSON.parse, fast-xml-parser, better-sqlite3 WAL + FULL, one transaction
+# per request), alternated ROUNDS times. Prints throughput and p50/p99 of each run, and the
+# CPU seconds each server used (/proc/PID/stat).
+#   benchmarks/load/vs-node.sh BUILD_DIR [SECONDS=10] [CONNECTIONS=32] [ROUNDS=2]
+# Needs node, npm and wrk (scripts/install-deps.sh installs them); the peer's npm packages
+# are installed on first use into $TMPDIR/rxflow-node-peer.
+set -euo pipefail
+build=${1:?build dir}
+seconds=${2:-10}
+connections=${3:-32}
+rounds=${4:-2}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+peer_src=${NODE_PEER_SRC:-$root/../shared/bench/node-peer}
+envelope=$root/examples/data/medication_request_lisinopril.json
+for tool in node npm wrk python3; do
+  command -v "$tool" >/dev/null || { echo "vs-node: $tool not found (scripts/install-deps.sh)" >&2; exit 2; }
+done
+[ -f "$peer_src/server.js" ] || { echo "vs-node: no Node.js peer at $peer_src" >&2; exit 2; }
+
+work=${NODE_PEER_DIR:-$(dirname "$(mktemp -u)")/rxflow-node-peer}
+mkdir -p "$work" && cp "$peer_src/server.js" "$peer_src/package.json" "$peer_src/package-lock.json" "$work/"
+if [ ! -d "$work/node_modules/better-sqlite3/build" ]; then
+  (cd "$work" && npm install --no-audit --no-fund >/dev/null 2>&1 && npm rebuild better-sqlite3 >/dev/null 2>&1)
+fi
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+python3 "$peer_src/make_load_lua.py" "$envelope" k "$tmp/load.lua"
+
+wait_port() {
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
+  echo "vs-node: nothing listens on $1" >&2
+  return 1
+}
+cpu_seconds() {  # utime + stime of a process, in seconds
+  awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"
+}
+
+run_one() {  # NAME PORT PID
+  local name=$1 port=$2 pid=$3 before after out
+  before=$(cpu_seconds "$pid")
+  out=$(wrk -t1 -c"$connections" -d"${seconds}s" --latency -s "$tmp/load.lua" \
+    "http://127.0.0.1:$port/api/v1/prescriptions")
+  after=$(cpu_seconds "$pid")
+  python3 - "$name" "$before" "$after" "$seconds" <<PY
+import re, sys
+name, before, after, seconds = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+out = """$out"""
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+p50, p99 = map(int, re.search(r"P50_US (\d+) P99_US (\d+)", out).groups())
+bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+errors = re.search(r"Socket errors: (.*)", out)
+cpu = after - before
+print(f"{name:14s} {rps:9.0f}/s  p50 {p50/1000:7.1f} ms  p99 {p99/1000:7.1f} ms  "
+      f"server CPU {cpu:5.1f} s ({cpu / max(rps * seconds, 1) * 1e6:6.0f} us/request)  "
+      f"non-2xx {bad.group(1) if bad else 0}{'  socket errors: ' + errors.group(1) if errors else ''}")
+PY
+}
+
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg); $connections connections, ${seconds} s per run"
+for round in $(seq "$rounds"); do
+  # RxFlow's ingestion-api, a fresh database each round.
+  mkdir -p "$tmp/rx$round"
+  DATABASE_URL="sqlite://$tmp/rx$round/rxflow.db" API_KEYS=k LOG_LEVEL=warn PORT=18093 \
+    RXFLOW_PATIENT_KEY=vs-node-benchmark-patient-key \
+    "$build/examples/ingestion-api" >"$tmp/rx$round.log" 2>&1 &
+  rx=$!
+  pids+=("$rx")
+  wait_port 18093
+  run_one "rxflow" 18093 "$rx"
+  kill "$rx" && wait "$rx" 2>/dev/null || true
+
+  (cd "$work" && DB="$tmp/peer$round.db" PORT=18094 API_KEYS=k exec node server.js) >"$tmp/peer$round.log" 2>&1 &
+  peer=$!
+  pids+=("$peer")
+  wait_port 18094
+  run_one "node peer" 18094 "$peer"
+  kill "$peer" && wait "$peer" 2>/dev/null || true
+done
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
