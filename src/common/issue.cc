@@ -118,31 +118,13 @@ void AppendCount(std::string& out, size_t n, std::string_view one, std::string_v
   out.append(n == 1 ? one : many);
 }
 
-// Issue texts quote input, cut to a few dozen bytes wherever they quote it: a cut can split a
-// UTF-8 sequence, and what an issue says ends up in JSON (OperationOutcome) and logs. Each
-// byte of an invalid sequence becomes U+FFFD; valid text is left as it is.
-void MakeValidUtf8(std::string& s) {
-  size_t bad;
-  if (internal::IsValidUtf8(s, &bad)) return;
-  std::string out(s, 0, bad);
-  std::string_view rest = std::string_view(s).substr(bad);
-  while (!rest.empty()) {
-    if (internal::IsValidUtf8(rest, &bad)) {
-      out.append(rest);
-      break;
-    }
-    out.append(rest.substr(0, bad));
-    out.append("\xEF\xBF\xBD");  // U+FFFD REPLACEMENT CHARACTER
-    rest.remove_prefix(bad + 1);
-  }
-  s = std::move(out);
-}
-
 }  // namespace
 
 void IssueList::Add(Issue issue) {
-  MakeValidUtf8(issue.message);
-  MakeValidUtf8(issue.path);
+  // Issue texts quote input, cut to a few dozen bytes wherever they quote it: a cut can split
+  // a UTF-8 sequence, and what an issue says ends up in JSON (OperationOutcome) and logs.
+  internal::MakeValidUtf8(issue.message);
+  internal::MakeValidUtf8(issue.path);
   switch (issue.severity) {
     case Severity::kFatal:
       ++fatals_;

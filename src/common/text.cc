@@ -267,6 +267,23 @@ size_t NextJsonSpecial(std::string_view s, size_t i) {
 
 }  // namespace
 
+void MakeValidUtf8(std::string& s) {
+  size_t bad;
+  if (IsValidUtf8(s, &bad)) return;
+  std::string out(s, 0, bad);
+  std::string_view rest = std::string_view(s).substr(bad);
+  while (!rest.empty()) {
+    if (IsValidUtf8(rest, &bad)) {
+      out.append(rest);
+      break;
+    }
+    out.append(rest.substr(0, bad));
+    out.append("\xEF\xBF\xBD");  // U+FFFD REPLACEMENT CHARACTER
+    rest.remove_prefix(bad + 1);
+  }
+  s = std::move(out);
+}
+
 void AppendJsonEscaped(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   size_t run = 0;

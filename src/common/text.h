@@ -40,6 +40,9 @@ size_t FirstControlChar(std::string_view s);
 // Well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF).
 // On false, `bad_offset` (when given) is the offset of the first byte that is not.
 bool IsValidUtf8(std::string_view s, size_t* bad_offset = nullptr);
+// Makes `s` valid UTF-8: each byte of an invalid sequence becomes U+FFFD; valid text is left
+// as it is.
+void MakeValidUtf8(std::string& s);
 // Printable ASCII 0x20..0x7E only (SCRIPT's `an` character set).
 bool IsPrintableAscii(std::string_view s);
 // SCRIPT numeric `n`: [0-9]+(\.[0-9]+)?

@@ -1,6 +1,7 @@
-// JSON codec of the Prescription events and state snapshots. The only translation unit that
-// includes nlohmann/json: it parses without exceptions and catches the library's exceptions
-// here, so none crosses the API.
+// JSON codec of the Prescription events and state snapshots. Encoding is written straight
+// from the field table (VisitFields), with no DOM; decoding parses with nlohmann/json (the only
+// translation unit that includes it) without exceptions and catches the library's
+// exceptions here, so none crosses the API.
 #include <array>
 #include <cstdint>
 #include <limits>
@@ -15,6 +16,8 @@
 
 #include "rxflow/domain/prescription.h"
 #include "rxflow/internal/strcat.h"
+
+#include "common/text.h"
 
 namespace rxflow::domain {
 
@@ -98,20 +101,60 @@ void VisitFields(E& e, F&& f) {
   }
 }
 
-// Invalid UTF-8 cannot be stored in JSON: it is replaced (U+FFFD) rather than thrown on.
-std::string Dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+// A JSON string. Invalid UTF-8 cannot be stored in JSON: each bad byte becomes U+FFFD
+// rather than an error.
+void AppendString(std::string& out, std::string_view s) {
+  out.push_back('"');
+  if (internal::IsValidUtf8(s)) {
+    internal::AppendJsonEscaped(out, s);
+  } else {
+    std::string valid(s);
+    internal::MakeValidUtf8(valid);
+    internal::AppendJsonEscaped(out, valid);
+  }
+  out.push_back('"');
+}
 
+// The JSON object of `value`'s fields, written straight from VisitFields in its order (no
+// DOM: the NewRx XML inside PrescriptionTransformed is escaped once, as it is copied).
 template <typename T>
-Json ToJson(const T& value) {
-  Json j = Json::object();
+std::string Encode(const T& value, std::string_view extra_key = {}, int extra_value = 0) {
+  std::string out;
+  out.push_back('{');
+  auto key = [&](std::string_view name) {
+    if (out.size() > 1) out.push_back(',');
+    out.push_back('"');
+    out.append(name);
+    out.append("\":");
+  };
   VisitFields(value, [&](const char* name, const auto& field) {
-    if constexpr (std::is_same_v<std::decay_t<decltype(field)>, State>) {
-      j[name] = std::string(StateName(field));
+    using F = std::decay_t<decltype(field)>;
+    key(name);
+    if constexpr (std::is_same_v<F, State>) {
+      AppendString(out, StateName(field));
+    } else if constexpr (std::is_same_v<F, std::string>) {
+      AppendString(out, field);
+    } else if constexpr (std::is_same_v<F, bool>) {
+      out.append(field ? "true" : "false");
+    } else if constexpr (std::is_integral_v<F>) {
+      out.append(std::to_string(field));
+    } else if constexpr (std::is_same_v<F, std::vector<std::string>>) {
+      out.push_back('[');
+      for (size_t i = 0; i < field.size(); ++i) {
+        if (i) out.push_back(',');
+        AppendString(out, field[i]);
+      }
+      out.push_back(']');
     } else {
-      j[name] = field;
+      static_assert(kAlwaysFalse<F>, "Encode: add this field type");
     }
   });
-  return j;
+  if (!extra_key.empty()) {
+    key(extra_key);
+    out.append(std::to_string(extra_value));
+  }
+  out.push_back('}');
+  return out;
 }
 
 // Readers: "" when `out` was read, else why not ("is not a string").
@@ -246,7 +289,7 @@ const UpcasterRegistry& BuiltinUpcasters() {
 }
 
 std::string EncodePayload(const Event& e) {
-  return std::visit([](const auto& event) { return Dump(ToJson(event)); }, e);
+  return std::visit([](const auto& event) { return Encode(event); }, e);
 }
 
 StatusOr<Event> DecodeEvent(std::string_view type, int schema_version, std::string_view payload,
@@ -284,9 +327,7 @@ StatusOr<Event> DecodeEvent(std::string_view type, int schema_version, std::stri
 }
 
 std::string EncodeState(const PrescriptionState& state) {
-  Json j = ToJson(state);
-  j["schema_version"] = kStateSnapshotVersion;
-  return Dump(j);
+  return Encode(state, "schema_version", kStateSnapshotVersion);
 }
 
 StatusOr<PrescriptionState> DecodeState(std::string_view json) {

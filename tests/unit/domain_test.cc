@@ -677,7 +677,29 @@ TEST_SUITE("Domain") {
   TEST_CASE("encoding does not throw on invalid UTF-8") {
     std::string payload;
     CHECK_NOTHROW(payload = EncodePayload(PrescriptionCancelled{"bad \xff byte"}));
-    CHECK(DecodeEvent("PrescriptionCancelled", 1, payload).ok());
+    auto d = DecodeEvent("PrescriptionCancelled", 1, payload);
+    REQUIRE(d.ok());
+    // The bad byte is U+FFFD; the rest is kept.
+    CHECK(std::get<PrescriptionCancelled>(*d).reason == "bad \xEF\xBF\xBD byte");
+  }
+
+  // Payloads are written without a JSON DOM: what must be escaped is, and what a reader of
+  // the stored JSON sees is the field table's order.
+  TEST_CASE("payload JSON: escapes, field order, lists and numbers") {
+    PharmacyErrorReceived e;
+    e.code = "602";
+    e.description_codes = {"008", "1000"};
+    e.description = "quote \" backslash \\ newline \n tab \t bell \x07 caf\xC3\xA9 </x>";
+    e.retryable = true;
+    CHECK(EncodePayload(e) ==
+          "{\"code\":\"602\",\"description_codes\":[\"008\",\"1000\"],"
+          "\"description\":\"quote \\\" backslash \\\\ newline \\n tab \\t bell \\u0007 "
+          "caf\xC3\xA9 </x>\",\"retryable\":true}");
+    auto d = DecodeEvent("PharmacyErrorReceived", 1, EncodePayload(e));
+    REQUIRE(d.ok());
+    CHECK(std::get<PharmacyErrorReceived>(*d).description == e.description);
+    CHECK(EncodePayload(PrescriptionQueued{"1234567", 3}) ==
+          R"({"pharmacy_ncpdp_id":"1234567","attempt":3})");
   }
 
   TEST_CASE("undecodable events are DataLoss naming the type") {
