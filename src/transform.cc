@@ -1,7 +1,6 @@
 #include "rxflow/transform.h"
 
 #include <chrono>
-#include <cstring>
 #include <ctime>
 
 #include "rxflow/internal/crypto.h"
@@ -54,12 +53,14 @@ mapping::NewRxOptions WithMessageIdAndTime(const mapping::NewRxOptions& given) {
 
 // Whether the text may be a Bundle around a Task naming a SCRIPT transaction: a cheap look
 // for the Task code systems, so that a prescription is still parsed once.
-// One memmem pass for "ncpdp-" (std::string_view::find restarts at every 'n' of the JSON).
+// The code systems end in "ncpdp-transaction" / "ncpdp-response": a memchr walk over the
+// dashes, which a FHIR document has few of (glibc's memmem cost 2 % of a NewRx's time,
+// std::string_view::find of the whole word restarts at every 'n').
 bool MayNameTransaction(std::string_view json) {
-  constexpr std::string_view kStem = "ncpdp-";
-  while (const void* hit = memmem(json.data(), json.size(), kStem.data(), kStem.size())) {
-    json.remove_prefix(static_cast<const char*>(hit) - json.data() + kStem.size());
-    if (json.starts_with("transaction") || json.starts_with("response")) return true;
+  for (size_t i = json.find('-', 5); i != std::string_view::npos; i = json.find('-', i + 1)) {
+    if (json.substr(i - 5, 5) != "ncpdp") continue;
+    std::string_view rest = json.substr(i + 1);
+    if (rest.starts_with("transaction") || rest.starts_with("response")) return true;
   }
   return false;
 }
