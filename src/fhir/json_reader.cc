@@ -64,7 +64,7 @@ constexpr std::string_view kPractitionerRoleKnown[] = {"healthcareService", "cha
 constexpr std::string_view kOrganizationKnown[] = {"description", "partOf", "endpoint",
                                                    "qualification"};
 constexpr std::string_view kMedicationKnown[] = {"marketingAuthorizationHolder", "batch",
-                                                 "definition"};
+                                                 "definition", "contained"};
 constexpr std::string_view kAllergyIntoleranceKnown[] = {
     "identifier", "criticality", "encounter",    "onsetAge",       "onsetPeriod",
     "onsetRange", "onsetString", "recordedDate", "lastOccurrence", "note"};

@@ -1342,6 +1342,7 @@ class Mapper {
       const fhir::Medication& med = *in_.medication;
       size_t strength_from = SIZE_MAX;  // the ingredient that gave the Strength
       const fhir::Extension* form_element = nullptr;
+      std::vector<bool> named(med.ingredient.size(), false);  // already in a warning
       for (size_t i = 0; i < med.ingredient.size() && !coded.strength; ++i) {
         const auto& ing = med.ingredient[i];
         std::string ip = Cat(in_.medication_path, ".ingredient[", i, "]");
@@ -1369,6 +1370,7 @@ class Mapper {
           continue;
         }
         if (ing.strength_quantity) {
+          named[i] = true;
           Dropped(ip + ".strengthQuantity",
                   "strength as a quantity is not sent as Strength (use strengthRatio); as an "
                   "ingredient's amount in a compound it is sent when the Medication carries "
@@ -1423,10 +1425,18 @@ class Mapper {
         any = true;
       }
       // The extensions of the ingredients that are not a compound's (MapCompound reads
-      // those): only the StrengthForm of the one that gave the Strength is sent.
+      // those): only the StrengthForm of the one that gave the Strength is sent. An
+      // ingredient that gave nothing is named: SCRIPT has no ingredient list but a
+      // compound's.
       for (size_t i = 0; i < med.ingredient.size(); ++i) {
         const auto& ing = med.ingredient[i];
         if (compound && ing.strength_quantity) continue;
+        if (i != strength_from && !named[i]) {
+          Dropped(Cat(in_.medication_path, ".ingredient[", i, "]"),
+                  "SCRIPT carries a product's ingredients only as one Strength (the first "
+                  "active ingredient's) or as a compound's CompoundInformation (RxFlow's "
+                  "compound extension): this ingredient is not sent");
+        }
         for (size_t j = 0; j < ing.extension.size(); ++j) {
           if (i == strength_from && &ing.extension[j] == form_element) continue;
           Dropped(Cat(in_.medication_path, ".ingredient[", i, "].extension[", j, "]"),

@@ -1881,3 +1881,70 @@ TEST_SUITE("Mapping: compounds and REMS") {
     CHECK(issues.Find(sup)->message.find("SupervisorID") != std::string::npos);
   }
 }
+
+TEST_SUITE("Mapping: compounds and REMS") {
+  // HL7's own compound, FHIR R5 example medicationexample0323 ("med0323", WHO Hand Sanitizer
+  // Formulation): its ingredients are contained Substances given by reference, with amounts
+  // in UCUM mL and a last one "qs". It has a code and no RxFlow compound extension, so it goes
+  // as a product by its description — and each of its parts that is not sent is named, none
+  // lost without a word (the fourth ingredient and the contained Substances were, before).
+  TEST_CASE("FHIR R5's compound example med0323: every ingredient not sent is named") {
+    nlohmann::json env = nlohmann::json::parse(testing::ReadFile(
+        std::string(RXFLOW_SOURCE_DIR) + "/examples/data/medication_request_lisinopril.json"));
+    nlohmann::json contained = nlohmann::json::array();
+    for (const char* id : {"sub10", "sub11", "sub12", "sub13"}) {
+      contained.push_back({{"resourceType", "Substance"},
+                           {"id", id},
+                           {"instance", false},
+                           {"code", {{"concept", {{"text", id}}}}}});
+    }
+    auto ml = [](int v) {
+      return nlohmann::json{{"value", v}, {"system", "http://unitsofmeasure.org"}, {"code", "mL"}};
+    };
+    auto ref = [](const char* id) {
+      return nlohmann::json{{"reference", {{"reference", std::string("#") + id}}}};
+    };
+    env["medication"] = {
+        {"resourceType", "Medication"},
+        {"id", "med0323"},
+        {"contained", contained},
+        {"code", {{"text", "WHO Hand Sanitizer Formulation 1% - 10L"}}},
+        {"doseForm",
+         {{"coding",
+           {{{"system", "http://snomed.info/sct"},
+             {"code", "739006009"},
+             {"display", "Solution (basic dose form) (qualifier value)"}}}}}},
+        {"ingredient",
+         {{{"item", ref("sub10")}, {"strengthQuantity", ml(8333)}},
+          {{"item", ref("sub11")}, {"strengthQuantity", ml(417)}},
+          {{"item", ref("sub12")}, {"strengthQuantity", ml(145)}},
+          {{"item", ref("sub13")},
+           {"strengthCodeableConcept",
+            {{"coding",
+              {{{"system", "http://hl7.org/fhir/CodeSystem/medication-ingredientstrength"},
+                {"code", "qs"},
+                {"display", "QS"}}}}}}}}}};
+    env["medication_request"]["medication"] = {
+        {"reference", {{"reference", "Medication/med0323"}}}};
+    TransformOptions o;
+    o.version = script::Version::k2017071;
+    IssueList issues;
+    auto out = ToScript(env.dump(), issues, o);
+    REQUIRE_MESSAGE(out.ok(), out.status().ToString());
+    CHECK(out->xml.find(
+              "<DrugDescription>WHO Hand Sanitizer Formulation 1% - 10L</DrugDescription>") !=
+          std::string::npos);
+    CHECK(out->xml.find("CompoundInformation") == std::string::npos);
+    auto warned = [&](const std::string& path) {
+      for (const Issue& i : issues) {
+        if (i.severity == Severity::kWarning && i.path.rfind(path, 0) == 0) return true;
+      }
+      return false;
+    };
+    CHECK(warned("medication.contained"));
+    for (int i = 0; i < 4; ++i) {
+      CAPTURE(i);
+      CHECK(warned("medication.ingredient[" + std::to_string(i) + "]"));
+    }
+  }
+}
