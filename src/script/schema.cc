@@ -419,11 +419,18 @@ bool MakeSimple(std::string_view spec, SimpleType& t, std::string& error) {
   }
   // SCRIPT's named types.
   if (spec == "Code") return text(SIZE_MAX);  // the characters of `an`, no length limit
-  if (spec == "GeneralAddressType" || spec == "QualifiedAddress") return text(255);
+  if (spec == "QualifiedAddress") {
+    // Header To and From: GeneralAddressType text with @Qualifier from AddressTypeQualifier
+    // (NCPDP's 2017071 schema, ecl.xsd).
+    t.attribute = "Qualifier";
+    t.attribute_codes = {"P", "C", "M", "D", "CF", "ZZZ", "PY", "DIRECT", "REMS"};
+    return text(255);
+  }
+  if (spec == "GeneralAddressType") return text(255);
   if (spec == "MailAddressType") return text(80);
   if (spec == "PasswordType") {
-    // xsd:string; its required @Type="PasswordDigest" is an attribute, which the
-    // validator does not see.
+    // xsd:string; its required @Type="PasswordDigest" is an attribute the validator does
+    // not check (only QualifiedAddress's @Qualifier is).
     t.kind = Kind::kString;
     t.min_len = 0;
     return true;
@@ -1209,6 +1216,25 @@ void Validator::Start(std::string_view name) {
              Cat("unknown element ", name, " in ", parent_name));
     }
   }
+}
+
+void Validator::Attribute(std::string_view name, std::string_view value) {
+  if (depth_ == 0) return;
+  const Frame& f = stack_[depth_ - 1];
+  if (f.unknown || f.simple < 0) return;
+  const SimpleType& t = schema_.simples[f.simple];
+  if (t.attribute.empty() || name != t.attribute) return;
+  if (std::find(t.attribute_codes.begin(), t.attribute_codes.end(), value) !=
+      t.attribute_codes.end()) {
+    return;
+  }
+  std::string allowed;
+  for (const std::string& c : t.attribute_codes) {
+    if (!allowed.empty()) allowed += ", ";
+    allowed += c;
+  }
+  Report(Cat(Path(depth_ - 1), "/@", name), IssueCode::kValue,
+         Cat("\"", value.substr(0, 40), "\" is not one of ", allowed));
 }
 
 void Validator::Text(std::string_view text) {

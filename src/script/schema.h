@@ -58,6 +58,10 @@ struct SimpleType {
   std::vector<std::vector<PatternAtom>> pattern;  // kPattern: its alternatives (`|`)
   std::string pattern_source;                     // kPattern: P as the table writes it
   std::string spec;                               // the table text, e.g. "an1..35"
+  // An attribute the element of this type may carry, with the codes the schema allows
+  // (QualifiedAddress: @Qualifier, AddressTypeQualifier); empty when none is checked.
+  std::string attribute;
+  std::vector<std::string> attribute_codes;
 };
 
 struct Particle {
@@ -160,6 +164,8 @@ class Validator {
   Validator(const Schema& schema, IssueList& issues);
   void Start(std::string_view name);
   void Text(std::string_view text);
+  // An attribute of the element just started: checked against its type's attribute codes.
+  void Attribute(std::string_view name, std::string_view value);
   void End();
   // Call after the root's End(); reports an empty or unfinished document.
   void Finish();

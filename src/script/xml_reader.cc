@@ -137,6 +137,7 @@ class DomWalker {
       return;
     }
     v_.Start(Local(n.name()));
+    for (pugi::xml_attribute a : n.attributes()) v_.Attribute(Local(a.name()), a.value());
     // The element's text (most often one piece: no copy), then its element children.
     std::string_view text;
     std::string pieces;

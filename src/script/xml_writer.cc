@@ -118,6 +118,9 @@ class Emitter {
   void StartTag(std::string_view name,
                 std::span<const std::pair<std::string_view, std::string_view>> attrs) {
     validator_.Start(name);
+    for (const auto& [k, v] : attrs) {
+      if (!v.empty()) validator_.Attribute(k, v);
+    }
     Indent();
     out_.push_back('<');
     out_.append(name);

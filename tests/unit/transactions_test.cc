@@ -41,7 +41,7 @@ mapping::NewRxOptions Options() {
   o.message_id = "tx-test-1";
   o.sent_time = "2027-01-08T09:05:12Z";
   o.to = "SYNPBM001";
-  o.to_qualifier = "Z";
+  o.to_qualifier = "PY";
   o.from = "6719450382001";
   return o;
 }
@@ -218,5 +218,33 @@ TEST_SUITE("FHIR → SCRIPT transactions") {
       }
     }
     CHECK(named);
+  }
+}
+
+TEST_SUITE("FHIR → SCRIPT transactions") {
+  // Header To/From @Qualifier is checked against AddressTypeQualifier by the shared
+  // validator, in both directions (it was not checked at all: "Z" passed, and our own
+  // history fixtures used it).
+  TEST_CASE("a To/From Qualifier outside AddressTypeQualifier is an error at its attribute") {
+    TransformOptions o;
+    o.version = script::Version::k2017071;
+    o.newrx = Options();
+    o.newrx.to_qualifier = "QQ";
+    IssueList issues;
+    auto json = ToFhirJson(testing::ReadFixture("script/rxfill_indicator_change.xml"), issues);
+    REQUIRE(json.ok());
+    IssueList out_issues;
+    auto out = ToScript(*json, out_issues, o);
+    REQUIRE_FALSE(out.ok());
+    CHECK(HasError(out_issues, "/Message/Header/To/@Qualifier", "\"QQ\" is not one of P, C, M"));
+
+    std::string xml = testing::ReadFixture("script/status_000.xml");
+    const size_t at = xml.find("<From Qualifier=\"");
+    REQUIRE(at != std::string::npos);
+    const size_t value = at + std::string_view("<From Qualifier=\"").size();
+    xml.replace(value, xml.find('"', value) - value, "Z");
+    IssueList read_issues;
+    CHECK_FALSE(Check(xml, read_issues).ok());
+    CHECK(HasError(read_issues, "/Message/Header/From/@Qualifier", "\"Z\" is not one of"));
   }
 }
