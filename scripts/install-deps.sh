@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every Debian (bookworm) package RxFlow's build, tests and benchmarks need.
-# (valgrind: scripts/bench-instructions.sh.)
+# (valgrind: scripts/bench-instructions.sh; liboath, the PKCS#11 header and SoftHSM2: EPCS,
+# docs/epcs.md; oathtool cross-checks the TOTP tests; qrencode draws `make run`'s QR code.)
 # Idempotent: packages already installed are skipped; `apt-get update` runs only when
 # something must be installed. Nothing is downloaded from anywhere but Debian's mirrors.
 set -euo pipefail
@@ -18,6 +19,7 @@ packages=(
   pybind11-dev python3-dev python3-pytest
   curl wrk
   valgrind
+  liboath-dev oathtool libp11-kit-dev softhsm2 qrencode
 )
 
 missing=()
