@@ -4,6 +4,7 @@
 #ifndef RXFLOW_INTERNAL_CRYPTO_H_
 #define RXFLOW_INTERNAL_CRYPTO_H_
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -15,6 +16,13 @@ std::string Sha256Hex(std::string_view data);
 std::string HmacSha256Hex(std::string_view key, std::string_view data);
 // 16 random bytes from OpenSSL's CSPRNG as 32 lowercase hex digits.
 std::string RandomHex128();
+// The raw 32-byte SHA-256 of `data`.
+std::string Sha256Bytes(std::string_view data);
+// RFC 4648 base64 with padding, no line breaks.
+std::string Base64Encode(std::string_view bytes);
+// The bytes of RFC 4648 base64 text (padding required, no whitespace), or nullopt when
+// `text` is not base64.
+std::optional<std::string> Base64Decode(std::string_view text);
 
 }  // namespace rxflow::internal
 
