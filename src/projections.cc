@@ -116,6 +116,11 @@ StatusOr<int64_t> PrescriptionService::Project() {
     // Fold the batch per prescription onto the rows as they stand.
     std::map<std::string, std::pair<domain::PrescriptionState, PrescriptionSummary>> touched;
     for (const store::EventRecord& r : batch) {
+      if (!domain::IsPrescriptionEventType(r.type)) {
+        // The same log carries EPCS streams (the audit chain, practitioners): not ours.
+        position = r.global_position;
+        continue;
+      }
       auto it = touched.find(r.stream_id);
       if (it == touched.end()) {
         // Rebuild the state from the stream up to the previous version (rows keep summaries).

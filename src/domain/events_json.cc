@@ -51,10 +51,17 @@ void VisitFields(E& e, F&& f) {
   } else if constexpr (std::is_same_v<T, PrescriptionReadyToSign> ||
                        std::is_same_v<T, PrescriptionExpired>) {
     // no fields
+  } else if constexpr (std::is_same_v<T, PrescriptionMarkedReady>) {
+    f("practitioner", e.practitioner);
+    f("dea_number", e.dea_number);
+    f("bundle_sha256", e.bundle_sha256);
   } else if constexpr (std::is_same_v<T, PrescriptionSigned>) {
     f("signer", e.signer);
     f("signature", e.signature);
     f("signed_content_sha256", e.signed_content_sha256);
+    f("dea_number", e.dea_number);
+    f("two_factor_event_id", e.two_factor_event_id);
+    f("signed_newrx_xml", e.signed_newrx_xml);
   } else if constexpr (std::is_same_v<T, PrescriptionQueued>) {
     f("pharmacy_ncpdp_id", e.pharmacy_ncpdp_id);
     f("attempt", e.attempt);
@@ -96,6 +103,9 @@ void VisitFields(E& e, F&& f) {
     f("send_attempts", e.send_attempts);
     f("last_error_code", e.last_error_code);
     f("before_cancel", e.before_cancel);
+    f("ready_by", e.ready_by);
+    f("ready_dea_number", e.ready_dea_number);
+    f("ready_bundle_sha256", e.ready_bundle_sha256);
   } else {
     static_assert(kAlwaysFalse<T>, "VisitFields: add the fields of this type");
   }
@@ -261,9 +271,26 @@ constexpr int kStateSnapshotVersion = 1;
 
 }  // namespace
 
+namespace {
+
+// PrescriptionSigned 1 → 2: EPCS signing added the DEA number, the two-factor event and the
+// signed NewRx; a version 1 signature had none of them.
+std::string UpcastSignedV1ToV2(std::string_view payload) {
+  Json j = Json::parse(payload, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return std::string(payload);  // the decoder names the problem
+  for (const char* field : {"dea_number", "two_factor_event_id", "signed_newrx_xml"}) {
+    if (!j.contains(field)) j[field] = "";
+  }
+  return j.dump();
+}
+
+}  // namespace
+
 UpcasterRegistry UpcasterRegistry::Builtin() {
   // A schema change registers its upcaster here (docs/event-model.md, "Schema evolution").
-  return UpcasterRegistry();
+  UpcasterRegistry r;
+  r.Register(PrescriptionSigned::kType, 1, &UpcastSignedV1ToV2);
+  return r;
 }
 
 UpcasterRegistry& UpcasterRegistry::Register(std::string_view type, int from_version,
@@ -280,6 +307,13 @@ UpcasterRegistry& UpcasterRegistry::Register(std::string_view type, int from_ver
 Upcaster UpcasterRegistry::Find(std::string_view type, int from_version) const {
   auto it = upcasters_.find(std::pair<std::string, int>(std::string(type), from_version));
   return it == upcasters_.end() ? nullptr : it->second;
+}
+
+bool IsPrescriptionEventType(std::string_view type) {
+  for (const EventCodec& c : kCodecs) {
+    if (c.type == type) return true;
+  }
+  return false;
 }
 
 const UpcasterRegistry& BuiltinUpcasters() {

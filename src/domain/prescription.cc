@@ -29,7 +29,8 @@ constexpr std::array<std::string_view, std::variant_size_v<Command>> kCommandNam
     "RecordStatus",  "RecordVerify",
     "RecordError",   "RecordFill",
     "RequestCancel", "RecordCancelResponse",
-    "Expire",        "AmendClinicalContent"};
+    "Expire",        "AmendClinicalContent",
+    "MarkReady"};
 
 template <typename T, typename V>
 struct IndexOf;
@@ -89,11 +90,38 @@ StatusOr<Events> DecideSubmit(const PrescriptionState& s, const Submit& c) {
   return out;
 }
 
+StatusOr<Events> DecideMarkReady(const PrescriptionState& s, const MarkReady& c) {
+  if (s.state != State::kReadyToSign) return NotAllowed<MarkReady>(s);
+  if (c.practitioner.empty() || c.dea_number.empty() || c.bundle_sha256.empty()) {
+    return absl::InvalidArgumentError("MarkReady needs the practitioner, DEA number and bundle hash");
+  }
+  return Events{PrescriptionMarkedReady{c.practitioner, c.dea_number, c.bundle_sha256}};
+}
+
 StatusOr<Events> DecideSign(const PrescriptionState& s, const Sign& c) {
   if (s.state != State::kReadyToSign) return NotAllowed<Sign>(s);
   if (c.signer.empty()) return absl::InvalidArgumentError("Sign needs the signer (the registrant)");
   if (c.signature.empty()) return absl::InvalidArgumentError("Sign needs the signature");
-  return Events{PrescriptionSigned{c.signer, c.signature, c.signed_content_sha256}};
+  if (!s.ready_by.empty()) {
+    // 21 CFR 1311.140: only the practitioner who reviewed and marked it ready signs, what was
+    // shown, under the registration selected, by completing two-factor authentication.
+    if (c.signer != s.ready_by) {
+      return NotAllowed<Sign>(s, "only the practitioner who marked it ready may sign it");
+    }
+    if (c.signed_content_sha256 != s.ready_bundle_sha256) {
+      return NotAllowed<Sign>(s, "the signing bundle changed since it was marked ready: review it "
+                                 "and mark it ready again");
+    }
+    if (c.dea_number != s.ready_dea_number) {
+      return NotAllowed<Sign>(s, "the DEA number is not the one selected when it was marked ready");
+    }
+    if (c.two_factor_event_id.empty()) {
+      return NotAllowed<Sign>(s, "no completed two-factor authentication: completing it is the "
+                                 "signature (21 CFR 1311.140(a)(4))");
+    }
+  }
+  return Events{PrescriptionSigned{c.signer, c.signature, c.signed_content_sha256, c.dea_number,
+                                   c.two_factor_event_id, c.signed_newrx_xml}};
 }
 
 StatusOr<Events> DecideRoute(const PrescriptionState& s, const Route& c) {
@@ -284,6 +312,7 @@ StatusOr<std::vector<Event>> Decide(const PrescriptionState& state, const Comman
           [&](const RecordCancelResponse& c) { return DecideRecordCancelResponse(state, c); },
           [&](const Expire& c) { return DecideExpire(state, c); },
           [&](const AmendClinicalContent& c) { return DecideAmend(state, c); },
+          [&](const MarkReady& c) { return DecideMarkReady(state, c); },
       },
       command);
 }
@@ -305,6 +334,11 @@ PrescriptionState Apply(PrescriptionState s, const Event& event) {
                    s.dea_schedule = e.dea_schedule;
                  },
                  [&](const PrescriptionReadyToSign&) { s.state = State::kReadyToSign; },
+                 [&](const PrescriptionMarkedReady& e) {
+                   s.ready_by = e.practitioner;
+                   s.ready_dea_number = e.dea_number;
+                   s.ready_bundle_sha256 = e.bundle_sha256;
+                 },
                  [&](const PrescriptionSigned&) {
                    s.state = State::kSigned;
                    s.signed_ = true;

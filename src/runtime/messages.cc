@@ -159,6 +159,9 @@ StatusOr<RoutingRequest> RoutingRequest::Decode(std::string_view text) {
 
 StatusOr<std::vector<messaging::Message>> DeriveMessages(
     const store::EventRecord& e, const domain::UpcasterRegistry& upcasters) {
+  // Only prescription events become messages: the EPCS streams on the same log (the audit
+  // chain, practitioners and their permissions) are read where they are kept.
+  if (!domain::IsPrescriptionEventType(e.type)) return std::vector<messaging::Message>();
   // Audit trail and domain events: identifiers and types only, never PHI.
   std::string audit = JsonObject()
                           .Str("prescription_id", e.stream_id)

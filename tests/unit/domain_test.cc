@@ -41,7 +41,7 @@ Submit SubmitCommand(std::string schedule = "") {
   return s;
 }
 
-Sign SignCommand() { return Sign{"registrant-7", "c2lnbmF0dXJl", "d1g3st"}; }
+Sign SignCommand() { return Sign{"registrant-7", "c2lnbmF0dXJl", "d1g3st", "", "", ""}; }
 
 // One command of each kind, each well-formed.
 std::vector<Command> AllCommands() {
@@ -56,7 +56,8 @@ std::vector<Command> AllCommands() {
           RequestCancel{"wrong drug", "CXL-1"},
           RecordCancelResponse{true, "ok"},
           Expire{},
-          AmendClinicalContent{"dosage"}};
+          AmendClinicalContent{"dosage"},
+          MarkReady{"dr-1", "BL4721052", "b1"}};
 }
 
 // A prescription stream driven command by command (REQUIREs each command succeeds).
@@ -149,7 +150,7 @@ std::vector<Event> OneOfEach() {
       PrescriptionRejected{{"error: a: b", "fatal: c: \"quoted\" \\ d"}},
       TransformedEvent("CIV"),
       PrescriptionReadyToSign{},
-      PrescriptionSigned{"registrant-7", "c2ln", "d1g"},
+      PrescriptionSigned{"registrant-7", "c2ln", "d1g", "BL4721052", "2fa-1", "<Message/>"},
       PrescriptionQueued{"7654321", 3},
       PrescriptionSent{"MSG-9", 4},
       PharmacyAcknowledged{"010", "MSG-9"},
@@ -160,6 +161,7 @@ std::vector<Event> OneOfEach() {
       PrescriptionCancelled{"approved"},
       CancelDenied{"already dispensed"},
       PrescriptionExpired{},
+      PrescriptionMarkedReady{"registrant-7", "BL4721052", "b1"},
   };
 }
 
@@ -305,10 +307,10 @@ TEST_SUITE("Domain") {
     CHECK(Mentions(sent.status(), "message id"));
 
     Stream s = At("ReadyToSign");
-    Status no_signer = s.Refuse(Sign{"", "c2ln", "d1g"});
+    Status no_signer = s.Refuse(Sign{"", "c2ln", "d1g", "", "", ""});
     CHECK(no_signer.code() == absl::StatusCode::kInvalidArgument);
     CHECK(Mentions(no_signer, "signer"));
-    Status no_signature = s.Refuse(Sign{"registrant-7", "", "d1g"});
+    Status no_signature = s.Refuse(Sign{"registrant-7", "", "d1g", "", "", ""});
     CHECK(no_signature.code() == absl::StatusCode::kInvalidArgument);
     CHECK(Mentions(no_signature, "signature"));
     CHECK(s.state.state == State::kReadyToSign);
@@ -368,6 +370,53 @@ TEST_SUITE("Domain") {
     }
     Stream s = At("ReadyToSign");
     CHECK(Message(s.Refuse(MarkSent{})) == "MarkSent is not allowed in state ReadyToSign");
+  }
+
+  TEST_CASE("once marked ready, only its practitioner signs what was shown, with two factors") {
+    Stream s = At("ReadyToSign");
+    CHECK(Mentions(s.Refuse(MarkReady{"dr-1", "", "b1"}), "needs the practitioner, DEA number"));
+    CHECK(Mentions(At("Sent").Refuse(MarkReady{"dr-1", "BL4721052", "b1"}),
+                   "MarkReady is not allowed in state Sent"));
+    s.Do(MarkReady{"dr-1", "BL4721052", "bundle-1"});
+    CHECK(s.state.state == State::kReadyToSign);
+    CHECK(s.state.ready_by == "dr-1");
+    auto sign = [](std::string signer, std::string bundle, std::string dea, std::string two_fa) {
+      return Sign{std::move(signer), "c2ln", std::move(bundle), std::move(dea), std::move(two_fa),
+                  "<Message/>"};
+    };
+    CHECK(Mentions(s.Refuse(sign("dr-2", "bundle-1", "BL4721052", "2fa-1")),
+                   "only the practitioner who marked it ready may sign it"));
+    CHECK(Mentions(s.Refuse(sign("dr-1", "bundle-2", "BL4721052", "2fa-1")),
+                   "the signing bundle changed since it was marked ready"));
+    CHECK(Mentions(s.Refuse(sign("dr-1", "bundle-1", "FB1234563", "2fa-1")),
+                   "not the one selected"));
+    CHECK(Mentions(s.Refuse(sign("dr-1", "bundle-1", "BL4721052", "")),
+                   "no completed two-factor authentication"));
+    // A fresh ready (after a new review) replaces the old bundle.
+    s.Do(MarkReady{"dr-1", "BL4721052", "bundle-2"});
+    CHECK(Mentions(s.Refuse(sign("dr-1", "bundle-1", "BL4721052", "2fa-1")),
+                   "the signing bundle changed"));
+    auto events = s.Do(sign("dr-1", "bundle-2", "BL4721052", "2fa-1"));
+    REQUIRE(events.size() == 1);
+    const auto& signed_event = std::get<PrescriptionSigned>(events[0]);
+    CHECK(signed_event.two_factor_event_id == "2fa-1");
+    CHECK(signed_event.signed_newrx_xml == "<Message/>");
+    CHECK(s.state.state == State::kSigned);
+  }
+
+  TEST_CASE("a version 1 PrescriptionSigned is upcast with the EPCS fields empty") {
+    auto d = DecodeEvent("PrescriptionSigned", 1,
+                         R"({"signer":"dr-1","signature":"c2ln","signed_content_sha256":"d1g"})");
+    REQUIRE_MESSAGE(d.ok(), d.status().ToString());
+    const auto& e = std::get<PrescriptionSigned>(*d);
+    CHECK(e.signer == "dr-1");
+    CHECK(e.dea_number.empty());
+    CHECK(e.signed_newrx_xml.empty());
+    CHECK(DecodeEvent("PrescriptionSigned", 1, R"({"signer":"dr-1"})", UpcasterRegistry())
+              .status()
+              .code() == absl::StatusCode::kDataLoss);
+    CHECK(IsPrescriptionEventType("PrescriptionMarkedReady"));
+    CHECK_FALSE(IsPrescriptionEventType("EpcsAuditRecorded"));
   }
 
   TEST_CASE("clinical content cannot be amended, before or after signing") {
@@ -471,7 +520,7 @@ TEST_SUITE("Domain") {
         {"Received", {"RequestCancel", "Expire"}},
         {"Transformed", {"Route", "RequestCancel", "Expire"}},
         {"Transformed(controlled)", {"RequestCancel", "Expire"}},
-        {"ReadyToSign", {"Sign", "RequestCancel", "Expire"}},
+        {"ReadyToSign", {"MarkReady", "Sign", "RequestCancel", "Expire"}},
         {"Signed", {"Route", "RequestCancel", "Expire"}},
         {"Queued", {"MarkSent", "RecordStatus", "RecordError", "RequestCancel", "Expire"}},
         {"Sent",

@@ -228,7 +228,7 @@ TEST_SUITE("Service") {
     Status routed = f.service->Route(s->id);
     CHECK(routed.code() == absl::StatusCode::kFailedPrecondition);
     CHECK(std::string(routed.message()).find("signed") != std::string::npos);
-    REQUIRE(f.service->Execute(s->id, domain::Sign{"dr-1", "c2lnbmF0dXJl", "abc"}).ok());
+    REQUIRE(f.service->Execute(s->id, domain::Sign{"dr-1", "c2lnbmF0dXJl", "abc", "", "", ""}).ok());
     CHECK(f.service->Route(s->id).ok());
   }
 

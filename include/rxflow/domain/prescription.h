@@ -101,12 +101,27 @@ struct PrescriptionReadyToSign {
   static constexpr int kSchemaVersion = 1;
 };
 
+// The practitioner reviewed the signing bundle (rxflow/epcs/ceremony.h) and marked the
+// prescription ready to sign (21 CFR 1311.140(a)(2)), with the DEA number selected for it.
+struct PrescriptionMarkedReady {
+  static constexpr std::string_view kType = "PrescriptionMarkedReady";
+  static constexpr int kSchemaVersion = 1;
+  std::string practitioner;    // who marked it
+  std::string dea_number;      // the registration selected for this prescription
+  std::string bundle_sha256;   // of the signing bundle shown
+};
+
+// Schema version 2 added dea_number, two_factor_event_id and signed_newrx_xml (version 1
+// events are upcast with them empty: signatures recorded before EPCS signing existed).
 struct PrescriptionSigned {
   static constexpr std::string_view kType = "PrescriptionSigned";
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
   std::string signer;     // the registrant's id (never an agent)
   std::string signature;  // base64 signature over the signed content, or a reference
-  std::string signed_content_sha256;
+  std::string signed_content_sha256;  // the signing bundle's hash, as shown and marked ready
+  std::string dea_number;             // the registration it was signed under
+  std::string two_factor_event_id;    // the two-factor completion that is the signature
+  std::string signed_newrx_xml;       // the NewRx with Header/DigitalSignature, as sent
 };
 
 struct PrescriptionQueued {
@@ -181,9 +196,14 @@ using Event = std::variant<PrescriptionReceived, PrescriptionRejected, Prescript
                            PrescriptionReadyToSign, PrescriptionSigned, PrescriptionQueued,
                            PrescriptionSent, PharmacyAcknowledged, PharmacyVerified,
                            PharmacyErrorReceived, PrescriptionDispensed, CancelRequested,
-                           PrescriptionCancelled, CancelDenied, PrescriptionExpired>;
+                           PrescriptionCancelled, CancelDenied, PrescriptionExpired,
+                           PrescriptionMarkedReady>;
 
 std::string_view EventType(const Event& e);
+// True when `type` names a Prescription event (an alternative of Event). The event log also
+// holds other streams (EPCS: the audit chain, practitioners): their records are skipped by
+// the prescription projections and the relay.
+bool IsPrescriptionEventType(std::string_view type);
 int EventSchemaVersion(const Event& e);
 
 // Upcasting: a function turning a payload of (type, from_version) into from_version + 1.
@@ -203,7 +223,7 @@ class UpcasterRegistry {
  public:
   // An empty registry: a payload older than its type's current schema version is DataLoss.
   UpcasterRegistry() = default;
-  // The upcasters this build ships with (none yet: every event type is at schema version 1).
+  // The upcasters this build ships with (PrescriptionSigned 1 → 2).
   static UpcasterRegistry Builtin();
 
   // Sets the upcaster for (type, from_version), replacing an earlier one; nullptr removes it.
@@ -238,10 +258,22 @@ struct Submit {  // after the transform succeeded, or with `rejection_reasons` w
   std::vector<std::string> rejection_reasons;  // non-empty: the submission is rejected
   PrescriptionTransformed transformed;         // used when not rejected
 };
+// The practitioner marks a controlled-substance prescription ready after reviewing its
+// signing bundle (again after any change: the bundle hash is what Sign must match).
+struct MarkReady {
+  std::string practitioner;
+  std::string dea_number;
+  std::string bundle_sha256;
+};
+// When the prescription was marked ready, Sign must come from the practitioner who marked
+// it, for the same bundle, and carry its two-factor event (21 CFR 1311.140(a)(4)-(5)).
 struct Sign {
   std::string signer;
   std::string signature;
   std::string signed_content_sha256;
+  std::string dea_number;
+  std::string two_factor_event_id;
+  std::string signed_newrx_xml;
 };
 struct Route {
   std::string pharmacy_ncpdp_id;  // empty: the one the prescription names
@@ -285,7 +317,7 @@ struct AmendClinicalContent {
 
 using Command =
     std::variant<Submit, Sign, Route, MarkSent, RecordStatus, RecordVerify, RecordError, RecordFill,
-                 RequestCancel, RecordCancelResponse, Expire, AmendClinicalContent>;
+                 RequestCancel, RecordCancelResponse, Expire, AmendClinicalContent, MarkReady>;
 
 std::string_view CommandName(const Command& c);
 
@@ -306,6 +338,9 @@ struct PrescriptionState {
   int send_attempts = 0;  // NewRx transmissions so far (the `attempt` of the last Sent)
   std::string last_error_code;
   State before_cancel = State::kNone;  // to return to when a cancel is denied
+  std::string ready_by;                // who marked it ready to sign, and for which bundle
+  std::string ready_dea_number;
+  std::string ready_bundle_sha256;
 };
 
 // Decide: the events `command` produces in `state`, or FailedPrecondition (illegal in this
