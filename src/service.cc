@@ -372,9 +372,17 @@ StatusOr<std::string> PrescriptionService::OutboundXml(const std::string& id,
   RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> records, im.Stream(id));
   std::string newrx;
   for (const store::EventRecord& r : records) {
-    if (r.type != domain::PrescriptionTransformed::kType) continue;
+    if (r.type != domain::PrescriptionTransformed::kType &&
+        r.type != domain::PrescriptionSigned::kType) {
+      continue;
+    }
     RXFLOW_ASSIGN_OR_RETURN(domain::Event e, im.DecodeOne(r));
-    newrx = std::get<domain::PrescriptionTransformed>(e).newrx_xml;
+    if (const auto* t = std::get_if<domain::PrescriptionTransformed>(&e)) {
+      newrx = t->newrx_xml;
+    } else if (const auto& sg = std::get<domain::PrescriptionSigned>(e);
+               !sg.signed_newrx_xml.empty()) {
+      newrx = sg.signed_newrx_xml;  // EPCS: as signed, with Header/DigitalSignature
+    }
   }
   if (newrx.empty()) {
     return absl::FailedPreconditionError(Cat("prescription ", id, " has no NewRx"));

@@ -50,8 +50,13 @@ StatusOr<Prescription> LoadPrescription(PrescriptionService& service, const std:
   }
   Prescription p;
   for (domain::Event& e : events) {
-    if (auto* t = std::get_if<domain::PrescriptionTransformed>(&e))
+    if (auto* t = std::get_if<domain::PrescriptionTransformed>(&e)) {
       p.newrx_xml = std::move(t->newrx_xml);
+    } else if (auto* sg = std::get_if<domain::PrescriptionSigned>(&e);
+               sg != nullptr && !sg->signed_newrx_xml.empty()) {
+      // EPCS: the NewRx as signed, with Header/DigitalSignature, is what goes out.
+      p.newrx_xml = std::move(sg->signed_newrx_xml);
+    }
   }
   p.state = domain::Replay(events);
   p.accepted_at = records.front().occurred_at;

@@ -381,15 +381,15 @@ TEST_SUITE("Domain") {
     CHECK(s.state.state == State::kReadyToSign);
     CHECK(s.state.ready_by == "dr-1");
     auto sign = [](std::string signer, std::string bundle, std::string dea, std::string two_fa) {
-      return Sign{std::move(signer), "c2ln", std::move(bundle), std::move(dea), std::move(two_fa),
-                  "<Message/>"};
+      return Sign{std::move(signer), "c2ln",      std::move(bundle), std::move(dea),
+                  std::move(two_fa), "<Message/>"};
     };
     CHECK(Mentions(s.Refuse(sign("dr-2", "bundle-1", "BL4721052", "2fa-1")),
                    "only the practitioner who marked it ready may sign it"));
     CHECK(Mentions(s.Refuse(sign("dr-1", "bundle-2", "BL4721052", "2fa-1")),
                    "the signing bundle changed since it was marked ready"));
-    CHECK(Mentions(s.Refuse(sign("dr-1", "bundle-1", "FB1234563", "2fa-1")),
-                   "not the one selected"));
+    CHECK(
+        Mentions(s.Refuse(sign("dr-1", "bundle-1", "FB1234563", "2fa-1")), "not the one selected"));
     CHECK(Mentions(s.Refuse(sign("dr-1", "bundle-1", "BL4721052", "")),
                    "no completed two-factor authentication"));
     // A fresh ready (after a new review) replaces the old bundle.

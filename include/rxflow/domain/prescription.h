@@ -106,9 +106,9 @@ struct PrescriptionReadyToSign {
 struct PrescriptionMarkedReady {
   static constexpr std::string_view kType = "PrescriptionMarkedReady";
   static constexpr int kSchemaVersion = 1;
-  std::string practitioner;    // who marked it
-  std::string dea_number;      // the registration selected for this prescription
-  std::string bundle_sha256;   // of the signing bundle shown
+  std::string practitioner;   // who marked it
+  std::string dea_number;     // the registration selected for this prescription
+  std::string bundle_sha256;  // of the signing bundle shown
 };
 
 // Schema version 2 added dea_number, two_factor_event_id and signed_newrx_xml (version 1
@@ -116,8 +116,8 @@ struct PrescriptionMarkedReady {
 struct PrescriptionSigned {
   static constexpr std::string_view kType = "PrescriptionSigned";
   static constexpr int kSchemaVersion = 2;
-  std::string signer;     // the registrant's id (never an agent)
-  std::string signature;  // base64 signature over the signed content, or a reference
+  std::string signer;                 // the registrant's id (never an agent)
+  std::string signature;              // base64 signature over the signed content, or a reference
   std::string signed_content_sha256;  // the signing bundle's hash, as shown and marked ready
   std::string dea_number;             // the registration it was signed under
   std::string two_factor_event_id;    // the two-factor completion that is the signature
@@ -192,12 +192,12 @@ struct PrescriptionExpired {
   static constexpr int kSchemaVersion = 1;
 };
 
-using Event = std::variant<PrescriptionReceived, PrescriptionRejected, PrescriptionTransformed,
-                           PrescriptionReadyToSign, PrescriptionSigned, PrescriptionQueued,
-                           PrescriptionSent, PharmacyAcknowledged, PharmacyVerified,
-                           PharmacyErrorReceived, PrescriptionDispensed, CancelRequested,
-                           PrescriptionCancelled, CancelDenied, PrescriptionExpired,
-                           PrescriptionMarkedReady>;
+using Event =
+    std::variant<PrescriptionReceived, PrescriptionRejected, PrescriptionTransformed,
+                 PrescriptionReadyToSign, PrescriptionSigned, PrescriptionQueued, PrescriptionSent,
+                 PharmacyAcknowledged, PharmacyVerified, PharmacyErrorReceived,
+                 PrescriptionDispensed, CancelRequested, PrescriptionCancelled, CancelDenied,
+                 PrescriptionExpired, PrescriptionMarkedReady>;
 
 std::string_view EventType(const Event& e);
 // True when `type` names a Prescription event (an alternative of Event). The event log also

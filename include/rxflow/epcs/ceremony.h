@@ -1,0 +1,176 @@
+// File: rxflow/epcs/ceremony.h
+//
+// The EPCS signing ceremony of 21 CFR 1311 Subpart C over a PrescriptionService: practitioners
+// and their DEA registrations, EPCS permissions under the two-person rule (§1311.125), two
+// factors (§1311.115), the signing bundle shown to the practitioner, "mark ready" and "sign"
+// (§1311.135, .140), with every step written to the tamper-evident audit chain (§1311.150).
+// docs/epcs.md "Ceremony" has the flow and maps each T-x statement to its test.
+//
+// Everything is event-sourced on the service's store: a practitioner is the stream
+// "epcs-practitioner-<id>" (enrolment, permission proposals and approvals, each two-factor
+// attempt with the TOTP state it leaves), a prescription's ready mark and signature are events
+// of its own stream, and the audit chain is the stream "epcs-audit".
+//
+// Completing two factors is the signature (§1311.140(a)(4)): Sign checks both factors,
+// records the two-factor event, has the practitioner's key sign the Part 1306 content
+// (rxflow/epcs/signature.h), records PrescriptionSigned carrying the two-factor event id and
+// the signed NewRx, and queues it for transmission (§1311.170(a)). The two-factor event and
+// the signature are two appends on two streams: after a crash between them a two-factor
+// success without a signature can exist, never a signature without its two-factor event.
+//
+// Thread-safety: safe for concurrent use (appends are optimistic and retried).
+#ifndef RXFLOW_EPCS_CEREMONY_H_
+#define RXFLOW_EPCS_CEREMONY_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "rxflow/clock.h"
+#include "rxflow/epcs/audit.h"
+#include "rxflow/epcs/factors.h"
+#include "rxflow/epcs/signature.h"
+#include "rxflow/epcs/signer.h"
+#include "rxflow/service.h"
+#include "rxflow/status.h"
+#include "rxflow/store/event_store.h"
+
+namespace rxflow::epcs {
+
+struct DeaRegistration {
+  std::string number;                  // checked with CheckDeaNumber against the last name
+  std::vector<std::string> schedules;  // "2", "2N", "3", "3N", "4", "5"
+  std::string state;                   // the state of the registration ("OH")
+  std::string expires;                 // YYYY-MM-DD, the last day it is valid
+};
+
+struct PractitionerEnrollment {
+  std::string id;  // the practitioner's user id
+  std::string first_name;
+  std::string last_name;
+  std::vector<DeaRegistration> registrations;  // none: not a registrant (an agent, an admin)
+  std::string identity_proofed_by;             // who proofed the identity (T-2.4)
+  std::string credential_issuer;               // the CSP or CA that issued the credential
+  std::string password;                        // hashed (scrypt) before it is stored
+  std::string totp_secret;                     // raw bytes, at least 16
+  TotpParams totp;
+  std::string certificate_der;  // the practitioner's X.509 certificate (signers only)
+  std::string key_label;        // the signing key's label on the token (signers only)
+};
+
+// The two factors as the practitioner gives them.
+struct TwoFactorProof {
+  std::string password;  // knowledge
+  std::string otp;       // possession: the code of the separate TOTP device
+};
+
+enum class Permission { kMarkReady, kSign };
+std::string_view PermissionName(Permission p);  // "mark_ready" | "sign"
+
+// A practitioner as the ceremony knows it (no secrets).
+struct PractitionerView {
+  std::string id;
+  std::string first_name;
+  std::string last_name;
+  std::vector<DeaRegistration> registrations;
+  std::string identity_proofed_by;
+  std::string credential_issuer;
+  bool may_mark_ready = false;
+  bool may_sign = false;
+  bool locked_out = false;
+};
+
+// What the practitioner sees before marking ready and signing (T-4.5).
+struct SigningBundle {
+  std::string prescription_id;
+  std::vector<Part1306Field> fields;     // the Part 1306 content, in canonical order
+  std::string attestation;               // kAttestation
+  std::string sha256;                    // hex SHA-256 of canonical text + attestation
+  std::vector<std::string> dea_numbers;  // the practitioner's current registrations
+                                         // covering the prescription's schedule
+  std::string prescription_dea_number;   // the DEA number the NewRx names
+  std::string state;                     // the prescription's state ("ReadyToSign")
+  bool marked_ready = false;             // marked ready for exactly this bundle
+};
+
+struct CeremonyOptions {
+  // The trusted time (an NTP-disciplined clock; 21 CFR 1311.120(b): within 5 minutes of NIST
+  // time). Signing is refused, and audited, when it and the service's clock differ by more
+  // than max_clock_skew_micros. Default: the service's clock (no skew by construction).
+  Clock* time_source = nullptr;
+  int64_t max_clock_skew_micros = 5 * 60 * 1'000'000LL;
+  TotpPolicy totp_policy;
+  PasswordPolicy password_policy;
+  // The practitioner's signing key (on a PKCS#11 token, rxflow::pkcs11::OpenSigner). Required
+  // for Sign.
+  std::function<StatusOr<std::shared_ptr<Signer>>(const PractitionerView&,
+                                                  const std::string& key_label)>
+      signer_for;
+  // Where the program runs ("rxflow serve@host"), for audit records.
+  std::string source = "rxflow";
+};
+
+class Ceremony {
+ public:
+  // `service`, `store` (the service's), `audit` and `clock` must outlive the ceremony.
+  Ceremony(PrescriptionService& service, store::Store& store, AuditTrail& audit, Clock& clock,
+           CeremonyOptions options);
+  ~Ceremony();
+
+  // Enrols a practitioner (AlreadyExists when the id is taken). InvalidArgument for a bad
+  // DEA number, a short password or TOTP secret; every registration is checked. Audited
+  // (actor: `by`).
+  Status Enroll(const PractitionerEnrollment& p, const std::string& by);
+  StatusOr<PractitionerView> Practitioner(const std::string& id);
+
+  // The two-person rule (§1311.125): `entered_by` proposes granting or revoking a permission
+  // and gets the proposal id; a second person who is a DEA registrant approves it with both
+  // factors. Refused (PermissionDenied, audited): the same person approving, an approver who
+  // is not a registrant or whose registrations expired, failed two factors. Signing
+  // permission is only for registrants (§1311.125(a)); granting it to anyone else is refused.
+  StatusOr<std::string> Propose(const std::string& practitioner_id, Permission permission,
+                                bool grant, const std::string& entered_by);
+  Status Approve(const std::string& practitioner_id, const std::string& proposal_id,
+                 const std::string& approver_id, const TwoFactorProof& proof);
+
+  // Checks both factors of `practitioner_id` and records the attempt; returns the id of the
+  // two-factor event. Unauthenticated for a wrong password or code (the failure is recorded
+  // and counts toward the lockout), PermissionDenied while locked out.
+  StatusOr<std::string> CompleteTwoFactor(const std::string& practitioner_id,
+                                          const TwoFactorProof& proof, std::string_view purpose);
+
+  // The signing bundle of a controlled-substance prescription for `practitioner_id`.
+  // FailedPrecondition when it is not a controlled substance awaiting signature.
+  StatusOr<SigningBundle> Bundle(const std::string& prescription_id,
+                                 const std::string& practitioner_id);
+  // The bundles of every prescription awaiting `practitioner_id`'s signature for one patient
+  // (§1311.140(a)(1)): `prescription_ids` as the caller lists them (one patient's).
+  StatusOr<std::vector<SigningBundle>> Bundles(const std::vector<std::string>& prescription_ids,
+                                               const std::string& practitioner_id);
+
+  // Marks the prescription ready for the bundle the practitioner reviewed, under the DEA
+  // registration selected (§1311.135(b): required when there are several; it must be the
+  // one the NewRx names). PermissionDenied without the mark_ready permission;
+  // FailedPrecondition when the bundle changed (review it again).
+  Status MarkReady(const std::string& prescription_id, const std::string& practitioner_id,
+                   const std::string& dea_number, const std::string& bundle_sha256,
+                   const RequestContext& ctx = {});
+
+  // The signature (§1311.140): PermissionDenied without the sign permission or with an
+  // expired registration, or when the clock is off by more than 5 minutes;
+  // Unauthenticated for failed factors; FailedPrecondition when not marked ready for this
+  // bundle. On success the prescription is Signed and queued for its pharmacy.
+  Status Sign(const std::string& prescription_id, const std::string& practitioner_id,
+              const std::string& bundle_sha256, const TwoFactorProof& proof,
+              const RequestContext& ctx = {});
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace rxflow::epcs
+
+#endif  // RXFLOW_EPCS_CEREMONY_H_

@@ -1,0 +1,609 @@
+// The EPCS ceremony: practitioner streams (JSON payloads, nlohmann), the two-person rule, two
+// factors with their TOTP state kept in the practitioner's stream, the signing bundle, ready
+// and sign over the PrescriptionService, and an audit record for every step.
+#include "rxflow/epcs/ceremony.h"
+
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "rxflow/domain/prescription.h"
+#include "rxflow/epcs/dea.h"
+#include "rxflow/internal/crypto.h"
+#include "rxflow/internal/status_macros.h"
+#include "rxflow/internal/strcat.h"
+#include "rxflow/issue.h"
+#include "rxflow/script/xml.h"
+
+namespace rxflow::epcs {
+namespace {
+
+using internal::Cat;
+using Json = nlohmann::json;
+
+constexpr std::string_view kEnrolled = "EpcsPractitionerEnrolled";
+constexpr std::string_view kProposed = "EpcsPermissionProposed";
+constexpr std::string_view kApproved = "EpcsPermissionApproved";
+constexpr std::string_view kTwoFactor = "EpcsTwoFactorAttempt";
+constexpr int kMaxConflictRetries = 16;
+
+std::string StreamOf(const std::string& practitioner_id) {
+  return Cat("epcs-practitioner-", practitioner_id);
+}
+
+struct Proposal {
+  Permission permission = Permission::kSign;
+  bool grant = true;
+  std::string entered_by;
+  bool decided = false;
+};
+
+// A practitioner folded from their stream.
+struct PractitionerState {
+  int64_t version = 0;
+  PractitionerView view;
+  std::string password_hash;
+  std::string totp_secret;
+  TotpParams totp;
+  std::string certificate_der;
+  std::string key_label;
+  TotpState totp_state;
+  std::map<std::string, Proposal> proposals;
+};
+
+Json RegistrationsJson(const std::vector<DeaRegistration>& regs) {
+  Json out = Json::array();
+  for (const DeaRegistration& r : regs) {
+    out.push_back({{"number", r.number},
+                   {"schedules", r.schedules},
+                   {"state", r.state},
+                   {"expires", r.expires}});
+  }
+  return out;
+}
+
+std::optional<Permission> PermissionFromName(std::string_view name) {
+  if (name == "mark_ready") return Permission::kMarkReady;
+  if (name == "sign") return Permission::kSign;
+  return std::nullopt;
+}
+
+// Folds one stored practitioner event; DataLoss naming it when it cannot be read.
+Status ApplyEvent(PractitionerState& s, const store::EventRecord& r) {
+  Json j = Json::parse(r.payload, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) {
+    return absl::DataLossError(Cat("practitioner event ", r.event_id, " is not a JSON object"));
+  }
+  try {
+    if (r.type == kEnrolled) {
+      PractitionerView& v = s.view;
+      v.id = j.at("id").get<std::string>();
+      v.first_name = j.at("first_name").get<std::string>();
+      v.last_name = j.at("last_name").get<std::string>();
+      for (const Json& reg : j.at("registrations")) {
+        v.registrations.push_back({reg.at("number").get<std::string>(),
+                                   reg.at("schedules").get<std::vector<std::string>>(),
+                                   reg.at("state").get<std::string>(),
+                                   reg.at("expires").get<std::string>()});
+      }
+      v.identity_proofed_by = j.at("identity_proofed_by").get<std::string>();
+      v.credential_issuer = j.at("credential_issuer").get<std::string>();
+      s.password_hash = j.at("password_hash").get<std::string>();
+      auto secret = internal::Base64Decode(j.at("totp_secret").get<std::string>());
+      if (!secret) return absl::DataLossError(Cat("practitioner event ", r.event_id, ": secret"));
+      s.totp_secret = std::move(*secret);
+      s.totp.algorithm = static_cast<TotpAlgorithm>(j.at("totp_algorithm").get<int>());
+      s.totp.digits = j.at("totp_digits").get<int>();
+      s.totp.period_seconds = j.at("totp_period").get<int>();
+      auto cert = internal::Base64Decode(j.at("certificate").get<std::string>());
+      s.certificate_der = cert ? std::move(*cert) : std::string();
+      s.key_label = j.at("key_label").get<std::string>();
+    } else if (r.type == kProposed) {
+      auto permission = PermissionFromName(j.at("permission").get<std::string>());
+      if (!permission) return absl::DataLossError(Cat("practitioner event ", r.event_id));
+      s.proposals[j.at("proposal_id").get<std::string>()] =
+          Proposal{*permission, j.at("grant").get<bool>(), j.at("entered_by").get<std::string>()};
+    } else if (r.type == kApproved) {
+      Proposal& p = s.proposals[j.at("proposal_id").get<std::string>()];
+      p.decided = true;
+      bool& flag = p.permission == Permission::kSign ? s.view.may_sign : s.view.may_mark_ready;
+      flag = p.grant;
+    } else if (r.type == kTwoFactor) {
+      s.totp_state.last_step = j.at("last_step").get<int64_t>();
+      s.totp_state.failures = j.at("failures").get<int>();
+      s.totp_state.locked_until_unix = j.at("locked_until").get<int64_t>();
+    } else {
+      return absl::DataLossError(Cat("unknown practitioner event type ", r.type));
+    }
+  } catch (const Json::exception& e) {
+    return absl::DataLossError(
+        Cat("practitioner event ", r.event_id, " (", r.type, "): ", std::string(e.what())));
+  }
+  s.version = r.version;
+  return absl::OkStatus();
+}
+
+bool CoversSchedule(const DeaRegistration& r, std::string_view schedule) {
+  std::vector<std::string_view> wanted;
+  if (schedule == "CII") wanted = {"2", "2N"};
+  if (schedule == "CIII") wanted = {"3", "3N"};
+  if (schedule == "CIV") wanted = {"4"};
+  if (schedule == "CV") wanted = {"5"};
+  for (const std::string& s : r.schedules) {
+    if (std::find(wanted.begin(), wanted.end(), s) != wanted.end()) return true;
+  }
+  return false;
+}
+
+std::string_view DeaBase(std::string_view dea) { return dea.substr(0, dea.find('-')); }
+
+}  // namespace
+
+std::string_view PermissionName(Permission p) {
+  return p == Permission::kSign ? "sign" : "mark_ready";
+}
+
+struct Ceremony::Impl {
+  PrescriptionService& service;
+  store::Store& store;
+  AuditTrail& audit;
+  Clock& clock;
+  CeremonyOptions options;
+
+  std::string Today() const { return FormatRfc3339(clock.NowMicros()).substr(0, 10); }
+
+  bool Current(const DeaRegistration& r) const { return Today() <= r.expires; }
+
+  bool HasCurrentRegistration(const PractitionerView& v) const {
+    return std::any_of(v.registrations.begin(), v.registrations.end(),
+                       [&](const DeaRegistration& r) { return Current(r); });
+  }
+
+  void Audit(const std::string& actor, std::string_view action, const std::string& object,
+             std::string_view outcome, std::string detail) {
+    AuditEntry e{actor,          std::string(action), object, std::string(outcome),
+                 options.source, std::move(detail)};
+    // An audit write that fails is logged by the trail's store status; the operation it
+    // describes has already been decided, so it is not undone here.
+    (void)audit.Record(std::move(e));
+  }
+
+  // Audits a refusal and returns it.
+  Status Refuse(Status status, const std::string& actor, std::string_view action,
+                const std::string& object) {
+    Audit(actor, action, object, kOutcomeRefused, std::string(status.message()));
+    return status;
+  }
+
+  StatusOr<PractitionerState> Load(const std::string& id) {
+    RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> records,
+                            store.ReadStream(StreamOf(id)));
+    if (records.empty()) return absl::NotFoundError(Cat("no practitioner ", id));
+    PractitionerState s;
+    for (const store::EventRecord& r : records) RXFLOW_RETURN_IF_ERROR(ApplyEvent(s, r));
+    s.view.locked_out = s.totp_state.locked_until_unix > clock.NowMicros() / 1'000'000;
+    return s;
+  }
+
+  StatusOr<std::string> Append(const std::string& practitioner_id, int64_t expected_version,
+                               std::string_view type, const Json& payload,
+                               const std::string& actor) {
+    store::EventRecord r;
+    r.event_id = internal::RandomHex128();
+    r.stream_id = StreamOf(practitioner_id);
+    r.type = std::string(type);
+    r.occurred_at = clock.NowMicros();
+    r.actor = actor;
+    r.payload = payload.dump();
+    store::AppendRequest req;
+    req.stream_id = r.stream_id;
+    req.expected_version = expected_version;
+    std::string id = r.event_id;
+    req.events.push_back(std::move(r));
+    RXFLOW_RETURN_IF_ERROR(store.Append(std::move(req)).status());
+    return id;
+  }
+
+  // Both factors; the attempt and the TOTP state it leaves are appended to the stream.
+  StatusOr<std::string> TwoFactor(const std::string& id, const TwoFactorProof& proof,
+                                  std::string_view purpose) {
+    for (int attempt = 0; attempt < kMaxConflictRetries; ++attempt) {
+      RXFLOW_ASSIGN_OR_RETURN(PractitionerState s, Load(id));
+      const int64_t now = clock.NowMicros() / 1'000'000;
+      TotpState state = s.totp_state;
+      std::string outcome;
+      if (state.locked_until_unix > now) {
+        outcome = "locked out";
+      } else if (!VerifyPassword(proof.password, s.password_hash).ok()) {
+        outcome = "wrong password";
+        if (++state.failures >= options.totp_policy.max_failures) {
+          state.locked_until_unix = now + options.totp_policy.lockout_seconds;
+          state.failures = 0;
+        }
+      } else {
+        RXFLOW_ASSIGN_OR_RETURN(TotpCheck check, CheckTotp(s.totp_secret, proof.otp, now, s.totp,
+                                                           options.totp_policy, state));
+        outcome = std::string(TotpOutcomeName(check.outcome));
+      }
+      Json payload = {{"purpose", purpose},
+                      {"outcome", outcome},
+                      {"last_step", state.last_step},
+                      {"failures", state.failures},
+                      {"locked_until", state.locked_until_unix}};
+      StatusOr<std::string> event = Append(id, s.version, kTwoFactor, payload, id);
+      if (event.status().code() == absl::StatusCode::kAborted) continue;  // a concurrent try
+      RXFLOW_RETURN_IF_ERROR(event.status());
+      const std::string object = Cat(StreamOf(id), "@", s.version + 1);
+      if (outcome == "accepted") {
+        Audit(id, "epcs.two_factor.succeeded", object, kOutcomeSuccess, Cat("for ", purpose));
+        return *event;
+      }
+      bool locked = state.locked_until_unix > now;
+      Audit(id, locked ? "epcs.two_factor.locked_out" : "epcs.two_factor.failed", object,
+            kOutcomeFailure, Cat("for ", purpose, ": ", outcome));
+      if (outcome == "locked out") {
+        return absl::PermissionDeniedError(
+            Cat("practitioner ", id, " is locked out after repeated two-factor failures"));
+      }
+      return absl::UnauthenticatedError(Cat("two-factor authentication failed (", outcome, ")",
+                                            locked ? ": too many failures, locked out" : ""));
+    }
+    return absl::AbortedError(Cat("practitioner ", id, ": too many concurrent updates"));
+  }
+
+  StatusOr<SigningBundle> MakeBundle(const std::string& prescription_id,
+                                     const std::string& practitioner_id) {
+    RXFLOW_ASSIGN_OR_RETURN(domain::PrescriptionState rx, service.Load(prescription_id));
+    if (!rx.controlled()) {
+      return absl::FailedPreconditionError(
+          Cat("prescription ", prescription_id, " is not a controlled substance"));
+    }
+    if (rx.state != domain::State::kReadyToSign) {
+      return absl::FailedPreconditionError(Cat("prescription ", prescription_id, " is ",
+                                               domain::StateName(rx.state),
+                                               ", not awaiting a signature"));
+    }
+    RXFLOW_ASSIGN_OR_RETURN(PractitionerState p, Load(practitioner_id));
+    RXFLOW_ASSIGN_OR_RETURN(script::Message m, StoredNewRx(prescription_id));
+    const auto& newrx = std::get<script::NewRx>(m.body);
+    SigningBundle b;
+    b.prescription_id = prescription_id;
+    b.fields = Part1306Fields(newrx);
+    b.attestation = std::string(kAttestation);
+    b.sha256 = internal::Sha256Hex(Cat(CanonicalPart1306(b.fields), b.attestation));
+    for (const DeaRegistration& r : p.view.registrations) {
+      if (Current(r) && CoversSchedule(r, rx.dea_schedule)) b.dea_numbers.push_back(r.number);
+    }
+    b.prescription_dea_number = std::string(DeaBase(newrx.prescriber.identification.dea_number));
+    b.state = std::string(domain::StateName(rx.state));
+    b.marked_ready = rx.ready_by == practitioner_id && rx.ready_bundle_sha256 == b.sha256;
+    return b;
+  }
+
+  StatusOr<script::Message> StoredNewRx(const std::string& prescription_id) {
+    RXFLOW_ASSIGN_OR_RETURN(std::string xml, service.OutboundXml(prescription_id, "send"));
+    IssueList issues;
+    StatusOr<script::Message> m = script::ReadXml(xml, issues);
+    if (!m.ok() || !std::holds_alternative<script::NewRx>(m->body)) {
+      return absl::DataLossError(
+          Cat("prescription ", prescription_id, ": stored NewRx unreadable"));
+    }
+    return m;
+  }
+};
+
+Ceremony::Ceremony(PrescriptionService& service, store::Store& store, AuditTrail& audit,
+                   Clock& clock, CeremonyOptions options)
+    : impl_(new Impl{service, store, audit, clock, std::move(options)}) {}
+
+Ceremony::~Ceremony() = default;
+
+Status Ceremony::Enroll(const PractitionerEnrollment& p, const std::string& by) {
+  Impl& im = *impl_;
+  const std::string object = StreamOf(p.id);
+  if (p.id.empty() || p.last_name.empty()) {
+    return im.Refuse(
+        absl::InvalidArgumentError("enrolment needs the practitioner's id and last name"), by,
+        "epcs.practitioner.enroll", object);
+  }
+  for (size_t i = 0; i < p.registrations.size(); ++i) {
+    const DeaRegistration& r = p.registrations[i];
+    Status dea = CheckDeaNumber(r.number, p.last_name);
+    if (!dea.ok()) {
+      return im.Refuse(
+          absl::InvalidArgumentError(Cat("registrations[", i, "]: ", std::string(dea.message()))),
+          by, "epcs.practitioner.enroll", object);
+    }
+    if (r.expires.size() != 10 || r.schedules.empty()) {
+      return im.Refuse(absl::InvalidArgumentError(
+                           Cat("registrations[", i, "]: needs schedules and expires (YYYY-MM-DD)")),
+                       by, "epcs.practitioner.enroll", object);
+    }
+  }
+  if (p.totp_secret.size() < kMinTotpSecretBytes) {
+    return im.Refuse(absl::InvalidArgumentError("the TOTP secret must be at least 128 bits"), by,
+                     "epcs.practitioner.enroll", object);
+  }
+  StatusOr<std::string> hash = HashPassword(p.password, im.options.password_policy);
+  if (!hash.ok()) return im.Refuse(hash.status(), by, "epcs.practitioner.enroll", object);
+  Json payload = {{"id", p.id},
+                  {"first_name", p.first_name},
+                  {"last_name", p.last_name},
+                  {"registrations", RegistrationsJson(p.registrations)},
+                  {"identity_proofed_by", p.identity_proofed_by},
+                  {"credential_issuer", p.credential_issuer},
+                  {"password_hash", *hash},
+                  {"totp_secret", internal::Base64Encode(p.totp_secret)},
+                  {"totp_algorithm", static_cast<int>(p.totp.algorithm)},
+                  {"totp_digits", p.totp.digits},
+                  {"totp_period", p.totp.period_seconds},
+                  {"certificate", internal::Base64Encode(p.certificate_der)},
+                  {"key_label", p.key_label}};
+  StatusOr<std::string> event = im.Append(p.id, store::kNoStream, kEnrolled, payload, by);
+  if (event.status().code() == absl::StatusCode::kAborted) {
+    return im.Refuse(absl::AlreadyExistsError(Cat("practitioner ", p.id, " is enrolled already")),
+                     by, "epcs.practitioner.enroll", object);
+  }
+  RXFLOW_RETURN_IF_ERROR(event.status());
+  im.Audit(by, "epcs.practitioner.enroll", object, kOutcomeSuccess,
+           Cat(p.registrations.size(), " DEA registration(s); identity proofed by ",
+               p.identity_proofed_by, "; credential from ", p.credential_issuer));
+  return absl::OkStatus();
+}
+
+StatusOr<PractitionerView> Ceremony::Practitioner(const std::string& id) {
+  RXFLOW_ASSIGN_OR_RETURN(PractitionerState s, impl_->Load(id));
+  return s.view;
+}
+
+StatusOr<std::string> Ceremony::Propose(const std::string& practitioner_id, Permission permission,
+                                        bool grant, const std::string& entered_by) {
+  Impl& im = *impl_;
+  const std::string object = StreamOf(practitioner_id);
+  const std::string action = Cat("epcs.permission.", grant ? "grant" : "revoke", ".proposed");
+  for (int attempt = 0; attempt < kMaxConflictRetries; ++attempt) {
+    RXFLOW_ASSIGN_OR_RETURN(PractitionerState s, im.Load(practitioner_id));
+    if (grant && permission == Permission::kSign && s.view.registrations.empty()) {
+      return im.Refuse(
+          absl::PermissionDeniedError(
+              Cat("practitioner ", practitioner_id,
+                  " holds no DEA registration: only registrants may sign (21 CFR 1311.125)")),
+          entered_by, action, object);
+    }
+    std::string proposal_id = internal::RandomHex128();
+    Json payload = {{"proposal_id", proposal_id},
+                    {"permission", PermissionName(permission)},
+                    {"grant", grant},
+                    {"entered_by", entered_by}};
+    StatusOr<std::string> event =
+        im.Append(practitioner_id, s.version, kProposed, payload, entered_by);
+    if (event.status().code() == absl::StatusCode::kAborted) continue;
+    RXFLOW_RETURN_IF_ERROR(event.status());
+    im.Audit(entered_by, action, object, kOutcomeSuccess,
+             Cat(PermissionName(permission), " proposal ", proposal_id));
+    return proposal_id;
+  }
+  return absl::AbortedError(Cat("practitioner ", practitioner_id, ": too many concurrent updates"));
+}
+
+Status Ceremony::Approve(const std::string& practitioner_id, const std::string& proposal_id,
+                         const std::string& approver_id, const TwoFactorProof& proof) {
+  Impl& im = *impl_;
+  const std::string object = StreamOf(practitioner_id);
+  constexpr std::string_view kAction = "epcs.permission.approve";
+  RXFLOW_ASSIGN_OR_RETURN(PractitionerState s, im.Load(practitioner_id));
+  auto it = s.proposals.find(proposal_id);
+  if (it == s.proposals.end()) {
+    return im.Refuse(
+        absl::NotFoundError(Cat("no proposal ", proposal_id, " for ", practitioner_id)),
+        approver_id, kAction, object);
+  }
+  if (it->second.decided) {
+    return im.Refuse(absl::FailedPreconditionError(Cat("proposal ", proposal_id, " was decided")),
+                     approver_id, kAction, object);
+  }
+  if (approver_id == it->second.entered_by) {
+    return im.Refuse(absl::PermissionDeniedError(
+                         "the two-person rule: the person who entered a change cannot approve it"),
+                     approver_id, kAction, object);
+  }
+  StatusOr<PractitionerState> approver = im.Load(approver_id);
+  if (!approver.ok() || approver->view.registrations.empty()) {
+    return im.Refuse(absl::PermissionDeniedError(
+                         Cat("the approver ", approver_id,
+                             " is not a DEA registrant (21 CFR 1311.125: a registrant approves)")),
+                     approver_id, kAction, object);
+  }
+  if (!im.HasCurrentRegistration(approver->view)) {
+    return im.Refuse(
+        absl::PermissionDeniedError(Cat("the approver's DEA registrations have expired")),
+        approver_id, kAction, object);
+  }
+  StatusOr<std::string> two_factor = im.TwoFactor(approver_id, proof, "approve a permission");
+  if (!two_factor.ok()) {
+    return im.Refuse(two_factor.status(), approver_id, kAction, object);
+  }
+  for (int attempt = 0; attempt < kMaxConflictRetries; ++attempt) {
+    RXFLOW_ASSIGN_OR_RETURN(PractitionerState now, im.Load(practitioner_id));
+    Json payload = {{"proposal_id", proposal_id},
+                    {"approved_by", approver_id},
+                    {"two_factor_event_id", *two_factor}};
+    StatusOr<std::string> event =
+        im.Append(practitioner_id, now.version, kApproved, payload, approver_id);
+    if (event.status().code() == absl::StatusCode::kAborted) continue;
+    RXFLOW_RETURN_IF_ERROR(event.status());
+    const Proposal& p = it->second;
+    im.Audit(approver_id, Cat("epcs.permission.", p.grant ? "granted" : "revoked"), object,
+             kOutcomeSuccess,
+             Cat(PermissionName(p.permission), " entered by ", p.entered_by,
+                 ", approved with "
+                 "two factors (event ",
+                 *two_factor, ")"));
+    return absl::OkStatus();
+  }
+  return absl::AbortedError(Cat("practitioner ", practitioner_id, ": too many concurrent updates"));
+}
+
+StatusOr<std::string> Ceremony::CompleteTwoFactor(const std::string& practitioner_id,
+                                                  const TwoFactorProof& proof,
+                                                  std::string_view purpose) {
+  return impl_->TwoFactor(practitioner_id, proof, purpose);
+}
+
+StatusOr<SigningBundle> Ceremony::Bundle(const std::string& prescription_id,
+                                         const std::string& practitioner_id) {
+  return impl_->MakeBundle(prescription_id, practitioner_id);
+}
+
+StatusOr<std::vector<SigningBundle>> Ceremony::Bundles(
+    const std::vector<std::string>& prescription_ids, const std::string& practitioner_id) {
+  std::vector<SigningBundle> out;
+  std::string patient;
+  for (const std::string& id : prescription_ids) {
+    RXFLOW_ASSIGN_OR_RETURN(SigningBundle b, impl_->MakeBundle(id, practitioner_id));
+    // §1311.140(a)(1): one patient's prescriptions at a time.
+    const std::string& name = b.fields[1].value;  // PatientName
+    const std::string& address = b.fields[2].value;
+    std::string who = Cat(name, "\n", address);
+    if (!patient.empty() && who != patient) {
+      return absl::InvalidArgumentError(
+          Cat("prescription ", id, " is for another patient: a signing list holds one patient's"));
+    }
+    patient = who;
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
+Status Ceremony::MarkReady(const std::string& prescription_id, const std::string& practitioner_id,
+                           const std::string& dea_number, const std::string& bundle_sha256,
+                           const RequestContext& ctx) {
+  Impl& im = *impl_;
+  constexpr std::string_view kAction = "epcs.ready";
+  RXFLOW_ASSIGN_OR_RETURN(PractitionerState p, im.Load(practitioner_id));
+  if (!p.view.may_mark_ready && !p.view.may_sign) {
+    return im.Refuse(absl::PermissionDeniedError(Cat("practitioner ", practitioner_id,
+                                                     " may not mark controlled-substance "
+                                                     "prescriptions ready")),
+                     practitioner_id, kAction, prescription_id);
+  }
+  StatusOr<SigningBundle> bundle = im.MakeBundle(prescription_id, practitioner_id);
+  if (!bundle.ok()) return im.Refuse(bundle.status(), practitioner_id, kAction, prescription_id);
+  if (bundle->sha256 != bundle_sha256) {
+    return im.Refuse(
+        absl::FailedPreconditionError(
+            "the signing bundle is not the one reviewed: fetch it and review it again"),
+        practitioner_id, kAction, prescription_id);
+  }
+  if (std::find(bundle->dea_numbers.begin(), bundle->dea_numbers.end(), dea_number) ==
+      bundle->dea_numbers.end()) {
+    return im.Refuse(absl::PermissionDeniedError(Cat("DEA number ", dea_number,
+                                                     " is not a current registration of ",
+                                                     practitioner_id, " covering this schedule")),
+                     practitioner_id, kAction, prescription_id);
+  }
+  if (DeaBase(dea_number) != bundle->prescription_dea_number) {
+    return im.Refuse(absl::FailedPreconditionError(Cat(
+                         "the NewRx names DEA number ", bundle->prescription_dea_number, ", not ",
+                         dea_number, ": select it, or submit the prescription again")),
+                     practitioner_id, kAction, prescription_id);
+  }
+  RequestContext c = ctx;
+  if (c.actor.empty()) c.actor = practitioner_id;
+  Status st = im.service.Execute(prescription_id,
+                                 domain::MarkReady{practitioner_id, dea_number, bundle_sha256}, c);
+  if (!st.ok()) return im.Refuse(st, practitioner_id, kAction, prescription_id);
+  im.Audit(practitioner_id, kAction, prescription_id, kOutcomeSuccess,
+           Cat("bundle ", bundle_sha256, " under ", dea_number));
+  return absl::OkStatus();
+}
+
+Status Ceremony::Sign(const std::string& prescription_id, const std::string& practitioner_id,
+                      const std::string& bundle_sha256, const TwoFactorProof& proof,
+                      const RequestContext& ctx) {
+  Impl& im = *impl_;
+  constexpr std::string_view kAction = "epcs.sign";
+  // §1311.120(b): the clock within 5 minutes of the trusted time, or no signature.
+  if (im.options.time_source != nullptr) {
+    int64_t skew = im.options.time_source->NowMicros() - im.clock.NowMicros();
+    if (skew > im.options.max_clock_skew_micros || -skew > im.options.max_clock_skew_micros) {
+      im.Audit(practitioner_id, "epcs.clock_skew", prescription_id, kOutcomeRefused,
+               Cat("clock off by ", skew / 1'000'000, " s"));
+      return absl::PermissionDeniedError(Cat("the clock is off by ", skew / 1'000'000,
+                                             " s from the trusted time (limit 300 s): signing "
+                                             "is blocked"));
+    }
+  }
+  RXFLOW_ASSIGN_OR_RETURN(PractitionerState p, im.Load(practitioner_id));
+  if (!p.view.may_sign) {
+    return im.Refuse(absl::PermissionDeniedError(Cat("practitioner ", practitioner_id,
+                                                     " may not sign controlled-substance "
+                                                     "prescriptions")),
+                     practitioner_id, kAction, prescription_id);
+  }
+  RXFLOW_ASSIGN_OR_RETURN(domain::PrescriptionState rx, im.service.Load(prescription_id));
+  if (rx.ready_by != practitioner_id || rx.ready_bundle_sha256 != bundle_sha256) {
+    return im.Refuse(absl::FailedPreconditionError(
+                         "not marked ready by this practitioner for this bundle: review it and "
+                         "mark it ready first"),
+                     practitioner_id, kAction, prescription_id);
+  }
+  auto reg =
+      std::find_if(p.view.registrations.begin(), p.view.registrations.end(),
+                   [&](const DeaRegistration& r) { return r.number == rx.ready_dea_number; });
+  if (reg == p.view.registrations.end() || !im.Current(*reg)) {
+    return im.Refuse(absl::PermissionDeniedError(Cat("DEA registration ", rx.ready_dea_number,
+                                                     " is expired or not the practitioner's")),
+                     practitioner_id, kAction, prescription_id);
+  }
+  // The bundle is recomputed: a change since "ready" needs a fresh review.
+  StatusOr<SigningBundle> bundle = im.MakeBundle(prescription_id, practitioner_id);
+  if (!bundle.ok()) return im.Refuse(bundle.status(), practitioner_id, kAction, prescription_id);
+  if (bundle->sha256 != bundle_sha256) {
+    return im.Refuse(absl::FailedPreconditionError("the signing bundle changed since it was marked "
+                                                   "ready: review it and mark it ready again"),
+                     practitioner_id, kAction, prescription_id);
+  }
+  if (!im.options.signer_for) {
+    return im.Refuse(absl::FailedPreconditionError("no signing key is configured"), practitioner_id,
+                     kAction, prescription_id);
+  }
+  // Completing the two factors is the signature.
+  StatusOr<std::string> two_factor = im.TwoFactor(practitioner_id, proof, "sign");
+  if (!two_factor.ok())
+    return im.Refuse(two_factor.status(), practitioner_id, kAction, prescription_id);
+  StatusOr<std::shared_ptr<Signer>> signer = im.options.signer_for(p.view, p.key_label);
+  if (!signer.ok()) return im.Refuse(signer.status(), practitioner_id, kAction, prescription_id);
+  RXFLOW_ASSIGN_OR_RETURN(script::Message message, im.StoredNewRx(prescription_id));
+  Status signed_status = SignNewRx(message, **signer, p.certificate_der);
+  if (!signed_status.ok()) {
+    return im.Refuse(signed_status, practitioner_id, kAction, prescription_id);
+  }
+  RXFLOW_ASSIGN_OR_RETURN(script::Version version, script::ParseVersion(rx.script_version));
+  IssueList issues;
+  script::WriteOptions wo;
+  wo.profile = &script::BuiltinProfile(version);
+  StatusOr<std::string> xml = script::WriteXml(message, issues, wo);
+  if (!xml.ok()) return im.Refuse(xml.status(), practitioner_id, kAction, prescription_id);
+  RequestContext c = ctx;
+  if (c.actor.empty()) c.actor = practitioner_id;
+  domain::Sign command{practitioner_id, message.header.digital_signature->signature_value,
+                       bundle_sha256,   rx.ready_dea_number,
+                       *two_factor,     std::move(*xml)};
+  Status st = im.service.Execute(prescription_id, command, c);
+  if (!st.ok()) return im.Refuse(st, practitioner_id, kAction, prescription_id);
+  im.Audit(practitioner_id, kAction, prescription_id, kOutcomeSuccess,
+           Cat("signed under ", rx.ready_dea_number, " with two-factor event ", *two_factor,
+               "; digest ", message.header.digital_signature->digest_value));
+  // §1311.170(a): transmitted as soon as possible after signing.
+  Status routed = im.service.Route(prescription_id, c);
+  im.Audit(practitioner_id, "epcs.transmit.queued", prescription_id,
+           routed.ok() ? kOutcomeSuccess : kOutcomeFailure,
+           routed.ok() ? "" : std::string(routed.message()));
+  return absl::OkStatus();
+}
+
+}  // namespace rxflow::epcs

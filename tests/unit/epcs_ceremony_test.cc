@@ -1,0 +1,317 @@
+// The EPCS ceremony end to end on the memory store: enrolment, the two-person rule, two
+// factors with replay and lockout, the signing bundle, ready, sign (a NewRx the pharmacy
+// verifies), clock skew, expired registrations, and the audit chain recording each step.
+#include <set>
+
+#include <doctest/doctest.h>
+
+#include "rxflow/domain/prescription.h"
+#include "rxflow/epcs/ceremony.h"
+
+#include "epcs_pki.h"
+#include "testing/files.h"
+
+namespace {
+
+using namespace rxflow;  // NOLINT
+using epcs::Permission;
+using testing::Pki;
+
+constexpr const char* kKey = "test-patient-key-0123456789abcdef";
+const std::string kSecret = "12345678901234567890";  // RFC 6238's SHA-1 seed
+const std::string kSecret2 = "abcdefghijklmnopqrstuvwx";
+
+struct Fixture {
+  FakeClock clock;
+  FakeClock trusted;  // the NTP-disciplined time source
+  SequentialIds ids{"rx"};
+  std::unique_ptr<store::Store> store = store::NewMemoryStore(clock);
+  std::unique_ptr<PrescriptionService> service;
+  epcs::AuditTrail audit{*store, clock};
+  Pki pki;
+  std::shared_ptr<epcs::Signer> key{epcs::NewInMemorySigner()};
+  std::unique_ptr<epcs::Ceremony> ceremony;
+  epcs::TrustStore trust;
+
+  Fixture() {
+    ServiceOptions o;
+    o.patient_key = kKey;
+    o.clock = &clock;
+    o.ids = &ids;
+    service = std::move(*PrescriptionService::Create(*store, o));
+    epcs::CeremonyOptions c;
+    c.time_source = &trusted;
+    c.signer_for = [this](const epcs::PractitionerView&,
+                          const std::string& label) -> StatusOr<std::shared_ptr<epcs::Signer>> {
+      if (label != "key-lindqvist") return absl::NotFoundError("no such key");
+      return key;
+    };
+    ceremony = std::make_unique<epcs::Ceremony>(*service, *store, audit, clock, c);
+    REQUIRE(trust.AddAnchor(Pki::Pem(pki.root.get())).ok());
+    REQUIRE(trust.AddIntermediate(Pki::Der(pki.intermediate.get())).ok());
+    REQUIRE(trust.AddCrl(pki.Crl({})).ok());
+    REQUIRE(trust.AddCrl(pki.Crl({}, -3600, 7 * Pki::kDay, true)).ok());
+
+    auto spki = key->PublicKeyDer();
+    REQUIRE(spki.ok());
+    auto cert = pki.Prescriber(*spki, "Rebecca Lindqvist", "BL4721052");
+    REQUIRE(ceremony
+                ->Enroll(Prescriber("dr-lindqvist", "Lindqvist", "BL4721052", "2027-12-31",
+                                    Pki::Der(cert.get())),
+                         "admin-1")
+                .ok());
+    REQUIRE(
+        ceremony->Enroll(Prescriber("dr-patel", "Patel", "AP5836727", "2027-12-31", ""), "admin-1")
+            .ok());
+    epcs::PractitionerEnrollment agent = Prescriber("agent-1", "Jones", "", "", "");
+    agent.registrations.clear();
+    REQUIRE(ceremony->Enroll(agent, "admin-1").ok());
+  }
+
+  static epcs::PractitionerEnrollment Prescriber(std::string id, std::string last, std::string dea,
+                                                 std::string expires, std::string cert) {
+    epcs::PractitionerEnrollment p;
+    p.id = std::move(id);
+    p.first_name = "Test";
+    p.last_name = std::move(last);
+    if (!dea.empty())
+      p.registrations.push_back(
+          {std::move(dea), {"2", "2N", "3", "4", "5"}, "OH", std::move(expires)});
+    p.identity_proofed_by = "Example CSP (NIST SP 800-63-1 IAL3)";
+    p.credential_issuer = "Example CA";
+    p.password = "correct horse battery staple";
+    p.totp_secret = p.id == "dr-patel" ? kSecret2 : kSecret;
+    p.certificate_der = std::move(cert);
+    p.key_label = cert.empty() ? "" : "key-lindqvist";
+    if (p.id == "dr-lindqvist") p.key_label = "key-lindqvist";
+    return p;
+  }
+
+  std::string Otp(const std::string& secret) {
+    auto code = epcs::TotpCode(secret, clock.NowMicros() / 1'000'000);
+    REQUIRE(code.ok());
+    return *code;
+  }
+  // The next 30-second step, so a code is not the one used just before.
+  void NextStep() {
+    clock.Advance(30'000'000);
+    trusted.Advance(30'000'000);
+  }
+
+  epcs::TwoFactorProof Proof(const std::string& secret) {
+    return {"correct horse battery staple", Otp(secret)};
+  }
+
+  void GrantSign(const std::string& who) {
+    for (Permission p : {Permission::kMarkReady, Permission::kSign}) {
+      auto proposal = ceremony->Propose(who, p, true, "admin-1");
+      REQUIRE(proposal.ok());
+      NextStep();
+      REQUIRE(ceremony->Approve(who, *proposal, "dr-patel", Proof(kSecret2)).ok());
+    }
+  }
+
+  std::string SubmitOxycodone(domain::State expected = domain::State::kReadyToSign) {
+    IssueList issues;
+    auto s = service->Submit(testing::ReadFixture("fhir/schedule2_oxycodone.json"), issues);
+    REQUIRE_MESSAGE(s.ok(), s.status().ToString());
+    REQUIRE(s->state == expected);
+    return s->id;
+  }
+
+  std::set<std::string> AuditActions() {
+    auto records = epcs::ReadAuditTrail(*store, epcs::kAuditStream, 0, INT64_MAX);
+    REQUIRE(records.ok());
+    std::set<std::string> out;
+    for (const auto& r : *records) out.insert(r.action + ":" + r.outcome);
+    return out;
+  }
+};
+
+}  // namespace
+
+TEST_SUITE("EPCS ceremony") {
+  TEST_CASE("the two-person rule: another person, a registrant, with two factors") {
+    Fixture f;
+    auto proposal = f.ceremony->Propose("dr-lindqvist", Permission::kSign, true, "dr-patel");
+    REQUIRE(proposal.ok());
+    // (a) the person who entered it cannot approve it
+    CHECK(f.ceremony->Approve("dr-lindqvist", *proposal, "dr-patel", f.Proof(kSecret2)).code() ==
+          absl::StatusCode::kPermissionDenied);
+    // (b) an approver who is not a registrant
+    CHECK(f.ceremony->Approve("dr-lindqvist", *proposal, "agent-1", f.Proof(kSecret)).code() ==
+          absl::StatusCode::kPermissionDenied);
+    // (c) no completed two factors
+    auto grant = f.ceremony->Propose("dr-lindqvist", Permission::kSign, true, "admin-1");
+    REQUIRE(grant.ok());
+    CHECK(f.ceremony
+              ->Approve("dr-lindqvist", *grant, "dr-patel",
+                        {"correct horse battery staple", "000000"})
+              .code() == absl::StatusCode::kUnauthenticated);
+    CHECK(f.ceremony
+              ->Approve("dr-lindqvist", *grant, "dr-patel", {"wrong password!!", f.Otp(kSecret2)})
+              .code() == absl::StatusCode::kUnauthenticated);
+    CHECK_FALSE(f.ceremony->Practitioner("dr-lindqvist")->may_sign);
+    f.NextStep();
+    REQUIRE(f.ceremony->Approve("dr-lindqvist", *grant, "dr-patel", f.Proof(kSecret2)).ok());
+    CHECK(f.ceremony->Practitioner("dr-lindqvist")->may_sign);
+    // A decided proposal is not approved twice; signing is only for registrants.
+    CHECK(f.ceremony->Approve("dr-lindqvist", *grant, "dr-patel", f.Proof(kSecret2)).code() ==
+          absl::StatusCode::kFailedPrecondition);
+    CHECK(f.ceremony->Propose("agent-1", Permission::kSign, true, "admin-1").status().code() ==
+          absl::StatusCode::kPermissionDenied);
+    // (d) every grant and refusal is audited
+    auto actions = f.AuditActions();
+    CHECK(actions.count("epcs.permission.granted:success"));
+    CHECK(actions.count("epcs.permission.approve:refused"));
+    CHECK(actions.count("epcs.two_factor.failed:failure"));
+    // A revocation goes the same way.
+    auto revoke = f.ceremony->Propose("dr-lindqvist", Permission::kSign, false, "admin-1");
+    REQUIRE(revoke.ok());
+    f.NextStep();
+    REQUIRE(f.ceremony->Approve("dr-lindqvist", *revoke, "dr-patel", f.Proof(kSecret2)).ok());
+    CHECK_FALSE(f.ceremony->Practitioner("dr-lindqvist")->may_sign);
+    CHECK(f.AuditActions().count("epcs.permission.revoked:success"));
+  }
+
+  TEST_CASE(
+      "a Schedule II prescription is reviewed, marked ready, signed with two factors and "
+      "queued; the pharmacy verifies the signed NewRx") {
+    Fixture f;
+    f.GrantSign("dr-lindqvist");
+    std::string id = f.SubmitOxycodone();
+
+    auto bundle = f.ceremony->Bundle(id, "dr-lindqvist");
+    REQUIRE_MESSAGE(bundle.ok(), bundle.status().ToString());
+    CHECK(bundle->fields.size() == 16);
+    CHECK(bundle->fields[1].name == "PatientName");
+    CHECK(bundle->attestation == epcs::kAttestation);
+    CHECK(bundle->dea_numbers == std::vector<std::string>{"BL4721052"});
+    CHECK(bundle->prescription_dea_number == "BL4721052");
+    CHECK_FALSE(bundle->marked_ready);
+
+    // Not ready yet; then a bundle that is not the one shown.
+    f.NextStep();
+    CHECK(f.ceremony->Sign(id, "dr-lindqvist", bundle->sha256, f.Proof(kSecret)).code() ==
+          absl::StatusCode::kFailedPrecondition);
+    CHECK(f.ceremony->MarkReady(id, "dr-lindqvist", "BL4721052", "0000").code() ==
+          absl::StatusCode::kFailedPrecondition);
+    CHECK(f.ceremony->MarkReady(id, "dr-patel", "AP5836727", bundle->sha256).code() ==
+          absl::StatusCode::kPermissionDenied);  // no permission (and not the prescriber)
+    REQUIRE(f.ceremony->MarkReady(id, "dr-lindqvist", "BL4721052", bundle->sha256).ok());
+    CHECK(f.ceremony->Bundle(id, "dr-lindqvist")->marked_ready);
+
+    // Failed factors leave it unsigned.
+    f.NextStep();
+    CHECK(f.ceremony
+              ->Sign(id, "dr-lindqvist", bundle->sha256, {"correct horse battery staple", "123456"})
+              .code() == absl::StatusCode::kUnauthenticated);
+    CHECK(f.service->Load(id)->state == domain::State::kReadyToSign);
+
+    epcs::TwoFactorProof proof = f.Proof(kSecret);
+    Status signed_status = f.ceremony->Sign(id, "dr-lindqvist", bundle->sha256, proof);
+    REQUIRE_MESSAGE(signed_status.ok(), signed_status.ToString());
+    CHECK(f.service->Load(id)->state == domain::State::kQueued);
+
+    // Submitted again, it is the same prescription, already signed and queued.
+    CHECK(f.SubmitOxycodone(domain::State::kQueued) == id);
+
+    // The event carries the two-factor event and the signed NewRx, which verifies.
+    auto history = f.service->History(id);
+    REQUIRE(history.ok());
+    std::optional<domain::PrescriptionSigned> signed_event;
+    for (const auto& r : *history) {
+      if (r.type != "PrescriptionSigned") continue;
+      auto e = domain::DecodeEvent(r.type, r.schema_version, r.payload);
+      REQUIRE(e.ok());
+      signed_event = std::get<domain::PrescriptionSigned>(*e);
+    }
+    REQUIRE(signed_event);
+    CHECK_FALSE(signed_event->two_factor_event_id.empty());
+    CHECK(signed_event->dea_number == "BL4721052");
+    auto sent = f.service->OutboundXml(id, "send");
+    REQUIRE(sent.ok());
+    CHECK(*sent == signed_event->signed_newrx_xml);
+    epcs::SignatureVerification v = epcs::VerifyPrescriptionSignature(*sent, f.trust);
+    CHECK_MESSAGE(v.ok(), v.reason);
+
+    auto actions = f.AuditActions();
+    for (const char* a : {"epcs.ready:success", "epcs.sign:success", "epcs.sign:refused",
+                          "epcs.two_factor.succeeded:success", "epcs.transmit.queued:success"}) {
+      CHECK_MESSAGE(actions.count(a), a);
+    }
+    auto verified = epcs::VerifyAuditTrail(*f.store);
+    REQUIRE(verified.ok());
+    CHECK(verified->ok);
+  }
+
+  TEST_CASE("a code used once is refused again, and repeated failures lock the practitioner") {
+    Fixture f;
+    f.NextStep();
+    epcs::TwoFactorProof proof = f.Proof(kSecret);
+    REQUIRE(f.ceremony->CompleteTwoFactor("dr-lindqvist", proof, "test").ok());
+    CHECK(f.ceremony->CompleteTwoFactor("dr-lindqvist", proof, "test").status().code() ==
+          absl::StatusCode::kUnauthenticated);
+    for (int i = 0; i < 5; ++i) {
+      (void)f.ceremony->CompleteTwoFactor("dr-lindqvist", {"wrong password!!", "000000"}, "test");
+    }
+    CHECK(f.ceremony->Practitioner("dr-lindqvist")->locked_out);
+    f.NextStep();
+    CHECK(f.ceremony->CompleteTwoFactor("dr-lindqvist", f.Proof(kSecret), "test").status().code() ==
+          absl::StatusCode::kPermissionDenied);
+    CHECK(f.AuditActions().count("epcs.two_factor.locked_out:failure"));
+    f.clock.Advance(901'000'000);
+    CHECK(f.ceremony->CompleteTwoFactor("dr-lindqvist", f.Proof(kSecret), "test").ok());
+  }
+
+  TEST_CASE("a clock more than 5 minutes off blocks signing, and is audited") {
+    Fixture f;
+    f.GrantSign("dr-lindqvist");
+    std::string id = f.SubmitOxycodone();
+    auto bundle = f.ceremony->Bundle(id, "dr-lindqvist");
+    REQUIRE(bundle.ok());
+    REQUIRE(f.ceremony->MarkReady(id, "dr-lindqvist", "BL4721052", bundle->sha256).ok());
+    f.NextStep();
+    f.trusted.Advance(5 * 60 * 1'000'000 + 1'000'000);
+    CHECK(f.ceremony->Sign(id, "dr-lindqvist", bundle->sha256, f.Proof(kSecret)).code() ==
+          absl::StatusCode::kPermissionDenied);
+    CHECK(f.AuditActions().count("epcs.clock_skew:refused"));
+    CHECK(f.service->Load(id)->state == domain::State::kReadyToSign);
+  }
+
+  TEST_CASE("an expired registration neither signs nor approves") {
+    Fixture f;
+    f.GrantSign("dr-lindqvist");
+    std::string id = f.SubmitOxycodone();
+    auto bundle = f.ceremony->Bundle(id, "dr-lindqvist");
+    REQUIRE(bundle.ok());
+    REQUIRE(f.ceremony->MarkReady(id, "dr-lindqvist", "BL4721052", bundle->sha256).ok());
+    f.clock.Set(f.clock.NowMicros() + int64_t{3 * 365} * 86400 * 1'000'000);  // past 2027-12-31
+    f.trusted.Set(f.clock.NowMicros());
+    CHECK(f.ceremony->Sign(id, "dr-lindqvist", bundle->sha256, f.Proof(kSecret)).code() ==
+          absl::StatusCode::kPermissionDenied);
+    auto proposal = f.ceremony->Propose("agent-1", Permission::kMarkReady, true, "admin-1");
+    REQUIRE(proposal.ok());
+    CHECK(f.ceremony->Approve("agent-1", *proposal, "dr-patel", f.Proof(kSecret2)).code() ==
+          absl::StatusCode::kPermissionDenied);
+  }
+
+  TEST_CASE("enrolment checks DEA numbers, passwords and secrets, and each id once") {
+    Fixture f;
+    auto p = Fixture::Prescriber("dr-x", "Lindqvist", "BL4721053", "2027-12-31", "");
+    CHECK(f.ceremony->Enroll(p, "admin-1").code() == absl::StatusCode::kInvalidArgument);
+    p = Fixture::Prescriber("dr-x", "Smith", "BL4721052", "2027-12-31", "");
+    CHECK(f.ceremony->Enroll(p, "admin-1").code() == absl::StatusCode::kInvalidArgument);
+    p = Fixture::Prescriber("dr-x", "Lindqvist", "BL4721052", "2027-12-31", "");
+    p.password = "short";
+    CHECK(f.ceremony->Enroll(p, "admin-1").code() == absl::StatusCode::kInvalidArgument);
+    p.password = "long enough password";
+    p.totp_secret = "too short";
+    CHECK(f.ceremony->Enroll(p, "admin-1").code() == absl::StatusCode::kInvalidArgument);
+    CHECK(f.ceremony
+              ->Enroll(Fixture::Prescriber("dr-patel", "Patel", "AP5836727", "2027-12-31", ""),
+                       "admin-1")
+              .code() == absl::StatusCode::kAlreadyExists);
+    CHECK(f.AuditActions().count("epcs.practitioner.enroll:refused"));
+  }
+}
