@@ -27,6 +27,7 @@
 #include "rxflow/sqlite/sqlite_store.h"
 #include "rxflow/version.h"
 
+#include "epcs_demo.h"
 #include <fcntl.h>
 #include <unistd.h>
 #ifdef RXFLOW_HAVE_POSTGRES
@@ -106,6 +107,21 @@ StatusOr<http::SimulatorOptions> SimulatorOptionsFrom(const Config& c, std::stri
   so.outages = *outages;
   so.callback_url = std::move(callback_url);
   so.callback_api_key = std::move(callback_api_key);
+  if (!c.epcs_trust_anchors.empty()) {
+    auto trust = std::make_shared<epcs::TrustStore>();
+    std::string anchors = ReadFile(c.epcs_trust_anchors);
+    if (Status s = trust->AddAnchor(anchors); !s.ok()) {
+      return absl::InvalidArgumentError("--epcs-trust-anchors " + c.epcs_trust_anchors + ": " +
+                                        std::string(s.message()));
+    }
+    if (!c.epcs_crl.empty()) {
+      if (Status s = trust->AddCrl(ReadFile(c.epcs_crl)); !s.ok()) {
+        return absl::InvalidArgumentError("--epcs-crl " + c.epcs_crl + ": " +
+                                          std::string(s.message()));
+      }
+    }
+    so.epcs_trust = std::move(trust);
+  }
   return so;
 }
 
@@ -281,6 +297,10 @@ void AddOptions(CLI::App& app, Config& c, unsigned roles) {
     app.add_option("--http-threads", c.http_threads, "request threads")->envname("HTTP_THREADS");
     app.add_flag("!--no-auto-route", c.route_on_submit,
                  "do not queue non-controlled prescriptions for routing on submit");
+    if (roles == kAll) {
+      app.add_flag("!--no-epcs-demo", c.epcs_demo,
+                   "do not set up the EPCS demo prescriber (SoftHSM2 token, dev CA)");
+    }
   }
   if (roles & kRouting) {
     app.add_option("--pharmacies", c.pharmacies, "pharmacy directory (JSON file)")
@@ -316,6 +336,11 @@ void AddOptions(CLI::App& app, Config& c, unsigned roles) {
         ->envname("SIMULATOR_OUTAGES");
     if (roles != kSimulator)
       app.add_flag("!--no-simulator", c.simulator, "do not run the simulator");
+    app.add_option("--epcs-trust-anchors", c.epcs_trust_anchors,
+                   "PEM CA certificates the simulator trusts for EPCS signatures")
+        ->envname("EPCS_TRUST_ANCHORS");
+    app.add_option("--epcs-crl", c.epcs_crl, "PEM or DER CRL(s) for those CAs")
+        ->envname("EPCS_CRL");
     if (roles == kSimulator) {
       app.add_option("--callback-url", c.callback_url,
                      "where RxFill goes (RxFlow's /api/v1/pharmacy/inbound)")
@@ -323,6 +348,48 @@ void AddOptions(CLI::App& app, Config& c, unsigned roles) {
       app.add_option("--api-keys", c.api_keys, "X-API-Key for the callback (first of the list)")
           ->envname("API_KEYS");
     }
+  }
+}
+
+// The EPCS demo's credentials and the curl lines of a Schedule II prescription from submit
+// to a signed, routed, verified and dispensed NewRx (docs/epcs.md, "Try it").
+void PrintEpcsDemo(const EpcsDemo& d, const std::string& api, const std::string& key) {
+  std::string example = "examples/data/medication_request_oxycodone.json";
+#ifdef RXFLOW_SOURCE_DIR
+  if (!std::filesystem::exists(example)) example = std::string(RXFLOW_SOURCE_DIR) + "/" + example;
+#endif
+  const std::string h = " -H 'X-API-Key: " + key + "'";
+  const std::string json = " -H 'Content-Type: application/json'";
+  std::cout << "EPCS demo prescriber " << kDemoPrescriber << " (DEA " << kDemoDea
+            << "), keys on the SoftHSM2 token rxflow-demo, files in " << d.dir << "\n"
+            << "  password   " << d.password << "\n"
+            << "  TOTP       " << d.otpauth_uri << "\n"
+            << "             (an authenticator app, or: oathtool --totp -b " << d.totp_base32
+            << ")\n"
+            << "A Schedule II prescription, reviewed, marked ready and signed with two factors:\n"
+            << "  ID=$(curl -s -X POST " << api << "/api/v1/prescriptions" << h
+            << " -H 'Content-Type: application/fhir+json' --data-binary @" << example
+            << R"x( | sed 's/.*"id":"\([^"]*\)".*/\1/'))x"
+            << "\n"
+            << "  SHA=$(curl -s '" << api
+            << "/api/v1/prescriptions/'$ID'/signing-bundle?practitioner=" << kDemoPrescriber << "'"
+            << h << R"x( | sed 's/.*"sha256":"\([0-9a-f]*\)".*/\1/'))x"
+            << "\n"
+            << "  curl -s -X POST " << api << "/api/v1/prescriptions/$ID/ready" << h << json
+            << R"x( -d "{\"practitioner\":\")x" << kDemoPrescriber << R"x(\",\"dea_number\":\")x"
+            << kDemoDea << R"x(\",\"bundle_sha256\":\"$SHA\"}")x"
+            << "\n"
+            << "  curl -s -X POST " << api << "/api/v1/prescriptions/$ID/sign" << h << json
+            << R"x( -d "{\"practitioner\":\")x" << kDemoPrescriber
+            << R"x(\",\"bundle_sha256\":\"$SHA\",\"password\":\")x" << d.password
+            << R"x(\",\"otp\":\"$(oathtool --totp -b )x" << d.totp_base32 << R"x()\"}")x"
+            << "\n"
+            << "  curl -s " << api << "/api/v1/prescriptions/$ID" << h
+            << "   # Signed, routed; the simulator verifies the signature; Dispensed\n";
+  if (std::system("command -v qrencode >/dev/null 2>&1") == 0) {
+    std::cout << std::flush;
+    std::string cmd = "qrencode -t ANSIUTF8 '" + d.otpauth_uri + "'";
+    if (std::system(cmd.c_str()) != 0) std::cout << "(qrencode failed)\n";
   }
 }
 
@@ -391,6 +458,7 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
   // Declared so that destruction (reverse order) stops each user before what it uses,
   // also on an early return: routing before its transport, the relay before its producer,
   // the API before the inbox it calls.
+  std::unique_ptr<EpcsDemo> epcs_demo;
   std::unique_ptr<runtime::PharmacyInbox> inbox;
   std::unique_ptr<messaging::Producer> producer;
   std::unique_ptr<runtime::PharmacyTransport> transport;
@@ -399,6 +467,16 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
   std::unique_ptr<runtime::OutboxRelay> relay;
   std::unique_ptr<runtime::RoutingService> routing;
 
+  if (roles == kAll && c.epcs_demo && !sqlite_path.empty()) {
+    auto dir = std::filesystem::path(sqlite_path).parent_path();
+    auto demo = SetUpEpcsDemo(dir.string(), **store, **service);
+    if (demo.ok()) {
+      epcs_demo = std::move(*demo);
+    } else {
+      log(2, "EPCS demo not set up (controlled substances cannot be signed): " +
+                 std::string(demo.status().message()));
+    }
+  }
   if (roles & kApi) {
     inbox = std::make_unique<runtime::PharmacyInbox>(**service);
     http::ApiOptions ao;
@@ -407,6 +485,7 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
     ao.api_keys = keys;
     ao.max_body_bytes = c.max_body_bytes;
     ao.threads = c.http_threads;
+    if (epcs_demo) ao.ceremony = epcs_demo->ceremony.get();
     if (LevelOf(c.log_level) <= 1) {
       ao.access_log = [](const std::string& line) {
         static std::mutex mu;
@@ -424,6 +503,7 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
     auto so = SimulatorOptionsFrom(c, callback ? api_base + "/api/v1/pharmacy/inbound" : "",
                                    callback ? keys.front() : "");
     if (!so.ok()) return fail("simulator", so.status());
+    if (epcs_demo) so->epcs_trust = epcs_demo->trust;
     simulator = std::make_unique<http::PharmacySimulator>(*so);
     if (Status s = simulator->Start(); !s.ok()) return fail("simulator", s);
   }
@@ -502,6 +582,7 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
               << "' -H 'Content-Type: application/fhir+json' --data-binary @" << example << "\n"
               << "  curl -s " << api_base
               << "/api/v1/prescriptions/ID/events -H 'X-API-Key: " << keys.front() << "'\n";
+    if (epcs_demo) PrintEpcsDemo(*epcs_demo, api_base, keys.front());
   }
   std::cout << "Ctrl-C stops." << std::endl;
 

@@ -42,6 +42,12 @@ struct Config {
   size_t max_body_bytes = size_t{1} << 20;
   int http_threads = 32;
   bool route_on_submit = true;  // --no-auto-route
+  // EPCS: `rxflow serve` on SQLite sets up a demo prescriber (examples/server/epcs_demo.h)
+  // unless --no-epcs-demo. A standalone simulator verifies controlled-substance NewRx
+  // signatures against these (PEM files) when given.
+  bool epcs_demo = true;
+  std::string epcs_trust_anchors;  // EPCS_TRUST_ANCHORS
+  std::string epcs_crl;            // EPCS_CRL
 };
 
 enum Role : unsigned {

@@ -81,10 +81,10 @@ std::string Outcome(const IssueList& issues, const Status& status) {
 void SendError(httplib::Response& res, int code, const std::string& message) {
   IssueList issues;
   issues.Error("",
-               code == 401   ? IssueCode::kSecurity
-               : code == 404 ? IssueCode::kNotFound
-               : code == 413 ? IssueCode::kTooCostly
-                             : IssueCode::kInvalid,
+               code == 401 || code == 403 ? IssueCode::kSecurity
+               : code == 404              ? IssueCode::kNotFound
+               : code == 413              ? IssueCode::kTooCostly
+                                          : IssueCode::kInvalid,
                message);
   res.status = code;
   res.set_content(
@@ -107,6 +107,52 @@ bool AcceptsXml(const httplib::Request& req) {
   std::string accept = req.get_header_value("Accept");
   return accept.find("application/xml") != std::string::npos ||
          accept.find("text/xml") != std::string::npos;
+}
+
+// The EPCS routes' statuses: 401 failed factors, 403 not permitted (or locked out, or the
+// clock off), 409 not in a state to do it (not ready, bundle changed), 422 refused input.
+int EpcsHttpStatus(const Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kUnauthenticated:
+      return 401;
+    case absl::StatusCode::kPermissionDenied:
+      return 403;
+    case absl::StatusCode::kInvalidArgument:
+      return 422;
+    default:
+      return HttpStatus(s, /*submit=*/false);
+  }
+}
+
+json BundleJson(const epcs::SigningBundle& b) {
+  json fields = json::array();
+  for (const epcs::Part1306Field& f : b.fields) {
+    fields.push_back({{"name", std::string(f.name)}, {"value", f.value}});
+  }
+  return {{"prescription_id", b.prescription_id},
+          {"status", b.state},
+          {"fields", std::move(fields)},
+          {"attestation", b.attestation},
+          {"sha256", b.sha256},
+          {"dea_numbers", b.dea_numbers},
+          {"prescription_dea_number", b.prescription_dea_number},
+          {"marked_ready", b.marked_ready}};
+}
+
+// Reads the string members `names` of a JSON object body; "" or the error naming the member.
+std::string ReadStrings(const httplib::Request& req,
+                        std::initializer_list<std::pair<const char*, std::string*>> names) {
+  if (!IsJson(req)) return "Content-Type must be application/json";
+  json b = json::parse(req.body, nullptr, false);
+  if (b.is_discarded() || !b.is_object()) return "the body must be a JSON object";
+  for (auto [name, out] : names) {
+    auto it = b.find(name);
+    if (it == b.end() || !it->is_string() || it->get_ref<const std::string&>().empty()) {
+      return Cat("$.", name, ": a non-empty string is required");
+    }
+    *out = it->get<std::string>();
+  }
+  return "";
 }
 
 thread_local std::chrono::steady_clock::time_point t_request_start;
@@ -304,6 +350,52 @@ struct ApiServer::Impl {
     RecordSpan("POST /api/v1/pharmacy/inbound", trace, req, res.status);
   }
 
+  // GET .../signing-bundle?practitioner=ID, POST .../ready, POST .../sign (docs/api.md).
+  void Epcs(const httplib::Request& req, httplib::Response& res, std::string_view action) {
+    epcs::Ceremony* ceremony = options.ceremony;
+    if (ceremony == nullptr) return SendError(res, 501, "EPCS signing is not configured");
+    obs::TraceContext trace;
+    RequestContext ctx = Context(req, trace);
+    std::string id = req.matches[1];
+    std::string practitioner, dea, bundle, password, otp;
+    Status st;
+    if (action == "bundle") {
+      practitioner = req.get_param_value("practitioner");
+      if (practitioner.empty()) {
+        return SendError(res, 400, "the query parameter practitioner is required");
+      }
+      auto b = ceremony->Bundle(id, practitioner);
+      if (!b.ok())
+        return SendError(res, EpcsHttpStatus(b.status()), std::string(b.status().message()));
+      res.set_content(BundleJson(*b).dump(), "application/json");
+      return;
+    }
+    if (action == "ready") {
+      std::string error = ReadStrings(
+          req, {{"practitioner", &practitioner}, {"dea_number", &dea}, {"bundle_sha256", &bundle}});
+      if (!error.empty()) return SendError(res, IsJson(req) ? 400 : 415, error);
+      ctx.actor = Cat("practitioner:", practitioner);
+      st = ceremony->MarkReady(id, practitioner, dea, bundle, ctx);
+    } else {
+      std::string error = ReadStrings(req, {{"practitioner", &practitioner},
+                                            {"bundle_sha256", &bundle},
+                                            {"password", &password},
+                                            {"otp", &otp}});
+      if (!error.empty()) return SendError(res, IsJson(req) ? 400 : 415, error);
+      ctx.actor = Cat("practitioner:", practitioner);
+      st = ceremony->Sign(id, practitioner, bundle, {password, otp}, ctx);
+      OPENSSL_cleanse(password.data(), password.size());
+    }
+    if (!st.ok()) {
+      SendError(res, EpcsHttpStatus(st), std::string(st.message()));
+    } else {
+      auto s = service.Get(id);
+      res.status = 200;
+      res.set_content(s.ok() ? EncodeSummary(*s) : json{{"id", id}}.dump(), "application/json");
+    }
+    RecordSpan(Cat("POST /", action), trace, req, res.status);
+  }
+
   void Routes() {
     server.set_tcp_nodelay(true);
     server.set_payload_max_length(options.max_body_bytes);
@@ -328,6 +420,12 @@ struct ApiServer::Impl {
                 [this](const auto& q, auto& r) { Command(q, r, false); });
     server.Post(Cat("/api/v1/prescriptions/", kId, "/cancel"),
                 [this](const auto& q, auto& r) { Command(q, r, true); });
+    server.Get(Cat("/api/v1/prescriptions/", kId, "/signing-bundle"),
+               [this](const auto& q, auto& r) { Epcs(q, r, "bundle"); });
+    server.Post(Cat("/api/v1/prescriptions/", kId, "/ready"),
+                [this](const auto& q, auto& r) { Epcs(q, r, "ready"); });
+    server.Post(Cat("/api/v1/prescriptions/", kId, "/sign"),
+                [this](const auto& q, auto& r) { Epcs(q, r, "sign"); });
     if (inbox != nullptr) {
       server.Post("/api/v1/pharmacy/inbound", [this](const auto& q, auto& r) { Inbound(q, r); });
     }

@@ -133,6 +133,25 @@ struct PharmacySimulator::Impl {
       return;
     }
     answer.header = AnswerHeader(in->header);
+    if (const auto* rx = std::get_if<script::NewRx>(&in->body);
+        rx != nullptr && options.epcs_trust != nullptr && rx->medication_prescribed.drug_coded &&
+        !rx->medication_prescribed.drug_coded->dea_schedule_code.empty()) {
+      epcs::SignatureVerification v = epcs::VerifyPrescriptionSignature(*in, *options.epcs_trust);
+      std::lock_guard lock(mu);
+      if (!v.ok()) {
+        ++stats.received;
+        ++stats.signatures_refused;
+        script::Error e;
+        e.code = "900";
+        e.description =
+            Cat("digital signature ", epcs::SignatureCheckName(v.result), ": ", v.reason)
+                .substr(0, 70);
+        answer.body = e;
+        res.set_content(Write(answer), "application/xml");
+        return;
+      }
+      ++stats.signatures_verified;
+    }
     bool duplicate;
     double roll;
     {
@@ -227,6 +246,8 @@ PharmacySimulator::PharmacySimulator(SimulatorOptions options)
                                  {"refused", s.refused},
                                  {"traced", s.traced},
                                  {"fills_posted", s.fills_posted},
+                                 {"signatures_verified", s.signatures_verified},
+                                 {"signatures_refused", s.signatures_refused},
                                  {"fill_errors", s.fill_errors}}
                       .dump(),
                   "application/json");

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "rxflow/epcs/ceremony.h"
 #include "rxflow/obs/metrics.h"
 #include "rxflow/obs/trace.h"
 #include "rxflow/runtime/routing.h"
@@ -36,6 +37,9 @@ struct ApiOptions {
   // One JSON line per request (no PHI: method, route, status, duration, request id). Null:
   // no access log.
   std::function<void(const std::string& line)> access_log;
+  // The EPCS ceremony behind GET .../signing-bundle, POST .../ready and POST .../sign (not
+  // owned; must outlive the server). Null: those routes answer 501.
+  epcs::Ceremony* ceremony = nullptr;
 };
 
 class ApiServer {
@@ -83,6 +87,12 @@ struct SimulatorOptions {
   std::string callback_api_key;
   std::chrono::milliseconds fill_after{100};
   int threads = 16;
+  // EPCS (21 CFR 1311.205/.210): with a trust store, every NewRx of a controlled substance
+  // (DrugCoded/DEASchedule) must carry a digital signature that verifies against it
+  // (epcs::VerifyPrescriptionSignature); one that does not (unsigned, tampered, revoked,
+  // expired, untrusted, stale CRL) is answered with Error 900 whose Description names the
+  // failed check ("digital signature revoked: ..."), and is neither accepted nor filled.
+  std::shared_ptr<const epcs::TrustStore> epcs_trust;
 };
 
 struct SimulatorStats {
@@ -94,6 +104,8 @@ struct SimulatorStats {
   int64_t traced = 0;      // requests that carried a W3C traceparent header
   int64_t fills_posted = 0;
   int64_t fill_errors = 0;
+  int64_t signatures_verified = 0;  // controlled NewRx whose signature verified
+  int64_t signatures_refused = 0;   // controlled NewRx refused for their signature
 };
 
 // Validates every request with the core SCRIPT reader; answers a NewRx with Status 000 (or
