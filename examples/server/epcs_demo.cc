@@ -73,7 +73,8 @@ StatusOr<std::unique_ptr<EpcsDemo>> SetUpEpcsDemo(const std::string& data_dir, s
   demo->dir = dir.string();
   fs::create_directories(dir / "tokens");
   fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace);
-  if (std::getenv("SOFTHSM2_CONF") == nullptr) {
+  const char* configured = std::getenv("SOFTHSM2_CONF");
+  if (configured == nullptr || *configured == '\0') {
     fs::path conf = dir / "softhsm2.conf";
     if (!fs::exists(conf)) {
       Status s = WritePrivateFile(conf, "directories.tokendir = " + (dir / "tokens").string() +

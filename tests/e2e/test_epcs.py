@@ -1,0 +1,120 @@
+"""End to end, EPCS: `rxflow serve` on embedded defaults sets up its demo prescriber (a
+SoftHSM2 token, a development CA); a Schedule II prescription goes over HTTP from FHIR through
+the signing bundle, ready and a two-factor signature to a signed NewRx that the simulator
+verifies, and is dispensed. The TOTP codes are computed here with Python's hmac (RFC 6238),
+not by RxFlow."""
+import base64
+import hashlib
+import hmac
+import json
+import os
+import struct
+import tempfile
+import time
+
+from harness import FIXTURES, Process, get_json, request, wait_for
+
+OXYCODONE = os.path.join(FIXTURES, "fhir", "schedule2_oxycodone.json")
+
+
+def totp(secret_base32, at=None, step=30, digits=6):
+    """RFC 6238 with SHA-1, from the standard library."""
+    key = base64.b32decode(secret_base32 + "=" * (-len(secret_base32) % 8))
+    counter = int((time.time() if at is None else at) // step)
+    mac = hmac.new(key, struct.pack(">Q", counter), hashlib.sha1).digest()
+    offset = mac[-1] & 0x0F
+    value = struct.unpack(">I", mac[offset:offset + 4])[0] & 0x7FFFFFFF
+    return str(value % 10 ** digits).zfill(digits)
+
+
+def demo_credentials(lines):
+    password = secret = None
+    for line in lines:
+        words = line.split()
+        if line.startswith("  password"):
+            password = words[1]
+        if line.startswith("  TOTP") and "secret=" in line:
+            secret = line.split("secret=")[1].split("&")[0]
+    assert password and secret, lines
+    return password, secret
+
+
+def post_json(url, body):
+    return request("POST", url, json.dumps(body), content_type="application/json")
+
+
+def test_rfc6238_vector_of_this_file_s_totp():
+    # The reference this test checks RxFlow against is itself checked (RFC 6238, App. B).
+    assert totp(base64.b32encode(b"12345678901234567890").decode(), at=59, digits=8) == "94287082"
+
+
+def test_a_schedule_ii_prescription_is_signed_verified_and_dispensed_over_http():
+    with tempfile.TemporaryDirectory() as tmp:
+        s = Process("rxflow", ["--port", "0"], cwd=tmp, ready_line="Ctrl-C",
+                    env={"SOFTHSM2_CONF": ""})
+        try:
+            assert any("EPCS demo prescriber dr-lindqvist" in l for l in s.lines), s.lines
+            password, secret = demo_credentials(s.lines)
+            api = s.url_after("API").rsplit("/api/", 1)[0]
+            pharmacy = s.url_after("pharmacy").rsplit("/ncpdp", 1)[0]
+            base = f"{api}/api/v1/prescriptions"
+
+            status, body = request("POST", base, open(OXYCODONE).read())
+            assert status == 201, body
+            rx = json.loads(body)
+            assert rx["status"] == "ReadyToSign" and rx["is_controlled"]
+            pid = rx["id"]
+            # Not routable before it is signed (21 CFR 1311.140(c)).
+            status, _ = request("POST", f"{base}/{pid}/route", "", content_type="application/json")
+            assert status == 409
+
+            bundle = get_json(f"{base}/{pid}/signing-bundle?practitioner=dr-lindqvist")
+            names = [f["name"] for f in bundle["fields"]]
+            assert names[:3] == ["IssueDate", "PatientName", "PatientAddress"]
+            assert "legally signing" in bundle["attestation"]
+            sha = bundle["sha256"]
+            status, body = post_json(f"{base}/{pid}/ready", {
+                "practitioner": "dr-lindqvist", "dea_number": "BL4721052",
+                "bundle_sha256": sha})
+            assert status == 200, body
+
+            wrong = {"practitioner": "dr-lindqvist", "bundle_sha256": sha,
+                     "password": password + "x", "otp": totp(secret)}
+            status, body = post_json(f"{base}/{pid}/sign", wrong)
+            assert status == 401, body
+            assert password not in body
+
+            # The wrong password above used this step's code only as far as the password: the
+            # code is checked after it, so it is still unused.
+            sign = dict(wrong, password=password)
+            status, body = post_json(f"{base}/{pid}/sign", sign)
+            assert status == 200, body
+            assert wait_for(lambda: get_json(f"{base}/{pid}")["status"] == "Dispensed", 30)
+            stats = get_json(f"{pharmacy}/admin/stats", key=None)
+            assert stats["signatures_verified"] == 1
+            assert stats["signatures_refused"] == 0
+
+            events = get_json(f"{base}/{pid}/events")["events"]
+            types = [e["type"] for e in events]
+            assert types[:6] == ["PrescriptionReceived", "PrescriptionTransformed",
+                                 "PrescriptionReadyToSign", "PrescriptionMarkedReady",
+                                 "PrescriptionSigned", "PrescriptionQueued"]
+            signed = events[4]["payload"]
+            assert signed["two_factor_event_id"]
+            assert "<DigitalSignature Version=\"1.1\">" in signed["signed_newrx_xml"]
+            # The same code a second time is refused (RFC 6238 §5.2): a second prescription.
+            status, body = request("POST", base, open(OXYCODONE).read(),
+                                   headers={"Idempotency-Key": "second-oxycodone"})
+            assert status == 201, body
+            second = json.loads(body)["id"]
+            sha2 = get_json(f"{base}/{second}/signing-bundle?practitioner=dr-lindqvist")["sha256"]
+            assert post_json(f"{base}/{second}/ready", {
+                "practitioner": "dr-lindqvist", "dea_number": "BL4721052",
+                "bundle_sha256": sha2})[0] == 200
+            status, body = post_json(f"{base}/{second}/sign", dict(sign, bundle_sha256=sha2))
+            # (Also in the next step: a code of a step not after the last accepted one is a
+            # replay.)
+            assert status == 401, body
+            assert "replayed" in body
+        finally:
+            assert s.stop() == 0
