@@ -5,11 +5,14 @@
 //   rxflow check FILE|-       validate either kind (detected from the content)
 //   rxflow submit FILE|-      store a prescription in the event store (idempotent)
 //   rxflow show ID / events ID / replay    read the store, rebuild the read model
+//   rxflow audit verify / report / log     the EPCS audit chain, a day's incident report, a
+//                                          practitioner's controlled-substance log (CSV)
 //   rxflow serve              every service in one process (API, relay, routing, simulator)
 //
 // Issues go to stderr as `severity: path: message` (or an OperationOutcome with
 // --issues json). Exit status: 0 success (warnings allowed), 1 invalid input or unknown
-// id, 2 usage, I/O or store error.
+// id, 2 usage, I/O or store error, 3 the EPCS audit chain is broken (audit verify, audit
+// report).
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -17,10 +20,14 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <optional>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
 
+#include "rxflow/clock.h"
+#include "rxflow/epcs/audit.h"
+#include "rxflow/epcs/reports.h"
 #include "rxflow/fhir/json.h"
 #include "rxflow/idempotency.h"
 #include "rxflow/service.h"
@@ -35,6 +42,8 @@ namespace {
 constexpr int kExitOk = 0;
 constexpr int kExitInvalid = 1;
 constexpr int kExitUsage = 2;
+// Distinct from kExitInvalid, so that a scheduled check can tell tampering from a typo.
+constexpr int kExitAuditBroken = 3;
 
 bool ReadInput(const std::string& name, std::string& out, std::string& error) {
   if (name == "-") {
@@ -73,6 +82,91 @@ std::string JsonQuote(const std::string& s) {
     }
   }
   return out + "\"";
+}
+
+// The SQLite file a store URL names when it does not exist (nullopt: it exists, or the URL is
+// PostgreSQL's). The audit commands only read: opening a mistyped path would create an empty
+// store, whose empty chain "verifies".
+std::optional<std::string> MissingSqliteFile(const std::string& url) {
+  if (url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0) return std::nullopt;
+  std::string path = url.rfind("sqlite://", 0) == 0 ? url.substr(9) : url;
+  std::error_code ec;
+  if (path.empty() || std::filesystem::exists(path, ec)) return std::nullopt;
+  return path;
+}
+
+// The `audit` subcommands. `key_file` (PEM or DER public key) checks checkpoint signatures.
+struct AuditArgs {
+  std::string store_url = "sqlite://./rxflow-data/rxflow.db";
+  std::string key_file;
+  std::string day;           // report: YYYY-MM-DD
+  std::string practitioner;  // log
+  std::string from, to;      // log: YYYY-MM-DD, both inclusive; none: the previous month
+  std::string order = "date";
+};
+
+int RunAudit(CLI::App* verify, CLI::App* report, const AuditArgs& a) {
+  auto fail = [](const std::string& message) {
+    std::cerr << "rxflow: " << message << "\n";
+    return kExitUsage;
+  };
+  auto fail_status = [&](const rxflow::Status& s) { return fail(std::string(s.message())); };
+  if (auto missing = MissingSqliteFile(a.store_url)) return fail("no store at " + *missing);
+  std::string db_path;
+  auto store = rxflow::app::OpenStore(a.store_url, db_path);
+  if (!store.ok()) return fail_status(store.status());
+  rxflow::epcs::IncidentPolicy policy;
+  if (!a.key_file.empty()) {
+    std::string text, error;
+    if (!ReadInput(a.key_file, text, error)) return fail(error);
+    auto der = rxflow::epcs::CheckpointPublicKeyDer(text);
+    if (!der.ok()) return fail(a.key_file + ": " + std::string(der.status().message()));
+    policy.checkpoint_public_key_der = *der;
+  }
+
+  if (verify->parsed()) {
+    auto v = rxflow::epcs::VerifyAuditTrail(**store, rxflow::epcs::kAuditStream,
+                                            policy.checkpoint_public_key_der);
+    if (!v.ok()) return fail_status(v.status());
+    if (!v->ok) {
+      std::cout << "audit chain BROKEN: " << v->problem << "\n";
+      return kExitAuditBroken;
+    }
+    std::cout << "audit chain OK: " << v->records << " records, " << v->checkpoints
+              << " checkpoints\n";
+    if (v->checkpoints > 0 && a.key_file.empty()) {
+      std::cout << "checkpoint signatures were not checked: give --checkpoint-key\n";
+    }
+    return kExitOk;
+  }
+
+  if (report->parsed()) {
+    auto start = rxflow::epcs::ParseUtcDay(a.day);
+    if (!start.ok()) return fail_status(start.status());
+    auto r = rxflow::epcs::DailyIncidentReport(**store, *start, policy);
+    if (!r.ok()) return fail_status(r.status());
+    std::cout << r->text;
+    return r->chain_ok ? kExitOk : kExitAuditBroken;
+  }
+
+  // log: the previous calendar month unless a period is given; --to is the last day included.
+  auto [from, to] = rxflow::epcs::PreviousCalendarMonth(rxflow::SystemClock().NowMicros());
+  if (!a.from.empty()) {
+    auto f = rxflow::epcs::ParseUtcDay(a.from);
+    if (!f.ok()) return fail_status(f.status());
+    auto t = rxflow::epcs::ParseUtcDay(a.to);
+    if (!t.ok()) return fail_status(t.status());
+    if (*t < *f) return fail("--to " + a.to + " is before --from " + a.from);
+    from = *f;
+    to = *t + rxflow::epcs::kMicrosPerDay;
+  }
+  auto log = rxflow::epcs::PractitionerLog(**store, a.practitioner, from, to);
+  if (!log.ok()) return fail_status(log.status());
+  rxflow::epcs::SortLog(*log, a.order == "patient" ? rxflow::epcs::LogOrder::kPatient
+                              : a.order == "drug"  ? rxflow::epcs::LogOrder::kDrug
+                                                   : rxflow::epcs::LogOrder::kDate);
+  std::cout << rxflow::epcs::LogCsv(*log);
+  return kExitOk;
 }
 
 void PrintIssues(const rxflow::IssueList& issues, const std::string& format, bool quiet) {
@@ -156,6 +250,40 @@ int main(int argc, char** argv) {
   }
   show->add_option("id", prescription_id, "prescription id")->required();
   events->add_option("id", prescription_id, "prescription id")->required();
+
+  AuditArgs audit_args;
+  CLI::App* audit = app.add_subcommand(
+      "audit", "EPCS audit trail: verify the chain, a day's incident report, a practitioner's log");
+  audit->require_subcommand(1);
+  CLI::App* audit_verify = audit->add_subcommand(
+      "verify",
+      "verify the audit chain: \"audit chain OK: N records, M checkpoints\", or the "
+      "first tampered record and exit status 3");
+  CLI::App* audit_report = audit->add_subcommand(
+      "report", "print the incident report of one UTC day (exit status 3: the chain is broken)");
+  CLI::App* audit_log = audit->add_subcommand(
+      "log", "print a practitioner's signed controlled-substance prescriptions as CSV (holds PHI)");
+  for (CLI::App* sub : {audit_verify, audit_report, audit_log}) {
+    sub->add_option("--store", audit_args.store_url,
+                    "store URL: sqlite://PATH (default sqlite://./rxflow-data/rxflow.db) or "
+                    "postgresql://user@host:port/db");
+  }
+  for (CLI::App* sub : {audit_verify, audit_report}) {
+    sub->add_option("--checkpoint-key", audit_args.key_file,
+                    "public key (PEM or DER) that signs the checkpoints: check their signatures");
+  }
+  audit_report->add_option("--day", audit_args.day, "the UTC day, YYYY-MM-DD")->required();
+  audit_log->add_option("--practitioner", audit_args.practitioner, "the practitioner's id")
+      ->required();
+  CLI::Option* from_option = audit_log->add_option(
+      "--from", audit_args.from, "first day, YYYY-MM-DD UTC (default: the previous month)");
+  CLI::Option* to_option =
+      audit_log->add_option("--to", audit_args.to, "last day included, YYYY-MM-DD UTC");
+  from_option->needs(to_option);
+  to_option->needs(from_option);
+  audit_log->add_option("--order", audit_args.order, "sort by date, patient or drug")
+      ->check(CLI::IsMember({"date", "patient", "drug"}));
+
   rxflow::app::Config serve_config;
   CLI::App* serve = app.add_subcommand(
       "serve", "run the API, outbox relay, routing and a pharmacy simulator in one process");
@@ -216,6 +344,7 @@ int main(int argc, char** argv) {
   }
 
   if (serve->parsed()) return rxflow::app::Run(serve_config, rxflow::app::kAll, "rxflow serve");
+  if (audit->parsed()) return RunAudit(audit_verify, audit_report, audit_args);
 
   if (submit->parsed() || show->parsed() || events->parsed() || replay->parsed()) {
     std::string db_path;

@@ -89,6 +89,21 @@ check "the refused submit left its idempotency key unused" 0 '"created": true' '
 check "a short RXFLOW_PATIENT_KEY is refused: exit 2" 2 '' '16 bytes' -- env RXFLOW_PATIENT_KEY=short "$RX" show --store "$STORE" "$ID"
 check "the patient key file is private" 0 '^-rw-------' '' -- ls -l "$TMP/data/patient.key"
 
+# The EPCS audit trail through the tool. Nothing the tool does writes audit records (the signing
+# ceremony does), so the chain here is empty; a changed record is named by the unit tests
+# (epcs_audit_test.cc changes a byte of an SQLite file; epcs_reports_test.cc reports it).
+check "audit verify on a store without audit records" 0 '^audit chain OK: 0 records, 0 checkpoints$' '' -- "$RX" audit verify --store "$STORE"
+check "audit report of a day without records" 0 '^incidents: none$' '' -- "$RX" audit report --store "$STORE" --day 2026-03-10
+check "audit report --day must be a calendar date: exit 2" 2 '' 'day "2026-02-30" is not a calendar date' -- "$RX" audit report --store "$STORE" --day 2026-02-30
+check "audit log prints the CSV header" 0 '^prescription_id,signed_at,dea_number,dea_schedule,drug_description,patient_name,written_date$' '' -- "$RX" audit log --store "$STORE" --practitioner dr-1 --from 2026-01-01 --to 2026-01-31 --order patient
+check "audit log --from needs --to: exit 2" 2 '' '' -- "$RX" audit log --store "$STORE" --practitioner dr-1 --from 2026-01-01
+check "audit without a subcommand: exit 2" 2 '' '' -- "$RX" audit
+check "audit verify of a missing store: exit 2" 2 '' '^rxflow: no store at ' -- "$RX" audit verify --store "sqlite://$TMP/nowhere/rx.db"
+check "audit verify created no store there" 1 '' '' -- test -e "$TMP/nowhere"
+head -c 4096 /dev/zero | tr '\0' x > "$TMP/garbage.db"
+check "audit verify of an unreadable store: exit 2" 2 '' '^rxflow: ' -- "$RX" audit verify --store "sqlite://$TMP/garbage.db"
+check "audit verify with a key file that is no key: exit 2" 2 '' 'neither a PEM nor a DER public key' -- "$RX" audit verify --store "$STORE" --checkpoint-key "$L"
+
 # The C++ example program.
 CONVERT="$(dirname "$RX")/rxflow_convert"
 check "examples/cpp/convert turns FHIR into a NewRx" 0 '<NewRx>' '' -- sh -c "\"$CONVERT\" < \"$L\""
