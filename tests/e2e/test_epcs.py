@@ -8,11 +8,13 @@ import hashlib
 import hmac
 import json
 import os
+import sqlite3
 import struct
+import subprocess
 import tempfile
 import time
 
-from harness import FIXTURES, Process, get_json, request, wait_for
+from harness import BIN, FIXTURES, Process, get_json, request, wait_for
 
 OXYCODONE = os.path.join(FIXTURES, "fhir", "schedule2_oxycodone.json")
 
@@ -118,3 +120,19 @@ def test_a_schedule_ii_prescription_is_signed_verified_and_dispensed_over_http()
             assert "replayed" in body
         finally:
             assert s.stop() == 0
+
+        # The audit chain of all that verifies; a record changed in the database is named.
+        db = os.path.join(tmp, "rxflow-data", "rxflow.db")
+        verify = [os.path.join(BIN, "rxflow"), "audit", "verify", "--store", f"sqlite://{db}"]
+        out = subprocess.run(verify, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.startswith("audit chain OK: ")
+        with sqlite3.connect(db) as c:
+            version, payload = c.execute(
+                "SELECT version, payload FROM events WHERE stream_id = 'epcs-audit' "
+                "AND payload LIKE '%\"action\":\"epcs.sign\"%' ORDER BY version").fetchone()
+            c.execute("UPDATE events SET payload = ? WHERE stream_id = 'epcs-audit' AND version = ?",
+                      (payload.replace('"epcs.sign"', '"epcs.sigN"'), version))
+        out = subprocess.run(verify, capture_output=True, text=True)
+        assert out.returncode == 3, (out.stdout, out.stderr)
+        assert f"record {version} was changed" in out.stdout + out.stderr
