@@ -15,6 +15,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "rxflow/epcs/reports.h"
 #include "rxflow/http/otlp.h"
 #include "rxflow/http/servers.h"
 #include "rxflow/idempotency.h"
@@ -586,7 +587,35 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
   }
   std::cout << "Ctrl-C stops." << std::endl;
 
-  while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // EPCS: the daily review of the audit trail (21 CFR 1311.150(b)), at start and hourly; each
+  // finished day is reviewed once (its report is kept in the store and in epcs/reports/).
+  std::unique_ptr<epcs::DailyAuditJob> review;
+  if (epcs_demo) {
+    epcs::DailyAuditJobOptions jo;
+    jo.report_dir = epcs_demo->dir + "/reports";
+    jo.source = program;
+    if (auto key = epcs_demo->audit_signer->PublicKeyDer(); key.ok()) {
+      jo.policy.checkpoint_public_key_der = *key;
+    }
+    review = std::make_unique<epcs::DailyAuditJob>(**store, *epcs_demo->audit, jo);
+  }
+  auto next_review = std::chrono::steady_clock::now();
+  while (!g_stop.load()) {
+    if (review && std::chrono::steady_clock::now() >= next_review) {
+      next_review += std::chrono::hours(1);
+      auto reports = review->RunDue(SystemClock().NowMicros());
+      if (!reports.ok()) {
+        log(3, "EPCS daily review: " + std::string(reports.status().message()));
+      } else {
+        for (const epcs::IncidentReport& r : *reports) {
+          log(r.incidents.empty() && r.chain_ok ? 1 : 2,
+              "EPCS daily review of " + r.day + ": " + std::to_string(r.incidents.size()) +
+                  " incident(s), chain " + (r.chain_ok ? "verified" : "BROKEN"));
+        }
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
   log(1, "stopping");
   if (api) api->Stop();          // no new work
   if (routing) routing->Stop();  // finish what is queued
