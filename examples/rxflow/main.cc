@@ -5,6 +5,7 @@
 //   rxflow check FILE|-       validate either kind (detected from the content)
 //   rxflow submit FILE|-      store a prescription in the event store (idempotent)
 //   rxflow show ID / events ID / replay    read the store, rebuild the read model
+//   rxflow sign ID --practitioner P    EPCS: review the signing bundle, sign with two factors
 //   rxflow audit verify / report / log     the EPCS audit chain, a day's incident report, a
 //                                          practitioner's controlled-substance log (CSV)
 //   rxflow serve              every service in one process (API, relay, routing, simulator)
@@ -35,6 +36,7 @@
 #include "rxflow/version.h"
 
 #include "../server/app.h"
+#include "epcs_demo.h"
 #include <sys/stat.h>
 
 namespace {
@@ -183,6 +185,64 @@ void PrintIssues(const rxflow::IssueList& issues, const std::string& format, boo
 
 }  // namespace
 
+// `rxflow sign`: prints the signing bundle (the Part 1306 fields and the attestation, T-4.5),
+// reads the two factors and signs. The keys are those of `rxflow serve`'s demo token beside
+// the SQLite store (examples/server/epcs_demo.h).
+int Sign(rxflow::store::Store& store, rxflow::PrescriptionService& service,
+         const std::string& db_path, const std::string& id, const std::string& practitioner,
+         std::string dea_number, std::string otp) {
+  if (db_path.empty()) {
+    std::cerr << "rxflow: sign works on the SQLite store of rxflow serve's EPCS demo\n";
+    return kExitUsage;
+  }
+  auto demo = rxflow::app::SetUpEpcsDemo(std::filesystem::path(db_path).parent_path().string(),
+                                         store, service, "rxflow sign");
+  if (!demo.ok()) {
+    std::cerr << "rxflow: EPCS: " << demo.status().message() << "\n";
+    return kExitUsage;
+  }
+  rxflow::epcs::Ceremony& ceremony = *(*demo)->ceremony;
+  auto bundle = ceremony.Bundle(id, practitioner);
+  if (!bundle.ok()) {
+    std::cerr << "rxflow: " << bundle.status().message() << "\n";
+    return kExitInvalid;
+  }
+  std::cout << "Prescription " << id << " (" << bundle->state << ")\n";
+  for (const auto& f : bundle->fields) std::cout << "  " << f.name << ": " << f.value << "\n";
+  std::cout << "\n" << bundle->attestation << "\n\n";
+  if (dea_number.empty()) {
+    if (bundle->dea_numbers.size() != 1) {
+      std::cerr << "rxflow: select the DEA registration with --dea-number ("
+                << bundle->dea_numbers.size() << " cover this schedule)\n";
+      return kExitUsage;
+    }
+    dea_number = bundle->dea_numbers.front();
+  }
+  std::string password;
+  if (const char* env = std::getenv("RXFLOW_EPCS_PASSWORD"); env != nullptr && *env != '\0') {
+    password = env;
+  } else {
+    std::cerr << "password: " << std::flush;
+    std::getline(std::cin, password);
+  }
+  if (otp.empty()) {
+    std::cerr << "authenticator code: " << std::flush;
+    std::getline(std::cin, otp);
+  }
+  rxflow::RequestContext ctx;
+  ctx.actor = "cli:" + practitioner;
+  rxflow::Status st = ceremony.MarkReady(id, practitioner, dea_number, bundle->sha256, ctx);
+  if (st.ok()) st = ceremony.Sign(id, practitioner, bundle->sha256, {password, otp}, ctx);
+  std::fill(password.begin(), password.end(), '\0');
+  if (!st.ok()) {
+    std::cerr << "rxflow: not signed: " << st.message() << "\n";
+    return kExitInvalid;
+  }
+  auto summary = service.Get(id);
+  std::cout << (summary.ok() ? rxflow::EncodeSummary(*summary) : id) << "\n";
+  return kExitOk;
+}
+
 int main(int argc, char** argv) {
   CLI::App app{"rxflow " RXFLOW_VERSION_STRING
                ": FHIR R5 prescriptions ⇄ NCPDP SCRIPT (2023011, 2017071)"};
@@ -249,6 +309,20 @@ int main(int argc, char** argv) {
                     "postgresql://user@host:port/db (with RXFLOW_PATIENT_KEY)");
   }
   show->add_option("id", prescription_id, "prescription id")->required();
+  // rxflow sign: the EPCS ceremony at the terminal, on `rxflow serve`'s demo token.
+  std::string practitioner, dea_number, otp;
+  CLI::App* sign = app.add_subcommand(
+      "sign",
+      "EPCS: show a controlled-substance prescription's signing bundle, then mark it ready and "
+      "sign it with two factors (password: RXFLOW_EPCS_PASSWORD or the first line of stdin; "
+      "code: --otp or the next line)");
+  sign->add_option("id", prescription_id, "prescription id")->required();
+  sign->add_option("--practitioner", practitioner, "the signing practitioner's id")->required();
+  sign->add_option("--dea-number", dea_number,
+                   "the DEA registration to sign under (required when they hold several)");
+  sign->add_option("--otp", otp, "the TOTP code of their authenticator");
+  sign->add_option("--store", store_url,
+                   "store URL: sqlite://PATH (default sqlite://./rxflow-data/rxflow.db)");
   events->add_option("id", prescription_id, "prescription id")->required();
 
   AuditArgs audit_args;
@@ -346,7 +420,8 @@ int main(int argc, char** argv) {
   if (serve->parsed()) return rxflow::app::Run(serve_config, rxflow::app::kAll, "rxflow serve");
   if (audit->parsed()) return RunAudit(audit_verify, audit_report, audit_args);
 
-  if (submit->parsed() || show->parsed() || events->parsed() || replay->parsed()) {
+  if (submit->parsed() || show->parsed() || events->parsed() || replay->parsed() ||
+      sign->parsed()) {
     std::string db_path;
     auto store = rxflow::app::OpenStore(store_url, db_path);
     if (!store.ok()) {
@@ -389,6 +464,9 @@ int main(int argc, char** argv) {
                 << ", \"is_controlled\": " << (sub->is_controlled ? "true" : "false")
                 << ", \"created_at\": " << JsonQuote(sub->created_at) << "}\n";
       return kExitOk;
+    }
+    if (sign->parsed()) {
+      return Sign(**store, **service, db_path, prescription_id, practitioner, dea_number, otp);
     }
     if (show->parsed()) {
       auto summary = (*service)->Get(prescription_id);

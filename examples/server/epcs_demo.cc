@@ -63,7 +63,8 @@ std::string TwoYearsFromNow() {
 }  // namespace
 
 StatusOr<std::unique_ptr<EpcsDemo>> SetUpEpcsDemo(const std::string& data_dir, store::Store& store,
-                                                  PrescriptionService& service) {
+                                                  PrescriptionService& service,
+                                                  const std::string& source) {
   std::string module = pkcs11::SoftHsmModulePath();
   if (module.empty()) {
     return absl::FailedPreconditionError("SoftHSM2 is not installed (scripts/install-deps.sh)");
@@ -136,9 +137,10 @@ StatusOr<std::unique_ptr<EpcsDemo>> SetUpEpcsDemo(const std::string& data_dir, s
   // The audit chain and the ceremony, signing with keys on the token.
   epcs::AuditTrailOptions ao;
   ao.checkpoint_signer = demo->audit_signer.get();
+  ao.system_actor = source;
   demo->audit = std::make_unique<epcs::AuditTrail>(store, SystemClock(), ao);
   epcs::CeremonyOptions co;
-  co.source = "rxflow serve";
+  co.source = source;
   auto signers = std::make_shared<std::map<std::string, std::shared_ptr<epcs::Signer>>>();
   auto signers_mu = std::make_shared<std::mutex>();
   co.signer_for = [token, signers, signers_mu](
