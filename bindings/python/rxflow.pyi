@@ -1,5 +1,6 @@
 """RxFlow: HL7 FHIR R5 prescriptions <-> NCPDP SCRIPT, and an event-sourced prescription service."""
-from typing import Any, Optional, Union
+import os
+from typing import Any, Optional, TypedDict, Union
 
 __version__: str
 
@@ -12,6 +13,12 @@ class NotFound(Error): ...
 class Conflict(Error): ...
 class Unavailable(Error): ...
 class FailedPrecondition(Error): ...
+# EPCS (21 CFR 1311). Both are also builtin PermissionErrors.
+class Unauthenticated(Error, PermissionError):
+    """The two factors failed: a wrong password or code, or a code used before (UNAUTHENTICATED)."""
+class PermissionDenied(Error, PermissionError):
+    """Not permitted: no EPCS permission, no current DEA registration for this, locked out after
+    repeated failures, or the clock off by more than 5 minutes (PERMISSION_DENIED)."""
 
 class Issue:
     @property
@@ -38,6 +45,51 @@ def to_script(
 def to_fhir(xml: str, script_version: str | None = None, lenient: bool = False) -> dict[str, Any]: ...
 def check(text: Request, script_version: str | None = None) -> list[Issue]: ...
 
+# EPCS helpers. (The _TypedDicts below exist only in this stub: the calls return plain dicts.)
+def totp(secret_base32: str, time: float | None = None, digits: int = 6) -> str:
+    """RFC 6238 code (HMAC-SHA-1, 30-second steps) of a base32 secret at `time` (Unix seconds,
+    default now); digits 6, 7 or 8. Raises InvalidInput for a bad secret, time or digits."""
+
+class _SignatureCheck(TypedDict):
+    ok: bool
+    # "ok" | "not_newrx" | "unsigned" | "malformed" | "digest_mismatch" | "bad_signature" |
+    # "not_prescriber" | "untrusted" | "expired" | "revoked" | "crl_unavailable"
+    check: str
+    reason: str
+    signer: str  # the certificate's subject, RFC 2253
+
+def verify_prescription_signature(
+    script_xml: str | bytes,
+    trust_anchors_pem: str | bytes,
+    crl: str | bytes | None = None,
+) -> _SignatureCheck:
+    """The pharmacy's check of a signed controlled-substance NewRx. Without `crl` it fails closed
+    (check "crl_unavailable"). Raises InvalidInput only for unreadable anchors or CRL."""
+
+class _EpcsDemo(TypedDict):
+    prescriber: str          # "dr-lindqvist"
+    dea_number: str          # "BL4721052"
+    password: str
+    totp_secret: str         # base32, for totp() or an authenticator app
+    otpauth_uri: str
+    directory: str           # <directory>/epcs
+    ca_certificate_pem: str  # trust anchor for verify_prescription_signature
+    crl_pem: str
+
+class _BundleField(TypedDict):
+    name: str   # "IssueDate", "PatientName", ... (16, in canonical order)
+    value: str
+
+class _SigningBundle(TypedDict):
+    prescription_id: str
+    status: str                    # "ReadyToSign"
+    fields: list[_BundleField]
+    attestation: str
+    sha256: str                    # pass to ready() and sign()
+    dea_numbers: list[str]         # the practitioner's registrations covering the schedule
+    prescription_dea_number: str   # the DEA number the NewRx names
+    marked_ready: bool
+
 class Submission:
     @property
     def id(self) -> str: ...
@@ -63,6 +115,17 @@ class PrescriptionService:
     def events(self, id: str) -> list[dict[str, Any]]: ...
     def route(self, id: str) -> None: ...
     def cancel(self, id: str, reason: str = "") -> None: ...
+    # EPCS. Without setup_epcs_demo() first, signing_bundle/ready/sign raise RuntimeError.
+    def setup_epcs_demo(self, directory: str | os.PathLike[str] | None = None) -> _EpcsDemo:
+        """Demo prescriber on a SoftHSM2 token (not for production). RuntimeError in a build
+        without PKCS#11 support; FailedPrecondition when SoftHSM2 is not installed."""
+    def signing_bundle(self, id: str, practitioner: str) -> _SigningBundle: ...
+    def ready(self, id: str, practitioner: str, dea_number: str,
+              bundle_sha256: str) -> dict[str, Any]:
+        """Raises PermissionDenied, FailedPrecondition (bundle not current), InvalidInput."""
+    def sign(self, id: str, practitioner: str, bundle_sha256: str, password: str,
+             otp: str) -> dict[str, Any]:
+        """Raises Unauthenticated (failed factors), PermissionDenied, FailedPrecondition."""
     def close(self) -> None: ...
     def __enter__(self) -> PrescriptionService: ...
     def __exit__(self, *args: Any) -> None: ...

@@ -1,5 +1,6 @@
-// The Python module `rxflow`: FHIR R5 ⇄ NCPDP SCRIPT and the prescription service, over the
-// same public C++ API. The GIL is released around all C++ work.
+// The Python module `rxflow`: FHIR R5 ⇄ NCPDP SCRIPT, the prescription service and its EPCS
+// signing ceremony, over the same public C++ API. The GIL is released around all C++ work.
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -9,6 +10,9 @@
 #include <sstream>
 
 #include "rxflow/clock.h"
+#include "rxflow/epcs/ceremony.h"
+#include "rxflow/epcs/factors.h"
+#include "rxflow/epcs/signature.h"
 #include "rxflow/idempotency.h"
 #include "rxflow/service.h"
 #include "rxflow/sqlite/sqlite_store.h"
@@ -18,9 +22,14 @@
 #include <fcntl.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+#include <pybind11/stl/filesystem.h>
+#include <string.h>  // explicit_bzero
 #include <unistd.h>
 #ifdef RXFLOW_HAVE_POSTGRES
 #include "rxflow/postgres/postgres_store.h"
+#endif
+#ifdef RXFLOW_HAVE_EPCS_DEMO
+#include "epcs_demo.h"  // examples/server: the SoftHSM2 demo prescriber (rxflow_epcs_demo)
 #endif
 
 namespace py = pybind11;
@@ -31,7 +40,7 @@ namespace {
 // Exception classes, created at import: Error and its families.
 struct Exceptions {
   py::object error, invalid_input, unsupported, not_found, conflict, unavailable,
-      failed_precondition;
+      failed_precondition, unauthenticated, permission_denied;
 };
 Exceptions& Exc() {
   static Exceptions* e = new Exceptions;
@@ -68,6 +77,12 @@ py::list PyIssues(const IssueList& issues) {
       break;
     case absl::StatusCode::kFailedPrecondition:
       cls = Exc().failed_precondition;
+      break;
+    case absl::StatusCode::kUnauthenticated:
+      cls = Exc().unauthenticated;
+      break;
+    case absl::StatusCode::kPermissionDenied:
+      cls = Exc().permission_denied;
       break;
     default:
       cls = Exc().error;
@@ -150,7 +165,17 @@ class PyService {
     auto service = PrescriptionService::Create(*self->store_, so);
     if (!service.ok()) Raise(service.status(), {});
     self->service_ = std::move(*service);
+    self->db_path_ = db_path;
     return self;
+  }
+
+  // The EPCS ceremony goes first: it refers to the service and the store.
+  ~PyService() {
+#ifdef RXFLOW_HAVE_EPCS_DEMO
+    epcs_.reset();
+#endif
+    service_.reset();
+    store_.reset();
   }
 
   PySubmission Submit(const py::object& request, std::optional<std::string> idempotency_key) {
@@ -221,10 +246,125 @@ class PyService {
     Run([&] { return service_->Cancel(id, reason); });
   }
 
+  // ----- EPCS (21 CFR 1311): the demo prescriber and the signing ceremony -----
+
+  // Sets up the demo prescriber of `rxflow serve` (examples/server/epcs_demo.h) on this
+  // service's store, under `directory`/epcs (default: the SQLite database's directory), and
+  // keeps its ceremony for signing_bundle / ready / sign.
+  py::dict SetUpEpcsDemo(const std::optional<std::filesystem::path>& directory) {
+    CheckOpen();
+#ifndef RXFLOW_HAVE_EPCS_DEMO
+    (void)directory;
+    throw std::runtime_error(
+        "setup_epcs_demo: this rxflow was built without PKCS#11 support (the rxflow_epcs_demo "
+        "library: RXFLOW_WITH_PKCS11)");
+#else
+    std::string dir;
+    if (directory) {
+      dir = directory->string();
+    } else if (!db_path_.empty()) {
+      dir = std::filesystem::path(db_path_).parent_path().string();
+      if (dir.empty()) dir = ".";
+    } else {
+      Raise(absl::InvalidArgumentError(
+                "setup_epcs_demo: pass directory (this store has no directory of its own)"),
+            {});
+    }
+    Status status;
+    py::dict out;
+    std::string password, totp_secret, otpauth_uri, demo_dir, ca_pem, crl_pem;
+    {
+      py::gil_scoped_release release;
+      // Exclusively: it enrols practitioners and replaces a ceremony other calls may be using.
+      std::unique_lock<std::shared_mutex> lock(mu_);
+      if (!service_) {
+        status = Closed();
+      } else {
+        StatusOr<std::unique_ptr<app::EpcsDemo>> demo = app::SetUpEpcsDemo(dir, *store_, *service_);
+        status = demo.status();
+        if (demo.ok()) {
+          password = (*demo)->password;
+          totp_secret = (*demo)->totp_base32;
+          otpauth_uri = (*demo)->otpauth_uri;
+          demo_dir = (*demo)->dir;
+          ca_pem = (*demo)->ca_pem;
+          crl_pem = (*demo)->crl_pem;
+          epcs_ = std::move(*demo);
+        }
+      }
+    }
+    if (!status.ok()) Raise(status, {});
+    out["prescriber"] = std::string(app::kDemoPrescriber);
+    out["dea_number"] = std::string(app::kDemoDea);
+    out["password"] = password;
+    out["totp_secret"] = totp_secret;
+    out["otpauth_uri"] = otpauth_uri;
+    out["directory"] = demo_dir;
+    out["ca_certificate_pem"] = ca_pem;
+    out["crl_pem"] = crl_pem;
+    return out;
+#endif
+  }
+
+  // The signing bundle, as the HTTP API's GET .../signing-bundle returns it.
+  py::dict SigningBundle(const std::string& id, const std::string& practitioner) {
+    CheckOpen();
+    CheckEpcs();
+    StatusOr<epcs::SigningBundle> b;
+    {
+      py::gil_scoped_release release;
+      std::shared_lock<std::shared_mutex> lock(mu_);
+      epcs::Ceremony* c = Ceremony();
+      b = c ? c->Bundle(id, practitioner) : StatusOr<epcs::SigningBundle>(Closed());
+    }
+    if (!b.ok()) Raise(b.status(), {});
+    py::list fields;
+    for (const epcs::Part1306Field& f : b->fields) {
+      py::dict field;
+      field["name"] = std::string(f.name);
+      field["value"] = f.value;
+      fields.append(field);
+    }
+    py::dict out;
+    out["prescription_id"] = b->prescription_id;
+    out["status"] = b->state;
+    out["fields"] = fields;
+    out["attestation"] = b->attestation;
+    out["sha256"] = b->sha256;
+    out["dea_numbers"] = py::cast(b->dea_numbers);
+    out["prescription_dea_number"] = b->prescription_dea_number;
+    out["marked_ready"] = b->marked_ready;
+    return out;
+  }
+
+  py::object Ready(const std::string& id, const std::string& practitioner,
+                   const std::string& dea_number, const std::string& bundle_sha256) {
+    return Ceremonial(id, [&](epcs::Ceremony& c) {
+      return c.MarkReady(id, practitioner, dea_number, bundle_sha256, PractitionerContext(practitioner));
+    });
+  }
+
+  // `password` is taken by value so that this copy can be wiped afterwards (the caller's
+  // Python string is not ours to wipe).
+  py::object Sign(const std::string& id, const std::string& practitioner,
+                  const std::string& bundle_sha256, std::string password, const std::string& otp) {
+    epcs::TwoFactorProof proof{std::move(password), otp};
+    struct Wipe {
+      std::string& s;
+      ~Wipe() { explicit_bzero(s.data(), s.size()); }
+    } wipe{proof.password};
+    return Ceremonial(id, [&](epcs::Ceremony& c) {
+      return c.Sign(id, practitioner, bundle_sha256, proof, PractitionerContext(practitioner));
+    });
+  }
+
   // Waits for calls running on other threads (they hold the lock shared) before closing.
   void Close() {
     py::gil_scoped_release release;
     std::unique_lock<std::shared_mutex> lock(mu_);
+#ifdef RXFLOW_HAVE_EPCS_DEMO
+    epcs_.reset();
+#endif
     service_.reset();
     store_.reset();
   }
@@ -234,6 +374,45 @@ class PyService {
     if (!service_) throw py::value_error("the service is closed");
   }
   static Status Closed() { return absl::UnavailableError("the service was closed meanwhile"); }
+
+  epcs::Ceremony* Ceremony() const {
+#ifdef RXFLOW_HAVE_EPCS_DEMO
+    if (service_ && epcs_) return epcs_->ceremony.get();
+#endif
+    return nullptr;
+  }
+  void CheckEpcs() const {
+    if (Ceremony() == nullptr) {
+      throw std::runtime_error(
+          "EPCS is not set up: call setup_epcs_demo() first (it enrols the demo prescriber and "
+          "keeps the signing ceremony in this service)");
+    }
+  }
+  // As the HTTP API: the practitioner is the actor of the events and audit records.
+  static RequestContext PractitionerContext(const std::string& practitioner) {
+    RequestContext ctx;
+    ctx.actor = "practitioner:" + practitioner;
+    return ctx;
+  }
+
+  // Runs a ceremony step on prescription `id`; returns its summary afterwards (as get()).
+  template <typename F>
+  py::object Ceremonial(const std::string& id, F&& f) {
+    CheckOpen();
+    CheckEpcs();
+    Status s;
+    StatusOr<PrescriptionSummary> summary;
+    {
+      py::gil_scoped_release release;
+      std::shared_lock<std::shared_mutex> lock(mu_);
+      epcs::Ceremony* c = Ceremony();
+      s = c ? f(*c) : Closed();
+      if (s.ok()) summary = service_->Get(id);
+    }
+    if (!s.ok()) Raise(s, {});
+    if (!summary.ok()) Raise(summary.status(), {});
+    return JsonToPython(EncodeSummary(*summary));
+  }
 
   template <typename F>
   void Run(F&& f) {
@@ -282,9 +461,13 @@ class PyService {
     return key;
   }
 
-  std::shared_mutex mu_;  // calls hold it shared; Close() exclusively
+  std::shared_mutex mu_;  // calls hold it shared; Close() and setup_epcs_demo() exclusively
+  std::string db_path_;   // SQLite: the database file ("" for PostgreSQL)
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<PrescriptionService> service_;
+#ifdef RXFLOW_HAVE_EPCS_DEMO
+  std::unique_ptr<app::EpcsDemo> epcs_;  // refers to service_ and store_: reset first
+#endif
 };
 
 }  // namespace
@@ -316,6 +499,15 @@ PYBIND11_MODULE(rxflow, m) {
   e.failed_precondition = make("FailedPrecondition", e.error,
                                "Valid input refused by a prescribing rule, or a command illegal in "
                                "the prescription's state.");
+  // EPCS: also builtin PermissionError, so `except PermissionError` catches both.
+  py::object permission_error = py::reinterpret_borrow<py::object>(PyExc_PermissionError);
+  e.unauthenticated = make("Unauthenticated", py::make_tuple(e.error, permission_error),
+                           "EPCS: the two factors failed (a wrong password or code, or a code "
+                           "used before). Also a PermissionError.");
+  e.permission_denied = make("PermissionDenied", py::make_tuple(e.error, permission_error),
+                             "EPCS: not permitted (no EPCS permission, not a current DEA "
+                             "registration for this, locked out after failures, the clock off). "
+                             "Also a PermissionError.");
 
   py::class_<Issue>(m, "Issue", "One problem found in the data: severity, path, message, code.")
       .def_property_readonly(
@@ -397,6 +589,67 @@ PYBIND11_MODULE(rxflow, m) {
       "Validates FHIR JSON or SCRIPT XML (detected from the content); returns every issue "
       "(an empty list when clean). Never raises for invalid input.");
 
+  m.def(
+      "totp",
+      [](const std::string& secret_base32, std::optional<double> time, int digits) {
+        // Finite and in range before the conversion; TotpCode checks the rest (past 9999).
+        if (time && !(std::isfinite(*time) && *time >= 0 && *time < 1e12)) {
+          Raise(absl::InvalidArgumentError("totp: time must be Unix seconds, 0 or later"), {});
+        }
+        StatusOr<std::string> code;
+        {
+          py::gil_scoped_release release;
+          StatusOr<std::string> secret = epcs::Base32Decode(secret_base32);
+          if (!secret.ok()) {
+            code = secret.status();
+          } else {
+            epcs::TotpParams params;  // SHA-1, 30-second steps
+            params.digits = digits;
+            int64_t t = time ? static_cast<int64_t>(std::floor(*time))
+                             : SystemClock().NowMicros() / 1'000'000;
+            code = epcs::TotpCode(*secret, t, params);
+            explicit_bzero(secret->data(), secret->size());
+          }
+        }
+        if (!code.ok()) Raise(code.status(), {});
+        return *code;
+      },
+      py::arg("secret_base32"), py::arg("time") = py::none(), py::arg("digits") = 6,
+      "The TOTP code (RFC 6238: HMAC-SHA-1, 30-second steps from 0) of a base32 secret at\n"
+      "`time` (Unix seconds; default now), `digits` 6, 7 or 8 long. For tests and demos: it\n"
+      "is what the prescriber's authenticator app shows. Raises InvalidInput for a bad secret\n"
+      "(not base32, under 16 bytes), time or digits.");
+  m.def(
+      "verify_prescription_signature",
+      [](const std::string& script_xml, const std::string& trust_anchors_pem,
+         const std::optional<std::string>& crl) {
+        Status status;
+        epcs::SignatureVerification v;
+        {
+          py::gil_scoped_release release;
+          epcs::TrustStore trust;
+          status = trust.AddAnchor(trust_anchors_pem);
+          if (status.ok() && crl) status = trust.AddCrl(*crl);
+          if (status.ok()) v = epcs::VerifyPrescriptionSignature(script_xml, trust);
+        }
+        if (!status.ok()) Raise(status, {});
+        py::dict out;
+        out["ok"] = v.ok();
+        out["check"] = std::string(epcs::SignatureCheckName(v.result));
+        out["reason"] = v.reason;
+        out["signer"] = v.signer_subject;
+        return out;
+      },
+      py::arg("script_xml"), py::arg("trust_anchors_pem"), py::arg("crl") = py::none(),
+      "The pharmacy's check of a signed controlled-substance NewRx (21 CFR 1311.205, .210):\n"
+      "the digest of the Part 1306 content, the signature, the certificate naming the\n"
+      "prescriber's DEA number, its chain to the trust anchors (PEM, one or more blocks, or\n"
+      "DER) and the CRL (PEM or DER). Without a CRL the check fails closed (crl_unavailable).\n"
+      "Returns {'ok', 'check' (ok, not_newrx, unsigned, malformed, digest_mismatch,\n"
+      "bad_signature, not_prescriber, untrusted, expired, revoked, crl_unavailable), 'reason',\n"
+      "'signer' (the certificate subject)}. Raises InvalidInput only for unreadable anchors or\n"
+      "CRL.");
+
   py::class_<PySubmission>(m, "Submission", "The result of PrescriptionService.submit.")
       .def_readonly("id", &PySubmission::id)
       .def_readonly("status", &PySubmission::status, "state name, e.g. 'Transformed'")
@@ -426,6 +679,24 @@ PYBIND11_MODULE(rxflow, m) {
       .def("route", &PyService::Route, py::arg("id"), "Queues the prescription for its pharmacy.")
       .def("cancel", &PyService::Cancel, py::arg("id"), py::arg("reason") = "",
            "Cancels the prescription.")
+      .def("setup_epcs_demo", &PyService::SetUpEpcsDemo, py::arg("directory") = py::none(),
+           "EPCS: sets up the demo prescriber of `rxflow serve` on this store (a SoftHSM2 token,\n"
+           "a development CA, dr-lindqvist with DEA BL4721052 permitted to sign) under\n"
+           "<directory>/epcs (default: the SQLite database's directory), reused when there.\n"
+           "Returns prescriber, dea_number, password, totp_secret (base32), otpauth_uri,\n"
+           "directory, ca_certificate_pem, crl_pem. Not for production. FailedPrecondition when\n"
+           "SoftHSM2 is not installed; RuntimeError in a build without PKCS#11 support.")
+      .def("signing_bundle", &PyService::SigningBundle, py::arg("id"), py::arg("practitioner"),
+           "EPCS: what the practitioner reviews before ready and sign (the Part 1306 fields, the\n"
+           "attestation, their sha256), as the HTTP API's GET .../signing-bundle.")
+      .def("ready", &PyService::Ready, py::arg("id"), py::arg("practitioner"),
+           py::arg("dea_number"), py::arg("bundle_sha256"),
+           "EPCS: marks the prescription ready for the bundle reviewed, under that DEA number.\n"
+           "Returns the summary (as get()).")
+      .def("sign", &PyService::Sign, py::arg("id"), py::arg("practitioner"),
+           py::arg("bundle_sha256"), py::arg("password"), py::arg("otp"),
+           "EPCS: signs with two factors (password and TOTP code); the signed NewRx is queued for\n"
+           "the pharmacy. Returns the summary (as get()). Unauthenticated for failed factors.")
       .def("close", &PyService::Close, "Closes the store.")
       .def(
           "__enter__", [](PyService& s) -> PyService& { return s; },

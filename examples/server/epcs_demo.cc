@@ -133,6 +133,8 @@ StatusOr<std::unique_ptr<EpcsDemo>> SetUpEpcsDemo(const std::string& data_dir, s
   demo->trust = std::make_shared<epcs::TrustStore>();
   if (Status s = demo->trust->AddAnchor(ca->CertificatePem()); !s.ok()) return s;
   if (Status s = demo->trust->AddCrl(*crl); !s.ok()) return s;
+  demo->ca_pem = ca->CertificatePem();
+  demo->crl_pem = *crl;
 
   // The audit chain and the ceremony, signing with keys on the token.
   epcs::AuditTrailOptions ao;

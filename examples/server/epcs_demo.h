@@ -30,6 +30,8 @@ struct EpcsDemo {
   std::string totp_base32;                  // their TOTP secret, for an authenticator app
   std::string otpauth_uri;
   std::string dir;
+  std::string ca_pem;   // the dev CA's certificate (PEM): what a pharmacy trusts
+  std::string crl_pem;  // its CRL (PEM), made fresh at each setup
 };
 
 // Sets it all up under `data_dir`/epcs. FailedPrecondition when SoftHSM2 is not installed.
