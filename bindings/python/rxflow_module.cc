@@ -280,7 +280,7 @@ class PyService {
       if (!service_) {
         status = Closed();
       } else {
-        StatusOr<std::unique_ptr<app::EpcsDemo>> demo = app::SetUpEpcsDemo(dir, *store_, *service_);
+        StatusOr<std::unique_ptr<app::EpcsDemo>> demo = app::SetUpEpcsDemo(dir, *store_, *service_, "python");
         status = demo.status();
         if (demo.ok()) {
           password = (*demo)->password;

@@ -35,8 +35,10 @@ struct EpcsDemo {
 };
 
 // Sets it all up under `data_dir`/epcs. FailedPrecondition when SoftHSM2 is not installed.
+// `source` names the program in audit records ("rxflow serve", "rxflow sign").
 StatusOr<std::unique_ptr<EpcsDemo>> SetUpEpcsDemo(const std::string& data_dir, store::Store& store,
-                                                  PrescriptionService& service);
+                                                  PrescriptionService& service,
+                                                  const std::string& source = "rxflow serve");
 
 }  // namespace rxflow::app
 
