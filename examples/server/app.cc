@@ -599,8 +599,20 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
     }
     review = std::make_unique<epcs::DailyAuditJob>(**store, *epcs_demo->audit, jo);
   }
+  std::unique_ptr<epcs::TransmissionAuditor> transmissions;
+  if (epcs_demo) {
+    transmissions =
+        std::make_unique<epcs::TransmissionAuditor>(**store, *epcs_demo->audit, program);
+  }
   auto next_review = std::chrono::steady_clock::now();
+  auto next_transmissions = next_review;
   while (!g_stop.load()) {
+    if (transmissions && std::chrono::steady_clock::now() >= next_transmissions) {
+      next_transmissions += std::chrono::seconds(1);
+      if (auto n = transmissions->CatchUp(); !n.ok()) {
+        log(3, "EPCS transmission audit: " + std::string(n.status().message()));
+      }
+    }
     if (review && std::chrono::steady_clock::now() >= next_review) {
       next_review += std::chrono::hours(1);
       auto reports = review->RunDue(SystemClock().NowMicros());
@@ -621,6 +633,12 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
   if (routing) routing->Stop();  // finish what is queued
   if (relay) relay->Stop();
   if (simulator) simulator->Stop();
+  // What the last seconds sent is in the audit chain before the process ends.
+  if (transmissions) {
+    if (auto n = transmissions->CatchUp(); !n.ok()) {
+      log(3, "EPCS transmission audit: " + std::string(n.status().message()));
+    }
+  }
   return 0;
 }
 

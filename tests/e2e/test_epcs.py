@@ -128,6 +128,12 @@ def test_a_schedule_ii_prescription_is_signed_verified_and_dispensed_over_http()
         assert out.returncode == 0, out.stderr
         assert out.stdout.startswith("audit chain OK: ")
         with sqlite3.connect(db) as c:
+            actions = {json.loads(p)["action"] for (p,) in c.execute(
+                "SELECT payload FROM events WHERE stream_id = 'epcs-audit'")}
+            for a in ("epcs.permission.granted", "epcs.ready", "epcs.sign",
+                      "epcs.two_factor.failed", "epcs.transmit.sent",
+                      "epcs.transmit.acknowledged"):
+                assert a in actions, (a, actions)
             version, payload = c.execute(
                 "SELECT version, payload FROM events WHERE stream_id = 'epcs-audit' "
                 "AND payload LIKE '%\"action\":\"epcs.sign\"%' ORDER BY version").fetchone()

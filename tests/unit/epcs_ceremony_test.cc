@@ -330,4 +330,39 @@ TEST_SUITE("EPCS ceremony") {
               .code() == absl::StatusCode::kAlreadyExists);
     CHECK(f.AuditActions().count("epcs.practitioner.enroll:refused"));
   }
+
+  TEST_CASE("transmissions and pharmacy errors of controlled prescriptions reach the audit chain") {
+    Fixture f;
+    f.GrantSign("dr-lindqvist");
+    std::string id = f.SubmitOxycodone();
+    IssueList issues;
+    auto plain =
+        f.service->Submit(testing::ReadFixture("fhir/medication_request_lisinopril.json"), issues);
+    REQUIRE(plain.ok());
+    REQUIRE(f.service->Route(plain->id).ok());
+    REQUIRE(f.service->Execute(plain->id, domain::MarkSent{}).ok());
+    auto bundle = f.ceremony->Bundle(id, "dr-lindqvist");
+    REQUIRE(bundle.ok());
+    REQUIRE(f.ceremony->MarkReady(id, "dr-lindqvist", "BL4721052", bundle->sha256).ok());
+    f.NextStep();
+    REQUIRE(f.ceremony->Sign(id, "dr-lindqvist", bundle->sha256, f.Proof(kSecret)).ok());
+    REQUIRE(f.service->Execute(id, domain::MarkSent{}).ok());
+    REQUIRE(
+        f.service
+            ->Execute(id, domain::RecordError{"900", {}, "digital signature revoked: chain", false})
+            .ok());
+    epcs::TransmissionAuditor auditor(*f.store, f.audit, "test");
+    auto written = auditor.CatchUp();
+    REQUIRE(written.ok());
+    CHECK(*written == 2);  // the controlled one's Sent and Error; nothing of the lisinopril
+    CHECK(*auditor.CatchUp() == 0);
+    auto records = epcs::ReadAuditTrail(*f.store, epcs::kAuditStream, 0, INT64_MAX);
+    REQUIRE(records.ok());
+    const epcs::AuditRecord& last = records->back();
+    CHECK(last.action == "epcs.verification.failed");
+    CHECK(last.outcome == "failure");
+    CHECK(last.object == id + "@8");
+    CHECK(last.detail.find("SCRIPT Error 900 (revoked)") != std::string::npos);
+    CHECK(f.AuditActions().count("epcs.transmit.sent:success"));
+  }
 }

@@ -201,6 +201,32 @@ class AuditTrail {
   std::string key_fingerprint_;  // guarded by mu_: SHA-256 of the signer's public key, hex
 };
 
+// Carries what happens to controlled-substance prescriptions after signing into the audit
+// chain (T-6.1: transmission, transmission failure, verification failure at the pharmacy):
+// it reads the event log from its checkpoint (projection "epcs-audit-transmission") and
+// records, for prescriptions with a DEA schedule:
+//   PrescriptionSent       epcs.transmit.sent           success
+//   PharmacyAcknowledged   epcs.transmit.acknowledged   success (also PharmacyVerified)
+//   PharmacyErrorReceived  epcs.transmit.failed         failure, or
+//                          epcs.verification.failed     failure when the pharmacy's Error says
+//                                                       the digital signature failed
+//   CancelRequested        epcs.cancel.requested        success
+// Each record's detail names the event id, so a record written again after a crash (between
+// the audit append and the checkpoint) is recognisable; delivery is at least once.
+// Thread-compatible: run one catch-up at a time per store.
+class TransmissionAuditor {
+ public:
+  // `store` and `audit` (on the same store) must outlive the auditor.
+  TransmissionAuditor(store::Store& store, AuditTrail& audit, std::string source = "rxflow");
+  // Records what is new since the checkpoint; returns the number of audit records written.
+  StatusOr<int64_t> CatchUp();
+
+ private:
+  store::Store& store_;
+  AuditTrail& audit_;
+  std::string source_;
+};
+
 // The records of `stream_id` with from_micros <= time_micros < to_micros, in sequence order,
 // for reports (T-6.2, T-6.6). Does not verify the chain (VerifyAuditTrail does). DataLoss
 // naming the record when a payload cannot be decoded.

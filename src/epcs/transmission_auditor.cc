@@ -1,0 +1,89 @@
+// The audit chain's view of controlled-substance transmissions, from the event log.
+#include <unordered_map>
+
+#include "rxflow/domain/prescription.h"
+#include "rxflow/epcs/audit.h"
+#include "rxflow/internal/status_macros.h"
+#include "rxflow/internal/strcat.h"
+
+namespace rxflow::epcs {
+namespace {
+
+using internal::Append;
+using internal::Cat;
+
+constexpr const char* kProjection = "epcs-audit-transmission";
+constexpr size_t kBatch = 512;
+
+}  // namespace
+
+TransmissionAuditor::TransmissionAuditor(store::Store& store, AuditTrail& audit, std::string source)
+    : store_(store), audit_(audit), source_(std::move(source)) {}
+
+StatusOr<int64_t> TransmissionAuditor::CatchUp() {
+  RXFLOW_ASSIGN_OR_RETURN(int64_t position, store_.Checkpoint(kProjection));
+  int64_t written = 0;
+  // Whether a stream is a controlled substance, as its PrescriptionTransformed says.
+  std::unordered_map<std::string, bool> controlled;
+  auto is_controlled = [&](const std::string& stream) -> StatusOr<bool> {
+    auto it = controlled.find(stream);
+    if (it != controlled.end()) return it->second;
+    RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> records, store_.ReadStream(stream));
+    bool c = false;
+    for (const store::EventRecord& r : records) {
+      if (r.type != domain::PrescriptionTransformed::kType) continue;
+      RXFLOW_ASSIGN_OR_RETURN(domain::Event e,
+                              domain::DecodeEvent(r.type, r.schema_version, r.payload));
+      c = !std::get<domain::PrescriptionTransformed>(e).dea_schedule.empty();
+      break;
+    }
+    controlled.emplace(stream, c);
+    return c;
+  };
+  for (;;) {
+    RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> batch,
+                            store_.ReadAll(position, kBatch));
+    if (batch.empty()) return written;
+    for (const store::EventRecord& r : batch) {
+      position = r.global_position;
+      std::string action, outcome = "success", detail = Cat("event ", r.event_id);
+      if (r.type == domain::PrescriptionSent::kType) {
+        action = "epcs.transmit.sent";
+      } else if (r.type == domain::PharmacyAcknowledged::kType ||
+                 r.type == domain::PharmacyVerified::kType) {
+        action = "epcs.transmit.acknowledged";
+      } else if (r.type == domain::CancelRequested::kType) {
+        action = "epcs.cancel.requested";
+      } else if (r.type == domain::PharmacyErrorReceived::kType) {
+        RXFLOW_ASSIGN_OR_RETURN(domain::Event e,
+                                domain::DecodeEvent(r.type, r.schema_version, r.payload));
+        const auto& error = std::get<domain::PharmacyErrorReceived>(e);
+        bool signature = error.description.rfind("digital signature", 0) == 0;
+        action = signature ? "epcs.verification.failed" : "epcs.transmit.failed";
+        outcome = "failure";
+        // The code, and for a signature the check that failed ("digital signature revoked:
+        // ..."): not the rest of the pharmacy's free text, which RxFlow does not control.
+        Append(detail, "; SCRIPT Error ", error.code);
+        if (signature) {
+          std::string_view check = std::string_view(error.description).substr(18);
+          Append(detail, " (", check.substr(0, check.find(':')), ")");
+        }
+      } else {
+        continue;
+      }
+      RXFLOW_ASSIGN_OR_RETURN(bool c, is_controlled(r.stream_id));
+      if (!c) continue;
+      AuditEntry entry{r.actor.empty() ? "rxflow" : r.actor,
+                       action,
+                       Cat(r.stream_id, "@", r.version),
+                       outcome,
+                       source_,
+                       detail};
+      RXFLOW_RETURN_IF_ERROR(audit_.Record(std::move(entry)).status());
+      ++written;
+    }
+    RXFLOW_RETURN_IF_ERROR(store_.Apply(kProjection, position, {}));
+  }
+}
+
+}  // namespace rxflow::epcs
