@@ -107,6 +107,10 @@ StatusOr<std::unique_ptr<EpcsDemo>> SetUpEpcsDemo(const std::string& data_dir, s
   StatusOr<std::unique_ptr<epcs::Signer>> audit_signer = pkcs11::OpenSigner(token, kAuditKey);
   if (!audit_signer.ok()) return audit_signer.status();
   demo->audit_signer = std::move(*audit_signer);
+  // The checkpoints' public key, for `rxflow audit verify --checkpoint-key`.
+  StatusOr<std::string> audit_key = demo->audit_signer->PublicKeyDer();
+  if (!audit_key.ok()) return audit_key.status();
+  if (Status s = WritePrivateFile(dir / "audit-checkpoint.pub.der", *audit_key); !s.ok()) return s;
 
   // The development CA, the prescriber's certificate, a fresh CRL at each start.
   StatusOr<epcs::DevCa> ca =
@@ -128,7 +132,7 @@ StatusOr<std::unique_ptr<EpcsDemo>> SetUpEpcsDemo(const std::string& data_dir, s
     return c.ok() ? *c : std::string();
   });
   if (!cert.ok()) return cert.status();
-  StatusOr<std::string> crl = ca->Crl({});
+  StatusOr<std::string> crl = ca->Crl({}, /*days=*/30);  // renewed at each start
   if (!crl.ok()) return crl.status();
   demo->trust = std::make_shared<epcs::TrustStore>();
   if (Status s = demo->trust->AddAnchor(ca->CertificatePem()); !s.ok()) return s;

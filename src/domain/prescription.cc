@@ -103,25 +103,24 @@ StatusOr<Events> DecideSign(const PrescriptionState& s, const Sign& c) {
   if (s.state != State::kReadyToSign) return NotAllowed<Sign>(s);
   if (c.signer.empty()) return absl::InvalidArgumentError("Sign needs the signer (the registrant)");
   if (c.signature.empty()) return absl::InvalidArgumentError("Sign needs the signature");
-  if (!s.ready_by.empty()) {
-    // 21 CFR 1311.140: only the practitioner who reviewed and marked it ready signs, what was
-    // shown, under the registration selected, by completing two-factor authentication.
-    if (c.signer != s.ready_by) {
-      return NotAllowed<Sign>(s, "only the practitioner who marked it ready may sign it");
-    }
-    if (c.signed_content_sha256 != s.ready_bundle_sha256) {
-      return NotAllowed<Sign>(s,
-                              "the signing bundle changed since it was marked ready: review it "
-                              "and mark it ready again");
-    }
-    if (c.dea_number != s.ready_dea_number) {
-      return NotAllowed<Sign>(s, "the DEA number is not the one selected when it was marked ready");
-    }
-    if (c.two_factor_event_id.empty()) {
-      return NotAllowed<Sign>(s,
-                              "no completed two-factor authentication: completing it is the "
-                              "signature (21 CFR 1311.140(a)(4))");
-    }
+  // 21 CFR 1311.140: only the practitioner who reviewed and marked it ready signs, what was
+  // shown, under the registration selected, by completing two-factor authentication.
+  if (s.ready_by.empty()) {
+    return NotAllowed<Sign>(s, "it was not marked ready: review the signing bundle first");
+  }
+  if (c.signer != s.ready_by) {
+    return NotAllowed<Sign>(s, "only the practitioner who marked it ready may sign it");
+  }
+  if (c.signed_content_sha256 != s.ready_bundle_sha256) {
+    return NotAllowed<Sign>(s, "the signing bundle changed since it was marked ready: review it "
+                               "and mark it ready again");
+  }
+  if (c.dea_number != s.ready_dea_number) {
+    return NotAllowed<Sign>(s, "the DEA number is not the one selected when it was marked ready");
+  }
+  if (c.two_factor_event_id.empty()) {
+    return NotAllowed<Sign>(s, "no completed two-factor authentication: completing it is the "
+                               "signature (21 CFR 1311.140(a)(4))");
   }
   return Events{PrescriptionSigned{c.signer, c.signature, c.signed_content_sha256, c.dea_number,
                                    c.two_factor_event_id, c.signed_newrx_xml}};

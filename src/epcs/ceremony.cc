@@ -422,6 +422,14 @@ Status Ceremony::Approve(const std::string& practitioner_id, const std::string& 
         absl::PermissionDeniedError(Cat("the approver's DEA registrations have expired")),
         approver_id, kAction, object);
   }
+  // §1311.125(b): before access is granted, the registration must be current. (Signing is
+  // checked against it again at each signature: a lapse later stops signing then.)
+  if (it->second.grant && it->second.permission == Permission::kSign &&
+      !im.HasCurrentRegistration(s.view)) {
+    return im.Refuse(absl::PermissionDeniedError(Cat("practitioner ", practitioner_id,
+                                                     " holds no current DEA registration")),
+                     approver_id, kAction, object);
+  }
   StatusOr<std::string> two_factor = im.TwoFactor(approver_id, proof, "approve a permission");
   if (!two_factor.ok()) {
     return im.Refuse(two_factor.status(), approver_id, kAction, object);

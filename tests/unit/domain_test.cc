@@ -41,7 +41,11 @@ Submit SubmitCommand(std::string schedule = "") {
   return s;
 }
 
-Sign SignCommand() { return Sign{"registrant-7", "c2lnbmF0dXJl", "d1g3st", "", "", ""}; }
+// The registrant's review (MarkReady) and signature with its two-factor event.
+MarkReady MarkReadyCommand() { return MarkReady{"registrant-7", "BL4721052", "d1g3st"}; }
+Sign SignCommand() {
+  return Sign{"registrant-7", "c2lnbmF0dXJl", "d1g3st", "BL4721052", "2fa-1", "<Message/>"};
+}
 
 // One command of each kind, each well-formed.
 std::vector<Command> AllCommands() {
@@ -110,6 +114,7 @@ Stream At(std::string_view where) {
   }
   bool controlled = where == "ReadyToSign" || where == "Signed";
   s.Do(SubmitCommand(controlled ? "CII" : ""));
+  if (controlled) s.Do(MarkReadyCommand());  // reviewed: Sign is the next step
   if (where == "Transformed" || where == "ReadyToSign") return s;
   if (where == "Expired") {
     s.Do(Expire{});
@@ -339,6 +344,8 @@ TEST_SUITE("Domain") {
     CHECK(s.state.dea_schedule == "CII");
     CHECK_FALSE(s.state.signed_);
 
+    CHECK(Mentions(s.Refuse(SignCommand()), "it was not marked ready"));
+    s.Do(MarkReadyCommand());
     auto signed_events = s.Do(SignCommand());
     const auto& sig = std::get<PrescriptionSigned>(signed_events.at(0));
     CHECK(sig.signer == "registrant-7");
@@ -650,6 +657,7 @@ TEST_SUITE("Domain") {
   TEST_CASE("Replay of the history equals the state built step by step") {
     Stream s;
     s.Do(SubmitCommand("CII"));
+    s.Do(MarkReadyCommand());
     s.Do(SignCommand());
     s.Do(Route{"7654321"});
     s.Do(MarkSent{});
@@ -822,6 +830,7 @@ TEST_SUITE("Domain") {
   TEST_CASE("state snapshots round-trip through EncodeState and DecodeState") {
     Stream s;
     s.Do(SubmitCommand("CIII"));
+    s.Do(MarkReadyCommand());
     s.Do(SignCommand());
     s.Do(Route{});
     s.Do(MarkSent{});

@@ -365,4 +365,43 @@ TEST_SUITE("EPCS ceremony") {
     CHECK(last.detail.find("SCRIPT Error 900 (revoked)") != std::string::npos);
     CHECK(f.AuditActions().count("epcs.transmit.sent:success"));
   }
+
+  TEST_CASE("a prescriber with several DEA registrations selects the one the NewRx names") {
+    Fixture f;
+    auto p = Fixture::Prescriber("dr-lindqvist-2", "Lindqvist", "FL1234563", "2027-12-31", "");
+    p.registrations.push_back({"BL4721052", {"2"}, "OH", "2027-12-31"});
+    p.registrations.push_back({"BL4721052-001AB", {"4"}, "KY", "2027-12-31"});  // not C-II
+    REQUIRE(f.ceremony->Enroll(p, "admin-1").ok());
+    auto proposal = f.ceremony->Propose("dr-lindqvist-2", Permission::kMarkReady, true, "admin-1");
+    REQUIRE(proposal.ok());
+    f.NextStep();
+    REQUIRE(f.ceremony->Approve("dr-lindqvist-2", *proposal, "dr-patel", f.Proof(kSecret2)).ok());
+    std::string id = f.SubmitOxycodone();
+    auto bundle = f.ceremony->Bundle(id, "dr-lindqvist-2");
+    REQUIRE(bundle.ok());
+    // Both Schedule II registrations are offered; the Schedule IV one is not.
+    CHECK(bundle->dea_numbers == std::vector<std::string>{"FL1234563", "BL4721052"});
+    Status other = f.ceremony->MarkReady(id, "dr-lindqvist-2", "FL1234563", bundle->sha256);
+    CHECK(other.code() == absl::StatusCode::kFailedPrecondition);
+    CHECK(std::string(other.message()).find("the NewRx names DEA number BL4721052") !=
+          std::string::npos);
+    CHECK(f.ceremony->MarkReady(id, "dr-lindqvist-2", "BL4721052-001AB", bundle->sha256).code() ==
+          absl::StatusCode::kPermissionDenied);
+    CHECK(f.ceremony->MarkReady(id, "dr-lindqvist-2", "BL4721052", bundle->sha256).ok());
+  }
+
+  TEST_CASE("signing is not granted to a practitioner whose registrations have lapsed") {
+    Fixture f;
+    REQUIRE(f.ceremony
+                ->Enroll(Fixture::Prescriber("dr-old", "Lindqvist", "BL4721052", "2020-01-31", ""),
+                         "admin-1")
+                .ok());
+    auto proposal = f.ceremony->Propose("dr-old", Permission::kSign, true, "admin-1");
+    REQUIRE(proposal.ok());
+    f.NextStep();
+    Status st = f.ceremony->Approve("dr-old", *proposal, "dr-patel", f.Proof(kSecret2));
+    CHECK(st.code() == absl::StatusCode::kPermissionDenied);
+    CHECK(std::string(st.message()).find("no current DEA registration") != std::string::npos);
+    CHECK_FALSE(f.ceremony->Practitioner("dr-old")->may_sign);
+  }
 }

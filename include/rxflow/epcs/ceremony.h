@@ -4,7 +4,7 @@
 // and their DEA registrations, EPCS permissions under the two-person rule (§1311.125), two
 // factors (§1311.115), the signing bundle shown to the practitioner, "mark ready" and "sign"
 // (§1311.135, .140), with every step written to the tamper-evident audit chain (§1311.150).
-// docs/epcs.md "Ceremony" has the flow and maps each T-x statement to its test.
+// docs/epcs.md "The ceremony" has the flow and maps each T-x statement to its test.
 //
 // Everything is event-sourced on the service's store: a practitioner is the stream
 // "epcs-practitioner-<id>" (enrolment, permission proposals and approvals, each two-factor

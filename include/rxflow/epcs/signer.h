@@ -35,8 +35,10 @@ Status VerifyEcdsaSha256(std::string_view spki_der, std::string_view data,
                          std::string_view signature_der);
 
 // A P-256 key generated in memory by OpenSSL, never written anywhere: for tests and tools
-// that need a signature but no protected key. Not for prescriptions (the ceremony refuses a
-// signer that is not a token; see rxflow/epcs/signature.h).
+// that need a signature but no protected key. Not for prescriptions: a prescriber's key
+// belongs on a FIPS 140-2 validated module (21 CFR 1311.120(b)). The ceremony signs with
+// whatever CeremonyOptions::signer_for returns, so keeping keys on a token is the deployment's
+// duty (`rxflow serve` and Python's setup_epcs_demo use a SoftHSM2 token).
 std::unique_ptr<Signer> NewInMemorySigner();
 
 }  // namespace rxflow::epcs
