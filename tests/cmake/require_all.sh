@@ -37,9 +37,12 @@ expect "no rdkafka.pc under REQUIRE_ALL fails naming librdkafka" 1 'component ka
   PKG_CONFIG_LIBDIR="$TMP/no-pc" -DRXFLOW_REQUIRE_ALL=ON
 expect "no libxml2 under REQUIRE_ALL fails naming it" 1 'component libxml2 needs libxml2' \
   -DRXFLOW_REQUIRE_ALL=ON -DCMAKE_DISABLE_FIND_PACKAGE_LibXml2=ON
+expect "no PKCS#11 header under REQUIRE_ALL fails naming it" 1 'component pkcs11 needs the PKCS#11 header' \
+  -DRXFLOW_REQUIRE_ALL=ON -DCMAKE_IGNORE_PATH=/usr/include/p11-kit-1
 expect "without REQUIRE_ALL the component is off and the summary says why" 0 \
   'rxflow components: .*sqlite OFF (libsqlite3-dev not found)' -DCMAKE_DISABLE_FIND_PACKAGE_SQLite3=ON
 expect "everything present: every component ON" 0 \
-  'rxflow components: xsd-validation ON, sqlite ON, postgres ON, kafka ON, http ON' -DRXFLOW_REQUIRE_ALL=ON
+  'rxflow components: xsd-validation ON, sqlite ON, postgres ON, kafka ON, pkcs11 ON, http ON' \
+  -DRXFLOW_REQUIRE_ALL=ON
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
