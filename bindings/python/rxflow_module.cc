@@ -280,7 +280,8 @@ class PyService {
       if (!service_) {
         status = Closed();
       } else {
-        StatusOr<std::unique_ptr<app::EpcsDemo>> demo = app::SetUpEpcsDemo(dir, *store_, *service_, "python");
+        StatusOr<std::unique_ptr<app::EpcsDemo>> demo =
+            app::SetUpEpcsDemo(dir, *store_, *service_, "python");
         status = demo.status();
         if (demo.ok()) {
           password = (*demo)->password;
@@ -340,7 +341,8 @@ class PyService {
   py::object Ready(const std::string& id, const std::string& practitioner,
                    const std::string& dea_number, const std::string& bundle_sha256) {
     return Ceremonial(id, [&](epcs::Ceremony& c) {
-      return c.MarkReady(id, practitioner, dea_number, bundle_sha256, PractitionerContext(practitioner));
+      return c.MarkReady(id, practitioner, dea_number, bundle_sha256,
+                         PractitionerContext(practitioner));
     });
   }
 

@@ -112,15 +112,17 @@ StatusOr<Events> DecideSign(const PrescriptionState& s, const Sign& c) {
     return NotAllowed<Sign>(s, "only the practitioner who marked it ready may sign it");
   }
   if (c.signed_content_sha256 != s.ready_bundle_sha256) {
-    return NotAllowed<Sign>(s, "the signing bundle changed since it was marked ready: review it "
-                               "and mark it ready again");
+    return NotAllowed<Sign>(s,
+                            "the signing bundle changed since it was marked ready: review it "
+                            "and mark it ready again");
   }
   if (c.dea_number != s.ready_dea_number) {
     return NotAllowed<Sign>(s, "the DEA number is not the one selected when it was marked ready");
   }
   if (c.two_factor_event_id.empty()) {
-    return NotAllowed<Sign>(s, "no completed two-factor authentication: completing it is the "
-                               "signature (21 CFR 1311.140(a)(4))");
+    return NotAllowed<Sign>(s,
+                            "no completed two-factor authentication: completing it is the "
+                            "signature (21 CFR 1311.140(a)(4))");
   }
   return Events{PrescriptionSigned{c.signer, c.signature, c.signed_content_sha256, c.dea_number,
                                    c.two_factor_event_id, c.signed_newrx_xml}};

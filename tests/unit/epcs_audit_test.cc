@@ -22,6 +22,7 @@
 #include "rxflow/store/event_store.h"
 
 #include "testing/concurrency.h"
+#include "testing/tampered_store.h"
 #include <unistd.h>
 
 #ifdef RXFLOW_TEST_HAVE_SQLITE
@@ -84,22 +85,7 @@ struct Fixture {
   }
 };
 
-// A store whose ReadStream returns the events as `edit` changed them: tampering with records
-// the memory store will not let anyone change.
-class Tampered : public store::StoreWrapper {
- public:
-  using Edit = std::function<void(std::vector<store::EventRecord>&)>;
-  Tampered(store::Store& target, Edit edit) : StoreWrapper(target), edit_(std::move(edit)) {}
-  StatusOr<std::vector<store::EventRecord>> ReadStream(const std::string& s,
-                                                       int64_t after) override {
-    auto events = target_.ReadStream(s, after);
-    if (events.ok()) edit_(*events);
-    return events;
-  }
-
- private:
-  Edit edit_;
-};
+using testing::Tampered;
 
 std::vector<store::EventRecord>::iterator At(std::vector<store::EventRecord>& events,
                                              int64_t version) {

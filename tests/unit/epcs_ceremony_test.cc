@@ -21,17 +21,6 @@ constexpr const char* kKey = "test-patient-key-0123456789abcdef";
 const std::string kSecret = "12345678901234567890";  // RFC 6238's SHA-1 seed
 const std::string kSecret2 = "abcdefghijklmnopqrstuvwx";
 
-// A six-digit code that is none of the codes of steps T-1, T and T+1 (the accepted window), so
-// a "wrong code" check cannot pass by chance.
-std::string WrongCode(const std::string& secret, int64_t unix_seconds) {
-  std::set<std::string> valid;
-  for (int64_t d : {-30, 0, 30}) valid.insert(*epcs::TotpCode(secret, unix_seconds + d));
-  for (int n = 0;; ++n) {
-    std::string c = std::to_string(100000 + n);
-    if (!valid.count(c)) return c;
-  }
-}
-
 struct Fixture {
   FakeClock clock;
   FakeClock trusted;  // the NTP-disciplined time source
@@ -158,7 +147,7 @@ TEST_SUITE("EPCS ceremony") {
     CHECK(f.ceremony
               ->Approve("dr-lindqvist", *grant, "dr-patel",
                         {"correct horse battery staple",
-                         WrongCode(kSecret2, f.clock.NowMicros() / 1'000'000)})
+                         testing::WrongTotpCode(kSecret2, f.clock.NowMicros() / 1'000'000)})
               .code() == absl::StatusCode::kUnauthenticated);
     CHECK(f.ceremony
               ->Approve("dr-lindqvist", *grant, "dr-patel", {"wrong password!!", f.Otp(kSecret2)})
@@ -218,7 +207,7 @@ TEST_SUITE("EPCS ceremony") {
     CHECK(f.ceremony
               ->Sign(id, "dr-lindqvist", bundle->sha256,
                      {"correct horse battery staple",
-                      WrongCode(kSecret, f.clock.NowMicros() / 1'000'000)})
+                      testing::WrongTotpCode(kSecret, f.clock.NowMicros() / 1'000'000)})
               .code() == absl::StatusCode::kUnauthenticated);
     CHECK(f.service->Load(id)->state == domain::State::kReadyToSign);
 
@@ -268,7 +257,8 @@ TEST_SUITE("EPCS ceremony") {
           absl::StatusCode::kUnauthenticated);
     for (int i = 0; i < 5; ++i) {
       (void)f.ceremony->CompleteTwoFactor(
-          "dr-lindqvist", {"wrong password!!", WrongCode(kSecret, f.clock.NowMicros() / 1'000'000)},
+          "dr-lindqvist",
+          {"wrong password!!", testing::WrongTotpCode(kSecret, f.clock.NowMicros() / 1'000'000)},
           "test");
     }
     CHECK(f.ceremony->Practitioner("dr-lindqvist")->locked_out);

@@ -32,17 +32,6 @@ std::string Code(const std::string& secret) {
   return *c;
 }
 
-// A six-digit code that is none of the codes of steps T-1, T and T+1 (the accepted window), so
-// a "wrong code" check cannot pass by chance.
-std::string WrongCode(const std::string& secret, int64_t unix_seconds) {
-  std::set<std::string> valid;
-  for (int64_t d : {-30, 0, 30}) valid.insert(*epcs::TotpCode(secret, unix_seconds + d));
-  for (int n = 0;; ++n) {
-    std::string c = std::to_string(100000 + n);
-    if (!valid.count(c)) return c;
-  }
-}
-
 struct EpcsApi {
   std::unique_ptr<store::Store> store = store::NewMemoryStore(SystemClock());
   std::unique_ptr<PrescriptionService> service;
@@ -156,7 +145,7 @@ TEST_SUITE("EPCS HTTP") {
     json sign = {{"practitioner", "dr-lindqvist"},
                  {"bundle_sha256", sha},
                  {"password", kPassword},
-                 {"otp", WrongCode(kSecret, SystemClock().NowMicros() / 1'000'000)}};
+                 {"otp", testing::WrongTotpCode(kSecret, SystemClock().NowMicros() / 1'000'000)}};
     auto wrong = api.Post(base + "/sign", sign.dump());
     CHECK(wrong->status == 401);
     CHECK(wrong->body.find("correct horse") == std::string::npos);  // never echoed

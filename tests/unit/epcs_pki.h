@@ -1,13 +1,14 @@
-// A public-key infrastructure built at run time for the EPCS tests (nothing secret is
-// committed): a root CA, an intermediate CA, prescriber certificates for any public key, and
-// CRLs. Keys of the CAs live in memory; a prescriber's key is whatever signer the test uses
-// (in memory or on a SoftHSM2 token).
+// EPCS test helpers. A public-key infrastructure built at run time for the EPCS tests (nothing
+// secret is committed): a root CA, an intermediate CA, prescriber certificates for any public key,
+// and CRLs. Keys of the CAs live in memory; a prescriber's key is whatever signer the test uses (in
+// memory or on a SoftHSM2 token).
 #ifndef RXFLOW_TESTS_UNIT_EPCS_PKI_H_
 #define RXFLOW_TESTS_UNIT_EPCS_PKI_H_
 
 #include <cstdint>
 #include <ctime>
 #include <memory>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -16,6 +17,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+
+#include "rxflow/epcs/factors.h"
 
 namespace rxflow::testing {
 
@@ -153,6 +156,17 @@ struct Pki {
     return cert;
   }
 };
+
+// A six-digit TOTP code (SHA-1, 30 s) that is none of the codes of steps T-1, T and T+1 (the
+// window a verifier accepts), so a "wrong code" check cannot pass by chance.
+inline std::string WrongTotpCode(const std::string& secret, int64_t unix_seconds) {
+  std::set<std::string> valid;
+  for (int64_t d : {-30, 0, 30}) valid.insert(*epcs::TotpCode(secret, unix_seconds + d));
+  for (int n = 0;; ++n) {
+    std::string c = std::to_string(100000 + n);
+    if (!valid.count(c)) return c;
+  }
+}
 
 }  // namespace rxflow::testing
 

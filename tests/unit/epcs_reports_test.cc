@@ -22,6 +22,7 @@
 
 #include "epcs_pki.h"
 #include "testing/files.h"
+#include "testing/tampered_store.h"
 #include <unistd.h>
 
 #ifdef RXFLOW_TEST_HAVE_SQLITE
@@ -78,21 +79,7 @@ struct AuditFixture {
   }
 };
 
-// A store whose ReadStream returns the events as `edit` changed them (epcs_audit_test.cc).
-class Tampered : public store::StoreWrapper {
- public:
-  using Edit = std::function<void(std::vector<store::EventRecord>&)>;
-  Tampered(store::Store& target, Edit edit) : StoreWrapper(target), edit_(std::move(edit)) {}
-  StatusOr<std::vector<store::EventRecord>> ReadStream(const std::string& s,
-                                                       int64_t after) override {
-    auto events = target_.ReadStream(s, after);
-    if (events.ok()) edit_(*events);
-    return events;
-  }
-
- private:
-  Edit edit_;
-};
+using testing::Tampered;
 
 std::vector<std::string> ListDir(const std::filesystem::path& dir) {
   std::vector<std::string> out;
