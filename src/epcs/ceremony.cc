@@ -185,6 +185,9 @@ struct Ceremony::Impl {
     PractitionerState s;
     for (const store::EventRecord& r : records) RXFLOW_RETURN_IF_ERROR(ApplyEvent(s, r));
     s.view.locked_out = s.totp_state.locked_until_unix > clock.NowMicros() / 1'000'000;
+    // §1311.125(b)(2): an expired registration takes the permissions with it; the grant stays
+    // recorded and counts again when a current registration is enrolled.
+    if (!HasCurrentRegistration(s.view)) s.view.may_sign = s.view.may_mark_ready = false;
     return s;
   }
 

@@ -292,8 +292,10 @@ TEST_SUITE("EPCS ceremony") {
     auto bundle = f.ceremony->Bundle(id, "dr-lindqvist");
     REQUIRE(bundle.ok());
     REQUIRE(f.ceremony->MarkReady(id, "dr-lindqvist", "BL4721052", bundle->sha256).ok());
+    CHECK(f.ceremony->Practitioner("dr-lindqvist")->may_sign);
     f.clock.Set(f.clock.NowMicros() + int64_t{3 * 365} * 86400 * 1'000'000);  // past 2027-12-31
     f.trusted.Set(f.clock.NowMicros());
+    CHECK_FALSE(f.ceremony->Practitioner("dr-lindqvist")->may_sign);  // lapsed: revoked
     CHECK(f.ceremony->Sign(id, "dr-lindqvist", bundle->sha256, f.Proof(kSecret)).code() ==
           absl::StatusCode::kPermissionDenied);
     auto proposal = f.ceremony->Propose("agent-1", Permission::kMarkReady, true, "admin-1");
@@ -393,5 +395,27 @@ TEST_SUITE("EPCS ceremony") {
     CHECK(st.code() == absl::StatusCode::kPermissionDenied);
     CHECK(std::string(st.message()).find("no current DEA registration") != std::string::npos);
     CHECK_FALSE(f.ceremony->Practitioner("dr-old")->may_sign);
+  }
+
+  TEST_CASE("a signing list holds one patient's prescriptions") {
+    Fixture f;
+    f.GrantSign("dr-lindqvist");
+    std::string first = f.SubmitOxycodone();
+    IssueList issues;
+    std::string body = testing::ReadFixture("fhir/schedule2_oxycodone.json");
+    auto same_patient = f.service->Submit(body, issues, {}, "second-order");
+    REQUIRE(same_patient.ok());
+    auto list = f.ceremony->Bundles({first, same_patient->id}, "dr-lindqvist");
+    REQUIRE(list.ok());
+    CHECK(list->size() == 2);
+    // Another patient: the list is refused.
+    size_t at = body.find("Brennan");
+    REQUIRE(at != std::string::npos);
+    body.replace(at, 7, "Okafor!");
+    auto other = f.service->Submit(body, issues, {}, "other-patient");
+    REQUIRE_MESSAGE(other.ok(), other.status().ToString());
+    auto mixed = f.ceremony->Bundles({first, other->id}, "dr-lindqvist");
+    CHECK(mixed.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK(std::string(mixed.status().message()).find("another patient") != std::string::npos);
   }
 }

@@ -77,6 +77,8 @@ struct PractitionerView {
   std::vector<DeaRegistration> registrations;
   std::string identity_proofed_by;
   std::string credential_issuer;
+  // Granted under the two-person rule and not revoked, and the practitioner holds a current
+  // DEA registration (an expired one takes the permissions with it).
   bool may_mark_ready = false;
   bool may_sign = false;
   bool locked_out = false;
