@@ -54,7 +54,10 @@ StatusOr<domain::PrescriptionState> PrescriptionService::Impl::CurrentState(stor
   domain::PrescriptionState state = Cached(id);
   RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> records,
                           es.ReadStream(id, state.version));
-  if (state.version == 0 && records.empty()) {
+  if (state.version == 0 &&
+      (records.empty() || !domain::IsPrescriptionEventType(records.front().type))) {
+    // The log also holds EPCS streams (practitioners, the audit chain): not prescriptions,
+    // and never readable or commandable through this service.
     return absl::NotFoundError(Cat("no prescription ", id));
   }
   for (const store::EventRecord& r : records) {
@@ -91,7 +94,9 @@ void PrescriptionService::Impl::Records(const std::string& id, int64_t version,
 
 StatusOr<std::vector<store::EventRecord>> PrescriptionService::Impl::Stream(const std::string& id) {
   RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> records, store.ReadStream(id));
-  if (records.empty()) return absl::NotFoundError(Cat("no prescription ", id));
+  if (records.empty() || !domain::IsPrescriptionEventType(records.front().type)) {
+    return absl::NotFoundError(Cat("no prescription ", id));  // (or an EPCS stream)
+  }
   return records;
 }
 

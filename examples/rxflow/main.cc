@@ -127,8 +127,9 @@ int RunAudit(CLI::App* verify, CLI::App* report, const AuditArgs& a) {
   }
 
   if (verify->parsed()) {
-    auto v = rxflow::epcs::VerifyAuditTrail(**store, rxflow::epcs::kAuditStream,
-                                            policy.checkpoint_public_key_der);
+    auto v =
+        rxflow::epcs::VerifyAuditTrail(**store, rxflow::epcs::kAuditStream,
+                                       policy.checkpoint_public_key_der, policy.checkpoint_every);
     if (!v.ok()) return fail_status(v.status());
     if (!v->ok) {
       std::cout << "audit chain BROKEN: " << v->problem << "\n";

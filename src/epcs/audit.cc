@@ -384,7 +384,8 @@ StatusOr<AuditRecord> AuditTrail::AppendEntry(AuditEntry entry) {
 StatusOr<AuditVerification> AuditTrail::VerifyAndRecord(
     std::string_view checkpoint_public_key_der) {
   RXFLOW_ASSIGN_OR_RETURN(AuditVerification v,
-                          VerifyAuditTrail(store_, options_.stream_id, checkpoint_public_key_der));
+                          VerifyAuditTrail(store_, options_.stream_id, checkpoint_public_key_der,
+                                           std::max<int64_t>(options_.checkpoint_every, 2)));
   if (v.ok) return v;
   AuditEntry tamper;
   tamper.actor = options_.system_actor;
@@ -406,7 +407,8 @@ StatusOr<AuditVerification> AuditTrail::VerifyAndRecord(
 // ---- verification ----------------------------------------------------------------------------
 
 StatusOr<AuditVerification> VerifyAuditTrail(store::EventStore& store, std::string_view stream_id,
-                                             std::string_view checkpoint_public_key_der) {
+                                             std::string_view checkpoint_public_key_der,
+                                             int64_t checkpoint_every) {
   RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> events,
                           store.ReadStream(std::string(stream_id)));
   // Everything is decoded first: telling a reordered record from a deleted one needs a look
@@ -501,6 +503,14 @@ StatusOr<AuditVerification> VerifyAuditTrail(store::EventStore& store, std::stri
     if (r.sequence != expected) {
       return fail(expected,
                   Cat(InsertedAfter(last_sequence), " (it claims to be record ", r.sequence, ")"));
+    }
+    // With a key, every checkpoint slot must hold a signed checkpoint: otherwise whoever
+    // rewrites the chain from some record on would simply leave the checkpoints out.
+    if (!checkpoint_public_key_der.empty() && checkpoint_every >= 2 &&
+        r.sequence % checkpoint_every == 0 && r.action != kActionCheckpoint) {
+      return fail(r.sequence,
+                  Cat("record ", r.sequence, " should be a signed checkpoint (one every ",
+                      checkpoint_every, " records) but is ", r.action));
     }
     if (r.action == kActionCheckpoint) {
       if (!checkpoint_public_key_der.empty()) {

@@ -4,6 +4,7 @@
 #include "rxflow/epcs/ceremony.h"
 
 #include <algorithm>
+#include <cctype>
 #include <map>
 #include <optional>
 #include <utility>
@@ -28,6 +29,9 @@ constexpr std::string_view kEnrolled = "EpcsPractitionerEnrolled";
 constexpr std::string_view kProposed = "EpcsPermissionProposed";
 constexpr std::string_view kApproved = "EpcsPermissionApproved";
 constexpr std::string_view kTwoFactor = "EpcsTwoFactorAttempt";
+// One stream per DEA number, "epcs-dea-<number>", whose first event names the practitioner
+// holding it: appended with kNoStream, so a number is held by one practitioner only.
+constexpr std::string_view kDeaClaimed = "EpcsDeaNumberClaimed";
 constexpr int kMaxConflictRetries = 16;
 
 std::string StreamOf(const std::string& practitioner_id) {
@@ -107,7 +111,12 @@ Status ApplyEvent(PractitionerState& s, const store::EventRecord& r) {
       s.proposals[j.at("proposal_id").get<std::string>()] =
           Proposal{*permission, j.at("grant").get<bool>(), j.at("entered_by").get<std::string>()};
     } else if (r.type == kApproved) {
-      Proposal& p = s.proposals[j.at("proposal_id").get<std::string>()];
+      auto it = s.proposals.find(j.at("proposal_id").get<std::string>());
+      if (it == s.proposals.end()) {
+        return absl::DataLossError(
+            Cat("practitioner event ", r.event_id, " approves a proposal that was never made"));
+      }
+      Proposal& p = it->second;
       p.decided = true;
       bool& flag = p.permission == Permission::kSign ? s.view.may_sign : s.view.may_mark_ready;
       flag = p.grant;
@@ -138,7 +147,16 @@ bool CoversSchedule(const DeaRegistration& r, std::string_view schedule) {
   return false;
 }
 
-std::string_view DeaBase(std::string_view dea) { return dea.substr(0, dea.find('-')); }
+bool SameNameIgnoringCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
 
 }  // namespace
 
@@ -210,17 +228,52 @@ struct Ceremony::Impl {
     return id;
   }
 
+  // Claims `number` for `practitioner_id` (again: OK; another's: AlreadyExists).
+  Status ClaimDea(const std::string& number, const std::string& practitioner_id,
+                  const std::string& by) {
+    const std::string stream = Cat("epcs-dea-", number);
+    store::EventRecord r;
+    r.event_id = internal::RandomHex128();
+    r.stream_id = stream;
+    r.type = std::string(kDeaClaimed);
+    r.occurred_at = clock.NowMicros();
+    r.actor = by;
+    r.payload = Json{{"practitioner", practitioner_id}}.dump();
+    store::AppendRequest req;
+    req.stream_id = stream;
+    req.expected_version = store::kNoStream;
+    req.events.push_back(std::move(r));
+    StatusOr<store::AppendResult> appended = store.Append(std::move(req));
+    if (appended.ok()) return absl::OkStatus();
+    if (appended.status().code() != absl::StatusCode::kAborted) return appended.status();
+    RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> held, store.ReadStream(stream));
+    Json j = held.empty() ? Json() : Json::parse(held.front().payload, nullptr, false);
+    if (j.is_object() && j.value("practitioner", "") == practitioner_id) return absl::OkStatus();
+    return absl::AlreadyExistsError(
+        Cat("DEA number ", number, " is enrolled for another practitioner"));
+  }
+
   // Both factors; the attempt and the TOTP state it leaves are appended to the stream.
   StatusOr<std::string> TwoFactor(const std::string& id, const TwoFactorProof& proof,
                                   std::string_view purpose) {
+    // The answer never says which factor failed (no password oracle); the audit record does.
+    const Status failed = absl::UnauthenticatedError("two-factor authentication failed");
+    std::optional<bool> password_ok;  // scrypt once, not once per conflict retry
     for (int attempt = 0; attempt < kMaxConflictRetries; ++attempt) {
       RXFLOW_ASSIGN_OR_RETURN(PractitionerState s, Load(id));
       const int64_t now = clock.NowMicros() / 1'000'000;
+      const std::string object = Cat(StreamOf(id), "@", s.version);
+      if (s.totp_state.locked_until_unix > now) {
+        // Audited, not appended: attempts while locked out do not grow the stream.
+        Audit(id, "epcs.two_factor.locked_out", object, kOutcomeFailure,
+              Cat("for ", purpose, ": attempt while locked out"));
+        return absl::PermissionDeniedError(
+            Cat("practitioner ", id, " is locked out after repeated two-factor failures"));
+      }
       TotpState state = s.totp_state;
       std::string outcome;
-      if (state.locked_until_unix > now) {
-        outcome = "locked out";
-      } else if (!VerifyPassword(proof.password, s.password_hash).ok()) {
+      if (!password_ok) password_ok = VerifyPassword(proof.password, s.password_hash).ok();
+      if (!*password_ok) {
         outcome = "wrong password";
         if (++state.failures >= options.totp_policy.max_failures) {
           state.locked_until_unix = now + options.totp_policy.lockout_seconds;
@@ -239,20 +292,15 @@ struct Ceremony::Impl {
       StatusOr<std::string> event = Append(id, s.version, kTwoFactor, payload, id);
       if (event.status().code() == absl::StatusCode::kAborted) continue;  // a concurrent try
       RXFLOW_RETURN_IF_ERROR(event.status());
-      const std::string object = Cat(StreamOf(id), "@", s.version + 1);
+      const std::string after = Cat(StreamOf(id), "@", s.version + 1);
       if (outcome == "accepted") {
-        Audit(id, "epcs.two_factor.succeeded", object, kOutcomeSuccess, Cat("for ", purpose));
+        Audit(id, "epcs.two_factor.succeeded", after, kOutcomeSuccess, Cat("for ", purpose));
         return *event;
       }
       bool locked = state.locked_until_unix > now;
-      Audit(id, locked ? "epcs.two_factor.locked_out" : "epcs.two_factor.failed", object,
+      Audit(id, locked ? "epcs.two_factor.locked_out" : "epcs.two_factor.failed", after,
             kOutcomeFailure, Cat("for ", purpose, ": ", outcome));
-      if (outcome == "locked out") {
-        return absl::PermissionDeniedError(
-            Cat("practitioner ", id, " is locked out after repeated two-factor failures"));
-      }
-      return absl::UnauthenticatedError(Cat("two-factor authentication failed (", outcome, ")",
-                                            locked ? ": too many failures, locked out" : ""));
+      return failed;
     }
     return absl::AbortedError(Cat("practitioner ", id, ": too many concurrent updates"));
   }
@@ -280,7 +328,10 @@ struct Ceremony::Impl {
     for (const DeaRegistration& r : p.view.registrations) {
       if (Current(r) && CoversSchedule(r, rx.dea_schedule)) b.dea_numbers.push_back(r.number);
     }
-    b.prescription_dea_number = std::string(DeaBase(newrx.prescriber.identification.dea_number));
+    // As the NewRx has it, a supervised practitioner's "-suffix" included: that suffix is
+    // what tells practitioners under one institutional registration apart.
+    b.prescription_dea_number = newrx.prescriber.identification.dea_number;
+    b.prescription_prescriber_last_name = newrx.prescriber.name.last_name;
     b.state = std::string(domain::StateName(rx.state));
     b.marked_ready = rx.ready_by == practitioner_id && rx.ready_bundle_sha256 == b.sha256;
     return b;
@@ -307,6 +358,7 @@ Ceremony::~Ceremony() = default;
 Status Ceremony::Enroll(const PractitionerEnrollment& p, const std::string& by) {
   Impl& im = *impl_;
   const std::string object = StreamOf(p.id);
+  if (by.empty()) return absl::InvalidArgumentError("enrolment needs who enters it");
   if (p.id.empty() || p.last_name.empty()) {
     return im.Refuse(
         absl::InvalidArgumentError("enrolment needs the practitioner's id and last name"), by,
@@ -332,6 +384,10 @@ Status Ceremony::Enroll(const PractitionerEnrollment& p, const std::string& by) 
   }
   StatusOr<std::string> hash = HashPassword(p.password, im.options.password_policy);
   if (!hash.ok()) return im.Refuse(hash.status(), by, "epcs.practitioner.enroll", object);
+  for (const DeaRegistration& r : p.registrations) {
+    Status claimed = im.ClaimDea(r.number, p.id, by);
+    if (!claimed.ok()) return im.Refuse(claimed, by, "epcs.practitioner.enroll", object);
+  }
   Json payload = {{"id", p.id},
                   {"first_name", p.first_name},
                   {"last_name", p.last_name},
@@ -367,6 +423,9 @@ StatusOr<std::string> Ceremony::Propose(const std::string& practitioner_id, Perm
   Impl& im = *impl_;
   const std::string object = StreamOf(practitioner_id);
   const std::string action = Cat("epcs.permission.", grant ? "grant" : "revoke", ".proposed");
+  if (entered_by.empty()) {
+    return absl::InvalidArgumentError("a permission change needs who enters it (two-person rule)");
+  }
   for (int attempt = 0; attempt < kMaxConflictRetries; ++attempt) {
     RXFLOW_ASSIGN_OR_RETURN(PractitionerState s, im.Load(practitioner_id));
     if (grant && permission == Permission::kSign && s.view.registrations.empty()) {
@@ -439,6 +498,11 @@ Status Ceremony::Approve(const std::string& practitioner_id, const std::string& 
   }
   for (int attempt = 0; attempt < kMaxConflictRetries; ++attempt) {
     RXFLOW_ASSIGN_OR_RETURN(PractitionerState now, im.Load(practitioner_id));
+    auto current = now.proposals.find(proposal_id);
+    if (current == now.proposals.end() || current->second.decided) {
+      return im.Refuse(absl::FailedPreconditionError(Cat("proposal ", proposal_id, " was decided")),
+                       approver_id, kAction, object);
+    }
     Json payload = {{"proposal_id", proposal_id},
                     {"approved_by", approver_id},
                     {"two_factor_event_id", *two_factor}};
@@ -516,7 +580,14 @@ Status Ceremony::MarkReady(const std::string& prescription_id, const std::string
                                                      practitioner_id, " covering this schedule")),
                      practitioner_id, kAction, prescription_id);
   }
-  if (DeaBase(dea_number) != bundle->prescription_dea_number) {
+  // §1311.135(a): only the prescriber the prescription names signs it.
+  if (!SameNameIgnoringCase(p.view.last_name, bundle->prescription_prescriber_last_name)) {
+    return im.Refuse(absl::PermissionDeniedError(
+                         Cat("the NewRx names another prescriber: only the prescriber it names (",
+                             "by DEA number and name) may mark it ready and sign it")),
+                     practitioner_id, kAction, prescription_id);
+  }
+  if (dea_number != bundle->prescription_dea_number) {
     return im.Refuse(absl::FailedPreconditionError(Cat(
                          "the NewRx names DEA number ", bundle->prescription_dea_number, ", not ",
                          dea_number, ": select it, or submit the prescription again")),
@@ -582,21 +653,38 @@ Status Ceremony::Sign(const std::string& prescription_id, const std::string& pra
     return im.Refuse(absl::FailedPreconditionError("no signing key is configured"), practitioner_id,
                      kAction, prescription_id);
   }
+  // What is signed is what was shown: this NewRx's bundle, hashed again.
+  StatusOr<script::Message> stored = im.StoredNewRx(prescription_id);
+  if (!stored.ok()) return im.Refuse(stored.status(), practitioner_id, kAction, prescription_id);
+  script::Message message = std::move(*stored);
+  if (internal::Sha256Hex(
+          Cat(CanonicalPart1306(Part1306Fields(std::get<script::NewRx>(message.body))),
+              kAttestation)) != bundle_sha256) {
+    return im.Refuse(absl::FailedPreconditionError("the NewRx is not the one the bundle showed"),
+                     practitioner_id, kAction, prescription_id);
+  }
+  StatusOr<script::Version> version = script::ParseVersion(rx.script_version);
+  if (!version.ok()) return im.Refuse(version.status(), practitioner_id, kAction, prescription_id);
+  // The certificate the pharmacy will check, before the factors are spent on a signature it
+  // would refuse: the selected registration's, a signing (not CA) certificate, valid now.
+  Status certificate = CheckSigningCertificate(p.certificate_der, rx.ready_dea_number,
+                                               im.clock.NowMicros() / 1'000'000);
+  if (!certificate.ok()) {
+    return im.Refuse(certificate, practitioner_id, kAction, prescription_id);
+  }
   // Completing the two factors is the signature.
   StatusOr<std::string> two_factor = im.TwoFactor(practitioner_id, proof, "sign");
   if (!two_factor.ok())
     return im.Refuse(two_factor.status(), practitioner_id, kAction, prescription_id);
   StatusOr<std::shared_ptr<Signer>> signer = im.options.signer_for(p.view, p.key_label);
   if (!signer.ok()) return im.Refuse(signer.status(), practitioner_id, kAction, prescription_id);
-  RXFLOW_ASSIGN_OR_RETURN(script::Message message, im.StoredNewRx(prescription_id));
   Status signed_status = SignNewRx(message, **signer, p.certificate_der);
   if (!signed_status.ok()) {
     return im.Refuse(signed_status, practitioner_id, kAction, prescription_id);
   }
-  RXFLOW_ASSIGN_OR_RETURN(script::Version version, script::ParseVersion(rx.script_version));
   IssueList issues;
   script::WriteOptions wo;
-  wo.profile = &script::BuiltinProfile(version);
+  wo.profile = &script::BuiltinProfile(*version);
   StatusOr<std::string> xml = script::WriteXml(message, issues, wo);
   if (!xml.ok()) return im.Refuse(xml.status(), practitioner_id, kAction, prescription_id);
   RequestContext c = ctx;

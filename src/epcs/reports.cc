@@ -438,7 +438,8 @@ StatusOr<IncidentReport> DailyIncidentReport(store::EventStore& store, int64_t d
         Cat("day_start_micros ", day_start_micros, " is not the start of a UTC day"));
   }
   RXFLOW_ASSIGN_OR_RETURN(AuditVerification v, VerifyAuditTrail(store, policy.stream_id,
-                                                                policy.checkpoint_public_key_der));
+                                                                policy.checkpoint_public_key_der,
+                                                                policy.checkpoint_every));
   RXFLOW_ASSIGN_OR_RETURN(std::vector<StoredItem> items, ReadItems(store, policy.stream_id));
   const int64_t day_number = DayNumber(day_start_micros);
   std::vector<const StoredItem*> day;
@@ -481,7 +482,8 @@ StatusOr<std::vector<IncidentReport>> DailyAuditJob::RunDue(int64_t now_micros) 
                                 audit_.VerifyAndRecord(policy.checkpoint_public_key_der));
       } else {
         RXFLOW_ASSIGN_OR_RETURN(verification, VerifyAuditTrail(store_, policy.stream_id,
-                                                               policy.checkpoint_public_key_der));
+                                                               policy.checkpoint_public_key_der,
+                                                               policy.checkpoint_every));
       }
     }
     auto it = by_day.find(d);

@@ -5,9 +5,11 @@
 #include <variant>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 
 #include "rxflow/internal/crypto.h"
 #include "rxflow/internal/strcat.h"
@@ -53,6 +55,7 @@ StatusOr<std::vector<std::unique_ptr<T, Free>>> ParseAll(std::string_view text, 
     const auto* p = reinterpret_cast<const unsigned char*>(text.data());
     if (T* x = der_read(nullptr, &p, static_cast<long>(text.size()))) out.emplace_back(x);
   }
+  ERR_clear_error();  // the PEM reader's end-of-input, or a parse error: reported below
   if (out.empty()) return absl::InvalidArgumentError(Cat("not a PEM or DER ", what));
   return out;
 }
@@ -145,6 +148,17 @@ StatusOr<std::string> SpkiOf(X509* cert) {
   return out;
 }
 
+// "" when `cert` may sign prescriptions (not a CA; key usage, when present, allows
+// digitalSignature or nonRepudiation), else why not.
+std::string PurposeProblem(X509* cert) {
+  if (X509_check_ca(cert) != 0) return "the signing certificate is a CA certificate";
+  if ((X509_get_extension_flags(cert) & EXFLAG_KUSAGE) != 0 &&
+      (X509_get_key_usage(cert) & (KU_DIGITAL_SIGNATURE | KU_NON_REPUDIATION)) == 0) {
+    return "the signing certificate's key usage does not allow digital signatures";
+  }
+  return "";
+}
+
 SignatureVerification Fail(SignatureCheck check, std::string reason, std::string subject = {}) {
   return SignatureVerification{check, std::move(reason), std::move(subject)};
 }
@@ -193,7 +207,9 @@ std::vector<Part1306Field> Part1306Fields(const script::NewRx& rx) {
   }
   std::string earliest;
   for (const script::OtherMedicationDate& d : m.other_medication_date) {
-    if (d.qualifier == "EffectiveDate") earliest = DateOf(d.date);
+    if (d.qualifier != "EffectiveDate") continue;
+    if (!earliest.empty()) earliest.push_back('|');
+    earliest += DateOf(d.date);
   }
   const script::Prescriber& p = rx.prescriber;
   return {
@@ -254,6 +270,30 @@ Status SignNewRx(script::Message& message, Signer& signer, std::string_view cert
   sig.signature_value = internal::Base64Encode(*signature);
   sig.x509_data = internal::Base64Encode(certificate_der);
   message.header.digital_signature = std::move(sig);
+  return absl::OkStatus();
+}
+
+Status CheckSigningCertificate(std::string_view certificate_der, std::string_view dea_number,
+                               int64_t unix_seconds) {
+  const auto* p = reinterpret_cast<const unsigned char*>(certificate_der.data());
+  Cert cert(d2i_X509(nullptr, &p, static_cast<long>(certificate_der.size())));
+  if (!cert) {
+    ERR_clear_error();
+    return absl::FailedPreconditionError("the practitioner's certificate is not DER X.509");
+  }
+  if (SubjectSerialNumber(cert.get()) != DeaBase(dea_number)) {
+    return absl::FailedPreconditionError(
+        Cat("the practitioner's certificate does not name DEA number ", DeaBase(dea_number),
+            " (its subject serialNumber): a pharmacy would refuse the signature"));
+  }
+  if (std::string purpose = PurposeProblem(cert.get()); !purpose.empty()) {
+    return absl::FailedPreconditionError(purpose);
+  }
+  time_t now = static_cast<time_t>(unix_seconds);
+  if (X509_cmp_time(X509_get0_notBefore(cert.get()), &now) > 0 ||
+      X509_cmp_time(X509_get0_notAfter(cert.get()), &now) < 0) {
+    return absl::FailedPreconditionError("the practitioner's certificate is not valid now");
+  }
   return absl::OkStatus();
 }
 
@@ -372,6 +412,7 @@ SignatureVerification VerifyPrescriptionSignature(const script::Message& message
   const auto* p = reinterpret_cast<const unsigned char*>(cert_der->data());
   Cert cert(d2i_X509(nullptr, &p, static_cast<long>(cert_der->size())));
   if (!cert) {
+    ERR_clear_error();
     return Fail(SignatureCheck::kMalformed, Cat(kPath, "/X509Data is not a DER X.509 certificate"));
   }
   std::string subject = SubjectText(cert.get());
@@ -406,6 +447,9 @@ SignatureVerification VerifyPrescriptionSignature(const script::Message& message
                 "DEANumber",
                 subject);
   }
+  if (std::string purpose = PurposeProblem(cert.get()); !purpose.empty()) {
+    return Fail(SignatureCheck::kNotPrescriber, std::move(purpose), subject);
+  }
   // 4. The chain to an anchor, and revocation of every certificate in it.
   std::unique_ptr<X509_STORE, StoreFree> store(X509_STORE_new());
   for (const Cert& a : trust.impl().anchors) X509_STORE_add_cert(store.get(), a.get());
@@ -423,6 +467,7 @@ SignatureVerification VerifyPrescriptionSignature(const script::Message& message
   }
   if (trust.time() != 0) X509_VERIFY_PARAM_set_time(param, static_cast<time_t>(trust.time()));
   if (X509_verify_cert(ctx.get()) != 1) {
+    ERR_clear_error();
     int error = X509_STORE_CTX_get_error(ctx.get());
     int depth = X509_STORE_CTX_get_error_depth(ctx.get());
     X509* at = X509_STORE_CTX_get_current_cert(ctx.get());

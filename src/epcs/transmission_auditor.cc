@@ -3,6 +3,7 @@
 
 #include "rxflow/domain/prescription.h"
 #include "rxflow/epcs/audit.h"
+#include "rxflow/epcs/signature.h"
 #include "rxflow/internal/status_macros.h"
 #include "rxflow/internal/strcat.h"
 
@@ -14,6 +15,20 @@ using internal::Cat;
 
 constexpr const char* kProjection = "epcs-audit-transmission";
 constexpr size_t kBatch = 512;
+
+// The SignatureCheck name in an Error Description "digital signature <name>: ...", or "" when
+// the text is not one (or names no check RxFlow knows).
+std::string SignatureCheckOf(std::string_view description) {
+  constexpr std::string_view kPrefix = "digital signature ";
+  if (description.substr(0, kPrefix.size()) != kPrefix) return "";
+  std::string_view rest = description.substr(kPrefix.size());
+  std::string_view name = rest.substr(0, rest.find(':'));
+  for (int c = static_cast<int>(SignatureCheck::kNotNewRx);
+       c <= static_cast<int>(SignatureCheck::kCrlUnavailable); ++c) {
+    if (SignatureCheckName(static_cast<SignatureCheck>(c)) == name) return std::string(name);
+  }
+  return "";
+}
 
 }  // namespace
 
@@ -58,16 +73,13 @@ StatusOr<int64_t> TransmissionAuditor::CatchUp() {
         RXFLOW_ASSIGN_OR_RETURN(domain::Event e,
                                 domain::DecodeEvent(r.type, r.schema_version, r.payload));
         const auto& error = std::get<domain::PharmacyErrorReceived>(e);
-        bool signature = error.description.rfind("digital signature", 0) == 0;
-        action = signature ? "epcs.verification.failed" : "epcs.transmit.failed";
+        // The pharmacy's free text is not trusted: only a check name RxFlow knows is kept
+        // ("digital signature revoked: ..." → "revoked"), never the rest of the text.
+        std::string check = SignatureCheckOf(error.description);
+        action = check.empty() ? "epcs.transmit.failed" : "epcs.verification.failed";
         outcome = "failure";
-        // The code, and for a signature the check that failed ("digital signature revoked:
-        // ..."): not the rest of the pharmacy's free text, which RxFlow does not control.
         Append(detail, "; SCRIPT Error ", error.code);
-        if (signature) {
-          std::string_view check = std::string_view(error.description).substr(18);
-          Append(detail, " (", check.substr(0, check.find(':')), ")");
-        }
+        if (!check.empty()) Append(detail, " (", check, ")");
       } else {
         continue;
       }

@@ -99,8 +99,8 @@ AuditRecord Decoded(const store::EventRecord& e) {
   return *r;
 }
 
-AuditVerification Verify(store::EventStore& st, std::string_view key = {}) {
-  auto v = VerifyAuditTrail(st, epcs::kAuditStream, key);
+AuditVerification Verify(store::EventStore& st, std::string_view key = {}, int64_t every = 5) {
+  auto v = VerifyAuditTrail(st, epcs::kAuditStream, key, every);
   REQUIRE_MESSAGE(v.ok(), v.status().ToString());
   return *v;
 }
@@ -412,6 +412,29 @@ TEST_SUITE("EPCS audit chain") {
     });
     CHECK(Verify(rewritten).ok);
     CheckNamed(Verify(rewritten, *key), 5, "checkpoint at record 5 has an invalid signature");
+
+    // Nor does one who also turns the checkpoints into ordinary records: with the key, every
+    // checkpoint slot must hold a signed checkpoint.
+    Tampered unsealed(*f.store, [](std::vector<store::EventRecord>& all) {
+      std::string previous(epcs::kAuditGenesisHash);
+      for (store::EventRecord& e : all) {
+        AuditRecord r = Decoded(e);
+        if (r.sequence == 2) r.detail = "nothing happened";
+        if (r.action == epcs::kActionCheckpoint) {
+          r.action = "epcs.sign";
+          r.detail = "an ordinary record";
+        }
+        r.previous_hash = previous;
+        r.hash = epcs::AuditRecordHash(r);
+        previous = r.hash;
+        e.payload = epcs::EncodeAuditRecord(r);
+      }
+    });
+    CHECK(Verify(unsealed).ok);
+    auto v = VerifyAuditTrail(unsealed, epcs::kAuditStream, *key, /*checkpoint_every=*/5);
+    REQUIRE(v.ok());
+    CheckNamed(*v, 5,
+               "record 5 should be a signed checkpoint (one every 5 records) but is epcs.sign");
   }
 
   TEST_CASE("a signer that is down leaves a failed checkpoint and the entry recorded") {
@@ -430,8 +453,12 @@ TEST_SUITE("EPCS audit chain") {
       CHECK(r.outcome == epcs::kOutcomeFailure);
       CHECK(r.detail.find("token not present") != std::string::npos);
     }
-    AuditVerification v = Verify(*f.store, *epcs::NewInMemorySigner()->PublicKeyDer());
-    CHECK(v.ok);
+    CHECK(Verify(*f.store).ok);  // the chain itself is whole
+    // With the key, the unsigned slots leave the chain unsealed: reported, fail closed.
+    AuditVerification v = Verify(*f.store, *epcs::NewInMemorySigner()->PublicKeyDer(), 3);
+    CheckNamed(v, 3,
+               "record 3 should be a signed checkpoint (one every 3 records) but is "
+               "epcs.checkpoint.failed");
     CHECK(v.checkpoints == 0);
   }
 
@@ -451,7 +478,7 @@ TEST_SUITE("EPCS audit chain") {
         }
       });
       CHECK_MESSAGE(failures.empty(), failures.Text());
-      AuditVerification v = Verify(*f.store, *signer->PublicKeyDer());
+      AuditVerification v = Verify(*f.store, *signer->PublicKeyDer(), 10);
       CHECK_MESSAGE(v.ok, v.problem);
       CHECK(v.records == 111);  // 100 entries and the checkpoints at 10, 20, ..., 110
       CHECK(v.checkpoints == 11);

@@ -22,8 +22,9 @@ const std::string kSecret = "12345678901234567890";  // RFC 6238's SHA-1 seed
 const std::string kSecret2 = "abcdefghijklmnopqrstuvwx";
 
 struct Fixture {
-  FakeClock clock;
-  FakeClock trusted;  // the NTP-disciplined time source
+  // Now: the run-time PKI issues its certificates for the real time.
+  FakeClock clock{SystemClock().NowMicros()};
+  FakeClock trusted{clock.NowMicros()};  // the NTP-disciplined time source
   SequentialIds ids{"rx"};
   std::unique_ptr<store::Store> store = store::NewMemoryStore(clock);
   std::unique_ptr<PrescriptionService> service;
@@ -83,7 +84,13 @@ struct Fixture {
     p.totp_secret = p.id == "dr-patel" ? kSecret2 : kSecret;
     p.certificate_der = std::move(cert);
     p.key_label = cert.empty() ? "" : "key-lindqvist";
-    if (p.id == "dr-lindqvist") p.key_label = "key-lindqvist";
+    if (p.id == "dr-lindqvist") {
+      p.key_label = "key-lindqvist";
+      // Several registrations: a second one for Schedule II, and a supervised one ("-suffix")
+      // for Schedule IV only.
+      p.registrations.push_back({"FL1234563", {"2"}, "KY", "2027-12-31"});
+      p.registrations.push_back({"BL4721052-001AB", {"4"}, "OH", "2027-12-31"});
+    }
     return p;
   }
 
@@ -187,7 +194,7 @@ TEST_SUITE("EPCS ceremony") {
     CHECK(bundle->fields.size() == 16);
     CHECK(bundle->fields[1].name == "PatientName");
     CHECK(bundle->attestation == epcs::kAttestation);
-    CHECK(bundle->dea_numbers == std::vector<std::string>{"BL4721052"});
+    CHECK(bundle->dea_numbers == std::vector<std::string>{"BL4721052", "FL1234563"});
     CHECK(bundle->prescription_dea_number == "BL4721052");
     CHECK_FALSE(bundle->marked_ready);
 
@@ -360,32 +367,85 @@ TEST_SUITE("EPCS ceremony") {
 
   TEST_CASE("a prescriber with several DEA registrations selects the one the NewRx names") {
     Fixture f;
-    auto p = Fixture::Prescriber("dr-lindqvist-2", "Lindqvist", "FL1234563", "2027-12-31", "");
-    p.registrations.push_back({"BL4721052", {"2"}, "OH", "2027-12-31"});
-    p.registrations.push_back({"BL4721052-001AB", {"4"}, "KY", "2027-12-31"});  // not C-II
-    REQUIRE(f.ceremony->Enroll(p, "admin-1").ok());
-    auto proposal = f.ceremony->Propose("dr-lindqvist-2", Permission::kMarkReady, true, "admin-1");
-    REQUIRE(proposal.ok());
-    f.NextStep();
-    REQUIRE(f.ceremony->Approve("dr-lindqvist-2", *proposal, "dr-patel", f.Proof(kSecret2)).ok());
+    f.GrantSign("dr-lindqvist");
     std::string id = f.SubmitOxycodone();
-    auto bundle = f.ceremony->Bundle(id, "dr-lindqvist-2");
+    auto bundle = f.ceremony->Bundle(id, "dr-lindqvist");
     REQUIRE(bundle.ok());
     // Both Schedule II registrations are offered; the Schedule IV one is not.
-    CHECK(bundle->dea_numbers == std::vector<std::string>{"FL1234563", "BL4721052"});
-    Status other = f.ceremony->MarkReady(id, "dr-lindqvist-2", "FL1234563", bundle->sha256);
+    CHECK(bundle->dea_numbers == std::vector<std::string>{"BL4721052", "FL1234563"});
+    Status other = f.ceremony->MarkReady(id, "dr-lindqvist", "FL1234563", bundle->sha256);
     CHECK(other.code() == absl::StatusCode::kFailedPrecondition);
     CHECK(std::string(other.message()).find("the NewRx names DEA number BL4721052") !=
           std::string::npos);
-    CHECK(f.ceremony->MarkReady(id, "dr-lindqvist-2", "BL4721052-001AB", bundle->sha256).code() ==
+    CHECK(f.ceremony->MarkReady(id, "dr-lindqvist", "BL4721052-001AB", bundle->sha256).code() ==
           absl::StatusCode::kPermissionDenied);
-    CHECK(f.ceremony->MarkReady(id, "dr-lindqvist-2", "BL4721052", bundle->sha256).ok());
+    REQUIRE(f.ceremony->MarkReady(id, "dr-lindqvist", "BL4721052", bundle->sha256).ok());
+    f.NextStep();
+    REQUIRE(f.ceremony->Sign(id, "dr-lindqvist", bundle->sha256, f.Proof(kSecret)).ok());
+    auto sent = f.service->OutboundXml(id, "send");
+    REQUIRE(sent.ok());
+    CHECK(epcs::VerifyPrescriptionSignature(*sent, f.trust).ok());
+  }
+
+  TEST_CASE("only the prescriber the NewRx names marks it ready; a DEA number has one holder") {
+    Fixture f;
+    f.GrantSign("dr-patel");
+    std::string id = f.SubmitOxycodone();
+    auto bundle = f.ceremony->Bundle(id, "dr-patel");
+    REQUIRE(bundle.ok());
+    Status st = f.ceremony->MarkReady(id, "dr-patel", "AP5836727", bundle->sha256);
+    CHECK(st.code() == absl::StatusCode::kPermissionDenied);
+    CHECK(std::string(st.message()).find("the NewRx names another prescriber") !=
+          std::string::npos);
+    // Enrolling someone else under the prescriber's DEA number is refused, and audited.
+    Status impostor = f.ceremony->Enroll(
+        Fixture::Prescriber("dr-impostor", "Lindqvist", "BL4721052", "2027-12-31", ""), "admin-1");
+    CHECK(impostor.code() == absl::StatusCode::kAlreadyExists);
+    CHECK(std::string(impostor.message()).find("enrolled for another practitioner") !=
+          std::string::npos);
+    CHECK(f.ceremony
+              ->Enroll(Fixture::Prescriber("dr-x", "Lindqvist", "BL4721052", "2027-12-31", ""),
+                       "")
+              .code() == absl::StatusCode::kInvalidArgument);  // nobody entered it
+    CHECK(f.ceremony->Propose("dr-lindqvist", Permission::kSign, true, "").status().code() ==
+          absl::StatusCode::kInvalidArgument);
+  }
+
+  TEST_CASE("a pharmacy's Error text cannot break the transmission audit") {
+    Fixture f;
+    f.GrantSign("dr-lindqvist");
+    std::string id = f.SubmitOxycodone();
+    auto bundle = f.ceremony->Bundle(id, "dr-lindqvist");
+    REQUIRE(bundle.ok());
+    REQUIRE(f.ceremony->MarkReady(id, "dr-lindqvist", "BL4721052", bundle->sha256).ok());
+    f.NextStep();
+    REQUIRE(f.ceremony->Sign(id, "dr-lindqvist", bundle->sha256, f.Proof(kSecret)).ok());
+    REQUIRE(f.service->Execute(id, domain::MarkSent{}).ok());
+    REQUIRE(f.service->Execute(id, domain::RecordError{"900", {}, "digital signature", true}).ok());
+    REQUIRE(f.service->Execute(id, domain::MarkSent{}).ok());
+    REQUIRE(f.service
+                ->Execute(
+                    id, domain::RecordError{"900", {}, "digital signature Smith: 1 Elm St", false})
+                .ok());
+    epcs::TransmissionAuditor auditor(*f.store, f.audit, "test");
+    auto written = auditor.CatchUp();
+    REQUIRE_MESSAGE(written.ok(), written.status().ToString());
+    auto records = epcs::ReadAuditTrail(*f.store, epcs::kAuditStream, 0, INT64_MAX);
+    REQUIRE(records.ok());
+    int failures = 0;
+    for (const auto& r : *records) {
+      if (r.action != "epcs.transmit.failed") continue;
+      ++failures;
+      CHECK(r.detail.find("Smith") == std::string::npos);  // the free text is not kept
+      CHECK(r.detail.find("SCRIPT Error 900") != std::string::npos);
+    }
+    CHECK(failures == 2);
   }
 
   TEST_CASE("signing is not granted to a practitioner whose registrations have lapsed") {
     Fixture f;
     REQUIRE(f.ceremony
-                ->Enroll(Fixture::Prescriber("dr-old", "Lindqvist", "BL4721052", "2020-01-31", ""),
+                ->Enroll(Fixture::Prescriber("dr-old", "Lindqvist", "BL1234563", "2020-01-31", ""),
                          "admin-1")
                 .ok());
     auto proposal = f.ceremony->Propose("dr-old", Permission::kSign, true, "admin-1");

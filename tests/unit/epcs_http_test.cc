@@ -157,6 +157,19 @@ TEST_SUITE("EPCS HTTP") {
     CHECK(api.Post(base + "/sign", sign.dump())->status == 409);
   }
 
+  TEST_CASE("the EPCS streams are not prescriptions: never readable or commandable over HTTP") {
+    EpcsApi api;
+    for (std::string id : {"epcs-practitioner-dr-lindqvist", "epcs-audit", "epcs-dea-BL4721052"}) {
+      CAPTURE(id);
+      auto events = api.Get("/api/v1/prescriptions/" + id + "/events");
+      CHECK(events->status == 404);
+      CHECK(events->body.find("totp") == std::string::npos);
+      CHECK(api.Get("/api/v1/prescriptions/" + id)->status == 404);
+      CHECK(api.Post("/api/v1/prescriptions/" + id + "/route", "")->status == 404);
+      CHECK(api.Post("/api/v1/prescriptions/" + id + "/cancel", "")->status == 404);
+    }
+  }
+
   TEST_CASE("without a ceremony the signing routes answer 501") {
     EpcsApi api(/*with_ceremony=*/false);
     std::string id = api.Submit("fhir/schedule2_oxycodone.json");
@@ -209,8 +222,16 @@ TEST_SUITE("EPCS HTTP") {
     size_t at = tampered.find("<Value>20</Value>");
     REQUIRE(at != std::string::npos);
     tampered.replace(at, 17, "<Value>90</Value>");
+    // An intermediary that removes DEASchedule does not remove the check: a signature
+    // present is verified.
+    std::string unscheduled = newrx(cert.get(), 5);
+    size_t from = unscheduled.find("<DEASchedule>");
+    size_t to = unscheduled.find("</DEASchedule>");
+    REQUIRE(from != std::string::npos);
+    unscheduled.erase(from, to + 14 - from);
     for (auto [xml, check] :
-         {std::pair{tampered, "digest_mismatch"}, std::pair{newrx(nullptr, 3), "unsigned"},
+         {std::pair{unscheduled, "digest_mismatch"}, std::pair{tampered, "digest_mismatch"},
+          std::pair{newrx(nullptr, 3), "unsigned"},
           std::pair{newrx(revoked.get(), 4), "revoked"}}) {
       CAPTURE(check);
       script::Message m = answer(xml);
@@ -221,7 +242,7 @@ TEST_SUITE("EPCS HTTP") {
     }
     http::SimulatorStats stats = sim.stats();
     CHECK(stats.signatures_verified == 1);
-    CHECK(stats.signatures_refused == 3);
+    CHECK(stats.signatures_refused == 4);
     CHECK(stats.unique == 1);  // refused ones are not accepted
     sim.Stop();
   }

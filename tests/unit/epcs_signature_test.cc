@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <string>
 
@@ -225,6 +226,34 @@ TEST_CASE("chain, expiry and revocation failures name their step") {
     REQUIRE(epcs::SignNewRx(m2, *s.signer, Pki::Der(old.get())).ok());
     CHECK(epcs::VerifyPrescriptionSignature(m2, s.trust).result == SignatureCheck::kExpired);
   }
+}
+
+TEST_CASE("a signing certificate must name the DEA number, sign, not be a CA, and be valid") {
+  Setup s;
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  std::string der = Pki::Der(s.cert.get());
+  CHECK(epcs::CheckSigningCertificate(der, "BL4721052", now).ok());
+  CHECK(epcs::CheckSigningCertificate(der, "BL4721052-001AB", now).ok());  // the registrant's
+  CHECK(epcs::CheckSigningCertificate(der, "AP5836727", now).code() ==
+        absl::StatusCode::kFailedPrecondition);
+  CHECK(epcs::CheckSigningCertificate(der, "BL4721052", now + 400 * Pki::kDay).code() ==
+        absl::StatusCode::kFailedPrecondition);
+  CHECK(
+      epcs::CheckSigningCertificate(Pki::Der(s.pki.intermediate.get()), "BL4721052", now).code() ==
+      absl::StatusCode::kFailedPrecondition);
+  CHECK(epcs::CheckSigningCertificate("junk", "BL4721052", now).code() ==
+        absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_CASE("every EffectiveDate is signed: a second one cannot hide behind the first") {
+  script::Message m = OxycodoneNewRx();
+  auto& rx = std::get<script::NewRx>(m.body);
+  rx.medication_prescribed.other_medication_date.push_back({{"2026-12-01", ""}, "EffectiveDate"});
+  std::string one = epcs::CanonicalPart1306(epcs::Part1306Fields(rx));
+  CHECK(one.find("\nEarliestFillDate=2026-12-01\n") != std::string::npos);
+  rx.medication_prescribed.other_medication_date.push_back({{"2026-11-22", ""}, "EffectiveDate"});
+  std::string two = epcs::CanonicalPart1306(epcs::Part1306Fields(rx));
+  CHECK(two.find("\nEarliestFillDate=2026-12-01|2026-11-22\n") != std::string::npos);
 }
 
 TEST_CASE("unsigned and malformed signatures are named") {

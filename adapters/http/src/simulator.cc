@@ -133,9 +133,14 @@ struct PharmacySimulator::Impl {
       return;
     }
     answer.header = AnswerHeader(in->header);
-    if (const auto* rx = std::get_if<script::NewRx>(&in->body);
-        rx != nullptr && options.epcs_trust != nullptr && rx->medication_prescribed.drug_coded &&
-        !rx->medication_prescribed.drug_coded->dea_schedule_code.empty()) {
+    // Verified when the NewRx is controlled or carries a signature: a signed NewRx whose
+    // DEASchedule an intermediary removed is still checked.
+    const auto* rx = std::get_if<script::NewRx>(&in->body);
+    const auto& ds = in->header.digital_signature;
+    if (rx != nullptr && options.epcs_trust != nullptr &&
+        ((rx->medication_prescribed.drug_coded &&
+          !rx->medication_prescribed.drug_coded->dea_schedule_code.empty()) ||
+         (ds && !ds->signature_value.empty()))) {
       epcs::SignatureVerification v = epcs::VerifyPrescriptionSignature(*in, *options.epcs_trust);
       std::lock_guard lock(mu);
       if (!v.ok()) {
@@ -182,7 +187,7 @@ struct PharmacySimulator::Impl {
     } else {
       answer.body = script::Status{"000", {}, {}};
     }
-    const auto* rx = std::get_if<script::NewRx>(&in->body);
+    // (rx: the NewRx, or null, from above)
     if (rx && !duplicate && !options.callback_url.empty() &&
         !std::holds_alternative<script::Error>(answer.body)) {
       std::string fill = Fill(*in, *rx);

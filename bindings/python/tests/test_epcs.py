@@ -156,7 +156,7 @@ def test_review_ready_sign_and_the_pharmacy_verifies(epcs):
     # The same code again, on another prescription: refused (a code signs once).
     other, other_bundle = ready_oxycodone(service, idempotency_key="second-prescription")
     assert other != s.id
-    with pytest.raises(rxflow.Unauthenticated, match="replayed") as e:
+    with pytest.raises(rxflow.Unauthenticated, match="two-factor authentication failed") as e:
         service.sign(other, PRESCRIBER, other_bundle["sha256"], demo["password"], code)
     assert isinstance(e.value, PermissionError) and e.value.code == "UNAUTHENTICATED"
     assert e.value.issues == []

@@ -147,11 +147,15 @@ struct AuditVerification {
 };
 
 // Reads `stream_id` in order and checks the chain; with `checkpoint_public_key_der` (a DER
-// SubjectPublicKeyInfo), every checkpoint's signature too. A broken chain is a result with
-// ok = false; an error status only means the store could not be read.
+// SubjectPublicKeyInfo), every checkpoint's signature too, and that every checkpoint slot
+// (each sequence that is a multiple of `checkpoint_every`, the writer's
+// AuditTrailOptions::checkpoint_every) holds one: a slot holding anything else, a failed
+// checkpoint included, is reported ("record 200 should be a signed checkpoint ..."). A broken chain
+// is a result with ok = false; an error status only means the store could not be read.
 StatusOr<AuditVerification> VerifyAuditTrail(store::EventStore& store,
                                              std::string_view stream_id = kAuditStream,
-                                             std::string_view checkpoint_public_key_der = {});
+                                             std::string_view checkpoint_public_key_der = {},
+                                             int64_t checkpoint_every = 100);
 
 // Appends audit records to the audit stream. Safe for concurrent use; several trails (in other
 // processes) may append to the same stream: a writer that finds the stream moved on re-reads

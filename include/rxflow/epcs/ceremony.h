@@ -92,9 +92,10 @@ struct SigningBundle {
   std::string sha256;                    // hex SHA-256 of canonical text + attestation
   std::vector<std::string> dea_numbers;  // the practitioner's current registrations
                                          // covering the prescription's schedule
-  std::string prescription_dea_number;   // the DEA number the NewRx names
-  std::string state;                     // the prescription's state ("ReadyToSign")
-  bool marked_ready = false;             // marked ready for exactly this bundle
+  std::string prescription_dea_number;   // the DEA number the NewRx names (with any suffix)
+  std::string prescription_prescriber_last_name;  // the prescriber's last name in the NewRx
+  std::string state;                              // the prescription's state ("ReadyToSign")
+  bool marked_ready = false;                      // marked ready for exactly this bundle
 };
 
 struct CeremonyOptions {

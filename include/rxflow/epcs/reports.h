@@ -54,6 +54,7 @@ struct IncidentPolicy {
   // SubjectPublicKeyInfo; empty: checkpoint signatures are not checked).
   std::string stream_id = std::string(kAuditStream);
   std::string checkpoint_public_key_der;
+  int64_t checkpoint_every = 100;  // the trail's AuditTrailOptions::checkpoint_every
   // A burst: at least `burst_failures` two-factor failures (epcs.two_factor.failed or
   // .locked_out) of one actor within `burst_window_micros` is a finding. Only failures within
   // the reported day are counted.

@@ -68,7 +68,8 @@ struct Part1306Field {
 //   DaysSupply         DaysSupply
 //   Directions         Sig/SigText
 //   Refills            NumberOfRefills
-//   EarliestFillDate   OtherMedicationDate with qualifier EffectiveDate
+//   EarliestFillDate   OtherMedicationDate with qualifier EffectiveDate (every one, in
+//                      order, joined by '|': a second one cannot hide behind the first)
 //   PrescriberName     Prescriber/NonVeterinarian/Name: Last|First|Middle|Suffix|Prefix
 //   PrescriberAddress  Prescriber/.../Address
 //   PrescriberDEA      Prescriber/.../Identification/DEANumber
@@ -83,6 +84,14 @@ std::string CanonicalPart1306(const std::vector<Part1306Field>& fields);
 // signer's (FailedPrecondition otherwise: a signature nobody could verify is not sent).
 // InvalidArgument when the body is not a NewRx.
 Status SignNewRx(script::Message& message, Signer& signer, std::string_view certificate_der);
+
+// The checks of a prescriber's signing certificate that need no trust store: DER X.509, not
+// a CA certificate, key usage (when present) allowing digitalSignature or nonRepudiation, its
+// subject serialNumber the DEA number `dea_number` names (without a "-suffix"), and valid at
+// `unix_seconds`. FailedPrecondition naming what is wrong. The ceremony runs it before it
+// signs; VerifyPrescriptionSignature runs the same checks (kNotPrescriber, kExpired).
+Status CheckSigningCertificate(std::string_view certificate_der, std::string_view dea_number,
+                               int64_t unix_seconds);
 
 // What a pharmacy trusts: CA certificates (anchors), intermediates offered for chain
 // building, and CRLs. Not thread-safe to modify; const use from several threads is safe.
