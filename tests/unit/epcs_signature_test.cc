@@ -373,6 +373,10 @@ TEST_CASE("a key generated on a SoftHSM2 token signs a NewRx that verifies") {
   epcs::SignatureVerification r = epcs::VerifyPrescriptionSignature(Write(m), s.trust);
   CHECK_MESSAGE(r.ok(), r.reason);
 
+  // While the token is open (logged in) in this process, a wrong PIN is still refused:
+  // PKCS#11 would answer CKR_USER_ALREADY_LOGGED_IN without looking at it.
+  CHECK(p11::OpenSigner(wrong, "prescriber-BL4721052").status().code() ==
+        absl::StatusCode::kPermissionDenied);
   CHECK(p11::OpenSigner(ref, "nobody").status().code() == absl::StatusCode::kNotFound);
   p11::TokenRef missing = ref;
   missing.token_label = "no-such-token";

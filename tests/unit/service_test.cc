@@ -77,7 +77,11 @@ std::vector<std::string> RoutingActions(const std::vector<messaging::Message>& m
 struct ConflictCounter : store::StoreWrapper {
   using StoreWrapper::StoreWrapper;
   std::atomic<int> conflicts{0};
+  // Held before each append: the other submitters' look-ups then happen before the first
+  // commit even on a loaded machine, so the race inside the store is not left to chance.
+  std::chrono::milliseconds delay{0};
   StatusOr<store::AppendResult> Append(store::AppendRequest r) override {
+    if (delay.count() > 0) std::this_thread::sleep_for(delay);
     auto result = StoreWrapper::Append(std::move(r));
     if (absl::IsAlreadyExists(result.status()) || absl::IsAborted(result.status())) ++conflicts;
     return result;
@@ -136,6 +140,7 @@ TEST_SUITE("Service") {
   TEST_CASE("8 threads submitting the same prescription create one") {
     Fixture f;
     ConflictCounter counting(*f.store);
+    counting.delay = std::chrono::milliseconds(20);
     ServiceOptions o;
     o.patient_key = kKey;
     o.clock = &f.clock;
@@ -357,6 +362,7 @@ TEST_SUITE("Service") {
           auto st = store::OpenSqliteStore(so);
           if (!st.ok()) _exit(3);
           ConflictCounter counting(**st);
+          counting.delay = std::chrono::milliseconds(20);  // see ConflictCounter
           ServiceOptions o;
           o.patient_key = kKey;
           auto service = PrescriptionService::Create(counting, o);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <openssl/bn.h>
+#include <openssl/crypto.h>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
@@ -194,9 +195,38 @@ StatusOr<Session> OpenSession(const Module& m, ck_slot_id_t slot) {
   return Session(m, h);
 }
 
-Status Login(const Module& m, const Session& s, ck_user_type_t user, const std::string& pin) {
+// The SHA-256 of the user PIN each token (module path + token label) was logged in with by
+// this process. PKCS#11 logs in the application, not the session: once one session is logged
+// in, C_Login answers CKR_USER_ALREADY_LOGGED_IN without looking at the PIN, so RxFlow
+// compares the PIN itself. Guarded by ModulesMutex(), never destroyed.
+std::map<std::string, std::string>& LoggedInPins() {
+  static auto* pins = new std::map<std::string, std::string>;
+  return *pins;
+}
+
+std::string PinDigest(const std::string& pin) {
+  unsigned char md[32];
+  unsigned int len = 0;
+  EVP_Digest(pin.data(), pin.size(), md, &len, EVP_sha256(), nullptr);
+  return std::string(reinterpret_cast<const char*>(md), len);
+}
+
+Status Login(const Module& m, const Session& s, ck_user_type_t user, const std::string& pin,
+             const std::string& token_key = {}) {
   ck_rv_t rv = m.f->C_Login(
       s.get(), user, reinterpret_cast<unsigned char*>(const_cast<char*>(pin.data())), pin.size());
+  if (user == CKU_USER && !token_key.empty() &&
+      (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN)) {
+    std::lock_guard lock(ModulesMutex());
+    auto [it, inserted] = LoggedInPins().emplace(token_key, PinDigest(pin));
+    if (rv == CKR_OK) {
+      it->second = PinDigest(pin);
+    } else if (!inserted && CRYPTO_memcmp(it->second.data(), PinDigest(pin).data(), 32) != 0) {
+      return absl::PermissionDeniedError(
+          "pkcs11: C_Login: CKR_PIN_INCORRECT (the token is open with another PIN)");
+    }
+    return absl::OkStatus();
+  }
   if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) return absl::OkStatus();
   return FromRv(rv, user == CKU_SO ? "C_Login as security officer" : "C_Login");
 }
@@ -211,7 +241,8 @@ StatusOr<Opened> Open(const TokenRef& ref) {
   RXFLOW_ASSIGN_OR_RETURN(Module m, LoadModule(ref.module_path));
   RXFLOW_ASSIGN_OR_RETURN(ck_slot_id_t slot, FindToken(m, ref.token_label));
   RXFLOW_ASSIGN_OR_RETURN(Session s, OpenSession(m, slot));
-  RXFLOW_RETURN_IF_ERROR(Login(m, s, CKU_USER, ref.pin));
+  RXFLOW_RETURN_IF_ERROR(
+      Login(m, s, CKU_USER, ref.pin, internal::Cat(ref.module_path, "\n", ref.token_label)));
   return Opened{m, std::move(s)};
 }
 
