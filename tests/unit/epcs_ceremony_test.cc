@@ -126,6 +126,24 @@ struct Fixture {
     return s->id;
   }
 
+  // dr-lindqvist may sign; an oxycodone prescription reviewed and marked ready by them.
+  // Returns (id, bundle hash).
+  std::pair<std::string, std::string> ReadyOxycodone() {
+    GrantSign("dr-lindqvist");
+    std::string id = SubmitOxycodone();
+    auto bundle = ceremony->Bundle(id, "dr-lindqvist");
+    REQUIRE(bundle.ok());
+    REQUIRE(ceremony->MarkReady(id, "dr-lindqvist", "BL4721052", bundle->sha256).ok());
+    return {id, bundle->sha256};
+  }
+  // ... and signed with both factors (in the next TOTP step). Returns its id.
+  std::string SignedOxycodone() {
+    auto [id, sha] = ReadyOxycodone();
+    NextStep();
+    REQUIRE(ceremony->Sign(id, "dr-lindqvist", sha, Proof(kSecret)).ok());
+    return id;
+  }
+
   std::set<std::string> AuditActions() {
     auto records = epcs::ReadAuditTrail(*store, epcs::kAuditStream, 0, INT64_MAX);
     REQUIRE(records.ok());
@@ -279,14 +297,10 @@ TEST_SUITE("EPCS ceremony") {
 
   TEST_CASE("a clock more than 5 minutes off blocks signing, and is audited") {
     Fixture f;
-    f.GrantSign("dr-lindqvist");
-    std::string id = f.SubmitOxycodone();
-    auto bundle = f.ceremony->Bundle(id, "dr-lindqvist");
-    REQUIRE(bundle.ok());
-    REQUIRE(f.ceremony->MarkReady(id, "dr-lindqvist", "BL4721052", bundle->sha256).ok());
+    auto [id, sha] = f.ReadyOxycodone();
     f.NextStep();
     f.trusted.Advance(5 * 60 * 1'000'000 + 1'000'000);
-    CHECK(f.ceremony->Sign(id, "dr-lindqvist", bundle->sha256, f.Proof(kSecret)).code() ==
+    CHECK(f.ceremony->Sign(id, "dr-lindqvist", sha, f.Proof(kSecret)).code() ==
           absl::StatusCode::kPermissionDenied);
     CHECK(f.AuditActions().count("epcs.clock_skew:refused"));
     CHECK(f.service->Load(id)->state == domain::State::kReadyToSign);
@@ -294,16 +308,12 @@ TEST_SUITE("EPCS ceremony") {
 
   TEST_CASE("an expired registration neither signs nor approves") {
     Fixture f;
-    f.GrantSign("dr-lindqvist");
-    std::string id = f.SubmitOxycodone();
-    auto bundle = f.ceremony->Bundle(id, "dr-lindqvist");
-    REQUIRE(bundle.ok());
-    REQUIRE(f.ceremony->MarkReady(id, "dr-lindqvist", "BL4721052", bundle->sha256).ok());
+    auto [id, sha] = f.ReadyOxycodone();
     CHECK(f.ceremony->Practitioner("dr-lindqvist")->may_sign);
     f.clock.Set(f.clock.NowMicros() + int64_t{3 * 365} * 86400 * 1'000'000);  // past 2027-12-31
     f.trusted.Set(f.clock.NowMicros());
     CHECK_FALSE(f.ceremony->Practitioner("dr-lindqvist")->may_sign);  // lapsed: revoked
-    CHECK(f.ceremony->Sign(id, "dr-lindqvist", bundle->sha256, f.Proof(kSecret)).code() ==
+    CHECK(f.ceremony->Sign(id, "dr-lindqvist", sha, f.Proof(kSecret)).code() ==
           absl::StatusCode::kPermissionDenied);
     auto proposal = f.ceremony->Propose("agent-1", Permission::kMarkReady, true, "admin-1");
     REQUIRE(proposal.ok());
@@ -332,19 +342,13 @@ TEST_SUITE("EPCS ceremony") {
 
   TEST_CASE("transmissions and pharmacy errors of controlled prescriptions reach the audit chain") {
     Fixture f;
-    f.GrantSign("dr-lindqvist");
-    std::string id = f.SubmitOxycodone();
     IssueList issues;
     auto plain =
         f.service->Submit(testing::ReadFixture("fhir/medication_request_lisinopril.json"), issues);
     REQUIRE(plain.ok());
     REQUIRE(f.service->Route(plain->id).ok());
     REQUIRE(f.service->Execute(plain->id, domain::MarkSent{}).ok());
-    auto bundle = f.ceremony->Bundle(id, "dr-lindqvist");
-    REQUIRE(bundle.ok());
-    REQUIRE(f.ceremony->MarkReady(id, "dr-lindqvist", "BL4721052", bundle->sha256).ok());
-    f.NextStep();
-    REQUIRE(f.ceremony->Sign(id, "dr-lindqvist", bundle->sha256, f.Proof(kSecret)).ok());
+    std::string id = f.SignedOxycodone();
     REQUIRE(f.service->Execute(id, domain::MarkSent{}).ok());
     REQUIRE(
         f.service
@@ -413,13 +417,7 @@ TEST_SUITE("EPCS ceremony") {
 
   TEST_CASE("a pharmacy's Error text cannot break the transmission audit") {
     Fixture f;
-    f.GrantSign("dr-lindqvist");
-    std::string id = f.SubmitOxycodone();
-    auto bundle = f.ceremony->Bundle(id, "dr-lindqvist");
-    REQUIRE(bundle.ok());
-    REQUIRE(f.ceremony->MarkReady(id, "dr-lindqvist", "BL4721052", bundle->sha256).ok());
-    f.NextStep();
-    REQUIRE(f.ceremony->Sign(id, "dr-lindqvist", bundle->sha256, f.Proof(kSecret)).ok());
+    std::string id = f.SignedOxycodone();
     REQUIRE(f.service->Execute(id, domain::MarkSent{}).ok());
     REQUIRE(f.service->Execute(id, domain::RecordError{"900", {}, "digital signature", true}).ok());
     REQUIRE(f.service->Execute(id, domain::MarkSent{}).ok());

@@ -153,19 +153,26 @@ std::string Trimmed(const unsigned char* field, size_t n) {
   return s;
 }
 
-// The slot holding the initialised token labelled `label`.
-StatusOr<ck_slot_id_t> FindToken(const Module& m, std::string_view label) {
+// The module's slots (with a token present only, when `token_present`).
+StatusOr<std::vector<ck_slot_id_t>> Slots(const Module& m, bool token_present) {
   unsigned long n = 0;
-  ck_rv_t rv = m.f->C_GetSlotList(kTrue, nullptr, &n);
+  ck_rv_t rv = m.f->C_GetSlotList(token_present ? kTrue : kFalse, nullptr, &n);
   if (rv != CKR_OK) return FromRv(rv, "C_GetSlotList");
   std::vector<ck_slot_id_t> slots(n);
-  rv = m.f->C_GetSlotList(kTrue, slots.data(), &n);
+  rv = m.f->C_GetSlotList(token_present ? kTrue : kFalse, slots.data(), &n);
   if (rv != CKR_OK) return FromRv(rv, "C_GetSlotList");
-  for (unsigned long i = 0; i < n; ++i) {
+  slots.resize(n);
+  return slots;
+}
+
+// The slot holding the initialised token labelled `label`.
+StatusOr<ck_slot_id_t> FindToken(const Module& m, std::string_view label) {
+  RXFLOW_ASSIGN_OR_RETURN(std::vector<ck_slot_id_t> slots, Slots(m, /*token_present=*/true));
+  for (ck_slot_id_t slot : slots) {
     ck_token_info info{};
-    if (m.f->C_GetTokenInfo(slots[i], &info) != CKR_OK) continue;
+    if (m.f->C_GetTokenInfo(slot, &info) != CKR_OK) continue;
     if ((info.flags & CKF_TOKEN_INITIALIZED) && Trimmed(info.label, sizeof info.label) == label) {
-      return slots[i];
+      return slot;
     }
   }
   return absl::NotFoundError(Cat("pkcs11: no token labelled \"", label, "\""));
@@ -376,24 +383,20 @@ Status InitToken(const TokenRef& ref, const std::string& so_pin) {
     return absl::AlreadyExistsError(
         Cat("pkcs11: a token labelled \"", ref.token_label, "\" exists already"));
   }
-  unsigned long n = 0;
-  ck_rv_t rv = m.f->C_GetSlotList(kFalse, nullptr, &n);
-  if (rv != CKR_OK) return FromRv(rv, "C_GetSlotList");
-  std::vector<ck_slot_id_t> slots(n);
-  rv = m.f->C_GetSlotList(kFalse, slots.data(), &n);
-  if (rv != CKR_OK) return FromRv(rv, "C_GetSlotList");
+  RXFLOW_ASSIGN_OR_RETURN(std::vector<ck_slot_id_t> slots, Slots(m, /*token_present=*/false));
   std::optional<ck_slot_id_t> free_slot;
-  for (unsigned long i = 0; i < n && !free_slot; ++i) {
+  for (ck_slot_id_t slot : slots) {
     ck_token_info info{};
-    if (m.f->C_GetTokenInfo(slots[i], &info) == CKR_OK && !(info.flags & CKF_TOKEN_INITIALIZED)) {
-      free_slot = slots[i];
+    if (m.f->C_GetTokenInfo(slot, &info) == CKR_OK && !(info.flags & CKF_TOKEN_INITIALIZED)) {
+      free_slot = slot;
+      break;
     }
   }
   if (!free_slot) return absl::ResourceExhaustedError("pkcs11: the module has no free slot");
   std::string label = PaddedLabel(ref.token_label);
-  rv = m.f->C_InitToken(*free_slot,
-                        reinterpret_cast<unsigned char*>(const_cast<char*>(so_pin.data())),
-                        so_pin.size(), reinterpret_cast<unsigned char*>(label.data()));
+  ck_rv_t rv = m.f->C_InitToken(*free_slot,
+                                reinterpret_cast<unsigned char*>(const_cast<char*>(so_pin.data())),
+                                so_pin.size(), reinterpret_cast<unsigned char*>(label.data()));
   if (rv != CKR_OK) return FromRv(rv, "C_InitToken");
   // SoftHSM2 moves an initialised token to a new slot id: look it up again by its label.
   RXFLOW_ASSIGN_OR_RETURN(ck_slot_id_t slot, FindToken(m, ref.token_label));
