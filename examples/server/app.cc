@@ -606,9 +606,15 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
   }
   auto next_review = std::chrono::steady_clock::now();
   auto next_transmissions = next_review;
+  int64_t audit_failures_logged = 0;
   while (!g_stop.load()) {
     if (transmissions && std::chrono::steady_clock::now() >= next_transmissions) {
       next_transmissions += std::chrono::seconds(1);
+      if (int64_t lost = epcs_demo->ceremony->audit_failures(); lost > audit_failures_logged) {
+        log(3, "EPCS: " + std::to_string(lost - audit_failures_logged) +
+                   " audit record(s) could not be written (store failure): an incident");
+        audit_failures_logged = lost;
+      }
       if (auto n = transmissions->CatchUp(); !n.ok()) {
         log(3, "EPCS transmission audit: " + std::string(n.status().message()));
       }

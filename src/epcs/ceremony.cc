@@ -4,6 +4,7 @@
 #include "rxflow/epcs/ceremony.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <map>
 #include <optional>
@@ -184,10 +185,11 @@ struct Ceremony::Impl {
              std::string_view outcome, std::string detail) {
     AuditEntry e{actor,          std::string(action), object, std::string(outcome),
                  options.source, std::move(detail)};
-    // An audit write that fails is logged by the trail's store status; the operation it
-    // describes has already been decided, so it is not undone here.
-    (void)audit.Record(std::move(e));
+    // The operation it describes has been decided (and, on success, committed): it is not
+    // undone, but the lost record is counted, never dropped silently (audit_failures()).
+    if (!audit.Record(std::move(e)).ok()) audit_failures.fetch_add(1);
   }
+  std::atomic<int64_t> audit_failures{0};
 
   // Audits a refusal and returns it.
   Status Refuse(Status status, const std::string& actor, std::string_view action,
@@ -354,6 +356,8 @@ Ceremony::Ceremony(PrescriptionService& service, store::Store& store, AuditTrail
     : impl_(new Impl{service, store, audit, clock, std::move(options)}) {}
 
 Ceremony::~Ceremony() = default;
+
+int64_t Ceremony::audit_failures() const { return impl_->audit_failures.load(); }
 
 Status Ceremony::Enroll(const PractitionerEnrollment& p, const std::string& by) {
   Impl& im = *impl_;

@@ -476,4 +476,25 @@ TEST_SUITE("EPCS ceremony") {
     CHECK(mixed.status().code() == absl::StatusCode::kInvalidArgument);
     CHECK(std::string(mixed.status().message()).find("another patient") != std::string::npos);
   }
+
+  TEST_CASE("an audit record the store cannot take is counted, not dropped silently") {
+    Fixture f;
+    // The audit trail over a store that refuses appends to the audit stream.
+    struct NoAudit : store::StoreWrapper {
+      using StoreWrapper::StoreWrapper;
+      StatusOr<store::AppendResult> Append(store::AppendRequest r) override {
+        if (r.stream_id == epcs::kAuditStream) return absl::UnavailableError("disk full");
+        return StoreWrapper::Append(std::move(r));
+      }
+    } broken(*f.store);
+    epcs::AuditTrail trail(broken, f.clock);
+    epcs::CeremonyOptions co;
+    epcs::Ceremony ceremony(*f.service, *f.store, trail, f.clock, co);
+    CHECK(ceremony.audit_failures() == 0);
+    REQUIRE(
+        ceremony
+            .Enroll(Fixture::Prescriber("dr-q", "Quinn", "BQ1234563", "2027-12-31", ""), "admin-1")
+            .ok());
+    CHECK(ceremony.audit_failures() == 1);
+  }
 }

@@ -122,6 +122,12 @@ class Ceremony {
            CeremonyOptions options);
   ~Ceremony();
 
+  // Audit records this ceremony could not write (the store failed) since it was made. The
+  // step they describe stands (it was decided, or committed, first); each lost record is an
+  // incident (21 CFR 1311.150(a)(5)) that the operator must see: `rxflow serve` logs it as
+  // an error.
+  int64_t audit_failures() const;
+
   // Enrols a practitioner (AlreadyExists when the id is taken). InvalidArgument for a bad
   // DEA number, a short password or TOTP secret; every registration is checked. Audited
   // (actor: `by`).
