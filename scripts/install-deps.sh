@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every Debian (bookworm) package RxFlow's build, tests and benchmarks need.
-# (valgrind: scripts/bench-instructions.sh; liboath, the PKCS#11 header and SoftHSM2: EPCS,
+# (libboost1.81-dev: Beast/Asio, the API server, header-only; valgrind:
+# scripts/bench-instructions.sh; liboath, the PKCS#11 header and SoftHSM2: EPCS,
 # docs/epcs.md; oathtool cross-checks the TOTP tests; qrencode draws `make run`'s QR code.)
 # Idempotent: packages already installed are skipped; `apt-get update` runs only when
 # something must be installed. Nothing is downloaded from anywhere but Debian's mirrors.
@@ -14,7 +15,7 @@ packages=(
   libssl-dev libsqlite3-dev sqlite3
   libpqxx-dev postgresql-15 postgresql-client-15
   librdkafka-dev
-  libcli11-dev libcpp-httplib-dev
+  libcli11-dev libcpp-httplib-dev libboost1.81-dev zlib1g-dev
   doctest-dev libbenchmark-dev
   pybind11-dev python3-dev python3-pytest
   curl wrk

@@ -35,35 +35,51 @@ PrescriptionService::Impl::Impl(store::Store& s, ServiceOptions o)
       clock(options.clock ? *options.clock : SystemClock()),
       ids(options.ids ? *options.ids : RandomIds()) {}
 
-domain::PrescriptionState PrescriptionService::Impl::Cached(const std::string& id) {
+PrescriptionService::Impl::CachedState PrescriptionService::Impl::Cached(const std::string& id) {
   std::lock_guard<std::mutex> lock(states_mu);
   auto it = states.find(id);
-  return it == states.end() ? domain::PrescriptionState{} : it->second;
+  return it == states.end() ? CachedState{} : it->second;
 }
 
-void PrescriptionService::Impl::Remember(const std::string& id,
-                                         const domain::PrescriptionState& s) {
+void PrescriptionService::Impl::Remember(const std::string& id, const domain::PrescriptionState& s,
+                                         const std::string& tenant) {
   std::lock_guard<std::mutex> lock(states_mu);
   if (states.size() >= kStates) states.clear();
   auto& slot = states[id];
-  if (slot.version < s.version) slot = s;
+  if (slot.state.version < s.version) slot = CachedState{s, tenant};
 }
 
-StatusOr<domain::PrescriptionState> PrescriptionService::Impl::CurrentState(store::EventStore& es,
-                                                                            const std::string& id) {
-  domain::PrescriptionState state = Cached(id);
+namespace {
+
+// A caller with a tenant sees only its tenant's prescriptions; one without (a system
+// component, a single-tenant embedding) sees all.
+bool Visible(const RequestContext& ctx, const std::string& stream_tenant) {
+  return ctx.tenant.empty() || ctx.tenant == stream_tenant ||
+         (stream_tenant.empty() && ctx.tenant == kDefaultTenant);
+}
+
+}  // namespace
+
+StatusOr<domain::PrescriptionState> PrescriptionService::Impl::CurrentState(
+    store::EventStore& es, const std::string& id, const RequestContext& ctx, std::string* tenant) {
+  CachedState cached = Cached(id);
+  domain::PrescriptionState state = std::move(cached.state);
   RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> records,
                           es.ReadStream(id, state.version));
-  if (state.version == 0 &&
-      (records.empty() || !domain::IsPrescriptionEventType(records.front().type))) {
-    // The log also holds EPCS streams (practitioners, the audit chain): not prescriptions,
-    // and never readable or commandable through this service.
-    return absl::NotFoundError(Cat("no prescription ", id));
+  if (state.version == 0) {
+    if (records.empty() || !domain::IsPrescriptionEventType(records.front().type)) {
+      // The log also holds EPCS streams (practitioners, the audit chain): not prescriptions,
+      // and never readable or commandable through this service.
+      return absl::NotFoundError(Cat("no prescription ", id));
+    }
+    cached.tenant = records.front().tenant;
   }
+  if (!Visible(ctx, cached.tenant)) return absl::NotFoundError(Cat("no prescription ", id));
   for (const store::EventRecord& r : records) {
     RXFLOW_ASSIGN_OR_RETURN(domain::Event e, DecodeOne(r));
     state = domain::Apply(std::move(state), e);
   }
+  if (tenant != nullptr) *tenant = cached.tenant;
   return state;
 }
 
@@ -92,9 +108,11 @@ void PrescriptionService::Impl::Records(const std::string& id, int64_t version,
   }
 }
 
-StatusOr<std::vector<store::EventRecord>> PrescriptionService::Impl::Stream(const std::string& id) {
+StatusOr<std::vector<store::EventRecord>> PrescriptionService::Impl::Stream(
+    const std::string& id, const RequestContext& ctx) {
   RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> records, store.ReadStream(id));
-  if (records.empty() || !domain::IsPrescriptionEventType(records.front().type)) {
+  if (records.empty() || !domain::IsPrescriptionEventType(records.front().type) ||
+      !Visible(ctx, records.front().tenant)) {
     return absl::NotFoundError(Cat("no prescription ", id));  // (or an EPCS stream)
   }
   return records;
@@ -129,9 +147,20 @@ Submission PrescriptionService::Impl::Make(const std::string& id, bool created,
 }
 
 StatusOr<Submission> PrescriptionService::Impl::Replayed(const std::string& id,
-                                                         const std::string& key) {
-  RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> records, Stream(id));
+                                                         const std::string& key,
+                                                         const RequestContext& ctx,
+                                                         const std::string& request_sha256) {
+  RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> records, Stream(id, ctx));
   RXFLOW_ASSIGN_OR_RETURN(std::vector<domain::Event> events, Decode(records));
+  if (!request_sha256.empty()) {
+    const auto* received = std::get_if<domain::PrescriptionReceived>(&events.front());
+    if (received != nullptr && !received->request_sha256.empty() &&
+        received->request_sha256 != request_sha256) {
+      return absl::FailedPreconditionError(
+          "Idempotency-Key: this key was used before with a different request body (a "
+          "different prescription needs a key of its own)");
+    }
+  }
   return Make(id, false, Fold(events), key, records.front().occurred_at);
 }
 
@@ -178,21 +207,29 @@ StatusOr<Submission> PrescriptionService::Submit(std::string_view fhir_json, Iss
         Cat("a Bundle for an ", out.transaction,
             " is not a prescription: Submit takes a FHIR prescription (a NewRx)"));
   }
+  // Keys are scoped by tenant: the same prescription content or caller key in two tenants
+  // names two prescriptions, and never tells one tenant about the other's.
   std::string key;
+  std::string request_sha256 = internal::Sha256Hex(fhir_json);
+  std::string compare_sha256;  // a caller's key must come back with the same body
   if (idempotency_key.empty()) {
     RXFLOW_ASSIGN_OR_RETURN(key, IdempotencyKey(out.newrx.message, im.options.patient_key));
   } else {
     key = "client:" + idempotency_key;
+    compare_sha256 = request_sha256;
+  }
+  if (!ctx.tenant.empty() && ctx.tenant != kDefaultTenant) {
+    key = Cat("tenant:", ctx.tenant, "/", key);  // (the default tenant's keys are as before)
   }
   if (auto existing = im.store.FindByIdempotencyKey(key); existing.ok()) {
-    return im.Replayed(*existing, key);
+    return im.Replayed(*existing, key, ctx, compare_sha256);
   } else if (existing.status().code() != absl::StatusCode::kNotFound) {
     return existing.status();
   }
 
   domain::Submit cmd;
   cmd.idempotency_key = key;
-  cmd.request_sha256 = internal::Sha256Hex(fhir_json);
+  cmd.request_sha256 = request_sha256;
   cmd.source = "fhir";
   domain::PrescriptionTransformed& t = cmd.transformed;
   // The profile the message was written under: a loaded profile names itself.
@@ -233,22 +270,24 @@ StatusOr<Submission> PrescriptionService::Submit(std::string_view fhir_json, Iss
   if (appended.status().code() == absl::StatusCode::kAlreadyExists) {
     // A concurrent submission of the same prescription won: return it.
     RXFLOW_ASSIGN_OR_RETURN(std::string existing, im.store.FindByIdempotencyKey(key));
-    return im.Replayed(existing, key);
+    return im.Replayed(existing, key, ctx, compare_sha256);
   }
   if (!appended.ok()) return appended.status();
   domain::PrescriptionState state = Fold(events);
-  im.Remember(id, state);
+  im.Remember(id, state, ctx.tenant);
   return Impl::Make(id, true, state, key, created);
 }
 
-StatusOr<domain::PrescriptionState> PrescriptionService::Load(const std::string& id) {
-  RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> records, impl_->Stream(id));
+StatusOr<domain::PrescriptionState> PrescriptionService::Load(const std::string& id,
+                                                             const RequestContext& ctx) {
+  RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> records, impl_->Stream(id, ctx));
   RXFLOW_ASSIGN_OR_RETURN(std::vector<domain::Event> events, impl_->Decode(records));
   return Fold(events);
 }
 
-StatusOr<PrescriptionSummary> PrescriptionService::Get(const std::string& id) {
-  RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> records, impl_->Stream(id));
+StatusOr<PrescriptionSummary> PrescriptionService::Get(const std::string& id,
+                                                      const RequestContext& ctx) {
+  RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> records, impl_->Stream(id, ctx));
   RXFLOW_ASSIGN_OR_RETURN(std::vector<domain::Event> events, impl_->Decode(records));
   PrescriptionSummary s = Impl::SummaryOf(id, Fold(events));
   s.created_at = FormatRfc3339(records.front().occurred_at);
@@ -256,15 +295,18 @@ StatusOr<PrescriptionSummary> PrescriptionService::Get(const std::string& id) {
   return s;
 }
 
-StatusOr<std::vector<store::EventRecord>> PrescriptionService::History(const std::string& id) {
-  return impl_->Stream(id);
+StatusOr<std::vector<store::EventRecord>> PrescriptionService::History(
+    const std::string& id, const RequestContext& ctx) {
+  return impl_->Stream(id, ctx);
 }
 
 Status PrescriptionService::Execute(const std::string& id, const domain::Command& command,
                                     const RequestContext& ctx) {
   Impl& im = *impl_;
   for (int attempt = 0; attempt < kMaxConflictRetries; ++attempt) {
-    RXFLOW_ASSIGN_OR_RETURN(domain::PrescriptionState state, im.CurrentState(im.store, id));
+    std::string tenant;
+    RXFLOW_ASSIGN_OR_RETURN(domain::PrescriptionState state,
+                            im.CurrentState(im.store, id, ctx, &tenant));
     RXFLOW_ASSIGN_OR_RETURN(std::vector<domain::Event> events, domain::Decide(state, command));
     if (events.empty()) return absl::OkStatus();
     store::AppendRequest req;
@@ -274,7 +316,7 @@ Status PrescriptionService::Execute(const std::string& id, const domain::Command
     auto appended = im.store.Append(std::move(req));
     if (appended.ok()) {
       for (const domain::Event& e : events) state = domain::Apply(std::move(state), e);
-      im.Remember(id, state);
+      im.Remember(id, state, tenant);
       return absl::OkStatus();
     }
     if (appended.status().code() != absl::StatusCode::kAborted) return appended.status();
@@ -345,8 +387,10 @@ Status PrescriptionService::ExecuteOnce(const std::string& consumer, const std::
   Impl& im = *impl_;
   for (int attempt = 0; attempt < kMaxConflictRetries; ++attempt) {
     domain::PrescriptionState after;
+    std::string tenant;
     Status st = im.store.Process(consumer, message_id, [&](store::EventStore& tx) -> Status {
-      RXFLOW_ASSIGN_OR_RETURN(domain::PrescriptionState state, im.CurrentState(tx, id));
+      RXFLOW_ASSIGN_OR_RETURN(domain::PrescriptionState state,
+                              im.CurrentState(tx, id, ctx, &tenant));
       const int64_t version = state.version;
       std::vector<domain::Event> all;
       for (const domain::Command& command : commands) {
@@ -364,7 +408,7 @@ Status PrescriptionService::ExecuteOnce(const std::string& consumer, const std::
       im.Records(id, version, all, ctx, req);
       return tx.Append(std::move(req)).status();
     });
-    if (st.ok()) im.Remember(id, after);  // committed
+    if (st.ok()) im.Remember(id, after, tenant);  // committed
     if (st.code() != absl::StatusCode::kAborted) return st;
   }
   return absl::AbortedError(Cat("prescription ", id, ": too many concurrent updates"));

@@ -30,31 +30,47 @@ struct PrescriptionService::Impl {
   // versions gapless, so a cached state at version v plus the stream's events after v is
   // the current state, whoever appended them: the cache saves decoding (the NewRx payload
   // above all) and is never authoritative. Bounded: cleared when it grows past kStates.
+  // Each entry keeps the stream's tenant too (its first event's), which never changes.
   static constexpr size_t kStates = 65536;
+  struct CachedState {
+    domain::PrescriptionState state;
+    std::string tenant;
+  };
   std::mutex states_mu;
-  std::unordered_map<std::string, domain::PrescriptionState> states;
+  std::unordered_map<std::string, CachedState> states;
 
   Impl(store::Store& s, ServiceOptions o);
 
-  domain::PrescriptionState Cached(const std::string& id);
-  void Remember(const std::string& id, const domain::PrescriptionState& s);
-  // The current state of `id` read through `es` (the store, or an inbox transaction).
-  StatusOr<domain::PrescriptionState> CurrentState(store::EventStore& es, const std::string& id);
+  CachedState Cached(const std::string& id);
+  void Remember(const std::string& id, const domain::PrescriptionState& s,
+                const std::string& tenant);
+  // The current state of `id` read through `es` (the store, or an inbox transaction);
+  // NotFound as for an unknown id when `ctx` names a tenant that is not the stream's.
+  // `tenant` (optional) receives the stream's tenant.
+  StatusOr<domain::PrescriptionState> CurrentState(store::EventStore& es, const std::string& id,
+                                                   const RequestContext& ctx,
+                                                   std::string* tenant = nullptr);
 
   // Event records for new events of stream `id` after `version` (what they mean for other
   // systems is derived from them by the relay: runtime/messages.h).
   void Records(const std::string& id, int64_t version, const std::vector<domain::Event>& events,
                const RequestContext& ctx, store::AppendRequest& req);
 
-  // The stream's records, oldest first; NotFound when it has none.
-  StatusOr<std::vector<store::EventRecord>> Stream(const std::string& id);
+  // The stream's records, oldest first; NotFound when it has none, when it is not a
+  // prescription, or when `ctx` names another tenant (the same answer: no existence oracle).
+  StatusOr<std::vector<store::EventRecord>> Stream(const std::string& id,
+                                                   const RequestContext& ctx = {});
   // Decodes records with the service's upcasters.
   StatusOr<domain::Event> DecodeOne(const store::EventRecord& r) const;
   StatusOr<std::vector<domain::Event>> Decode(const std::vector<store::EventRecord>& records) const;
 
   static Submission Make(const std::string& id, bool created, const domain::PrescriptionState& s,
                          const std::string& key, int64_t created_at);
-  StatusOr<Submission> Replayed(const std::string& id, const std::string& key);
+  // The submission an idempotency key already names. With `request_sha256` (a caller's own
+  // key), FailedPrecondition when that submission's request had another digest.
+  StatusOr<Submission> Replayed(const std::string& id, const std::string& key,
+                                const RequestContext& ctx,
+                                const std::string& request_sha256 = {});
 
   // The summary of `s` (without the times: the caller knows them).
   static PrescriptionSummary SummaryOf(const std::string& id, const domain::PrescriptionState& s);

@@ -91,20 +91,22 @@ def main():
     rate_seconds = int(sys.argv[5]) if len(sys.argv) > 5 else 60
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     body = os.path.join(root, "tests/fixtures/fhir/medication_request_lisinopril.json")
-    key = "load-" + secrets.token_hex(12)
+    key = "load-" + secrets.token_hex(20)
+    network_key = "load-net-" + secrets.token_hex(20)  # the simulator's pharmacy client
     api_port, sim_port = free_port(), free_port()
     api = f"http://127.0.0.1:{api_port}"
     sim = f"http://127.0.0.1:{sim_port}"
     tmp = tempfile.mkdtemp(prefix="rxflow-load-")
     with open(os.path.join(tmp, "pharmacies.json"), "w") as f:
         json.dump({"pharmacies": [{"ncpdp_id": "*", "url": f"{sim}/ncpdp"}]}, f)
-    env = dict(os.environ, API_KEYS=key, LOG_LEVEL="warn",
+    env = dict(os.environ, API_KEYS=key, PHARMACY_KEYS=f"*:{network_key}",
+               CALLBACK_API_KEY=network_key, LOG_LEVEL="warn",
                RXFLOW_PATIENT_KEY="load-patient-key-0123456789")
     print(f"# {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {os.cpu_count()} cores, "
           f"load average: {loadavg()}", flush=True)
     simulator = subprocess.Popen(
         [f"{build}/examples/pharmacy-simulator", "--simulator-port", str(sim_port),
-         "--callback-url", f"{api}/api/v1/pharmacy/inbound", "--api-keys", key],
+         "--callback-url", f"{api}/api/v1/pharmacy/inbound"],
         cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=open(f"{tmp}/sim.err", "w"))
     # RXFLOW_SERVICE_BIN: another `rxflow` binary (an earlier release, side by side).
     service = subprocess.Popen(

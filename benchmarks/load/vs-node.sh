@@ -34,7 +34,9 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-python3 "$peer_src/make_load_lua.py" "$envelope" k "$tmp/load.lua"
+# One strong key for both servers (RxFlow refuses keys under 128 bits).
+key="vsnode_$(head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+python3 "$peer_src/make_load_lua.py" "$envelope" "$key" "$tmp/load.lua"
 
 wait_port() {
   for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
@@ -70,7 +72,7 @@ echo "load: $(cut -d' ' -f1-3 /proc/loadavg); $connections connections, ${second
 for round in $(seq "$rounds"); do
   # RxFlow's ingestion-api, a fresh database each round.
   mkdir -p "$tmp/rx$round"
-  DATABASE_URL="sqlite://$tmp/rx$round/rxflow.db" API_KEYS=k LOG_LEVEL=warn PORT=18093 \
+  DATABASE_URL="sqlite://$tmp/rx$round/rxflow.db" API_KEYS="$key" LOG_LEVEL=warn PORT=18093 \
     RXFLOW_PATIENT_KEY=vs-node-benchmark-patient-key \
     "$build/examples/ingestion-api" >"$tmp/rx$round.log" 2>&1 &
   rx=$!
@@ -79,7 +81,7 @@ for round in $(seq "$rounds"); do
   run_one "rxflow" 18093 "$rx"
   kill "$rx" && wait "$rx" 2>/dev/null || true
 
-  (cd "$work" && DB="$tmp/peer$round.db" PORT=18094 API_KEYS=k exec node server.js) >"$tmp/peer$round.log" 2>&1 &
+  (cd "$work" && DB="$tmp/peer$round.db" PORT=18094 API_KEYS="$key" exec node server.js) >"$tmp/peer$round.log" 2>&1 &
   peer=$!
   pids+=("$peer")
   wait_port 18094

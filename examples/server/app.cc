@@ -1,6 +1,7 @@
 #include "app.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
@@ -15,6 +16,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "rxflow/auth/clients.h"
 #include "rxflow/epcs/reports.h"
 #include "rxflow/http/otlp.h"
 #include "rxflow/http/servers.h"
@@ -28,9 +30,11 @@
 #include "rxflow/sqlite/sqlite_store.h"
 #include "rxflow/version.h"
 
-#include "epcs_demo.h"
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include "epcs_demo.h"
 #ifdef RXFLOW_HAVE_POSTGRES
 #include "rxflow/postgres/postgres_store.h"
 #endif
@@ -203,11 +207,16 @@ void RegisterMetrics(obs::Registry& r, store::Subscriptions* subscriptions,
           .Set(static_cast<double>(s.dead_lettered.load()));
       m.Gauge("rxflow_routing_duplicates", "Routing requests already handled")
           .Set(static_cast<double>(s.duplicates.load()));
+      // Breakers by state (not by pharmacy: no ids as labels).
+      std::array<int, 3> by_state{};
       for (const auto& [pharmacy, state] : routing->BreakerStates()) {
-        m.Gauge("rxflow_breaker_state",
-                "Circuit breaker per pharmacy: 0 closed, 1 open, 2 half-open",
-                {{"pharmacy", pharmacy}})
-            .Set(static_cast<double>(static_cast<int>(state)));
+        size_t i = static_cast<size_t>(state);
+        if (i < by_state.size()) ++by_state[i];
+      }
+      const char* kStates[] = {"closed", "open", "half-open"};
+      for (size_t i = 0; i < by_state.size(); ++i) {
+        m.Gauge("rxflow_breakers", "Pharmacy circuit breakers by state", {{"state", kStates[i]}})
+            .Set(by_state[i]);
       }
     }
     if (tracer) {
@@ -236,7 +245,10 @@ StatusOr<std::unique_ptr<store::Store>> OpenStore(const std::string& url_in,
   if (path.empty()) return absl::InvalidArgumentError("DATABASE_URL: empty SQLite path");
   std::error_code ec;
   auto dir = std::filesystem::path(path).parent_path();
-  if (!dir.empty()) std::filesystem::create_directories(dir, ec);
+  if (!dir.empty() && !std::filesystem::exists(dir, ec)) {
+    std::filesystem::create_directories(dir, ec);
+    std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);  // 0700
+  }
   sqlite_path = path;
   store::SqliteOptions o;
   o.path = path;
@@ -289,10 +301,24 @@ void AddOptions(CLI::App& app, Config& c, unsigned roles) {
   }
   if (roles & kApi) {
     app.add_option("--port", c.port, "API port (0: any free port)")->envname("PORT");
+    app.add_option("--clients", c.clients_file,
+                   "clients file: ids, roles, tenants, key digests (docs/security.md); reread "
+                   "when it changes. rxflow serve default: ./rxflow-data/clients.json")
+        ->envname("RXFLOW_CLIENTS");
     app.add_option("--api-keys", c.api_keys,
-                   "accepted X-API-Key values, comma-separated (rxflow serve: default a key "
-                   "kept in ./rxflow-data/api.key)")
+                   "keys of prescriber clients in the tenant \"default\", comma-separated "
+                   "(each at least 128 bits)")
         ->envname("API_KEYS");
+    app.add_option("--pharmacy-keys", c.pharmacy_keys,
+                   "keys of pharmacy clients, NCPDPID:KEY comma-separated (NCPDPID * for a "
+                   "network hub that speaks for every pharmacy)")
+        ->envname("PHARMACY_KEYS");
+    app.add_option("--max-connections", c.max_connections,
+                   "open API connections (more are closed at once)")
+        ->envname("MAX_CONNECTIONS");
+    app.add_option("--client-concurrency", c.client_concurrency,
+                   "requests in flight per client (429 above)")
+        ->envname("CLIENT_CONCURRENCY");
     app.add_option("--max-body-bytes", c.max_body_bytes, "request body limit (413 above)")
         ->envname("MAX_BODY_BYTES");
     app.add_option("--http-threads", c.http_threads, "request threads")->envname("HTTP_THREADS");
@@ -346,8 +372,9 @@ void AddOptions(CLI::App& app, Config& c, unsigned roles) {
       app.add_option("--callback-url", c.callback_url,
                      "where RxFill goes (RxFlow's /api/v1/pharmacy/inbound)")
           ->envname("CALLBACK_URL");
-      app.add_option("--api-keys", c.api_keys, "X-API-Key for the callback (first of the list)")
-          ->envname("API_KEYS");
+      app.add_option("--callback-api-key", c.callback_api_key,
+                     "the key of the pharmacy client the RxFill callbacks authenticate as")
+          ->envname("CALLBACK_API_KEY");
     }
   }
 }
@@ -359,7 +386,7 @@ void PrintEpcsDemo(const EpcsDemo& d, const std::string& api, const std::string&
 #ifdef RXFLOW_SOURCE_DIR
   if (!std::filesystem::exists(example)) example = std::string(RXFLOW_SOURCE_DIR) + "/" + example;
 #endif
-  const std::string h = " -H 'X-API-Key: " + key + "'";
+  const std::string h = " -H \"X-API-Key: " + key + "\"";
   const std::string json = " -H 'Content-Type: application/json'";
   std::cout << "EPCS demo prescriber " << kDemoPrescriber << " (DEA " << kDemoDea
             << "), keys on the SoftHSM2 token rxflow-demo, files in " << d.dir << "\n"
@@ -398,6 +425,9 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGPIPE, SIG_IGN);
+  // Everything the servers create (the database and its WAL, keys, reports) is the owner's
+  // alone: PHI and secrets at rest are never group- or world-readable.
+  ::umask(077);
   auto log = [&](int level, const std::string& m) { Log(c, level, program, m); };
   auto fail = [&](const std::string& what, const Status& s) {
     log(3, what + ": " + std::string(s.message()));
@@ -406,8 +436,7 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
 
   // The simulator alone needs no store.
   if (roles == kSimulator) {
-    auto keys = SplitKeys(c.api_keys);
-    auto so = SimulatorOptionsFrom(c, c.callback_url, keys.empty() ? "" : keys.front());
+    auto so = SimulatorOptionsFrom(c, c.callback_url, c.callback_api_key);
     if (!so.ok()) return fail("simulator", so.status());
     http::PharmacySimulator sim(*so);
     if (Status s = sim.Start(); !s.ok()) return fail("simulator", s);
@@ -440,20 +469,57 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
   if (!c.otel_endpoint.empty()) exporter = http::NewOtlpHttpExporter(c.otel_endpoint, program);
   obs::Tracer tracer(exporter.get());
 
-  // API keys: given, or (rxflow serve on embedded defaults) one kept beside the database.
+  // Clients: a clients file (given, or on rxflow serve's embedded defaults one beside the
+  // database, with a demo prescriber created on first start), keys from the environment,
+  // and an in-memory network client for the embedded simulator's callbacks.
   std::vector<std::string> keys = SplitKeys(c.api_keys);
-  std::string key_note;
-  if (keys.empty() && roles == kAll && !sqlite_path.empty()) {
-    auto dir = std::filesystem::path(sqlite_path).parent_path();
-    auto file = (dir.empty() ? std::filesystem::path(".") : dir) / "api.key";
-    std::string k = ReadFile(file);
-    if (k.size() < 32) {
-      k = "rxf_" + RandomIds().NewId();
-      k.erase(std::remove(k.begin(), k.end(), '-'), k.end());
-      if (!WritePrivate(file, k)) return fail("api key", absl::UnavailableError(file.string()));
+  std::vector<std::pair<std::string, std::string>> pharmacy_keys;
+  for (const std::string& entry : SplitKeys(c.pharmacy_keys)) {
+    size_t colon = entry.find(':');
+    if (colon == std::string::npos || colon == 0) {
+      return fail("PHARMACY_KEYS", absl::InvalidArgumentError(
+                                       "expected NCPDPID:KEY entries (the key is not shown)"));
     }
-    keys.push_back(k);
-    key_note = " (kept in " + file.string() + "; set API_KEYS to choose your own)";
+    pharmacy_keys.emplace_back(entry.substr(0, colon), entry.substr(colon + 1));
+  }
+  std::string clients_path = c.clients_file;
+  std::string demo_key;       // printed only on the start that generated it
+  std::string demo_key_file;  // where the demo prescriber's key is kept (0600)
+  if (clients_path.empty() && keys.empty() && roles == kAll && !sqlite_path.empty()) {
+    auto dir = std::filesystem::path(sqlite_path).parent_path();
+    if (dir.empty()) dir = ".";
+    clients_path = (dir / "clients.json").string();
+    demo_key_file = (dir / "demo-ehr.key").string();
+    if (!std::filesystem::exists(clients_path)) {
+      auth::ClientRegistry demo;
+      auth::Client ehr;
+      ehr.id = "demo-ehr";
+      ehr.role = auth::Role::kPrescriber;
+      ehr.tenant = std::string(kDefaultTenant);
+      if (Status s = demo.Add(ehr); !s.ok()) return fail("clients", s);
+      auto key = demo.AddKey("demo-ehr", SystemClock().NowMicros());
+      if (!key.ok()) return fail("clients", key.status());
+      if (Status s = demo.SaveFile(clients_path); !s.ok()) return fail("clients", s);
+      if (!WritePrivate(demo_key_file, key->key)) {
+        return fail("clients", absl::UnavailableError("cannot write " + demo_key_file));
+      }
+      demo_key = key->key;
+    }
+  }
+  std::shared_ptr<const auth::ClientRegistry> file_clients;
+  std::filesystem::file_time_type clients_mtime{};
+  if (!clients_path.empty()) {
+    auto loaded = auth::ClientRegistry::LoadFile(clients_path);
+    if (!loaded.ok()) return fail("clients file " + clients_path, loaded.status());
+    file_clients = std::make_shared<const auth::ClientRegistry>(std::move(*loaded));
+    std::error_code ec;
+    clients_mtime = std::filesystem::last_write_time(clients_path, ec);
+  }
+  // The embedded simulator's RxFill callbacks: a network client that lives in memory only.
+  std::string simulator_key;
+  if ((roles & kApi) && (roles & kSimulator) && c.simulator) {
+    simulator_key = auth::GenerateKey(SystemClock().NowMicros()).key;
+    pharmacy_keys.emplace_back("*", simulator_key);
   }
 
   // Declared so that destruction (reverse order) stops each user before what it uses,
@@ -483,9 +549,13 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
     http::ApiOptions ao;
     ao.host = c.host;
     ao.port = c.port;
+    ao.clients = file_clients;
     ao.api_keys = keys;
+    ao.pharmacy_keys = pharmacy_keys;
     ao.max_body_bytes = c.max_body_bytes;
     ao.threads = c.http_threads;
+    ao.max_connections = c.max_connections;
+    ao.client_concurrency = c.client_concurrency;
     if (epcs_demo) ao.ceremony = epcs_demo->ceremony.get();
     if (LevelOf(c.log_level) <= 1) {
       ao.access_log = [](const std::string& line) {
@@ -500,9 +570,9 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
   }
   std::string api_base = api ? "http://" + c.host + ":" + std::to_string(api->port()) : "";
   if ((roles & kSimulator) && c.simulator) {
-    bool callback = api && !keys.empty();  // RxFill back through this process's API
+    bool callback = api && !simulator_key.empty();  // RxFill back through this process's API
     auto so = SimulatorOptionsFrom(c, callback ? api_base + "/api/v1/pharmacy/inbound" : "",
-                                   callback ? keys.front() : "");
+                                   callback ? simulator_key : "");
     if (!so.ok()) return fail("simulator", so.status());
     if (epcs_demo) so->epcs_trust = epcs_demo->trust;
     simulator = std::make_unique<http::PharmacySimulator>(*so);
@@ -543,14 +613,12 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
     ro.tracer = &tracer;
     routing = std::make_unique<runtime::RoutingService>(**service, **broker, std::move(directory),
                                                         *transport, ro);
-    routing->set_observer([&metrics](std::string_view pharmacy, std::string_view outcome,
+    // No pharmacy ids as labels: one series per pharmacy is unbounded, and an id is a value.
+    routing->set_observer([&metrics](std::string_view, std::string_view outcome,
                                      std::string_view code, double seconds) {
       metrics
-          .Counter("rxflow_pharmacy_responses_total",
-                   "Pharmacy answers by pharmacy, outcome and SCRIPT code",
-                   {{"pharmacy", std::string(pharmacy)},
-                    {"outcome", std::string(outcome)},
-                    {"code", std::string(code)}})
+          .Counter("rxflow_pharmacy_responses_total", "Pharmacy answers by outcome and SCRIPT code",
+                   {{"outcome", std::string(outcome)}, {"code", std::string(code)}})
           .Inc();
       if (outcome == "Status" || outcome == "Verify") {
         metrics
@@ -572,18 +640,26 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
               << "/metrics)\n";
   }
   if (simulator) std::cout << "  pharmacy   " << simulator->url() << " (simulator)\n";
-  if (api && !keys.empty() && roles == kAll) {
+  if (api && !demo_key_file.empty()) {
     std::string example = "examples/data/medication_request_lisinopril.json";
 #ifdef RXFLOW_SOURCE_DIR
     if (!std::filesystem::exists(example)) example = std::string(RXFLOW_SOURCE_DIR) + "/" + example;
 #endif
-    std::cout << "  API key    " << keys.front() << key_note << "\n"
-              << "Try:\n  curl -s -X POST " << api_base
-              << "/api/v1/prescriptions -H 'X-API-Key: " << keys.front()
-              << "' -H 'Content-Type: application/fhir+json' --data-binary @" << example << "\n"
-              << "  curl -s " << api_base
-              << "/api/v1/prescriptions/ID/events -H 'X-API-Key: " << keys.front() << "'\n";
-    if (epcs_demo) PrintEpcsDemo(*epcs_demo, api_base, keys.front());
+    // A key is printed only on the start that generated it; the curl lines read the file.
+    if (!demo_key.empty()) {
+      std::cout << "  API key    " << demo_key << "  (new: prescriber demo-ehr, tenant "
+                << kDefaultTenant << "; shown once, kept in " << demo_key_file << ")\n";
+    } else {
+      std::cout << "  API key    of prescriber demo-ehr in " << demo_key_file
+                << "  (rxflow clients rotate demo-ehr for a new one)\n";
+    }
+    const std::string key = "$(cat " + demo_key_file + ")";
+    std::cout << "Try:\n  curl -s -X POST " << api_base
+              << "/api/v1/prescriptions -H \"X-API-Key: " << key
+              << "\" -H 'Content-Type: application/fhir+json' --data-binary @" << example << "\n"
+              << "  curl -s " << api_base << "/api/v1/prescriptions/ID/events -H \"X-API-Key: "
+              << key << "\"\n";
+    if (epcs_demo) PrintEpcsDemo(*epcs_demo, api_base, key);
   }
   std::cout << "Ctrl-C stops." << std::endl;
 
@@ -607,7 +683,25 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
   auto next_review = std::chrono::steady_clock::now();
   auto next_transmissions = next_review;
   int64_t audit_failures_logged = 0;
+  auto next_clients_check = std::chrono::steady_clock::now();
   while (!g_stop.load()) {
+    // The clients file is reread when it changes (rxflow clients add|rotate|revoke).
+    if (api && !clients_path.empty() && std::chrono::steady_clock::now() >= next_clients_check) {
+      next_clients_check += std::chrono::seconds(1);
+      std::error_code ec;
+      auto mtime = std::filesystem::last_write_time(clients_path, ec);
+      if (!ec && mtime != clients_mtime) {
+        clients_mtime = mtime;
+        auto loaded = auth::ClientRegistry::LoadFile(clients_path);
+        Status s = loaded.ok() ? api->SetClients(std::make_shared<const auth::ClientRegistry>(
+                                     std::move(*loaded)))
+                               : loaded.status();
+        log(s.ok() ? 1 : 3, s.ok() ? "clients file reloaded: " + clients_path
+                                   : "clients file " + clients_path +
+                                         " not reloaded (the previous clients stay): " +
+                                         std::string(s.message()));
+      }
+    }
     if (transmissions && std::chrono::steady_clock::now() >= next_transmissions) {
       next_transmissions += std::chrono::seconds(1);
       if (int64_t lost = epcs_demo->ceremony->audit_failures(); lost > audit_failures_logged) {

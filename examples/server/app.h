@@ -26,7 +26,10 @@ struct Config {
   std::string kafka_config;        // KAFKA_CONFIG: extra librdkafka properties, "k=v,k=v"
   std::string otel_endpoint;       // OTEL_ENDPOINT; empty: no span export
   std::string log_level = "info";  // LOG_LEVEL: debug | info | warn | error
-  std::string api_keys;            // API_KEYS, comma-separated
+  std::string api_keys;            // API_KEYS, comma-separated: prescribers, tenant "default"
+  std::string clients_file;        // RXFLOW_CLIENTS: the clients file (docs/security.md)
+  std::string pharmacy_keys;       // PHARMACY_KEYS: "NCPDPID:key,..." ("*": a network hub)
+  std::string callback_api_key;    // CALLBACK_API_KEY: a standalone simulator's pharmacy key
   std::string pharmacies;          // PHARMACY_DIRECTORY: a JSON file (see docs/operations.md)
   std::string callback_url;        // CALLBACK_URL: where a standalone simulator posts RxFill
   int simulator_port = 0;          // SIMULATOR_PORT (0: any free port)
@@ -41,6 +44,8 @@ struct Config {
   std::string simulator_outages;      // SIMULATOR_OUTAGES: "FROM_MS-TO_MS,..." after start
   size_t max_body_bytes = size_t{1} << 20;
   int http_threads = 32;
+  size_t max_connections = 1024;  // MAX_CONNECTIONS: open API connections
+  int client_concurrency = 64;    // CLIENT_CONCURRENCY: requests in flight per client
   bool route_on_submit = true;  // --no-auto-route
   // EPCS: `rxflow serve` on SQLite sets up a demo prescriber (examples/server/epcs_demo.h)
   // unless --no-epcs-demo. A standalone simulator verifies controlled-substance NewRx

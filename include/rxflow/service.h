@@ -16,6 +16,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "rxflow/clock.h"
@@ -27,9 +28,18 @@
 
 namespace rxflow {
 
+// The tenant of clients configured without one of their own (API_KEYS), and of prescriptions
+// stored before RxFlow had tenants (their events carry an empty tenant).
+inline constexpr std::string_view kDefaultTenant = "default";
+
 // Who and why, carried on every event.
 struct RequestContext {
-  std::string actor;  // the authenticated user or system ("api-key:<id>", ...)
+  std::string actor;  // the authenticated user or system ("prescriber:<client id>", ...)
+  // The caller's tenant. Its submissions' events carry it, and it sees and commands only
+  // prescriptions whose stream has the same tenant: any other id is NotFound, exactly as an
+  // unknown one. Empty: a system caller (routing, relays, tools, a single-tenant
+  // embedding) that sees every prescription. Streams with an empty tenant belong to
+  // kDefaultTenant.
   std::string tenant;
   std::string correlation_id;  // default: a new id
   std::string traceparent;     // W3C trace context
@@ -86,16 +96,20 @@ class PrescriptionService {
 
   // Transforms and stores a prescription. InvalidArgument / FailedPrecondition /
   // ResourceExhausted as rxflow::ToScript, with `issues`; nothing is stored then. With a
-  // non-empty `idempotency_key` the caller's key is used instead of the content key.
+  // non-empty `idempotency_key` the caller's key is used instead of the content key, and a
+  // replay must bring the same body: another body under a used key is FailedPrecondition
+  // (naming Idempotency-Key). Both kinds of key are scoped by ctx.tenant.
   StatusOr<Submission> Submit(std::string_view fhir_json, IssueList& issues,
                               const RequestContext& ctx = {}, std::string idempotency_key = {});
 
-  // The prescription's current summary (from its events). NotFound for an unknown id.
-  StatusOr<PrescriptionSummary> Get(const std::string& id);
-  // Its events, oldest first. NotFound for an unknown id.
-  StatusOr<std::vector<store::EventRecord>> History(const std::string& id);
-  // The aggregate state (replayed from the events).
-  StatusOr<domain::PrescriptionState> Load(const std::string& id);
+  // The prescription's current summary (from its events). NotFound for an unknown id (or
+  // one of another tenant than ctx.tenant, see RequestContext).
+  StatusOr<PrescriptionSummary> Get(const std::string& id, const RequestContext& ctx = {});
+  // Its events, oldest first. NotFound as Get.
+  StatusOr<std::vector<store::EventRecord>> History(const std::string& id,
+                                                    const RequestContext& ctx = {});
+  // The aggregate state (replayed from the events). NotFound as Get.
+  StatusOr<domain::PrescriptionState> Load(const std::string& id, const RequestContext& ctx = {});
 
   // Runs a command against the prescription: decide, append (with optimistic concurrency,
   // retried on Aborted); the relay derives what the events mean from the log. FailedPrecondition

@@ -1,8 +1,9 @@
 // The in-process broker: one mutex over topics, partitions and groups. Partitions are
 // deques with a base offset; a topic consumed by groups is trimmed to the slowest group's
-// committed offset and bounds its uncommitted backlog (publishers wait for room); a topic
-// nobody consumes keeps the last `capacity` messages per partition (size retention).
+// committed offset and bounds its uncommitted backlog in messages and bytes (publishers wait
+// for room); a topic nobody consumes keeps only recent messages, bounded in bytes and age.
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -18,10 +19,30 @@ namespace {
 
 using internal::Cat;
 
+size_t SizeOf(const Message& m) {
+  size_t n = m.topic.size() + m.key.size() + m.payload.size();
+  for (const auto& [k, v] : m.headers) n += k.size() + v.size();
+  return n;
+}
+
+int64_t NowMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 struct Partition {
   std::deque<Message> log;
-  int64_t base = 0;  // offset of log.front()
+  std::deque<int64_t> published;  // steady-clock micros, one per message in `log`
+  int64_t base = 0;               // offset of log.front()
+  size_t bytes = 0;               // SizeOf over `log`
   int64_t end() const { return base + static_cast<int64_t>(log.size()); }
+  void PopFront() {
+    bytes -= SizeOf(log.front());
+    log.pop_front();
+    published.pop_front();
+    ++base;
+  }
 };
 
 struct Topic {
@@ -67,20 +88,27 @@ struct State {
   void TrimLocked(const std::string& topic_name, int32_t partition) {
     Topic& t = TopicLocked(topic_name);
     Partition& p = t.partitions[static_cast<size_t>(partition)];
-    int64_t keep_from;
+    bool trimmed = false;
     if (t.groups.empty()) {
-      keep_from = p.end() - static_cast<int64_t>(options.capacity);
+      const int64_t oldest =
+          NowMicros() - std::chrono::duration_cast<std::chrono::microseconds>(
+                            options.unconsumed_retention)
+                            .count();
+      while (!p.log.empty() &&
+             (p.log.size() > options.capacity || p.bytes > options.unconsumed_retention_bytes ||
+              p.published.front() < oldest)) {
+        p.PopFront();
+        trimmed = true;
+      }
     } else {
-      keep_from = p.end();
+      int64_t keep_from = p.end();
       for (const std::string& g : t.groups) {
         keep_from = std::min(keep_from, Committed(groups[g], {topic_name, partition}));
       }
-    }
-    bool trimmed = false;
-    while (p.base < keep_from && !p.log.empty()) {
-      p.log.pop_front();
-      ++p.base;
-      trimmed = true;
+      while (p.base < keep_from && !p.log.empty()) {
+        p.PopFront();
+        trimmed = true;
+      }
     }
     if (trimmed) room.notify_all();
   }
@@ -194,17 +222,23 @@ class InProcessProducer final : public Producer {
       auto index = static_cast<int32_t>(std::hash<std::string>{}(m.key) %
                                         static_cast<size_t>(state_->options.partitions));
       Partition& p = t.partitions[static_cast<size_t>(index)];
-      while (!t.groups.empty() && p.log.size() >= state_->options.capacity) {
-        if (state_->room.wait_until(lock, deadline) == std::cv_status::timeout &&
-            p.log.size() >= state_->options.capacity) {
+      auto full = [&] {
+        return !t.groups.empty() && !p.log.empty() &&
+               (p.log.size() >= state_->options.capacity ||
+                p.bytes + SizeOf(m) > state_->options.capacity_bytes);
+      };
+      while (full()) {
+        if (state_->room.wait_until(lock, deadline) == std::cv_status::timeout && full()) {
           return absl::UnavailableError(Cat("in-process broker: partition ", m.topic, "/", index,
-                                            " is full (", state_->options.capacity,
-                                            " uncommitted messages)"));
+                                            " is full (", p.log.size(), " uncommitted messages, ",
+                                            p.bytes, " bytes)"));
         }
       }
       p.log.push_back(m);
       p.log.back().partition = -1;
       p.log.back().offset = -1;
+      p.published.push_back(NowMicros());
+      p.bytes += SizeOf(m);
       state_->TrimLocked(m.topic, index);
     }
     state_->data.notify_all();

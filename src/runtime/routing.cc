@@ -457,7 +457,8 @@ StatusOr<size_t> RedriveRouting(PrescriptionService& service, messaging::Produce
 // ---- PharmacyInbox -----------------------------------------------------------------------
 
 StatusOr<PharmacyInbox::Result> PharmacyInbox::Receive(std::string_view xml, IssueList& issues,
-                                                       const RequestContext& ctx) {
+                                                       const RequestContext& ctx,
+                                                       const std::vector<std::string>* speaks_for) {
   script::ReadOptions ro;
   ro.profile = profile_;
   ro.lenient = true;  // every issue of the message, for the sender's answer
@@ -477,11 +478,28 @@ StatusOr<PharmacyInbox::Result> PharmacyInbox::Receive(std::string_view xml, Iss
                  "required: it names the NewRx or CancelRx this message answers");
     return absl::InvalidArgumentError("Header/RelatesToMessageID is required");
   }
+  if (speaks_for != nullptr &&
+      std::find(speaks_for->begin(), speaks_for->end(), "*") == speaks_for->end() &&
+      std::find(speaks_for->begin(), speaks_for->end(), h.from) == speaks_for->end()) {
+    issues.Error("/Message/Header/From", IssueCode::kSecurity,
+                 Cat("pharmacy ", h.from, " is not one this client speaks for"));
+    return absl::PermissionDeniedError(
+        Cat("Header/From: pharmacy ", h.from, " is not one this client speaks for"));
+  }
   RXFLOW_ASSIGN_OR_RETURN(std::string id, service_.FindByMessageId(h.relates_to_message_id));
+  RXFLOW_ASSIGN_OR_RETURN(domain::PrescriptionState routed, service_.Load(id));
+  if (routed.pharmacy_ncpdp_id != h.from) {
+    issues.Error("/Message/Header/From", IssueCode::kSecurity,
+                 Cat("the prescription was not sent to pharmacy ", h.from));
+    return absl::PermissionDeniedError(
+        Cat("Header/From: the prescription was not sent to pharmacy ", h.from));
+  }
   Result r;
   r.prescription_id = id;
   r.transaction = std::string(script::TransactionName(message.body));
-  Status s = service_.ExecuteOnce(kConsumer, h.message_id, id, {&command, 1}, ctx);
+  RequestContext spoke = ctx;
+  spoke.actor = Cat(ctx.actor, "/ncpdp:", h.from);
+  Status s = service_.ExecuteOnce(kConsumer, h.message_id, id, {&command, 1}, spoke);
   if (s.code() == absl::StatusCode::kAlreadyExists) {
     r.duplicate = true;
     return r;

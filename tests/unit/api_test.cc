@@ -18,7 +18,7 @@ using nlohmann::json;
 
 namespace {
 
-constexpr const char* kApiKey = "test-api-key-0123456789";
+constexpr const char* kApiKey = "rxflow-test-api-key-7Qm2xV9pL4sT8wZ1cR6n";
 
 struct Api {
   // Declared first, destroyed last: the server's access log writes here until it stops.
@@ -38,7 +38,7 @@ struct Api {
     inbox = std::make_unique<runtime::PharmacyInbox>(*service);
     http::ApiOptions ao;
     ao.port = 0;
-    ao.api_keys = {kApiKey, "second-key-abcdefghijkl"};
+    ao.api_keys = {kApiKey, "second-test-key-Zp4Wq8Rt2Yx6Vb0Nm3Kc"};
     ao.max_body_bytes = 64 * 1024;
     ao.threads = 4;
     ao.access_log = [this](const std::string& line) {

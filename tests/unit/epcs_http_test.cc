@@ -21,7 +21,7 @@ using testing::Pki;
 
 namespace {
 
-constexpr const char* kApiKey = "test-api-key-0123456789";
+constexpr const char* kApiKey = "rxflow-test-api-key-7Qm2xV9pL4sT8wZ1cR6n";
 const std::string kSecret = "12345678901234567890";
 const std::string kApproverSecret = "abcdefghijklmnopqrstuvwx";
 const std::string kPassword = "correct horse battery staple";

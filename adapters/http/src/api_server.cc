@@ -1,33 +1,39 @@
-// The ingestion API over cpp-httplib. Handlers are thin: parse the request, call the
-// library (PrescriptionService, PharmacyInbox), map its Status to an HTTP status.
+// The ingestion API on the Beast server (http_server.h). Every request goes through Dispatch:
+// find the route in the table (its name is the only route label metrics and logs ever see),
+// authenticate the client (rxflow/auth), check the route admits the client's role, hold a
+// per-client concurrency slot, run the handler, log. Handlers are thin: parse the request,
+// call the library with the client's RequestContext (its tenant scopes every prescription
+// read or command), map its Status to an HTTP status.
 #include <array>
 #include <chrono>
-#include <thread>
+#include <map>
+#include <mutex>
+#include <regex>
 
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <openssl/crypto.h>
-#include <openssl/sha.h>
 
 #include "rxflow/fhir/json.h"
 #include "rxflow/http/servers.h"
 #include "rxflow/internal/crypto.h"
+#include "rxflow/internal/status_macros.h"
 #include "rxflow/internal/strcat.h"
 
-#include "listen.h"
+#include "http_server.h"
 
 namespace rxflow::http {
 namespace {
 
+using internal::HttpRequest;
+using internal::HttpResponse;
 using nlohmann::json;
 using rxflow::internal::Cat;
-using Digest = std::array<unsigned char, SHA256_DIGEST_LENGTH>;
 
-Digest Sha256(std::string_view s) {
-  Digest d;
-  SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), d.data());
-  return d;
-}
+// Bounds on the strings commands take (a cancel reason is stored in the event log).
+constexpr size_t kMaxReason = 1000;
+constexpr size_t kMaxIdempotencyKey = 128;
+constexpr size_t kMaxPractitioner = 128;
+constexpr size_t kMaxSecret = 1024;  // a password or a one-time code
 
 // absl status → HTTP status for the API's error classes.
 int HttpStatus(const Status& s, bool submit) {
@@ -42,23 +48,14 @@ int HttpStatus(const Status& s, bool submit) {
       return 413;
     case absl::StatusCode::kAlreadyExists:
       return 409;
+    case absl::StatusCode::kPermissionDenied:
+      return 403;
     case absl::StatusCode::kAborted:  // too many concurrent updates: retry
     case absl::StatusCode::kUnavailable:
       return 503;
     default:
       return 500;
   }
-}
-
-// The route a path belongs to, for metrics and logs (no ids: they are not PHI, but they
-// would make one series per prescription).
-std::string RouteOf(const std::string& path) {
-  static const std::string kPrefix = "/api/v1/prescriptions/";
-  if (path.rfind(kPrefix, 0) == 0) {
-    size_t slash = path.find('/', kPrefix.size());
-    return slash == std::string::npos ? kPrefix + "{id}" : kPrefix + "{id}" + path.substr(slash);
-  }
-  return path;
 }
 
 json SubmissionJson(const Submission& s) {
@@ -69,7 +66,8 @@ json SubmissionJson(const Submission& s) {
           {"created_at", s.created_at}};
 }
 
-// An OperationOutcome for `issues`, or one issue carrying `status`'s message.
+// An OperationOutcome for `issues` (bounded: IssueList keeps at most 100 and a summary), or
+// one issue carrying `status`'s message.
 std::string Outcome(const IssueList& issues, const Status& status) {
   IssueList all = issues;
   if (!all.has_errors()) {
@@ -78,13 +76,13 @@ std::string Outcome(const IssueList& issues, const Status& status) {
   return fhir::WriteJson(fhir::Resource{fhir::ToOperationOutcome(all)}, fhir::JsonStyle::kCompact);
 }
 
-void SendError(httplib::Response& res, int code, const std::string& message) {
+void SendError(HttpResponse& res, int code, const std::string& message) {
   IssueList issues;
   issues.Error("",
-               code == 401 || code == 403 ? IssueCode::kSecurity
-               : code == 404              ? IssueCode::kNotFound
-               : code == 413              ? IssueCode::kTooCostly
-                                          : IssueCode::kInvalid,
+               code == 401 || code == 403 || code == 429 ? IssueCode::kSecurity
+               : code == 404                             ? IssueCode::kNotFound
+               : code == 413 || code == 431              ? IssueCode::kTooCostly
+                                                         : IssueCode::kInvalid,
                message);
   res.status = code;
   res.set_content(
@@ -92,21 +90,32 @@ void SendError(httplib::Response& res, int code, const std::string& message) {
       "application/fhir+json");
 }
 
-bool IsJson(const httplib::Request& req) {
-  std::string ct = req.get_header_value("Content-Type");
-  return ct.rfind("application/json", 0) == 0 || ct.rfind("application/fhir+json", 0) == 0;
+// The media type of Content-Type (before any parameter), lower case.
+std::string MediaType(const HttpRequest& req) {
+  std::string_view ct = req.header("Content-Type");
+  ct = ct.substr(0, ct.find(';'));
+  while (!ct.empty() && ct.back() == ' ') ct.remove_suffix(1);
+  while (!ct.empty() && ct.front() == ' ') ct.remove_prefix(1);
+  std::string out(ct);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
 }
 
-bool IsXml(const httplib::Request& req) {
-  std::string ct = req.get_header_value("Content-Type");
-  return ct.rfind("application/xml", 0) == 0 || ct.rfind("text/xml", 0) == 0;
+bool IsJson(const HttpRequest& req) {
+  std::string t = MediaType(req);
+  return t == "application/json" || t == "application/fhir+json";
+}
+
+bool IsXml(const HttpRequest& req) {
+  std::string t = MediaType(req);
+  return t == "application/xml" || t == "text/xml";
 }
 
 // True when the client lists application/xml or text/xml in Accept (a SCRIPT system).
-bool AcceptsXml(const httplib::Request& req) {
-  std::string accept = req.get_header_value("Accept");
-  return accept.find("application/xml") != std::string::npos ||
-         accept.find("text/xml") != std::string::npos;
+bool AcceptsXml(const HttpRequest& req) {
+  std::string_view accept = req.header("Accept");
+  return accept.find("application/xml") != std::string_view::npos ||
+         accept.find("text/xml") != std::string_view::npos;
 }
 
 // The EPCS routes' statuses: 401 failed factors, 403 not permitted (or locked out, or the
@@ -139,47 +148,103 @@ json BundleJson(const epcs::SigningBundle& b) {
           {"marked_ready", b.marked_ready}};
 }
 
-// Reads the string members `names` of a JSON object body; "" or the error naming the member.
-std::string ReadStrings(const httplib::Request& req,
-                        std::initializer_list<std::pair<const char*, std::string*>> names) {
+struct StringField {
+  const char* name;
+  std::string* out;
+  size_t max;
+};
+
+// Reads the string members of a JSON object body; "" or the error naming the member.
+std::string ReadStrings(const HttpRequest& req, std::initializer_list<StringField> fields) {
   if (!IsJson(req)) return "Content-Type must be application/json";
   json b = json::parse(req.body, nullptr, false);
   if (b.is_discarded() || !b.is_object()) return "the body must be a JSON object";
-  for (auto [name, out] : names) {
-    auto it = b.find(name);
+  for (const StringField& f : fields) {
+    auto it = b.find(f.name);
     if (it == b.end() || !it->is_string() || it->get_ref<const std::string&>().empty()) {
-      return Cat("$.", name, ": a non-empty string is required");
+      return Cat("$.", f.name, ": a non-empty string is required");
     }
-    *out = it->get<std::string>();
+    if (it->get_ref<const std::string&>().size() > f.max) {
+      return Cat("$.", f.name, ": at most ", f.max, " characters");
+    }
+    *f.out = it->get<std::string>();
   }
   return "";
 }
 
-thread_local std::chrono::steady_clock::time_point t_request_start;
-thread_local std::string t_request_id;
+// The method as a metric label: a fixed set, never what a client invented.
+std::string_view MethodLabel(std::string_view method) {
+  for (std::string_view m : {"GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"}) {
+    if (method == m) return m;
+  }
+  return "other";
+}
+
+// The key a request presents: X-API-Key, or Authorization: Bearer (what Prometheus sends).
+std::string_view PresentedKey(const HttpRequest& req) {
+  if (req.has_header("X-API-Key")) return req.header("X-API-Key");
+  std::string_view a = req.header("Authorization");
+  constexpr std::string_view kBearer = "Bearer ";
+  if (a.size() > kBearer.size() && a.substr(0, kBearer.size()) == kBearer) {
+    return a.substr(kBearer.size());
+  }
+  return {};
+}
+
+unsigned Bit(auth::Role r) { return 1u << static_cast<unsigned>(r); }
+
+constexpr unsigned kPublic = 0;
 
 }  // namespace
 
 struct ApiServer::Impl {
+  // One request through Dispatch: what the handlers see.
+  struct Route;
+  struct Call {
+    HttpRequest& req;
+    HttpResponse& res;
+    const Route& route;
+    const auth::Principal* who = nullptr;
+    RequestContext ctx;
+    obs::TraceContext trace;
+  };
+  using Fn = void (Impl::*)(Call&);
+  struct Route {
+    std::string method;
+    std::regex pattern;
+    std::string name;  // the only route label: "/api/v1/prescriptions/{id}/events"
+    unsigned roles;    // auth::Role bits admitted; kPublic: no key needed
+    Fn fn;
+  };
+
   PrescriptionService& service;
   runtime::PharmacyInbox* inbox;
   obs::Registry* metrics;
   obs::Tracer* tracer;
   ApiOptions options;
-  std::vector<Digest> keys;
   std::function<bool()> ready = [] { return true; };
-  httplib::Server server;
-  std::thread thread;
-  int port = 0;
+  std::vector<Route> routes;
   obs::Histogram* submit_durable = nullptr;
+
+  std::mutex clients_mu;
+  std::shared_ptr<const auth::ClientRegistry> file_clients;  // options.clients, SetClients
+  auth::ClientRegistry env_clients;                          // api_keys and pharmacy_keys
+  std::shared_ptr<const auth::ClientRegistry> clients;       // both: what Dispatch checks
+  auth::AuthThrottle throttle;
+  std::mutex inflight_mu;
+  std::map<std::string, int, std::less<>> inflight;  // client id → requests in flight
+  std::unique_ptr<internal::HttpServer> server;
 
   Impl(PrescriptionService& s, runtime::PharmacyInbox* i, obs::Registry* m, obs::Tracer* t,
        ApiOptions o)
-      : service(s), inbox(i), metrics(m), tracer(t), options(std::move(o)) {
-    for (const std::string& k : options.api_keys) {
-      if (!k.empty()) keys.push_back(Sha256(k));
-    }
-    options.api_keys.clear();  // keep only the digests
+      : service(s),
+        inbox(i),
+        metrics(m),
+        tracer(t),
+        options(std::move(o)),
+        throttle(options.throttle) {
+    file_clients = options.clients;
+    clients = std::make_shared<auth::ClientRegistry>();
     if (metrics) {
       submit_durable = &metrics->Histogram(
           "rxflow_submit_durable_seconds",
@@ -187,91 +252,161 @@ struct ApiServer::Impl {
     }
   }
 
-  // Constant time over the stored digests: every key is compared, always.
-  bool Authorized(const httplib::Request& req) const {
-    if (!req.has_header("X-API-Key")) return false;
-    Digest d = Sha256(req.get_header_value("X-API-Key"));
-    int match = 0;
-    for (const Digest& k : keys) match |= CRYPTO_memcmp(k.data(), d.data(), d.size()) == 0;
-    return match != 0;
+  // The registry Dispatch authenticates against: the clients file's clients and the keys
+  // given in the options, together.
+  Status Combine(std::shared_ptr<const auth::ClientRegistry> file) {
+    std::lock_guard lock(clients_mu);
+    auto merged = std::make_shared<auth::ClientRegistry>(file ? *file : auth::ClientRegistry{});
+    for (const auth::Client& c : env_clients.clients()) RXFLOW_RETURN_IF_ERROR(merged->Add(c));
+    file_clients = std::move(file);
+    clients = std::move(merged);
+    return absl::OkStatus();
   }
 
-  RequestContext Context(const httplib::Request& req, obs::TraceContext& trace) {
+  std::shared_ptr<const auth::ClientRegistry> Clients() {
+    std::lock_guard lock(clients_mu);
+    return clients;
+  }
+
+  Status Prepare() {
+    int64_t now = SystemClock().NowMicros();
+    if (!options.api_keys.empty()) {
+      RXFLOW_RETURN_IF_ERROR(env_clients.AddEnvKeys(options.api_keys, auth::Role::kPrescriber,
+                                                    std::string(kDefaultTenant), {}, now));
+    }
+    for (size_t i = 0; i < options.pharmacy_keys.size(); ++i) {
+      const auto& [ncpdp, key] = options.pharmacy_keys[i];
+      RXFLOW_RETURN_IF_ERROR(
+          env_clients.AddEnvKeys({key}, auth::Role::kPharmacy, "", {ncpdp}, now));
+    }
+    // Only digests are kept.
+    for (std::string& k : options.api_keys) OPENSSL_cleanse(k.data(), k.size());
+    for (auto& [n, k] : options.pharmacy_keys) OPENSSL_cleanse(k.data(), k.size());
+    options.api_keys.clear();
+    options.pharmacy_keys.clear();
+    std::shared_ptr<const auth::ClientRegistry> file;
+    {
+      std::lock_guard lock(clients_mu);
+      file = file_clients;
+    }
+    return Combine(std::move(file));
+  }
+
+  RequestContext Context(const HttpRequest& req, obs::TraceContext& trace,
+                         const auth::Principal* who, const std::string& request_id) {
     RequestContext ctx;
-    ctx.actor = "api-key";
-    ctx.correlation_id = t_request_id;
-    auto parent = obs::ParseTraceparent(req.get_header_value("traceparent"));
+    if (who != nullptr) {
+      ctx.actor = Cat(auth::RoleName(who->role), ":", who->client_id);
+      ctx.tenant = who->tenant == "*" ? "" : who->tenant;
+    }
+    ctx.correlation_id = request_id;
+    auto parent = obs::ParseTraceparent(std::string(req.header("traceparent")));
     trace = parent.ok() ? obs::ChildOf(*parent) : obs::NewRootContext();
     ctx.traceparent = obs::FormatTraceparent(trace);
     return ctx;
   }
 
-  void RecordSpan(const std::string& name, const obs::TraceContext& trace,
-                  const httplib::Request& req, int status) {
+  void Security(std::string_view event, const HttpRequest& req, const Route* route,
+                const std::string& request_id, std::string_view client, std::string_view key_id,
+                std::string_view detail = {}) {
+    if (metrics) {
+      metrics
+          ->Counter("rxflow_security_events_total",
+                    "Refused authentication, roles, tenants and pharmacies, and throttling",
+                    {{"event", std::string(event)}})
+          .Inc();
+    }
+    auto& sink = options.security_log ? options.security_log : options.access_log;
+    if (!sink) return;
+    sink(json{{"ts", FormatRfc3339(SystemClock().NowMicros())},
+              {"security_event", event},
+              {"request_id", request_id},
+              {"route", route ? route->name : "unmatched"},
+              {"client", client},
+              {"key_id", key_id},
+              {"address", req.remote_address},
+              {"detail", detail}}
+             .dump(-1, ' ', false, json::error_handler_t::replace));
+  }
+
+  void RecordSpan(const std::string& name, const Call& c, int status,
+                  std::chrono::steady_clock::time_point start) {
     if (tracer == nullptr || !tracer->enabled()) return;
     obs::Span span;
     span.name = name;
-    span.context = trace;
-    if (auto parent = obs::ParseTraceparent(req.get_header_value("traceparent")); parent.ok()) {
+    span.context = c.trace;
+    if (auto parent = obs::ParseTraceparent(std::string(c.req.header("traceparent")));
+        parent.ok()) {
       span.parent_span_id = parent->span_id;
     }
     span.kind = obs::SpanKind::kServer;
     span.end_unix_nanos = obs::UnixNanosNow();
     span.start_unix_nanos =
-        span.end_unix_nanos - std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                  std::chrono::steady_clock::now() - t_request_start)
-                                  .count();
-    span.attributes = {{"http.route", RouteOf(req.path)},
-                       {"http.status_code", std::to_string(status)}};
+        span.end_unix_nanos -
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
+                                                             start)
+            .count();
+    span.attributes = {{"http.route", name}, {"http.status_code", std::to_string(status)}};
     span.error = status >= 500;
     tracer->Record(std::move(span));
   }
 
-  void Submit(const httplib::Request& req, httplib::Response& res) {
-    if (!IsJson(req)) {
-      return SendError(res, 415, "Content-Type must be application/fhir+json or application/json");
+  // ---- handlers --------------------------------------------------------------------------
+
+  void Submit(Call& c) {
+    if (!IsJson(c.req)) {
+      return SendError(c.res, 415,
+                       "Content-Type must be application/fhir+json or application/json");
     }
-    obs::TraceContext trace;
-    RequestContext ctx = Context(req, trace);
+    std::string key(c.req.header("Idempotency-Key"));
+    if (key.size() > kMaxIdempotencyKey ||
+        std::any_of(key.begin(), key.end(), [](char ch) { return ch < 0x21 || ch > 0x7e; })) {
+      return SendError(c.res, 400,
+                       Cat("Idempotency-Key: at most ", kMaxIdempotencyKey,
+                           " printable characters without spaces"));
+    }
+    // A caller's key is the client's own: two clients never share a key space.
+    if (!key.empty()) key = Cat(c.who->client_id, "/", key);
     IssueList issues;
     auto start = std::chrono::steady_clock::now();
-    auto s = service.Submit(req.body, issues, ctx, req.get_header_value("Idempotency-Key"));
+    auto s = service.Submit(c.req.body, issues, c.ctx, key);
     if (!s.ok()) {
-      res.status = HttpStatus(s.status(), /*submit=*/true);
-      res.set_content(Outcome(issues, s.status()), "application/fhir+json");
-    } else {
-      if (submit_durable) {
-        submit_durable->Observe(
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-      }
-      res.status = s->created ? 201 : 200;
-      res.set_header("Location", Cat("/api/v1/prescriptions/", s->id));
-      json body = SubmissionJson(*s);
-      if (issues.warning_count() > 0) {
-        json w = json::array();
-        for (const Issue& i : issues) {
-          if (i.severity == Severity::kWarning) {
-            w.push_back({{"path", i.path}, {"message", i.message}});
-          }
-        }
-        body["warnings"] = std::move(w);
-      }
-      res.set_content(body.dump(), "application/json");
+      c.res.status = HttpStatus(s.status(), /*submit=*/true);
+      c.res.set_content(Outcome(issues, s.status()), "application/fhir+json");
+      return;
     }
-    RecordSpan("POST /api/v1/prescriptions", trace, req, res.status);
+    if (submit_durable) {
+      submit_durable->Observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    c.res.status = s->created ? 201 : 200;
+    c.res.set_header("Location", Cat("/api/v1/prescriptions/", s->id));
+    json body = SubmissionJson(*s);
+    if (issues.warning_count() > 0) {
+      json w = json::array();
+      for (const Issue& i : issues) {
+        if (i.severity == Severity::kWarning) {
+          w.push_back({{"path", i.path}, {"message", i.message}});
+        }
+      }
+      body["warnings"] = std::move(w);
+    }
+    c.res.set_content(body.dump(), "application/json");
   }
 
-  void Get(const httplib::Request& req, httplib::Response& res) {
-    auto s = service.Get(req.matches[1]);
-    if (!s.ok())
-      return SendError(res, HttpStatus(s.status(), false), std::string(s.status().message()));
-    res.set_content(EncodeSummary(*s), "application/json");
+  void Get(Call& c) {
+    auto s = service.Get(c.req.matches[1], c.ctx);
+    if (!s.ok()) {
+      return SendError(c.res, HttpStatus(s.status(), false), std::string(s.status().message()));
+    }
+    c.res.set_content(EncodeSummary(*s), "application/json");
   }
 
-  void Events(const httplib::Request& req, httplib::Response& res) {
-    auto h = service.History(req.matches[1]);
-    if (!h.ok())
-      return SendError(res, HttpStatus(h.status(), false), std::string(h.status().message()));
+  void Events(Call& c) {
+    auto h = service.History(c.req.matches[1], c.ctx);
+    if (!h.ok()) {
+      return SendError(c.res, HttpStatus(h.status(), false), std::string(h.status().message()));
+    }
     json out = json::array();
     for (const store::EventRecord& r : *h) {
       json payload = json::parse(r.payload, nullptr, false);
@@ -286,204 +421,306 @@ struct ApiServer::Impl {
                      {"traceparent", r.traceparent},
                      {"payload", payload.is_discarded() ? json(r.payload) : payload}});
     }
-    res.set_content(json{{"id", std::string(req.matches[1])}, {"events", out}}.dump(),
-                    "application/json");
+    c.res.set_content(json{{"id", c.req.matches[1]}, {"events", out}}.dump(), "application/json");
   }
 
-  void Command(const httplib::Request& req, httplib::Response& res, bool cancel) {
-    obs::TraceContext trace;
-    RequestContext ctx = Context(req, trace);
-    std::string id = req.matches[1];
+  void Route(Call& c) { Command(c, false); }
+  void Cancel(Call& c) { Command(c, true); }
+
+  void Command(Call& c, bool cancel) {
+    const std::string& id = c.req.matches[1];
     Status st;
     if (cancel) {
       std::string reason = "cancelled by the prescriber";
-      if (!req.body.empty()) {
-        if (!IsJson(req)) return SendError(res, 415, "Content-Type must be application/json");
-        json b = json::parse(req.body, nullptr, false);
+      if (!c.req.body.empty()) {
+        if (!IsJson(c.req)) return SendError(c.res, 415, "Content-Type must be application/json");
+        json b = json::parse(c.req.body, nullptr, false);
         if (b.is_discarded() || !b.is_object() ||
             (b.contains("reason") && !b["reason"].is_string())) {
-          return SendError(res, 400, "$.reason: expected {\"reason\": \"...\"}");
+          return SendError(c.res, 400, "$.reason: expected {\"reason\": \"...\"}");
         }
         reason = b.value("reason", reason);
+        if (reason.size() > kMaxReason) {
+          return SendError(c.res, 400, Cat("$.reason: at most ", kMaxReason, " characters"));
+        }
       }
-      st = service.Cancel(id, reason, ctx);
+      st = service.Cancel(id, reason, c.ctx);
     } else {
-      st = service.Route(id, ctx);
+      st = service.Route(id, c.ctx);
     }
-    if (!st.ok()) {
-      SendError(res, HttpStatus(st, false), std::string(st.message()));
-    } else {
-      auto s = service.Get(id);
-      res.status = 202;
-      res.set_content(s.ok() ? EncodeSummary(*s) : json{{"id", id}}.dump(), "application/json");
-    }
-    RecordSpan(cancel ? "POST /cancel" : "POST /route", trace, req, res.status);
+    if (!st.ok()) return SendError(c.res, HttpStatus(st, false), std::string(st.message()));
+    auto s = service.Get(id, c.ctx);
+    c.res.status = 202;
+    c.res.set_content(s.ok() ? EncodeSummary(*s) : json{{"id", id}}.dump(), "application/json");
   }
 
-  void Inbound(const httplib::Request& req, httplib::Response& res) {
-    if (!IsXml(req)) return SendError(res, 415, "Content-Type must be application/xml");
-    obs::TraceContext trace;
-    RequestContext ctx = Context(req, trace);
-    ctx.actor = "pharmacy";
+  void Inbound(Call& c) {
+    if (inbox == nullptr) return SendError(c.res, 404, "no pharmacy inbound route here");
+    if (!IsXml(c.req)) return SendError(c.res, 415, "Content-Type must be application/xml");
     IssueList issues;
-    auto r = inbox->Receive(req.body, issues, ctx);
-    if (!r.ok()) {
-      // A SCRIPT transaction or version RxFlow does not read: valid, but not processable.
-      res.status = r.status().code() == absl::StatusCode::kUnimplemented
+    auto r = inbox->Receive(c.req.body, issues, c.ctx, &c.who->ncpdp_ids);
+    if (r.ok()) {
+      c.res.set_content(json{{"prescription_id", r->prescription_id},
+                             {"transaction", r->transaction},
+                             {"duplicate", r->duplicate}}
+                            .dump(),
+                        "application/json");
+      return;
+    }
+    if (r.status().code() == absl::StatusCode::kPermissionDenied) {
+      Security("pharmacy_refused", c.req, &c.route, c.ctx.correlation_id, c.who->client_id,
+               c.who->key_id, r.status().message());
+    }
+    // A SCRIPT transaction or version RxFlow does not read: valid, but not processable.
+    c.res.status = r.status().code() == absl::StatusCode::kUnimplemented
                        ? 422
                        : HttpStatus(r.status(), false);
-      // A SCRIPT sender asks for SCRIPT: the Error that answers its message.
-      std::string reply;
-      if (AcceptsXml(req)) reply = inbox->ErrorReply(req.body, r.status(), issues);
-      if (!reply.empty()) {
-        res.set_content(reply, "application/xml");
-      } else {
-        res.set_content(Outcome(issues, r.status()), "application/fhir+json");
-      }
+    // A SCRIPT sender asks for SCRIPT: the Error that answers its message.
+    std::string reply;
+    if (AcceptsXml(c.req)) reply = inbox->ErrorReply(c.req.body, r.status(), issues);
+    if (!reply.empty()) {
+      c.res.set_content(reply, "application/xml");
     } else {
-      res.set_content(json{{"prescription_id", r->prescription_id},
-                           {"transaction", r->transaction},
-                           {"duplicate", r->duplicate}}
-                          .dump(),
-                      "application/json");
+      c.res.set_content(Outcome(issues, r.status()), "application/fhir+json");
     }
-    RecordSpan("POST /api/v1/pharmacy/inbound", trace, req, res.status);
   }
 
+  void Bundle(Call& c) { Epcs(c, "bundle"); }
+  void Ready(Call& c) { Epcs(c, "ready"); }
+  void Sign(Call& c) { Epcs(c, "sign"); }
+
   // GET .../signing-bundle?practitioner=ID, POST .../ready, POST .../sign (docs/api.md).
-  void Epcs(const httplib::Request& req, httplib::Response& res, std::string_view action) {
+  void Epcs(Call& c, std::string_view action) {
     epcs::Ceremony* ceremony = options.ceremony;
-    if (ceremony == nullptr) return SendError(res, 501, "EPCS signing is not configured");
-    obs::TraceContext trace;
-    RequestContext ctx = Context(req, trace);
-    std::string id = req.matches[1];
+    if (ceremony == nullptr) return SendError(c.res, 501, "EPCS signing is not configured");
+    const std::string& id = c.req.matches[1];
+    // The prescription must be the client's tenant's before the ceremony sees it.
+    if (auto visible = service.Get(id, c.ctx); !visible.ok()) {
+      return SendError(c.res, HttpStatus(visible.status(), false),
+                       std::string(visible.status().message()));
+    }
     std::string practitioner, dea, bundle, password, otp;
     Status st;
     if (action == "bundle") {
-      practitioner = req.get_param_value("practitioner");
-      if (practitioner.empty()) {
-        return SendError(res, 400, "the query parameter practitioner is required");
+      practitioner = c.req.param("practitioner");
+      if (practitioner.empty() || practitioner.size() > kMaxPractitioner) {
+        return SendError(c.res, 400,
+                         Cat("the query parameter practitioner is required (at most ",
+                             kMaxPractitioner, " characters)"));
       }
       auto b = ceremony->Bundle(id, practitioner);
-      if (!b.ok())
-        return SendError(res, EpcsHttpStatus(b.status()), std::string(b.status().message()));
-      res.set_content(BundleJson(*b).dump(), "application/json");
+      if (!b.ok()) {
+        return SendError(c.res, EpcsHttpStatus(b.status()), std::string(b.status().message()));
+      }
+      c.res.set_content(BundleJson(*b).dump(), "application/json");
       return;
     }
     if (action == "ready") {
-      std::string error = ReadStrings(
-          req, {{"practitioner", &practitioner}, {"dea_number", &dea}, {"bundle_sha256", &bundle}});
-      if (!error.empty()) return SendError(res, IsJson(req) ? 400 : 415, error);
-      ctx.actor = Cat("practitioner:", practitioner);
-      st = ceremony->MarkReady(id, practitioner, dea, bundle, ctx);
+      std::string error = ReadStrings(c.req, {{"practitioner", &practitioner, kMaxPractitioner},
+                                              {"dea_number", &dea, 16},
+                                              {"bundle_sha256", &bundle, 64}});
+      if (!error.empty()) return SendError(c.res, IsJson(c.req) ? 400 : 415, error);
+      c.ctx.actor = Cat(c.ctx.actor, "/practitioner:", practitioner);
+      st = ceremony->MarkReady(id, practitioner, dea, bundle, c.ctx);
     } else {
-      std::string error = ReadStrings(req, {{"practitioner", &practitioner},
-                                            {"bundle_sha256", &bundle},
-                                            {"password", &password},
-                                            {"otp", &otp}});
-      if (!error.empty()) return SendError(res, IsJson(req) ? 400 : 415, error);
-      ctx.actor = Cat("practitioner:", practitioner);
-      st = ceremony->Sign(id, practitioner, bundle, {password, otp}, ctx);
+      std::string error = ReadStrings(c.req, {{"practitioner", &practitioner, kMaxPractitioner},
+                                              {"bundle_sha256", &bundle, 64},
+                                              {"password", &password, kMaxSecret},
+                                              {"otp", &otp, kMaxSecret}});
+      if (!error.empty()) return SendError(c.res, IsJson(c.req) ? 400 : 415, error);
+      c.ctx.actor = Cat(c.ctx.actor, "/practitioner:", practitioner);
+      st = ceremony->Sign(id, practitioner, bundle, {password, otp}, c.ctx);
       OPENSSL_cleanse(password.data(), password.size());
     }
-    if (!st.ok()) {
-      SendError(res, EpcsHttpStatus(st), std::string(st.message()));
-    } else {
-      auto s = service.Get(id);
-      res.status = 200;
-      res.set_content(s.ok() ? EncodeSummary(*s) : json{{"id", id}}.dump(), "application/json");
-    }
-    RecordSpan(Cat("POST /", action), trace, req, res.status);
+    if (!st.ok()) return SendError(c.res, EpcsHttpStatus(st), std::string(st.message()));
+    auto s = service.Get(id, c.ctx);
+    c.res.status = 200;
+    c.res.set_content(s.ok() ? EncodeSummary(*s) : json{{"id", id}}.dump(), "application/json");
   }
 
+  void Healthz(Call& c) { c.res.set_content("{\"status\":\"ok\"}", "application/json"); }
+
+  void Readyz(Call& c) {
+    bool ok = ready();
+    c.res.status = ok ? 200 : 503;
+    c.res.set_content(ok ? "{\"status\":\"ready\"}" : "{\"status\":\"not ready\"}",
+                      "application/json");
+  }
+
+  void Metrics(Call& c) {
+    c.res.set_content(metrics ? metrics->Expose() : std::string(), "text/plain; version=0.0.4");
+  }
+
+  // ---- dispatch --------------------------------------------------------------------------
+
   void Routes() {
-    server.set_tcp_nodelay(true);
-    server.set_payload_max_length(options.max_body_bytes);
-    int threads = std::max(1, options.threads);
-    server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-    server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-      t_request_start = std::chrono::steady_clock::now();
-      t_request_id = rxflow::internal::RandomHex128();
-      res.set_header("X-Request-Id", t_request_id);
-      if (req.path.rfind("/api/", 0) == 0 && !Authorized(req)) {
-        SendError(res, 401, "missing or unknown X-API-Key");
-        return httplib::Server::HandlerResponse::Handled;
-      }
-      return httplib::Server::HandlerResponse::Unhandled;
-    });
-    const char* kId = "([A-Za-z0-9._-]{1,128})";
-    server.Post("/api/v1/prescriptions", [this](const auto& q, auto& r) { Submit(q, r); });
-    server.Get(Cat("/api/v1/prescriptions/", kId), [this](const auto& q, auto& r) { Get(q, r); });
-    server.Get(Cat("/api/v1/prescriptions/", kId, "/events"),
-               [this](const auto& q, auto& r) { Events(q, r); });
-    server.Post(Cat("/api/v1/prescriptions/", kId, "/route"),
-                [this](const auto& q, auto& r) { Command(q, r, false); });
-    server.Post(Cat("/api/v1/prescriptions/", kId, "/cancel"),
-                [this](const auto& q, auto& r) { Command(q, r, true); });
-    server.Get(Cat("/api/v1/prescriptions/", kId, "/signing-bundle"),
-               [this](const auto& q, auto& r) { Epcs(q, r, "bundle"); });
-    server.Post(Cat("/api/v1/prescriptions/", kId, "/ready"),
-                [this](const auto& q, auto& r) { Epcs(q, r, "ready"); });
-    server.Post(Cat("/api/v1/prescriptions/", kId, "/sign"),
-                [this](const auto& q, auto& r) { Epcs(q, r, "sign"); });
+    const std::string id = "/api/v1/prescriptions/([A-Za-z0-9._-]{1,128})";
+    const unsigned prescriber = Bit(auth::Role::kPrescriber);
+    const unsigned reader = prescriber | Bit(auth::Role::kOperator);
+    const unsigned scraper = Bit(auth::Role::kMetrics) | Bit(auth::Role::kOperator);
+    auto add = [this](const char* method, const std::string& pattern, std::string name,
+                      unsigned roles, Fn fn) {
+      routes.push_back({method, std::regex(pattern), std::move(name), roles, fn});
+    };
+    add("POST", "/api/v1/prescriptions", "/api/v1/prescriptions", prescriber, &Impl::Submit);
+    add("GET", id, "/api/v1/prescriptions/{id}", reader, &Impl::Get);
+    add("GET", id + "/events", "/api/v1/prescriptions/{id}/events", prescriber, &Impl::Events);
+    add("POST", id + "/route", "/api/v1/prescriptions/{id}/route", prescriber, &Impl::Route);
+    add("POST", id + "/cancel", "/api/v1/prescriptions/{id}/cancel", prescriber, &Impl::Cancel);
+    add("GET", id + "/signing-bundle", "/api/v1/prescriptions/{id}/signing-bundle", prescriber,
+        &Impl::Bundle);
+    add("POST", id + "/ready", "/api/v1/prescriptions/{id}/ready", prescriber, &Impl::Ready);
+    add("POST", id + "/sign", "/api/v1/prescriptions/{id}/sign", prescriber, &Impl::Sign);
     if (inbox != nullptr) {
-      server.Post("/api/v1/pharmacy/inbound", [this](const auto& q, auto& r) { Inbound(q, r); });
+      add("POST", "/api/v1/pharmacy/inbound", "/api/v1/pharmacy/inbound",
+          Bit(auth::Role::kPharmacy), &Impl::Inbound);
     }
-    server.Get("/healthz", [](const auto&, auto& r) {
-      r.set_content("{\"status\":\"ok\"}", "application/json");
-    });
-    server.Get("/readyz", [this](const auto&, auto& r) {
-      bool ok = ready();
-      r.status = ok ? 200 : 503;
-      r.set_content(ok ? "{\"status\":\"ready\"}" : "{\"status\":\"not ready\"}",
-                    "application/json");
-    });
-    server.Get("/metrics", [this](const auto&, auto& r) {
-      r.set_content(metrics ? metrics->Expose() : std::string(), "text/plain; version=0.0.4");
-    });
-    server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-      if (!res.body.empty()) return;  // a handler already wrote its error
-      if (res.status == 413) return SendError(res, 413, "request body too large");
-      if (res.status == 404)
-        return SendError(res, 404, Cat("no route ", req.method, " ", RouteOf(req.path)));
-      SendError(res, res.status, "request refused");
-    });
-    server.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-      // A request refused before routing (an oversized body) never reached the pre-routing
-      // handler: it has no id or start time of its own (zero duration, id "-").
-      bool started = t_request_start != std::chrono::steady_clock::time_point{};
-      double seconds =
-          started
-              ? std::chrono::duration<double>(std::chrono::steady_clock::now() - t_request_start)
-                    .count()
-              : 0.0;
-      std::string request_id = started ? t_request_id : "-";
-      t_request_start = {};
-      std::string route = RouteOf(req.path);
-      if (metrics) {
-        metrics
-            ->Counter(
-                "rxflow_http_requests_total", "HTTP requests by route, method and status",
-                {{"route", route}, {"method", req.method}, {"code", std::to_string(res.status)}})
-            .Inc();
-        metrics
-            ->Histogram("rxflow_http_request_duration_seconds", "HTTP request latency by route",
-                        {{"route", route}, {"method", req.method}})
-            .Observe(seconds);
+    add("GET", "/healthz", "/healthz", kPublic, &Impl::Healthz);
+    add("GET", "/readyz", "/readyz", kPublic, &Impl::Readyz);
+    add("GET", "/metrics", "/metrics", scraper, &Impl::Metrics);
+  }
+
+  // The route for `req` (captures in req.matches), or null: `allow` lists the methods the
+  // path has (405) or is empty (404).
+  const Route* Find(HttpRequest& req, std::string& allow) {
+    std::smatch m;
+    for (const Route& r : routes) {
+      if (!std::regex_match(req.path, m, r.pattern)) continue;
+      if (r.method != req.method) {
+        allow += allow.empty() ? r.method : ", " + r.method;
+        continue;
       }
-      if (options.access_log) {
-        options.access_log(json{
-            {"ts", FormatRfc3339(SystemClock().NowMicros())},
-            {"request_id", request_id},
-            {"method", req.method},
-            {"route", route},
-            {"status", res.status},
-            {"duration_ms", seconds * 1000.0},
-            {"bytes_in", req.body.size()},
-            {"bytes_out",
-             res.body.size()}}.dump());
+      req.matches.assign(m.begin(), m.end());
+      return &r;
+    }
+    return nullptr;
+  }
+
+  // Holds one of the client's concurrency slots while a request runs.
+  class Slot {
+   public:
+    Slot(Impl& im, std::string client) : im_(im), client_(std::move(client)) {
+      std::lock_guard lock(im_.inflight_mu);
+      taken_ = ++im_.inflight[client_] <= im_.options.client_concurrency;
+    }
+    ~Slot() {
+      std::lock_guard lock(im_.inflight_mu);
+      auto it = im_.inflight.find(client_);
+      if (--it->second == 0) im_.inflight.erase(it);
+    }
+    bool taken() const { return taken_; }
+
+   private:
+    Impl& im_;
+    std::string client_;
+    bool taken_ = false;
+  };
+
+  void Dispatch(HttpRequest& req, HttpResponse& res) {
+    auto start = std::chrono::steady_clock::now();
+    std::string request_id = rxflow::internal::RandomHex128();
+    res.set_header("X-Request-Id", request_id);
+    std::string allow;
+    const Route* route = Find(req, allow);
+    std::optional<auth::Principal> who;
+    std::optional<Slot> slot;
+    if (route == nullptr) {
+      if (!allow.empty()) {
+        res.set_header("Allow", allow);
+        SendError(res, 405, Cat("method ", MethodLabel(req.method), " not allowed here"));
+      } else {
+        SendError(res, 404, "no such route");
       }
-    });
+    } else if (route->roles != kPublic) {
+      who = Authenticate(req, res, *route, request_id);
+      if (who) {
+        slot.emplace(*this, who->client_id);
+        if (!slot->taken()) {
+          Security("client_concurrency", req, route, request_id, who->client_id, who->key_id);
+          res.set_header("Retry-After", "1");
+          SendError(res, 429,
+                    Cat("more than ", options.client_concurrency,
+                        " requests of this client in flight"));
+          who.reset();
+        }
+      }
+    }
+    if (route != nullptr && (route->roles == kPublic || who)) {
+      Call call{req, res, *route, who ? &*who : nullptr, {}, {}};
+      call.ctx = Context(req, call.trace, call.who, request_id);
+      (this->*(route->fn))(call);
+      if (route->roles != kPublic && route->fn != &Impl::Metrics) {
+        RecordSpan(Cat(req.method, " ", route->name), call, res.status, start);
+      }
+    }
+    Log(req, res, route ? route->name : "unmatched", request_id, start);
+  }
+
+  // The client behind the request's key, admitted by the route; or nullopt with the answer
+  // (401, 403, 429) written.
+  std::optional<auth::Principal> Authenticate(const HttpRequest& req, HttpResponse& res,
+                                              const Route& route, const std::string& request_id) {
+    std::string_view key = PresentedKey(req);
+    std::string key_id = key.empty() ? "" : auth::KeyIdOf(key);
+    int64_t now = SystemClock().NowMicros();
+    if (int64_t wait = throttle.RetryAfterSeconds(key_id, req.remote_address, now); wait > 0) {
+      Security("throttled", req, &route, request_id, "", key_id);
+      res.set_header("Retry-After", std::to_string(wait));
+      SendError(res, 429, "too many failed authentications: retry later");
+      return std::nullopt;
+    }
+    StatusOr<auth::Principal> who = absl::UnauthenticatedError("no key");
+    // (The key is compared exactly as sent: nothing here or in the server decodes it.)
+    if (!key.empty()) who = Clients()->Authenticate(key, now);
+    if (!who.ok()) {
+      throttle.Failure(key_id, req.remote_address, now);
+      Security(key.empty() ? "no_key" : "bad_key", req, &route, request_id, "", key_id);
+      SendError(res, 401, "missing, unknown or expired API key (X-API-Key or Authorization: Bearer)");
+      return std::nullopt;
+    }
+    if ((route.roles & Bit(who->role)) == 0) {
+      Security("role_refused", req, &route, request_id, who->client_id, who->key_id);
+      SendError(res, 403,
+                Cat("the ", auth::RoleName(who->role), " role may not use ", req.method, " ",
+                    route.name));
+      return std::nullopt;
+    }
+    return std::move(*who);
+  }
+
+  void Log(const HttpRequest& req, const HttpResponse& res, const std::string& route,
+           const std::string& request_id, std::chrono::steady_clock::time_point start) {
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::string method(MethodLabel(req.method));
+    if (metrics) {
+      metrics
+          ->Counter("rxflow_http_requests_total", "HTTP requests by route, method and status",
+                    {{"route", route}, {"method", method}, {"code", std::to_string(res.status)}})
+          .Inc();
+      metrics
+          ->Histogram("rxflow_http_request_duration_seconds", "HTTP request latency by route",
+                      {{"route", route}, {"method", method}})
+          .Observe(seconds);
+    }
+    if (options.access_log) {
+      options.access_log(json{{"ts", FormatRfc3339(SystemClock().NowMicros())},
+                              {"request_id", request_id},
+                              {"method", method},
+                              {"route", route},
+                              {"status", res.status},
+                              {"duration_ms", seconds * 1000.0},
+                              {"bytes_in", req.body.size()},
+                              {"bytes_out", res.body.size()}}
+                             .dump());
+    }
+  }
+
+  // What the server refuses by itself (431, 413, 415, 400): an OperationOutcome, logged
+  // under the route "refused".
+  void Refuse(const HttpRequest& req, int status, const std::string& message, HttpResponse& res) {
+    SendError(res, status, message);
+    Log(req, res, "refused", "-", std::chrono::steady_clock::now());
   }
 };
 
@@ -497,14 +734,34 @@ ApiServer::~ApiServer() { Stop(); }
 
 Status ApiServer::Start() {
   Impl& im = *impl_;
-  return internal::Listen(im.server, im.options.host, im.options.port, im.port, im.thread);
+  RXFLOW_RETURN_IF_ERROR(im.Prepare());
+  internal::ServerLimits limits;
+  limits.max_connections = im.options.max_connections;
+  limits.max_body_bytes = im.options.max_body_bytes;
+  limits.head_timeout = im.options.head_timeout;
+  limits.body_timeout = im.options.body_timeout;
+  limits.workers = im.options.threads;
+  im.server = std::make_unique<internal::HttpServer>(
+      limits, [&im](HttpRequest& q, HttpResponse& r) { im.Dispatch(q, r); },
+      [&im](const HttpRequest& q, int status, const std::string& message, HttpResponse& r) {
+        im.Refuse(q, status, message, r);
+      });
+  Status s = im.server->Start(im.options.host, im.options.port);
+  if (!s.ok()) im.server.reset();
+  return s;
 }
 
-void ApiServer::Stop() { internal::StopListening(impl_->server, impl_->thread); }
+void ApiServer::Stop() {
+  if (impl_->server) impl_->server->Stop();
+}
 
-int ApiServer::port() const { return impl_->port; }
+int ApiServer::port() const { return impl_->server ? impl_->server->port() : 0; }
 
 void ApiServer::set_readiness(std::function<bool()> ready) { impl_->ready = std::move(ready); }
+
+Status ApiServer::SetClients(std::shared_ptr<const auth::ClientRegistry> clients) {
+  return impl_->Combine(std::move(clients));
+}
 
 std::function<bool()> StoreReadiness(store::EventStore& store) {
   return [&store] {

@@ -15,7 +15,10 @@
 #include <mutex>
 #include <thread>
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace rxflow::store {
 namespace {
@@ -63,6 +66,18 @@ class Db {
     }
   }
   Status Open(const std::string& path) {
+    // The database holds PHI: owner-only (0600) from its first byte, and SQLite gives the
+    // WAL and shared-memory files the database file's mode. A file left group- or
+    // world-readable by an older version is tightened.
+    if (path != ":memory:" && path.rfind("file:", 0) != 0) {
+      int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+      if (fd < 0) return absl::UnavailableError("sqlite: cannot create " + path);
+      struct stat st {};
+      bool ok = ::fstat(fd, &st) == 0 && ((st.st_mode & 077) == 0 || ::fchmod(fd, 0600) == 0);
+      ::close(fd);
+      if (!ok) return absl::UnavailableError("sqlite: cannot make " + path + " owner-only");
+      for (const char* suffix : {"-wal", "-shm"}) ::chmod((path + suffix).c_str(), 0600);
+    }
     int rc =
         sqlite3_open_v2(path.c_str(), &db_,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);

@@ -103,6 +103,13 @@ struct InProcessBrokerOptions {
   // topic (or, before any group subscribed, not yet trimmed). Publish waits for room up to
   // `publish_timeout`, then fails with Unavailable: backpressure on the relay.
   size_t capacity = 1 << 16;
+  // The same bound in bytes (payloads, keys and headers) per partition.
+  size_t capacity_bytes = size_t{256} << 20;
+  // A topic no group has subscribed to (yet) keeps, per partition, at most this many bytes,
+  // and nothing older than `unconsumed_retention`: enough for a consumer that starts just
+  // after the relay, without holding prescriptions (PHI) for topics nobody reads.
+  size_t unconsumed_retention_bytes = size_t{4} << 20;
+  std::chrono::milliseconds unconsumed_retention{30000};
   std::chrono::milliseconds publish_timeout{2000};
 };
 

@@ -161,7 +161,14 @@ class PharmacyInbox {
   // FailedPrecondition when the message does not fit the prescription's state.
   // Messages are read leniently (see script::ReadOptions::lenient) so that the issues cover
   // the whole message, but a message with any error changes nothing.
-  StatusOr<Result> Receive(std::string_view xml, IssueList& issues, const RequestContext& ctx = {});
+  //
+  // Pharmacies are bound to their messages: PermissionDenied, and nothing changes, when the
+  // message's Header/From is not the pharmacy the prescription was routed to, or (with
+  // `speaks_for`: the NCPDP ids the authenticated sender may speak for, "*" for a network
+  // hub that speaks for any) not one of the sender's. The events record who spoke: ctx.actor
+  // followed by "/ncpdp:<Header/From>".
+  StatusOr<Result> Receive(std::string_view xml, IssueList& issues, const RequestContext& ctx = {},
+                           const std::vector<std::string>* speaks_for = nullptr);
 
   // The SCRIPT Error that answers an inbound message Receive refused with `status`:
   // addressed back to its sender (To = its From, RelatesToMessageID = its MessageID), Code

@@ -1,10 +1,12 @@
 // File: rxflow/http/servers.h
 //
-// RxFlow over HTTP (cpp-httplib, TCP_NODELAY on; see docs/api.md):
-//   * ApiServer: the ingestion API (/api/v1/...), health, readiness and Prometheus metrics.
+// RxFlow over HTTP (see docs/api.md and docs/security.md):
+//   * ApiServer: the ingestion API (/api/v1/...), health, readiness and Prometheus metrics, on
+//     Boost.Beast/Asio: clients with roles and tenants, abuse limits.
 //   * NewHttpPharmacyTransport: the routing service's PharmacyTransport (HTTP POST of
 //     SCRIPT XML, keep-alive connections per thread and endpoint).
-//   * PharmacySimulator: a pharmacy speaking SCRIPT XML for tests, demos and load runs.
+//   * PharmacySimulator: a pharmacy speaking SCRIPT XML for tests, demos and load runs
+//     (cpp-httplib).
 // Servers run on their own threads: Start() binds (port 0 picks a free one) and returns.
 #ifndef RXFLOW_HTTP_SERVERS_H_
 #define RXFLOW_HTTP_SERVERS_H_
@@ -15,8 +17,11 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "rxflow/auth/clients.h"
+#include "rxflow/auth/throttle.h"
 #include "rxflow/epcs/ceremony.h"
 #include "rxflow/obs/metrics.h"
 #include "rxflow/obs/trace.h"
@@ -29,14 +34,32 @@ namespace rxflow::http {
 struct ApiOptions {
   std::string host = "127.0.0.1";
   int port = 8080;  // 0: any free port (see ApiServer::port())
-  // Accepted X-API-Key values. Only their SHA-256 digests are kept; comparison is constant
-  // time. Empty: every /api route answers 401 (there is no unauthenticated mode).
+  // Who may call, and as what (rxflow/auth/clients.h, docs/security.md): every /api route and
+  // /metrics need a key of a client whose role the route admits (X-API-Key, or
+  // Authorization: Bearer). Null and no api_keys: every such route answers 401 (there is no
+  // unauthenticated mode). ApiServer::SetClients swaps in a new registry while serving.
+  std::shared_ptr<const auth::ClientRegistry> clients;
+  // Keys given outside a clients file (API_KEYS): prescriber clients of the "default" tenant.
+  // Each must pass auth::CheckKeyStrength, or Start() fails naming which one (never the key).
+  // Only their SHA-256 digests are kept.
   std::vector<std::string> api_keys;
-  size_t max_body_bytes = size_t{1} << 20;  // larger bodies: 413
-  int threads = 32;                         // request threads
+  // Keys of pharmacy clients (PHARMACY_KEYS): each speaks for the NCPDP ids given ("*": a
+  // network hub that speaks for any pharmacy).
+  std::vector<std::pair<std::string, std::string>> pharmacy_keys;  // {ncpdp_id, key}
+  size_t max_body_bytes = size_t{1} << 20;  // decoded (chunked, gzip): 413 above
+  int threads = 32;                         // request handler threads
+  size_t max_connections = 1024;            // open connections; more are closed at once
+  int client_concurrency = 64;              // requests in flight per client: 429 above
+  std::chrono::milliseconds head_timeout{10000};  // the whole request head (and idle time)
+  std::chrono::milliseconds body_timeout{30000};  // the whole body
+  auth::ThrottleOptions throttle;                 // failed authentication: 429 past it
   // One JSON line per request (no PHI: method, route, status, duration, request id). Null:
   // no access log.
   std::function<void(const std::string& line)> access_log;
+  // One JSON line per security event: a refused key, a role or tenant refused, a pharmacy
+  // speaking for another, a throttled client (client id, key id, source address, route,
+  // request id; no PHI, never a key). Null: they go to access_log.
+  std::function<void(const std::string& line)> security_log;
   // The EPCS ceremony behind GET .../signing-bundle, POST .../ready and POST .../sign (not
   // owned; must outlive the server). Null: those routes answer 501.
   epcs::Ceremony* ceremony = nullptr;
@@ -49,11 +72,16 @@ class ApiServer {
   ApiServer(PrescriptionService& service, runtime::PharmacyInbox* inbox, obs::Registry* metrics,
             obs::Tracer* tracer, ApiOptions options);
   ~ApiServer();
+  // InvalidArgument for a weak key in api_keys/pharmacy_keys; Unavailable when the address
+  // cannot be bound.
   Status Start();
   void Stop();
   int port() const;
   // /readyz answers 200 while this returns true (default: always). Call before Start.
   void set_readiness(std::function<bool()> ready);
+  // Replaces the clients (a reloaded clients file); api_keys and pharmacy_keys stay. Requests
+  // already authenticated finish under the old registry. Thread-safe.
+  Status SetClients(std::shared_ptr<const auth::ClientRegistry> clients);
 
  private:
   struct Impl;

@@ -1,0 +1,98 @@
+// An HTTP/1.1 server on Boost.Beast over Asio (internal to the HTTP library): non-blocking
+// sockets on one I/O thread, request handlers on a pool of worker threads. It enforces what a
+// thread-per-connection server cannot (issue 10, docs/security.md "Abuse limits"):
+//   * a cap on open connections (beyond it a new connection is closed at once);
+//   * a deadline for the whole request head (slowloris) and for the whole body;
+//   * limits on the head's size and its number of fields (431);
+//   * the body limit on the decoded size, while reading: Content-Length, chunked and gzip
+//     bodies alike (413 before the memory is spent); other content codings are 415;
+//   * header values exactly as sent (nothing is URL-decoded).
+// An idle or slow connection costs a socket and a buffer, never a thread: the workers only
+// ever see complete requests.
+#ifndef RXFLOW_HTTP_SRC_HTTP_SERVER_H_
+#define RXFLOW_HTTP_SRC_HTTP_SERVER_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "rxflow/status.h"
+
+namespace rxflow::http::internal {
+
+struct HttpRequest {
+  std::string method;
+  std::string target;  // as sent
+  std::string path;    // the target before '?', not decoded
+  std::string query;   // after '?'
+  std::vector<std::pair<std::string, std::string>> headers;  // as sent, in order
+  std::string body;                                          // decoded (gzip inflated)
+  std::string remote_address;
+  std::vector<std::string> matches;  // the route's captures (set by the caller's router)
+
+  // The first field named `name` (ASCII case-insensitive), its value as sent; "" if absent.
+  std::string_view header(std::string_view name) const;
+  bool has_header(std::string_view name) const;
+  // A query parameter, percent-decoded ('+' is a space); "" if absent.
+  std::string param(std::string_view name) const;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  void set_header(std::string name, std::string value);
+  void set_content(std::string content, std::string content_type);
+};
+
+struct ServerLimits {
+  size_t max_connections = 1024;
+  size_t max_body_bytes = size_t{1} << 20;
+  size_t max_header_bytes = 16 * 1024;  // request line and fields together
+  size_t max_headers = 100;
+  // The whole head of a request must arrive within this (on a kept-alive connection the
+  // clock starts when the previous response was written: it is also the idle timeout).
+  std::chrono::milliseconds head_timeout{10000};
+  std::chrono::milliseconds body_timeout{30000};  // the whole body, after the head
+  std::chrono::milliseconds write_timeout{30000};
+  int workers = 32;  // request handler threads
+};
+
+class HttpServer {
+ public:
+  // Runs on a worker thread for every complete request.
+  using Handler = std::function<void(HttpRequest&, HttpResponse&)>;
+  // Formats what the server answers by itself (400, 413, 415, 431) before a handler ran;
+  // `request` has what was read of the head (method, target, headers: may be empty).
+  using Refusal = std::function<void(const HttpRequest& request, int status,
+                                     const std::string& message, HttpResponse&)>;
+
+  HttpServer(ServerLimits limits, Handler handler, Refusal refusal);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds host:port (port 0: any free port) and starts serving. Unavailable when the
+  // address cannot be bound.
+  Status Start(const std::string& host, int port);
+  // Stops accepting, closes every connection, waits for running handlers. Idempotent.
+  void Stop();
+  int port() const;
+
+  int64_t open_connections() const;
+  int64_t refused_connections() const;  // closed at once: over max_connections
+
+  struct Impl;  // (shared with the connections, which may outlive a Stop by a moment)
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace rxflow::http::internal
+
+#endif  // RXFLOW_HTTP_SRC_HTTP_SERVER_H_
