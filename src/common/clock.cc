@@ -139,9 +139,9 @@ StatusOr<int64_t> ParseRfc3339(std::string_view text) {
     offset_minutes = sign * (oh * 60 + om);
   }
   if (at != text.size()) return invalid();
-  const int64_t seconds = DaysFromCivil(year, static_cast<int>(month), static_cast<int>(day)) *
-                              86'400 +
-                          hour * 3'600 + minute * 60 + second - offset_minutes * 60;
+  const int64_t seconds =
+      DaysFromCivil(year, static_cast<int>(month), static_cast<int>(day)) * 86'400 + hour * 3'600 +
+      minute * 60 + second - offset_minutes * 60;
   return seconds * 1'000'000 + micros;
 }
 
