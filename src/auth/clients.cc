@@ -125,18 +125,19 @@ Status ReadString(const Json& j, std::string_view name, std::string_view at, boo
   return absl::OkStatus();
 }
 
-// An RFC 3339 member `name` of `j` into `out`, from `min_micros` and before the year 10000;
-// left as it is when absent and not required.
+// An RFC 3339 member `name` of `j` into `out`, before the year 10000 and from 1970 on (after
+// its first instant when `after_epoch`: an ApiKey::expires_at of 0 means "never"); left as it
+// is when absent and not required.
 Status ReadTime(const Json& j, std::string_view name, std::string_view at, bool required,
-                int64_t min_micros, int64_t& out) {
+                bool after_epoch, int64_t& out) {
   std::string text;
   if (!required && !j.contains(std::string(name))) return absl::OkStatus();
   RXFLOW_RETURN_IF_ERROR(ReadString(j, name, at, required, text));
   StatusOr<int64_t> t = ParseRfc3339(text);
   if (!t.ok()) return Invalid(Cat(at, ".", name, ": ", std::string(t.status().message())));
-  if (*t < min_micros || *t >= kEndOfTime) {
-    return Invalid(Cat(at, ".", name, ": must be from ", FormatRfc3339(min_micros),
-                       " and before the year 10000"));
+  if (*t < (after_epoch ? 1 : 0) || *t >= kEndOfTime) {
+    return Invalid(Cat(at, ".", name, ": must be ", after_epoch ? "after" : "from",
+                       " 1970-01-01T00:00:00Z and before the year 10000"));
   }
   out = *t;
   return absl::OkStatus();
@@ -148,9 +149,10 @@ StatusOr<ApiKey> KeyFromJson(const Json& j, const std::string& at) {
   ApiKey k;
   RXFLOW_RETURN_IF_ERROR(ReadString(j, "id", at, /*required=*/true, k.id));
   RXFLOW_RETURN_IF_ERROR(ReadString(j, "sha256", at, /*required=*/true, k.sha256_hex));
-  RXFLOW_RETURN_IF_ERROR(ReadTime(j, "created", at, /*required=*/true, 0, k.created_at));
-  // After 1970: an expires_at of 0 would mean "never".
-  RXFLOW_RETURN_IF_ERROR(ReadTime(j, "expires", at, /*required=*/false, 1, k.expires_at));
+  RXFLOW_RETURN_IF_ERROR(
+      ReadTime(j, "created", at, /*required=*/true, /*after_epoch=*/false, k.created_at));
+  RXFLOW_RETURN_IF_ERROR(
+      ReadTime(j, "expires", at, /*required=*/false, /*after_epoch=*/true, k.expires_at));
   return k;
 }
 
