@@ -120,7 +120,9 @@ GeneratedKey GenerateKey(int64_t now_micros, int64_t expires_at_micros = 0);
 // it is sent, never percent-decoded), has at least 10 distinct characters, and an estimated
 // entropy of at least 128 bits: its length times log2 of the size of the character classes
 // it uses (digits 10, lowercase 26, uppercase 26, other printable 32). A 43-character
-// base64url key (256 random bits) passes; so do 32 random lowercase hex digits (165 bits).
+// base64url key (256 random bits) passes. 32 random lowercase hex digits (165 bits by the
+// estimate) pass too, except about 1 in 10 000 that has fewer than 10 distinct digits:
+// prefer GenerateKey's keys, or longer hex.
 // InvalidArgument naming the rule that failed otherwise; the message never holds the key or
 // any part of it.
 Status CheckKeyStrength(std::string_view key);
