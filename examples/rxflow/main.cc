@@ -8,12 +8,14 @@
 //   rxflow sign ID --practitioner P    EPCS: review the signing bundle, sign with two factors
 //   rxflow audit verify / report / log     the EPCS audit chain, a day's incident report, a
 //                                          practitioner's controlled-substance log (CSV)
+//   rxflow clients add / rotate / revoke / list    the API clients file: clients, their keys
 //   rxflow serve              every service in one process (API, relay, routing, simulator)
 //
 // Issues go to stderr as `severity: path: message` (or an OperationOutcome with
 // --issues json). Exit status: 0 success (warnings allowed), 1 invalid input or unknown
 // id, 2 usage, I/O or store error, 3 the EPCS audit chain is broken (audit verify, audit
 // report).
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -23,9 +25,13 @@
 #include <iterator>
 #include <optional>
 #include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
+#include "rxflow/auth/clients.h"
 #include "rxflow/clock.h"
 #include "rxflow/epcs/audit.h"
 #include "rxflow/epcs/reports.h"
@@ -169,6 +175,95 @@ int RunAudit(CLI::App* verify, CLI::App* report, const AuditArgs& a) {
                               : a.order == "drug"  ? rxflow::epcs::LogOrder::kDrug
                                                    : rxflow::epcs::LogOrder::kDate);
   std::cout << rxflow::epcs::LogCsv(*log);
+  return kExitOk;
+}
+
+// The `clients` subcommands, on the clients file of the API server (rxflow/auth/clients.h).
+struct ClientsArgs {
+  std::string file = "./rxflow-data/clients.json";
+  std::string id;
+  std::string role;
+  std::string tenant;
+  std::vector<std::string> ncpdp_ids;
+  int64_t expires_days = 0;  // 0: the new key never expires
+  int64_t overlap_days = 7;
+  std::string key_id;
+};
+
+constexpr int64_t kMicrosPerDay = 86'400'000'000;
+
+// One line per client: "ID ROLE tenant=T ncpdp_ids=A,B key=K,expires=TIME[,expired] ...".
+// Key ids and expiry only: never a key or its digest.
+void ListClients(const rxflow::auth::ClientRegistry& registry, int64_t now) {
+  for (const rxflow::auth::Client& c : registry.clients()) {
+    std::string ncpdp_ids;
+    for (const std::string& n : c.ncpdp_ids) ncpdp_ids += (ncpdp_ids.empty() ? "" : ",") + n;
+    std::cout << c.id << " " << rxflow::auth::RoleName(c.role)
+              << " tenant=" << (c.tenant.empty() ? "-" : c.tenant)
+              << " ncpdp_ids=" << (ncpdp_ids.empty() ? "-" : ncpdp_ids);
+    if (c.keys.empty()) std::cout << " keys=none";
+    for (const rxflow::auth::ApiKey& k : c.keys) {
+      std::cout << " key=" << k.id << ",expires="
+                << (k.expires_at == 0 ? "never" : rxflow::FormatRfc3339(k.expires_at));
+      if (k.expires_at != 0 && now >= k.expires_at) std::cout << ",expired";
+    }
+    std::cout << "\n";
+  }
+}
+
+int RunClients(CLI::App* add, CLI::App* rotate, CLI::App* revoke, const ClientsArgs& a) {
+  auto fail = [](const std::string& message) {
+    std::cerr << "rxflow: " << message << "\n";
+    return kExitUsage;
+  };
+  auto fail_status = [&](const rxflow::Status& s) { return fail(std::string(s.message())); };
+  const int64_t now = rxflow::SystemClock().NowMicros();
+  const int64_t expires = a.expires_days > 0 ? now + a.expires_days * kMicrosPerDay : 0;
+  rxflow::auth::ClientRegistry registry;
+  auto loaded = rxflow::auth::ClientRegistry::LoadFile(a.file);
+  if (loaded.ok()) {
+    registry = std::move(*loaded);
+  } else if (!add->parsed() || loaded.status().code() != absl::StatusCode::kNotFound) {
+    return fail_status(loaded.status());  // only `add` starts a new file
+  }
+  // The key on stdout, alone (for a script to capture); what it is on stderr.
+  auto print_key = [&](const rxflow::auth::GeneratedKey& g) {
+    std::cout << g.key << "\n" << std::flush;
+    std::cerr << "key " << g.record.id << " for " << a.id << ": shown once, store it now\n";
+  };
+
+  if (add->parsed()) {
+    auto role = rxflow::auth::ParseRole(a.role);
+    if (!role.ok()) return fail_status(role.status());
+    rxflow::Status st = registry.Add(rxflow::auth::Client{
+        .id = a.id, .role = *role, .tenant = a.tenant, .ncpdp_ids = a.ncpdp_ids, .keys = {}});
+    if (!st.ok()) return fail_status(st);
+    auto key = registry.AddKey(a.id, now, expires);
+    if (!key.ok()) return fail_status(key.status());
+    if (st = registry.SaveFile(a.file); !st.ok()) return fail_status(st);
+    print_key(*key);
+    return kExitOk;
+  }
+  if (rotate->parsed()) {
+    auto key = registry.Rotate(a.id, now, a.overlap_days * kMicrosPerDay, expires);
+    if (!key.ok()) return fail_status(key.status());
+    if (rxflow::Status st = registry.SaveFile(a.file); !st.ok()) return fail_status(st);
+    print_key(*key);
+    std::cerr << "the other keys of " << a.id << " stop working at "
+              << rxflow::FormatRfc3339(now + a.overlap_days * kMicrosPerDay) << " at the latest\n";
+    return kExitOk;
+  }
+  if (revoke->parsed()) {
+    if (rxflow::Status st = registry.Revoke(a.id, a.key_id); !st.ok()) return fail_status(st);
+    if (rxflow::Status st = registry.SaveFile(a.file); !st.ok()) return fail_status(st);
+    if (a.key_id.empty()) {
+      std::cout << "revoked client " << a.id << " and its keys\n";
+    } else {
+      std::cout << "revoked key " << a.key_id << " of " << a.id << "\n";
+    }
+    return kExitOk;
+  }
+  ListClients(registry, now);
   return kExitOk;
 }
 
@@ -359,6 +454,48 @@ int main(int argc, char** argv) {
   audit_log->add_option("--order", audit_args.order, "sort by date, patient or drug")
       ->check(CLI::IsMember({"date", "patient", "drug"}));
 
+  ClientsArgs clients_args;
+  CLI::App* clients = app.add_subcommand(
+      "clients", "API clients and their keys: the clients file the API server authenticates with");
+  clients->require_subcommand(1);
+  CLI::App* clients_add = clients->add_subcommand(
+      "add", "add a client with one new key; prints the key on stdout, once: store it now");
+  CLI::App* clients_rotate = clients->add_subcommand(
+      "rotate",
+      "give a client a new key (printed once); its other keys stop working after the overlap");
+  CLI::App* clients_revoke = clients->add_subcommand(
+      "revoke", "remove one key of a client (--key-id), or the client with all its keys");
+  CLI::App* clients_list = clients->add_subcommand(
+      "list", "one line per client: role, tenant, NCPDP ids, key ids and expiry (never a key)");
+  for (CLI::App* sub : {clients_add, clients_rotate, clients_revoke, clients_list}) {
+    sub->add_option("--file", clients_args.file,
+                    "the clients file (default ./rxflow-data/clients.json)")
+        ->envname("RXFLOW_CLIENTS");
+  }
+  for (CLI::App* sub : {clients_add, clients_rotate, clients_revoke}) {
+    sub->add_option("id", clients_args.id, "client id")->required();
+  }
+  clients_add->add_option("--role", clients_args.role, "prescriber, pharmacy, operator or metrics")
+      ->required()
+      ->check(CLI::IsMember({"prescriber", "pharmacy", "operator", "metrics"}));
+  clients_add->add_option("--tenant", clients_args.tenant,
+                          "the tenant (prescriber: required; operator: a tenant, or * for all)");
+  clients_add
+      ->add_option("--ncpdp-id", clients_args.ncpdp_ids,
+                   "an NCPDP id the pharmacy speaks for (repeat the option; * for every pharmacy)")
+      ->allow_extra_args(false);
+  for (CLI::App* sub : {clients_add, clients_rotate}) {
+    sub->add_option("--expires-days", clients_args.expires_days,
+                    "the new key expires after D days (default: never)")
+        ->check(CLI::Range(1, 36500));
+  }
+  clients_rotate
+      ->add_option("--overlap-days", clients_args.overlap_days,
+                   "days the client's other keys keep working (default 7; 0: they stop now)")
+      ->check(CLI::Range(0, 3650));
+  clients_revoke->add_option("--key-id", clients_args.key_id,
+                             "revoke this key only (see clients list)");
+
   rxflow::app::Config serve_config;
   CLI::App* serve = app.add_subcommand(
       "serve", "run the API, outbox relay, routing and a pharmacy simulator in one process");
@@ -420,6 +557,9 @@ int main(int argc, char** argv) {
 
   if (serve->parsed()) return rxflow::app::Run(serve_config, rxflow::app::kAll, "rxflow serve");
   if (audit->parsed()) return RunAudit(audit_verify, audit_report, audit_args);
+  if (clients->parsed()) {
+    return RunClients(clients_add, clients_rotate, clients_revoke, clients_args);
+  }
 
   if (submit->parsed() || show->parsed() || events->parsed() || replay->parsed() ||
       sign->parsed()) {

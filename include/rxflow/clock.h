@@ -9,6 +9,9 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
+
+#include "rxflow/status.h"
 
 namespace rxflow {
 
@@ -38,6 +41,13 @@ class FakeClock : public Clock {
 
 // RFC 3339 UTC with microseconds: "2026-11-26T10:00:00.000000Z".
 std::string FormatRfc3339(int64_t micros);
+
+// The Unix microseconds of an RFC 3339 timestamp (section 5.6, "date-time"): what
+// FormatRfc3339 writes, and also "2026-11-30T12:00:00Z" (no fraction),
+// "2026-11-30T07:00:00-05:00" (an offset), a fraction of 1 to 9 digits (truncated to
+// microseconds) and a lowercase 't' or 'z'. InvalidArgument quoting the text otherwise: a
+// date that does not exist ("2026-02-30") and a leap second ("...T23:59:60Z") included.
+StatusOr<int64_t> ParseRfc3339(std::string_view text);
 
 // A source of unique ids. Implementations are safe for concurrent use.
 class IdGenerator {

@@ -7,6 +7,7 @@
 #include <openssl/rand.h>
 
 #include "rxflow/internal/crypto.h"
+#include "rxflow/internal/strcat.h"
 
 namespace rxflow {
 namespace {
@@ -39,6 +40,22 @@ class RandomIdsImpl : public IdGenerator {
   }
 };
 
+// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+int64_t DaysFromCivil(int64_t y, int m, int d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const int64_t yoe = y - era * 400;
+  const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+int DaysInMonth(int64_t y, int m) {
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  return m == 2 && leap ? 29 : kDays[m - 1];
+}
+
 }  // namespace
 
 Clock& SystemClock() {
@@ -64,6 +81,68 @@ std::string FormatRfc3339(int64_t micros) {
                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                 static_cast<long long>(frac));
   return buf;
+}
+
+StatusOr<int64_t> ParseRfc3339(std::string_view text) {
+  auto invalid = [&] {
+    return absl::InvalidArgumentError(internal::Cat(
+        "\"", text.substr(0, 64), "\" is not an RFC 3339 timestamp (2026-11-30T12:00:00Z)"));
+  };
+  size_t at = 0;
+  // `n` digits at the current position, or -1.
+  auto digits = [&](size_t n) -> int64_t {
+    if (at + n > text.size()) return -1;
+    int64_t v = 0;
+    for (size_t i = at; i < at + n; ++i) {
+      if (text[i] < '0' || text[i] > '9') return -1;
+      v = v * 10 + (text[i] - '0');
+    }
+    at += n;
+    return v;
+  };
+  auto literal = [&](char c) {
+    if (at >= text.size() || text[at] != c) return false;
+    ++at;
+    return true;
+  };
+  const int64_t year = digits(4);
+  if (year < 0 || !literal('-')) return invalid();
+  const int64_t month = digits(2);
+  if (month < 1 || month > 12 || !literal('-')) return invalid();
+  const int64_t day = digits(2);
+  if (day < 1 || day > DaysInMonth(year, static_cast<int>(month))) return invalid();
+  if (!literal('T') && !literal('t')) return invalid();
+  const int64_t hour = digits(2);
+  if (hour < 0 || hour > 23 || !literal(':')) return invalid();
+  const int64_t minute = digits(2);
+  if (minute < 0 || minute > 59 || !literal(':')) return invalid();
+  const int64_t second = digits(2);
+  if (second < 0 || second > 59) return invalid();
+  int64_t micros = 0;
+  if (literal('.')) {
+    size_t n = 0;
+    for (; at < text.size() && text[at] >= '0' && text[at] <= '9'; ++at, ++n) {
+      if (n < 6) micros = micros * 10 + (text[at] - '0');
+    }
+    if (n == 0 || n > 9) return invalid();
+    for (; n < 6; ++n) micros *= 10;
+  }
+  int64_t offset_minutes = 0;
+  if (!literal('Z') && !literal('z')) {
+    if (at >= text.size() || (text[at] != '+' && text[at] != '-')) return invalid();
+    const int sign = text[at] == '-' ? -1 : 1;
+    ++at;
+    const int64_t oh = digits(2);
+    if (oh < 0 || oh > 23 || !literal(':')) return invalid();
+    const int64_t om = digits(2);
+    if (om < 0 || om > 59) return invalid();
+    offset_minutes = sign * (oh * 60 + om);
+  }
+  if (at != text.size()) return invalid();
+  const int64_t seconds =
+      DaysFromCivil(year, static_cast<int>(month), static_cast<int>(day)) * 86'400 + hour * 3'600 +
+      minute * 60 + second - offset_minutes * 60;
+  return seconds * 1'000'000 + micros;
 }
 
 IdGenerator& RandomIds() {

@@ -104,6 +104,43 @@ head -c 4096 /dev/zero | tr '\0' x > "$TMP/garbage.db"
 check "audit verify of an unreadable store: exit 2" 2 '' '^rxflow: ' -- "$RX" audit verify --store "sqlite://$TMP/garbage.db"
 check "audit verify with a key file that is no key: exit 2" 2 '' 'neither a PEM nor a DER public key' -- "$RX" audit verify --store "$STORE" --checkpoint-key "$L"
 
+# API clients (rxflow clients): the key is printed once and never stored; the file is private;
+# list shows key ids and expiry, never a key or its digest.
+CL="$TMP/clients/clients.json"
+KEY_RE='^rxf_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$'
+TIME_RE='20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z'
+check "clients add prints the key alone on stdout" 0 "$KEY_RE" 'key [0-9a-f]{12} for ehr-north: shown once, store it now' -- "$RX" clients add ehr-north --role prescriber --tenant north --file "$CL"
+cp "$TMP/out" "$TMP/key1"
+KEY1=$(cat "$TMP/key1")
+ID1=${KEY1:4:12}
+check "clients add printed one line" 0 '' '' -- test "$(wc -l < "$TMP/key1")" = 1
+check "the clients file is private" 0 '^-rw-------' '' -- ls -l "$CL"
+check "so is the directory it created" 0 '^drwx------' '' -- ls -ld "$TMP/clients"
+check "the clients file holds no key" 1 '' '' -- grep -qF "${KEY1:17}" "$CL"
+check "clients list shows the client" 0 "^ehr-north prescriber tenant=north ncpdp_ids=- key=$ID1,expires=never\$" '' -- "$RX" clients list --file "$CL"
+cp "$TMP/out" "$TMP/list"
+check "clients list shows neither a key nor a digest" 1 '' '' -- grep -Eq -- "${KEY1:17}|[0-9a-f]{64}" "$TMP/list"
+check "RXFLOW_CLIENTS names the file" 0 '^ehr-north ' '' -- env RXFLOW_CLIENTS="$CL" "$RX" clients list
+check "clients add of a pharmacy with two NCPDP ids, expiring" 0 "$KEY_RE" '' -- "$RX" clients add pharm-1 --role pharmacy --ncpdp-id 4712345 --ncpdp-id 4712346 --expires-days 30 --file "$CL"
+check "clients list shows its ids and expiry" 0 "^pharm-1 pharmacy tenant=- ncpdp_ids=4712345,4712346 key=[0-9a-f]{12},expires=$TIME_RE\$" '' -- "$RX" clients list --file "$CL"
+check "clients add of an existing id: exit 2" 2 '' 'client "ehr-north" already exists' -- "$RX" clients add ehr-north --role prescriber --tenant north --file "$CL"
+check "clients add of a prescriber without a tenant: exit 2" 2 '' 'tenant: required for the prescriber role' -- "$RX" clients add ehr-south --role prescriber --file "$CL"
+check "clients add of a bad NCPDP id: exit 2" 2 '' 'must be exactly 7 digits' -- "$RX" clients add pharm-2 --role pharmacy --ncpdp-id 12345 --file "$CL"
+check "clients add of an unknown role: exit 2" 2 '' '' -- "$RX" clients add x --role admin --file "$CL"
+check "clients rotate prints a new key" 0 "$KEY_RE" 'shown once, store it now' -- "$RX" clients rotate ehr-north --overlap-days 1 --file "$CL"
+KEY2=$(cat "$TMP/out")
+ID2=${KEY2:4:12}
+check "after rotate the old key expires, the new one does not" 0 "^ehr-north .* key=$ID1,expires=$TIME_RE key=$ID2,expires=never\$" '' -- "$RX" clients list --file "$CL"
+check "clients rotate of an unknown client: exit 2" 2 '' 'no client "nobody"' -- "$RX" clients rotate nobody --file "$CL"
+check "clients revoke of one key" 0 "^revoked key $ID1 of ehr-north\$" '' -- "$RX" clients revoke ehr-north --key-id "$ID1" --file "$CL"
+check "the revoked key is gone from the file" 1 '' '' -- grep -q "$ID1" "$CL"
+check "clients revoke of a client" 0 '^revoked client ehr-north and its keys$' '' -- "$RX" clients revoke ehr-north --file "$CL"
+check "the revoked client is gone from the file" 1 '' '' -- grep -q 'ehr-north' "$CL"
+check "clients revoke of an unknown client: exit 2" 2 '' 'no client "ehr-north"' -- "$RX" clients revoke ehr-north --file "$CL"
+check "the clients file is still private" 0 '^-rw-------' '' -- ls -l "$CL"
+check "clients list of a missing file: exit 2" 2 '' 'no clients file at' -- "$RX" clients list --file "$TMP/none/clients.json"
+check "clients without a subcommand: exit 2" 2 '' '' -- "$RX" clients
+
 # The C++ example program.
 CONVERT="$(dirname "$RX")/rxflow_convert"
 check "examples/cpp/convert turns FHIR into a NewRx" 0 '<NewRx>' '' -- sh -c "\"$CONVERT\" < \"$L\""

@@ -1,0 +1,678 @@
+// API clients and keys (rxflow/auth/clients.h): key generation and strength, the clients
+// file (read and written with nlohmann; written atomically, 0600), and the constant-time
+// check of a presented key.
+#include "rxflow/auth/clients.h"
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cmath>
+#include <cstddef>
+#include <cstdlib>
+#include <filesystem>
+#include <initializer_list>
+#include <limits>
+#include <string>
+#include <system_error>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "rxflow/clock.h"
+#include "rxflow/internal/crypto.h"
+#include "rxflow/internal/status_macros.h"
+#include "rxflow/internal/strcat.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace rxflow::auth {
+
+using internal::Cat;
+
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+constexpr std::string_view kKeyPrefix = "rxf_";
+constexpr size_t kKeyIdChars = 12;
+constexpr size_t kSecretBytes = 32;  // 256 bits: 43 base64url characters
+constexpr size_t kMinKeyChars = 32;
+constexpr size_t kMaxKeyChars = 512;
+constexpr size_t kMinDistinctChars = 10;
+constexpr double kMinEntropyBits = 128;
+constexpr size_t kMaxNameChars = 64;
+constexpr size_t kNcpdpIdDigits = 7;
+// 10000-01-01T00:00:00Z: FormatRfc3339 writes four-digit years.
+constexpr int64_t kEndOfTime = 253'402'300'800'000'000;
+constexpr char kUnauthenticated[] = "unknown or expired API key";
+constexpr std::string_view kNameRule = "must be 1 to 64 characters of A-Z a-z 0-9 . _ -";
+
+absl::Status Invalid(std::string message) { return absl::InvalidArgumentError(std::move(message)); }
+
+bool IsLowerHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
+
+bool AllLowerHex(std::string_view s) { return std::all_of(s.begin(), s.end(), IsLowerHex); }
+
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+
+// [A-Za-z0-9._-]{1,64}: client ids and tenants.
+bool IsName(std::string_view s) {
+  if (s.empty() || s.size() > kMaxNameChars) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || IsDigit(c) || c == '.' || c == '_' ||
+           c == '-';
+  });
+}
+
+bool IsNcpdpId(std::string_view s) {
+  return s.size() == kNcpdpIdDigits && std::all_of(s.begin(), s.end(), IsDigit);
+}
+
+// What KeyIdOf gives: 12 lowercase hex digits, or "h" and 11.
+bool IsKeyId(std::string_view s) {
+  if (s.size() != kKeyIdChars) return false;
+  return s[0] == 'h' ? AllLowerHex(s.substr(1)) : AllLowerHex(s);
+}
+
+// The embedded id of "rxf_<12 lowercase hex>_...", or empty.
+std::string_view EmbeddedKeyId(std::string_view key) {
+  const size_t end = kKeyPrefix.size() + kKeyIdChars;
+  if (key.size() <= end || !key.starts_with(kKeyPrefix) || key[end] != '_') return {};
+  std::string_view id = key.substr(kKeyPrefix.size(), kKeyIdChars);
+  return AllLowerHex(id) ? id : std::string_view();
+}
+
+// KeyIdOf, given the key's SHA-256 hex digest.
+std::string KeyIdOf(std::string_view key, std::string_view sha256_hex) {
+  if (std::string_view id = EmbeddedKeyId(key); !id.empty()) return std::string(id);
+  return Cat("h", sha256_hex.substr(0, kKeyIdChars - 1));
+}
+
+// The path of member `name` of the object at `at`: "$.clients[0].tenant", or
+// "$.clients[0][\"odd name\"]" (JSON-quoted) for a name that is not a plain word.
+std::string MemberPath(std::string_view at, std::string_view name) {
+  if (IsName(name)) return Cat(at, ".", name);
+  return Cat(at, "[",
+             Json(std::string(name.substr(0, kMaxNameChars)))
+                 .dump(-1, ' ', false, Json::error_handler_t::replace),
+             "]");
+}
+
+// InvalidArgument for the first member of `j` not in `known`.
+Status CheckMembers(const Json& j, std::string_view at,
+                    std::initializer_list<std::string_view> known) {
+  for (const auto& [name, value] : j.items()) {
+    if (std::find(known.begin(), known.end(), name) == known.end()) {
+      return Invalid(Cat(MemberPath(at, name), ": unknown member"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The string member `name` of `j` into `out` (left as it is when absent and not required).
+Status ReadString(const Json& j, std::string_view name, std::string_view at, bool required,
+                  std::string& out) {
+  auto it = j.find(std::string(name));
+  if (it == j.end()) {
+    return required ? Invalid(Cat(at, ".", name, ": required")) : absl::OkStatus();
+  }
+  if (!it->is_string()) return Invalid(Cat(at, ".", name, ": must be a string"));
+  out = it->get<std::string>();
+  return absl::OkStatus();
+}
+
+// An RFC 3339 member `name` of `j` into `out`, before the year 10000 and from 1970 on (after
+// its first instant when `after_epoch`: an ApiKey::expires_at of 0 means "never"); left as it
+// is when absent and not required.
+Status ReadTime(const Json& j, std::string_view name, std::string_view at, bool required,
+                bool after_epoch, int64_t& out) {
+  std::string text;
+  if (!required && !j.contains(std::string(name))) return absl::OkStatus();
+  RXFLOW_RETURN_IF_ERROR(ReadString(j, name, at, required, text));
+  StatusOr<int64_t> t = ParseRfc3339(text);
+  if (!t.ok()) return Invalid(Cat(at, ".", name, ": ", std::string(t.status().message())));
+  if (*t < (after_epoch ? 1 : 0) || *t >= kEndOfTime) {
+    return Invalid(Cat(at, ".", name, ": must be ", after_epoch ? "after" : "from",
+                       " 1970-01-01T00:00:00Z and before the year 10000"));
+  }
+  out = *t;
+  return absl::OkStatus();
+}
+
+StatusOr<ApiKey> KeyFromJson(const Json& j, const std::string& at) {
+  if (!j.is_object()) return Invalid(Cat(at, ": must be an object"));
+  RXFLOW_RETURN_IF_ERROR(CheckMembers(j, at, {"id", "sha256", "created", "expires"}));
+  ApiKey k;
+  RXFLOW_RETURN_IF_ERROR(ReadString(j, "id", at, /*required=*/true, k.id));
+  RXFLOW_RETURN_IF_ERROR(ReadString(j, "sha256", at, /*required=*/true, k.sha256_hex));
+  RXFLOW_RETURN_IF_ERROR(
+      ReadTime(j, "created", at, /*required=*/true, /*after_epoch=*/false, k.created_at));
+  RXFLOW_RETURN_IF_ERROR(
+      ReadTime(j, "expires", at, /*required=*/false, /*after_epoch=*/true, k.expires_at));
+  return k;
+}
+
+StatusOr<Client> ClientFromJson(const Json& j, const std::string& at) {
+  if (!j.is_object()) return Invalid(Cat(at, ": must be an object"));
+  RXFLOW_RETURN_IF_ERROR(CheckMembers(j, at, {"id", "role", "tenant", "ncpdp_ids", "keys"}));
+  Client c;
+  RXFLOW_RETURN_IF_ERROR(ReadString(j, "id", at, /*required=*/true, c.id));
+  std::string role;
+  RXFLOW_RETURN_IF_ERROR(ReadString(j, "role", at, /*required=*/true, role));
+  StatusOr<Role> parsed = ParseRole(role);
+  if (!parsed.ok()) return Invalid(Cat(at, ".role: ", std::string(parsed.status().message())));
+  c.role = *parsed;
+  RXFLOW_RETURN_IF_ERROR(ReadString(j, "tenant", at, /*required=*/false, c.tenant));
+  if (auto it = j.find("ncpdp_ids"); it != j.end()) {
+    if (!it->is_array()) return Invalid(Cat(at, ".ncpdp_ids: must be an array of strings"));
+    for (size_t i = 0; i < it->size(); ++i) {
+      const Json& id = (*it)[i];
+      if (!id.is_string()) return Invalid(Cat(at, ".ncpdp_ids[", i, "]: must be a string"));
+      c.ncpdp_ids.push_back(id.get<std::string>());
+    }
+  }
+  if (auto it = j.find("keys"); it != j.end()) {
+    if (!it->is_array()) return Invalid(Cat(at, ".keys: must be an array"));
+    for (size_t i = 0; i < it->size(); ++i) {
+      RXFLOW_ASSIGN_OR_RETURN(ApiKey k, KeyFromJson((*it)[i], Cat(at, ".keys[", i, "]")));
+      c.keys.push_back(std::move(k));
+    }
+  }
+  return c;
+}
+
+// The rules of one client on its own (uniqueness is the registry's); `at` is its JSON path.
+Status CheckClient(const Client& c, const std::string& at) {
+  if (!IsName(c.id)) return Invalid(Cat(at, ".id: ", kNameRule));
+  const std::string_view role = RoleName(c.role);
+  switch (c.role) {
+    case Role::kPrescriber:
+      if (c.tenant.empty()) return Invalid(Cat(at, ".tenant: required for the prescriber role"));
+      if (!IsName(c.tenant)) return Invalid(Cat(at, ".tenant: ", kNameRule));
+      break;
+    case Role::kOperator:
+      if (c.tenant.empty()) {
+        return Invalid(
+            Cat(at, ".tenant: required for the operator role (a tenant, or \"*\" for all)"));
+      }
+      if (c.tenant != "*" && !IsName(c.tenant)) {
+        return Invalid(Cat(at, ".tenant: ", kNameRule, ", or \"*\""));
+      }
+      break;
+    case Role::kPharmacy:
+    case Role::kMetrics:
+      if (!c.tenant.empty())
+        return Invalid(Cat(at, ".tenant: not allowed for the ", role, " role"));
+      break;
+  }
+  if (c.role == Role::kPharmacy) {
+    if (c.ncpdp_ids.empty()) {
+      return Invalid(Cat(at,
+                         ".ncpdp_ids: required for the pharmacy role (7-digit NCPDP ids, or "
+                         "\"*\" for every pharmacy)"));
+    }
+    for (size_t i = 0; i < c.ncpdp_ids.size(); ++i) {
+      const std::string& id = c.ncpdp_ids[i];
+      const std::string path = Cat(at, ".ncpdp_ids[", i, "]");
+      if (id == "*") {
+        if (c.ncpdp_ids.size() != 1) return Invalid(Cat(path, ": \"*\" must be the only entry"));
+        continue;
+      }
+      if (!IsNcpdpId(id)) return Invalid(Cat(path, ": must be exactly 7 digits, or \"*\""));
+      if (std::find(c.ncpdp_ids.begin(), c.ncpdp_ids.begin() + static_cast<ptrdiff_t>(i), id) !=
+          c.ncpdp_ids.begin() + static_cast<ptrdiff_t>(i)) {
+        return Invalid(Cat(path, ": \"", id, "\" is listed twice"));
+      }
+    }
+  } else if (!c.ncpdp_ids.empty()) {
+    return Invalid(Cat(at, ".ncpdp_ids: not allowed for the ", role, " role (pharmacy only)"));
+  }
+  for (size_t i = 0; i < c.keys.size(); ++i) {
+    const ApiKey& k = c.keys[i];
+    const std::string path = Cat(at, ".keys[", i, "]");
+    if (!IsKeyId(k.id)) {
+      return Invalid(Cat(path, ".id: must be 12 lowercase hex digits, or \"h\" and 11"));
+    }
+    if (k.sha256_hex.size() != 64 || !AllLowerHex(k.sha256_hex)) {
+      return Invalid(Cat(path, ".sha256: must be 64 lowercase hex digits"));
+    }
+    if (k.created_at < 0 || k.created_at >= kEndOfTime) {
+      return Invalid(Cat(path, ".created: must be from 1970 and before 10000"));
+    }
+    if (k.expires_at < 0 || k.expires_at >= kEndOfTime) {
+      return Invalid(Cat(path, ".expires: must be after 1970 and before 10000 (or 0: never)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Unavailable "cannot <what> <path>: <errno's text>".
+Status IoError(std::string_view what, std::string_view path, int err) {
+  return absl::UnavailableError(Cat("cannot ", what, " ", path, ": ",
+                                    std::error_code(err, std::generic_category()).message()));
+}
+
+// Creates `dir` and its missing ancestors, each 0700.
+Status MakePrivateDirectories(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::vector<std::filesystem::path> missing;
+  for (std::filesystem::path p = dir; !p.empty() && !std::filesystem::exists(p, ec);
+       p = p.parent_path()) {
+    missing.push_back(p);
+    if (p == p.parent_path()) break;
+  }
+  for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+    if (::mkdir(it->c_str(), 0700) != 0 && errno != EEXIST) {
+      return IoError("create the directory", it->string(), errno);
+    }
+  }
+  return absl::OkStatus();
+}
+
+Status Expiry(int64_t now_micros, int64_t expires_at_micros) {
+  if (expires_at_micros != 0 &&
+      (expires_at_micros <= now_micros || expires_at_micros >= kEndOfTime)) {
+    return Invalid("the key's expiry must be after now (and before the year 10000), or 0: never");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string_view RoleName(Role role) {
+  switch (role) {
+    case Role::kPrescriber:
+      return "prescriber";
+    case Role::kPharmacy:
+      return "pharmacy";
+    case Role::kOperator:
+      return "operator";
+    case Role::kMetrics:
+      return "metrics";
+  }
+  return "unknown";
+}
+
+StatusOr<Role> ParseRole(std::string_view name) {
+  for (Role r : {Role::kPrescriber, Role::kPharmacy, Role::kOperator, Role::kMetrics}) {
+    if (name == RoleName(r)) return r;
+  }
+  return Invalid(Cat("role \"", name.substr(0, kMaxNameChars),
+                     "\" is not one of prescriber, pharmacy, operator, metrics"));
+}
+
+bool Principal::SpeaksFor(std::string_view ncpdp_id) const {
+  if (role != Role::kPharmacy) return false;
+  return std::any_of(ncpdp_ids.begin(), ncpdp_ids.end(),
+                     [&](const std::string& id) { return id == "*" || id == ncpdp_id; });
+}
+
+bool Principal::SeesTenant(std::string_view t) const {
+  if (tenant.empty()) return false;
+  return tenant == "*" || tenant == t;
+}
+
+GeneratedKey GenerateKey(int64_t now_micros, int64_t expires_at_micros) {
+  std::array<unsigned char, kSecretBytes> secret;
+  if (RAND_bytes(secret.data(), static_cast<int>(secret.size())) != 1) {
+    std::abort();  // no entropy: nothing safe to do
+  }
+  // base64url without padding (RFC 4648 §5): 32 bytes are 43 characters.
+  std::string text = internal::Base64Encode(
+      std::string_view(reinterpret_cast<const char*>(secret.data()), secret.size()));
+  OPENSSL_cleanse(secret.data(), secret.size());
+  while (!text.empty() && text.back() == '=') text.pop_back();
+  for (char& c : text) {
+    if (c == '+') c = '-';
+    if (c == '/') c = '_';
+  }
+  const std::string id = internal::RandomHex128().substr(0, kKeyIdChars);  // 48 random bits
+  GeneratedKey g;
+  g.key = Cat(kKeyPrefix, id, "_", text);
+  OPENSSL_cleanse(text.data(), text.size());
+  g.record = ApiKey{.id = id,
+                    .sha256_hex = internal::Sha256Hex(g.key),
+                    .created_at = now_micros,
+                    .expires_at = expires_at_micros};
+  return g;
+}
+
+Status CheckKeyStrength(std::string_view key) {
+  if (key.size() < kMinKeyChars) {
+    return Invalid(
+        Cat("the key has ", key.size(), " characters: at least ", kMinKeyChars, " are required"));
+  }
+  if (key.size() > kMaxKeyChars) {
+    return Invalid(
+        Cat("the key has ", key.size(), " characters: at most ", kMaxKeyChars, " are accepted"));
+  }
+  std::array<bool, 128> seen{};
+  bool digit = false, lower = false, upper = false, other = false;
+  for (char ch : key) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    if (c == '%') {
+      return Invalid(
+          "the key contains '%': keys are compared as sent, never percent-decoded; choose one "
+          "without '%'");
+    }
+    if (c <= 0x20 || c >= 0x7f) {
+      return Invalid(
+          "the key contains a space, a control character or a non-ASCII byte: only printable "
+          "ASCII is accepted");
+    }
+    seen[c] = true;
+    if (c >= '0' && c <= '9') {
+      digit = true;
+    } else if (c >= 'a' && c <= 'z') {
+      lower = true;
+    } else if (c >= 'A' && c <= 'Z') {
+      upper = true;
+    } else {
+      other = true;
+    }
+  }
+  const size_t distinct = static_cast<size_t>(std::count(seen.begin(), seen.end(), true));
+  if (distinct < kMinDistinctChars) {
+    return Invalid(Cat("the key has ", distinct, " distinct characters: at least ",
+                       kMinDistinctChars, " are required"));
+  }
+  const int pool = (digit ? 10 : 0) + (lower ? 26 : 0) + (upper ? 26 : 0) + (other ? 32 : 0);
+  const double bits = static_cast<double>(key.size()) * std::log2(static_cast<double>(pool));
+  if (bits < kMinEntropyBits) {
+    return Invalid(Cat("the key's estimated entropy is ", static_cast<int>(bits),
+                       " bits: at least 128 are required (a longer key, or more kinds of "
+                       "character)"));
+  }
+  return absl::OkStatus();
+}
+
+std::string KeyIdOf(std::string_view key) {
+  if (std::string_view id = EmbeddedKeyId(key); !id.empty()) return std::string(id);
+  return KeyIdOf(key, internal::Sha256Hex(key));
+}
+
+// ---- the clients file ----------------------------------------------------------------------
+
+StatusOr<ClientRegistry> ClientRegistry::FromJson(std::string_view json) {
+  Json root;
+  try {
+    root = Json::parse(json.begin(), json.end());
+  } catch (const Json::parse_error& e) {
+    return Invalid(Cat("$: not valid JSON: ", std::string(e.what())));
+  }
+  if (!root.is_object()) return Invalid("$: must be an object {\"clients\": [...]}");
+  RXFLOW_RETURN_IF_ERROR(CheckMembers(root, "$", {"clients"}));
+  auto clients = root.find("clients");
+  if (clients == root.end()) return Invalid("$.clients: required");
+  if (!clients->is_array()) return Invalid("$.clients: must be an array");
+  ClientRegistry registry;
+  for (size_t i = 0; i < clients->size(); ++i) {
+    const std::string at = Cat("$.clients[", i, "]");
+    RXFLOW_ASSIGN_OR_RETURN(Client c, ClientFromJson((*clients)[i], at));
+    RXFLOW_RETURN_IF_ERROR(registry.Append(std::move(c), at, absl::StatusCode::kInvalidArgument));
+  }
+  return registry;
+}
+
+StatusOr<ClientRegistry> ClientRegistry::LoadFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return absl::NotFoundError(Cat("no clients file at ", path));
+    return IoError("open", path, errno);
+  }
+  std::string text;
+  char buf[8192];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      return IoError("read", path, err);
+    }
+    text.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  StatusOr<ClientRegistry> registry = FromJson(text);
+  if (!registry.ok()) {
+    return Status(registry.status().code(),
+                  Cat(path, ": ", std::string(registry.status().message())));
+  }
+  return registry;
+}
+
+std::string ClientRegistry::ToJson() const {
+  Json clients = Json::array();
+  for (const Client& c : clients_) {
+    Json j = Json::object();
+    j["id"] = c.id;
+    j["role"] = std::string(RoleName(c.role));
+    if (!c.tenant.empty()) j["tenant"] = c.tenant;
+    if (!c.ncpdp_ids.empty()) j["ncpdp_ids"] = c.ncpdp_ids;
+    Json keys = Json::array();
+    for (const ApiKey& k : c.keys) {
+      Json kj = Json::object();
+      kj["id"] = k.id;
+      kj["sha256"] = k.sha256_hex;
+      kj["created"] = FormatRfc3339(k.created_at);
+      if (k.expires_at != 0) kj["expires"] = FormatRfc3339(k.expires_at);
+      keys.push_back(std::move(kj));
+    }
+    j["keys"] = std::move(keys);
+    clients.push_back(std::move(j));
+  }
+  Json root = Json::object();
+  root["clients"] = std::move(clients);
+  return root.dump(2, ' ', false, Json::error_handler_t::replace);
+}
+
+Status ClientRegistry::SaveFile(const std::string& path) const {
+  std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  if (dir.empty()) dir = ".";
+  RXFLOW_RETURN_IF_ERROR(MakePrivateDirectories(dir));
+  const std::string text = ToJson() + "\n";
+  const std::string tmp = path + ".tmp";
+  // O_EXCL: never write through a file (or a link) someone else put there.
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    if (errno == EEXIST) {
+      return absl::UnavailableError(
+          Cat(tmp, " exists: another save is in progress, or one was interrupted (remove it)"));
+    }
+    return IoError("create", tmp, errno);
+  }
+  auto fail = [&](std::string_view what, int err) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return IoError(what, tmp, err);
+  };
+  for (size_t done = 0; done < text.size();) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail("write", errno);
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) return fail("sync", errno);
+  if (::close(fd) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    return IoError("close", tmp, err);
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    return IoError("rename to " + path, tmp, err);
+  }
+  // The rename itself is durable once the directory is synced. The file is in place already,
+  // so a directory that cannot be opened or synced (some filesystems refuse) is not an error.
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return absl::OkStatus();
+}
+
+// ---- changes ---------------------------------------------------------------------------------
+
+Status ClientRegistry::Append(Client client, const std::string& at,
+                              absl::StatusCode duplicate_code) {
+  RXFLOW_RETURN_IF_ERROR(CheckClient(client, at));
+  if (client_index_.contains(client.id)) {
+    return Status(duplicate_code, Cat(at, ".id: client \"", client.id, "\" already exists"));
+  }
+  for (size_t i = 0; i < client.keys.size(); ++i) {
+    const std::string& id = client.keys[i].id;
+    if (auto it = key_index_.find(id); it != key_index_.end()) {
+      return Status(duplicate_code,
+                    Cat(at, ".keys[", i, "].id: key id \"", id, "\" is already used by client \"",
+                        clients_[it->second.client].id, "\""));
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (client.keys[j].id == id) {
+        return Status(duplicate_code,
+                      Cat(at, ".keys[", i, "].id: key id \"", id, "\" is listed twice"));
+      }
+    }
+  }
+  const size_t index = clients_.size();
+  client_index_.emplace(client.id, index);
+  for (size_t i = 0; i < client.keys.size(); ++i) {
+    key_index_.emplace(client.keys[i].id, KeyRef{.client = index, .key = i});
+  }
+  clients_.push_back(std::move(client));
+  return absl::OkStatus();
+}
+
+void ClientRegistry::Reindex() {
+  client_index_.clear();
+  key_index_.clear();
+  for (size_t c = 0; c < clients_.size(); ++c) {
+    client_index_.emplace(clients_[c].id, c);
+    for (size_t k = 0; k < clients_[c].keys.size(); ++k) {
+      key_index_.emplace(clients_[c].keys[k].id, KeyRef{.client = c, .key = k});
+    }
+  }
+}
+
+GeneratedKey ClientRegistry::NewKey(int64_t now_micros, int64_t expires_at_micros) const {
+  for (;;) {
+    GeneratedKey g = GenerateKey(now_micros, expires_at_micros);
+    if (!key_index_.contains(g.record.id)) return g;
+  }
+}
+
+Status ClientRegistry::Add(Client client) {
+  return Append(std::move(client), Cat("$.clients[", clients_.size(), "]"),
+                absl::StatusCode::kAlreadyExists);
+}
+
+Status ClientRegistry::AddEnvKeys(const std::vector<std::string>& keys, Role role,
+                                  const std::string& tenant,
+                                  const std::vector<std::string>& ncpdp_ids, int64_t now_micros) {
+  ClientRegistry next = *this;  // all or nothing
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const std::string which = Cat("key ", i + 1, " of ", keys.size());
+    if (Status s = CheckKeyStrength(keys[i]); !s.ok()) {
+      return Invalid(Cat(which, ": ", std::string(s.message())));
+    }
+    const std::string digest = internal::Sha256Hex(keys[i]);
+    const std::string key_id = KeyIdOf(keys[i], digest);
+    Client c{.id = Cat("env-", key_id),
+             .role = role,
+             .tenant = tenant,
+             .ncpdp_ids = ncpdp_ids,
+             .keys = {ApiKey{
+                 .id = key_id, .sha256_hex = digest, .created_at = now_micros, .expires_at = 0}}};
+    if (Status s = next.Add(std::move(c)); !s.ok()) {
+      return Status(s.code(), Cat(which, ": ", std::string(s.message())));
+    }
+  }
+  *this = std::move(next);
+  return absl::OkStatus();
+}
+
+StatusOr<GeneratedKey> ClientRegistry::AddKey(const std::string& client_id, int64_t now_micros,
+                                              int64_t expires_at_micros) {
+  auto it = client_index_.find(client_id);
+  if (it == client_index_.end()) return absl::NotFoundError(Cat("no client \"", client_id, "\""));
+  RXFLOW_RETURN_IF_ERROR(Expiry(now_micros, expires_at_micros));
+  GeneratedKey g = NewKey(now_micros, expires_at_micros);
+  Client& c = clients_[it->second];
+  key_index_.emplace(g.record.id, KeyRef{.client = it->second, .key = c.keys.size()});
+  c.keys.push_back(g.record);
+  return g;
+}
+
+StatusOr<GeneratedKey> ClientRegistry::Rotate(const std::string& client_id, int64_t now_micros,
+                                              int64_t overlap_micros, int64_t expires_at_micros) {
+  if (overlap_micros < 0) return Invalid("the rotation overlap must not be negative");
+  auto it = client_index_.find(client_id);
+  if (it == client_index_.end()) return absl::NotFoundError(Cat("no client \"", client_id, "\""));
+  RXFLOW_RETURN_IF_ERROR(Expiry(now_micros, expires_at_micros));
+  // Saturating now + overlap; never 0, which would mean "never expires".
+  int64_t end = overlap_micros > std::numeric_limits<int64_t>::max() - now_micros
+                    ? std::numeric_limits<int64_t>::max()
+                    : now_micros + overlap_micros;
+  end = std::clamp<int64_t>(end, 1, kEndOfTime - 1);
+  for (ApiKey& k : clients_[it->second].keys) {
+    const bool expired = k.expires_at != 0 && now_micros >= k.expires_at;
+    if (!expired && (k.expires_at == 0 || k.expires_at > end)) k.expires_at = end;
+  }
+  return AddKey(client_id, now_micros, expires_at_micros);
+}
+
+Status ClientRegistry::Revoke(const std::string& client_id, const std::string& key_id) {
+  auto it = client_index_.find(client_id);
+  if (it == client_index_.end()) return absl::NotFoundError(Cat("no client \"", client_id, "\""));
+  if (key_id.empty()) {
+    clients_.erase(clients_.begin() + static_cast<ptrdiff_t>(it->second));
+  } else {
+    std::vector<ApiKey>& keys = clients_[it->second].keys;
+    auto k =
+        std::find_if(keys.begin(), keys.end(), [&](const ApiKey& key) { return key.id == key_id; });
+    if (k == keys.end()) {
+      return absl::NotFoundError(Cat("client \"", client_id, "\" has no key \"", key_id, "\""));
+    }
+    keys.erase(k);
+  }
+  Reindex();
+  return absl::OkStatus();
+}
+
+const Client* ClientRegistry::Find(std::string_view client_id) const {
+  auto it = client_index_.find(client_id);
+  return it == client_index_.end() ? nullptr : &clients_[it->second];
+}
+
+// ---- authentication --------------------------------------------------------------------------
+
+StatusOr<Principal> ClientRegistry::Authenticate(std::string_view presented_key,
+                                                 int64_t now_micros) const {
+  // Compared against for an unknown key id, so that it costs what a known one does.
+  static constexpr char kDummyDigest[64] = {};
+  const std::string digest = internal::Sha256Hex(presented_key);
+  auto it = key_index_.find(KeyIdOf(presented_key, digest));
+  const ApiKey* key =
+      it == key_index_.end() ? nullptr : &clients_[it->second.client].keys[it->second.key];
+  const char* stored = key != nullptr ? key->sha256_hex.data() : kDummyDigest;
+  const bool match = CRYPTO_memcmp(digest.data(), stored, sizeof kDummyDigest) == 0;
+  if (key == nullptr || !match || (key->expires_at != 0 && now_micros >= key->expires_at)) {
+    return absl::UnauthenticatedError(kUnauthenticated);
+  }
+  const Client& c = clients_[it->second.client];
+  return Principal{.client_id = c.id,
+                   .role = c.role,
+                   .tenant = c.tenant,
+                   .ncpdp_ids = c.ncpdp_ids,
+                   .key_id = key->id};
+}
+
+}  // namespace rxflow::auth

@@ -1,0 +1,56 @@
+// RFC 3339 timestamps (rxflow/clock.h): ParseRfc3339 reads what FormatRfc3339 writes and the
+// other forms of RFC 3339 section 5.6, and refuses what is not a time.
+#include "rxflow/clock.h"
+
+#include <cstdint>
+#include <string>
+
+#include <doctest/doctest.h>
+
+namespace {
+
+constexpr int64_t kSecond = 1'000'000;
+
+}  // namespace
+
+TEST_SUITE("Clock RFC 3339") {
+  TEST_CASE("the forms of RFC 3339 date-time") {
+    // 2026-11-30T12:00:00Z is 1796040000 s after the epoch (Python's calendar.timegm).
+    const int64_t noon = 1'796'040'000 * kSecond;
+    CHECK(*rxflow::ParseRfc3339("2026-11-30T12:00:00Z") == noon);
+    CHECK(*rxflow::ParseRfc3339("2026-11-30t12:00:00z") == noon);
+    CHECK(*rxflow::ParseRfc3339("2026-11-30T12:00:00.000000Z") == noon);
+    CHECK(*rxflow::ParseRfc3339("2026-11-30T12:00:00.5Z") == noon + 500'000);
+    CHECK(*rxflow::ParseRfc3339("2026-11-30T12:00:00.123456789Z") == noon + 123'456);
+    CHECK(*rxflow::ParseRfc3339("2026-11-30T07:00:00-05:00") == noon);
+    CHECK(*rxflow::ParseRfc3339("2026-11-30T13:30:00+01:30") == noon);
+    CHECK(*rxflow::ParseRfc3339("2024-02-29T00:00:00Z") == 1'709'164'800 * kSecond);
+    CHECK(*rxflow::ParseRfc3339("1970-01-01T00:00:00Z") == 0);
+  }
+
+  TEST_CASE("FormatRfc3339 and ParseRfc3339 round-trip") {
+    for (int64_t t : {int64_t{0}, int64_t{1}, 1'764'151'200'000'000, 1'796'040'000'123'456,
+                      int64_t{-1'000'001}}) {
+      CAPTURE(t);
+      auto back = rxflow::ParseRfc3339(rxflow::FormatRfc3339(t));
+      REQUIRE(back.ok());
+      CHECK(*back == t);
+    }
+  }
+
+  TEST_CASE("what is not an RFC 3339 date-time is refused, quoting it") {
+    for (const char* bad :
+         {"", "2026-11-30", "2026-11-30 12:00:00Z", "2026-11-30T12:00:00", "2026-02-30T12:00:00Z",
+          "2025-02-29T00:00:00Z", "2026-13-01T00:00:00Z", "2026-11-30T24:00:00Z",
+          "2026-11-30T23:59:60Z", "2026-11-30T12:00Z", "2026-11-30T12:00:00.Z",
+          "2026-11-30T12:00:00.1234567890Z", "2026-11-30T12:00:00+0100", "2026-11-30T12:00:00Zjunk",
+          "+2026-11-30T12:00:00Z", "2026-11-30T12:00:00.5 Z"}) {
+      CAPTURE(bad);
+      auto t = rxflow::ParseRfc3339(bad);
+      REQUIRE_FALSE(t.ok());
+      CHECK(t.status().code() == absl::StatusCode::kInvalidArgument);
+      CHECK(std::string(t.status().message()).find("is not an RFC 3339 timestamp") !=
+            std::string::npos);
+    }
+  }
+}
