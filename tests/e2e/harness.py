@@ -16,8 +16,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 BIN = os.environ.get("RXFLOW_BIN_DIR", "")
 FIXTURES = os.environ.get("RXFLOW_FIXTURES", "")
-API_KEY = "e2e-api-key-000000000000000000"
+# Keys of at least 128 bits (a weaker one stops the server): the prescriber key every process
+# gets in API_KEYS, and the pharmacy network key (PHARMACY_KEYS "*:...") a standalone
+# pharmacy-simulator posts its RxFill with (CALLBACK_API_KEY).
+API_KEY = "e2eKey_7Qm2xV9pL4sT8wZ1cR6nB3dF5hJ0kY2uA9e"
+CALLBACK_KEY = "e2eHub_3Rv8Kc1Nw6Tz9Lp2Gx5Bq7Dm0Hs4Fy8Ju1a"
 PATIENT_KEY = "e2e-patient-key-0123456789abcdef"
+# What a process inherits of these is replaced (keys=True) or removed (keys=False).
+KEY_ENV = ("API_KEYS", "CALLBACK_API_KEY", "PHARMACY_KEYS", "RXFLOW_CLIENTS",
+           "RXFLOW_PATIENT_KEY")
 LISINOPRIL = os.path.join(FIXTURES, "fhir", "medication_request_lisinopril.json")
 
 
@@ -34,31 +41,49 @@ def program(name):
 
 
 class Process:
-    """A program running until stop() or kill(); its first stdout lines are kept."""
+    """A program running until stop() or kill(); its stdout lines and stderr are kept.
+    keys=False: none of this harness's keys (KEY_ENV), inherited or set: the program's own
+    configuration (flags, `env`, files) decides."""
 
-    def __init__(self, name, args=(), env=None, cwd=None, ready_line=None):
-        full_env = dict(os.environ)
-        full_env.update({"API_KEYS": API_KEY, "RXFLOW_PATIENT_KEY": PATIENT_KEY,
-                         "LOG_LEVEL": "warn"})
+    def __init__(self, name, args=(), env=None, cwd=None, ready_line=None, keys=True):
+        full_env = {k: v for k, v in os.environ.items() if k not in KEY_ENV}
+        if keys:
+            full_env.update({"API_KEYS": API_KEY, "CALLBACK_API_KEY": CALLBACK_KEY,
+                             "PHARMACY_KEYS": f"*:{CALLBACK_KEY}",
+                             "RXFLOW_PATIENT_KEY": PATIENT_KEY})
+        full_env["LOG_LEVEL"] = "warn"
         full_env.update(env or {})
         self.proc = subprocess.Popen(program(name) + list(args), env=full_env, cwd=cwd,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines = []
         self.stderr = []
-        threading.Thread(target=self._drain_stderr, daemon=True).start()
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"{name} exited: {''.join(self.stderr)[-2000:]}")
-            self.lines.append(line.rstrip("\n"))
-            if ready_line is None or ready_line in line:
-                break
-        threading.Thread(target=self._drain_stdout, daemon=True).start()
+        self._ready_line = ready_line
+        self._ready = threading.Event()  # set at the ready line or at the end of stdout
+        self._is_ready = False
+        self._drains = [threading.Thread(target=self._drain_stderr, daemon=True),
+                        threading.Thread(target=self._drain_stdout, daemon=True)]
+        for t in self._drains:
+            t.start()
+        # Bounded also when the program prints nothing and does not exit.
+        if not self._ready.wait(30):
+            self.kill()
+            raise RuntimeError(f"{name} not ready in 30 s: {self.lines[-20:]}")
+        if not self._is_ready:  # stdout ended first: the program exited (or is exiting)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self._join_drains()
+            raise RuntimeError(f"{name} exited: {''.join(self.stderr)[-2000:]}")
 
     def _drain_stdout(self):
         for line in self.proc.stdout:
             self.lines.append(line.rstrip("\n"))
+            if not self._is_ready and (self._ready_line is None or self._ready_line in line):
+                self._is_ready = True
+                self._ready.set()
+        self._ready.set()
 
     def _drain_stderr(self):
         for line in self.proc.stderr:
@@ -74,14 +99,25 @@ class Process:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                return self.proc.wait(timeout=30)
+                self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-        return self.proc.wait()
+        code = self.proc.wait()
+        self._join_drains()
+        return code
 
     def kill(self):
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
+        self._join_drains()
+
+    def _join_drains(self):
+        for t in self._drains:
+            t.join(timeout=10)
+
+    def output(self):
+        """Everything the program wrote so far: stdout lines, then stderr."""
+        return "\n".join(self.lines) + "\n" + "".join(self.stderr)
 
 
 def request(method, url, body=None, headers=None, content_type="application/fhir+json",
