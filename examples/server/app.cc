@@ -313,6 +313,9 @@ void AddOptions(CLI::App& app, Config& c, unsigned roles) {
                    "keys of pharmacy clients, NCPDPID:KEY comma-separated (NCPDPID * for a "
                    "network hub that speaks for every pharmacy)")
         ->envname("PHARMACY_KEYS");
+    app.add_option("--metrics-keys", c.metrics_keys,
+                   "keys of metrics clients (GET /metrics only), comma-separated")
+        ->envname("METRICS_KEYS");
     app.add_option("--max-connections", c.max_connections,
                    "open API connections (more are closed at once)")
         ->envname("MAX_CONNECTIONS");
@@ -552,6 +555,7 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
     ao.clients = file_clients;
     ao.api_keys = keys;
     ao.pharmacy_keys = pharmacy_keys;
+    ao.metrics_keys = SplitKeys(c.metrics_keys);
     ao.max_body_bytes = c.max_body_bytes;
     ao.threads = c.http_threads;
     ao.max_connections = c.max_connections;

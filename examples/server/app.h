@@ -29,6 +29,7 @@ struct Config {
   std::string api_keys;            // API_KEYS, comma-separated: prescribers, tenant "default"
   std::string clients_file;        // RXFLOW_CLIENTS: the clients file (docs/security.md)
   std::string pharmacy_keys;       // PHARMACY_KEYS: "NCPDPID:key,..." ("*": a network hub)
+  std::string metrics_keys;        // METRICS_KEYS: keys that may read /metrics
   std::string callback_api_key;    // CALLBACK_API_KEY: a standalone simulator's pharmacy key
   std::string pharmacies;          // PHARMACY_DIRECTORY: a JSON file (see docs/operations.md)
   std::string callback_url;        // CALLBACK_URL: where a standalone simulator posts RxFill

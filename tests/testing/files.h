@@ -23,6 +23,20 @@ inline std::filesystem::path Fixture(const std::string& rel) {
 
 inline std::string ReadFixture(const std::string& rel) { return ReadFile(Fixture(rel)); }
 
+// The fixture RxFill (script/rxfill_partial.xml) as the pharmacy `from` sends it about the
+// NewRx `relates_to` (Header/From and Header/RelatesToMessageID replaced).
+inline std::string RxFillFrom(const std::string& from, const std::string& relates_to) {
+  std::string fill = ReadFixture("script/rxfill_partial.xml");
+  auto replace = [&fill](const std::string& tag, const std::string& value) {
+    size_t open = fill.find("<" + tag);
+    size_t start = fill.find('>', open) + 1;
+    fill.replace(start, fill.find("</" + tag + ">", start) - start, value);
+  };
+  replace("From", from);
+  replace("RelatesToMessageID", relates_to);
+  return fill;
+}
+
 // Sorted list of the files in fixtures/<dir> with the given extension.
 inline std::vector<std::filesystem::path> FixtureFiles(const std::string& dir,
                                                        const std::string& ext) {

@@ -19,6 +19,8 @@ using nlohmann::json;
 namespace {
 
 constexpr const char* kApiKey = "rxflow-test-api-key-7Qm2xV9pL4sT8wZ1cR6n";
+constexpr const char* kPharmacyKey = "rxflow-test-pharmacy-Hs5Kd9Lq2Wm7Xz3Cv8Bn";  // 4712345
+constexpr const char* kMetricsKey = "rxflow-test-metrics-Pq7Rt3Yu9Io1As5Df2Gh";
 
 struct Api {
   // Declared first, destroyed last: the server's access log writes here until it stops.
@@ -39,6 +41,8 @@ struct Api {
     http::ApiOptions ao;
     ao.port = 0;
     ao.api_keys = {kApiKey, "second-test-key-Zp4Wq8Rt2Yx6Vb0Nm3Kc"};
+    ao.pharmacy_keys = {{"4712345", kPharmacyKey}};  // the lisinopril fixture's pharmacy
+    ao.metrics_keys = {kMetricsKey};
     ao.max_body_bytes = 64 * 1024;
     ao.threads = 4;
     ao.access_log = [this](const std::string& line) {
@@ -51,6 +55,10 @@ struct Api {
     client->set_read_timeout(10, 0);
   }
   httplib::Headers Auth() const { return {{"X-API-Key", kApiKey}}; }
+  httplib::Headers PharmacyAuth() const { return {{"X-API-Key", kPharmacyKey}}; }
+  httplib::Result Inbound(const std::string& body, const std::string& type = "application/xml") {
+    return client->Post("/api/v1/pharmacy/inbound", PharmacyAuth(), body, type);
+  }
   httplib::Result Post(const std::string& path, const std::string& body,
                        const std::string& type = "application/fhir+json") {
     return client->Post(path, Auth(), body, type);
@@ -91,7 +99,10 @@ TEST_SUITE("API") {
     h.emplace("Idempotency-Key", "order-42");
     auto keyed = api.client->Post("/api/v1/prescriptions", h, Lisinopril(), "application/json");
     CHECK(keyed->status == 201);
-    CHECK(json::parse(keyed->body)["idempotency_key"] == "client:order-42");
+    // (The key is the client's own: scoped by its client id.)
+    std::string scoped = json::parse(keyed->body)["idempotency_key"];
+    CHECK(scoped.starts_with("client:env-"));
+    CHECK(scoped.ends_with("/order-42"));
   }
 
   TEST_CASE(
@@ -165,26 +176,29 @@ TEST_SUITE("API") {
     std::vector<domain::Command> sent{domain::Route{}, domain::MarkSent{},
                                       domain::RecordStatus{"000", ""}};
     REQUIRE(api.service->ExecuteOnce("routing", "m1", id, sent).ok());
-    std::string fill = testing::ReadFixture("script/rxfill_partial.xml");
-    auto at = fill.find("<RelatesToMessageID>") + 20;
-    fill.replace(at, fill.find("</RelatesToMessageID>", at) - at, api.service->Get(id)->message_id);
+    const std::string message_id = api.service->Get(id)->message_id;
+    std::string fill = testing::RxFillFrom("4712345", message_id);
     const std::string path = "/api/v1/pharmacy/inbound";
-    auto r = api.Post(path, fill, "application/xml");
+    // Pharmacies are bound to their messages: the prescriber's key, another pharmacy's From.
+    size_t before = api.Events();
+    CHECK(api.Post(path, fill, "application/xml")->status == 403);
+    CHECK(api.Inbound(testing::RxFillFrom("9999999", message_id))->status == 403);
+    CHECK(api.Events() == before);
+    auto r = api.Inbound(fill);
     REQUIRE(r->status == 200);
     CHECK(json::parse(r->body)["prescription_id"] == id);
     CHECK(json::parse(r->body)["duplicate"] == false);
-    CHECK(json::parse(api.Post(path, fill, "application/xml")->body)["duplicate"] == true);
+    CHECK(json::parse(api.Inbound(fill)->body)["duplicate"] == true);
     CHECK(api.service->Get(id)->state ==
           domain::State::kDispensed);  // a partial fill, state Dispensed
-    size_t before = api.Events();
-    CHECK(api.Post(path, fill, "text/plain")->status == 415);
-    auto bad = api.Post(path, "<Message><Header/></Message>", "application/xml");
+    CHECK(api.service->History(id)->back().actor.starts_with("pharmacy:env-"));
+    before = api.Events();
+    CHECK(api.Inbound(fill, "text/plain")->status == 415);
+    auto bad = api.Inbound("<Message><Header/></Message>");
     CHECK(bad->status == 400);
     CHECK(json::parse(bad->body)["resourceType"] == "OperationOutcome");
     CHECK(bad->body.find("/Message") != std::string::npos);  // an XML path
-    std::string unknown = fill;
-    unknown.replace(at, 32, std::string(32, 'e'));
-    CHECK(api.Post(path, unknown, "application/xml")->status == 404);
+    CHECK(api.Inbound(testing::RxFillFrom("4712345", std::string(32, 'e')))->status == 404);
     CHECK(api.client->Post(path.c_str(), fill, "application/xml")->status == 401);  // no key
     CHECK(api.Events() == before);
   }
@@ -196,14 +210,12 @@ TEST_SUITE("API") {
                                       domain::RecordStatus{"000", ""}};
     REQUIRE(api.service->ExecuteOnce("routing", "m1", id, sent).ok());
     const std::string path = "/api/v1/pharmacy/inbound";
-    httplib::Headers xml_client = api.Auth();
+    httplib::Headers xml_client = api.PharmacyAuth();
     xml_client.emplace("Accept", "application/xml");
     auto post = [&](const std::string& body) {
       return api.client->Post(path.c_str(), xml_client, body, "application/xml");
     };
-    std::string fill = testing::ReadFixture("script/rxfill_partial.xml");
-    auto at = fill.find("<RelatesToMessageID>") + 20;
-    fill.replace(at, fill.find("</RelatesToMessageID>", at) - at, api.service->Get(id)->message_id);
+    std::string fill = testing::RxFillFrom("4712345", api.service->Get(id)->message_id);
     size_t before = api.Events();
 
     // A SCRIPT transaction RxFlow does not handle: 422 and Error 900/4040, addressed back.
@@ -247,7 +259,7 @@ TEST_SUITE("API") {
     CHECK(error->description.find("/Message/Body/RxFill/Bogus") != std::string::npos);
 
     // Without Accept: application/xml the answer stays a FHIR OperationOutcome.
-    auto plain = api.Post(path, other, "application/xml");
+    auto plain = api.Inbound(other);
     CHECK(plain->status == 422);
     CHECK(json::parse(plain->body)["resourceType"] == "OperationOutcome");
     CHECK(api.Events() == before);
@@ -256,17 +268,20 @@ TEST_SUITE("API") {
   // The server counts a request and writes its access-log line after the response has gone
   // out, so the test waits (with a deadline) for the counter and the line instead of reading
   // them right after the response.
-  TEST_CASE("health, readiness and metrics need no key; the access log holds no PHI") {
+  TEST_CASE("health and readiness need no key, metrics a metrics key; the log holds no PHI") {
     Api api;
     CHECK(api.client->Get("/healthz")->status == 200);
     CHECK(api.client->Get("/readyz")->status == 200);
+    CHECK(api.client->Get("/metrics")->status == 401);
+    CHECK(api.client->Get("/metrics", api.Auth())->status == 403);  // a prescriber
+    httplib::Headers bearer{{"Authorization", std::string("Bearer ") + kMetricsKey}};
     bool ready = false;
     api.server->set_readiness([&] { return ready; });
     CHECK(api.client->Get("/readyz")->status == 503);
     REQUIRE(api.Post("/api/v1/prescriptions", Lisinopril())->status == 201);
     std::string metrics;
     CHECK(testing::WaitFor([&] {
-      auto m = api.client->Get("/metrics");
+      auto m = api.client->Get("/metrics", bearer);  // as Prometheus sends it
       if (!m || m->status != 200) return false;
       metrics = m->body;
       return metrics.find(

@@ -351,7 +351,7 @@ TEST_SUITE("Auth clients") {
         FromJsonError(with_keys(key("0a1b2c3d4e5f", hash + R"("created":"2026-11-30T12:00:00Z",)"
                                                            R"("expires":"1970-01-01T00:00:00Z")")))
             .starts_with("$.clients[0].keys[0].expires: must be after 1970-01-01T00:00:00Z"));
-    CHECK(FromJsonError(with_keys(key("0a1b2c3d4e5f", hash)))
+    CHECK(FromJsonError(with_keys(key("0a1b2c3d4e5f", R"("sha256":")" + kHash + "\"")))
               .starts_with("$.clients[0].keys[0].created: required"));
     CHECK(FromJsonError(with_keys(key("0A1B2C3D4E5F")))
               .starts_with("$.clients[0].keys[0].id: must be 12 lowercase hex digits"));

@@ -626,15 +626,19 @@ TEST_SUITE("Runtime") {
     auto summary = *w.service->Get(id);
     std::vector<domain::Command> sent{domain::MarkSent{}, domain::RecordStatus{"000", ""}};
     REQUIRE(w.service->ExecuteOnce("routing", "m1", id, sent).ok());
-    std::string fill = testing::ReadFixture("script/rxfill_partial.xml");
-    // Point the fixture's RelatesToMessageID at this prescription's NewRx.
-    auto at = fill.find("<RelatesToMessageID>");
-    REQUIRE(at != std::string::npos);
-    auto end = fill.find("</RelatesToMessageID>", at);
-    fill.replace(at + 20, end - at - 20, summary.message_id);
+    std::string fill = testing::RxFillFrom(summary.pharmacy_ncpdp_id, summary.message_id);
     runtime::PharmacyInbox inbox(*w.service);
     IssueList issues;
-    auto r = inbox.Receive(fill, issues);
+    // Another pharmacy than the one the prescription went to cannot speak about it.
+    auto forged = inbox.Receive(testing::RxFillFrom("9999999", summary.message_id), issues);
+    CHECK(forged.status().code() == absl::StatusCode::kPermissionDenied);
+    std::vector<std::string> elsewhere{"1234567"};
+    issues = IssueList{};
+    forged = inbox.Receive(fill, issues, {}, &elsewhere);  // a sender bound to another pharmacy
+    CHECK(forged.status().code() == absl::StatusCode::kPermissionDenied);
+    issues = IssueList{};
+    auto r = inbox.Receive(fill, issues, {.actor = "pharmacy:p", .tenant = "", .correlation_id = "",
+                                          .traceparent = ""});
     REQUIRE(r.ok());
     CHECK(r->prescription_id == id);
     CHECK(r->transaction == "RxFill");
@@ -643,9 +647,9 @@ TEST_SUITE("Runtime") {
     REQUIRE(again.ok());
     CHECK(again->duplicate);
     CHECK(w.service->Get(id)->state == domain::State::kDispensed);
+    CHECK(w.service->History(id)->back().actor == "pharmacy:p/ncpdp:" + summary.pharmacy_ncpdp_id);
     // Unknown relation, missing relation, not a pharmacy message.
-    std::string unknown = fill;
-    unknown.replace(at + 20, summary.message_id.size(), std::string(32, 'f'));
+    std::string unknown = testing::RxFillFrom(summary.pharmacy_ncpdp_id, std::string(32, 'f'));
     CHECK(inbox.Receive(unknown, issues).status().code() == absl::StatusCode::kNotFound);
     IssueList bad;
     CHECK(inbox.Receive("<Message/>", bad).status().code() == absl::StatusCode::kInvalidArgument);

@@ -120,17 +120,64 @@ TEST_SUITE("Service") {
     CHECK(f.store->ReadAll(0, 10)->empty());
   }
 
-  TEST_CASE("a caller's idempotency key replaces the content key") {
+  TEST_CASE("a caller's idempotency key replaces the content key; another body under it is refused") {
     Fixture f;
     IssueList issues;
     auto a = f.service->Submit(Lisinopril(), issues, {}, "client-1");
-    auto b = f.service->Submit(testing::ReadFixture("fhir/rxnorm_coded_metformin.json"), issues, {},
-                               "client-1");
+    auto b = f.service->Submit(Lisinopril(), issues, {}, "client-1");
     REQUIRE(a.ok());
     REQUIRE(b.ok());
     CHECK(b->id == a->id);
     CHECK_FALSE(b->created);
     CHECK(a->idempotency_key == "client:client-1");
+    size_t before = f.store->ReadAll(0, 100)->size();
+    auto other = f.service->Submit(testing::ReadFixture("fhir/rxnorm_coded_metformin.json"),
+                                   issues, {}, "client-1");
+    CHECK(other.status().code() == absl::StatusCode::kFailedPrecondition);
+    CHECK(std::string(other.status().message()).find("Idempotency-Key") != std::string::npos);
+    CHECK(f.store->ReadAll(0, 100)->size() == before);
+  }
+
+  TEST_CASE("tenants: each sees and commands only its own prescriptions; keys are per tenant") {
+    Fixture f;
+    IssueList issues;
+    RequestContext north{.actor = "prescriber:n", .tenant = "north", .correlation_id = "",
+                         .traceparent = ""};
+    RequestContext south = north;
+    south.tenant = "south";
+    auto a = f.service->Submit(Lisinopril(), issues, north);
+    auto b = f.service->Submit(Lisinopril(), issues, south);  // the same content, another tenant
+    REQUIRE(a.ok());
+    REQUIRE(b.ok());
+    CHECK(a->created);
+    CHECK(b->created);
+    CHECK(a->id != b->id);
+    CHECK(f.service->Submit(Lisinopril(), issues, north)->id == a->id);  // a replay, in north
+    auto same_key = f.service->Submit(Lisinopril(), issues, south, "order-1");
+    auto north_key = f.service->Submit(Lisinopril(), issues, north, "order-1");
+    REQUIRE(same_key.ok());
+    REQUIRE(north_key.ok());
+    CHECK(same_key->id != north_key->id);
+    // Another tenant's id is NotFound everywhere, as an unknown one; nothing is written.
+    size_t before = f.store->ReadAll(0, 100)->size();
+    CHECK(f.service->Get(a->id, south).status().code() == absl::StatusCode::kNotFound);
+    CHECK(f.service->History(a->id, south).status().code() == absl::StatusCode::kNotFound);
+    CHECK(f.service->Load(a->id, south).status().code() == absl::StatusCode::kNotFound);
+    CHECK(f.service->Route(a->id, south).code() == absl::StatusCode::kNotFound);
+    CHECK(f.service->Cancel(a->id, "x", south).code() == absl::StatusCode::kNotFound);
+    CHECK(f.store->ReadAll(0, 100)->size() == before);
+    // Its own tenant and a system caller (no tenant) see it; its events carry the tenant.
+    CHECK(f.service->Route(a->id, north).ok());
+    CHECK(f.service->Get(a->id)->state == domain::State::kQueued);
+    CHECK(f.service->History(a->id)->front().tenant == "north");
+    // Streams stored before tenants existed belong to the default tenant.
+    auto legacy = f.service->Submit(testing::ReadFixture("fhir/rxnorm_coded_metformin.json"),
+                                    issues);
+    REQUIRE(legacy.ok());
+    RequestContext dflt = north;
+    dflt.tenant = std::string(kDefaultTenant);
+    CHECK(f.service->Get(legacy->id, dflt).ok());
+    CHECK(f.service->Get(legacy->id, north).status().code() == absl::StatusCode::kNotFound);
   }
 
   // Eight threads released together submit one prescription, round after round (each round a

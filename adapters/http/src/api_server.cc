@@ -279,7 +279,13 @@ struct ApiServer::Impl {
       RXFLOW_RETURN_IF_ERROR(
           env_clients.AddEnvKeys({key}, auth::Role::kPharmacy, "", {ncpdp}, now));
     }
+    if (!options.metrics_keys.empty()) {
+      RXFLOW_RETURN_IF_ERROR(
+          env_clients.AddEnvKeys(options.metrics_keys, auth::Role::kMetrics, "", {}, now));
+    }
     // Only digests are kept.
+    for (std::string& k : options.metrics_keys) OPENSSL_cleanse(k.data(), k.size());
+    options.metrics_keys.clear();
     for (std::string& k : options.api_keys) OPENSSL_cleanse(k.data(), k.size());
     for (auto& [n, k] : options.pharmacy_keys) OPENSSL_cleanse(k.data(), k.size());
     options.api_keys.clear();
@@ -424,7 +430,7 @@ struct ApiServer::Impl {
     c.res.set_content(json{{"id", c.req.matches[1]}, {"events", out}}.dump(), "application/json");
   }
 
-  void Route(Call& c) { Command(c, false); }
+  void Send(Call& c) { Command(c, false); }
   void Cancel(Call& c) { Command(c, true); }
 
   void Command(Call& c, bool cancel) {
@@ -469,7 +475,7 @@ struct ApiServer::Impl {
     }
     if (r.status().code() == absl::StatusCode::kPermissionDenied) {
       Security("pharmacy_refused", c.req, &c.route, c.ctx.correlation_id, c.who->client_id,
-               c.who->key_id, r.status().message());
+               c.who->key_id, std::string(r.status().message()));
     }
     // A SCRIPT transaction or version RxFlow does not read: valid, but not processable.
     c.res.status = r.status().code() == absl::StatusCode::kUnimplemented
@@ -565,7 +571,7 @@ struct ApiServer::Impl {
     add("POST", "/api/v1/prescriptions", "/api/v1/prescriptions", prescriber, &Impl::Submit);
     add("GET", id, "/api/v1/prescriptions/{id}", reader, &Impl::Get);
     add("GET", id + "/events", "/api/v1/prescriptions/{id}/events", prescriber, &Impl::Events);
-    add("POST", id + "/route", "/api/v1/prescriptions/{id}/route", prescriber, &Impl::Route);
+    add("POST", id + "/route", "/api/v1/prescriptions/{id}/route", prescriber, &Impl::Send);
     add("POST", id + "/cancel", "/api/v1/prescriptions/{id}/cancel", prescriber, &Impl::Cancel);
     add("GET", id + "/signing-bundle", "/api/v1/prescriptions/{id}/signing-bundle", prescriber,
         &Impl::Bundle);
@@ -624,7 +630,12 @@ struct ApiServer::Impl {
     const Route* route = Find(req, allow);
     std::optional<auth::Principal> who;
     std::optional<Slot> slot;
-    if (route == nullptr) {
+    // Under /api/ a client learns which routes exist only once it is authenticated.
+    static const Route kAnyApi{"", std::regex(""), "unmatched", ~0u, nullptr};
+    if (route == nullptr && req.path.rfind("/api/", 0) == 0 &&
+        !Authenticate(req, res, kAnyApi, request_id)) {
+      // 401 or 429 written
+    } else if (route == nullptr) {
       if (!allow.empty()) {
         res.set_header("Allow", allow);
         SendError(res, 405, Cat("method ", MethodLabel(req.method), " not allowed here"));

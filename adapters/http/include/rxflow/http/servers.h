@@ -46,6 +46,8 @@ struct ApiOptions {
   // Keys of pharmacy clients (PHARMACY_KEYS): each speaks for the NCPDP ids given ("*": a
   // network hub that speaks for any pharmacy).
   std::vector<std::pair<std::string, std::string>> pharmacy_keys;  // {ncpdp_id, key}
+  // Keys of metrics clients (METRICS_KEYS): GET /metrics only.
+  std::vector<std::string> metrics_keys;
   size_t max_body_bytes = size_t{1} << 20;  // decoded (chunked, gzip): 413 above
   int threads = 32;                         // request handler threads
   size_t max_connections = 1024;            // open connections; more are closed at once
@@ -72,7 +74,8 @@ class ApiServer {
   ApiServer(PrescriptionService& service, runtime::PharmacyInbox* inbox, obs::Registry* metrics,
             obs::Tracer* tracer, ApiOptions options);
   ~ApiServer();
-  // InvalidArgument for a weak key in api_keys/pharmacy_keys; Unavailable when the address
+  // InvalidArgument for a weak key in api_keys, pharmacy_keys or metrics_keys (never quoting
+  // it); Unavailable when the address
   // cannot be bound.
   Status Start();
   void Stop();
