@@ -644,20 +644,26 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
               << "/metrics)\n";
   }
   if (simulator) std::cout << "  pharmacy   " << simulator->url() << " (simulator)\n";
-  if (api && !demo_key_file.empty()) {
+  if (api && roles == kAll) {
     std::string example = "examples/data/medication_request_lisinopril.json";
 #ifdef RXFLOW_SOURCE_DIR
     if (!std::filesystem::exists(example)) example = std::string(RXFLOW_SOURCE_DIR) + "/" + example;
 #endif
-    // A key is printed only on the start that generated it; the curl lines read the file.
-    if (!demo_key.empty()) {
-      std::cout << "  API key    " << demo_key << "  (new: prescriber demo-ehr, tenant "
-                << kDefaultTenant << "; shown once, kept in " << demo_key_file << ")\n";
-    } else {
-      std::cout << "  API key    of prescriber demo-ehr in " << demo_key_file
-                << "  (rxflow clients rotate demo-ehr for a new one)\n";
+    // A key is printed only on the start that generated it: the curl lines name where the
+    // key is (the demo's key file, the API_KEYS variable), never the key.
+    std::string key = "$YOUR_API_KEY";
+    if (!demo_key_file.empty()) {
+      if (!demo_key.empty()) {
+        std::cout << "  API key    " << demo_key << "  (new: prescriber demo-ehr, tenant "
+                  << kDefaultTenant << "; shown once, kept in " << demo_key_file << ")\n";
+      } else {
+        std::cout << "  API key    of prescriber demo-ehr in " << demo_key_file
+                  << "  (rxflow clients rotate demo-ehr for a new one)\n";
+      }
+      key = "$(cat " + demo_key_file + ")";
+    } else if (!keys.empty()) {
+      key = "${API_KEYS%%,*}";  // the first of API_KEYS, in the shell that set it
     }
-    const std::string key = "$(cat " + demo_key_file + ")";
     std::cout << "Try:\n  curl -s -X POST " << api_base
               << "/api/v1/prescriptions -H \"X-API-Key: " << key
               << "\" -H 'Content-Type: application/fhir+json' --data-binary @" << example << "\n"

@@ -21,9 +21,10 @@ FIXTURES = os.environ.get("RXFLOW_FIXTURES", "")
 # pharmacy-simulator posts its RxFill with (CALLBACK_API_KEY).
 API_KEY = "e2eKey_7Qm2xV9pL4sT8wZ1cR6nB3dF5hJ0kY2uA9e"
 CALLBACK_KEY = "e2eHub_3Rv8Kc1Nw6Tz9Lp2Gx5Bq7Dm0Hs4Fy8Ju1a"
+METRICS_KEY = "e2eMet_5Tg2Wb8Yn1Qc6Vx9Zr3Kp7Lm0Jd4Hs2Fe8u"  # METRICS_KEYS: GET /metrics
 PATIENT_KEY = "e2e-patient-key-0123456789abcdef"
 # What a process inherits of these is replaced (keys=True) or removed (keys=False).
-KEY_ENV = ("API_KEYS", "CALLBACK_API_KEY", "PHARMACY_KEYS", "RXFLOW_CLIENTS",
+KEY_ENV = ("API_KEYS", "CALLBACK_API_KEY", "PHARMACY_KEYS", "METRICS_KEYS", "RXFLOW_CLIENTS",
            "RXFLOW_PATIENT_KEY")
 LISINOPRIL = os.path.join(FIXTURES, "fhir", "medication_request_lisinopril.json")
 
@@ -49,7 +50,7 @@ class Process:
         full_env = {k: v for k, v in os.environ.items() if k not in KEY_ENV}
         if keys:
             full_env.update({"API_KEYS": API_KEY, "CALLBACK_API_KEY": CALLBACK_KEY,
-                             "PHARMACY_KEYS": f"*:{CALLBACK_KEY}",
+                             "PHARMACY_KEYS": f"*:{CALLBACK_KEY}", "METRICS_KEYS": METRICS_KEY,
                              "RXFLOW_PATIENT_KEY": PATIENT_KEY})
         full_env["LOG_LEVEL"] = "warn"
         full_env.update(env or {})
@@ -206,7 +207,7 @@ def check_events_in_order(api, pid, events=None):
 
 def metric(api, name, **labels):
     """Sum of every series of `name` in /metrics (only those with these label values)."""
-    status, text = request("GET", f"{api}/metrics", key=None)
+    status, text = request("GET", f"{api}/metrics", key=METRICS_KEY)
     assert status == 200
     want = [f'{k}="{v}"' for k, v in labels.items()]
     total = 0.0

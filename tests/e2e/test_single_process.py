@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from harness import (API_KEY, DONE, LISINOPRIL, KafkaMock, Process, all_done,
+from harness import (API_KEY, METRICS_KEY, DONE, LISINOPRIL, KafkaMock, Process, all_done,
                      check_events_in_order, free_port, get_json, metric, request, statuses,
                      submit_many, wait_for)
 
@@ -50,7 +50,7 @@ def test_a_thousand_prescriptions_reach_the_pharmacy_exactly_once(broker_env):
             assert stats["unique"] == 1000
             assert stats["duplicates"] == 0
             assert stats["invalid"] == 0
-            status, text = request("GET", f"{api}/metrics", key=None)
+            status, text = request("GET", f"{api}/metrics", key=METRICS_KEY)
             assert 'rxflow_pharmacy_responses_total{code="000",outcome="Status"' in text
             # The simulator posts RxFill back through the API's pharmacy inbound route.
             assert wait_for(lambda: get_json(f"{pharmacy}/admin/stats", key=None)
@@ -73,7 +73,8 @@ def test_b_pharmacy_outage_opens_the_breaker_and_everything_is_delivered_after(b
                                 content_type="text/plain")
             assert status == 200
             ids = submit_many(api, 200, "b")
-            opened = wait_for(lambda: metric(api, "rxflow_breaker_state") >= 1, 10, 0.05)
+            opened = wait_for(lambda: metric(api, "rxflow_breakers", state="open") +
+                              metric(api, "rxflow_breakers", state="half-open") >= 1, 10, 0.05)
             assert opened, "the breaker never opened during the outage"
             assert wait_for(lambda: all_done(api, ids), 60)
             stats = get_json(f"{pharmacy}/admin/stats", key=None)

@@ -315,7 +315,8 @@ def test_an_accepted_pharmacy_message_names_its_client_as_actor(net):
     assert net.summary(net.a)["status"] == "Dispensed"
     new = net.events(net.a)[seen:]
     assert new, "the RxFill recorded nothing"
-    assert {e["actor"] for e in new} == {"pharmacy:riverbend"}, new
+    # The client and the pharmacy it spoke as (Header/From).
+    assert {e["actor"] for e in new} == {f"pharmacy:riverbend/ncpdp:{RIVERBEND}"}, new
 
 
 def test_a_network_hub_speaks_for_every_pharmacy(net):
@@ -324,7 +325,7 @@ def test_a_network_hub_speaks_for_every_pharmacy(net):
     assert r.status == 200, r
     assert net.summary(net.c)["status"] == "Dispensed"
     new = net.events(net.c)[seen:]
-    assert new and {e["actor"] for e in new} == {"pharmacy:hub"}, new
+    assert new and {e["actor"] for e in new} == {f"pharmacy:hub/ncpdp:{ELSEWHERE}"}, new
 
 
 # --- keys ---------------------------------------------------------------------------------
