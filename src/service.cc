@@ -312,7 +312,9 @@ Status PrescriptionService::Execute(const std::string& id, const domain::Command
     store::AppendRequest req;
     req.stream_id = id;
     req.expected_version = state.version;
-    im.Records(id, state.version, events, ctx, req);
+    RequestContext as = ctx;
+    as.tenant = tenant;  // a stream's events all carry its tenant, whoever appends
+    im.Records(id, state.version, events, as, req);
     auto appended = im.store.Append(std::move(req));
     if (appended.ok()) {
       for (const domain::Event& e : events) state = domain::Apply(std::move(state), e);
@@ -405,7 +407,9 @@ Status PrescriptionService::ExecuteOnce(const std::string& consumer, const std::
       store::AppendRequest req;
       req.stream_id = id;
       req.expected_version = version;
-      im.Records(id, version, all, ctx, req);
+      RequestContext as = ctx;
+      as.tenant = tenant;  // a stream's events all carry its tenant, whoever appends
+      im.Records(id, version, all, as, req);
       return tx.Append(std::move(req)).status();
     });
     if (st.ok()) im.Remember(id, after, tenant);  // committed

@@ -48,7 +48,9 @@ namespace {
 constexpr const char* kDefaultDatabase = "sqlite://./rxflow-data/rxflow.db";
 
 std::atomic<bool> g_stop{false};
+std::atomic<bool> g_reload{false};
 void OnSignal(int) { g_stop.store(true); }
+void OnHangup(int) { g_reload.store(true); }
 
 std::string ReadFile(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -66,6 +68,22 @@ bool WritePrivate(const std::filesystem::path& file, const std::string& content)
             ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
   if (fd >= 0) ::close(fd);
   return ok;
+}
+
+// What tells a file changed: a save by rename is a new inode even within one mtime tick.
+struct FileStamp {
+  bool exists = false;
+  ino_t inode = 0;
+  off_t size = 0;
+  int64_t mtime_ns = 0;
+  bool operator==(const FileStamp&) const = default;
+};
+
+FileStamp StampOf(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return {};
+  return {true, st.st_ino, st.st_size,
+          static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
 }
 
 // "FROM_MS-TO_MS,..." → outage windows.
@@ -316,6 +334,19 @@ void AddOptions(CLI::App& app, Config& c, unsigned roles) {
     app.add_option("--metrics-keys", c.metrics_keys,
                    "keys of metrics clients (GET /metrics only), comma-separated")
         ->envname("METRICS_KEYS");
+    app.add_option("--tls-cert", c.tls_cert,
+                   "PEM certificate chain: the API serves HTTPS (TLS 1.2+); SIGHUP rereads it")
+        ->envname("TLS_CERT");
+    app.add_option("--tls-key", c.tls_key, "PEM private key of --tls-cert")->envname("TLS_KEY");
+    app.add_option("--tls-client-ca", c.tls_client_ca,
+                   "PEM CA certificates: clients must present a certificate from them (mTLS)")
+        ->envname("TLS_CLIENT_CA");
+    app.add_flag("--insecure-http", c.insecure_http,
+                 "serve plain HTTP on an address that is not loopback (behind a TLS proxy)");
+    app.add_option("--head-timeout-ms", c.head_timeout_ms,
+                   "deadline for a request's whole head, and for an idle kept-alive connection")
+        ->envname("HEAD_TIMEOUT_MS")
+        ->check(CLI::PositiveNumber);
     app.add_option("--max-connections", c.max_connections,
                    "open API connections (more are closed at once)")
         ->envname("MAX_CONNECTIONS");
@@ -428,6 +459,7 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGPIPE, SIG_IGN);
+  std::signal(SIGHUP, OnHangup);
   // Everything the servers create (the database and its WAL, keys, reports) is the owner's
   // alone: PHI and secrets at rest are never group- or world-readable.
   ::umask(077);
@@ -510,13 +542,12 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
     }
   }
   std::shared_ptr<const auth::ClientRegistry> file_clients;
-  std::filesystem::file_time_type clients_mtime{};
+  FileStamp clients_stamp;
   if (!clients_path.empty()) {
     auto loaded = auth::ClientRegistry::LoadFile(clients_path);
     if (!loaded.ok()) return fail("clients file " + clients_path, loaded.status());
     file_clients = std::make_shared<const auth::ClientRegistry>(std::move(*loaded));
-    std::error_code ec;
-    clients_mtime = std::filesystem::last_write_time(clients_path, ec);
+    clients_stamp = StampOf(clients_path);
   }
   // The embedded simulator's RxFill callbacks: a network client that lives in memory only.
   std::string simulator_key;
@@ -559,6 +590,11 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
     ao.max_body_bytes = c.max_body_bytes;
     ao.threads = c.http_threads;
     ao.max_connections = c.max_connections;
+    ao.head_timeout = std::chrono::milliseconds(c.head_timeout_ms);
+    ao.tls_certificate_file = c.tls_cert;
+    ao.tls_key_file = c.tls_key;
+    ao.tls_client_ca_file = c.tls_client_ca;
+    ao.insecure_http = c.insecure_http;
     ao.client_concurrency = c.client_concurrency;
     if (epcs_demo) ao.ceremony = epcs_demo->ceremony.get();
     if (LevelOf(c.log_level) <= 1) {
@@ -572,12 +608,14 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
     api->set_readiness(http::StoreReadiness(**store));
     if (Status s = api->Start(); !s.ok()) return fail("api", s);
   }
-  std::string api_base = api ? "http://" + c.host + ":" + std::to_string(api->port()) : "";
+  std::string api_base = api ? std::string(c.tls_cert.empty() ? "http" : "https") + "://" + c.host + ":" + std::to_string(api->port()) : "";
   if ((roles & kSimulator) && c.simulator) {
     bool callback = api && !simulator_key.empty();  // RxFill back through this process's API
     auto so = SimulatorOptionsFrom(c, callback ? api_base + "/api/v1/pharmacy/inbound" : "",
                                    callback ? simulator_key : "");
     if (!so.ok()) return fail("simulator", so.status());
+    // Over HTTPS the callbacks trust the chain the API serves (a self-signed or full chain).
+    so->callback_ca_file = c.tls_cert;
     if (epcs_demo) so->epcs_trust = epcs_demo->trust;
     simulator = std::make_unique<http::PharmacySimulator>(*so);
     if (Status s = simulator->Start(); !s.ok()) return fail("simulator", s);
@@ -695,17 +733,27 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
   int64_t audit_failures_logged = 0;
   auto next_clients_check = std::chrono::steady_clock::now();
   while (!g_stop.load()) {
+    if (g_reload.exchange(false) && api && !c.tls_cert.empty()) {
+      Status s = api->ReloadTls();
+      log(s.ok() ? 1 : 3, s.ok() ? "TLS certificate and key reloaded"
+                                 : "TLS certificate not reloaded (the previous one stays): " +
+                                       std::string(s.message()));
+    }
     // The clients file is reread when it changes (rxflow clients add|rotate|revoke).
     if (api && !clients_path.empty() && std::chrono::steady_clock::now() >= next_clients_check) {
       next_clients_check += std::chrono::seconds(1);
-      std::error_code ec;
-      auto mtime = std::filesystem::last_write_time(clients_path, ec);
-      if (!ec && mtime != clients_mtime) {
-        clients_mtime = mtime;
+      FileStamp stamp = StampOf(clients_path);
+      if (!stamp.exists && clients_stamp.exists) {
+        log(3, "clients file " + clients_path +
+                   " is gone: the clients loaded before stay until it is back");
+        clients_stamp = stamp;
+      }
+      if (stamp.exists && stamp != clients_stamp) {
         auto loaded = auth::ClientRegistry::LoadFile(clients_path);
         Status s = loaded.ok() ? api->SetClients(std::make_shared<const auth::ClientRegistry>(
                                      std::move(*loaded)))
                                : loaded.status();
+        clients_stamp = stamp;  // (a broken file is logged once; its fix is a new stamp)
         log(s.ok() ? 1 : 3, s.ok() ? "clients file reloaded: " + clients_path
                                    : "clients file " + clients_path +
                                          " not reloaded (the previous clients stay): " +

@@ -86,6 +86,7 @@ Status ApplyEvent(PractitionerState& s, const store::EventRecord& r) {
     if (r.type == kEnrolled) {
       PractitionerView& v = s.view;
       v.id = j.at("id").get<std::string>();
+      v.tenant = j.value("tenant", "");  // (enrolments before tenants have none)
       v.first_name = j.at("first_name").get<std::string>();
       v.last_name = j.at("last_name").get<std::string>();
       for (const Json& reg : j.at("registrations")) {
@@ -393,6 +394,7 @@ Status Ceremony::Enroll(const PractitionerEnrollment& p, const std::string& by) 
     if (!claimed.ok()) return im.Refuse(claimed, by, "epcs.practitioner.enroll", object);
   }
   Json payload = {{"id", p.id},
+                  {"tenant", p.tenant},
                   {"first_name", p.first_name},
                   {"last_name", p.last_name},
                   {"registrations", RegistrationsJson(p.registrations)},

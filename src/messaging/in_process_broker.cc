@@ -113,6 +113,17 @@ struct State {
     if (trimmed) room.notify_all();
   }
 
+  // Applies the age and size retention to every topic nobody consumes (on each publish and
+  // poll, so that an idle topic's messages do not outlive the retention by much).
+  void TrimUnconsumedLocked() {
+    for (auto& [name, t] : topics) {
+      if (!t.groups.empty()) continue;
+      for (size_t i = 0; i < t.partitions.size(); ++i) {
+        if (!t.partitions[i].log.empty()) TrimLocked(name, static_cast<int32_t>(i));
+      }
+    }
+  }
+
   void RebalanceLocked(Group& g);
 };
 
@@ -126,6 +137,7 @@ class Member final : public Consumer {
     std::vector<Message> out;
     std::unique_lock lock(state_->mu);
     if (closed_) return absl::FailedPreconditionError("consumer is closed");
+    state_->TrimUnconsumedLocked();
     auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
       Group& g = state_->groups[group_];
@@ -241,6 +253,7 @@ class InProcessProducer final : public Producer {
       p.bytes += SizeOf(m);
       state_->TrimLocked(m.topic, index);
     }
+    state_->TrimUnconsumedLocked();
     state_->data.notify_all();
     return absl::OkStatus();
   }

@@ -499,7 +499,9 @@ StatusOr<PharmacyInbox::Result> PharmacyInbox::Receive(std::string_view xml, Iss
   r.transaction = std::string(script::TransactionName(message.body));
   RequestContext spoke = ctx;
   spoke.actor = Cat(ctx.actor, "/ncpdp:", h.from);
-  Status s = service_.ExecuteOnce(kConsumer, h.message_id, id, {&command, 1}, spoke);
+  // MessageIDs are unique per sender, not across senders: deduplicate per pharmacy.
+  Status s = service_.ExecuteOnce(kConsumer, Cat(h.from, "/", h.message_id), id, {&command, 1},
+                                  spoke);
   if (s.code() == absl::StatusCode::kAlreadyExists) {
     r.duplicate = true;
     return r;

@@ -18,6 +18,7 @@ its own since an address that is throttled stays so on that server:
 import http.client
 import json
 import os
+import socket
 import tempfile
 import threading
 import time
@@ -114,6 +115,52 @@ def test_slowloris_connections_do_not_starve_the_server(tmp):
 
 
 # --- (b) ---------------------------------------------------------------------------------
+
+def test_a_dribbled_head_is_cut_off_at_the_head_deadline(tmp):
+    """A client sending its head a byte at a time does not keep its connection: the whole
+    head has one deadline (--head-timeout-ms), not each read."""
+    s, _, _ = server_with_clients(tmp, "--no-auto-route", "--head-timeout-ms", "1000")
+    try:
+        with socket.create_connection(("127.0.0.1", s.port), timeout=5) as sock:
+            sock.sendall(b"POST /api/v1/prescriptions HTTP/1.1\r\nHost: x\r\n")
+            start = time.monotonic()
+            closed_after = None
+            while time.monotonic() - start < 8:
+                try:
+                    sock.sendall(b"X")
+                except OSError:
+                    closed_after = time.monotonic() - start
+                    break
+                sock.settimeout(0.2)
+                try:
+                    if sock.recv(1) == b"":
+                        closed_after = time.monotonic() - start
+                        break
+                except socket.timeout:
+                    pass
+                except OSError:
+                    closed_after = time.monotonic() - start
+                    break
+            assert closed_after is not None, "the dribbling connection was never closed"
+            assert 0.5 <= closed_after <= 6, closed_after
+    finally:
+        assert s.stop() == 0
+
+
+def test_no_body_is_read_before_the_key_is_checked(limits):
+    """A POST without a key that asks for 100-continue gets 401 at once, not 100 Continue:
+    the server reads (and inflates) bodies only for authenticated clients."""
+    head = (b"POST /api/v1/prescriptions HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/fhir+json\r\nContent-Length: 900000\r\n"
+            b"Expect: 100-continue\r\n\r\n")
+    status, _ = raw_exchange(limits.port, head, timeout=5)
+    assert status == 401
+    # And with a key, the same head is invited to send its body.
+    keyed = head.replace(b"Host: x\r\n", b"Host: x\r\nX-API-Key: " + limits.key.encode() +
+                         b"\r\n")
+    status, _ = raw_exchange(limits.port, keyed, timeout=5)
+    assert status == 100
+
 
 def test_header_floods_are_refused_with_431(limits):
     many = (b"GET /healthz HTTP/1.1\r\nHost: x\r\n" +
@@ -260,6 +307,8 @@ def test_failed_authentication_for_one_key_id_is_throttled(tmp):
         assert statuses[:5] == [401] * 5, statuses
         assert throttled is not None, statuses
         retry_after(throttled)
+        # Key ids are not secret: guessing at a client's key id must not lock the client out.
+        assert call(s.port, "GET", "/api/v1/prescriptions/x", key=key).status == 404
         assert s.alive()
     finally:
         assert s.stop() == 0
@@ -301,6 +350,17 @@ def test_the_server_recovers_from_the_connection_cap(tmp):
                 time.sleep(0.05)
 
         assert healthy_within(2.0), (len(socks), s.alive())
+        # The cap held: of the 60, the 10 over it were closed by the server at once.
+        refused = 0
+        for sock in socks[20:]:
+            sock.settimeout(0.2)
+            try:
+                refused += sock.recv(1) == b""
+            except socket.timeout:
+                pass
+            except OSError:
+                refused += 1
+        assert refused >= 10, refused
         assert s.alive()
         close_all(socks[20:])
         assert healthy_within(5.0)

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "rxflow/epcs/ceremony.h"
+#include "rxflow/auth/clients.h"
 #include "rxflow/http/servers.h"
 #include "rxflow/script/xml.h"
 
@@ -77,6 +78,14 @@ struct EpcsApi {
     http::ApiOptions ao;
     ao.port = 0;
     ao.api_keys = {kApiKey};
+    // A prescriber of another tenant: the practitioners above are the default tenant's.
+    auto others = std::make_shared<auth::ClientRegistry>();
+    auth::Client other;
+    other.id = "other-ehr";
+    other.tenant = "other";
+    REQUIRE(others->Add(other).ok());
+    other_key = others->AddKey("other-ehr", SystemClock().NowMicros())->key;
+    ao.clients = others;
     ao.threads = 2;
     if (with_ceremony) ao.ceremony = ceremony.get();
     server = std::make_unique<http::ApiServer>(*service, nullptr, nullptr, nullptr, ao);
@@ -89,6 +98,7 @@ struct EpcsApi {
                        const std::string& type = "application/json") {
     return client->Post(path, Auth(), body, type);
   }
+  std::string other_key;  // a prescriber of the tenant "other"
   httplib::Result Get(const std::string& path) { return client->Get(path, Auth()); }
   std::string Submit(const std::string& fixture) {
     auto r = Post("/api/v1/prescriptions", rxflow::testing::ReadFixture(fixture),
@@ -168,6 +178,36 @@ TEST_SUITE("EPCS HTTP") {
       CHECK(api.Post("/api/v1/prescriptions/" + id + "/route", "")->status == 404);
       CHECK(api.Post("/api/v1/prescriptions/" + id + "/cancel", "")->status == 404);
     }
+  }
+
+  TEST_CASE("another tenant can neither see nor act as a practitioner of this one") {
+    EpcsApi api;
+    httplib::Headers other{{"X-API-Key", api.other_key}};
+    auto mine = api.client->Post("/api/v1/prescriptions", other,
+                                 rxflow::testing::ReadFixture("fhir/schedule2_oxycodone.json"),
+                                 "application/fhir+json");
+    REQUIRE(mine->status == 201);
+    std::string base = "/api/v1/prescriptions/" + json::parse(mine->body)["id"].get<std::string>();
+    // dr-lindqvist is the default tenant's: unknown to "other", as a made-up id is.
+    auto probe = api.client->Get(base + "/signing-bundle?practitioner=dr-lindqvist", other);
+    CHECK(probe->status == 404);
+    CHECK(probe->body.find("BL4721052") == std::string::npos);
+    CHECK(api.client->Get(base + "/signing-bundle?practitioner=nobody", other)->status == 404);
+    for (const char* action : {"/ready", "/sign"}) {
+      auto r = api.client->Post(base + action, other,
+                                json{{"practitioner", "dr-lindqvist"},
+                                     {"dea_number", "BL4721052"},
+                                     {"bundle_sha256", std::string(64, 'a')},
+                                     {"password", "wrong"},
+                                     {"otp", "000000"}}
+                                    .dump(),
+                                "application/json");
+      CHECK(r->status == 404);
+    }
+    // No failed factor was counted against the practitioner.
+    CHECK_FALSE(api.ceremony->Practitioner("dr-lindqvist")->locked_out);
+    // And another tenant's prescription is unknown to this tenant's EPCS routes.
+    CHECK(api.Get(base + "/signing-bundle?practitioner=dr-lindqvist")->status == 404);
   }
 
   TEST_CASE("without a ceremony the signing routes answer 501") {

@@ -169,7 +169,15 @@ TEST_SUITE("Service") {
     // Its own tenant and a system caller (no tenant) see it; its events carry the tenant.
     CHECK(f.service->Route(a->id, north).ok());
     CHECK(f.service->Get(a->id)->state == domain::State::kQueued);
-    CHECK(f.service->History(a->id)->front().tenant == "north");
+    // A system caller's events (routing, a pharmacy) carry the stream's tenant too.
+    CHECK(f.service->Execute(a->id, domain::MarkSent{}).ok());
+    for (const store::EventRecord& r : *f.service->History(a->id)) CHECK(r.tenant == "north");
+    // A service that never saw the stream (a cold cache, another process) refuses the same.
+    ServiceOptions o;
+    o.patient_key = kKey;
+    auto cold = *PrescriptionService::Create(*f.store, o);
+    CHECK(cold->Cancel(a->id, "x", south).code() == absl::StatusCode::kNotFound);
+    CHECK(cold->Get(a->id, north).ok());
     // Streams stored before tenants existed belong to the default tenant.
     auto legacy = f.service->Submit(testing::ReadFixture("fhir/rxnorm_coded_metformin.json"),
                                     issues);

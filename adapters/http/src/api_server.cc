@@ -4,8 +4,11 @@
 // per-client concurrency slot, run the handler, log. Handlers are thin: parse the request,
 // call the library with the client's RequestContext (its tenant scopes every prescription
 // read or command), map its Status to an HTTP status.
+#include <arpa/inet.h>
+
 #include <array>
 #include <chrono>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <regex>
@@ -192,6 +195,25 @@ std::string_view PresentedKey(const HttpRequest& req) {
 }
 
 unsigned Bit(auth::Role r) { return 1u << static_cast<unsigned>(r); }
+
+// Where failures are counted from: an IPv4 address, or an IPv6 /64 (one host's share of a
+// network: a client changing addresses inside it is still one source).
+std::string SourceOf(const std::string& address) {
+  in6_addr a6{};
+  if (address.find(':') == std::string::npos || inet_pton(AF_INET6, address.c_str(), &a6) != 1) {
+    return address;
+  }
+  char out[INET6_ADDRSTRLEN];
+  std::memset(a6.s6_addr + 8, 0, 8);
+  return Cat(inet_ntop(AF_INET6, &a6, out, sizeof(out)), "/64");
+}
+
+// The throttle's clock: steady, so that a wall-clock step neither frees nor locks anyone.
+int64_t SteadyMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 constexpr unsigned kPublic = 0;
 
@@ -495,6 +517,16 @@ struct ApiServer::Impl {
   void Ready(Call& c) { Epcs(c, "ready"); }
   void Sign(Call& c) { Epcs(c, "sign"); }
 
+  // A practitioner is acted for only by clients of its tenant: another tenant's
+  // practitioner is unknown (404), so nobody can probe, mark ready as, or lock out a
+  // practitioner of another tenant.
+  bool PractitionerVisible(const Call& c, const std::string& practitioner) {
+    auto p = options.ceremony->Practitioner(practitioner);
+    if (!p.ok()) return false;
+    const std::string& owner = p->tenant.empty() ? std::string(kDefaultTenant) : p->tenant;
+    return c.ctx.tenant.empty() || c.ctx.tenant == owner;
+  }
+
   // GET .../signing-bundle?practitioner=ID, POST .../ready, POST .../sign (docs/api.md).
   void Epcs(Call& c, std::string_view action) {
     epcs::Ceremony* ceremony = options.ceremony;
@@ -514,6 +546,9 @@ struct ApiServer::Impl {
                          Cat("the query parameter practitioner is required (at most ",
                              kMaxPractitioner, " characters)"));
       }
+      if (!PractitionerVisible(c, practitioner)) {
+        return SendError(c.res, 404, Cat("no practitioner ", practitioner));
+      }
       auto b = ceremony->Bundle(id, practitioner);
       if (!b.ok()) {
         return SendError(c.res, EpcsHttpStatus(b.status()), std::string(b.status().message()));
@@ -526,6 +561,9 @@ struct ApiServer::Impl {
                                               {"dea_number", &dea, 16},
                                               {"bundle_sha256", &bundle, 64}});
       if (!error.empty()) return SendError(c.res, IsJson(c.req) ? 400 : 415, error);
+      if (!PractitionerVisible(c, practitioner)) {
+        return SendError(c.res, 404, Cat("no practitioner ", practitioner));
+      }
       c.ctx.actor = Cat(c.ctx.actor, "/practitioner:", practitioner);
       st = ceremony->MarkReady(id, practitioner, dea, bundle, c.ctx);
     } else {
@@ -534,6 +572,10 @@ struct ApiServer::Impl {
                                               {"password", &password, kMaxSecret},
                                               {"otp", &otp, kMaxSecret}});
       if (!error.empty()) return SendError(c.res, IsJson(c.req) ? 400 : 415, error);
+      if (!PractitionerVisible(c, practitioner)) {
+        OPENSSL_cleanse(password.data(), password.size());
+        return SendError(c.res, 404, Cat("no practitioner ", practitioner));
+      }
       c.ctx.actor = Cat(c.ctx.actor, "/practitioner:", practitioner);
       st = ceremony->Sign(id, practitioner, bundle, {password, otp}, c.ctx);
       OPENSSL_cleanse(password.data(), password.size());
@@ -668,25 +710,31 @@ struct ApiServer::Impl {
   }
 
   // The client behind the request's key, admitted by the route; or nullopt with the answer
-  // (401, 403, 429) written.
+  // (401, 403, 429) written. The key is always checked: a correct key gets through even while
+  // failures from elsewhere are being throttled (key ids are not secret: anyone could
+  // otherwise keep a client out); failures are counted per key id and source, and per
+  // source, and a throttled source's wrong keys get 429 instead of 401.
   std::optional<auth::Principal> Authenticate(const HttpRequest& req, HttpResponse& res,
                                               const Route& route, const std::string& request_id) {
     std::string_view key = PresentedKey(req);
     std::string key_id = key.empty() ? "" : auth::KeyIdOf(key);
-    int64_t now = SystemClock().NowMicros();
-    if (int64_t wait = throttle.RetryAfterSeconds(key_id, req.remote_address, now); wait > 0) {
-      Security("throttled", req, &route, request_id, "", key_id);
-      res.set_header("Retry-After", std::to_string(wait));
-      SendError(res, 429, "too many failed authentications: retry later");
-      return std::nullopt;
-    }
+    const std::string source = SourceOf(req.remote_address);
+    const std::string pair = key.empty() ? "" : Cat(key_id, "@", source);
     StatusOr<auth::Principal> who = absl::UnauthenticatedError("no key");
     // (The key is compared exactly as sent: nothing here or in the server decodes it.)
-    if (!key.empty()) who = Clients()->Authenticate(key, now);
+    if (!key.empty()) who = Clients()->Authenticate(key, SystemClock().NowMicros());
     if (!who.ok()) {
-      throttle.Failure(key_id, req.remote_address, now);
+      const int64_t now = SteadyMicros();
+      if (int64_t wait = throttle.RetryAfterSeconds(pair, source, now); wait > 0) {
+        Security("throttled", req, &route, request_id, "", key_id);
+        res.set_header("Retry-After", std::to_string(wait));
+        SendError(res, 429, "too many failed authentications: retry later");
+        return std::nullopt;
+      }
+      throttle.Failure(pair, source, now);
       Security(key.empty() ? "no_key" : "bad_key", req, &route, request_id, "", key_id);
-      SendError(res, 401, "missing, unknown or expired API key (X-API-Key or Authorization: Bearer)");
+      SendError(res, 401,
+                "missing, unknown or expired API key (X-API-Key or Authorization: Bearer)");
       return std::nullopt;
     }
     if ((route.roles & Bit(who->role)) == 0) {
@@ -697,6 +745,22 @@ struct ApiServer::Impl {
       return std::nullopt;
     }
     return std::move(*who);
+  }
+
+  // Before the body is read (on the I/O thread): the route's key and role, so that nobody
+  // without a key can make the server read, hold or inflate a body.
+  bool CheckHead(HttpRequest& req, HttpResponse& res) {
+    std::string allow;
+    const Route* route = Find(req, allow);
+    if (route == nullptr && req.path.rfind("/api/", 0) != 0) return true;  // 404/405 later
+    if (route != nullptr && route->roles == kPublic) return true;
+    static const Route kAnyApi{"", std::regex(""), "unmatched", ~0u, nullptr};
+    std::string request_id = rxflow::internal::RandomHex128();
+    auto start = std::chrono::steady_clock::now();
+    if (Authenticate(req, res, route ? *route : kAnyApi, request_id)) return true;
+    res.set_header("X-Request-Id", request_id);
+    Log(req, res, route ? route->name : "unmatched", request_id, start);
+    return false;
   }
 
   void Log(const HttpRequest& req, const HttpResponse& res, const std::string& route,
@@ -743,8 +807,23 @@ ApiServer::ApiServer(PrescriptionService& service, runtime::PharmacyInbox* inbox
 
 ApiServer::~ApiServer() { Stop(); }
 
+namespace {
+
+bool IsLoopback(const std::string& host) {
+  return host == "localhost" || host == "::1" || host == "[::1]" || host.rfind("127.", 0) == 0;
+}
+
+}  // namespace
+
 Status ApiServer::Start() {
   Impl& im = *impl_;
+  if (im.options.tls_certificate_file.empty() && !IsLoopback(im.options.host) &&
+      !im.options.insecure_http) {
+    return absl::FailedPreconditionError(
+        Cat("refusing to serve plain HTTP on ", im.options.host,
+            ": API keys and PHI would cross the network in clear. Give a certificate and key "
+            "(--tls-cert, --tls-key), or --insecure-http behind a TLS-terminating proxy"));
+  }
   RXFLOW_RETURN_IF_ERROR(im.Prepare());
   internal::ServerLimits limits;
   limits.max_connections = im.options.max_connections;
@@ -752,14 +831,27 @@ Status ApiServer::Start() {
   limits.head_timeout = im.options.head_timeout;
   limits.body_timeout = im.options.body_timeout;
   limits.workers = im.options.threads;
+  // One client must not hold every worker: at most all but one.
+  im.options.client_concurrency =
+      std::max(1, std::min(im.options.client_concurrency, im.options.threads - 1));
   im.server = std::make_unique<internal::HttpServer>(
       limits, [&im](HttpRequest& q, HttpResponse& r) { im.Dispatch(q, r); },
       [&im](const HttpRequest& q, int status, const std::string& message, HttpResponse& r) {
         im.Refuse(q, status, message, r);
-      });
-  Status s = im.server->Start(im.options.host, im.options.port);
+      },
+      [&im](HttpRequest& q, HttpResponse& r) { return im.CheckHead(q, r); });
+  internal::TlsOptions tls;
+  tls.certificate_file = im.options.tls_certificate_file;
+  tls.key_file = im.options.tls_key_file;
+  tls.client_ca_file = im.options.tls_client_ca_file;
+  Status s = im.server->Start(im.options.host, im.options.port, tls);
   if (!s.ok()) im.server.reset();
   return s;
+}
+
+Status ApiServer::ReloadTls() {
+  if (!impl_->server) return absl::FailedPreconditionError("the server is not running");
+  return impl_->server->ReloadTls();
 }
 
 void ApiServer::Stop() {

@@ -8,19 +8,26 @@
 
 #include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <optional>
 #include <thread>
+#include <type_traits>
 
+#include <sys/resource.h>
 #include <zlib.h>
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <openssl/ssl.h>
 
+#include "rxflow/internal/status_macros.h"
 #include "rxflow/internal/strcat.h"
 
 namespace rxflow::http::internal {
@@ -145,6 +152,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   ServerLimits limits;
   Handler handler;
   Refusal refusal;
+  HeadCheck head_check;
   std::atomic<int64_t> open{0};
   std::atomic<int64_t> refused{0};
   int bound_port = 0;
@@ -152,35 +160,60 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   std::unique_ptr<tcp::acceptor> acceptor;
   std::unique_ptr<asio::thread_pool> pool;
   std::thread io_thread;
+  TlsOptions tls;
+  std::mutex tls_mu;
+  std::shared_ptr<asio::ssl::context> tls_context;  // null: plain HTTP
 
   void Accept();
+  std::shared_ptr<asio::ssl::context> TlsContext() {
+    std::lock_guard lock(tls_mu);
+    return tls_context;
+  }
 };
 
 namespace {
 
-class Session : public std::enable_shared_from_this<Session> {
+// One connection: `Stream` is a beast::tcp_stream (plain HTTP) or a TLS stream over one.
+template <class Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
-  Session(tcp::socket socket, std::shared_ptr<HttpServer::Impl> server)
-      : stream_(std::move(socket)), server_(std::move(server)) {
+  Session(Stream stream, std::shared_ptr<HttpServer::Impl> server)
+      : stream_(std::move(stream)), server_(std::move(server)) {
     server_->open.fetch_add(1);
     beast::error_code ec;
-    auto ep = stream_.socket().remote_endpoint(ec);
+    auto ep = tcp_stream().socket().remote_endpoint(ec);
     if (!ec) remote_ = ep.address().to_string();
   }
   ~Session() { server_->open.fetch_sub(1); }
 
   void Start() {
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->ReadHead(); });
+    asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+      if constexpr (kTls) {
+        // The handshake is part of the head: the same deadline.
+        self->tcp_stream().expires_after(self->limits().head_timeout);
+        self->stream_.async_handshake(asio::ssl::stream_base::server,
+                                      [self](beast::error_code ec) {
+                                        if (ec) return self->Close();
+                                        self->ReadHead();
+                                      });
+      } else {
+        self->ReadHead();
+      }
+    });
   }
 
  private:
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+  using std::enable_shared_from_this<Session<Stream>>::shared_from_this;
+
+  beast::tcp_stream& tcp_stream() { return beast::get_lowest_layer(stream_); }
   const ServerLimits& limits() const { return server_->limits; }
 
   void ReadHead() {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(limits().max_header_bytes));
     parser_->body_limit(limits().max_body_bytes);
-    stream_.expires_after(limits().head_timeout);
+    tcp_stream().expires_after(limits().head_timeout);
     bhttp::async_read_header(stream_, buffer_, *parser_,
                              [self = shared_from_this()](beast::error_code ec, size_t) {
                                self->OnHead(ec);
@@ -222,8 +255,17 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!coding.empty() && !gzip_ && !IEquals(coding, "identity")) {
       return Refuse(415, "Content-Encoding must be identity or gzip");
     }
+    if (server_->head_check) {
+      HttpRequest head;
+      FillHead(head);
+      HttpResponse refused;
+      if (!server_->head_check(head, refused)) {
+        parser_.reset();
+        return Write(std::move(refused), /*keep_alive=*/false);
+      }
+    }
     if (parser_->is_done()) return OnBody({});
-    stream_.expires_after(limits().body_timeout);
+    tcp_stream().expires_after(limits().body_timeout);
     if (IEquals(Trim(std::string_view(m[bhttp::field::expect])), "100-continue")) {
       continue_.emplace(bhttp::status::continue_, m.version());
       bhttp::async_write(stream_, *continue_,
@@ -252,28 +294,35 @@ class Session : public std::enable_shared_from_this<Session> {
     auto request = std::make_shared<HttpRequest>();
     FillHead(*request);
     keep_alive_ = parser_->get().keep_alive();
-    if (gzip_) {
-      bool too_large = false;
-      if (!Gunzip(parser_->get().body(), limits().max_body_bytes, request->body, too_large)) {
-        return too_large ? Refuse(413, Cat("request body too large once decompressed (limit ",
-                                           limits().max_body_bytes, " bytes)"))
-                         : Refuse(400, "the gzip body is malformed");
-      }
-    } else {
-      request->body = std::move(parser_->get().body());
-    }
+    request->body = std::move(parser_->get().body());
     parser_.reset();
-    stream_.expires_never();  // the handler's time is not the client's
-    asio::post(*server_->pool, [self = shared_from_this(), request] {
+    tcp_stream().expires_never();  // the handler's time is not the client's
+    // Inflating is CPU work: on the worker, not on the thread every connection shares.
+    asio::post(*server_->pool, [self = shared_from_this(), request, gzip = gzip_] {
       auto response = std::make_shared<HttpResponse>();
-      try {
-        self->server_->handler(*request, *response);
-      } catch (const std::exception&) {
-        *response = HttpResponse{};
-        self->server_->refusal(*request, 500, "internal error", *response);
+      bool keep_alive = self->keep_alive_;
+      const size_t limit = self->limits().max_body_bytes;
+      std::string inflated;
+      bool too_large = false;
+      if (gzip && !Gunzip(request->body, limit, inflated, too_large)) {
+        self->server_->refusal(*request, too_large ? 413 : 400,
+                               too_large ? Cat("request body too large once decompressed (limit ",
+                                               limit, " bytes)")
+                                         : std::string("the gzip body is malformed"),
+                               *response);
+        keep_alive = false;
+      } else {
+        if (gzip) request->body = std::move(inflated);
+        try {
+          self->server_->handler(*request, *response);
+        } catch (const std::exception&) {
+          *response = HttpResponse{};
+          self->server_->refusal(*request, 500, "internal error", *response);
+        }
       }
-      asio::post(self->stream_.get_executor(),
-                 [self, response] { self->Write(std::move(*response), self->keep_alive_); });
+      asio::post(self->stream_.get_executor(), [self, response, keep_alive] {
+        self->Write(std::move(*response), keep_alive);
+      });
     });
   }
 
@@ -285,7 +334,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res_->body() = std::move(r.body);
     res_->keep_alive(keep_alive);
     res_->prepare_payload();
-    stream_.expires_after(limits().write_timeout);
+    tcp_stream().expires_after(limits().write_timeout);
     bhttp::async_write(stream_, *res_,
                        [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
                          self->res_.reset();
@@ -310,9 +359,9 @@ class Session : public std::enable_shared_from_this<Session> {
   // refused upload sees the answer, not a reset), for at most kLinger.
   void Linger() {
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    tcp_stream().socket().shutdown(tcp::socket::shutdown_send, ec);
     if (ec) return Close();
-    stream_.expires_after(kLinger);
+    tcp_stream().expires_after(kLinger);
     Drain();
   }
 
@@ -326,11 +375,11 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Close() {
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream_.close();
+    tcp_stream().socket().shutdown(tcp::socket::shutdown_both, ec);
+    tcp_stream().close();
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   std::shared_ptr<HttpServer::Impl> server_;
   std::string remote_;
   beast::flat_buffer buffer_;
@@ -348,31 +397,98 @@ void HttpServer::Impl::Accept() {
   acceptor->async_accept(
       asio::make_strand(*ioc), [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
         if (ec == asio::error::operation_aborted) return;  // stopping
-        if (!ec) {
+        if (ec) {
+          // Out of descriptors (or another transient error): the connection stays in the
+          // backlog; wait a moment instead of spinning on it.
+          auto timer = std::make_shared<asio::steady_timer>(*self->ioc);
+          timer->expires_after(std::chrono::milliseconds(50));
+          timer->async_wait([self, timer](beast::error_code) { self->Accept(); });
+          return;
+        }
+        {
           if (static_cast<size_t>(self->open.load()) >= self->limits.max_connections) {
             self->refused.fetch_add(1);
             beast::error_code ignored;
             s.close(ignored);
           } else {
             s.set_option(tcp::no_delay(true), ec);
-            std::make_shared<Session>(std::move(s), self)->Start();
+            if (auto context = self->TlsContext()) {
+              using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+              // (OpenSSL keeps the context alive for the connection's own SSL object: a
+              // reload affects new connections only.)
+              auto session = std::make_shared<Session<TlsStream>>(
+                  TlsStream(beast::tcp_stream(std::move(s)), *context), self);
+              session->Start();
+            } else {
+              std::make_shared<Session<beast::tcp_stream>>(beast::tcp_stream(std::move(s)), self)
+                  ->Start();
+            }
           }
         }
         self->Accept();
       });
 }
 
-HttpServer::HttpServer(ServerLimits limits, Handler handler, Refusal refusal)
+HttpServer::HttpServer(ServerLimits limits, Handler handler, Refusal refusal, HeadCheck head_check)
     : impl_(std::make_shared<Impl>()) {
   impl_->limits = limits;
   impl_->handler = std::move(handler);
   impl_->refusal = std::move(refusal);
+  impl_->head_check = std::move(head_check);
 }
 
 HttpServer::~HttpServer() { Stop(); }
 
-Status HttpServer::Start(const std::string& host, int port) {
+static StatusOr<std::shared_ptr<asio::ssl::context>> MakeTlsContext(const TlsOptions& tls) {
+  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+  // TLS 1.2 and 1.3 only; for 1.2, forward-secret AEAD suites (Mozilla "intermediate").
+  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                   asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
+  SSL_CTX* native = ctx->native_handle();
+  SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+  SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  if (SSL_CTX_set_cipher_list(native,
+                              "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                              "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                              "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305") != 1) {
+    return absl::InternalError("TLS: the cipher list was refused");
+  }
+  beast::error_code ec;
+  ctx->use_certificate_chain_file(tls.certificate_file, ec);
+  if (ec) {
+    return absl::InvalidArgumentError(
+        Cat("TLS certificate ", tls.certificate_file, ": ", ec.message()));
+  }
+  ctx->use_private_key_file(tls.key_file, asio::ssl::context::pem, ec);
+  if (ec || SSL_CTX_check_private_key(native) != 1) {
+    return absl::InvalidArgumentError(
+        Cat("TLS key ", tls.key_file, ": ", ec ? ec.message() : "does not match the certificate"));
+  }
+  if (!tls.client_ca_file.empty()) {
+    ctx->load_verify_file(tls.client_ca_file, ec);
+    if (ec) {
+      return absl::InvalidArgumentError(
+          Cat("TLS client CA ", tls.client_ca_file, ": ", ec.message()));
+    }
+    ctx->set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert);
+  }
+  return ctx;
+}
+
+Status HttpServer::ReloadTls() {
   Impl& im = *impl_;
+  if (im.tls.certificate_file.empty()) return absl::OkStatus();
+  RXFLOW_ASSIGN_OR_RETURN(auto context, MakeTlsContext(im.tls));
+  std::lock_guard lock(im.tls_mu);
+  im.tls_context = std::move(context);
+  return absl::OkStatus();
+}
+
+Status HttpServer::Start(const std::string& host, int port, const TlsOptions& tls) {
+  Impl& im = *impl_;
+  im.tls = tls;
+  if (!tls.certificate_file.empty()) RXFLOW_RETURN_IF_ERROR(ReloadTls());
   im.ioc = std::make_unique<asio::io_context>(1);
   beast::error_code ec;
   auto address = asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
@@ -390,6 +506,20 @@ Status HttpServer::Start(const std::string& host, int port) {
         Cat("cannot listen on ", host, ":", port, " (", ec.message(), ")"));
   }
   im.bound_port = im.acceptor->local_endpoint().port();
+  // Connections must not take the descriptors the store, the broker and pharmacy calls need:
+  // raise the soft limit to the hard one, and keep 256 in reserve below it.
+  rlimit fds{};
+  if (::getrlimit(RLIMIT_NOFILE, &fds) == 0) {
+    if (fds.rlim_cur < fds.rlim_max) {
+      fds.rlim_cur = fds.rlim_max;
+      ::setrlimit(RLIMIT_NOFILE, &fds);
+      ::getrlimit(RLIMIT_NOFILE, &fds);
+    }
+    if (fds.rlim_cur != RLIM_INFINITY && fds.rlim_cur > 512) {
+      im.limits.max_connections =
+          std::min<size_t>(im.limits.max_connections, static_cast<size_t>(fds.rlim_cur) - 256);
+    }
+  }
   im.pool = std::make_unique<asio::thread_pool>(std::max(1, im.limits.workers));
   im.Accept();
   im.io_thread = std::thread([ioc = im.ioc.get()] { ioc->run(); });

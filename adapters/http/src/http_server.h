@@ -63,6 +63,15 @@ struct ServerLimits {
   int workers = 32;  // request handler threads
 };
 
+// TLS for a server (OpenSSL through Asio): TLS 1.2 and 1.3, forward-secret AEAD suites only.
+struct TlsOptions {
+  std::string certificate_file;  // PEM chain, leaf first; empty: plain HTTP
+  std::string key_file;          // PEM private key
+  // PEM CA certificates: clients must present a certificate that chains to one (mutual
+  // TLS); empty: no client certificate asked for.
+  std::string client_ca_file;
+};
+
 class HttpServer {
  public:
   // Runs on a worker thread for every complete request.
@@ -72,14 +81,23 @@ class HttpServer {
   using Refusal = std::function<void(const HttpRequest& request, int status,
                                      const std::string& message, HttpResponse&)>;
 
-  HttpServer(ServerLimits limits, Handler handler, Refusal refusal);
+  // Runs on the I/O thread once a request's head is read, before any body is read (and before
+  // "100 Continue"): false refuses the request with `response` (the connection then closes).
+  // It must be quick: it holds up every connection. `request` has no body yet.
+  using HeadCheck = std::function<bool(HttpRequest& request, HttpResponse& response)>;
+
+  HttpServer(ServerLimits limits, Handler handler, Refusal refusal, HeadCheck head_check = {});
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // Binds host:port (port 0: any free port) and starts serving. Unavailable when the
-  // address cannot be bound.
-  Status Start(const std::string& host, int port);
+  // Binds host:port (port 0: any free port) and starts serving, over TLS when `tls` names a
+  // certificate. Unavailable when the address cannot be bound; InvalidArgument naming the
+  // file for a certificate or key that cannot be used.
+  Status Start(const std::string& host, int port, const TlsOptions& tls = {});
+  // Rereads the certificate and key (SIGHUP): connections accepted from now on use them;
+  // on an error the old ones stay.
+  Status ReloadTls();
   // Stops accepting, closes every connection, waits for running handlers. Idempotent.
   void Stop();
   int port() const;

@@ -203,6 +203,8 @@ struct PharmacySimulator::Impl {
   void FillLoop() {
     auto [origin, path] = internal::SplitUrl(options.callback_url);
     httplib::Client client(origin);
+    // An https callback verifies the server against these CAs (PEM), when given.
+    if (!options.callback_ca_file.empty()) client.set_ca_cert_path(options.callback_ca_file);
     client.set_tcp_nodelay(true);
     client.set_keep_alive(true);
     client.set_connection_timeout(2, 0);

@@ -48,6 +48,9 @@ struct DeaRegistration {
 
 struct PractitionerEnrollment {
   std::string id;  // the practitioner's user id
+  // The tenant whose clients may act for this practitioner over the API (docs/security.md);
+  // empty: the tenant "default".
+  std::string tenant;
   std::string first_name;
   std::string last_name;
   std::vector<DeaRegistration> registrations;  // none: not a registrant (an agent, an admin)
@@ -72,6 +75,7 @@ std::string_view PermissionName(Permission p);  // "mark_ready" | "sign"
 // A practitioner as the ceremony knows it (no secrets).
 struct PractitionerView {
   std::string id;
+  std::string tenant;  // as enrolled (empty: the tenant "default")
   std::string first_name;
   std::string last_name;
   std::vector<DeaRegistration> registrations;

@@ -34,6 +34,14 @@ namespace rxflow::http {
 struct ApiOptions {
   std::string host = "127.0.0.1";
   int port = 8080;  // 0: any free port (see ApiServer::port())
+  // HTTPS (docs/security.md, "TLS"): PEM certificate chain and key; TLS 1.2+ with
+  // forward-secret AEAD suites. With a client CA file, clients must present a certificate
+  // that chains to it (mutual TLS). Empty: plain HTTP, which Start() refuses on any address
+  // but loopback unless `insecure_http`.
+  std::string tls_certificate_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
+  bool insecure_http = false;
   // Who may call, and as what (rxflow/auth/clients.h, docs/security.md): every /api route and
   // /metrics need a key of a client whose role the route admits (X-API-Key, or
   // Authorization: Bearer). Null and no api_keys: every such route answers 401 (there is no
@@ -51,7 +59,7 @@ struct ApiOptions {
   size_t max_body_bytes = size_t{1} << 20;  // decoded (chunked, gzip): 413 above
   int threads = 32;                         // request handler threads
   size_t max_connections = 1024;            // open connections; more are closed at once
-  int client_concurrency = 64;              // requests in flight per client: 429 above
+  int client_concurrency = 16;  // requests in flight per client: 429 above (< threads)
   std::chrono::milliseconds head_timeout{10000};  // the whole request head (and idle time)
   std::chrono::milliseconds body_timeout{30000};  // the whole body
   auth::ThrottleOptions throttle;                 // failed authentication: 429 past it
@@ -75,9 +83,12 @@ class ApiServer {
             obs::Tracer* tracer, ApiOptions options);
   ~ApiServer();
   // InvalidArgument for a weak key in api_keys, pharmacy_keys or metrics_keys (never quoting
-  // it); Unavailable when the address
-  // cannot be bound.
+  // it) or an unusable certificate or key; FailedPrecondition for plain HTTP on an address
+  // that is not loopback without insecure_http; Unavailable when the address cannot be bound.
   Status Start();
+  // Rereads the TLS certificate and key (what rxflow serve does on SIGHUP): connections
+  // accepted from then on use them; on an error the old ones stay.
+  Status ReloadTls();
   void Stop();
   int port() const;
   // /readyz answers 200 while this returns true (default: always). Call before Start.
@@ -116,6 +127,7 @@ struct SimulatorOptions {
   // the NewRx; empty: no fills.
   std::string callback_url;
   std::string callback_api_key;
+  std::string callback_ca_file;  // PEM CAs an https callback URL's server must chain to
   std::chrono::milliseconds fill_after{100};
   int threads = 16;
   // EPCS (21 CFR 1311.205/.210): with a trust store, every NewRx of a controlled substance

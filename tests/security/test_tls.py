@@ -1,0 +1,200 @@
+"""TLS on the API (issue 10, Deliver §3), with certificates made at run time by the openssl
+command line (a CA, a server certificate for 127.0.0.1, a client certificate):
+
+- test_https_serves_tls_1_2_and_1_3_and_never_plain_http: the API answers over TLS 1.3 and
+  over TLS 1.2 (a client capped at 1.2), a plain-HTTP request on the TLS port gets no HTTP
+  answer, and a client that trusts another CA fails the handshake.
+- test_mutual_tls_refuses_a_client_without_a_certificate: with --tls-client-ca, a client
+  without a certificate, or with one from another CA, cannot complete a request; one with a
+  certificate from that CA can.
+- test_sighup_reloads_the_certificate: new connections get the replacement certificate
+  after SIGHUP; a broken replacement leaves the old one serving.
+- test_plain_http_off_loopback_is_refused_unless_insecure_http: `--host 0.0.0.0` without a
+  certificate exits 2 naming --insecure-http; with --insecure-http it serves (checked on
+  127.0.0.1, the only address a test may use).
+"""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+
+from sec_harness import (HOST, Process, Server, add_client, clean_env, free_port, lisinopril,
+                         wait_for)
+
+RX = "/api/v1/prescriptions"
+
+
+def openssl(*args, cwd):
+    r = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, (args, r.stderr)
+
+
+def make_ca(d, name):
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", "2", "-subj",
+            f"/CN={name}", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+    return os.path.join(d, f"{name}.pem")
+
+
+def issue(d, ca, name, cn, server=True):
+    """A certificate for `cn` signed by CA `ca`: (certificate file, key file)."""
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={cn}", cwd=d)
+    ext = os.path.join(d, f"{name}.ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n" if server else
+                "extendedKeyUsage=clientAuth\n")
+    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
+            "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", ext, cwd=d)
+    return os.path.join(d, f"{name}.pem"), os.path.join(d, f"{name}.key")
+
+
+def https(port, ca_file, method="GET", path="/healthz", body=None, key=None, cert=None,
+          max_version=None):
+    ctx = ssl.create_default_context(cafile=ca_file)
+    if max_version:
+        ctx.maximum_version = max_version
+    if cert:
+        ctx.load_cert_chain(*cert)
+    conn = http.client.HTTPSConnection(HOST, port, context=ctx, timeout=10)
+    try:
+        headers = {"X-API-Key": key} if key else {}
+        if body is not None:
+            headers["Content-Type"] = "application/fhir+json"
+        conn.request(method, path, body=body, headers=headers)
+        r = conn.getresponse()
+        return r.status, r.read().decode(), conn.sock.version(), conn.sock.getpeercert()
+    finally:
+        conn.close()
+
+
+def tls_server(tmp, *args):
+    clients = os.path.join(tmp, "clients.json")
+    key = add_client(clients, "ehr", "prescriber", tenant="t")
+    server = Server(tmp, *args, clients=clients, env={"LOG_LEVEL": "info"})
+    return server, key
+
+
+def test_https_serves_tls_1_2_and_1_3_and_never_plain_http(tmp_path):
+    d = str(tmp_path)
+    make_ca(d, "ca")
+    make_ca(d, "other-ca")
+    cert, key_file = issue(d, "ca", "server", "127.0.0.1")
+    server, key = tls_server(d, "--tls-cert", cert, "--tls-key", key_file, "--no-simulator")
+    try:
+        assert any("https://" in line for line in server.process.lines), server.process.lines
+        ca = os.path.join(d, "ca.pem")
+        status, body, version, _ = https(server.port, ca, "POST", RX, lisinopril(), key=key)
+        assert status == 201, body
+        assert version == "TLSv1.3"
+        status, _, version, _ = https(server.port, ca, max_version=ssl.TLSVersion.TLSv1_2)
+        assert (status, version) == (200, "TLSv1.2")
+        # Plain HTTP on the TLS port: no HTTP answer comes back.
+        with socket.create_connection((HOST, server.port), timeout=5) as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            try:
+                answer = s.recv(4096)
+            except (ConnectionResetError, socket.timeout):
+                answer = b""
+        assert not answer.startswith(b"HTTP/1.1 200"), answer
+        # A client that trusts another CA does not get through.
+        try:
+            https(server.port, os.path.join(d, "other-ca.pem"))
+            raise AssertionError("the handshake succeeded against an untrusted CA")
+        except ssl.SSLCertVerificationError:
+            pass
+    finally:
+        assert server.stop() == 0
+
+
+def test_mutual_tls_refuses_a_client_without_a_certificate(tmp_path):
+    d = str(tmp_path)
+    make_ca(d, "ca")
+    make_ca(d, "clients-ca")
+    make_ca(d, "rogue-ca")
+    cert, key_file = issue(d, "ca", "server", "127.0.0.1")
+    good = issue(d, "clients-ca", "pharmacy", "pharmacy 4712345", server=False)
+    rogue = issue(d, "rogue-ca", "rogue", "pharmacy 4712345", server=False)
+    server, _ = tls_server(d, "--tls-cert", cert, "--tls-key", key_file, "--tls-client-ca",
+                           os.path.join(d, "clients-ca.pem"), "--no-simulator")
+    ca = os.path.join(d, "ca.pem")
+    try:
+        for bad in (None, rogue):
+            try:
+                status = https(server.port, ca, cert=bad)[0]
+            except (ssl.SSLError, ConnectionResetError, BrokenPipeError,
+                    http.client.RemoteDisconnected):
+                status = None
+            assert status is None, f"a request got {status} with client certificate {bad}"
+        assert https(server.port, ca, cert=good)[0] == 200
+    finally:
+        assert server.stop() == 0
+
+
+def test_sighup_reloads_the_certificate(tmp_path):
+    d = str(tmp_path)
+    make_ca(d, "ca")
+    first = issue(d, "ca", "first", "127.0.0.1")
+    second = issue(d, "ca", "second", "127.0.0.1")
+    live_cert, live_key = os.path.join(d, "live.pem"), os.path.join(d, "live.key")
+    shutil.copy(first[0], live_cert)
+    shutil.copy(first[1], live_key)
+    server, _ = tls_server(d, "--tls-cert", live_cert, "--tls-key", live_key, "--no-simulator")
+    ca = os.path.join(d, "ca.pem")
+
+    def serial():
+        return https(server.port, ca)[3]["serialNumber"]
+
+    try:
+        before = serial()
+        shutil.copy(second[0], live_cert)
+        shutil.copy(second[1], live_key)
+        server.process.proc.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: serial() != before, 10), "SIGHUP did not load the new certificate"
+        after = serial()
+        # A broken replacement: the server keeps serving the certificate it has.
+        with open(live_key, "w") as f:
+            f.write("not a key\n")
+        server.process.proc.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: any("TLS certificate not reloaded" in line
+                                    for line in server.process.stderr), 10)
+        assert serial() == after
+    finally:
+        assert server.stop() == 0
+
+
+def test_plain_http_off_loopback_is_refused_unless_insecure_http(tmp_path):
+    d = str(tmp_path)
+    env = clean_env(RXFLOW_PATIENT_KEY="tls-test-patient-key-0123456789")
+    argv = [os.path.join(os.environ["RXFLOW_BIN_DIR"], "ingestion-api"), "--host", "0.0.0.0",
+            "--port", str(free_port()), "--database-url", f"sqlite://{d}/rxflow.db"]
+    r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "--insecure-http" in r.stderr and "plain HTTP" in r.stderr, r.stderr
+    # Told so, it serves plain HTTP (reached here through 127.0.0.1 only).
+    port = free_port()
+    p = Process("ingestion-api", ["--host", "0.0.0.0", "--port", str(port), "--insecure-http",
+                                  "--database-url", f"sqlite://{d}/rxflow.db"],
+                env={"RXFLOW_PATIENT_KEY": "tls-test-patient-key-0123456789"}, cwd=d,
+                keys=False)
+    try:
+        deadline = time.time() + 10
+        status = None
+        while time.time() < deadline and status != 200:
+            try:
+                conn = http.client.HTTPConnection(HOST, port, timeout=2)
+                conn.request("GET", "/healthz")
+                status = conn.getresponse().status
+                conn.close()
+            except OSError:
+                time.sleep(0.1)
+        assert status == 200
+    finally:
+        p.stop()
+    assert json  # (imported for symmetry with the other suites' helpers)
