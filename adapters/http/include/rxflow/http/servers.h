@@ -57,9 +57,9 @@ struct ApiOptions {
   // Keys of metrics clients (METRICS_KEYS): GET /metrics only.
   std::vector<std::string> metrics_keys;
   size_t max_body_bytes = size_t{1} << 20;  // decoded (chunked, gzip): 413 above
-  int threads = 32;                         // request handler threads
+  int threads = 64;                         // request handler threads (they block on the store)
   size_t max_connections = 1024;            // open connections; more are closed at once
-  int client_concurrency = 16;  // requests in flight per client: 429 above (< threads)
+  int client_concurrency = 48;  // requests in flight per client: 429 above (at most threads - 1)
   std::chrono::milliseconds head_timeout{10000};  // the whole request head (and idle time)
   std::chrono::milliseconds body_timeout{30000};  // the whole body
   auth::ThrottleOptions throttle;                 // failed authentication: 429 past it
