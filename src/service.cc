@@ -279,14 +279,14 @@ StatusOr<Submission> PrescriptionService::Submit(std::string_view fhir_json, Iss
 }
 
 StatusOr<domain::PrescriptionState> PrescriptionService::Load(const std::string& id,
-                                                             const RequestContext& ctx) {
+                                                              const RequestContext& ctx) {
   RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> records, impl_->Stream(id, ctx));
   RXFLOW_ASSIGN_OR_RETURN(std::vector<domain::Event> events, impl_->Decode(records));
   return Fold(events);
 }
 
 StatusOr<PrescriptionSummary> PrescriptionService::Get(const std::string& id,
-                                                      const RequestContext& ctx) {
+                                                       const RequestContext& ctx) {
   RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> records, impl_->Stream(id, ctx));
   RXFLOW_ASSIGN_OR_RETURN(std::vector<domain::Event> events, impl_->Decode(records));
   PrescriptionSummary s = Impl::SummaryOf(id, Fold(events));
@@ -295,8 +295,8 @@ StatusOr<PrescriptionSummary> PrescriptionService::Get(const std::string& id,
   return s;
 }
 
-StatusOr<std::vector<store::EventRecord>> PrescriptionService::History(
-    const std::string& id, const RequestContext& ctx) {
+StatusOr<std::vector<store::EventRecord>> PrescriptionService::History(const std::string& id,
+                                                                       const RequestContext& ctx) {
   return impl_->Stream(id, ctx);
 }
 

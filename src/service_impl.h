@@ -69,8 +69,7 @@ struct PrescriptionService::Impl {
   // The submission an idempotency key already names. With `request_sha256` (a caller's own
   // key), FailedPrecondition when that submission's request had another digest.
   StatusOr<Submission> Replayed(const std::string& id, const std::string& key,
-                                const RequestContext& ctx,
-                                const std::string& request_sha256 = {});
+                                const RequestContext& ctx, const std::string& request_sha256 = {});
 
   // The summary of `s` (without the times: the caller knows them).
   static PrescriptionSummary SummaryOf(const std::string& id, const domain::PrescriptionState& s);

@@ -30,11 +30,10 @@
 #include "rxflow/sqlite/sqlite_store.h"
 #include "rxflow/version.h"
 
+#include "epcs_demo.h"
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include "epcs_demo.h"
 #ifdef RXFLOW_HAVE_POSTGRES
 #include "rxflow/postgres/postgres_store.h"
 #endif
@@ -608,7 +607,9 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
     api->set_readiness(http::StoreReadiness(**store));
     if (Status s = api->Start(); !s.ok()) return fail("api", s);
   }
-  std::string api_base = api ? std::string(c.tls_cert.empty() ? "http" : "https") + "://" + c.host + ":" + std::to_string(api->port()) : "";
+  std::string api_base = api ? std::string(c.tls_cert.empty() ? "http" : "https") + "://" + c.host +
+                                   ":" + std::to_string(api->port())
+                             : "";
   if ((roles & kSimulator) && c.simulator) {
     bool callback = api && !simulator_key.empty();  // RxFill back through this process's API
     auto so = SimulatorOptionsFrom(c, callback ? api_base + "/api/v1/pharmacy/inbound" : "",
@@ -705,8 +706,8 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
     std::cout << "Try:\n  curl -s -X POST " << api_base
               << "/api/v1/prescriptions -H \"X-API-Key: " << key
               << "\" -H 'Content-Type: application/fhir+json' --data-binary @" << example << "\n"
-              << "  curl -s " << api_base << "/api/v1/prescriptions/ID/events -H \"X-API-Key: "
-              << key << "\"\n";
+              << "  curl -s " << api_base
+              << "/api/v1/prescriptions/ID/events -H \"X-API-Key: " << key << "\"\n";
     if (epcs_demo) PrintEpcsDemo(*epcs_demo, api_base, key);
   }
   std::cout << "Ctrl-C stops." << std::endl;
@@ -750,14 +751,15 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
       }
       if (stamp.exists && stamp != clients_stamp) {
         auto loaded = auth::ClientRegistry::LoadFile(clients_path);
-        Status s = loaded.ok() ? api->SetClients(std::make_shared<const auth::ClientRegistry>(
-                                     std::move(*loaded)))
-                               : loaded.status();
+        Status s =
+            loaded.ok()
+                ? api->SetClients(std::make_shared<const auth::ClientRegistry>(std::move(*loaded)))
+                : loaded.status();
         clients_stamp = stamp;  // (a broken file is logged once; its fix is a new stamp)
-        log(s.ok() ? 1 : 3, s.ok() ? "clients file reloaded: " + clients_path
-                                   : "clients file " + clients_path +
-                                         " not reloaded (the previous clients stay): " +
-                                         std::string(s.message()));
+        log(s.ok() ? 1 : 3,
+            s.ok() ? "clients file reloaded: " + clients_path
+                   : "clients file " + clients_path +
+                         " not reloaded (the previous clients stay): " + std::string(s.message()));
       }
     }
     if (transmissions && std::chrono::steady_clock::now() >= next_transmissions) {

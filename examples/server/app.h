@@ -52,7 +52,7 @@ struct Config {
   bool insecure_http = false;     // --insecure-http: plain HTTP on a non-loopback address
   int head_timeout_ms = 10000;    // HEAD_TIMEOUT_MS: the whole request head (and idle time)
   int client_concurrency = 48;    // CLIENT_CONCURRENCY: requests in flight per client
-  bool route_on_submit = true;  // --no-auto-route
+  bool route_on_submit = true;    // --no-auto-route
   // EPCS: `rxflow serve` on SQLite sets up a demo prescriber (examples/server/epcs_demo.h)
   // unless --no-epcs-demo. A standalone simulator verifies controlled-substance NewRx
   // signatures against these (PEM files) when given.

@@ -90,10 +90,9 @@ struct State {
     Partition& p = t.partitions[static_cast<size_t>(partition)];
     bool trimmed = false;
     if (t.groups.empty()) {
-      const int64_t oldest =
-          NowMicros() - std::chrono::duration_cast<std::chrono::microseconds>(
-                            options.unconsumed_retention)
-                            .count();
+      const int64_t oldest = NowMicros() - std::chrono::duration_cast<std::chrono::microseconds>(
+                                               options.unconsumed_retention)
+                                               .count();
       while (!p.log.empty() &&
              (p.log.size() > options.capacity || p.bytes > options.unconsumed_retention_bytes ||
               p.published.front() < oldest)) {

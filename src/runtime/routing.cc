@@ -500,8 +500,8 @@ StatusOr<PharmacyInbox::Result> PharmacyInbox::Receive(std::string_view xml, Iss
   RequestContext spoke = ctx;
   spoke.actor = Cat(ctx.actor, "/ncpdp:", h.from);
   // MessageIDs are unique per sender, not across senders: deduplicate per pharmacy.
-  Status s = service_.ExecuteOnce(kConsumer, Cat(h.from, "/", h.message_id), id, {&command, 1},
-                                  spoke);
+  Status s =
+      service_.ExecuteOnce(kConsumer, Cat(h.from, "/", h.message_id), id, {&command, 1}, spoke);
   if (s.code() == absl::StatusCode::kAlreadyExists) {
     r.duplicate = true;
     return r;

@@ -8,8 +8,8 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
-#include "rxflow/epcs/ceremony.h"
 #include "rxflow/auth/clients.h"
+#include "rxflow/epcs/ceremony.h"
 #include "rxflow/http/servers.h"
 #include "rxflow/script/xml.h"
 

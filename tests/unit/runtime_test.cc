@@ -637,8 +637,9 @@ TEST_SUITE("Runtime") {
     forged = inbox.Receive(fill, issues, {}, &elsewhere);  // a sender bound to another pharmacy
     CHECK(forged.status().code() == absl::StatusCode::kPermissionDenied);
     issues = IssueList{};
-    auto r = inbox.Receive(fill, issues, {.actor = "pharmacy:p", .tenant = "", .correlation_id = "",
-                                          .traceparent = ""});
+    auto r = inbox.Receive(
+        fill, issues,
+        {.actor = "pharmacy:p", .tenant = "", .correlation_id = "", .traceparent = ""});
     REQUIRE(r.ok());
     CHECK(r->prescription_id == id);
     CHECK(r->transaction == "RxFill");

@@ -120,7 +120,8 @@ TEST_SUITE("Service") {
     CHECK(f.store->ReadAll(0, 10)->empty());
   }
 
-  TEST_CASE("a caller's idempotency key replaces the content key; another body under it is refused") {
+  TEST_CASE(
+      "a caller's idempotency key replaces the content key; another body under it is refused") {
     Fixture f;
     IssueList issues;
     auto a = f.service->Submit(Lisinopril(), issues, {}, "client-1");
@@ -131,8 +132,8 @@ TEST_SUITE("Service") {
     CHECK_FALSE(b->created);
     CHECK(a->idempotency_key == "client:client-1");
     size_t before = f.store->ReadAll(0, 100)->size();
-    auto other = f.service->Submit(testing::ReadFixture("fhir/rxnorm_coded_metformin.json"),
-                                   issues, {}, "client-1");
+    auto other = f.service->Submit(testing::ReadFixture("fhir/rxnorm_coded_metformin.json"), issues,
+                                   {}, "client-1");
     CHECK(other.status().code() == absl::StatusCode::kFailedPrecondition);
     CHECK(std::string(other.status().message()).find("Idempotency-Key") != std::string::npos);
     CHECK(f.store->ReadAll(0, 100)->size() == before);
@@ -141,8 +142,8 @@ TEST_SUITE("Service") {
   TEST_CASE("tenants: each sees and commands only its own prescriptions; keys are per tenant") {
     Fixture f;
     IssueList issues;
-    RequestContext north{.actor = "prescriber:n", .tenant = "north", .correlation_id = "",
-                         .traceparent = ""};
+    RequestContext north{
+        .actor = "prescriber:n", .tenant = "north", .correlation_id = "", .traceparent = ""};
     RequestContext south = north;
     south.tenant = "south";
     auto a = f.service->Submit(Lisinopril(), issues, north);
@@ -179,8 +180,8 @@ TEST_SUITE("Service") {
     CHECK(cold->Cancel(a->id, "x", south).code() == absl::StatusCode::kNotFound);
     CHECK(cold->Get(a->id, north).ok());
     // Streams stored before tenants existed belong to the default tenant.
-    auto legacy = f.service->Submit(testing::ReadFixture("fhir/rxnorm_coded_metformin.json"),
-                                    issues);
+    auto legacy =
+        f.service->Submit(testing::ReadFixture("fhir/rxnorm_coded_metformin.json"), issues);
     REQUIRE(legacy.ok());
     RequestContext dflt = north;
     dflt.tenant = std::string(kDefaultTenant);

@@ -4,8 +4,6 @@
 // per-client concurrency slot, run the handler, log. Handlers are thin: parse the request,
 // call the library with the client's RequestContext (its tenant scopes every prescription
 // read or command), map its Status to an HTTP status.
-#include <arpa/inet.h>
-
 #include <array>
 #include <chrono>
 #include <cstring>
@@ -23,6 +21,7 @@
 #include "rxflow/internal/strcat.h"
 
 #include "http_server.h"
+#include <arpa/inet.h>
 
 namespace rxflow::http {
 namespace {
@@ -370,10 +369,9 @@ struct ApiServer::Impl {
     span.kind = obs::SpanKind::kServer;
     span.end_unix_nanos = obs::UnixNanosNow();
     span.start_unix_nanos =
-        span.end_unix_nanos -
-        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
-                                                             start)
-            .count();
+        span.end_unix_nanos - std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                  std::chrono::steady_clock::now() - start)
+                                  .count();
     span.attributes = {{"http.route", name}, {"http.status_code", std::to_string(status)}};
     span.error = status >= 500;
     tracer->Record(std::move(span));
@@ -500,9 +498,8 @@ struct ApiServer::Impl {
                c.who->key_id, std::string(r.status().message()));
     }
     // A SCRIPT transaction or version RxFlow does not read: valid, but not processable.
-    c.res.status = r.status().code() == absl::StatusCode::kUnimplemented
-                       ? 422
-                       : HttpStatus(r.status(), false);
+    c.res.status =
+        r.status().code() == absl::StatusCode::kUnimplemented ? 422 : HttpStatus(r.status(), false);
     // A SCRIPT sender asks for SCRIPT: the Error that answers its message.
     std::string reply;
     if (AcceptsXml(c.req)) reply = inbox->ErrorReply(c.req.body, r.status(), issues);
@@ -691,9 +688,9 @@ struct ApiServer::Impl {
         if (!slot->taken()) {
           Security("client_concurrency", req, route, request_id, who->client_id, who->key_id);
           res.set_header("Retry-After", "1");
-          SendError(res, 429,
-                    Cat("more than ", options.client_concurrency,
-                        " requests of this client in flight"));
+          SendError(
+              res, 429,
+              Cat("more than ", options.client_concurrency, " requests of this client in flight"));
           who.reset();
         }
       }
@@ -779,15 +776,16 @@ struct ApiServer::Impl {
           .Observe(seconds);
     }
     if (options.access_log) {
-      options.access_log(json{{"ts", FormatRfc3339(SystemClock().NowMicros())},
-                              {"request_id", request_id},
-                              {"method", method},
-                              {"route", route},
-                              {"status", res.status},
-                              {"duration_ms", seconds * 1000.0},
-                              {"bytes_in", req.body.size()},
-                              {"bytes_out", res.body.size()}}
-                             .dump());
+      options.access_log(json{
+          {"ts", FormatRfc3339(SystemClock().NowMicros())},
+          {"request_id", request_id},
+          {"method", method},
+          {"route", route},
+          {"status", res.status},
+          {"duration_ms", seconds * 1000.0},
+          {"bytes_in", req.body.size()},
+          {"bytes_out",
+           res.body.size()}}.dump());
     }
   }
 

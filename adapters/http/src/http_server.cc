@@ -13,8 +13,10 @@
 #include <thread>
 #include <type_traits>
 
-#include <sys/resource.h>
-#include <zlib.h>
+#include <openssl/ssl.h>
+
+#include "rxflow/internal/status_macros.h"
+#include "rxflow/internal/strcat.h"
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -25,10 +27,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <openssl/ssl.h>
-
-#include "rxflow/internal/status_macros.h"
-#include "rxflow/internal/strcat.h"
+#include <sys/resource.h>
+#include <zlib.h>
 
 namespace rxflow::http::internal {
 namespace {
@@ -191,11 +191,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       if constexpr (kTls) {
         // The handshake is part of the head: the same deadline.
         self->tcp_stream().expires_after(self->limits().head_timeout);
-        self->stream_.async_handshake(asio::ssl::stream_base::server,
-                                      [self](beast::error_code ec) {
-                                        if (ec) return self->Close();
-                                        self->ReadHead();
-                                      });
+        self->stream_.async_handshake(asio::ssl::stream_base::server, [self](beast::error_code ec) {
+          if (ec) return self->Close();
+          self->ReadHead();
+        });
       } else {
         self->ReadHead();
       }
@@ -214,10 +213,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     parser_->header_limit(static_cast<std::uint32_t>(limits().max_header_bytes));
     parser_->body_limit(limits().max_body_bytes);
     tcp_stream().expires_after(limits().head_timeout);
-    bhttp::async_read_header(stream_, buffer_, *parser_,
-                             [self = shared_from_this()](beast::error_code ec, size_t) {
-                               self->OnHead(ec);
-                             });
+    bhttp::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHead(ec); });
   }
 
   // What was read of the head, for refusals and handlers.
@@ -235,8 +233,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   void OnHead(beast::error_code ec) {
     if (ec == bhttp::error::header_limit) return Refuse(431, "request header fields too large");
     if (ec == bhttp::error::body_limit) {
-      return Refuse(413, Cat("request body too large (limit ", limits().max_body_bytes,
-                             " bytes)"));
+      return Refuse(413, Cat("request body too large (limit ", limits().max_body_bytes, " bytes)"));
     }
     if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout ||
         ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
@@ -247,8 +244,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     const auto& m = parser_->get();
     size_t fields = static_cast<size_t>(std::distance(m.begin(), m.end()));
     if (fields > limits().max_headers) {
-      return Refuse(431, Cat("too many header fields (", fields, "; limit ",
-                             limits().max_headers, ")"));
+      return Refuse(431,
+                    Cat("too many header fields (", fields, "; limit ", limits().max_headers, ")"));
     }
     std::string_view coding = Trim(std::string_view(m[bhttp::field::content_encoding]));
     gzip_ = IEquals(coding, "gzip") || IEquals(coding, "x-gzip");
@@ -279,16 +276,14 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
   void ReadBody() {
-    bhttp::async_read(stream_, buffer_, *parser_,
-                      [self = shared_from_this()](beast::error_code ec, size_t) {
-                        self->OnBody(ec);
-                      });
+    bhttp::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnBody(ec); });
   }
 
   void OnBody(beast::error_code ec) {
     if (ec == bhttp::error::body_limit) {
-      return Refuse(413, Cat("request body too large (limit ", limits().max_body_bytes,
-                             " bytes)"));
+      return Refuse(413, Cat("request body too large (limit ", limits().max_body_bytes, " bytes)"));
     }
     if (ec) return Close();  // timeout, reset, or a malformed chunk: nothing to answer
     auto request = std::make_shared<HttpRequest>();
@@ -305,11 +300,11 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       std::string inflated;
       bool too_large = false;
       if (gzip && !Gunzip(request->body, limit, inflated, too_large)) {
-        self->server_->refusal(*request, too_large ? 413 : 400,
-                               too_large ? Cat("request body too large once decompressed (limit ",
-                                               limit, " bytes)")
-                                         : std::string("the gzip body is malformed"),
-                               *response);
+        self->server_->refusal(
+            *request, too_large ? 413 : 400,
+            too_large ? Cat("request body too large once decompressed (limit ", limit, " bytes)")
+                      : std::string("the gzip body is malformed"),
+            *response);
         keep_alive = false;
       } else {
         if (gzip) request->body = std::move(inflated);
@@ -320,9 +315,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
           self->server_->refusal(*request, 500, "internal error", *response);
         }
       }
-      asio::post(self->stream_.get_executor(), [self, response, keep_alive] {
-        self->Write(std::move(*response), keep_alive);
-      });
+      asio::post(self->stream_.get_executor(),
+                 [self, response, keep_alive] { self->Write(std::move(*response), keep_alive); });
     });
   }
 

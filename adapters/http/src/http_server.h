@@ -27,9 +27,9 @@ namespace rxflow::http::internal {
 
 struct HttpRequest {
   std::string method;
-  std::string target;  // as sent
-  std::string path;    // the target before '?', not decoded
-  std::string query;   // after '?'
+  std::string target;                                        // as sent
+  std::string path;                                          // the target before '?', not decoded
+  std::string query;                                         // after '?'
   std::vector<std::pair<std::string, std::string>> headers;  // as sent, in order
   std::string body;                                          // decoded (gzip inflated)
   std::string remote_address;

@@ -15,8 +15,9 @@
 #include <mutex>
 #include <thread>
 
-#include <fcntl.h>
 #include <sqlite3.h>
+
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
