@@ -6,6 +6,7 @@
 
 #include <openssl/rand.h>
 
+#include "rxflow/internal/civil.h"
 #include "rxflow/internal/crypto.h"
 #include "rxflow/internal/strcat.h"
 
@@ -40,15 +41,7 @@ class RandomIdsImpl : public IdGenerator {
   }
 };
 
-// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
-int64_t DaysFromCivil(int64_t y, int m, int d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const int64_t yoe = y - era * 400;
-  const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
+using internal::DaysFromCivil;
 
 int DaysInMonth(int64_t y, int m) {
   static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};

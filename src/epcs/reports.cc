@@ -28,6 +28,7 @@
 
 #include "rxflow/clock.h"
 #include "rxflow/domain/prescription.h"
+#include "rxflow/internal/civil.h"
 #include "rxflow/internal/status_macros.h"
 #include "rxflow/internal/strcat.h"
 #include "rxflow/issue.h"
@@ -46,36 +47,11 @@ constexpr std::string_view kTwoFactorLockedOut = "epcs.two_factor.locked_out";
 constexpr std::string_view kClockSkew = "epcs.clock_skew";
 constexpr std::string_view kControlPrefix = "epcs.control.";
 
-// ---- civil dates (H. Hinnant's algorithms: proleptic Gregorian, any year) -----------------
+// ---- civil dates (rxflow/internal/civil.h) -------------------------------------------------
 
-struct Civil {
-  int64_t year = 1970;
-  int month = 1;
-  int day = 1;
-};
-
-int64_t DaysFromCivil(int64_t y, int m, int d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const int64_t yoe = y - era * 400;
-  const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
-Civil CivilFromDays(int64_t z) {
-  z += 719468;
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const int64_t doe = z - era * 146097;
-  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const int64_t mp = (5 * doy + 2) / 153;
-  Civil c;
-  c.day = static_cast<int>(doy - (153 * mp + 2) / 5 + 1);
-  c.month = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
-  c.year = yoe + era * 400 + (c.month <= 2);
-  return c;
-}
+using internal::Civil;
+using internal::CivilFromDays;
+using internal::DaysFromCivil;
 
 // Days since 1970-01-01 of the UTC day holding `micros` (floored: before 1970 too).
 int64_t DayNumber(int64_t micros) {
