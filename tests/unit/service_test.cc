@@ -172,7 +172,9 @@ TEST_SUITE("Service") {
     CHECK(f.service->Get(a->id)->state == domain::State::kQueued);
     // A system caller's events (routing, a pharmacy) carry the stream's tenant too.
     CHECK(f.service->Execute(a->id, domain::MarkSent{}).ok());
-    for (const store::EventRecord& r : *f.service->History(a->id)) CHECK(r.tenant == "north");
+    auto history = f.service->History(a->id);
+    REQUIRE(history.ok());
+    for (const store::EventRecord& r : *history) CHECK(r.tenant == "north");
     // A service that never saw the stream (a cold cache, another process) refuses the same.
     ServiceOptions o;
     o.patient_key = kKey;
