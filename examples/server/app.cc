@@ -402,6 +402,12 @@ void AddOptions(CLI::App& app, Config& c, unsigned roles) {
     app.add_option("--epcs-crl", c.epcs_crl, "PEM or DER CRL(s) for those CAs")
         ->envname("EPCS_CRL");
     if (roles == kSimulator) {
+      app.add_option("--tls-cert", c.tls_cert, "PEM certificate chain: the simulator serves HTTPS")
+          ->envname("TLS_CERT");
+      app.add_option("--tls-key", c.tls_key, "PEM private key of --tls-cert")->envname("TLS_KEY");
+      app.add_option("--tls-client-ca", c.tls_client_ca,
+                     "PEM CAs: callers must present a certificate from them (mutual TLS)")
+          ->envname("TLS_CLIENT_CA");
       app.add_option("--callback-url", c.callback_url,
                      "where RxFill goes (RxFlow's /api/v1/pharmacy/inbound)")
           ->envname("CALLBACK_URL");
@@ -472,6 +478,9 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
   if (roles == kSimulator) {
     auto so = SimulatorOptionsFrom(c, c.callback_url, c.callback_api_key);
     if (!so.ok()) return fail("simulator", so.status());
+    so->tls_certificate_file = c.tls_cert;
+    so->tls_key_file = c.tls_key;
+    so->tls_client_ca_file = c.tls_client_ca;
     http::PharmacySimulator sim(*so);
     if (Status s = sim.Start(); !s.ok()) return fail("simulator", s);
     std::cout << "pharmacy-simulator listening on " << sim.url() << std::endl;
@@ -647,7 +656,9 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
     } else {
       log(2, "no pharmacy directory (--pharmacies): every routing request will dead-letter");
     }
-    transport = http::NewHttpPharmacyTransport();
+    http::HttpTransportOptions to;
+    to.tls = directory.tls_links();  // mutual TLS per pharmacy link
+    transport = http::NewHttpPharmacyTransport(to);
     runtime::RoutingOptions ro;
     ro.workers = c.routing_workers;
     ro.max_attempts = c.max_attempts;

@@ -92,6 +92,28 @@ StatusOr<PharmacyDirectory> PharmacyDirectory::Parse(std::string_view text) {
       return absl::InvalidArgumentError(Cat(path, ".url must be an http:// or https:// URL"));
     }
     d.Add(id->get<std::string>(), url->get<std::string>());
+    if (auto tls = e.find("tls"); tls != e.end()) {
+      const std::string& u = url->get_ref<const std::string&>();
+      if (!tls->is_object()) return absl::InvalidArgumentError(Cat(path, ".tls must be an object"));
+      if (u.rfind("https://", 0) != 0) {
+        return absl::InvalidArgumentError(Cat(path, ".tls needs an https:// url"));
+      }
+      TlsLink link;
+      for (auto [name, out] : {std::pair{"certificate", &link.certificate_file},
+                               std::pair{"key", &link.key_file}, std::pair{"ca", &link.ca_file}}) {
+        if (auto f = tls->find(name); f != tls->end()) {
+          if (!f->is_string() || f->get_ref<const std::string&>().empty()) {
+            return absl::InvalidArgumentError(
+                Cat(path, ".tls.", name, " must be a non-empty file name"));
+          }
+          *out = f->get<std::string>();
+        }
+      }
+      if (link.certificate_file.empty() != link.key_file.empty()) {
+        return absl::InvalidArgumentError(Cat(path, ".tls: certificate and key go together"));
+      }
+      d.tls_[u] = std::move(link);
+    }
   }
   return d;
 }

@@ -9,6 +9,10 @@ command line (a CA, a server certificate for 127.0.0.1, a client certificate):
   certificate from that CA can.
 - test_sighup_reloads_the_certificate: new connections get the replacement certificate
   after SIGHUP; a broken replacement leaves the old one serving.
+- test_prescriptions_reach_a_pharmacy_over_mutual_tls: routing POSTs the NewRx to a
+  pharmacy-simulator serving HTTPS that requires client certificates, over the directory's
+  TLS link (a client certificate per link); the link without a certificate gets nothing
+  through (the simulator sees only the first prescription).
 - test_plain_http_off_loopback_is_refused_unless_insecure_http: `--host 0.0.0.0` without a
   certificate exits 2 naming --insecure-http; with --insecure-http it serves (checked on
   127.0.0.1, the only address a test may use).
@@ -167,6 +171,56 @@ def test_sighup_reloads_the_certificate(tmp_path):
         assert serial() == after
     finally:
         assert server.stop() == 0
+
+
+def test_prescriptions_reach_a_pharmacy_over_mutual_tls(tmp_path):
+    d = str(tmp_path)
+    make_ca(d, "network-ca")  # signs the pharmacy's server certificate
+    make_ca(d, "links-ca")    # signs the certificates RxFlow presents on its links
+    sim_cert, sim_key = issue(d, "network-ca", "pharmacy", "127.0.0.1")
+    link_cert, link_key = issue(d, "links-ca", "link", "rxflow routing", server=False)
+    sim_port = free_port()
+    sim = Process("pharmacy-simulator",
+                  ["--host", HOST, "--simulator-port", str(sim_port), "--tls-cert", sim_cert,
+                   "--tls-key", sim_key, "--tls-client-ca", os.path.join(d, "links-ca.pem")],
+                  cwd=d, keys=False)
+    server = None
+    try:
+        url = f"https://{HOST}:{sim_port}/ncpdp"
+        ca = os.path.join(d, "network-ca.pem")
+        directory = os.path.join(d, "pharmacies.json")
+        with open(directory, "w") as f:
+            json.dump({"pharmacies": [
+                {"ncpdp_id": "4712345", "url": url,
+                 "tls": {"certificate": link_cert, "key": link_key, "ca": ca}},
+                # The same pharmacy endpoint on a link without a client certificate.
+                {"ncpdp_id": "4799991", "url": url + "?link=no-certificate",
+                 "tls": {"ca": ca}}]}, f)
+        clients = os.path.join(d, "clients.json")
+        key = add_client(clients, "ehr", "prescriber", tenant="t")
+        server = Server(d, "--no-simulator", "--pharmacies", directory, "--max-attempts", "2",
+                        clients=clients)
+        sent = server.submit(key, "mtls-1")
+        assert wait_for(lambda: server.summary(sent, key)["status"] in ("Acknowledged",
+                                                                         "Verified"), 30), \
+            server.summary(sent, key)
+        refused = server.submit(key, "mtls-2", lisinopril(ncpdp="4799991"))
+        assert wait_for(lambda: server.summary(refused, key)["status"] == "Failed", 30), \
+            server.summary(refused, key)
+        stats = json.loads(https(sim_port, ca, path="/admin/stats",
+                                 cert=(link_cert, link_key))[1])
+        assert stats["unique"] == 1, stats
+        # (The refusal was the handshake's: without a certificate nothing gets an answer.)
+        try:
+            status = https(sim_port, ca, path="/healthz")[0]
+        except (ssl.SSLError, ConnectionResetError, BrokenPipeError,
+                http.client.RemoteDisconnected):
+            status = None
+        assert status is None
+    finally:
+        if server:
+            assert server.stop() == 0
+        sim.stop()
 
 
 def test_plain_http_off_loopback_is_refused_unless_insecure_http(tmp_path):

@@ -370,6 +370,24 @@ TEST_SUITE("Runtime") {
           absl::StatusCode::kInvalidArgument);
     CHECK(runtime::PharmacyDirectory::Load("/nonexistent.json").status().code() ==
           absl::StatusCode::kNotFound);
+    // Mutual TLS links: with an https URL only, certificate and key together.
+    auto tls = runtime::PharmacyDirectory::Parse(
+        R"({"pharmacies": [{"ncpdp_id": "4712345", "url": "https://p:1/ncpdp",
+            "tls": {"certificate": "c.pem", "key": "k.pem", "ca": "ca.pem"}}]})");
+    REQUIRE(tls.ok());
+    REQUIRE(tls->tls_links().count("https://p:1/ncpdp") == 1);
+    CHECK(tls->tls_links().at("https://p:1/ncpdp").certificate_file == "c.pem");
+    auto error = [](const char* json) {
+      return std::string(runtime::PharmacyDirectory::Parse(json).status().message());
+    };
+    CHECK(error(R"({"pharmacies": [{"ncpdp_id": "1", "url": "http://p/n", "tls": {}}]})") ==
+          "$.pharmacies[0].tls needs an https:// url");
+    CHECK(error(R"({"pharmacies": [{"ncpdp_id": "1", "url": "https://p/n",
+                    "tls": {"certificate": "c.pem"}}]})") ==
+          "$.pharmacies[0].tls: certificate and key go together");
+    CHECK(error(R"({"pharmacies": [{"ncpdp_id": "1", "url": "https://p/n",
+                    "tls": {"ca": 5}}]})") ==
+          "$.pharmacies[0].tls.ca must be a non-empty file name");
   }
 
   TEST_CASE("routing: transport failures are retried, then the breaker opens; all get through") {

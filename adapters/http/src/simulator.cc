@@ -46,11 +46,21 @@ std::string Write(const script::Message& m) {
   return xml.ok() ? *xml : std::string();
 }
 
+// An SSLServer when the options name a certificate (with client-certificate checks when
+// they name a client CA), a plain Server otherwise.
+std::unique_ptr<httplib::Server> MakeServer(const SimulatorOptions& o) {
+  if (o.tls_certificate_file.empty()) return std::make_unique<httplib::Server>();
+  return std::make_unique<httplib::SSLServer>(
+      o.tls_certificate_file.c_str(), o.tls_key_file.c_str(),
+      o.tls_client_ca_file.empty() ? nullptr : o.tls_client_ca_file.c_str());
+}
+
 }  // namespace
 
 struct PharmacySimulator::Impl {
   SimulatorOptions options;
-  httplib::Server server;
+  std::unique_ptr<httplib::Server> owned = MakeServer(options);
+  httplib::Server& server = *owned;
   std::thread thread, filler;
   int port = 0;
   std::chrono::steady_clock::time_point started;
@@ -279,6 +289,11 @@ PharmacySimulator::~PharmacySimulator() { Stop(); }
 Status PharmacySimulator::Start() {
   Impl& im = *impl_;
   im.started = std::chrono::steady_clock::now();
+  if (!im.server.is_valid()) {
+    return absl::InvalidArgumentError(Cat("simulator TLS: cannot use ",
+                                          im.options.tls_certificate_file, " and ",
+                                          im.options.tls_key_file));
+  }
   RXFLOW_RETURN_IF_ERROR(
       internal::Listen(im.server, im.options.host, im.options.port, im.port, im.thread));
   if (!im.options.callback_url.empty()) im.filler = std::thread([&im] { im.FillLoop(); });
@@ -299,7 +314,8 @@ void PharmacySimulator::Stop() {
 int PharmacySimulator::port() const { return impl_->port; }
 
 std::string PharmacySimulator::url() const {
-  return Cat("http://", impl_->options.host, ":", impl_->port, "/ncpdp");
+  return Cat(impl_->options.tls_certificate_file.empty() ? "http" : "https", "://",
+             impl_->options.host, ":", impl_->port, "/ncpdp");
 }
 
 SimulatorStats PharmacySimulator::stats() const {

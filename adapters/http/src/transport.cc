@@ -21,7 +21,7 @@ class HttpPharmacyTransport final : public runtime::PharmacyTransport {
   StatusOr<std::string> Post(const std::string& url, std::string_view xml,
                              std::string_view traceparent) override {
     auto [origin, path] = internal::SplitUrl(url);
-    httplib::Client& client = ClientFor(origin);
+    httplib::Client& client = ClientFor(origin, url);
     httplib::Headers headers;
     if (!traceparent.empty()) headers.emplace("traceparent", std::string(traceparent));
     auto res = client.Post(path, headers, xml.data(), xml.size(), "application/xml");
@@ -37,12 +37,23 @@ class HttpPharmacyTransport final : public runtime::PharmacyTransport {
   }
 
  private:
-  httplib::Client& ClientFor(const std::string& origin) {
+  // One client per thread, origin and TLS link (two links to one origin are two clients).
+  httplib::Client& ClientFor(const std::string& origin, const std::string& url) {
     thread_local std::map<std::pair<const void*, std::string>, std::unique_ptr<httplib::Client>>
         clients;
-    auto& c = clients[{this, origin}];
+    auto link = options_.tls.find(url);
+    auto& c = clients[{this, link == options_.tls.end() ? origin : origin + " " + url}];
     if (!c) {
-      c = std::make_unique<httplib::Client>(origin);
+      if (link != options_.tls.end() && !link->second.certificate_file.empty()) {
+        c = std::make_unique<httplib::Client>(origin, link->second.certificate_file,
+                                              link->second.key_file);
+      } else {
+        c = std::make_unique<httplib::Client>(origin);
+      }
+      if (link != options_.tls.end() && !link->second.ca_file.empty()) {
+        c->set_ca_cert_path(link->second.ca_file.c_str());
+      }
+      if (origin.rfind("https://", 0) == 0) c->enable_server_certificate_verification(true);
       c->set_tcp_nodelay(true);
       c->set_keep_alive(true);
       auto ct = options_.connect_timeout.count();

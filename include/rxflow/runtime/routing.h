@@ -47,9 +47,20 @@
 namespace rxflow::runtime {
 
 // NCPDP ID → endpoint URL. A "*" entry, when present, serves every other pharmacy.
+// How RxFlow connects to a pharmacy over mutual TLS (an https URL): the client certificate
+// it presents on that link, its key, and the CAs the pharmacy's certificate must chain to
+// (PEM files; an empty ca: the system's).
+struct TlsLink {
+  std::string certificate_file;
+  std::string key_file;
+  std::string ca_file;
+};
+
 class PharmacyDirectory {
  public:
-  // JSON: {"pharmacies": [{"ncpdp_id": "1234567", "url": "http://host:port/ncpdp"}, ...]}.
+  // JSON: {"pharmacies": [{"ncpdp_id": "1234567", "url": "https://host:port/ncpdp",
+  //   "tls": {"certificate": "routing.pem", "key": "routing.key", "ca": "network-ca.pem"}},
+  //   ...]} ("tls" optional, only with an https URL; "certificate" and "key" together).
   // InvalidArgument naming the JSON path of what is wrong.
   static StatusOr<PharmacyDirectory> Parse(std::string_view json);
   static StatusOr<PharmacyDirectory> Load(const std::string& path);
@@ -57,9 +68,12 @@ class PharmacyDirectory {
   // The endpoint for `ncpdp_id`, or "" when there is none.
   std::string Find(std::string_view ncpdp_id) const;
   size_t size() const { return entries_.size(); }
+  // The TLS links by their URL, for the transport.
+  const std::map<std::string, TlsLink>& tls_links() const { return tls_; }
 
  private:
   std::map<std::string, std::string, std::less<>> entries_;
+  std::map<std::string, TlsLink> tls_;
 };
 
 // The port to pharmacies: one synchronous request/response exchange.

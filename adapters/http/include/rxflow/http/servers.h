@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -110,6 +111,11 @@ std::function<bool()> StoreReadiness(store::EventStore& store);
 struct HttpTransportOptions {
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds read_timeout{10000};
+  // Mutual TLS per pharmacy link, by URL (see runtime::PharmacyDirectory::tls_links): the
+  // client certificate presented and the CAs the pharmacy must chain to. An https URL
+  // without a link verifies the pharmacy against the system's CAs and presents no
+  // certificate.
+  std::map<std::string, runtime::TlsLink> tls;
 };
 std::unique_ptr<runtime::PharmacyTransport> NewHttpPharmacyTransport(
     HttpTransportOptions options = {});
@@ -136,6 +142,12 @@ struct SimulatorOptions {
   // expired, untrusted, stale CRL) is answered with Error 900 whose Description names the
   // failed check ("digital signature revoked: ..."), and is neither accepted nor filled.
   std::shared_ptr<const epcs::TrustStore> epcs_trust;
+  // HTTPS (OpenSSL via cpp-httplib) with these PEM files; with a client CA file, a request
+  // without a client certificate from those CAs gets no answer (mutual TLS, as pharmacy
+  // networks connect). Empty: plain HTTP.
+  std::string tls_certificate_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
 };
 
 struct SimulatorStats {
@@ -163,7 +175,7 @@ class PharmacySimulator {
   Status Start();
   void Stop();
   int port() const;
-  std::string url() const;  // http://host:port/ncpdp
+  std::string url() const;  // http(s)://host:port/ncpdp
   SimulatorStats stats() const;
   void OutageFor(std::chrono::milliseconds duration);
 
