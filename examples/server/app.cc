@@ -621,7 +621,13 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
                              : "";
   if ((roles & kSimulator) && c.simulator) {
     bool callback = api && !simulator_key.empty();  // RxFill back through this process's API
-    auto so = SimulatorOptionsFrom(c, callback ? api_base + "/api/v1/pharmacy/inbound" : "",
+    // (Through loopback when the API listens on every address: a wildcard is no host name.)
+    std::string callback_base = api_base;
+    if (c.host == "0.0.0.0" || c.host == "::") {
+      callback_base = std::string(c.tls_cert.empty() ? "http" : "https") +
+                      "://127.0.0.1:" + std::to_string(api->port());
+    }
+    auto so = SimulatorOptionsFrom(c, callback ? callback_base + "/api/v1/pharmacy/inbound" : "",
                                    callback ? simulator_key : "");
     if (!so.ok()) return fail("simulator", so.status());
     // Over HTTPS the callbacks trust the chain the API serves (a self-signed or full chain).

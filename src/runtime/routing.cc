@@ -91,6 +91,24 @@ StatusOr<PharmacyDirectory> PharmacyDirectory::Parse(std::string_view text) {
          url->get<std::string>().rfind("https://", 0) != 0)) {
       return absl::InvalidArgumentError(Cat(path, ".url must be an http:// or https:// URL"));
     }
+    // A NewRx holds PHI: plain HTTP only to this machine, or when the entry says so (a
+    // TLS-terminating proxy on the way).
+    if (const std::string& u = url->get_ref<const std::string&>(); u.rfind("http://", 0) == 0) {
+      std::string host = u.substr(7, u.find_first_of("/?", 7) - 7);
+      if (!host.empty() && host.front() == '[') {
+        host = host.substr(1, host.find(']') - 1);
+      } else {
+        host = host.substr(0, host.rfind(':'));
+      }
+      bool loopback = host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+      auto insecure = e.find("insecure_http");
+      if (!loopback && (insecure == e.end() || !insecure->is_boolean() || !insecure->get<bool>())) {
+        return absl::InvalidArgumentError(
+            Cat(path,
+                ".url: plain http:// leaves this machine unencrypted; use https:// (or "
+                "\"insecure_http\": true behind a TLS-terminating proxy)"));
+      }
+    }
     d.Add(id->get<std::string>(), url->get<std::string>());
     if (auto tls = e.find("tls"); tls != e.end()) {
       const std::string& u = url->get_ref<const std::string&>();

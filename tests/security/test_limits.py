@@ -160,6 +160,14 @@ def test_no_body_is_read_before_the_key_is_checked(limits):
                          b"\r\n")
     status, _ = raw_exchange(limits.port, keyed, timeout=5)
     assert status == 100
+    # No route that needs no key reads a body either: answered from the head alone.
+    for path, expected in (("/healthz", 405), ("/no/such/route", 404)):
+        status, _ = raw_exchange(limits.port, head.replace(b"/api/v1/prescriptions",
+                                                           path.encode()), timeout=5)
+        assert status == expected, (path, status)
+    status, _ = raw_exchange(limits.port, head.replace(b"POST /api/v1/prescriptions",
+                                                       b"GET /healthz"), timeout=5)
+    assert status == 400
 
 
 def test_header_floods_are_refused_with_431(limits):

@@ -106,7 +106,13 @@ def test_https_serves_tls_1_2_and_1_3_and_never_plain_http(tmp_path):
                 answer = s.recv(4096)
             except (ConnectionResetError, socket.timeout):
                 answer = b""
-        assert not answer.startswith(b"HTTP/1.1 200"), answer
+        assert b"HTTP/" not in answer, answer
+        # Nothing older than TLS 1.2, and no CBC suite on 1.2.
+        for old in (["-tls1_1"], ["-tls1_2", "-cipher", "AES128-SHA"]):
+            r = subprocess.run(["openssl", "s_client", "-connect", f"{HOST}:{server.port}",
+                                "-CAfile", ca, *old], input="", capture_output=True,
+                               text=True, timeout=30)
+            assert r.returncode != 0 and "BEGIN CERTIFICATE" not in r.stdout, (old, r.stdout)
         # A client that trusts another CA does not get through.
         try:
             https(server.port, os.path.join(d, "other-ca.pem"))
@@ -137,6 +143,18 @@ def test_mutual_tls_refuses_a_client_without_a_certificate(tmp_path):
                 status = None
             assert status is None, f"a request got {status} with client certificate {bad}"
         assert https(server.port, ca, cert=good)[0] == 200
+        # A client resuming its TLS 1.2 session (curl, Go, Java do) gets through again.
+        ctx = ssl.create_default_context(cafile=ca)
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(*good)
+        session = None
+        for _ in range(2):
+            with socket.create_connection((HOST, server.port), timeout=10) as raw:
+                with ctx.wrap_socket(raw, server_hostname=HOST, session=session) as tls:
+                    tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    assert tls.recv(64).startswith(b"HTTP/1.1 200")
+                    reused, session = tls.session_reused, tls.session
+        assert reused, "the second connection did not resume the session"
     finally:
         assert server.stop() == 0
 

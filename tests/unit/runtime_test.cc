@@ -380,8 +380,15 @@ TEST_SUITE("Runtime") {
     auto error = [](const char* json) {
       return std::string(runtime::PharmacyDirectory::Parse(json).status().message());
     };
-    CHECK(error(R"({"pharmacies": [{"ncpdp_id": "1", "url": "http://p/n", "tls": {}}]})") ==
-          "$.pharmacies[0].tls needs an https:// url");
+    CHECK(error(R"({"pharmacies": [{"ncpdp_id": "1", "url": "http://localhost:1/n",
+                    "tls": {}}]})") == "$.pharmacies[0].tls needs an https:// url");
+    // Plain HTTP off this machine only when the entry says so.
+    CHECK(error(R"({"pharmacies": [{"ncpdp_id": "1", "url": "http://pharmacy.example/n"}]})")
+              .starts_with("$.pharmacies[0].url: plain http:// leaves this machine"));
+    CHECK(runtime::PharmacyDirectory::Parse(
+              R"({"pharmacies": [{"ncpdp_id": "1", "url": "http://[::1]:9/n"},
+                  {"ncpdp_id": "2", "url": "http://proxy:80/n", "insecure_http": true}]})")
+              .ok());
     CHECK(error(R"({"pharmacies": [{"ncpdp_id": "1", "url": "https://p/n",
                     "tls": {"certificate": "c.pem"}}]})") ==
           "$.pharmacies[0].tls: certificate and key go together");

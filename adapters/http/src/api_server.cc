@@ -202,6 +202,10 @@ std::string SourceOf(const std::string& address) {
   if (address.find(':') == std::string::npos || inet_pton(AF_INET6, address.c_str(), &a6) != 1) {
     return address;
   }
+  if (IN6_IS_ADDR_V4MAPPED(&a6)) {  // an IPv4 client of a dual-stack listener
+    char v4[INET_ADDRSTRLEN];
+    return inet_ntop(AF_INET, a6.s6_addr + 12, v4, sizeof(v4));
+  }
   char out[INET6_ADDRSTRLEN];
   std::memset(a6.s6_addr + 8, 0, 8);
   return Cat(inet_ntop(AF_INET6, &a6, out, sizeof(out)), "/64");
@@ -749,8 +753,27 @@ struct ApiServer::Impl {
   bool CheckHead(HttpRequest& req, HttpResponse& res) {
     std::string allow;
     const Route* route = Find(req, allow);
-    if (route == nullptr && req.path.rfind("/api/", 0) != 0) return true;  // 404/405 later
-    if (route != nullptr && route->roles == kPublic) return true;
+    const bool has_body = req.has_header("Transfer-Encoding") ||
+                          (req.has_header("Content-Length") && req.header("Content-Length") != "0");
+    if (route == nullptr && req.path.rfind("/api/", 0) != 0) {
+      // Answered at once: no route reads a body for anyone here.
+      std::string request_id = rxflow::internal::RandomHex128();
+      res.set_header("X-Request-Id", request_id);
+      if (!allow.empty()) {
+        res.set_header("Allow", allow);
+        SendError(res, 405, Cat("method ", MethodLabel(req.method), " not allowed here"));
+      } else {
+        SendError(res, 404, "no such route");
+      }
+      Log(req, res, "unmatched", request_id, std::chrono::steady_clock::now());
+      return false;
+    }
+    if (route != nullptr && route->roles == kPublic) {
+      if (!has_body) return true;
+      SendError(res, 400, Cat(route->name, " takes no body"));
+      Log(req, res, route->name, "-", std::chrono::steady_clock::now());
+      return false;
+    }
     static const Route kAnyApi{"", std::regex(""), "unmatched", ~0u, nullptr};
     std::string request_id = rxflow::internal::RandomHex128();
     auto start = std::chrono::steady_clock::now();
@@ -815,6 +838,11 @@ bool IsLoopback(const std::string& host) {
 
 Status ApiServer::Start() {
   Impl& im = *impl_;
+  if (im.options.tls_certificate_file.empty() != im.options.tls_key_file.empty() ||
+      (!im.options.tls_client_ca_file.empty() && im.options.tls_certificate_file.empty())) {
+    return absl::InvalidArgumentError(
+        "TLS: a certificate and its key go together, and a client CA (mutual TLS) needs both");
+  }
   if (im.options.tls_certificate_file.empty() && !IsLoopback(im.options.host) &&
       !im.options.insecure_http) {
     return absl::FailedPreconditionError(

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -40,6 +41,7 @@ using tcp = asio::ip::tcp;
 using rxflow::internal::Cat;
 
 constexpr auto kLinger = std::chrono::seconds(2);  // reading what follows a refusal
+constexpr size_t kReadAhead = 64 * 1024;           // see Session::buffer_
 
 bool IEquals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -209,6 +211,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   const ServerLimits& limits() const { return server_->limits; }
 
   void ReadHead() {
+    head_fields_ = SIZE_MAX;
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(limits().max_header_bytes));
     parser_->body_limit(limits().max_body_bytes);
@@ -226,7 +229,13 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     size_t q = r.target.find('?');
     r.path = r.target.substr(0, q);
     if (q != std::string::npos) r.query = r.target.substr(q + 1);
-    for (const auto& f : m) r.headers.emplace_back(f.name_string(), f.value());
+    // Only the head's fields: Beast adds a chunked body's trailer fields to the same list,
+    // and those were never checked (nor counted) with the head.
+    size_t n = 0;
+    for (const auto& f : m) {
+      if (n++ == head_fields_) break;
+      r.headers.emplace_back(f.name_string(), f.value());
+    }
     r.remote_address = remote_;
   }
 
@@ -243,6 +252,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     if (ec) return Refuse(400, Cat("malformed request: ", ec.message()));
     const auto& m = parser_->get();
     size_t fields = static_cast<size_t>(std::distance(m.begin(), m.end()));
+    head_fields_ = fields;
     if (fields > limits().max_headers) {
       return Refuse(431,
                     Cat("too many header fields (", fields, "; limit ", limits().max_headers, ")"));
@@ -376,12 +386,15 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   Stream stream_;
   std::shared_ptr<HttpServer::Impl> server_;
   std::string remote_;
-  beast::flat_buffer buffer_;
+  // Bounded: what is read ahead of the parser (a head, a chunk header or extension, a
+  // trailer) never grows past this; a longer line ends the connection.
+  beast::flat_buffer buffer_{kReadAhead};
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::optional<bhttp::response<bhttp::empty_body>> continue_;
   std::optional<bhttp::response<bhttp::string_body>> res_;
   bool gzip_ = false;
   bool keep_alive_ = false;
+  size_t head_fields_ = SIZE_MAX;  // fields of the current request's head
   std::array<char, 16384> drain_{};
 };
 
@@ -442,6 +455,10 @@ static StatusOr<std::shared_ptr<asio::ssl::context>> MakeTlsContext(const TlsOpt
   SSL_CTX* native = ctx->native_handle();
   SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
   SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  // Needed for session resumption once client certificates are verified (OpenSSL refuses
+  // to resume without one: "session id context uninitialized").
+  static constexpr unsigned char kSessionContext[] = "rxflow-api";
+  SSL_CTX_set_session_id_context(native, kSessionContext, sizeof(kSessionContext) - 1);
   if (SSL_CTX_set_cipher_list(native,
                               "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
                               "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
@@ -501,7 +518,7 @@ Status HttpServer::Start(const std::string& host, int port, const TlsOptions& tl
   }
   im.bound_port = im.acceptor->local_endpoint().port();
   // Connections must not take the descriptors the store, the broker and pharmacy calls need:
-  // raise the soft limit to the hard one, and keep 256 in reserve below it.
+  // raise the soft limit to the hard one, and keep 256 (or half of a small limit) in reserve.
   rlimit fds{};
   if (::getrlimit(RLIMIT_NOFILE, &fds) == 0) {
     if (fds.rlim_cur < fds.rlim_max) {
@@ -509,9 +526,11 @@ Status HttpServer::Start(const std::string& host, int port, const TlsOptions& tl
       ::setrlimit(RLIMIT_NOFILE, &fds);
       ::getrlimit(RLIMIT_NOFILE, &fds);
     }
-    if (fds.rlim_cur != RLIM_INFINITY && fds.rlim_cur > 512) {
+    if (fds.rlim_cur != RLIM_INFINITY) {
+      const size_t fd_limit = static_cast<size_t>(fds.rlim_cur);
+      const size_t reserve = std::min<size_t>(256, fd_limit / 2);
       im.limits.max_connections =
-          std::min<size_t>(im.limits.max_connections, static_cast<size_t>(fds.rlim_cur) - 256);
+          std::max<size_t>(1, std::min(im.limits.max_connections, fd_limit - reserve));
     }
   }
   im.pool = std::make_unique<asio::thread_pool>(std::max(1, im.limits.workers));

@@ -1,8 +1,11 @@
 // The HTTP pharmacy transport: one keep-alive httplib::Client per thread and origin
 // (httplib serializes requests on one client, so clients are not shared across threads).
+#include <atomic>
+#include <cstdint>
 #include <map>
 
 #include <httplib.h>
+#include <openssl/ssl.h>
 
 #include "rxflow/http/servers.h"
 #include "rxflow/internal/strcat.h"
@@ -22,6 +25,10 @@ class HttpPharmacyTransport final : public runtime::PharmacyTransport {
                              std::string_view traceparent) override {
     auto [origin, path] = internal::SplitUrl(url);
     httplib::Client& client = ClientFor(origin, url);
+    if (!client.is_valid()) {  // a link certificate or key that could not be loaded
+      return absl::FailedPreconditionError(
+          Cat("POST ", url, ": the TLS link's certificate or key cannot be used"));
+    }
     httplib::Headers headers;
     if (!traceparent.empty()) headers.emplace("traceparent", std::string(traceparent));
     auto res = client.Post(path, headers, xml.data(), xml.size(), "application/xml");
@@ -39,14 +46,19 @@ class HttpPharmacyTransport final : public runtime::PharmacyTransport {
  private:
   // One client per thread, origin and TLS link (two links to one origin are two clients).
   httplib::Client& ClientFor(const std::string& origin, const std::string& url) {
-    thread_local std::map<std::pair<const void*, std::string>, std::unique_ptr<httplib::Client>>
+    thread_local std::map<std::pair<uint64_t, std::string>, std::unique_ptr<httplib::Client>>
         clients;
     auto link = options_.tls.find(url);
-    auto& c = clients[{this, link == options_.tls.end() ? origin : origin + " " + url}];
+    auto& c = clients[{id_, link == options_.tls.end() ? origin : origin + " " + url}];
     if (!c) {
       if (link != options_.tls.end() && !link->second.certificate_file.empty()) {
         c = std::make_unique<httplib::Client>(origin, link->second.certificate_file,
                                               link->second.key_file);
+        // The whole chain (cpp-httplib loads the leaf alone): a link certificate from an
+        // intermediate CA must bring its intermediate.
+        if (SSL_CTX* ctx = c->ssl_context()) {
+          SSL_CTX_use_certificate_chain_file(ctx, link->second.certificate_file.c_str());
+        }
       } else {
         c = std::make_unique<httplib::Client>(origin);
       }
@@ -65,6 +77,10 @@ class HttpPharmacyTransport final : public runtime::PharmacyTransport {
     return *c;
   }
   HttpTransportOptions options_;
+  // Keys the thread-local clients: never reused, unlike an address (a later transport at
+  // the same address must not inherit another's certificates).
+  const uint64_t id_ = next_id_.fetch_add(1);
+  static inline std::atomic<uint64_t> next_id_{1};
 };
 
 }  // namespace

@@ -60,7 +60,9 @@ class PharmacyDirectory {
  public:
   // JSON: {"pharmacies": [{"ncpdp_id": "1234567", "url": "https://host:port/ncpdp",
   //   "tls": {"certificate": "routing.pem", "key": "routing.key", "ca": "network-ca.pem"}},
-  //   ...]} ("tls" optional, only with an https URL; "certificate" and "key" together).
+  //   ...]} ("tls" optional, only with an https URL; "certificate" and "key" together). A
+  // plain http:// URL must name this machine (127.x, localhost, ::1) unless the entry says
+  // "insecure_http": true.
   // InvalidArgument naming the JSON path of what is wrong.
   static StatusOr<PharmacyDirectory> Parse(std::string_view json);
   static StatusOr<PharmacyDirectory> Load(const std::string& path);
