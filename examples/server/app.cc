@@ -295,6 +295,15 @@ StatusOr<std::string> PatientKey(const std::string& sqlite_path) {
   return key;
 }
 
+// --tls-cert, --tls-key, --tls-client-ca; `serves` says what a certificate turns on.
+static void AddTlsOptions(CLI::App& app, Config& c, const std::string& serves) {
+  app.add_option("--tls-cert", c.tls_cert, "PEM certificate chain: " + serves)->envname("TLS_CERT");
+  app.add_option("--tls-key", c.tls_key, "PEM private key of --tls-cert")->envname("TLS_KEY");
+  app.add_option("--tls-client-ca", c.tls_client_ca,
+                 "PEM CA certificates: callers must present a certificate from them (mTLS)")
+      ->envname("TLS_CLIENT_CA");
+}
+
 void AddOptions(CLI::App& app, Config& c, unsigned roles) {
   app.add_option("--log-level", c.log_level, "debug, info, warn or error")
       ->envname("LOG_LEVEL")
@@ -333,13 +342,7 @@ void AddOptions(CLI::App& app, Config& c, unsigned roles) {
     app.add_option("--metrics-keys", c.metrics_keys,
                    "keys of metrics clients (GET /metrics only), comma-separated")
         ->envname("METRICS_KEYS");
-    app.add_option("--tls-cert", c.tls_cert,
-                   "PEM certificate chain: the API serves HTTPS (TLS 1.2+); SIGHUP rereads it")
-        ->envname("TLS_CERT");
-    app.add_option("--tls-key", c.tls_key, "PEM private key of --tls-cert")->envname("TLS_KEY");
-    app.add_option("--tls-client-ca", c.tls_client_ca,
-                   "PEM CA certificates: clients must present a certificate from them (mTLS)")
-        ->envname("TLS_CLIENT_CA");
+    AddTlsOptions(app, c, "the API serves HTTPS (TLS 1.2+; SIGHUP rereads it)");
     app.add_flag("--insecure-http", c.insecure_http,
                  "serve plain HTTP on an address that is not loopback (behind a TLS proxy)");
     app.add_option("--head-timeout-ms", c.head_timeout_ms,
@@ -402,12 +405,7 @@ void AddOptions(CLI::App& app, Config& c, unsigned roles) {
     app.add_option("--epcs-crl", c.epcs_crl, "PEM or DER CRL(s) for those CAs")
         ->envname("EPCS_CRL");
     if (roles == kSimulator) {
-      app.add_option("--tls-cert", c.tls_cert, "PEM certificate chain: the simulator serves HTTPS")
-          ->envname("TLS_CERT");
-      app.add_option("--tls-key", c.tls_key, "PEM private key of --tls-cert")->envname("TLS_KEY");
-      app.add_option("--tls-client-ca", c.tls_client_ca,
-                     "PEM CAs: callers must present a certificate from them (mutual TLS)")
-          ->envname("TLS_CLIENT_CA");
+      AddTlsOptions(app, c, "the simulator serves HTTPS");
       app.add_option("--callback-url", c.callback_url,
                      "where RxFill goes (RxFlow's /api/v1/pharmacy/inbound)")
           ->envname("CALLBACK_URL");
