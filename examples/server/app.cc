@@ -352,6 +352,10 @@ void AddOptions(CLI::App& app, Config& c, unsigned roles) {
     app.add_option("--max-connections", c.max_connections,
                    "open API connections (more are closed at once)")
         ->envname("MAX_CONNECTIONS");
+    app.add_option("--max-connections-per-source", c.max_connections_per_source,
+                   "open API connections from one IPv4 address or IPv6 /64")
+        ->envname("MAX_CONNECTIONS_PER_SOURCE")
+        ->check(CLI::PositiveNumber);
     app.add_option("--client-concurrency", c.client_concurrency,
                    "requests in flight per client (429 above)")
         ->envname("CLIENT_CONCURRENCY");
@@ -596,6 +600,7 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
     ao.max_body_bytes = c.max_body_bytes;
     ao.threads = c.http_threads;
     ao.max_connections = c.max_connections;
+    ao.max_connections_per_source = c.max_connections_per_source;
     ao.head_timeout = std::chrono::milliseconds(c.head_timeout_ms);
     ao.tls_certificate_file = c.tls_cert;
     ao.tls_key_file = c.tls_key;

@@ -45,14 +45,15 @@ struct Config {
   std::string simulator_outages;      // SIMULATOR_OUTAGES: "FROM_MS-TO_MS,..." after start
   size_t max_body_bytes = size_t{1} << 20;
   int http_threads = 64;
-  size_t max_connections = 1024;  // MAX_CONNECTIONS: open API connections
-  std::string tls_cert;           // TLS_CERT: PEM chain; with TLS_KEY the API serves HTTPS
-  std::string tls_key;            // TLS_KEY
-  std::string tls_client_ca;      // TLS_CLIENT_CA: require client certificates (mutual TLS)
-  bool insecure_http = false;     // --insecure-http: plain HTTP on a non-loopback address
-  int head_timeout_ms = 10000;    // HEAD_TIMEOUT_MS: the whole request head (and idle time)
-  int client_concurrency = 48;    // CLIENT_CONCURRENCY: requests in flight per client
-  bool route_on_submit = true;    // --no-auto-route
+  size_t max_connections = 1024;            // MAX_CONNECTIONS: open API connections
+  size_t max_connections_per_source = 256;  // MAX_CONNECTIONS_PER_SOURCE
+  std::string tls_cert;         // TLS_CERT: PEM chain; with TLS_KEY the API serves HTTPS
+  std::string tls_key;          // TLS_KEY
+  std::string tls_client_ca;    // TLS_CLIENT_CA: require client certificates (mutual TLS)
+  bool insecure_http = false;   // --insecure-http: plain HTTP on a non-loopback address
+  int head_timeout_ms = 10000;  // HEAD_TIMEOUT_MS: the whole request head (and idle time)
+  int client_concurrency = 48;  // CLIENT_CONCURRENCY: requests in flight per client
+  bool route_on_submit = true;  // --no-auto-route
   // EPCS: `rxflow serve` on SQLite sets up a demo prescriber (examples/server/epcs_demo.h)
   // unless --no-epcs-demo. A standalone simulator verifies controlled-substance NewRx
   // signatures against these (PEM files) when given.

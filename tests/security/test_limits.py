@@ -116,6 +116,31 @@ def test_slowloris_connections_do_not_starve_the_server(tmp):
 
 # --- (b) ---------------------------------------------------------------------------------
 
+def test_one_source_cannot_hold_every_connection(tmp):
+    """--max-connections-per-source 10: from 127.0.0.1, the 11th and later connections are
+    closed at once; once the source's connections close, it is served again."""
+    s, _, _ = server_with_clients(tmp, "--no-auto-route", "--max-connections-per-source", "10")
+    socks = []
+    try:
+        socks = open_idle(s.port, 15, deadline_s=15)
+        time.sleep(0.3)
+        closed = 0
+        for sock in socks:
+            sock.settimeout(0.2)
+            try:
+                closed += sock.recv(1) == b""
+            except socket.timeout:
+                pass
+            except OSError:
+                closed += 1
+        assert closed >= 5, closed
+        close_all(socks)
+        assert wait_for(lambda: call(s.port, "GET", "/healthz", timeout=2).status == 200, 10)
+    finally:
+        close_all(socks)
+        assert s.stop() == 0
+
+
 def test_a_dribbled_head_is_cut_off_at_the_head_deadline(tmp):
     """A client sending its head a byte at a time does not keep its connection: the whole
     head has one deadline (--head-timeout-ms), not each read."""

@@ -28,6 +28,7 @@ namespace {
 
 using internal::HttpRequest;
 using internal::HttpResponse;
+using internal::SourceOf;
 using nlohmann::json;
 using rxflow::internal::Cat;
 
@@ -194,22 +195,6 @@ std::string_view PresentedKey(const HttpRequest& req) {
 }
 
 unsigned Bit(auth::Role r) { return 1u << static_cast<unsigned>(r); }
-
-// Where failures are counted from: an IPv4 address, or an IPv6 /64 (one host's share of a
-// network: a client changing addresses inside it is still one source).
-std::string SourceOf(const std::string& address) {
-  in6_addr a6{};
-  if (address.find(':') == std::string::npos || inet_pton(AF_INET6, address.c_str(), &a6) != 1) {
-    return address;
-  }
-  if (IN6_IS_ADDR_V4MAPPED(&a6)) {  // an IPv4 client of a dual-stack listener
-    char v4[INET_ADDRSTRLEN];
-    return inet_ntop(AF_INET, a6.s6_addr + 12, v4, sizeof(v4));
-  }
-  char out[INET6_ADDRSTRLEN];
-  std::memset(a6.s6_addr + 8, 0, 8);
-  return Cat(inet_ntop(AF_INET6, &a6, out, sizeof(out)), "/64");
-}
 
 // The throttle's clock: steady, so that a wall-clock step neither frees nor locks anyone.
 int64_t SteadyMicros() {
@@ -853,6 +838,7 @@ Status ApiServer::Start() {
   RXFLOW_RETURN_IF_ERROR(im.Prepare());
   internal::ServerLimits limits;
   limits.max_connections = im.options.max_connections;
+  limits.max_connections_per_source = im.options.max_connections_per_source;
   limits.max_body_bytes = im.options.max_body_bytes;
   limits.head_timeout = im.options.head_timeout;
   limits.body_timeout = im.options.body_timeout;

@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstring>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -19,6 +21,7 @@
 #include "rxflow/internal/status_macros.h"
 #include "rxflow/internal/strcat.h"
 
+#include <arpa/inet.h>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -108,6 +111,20 @@ bool Gunzip(std::string_view in, size_t limit, std::string& out, bool& too_large
 
 }  // namespace
 
+std::string SourceOf(const std::string& address) {
+  in6_addr a6{};
+  if (address.find(':') == std::string::npos || inet_pton(AF_INET6, address.c_str(), &a6) != 1) {
+    return address;
+  }
+  if (IN6_IS_ADDR_V4MAPPED(&a6)) {  // an IPv4 client of a dual-stack listener
+    char v4[INET_ADDRSTRLEN];
+    return inet_ntop(AF_INET, a6.s6_addr + 12, v4, sizeof(v4));
+  }
+  char out[INET6_ADDRSTRLEN];
+  std::memset(a6.s6_addr + 8, 0, 8);
+  return Cat(inet_ntop(AF_INET6, &a6, out, sizeof(out)), "/64");
+}
+
 std::string_view HttpRequest::header(std::string_view name) const {
   for (const auto& [k, v] : headers) {
     if (IEquals(k, name)) return v;
@@ -162,6 +179,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   std::unique_ptr<tcp::acceptor> acceptor;
   std::unique_ptr<asio::thread_pool> pool;
   std::thread io_thread;
+  std::mutex sources_mu;
+  std::map<std::string, size_t> sources;  // open connections per SourceOf
   TlsOptions tls;
   std::mutex tls_mu;
   std::shared_ptr<asio::ssl::context> tls_context;  // null: plain HTTP
@@ -179,14 +198,23 @@ namespace {
 template <class Stream>
 class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
-  Session(Stream stream, std::shared_ptr<HttpServer::Impl> server)
-      : stream_(std::move(stream)), server_(std::move(server)) {
+  // `remote` is the peer's address; its source already counts this connection.
+  Session(Stream stream, std::shared_ptr<HttpServer::Impl> server, std::string remote,
+          std::string source)
+      : stream_(std::move(stream)),
+        server_(std::move(server)),
+        remote_(std::move(remote)),
+        source_(std::move(source)) {
     server_->open.fetch_add(1);
-    beast::error_code ec;
-    auto ep = tcp_stream().socket().remote_endpoint(ec);
-    if (!ec) remote_ = ep.address().to_string();
   }
-  ~Session() { server_->open.fetch_sub(1); }
+  ~Session() {
+    server_->open.fetch_sub(1);
+    std::lock_guard lock(server_->sources_mu);
+    if (auto it = server_->sources.find(source_);
+        it != server_->sources.end() && --it->second == 0) {
+      server_->sources.erase(it);
+    }
+  }
 
   void Start() {
     asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
@@ -386,6 +414,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   Stream stream_;
   std::shared_ptr<HttpServer::Impl> server_;
   std::string remote_;
+  std::string source_;
   // Bounded: what is read ahead of the parser (a head, a chunk header or extension, a
   // trailer) never grows past this; a longer line ends the connection.
   beast::flat_buffer buffer_{kReadAhead};
@@ -413,7 +442,22 @@ void HttpServer::Impl::Accept() {
           return;
         }
         {
-          if (static_cast<size_t>(self->open.load()) >= self->limits.max_connections) {
+          beast::error_code peer_ec;
+          auto peer = s.remote_endpoint(peer_ec);
+          std::string remote = peer_ec ? std::string() : peer.address().to_string();
+          std::string source = SourceOf(remote);
+          bool admitted = static_cast<size_t>(self->open.load()) < self->limits.max_connections;
+          if (admitted) {
+            std::lock_guard lock(self->sources_mu);
+            size_t& n = self->sources[source];
+            admitted = n < self->limits.max_connections_per_source;
+            if (admitted) {
+              ++n;
+            } else if (n == 0) {
+              self->sources.erase(source);
+            }
+          }
+          if (!admitted) {
             self->refused.fetch_add(1);
             beast::error_code ignored;
             s.close(ignored);
@@ -424,10 +468,12 @@ void HttpServer::Impl::Accept() {
               // (OpenSSL keeps the context alive for the connection's own SSL object: a
               // reload affects new connections only.)
               auto session = std::make_shared<Session<TlsStream>>(
-                  TlsStream(beast::tcp_stream(std::move(s)), *context), self);
+                  TlsStream(beast::tcp_stream(std::move(s)), *context), self, std::move(remote),
+                  std::move(source));
               session->Start();
             } else {
-              std::make_shared<Session<beast::tcp_stream>>(beast::tcp_stream(std::move(s)), self)
+              std::make_shared<Session<beast::tcp_stream>>(beast::tcp_stream(std::move(s)), self,
+                                                           std::move(remote), std::move(source))
                   ->Start();
             }
           }

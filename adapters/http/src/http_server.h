@@ -50,8 +50,14 @@ struct HttpResponse {
   void set_content(std::string content, std::string content_type);
 };
 
+// Where a client connects from, for limits and throttling: an IPv4 address (an IPv4-mapped
+// IPv6 address counts as its IPv4 address), or an IPv6 /64 (one host's share of a network: a
+// client changing addresses inside it is still one source).
+std::string SourceOf(const std::string& address);
+
 struct ServerLimits {
   size_t max_connections = 1024;
+  size_t max_connections_per_source = 256;  // one source cannot hold every connection
   size_t max_body_bytes = size_t{1} << 20;
   size_t max_header_bytes = 16 * 1024;  // request line and fields together
   size_t max_headers = 100;
@@ -103,7 +109,8 @@ class HttpServer {
   int port() const;
 
   int64_t open_connections() const;
-  int64_t refused_connections() const;  // closed at once: over max_connections
+  // Closed at once: over max_connections, or over max_connections_per_source.
+  int64_t refused_connections() const;
 
   struct Impl;  // (shared with the connections, which may outlive a Stop by a moment)
 

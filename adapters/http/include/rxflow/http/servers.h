@@ -60,6 +60,7 @@ struct ApiOptions {
   size_t max_body_bytes = size_t{1} << 20;  // decoded (chunked, gzip): 413 above
   int threads = 64;                         // request handler threads (they block on the store)
   size_t max_connections = 1024;            // open connections; more are closed at once
+  size_t max_connections_per_source = 256;  // per IPv4 address or IPv6 /64, likewise
   int client_concurrency = 48;  // requests in flight per client: 429 above (at most threads - 1)
   std::chrono::milliseconds head_timeout{10000};  // the whole request head (and idle time)
   std::chrono::milliseconds body_timeout{30000};  // the whole body
