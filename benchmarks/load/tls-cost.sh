@@ -30,30 +30,8 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$t
   -out "$tmp/cert.pem" -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
   2>/dev/null
 
-wait_port() {
-  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
-  echo "tls-cost: nothing listens on $1" >&2
-  return 1
-}
-cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
-
-run_one() {  # NAME URL PID
-  local name=$1 url=$2 pid=$3 before after out
-  before=$(cpu_seconds "$pid")
-  out=$(wrk -t1 -c"$connections" -d"${seconds}s" --latency -s "$tmp/load.lua" "$url")
-  after=$(cpu_seconds "$pid")
-  python3 - "$name" "$before" "$after" "$seconds" <<PY
-import re, sys
-name, before, after, seconds = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
-out = """$out"""
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-p50, p99 = map(int, re.search(r"P50_US (\d+) P99_US (\d+)", out).groups())
-bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-cpu = after - before
-print(f"{name:8s} {rps:9.0f}/s  p50 {p50/1000:7.1f} ms  p99 {p99/1000:7.1f} ms  "
-      f"server CPU {cpu / max(rps * seconds, 1) * 1e6:6.0f} us/request  non-2xx {bad.group(1) if bad else 0}")
-PY
-}
+# wait_port, cpu_seconds, run_one NAME URL PID
+source "$root/benchmarks/load/lib.sh"
 
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg); $connections connections, ${seconds} s per run"
 for round in $(seq "$rounds"); do

@@ -38,35 +38,8 @@ trap cleanup EXIT
 key="vsnode_$(head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
 python3 "$peer_src/make_load_lua.py" "$envelope" "$key" "$tmp/load.lua"
 
-wait_port() {
-  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
-  echo "vs-node: nothing listens on $1" >&2
-  return 1
-}
-cpu_seconds() {  # utime + stime of a process, in seconds
-  awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"
-}
-
-run_one() {  # NAME PORT PID
-  local name=$1 port=$2 pid=$3 before after out
-  before=$(cpu_seconds "$pid")
-  out=$(wrk -t1 -c"$connections" -d"${seconds}s" --latency -s "$tmp/load.lua" \
-    "http://127.0.0.1:$port/api/v1/prescriptions")
-  after=$(cpu_seconds "$pid")
-  python3 - "$name" "$before" "$after" "$seconds" <<PY
-import re, sys
-name, before, after, seconds = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
-out = """$out"""
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-p50, p99 = map(int, re.search(r"P50_US (\d+) P99_US (\d+)", out).groups())
-bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-errors = re.search(r"Socket errors: (.*)", out)
-cpu = after - before
-print(f"{name:14s} {rps:9.0f}/s  p50 {p50/1000:7.1f} ms  p99 {p99/1000:7.1f} ms  "
-      f"server CPU {cpu:5.1f} s ({cpu / max(rps * seconds, 1) * 1e6:6.0f} us/request)  "
-      f"non-2xx {bad.group(1) if bad else 0}{'  socket errors: ' + errors.group(1) if errors else ''}")
-PY
-}
+# wait_port, cpu_seconds, run_one NAME URL PID
+source "$root/benchmarks/load/lib.sh"
 
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg); $connections connections, ${seconds} s per run"
 for round in $(seq "$rounds"); do
@@ -78,14 +51,14 @@ for round in $(seq "$rounds"); do
   rx=$!
   pids+=("$rx")
   wait_port 18093
-  run_one "rxflow" 18093 "$rx"
+  run_one "rxflow" http://127.0.0.1:18093/api/v1/prescriptions "$rx"
   kill "$rx" && wait "$rx" 2>/dev/null || true
 
   (cd "$work" && DB="$tmp/peer$round.db" PORT=18094 API_KEYS="$key" exec node server.js) >"$tmp/peer$round.log" 2>&1 &
   peer=$!
   pids+=("$peer")
   wait_port 18094
-  run_one "node peer" 18094 "$peer"
+  run_one "node peer" http://127.0.0.1:18094/api/v1/prescriptions "$peer"
   kill "$peer" && wait "$peer" 2>/dev/null || true
 done
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -519,11 +519,15 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
   // and an in-memory network client for the embedded simulator's callbacks.
   std::vector<std::string> keys = SplitKeys(c.api_keys);
   std::vector<std::pair<std::string, std::string>> pharmacy_keys;
-  for (const std::string& entry : SplitKeys(c.pharmacy_keys)) {
+  const std::vector<std::string> pharmacy_entries = SplitKeys(c.pharmacy_keys);
+  for (size_t i = 0; i < pharmacy_entries.size(); ++i) {
+    const std::string& entry = pharmacy_entries[i];
     size_t colon = entry.find(':');
     if (colon == std::string::npos || colon == 0) {
-      return fail("PHARMACY_KEYS", absl::InvalidArgumentError(
-                                       "expected NCPDPID:KEY entries (the key is not shown)"));
+      return fail("PHARMACY_KEYS",
+                  absl::InvalidArgumentError("entry " + std::to_string(i + 1) + " of " +
+                                             std::to_string(pharmacy_entries.size()) +
+                                             ": expected NCPDPID:KEY (the entry is not shown)"));
     }
     pharmacy_keys.emplace_back(entry.substr(0, colon), entry.substr(colon + 1));
   }

@@ -193,6 +193,20 @@ def open_idle(port, n, deadline_s=30):
     return socks
 
 
+def count_closed(socks, wait=0.2):
+    """How many of `socks` the server has closed (reading returns EOF or fails)."""
+    closed = 0
+    for sock in socks:
+        sock.settimeout(wait)
+        try:
+            closed += sock.recv(1) == b""
+        except socket.timeout:
+            pass
+        except OSError:
+            closed += 1
+    return closed
+
+
 def close_all(socks):
     for s in socks:
         try:
@@ -294,7 +308,7 @@ class Server:
 
 # Re-exported from the e2e harness with this module's own helpers.
 __all__ = ["ACKNOWLEDGED", "BIN", "FIXTURES", "HOST", "KEY_RE", "LISINOPRIL", "Process",
-           "Response", "Server", "add_client", "call", "clean_env", "close_all", "free_port",
+           "Response", "Server", "add_client", "call", "clean_env", "close_all", "count_closed", "free_port",
            "get_many", "key_id", "lisinopril", "memory", "open_idle", "raw_exchange",
            "random_key", "read_head", "rxfill", "rxflow_cli", "send_chunked", "timed",
            "wait_for"]

@@ -26,7 +26,7 @@ import zlib
 
 import pytest
 
-from sec_harness import (Server, add_client, call, close_all, get_many, key_id,
+from sec_harness import (Server, add_client, call, close_all, count_closed, get_many, key_id,
                          lisinopril, memory, open_idle, random_key, raw_exchange, send_chunked,
                          timed, wait_for)
 
@@ -124,15 +124,7 @@ def test_one_source_cannot_hold_every_connection(tmp):
     try:
         socks = open_idle(s.port, 15, deadline_s=15)
         time.sleep(0.3)
-        closed = 0
-        for sock in socks:
-            sock.settimeout(0.2)
-            try:
-                closed += sock.recv(1) == b""
-            except socket.timeout:
-                pass
-            except OSError:
-                closed += 1
+        closed = count_closed(socks)
         assert closed >= 5, closed
         close_all(socks)
         assert wait_for(lambda: call(s.port, "GET", "/healthz", timeout=2).status == 200, 10)
@@ -384,15 +376,7 @@ def test_the_server_recovers_from_the_connection_cap(tmp):
 
         assert healthy_within(2.0), (len(socks), s.alive())
         # The cap held: of the 60, the 10 over it were closed by the server at once.
-        refused = 0
-        for sock in socks[20:]:
-            sock.settimeout(0.2)
-            try:
-                refused += sock.recv(1) == b""
-            except socket.timeout:
-                pass
-            except OSError:
-                refused += 1
+        refused = count_closed(socks[20:])
         assert refused >= 10, refused
         assert s.alive()
         close_all(socks[20:])

@@ -227,6 +227,9 @@ struct ApiServer::Impl {
     Fn fn;
   };
 
+  // What an /api path no route matches is authenticated as (any role may learn it is 404).
+  const Route any_api{"", std::regex(""), "unmatched", ~0u, nullptr};
+
   PrescriptionService& service;
   runtime::PharmacyInbox* inbox;
   obs::Registry* metrics;
@@ -659,9 +662,8 @@ struct ApiServer::Impl {
     std::optional<auth::Principal> who;
     std::optional<Slot> slot;
     // Under /api/ a client learns which routes exist only once it is authenticated.
-    static const Route kAnyApi{"", std::regex(""), "unmatched", ~0u, nullptr};
     if (route == nullptr && req.path.rfind("/api/", 0) == 0 &&
-        !Authenticate(req, res, kAnyApi, request_id)) {
+        !Authenticate(req, res, any_api, request_id)) {
       // 401 or 429 written
     } else if (route == nullptr) {
       if (!allow.empty()) {
@@ -759,10 +761,9 @@ struct ApiServer::Impl {
       Log(req, res, route->name, "-", std::chrono::steady_clock::now());
       return false;
     }
-    static const Route kAnyApi{"", std::regex(""), "unmatched", ~0u, nullptr};
     std::string request_id = rxflow::internal::RandomHex128();
     auto start = std::chrono::steady_clock::now();
-    if (Authenticate(req, res, route ? *route : kAnyApi, request_id)) return true;
+    if (Authenticate(req, res, route ? *route : any_api, request_id)) return true;
     res.set_header("X-Request-Id", request_id);
     Log(req, res, route ? route->name : "unmatched", request_id, start);
     return false;

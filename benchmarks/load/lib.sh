@@ -1,0 +1,33 @@
+# Shared by vs-node.sh and tls-cost.sh (sourced): waiting for a port, a process's CPU
+# seconds, and one wrk run reported as rate, p50/p99, server CPU per request and non-2xx.
+# Needs $tmp/load.lua, $connections and $seconds set by the caller.
+
+wait_port() {  # PORT
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
+  echo "$(basename "$0"): nothing listens on $1" >&2
+  return 1
+}
+
+cpu_seconds() {  # PID: utime + stime, in seconds
+  awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"
+}
+
+run_one() {  # NAME URL PID
+  local name=$1 url=$2 pid=$3 before after out
+  before=$(cpu_seconds "$pid")
+  out=$(wrk -t1 -c"$connections" -d"${seconds}s" --latency -s "$tmp/load.lua" "$url")
+  after=$(cpu_seconds "$pid")
+  python3 - "$name" "$before" "$after" "$seconds" <<PY
+import re, sys
+name, before, after, seconds = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+out = """$out"""
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+p50, p99 = map(int, re.search(r"P50_US (\d+) P99_US (\d+)", out).groups())
+bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+errors = re.search(r"Socket errors: (.*)", out)
+cpu = after - before
+print(f"{name:14s} {rps:9.0f}/s  p50 {p50/1000:7.1f} ms  p99 {p99/1000:7.1f} ms  "
+      f"server CPU {cpu:5.1f} s ({cpu / max(rps * seconds, 1) * 1e6:6.0f} us/request)  "
+      f"non-2xx {bad.group(1) if bad else 0}{'  socket errors: ' + errors.group(1) if errors else ''}")
+PY
+}
