@@ -48,19 +48,22 @@ test-asan: $(BUILD_ASAN)/build.ninja
 
 # Coverage-guided fuzzing (clang + libFuzzer) of the reading entry points, one target at a
 # time, each for FUZZ_SECONDS or FUZZ_RUNS executions (whichever ends first; FUZZ_RUNS=-1:
-# no limit): `check` (rxflow::Check on any bytes, and ToFhirJson for SCRIPT) and `script`
-# (the SCRIPT read paths: strict and lenient, each version; tests/fuzz/targets.h). Seeds: the
-# fixtures and the committed corpus; what the run finds is merged (minimised) back into
-# tests/fixtures/fuzz/<target>/ (inputs under 2 KiB, and the crash inputs), which `make
-# test` replays. `make fuzz FUZZ_RUNS=10000000 FUZZ_SECONDS=7200` for a long run. The HTTP front end and the
-# service commands are not fuzzed yet.
+# no limit): `check` (rxflow::Check on any bytes, and ToFhirJson for SCRIPT), `script` (the
+# SCRIPT read paths: strict and lenient, each version; tests/fuzz/targets.h) and `http` (one
+# client's connection to the ingestion API: the server's reading steps, keys, every route, the
+# pharmacy inbound route; tests/fuzz/http_target.h). Seeds: the fixtures (for http, the
+# requests tests/fuzz/http_seeds.py writes, with a dictionary) and the committed corpus; what
+# the run finds is merged (minimised) back into tests/fixtures/fuzz/<target>/ (inputs under
+# 2 KiB, and the crash inputs), which `make test` replays. A long run of one target:
+# `make fuzz FUZZ_TARGETS=http FUZZ_RUNS=10000000 FUZZ_SECONDS=14400`.
 FUZZ_SECONDS ?= 120
 FUZZ_RUNS ?= -1
+FUZZ_TARGETS ?= check script http
 fuzz: | deps
 	CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DRXFLOW_BUILD_FUZZERS=ON -DRXFLOW_BUILD_TESTS=OFF -DRXFLOW_BUILD_BENCHMARKS=OFF \
 	  -DRXFLOW_BUILD_EXAMPLES=OFF $(CMAKE_ARGS)
-	cmake --build build-fuzz -j $(JOBS) --target rxflow_fuzz_check rxflow_fuzz_script
+	cmake --build build-fuzz -j $(JOBS) --target $(addprefix rxflow_fuzz_,$(FUZZ_TARGETS))
 	rm -rf build-fuzz/corpus && mkdir -p build-fuzz/corpus/check build-fuzz/corpus/script
 	cp tests/fixtures/fhir/*.json tests/fixtures/script/*.xml build-fuzz/corpus/check/
 	mkdir -p tests/fixtures/fuzz/check tests/fixtures/fuzz/script
@@ -71,9 +74,12 @@ fuzz: | deps
 	  done; \
 	done
 	cp -r tests/fixtures/fuzz/script/. build-fuzz/corpus/script/
-	for t in check script; do \
+	/usr/bin/python3 tests/fuzz/http_seeds.py tests/fixtures build-fuzz/corpus/http
+	mkdir -p tests/fixtures/fuzz/http && cp -r tests/fixtures/fuzz/http/. build-fuzz/corpus/http/
+	for t in $(FUZZ_TARGETS); do \
+	  dict=; [ -f build-fuzz/corpus/$$t.dict ] && dict=-dict=build-fuzz/corpus/$$t.dict; \
 	  build-fuzz/rxflow_fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -runs=$(FUZZ_RUNS) \
-	    -max_len=65536 -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
+	    -max_len=65536 -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 $$dict \
 	    build-fuzz/corpus/$$t || exit 1; \
 	  mkdir -p build-fuzz/min/$$t && build-fuzz/rxflow_fuzz_$$t -merge=1 build-fuzz/min/$$t \
 	    build-fuzz/corpus/$$t && find tests/fixtures/fuzz/$$t -type f ! -name 'crash-*' -delete && \

@@ -4,13 +4,15 @@
 // per-client concurrency slot, run the handler, log. Handlers are thin: parse the request,
 // call the library with the client's RequestContext (its tenant scopes every prescription
 // read or command), map its Status to an HTTP status.
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstring>
 #include <map>
 #include <mutex>
-#include <regex>
+#include <string_view>
 
+#include <absl/strings/ascii.h>
 #include <nlohmann/json.hpp>
 #include <openssl/crypto.h>
 
@@ -221,14 +223,13 @@ struct ApiServer::Impl {
   using Fn = void (Impl::*)(Call&);
   struct Route {
     std::string method;
-    std::regex pattern;
-    std::string name;  // the only route label: "/api/v1/prescriptions/{id}/events"
+    std::string name;  // the path template, and the only route label: ".../{id}/events"
     unsigned roles;    // auth::Role bits admitted; kPublic: no key needed
     Fn fn;
   };
 
   // What an /api path no route matches is authenticated as (any role may learn it is 404).
-  const Route any_api{"", std::regex(""), "unmatched", ~0u, nullptr};
+  const Route any_api{"", "unmatched", ~0u, nullptr};
 
   PrescriptionService& service;
   runtime::PharmacyInbox* inbox;
@@ -591,43 +592,57 @@ struct ApiServer::Impl {
   // ---- dispatch --------------------------------------------------------------------------
 
   void Routes() {
-    const std::string id = "/api/v1/prescriptions/([A-Za-z0-9._-]{1,128})";
+    const std::string id = "/api/v1/prescriptions/{id}";
     const unsigned prescriber = Bit(auth::Role::kPrescriber);
     const unsigned reader = prescriber | Bit(auth::Role::kOperator);
     const unsigned scraper = Bit(auth::Role::kMetrics) | Bit(auth::Role::kOperator);
-    auto add = [this](const char* method, const std::string& pattern, std::string name,
-                      unsigned roles, Fn fn) {
-      routes.push_back({method, std::regex(pattern), std::move(name), roles, fn});
+    auto add = [this](const char* method, std::string name, unsigned roles, Fn fn) {
+      routes.push_back({method, std::move(name), roles, fn});
     };
-    add("POST", "/api/v1/prescriptions", "/api/v1/prescriptions", prescriber, &Impl::Submit);
-    add("GET", id, "/api/v1/prescriptions/{id}", reader, &Impl::Get);
-    add("GET", id + "/events", "/api/v1/prescriptions/{id}/events", prescriber, &Impl::Events);
-    add("POST", id + "/route", "/api/v1/prescriptions/{id}/route", prescriber, &Impl::Send);
-    add("POST", id + "/cancel", "/api/v1/prescriptions/{id}/cancel", prescriber, &Impl::Cancel);
-    add("GET", id + "/signing-bundle", "/api/v1/prescriptions/{id}/signing-bundle", prescriber,
-        &Impl::Bundle);
-    add("POST", id + "/ready", "/api/v1/prescriptions/{id}/ready", prescriber, &Impl::Ready);
-    add("POST", id + "/sign", "/api/v1/prescriptions/{id}/sign", prescriber, &Impl::Sign);
+    add("POST", "/api/v1/prescriptions", prescriber, &Impl::Submit);
+    add("GET", id, reader, &Impl::Get);
+    add("GET", id + "/events", prescriber, &Impl::Events);
+    add("POST", id + "/route", prescriber, &Impl::Send);
+    add("POST", id + "/cancel", prescriber, &Impl::Cancel);
+    add("GET", id + "/signing-bundle", prescriber, &Impl::Bundle);
+    add("POST", id + "/ready", prescriber, &Impl::Ready);
+    add("POST", id + "/sign", prescriber, &Impl::Sign);
     if (inbox != nullptr) {
-      add("POST", "/api/v1/pharmacy/inbound", "/api/v1/pharmacy/inbound",
-          Bit(auth::Role::kPharmacy), &Impl::Inbound);
+      add("POST", "/api/v1/pharmacy/inbound", Bit(auth::Role::kPharmacy), &Impl::Inbound);
     }
-    add("GET", "/healthz", "/healthz", kPublic, &Impl::Healthz);
-    add("GET", "/readyz", "/readyz", kPublic, &Impl::Readyz);
-    add("GET", "/metrics", "/metrics", scraper, &Impl::Metrics);
+    add("GET", "/healthz", kPublic, &Impl::Healthz);
+    add("GET", "/readyz", kPublic, &Impl::Readyz);
+    add("GET", "/metrics", scraper, &Impl::Metrics);
   }
 
-  // The route for `req` (captures in req.matches), or null: `allow` lists the methods the
-  // path has (405) or is empty (404).
+  // Whether `path` fits the template `name`, where "{id}" stands for 1 to 128 characters of
+  // [A-Za-z0-9._-] (put in `id`). Compared as sent: nothing is decoded.
+  static bool Matches(std::string_view name, std::string_view path, std::string_view& id) {
+    size_t hole = name.find("{id}");
+    if (hole == std::string_view::npos) return path == name;
+    std::string_view prefix = name.substr(0, hole), suffix = name.substr(hole + 4);
+    if (path.size() < prefix.size() + suffix.size() + 1 || !path.starts_with(prefix) ||
+        !path.ends_with(suffix)) {
+      return false;
+    }
+    id = path.substr(prefix.size(), path.size() - prefix.size() - suffix.size());
+    return id.size() <= 128 && std::all_of(id.begin(), id.end(), [](char c) {
+             return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
+                    c == '-';
+           });
+  }
+
+  // The route for `req` (req.matches: the path, then the id), or null: `allow` lists the
+  // methods the path has (405) or is empty (404).
   const Route* Find(HttpRequest& req, std::string& allow) {
-    std::smatch m;
     for (const Route& r : routes) {
-      if (!std::regex_match(req.path, m, r.pattern)) continue;
+      std::string_view id;
+      if (!Matches(r.name, req.path, id)) continue;
       if (r.method != req.method) {
         allow += allow.empty() ? r.method : ", " + r.method;
         continue;
       }
-      req.matches.assign(m.begin(), m.end());
+      req.matches = {req.path, std::string(id)};
       return &r;
     }
     return nullptr;
@@ -804,6 +819,32 @@ struct ApiServer::Impl {
     SendError(res, status, message);
     Log(req, res, "refused", "-", std::chrono::steady_clock::now());
   }
+
+  // What the HTTP server is built with (Start, and the fuzz target through ApiServerAccess).
+  // Clamps client_concurrency: one client must not hold every worker, at most all but one.
+  internal::ServerLimits Limits() {
+    internal::ServerLimits limits;
+    limits.max_connections = options.max_connections;
+    limits.max_connections_per_source = options.max_connections_per_source;
+    limits.max_body_bytes = options.max_body_bytes;
+    limits.head_timeout = options.head_timeout;
+    limits.body_timeout = options.body_timeout;
+    limits.workers = options.threads;
+    options.client_concurrency =
+        std::max(1, std::min(options.client_concurrency, options.threads - 1));
+    return limits;
+  }
+  internal::HttpServer::Handler Handler() {
+    return [this](HttpRequest& q, HttpResponse& r) { Dispatch(q, r); };
+  }
+  internal::HttpServer::Refusal Refusal() {
+    return [this](const HttpRequest& q, int status, const std::string& message, HttpResponse& r) {
+      Refuse(q, status, message, r);
+    };
+  }
+  internal::HttpServer::HeadCheck HeadCheck() {
+    return [this](HttpRequest& q, HttpResponse& r) { return CheckHead(q, r); };
+  }
 };
 
 ApiServer::ApiServer(PrescriptionService& service, runtime::PharmacyInbox* inbox,
@@ -837,22 +878,8 @@ Status ApiServer::Start() {
             "(--tls-cert, --tls-key), or --insecure-http behind a TLS-terminating proxy"));
   }
   RXFLOW_RETURN_IF_ERROR(im.Prepare());
-  internal::ServerLimits limits;
-  limits.max_connections = im.options.max_connections;
-  limits.max_connections_per_source = im.options.max_connections_per_source;
-  limits.max_body_bytes = im.options.max_body_bytes;
-  limits.head_timeout = im.options.head_timeout;
-  limits.body_timeout = im.options.body_timeout;
-  limits.workers = im.options.threads;
-  // One client must not hold every worker: at most all but one.
-  im.options.client_concurrency =
-      std::max(1, std::min(im.options.client_concurrency, im.options.threads - 1));
-  im.server = std::make_unique<internal::HttpServer>(
-      limits, [&im](HttpRequest& q, HttpResponse& r) { im.Dispatch(q, r); },
-      [&im](const HttpRequest& q, int status, const std::string& message, HttpResponse& r) {
-        im.Refuse(q, status, message, r);
-      },
-      [&im](HttpRequest& q, HttpResponse& r) { return im.CheckHead(q, r); });
+  im.server = std::make_unique<internal::HttpServer>(im.Limits(), im.Handler(), im.Refusal(),
+                                                     im.HeadCheck());
   internal::TlsOptions tls;
   tls.certificate_file = im.options.tls_certificate_file;
   tls.key_file = im.options.tls_key_file;
@@ -878,6 +905,18 @@ void ApiServer::set_readiness(std::function<bool()> ready) { impl_->ready = std:
 Status ApiServer::SetClients(std::shared_ptr<const auth::ClientRegistry> clients) {
   return impl_->Combine(std::move(clients));
 }
+
+namespace internal {
+
+Status ApiServerAccess::Prepare(ApiServer& server) { return server.impl_->Prepare(); }
+
+std::vector<HttpResponse> ApiServerAccess::Serve(ApiServer& server, std::string_view bytes,
+                                                 const std::string& remote_address) {
+  ApiServer::Impl& im = *server.impl_;
+  return ServeBytes(im.Limits(), im.Handler(), im.Refusal(), im.HeadCheck(), bytes, remote_address);
+}
+
+}  // namespace internal
 
 std::function<bool()> StoreReadiness(store::EventStore& store) {
   return [&store] {

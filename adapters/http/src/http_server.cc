@@ -109,6 +109,99 @@ bool Gunzip(std::string_view in, size_t limit, std::string& out, bool& too_large
   return rc == Z_STREAM_END && !too_large;
 }
 
+using Parser = bhttp::request_parser<bhttp::string_body>;
+
+// A parser for the next request of a connection, with the server's head and body limits.
+void NewParser(std::optional<Parser>& parser, const ServerLimits& limits) {
+  parser.emplace();
+  parser->header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
+  parser->body_limit(limits.max_body_bytes);
+}
+
+// What was read of the head, for refusals and handlers: only the head's first `head_fields`
+// fields (Beast adds a chunked body's trailer fields to the same list, and those were never
+// checked nor counted with the head).
+void FillHead(const Parser& parser, size_t head_fields, const std::string& remote, HttpRequest& r) {
+  const auto& m = parser.get();
+  r.method = std::string(m.method_string());
+  r.target = std::string(m.target());
+  size_t q = r.target.find('?');
+  r.path = r.target.substr(0, q);
+  if (q != std::string::npos) r.query = r.target.substr(q + 1);
+  size_t n = 0;
+  for (const auto& f : m) {
+    if (n++ == head_fields) break;
+    r.headers.emplace_back(f.name_string(), f.value());
+  }
+  r.remote_address = remote;
+}
+
+// What reading a head ended in: go on, refuse with `status` (and close), or close silently.
+struct HeadOutcome {
+  enum Kind { kProceed, kRefuse, kClose } kind = kProceed;
+  int status = 0;
+  std::string message;
+};
+
+HeadOutcome BodyTooLarge(const ServerLimits& limits) {
+  return {HeadOutcome::kRefuse, 413,
+          Cat("request body too large (limit ", limits.max_body_bytes, " bytes)")};
+}
+
+// The head as read (`ec`), checked against the limits: its number of fields and its
+// Content-Encoding (`gzip` set for a gzip body). Sets `head_fields`.
+HeadOutcome CheckHeadLimits(beast::error_code ec, const Parser& parser, const ServerLimits& limits,
+                            size_t& head_fields, bool& gzip) {
+  if (ec == bhttp::error::header_limit) {
+    return {HeadOutcome::kRefuse, 431, "request header fields too large"};
+  }
+  if (ec == bhttp::error::body_limit) return BodyTooLarge(limits);
+  if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout ||
+      ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
+      ec == asio::error::eof) {
+    return {HeadOutcome::kClose, 0, {}};
+  }
+  if (ec) return {HeadOutcome::kRefuse, 400, Cat("malformed request: ", ec.message())};
+  const auto& m = parser.get();
+  size_t fields = static_cast<size_t>(std::distance(m.begin(), m.end()));
+  head_fields = fields;
+  if (fields > limits.max_headers) {
+    return {HeadOutcome::kRefuse, 431,
+            Cat("too many header fields (", fields, "; limit ", limits.max_headers, ")")};
+  }
+  std::string_view coding = Trim(std::string_view(m[bhttp::field::content_encoding]));
+  gzip = IEquals(coding, "gzip") || IEquals(coding, "x-gzip");
+  if (!coding.empty() && !gzip && !IEquals(coding, "identity")) {
+    return {HeadOutcome::kRefuse, 415, "Content-Encoding must be identity or gzip"};
+  }
+  return {};
+}
+
+// A complete request on a worker: the body inflated (gzip, within the limit) and the handler
+// run; a body that cannot be inflated is refused and the connection is not kept alive.
+void HandleComplete(const ServerLimits& limits, const HttpServer::Handler& handler,
+                    const HttpServer::Refusal& refusal, HttpRequest& request, bool gzip,
+                    HttpResponse& response, bool& keep_alive) {
+  const size_t limit = limits.max_body_bytes;
+  std::string inflated;
+  bool too_large = false;
+  if (gzip && !Gunzip(request.body, limit, inflated, too_large)) {
+    refusal(request, too_large ? 413 : 400,
+            too_large ? Cat("request body too large once decompressed (limit ", limit, " bytes)")
+                      : std::string("the gzip body is malformed"),
+            response);
+    keep_alive = false;
+    return;
+  }
+  if (gzip) request.body = std::move(inflated);
+  try {
+    handler(request, response);
+  } catch (const std::exception&) {
+    response = HttpResponse{};
+    refusal(request, 500, "internal error", response);
+  }
+}
+
 }  // namespace
 
 std::string SourceOf(const std::string& address) {
@@ -240,59 +333,21 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   void ReadHead() {
     head_fields_ = SIZE_MAX;
-    parser_.emplace();
-    parser_->header_limit(static_cast<std::uint32_t>(limits().max_header_bytes));
-    parser_->body_limit(limits().max_body_bytes);
+    NewParser(parser_, limits());
     tcp_stream().expires_after(limits().head_timeout);
     bhttp::async_read_header(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHead(ec); });
   }
 
-  // What was read of the head, for refusals and handlers.
-  void FillHead(HttpRequest& r) const {
-    const auto& m = parser_->get();
-    r.method = std::string(m.method_string());
-    r.target = std::string(m.target());
-    size_t q = r.target.find('?');
-    r.path = r.target.substr(0, q);
-    if (q != std::string::npos) r.query = r.target.substr(q + 1);
-    // Only the head's fields: Beast adds a chunked body's trailer fields to the same list,
-    // and those were never checked (nor counted) with the head.
-    size_t n = 0;
-    for (const auto& f : m) {
-      if (n++ == head_fields_) break;
-      r.headers.emplace_back(f.name_string(), f.value());
-    }
-    r.remote_address = remote_;
-  }
-
   void OnHead(beast::error_code ec) {
-    if (ec == bhttp::error::header_limit) return Refuse(431, "request header fields too large");
-    if (ec == bhttp::error::body_limit) {
-      return Refuse(413, Cat("request body too large (limit ", limits().max_body_bytes, " bytes)"));
-    }
-    if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout ||
-        ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
-        ec == asio::error::eof) {
-      return Close();
-    }
-    if (ec) return Refuse(400, Cat("malformed request: ", ec.message()));
+    HeadOutcome outcome = CheckHeadLimits(ec, *parser_, limits(), head_fields_, gzip_);
+    if (outcome.kind == HeadOutcome::kClose) return Close();
+    if (outcome.kind == HeadOutcome::kRefuse) return Refuse(outcome.status, outcome.message);
     const auto& m = parser_->get();
-    size_t fields = static_cast<size_t>(std::distance(m.begin(), m.end()));
-    head_fields_ = fields;
-    if (fields > limits().max_headers) {
-      return Refuse(431,
-                    Cat("too many header fields (", fields, "; limit ", limits().max_headers, ")"));
-    }
-    std::string_view coding = Trim(std::string_view(m[bhttp::field::content_encoding]));
-    gzip_ = IEquals(coding, "gzip") || IEquals(coding, "x-gzip");
-    if (!coding.empty() && !gzip_ && !IEquals(coding, "identity")) {
-      return Refuse(415, "Content-Encoding must be identity or gzip");
-    }
     if (server_->head_check) {
       HttpRequest head;
-      FillHead(head);
+      FillHead(*parser_, head_fields_, remote_, head);
       HttpResponse refused;
       if (!server_->head_check(head, refused)) {
         parser_.reset();
@@ -321,11 +376,12 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   void OnBody(beast::error_code ec) {
     if (ec == bhttp::error::body_limit) {
-      return Refuse(413, Cat("request body too large (limit ", limits().max_body_bytes, " bytes)"));
+      const HeadOutcome too_large = BodyTooLarge(limits());
+      return Refuse(too_large.status, too_large.message);
     }
     if (ec) return Close();  // timeout, reset, or a malformed chunk: nothing to answer
     auto request = std::make_shared<HttpRequest>();
-    FillHead(*request);
+    FillHead(*parser_, head_fields_, remote_, *request);
     keep_alive_ = parser_->get().keep_alive();
     request->body = std::move(parser_->get().body());
     parser_.reset();
@@ -334,25 +390,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     asio::post(*server_->pool, [self = shared_from_this(), request, gzip = gzip_] {
       auto response = std::make_shared<HttpResponse>();
       bool keep_alive = self->keep_alive_;
-      const size_t limit = self->limits().max_body_bytes;
-      std::string inflated;
-      bool too_large = false;
-      if (gzip && !Gunzip(request->body, limit, inflated, too_large)) {
-        self->server_->refusal(
-            *request, too_large ? 413 : 400,
-            too_large ? Cat("request body too large once decompressed (limit ", limit, " bytes)")
-                      : std::string("the gzip body is malformed"),
-            *response);
-        keep_alive = false;
-      } else {
-        if (gzip) request->body = std::move(inflated);
-        try {
-          self->server_->handler(*request, *response);
-        } catch (const std::exception&) {
-          *response = HttpResponse{};
-          self->server_->refusal(*request, 500, "internal error", *response);
-        }
-      }
+      HandleComplete(self->limits(), self->server_->handler, self->server_->refusal, *request, gzip,
+                     *response, keep_alive);
       asio::post(self->stream_.get_executor(),
                  [self, response, keep_alive] { self->Write(std::move(*response), keep_alive); });
     });
@@ -378,7 +417,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   void Refuse(int status, const std::string& message) {
     HttpRequest partial;
-    if (parser_) FillHead(partial);
+    if (parser_) FillHead(*parser_, head_fields_, remote_, partial);
     partial.remote_address = remote_;
     HttpResponse r;
     r.status = status;
@@ -418,7 +457,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   // Bounded: what is read ahead of the parser (a head, a chunk header or extension, a
   // trailer) never grows past this; a longer line ends the connection.
   beast::flat_buffer buffer_{kReadAhead};
-  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::optional<Parser> parser_;
   std::optional<bhttp::response<bhttp::empty_body>> continue_;
   std::optional<bhttp::response<bhttp::string_body>> res_;
   bool gzip_ = false;
@@ -428,6 +467,72 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 };
 
 }  // namespace
+
+std::vector<HttpResponse> ServeBytes(const ServerLimits& limits, const HttpServer::Handler& handler,
+                                     const HttpServer::Refusal& refusal,
+                                     const HttpServer::HeadCheck& head_check,
+                                     std::string_view bytes, const std::string& remote_address) {
+  std::vector<HttpResponse> out;
+  std::optional<Parser> parser;
+  size_t head_fields = SIZE_MAX;
+  auto refuse = [&](const HeadOutcome& outcome) {
+    HttpRequest partial;
+    FillHead(*parser, head_fields, remote_address, partial);
+    HttpResponse r;
+    r.status = outcome.status;
+    refusal(partial, outcome.status, outcome.message, r);
+    out.push_back(std::move(r));
+  };
+  asio::const_buffer in(bytes.data(), bytes.size());
+  while (in.size() > 0) {
+    NewParser(parser, limits);
+    head_fields = SIZE_MAX;
+    bool gzip = false;
+    beast::error_code ec;
+    // The head: what async_read_header does, with all that is left as what arrived.
+    in += parser->put(in, ec);
+    if (ec == bhttp::error::need_more) {
+      ec = {};
+      parser->put_eof(ec);  // the client sent no more: a partial head is malformed
+    }
+    HeadOutcome outcome = CheckHeadLimits(ec, *parser, limits, head_fields, gzip);
+    if (outcome.kind == HeadOutcome::kClose) return out;
+    if (outcome.kind == HeadOutcome::kRefuse) {
+      refuse(outcome);
+      return out;
+    }
+    if (head_check) {
+      HttpRequest head;
+      FillHead(*parser, head_fields, remote_address, head);
+      HttpResponse refused;
+      if (!head_check(head, refused)) {
+        out.push_back(std::move(refused));
+        return out;
+      }
+    }
+    // The body: what async_read does (a body cut short ends the connection unanswered).
+    parser->eager(true);
+    while (!parser->is_done()) {
+      size_t n = parser->put(in, ec);
+      in += n;
+      if (ec == bhttp::error::body_limit) {
+        refuse(BodyTooLarge(limits));
+        return out;
+      }
+      if (ec == bhttp::error::need_more && n > 0) continue;
+      if (ec || n == 0) return out;
+    }
+    HttpRequest request;
+    FillHead(*parser, head_fields, remote_address, request);
+    bool keep_alive = parser->get().keep_alive();
+    request.body = std::move(parser->get().body());
+    HttpResponse response;
+    HandleComplete(limits, handler, refusal, request, gzip, response, keep_alive);
+    out.push_back(std::move(response));
+    if (!keep_alive) return out;
+  }
+  return out;
+}
 
 void HttpServer::Impl::Accept() {
   acceptor->async_accept(

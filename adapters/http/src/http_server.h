@@ -23,6 +23,10 @@
 
 #include "rxflow/status.h"
 
+namespace rxflow::http {
+class ApiServer;
+}  // namespace rxflow::http
+
 namespace rxflow::http::internal {
 
 struct HttpRequest {
@@ -116,6 +120,26 @@ class HttpServer {
 
  private:
   std::shared_ptr<Impl> impl_;
+};
+
+// One connection's bytes through the server's own reading steps, synchronously and without a
+// socket: the head and body limits and their refusals, the head check, gzip decoding and the
+// handler, for each request the connection carries (pipelined and kept alive) until one
+// closes it or the bytes run out (a request cut short is left unanswered, as a connection
+// that goes quiet would be). The responses, in order. For the fuzz target
+// (tests/fuzz/fuzz_http.cc) and tests: the same steps a Session takes, in the same functions.
+std::vector<HttpResponse> ServeBytes(const ServerLimits& limits, const HttpServer::Handler& handler,
+                                     const HttpServer::Refusal& refusal,
+                                     const HttpServer::HeadCheck& head_check,
+                                     std::string_view bytes, const std::string& remote_address);
+
+// The ApiServer's steps without a socket (ApiServer befriends this): Prepare what Start
+// prepares (the keys of the options), then Serve a connection's bytes through ServeBytes with
+// the API's limits, head check, dispatch and refusals.
+struct ApiServerAccess {
+  static Status Prepare(ApiServer& server);
+  static std::vector<HttpResponse> Serve(ApiServer& server, std::string_view bytes,
+                                         const std::string& remote_address);
 };
 
 }  // namespace rxflow::http::internal

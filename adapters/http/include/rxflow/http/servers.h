@@ -32,6 +32,10 @@
 
 namespace rxflow::http {
 
+namespace internal {
+struct ApiServerAccess;  // the fuzz target's way in (src/http_server.h)
+}  // namespace internal
+
 struct ApiOptions {
   std::string host = "127.0.0.1";
   int port = 8080;  // 0: any free port (see ApiServer::port())
@@ -100,6 +104,7 @@ class ApiServer {
   Status SetClients(std::shared_ptr<const auth::ClientRegistry> clients);
 
  private:
+  friend struct internal::ApiServerAccess;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
