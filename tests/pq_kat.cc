@@ -118,7 +118,8 @@ std::string MlDsa65Record(bool& ok) {
   Seed(entropy);
   PQCLEAN_randombytes(seed, 48);
   PQCLEAN_randombytes(msg, 33);
-  std::string r = "count = 0\nseed = " + Hex(seed, 48) + "\nmlen = 33\nmsg = " + Hex(msg, 33) + "\n";
+  std::string r =
+      "count = 0\nseed = " + Hex(seed, 48) + "\nmlen = 33\nmsg = " + Hex(msg, 33) + "\n";
   Seed(seed);
   static uint8_t pk[PQCLEAN_MLDSA65_CLEAN_CRYPTO_PUBLICKEYBYTES];
   static uint8_t sk[PQCLEAN_MLDSA65_CLEAN_CRYPTO_SECRETKEYBYTES];

@@ -33,6 +33,7 @@
 
 #include "rxflow/auth/clients.h"
 #include "rxflow/clock.h"
+#include "rxflow/crypto/pq.h"
 #include "rxflow/epcs/audit.h"
 #include "rxflow/epcs/reports.h"
 #include "rxflow/fhir/json.h"
@@ -103,10 +104,12 @@ std::optional<std::string> MissingSqliteFile(const std::string& url) {
   return path;
 }
 
-// The `audit` subcommands. `key_file` (PEM or DER public key) checks checkpoint signatures.
+// The `audit` subcommands. `key_file` (PEM or DER public key) checks checkpoint signatures;
+// `cosign_key_file` (a raw ML-DSA-65 public key) their post-quantum co-signatures.
 struct AuditArgs {
   std::string store_url = "sqlite://./rxflow-data/rxflow.db";
   std::string key_file;
+  std::string cosign_key_file;
   std::string day;           // report: YYYY-MM-DD
   std::string practitioner;  // log
   std::string from, to;      // log: YYYY-MM-DD, both inclusive; none: the previous month
@@ -131,18 +134,26 @@ int RunAudit(CLI::App* verify, CLI::App* report, const AuditArgs& a) {
     if (!der.ok()) return fail(a.key_file + ": " + std::string(der.status().message()));
     policy.checkpoint_public_key_der = *der;
   }
+  std::string cosign_key;
+  if (!a.cosign_key_file.empty()) {
+    std::string error;
+    if (!ReadInput(a.cosign_key_file, cosign_key, error)) return fail(error);
+    if (cosign_key.size() != rxflow::pq::kMlDsa65PublicKeyBytes) {
+      return fail(a.cosign_key_file + ": not a raw ML-DSA-65 public key (1952 bytes)");
+    }
+  }
 
   if (verify->parsed()) {
-    auto v =
-        rxflow::epcs::VerifyAuditTrail(**store, rxflow::epcs::kAuditStream,
-                                       policy.checkpoint_public_key_der, policy.checkpoint_every);
+    auto v = rxflow::epcs::VerifyAuditTrail(**store, rxflow::epcs::kAuditStream,
+                                            policy.checkpoint_public_key_der,
+                                            policy.checkpoint_every, cosign_key);
     if (!v.ok()) return fail_status(v.status());
     if (!v->ok) {
       std::cout << "audit chain BROKEN: " << v->problem << "\n";
       return kExitAuditBroken;
     }
     std::cout << "audit chain OK: " << v->records << " records, " << v->checkpoints
-              << " checkpoints\n";
+              << " checkpoints" << (cosign_key.empty() ? "" : " (co-signatures checked)") << "\n";
     if (v->checkpoints > 0 && a.key_file.empty()) {
       std::cout << "checkpoint signatures were not checked: give --checkpoint-key\n";
     }
@@ -442,6 +453,9 @@ int main(int argc, char** argv) {
     sub->add_option("--checkpoint-key", audit_args.key_file,
                     "public key (PEM or DER) that signs the checkpoints: check their signatures");
   }
+  audit_verify->add_option("--cosign-key", audit_args.cosign_key_file,
+                           "raw ML-DSA-65 public key (rxflow-data/epcs/mldsa65.pub): check "
+                           "every checkpoint's post-quantum co-signature too");
   audit_report->add_option("--day", audit_args.day, "the UTC day, YYYY-MM-DD")->required();
   audit_log->add_option("--practitioner", audit_args.practitioner, "the practitioner's id")
       ->required();

@@ -11,6 +11,7 @@
 #include "rxflow/clock.h"
 #include "rxflow/epcs/dev_ca.h"
 #include "rxflow/epcs/factors.h"
+#include "rxflow/internal/files.h"
 #include "rxflow/pkcs11/token.h"
 
 #include <sys/stat.h>
@@ -31,14 +32,9 @@ std::string Slurp(const fs::path& p) {
   return s.str();
 }
 
+// Atomic, 0600 from the start (never readable by others for a moment).
 Status WritePrivateFile(const fs::path& p, const std::string& content) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out << content;
-  out.close();
-  if (!out || ::chmod(p.c_str(), 0600) != 0) {
-    return absl::UnavailableError("epcs demo: cannot write " + p.string());
-  }
-  return absl::OkStatus();
+  return rxflow::internal::WritePrivateFile(p.string(), content);
 }
 
 std::string RandomText(size_t bytes) {
@@ -140,13 +136,26 @@ StatusOr<std::unique_ptr<EpcsDemo>> SetUpEpcsDemo(const std::string& data_dir, s
   demo->ca_pem = ca->CertificatePem();
   demo->crl_pem = *crl;
 
-  // The audit chain and the ceremony, signing with keys on the token.
+  // RxFlow's ML-DSA-65 co-signing key (a key file: the token has no ML-DSA mechanism) and
+  // its raw public key, for `rxflow audit verify --cosign-key`.
+  StatusOr<std::unique_ptr<epcs::CoSigner>> cosigner =
+      epcs::OpenCoSignerKeyFile((dir / "mldsa65.key").string());
+  if (!cosigner.ok()) return cosigner.status();
+  demo->cosigner = std::move(*cosigner);
+  if (Status s = WritePrivateFile(dir / "mldsa65.pub", demo->cosigner->PublicKey()); !s.ok()) {
+    return s;
+  }
+
+  // The audit chain and the ceremony, signing with keys on the token, co-signing with
+  // ML-DSA-65.
   epcs::AuditTrailOptions ao;
   ao.checkpoint_signer = demo->audit_signer.get();
+  ao.checkpoint_cosigner = demo->cosigner.get();
   ao.system_actor = source;
   demo->audit = std::make_unique<epcs::AuditTrail>(store, SystemClock(), ao);
   epcs::CeremonyOptions co;
   co.source = source;
+  co.record_cosigner = demo->cosigner.get();
   auto signers = std::make_shared<std::map<std::string, std::shared_ptr<epcs::Signer>>>();
   auto signers_mu = std::make_shared<std::mutex>();
   co.signer_for = [token, signers, signers_mu](

@@ -23,6 +23,7 @@ inline constexpr const char* kDemoDea = "BL4721052";
 
 struct EpcsDemo {
   std::unique_ptr<epcs::Signer> audit_signer;  // checkpoints of the audit chain
+  std::unique_ptr<epcs::CoSigner> cosigner;    // ML-DSA-65: checkpoints and signature records
   std::unique_ptr<epcs::AuditTrail> audit;
   std::unique_ptr<epcs::Ceremony> ceremony;
   std::shared_ptr<epcs::TrustStore> trust;  // the simulator's: the dev CA and its CRL

@@ -5,11 +5,9 @@
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <cmath>
 #include <cstddef>
 #include <cstdlib>
-#include <filesystem>
 #include <initializer_list>
 #include <limits>
 #include <string>
@@ -22,12 +20,9 @@
 
 #include "rxflow/clock.h"
 #include "rxflow/internal/crypto.h"
+#include "rxflow/internal/files.h"
 #include "rxflow/internal/status_macros.h"
 #include "rxflow/internal/strcat.h"
-
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 namespace rxflow::auth {
 
@@ -250,29 +245,6 @@ Status CheckClient(const Client& c, const std::string& at) {
   return absl::OkStatus();
 }
 
-// Unavailable "cannot <what> <path>: <errno's text>".
-Status IoError(std::string_view what, std::string_view path, int err) {
-  return absl::UnavailableError(Cat("cannot ", what, " ", path, ": ",
-                                    std::error_code(err, std::generic_category()).message()));
-}
-
-// Creates `dir` and its missing ancestors, each 0700.
-Status MakePrivateDirectories(const std::filesystem::path& dir) {
-  std::error_code ec;
-  std::vector<std::filesystem::path> missing;
-  for (std::filesystem::path p = dir; !p.empty() && !std::filesystem::exists(p, ec);
-       p = p.parent_path()) {
-    missing.push_back(p);
-    if (p == p.parent_path()) break;
-  }
-  for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
-    if (::mkdir(it->c_str(), 0700) != 0 && errno != EEXIST) {
-      return IoError("create the directory", it->string(), errno);
-    }
-  }
-  return absl::OkStatus();
-}
-
 Status Expiry(int64_t now_micros, int64_t expires_at_micros) {
   if (expires_at_micros != 0 &&
       (expires_at_micros <= now_micros || expires_at_micros >= kEndOfTime)) {
@@ -419,26 +391,12 @@ StatusOr<ClientRegistry> ClientRegistry::FromJson(std::string_view json) {
 }
 
 StatusOr<ClientRegistry> ClientRegistry::LoadFile(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return absl::NotFoundError(Cat("no clients file at ", path));
-    return IoError("open", path, errno);
+  StatusOr<std::string> text = internal::ReadWholeFile(path);
+  if (absl::IsNotFound(text.status())) {
+    return absl::NotFoundError(Cat("no clients file at ", path));
   }
-  std::string text;
-  char buf[8192];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n == 0) break;
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      ::close(fd);
-      return IoError("read", path, err);
-    }
-    text.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  StatusOr<ClientRegistry> registry = FromJson(text);
+  if (!text.ok()) return text.status();
+  StatusOr<ClientRegistry> registry = FromJson(*text);
   if (!registry.ok()) {
     return Status(registry.status().code(),
                   Cat(path, ": ", std::string(registry.status().message())));
@@ -472,52 +430,7 @@ std::string ClientRegistry::ToJson() const {
 }
 
 Status ClientRegistry::SaveFile(const std::string& path) const {
-  std::filesystem::path dir = std::filesystem::path(path).parent_path();
-  if (dir.empty()) dir = ".";
-  RXFLOW_RETURN_IF_ERROR(MakePrivateDirectories(dir));
-  const std::string text = ToJson() + "\n";
-  const std::string tmp = path + ".tmp";
-  // O_EXCL: never write through a file (or a link) someone else put there.
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) {
-    if (errno == EEXIST) {
-      return absl::UnavailableError(
-          Cat(tmp, " exists: another save is in progress, or one was interrupted (remove it)"));
-    }
-    return IoError("create", tmp, errno);
-  }
-  auto fail = [&](std::string_view what, int err) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return IoError(what, tmp, err);
-  };
-  for (size_t done = 0; done < text.size();) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return fail("write", errno);
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0) return fail("sync", errno);
-  if (::close(fd) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    return IoError("close", tmp, err);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    return IoError("rename to " + path, tmp, err);
-  }
-  // The rename itself is durable once the directory is synced. The file is in place already,
-  // so a directory that cannot be opened or synced (some filesystems refuse) is not an error.
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-  return absl::OkStatus();
+  return internal::WritePrivateFile(path, ToJson() + "\n");
 }
 
 // ---- changes ---------------------------------------------------------------------------------

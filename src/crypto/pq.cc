@@ -50,8 +50,7 @@ const uint8_t* Bytes(std::string_view s) { return reinterpret_cast<const uint8_t
 
 Status CheckLength(std::string_view what, std::string_view bytes, size_t expected) {
   if (bytes.size() == expected) return absl::OkStatus();
-  return absl::InvalidArgumentError(
-      Cat(what, " must be ", expected, " bytes, not ", bytes.size()));
+  return absl::InvalidArgumentError(Cat(what, " must be ", expected, " bytes, not ", bytes.size()));
 }
 
 // Wipes a secret when it goes out of scope.
@@ -66,8 +65,9 @@ constexpr size_t kNonceBytes = 12;
 constexpr size_t kTagBytes = 16;
 constexpr std::string_view kWrapMagic = "RXW1";
 // X-Wing's label, "\./" "/^\" (draft-connolly-cfrg-xwing-kem).
-constexpr std::string_view kXWingLabel = "\\./"
-                                         "/^\\";
+constexpr std::string_view kXWingLabel =
+    "\\./"
+    "/^\\";
 
 using PkeyPtr = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
 using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)>;
@@ -95,9 +95,9 @@ StatusOr<std::string> X25519(std::string_view private_key, std::string_view peer
   PkeyPtr mine(EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr, Bytes(private_key),
                                             private_key.size()),
                EVP_PKEY_free);
-  PkeyPtr peer(EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, nullptr, Bytes(peer_public),
-                                           peer_public.size()),
-               EVP_PKEY_free);
+  PkeyPtr peer(
+      EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, nullptr, Bytes(peer_public), peer_public.size()),
+      EVP_PKEY_free);
   if (!mine || !peer) return absl::InvalidArgumentError("an X25519 key is malformed");
   PkeyCtxPtr ctx(EVP_PKEY_CTX_new(mine.get(), nullptr), EVP_PKEY_CTX_free);
   std::string secret(kX25519Bytes, '\0');
@@ -135,8 +135,8 @@ KeyPair GenerateMlDsa65() {
 
 StatusOr<std::string> SignMlDsa65(std::string_view secret_key, std::string_view message,
                                   std::string_view context) {
-  RXFLOW_RETURN_IF_ERROR(CheckLength("an ML-DSA-65 secret key", secret_key,
-                                     kMlDsa65SecretKeyBytes));
+  RXFLOW_RETURN_IF_ERROR(
+      CheckLength("an ML-DSA-65 secret key", secret_key, kMlDsa65SecretKeyBytes));
   if (context.size() > kMaxContextBytes) {
     return absl::InvalidArgumentError("an ML-DSA context is at most 255 bytes");
   }
@@ -153,10 +153,9 @@ StatusOr<std::string> SignMlDsa65(std::string_view secret_key, std::string_view 
 
 Status VerifyMlDsa65(std::string_view public_key, std::string_view message,
                      std::string_view signature, std::string_view context) {
-  RXFLOW_RETURN_IF_ERROR(CheckLength("an ML-DSA-65 public key", public_key,
-                                     kMlDsa65PublicKeyBytes));
-  RXFLOW_RETURN_IF_ERROR(CheckLength("an ML-DSA-65 signature", signature,
-                                     kMlDsa65SignatureBytes));
+  RXFLOW_RETURN_IF_ERROR(
+      CheckLength("an ML-DSA-65 public key", public_key, kMlDsa65PublicKeyBytes));
+  RXFLOW_RETURN_IF_ERROR(CheckLength("an ML-DSA-65 signature", signature, kMlDsa65SignatureBytes));
   if (context.size() > kMaxContextBytes) {
     return absl::InvalidArgumentError("an ML-DSA context is at most 255 bytes");
   }
@@ -170,15 +169,14 @@ Status VerifyMlDsa65(std::string_view public_key, std::string_view message,
 }
 
 KeyPair GenerateMlKem768() {
-  KeyPair k{std::string(kMlKem768PublicKeyBytes, '\0'),
-            std::string(kMlKem768SecretKeyBytes, '\0')};
+  KeyPair k{std::string(kMlKem768PublicKeyBytes, '\0'), std::string(kMlKem768SecretKeyBytes, '\0')};
   PQCLEAN_MLKEM768_CLEAN_crypto_kem_keypair(Bytes(k.public_key), Bytes(k.secret_key));
   return k;
 }
 
 StatusOr<Encapsulation> EncapsulateMlKem768(std::string_view public_key) {
-  RXFLOW_RETURN_IF_ERROR(CheckLength("an ML-KEM-768 public key", public_key,
-                                     kMlKem768PublicKeyBytes));
+  RXFLOW_RETURN_IF_ERROR(
+      CheckLength("an ML-KEM-768 public key", public_key, kMlKem768PublicKeyBytes));
   Encapsulation e{std::string(kMlKem768CiphertextBytes, '\0'),
                   std::string(kMlKem768SharedSecretBytes, '\0')};
   if (PQCLEAN_MLKEM768_CLEAN_crypto_kem_enc(Bytes(e.ciphertext), Bytes(e.shared_secret),
@@ -190,13 +188,13 @@ StatusOr<Encapsulation> EncapsulateMlKem768(std::string_view public_key) {
 
 StatusOr<std::string> DecapsulateMlKem768(std::string_view secret_key,
                                           std::string_view ciphertext) {
-  RXFLOW_RETURN_IF_ERROR(CheckLength("an ML-KEM-768 secret key", secret_key,
-                                     kMlKem768SecretKeyBytes));
-  RXFLOW_RETURN_IF_ERROR(CheckLength("an ML-KEM-768 ciphertext", ciphertext,
-                                     kMlKem768CiphertextBytes));
+  RXFLOW_RETURN_IF_ERROR(
+      CheckLength("an ML-KEM-768 secret key", secret_key, kMlKem768SecretKeyBytes));
+  RXFLOW_RETURN_IF_ERROR(
+      CheckLength("an ML-KEM-768 ciphertext", ciphertext, kMlKem768CiphertextBytes));
   std::string secret(kMlKem768SharedSecretBytes, '\0');
-  if (PQCLEAN_MLKEM768_CLEAN_crypto_kem_dec(Bytes(secret), Bytes(ciphertext),
-                                            Bytes(secret_key)) != 0) {
+  if (PQCLEAN_MLKEM768_CLEAN_crypto_kem_dec(Bytes(secret), Bytes(ciphertext), Bytes(secret_key)) !=
+      0) {
     return absl::InternalError("ML-KEM-768 decapsulation failed");
   }
   return secret;
@@ -241,8 +239,8 @@ StatusOr<std::string> WrapKey(std::string_view recipient_public_key, std::string
   std::string tag(kTagBytes, '\0');
   int n = 0, tail = 0;
   if (!ctx ||
-      EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, Bytes(kek.bytes),
-                         Bytes(nonce)) != 1 ||
+      EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, Bytes(kek.bytes), Bytes(nonce)) !=
+          1 ||
       EVP_EncryptUpdate(ctx.get(), nullptr, &n, Bytes(aad), static_cast<int>(aad.size())) != 1 ||
       EVP_EncryptUpdate(ctx.get(), Bytes(sealed), &n, Bytes(key), static_cast<int>(key.size())) !=
           1 ||

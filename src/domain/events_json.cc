@@ -62,6 +62,8 @@ void VisitFields(E& e, F&& f) {
     f("dea_number", e.dea_number);
     f("two_factor_event_id", e.two_factor_event_id);
     f("signed_newrx_xml", e.signed_newrx_xml);
+    f("record_cosignature", e.record_cosignature);
+    f("record_cosigner_key_sha256", e.record_cosigner_key_sha256);
   } else if constexpr (std::is_same_v<T, PrescriptionQueued>) {
     f("pharmacy_ncpdp_id", e.pharmacy_ncpdp_id);
     f("attempt", e.attempt);
@@ -284,12 +286,24 @@ std::string UpcastSignedV1ToV2(std::string_view payload) {
   return j.dump();
 }
 
+// PrescriptionSigned 2 → 3: the post-quantum co-signature of the record; a version 2
+// signature was not co-signed.
+std::string UpcastSignedV2ToV3(std::string_view payload) {
+  Json j = Json::parse(payload, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return std::string(payload);  // the decoder names the problem
+  for (const char* field : {"record_cosignature", "record_cosigner_key_sha256"}) {
+    if (!j.contains(field)) j[field] = "";
+  }
+  return j.dump();
+}
+
 }  // namespace
 
 UpcasterRegistry UpcasterRegistry::Builtin() {
   // A schema change registers its upcaster here (docs/event-model.md, "Schema evolution").
   UpcasterRegistry r;
   r.Register(PrescriptionSigned::kType, 1, &UpcastSignedV1ToV2);
+  r.Register(PrescriptionSigned::kType, 2, &UpcastSignedV2ToV3);
   return r;
 }
 

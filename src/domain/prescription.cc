@@ -125,7 +125,8 @@ StatusOr<Events> DecideSign(const PrescriptionState& s, const Sign& c) {
                             "signature (21 CFR 1311.140(a)(4))");
   }
   return Events{PrescriptionSigned{c.signer, c.signature, c.signed_content_sha256, c.dea_number,
-                                   c.two_factor_event_id, c.signed_newrx_xml}};
+                                   c.two_factor_event_id, c.signed_newrx_xml, c.record_cosignature,
+                                   c.record_cosigner_key_sha256}};
 }
 
 StatusOr<Events> DecideRoute(const PrescriptionState& s, const Route& c) {

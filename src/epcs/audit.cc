@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 
+#include "rxflow/crypto/pq.h"
 #include "rxflow/internal/crypto.h"
 #include "rxflow/internal/status_macros.h"
 #include "rxflow/internal/strcat.h"
@@ -104,6 +105,25 @@ std::optional<std::string> CheckpointProblem(const AuditRecord& record, std::str
   auto signature = Base64Decode(*signature_b64);
   if (!signature) return "the signature is not base64";
   Status s = VerifyEcdsaSha256(spki_der, record.previous_hash, *signature);
+  if (!s.ok()) return std::string(s.message());
+  return std::nullopt;
+}
+
+// Why the checkpoint `record` has no valid ML-DSA-65 co-signature by `public_key` (whose
+// SHA-256 is `fingerprint`), or nullopt when it has one.
+std::optional<std::string> CoSignatureProblem(const AuditRecord& record,
+                                              std::string_view public_key,
+                                              std::string_view fingerprint) {
+  auto signature_b64 = DetailToken(record.detail, "mldsa65");
+  auto key = DetailToken(record.detail, "mldsa65-key-sha256");
+  if (!signature_b64 || !key) return "its detail has no mldsa65= and mldsa65-key-sha256=";
+  if (*key != fingerprint) {
+    return Cat("co-signed by the key with SHA-256 ", *key, ", not by the given key");
+  }
+  auto signature = Base64Decode(*signature_b64);
+  if (!signature) return "the co-signature is not base64";
+  Status s =
+      pq::VerifyMlDsa65(public_key, record.previous_hash, *signature, kCoSignAuditCheckpoint);
   if (!s.ok()) return std::string(s.message());
   return std::nullopt;
 }
@@ -291,13 +311,21 @@ AuditRecord AuditTrail::CheckpointLocked(int64_t sealed_sequence, const std::str
   }
   if (failed.ok()) {
     auto signature = options_.checkpoint_signer->Sign(sealed_hash);
-    if (signature.ok()) {
+    StatusOr<std::string> cosignature = std::string();
+    if (signature.ok() && options_.checkpoint_cosigner != nullptr) {
+      cosignature = options_.checkpoint_cosigner->Sign(sealed_hash, kCoSignAuditCheckpoint);
+    }
+    if (signature.ok() && cosignature.ok()) {
       r.action = std::string(kActionCheckpoint);
       r.outcome = std::string(kOutcomeSuccess);
       r.detail = Cat("signature=", Base64Encode(*signature), " key-sha256=", key_fingerprint_);
+      if (options_.checkpoint_cosigner != nullptr) {
+        r.detail += Cat(" mldsa65=", Base64Encode(*cosignature), " mldsa65-key-sha256=",
+                        internal::Sha256Hex(options_.checkpoint_cosigner->PublicKey()));
+      }
       return r;
     }
-    failed = signature.status();
+    failed = signature.ok() ? cosignature.status() : signature.status();
   }
   r.action = std::string(kActionCheckpointFailed);
   r.outcome = std::string(kOutcomeFailure);
@@ -382,10 +410,11 @@ StatusOr<AuditRecord> AuditTrail::AppendEntry(AuditEntry entry) {
 }
 
 StatusOr<AuditVerification> AuditTrail::VerifyAndRecord(
-    std::string_view checkpoint_public_key_der) {
+    std::string_view checkpoint_public_key_der, std::string_view checkpoint_mldsa65_public_key) {
   RXFLOW_ASSIGN_OR_RETURN(AuditVerification v,
                           VerifyAuditTrail(store_, options_.stream_id, checkpoint_public_key_der,
-                                           std::max<int64_t>(options_.checkpoint_every, 2)));
+                                           std::max<int64_t>(options_.checkpoint_every, 2),
+                                           checkpoint_mldsa65_public_key));
   if (v.ok) return v;
   AuditEntry tamper;
   tamper.actor = options_.system_actor;
@@ -408,7 +437,8 @@ StatusOr<AuditVerification> AuditTrail::VerifyAndRecord(
 
 StatusOr<AuditVerification> VerifyAuditTrail(store::EventStore& store, std::string_view stream_id,
                                              std::string_view checkpoint_public_key_der,
-                                             int64_t checkpoint_every) {
+                                             int64_t checkpoint_every,
+                                             std::string_view checkpoint_mldsa65_public_key) {
   RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> events,
                           store.ReadStream(std::string(stream_id)));
   // Everything is decoded first: telling a reordered record from a deleted one needs a look
@@ -432,6 +462,9 @@ StatusOr<AuditVerification> VerifyAuditTrail(store::EventStore& store, std::stri
   const std::string fingerprint = checkpoint_public_key_der.empty()
                                       ? std::string()
                                       : internal::Sha256Hex(checkpoint_public_key_der);
+  const std::string mldsa_fingerprint = checkpoint_mldsa65_public_key.empty()
+                                            ? std::string()
+                                            : internal::Sha256Hex(checkpoint_mldsa65_public_key);
 
   AuditVerification v;
   int64_t last_sequence = 0;
@@ -517,6 +550,13 @@ StatusOr<AuditVerification> VerifyAuditTrail(store::EventStore& store, std::stri
         if (auto problem = CheckpointProblem(r, checkpoint_public_key_der, fingerprint)) {
           return fail(r.sequence, Cat("checkpoint at record ", r.sequence,
                                       " has an invalid signature (", *problem, ")"));
+        }
+      }
+      if (!checkpoint_mldsa65_public_key.empty()) {
+        if (auto problem =
+                CoSignatureProblem(r, checkpoint_mldsa65_public_key, mldsa_fingerprint)) {
+          return fail(r.sequence, Cat("checkpoint at record ", r.sequence,
+                                      " has an invalid ML-DSA-65 co-signature (", *problem, ")"));
         }
       }
       ++v.checkpoints;

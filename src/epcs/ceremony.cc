@@ -695,9 +695,26 @@ Status Ceremony::Sign(const std::string& prescription_id, const std::string& pra
   if (!xml.ok()) return im.Refuse(xml.status(), practitioner_id, kAction, prescription_id);
   RequestContext c = ctx;
   if (c.actor.empty()) c.actor = practitioner_id;
-  domain::Sign command{practitioner_id, message.header.digital_signature->signature_value,
-                       bundle_sha256,   rx.ready_dea_number,
-                       *two_factor,     std::move(*xml)};
+  domain::PrescriptionSigned record{practitioner_id,
+                                    message.header.digital_signature->signature_value,
+                                    bundle_sha256,
+                                    rx.ready_dea_number,
+                                    *two_factor,
+                                    std::move(*xml),
+                                    "",
+                                    ""};
+  if (im.options.record_cosigner != nullptr) {
+    Status cosigned = CoSignSignatureRecord(prescription_id, record, *im.options.record_cosigner);
+    if (!cosigned.ok()) return im.Refuse(cosigned, practitioner_id, kAction, prescription_id);
+  }
+  domain::Sign command{record.signer,
+                       record.signature,
+                       record.signed_content_sha256,
+                       record.dea_number,
+                       record.two_factor_event_id,
+                       std::move(record.signed_newrx_xml),
+                       record.record_cosignature,
+                       record.record_cosigner_key_sha256};
   Status st = im.service.Execute(prescription_id, command, c);
   if (!st.ok()) return im.Refuse(st, practitioner_id, kAction, prescription_id);
   im.Audit(practitioner_id, kAction, prescription_id, kOutcomeSuccess,

@@ -2,6 +2,7 @@
 // OpenSSL's X509_STORE (chain to the anchors, CRL for every certificate).
 #include "rxflow/epcs/signature.h"
 
+#include <optional>
 #include <variant>
 
 #include <openssl/crypto.h>
@@ -11,7 +12,9 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
+#include "rxflow/crypto/pq.h"
 #include "rxflow/internal/crypto.h"
+#include "rxflow/internal/status_macros.h"
 #include "rxflow/internal/strcat.h"
 #include "rxflow/issue.h"
 #include "rxflow/script/xml.h"
@@ -488,6 +491,48 @@ SignatureVerification VerifyPrescriptionSignature(std::string_view script_xml,
                                                std::string(message.status().message())));
   }
   return VerifyPrescriptionSignature(*message, trust);
+}
+
+std::string SignatureRecordText(std::string_view prescription_id,
+                                const domain::PrescriptionSigned& e) {
+  return Cat("rxflow-epcs-signature-record-v1\nprescription=", prescription_id,
+             "\nsigner=", e.signer, "\ndea=", e.dea_number,
+             "\nbundle-sha256=", e.signed_content_sha256, "\ntwo-factor=", e.two_factor_event_id,
+             "\nsignature=", e.signature,
+             "\nnewrx-sha256=", internal::Sha256Hex(e.signed_newrx_xml), "\n");
+}
+
+Status CoSignSignatureRecord(std::string_view prescription_id, domain::PrescriptionSigned& e,
+                             CoSigner& cosigner) {
+  RXFLOW_ASSIGN_OR_RETURN(
+      std::string signature,
+      cosigner.Sign(SignatureRecordText(prescription_id, e), kCoSignEpcsRecord));
+  e.record_cosignature = internal::Base64Encode(signature);
+  e.record_cosigner_key_sha256 = internal::Sha256Hex(cosigner.PublicKey());
+  return absl::OkStatus();
+}
+
+Status VerifySignatureRecord(std::string_view prescription_id, const domain::PrescriptionSigned& e,
+                             std::string_view mldsa65_public_key) {
+  if (e.record_cosignature.empty()) {
+    return absl::UnauthenticatedError("the signature record is not co-signed");
+  }
+  if (e.record_cosigner_key_sha256 != internal::Sha256Hex(mldsa65_public_key)) {
+    return absl::UnauthenticatedError(
+        Cat("the signature record was co-signed by the key with "
+            "SHA-256 ",
+            e.record_cosigner_key_sha256, ", not by the given key"));
+  }
+  std::optional<std::string> signature = internal::Base64Decode(e.record_cosignature);
+  if (!signature) return absl::UnauthenticatedError("the record's co-signature is not base64");
+  Status s = pq::VerifyMlDsa65(mldsa65_public_key, SignatureRecordText(prescription_id, e),
+                               *signature, kCoSignEpcsRecord);
+  if (!s.ok()) {
+    return absl::UnauthenticatedError(
+        Cat("the signature record does not match its ML-DSA-65 co-signature: ",
+            std::string(s.message())));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace rxflow::epcs

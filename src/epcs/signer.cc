@@ -2,10 +2,16 @@
 #include "rxflow/epcs/signer.h"
 
 #include <memory>
+#include <optional>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "rxflow/crypto/pq.h"
+#include "rxflow/internal/crypto.h"
+#include "rxflow/internal/files.h"
+#include "rxflow/internal/status_macros.h"
 #include "rxflow/internal/strcat.h"
 
 namespace rxflow::epcs {
@@ -92,6 +98,78 @@ std::unique_ptr<Signer> NewInMemorySigner() {
   Pkey key(EVP_EC_gen("P-256"));
   if (!key) return nullptr;
   return std::make_unique<InMemorySigner>(std::move(key));
+}
+
+namespace {
+
+constexpr std::string_view kKeyFileHeader = "RXFLOW ML-DSA-65 KEY v1";
+
+class MlDsa65CoSigner : public CoSigner {
+ public:
+  explicit MlDsa65CoSigner(pq::KeyPair key) : key_(std::move(key)) {}
+  ~MlDsa65CoSigner() override { OPENSSL_cleanse(key_.secret_key.data(), key_.secret_key.size()); }
+  StatusOr<std::string> Sign(std::string_view data, std::string_view context) override {
+    return pq::SignMlDsa65(key_.secret_key, data, context);
+  }
+  const std::string& PublicKey() const override { return key_.public_key; }
+
+ private:
+  pq::KeyPair key_;
+};
+
+}  // namespace
+
+std::unique_ptr<CoSigner> NewInMemoryCoSigner() {
+  return std::make_unique<MlDsa65CoSigner>(pq::GenerateMlDsa65());
+}
+
+StatusOr<std::unique_ptr<CoSigner>> OpenCoSignerKeyFile(const std::string& path) {
+  StatusOr<std::string> text = internal::ReadPrivateFile(path);
+  if (absl::IsNotFound(text.status())) {
+    pq::KeyPair key = pq::GenerateMlDsa65();
+    std::string file = Cat(kKeyFileHeader, "\n", internal::Base64Encode(key.secret_key), "\n",
+                           internal::Base64Encode(key.public_key), "\n");
+    Status written = internal::WritePrivateFile(path, file);
+    OPENSSL_cleanse(file.data(), file.size());
+    RXFLOW_RETURN_IF_ERROR(written);
+    return std::unique_ptr<CoSigner>(std::make_unique<MlDsa65CoSigner>(std::move(key)));
+  }
+  if (!text.ok()) return text.status();
+  auto invalid = [&](std::string_view why) {
+    OPENSSL_cleanse(text->data(), text->size());
+    return absl::InvalidArgumentError(Cat(path, ": ", why));
+  };
+  std::string_view rest = *text;
+  std::string_view lines[3];
+  for (std::string_view& line : lines) {
+    size_t nl = rest.find('\n');
+    if (nl == std::string_view::npos) return invalid("not an RxFlow ML-DSA-65 key file");
+    line = rest.substr(0, nl);
+    rest.remove_prefix(nl + 1);
+  }
+  if (lines[0] != kKeyFileHeader || !rest.empty()) {
+    return invalid(Cat("the first line must be \"", kKeyFileHeader,
+                       "\", then the secret and the public key in base64, a line each"));
+  }
+  std::optional<std::string> secret = internal::Base64Decode(lines[1]);
+  std::optional<std::string> public_key = internal::Base64Decode(lines[2]);
+  if (!secret || secret->size() != pq::kMlDsa65SecretKeyBytes || !public_key ||
+      public_key->size() != pq::kMlDsa65PublicKeyBytes) {
+    if (secret) OPENSSL_cleanse(secret->data(), secret->size());
+    return invalid(
+        "the secret key (line 2) or the public key (line 3) is not an ML-DSA-65 key in "
+        "base64");
+  }
+  // The two halves belong together: a signature made with the one verifies with the other.
+  auto probe = pq::SignMlDsa65(*secret, "key file check", kCoSignAuditCheckpoint);
+  if (!probe.ok() ||
+      !pq::VerifyMlDsa65(*public_key, "key file check", *probe, kCoSignAuditCheckpoint).ok()) {
+    OPENSSL_cleanse(secret->data(), secret->size());
+    return invalid("the secret and public keys are not one key pair");
+  }
+  OPENSSL_cleanse(text->data(), text->size());
+  return std::unique_ptr<CoSigner>(
+      std::make_unique<MlDsa65CoSigner>(pq::KeyPair{std::move(*public_key), std::move(*secret)}));
 }
 
 }  // namespace rxflow::epcs

@@ -103,6 +103,7 @@ check "audit verify created no store there" 1 '' '' -- test -e "$TMP/nowhere"
 head -c 4096 /dev/zero | tr '\0' x > "$TMP/garbage.db"
 check "audit verify of an unreadable store: exit 2" 2 '' '^rxflow: ' -- "$RX" audit verify --store "sqlite://$TMP/garbage.db"
 check "audit verify with a key file that is no key: exit 2" 2 '' 'neither a PEM nor a DER public key' -- "$RX" audit verify --store "$STORE" --checkpoint-key "$L"
+check "audit verify with a co-signing key that is no ML-DSA-65 key: exit 2" 2 '' 'not a raw ML-DSA-65 public key' -- "$RX" audit verify --store "$STORE" --cosign-key "$L"
 
 # API clients (rxflow clients): the key is printed once and never stored; the file is private;
 # list shows key ids and expiry, never a key or its digest.

@@ -104,6 +104,11 @@ def test_a_schedule_ii_prescription_is_signed_verified_and_dispensed_over_http()
             signed = events[4]["payload"]
             assert signed["two_factor_event_id"]
             assert "<DigitalSignature Version=\"1.1\">" in signed["signed_newrx_xml"]
+            # The stored record is co-signed by RxFlow's ML-DSA-65 key (a 3309-byte signature).
+            pub = open(os.path.join(tmp, "rxflow-data", "epcs", "mldsa65.pub"), "rb").read()
+            assert len(pub) == 1952
+            assert signed["record_cosigner_key_sha256"] == hashlib.sha256(pub).hexdigest()
+            assert len(base64.b64decode(signed["record_cosignature"])) == 3309
             # The same code a second time is refused (RFC 6238 §5.2): a second prescription.
             status, body = request("POST", base, open(OXYCODONE).read(),
                                    headers={"Idempotency-Key": "second-oxycodone"})
@@ -128,6 +133,12 @@ def test_a_schedule_ii_prescription_is_signed_verified_and_dispensed_over_http()
         out = subprocess.run(verify, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
         assert out.stdout.startswith("audit chain OK: ")
+        epcs_dir = os.path.join(tmp, "rxflow-data", "epcs")
+        both = verify + ["--checkpoint-key", os.path.join(epcs_dir, "audit-checkpoint.pub.der"),
+                         "--cosign-key", os.path.join(epcs_dir, "mldsa65.pub")]
+        out = subprocess.run(both, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        assert "(co-signatures checked)" in out.stdout
         with sqlite3.connect(db) as c:
             records = [json.loads(p) for (p,) in c.execute(
                 "SELECT payload FROM events WHERE stream_id = 'epcs-audit'")]

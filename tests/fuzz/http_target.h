@@ -28,15 +28,15 @@
 
 #include <nlohmann/json.hpp>
 
-#include "http_server.h"
 #include "rxflow/auth/clients.h"
 #include "rxflow/http/servers.h"
 #include "rxflow/obs/metrics.h"
 #include "rxflow/runtime/routing.h"
 #include "rxflow/service.h"
 
-namespace rxflow::fuzz {
+#include "http_server.h"
 
+namespace rxflow::fuzz {
 
 // The keys of the seeds (tests/fuzz/http_seeds.py): test values, not secrets.
 constexpr std::string_view kPrescriberKey = "rxflow-fuzz-prescriber-Qw8Er4Ty6Ui2Op0As3Df";
@@ -75,9 +75,10 @@ inline void ServeHttp(std::string_view bytes) {
   ao.max_body_bytes = 64 * 1024;
   ao.threads = 4;
   auto other = std::make_shared<auth::ClientRegistry>();
-  RequireHttp(other->AddEnvKeys({std::string(kOtherTenantKey)}, auth::Role::kPrescriber, "clinic-b",
-                            {}, SystemClock().NowMicros())
-              .ok());
+  RequireHttp(other
+                  ->AddEnvKeys({std::string(kOtherTenantKey)}, auth::Role::kPrescriber, "clinic-b",
+                               {}, SystemClock().NowMicros())
+                  .ok());
   ao.clients = other;
   http::ApiServer server(**service, &inbox, &metrics, nullptr, ao);
   RequireHttp(http::internal::ApiServerAccess::Prepare(server).ok());

@@ -44,7 +44,7 @@ Submit SubmitCommand(std::string schedule = "") {
 // The registrant's review (MarkReady) and signature with its two-factor event.
 MarkReady MarkReadyCommand() { return MarkReady{"registrant-7", "BL4721052", "d1g3st"}; }
 Sign SignCommand() {
-  return Sign{"registrant-7", "c2lnbmF0dXJl", "d1g3st", "BL4721052", "2fa-1", "<Message/>"};
+  return Sign{"registrant-7", "c2lnbmF0dXJl", "d1g3st", "BL4721052", "2fa-1", "<Message/>", "", ""};
 }
 
 // One command of each kind, each well-formed.
@@ -155,7 +155,7 @@ std::vector<Event> OneOfEach() {
       PrescriptionRejected{{"error: a: b", "fatal: c: \"quoted\" \\ d"}},
       TransformedEvent("CIV"),
       PrescriptionReadyToSign{},
-      PrescriptionSigned{"registrant-7", "c2ln", "d1g", "BL4721052", "2fa-1", "<Message/>"},
+      PrescriptionSigned{"registrant-7", "c2ln", "d1g", "BL4721052", "2fa-1", "<Message/>", "", ""},
       PrescriptionQueued{"7654321", 3},
       PrescriptionSent{"MSG-9", 4},
       PharmacyAcknowledged{"010", "MSG-9"},
@@ -312,10 +312,10 @@ TEST_SUITE("Domain") {
     CHECK(Mentions(sent.status(), "message id"));
 
     Stream s = At("ReadyToSign");
-    Status no_signer = s.Refuse(Sign{"", "c2ln", "d1g", "", "", ""});
+    Status no_signer = s.Refuse(Sign{"", "c2ln", "d1g", "", "", "", "", ""});
     CHECK(no_signer.code() == absl::StatusCode::kInvalidArgument);
     CHECK(Mentions(no_signer, "signer"));
-    Status no_signature = s.Refuse(Sign{"registrant-7", "", "d1g", "", "", ""});
+    Status no_signature = s.Refuse(Sign{"registrant-7", "", "d1g", "", "", "", "", ""});
     CHECK(no_signature.code() == absl::StatusCode::kInvalidArgument);
     CHECK(Mentions(no_signature, "signature"));
     CHECK(s.state.state == State::kReadyToSign);
@@ -388,8 +388,14 @@ TEST_SUITE("Domain") {
     CHECK(s.state.state == State::kReadyToSign);
     CHECK(s.state.ready_by == "dr-1");
     auto sign = [](std::string signer, std::string bundle, std::string dea, std::string two_fa) {
-      return Sign{std::move(signer), "c2ln",      std::move(bundle), std::move(dea),
-                  std::move(two_fa), "<Message/>"};
+      return Sign{std::move(signer),
+                  "c2ln",
+                  std::move(bundle),
+                  std::move(dea),
+                  std::move(two_fa),
+                  "<Message/>",
+                  "",
+                  ""};
     };
     CHECK(Mentions(s.Refuse(sign("dr-2", "bundle-1", "BL4721052", "2fa-1")),
                    "only the practitioner who marked it ready may sign it"));
@@ -419,6 +425,14 @@ TEST_SUITE("Domain") {
     CHECK(e.signer == "dr-1");
     CHECK(e.dea_number.empty());
     CHECK(e.signed_newrx_xml.empty());
+    CHECK(e.record_cosignature.empty());  // and on through version 2 to 3
+    auto v2 = DecodeEvent("PrescriptionSigned", 2,
+                          R"({"signer":"dr-1","signature":"c2ln","signed_content_sha256":"d1g",)"
+                          R"("dea_number":"BL4721052","two_factor_event_id":"2fa",)"
+                          R"("signed_newrx_xml":"<Message/>"})");
+    REQUIRE_MESSAGE(v2.ok(), v2.status().ToString());
+    CHECK(std::get<PrescriptionSigned>(*v2).dea_number == "BL4721052");
+    CHECK(std::get<PrescriptionSigned>(*v2).record_cosigner_key_sha256.empty());
     CHECK(DecodeEvent("PrescriptionSigned", 1, R"({"signer":"dr-1"})", UpcasterRegistry())
               .status()
               .code() == absl::StatusCode::kDataLoss);

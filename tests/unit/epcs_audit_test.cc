@@ -17,12 +17,16 @@
 #include <doctest/doctest.h>
 
 #include "rxflow/clock.h"
+#include "rxflow/crypto/pq.h"
 #include "rxflow/epcs/audit.h"
 #include "rxflow/epcs/signer.h"
+#include "rxflow/internal/crypto.h"
 #include "rxflow/store/event_store.h"
 
 #include "testing/concurrency.h"
+#include "testing/files.h"
 #include "testing/tampered_store.h"
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifdef RXFLOW_TEST_HAVE_SQLITE
@@ -435,6 +439,121 @@ TEST_SUITE("EPCS audit chain") {
     REQUIRE(v.ok());
     CheckNamed(*v, 5,
                "record 5 should be a signed checkpoint (one every 5 records) but is epcs.sign");
+  }
+
+  TEST_CASE(
+      "checkpoints co-signed with ML-DSA-65 verify under both keys; a forged ECDSA "
+      "signature alone does not pass") {
+    Fixture f;
+    auto signer = epcs::NewInMemorySigner();
+    auto cosigner = epcs::NewInMemoryCoSigner();
+    auto key = signer->PublicKeyDer();
+    REQUIRE(key.ok());
+    AuditTrailOptions o = f.Options();
+    o.checkpoint_signer = signer.get();
+    o.checkpoint_cosigner = cosigner.get();
+    o.checkpoint_every = 5;
+    AuditTrail trail(*f.store, f.clock, o);
+    for (int i = 1; i <= 8; ++i) REQUIRE(trail.Record(Entry(i)).ok());
+    auto events = f.store->ReadStream(std::string(epcs::kAuditStream));
+    REQUIRE(events->size() == 10);
+    AuditRecord cp = Decoded((*events)[4]);
+    CHECK(cp.action == epcs::kActionCheckpoint);
+    CHECK(cp.detail.find(" mldsa65=") != std::string::npos);
+    CHECK(cp.detail.find(" mldsa65-key-sha256=") != std::string::npos);
+
+    auto both = VerifyAuditTrail(*f.store, epcs::kAuditStream, *key, 5, cosigner->PublicKey());
+    REQUIRE(both.ok());
+    CHECK_MESSAGE(both->ok, both->problem);
+    CHECK(both->checkpoints == 2);
+    // Another ML-DSA key: named at the first checkpoint.
+    auto stranger = epcs::NewInMemoryCoSigner();
+    auto other = VerifyAuditTrail(*f.store, epcs::kAuditStream, *key, 5, stranger->PublicKey());
+    REQUIRE(other.ok());
+    CheckNamed(*other, 5, "checkpoint at record 5 has an invalid ML-DSA-65 co-signature");
+
+    // Whoever can forge ECDSA rewrites record 2, every hash after it and the checkpoints'
+    // ECDSA signatures (here: signed with the real key, as a forger would) but cannot make
+    // the ML-DSA-65 co-signatures over the new hashes.
+    Tampered rewritten(*f.store, [&](std::vector<store::EventRecord>& all) {
+      std::string previous(epcs::kAuditGenesisHash);
+      for (store::EventRecord& e : all) {
+        AuditRecord r = Decoded(e);
+        if (r.sequence == 2) r.detail = "nothing happened";
+        r.previous_hash = previous;
+        if (r.action == epcs::kActionCheckpoint) {
+          auto forged = signer->Sign(previous);
+          REQUIRE(forged.ok());
+          size_t pq = r.detail.find(" mldsa65=");
+          r.detail = "signature=" + rxflow::internal::Base64Encode(*forged) +
+                     " key-sha256=" + rxflow::internal::Sha256Hex(*key) + r.detail.substr(pq);
+        }
+        r.hash = epcs::AuditRecordHash(r);
+        previous = r.hash;
+        e.payload = epcs::EncodeAuditRecord(r);
+      }
+    });
+    CHECK(Verify(rewritten, *key).ok);  // ECDSA alone is satisfied by the forgery
+    auto caught = VerifyAuditTrail(rewritten, epcs::kAuditStream, *key, 5, cosigner->PublicKey());
+    REQUIRE(caught.ok());
+    CheckNamed(*caught, 5, "checkpoint at record 5 has an invalid ML-DSA-65 co-signature");
+
+    // A trail written without a co-signer, checked with the ML-DSA key: named too.
+    Fixture plain;
+    AuditTrailOptions po = plain.Options();
+    po.checkpoint_signer = signer.get();
+    po.checkpoint_every = 5;
+    AuditTrail unsigned_trail(*plain.store, plain.clock, po);
+    for (int i = 1; i <= 5; ++i) REQUIRE(unsigned_trail.Record(Entry(i)).ok());
+    auto missing =
+        VerifyAuditTrail(*plain.store, epcs::kAuditStream, *key, 5, cosigner->PublicKey());
+    REQUIRE(missing.ok());
+    CheckNamed(*missing, 5, "checkpoint at record 5 has an invalid ML-DSA-65 co-signature");
+  }
+
+  TEST_CASE(
+      "the ML-DSA-65 key file: created 0600, reopened as the same key, refused when "
+      "readable by others or broken") {
+    const std::filesystem::path dir =
+        std::filesystem::temp_directory_path() / ("rxflow-mldsa-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    const std::string path = (dir / "keys" / "mldsa65.key").string();
+    auto created = epcs::OpenCoSignerKeyFile(path);
+    REQUIRE_MESSAGE(created.ok(), created.status().ToString());
+    struct stat st {};
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+    REQUIRE(::stat((dir / "keys").c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0700);
+    auto reopened = epcs::OpenCoSignerKeyFile(path);
+    REQUIRE(reopened.ok());
+    CHECK((*reopened)->PublicKey() == (*created)->PublicKey());
+    auto sig = (*reopened)->Sign("x", epcs::kCoSignAuditCheckpoint);
+    REQUIRE(sig.ok());
+    CHECK(
+        rxflow::pq::VerifyMlDsa65((*created)->PublicKey(), "x", *sig, epcs::kCoSignAuditCheckpoint)
+            .ok());
+
+    ::chmod(path.c_str(), 0640);
+    auto exposed = epcs::OpenCoSignerKeyFile(path);
+    CHECK(absl::IsPermissionDenied(exposed.status()));
+    CHECK(std::string(exposed.status().message()).find("0600") != std::string::npos);
+    ::chmod(path.c_str(), 0600);
+
+    // A file whose halves are two different keys, and one that is not a key file.
+    std::string text = testing::ReadFile(path);
+    auto other = rxflow::pq::GenerateMlDsa65();
+    std::string swapped = text.substr(0, text.rfind('\n', text.size() - 2) + 1) +
+                          rxflow::internal::Base64Encode(other.public_key) + "\n";
+    testing::WriteFile(path, swapped);
+    ::chmod(path.c_str(), 0600);
+    auto mismatched = epcs::OpenCoSignerKeyFile(path);
+    CHECK(absl::IsInvalidArgument(mismatched.status()));
+    CHECK(std::string(mismatched.status().message()).find("not one key pair") != std::string::npos);
+    testing::WriteFile(path, "-----BEGIN PRIVATE KEY-----\n");
+    ::chmod(path.c_str(), 0600);
+    CHECK(absl::IsInvalidArgument(epcs::OpenCoSignerKeyFile(path).status()));
+    std::filesystem::remove_all(dir);
   }
 
   TEST_CASE("a signer that is down leaves a failed checkpoint and the entry recorded") {

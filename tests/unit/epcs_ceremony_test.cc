@@ -31,6 +31,7 @@ struct Fixture {
   epcs::AuditTrail audit{*store, clock};
   Pki pki;
   std::shared_ptr<epcs::Signer> key{epcs::NewInMemorySigner()};
+  std::unique_ptr<epcs::CoSigner> cosigner{epcs::NewInMemoryCoSigner()};  // ML-DSA-65
   std::unique_ptr<epcs::Ceremony> ceremony;
   epcs::TrustStore trust;
 
@@ -42,6 +43,7 @@ struct Fixture {
     service = std::move(*PrescriptionService::Create(*store, o));
     epcs::CeremonyOptions c;
     c.time_source = &trusted;
+    c.record_cosigner = cosigner.get();
     c.signer_for = [this](const epcs::PractitionerView&,
                           const std::string& label) -> StatusOr<std::shared_ptr<epcs::Signer>> {
       if (label != "key-lindqvist") return absl::NotFoundError("no such key");
@@ -262,6 +264,27 @@ TEST_SUITE("EPCS ceremony") {
     CHECK(*sent == signed_event->signed_newrx_xml);
     epcs::SignatureVerification v = epcs::VerifyPrescriptionSignature(*sent, f.trust);
     CHECK_MESSAGE(v.ok(), v.reason);
+
+    // The stored record is co-signed with ML-DSA-65: it verifies under RxFlow's key, and not
+    // once any part of it changes, nor under another key.
+    CHECK(signed_event->record_cosigner_key_sha256.size() == 64);
+    Status record = epcs::VerifySignatureRecord(id, *signed_event, f.cosigner->PublicKey());
+    CHECK_MESSAGE(record.ok(), record.ToString());
+    CHECK(absl::IsUnauthenticated(
+        epcs::VerifySignatureRecord("rx-other", *signed_event, f.cosigner->PublicKey())));
+    for (std::string domain::PrescriptionSigned::*field :
+         {&domain::PrescriptionSigned::signer, &domain::PrescriptionSigned::dea_number,
+          &domain::PrescriptionSigned::signature, &domain::PrescriptionSigned::signed_newrx_xml,
+          &domain::PrescriptionSigned::two_factor_event_id}) {
+      domain::PrescriptionSigned changed = *signed_event;
+      changed.*field += "x";
+      CHECK(absl::IsUnauthenticated(
+          epcs::VerifySignatureRecord(id, changed, f.cosigner->PublicKey())));
+    }
+    auto other = epcs::NewInMemoryCoSigner();
+    Status wrong_key = epcs::VerifySignatureRecord(id, *signed_event, other->PublicKey());
+    CHECK(absl::IsUnauthenticated(wrong_key));
+    CHECK(std::string(wrong_key.message()).find("not by the given key") != std::string::npos);
 
     auto actions = f.AuditActions();
     for (const char* a : {"epcs.ready:success", "epcs.sign:success", "epcs.sign:refused",

@@ -3,10 +3,10 @@
 // corpus (tests/fixtures/fuzz/http/) replayed through its own body (tests/fuzz/http_target.h),
 // which traps on a broken promise (in the ASan build every sanitizer check runs on it too).
 #ifdef RXFLOW_TEST_HAVE_HTTP
-#include <doctest/doctest.h>
-
 #include <string>
 #include <vector>
+
+#include <doctest/doctest.h>
 
 #include "fuzz/http_target.h"
 #include "http_server.h"
@@ -78,8 +78,9 @@ TEST_SUITE("HTTP reading steps") {
 }
 
 TEST_SUITE("Fuzz regressions") {
-  TEST_CASE("the HTTP fuzz corpus replays: documented statuses, OperationOutcomes, no effect "
-            "without a key") {
+  TEST_CASE(
+      "the HTTP fuzz corpus replays: documented statuses, OperationOutcomes, no effect "
+      "without a key") {
     size_t replayed = 0;
     for (const auto& path : rxflow::testing::FixtureFiles("fuzz/http", "")) {
       CAPTURE(path.string());

@@ -1,11 +1,11 @@
 // rxflow/crypto/pq.h: ML-DSA-65, ML-KEM-768 and the hybrid key wrap as the library exposes
 // them (the PQClean objects themselves are checked against NIST's known answers by the
 // pq-kat test, tests/pq_kat.cc).
-#include <doctest/doctest.h>
+#include "rxflow/crypto/pq.h"
 
 #include <string>
 
-#include "rxflow/crypto/pq.h"
+#include <doctest/doctest.h>
 
 using namespace rxflow;
 
@@ -44,13 +44,14 @@ TEST_SUITE("Post-quantum") {
     CHECK(std::string(short_key.status().message()).find("secret key must be 4032 bytes") !=
           std::string::npos);
     CHECK(absl::IsInvalidArgument(pq::VerifyMlDsa65(k.public_key, "m", "short", "")));
-    CHECK(absl::IsInvalidArgument(pq::SignMlDsa65(k.secret_key, "m", std::string(256, 'c'))
-                                      .status()));
+    CHECK(absl::IsInvalidArgument(
+        pq::SignMlDsa65(k.secret_key, "m", std::string(256, 'c')).status()));
     CHECK(pq::SignMlDsa65(k.secret_key, "m", std::string(255, 'c')).ok());
   }
 
-  TEST_CASE("ML-KEM-768: decapsulation gives the encapsulated secret; a forged ciphertext "
-            "another one") {
+  TEST_CASE(
+      "ML-KEM-768: decapsulation gives the encapsulated secret; a forged ciphertext "
+      "another one") {
     pq::KeyPair k = pq::GenerateMlKem768();
     auto e = pq::EncapsulateMlKem768(k.public_key);
     REQUIRE(e.ok());

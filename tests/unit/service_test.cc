@@ -293,11 +293,14 @@ TEST_SUITE("Service") {
     CHECK(std::string(routed.message()).find("signed") != std::string::npos);
     // Not without review and two factors (the EPCS ceremony, rxflow/epcs/ceremony.h, makes
     // these commands from a real review and a real two-factor event).
-    CHECK(f.service->Execute(s->id, domain::Sign{"dr-1", "c2ln", "abc", "BL4721052", "2fa", ""})
+    CHECK(f.service
+              ->Execute(s->id, domain::Sign{"dr-1", "c2ln", "abc", "BL4721052", "2fa", "", "", ""})
               .code() == absl::StatusCode::kFailedPrecondition);
     REQUIRE(f.service->Execute(s->id, domain::MarkReady{"dr-1", "BL4721052", "abc"}).ok());
-    REQUIRE(f.service->Execute(s->id, domain::Sign{"dr-1", "c2ln", "abc", "BL4721052", "2fa", ""})
-                .ok());
+    REQUIRE(
+        f.service
+            ->Execute(s->id, domain::Sign{"dr-1", "c2ln", "abc", "BL4721052", "2fa", "", "", ""})
+            .ok());
     CHECK(f.service->Route(s->id).ok());
   }
 

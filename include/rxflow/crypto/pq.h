@@ -61,8 +61,7 @@ struct Encapsulation {
 StatusOr<Encapsulation> EncapsulateMlKem768(std::string_view public_key);
 // The shared secret (ML-KEM decapsulation never fails: a forged ciphertext gives an
 // unrelated secret, by the standard's implicit rejection).
-StatusOr<std::string> DecapsulateMlKem768(std::string_view secret_key,
-                                          std::string_view ciphertext);
+StatusOr<std::string> DecapsulateMlKem768(std::string_view secret_key, std::string_view ciphertext);
 
 // ---- Hybrid key wrap: ML-KEM-768 + X25519 ------------------------------------------------
 

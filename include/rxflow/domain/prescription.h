@@ -113,15 +113,21 @@ struct PrescriptionMarkedReady {
 
 // Schema version 2 added dea_number, two_factor_event_id and signed_newrx_xml (version 1
 // events are upcast with them empty: signatures recorded before EPCS signing existed).
+// Version 3 added the post-quantum co-signature of the record (epcs::SignatureRecordText;
+// version 2 events are upcast with both fields empty: not co-signed).
 struct PrescriptionSigned {
   static constexpr std::string_view kType = "PrescriptionSigned";
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
   std::string signer;                 // the registrant's id (never an agent)
   std::string signature;              // base64 signature over the signed content, or a reference
   std::string signed_content_sha256;  // the signing bundle's hash, as shown and marked ready
   std::string dea_number;             // the registration it was signed under
   std::string two_factor_event_id;    // the two-factor completion that is the signature
   std::string signed_newrx_xml;       // the NewRx with Header/DigitalSignature, as sent
+  // base64 ML-DSA-65 signature of epcs::SignatureRecordText by RxFlow's co-signing key, and
+  // the hex SHA-256 of that key's raw public key; both empty when not co-signed.
+  std::string record_cosignature;
+  std::string record_cosigner_key_sha256;
 };
 
 struct PrescriptionQueued {
@@ -274,6 +280,8 @@ struct Sign {
   std::string dea_number;
   std::string two_factor_event_id;
   std::string signed_newrx_xml;
+  std::string record_cosignature;          // see PrescriptionSigned
+  std::string record_cosigner_key_sha256;  // see PrescriptionSigned
 };
 struct Route {
   std::string pharmacy_ncpdp_id;  // empty: the one the prescription names

@@ -113,6 +113,11 @@ struct AuditTrailOptions {
   int64_t checkpoint_every = 100;
   // Signs checkpoints (not owned; must outlive the trail). None: no checkpoints.
   Signer* checkpoint_signer = nullptr;
+  // With a co-signer too (ML-DSA-65; not owned), each checkpoint's detail goes on with
+  // " mldsa65=<base64 ML-DSA-65 signature> mldsa65-key-sha256=<hex SHA-256 of the raw public
+  // key>", over the same 64 hex digits, with the context kCoSignAuditCheckpoint. When either
+  // signature fails the slot holds a failed checkpoint (kActionCheckpointFailed).
+  CoSigner* checkpoint_cosigner = nullptr;
   // Event ids. Default: RandomIds(). Must outlive the trail.
   IdGenerator* ids = nullptr;
   // Actor and source of the records the trail writes itself (checkpoints, tamper reports).
@@ -152,10 +157,14 @@ struct AuditVerification {
 // AuditTrailOptions::checkpoint_every) holds one: a slot holding anything else, a failed
 // checkpoint included, is reported ("record 200 should be a signed checkpoint ..."). A broken chain
 // is a result with ok = false; an error status only means the store could not be read.
+// With `checkpoint_mldsa65_public_key` (raw, 1952 bytes) as well, every checkpoint must also
+// carry a valid ML-DSA-65 co-signature by that key ("checkpoint at record 200 has an invalid
+// ML-DSA-65 co-signature (...)").
 StatusOr<AuditVerification> VerifyAuditTrail(store::EventStore& store,
                                              std::string_view stream_id = kAuditStream,
                                              std::string_view checkpoint_public_key_der = {},
-                                             int64_t checkpoint_every = 100);
+                                             int64_t checkpoint_every = 100,
+                                             std::string_view checkpoint_mldsa65_public_key = {});
 
 // Appends audit records to the audit stream. Safe for concurrent use; several trails (in other
 // processes) may append to the same stream: a writer that finds the stream moved on re-reads
@@ -182,7 +191,8 @@ class AuditTrail {
   // event 5, T-6.4): action kActionTamperDetected, outcome failure, object
   // "<stream id>@<first bad sequence>", detail the problem. Returns the verification, or the
   // status of a failed read or of a failed Record.
-  StatusOr<AuditVerification> VerifyAndRecord(std::string_view checkpoint_public_key_der = {});
+  StatusOr<AuditVerification> VerifyAndRecord(std::string_view checkpoint_public_key_der = {},
+                                              std::string_view checkpoint_mldsa65_public_key = {});
 
  private:
   // Record() without the checks of the entry (the trail's own records use reserved actions).

@@ -115,6 +115,11 @@ struct CeremonyOptions {
   std::function<StatusOr<std::shared_ptr<Signer>>(const PractitionerView&,
                                                   const std::string& key_label)>
       signer_for;
+  // RxFlow's ML-DSA-65 co-signer (not owned; must outlive the ceremony): when set, the stored
+  // record of each signature (the PrescriptionSigned event) carries its co-signature
+  // (SignatureRecordText, VerifySignatureRecord), and a signature that cannot be co-signed is
+  // refused. Null: records are not co-signed.
+  CoSigner* record_cosigner = nullptr;
   // Where the program runs ("rxflow serve@host"), for audit records.
   std::string source = "rxflow";
 };

@@ -34,6 +34,7 @@
 #include <utility>
 #include <vector>
 
+#include "rxflow/domain/prescription.h"
 #include "rxflow/epcs/signer.h"
 #include "rxflow/script/model.h"
 #include "rxflow/status.h"
@@ -157,6 +158,27 @@ SignatureVerification VerifyPrescriptionSignature(const script::Message& message
                                                   const TrustStore& trust);
 SignatureVerification VerifyPrescriptionSignature(std::string_view script_xml,
                                                   const TrustStore& trust);
+
+// ---- The stored record of an EPCS signature, co-signed with ML-DSA-65 ----------------------
+
+// What RxFlow's ML-DSA-65 co-signature of a stored EPCS signature covers (context
+// kCoSignEpcsRecord): one line each, "rxflow-epcs-signature-record-v1", then prescription=,
+// signer=, dea=, bundle-sha256=, two-factor=, signature= (the ECDSA SignatureValue, base64)
+// and newrx-sha256= (hex SHA-256 of the signed NewRx as sent). Whoever can forge ECDSA still
+// cannot change any of these without the co-signature failing.
+std::string SignatureRecordText(std::string_view prescription_id,
+                                const domain::PrescriptionSigned& signed_event);
+
+// The two co-signature fields for `signed_event` (record_cosignature,
+// record_cosigner_key_sha256), signed by `cosigner`.
+Status CoSignSignatureRecord(std::string_view prescription_id,
+                             domain::PrescriptionSigned& signed_event, CoSigner& cosigner);
+
+// OK when `signed_event` carries a valid co-signature of its record by `mldsa65_public_key`
+// (raw); Unauthenticated naming why not: not co-signed, another key, or a changed record.
+Status VerifySignatureRecord(std::string_view prescription_id,
+                             const domain::PrescriptionSigned& signed_event,
+                             std::string_view mldsa65_public_key);
 
 }  // namespace rxflow::epcs
 

@@ -41,6 +41,35 @@ Status VerifyEcdsaSha256(std::string_view spki_der, std::string_view data,
 // duty (`rxflow serve` and Python's setup_epcs_demo use a SoftHSM2 token).
 std::unique_ptr<Signer> NewInMemorySigner();
 
+// A post-quantum co-signer: ML-DSA-65 (FIPS 204, rxflow/crypto/pq.h) beside the ECDSA
+// signatures above, on the audit trail's checkpoints and on the stored record of each EPCS
+// signature (docs/security.md, "Post-quantum co-signatures"). ECDSA stays the signature DEA
+// rules recognise; this one keeps the records verifiable once ECDSA can be forged. Its key is
+// RxFlow's own (the system's, not a prescriber's): PKCS#11 tokens as deployed (SoftHSM2 2.6,
+// PKCS#11 3.0) have no ML-DSA mechanism yet, so it lives in a key file, 0600.
+class CoSigner {
+ public:
+  virtual ~CoSigner() = default;
+  // The ML-DSA-65 signature of `data` under the FIPS 204 context string `context` (which
+  // names the purpose: a checkpoint's signature never verifies as an EPCS record's).
+  virtual StatusOr<std::string> Sign(std::string_view data, std::string_view context) = 0;
+  // The raw ML-DSA-65 public key (1952 bytes).
+  virtual const std::string& PublicKey() const = 0;
+};
+
+// An ML-DSA-65 key held in memory only (tests, tools).
+std::unique_ptr<CoSigner> NewInMemoryCoSigner();
+
+// The ML-DSA-65 key in `path`, created (0600, directories 0700, atomically) when the file does
+// not exist. The file: the line "RXFLOW ML-DSA-65 KEY v1", then the base64 of the secret key
+// and the base64 of the public key, a line each. PermissionDenied when the file is readable
+// by group or others; InvalidArgument naming what is wrong with its contents.
+StatusOr<std::unique_ptr<CoSigner>> OpenCoSignerKeyFile(const std::string& path);
+
+// The contexts RxFlow signs under.
+inline constexpr std::string_view kCoSignAuditCheckpoint = "rxflow-audit-checkpoint-v1";
+inline constexpr std::string_view kCoSignEpcsRecord = "rxflow-epcs-signature-record-v1";
+
 }  // namespace rxflow::epcs
 
 #endif  // RXFLOW_EPCS_SIGNER_H_
