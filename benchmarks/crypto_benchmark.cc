@@ -1,0 +1,104 @@
+// The signatures and key wraps RxFlow makes, side by side (docs/performance.md,
+// "Post-quantum"): ECDSA P-256 (OpenSSL; what DEA rules recognise) beside ML-DSA-65
+// (PQClean's portable C, rxflow/crypto/pq.h), and ML-KEM-768 alone and inside the hybrid
+// ML-KEM-768 + X25519 key wrap. Sizes are reported as counters.
+#include <benchmark/benchmark.h>
+
+#include <memory>
+#include <string>
+
+#include "rxflow/crypto/pq.h"
+#include "rxflow/epcs/signer.h"
+
+namespace {
+
+using namespace rxflow;
+
+// What a checkpoint signs: the 64 hex digits of a record hash.
+const std::string kSealed(64, 'a');
+
+void BM_EcdsaP256_Sign(benchmark::State& state) {
+  auto signer = epcs::NewInMemorySigner();
+  size_t bytes = 0;
+  for (auto _ : state) {
+    auto sig = signer->Sign(kSealed);
+    bytes = sig->size();
+    benchmark::DoNotOptimize(sig);
+  }
+  state.counters["signature_bytes"] = static_cast<double>(bytes);
+}
+BENCHMARK(BM_EcdsaP256_Sign);
+
+void BM_EcdsaP256_Verify(benchmark::State& state) {
+  auto signer = epcs::NewInMemorySigner();
+  const std::string key = *signer->PublicKeyDer();
+  const std::string sig = *signer->Sign(kSealed);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(epcs::VerifyEcdsaSha256(key, kSealed, sig));
+  }
+  state.counters["public_key_bytes"] = static_cast<double>(key.size());
+}
+BENCHMARK(BM_EcdsaP256_Verify);
+
+void BM_MlDsa65_KeyGen(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(pq::GenerateMlDsa65());
+}
+BENCHMARK(BM_MlDsa65_KeyGen);
+
+void BM_MlDsa65_Sign(benchmark::State& state) {
+  const pq::KeyPair k = pq::GenerateMlDsa65();
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(pq::SignMlDsa65(k.secret_key, kSealed, epcs::kCoSignAuditCheckpoint));
+  }
+  state.counters["signature_bytes"] = static_cast<double>(pq::kMlDsa65SignatureBytes);
+}
+BENCHMARK(BM_MlDsa65_Sign);
+
+void BM_MlDsa65_Verify(benchmark::State& state) {
+  const pq::KeyPair k = pq::GenerateMlDsa65();
+  const std::string sig = *pq::SignMlDsa65(k.secret_key, kSealed, epcs::kCoSignAuditCheckpoint);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(
+        pq::VerifyMlDsa65(k.public_key, kSealed, sig, epcs::kCoSignAuditCheckpoint));
+  }
+  state.counters["public_key_bytes"] = static_cast<double>(pq::kMlDsa65PublicKeyBytes);
+}
+BENCHMARK(BM_MlDsa65_Verify);
+
+void BM_MlKem768_Encapsulate(benchmark::State& state) {
+  const pq::KeyPair k = pq::GenerateMlKem768();
+  for (auto _ : state) benchmark::DoNotOptimize(pq::EncapsulateMlKem768(k.public_key));
+  state.counters["ciphertext_bytes"] = static_cast<double>(pq::kMlKem768CiphertextBytes);
+}
+BENCHMARK(BM_MlKem768_Encapsulate);
+
+void BM_MlKem768_Decapsulate(benchmark::State& state) {
+  const pq::KeyPair k = pq::GenerateMlKem768();
+  const std::string ct = pq::EncapsulateMlKem768(k.public_key)->ciphertext;
+  for (auto _ : state) benchmark::DoNotOptimize(pq::DecapsulateMlKem768(k.secret_key, ct));
+}
+BENCHMARK(BM_MlKem768_Decapsulate);
+
+void BM_HybridWrapKey(benchmark::State& state) {
+  const pq::KeyPair k = pq::GenerateHybridKem();
+  const std::string dek(32, 'k');
+  size_t bytes = 0;
+  for (auto _ : state) {
+    auto w = pq::WrapKey(k.public_key, dek, "tenant=default key=dek-1 v=1");
+    bytes = w->size();
+    benchmark::DoNotOptimize(w);
+  }
+  state.counters["wrapped_bytes"] = static_cast<double>(bytes);
+}
+BENCHMARK(BM_HybridWrapKey);
+
+void BM_HybridUnwrapKey(benchmark::State& state) {
+  const pq::KeyPair k = pq::GenerateHybridKem();
+  const std::string wrapped = *pq::WrapKey(k.public_key, std::string(32, 'k'), "aad");
+  for (auto _ : state) benchmark::DoNotOptimize(pq::UnwrapKey(k.secret_key, wrapped, "aad"));
+}
+BENCHMARK(BM_HybridUnwrapKey);
+
+}  // namespace
+
+BENCHMARK_MAIN();
