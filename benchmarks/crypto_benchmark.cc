@@ -2,10 +2,10 @@
 // "Post-quantum"): ECDSA P-256 (OpenSSL; what DEA rules recognise) beside ML-DSA-65
 // (PQClean's portable C, rxflow/crypto/pq.h), and ML-KEM-768 alone and inside the hybrid
 // ML-KEM-768 + X25519 key wrap. Sizes are reported as counters.
-#include <benchmark/benchmark.h>
-
 #include <memory>
 #include <string>
+
+#include <benchmark/benchmark.h>
 
 #include "rxflow/crypto/pq.h"
 #include "rxflow/epcs/signer.h"

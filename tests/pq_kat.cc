@@ -93,8 +93,9 @@ std::string Sha256Hex(const std::string& s) {
 
 }  // namespace
 
-// PQClean's randombytes, for this program only: the DRBG's generate step.
-extern "C" int PQCLEAN_randombytes(uint8_t* out, size_t n) {
+// PQClean's randombytes (renamed rxflow_pqclean_randombytes by CMake, as in rxflow_core), for
+// this program only: the DRBG's generate step.
+extern "C" int rxflow_pqclean_randombytes(uint8_t* out, size_t n) {
   uint8_t block[16];
   while (n > 0) {
     Increment(drbg.v);
@@ -116,8 +117,8 @@ std::string MlDsa65Record(bool& ok) {
   uint8_t entropy[48], seed[48], msg[33];
   for (int i = 0; i < 48; ++i) entropy[i] = static_cast<uint8_t>(i);
   Seed(entropy);
-  PQCLEAN_randombytes(seed, 48);
-  PQCLEAN_randombytes(msg, 33);
+  rxflow_pqclean_randombytes(seed, 48);
+  rxflow_pqclean_randombytes(msg, 33);
   std::string r =
       "count = 0\nseed = " + Hex(seed, 48) + "\nmlen = 33\nmsg = " + Hex(msg, 33) + "\n";
   Seed(seed);
@@ -141,7 +142,7 @@ std::string MlKem768Record(bool& ok) {
   uint8_t entropy[48], seed[48];
   for (int i = 0; i < 48; ++i) entropy[i] = static_cast<uint8_t>(i);
   Seed(entropy);
-  PQCLEAN_randombytes(seed, 48);
+  rxflow_pqclean_randombytes(seed, 48);
   std::string r = "count = 0\nseed = " + Hex(seed, 48) + "\n";
   Seed(seed);
   static uint8_t pk[PQCLEAN_MLKEM768_CLEAN_CRYPTO_PUBLICKEYBYTES];

@@ -142,8 +142,10 @@ StatusOr<std::unique_ptr<EpcsDemo>> SetUpEpcsDemo(const std::string& data_dir, s
       epcs::OpenCoSignerKeyFile((dir / "mldsa65.key").string());
   if (!cosigner.ok()) return cosigner.status();
   demo->cosigner = std::move(*cosigner);
-  if (Status s = WritePrivateFile(dir / "mldsa65.pub", demo->cosigner->PublicKey()); !s.ok()) {
-    return s;
+  if (Slurp(dir / "mldsa65.pub") != demo->cosigner->PublicKey()) {
+    if (Status s = WritePrivateFile(dir / "mldsa65.pub", demo->cosigner->PublicKey()); !s.ok()) {
+      return s;
+    }
   }
 
   // The audit chain and the ceremony, signing with keys on the token, co-signing with

@@ -6,6 +6,9 @@
 #include <system_error>
 #include <vector>
 
+#include <openssl/crypto.h>
+
+#include "rxflow/internal/crypto.h"
 #include "rxflow/internal/status_macros.h"
 #include "rxflow/internal/strcat.h"
 
@@ -41,11 +44,11 @@ Status MakePrivateDirectories(const std::filesystem::path& dir) {
 
 }  // namespace
 
-Status WritePrivateFile(const std::string& path, std::string_view text) {
-  std::filesystem::path dir = std::filesystem::path(path).parent_path();
-  if (dir.empty()) dir = ".";
-  RXFLOW_RETURN_IF_ERROR(MakePrivateDirectories(dir));
-  const std::string tmp = path + ".tmp";
+namespace {
+
+// Writes `text` to the new file `tmp` (0600, O_EXCL, O_NOFOLLOW) and syncs it; on an error
+// the file is gone.
+Status WriteNewFile(const std::string& tmp, std::string_view text) {
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
     if (errno == EEXIST) {
@@ -73,18 +76,53 @@ Status WritePrivateFile(const std::string& path, std::string_view text) {
     ::unlink(tmp.c_str());
     return IoError("close", tmp, err);
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    return IoError("rename to " + path, tmp, err);
-  }
-  // The rename itself is durable once the directory is synced. The file is in place already,
-  // so a directory that cannot be opened or synced (some filesystems refuse) is not an error.
+  return absl::OkStatus();
+}
+
+// The directory entry is durable once the directory is synced. The file is in place already,
+// so a directory that cannot be opened or synced (some filesystems refuse) is not an error.
+void SyncDirectory(const std::filesystem::path& dir) {
   const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
     ::fsync(dfd);
     ::close(dfd);
   }
+}
+
+std::filesystem::path DirectoryOf(const std::string& path) {
+  std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  return dir.empty() ? std::filesystem::path(".") : dir;
+}
+
+}  // namespace
+
+Status WritePrivateFile(const std::string& path, std::string_view text) {
+  const std::filesystem::path dir = DirectoryOf(path);
+  RXFLOW_RETURN_IF_ERROR(MakePrivateDirectories(dir));
+  const std::string tmp = path + ".tmp";
+  RXFLOW_RETURN_IF_ERROR(WriteNewFile(tmp, text));
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    return IoError("rename to " + path, tmp, err);
+  }
+  SyncDirectory(dir);
+  return absl::OkStatus();
+}
+
+Status CreatePrivateFile(const std::string& path, std::string_view text) {
+  const std::filesystem::path dir = DirectoryOf(path);
+  RXFLOW_RETURN_IF_ERROR(MakePrivateDirectories(dir));
+  const std::string tmp = Cat(path, ".new-", RandomHex128());
+  RXFLOW_RETURN_IF_ERROR(WriteNewFile(tmp, text));
+  const int linked = ::link(tmp.c_str(), path.c_str());
+  const int err = errno;
+  ::unlink(tmp.c_str());
+  if (linked != 0) {
+    if (err == EEXIST) return absl::AlreadyExistsError(Cat(path, " exists"));
+    return IoError("link into place", path, err);
+  }
+  SyncDirectory(dir);
   return absl::OkStatus();
 }
 
@@ -104,8 +142,9 @@ StatusOr<std::string> Read(const std::string& path, bool private_only) {
   }
   if (private_only && (st.st_mode & 077) != 0) {
     ::close(fd);
-    return absl::PermissionDeniedError(Cat(path, " is accessible to group or others: a secret "
-                                              "key file must be 0600 (chmod 600 ",
+    return absl::PermissionDeniedError(Cat(path,
+                                           " is accessible to group or others: a secret "
+                                           "key file must be 0600 (chmod 600 ",
                                            path, ")"));
   }
   std::string out;
@@ -119,8 +158,17 @@ StatusOr<std::string> Read(const std::string& path, bool private_only) {
       return IoError("read", path, err);
     }
     if (n == 0) break;
+    // Reserved ahead: appending never reallocates, leaving copies of a secret behind.
+    if (out.capacity() < out.size() + static_cast<size_t>(n)) {
+      std::string bigger;
+      bigger.reserve(2 * (out.size() + static_cast<size_t>(n)));
+      bigger.append(out);
+      OPENSSL_cleanse(out.data(), out.size());
+      out.swap(bigger);
+    }
     out.append(buf, static_cast<size_t>(n));
   }
+  OPENSSL_cleanse(buf, sizeof buf);
   ::close(fd);
   return out;
 }

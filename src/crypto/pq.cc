@@ -17,10 +17,10 @@ extern "C" {
 #include "crypto_kem/ml-kem-768/clean/api.h"
 #include "crypto_sign/ml-dsa-65/clean/api.h"
 
-// PQClean's source of randomness (common/randombytes.h): OpenSSL's CSPRNG. The known-answer
-// test (tests/pq_kat.cc) links the same PQClean objects with NIST's deterministic generator
-// instead, never this library.
-int PQCLEAN_randombytes(uint8_t* output, size_t n) {
+// PQClean's source of randomness (common/randombytes.h's PQCLEAN_randombytes, renamed by
+// CMake): OpenSSL's CSPRNG. The known-answer test (tests/pq_kat.cc) links the same PQClean
+// objects with NIST's deterministic generator instead, never this library.
+int rxflow_pqclean_randombytes(uint8_t* output, size_t n) {
   while (n > 0) {
     const int chunk = n > (1u << 30) ? (1 << 30) : static_cast<int>(n);
     if (RAND_bytes(output, chunk) != 1) abort();  // no randomness: nothing safe to return
@@ -222,7 +222,10 @@ StatusOr<std::string> WrapKey(std::string_view recipient_public_key, std::string
   KeyPair ephemeral = NewX25519();
   StatusOr<std::string> ss_x = X25519(ephemeral.secret_key, pk_x);
   OPENSSL_cleanse(ephemeral.secret_key.data(), ephemeral.secret_key.size());
-  if (!ss_x.ok()) return ss_x.status();
+  if (!ss_x.ok()) {
+    OPENSSL_cleanse(m.shared_secret.data(), m.shared_secret.size());
+    return ss_x.status();
+  }
   Wiped kek(0);
   kek.bytes = Combine(m.shared_secret, *ss_x, ephemeral.public_key, pk_x);
   OPENSSL_cleanse(m.shared_secret.data(), m.shared_secret.size());
@@ -280,6 +283,8 @@ StatusOr<std::string> UnwrapKey(std::string_view recipient_secret_key, std::stri
   std::string pk_x(kX25519Bytes, '\0');
   size_t pk_n = kX25519Bytes;
   if (!sk || EVP_PKEY_get_raw_public_key(sk.get(), Bytes(pk_x), &pk_n) != 1) {
+    OPENSSL_cleanse(ss_m.data(), ss_m.size());
+    OPENSSL_cleanse(ss_x->data(), ss_x->size());
     return absl::InvalidArgumentError("the X25519 private key is malformed");
   }
   Wiped kek(0);

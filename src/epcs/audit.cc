@@ -439,6 +439,12 @@ StatusOr<AuditVerification> VerifyAuditTrail(store::EventStore& store, std::stri
                                              std::string_view checkpoint_public_key_der,
                                              int64_t checkpoint_every,
                                              std::string_view checkpoint_mldsa65_public_key) {
+  if (!checkpoint_mldsa65_public_key.empty() &&
+      checkpoint_mldsa65_public_key.size() != pq::kMlDsa65PublicKeyBytes) {
+    return absl::InvalidArgumentError(Cat("the checkpoints' ML-DSA-65 public key must be ",
+                                          pq::kMlDsa65PublicKeyBytes, " bytes (raw), not ",
+                                          checkpoint_mldsa65_public_key.size()));
+  }
   RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> events,
                           store.ReadStream(std::string(stream_id)));
   // Everything is decoded first: telling a reordered record from a deleted one needs a look
@@ -539,8 +545,9 @@ StatusOr<AuditVerification> VerifyAuditTrail(store::EventStore& store, std::stri
     }
     // With a key, every checkpoint slot must hold a signed checkpoint: otherwise whoever
     // rewrites the chain from some record on would simply leave the checkpoints out.
-    if (!checkpoint_public_key_der.empty() && checkpoint_every >= 2 &&
-        r.sequence % checkpoint_every == 0 && r.action != kActionCheckpoint) {
+    if ((!checkpoint_public_key_der.empty() || !checkpoint_mldsa65_public_key.empty()) &&
+        checkpoint_every >= 2 && r.sequence % checkpoint_every == 0 &&
+        r.action != kActionCheckpoint) {
       return fail(r.sequence,
                   Cat("record ", r.sequence, " should be a signed checkpoint (one every ",
                       checkpoint_every, " records) but is ", r.action));

@@ -495,11 +495,19 @@ SignatureVerification VerifyPrescriptionSignature(std::string_view script_xml,
 
 std::string SignatureRecordText(std::string_view prescription_id,
                                 const domain::PrescriptionSigned& e) {
-  return Cat("rxflow-epcs-signature-record-v1\nprescription=", prescription_id,
-             "\nsigner=", e.signer, "\ndea=", e.dea_number,
-             "\nbundle-sha256=", e.signed_content_sha256, "\ntwo-factor=", e.two_factor_event_id,
-             "\nsignature=", e.signature,
-             "\nnewrx-sha256=", internal::Sha256Hex(e.signed_newrx_xml), "\n");
+  std::string out = "rxflow-epcs-signature-record-v1\n";
+  // name=<length>:<value>: no value can pass for another field, whatever it holds.
+  auto field = [&out](std::string_view name, std::string_view value) {
+    out += Cat(name, "=", value.size(), ":", value, "\n");
+  };
+  field("prescription", prescription_id);
+  field("signer", e.signer);
+  field("dea", e.dea_number);
+  field("bundle-sha256", e.signed_content_sha256);
+  field("two-factor", e.two_factor_event_id);
+  field("signature", e.signature);
+  field("newrx-sha256", internal::Sha256Hex(e.signed_newrx_xml));
+  return out;
 }
 
 Status CoSignSignatureRecord(std::string_view prescription_id, domain::PrescriptionSigned& e,

@@ -127,12 +127,19 @@ StatusOr<std::unique_ptr<CoSigner>> OpenCoSignerKeyFile(const std::string& path)
   StatusOr<std::string> text = internal::ReadPrivateFile(path);
   if (absl::IsNotFound(text.status())) {
     pq::KeyPair key = pq::GenerateMlDsa65();
-    std::string file = Cat(kKeyFileHeader, "\n", internal::Base64Encode(key.secret_key), "\n",
-                           internal::Base64Encode(key.public_key), "\n");
-    Status written = internal::WritePrivateFile(path, file);
+    std::string secret_b64 = internal::Base64Encode(key.secret_key);
+    std::string file =
+        Cat(kKeyFileHeader, "\n", secret_b64, "\n", internal::Base64Encode(key.public_key), "\n");
+    // Never replaces a key: when another process created the file first, that key is the one.
+    Status created = internal::CreatePrivateFile(path, file);
+    OPENSSL_cleanse(secret_b64.data(), secret_b64.size());
     OPENSSL_cleanse(file.data(), file.size());
-    RXFLOW_RETURN_IF_ERROR(written);
-    return std::unique_ptr<CoSigner>(std::make_unique<MlDsa65CoSigner>(std::move(key)));
+    if (created.ok()) {
+      return std::unique_ptr<CoSigner>(std::make_unique<MlDsa65CoSigner>(std::move(key)));
+    }
+    OPENSSL_cleanse(key.secret_key.data(), key.secret_key.size());
+    if (!absl::IsAlreadyExists(created)) return created;
+    text = internal::ReadPrivateFile(path);
   }
   if (!text.ok()) return text.status();
   auto invalid = [&](std::string_view why) {

@@ -497,6 +497,35 @@ TEST_SUITE("EPCS audit chain") {
     auto caught = VerifyAuditTrail(rewritten, epcs::kAuditStream, *key, 5, cosigner->PublicKey());
     REQUIRE(caught.ok());
     CheckNamed(*caught, 5, "checkpoint at record 5 has an invalid ML-DSA-65 co-signature");
+    // With the ML-DSA key alone, too.
+    auto pq_only = VerifyAuditTrail(rewritten, epcs::kAuditStream, {}, 5, cosigner->PublicKey());
+    REQUIRE(pq_only.ok());
+    CheckNamed(*pq_only, 5, "checkpoint at record 5 has an invalid ML-DSA-65 co-signature");
+
+    // Nor can the forger drop the checkpoints: with the ML-DSA key alone, every slot must
+    // still hold one.
+    Tampered unsealed(*f.store, [](std::vector<store::EventRecord>& all) {
+      std::string previous(epcs::kAuditGenesisHash);
+      for (store::EventRecord& e : all) {
+        AuditRecord r = Decoded(e);
+        if (r.sequence == 2) r.detail = "nothing happened";
+        if (r.action == epcs::kActionCheckpoint) {
+          r.action = "epcs.sign";
+          r.detail = "an ordinary record";
+        }
+        r.previous_hash = previous;
+        r.hash = epcs::AuditRecordHash(r);
+        previous = r.hash;
+        e.payload = epcs::EncodeAuditRecord(r);
+      }
+    });
+    auto dropped = VerifyAuditTrail(unsealed, epcs::kAuditStream, {}, 5, cosigner->PublicKey());
+    REQUIRE(dropped.ok());
+    CheckNamed(*dropped, 5,
+               "record 5 should be a signed checkpoint (one every 5 records) but is epcs.sign");
+    // A key of another size is a caller's error, not a broken chain.
+    CHECK(absl::IsInvalidArgument(
+        VerifyAuditTrail(*f.store, epcs::kAuditStream, {}, 5, "short").status()));
 
     // A trail written without a co-signer, checked with the ML-DSA key: named too.
     Fixture plain;

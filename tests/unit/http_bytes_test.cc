@@ -25,7 +25,10 @@ std::vector<HttpResponse> Serve(const std::string& bytes, size_t max_body = 64) 
   limits.max_header_bytes = 512;
   return rxflow::http::internal::ServeBytes(
       limits,
-      [](HttpRequest& q, HttpResponse& r) { r.body = q.method + " " + q.path + " " + q.body; },
+      [](HttpRequest& q, HttpResponse& r) {
+        r.body = q.method + " " + q.path + " " + q.body;
+        r.set_header("X-Fields", std::to_string(q.headers.size()));
+      },
       [](const HttpRequest&, int status, const std::string& message, HttpResponse& r) {
         r.status = status;
         r.body = message;
@@ -54,6 +57,10 @@ TEST_SUITE("HTTP reading steps") {
         "2\r\nab\r\n1\r\nc\r\n0\r\nX-A: 1\r\nX-B: 2\r\nX-C: 3\r\nX-D: 4\r\n\r\n");
     REQUIRE(out.size() == 1);
     CHECK(out[0].body == "POST /t abc");
+    // Host and Transfer-Encoding: the four trailer fields are not among them (nor counted
+    // against the limit of 4).
+    REQUIRE(out[0].headers.size() == 1);
+    CHECK(out[0].headers[0].second == "2");
   }
 
   TEST_CASE("refusals: a head cut short is 400, too many fields 431, a large body 413, br 415") {

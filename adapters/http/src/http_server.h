@@ -125,9 +125,13 @@ class HttpServer {
 // One connection's bytes through the server's own reading steps, synchronously and without a
 // socket: the head and body limits and their refusals, the head check, gzip decoding and the
 // handler, for each request the connection carries (pipelined and kept alive) until one
-// closes it or the bytes run out (a request cut short is left unanswered, as a connection
-// that goes quiet would be). The responses, in order. For the fuzz target
+// closes it or the bytes run out. The bytes running out is the client closing its side: a
+// head cut short is then malformed (400, as Beast reports a partial message), a body cut
+// short is left unanswered. The responses, in order. For the fuzz target
 // (tests/fuzz/fuzz_http.cc) and tests: the same steps a Session takes, in the same functions.
+// Not modelled: time (the head, body and write deadlines), the interim "100 Continue", TLS,
+// and the 64 KiB read-ahead buffer (a chunk-size line or trailer longer than that ends a real
+// connection; here the parser reads on).
 std::vector<HttpResponse> ServeBytes(const ServerLimits& limits, const HttpServer::Handler& handler,
                                      const HttpServer::Refusal& refusal,
                                      const HttpServer::HeadCheck& head_check,

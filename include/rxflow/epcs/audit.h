@@ -157,9 +157,10 @@ struct AuditVerification {
 // AuditTrailOptions::checkpoint_every) holds one: a slot holding anything else, a failed
 // checkpoint included, is reported ("record 200 should be a signed checkpoint ..."). A broken chain
 // is a result with ok = false; an error status only means the store could not be read.
-// With `checkpoint_mldsa65_public_key` (raw, 1952 bytes) as well, every checkpoint must also
-// carry a valid ML-DSA-65 co-signature by that key ("checkpoint at record 200 has an invalid
-// ML-DSA-65 co-signature (...)").
+// With `checkpoint_mldsa65_public_key` (raw, 1952 bytes; another size is InvalidArgument),
+// every checkpoint slot must hold a checkpoint, and every checkpoint a valid ML-DSA-65
+// co-signature by that key ("checkpoint at record 200 has an invalid ML-DSA-65 co-signature
+// (...)"), whether or not the ECDSA key is given too.
 StatusOr<AuditVerification> VerifyAuditTrail(store::EventStore& store,
                                              std::string_view stream_id = kAuditStream,
                                              std::string_view checkpoint_public_key_der = {},

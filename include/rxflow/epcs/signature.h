@@ -162,10 +162,11 @@ SignatureVerification VerifyPrescriptionSignature(std::string_view script_xml,
 // ---- The stored record of an EPCS signature, co-signed with ML-DSA-65 ----------------------
 
 // What RxFlow's ML-DSA-65 co-signature of a stored EPCS signature covers (context
-// kCoSignEpcsRecord): one line each, "rxflow-epcs-signature-record-v1", then prescription=,
-// signer=, dea=, bundle-sha256=, two-factor=, signature= (the ECDSA SignatureValue, base64)
-// and newrx-sha256= (hex SHA-256 of the signed NewRx as sent). Whoever can forge ECDSA still
-// cannot change any of these without the co-signature failing.
+// kCoSignEpcsRecord): the line "rxflow-epcs-signature-record-v1", then a line
+// "<name>=<length in bytes>:<value>" each for prescription, signer, dea, bundle-sha256,
+// two-factor, signature (the ECDSA SignatureValue, base64) and newrx-sha256 (hex SHA-256 of
+// the signed NewRx as sent). Whoever can forge ECDSA still cannot change any of these without
+// the co-signature failing.
 std::string SignatureRecordText(std::string_view prescription_id,
                                 const domain::PrescriptionSigned& signed_event);
 

@@ -15,6 +15,11 @@ namespace rxflow::internal {
 // synced. Missing directories are created 0700. Unavailable naming the step and the file.
 Status WritePrivateFile(const std::string& path, std::string_view bytes);
 
+// Creates `path` with `bytes`, never replacing a file: written 0600 under a unique temporary
+// name, synced, then linked into place. AlreadyExists when `path` exists (another process
+// created it first: read that one). Missing directories are created 0700.
+Status CreatePrivateFile(const std::string& path, std::string_view bytes);
+
 // The contents of `path`: NotFound when it is missing, Unavailable when it cannot be read.
 StatusOr<std::string> ReadWholeFile(const std::string& path);
 
