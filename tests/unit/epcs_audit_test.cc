@@ -109,6 +109,24 @@ AuditVerification Verify(store::EventStore& st, std::string_view key = {}, int64
   return *v;
 }
 
+// What a forger does who also turns the checkpoints into ordinary records: record 2 changed,
+// every checkpoint made an ordinary record, the chain rehashed.
+void Unseal(std::vector<store::EventRecord>& all) {
+  std::string previous(epcs::kAuditGenesisHash);
+  for (store::EventRecord& e : all) {
+    AuditRecord r = Decoded(e);
+    if (r.sequence == 2) r.detail = "nothing happened";
+    if (r.action == epcs::kActionCheckpoint) {
+      r.action = "epcs.sign";
+      r.detail = "an ordinary record";
+    }
+    r.previous_hash = previous;
+    r.hash = epcs::AuditRecordHash(r);
+    previous = r.hash;
+    e.payload = epcs::EncodeAuditRecord(r);
+  }
+}
+
 void CheckNamed(const AuditVerification& v, int64_t sequence, const std::string& problem) {
   CHECK_FALSE(v.ok);
   REQUIRE(v.first_bad_sequence.has_value());
@@ -419,21 +437,7 @@ TEST_SUITE("EPCS audit chain") {
 
     // Nor does one who also turns the checkpoints into ordinary records: with the key, every
     // checkpoint slot must hold a signed checkpoint.
-    Tampered unsealed(*f.store, [](std::vector<store::EventRecord>& all) {
-      std::string previous(epcs::kAuditGenesisHash);
-      for (store::EventRecord& e : all) {
-        AuditRecord r = Decoded(e);
-        if (r.sequence == 2) r.detail = "nothing happened";
-        if (r.action == epcs::kActionCheckpoint) {
-          r.action = "epcs.sign";
-          r.detail = "an ordinary record";
-        }
-        r.previous_hash = previous;
-        r.hash = epcs::AuditRecordHash(r);
-        previous = r.hash;
-        e.payload = epcs::EncodeAuditRecord(r);
-      }
-    });
+    Tampered unsealed(*f.store, Unseal);
     CHECK(Verify(unsealed).ok);
     auto v = VerifyAuditTrail(unsealed, epcs::kAuditStream, *key, /*checkpoint_every=*/5);
     REQUIRE(v.ok());
@@ -504,21 +508,7 @@ TEST_SUITE("EPCS audit chain") {
 
     // Nor can the forger drop the checkpoints: with the ML-DSA key alone, every slot must
     // still hold one.
-    Tampered unsealed(*f.store, [](std::vector<store::EventRecord>& all) {
-      std::string previous(epcs::kAuditGenesisHash);
-      for (store::EventRecord& e : all) {
-        AuditRecord r = Decoded(e);
-        if (r.sequence == 2) r.detail = "nothing happened";
-        if (r.action == epcs::kActionCheckpoint) {
-          r.action = "epcs.sign";
-          r.detail = "an ordinary record";
-        }
-        r.previous_hash = previous;
-        r.hash = epcs::AuditRecordHash(r);
-        previous = r.hash;
-        e.payload = epcs::EncodeAuditRecord(r);
-      }
-    });
+    Tampered unsealed(*f.store, Unseal);
     auto dropped = VerifyAuditTrail(unsealed, epcs::kAuditStream, {}, 5, cosigner->PublicKey());
     REQUIRE(dropped.ok());
     CheckNamed(*dropped, 5,
