@@ -92,38 +92,41 @@ std::optional<std::string_view> DetailToken(std::string_view detail, std::string
   return std::nullopt;
 }
 
-// Why the checkpoint `record` is not signed by the key `spki_der` (whose SHA-256 is
-// `fingerprint`), or nullopt when it is.
-std::optional<std::string> CheckpointProblem(const AuditRecord& record, std::string_view spki_der,
-                                             std::string_view fingerprint) {
-  auto signature_b64 = DetailToken(record.detail, "signature");
-  auto key = DetailToken(record.detail, "key-sha256");
-  if (!signature_b64 || !key) return "its detail has no signature= and key-sha256=";
-  if (*key != fingerprint) {
-    return Cat("signed by the key with SHA-256 ", *key, ", not by the given key");
-  }
-  auto signature = Base64Decode(*signature_b64);
-  if (!signature) return "the signature is not base64";
-  Status s = VerifyEcdsaSha256(spki_der, record.previous_hash, *signature);
-  if (!s.ok()) return std::string(s.message());
-  return std::nullopt;
-}
+// One of a checkpoint's signatures: its detail tokens, what the messages call it, and how it
+// is verified.
+struct CheckpointSignature {
+  std::string_view signature_token;  // "signature", "mldsa65"
+  std::string_view key_token;        // "key-sha256", "mldsa65-key-sha256"
+  std::string_view signed_as;        // "signed", "co-signed"
+  Status (*verify)(std::string_view key, std::string_view data, std::string_view signature);
+};
 
-// Why the checkpoint `record` has no valid ML-DSA-65 co-signature by `public_key` (whose
-// SHA-256 is `fingerprint`), or nullopt when it has one.
-std::optional<std::string> CoSignatureProblem(const AuditRecord& record,
-                                              std::string_view public_key,
-                                              std::string_view fingerprint) {
-  auto signature_b64 = DetailToken(record.detail, "mldsa65");
-  auto key = DetailToken(record.detail, "mldsa65-key-sha256");
-  if (!signature_b64 || !key) return "its detail has no mldsa65= and mldsa65-key-sha256=";
-  if (*key != fingerprint) {
-    return Cat("co-signed by the key with SHA-256 ", *key, ", not by the given key");
+Status VerifyEcdsa(std::string_view key, std::string_view data, std::string_view signature) {
+  return VerifyEcdsaSha256(key, data, signature);
+}
+Status VerifyMlDsa(std::string_view key, std::string_view data, std::string_view signature) {
+  return pq::VerifyMlDsa65(key, data, signature, kCoSignAuditCheckpoint);
+}
+constexpr CheckpointSignature kEcdsaCheckpoint{"signature", "key-sha256", "signed", &VerifyEcdsa};
+constexpr CheckpointSignature kMlDsaCheckpoint{"mldsa65", "mldsa65-key-sha256", "co-signed",
+                                               &VerifyMlDsa};
+
+// Why the checkpoint `record` has no valid `kind` signature by `key` (whose SHA-256 is
+// `fingerprint`), or nullopt when it has one.
+std::optional<std::string> CheckpointProblem(const AuditRecord& record,
+                                             const CheckpointSignature& kind, std::string_view key,
+                                             std::string_view fingerprint) {
+  auto signature_b64 = DetailToken(record.detail, kind.signature_token);
+  auto signer = DetailToken(record.detail, kind.key_token);
+  if (!signature_b64 || !signer) {
+    return Cat("its detail has no ", kind.signature_token, "= and ", kind.key_token, "=");
+  }
+  if (*signer != fingerprint) {
+    return Cat(kind.signed_as, " by the key with SHA-256 ", *signer, ", not by the given key");
   }
   auto signature = Base64Decode(*signature_b64);
-  if (!signature) return "the co-signature is not base64";
-  Status s =
-      pq::VerifyMlDsa65(public_key, record.previous_hash, *signature, kCoSignAuditCheckpoint);
+  if (!signature) return Cat("the ", kind.signature_token, " signature is not base64");
+  Status s = kind.verify(key, record.previous_hash, *signature);
   if (!s.ok()) return std::string(s.message());
   return std::nullopt;
 }
@@ -554,14 +557,15 @@ StatusOr<AuditVerification> VerifyAuditTrail(store::EventStore& store, std::stri
     }
     if (r.action == kActionCheckpoint) {
       if (!checkpoint_public_key_der.empty()) {
-        if (auto problem = CheckpointProblem(r, checkpoint_public_key_der, fingerprint)) {
+        if (auto problem =
+                CheckpointProblem(r, kEcdsaCheckpoint, checkpoint_public_key_der, fingerprint)) {
           return fail(r.sequence, Cat("checkpoint at record ", r.sequence,
                                       " has an invalid signature (", *problem, ")"));
         }
       }
       if (!checkpoint_mldsa65_public_key.empty()) {
-        if (auto problem =
-                CoSignatureProblem(r, checkpoint_mldsa65_public_key, mldsa_fingerprint)) {
+        if (auto problem = CheckpointProblem(r, kMlDsaCheckpoint, checkpoint_mldsa65_public_key,
+                                             mldsa_fingerprint)) {
           return fail(r.sequence, Cat("checkpoint at record ", r.sequence,
                                       " has an invalid ML-DSA-65 co-signature (", *problem, ")"));
         }
