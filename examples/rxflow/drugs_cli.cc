@@ -1,0 +1,185 @@
+#include "drugs_cli.h"
+
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "../server/app.h"
+#include "rxflow/clinical/drug_import.h"
+#include "rxflow/sqlite/drug_store.h"
+
+namespace rxflow::cli {
+
+void AddDrugsCommands(CLI::App& app, DrugsCommand& c) {
+  c.drugs = app.add_subcommand(
+      "drugs", "the drug database: import public drug files, find products by code or text");
+  c.drugs->require_subcommand(1);
+  CLI::App* import = c.drugs->add_subcommand(
+      "import", "load downloaded drug files into a drug store (one transaction per import; a "
+                "new import of a source replaces the old)");
+  import->require_subcommand(1);
+  c.import_fda = import->add_subcommand(
+      "fda-ndc", "the FDA NDC Directory: product.txt and package.txt (tab-separated, cp1252)");
+  c.import_fda->add_option("product", c.product_txt, "product.txt")->required()->check(CLI::ExistingFile);
+  c.import_fda->add_option("package", c.package_txt, "package.txt (its package NDCs)")
+      ->check(CLI::ExistingFile);
+  c.import_fda->add_option("--encoding", c.encoding, "cp1252 (as FDA publishes) or utf-8")
+      ->check(CLI::IsMember({"cp1252", "utf-8"}));
+  c.import_rxnorm = import->add_subcommand(
+      "rxnorm", "RxNorm Current Prescribable Content: the rrf/ folder with RXNCONSO.RRF, "
+                "RXNSAT.RRF and RXNREL.RRF");
+  c.import_rxnorm->add_option("rrf_dir", c.rrf_dir, "the rrf/ folder")->required()->check(CLI::ExistingDirectory);
+  for (CLI::App* sub : {c.import_fda, c.import_rxnorm}) {
+    sub->add_option("--db", c.db, "the drug store file (default ./rxflow-data/drugs.db)")
+        ->envname("DRUG_DB");
+    sub->add_flag("-q,--quiet", c.quiet, "no progress lines on stderr");
+  }
+  c.find = c.drugs->add_subcommand(
+      "find", "products for an NDC (any layout), an RxCUI or free text, best first, with the "
+              "score and why");
+  c.find->add_option("query", c.query, "NDC, RxCUI or words (\"oxycodone/apap 5-325 tab\")")->required();
+  c.find->add_option("--db", c.find_db,
+                     "a drug store file (default: the starter formulary compiled in)")
+      ->envname("DRUG_DB");
+  c.find->add_option("--limit", c.limit, "most results (default 10)")->check(CLI::Range(1, 100));
+  c.find->add_flag("--json", c.json, "one JSON array");
+  c.sources = c.drugs->add_subcommand("sources", "products per source in a drug store");
+  c.sources->add_option("--db", c.db, "the drug store file (default ./rxflow-data/drugs.db)")
+      ->envname("DRUG_DB");
+}
+
+namespace {
+
+int Import(const DrugsCommand& c) {
+  auto store = clinical::OpenSqliteDrugStore(c.db);
+  if (!store.ok()) {
+    std::cerr << "rxflow: " << store.status().message() << "\n";
+    return 2;
+  }
+  const bool fda = c.import_fda->parsed();
+  auto import = (*store)->BeginImport(fda ? "fda-ndc" : "rxnorm");
+  if (!import.ok()) {
+    std::cerr << "rxflow: " << import.status().message() << "\n";
+    return 2;
+  }
+  clinical::ImportOptions options;
+  options.fda_encoding = c.encoding;
+  if (!c.quiet) {
+    options.progress = [](const clinical::ImportProgress& p) {
+      std::cerr << p.file << ": " << p.rows_read << " lines";
+      if (p.bytes_total) std::cerr << " (" << (p.bytes_read * 100 / p.bytes_total) << "%)";
+      std::cerr << "\n";
+    };
+  }
+  auto sink = [&](clinical::DrugProduct&& p) { return (*import)->Put(std::move(p)); };
+  auto summary = fda ? clinical::ImportFdaNdc(c.product_txt, c.package_txt, sink, options)
+                     : clinical::ImportRxNormRrf(c.rrf_dir, sink, options);
+  if (!summary.ok()) {
+    std::cerr << "rxflow: import failed, the store is unchanged: " << summary.status().message()
+              << "\n";
+    return 2;
+  }
+  if (auto st = (*import)->Commit(); !st.ok()) {
+    std::cerr << "rxflow: " << st.message() << "\n";
+    return 2;
+  }
+  std::cout << summary->ToString();
+  if (fda == false) {
+    std::cout << "This product uses publicly available data from the National Library of "
+                 "Medicine (NLM), National Institutes of Health, Department of Health and Human "
+                 "Services; NLM is not responsible for the product and does not endorse or "
+                 "recommend this or any other product.\n";
+  }
+  return 0;
+}
+
+nlohmann::json ProductJson(const clinical::DrugProduct& p) {
+  nlohmann::json ingredients = nlohmann::json::array();
+  for (const auto& i : p.ingredients) {
+    ingredients.push_back({{"name", i.name},
+                           {"rxcui", i.rxcui},
+                           {"strength", i.strength},
+                           {"unit", i.unit},
+                           {"precise", i.precise}});
+  }
+  nlohmann::json ndcs = nlohmann::json::array();
+  for (const auto& n : p.ndcs) ndcs.push_back(clinical::FormatNdc11(n));
+  return {{"rxcui", p.rxcui},
+          {"term_type", p.term_type},
+          {"name", p.name},
+          {"brand", p.brand},
+          {"dose_form", p.dose_form},
+          {"route", p.route},
+          {"dea_schedule", std::string(clinical::ScheduleName(p.dea_schedule))},
+          {"prescribable", p.prescribable},
+          {"ingredients", ingredients},
+          {"ndcs", ndcs},
+          {"source", p.source}};
+}
+
+int Find(const DrugsCommand& c) {
+  auto setup = app::OpenDrugDatabase(c.find_db);
+  if (!setup.ok()) {
+    std::cerr << "rxflow: " << setup.status().message() << "\n";
+    return 2;
+  }
+  std::string text;
+  for (const auto& q : c.query) text += (text.empty() ? "" : " ") + q;
+  clinical::SearchOptions so;
+  so.limit = c.limit;
+  auto matches = setup->db->Search(text, so);
+  if (c.json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& m : matches) {
+      nlohmann::json item;
+      item["score"] = m.score;
+      item["reasons"] = m.reasons;
+      item["product"] = ProductJson(*m.product);
+      out.push_back(std::move(item));
+    }
+    std::cout << out.dump(2) << "\n";
+  } else {
+    for (const auto& m : matches) {
+      const auto& p = *m.product;
+      std::printf("%.3f  %-8s %-4s %-4s %s\n", m.score, p.rxcui.empty() ? "-" : p.rxcui.c_str(),
+                  p.term_type.empty() ? "-" : p.term_type.c_str(),
+                  p.dea_schedule ? std::string(clinical::ScheduleName(p.dea_schedule)).c_str() : "-",
+                  p.name.c_str());
+      std::string why;
+      for (const auto& r : m.reasons) why += (why.empty() ? "" : "; ") + r;
+      std::printf("       %s\n", why.c_str());
+    }
+    if (matches.empty()) std::cerr << "no product matches in the " << setup->name << "\n";
+  }
+  return matches.empty() ? 1 : 0;
+}
+
+int Sources(const DrugsCommand& c) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(c.db, ec)) {
+    std::cerr << "rxflow: no drug store at " << c.db << "\n";
+    return 2;
+  }
+  auto store = clinical::OpenSqliteDrugStore(c.db);
+  if (!store.ok()) {
+    std::cerr << "rxflow: " << store.status().message() << "\n";
+    return 2;
+  }
+  auto sources = (*store)->Sources();
+  if (!sources.ok()) {
+    std::cerr << "rxflow: " << sources.status().message() << "\n";
+    return 2;
+  }
+  for (const auto& [name, n] : *sources) std::cout << name << "\t" << n << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int RunDrugs(const DrugsCommand& c) {
+  if (c.find->parsed()) return Find(c);
+  if (c.sources->parsed()) return Sources(c);
+  return Import(c);
+}
+
+}  // namespace rxflow::cli

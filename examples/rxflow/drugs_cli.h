@@ -1,0 +1,35 @@
+// The `rxflow drugs` commands: import the FDA NDC Directory or RxNorm's prescribable RRF
+// files into a drug store, find products by code or free text, list a store's sources.
+#ifndef RXFLOW_EXAMPLES_RXFLOW_DRUGS_CLI_H_
+#define RXFLOW_EXAMPLES_RXFLOW_DRUGS_CLI_H_
+
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace rxflow::cli {
+
+struct DrugsCommand {
+  CLI::App* drugs = nullptr;
+  CLI::App* import_fda = nullptr;
+  CLI::App* import_rxnorm = nullptr;
+  CLI::App* find = nullptr;
+  CLI::App* sources = nullptr;
+  std::string db = "./rxflow-data/drugs.db";
+  std::string product_txt, package_txt, rrf_dir, encoding = "cp1252";
+  std::vector<std::string> query;
+  std::string find_db;  // find: a drug store, or empty for the starter formulary
+  size_t limit = 10;
+  bool json = false;
+  bool quiet = false;
+};
+
+// Adds `rxflow drugs ...` to `app`.
+void AddDrugsCommands(CLI::App& app, DrugsCommand& c);
+// Runs the parsed `drugs` subcommand: 0 ok, 1 nothing found (find), 2 usage or I/O error.
+int RunDrugs(const DrugsCommand& c);
+
+}  // namespace rxflow::cli
+
+#endif  // RXFLOW_EXAMPLES_RXFLOW_DRUGS_CLI_H_
