@@ -118,7 +118,9 @@ StatusOr<ScriptOutput> ToScript(std::string_view fhir_json, IssueList& issues,
   bool cancel = status == "cancelled" || status == "stopped";
   auto mapped = cancel ? mapping::ToCancelRx(*input, relates_to_message_id, issues, newrx)
                        : mapping::ToNewRx(*input, issues, newrx);
-  // Prescribing rules run on what could be mapped, so one pass reports everything.
+  // Prescribing rules run on what could be mapped, so one pass reports everything. The drug
+  // database first: it may give the DEA schedule the rules depend on.
+  if (mapped.ok() && !cancel) clinical::ApplyDrugDatabase(*input, *mapped, issues, options.checks);
   if (mapped.ok()) clinical::CheckPrescription(*input, *mapped, issues, options.checks);
   if (!mapped.ok() || issues.has_errors()) {
     return StatusFor(issues, start,

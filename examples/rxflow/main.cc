@@ -9,6 +9,7 @@
 //   rxflow audit verify / report / log     the EPCS audit chain, a day's incident report, a
 //                                          practitioner's controlled-substance log (CSV)
 //   rxflow clients add / rotate / revoke / list    the API clients file: clients, their keys
+//   rxflow drugs import fda-ndc|rxnorm / find / sources    the drug database
 //   rxflow serve              every service in one process (API, relay, routing, simulator)
 //
 // Issues go to stderr as `severity: path: message` (or an OperationOutcome with
@@ -43,6 +44,7 @@
 #include "rxflow/version.h"
 
 #include "../server/app.h"
+#include "drugs_cli.h"
 #include "epcs_demo.h"
 #include <sys/stat.h>
 
@@ -363,6 +365,7 @@ int main(int argc, char** argv) {
   std::string structure_file, rules_file;
   bool pretty = false, strict = false, verbose = false, no_structured_sig = false, lenient = false;
   std::string message_id, sent_time, relates_to, to, to_qualifier, from, from_qualifier;
+  std::string drugs_spec;
 
   auto common = [&](CLI::App* sub) {
     sub->add_option("input", input, "input file, or - for standard input")->default_val("-");
@@ -379,6 +382,10 @@ int main(int argc, char** argv) {
     sub->add_option("--profile-rules", rules_file,
                     "load version rules applied to the structure table");
     sub->add_flag("--strict", strict, "unknown FHIR elements are errors, not warnings");
+    sub->add_option("--drugs", drugs_spec,
+                    "drug database for the prescribed drug's codes and DEA schedule: a drug "
+                    "store file (rxflow drugs import), or none (default: the starter formulary)")
+        ->envname("DRUG_DB");
     sub->add_flag("--pretty", pretty, "indent the output");
     sub->add_flag("-v,--verbose", verbose, "also print information issues");
   };
@@ -510,6 +517,9 @@ int main(int argc, char** argv) {
   clients_revoke->add_option("--key-id", clients_args.key_id,
                              "revoke this key only (see clients list)");
 
+  rxflow::cli::DrugsCommand drugs_command;
+  rxflow::cli::AddDrugsCommands(app, drugs_command);
+
   rxflow::app::Config serve_config;
   CLI::App* serve = app.add_subcommand(
       "serve", "run the API, outbox relay, routing and a pharmacy simulator in one process");
@@ -549,6 +559,17 @@ int main(int argc, char** argv) {
   options.newrx.from = from;
   if (!from_qualifier.empty()) options.newrx.from_qualifier = from_qualifier;
   options.newrx.structured_sig = !no_structured_sig;
+  rxflow::app::DrugDatabaseSetup drugs;
+  if (to_script->parsed() || check->parsed() || submit->parsed()) {
+    auto setup = rxflow::app::OpenDrugDatabase(drugs_spec);
+    if (!setup.ok()) {
+      std::cerr << "rxflow: " << setup.status().message() << "\n";
+      return kExitUsage;
+    }
+    drugs = std::move(*setup);
+    options.checks.drugs = drugs.db;
+    options.checks.drugs_name = drugs.name;
+  }
 
   std::shared_ptr<const rxflow::script::Profile> loaded;
   if (!structure_file.empty() || !rules_file.empty()) {
@@ -571,6 +592,7 @@ int main(int argc, char** argv) {
 
   if (serve->parsed()) return rxflow::app::Run(serve_config, rxflow::app::kAll, "rxflow serve");
   if (audit->parsed()) return RunAudit(audit_verify, audit_report, audit_args);
+  if (drugs_command.drugs->parsed()) return rxflow::cli::RunDrugs(drugs_command);
   if (clients->parsed()) {
     return RunClients(clients_add, clients_rotate, clients_revoke, clients_args);
   }

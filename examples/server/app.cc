@@ -27,6 +27,7 @@
 #include "rxflow/runtime/outbox_relay.h"
 #include "rxflow/runtime/routing.h"
 #include "rxflow/service.h"
+#include "rxflow/sqlite/drug_store.h"
 #include "rxflow/sqlite/sqlite_store.h"
 #include "rxflow/version.h"
 
@@ -245,6 +246,31 @@ void RegisterMetrics(obs::Registry& r, store::Subscriptions* subscriptions,
 
 }  // namespace
 
+StatusOr<DrugDatabaseSetup> OpenDrugDatabase(const std::string& spec) {
+  DrugDatabaseSetup out;
+  if (spec == "none") return out;
+  if (spec.empty()) {
+    out.db = &clinical::StarterDrugIndex();
+    out.name = "starter formulary";
+    return out;
+  }
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(spec, ec)) {
+    return absl::NotFoundError("no drug store at " + spec + " (rxflow drugs import writes one)");
+  }
+  auto store = clinical::OpenSqliteDrugStore(spec);
+  if (!store.ok()) return store.status();
+  auto index = clinical::LoadDrugIndex(**store);
+  if (!index.ok()) return index.status();
+  if ((*index)->size() == 0) {
+    return absl::NotFoundError("the drug store " + spec + " holds no products");
+  }
+  out.owned = std::move(*index);
+  out.db = out.owned.get();
+  out.name = "drug store " + std::filesystem::path(spec).filename().string();
+  return out;
+}
+
 StatusOr<std::unique_ptr<store::Store>> OpenStore(const std::string& url_in,
                                                   std::string& sqlite_path) {
   std::string url = url_in.empty() ? kDefaultDatabase : url_in;
@@ -362,6 +388,10 @@ void AddOptions(CLI::App& app, Config& c, unsigned roles) {
     app.add_option("--max-body-bytes", c.max_body_bytes, "request body limit (413 above)")
         ->envname("MAX_BODY_BYTES");
     app.add_option("--http-threads", c.http_threads, "request threads")->envname("HTTP_THREADS");
+    app.add_option("--drugs", c.drugs,
+                   "drug database for the prescribed drug's codes and DEA schedule: a drug "
+                   "store file (rxflow drugs import), or none (default: the starter formulary)")
+        ->envname("DRUG_DB");
     app.add_flag("!--no-auto-route", c.route_on_submit,
                  "do not queue non-controlled prescriptions for routing on submit");
     if (roles == kAll) {
@@ -496,9 +526,16 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
   if (!store.ok()) return fail("store", store.status());
   auto patient_key = PatientKey(sqlite_path);
   if (!patient_key.ok()) return fail("patient key", patient_key.status());
+  auto drugs = OpenDrugDatabase(c.drugs);
+  if (!drugs.ok()) return fail("drug database", drugs.status());
+  if (drugs->db)
+    log(1,
+        "drug database: " + drugs->name + " (" + std::to_string(drugs->db->size()) + " products)");
   ServiceOptions so;
   so.patient_key = *patient_key;
   so.route_on_submit = c.route_on_submit;
+  so.transform.checks.drugs = drugs->db;
+  so.transform.checks.drugs_name = drugs->name;
   auto service = PrescriptionService::Create(**store, so);
   if (!service.ok()) return fail("service", service.status());
   auto broker = OpenBroker(c);

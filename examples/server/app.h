@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "rxflow/clinical/drugs.h"
 #include "rxflow/status.h"
 #include "rxflow/store/event_store.h"
 
@@ -60,6 +61,9 @@ struct Config {
   bool epcs_demo = true;
   std::string epcs_trust_anchors;  // EPCS_TRUST_ANCHORS
   std::string epcs_crl;            // EPCS_CRL
+  // DRUG_DB: the drug database the transform looks prescribed drugs up in: a drug store file
+  // (`rxflow drugs import`), "none", or empty for the starter formulary.
+  std::string drugs;
 };
 
 enum Role : unsigned {
@@ -75,6 +79,16 @@ void AddOptions(CLI::App& app, Config& config, unsigned roles);
 
 // Runs `roles` until SIGINT or SIGTERM; returns the process exit code.
 int Run(const Config& config, unsigned roles, const std::string& program);
+
+// The drug database `spec` names (Config::drugs): "" → the starter formulary compiled into
+// the library; "none" → no database (`db` is nullptr); else a drug store file written by
+// `rxflow drugs import`, which must exist and hold products (NotFound otherwise).
+struct DrugDatabaseSetup {
+  std::unique_ptr<clinical::DrugIndex> owned;
+  const clinical::DrugDatabase* db = nullptr;
+  std::string name;  // "starter formulary", "drug store drugs.db"
+};
+StatusOr<DrugDatabaseSetup> OpenDrugDatabase(const std::string& spec);
 
 // sqlite://PATH (default ./rxflow-data/rxflow.db) or postgres(ql)://... `sqlite_path` gets
 // the SQLite file's path ("" for PostgreSQL).

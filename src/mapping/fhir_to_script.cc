@@ -1449,7 +1449,7 @@ class Mapper {
       m.compound_information =
           MapCompound(*in_.medication, in_.medication_path, ingredient_schedules);
     }
-    std::string schedule_path;
+    std::string& schedule_path = schedule_path_;
     schedule = FindSchedule(schedule_path);
     if (!schedule.empty()) {
       coded.dea_schedule_code = std::string(*DeaScheduleToNci(schedule));
@@ -2644,6 +2644,7 @@ class Mapper {
     MapPharmacy(pharmacy, ncpdp);
     script::Medication med;
     MapMedication(med, result.dea_schedule);
+    result.dea_schedule_path = schedule_path_;
     std::optional<bool> prohibit_renewal;
     std::string change_flag;
     MapScriptElements(cancel, patient, med, prohibit_renewal, change_flag);
@@ -2749,6 +2750,8 @@ class Mapper {
   const fhir::PrescriptionInput& in_;
   IssueList& issues_;
   const NewRxOptions& options_;
+  // Where MapMedication found the DEA schedule extension, if it did.
+  std::string schedule_path_;
   std::vector<SigElementProvenance> provenance_;
   std::string npi_path_, dea_path_, pharmacy_npi_path_;
   std::string rems_enrollment_path_;  // the prescriber's REMS enrollment identifier

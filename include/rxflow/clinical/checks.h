@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "rxflow/clinical/drugs.h"
 #include "rxflow/fhir/json.h"
 #include "rxflow/issue.h"
 #include "rxflow/mapping/mapping.h"
@@ -40,7 +41,28 @@ struct CheckOptions {
   ControlledSubstancePolicy policy;
   // Check that the DEA number's second letter matches the prescriber's last name.
   bool check_dea_last_name = true;
+  // The drug database the transform looks the prescribed drug up in (ApplyDrugDatabase).
+  // nullptr (the library's default): no lookup. The service and the `rxflow` tool use the
+  // starter formulary unless told otherwise. Must outlive the calls.
+  const DrugDatabase* drugs = nullptr;
+  // How the database is named in issues ("starter formulary", "drugs.db").
+  std::string drugs_name = "drug database";
 };
+
+// Looks the prescribed drug's NDC and RxNorm codings up in `drugs` (a NewRx, before
+// CheckPrescription):
+//   - a code the database does not know: a warning at the coding's code;
+//   - an NDC and an RxCUI naming two different products: a warning;
+//   - a DEA schedule in the request that disagrees with the database's federal schedule: an
+//     error (kBusinessRule: HTTP 422) at the schedule extension naming both; the request
+//     marking a drug the database has as uncontrolled: a warning (a state may schedule it);
+//   - no schedule in the request and one in the database: the database's is taken —
+//     `newrx.dea_schedule` and DrugCoded/DEASchedule — with an information issue, so the
+//     prescription takes the controlled-substance path (rules, ReadyToSign).
+// Returns the product found, or nullptr.
+const DrugProduct* ApplyDrugDatabase(const fhir::PrescriptionInput& input,
+                                     mapping::NewRxResult& newrx, IssueList& issues,
+                                     const CheckOptions& options);
 
 // Runs every check on a parsed prescription and its NewRx mapping: identifiers (NPI of
 // prescriber and pharmacy, DEA number), controlled-substance rules (C-II: no refills;

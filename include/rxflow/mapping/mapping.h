@@ -88,6 +88,10 @@ struct NewRxResult {
   std::vector<SigElementProvenance> sig_provenance;
   // DEA schedule of the drug ("CII", ...), empty when not controlled.
   std::string dea_schedule;
+  // The FHIR path of the DEA schedule extension it came from; empty when it came from a
+  // compound's ingredients or from the drug database (clinical::ApplyDrugDatabase), or there
+  // is none.
+  std::string dea_schedule_path;
   bool is_controlled() const { return !dea_schedule.empty(); }
 };
 
