@@ -5,9 +5,9 @@
 // Directory's (about 100k products); the starter formulary itself is measured too.
 //
 //   build/benchmarks/rxflow_drug_benchmarks --benchmark_min_time=0.5
-#include <benchmark/benchmark.h>
-
 #include <random>
+
+#include <benchmark/benchmark.h>
 
 #include "rxflow/clinical/drugs.h"
 
@@ -19,12 +19,12 @@ using rxflow::clinical::DrugProduct;
 std::vector<DrugProduct> Synthetic(size_t n) {
   auto starter = *rxflow::clinical::StarterFormulary();
   std::mt19937 rng(42);
-  static const char* kForms[] = {"Oral Tablet", "Oral Capsule", "Extended Release Oral Tablet",
-                                 "Oral Solution", "Injectable Solution", "Chewable Tablet",
-                                 "Delayed Release Oral Capsule", "Topical Cream"};
-  static const char* kSyllables[] = {"ra", "vo", "zen", "tor", "li", "pra", "mex", "cor",
+  static const char* kForms[] = {
+      "Oral Tablet",         "Oral Capsule",    "Extended Release Oral Tablet", "Oral Solution",
+      "Injectable Solution", "Chewable Tablet", "Delayed Release Oral Capsule", "Topical Cream"};
+  static const char* kSyllables[] = {"ra",  "vo",  "zen", "tor", "li",  "pra", "mex", "cor",
                                      "dal", "fin", "quo", "sta", "vex", "lum", "tri", "nol"};
-  static const char* kStrengths[] = {"1", "2.5", "5", "10", "20", "25", "40", "50",
+  static const char* kStrengths[] = {"1",  "2.5", "5",   "10",  "20",  "25",  "40",  "50",
                                      "75", "100", "125", "150", "200", "250", "300", "500"};
   std::vector<DrugProduct> out;
   out.reserve(n);
@@ -87,9 +87,11 @@ void BM_Search_100k(benchmark::State& state, const char* query) {
   }
   state.counters["results"] = static_cast<double>(found);
 }
-BENCHMARK_CAPTURE(BM_Search_100k, combination, "oxycodone/apap 5-325 tab")->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_Search_100k, combination, "oxycodone/apap 5-325 tab")
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_Search_100k, brand_strength, "Lipitor 20mg")->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_Search_100k, misspelt, "atorvastatn 40 mg tablet")->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_Search_100k, misspelt, "atorvastatn 40 mg tablet")
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_Search_100k, common_words_only, "oral tablet")->Unit(benchmark::kMicrosecond);
 
 void BM_Search_Starter(benchmark::State& state) {

@@ -2,6 +2,7 @@
 // the outbound SCRIPT. The read models (summaries, the message index) are in projections.cc.
 #include "rxflow/service.h"
 
+#include <optional>
 #include <utility>
 
 #include "rxflow/idempotency.h"
@@ -248,8 +249,14 @@ StatusOr<Submission> PrescriptionService::Submit(std::string_view fhir_json, Iss
     return absl::InvalidArgumentError(
         "a cancelled MedicationRequest cancels an existing prescription: use Cancel(id)");
   }
+  std::vector<clinical::InteractionFinding> findings;
+  std::optional<domain::InteractionsScreened> screened;
+  if (im.options.interactions) {
+    RXFLOW_ASSIGN_OR_RETURN(screened, im.ScreenInteractions(out, ctx, issues, findings));
+  }
   RXFLOW_ASSIGN_OR_RETURN(std::vector<domain::Event> events,
                           domain::Decide(domain::PrescriptionState{}, cmd));
+  if (screened) events.emplace_back(std::move(*screened));
   if (im.options.route_on_submit) {
     domain::PrescriptionState state = Fold(events);
     if (state.state == domain::State::kTransformed && !state.controlled()) {
@@ -275,7 +282,9 @@ StatusOr<Submission> PrescriptionService::Submit(std::string_view fhir_json, Iss
   if (!appended.ok()) return appended.status();
   domain::PrescriptionState state = Fold(events);
   im.Remember(id, state, ctx.tenant);
-  return Impl::Make(id, true, state, key, created);
+  Submission made = Impl::Make(id, true, state, key, created);
+  made.interactions = std::move(findings);
+  return made;
 }
 
 StatusOr<domain::PrescriptionState> PrescriptionService::Load(const std::string& id,

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -70,6 +71,22 @@ struct PrescriptionService::Impl {
   // key), FailedPrecondition when that submission's request had another digest.
   StatusOr<Submission> Replayed(const std::string& id, const std::string& key,
                                 const RequestContext& ctx, const std::string& request_sha256 = {});
+
+  // Interaction screening of a NewRx about to be stored (interaction_screening.cc): the
+  // event to record (none when no rule of the knowledge base concerns the drug), or
+  // FailedPrecondition when a contraindicated finding blocks it. `findings` receives what
+  // was found.
+  StatusOr<std::optional<domain::InteractionsScreened>> ScreenInteractions(
+      const ScriptOutput& out, const RequestContext& ctx, IssueList& issues,
+      std::vector<clinical::InteractionFinding>& findings);
+  // The prescriptions the patient index has for `patient_ref`, after catching it up.
+  struct PatientMedication {
+    std::string id;
+    std::string drug;
+    std::vector<clinical::ScreenedIngredient> ingredients;
+  };
+  StatusOr<std::vector<PatientMedication>> PatientMedications(const std::string& patient_ref);
+  std::mutex patient_index_mu;  // one patient-index catch-up at a time
 
   // The summary of `s` (without the times: the caller knows them).
   static PrescriptionSummary SummaryOf(const std::string& id, const domain::PrescriptionState& s);

@@ -3,8 +3,11 @@
 #include <chrono>
 #include <ctime>
 
+#include <nlohmann/json.hpp>
+
 #include "rxflow/internal/crypto.h"
 #include "rxflow/internal/strcat.h"
+#include "rxflow/mapping/codes.h"
 
 #include "common/text.h"
 
@@ -120,7 +123,10 @@ StatusOr<ScriptOutput> ToScript(std::string_view fhir_json, IssueList& issues,
                        : mapping::ToNewRx(*input, issues, newrx);
   // Prescribing rules run on what could be mapped, so one pass reports everything. The drug
   // database first: it may give the DEA schedule the rules depend on.
-  if (mapped.ok() && !cancel) clinical::ApplyDrugDatabase(*input, *mapped, issues, options.checks);
+  const clinical::DrugProduct* product = nullptr;
+  if (mapped.ok() && !cancel) {
+    product = clinical::ApplyDrugDatabase(*input, *mapped, issues, options.checks);
+  }
   if (mapped.ok()) clinical::CheckPrescription(*input, *mapped, issues, options.checks);
   if (!mapped.ok() || issues.has_errors()) {
     return StatusFor(issues, start,
@@ -134,7 +140,23 @@ StatusOr<ScriptOutput> ToScript(std::string_view fhir_json, IssueList& issues,
   auto xml = script::WriteXml(mapped->message, issues, wo);
   if (!xml.ok()) return xml.status();
   std::string transaction(script::TransactionName(mapped->message.body));
-  return ScriptOutput{std::move(*xml), std::move(*mapped), std::move(transaction)};
+  ScriptOutput out;
+  out.xml = std::move(*xml);
+  out.newrx = std::move(*mapped);
+  out.transaction = std::move(transaction);
+  out.drug_product = product;
+  out.medication_request_path = input->medication_request_path;
+  for (const fhir::Extension& e : input->medication_request.extension) {
+    if (e.url != mapping::kInteractionOverrideExtension) continue;
+    // valueString as JSON: "\"reason\"".
+    std::string_view v = e.value_json;
+    if (e.value_type == "String") {
+      auto j = nlohmann::json::parse(v, nullptr, /*allow_exceptions=*/false);
+      if (j.is_string()) out.interaction_override = j.get<std::string>().substr(0, 1000);
+    }
+    break;
+  }
+  return out;
 }
 
 namespace {

@@ -45,6 +45,50 @@ def to_script(
 def to_fhir(xml: str, script_version: str | None = None, lenient: bool = False) -> dict[str, Any]: ...
 def check(text: Request, script_version: str | None = None) -> list[Issue]: ...
 
+# Clinical data. (The _TypedDicts below exist only in this stub: the calls return plain dicts.)
+class _Ingredient(TypedDict):
+    name: str
+    rxcui: str
+    strength: str
+    unit: str
+    precise: str
+
+class _Product(TypedDict):
+    rxcui: str
+    term_type: str  # SCD | SBD | GPCK | BPCK | ""
+    name: str
+    brand: str
+    dose_form: str
+    route: str
+    dea_schedule: str  # "" | CI | CII | CIII | CIV | CV
+    prescribable: bool
+    ingredients: list[_Ingredient]
+    ndcs: list[str]  # 5-4-2 with hyphens
+    source: str
+
+class _DrugMatch(TypedDict):
+    score: float
+    reasons: list[str]
+    product: _Product
+
+class _Interaction(TypedDict):
+    rule_id: str  # "onc-04"
+    severity: str  # "contraindicated" | "passive" | "unknown"
+    summary: str
+    citation: str
+    ingredient: str
+    ingredient_class: str
+    other_ingredient: str
+    other_class: str
+    other: str  # the other prescription's id (submit) or the other drug as given
+
+def find_drugs(text: str, limit: int = 10) -> list[_DrugMatch]:
+    """Starter-formulary products for an NDC, an RxCUI or words, best first."""
+
+def screen_interactions(drugs: list[str]) -> list[_Interaction]:
+    """The drugs (NDCs, RxCUIs or words) screened against each other (ONC High-Priority list).
+    Each finding also has "drug": the drug as given."""
+
 # EPCS helpers. (The _TypedDicts below exist only in this stub: the calls return plain dicts.)
 def totp(secret_base32: str, time: float | None = None, digits: int = 6) -> str:
     """RFC 6238 code (HMAC-SHA-1, 30-second steps) of a base32 secret at `time` (Unix seconds,
@@ -105,11 +149,14 @@ class Submission:
     def is_controlled(self) -> bool: ...
     @property
     def created_at(self) -> str: ...
+    @property
+    def interactions(self) -> list[_Interaction]: ...
 
 class PrescriptionService:
     @staticmethod
     def open(url: str, patient_key: Optional[str] = None,
-             script_version: str = "2023011") -> PrescriptionService: ...
+             script_version: str = "2023011", *,
+             interactions: str = "warn") -> PrescriptionService: ...
     def submit(self, request: Request, idempotency_key: Optional[str] = None) -> Submission: ...
     def get(self, id: str) -> dict[str, Any]: ...
     def events(self, id: str) -> list[dict[str, Any]]: ...

@@ -9,6 +9,7 @@
 #include <shared_mutex>
 #include <sstream>
 
+#include "rxflow/clinical/interactions.h"
 #include "rxflow/clock.h"
 #include "rxflow/epcs/ceremony.h"
 #include "rxflow/epcs/factors.h"
@@ -124,14 +125,61 @@ struct PySubmission {
   std::string idempotency_key;
   bool is_controlled = false;
   std::string created_at;
+  py::list interactions;  // dicts, as FindingDict makes them
 };
+
+py::dict FindingDict(const clinical::InteractionFinding& f) {
+  py::dict d;
+  d["rule_id"] = f.rule_id;
+  d["severity"] = std::string(clinical::SeverityName(f.severity));
+  d["summary"] = f.summary;
+  d["citation"] = f.citation;
+  d["ingredient"] = f.ingredient;
+  d["ingredient_class"] = f.ingredient_class;
+  d["other_ingredient"] = f.other_ingredient;
+  d["other_class"] = f.other_class;
+  d["other"] = f.other_reference;
+  return d;
+}
+
+py::dict ProductDict(const clinical::DrugProduct& p) {
+  py::dict d;
+  d["rxcui"] = p.rxcui;
+  d["term_type"] = p.term_type;
+  d["name"] = p.name;
+  d["brand"] = p.brand;
+  d["dose_form"] = p.dose_form;
+  d["route"] = p.route;
+  d["dea_schedule"] = std::string(clinical::ScheduleName(p.dea_schedule));
+  d["prescribable"] = p.prescribable;
+  py::list ingredients;
+  for (const auto& i : p.ingredients) {
+    py::dict x;
+    x["name"] = i.name;
+    x["rxcui"] = i.rxcui;
+    x["strength"] = i.strength;
+    x["unit"] = i.unit;
+    x["precise"] = i.precise;
+    ingredients.append(x);
+  }
+  d["ingredients"] = ingredients;
+  py::list ndcs;
+  for (const auto& n : p.ndcs) ndcs.append(clinical::FormatNdc11(n));
+  d["ndcs"] = ndcs;
+  d["source"] = p.source;
+  return d;
+}
 
 // Store and service, owned together.
 class PyService {
  public:
   static std::unique_ptr<PyService> Open(const std::string& url,
                                          std::optional<std::string> patient_key,
-                                         const std::string& script_version) {
+                                         const std::string& script_version,
+                                         const std::string& interactions) {
+    if (interactions != "warn" && interactions != "block" && interactions != "off") {
+      throw py::value_error("interactions must be 'warn', 'block' or 'off'");
+    }
     auto self = std::make_unique<PyService>();
     Status status;
     std::string db_path;
@@ -161,6 +209,10 @@ class PyService {
     if (!status.ok()) Raise(status, {});
     ServiceOptions so;
     so.transform = Options(script_version);
+    so.transform.checks.drugs = &clinical::StarterDrugIndex();
+    so.transform.checks.drugs_name = "starter formulary";
+    if (interactions != "off") so.interactions = &clinical::OncHighPriority();
+    so.block_contraindicated = interactions == "block";
     so.patient_key = patient_key ? *patient_key : PatientKey(db_path);
     auto service = PrescriptionService::Create(*self->store_, so);
     if (!service.ok()) Raise(service.status(), {});
@@ -191,13 +243,16 @@ class PyService {
                    : StatusOr<Submission>(Closed());
     }
     if (!s.ok()) Raise(s.status(), issues);
+    py::list found;
+    for (const auto& f : s->interactions) found.append(FindingDict(f));
     return PySubmission{s->id,
                         std::string(domain::StateName(s->state)),
                         s->created,
                         !s->created,
                         s->idempotency_key,
                         s->is_controlled,
-                        s->created_at};
+                        s->created_at,
+                        found};
   }
 
   py::object Get(const std::string& id) {
@@ -524,6 +579,62 @@ PYBIND11_MODULE(rxflow, m) {
       .def("__str__", [](const Issue& i) { return ToString(i); });
 
   m.def(
+      "find_drugs",
+      [](const std::string& text, size_t limit) {
+        clinical::SearchOptions so;
+        so.limit = limit;
+        std::vector<clinical::DrugMatch> found;
+        {
+          py::gil_scoped_release release;
+          found = clinical::StarterDrugIndex().Search(text, so);
+        }
+        py::list out;
+        for (const auto& m : found) {
+          py::dict d;
+          d["score"] = m.score;
+          d["reasons"] = m.reasons;
+          d["product"] = ProductDict(*m.product);
+          out.append(d);
+        }
+        return out;
+      },
+      py::arg("text"), py::arg("limit") = 10,
+      "Products of the starter formulary for an NDC (any layout), an RxCUI or words\n"
+      "('oxycodone/apap 5-325 tab'), best first: dicts with score, reasons and product.");
+  m.def(
+      "screen_interactions",
+      [](const std::vector<std::string>& drugs) {
+        const auto& kb = clinical::OncHighPriority();
+        std::vector<clinical::ScreenedDrug> screened;
+        for (const std::string& text : drugs) {
+          clinical::SearchOptions so;
+          so.limit = 1;
+          so.min_score = 0.5;
+          auto m = clinical::StarterDrugIndex().Search(text, so);
+          clinical::ScreenedDrug d;
+          d.label = m.empty() ? text : m[0].product->name;
+          d.reference = text;
+          d.ingredients = clinical::IngredientsFor(m.empty() ? nullptr : m[0].product, text, kb);
+          screened.push_back(std::move(d));
+        }
+        py::list out;
+        for (size_t i = 0; i < screened.size(); ++i) {
+          std::vector<clinical::ScreenedDrug> later(
+              screened.begin() + static_cast<std::ptrdiff_t>(i) + 1, screened.end());
+          for (const auto& f : kb.Screen(screened[i], later)) {
+            py::dict d = FindingDict(f);
+            d["drug"] = screened[i].reference;
+            out.append(d);
+          }
+        }
+        return out;
+      },
+      py::arg("drugs"),
+      "Screens drugs (NDCs, RxCUIs or words, resolved through the starter formulary) against\n"
+      "each other with the ONC High-Priority list: a list of finding dicts (rule_id,\n"
+      "severity, summary, citation, ingredient, other_ingredient, drug, other). Not\n"
+      "exhaustive: no finding does not mean safe.");
+  m.def(
       "to_script",
       [](const py::object& request, const std::string& script_version,
          const std::optional<std::string>& to, const std::string& to_qualifier,
@@ -661,6 +772,10 @@ PYBIND11_MODULE(rxflow, m) {
       .def_readonly("idempotency_key", &PySubmission::idempotency_key)
       .def_readonly("is_controlled", &PySubmission::is_controlled)
       .def_readonly("created_at", &PySubmission::created_at)
+      .def_readonly("interactions", &PySubmission::interactions,
+                    "drug-drug interactions found against the patient's active prescriptions "
+                    "(dicts: rule_id, severity, summary, citation, ingredient, other_ingredient, "
+                    "other = the other prescription's id, ...)")
       .def("__repr__", [](const PySubmission& s) {
         return "<rxflow.Submission " + s.id + " " + s.status + (s.replayed ? " replayed>" : ">");
       });
@@ -669,10 +784,13 @@ PYBIND11_MODULE(rxflow, m) {
       m, "PrescriptionService",
       "Stores prescriptions as events (SQLite or PostgreSQL). Use as a context manager.")
       .def_static("open", &PyService::Open, py::arg("url"), py::arg("patient_key") = py::none(),
-                  py::arg("script_version") = "2023011",
+                  py::arg("script_version") = "2023011", py::kw_only(),
+                  py::arg("interactions") = "warn",
                   "Opens sqlite:///path/to/db or postgresql://user@host/db. patient_key (>= 16 "
                   "bytes) keys the patient part of idempotency keys; default RXFLOW_PATIENT_KEY, "
-                  "or for SQLite a random key kept beside the database.")
+                  "or for SQLite a random key kept beside the database. Drugs are looked up in "
+                  "the starter formulary; interactions='warn' (default), 'block' or 'off' "
+                  "screens each new prescription against the patient's (ONC High-Priority list).")
       .def("submit", &PyService::Submit, py::arg("request"),
            py::arg("idempotency_key") = py::none(),
            "Transforms and stores a prescription; the same content again returns the same id.")

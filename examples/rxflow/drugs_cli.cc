@@ -4,9 +4,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "../server/app.h"
 #include "rxflow/clinical/drug_import.h"
+#include "rxflow/clinical/interactions.h"
 #include "rxflow/sqlite/drug_store.h"
+
+#include "../server/app.h"
 
 namespace rxflow::cli {
 
@@ -15,34 +17,55 @@ void AddDrugsCommands(CLI::App& app, DrugsCommand& c) {
       "drugs", "the drug database: import public drug files, find products by code or text");
   c.drugs->require_subcommand(1);
   CLI::App* import = c.drugs->add_subcommand(
-      "import", "load downloaded drug files into a drug store (one transaction per import; a "
-                "new import of a source replaces the old)");
+      "import",
+      "load downloaded drug files into a drug store (one transaction per import; a "
+      "new import of a source replaces the old)");
   import->require_subcommand(1);
   c.import_fda = import->add_subcommand(
       "fda-ndc", "the FDA NDC Directory: product.txt and package.txt (tab-separated, cp1252)");
-  c.import_fda->add_option("product", c.product_txt, "product.txt")->required()->check(CLI::ExistingFile);
+  c.import_fda->add_option("product", c.product_txt, "product.txt")
+      ->required()
+      ->check(CLI::ExistingFile);
   c.import_fda->add_option("package", c.package_txt, "package.txt (its package NDCs)")
       ->check(CLI::ExistingFile);
   c.import_fda->add_option("--encoding", c.encoding, "cp1252 (as FDA publishes) or utf-8")
       ->check(CLI::IsMember({"cp1252", "utf-8"}));
   c.import_rxnorm = import->add_subcommand(
-      "rxnorm", "RxNorm Current Prescribable Content: the rrf/ folder with RXNCONSO.RRF, "
-                "RXNSAT.RRF and RXNREL.RRF");
-  c.import_rxnorm->add_option("rrf_dir", c.rrf_dir, "the rrf/ folder")->required()->check(CLI::ExistingDirectory);
+      "rxnorm",
+      "RxNorm Current Prescribable Content: the rrf/ folder with RXNCONSO.RRF, "
+      "RXNSAT.RRF and RXNREL.RRF");
+  c.import_rxnorm->add_option("rrf_dir", c.rrf_dir, "the rrf/ folder")
+      ->required()
+      ->check(CLI::ExistingDirectory);
   for (CLI::App* sub : {c.import_fda, c.import_rxnorm}) {
     sub->add_option("--db", c.db, "the drug store file (default ./rxflow-data/drugs.db)")
         ->envname("DRUG_DB");
     sub->add_flag("-q,--quiet", c.quiet, "no progress lines on stderr");
   }
   c.find = c.drugs->add_subcommand(
-      "find", "products for an NDC (any layout), an RxCUI or free text, best first, with the "
-              "score and why");
-  c.find->add_option("query", c.query, "NDC, RxCUI or words (\"oxycodone/apap 5-325 tab\")")->required();
-  c.find->add_option("--db", c.find_db,
-                     "a drug store file (default: the starter formulary compiled in)")
+      "find",
+      "products for an NDC (any layout), an RxCUI or free text, best first, with the "
+      "score and why");
+  c.find->add_option("query", c.query, "NDC, RxCUI or words (\"oxycodone/apap 5-325 tab\")")
+      ->required();
+  c.find
+      ->add_option("--db", c.find_db,
+                   "a drug store file (default: the starter formulary compiled in)")
       ->envname("DRUG_DB");
   c.find->add_option("--limit", c.limit, "most results (default 10)")->check(CLI::Range(1, 100));
   c.find->add_flag("--json", c.json, "one JSON array");
+  c.ddi = app.add_subcommand(
+      "ddi",
+      "screen drugs against each other for interactions (ONC High-Priority list); each "
+      "drug an NDC, an RxCUI or words, resolved through the drug database");
+  c.ddi->add_option("drugs", c.ddi_drugs, "two or more drugs (quote multi-word ones)")
+      ->required()
+      ->expected(2, 50);
+  c.ddi
+      ->add_option("--db", c.find_db,
+                   "a drug store file (default: the starter formulary compiled in)")
+      ->envname("DRUG_DB");
+  c.ddi->add_flag("--json", c.json, "one JSON object: the drugs as resolved and the findings");
   c.sources = c.drugs->add_subcommand("sources", "products per source in a drug store");
   c.sources->add_option("--db", c.db, "the drug store file (default ./rxflow-data/drugs.db)")
       ->envname("DRUG_DB");
@@ -141,10 +164,11 @@ int Find(const DrugsCommand& c) {
   } else {
     for (const auto& m : matches) {
       const auto& p = *m.product;
-      std::printf("%.3f  %-8s %-4s %-4s %s\n", m.score, p.rxcui.empty() ? "-" : p.rxcui.c_str(),
-                  p.term_type.empty() ? "-" : p.term_type.c_str(),
-                  p.dea_schedule ? std::string(clinical::ScheduleName(p.dea_schedule)).c_str() : "-",
-                  p.name.c_str());
+      std::printf(
+          "%.3f  %-8s %-4s %-4s %s\n", m.score, p.rxcui.empty() ? "-" : p.rxcui.c_str(),
+          p.term_type.empty() ? "-" : p.term_type.c_str(),
+          p.dea_schedule ? std::string(clinical::ScheduleName(p.dea_schedule)).c_str() : "-",
+          p.name.c_str());
       std::string why;
       for (const auto& r : m.reasons) why += (why.empty() ? "" : "; ") + r;
       std::printf("       %s\n", why.c_str());
@@ -175,6 +199,70 @@ int Sources(const DrugsCommand& c) {
 }
 
 }  // namespace
+
+int RunDdi(const DrugsCommand& c) {
+  auto setup = app::OpenDrugDatabase(c.find_db);
+  if (!setup.ok()) {
+    std::cerr << "rxflow: " << setup.status().message() << "\n";
+    return 2;
+  }
+  const clinical::InteractionKnowledgeBase& kb = clinical::OncHighPriority();
+  std::vector<clinical::ScreenedDrug> drugs;
+  nlohmann::json resolved = nlohmann::json::array();
+  for (const std::string& arg : c.ddi_drugs) {
+    clinical::SearchOptions so;
+    so.limit = 1;
+    so.min_score = 0.5;
+    auto m = setup->db ? setup->db->Search(arg, so) : std::vector<clinical::DrugMatch>{};
+    const clinical::DrugProduct* product = m.empty() ? nullptr : m[0].product;
+    bool from_text = false;
+    clinical::ScreenedDrug d;
+    d.label = product ? product->name : arg;
+    d.reference = arg;
+    d.ingredients = clinical::IngredientsFor(product, arg, kb, &from_text);
+    nlohmann::json names = nlohmann::json::array();
+    for (const auto& i : d.ingredients) names.push_back(i.name);
+    resolved.push_back({{"query", arg},
+                        {"product", product ? product->name : ""},
+                        {"rxcui", product ? product->rxcui : ""},
+                        {"ingredients", names},
+                        {"ingredients_from_text", from_text}});
+    if (!c.json) {
+      std::string list;
+      for (const auto& i : d.ingredients) list += (list.empty() ? "" : ", ") + i.name;
+      std::cout << arg << " → " << (product ? product->name : "(not in the " + setup->name + ")")
+                << ": " << (list.empty() ? "no known ingredient" : list) << "\n";
+    }
+    drugs.push_back(std::move(d));
+  }
+  nlohmann::json findings = nlohmann::json::array();
+  for (size_t i = 0; i < drugs.size(); ++i) {
+    std::vector<clinical::ScreenedDrug> later(drugs.begin() + static_cast<std::ptrdiff_t>(i) + 1,
+                                              drugs.end());
+    for (const auto& f : kb.Screen(drugs[i], later)) {
+      findings.push_back({{"rule_id", f.rule_id},
+                          {"severity", std::string(clinical::SeverityName(f.severity))},
+                          {"summary", f.summary},
+                          {"citation", f.citation},
+                          {"ingredient", f.ingredient},
+                          {"ingredient_class", f.ingredient_class},
+                          {"other_ingredient", f.other_ingredient},
+                          {"other_class", f.other_class}});
+      if (!c.json) std::cout << "  " << f.Describe() << " [" << f.citation << "]\n";
+    }
+  }
+  if (c.json) {
+    std::cout << nlohmann::json{{"knowledge_base", kb.name()},
+                                {"drugs", resolved},
+                                {"interactions", findings}}
+                     .dump(2)
+              << "\n";
+  } else if (findings.empty()) {
+    std::cout << "no interaction in the " << kb.name()
+              << " (not exhaustive: no finding does not mean safe)\n";
+  }
+  return findings.empty() ? 0 : 1;
+}
 
 int RunDrugs(const DrugsCommand& c) {
   if (c.find->parsed()) return Find(c);

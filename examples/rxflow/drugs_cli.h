@@ -1,5 +1,6 @@
 // The `rxflow drugs` commands: import the FDA NDC Directory or RxNorm's prescribable RRF
-// files into a drug store, find products by code or free text, list a store's sources.
+// files into a drug store, find products by code or free text, list a store's sources; and
+// `rxflow ddi`: screen drugs against each other for interactions.
 #ifndef RXFLOW_EXAMPLES_RXFLOW_DRUGS_CLI_H_
 #define RXFLOW_EXAMPLES_RXFLOW_DRUGS_CLI_H_
 
@@ -16,6 +17,8 @@ struct DrugsCommand {
   CLI::App* import_rxnorm = nullptr;
   CLI::App* find = nullptr;
   CLI::App* sources = nullptr;
+  CLI::App* ddi = nullptr;
+  std::vector<std::string> ddi_drugs;
   std::string db = "./rxflow-data/drugs.db";
   std::string product_txt, package_txt, rrf_dir, encoding = "cp1252";
   std::vector<std::string> query;
@@ -29,6 +32,8 @@ struct DrugsCommand {
 void AddDrugsCommands(CLI::App& app, DrugsCommand& c);
 // Runs the parsed `drugs` subcommand: 0 ok, 1 nothing found (find), 2 usage or I/O error.
 int RunDrugs(const DrugsCommand& c);
+// Runs `rxflow ddi`: 0 no interaction, 1 interactions found, 2 usage or I/O error.
+int RunDdi(const DrugsCommand& c);
 
 }  // namespace rxflow::cli
 

@@ -10,6 +10,7 @@
 //                                          practitioner's controlled-substance log (CSV)
 //   rxflow clients add / rotate / revoke / list    the API clients file: clients, their keys
 //   rxflow drugs import fda-ndc|rxnorm / find / sources    the drug database
+//   rxflow ddi DRUG DRUG...   screen drugs against each other for interactions
 //   rxflow serve              every service in one process (API, relay, routing, simulator)
 //
 // Issues go to stderr as `severity: path: message` (or an OperationOutcome with
@@ -593,6 +594,7 @@ int main(int argc, char** argv) {
   if (serve->parsed()) return rxflow::app::Run(serve_config, rxflow::app::kAll, "rxflow serve");
   if (audit->parsed()) return RunAudit(audit_verify, audit_report, audit_args);
   if (drugs_command.drugs->parsed()) return rxflow::cli::RunDrugs(drugs_command);
+  if (drugs_command.ddi->parsed()) return rxflow::cli::RunDdi(drugs_command);
   if (clients->parsed()) {
     return RunClients(clients_add, clients_rotate, clients_revoke, clients_args);
   }

@@ -392,6 +392,12 @@ void AddOptions(CLI::App& app, Config& c, unsigned roles) {
                    "drug database for the prescribed drug's codes and DEA schedule: a drug "
                    "store file (rxflow drugs import), or none (default: the starter formulary)")
         ->envname("DRUG_DB");
+    app.add_option("--interactions", c.interactions,
+                   "drug-drug interaction screening against the patient's active prescriptions "
+                   "(ONC High-Priority list): warn, block (a contraindicated pair is a 422 "
+                   "unless the request gives an override reason) or off")
+        ->envname("INTERACTIONS")
+        ->check(CLI::IsMember({"warn", "block", "off"}));
     app.add_flag("!--no-auto-route", c.route_on_submit,
                  "do not queue non-controlled prescriptions for routing on submit");
     if (roles == kAll) {
@@ -536,6 +542,8 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
   so.route_on_submit = c.route_on_submit;
   so.transform.checks.drugs = drugs->db;
   so.transform.checks.drugs_name = drugs->name;
+  if (c.interactions != "off") so.interactions = &clinical::OncHighPriority();
+  so.block_contraindicated = c.interactions == "block";
   auto service = PrescriptionService::Create(**store, so);
   if (!service.ok()) return fail("service", service.status());
   auto broker = OpenBroker(c);

@@ -64,6 +64,9 @@ struct Config {
   // DRUG_DB: the drug database the transform looks prescribed drugs up in: a drug store file
   // (`rxflow drugs import`), "none", or empty for the starter formulary.
   std::string drugs;
+  // Drug–drug interaction screening (the ONC High-Priority list): INTERACTIONS = warn (the
+  // default), block (a contraindicated pair is a 422 unless overridden), or off.
+  std::string interactions = "warn";
 };
 
 enum Role : unsigned {

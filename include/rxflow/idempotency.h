@@ -29,6 +29,14 @@ inline constexpr size_t kMinPatientKeyBytes = 16;
 // `patient_key` is shorter than kMinPatientKeyBytes or the message is another transaction.
 StatusOr<std::string> IdempotencyKey(const script::Message& message, std::string_view patient_key);
 
+// A patient's pseudonymous reference (64 hex digits): a keyed HMAC of the patient's identity
+// in the message (name, birth date, gender, MRN) and `tenant`, under `patient_key`. The
+// same patient written the same way in the same tenant gets the same reference; nothing
+// of the identity can be read from it without the key. It links a patient's prescriptions
+// for interaction screening. InvalidArgument as IdempotencyKey.
+StatusOr<std::string> PatientReference(const script::Message& message, std::string_view patient_key,
+                                       std::string_view tenant);
+
 // The canonical content the key hashes (exposed for tests and audits). The patient part
 // is already the HMAC, so this text holds no patient identity.
 StatusOr<std::string> CanonicalPrescription(const script::Message& message,

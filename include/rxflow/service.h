@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "rxflow/clinical/interactions.h"
 #include "rxflow/clock.h"
 #include "rxflow/domain/prescription.h"
 #include "rxflow/issue.h"
@@ -57,6 +58,16 @@ struct ServiceOptions {
   // at once (not a controlled substance: those wait for their signature). One append
   // instead of two; what `rxflow serve` does.
   bool route_on_submit = false;
+  // Drug–drug interaction screening of each new prescription (rxflow/clinical/interactions.h)
+  // against the same patient's other active prescriptions in this store (same tenant; the
+  // patient matched by PatientReference: name, birth date, gender, MRN). The result is
+  // recorded as an InteractionsScreened event with the submission, and each finding is a
+  // warning in the submission's issues. nullptr: no screening. Must outlive the service.
+  const clinical::InteractionKnowledgeBase* interactions = nullptr;
+  // Contraindicated findings refuse the submission (FailedPrecondition: HTTP 422, nothing
+  // stored) unless the MedicationRequest carries RxFlow's interaction-override extension
+  // with a reason, which is recorded. Default: findings are warnings only.
+  bool block_contraindicated = false;
   // How events stored under an older schema version are upcast when the service reads them
   // (see domain::UpcasterRegistry). Default: the built-in upcasters; `Register` adds to them.
   domain::UpcasterRegistry upcasters = domain::UpcasterRegistry::Builtin();
@@ -71,6 +82,9 @@ struct Submission {
   std::string idempotency_key;
   bool is_controlled = false;
   std::string created_at;  // RFC 3339 UTC
+  // Interaction findings of this submission (empty on a replay: they were reported when the
+  // prescription was created, and are in its InteractionsScreened event).
+  std::vector<clinical::InteractionFinding> interactions;
 };
 
 // The read model's row for one prescription (JSON in the projection store, where the state
@@ -156,6 +170,8 @@ class PrescriptionService {
 
   static constexpr const char* kProjection = "prescription_summary";
   static constexpr const char* kMessageIndex = "message_index";
+  // Each patient's prescriptions as screening knows them, keyed by patient reference.
+  static constexpr const char* kPatientIndex = "patient_medications";
 
   // The upcasters the service decodes events with (ServiceOptions::upcasters); components
   // reading the same log (routing, relays) decode with these too.

@@ -64,6 +64,14 @@ struct ScriptOutput {
   mapping::NewRxResult newrx;
   // The transaction written: "NewRx", "CancelRx", "RxHistoryRequest", ...
   std::string transaction;
+  // A NewRx: the product the drug database found for the prescribed drug (valid as long as
+  // options.checks.drugs), or nullptr.
+  const clinical::DrugProduct* drug_product = nullptr;
+  // A NewRx or CancelRx: the FHIR path of the MedicationRequest ("Bundle.entry[0].resource",
+  // "medication_request"), and the interaction override reason it carries (RxFlow's
+  // interaction-override extension, mapping::kInteractionOverrideExtension), if any.
+  std::string medication_request_path;
+  std::string interaction_override;
 };
 
 // FHIR → SCRIPT XML:

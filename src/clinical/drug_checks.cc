@@ -51,17 +51,16 @@ const DrugProduct* ApplyDrugDatabase(const fhir::PrescriptionInput& input,
     if (!p) {
       // A malformed NDC is the mapper's error already; only a well-formed unknown one here.
       if (ndc && NdcCandidates(c.code).empty()) continue;
-      issues.Warning(path, IssueCode::kNotFound,
-                     Cat(ndc ? "NDC " : "RxCUI ", c.code.substr(0, 20), " is not in the ",
-                         options.drugs_name,
-                         ": the drug's DEA schedule is not checked against it"));
+      issues.Warning(
+          path, IssueCode::kNotFound,
+          Cat(ndc ? "NDC " : "RxCUI ", c.code.substr(0, 20), " is not in the ", options.drugs_name,
+              ": the drug's DEA schedule is not checked against it"));
       continue;
     }
     if (found && found != p) {
       issues.Warning(path, IssueCode::kValue,
                      Cat("this code names ", Describe(*p), " but ", found_path, " names ",
-                         Describe(*found), " in the ", options.drugs_name,
-                         ": the first is used"));
+                         Describe(*found), " in the ", options.drugs_name, ": the first is used"));
       continue;
     }
     if (!found) {
@@ -71,11 +70,12 @@ const DrugProduct* ApplyDrugDatabase(const fhir::PrescriptionInput& input,
   }
   if (!found) return nullptr;
 
-  const int request = newrx.dea_schedule.empty() ? 0 : mapping::DeaScheduleNumber(newrx.dea_schedule);
+  const int request =
+      newrx.dea_schedule.empty() ? 0 : mapping::DeaScheduleNumber(newrx.dea_schedule);
   const int database = found->dea_schedule;
-  const std::string where =
-      newrx.dea_schedule_path.empty() ? input.medication_request_path + ".medication"
-                                      : newrx.dea_schedule_path;
+  const std::string where = newrx.dea_schedule_path.empty()
+                                ? input.medication_request_path + ".medication"
+                                : newrx.dea_schedule_path;
   if (request != 0 && database != 0 && request != database) {
     issues.Error(where, IssueCode::kBusinessRule,
                  Cat("the request says Schedule ", ScheduleName(request), " but the ",

@@ -1,16 +1,17 @@
 // Streaming importers for the FDA NDC Directory and the RxNorm prescribable RRF files.
 #include "rxflow/clinical/drug_import.h"
 
-#include <absl/container/flat_hash_map.h>
-#include <absl/container/flat_hash_set.h>
-
 #include <algorithm>
 #include <array>
 #include <fstream>
 
-#include "common/text.h"
+#include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
+
 #include "rxflow/internal/status_macros.h"
 #include "rxflow/internal/strcat.h"
+
+#include "common/text.h"
 
 namespace rxflow::clinical {
 
@@ -33,9 +34,9 @@ std::string ImportSummary::ToString() const {
 std::string Cp1252ToUtf8(std::string_view bytes) {
   // 0x80..0x9F; 0 marks the five bytes cp1252 leaves undefined.
   static constexpr std::array<char16_t, 32> kHigh = {
-      0x20AC, 0, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
-      0x2039, 0x0152, 0, 0x017D, 0, 0, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
-      0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0, 0x017E, 0x0178};
+      0x20AC, 0,      0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
+      0x2039, 0x0152, 0,      0x017D, 0,      0,      0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
+      0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0,      0x017E, 0x0178};
   std::string out;
   out.reserve(bytes.size());
   for (unsigned char c : bytes) {
@@ -331,12 +332,12 @@ StatusOr<ImportSummary> ImportFdaNdc(const std::filesystem::path& product_txt,
   const size_t file = tally.File(in.name());
   if (!in.Next(line, too_long)) return absl::InvalidArgumentError(Cat(in.name(), ": empty file"));
   Columns cols;
-  RXFLOW_RETURN_IF_ERROR(cols.ReadHeader(
-      decode(line),
-      {"PRODUCTID", "PRODUCTNDC", "PRODUCTTYPENAME", "PROPRIETARYNAME", "NONPROPRIETARYNAME",
-       "DOSAGEFORMNAME", "ROUTENAME", "SUBSTANCENAME", "ACTIVE_NUMERATOR_STRENGTH",
-       "ACTIVE_INGRED_UNIT", "DEASCHEDULE"},
-      in.name()));
+  RXFLOW_RETURN_IF_ERROR(
+      cols.ReadHeader(decode(line),
+                      {"PRODUCTID", "PRODUCTNDC", "PRODUCTTYPENAME", "PROPRIETARYNAME",
+                       "NONPROPRIETARYNAME", "DOSAGEFORMNAME", "ROUTENAME", "SUBSTANCENAME",
+                       "ACTIVE_NUMERATOR_STRENGTH", "ACTIVE_INGRED_UNIT", "DEASCHEDULE"},
+                      in.name()));
   absl::flat_hash_set<std::string> seen_products;
   while (in.Next(line, too_long)) {
     if (line.empty()) continue;
@@ -514,11 +515,20 @@ bool StrengthOf(std::string_view component, std::string& strength, std::string& 
 // The route a dose form implies ("Oral Tablet" → ORAL), empty when it names none.
 std::string RouteOfDoseForm(std::string_view form) {
   static constexpr std::pair<std::string_view, std::string_view> kRoutes[] = {
-      {"Oral", "ORAL"},           {"Sublingual", "SUBLINGUAL"}, {"Buccal", "BUCCAL"},
-      {"Transdermal", "TRANSDERMAL"}, {"Topical", "TOPICAL"},   {"Ophthalmic", "OPHTHALMIC"},
-      {"Otic", "AURICULAR (OTIC)"}, {"Nasal", "NASAL"},         {"Rectal", "RECTAL"},
-      {"Vaginal", "VAGINAL"},     {"Chewable", "ORAL"},         {"Inhal", "RESPIRATORY (INHALATION)"},
-      {"Metered Dose Inhaler", "RESPIRATORY (INHALATION)"},     {"Dry Powder Inhaler", "RESPIRATORY (INHALATION)"}};
+      {"Oral", "ORAL"},
+      {"Sublingual", "SUBLINGUAL"},
+      {"Buccal", "BUCCAL"},
+      {"Transdermal", "TRANSDERMAL"},
+      {"Topical", "TOPICAL"},
+      {"Ophthalmic", "OPHTHALMIC"},
+      {"Otic", "AURICULAR (OTIC)"},
+      {"Nasal", "NASAL"},
+      {"Rectal", "RECTAL"},
+      {"Vaginal", "VAGINAL"},
+      {"Chewable", "ORAL"},
+      {"Inhal", "RESPIRATORY (INHALATION)"},
+      {"Metered Dose Inhaler", "RESPIRATORY (INHALATION)"},
+      {"Dry Powder Inhaler", "RESPIRATORY (INHALATION)"}};
   for (const auto& [prefix, route] : kRoutes) {
     if (form.substr(0, prefix.size()) == prefix) return std::string(route);
   }
@@ -539,9 +549,9 @@ StatusOr<ImportSummary> ImportRxNormRrf(const std::filesystem::path& rrf_dir,
   std::string line;
   bool too_long = false;
   // Reads one RRF file: `row(fields, line)` returns "" (kept), "skip", or a refusal reason.
-  auto read_file = [&](std::string_view name, size_t fields,
-                       const std::function<std::string(const std::vector<std::string_view>&)>& row)
-      -> Status {
+  auto read_file =
+      [&](std::string_view name, size_t fields,
+          const std::function<std::string(const std::vector<std::string_view>&)>& row) -> Status {
     std::filesystem::path path = rrf_dir / std::string(name);
     LineReader in(path, options.max_line_bytes);
     if (!in.ok()) return absl::NotFoundError(Cat("cannot read ", path.string()));
@@ -550,13 +560,15 @@ StatusOr<ImportSummary> ImportRxNormRrf(const std::filesystem::path& rrf_dir,
       if (line.empty()) continue;
       tally.Read(file, in);
       if (too_long) {
-        tally.Refuse(file, in.line_no(), Cat("line longer than ", options.max_line_bytes, " bytes"));
+        tally.Refuse(file, in.line_no(),
+                     Cat("line longer than ", options.max_line_bytes, " bytes"));
         continue;
       }
       auto f = RrfFields(line, fields);
       if (f.empty()) {
-        tally.Refuse(file, in.line_no(),
-                     Cat("expected ", fields, " fields ending in '|', found ", RrfFieldCount(line)));
+        tally.Refuse(
+            file, in.line_no(),
+            Cat("expected ", fields, " fields ending in '|', found ", RrfFieldCount(line)));
         continue;
       }
       std::string verdict = row(f);
@@ -572,7 +584,8 @@ StatusOr<ImportSummary> ImportRxNormRrf(const std::filesystem::path& rrf_dir,
     return absl::OkStatus();
   };
 
-  // RXNCONSO: RXCUI|LAT|TS|LUI|STT|SUI|ISPREF|RXAUI|SAUI|SCUI|SDUI|SAB|TTY|CODE|STR|SRL|SUPPRESS|CVF
+  // RXNCONSO:
+  // RXCUI|LAT|TS|LUI|STT|SUI|ISPREF|RXAUI|SAUI|SCUI|SDUI|SAB|TTY|CODE|STR|SRL|SUPPRESS|CVF
   absl::flat_hash_map<std::string, RxConcept> concepts;  // SAB=RXNORM, one name per RXCUI+TTY kind
   absl::flat_hash_map<std::string, std::string> psn;
   std::vector<std::string> product_order;
@@ -591,7 +604,8 @@ StatusOr<ImportSummary> ImportRxNormRrf(const std::filesystem::path& rrf_dir,
       psn[std::string(rxcui)] = std::string(str);
     } else if (is_product(tty) || tty == "IN" || tty == "PIN" || tty == "MIN" || tty == "BN" ||
                tty == "DF" || tty == "SCDC") {
-      auto [it, inserted] = concepts.try_emplace(std::string(rxcui), RxConcept{std::string(tty), std::string(str)});
+      auto [it, inserted] =
+          concepts.try_emplace(std::string(rxcui), RxConcept{std::string(tty), std::string(str)});
       if (inserted && is_product(tty)) product_order.emplace_back(rxcui);
     }
     return "";  // synonyms (SY, TMSY, ...) are read and not used

@@ -4,9 +4,10 @@
 
 #include <vector>
 
-#include "common/text.h"
 #include "rxflow/internal/status_macros.h"
 #include "rxflow/internal/strcat.h"
+
+#include "common/text.h"
 
 namespace rxflow::clinical {
 

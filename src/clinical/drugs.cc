@@ -9,17 +9,18 @@
 // ingredients the query names, and how the query's numbers and its strengths agree.
 #include "rxflow/clinical/drugs.h"
 
-#include <absl/container/flat_hash_map.h>
-#include <absl/container/flat_hash_set.h>
-
 #include <algorithm>
 #include <cmath>
 #include <mutex>
 
-#include "common/text.h"
+#include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
+
 #include "rxflow/clinical/drug_store.h"
 #include "rxflow/internal/status_macros.h"
 #include "rxflow/internal/strcat.h"
+
+#include "common/text.h"
 
 namespace rxflow::internal::embedded {
 extern const std::string_view kformulary_tsv;
@@ -76,9 +77,9 @@ std::optional<std::string> NormalizeNdc(std::string_view ndc) {
 std::vector<std::string> NdcCandidates(std::string_view ndc) {
   ndc = internal::Trim(ndc);
   if (ndc.size() == 10 && internal::IsAllDigits(ndc)) {
-    return {Cat("0", ndc),                                             // 4-4-2
-            Cat(ndc.substr(0, 5), "0", ndc.substr(5)),                 // 5-3-2
-            Cat(ndc.substr(0, 9), "0", ndc.substr(9))};                // 5-4-1
+    return {Cat("0", ndc),                               // 4-4-2
+            Cat(ndc.substr(0, 5), "0", ndc.substr(5)),   // 5-3-2
+            Cat(ndc.substr(0, 9), "0", ndc.substr(9))};  // 5-4-1
   }
   if (auto n = NormalizeNdc(ndc)) return {std::move(*n)};
   return {};
@@ -104,8 +105,8 @@ struct Token {
 
 bool IsUnitWord(std::string_view w) {
   static const absl::flat_hash_set<std::string_view> kUnits = {
-      "mg", "mcg", "g", "ml", "unt", "unit", "units", "meq", "hr", "h", "actuat", "mmol", "iu",
-      "l", "kg", "ug", "pct"};
+      "mg", "mcg",    "g",    "ml", "unt", "unit", "units", "meq", "hr",
+      "h",  "actuat", "mmol", "iu", "l",   "kg",   "ug",    "pct"};
   return kUnits.contains(w);
 }
 
@@ -157,8 +158,8 @@ std::string_view Canonical(std::string_view w) {
 }
 
 bool IsStopWord(std::string_view w) {
-  static const absl::flat_hash_set<std::string_view> kStop = {"of", "and", "the", "with", "in",
-                                                             "per", "for", "a", "an", "x"};
+  static const absl::flat_hash_set<std::string_view> kStop = {"of",  "and", "the", "with", "in",
+                                                              "per", "for", "a",   "an",   "x"};
   return kStop.contains(w);
 }
 
@@ -166,12 +167,13 @@ bool IsStopWord(std::string_view w) {
 // little (a query that leaves them out is not asking for another drug).
 bool IsSaltWord(std::string_view w) {
   static const absl::flat_hash_set<std::string_view> kSalts = {
-      "hydrochloride", "sodium",   "potassium",   "calcium",   "magnesium",  "besylate",
-      "maleate",       "tartrate", "succinate",   "sulfate",   "citrate",    "phosphate",
-      "acetate",       "bitartrate", "mesylate",  "fumarate",  "hyclate",    "monohydrate",
-      "trihydrate",    "dihydrate", "hydrobromide", "bromide", "cypionate",  "enanthate",
-      "propionate",    "xinafoate", "dipropionate", "furoate", "hemihydrate", "anhydrous",
-      "disodium",      "dimesylate", "valerate",  "lactate",   "nitrate",    "tromethamine"};
+      "hydrochloride", "sodium",     "potassium",    "calcium",  "magnesium",   "besylate",
+      "maleate",       "tartrate",   "succinate",    "sulfate",  "citrate",     "phosphate",
+      "acetate",       "bitartrate", "mesylate",     "fumarate", "hyclate",     "monohydrate",
+      "trihydrate",    "dihydrate",  "hydrobromide", "bromide",  "cypionate",   "enanthate",
+      "propionate",    "xinafoate",  "dipropionate", "furoate",  "hemihydrate", "anhydrous",
+      "disodium",      "dimesylate", "valerate",     "lactate",  "nitrate",     "tromethamine",
+      "aspartate",     "saccharate", "bisulfate",    "oxalate",  "pamoate",     "decanoate"};
   return kSalts.contains(w);
 }
 
@@ -205,7 +207,10 @@ std::vector<Token> Tokenize(std::string_view text) {
   std::vector<Token> out;
   size_t i = 0, n = text.size();
   auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
-  auto letter = [&](char c) { c = lower(c); return c >= 'a' && c <= 'z'; };
+  auto letter = [&](char c) {
+    c = lower(c);
+    return c >= 'a' && c <= 'z';
+  };
   auto digit = [](char c) { return c >= '0' && c <= '9'; };
   while (i < n) {
     if (letter(text[i])) {
@@ -221,8 +226,7 @@ std::vector<Token> Tokenize(std::string_view text) {
       t.as_written = std::string(text.substr(s, i - s));
       t.text = std::string(Canonical(w));
       out.push_back(std::move(t));
-    } else if (digit(text[i]) ||
-               (text[i] == '.' && i + 1 < n && digit(text[i + 1]))) {
+    } else if (digit(text[i]) || (text[i] == '.' && i + 1 < n && digit(text[i + 1]))) {
       size_t s = i;
       while (i < n && (digit(text[i]) || (text[i] == '.' && i + 1 < n && digit(text[i + 1])))) {
         ++i;
@@ -263,7 +267,14 @@ int EditDistance(std::string_view a, std::string_view b, int limit) {
 }
 
 // Where in a product a word was found; the strongest field wins when it is in several.
-enum Field : uint8_t { kName = 0, kForm = 1, kSalt = 2, kGenericOf = 3, kIngredient = 4, kBrand = 5 };
+enum Field : uint8_t {
+  kName = 0,
+  kForm = 1,
+  kSalt = 2,
+  kGenericOf = 3,
+  kIngredient = 4,
+  kBrand = 5
+};
 
 constexpr double FieldFactor(Field f) {
   switch (f) {
@@ -391,8 +402,9 @@ struct DrugIndex::Impl {
       r.alts.push_back({it->second, 1.0});
     } else if (word.size() >= 3) {
       // Prefix: "atorv" → "atorvastatin".
-      auto lo = std::lower_bound(sorted_terms.begin(), sorted_terms.end(), word,
-                                 [&](uint32_t id, const std::string& w) { return term_text[id] < w; });
+      auto lo =
+          std::lower_bound(sorted_terms.begin(), sorted_terms.end(), word,
+                           [&](uint32_t id, const std::string& w) { return term_text[id] < w; });
       for (auto it = lo; it != sorted_terms.end() && r.alts.size() < 32; ++it) {
         const std::string& t = term_text[*it];
         if (t.compare(0, word.size(), word) != 0) break;
@@ -458,7 +470,8 @@ double ScoreProduct(const DrugIndex::Impl& ix, uint32_t p, const std::vector<Tok
     const Resolved::Alt* best_alt = nullptr;
     Field best_field = kName;
     for (const auto& alt : r.alts) {
-      auto it = std::lower_bound(info.terms.begin(), info.terms.end(), ProductTerm{alt.term, kName});
+      auto it =
+          std::lower_bound(info.terms.begin(), info.terms.end(), ProductTerm{alt.term, kName});
       if (it == info.terms.end() || it->term != alt.term) continue;
       double q = alt.quality * FieldFactor(it->field);
       if (matched_count < matched_terms.size() && !matched(alt.term)) {
@@ -542,8 +555,8 @@ double ScoreProduct(const DrugIndex::Impl& ix, uint32_t p, const std::vector<Tok
   }
   double strength = 0.5 * static_cast<double>(q_hit) / static_cast<double>(numbers.size());
   if (strengths > 0) {
-    strength += 0.5 * static_cast<double>(__builtin_popcountll(s_hit)) /
-                static_cast<double>(strengths);
+    strength +=
+        0.5 * static_cast<double>(__builtin_popcountll(s_hit)) / static_cast<double>(strengths);
   }
   return 0.6 * text + 0.15 * cover + 0.25 * strength;
 }
@@ -764,11 +777,11 @@ std::vector<std::string_view> Split(std::string_view s, char sep) {
 
 }  // namespace
 
-StatusOr<std::vector<DrugProduct>> ParseFormularyTsv(std::string_view tsv, std::string_view source) {
-  static constexpr std::string_view kColumns[] = {"rxcui",        "tty",         "name",
-                                                  "brand",        "dose_form",   "route",
-                                                  "schedule",     "prescribable", "ingredients",
-                                                  "ndcs",         "source"};
+StatusOr<std::vector<DrugProduct>> ParseFormularyTsv(std::string_view tsv,
+                                                     std::string_view source) {
+  static constexpr std::string_view kColumns[] = {
+      "rxcui",    "tty",          "name",        "brand", "dose_form", "route",
+      "schedule", "prescribable", "ingredients", "ndcs",  "source"};
   constexpr size_t kCount = std::size(kColumns);
   std::array<size_t, kCount> col{};
   col.fill(SIZE_MAX);
@@ -782,9 +795,9 @@ StatusOr<std::vector<DrugProduct>> ParseFormularyTsv(std::string_view tsv, std::
     if (line.empty() || line[0] == '#') continue;
     std::vector<std::string_view> f = Split(line, '\t');
     auto bad = [&](std::string_view column, absl::string_view why) {
-      return absl::InvalidArgumentError(
-          Cat(source, " line ", line_no, column.empty() ? "" : Cat(", column ", column), ": ",
-              std::string(why)));
+      return absl::InvalidArgumentError(Cat(source, " line ", line_no,
+                                            column.empty() ? "" : Cat(", column ", column), ": ",
+                                            std::string(why)));
     };
     if (!header) {
       for (size_t i = 0; i < f.size(); ++i) {

@@ -98,7 +98,38 @@ void Medication(Canon& c, const script::Medication& m) {
   }
 }
 
+// The identity fields of a patient, canonical: what the idempotency key's patient part and
+// the patient reference are keyed HMACs of.
+std::string PatientIdentity(const script::Patient& patient) {
+  Canon identity;
+  identity.Field("last", patient.name.last_name);
+  identity.Field("first", patient.name.first_name);
+  identity.Field("middle", patient.name.middle_name);
+  identity.Field("birth", patient.date_of_birth.date.empty() ? patient.date_of_birth.date_time
+                                                             : patient.date_of_birth.date);
+  identity.Field("gender", patient.gender);
+  identity.Field("mrn", patient.identification.medical_record_identification_number_ehr);
+  return identity.Take();
+}
+
 }  // namespace
+
+StatusOr<std::string> PatientReference(const script::Message& message, std::string_view patient_key,
+                                       std::string_view tenant) {
+  if (patient_key.size() < kMinPatientKeyBytes) {
+    return absl::InvalidArgumentError(
+        internal::Cat("the patient HMAC key must be at least ", kMinPatientKeyBytes, " bytes"));
+  }
+  const script::Patient* patient = nullptr;
+  if (const auto* n = std::get_if<script::NewRx>(&message.body)) patient = &n->patient;
+  if (const auto* c = std::get_if<script::CancelRx>(&message.body)) patient = &c->patient;
+  if (!patient) return absl::InvalidArgumentError("a patient reference needs a NewRx or CancelRx");
+  // Domain-separated from the idempotency key's patient part: the two never compare equal.
+  Canon c;
+  c.Field("v", "rxflow-patient-ref-1");
+  c.Field("tenant", tenant);
+  return internal::HmacSha256Hex(patient_key, c.Take() + PatientIdentity(*patient));
+}
 
 StatusOr<std::string> CanonicalPrescription(const script::Message& message,
                                             std::string_view patient_key) {
@@ -126,18 +157,10 @@ StatusOr<std::string> CanonicalPrescription(const script::Message& message,
   } else {
     return absl::InvalidArgumentError("an idempotency key is computed for NewRx or CancelRx only");
   }
-  Canon identity;
-  identity.Field("last", patient->name.last_name);
-  identity.Field("first", patient->name.first_name);
-  identity.Field("middle", patient->name.middle_name);
-  identity.Field("birth", patient->date_of_birth.date.empty() ? patient->date_of_birth.date_time
-                                                              : patient->date_of_birth.date);
-  identity.Field("gender", patient->gender);
-  identity.Field("mrn", patient->identification.medical_record_identification_number_ehr);
   Canon c;
   c.Field("v", "rxflow-idempotency-1");
   c.Field("kind", kind);
-  c.Field("patient", internal::HmacSha256Hex(patient_key, identity.Take()));
+  c.Field("patient", internal::HmacSha256Hex(patient_key, PatientIdentity(*patient)));
   c.Field("prescriber.npi", prescriber->identification.npi);
   c.Field("prescriber.dea", prescriber->identification.dea_number);
   if (*pharmacy) c.Field("pharmacy", (*pharmacy)->identification.ncpdp_id);

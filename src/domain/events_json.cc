@@ -48,6 +48,27 @@ void VisitFields(E& e, F&& f) {
     f("prescriber_npi", e.prescriber_npi);
     f("drug_description", e.drug_description);
     f("dea_schedule", e.dea_schedule);
+  } else if constexpr (std::is_same_v<T, InteractionsScreened>) {
+    f("knowledge_base", e.knowledge_base);
+    f("drug_description", e.drug_description);
+    f("patient_ref", e.patient_ref);
+    f("ingredients", e.ingredients);
+    f("ingredients_from_text", e.ingredients_from_text);
+    f("screened_against", e.screened_against);
+    f("findings", e.findings);
+    f("override_reason", e.override_reason);
+  } else if constexpr (std::is_same_v<T, ScreenedIngredientRecord>) {
+    f("name", e.name);
+    f("rxcui", e.rxcui);
+  } else if constexpr (std::is_same_v<T, InteractionRecord>) {
+    f("rule_id", e.rule_id);
+    f("severity", e.severity);
+    f("summary", e.summary);
+    f("citation", e.citation);
+    f("ingredient", e.ingredient);
+    f("other_ingredient", e.other_ingredient);
+    f("other_drug", e.other_drug);
+    f("other_prescription_id", e.other_prescription_id);
   } else if constexpr (std::is_same_v<T, PrescriptionReadyToSign> ||
                        std::is_same_v<T, PrescriptionExpired>) {
     // no fields
@@ -127,6 +148,14 @@ void AppendString(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
+// A vector of records (structs VisitFields knows), written as an array of objects.
+template <typename F>
+struct IsRecordVector : std::false_type {};
+template <>
+struct IsRecordVector<std::vector<ScreenedIngredientRecord>> : std::true_type {};
+template <>
+struct IsRecordVector<std::vector<InteractionRecord>> : std::true_type {};
+
 // The JSON object of `value`'s fields, written straight from VisitFields in its order (no
 // DOM: the NewRx XML inside PrescriptionTransformed is escaped once, as it is copied).
 template <typename T>
@@ -155,6 +184,13 @@ std::string Encode(const T& value, std::string_view extra_key = {}, int extra_va
       for (size_t i = 0; i < field.size(); ++i) {
         if (i) out.push_back(',');
         AppendString(out, field[i]);
+      }
+      out.push_back(']');
+    } else if constexpr (IsRecordVector<F>::value) {
+      out.push_back('[');
+      for (size_t i = 0; i < field.size(); ++i) {
+        if (i) out.push_back(',');
+        out.append(Encode(field[i]));
       }
       out.push_back(']');
     } else {
@@ -224,6 +260,23 @@ std::string Read(const Json& v, State& out) {
   std::optional<State> state = StateFromName(name);
   if (!state) return Cat("names no known state (", name, ")");
   out = *state;
+  return {};
+}
+
+template <typename T>
+std::string FromJson(const Json& j, T& out);
+
+template <typename R>
+requires IsRecordVector<std::vector<R>>::value std::string Read(const Json& v,
+                                                                std::vector<R>& out) {
+  if (!v.is_array()) return "is not an array";
+  out.clear();
+  for (size_t i = 0; i < v.size(); ++i) {
+    R r;
+    std::string why = FromJson(v[i], r);
+    if (!why.empty()) return Cat("item ", i, " ", why);
+    out.push_back(std::move(r));
+  }
   return {};
 }
 

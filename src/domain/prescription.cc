@@ -383,6 +383,7 @@ PrescriptionState Apply(PrescriptionState s, const Event& event) {
                    s.before_cancel = State::kNone;
                  },
                  [&](const PrescriptionExpired&) { s.state = State::kExpired; },
+                 [&](const InteractionsScreened&) {},  // a record; the state is unchanged
              },
              event);
   ++s.version;

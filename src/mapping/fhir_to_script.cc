@@ -2494,6 +2494,8 @@ class Mapper {
           continue;
         }
         if (!on_patient && e.url == kFacilityExtension) continue;  // ParsePrescription, MapFacility
+        // Read by interaction screening (the service), not sent: the prescriber's reason.
+        if (!on_patient && e.url == kInteractionOverrideExtension) continue;
         auto se = ReadScriptElement(e);
         const ScriptElementRow* row = se ? FindScriptElement(se->element) : nullptr;
         if (!row) {

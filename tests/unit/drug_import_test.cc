@@ -1,14 +1,15 @@
 // The drug importers against hand-written files in the exact public formats
 // (tests/fixtures/clinical/README.md lists every awkward row and the expected counts), the
 // SQLite drug store, and the transform's use of the database.
-#include <doctest/doctest.h>
+#include "rxflow/clinical/drug_import.h"
 
 #include <algorithm>
 #include <filesystem>
 #include <map>
 
+#include <doctest/doctest.h>
+
 #include "rxflow/clinical/checks.h"
-#include "rxflow/clinical/drug_import.h"
 #include "rxflow/clinical/drug_store.h"
 #include "rxflow/transform.h"
 #ifdef RXFLOW_TEST_HAVE_SQLITE
@@ -213,7 +214,8 @@ TEST_CASE("RxNorm RRF import: prescribable concepts with ingredients, brands, ND
 }
 
 #ifdef RXFLOW_TEST_HAVE_SQLITE
-TEST_CASE("SQLite drug store: imports replace their source atomically; codes shared across sources") {
+TEST_CASE(
+    "SQLite drug store: imports replace their source atomically; codes shared across sources") {
   auto dir = std::filesystem::temp_directory_path() / "rxflow-drug-store-test";
   std::filesystem::remove_all(dir);
   std::string path = (dir / "drugs.db").string();
@@ -233,9 +235,8 @@ TEST_CASE("SQLite drug store: imports replace their source atomically; codes sha
     return ImportFdaNdc(Fixture("fda-ndc/product.txt"), Fixture("fda-ndc/package.txt"), sink);
   });
   CHECK(fda.products == 11);
-  auto rx = import_all("rxnorm", [&](const ProductSink& sink) {
-    return ImportRxNormRrf(Fixture("rxnorm"), sink);
-  });
+  auto rx = import_all(
+      "rxnorm", [&](const ProductSink& sink) { return ImportRxNormRrf(Fixture("rxnorm"), sink); });
   CHECK(rx.products == 8);
   auto sources = (*store)->Sources();
   REQUIRE(sources.ok());
@@ -287,7 +288,8 @@ TEST_CASE("SQLite drug store: imports replace their source atomically; codes sha
   });
   CHECK(again.products == 3);
   auto after = (*store)->Sources();
-  CHECK(*after == std::vector<std::pair<std::string, size_t>>{{"fda-ndc", 3}, {"mine", 1}, {"rxnorm", 8}});
+  CHECK(*after ==
+        std::vector<std::pair<std::string, size_t>>{{"fda-ndc", 3}, {"mine", 1}, {"rxnorm", 8}});
   store->reset();
   std::filesystem::remove_all(dir);
 }
@@ -317,7 +319,8 @@ TEST_CASE("Transform + drug database: a schedule only in the database takes the 
   std::string json = Oxycodone();
   REQUIRE(json.find(kScheduleExt) != std::string::npos);
   // No schedule in the request: the library default (no database) sends it as uncontrolled.
-  std::string unscheduled = Edit(json, kScheduleExt, "{\"url\": \"https://example.org/x\", \"valueString\": \"x\"}");
+  std::string unscheduled =
+      Edit(json, kScheduleExt, "{\"url\": \"https://example.org/x\", \"valueString\": \"x\"}");
   IssueList plain;
   auto out = ToScript(unscheduled, plain);
   REQUIRE(out.ok());
@@ -330,7 +333,8 @@ TEST_CASE("Transform + drug database: a schedule only in the database takes the 
   CHECK(out->xml.find("<DEASchedule><Code>C48675</Code></DEASchedule>") != std::string::npos);
   bool told = false;
   for (const auto& i : issues) {
-    if (i.severity == Severity::kInformation && i.message.find("DEA Schedule CII from the starter formulary") == 0) {
+    if (i.severity == Severity::kInformation &&
+        i.message.find("DEA Schedule CII from the starter formulary") == 0) {
       told = true;
       CHECK(i.path.find(".code.coding[0].code") != std::string::npos);
     }
@@ -338,13 +342,16 @@ TEST_CASE("Transform + drug database: a schedule only in the database takes the 
   CHECK(told);
   // And the Schedule II rules now apply: refills are refused.
   IssueList refills;
-  auto refused = ToScript(Edit(unscheduled, "\"numberOfRepeatsAllowed\": 0", "\"numberOfRepeatsAllowed\": 2"),
-                          refills, WithFormulary());
+  auto refused =
+      ToScript(Edit(unscheduled, "\"numberOfRepeatsAllowed\": 0", "\"numberOfRepeatsAllowed\": 2"),
+               refills, WithFormulary());
   CHECK(refused.status().code() == absl::StatusCode::kFailedPrecondition);
   CHECK(refills.Find("medication_request.dispenseRequest.numberOfRepeatsAllowed"));
 }
 
-TEST_CASE("Transform + drug database: a schedule that disagrees is a prescribing-rule error naming both") {
+TEST_CASE(
+    "Transform + drug database: a schedule that disagrees is a prescribing-rule error naming "
+    "both") {
   IssueList issues;
   auto out = ToScript(Edit(Oxycodone(), "\"valueCode\": \"CII\"", "\"valueCode\": \"CIV\""), issues,
                       WithFormulary());
@@ -352,7 +359,8 @@ TEST_CASE("Transform + drug database: a schedule that disagrees is a prescribing
   bool named = false;
   for (const auto& i : issues) {
     if (i.code == IssueCode::kBusinessRule &&
-        i.message.find("the request says Schedule CIV but the starter formulary has Schedule CII") == 0) {
+        i.message.find(
+            "the request says Schedule CIV but the starter formulary has Schedule CII") == 0) {
       named = true;
       CHECK(i.path.find(".extension[0]") != std::string::npos);
       CHECK(i.message.find("RxCUI 1049621") != std::string::npos);
@@ -374,7 +382,9 @@ TEST_CASE("Transform + drug database: an unknown code is a warning with its path
   bool warned = false;
   for (const auto& i : issues) {
     if (i.severity == Severity::kWarning &&
-        i.message == "RxCUI 99999999 is not in the starter formulary: the drug's DEA schedule is not checked against it") {
+        i.message ==
+            "RxCUI 99999999 is not in the starter formulary: the drug's DEA schedule is not "
+            "checked against it") {
       warned = true;
       CHECK(i.path.find(".code.coding[0].code") != std::string::npos);
     }

@@ -2,10 +2,10 @@
 // reasons, the formulary TSV reader, and the starter formulary's own promises.
 #include "rxflow/clinical/drugs.h"
 
-#include <doctest/doctest.h>
-
 #include <algorithm>
 #include <set>
+
+#include <doctest/doctest.h>
 
 namespace rxflow::clinical {
 namespace {
@@ -48,7 +48,8 @@ std::vector<DrugProduct> Sample() {
                       {{"atorvastatin", "", "20", "MG", "atorvastatin calcium"}}, "Oral Tablet", 0,
                       {"60505257908"}));
   v.push_back(Product("90000005", "SCD", "atorvastatin 40 MG Oral Tablet", "",
-                      {{"atorvastatin", "", "40", "MG", "atorvastatin calcium"}}, "Oral Tablet", 0));
+                      {{"atorvastatin", "", "40", "MG", "atorvastatin calcium"}}, "Oral Tablet",
+                      0));
   v.push_back(Product("90000006", "SBD", "atorvastatin 20 MG Oral Tablet [Lipitor]", "Lipitor",
                       {{"atorvastatin", "", "20", "MG", "atorvastatin calcium"}}, "Oral Tablet", 0,
                       {"00071015523"}));
@@ -74,14 +75,14 @@ bool HasReason(const DrugMatch& m, std::string_view text) {
 }
 
 TEST_CASE("NDC: every published layout normalises to NDC-11, bare 10 digits are ambiguous") {
-  CHECK(NormalizeNdc("0002-1433-80") == "00002143380");  // 4-4-2
-  CHECK(NormalizeNdc("50580-506-02") == "50580050602");  // 5-3-2
-  CHECK(NormalizeNdc("50580-5060-2") == "50580506002");  // 5-4-1
+  CHECK(NormalizeNdc("0002-1433-80") == "00002143380");   // 4-4-2
+  CHECK(NormalizeNdc("50580-506-02") == "50580050602");   // 5-3-2
+  CHECK(NormalizeNdc("50580-5060-2") == "50580506002");   // 5-4-1
   CHECK(NormalizeNdc("50580-5060-02") == "50580506002");  // 5-4-2
   CHECK(NormalizeNdc("00002143380") == "00002143380");
   CHECK(NormalizeNdc(" 0002-1433-80 ") == "00002143380");
-  CHECK_FALSE(NormalizeNdc("0002143380"));     // 10 bare digits: which segment is short?
-  CHECK_FALSE(NormalizeNdc("002-1433-80"));    // 3-4-2 is no layout
+  CHECK_FALSE(NormalizeNdc("0002143380"));   // 10 bare digits: which segment is short?
+  CHECK_FALSE(NormalizeNdc("002-1433-80"));  // 3-4-2 is no layout
   CHECK_FALSE(NormalizeNdc("00002-1433-8A"));
   CHECK_FALSE(NormalizeNdc("0002--1433"));
   CHECK_FALSE(NormalizeNdc(""));
@@ -108,8 +109,8 @@ TEST_CASE("DrugIndex: lookup by NDC in any layout and by RxCUI") {
   REQUIRE(p);
   CHECK(p->name == "alprazolam 0.5 MG Oral Tablet");
   CHECK(ix.FindByNdc("00009002901") == p);
-  CHECK(ix.FindByNdc("0009002901") == p);     // bare 10 digits: only one padding is known
-  CHECK(ix.FindByNdc("65580-046-01"));          // 5-3-2
+  CHECK(ix.FindByNdc("0009002901") == p);  // bare 10 digits: only one padding is known
+  CHECK(ix.FindByNdc("65580-046-01"));     // 5-3-2
   CHECK(ix.FindByNdc("6558004601"));
   CHECK_FALSE(ix.FindByNdc("0009-0029-02"));
   CHECK_FALSE(ix.FindByNdc("not an ndc"));
@@ -198,10 +199,13 @@ TEST_CASE("Search: misspellings, prefixes, salts, codes and nonsense") {
 }
 
 TEST_CASE("Formulary TSV: columns by header name, each bad value named with line and column") {
-  std::string head = "name\trxcui\ttty\tbrand\tdose_form\troute\tschedule\tprescribable\tingredients\tndcs\n";
-  auto ok = ParseFormularyTsv(head + "pregabalin 75 MG Oral Capsule\t\tSCD\t\tOral Capsule\tORAL\tCV\tY\t"
-                                     "pregabalin||75|MG|\t\n",
-                              "mine");
+  std::string head =
+      "name\trxcui\ttty\tbrand\tdose_form\troute\tschedule\tprescribable\tingredients\tndcs\n";
+  auto ok =
+      ParseFormularyTsv(head +
+                            "pregabalin 75 MG Oral Capsule\t\tSCD\t\tOral Capsule\tORAL\tCV\tY\t"
+                            "pregabalin||75|MG|\t\n",
+                        "mine");
   REQUIRE(ok.ok());
   REQUIRE(ok->size() == 1);
   CHECK((*ok)[0].dea_schedule == 5);

@@ -64,11 +64,27 @@ int HttpStatus(const Status& s, bool submit) {
 }
 
 json SubmissionJson(const Submission& s) {
-  return {{"id", s.id},
-          {"status", std::string(domain::StateName(s.state))},
-          {"idempotency_key", s.idempotency_key},
-          {"is_controlled", s.is_controlled},
-          {"created_at", s.created_at}};
+  json out = {{"id", s.id},
+              {"status", std::string(domain::StateName(s.state))},
+              {"idempotency_key", s.idempotency_key},
+              {"is_controlled", s.is_controlled},
+              {"created_at", s.created_at}};
+  if (!s.interactions.empty()) {
+    json list = json::array();
+    for (const clinical::InteractionFinding& f : s.interactions) {
+      list.push_back({{"rule_id", f.rule_id},
+                      {"severity", std::string(clinical::SeverityName(f.severity))},
+                      {"summary", f.summary},
+                      {"citation", f.citation},
+                      {"ingredient", f.ingredient},
+                      {"ingredient_class", f.ingredient_class},
+                      {"other_ingredient", f.other_ingredient},
+                      {"other_class", f.other_class},
+                      {"other_prescription_id", f.other_reference}});
+    }
+    out["interactions"] = std::move(list);
+  }
+  return out;
 }
 
 // An OperationOutcome for `issues` (bounded: IssueList keeps at most 100 and a summary), or

@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "rxflow/internal/strcat.h"
+
 #include "sqlite_db.h"
 
 namespace rxflow::clinical {
@@ -67,7 +68,8 @@ class SqliteImport : public DrugStore::Import {
       }
     }
     for (const std::string& ndc : p.ndcs) {
-      if (ndc.size() != 11) return absl::InvalidArgumentError(Cat("NDC \"", ndc, "\" is not NDC-11"));
+      if (ndc.size() != 11)
+        return absl::InvalidArgumentError(Cat("NDC \"", ndc, "\" is not NDC-11"));
       Stmt q(db_,
              "SELECT p.name FROM drug_ndcs n JOIN drug_products p ON p.id = n.product_id "
              "WHERE n.source = ?1 AND n.ndc = ?2");

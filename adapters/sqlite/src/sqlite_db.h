@@ -9,11 +9,11 @@
 
 #include <sqlite3.h>
 
+#include "rxflow/status.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include "rxflow/status.h"
 
 namespace rxflow::sqlite_internal {
 

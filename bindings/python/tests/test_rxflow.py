@@ -244,3 +244,41 @@ def test_the_example_script_runs(tmp_path):
     out = subprocess.run([sys.executable, str(example), str(FIXTURES / "fhir/medication_request_lisinopril.json"),
                           f"sqlite://{tmp_path / 'ex.db'}"], capture_output=True, text=True, env=env, check=True)
     assert "PrescriptionTransformed" in out.stdout
+
+
+def test_find_drugs_ranks_products_with_reasons():
+    matches = rxflow.find_drugs("oxycodone/apap 5-325 tab", limit=3)
+    assert matches[0]["product"]["dea_schedule"] == "CII"
+    assert "acetaminophen" in [i["name"] for i in matches[0]["product"]["ingredients"]]
+    assert '"apap" read as "acetaminophen"' in matches[0]["reasons"]
+    assert rxflow.find_drugs("xyzzy") == []
+
+
+def test_screen_interactions_and_the_service_finds_a_pair(tmp_path):
+    [f] = rxflow.screen_interactions(["sertraline 50 mg", "phenelzine"])
+    assert f["rule_id"] == "onc-04" and f["severity"] == "contraindicated"
+    assert rxflow.screen_interactions(["gemfibrozil", "atorvastatin"]) == []
+
+    def drug(code, display):
+        d = json.loads(fixture("fhir/medication_request_lisinopril.json"))
+        d["medication_request"]["medication"] = {"concept": {"coding": [
+            {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": code,
+             "display": display}], "text": display}}
+        return d
+
+    with rxflow.PrescriptionService.open(f"sqlite://{tmp_path / 'rx.db'}") as service:
+        first = service.submit(drug("312941", "sertraline 50 MG Oral Tablet"))
+        assert first.interactions == []
+        second = service.submit(drug("312347", "phenelzine 15 MG Oral Tablet"))
+        assert [i["rule_id"] for i in second.interactions] == ["onc-04"]
+        assert second.interactions[0]["other"] == first.id
+        types = [e["type"] for e in service.events(second.id)]
+        assert "InteractionsScreened" in types
+    with rxflow.PrescriptionService.open(f"sqlite://{tmp_path / 'block.db'}",
+                                         interactions="block") as service:
+        service.submit(drug("312941", "sertraline 50 MG Oral Tablet"))
+        with pytest.raises(rxflow.FailedPrecondition) as e:
+            service.submit(drug("312347", "phenelzine 15 MG Oral Tablet"))
+        assert any("onc-04" in i.message for i in e.value.issues)
+    with pytest.raises(ValueError):
+        rxflow.PrescriptionService.open(f"sqlite://{tmp_path / 'x.db'}", interactions="maybe")

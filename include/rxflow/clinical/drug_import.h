@@ -28,7 +28,7 @@
 namespace rxflow::clinical {
 
 struct ImportRefusal {
-  std::string file;  // file name, without directories
+  std::string file;   // file name, without directories
   uint64_t line = 0;  // 1-based; the header is line 1 of a product.txt
   std::string reason;
 };
@@ -92,8 +92,7 @@ StatusOr<ImportSummary> ImportFdaNdc(const std::filesystem::path& product_txt,
 // strengths from their clinical drug components, NDCs from RXNSAT (SAB=RXNORM), the DEA
 // schedule from RXNSAT's DCSA attribute.
 StatusOr<ImportSummary> ImportRxNormRrf(const std::filesystem::path& rrf_dir,
-                                        const ProductSink& sink,
-                                        const ImportOptions& options = {});
+                                        const ProductSink& sink, const ImportOptions& options = {});
 
 // cp1252 bytes → UTF-8 (the five bytes cp1252 leaves undefined become U+FFFD).
 std::string Cp1252ToUtf8(std::string_view bytes);

@@ -198,12 +198,45 @@ struct PrescriptionExpired {
   static constexpr int kSchemaVersion = 1;
 };
 
+// Drug–drug interaction screening of a new prescription (rxflow/clinical/interactions.h),
+// recorded with its submission: what was screened, against how many of the patient's active
+// prescriptions, what was found, and the prescriber's override reason when a contraindicated
+// finding was let through. No state change.
+struct ScreenedIngredientRecord {
+  std::string name;
+  std::string rxcui;
+};
+struct InteractionRecord {
+  std::string rule_id;
+  std::string severity;  // "contraindicated", "passive", "unknown"
+  std::string summary;
+  std::string citation;
+  std::string ingredient;
+  std::string other_ingredient;
+  std::string other_drug;
+  std::string other_prescription_id;  // empty: a drug named in the request itself
+};
+struct InteractionsScreened {
+  static constexpr std::string_view kType = "InteractionsScreened";
+  static constexpr int kSchemaVersion = 1;
+  std::string knowledge_base;
+  std::string drug_description;
+  // Keyed HMAC of the patient's identity (name, birth date, gender, MRN) under the
+  // service's patient key and the tenant: pseudonymous; links a patient's prescriptions.
+  std::string patient_ref;
+  std::vector<ScreenedIngredientRecord> ingredients;
+  bool ingredients_from_text = false;  // read from the drug description, not the database
+  int64_t screened_against = 0;        // the patient's other active prescriptions
+  std::vector<InteractionRecord> findings;
+  std::string override_reason;
+};
+
 using Event =
     std::variant<PrescriptionReceived, PrescriptionRejected, PrescriptionTransformed,
                  PrescriptionReadyToSign, PrescriptionSigned, PrescriptionQueued, PrescriptionSent,
                  PharmacyAcknowledged, PharmacyVerified, PharmacyErrorReceived,
                  PrescriptionDispensed, CancelRequested, PrescriptionCancelled, CancelDenied,
-                 PrescriptionExpired, PrescriptionMarkedReady>;
+                 PrescriptionExpired, PrescriptionMarkedReady, InteractionsScreened>;
 
 std::string_view EventType(const Event& e);
 // True when `type` names a Prescription event (an alternative of Event). The event log also

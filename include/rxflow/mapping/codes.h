@@ -53,6 +53,12 @@ inline constexpr std::string_view kDataAbsentReason =
 // SNOMED CT 716186003 |No known allergy|: the FHIR way to say what SCRIPT's
 // NoKnownAllergies says (an AllergyIntolerance with this code, verificationStatus confirmed).
 inline constexpr std::string_view kNoKnownAllergy = "716186003";
+// RxFlow's extension on MedicationRequest for the prescriber's reason to go ahead despite a
+// contraindicated drug–drug interaction (valueString): recorded with the screening, never
+// sent in SCRIPT (docs/clinical.md).
+inline constexpr std::string_view kInteractionOverrideExtension =
+    "https://rxflow.dev/fhir/StructureDefinition/interaction-override";
+
 // RxFlow's extension for a drug's DEA schedule (valueCode CI | CII | CIII | CIV | CV, or a
 // valueCoding with an NCI schedule code), on Medication or MedicationRequest.
 inline constexpr std::string_view kDeaScheduleExtension =

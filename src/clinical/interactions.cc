@@ -1,0 +1,325 @@
+// Drug–drug interaction screening from class tables.
+#include "rxflow/clinical/interactions.h"
+
+#include <absl/container/flat_hash_map.h>
+
+#include <algorithm>
+#include <array>
+#include <functional>
+#include <set>
+#include <tuple>
+
+#include "common/text.h"
+#include "rxflow/internal/strcat.h"
+
+namespace rxflow::internal::embedded {
+extern const std::string_view kddi_rules_tsv;
+extern const std::string_view kddi_class_members_tsv;
+}  // namespace rxflow::internal::embedded
+
+namespace rxflow::clinical {
+
+using internal::Cat;
+
+std::string_view SeverityName(InteractionSeverity s) {
+  switch (s) {
+    case InteractionSeverity::kContraindicated:
+      return "contraindicated";
+    case InteractionSeverity::kPassive:
+      return "passive";
+    case InteractionSeverity::kUnknown:
+      return "unknown";
+  }
+  return "unknown";
+}
+
+std::string InteractionFinding::Describe() const {
+  return Cat(ingredient, " (", ingredient_class, ") with ", other_ingredient, " (", other_class,
+             ")", other_label.empty() ? "" : Cat(" in ", other_label), ": ", SeverityName(severity),
+             " (", rule_id, "): ", summary);
+}
+
+namespace {
+
+struct Rule {
+  std::string id, object, precipitant, summary, citation;
+  InteractionSeverity severity = InteractionSeverity::kUnknown;
+};
+
+std::vector<std::string_view> Split(std::string_view s, char sep) {
+  std::vector<std::string_view> out;
+  for (size_t start = 0;;) {
+    size_t pos = s.find(sep, start);
+    out.push_back(s.substr(start, pos == std::string_view::npos ? pos : pos - start));
+    if (pos == std::string_view::npos) break;
+    start = pos + 1;
+  }
+  return out;
+}
+
+// Reads a TSV with a header naming `columns`; calls `row(fields by column order, line)`.
+Status ReadTable(std::string_view text, std::string_view table,
+                 const std::vector<std::string_view>& columns,
+                 const std::function<Status(const std::vector<std::string_view>&, size_t)>& row) {
+  std::vector<size_t> at(columns.size(), SIZE_MAX);
+  bool header = false;
+  size_t width = 0, line_no = 0;
+  for (std::string_view line : Split(text, '\n')) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty() || line[0] == '#') continue;
+    auto f = Split(line, '\t');
+    if (!header) {
+      for (size_t i = 0; i < f.size(); ++i) {
+        for (size_t c = 0; c < columns.size(); ++c) {
+          if (f[i] == columns[c]) at[c] = i;
+        }
+      }
+      for (size_t c = 0; c < columns.size(); ++c) {
+        if (at[c] == SIZE_MAX) {
+          return absl::InvalidArgumentError(
+              Cat(table, " line ", line_no, ": the header has no column \"", columns[c], "\""));
+        }
+      }
+      width = f.size();
+      header = true;
+      continue;
+    }
+    if (f.size() != width) {
+      return absl::InvalidArgumentError(
+          Cat(table, " line ", line_no, ": ", f.size(), " columns, the header has ", width));
+    }
+    std::vector<std::string_view> fields;
+    for (size_t c = 0; c < columns.size(); ++c) fields.push_back(internal::Trim(f[at[c]]));
+    Status s = row(fields, line_no);
+    if (!s.ok()) {
+      return absl::InvalidArgumentError(
+          Cat(table, " line ", line_no, ", ", std::string(s.message())));
+    }
+  }
+  if (!header) return absl::InvalidArgumentError(Cat(table, ": no header line"));
+  return absl::OkStatus();
+}
+
+std::string Key(std::string_view ingredient) { return internal::AsciiLower(internal::Trim(ingredient)); }
+
+}  // namespace
+
+struct TableKnowledgeBase::Impl {
+  std::string name;
+  std::vector<Rule> rules;
+  // ingredient name (lower case) → its classes; rxcui → ingredient name.
+  absl::flat_hash_map<std::string, std::vector<std::string>> classes_of;
+  absl::flat_hash_map<std::string, std::string> name_of_rxcui;
+  // class → rules where it is object or precipitant.
+  absl::flat_hash_map<std::string, std::vector<size_t>> rules_of;
+  std::vector<std::string> inactive;
+
+  std::string Resolve(const ScreenedIngredient& i) const {
+    if (!i.rxcui.empty()) {
+      if (auto it = name_of_rxcui.find(i.rxcui); it != name_of_rxcui.end()) return it->second;
+    }
+    return IngredientBase(i.name);
+  }
+  const std::vector<std::string>* Classes(const std::string& ingredient) const {
+    auto it = classes_of.find(ingredient);
+    return it == classes_of.end() ? nullptr : &it->second;
+  }
+};
+
+TableKnowledgeBase::TableKnowledgeBase(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+TableKnowledgeBase::~TableKnowledgeBase() = default;
+
+StatusOr<std::unique_ptr<TableKnowledgeBase>> TableKnowledgeBase::Load(
+    std::string_view rules_tsv, std::string_view members_tsv, std::string name) {
+  auto kb = std::make_unique<Impl>();
+  kb->name = std::move(name);
+  std::set<std::string> ids;
+  Status s = ReadTable(
+      rules_tsv, "rules",
+      {"rule_id", "object_class", "precipitant_class", "severity", "summary", "citation"},
+      [&](const std::vector<std::string_view>& f, size_t) -> Status {
+        Rule r{std::string(f[0]), Key(f[1]), Key(f[2]), std::string(f[4]), std::string(f[5])};
+        if (r.id.empty()) return absl::InvalidArgumentError("column rule_id: empty");
+        if (!ids.insert(r.id).second) {
+          return absl::InvalidArgumentError(Cat("column rule_id: ", r.id, " appears twice"));
+        }
+        if (r.object.empty() || r.precipitant.empty()) {
+          return absl::InvalidArgumentError("a rule needs both classes");
+        }
+        if (f[3] == "contraindicated") {
+          r.severity = InteractionSeverity::kContraindicated;
+        } else if (f[3] == "passive") {
+          r.severity = InteractionSeverity::kPassive;
+        } else if (f[3] == "unknown") {
+          r.severity = InteractionSeverity::kUnknown;
+        } else {
+          return absl::InvalidArgumentError(
+              Cat("column severity: \"", f[3].substr(0, 20),
+                  "\" is none of contraindicated, passive, unknown"));
+        }
+        kb->rules.push_back(std::move(r));
+        return absl::OkStatus();
+      });
+  if (!s.ok()) return s;
+  std::set<std::string> classes;
+  s = ReadTable(members_tsv, "class members", {"class", "ingredient", "rxcui"},
+                [&](const std::vector<std::string_view>& f, size_t) -> Status {
+                  std::string cls = Key(f[0]), ing = Key(f[1]);
+                  if (cls.empty() || ing.empty()) {
+                    return absl::InvalidArgumentError("class and ingredient are required");
+                  }
+                  if (!f[2].empty() && !internal::IsAllDigits(f[2])) {
+                    return absl::InvalidArgumentError(
+                        Cat("column rxcui: \"", f[2].substr(0, 20), "\" is not an RxCUI"));
+                  }
+                  auto& list = kb->classes_of[ing];
+                  if (std::find(list.begin(), list.end(), cls) != list.end()) {
+                    return absl::InvalidArgumentError(
+                        Cat(ing, " is listed twice in class ", cls));
+                  }
+                  list.push_back(cls);
+                  if (!f[2].empty()) kb->name_of_rxcui[std::string(f[2])] = ing;
+                  classes.insert(cls);
+                  return absl::OkStatus();
+                });
+  if (!s.ok()) return s;
+  for (size_t i = 0; i < kb->rules.size(); ++i) {
+    const Rule& r = kb->rules[i];
+    // A class without a member (its members could not be sourced) leaves the rule unable to
+    // match: it is kept, and listed by inactive_rules().
+    if (!classes.count(r.object) || !classes.count(r.precipitant)) {
+      kb->inactive.push_back(r.id);
+      continue;
+    }
+    kb->rules_of[r.object].push_back(i);
+    if (r.precipitant != r.object) kb->rules_of[r.precipitant].push_back(i);
+  }
+  return std::unique_ptr<TableKnowledgeBase>(new TableKnowledgeBase(std::move(kb)));
+}
+
+std::vector<InteractionFinding> TableKnowledgeBase::Screen(
+    const ScreenedDrug& drug, const std::vector<ScreenedDrug>& others) const {
+  const Impl& kb = *impl_;
+  std::vector<InteractionFinding> out;
+  std::set<std::tuple<std::string, std::string, std::string, size_t>> seen;
+  for (const ScreenedIngredient& mine : drug.ingredients) {
+    const std::string a = kb.Resolve(mine);
+    const auto* a_classes = kb.Classes(a);
+    if (!a_classes) continue;
+    for (size_t o = 0; o < others.size(); ++o) {
+      for (const ScreenedIngredient& theirs : others[o].ingredients) {
+        const std::string b = kb.Resolve(theirs);
+        const auto* b_classes = kb.Classes(b);
+        if (!b_classes) continue;
+        for (const std::string& ca : *a_classes) {
+          auto it = kb.rules_of.find(ca);
+          if (it == kb.rules_of.end()) continue;
+          for (size_t ri : it->second) {
+            const Rule& r = kb.rules[ri];
+            // The other side of the rule from ca (both orders).
+            std::vector<std::string> wanted;
+            if (r.object == ca) wanted.push_back(r.precipitant);
+            if (r.precipitant == ca) wanted.push_back(r.object);
+            for (const std::string& cb : wanted) {
+              if (std::find(b_classes->begin(), b_classes->end(), cb) == b_classes->end()) {
+                continue;
+              }
+              if (r.object == r.precipitant && a == b) continue;  // not a drug with itself
+              if (!seen.emplace(r.id, a, b, o).second) continue;
+              InteractionFinding f;
+              f.rule_id = r.id;
+              f.severity = r.severity;
+              f.summary = r.summary;
+              f.citation = r.citation;
+              f.ingredient = a;
+              f.ingredient_class = ca;
+              f.other_ingredient = b;
+              f.other_class = cb;
+              f.other_label = others[o].label;
+              f.other_reference = others[o].reference;
+              out.push_back(std::move(f));
+            }
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+std::string TableKnowledgeBase::name() const { return impl_->name; }
+
+bool TableKnowledgeBase::Knows(const ScreenedIngredient& ingredient) const {
+  return impl_->Classes(impl_->Resolve(ingredient)) != nullptr;
+}
+size_t TableKnowledgeBase::rule_count() const { return impl_->rules.size(); }
+const std::vector<std::string>& TableKnowledgeBase::inactive_rules() const {
+  return impl_->inactive;
+}
+
+std::vector<std::string> TableKnowledgeBase::KnownIngredients() const {
+  std::vector<std::string> out;
+  for (const auto& [ing, classes] : impl_->classes_of) out.push_back(ing);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+const TableKnowledgeBase& OncHighPriority() {
+  static const TableKnowledgeBase* kb = [] {
+    auto loaded = TableKnowledgeBase::Load(internal::embedded::kddi_rules_tsv,
+                                           internal::embedded::kddi_class_members_tsv,
+                                           "ONC High-Priority DDI list (Phansalkar 2012)");
+    if (!loaded.ok()) std::abort();  // compiled in and tested: cannot fail
+    return loaded->release();
+  }();
+  return *kb;
+}
+
+std::vector<ScreenedIngredient> IngredientsFor(const DrugProduct* product,
+                                               std::string_view description,
+                                               const InteractionKnowledgeBase& kb,
+                                               bool* from_text) {
+  std::vector<ScreenedIngredient> out;
+  if (from_text) *from_text = false;
+  if (product && !product->ingredients.empty()) {
+    for (const DrugIngredient& i : product->ingredients) out.push_back({i.name, i.rxcui});
+    return out;
+  }
+  // Words and word pairs of the description ("insulin glargine" is two words).
+  std::string lower = internal::AsciiLower(description);
+  std::vector<std::string> words;
+  std::string w;
+  for (char c : lower) {
+    if ((c >= 'a' && c <= 'z') || c == '-') {
+      w.push_back(c);
+    } else if (!w.empty()) {
+      words.push_back(std::move(w));
+      w.clear();
+    }
+  }
+  if (!w.empty()) words.push_back(std::move(w));
+  std::vector<std::string> known = kb.KnownIngredients();
+  std::sort(known.begin(), known.end());
+  auto is_known = [&](const std::string& s) {
+    return std::binary_search(known.begin(), known.end(), s);
+  };
+  for (size_t i = 0; i < words.size(); ++i) {
+    std::string found;
+    if (i + 1 < words.size() && is_known(words[i] + " " + words[i + 1])) {
+      found = words[i] + " " + words[i + 1];
+      ++i;
+    } else if (is_known(words[i])) {
+      found = words[i];
+    }
+    if (!found.empty() && std::none_of(out.begin(), out.end(), [&](const ScreenedIngredient& x) {
+          return x.name == found;
+        })) {
+      out.push_back({found, ""});
+    }
+  }
+  if (from_text) *from_text = !out.empty();
+  return out;
+}
+
+}  // namespace rxflow::clinical
