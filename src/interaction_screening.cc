@@ -11,6 +11,7 @@
 #include "rxflow/internal/status_macros.h"
 #include "rxflow/internal/strcat.h"
 #include "rxflow/mapping/codes.h"
+
 #include "service_impl.h"
 
 namespace rxflow {
@@ -70,7 +71,8 @@ PrescriptionService::Impl::PatientMedications(const std::string& patient_ref) {
           it = rows.emplace(s.patient_ref, std::move(doc)).first;
         }
         Json ingredients = Json::array();
-        for (const auto& i : s.ingredients) ingredients.push_back({{"name", i.name}, {"rxcui", i.rxcui}});
+        for (const auto& i : s.ingredients)
+          ingredients.push_back({{"name", i.name}, {"rxcui", i.rxcui}});
         it->second.push_back(
             {{"id", r.stream_id}, {"drug", s.drug_description}, {"ingredients", ingredients}});
       }
@@ -108,8 +110,8 @@ StatusOr<std::optional<domain::InteractionsScreened>> PrescriptionService::Impl:
   const std::string path = out.medication_request_path + ".medication";
   clinical::ScreenedDrug drug;
   drug.label = ev.drug_description;
-  drug.ingredients =
-      clinical::IngredientsFor(out.drug_product, ev.drug_description, kb, &ev.ingredients_from_text);
+  drug.ingredients = clinical::IngredientsFor(out.drug_product, ev.drug_description, kb,
+                                              &ev.ingredients_from_text);
   for (const auto& i : drug.ingredients) ev.ingredients.push_back({i.name, i.rxcui});
   const std::string tenant = ctx.tenant.empty() ? std::string(kDefaultTenant) : ctx.tenant;
   RXFLOW_ASSIGN_OR_RETURN(ev.patient_ref,
@@ -146,7 +148,8 @@ StatusOr<std::optional<domain::InteractionsScreened>> PrescriptionService::Impl:
       if (f.severity != clinical::InteractionSeverity::kContraindicated) continue;
       issues.Error(path, IssueCode::kBusinessRule,
                    Cat("drug interaction with prescription ", f.other_reference, ": ", f.Describe(),
-                       " [", f.citation, "]. To prescribe anyway, give the reason in the "
+                       " [", f.citation,
+                       "]. To prescribe anyway, give the reason in the "
                        "MedicationRequest extension ",
                        mapping::kInteractionOverrideExtension));
     }

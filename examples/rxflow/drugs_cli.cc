@@ -1,11 +1,14 @@
 #include "drugs_cli.h"
 
+#include <filesystem>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
 
 #include "rxflow/clinical/drug_import.h"
 #include "rxflow/clinical/interactions.h"
+#include "rxflow/clinical/pmp.h"
+#include "rxflow/internal/files.h"
 #include "rxflow/sqlite/drug_store.h"
 
 #include "../server/app.h"
@@ -66,6 +69,28 @@ void AddDrugsCommands(CLI::App& app, DrugsCommand& c) {
                    "a drug store file (default: the starter formulary compiled in)")
       ->envname("DRUG_DB");
   c.ddi->add_flag("--json", c.json, "one JSON object: the drugs as resolved and the findings");
+  c.pmp = app.add_subcommand("pmp", "prescription monitoring programs: ASAP dispensation reports");
+  c.pmp->require_subcommand(1);
+  c.pmp_report = c.pmp->add_subcommand(
+      "report", "the controlled-substance dispensings of one UTC day as an ASAP file (holds PHI)");
+  c.pmp_report->add_option("--date", c.day, "the UTC day, YYYY-MM-DD")->required();
+  c.pmp_report->add_option("--store", c.store_url,
+                           "store URL: sqlite://PATH (default sqlite://./rxflow-data/rxflow.db) or "
+                           "postgresql://user@host:port/db");
+  c.pmp_report->add_option("--asap-version", c.asap_version, "4.2, 4.2A or 4.2B (default)")
+      ->check(CLI::IsMember({"4.2", "4.2A", "4.2B"}));
+  c.pmp_report->add_option("--out", c.out_file,
+                           "write the file here (created 0600; default: standard output)");
+  c.pmp_report->add_option("--zero-report", c.zero_report,
+                           "NCPDPID[,NAME]: with no dispensing that day, a zero report for it");
+  c.pmp_report->add_option("--control-number", c.control_number,
+                           "TH02 (default: the day and a hash of its dispensings)");
+  c.pmp_report->add_flag("--test", c.test_file, "a test file (TH07 T)");
+  c.pmp_report
+      ->add_option("--drugs", c.find_db,
+                   "drug database for an NDC when the NewRx has only an RxCUI (default: "
+                   "the starter formulary)")
+      ->envname("DRUG_DB");
   c.sources = c.drugs->add_subcommand("sources", "products per source in a drug store");
   c.sources->add_option("--db", c.db, "the drug store file (default ./rxflow-data/drugs.db)")
       ->envname("DRUG_DB");
@@ -262,6 +287,62 @@ int RunDdi(const DrugsCommand& c) {
               << " (not exhaustive: no finding does not mean safe)\n";
   }
   return findings.empty() ? 0 : 1;
+}
+
+int RunPmp(const DrugsCommand& c) {
+  auto setup = app::OpenDrugDatabase(c.find_db);
+  if (!setup.ok()) {
+    std::cerr << "rxflow: " << setup.status().message() << "\n";
+    return 2;
+  }
+  std::string db_path;
+  std::string path = c.store_url.rfind("sqlite://", 0) == 0 ? c.store_url.substr(9) : "";
+  std::error_code ec;
+  if (!path.empty() && !std::filesystem::exists(path, ec)) {
+    std::cerr << "rxflow: no store at " << path << "\n";
+    return 2;
+  }
+  auto store = app::OpenStore(c.store_url, db_path);
+  if (!store.ok()) {
+    std::cerr << "rxflow: " << store.status().message() << "\n";
+    return 2;
+  }
+  clinical::PmpReportOptions o;
+  o.version = c.asap_version == "4.2"    ? clinical::asap::Version::k42
+              : c.asap_version == "4.2A" ? clinical::asap::Version::k42A
+                                         : clinical::asap::Version::k42B;
+  o.control_number = c.control_number;
+  o.file_type = c.test_file ? "T" : "P";
+  o.drugs = setup->db;
+  if (!c.zero_report.empty()) {
+    size_t comma = c.zero_report.find(',');
+    o.zero_report_pharmacy.ncpdp_id = c.zero_report.substr(0, comma);
+    if (comma != std::string::npos) o.zero_report_pharmacy.name = c.zero_report.substr(comma + 1);
+  }
+  auto report = clinical::BuildPmpReport(**store, c.day, o);
+  if (!report.ok()) {
+    std::cerr << "rxflow: " << report.status().message() << "\n";
+    return report.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  }
+  auto text = clinical::asap::Write(report->report);
+  if (!text.ok()) {
+    std::cerr << "rxflow: " << text.status().message() << "\n";
+    return 1;
+  }
+  if (c.out_file.empty()) {
+    std::cout << *text << "\n";
+  } else if (auto st = internal::WritePrivateFile(c.out_file, *text); !st.ok()) {
+    std::cerr << "rxflow: " << st.message() << "\n";
+    return 2;
+  }
+  size_t n = 0;
+  for (const auto& p : report->report.pharmacies) n += p.dispensings.size();
+  std::cerr << "ASAP " << clinical::asap::VersionName(o.version) << " "
+            << report->report.control_number << ": " << n << " dispensings, "
+            << report->report.pharmacies.size() << " pharmacies" << (n == 0 ? " (zero report)" : "")
+            << "\n";
+  for (const auto& why : report->not_reported) std::cerr << "not reported: " << why << "\n";
+  return report->not_reported.empty() ? 0 : 1;
 }
 
 int RunDrugs(const DrugsCommand& c) {

@@ -19,6 +19,11 @@ struct DrugsCommand {
   CLI::App* sources = nullptr;
   CLI::App* ddi = nullptr;
   std::vector<std::string> ddi_drugs;
+  CLI::App* pmp = nullptr;
+  CLI::App* pmp_report = nullptr;
+  std::string store_url = "sqlite://./rxflow-data/rxflow.db";
+  std::string day, asap_version = "4.2B", out_file, zero_report, control_number;
+  bool test_file = false;
   std::string db = "./rxflow-data/drugs.db";
   std::string product_txt, package_txt, rrf_dir, encoding = "cp1252";
   std::vector<std::string> query;
@@ -34,6 +39,9 @@ void AddDrugsCommands(CLI::App& app, DrugsCommand& c);
 int RunDrugs(const DrugsCommand& c);
 // Runs `rxflow ddi`: 0 no interaction, 1 interactions found, 2 usage or I/O error.
 int RunDdi(const DrugsCommand& c);
+// Runs `rxflow pmp report`: 0 written, 1 written but some dispensing could not be reported
+// (named on stderr) or nothing could be, 2 usage, I/O or store error.
+int RunPmp(const DrugsCommand& c);
 
 }  // namespace rxflow::cli
 

@@ -11,6 +11,7 @@
 //   rxflow clients add / rotate / revoke / list    the API clients file: clients, their keys
 //   rxflow drugs import fda-ndc|rxnorm / find / sources    the drug database
 //   rxflow ddi DRUG DRUG...   screen drugs against each other for interactions
+//   rxflow pmp report --date D    a day's controlled-substance dispensings as an ASAP file
 //   rxflow serve              every service in one process (API, relay, routing, simulator)
 //
 // Issues go to stderr as `severity: path: message` (or an OperationOutcome with
@@ -595,6 +596,7 @@ int main(int argc, char** argv) {
   if (audit->parsed()) return RunAudit(audit_verify, audit_report, audit_args);
   if (drugs_command.drugs->parsed()) return rxflow::cli::RunDrugs(drugs_command);
   if (drugs_command.ddi->parsed()) return rxflow::cli::RunDdi(drugs_command);
+  if (drugs_command.pmp->parsed()) return rxflow::cli::RunPmp(drugs_command);
   if (clients->parsed()) {
     return RunClients(clients_add, clients_rotate, clients_revoke, clients_args);
   }

@@ -1,16 +1,17 @@
 // Drug–drug interaction screening from class tables.
 #include "rxflow/clinical/interactions.h"
 
-#include <absl/container/flat_hash_map.h>
-
 #include <algorithm>
 #include <array>
 #include <functional>
 #include <set>
 #include <tuple>
 
-#include "common/text.h"
+#include <absl/container/flat_hash_map.h>
+
 #include "rxflow/internal/strcat.h"
+
+#include "common/text.h"
 
 namespace rxflow::internal::embedded {
 extern const std::string_view kddi_rules_tsv;
@@ -101,7 +102,9 @@ Status ReadTable(std::string_view text, std::string_view table,
   return absl::OkStatus();
 }
 
-std::string Key(std::string_view ingredient) { return internal::AsciiLower(internal::Trim(ingredient)); }
+std::string Key(std::string_view ingredient) {
+  return internal::AsciiLower(internal::Trim(ingredient));
+}
 
 }  // namespace
 
@@ -130,8 +133,9 @@ struct TableKnowledgeBase::Impl {
 TableKnowledgeBase::TableKnowledgeBase(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 TableKnowledgeBase::~TableKnowledgeBase() = default;
 
-StatusOr<std::unique_ptr<TableKnowledgeBase>> TableKnowledgeBase::Load(
-    std::string_view rules_tsv, std::string_view members_tsv, std::string name) {
+StatusOr<std::unique_ptr<TableKnowledgeBase>> TableKnowledgeBase::Load(std::string_view rules_tsv,
+                                                                       std::string_view members_tsv,
+                                                                       std::string name) {
   auto kb = std::make_unique<Impl>();
   kb->name = std::move(name);
   std::set<std::string> ids;
@@ -154,9 +158,8 @@ StatusOr<std::unique_ptr<TableKnowledgeBase>> TableKnowledgeBase::Load(
         } else if (f[3] == "unknown") {
           r.severity = InteractionSeverity::kUnknown;
         } else {
-          return absl::InvalidArgumentError(
-              Cat("column severity: \"", f[3].substr(0, 20),
-                  "\" is none of contraindicated, passive, unknown"));
+          return absl::InvalidArgumentError(Cat("column severity: \"", f[3].substr(0, 20),
+                                                "\" is none of contraindicated, passive, unknown"));
         }
         kb->rules.push_back(std::move(r));
         return absl::OkStatus();
@@ -175,8 +178,7 @@ StatusOr<std::unique_ptr<TableKnowledgeBase>> TableKnowledgeBase::Load(
                   }
                   auto& list = kb->classes_of[ing];
                   if (std::find(list.begin(), list.end(), cls) != list.end()) {
-                    return absl::InvalidArgumentError(
-                        Cat(ing, " is listed twice in class ", cls));
+                    return absl::InvalidArgumentError(Cat(ing, " is listed twice in class ", cls));
                   }
                   list.push_back(cls);
                   if (!f[2].empty()) kb->name_of_rxcui[std::string(f[2])] = ing;

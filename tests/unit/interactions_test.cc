@@ -3,9 +3,9 @@
 // itself, the table reader's errors, and ingredients read from a description.
 #include "rxflow/clinical/interactions.h"
 
-#include <doctest/doctest.h>
-
 #include <algorithm>
+
+#include <doctest/doctest.h>
 
 namespace rxflow::clinical {
 namespace {
@@ -16,7 +16,8 @@ ScreenedDrug Drug(std::string ingredient, std::string reference = "") {
 
 std::vector<std::string> Rules(const std::string& a, const std::string& b) {
   std::vector<std::string> ids;
-  for (const auto& f : OncHighPriority().Screen(Drug(a), {Drug(b, "rx-1")})) ids.push_back(f.rule_id);
+  for (const auto& f : OncHighPriority().Screen(Drug(a), {Drug(b, "rx-1")}))
+    ids.push_back(f.rule_id);
   return ids;
 }
 
@@ -58,18 +59,26 @@ TEST_CASE("ONC list: a finding names both sides, the class, the rule and its cit
   CHECK(f[0].other_class == "ssris-serotonergic");
   CHECK(f[0].other_reference == "rx-42");
   CHECK(f[0].citation.find("doi:10.1136/amiajnl-2011-000612") != std::string::npos);
-  CHECK(f[0].Describe().find("phenelzine (mao-inhibitors) with sertraline (ssris-serotonergic)") == 0);
+  CHECK(f[0].Describe().find("phenelzine (mao-inhibitors) with sertraline (ssris-serotonergic)") ==
+        0);
 }
 
 TEST_CASE("ONC list: the pairs the panel rejected do not alert") {
   const std::pair<const char*, const char*> rejected[] = {
-      {"abatacept", "adalimumab"},      {"abatacept", "anakinra"},
-      {"aurothioglucose", "artemether"}, {"febuxostat", "theophylline"},
-      {"gemfibrozil", "atorvastatin"},  {"indinavir", "atazanavir"},
-      {"linezolid", "sumatriptan"},     {"linezolid", "pseudoephedrine"},
-      {"metformin", "iohexol"},         {"miglitol", "pancrelipase"},
-      {"natalizumab", "cyclosporine"},  {"nitroglycerin", "sildenafil"},
-      {"pentostatin", "fludarabine"},   {"sodium oxybate", "zolpidem"},
+      {"abatacept", "adalimumab"},
+      {"abatacept", "anakinra"},
+      {"aurothioglucose", "artemether"},
+      {"febuxostat", "theophylline"},
+      {"gemfibrozil", "atorvastatin"},
+      {"indinavir", "atazanavir"},
+      {"linezolid", "sumatriptan"},
+      {"linezolid", "pseudoephedrine"},
+      {"metformin", "iohexol"},
+      {"miglitol", "pancrelipase"},
+      {"natalizumab", "cyclosporine"},
+      {"nitroglycerin", "sildenafil"},
+      {"pentostatin", "fludarabine"},
+      {"sodium oxybate", "zolpidem"},
       {"tranylcypromine", "furazolidone"},
       // H2 blockers were removed from the atazanavir rule's precipitants.
       {"atazanavir", "famotidine"},
@@ -103,8 +112,9 @@ TEST_CASE("Screening: combinations, ingredients by RxCUI or salt name, one findi
 }
 
 TEST_CASE("Tables: a user's knowledge base loads through the same reader; errors name the line") {
-  std::string rules = "rule_id\tobject_class\tprecipitant_class\tseverity\tsummary\tcitation\n"
-                      "r1\ta\tb\tpassive\tx\tmine\n";
+  std::string rules =
+      "rule_id\tobject_class\tprecipitant_class\tseverity\tsummary\tcitation\n"
+      "r1\ta\tb\tpassive\tx\tmine\n";
   std::string members = "class\tingredient\trxcui\tsource\na\talpha\t\tme\nb\tbeta\t123\tme\n";
   auto kb = TableKnowledgeBase::Load(rules, members, "mine");
   REQUIRE(kb.ok());
@@ -119,11 +129,16 @@ TEST_CASE("Tables: a user's knowledge base loads through the same reader; errors
   };
   CHECK(bad(rules + "r1\ta\tb\tpassive\tx\ty\n", members) ==
         "rules line 3, column rule_id: r1 appears twice");
-  CHECK(bad(rules + "r2\ta\tb\tsevere\tx\ty\n", members).find("column severity") != std::string::npos);
-  CHECK(bad(rules, members + "a\talpha\t\tme\n") == "class members line 4, alpha is listed twice in class a");
+  CHECK(bad(rules + "r2\ta\tb\tsevere\tx\ty\n", members).find("column severity") !=
+        std::string::npos);
+  CHECK(bad(rules, members + "a\talpha\t\tme\n") ==
+        "class members line 4, alpha is listed twice in class a");
   CHECK(bad(rules, members + "a\tgamma\t12x\tme\n").find("column rxcui") != std::string::npos);
-  CHECK(bad("rule_id\tseverity\n", members).find("no column \"object_class\"") != std::string::npos);
-  CHECK(bad(rules, "class\tingredient\trxcui\n" "a\tb\n") == "class members line 2: 2 columns, the header has 3");
+  CHECK(bad("rule_id\tseverity\n", members).find("no column \"object_class\"") !=
+        std::string::npos);
+  CHECK(bad(rules,
+            "class\tingredient\trxcui\n"
+            "a\tb\n") == "class members line 2: 2 columns, the header has 3");
 }
 
 TEST_CASE("IngredientsFor: the product's, else the words of the description the KB knows") {
