@@ -2,6 +2,7 @@
 // prescriptions, from the InteractionsScreened events of the log) and the screening of a new
 // prescription against the patient's active ones.
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <optional>
 
@@ -11,6 +12,7 @@
 #include "rxflow/internal/status_macros.h"
 #include "rxflow/internal/strcat.h"
 #include "rxflow/mapping/codes.h"
+#include "rxflow/script/xml.h"
 
 #include "service_impl.h"
 
@@ -22,7 +24,7 @@ using Json = nlohmann::json;
 namespace {
 
 constexpr size_t kIndexBatch = 512;
-// The most prescriptions of one patient a new one is screened against.
+// The most of one patient's prescriptions a new one is checked against (active or not).
 constexpr size_t kMaxScreened = 500;
 
 // Prescriptions that no longer count as the patient's medication.
@@ -44,8 +46,11 @@ bool Inactive(domain::State s) {
 StatusOr<std::vector<PrescriptionService::Impl::PatientMedication>>
 PrescriptionService::Impl::PatientMedications(const std::string& patient_ref) {
   const char* index = PrescriptionService::kPatientIndex;
+  const clinical::InteractionKnowledgeBase& kb = *options.interactions;
   {
-    // Catch the index up from the log (every process sees every API instance's submissions).
+    // Catch the index up from the log: every NewRx stored, by any process, whatever the
+    // screening setting when it was stored (a store from before screening is indexed on
+    // first use). Each NewRx's patient reference and ingredients are computed once, here.
     std::lock_guard<std::mutex> lock(patient_index_mu);
     RXFLOW_ASSIGN_OR_RETURN(int64_t position, store.Checkpoint(index));
     for (;;) {
@@ -55,26 +60,48 @@ PrescriptionService::Impl::PatientMedications(const std::string& patient_ref) {
       std::map<std::string, Json> rows;
       for (const store::EventRecord& r : batch) {
         position = r.global_position;
-        if (r.type != domain::InteractionsScreened::kType) continue;
+        if (r.type != domain::PrescriptionTransformed::kType) continue;
         RXFLOW_ASSIGN_OR_RETURN(domain::Event e, DecodeOne(r));
-        const auto& s = std::get<domain::InteractionsScreened>(e);
-        if (s.patient_ref.empty()) continue;
-        auto it = rows.find(s.patient_ref);
+        const auto& t = std::get<domain::PrescriptionTransformed>(e);
+        IssueList ignored;
+        script::ReadOptions ro;
+        if (auto v = script::ParseVersion(t.script_version); v.ok()) ro.version = *v;
+        auto message = script::ReadXml(t.newrx_xml, ignored, ro);
+        if (!message.ok() || !std::holds_alternative<script::NewRx>(message->body)) continue;
+        const std::string tenant = r.tenant.empty() ? std::string(kDefaultTenant) : r.tenant;
+        auto ref = PatientReference(*message, options.patient_key, tenant);
+        if (!ref.ok()) continue;
+        const auto& med = std::get<script::NewRx>(message->body).medication_prescribed;
+        const clinical::DrugProduct* product = nullptr;
+        if (const clinical::DrugDatabase* db = options.transform.checks.drugs;
+            db && med.drug_coded) {
+          if (med.drug_coded->drug_db_code)
+            product = db->FindByRxcui(med.drug_coded->drug_db_code->code);
+          if (!product && med.drug_coded->product_code) {
+            product = db->FindByNdc(med.drug_coded->product_code->code);
+          }
+        }
+        auto ingredients = clinical::IngredientsFor(product, med.drug_description, kb);
+        if (ingredients.empty()) continue;  // nothing any rule could match
+        auto it = rows.find(*ref);
         if (it == rows.end()) {
           Json doc = Json::array();
-          if (auto row = store.Get(index, s.patient_ref); row.ok()) {
+          if (auto row = store.Get(index, *ref); row.ok()) {
             doc = Json::parse(*row, nullptr, /*allow_exceptions=*/false);
             if (!doc.is_array()) return absl::DataLossError("malformed patient index row");
           } else if (row.status().code() != absl::StatusCode::kNotFound) {
             return row.status();
           }
-          it = rows.emplace(s.patient_ref, std::move(doc)).first;
+          it = rows.emplace(*ref, std::move(doc)).first;
         }
-        Json ingredients = Json::array();
-        for (const auto& i : s.ingredients)
-          ingredients.push_back({{"name", i.name}, {"rxcui", i.rxcui}});
+        // Once per prescription, whoever else caught the index up over the same events.
+        bool present = std::any_of(it->second.begin(), it->second.end(),
+                                   [&](const Json& m) { return m.value("id", "") == r.stream_id; });
+        if (present) continue;
+        Json list = Json::array();
+        for (const auto& i : ingredients) list.push_back({{"name", i.name}, {"rxcui", i.rxcui}});
         it->second.push_back(
-            {{"id", r.stream_id}, {"drug", s.drug_description}, {"ingredients", ingredients}});
+            {{"id", r.stream_id}, {"drug", med.drug_description}, {"ingredients", list}});
       }
       std::vector<std::pair<std::string, std::string>> out;
       for (auto& [ref, doc] : rows) out.emplace_back(ref, doc.dump());
@@ -101,7 +128,7 @@ PrescriptionService::Impl::PatientMedications(const std::string& patient_ref) {
 
 StatusOr<std::optional<domain::InteractionsScreened>> PrescriptionService::Impl::ScreenInteractions(
     const ScriptOutput& out, const RequestContext& ctx, IssueList& issues,
-    std::vector<clinical::InteractionFinding>& findings) {
+    std::vector<clinical::InteractionFinding>& findings, std::unique_lock<std::mutex>& hold) {
   const clinical::InteractionKnowledgeBase& kb = *options.interactions;
   domain::InteractionsScreened ev;
   ev.knowledge_base = kb.name();
@@ -123,14 +150,21 @@ StatusOr<std::optional<domain::InteractionsScreened>> PrescriptionService::Impl:
   // No rule concerns the drug (or none of its ingredients is known): nothing to screen, and
   // nothing recorded.
   if (!known(drug.ingredients)) return std::nullopt;
+  hold = std::unique_lock<std::mutex>(
+      patient_locks[std::hash<std::string>{}(ev.patient_ref) % patient_locks.size()]);
   RXFLOW_ASSIGN_OR_RETURN(std::vector<PatientMedication> meds, PatientMedications(ev.patient_ref));
-  // Bounded cost: the most recent kMaxScreened prescriptions the knowledge base has a rule
-  // for, each checked to be still active.
+  // Bounded cost: the kMaxScreened most recent of the patient's prescriptions that a rule
+  // concerns, each checked to be still active. Screening fails closed: a prescription whose
+  // state cannot be read fails the submission rather than being left out.
   std::vector<clinical::ScreenedDrug> others;
-  for (auto it = meds.rbegin(); it != meds.rend() && others.size() < kMaxScreened; ++it) {
+  size_t examined = 0;
+  for (auto it = meds.rbegin(); it != meds.rend() && examined < kMaxScreened; ++it) {
     if (!known(it->ingredients)) continue;
+    ++examined;
     auto state = CurrentState(store, it->id, RequestContext{});
-    if (!state.ok() || Inactive(state->state)) continue;
+    if (state.status().code() == absl::StatusCode::kNotFound) continue;
+    if (!state.ok()) return state.status();
+    if (Inactive(state->state)) continue;
     others.push_back({it->drug, it->ingredients, it->id});
   }
   ev.screened_against = static_cast<int64_t>(others.size());

@@ -162,7 +162,28 @@ StatusOr<Submission> PrescriptionService::Impl::Replayed(const std::string& id,
           "different prescription needs a key of its own)");
     }
   }
-  return Make(id, false, Fold(events), key, records.front().occurred_at);
+  Submission out = Make(id, false, Fold(events), key, records.front().occurred_at);
+  // A replay (a retry whose first answer was lost) reports the interactions found when the
+  // prescription was created, as that answer did.
+  for (const domain::Event& e : events) {
+    const auto* screened = std::get_if<domain::InteractionsScreened>(&e);
+    if (!screened) continue;
+    for (const domain::InteractionRecord& f : screened->findings) {
+      clinical::InteractionFinding x;
+      x.rule_id = f.rule_id;
+      x.severity = f.severity == "contraindicated" ? clinical::InteractionSeverity::kContraindicated
+                   : f.severity == "passive"       ? clinical::InteractionSeverity::kPassive
+                                                   : clinical::InteractionSeverity::kUnknown;
+      x.summary = f.summary;
+      x.citation = f.citation;
+      x.ingredient = f.ingredient;
+      x.other_ingredient = f.other_ingredient;
+      x.other_label = f.other_drug;
+      x.other_reference = f.other_prescription_id;
+      out.interactions.push_back(std::move(x));
+    }
+  }
+  return out;
 }
 
 PrescriptionSummary PrescriptionService::Impl::SummaryOf(const std::string& id,
@@ -251,8 +272,13 @@ StatusOr<Submission> PrescriptionService::Submit(std::string_view fhir_json, Iss
   }
   std::vector<clinical::InteractionFinding> findings;
   std::optional<domain::InteractionsScreened> screened;
+  // Held from the screening's read of the patient's prescriptions until this one is
+  // appended: two prescriptions for one patient submitted at once are screened one after
+  // the other (in this process; docs/clinical.md).
+  std::unique_lock<std::mutex> patient_lock;
   if (im.options.interactions) {
-    RXFLOW_ASSIGN_OR_RETURN(screened, im.ScreenInteractions(out, ctx, issues, findings));
+    RXFLOW_ASSIGN_OR_RETURN(screened,
+                            im.ScreenInteractions(out, ctx, issues, findings, patient_lock));
   }
   RXFLOW_ASSIGN_OR_RETURN(std::vector<domain::Event> events,
                           domain::Decide(domain::PrescriptionState{}, cmd));

@@ -3,6 +3,7 @@
 #ifndef RXFLOW_SRC_SERVICE_IMPL_H_
 #define RXFLOW_SRC_SERVICE_IMPL_H_
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -76,9 +77,11 @@ struct PrescriptionService::Impl {
   // event to record (none when no rule of the knowledge base concerns the drug), or
   // FailedPrecondition when a contraindicated finding blocks it. `findings` receives what
   // was found.
+  // `hold` receives the patient's lock, which the caller keeps until the prescription is
+  // appended.
   StatusOr<std::optional<domain::InteractionsScreened>> ScreenInteractions(
       const ScriptOutput& out, const RequestContext& ctx, IssueList& issues,
-      std::vector<clinical::InteractionFinding>& findings);
+      std::vector<clinical::InteractionFinding>& findings, std::unique_lock<std::mutex>& hold);
   // The prescriptions the patient index has for `patient_ref`, after catching it up.
   struct PatientMedication {
     std::string id;
@@ -87,6 +90,8 @@ struct PrescriptionService::Impl {
   };
   StatusOr<std::vector<PatientMedication>> PatientMedications(const std::string& patient_ref);
   std::mutex patient_index_mu;  // one patient-index catch-up at a time
+  // Screening and appending one patient's prescription, striped by patient reference.
+  std::array<std::mutex, 64> patient_locks;
 
   // The summary of `s` (without the times: the caller knows them).
   static PrescriptionSummary SummaryOf(const std::string& id, const domain::PrescriptionState& s);

@@ -152,7 +152,12 @@ StatusOr<ScriptOutput> ToScript(std::string_view fhir_json, IssueList& issues,
     std::string_view v = e.value_json;
     if (e.value_type == "String") {
       auto j = nlohmann::json::parse(v, nullptr, /*allow_exceptions=*/false);
-      if (j.is_string()) out.interaction_override = j.get<std::string>().substr(0, 1000);
+      if (j.is_string()) {
+        std::string reason(internal::Trim(j.get<std::string>()));
+        if (reason.size() > 1000) reason.resize(1000);  // bytes; a cut character is replaced
+        internal::MakeValidUtf8(reason);
+        out.interaction_override = std::move(reason);
+      }
     }
     break;
   }

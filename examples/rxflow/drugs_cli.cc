@@ -41,8 +41,7 @@ void AddDrugsCommands(CLI::App& app, DrugsCommand& c) {
       ->required()
       ->check(CLI::ExistingDirectory);
   for (CLI::App* sub : {c.import_fda, c.import_rxnorm}) {
-    sub->add_option("--db", c.db, "the drug store file (default ./rxflow-data/drugs.db)")
-        ->envname("DRUG_DB");
+    sub->add_option("--db", c.db, "the drug store file (default ./rxflow-data/drugs.db)");
     sub->add_flag("-q,--quiet", c.quiet, "no progress lines on stderr");
   }
   c.find = c.drugs->add_subcommand(
@@ -92,8 +91,7 @@ void AddDrugsCommands(CLI::App& app, DrugsCommand& c) {
                    "the starter formulary)")
       ->envname("DRUG_DB");
   c.sources = c.drugs->add_subcommand("sources", "products per source in a drug store");
-  c.sources->add_option("--db", c.db, "the drug store file (default ./rxflow-data/drugs.db)")
-      ->envname("DRUG_DB");
+  c.sources->add_option("--db", c.db, "the drug store file (default ./rxflow-data/drugs.db)");
 }
 
 namespace {
@@ -171,6 +169,10 @@ int Find(const DrugsCommand& c) {
     std::cerr << "rxflow: " << setup.status().message() << "\n";
     return 2;
   }
+  if (!setup->db) {
+    std::cerr << "rxflow: no drug database to search (--db none)\n";
+    return 2;
+  }
   std::string text;
   for (const auto& q : c.query) text += (text.empty() ? "" : " ") + q;
   clinical::SearchOptions so;
@@ -185,7 +187,7 @@ int Find(const DrugsCommand& c) {
       item["product"] = ProductJson(*m.product);
       out.push_back(std::move(item));
     }
-    std::cout << out.dump(2) << "\n";
+    std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
     for (const auto& m : matches) {
       const auto& p = *m.product;

@@ -4,8 +4,9 @@
 #include <algorithm>
 #include <array>
 
-#include "common/text.h"
 #include "rxflow/internal/strcat.h"
+
+#include "common/text.h"
 
 namespace rxflow::clinical::asap {
 
@@ -221,10 +222,9 @@ class Writer {
   Status Set(int pos, std::string_view value, std::string_view label) {
     for (char c : value) {
       if (c == o_.element_separator || c == o_.segment_terminator) {
-        return absl::InvalidArgumentError(
-            Cat(ElementName(id_, pos), " (", label, "): the value holds the ",
-                c == o_.element_separator ? "element separator" : "segment terminator", " '", c,
-                "'"));
+        return absl::InvalidArgumentError(Cat(
+            ElementName(id_, pos), " (", label, "): the value holds the ",
+            c == o_.element_separator ? "element separator" : "segment terminator", " '", c, "'"));
       }
       if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7E) {
         return absl::InvalidArgumentError(
@@ -262,8 +262,8 @@ class Writer {
       }
       if (version < f.since) {
         return absl::InvalidArgumentError(Cat(ElementName(id, f.pos), " (", f.label,
-                                              ") is not in ASAP ", VersionName(version),
-                                              ": write ", VersionName(f.since), " or later"));
+                                              ") is not in ASAP ", VersionName(version), ": write ",
+                                              VersionName(f.since), " or later"));
       }
       std::string why = CheckValue(v, f.kind, f.codes);
       if (!why.empty()) {
@@ -284,11 +284,11 @@ class Writer {
   size_t count_ = 0;
 };
 
-#define RXFLOW_ASAP_TRY(expr)            \
-  do {                                   \
-    if (Status s_ = (expr); !s_.ok()) {  \
-      return s_;                         \
-    }                                    \
+#define RXFLOW_ASAP_TRY(expr)           \
+  do {                                  \
+    if (Status s_ = (expr); !s_.ok()) { \
+      return s_;                        \
+    }                                   \
   } while (false)
 
 }  // namespace
@@ -296,8 +296,9 @@ class Writer {
 StatusOr<std::string> Write(const Report& r, const WriteOptions& o) {
   if (o.element_separator == o.segment_terminator || o.element_separator == '\n' ||
       o.segment_terminator == '\n' || o.element_separator == '\r' || o.segment_terminator == '\r') {
-    return absl::InvalidArgumentError("the element separator and the segment terminator must "
-                                      "differ, and neither may be a line break");
+    return absl::InvalidArgumentError(
+        "the element separator and the segment terminator must "
+        "differ, and neither may be a line break");
   }
   if (r.pharmacies.empty()) {
     return absl::InvalidArgumentError("a report has at least one pharmacy (PHA)");
@@ -305,10 +306,11 @@ StatusOr<std::string> Write(const Report& r, const WriteOptions& o) {
   Writer w(o);
   const Version v = r.version;
   w.Begin("TH");
-  if (r.control_number.empty()) return absl::InvalidArgumentError("TH02 (control number) is required");
+  if (r.control_number.empty())
+    return absl::InvalidArgumentError("TH02 (control number) is required");
   if (!IsDate(r.creation_date)) {
-    return absl::InvalidArgumentError(
-        Cat("TH05 (creation date): \"", r.creation_date.substr(0, 20), "\" is not a date CCYYMMDD"));
+    return absl::InvalidArgumentError(Cat("TH05 (creation date): \"", r.creation_date.substr(0, 20),
+                                          "\" is not a date CCYYMMDD"));
   }
   if (!internal::IsAllDigits(r.creation_time) ||
       (r.creation_time.size() != 6 && r.creation_time.size() != 4)) {
@@ -337,7 +339,8 @@ StatusOr<std::string> Write(const Report& r, const WriteOptions& o) {
   text.push_back(o.segment_terminator);
   if (o.newline) text.push_back('\n');
   Writer body(o);
-  if (r.source_id.empty()) return absl::InvalidArgumentError("IS01 (information source ID) is required");
+  if (r.source_id.empty())
+    return absl::InvalidArgumentError("IS01 (information source ID) is required");
   if (r.source_name.empty()) {
     return absl::InvalidArgumentError("IS02 (information source entity name) is required");
   }
@@ -362,7 +365,8 @@ StatusOr<std::string> Write(const Report& r, const WriteOptions& o) {
     const Pharmacy& ph = pr.pharmacy;
     if (ph.npi.empty() && ph.ncpdp_id.empty() && ph.dea_number.empty()) {
       return absl::InvalidArgumentError(
-          Cat("pharmacy ", pi + 1, ": PHA01, PHA02 or PHA03 (NPI, NCPDP ID or DEA number) is required"));
+          Cat("pharmacy ", pi + 1,
+              ": PHA01, PHA02 or PHA03 (NPI, NCPDP ID or DEA number) is required"));
     }
     size_t before = body.count();
     auto in_pharmacy = [&](Status s) -> Status {
@@ -389,8 +393,8 @@ StatusOr<std::string> Write(const Report& r, const WriteOptions& o) {
       const Dispensing& d = pr.dispensings[di];
       auto in_dispensing = [&](Status s) -> Status {
         if (s.ok()) return s;
-        return absl::InvalidArgumentError(Cat("pharmacy ", pi + 1, ", dispensing ", di + 1, ": ",
-                                              std::string(s.message())));
+        return absl::InvalidArgumentError(
+            Cat("pharmacy ", pi + 1, ", dispensing ", di + 1, ": ", std::string(s.message())));
       };
       RXFLOW_ASAP_TRY(in_dispensing(body.Fields("PAT", d.patient, PatientFields(), v)));
       body.End();
@@ -437,7 +441,7 @@ struct Segment {
   std::vector<std::string_view> elements;  // [0] is the id
   std::string_view Get(int pos) const {
     return static_cast<size_t>(pos) < elements.size() ? elements[static_cast<size_t>(pos)]
-                                                       : std::string_view();
+                                                      : std::string_view();
   }
 };
 
@@ -578,7 +582,8 @@ StatusOr<Report> Read(std::string_view text) {
   r.source_name = std::string(segs[i].Get(2));
   r.message = std::string(segs[i].Get(3));
   if (r.source_id.empty()) return Bad(segs[i], "IS01 (information source ID) is required");
-  if (r.source_name.empty()) return Bad(segs[i], "IS02 (information source entity name) is required");
+  if (r.source_name.empty())
+    return Bad(segs[i], "IS02 (information source entity name) is required");
   ++i;
   while (i < segs.size() && segs[i].id == "PHA") {
     const size_t first = i;
@@ -597,7 +602,8 @@ StatusOr<Report> Read(std::string_view text) {
         zero = true;
         ++i;
         RXFLOW_ASAP_TRY(expect("DSP"));
-        if (!IsDate(segs[i].Get(5))) return Bad(segs[i], "DSP05 (date filled) is not a date CCYYMMDD");
+        if (!IsDate(segs[i].Get(5)))
+          return Bad(segs[i], "DSP05 (date filled) is not a date CCYYMMDD");
         r.zero_report_to = std::string(segs[i].Get(5));
         ++i;
         RXFLOW_ASAP_TRY(expect("PRE"));
@@ -636,8 +642,9 @@ StatusOr<Report> Read(std::string_view text) {
         return Bad(segs[i - 1], "DSP07 06 (compound) and CDI segments go together");
       }
       if (i < segs.size() && segs[i].id == "AIR") {
-        return Bad(segs[i], "AIR (additional information) is not read by RxFlow; refused rather "
-                            "than dropped");
+        return Bad(segs[i],
+                   "AIR (additional information) is not read by RxFlow; refused rather "
+                   "than dropped");
       }
       pr.dispensings.push_back(std::move(d));
     }

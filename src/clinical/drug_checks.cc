@@ -51,6 +51,17 @@ const DrugProduct* ApplyDrugDatabase(const fhir::PrescriptionInput& input,
     if (!p) {
       // A malformed NDC is the mapper's error already; only a well-formed unknown one here.
       if (ndc && NdcCandidates(c.code).empty()) continue;
+      if (ndc && NdcCandidates(c.code).size() > 1) {
+        size_t known = 0;
+        for (const std::string& n : NdcCandidates(c.code)) known += db.FindByNdc(n) ? 1 : 0;
+        if (known > 1) {
+          issues.Warning(path, IssueCode::kValue,
+                         Cat("NDC ", c.code.substr(0, 20),
+                             " without hyphens could be several products in the ",
+                             options.drugs_name, ": write it 5-4-2, 4-4-2, 5-3-2 or 5-4-1"));
+          continue;
+        }
+      }
       issues.Warning(
           path, IssueCode::kNotFound,
           Cat(ndc ? "NDC " : "RxCUI ", c.code.substr(0, 20), " is not in the ", options.drugs_name,

@@ -272,7 +272,13 @@ StatusOr<ImportSummary> ImportFdaNdc(const std::filesystem::path& product_txt,
   ImportSummary summary;
   Tally tally(summary, options);
   const bool cp1252 = options.fda_encoding != "utf-8";
-  auto decode = [&](const std::string& line) { return cp1252 ? Cp1252ToUtf8(line) : line; };
+  // A "utf-8" file is checked: an invalid sequence becomes U+FFFD, never stored as is.
+  auto decode = [&](const std::string& line) {
+    if (cp1252) return Cp1252ToUtf8(line);
+    std::string out = line;
+    internal::MakeValidUtf8(out);
+    return out;
+  };
   std::string line;
   bool too_long = false;
 
@@ -349,10 +355,6 @@ StatusOr<ImportSummary> ImportFdaNdc(const std::filesystem::path& product_txt,
     }
     std::string text = decode(line);
     auto row = Split(text, '\t');
-    if (row.size() < cols.need() || row.size() > cols.width()) {
-      tally.Refuse(file, at, Cat(row.size(), " columns, the header has ", cols.width()));
-      continue;
-    }
     std::string product_id(cols.Get(row, "PRODUCTID"));
     // The product's packages go with it: kept when it is, skipped when it is not.
     std::vector<PackageRow>* pkgs = nullptr;
@@ -373,6 +375,10 @@ StatusOr<ImportSummary> ImportFdaNdc(const std::filesystem::path& product_txt,
       settle_packages(false);
       tally.Refuse(file, at, std::move(why));
     };
+    if (row.size() < cols.need() || row.size() > cols.width()) {
+      refuse(Cat(row.size(), " columns, the header has ", cols.width()));
+      continue;
+    }
     std::string_view product_ndc = cols.Get(row, "PRODUCTNDC");
     if (!IsProductNdc(product_ndc)) {
       refuse(Cat("PRODUCTNDC \"", product_ndc.substr(0, 20),

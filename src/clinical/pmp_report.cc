@@ -2,7 +2,6 @@
 #include <algorithm>
 #include <map>
 
-#include "common/text.h"
 #include "rxflow/clinical/pmp.h"
 #include "rxflow/clock.h"
 #include "rxflow/domain/prescription.h"
@@ -10,6 +9,8 @@
 #include "rxflow/internal/status_macros.h"
 #include "rxflow/internal/strcat.h"
 #include "rxflow/script/xml.h"
+
+#include "common/text.h"
 
 namespace rxflow::clinical {
 
@@ -33,8 +34,7 @@ std::string CleanText(std::string_view s) {
   std::string out;
   for (char c : s) {
     unsigned char u = static_cast<unsigned char>(c);
-    out.push_back(u < 0x20 || u > 0x7E || c == '*' || c == '~' || c == '|' || c == '\\' ? ' '
-                                                                                       : c);
+    out.push_back(u < 0x20 || u > 0x7E || c == '*' || c == '~' || c == '|' || c == '\\' ? ' ' : c);
   }
   return out;
 }
@@ -81,7 +81,8 @@ StatusOr<PmpReport> BuildPmpReport(store::EventStore& store, std::string_view da
           r.occurred_at >= to) {
         continue;
       }
-      RXFLOW_ASSIGN_OR_RETURN(domain::Event e, domain::DecodeEvent(r.type, r.schema_version, r.payload));
+      RXFLOW_ASSIGN_OR_RETURN(domain::Event e,
+                              domain::DecodeEvent(r.type, r.schema_version, r.payload));
       fills.push_back({r.stream_id, r.occurred_at, std::get<domain::PrescriptionDispensed>(e)});
     }
   }
@@ -97,7 +98,8 @@ StatusOr<PmpReport> BuildPmpReport(store::EventStore& store, std::string_view da
     decoded.reserve(records.size());
     int complete_before = 0, partial_before = 0;
     for (const store::EventRecord& r : records) {
-      RXFLOW_ASSIGN_OR_RETURN(domain::Event e, domain::DecodeEvent(r.type, r.schema_version, r.payload));
+      RXFLOW_ASSIGN_OR_RETURN(domain::Event e,
+                              domain::DecodeEvent(r.type, r.schema_version, r.payload));
       decoded.push_back(std::move(e));
       if (const auto* d = std::get_if<domain::PrescriptionDispensed>(&decoded.back());
           d && r.occurred_at < fill.occurred_at) {
@@ -116,7 +118,8 @@ StatusOr<PmpReport> BuildPmpReport(store::EventStore& store, std::string_view da
     auto version = script::ParseVersion(t->script_version);
     if (version.ok()) ro.version = *version;
     auto message = script::ReadXml(t->newrx_xml, issues, ro);
-    const script::NewRx* newrx = message.ok() ? std::get_if<script::NewRx>(&message->body) : nullptr;
+    const script::NewRx* newrx =
+        message.ok() ? std::get_if<script::NewRx>(&message->body) : nullptr;
     if (!newrx) {
       out.not_reported.push_back(
           Cat("prescription ", fill.stream_id, ": its NewRx cannot be read (",
@@ -129,8 +132,8 @@ StatusOr<PmpReport> BuildPmpReport(store::EventStore& store, std::string_view da
     d.rx_number = message->header.prescriber_order_number.empty()
                       ? fill.stream_id.substr(0, 25)
                       : message->header.prescriber_order_number.substr(0, 25);
-    d.date_written = AsapDate(m.written_date.date.empty() ? m.written_date.date_time
-                                                          : m.written_date.date);
+    d.date_written =
+        AsapDate(m.written_date.date.empty() ? m.written_date.date_time : m.written_date.date);
     d.refills_authorized = Digits(m.number_of_refills).empty() ? "0" : Digits(m.number_of_refills);
     d.date_filled = date_filled;
     d.refill_number = std::to_string(complete_before);
@@ -138,7 +141,8 @@ StatusOr<PmpReport> BuildPmpReport(store::EventStore& store, std::string_view da
                          ? "00"
                          : Cat(partial_before + 1 < 10 ? "0" : "", partial_before + 1);
     std::string ndc;
-    if (m.drug_coded && m.drug_coded->product_code && m.drug_coded->product_code->qualifier == "ND") {
+    if (m.drug_coded && m.drug_coded->product_code &&
+        m.drug_coded->product_code->qualifier == "ND") {
       ndc = m.drug_coded->product_code->code;
     }
     std::string rxcui, rxq;
@@ -152,9 +156,9 @@ StatusOr<PmpReport> BuildPmpReport(store::EventStore& store, std::string_view da
       }
     }
     if (ndc.empty()) {
-      out.not_reported.push_back(Cat("prescription ", fill.stream_id,
-                                     ": no NDC (DSP08) in the NewRx",
-                                     options.drugs ? " nor for its RxCUI in the drug database" : ""));
+      out.not_reported.push_back(
+          Cat("prescription ", fill.stream_id, ": no NDC (DSP08) in the NewRx",
+              options.drugs ? " nor for its RxCUI in the drug database" : ""));
       continue;
     }
     d.product_id = ndc;
@@ -185,8 +189,8 @@ StatusOr<PmpReport> BuildPmpReport(store::EventStore& store, std::string_view da
     if (p.communication_numbers && p.communication_numbers->primary_telephone) {
       d.patient.phone = Digits(p.communication_numbers->primary_telephone->number);
     }
-    d.patient.birth_date = AsapDate(p.date_of_birth.date.empty() ? p.date_of_birth.date_time
-                                                                 : p.date_of_birth.date);
+    d.patient.birth_date =
+        AsapDate(p.date_of_birth.date.empty() ? p.date_of_birth.date_time : p.date_of_birth.date);
     d.patient.gender = p.gender == "M" || p.gender == "F" ? p.gender : "U";
     const script::Prescriber& pr = newrx->prescriber;
     d.prescriber.npi = pr.identification.npi;
@@ -198,7 +202,8 @@ StatusOr<PmpReport> BuildPmpReport(store::EventStore& store, std::string_view da
     if (pr.communication_numbers && pr.communication_numbers->primary_telephone) {
       d.prescriber.phone = Digits(pr.communication_numbers->primary_telephone->number);
     }
-    std::string ncpdp = newrx->pharmacy ? newrx->pharmacy->identification.ncpdp_id : t->pharmacy_ncpdp_id;
+    std::string ncpdp =
+        newrx->pharmacy ? newrx->pharmacy->identification.ncpdp_id : t->pharmacy_ncpdp_id;
     auto [it, inserted] = pharmacy_at.try_emplace(ncpdp, rep.pharmacies.size());
     if (inserted) {
       asap::PharmacyReport group;

@@ -61,7 +61,8 @@ Report Sample() {
   Dispensing compound = OneDispensing("RX101", "99999999999", "120");
   compound.product_qualifier = "06";
   compound.dosage_units = "02";
-  compound.compound = {{"1", "01", "00406055201", "10", "03"}, {"2", "01", "00009002901", "110", "02"}};
+  compound.compound = {{"1", "01", "00406055201", "10", "03"},
+                       {"2", "01", "00009002901", "110", "02"}};
   compound.reporting_status = "01";  // a revision
   a.dispensings.push_back(compound);
   PharmacyReport b;
@@ -163,7 +164,9 @@ TEST_CASE("ASAP writer: each problem named by segment and element") {
   };
   Report r = Sample();
   r.pharmacies[0].dispensings[0].patient.last_name = "DOE*SMITH";
-  fails(r, "pharmacy 1, dispensing 1: PAT07 (patient last name): the value holds the element separator");
+  fails(
+      r,
+      "pharmacy 1, dispensing 1: PAT07 (patient last name): the value holds the element separator");
   r = Sample();
   r.pharmacies[0].dispensings[0].date_filled = "2026-12-01";
   fails(r, "DSP05 (date filled): \"2026-12-01\" is not a date CCYYMMDD");
@@ -217,10 +220,14 @@ TEST_CASE("ASAP reader: malformed files refused with the segment's position and 
     REQUIRE(at != std::string::npos);
     return t.replace(at, from.size(), to);
   };
-  fails(replaced("~TP*10~", "~TP*9~"), "segment 12 (TP), TP01 (detail segment count) says 9; PHA through TP are 10 segments");
-  fails(replaced("TT*20261201-0001*18~", "TT*20261201-0001*17~"), "TT02 (segment count) says 17; the file has 18 segments");
-  fails(replaced("TT*20261201-0001*", "TT*OTHER*"), "TT01 (transaction control number) is not TH02's");
-  fails(replaced("DSP*00*RX100*20261120", "DSP*00*RX100*20261340"), "segment 5 (DSP), DSP03 (date written)");
+  fails(replaced("~TP*10~", "~TP*9~"),
+        "segment 12 (TP), TP01 (detail segment count) says 9; PHA through TP are 10 segments");
+  fails(replaced("TT*20261201-0001*18~", "TT*20261201-0001*17~"),
+        "TT02 (segment count) says 17; the file has 18 segments");
+  fails(replaced("TT*20261201-0001*", "TT*OTHER*"),
+        "TT01 (transaction control number) is not TH02's");
+  fails(replaced("DSP*00*RX100*20261120", "DSP*00*RX100*20261340"),
+        "segment 5 (DSP), DSP03 (date written)");
   fails(replaced("DSP*00*RX100*", "XYZ*00*RX100*"), "segment 5 (XYZ), not an ASAP segment");
   fails(replaced("~PRE*1558598797", "~AIR*1558598797"), "segment 6 (AIR), PRE is expected here");
   fails(replaced("TH*4.2B", "TH*5.0"), "TH01: version \"5.0\" is none of 4.2, 4.2A, 4.2B");

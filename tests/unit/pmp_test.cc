@@ -8,6 +8,7 @@
 #include "rxflow/domain/prescription.h"
 #include "rxflow/internal/strcat.h"
 #include "rxflow/transform.h"
+
 #include "testing/files.h"
 
 namespace rxflow::clinical {
@@ -43,7 +44,8 @@ void Prescribe(store::Store& s, const std::string& id, int64_t filled, bool cont
   t.dea_schedule = controlled ? out->newrx.dea_schedule : "";
   store::AppendRequest req;
   req.stream_id = id;
-  req.events.push_back(Record(id, domain::PrescriptionReceived{"k-" + id, "sha", "fhir"}, filled - 10));
+  req.events.push_back(
+      Record(id, domain::PrescriptionReceived{"k-" + id, "sha", "fhir"}, filled - 10));
   req.events.push_back(Record(id, t, filled - 9));
   req.events.push_back(Record(id, domain::PrescriptionDispensed{"Dispensed", true, "20"}, filled));
   REQUIRE(s.Append(std::move(req)).ok());

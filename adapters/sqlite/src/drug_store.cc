@@ -19,7 +19,7 @@ using sqlite_internal::Stmt;
 // share is resolved when loading: rxcui and NDC preference by SourceRank).
 constexpr const char* kDrugSchema = R"sql(
 CREATE TABLE IF NOT EXISTS drug_products (
-  id INTEGER PRIMARY KEY,
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   source TEXT NOT NULL,
   rxcui TEXT NOT NULL,
   term_type TEXT NOT NULL,
@@ -68,8 +68,9 @@ class SqliteImport : public DrugStore::Import {
       }
     }
     for (const std::string& ndc : p.ndcs) {
-      if (ndc.size() != 11)
-        return absl::InvalidArgumentError(Cat("NDC \"", ndc, "\" is not NDC-11"));
+      if (ndc.size() != 11 || ndc.find_first_not_of("0123456789") != std::string::npos) {
+        return absl::InvalidArgumentError(Cat("NDC \"", ndc.substr(0, 20), "\" is not NDC-11"));
+      }
       Stmt q(db_,
              "SELECT p.name FROM drug_ndcs n JOIN drug_products p ON p.id = n.product_id "
              "WHERE n.source = ?1 AND n.ndc = ?2");
@@ -130,6 +131,14 @@ class SqliteDrugStore : public DrugStore {
     return std::unique_ptr<Import>(std::move(import));
   }
   StatusOr<std::vector<DrugProduct>> LoadAll() override {
+    // One snapshot: an import committing between the two reads cannot pair products with
+    // another import's NDCs.
+    if (auto s = db_.Exec("BEGIN"); !s.ok()) return s;
+    auto all = LoadAllInTransaction();
+    (void)db_.Exec(all.ok() ? "COMMIT" : "ROLLBACK");
+    return all;
+  }
+  StatusOr<std::vector<DrugProduct>> LoadAllInTransaction() {
     std::vector<DrugProduct> out;
     std::vector<int64_t> ids;
     {

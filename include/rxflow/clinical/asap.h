@@ -89,31 +89,31 @@ struct CompoundIngredient {
 
 // DSP: one dispensing, with its patient, prescriber and compound ingredients.
 struct Dispensing {
-  std::string reporting_status = "00";  // DSP01: 00 new, 01 revise, 02 void
-  std::string rx_number;                // DSP02
-  std::string date_written;             // DSP03, CCYYMMDD
-  std::string refills_authorized;       // DSP04
-  std::string date_filled;              // DSP05, CCYYMMDD (required)
-  std::string refill_number = "0";      // DSP06: 0 the original fill
-  std::string product_qualifier = "01"; // DSP07: 01 NDC, 06 compound
-  std::string product_id;               // DSP08: NDC-11 without hyphens
-  std::string quantity;                 // DSP09
-  std::string days_supply;              // DSP10
-  std::string dosage_units = "01";      // DSP11: 01 each, 02 mL, 03 g
-  std::string transmission_form;        // DSP12: 01 written … 05 transfer, 06 e-Rx
-  std::string partial_fill = "00";      // DSP13: 00 no, 01… partial fill number
-  std::string pharmacist_npi;           // DSP14
-  std::string pharmacist_license;       // DSP15
-  std::string payment_type;             // DSP16: 01 cash … 99 other
-  std::string date_sold;                // DSP17, CCYYMMDD
-  std::string rxnorm_qualifier;         // DSP18: 01 SCD, 02 SBD, 03 GPCK, 04 BPCK
-  std::string rxnorm_code;              // DSP19
-  std::string erx_reference;            // DSP20
-  std::string erx_order_number;         // DSP21
-  std::string quantity_prescribed;      // DSP22 (4.2A and later)
-  std::string sig;                      // DSP23 (4.2A and later)
-  std::string treatment_type;           // DSP24 (4.2B)
-  std::string diagnosis_code;           // DSP25 (4.2B)
+  std::string reporting_status = "00";   // DSP01: 00 new, 01 revise, 02 void
+  std::string rx_number;                 // DSP02
+  std::string date_written;              // DSP03, CCYYMMDD
+  std::string refills_authorized;        // DSP04
+  std::string date_filled;               // DSP05, CCYYMMDD (required)
+  std::string refill_number = "0";       // DSP06: 0 the original fill
+  std::string product_qualifier = "01";  // DSP07: 01 NDC, 06 compound
+  std::string product_id;                // DSP08: NDC-11 without hyphens
+  std::string quantity;                  // DSP09
+  std::string days_supply;               // DSP10
+  std::string dosage_units = "01";       // DSP11: 01 each, 02 mL, 03 g
+  std::string transmission_form;         // DSP12: 01 written … 05 transfer, 06 e-Rx
+  std::string partial_fill = "00";       // DSP13: 00 no, 01… partial fill number
+  std::string pharmacist_npi;            // DSP14
+  std::string pharmacist_license;        // DSP15
+  std::string payment_type;              // DSP16: 01 cash … 99 other
+  std::string date_sold;                 // DSP17, CCYYMMDD
+  std::string rxnorm_qualifier;          // DSP18: 01 SCD, 02 SBD, 03 GPCK, 04 BPCK
+  std::string rxnorm_code;               // DSP19
+  std::string erx_reference;             // DSP20
+  std::string erx_order_number;          // DSP21
+  std::string quantity_prescribed;       // DSP22 (4.2A and later)
+  std::string sig;                       // DSP23 (4.2A and later)
+  std::string treatment_type;            // DSP24 (4.2B)
+  std::string diagnosis_code;            // DSP25 (4.2B)
   Patient patient;
   Prescriber prescriber;
   std::vector<CompoundIngredient> compound;
@@ -127,13 +127,13 @@ struct PharmacyReport {
 
 struct Report {
   Version version = Version::k42B;
-  std::string control_number;  // TH02, echoed in TT01 (required, unique per file)
-  std::string creation_date;   // TH05, CCYYMMDD (required)
-  std::string creation_time;   // TH06, HHMMSS or HHMM (required)
-  std::string file_type = "P"; // TH07: P production, T test
-  std::string source_id;       // IS01 (required)
-  std::string source_name;     // IS02 (required)
-  std::string message;         // IS03; a zero report: "#CCYYMMDD#-#CCYYMMDD#"
+  std::string control_number;   // TH02, echoed in TT01 (required, unique per file)
+  std::string creation_date;    // TH05, CCYYMMDD (required)
+  std::string creation_time;    // TH06, HHMMSS or HHMM (required)
+  std::string file_type = "P";  // TH07: P production, T test
+  std::string source_id;        // IS01 (required)
+  std::string source_name;      // IS02 (required)
+  std::string message;          // IS03; a zero report: "#CCYYMMDD#-#CCYYMMDD#"
   // A zero report's period (its IS03 and DSP05), when `pharmacies` have no dispensing.
   std::string zero_report_from, zero_report_to;
   std::vector<PharmacyReport> pharmacies;

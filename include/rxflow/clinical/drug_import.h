@@ -37,9 +37,14 @@ struct ImportRefusal {
 struct ImportFileCounts {
   std::string file;
   uint64_t read = 0;
-  uint64_t kept = 0;     // went into a product the sink accepted
-  uint64_t skipped = 0;  // left out by rule: excluded, suppressed, another source, unused
-  uint64_t refused = 0;  // could not be read, or its product was refused (each in `refusals`)
+  // FDA: went into a product the sink accepted. RxNorm: read and used (a synonym row, an
+  // attribute or a relation that matched no product is read, not refused).
+  uint64_t kept = 0;
+  // Left out by rule: excluded, suppressed, another source, an attribute or relation RxFlow
+  // does not use, a package whose product was skipped or refused.
+  uint64_t skipped = 0;
+  // Could not be read, or its product was refused by the sink (each in `refusals`).
+  uint64_t refused = 0;
 };
 
 struct ImportSummary {
