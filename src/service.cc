@@ -171,9 +171,8 @@ StatusOr<Submission> PrescriptionService::Impl::Replayed(const std::string& id,
     for (const domain::InteractionRecord& f : screened->findings) {
       clinical::InteractionFinding x;
       x.rule_id = f.rule_id;
-      x.severity = f.severity == "contraindicated" ? clinical::InteractionSeverity::kContraindicated
-                   : f.severity == "passive"       ? clinical::InteractionSeverity::kPassive
-                                                   : clinical::InteractionSeverity::kUnknown;
+      x.severity =
+          clinical::ParseSeverity(f.severity).value_or(clinical::InteractionSeverity::kUnknown);
       x.summary = f.summary;
       x.citation = f.citation;
       x.ingredient = f.ingredient;

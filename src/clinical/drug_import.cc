@@ -118,23 +118,11 @@ class LineReader {
   bool eof_ = false;
 };
 
-std::vector<std::string_view> Split(std::string_view s, char sep) {
-  std::vector<std::string_view> out;
-  size_t start = 0;
-  while (true) {
-    size_t pos = s.find(sep, start);
-    out.push_back(s.substr(start, pos == std::string_view::npos ? pos : pos - start));
-    if (pos == std::string_view::npos) break;
-    start = pos + 1;
-  }
-  return out;
-}
-
 // "A; B" → {"A", "B"} (FDA joins multi-valued columns with "; ").
 std::vector<std::string> SplitList(std::string_view s) {
   std::vector<std::string> out;
   if (internal::Trim(s).empty()) return out;
-  for (std::string_view part : Split(s, ';')) out.emplace_back(internal::Trim(part));
+  for (std::string_view part : internal::SplitView(s, ';')) out.emplace_back(internal::Trim(part));
   return out;
 }
 
@@ -193,7 +181,7 @@ class Columns {
  public:
   Status ReadHeader(std::string_view header, const std::vector<std::string_view>& required,
                     const std::string& file) {
-    auto names = Split(header, '\t');
+    auto names = internal::SplitView(header, '\t');
     for (size_t i = 0; i < names.size(); ++i) {
       std::string n(internal::Trim(names[i]));
       // A UTF-8 byte-order mark before the first name.
@@ -302,7 +290,7 @@ StatusOr<ImportSummary> ImportFdaNdc(const std::filesystem::path& product_txt,
         continue;
       }
       std::string text = decode(line);
-      auto row = Split(text, '\t');
+      auto row = internal::SplitView(text, '\t');
       if (row.size() < cols.need() || row.size() > cols.width()) {
         tally.Refuse(pkg_file, at, Cat(row.size(), " columns, the header has ", cols.width()));
         continue;
@@ -354,7 +342,7 @@ StatusOr<ImportSummary> ImportFdaNdc(const std::filesystem::path& product_txt,
       continue;
     }
     std::string text = decode(line);
-    auto row = Split(text, '\t');
+    auto row = internal::SplitView(text, '\t');
     std::string product_id(cols.Get(row, "PRODUCTID"));
     // The product's packages go with it: kept when it is, skipped when it is not.
     std::vector<PackageRow>* pkgs = nullptr;
@@ -491,7 +479,7 @@ namespace {
 
 // One RRF line: `fields` values and the trailing '|'. Empty when the count is wrong.
 std::vector<std::string_view> RrfFields(std::string_view line, size_t fields) {
-  auto parts = Split(line, '|');
+  auto parts = internal::SplitView(line, '|');
   if (parts.size() != fields + 1 || !parts.back().empty()) return {};
   parts.pop_back();
   return parts;
@@ -504,7 +492,7 @@ size_t RrfFieldCount(std::string_view line) {
 
 // "oxycodone hydrochloride 5 MG" → strength "5", unit "MG"; false when there is no number.
 bool StrengthOf(std::string_view component, std::string& strength, std::string& unit) {
-  auto words = Split(component, ' ');
+  auto words = internal::SplitView(component, ' ');
   for (size_t i = words.size(); i-- > 1;) {
     if (internal::ParseDecimal(words[i])) {
       strength = std::string(words[i]);

@@ -19,6 +19,7 @@
 #include "rxflow/clinical/drug_store.h"
 #include "rxflow/internal/status_macros.h"
 #include "rxflow/internal/strcat.h"
+#include "rxflow/mapping/codes.h"
 
 #include "common/text.h"
 
@@ -49,29 +50,7 @@ std::optional<int> ParseSchedule(std::string_view text) {
 }
 
 std::optional<std::string> NormalizeNdc(std::string_view ndc) {
-  ndc = internal::Trim(ndc);
-  if (ndc.size() == 11 && internal::IsAllDigits(ndc)) return std::string(ndc);
-  size_t d1 = ndc.find('-');
-  size_t d2 = d1 == std::string_view::npos ? d1 : ndc.find('-', d1 + 1);
-  if (d2 == std::string_view::npos || ndc.find('-', d2 + 1) != std::string_view::npos) {
-    return std::nullopt;
-  }
-  std::string_view a = ndc.substr(0, d1), b = ndc.substr(d1 + 1, d2 - d1 - 1),
-                   c = ndc.substr(d2 + 1);
-  if (a.empty() || b.empty() || c.empty() || !internal::IsAllDigits(a) ||
-      !internal::IsAllDigits(b) || !internal::IsAllDigits(c)) {
-    return std::nullopt;
-  }
-  bool eleven = a.size() == 5 && b.size() == 4 && c.size() == 2;
-  if ((a.size() + b.size() + c.size() != 10 && !eleven) || a.size() > 5 || b.size() > 4 ||
-      c.size() > 2) {
-    return std::nullopt;
-  }
-  std::string out;
-  out.append(5 - a.size(), '0').append(a);
-  out.append(4 - b.size(), '0').append(b);
-  out.append(2 - c.size(), '0').append(c);
-  return out;
+  return mapping::NormalizeNdc(internal::Trim(ndc));
 }
 
 std::vector<std::string> NdcCandidates(std::string_view ndc) {
@@ -761,21 +740,7 @@ size_t DrugIndex::shadowed_codes() const { return impl_->shadowed; }
 // ---------------------------------------------------------------------------------------
 // The formulary TSV.
 
-namespace {
-
-std::vector<std::string_view> Split(std::string_view s, char sep) {
-  std::vector<std::string_view> out;
-  size_t start = 0;
-  while (true) {
-    size_t pos = s.find(sep, start);
-    out.push_back(s.substr(start, pos == std::string_view::npos ? pos : pos - start));
-    if (pos == std::string_view::npos) break;
-    start = pos + 1;
-  }
-  return out;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 StatusOr<std::vector<DrugProduct>> ParseFormularyTsv(std::string_view tsv,
                                                      std::string_view source) {
@@ -789,11 +754,11 @@ StatusOr<std::vector<DrugProduct>> ParseFormularyTsv(std::string_view tsv,
   bool header = false;
   std::vector<DrugProduct> out;
   size_t line_no = 0;
-  for (std::string_view line : Split(tsv, '\n')) {
+  for (std::string_view line : internal::SplitView(tsv, '\n')) {
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.empty() || line[0] == '#') continue;
-    std::vector<std::string_view> f = Split(line, '\t');
+    std::vector<std::string_view> f = internal::SplitView(line, '\t');
     auto bad = [&](std::string_view column, absl::string_view why) {
       return absl::InvalidArgumentError(Cat(source, " line ", line_no,
                                             column.empty() ? "" : Cat(", column ", column), ": ",
@@ -847,7 +812,7 @@ StatusOr<std::vector<DrugProduct>> ParseFormularyTsv(std::string_view tsv,
     if (!ingredients.ok()) return bad("ingredients", ingredients.status().message());
     p.ingredients = std::move(*ingredients);
     if (!get(9).empty()) {
-      for (std::string_view ndc : Split(get(9), ' ')) {
+      for (std::string_view ndc : internal::SplitView(get(9), ' ')) {
         if (ndc.empty()) continue;
         auto n = NormalizeNdc(ndc);
         if (!n) return bad("ndcs", Cat("not an NDC: \"", ndc.substr(0, 20), "\""));

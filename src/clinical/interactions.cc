@@ -34,6 +34,14 @@ std::string_view SeverityName(InteractionSeverity s) {
   return "unknown";
 }
 
+std::optional<InteractionSeverity> ParseSeverity(std::string_view name) {
+  for (auto s : {InteractionSeverity::kContraindicated, InteractionSeverity::kPassive,
+                 InteractionSeverity::kUnknown}) {
+    if (SeverityName(s) == name) return s;
+  }
+  return std::nullopt;
+}
+
 std::string InteractionFinding::Describe() const {
   return Cat(ingredient, " (", ingredient_class, ") with ", other_ingredient, " (", other_class,
              ")", other_label.empty() ? "" : Cat(" in ", other_label), ": ", SeverityName(severity),
@@ -47,17 +55,6 @@ struct Rule {
   InteractionSeverity severity = InteractionSeverity::kUnknown;
 };
 
-std::vector<std::string_view> Split(std::string_view s, char sep) {
-  std::vector<std::string_view> out;
-  for (size_t start = 0;;) {
-    size_t pos = s.find(sep, start);
-    out.push_back(s.substr(start, pos == std::string_view::npos ? pos : pos - start));
-    if (pos == std::string_view::npos) break;
-    start = pos + 1;
-  }
-  return out;
-}
-
 // Reads a TSV with a header naming `columns`; calls `row(fields by column order, line)`.
 Status ReadTable(std::string_view text, std::string_view table,
                  const std::vector<std::string_view>& columns,
@@ -65,11 +62,11 @@ Status ReadTable(std::string_view text, std::string_view table,
   std::vector<size_t> at(columns.size(), SIZE_MAX);
   bool header = false;
   size_t width = 0, line_no = 0;
-  for (std::string_view line : Split(text, '\n')) {
+  for (std::string_view line : internal::SplitView(text, '\n')) {
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.empty() || line[0] == '#') continue;
-    auto f = Split(line, '\t');
+    auto f = internal::SplitView(line, '\t');
     if (!header) {
       for (size_t i = 0; i < f.size(); ++i) {
         for (size_t c = 0; c < columns.size(); ++c) {
@@ -151,16 +148,12 @@ StatusOr<std::unique_ptr<TableKnowledgeBase>> TableKnowledgeBase::Load(std::stri
         if (r.object.empty() || r.precipitant.empty()) {
           return absl::InvalidArgumentError("a rule needs both classes");
         }
-        if (f[3] == "contraindicated") {
-          r.severity = InteractionSeverity::kContraindicated;
-        } else if (f[3] == "passive") {
-          r.severity = InteractionSeverity::kPassive;
-        } else if (f[3] == "unknown") {
-          r.severity = InteractionSeverity::kUnknown;
-        } else {
+        auto severity = ParseSeverity(f[3]);
+        if (!severity) {
           return absl::InvalidArgumentError(Cat("column severity: \"", f[3].substr(0, 20),
                                                 "\" is none of contraindicated, passive, unknown"));
         }
+        r.severity = *severity;
         kb->rules.push_back(std::move(r));
         return absl::OkStatus();
       });

@@ -55,6 +55,17 @@ std::string RxNormQualifier(std::string_view q) {
   return {};
 }
 
+// A SCRIPT address into an ASAP patient's or pharmacy's address elements.
+template <typename T>
+void CopyAddress(const std::optional<script::Address>& a, T& out) {
+  if (!a) return;
+  out.address1 = a->address_line1;
+  out.address2 = a->address_line2;
+  out.city = a->city;
+  out.state = a->state_province;
+  out.zip = Digits(a->postal_code);
+}
+
 struct Fill {
   std::string stream_id;
   int64_t occurred_at;
@@ -179,13 +190,7 @@ StatusOr<PmpReport> BuildPmpReport(store::EventStore& store, std::string_view da
     d.patient.last_name = p.name.last_name;
     d.patient.first_name = p.name.first_name;
     d.patient.middle_name = p.name.middle_name;
-    if (p.address) {
-      d.patient.address1 = p.address->address_line1;
-      d.patient.address2 = p.address->address_line2;
-      d.patient.city = p.address->city;
-      d.patient.state = p.address->state_province;
-      d.patient.zip = Digits(p.address->postal_code);
-    }
+    CopyAddress(p.address, d.patient);
     if (p.communication_numbers && p.communication_numbers->primary_telephone) {
       d.patient.phone = Digits(p.communication_numbers->primary_telephone->number);
     }
@@ -213,13 +218,7 @@ StatusOr<PmpReport> BuildPmpReport(store::EventStore& store, std::string_view da
         group.pharmacy.npi = ph.identification.npi;
         group.pharmacy.dea_number = ph.identification.dea_number;
         group.pharmacy.name = ph.business_name;
-        if (ph.address) {
-          group.pharmacy.address1 = ph.address->address_line1;
-          group.pharmacy.address2 = ph.address->address_line2;
-          group.pharmacy.city = ph.address->city;
-          group.pharmacy.state = ph.address->state_province;
-          group.pharmacy.zip = Digits(ph.address->postal_code);
-        }
+        CopyAddress(ph.address, group.pharmacy);
       }
       rep.pharmacies.push_back(std::move(group));
     }

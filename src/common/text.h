@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace rxflow::internal {
 
@@ -54,6 +55,8 @@ bool IsXsdDateTime(std::string_view s);
 // Keeps only the digits of `s` ("(555) 555-0100" -> "5555550100").
 std::string DigitsOnly(std::string_view s);
 std::string_view Trim(std::string_view s);
+// "a,b,,c" split on ',' → {"a", "b", "", "c"}; "" → {""}. Views into `s`.
+std::vector<std::string_view> SplitView(std::string_view s, char sep);
 
 // Appends `s` to `out` as the body of a JSON string (quotes not included).
 void AppendJsonEscaped(std::string& out, std::string_view s);

@@ -1,14 +1,15 @@
 // Interaction screening in PrescriptionService: prescriptions stored before screening was on
 // count; a replay reports the findings again; two prescriptions for one patient submitted at
 // once are screened one after the other (block mode lets exactly one through).
-#include <doctest/doctest.h>
-
 #include <atomic>
 #include <thread>
+
+#include <doctest/doctest.h>
 
 #include "rxflow/clinical/interactions.h"
 #include "rxflow/service.h"
 #include "rxflow/store/event_store.h"
+
 #include "testing/files.h"
 
 namespace rxflow {

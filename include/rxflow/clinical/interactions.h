@@ -20,6 +20,7 @@
 #define RXFLOW_CLINICAL_INTERACTIONS_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,6 +33,8 @@ namespace rxflow::clinical {
 // contraindicated (the ONC list), passive (shown without interrupting), unknown.
 enum class InteractionSeverity { kContraindicated, kPassive, kUnknown };
 std::string_view SeverityName(InteractionSeverity s);
+// SeverityName's inverse; nullopt for another name.
+std::optional<InteractionSeverity> ParseSeverity(std::string_view name);
 
 struct ScreenedIngredient {
   std::string name;   // the ingredient (RxNorm IN) name, any case
