@@ -173,8 +173,8 @@ StatusOr<std::optional<domain::InteractionsScreened>> PrescriptionService::Impl:
   for (const auto& f : findings) {
     contraindicated |= f.severity == clinical::InteractionSeverity::kContraindicated;
     ev.findings.push_back({f.rule_id, std::string(clinical::SeverityName(f.severity)), f.summary,
-                           f.citation, f.ingredient, f.other_ingredient, f.other_label,
-                           f.other_reference});
+                           f.citation, f.ingredient, f.ingredient_class, f.other_ingredient,
+                           f.other_class, f.other_label, f.other_reference});
   }
   const bool block = contraindicated && options.block_contraindicated;
   if (block && out.interaction_override.empty()) {

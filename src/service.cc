@@ -176,7 +176,9 @@ StatusOr<Submission> PrescriptionService::Impl::Replayed(const std::string& id,
       x.summary = f.summary;
       x.citation = f.citation;
       x.ingredient = f.ingredient;
+      x.ingredient_class = f.ingredient_class;
       x.other_ingredient = f.other_ingredient;
+      x.other_class = f.other_class;
       x.other_label = f.other_drug;
       x.other_reference = f.other_prescription_id;
       out.interactions.push_back(std::move(x));

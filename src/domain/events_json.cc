@@ -66,7 +66,9 @@ void VisitFields(E& e, F&& f) {
     f("summary", e.summary);
     f("citation", e.citation);
     f("ingredient", e.ingredient);
+    f("ingredient_class", e.ingredient_class);
     f("other_ingredient", e.other_ingredient);
+    f("other_class", e.other_class);
     f("other_drug", e.other_drug);
     f("other_prescription_id", e.other_prescription_id);
   } else if constexpr (std::is_same_v<T, PrescriptionReadyToSign> ||

@@ -167,15 +167,16 @@ std::vector<Event> OneOfEach() {
       CancelDenied{"already dispensed"},
       PrescriptionExpired{},
       PrescriptionMarkedReady{"registrant-7", "BL4721052", "b1"},
-      InteractionsScreened{"ONC",
-                           "phenelzine 15 MG Oral Tablet",
-                           std::string(64, 'a'),
-                           {{"phenelzine", ""}, {"x \"quoted\"", "123"}},
-                           false,
-                           2,
-                           {{"onc-04", "contraindicated", "Risk.", "Phansalkar 2012", "phenelzine",
-                             "sertraline", "sertraline 50 MG Oral Tablet", "rx-1"}},
-                           "supervised cross-taper"},
+      InteractionsScreened{
+          "ONC",
+          "phenelzine 15 MG Oral Tablet",
+          std::string(64, 'a'),
+          {{"phenelzine", ""}, {"x \"quoted\"", "123"}},
+          false,
+          2,
+          {{"onc-04", "contraindicated", "Risk.", "Phansalkar 2012", "phenelzine", "mao-inhibitors",
+            "sertraline", "ssris-serotonergic", "sertraline 50 MG Oral Tablet", "rx-1"}},
+          "supervised cross-taper"},
   };
 }
 

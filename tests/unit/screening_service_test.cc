@@ -66,6 +66,9 @@ TEST_CASE("Screening: prescriptions stored with screening off are screened again
   CHECK_FALSE(r->created);
   REQUIRE(r->interactions.size() == 1);
   CHECK(r->interactions[0].other_reference == s->interactions[0].other_reference);
+  CHECK(r->interactions[0].ingredient_class == "mao-inhibitors");
+  CHECK(r->interactions[0].other_class == "ssris-serotonergic");
+  CHECK(r->interactions[0].severity == clinical::InteractionSeverity::kContraindicated);
   // Another patient: no finding.
   IssueList other;
   auto o = (*on)->Submit(Drug(kPhenelzine, kPhenelzineName, "Otherfamily"), other);

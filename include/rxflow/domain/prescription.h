@@ -212,7 +212,9 @@ struct InteractionRecord {
   std::string summary;
   std::string citation;
   std::string ingredient;
+  std::string ingredient_class;
   std::string other_ingredient;
+  std::string other_class;
   std::string other_drug;
   std::string other_prescription_id;  // empty: a drug named in the request itself
 };
