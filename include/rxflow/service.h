@@ -60,9 +60,11 @@ struct ServiceOptions {
   bool route_on_submit = false;
   // Drug–drug interaction screening of each new prescription (rxflow/clinical/interactions.h)
   // against the same patient's other active prescriptions in this store (same tenant; the
-  // patient matched by PatientReference: name, birth date, gender, MRN). The result is
-  // recorded as an InteractionsScreened event with the submission, and each finding is a
-  // warning in the submission's issues. nullptr: no screening. Must outlive the service.
+  // patient matched by PatientReference: name, birth date, gender, MRN), when a rule of the
+  // knowledge base concerns the new drug. The result is recorded as an InteractionsScreened
+  // event with the submission, and each finding is a warning in the submission's issues. In
+  // one process, a patient's screening and append are serialized (docs/clinical.md says what
+  // holds across processes). nullptr: no screening. Must outlive the service.
   const clinical::InteractionKnowledgeBase* interactions = nullptr;
   // Contraindicated findings refuse the submission (FailedPrecondition: HTTP 422, nothing
   // stored) unless the MedicationRequest carries RxFlow's interaction-override extension
@@ -82,8 +84,8 @@ struct Submission {
   std::string idempotency_key;
   bool is_controlled = false;
   std::string created_at;  // RFC 3339 UTC
-  // Interaction findings of this submission (empty on a replay: they were reported when the
-  // prescription was created, and are in its InteractionsScreened event).
+  // Interaction findings of this submission; a replay answers with those recorded when the
+  // prescription was created (its InteractionsScreened event).
   std::vector<clinical::InteractionFinding> interactions;
 };
 
