@@ -43,6 +43,32 @@ bool Inactive(domain::State s) {
 
 }  // namespace
 
+domain::InteractionRecord PrescriptionService::Impl::RecordOf(
+    const clinical::InteractionFinding& f) {
+  return {f.rule_id,          std::string(clinical::SeverityName(f.severity)),
+          f.summary,          f.citation,
+          f.ingredient,       f.ingredient_class,
+          f.other_ingredient, f.other_class,
+          f.other_label,      f.other_reference};
+}
+
+clinical::InteractionFinding PrescriptionService::Impl::FindingOf(
+    const domain::InteractionRecord& r) {
+  clinical::InteractionFinding f;
+  f.rule_id = r.rule_id;
+  f.severity =
+      clinical::ParseSeverity(r.severity).value_or(clinical::InteractionSeverity::kUnknown);
+  f.summary = r.summary;
+  f.citation = r.citation;
+  f.ingredient = r.ingredient;
+  f.ingredient_class = r.ingredient_class;
+  f.other_ingredient = r.other_ingredient;
+  f.other_class = r.other_class;
+  f.other_label = r.other_drug;
+  f.other_reference = r.other_prescription_id;
+  return f;
+}
+
 StatusOr<std::vector<PrescriptionService::Impl::PatientMedication>>
 PrescriptionService::Impl::PatientMedications(const std::string& patient_ref) {
   const char* index = PrescriptionService::kPatientIndex;
@@ -172,9 +198,7 @@ StatusOr<std::optional<domain::InteractionsScreened>> PrescriptionService::Impl:
   bool contraindicated = false;
   for (const auto& f : findings) {
     contraindicated |= f.severity == clinical::InteractionSeverity::kContraindicated;
-    ev.findings.push_back({f.rule_id, std::string(clinical::SeverityName(f.severity)), f.summary,
-                           f.citation, f.ingredient, f.ingredient_class, f.other_ingredient,
-                           f.other_class, f.other_label, f.other_reference});
+    ev.findings.push_back(RecordOf(f));
   }
   const bool block = contraindicated && options.block_contraindicated;
   if (block && out.interaction_override.empty()) {

@@ -166,22 +166,10 @@ StatusOr<Submission> PrescriptionService::Impl::Replayed(const std::string& id,
   // A replay (a retry whose first answer was lost) reports the interactions found when the
   // prescription was created, as that answer did.
   for (const domain::Event& e : events) {
-    const auto* screened = std::get_if<domain::InteractionsScreened>(&e);
-    if (!screened) continue;
-    for (const domain::InteractionRecord& f : screened->findings) {
-      clinical::InteractionFinding x;
-      x.rule_id = f.rule_id;
-      x.severity =
-          clinical::ParseSeverity(f.severity).value_or(clinical::InteractionSeverity::kUnknown);
-      x.summary = f.summary;
-      x.citation = f.citation;
-      x.ingredient = f.ingredient;
-      x.ingredient_class = f.ingredient_class;
-      x.other_ingredient = f.other_ingredient;
-      x.other_class = f.other_class;
-      x.other_label = f.other_drug;
-      x.other_reference = f.other_prescription_id;
-      out.interactions.push_back(std::move(x));
+    if (const auto* screened = std::get_if<domain::InteractionsScreened>(&e)) {
+      for (const domain::InteractionRecord& f : screened->findings) {
+        out.interactions.push_back(FindingOf(f));
+      }
     }
   }
   return out;

@@ -93,6 +93,11 @@ struct PrescriptionService::Impl {
   // Screening and appending one patient's prescription, striped by patient reference.
   std::array<std::mutex, 64> patient_locks;
 
+  // A finding as the InteractionsScreened event records it, and back
+  // (interaction_screening.cc).
+  static domain::InteractionRecord RecordOf(const clinical::InteractionFinding& f);
+  static clinical::InteractionFinding FindingOf(const domain::InteractionRecord& r);
+
   // The summary of `s` (without the times: the caller knows them).
   static PrescriptionSummary SummaryOf(const std::string& id, const domain::PrescriptionState& s);
 };

@@ -146,19 +146,24 @@ StatusOr<ScriptOutput> ToScript(std::string_view fhir_json, IssueList& issues,
   out.transaction = std::move(transaction);
   out.drug_product = product;
   out.medication_request_path = input->medication_request_path;
-  for (const fhir::Extension& e : input->medication_request.extension) {
+  const auto& extensions = input->medication_request.extension;
+  for (size_t i = 0; i < extensions.size(); ++i) {
+    const fhir::Extension& e = extensions[i];
     if (e.url != mapping::kInteractionOverrideExtension) continue;
-    // valueString as JSON: "\"reason\"".
-    std::string_view v = e.value_json;
-    if (e.value_type == "String") {
-      auto j = nlohmann::json::parse(v, nullptr, /*allow_exceptions=*/false);
-      if (j.is_string()) {
-        std::string reason(internal::Trim(j.get<std::string>()));
-        if (reason.size() > 1000) reason.resize(1000);  // bytes; a cut character is replaced
-        internal::MakeValidUtf8(reason);
-        out.interaction_override = std::move(reason);
-      }
+    auto j = nlohmann::json::parse(e.value_json, nullptr, /*allow_exceptions=*/false);
+    std::string reason(e.value_type == "String" && j.is_string()
+                           ? internal::Trim(j.get<std::string>())
+                           : std::string_view());
+    if (reason.empty()) {
+      issues.Warning(internal::Cat(input->medication_request_path, ".extension[", i, "]"),
+                     IssueCode::kValue,
+                     "an interaction override needs a non-empty valueString (the reason): "
+                     "this one overrides nothing");
+      continue;
     }
+    if (reason.size() > 1000) reason.resize(1000);  // bytes; a cut character is replaced
+    internal::MakeValidUtf8(reason);
+    out.interaction_override = std::move(reason);
     break;
   }
   return out;

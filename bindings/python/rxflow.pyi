@@ -80,14 +80,15 @@ class _Interaction(TypedDict):
     ingredient_class: str
     other_ingredient: str
     other_class: str
+    other_drug: str  # the other drug's name
     other: str  # the other prescription's id (submit) or the other drug as given
 
 def find_drugs(text: str, limit: int = 10) -> list[_DrugMatch]:
     """Starter-formulary products for an NDC, an RxCUI or words, best first."""
 
 def screen_interactions(drugs: list[str]) -> list[_Interaction]:
-    """The drugs (NDCs, RxCUIs or words) screened against each other (ONC High-Priority list).
-    Each finding also has "drug": the drug as given."""
+    """The drugs (NDCs, RxCUIs or words) screened against each other (ONC High-Priority list):
+    each pair once, "other" the later drug as given."""
 
 # EPCS helpers. (The _TypedDicts below exist only in this stub: the calls return plain dicts.)
 def totp(secret_base32: str, time: float | None = None, digits: int = 6) -> str:

@@ -128,18 +128,9 @@ struct PySubmission {
   py::list interactions;  // dicts, as FindingDict makes them
 };
 
+// The same object as the API's (clinical::InteractionFindingJson), as a dict.
 py::dict FindingDict(const clinical::InteractionFinding& f) {
-  py::dict d;
-  d["rule_id"] = f.rule_id;
-  d["severity"] = std::string(clinical::SeverityName(f.severity));
-  d["summary"] = f.summary;
-  d["citation"] = f.citation;
-  d["ingredient"] = f.ingredient;
-  d["ingredient_class"] = f.ingredient_class;
-  d["other_ingredient"] = f.other_ingredient;
-  d["other_class"] = f.other_class;
-  d["other"] = f.other_reference;
-  return d;
+  return py::module_::import("json").attr("loads")(clinical::InteractionFindingJson(f));
 }
 
 py::dict ProductDict(const clinical::DrugProduct& p) {
@@ -604,35 +595,21 @@ PYBIND11_MODULE(rxflow, m) {
   m.def(
       "screen_interactions",
       [](const std::vector<std::string>& drugs) {
-        const auto& kb = clinical::OncHighPriority();
-        std::vector<clinical::ScreenedDrug> screened;
-        for (const std::string& text : drugs) {
-          clinical::SearchOptions so;
-          so.limit = 1;
-          so.min_score = 0.5;
-          auto m = clinical::StarterDrugIndex().Search(text, so);
-          clinical::ScreenedDrug d;
-          d.label = m.empty() ? text : m[0].product->name;
-          d.reference = text;
-          d.ingredients = clinical::IngredientsFor(m.empty() ? nullptr : m[0].product, text, kb);
-          screened.push_back(std::move(d));
+        std::vector<clinical::InteractionFinding> found;
+        {
+          py::gil_scoped_release release;
+          found = clinical::ScreenDrugs(drugs, &clinical::StarterDrugIndex(),
+                                        clinical::OncHighPriority());
         }
         py::list out;
-        for (size_t i = 0; i < screened.size(); ++i) {
-          std::vector<clinical::ScreenedDrug> later(
-              screened.begin() + static_cast<std::ptrdiff_t>(i) + 1, screened.end());
-          for (const auto& f : kb.Screen(screened[i], later)) {
-            py::dict d = FindingDict(f);
-            d["drug"] = screened[i].reference;
-            out.append(d);
-          }
-        }
+        for (const auto& f : found) out.append(FindingDict(f));
         return out;
       },
       py::arg("drugs"),
       "Screens drugs (NDCs, RxCUIs or words, resolved through the starter formulary) against\n"
       "each other with the ONC High-Priority list: a list of finding dicts (rule_id,\n"
-      "severity, summary, citation, ingredient, other_ingredient, drug, other). Not\n"
+      "severity, summary, citation, ingredient, other_ingredient, other = the later drug as\n"
+      "given, ...). Not\n"
       "exhaustive: no finding does not mean safe.");
   m.def(
       "to_script",

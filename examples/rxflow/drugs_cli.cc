@@ -234,57 +234,38 @@ int RunDdi(const DrugsCommand& c) {
     return 2;
   }
   const clinical::InteractionKnowledgeBase& kb = clinical::OncHighPriority();
-  std::vector<clinical::ScreenedDrug> drugs;
-  nlohmann::json resolved = nlohmann::json::array();
-  for (const std::string& arg : c.ddi_drugs) {
-    clinical::SearchOptions so;
-    so.limit = 1;
-    so.min_score = 0.5;
-    auto m = setup->db ? setup->db->Search(arg, so) : std::vector<clinical::DrugMatch>{};
-    const clinical::DrugProduct* product = m.empty() ? nullptr : m[0].product;
-    bool from_text = false;
-    clinical::ScreenedDrug d;
-    d.label = product ? product->name : arg;
-    d.reference = arg;
-    d.ingredients = clinical::IngredientsFor(product, arg, kb, &from_text);
-    nlohmann::json names = nlohmann::json::array();
-    for (const auto& i : d.ingredients) names.push_back(i.name);
-    resolved.push_back({{"query", arg},
-                        {"product", product ? product->name : ""},
-                        {"rxcui", product ? product->rxcui : ""},
-                        {"ingredients", names},
-                        {"ingredients_from_text", from_text}});
-    if (!c.json) {
-      std::string list;
-      for (const auto& i : d.ingredients) list += (list.empty() ? "" : ", ") + i.name;
-      std::cout << arg << " → " << (product ? product->name : "(not in the " + setup->name + ")")
-                << ": " << (list.empty() ? "no known ingredient" : list) << "\n";
-    }
-    drugs.push_back(std::move(d));
-  }
-  nlohmann::json findings = nlohmann::json::array();
-  for (size_t i = 0; i < drugs.size(); ++i) {
-    std::vector<clinical::ScreenedDrug> later(drugs.begin() + static_cast<std::ptrdiff_t>(i) + 1,
-                                              drugs.end());
-    for (const auto& f : kb.Screen(drugs[i], later)) {
-      findings.push_back({{"rule_id", f.rule_id},
-                          {"severity", std::string(clinical::SeverityName(f.severity))},
-                          {"summary", f.summary},
-                          {"citation", f.citation},
-                          {"ingredient", f.ingredient},
-                          {"ingredient_class", f.ingredient_class},
-                          {"other_ingredient", f.other_ingredient},
-                          {"other_class", f.other_class}});
-      if (!c.json) std::cout << "  " << f.Describe() << " [" << f.citation << "]\n";
-    }
-  }
+  std::vector<clinical::ResolvedDrug> resolved;
+  auto findings = clinical::ScreenDrugs(c.ddi_drugs, setup->db, kb, &resolved);
   if (c.json) {
+    nlohmann::json drugs = nlohmann::json::array(), found = nlohmann::json::array();
+    for (const auto& r : resolved) {
+      nlohmann::json names = nlohmann::json::array();
+      for (const auto& i : r.drug.ingredients) names.push_back(i.name);
+      drugs.push_back({{"query", r.query},
+                       {"product", r.product ? r.product->name : ""},
+                       {"rxcui", r.product ? r.product->rxcui : ""},
+                       {"ingredients", names},
+                       {"ingredients_from_text", r.ingredients_from_text}});
+    }
+    for (const auto& f : findings)
+      found.push_back(nlohmann::json::parse(clinical::InteractionFindingJson(f)));
     std::cout << nlohmann::json{{"knowledge_base", kb.name()},
-                                {"drugs", resolved},
-                                {"interactions", findings}}
-                     .dump(2)
+                                {"drugs", drugs},
+                                {"interactions", found}}
+                     .dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
               << "\n";
-  } else if (findings.empty()) {
+    return findings.empty() ? 0 : 1;
+  }
+  for (const auto& r : resolved) {
+    std::string list;
+    for (const auto& i : r.drug.ingredients) list += (list.empty() ? "" : ", ") + i.name;
+    std::cout << r.query << " → "
+              << (r.product ? r.product->name
+                            : "(not in the " + (setup->db ? setup->name : "drug database") + ")")
+              << ": " << (list.empty() ? "no known ingredient" : list) << "\n";
+  }
+  for (const auto& f : findings) std::cout << "  " << f.Describe() << " [" << f.citation << "]\n";
+  if (findings.empty()) {
     std::cout << "no interaction in the " << kb.name()
               << " (not exhaustive: no finding does not mean safe)\n";
   }

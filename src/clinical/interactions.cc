@@ -317,4 +317,58 @@ std::vector<ScreenedIngredient> IngredientsFor(const DrugProduct* product,
   return out;
 }
 
+std::string InteractionFindingJson(const InteractionFinding& f) {
+  std::string out = "{";
+  auto field = [&](std::string_view name, std::string_view value) {
+    if (out.size() > 1) out.push_back(',');
+    internal::Append(out, "\"", name, "\":\"");
+    std::string valid(value);
+    internal::MakeValidUtf8(valid);
+    internal::AppendJsonEscaped(out, valid);
+    out.push_back('"');
+  };
+  field("rule_id", f.rule_id);
+  field("severity", SeverityName(f.severity));
+  field("summary", f.summary);
+  field("citation", f.citation);
+  field("ingredient", f.ingredient);
+  field("ingredient_class", f.ingredient_class);
+  field("other_ingredient", f.other_ingredient);
+  field("other_class", f.other_class);
+  field("other_drug", f.other_label);
+  field("other", f.other_reference);
+  out.push_back('}');
+  return out;
+}
+
+std::vector<InteractionFinding> ScreenDrugs(const std::vector<std::string>& queries,
+                                            const DrugDatabase* db,
+                                            const InteractionKnowledgeBase& kb,
+                                            std::vector<ResolvedDrug>* resolved) {
+  std::vector<ResolvedDrug> drugs;
+  for (const std::string& q : queries) {
+    ResolvedDrug r;
+    r.query = q;
+    SearchOptions so;
+    so.limit = 1;
+    so.min_score = 0.5;
+    if (db) {
+      auto m = db->Search(q, so);
+      if (!m.empty()) r.product = m[0].product;
+    }
+    r.drug.label = r.product ? r.product->name : q;
+    r.drug.reference = q;
+    r.drug.ingredients = IngredientsFor(r.product, q, kb, &r.ingredients_from_text);
+    drugs.push_back(std::move(r));
+  }
+  std::vector<InteractionFinding> out;
+  for (size_t i = 0; i < drugs.size(); ++i) {
+    std::vector<ScreenedDrug> later;
+    for (size_t j = i + 1; j < drugs.size(); ++j) later.push_back(drugs[j].drug);
+    for (auto& f : kb.Screen(drugs[i].drug, later)) out.push_back(std::move(f));
+  }
+  if (resolved) *resolved = std::move(drugs);
+  return out;
+}
+
 }  // namespace rxflow::clinical

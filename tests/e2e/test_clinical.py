@@ -62,7 +62,8 @@ def test_an_interacting_pair_is_found_through_the_api_and_recorded():
             [finding] = second["interactions"]
             assert finding["rule_id"] == "onc-04"
             assert finding["severity"] == "contraindicated"
-            assert finding["other_prescription_id"] == first["id"]
+            assert finding["other"] == first["id"]
+            assert finding["other_drug"] == "sertraline 50 MG Oral Tablet"
             assert {finding["ingredient"], finding["other_ingredient"]} == {"phenelzine",
                                                                            "sertraline"}
             assert any("drug interaction" in w["message"] for w in second["warnings"])
@@ -91,6 +92,9 @@ def test_block_mode_refuses_a_contraindicated_pair_unless_overridden():
             assert status == 422, refused
             text = json.dumps(refused)
             assert "onc-04" in text and first["id"] in text and OVERRIDE in text
+            status, empty = post(api, prescription(*PHENELZINE, override="   "))
+            assert status == 422, empty  # an empty reason overrides nothing, and says so
+            assert "overrides nothing" in json.dumps(empty)
             reason = "Cross-taper supervised; sertraline stops tomorrow"
             status, overridden = post(api, prescription(*PHENELZINE, override=reason))
             assert status == 201, overridden

@@ -166,7 +166,8 @@ TEST_CASE("Search: a brand with a glued strength finds the brand, then its gener
   // 40 mg is atorvastatin too, but the strength is wrong: it comes after the 20 mg.
   auto forty = std::find_if(m.begin(), m.end(),
                             [](const DrugMatch& x) { return x.product->rxcui == "90000005"; });
-  if (forty != m.end()) CHECK(forty->score < m[1].score);
+  REQUIRE(forty != m.end());
+  CHECK(forty->score < m[1].score);
 }
 
 TEST_CASE("Search: misspellings, prefixes, salts, codes and nonsense") {

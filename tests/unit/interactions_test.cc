@@ -160,3 +160,31 @@ TEST_CASE("IngredientsFor: the product's, else the words of the description the 
 
 }  // namespace
 }  // namespace rxflow::clinical
+
+namespace rxflow::clinical {
+namespace {
+
+TEST_CASE("ScreenDrugs resolves words and codes and screens each pair once; one JSON shape") {
+  std::vector<ResolvedDrug> resolved;
+  auto f = ScreenDrugs({"sertraline 50 mg", "312347", "lisinopril"}, &StarterDrugIndex(),
+                       OncHighPriority(), &resolved);
+  REQUIRE(resolved.size() == 3);
+  CHECK(resolved[1].product->rxcui == "312347");
+  REQUIRE(f.size() == 1);
+  CHECK(f[0].ingredient == "sertraline");
+  CHECK(f[0].other_reference == "312347");
+  // Without a database, ingredients come from the words.
+  auto words =
+      ScreenDrugs({"phenelzine tabs", "Sertraline"}, nullptr, OncHighPriority(), &resolved);
+  CHECK(words.size() == 1);
+  CHECK(resolved[0].ingredients_from_text);
+  InteractionFinding x = f[0];
+  x.other_label = "a \"quoted\"\n\xff label";
+  std::string json = InteractionFindingJson(x);
+  CHECK(json.find(R"("rule_id":"onc-04")") != std::string::npos);
+  CHECK(json.find(R"("other_drug":"a \"quoted\"\n)") != std::string::npos);
+  CHECK(json.find("\xff") == std::string::npos);  // made valid UTF-8
+}
+
+}  // namespace
+}  // namespace rxflow::clinical

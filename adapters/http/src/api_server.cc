@@ -72,15 +72,7 @@ json SubmissionJson(const Submission& s) {
   if (!s.interactions.empty()) {
     json list = json::array();
     for (const clinical::InteractionFinding& f : s.interactions) {
-      list.push_back({{"rule_id", f.rule_id},
-                      {"severity", std::string(clinical::SeverityName(f.severity))},
-                      {"summary", f.summary},
-                      {"citation", f.citation},
-                      {"ingredient", f.ingredient},
-                      {"ingredient_class", f.ingredient_class},
-                      {"other_ingredient", f.other_ingredient},
-                      {"other_class", f.other_class},
-                      {"other_prescription_id", f.other_reference}});
+      list.push_back(json::parse(clinical::InteractionFindingJson(f)));
     }
     out["interactions"] = std::move(list);
   }

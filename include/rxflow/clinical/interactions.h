@@ -108,6 +108,12 @@ class TableKnowledgeBase final : public InteractionKnowledgeBase {
   std::unique_ptr<Impl> impl_;
 };
 
+// A finding as one JSON object — rule_id, severity, summary, citation, ingredient,
+// ingredient_class, other_ingredient, other_class, other_drug (the other drug's label) and
+// other (its reference: the other prescription's id in the service, the drug as given to
+// ScreenDrugs) — what the API, the `rxflow ddi` tool and Python answer with.
+std::string InteractionFindingJson(const InteractionFinding& finding);
+
 // The ONC High-Priority list compiled into the library, built once per process.
 const TableKnowledgeBase& OncHighPriority();
 
@@ -118,6 +124,20 @@ std::vector<ScreenedIngredient> IngredientsFor(const DrugProduct* product,
                                                std::string_view description,
                                                const InteractionKnowledgeBase& kb,
                                                bool* from_text = nullptr);
+
+// Drugs given as NDCs, RxCUIs or words, screened against each other (each pair once, the
+// earlier one as the screened drug). Each is resolved through `db`'s best match (score ≥ 0.5;
+// `db` may be nullptr), its ingredients by IngredientsFor; `resolved` (optional) receives how.
+struct ResolvedDrug {
+  std::string query;
+  const DrugProduct* product = nullptr;  // nullptr: not in the database
+  ScreenedDrug drug;                     // label: the product's name, else the query
+  bool ingredients_from_text = false;
+};
+std::vector<InteractionFinding> ScreenDrugs(const std::vector<std::string>& queries,
+                                            const DrugDatabase* db,
+                                            const InteractionKnowledgeBase& kb,
+                                            std::vector<ResolvedDrug>* resolved = nullptr);
 
 }  // namespace rxflow::clinical
 
