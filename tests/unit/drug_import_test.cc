@@ -1,9 +1,10 @@
 // The drug importers against hand-written files in the exact public formats
 // (tests/fixtures/clinical/README.md lists every awkward row and the expected counts), the
-// SQLite drug store, and the transform's use of the database.
+// drug stores (SQLite, PostgreSQL), and the transform's use of the database.
 #include "rxflow/clinical/drug_import.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 
@@ -12,8 +13,15 @@
 #include "rxflow/clinical/checks.h"
 #include "rxflow/clinical/drug_store.h"
 #include "rxflow/transform.h"
+
+#include <unistd.h>
 #ifdef RXFLOW_TEST_HAVE_SQLITE
 #include "rxflow/sqlite/drug_store.h"
+#endif
+#ifdef RXFLOW_TEST_HAVE_POSTGRES
+#include <pqxx/pqxx>
+
+#include "rxflow/postgres/drug_store.h"
 #endif
 
 #include "testing/files.h"
@@ -213,18 +221,10 @@ TEST_CASE("RxNorm RRF import: prescribable concepts with ingredients, brands, ND
   for (const auto& p : got.products) CHECK(p.source == "rxnorm");
 }
 
-#ifdef RXFLOW_TEST_HAVE_SQLITE
-TEST_CASE(
-    "SQLite drug store: imports replace their source atomically; codes shared across sources") {
-  auto dir = std::filesystem::temp_directory_path() / "rxflow-drug-store-test";
-  std::filesystem::remove_all(dir);
-  std::string path = (dir / "drugs.db").string();
-  auto store = OpenSqliteDrugStore(path);
-  REQUIRE(store.ok());
-  CHECK((std::filesystem::status(path).permissions() & std::filesystem::perms::others_read) ==
-        std::filesystem::perms::none);
+// What every DrugStore adapter must do (the port's contract, rxflow/clinical/drug_store.h).
+void CheckDrugStoreContract(DrugStore& store) {
   auto import_all = [&](const char* source, auto run) {
-    auto import = (*store)->BeginImport(source);
+    auto import = store.BeginImport(source);
     REQUIRE(import.ok());
     auto s = run([&](DrugProduct&& p) { return (*import)->Put(std::move(p)); });
     REQUIRE(s.ok());
@@ -238,10 +238,10 @@ TEST_CASE(
   auto rx = import_all(
       "rxnorm", [&](const ProductSink& sink) { return ImportRxNormRrf(Fixture("rxnorm"), sink); });
   CHECK(rx.products == 8);
-  auto sources = (*store)->Sources();
+  auto sources = store.Sources();
   REQUIRE(sources.ok());
   CHECK(*sources == std::vector<std::pair<std::string, size_t>>{{"fda-ndc", 11}, {"rxnorm", 8}});
-  auto index = LoadDrugIndex(**store);
+  auto index = LoadDrugIndex(store);
   REQUIRE(index.ok());
   CHECK((*index)->size() == 19);
   // RxNorm is preferred where both have the NDC: the product with the RxCUI answers.
@@ -255,21 +255,26 @@ TEST_CASE(
 
   // An import not committed leaves the earlier one.
   {
-    auto import = (*store)->BeginImport("fda-ndc");
+    auto import = store.BeginImport("fda-ndc");
     REQUIRE(import.ok());
     DrugProduct x;
     x.name = "only in the abandoned import";
     REQUIRE((*import)->Put(std::move(x)).ok());
   }
-  CHECK((*(*store)->Sources())[0].second == 11);
-  // Within one import a code appears once.
+  CHECK((*store.Sources())[0].second == 11);
+  // Within one import a code appears once; values with the stores' own separators and
+  // escapes (tab, newline, backslash, quote) come back as written.
+  const std::string awkward = "tab\there\nline \\N back\\slash 'quote' \"dq\"";
   {
-    auto import = (*store)->BeginImport("mine");
+    auto import = store.BeginImport("mine");
     REQUIRE(import.ok());
     DrugProduct a;
     a.name = "a";
     a.rxcui = "90000001";
     a.ndcs = {"00002143380"};
+    a.brand = awkward;
+    a.dea_schedule = 2;
+    a.prescribable = false;
     DrugProduct b = a;
     b.name = "b";
     CHECK((*import)->Put(DrugProduct(a)).ok());
@@ -280,18 +285,89 @@ TEST_CASE(
     dup = (*import)->Put(DrugProduct(b));
     CHECK(dup.code() == absl::StatusCode::kAlreadyExists);
     CHECK(std::string(dup.message()).find("NDC 00002-1433-80") != std::string::npos);
+    DrugProduct c;
+    c.name = "c";
+    c.ndcs = {"0002-1433-80"};
+    CHECK((*import)->Put(std::move(c)).code() == absl::StatusCode::kInvalidArgument);
     REQUIRE((*import)->Commit().ok());
+    CHECK((*import)->Commit().code() == absl::StatusCode::kFailedPrecondition);
+  }
+  {
+    auto all = store.LoadAll();
+    REQUIRE(all.ok());
+    auto mine = std::find_if(all->begin(), all->end(),
+                             [](const DrugProduct& d) { return d.source == "mine"; });
+    REQUIRE(mine != all->end());
+    CHECK(mine->brand == awkward);
+    CHECK(mine->dea_schedule == 2);
+    CHECK_FALSE(mine->prescribable);
+    CHECK(mine->ndcs == std::vector<std::string>{"00002143380"});
+    // rxnorm first, then fda-ndc, then the others.
+    CHECK(all->front().source == "rxnorm");
+    CHECK(all->back().source == "mine");
   }
   // A re-import of a source replaces it.
   auto again = import_all("fda-ndc", [&](const ProductSink& sink) {
     return ImportFdaNdc(Fixture("fda-ndc/product-old.txt"), {}, sink);
   });
   CHECK(again.products == 3);
-  auto after = (*store)->Sources();
+  auto after = store.Sources();
   CHECK(*after ==
         std::vector<std::pair<std::string, size_t>>{{"fda-ndc", 3}, {"mine", 1}, {"rxnorm", 8}});
+}
+
+#ifdef RXFLOW_TEST_HAVE_SQLITE
+TEST_CASE(
+    "SQLite drug store: imports replace their source atomically; codes shared across sources") {
+  auto dir = std::filesystem::temp_directory_path() / "rxflow-drug-store-test";
+  std::filesystem::remove_all(dir);
+  std::string path = (dir / "drugs.db").string();
+  auto store = OpenSqliteDrugStore(path);
+  REQUIRE(store.ok());
+  CHECK((std::filesystem::status(path).permissions() & std::filesystem::perms::others_read) ==
+        std::filesystem::perms::none);
+  CheckDrugStoreContract(**store);
   store->reset();
   std::filesystem::remove_all(dir);
+}
+#endif
+
+#ifdef RXFLOW_TEST_HAVE_POSTGRES
+// A fresh schema in the server named by RXFLOW_TEST_POSTGRES_URL (scripts/with-postgres.sh);
+// without it this test fails, never skips.
+TEST_CASE(
+    "The drug store on the PostgresAdapter keeps the same contract; a second reader sees it") {
+  const char* url = std::getenv("RXFLOW_TEST_POSTGRES_URL");
+  REQUIRE_MESSAGE(url,
+                  "RXFLOW_TEST_POSTGRES_URL is not set (run through scripts/with-postgres.sh)");
+  const std::string schema = "drugs_" + std::to_string(::getpid());
+  {
+    pqxx::connection c(url);
+    pqxx::nontransaction n(c);
+    n.exec("DROP SCHEMA IF EXISTS " + schema + " CASCADE");
+  }
+  PostgresDrugStoreOptions o;
+  o.url = url;
+  o.schema = schema;
+  {
+    auto store = OpenPostgresDrugStore(o);
+    REQUIRE_MESSAGE(store.ok(), store.status().ToString());
+    CheckDrugStoreContract(**store);
+  }
+  {
+    // Another connection (another process, in a deployment) reads what was committed.
+    auto reader = OpenPostgresDrugStore(o);
+    REQUIRE(reader.ok());
+    auto index = LoadDrugIndex(**reader);
+    REQUIRE(index.ok());
+    CHECK((*index)->size() == 12);
+    CHECK((*index)->FindByRxcui("90000001"));
+  }
+  o.schema = "x; DROP TABLE y";
+  CHECK(OpenPostgresDrugStore(o).status().code() == absl::StatusCode::kInvalidArgument);
+  pqxx::connection c(url);
+  pqxx::nontransaction n(c);
+  n.exec("DROP SCHEMA IF EXISTS " + schema + " CASCADE");
 }
 #endif
 
