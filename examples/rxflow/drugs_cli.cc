@@ -7,9 +7,10 @@
 
 #include "rxflow/clinical/drug_import.h"
 #include "rxflow/clinical/interactions.h"
+#include "rxflow/clinical/pdmp.h"
 #include "rxflow/clinical/pmp.h"
+#include "rxflow/http/pdmp.h"
 #include "rxflow/internal/files.h"
-#include "rxflow/sqlite/drug_store.h"
 
 #include "../server/app.h"
 
@@ -41,7 +42,9 @@ void AddDrugsCommands(CLI::App& app, DrugsCommand& c) {
       ->required()
       ->check(CLI::ExistingDirectory);
   for (CLI::App* sub : {c.import_fda, c.import_rxnorm}) {
-    sub->add_option("--db", c.db, "the drug store file (default ./rxflow-data/drugs.db)");
+    sub->add_option("--db", c.db,
+                    "the drug store: an SQLite file (default ./rxflow-data/drugs.db) or a "
+                    "postgresql:// URL");
     sub->add_flag("-q,--quiet", c.quiet, "no progress lines on stderr");
   }
   c.find = c.drugs->add_subcommand(
@@ -68,7 +71,8 @@ void AddDrugsCommands(CLI::App& app, DrugsCommand& c) {
                    "a drug store file (default: the starter formulary compiled in)")
       ->envname("DRUG_DB");
   c.ddi->add_flag("--json", c.json, "one JSON object: the drugs as resolved and the findings");
-  c.pmp = app.add_subcommand("pmp", "prescription monitoring programs: ASAP dispensation reports");
+  c.pmp = app.add_subcommand(
+      "pmp", "prescription monitoring programs: ASAP dispensation reports, PDMP queries");
   c.pmp->require_subcommand(1);
   c.pmp_report = c.pmp->add_subcommand(
       "report", "the controlled-substance dispensings of one UTC day as an ASAP file (holds PHI)");
@@ -90,14 +94,40 @@ void AddDrugsCommands(CLI::App& app, DrugsCommand& c) {
                    "drug database for an NDC when the NewRx has only an RxCUI (default: "
                    "the starter formulary)")
       ->envname("DRUG_DB");
+  c.pmp_simulator = c.pmp->add_subcommand(
+      "simulator",
+      "a loopback PDMP answering FHIR $pdmp-history from the ASAP files in a folder (each "
+      "read once, before the next query)");
+  c.pmp_simulator->add_option("--asap-dir", c.asap_dir, "the folder ASAP files are dropped in")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  c.pmp_simulator->add_option("--port", c.port, "port (default: any free one, printed)");
+  c.pmp_simulator->add_option("--host", c.host, "loopback address (default 127.0.0.1)");
+  c.pmp_query = c.pmp->add_subcommand(
+      "query", "ask a PDMP for a patient's controlled-substance history (FHIR $pdmp-history)");
+  c.pmp_query->add_option("--pdmp", c.pdmp_url, "the PDMP's FHIR base URL")
+      ->envname("PDMP_URL")
+      ->required();
+  c.pmp_query->add_option("--pdmp-ca", c.pdmp_ca, "PEM CAs an https PDMP must chain to")
+      ->envname("PDMP_CA");
+  c.pmp_query->add_option("--family", c.family, "the patient's family name")->required();
+  c.pmp_query->add_option("--given", c.given, "the patient's first given name")->required();
+  c.pmp_query->add_option("--birth-date", c.birth_date, "YYYY-MM-DD")->required();
+  c.pmp_query->add_option("--gender", c.gender, "male, female, other or unknown");
+  c.pmp_query->add_option("--zip", c.zip, "the patient's postal code");
+  c.pmp_query->add_option("--state", c.state, "the patient's state (USPS code)");
+  c.pmp_query->add_option("--requester-npi", c.requester_npi, "the asking prescriber's NPI");
+  c.pmp_query->add_flag("--json", c.json, "the history as JSON");
   c.sources = c.drugs->add_subcommand("sources", "products per source in a drug store");
-  c.sources->add_option("--db", c.db, "the drug store file (default ./rxflow-data/drugs.db)");
+  c.sources->add_option("--db", c.db,
+                        "the drug store: an SQLite file (default ./rxflow-data/drugs.db) or a "
+                        "postgresql:// URL");
 }
 
 namespace {
 
 int Import(const DrugsCommand& c) {
-  auto store = clinical::OpenSqliteDrugStore(c.db);
+  auto store = app::OpenDrugStore(c.db, /*must_exist=*/false);
   if (!store.ok()) {
     std::cerr << "rxflow: " << store.status().message() << "\n";
     return 2;
@@ -206,12 +236,7 @@ int Find(const DrugsCommand& c) {
 }
 
 int Sources(const DrugsCommand& c) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(c.db, ec)) {
-    std::cerr << "rxflow: no drug store at " << c.db << "\n";
-    return 2;
-  }
-  auto store = clinical::OpenSqliteDrugStore(c.db);
+  auto store = app::OpenDrugStore(c.db, /*must_exist=*/true);
   if (!store.ok()) {
     std::cerr << "rxflow: " << store.status().message() << "\n";
     return 2;
@@ -272,7 +297,62 @@ int RunDdi(const DrugsCommand& c) {
   return findings.empty() ? 0 : 1;
 }
 
+int RunPdmpSimulator(const DrugsCommand& c) {
+  http::PdmpSimulatorOptions o;
+  o.host = c.host;
+  o.port = c.port;
+  o.asap_dir = c.asap_dir;
+  o.log = [](const std::string& line) { std::cerr << line << "\n"; };
+  http::PdmpSimulatorServer server(o);
+  if (Status s = server.Start(); !s.ok()) {
+    std::cerr << "rxflow: " << s.message() << "\n";
+    return 2;
+  }
+  std::cout << "PDMP " << server.base_url() << "  (a simulator: FHIR $pdmp-history, answered "
+            << "from the ASAP files in " << c.asap_dir << ")\nCtrl-C stops it." << std::endl;
+  app::WaitForStopSignal();
+  server.Stop();
+  return 0;
+}
+
+int RunPdmpQuery(const DrugsCommand& c) {
+  http::FhirPdmpOptions o;
+  o.base_url = c.pdmp_url;
+  o.ca_file = c.pdmp_ca;
+  if (const char* token = std::getenv("PDMP_TOKEN")) o.bearer_token = token;
+  auto client = http::NewFhirPdmpClient(o);
+  if (!client.ok()) {
+    std::cerr << "rxflow: " << client.status().message() << "\n";
+    return 2;
+  }
+  clinical::pdmp::Query q;
+  q.patient = {c.family, c.given, c.birth_date, c.gender, c.zip, c.state};
+  q.requester.npi = c.requester_npi;
+  auto r = (*client)->History(q);
+  if (!r.ok()) {
+    std::cerr << "rxflow: " << r.status().message() << "\n";
+    return 2;
+  }
+  if (c.json) {
+    std::cout << nlohmann::json::parse(clinical::pdmp::ResultJson(*r, (*client)->name())).dump(2)
+              << "\n";
+  } else {
+    std::cout << clinical::pdmp::OutcomeName(r->outcome) << ": " << r->dispenses.size()
+              << " dispensing(s)\n";
+    for (const auto& d : r->dispenses) {
+      std::cout << d.date_filled << "  " << (d.ndc11.empty() ? d.rxcui : d.ndc11) << "  "
+                << d.quantity << " " << d.quantity_unit << ", " << d.days_supply << " days  "
+                << d.drug_name << "  @ "
+                << (d.pharmacy_name.empty() ? d.pharmacy_ncpdp_id : d.pharmacy_name) << "\n";
+    }
+    for (const auto& m : r->messages) std::cout << "PDMP: " << m << "\n";
+  }
+  return r->outcome == clinical::pdmp::Outcome::kFound && !r->dispenses.empty() ? 0 : 1;
+}
+
 int RunPmp(const DrugsCommand& c) {
+  if (c.pmp_simulator->parsed()) return RunPdmpSimulator(c);
+  if (c.pmp_query->parsed()) return RunPdmpQuery(c);
   auto setup = app::OpenDrugDatabase(c.find_db);
   if (!setup.ok()) {
     std::cerr << "rxflow: " << setup.status().message() << "\n";

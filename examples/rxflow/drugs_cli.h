@@ -21,6 +21,11 @@ struct DrugsCommand {
   std::vector<std::string> ddi_drugs;
   CLI::App* pmp = nullptr;
   CLI::App* pmp_report = nullptr;
+  CLI::App* pmp_simulator = nullptr;
+  CLI::App* pmp_query = nullptr;
+  std::string asap_dir, pdmp_url, pdmp_ca, host = "127.0.0.1";
+  int port = 0;
+  std::string family, given, birth_date, gender, zip, state, requester_npi;
   std::string store_url = "sqlite://./rxflow-data/rxflow.db";
   std::string day, asap_version = "4.2B", out_file, zero_report, control_number;
   bool test_file = false;
@@ -40,7 +45,9 @@ int RunDrugs(const DrugsCommand& c);
 // Runs `rxflow ddi`: 0 no interaction, 1 interactions found, 2 usage or I/O error.
 int RunDdi(const DrugsCommand& c);
 // Runs `rxflow pmp report`: 0 written, 1 written but some dispensing could not be reported
-// (named on stderr) or nothing could be, 2 usage, I/O or store error.
+// (named on stderr) or nothing could be, 2 usage, I/O or store error. `rxflow pmp
+// simulator`: serves until SIGINT/SIGTERM (2 when it cannot start). `rxflow pmp query`: 0
+// history found, 1 none or the PDMP's error, 2 usage or the PDMP unreachable.
 int RunPmp(const DrugsCommand& c);
 
 }  // namespace rxflow::cli

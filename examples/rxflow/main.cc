@@ -12,6 +12,7 @@
 //   rxflow drugs import fda-ndc|rxnorm / find / sources    the drug database
 //   rxflow ddi DRUG DRUG...   screen drugs against each other for interactions
 //   rxflow pmp report --date D    a day's controlled-substance dispensings as an ASAP file
+//   rxflow pmp simulator|query    a loopback PDMP fed with ASAP files; a FHIR PDMP query
 //   rxflow serve              every service in one process (API, relay, routing, simulator)
 //
 // Issues go to stderr as `severity: path: message` (or an OperationOutcome with

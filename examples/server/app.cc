@@ -19,6 +19,7 @@
 #include "rxflow/auth/clients.h"
 #include "rxflow/epcs/reports.h"
 #include "rxflow/http/otlp.h"
+#include "rxflow/http/pdmp.h"
 #include "rxflow/http/servers.h"
 #include "rxflow/idempotency.h"
 #include "rxflow/messaging/broker.h"
@@ -28,6 +29,9 @@
 #include "rxflow/runtime/routing.h"
 #include "rxflow/service.h"
 #include "rxflow/sqlite/drug_store.h"
+#ifdef RXFLOW_HAVE_POSTGRES
+#include "rxflow/postgres/drug_store.h"
+#endif
 #include "rxflow/sqlite/sqlite_store.h"
 #include "rxflow/version.h"
 
@@ -246,6 +250,30 @@ void RegisterMetrics(obs::Registry& r, store::Subscriptions* subscriptions,
 
 }  // namespace
 
+static bool IsPostgresUrl(std::string_view url) {
+  return url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0;
+}
+
+StatusOr<std::unique_ptr<clinical::DrugStore>> OpenDrugStore(const std::string& spec,
+                                                             bool must_exist) {
+  if (IsPostgresUrl(spec)) {
+#ifdef RXFLOW_HAVE_POSTGRES
+    clinical::PostgresDrugStoreOptions o;
+    o.url = spec;
+    return clinical::OpenPostgresDrugStore(o);
+#else
+    return absl::UnimplementedError("this build has no PostgreSQL drug store");
+#endif
+  }
+  std::string path = spec.rfind("sqlite://", 0) == 0 ? spec.substr(9) : spec;
+  if (path.empty()) return absl::InvalidArgumentError("drug store: empty SQLite path");
+  std::error_code ec;
+  if (must_exist && !std::filesystem::is_regular_file(path, ec)) {
+    return absl::NotFoundError("no drug store at " + path + " (rxflow drugs import writes one)");
+  }
+  return clinical::OpenSqliteDrugStore(path);
+}
+
 StatusOr<DrugDatabaseSetup> OpenDrugDatabase(const std::string& spec) {
   DrugDatabaseSetup out;
   if (spec == "none") return out;
@@ -254,27 +282,25 @@ StatusOr<DrugDatabaseSetup> OpenDrugDatabase(const std::string& spec) {
     out.name = "starter formulary";
     return out;
   }
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(spec, ec)) {
-    return absl::NotFoundError("no drug store at " + spec + " (rxflow drugs import writes one)");
-  }
-  auto store = clinical::OpenSqliteDrugStore(spec);
+  auto store = OpenDrugStore(spec, /*must_exist=*/true);
   if (!store.ok()) return store.status();
   auto index = clinical::LoadDrugIndex(**store);
   if (!index.ok()) return index.status();
-  if ((*index)->size() == 0) {
-    return absl::NotFoundError("the drug store " + spec + " holds no products");
-  }
+  // Named without the URL or path: a URL may carry a password.
+  const std::string name = IsPostgresUrl(spec)
+                               ? std::string("PostgreSQL drug store")
+                               : "drug store " + std::filesystem::path(spec).filename().string();
+  if ((*index)->size() == 0) return absl::NotFoundError("the " + name + " holds no products");
   out.owned = std::move(*index);
   out.db = out.owned.get();
-  out.name = "drug store " + std::filesystem::path(spec).filename().string();
+  out.name = name;
   return out;
 }
 
 StatusOr<std::unique_ptr<store::Store>> OpenStore(const std::string& url_in,
                                                   std::string& sqlite_path) {
   std::string url = url_in.empty() ? kDefaultDatabase : url_in;
-  if (url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0) {
+  if (IsPostgresUrl(url)) {
     sqlite_path.clear();
 #ifdef RXFLOW_HAVE_POSTGRES
     store::PostgresOptions o;
@@ -398,6 +424,12 @@ void AddOptions(CLI::App& app, Config& c, unsigned roles) {
                    "unless the request gives an override reason) or off")
         ->envname("INTERACTIONS")
         ->check(CLI::IsMember({"warn", "block", "off"}));
+    app.add_option("--pdmp", c.pdmp_url,
+                   "FHIR base URL of a PDMP answering $pdmp-history (https, or http on loopback: "
+                   "rxflow pmp simulator); its bearer token comes from PDMP_TOKEN")
+        ->envname("PDMP_URL");
+    app.add_option("--pdmp-ca", c.pdmp_ca, "PEM CAs an https PDMP must chain to")
+        ->envname("PDMP_CA");
     app.add_flag("!--no-auto-route", c.route_on_submit,
                  "do not queue non-controlled prescriptions for routing on submit");
     if (roles == kAll) {
@@ -496,6 +528,13 @@ void PrintEpcsDemo(const EpcsDemo& d, const std::string& api, const std::string&
     std::string cmd = "qrencode -t ANSIUTF8 '" + d.otpauth_uri + "'";
     if (std::system(cmd.c_str()) != 0) std::cout << "(qrencode failed)\n";
   }
+}
+
+void WaitForStopSignal() {
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  std::signal(SIGPIPE, SIG_IGN);
+  while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
 }
 
 int Run(const Config& c, unsigned roles, const std::string& program) {
@@ -620,6 +659,7 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
   // the API before the inbox it calls.
   std::unique_ptr<EpcsDemo> epcs_demo;
   std::unique_ptr<runtime::PharmacyInbox> inbox;
+  std::unique_ptr<clinical::pdmp::Client> pdmp;  // the API asks it
   std::unique_ptr<messaging::Producer> producer;
   std::unique_ptr<runtime::PharmacyTransport> transport;
   std::unique_ptr<http::PharmacySimulator> simulator;
@@ -657,6 +697,17 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
     ao.insecure_http = c.insecure_http;
     ao.client_concurrency = c.client_concurrency;
     if (epcs_demo) ao.ceremony = epcs_demo->ceremony.get();
+    if (!c.pdmp_url.empty()) {
+      http::FhirPdmpOptions po;
+      po.base_url = c.pdmp_url;
+      po.ca_file = c.pdmp_ca;
+      if (const char* token = std::getenv("PDMP_TOKEN")) po.bearer_token = token;
+      auto client = http::NewFhirPdmpClient(po);
+      if (!client.ok()) return fail("pdmp", client.status());
+      pdmp = std::move(*client);
+      ao.pdmp = pdmp.get();
+      log(1, "PDMP queries: " + pdmp->name());
+    }
     if (LevelOf(c.log_level) <= 1) {
       ao.access_log = [](const std::string& line) {
         static std::mutex mu;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "rxflow/clinical/drug_store.h"
 #include "rxflow/clinical/drugs.h"
 #include "rxflow/status.h"
 #include "rxflow/store/event_store.h"
@@ -67,6 +68,11 @@ struct Config {
   // Drug–drug interaction screening (the ONC High-Priority list): INTERACTIONS = warn (the
   // default), block (a contraindicated pair is a 422 unless overridden), or off.
   std::string interactions = "warn";
+  // PDMP_URL: the FHIR base of a PDMP (or hub) answering $pdmp-history, behind POST
+  // .../pdmp-query; https, or http on loopback (rxflow pmp simulator). Empty: no PDMP.
+  // PDMP_TOKEN (environment only: never a flag, never logged): its bearer token.
+  std::string pdmp_url;
+  std::string pdmp_ca;  // PDMP_CA: PEM CAs an https PDMP must chain to
 };
 
 enum Role : unsigned {
@@ -80,12 +86,21 @@ enum Role : unsigned {
 // Adds the flags of `roles` to `app`, each defaulting to its environment variable.
 void AddOptions(CLI::App& app, Config& config, unsigned roles);
 
+// Blocks until SIGINT or SIGTERM (for tools that serve in the foreground).
+void WaitForStopSignal();
+
 // Runs `roles` until SIGINT or SIGTERM; returns the process exit code.
 int Run(const Config& config, unsigned roles, const std::string& program);
 
+// The drug store `spec` names: postgres(ql)://... → PostgreSQL (its public schema), else an
+// SQLite file (sqlite://PATH or PATH; created when missing unless `must_exist`: NotFound).
+StatusOr<std::unique_ptr<clinical::DrugStore>> OpenDrugStore(const std::string& spec,
+                                                             bool must_exist);
+
 // The drug database `spec` names (Config::drugs): "" → the starter formulary compiled into
-// the library; "none" → no database (`db` is nullptr); else a drug store file written by
-// `rxflow drugs import`, which must exist and hold products (NotFound otherwise).
+// the library; "none" → no database (`db` is nullptr); else a drug store written by
+// `rxflow drugs import` (an SQLite file or a PostgreSQL URL, as OpenDrugStore), which must
+// exist and hold products (NotFound otherwise).
 struct DrugDatabaseSetup {
   std::unique_ptr<clinical::DrugIndex> owned;
   const clinical::DrugDatabase* db = nullptr;

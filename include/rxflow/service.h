@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "rxflow/clinical/interactions.h"
+#include "rxflow/clinical/pdmp.h"
 #include "rxflow/clock.h"
 #include "rxflow/domain/prescription.h"
 #include "rxflow/issue.h"
@@ -140,6 +141,17 @@ class PrescriptionService {
   Status RecordPharmacyResponse(const std::string& id, const script::Message& message,
                                 const RequestContext& ctx = {});
 
+  // Asks `pdmp` for the controlled-substance history of the prescription's patient (name,
+  // birth date, gender and ZIP from its NewRx; its prescriber as the requester: PdmpQueryFor)
+  // and records the query as a PdmpQueried event: who asked (ctx.actor), when, of which
+  // PDMP, the outcome and how many dispensings from how many pharmacies — not the history.
+  // Returns the PDMP's answer. NotFound as Get; FailedPrecondition in a terminal state or
+  // when the NewRx lacks the patient's name or birth date (nothing is asked then). When the
+  // PDMP cannot be reached the query is recorded with outcome "unavailable" and its
+  // Unavailable status is returned.
+  StatusOr<clinical::pdmp::Result> QueryPdmp(const std::string& id, clinical::pdmp::Client& pdmp,
+                                             const RequestContext& ctx = {});
+
   // Exactly-once effects for consumers: runs `commands` in order against the prescription
   // in ONE store transaction together with the inbox record (consumer, message_id).
   // AlreadyExists (nothing runs) when `consumer` processed `message_id` before. When a
@@ -184,6 +196,10 @@ class PrescriptionService {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// The PDMP query for a NewRx's patient, asked as its prescriber. FailedPrecondition when the
+// patient's last name, first name or birth date is missing.
+StatusOr<clinical::pdmp::Query> PdmpQueryFor(const script::NewRx& newrx);
 
 // The command a pharmacy message (Status, Verify, Error, RxFill, CancelRxResponse) implies;
 // InvalidArgument for any other transaction.

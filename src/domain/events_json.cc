@@ -57,6 +57,15 @@ void VisitFields(E& e, F&& f) {
     f("screened_against", e.screened_against);
     f("findings", e.findings);
     f("override_reason", e.override_reason);
+  } else if constexpr (std::is_same_v<T, PdmpQueried>) {
+    f("pdmp", e.pdmp);
+    f("queried_at", e.queried_at);
+    f("requester_npi", e.requester_npi);
+    f("outcome", e.outcome);
+    f("dispensings", e.dispensings);
+    f("pharmacies", e.pharmacies);
+    f("latest_fill", e.latest_fill);
+    f("error", e.error);
   } else if constexpr (std::is_same_v<T, ScreenedIngredientRecord>) {
     f("name", e.name);
     f("rxcui", e.rxcui);

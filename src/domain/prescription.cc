@@ -30,7 +30,7 @@ constexpr std::array<std::string_view, std::variant_size_v<Command>> kCommandNam
     "RecordError",   "RecordFill",
     "RequestCancel", "RecordCancelResponse",
     "Expire",        "AmendClinicalContent",
-    "MarkReady"};
+    "MarkReady",     "RecordPdmpQuery"};
 
 template <typename T, typename V>
 struct IndexOf;
@@ -97,6 +97,14 @@ StatusOr<Events> DecideMarkReady(const PrescriptionState& s, const MarkReady& c)
         "MarkReady needs the practitioner, DEA number and bundle hash");
   }
   return Events{PrescriptionMarkedReady{c.practitioner, c.dea_number, c.bundle_sha256}};
+}
+
+StatusOr<Events> DecideRecordPdmpQuery(const PrescriptionState& s, const RecordPdmpQuery& c) {
+  if (s.state == State::kNone) return NotAllowed<RecordPdmpQuery>(s);
+  if (c.query.pdmp.empty() || c.query.queried_at.empty() || c.query.outcome.empty()) {
+    return absl::InvalidArgumentError("RecordPdmpQuery needs the PDMP, the time and the outcome");
+  }
+  return Events{c.query};
 }
 
 StatusOr<Events> DecideSign(const PrescriptionState& s, const Sign& c) {
@@ -318,6 +326,7 @@ StatusOr<std::vector<Event>> Decide(const PrescriptionState& state, const Comman
           [&](const Expire& c) { return DecideExpire(state, c); },
           [&](const AmendClinicalContent& c) { return DecideAmend(state, c); },
           [&](const MarkReady& c) { return DecideMarkReady(state, c); },
+          [&](const RecordPdmpQuery& c) { return DecideRecordPdmpQuery(state, c); },
       },
       command);
 }
@@ -384,6 +393,7 @@ PrescriptionState Apply(PrescriptionState s, const Event& event) {
                  },
                  [&](const PrescriptionExpired&) { s.state = State::kExpired; },
                  [&](const InteractionsScreened&) {},  // a record; the state is unchanged
+                 [&](const PdmpQueried&) {},           // a record; the state is unchanged
              },
              event);
   ++s.version;

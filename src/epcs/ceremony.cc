@@ -337,6 +337,16 @@ struct Ceremony::Impl {
     b.prescription_prescriber_last_name = newrx.prescriber.name.last_name;
     b.state = std::string(domain::StateName(rx.state));
     b.marked_ready = rx.ready_by == practitioner_id && rx.ready_bundle_sha256 == b.sha256;
+    RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> history,
+                            service.History(prescription_id));
+    for (auto it = history.rbegin(); it != history.rend(); ++it) {
+      if (it->type != domain::PdmpQueried::kType) continue;
+      StatusOr<domain::Event> e =
+          domain::DecodeEvent(it->type, it->schema_version, it->payload, service.upcasters());
+      if (!e.ok()) return e.status();
+      b.last_pdmp_query = std::get<domain::PdmpQueried>(*e);
+      break;
+    }
     return b;
   }
 

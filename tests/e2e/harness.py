@@ -36,8 +36,11 @@ def free_port():
 
 
 def program(name):
+    """"rxflow" is `rxflow serve`; "rxflow pmp simulator" a subcommand; else a program."""
     if name == "rxflow":
         return [os.path.join(BIN, "rxflow"), "serve"]
+    if name.startswith("rxflow "):
+        return [os.path.join(BIN, "rxflow")] + name.split()[1:]
     return [os.path.join(BIN, name)]
 
 

@@ -1,5 +1,6 @@
-"""End to end: the drug database and interaction screening through `rxflow serve`'s API and
-the `rxflow` tool (drugs import/find, ddi, to-script --drugs), as a user would."""
+"""End to end: the drug database, interaction screening and PDMP queries through `rxflow
+serve`'s API and the `rxflow` tool (drugs import/find, ddi, to-script --drugs, pmp simulator and
+query), as a user would."""
 import json
 import os
 import subprocess
@@ -210,3 +211,91 @@ def test_rxflow_ddi_screens_drugs_given_as_words_or_codes():
     assert out["drugs"][1]["rxcui"] == "312347"
     r = run("ddi", "gemfibrozil", "atorvastatin")  # a pair the ONC panel rejected
     assert r.returncode == 0 and "no interaction" in r.stdout
+
+
+def asap_file(control, rx_number, filled):
+    """One dispensing of oxycodone to the lisinopril fixture's patient (Marisol Delacroix,
+    1968-04-17, ZIP 23220), as a pharmacy's software sends it to a state PMP: ASAP 4.2B,
+    '*' between elements, '~' after each segment, counts in TP and TT."""
+    segments = [
+        f"TH*4.2B*{control}*01**{filled}*2300*P**~",
+        "IS*7654321*ELM STREET PHARMACY",
+        "PHA*1234567893*7654321**ELM STREET PHARMACY",
+        "PAT*******DELACROIX*MARISOL********23220**19680417*F*01",
+        f"DSP*00*{rx_number}*{filled}*0*{filled}*0*01*00406055201*20*5*01*06*00*****"
+        "01*1049621",
+        "PRE*1922334455*AB1234563**VA*OKAFOR*ADAEZE",
+    ]
+    segments.append("TP*" + str(len(segments) - 1))  # PHA through TP
+    segments.append(f"TT*{control}*{len(segments) + 1}")  # TH through TT
+    return "~".join(segments) + "~"
+
+
+def test_a_pdmp_query_through_the_api_sees_what_pharmacies_reported():
+    with tempfile.TemporaryDirectory() as tmp:
+        drop = os.path.join(tmp, "asap")
+        os.mkdir(drop)
+        with open(os.path.join(drop, "20261130.asap"), "w") as f:
+            f.write(asap_file("ELM-20261130", "RX-9001", "20261130"))
+        pdmp = Process("rxflow pmp simulator", ["--asap-dir", drop], cwd=tmp,
+                       ready_line="Ctrl-C")
+        s = None
+        try:
+            url = pdmp.url_after("PDMP")
+            # The tool asks it directly.
+            r = run("pmp", "query", "--pdmp", url, "--family", "Delacroix", "--given", "Marisol",
+                    "--birth-date", "1968-04-17", "--zip", "23220", "--json")
+            assert r.returncode == 0, r.stderr
+            history = json.loads(r.stdout)
+            assert history["outcome"] == "found"
+            [d] = history["dispensings"]
+            assert d["ndc"] == "00406055201" and d["rx_number"] == "RX-9001"
+            assert d["pharmacy"]["ncpdp_id"] == "7654321"
+            r = run("pmp", "query", "--pdmp", url, "--family", "Delacroix", "--given", "Maria",
+                    "--birth-date", "1968-04-17")
+            assert r.returncode == 1 and r.stdout.startswith("not-found"), r.stdout
+
+            # Through the API, for a prescription's patient, recorded on the prescription.
+            s = serve(tmp, "--pdmp", url)
+            api = s.url_after("API").rsplit("/api/", 1)[0]
+            status, body = post(api, open(LISINOPRIL).read())
+            assert status == 201, body
+            pid = body["id"]
+            status, text = request("POST", f"{api}/api/v1/prescriptions/{pid}/pdmp-query")
+            assert status == 200, text
+            answer = json.loads(text)
+            assert answer["outcome"] == "found" and answer["pdmp"] == "fhir pdmp 127.0.0.1"
+            assert [x["rx_number"] for x in answer["dispensings"]] == ["RX-9001"]
+            # A file dropped later is in the next answer.
+            with open(os.path.join(drop, "20261201.asap"), "w") as f:
+                f.write(asap_file("ELM-20261201", "RX-9002", "20261201"))
+            status, text = request("POST", f"{api}/api/v1/prescriptions/{pid}/pdmp-query")
+            answer = json.loads(text)
+            assert [x["rx_number"] for x in answer["dispensings"]] == ["RX-9002", "RX-9001"]
+            queried = [e for e in events(api, pid) if e["type"] == "PdmpQueried"]
+            assert len(queried) == 2
+            last = queried[-1]["payload"] if "payload" in queried[-1] else queried[-1]
+            assert last["dispensings"] == 2 and last["outcome"] == "found", last
+            assert "DELACROIX" not in json.dumps(queried).upper()  # counts, not the history
+            # Unknown prescription: 404. The PDMP down: 502, and the attempt is recorded.
+            status, _ = request("POST", f"{api}/api/v1/prescriptions/nope/pdmp-query")
+            assert status == 404
+            pdmp.stop()
+            status, text = request("POST", f"{api}/api/v1/prescriptions/{pid}/pdmp-query")
+            assert status == 502, text
+            queried = [e for e in events(api, pid) if e["type"] == "PdmpQueried"]
+            last = queried[-1]["payload"] if "payload" in queried[-1] else queried[-1]
+            assert len(queried) == 3 and last["outcome"] == "unavailable"
+        finally:
+            pdmp.stop()
+            if s:
+                s.stop()
+        # Without a PDMP configured the route says so.
+        s = serve(tmp)
+        try:
+            api = s.url_after("API").rsplit("/api/", 1)[0]
+            status, body = post(api, open(LISINOPRIL).read())
+            status, text = request("POST", f"{api}/api/v1/prescriptions/{body['id']}/pdmp-query")
+            assert status == 501 and "no PDMP is configured" in text
+        finally:
+            s.stop()

@@ -61,7 +61,9 @@ std::vector<Command> AllCommands() {
           RecordCancelResponse{true, "ok"},
           Expire{},
           AmendClinicalContent{"dosage"},
-          MarkReady{"dr-1", "BL4721052", "b1"}};
+          MarkReady{"dr-1", "BL4721052", "b1"},
+          RecordPdmpQuery{PdmpQueried{"pdmp simulator", "2026-12-01T09:00:00Z", "1922334455",
+                                      "found", 2, 1, "2026-11-30", ""}}};
 }
 
 // A prescription stream driven command by command (REQUIREs each command succeeds).
@@ -177,6 +179,8 @@ std::vector<Event> OneOfEach() {
           {{"onc-04", "contraindicated", "Risk.", "Phansalkar 2012", "phenelzine", "mao-inhibitors",
             "sertraline", "ssris-serotonergic", "sertraline 50 MG Oral Tablet", "rx-1"}},
           "supervised cross-taper"},
+      PdmpQueried{"fhir pdmp pdmp.example", "2026-12-01T09:00:00.123456Z", "1922334455",
+                  "unavailable", 0, 0, "", "Connection refused \"x\""},
   };
 }
 
@@ -545,21 +549,26 @@ TEST_SUITE("Domain") {
   }
 
   TEST_CASE("every command is allowed exactly where the lifecycle allows it") {
-    // Commands allowed in each non-terminal state; every other one is refused.
+    // Commands allowed in each non-terminal state; every other one is refused. A PDMP query is
+    // recorded in any of them.
     const std::map<std::string, std::set<std::string_view>> allowed = {
         {"None", {"Submit"}},
-        {"Received", {"RequestCancel", "Expire"}},
-        {"Transformed", {"Route", "RequestCancel", "Expire"}},
-        {"Transformed(controlled)", {"RequestCancel", "Expire"}},
-        {"ReadyToSign", {"MarkReady", "Sign", "RequestCancel", "Expire"}},
-        {"Signed", {"Route", "RequestCancel", "Expire"}},
-        {"Queued", {"MarkSent", "RecordStatus", "RecordError", "RequestCancel", "Expire"}},
+        {"Received", {"RecordPdmpQuery", "RequestCancel", "Expire"}},
+        {"Transformed", {"RecordPdmpQuery", "Route", "RequestCancel", "Expire"}},
+        {"Transformed(controlled)", {"RecordPdmpQuery", "RequestCancel", "Expire"}},
+        {"ReadyToSign", {"RecordPdmpQuery", "MarkReady", "Sign", "RequestCancel", "Expire"}},
+        {"Signed", {"RecordPdmpQuery", "Route", "RequestCancel", "Expire"}},
+        {"Queued",
+         {"RecordPdmpQuery", "MarkSent", "RecordStatus", "RecordError", "RequestCancel", "Expire"}},
         {"Sent",
-         {"RecordStatus", "RecordVerify", "RecordError", "RecordFill", "RequestCancel", "Expire"}},
-        {"Acknowledged", {"RecordVerify", "RecordError", "RecordFill", "RequestCancel", "Expire"}},
-        {"Verified", {"RecordFill", "RequestCancel", "Expire"}},
-        {"Dispensed(partial)", {"RecordFill", "RequestCancel", "Expire"}},
-        {"CancelRequested", {"RecordCancelResponse"}},
+         {"RecordPdmpQuery", "RecordStatus", "RecordVerify", "RecordError", "RecordFill",
+          "RequestCancel", "Expire"}},
+        {"Acknowledged",
+         {"RecordPdmpQuery", "RecordVerify", "RecordError", "RecordFill", "RequestCancel",
+          "Expire"}},
+        {"Verified", {"RecordPdmpQuery", "RecordFill", "RequestCancel", "Expire"}},
+        {"Dispensed(partial)", {"RecordPdmpQuery", "RecordFill", "RequestCancel", "Expire"}},
+        {"CancelRequested", {"RecordPdmpQuery", "RecordCancelResponse"}},
     };
     for (const auto& [where, commands] : allowed) {
       Stream s = At(where);

@@ -318,6 +318,27 @@ TEST_SUITE("EPCS ceremony") {
     CHECK(f.ceremony->CompleteTwoFactor("dr-lindqvist", f.Proof(kSecret), "test").ok());
   }
 
+  TEST_CASE("the signing bundle shows the newest PDMP query, which does not void the ready mark") {
+    Fixture f;
+    f.GrantSign("dr-lindqvist");
+    std::string id = f.SubmitOxycodone();
+    auto before = f.ceremony->Bundle(id, "dr-lindqvist");
+    REQUIRE(before.ok());
+    CHECK_FALSE(before->last_pdmp_query.has_value());
+    REQUIRE(f.ceremony->MarkReady(id, "dr-lindqvist", "BL4721052", before->sha256).ok());
+    clinical::pdmp::Simulator pdmp;  // holds no dispensing: the patient is not found
+    auto r = f.service->QueryPdmp(id, pdmp);
+    REQUIRE_MESSAGE(r.ok(), r.status().ToString());
+    auto after = f.ceremony->Bundle(id, "dr-lindqvist");
+    REQUIRE(after.ok());
+    REQUIRE(after->last_pdmp_query.has_value());
+    CHECK(after->last_pdmp_query->pdmp == "pdmp simulator");
+    CHECK(after->last_pdmp_query->outcome == "not-found");
+    CHECK(after->last_pdmp_query->dispensings == 0);
+    CHECK(after->sha256 == before->sha256);
+    CHECK(after->marked_ready);
+  }
+
   TEST_CASE("a clock more than 5 minutes off blocks signing, and is audited") {
     Fixture f;
     auto [id, sha] = f.ReadyOxycodone();

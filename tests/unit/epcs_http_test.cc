@@ -129,7 +129,16 @@ TEST_SUITE("EPCS HTTP") {
     CHECK(b["fields"].size() == 16);
     CHECK(b["fields"][0]["name"] == "IssueDate");
     CHECK(b["dea_numbers"] == json::array({"BL4721052"}));
+    CHECK(b["pdmp"].is_null());  // no PDMP query recorded yet
     std::string sha = b["sha256"];
+    clinical::pdmp::Simulator pdmp;
+    REQUIRE(api.service->QueryPdmp(id, pdmp).ok());
+    json with_query =
+        json::parse(api.Get(base + "/signing-bundle?practitioner=dr-lindqvist")->body);
+    CHECK(with_query["pdmp"]["pdmp"] == "pdmp simulator");
+    CHECK(with_query["pdmp"]["outcome"] == "not-found");
+    CHECK(with_query["pdmp"]["dispensings"] == 0);
+    CHECK(with_query["sha256"] == sha);
 
     // Refused input: 415, 400 naming the member, 409 for a stale bundle, 403 without right.
     CHECK(api.Post(base + "/ready", "{}", "text/plain")->status == 415);

@@ -23,6 +23,7 @@
 #include "rxflow/internal/strcat.h"
 
 #include "http_server.h"
+#include "url.h"
 #include <arpa/inet.h>
 
 namespace rxflow::http {
@@ -158,7 +159,10 @@ json BundleJson(const epcs::SigningBundle& b) {
           {"sha256", b.sha256},
           {"dea_numbers", b.dea_numbers},
           {"prescription_dea_number", b.prescription_dea_number},
-          {"marked_ready", b.marked_ready}};
+          {"marked_ready", b.marked_ready},
+          {"pdmp", b.last_pdmp_query
+                       ? json::parse(domain::EncodePayload(*b.last_pdmp_query), nullptr, false)
+                       : json()}};
 }
 
 struct StringField {
@@ -511,6 +515,22 @@ struct ApiServer::Impl {
     }
   }
 
+  // POST .../pdmp-query: asks the configured PDMP for the patient's history and records the
+  // query on the prescription (PrescriptionService::QueryPdmp).
+  void Pdmp(Call& c) {
+    if (options.pdmp == nullptr) return SendError(c.res, 501, "no PDMP is configured");
+    const std::string& id = c.req.matches[1];
+    auto r = service.QueryPdmp(id, *options.pdmp, c.ctx);
+    if (!r.ok()) {
+      // The PDMP, not RxFlow, failed: a bad gateway (the attempt is recorded).
+      const int code =
+          r.status().code() == absl::StatusCode::kUnavailable ? 502 : HttpStatus(r.status(), false);
+      return SendError(c.res, code, std::string(r.status().message()));
+    }
+    c.res.status = 200;
+    c.res.set_content(clinical::pdmp::ResultJson(*r, options.pdmp->name()), "application/json");
+  }
+
   void Bundle(Call& c) { Epcs(c, "bundle"); }
   void Ready(Call& c) { Epcs(c, "ready"); }
   void Sign(Call& c) { Epcs(c, "sign"); }
@@ -615,6 +635,7 @@ struct ApiServer::Impl {
     add("GET", id + "/signing-bundle", prescriber, &Impl::Bundle);
     add("POST", id + "/ready", prescriber, &Impl::Ready);
     add("POST", id + "/sign", prescriber, &Impl::Sign);
+    add("POST", id + "/pdmp-query", prescriber, &Impl::Pdmp);
     if (inbox != nullptr) {
       add("POST", "/api/v1/pharmacy/inbound", Bit(auth::Role::kPharmacy), &Impl::Inbound);
     }
@@ -863,14 +884,6 @@ ApiServer::ApiServer(PrescriptionService& service, runtime::PharmacyInbox* inbox
 
 ApiServer::~ApiServer() { Stop(); }
 
-namespace {
-
-bool IsLoopback(const std::string& host) {
-  return host == "localhost" || host == "::1" || host == "[::1]" || host.rfind("127.", 0) == 0;
-}
-
-}  // namespace
-
 Status ApiServer::Start() {
   Impl& im = *impl_;
   if (im.options.tls_certificate_file.empty() != im.options.tls_key_file.empty() ||
@@ -878,7 +891,7 @@ Status ApiServer::Start() {
     return absl::InvalidArgumentError(
         "TLS: a certificate and its key go together, and a client CA (mutual TLS) needs both");
   }
-  if (im.options.tls_certificate_file.empty() && !IsLoopback(im.options.host) &&
+  if (im.options.tls_certificate_file.empty() && !internal::IsLoopback(im.options.host) &&
       !im.options.insecure_http) {
     return absl::FailedPreconditionError(
         Cat("refusing to serve plain HTTP on ", im.options.host,

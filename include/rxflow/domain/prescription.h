@@ -233,12 +233,29 @@ struct InteractionsScreened {
   std::string override_reason;
 };
 
+// A PDMP was asked for the patient's controlled-substance history before prescribing
+// (rxflow/clinical/pdmp.h, PrescriptionService::QueryPdmp). Who asked is the event's actor;
+// what is kept is what was asked of whom and how much came back, not the history itself (it
+// is the PDMP's to keep). No state change; the EPCS signing bundle shows the newest.
+struct PdmpQueried {
+  static constexpr std::string_view kType = "PdmpQueried";
+  static constexpr int kSchemaVersion = 1;
+  std::string pdmp;           // the PDMP (pdmp::Client::name())
+  std::string queried_at;     // RFC 3339 UTC
+  std::string requester_npi;  // the prescriber the query was made for
+  std::string outcome;        // "found", "not-found", "error", "unavailable"
+  int64_t dispensings = 0;    // in the history returned
+  int64_t pharmacies = 0;     // distinct dispensing pharmacies in it
+  std::string latest_fill;    // YYYY-MM-DD of the newest dispensing, "" when none
+  std::string error;          // why "unavailable" (the transport's words; no PHI)
+};
+
 using Event =
     std::variant<PrescriptionReceived, PrescriptionRejected, PrescriptionTransformed,
                  PrescriptionReadyToSign, PrescriptionSigned, PrescriptionQueued, PrescriptionSent,
                  PharmacyAcknowledged, PharmacyVerified, PharmacyErrorReceived,
                  PrescriptionDispensed, CancelRequested, PrescriptionCancelled, CancelDenied,
-                 PrescriptionExpired, PrescriptionMarkedReady, InteractionsScreened>;
+                 PrescriptionExpired, PrescriptionMarkedReady, InteractionsScreened, PdmpQueried>;
 
 std::string_view EventType(const Event& e);
 // True when `type` names a Prescription event (an alternative of Event). The event log also
@@ -352,15 +369,19 @@ struct RecordCancelResponse {
   std::string reason;
 };
 struct Expire {};
+// Records a PDMP query made for the prescription's patient (any state but a terminal one).
+struct RecordPdmpQuery {
+  PdmpQueried query;
+};
 // Any change to clinical content. Always refused once the prescription exists (after
 // signing it is 21 CFR 1311's rule; before, RxFlow prefers cancel-and-resubmit too).
 struct AmendClinicalContent {
   std::string field;
 };
 
-using Command =
-    std::variant<Submit, Sign, Route, MarkSent, RecordStatus, RecordVerify, RecordError, RecordFill,
-                 RequestCancel, RecordCancelResponse, Expire, AmendClinicalContent, MarkReady>;
+using Command = std::variant<Submit, Sign, Route, MarkSent, RecordStatus, RecordVerify, RecordError,
+                             RecordFill, RequestCancel, RecordCancelResponse, Expire,
+                             AmendClinicalContent, MarkReady, RecordPdmpQuery>;
 
 std::string_view CommandName(const Command& c);
 

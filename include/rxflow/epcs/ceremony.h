@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -100,6 +101,10 @@ struct SigningBundle {
   std::string prescription_prescriber_last_name;  // the prescriber's last name in the NewRx
   std::string state;                              // the prescription's state ("ReadyToSign")
   bool marked_ready = false;                      // marked ready for exactly this bundle
+  // The newest PDMP query for the patient recorded on the prescription
+  // (PrescriptionService::QueryPdmp), so the prescriber sees whether and when the history
+  // was checked. Not part of `sha256`: a query after marking ready does not void the mark.
+  std::optional<domain::PdmpQueried> last_pdmp_query;
 };
 
 struct CeremonyOptions {

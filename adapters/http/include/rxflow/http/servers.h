@@ -79,6 +79,9 @@ struct ApiOptions {
   // The EPCS ceremony behind GET .../signing-bundle, POST .../ready and POST .../sign (not
   // owned; must outlive the server). Null: those routes answer 501.
   epcs::Ceremony* ceremony = nullptr;
+  // The PDMP behind POST .../pdmp-query (not owned; must outlive the server; thread-safe).
+  // Null: that route answers 501.
+  clinical::pdmp::Client* pdmp = nullptr;
 };
 
 class ApiServer {

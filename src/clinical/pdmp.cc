@@ -1,0 +1,572 @@
+// The FHIR PDMP IG's $pdmp-history operation as JSON, and the ASAP-fed PDMP simulator.
+// nlohmann/json without exceptions: every member is type-checked before it is read.
+#include "rxflow/clinical/pdmp.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include <nlohmann/json.hpp>
+
+#include "rxflow/internal/status_macros.h"
+#include "rxflow/internal/strcat.h"
+
+namespace rxflow::clinical::pdmp {
+namespace {
+
+using internal::Cat;
+using Json = nlohmann::json;
+
+constexpr std::string_view kNpi = "http://hl7.org/fhir/sid/us-npi";
+constexpr std::string_view kDea = "http://terminology.hl7.org/NamingSystem/USDEA";
+constexpr std::string_view kNcpdp =
+    "http://terminology.hl7.org/CodeSystem/NCPDPProviderIdentificationNumber";
+constexpr std::string_view kNdc = "http://hl7.org/fhir/sid/ndc";
+constexpr std::string_view kRxNorm = "http://www.nlm.nih.gov/research/umls/rxnorm";
+constexpr std::string_view kRefill =
+    "http://hl7.org/fhir/us/pdmp/StructureDefinition/pdmp-extension-rx-refill-number";
+constexpr std::string_view kV20203 = "http://terminology.hl7.org/CodeSystem/v2-0203";
+constexpr std::string_view kMedDispenseProfile =
+    "http://hl7.org/fhir/us/pdmp/StructureDefinition/pdmp-medicationdispense";
+constexpr std::string_view kPharmacyProfile =
+    "http://hl7.org/fhir/us/pdmp/StructureDefinition/pdmp-organization-pharmacy";
+
+// A string member, or "" when absent or not a string.
+std::string Str(const Json& j, const char* key) {
+  if (!j.is_object()) return {};
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+// A number member as text ("10", "2.5"), or "" when absent.
+std::string Num(const Json& j, const char* key) {
+  if (!j.is_object()) return {};
+  auto it = j.find(key);
+  if (it == j.end()) return {};
+  if (it->is_number_integer()) return std::to_string(it->get<int64_t>());
+  if (it->is_number_unsigned()) return std::to_string(it->get<uint64_t>());
+  if (it->is_number_float()) {
+    std::string s = it->dump();
+    return s;
+  }
+  return {};
+}
+const Json& Member(const Json& j, const char* key) {
+  static const Json kNull;
+  if (!j.is_object()) return kNull;
+  auto it = j.find(key);
+  return it == j.end() ? kNull : *it;
+}
+const Json& First(const Json& array) {
+  static const Json kNull;
+  return array.is_array() && !array.empty() ? array[0] : kNull;
+}
+// The value of the first identifier with `system`.
+std::string IdentifierValue(const Json& identifiers, std::string_view system) {
+  if (!identifiers.is_array()) return {};
+  for (const Json& id : identifiers) {
+    if (Str(id, "system") == system) return Str(id, "value");
+  }
+  return {};
+}
+
+bool IsDate(std::string_view s) {
+  if (s.size() != 10 || s[4] != '-' || s[7] != '-') return false;
+  for (size_t i : {0, 1, 2, 3, 5, 6, 8, 9}) {
+    if (!std::isdigit(static_cast<unsigned char>(s[i]))) return false;
+  }
+  return true;
+}
+
+Json HumanName(const std::string& family, const std::string& given) {
+  Json name = Json::object();
+  if (!family.empty()) name["family"] = family;
+  if (!given.empty()) name["given"] = Json::array({given});
+  return name;
+}
+
+Json Identifier(std::string_view system, const std::string& value) {
+  return Json{{"system", system}, {"value", value}};
+}
+
+Json Parameter(const char* name, Json resource) {
+  return Json{{"name", name}, {"resource", std::move(resource)}};
+}
+
+}  // namespace
+
+std::string_view OutcomeName(Outcome o) {
+  switch (o) {
+    case Outcome::kFound:
+      return "found";
+    case Outcome::kNotFound:
+      return "not-found";
+    case Outcome::kError:
+      return "error";
+  }
+  return "unknown";
+}
+
+// ---- request ------------------------------------------------------------------------------
+
+std::string HistoryRequestJson(const Query& q) {
+  Json patient{
+      {"resourceType", "Patient"},
+      {"id", "patient"},
+      {"meta", {{"profile", {"http://hl7.org/fhir/us/pdmp/StructureDefinition/pdmp-patient"}}}},
+      {"name", Json::array({HumanName(q.patient.family, q.patient.given)})},
+      {"birthDate", q.patient.birth_date}};
+  if (!q.patient.gender.empty()) patient["gender"] = q.patient.gender;
+  if (!q.patient.postal_code.empty() || !q.patient.state.empty()) {
+    Json address = Json::object();
+    if (!q.patient.state.empty()) address["state"] = q.patient.state;
+    if (!q.patient.postal_code.empty()) address["postalCode"] = q.patient.postal_code;
+    patient["address"] = Json::array({address});
+  }
+  Json practitioner{{"resourceType", "Practitioner"}, {"id", "requester"}};
+  Json ids = Json::array();
+  if (!q.requester.npi.empty()) ids.push_back(Identifier(kNpi, q.requester.npi));
+  if (!q.requester.dea_number.empty()) ids.push_back(Identifier(kDea, q.requester.dea_number));
+  if (!ids.empty()) practitioner["identifier"] = ids;
+  practitioner["name"] = Json::array({HumanName(q.requester.family, q.requester.given)});
+  if (!q.requester.state.empty()) {
+    practitioner["address"] = Json::array({Json{{"state", q.requester.state}}});
+  }
+  Json role{{"resourceType", "PractitionerRole"},
+            {"id", "requester-role"},
+            {"practitioner", {{"reference", "Practitioner/requester"}}}};
+  Json params = Json::array(
+      {Parameter("patient", patient), Parameter("authorized-practitioner", practitioner)});
+  if (!q.requester.organization_name.empty()) {
+    role["organization"] = {{"reference", "Organization/requester-organization"},
+                            {"display", q.requester.organization_name}};
+    params.push_back(Parameter("authorized-practitioner-role", role));
+    params.push_back(Parameter("authorized-practitioner-organization",
+                               Json{{"resourceType", "Organization"},
+                                    {"id", "requester-organization"},
+                                    {"name", q.requester.organization_name}}));
+  } else {
+    params.push_back(Parameter("authorized-practitioner-role", role));
+  }
+  params.push_back(Json{{"name", "pre-stage-only"}, {"valueBoolean", false}});
+  Json out{
+      {"resourceType", "Parameters"},
+      {"meta",
+       {{"profile",
+         {"http://hl7.org/fhir/us/pdmp/StructureDefinition/pdmp-parameters-request-operation"}}}},
+      {"parameter", std::move(params)}};
+  return out.dump();
+}
+
+StatusOr<Query> ParseHistoryRequest(std::string_view text) {
+  Json j = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return absl::InvalidArgumentError("$: not JSON");
+  if (Str(j, "resourceType") != "Parameters") {
+    return absl::InvalidArgumentError("$.resourceType: not Parameters");
+  }
+  const Json& params = Member(j, "parameter");
+  if (!params.is_array()) return absl::InvalidArgumentError("$.parameter: missing");
+  Query q;
+  bool have_patient = false;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const Json& p = params[i];
+    const std::string name = Str(p, "name");
+    const Json& r = Member(p, "resource");
+    const std::string at = Cat("$.parameter[", i, "].resource");
+    if (name == "patient") {
+      if (Str(r, "resourceType") != "Patient") {
+        return absl::InvalidArgumentError(Cat(at, ".resourceType: not Patient"));
+      }
+      const Json& n = First(Member(r, "name"));
+      q.patient.family = Str(n, "family");
+      if (const Json& g = First(Member(n, "given")); g.is_string()) {
+        q.patient.given = g.get<std::string>();
+      }
+      q.patient.birth_date = Str(r, "birthDate");
+      q.patient.gender = Str(r, "gender");
+      const Json& a = First(Member(r, "address"));
+      q.patient.postal_code = Str(a, "postalCode");
+      q.patient.state = Str(a, "state");
+      if (q.patient.family.empty()) {
+        return absl::InvalidArgumentError(Cat(at, ".name[0].family: required"));
+      }
+      if (q.patient.given.empty()) {
+        return absl::InvalidArgumentError(Cat(at, ".name[0].given[0]: required"));
+      }
+      if (!IsDate(q.patient.birth_date)) {
+        return absl::InvalidArgumentError(
+            Cat(at, ".birthDate: ", q.patient.birth_date.empty() ? "required" : "not YYYY-MM-DD"));
+      }
+      have_patient = true;
+    } else if (name == "authorized-practitioner") {
+      const Json& n = First(Member(r, "name"));
+      q.requester.family = Str(n, "family");
+      if (const Json& g = First(Member(n, "given")); g.is_string()) {
+        q.requester.given = g.get<std::string>();
+      }
+      q.requester.npi = IdentifierValue(Member(r, "identifier"), kNpi);
+      q.requester.dea_number = IdentifierValue(Member(r, "identifier"), kDea);
+      q.requester.state = Str(First(Member(r, "address")), "state");
+    } else if (name == "authorized-practitioner-organization") {
+      q.requester.organization_name = Str(r, "name");
+    }
+  }
+  if (!have_patient) return absl::InvalidArgumentError("$.parameter: no patient parameter");
+  return q;
+}
+
+// ---- response -----------------------------------------------------------------------------
+
+std::string HistoryResponseJson(const Result& result, const Patient& patient) {
+  Json entries = Json::array();
+  if (!result.dispenses.empty()) {
+    Json p{{"resourceType", "Patient"},
+           {"name", Json::array({HumanName(patient.family, patient.given)})},
+           {"birthDate", patient.birth_date}};
+    if (!patient.gender.empty()) p["gender"] = patient.gender;
+    entries.push_back(Json{{"fullUrl", "urn:uuid:patient"}, {"resource", p}});
+  }
+  std::vector<std::string> pharmacies;  // "ncpdp|npi" already added
+  for (size_t i = 0; i < result.dispenses.size(); ++i) {
+    const Dispense& d = result.dispenses[i];
+    const std::string pharmacy_key = Cat(d.pharmacy_ncpdp_id, "|", d.pharmacy_npi);
+    size_t pharmacy_at =
+        std::find(pharmacies.begin(), pharmacies.end(), pharmacy_key) - pharmacies.begin();
+    const std::string pharmacy_url = Cat("urn:uuid:pharmacy-", pharmacy_at + 1);
+    if (pharmacy_at == pharmacies.size()) {
+      pharmacies.push_back(pharmacy_key);
+      Json ids = Json::array();
+      if (!d.pharmacy_npi.empty()) ids.push_back(Identifier(kNpi, d.pharmacy_npi));
+      if (!d.pharmacy_ncpdp_id.empty()) ids.push_back(Identifier(kNcpdp, d.pharmacy_ncpdp_id));
+      Json org{{"resourceType", "Organization"},
+               {"meta", {{"profile", {kPharmacyProfile}}}},
+               {"identifier", ids},
+               {"active", true}};
+      if (!d.pharmacy_name.empty()) org["name"] = d.pharmacy_name;
+      entries.push_back(Json{{"fullUrl", pharmacy_url}, {"resource", org}});
+    }
+    Json coding = Json::array();
+    if (!d.rxcui.empty()) {
+      Json c{{"system", kRxNorm}, {"code", d.rxcui}};
+      if (!d.drug_name.empty()) c["display"] = d.drug_name;
+      coding.push_back(c);
+    }
+    if (!d.ndc11.empty()) coding.push_back(Json{{"system", kNdc}, {"code", d.ndc11}});
+    Json medication{{"coding", coding}};
+    if (!d.drug_name.empty()) medication["text"] = d.drug_name;
+    Json actor{{"reference", pharmacy_url}};
+    if (!d.pharmacy_ncpdp_id.empty())
+      actor["identifier"] = Identifier(kNcpdp, d.pharmacy_ncpdp_id);
+    else if (!d.pharmacy_npi.empty())
+      actor["identifier"] = Identifier(kNpi, d.pharmacy_npi);
+    if (!d.pharmacy_name.empty()) actor["display"] = d.pharmacy_name;
+    Json md{{"resourceType", "MedicationDispense"},
+            {"meta", {{"profile", {kMedDispenseProfile}}}},
+            {"status", d.status.empty() ? "completed" : d.status},
+            {"medicationCodeableConcept", medication},
+            {"subject", {{"reference", "urn:uuid:patient"}}},
+            {"performer", Json::array({Json{{"actor", actor}}})},
+            {"quantity", {{"unit", d.quantity_unit.empty() ? "each" : d.quantity_unit}}},
+            {"daysSupply", Json::object()},
+            {"whenPrepared", d.date_filled}};
+    // Quantities are decimal numbers in FHIR; ASAP carries them as text.
+    auto number = [](const std::string& s) {
+      Json n = Json::parse(s, nullptr, false);
+      return n.is_number() ? n : Json();
+    };
+    if (Json q = number(d.quantity); !q.is_null()) md["quantity"]["value"] = q;
+    if (Json q = number(d.days_supply); !q.is_null()) md["daysSupply"]["value"] = q;
+    if (!d.rx_number.empty()) {
+      md["identifier"] = Json::array(
+          {Json{{"type", {{"coding", Json::array({Json{{"system", kV20203}, {"code", "FILL"}}})}}},
+                {"value", d.rx_number}}});
+    }
+    if (Json n = number(d.refill_number); n.is_number_integer() && n.get<int64_t>() > 0) {
+      md["extension"] = Json::array({Json{{"url", kRefill}, {"valuePositiveInt", n}}});
+    }
+    entries.push_back(Json{{"fullUrl", Cat("urn:uuid:dispense-", i + 1)}, {"resource", md}});
+  }
+  if (!result.messages.empty() || result.outcome != Outcome::kFound) {
+    Json issues = Json::array();
+    const char* severity = result.outcome == Outcome::kError ? "error" : "information";
+    const char* code = result.outcome == Outcome::kError      ? "processing"
+                       : result.outcome == Outcome::kNotFound ? "not-found"
+                                                              : "informational";
+    for (const std::string& m : result.messages) {
+      issues.push_back(Json{{"severity", severity}, {"code", code}, {"diagnostics", m}});
+    }
+    if (issues.empty()) {
+      issues.push_back(Json{{"severity", severity}, {"code", code}});
+    }
+    entries.push_back(
+        Json{{"fullUrl", "urn:uuid:outcome"},
+             {"resource", {{"resourceType", "OperationOutcome"}, {"issue", issues}}}});
+  }
+  Json bundle{{"resourceType", "Bundle"},
+              {"meta",
+               {{"profile",
+                 {"http://hl7.org/fhir/us/pdmp/StructureDefinition/pdmp-bundle-history-result"}}}},
+              {"type", "collection"},
+              {"entry", entries}};
+  Json out{
+      {"resourceType", "Parameters"},
+      {"meta",
+       {{"profile",
+         {"http://hl7.org/fhir/us/pdmp/StructureDefinition/pdmp-parameters-response-operation"}}}},
+      {"parameter", Json::array({Parameter("pdmp-history-result", bundle)})}};
+  return out.dump();
+}
+
+StatusOr<Result> ParseHistoryResponse(std::string_view text) {
+  Json j = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return absl::InvalidArgumentError("$: not JSON");
+  if (Str(j, "resourceType") != "Parameters") {
+    return absl::InvalidArgumentError(
+        Cat("$.resourceType: ", Str(j, "resourceType").substr(0, 40), " is not Parameters"));
+  }
+  const Json& params = Member(j, "parameter");
+  const Json* bundle = nullptr;
+  size_t bundle_at = 0;
+  if (params.is_array()) {
+    for (size_t i = 0; i < params.size(); ++i) {
+      const std::string name = Str(params[i], "name");
+      if (name == "pdmp-history-result") {
+        bundle = &Member(params[i], "resource");
+        bundle_at = i;
+      } else if (name == "pre-stage-retrieval-key") {
+        return absl::InvalidArgumentError(Cat(
+            "$.parameter[", i, "]: a pre-stage-retrieval-key (staged retrieval is not supported)"));
+      }
+    }
+  }
+  if (!bundle || Str(*bundle, "resourceType") != "Bundle") {
+    return absl::InvalidArgumentError("$.parameter: no pdmp-history-result Bundle");
+  }
+  const std::string base = Cat("$.parameter[", bundle_at, "].resource.entry");
+  const Json& entries = Member(*bundle, "entry");
+  // Organizations by fullUrl and by "Organization/<id>", for performer references.
+  auto find_resource = [&](const std::string& reference) -> const Json* {
+    if (reference.empty() || !entries.is_array()) return nullptr;
+    for (const Json& e : entries) {
+      const Json& r = Member(e, "resource");
+      if (Str(e, "fullUrl") == reference ||
+          Cat(Str(r, "resourceType"), "/", Str(r, "id")) == reference) {
+        return &r;
+      }
+    }
+    return nullptr;
+  };
+  Result out;
+  bool error = false, not_found = false;
+  if (entries.is_array()) {
+    for (size_t i = 0; i < entries.size(); ++i) {
+      const Json& r = Member(entries[i], "resource");
+      const std::string at = Cat(base, "[", i, "].resource");
+      const std::string type = Str(r, "resourceType");
+      if (type == "OperationOutcome") {
+        const Json& issues = Member(r, "issue");
+        if (!issues.is_array()) continue;
+        for (const Json& issue : issues) {
+          const std::string severity = Str(issue, "severity");
+          if (severity == "error" || severity == "fatal") error = true;
+          if (Str(issue, "code") == "not-found") not_found = true;
+          std::string text = Str(issue, "diagnostics");
+          if (text.empty()) text = Str(Member(issue, "details"), "text");
+          if (!text.empty()) out.messages.push_back(text.substr(0, 1000));
+        }
+      } else if (type == "MedicationDispense") {
+        Dispense d;
+        d.status = Str(r, "status");
+        const std::string prepared = Str(r, "whenPrepared");
+        if (prepared.size() < 10 || !IsDate(std::string_view(prepared).substr(0, 10))) {
+          return absl::InvalidArgumentError(
+              Cat(at, ".whenPrepared: ", prepared.empty() ? "required" : "not a date"));
+        }
+        d.date_filled = prepared.substr(0, 10);
+        const Json* med_concept = &Member(r, "medicationCodeableConcept");
+        if (med_concept->is_null())
+          med_concept = &Member(Member(r, "medication"), "concept");  // R5
+        if (const Json& codings = Member(*med_concept, "coding"); codings.is_array()) {
+          for (const Json& c : codings) {
+            const std::string system = Str(c, "system");
+            if (system == kRxNorm && d.rxcui.empty()) {
+              d.rxcui = Str(c, "code");
+              if (d.drug_name.empty()) d.drug_name = Str(c, "display");
+            } else if (system == kNdc && d.ndc11.empty()) {
+              d.ndc11 = Str(c, "code");
+            }
+          }
+        }
+        if (std::string t = Str(*med_concept, "text"); !t.empty()) d.drug_name = t;
+        const Json& quantity = Member(r, "quantity");
+        d.quantity = Num(quantity, "value");
+        d.quantity_unit = Str(quantity, "unit");
+        d.days_supply = Num(Member(r, "daysSupply"), "value");
+        if (const Json& ids = Member(r, "identifier"); ids.is_array()) {
+          for (const Json& id : ids) {
+            const Json& coding = First(Member(Member(id, "type"), "coding"));
+            if (Str(coding, "code") == "FILL") d.rx_number = Str(id, "value");
+          }
+        }
+        if (const Json& exts = Member(r, "extension"); exts.is_array()) {
+          for (const Json& e : exts) {
+            if (Str(e, "url") == kRefill) d.refill_number = Num(e, "valuePositiveInt");
+          }
+        }
+        const Json& actor = Member(First(Member(r, "performer")), "actor");
+        const Json& actor_id = Member(actor, "identifier");
+        if (Str(actor_id, "system") == kNcpdp) d.pharmacy_ncpdp_id = Str(actor_id, "value");
+        if (Str(actor_id, "system") == kNpi) d.pharmacy_npi = Str(actor_id, "value");
+        d.pharmacy_name = Str(actor, "display");
+        if (const Json* org = find_resource(Str(actor, "reference"))) {
+          const Json& ids = Member(*org, "identifier");
+          if (d.pharmacy_ncpdp_id.empty()) d.pharmacy_ncpdp_id = IdentifierValue(ids, kNcpdp);
+          if (d.pharmacy_npi.empty()) d.pharmacy_npi = IdentifierValue(ids, kNpi);
+          if (d.pharmacy_name.empty()) d.pharmacy_name = Str(*org, "name");
+        }
+        out.dispenses.push_back(std::move(d));
+      }
+    }
+  }
+  std::stable_sort(
+      out.dispenses.begin(), out.dispenses.end(),
+      [](const Dispense& a, const Dispense& b) { return a.date_filled > b.date_filled; });
+  if (!out.dispenses.empty()) {
+    out.outcome = Outcome::kFound;
+  } else if (error) {
+    out.outcome = Outcome::kError;
+  } else {
+    // A Bundle with no dispensing and no error: the patient has no history, or was not
+    // found; the IG does not tell the two apart unless an issue says not-found.
+    out.outcome = not_found || out.messages.empty() ? Outcome::kNotFound : Outcome::kFound;
+  }
+  return out;
+}
+
+std::string ResultJson(const Result& r, std::string_view pdmp_name) {
+  Json dispensings = Json::array();
+  for (const Dispense& d : r.dispenses) {
+    dispensings.push_back({{"date_filled", d.date_filled},
+                           {"rx_number", d.rx_number},
+                           {"refill_number", d.refill_number},
+                           {"ndc", d.ndc11},
+                           {"rxcui", d.rxcui},
+                           {"drug", d.drug_name},
+                           {"quantity", d.quantity},
+                           {"quantity_unit", d.quantity_unit},
+                           {"days_supply", d.days_supply},
+                           {"status", d.status},
+                           {"pharmacy",
+                            {{"ncpdp_id", d.pharmacy_ncpdp_id},
+                             {"npi", d.pharmacy_npi},
+                             {"name", d.pharmacy_name}}}});
+  }
+  return Json{{"pdmp", pdmp_name},
+              {"outcome", OutcomeName(r.outcome)},
+              {"dispensings", std::move(dispensings)},
+              {"messages", r.messages}}
+      .dump();
+}
+
+// ---- simulator ----------------------------------------------------------------------------
+
+namespace {
+
+std::string Fold(std::string_view s) {
+  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+  while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+std::string Digits(std::string_view s, size_t n) {
+  std::string out;
+  for (char c : s) {
+    if (std::isdigit(static_cast<unsigned char>(c))) out.push_back(c);
+    if (out.size() == n) break;
+  }
+  return out;
+}
+// CCYYMMDD → YYYY-MM-DD.
+std::string IsoDate(std::string_view d) {
+  if (d.size() != 8) return std::string(d);
+  return Cat(d.substr(0, 4), "-", d.substr(4, 2), "-", d.substr(6, 2));
+}
+bool SameDispensing(const asap::Pharmacy& pa, const asap::Dispensing& a, const asap::Pharmacy& pb,
+                    const asap::Dispensing& b) {
+  return pa.ncpdp_id == pb.ncpdp_id && pa.npi == pb.npi && pa.dea_number == pb.dea_number &&
+         a.rx_number == b.rx_number && a.refill_number == b.refill_number;
+}
+
+}  // namespace
+
+Status Simulator::AddAsapFile(std::string_view text) {
+  RXFLOW_ASSIGN_OR_RETURN(asap::Report report, asap::Read(text));
+  std::lock_guard<std::mutex> lock(mu_);
+  if (std::find(control_numbers_.begin(), control_numbers_.end(), report.control_number) !=
+      control_numbers_.end()) {
+    return absl::AlreadyExistsError(
+        Cat("ASAP file ", report.control_number, " was received before"));
+  }
+  for (asap::PharmacyReport& pr : report.pharmacies) {
+    for (asap::Dispensing& d : pr.dispensings) {
+      auto same = [&](const Record& r) {
+        return SameDispensing(r.pharmacy, r.dispensing, pr.pharmacy, d);
+      };
+      if (d.reporting_status == "01" || d.reporting_status == "02") {
+        records_.erase(std::remove_if(records_.begin(), records_.end(), same), records_.end());
+        if (d.reporting_status == "02") continue;
+      }
+      records_.push_back(Record{pr.pharmacy, std::move(d)});
+    }
+  }
+  control_numbers_.push_back(report.control_number);
+  return absl::OkStatus();
+}
+
+size_t Simulator::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return records_.size();
+}
+
+StatusOr<Result> Simulator::History(const Query& q) {
+  const std::string family = Fold(q.patient.family), given = Fold(q.patient.given);
+  const std::string birth = Digits(q.patient.birth_date, 8);
+  const std::string zip = Digits(q.patient.postal_code, 5);
+  if (family.empty() || given.empty() || birth.size() != 8) {
+    Result r;
+    r.outcome = Outcome::kError;
+    r.messages.push_back("a query needs the patient's family name, given name and birth date");
+    return r;
+  }
+  Result out;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const Record& rec : records_) {
+    const asap::Patient& p = rec.dispensing.patient;
+    if (Fold(p.last_name) != family || Fold(p.first_name) != given || p.birth_date != birth) {
+      continue;
+    }
+    const std::string rec_zip = Digits(p.zip, 5);
+    if (zip.size() == 5 && rec_zip.size() == 5 && zip != rec_zip) continue;
+    const asap::Dispensing& d = rec.dispensing;
+    Dispense x;
+    x.date_filled = IsoDate(d.date_filled);
+    x.rx_number = d.rx_number;
+    x.refill_number = d.refill_number == "0" || d.refill_number == "00" ? "" : d.refill_number;
+    if (d.product_qualifier == "01") x.ndc11 = d.product_id;
+    x.rxcui = d.rxnorm_code;
+    x.quantity = d.quantity;
+    x.quantity_unit = d.dosage_units == "02" ? "mL" : d.dosage_units == "03" ? "g" : "each";
+    x.days_supply = d.days_supply;
+    x.pharmacy_ncpdp_id = rec.pharmacy.ncpdp_id;
+    x.pharmacy_npi = rec.pharmacy.npi;
+    x.pharmacy_name = rec.pharmacy.name;
+    out.dispenses.push_back(std::move(x));
+  }
+  std::stable_sort(
+      out.dispenses.begin(), out.dispenses.end(),
+      [](const Dispense& a, const Dispense& b) { return a.date_filled > b.date_filled; });
+  out.outcome = out.dispenses.empty() ? Outcome::kNotFound : Outcome::kFound;
+  if (out.dispenses.empty()) out.messages.push_back("no dispensing on record for this patient");
+  return out;
+}
+
+}  // namespace rxflow::clinical::pdmp
