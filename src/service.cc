@@ -387,6 +387,16 @@ StatusOr<domain::Command> PharmacyResponseCommand(const script::Message& message
     if (f->medication_dispensed && f->medication_dispensed->quantity) {
       cmd.quantity = f->medication_dispensed->quantity->value;
     }
+    if (f->medication_dispensed && f->medication_dispensed->drug_coded &&
+        f->medication_dispensed->drug_coded->product_code &&
+        f->medication_dispensed->drug_coded->product_code->qualifier == "ND") {
+      // NDC-11 as SCRIPT carries it; a code of another shape is not kept (the prescribed
+      // product then stands for it, as for a fill that named none).
+      const std::string& code = f->medication_dispensed->drug_coded->product_code->code;
+      if (code.size() == 11 && code.find_first_not_of("0123456789") == std::string::npos) {
+        cmd.dispensed_ndc = code;
+      }
+    }
     return domain::Command{std::move(cmd)};
   }
   if (const auto* c = std::get_if<script::CancelRxResponse>(&message.body)) {

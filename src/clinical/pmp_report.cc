@@ -151,8 +151,9 @@ StatusOr<PmpReport> BuildPmpReport(store::EventStore& store, std::string_view da
     d.partial_fill = fill.event.complete && partial_before == 0
                          ? "00"
                          : Cat(partial_before + 1 < 10 ? "0" : "", partial_before + 1);
-    std::string ndc;
-    if (m.drug_coded && m.drug_coded->product_code &&
+    // What was dispensed when the pharmacy said, else what was prescribed.
+    std::string ndc = fill.event.dispensed_ndc;
+    if (ndc.empty() && m.drug_coded && m.drug_coded->product_code &&
         m.drug_coded->product_code->qualifier == "ND") {
       ndc = m.drug_coded->product_code->code;
     }
@@ -160,6 +161,19 @@ StatusOr<PmpReport> BuildPmpReport(store::EventStore& store, std::string_view da
     if (m.drug_coded && m.drug_coded->drug_db_code) {
       rxq = RxNormQualifier(m.drug_coded->drug_db_code->qualifier);
       if (!rxq.empty()) rxcui = m.drug_coded->drug_db_code->code;
+    }
+    if (!fill.event.dispensed_ndc.empty()) {
+      // DSP19 names the dispensed product too: the database's RxCUI for the dispensed NDC,
+      // or none when it does not know it (a substitute is not the prescribed RxCUI).
+      const DrugProduct* p =
+          options.drugs ? options.drugs->FindByNdc(fill.event.dispensed_ndc) : nullptr;
+      if (p && !p->rxcui.empty()) {
+        rxcui = p->rxcui;
+        rxq = RxNormQualifier(p->term_type);
+      } else {
+        rxcui.clear();
+        rxq.clear();
+      }
     }
     if (ndc.empty() && options.drugs && !rxcui.empty()) {
       if (const DrugProduct* p = options.drugs->FindByRxcui(rxcui); p && !p->ndcs.empty()) {

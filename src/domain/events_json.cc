@@ -116,6 +116,7 @@ void VisitFields(E& e, F&& f) {
     f("fill_status", e.fill_status);
     f("complete", e.complete);
     f("quantity", e.quantity);
+    f("dispensed_ndc", e.dispensed_ndc);
   } else if constexpr (std::is_same_v<T, CancelRequested>) {
     f("reason", e.reason);
     f("cancel_message_id", e.cancel_message_id);
@@ -361,6 +362,14 @@ std::string UpcastSignedV2ToV3(std::string_view payload) {
   return j.dump();
 }
 
+// PrescriptionDispensed 1 → 2: the dispensed NDC; a version 1 fill did not keep it.
+std::string UpcastDispensedV1ToV2(std::string_view payload) {
+  Json j = Json::parse(payload, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return std::string(payload);  // the decoder names the problem
+  if (!j.contains("dispensed_ndc")) j["dispensed_ndc"] = "";
+  return j.dump();
+}
+
 }  // namespace
 
 UpcasterRegistry UpcasterRegistry::Builtin() {
@@ -368,6 +377,7 @@ UpcasterRegistry UpcasterRegistry::Builtin() {
   UpcasterRegistry r;
   r.Register(PrescriptionSigned::kType, 1, &UpcastSignedV1ToV2);
   r.Register(PrescriptionSigned::kType, 2, &UpcastSignedV2ToV3);
+  r.Register(PrescriptionDispensed::kType, 1, &UpcastDispensedV1ToV2);
   return r;
 }
 

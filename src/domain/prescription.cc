@@ -189,7 +189,7 @@ StatusOr<Events> DecideRecordFill(const PrescriptionState& s, const RecordFill& 
       !PartiallyDispensed(s)) {
     return NotAllowed<RecordFill>(s);
   }
-  return Events{PrescriptionDispensed{c.fill_status, c.complete, c.quantity}};
+  return Events{PrescriptionDispensed{c.fill_status, c.complete, c.quantity, c.dispensed_ndc}};
 }
 
 StatusOr<Events> DecideRequestCancel(const PrescriptionState& s, const RequestCancel& c) {

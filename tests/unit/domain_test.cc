@@ -163,7 +163,7 @@ std::vector<Event> OneOfEach() {
       PharmacyAcknowledged{"010", "MSG-9"},
       PharmacyVerified{"MSG-9"},
       PharmacyErrorReceived{"601", {"008", "1001"}, "receiver unable to process", true},
-      PrescriptionDispensed{"PartiallyDispensed", false, "15"},
+      PrescriptionDispensed{"PartiallyDispensed", false, "15", "00406055201"},
       CancelRequested{"patient request", "CXL-2"},
       PrescriptionCancelled{"approved"},
       CancelDenied{"already dispensed"},
@@ -452,6 +452,19 @@ TEST_SUITE("Domain") {
               .code() == absl::StatusCode::kDataLoss);
     CHECK(IsPrescriptionEventType("PrescriptionMarkedReady"));
     CHECK_FALSE(IsPrescriptionEventType("EpcsAuditRecorded"));
+  }
+
+  TEST_CASE("a version 1 PrescriptionDispensed is upcast without a dispensed NDC") {
+    auto d = DecodeEvent("PrescriptionDispensed", 1,
+                         R"({"fill_status":"Dispensed","complete":true,"quantity":"20"})");
+    REQUIRE_MESSAGE(d.ok(), d.status().ToString());
+    CHECK(std::get<PrescriptionDispensed>(*d).quantity == "20");
+    CHECK(std::get<PrescriptionDispensed>(*d).dispensed_ndc.empty());
+    CHECK(EventSchemaVersion(PrescriptionDispensed{}) == 2);
+    CHECK(DecodeEvent("PrescriptionDispensed", 1, R"({"fill_status":"Dispensed"})",
+                      UpcasterRegistry())
+              .status()
+              .code() == absl::StatusCode::kDataLoss);
   }
 
   TEST_CASE("clinical content cannot be amended, before or after signing") {

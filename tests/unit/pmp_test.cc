@@ -31,9 +31,10 @@ store::EventRecord Record(const std::string& id, const domain::Event& e, int64_t
 }
 
 // Appends a prescription (the fixture's Schedule II NewRx; `controlled` false: recorded as
-// not controlled) dispensed at `filled` (`dispensed` false: only transformed).
+// not controlled) dispensed at `filled` (`dispensed` false: only transformed), the pharmacy
+// naming `dispensed_ndc` or not.
 void Prescribe(store::Store& s, const std::string& id, int64_t filled, bool controlled = true,
-               bool dispensed = true) {
+               bool dispensed = true, const std::string& dispensed_ndc = "") {
   std::string json = testing::ReadFixture("fhir/schedule2_oxycodone.json");
   IssueList issues;
   TransformOptions o;
@@ -54,7 +55,7 @@ void Prescribe(store::Store& s, const std::string& id, int64_t filled, bool cont
   req.events.push_back(Record(id, t, filled - 9));
   if (dispensed) {
     req.events.push_back(
-        Record(id, domain::PrescriptionDispensed{"Dispensed", true, "20"}, filled));
+        Record(id, domain::PrescriptionDispensed{"Dispensed", true, "20", dispensed_ndc}, filled));
   }
   REQUIRE(s.Append(std::move(req)).ok());
 }
@@ -110,6 +111,30 @@ TEST_CASE("PMP: a day's controlled dispensings become an ASAP file the reader pa
   REQUIRE_MESSAGE(back.ok(), back.status().ToString());
   CHECK(back->pharmacies[0].dispensings.size() == 2);
   CHECK(*asap::Write(*back) == *text);
+}
+
+TEST_CASE("PMP: the NDC the pharmacy dispensed is reported, with its RxCUI only when known") {
+  FakeClock clock(kDec1Noon);
+  auto s = store::NewMemoryStore(clock);
+  Prescribe(*s, "rx-known", kDec1Noon, true, true, "00406055201");        // in the database
+  Prescribe(*s, "rx-unknown", kDec1Noon + 1, true, true, "99999000101");  // a substitute
+  std::unique_ptr<DrugIndex> db;
+  PmpReportOptions o = Dec1Options(db);
+  auto r = BuildPmpReport(*s, "2025-12-01", o);
+  REQUIRE_MESSAGE(r.ok(), r.status().ToString());
+  const auto& ds = r->report.pharmacies[0].dispensings;
+  REQUIRE(ds.size() == 2);
+  CHECK(ds[0].product_id == "00406055201");
+  CHECK(ds[0].rxnorm_code == "1049621");
+  CHECK(ds[1].product_id == "99999000101");  // not the prescribed product's NDC
+  CHECK(ds[1].rxnorm_code.empty());          // nor its RxCUI
+  CHECK(ds[1].rxnorm_qualifier.empty());
+  // Without a database, the dispensed NDC alone is enough to report.
+  o.drugs = nullptr;
+  auto without = BuildPmpReport(*s, "2025-12-01", o);
+  REQUIRE(without.ok());
+  CHECK(without->not_reported.empty());
+  CHECK(without->report.pharmacies[0].dispensings[0].rxnorm_code.empty());
 }
 
 TEST_CASE("PMP: without an NDC and no drug database the dispensing is named, not dropped") {

@@ -254,6 +254,11 @@ TEST_SUITE("Service") {
     CHECK(types == std::vector<std::string>{"PrescriptionReceived", "PrescriptionTransformed",
                                             "PrescriptionQueued", "PrescriptionSent",
                                             "PharmacyAcknowledged", "PrescriptionDispensed"});
+    // The RxFill's MedicationDispensed NDC is kept (what a PMP report must name).
+    auto dispensed = domain::DecodeEvent(history->back().type, history->back().schema_version,
+                                         history->back().payload);
+    REQUIRE(dispensed.ok());
+    CHECK(std::get<domain::PrescriptionDispensed>(*dispensed).dispensed_ndc == "68180051301");
     // Causation chains within a command; every event has the correlation id.
     CHECK((*history)[1].causation_id == (*history)[0].event_id);
     CHECK_FALSE((*history)[0].correlation_id.empty());

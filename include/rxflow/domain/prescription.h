@@ -166,12 +166,18 @@ struct PharmacyErrorReceived {  // SCRIPT Error
   bool retryable = false;
 };
 
+// Schema version 2 added dispensed_ndc (version 1 events are upcast with it empty: the
+// prescribed product stands for the dispensed one).
 struct PrescriptionDispensed {  // SCRIPT RxFill
   static constexpr std::string_view kType = "PrescriptionDispensed";
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
   std::string fill_status;  // Dispensed | PartiallyDispensed | NotDispensed | Transferred
   bool complete = true;     // false for a partial fill
   std::string quantity;
+  // The NDC-11 the pharmacy dispensed (RxFill MedicationDispensed/DrugCoded/ProductCode
+  // with qualifier ND), when it said: a substituted generic differs from the prescribed
+  // product, and a PMP report (ASAP DSP08) must name what was dispensed.
+  std::string dispensed_ndc;
 };
 
 struct CancelRequested {
@@ -281,7 +287,8 @@ class UpcasterRegistry {
  public:
   // An empty registry: a payload older than its type's current schema version is DataLoss.
   UpcasterRegistry() = default;
-  // The upcasters this build ships with (PrescriptionSigned 1 → 2).
+  // The upcasters this build ships with (PrescriptionSigned 1 → 2 → 3, PrescriptionDispensed
+  // 1 → 2).
   static UpcasterRegistry Builtin();
 
   // Sets the upcaster for (type, from_version), replacing an earlier one; nullptr removes it.
@@ -359,6 +366,7 @@ struct RecordFill {
   std::string fill_status;
   bool complete = true;
   std::string quantity;
+  std::string dispensed_ndc;  // see PrescriptionDispensed
 };
 struct RequestCancel {
   std::string reason;
