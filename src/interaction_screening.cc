@@ -2,9 +2,11 @@
 // prescriptions, from the InteractionsScreened events of the log) and the screening of a new
 // prescription against the patient's active ones.
 #include <algorithm>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <optional>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -26,6 +28,10 @@ namespace {
 constexpr size_t kIndexBatch = 512;
 // The most of one patient's prescriptions a new one is checked against (active or not).
 constexpr size_t kMaxScreened = 500;
+// Block mode, across processes: how long a screening lease lasts if its holder dies, and how
+// long a submission waits for another one's before answering Unavailable.
+constexpr int64_t kScreeningLeaseTtl = 10'000'000;  // µs
+constexpr auto kScreeningLeaseWait = std::chrono::seconds(5);
 
 // Prescriptions that no longer count as the patient's medication.
 bool Inactive(domain::State s) {
@@ -152,9 +158,33 @@ PrescriptionService::Impl::PatientMedications(const std::string& patient_ref) {
   return meds;
 }
 
+Status PrescriptionService::Impl::HoldPatientAcrossProcesses(const std::string& patient_ref,
+                                                             PatientHold& hold) {
+  // A lease outlives a holder that died between screening and appending by kScreeningLeaseTtl
+  // at most; a holder appends within milliseconds.
+  const std::string lease = Cat("screening:", patient_ref);
+  const std::string owner = ids.NewId();
+  const auto give_up = std::chrono::steady_clock::now() + kScreeningLeaseWait;
+  auto pause = std::chrono::milliseconds(1);
+  for (;;) {
+    RXFLOW_ASSIGN_OR_RETURN(bool held, store.AcquireLease(lease, owner, kScreeningLeaseTtl));
+    if (held) break;
+    if (std::chrono::steady_clock::now() >= give_up) {
+      return absl::UnavailableError(
+          "another submission for this patient is being screened for interactions: retry");
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(50));
+  }
+  hold.leases = &store;
+  hold.lease = lease;
+  hold.owner = owner;
+  return absl::OkStatus();
+}
+
 StatusOr<std::optional<domain::InteractionsScreened>> PrescriptionService::Impl::ScreenInteractions(
     const ScriptOutput& out, const RequestContext& ctx, IssueList& issues,
-    std::vector<clinical::InteractionFinding>& findings, std::unique_lock<std::mutex>& hold) {
+    std::vector<clinical::InteractionFinding>& findings, PatientHold& hold) {
   const clinical::InteractionKnowledgeBase& kb = *options.interactions;
   domain::InteractionsScreened ev;
   ev.knowledge_base = kb.name();
@@ -176,8 +206,11 @@ StatusOr<std::optional<domain::InteractionsScreened>> PrescriptionService::Impl:
   // No rule concerns the drug (or none of its ingredients is known): nothing to screen, and
   // nothing recorded.
   if (!known(drug.ingredients)) return std::nullopt;
-  hold = std::unique_lock<std::mutex>(
+  hold.local = std::unique_lock<std::mutex>(
       patient_locks[std::hash<std::string>{}(ev.patient_ref) % patient_locks.size()]);
+  if (options.block_contraindicated) {
+    RXFLOW_RETURN_IF_ERROR(HoldPatientAcrossProcesses(ev.patient_ref, hold));
+  }
   RXFLOW_ASSIGN_OR_RETURN(std::vector<PatientMedication> meds, PatientMedications(ev.patient_ref));
   // Bounded cost: the kMaxScreened most recent of the patient's prescriptions that a rule
   // concerns, each checked to be still active. Screening fails closed: a prescription whose

@@ -263,8 +263,8 @@ StatusOr<Submission> PrescriptionService::Submit(std::string_view fhir_json, Iss
   std::optional<domain::InteractionsScreened> screened;
   // Held from the screening's read of the patient's prescriptions until this one is
   // appended: two prescriptions for one patient submitted at once are screened one after
-  // the other (in this process; docs/clinical.md).
-  std::unique_lock<std::mutex> patient_lock;
+  // the other (in this process; in block mode across processes too: docs/clinical.md).
+  Impl::PatientHold patient_lock;
   if (im.options.interactions) {
     RXFLOW_ASSIGN_OR_RETURN(screened,
                             im.ScreenInteractions(out, ctx, issues, findings, patient_lock));

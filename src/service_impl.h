@@ -77,11 +77,27 @@ struct PrescriptionService::Impl {
   // event to record (none when no rule of the knowledge base concerns the drug), or
   // FailedPrecondition when a contraindicated finding blocks it. `findings` receives what
   // was found.
-  // `hold` receives the patient's lock, which the caller keeps until the prescription is
+  // `hold` receives the patient's hold, which the caller keeps until the prescription is
   // appended.
+  struct PatientHold {
+    PatientHold() = default;
+    PatientHold(const PatientHold&) = delete;
+    PatientHold& operator=(const PatientHold&) = delete;
+    ~PatientHold() {
+      if (leases != nullptr) (void)leases->ReleaseLease(lease, owner);
+    }
+    // This process: the patient's stripe.
+    std::unique_lock<std::mutex> local;
+    // Every process sharing the store (block mode): the lease "screening:<patient ref>".
+    store::Subscriptions* leases = nullptr;
+    std::string lease, owner;
+  };
   StatusOr<std::optional<domain::InteractionsScreened>> ScreenInteractions(
       const ScriptOutput& out, const RequestContext& ctx, IssueList& issues,
-      std::vector<clinical::InteractionFinding>& findings, std::unique_lock<std::mutex>& hold);
+      std::vector<clinical::InteractionFinding>& findings, PatientHold& hold);
+  // Takes the store lease of `hold` (block mode), waiting up to kScreeningLeaseWait;
+  // Unavailable when another process holds it that long.
+  Status HoldPatientAcrossProcesses(const std::string& patient_ref, PatientHold& hold);
   // The prescriptions the patient index has for `patient_ref`, after catching it up.
   struct PatientMedication {
     std::string id;

@@ -1,7 +1,10 @@
 // Interaction screening in PrescriptionService: prescriptions stored before screening was on
 // count; a replay reports the findings again; two prescriptions for one patient submitted at
-// once are screened one after the other (block mode lets exactly one through).
+// once are screened one after the other (block mode lets exactly one through), also by two
+// services over one store (two processes: SQLite file, PostgreSQL).
 #include <atomic>
+#include <cstdlib>
+#include <filesystem>
 #include <thread>
 
 #include <doctest/doctest.h>
@@ -9,6 +12,17 @@
 #include "rxflow/clinical/interactions.h"
 #include "rxflow/service.h"
 #include "rxflow/store/event_store.h"
+
+#include <unistd.h>
+
+#ifdef RXFLOW_TEST_HAVE_SQLITE
+#include "rxflow/sqlite/sqlite_store.h"
+#endif
+#ifdef RXFLOW_TEST_HAVE_POSTGRES
+#include <pqxx/pqxx>
+
+#include "rxflow/postgres/postgres_store.h"
+#endif
 
 #include "testing/files.h"
 
@@ -76,33 +90,112 @@ TEST_CASE("Screening: prescriptions stored with screening off are screened again
   CHECK(o->interactions.empty());
 }
 
-TEST_CASE("Screening: two prescriptions for one patient at once — block mode lets one through") {
-  auto store = store::NewMemoryStore(SystemClock());
-  auto service = PrescriptionService::Create(*store, Options(true, true));
-  REQUIRE(service.ok());
-  for (int round = 0; round < 8; ++round) {
-    const std::string family = "Patient" + std::string(1, static_cast<char>('a' + round));
+// Submits an interacting pair for one patient at once, `rounds` times (a new patient each
+// round), the first of each pair through `a`, the second through `b`: block mode must store
+// exactly one of each pair and refuse the other.
+void RaceInteractingPairs(PrescriptionService& a, PrescriptionService& b, int rounds,
+                          const std::string& prefix) {
+  for (int round = 0; round < rounds; ++round) {
+    const std::string family = prefix + std::string(1, static_cast<char>('a' + round));
     std::atomic<int> stored{0}, blocked{0};
     const std::string sertraline = Drug(kSertraline, kSertralineName, family);
     const std::string phenelzine = Drug(kPhenelzine, kPhenelzineName, family);
-    auto submit = [&](const std::string* body) {
+    auto submit = [&](PrescriptionService* service, const std::string* body) {
       IssueList issues;
-      auto s = (*service)->Submit(*body, issues);
+      auto s = service->Submit(*body, issues);
       if (s.ok()) {
         ++stored;
       } else if (s.status().code() == absl::StatusCode::kFailedPrecondition) {
         ++blocked;
       }
     };
-    std::thread a(submit, &sertraline);
-    std::thread b(submit, &phenelzine);
-    a.join();
-    b.join();
+    std::thread ta(submit, &a, &sertraline);
+    std::thread tb(submit, &b, &phenelzine);
+    ta.join();
+    tb.join();
     CAPTURE(round);
     CHECK(stored == 1);
     CHECK(blocked == 1);
   }
 }
+
+TEST_CASE("Screening: two prescriptions for one patient at once — block mode lets one through") {
+  auto store = store::NewMemoryStore(SystemClock());
+  auto service = PrescriptionService::Create(*store, Options(true, true));
+  REQUIRE(service.ok());
+  RaceInteractingPairs(**service, **service, 8, "Patient");
+}
+
+TEST_CASE("Screening: block mode holds across services sharing a store (the memory store)") {
+  // Two services are two processes to each other: neither sees the other's in-process lock.
+  auto store = store::NewMemoryStore(SystemClock());
+  auto a = PrescriptionService::Create(*store, Options(true, true));
+  auto b = PrescriptionService::Create(*store, Options(true, true));
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  RaceInteractingPairs(**a, **b, 8, "Shared");
+}
+
+#ifdef RXFLOW_TEST_HAVE_SQLITE
+TEST_CASE("Screening: block mode holds across two handles on one SQLite file") {
+  auto dir =
+      std::filesystem::temp_directory_path() / ("rxflow-screen-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  store::SqliteOptions so;
+  so.path = (dir / "rxflow.db").string();
+  auto s1 = store::OpenSqliteStore(so);
+  auto s2 = store::OpenSqliteStore(so);
+  REQUIRE(s1.ok());
+  REQUIRE(s2.ok());
+  auto a = PrescriptionService::Create(**s1, Options(true, true));
+  auto b = PrescriptionService::Create(**s2, Options(true, true));
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  RaceInteractingPairs(**a, **b, 6, "Sqlite");
+  a->reset();
+  b->reset();
+  s1->reset();
+  s2->reset();
+  std::filesystem::remove_all(dir);
+}
+#endif
+
+#ifdef RXFLOW_TEST_HAVE_POSTGRES
+// A fresh schema in the server named by RXFLOW_TEST_POSTGRES_URL (scripts/with-postgres.sh);
+// without it this test fails, never skips.
+TEST_CASE("Screening: block mode holds across two stores on one PostgresAdapter schema") {
+  const char* url = std::getenv("RXFLOW_TEST_POSTGRES_URL");
+  REQUIRE_MESSAGE(url,
+                  "RXFLOW_TEST_POSTGRES_URL is not set (run through scripts/with-postgres.sh)");
+  const std::string schema = "screening_" + std::to_string(::getpid());
+  {
+    pqxx::connection c(url);
+    pqxx::nontransaction n(c);
+    n.exec("DROP SCHEMA IF EXISTS " + schema + " CASCADE");
+  }
+  store::PostgresOptions po;
+  po.url = url;
+  po.schema = schema;
+  po.connections = 2;
+  auto s1 = store::OpenPostgresStore(po);
+  REQUIRE_MESSAGE(s1.ok(), s1.status().ToString());
+  auto s2 = store::OpenPostgresStore(po);
+  REQUIRE(s2.ok());
+  {
+    auto a = PrescriptionService::Create(**s1, Options(true, true));
+    auto b = PrescriptionService::Create(**s2, Options(true, true));
+    REQUIRE(a.ok());
+    REQUIRE(b.ok());
+    RaceInteractingPairs(**a, **b, 6, "Postgres");
+  }
+  s1->reset();
+  s2->reset();
+  pqxx::connection c(url);
+  pqxx::nontransaction n(c);
+  n.exec("DROP SCHEMA IF EXISTS " + schema + " CASCADE");
+}
+#endif
 
 }  // namespace
 }  // namespace rxflow
