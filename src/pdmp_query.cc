@@ -87,11 +87,17 @@ StatusOr<clinical::pdmp::Result> PrescriptionService::QueryPdmp(const std::strin
     }
     ev.pharmacies = static_cast<int64_t>(pharmacies.size());
   } else {
-    ev.outcome = "unavailable";
+    ev.outcome = std::string(clinical::pdmp::OutcomeName(clinical::pdmp::Outcome::kUnavailable));
     ev.error = std::string(result.status().message()).substr(0, 300);
   }
   // The query happened: it is recorded whether or not the PDMP answered.
   RXFLOW_RETURN_IF_ERROR(Execute(id, domain::RecordPdmpQuery{ev}, ctx));
+  if (!result.ok()) {
+    clinical::pdmp::Result unavailable;
+    unavailable.outcome = clinical::pdmp::Outcome::kUnavailable;
+    unavailable.messages.push_back(ev.error);
+    return unavailable;
+  }
   return result;
 }
 

@@ -260,6 +260,7 @@ StatusOr<std::unique_ptr<clinical::DrugStore>> OpenDrugStore(const std::string& 
 #ifdef RXFLOW_HAVE_POSTGRES
     clinical::PostgresDrugStoreOptions o;
     o.url = spec;
+    o.create = !must_exist;  // a reader runs no DDL and finds the tables or says so
     return clinical::OpenPostgresDrugStore(o);
 #else
     return absl::UnimplementedError("this build has no PostgreSQL drug store");

@@ -145,10 +145,10 @@ class PrescriptionService {
   // birth date, gender and ZIP from its NewRx; its prescriber as the requester: PdmpQueryFor)
   // and records the query as a PdmpQueried event: who asked (ctx.actor), when, of which
   // PDMP, the outcome and how many dispensings from how many pharmacies — not the history.
-  // Returns the PDMP's answer. NotFound as Get; FailedPrecondition in a terminal state or
-  // when the NewRx lacks the patient's name or birth date (nothing is asked then). When the
-  // PDMP cannot be reached the query is recorded with outcome "unavailable" and its
-  // Unavailable status is returned.
+  // Returns the PDMP's answer; when the PDMP cannot be reached, a result with outcome
+  // kUnavailable and the transport's words (recorded as such). Errors are RxFlow's own:
+  // NotFound as Get; FailedPrecondition in a terminal state or when the NewRx lacks the
+  // patient's name or birth date (nothing is asked then); the store's errors.
   StatusOr<clinical::pdmp::Result> QueryPdmp(const std::string& id, clinical::pdmp::Client& pdmp,
                                              const RequestContext& ctx = {});
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
@@ -91,6 +92,32 @@ Json Parameter(const char* name, Json resource) {
   return Json{{"name", name}, {"resource", std::move(resource)}};
 }
 
+// JSON text; a string that is not UTF-8 (an ASAP file in Latin-1, a PDMP's diagnostics cut
+// short) is written with U+FFFD rather than thrown on.
+std::string Dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
+// "0030" → "30", "" or non-digits → "" (ASAP counts carry leading zeros; JSON numbers and
+// comparisons must not).
+std::string CanonicalCount(std::string_view s) {
+  if (s.empty() || s.find_first_not_of("0123456789") != std::string_view::npos) return {};
+  size_t first = s.find_first_not_of('0');
+  return first == std::string_view::npos ? "0" : std::string(s.substr(first));
+}
+
+// A JSON number from an ASAP or RxFlow decimal ("20", "7.5", "030"); null when it is none.
+Json Number(const std::string& s) {
+  std::string t = s;
+  if (std::string c = CanonicalCount(s); !c.empty()) t = c;
+  Json n = Json::parse(t, nullptr, /*allow_exceptions=*/false);
+  return n.is_number() ? n : Json();
+}
+
+constexpr std::string_view kFillNumber =
+    "http://hl7.org/fhir/us/pdmp/StructureDefinition/pdmp-extension-rx-fill-number";
+constexpr std::string_view kResponseProfile =
+    "http://hl7.org/fhir/us/pdmp/StructureDefinition/pdmp-parameters-response";
+constexpr std::string_view kPmixStatus = "http://terminology.hl7.org/CodeSystem/PMIXStatusCode";
+
 }  // namespace
 
 std::string_view OutcomeName(Outcome o) {
@@ -101,6 +128,10 @@ std::string_view OutcomeName(Outcome o) {
       return "not-found";
     case Outcome::kError:
       return "error";
+    case Outcome::kReport:
+      return "report";
+    case Outcome::kUnavailable:
+      return "unavailable";
   }
   return "unknown";
 }
@@ -215,104 +246,117 @@ StatusOr<Query> ParseHistoryRequest(std::string_view text) {
 
 // ---- response -----------------------------------------------------------------------------
 
-std::string HistoryResponseJson(const Result& result, const Patient& patient) {
-  Json entries = Json::array();
+std::string HistoryResponseJson(const Result& result) {
+  Json params = Json::array();
   if (!result.dispenses.empty()) {
+    Json entries = Json::array();
+    const Patient& patient = result.patient;
     Json p{{"resourceType", "Patient"},
-           {"name", Json::array({HumanName(patient.family, patient.given)})},
-           {"birthDate", patient.birth_date}};
+           {"name", Json::array({HumanName(patient.family, patient.given)})}};
+    if (!patient.birth_date.empty()) p["birthDate"] = patient.birth_date;
     if (!patient.gender.empty()) p["gender"] = patient.gender;
+    if (!patient.postal_code.empty() || !patient.state.empty()) {
+      Json address = Json::object();
+      if (!patient.state.empty()) address["state"] = patient.state;
+      if (!patient.postal_code.empty()) address["postalCode"] = patient.postal_code;
+      p["address"] = Json::array({address});
+    }
     entries.push_back(Json{{"fullUrl", "urn:uuid:patient"}, {"resource", p}});
+    std::vector<std::string> pharmacies;  // "ncpdp|npi" already added
+    for (size_t i = 0; i < result.dispenses.size(); ++i) {
+      const Dispense& d = result.dispenses[i];
+      const std::string pharmacy_key = Cat(d.pharmacy_ncpdp_id, "|", d.pharmacy_npi);
+      const size_t pharmacy_at =
+          std::find(pharmacies.begin(), pharmacies.end(), pharmacy_key) - pharmacies.begin();
+      const std::string pharmacy_url = Cat("urn:uuid:pharmacy-", pharmacy_at + 1);
+      if (pharmacy_at == pharmacies.size()) {
+        pharmacies.push_back(pharmacy_key);
+        Json ids = Json::array();
+        if (!d.pharmacy_npi.empty()) ids.push_back(Identifier(kNpi, d.pharmacy_npi));
+        if (!d.pharmacy_ncpdp_id.empty()) ids.push_back(Identifier(kNcpdp, d.pharmacy_ncpdp_id));
+        Json org{{"resourceType", "Organization"},
+                 {"meta", {{"profile", {kPharmacyProfile}}}},
+                 {"identifier", ids},
+                 {"active", true}};
+        if (!d.pharmacy_name.empty()) org["name"] = d.pharmacy_name;
+        entries.push_back(Json{{"fullUrl", pharmacy_url}, {"resource", org}});
+      }
+      Json coding = Json::array();
+      if (!d.rxcui.empty()) {
+        Json c{{"system", kRxNorm}, {"code", d.rxcui}};
+        if (!d.drug_name.empty()) c["display"] = d.drug_name;
+        coding.push_back(c);
+      }
+      if (!d.ndc11.empty()) coding.push_back(Json{{"system", kNdc}, {"code", d.ndc11}});
+      Json medication{{"coding", coding}};
+      if (!d.drug_name.empty()) medication["text"] = d.drug_name;
+      Json actor{{"reference", pharmacy_url}};
+      if (!d.pharmacy_ncpdp_id.empty()) {
+        actor["identifier"] = Identifier(kNcpdp, d.pharmacy_ncpdp_id);
+      } else if (!d.pharmacy_npi.empty()) {
+        actor["identifier"] = Identifier(kNpi, d.pharmacy_npi);
+      }
+      if (!d.pharmacy_name.empty()) actor["display"] = d.pharmacy_name;
+      Json md{{"resourceType", "MedicationDispense"},
+              {"meta", {{"profile", {kMedDispenseProfile}}}},
+              {"status", d.status.empty() ? "completed" : d.status},
+              {"medicationCodeableConcept", medication},
+              {"subject", {{"reference", "urn:uuid:patient"}}},
+              {"performer", Json::array({Json{{"actor", actor}}})},
+              {"quantity", {{"unit", d.quantity_unit.empty() ? "each" : d.quantity_unit}}},
+              {"daysSupply", Json::object()},
+              {"whenPrepared", d.date_filled}};
+      if (Json q = Number(d.quantity); !q.is_null()) md["quantity"]["value"] = q;
+      if (Json q = Number(d.days_supply); !q.is_null()) md["daysSupply"]["value"] = q;
+      if (!d.rx_number.empty()) {
+        md["authorizingPrescription"] = Json::array({Json{
+            {"identifier",
+             {{"type", {{"coding", Json::array({Json{{"system", kV20203}, {"code", "FILL"}}})}}},
+              {"value", d.rx_number}}}}});
+      }
+      if (Json n = Number(d.refill_number); n.is_number_integer() && n.get<int64_t>() > 0) {
+        md["extension"] = Json::array({Json{{"url", kFillNumber}, {"valuePositiveInt", n}}});
+      }
+      entries.push_back(Json{{"fullUrl", Cat("urn:uuid:dispense-", i + 1)}, {"resource", md}});
+    }
+    params.push_back(Parameter(
+        "pdmp-history-data",
+        Json{{"resourceType", "Bundle"},
+             {"meta",
+              {{"profile",
+                {"http://hl7.org/fhir/us/pdmp/StructureDefinition/pdmp-bundle-history-result"}}}},
+             {"type", "collection"},
+             {"entry", entries}}));
   }
-  std::vector<std::string> pharmacies;  // "ncpdp|npi" already added
-  for (size_t i = 0; i < result.dispenses.size(); ++i) {
-    const Dispense& d = result.dispenses[i];
-    const std::string pharmacy_key = Cat(d.pharmacy_ncpdp_id, "|", d.pharmacy_npi);
-    size_t pharmacy_at =
-        std::find(pharmacies.begin(), pharmacies.end(), pharmacy_key) - pharmacies.begin();
-    const std::string pharmacy_url = Cat("urn:uuid:pharmacy-", pharmacy_at + 1);
-    if (pharmacy_at == pharmacies.size()) {
-      pharmacies.push_back(pharmacy_key);
-      Json ids = Json::array();
-      if (!d.pharmacy_npi.empty()) ids.push_back(Identifier(kNpi, d.pharmacy_npi));
-      if (!d.pharmacy_ncpdp_id.empty()) ids.push_back(Identifier(kNcpdp, d.pharmacy_ncpdp_id));
-      Json org{{"resourceType", "Organization"},
-               {"meta", {{"profile", {kPharmacyProfile}}}},
-               {"identifier", ids},
-               {"active", true}};
-      if (!d.pharmacy_name.empty()) org["name"] = d.pharmacy_name;
-      entries.push_back(Json{{"fullUrl", pharmacy_url}, {"resource", org}});
-    }
-    Json coding = Json::array();
-    if (!d.rxcui.empty()) {
-      Json c{{"system", kRxNorm}, {"code", d.rxcui}};
-      if (!d.drug_name.empty()) c["display"] = d.drug_name;
-      coding.push_back(c);
-    }
-    if (!d.ndc11.empty()) coding.push_back(Json{{"system", kNdc}, {"code", d.ndc11}});
-    Json medication{{"coding", coding}};
-    if (!d.drug_name.empty()) medication["text"] = d.drug_name;
-    Json actor{{"reference", pharmacy_url}};
-    if (!d.pharmacy_ncpdp_id.empty())
-      actor["identifier"] = Identifier(kNcpdp, d.pharmacy_ncpdp_id);
-    else if (!d.pharmacy_npi.empty())
-      actor["identifier"] = Identifier(kNpi, d.pharmacy_npi);
-    if (!d.pharmacy_name.empty()) actor["display"] = d.pharmacy_name;
-    Json md{{"resourceType", "MedicationDispense"},
-            {"meta", {{"profile", {kMedDispenseProfile}}}},
-            {"status", d.status.empty() ? "completed" : d.status},
-            {"medicationCodeableConcept", medication},
-            {"subject", {{"reference", "urn:uuid:patient"}}},
-            {"performer", Json::array({Json{{"actor", actor}}})},
-            {"quantity", {{"unit", d.quantity_unit.empty() ? "each" : d.quantity_unit}}},
-            {"daysSupply", Json::object()},
-            {"whenPrepared", d.date_filled}};
-    // Quantities are decimal numbers in FHIR; ASAP carries them as text.
-    auto number = [](const std::string& s) {
-      Json n = Json::parse(s, nullptr, false);
-      return n.is_number() ? n : Json();
-    };
-    if (Json q = number(d.quantity); !q.is_null()) md["quantity"]["value"] = q;
-    if (Json q = number(d.days_supply); !q.is_null()) md["daysSupply"]["value"] = q;
-    if (!d.rx_number.empty()) {
-      md["identifier"] = Json::array(
-          {Json{{"type", {{"coding", Json::array({Json{{"system", kV20203}, {"code", "FILL"}}})}}},
-                {"value", d.rx_number}}});
-    }
-    if (Json n = number(d.refill_number); n.is_number_integer() && n.get<int64_t>() > 0) {
-      md["extension"] = Json::array({Json{{"url", kRefill}, {"valuePositiveInt", n}}});
-    }
-    entries.push_back(Json{{"fullUrl", Cat("urn:uuid:dispense-", i + 1)}, {"resource", md}});
+  if (!result.report_url.empty()) {
+    params.push_back(Json{{"name", "pdmp-history-link"}, {"valueUrl", result.report_url}});
   }
-  if (!result.messages.empty() || result.outcome != Outcome::kFound) {
+  const bool not_found =
+      result.outcome == Outcome::kNotFound ||
+      (result.dispenses.empty() && result.report_url.empty() && result.outcome != Outcome::kError);
+  if (!result.messages.empty() || not_found || result.outcome == Outcome::kError) {
+    const bool error = result.outcome == Outcome::kError;
     Json issues = Json::array();
-    const char* severity = result.outcome == Outcome::kError ? "error" : "information";
-    const char* code = result.outcome == Outcome::kError      ? "processing"
-                       : result.outcome == Outcome::kNotFound ? "not-found"
-                                                              : "informational";
-    for (const std::string& m : result.messages) {
-      issues.push_back(Json{{"severity", severity}, {"code", code}, {"diagnostics", m}});
-    }
-    if (issues.empty()) {
-      issues.push_back(Json{{"severity", severity}, {"code", code}});
-    }
-    entries.push_back(
-        Json{{"fullUrl", "urn:uuid:outcome"},
-             {"resource", {{"resourceType", "OperationOutcome"}, {"issue", issues}}}});
+    auto issue = [&](const std::string* text) {
+      Json i{{"severity", error ? "error" : "information"},
+             {"code", error ? "processing" : "informational"}};
+      if (not_found) {
+        i["details"] = {{"coding", Json::array({Json{{"system", kPmixStatus},
+                                                     {"code", "no-data"},
+                                                     {"display", "No Data"}}})}};
+      }
+      if (text) i["diagnostics"] = *text;
+      issues.push_back(std::move(i));
+    };
+    for (const std::string& m : result.messages) issue(&m);
+    if (issues.empty()) issue(nullptr);
+    params.push_back(
+        Parameter("outcome", Json{{"resourceType", "OperationOutcome"}, {"issue", issues}}));
   }
-  Json bundle{{"resourceType", "Bundle"},
-              {"meta",
-               {{"profile",
-                 {"http://hl7.org/fhir/us/pdmp/StructureDefinition/pdmp-bundle-history-result"}}}},
-              {"type", "collection"},
-              {"entry", entries}};
-  Json out{
-      {"resourceType", "Parameters"},
-      {"meta",
-       {{"profile",
-         {"http://hl7.org/fhir/us/pdmp/StructureDefinition/pdmp-parameters-response-operation"}}}},
-      {"parameter", Json::array({Parameter("pdmp-history-result", bundle)})}};
-  return out.dump();
+  Json out{{"resourceType", "Parameters"},
+           {"meta", {{"profile", {kResponseProfile}}}},
+           {"parameter", std::move(params)}};
+  return Dump(out);
 }
 
 StatusOr<Result> ParseHistoryResponse(std::string_view text) {
@@ -324,54 +368,72 @@ StatusOr<Result> ParseHistoryResponse(std::string_view text) {
   }
   const Json& params = Member(j, "parameter");
   const Json* bundle = nullptr;
-  size_t bundle_at = 0;
+  std::string bundle_path;
+  std::vector<const Json*> outcomes;  // OperationOutcome resources
+  Result out;
+  bool any = false;
   if (params.is_array()) {
     for (size_t i = 0; i < params.size(); ++i) {
       const std::string name = Str(params[i], "name");
-      if (name == "pdmp-history-result") {
-        bundle = &Member(params[i], "resource");
-        bundle_at = i;
+      const Json& resource = Member(params[i], "resource");
+      // STU1's name, and the pre-publication draft's.
+      if ((name == "pdmp-history-data" || name == "pdmp-history-result") &&
+          Str(resource, "resourceType") == "Bundle") {
+        bundle = &resource;
+        bundle_path = Cat("$.parameter[", i, "].resource.entry");
+        any = true;
+      } else if (name == "pdmp-history-link") {
+        out.report_url = Str(params[i], "valueUrl");
+        if (out.report_url.empty()) out.report_url = Str(params[i], "valueUri");
+        any = !out.report_url.empty() || any;
+      } else if (name == "outcome" && Str(resource, "resourceType") == "OperationOutcome") {
+        outcomes.push_back(&resource);
+        any = true;
       } else if (name == "pre-stage-retrieval-key") {
-        return absl::InvalidArgumentError(Cat(
-            "$.parameter[", i, "]: a pre-stage-retrieval-key (staged retrieval is not supported)"));
+        return absl::InvalidArgumentError(
+            Cat("$.parameter[", i,
+                "]: a pre-stage-retrieval-key (RxFlow does not ask for pre-staging)"));
       }
     }
   }
-  if (!bundle || Str(*bundle, "resourceType") != "Bundle") {
-    return absl::InvalidArgumentError("$.parameter: no pdmp-history-result Bundle");
+  if (!any) {
+    return absl::InvalidArgumentError(
+        "$.parameter: none of pdmp-history-data, pdmp-history-link, outcome");
   }
-  const std::string base = Cat("$.parameter[", bundle_at, "].resource.entry");
-  const Json& entries = Member(*bundle, "entry");
-  // Organizations by fullUrl and by "Organization/<id>", for performer references.
-  auto find_resource = [&](const std::string& reference) -> const Json* {
-    if (reference.empty() || !entries.is_array()) return nullptr;
+  const Json& entries = bundle ? Member(*bundle, "entry") : Json();
+  // Resources of the Bundle by fullUrl and by "Type/id", for references.
+  std::map<std::string, const Json*> by_reference;
+  if (entries.is_array()) {
     for (const Json& e : entries) {
       const Json& r = Member(e, "resource");
-      if (Str(e, "fullUrl") == reference ||
-          Cat(Str(r, "resourceType"), "/", Str(r, "id")) == reference) {
-        return &r;
+      if (std::string url = Str(e, "fullUrl"); !url.empty()) by_reference.emplace(url, &r);
+      if (std::string id = Str(r, "id"); !id.empty()) {
+        by_reference.emplace(Cat(Str(r, "resourceType"), "/", id), &r);
       }
     }
-    return nullptr;
+  }
+  auto resolve = [&](const std::string& reference) -> const Json* {
+    auto it = by_reference.find(reference);
+    return it == by_reference.end() ? nullptr : it->second;
   };
-  Result out;
-  bool error = false, not_found = false;
   if (entries.is_array()) {
     for (size_t i = 0; i < entries.size(); ++i) {
       const Json& r = Member(entries[i], "resource");
-      const std::string at = Cat(base, "[", i, "].resource");
+      const std::string at = Cat(bundle_path, "[", i, "].resource");
       const std::string type = Str(r, "resourceType");
       if (type == "OperationOutcome") {
-        const Json& issues = Member(r, "issue");
-        if (!issues.is_array()) continue;
-        for (const Json& issue : issues) {
-          const std::string severity = Str(issue, "severity");
-          if (severity == "error" || severity == "fatal") error = true;
-          if (Str(issue, "code") == "not-found") not_found = true;
-          std::string text = Str(issue, "diagnostics");
-          if (text.empty()) text = Str(Member(issue, "details"), "text");
-          if (!text.empty()) out.messages.push_back(text.substr(0, 1000));
+        outcomes.push_back(&r);  // the draft put it in the Bundle
+      } else if (type == "Patient" && out.patient.family.empty()) {
+        const Json& n = First(Member(r, "name"));
+        out.patient.family = Str(n, "family");
+        if (const Json& g = First(Member(n, "given")); g.is_string()) {
+          out.patient.given = g.get<std::string>();
         }
+        out.patient.birth_date = Str(r, "birthDate");
+        out.patient.gender = Str(r, "gender");
+        const Json& a = First(Member(r, "address"));
+        out.patient.postal_code = Str(a, "postalCode");
+        out.patient.state = Str(a, "state");
       } else if (type == "MedicationDispense") {
         Dispense d;
         d.status = Str(r, "status");
@@ -382,8 +444,7 @@ StatusOr<Result> ParseHistoryResponse(std::string_view text) {
         }
         d.date_filled = prepared.substr(0, 10);
         const Json* med_concept = &Member(r, "medicationCodeableConcept");
-        if (med_concept->is_null())
-          med_concept = &Member(Member(r, "medication"), "concept");  // R5
+        if (med_concept->is_null()) med_concept = &Member(Member(r, "medication"), "concept");
         if (const Json& codings = Member(*med_concept, "coding"); codings.is_array()) {
           for (const Json& c : codings) {
             const std::string system = Str(c, "system");
@@ -400,7 +461,14 @@ StatusOr<Result> ParseHistoryResponse(std::string_view text) {
         d.quantity = Num(quantity, "value");
         d.quantity_unit = Str(quantity, "unit");
         d.days_supply = Num(Member(r, "daysSupply"), "value");
-        if (const Json& ids = Member(r, "identifier"); ids.is_array()) {
+        // STU1 names the prescription in authorizingPrescription; the draft's examples
+        // used the dispense's own FILL identifier.
+        const Json& prescription =
+            Member(First(Member(r, "authorizingPrescription")), "identifier");
+        if (Str(First(Member(Member(prescription, "type"), "coding")), "code") == "FILL") {
+          d.rx_number = Str(prescription, "value");  // not a PLAC (the prescriber's order)
+        }
+        if (const Json& ids = Member(r, "identifier"); d.rx_number.empty() && ids.is_array()) {
           for (const Json& id : ids) {
             const Json& coding = First(Member(Member(id, "type"), "coding"));
             if (Str(coding, "code") == "FILL") d.rx_number = Str(id, "value");
@@ -408,7 +476,8 @@ StatusOr<Result> ParseHistoryResponse(std::string_view text) {
         }
         if (const Json& exts = Member(r, "extension"); exts.is_array()) {
           for (const Json& e : exts) {
-            if (Str(e, "url") == kRefill) d.refill_number = Num(e, "valuePositiveInt");
+            const std::string url = Str(e, "url");
+            if (url == kFillNumber || url == kRefill) d.refill_number = Num(e, "valuePositiveInt");
           }
         }
         const Json& actor = Member(First(Member(r, "performer")), "actor");
@@ -416,7 +485,7 @@ StatusOr<Result> ParseHistoryResponse(std::string_view text) {
         if (Str(actor_id, "system") == kNcpdp) d.pharmacy_ncpdp_id = Str(actor_id, "value");
         if (Str(actor_id, "system") == kNpi) d.pharmacy_npi = Str(actor_id, "value");
         d.pharmacy_name = Str(actor, "display");
-        if (const Json* org = find_resource(Str(actor, "reference"))) {
+        if (const Json* org = resolve(Str(actor, "reference"))) {
           const Json& ids = Member(*org, "identifier");
           if (d.pharmacy_ncpdp_id.empty()) d.pharmacy_ncpdp_id = IdentifierValue(ids, kNcpdp);
           if (d.pharmacy_npi.empty()) d.pharmacy_npi = IdentifierValue(ids, kNpi);
@@ -426,17 +495,29 @@ StatusOr<Result> ParseHistoryResponse(std::string_view text) {
       }
     }
   }
+  bool error = false;
+  for (const Json* o : outcomes) {
+    const Json& issues = Member(*o, "issue");
+    if (!issues.is_array()) continue;
+    for (const Json& issue : issues) {
+      const std::string severity = Str(issue, "severity");
+      if (severity == "error" || severity == "fatal") error = true;
+      std::string text = Str(issue, "diagnostics");
+      if (text.empty()) text = Str(Member(issue, "details"), "text");
+      if (!text.empty() && out.messages.size() < 20) out.messages.push_back(text.substr(0, 1000));
+    }
+  }
   std::stable_sort(
       out.dispenses.begin(), out.dispenses.end(),
       [](const Dispense& a, const Dispense& b) { return a.date_filled > b.date_filled; });
   if (!out.dispenses.empty()) {
     out.outcome = Outcome::kFound;
+  } else if (!out.report_url.empty()) {
+    out.outcome = Outcome::kReport;
   } else if (error) {
     out.outcome = Outcome::kError;
   } else {
-    // A Bundle with no dispensing and no error: the patient has no history, or was not
-    // found; the IG does not tell the two apart unless an issue says not-found.
-    out.outcome = not_found || out.messages.empty() ? Outcome::kNotFound : Outcome::kFound;
+    out.outcome = Outcome::kNotFound;
   }
   return out;
 }
@@ -459,11 +540,11 @@ std::string ResultJson(const Result& r, std::string_view pdmp_name) {
                              {"npi", d.pharmacy_npi},
                              {"name", d.pharmacy_name}}}});
   }
-  return Json{{"pdmp", pdmp_name},
-              {"outcome", OutcomeName(r.outcome)},
-              {"dispensings", std::move(dispensings)},
-              {"messages", r.messages}}
-      .dump();
+  return Dump(Json{{"pdmp", pdmp_name},
+                   {"outcome", OutcomeName(r.outcome)},
+                   {"dispensings", std::move(dispensings)},
+                   {"report_url", r.report_url},
+                   {"messages", r.messages}});
 }
 
 // ---- simulator ----------------------------------------------------------------------------
@@ -493,7 +574,8 @@ std::string IsoDate(std::string_view d) {
 bool SameDispensing(const asap::Pharmacy& pa, const asap::Dispensing& a, const asap::Pharmacy& pb,
                     const asap::Dispensing& b) {
   return pa.ncpdp_id == pb.ncpdp_id && pa.npi == pb.npi && pa.dea_number == pb.dea_number &&
-         a.rx_number == b.rx_number && a.refill_number == b.refill_number;
+         a.rx_number == b.rx_number &&
+         CanonicalCount(a.refill_number) == CanonicalCount(b.refill_number);
 }
 
 }  // namespace
@@ -501,10 +583,11 @@ bool SameDispensing(const asap::Pharmacy& pa, const asap::Dispensing& a, const a
 Status Simulator::AddAsapFile(std::string_view text) {
   RXFLOW_ASSIGN_OR_RETURN(asap::Report report, asap::Read(text));
   std::lock_guard<std::mutex> lock(mu_);
-  if (std::find(control_numbers_.begin(), control_numbers_.end(), report.control_number) !=
+  const std::string file_key = Cat(report.source_id, "\n", report.control_number);
+  if (std::find(control_numbers_.begin(), control_numbers_.end(), file_key) !=
       control_numbers_.end()) {
-    return absl::AlreadyExistsError(
-        Cat("ASAP file ", report.control_number, " was received before"));
+    return absl::AlreadyExistsError(Cat("ASAP file ", report.control_number, " from ",
+                                        report.source_id, " was received before"));
   }
   for (asap::PharmacyReport& pr : report.pharmacies) {
     for (asap::Dispensing& d : pr.dispensings) {
@@ -518,7 +601,7 @@ Status Simulator::AddAsapFile(std::string_view text) {
       records_.push_back(Record{pr.pharmacy, std::move(d)});
     }
   }
-  control_numbers_.push_back(report.control_number);
+  control_numbers_.push_back(file_key);
   return absl::OkStatus();
 }
 
@@ -547,10 +630,19 @@ StatusOr<Result> Simulator::History(const Query& q) {
     const std::string rec_zip = Digits(p.zip, 5);
     if (zip.size() == 5 && rec_zip.size() == 5 && zip != rec_zip) continue;
     const asap::Dispensing& d = rec.dispensing;
+    if (out.dispenses.empty()) {  // the PDMP's record of the patient, not the request's
+      out.patient.family = p.last_name;
+      out.patient.given = p.first_name;
+      out.patient.birth_date = IsoDate(p.birth_date);
+      out.patient.gender = p.gender == "F" ? "female" : p.gender == "M" ? "male" : "unknown";
+      out.patient.postal_code = p.zip;
+      out.patient.state = p.state;
+    }
     Dispense x;
     x.date_filled = IsoDate(d.date_filled);
     x.rx_number = d.rx_number;
-    x.refill_number = d.refill_number == "0" || d.refill_number == "00" ? "" : d.refill_number;
+    x.refill_number = CanonicalCount(d.refill_number);
+    if (x.refill_number == "0") x.refill_number.clear();
     if (d.product_qualifier == "01") x.ndc11 = d.product_id;
     x.rxcui = d.rxnorm_code;
     x.quantity = d.quantity;
@@ -565,7 +657,9 @@ StatusOr<Result> Simulator::History(const Query& q) {
       out.dispenses.begin(), out.dispenses.end(),
       [](const Dispense& a, const Dispense& b) { return a.date_filled > b.date_filled; });
   out.outcome = out.dispenses.empty() ? Outcome::kNotFound : Outcome::kFound;
-  if (out.dispenses.empty()) out.messages.push_back("no dispensing on record for this patient");
+  if (out.dispenses.empty()) {
+    out.messages.push_back("No PDMP history was found for the submitted patient");
+  }
   return out;
 }
 

@@ -264,7 +264,8 @@ def test_a_pdmp_query_through_the_api_sees_what_pharmacies_reported():
             status, text = request("POST", f"{api}/api/v1/prescriptions/{pid}/pdmp-query")
             assert status == 200, text
             answer = json.loads(text)
-            assert answer["outcome"] == "found" and answer["pdmp"] == "fhir pdmp 127.0.0.1"
+            assert answer["outcome"] == "found"
+            assert answer["pdmp"] == "fhir pdmp " + url.split("://", 1)[1]
             assert [x["rx_number"] for x in answer["dispensings"]] == ["RX-9001"]
             # A file dropped later is in the next answer.
             with open(os.path.join(drop, "20261201.asap"), "w") as f:
@@ -283,6 +284,7 @@ def test_a_pdmp_query_through_the_api_sees_what_pharmacies_reported():
             pdmp.stop()
             status, text = request("POST", f"{api}/api/v1/prescriptions/{pid}/pdmp-query")
             assert status == 502, text
+            assert json.loads(text)["outcome"] == "unavailable"
             queried = [e for e in events(api, pid) if e["type"] == "PdmpQueried"]
             last = queried[-1]["payload"] if "payload" in queried[-1] else queried[-1]
             assert len(queried) == 3 and last["outcome"] == "unavailable"

@@ -355,14 +355,21 @@ TEST_CASE(
     CheckDrugStoreContract(**store);
   }
   {
-    // Another connection (another process, in a deployment) reads what was committed.
-    auto reader = OpenPostgresDrugStore(o);
+    // Another connection (another process, in a deployment) reads what was committed,
+    // without DDL.
+    PostgresDrugStoreOptions ro = o;
+    ro.create = false;
+    auto reader = OpenPostgresDrugStore(ro);
     REQUIRE(reader.ok());
     auto index = LoadDrugIndex(**reader);
     REQUIRE(index.ok());
     CHECK((*index)->size() == 12);
     CHECK((*index)->FindByRxcui("90000001"));
   }
+  PostgresDrugStoreOptions missing = o;
+  missing.schema = schema + "_none";
+  missing.create = false;
+  CHECK(OpenPostgresDrugStore(missing).status().code() == absl::StatusCode::kNotFound);
   o.schema = "x; DROP TABLE y";
   CHECK(OpenPostgresDrugStore(o).status().code() == absl::StatusCode::kInvalidArgument);
   pqxx::connection c(url);

@@ -99,7 +99,7 @@ TEST_CASE("PDMP over HTTP: the FHIR client asks the simulator, which reads its d
   co.base_url = server.base_url() + "/fhir/";
   auto client = NewFhirPdmpClient(co);
   REQUIRE(client.ok());
-  CHECK((*client)->name() == "fhir pdmp 127.0.0.1");
+  CHECK((*client)->name() == Cat("fhir pdmp 127.0.0.1:", server.port()));
   auto r = (*client)->History(Brennan());
   REQUIRE_MESSAGE(r.ok(), r.status().ToString());
   CHECK(r->outcome == pdmp::Outcome::kFound);
@@ -110,13 +110,34 @@ TEST_CASE("PDMP over HTTP: the FHIR client asks the simulator, which reads its d
   CHECK(r->dispenses[0].pharmacy_npi == "1234567893");
   CHECK(r->dispenses[0].ndc11 == "00406055201");
 
-  // A file dropped later is read before the next query; the broken one is not retried.
+  auto refusals = [&] {
+    std::lock_guard lock(mu);
+    return std::count_if(log.begin(), log.end(), [](const std::string& l) {
+      return l.find("refused ASAP file broken.asap") != std::string::npos;
+    });
+  };
+  // A file dropped later is read before the next query; the broken one is not read again
+  // until it changes; a symbolic link is not followed.
   WriteFile(dir / "20251202.asap", AsapFile("C-20251202", "RX200", "20251202"));
+  std::filesystem::create_symlink(dir / "20251201.asap", dir / "link.asap");
   r = (*client)->History(Brennan());
   REQUIRE(r.ok());
   REQUIRE(r->dispenses.size() == 2);
   CHECK(r->dispenses[0].rx_number == "RX200");  // newest first
   CHECK(server.simulator().size() == 2);
+  CHECK(refusals() == 1);
+  WriteFile(dir / "broken.asap", AsapFile("C-FIXED", "RX300", "20251203"));
+  r = (*client)->History(Brennan());
+  REQUIRE(r.ok());
+  CHECK(r->dispenses.size() == 3);  // the corrected file, applied
+  CHECK(refusals() == 1);
+  {
+    std::lock_guard lock(mu);
+    for (const std::string& line : log) {
+      CHECK_MESSAGE(line.find("1979") == std::string::npos, line);  // no PHI in the log
+      CHECK_MESSAGE(line.find("link.asap") == std::string::npos, line);
+    }
+  }
 
   // Another patient: not found. A query without a birth date: the PDMP's error.
   pdmp::Query other = Brennan();
@@ -145,6 +166,10 @@ TEST_CASE("PDMP over HTTP: refusals, 4xx and 5xx answers, oversized answers, tim
   FhirPdmpOptions bad;
   bad.base_url = "http://pdmp.example.org/fhir";  // PHI over plain http off loopback
   CHECK(NewFhirPdmpClient(bad).status().code() == absl::StatusCode::kInvalidArgument);
+  bad.base_url = "http://127.0.0.1.example.org/fhir";  // a name, not the loopback
+  CHECK(NewFhirPdmpClient(bad).status().code() == absl::StatusCode::kInvalidArgument);
+  bad.base_url = "http://localhost:1/fhir";
+  CHECK(NewFhirPdmpClient(bad).ok());
   bad.base_url = "ftp://127.0.0.1/";
   CHECK(NewFhirPdmpClient(bad).status().code() == absl::StatusCode::kInvalidArgument);
   PdmpSimulatorOptions anywhere;
@@ -169,13 +194,30 @@ TEST_CASE("PDMP over HTTP: refusals, 4xx and 5xx answers, oversized answers, tim
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
     r.status = 200;
   });
+  // A byte every 100 ms: no read times out, the whole answer does.
+  fake.Post(R"(/trickle/\$pdmp-history)", [](const auto&, auto& r) {
+    r.set_chunked_content_provider("application/fhir+json",
+                                   [](size_t offset, httplib::DataSink& sink) {
+                                     if (offset > 40) return false;
+                                     std::this_thread::sleep_for(std::chrono::milliseconds(100));
+                                     sink.write(" ", 1);
+                                     return true;
+                                   });
+  });
+  fake.Post(R"(/Patient/\$pdmp-history)", [](const auto&, auto& r) {
+    r.set_content(R"({"resourceType":"Parameters","parameter":[{"name":"pdmp-history-link",)"
+                  R"("valueUrl":"https://pdmp.example.org/report/1"}]})",
+                  "application/fhir+json");
+  });
   int port = fake.bind_to_any_port("127.0.0.1");
   REQUIRE(port > 0);
   std::thread t([&] { fake.listen_after_bind(); });
   while (!fake.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  auto ask = [&](const std::string& path, size_t max = size_t{8} << 20) {
+  auto ask = [&](const std::string& path, size_t max = size_t{8} << 20,
+                 const std::string& operation = "$pdmp-history") {
     FhirPdmpOptions o;
     o.base_url = Cat("http://127.0.0.1:", port, path);
+    o.operation = operation;
     o.max_response_bytes = max;
     o.timeout = std::chrono::milliseconds(500);
     auto c = NewFhirPdmpClient(o);
@@ -198,6 +240,31 @@ TEST_CASE("PDMP over HTTP: refusals, 4xx and 5xx answers, oversized answers, tim
   CHECK(std::string(garbage.status().message()).find("not a $pdmp-history result: $: not JSON") !=
         std::string::npos);
   CHECK(ask("/slow").status().code() == absl::StatusCode::kUnavailable);
+  auto trickle = ask("/trickle");
+  CHECK(trickle.status().code() == absl::StatusCode::kUnavailable);
+  CHECK(std::string(trickle.status().message()).find("took longer than 500 ms") !=
+        std::string::npos);
+  // The narrative's type-level path, when configured; the answer is a report link.
+  auto link = ask("", size_t{8} << 20, "Patient/$pdmp-history");
+  REQUIRE_MESSAGE(link.ok(), link.status().ToString());
+  CHECK(link->outcome == pdmp::Outcome::kReport);
+  CHECK(link->report_url == "https://pdmp.example.org/report/1");
+  // At most max_in_flight queries wait at once; more are refused at once.
+  {
+    FhirPdmpOptions o;
+    o.base_url = Cat("http://127.0.0.1:", port, "/slow");
+    o.timeout = std::chrono::milliseconds(3000);
+    o.max_in_flight = 1;
+    auto c = NewFhirPdmpClient(o);
+    REQUIRE(c.ok());
+    std::thread first([&] { (void)(*c)->History(Brennan()); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    auto second = (*c)->History(Brennan());
+    first.join();
+    CHECK(second.status().code() == absl::StatusCode::kUnavailable);
+    CHECK(std::string(second.status().message()).find("1 queries already waiting") !=
+          std::string::npos);
+  }
   fake.stop();
   t.join();
 }

@@ -175,15 +175,15 @@ std::string Pdmp(const std::string& name) {
   return testing::ReadFixture("clinical/pdmp/Parameters-pdmp-history-" + name + ".json");
 }
 
-TEST_CASE("PDMP: the IG's history example is read: dispensing, drug, refill, pharmacy") {
+TEST_CASE("PDMP: the IG's history example is read: dispensing, drug, fill number, pharmacy") {
   auto r = pdmp::ParseHistoryResponse(Pdmp("output-parameters-1"));
   REQUIRE_MESSAGE(r.ok(), r.status().ToString());
   CHECK(r->outcome == pdmp::Outcome::kFound);
   REQUIRE(r->dispenses.size() == 1);
   const pdmp::Dispense& d = r->dispenses[0];
   CHECK(d.date_filled == "2023-06-05");
-  CHECK(d.rx_number == "2000353");
-  CHECK(d.refill_number == "1");
+  CHECK(d.rx_number == "000022056");  // authorizingPrescription, not the fill's identifier
+  CHECK(d.refill_number == "1");      // pdmp-extension-rx-fill-number
   CHECK(d.ndc11 == "00093015001");
   CHECK(d.rxcui == "993781");
   CHECK(d.drug_name == "Acetaminophen 300 mg / Codeine 30 mg oral tablet");
@@ -194,18 +194,54 @@ TEST_CASE("PDMP: the IG's history example is read: dispensing, drug, refill, pha
   CHECK(d.pharmacy_ncpdp_id == "999017");
   CHECK(d.pharmacy_npi == "1669512349");  // from the Organization the performer references
   CHECK(d.pharmacy_name == "Our Pharmacy");
+  CHECK(r->patient.family == "Samuels");  // the PDMP's record of the patient
+  CHECK(r->patient.birth_date == "1989-03-12");
+  CHECK(r->report_url.empty());
 }
 
-TEST_CASE("PDMP: the IG's minimal history names the pharmacy only by reference; its error") {
+TEST_CASE("PDMP: the IG's other answers: minimal, not found, a link, a warning, pre-staging") {
   auto r = pdmp::ParseHistoryResponse(Pdmp("output-parameters-2-minimal-history"));
   REQUIRE_MESSAGE(r.ok(), r.status().ToString());
   REQUIRE(r->dispenses.size() == 1);
+  CHECK(r->dispenses[0].rx_number == "065046045550");
   CHECK(r->dispenses[0].pharmacy_npi == "1669512349");
   CHECK(r->dispenses[0].pharmacy_ncpdp_id.empty());
   CHECK(r->dispenses[0].pharmacy_name == "Our Pharmacy");
-  CHECK(r->dispenses[0].ndc11 == "00093015001");
   CHECK(r->dispenses[0].refill_number.empty());
-  auto e = pdmp::ParseHistoryResponse(Pdmp("output-parameters-3-error-retrieving-data"));
+
+  auto none = pdmp::ParseHistoryResponse(Pdmp("output-parameters-3-patient-not-found"));
+  REQUIRE(none.ok());
+  CHECK(none->outcome == pdmp::Outcome::kNotFound);
+  CHECK(none->messages ==
+        std::vector<std::string>{"No PDMP history was found for the submitted patient"});
+
+  auto link = pdmp::ParseHistoryResponse(Pdmp("output-parameters-4-link-response"));
+  REQUIRE(link.ok());
+  CHECK(link->outcome == pdmp::Outcome::kReport);
+  CHECK(link->report_url == "http://pdmp.example.org/response/013050650054450");
+
+  auto warning = pdmp::ParseHistoryResponse(Pdmp("output-parameters-6-non-fatal-warning"));
+  REQUIRE(warning.ok());
+  CHECK(warning->outcome == pdmp::Outcome::kReport);  // a warning is not an error
+  REQUIRE(warning->messages.size() == 1);
+  CHECK(warning->messages[0].rfind("Incomplete results", 0) == 0);
+
+  auto staged = pdmp::ParseHistoryResponse(Pdmp("output-parameters-5-pre-stage-response"));
+  CHECK(staged.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(std::string(staged.status().message()).find("pre-stage-retrieval-key") !=
+        std::string::npos);
+}
+
+TEST_CASE("PDMP: the draft's answers (pdmp-history-result, outcome in the Bundle) are read too") {
+  auto r = pdmp::ParseHistoryResponse(
+      testing::ReadFixture("clinical/pdmp/draft/Parameters-pdmp-history-output-parameters-1.json"));
+  REQUIRE_MESSAGE(r.ok(), r.status().ToString());
+  REQUIRE(r->dispenses.size() == 1);
+  CHECK(r->dispenses[0].rx_number == "2000353");  // the draft's FILL identifier
+  CHECK(r->dispenses[0].refill_number == "1");    // pdmp-extension-rx-refill-number
+  auto e = pdmp::ParseHistoryResponse(testing::ReadFixture(
+      "clinical/pdmp/draft/"
+      "Parameters-pdmp-history-output-parameters-3-error-retrieving-data.json"));
   REQUIRE(e.ok());
   CHECK(e->outcome == pdmp::Outcome::kError);
   CHECK(e->dispenses.empty());
@@ -270,8 +306,12 @@ TEST_CASE("PDMP: our history answer reads back; R5's medication.concept is read 
     d.pharmacy_name = i == 1 ? "OTHER" : "RIVERBEND";
     r.dispenses.push_back(d);
   }
-  pdmp::Patient who{"Brennan", "Thomas", "1979-09-02", "male", "43215", "OH"};
-  auto back = pdmp::ParseHistoryResponse(pdmp::HistoryResponseJson(r, who));
+  r.patient = {"Brennan", "Thomas", "1979-09-02", "male", "43215", "OH"};
+  r.dispenses[2].refill_number = "00";  // ASAP's padding: the original fill
+  r.dispenses[1].refill_number = "01";
+  r.dispenses[0].days_supply = "030";
+  r.dispenses[0].drug_name = "oxycodone \xD1 (Latin-1, not UTF-8)";
+  auto back = pdmp::ParseHistoryResponse(pdmp::HistoryResponseJson(r));
   REQUIRE_MESSAGE(back.ok(), back.status().ToString());
   REQUIRE(back->dispenses.size() == 3);
   CHECK(back->dispenses[0].date_filled == "2026-11-03");  // newest first
@@ -282,6 +322,21 @@ TEST_CASE("PDMP: our history answer reads back; R5's medication.concept is read 
   CHECK(back->dispenses[2].refill_number.empty());
   CHECK(back->dispenses[2].rx_number == "RX0");
   CHECK(back->dispenses[2].pharmacy_name == "RIVERBEND");
+  CHECK(back->dispenses[2].days_supply == "30");
+  CHECK(back->dispenses[2].drug_name.find("\xEF\xBF\xBD") != std::string::npos);  // U+FFFD
+  CHECK(back->patient.family == "Brennan");
+  CHECK(pdmp::ResultJson(r, "x").find("\xEF\xBF\xBD") != std::string::npos);  // no throw
+  // Not found and error answers read back as such.
+  pdmp::Result none;
+  none.outcome = pdmp::Outcome::kNotFound;
+  CHECK(pdmp::ParseHistoryResponse(pdmp::HistoryResponseJson(none))->outcome ==
+        pdmp::Outcome::kNotFound);
+  pdmp::Result error;
+  error.outcome = pdmp::Outcome::kError;
+  error.messages = {"the state PDMP timed out"};
+  auto error_back = pdmp::ParseHistoryResponse(pdmp::HistoryResponseJson(error));
+  CHECK(error_back->outcome == pdmp::Outcome::kError);
+  CHECK(error_back->messages == error.messages);
 
   std::string r5 = Pdmp("output-parameters-1");
   const std::string from = "\"medicationCodeableConcept\": {";
@@ -303,7 +358,7 @@ TEST_CASE("PDMP: what is not a $pdmp-history exchange is refused with the JSON p
   CHECK(why(pdmp::ParseHistoryResponse(R"({"resourceType":"Bundle"})")) ==
         "$.resourceType: Bundle is not Parameters");
   CHECK(why(pdmp::ParseHistoryResponse(R"({"resourceType":"Parameters","parameter":[]})")) ==
-        "$.parameter: no pdmp-history-result Bundle");
+        "$.parameter: none of pdmp-history-data, pdmp-history-link, outcome");
   std::string no_date = Pdmp("output-parameters-1");
   no_date.replace(no_date.find("\"whenPrepared\""), 14, "\"whenHandedOver\"");
   CHECK(why(pdmp::ParseHistoryResponse(no_date)) ==
@@ -311,7 +366,7 @@ TEST_CASE("PDMP: what is not a $pdmp-history exchange is refused with the JSON p
   CHECK(why(pdmp::ParseHistoryResponse(
                 R"({"resourceType":"Parameters","parameter":[{"name":"pre-stage-retrieval-key",)"
                 R"("valueString":"k"}]})"))
-            .find("staged retrieval is not supported") != std::string::npos);
+            .find("RxFlow does not ask for pre-staging") != std::string::npos);
 
   auto request_why = [](std::string_view json) {
     auto q = pdmp::ParseHistoryRequest(json);
@@ -365,6 +420,7 @@ TEST_CASE("PDMP simulator: answers from ASAP files; matching; void and revise; o
   CHECK(r->dispenses[0].rxcui == "1049621");
   CHECK(r->dispenses[0].quantity == "20");
   CHECK_FALSE(r->dispenses[0].pharmacy_ncpdp_id.empty());
+  CHECK(r->patient.birth_date == "1979-09-02");  // the record's, from PAT18
   // Case and spaces do not matter; the birth date and a ZIP both sides have do.
   pdmp::Query q = Brennan();
   q.patient.family = " BRENNAN ";
@@ -442,10 +498,12 @@ TEST_CASE("PDMP through the service: prescribe, dispense, report, query, recorde
   CHECK(last.payload.find("Brennan") == std::string::npos);
   CHECK(last.payload.find("00406055201") == std::string::npos);
 
-  // A PDMP that cannot be reached: the attempt is recorded, the error returned.
+  // A PDMP that cannot be reached: the attempt is recorded and answered as such.
   FailingPdmp down;
   auto failed = (*service)->QueryPdmp("rx-new", down, ctx);
-  CHECK(failed.status().code() == absl::StatusCode::kUnavailable);
+  REQUIRE(failed.ok());
+  CHECK(failed->outcome == pdmp::Outcome::kUnavailable);
+  CHECK(failed->messages[0].find("Connection refused") != std::string::npos);
   history = (*service)->History("rx-new");
   auto e2 = domain::DecodeEvent(history->back().type, 1, history->back().payload);
   REQUIRE(e2.ok());

@@ -522,12 +522,10 @@ struct ApiServer::Impl {
     const std::string& id = c.req.matches[1];
     auto r = service.QueryPdmp(id, *options.pdmp, c.ctx);
     if (!r.ok()) {
-      // The PDMP, not RxFlow, failed: a bad gateway (the attempt is recorded).
-      const int code =
-          r.status().code() == absl::StatusCode::kUnavailable ? 502 : HttpStatus(r.status(), false);
-      return SendError(c.res, code, std::string(r.status().message()));
+      return SendError(c.res, HttpStatus(r.status(), false), std::string(r.status().message()));
     }
-    c.res.status = 200;
+    // The PDMP, not RxFlow, failed: a bad gateway (the attempt is recorded).
+    c.res.status = r->outcome == clinical::pdmp::Outcome::kUnavailable ? 502 : 200;
     c.res.set_content(clinical::pdmp::ResultJson(*r, options.pdmp->name()), "application/json");
   }
 

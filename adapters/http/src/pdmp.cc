@@ -3,8 +3,10 @@
 #include "rxflow/http/pdmp.h"
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -32,11 +34,20 @@ class FhirPdmpClient final : public pdmp::Client {
     while (!o_.base_url.empty() && o_.base_url.back() == '/') o_.base_url.pop_back();
     auto [origin, path] = internal::SplitUrl(o_.base_url);
     origin_ = origin;
-    path_ = (path == "/" ? std::string() : path) + "/$pdmp-history";
-    name_ = Cat("fhir pdmp ", internal::UrlHost(o_.base_url));
+    path_ = Cat(path == "/" ? std::string() : path, "/", o_.operation);
+    name_ = Cat("fhir pdmp ", internal::UrlAuthority(o_.base_url));
   }
 
   StatusOr<pdmp::Result> History(const pdmp::Query& query) override {
+    if (in_flight_.fetch_add(1) >= o_.max_in_flight) {
+      in_flight_.fetch_sub(1);
+      return absl::UnavailableError(
+          Cat(name_, ": ", o_.max_in_flight, " queries already waiting for it"));
+    }
+    struct Leave {
+      std::atomic<int>& n;
+      ~Leave() { n.fetch_sub(1); }
+    } leave{in_flight_};
     httplib::Client client(origin_);
     if (!o_.ca_file.empty()) client.set_ca_cert_path(o_.ca_file.c_str());
     if (origin_.rfind("https://", 0) == 0) client.enable_server_certificate_verification(true);
@@ -48,7 +59,8 @@ class FhirPdmpClient final : public pdmp::Client {
     if (!o_.bearer_token.empty()) headers.emplace("Authorization", "Bearer " + o_.bearer_token);
     const std::string body = pdmp::HistoryRequestJson(query);
     std::string answer;
-    bool too_big = false;
+    bool too_big = false, too_slow = false;
+    const auto deadline = std::chrono::steady_clock::now() + o_.timeout;
     httplib::Request req;
     req.method = "POST";
     req.path = path_;
@@ -60,6 +72,10 @@ class FhirPdmpClient final : public pdmp::Client {
         too_big = true;
         return false;
       }
+      if (std::chrono::steady_clock::now() > deadline) {
+        too_slow = true;
+        return false;
+      }
       answer.append(data, n);
       return true;
     };
@@ -69,6 +85,10 @@ class FhirPdmpClient final : public pdmp::Client {
       if (too_big) {
         return absl::UnavailableError(
             Cat(name_, ": the answer is larger than ", o_.max_response_bytes, " bytes"));
+      }
+      if (too_slow) {
+        return absl::UnavailableError(
+            Cat(name_, ": the answer took longer than ", o_.timeout.count(), " ms"));
       }
       return absl::UnavailableError(Cat(name_, ": ", httplib::to_string(error)));
     }
@@ -112,6 +132,7 @@ class FhirPdmpClient final : public pdmp::Client {
 
   FhirPdmpOptions o_;
   std::string origin_, path_, name_;
+  std::atomic<int> in_flight_{0};
 };
 
 }  // namespace
@@ -139,10 +160,20 @@ struct PdmpSimulatorServer::Impl {
   std::thread thread;
   int port = 0;
   std::mutex scan_mu;
-  std::set<std::string> seen;  // file names applied or refused
+  // Files applied, and files refused as they were (name → size and time): a refused file
+  // is read again once it changes.
+  std::set<std::string> applied;
+  std::map<std::string, std::pair<uintmax_t, std::filesystem::file_time_type>> refused;
+  static constexpr uintmax_t kMaxFileBytes = uintmax_t{64} << 20;
 
   void Log(const std::string& line) {
     if (options.log) options.log(line);
+  }
+
+  // asap::Read's message up to the element it names: the value it quotes may be PHI.
+  static std::string WhereOnly(std::string_view message) {
+    size_t colon = message.find(": ");
+    return std::string(message.substr(0, colon));
   }
 
   size_t Rescan() {
@@ -152,26 +183,41 @@ struct PdmpSimulatorServer::Impl {
     std::vector<std::filesystem::path> files;
     for (const auto& e : std::filesystem::directory_iterator(options.asap_dir, ec)) {
       const std::string name = e.path().filename().string();
-      if (name.empty() || name[0] == '.' || !e.is_regular_file(ec) || seen.count(name)) continue;
+      if (name.empty() || name[0] == '.' || applied.count(name)) continue;
+      if (!std::filesystem::is_regular_file(e.symlink_status(ec))) continue;  // no links
       files.push_back(e.path());
     }
     std::sort(files.begin(), files.end());  // in name order: dated names apply in date order
-    size_t applied = 0;
+    size_t count = 0;
     for (const auto& path : files) {
       const std::string name = path.filename().string();
-      std::ifstream in(path, std::ios::binary);
-      std::stringstream text;
-      text << in.rdbuf();
-      seen.insert(name);
-      Status s = simulator.AddAsapFile(text.str());
-      if (s.ok()) {
-        ++applied;
-        Log(Cat("pdmp simulator: applied ASAP file ", name));
+      const uintmax_t size = std::filesystem::file_size(path, ec);
+      if (ec) continue;
+      const auto mtime = std::filesystem::last_write_time(path, ec);
+      if (ec) continue;
+      auto seen = refused.find(name);
+      if (seen != refused.end() && seen->second == std::make_pair(size, mtime)) continue;
+      Status s;
+      if (size > kMaxFileBytes) {
+        s = absl::InvalidArgumentError(Cat("larger than ", kMaxFileBytes, " bytes"));
       } else {
-        Log(Cat("pdmp simulator: refused ASAP file ", name, ": ", std::string(s.message())));
+        std::ifstream in(path, std::ios::binary);
+        std::stringstream text;
+        text << in.rdbuf();
+        s = in.bad() ? absl::UnavailableError("unreadable") : simulator.AddAsapFile(text.str());
+      }
+      if (s.ok() || s.code() == absl::StatusCode::kAlreadyExists) {
+        applied.insert(name);
+        refused.erase(name);
+        if (s.ok()) ++count;
+        Log(Cat("pdmp simulator: ", s.ok() ? "applied" : "already had", " ASAP file ", name));
+      } else {
+        refused[name] = {size, mtime};
+        Log(Cat("pdmp simulator: refused ASAP file ", name, ": ",
+                WhereOnly(std::string(s.message()))));
       }
     }
-    return applied;
+    return count;
   }
 
   void Handle(const httplib::Request& q, httplib::Response& r) {
@@ -190,7 +236,7 @@ struct PdmpSimulatorServer::Impl {
     if (!result.ok()) return outcome(500, "exception", std::string(result.status().message()));
     Log(Cat("pdmp simulator: query answered, ", result->dispenses.size(), " dispensing(s)"));
     r.status = 200;
-    r.set_content(pdmp::HistoryResponseJson(*result, query->patient), kFhirJson);
+    r.set_content(pdmp::HistoryResponseJson(*result), kFhirJson);
   }
 
   // An OperationOutcome body with RxFlow's own message (control characters dropped).
@@ -213,7 +259,8 @@ PdmpSimulatorServer::PdmpSimulatorServer(PdmpSimulatorOptions options)
   im.server.set_payload_max_length(size_t{1} << 20);
   im.server.new_task_queue = [] { return new httplib::ThreadPool(4); };
   // The operation is system-level (the IG's OperationDefinition: system true, type false):
-  // [base]/$pdmp-history, whatever the base's path.
+  // [base]/$pdmp-history, whatever the base's path; the IG's narrative's
+  // [base]/Patient/$pdmp-history matches too.
   im.server.Post(R"(.*/\$pdmp-history)",
                  [&im](const httplib::Request& q, httplib::Response& r) { im.Handle(q, r); });
   im.server.Get("/healthz", [](const auto&, auto& r) {

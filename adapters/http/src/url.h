@@ -7,6 +7,9 @@
 #include <string_view>
 #include <utility>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 namespace rxflow::http::internal {
 
 inline std::pair<std::string, std::string> SplitUrl(std::string_view url) {
@@ -17,9 +20,20 @@ inline std::pair<std::string, std::string> SplitUrl(std::string_view url) {
   return {std::string(url.substr(0, slash)), std::string(url.substr(slash))};
 }
 
-// Whether `host` (a name or address, IPv6 with or without brackets) is the loopback.
+// Whether `host` is the loopback: "localhost", an IPv4 address in 127.0.0.0/8, or ::1 (with
+// or without brackets). A name is not resolved: "127.0.0.1.example.org" is not loopback.
 inline bool IsLoopback(std::string_view host) {
-  return host == "localhost" || host == "::1" || host == "[::1]" || host.rfind("127.", 0) == 0;
+  if (host == "localhost" || host == "::1" || host == "[::1]") return true;
+  in_addr v4{};
+  const std::string h(host);
+  return inet_pton(AF_INET, h.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127;
+}
+
+// "host:port" of "scheme://host:port/path".
+inline std::string_view UrlAuthority(std::string_view url) {
+  size_t scheme = url.find("://");
+  std::string_view rest = scheme == std::string_view::npos ? url : url.substr(scheme + 3);
+  return rest.substr(0, rest.find('/'));
 }
 
 // The host of "scheme://host:port/path" ("[::1]" for a bracketed IPv6 address).

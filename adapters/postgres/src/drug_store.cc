@@ -145,12 +145,26 @@ class PostgresDrugStore : public DrugStore {
     }
     try {
       c_ = std::make_unique<pqxx::connection>(o.url);
+      // set_variable, not a raw SET: libpqxx replays it when it reconnects, so a dropped
+      // connection cannot send an import to another schema's tables.
+      c_->set_variable("search_path", c_->quote_name(o.schema));
       pqxx::nontransaction n(*c_);
-      if (o.schema != "public") n.exec("CREATE SCHEMA IF NOT EXISTS " + c_->quote_name(o.schema));
-      n.exec("SET search_path TO " + c_->quote_name(o.schema));
-      // Two processes creating the tables at once would race on the catalog.
+      if (!o.create) {
+        pqxx::result exists = n.exec_params(
+            "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL",
+            c_->quote_name(o.schema) + ".drug_products", c_->quote_name(o.schema) + ".drug_ndcs");
+        if (!exists[0][0].as<bool>()) {
+          return absl::NotFoundError(
+              Cat("no drug store in schema ", o.schema, " (rxflow drugs import writes one)"));
+        }
+        return absl::OkStatus();
+      }
+      // Two processes creating the schema and tables at once would race on the catalog.
       n.exec("SELECT pg_advisory_lock(hashtext('rxflow.drug_schema'))");
       try {
+        if (o.schema != "public") {
+          n.exec("CREATE SCHEMA IF NOT EXISTS " + c_->quote_name(o.schema));
+        }
         n.exec(kDrugSchema);
       } catch (...) {
         n.exec("SELECT pg_advisory_unlock(hashtext('rxflow.drug_schema'))");

@@ -249,7 +249,7 @@ struct PdmpQueried {
   std::string pdmp;           // the PDMP (pdmp::Client::name())
   std::string queried_at;     // RFC 3339 UTC
   std::string requester_npi;  // the prescriber the query was made for
-  std::string outcome;        // "found", "not-found", "error", "unavailable"
+  std::string outcome;        // pdmp::OutcomeName: "found", "report", "not-found", ...
   int64_t dispensings = 0;    // in the history returned
   int64_t pharmacies = 0;     // distinct dispensing pharmacies in it
   std::string latest_fill;    // YYYY-MM-DD of the newest dispensing, "" when none

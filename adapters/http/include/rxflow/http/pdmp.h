@@ -20,31 +20,42 @@
 namespace rxflow::http {
 
 struct FhirPdmpOptions {
-  // The FHIR base ("https://pdmp.example.org/fhir"); the operation is posted to
-  // base + "/$pdmp-history". http is accepted on loopback only.
+  // The FHIR base ("https://pdmp.example.org/fhir"). http is accepted on loopback only.
   std::string base_url;
+  // Posted to base + "/" + operation. The IG's OperationDefinition makes pdmp-history a
+  // system-level operation ("$pdmp-history"); its narrative says "Patient/$pdmp-history":
+  // set that for a PDMP that follows the narrative.
+  std::string operation = "$pdmp-history";
   // Sent as "Authorization: Bearer <token>" when set (never logged).
   std::string bearer_token;
   std::string ca_file;  // PEM CAs an https PDMP must chain to (default: the system's)
   std::chrono::milliseconds connect_timeout{3000};
+  // Each read, and the whole answer's body: a PDMP trickling bytes is cut off.
   std::chrono::milliseconds timeout{15000};
   size_t max_response_bytes = size_t{8} << 20;  // larger answers are Unavailable
+  // Queries in flight at once through this client; more are Unavailable at once (each holds
+  // a request thread of the API while it waits).
+  int max_in_flight = 16;
 };
 
 // InvalidArgument for a base URL that is not http(s), or plain http to a host other than
-// loopback. The client's History: Unavailable (naming the PDMP and what happened) when the
-// PDMP cannot be reached, times out, answers 5xx, or with something that is not a
-// $pdmp-history result; a 4xx answer carrying an OperationOutcome is Outcome::kError with its
-// diagnostics.
+// loopback (an address, or "localhost"). The client's History: Unavailable (naming the PDMP
+// and what happened) when the PDMP cannot be reached, times out, answers 5xx, or with
+// something that is not a $pdmp-history result, or when max_in_flight queries are waiting;
+// a 4xx answer is Outcome::kError with its OperationOutcome's diagnostics. name() is
+// "fhir pdmp <host:port>".
 StatusOr<std::unique_ptr<clinical::pdmp::Client>> NewFhirPdmpClient(FhirPdmpOptions options);
 
 struct PdmpSimulatorOptions {
   std::string host = "127.0.0.1";  // loopback only: Start refuses any other address
   int port = 0;                    // 0: any free port
-  // Files here (any name not starting with '.') are read as ASAP files before each query;
-  // each is applied once. A file that does not parse is logged and skipped. Empty: none.
+  // Files here (regular files, not symbolic links, names not starting with '.', at most
+  // 64 MiB) are read as ASAP files before each query; each is applied once. A file that does
+  // not parse is logged and skipped until it changes (size or time): write a file under a
+  // '.' name and rename it when complete. Empty: none.
   std::string asap_dir;
-  // One line per event (a file applied or refused, a query answered: no PHI). Null: none.
+  // One line per event (a file applied or refused with the segment and element, a query
+  // answered: no PHI). Null: none.
   std::function<void(const std::string&)> log;
 };
 

@@ -24,13 +24,17 @@ namespace rxflow::clinical {
 struct PostgresDrugStoreOptions {
   // libpq connection string or URL. Required.
   std::string url;
-  // Schema holding the tables (created when missing). Default: "public".
+  // Schema holding the tables. Default: "public".
   std::string schema = "public";
+  // Create the schema and tables when missing (what an import needs). false: a reader that
+  // runs no DDL (a role without CREATE may use it), NotFound when the tables are missing.
+  bool create = true;
 };
 
-// Connects and creates the tables when missing. Unavailable when the server cannot be
-// reached; InvalidArgument for a schema name that is not a plain identifier. One connection:
-// not for concurrent use by several threads; several processes may read and import.
+// Connects and, with `create`, creates the tables when missing. Unavailable when the server
+// cannot be reached; InvalidArgument for a schema name that is not a plain identifier;
+// NotFound without `create` when the tables do not exist. One connection: not for
+// concurrent use by several threads; several processes may read and import.
 StatusOr<std::unique_ptr<DrugStore>> OpenPostgresDrugStore(const PostgresDrugStoreOptions& options);
 
 }  // namespace rxflow::clinical
