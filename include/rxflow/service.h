@@ -69,7 +69,10 @@ struct ServiceOptions {
   const clinical::InteractionKnowledgeBase* interactions = nullptr;
   // Contraindicated findings refuse the submission (FailedPrecondition: HTTP 422, nothing
   // stored) unless the MedicationRequest carries RxFlow's interaction-override extension
-  // with a reason, which is recorded. Default: findings are warnings only.
+  // with a reason, which is recorded. Default: findings are warnings only. In this mode a
+  // patient's screening and append also hold the store lease "screening:<patient ref>", so
+  // the rule holds across processes sharing the store (a submission waits up to 5 s for
+  // another's, then Unavailable).
   bool block_contraindicated = false;
   // How events stored under an older schema version are upcast when the service reads them
   // (see domain::UpcasterRegistry). Default: the built-in upcasters; `Register` adds to them.
