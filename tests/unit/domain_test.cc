@@ -56,7 +56,7 @@ std::vector<Command> AllCommands() {
           RecordStatus{"000", "MSG-1"},
           RecordVerify{"MSG-1"},
           RecordError{"900", {"008"}, "timeout", true},
-          RecordFill{"Dispensed", true, "30"},
+          RecordFill{"Dispensed", true, "30", ""},
           RequestCancel{"wrong drug", "CXL-1"},
           RecordCancelResponse{true, "ok"},
           Expire{},
@@ -143,9 +143,9 @@ Stream At(std::string_view where) {
   if (where == "Acknowledged") return s;
   s.Do(RecordVerify{"MSG-1"});
   if (where == "Verified") return s;
-  s.Do(RecordFill{"PartiallyDispensed", false, "10"});
+  s.Do(RecordFill{"PartiallyDispensed", false, "10", ""});
   if (where == "Dispensed(partial)") return s;
-  s.Do(RecordFill{"Dispensed", true, "20"});
+  s.Do(RecordFill{"Dispensed", true, "20", ""});
   REQUIRE(where == "Dispensed(complete)");
   return s;
 }
@@ -261,7 +261,7 @@ TEST_SUITE("Domain") {
     CHECK(std::get<PharmacyAcknowledged>(ack.at(0)).status_code == "000");
     CHECK(s.state.state == State::kAcknowledged);
 
-    auto fill = s.Do(RecordFill{"Dispensed", true, "30"});
+    auto fill = s.Do(RecordFill{"Dispensed", true, "30", ""});
     CHECK(std::get<PrescriptionDispensed>(fill.at(0)).quantity == "30");
     CHECK(s.state.state == State::kDispensed);
     CHECK(s.state.fill_complete);
@@ -273,7 +273,7 @@ TEST_SUITE("Domain") {
     Stream a = At("Sent");
     a.Do(RecordVerify{"MSG-1"});
     CHECK(a.state.state == State::kVerified);
-    a.Do(RecordFill{"Dispensed", true, "30"});
+    a.Do(RecordFill{"Dispensed", true, "30", ""});
     CHECK(a.state.state == State::kDispensed);
 
     Stream b = At("Acknowledged");
@@ -373,7 +373,7 @@ TEST_SUITE("Domain") {
     s.Do(MarkSent{});
     CHECK(s.state.state == State::kSent);
     s.Do(RecordVerify{"MSG-1"});
-    s.Do(RecordFill{"Dispensed", true, "20"});
+    s.Do(RecordFill{"Dispensed", true, "20", ""});
     CHECK(IsTerminal(s.state.state, s.state.fill_complete));
   }
 
@@ -657,7 +657,7 @@ TEST_SUITE("Domain") {
     Stream s = At("Sent");
     s.Do(RequestCancel{"wrong drug", "CXL-1"});
     s.Do(RecordCancelResponse{false, "denied"});
-    s.Do(RecordFill{"Dispensed", true, "30"});
+    s.Do(RecordFill{"Dispensed", true, "30", ""});
     CHECK(s.state.state == State::kDispensed);
 
     Status st = At("Sent").Refuse(RecordCancelResponse{});
@@ -685,16 +685,16 @@ TEST_SUITE("Domain") {
 
   TEST_CASE("partial fills, then a complete fill, then nothing more") {
     Stream s = At("Sent");
-    s.Do(RecordFill{"PartiallyDispensed", false, "10"});
+    s.Do(RecordFill{"PartiallyDispensed", false, "10", ""});
     CHECK(s.state.state == State::kDispensed);
     CHECK_FALSE(s.state.fill_complete);
     CHECK_FALSE(IsTerminal(s.state.state, s.state.fill_complete));
-    s.Do(RecordFill{"PartiallyDispensed", false, "10"});
+    s.Do(RecordFill{"PartiallyDispensed", false, "10", ""});
     CHECK_FALSE(s.state.fill_complete);
-    s.Do(RecordFill{"Dispensed", true, "10"});
+    s.Do(RecordFill{"Dispensed", true, "10", ""});
     CHECK(s.state.fill_complete);
     CHECK(IsTerminal(s.state.state, s.state.fill_complete));
-    Status st = s.Refuse(RecordFill{"Dispensed", true, "10"});
+    Status st = s.Refuse(RecordFill{"Dispensed", true, "10", ""});
     CHECK(st.code() == absl::StatusCode::kFailedPrecondition);
     CHECK(Mentions(st, "RecordFill is not allowed in state Dispensed"));
     CHECK(Mentions(s.Refuse(RequestCancel{}), "RequestCancel is not allowed in state Dispensed"));
@@ -712,7 +712,7 @@ TEST_SUITE("Domain") {
     s.Do(RecordStatus{"000", "MSG-2"});
     s.Do(RequestCancel{"wrong drug", "CXL-1"});
     s.Do(RecordCancelResponse{false, "denied"});
-    s.Do(RecordFill{"PartiallyDispensed", false, "10"});
+    s.Do(RecordFill{"PartiallyDispensed", false, "10", ""});
     s.Do(RequestCancel{"patient request", "CXL-2"});
 
     PrescriptionState replayed = Replay(s.history);
@@ -882,7 +882,7 @@ TEST_SUITE("Domain") {
     s.Do(MarkSent{});
     s.Do(RecordError{"900", {}, "timeout", true});
     s.Do(MarkSent{});
-    s.Do(RecordFill{"PartiallyDispensed", false, "5"});
+    s.Do(RecordFill{"PartiallyDispensed", false, "5", ""});
     s.Do(RequestCancel{"r", "CXL"});
     std::string json = EncodeState(s.state);
     auto d = DecodeState(json);
