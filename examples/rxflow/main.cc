@@ -8,7 +8,8 @@
 //   rxflow sign ID --practitioner P    EPCS: review the signing bundle, sign with two factors
 //   rxflow audit verify / report / log     the EPCS audit chain, a day's incident report, a
 //                                          practitioner's controlled-substance log (CSV)
-//   rxflow clients add / rotate / revoke / list    the API clients file: clients, their keys
+//   rxflow clients add / rotate / revoke / certificate / list    the API clients file:
+//                                          clients, their keys and TLS certificates
 //   rxflow drugs import fda-ndc|rxnorm / find / sources    the drug database
 //   rxflow ddi DRUG DRUG...   screen drugs against each other for interactions
 //   rxflow pmp report --date D    a day's controlled-substance dispensings as an ASAP file
@@ -204,12 +205,22 @@ struct ClientsArgs {
   int64_t expires_days = 0;  // 0: the new key never expires
   int64_t overlap_days = 7;
   std::string key_id;
+  std::vector<std::string> certificate_files;  // add, certificate: PEM files to bind
+  std::string certificate;                     // revoke: a fingerprint to unbind
+};
+
+// The `clients` subcommands.
+struct ClientsCommands {
+  CLI::App* add = nullptr;
+  CLI::App* rotate = nullptr;
+  CLI::App* revoke = nullptr;
+  CLI::App* certificate = nullptr;
 };
 
 constexpr int64_t kMicrosPerDay = 86'400'000'000;
 
-// One line per client: "ID ROLE tenant=T ncpdp_ids=A,B key=K,expires=TIME[,expired] ...".
-// Key ids and expiry only: never a key or its digest.
+// One line per client: "ID ROLE tenant=T ncpdp_ids=A,B key=K,expires=TIME[,expired] ...
+// certificate=FINGERPRINT ...". Key ids and expiry only: never a key or its digest.
 void ListClients(const rxflow::auth::ClientRegistry& registry, int64_t now) {
   for (const rxflow::auth::Client& c : registry.clients()) {
     std::string ncpdp_ids;
@@ -223,11 +234,35 @@ void ListClients(const rxflow::auth::ClientRegistry& registry, int64_t now) {
                 << (k.expires_at == 0 ? "never" : rxflow::FormatRfc3339(k.expires_at));
       if (k.expires_at != 0 && now >= k.expires_at) std::cout << ",expired";
     }
+    for (const std::string& fp : c.certificates) std::cout << " certificate=" << fp;
     std::cout << "\n";
   }
 }
 
-int RunClients(CLI::App* add, CLI::App* rotate, CLI::App* revoke, const ClientsArgs& a) {
+// Binds the certificates of `a.certificate_files` to client `a.id`, printing each fingerprint
+// on stdout; 0 or the exit code, after printing why.
+int BindCertificates(rxflow::auth::ClientRegistry& registry, const ClientsArgs& a) {
+  for (const std::string& file : a.certificate_files) {
+    std::string pem, error;
+    if (!ReadInput(file, pem, error)) {
+      std::cerr << "rxflow: " << error << "\n";
+      return kExitUsage;
+    }
+    auto fingerprint = rxflow::auth::CertificateFingerprint(pem);
+    rxflow::Status st =
+        fingerprint.ok() ? registry.AddCertificate(a.id, *fingerprint) : fingerprint.status();
+    if (!st.ok()) {
+      std::cerr << "rxflow: " << file << ": " << st.message() << "\n";
+      return kExitUsage;
+    }
+    std::cout << *fingerprint << "\n";
+    std::cerr << "certificate " << file << " bound to " << a.id << "\n";
+  }
+  return kExitOk;
+}
+
+int RunClients(const ClientsCommands& cmd, const ClientsArgs& a) {
+  CLI::App* add = cmd.add;
   auto fail = [](const std::string& message) {
     std::cerr << "rxflow: " << message << "\n";
     return kExitUsage;
@@ -251,16 +286,31 @@ int RunClients(CLI::App* add, CLI::App* rotate, CLI::App* revoke, const ClientsA
   if (add->parsed()) {
     auto role = rxflow::auth::ParseRole(a.role);
     if (!role.ok()) return fail_status(role.status());
-    rxflow::Status st = registry.Add(rxflow::auth::Client{
-        .id = a.id, .role = *role, .tenant = a.tenant, .ncpdp_ids = a.ncpdp_ids, .keys = {}});
+    rxflow::Status st = registry.Add(rxflow::auth::Client{.id = a.id,
+                                                          .role = *role,
+                                                          .tenant = a.tenant,
+                                                          .ncpdp_ids = a.ncpdp_ids,
+                                                          .keys = {},
+                                                          .certificates = {}});
     if (!st.ok()) return fail_status(st);
+    // A client that authenticates by its certificate gets no key (rotate makes one).
+    if (!a.certificate_files.empty()) {
+      if (int code = BindCertificates(registry, a); code != kExitOk) return code;
+      if (st = registry.SaveFile(a.file); !st.ok()) return fail_status(st);
+      return kExitOk;
+    }
     auto key = registry.AddKey(a.id, now, expires);
     if (!key.ok()) return fail_status(key.status());
     if (st = registry.SaveFile(a.file); !st.ok()) return fail_status(st);
     print_key(*key);
     return kExitOk;
   }
-  if (rotate->parsed()) {
+  if (cmd.certificate->parsed()) {
+    if (int code = BindCertificates(registry, a); code != kExitOk) return code;
+    if (rxflow::Status st = registry.SaveFile(a.file); !st.ok()) return fail_status(st);
+    return kExitOk;
+  }
+  if (cmd.rotate->parsed()) {
     auto key = registry.Rotate(a.id, now, a.overlap_days * kMicrosPerDay, expires);
     if (!key.ok()) return fail_status(key.status());
     if (rxflow::Status st = registry.SaveFile(a.file); !st.ok()) return fail_status(st);
@@ -269,7 +319,15 @@ int RunClients(CLI::App* add, CLI::App* rotate, CLI::App* revoke, const ClientsA
               << rxflow::FormatRfc3339(now + a.overlap_days * kMicrosPerDay) << " at the latest\n";
     return kExitOk;
   }
-  if (revoke->parsed()) {
+  if (cmd.revoke->parsed()) {
+    if (!a.certificate.empty()) {
+      if (!a.key_id.empty()) return fail("revoke takes --key-id or --certificate, not both");
+      rxflow::Status st = registry.RemoveCertificate(a.id, a.certificate);
+      if (st.ok()) st = registry.SaveFile(a.file);
+      if (!st.ok()) return fail_status(st);
+      std::cout << "unbound certificate " << a.certificate << " from " << a.id << "\n";
+      return kExitOk;
+    }
     if (rxflow::Status st = registry.Revoke(a.id, a.key_id); !st.ok()) return fail_status(st);
     if (rxflow::Status st = registry.SaveFile(a.file); !st.ok()) return fail_status(st);
     if (a.key_id.empty()) {
@@ -489,16 +547,31 @@ int main(int argc, char** argv) {
       "give a client a new key (printed once); its other keys stop working after the overlap");
   CLI::App* clients_revoke = clients->add_subcommand(
       "revoke", "remove one key of a client (--key-id), or the client with all its keys");
+  CLI::App* clients_certificate = clients->add_subcommand(
+      "certificate",
+      "bind TLS client certificates (PEM files) to a client: behind mutual TLS a request "
+      "without a key is that client; prints each fingerprint");
   CLI::App* clients_list = clients->add_subcommand(
-      "list", "one line per client: role, tenant, NCPDP ids, key ids and expiry (never a key)");
-  for (CLI::App* sub : {clients_add, clients_rotate, clients_revoke, clients_list}) {
+      "list",
+      "one line per client: role, tenant, NCPDP ids, key ids and expiry (never a key), "
+      "certificate fingerprints");
+  for (CLI::App* sub :
+       {clients_add, clients_rotate, clients_revoke, clients_certificate, clients_list}) {
     sub->add_option("--file", clients_args.file,
                     "the clients file (default ./rxflow-data/clients.json)")
         ->envname("RXFLOW_CLIENTS");
   }
-  for (CLI::App* sub : {clients_add, clients_rotate, clients_revoke}) {
+  for (CLI::App* sub : {clients_add, clients_rotate, clients_revoke, clients_certificate}) {
     sub->add_option("id", clients_args.id, "client id")->required();
   }
+  clients_add
+      ->add_option("--certificate", clients_args.certificate_files,
+                   "bind this TLS client certificate (PEM) instead of making a key; prints its "
+                   "fingerprint (repeat the option for more)")
+      ->allow_extra_args(false);
+  clients_certificate
+      ->add_option("pem", clients_args.certificate_files, "PEM certificate files to bind")
+      ->required();
   clients_add->add_option("--role", clients_args.role, "prescriber, pharmacy, operator or metrics")
       ->required()
       ->check(CLI::IsMember({"prescriber", "pharmacy", "operator", "metrics"}));
@@ -519,6 +592,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 3650));
   clients_revoke->add_option("--key-id", clients_args.key_id,
                              "revoke this key only (see clients list)");
+  clients_revoke->add_option("--certificate", clients_args.certificate,
+                             "unbind this certificate only (its fingerprint, see clients list)");
 
   rxflow::cli::DrugsCommand drugs_command;
   rxflow::cli::AddDrugsCommands(app, drugs_command);
@@ -599,7 +674,11 @@ int main(int argc, char** argv) {
   if (drugs_command.ddi->parsed()) return rxflow::cli::RunDdi(drugs_command);
   if (drugs_command.pmp->parsed()) return rxflow::cli::RunPmp(drugs_command);
   if (clients->parsed()) {
-    return RunClients(clients_add, clients_rotate, clients_revoke, clients_args);
+    return RunClients({.add = clients_add,
+                       .rotate = clients_rotate,
+                       .revoke = clients_revoke,
+                       .certificate = clients_certificate},
+                      clients_args);
   }
 
   if (submit->parsed() || show->parsed() || events->parsed() || replay->parsed() ||

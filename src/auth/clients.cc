@@ -10,13 +10,17 @@
 #include <cstdlib>
 #include <initializer_list>
 #include <limits>
+#include <memory>
 #include <string>
 #include <system_error>
 #include <utility>
 
 #include <nlohmann/json.hpp>
+#include <openssl/bio.h>
 #include <openssl/crypto.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/x509.h>
 
 #include "rxflow/clock.h"
 #include "rxflow/internal/crypto.h"
@@ -44,6 +48,9 @@ constexpr size_t kNcpdpIdDigits = 7;
 // 10000-01-01T00:00:00Z: FormatRfc3339 writes four-digit years.
 constexpr int64_t kEndOfTime = 253'402'300'800'000'000;
 constexpr char kUnauthenticated[] = "unknown or expired API key";
+constexpr char kCertificateUnbound[] = "client certificate not bound to a client";
+constexpr size_t kFingerprintChars = 64;
+constexpr size_t kCertificateIdChars = 12;
 constexpr std::string_view kNameRule = "must be 1 to 64 characters of A-Z a-z 0-9 . _ -";
 
 absl::Status Invalid(std::string message) { return absl::InvalidArgumentError(std::move(message)); }
@@ -53,6 +60,8 @@ bool IsLowerHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'
 bool AllLowerHex(std::string_view s) { return std::all_of(s.begin(), s.end(), IsLowerHex); }
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+
+bool IsFingerprint(std::string_view s) { return s.size() == kFingerprintChars && AllLowerHex(s); }
 
 // [A-Za-z0-9._-]{1,64}: client ids and tenants.
 bool IsName(std::string_view s) {
@@ -153,7 +162,8 @@ StatusOr<ApiKey> KeyFromJson(const Json& j, const std::string& at) {
 
 StatusOr<Client> ClientFromJson(const Json& j, const std::string& at) {
   if (!j.is_object()) return Invalid(Cat(at, ": must be an object"));
-  RXFLOW_RETURN_IF_ERROR(CheckMembers(j, at, {"id", "role", "tenant", "ncpdp_ids", "keys"}));
+  RXFLOW_RETURN_IF_ERROR(
+      CheckMembers(j, at, {"id", "role", "tenant", "ncpdp_ids", "keys", "certificates"}));
   Client c;
   RXFLOW_RETURN_IF_ERROR(ReadString(j, "id", at, /*required=*/true, c.id));
   std::string role;
@@ -175,6 +185,14 @@ StatusOr<Client> ClientFromJson(const Json& j, const std::string& at) {
     for (size_t i = 0; i < it->size(); ++i) {
       RXFLOW_ASSIGN_OR_RETURN(ApiKey k, KeyFromJson((*it)[i], Cat(at, ".keys[", i, "]")));
       c.keys.push_back(std::move(k));
+    }
+  }
+  if (auto it = j.find("certificates"); it != j.end()) {
+    if (!it->is_array()) return Invalid(Cat(at, ".certificates: must be an array of strings"));
+    for (size_t i = 0; i < it->size(); ++i) {
+      const Json& fp = (*it)[i];
+      if (!fp.is_string()) return Invalid(Cat(at, ".certificates[", i, "]: must be a string"));
+      c.certificates.push_back(fp.get<std::string>());
     }
   }
   return c;
@@ -242,7 +260,28 @@ Status CheckClient(const Client& c, const std::string& at) {
       return Invalid(Cat(path, ".expires: must be after 1970 and before 10000 (or 0: never)"));
     }
   }
+  for (size_t i = 0; i < c.certificates.size(); ++i) {
+    const std::string& fp = c.certificates[i];
+    const std::string path = Cat(at, ".certificates[", i, "]");
+    if (!IsFingerprint(fp)) {
+      return Invalid(
+          Cat(path, ": must be a SHA-256 certificate fingerprint, 64 lowercase hex digits"));
+    }
+    if (std::find(c.certificates.begin(), c.certificates.begin() + static_cast<ptrdiff_t>(i), fp) !=
+        c.certificates.begin() + static_cast<ptrdiff_t>(i)) {
+      return Invalid(Cat(path, ": the certificate is listed twice"));
+    }
+  }
   return absl::OkStatus();
+}
+
+// The Principal of client `c`, authenticated by the credential `credential_id`.
+Principal PrincipalOf(const Client& c, std::string credential_id) {
+  return Principal{.client_id = c.id,
+                   .role = c.role,
+                   .tenant = c.tenant,
+                   .ncpdp_ids = c.ncpdp_ids,
+                   .key_id = std::move(credential_id)};
 }
 
 Status Expiry(int64_t now_micros, int64_t expires_at_micros) {
@@ -362,6 +401,25 @@ Status CheckKeyStrength(std::string_view key) {
   return absl::OkStatus();
 }
 
+StatusOr<std::string> CertificateFingerprint(std::string_view pem) {
+  if (pem.size() > static_cast<size_t>(std::numeric_limits<int>::max())) {
+    return Invalid("not a PEM certificate: too large");
+  }
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
+  if (!bio) return absl::ResourceExhaustedError("out of memory reading a certificate");
+  std::unique_ptr<X509, decltype(&X509_free)> cert(
+      PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr), &X509_free);
+  if (!cert) return Invalid("no PEM certificate (-----BEGIN CERTIFICATE-----) could be read");
+  unsigned char* der = nullptr;
+  const int length = i2d_X509(cert.get(), &der);
+  if (length <= 0) return Invalid("the certificate could not be encoded as DER");
+  std::string fingerprint =
+      internal::Sha256Hex(std::string_view(reinterpret_cast<const char*>(der), length));
+  OPENSSL_free(der);
+  return fingerprint;
+}
+
 std::string KeyIdOf(std::string_view key) {
   if (std::string_view id = EmbeddedKeyId(key); !id.empty()) return std::string(id);
   return KeyIdOf(key, internal::Sha256Hex(key));
@@ -422,6 +480,7 @@ std::string ClientRegistry::ToJson() const {
       keys.push_back(std::move(kj));
     }
     j["keys"] = std::move(keys);
+    if (!c.certificates.empty()) j["certificates"] = c.certificates;
     clients.push_back(std::move(j));
   }
   Json root = Json::object();
@@ -455,11 +514,20 @@ Status ClientRegistry::Append(Client client, const std::string& at,
       }
     }
   }
+  for (size_t i = 0; i < client.certificates.size(); ++i) {
+    const std::string& fp = client.certificates[i];
+    if (auto it = certificate_index_.find(fp); it != certificate_index_.end()) {
+      return Status(duplicate_code,
+                    Cat(at, ".certificates[", i, "]: the certificate is already bound to client \"",
+                        clients_[it->second].id, "\""));
+    }
+  }
   const size_t index = clients_.size();
   client_index_.emplace(client.id, index);
   for (size_t i = 0; i < client.keys.size(); ++i) {
     key_index_.emplace(client.keys[i].id, KeyRef{.client = index, .key = i});
   }
+  for (const std::string& fp : client.certificates) certificate_index_.emplace(fp, index);
   clients_.push_back(std::move(client));
   return absl::OkStatus();
 }
@@ -467,8 +535,10 @@ Status ClientRegistry::Append(Client client, const std::string& at,
 void ClientRegistry::Reindex() {
   client_index_.clear();
   key_index_.clear();
+  certificate_index_.clear();
   for (size_t c = 0; c < clients_.size(); ++c) {
     client_index_.emplace(clients_[c].id, c);
+    for (const std::string& fp : clients_[c].certificates) certificate_index_.emplace(fp, c);
     for (size_t k = 0; k < clients_[c].keys.size(); ++k) {
       key_index_.emplace(clients_[c].keys[k].id, KeyRef{.client = c, .key = k});
     }
@@ -503,7 +573,8 @@ Status ClientRegistry::AddEnvKeys(const std::vector<std::string>& keys, Role rol
              .tenant = tenant,
              .ncpdp_ids = ncpdp_ids,
              .keys = {ApiKey{
-                 .id = key_id, .sha256_hex = digest, .created_at = now_micros, .expires_at = 0}}};
+                 .id = key_id, .sha256_hex = digest, .created_at = now_micros, .expires_at = 0}},
+             .certificates = {}};
     if (Status s = next.Add(std::move(c)); !s.ok()) {
       return Status(s.code(), Cat(which, ": ", std::string(s.message())));
     }
@@ -560,6 +631,37 @@ Status ClientRegistry::Revoke(const std::string& client_id, const std::string& k
   return absl::OkStatus();
 }
 
+Status ClientRegistry::AddCertificate(const std::string& client_id, const std::string& sha256_hex) {
+  auto it = client_index_.find(client_id);
+  if (it == client_index_.end()) return absl::NotFoundError(Cat("no client \"", client_id, "\""));
+  if (!IsFingerprint(sha256_hex)) {
+    return Invalid("a certificate fingerprint is the SHA-256 of its DER, 64 lowercase hex digits");
+  }
+  if (auto bound = certificate_index_.find(sha256_hex); bound != certificate_index_.end()) {
+    return absl::AlreadyExistsError(Cat("certificate ", sha256_hex.substr(0, kCertificateIdChars),
+                                        "… is already bound to client \"",
+                                        clients_[bound->second].id, "\""));
+  }
+  clients_[it->second].certificates.push_back(sha256_hex);
+  certificate_index_.emplace(sha256_hex, it->second);
+  return absl::OkStatus();
+}
+
+Status ClientRegistry::RemoveCertificate(const std::string& client_id,
+                                         const std::string& sha256_hex) {
+  auto it = client_index_.find(client_id);
+  if (it == client_index_.end()) return absl::NotFoundError(Cat("no client \"", client_id, "\""));
+  std::vector<std::string>& certificates = clients_[it->second].certificates;
+  auto c = std::find(certificates.begin(), certificates.end(), sha256_hex);
+  if (c == certificates.end()) {
+    return absl::NotFoundError(Cat("client \"", client_id, "\" has no certificate \"",
+                                   sha256_hex.substr(0, kFingerprintChars), "\""));
+  }
+  certificates.erase(c);
+  Reindex();
+  return absl::OkStatus();
+}
+
 const Client* ClientRegistry::Find(std::string_view client_id) const {
   auto it = client_index_.find(client_id);
   return it == client_index_.end() ? nullptr : &clients_[it->second];
@@ -580,12 +682,13 @@ StatusOr<Principal> ClientRegistry::Authenticate(std::string_view presented_key,
   if (key == nullptr || !match || (key->expires_at != 0 && now_micros >= key->expires_at)) {
     return absl::UnauthenticatedError(kUnauthenticated);
   }
-  const Client& c = clients_[it->second.client];
-  return Principal{.client_id = c.id,
-                   .role = c.role,
-                   .tenant = c.tenant,
-                   .ncpdp_ids = c.ncpdp_ids,
-                   .key_id = key->id};
+  return PrincipalOf(clients_[it->second.client], key->id);
+}
+
+StatusOr<Principal> ClientRegistry::AuthenticateCertificate(std::string_view sha256_hex) const {
+  auto it = certificate_index_.find(sha256_hex);
+  if (it == certificate_index_.end()) return absl::UnauthenticatedError(kCertificateUnbound);
+  return PrincipalOf(clients_[it->second], Cat("cert-", sha256_hex.substr(0, kCertificateIdChars)));
 }
 
 }  // namespace rxflow::auth

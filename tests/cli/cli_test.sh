@@ -139,6 +139,17 @@ check "clients revoke of a client" 0 '^revoked client ehr-north and its keys$' '
 check "the revoked client is gone from the file" 1 '' '' -- grep -q 'ehr-north' "$CL"
 check "clients revoke of an unknown client: exit 2" 2 '' 'no client "ehr-north"' -- "$RX" clients revoke ehr-north --file "$CL"
 check "the clients file is still private" 0 '^-rw-------' '' -- ls -l "$CL"
+# A TLS client certificate bound to a pharmacy (ISRG Root X1, whose published fingerprint is
+# 96:BC:EC:06:...:C6): no key is made; the fingerprint is printed, listed, unbound.
+CERT="$FX/auth/isrg-root-x1.pem"
+FP=96bcec06264976f37460779acf28c5a7cfe8a3c0aae11a8ffcee05c0bddf08c6
+check "clients add --certificate prints the fingerprint, no key" 0 "^$FP\$" 'bound to riverbend' -- "$RX" clients add riverbend --role pharmacy --ncpdp-id 4712345 --certificate "$CERT" --file "$CL"
+check "clients list shows the certificate" 0 "^riverbend pharmacy tenant=- ncpdp_ids=4712345 keys=none certificate=$FP\$" '' -- "$RX" clients list --file "$CL"
+check "a certificate binds to one client only" 2 '' 'already bound to client "riverbend"' -- "$RX" clients certificate pharm-1 "$CERT" --file "$CL"
+check "clients certificate of a file that is no certificate: exit 2" 2 '' 'no PEM certificate' -- "$RX" clients certificate pharm-1 "$CL" --file "$CL"
+check "clients revoke --certificate unbinds it" 0 "^unbound certificate $FP from riverbend\$" '' -- "$RX" clients revoke riverbend --certificate "$FP" --file "$CL"
+check "clients certificate binds it to another client" 0 "^$FP\$" '' -- "$RX" clients certificate pharm-1 "$CERT" --file "$CL"
+check "clients revoke takes a key id or a certificate, not both" 2 '' 'not both' -- "$RX" clients revoke pharm-1 --key-id 0a1b2c3d4e5f --certificate "$FP" --file "$CL"
 check "clients list of a missing file: exit 2" 2 '' 'no clients file at' -- "$RX" clients list --file "$TMP/none/clients.json"
 check "clients without a subcommand: exit 2" 2 '' '' -- "$RX" clients
 

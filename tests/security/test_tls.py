@@ -13,6 +13,13 @@ command line (a CA, a server certificate for 127.0.0.1, a client certificate):
   pharmacy-simulator serving HTTPS that requires client certificates, over the directory's
   TLS link (a client certificate per link); the link without a certificate gets nothing
   through (the simulator sees only the first prescription).
+- test_a_client_certificate_speaks_for_its_pharmacy (Deliver §2, a pharmacy's mTLS
+  certificate mapped to its NCPDP id): `rxflow clients add --certificate` binds a pharmacy's
+  certificate (the fingerprint it prints is openssl's); behind --tls-client-ca that
+  certificate alone, with no key, is the pharmacy: its RxFill from its own NCPDP id is
+  accepted and recorded with it as actor, one from another pharmacy is 403; a certificate of
+  the same CA that is bound to nobody is 401; a key of another client beside it is 401; once
+  unbound (`clients revoke --certificate`) it is 401 again.
 - test_plain_http_off_loopback_is_refused_unless_insecure_http: `--host 0.0.0.0` without a
   certificate exits 2 naming --insecure-http; with --insecure-http it serves (checked on
   127.0.0.1, the only address a test may use).
@@ -27,8 +34,8 @@ import ssl
 import subprocess
 import time
 
-from sec_harness import (HOST, Process, Server, add_client, clean_env, free_port, lisinopril,
-                         wait_for)
+from sec_harness import (ACKNOWLEDGED, HOST, Process, Server, add_client, clean_env, free_port,
+                         lisinopril, rxfill, rxflow_cli, wait_for)
 
 RX = "/api/v1/prescriptions"
 
@@ -60,7 +67,7 @@ def issue(d, ca, name, cn, server=True):
 
 
 def https(port, ca_file, method="GET", path="/healthz", body=None, key=None, cert=None,
-          max_version=None):
+          max_version=None, content_type="application/fhir+json"):
     ctx = ssl.create_default_context(cafile=ca_file)
     if max_version:
         ctx.maximum_version = max_version
@@ -70,10 +77,12 @@ def https(port, ca_file, method="GET", path="/healthz", body=None, key=None, cer
     try:
         headers = {"X-API-Key": key} if key else {}
         if body is not None:
-            headers["Content-Type"] = "application/fhir+json"
+            headers["Content-Type"] = content_type
         conn.request(method, path, body=body, headers=headers)
+        # (Before the answer: one with "Connection: close" takes the socket from `conn`.)
+        version, peer = conn.sock.version(), conn.sock.getpeercert()
         r = conn.getresponse()
-        return r.status, r.read().decode(), conn.sock.version(), conn.sock.getpeercert()
+        return r.status, r.read().decode(), version, peer
     finally:
         conn.close()
 
@@ -235,6 +244,100 @@ def test_prescriptions_reach_a_pharmacy_over_mutual_tls(tmp_path):
                 http.client.RemoteDisconnected):
             status = None
         assert status is None
+    finally:
+        if server:
+            assert server.stop() == 0
+        sim.stop()
+
+
+def fingerprint(cert_file):
+    """openssl's SHA-256 fingerprint of the certificate, as the clients file writes it."""
+    r = subprocess.run(["openssl", "x509", "-in", cert_file, "-noout", "-fingerprint", "-sha256"],
+                       capture_output=True, text=True, timeout=30, check=True)
+    return r.stdout.strip().split("=", 1)[1].replace(":", "").lower()
+
+
+def test_a_client_certificate_speaks_for_its_pharmacy(tmp_path):
+    riverbend_id, elsewhere_id = "4712345", "4799991"  # the fixture's pharmacy, another one
+    d = str(tmp_path)
+    make_ca(d, "ca")
+    make_ca(d, "clients-ca")
+    cert, key_file = issue(d, "ca", "server", "127.0.0.1")
+    riverbend = issue(d, "clients-ca", "riverbend", f"pharmacy {riverbend_id}", server=False)
+    stranger = issue(d, "clients-ca", "stranger", "clinic workstation", server=False)
+    clients = os.path.join(d, "clients.json")
+    prescriber = add_client(clients, "clinic", "prescriber", tenant="t1")
+    out = rxflow_cli("clients", "add", "riverbend", "--role", "pharmacy", "--ncpdp-id",
+                     riverbend_id, "--certificate", riverbend[0], "--file", clients)
+    assert out.returncode == 0, out.stderr
+    bound = fingerprint(riverbend[0])
+    assert out.stdout == bound + "\n", out.stdout  # the fingerprint only: no key was made
+    listed = rxflow_cli("clients", "list", "--file", clients).stdout
+    assert f"riverbend pharmacy tenant=- ncpdp_ids={riverbend_id} keys=none " \
+           f"certificate={bound}" in listed, listed
+    # The same certificate cannot speak for a second client.
+    again = rxflow_cli("clients", "certificate", "clinic", riverbend[0], "--file", clients)
+    assert again.returncode == 2 and "already bound to client \"riverbend\"" in again.stderr, \
+        again.stderr
+
+    sim_port = free_port()
+    sim = Process("pharmacy-simulator", ["--host", HOST, "--simulator-port", str(sim_port)],
+                  cwd=d, keys=False)
+    server = None
+    try:
+        directory = os.path.join(d, "pharmacies.json")
+        with open(directory, "w") as f:
+            json.dump({"pharmacies": [{"ncpdp_id": "*",
+                                       "url": f"http://{HOST}:{sim_port}/ncpdp"}]}, f)
+        server = Server(d, "--tls-cert", cert, "--tls-key", key_file, "--tls-client-ca",
+                        os.path.join(d, "clients-ca.pem"), "--no-simulator", "--pharmacies",
+                        directory, clients=clients)
+        ca = os.path.join(d, "ca.pem")
+
+        def api(method, path, body=None, key=None, cert=stranger, content_type=None):
+            kw = {"content_type": content_type} if content_type else {}
+            status, text, _, _ = https(server.port, ca, method, path, body, key=key, cert=cert,
+                                       **kw)
+            return status, text
+
+        # The prescriber's workstation certificate is bound to nobody: its key decides.
+        status, text = api("POST", RX, lisinopril(), key=prescriber)
+        assert status == 201, text
+        pid = json.loads(text)["id"]
+
+        def summary():
+            status, text = api("GET", f"{RX}/{pid}", key=prescriber)
+            assert status == 200, text
+            return json.loads(text)
+
+        assert wait_for(lambda: summary()["status"] in ACKNOWLEDGED, 30), summary()
+        message_id = summary()["message_id"]
+
+        def inbound(from_ncpdp, cert, key=None):
+            return api("POST", "/api/v1/pharmacy/inbound", rxfill(message_id, from_ncpdp),
+                       key=key, cert=cert, content_type="application/xml")
+
+        status, text = inbound(elsewhere_id, riverbend)
+        assert status == 403, text  # the certificate is Riverbend's, not another pharmacy's
+        status, text = inbound(riverbend_id, stranger)
+        assert status == 401 and "not bound to a client" in text, text
+        status, text = inbound(riverbend_id, riverbend, key=prescriber)
+        assert status == 401 and "belong to different clients" in text, text
+        assert summary()["status"] in ACKNOWLEDGED
+
+        status, text = inbound(riverbend_id, riverbend)
+        assert status == 200, text
+        assert summary()["status"] == "Dispensed"
+        status, text = api("GET", f"{RX}/{pid}/events", key=prescriber)
+        actors = {e["actor"] for e in json.loads(text)["events"]
+                  if e["actor"].startswith("pharmacy:")}
+        assert actors == {f"pharmacy:riverbend/ncpdp:{riverbend_id}"}, actors
+
+        # Unbound, the certificate is nobody again (the server rereads the clients file).
+        out = rxflow_cli("clients", "revoke", "riverbend", "--certificate", bound, "--file",
+                         clients)
+        assert out.returncode == 0, out.stderr
+        assert wait_for(lambda: inbound(riverbend_id, riverbend)[0] == 401, 15)
     finally:
         if server:
             assert server.stop() == 0

@@ -46,7 +46,12 @@ bool IsBase64Url(char c) {
 bool IsLowerHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
 
 Client Prescriber(const std::string& id, const std::string& tenant = "north") {
-  return Client{.id = id, .role = Role::kPrescriber, .tenant = tenant, .ncpdp_ids = {}, .keys = {}};
+  return Client{.id = id,
+                .role = Role::kPrescriber,
+                .tenant = tenant,
+                .ncpdp_ids = {},
+                .keys = {},
+                .certificates = {}};
 }
 
 Client Pharmacy(const std::string& id, std::vector<std::string> ncpdp_ids) {
@@ -54,7 +59,8 @@ Client Pharmacy(const std::string& id, std::vector<std::string> ncpdp_ids) {
                 .role = Role::kPharmacy,
                 .tenant = "",
                 .ncpdp_ids = std::move(ncpdp_ids),
-                .keys = {}};
+                .keys = {},
+                .certificates = {}};
 }
 
 // A registry with one prescriber ("ehr-north", tenant "north") and one key for it.
@@ -375,14 +381,20 @@ TEST_SUITE("Auth clients") {
     REQUIRE(r.Add(Prescriber("ehr-north")).ok());
     REQUIRE(r.Add(Pharmacy("pharm-1", {"4712345", "4712346"})).ok());
     REQUIRE(r.Add(Pharmacy("sim", {"*"})).ok());
-    REQUIRE(
-        r.Add(Client{
-                  .id = "ops", .role = Role::kOperator, .tenant = "*", .ncpdp_ids = {}, .keys = {}})
-            .ok());
-    REQUIRE(
-        r.Add(Client{
-                  .id = "prom", .role = Role::kMetrics, .tenant = "", .ncpdp_ids = {}, .keys = {}})
-            .ok());
+    REQUIRE(r.Add(Client{.id = "ops",
+                         .role = Role::kOperator,
+                         .tenant = "*",
+                         .ncpdp_ids = {},
+                         .keys = {},
+                         .certificates = {}})
+                .ok());
+    REQUIRE(r.Add(Client{.id = "prom",
+                         .role = Role::kMetrics,
+                         .tenant = "",
+                         .ncpdp_ids = {},
+                         .keys = {},
+                         .certificates = {}})
+                .ok());
     REQUIRE(r.AddKey("ehr-north", kNow).ok());
     REQUIRE(r.AddKey("ehr-north", kNow + 123, kNow + 30 * kDay + 456).ok());
     REQUIRE(r.AddKey("pharm-1", kNow).ok());
@@ -565,5 +577,99 @@ TEST_SUITE("Auth clients") {
     CHECK(bad.status().code() == StatusCode::kInvalidArgument);
     CHECK(Message(bad.status()).starts_with((root / "bad.json").string() + ": $.clients[0].role"));
     std::filesystem::remove_all(root);
+  }
+}
+
+TEST_SUITE("Auth certificates") {
+  // ISRG Root X1, a public certificate; Let's Encrypt publishes its SHA-256 fingerprint
+  // (https://letsencrypt.org/certificates/) as 96:BC:EC:06:...:DF:08:C6.
+  constexpr char kIsrgRootX1[] = "96bcec06264976f37460779acf28c5a7cfe8a3c0aae11a8ffcee05c0bddf08c6";
+
+  TEST_CASE("CertificateFingerprint is the SHA-256 of the DER, as published for a real root") {
+    const std::string pem = rxflow::testing::ReadFixture("auth/isrg-root-x1.pem");
+    auto fingerprint = rxflow::auth::CertificateFingerprint(pem);
+    REQUIRE_MESSAGE(fingerprint.ok(), Message(fingerprint.status()));
+    CHECK(*fingerprint == kIsrgRootX1);
+    // Text around the PEM block (as in a bundle with comments) is skipped.
+    CHECK(*rxflow::auth::CertificateFingerprint("# ISRG Root X1\n" + pem) == kIsrgRootX1);
+    for (const std::string& bad :
+         {std::string(), std::string("not a certificate"), pem.substr(0, pem.size() / 2)}) {
+      auto r = rxflow::auth::CertificateFingerprint(bad);
+      REQUIRE_FALSE(r.ok());
+      CHECK(r.status().code() == StatusCode::kInvalidArgument);
+      CHECK(Message(r.status()).starts_with("no PEM certificate"));
+    }
+  }
+
+  TEST_CASE("a bound certificate authenticates as its client; an unbound one is refused") {
+    ClientRegistry r;
+    REQUIRE(r.Add(Pharmacy("pharm-1", {"4712345"})).ok());
+    REQUIRE(r.Add(Prescriber("ehr-north")).ok());
+    REQUIRE(r.AddCertificate("pharm-1", kIsrgRootX1).ok());
+    auto p = r.AuthenticateCertificate(kIsrgRootX1);
+    REQUIRE(p.ok());
+    CHECK(p->client_id == "pharm-1");
+    CHECK(p->role == Role::kPharmacy);
+    CHECK(p->SpeaksFor("4712345"));
+    CHECK_FALSE(p->SpeaksFor("9999999"));
+    CHECK(p->key_id == "cert-96bcec062649");
+    auto unbound = r.AuthenticateCertificate(kHash);
+    REQUIRE_FALSE(unbound.ok());
+    CHECK(unbound.status().code() == StatusCode::kUnauthenticated);
+    CHECK(Message(unbound.status()) == "client certificate not bound to a client");
+    // Exactly the hex CertificateFingerprint writes: no colons, no upper case.
+    std::string upper(kIsrgRootX1);
+    std::transform(upper.begin(), upper.end(), upper.begin(), ::toupper);
+    CHECK_FALSE(r.AuthenticateCertificate(upper).ok());
+    CHECK_FALSE(r.AuthenticateCertificate("").ok());
+
+    // One client per certificate; well-formed fingerprints only; the client must exist.
+    CHECK(r.AddCertificate("ehr-north", kIsrgRootX1).code() == StatusCode::kAlreadyExists);
+    CHECK(r.AddCertificate("pharm-1", kIsrgRootX1).code() == StatusCode::kAlreadyExists);
+    CHECK(r.AddCertificate("pharm-1", upper).code() == StatusCode::kInvalidArgument);
+    CHECK(r.AddCertificate("nobody", kHash).code() == StatusCode::kNotFound);
+
+    // Unbinding, and revoking the client, end the certificate's access; others keep theirs.
+    REQUIRE(r.AddCertificate("ehr-north", kHash).ok());
+    REQUIRE(r.RemoveCertificate("pharm-1", kIsrgRootX1).ok());
+    CHECK_FALSE(r.AuthenticateCertificate(kIsrgRootX1).ok());
+    CHECK(r.RemoveCertificate("pharm-1", kIsrgRootX1).code() == StatusCode::kNotFound);
+    CHECK(r.AuthenticateCertificate(kHash)->client_id == "ehr-north");
+    REQUIRE(r.AddCertificate("pharm-1", kIsrgRootX1).ok());
+    REQUIRE(r.Revoke("ehr-north").ok());
+    CHECK_FALSE(r.AuthenticateCertificate(kHash).ok());
+    CHECK(r.AuthenticateCertificate(kIsrgRootX1)->client_id == "pharm-1");
+  }
+
+  TEST_CASE("certificates in the clients file: read, checked with their path, written back") {
+    const std::string json =
+        std::string(R"({"clients":[{"id":"pharm-1","role":"pharmacy","ncpdp_ids":["4712345"],)") +
+        R"("certificates":[")" + kIsrgRootX1 + R"("]}]})";
+    auto r = ClientRegistry::FromJson(json);
+    REQUIRE_MESSAGE(r.ok(), Message(r.status()));
+    CHECK(r->Find("pharm-1")->certificates == std::vector<std::string>{kIsrgRootX1});
+    CHECK(r->AuthenticateCertificate(kIsrgRootX1)->client_id == "pharm-1");
+    auto back = ClientRegistry::FromJson(r->ToJson());
+    REQUIRE(back.ok());
+    CHECK(back->ToJson() == r->ToJson());
+    CHECK(back->Find("pharm-1")->certificates == std::vector<std::string>{kIsrgRootX1});
+
+    auto pharmacy = [](const std::string& id, const std::string& certificates) {
+      return R"({"id":")" + id + R"(","role":"pharmacy","ncpdp_ids":["4712345"],"certificates":)" +
+             certificates + "}";
+    };
+    const std::string fp = std::string("\"") + kIsrgRootX1 + "\"";
+    CHECK(FromJsonError(R"({"clients":[)" + pharmacy("p", "\"" + std::string(kIsrgRootX1) + "\"") +
+                        "]}") == "$.clients[0].certificates: must be an array of strings");
+    CHECK(FromJsonError(R"({"clients":[)" + pharmacy("p", "[1]") + "]}") ==
+          "$.clients[0].certificates[0]: must be a string");
+    CHECK(FromJsonError(R"({"clients":[)" + pharmacy("p", R"(["96:BC:EC"])") + "]}")
+              .starts_with("$.clients[0].certificates[0]: must be a SHA-256 certificate "
+                           "fingerprint, 64 lowercase hex digits"));
+    CHECK(FromJsonError(R"({"clients":[)" + pharmacy("p", "[" + fp + "," + fp + "]") + "]}") ==
+          "$.clients[0].certificates[1]: the certificate is listed twice");
+    CHECK(FromJsonError(R"({"clients":[)" + pharmacy("p", "[" + fp + "]") + "," +
+                        pharmacy("q", "[" + fp + "]") + "]}") ==
+          "$.clients[1].certificates[0]: the certificate is already bound to client \"p\"");
   }
 }

@@ -739,20 +739,40 @@ struct ApiServer::Impl {
     Log(req, res, route ? route->name : "unmatched", request_id, start);
   }
 
-  // The client behind the request's key, admitted by the route; or nullopt with the answer
-  // (401, 403, 429) written. The key is always checked: a correct key gets through even while
-  // failures from elsewhere are being throttled (key ids are not secret: anyone could
-  // otherwise keep a client out); failures are counted per key id and source, and per
-  // source, and a throttled source's wrong keys get 429 instead of 401.
+  // The client behind the request's key (or, without a key, behind its verified TLS client
+  // certificate), admitted by the route; or nullopt with the answer (401, 403, 429) written.
+  // The key is always checked: a correct key gets through even while failures from elsewhere
+  // are being throttled (key ids are not secret: anyone could otherwise keep a client out);
+  // failures are counted per key id and source, and per source, and a throttled source's
+  // wrong keys get 429 instead of 401. A key and a bound certificate naming different clients
+  // are refused: neither credential may borrow the other's identity.
   std::optional<auth::Principal> Authenticate(const HttpRequest& req, HttpResponse& res,
                                               const Route& route, const std::string& request_id) {
     std::string_view key = PresentedKey(req);
-    std::string key_id = key.empty() ? "" : auth::KeyIdOf(key);
+    const std::string& certificate = req.client_certificate_sha256;
+    const bool by_certificate = key.empty() && !certificate.empty();
+    std::string key_id = !key.empty()     ? auth::KeyIdOf(key)
+                         : by_certificate ? Cat("cert-", certificate.substr(0, 12))
+                                          : "";
     const std::string source = SourceOf(req.remote_address);
-    const std::string pair = key.empty() ? "" : Cat(key_id, "@", source);
+    const std::string pair = key_id.empty() ? "" : Cat(key_id, "@", source);
+    const auto clients = Clients();
     StatusOr<auth::Principal> who = absl::UnauthenticatedError("no key");
     // (The key is compared exactly as sent: nothing here or in the server decodes it.)
-    if (!key.empty()) who = Clients()->Authenticate(key, SystemClock().NowMicros());
+    if (!key.empty()) {
+      who = clients->Authenticate(key, SystemClock().NowMicros());
+    } else if (by_certificate) {
+      who = clients->AuthenticateCertificate(certificate);
+    }
+    if (who.ok() && !key.empty() && !certificate.empty()) {
+      auto holder = clients->AuthenticateCertificate(certificate);
+      if (holder.ok() && holder->client_id != who->client_id) {
+        Security("credential_mismatch", req, &route, request_id, who->client_id, who->key_id);
+        SendError(res, 401,
+                  "the API key and the TLS client certificate belong to different clients");
+        return std::nullopt;
+      }
+    }
     if (!who.ok()) {
       const int64_t now = SteadyMicros();
       if (int64_t wait = throttle.RetryAfterSeconds(pair, source, now); wait > 0) {
@@ -762,9 +782,15 @@ struct ApiServer::Impl {
         return std::nullopt;
       }
       throttle.Failure(pair, source, now);
-      Security(key.empty() ? "no_key" : "bad_key", req, &route, request_id, "", key_id);
+      Security(!key.empty()     ? "bad_key"
+               : by_certificate ? "unbound_certificate"
+                                : "no_key",
+               req, &route, request_id, "", key_id);
       SendError(res, 401,
-                "missing, unknown or expired API key (X-API-Key or Authorization: Bearer)");
+                by_certificate
+                    ? "the TLS client certificate is not bound to a client, and no API key was "
+                      "presented (X-API-Key or Authorization: Bearer)"
+                    : "missing, unknown or expired API key (X-API-Key or Authorization: Bearer)");
       return std::nullopt;
     }
     if ((route.roles & Bit(who->role)) == 0) {

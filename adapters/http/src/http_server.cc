@@ -17,7 +17,9 @@
 #include <type_traits>
 
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
+#include "rxflow/internal/crypto.h"
 #include "rxflow/internal/status_macros.h"
 #include "rxflow/internal/strcat.h"
 
@@ -287,6 +289,20 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 
 namespace {
 
+// The fingerprint of the client certificate `ssl`'s handshake verified (also on a resumed
+// session, which keeps the peer certificate and the verification result), or "".
+std::string VerifiedPeerFingerprint(SSL* ssl) {
+  X509* peer = SSL_get0_peer_certificate(ssl);
+  if (peer == nullptr || SSL_get_verify_result(ssl) != X509_V_OK) return {};
+  unsigned char* der = nullptr;
+  const int length = i2d_X509(peer, &der);
+  if (length <= 0) return {};
+  std::string fingerprint = rxflow::internal::Sha256Hex(
+      std::string_view(reinterpret_cast<const char*>(der), static_cast<size_t>(length)));
+  OPENSSL_free(der);
+  return fingerprint;
+}
+
 // One connection: `Stream` is a beast::tcp_stream (plain HTTP) or a TLS stream over one.
 template <class Stream>
 class Session : public std::enable_shared_from_this<Session<Stream>> {
@@ -316,6 +332,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         self->tcp_stream().expires_after(self->limits().head_timeout);
         self->stream_.async_handshake(asio::ssl::stream_base::server, [self](beast::error_code ec) {
           if (ec) return self->Close();
+          self->client_certificate_ = VerifiedPeerFingerprint(self->stream_.native_handle());
           self->ReadHead();
         });
       } else {
@@ -330,6 +347,12 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   beast::tcp_stream& tcp_stream() { return beast::get_lowest_layer(stream_); }
   const ServerLimits& limits() const { return server_->limits; }
+
+  // What was read of the current request's head, with who sent it.
+  void Fill(HttpRequest& r) const {
+    FillHead(*parser_, head_fields_, remote_, r);
+    r.client_certificate_sha256 = client_certificate_;
+  }
 
   void ReadHead() {
     head_fields_ = SIZE_MAX;
@@ -347,7 +370,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     const auto& m = parser_->get();
     if (server_->head_check) {
       HttpRequest head;
-      FillHead(*parser_, head_fields_, remote_, head);
+      Fill(head);
       HttpResponse refused;
       if (!server_->head_check(head, refused)) {
         parser_.reset();
@@ -381,7 +404,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
     if (ec) return Close();  // timeout, reset, or a malformed chunk: nothing to answer
     auto request = std::make_shared<HttpRequest>();
-    FillHead(*parser_, head_fields_, remote_, *request);
+    Fill(*request);
     keep_alive_ = parser_->get().keep_alive();
     request->body = std::move(parser_->get().body());
     parser_.reset();
@@ -417,7 +440,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   void Refuse(int status, const std::string& message) {
     HttpRequest partial;
-    if (parser_) FillHead(*parser_, head_fields_, remote_, partial);
+    if (parser_) Fill(partial);
     partial.remote_address = remote_;
     HttpResponse r;
     r.status = status;
@@ -454,6 +477,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   std::shared_ptr<HttpServer::Impl> server_;
   std::string remote_;
   std::string source_;
+  std::string client_certificate_;  // HttpRequest::client_certificate_sha256
   // Bounded: what is read ahead of the parser (a head, a chunk header or extension, a
   // trailer) never grows past this; a longer line ends the connection.
   beast::flat_buffer buffer_{kReadAhead};

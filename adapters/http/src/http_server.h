@@ -37,6 +37,10 @@ struct HttpRequest {
   std::vector<std::pair<std::string, std::string>> headers;  // as sent, in order
   std::string body;                                          // decoded (gzip inflated)
   std::string remote_address;
+  // Behind mutual TLS: the SHA-256 (64 lowercase hex) of the DER of the client certificate
+  // the handshake verified against the client CA file; "" without one (plain HTTP, TLS
+  // without client certificates).
+  std::string client_certificate_sha256;
   std::vector<std::string> matches;  // the route's captures (set by the caller's router)
 
   // The first field named `name` (ASCII case-insensitive), its value as sent; "" if absent.

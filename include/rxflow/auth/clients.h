@@ -17,6 +17,12 @@
 //
 // Client ids and tenants are 1 to 64 characters of A-Z a-z 0-9 . _ -.
 //
+// Client certificates. A client may be bound to TLS client certificates (by their SHA-256
+// fingerprints, see the clients file below) instead of, or besides, API keys. The chain is
+// the TLS server's business (its client CA file); the binding says which client a verified
+// certificate is. A request presenting both a key and a bound certificate must name the
+// same client with both.
+//
 // API keys. A key RxFlow makes is "rxf_" + a 12-lowercase-hex key id + "_" + 43 base64url
 // characters (256 bits from OpenSSL's CSPRNG): "rxf_0a1b2c3d4e5f_<43 characters>".
 // The key id is not secret: it finds the stored record and names the key in lists and logs.
@@ -37,6 +43,13 @@
 //
 //   - "tenant" for prescribers and operators, "ncpdp_ids" (an array of strings) for
 //     pharmacies; "keys" may be empty or absent (a client whose keys were all revoked).
+//   - "certificates" (optional, any role): the TLS client certificates bound to the client,
+//     each the SHA-256 of the certificate's DER encoding as 64 lowercase hex digits (what
+//     `openssl x509 -noout -fingerprint -sha256` prints, without the colons, lowercased; RFC
+//     8705's "x5t#S256" in hex). A certificate is bound to one client at most. Behind mutual
+//     TLS (the server's --tls-client-ca), a request that presents no key is the client its
+//     verified certificate is bound to: a pharmacy authenticates as itself by the
+//     certificate its network issued, the way national e-prescribing networks connect.
 //   - A key's "id" is 12 lowercase hex digits, or "h" + 11 (a key chosen outside RxFlow);
 //     "sha256" is 64 lowercase hex digits; "created" and the optional "expires" are RFC 3339
 //     (SaveFile writes UTC with microseconds, "2027-11-30T12:00:00.000000Z"). A key without
@@ -88,6 +101,8 @@ struct Client {
   // pharmacy); other roles: empty.
   std::vector<std::string> ncpdp_ids;
   std::vector<ApiKey> keys;
+  // The bound TLS client certificates: SHA-256 of each one's DER, 64 lowercase hex digits.
+  std::vector<std::string> certificates;
 };
 
 // An authenticated caller: its client's identity and scope, and the key it used.
@@ -96,6 +111,8 @@ struct Principal {
   Role role = Role::kPrescriber;
   std::string tenant;
   std::vector<std::string> ncpdp_ids;
+  // The key's id, or for a client certificate "cert-" + the first 12 hex digits of its
+  // fingerprint (not secret either: it names the credential in logs).
   std::string key_id;
 
   // A pharmacy client that lists `ncpdp_id` or "*". False for every other role.
@@ -130,6 +147,11 @@ Status CheckKeyStrength(std::string_view key);
 // The key id of a presented key: for "rxf_<12 lowercase hex>_..." the embedded id; for any
 // other key "h" + the first 11 hex digits of its SHA-256 (so the two never collide).
 std::string KeyIdOf(std::string_view key);
+
+// The SHA-256 fingerprint (64 lowercase hex digits) of the first certificate in `pem` (PEM,
+// "-----BEGIN CERTIFICATE-----"), over its DER encoding. InvalidArgument when `pem` holds no
+// certificate OpenSSL can read.
+StatusOr<std::string> CertificateFingerprint(std::string_view pem);
 
 // The clients and their keys. Not synchronized: mutate one copy, and let a server swap whole
 // registries (e.g. std::shared_ptr<const ClientRegistry>); const calls may run concurrently.
@@ -172,6 +194,12 @@ class ClientRegistry {
   // Removes one key of the client (`key_id` not empty) or the client with all its keys.
   // NotFound when the client, or that key of it, does not exist.
   Status Revoke(const std::string& client_id, const std::string& key_id = "");
+  // Binds a client certificate (its fingerprint, CertificateFingerprint) to the client:
+  // NotFound without the client, InvalidArgument for a malformed fingerprint, AlreadyExists
+  // when it is bound already (to this client or another).
+  Status AddCertificate(const std::string& client_id, const std::string& sha256_hex);
+  // Unbinds it. NotFound when the client, or that certificate of it, does not exist.
+  Status RemoveCertificate(const std::string& client_id, const std::string& sha256_hex);
 
   // In insertion (file) order. References and pointers are invalidated by any change.
   const std::vector<Client>& clients() const { return clients_; }
@@ -184,6 +212,11 @@ class ClientRegistry {
   // wrong secret and an expired key (expires_at != 0 && now >= expires_at) alike. Logs
   // nothing.
   StatusOr<Principal> Authenticate(std::string_view presented_key, int64_t now_micros) const;
+  // The principal of a verified TLS client certificate, by its fingerprint (lowercase hex, as
+  // CertificateFingerprint gives it). Unauthenticated("client certificate not bound to a
+  // client") otherwise. The fingerprint is public: no constant-time comparison is needed;
+  // what proves the caller holds the certificate's key is the TLS handshake.
+  StatusOr<Principal> AuthenticateCertificate(std::string_view sha256_hex) const;
 
  private:
   struct KeyRef {
@@ -201,6 +234,7 @@ class ClientRegistry {
   std::vector<Client> clients_;
   std::map<std::string, size_t, std::less<>> client_index_;
   std::map<std::string, KeyRef, std::less<>> key_index_;
+  std::map<std::string, size_t, std::less<>> certificate_index_;  // fingerprint -> client
 };
 
 }  // namespace rxflow::auth
