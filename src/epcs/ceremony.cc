@@ -379,6 +379,13 @@ Status Ceremony::Enroll(const PractitionerEnrollment& p, const std::string& by) 
         absl::InvalidArgumentError("enrolment needs the practitioner's id and last name"), by,
         "epcs.practitioner.enroll", object);
   }
+  // §1311.105 (T-2.4): who proofed the identity and who issued the credential are recorded.
+  if (p.identity_proofed_by.empty() || p.credential_issuer.empty()) {
+    return im.Refuse(absl::InvalidArgumentError(
+                         "enrolment needs identity_proofed_by (the CSP or CA that proofed the "
+                         "practitioner's identity) and credential_issuer (T-2.4)"),
+                     by, "epcs.practitioner.enroll", object);
+  }
   for (size_t i = 0; i < p.registrations.size(); ++i) {
     const DeaRegistration& r = p.registrations[i];
     Status dea = CheckDeaNumber(r.number, p.last_name);

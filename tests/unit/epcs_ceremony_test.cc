@@ -384,6 +384,30 @@ TEST_SUITE("EPCS ceremony") {
     CHECK(f.AuditActions().count("epcs.practitioner.enroll:refused"));
   }
 
+  TEST_CASE("enrolment records who proofed the identity and who issued the credential (T-2.4)") {
+    Fixture f;
+    auto view = f.ceremony->Practitioner("dr-lindqvist");
+    REQUIRE(view.ok());
+    CHECK(view->identity_proofed_by == "Example CSP (NIST SP 800-63-1 IAL3)");
+    CHECK(view->credential_issuer == "Example CA");
+    // The audit record of the enrolment names both, beside who enrolled whom.
+    auto records = epcs::ReadAuditTrail(*f.store, epcs::kAuditStream, 0, INT64_MAX);
+    REQUIRE(records.ok());
+    auto enrolled = std::find_if(records->begin(), records->end(), [](const auto& r) {
+      return r.action == "epcs.practitioner.enroll" && r.object == "epcs-practitioner-dr-lindqvist";
+    });
+    REQUIRE(enrolled != records->end());
+    CHECK(enrolled->actor == "admin-1");
+    CHECK(enrolled->outcome == "success");
+    CHECK(enrolled->detail ==
+          "3 DEA registration(s); identity proofed by Example CSP (NIST SP 800-63-1 IAL3); "
+          "credential from Example CA");
+    // A practitioner enrolled without saying who proofed them is refused.
+    auto p = Fixture::Prescriber("dr-y", "Young", "", "", "");
+    p.identity_proofed_by.clear();
+    CHECK(f.ceremony->Enroll(p, "admin-1").code() == absl::StatusCode::kInvalidArgument);
+  }
+
   TEST_CASE("transmissions and pharmacy errors of controlled prescriptions reach the audit chain") {
     Fixture f;
     IssueList issues;

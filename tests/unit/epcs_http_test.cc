@@ -62,6 +62,8 @@ struct EpcsApi {
       p.id = id;
       p.last_name = last;
       p.registrations.push_back({dea, {"2"}, "OH", "2099-12-31"});
+      p.identity_proofed_by = "Example CSP";
+      p.credential_issuer = "Example CA";
       p.password = kPassword;
       p.totp_secret = secret;
       if (std::string(id) == "dr-lindqvist") {

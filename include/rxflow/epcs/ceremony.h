@@ -55,8 +55,9 @@ struct PractitionerEnrollment {
   std::string first_name;
   std::string last_name;
   std::vector<DeaRegistration> registrations;  // none: not a registrant (an agent, an admin)
-  std::string identity_proofed_by;             // who proofed the identity (T-2.4)
-  std::string credential_issuer;               // the CSP or CA that issued the credential
+  std::string identity_proofed_by;             // who proofed the identity (T-2.4): required
+  std::string credential_issuer;               // the CSP or CA that issued the credential:
+                                               // required
   std::string password;                        // hashed (scrypt) before it is stored
   std::string totp_secret;                     // raw bytes, at least 16
   TotpParams totp;
@@ -143,8 +144,8 @@ class Ceremony {
   int64_t audit_failures() const;
 
   // Enrols a practitioner (AlreadyExists when the id is taken). InvalidArgument for a bad
-  // DEA number, a short password or TOTP secret; every registration is checked. Audited
-  // (actor: `by`).
+  // DEA number, a short password or TOTP secret, or no identity_proofed_by or
+  // credential_issuer; every registration is checked. Audited (actor: `by`).
   Status Enroll(const PractitionerEnrollment& p, const std::string& by);
   StatusOr<PractitionerView> Practitioner(const std::string& id);
 
