@@ -2,7 +2,9 @@
 # Installs every Debian (bookworm) package RxFlow's build, tests and benchmarks need.
 # (libboost1.81-dev: Beast/Asio, the API server, header-only; valgrind:
 # scripts/bench-instructions.sh; liboath, the PKCS#11 header and SoftHSM2: EPCS,
-# docs/epcs.md; oathtool cross-checks the TOTP tests; qrencode draws `make run`'s QR code.)
+# docs/epcs.md; oathtool cross-checks the TOTP tests; qrencode draws `make run`'s QR code;
+# docker-compose checks deploy/compose/docker-compose.yml with `config`, no container engine
+# needed.)
 # Then PQClean's C sources (ML-DSA-65, ML-KEM-768; issue 10 §6) as the npm package `pqclean`
 # ships them: `npm pack` of one pinned version, checked against its registry integrity
 # (SHA-512), unpacked into third_party/pqclean/ (not committed; CMake compiles them into a
@@ -26,6 +28,7 @@ packages=(
   curl wrk openssl
   valgrind
   liboath-dev oathtool libp11-kit-dev softhsm2 qrencode
+  docker-compose python3-yaml
 )
 
 missing=()
