@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
@@ -410,10 +411,16 @@ StatusOr<std::string> CertificateFingerprint(std::string_view pem) {
   if (!bio) return absl::ResourceExhaustedError("out of memory reading a certificate");
   std::unique_ptr<X509, decltype(&X509_free)> cert(
       PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr), &X509_free);
-  if (!cert) return Invalid("no PEM certificate (-----BEGIN CERTIFICATE-----) could be read");
+  if (!cert) {
+    ERR_clear_error();  // (what PEM_read left on this thread's queue is not the next call's)
+    return Invalid("no PEM certificate (-----BEGIN CERTIFICATE-----) could be read");
+  }
   unsigned char* der = nullptr;
   const int length = i2d_X509(cert.get(), &der);
-  if (length <= 0) return Invalid("the certificate could not be encoded as DER");
+  if (length <= 0) {
+    ERR_clear_error();
+    return Invalid("the certificate could not be encoded as DER");
+  }
   std::string fingerprint =
       internal::Sha256Hex(std::string_view(reinterpret_cast<const char*>(der), length));
   OPENSSL_free(der);

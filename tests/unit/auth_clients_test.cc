@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <doctest/doctest.h>
+#include <openssl/err.h>
 
 #include "rxflow/auth/clients.h"
 #include "rxflow/clock.h"
@@ -598,6 +599,7 @@ TEST_SUITE("Auth certificates") {
       REQUIRE_FALSE(r.ok());
       CHECK(r.status().code() == StatusCode::kInvalidArgument);
       CHECK(Message(r.status()).starts_with("no PEM certificate"));
+      CHECK(ERR_peek_error() == 0);  // OpenSSL's error queue is left clean
     }
   }
 
