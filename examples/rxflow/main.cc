@@ -239,9 +239,11 @@ void ListClients(const rxflow::auth::ClientRegistry& registry, int64_t now) {
   }
 }
 
-// Binds the certificates of `a.certificate_files` to client `a.id`, printing each fingerprint
-// on stdout; 0 or the exit code, after printing why.
+// Binds the certificates of `a.certificate_files` to client `a.id` and saves the clients
+// file; only then prints each fingerprint on stdout (a script capturing them never gets one
+// that was not saved). 0, or the exit code after saying why on stderr (nothing saved).
 int BindCertificates(rxflow::auth::ClientRegistry& registry, const ClientsArgs& a) {
+  std::vector<std::pair<std::string, std::string>> bound;  // (file, fingerprint)
   for (const std::string& file : a.certificate_files) {
     std::string pem, error;
     if (!ReadInput(file, pem, error)) {
@@ -255,7 +257,14 @@ int BindCertificates(rxflow::auth::ClientRegistry& registry, const ClientsArgs& 
       std::cerr << "rxflow: " << file << ": " << st.message() << "\n";
       return kExitUsage;
     }
-    std::cout << *fingerprint << "\n";
+    bound.emplace_back(file, *fingerprint);
+  }
+  if (rxflow::Status st = registry.SaveFile(a.file); !st.ok()) {
+    std::cerr << "rxflow: " << st.message() << "\n";
+    return kExitUsage;
+  }
+  for (const auto& [file, fingerprint] : bound) {
+    std::cout << fingerprint << "\n";
     std::cerr << "certificate " << file << " bound to " << a.id << "\n";
   }
   return kExitOk;
@@ -294,22 +303,14 @@ int RunClients(const ClientsCommands& cmd, const ClientsArgs& a) {
                                                           .certificates = {}});
     if (!st.ok()) return fail_status(st);
     // A client that authenticates by its certificate gets no key (rotate makes one).
-    if (!a.certificate_files.empty()) {
-      if (int code = BindCertificates(registry, a); code != kExitOk) return code;
-      if (st = registry.SaveFile(a.file); !st.ok()) return fail_status(st);
-      return kExitOk;
-    }
+    if (!a.certificate_files.empty()) return BindCertificates(registry, a);
     auto key = registry.AddKey(a.id, now, expires);
     if (!key.ok()) return fail_status(key.status());
     if (st = registry.SaveFile(a.file); !st.ok()) return fail_status(st);
     print_key(*key);
     return kExitOk;
   }
-  if (cmd.certificate->parsed()) {
-    if (int code = BindCertificates(registry, a); code != kExitOk) return code;
-    if (rxflow::Status st = registry.SaveFile(a.file); !st.ok()) return fail_status(st);
-    return kExitOk;
-  }
+  if (cmd.certificate->parsed()) return BindCertificates(registry, a);
   if (cmd.rotate->parsed()) {
     auto key = registry.Rotate(a.id, now, a.overlap_days * kMicrosPerDay, expires);
     if (!key.ok()) return fail_status(key.status());

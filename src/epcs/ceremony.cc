@@ -10,6 +10,7 @@
 #include <optional>
 #include <utility>
 
+#include <absl/strings/ascii.h>
 #include <nlohmann/json.hpp>
 
 #include "rxflow/domain/prescription.h"
@@ -380,7 +381,8 @@ Status Ceremony::Enroll(const PractitionerEnrollment& p, const std::string& by) 
         "epcs.practitioner.enroll", object);
   }
   // §1311.105 (T-2.4): who proofed the identity and who issued the credential are recorded.
-  if (p.identity_proofed_by.empty() || p.credential_issuer.empty()) {
+  if (absl::StripAsciiWhitespace(p.identity_proofed_by).empty() ||
+      absl::StripAsciiWhitespace(p.credential_issuer).empty()) {
     return im.Refuse(absl::InvalidArgumentError(
                          "enrolment needs identity_proofed_by (the CSP or CA that proofed the "
                          "practitioner's identity) and credential_issuer (T-2.4)"),

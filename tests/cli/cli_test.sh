@@ -148,6 +148,7 @@ check "clients list shows the certificate" 0 "^riverbend pharmacy tenant=- ncpdp
 check "a certificate binds to one client only" 2 '' 'already bound to client "riverbend"' -- "$RX" clients certificate pharm-1 "$CERT" --file "$CL"
 check "clients certificate of a file that is no certificate: exit 2" 2 '' 'no PEM certificate' -- "$RX" clients certificate pharm-1 "$CL" --file "$CL"
 check "clients revoke --certificate unbinds it" 0 "^unbound certificate $FP from riverbend\$" '' -- "$RX" clients revoke riverbend --certificate "$FP" --file "$CL"
+check "a failed bind prints no fingerprint and saves nothing" 0 '' '' -- sh -c "! \"$RX\" clients certificate pharm-1 \"$CERT\" \"$CL\" --file \"$CL\" 2>/dev/null | grep -q . && ! grep -q $FP \"$CL\""
 check "clients certificate binds it to another client" 0 "^$FP\$" '' -- "$RX" clients certificate pharm-1 "$CERT" --file "$CL"
 check "clients revoke takes a key id or a certificate, not both" 2 '' 'not both' -- "$RX" clients revoke pharm-1 --key-id 0a1b2c3d4e5f --certificate "$FP" --file "$CL"
 check "clients list of a missing file: exit 2" 2 '' 'no clients file at' -- "$RX" clients list --file "$TMP/none/clients.json"

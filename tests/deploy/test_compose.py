@@ -7,8 +7,10 @@ package list is derived here, on the same Debian, from the very programs the tes
 - test_compose_renders_the_scaled_out_topology: two APIs, two relays, two routing services,
   the simulator, PostgreSQL, a Kafka-compatible broker and the topic set-up; every program
   from the one image built by the Dockerfile, in start order (store and topics first); APIs
-  published on loopback only; the secrets only from the environment.
-- test_the_image_is_debian_bookworm_built_by_the_projects_script: the Dockerfile's stages.
+  published on loopback only; the secrets only from the environment (a database password
+  with '/' reaches libpq whole, as PGPASSWORD).
+- test_the_image_is_debian_bookworm_built_by_the_projects_script: the Dockerfile's stages;
+  .env files kept out of the image and of git.
 - test_runtime_packages_cover_every_library_the_programs_load: deploy/runtime-packages.sh on
   the built programs names installed Debian packages, the store, broker and TLS libraries
   among them, and refuses a program with a library it cannot find.
@@ -36,26 +38,33 @@ def docker_compose():
     return exe
 
 
-def render(env_extra):
+def render(env_extra, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in SECRETS and k != "REDPANDA_IMAGE"}
     env.update(env_extra)
-    # No .env file may fill in what the test leaves out.
-    assert not os.path.exists(os.path.join(COMPOSE_DIR, ".env"))
-    return subprocess.run([docker_compose(), "-f", COMPOSE, "config"], env=env,
-                          capture_output=True, text=True, timeout=60)
+    # An empty env file: a user's .env beside the Compose file must not fill in what the test
+    # leaves out.
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    return subprocess.run([docker_compose(), "-f", COMPOSE, "--env-file", str(empty), "config"],
+                          env=env, capture_output=True, text=True, timeout=60)
 
 
-def test_compose_refuses_to_render_without_its_secrets():
-    values = {name: secrets.token_urlsafe(32) for name in SECRETS}
+def secret_values():
+    """A value per secret, each with the characters base64 puts in a password (/ + =)."""
+    return {name: secrets.token_urlsafe(24) + "/+=" for name in SECRETS}
+
+
+def test_compose_refuses_to_render_without_its_secrets(tmp_path):
+    values = secret_values()
     for missing in SECRETS:
-        r = render({k: v for k, v in values.items() if k != missing})
+        r = render({k: v for k, v in values.items() if k != missing}, tmp_path)
         assert r.returncode != 0, f"rendered without {missing}"
         assert f"set {missing}" in r.stderr, (missing, r.stderr)
 
 
-def test_compose_renders_the_scaled_out_topology():
-    values = {name: secrets.token_urlsafe(32) for name in SECRETS}
-    r = render(values)
+def test_compose_renders_the_scaled_out_topology(tmp_path):
+    values = secret_values()
+    r = render(values, tmp_path)
     assert r.returncode == 0, r.stderr
     config = yaml.safe_load(r.stdout)
     services = config["services"]
@@ -76,8 +85,9 @@ def test_compose_renders_the_scaled_out_topology():
                                    "topics": {"condition": "service_completed_successfully"}}
         env = s["environment"]
         if program != "pharmacy-simulator":
-            assert env["DATABASE_URL"] == \
-                f"postgresql://rxflow:{values['POSTGRES_PASSWORD']}@postgres:5432/rxflow"
+            # The password reaches libpq as PGPASSWORD: a '/' in it cannot break the URL.
+            assert env["DATABASE_URL"] == "postgresql://rxflow@postgres:5432/rxflow"
+            assert env["PGPASSWORD"] == values["POSTGRES_PASSWORD"]
             assert env["REDPANDA_BROKERS"] == "redpanda:9092"
             assert env["RXFLOW_PATIENT_KEY"] == values["RXFLOW_PATIENT_KEY"]
     for api, port in (("ingestion-api-1", 8081), ("ingestion-api-2", 8082)):
@@ -93,7 +103,13 @@ def test_compose_renders_the_scaled_out_topology():
     published = [n for n, s in services.items() if s.get("ports")]
     assert sorted(published) == ["ingestion-api-1", "ingestion-api-2"]
     assert services["topics"]["depends_on"] == {"redpanda": {"condition": "service_healthy"}}
-    assert "-p 2" in " ".join(services["topics"]["command"])
+    topics = " ".join(services["topics"]["command"])
+    assert "-p 2" in topics
+    # It succeeds only when every topic the programs use exists.
+    for topic in ("prescription.events", "audit.trail", "routing.requests", "dead.letter"):
+        assert topics.count(topic) == 2, topic
+    assert "|| exit 1" in topics
+    assert services["postgres"]["healthcheck"]["test"][:3] == ["CMD", "pg_isready", "-h"]
     assert services["postgres"]["image"].startswith("postgres:15-bookworm")
     # The routing services read the directory mounted from here; it routes to the simulator.
     for name in ("routing-service-1", "routing-service-2"):
@@ -132,8 +148,12 @@ def test_the_image_is_debian_bookworm_built_by_the_projects_script():
     assert "USER rxflow" in text
     with open(os.path.join(ROOT, ".dockerignore")) as f:
         ignored = f.read().split()
-    for must in ("build*/", "rxflow-data/", "third_party/", ".git"):
+    for must in ("build*/", "rxflow-data/", "third_party/", ".git", ".env", "**/.env"):
         assert must in ignored, must
+    # A secrets file beside the Compose file is never tracked by git either.
+    r = subprocess.run(["git", "-C", ROOT, "check-ignore", "-q", "deploy/compose/.env"],
+                       timeout=30)
+    assert r.returncode == 0, "deploy/compose/.env is not ignored by git"
 
 
 def test_runtime_packages_cover_every_library_the_programs_load(tmp_path):

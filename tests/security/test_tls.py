@@ -17,7 +17,8 @@ command line (a CA, a server certificate for 127.0.0.1, a client certificate):
   certificate mapped to its NCPDP id): `rxflow clients add --certificate` binds a pharmacy's
   certificate (the fingerprint it prints is openssl's); behind --tls-client-ca that
   certificate alone, with no key, is the pharmacy: its RxFill from its own NCPDP id is
-  accepted and recorded with it as actor, one from another pharmacy is 403; a certificate of
+  accepted (over a resumed TLS session) and recorded with it as actor, one from another
+  pharmacy is 403; a certificate of
   the same CA that is bound to nobody is 401; a key of another client beside it is 401; once
   unbound (`clients revoke --certificate`) it is 401 again.
 - test_plain_http_off_loopback_is_refused_unless_insecure_http: `--host 0.0.0.0` without a
@@ -325,8 +326,30 @@ def test_a_client_certificate_speaks_for_its_pharmacy(tmp_path):
         assert status == 401 and "belong to different clients" in text, text
         assert summary()["status"] in ACKNOWLEDGED
 
-        status, text = inbound(riverbend_id, riverbend)
-        assert status == 200, text
+        # Accepted, and over a resumed TLS session too (curl, Go and Java resume): the session
+        # keeps the certificate its full handshake verified.
+        ctx = ssl.create_default_context(cafile=ca)
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(*riverbend)
+        session = None
+        for attempt in range(2):
+            with socket.create_connection((HOST, server.port), timeout=10) as raw:
+                with ctx.wrap_socket(raw, server_hostname=HOST, session=session) as tls:
+                    if attempt == 0:
+                        tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+                                    b"Connection: close\r\n\r\n")
+                    else:
+                        assert tls.session_reused, "the second connection did not resume"
+                        body = rxfill(message_id, riverbend_id).encode()
+                        tls.sendall(b"POST /api/v1/pharmacy/inbound HTTP/1.1\r\nHost: x\r\n"
+                                    b"Content-Type: application/xml\r\nConnection: close\r\n"
+                                    b"Content-Length: " + str(len(body)).encode() +
+                                    b"\r\n\r\n" + body)
+                    answer = b""
+                    while chunk := tls.recv(65536):
+                        answer += chunk
+                    session = tls.session
+            assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
         assert summary()["status"] == "Dispensed"
         status, text = api("GET", f"{RX}/{pid}/events", key=prescriber)
         actors = {e["actor"] for e in json.loads(text)["events"]

@@ -402,10 +402,21 @@ TEST_SUITE("EPCS ceremony") {
     CHECK(enrolled->detail ==
           "3 DEA registration(s); identity proofed by Example CSP (NIST SP 800-63-1 IAL3); "
           "credential from Example CA");
-    // A practitioner enrolled without saying who proofed them is refused.
-    auto p = Fixture::Prescriber("dr-y", "Young", "", "", "");
-    p.identity_proofed_by.clear();
-    CHECK(f.ceremony->Enroll(p, "admin-1").code() == absl::StatusCode::kInvalidArgument);
+    // An enrolment that does not say who proofed the practitioner, or who issued the
+    // credential (empty or blank), is refused, naming both.
+    for (auto blank : {&epcs::PractitionerEnrollment::identity_proofed_by,
+                       &epcs::PractitionerEnrollment::credential_issuer}) {
+      for (const char* value : {"", " \t "}) {
+        auto p = Fixture::Prescriber("dr-y", "Young", "", "", "");
+        p.*blank = value;
+        Status st = f.ceremony->Enroll(p, "admin-1");
+        CHECK(st.code() == absl::StatusCode::kInvalidArgument);
+        CHECK(std::string(st.message()).find("identity_proofed_by") != std::string::npos);
+        CHECK(std::string(st.message()).find("credential_issuer") != std::string::npos);
+      }
+    }
+    CHECK(f.AuditActions().count("epcs.practitioner.enroll:refused"));
+    CHECK_FALSE(f.ceremony->Practitioner("dr-y").ok());
   }
 
   TEST_CASE("transmissions and pharmacy errors of controlled prescriptions reach the audit chain") {

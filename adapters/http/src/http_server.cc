@@ -45,8 +45,9 @@ namespace bhttp = beast::http;
 using tcp = asio::ip::tcp;
 using rxflow::internal::Cat;
 
-constexpr auto kLinger = std::chrono::seconds(2);  // reading what follows a refusal
-constexpr size_t kReadAhead = 64 * 1024;           // see Session::buffer_
+constexpr auto kLinger = std::chrono::seconds(2);       // reading what follows a refusal
+constexpr size_t kReadAhead = 64 * 1024;                // see Session::buffer_
+constexpr long kClientCertificateSessionSeconds = 300;  // see MakeTlsContext
 
 bool IEquals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -658,6 +659,9 @@ static StatusOr<std::shared_ptr<asio::ssl::context>> MakeTlsContext(const TlsOpt
           Cat("TLS client CA ", tls.client_ca_file, ": ", ec.message()));
     }
     ctx->set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert);
+    // A resumed session keeps the certificate verified at its full handshake: resumption may
+    // defer a certificate's expiry for at most this long (OpenSSL's default is 2 hours).
+    SSL_CTX_set_timeout(native, kClientCertificateSessionSeconds);
   }
   return ctx;
 }
