@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "rxflow/clinical/interactions.h"
+#include "rxflow/clinical/pdmp.h"
 #include "rxflow/clock.h"
 #include "rxflow/epcs/ceremony.h"
 #include "rxflow/epcs/factors.h"
@@ -28,6 +29,9 @@
 #include <unistd.h>
 #ifdef RXFLOW_HAVE_POSTGRES
 #include "rxflow/postgres/postgres_store.h"
+#endif
+#ifdef RXFLOW_HAVE_HTTP
+#include "rxflow/http/pdmp.h"  // query_pdmp: the FHIR PDMP client
 #endif
 #ifdef RXFLOW_HAVE_EPCS_DEMO
 #include "epcs_demo.h"  // examples/server: the SoftHSM2 demo prescriber (rxflow_epcs_demo)
@@ -287,6 +291,40 @@ class PyService {
 
   void Route(const std::string& id) {
     Run([&] { return service_->Route(id); });
+  }
+
+  // PDMP: the patient's controlled-substance history from a FHIR PDMP ($pdmp-history),
+  // recorded on the prescription as PdmpQueried (PrescriptionService::QueryPdmp). The answer
+  // as the HTTP API gives it (pdmp::ResultJson); a PDMP that cannot be reached is outcome
+  // "unavailable" (recorded too), RxFlow's own failures raise.
+  py::object QueryPdmp(const std::string& id, const std::string& pdmp_url,
+                       std::optional<std::string> token, std::optional<std::string> ca_file,
+                       double timeout_seconds) {
+    CheckOpen();
+    if (!(timeout_seconds > 0 && timeout_seconds <= 600)) {
+      Raise(absl::InvalidArgumentError("timeout: must be more than 0 and at most 600 seconds"), {});
+    }
+#ifndef RXFLOW_HAVE_HTTP
+    (void)id, (void)pdmp_url, (void)token, (void)ca_file;
+    throw std::runtime_error("query_pdmp: this build of rxflow has no HTTP support");
+#else
+    http::FhirPdmpOptions o;
+    o.base_url = pdmp_url;
+    o.bearer_token = token.value_or("");
+    o.ca_file = ca_file.value_or("");
+    o.timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000));
+    auto client = http::NewFhirPdmpClient(std::move(o));
+    if (!client.ok()) Raise(client.status(), {});
+    StatusOr<clinical::pdmp::Result> r;
+    {
+      py::gil_scoped_release release;
+      std::shared_lock<std::shared_mutex> lock(mu_);
+      r = service_ ? service_->QueryPdmp(id, **client, RequestContext{"python", "", "", ""})
+                   : StatusOr<clinical::pdmp::Result>(Closed());
+    }
+    if (!r.ok()) Raise(r.status(), {});
+    return JsonToPython(clinical::pdmp::ResultJson(*r, (*client)->name()));
+#endif
   }
   void Cancel(const std::string& id, const std::string& reason) {
     Run([&] { return service_->Cancel(id, reason); });
@@ -776,6 +814,15 @@ PYBIND11_MODULE(rxflow, m) {
       .def("route", &PyService::Route, py::arg("id"), "Queues the prescription for its pharmacy.")
       .def("cancel", &PyService::Cancel, py::arg("id"), py::arg("reason") = "",
            "Cancels the prescription.")
+      .def("query_pdmp", &PyService::QueryPdmp, py::arg("id"), py::arg("pdmp_url"),
+           py::arg("token") = py::none(), py::arg("ca_file") = py::none(),
+           py::arg("timeout") = 15.0,
+           "PDMP: asks the FHIR PDMP at pdmp_url ($pdmp-history; https, or http on loopback\n"
+           "such as `rxflow pmp simulator`) for the prescription's patient's controlled-\n"
+           "substance history, as its prescriber, and records the query on the prescription\n"
+           "(PdmpQueried). Returns the answer as the HTTP API's pdmp-query route does:\n"
+           "outcome (found, report, not-found, error, unavailable), dispensings, ... A PDMP\n"
+           "that cannot be reached is outcome 'unavailable', recorded too.")
       .def("setup_epcs_demo", &PyService::SetUpEpcsDemo, py::arg("directory") = py::none(),
            "EPCS: sets up the demo prescriber of `rxflow serve` on this store (a SoftHSM2 token,\n"
            "a development CA, dr-lindqvist with DEA BL4721052 permitted to sign) under\n"

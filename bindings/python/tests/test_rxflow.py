@@ -282,3 +282,42 @@ def test_screen_interactions_and_the_service_finds_a_pair(tmp_path):
         assert any("onc-04" in i.message for i in e.value.issues)
     with pytest.raises(ValueError):
         rxflow.PrescriptionService.open(f"sqlite://{tmp_path / 'x.db'}", interactions="maybe")
+
+
+def test_query_pdmp_asks_the_pdmp_and_records_the_query(tmp_path):
+    """PrescriptionService.query_pdmp against `rxflow pmp simulator` (a real HTTP PDMP
+    answering $pdmp-history from ASAP files; none here, so the patient has no history)."""
+    rxflow_bin = pathlib.Path(os.environ["RXFLOW_BIN_DIR"]) / "rxflow"
+    (tmp_path / "asap").mkdir()
+    pdmp = subprocess.Popen([str(rxflow_bin), "pmp", "simulator", "--asap-dir", str(tmp_path / "asap")],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        first = pdmp.stdout.readline()
+        assert first.startswith("PDMP http://127.0.0.1:"), first
+        url = first.split()[1]
+        with rxflow.PrescriptionService.open(f"sqlite://{tmp_path / 'store.db'}",
+                                             patient_key="0123456789abcdef0123") as service:
+            s = service.submit(fixture("fhir/medication_request_lisinopril.json"))
+            answer = service.query_pdmp(s.id, url)
+            assert answer["outcome"] == "not-found", answer
+            assert answer["pdmp"] == "fhir pdmp " + url.split("://", 1)[1]
+            assert answer["dispensings"] == []
+            with pytest.raises(rxflow.NotFound):
+                service.query_pdmp("nope", url)
+            # Plain HTTP to another machine would carry the patient's name in clear text.
+            with pytest.raises(rxflow.InvalidInput):
+                service.query_pdmp(s.id, "http://pdmp.example.org/fhir")
+            with pytest.raises(rxflow.InvalidInput):
+                service.query_pdmp(s.id, url, timeout=0)
+            pdmp.terminate()
+            pdmp.wait(timeout=30)
+            down = service.query_pdmp(s.id, url, timeout=2)
+            assert down["outcome"] == "unavailable", down
+            queried = [e for e in service.events(s.id) if e["type"] == "PdmpQueried"]
+            assert [e["payload"]["outcome"] for e in queried] == ["not-found", "unavailable"]
+            assert {e["actor"] for e in queried} == {"python"}
+            assert "DELACROIX" not in json.dumps(queried).upper()  # the outcome, not the history
+    finally:
+        if pdmp.poll() is None:
+            pdmp.kill()
+        pdmp.wait(timeout=30)
