@@ -28,13 +28,15 @@ else
 fi
 # The installed Python module passes the Python test suite in a clean environment: only the
 # prefix's dist-packages on PYTHONPATH, run from an empty directory (the build tree's module
-# cannot be imported), and the suite asserts that rxflow was imported from RXFLOW_MODULE_DIR.
+# cannot be imported), and the suite asserts that rxflow was imported from RXFLOW_MODULE_DIR;
+# the programs it starts (`rxflow pmp simulator`) are the installed ones.
 if [ -d "$BUILD/bindings/python" ]; then
   PYDIR=$(ls -d "$TMP"/prefix/lib/python3.*/dist-packages 2>/dev/null | head -1)
   mkdir -p "$TMP/pytest"
   if [ -n "$PYDIR" ] && [ -e "$PYDIR/rxflow.pyi" ] &&
      (cd "$TMP/pytest" && env -i PATH=/usr/bin:/bin PYTHONPATH="$PYDIR" RXFLOW_MODULE_DIR="$PYDIR" \
-        RXFLOW_FIXTURES="$SRC/tests/fixtures" PYTHONDONTWRITEBYTECODE=1 \
+        RXFLOW_FIXTURES="$SRC/tests/fixtures" RXFLOW_BIN_DIR="$TMP/prefix/bin" \
+        PYTHONDONTWRITEBYTECODE=1 \
         /usr/bin/python3 -m pytest -q -p no:cacheprovider "$SRC/bindings/python/tests" >"$TMP/pytest.log" 2>&1); then
     pass=$((pass + 1))
   else

@@ -287,6 +287,7 @@ def test_screen_interactions_and_the_service_finds_a_pair(tmp_path):
 def test_query_pdmp_asks_the_pdmp_and_records_the_query(tmp_path):
     """PrescriptionService.query_pdmp against `rxflow pmp simulator` (a real HTTP PDMP
     answering $pdmp-history from ASAP files; none here, so the patient has no history)."""
+    assert "RXFLOW_BIN_DIR" in os.environ, "RXFLOW_BIN_DIR: the directory of the rxflow tool"
     rxflow_bin = pathlib.Path(os.environ["RXFLOW_BIN_DIR"]) / "rxflow"
     (tmp_path / "asap").mkdir()
     pdmp = subprocess.Popen([str(rxflow_bin), "pmp", "simulator", "--asap-dir", str(tmp_path / "asap")],
