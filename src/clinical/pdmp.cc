@@ -118,6 +118,21 @@ constexpr std::string_view kResponseProfile =
     "http://hl7.org/fhir/us/pdmp/StructureDefinition/pdmp-parameters-response";
 constexpr std::string_view kPmixStatus = "http://terminology.hl7.org/CodeSystem/PMIXStatusCode";
 
+// A FHIR Patient as the PDMP IG profiles it: name[0].family, name[0].given[0], birthDate,
+// gender, address[0].postalCode and .state (what a query sends and an answer echoes).
+Patient PatientOf(const Json& r) {
+  Patient p;
+  const Json& n = First(Member(r, "name"));
+  p.family = Str(n, "family");
+  if (const Json& g = First(Member(n, "given")); g.is_string()) p.given = g.get<std::string>();
+  p.birth_date = Str(r, "birthDate");
+  p.gender = Str(r, "gender");
+  const Json& a = First(Member(r, "address"));
+  p.postal_code = Str(a, "postalCode");
+  p.state = Str(a, "state");
+  return p;
+}
+
 }  // namespace
 
 std::string_view OutcomeName(Outcome o) {
@@ -206,16 +221,7 @@ StatusOr<Query> ParseHistoryRequest(std::string_view text) {
       if (Str(r, "resourceType") != "Patient") {
         return absl::InvalidArgumentError(Cat(at, ".resourceType: not Patient"));
       }
-      const Json& n = First(Member(r, "name"));
-      q.patient.family = Str(n, "family");
-      if (const Json& g = First(Member(n, "given")); g.is_string()) {
-        q.patient.given = g.get<std::string>();
-      }
-      q.patient.birth_date = Str(r, "birthDate");
-      q.patient.gender = Str(r, "gender");
-      const Json& a = First(Member(r, "address"));
-      q.patient.postal_code = Str(a, "postalCode");
-      q.patient.state = Str(a, "state");
+      q.patient = PatientOf(r);
       if (q.patient.family.empty()) {
         return absl::InvalidArgumentError(Cat(at, ".name[0].family: required"));
       }
@@ -424,16 +430,7 @@ StatusOr<Result> ParseHistoryResponse(std::string_view text) {
       if (type == "OperationOutcome") {
         outcomes.push_back(&r);  // the draft put it in the Bundle
       } else if (type == "Patient" && out.patient.family.empty()) {
-        const Json& n = First(Member(r, "name"));
-        out.patient.family = Str(n, "family");
-        if (const Json& g = First(Member(n, "given")); g.is_string()) {
-          out.patient.given = g.get<std::string>();
-        }
-        out.patient.birth_date = Str(r, "birthDate");
-        out.patient.gender = Str(r, "gender");
-        const Json& a = First(Member(r, "address"));
-        out.patient.postal_code = Str(a, "postalCode");
-        out.patient.state = Str(a, "state");
+        out.patient = PatientOf(r);
       } else if (type == "MedicationDispense") {
         Dispense d;
         d.status = Str(r, "status");
