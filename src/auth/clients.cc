@@ -427,6 +427,10 @@ StatusOr<std::string> CertificateFingerprint(std::string_view pem) {
   return fingerprint;
 }
 
+std::string CertificateIdOf(std::string_view sha256_hex) {
+  return Cat("cert-", sha256_hex.substr(0, kCertificateIdChars));
+}
+
 std::string KeyIdOf(std::string_view key) {
   if (std::string_view id = EmbeddedKeyId(key); !id.empty()) return std::string(id);
   return KeyIdOf(key, internal::Sha256Hex(key));
@@ -695,7 +699,7 @@ StatusOr<Principal> ClientRegistry::Authenticate(std::string_view presented_key,
 StatusOr<Principal> ClientRegistry::AuthenticateCertificate(std::string_view sha256_hex) const {
   auto it = certificate_index_.find(sha256_hex);
   if (it == certificate_index_.end()) return absl::UnauthenticatedError(kCertificateUnbound);
-  return PrincipalOf(clients_[it->second], Cat("cert-", sha256_hex.substr(0, kCertificateIdChars)));
+  return PrincipalOf(clients_[it->second], CertificateIdOf(sha256_hex));
 }
 
 }  // namespace rxflow::auth

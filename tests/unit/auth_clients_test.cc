@@ -615,6 +615,7 @@ TEST_SUITE("Auth certificates") {
     CHECK(p->SpeaksFor("4712345"));
     CHECK_FALSE(p->SpeaksFor("9999999"));
     CHECK(p->key_id == "cert-96bcec062649");
+    CHECK(rxflow::auth::CertificateIdOf(kIsrgRootX1) == p->key_id);  // what the API logs
     auto unbound = r.AuthenticateCertificate(kHash);
     REQUIRE_FALSE(unbound.ok());
     CHECK(unbound.status().code() == StatusCode::kUnauthenticated);

@@ -752,7 +752,7 @@ struct ApiServer::Impl {
     const std::string& certificate = req.client_certificate_sha256;
     const bool by_certificate = key.empty() && !certificate.empty();
     std::string key_id = !key.empty()     ? auth::KeyIdOf(key)
-                         : by_certificate ? Cat("cert-", certificate.substr(0, 12))
+                         : by_certificate ? auth::CertificateIdOf(certificate)
                                           : "";
     const std::string source = SourceOf(req.remote_address);
     const std::string pair = key_id.empty() ? "" : Cat(key_id, "@", source);

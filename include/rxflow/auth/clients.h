@@ -144,6 +144,10 @@ GeneratedKey GenerateKey(int64_t now_micros, int64_t expires_at_micros = 0);
 // any part of it.
 Status CheckKeyStrength(std::string_view key);
 
+// How logs and security events name a client certificate: "cert-" + the first 12 hex
+// digits of its fingerprint (Principal::key_id for a certificate).
+std::string CertificateIdOf(std::string_view sha256_hex);
+
 // The key id of a presented key: for "rxf_<12 lowercase hex>_..." the embedded id; for any
 // other key "h" + the first 11 hex digits of its SHA-256 (so the two never collide).
 std::string KeyIdOf(std::string_view key);
