@@ -172,6 +172,26 @@ TEST_CASE("PDMP over HTTP: refusals, 4xx and 5xx answers, oversized answers, tim
   CHECK(NewFhirPdmpClient(bad).ok());
   bad.base_url = "ftp://127.0.0.1/";
   CHECK(NewFhirPdmpClient(bad).status().code() == absl::StatusCode::kInvalidArgument);
+  // What would fail every query later is refused now, saying what.
+  auto refusal = [](FhirPdmpOptions o) {
+    auto c = NewFhirPdmpClient(std::move(o));
+    REQUIRE_FALSE(c.ok());
+    CHECK(c.status().code() == absl::StatusCode::kInvalidArgument);
+    return std::string(c.status().message());
+  };
+  bad.base_url = "https:///fhir";
+  CHECK(refusal(bad) == "PDMP: the base URL names no host");
+  bad.base_url = "https://pdmp.example.org/fhir";
+  bad.ca_file = "/nonexistent/pdmp-ca.pem";
+  CHECK(refusal(bad) == "PDMP: the CA file /nonexistent/pdmp-ca.pem cannot be read");
+  bad.ca_file.clear();
+  bad.timeout = std::chrono::milliseconds(0);
+  CHECK(refusal(bad).find("must be positive") != std::string::npos);
+  bad.timeout = std::chrono::milliseconds(1000);
+  bad.max_in_flight = 0;
+  CHECK(refusal(bad).find("must be positive") != std::string::npos);
+  bad.max_in_flight = 16;
+  CHECK(NewFhirPdmpClient(bad).ok());
   PdmpSimulatorOptions anywhere;
   anywhere.host = "0.0.0.0";
   CHECK(PdmpSimulatorServer(anywhere).Start().code() == absl::StatusCode::kFailedPrecondition);

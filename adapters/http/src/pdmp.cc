@@ -143,9 +143,22 @@ StatusOr<std::unique_ptr<pdmp::Client>> NewFhirPdmpClient(FhirPdmpOptions option
   if (!https && url.rfind("http://", 0) != 0) {
     return absl::InvalidArgumentError("PDMP: the base URL must start with https:// or http://");
   }
+  if (internal::UrlHost(url).empty()) {
+    return absl::InvalidArgumentError("PDMP: the base URL names no host");
+  }
   if (!https && !internal::IsLoopback(internal::UrlHost(url))) {
     return absl::InvalidArgumentError(
         "PDMP: plain http is for a loopback simulator only; use https:// (PHI goes over it)");
+  }
+  // Settings that could only fail later, on every query, are refused now.
+  if (!options.ca_file.empty() && !std::ifstream(options.ca_file).good()) {
+    return absl::InvalidArgumentError(
+        Cat("PDMP: the CA file ", options.ca_file, " cannot be read"));
+  }
+  if (options.connect_timeout.count() <= 0 || options.timeout.count() <= 0 ||
+      options.max_in_flight <= 0 || options.max_response_bytes == 0) {
+    return absl::InvalidArgumentError(
+        "PDMP: connect_timeout, timeout, max_in_flight and max_response_bytes must be positive");
   }
   return std::unique_ptr<pdmp::Client>(std::make_unique<FhirPdmpClient>(std::move(options)));
 }
