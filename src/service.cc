@@ -255,6 +255,13 @@ StatusOr<Submission> PrescriptionService::Submit(std::string_view fhir_json, Iss
     t.drug_description = n->medication_prescribed.drug_description;
   }
   t.dea_schedule = out.newrx.dea_schedule;
+  // The patient's data key seals the NewRx at rest when the store is protected (rxflow/crypto/
+  // phi.h); a message without a patient falls back to the prescription's own key.
+  if (auto ref = PatientReference(out.newrx.message, im.options.patient_key,
+                                  ctx.tenant.empty() ? kDefaultTenant : ctx.tenant);
+      ref.ok()) {
+    t.phi_key = std::move(*ref);
+  }
   if (std::holds_alternative<script::CancelRx>(out.newrx.message.body)) {
     return absl::InvalidArgumentError(
         "a cancelled MedicationRequest cancels an existing prescription: use Cancel(id)");

@@ -48,6 +48,7 @@ void VisitFields(E& e, F&& f) {
     f("prescriber_npi", e.prescriber_npi);
     f("drug_description", e.drug_description);
     f("dea_schedule", e.dea_schedule);
+    f("phi_key", e.phi_key);
   } else if constexpr (std::is_same_v<T, InteractionsScreened>) {
     f("knowledge_base", e.knowledge_base);
     f("drug_description", e.drug_description);

@@ -6,6 +6,7 @@
 #include <mutex>
 #include <set>
 
+#include "rxflow/internal/status_macros.h"
 #include "rxflow/internal/strcat.h"
 #include "rxflow/store/event_store.h"
 
@@ -313,10 +314,77 @@ class MemoryStore : public Store {
     return absl::OkStatus();
   }
 
+  Status PutDataKey(const WrappedDataKey& key) override {
+    RXFLOW_RETURN_IF_ERROR(ValidateDataKey(key));
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<WrappedDataKey>& versions = keys_[key.key_id];
+    for (const WrappedDataKey& k : versions) {
+      if (k.version == key.version || k.version == 0) {
+        return absl::AlreadyExistsError(Cat("data key ", key.key_id, " version ", key.version,
+                                            k.version == 0 ? " was destroyed" : " exists"));
+      }
+    }
+    versions.push_back(key);
+    std::sort(versions.begin(), versions.end(),
+              [](const auto& a, const auto& b) { return a.version < b.version; });
+    return absl::OkStatus();
+  }
+
+  StatusOr<std::vector<WrappedDataKey>> DataKeyVersions(const std::string& key_id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = keys_.find(key_id);
+    return it == keys_.end() ? std::vector<WrappedDataKey>() : it->second;
+  }
+
+  Status RewrapDataKey(const WrappedDataKey& key, const std::string& expected_kek_id) override {
+    RXFLOW_RETURN_IF_ERROR(ValidateDataKey(key));
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = keys_.find(key.key_id); it != keys_.end()) {
+      for (WrappedDataKey& k : it->second) {
+        if (k.version != key.version) continue;
+        if (k.kek_id != expected_kek_id) {
+          return absl::AbortedError(Cat("data key ", key.key_id, " version ", key.version,
+                                        " is wrapped by another key now"));
+        }
+        k.kek_id = key.kek_id;
+        k.wrapped = key.wrapped;
+        return absl::OkStatus();
+      }
+    }
+    return absl::NotFoundError(Cat("no data key ", key.key_id, " version ", key.version));
+  }
+
+  StatusOr<int64_t> DestroyDataKeys(const std::string& key_id, int64_t destroyed_at) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<WrappedDataKey>& versions = keys_[key_id];
+    int64_t n = 0;
+    for (const WrappedDataKey& k : versions) n += k.version > 0 ? 1 : 0;
+    if (n == 0 && !versions.empty()) return 0;  // destroyed before: keep the first stamp
+    versions.assign(1, WrappedDataKey{key_id, 0, kDestroyedKek, "", destroyed_at});
+    return n;
+  }
+
+  StatusOr<std::vector<WrappedDataKey>> DataKeysNotWrappedBy(const std::string& kek_id,
+                                                             const std::string& after_key_id,
+                                                             int after_version,
+                                                             size_t limit) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<WrappedDataKey> out;
+    for (auto it = keys_.lower_bound(after_key_id); it != keys_.end() && out.size() < limit; ++it) {
+      for (const WrappedDataKey& k : it->second) {
+        if (k.version == 0 || k.kek_id == kek_id) continue;
+        if (it->first == after_key_id && k.version <= after_version) continue;
+        if (out.size() < limit) out.push_back(k);
+      }
+    }
+    return out;
+  }
+
  private:
   Clock& clock_;
   std::mutex mu_;
   State state_;
+  std::map<std::string, std::vector<WrappedDataKey>> keys_;
 };
 
 }  // namespace

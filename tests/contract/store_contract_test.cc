@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <thread>
 
@@ -465,4 +466,103 @@ TEST_SUITE("Store contract") {
     CHECK(*store->Checkpoint("summary") == 0);
     CHECK(store->Get("summary", "p1").status().code() == absl::StatusCode::kNotFound);
   }
+
+  TEST_CASE_TEMPLATE("data keys: versions, rewrap, destroy leaves a tombstone", A,
+                     RXFLOW_ADAPTERS) {
+    A adapter;
+    auto store = adapter.Open();
+    CHECK(store->DataKeyVersions("p1")->empty());
+    WrappedDataKey v1{"p1", 1, "kek-a", std::string("\0wrapped-1\xff", 11), 100};
+    REQUIRE(store->PutDataKey(v1).ok());
+    CHECK(store->PutDataKey(v1).code() == absl::StatusCode::kAlreadyExists);
+    REQUIRE(store->PutDataKey({"p1", 2, "kek-b", "wrapped-2", 200}).ok());
+    REQUIRE(store->PutDataKey({"p2", 1, "kek-a", "other", 300}).ok());
+    CHECK(store->PutDataKey({"p3", 0, "kek-a", "x", 1}).code() ==
+          absl::StatusCode::kInvalidArgument);
+    CHECK(store->PutDataKey({"p3", 1, "", "x", 1}).code() == absl::StatusCode::kInvalidArgument);
+    CHECK(store->PutDataKey({"p3", 1, "kek-a", "", 1}).code() ==
+          absl::StatusCode::kInvalidArgument);
+    auto versions = store->DataKeyVersions("p1");
+    REQUIRE(versions.ok());
+    REQUIRE(versions->size() == 2);
+    CHECK((*versions)[0] == v1);  // binary bytes come back as stored
+    CHECK((*versions)[1].version == 2);
+
+    // The rewrap job's pages: not wrapped by kek-b, in (key id, version) order.
+    auto page = store->DataKeysNotWrappedBy("kek-b", "", 0, 10);
+    REQUIRE(page.ok());
+    REQUIRE(page->size() == 2);
+    CHECK(((*page)[0].key_id == "p1" && (*page)[1].key_id == "p2"));
+    CHECK(store->DataKeysNotWrappedBy("kek-b", "p1", 1, 10)->size() == 1);
+    CHECK(store->DataKeysNotWrappedBy("kek-b", "", 0, 1)->size() == 1);
+    REQUIRE(store->RewrapDataKey({"p1", 1, "kek-b", "rewrapped", 100}, "kek-a").ok());
+    CHECK(store->RewrapDataKey({"p1", 1, "kek-c", "again", 100}, "kek-a").code() ==
+          absl::StatusCode::kAborted);
+    CHECK(store->RewrapDataKey({"p9", 1, "kek-b", "x", 100}, "kek-a").code() ==
+          absl::StatusCode::kNotFound);
+    CHECK(store->DataKeyVersions("p1")->front().wrapped == "rewrapped");
+    CHECK(store->DataKeysNotWrappedBy("kek-b", "", 0, 10)->size() == 1);
+
+    // Crypto-erasure: the versions go, a tombstone stays, and the key cannot come back.
+    auto destroyed = store->DestroyDataKeys("p1", 999);
+    REQUIRE(destroyed.ok());
+    CHECK(*destroyed == 2);
+    versions = store->DataKeyVersions("p1");
+    REQUIRE(versions->size() == 1);
+    CHECK((*versions)[0].version == 0);
+    CHECK((*versions)[0].kek_id == kDestroyedKek);
+    CHECK((*versions)[0].wrapped.empty());
+    CHECK((*versions)[0].created_at == 999);
+    CHECK(*store->DestroyDataKeys("p1", 1000) == 0);
+    CHECK(store->DataKeyVersions("p1")->front().created_at == 999);  // the first stamp stays
+    CHECK(store->PutDataKey({"p1", 3, "kek-b", "new", 1}).code() ==
+          absl::StatusCode::kAlreadyExists);
+    CHECK(store->RewrapDataKey({"p1", 1, "kek-c", "x", 1}, "kek-b").code() ==
+          absl::StatusCode::kNotFound);
+    CHECK(store->DataKeysNotWrappedBy("kek-z", "", 0, 10)->size() == 1);  // p2 only
+    CHECK(store->DataKeyVersions("p2")->size() == 1);
+  }
+
+  TEST_CASE_TEMPLATE("racing creators of one data key: exactly one wins", A, RXFLOW_ADAPTERS) {
+    A adapter;
+    auto store = adapter.Open();
+    std::atomic<int> won{0}, lost{0};
+    testing::RunTogether(8, [&](int i) {
+      Status s = store->PutDataKey({"racy", 1, "kek", "k" + std::to_string(i), 1});
+      if (s.ok()) {
+        ++won;
+      } else if (s.code() == absl::StatusCode::kAlreadyExists) {
+        ++lost;
+      }
+    });
+    CHECK(won == 1);
+    CHECK(lost == 7);
+    CHECK(store->DataKeyVersions("racy")->size() == 1);
+  }
 }
+
+#ifdef RXFLOW_TEST_HAVE_SQLITE
+TEST_CASE("sqlite: a destroyed data key leaves no bytes in the database file or its WAL") {
+  SqliteAdapter adapter;
+  const std::string secret = "distinctive-wrapped-key-material-0123456789";
+  const std::string stored = "ZGlzdGluY3RpdmUtd3JhcHBlZC1rZXktbWF0ZXJpYWwtMDEyMzQ1Njc4OQ==";
+  auto contains = [&](const std::string& needle) {
+    for (const char* suffix : {"", "-wal"}) {
+      std::ifstream in(adapter.dir / (std::string("store.db") + suffix), std::ios::binary);
+      std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      if (bytes.find(needle) != std::string::npos) return true;
+    }
+    return false;
+  };
+  {
+    auto store = adapter.Open();
+    REQUIRE(store->PutDataKey({"patient", 1, "kek", secret, 1}).ok());
+  }
+  CHECK(contains(stored));  // the check can see it when it is there
+  {
+    auto store = adapter.Open();
+    REQUIRE(*store->DestroyDataKeys("patient", 2) == 1);
+  }
+  CHECK_FALSE(contains(stored));
+}
+#endif

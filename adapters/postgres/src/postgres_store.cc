@@ -7,15 +7,20 @@
 #include <deque>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <pqxx/pqxx>
+
+#include "rxflow/internal/crypto.h"
+#include "rxflow/internal/status_macros.h"
 
 namespace rxflow::internal::embedded {
 extern const std::string_view k001_init_sql;
 extern const std::string_view k002_append_function_sql;
 extern const std::string_view k003_event_log_outbox_sql;
 extern const std::string_view k004_append_without_subtransactions_sql;
+extern const std::string_view k005_data_keys_sql;
 }  // namespace rxflow::internal::embedded
 
 namespace rxflow::store {
@@ -29,7 +34,8 @@ const Migration kMigrations[] = {
     {1, rxflow::internal::embedded::k001_init_sql},
     {2, rxflow::internal::embedded::k002_append_function_sql},
     {3, rxflow::internal::embedded::k003_event_log_outbox_sql},
-    {4, rxflow::internal::embedded::k004_append_without_subtransactions_sql}};
+    {4, rxflow::internal::embedded::k004_append_without_subtransactions_sql},
+    {5, rxflow::internal::embedded::k005_data_keys_sql}};
 
 void JsonString(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -627,6 +633,117 @@ class PostgresStore : public Store {
       tx.exec_params("DELETE FROM projection_checkpoints WHERE name = $1", name);
       return absl::OkStatus();
     });
+  }
+
+  // ---- data keys (wrapped keys stored as base64 text) --------------------------------------
+  Status PutDataKey(const WrappedDataKey& key) override {
+    RXFLOW_RETURN_IF_ERROR(ValidateDataKey(key));
+    return InTx("put data key", [&](pqxx::work& tx) -> Status {
+      // The tombstone's row lock orders a creator after a concurrent destroy.
+      if (!tx.exec_params("SELECT 1 FROM data_keys WHERE key_id = $1 AND version = 0 FOR SHARE",
+                          key.key_id)
+               .empty()) {
+        return absl::AlreadyExistsError("data key " + key.key_id + " was destroyed");
+      }
+      pqxx::result r = tx.exec_params(
+          "INSERT INTO data_keys (key_id, version, kek_id, wrapped, created_at) "
+          "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+          key.key_id, key.version, key.kek_id, internal::Base64Encode(key.wrapped), key.created_at);
+      if (r.affected_rows() == 0) {
+        return absl::AlreadyExistsError("data key " + key.key_id + " version " +
+                                        std::to_string(key.version) + " exists");
+      }
+      return absl::OkStatus();
+    });
+  }
+
+  StatusOr<std::vector<WrappedDataKey>> DataKeyVersions(const std::string& key_id) override {
+    std::vector<WrappedDataKey> out;
+    Status s = InTx("data key versions", [&](pqxx::work& tx) {
+      return DataKeysFrom(tx.exec_params("SELECT key_id, version, kek_id, wrapped, created_at "
+                                         "FROM data_keys WHERE key_id = $1 ORDER BY version",
+                                         key_id),
+                          out);
+    });
+    if (!s.ok()) return s;
+    return out;
+  }
+
+  Status RewrapDataKey(const WrappedDataKey& key, const std::string& expected_kek_id) override {
+    RXFLOW_RETURN_IF_ERROR(ValidateDataKey(key));
+    return InTx("rewrap data key", [&](pqxx::work& tx) -> Status {
+      pqxx::result r = tx.exec_params(
+          "UPDATE data_keys SET kek_id = $3, wrapped = $4 "
+          "WHERE key_id = $1 AND version = $2 AND kek_id = $5",
+          key.key_id, key.version, key.kek_id, internal::Base64Encode(key.wrapped),
+          expected_kek_id);
+      if (r.affected_rows() == 1) return absl::OkStatus();
+      if (!tx.exec_params("SELECT 1 FROM data_keys WHERE key_id = $1 AND version = $2", key.key_id,
+                          key.version)
+               .empty()) {
+        return absl::AbortedError("data key " + key.key_id + " version " +
+                                  std::to_string(key.version) + " is wrapped by another key now");
+      }
+      return absl::NotFoundError("no data key " + key.key_id + " version " +
+                                 std::to_string(key.version));
+    });
+  }
+
+  StatusOr<int64_t> DestroyDataKeys(const std::string& key_id, int64_t destroyed_at) override {
+    int64_t deleted = 0;
+    Status s = InTx("destroy data key", [&](pqxx::work& tx) {
+      tx.exec_params(
+          "INSERT INTO data_keys (key_id, version, kek_id, wrapped, created_at) "
+          "VALUES ($1, 0, $2, '', $3) ON CONFLICT DO NOTHING",
+          key_id, std::string(kDestroyedKek), destroyed_at);
+      deleted = tx.exec_params("DELETE FROM data_keys WHERE key_id = $1 AND version > 0", key_id)
+                    .affected_rows();
+      return absl::OkStatus();
+    });
+    if (!s.ok()) return s;
+    // The deleted rows stay as dead tuples until vacuumed: vacuum the table now (outside a
+    // transaction; best effort: autovacuum does it later if this one cannot run).
+    Lease c(*this);
+    if (c.conn) {
+      try {
+        pqxx::nontransaction n(*c.conn);
+        n.exec("VACUUM data_keys");
+      } catch (const std::exception&) {
+      }
+    }
+    return deleted;
+  }
+
+  StatusOr<std::vector<WrappedDataKey>> DataKeysNotWrappedBy(const std::string& kek_id,
+                                                             const std::string& after_key_id,
+                                                             int after_version,
+                                                             size_t limit) override {
+    std::vector<WrappedDataKey> out;
+    Status s = InTx("data keys to rewrap", [&](pqxx::work& tx) {
+      return DataKeysFrom(
+          tx.exec_params("SELECT key_id, version, kek_id, wrapped, created_at FROM data_keys "
+                         "WHERE version > 0 AND kek_id <> $1 AND (key_id, version) > ($2, $3) "
+                         "ORDER BY key_id, version LIMIT $4",
+                         kek_id, after_key_id, after_version, static_cast<int64_t>(limit)),
+          out);
+    });
+    if (!s.ok()) return s;
+    return out;
+  }
+
+  static Status DataKeysFrom(const pqxx::result& rows, std::vector<WrappedDataKey>& out) {
+    for (const auto& row : rows) {
+      WrappedDataKey k{row[0].as<std::string>(),
+                       row[1].as<int>(),
+                       row[2].as<std::string>(),
+                       {},
+                       row[4].as<int64_t>()};
+      std::optional<std::string> wrapped = internal::Base64Decode(row[3].as<std::string>());
+      if (!wrapped) return absl::DataLossError("data key " + k.key_id + ": malformed wrapped key");
+      k.wrapped = std::move(*wrapped);
+      out.push_back(std::move(k));
+    }
+    return absl::OkStatus();
   }
 
  private:

@@ -94,6 +94,10 @@ struct PrescriptionTransformed {
   std::string prescriber_npi;
   std::string drug_description;
   std::string dea_schedule;  // "" when not controlled
+  // The patient's pseudonymous reference (rxflow::PatientReference): the id of the data key
+  // that seals `newrx_xml` at rest (rxflow/crypto/phi.h). "" in events from before field-level
+  // encryption.
+  std::string phi_key;
 };
 
 struct PrescriptionReadyToSign {

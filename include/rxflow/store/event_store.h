@@ -179,8 +179,65 @@ class ProjectionStore {
   virtual Status Reset(const std::string& name) = 0;
 };
 
+// A data key as stored: wrapped (encrypted) by a key-encryption key that never enters the
+// store (rxflow/crypto/phi.h). `key_id` names whose key it is (a patient's pseudonymous
+// reference); versions are 1, 2, ... (a rotation adds one). A destroyed key leaves one
+// tombstone row: version 0, empty `wrapped`, `kek_id` "destroyed", `created_at` = when.
+struct WrappedDataKey {
+  std::string key_id;
+  int version = 0;
+  std::string kek_id;   // which key-encryption key wrapped it
+  std::string wrapped;  // the wrapped key (binary)
+  int64_t created_at = 0;
+
+  friend bool operator==(const WrappedDataKey&, const WrappedDataKey&) = default;
+};
+
+// The data keys of field-level encryption (docs/security.md, "PHI at rest"). Rows are few and
+// small; unlike events they are mutable, because crypto-erasure must really delete a key:
+// adapters delete in place (SQLite with secure_delete, so the freed bytes are zeroed).
+class DataKeys {
+ public:
+  virtual ~DataKeys() = default;
+  // Stores a new version. AlreadyExists when (key_id, version) exists or the key was
+  // destroyed (a racing creator lost: read the versions again); InvalidArgument for a version
+  // below 1 or an empty key id, kek id or wrapped key.
+  virtual Status PutDataKey(const WrappedDataKey& key) = 0;
+  // Every version of `key_id`, oldest first (a destroyed key: its tombstone alone); empty
+  // when there is none.
+  virtual StatusOr<std::vector<WrappedDataKey>> DataKeyVersions(const std::string& key_id) = 0;
+  // Replaces the wrapping of an existing version (a key-encryption key rotated), when it is
+  // still wrapped by `expected_kek_id`. NotFound when the version is gone; Aborted when
+  // another writer rewrapped it first.
+  virtual Status RewrapDataKey(const WrappedDataKey& key, const std::string& expected_kek_id) = 0;
+  // Deletes every version of `key_id` and leaves its tombstone (stamped `destroyed_at`).
+  // Returns how many versions were deleted (0 when none existed or it was destroyed before).
+  virtual StatusOr<int64_t> DestroyDataKeys(const std::string& key_id, int64_t destroyed_at) = 0;
+  // Up to `limit` live versions wrapped by a key-encryption key other than `kek_id`, ordered
+  // by (key_id, version), after (`after_key_id`, `after_version`): the rewrap job's pages.
+  virtual StatusOr<std::vector<WrappedDataKey>> DataKeysNotWrappedBy(
+      const std::string& kek_id, const std::string& after_key_id, int after_version,
+      size_t limit) = 0;
+};
+
+// What every adapter checks first in PutDataKey and RewrapDataKey.
+inline Status ValidateDataKey(const WrappedDataKey& k) {
+  if (k.key_id.empty()) return absl::InvalidArgumentError("data key: the key id is empty");
+  if (k.version < 1) return absl::InvalidArgumentError("data key: the version is below 1");
+  if (k.kek_id.empty() || k.kek_id == "destroyed") {
+    return absl::InvalidArgumentError("data key: the key-encryption key id is empty or reserved");
+  }
+  if (k.wrapped.empty()) return absl::InvalidArgumentError("data key: the wrapped key is empty");
+  return absl::OkStatus();
+}
+inline constexpr const char* kDestroyedKek = "destroyed";
+
 // One store implementing every port (what adapters return).
-class Store : public EventStore, public Subscriptions, public Inbox, public ProjectionStore {};
+class Store : public EventStore,
+              public Subscriptions,
+              public Inbox,
+              public ProjectionStore,
+              public DataKeys {};
 
 // Forwarding base for decorators (metrics, fault injection): override what you need.
 class StoreWrapper : public Store {
@@ -227,6 +284,22 @@ class StoreWrapper : public Store {
     return target_.All(n);
   }
   Status Reset(const std::string& n) override { return target_.Reset(n); }
+  Status PutDataKey(const WrappedDataKey& k) override { return target_.PutDataKey(k); }
+  StatusOr<std::vector<WrappedDataKey>> DataKeyVersions(const std::string& id) override {
+    return target_.DataKeyVersions(id);
+  }
+  Status RewrapDataKey(const WrappedDataKey& k, const std::string& expected) override {
+    return target_.RewrapDataKey(k, expected);
+  }
+  StatusOr<int64_t> DestroyDataKeys(const std::string& id, int64_t at) override {
+    return target_.DestroyDataKeys(id, at);
+  }
+  StatusOr<std::vector<WrappedDataKey>> DataKeysNotWrappedBy(const std::string& kek,
+                                                             const std::string& after_id,
+                                                             int after_version,
+                                                             size_t limit) override {
+    return target_.DataKeysNotWrappedBy(kek, after_id, after_version, limit);
+  }
 
  protected:
   Store& target_;

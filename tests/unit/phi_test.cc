@@ -1,0 +1,361 @@
+// Field-level encryption of PHI at rest (rxflow/crypto/phi.h): the vault's keys, the
+// protecting store, and a canary over a real SQLite database and its WAL.
+#include "rxflow/crypto/phi.h"
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <doctest/doctest.h>
+
+#include "rxflow/domain/prescription.h"
+#include "rxflow/internal/crypto.h"
+#include "rxflow/service.h"
+#include "rxflow/sqlite/sqlite_store.h"
+
+#include "testing/concurrency.h"
+#include "testing/files.h"
+#include <sys/stat.h>
+#include <unistd.h>
+
+using namespace rxflow;
+
+namespace {
+
+constexpr const char* kPatientKey = "test-patient-key-0123456789abcdef";
+
+std::shared_ptr<phi::KeyEncryptionKey> Kek(const std::string& id) {
+  return std::shared_ptr<phi::KeyEncryptionKey>(phi::NewInMemoryKek(id));
+}
+
+std::unique_ptr<phi::Vault> VaultOver(
+    store::DataKeys& keys, std::shared_ptr<phi::KeyEncryptionKey> current,
+    std::vector<std::shared_ptr<phi::KeyEncryptionKey>> retired = {}, Clock* clock = nullptr) {
+  phi::VaultOptions o;
+  o.current = std::move(current);
+  o.retired = std::move(retired);
+  o.clock = clock;
+  auto v = phi::Vault::Create(keys, std::move(o));
+  REQUIRE(v.ok());
+  return std::move(*v);
+}
+
+const phi::Binding kWhere{"tenant-a", "rx-1", "newrx_xml"};
+
+std::filesystem::path TempDir(const std::string& name) {
+  auto dir = std::filesystem::temp_directory_path() /
+             ("rxflow-phi-" + name + "-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+std::string FileBytes(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+}  // namespace
+
+TEST_SUITE("PHI at rest") {
+  TEST_CASE("a sealed value opens only where it was sealed") {
+    FakeClock clock;
+    auto store = store::NewMemoryStore(clock);
+    auto vault = VaultOver(*store, Kek("kek-1"));
+    const std::string xml = "<Patient><LastName>Quixtwaddle</LastName></Patient>";
+    auto sealed = vault->Seal("patient-1", kWhere, xml);
+    REQUIRE(sealed.ok());
+    CHECK(phi::IsSealed(*sealed));
+    CHECK(sealed->starts_with("rxenc1.patient-1.1."));
+    CHECK(sealed->find("Quixtwaddle") == std::string::npos);
+    CHECK(*vault->Open(*sealed, kWhere) == xml);
+    // Two seals of one value differ (a fresh nonce each).
+    CHECK(*vault->Seal("patient-1", kWhere, xml) != *sealed);
+    // The first seal made version 1, stored wrapped (not the key itself).
+    auto versions = store->DataKeyVersions("patient-1");
+    REQUIRE(versions->size() == 1);
+    CHECK((*versions)[0].kek_id == "kek-1");
+    CHECK((*versions)[0].wrapped.size() == 12 + 32 + 16);
+
+    // Moved to another tenant, prescription or field, or tampered with: DataLoss.
+    for (const phi::Binding& other : {phi::Binding{"tenant-b", "rx-1", "newrx_xml"},
+                                      phi::Binding{"tenant-a", "rx-2", "newrx_xml"},
+                                      phi::Binding{"tenant-a", "rx-1", "signed_newrx_xml"}}) {
+      CHECK(vault->Open(*sealed, other).status().code() == absl::StatusCode::kDataLoss);
+    }
+    std::string tampered = *sealed;
+    tampered[tampered.size() - 6] = tampered[tampered.size() - 6] == 'A' ? 'B' : 'A';
+    CHECK(vault->Open(tampered, kWhere).status().code() == absl::StatusCode::kDataLoss);
+    std::string other_version = *sealed;
+    other_version.replace(other_version.find(".1."), 3, ".7.");
+    CHECK(vault->Open(other_version, kWhere).status().code() == absl::StatusCode::kDataLoss);
+    CHECK(vault->Open("rxenc1.garbage", kWhere).status().code() == absl::StatusCode::kDataLoss);
+    CHECK(vault->Seal("a.b", kWhere, "x").status().code() == absl::StatusCode::kInvalidArgument);
+  }
+
+  TEST_CASE("two processes sharing a store create one key per patient and read each other") {
+    FakeClock clock;
+    auto store = store::NewMemoryStore(clock);
+    auto kek = Kek("kek-1");
+    auto a = VaultOver(*store, kek);
+    auto b = VaultOver(*store, kek);
+    std::vector<std::string> sealed(8);
+    testing::RunTogether(8, [&](int i) {
+      auto s = (i % 2 ? *a : *b).Seal("new-patient", kWhere, "value " + std::to_string(i));
+      if (s.ok()) sealed[i] = *s;
+    });
+    CHECK(store->DataKeyVersions("new-patient")->size() == 1);
+    for (int i = 0; i < 8; ++i) {
+      REQUIRE_FALSE(sealed[i].empty());
+      CHECK(*(i % 2 ? *b : *a).Open(sealed[i], kWhere) == "value " + std::to_string(i));
+    }
+  }
+
+  TEST_CASE("a data key rotates: new values under the new version, old ones still open") {
+    FakeClock clock;
+    auto store = store::NewMemoryStore(clock);
+    auto vault = VaultOver(*store, Kek("kek-1"));
+    auto old_value = *vault->Seal("p", kWhere, "before");
+    CHECK(*vault->RotateDataKey("p") == 2);
+    auto new_value = *vault->Seal("p", kWhere, "after");
+    CHECK(new_value.starts_with("rxenc1.p.2."));
+    CHECK(*vault->Open(old_value, kWhere) == "before");
+    CHECK(*vault->Open(new_value, kWhere) == "after");
+    // Another process with the old version cached reloads when it meets the new one.
+    CHECK(*vault->RotateDataKey("fresh") == 1);
+  }
+
+  TEST_CASE("a new KEK wraps new keys; the rewrap job moves the old ones; then the old KEK goes") {
+    FakeClock clock;
+    auto store = store::NewMemoryStore(clock);
+    auto kek1 = Kek("kek-1");
+    auto kek2 = Kek("kek-2");
+    auto before = VaultOver(*store, kek1);
+    std::vector<std::string> values;
+    for (int i = 0; i < 300; ++i) {  // more than one page of the job
+      values.push_back(*before->Seal("p" + std::to_string(i), kWhere, "v" + std::to_string(i)));
+    }
+    // Without the old KEK the keys it wrapped cannot be read, and the job says which KEK.
+    auto lost = VaultOver(*store, kek2);
+    auto refused = lost->Open(values[0], kWhere);
+    CHECK(refused.status().code() == absl::StatusCode::kFailedPrecondition);
+    CHECK(std::string(refused.status().message()).find("kek-1") != std::string::npos);
+    CHECK(lost->RewrapAll().status().code() == absl::StatusCode::kFailedPrecondition);
+
+    auto rotating = VaultOver(*store, kek2, {kek1});
+    CHECK(*rotating->Open(values[5], kWhere) == "v5");
+    auto fresh = *rotating->Seal("new-patient", kWhere, "n");
+    CHECK(store->DataKeyVersions("new-patient")->front().kek_id == "kek-2");
+    auto report = rotating->RewrapAll();
+    REQUIRE(report.ok());
+    CHECK(report->rewrapped == 300);
+    CHECK(rotating->RewrapAll()->rewrapped == 0);  // nothing left
+    CHECK(store->DataKeysNotWrappedBy("kek-2", "", 0, 10)->empty());
+
+    auto after = VaultOver(*store, kek2);  // kek-1 retired for good
+    for (int i = 0; i < 300; i += 37) {
+      CHECK(*after->Open(values[i], kWhere) == "v" + std::to_string(i));
+    }
+    CHECK(*after->Open(fresh, kWhere) == "n");
+  }
+
+  TEST_CASE("crypto-erasure: the key is destroyed, its values are unreadable, and stay so") {
+    FakeClock clock;
+    auto store = store::NewMemoryStore(clock);
+    auto kek = Kek("kek-1");
+    auto vault = VaultOver(*store, kek, {}, &clock);
+    auto other = VaultOver(*store, kek, {}, &clock);  // another process, key cached
+    auto value = *vault->Seal("p", kWhere, "secret");
+    CHECK(*other->Open(value, kWhere) == "secret");
+    CHECK(*vault->Erase("p") == 1);
+    auto erased = vault->Open(value, kWhere);
+    CHECK(erased.status().code() == absl::StatusCode::kFailedPrecondition);
+    CHECK(std::string(erased.status().message()).find("erased") != std::string::npos);
+    CHECK(vault->Seal("p", kWhere, "again").status().code() ==
+          absl::StatusCode::kFailedPrecondition);
+    CHECK(vault->RotateDataKey("p").status().code() == absl::StatusCode::kFailedPrecondition);
+    // The other process's cached key holds until its cache entry expires (60 s by default).
+    CHECK(other->Open(value, kWhere).ok());
+    clock.Advance(61'000'000);
+    CHECK(other->Open(value, kWhere).status().code() == absl::StatusCode::kFailedPrecondition);
+    CHECK(*vault->Erase("p") == 0);
+  }
+
+  TEST_CASE("key files: created owner-only, reopened as the same key, refused when exposed") {
+    auto dir = TempDir("kek");
+    const std::string path = (dir / "keys" / "phi.kek").string();
+    auto first = phi::OpenKekFile(path);
+    REQUIRE(first.ok());
+    struct stat st {};
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+    CHECK((*first)->id().starts_with("file:"));
+    auto again = phi::OpenKekFile(path);
+    REQUIRE(again.ok());
+    CHECK((*again)->id() == (*first)->id());
+    auto wrapped = (*first)->Wrap(std::string(32, 'k'), "aad");
+    REQUIRE(wrapped.ok());
+    CHECK(*(*again)->Unwrap(*wrapped, "aad") == std::string(32, 'k'));
+    CHECK((*again)->Unwrap(*wrapped, "other").status().code() ==
+          absl::StatusCode::kUnauthenticated);
+
+    ::chmod(path.c_str(), 0644);
+    CHECK(phi::OpenKekFile(path).status().code() == absl::StatusCode::kPermissionDenied);
+    const std::string bad = (dir / "bad.kek").string();
+    testing::WriteFile(bad, "RXFLOW PHI KEK v1\nbm90IDMyIGJ5dGVz\n");
+    ::chmod(bad.c_str(), 0600);
+    auto refused = phi::OpenKekFile(bad);
+    CHECK(refused.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK(std::string(refused.status().message()).find("line 2") != std::string::npos);
+
+    const std::string hybrid_path = (dir / "phi-hybrid.kek").string();
+    auto hybrid = phi::OpenHybridKekFile(hybrid_path);
+    REQUIRE(hybrid.ok());
+    CHECK((*hybrid)->id().starts_with("hybrid:"));
+    auto hybrid_again = phi::OpenHybridKekFile(hybrid_path);
+    REQUIRE(hybrid_again.ok());
+    auto sealed = (*hybrid)->Wrap(std::string(32, 'h'), "aad");
+    REQUIRE(sealed.ok());
+    CHECK(*(*hybrid_again)->Unwrap(*sealed, "aad") == std::string(32, 'h'));
+    CHECK(phi::OpenKekFile(hybrid_path).status().code() == absl::StatusCode::kInvalidArgument);
+    std::filesystem::remove_all(dir);
+  }
+
+  TEST_CASE("the protected store seals on the way in and opens on the way out") {
+    FakeClock clock;
+    auto raw = store::NewMemoryStore(clock);
+    auto vault = VaultOver(*raw, Kek("kek-1"));
+    auto store = phi::NewProtectedStore(*raw, *vault);
+
+    domain::PrescriptionTransformed t;
+    t.script_version = "2017071";
+    t.message_id = "m1";
+    t.newrx_xml = "<NewRx><Patient>\"Quixtwaddle\"\n</Patient></NewRx>";
+    t.phi_key = "patient-ref-1";
+    store::EventRecord e;
+    e.event_id = "e1";
+    e.type = std::string(t.kType);
+    e.tenant = "t1";
+    e.payload = domain::EncodePayload(t);
+    const std::string original = e.payload;
+    store::AppendRequest r;
+    r.stream_id = "rx-1";
+    r.events = {e};
+    REQUIRE(store->Append(r).ok());
+
+    auto stored = raw->ReadStream("rx-1");
+    REQUIRE(stored->size() == 1);
+    CHECK((*stored)[0].payload.find("Quixtwaddle") == std::string::npos);
+    CHECK((*stored)[0].payload.find("\"newrx_xml\":\"rxenc1.patient-ref-1.1.") !=
+          std::string::npos);
+    auto read = store->ReadStream("rx-1");
+    REQUIRE(read.ok());
+    CHECK((*read)[0].payload == original);
+    auto all = store->ReadAll(0, 10);
+    CHECK((*all)[0].payload == original);
+    auto decoded = domain::DecodeEvent((*read)[0].type, 1, (*read)[0].payload);
+    REQUIRE(decoded.ok());
+    CHECK(std::get<domain::PrescriptionTransformed>(*decoded).newrx_xml == t.newrx_xml);
+
+    // A later signed NewRx in the stream takes the stream's patient key, through an inbox
+    // effect as well as a plain append.
+    domain::PrescriptionSigned sg;
+    sg.signer = "dr";
+    sg.signed_newrx_xml = "<NewRx>Quixtwaddle signed</NewRx>";
+    store::EventRecord s = e;
+    s.event_id = "e2";
+    s.type = std::string(sg.kType);
+    s.payload = domain::EncodePayload(sg);
+    REQUIRE(store
+                ->Process("consumer", "msg-1",
+                          [&](store::EventStore& tx) {
+                            store::AppendRequest r2;
+                            r2.stream_id = "rx-1";
+                            r2.expected_version = 1;
+                            r2.events = {s};
+                            return tx.Append(r2).status();
+                          })
+                .ok());
+    stored = raw->ReadStream("rx-1");
+    REQUIRE(stored->size() == 2);
+    CHECK((*stored)[1].payload.find("Quixtwaddle") == std::string::npos);
+    CHECK((*stored)[1].payload.find("rxenc1.patient-ref-1.1.") != std::string::npos);
+    CHECK(store->ReadStream("rx-1")->at(1).payload == s.payload);
+
+    // A stream without a patient reference gets its own key.
+    domain::PrescriptionTransformed anon = t;
+    anon.phi_key.clear();
+    e.payload = domain::EncodePayload(anon);
+    e.event_id = "e3";
+    r.stream_id = "rx-2";
+    r.events = {e};
+    REQUIRE(store->Append(r).ok());
+    CHECK(raw->ReadStream("rx-2")->at(0).payload.find("rxenc1.stream:rx-2.1.") !=
+          std::string::npos);
+
+    // Events stored before encryption was turned on read as they are.
+    e.event_id = "e4";
+    r.stream_id = "rx-legacy";
+    r.events = {e};
+    REQUIRE(raw->Append(r).ok());
+    CHECK(store->ReadStream("rx-legacy")->at(0).payload == e.payload);
+
+    // Erased: the PHI member reads empty, the rest of the event is intact.
+    REQUIRE(*vault->Erase("patient-ref-1") == 1);
+    auto after = store->ReadStream("rx-1");
+    REQUIRE(after.ok());
+    auto gone = domain::DecodeEvent((*after)[0].type, 1, (*after)[0].payload);
+    REQUIRE(gone.ok());
+    CHECK(std::get<domain::PrescriptionTransformed>(*gone).newrx_xml.empty());
+    CHECK(std::get<domain::PrescriptionTransformed>(*gone).message_id == "m1");
+    CHECK(store->ReadStream("rx-2").ok());  // another patient's prescription is untouched
+  }
+
+  TEST_CASE("canary: a patient's name reaches neither the SQLite database nor its WAL") {
+    auto run = [](bool protect) {
+      auto dir = TempDir(protect ? "canary-on" : "canary-off");
+      store::SqliteOptions so;
+      so.path = (dir / "rxflow.db").string();
+      auto raw = store::OpenSqliteStore(so);
+      REQUIRE(raw.ok());
+      std::unique_ptr<phi::Vault> vault;
+      std::unique_ptr<store::Store> protected_store;
+      store::Store* st = raw->get();
+      if (protect) {
+        auto kek = phi::OpenKekFile((dir / "phi.kek").string());
+        REQUIRE(kek.ok());
+        vault = VaultOver(**raw, std::shared_ptr<phi::KeyEncryptionKey>(std::move(*kek)));
+        protected_store = phi::NewProtectedStore(**raw, *vault);
+        st = protected_store.get();
+      }
+      ServiceOptions o;
+      o.patient_key = kPatientKey;
+      o.route_on_submit = true;
+      auto service = PrescriptionService::Create(*st, o);
+      REQUIRE(service.ok());
+      std::string fhir = testing::ReadFixture("fhir/medication_request_lisinopril.json");
+      for (size_t at; (at = fhir.find("Delacroix")) != std::string::npos;) {
+        fhir.replace(at, 9, "Quixtwaddle");
+      }
+      IssueList issues;
+      auto sub = (*service)->Submit(fhir, issues);
+      REQUIRE_MESSAGE(sub.ok(), sub.status().message());
+      // Readers through the service still see the NewRx.
+      auto history = (*service)->History(sub->id);
+      REQUIRE(history.ok());
+      bool seen = false;
+      for (const auto& ev : *history) seen |= ev.payload.find("Quixtwaddle") != std::string::npos;
+      CHECK(seen);
+      service->reset();
+      protected_store.reset();
+      raw->reset();
+      std::string bytes = FileBytes(dir / "rxflow.db") + FileBytes(dir / "rxflow.db-wal");
+      bool leaked = bytes.find("Quixtwaddle") != std::string::npos;
+      std::filesystem::remove_all(dir);
+      return leaked;
+    };
+    CHECK(run(false));  // the canary is found where nothing protects it
+    CHECK_FALSE(run(true));
+  }
+}
