@@ -298,8 +298,20 @@ StatusOr<DrugDatabaseSetup> OpenDrugDatabase(const std::string& spec) {
   return out;
 }
 
-StatusOr<std::unique_ptr<store::Store>> OpenStore(const std::string& url_in,
+StatusOr<std::unique_ptr<store::Store>> OpenStore(const std::string& url,
                                                   std::string& sqlite_path) {
+  return OpenStore(url, sqlite_path, PhiConfigFromEnv());
+}
+
+StatusOr<std::unique_ptr<store::Store>> OpenStore(const std::string& url, std::string& sqlite_path,
+                                                  const PhiConfig& phi_config, PhiParts* parts) {
+  auto raw = OpenRawStore(url, sqlite_path);
+  if (!raw.ok()) return raw.status();
+  return ProtectStore(std::move(*raw), sqlite_path, phi_config, parts);
+}
+
+StatusOr<std::unique_ptr<store::Store>> OpenRawStore(const std::string& url_in,
+                                                     std::string& sqlite_path) {
   std::string url = url_in.empty() ? kDefaultDatabase : url_in;
   if (IsPostgresUrl(url)) {
     sqlite_path.clear();
@@ -365,6 +377,13 @@ void AddOptions(CLI::App& app, Config& c, unsigned roles) {
     app.add_option("--database-url", c.database_url,
                    "sqlite://PATH or postgres://... (default sqlite://./rxflow-data/rxflow.db)")
         ->envname("DATABASE_URL");
+    app.add_option("--phi-kek", c.phi_kek,
+                   "key-encryption key of PHI at rest: file:PATH, hybrid:PATH, pkcs11:LABEL or "
+                   "off (default for SQLite: file:phi.kek beside the database)")
+        ->envname("RXFLOW_PHI_KEK");
+    app.add_option("--phi-kek-retired", c.phi_kek_retired,
+                   "earlier key-encryption keys, comma-separated (until `rxflow phi rewrap`)")
+        ->envname("RXFLOW_PHI_KEK_RETIRED");
     app.add_option("--brokers", c.brokers,
                    "Kafka/Redpanda bootstrap servers; empty: the in-process broker")
         ->envname("REDPANDA_BROKERS");
@@ -568,8 +587,19 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
   }
 
   std::string sqlite_path;
-  auto store = OpenStore(c.database_url, sqlite_path);
+  PhiParts phi;
+  // The relay alone reads no PHI (the messages it derives carry none): it needs no KEK.
+  const bool relay_only = roles == kRelay;
+  auto store = OpenStore(c.database_url, sqlite_path,
+                         {relay_only ? "off" : c.phi_kek, c.phi_kek_retired}, &phi);
   if (!store.ok()) return fail("store", store.status());
+  if (relay_only) {
+    log(0, "the relay reads no PHI: it runs without the key-encryption key");
+  } else if (phi.vault) {
+    log(1, "PHI at rest: sealed under key-encryption key " + phi.vault->current_kek_id());
+  } else {
+    log(2, "PHI at rest is NOT encrypted (RXFLOW_PHI_KEK=off)");
+  }
   auto patient_key = PatientKey(sqlite_path);
   if (!patient_key.ok()) return fail("patient key", patient_key.status());
   auto drugs = OpenDrugDatabase(c.drugs);
@@ -746,7 +776,9 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
     producer = std::move(*p);
     runtime::OutboxRelayOptions relay_options;
     relay_options.upcasters = (*service)->upcasters();  // decode the log as the service does
-    relay = std::make_unique<runtime::OutboxRelay>(**store, *producer, std::move(relay_options));
+    // The log as stored: the relay needs no PHI, so it opens none.
+    store::Store& log_store = phi.raw ? *phi.raw : **store;
+    relay = std::make_unique<runtime::OutboxRelay>(log_store, *producer, std::move(relay_options));
     if (c.brokers.empty() && (roles & kRouting)) {
       // The in-process broker lost whatever it held when this process last stopped.
       auto n = runtime::RedriveRouting(**service, *producer);

@@ -14,6 +14,8 @@
 #include "rxflow/status.h"
 #include "rxflow/store/event_store.h"
 
+#include "phi_setup.h"
+
 namespace CLI {
 class App;
 }
@@ -24,6 +26,8 @@ struct Config {
   std::string host = "127.0.0.1";
   int port = 8080;                 // PORT
   std::string database_url;        // DATABASE_URL; empty: sqlite://./rxflow-data/rxflow.db
+  std::string phi_kek;             // RXFLOW_PHI_KEK (phi_setup.h)
+  std::string phi_kek_retired;     // RXFLOW_PHI_KEK_RETIRED
   std::string brokers;             // REDPANDA_BROKERS; empty: the in-process broker
   std::string kafka_config;        // KAFKA_CONFIG: extra librdkafka properties, "k=v,k=v"
   std::string otel_endpoint;       // OTEL_ENDPOINT; empty: no span export
@@ -109,8 +113,18 @@ struct DrugDatabaseSetup {
 StatusOr<DrugDatabaseSetup> OpenDrugDatabase(const std::string& spec);
 
 // sqlite://PATH (default ./rxflow-data/rxflow.db) or postgres(ql)://... `sqlite_path` gets
-// the SQLite file's path ("" for PostgreSQL).
+// the SQLite file's path ("" for PostgreSQL). The store seals PHI at rest as RXFLOW_PHI_KEK
+// says (phi_setup.h).
 StatusOr<std::unique_ptr<store::Store>> OpenStore(const std::string& url, std::string& sqlite_path);
+// The same with the PHI set-up given (phi_setup.h; the above reads it from the environment);
+// `parts`, when given, receives the store's vault and raw store (null with
+// RXFLOW_PHI_KEK=off).
+StatusOr<std::unique_ptr<store::Store>> OpenStore(const std::string& url, std::string& sqlite_path,
+                                                  const PhiConfig& phi_config,
+                                                  PhiParts* parts = nullptr);
+// The store without PHI protection (tools that must see what is stored, tests).
+StatusOr<std::unique_ptr<store::Store>> OpenRawStore(const std::string& url,
+                                                     std::string& sqlite_path);
 // The patient HMAC key: RXFLOW_PATIENT_KEY, or a 0600 file beside the SQLite database.
 StatusOr<std::string> PatientKey(const std::string& sqlite_path);
 

@@ -363,6 +363,15 @@ std::string UpcastSignedV2ToV3(std::string_view payload) {
   return j.dump();
 }
 
+// PrescriptionTransformed 1 → 2: the patient's data key id (PHI at rest); a version 1 event
+// had none (its NewRx is read as stored, or sealed under its stream's own key).
+std::string UpcastTransformedV1ToV2(std::string_view payload) {
+  Json j = Json::parse(payload, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return std::string(payload);  // the decoder names the problem
+  if (!j.contains("phi_key")) j["phi_key"] = "";
+  return j.dump();
+}
+
 // PrescriptionDispensed 1 → 2: the dispensed NDC; a version 1 fill did not keep it.
 std::string UpcastDispensedV1ToV2(std::string_view payload) {
   Json j = Json::parse(payload, nullptr, /*allow_exceptions=*/false);
@@ -379,6 +388,7 @@ UpcasterRegistry UpcasterRegistry::Builtin() {
   r.Register(PrescriptionSigned::kType, 1, &UpcastSignedV1ToV2);
   r.Register(PrescriptionSigned::kType, 2, &UpcastSignedV2ToV3);
   r.Register(PrescriptionDispensed::kType, 1, &UpcastDispensedV1ToV2);
+  r.Register(PrescriptionTransformed::kType, 1, &UpcastTransformedV1ToV2);
   return r;
 }
 

@@ -38,6 +38,14 @@ def docker_compose():
     return exe
 
 
+def mount_of(volume):
+    """(source, target) of a rendered volume: a dict, or "source:target[:mode]" (Compose v1)."""
+    if isinstance(volume, dict):
+        return volume["source"], volume["target"]
+    parts = volume.split(":")
+    return parts[0], parts[1]
+
+
 def render(env_extra, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in SECRETS and k != "REDPANDA_IMAGE"}
     env.update(env_extra)
@@ -115,9 +123,16 @@ def test_compose_renders_the_scaled_out_topology(tmp_path):
     for name in ("routing-service-1", "routing-service-2"):
         s = services[name]
         assert s["environment"]["PHARMACY_DIRECTORY"] == "/etc/rxflow/pharmacies.json"
-        (mount,) = s["volumes"]
-        source = mount["source"] if isinstance(mount, dict) else mount.split(":")[0]
-        assert os.path.realpath(source) == os.path.join(COMPOSE_DIR, "pharmacies.json")
+        (mount, keys) = s["volumes"]
+        assert os.path.realpath(mount_of(mount)[0]) == os.path.join(COMPOSE_DIR, "pharmacies.json")
+        assert mount_of(keys) == ("phi-keys", "/var/lib/rxflow-keys")
+    # PHI at rest: the programs that read or write it share the key-encryption key on the
+    # phi-keys volume; the relays need none, and no default holds a key.
+    for name in ("ingestion-api-1", "ingestion-api-2", "routing-service-1", "routing-service-2"):
+        s = services[name]
+        assert s["environment"]["RXFLOW_PHI_KEK"] == "file:/var/lib/rxflow-keys/phi.kek", name
+        assert ("phi-keys", "/var/lib/rxflow-keys") in [mount_of(v) for v in s["volumes"]], name
+    assert "phi-keys" in config["volumes"]
     with open(os.path.join(COMPOSE_DIR, "pharmacies.json")) as f:
         directory = json.load(f)
     assert directory == {"pharmacies": [{"ncpdp_id": "*",

@@ -2,12 +2,15 @@
 
 Only the standard library: urllib for HTTP, subprocess for the programs.
 """
+import atexit
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
@@ -25,7 +28,12 @@ METRICS_KEY = "e2eMet_5Tg2Wb8Yn1Qc6Vx9Zr3Kp7Lm0Jd4Hs2Fe8u"  # METRICS_KEYS: GET 
 PATIENT_KEY = "e2e-patient-key-0123456789abcdef"
 # What a process inherits of these is replaced (keys=True) or removed (keys=False).
 KEY_ENV = ("API_KEYS", "CALLBACK_API_KEY", "PHARMACY_KEYS", "METRICS_KEYS", "RXFLOW_CLIENTS",
-           "RXFLOW_PATIENT_KEY")
+           "RXFLOW_PATIENT_KEY", "RXFLOW_PHI_KEK", "RXFLOW_PHI_KEK_RETIRED")
+# The key-encryption key of PHI at rest that every process of a run shares (created 0600 by
+# the first one to start).
+PHI_KEK_DIR = tempfile.mkdtemp(prefix="rxflow-e2e-kek-")
+PHI_KEK = "file:" + os.path.join(PHI_KEK_DIR, "phi.kek")
+atexit.register(shutil.rmtree, PHI_KEK_DIR, ignore_errors=True)
 LISINOPRIL = os.path.join(FIXTURES, "fhir", "medication_request_lisinopril.json")
 
 
@@ -54,7 +62,7 @@ class Process:
         if keys:
             full_env.update({"API_KEYS": API_KEY, "CALLBACK_API_KEY": CALLBACK_KEY,
                              "PHARMACY_KEYS": f"*:{CALLBACK_KEY}", "METRICS_KEYS": METRICS_KEY,
-                             "RXFLOW_PATIENT_KEY": PATIENT_KEY})
+                             "RXFLOW_PATIENT_KEY": PATIENT_KEY, "RXFLOW_PHI_KEK": PHI_KEK})
         full_env["LOG_LEVEL"] = "warn"
         full_env.update(env or {})
         self.proc = subprocess.Popen(program(name) + list(args), env=full_env, cwd=cwd,

@@ -382,4 +382,51 @@ TEST_CASE("a key generated on a SoftHSM2 token signs a NewRx that verifies") {
   missing.token_label = "no-such-token";
   CHECK(p11::OpenSigner(missing, "x").status().code() == absl::StatusCode::kNotFound);
 }
+TEST_CASE("an AES-256 key on a SoftHSM2 token wraps the data keys of PHI at rest") {
+  SoftHsmForTests();
+  namespace p11 = rxflow::pkcs11;
+  std::string module = p11::SoftHsmModulePath();
+  REQUIRE_MESSAGE(!module.empty(), "SoftHSM2 is not installed (scripts/install-deps.sh)");
+  p11::TokenRef ref{module, "rxflow-test-kek", "5812-test-pin"};
+  REQUIRE(p11::InitToken(ref, "so-pin-for-tests").ok());
+  CHECK(p11::OpenKeyEncryptionKey(ref, "phi-kek").status().code() == absl::StatusCode::kNotFound);
+  REQUIRE(p11::GenerateWrappingKey(ref, "phi-kek").ok());
+  CHECK(p11::GenerateWrappingKey(ref, "phi-kek").code() == absl::StatusCode::kAlreadyExists);
+  auto kek = p11::OpenKeyEncryptionKey(ref, "phi-kek");
+  REQUIRE_MESSAGE(kek.ok(), kek.status().message());
+  CHECK((*kek)->id() == "pkcs11:phi-kek");
+  const std::string key(32, '\x42');
+  auto wrapped = (*kek)->Wrap(key,
+                              "patient-1\0"
+                              "1");
+  REQUIRE_MESSAGE(wrapped.ok(), wrapped.status().message());
+  CHECK(wrapped->size() == 12 + 32 + 16);
+  CHECK(wrapped->find(key) == std::string::npos);
+  CHECK(*(*kek)->Unwrap(*wrapped,
+                        "patient-1\0"
+                        "1") == key);
+  CHECK((*kek)->Unwrap(*wrapped, "patient-2").status().code() ==
+        absl::StatusCode::kUnauthenticated);
+  std::string tampered = *wrapped;
+  tampered[20] ^= 1;
+  CHECK((*kek)
+            ->Unwrap(tampered,
+                     "patient-1\0"
+                     "1")
+            .status()
+            .code() == absl::StatusCode::kUnauthenticated);
+
+  // A vault over the token's key: values sealed and opened, the data key wrapped on the token.
+  rxflow::FakeClock clock;
+  auto store = rxflow::store::NewMemoryStore(clock);
+  rxflow::phi::VaultOptions vo;
+  vo.current = std::shared_ptr<rxflow::phi::KeyEncryptionKey>(std::move(*kek));
+  auto vault = rxflow::phi::Vault::Create(*store, std::move(vo));
+  REQUIRE(vault.ok());
+  auto sealed = (*vault)->Seal("patient-1", {"t", "rx", "newrx_xml"}, "<NewRx/>");
+  REQUIRE(sealed.ok());
+  CHECK(store->DataKeyVersions("patient-1")->front().kek_id == "pkcs11:phi-kek");
+  CHECK(*(*vault)->Open(*sealed, {"t", "rx", "newrx_xml"}) == "<NewRx/>");
+}
+
 #endif

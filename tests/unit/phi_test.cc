@@ -254,7 +254,7 @@ TEST_SUITE("PHI at rest") {
     CHECK((*read)[0].payload == original);
     auto all = store->ReadAll(0, 10);
     CHECK((*all)[0].payload == original);
-    auto decoded = domain::DecodeEvent((*read)[0].type, 1, (*read)[0].payload);
+    auto decoded = domain::DecodeEvent((*read)[0].type, 2, (*read)[0].payload);
     REQUIRE(decoded.ok());
     CHECK(std::get<domain::PrescriptionTransformed>(*decoded).newrx_xml == t.newrx_xml);
 
@@ -305,7 +305,7 @@ TEST_SUITE("PHI at rest") {
     REQUIRE(*vault->Erase("patient-ref-1") == 1);
     auto after = store->ReadStream("rx-1");
     REQUIRE(after.ok());
-    auto gone = domain::DecodeEvent((*after)[0].type, 1, (*after)[0].payload);
+    auto gone = domain::DecodeEvent((*after)[0].type, 2, (*after)[0].payload);
     REQUIRE(gone.ok());
     CHECK(std::get<domain::PrescriptionTransformed>(*gone).newrx_xml.empty());
     CHECK(std::get<domain::PrescriptionTransformed>(*gone).message_id == "m1");

@@ -4,6 +4,7 @@
 #include "rxflow/pkcs11/token.h"
 
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -267,7 +268,10 @@ StatusOr<ck_object_handle_t> FindObject(const Module& m, const Session& s, ck_ob
   m.f->C_FindObjectsFinal(s.get());
   if (rv != CKR_OK) return FromRv(rv, "C_FindObjects");
   if (n == 0) {
-    return absl::NotFoundError(Cat("pkcs11: no ", cls == CKO_PRIVATE_KEY ? "private" : "public",
+    return absl::NotFoundError(Cat("pkcs11: no ",
+                                   cls == CKO_PRIVATE_KEY  ? "private"
+                                   : cls == CKO_SECRET_KEY ? "secret"
+                                                           : "public",
                                    " key labelled \"", label, "\""));
   }
   return found;
@@ -367,6 +371,74 @@ class TokenSigner : public epcs::Signer {
   std::string spki_;
 };
 
+// An AES-256 key on the token as a key-encryption key: CKM_AES_GCM, a 96-bit nonce from
+// OpenSSL's CSPRNG per wrap, the caller's associated data behind a fixed label. Wrapped:
+// nonce || ciphertext || tag.
+class TokenKek : public phi::KeyEncryptionKey {
+ public:
+  TokenKek(Opened opened, ck_object_handle_t key, std::string id)
+      : opened_(std::move(opened)), key_(key), id_(std::move(id)) {}
+
+  const std::string& id() const override { return id_; }
+
+  StatusOr<std::string> Wrap(std::string_view key, std::string_view aad) override {
+    unsigned char nonce[12];
+    if (RAND_bytes(nonce, sizeof nonce) != 1) return absl::InternalError("pkcs11: no nonce");
+    std::string out(reinterpret_cast<const char*>(nonce), sizeof nonce);
+    RXFLOW_ASSIGN_OR_RETURN(std::string sealed, Run(true, nonce, key, aad));
+    return out + sealed;
+  }
+
+  StatusOr<std::string> Unwrap(std::string_view wrapped, std::string_view aad) override {
+    if (wrapped.size() < 12 + 16)
+      return absl::UnauthenticatedError("pkcs11: wrapped key too short");
+    unsigned char nonce[12];
+    std::memcpy(nonce, wrapped.data(), sizeof nonce);
+    return Run(false, nonce, wrapped.substr(12), aad);
+  }
+
+ private:
+  StatusOr<std::string> Run(bool encrypt, unsigned char* nonce, std::string_view in,
+                            std::string_view aad_in) {
+    std::string aad = Cat("rxflow-kek-wrap-v1", std::string(1, '\0'), aad_in);
+    ck_gcm_params params{};
+    params.iv_ptr = nonce;
+    params.iv_len = 12;
+    params.iv_bits = 96;
+    params.aad_ptr = reinterpret_cast<unsigned char*>(aad.data());
+    params.aad_len = aad.size();
+    params.tag_bits = 128;
+    ck_mechanism mech{CKM_AES_GCM, &params, sizeof params};
+    const Module& m = opened_.module;
+    std::lock_guard lock(mu_);
+    ck_session_handle_t s = opened_.session.get();
+    ck_rv_t rv = encrypt ? m.f->C_EncryptInit(s, &mech, key_) : m.f->C_DecryptInit(s, &mech, key_);
+    if (rv != CKR_OK) return FromRv(rv, encrypt ? "C_EncryptInit (AES-GCM)" : "C_DecryptInit");
+    std::string out(in.size() + 16, '\0');
+    unsigned long len = out.size();
+    auto* data = reinterpret_cast<unsigned char*>(const_cast<char*>(in.data()));
+    rv = encrypt ? m.f->C_Encrypt(s, data, in.size(), reinterpret_cast<unsigned char*>(out.data()),
+                                  &len)
+                 : m.f->C_Decrypt(s, data, in.size(), reinterpret_cast<unsigned char*>(out.data()),
+                                  &len);
+    // A tag that does not verify: CKR_ENCRYPTED_DATA_INVALID by the standard; SoftHSM2 2.6
+    // answers CKR_GENERAL_ERROR (Botan's exception), some modules CKR_FUNCTION_FAILED.
+    if (!encrypt && (rv == CKR_ENCRYPTED_DATA_INVALID || rv == CKR_ENCRYPTED_DATA_LEN_RANGE ||
+                     rv == CKR_GENERAL_ERROR || rv == CKR_FUNCTION_FAILED)) {
+      return absl::UnauthenticatedError(
+          Cat("pkcs11: the wrapped key does not authenticate (", RvName(rv), ")"));
+    }
+    if (rv != CKR_OK) return FromRv(rv, encrypt ? "C_Encrypt" : "C_Decrypt");
+    out.resize(len);
+    return out;
+  }
+
+  std::mutex mu_;  // one operation at a time on the session
+  Opened opened_;
+  ck_object_handle_t key_;
+  std::string id_;
+};
+
 }  // namespace
 
 std::string SoftHsmModulePath() {
@@ -447,6 +519,46 @@ StatusOr<std::string> GenerateSigningKey(const TokenRef& ref, const std::string&
   if (rv != CKR_OK) return FromRv(rv, "C_GenerateKeyPair (EC P-256)");
   RXFLOW_ASSIGN_OR_RETURN(std::string point, GetAttribute(m, o.session, pub_key, CKA_EC_POINT));
   return SpkiFromEcPoint(std::move(point));
+}
+
+Status GenerateWrappingKey(const TokenRef& ref, const std::string& key_label) {
+  RXFLOW_ASSIGN_OR_RETURN(Opened o, Open(ref));
+  const Module& m = o.module;
+  if (FindObject(m, o.session, CKO_SECRET_KEY, key_label).ok()) {
+    return absl::AlreadyExistsError(
+        Cat("pkcs11: a key labelled \"", key_label, "\" exists already"));
+  }
+  unsigned char yes = kTrue, no = kFalse;
+  unsigned long length = 32;
+  ck_object_class_t cls = CKO_SECRET_KEY;
+  ck_key_type_t type = CKK_AES;
+  std::string label = key_label;
+  ck_attribute tmpl[] = {
+      {CKA_CLASS, &cls, sizeof cls},
+      {CKA_KEY_TYPE, &type, sizeof type},
+      {CKA_TOKEN, &yes, 1},
+      {CKA_PRIVATE, &yes, 1},
+      {CKA_SENSITIVE, &yes, 1},
+      {CKA_EXTRACTABLE, &no, 1},
+      {CKA_ENCRYPT, &yes, 1},
+      {CKA_DECRYPT, &yes, 1},
+      {CKA_VALUE_LEN, &length, sizeof length},
+      {CKA_LABEL, label.data(), label.size()},
+  };
+  ck_mechanism mech{CKM_AES_KEY_GEN, nullptr, 0};
+  ck_object_handle_t key = 0;
+  ck_rv_t rv = m.f->C_GenerateKey(o.session.get(), &mech, tmpl, std::size(tmpl), &key);
+  if (rv != CKR_OK) return FromRv(rv, "C_GenerateKey (AES-256)");
+  return absl::OkStatus();
+}
+
+StatusOr<std::unique_ptr<phi::KeyEncryptionKey>> OpenKeyEncryptionKey(
+    const TokenRef& ref, const std::string& key_label) {
+  RXFLOW_ASSIGN_OR_RETURN(Opened o, Open(ref));
+  RXFLOW_ASSIGN_OR_RETURN(ck_object_handle_t key,
+                          FindObject(o.module, o.session, CKO_SECRET_KEY, key_label));
+  return std::unique_ptr<phi::KeyEncryptionKey>(
+      new TokenKek(std::move(o), key, Cat("pkcs11:", key_label)));
 }
 
 StatusOr<std::unique_ptr<epcs::Signer>> OpenSigner(const TokenRef& ref,

@@ -84,9 +84,10 @@ struct PrescriptionRejected {
   std::vector<std::string> reasons;  // "severity: path: message" (no PHI values)
 };
 
+// Schema version 2 added phi_key (version 1 events read with phi_key "").
 struct PrescriptionTransformed {
   static constexpr std::string_view kType = "PrescriptionTransformed";
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
   std::string script_version;  // "2023011" | "2017071"
   std::string message_id;      // the NewRx Header/MessageID
   std::string newrx_xml;

@@ -21,6 +21,7 @@
 #include <memory>
 #include <string>
 
+#include "rxflow/crypto/phi.h"
 #include "rxflow/epcs/signer.h"
 #include "rxflow/status.h"
 
@@ -54,6 +55,16 @@ StatusOr<std::string> GenerateSigningKey(const TokenRef& ref, const std::string&
 // wrong PIN, NotFound for a missing token or key.
 StatusOr<std::unique_ptr<epcs::Signer>> OpenSigner(const TokenRef& ref,
                                                    const std::string& key_label);
+
+// Generates an AES-256 key on the token, labelled `key_label` (token object, private,
+// sensitive, not extractable, encrypt and decrypt only): a key-encryption key for the data
+// keys of PHI at rest (rxflow/crypto/phi.h). AlreadyExists when the label is taken.
+Status GenerateWrappingKey(const TokenRef& ref, const std::string& key_label);
+// The AES-256 key labelled `key_label` as a phi::KeyEncryptionKey (id "pkcs11:<label>"): data
+// keys are wrapped on the token with CKM_AES_GCM (a fresh 96-bit nonce each, the associated
+// data authenticated) and never wrapped or unwrapped outside it. NotFound for a missing key.
+StatusOr<std::unique_ptr<phi::KeyEncryptionKey>> OpenKeyEncryptionKey(const TokenRef& ref,
+                                                                      const std::string& key_label);
 
 }  // namespace rxflow::pkcs11
 

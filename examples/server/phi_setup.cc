@@ -1,0 +1,115 @@
+#include "phi_setup.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <vector>
+
+#include "rxflow/internal/status_macros.h"
+#include "rxflow/internal/strcat.h"
+#include "rxflow/pkcs11/token.h"
+
+namespace rxflow::app {
+
+using internal::Cat;
+
+namespace {
+
+// Owns the raw store, the vault and the protecting wrapper, and forwards to the wrapper.
+class OwningProtectedStore : public store::StoreWrapper {
+ public:
+  struct Parts {
+    std::unique_ptr<store::Store> raw;
+    std::unique_ptr<phi::Vault> vault;
+    std::unique_ptr<store::Store> protected_store;
+  };
+  explicit OwningProtectedStore(std::unique_ptr<Parts> parts)
+      : StoreWrapper(*parts->protected_store), parts_(std::move(parts)) {}
+  PhiParts parts() { return {parts_->vault.get(), parts_->raw.get()}; }
+
+ private:
+  std::unique_ptr<Parts> parts_;
+};
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+}  // namespace
+
+PhiConfig PhiConfigFromEnv() { return {Env("RXFLOW_PHI_KEK"), Env("RXFLOW_PHI_KEK_RETIRED")}; }
+
+StatusOr<std::shared_ptr<phi::KeyEncryptionKey>> OpenKek(const std::string& spec) {
+  auto shared = [](auto opened) -> StatusOr<std::shared_ptr<phi::KeyEncryptionKey>> {
+    if (!opened.ok()) return opened.status();
+    return std::shared_ptr<phi::KeyEncryptionKey>(std::move(*opened));
+  };
+  if (spec.rfind("file:", 0) == 0 && spec.size() > 5) return shared(phi::OpenKekFile(spec.substr(5)));
+  if (spec.rfind("hybrid:", 0) == 0 && spec.size() > 7) {
+    return shared(phi::OpenHybridKekFile(spec.substr(7)));
+  }
+  if (spec.rfind("pkcs11:", 0) == 0 && spec.size() > 7) {
+    pkcs11::TokenRef ref;
+    ref.module_path = Env("RXFLOW_PKCS11_MODULE");
+    if (ref.module_path.empty()) ref.module_path = pkcs11::SoftHsmModulePath();
+    ref.token_label = Env("RXFLOW_PKCS11_TOKEN");
+    ref.pin = Env("RXFLOW_PKCS11_PIN");
+    if (ref.token_label.empty() || ref.pin.empty()) {
+      return absl::InvalidArgumentError(
+          "RXFLOW_PHI_KEK=pkcs11:LABEL needs RXFLOW_PKCS11_TOKEN and RXFLOW_PKCS11_PIN");
+    }
+    const std::string label = spec.substr(7);
+    auto kek = pkcs11::OpenKeyEncryptionKey(ref, label);
+    if (absl::IsNotFound(kek.status())) {
+      Status made = pkcs11::GenerateWrappingKey(ref, label);
+      if (!made.ok() && !absl::IsAlreadyExists(made)) return made;
+      kek = pkcs11::OpenKeyEncryptionKey(ref, label);
+    }
+    return shared(std::move(kek));
+  }
+  return absl::InvalidArgumentError(
+      "RXFLOW_PHI_KEK: expected file:PATH, hybrid:PATH, pkcs11:LABEL or off (the value is not "
+      "shown)");
+}
+
+StatusOr<std::unique_ptr<store::Store>> ProtectStore(std::unique_ptr<store::Store> raw,
+                                                     const std::string& sqlite_path,
+                                                     const PhiConfig& config,
+                                                     PhiParts* parts_out) {
+  if (parts_out) *parts_out = {};
+  if (config.kek == "off") return raw;
+  std::string spec = config.kek;
+  if (spec.empty()) {
+    if (sqlite_path.empty()) {
+      return absl::InvalidArgumentError(
+          "set RXFLOW_PHI_KEK (file:PATH, hybrid:PATH or pkcs11:LABEL; or off) to use a "
+          "PostgreSQL store: the key that encrypts PHI at rest must not sit beside the database");
+    }
+    auto dir = std::filesystem::path(sqlite_path).parent_path();
+    spec = "file:" + ((dir.empty() ? std::filesystem::path(".") : dir) / "phi.kek").string();
+  }
+  phi::VaultOptions options;
+  RXFLOW_ASSIGN_OR_RETURN(options.current, OpenKek(spec));
+  std::string_view rest = config.retired;
+  while (!rest.empty()) {
+    size_t comma = rest.find(',');
+    std::string one(rest.substr(0, comma));
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    if (one.empty()) continue;
+    auto kek = OpenKek(one);
+    if (!kek.ok()) {
+      return Status(kek.status().code(),
+                    Cat("RXFLOW_PHI_KEK_RETIRED: ", std::string(kek.status().message())));
+    }
+    options.retired.push_back(std::move(*kek));
+  }
+  auto parts = std::make_unique<OwningProtectedStore::Parts>();
+  parts->raw = std::move(raw);
+  RXFLOW_ASSIGN_OR_RETURN(parts->vault, phi::Vault::Create(*parts->raw, std::move(options)));
+  parts->protected_store = phi::NewProtectedStore(*parts->raw, *parts->vault);
+  auto owning = std::make_unique<OwningProtectedStore>(std::move(parts));
+  if (parts_out) *parts_out = owning->parts();
+  return std::unique_ptr<store::Store>(std::move(owning));
+}
+
+}  // namespace rxflow::app
