@@ -122,6 +122,64 @@ struct AuditArgs {
   std::string order = "date";
 };
 
+// The `phi` subcommands: PHI at rest (docs/security.md), on the store and KEK the programs
+// use (RXFLOW_PHI_KEK, RXFLOW_PHI_KEK_RETIRED).
+struct PhiArgs {
+  std::string store_url = "sqlite://./rxflow-data/rxflow.db";
+  std::string prescription_id;
+  std::string reason;
+  std::string actor;
+  CLI::App* status = nullptr;
+  CLI::App* rewrap = nullptr;
+  CLI::App* rotate = nullptr;
+  CLI::App* erase = nullptr;
+};
+
+int RunPhi(const PhiArgs& a) {
+  auto fail = [](const auto& message) {
+    std::cerr << "rxflow: " << message << "\n";
+    return kExitUsage;
+  };
+  if (auto missing = MissingSqliteFile(a.store_url)) return fail("no store at " + *missing);
+  std::string db_path;
+  rxflow::app::PhiParts phi;
+  auto config = rxflow::app::PhiConfigFromEnv();
+  if (config.kek == "off") return fail("RXFLOW_PHI_KEK=off: PHI at rest is not encrypted");
+  auto store = rxflow::app::OpenStore(a.store_url, db_path, config, &phi);
+  if (!store.ok()) return fail(store.status().message());
+  rxflow::phi::Vault& vault = *phi.vault;
+  if (a.status->parsed()) {
+    auto old = phi.raw->DataKeysNotWrappedBy(vault.current_kek_id(), "", 0, 1'000'000);
+    if (!old.ok()) return fail(old.status().message());
+    std::cout << "key-encryption key: " << vault.current_kek_id() << "\n"
+              << "data key versions under other keys: " << old->size()
+              << (old->empty() ? "" : " (run `rxflow phi rewrap`)") << "\n";
+    return kExitOk;
+  }
+  if (a.rewrap->parsed()) {
+    auto report = vault.RewrapAll();
+    if (!report.ok()) return fail(report.status().message());
+    std::cout << "rewrapped " << report->rewrapped << " data key version(s) under "
+              << vault.current_kek_id() << " (" << report->already_current
+              << " moved by another job)\n";
+    return kExitOk;
+  }
+  auto key_id = rxflow::phi::DataKeyIdOf(**store, a.prescription_id);
+  if (!key_id.ok()) return fail(key_id.status().message());
+  if (a.rotate->parsed()) {
+    auto version = vault.RotateDataKey(*key_id);
+    if (!version.ok()) return fail(version.status().message());
+    std::cout << "data key " << *key_id << " is now at version " << *version << "\n";
+    return kExitOk;
+  }
+  const std::string actor = a.actor.empty() ? "operator:cli" : a.actor;
+  auto erased = rxflow::phi::ErasePatientOf(**store, vault, a.prescription_id, actor, a.reason);
+  if (!erased.ok()) return fail(erased.status().message());
+  std::cout << "erased data key " << erased->key_id << " (" << erased->versions_destroyed
+            << " version(s) destroyed); recorded as event " << erased->event_id << "\n";
+  return kExitOk;
+}
+
 int RunAudit(CLI::App* verify, CLI::App* report, const AuditArgs& a) {
   auto fail = [](const std::string& message) {
     std::cerr << "rxflow: " << message << "\n";
@@ -599,6 +657,32 @@ int main(int argc, char** argv) {
   rxflow::cli::DrugsCommand drugs_command;
   rxflow::cli::AddDrugsCommands(app, drugs_command);
 
+  PhiArgs phi_args;
+  CLI::App* phi = app.add_subcommand(
+      "phi", "PHI at rest: key status, the rewrap job, data key rotation, crypto-erasure");
+  phi->require_subcommand(1);
+  phi_args.status = phi->add_subcommand("status", "the KEK in use and what it has yet to wrap");
+  phi_args.rewrap = phi->add_subcommand(
+      "rewrap",
+      "wrap every data key under the current KEK (after a rotation: RXFLOW_PHI_KEK the new key, "
+      "RXFLOW_PHI_KEK_RETIRED the old); then the old KEK can be retired");
+  phi_args.rotate = phi->add_subcommand(
+      "rotate", "a new data key version for a prescription's patient (new writes use it)");
+  phi_args.erase = phi->add_subcommand(
+      "erase",
+      "crypto-erasure: destroy the data key of a prescription's patient (every NewRx of that "
+      "patient becomes unreadable; the events stay; the erasure is recorded)");
+  for (CLI::App* sub : {phi_args.status, phi_args.rewrap, phi_args.rotate, phi_args.erase}) {
+    sub->add_option("--store", phi_args.store_url,
+                    "store URL (default sqlite://./rxflow-data/rxflow.db)");
+  }
+  for (CLI::App* sub : {phi_args.rotate, phi_args.erase}) {
+    sub->add_option("--prescription", phi_args.prescription_id, "a prescription of the patient")
+        ->required();
+  }
+  phi_args.erase->add_option("--reason", phi_args.reason, "why (recorded; no PHI)")->required();
+  phi_args.erase->add_option("--actor", phi_args.actor, "who (recorded; default operator:cli)");
+
   rxflow::app::Config serve_config;
   CLI::App* serve = app.add_subcommand(
       "serve", "run the API, outbox relay, routing and a pharmacy simulator in one process");
@@ -671,6 +755,7 @@ int main(int argc, char** argv) {
 
   if (serve->parsed()) return rxflow::app::Run(serve_config, rxflow::app::kAll, "rxflow serve");
   if (audit->parsed()) return RunAudit(audit_verify, audit_report, audit_args);
+  if (phi->parsed()) return RunPhi(phi_args);
   if (drugs_command.drugs->parsed()) return rxflow::cli::RunDrugs(drugs_command);
   if (drugs_command.ddi->parsed()) return rxflow::cli::RunDdi(drugs_command);
   if (drugs_command.pmp->parsed()) return rxflow::cli::RunPmp(drugs_command);

@@ -44,7 +44,8 @@ StatusOr<std::shared_ptr<phi::KeyEncryptionKey>> OpenKek(const std::string& spec
     if (!opened.ok()) return opened.status();
     return std::shared_ptr<phi::KeyEncryptionKey>(std::move(*opened));
   };
-  if (spec.rfind("file:", 0) == 0 && spec.size() > 5) return shared(phi::OpenKekFile(spec.substr(5)));
+  if (spec.rfind("file:", 0) == 0 && spec.size() > 5)
+    return shared(phi::OpenKekFile(spec.substr(5)));
   if (spec.rfind("hybrid:", 0) == 0 && spec.size() > 7) {
     return shared(phi::OpenHybridKekFile(spec.substr(7)));
   }
@@ -74,8 +75,7 @@ StatusOr<std::shared_ptr<phi::KeyEncryptionKey>> OpenKek(const std::string& spec
 
 StatusOr<std::unique_ptr<store::Store>> ProtectStore(std::unique_ptr<store::Store> raw,
                                                      const std::string& sqlite_path,
-                                                     const PhiConfig& config,
-                                                     PhiParts* parts_out) {
+                                                     const PhiConfig& config, PhiParts* parts_out) {
   if (parts_out) *parts_out = {};
   if (config.kek == "off") return raw;
   std::string spec = config.kek;

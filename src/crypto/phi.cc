@@ -22,6 +22,8 @@
 #include "rxflow/internal/status_macros.h"
 #include "rxflow/internal/strcat.h"
 
+#include "common/text.h"
+
 namespace rxflow::phi {
 
 using internal::Cat;
@@ -338,21 +340,25 @@ struct Vault::Impl {
       }
       entry->versions[row.version].bytes = std::move(*key);
     }
-    if (options.cache_entries > 0) {
-      std::lock_guard lock(mu);
-      if (auto it = cache.find(key_id); it != cache.end()) {
-        lru.erase(it->second->lru);
-        cache.erase(it);
-      }
-      while (cache.size() >= options.cache_entries && !lru.empty()) {
-        cache.erase(lru.back());
-        lru.pop_back();
-      }
-      lru.push_front(key_id);
-      entry->lru = lru.begin();
-      cache.emplace(key_id, entry);
-    }
+    // A key id without a key is not cached: another writer may make it at any time.
+    if (!entry->versions.empty() || entry->destroyed) Cache(key_id, entry);
     return std::shared_ptr<const Entry>(entry);
+  }
+
+  void Cache(const std::string& key_id, std::shared_ptr<Entry> entry) {
+    if (options.cache_entries == 0) return;
+    std::lock_guard lock(mu);
+    if (auto it = cache.find(key_id); it != cache.end()) {
+      lru.erase(it->second->lru);
+      cache.erase(it);
+    }
+    while (cache.size() >= options.cache_entries && !lru.empty()) {
+      cache.erase(lru.back());
+      lru.pop_back();
+    }
+    lru.push_front(key_id);
+    entry->lru = lru.begin();
+    cache.emplace(key_id, std::move(entry));
   }
 
   // Stores version `version` of a new random data key. AlreadyExists when another writer
@@ -388,24 +394,75 @@ StatusOr<std::unique_ptr<Vault>> Vault::Create(store::DataKeys& keys, VaultOptio
 
 const std::string& Vault::current_kek_id() const { return impl_->options.current->id(); }
 
-StatusOr<std::string> Vault::Seal(std::string_view key_id_view, const Binding& where,
-                                  std::string_view plaintext) {
-  const std::string key_id(key_id_view);
-  if (key_id.empty() || key_id.find_first_of(". \"\\") != std::string::npos) {
+namespace {
+
+Status CheckKeyId(std::string_view key_id) {
+  if (key_id.empty() || key_id.find_first_of(". \"\\") != std::string_view::npos) {
     return absl::InvalidArgumentError(
         "phi: a data key id is empty or holds '.', ' ', '\"' or '\\'");
   }
-  RXFLOW_ASSIGN_OR_RETURN(std::shared_ptr<const Impl::Entry> entry, impl_->Load(key_id, false));
-  for (int attempt = 0; entry->versions.empty(); ++attempt) {
-    if (entry->destroyed) return Impl::Erased(key_id);
+  return absl::OkStatus();
+}
+
+StatusOr<std::string> SealUnder(std::string_view key, std::string_view key_id, int version,
+                                const Binding& where, std::string_view plaintext) {
+  RXFLOW_ASSIGN_OR_RETURN(std::string sealed,
+                          GcmSeal(key, ValueAad(where, key_id, version), plaintext));
+  return Cat(kEnvelopePrefix, key_id, ".", version, ".", internal::Base64Encode(sealed));
+}
+
+}  // namespace
+
+Vault::NewKey::~NewKey() { OPENSSL_cleanse(key.data(), key.size()); }
+
+StatusOr<std::string> Vault::Seal(std::string_view key_id_view, const Binding& where,
+                                  std::string_view plaintext) {
+  const std::string key_id(key_id_view);
+  for (int attempt = 0;; ++attempt) {
+    StatusOr<std::string> sealed = SealExisting(key_id, where, plaintext);
+    if (!absl::IsNotFound(sealed.status())) return sealed;
     Status created = impl_->Create(key_id, 1);
     if (!created.ok() && (!absl::IsAlreadyExists(created) || attempt > 0)) return created;
-    RXFLOW_ASSIGN_OR_RETURN(entry, impl_->Load(key_id, true));
+    impl_->Forget(key_id);
   }
+}
+
+StatusOr<std::string> Vault::SealExisting(std::string_view key_id_view, const Binding& where,
+                                          std::string_view plaintext) {
+  RXFLOW_RETURN_IF_ERROR(CheckKeyId(key_id_view));
+  const std::string key_id(key_id_view);
+  // (A key id without a key is never cached: an empty entry was just read from the store.)
+  RXFLOW_ASSIGN_OR_RETURN(std::shared_ptr<const Impl::Entry> entry, impl_->Load(key_id, false));
+  if (entry->destroyed) return Impl::Erased(key_id);
+  if (entry->versions.empty()) return absl::NotFoundError(Cat("no data key ", key_id));
   const auto& [version, key] = *entry->versions.rbegin();
-  RXFLOW_ASSIGN_OR_RETURN(std::string sealed,
-                          GcmSeal(key.bytes, ValueAad(where, key_id, version), plaintext));
-  return Cat(kEnvelopePrefix, key_id, ".", version, ".", internal::Base64Encode(sealed));
+  return SealUnder(key.bytes, key_id, version, where, plaintext);
+}
+
+StatusOr<std::shared_ptr<Vault::NewKey>> Vault::Prepare(const std::string& key_id) {
+  RXFLOW_RETURN_IF_ERROR(CheckKeyId(key_id));
+  auto k = std::make_shared<NewKey>();
+  k->key.assign(kDataKeyBytes, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(k->key.data()),
+                 static_cast<int>(kDataKeyBytes)) != 1) {
+    return absl::InternalError("phi: no random data key");
+  }
+  KeyEncryptionKey& kek = *impl_->options.current;
+  RXFLOW_ASSIGN_OR_RETURN(std::string wrapped, kek.Wrap(k->key, WrapAad(key_id, 1)));
+  k->row = {key_id, 1, kek.id(), std::move(wrapped), impl_->clock.NowMicros()};
+  return k;
+}
+
+StatusOr<std::string> Vault::SealWith(const NewKey& key, const Binding& where,
+                                      std::string_view plaintext) {
+  return SealUnder(key.key, key.row.key_id, key.row.version, where, plaintext);
+}
+
+void Vault::Adopt(const NewKey& key) {
+  auto entry = std::make_shared<Impl::Entry>();
+  entry->loaded_at = impl_->clock.NowMicros();
+  entry->versions[key.row.version].bytes = key.key;
+  impl_->Cache(key.row.key_id, std::move(entry));
 }
 
 StatusOr<std::string> Vault::Open(std::string_view sealed, const Binding& where) {
@@ -536,8 +593,11 @@ class Protector {
  public:
   Protector(Vault& vault, store::EventStore& raw) : vault_(vault), raw_(raw) {}
 
-  // Seals the PHI member of each event of `request` in place.
-  Status SealAll(store::AppendRequest& request) {
+  // Seals the PHI member of each event of `request` in place. A key the vault does not have
+  // yet is prepared and added to request.data_keys (stored with the events, in their
+  // transaction); `fresh` gets those keys, to adopt once the append committed.
+  Status SealAll(store::AppendRequest& request,
+                 std::vector<std::shared_ptr<Vault::NewKey>>& fresh) {
     for (store::EventRecord& e : request.events) {
       std::string_view field = PhiFieldOf(e.type);
       if (field.empty()) continue;
@@ -546,11 +606,48 @@ class Protector {
       std::string_view value(e.payload.data() + span->first, span->second - span->first);
       if (IsSealed(value)) continue;
       RXFLOW_ASSIGN_OR_RETURN(std::string key_id, KeyIdFor(e, request));
-      RXFLOW_ASSIGN_OR_RETURN(std::string sealed,
-                              vault_.Seal(key_id, {e.tenant, request.stream_id, field}, value));
-      e.payload.replace(span->first, span->second - span->first, sealed);
+      const Binding where{e.tenant, request.stream_id, field};
+      auto prepared = std::find_if(fresh.begin(), fresh.end(),
+                                   [&](const auto& k) { return k->row.key_id == key_id; });
+      StatusOr<std::string> sealed = prepared != fresh.end()
+                                         ? vault_.SealWith(**prepared, where, value)
+                                         : vault_.SealExisting(key_id, where, value);
+      if (absl::IsNotFound(sealed.status())) {
+        RXFLOW_ASSIGN_OR_RETURN(std::shared_ptr<Vault::NewKey> k, vault_.Prepare(key_id));
+        sealed = vault_.SealWith(*k, where, value);
+        request.data_keys.push_back(k->row);
+        fresh.push_back(std::move(k));
+      }
+      if (!sealed.ok()) return sealed.status();
+      e.payload.replace(span->first, span->second - span->first, *sealed);
     }
     return absl::OkStatus();
+  }
+
+  // Seals and appends through `append`; when a key it prepared was made by another writer
+  // first, seals again under that one (once).
+  template <typename AppendFn>
+  StatusOr<store::AppendResult> SealAndAppend(const store::AppendRequest& request,
+                                              AppendFn append) {
+    bool phi = false;
+    for (const store::EventRecord& e : request.events) phi |= !PhiFieldOf(e.type).empty();
+    if (!phi) return append(request);
+    for (int attempt = 0;; ++attempt) {
+      store::AppendRequest sealed = request;
+      std::vector<std::shared_ptr<Vault::NewKey>> fresh;
+      RXFLOW_RETURN_IF_ERROR(SealAll(sealed, fresh));
+      StatusOr<store::AppendResult> result = append(std::move(sealed));
+      if (result.ok()) {
+        for (const auto& k : fresh) vault_.Adopt(*k);
+        return result;
+      }
+      const bool lost_race =
+          absl::IsAlreadyExists(result.status()) &&
+          std::string_view(result.status().message().data(), result.status().message().size())
+              .starts_with(store::kDataKeyExists);
+      if (!lost_race || attempt > 0) return result;
+      // Another writer stored its key first: the next seal reads that one from the store.
+    }
   }
 
   // Opens the PHI member of each event in place.
@@ -602,8 +699,7 @@ class ProtectedTransaction : public store::EventStore {
  public:
   ProtectedTransaction(store::EventStore& tx, Vault& vault) : tx_(tx), p_(vault, tx) {}
   StatusOr<store::AppendResult> Append(store::AppendRequest r) override {
-    RXFLOW_RETURN_IF_ERROR(p_.SealAll(r));
-    return tx_.Append(std::move(r));
+    return p_.SealAndAppend(r, [&](store::AppendRequest s) { return tx_.Append(std::move(s)); });
   }
   StatusOr<std::vector<store::EventRecord>> ReadStream(const std::string& s,
                                                        int64_t after) override {
@@ -635,8 +731,8 @@ class ProtectedStore : public store::StoreWrapper {
       : StoreWrapper(target), vault_(vault), p_(vault, target) {}
 
   StatusOr<store::AppendResult> Append(store::AppendRequest r) override {
-    RXFLOW_RETURN_IF_ERROR(p_.SealAll(r));
-    return target_.Append(std::move(r));
+    return p_.SealAndAppend(r,
+                            [&](store::AppendRequest s) { return target_.Append(std::move(s)); });
   }
   StatusOr<std::vector<store::EventRecord>> ReadStream(const std::string& s,
                                                        int64_t after) override {
@@ -666,6 +762,53 @@ class ProtectedStore : public store::StoreWrapper {
 
 std::unique_ptr<store::Store> NewProtectedStore(store::Store& target, Vault& vault) {
   return std::make_unique<ProtectedStore>(target, vault);
+}
+
+StatusOr<std::string> DataKeyIdOf(store::EventStore& store, const std::string& prescription_id) {
+  RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> stream,
+                          store.ReadStream(prescription_id));
+  if (stream.empty()) return absl::NotFoundError(Cat("no prescription ", prescription_id));
+  for (const store::EventRecord& e : stream) {
+    if (e.type != domain::PrescriptionTransformed::kType) continue;
+    if (std::string k = StringMemberValue(e.payload, "phi_key"); !k.empty()) return k;
+  }
+  return Cat("stream:", prescription_id);
+}
+
+StatusOr<Erasure> ErasePatientOf(store::Store& store, Vault& vault,
+                                 const std::string& prescription_id, const std::string& actor,
+                                 const std::string& reason, Clock* clock) {
+  if (reason.empty() || reason.size() > kMaxErasureReasonBytes) {
+    return absl::InvalidArgumentError("an erasure needs a reason of 1 to 500 bytes (no PHI)");
+  }
+  if (actor.empty()) return absl::InvalidArgumentError("an erasure needs an actor");
+  Erasure out;
+  RXFLOW_ASSIGN_OR_RETURN(out.key_id, DataKeyIdOf(store, prescription_id));
+  RXFLOW_ASSIGN_OR_RETURN(out.versions_destroyed, vault.Erase(out.key_id));
+  Clock& c = clock ? *clock : SystemClock();
+  store::EventRecord e;
+  e.event_id = internal::RandomHex128();
+  out.event_id = e.event_id;
+  e.type = std::string(kPatientDataErased);
+  e.occurred_at = c.NowMicros();
+  e.correlation_id = e.event_id;
+  e.actor = actor;
+  std::string payload = "{\"key_id\":\"";
+  internal::AppendJsonEscaped(payload, out.key_id);
+  payload += "\",\"prescription_id\":\"";
+  internal::AppendJsonEscaped(payload, prescription_id);
+  payload += Cat("\",\"versions_destroyed\":", out.versions_destroyed, ",\"reason\":\"");
+  std::string valid = reason;
+  internal::MakeValidUtf8(valid);
+  internal::AppendJsonEscaped(payload, valid);
+  payload += "\"}";
+  e.payload = std::move(payload);
+  store::AppendRequest r;
+  r.stream_id = Cat("phi-erasure:", out.key_id);
+  r.expected_version = store::kAnyVersion;
+  r.events.push_back(std::move(e));
+  RXFLOW_RETURN_IF_ERROR(store.Append(std::move(r)).status());
+  return out;
 }
 
 }  // namespace rxflow::phi

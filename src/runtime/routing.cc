@@ -389,7 +389,10 @@ Status RoutingService::Impl::Handle(const messaging::Message& message) {
   StatusOr<std::string> reply = absl::NotFoundError(Cat("no endpoint for pharmacy ", pharmacy));
   StatusOr<std::string> xml = send ? StatusOr<std::string>(std::move(p->newrx_xml))
                                    : service.OutboundXml(id, "cancel", request->cancel_message_id);
-  if (xml.ok() && xml->empty()) xml = absl::FailedPreconditionError("no NewRx stored");
+  if (xml.ok() && xml->empty()) {
+    xml = absl::FailedPreconditionError(
+        "no NewRx stored (never written, or erased with the patient's data key)");
+  }
   if (!xml.ok()) return DeadLetter(message, std::string(xml.status().message()), 0);
   if (!url.empty()) {
     // The pharmacy call is a child span of the request that caused it.

@@ -35,7 +35,28 @@ struct State {
   std::set<std::pair<std::string, std::string>> inbox;
   std::map<std::string, Projection, std::less<>> projections;
   std::map<std::string, Subscription, std::less<>> subscriptions;
+  std::map<std::string, std::vector<WrappedDataKey>> keys;  // by key id, versions ascending
 };
+
+// AlreadyExists when `k` may not be stored: its version exists or the key was destroyed.
+Status CheckNewDataKey(const State& state, const WrappedDataKey& k) {
+  RXFLOW_RETURN_IF_ERROR(ValidateDataKey(k));
+  if (auto it = state.keys.find(k.key_id); it != state.keys.end()) {
+    for (const WrappedDataKey& old : it->second) {
+      if (old.version == k.version || old.version == 0) {
+        return absl::AlreadyExistsError(Cat(kDataKeyExists, k.key_id));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+void StoreDataKey(State& state, const WrappedDataKey& k) {
+  std::vector<WrappedDataKey>& versions = state.keys[k.key_id];
+  versions.push_back(k);
+  std::sort(versions.begin(), versions.end(),
+            [](const auto& a, const auto& b) { return a.version < b.version; });
+}
 
 // Validates `req` against `state` plus what `staged` already adds; fills versions.
 Status Check(const State& state, const std::vector<AppendRequest>& staged, AppendRequest& req) {
@@ -59,6 +80,14 @@ Status Check(const State& state, const std::vector<AppendRequest>& staged, Appen
     for (const AppendRequest& s : staged) {
       if (s.idempotency_key == req.idempotency_key) {
         return absl::AlreadyExistsError(Cat("idempotency key exists: ", s.stream_id));
+      }
+    }
+  }
+  for (const WrappedDataKey& k : req.data_keys) {
+    RXFLOW_RETURN_IF_ERROR(CheckNewDataKey(state, k));
+    for (const AppendRequest& s : staged) {
+      for (const WrappedDataKey& x : s.data_keys) {
+        if (x.key_id == k.key_id) return absl::AlreadyExistsError(Cat(kDataKeyExists, k.key_id));
       }
     }
   }
@@ -92,6 +121,7 @@ AppendResult Commit(State& state, AppendRequest& req) {
   if (req.events.empty()) result.last_version = static_cast<int64_t>(stream.size());
   if (stream.empty()) state.streams.erase(req.stream_id);
   if (!req.idempotency_key.empty()) state.idempotency[req.idempotency_key] = req.stream_id;
+  for (const WrappedDataKey& k : req.data_keys) StoreDataKey(state, k);
   return result;
 }
 
@@ -317,7 +347,7 @@ class MemoryStore : public Store {
   Status PutDataKey(const WrappedDataKey& key) override {
     RXFLOW_RETURN_IF_ERROR(ValidateDataKey(key));
     std::lock_guard<std::mutex> lock(mu_);
-    std::vector<WrappedDataKey>& versions = keys_[key.key_id];
+    std::vector<WrappedDataKey>& versions = state_.keys[key.key_id];
     for (const WrappedDataKey& k : versions) {
       if (k.version == key.version || k.version == 0) {
         return absl::AlreadyExistsError(Cat("data key ", key.key_id, " version ", key.version,
@@ -332,14 +362,14 @@ class MemoryStore : public Store {
 
   StatusOr<std::vector<WrappedDataKey>> DataKeyVersions(const std::string& key_id) override {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = keys_.find(key_id);
-    return it == keys_.end() ? std::vector<WrappedDataKey>() : it->second;
+    auto it = state_.keys.find(key_id);
+    return it == state_.keys.end() ? std::vector<WrappedDataKey>() : it->second;
   }
 
   Status RewrapDataKey(const WrappedDataKey& key, const std::string& expected_kek_id) override {
     RXFLOW_RETURN_IF_ERROR(ValidateDataKey(key));
     std::lock_guard<std::mutex> lock(mu_);
-    if (auto it = keys_.find(key.key_id); it != keys_.end()) {
+    if (auto it = state_.keys.find(key.key_id); it != state_.keys.end()) {
       for (WrappedDataKey& k : it->second) {
         if (k.version != key.version) continue;
         if (k.kek_id != expected_kek_id) {
@@ -356,7 +386,7 @@ class MemoryStore : public Store {
 
   StatusOr<int64_t> DestroyDataKeys(const std::string& key_id, int64_t destroyed_at) override {
     std::lock_guard<std::mutex> lock(mu_);
-    std::vector<WrappedDataKey>& versions = keys_[key_id];
+    std::vector<WrappedDataKey>& versions = state_.keys[key_id];
     int64_t n = 0;
     for (const WrappedDataKey& k : versions) n += k.version > 0 ? 1 : 0;
     if (n == 0 && !versions.empty()) return 0;  // destroyed before: keep the first stamp
@@ -370,7 +400,8 @@ class MemoryStore : public Store {
                                                              size_t limit) override {
     std::lock_guard<std::mutex> lock(mu_);
     std::vector<WrappedDataKey> out;
-    for (auto it = keys_.lower_bound(after_key_id); it != keys_.end() && out.size() < limit; ++it) {
+    for (auto it = state_.keys.lower_bound(after_key_id);
+         it != state_.keys.end() && out.size() < limit; ++it) {
       for (const WrappedDataKey& k : it->second) {
         if (k.version == 0 || k.kek_id == kek_id) continue;
         if (it->first == after_key_id && k.version <= after_version) continue;
@@ -384,7 +415,6 @@ class MemoryStore : public Store {
   Clock& clock_;
   std::mutex mu_;
   State state_;
-  std::map<std::string, std::vector<WrappedDataKey>> keys_;
 };
 
 }  // namespace

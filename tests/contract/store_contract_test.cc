@@ -523,6 +523,37 @@ TEST_SUITE("Store contract") {
     CHECK(store->DataKeyVersions("p2")->size() == 1);
   }
 
+  TEST_CASE_TEMPLATE("an append stores its new data keys in its own transaction", A,
+                     RXFLOW_ADAPTERS) {
+    A adapter;
+    auto store = adapter.Open();
+    auto with_key = [](std::string stream, std::string event, std::string key_id,
+                       std::string idem = {}) {
+      AppendRequest r = Req(stream, kNoStream, {Event(event)}, std::move(idem));
+      r.data_keys.push_back({key_id, 1, "kek", "wrapped-" + key_id, 5});
+      return r;
+    };
+    REQUIRE(store->Append(with_key("s1", "e1", "patient-a")).ok());
+    auto versions = store->DataKeyVersions("patient-a");
+    REQUIRE(versions->size() == 1);
+    CHECK((*versions)[0].wrapped == "wrapped-patient-a");
+    // The key exists: refused, naming it, and nothing of the append is written.
+    auto again = store->Append(with_key("s2", "e2", "patient-a", "idem-2"));
+    CHECK(again.status().code() == absl::StatusCode::kAlreadyExists);
+    CHECK(std::string(again.status().message()).rfind(kDataKeyExists, 0) == 0);
+    CHECK(store->ReadStream("s2")->empty());
+    CHECK(store->FindByIdempotencyKey("idem-2").status().code() == absl::StatusCode::kNotFound);
+    // A refused append stores no key.
+    CHECK(store->Append(with_key("s1", "e3", "patient-b")).status().code() ==
+          absl::StatusCode::kAborted);
+    CHECK(store->DataKeyVersions("patient-b")->empty());
+    // A destroyed key cannot come back through an append either.
+    REQUIRE(store->DestroyDataKeys("patient-a", 9).ok());
+    CHECK(store->Append(with_key("s3", "e4", "patient-a")).status().code() ==
+          absl::StatusCode::kAlreadyExists);
+    CHECK(store->ReadStream("s3")->empty());
+  }
+
   TEST_CASE_TEMPLATE("racing creators of one data key: exactly one wins", A, RXFLOW_ADAPTERS) {
     A adapter;
     auto store = adapter.Open();

@@ -312,6 +312,50 @@ TEST_SUITE("PHI at rest") {
     CHECK(store->ReadStream("rx-2").ok());  // another patient's prescription is untouched
   }
 
+  TEST_CASE("a new patient's key is stored with the first events it seals, once across writers") {
+    FakeClock clock;
+    auto raw = store::NewMemoryStore(clock);
+    auto kek = Kek("kek-1");
+    auto vault_a = VaultOver(*raw, kek);
+    auto vault_b = VaultOver(*raw, kek);
+    auto a = phi::NewProtectedStore(*raw, *vault_a);
+    auto b = phi::NewProtectedStore(*raw, *vault_b);
+    auto transformed = [](const std::string& id, const std::string& patient) {
+      domain::PrescriptionTransformed t;
+      t.newrx_xml = "<NewRx>" + id + "</NewRx>";
+      t.phi_key = patient;
+      store::EventRecord e;
+      e.event_id = "ev-" + id;
+      e.type = std::string(t.kType);
+      e.payload = domain::EncodePayload(t);
+      store::AppendRequest r;
+      r.stream_id = id;
+      r.events = {e};
+      return r;
+    };
+    // A refused append (here a version conflict) leaves no key behind.
+    auto conflict = transformed("rx-0", "patient-x");
+    conflict.expected_version = 3;
+    CHECK(a->Append(conflict).status().code() == absl::StatusCode::kAborted);
+    CHECK(raw->DataKeyVersions("patient-x")->empty());
+    // Sixteen appends for one new patient through two writers at once: every one lands, under
+    // one key, and each reads back through the other writer.
+    std::atomic<int> failed{0};
+    testing::RunTogether(16, [&](int i) {
+      auto r = (i % 2 ? *a : *b).Append(transformed("rx-" + std::to_string(i + 1), "patient-x"));
+      if (!r.ok()) ++failed;
+    });
+    CHECK(failed == 0);
+    CHECK(raw->DataKeyVersions("patient-x")->size() == 1);
+    for (int i = 1; i <= 16; ++i) {
+      auto events = (i % 2 ? *b : *a).ReadStream("rx-" + std::to_string(i));
+      REQUIRE(events.ok());
+      REQUIRE(events->size() == 1);
+      CHECK((*events)[0].payload.find("<NewRx>rx-" + std::to_string(i) + "</NewRx>") !=
+            std::string::npos);
+    }
+  }
+
   TEST_CASE("canary: a patient's name reaches neither the SQLite database nor its WAL") {
     auto run = [](bool protect) {
       auto dir = TempDir(protect ? "canary-on" : "canary-off");

@@ -121,6 +121,26 @@ StatusOr<AppendResult> AppendOutcome(AppendRequest& req, const std::string& code
   return result;
 }
 
+// Stores one new data key version; AlreadyExists ("data key exists: <id>") when the version
+// exists or the key was destroyed (the tombstone's row lock orders a creator after a
+// concurrent destroy).
+Status InsertDataKey(pqxx::transaction_base& tx, const WrappedDataKey& key) {
+  RXFLOW_RETURN_IF_ERROR(ValidateDataKey(key));
+  if (!tx.exec_params("SELECT 1 FROM data_keys WHERE key_id = $1 AND version = 0 FOR SHARE",
+                      key.key_id)
+           .empty()) {
+    return absl::AlreadyExistsError(std::string(kDataKeyExists) + key.key_id);
+  }
+  pqxx::result r = tx.exec_params(
+      "INSERT INTO data_keys (key_id, version, kek_id, wrapped, created_at) "
+      "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+      key.key_id, key.version, key.kek_id, internal::Base64Encode(key.wrapped), key.created_at);
+  if (r.affected_rows() == 0) {
+    return absl::AlreadyExistsError(std::string(kDataKeyExists) + key.key_id);
+  }
+  return absl::OkStatus();
+}
+
 // One append as a single call of rxflow_append (migrations/003): one round trip.
 StatusOr<AppendResult> CallAppend(pqxx::transaction_base& tx, AppendRequest& req) {
   std::string events;
@@ -183,7 +203,26 @@ class TxView : public EventStore {
   explicit TxView(pqxx::work& tx) : tx_(tx) {}
   // rxflow_append checks an append before it writes (migrations/004), so a refused append
   // leaves the effect's transaction usable and unchanged.
-  StatusOr<AppendResult> Append(AppendRequest r) override { return CallAppend(tx_, r); }
+  StatusOr<AppendResult> Append(AppendRequest r) override {
+    if (!r.data_keys.empty()) {
+      // (Refused keys would leave the effect's transaction aborted: checked in a subtransaction.)
+      pqxx::subtransaction sub(tx_, "data_keys");
+      for (const WrappedDataKey& key : r.data_keys) {
+        if (Status s = InsertDataKey(sub, key); !s.ok()) {
+          sub.abort();
+          return s;
+        }
+      }
+      auto result = CallAppend(sub, r);
+      if (!result.ok()) {
+        sub.abort();
+        return result;
+      }
+      sub.commit();
+      return result;
+    }
+    return CallAppend(tx_, r);
+  }
   StatusOr<std::vector<EventRecord>> ReadStream(const std::string& s, int64_t after) override {
     std::vector<EventRecord> out;
     for (const auto& row :
@@ -291,7 +330,10 @@ class PostgresStore : public Store {
   // batch is one server round trip (rxflow_append_batch). Each append is checked before
   // it writes (migrations/004), so a refused one changes nothing and the others commit.
   StatusOr<AppendResult> Append(AppendRequest request) override {
-    if (options_.batch_appends) return BatchedAppend(std::move(request));
+    // An append that brings new data keys stores them in its own transaction, beside it.
+    if (options_.batch_appends && request.data_keys.empty()) {
+      return BatchedAppend(std::move(request));
+    }
     return DirectAppend(std::move(request));
   }
 
@@ -385,6 +427,12 @@ class PostgresStore : public Store {
     if (!c.conn) return absl::UnavailableError("postgres: no connection");
     try {
       pqxx::work tx(*c.conn);
+      for (const WrappedDataKey& key : request.data_keys) {
+        if (Status s = InsertDataKey(tx, key); !s.ok()) {
+          tx.abort();
+          return s;
+        }
+      }
       auto r = CallAppend(tx, request);
       if (!r.ok()) {
         tx.abort();
@@ -638,23 +686,7 @@ class PostgresStore : public Store {
   // ---- data keys (wrapped keys stored as base64 text) --------------------------------------
   Status PutDataKey(const WrappedDataKey& key) override {
     RXFLOW_RETURN_IF_ERROR(ValidateDataKey(key));
-    return InTx("put data key", [&](pqxx::work& tx) -> Status {
-      // The tombstone's row lock orders a creator after a concurrent destroy.
-      if (!tx.exec_params("SELECT 1 FROM data_keys WHERE key_id = $1 AND version = 0 FOR SHARE",
-                          key.key_id)
-               .empty()) {
-        return absl::AlreadyExistsError("data key " + key.key_id + " was destroyed");
-      }
-      pqxx::result r = tx.exec_params(
-          "INSERT INTO data_keys (key_id, version, kek_id, wrapped, created_at) "
-          "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-          key.key_id, key.version, key.kek_id, internal::Base64Encode(key.wrapped), key.created_at);
-      if (r.affected_rows() == 0) {
-        return absl::AlreadyExistsError("data key " + key.key_id + " version " +
-                                        std::to_string(key.version) + " exists");
-      }
-      return absl::OkStatus();
-    });
+    return InTx("put data key", [&](pqxx::work& tx) { return InsertDataKey(tx, key); });
   }
 
   StatusOr<std::vector<WrappedDataKey>> DataKeyVersions(const std::string& key_id) override {

@@ -140,6 +140,27 @@ StatusOr<std::string> FindKeyOn(Db& db, const std::string& key) {
 }
 
 // Appends within the writer's open transaction (the caller wraps it in a savepoint).
+// Stores one new data key version (wrapped key as base64 text); AlreadyExists ("data key
+// exists: <id>") when the version exists or the key was destroyed.
+Status InsertDataKeyOn(Db& db, const WrappedDataKey& key) {
+  RXFLOW_RETURN_IF_ERROR(ValidateDataKey(key));
+  Stmt destroyed(db, "SELECT 1 FROM data_keys WHERE key_id = ?1 AND version = 0");
+  destroyed.Bind(1, key.key_id);
+  if (destroyed.Step() == SQLITE_ROW) {
+    return absl::AlreadyExistsError(std::string(kDataKeyExists) + key.key_id);
+  }
+  Stmt ins(db,
+           "INSERT INTO data_keys (key_id, version, kek_id, wrapped, created_at) "
+           "VALUES (?1, ?2, ?3, ?4, ?5)");
+  ins.Bind(1, key.key_id).Bind(2, int64_t{key.version}).Bind(3, key.kek_id);
+  ins.Bind(4, internal::Base64Encode(key.wrapped)).Bind(5, key.created_at);
+  int rc = ins.Step();
+  if (rc == SQLITE_CONSTRAINT) {
+    return absl::AlreadyExistsError(std::string(kDataKeyExists) + key.key_id);
+  }
+  return rc == SQLITE_DONE ? absl::OkStatus() : ins.Fail("insert data key");
+}
+
 StatusOr<AppendResult> AppendOn(Db& db, AppendRequest& req) {
   if (req.stream_id.empty()) return absl::InvalidArgumentError("append: stream id is empty");
   Stmt cur(db, "SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = ?1");
@@ -159,6 +180,7 @@ StatusOr<AppendResult> AppendOn(Db& db, AppendRequest& req) {
     ins.Bind(1, req.idempotency_key).Bind(2, req.stream_id);
     if (ins.Step() != SQLITE_DONE) return ins.Fail("insert idempotency key");
   }
+  for (const WrappedDataKey& key : req.data_keys) RXFLOW_RETURN_IF_ERROR(InsertDataKeyOn(db, key));
   AppendResult result;
   result.last_version = current;
   for (EventRecord& e : req.events) {
@@ -547,25 +569,7 @@ class SqliteStore : public Store {
   // ---- data keys (wrapped keys stored as base64 text) ------------------------------------
   Status PutDataKey(const WrappedDataKey& key) override {
     RXFLOW_RETURN_IF_ERROR(ValidateDataKey(key));
-    const std::string wrapped = internal::Base64Encode(key.wrapped);
-    return Write([&](Db& db, int64_t) -> Status {
-      Stmt destroyed(db, "SELECT 1 FROM data_keys WHERE key_id = ?1 AND version = 0");
-      destroyed.Bind(1, key.key_id);
-      if (destroyed.Step() == SQLITE_ROW) {
-        return absl::AlreadyExistsError("data key " + key.key_id + " was destroyed");
-      }
-      Stmt ins(db,
-               "INSERT INTO data_keys (key_id, version, kek_id, wrapped, created_at) "
-               "VALUES (?1, ?2, ?3, ?4, ?5)");
-      ins.Bind(1, key.key_id).Bind(2, int64_t{key.version}).Bind(3, key.kek_id).Bind(4, wrapped);
-      ins.Bind(5, key.created_at);
-      int rc = ins.Step();
-      if (rc == SQLITE_CONSTRAINT) {
-        return absl::AlreadyExistsError("data key " + key.key_id + " version " +
-                                        std::to_string(key.version) + " exists");
-      }
-      return rc == SQLITE_DONE ? absl::OkStatus() : ins.Fail("put data key");
-    });
+    return Write([&](Db& db, int64_t) { return InsertDataKeyOn(db, key); });
   }
 
   StatusOr<std::vector<WrappedDataKey>> DataKeyVersions(const std::string& key_id) override {

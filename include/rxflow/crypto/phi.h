@@ -128,6 +128,24 @@ class Vault {
   // tombstone with the time). Returns how many versions were destroyed.
   StatusOr<int64_t> Erase(const std::string& key_id);
 
+  // For writers that store a new key in the same transaction as the first value it seals
+  // (NewProtectedStore does, through AppendRequest::data_keys: no separate commit for a new
+  // patient). SealExisting seals as Seal does but never creates a key: NotFound when
+  // `key_id` has none. Prepare makes version 1 of a new key, wrapped, without storing it;
+  // SealWith seals under it; Adopt makes it the vault's once it is stored (after the append
+  // committed). A prepared key that lost a race is simply dropped.
+  struct NewKey {
+    store::WrappedDataKey row;  // what to store
+    std::string key;            // the key itself (wiped on destruction)
+    ~NewKey();
+  };
+  StatusOr<std::string> SealExisting(std::string_view key_id, const Binding& where,
+                                     std::string_view plaintext);
+  StatusOr<std::shared_ptr<NewKey>> Prepare(const std::string& key_id);
+  StatusOr<std::string> SealWith(const NewKey& key, const Binding& where,
+                                 std::string_view plaintext);
+  void Adopt(const NewKey& key);
+
   const std::string& current_kek_id() const;
 
  private:
@@ -135,6 +153,29 @@ class Vault {
   explicit Vault(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// The data key id of a prescription: its PrescriptionTransformed event's phi_key, else
+// "stream:<id>". NotFound for an unknown prescription. `store` may be raw or protected.
+StatusOr<std::string> DataKeyIdOf(store::EventStore& store, const std::string& prescription_id);
+
+// What ErasePatientOf did.
+struct Erasure {
+  std::string key_id;  // the patient's data key id (a pseudonymous reference)
+  int64_t versions_destroyed = 0;
+  std::string event_id;  // the PatientDataErased event that records it
+};
+
+inline constexpr std::string_view kPatientDataErased = "PatientDataErased";
+inline constexpr size_t kMaxErasureReasonBytes = 500;
+
+// Crypto-erasure of the patient of `prescription_id`: destroys the patient's data key (so
+// the NewRx of every prescription of that patient becomes unreadable, while the events stay)
+// and records a PatientDataErased event (key id, prescription, versions destroyed, reason;
+// `actor` on the record) in the stream "phi-erasure:<key id>". `reason` is at most 500 bytes
+// and must hold no PHI. Erasing again records again (with 0 versions destroyed).
+StatusOr<Erasure> ErasePatientOf(store::Store& store, Vault& vault,
+                                 const std::string& prescription_id, const std::string& actor,
+                                 const std::string& reason, Clock* clock = nullptr);
 
 // The event fields that hold PHI, by event type: the name of the JSON string member that is
 // sealed, or "" for a type without one.

@@ -64,6 +64,20 @@ struct EventRecord {
 inline constexpr int64_t kNoStream = 0;     // the stream must not exist yet
 inline constexpr int64_t kAnyVersion = -1;  // no check (used only by tests and tools)
 
+// A data key as stored: wrapped (encrypted) by a key-encryption key that never enters the
+// store (rxflow/crypto/phi.h). `key_id` names whose key it is (a patient's pseudonymous
+// reference); versions are 1, 2, ... (a rotation adds one). A destroyed key leaves one
+// tombstone row: version 0, empty `wrapped`, `kek_id` "destroyed", `created_at` = when.
+struct WrappedDataKey {
+  std::string key_id;
+  int version = 0;
+  std::string kek_id;   // which key-encryption key wrapped it
+  std::string wrapped;  // the wrapped key (binary)
+  int64_t created_at = 0;
+
+  friend bool operator==(const WrappedDataKey&, const WrappedDataKey&) = default;
+};
+
 struct AppendRequest {
   std::string stream_id;
   int64_t expected_version = kNoStream;
@@ -71,7 +85,15 @@ struct AppendRequest {
   // When set, recorded with the stream; a second append with the same key fails with
   // AlreadyExists naming the existing stream (idempotent submit).
   std::string idempotency_key;
+  // New data keys (rxflow/crypto/phi.h) the events are sealed under, stored in the same
+  // transaction: the key is durable exactly when what it seals is. When one exists already
+  // (or was destroyed) the append fails with AlreadyExists, message "data key exists: <id>",
+  // and writes nothing.
+  std::vector<WrappedDataKey> data_keys;
 };
+
+// The message prefix of an append refused because one of its data keys exists.
+inline constexpr std::string_view kDataKeyExists = "data key exists: ";
 
 struct AppendResult {
   int64_t last_version = 0;
@@ -177,20 +199,6 @@ class ProjectionStore {
       const std::string& name) = 0;
   // Drops the projection's rows and checkpoint (for a rebuild).
   virtual Status Reset(const std::string& name) = 0;
-};
-
-// A data key as stored: wrapped (encrypted) by a key-encryption key that never enters the
-// store (rxflow/crypto/phi.h). `key_id` names whose key it is (a patient's pseudonymous
-// reference); versions are 1, 2, ... (a rotation adds one). A destroyed key leaves one
-// tombstone row: version 0, empty `wrapped`, `kek_id` "destroyed", `created_at` = when.
-struct WrappedDataKey {
-  std::string key_id;
-  int version = 0;
-  std::string kek_id;   // which key-encryption key wrapped it
-  std::string wrapped;  // the wrapped key (binary)
-  int64_t created_at = 0;
-
-  friend bool operator==(const WrappedDataKey&, const WrappedDataKey&) = default;
 };
 
 // The data keys of field-level encryption (docs/security.md, "PHI at rest"). Rows are few and

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The cost of encrypting PHI at rest on ingest (issue 10 §5): the same wrk script as
+# vs-node.sh (distinct prescriptions) against `ingestion-api` with RXFLOW_PHI_KEK=off and
+# with the default key file, alternated ROUNDS times, each on a fresh SQLite database.
+# PATIENTS=same: every prescription for one patient (one data key, made once); PATIENTS=new:
+# a new patient per request (each request also stores a new wrapped data key: the worst case).
+#   benchmarks/load/phi-cost.sh BUILD_DIR [SECONDS=10] [CONNECTIONS=32] [ROUNDS=2] [PATIENTS=same]
+set -euo pipefail
+build=${1:?build dir}
+seconds=${2:-10}
+connections=${3:-32}
+rounds=${4:-2}
+patients=${5:-same}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+peer_src=${NODE_PEER_SRC:-$root/../shared/bench/node-peer}
+envelope=$root/examples/data/medication_request_lisinopril.json
+for tool in wrk python3; do
+  command -v "$tool" >/dev/null || { echo "phi-cost: $tool not found" >&2; exit 2; }
+done
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+key="phicost_$(head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+if [ "$patients" = new ]; then
+  # The patient's family name carries the request's number too: a new patient each time.
+  python3 - "$envelope" "$tmp/envelope.json" <<'PY'
+import json, sys
+env = json.load(open(sys.argv[1]))
+for name in env["patient"]["name"]:
+    name["family"] = "Patient__N__"
+json.dump(env, open(sys.argv[2], "w"))
+PY
+  envelope=$tmp/envelope.json
+fi
+python3 "$peer_src/make_load_lua.py" "$envelope" "$key" "$tmp/load.lua"
+
+# wait_port, cpu_seconds, run_one NAME URL PID
+source "$root/benchmarks/load/lib.sh"
+
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg); $connections connections, ${seconds} s per run, patients: $patients"
+for round in $(seq "$rounds"); do
+  for mode in plain sealed; do
+    mkdir -p "$tmp/$mode$round"
+    kek=off
+    if [ "$mode" = sealed ]; then kek="file:$tmp/$mode$round/phi.kek"; fi
+    DATABASE_URL="sqlite://$tmp/$mode$round/rxflow.db" API_KEYS="$key" LOG_LEVEL=warn PORT=18096 \
+      RXFLOW_PATIENT_KEY=phi-cost-benchmark-patient-key RXFLOW_PHI_KEK="$kek" \
+      "$build/examples/ingestion-api" >"$tmp/$mode$round.log" 2>&1 &
+    pid=$!
+    pids+=("$pid")
+    wait_port 18096
+    run_one "$mode" "http://127.0.0.1:18096/api/v1/prescriptions" "$pid"
+    kill "$pid" && wait "$pid" 2>/dev/null || true
+  done
+done
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
