@@ -35,6 +35,7 @@
 #endif
 #ifdef RXFLOW_HAVE_EPCS_DEMO
 #include "epcs_demo.h"  // examples/server: the SoftHSM2 demo prescriber (rxflow_epcs_demo)
+#include "phi_setup.h"  // examples/server: PHI at rest as the programs set it up (RXFLOW_PHI_KEK)
 #endif
 
 namespace py = pybind11;
@@ -171,7 +172,8 @@ class PyService {
   static std::unique_ptr<PyService> Open(const std::string& url,
                                          std::optional<std::string> patient_key,
                                          const std::string& script_version,
-                                         const std::string& interactions) {
+                                         const std::string& interactions,
+                                         std::optional<std::string> phi_kek) {
     if (interactions != "warn" && interactions != "block" && interactions != "off") {
       throw py::value_error("interactions must be 'warn', 'block' or 'off'");
     }
@@ -202,6 +204,27 @@ class PyService {
       }
     }
     if (!status.ok()) Raise(status, {});
+    {
+#ifdef RXFLOW_HAVE_EPCS_DEMO
+      // PHI at rest, as the programs do it: sealed under RXFLOW_PHI_KEK (or `phi_kek`);
+      // for SQLite by default under phi.kek beside the database.
+      app::PhiConfig pc = app::PhiConfigFromEnv();
+      if (phi_kek) pc.kek = *phi_kek;
+      StatusOr<std::unique_ptr<store::Store>> sealed;
+      {
+        py::gil_scoped_release release;
+        sealed = app::ProtectStore(std::move(self->store_), db_path, pc);
+      }
+      if (!sealed.ok()) Raise(sealed.status(), {});
+      self->store_ = std::move(*sealed);
+#else
+      if (phi_kek && *phi_kek != "off") {
+        Raise(absl::UnimplementedError("this rxflow was built without PHI-at-rest encryption "
+                                       "(the PKCS#11 adapter): pass phi_kek='off'"),
+              {});
+      }
+#endif
+    }
     ServiceOptions so;
     so.transform = Options(script_version);
     so.transform.checks.drugs = &clinical::StarterDrugIndex();
@@ -800,12 +823,16 @@ PYBIND11_MODULE(rxflow, m) {
       "Stores prescriptions as events (SQLite or PostgreSQL). Use as a context manager.")
       .def_static("open", &PyService::Open, py::arg("url"), py::arg("patient_key") = py::none(),
                   py::arg("script_version") = "2023011", py::kw_only(),
-                  py::arg("interactions") = "warn",
+                  py::arg("interactions") = "warn", py::arg("phi_kek") = py::none(),
                   "Opens sqlite:///path/to/db or postgresql://user@host/db. patient_key (>= 16 "
                   "bytes) keys the patient part of idempotency keys; default RXFLOW_PATIENT_KEY, "
                   "or for SQLite a random key kept beside the database. Drugs are looked up in "
                   "the starter formulary; interactions='warn' (default), 'block' or 'off' "
-                  "screens each new prescription against the patient's (ONC High-Priority list).")
+                  "screens each new prescription against the patient's (ONC High-Priority list). "
+                  "The NewRx is stored encrypted (PHI at rest): phi_kek names the key-encryption "
+                  "key, 'file:PATH', 'hybrid:PATH', 'pkcs11:LABEL' or 'off'; default "
+                  "RXFLOW_PHI_KEK, or for SQLite 'file:' phi.kek beside the database (PostgreSQL "
+                  "needs one).")
       .def("submit", &PyService::Submit, py::arg("request"),
            py::arg("idempotency_key") = py::none(),
            "Transforms and stores a prescription; the same content again returns the same id.")

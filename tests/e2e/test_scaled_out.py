@@ -70,6 +70,16 @@ def test_e_two_apis_two_routers_two_relays_over_postgresql_and_kafka():
             # RxFill comes back through the second API instance to the shared store.
             assert wait_for(lambda: set(statuses(apis[0], ids[:30]).values()) == {"Dispensed"},
                             60)
+            # PHI at rest (issue 10 §5): the patient's name is in the request and in every
+            # NewRx sent, yet neither the database (pg_dump: tables, functions, everything)
+            # nor RxFlow's programs' output holds it; the NewRx is there, sealed.
+            dump = subprocess.run(["pg_dump", database], capture_output=True, text=True,
+                                  check=True).stdout
+            assert "Delacroix" in body
+            assert "Delacroix" not in dump
+            assert dump.count("rxenc1.") >= 300
+            for p in procs[1:]:  # (procs[0] is the pharmacy: the NewRx is its to read)
+                assert "Delacroix" not in p.output(), p
     finally:
         for p in reversed(procs):
             p.stop()

@@ -58,6 +58,14 @@ def test_a_thousand_prescriptions_reach_the_pharmacy_exactly_once(broker_env):
             assert wait_for(lambda: set(statuses(api, ids[:50]).values()) == {"Dispensed"}, 30)
         finally:
             assert s.stop() == 0
+        # PHI at rest (issue 10 §5): the patient of those thousand NewRx is in neither the
+        # SQLite database nor its WAL nor the server's output; the NewRx are there, sealed.
+        data = os.path.join(tmp, "rxflow-data")
+        stored = b"".join(open(os.path.join(data, f), "rb").read()
+                          for f in ("rxflow.db", "rxflow.db-wal") if os.path.exists(os.path.join(data, f)))
+        assert b"Delacroix" not in stored
+        assert stored.count(b"rxenc1.") >= 1000
+        assert "Delacroix" not in s.output()
 
 
 def test_b_pharmacy_outage_opens_the_breaker_and_everything_is_delivered_after(broker_env):

@@ -11,11 +11,16 @@
 
 #include "rxflow/domain/prescription.h"
 #include "rxflow/internal/crypto.h"
+#include "rxflow/runtime/messages.h"
+#include "rxflow/runtime/outbox_relay.h"
 #include "rxflow/service.h"
 #include "rxflow/sqlite/sqlite_store.h"
 
 #include "testing/concurrency.h"
 #include "testing/files.h"
+#ifdef RXFLOW_TEST_HAVE_KAFKA
+#include "testing/broker_adapters.h"
+#endif
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -402,4 +407,76 @@ TEST_SUITE("PHI at rest") {
     CHECK(run(false));  // the canary is found where nothing protects it
     CHECK_FALSE(run(true));
   }
+
+#ifdef RXFLOW_TEST_HAVE_KAFKA
+  // The broker side of the canary: the relay publishes the log of a protected store to the
+  // Kafka adapter on librdkafka's mock cluster (topics renamed per test), and what a consumer
+  // reads back carries the prescription's ids and no trace of the patient.
+  TEST_CASE("canary: the messages published to Kafka carry no trace of the patient") {
+    struct Renaming : messaging::Producer {
+      messaging::Producer& target;
+      std::map<std::string, std::string>& names;
+      Renaming(messaging::Producer& t, std::map<std::string, std::string>& n)
+          : target(t), names(n) {}
+      Status Publish(std::span<const messaging::Message> batch) override {
+        std::vector<messaging::Message> copy(batch.begin(), batch.end());
+        for (auto& m : copy) m.topic = names.at(m.topic);
+        return target.Publish(copy);
+      }
+    };
+    testing::KafkaBrokerAdapter a;
+    std::map<std::string, std::string> topics;
+    for (std::string_view t :
+         {messaging::topics::kAuditTrail, messaging::topics::kPrescriptionEvents,
+          messaging::topics::kRoutingRequests, messaging::topics::kDeadLetter}) {
+      topics[std::string(t)] = a.Name(std::string(t));
+    }
+    std::vector<std::string> subscribed;
+    for (const auto& [from, to] : topics) subscribed.push_back(to);
+    auto consumer = a.broker().NewConsumer(a.Name("canary"), subscribed);
+    REQUIRE(consumer.ok());
+    auto producer = a.broker().NewProducer();
+    REQUIRE(producer.ok());
+    Renaming renaming(**producer, topics);
+
+    FakeClock clock;
+    auto raw = store::NewMemoryStore(clock);
+    auto vault = VaultOver(*raw, Kek("kek-1"));
+    auto st = phi::NewProtectedStore(*raw, *vault);
+    ServiceOptions o;
+    o.patient_key = kPatientKey;
+    o.route_on_submit = true;
+    auto service = PrescriptionService::Create(*st, o);
+    REQUIRE(service.ok());
+    std::string fhir = testing::ReadFixture("fhir/medication_request_lisinopril.json");
+    for (size_t at; (at = fhir.find("Delacroix")) != std::string::npos;)
+      fhir.replace(at, 9, "Quixtwaddle");
+    IssueList issues;
+    auto sub = (*service)->Submit(fhir, issues);
+    REQUIRE(sub.ok());
+
+    size_t expected = 0;
+    auto log = raw->ReadAll(0, 1000);
+    REQUIRE(log.ok());
+    for (const auto& e : *log) expected += runtime::DeriveMessages(e)->size();
+    REQUIRE(expected >= 5);
+    runtime::OutboxRelay relay(*raw, renaming);
+    for (int i = 0; i < 10 && *relay.RunOnce() > 0; ++i) {
+    }
+    std::vector<messaging::Message> got;
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (got.size() < expected && std::chrono::steady_clock::now() < end) {
+      auto batch = (*consumer)->Poll(expected - got.size(), std::chrono::milliseconds(200));
+      REQUIRE(batch.ok());
+      for (auto& m : *batch) got.push_back(std::move(m));
+    }
+    REQUIRE(got.size() == expected);
+    for (const auto& m : got) {
+      CHECK(m.key == sub->id);
+      std::string all = m.key + m.payload;
+      for (const auto& [name, value] : m.headers) all += name + value;
+      CHECK(all.find("Quixtwaddle") == std::string::npos);
+    }
+  }
+#endif
 }

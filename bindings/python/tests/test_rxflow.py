@@ -142,6 +142,40 @@ def test_service_submit_get_events_route_cancel(tmp_path):
             service.route(s.id)
 
 
+def _store_bytes(directory: pathlib.Path) -> bytes:
+    return b"".join((directory / name).read_bytes() for name in ("rx.db", "rx.db-wal")
+                    if (directory / name).exists())
+
+
+@pytest.mark.parametrize("kek", [None, "hybrid"])
+def test_the_newrx_is_stored_encrypted_and_read_back_whole(tmp_path, kek):
+    # A distinctive patient name: through the service it is there, in the files it is not.
+    request = fixture("fhir/medication_request_lisinopril.json").replace("Delacroix", "Quixtwaddle")
+    spec = None if kek is None else f"hybrid:{tmp_path / 'keys' / 'phi-hybrid.kek'}"
+    with rxflow.PrescriptionService.open(f"sqlite://{tmp_path / 'rx.db'}", patient_key="k" * 20,
+                                         phi_kek=spec) as service:
+        s = service.submit(request)
+        assert "Quixtwaddle" in service.events(s.id)[1]["payload"]["newrx_xml"]
+    assert b"Quixtwaddle" not in _store_bytes(tmp_path)
+    key_file = tmp_path / ("keys/phi-hybrid.kek" if kek else "phi.kek")
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    # Opened again (a new process would be the same), under the same key file.
+    with rxflow.PrescriptionService.open(f"sqlite://{tmp_path / 'rx.db'}", patient_key="k" * 20,
+                                         phi_kek=spec) as service:
+        assert "Quixtwaddle" in service.events(s.id)[1]["payload"]["newrx_xml"]
+
+
+def test_phi_kek_off_stores_plain_text_and_a_bad_spec_is_refused(tmp_path):
+    request = fixture("fhir/medication_request_lisinopril.json").replace("Delacroix", "Quixtwaddle")
+    with rxflow.PrescriptionService.open(f"sqlite://{tmp_path / 'rx.db'}", patient_key="k" * 20,
+                                         phi_kek="off") as service:
+        service.submit(request)
+    assert b"Quixtwaddle" in _store_bytes(tmp_path)  # what the other test shows is absent
+    with pytest.raises(rxflow.InvalidInput, match="RXFLOW_PHI_KEK"):
+        rxflow.PrescriptionService.open(f"sqlite://{tmp_path / 'other.db'}", patient_key="k" * 20,
+                                        phi_kek="rot13:please")
+
+
 def test_controlled_substance_needs_signing_before_routing(tmp_path):
     with rxflow.PrescriptionService.open(f"sqlite://{tmp_path / 'db'}", patient_key="k" * 20) as service:
         s = service.submit(fixture("fhir/schedule2_oxycodone.json"))
