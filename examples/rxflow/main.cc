@@ -801,7 +801,7 @@ int main(int argc, char** argv) {
       auto sub = (*service)->Submit(text, issues, ctx, client_key);
       PrintIssues(issues, issues_format, !verbose);
       if (!sub.ok()) {
-        if (issues.empty()) std::cerr << "rxflow: " << sub.status().message() << "\n";
+        if (!issues.has_errors()) std::cerr << "rxflow: " << sub.status().message() << "\n";
         return sub.status().code() == absl::StatusCode::kUnavailable ? kExitUsage : kExitInvalid;
       }
       std::cout << "{\"id\": " << JsonQuote(sub->id)

@@ -35,6 +35,8 @@ constexpr size_t kTagBytes = 16;
 constexpr std::string_view kKekFileHeader = "RXFLOW PHI KEK v1";
 constexpr std::string_view kHybridFileHeader = "RXFLOW PHI HYBRID KEK v1";
 constexpr size_t kRewrapPage = 256;
+// The status payload that marks an erased value (IsErased).
+constexpr const char* kErasedPayload = "type.rxflow.dev/phi-erased";
 
 // Zeroes a secret when it goes out of scope.
 struct Wiped {
@@ -209,6 +211,10 @@ std::optional<Envelope> ParseEnvelope(std::string_view s) {
 
 }  // namespace
 
+bool IsErased(const Status& status) {
+  return absl::IsFailedPrecondition(status) && status.GetPayload(kErasedPayload).has_value();
+}
+
 std::unique_ptr<KeyEncryptionKey> NewInMemoryKek(std::string id) {
   std::string key(kDataKeyBytes, '\0');
   RAND_bytes(reinterpret_cast<unsigned char*>(key.data()), static_cast<int>(key.size()));
@@ -376,8 +382,10 @@ struct Vault::Impl {
   }
 
   static Status Erased(std::string_view key_id) {
-    return absl::FailedPreconditionError(
+    Status s = absl::FailedPreconditionError(
         Cat("the PHI under data key ", key_id, " was erased (its key was destroyed)"));
+    s.SetPayload(kErasedPayload, absl::Cord("1"));
+    return s;
   }
 };
 
@@ -660,7 +668,7 @@ class Protector {
       std::string_view value(e.payload.data() + span->first, span->second - span->first);
       if (!IsSealed(value)) continue;  // stored before encryption was turned on
       StatusOr<std::string> plain = vault_.Open(value, {e.tenant, e.stream_id, field});
-      if (absl::IsFailedPrecondition(plain.status())) {
+      if (IsErased(plain.status())) {
         plain = std::string();  // erased
       } else if (!plain.ok()) {
         return Status(plain.status().code(), Cat("event ", e.event_id, " (", e.type,

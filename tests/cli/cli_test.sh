@@ -89,6 +89,25 @@ check "the refused submit left its idempotency key unused" 0 '"created": true' '
 check "a short RXFLOW_PATIENT_KEY is refused: exit 2" 2 '' '16 bytes' -- env RXFLOW_PATIENT_KEY=short "$RX" show --store "$STORE" "$ID"
 check "the patient key file is private" 0 '^-rw-------' '' -- ls -l "$TMP/data/patient.key"
 
+# PHI at rest (docs/security.md): the NewRx is sealed in the database under phi.kek beside it;
+# the tool reads it back; a new KEK takes the data keys over; erasure makes it unreadable.
+check "the PHI key file is private" 0 '^-rw-------' '' -- ls -l "$TMP/data/phi.kek"
+check "the patient's name is not in the database or its WAL" 0 '' '' -- sh -c "! cat \"$TMP/data/rxflow.db\" \"$TMP/data/rxflow.db-wal\" 2>/dev/null | grep -qa Delacroix"
+check "events show the NewRx, opened" 0 'Delacroix' '' -- "$RX" events --store "$STORE" "$ID"
+check "phi status names the KEK" 0 '^key-encryption key: file:[0-9a-f]{16}$' '' -- "$RX" phi status --store "$STORE"
+check "a KEK spec RxFlow does not know: exit 2" 2 '' 'RXFLOW_PHI_KEK: expected file:PATH' -- env RXFLOW_PHI_KEK=rot13:x "$RX" show --store "$STORE" "$ID"
+NEWKEK="file:$TMP/keys/new.kek"
+check "a new KEK alone cannot read keys the old one wrapped: exit 2" 2 '' 'not configured' -- env RXFLOW_PHI_KEK="$NEWKEK" "$RX" events --store "$STORE" "$ID"
+check "phi rewrap moves the data keys to the new KEK" 0 '^rewrapped 1 data key version' '' -- env RXFLOW_PHI_KEK="$NEWKEK" RXFLOW_PHI_KEK_RETIRED="file:$TMP/data/phi.kek" "$RX" phi rewrap --store "$STORE"
+check "then nothing is left under the old KEK" 0 'under other keys: 0$' '' -- env RXFLOW_PHI_KEK="$NEWKEK" "$RX" phi status --store "$STORE"
+check "and the new KEK alone reads the NewRx" 0 'Delacroix' '' -- env RXFLOW_PHI_KEK="$NEWKEK" "$RX" events --store "$STORE" "$ID"
+check "phi rotate adds a data key version" 0 'is now at version 2$' '' -- env RXFLOW_PHI_KEK="$NEWKEK" "$RX" phi rotate --store "$STORE" --prescription "$ID"
+check "phi erase needs a reason: exit 2" 2 '' 'reason' -- env RXFLOW_PHI_KEK="$NEWKEK" "$RX" phi erase --store "$STORE" --prescription "$ID"
+check "phi erase destroys the patient's data key and records it" 0 '^erased data key [0-9a-f]{64} \(2 version\(s\) destroyed\); recorded as event [0-9a-f]{32}$' '' -- env RXFLOW_PHI_KEK="$NEWKEK" "$RX" phi erase --store "$STORE" --prescription "$ID" --reason "retention period ended"
+check "after erasure the events stay, without the NewRx" 0 '"newrx_xml":""' '' -- env RXFLOW_PHI_KEK="$NEWKEK" "$RX" events --store "$STORE" "$ID"
+check "a new prescription for the erased patient is refused: exit 1" 1 '' 'was erased' -- env RXFLOW_PHI_KEK="$NEWKEK" "$RX" submit --store "$STORE" --idempotency-key after-erasure "$L"
+check "phi erase of an unknown prescription: exit 2" 2 '' 'no prescription nope' -- env RXFLOW_PHI_KEK="$NEWKEK" "$RX" phi erase --store "$STORE" --prescription nope --reason x
+
 # The EPCS audit trail through the tool. Nothing the tool does writes audit records (the signing
 # ceremony does), so the chain here is empty; a changed record is named by the unit tests
 # (epcs_audit_test.cc changes a byte of an SQLite file; epcs_reports_test.cc reports it).

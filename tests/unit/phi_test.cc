@@ -146,6 +146,8 @@ TEST_SUITE("PHI at rest") {
     auto refused = lost->Open(values[0], kWhere);
     CHECK(refused.status().code() == absl::StatusCode::kFailedPrecondition);
     CHECK(std::string(refused.status().message()).find("kek-1") != std::string::npos);
+    CHECK_FALSE(phi::IsErased(refused.status()));  // not configured is not erased
+
     CHECK(lost->RewrapAll().status().code() == absl::StatusCode::kFailedPrecondition);
 
     auto rotating = VaultOver(*store, kek2, {kek1});
@@ -177,6 +179,7 @@ TEST_SUITE("PHI at rest") {
     auto erased = vault->Open(value, kWhere);
     CHECK(erased.status().code() == absl::StatusCode::kFailedPrecondition);
     CHECK(std::string(erased.status().message()).find("erased") != std::string::npos);
+    CHECK(phi::IsErased(erased.status()));
     CHECK(vault->Seal("p", kWhere, "again").status().code() ==
           absl::StatusCode::kFailedPrecondition);
     CHECK(vault->RotateDataKey("p").status().code() == absl::StatusCode::kFailedPrecondition);
@@ -315,6 +318,11 @@ TEST_SUITE("PHI at rest") {
     CHECK(std::get<domain::PrescriptionTransformed>(*gone).newrx_xml.empty());
     CHECK(std::get<domain::PrescriptionTransformed>(*gone).message_id == "m1");
     CHECK(store->ReadStream("rx-2").ok());  // another patient's prescription is untouched
+    // A reader without the KEK fails (it does not read the NewRx as erased).
+    auto stranger = VaultOver(*raw, Kek("kek-other"));
+    auto stranger_store = phi::NewProtectedStore(*raw, *stranger);
+    CHECK(stranger_store->ReadStream("rx-2").status().code() ==
+          absl::StatusCode::kFailedPrecondition);
   }
 
   TEST_CASE("a new patient's key is stored with the first events it seals, once across writers") {

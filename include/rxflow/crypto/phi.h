@@ -44,6 +44,10 @@ namespace rxflow::phi {
 inline constexpr std::string_view kEnvelopePrefix = "rxenc1.";
 inline constexpr size_t kDataKeyBytes = 32;
 
+// True when `status` says a value's data key was destroyed (crypto-erased), as opposed to
+// any other FailedPrecondition (a KEK that is not configured, ...).
+bool IsErased(const Status& status);
+
 // True when `value` is an encrypted value ("rxenc1." ...).
 inline bool IsSealed(std::string_view value) { return value.starts_with(kEnvelopePrefix); }
 
