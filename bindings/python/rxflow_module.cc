@@ -218,6 +218,8 @@ class PyService {
       if (!sealed.ok()) Raise(sealed.status(), {});
       self->store_ = std::move(*sealed);
 #else
+      const char* env_kek = std::getenv("RXFLOW_PHI_KEK");
+      if (!phi_kek && env_kek != nullptr) phi_kek = std::string(env_kek);
       if (phi_kek && *phi_kek != "off") {
         Raise(absl::UnimplementedError("this rxflow was built without PHI-at-rest encryption "
                                        "(the PKCS#11 adapter): pass phi_kek='off'"),

@@ -1,5 +1,6 @@
 #include "phi_setup.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <vector>
@@ -102,6 +103,30 @@ StatusOr<std::unique_ptr<store::Store>> ProtectStore(std::unique_ptr<store::Stor
                     Cat("RXFLOW_PHI_KEK_RETIRED: ", std::string(kek.status().message())));
     }
     options.retired.push_back(std::move(*kek));
+  }
+  // A store whose data keys are wrapped by a KEK that is neither current nor retired: a
+  // key file that went missing (and was made anew), a mis-mounted volume, a wrong token. Refuse
+  // to start rather than write new patients' keys beside keys nobody can unwrap.
+  {
+    std::vector<std::string> known{options.current->id()};
+    for (const auto& k : options.retired) known.push_back(k->id());
+    std::string after;
+    int after_version = 0;
+    for (;;) {
+      auto page = raw->DataKeysNotWrappedBy(options.current->id(), after, after_version, 256);
+      if (!page.ok()) return page.status();
+      if (page->empty()) break;
+      for (const store::WrappedDataKey& k : *page) {
+        if (std::find(known.begin(), known.end(), k.kek_id) == known.end()) {
+          return absl::FailedPreconditionError(
+              Cat("the store holds data keys wrapped by key-encryption key ", k.kek_id,
+                  ", which is not configured (RXFLOW_PHI_KEK is ", options.current->id(),
+                  "): give it as RXFLOW_PHI_KEK or RXFLOW_PHI_KEK_RETIRED"));
+        }
+      }
+      after = page->back().key_id;
+      after_version = page->back().version;
+    }
   }
   auto parts = std::make_unique<OwningProtectedStore::Parts>();
   parts->raw = std::move(raw);

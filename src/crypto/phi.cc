@@ -225,7 +225,8 @@ StatusOr<std::unique_ptr<KeyEncryptionKey>> OpenKekFile(const std::string& path)
   auto make = [] {
     Wiped key{std::string(kDataKeyBytes, '\0')};
     RAND_bytes(reinterpret_cast<unsigned char*>(key.bytes.data()), static_cast<int>(kDataKeyBytes));
-    return Cat(kKekFileHeader, "\n", internal::Base64Encode(key.bytes), "\n");
+    Wiped b64{internal::Base64Encode(key.bytes)};
+    return Cat(kKekFileHeader, "\n", b64.bytes, "\n");
   };
   RXFLOW_ASSIGN_OR_RETURN(std::string text, ReadOrCreate(path, make));
   Wiped wiped{std::move(text)};
@@ -340,6 +341,9 @@ struct Vault::Impl {
                 ", which is not configured (add it as a retired KEK)"));
       }
       StatusOr<std::string> key = kek->Unwrap(row.wrapped, WrapAad(key_id, row.version));
+      if (!key.ok() && !absl::IsUnauthenticated(key.status())) {
+        return key.status();  // the KEK's device: Unavailable, PermissionDenied, ...
+      }
       if (!key.ok() || key->size() != kDataKeyBytes) {
         return absl::DataLossError(Cat("data key ", key_id, " version ", row.version,
                                        " does not unwrap with KEK ", row.kek_id));
@@ -355,6 +359,9 @@ struct Vault::Impl {
     if (options.cache_entries == 0) return;
     std::lock_guard lock(mu);
     if (auto it = cache.find(key_id); it != cache.end()) {
+      // Erasure is final: a load that read the rows before the destroy does not bring the
+      // key back.
+      if (it->second->destroyed && !entry->destroyed) return;
       lru.erase(it->second->lru);
       cache.erase(it);
     }
@@ -534,6 +541,7 @@ StatusOr<RewrapReport> Vault::RewrapAll() {
       }
       const std::string aad = WrapAad(row.key_id, row.version);
       StatusOr<std::string> key = old->Unwrap(row.wrapped, aad);
+      if (!key.ok() && !absl::IsUnauthenticated(key.status())) return key.status();
       if (!key.ok()) {
         return absl::DataLossError(Cat("data key ", row.key_id, " version ", row.version,
                                        " does not unwrap with KEK ", row.kek_id));
@@ -559,6 +567,12 @@ StatusOr<RewrapReport> Vault::RewrapAll() {
 StatusOr<int64_t> Vault::Erase(const std::string& key_id) {
   StatusOr<int64_t> n = impl_->store.DestroyDataKeys(key_id, impl_->clock.NowMicros());
   impl_->Forget(key_id);
+  if (n.ok()) {
+    auto tombstone = std::make_shared<Impl::Entry>();
+    tombstone->destroyed = true;
+    tombstone->loaded_at = impl_->clock.NowMicros();
+    impl_->Cache(key_id, std::move(tombstone));
+  }
   return n;
 }
 
@@ -610,6 +624,12 @@ class Protector {
       std::string_view field = PhiFieldOf(e.type);
       if (field.empty()) continue;
       auto span = StringMember(e.payload, field);
+      if (!span && e.payload.find(Cat("\"", field, "\"")) != std::string::npos) {
+        // Written other than as compact JSON: refuse rather than store it in plain text.
+        return absl::InvalidArgumentError(
+            Cat("phi: event ", e.event_id, " (", e.type, "): its ", field,
+                " member is not a string in compact JSON, and cannot be sealed"));
+      }
       if (!span || span->first == span->second) continue;  // absent or empty: nothing to hide
       std::string_view value(e.payload.data() + span->first, span->second - span->first);
       if (IsSealed(value)) continue;
@@ -702,23 +722,31 @@ class Protector {
   store::EventStore& raw_;
 };
 
-// The event store an inbox effect appends through, inside the store's transaction.
+// The event store an inbox effect sees, inside the store's transaction. Its reads give the
+// PHI members as stored (sealed): an effect decides on state, not on the NewRx, and opening
+// would need the data keys from the store while the effect holds its transaction (a second
+// connection from PostgreSQL's pool, the memory store's lock). Appending an event that
+// carries PHI inside an effect is refused for the same reason (no effect does).
 class ProtectedTransaction : public store::EventStore {
  public:
-  ProtectedTransaction(store::EventStore& tx, Vault& vault) : tx_(tx), p_(vault, tx) {}
+  explicit ProtectedTransaction(store::EventStore& tx) : tx_(tx) {}
   StatusOr<store::AppendResult> Append(store::AppendRequest r) override {
-    return p_.SealAndAppend(r, [&](store::AppendRequest s) { return tx_.Append(std::move(s)); });
+    for (const store::EventRecord& e : r.events) {
+      if (!PhiFieldOf(e.type).empty()) {
+        return absl::FailedPreconditionError(
+            Cat("phi: a ", e.type,
+                " event carries PHI and cannot be appended inside an inbox "
+                "effect: append it through the store"));
+      }
+    }
+    return tx_.Append(std::move(r));
   }
   StatusOr<std::vector<store::EventRecord>> ReadStream(const std::string& s,
                                                        int64_t after) override {
-    RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> events, tx_.ReadStream(s, after));
-    RXFLOW_RETURN_IF_ERROR(p_.OpenAll(events));
-    return events;
+    return tx_.ReadStream(s, after);
   }
   StatusOr<std::vector<store::EventRecord>> ReadAll(int64_t after, size_t limit) override {
-    RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> events, tx_.ReadAll(after, limit));
-    RXFLOW_RETURN_IF_ERROR(p_.OpenAll(events));
-    return events;
+    return tx_.ReadAll(after, limit);
   }
   StatusOr<std::string> FindByIdempotencyKey(const std::string& k) override {
     return tx_.FindByIdempotencyKey(k);
@@ -730,13 +758,11 @@ class ProtectedTransaction : public store::EventStore {
 
  private:
   store::EventStore& tx_;
-  Protector p_;
 };
 
 class ProtectedStore : public store::StoreWrapper {
  public:
-  ProtectedStore(store::Store& target, Vault& vault)
-      : StoreWrapper(target), vault_(vault), p_(vault, target) {}
+  ProtectedStore(store::Store& target, Vault& vault) : StoreWrapper(target), p_(vault, target) {}
 
   StatusOr<store::AppendResult> Append(store::AppendRequest r) override {
     return p_.SealAndAppend(r,
@@ -756,13 +782,12 @@ class ProtectedStore : public store::StoreWrapper {
   Status Process(const std::string& consumer, const std::string& message_id,
                  const store::InboxEffect& effect) override {
     return target_.Process(consumer, message_id, [&](store::EventStore& tx) {
-      ProtectedTransaction protected_tx(tx, vault_);
+      ProtectedTransaction protected_tx(tx);
       return effect(protected_tx);
     });
   }
 
  private:
-  Vault& vault_;
   Protector p_;
 };
 

@@ -335,6 +335,12 @@ StatusOr<ControlledPrescriptionLogEntry> Describe(store::EventStore& store,
   }
   entry.dea_schedule = transformed->dea_schedule;
   entry.drug_description = transformed->drug_description;
+  if (transformed->newrx_xml.empty()) {
+    // Its patient's data was crypto-erased (docs/security.md, "PHI at rest"): the record of
+    // the signature stays, the patient and the written date are gone.
+    entry.patient_name = "(erased)";
+    return entry;
+  }
   IssueList issues;
   script::ReadOptions options;
   // Only the patient and the written date are wanted: a stored NewRx that a later profile

@@ -266,8 +266,9 @@ TEST_SUITE("PHI at rest") {
     REQUIRE(decoded.ok());
     CHECK(std::get<domain::PrescriptionTransformed>(*decoded).newrx_xml == t.newrx_xml);
 
-    // A later signed NewRx in the stream takes the stream's patient key, through an inbox
-    // effect as well as a plain append.
+    // A later signed NewRx in the stream takes the stream's patient key. Inside an inbox
+    // effect such an event is refused (and nothing of it written), and reads give the PHI
+    // members as stored.
     domain::PrescriptionSigned sg;
     sg.signer = "dr";
     sg.signed_newrx_xml = "<NewRx>Quixtwaddle signed</NewRx>";
@@ -275,16 +276,19 @@ TEST_SUITE("PHI at rest") {
     s.event_id = "e2";
     s.type = std::string(sg.kType);
     s.payload = domain::EncodePayload(sg);
-    REQUIRE(store
-                ->Process("consumer", "msg-1",
-                          [&](store::EventStore& tx) {
-                            store::AppendRequest r2;
-                            r2.stream_id = "rx-1";
-                            r2.expected_version = 1;
-                            r2.events = {s};
-                            return tx.Append(r2).status();
-                          })
-                .ok());
+    store::AppendRequest r2;
+    r2.stream_id = "rx-1";
+    r2.expected_version = 1;
+    r2.events = {s};
+    Status in_effect = store->Process("consumer", "msg-1", [&](store::EventStore& tx) {
+      auto inside = tx.ReadStream("rx-1");
+      REQUIRE(inside.ok());
+      CHECK(inside->at(0).payload.find("rxenc1.") != std::string::npos);
+      return tx.Append(r2).status();
+    });
+    CHECK(in_effect.code() == absl::StatusCode::kFailedPrecondition);
+    CHECK(raw->ReadStream("rx-1")->size() == 1);
+    REQUIRE(store->Append(r2).ok());
     stored = raw->ReadStream("rx-1");
     REQUIRE(stored->size() == 2);
     CHECK((*stored)[1].payload.find("Quixtwaddle") == std::string::npos);

@@ -557,6 +557,26 @@ StatusOr<std::unique_ptr<phi::KeyEncryptionKey>> OpenKeyEncryptionKey(
   RXFLOW_ASSIGN_OR_RETURN(Opened o, Open(ref));
   RXFLOW_ASSIGN_OR_RETURN(ck_object_handle_t key,
                           FindObject(o.module, o.session, CKO_SECRET_KEY, key_label));
+  // Two processes that made the key at once leave two keys under one label: data keys
+  // wrapped by the one could not be unwrapped by the other. Refuse rather than pick one.
+  {
+    ck_object_class_t cls = CKO_SECRET_KEY;
+    std::string label = key_label;
+    ck_attribute tmpl[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_LABEL, label.data(), label.size()}};
+    const Module& m = o.module;
+    ck_object_handle_t found[2] = {0, 0};
+    unsigned long n = 0;
+    ck_rv_t rv = m.f->C_FindObjectsInit(o.session.get(), tmpl, 2);
+    if (rv == CKR_OK) rv = m.f->C_FindObjects(o.session.get(), found, 2, &n);
+    m.f->C_FindObjectsFinal(o.session.get());
+    if (rv != CKR_OK) return FromRv(rv, "C_FindObjects");
+    if (n > 1) {
+      return absl::FailedPreconditionError(
+          Cat("pkcs11: the token holds more than one secret key labelled \"", key_label,
+              "\" (made by two processes at once?): keep the one `rxflow phi status` accepts "
+              "and delete the other"));
+    }
+  }
   return std::unique_ptr<phi::KeyEncryptionKey>(
       new TokenKek(std::move(o), key, Cat("pkcs11:", key_label)));
 }

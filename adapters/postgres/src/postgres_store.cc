@@ -122,8 +122,9 @@ StatusOr<AppendResult> AppendOutcome(AppendRequest& req, const std::string& code
 }
 
 // Stores one new data key version; AlreadyExists ("data key exists: <id>") when the version
-// exists or the key was destroyed (the tombstone's row lock orders a creator after a
-// concurrent destroy).
+// exists or the key was destroyed. (A destroy that has not committed yet is invisible here:
+// a key created in that window survives beside the tombstone, which readers honour; see
+// docs/security.md, "Left open".)
 Status InsertDataKey(pqxx::transaction_base& tx, const WrappedDataKey& key) {
   RXFLOW_RETURN_IF_ERROR(ValidateDataKey(key));
   if (!tx.exec_params("SELECT 1 FROM data_keys WHERE key_id = $1 AND version = 0 FOR SHARE",
