@@ -1,6 +1,17 @@
-# Shared by vs-node.sh and tls-cost.sh (sourced): waiting for a port, a process's CPU
-# seconds, and one wrk run reported as rate, p50/p99, server CPU per request and non-2xx.
-# Needs $tmp/load.lua, $connections and $seconds set by the caller.
+# Shared by vs-node.sh, tls-cost.sh and phi-cost.sh (sourced): a temporary directory cleaned
+# up with the servers started, a strong API key, waiting for a port, a process's CPU seconds,
+# and one wrk run reported as rate, p50/p99, server CPU per request and non-2xx.
+# run_one needs $tmp/load.lua, $connections and $seconds set by the caller.
+
+make_tmp() {  # sets $tmp and $pids; at exit kills every pid in $pids and removes $tmp
+  tmp=$(mktemp -d)
+  pids=()
+  trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"' EXIT
+}
+
+strong_key() {  # PREFIX: an API key of 192 random bits (RxFlow refuses keys under 128)
+  echo "$1_$(head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+}
 
 wait_port() {  # PORT
   for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done

@@ -18,14 +18,10 @@ for tool in wrk python3; do
   command -v "$tool" >/dev/null || { echo "phi-cost: $tool not found" >&2; exit 2; }
 done
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-key="phicost_$(head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+# make_tmp, strong_key, wait_port, cpu_seconds, run_one NAME URL PID
+source "$root/benchmarks/load/lib.sh"
+make_tmp
+key=$(strong_key phicost)
 if [ "$patients" = new ]; then
   # The patient's family name carries the request's number too: a new patient each time.
   python3 - "$envelope" "$tmp/envelope.json" <<'PY'
@@ -38,9 +34,6 @@ PY
   envelope=$tmp/envelope.json
 fi
 python3 "$peer_src/make_load_lua.py" "$envelope" "$key" "$tmp/load.lua"
-
-# wait_port, cpu_seconds, run_one NAME URL PID
-source "$root/benchmarks/load/lib.sh"
 
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg); $connections connections, ${seconds} s per run, patients: $patients"
 for round in $(seq "$rounds"); do

@@ -17,21 +17,14 @@ for tool in wrk openssl python3; do
   command -v "$tool" >/dev/null || { echo "tls-cost: $tool not found" >&2; exit 2; }
 done
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-key="tlscost_$(head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+# make_tmp, strong_key, wait_port, cpu_seconds, run_one NAME URL PID
+source "$root/benchmarks/load/lib.sh"
+make_tmp
+key=$(strong_key tlscost)
 python3 "$peer_src/make_load_lua.py" "$envelope" "$key" "$tmp/load.lua"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$tmp/key.pem" \
   -out "$tmp/cert.pem" -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
   2>/dev/null
-
-# wait_port, cpu_seconds, run_one NAME URL PID
-source "$root/benchmarks/load/lib.sh"
 
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg); $connections connections, ${seconds} s per run"
 for round in $(seq "$rounds"); do

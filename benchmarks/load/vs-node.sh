@@ -27,19 +27,12 @@ if [ ! -d "$work/node_modules/better-sqlite3/build" ]; then
   (cd "$work" && npm install --no-audit --no-fund >/dev/null 2>&1 && npm rebuild better-sqlite3 >/dev/null 2>&1)
 fi
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-# One strong key for both servers (RxFlow refuses keys under 128 bits).
-key="vsnode_$(head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
-python3 "$peer_src/make_load_lua.py" "$envelope" "$key" "$tmp/load.lua"
-
-# wait_port, cpu_seconds, run_one NAME URL PID
+# make_tmp, strong_key, wait_port, cpu_seconds, run_one NAME URL PID
 source "$root/benchmarks/load/lib.sh"
+make_tmp
+# One strong key for both servers (RxFlow refuses keys under 128 bits).
+key=$(strong_key vsnode)
+python3 "$peer_src/make_load_lua.py" "$envelope" "$key" "$tmp/load.lua"
 
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg); $connections connections, ${seconds} s per run"
 for round in $(seq "$rounds"); do

@@ -372,16 +372,13 @@ class MemoryStore : public Store {
     if (auto it = state_.keys.find(key.key_id); it != state_.keys.end()) {
       for (WrappedDataKey& k : it->second) {
         if (k.version != key.version) continue;
-        if (k.kek_id != expected_kek_id) {
-          return absl::AbortedError(Cat("data key ", key.key_id, " version ", key.version,
-                                        " is wrapped by another key now"));
-        }
+        if (k.kek_id != expected_kek_id) return RewrapRefused(key, true);
         k.kek_id = key.kek_id;
         k.wrapped = key.wrapped;
         return absl::OkStatus();
       }
     }
-    return absl::NotFoundError(Cat("no data key ", key.key_id, " version ", key.version));
+    return RewrapRefused(key, false);
   }
 
   StatusOr<int64_t> DestroyDataKeys(const std::string& key_id, int64_t destroyed_at) override {

@@ -711,14 +711,10 @@ class PostgresStore : public Store {
           key.key_id, key.version, key.kek_id, internal::Base64Encode(key.wrapped),
           expected_kek_id);
       if (r.affected_rows() == 1) return absl::OkStatus();
-      if (!tx.exec_params("SELECT 1 FROM data_keys WHERE key_id = $1 AND version = $2", key.key_id,
-                          key.version)
-               .empty()) {
-        return absl::AbortedError("data key " + key.key_id + " version " +
-                                  std::to_string(key.version) + " is wrapped by another key now");
-      }
-      return absl::NotFoundError("no data key " + key.key_id + " version " +
-                                 std::to_string(key.version));
+      return RewrapRefused(key, !tx.exec_params("SELECT 1 FROM data_keys WHERE key_id = $1 "
+                                                "AND version = $2",
+                                                key.key_id, key.version)
+                                     .empty());
     });
   }
 

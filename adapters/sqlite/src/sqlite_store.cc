@@ -595,12 +595,7 @@ class SqliteStore : public Store {
       if (sqlite3_changes(db.get()) == 1) return absl::OkStatus();
       Stmt e(db, "SELECT 1 FROM data_keys WHERE key_id = ?1 AND version = ?2");
       e.Bind(1, key.key_id).Bind(2, int64_t{key.version});
-      if (e.Step() == SQLITE_ROW) {
-        return absl::AbortedError("data key " + key.key_id + " version " +
-                                  std::to_string(key.version) + " is wrapped by another key now");
-      }
-      return absl::NotFoundError("no data key " + key.key_id + " version " +
-                                 std::to_string(key.version));
+      return RewrapRefused(key, e.Step() == SQLITE_ROW);
     });
   }
 

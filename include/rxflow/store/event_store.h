@@ -240,6 +240,14 @@ inline Status ValidateDataKey(const WrappedDataKey& k) {
 }
 inline constexpr const char* kDestroyedKek = "destroyed";
 
+// What RewrapDataKey answers when its compare-and-set did not apply: Aborted when the
+// version exists (wrapped by another KEK now), NotFound when it does not (destroyed).
+inline Status RewrapRefused(const WrappedDataKey& k, bool version_exists) {
+  std::string what = "data key " + k.key_id + " version " + std::to_string(k.version);
+  if (version_exists) return absl::AbortedError(what + " is wrapped by another key now");
+  return absl::NotFoundError("no " + what);
+}
+
 // One store implementing every port (what adapters return).
 class Store : public EventStore,
               public Subscriptions,
