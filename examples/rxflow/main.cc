@@ -133,6 +133,7 @@ struct PhiArgs {
   CLI::App* rewrap = nullptr;
   CLI::App* rotate = nullptr;
   CLI::App* erase = nullptr;
+  CLI::App* reseal = nullptr;
 };
 
 int RunPhi(const PhiArgs& a) {
@@ -166,6 +167,16 @@ int RunPhi(const PhiArgs& a) {
     return kExitOk;
   }
   // (The raw log: only the key id is needed, so no value has to open for the command to work.)
+  if (a.reseal->parsed()) {
+    auto patient_key = rxflow::app::PatientKey(db_path);
+    if (!patient_key.ok()) return fail(patient_key.status().message());
+    auto report = rxflow::phi::ResealAll(*phi.raw, vault, *patient_key);
+    if (!report.ok()) return fail(report.status().message());
+    std::cout << "sealed " << report->sealed << " plain value(s), resealed " << report->resealed
+              << " under their newest data key; " << report->erased << " erased, "
+              << report->changed << " changed meanwhile\n";
+    return kExitOk;
+  }
   auto key_id = rxflow::phi::DataKeyIdOf(*phi.raw, a.prescription_id);
   if (!key_id.ok()) return fail(key_id.status().message());
   if (a.rotate->parsed()) {
@@ -190,7 +201,11 @@ int RunAudit(CLI::App* verify, CLI::App* report, const AuditArgs& a) {
   auto fail_status = [&](const rxflow::Status& s) { return fail(std::string(s.message())); };
   if (auto missing = MissingSqliteFile(a.store_url)) return fail("no store at " + *missing);
   std::string db_path;
-  auto store = rxflow::app::OpenStore(a.store_url, db_path);
+  // The chain and the incident report name no patient: they read the log as stored (no KEK
+  // needed). The practitioner log names patients: it reads through the store's KEK.
+  const bool needs_phi = !verify->parsed() && !report->parsed();
+  auto store = needs_phi ? rxflow::app::OpenStore(a.store_url, db_path)
+                         : rxflow::app::OpenRawStore(a.store_url, db_path);
   if (!store.ok()) return fail_status(store.status());
   rxflow::epcs::IncidentPolicy policy;
   if (!a.key_file.empty()) {
@@ -674,7 +689,12 @@ int main(int argc, char** argv) {
       "erase",
       "crypto-erasure: destroy the data key of a prescription's patient (every NewRx of that "
       "patient becomes unreadable; the events stay; the erasure is recorded)");
-  for (CLI::App* sub : {phi_args.status, phi_args.rewrap, phi_args.rotate, phi_args.erase}) {
+  phi_args.reseal = phi->add_subcommand(
+      "reseal",
+      "the re-encryption job for old data: seal every NewRx stored in plain text (before "
+      "encryption was turned on) and seal again those under an older data key version");
+  for (CLI::App* sub :
+       {phi_args.status, phi_args.rewrap, phi_args.rotate, phi_args.erase, phi_args.reseal}) {
     sub->add_option("--store", phi_args.store_url,
                     "store URL (default sqlite://./rxflow-data/rxflow.db)");
   }

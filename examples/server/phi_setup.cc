@@ -89,6 +89,22 @@ StatusOr<std::unique_ptr<store::Store>> ProtectStore(std::unique_ptr<store::Stor
     auto dir = std::filesystem::path(sqlite_path).parent_path();
     spec = "file:" + ((dir.empty() ? std::filesystem::path(".") : dir) / "phi.kek").string();
   }
+  // A key file that is not there is made, unless the store already holds data keys and no
+  // retired KEK is given (a rotation makes its new key this way): they are wrapped by a KEK
+  // that is then missing, whose file should be restored instead.
+  for (std::string_view kind : {"file:", "hybrid:"}) {
+    if (!config.retired.empty()) break;
+    if (spec.rfind(kind, 0) != 0 || std::filesystem::exists(spec.substr(kind.size()))) continue;
+    auto any = raw->DataKeysNotWrappedBy("", "", 0, 1);
+    if (!any.ok()) return any.status();
+    if (!any->empty()) {
+      return absl::FailedPreconditionError(
+          Cat("the key-encryption key file ", spec.substr(kind.size()),
+              " does not exist, but the store holds data keys wrapped by ", any->front().kek_id,
+              ": restore that key's file (or name it in RXFLOW_PHI_KEK) rather than make a new "
+              "one"));
+    }
+  }
   phi::VaultOptions options;
   RXFLOW_ASSIGN_OR_RETURN(options.current, OpenKek(spec));
   std::string_view rest = config.retired;

@@ -17,10 +17,13 @@
 
 #include "rxflow/crypto/pq.h"
 #include "rxflow/domain/prescription.h"
+#include "rxflow/idempotency.h"
 #include "rxflow/internal/crypto.h"
 #include "rxflow/internal/files.h"
 #include "rxflow/internal/status_macros.h"
 #include "rxflow/internal/strcat.h"
+#include "rxflow/script/xml.h"
+#include "rxflow/service.h"
 
 #include "common/text.h"
 
@@ -408,6 +411,12 @@ StatusOr<std::unique_ptr<Vault>> Vault::Create(store::DataKeys& keys, VaultOptio
 }
 
 const std::string& Vault::current_kek_id() const { return impl_->options.current->id(); }
+
+StatusOr<int> Vault::NewestVersion(const std::string& key_id) {
+  RXFLOW_ASSIGN_OR_RETURN(std::shared_ptr<const Impl::Entry> entry, impl_->Load(key_id, true));
+  if (entry->destroyed) return Impl::Erased(key_id);
+  return entry->versions.empty() ? 0 : entry->versions.rbegin()->first;
+}
 
 namespace {
 
@@ -804,8 +813,98 @@ StatusOr<std::string> DataKeyIdOf(store::EventStore& store, const std::string& p
   for (const store::EventRecord& e : stream) {
     if (e.type != domain::PrescriptionTransformed::kType) continue;
     if (std::string k = StringMemberValue(e.payload, "phi_key"); !k.empty()) return k;
+    const std::string newrx = StringMemberValue(e.payload, "newrx_xml");
+    if (auto env = ParseEnvelope(newrx)) {
+      return std::string(env->key_id);  // sealed by ResealAll, under its patient's key
+    }
   }
   return Cat("stream:", prescription_id);
+}
+
+namespace {
+
+// The key a NewRx stored in plain text is sealed under by ResealAll: its patient's reference,
+// as the service computes it, else the stream's own.
+std::string LegacyKeyId(store::Store& raw, const store::EventRecord& e,
+                        std::string_view patient_key) {
+  if (e.type == domain::PrescriptionTransformed::kType) {
+    if (std::string k = StringMemberValue(e.payload, "phi_key"); !k.empty()) return k;
+    auto event = domain::DecodeEvent(e.type, e.schema_version, e.payload);
+    if (event.ok()) {
+      const auto& t = std::get<domain::PrescriptionTransformed>(*event);
+      IssueList ignored;
+      script::ReadOptions ro;
+      ro.lenient = true;
+      if (auto v = script::ParseVersion(t.script_version); v.ok()) ro.version = *v;
+      auto message = script::ReadXml(t.newrx_xml, ignored, ro);
+      if (message.ok()) {
+        auto ref = PatientReference(*message, patient_key,
+                                    e.tenant.empty() ? kDefaultTenant : std::string_view(e.tenant));
+        if (ref.ok()) return *ref;
+      }
+    }
+    return Cat("stream:", e.stream_id);
+  }
+  auto id = DataKeyIdOf(raw, e.stream_id);
+  return id.ok() ? *id : Cat("stream:", e.stream_id);
+}
+
+}  // namespace
+
+StatusOr<ResealReport> ResealAll(store::Store& raw, Vault& vault, std::string_view patient_key) {
+  ResealReport report;
+  int64_t after = 0;
+  for (;;) {
+    RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> page, raw.ReadAll(after, 256));
+    if (page.empty()) break;
+    for (const store::EventRecord& e : page) {
+      after = e.global_position;
+      std::string_view field = PhiFieldOf(e.type);
+      if (field.empty()) continue;
+      auto span = StringMember(e.payload, field);
+      if (!span || span->first == span->second) continue;
+      const std::string value = e.payload.substr(span->first, span->second - span->first);
+      const Binding where{e.tenant, e.stream_id, field};
+      std::string key_id;
+      std::string plain;
+      const bool was_sealed = IsSealed(value);
+      if (was_sealed) {
+        std::optional<Envelope> env = ParseEnvelope(value);
+        if (!env)
+          return absl::DataLossError(Cat("event ", e.event_id, ": a malformed sealed value"));
+        key_id = std::string(env->key_id);
+        StatusOr<int> newest = vault.NewestVersion(key_id);
+        if (IsErased(newest.status())) {
+          ++report.erased;
+          continue;
+        }
+        if (!newest.ok()) return newest.status();
+        if (env->version >= *newest) continue;  // current
+        RXFLOW_ASSIGN_OR_RETURN(plain, vault.Open(value, where));
+      } else {
+        key_id = LegacyKeyId(raw, e, patient_key);
+        plain = value;
+      }
+      StatusOr<std::string> sealed = vault.Seal(key_id, where, plain);
+      OPENSSL_cleanse(plain.data(), plain.size());
+      if (IsErased(sealed.status())) {
+        ++report.erased;  // a plain value of an erased patient: the patient is gone
+        continue;
+      }
+      if (!sealed.ok()) return sealed.status();
+      std::string replacement = e.payload;
+      replacement.replace(span->first, span->second - span->first, *sealed);
+      Status s = raw.ReplaceEventPayload(e.event_id, e.payload, replacement);
+      if (s.ok()) {
+        ++(was_sealed ? report.resealed : report.sealed);
+      } else if (absl::IsAborted(s)) {
+        ++report.changed;
+      } else {
+        return s;
+      }
+    }
+  }
+  return report;
 }
 
 StatusOr<Erasure> ErasePatientOf(store::Store& store, Vault& vault,

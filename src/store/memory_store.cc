@@ -391,6 +391,23 @@ class MemoryStore : public Store {
     return n;
   }
 
+  Status ReplaceEventPayload(const std::string& event_id, const std::string& expected,
+                             const std::string& replacement) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (EventRecord& e : state_.all) {
+      if (e.event_id != event_id) continue;
+      if (e.payload != expected) {
+        return absl::AbortedError(Cat("event ", event_id, ": its payload changed"));
+      }
+      e.payload = replacement;
+      for (EventRecord& s : state_.streams[e.stream_id]) {
+        if (s.event_id == event_id) s.payload = replacement;
+      }
+      return absl::OkStatus();
+    }
+    return absl::NotFoundError(Cat("no event ", event_id));
+  }
+
   StatusOr<std::vector<WrappedDataKey>> DataKeysNotWrappedBy(const std::string& kek_id,
                                                              const std::string& after_key_id,
                                                              int after_version,

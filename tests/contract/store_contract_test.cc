@@ -554,6 +554,24 @@ TEST_SUITE("Store contract") {
     CHECK(store->ReadStream("s3")->empty());
   }
 
+  TEST_CASE_TEMPLATE("an event's payload is replaced in place only from what it was", A,
+                     RXFLOW_ADAPTERS) {
+    A adapter;
+    auto store = adapter.Open();
+    EventRecord e = Event("e1");
+    e.payload = "{\"v\":\"plain\"}";
+    REQUIRE(store->Append(Req("s", kNoStream, {e})).ok());
+    REQUIRE(store->ReplaceEventPayload("e1", e.payload, "{\"v\":\"sealed\"}").ok());
+    CHECK(store->ReadStream("s")->front().payload == "{\"v\":\"sealed\"}");
+    auto all = store->ReadAll(0, 10);
+    REQUIRE(all->size() == 1);
+    CHECK((*all)[0].payload == "{\"v\":\"sealed\"}");
+    CHECK((*all)[0].version == 1);  // nothing else about the event changed
+    CHECK(store->ReplaceEventPayload("e1", e.payload, "{}").code() == absl::StatusCode::kAborted);
+    CHECK(store->ReplaceEventPayload("nope", "{}", "{}").code() == absl::StatusCode::kNotFound);
+    CHECK(store->ReadStream("s")->front().payload == "{\"v\":\"sealed\"}");
+  }
+
   TEST_CASE_TEMPLATE("racing creators of one data key: exactly one wins", A, RXFLOW_ADAPTERS) {
     A adapter;
     auto store = adapter.Open();

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from harness import (API_KEY, METRICS_KEY, DONE, LISINOPRIL, KafkaMock, Process, all_done,
+from harness import (API_KEY, METRICS_KEY, DONE, LISINOPRIL, PHI_KEK, KafkaMock, Process, all_done,
                      check_events_in_order, free_port, get_json, metric, request, statuses,
                      submit_many, wait_for)
 
@@ -382,10 +382,12 @@ def test_dead_letter_after_the_last_attempt_and_configuration_errors():
             assert "after 2 attempt(s)" in events[-1]["payload"]["description"]
         finally:
             assert s.stop() == 0
-        # A malformed setting stops the program with a message naming it.
+        # A malformed setting stops the program with a message naming it. (The store the
+        # server above left is opened with its KEK, as an operator would.)
+        same_kek = dict(os.environ, RXFLOW_PHI_KEK=PHI_KEK)
         bad = subprocess.run([os.path.join(os.environ["RXFLOW_BIN_DIR"], "rxflow"), "serve",
                               "--port", "0", "--simulator-outages", "5-1"], cwd=tmp,
-                             capture_output=True, text=True, timeout=30)
+                             capture_output=True, text=True, timeout=30, env=same_kek)
         assert bad.returncode == 2
         assert "SIMULATOR_OUTAGES" in bad.stderr
         for setting, expected in (("no-equals-sign", "KAFKA_CONFIG"),
@@ -393,7 +395,7 @@ def test_dead_letter_after_the_last_attempt_and_configuration_errors():
             bad = subprocess.run([os.path.join(os.environ["RXFLOW_BIN_DIR"], "rxflow"), "serve",
                                   "--port", "0", "--brokers", "127.0.0.1:1",
                                   "--kafka-config", setting], cwd=tmp, capture_output=True,
-                                 text=True, timeout=30, env=dict(os.environ, RXFLOW_PATIENT_KEY=
+                                 text=True, timeout=30, env=dict(same_kek, RXFLOW_PATIENT_KEY=
                                                                  "e2e-patient-key-0123456789abcdef"))
             assert bad.returncode == 2, bad.stderr
             assert expected in bad.stderr, bad.stderr

@@ -373,6 +373,83 @@ TEST_SUITE("PHI at rest") {
     }
   }
 
+  TEST_CASE("the re-encryption job seals what was stored plain, and old key versions anew") {
+    FakeClock clock;
+    SequentialIds ids{"rx"};
+    auto raw = store::NewMemoryStore(clock);
+    ServiceOptions o;
+    o.patient_key = kPatientKey;
+    o.clock = &clock;
+    o.ids = &ids;
+    std::string fhir = testing::ReadFixture("fhir/medication_request_lisinopril.json");
+    for (size_t at; (at = fhir.find("Delacroix")) != std::string::npos;)
+      fhir.replace(at, 9, "Quixtwaddle");
+    // Written before encryption was turned on: the service straight on the raw store.
+    auto plain = PrescriptionService::Create(*raw, o);
+    REQUIRE(plain.ok());
+    IssueList issues;
+    auto first = (*plain)->Submit(fhir, issues, {}, "first");
+    REQUIRE(first.ok());
+    // ... and one as a release before `phi_key` wrote it (schema version 1, no phi_key).
+    auto stream = raw->ReadStream(first->id);
+    REQUIRE(stream.ok());
+    store::EventRecord legacy = stream->at(1);
+    REQUIRE(legacy.type == domain::PrescriptionTransformed::kType);
+    auto decoded = domain::DecodeEvent(legacy.type, legacy.schema_version, legacy.payload);
+    REQUIRE(decoded.ok());
+    auto old_event = std::get<domain::PrescriptionTransformed>(*decoded);
+    const std::string patient_ref = old_event.phi_key;
+    REQUIRE(patient_ref.size() == 64);
+    old_event.phi_key.clear();
+    legacy.event_id = "legacy-transformed";
+    legacy.schema_version = 1;
+    legacy.payload = domain::EncodePayload(old_event);
+    legacy.payload.replace(legacy.payload.find(",\"phi_key\":\"\""), 13, "");
+    store::AppendRequest r;
+    r.stream_id = "rx-legacy";
+    r.events = {legacy};
+    REQUIRE(raw->Append(r).ok());
+    auto all_bytes = [&] {
+      std::string out;
+      auto log = raw->ReadAll(0, 1000);
+      REQUIRE(log.ok());
+      for (const auto& e : *log) out += e.payload;
+      return out;
+    };
+    REQUIRE(all_bytes().find("Quixtwaddle") != std::string::npos);
+
+    auto vault = VaultOver(*raw, Kek("kek-1"), {}, &clock);
+    auto report = phi::ResealAll(*raw, *vault, kPatientKey);
+    REQUIRE_MESSAGE(report.ok(), report.status().message());
+    CHECK(report->sealed == 2);
+    CHECK(report->resealed == 0);
+    CHECK(all_bytes().find("Quixtwaddle") == std::string::npos);
+    // Both under the patient's own key (the legacy one by reading its NewRx), so erasure and
+    // rotation reach them as they reach new prescriptions.
+    CHECK(*phi::DataKeyIdOf(*raw, first->id) == patient_ref);
+    CHECK(*phi::DataKeyIdOf(*raw, "rx-legacy") == patient_ref);
+    auto st = phi::NewProtectedStore(*raw, *vault);
+    CHECK(st->ReadStream("rx-legacy")->at(0).payload.find("Quixtwaddle") != std::string::npos);
+
+    // A rotated data key: the job seals the old values again under the newest version.
+    CHECK(*vault->RotateDataKey(patient_ref) == 2);
+    report = phi::ResealAll(*raw, *vault, kPatientKey);
+    REQUIRE(report.ok());
+    CHECK(report->sealed == 0);
+    CHECK(report->resealed == 2);
+    CHECK(all_bytes().find("rxenc1." + patient_ref + ".2.") != std::string::npos);
+    CHECK(all_bytes().find("rxenc1." + patient_ref + ".1.") == std::string::npos);
+    CHECK(st->ReadStream("rx-legacy")->at(0).payload.find("Quixtwaddle") != std::string::npos);
+    report = phi::ResealAll(*raw, *vault, kPatientKey);  // again: nothing to do
+    CHECK((report->sealed == 0 && report->resealed == 0));
+
+    // Erased: the job leaves the values as they are.
+    REQUIRE(vault->Erase(patient_ref).ok());
+    report = phi::ResealAll(*raw, *vault, kPatientKey);
+    REQUIRE(report.ok());
+    CHECK(report->erased == 2);
+  }
+
   TEST_CASE("canary: a patient's name reaches neither the SQLite database nor its WAL") {
     auto run = [](bool protect) {
       auto dir = TempDir(protect ? "canary-on" : "canary-off");

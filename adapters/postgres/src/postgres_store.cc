@@ -743,6 +743,20 @@ class PostgresStore : public Store {
     return deleted;
   }
 
+  Status ReplaceEventPayload(const std::string& event_id, const std::string& expected,
+                             const std::string& replacement) override {
+    return InTx("replace event payload", [&](pqxx::work& tx) -> Status {
+      pqxx::result r =
+          tx.exec_params("UPDATE events SET payload = $3 WHERE event_id = $1 AND payload = $2",
+                         event_id, expected, replacement);
+      if (r.affected_rows() == 1) return absl::OkStatus();
+      if (!tx.exec_params("SELECT 1 FROM events WHERE event_id = $1", event_id).empty()) {
+        return absl::AbortedError("event " + event_id + ": its payload changed");
+      }
+      return absl::NotFoundError("no event " + event_id);
+    });
+  }
+
   StatusOr<std::vector<WrappedDataKey>> DataKeysNotWrappedBy(const std::string& kek_id,
                                                              const std::string& after_key_id,
                                                              int after_version,

@@ -619,6 +619,22 @@ class SqliteStore : public Store {
     return deleted;
   }
 
+  Status ReplaceEventPayload(const std::string& event_id, const std::string& expected,
+                             const std::string& replacement) override {
+    return Write([&](Db& db, int64_t) -> Status {
+      Stmt u(db, "UPDATE events SET payload = ?3 WHERE event_id = ?1 AND payload = ?2");
+      u.Bind(1, event_id).Bind(2, expected).Bind(3, replacement);
+      if (u.Step() != SQLITE_DONE) return u.Fail("replace event payload");
+      if (sqlite3_changes(db.get()) == 1) return absl::OkStatus();
+      Stmt e(db, "SELECT 1 FROM events WHERE event_id = ?1");
+      e.Bind(1, event_id);
+      if (e.Step() == SQLITE_ROW) {
+        return absl::AbortedError("event " + event_id + ": its payload changed");
+      }
+      return absl::NotFoundError("no event " + event_id);
+    });
+  }
+
   StatusOr<std::vector<WrappedDataKey>> DataKeysNotWrappedBy(const std::string& kek_id,
                                                              const std::string& after_key_id,
                                                              int after_version,

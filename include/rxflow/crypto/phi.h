@@ -151,6 +151,9 @@ class Vault {
   void Adopt(const NewKey& key);
 
   const std::string& current_kek_id() const;
+  // The newest version of `key_id`'s data key (0 when it has none); an erased key is the
+  // FailedPrecondition IsErased names.
+  StatusOr<int> NewestVersion(const std::string& key_id);
 
  private:
   struct Impl;
@@ -158,8 +161,9 @@ class Vault {
   std::unique_ptr<Impl> impl_;
 };
 
-// The data key id of a prescription: its PrescriptionTransformed event's phi_key, else
-// "stream:<id>". NotFound for an unknown prescription. `store` may be raw or protected.
+// The data key id of a prescription: its PrescriptionTransformed event's phi_key, else the key
+// its sealed NewRx names, else "stream:<id>". NotFound for an unknown prescription. `store`
+// may be raw or protected.
 StatusOr<std::string> DataKeyIdOf(store::EventStore& store, const std::string& prescription_id);
 
 // What ErasePatientOf did.
@@ -180,6 +184,23 @@ inline constexpr size_t kMaxErasureReasonBytes = 500;
 StatusOr<Erasure> ErasePatientOf(store::Store& store, Vault& vault,
                                  const std::string& prescription_id, const std::string& actor,
                                  const std::string& reason, Clock* clock = nullptr);
+
+// What ResealAll did.
+struct ResealReport {
+  int64_t sealed = 0;  // values stored in plain text (before encryption was turned on), now sealed
+  int64_t resealed = 0;  // values under an older data key version, now under the newest
+  int64_t erased = 0;    // values whose key was destroyed (left as they are: unreadable)
+  int64_t changed = 0;   // events another writer changed meanwhile (left to them)
+};
+
+// The re-encryption job for old data, over the raw store (`raw`: what NewProtectedStore wraps):
+// every PHI member of the log that is in plain text (written before encryption was turned
+// on) is sealed, and every one sealed under an older version of its data key is sealed again
+// under the newest, each event replaced in place (store::DataKeys::ReplaceEventPayload,
+// compare-and-set). A plain NewRx is sealed under its patient's key: the PatientReference of
+// the patient it names, under `patient_key` (the service's), as the service would have;
+// "stream:<id>" when it names none. Safe to run while the service runs, and again.
+StatusOr<ResealReport> ResealAll(store::Store& raw, Vault& vault, std::string_view patient_key);
 
 // The event fields that hold PHI, by event type: the name of the JSON string member that is
 // sealed, or "" for a type without one.

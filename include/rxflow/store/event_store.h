@@ -226,6 +226,12 @@ class DataKeys {
   virtual StatusOr<std::vector<WrappedDataKey>> DataKeysNotWrappedBy(
       const std::string& kek_id, const std::string& after_key_id, int after_version,
       size_t limit) = 0;
+  // The one change the event log allows in place: an event's payload with a PHI member sealed
+  // or sealed again (phi::ResealAll), everything else about the event unchanged.
+  // Compare-and-set: Aborted when the stored payload is no longer `expected`; NotFound for an
+  // unknown event id.
+  virtual Status ReplaceEventPayload(const std::string& event_id, const std::string& expected,
+                                     const std::string& replacement) = 0;
 };
 
 // What every adapter checks first in PutDataKey and RewrapDataKey.
@@ -315,6 +321,10 @@ class StoreWrapper : public Store {
                                                              int after_version,
                                                              size_t limit) override {
     return target_.DataKeysNotWrappedBy(kek, after_id, after_version, limit);
+  }
+  Status ReplaceEventPayload(const std::string& id, const std::string& expected,
+                             const std::string& replacement) override {
+    return target_.ReplaceEventPayload(id, expected, replacement);
   }
 
  protected:
