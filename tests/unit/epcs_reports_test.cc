@@ -14,6 +14,7 @@
 #include <doctest/doctest.h>
 
 #include "rxflow/clock.h"
+#include "rxflow/crypto/phi.h"
 #include "rxflow/epcs/audit.h"
 #include "rxflow/epcs/ceremony.h"
 #include "rxflow/epcs/reports.h"
@@ -593,6 +594,32 @@ TEST_SUITE("EPCS practitioner log") {
     auto same_month = epcs::MonthlyLogCsv(*f.store, "dr-lindqvist", after);
     REQUIRE(same_month.ok());
     CHECK(*same_month == epcs::LogCsv({}));
+  }
+
+  TEST_CASE("after crypto-erasure the log keeps the signature and names no patient") {
+    CeremonyFixture f;
+    const int64_t before = f.clock.NowMicros();
+    std::string id = f.SignOxycodone();
+    const int64_t after = f.clock.NowMicros() + 1;
+    // The store as a protected one sees it after `rxflow phi reseal` and `rxflow phi erase`.
+    phi::VaultOptions vo;
+    vo.current = std::shared_ptr<phi::KeyEncryptionKey>(phi::NewInMemoryKek("kek"));
+    vo.clock = &f.clock;
+    auto vault = phi::Vault::Create(*f.store, std::move(vo));
+    REQUIRE(vault.ok());
+    auto sealed = phi::ResealAll(*f.store, **vault, kPatientKey);
+    REQUIRE(sealed.ok());
+    CHECK(sealed->sealed == 2);  // the NewRx as transformed and as signed
+    auto erased = phi::ErasePatientOf(*f.store, **vault, id, "operator:test", "retention ended");
+    REQUIRE(erased.ok());
+    auto protected_store = phi::NewProtectedStore(*f.store, **vault);
+    auto log = epcs::PractitionerLog(*protected_store, "dr-lindqvist", before, after);
+    REQUIRE_MESSAGE(log.ok(), log.status().ToString());
+    REQUIRE(log->size() == 1);
+    CHECK((*log)[0].prescription_id == id);
+    CHECK((*log)[0].dea_number == "BL4721052");
+    CHECK((*log)[0].patient_name == "(erased)");
+    CHECK((*log)[0].written_date.empty());
   }
 
   TEST_CASE("the log sorts by date, patient and drug") {
