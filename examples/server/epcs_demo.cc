@@ -158,6 +158,7 @@ StatusOr<std::unique_ptr<EpcsDemo>> SetUpEpcsDemo(const std::string& data_dir, s
   epcs::CeremonyOptions co;
   co.source = source;
   co.record_cosigner = demo->cosigner.get();
+  co.sender_trust = demo->trust;  // T-5.4: the development CA and its CRL
   auto signers = std::make_shared<std::map<std::string, std::shared_ptr<epcs::Signer>>>();
   auto signers_mu = std::make_shared<std::mutex>();
   co.signer_for = [token, signers, signers_mu](

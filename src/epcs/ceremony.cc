@@ -712,6 +712,17 @@ Status Ceremony::Sign(const std::string& prescription_id, const std::string& pra
   wo.profile = &script::BuiltinProfile(*version);
   StatusOr<std::string> xml = script::WriteXml(message, issues, wo);
   if (!xml.ok()) return im.Refuse(xml.status(), practitioner_id, kAction, prescription_id);
+  if (im.options.sender_trust != nullptr) {
+    // T-5.4: not transmitted unless the certificate is valid, as the pharmacy will check it.
+    SignatureVerification check = VerifyPrescriptionSignature(message, *im.options.sender_trust);
+    if (!check.ok()) {
+      return im.Refuse(
+          absl::FailedPreconditionError(Cat("the signing certificate does not verify (",
+                                            SignatureCheckName(check.result), ": ", check.reason,
+                                            "): the prescription is not signed or sent")),
+          practitioner_id, kAction, prescription_id);
+    }
+  }
   RequestContext c = ctx;
   if (c.actor.empty()) c.actor = practitioner_id;
   domain::PrescriptionSigned record{practitioner_id,

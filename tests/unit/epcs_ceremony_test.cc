@@ -33,7 +33,9 @@ struct Fixture {
   std::shared_ptr<epcs::Signer> key{epcs::NewInMemorySigner()};
   std::unique_ptr<epcs::CoSigner> cosigner{epcs::NewInMemoryCoSigner()};  // ML-DSA-65
   std::unique_ptr<epcs::Ceremony> ceremony;
+  epcs::CeremonyOptions options;  // what `ceremony` was made with
   epcs::TrustStore trust;
+  long prescriber_serial = 0;
 
   Fixture() {
     ServiceOptions o;
@@ -49,6 +51,7 @@ struct Fixture {
       if (label != "key-lindqvist") return absl::NotFoundError("no such key");
       return key;
     };
+    options = c;
     ceremony = std::make_unique<epcs::Ceremony>(*service, *store, audit, clock, c);
     REQUIRE(trust.AddAnchor(Pki::Pem(pki.root.get())).ok());
     REQUIRE(trust.AddIntermediate(Pki::Der(pki.intermediate.get())).ok());
@@ -58,6 +61,7 @@ struct Fixture {
     auto spki = key->PublicKeyDer();
     REQUIRE(spki.ok());
     auto cert = pki.Prescriber(*spki, "Rebecca Lindqvist", "BL4721052");
+    prescriber_serial = ASN1_INTEGER_get(X509_get_serialNumber(cert.get()));
     REQUIRE(ceremony
                 ->Enroll(Prescriber("dr-lindqvist", "Lindqvist", "BL4721052", "2027-12-31",
                                     Pki::Der(cert.get())),
@@ -337,6 +341,33 @@ TEST_SUITE("EPCS ceremony") {
     CHECK(after->last_pdmp_query->dispensings == 0);
     CHECK(after->sha256 == before->sha256);
     CHECK(after->marked_ready);
+  }
+
+  TEST_CASE("T-5.4: a certificate its CA revoked is not signed with, and nothing is sent") {
+    Fixture f;
+    auto [id, sha] = f.ReadyOxycodone();
+    // The sender checks its own signature as the pharmacy will, with a CRL that revokes the
+    // prescriber's certificate.
+    auto revoking = std::make_shared<epcs::TrustStore>();
+    REQUIRE(revoking->AddAnchor(Pki::Pem(f.pki.root.get())).ok());
+    REQUIRE(revoking->AddIntermediate(Pki::Der(f.pki.intermediate.get())).ok());
+    REQUIRE(revoking->AddCrl(f.pki.Crl({f.prescriber_serial})).ok());
+    REQUIRE(revoking->AddCrl(f.pki.Crl({}, -3600, 7 * Pki::kDay, true)).ok());
+    epcs::CeremonyOptions c = f.options;
+    c.sender_trust = revoking;
+    epcs::Ceremony checked(*f.service, *f.store, f.audit, f.clock, c);
+    f.NextStep();
+    Status refused = checked.Sign(id, "dr-lindqvist", sha, f.Proof(kSecret));
+    CHECK(refused.code() == absl::StatusCode::kFailedPrecondition);
+    CHECK(std::string(refused.message()).find("revoked") != std::string::npos);
+    CHECK(f.service->Load(id)->state == domain::State::kReadyToSign);  // not signed, not queued
+    CHECK(f.AuditActions().count("epcs.sign:refused"));
+    // The same check with the CA's current CRL (nothing revoked): signed and queued.
+    c.sender_trust = std::make_shared<epcs::TrustStore>(std::move(f.trust));
+    epcs::Ceremony valid(*f.service, *f.store, f.audit, f.clock, c);
+    f.NextStep();
+    REQUIRE(valid.Sign(id, "dr-lindqvist", sha, f.Proof(kSecret)).ok());
+    CHECK(f.service->Load(id)->state == domain::State::kQueued);
   }
 
   TEST_CASE("a clock more than 5 minutes off blocks signing, and is audited") {

@@ -126,6 +126,13 @@ struct CeremonyOptions {
   // (SignatureRecordText, VerifySignatureRecord), and a signature that cannot be co-signed is
   // refused. Null: records are not co-signed.
   CoSigner* record_cosigner = nullptr;
+  // T-5.4 (21 CFR 1311.145(e)-(f)): the CA chain and CRLs the sender checks its own signature
+  // against before it records and transmits it. When set, the signed NewRx is verified as a
+  // pharmacy would (VerifyPrescriptionSignature: the chain to these anchors, every CRL
+  // current and not revoking the certificate); a failure refuses the signature (audited,
+  // naming the step) and nothing is sent. Null: not checked here (the pharmacy still does).
+  // `rxflow serve`'s demo sets its development CA and CRL.
+  std::shared_ptr<const TrustStore> sender_trust;
   // Where the program runs ("rxflow serve@host"), for audit records.
   std::string source = "rxflow";
 };
