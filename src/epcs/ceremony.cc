@@ -365,7 +365,20 @@ struct Ceremony::Impl {
 
 Ceremony::Ceremony(PrescriptionService& service, store::Store& store, AuditTrail& audit,
                    Clock& clock, CeremonyOptions options)
-    : impl_(new Impl{service, store, audit, clock, std::move(options)}) {}
+    : impl_(new Impl{service, store, audit, clock, std::move(options)}) {
+  // T-1.2 (21 CFR 1311.100(d)): a required control this configuration leaves off is recorded
+  // each time a ceremony starts so; the daily incident report lists epcs.control.* records.
+  Impl& im = *impl_;
+  if (im.options.time_source == nullptr) {
+    im.Audit(im.options.source, "epcs.control.clock_check.disabled", "ceremony", kOutcomeSuccess,
+             "no trusted time source: signing does not compare the clock with NIST time "
+             "(21 CFR 1311.120(b))");
+  }
+  if (im.options.sender_trust != nullptr && !im.options.sender_trust->require_crl()) {
+    im.Audit(im.options.source, "epcs.control.crl_check.disabled", "ceremony", kOutcomeSuccess,
+             "the sender's trust store does not require a current CRL for every certificate");
+  }
+}
 
 Ceremony::~Ceremony() = default;
 

@@ -7,6 +7,7 @@
 
 #include "rxflow/domain/prescription.h"
 #include "rxflow/epcs/ceremony.h"
+#include "rxflow/epcs/reports.h"
 
 #include "epcs_pki.h"
 #include "testing/files.h"
@@ -370,6 +371,25 @@ TEST_SUITE("EPCS ceremony") {
     CHECK(f.service->Load(id)->state == domain::State::kQueued);
   }
 
+  TEST_CASE("T-1.2: a ceremony started with a control left off records it, each time") {
+    Fixture f;
+    CHECK_FALSE(f.AuditActions().count("epcs.control.clock_check.disabled:success"));  // has one
+    epcs::CeremonyOptions c = f.options;
+    c.time_source = nullptr;
+    auto lax = std::make_shared<epcs::TrustStore>();
+    lax->set_require_crl(false);
+    c.sender_trust = lax;
+    epcs::Ceremony started(*f.service, *f.store, f.audit, f.clock, c);
+    CHECK(f.AuditActions().count("epcs.control.clock_check.disabled:success"));
+    CHECK(f.AuditActions().count("epcs.control.crl_check.disabled:success"));
+    // The day's incident report lists them.
+    auto report = epcs::DailyIncidentReport(
+        *f.store, f.clock.NowMicros() / 86'400'000'000LL * 86'400'000'000LL, {});
+    REQUIRE(report.ok());
+    CHECK(report->text.find("epcs.control.clock_check") != std::string::npos);
+    CHECK(report->text.find("epcs.control.crl_check") != std::string::npos);
+  }
+
   TEST_CASE("a clock more than 5 minutes off blocks signing, and is audited") {
     Fixture f;
     auto [id, sha] = f.ReadyOxycodone();
@@ -599,6 +619,7 @@ TEST_SUITE("EPCS ceremony") {
     } broken(*f.store);
     epcs::AuditTrail trail(broken, f.clock);
     epcs::CeremonyOptions co;
+    co.time_source = &f.trusted;  // (without one, starting would record that: a first failure)
     epcs::Ceremony ceremony(*f.service, *f.store, trail, f.clock, co);
     CHECK(ceremony.audit_failures() == 0);
     REQUIRE(
