@@ -396,16 +396,14 @@ class MemoryStore : public Store {
     std::lock_guard<std::mutex> lock(mu_);
     for (EventRecord& e : state_.all) {
       if (e.event_id != event_id) continue;
-      if (e.payload != expected) {
-        return absl::AbortedError(Cat("event ", event_id, ": its payload changed"));
-      }
+      if (e.payload != expected) return PayloadReplaceRefused(event_id, true);
       e.payload = replacement;
       for (EventRecord& s : state_.streams[e.stream_id]) {
         if (s.event_id == event_id) s.payload = replacement;
       }
       return absl::OkStatus();
     }
-    return absl::NotFoundError(Cat("no event ", event_id));
+    return PayloadReplaceRefused(event_id, false);
   }
 
   StatusOr<std::vector<WrappedDataKey>> DataKeysNotWrappedBy(const std::string& kek_id,

@@ -750,10 +750,8 @@ class PostgresStore : public Store {
           tx.exec_params("UPDATE events SET payload = $3 WHERE event_id = $1 AND payload = $2",
                          event_id, expected, replacement);
       if (r.affected_rows() == 1) return absl::OkStatus();
-      if (!tx.exec_params("SELECT 1 FROM events WHERE event_id = $1", event_id).empty()) {
-        return absl::AbortedError("event " + event_id + ": its payload changed");
-      }
-      return absl::NotFoundError("no event " + event_id);
+      return PayloadReplaceRefused(
+          event_id, !tx.exec_params("SELECT 1 FROM events WHERE event_id = $1", event_id).empty());
     });
   }
 

@@ -628,10 +628,7 @@ class SqliteStore : public Store {
       if (sqlite3_changes(db.get()) == 1) return absl::OkStatus();
       Stmt e(db, "SELECT 1 FROM events WHERE event_id = ?1");
       e.Bind(1, event_id);
-      if (e.Step() == SQLITE_ROW) {
-        return absl::AbortedError("event " + event_id + ": its payload changed");
-      }
-      return absl::NotFoundError("no event " + event_id);
+      return PayloadReplaceRefused(event_id, e.Step() == SQLITE_ROW);
     });
   }
 

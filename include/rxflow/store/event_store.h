@@ -254,6 +254,13 @@ inline Status RewrapRefused(const WrappedDataKey& k, bool version_exists) {
   return absl::NotFoundError("no " + what);
 }
 
+// What ReplaceEventPayload answers when its compare-and-set did not apply: Aborted when the
+// event exists (its payload changed), NotFound when it does not.
+inline Status PayloadReplaceRefused(const std::string& event_id, bool event_exists) {
+  if (event_exists) return absl::AbortedError("event " + event_id + ": its payload changed");
+  return absl::NotFoundError("no event " + event_id);
+}
+
 // One store implementing every port (what adapters return).
 class Store : public EventStore,
               public Subscriptions,
