@@ -24,7 +24,7 @@ packages=(
   librdkafka-dev
   libcli11-dev libcpp-httplib-dev libboost1.81-dev zlib1g-dev
   doctest-dev libbenchmark-dev
-  pybind11-dev python3-dev python3-pytest
+  pybind11-dev python3-dev python3-pytest python3-cryptography
   curl wrk openssl
   valgrind
   liboath-dev oathtool libp11-kit-dev softhsm2 qrencode

@@ -165,6 +165,44 @@ def test_the_newrx_is_stored_encrypted_and_read_back_whole(tmp_path, kek):
         assert "Quixtwaddle" in service.events(s.id)[1]["payload"]["newrx_xml"]
 
 
+def test_the_stored_form_opens_with_an_independent_aes_gcm(tmp_path):
+    # The documented format (docs/security.md, "PHI at rest"), opened by another implementation
+    # of AES-256-GCM (python3-cryptography) from the key file and the database alone: the data
+    # key unwrapped with the KEK, then the NewRx with the data key, each under its AAD.
+    import base64
+    import sqlite3
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    request = fixture("fhir/medication_request_lisinopril.json").replace("Delacroix", "Quixtwaddle")
+    with rxflow.PrescriptionService.open(f"sqlite://{tmp_path / 'rx.db'}", patient_key="k" * 20) as service:
+        s = service.submit(request)
+        expected = service.events(s.id)[1]["payload"]["newrx_xml"]
+    header, key_b64 = (tmp_path / "phi.kek").read_text().splitlines()
+    assert header == "RXFLOW PHI KEK v1"
+    kek = base64.b64decode(key_b64)
+    db = sqlite3.connect(tmp_path / "rx.db")
+    stream, tenant, payload = db.execute(
+        "SELECT stream_id, tenant, payload FROM events WHERE type = 'PrescriptionTransformed'").fetchone()
+    sealed = json.loads(payload)["newrx_xml"]
+    prefix, rest = sealed.split(".", 1)
+    key_id, version, body = rest.rsplit(".", 2)
+    assert prefix == "rxenc1" and key_id == json.loads(payload)["phi_key"]
+    (wrapped,) = db.execute("SELECT wrapped FROM data_keys WHERE key_id = ? AND version = ?",
+                            (key_id, int(version))).fetchone()
+    wrapped = base64.b64decode(wrapped)
+    dek_aad = b"rxflow-kek-wrap-v1\0" + b"rxflow-dek-v1\0" + key_id.encode() + b"\0" + version.encode()
+    dek = AESGCM(kek).decrypt(wrapped[:12], wrapped[12:], dek_aad)
+    sealed_bytes = base64.b64decode(body)
+    value_aad = b"\0".join([b"rxflow-phi-v1", tenant.encode(), stream.encode(), b"newrx_xml",
+                            key_id.encode(), version.encode()])
+    escaped = AESGCM(dek).decrypt(sealed_bytes[:12], sealed_bytes[12:], value_aad).decode()
+    assert json.loads('"' + escaped + '"') == expected
+    assert "Quixtwaddle" in expected
+    # One changed byte of the associated data (another prescription) and it does not open.
+    import cryptography.exceptions
+    with pytest.raises(cryptography.exceptions.InvalidTag):
+        AESGCM(dek).decrypt(sealed_bytes[:12], sealed_bytes[12:], value_aad.replace(stream.encode(), b"x" * len(stream)))
+
+
 def test_phi_kek_off_stores_plain_text_and_a_bad_spec_is_refused(tmp_path):
     request = fixture("fhir/medication_request_lisinopril.json").replace("Delacroix", "Quixtwaddle")
     with rxflow.PrescriptionService.open(f"sqlite://{tmp_path / 'rx.db'}", patient_key="k" * 20,
