@@ -139,7 +139,7 @@ ID1=${KEY1:4:12}
 check "clients add printed one line" 0 '' '' -- test "$(wc -l < "$TMP/key1")" = 1
 check "the clients file is private" 0 '^-rw-------' '' -- ls -l "$CL"
 check "so is the directory it created" 0 '^drwx------' '' -- ls -ld "$TMP/clients"
-check "the clients file holds no key" 1 '' '' -- grep -qF "${KEY1:17}" "$CL"
+check "the clients file holds no key" 1 '' '' -- grep -qF -- "${KEY1:17}" "$CL"
 check "clients list shows the client" 0 "^ehr-north prescriber tenant=north ncpdp_ids=- key=$ID1,expires=never\$" '' -- "$RX" clients list --file "$CL"
 cp "$TMP/out" "$TMP/list"
 check "clients list shows neither a key nor a digest" 1 '' '' -- grep -Eq -- "${KEY1:17}|[0-9a-f]{64}" "$TMP/list"
