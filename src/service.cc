@@ -5,6 +5,7 @@
 #include <optional>
 #include <utility>
 
+#include "rxflow/epcs/ceremony.h"
 #include "rxflow/idempotency.h"
 #include "rxflow/internal/crypto.h"
 #include "rxflow/internal/status_macros.h"
@@ -334,6 +335,8 @@ StatusOr<std::vector<store::EventRecord>> PrescriptionService::History(const std
 Status PrescriptionService::Execute(const std::string& id, const domain::Command& command,
                                     const RequestContext& ctx) {
   Impl& im = *impl_;
+  // A ready mark or a signature only as the EPCS ceremony makes them (T-1.2).
+  RXFLOW_RETURN_IF_ERROR(epcs::CheckCeremonyCommand(im.store, id, command));
   for (int attempt = 0; attempt < kMaxConflictRetries; ++attempt) {
     std::string tenant;
     RXFLOW_ASSIGN_OR_RETURN(domain::PrescriptionState state,
@@ -437,6 +440,7 @@ Status PrescriptionService::ExecuteOnce(const std::string& consumer, const std::
       const int64_t version = state.version;
       std::vector<domain::Event> all;
       for (const domain::Command& command : commands) {
+        RXFLOW_RETURN_IF_ERROR(epcs::CheckCeremonyCommand(tx, id, command));
         RXFLOW_ASSIGN_OR_RETURN(std::vector<domain::Event> events, domain::Decide(state, command));
         for (domain::Event& e : events) {
           state = domain::Apply(std::move(state), e);

@@ -258,8 +258,10 @@ struct Ceremony::Impl {
   }
 
   // Both factors; the attempt and the TOTP state it leaves are appended to the stream.
+  // `binding` (members added to the recorded attempt) ties a completion to what it is for:
+  // Sign binds it to the prescription and the bundle, which CheckCeremonyCommand requires.
   StatusOr<std::string> TwoFactor(const std::string& id, const TwoFactorProof& proof,
-                                  std::string_view purpose) {
+                                  std::string_view purpose, const Json& binding = Json::object()) {
     // The answer never says which factor failed (no password oracle); the audit record does.
     const Status failed = absl::UnauthenticatedError("two-factor authentication failed");
     std::optional<bool> password_ok;  // scrypt once, not once per conflict retry
@@ -293,6 +295,7 @@ struct Ceremony::Impl {
                       {"last_step", state.last_step},
                       {"failures", state.failures},
                       {"locked_until", state.locked_until_unix}};
+      payload.update(binding);
       StatusOr<std::string> event = Append(id, s.version, kTwoFactor, payload, id);
       if (event.status().code() == absl::StatusCode::kAborted) continue;  // a concurrent try
       RXFLOW_RETURN_IF_ERROR(event.status());
@@ -377,6 +380,12 @@ Ceremony::Ceremony(PrescriptionService& service, store::Store& store, AuditTrail
   if (im.options.sender_trust != nullptr && !im.options.sender_trust->require_crl()) {
     im.Audit(im.options.source, "epcs.control.crl_check.disabled", "ceremony", kOutcomeSuccess,
              "the sender's trust store does not require a current CRL for every certificate");
+  }
+  if (!im.audit.signs_checkpoints()) {
+    im.Audit(im.options.source, "epcs.control.checkpoint_signing.disabled", "ceremony",
+             kOutcomeSuccess,
+             "the audit trail has no checkpoint signer: the chain is not sealed by signed "
+             "checkpoints (21 CFR 1311.150(c))");
   }
 }
 
@@ -711,7 +720,9 @@ Status Ceremony::Sign(const std::string& prescription_id, const std::string& pra
     return im.Refuse(certificate, practitioner_id, kAction, prescription_id);
   }
   // Completing the two factors is the signature.
-  StatusOr<std::string> two_factor = im.TwoFactor(practitioner_id, proof, "sign");
+  StatusOr<std::string> two_factor =
+      im.TwoFactor(practitioner_id, proof, "sign",
+                   {{"prescription", prescription_id}, {"bundle_sha256", bundle_sha256}});
   if (!two_factor.ok())
     return im.Refuse(two_factor.status(), practitioner_id, kAction, prescription_id);
   StatusOr<std::shared_ptr<Signer>> signer = im.options.signer_for(p.view, p.key_label);
@@ -768,6 +779,77 @@ Status Ceremony::Sign(const std::string& prescription_id, const std::string& pra
   im.Audit(practitioner_id, "epcs.transmit.queued", prescription_id,
            routed.ok() ? kOutcomeSuccess : kOutcomeFailure,
            routed.ok() ? "" : std::string(routed.message()));
+  return absl::OkStatus();
+}
+
+namespace {
+
+Status NotFromCeremony(std::string_view what) {
+  return absl::PermissionDeniedError(
+      Cat(what,
+          ": only the EPCS signing ceremony marks controlled substances ready and signs "
+          "them (21 CFR 1311.100(d), 1311.140(a))"));
+}
+
+}  // namespace
+
+Status CheckCeremonyCommand(store::EventStore& store, const std::string& prescription_id,
+                            const domain::Command& command) {
+  const auto* ready = std::get_if<domain::MarkReady>(&command);
+  const auto* sign = std::get_if<domain::Sign>(&command);
+  if (ready == nullptr && sign == nullptr) return absl::OkStatus();
+  const std::string& who = ready != nullptr ? ready->practitioner : sign->signer;
+  RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> records, store.ReadStream(StreamOf(who)));
+  if (records.empty()) return NotFromCeremony(Cat("no EPCS practitioner ", who, " is enrolled"));
+  PractitionerState p;
+  for (const store::EventRecord& r : records) RXFLOW_RETURN_IF_ERROR(ApplyEvent(p, r));
+  const std::string& dea = ready != nullptr ? ready->dea_number : sign->dea_number;
+  if (std::none_of(p.view.registrations.begin(), p.view.registrations.end(),
+                   [&](const DeaRegistration& r) { return r.number == dea; })) {
+    return NotFromCeremony(Cat("DEA number ", dea, " is not a registration of ", who));
+  }
+  if (ready != nullptr) {
+    if (!p.view.may_mark_ready && !p.view.may_sign) {
+      return NotFromCeremony(Cat("practitioner ", who, " may not mark prescriptions ready"));
+    }
+    return absl::OkStatus();
+  }
+  if (!p.view.may_sign) return NotFromCeremony(Cat("practitioner ", who, " may not sign"));
+  // The signature is a two-factor completion the ceremony recorded for this prescription and
+  // this bundle (so it signs nothing else, and a prescription signs once).
+  auto event = std::find_if(records.rbegin(), records.rend(), [&](const store::EventRecord& r) {
+    return r.event_id == sign->two_factor_event_id;
+  });
+  Json attempt = event == records.rend() || event->type != kTwoFactor
+                     ? Json()
+                     : Json::parse(event->payload, nullptr, /*allow_exceptions=*/false);
+  if (!attempt.is_object() || attempt.value("outcome", "") != "accepted" ||
+      attempt.value("purpose", "") != "sign" ||
+      attempt.value("prescription", "") != prescription_id ||
+      attempt.value("bundle_sha256", "") != sign->signed_content_sha256) {
+    return NotFromCeremony(Cat("two-factor event ", sign->two_factor_event_id, " is not ", who,
+                               "'s completed two-factor authentication for signing this "
+                               "prescription's bundle"));
+  }
+  // What is recorded as signed is signed, by the key of the certificate enrolled for them,
+  // over the bundle that was marked ready.
+  IssueList issues;
+  StatusOr<script::Message> signed_newrx = script::ReadXml(sign->signed_newrx_xml, issues);
+  if (!signed_newrx.ok() || !std::holds_alternative<script::NewRx>(signed_newrx->body)) {
+    return NotFromCeremony("the signed NewRx cannot be read");
+  }
+  SignatureVerification verified =
+      VerifySignedByEnrolledCertificate(*signed_newrx, p.certificate_der);
+  if (!verified.ok()) {
+    return NotFromCeremony(Cat("the signed NewRx does not verify (",
+                               SignatureCheckName(verified.result), ": ", verified.reason, ")"));
+  }
+  const script::NewRx& rx = std::get<script::NewRx>(signed_newrx->body);
+  if (signed_newrx->header.digital_signature->signature_value != sign->signature ||
+      internal::Sha256Hex(Cat(CanonicalPart1306(Part1306Fields(rx)), kAttestation)) !=
+          sign->signed_content_sha256) {
+    return NotFromCeremony("the signed NewRx is not the bundle that was marked ready");
+  }
   return absl::OkStatus();
 }
 

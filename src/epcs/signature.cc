@@ -380,8 +380,12 @@ std::string_view SignatureCheckName(SignatureCheck check) {
 
 // ---- verification --------------------------------------------------------------------------
 
-SignatureVerification VerifyPrescriptionSignature(const script::Message& message,
-                                                  const TrustStore& trust) {
+namespace {
+
+// Steps 1-3 of the pharmacy's check (no trust store): the digest, the signature under the
+// certificate in X509Data, and that certificate being the prescriber's. On success `cert_out`
+// holds the certificate.
+SignatureVerification VerifyContent(const script::Message& message, Cert& cert_out) {
   const auto* rx = std::get_if<script::NewRx>(&message.body);
   if (rx == nullptr) {
     return Fail(SignatureCheck::kNotNewRx,
@@ -453,6 +457,34 @@ SignatureVerification VerifyPrescriptionSignature(const script::Message& message
   if (std::string purpose = PurposeProblem(cert.get()); !purpose.empty()) {
     return Fail(SignatureCheck::kNotPrescriber, std::move(purpose), subject);
   }
+  cert_out = std::move(cert);
+  return SignatureVerification{SignatureCheck::kOk, "", subject};
+}
+
+}  // namespace
+
+SignatureVerification VerifySignedByEnrolledCertificate(const script::Message& message,
+                                                        std::string_view certificate_der) {
+  Cert cert;
+  SignatureVerification content = VerifyContent(message, cert);
+  if (!content.ok()) return content;
+  const std::string& x509 = message.header.digital_signature->x509_data;
+  std::optional<std::string> der = internal::Base64Decode(x509);
+  if (!der || *der != certificate_der) {
+    return Fail(SignatureCheck::kNotPrescriber,
+                "/Message/Header/DigitalSignature/X509Data is not the certificate enrolled for "
+                "the signer",
+                content.signer_subject);
+  }
+  return content;
+}
+
+SignatureVerification VerifyPrescriptionSignature(const script::Message& message,
+                                                  const TrustStore& trust) {
+  Cert cert;
+  SignatureVerification content = VerifyContent(message, cert);
+  if (!content.ok()) return content;
+  const std::string& subject = content.signer_subject;
   // 4. The chain to an anchor, and revocation of every certificate in it.
   std::unique_ptr<X509_STORE, StoreFree> store(X509_STORE_new());
   for (const Cert& a : trust.impl().anchors) X509_STORE_add_cert(store.get(), a.get());

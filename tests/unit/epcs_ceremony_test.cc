@@ -382,12 +382,82 @@ TEST_SUITE("EPCS ceremony") {
     epcs::Ceremony started(*f.service, *f.store, f.audit, f.clock, c);
     CHECK(f.AuditActions().count("epcs.control.clock_check.disabled:success"));
     CHECK(f.AuditActions().count("epcs.control.crl_check.disabled:success"));
+    // The fixture's trail has no checkpoint signer: its ceremony recorded that when it started.
+    CHECK(f.AuditActions().count("epcs.control.checkpoint_signing.disabled:success"));
     // The day's incident report lists them.
     auto report = epcs::DailyIncidentReport(
         *f.store, f.clock.NowMicros() / 86'400'000'000LL * 86'400'000'000LL, {});
     REQUIRE(report.ok());
     CHECK(report->text.find("epcs.control.clock_check") != std::string::npos);
     CHECK(report->text.find("epcs.control.crl_check") != std::string::npos);
+    CHECK(report->text.find("epcs.control.checkpoint_signing") != std::string::npos);
+  }
+
+  TEST_CASE("T-1.2: a ready mark or a signature the ceremony did not make is not recorded") {
+    Fixture f;
+    const std::string signed_id = f.SignedOxycodone();
+    IssueList issues;
+    auto second = f.service->Submit(testing::ReadFixture("fhir/schedule2_oxycodone.json"), issues,
+                                    {}, "second-order");
+    REQUIRE(second.ok());
+    const std::string id = second->id;
+    auto bundle = f.ceremony->Bundle(id, "dr-lindqvist");
+    REQUIRE(bundle.ok());
+    const std::string sha = bundle->sha256;
+    REQUIRE(f.ceremony->MarkReady(id, "dr-lindqvist", "BL4721052", sha).ok());
+    auto denied = [](const Status& st, std::string_view says) {
+      CHECK_MESSAGE(st.code() == absl::StatusCode::kPermissionDenied, st.ToString());
+      CHECK_MESSAGE(std::string(st.message()).find(says) != std::string::npos, st.ToString());
+    };
+    // A ready mark by someone not enrolled, without the permission, or under another's number.
+    denied(f.service->Execute(id, domain::MarkReady{"dr-nobody", "BL4721052", sha}),
+           "no EPCS practitioner dr-nobody");
+    denied(f.service->Execute(id, domain::MarkReady{"agent-1", "BL4721052", sha}),
+           "is not a registration of agent-1");
+    denied(f.service->Execute(id, domain::MarkReady{"dr-lindqvist", "AP5836727", sha}),
+           "is not a registration of dr-lindqvist");
+    // A signature with a made-up two-factor event.
+    denied(f.service->Execute(id, domain::Sign{"dr-lindqvist", "c2ln", sha, "BL4721052", "made-up",
+                                               "<Message/>", "", ""}),
+           "two-factor event made-up is not");
+    // A real completion, but not the ceremony's signature of this prescription.
+    f.NextStep();
+    auto own = f.ceremony->CompleteTwoFactor("dr-lindqvist", f.Proof(kSecret), "sign");
+    REQUIRE(own.ok());
+    denied(f.service->Execute(id, domain::Sign{"dr-lindqvist", "c2ln", sha, "BL4721052", *own,
+                                               "<Message/>", "", ""}),
+           "is not dr-lindqvist's completed two-factor authentication");
+    // The ceremony's signature of another prescription, replayed onto this one.
+    auto history = f.service->History(signed_id);
+    REQUIRE(history.ok());
+    std::optional<domain::PrescriptionSigned> record;
+    for (const store::EventRecord& r : *history) {
+      if (r.type != domain::PrescriptionSigned::kType) continue;
+      auto e = domain::DecodeEvent(r.type, r.schema_version, r.payload);
+      REQUIRE(e.ok());
+      record = std::get<domain::PrescriptionSigned>(*e);
+    }
+    REQUIRE(record);
+    auto replay = [&](const std::string& target, std::string xml) {
+      return f.service->Execute(
+          target, domain::Sign{record->signer, record->signature, record->signed_content_sha256,
+                               record->dea_number, record->two_factor_event_id, std::move(xml),
+                               record->record_cosignature, record->record_cosigner_key_sha256});
+    };
+    denied(replay(id, record->signed_newrx_xml), "two-factor event");
+    // On its own prescription the record passes this check (and the state refuses a second
+    // signature); with its NewRx changed it does not.
+    CHECK(replay(signed_id, record->signed_newrx_xml).code() ==
+          absl::StatusCode::kFailedPrecondition);
+    std::string changed = record->signed_newrx_xml;
+    size_t at = changed.find("<LastName>");  // the patient's, in the Part 1306 content
+    REQUIRE(at != std::string::npos);
+    changed.insert(at + 10, "X");
+    denied(replay(signed_id, changed), "does not verify (digest_mismatch");
+    // None of it reached the prescription.
+    CHECK(f.service->Get(id)->state == domain::State::kReadyToSign);
+    f.NextStep();
+    CHECK(f.ceremony->Sign(id, "dr-lindqvist", sha, f.Proof(kSecret)).ok());
   }
 
   TEST_CASE("a clock more than 5 minutes off blocks signing, and is audited") {
@@ -617,9 +687,12 @@ TEST_SUITE("EPCS ceremony") {
         return StoreWrapper::Append(std::move(r));
       }
     } broken(*f.store);
-    epcs::AuditTrail trail(broken, f.clock);
+    epcs::AuditTrailOptions to;
+    to.checkpoint_signer = f.key.get();
+    epcs::AuditTrail trail(broken, f.clock, to);
     epcs::CeremonyOptions co;
-    co.time_source = &f.trusted;  // (without one, starting would record that: a first failure)
+    // (Without a time source or a checkpoint signer, starting would record that: a failure.)
+    co.time_source = &f.trusted;
     epcs::Ceremony ceremony(*f.service, *f.store, trail, f.clock, co);
     CHECK(ceremony.audit_failures() == 0);
     REQUIRE(

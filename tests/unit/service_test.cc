@@ -296,17 +296,16 @@ TEST_SUITE("Service") {
     Status routed = f.service->Route(s->id);
     CHECK(routed.code() == absl::StatusCode::kFailedPrecondition);
     CHECK(std::string(routed.message()).find("signed") != std::string::npos);
-    // Not without review and two factors (the EPCS ceremony, rxflow/epcs/ceremony.h, makes
-    // these commands from a real review and a real two-factor event).
+    // Not without review and two factors: only the EPCS ceremony (rxflow/epcs/ceremony.h)
+    // makes these commands, from an enrolled practitioner's review and two-factor event
+    // (epcs_ceremony_test.cc signs; "T-1.2: a ready mark or a signature ...").
     CHECK(f.service
               ->Execute(s->id, domain::Sign{"dr-1", "c2ln", "abc", "BL4721052", "2fa", "", "", ""})
-              .code() == absl::StatusCode::kFailedPrecondition);
-    REQUIRE(f.service->Execute(s->id, domain::MarkReady{"dr-1", "BL4721052", "abc"}).ok());
-    REQUIRE(
-        f.service
-            ->Execute(s->id, domain::Sign{"dr-1", "c2ln", "abc", "BL4721052", "2fa", "", "", ""})
-            .ok());
-    CHECK(f.service->Route(s->id).ok());
+              .code() == absl::StatusCode::kPermissionDenied);
+    CHECK(f.service->Execute(s->id, domain::MarkReady{"dr-1", "BL4721052", "abc"}).code() ==
+          absl::StatusCode::kPermissionDenied);
+    CHECK(f.service->Route(s->id).code() == absl::StatusCode::kFailedPrecondition);
+    CHECK(f.service->Get(s->id)->state == domain::State::kReadyToSign);
   }
 
   TEST_CASE("the read model rebuilt from the log equals the live one") {

@@ -188,6 +188,9 @@ class AuditTrail {
   // stored payload, and VerifyAuditTrail reports the unreadable record.
   StatusOr<AuditRecord> Record(AuditEntry entry);
 
+  // Whether the trail writes signed checkpoints (AuditTrailOptions::checkpoint_signer).
+  bool signs_checkpoints() const { return options_.checkpoint_signer != nullptr; }
+
   // Verifies the trail (VerifyAuditTrail) and, when it finds tampering, records that (T-6.1
   // event 5, T-6.4): action kActionTamperDetected, outcome failure, object
   // "<stream id>@<first bad sequence>", detail the problem. Returns the verification, or the

@@ -137,6 +137,19 @@ struct CeremonyOptions {
   std::string source = "rxflow";
 };
 
+// What PrescriptionService checks in the store before it records a MarkReady or a Sign
+// (T-1.2: a program that makes these commands up cannot pass for the ceremony), other commands
+// pass. MarkReady: the practitioner is enrolled, holds `mark_ready` or `sign`, and the DEA
+// number is one of their registrations. Sign: moreover holds `sign`; the two-factor event is
+// theirs, accepted, and was completed by Ceremony::Sign for this prescription and this bundle;
+// the signed NewRx verifies under the certificate enrolled for them
+// (VerifySignedByEnrolledCertificate), carries the command's signature, and its Part 1306
+// content is the bundle. PermissionDenied naming what failed; a store error as it is. The
+// ceremony checks the rest (expiry, bundle review, clock, certificate chain) before it makes
+// the commands.
+Status CheckCeremonyCommand(store::EventStore& store, const std::string& prescription_id,
+                            const domain::Command& command);
+
 class Ceremony {
  public:
   // `service`, `store` (the service's), `audit` and `clock` must outlive the ceremony.

@@ -159,6 +159,13 @@ SignatureVerification VerifyPrescriptionSignature(const script::Message& message
 SignatureVerification VerifyPrescriptionSignature(std::string_view script_xml,
                                                   const TrustStore& trust);
 
+// Steps 1-3 of VerifyPrescriptionSignature (digest, signature, the prescriber's certificate)
+// and that X509Data is exactly `certificate_der`, with no trust store: what the service checks
+// of a Sign it records (the certificate enrolled for the signer; the chain and CRLs are the
+// pharmacy's, and the ceremony's with CeremonyOptions::sender_trust).
+SignatureVerification VerifySignedByEnrolledCertificate(const script::Message& message,
+                                                        std::string_view certificate_der);
+
 // ---- The stored record of an EPCS signature, co-signed with ML-DSA-65 ----------------------
 
 // What RxFlow's ML-DSA-65 co-signature of a stored EPCS signature covers (context
