@@ -381,6 +381,36 @@ TEST_CASE("a key generated on a SoftHSM2 token signs a NewRx that verifies") {
   p11::TokenRef missing = ref;
   missing.token_label = "no-such-token";
   CHECK(p11::OpenSigner(missing, "x").status().code() == absl::StatusCode::kNotFound);
+  CHECK(p11::LoggedIn(module, "no-such-token").status().code() == absl::StatusCode::kNotFound);
+}
+
+TEST_CASE("T-5.2: closing the last signer of a token logs it out and forgets the PIN") {
+  SoftHsmForTests();
+  namespace p11 = rxflow::pkcs11;
+  std::string module = p11::SoftHsmModulePath();
+  REQUIRE_MESSAGE(!module.empty(), "SoftHSM2 is not installed (scripts/install-deps.sh)");
+  p11::TokenRef ref{module, "rxflow-test-logout", "3141-test-pin"};
+  REQUIRE(p11::InitToken(ref, "so-pin-for-tests").ok());
+  REQUIRE(p11::GenerateSigningKey(ref, "k").ok());
+  CHECK_FALSE(*p11::LoggedIn(module, ref.token_label));  // the operation's login is released
+  auto first = p11::OpenSigner(ref, "k");
+  auto second = p11::OpenSigner(ref, "k");
+  REQUIRE(first.ok());
+  REQUIRE(second.ok());
+  CHECK(*p11::LoggedIn(module, ref.token_label));
+  first->reset();
+  CHECK(*p11::LoggedIn(module, ref.token_label));  // the second still holds it
+  CHECK((*second)->Sign("still signing").ok());
+  second->reset();
+  CHECK_FALSE(*p11::LoggedIn(module, ref.token_label));
+  // Deactivated: a wrong PIN now reaches the token (which counts it), the right one opens.
+  p11::TokenRef wrong = ref;
+  wrong.pin = "0000-wrong";
+  CHECK(p11::OpenSigner(wrong, "k").status().code() == absl::StatusCode::kPermissionDenied);
+  CHECK_FALSE(*p11::LoggedIn(module, ref.token_label));
+  auto again = p11::OpenSigner(ref, "k");
+  REQUIRE(again.ok());
+  CHECK((*again)->Sign("signing again").ok());
 }
 TEST_CASE("an AES-256 key on a SoftHSM2 token wraps the data keys of PHI at rest") {
   SoftHsmForTests();

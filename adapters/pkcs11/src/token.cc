@@ -219,13 +219,52 @@ std::string PinDigest(const std::string& pin) {
   return std::string(reinterpret_cast<const char*>(md), len);
 }
 
-Status Login(const Module& m, const Session& s, ck_user_type_t user, const std::string& pin,
-             const std::string& token_key = {}) {
+Status Login(const Module& m, const Session& s, ck_user_type_t user, const std::string& pin) {
   ck_rv_t rv = m.f->C_Login(
       s.get(), user, reinterpret_cast<unsigned char*>(const_cast<char*>(pin.data())), pin.size());
-  if (user == CKU_USER && !token_key.empty() &&
-      (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN)) {
+  if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) return absl::OkStatus();
+  return FromRv(rv, user == CKU_SO ? "C_Login as security officer" : "C_Login");
+}
+
+// How many LoginHolds each token (module path + token label) has. Guarded by ModulesMutex(),
+// never destroyed.
+std::map<std::string, int>& LoginHolds() {
+  static auto* holds = new std::map<std::string, int>;
+  return *holds;
+}
+
+// This process's hold on a token's user login, one per open signer, key-encryption key or
+// operation. The last one released logs the token out and overwrites and forgets the digest
+// of its PIN (T-5.2: when the module is deactivated, nothing of the PIN is left): the next
+// open logs in anew and the token checks the PIN again.
+class LoginHold {
+ public:
+  LoginHold() = default;
+  LoginHold(LoginHold&& o) noexcept : m_(o.m_), h_(o.h_), key_(std::exchange(o.key_, {})) {}
+  LoginHold& operator=(LoginHold&&) = delete;
+  ~LoginHold() {
+    if (key_.empty()) return;
     std::lock_guard lock(ModulesMutex());
+    auto held = LoginHolds().find(key_);
+    if (held == LoginHolds().end() || --held->second > 0) return;
+    LoginHolds().erase(held);
+    m_.f->C_Logout(h_);
+    auto pin = LoggedInPins().find(key_);
+    if (pin != LoggedInPins().end()) {
+      OPENSSL_cleanse(pin->second.data(), pin->second.size());
+      LoggedInPins().erase(pin);
+    }
+  }
+
+  // Logs `s` in as the token's user with `pin`, and holds the login. Under ModulesMutex(),
+  // so that no last hold logs the token out between this login and this hold.
+  static StatusOr<LoginHold> Take(const Module& m, const Session& s, const std::string& pin,
+                                  std::string token_key) {
+    std::lock_guard lock(ModulesMutex());
+    ck_rv_t rv =
+        m.f->C_Login(s.get(), CKU_USER,
+                     reinterpret_cast<unsigned char*>(const_cast<char*>(pin.data())), pin.size());
+    if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) return FromRv(rv, "C_Login");
     auto [it, inserted] = LoggedInPins().emplace(token_key, PinDigest(pin));
     if (rv == CKR_OK) {
       it->second = PinDigest(pin);
@@ -233,25 +272,36 @@ Status Login(const Module& m, const Session& s, ck_user_type_t user, const std::
       return absl::PermissionDeniedError(
           "pkcs11: C_Login: CKR_PIN_INCORRECT (the token is open with another PIN)");
     }
-    return absl::OkStatus();
+    ++LoginHolds()[token_key];
+    LoginHold hold;
+    hold.m_ = m;
+    hold.h_ = s.get();
+    hold.key_ = std::move(token_key);
+    return hold;
   }
-  if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) return absl::OkStatus();
-  return FromRv(rv, user == CKU_SO ? "C_Login as security officer" : "C_Login");
-}
 
-// A token, logged in as its user, with a session open.
+ private:
+  Module m_;
+  ck_session_handle_t h_ = 0;
+  std::string key_;  // empty: holds nothing
+};
+
+// A token, logged in as its user, with a session open. (The hold is destroyed first: the
+// token is logged out while the session is still open.)
 struct Opened {
   Module module;
   Session session;
+  LoginHold login;
 };
 
 StatusOr<Opened> Open(const TokenRef& ref) {
   RXFLOW_ASSIGN_OR_RETURN(Module m, LoadModule(ref.module_path));
   RXFLOW_ASSIGN_OR_RETURN(ck_slot_id_t slot, FindToken(m, ref.token_label));
   RXFLOW_ASSIGN_OR_RETURN(Session s, OpenSession(m, slot));
-  RXFLOW_RETURN_IF_ERROR(
-      Login(m, s, CKU_USER, ref.pin, internal::Cat(ref.module_path, "\n", ref.token_label)));
-  return Opened{m, std::move(s)};
+  RXFLOW_ASSIGN_OR_RETURN(
+      LoginHold hold,
+      LoginHold::Take(m, s, ref.pin, internal::Cat(ref.module_path, "\n", ref.token_label)));
+  return Opened{m, std::move(s), std::move(hold)};
 }
 
 StatusOr<ck_object_handle_t> FindObject(const Module& m, const Session& s, ck_object_class_t cls,
@@ -479,6 +529,18 @@ Status InitToken(const TokenRef& ref, const std::string& so_pin) {
   m.f->C_Logout(s.get());
   if (rv != CKR_OK) return FromRv(rv, "C_InitPIN");
   return absl::OkStatus();
+}
+
+TokenRef::~TokenRef() { OPENSSL_cleanse(pin.data(), pin.size()); }
+
+StatusOr<bool> LoggedIn(const std::string& module_path, const std::string& token_label) {
+  RXFLOW_ASSIGN_OR_RETURN(Module m, LoadModule(module_path));
+  RXFLOW_ASSIGN_OR_RETURN(ck_slot_id_t slot, FindToken(m, token_label));
+  RXFLOW_ASSIGN_OR_RETURN(Session s, OpenSession(m, slot));
+  ck_session_info info{};
+  ck_rv_t rv = m.f->C_GetSessionInfo(s.get(), &info);
+  if (rv != CKR_OK) return FromRv(rv, "C_GetSessionInfo");
+  return info.state == CKS_RW_USER_FUNCTIONS || info.state == CKS_RO_USER_FUNCTIONS;
 }
 
 StatusOr<bool> HasKey(const TokenRef& ref, const std::string& key_label) {

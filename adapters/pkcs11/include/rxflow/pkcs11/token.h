@@ -14,7 +14,8 @@
 //
 // Thread-safety: a Signer may be used from several threads (it serialises its session). A
 // module is initialised once per process (PKCS#11's C_Initialize is process-wide), and stays
-// loaded until the process ends.
+// loaded until the process ends. A token stays logged in while a signer or key of it is open
+// in the process, and is logged out when the last one closes (LoggedIn).
 #ifndef RXFLOW_PKCS11_TOKEN_H_
 #define RXFLOW_PKCS11_TOKEN_H_
 
@@ -34,7 +35,16 @@ struct TokenRef {
   std::string module_path;  // the PKCS#11 module (.so)
   std::string token_label;  // at most 32 bytes
   std::string pin;          // the token's user PIN
+  // Overwrites the PIN before its memory is freed (OPENSSL_cleanse; T-5.2), copies too.
+  ~TokenRef();
 };
+
+// Whether this process is logged in to the token as its user. Each open signer or
+// key-encryption key (and each operation while it runs) holds the login; when the last is
+// closed, RxFlow logs the token out and overwrites the digest of the PIN it kept to check
+// later logins (T-5.2: the password cleared when the module is deactivated), so the next open
+// gives the PIN to the token again. NotFound for a missing token.
+StatusOr<bool> LoggedIn(const std::string& module_path, const std::string& token_label);
 
 // Initialises a new token named `ref.token_label` in a free slot and sets its user PIN to
 // `ref.pin`. AlreadyExists when a token of that label exists; ResourceExhausted when the
