@@ -875,6 +875,16 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
     if (auto key = epcs_demo->audit_signer->PublicKeyDer(); key.ok()) {
       jo.policy.checkpoint_public_key_der = *key;
     }
+    // T-6.3: the reference server's notification is an error line in its log (ids and counts,
+    // no PHI) naming the report file and the deadline; a deployment sets its own hook
+    // (mail, ticket, pager) that reaches the practitioner or pharmacy and DEA.
+    jo.on_incidents = [&log, dir = jo.report_dir](const epcs::IncidentReport& r) -> Status {
+      log(3, "EPCS incidents on " + r.day + ": " + std::to_string(r.incidents.size()) +
+                 " incidents, " + std::to_string(r.findings.size()) + " findings; report them to " +
+                 "the practitioner and DEA by " + FormatRfc3339(r.notify_by_micros) + " (" + dir +
+                 "/epcs-incidents-" + r.day + ".txt)");
+      return absl::OkStatus();
+    };
     review = std::make_unique<epcs::DailyAuditJob>(**store, *epcs_demo->audit, jo);
   }
   std::unique_ptr<epcs::TransmissionAuditor> transmissions;

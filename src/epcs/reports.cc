@@ -256,6 +256,11 @@ void Render(IncidentReport& report, const AuditVerification& v, const IncidentPo
     internal::Append(t, "findings: ", report.findings.size(), "\n");
     for (const std::string& f : report.findings) internal::Append(t, "  - ", f, "\n");
   }
+  if (report.notify_by_micros != 0) {
+    internal::Append(t, "reviewed ", FormatRfc3339(report.reviewed_at_micros),
+                     "; report to the practitioner or pharmacy and to DEA by ",
+                     FormatRfc3339(report.notify_by_micros), " (21 CFR 1311.150(c))\n");
+  }
 
   Json j;
   j["day"] = report.day;
@@ -263,6 +268,10 @@ void Render(IncidentReport& report, const AuditVerification& v, const IncidentPo
   j["chain_ok"] = report.chain_ok;
   j["chain_problem"] = report.chain_problem;
   j["late"] = report.late;
+  j["reviewed_at"] =
+      report.reviewed_at_micros != 0 ? Json(FormatRfc3339(report.reviewed_at_micros)) : Json();
+  j["notify_by"] =
+      report.notify_by_micros != 0 ? Json(FormatRfc3339(report.notify_by_micros)) : Json();
   Json incidents = Json::array();
   for (const AuditRecord& r : report.incidents) {
     incidents.push_back({{"sequence", r.sequence},
@@ -436,6 +445,15 @@ StatusOr<IncidentReport> DailyIncidentReport(store::EventStore& store, int64_t d
 DailyAuditJob::DailyAuditJob(store::Store& store, AuditTrail& audit, DailyAuditJobOptions options)
     : store_(store), audit_(audit), options_(std::move(options)) {}
 
+int64_t NotifyBy(int64_t micros) {
+  int64_t day = micros / kMicrosPerDay + (micros % kMicrosPerDay < 0 ? -1 : 0);
+  auto weekday = [](int64_t d) { return ((d + 4) % 7 + 7) % 7; };  // 1970-01-01: Thursday (4)
+  do {
+    ++day;
+  } while (weekday(day) == 0 || weekday(day) == 6);  // Sunday, Saturday
+  return (day + 1) * kMicrosPerDay;
+}
+
 StatusOr<std::vector<IncidentReport>> DailyAuditJob::RunDue(int64_t now_micros) {
   const std::string projection(kDailyReportProjection);
   const IncidentPolicy& policy = options_.policy;
@@ -481,6 +499,10 @@ StatusOr<std::vector<IncidentReport>> DailyAuditJob::RunDue(int64_t now_micros) 
                         Duration(options_.grace_micros), ")");
       report.findings.push_back(late_detail);
     }
+    report.reviewed_at_micros = now_micros;
+    const bool to_notify =
+        !report.incidents.empty() || !report.findings.empty() || !report.chain_ok;
+    if (to_notify) report.notify_by_micros = NotifyBy(now_micros);
     Render(report, *verification, policy);
 
     if (!options_.report_dir.empty()) {
@@ -497,6 +519,20 @@ StatusOr<std::vector<IncidentReport>> DailyAuditJob::RunDue(int64_t now_micros) 
     }
 
     const std::string object = Cat(kDailyReportProjection, "/", day);
+    if (to_notify && options_.on_incidents) {
+      Status notified = options_.on_incidents(report);
+      RXFLOW_RETURN_IF_ERROR(
+          audit_
+              .Record({options_.actor, std::string(kActionIncidentNotify), object,
+                       std::string(notified.ok() ? kOutcomeSuccess : kOutcomeFailure),
+                       options_.source,
+                       notified.ok()
+                           ? Cat(report.incidents.size(), " incidents; ", report.findings.size(),
+                                 " findings; due by ", FormatRfc3339(report.notify_by_micros))
+                           : std::string(notified.message())})
+              .status());
+      if (!notified.ok()) return notified;
+    }
     if (report.late) {
       RXFLOW_RETURN_IF_ERROR(
           audit_

@@ -345,6 +345,61 @@ TEST_SUITE("EPCS daily audit job") {
     std::filesystem::remove_all(dir);
   }
 
+  TEST_CASE("T-6.3: incidents go to the hook with the business day they are due by") {
+    // Reviews on Thursday 2026-03-12 are due by the end of Friday; on Friday, by the end of
+    // Monday; on Saturday too.
+    CHECK(FormatRfc3339(epcs::NotifyBy(Day("2026-03-12") + kHour)) ==
+          "2026-03-14T00:00:00.000000Z");
+    CHECK(FormatRfc3339(epcs::NotifyBy(Day("2026-03-13") + 23 * kHour)) ==
+          "2026-03-17T00:00:00.000000Z");
+    CHECK(FormatRfc3339(epcs::NotifyBy(Day("2026-03-14") + kHour)) ==
+          "2026-03-17T00:00:00.000000Z");
+
+    AuditFixture f;
+    f.Record(Day("2026-03-11") + 9 * kHour, "dr-a", "epcs.sign", "success");  // no incident
+    std::vector<IncidentReport> told;
+    bool reachable = false;
+    epcs::DailyAuditJobOptions o;
+    o.on_incidents = [&](const IncidentReport& r) -> Status {
+      if (!reachable) return absl::UnavailableError("mail relay down");
+      told.push_back(r);
+      return absl::OkStatus();
+    };
+    // Thursday 01:00: the 11th is clean: not notified (the hook would fail), stored.
+    epcs::DailyAuditJob job(*f.store, *f.trail, o);
+    f.clock.Set(Day("2026-03-12") + kHour);
+    auto clean = job.RunDue(f.clock.NowMicros());
+    REQUIRE_MESSAGE(clean.ok(), clean.status().ToString());
+    CHECK(clean->size() == 1);
+    CHECK(clean->front().notify_by_micros == 0);
+    CHECK(clean->front().json.find("\"notify_by\": null") != std::string::npos);
+    // Friday 02:00: notifying the 12th's incident fails, so the day is not stored, and the
+    // failure is audited.
+    f.Record(Day("2026-03-12") + 9 * kHour, "dr-b", "epcs.clock_skew", "refused");
+    f.clock.Set(Day("2026-03-13") + 2 * kHour);
+    auto failed = job.RunDue(f.clock.NowMicros());
+    CHECK(failed.status().code() == absl::StatusCode::kUnavailable);
+    CHECK(f.store->Get(std::string(epcs::kDailyReportProjection), "2026-03-12").status().code() ==
+          absl::StatusCode::kNotFound);
+    CHECK(CountActions(*f.store, "epcs.audit.incident_notify", "failure") == 1);
+    CHECK(told.empty());
+    // The next run tells it, once.
+    reachable = true;
+    f.clock.Set(Day("2026-03-13") + 3 * kHour);
+    auto ran = job.RunDue(f.clock.NowMicros());
+    REQUIRE_MESSAGE(ran.ok(), ran.status().ToString());
+    REQUIRE(told.size() == 1);
+    CHECK(told[0].day == "2026-03-12");
+    CHECK(told[0].incidents.size() == 1);
+    CHECK(told[0].reviewed_at_micros == f.clock.NowMicros());
+    CHECK(FormatRfc3339(told[0].notify_by_micros) == "2026-03-17T00:00:00.000000Z");
+    CHECK(told[0].json.find("\"notify_by\": \"2026-03-17T00:00:00.000000Z\"") != std::string::npos);
+    CHECK(told[0].text.find("to DEA by 2026-03-17T00:00:00.000000Z") != std::string::npos);
+    CHECK(CountActions(*f.store, "epcs.audit.incident_notify", "success") == 1);
+    CHECK(job.RunDue(f.clock.NowMicros() + kHour)->empty());
+    CHECK(told.size() == 1);
+  }
+
   TEST_CASE("a tampered chain found by the job is recorded as tamper detected") {
     AuditFixture f;
     const int64_t day = Day("2026-03-10");

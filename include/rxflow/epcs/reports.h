@@ -25,6 +25,7 @@
 #define RXFLOW_EPCS_REPORTS_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -82,12 +83,24 @@ struct IncidentReport {
   // review. One sentence each, ids only.
   std::vector<std::string> findings;
   bool late = false;  // DailyAuditJob made it later than 24 h + grace after the day ended
-  std::string text;   // the report for people (below)
-  std::string json;   // the report for programs: {"day", "records", "chain_ok",
-                      // "chain_problem", "late", "incidents": [{"sequence", "time",
-                      // "actor", "action", "object", "outcome", "source", "detail"}],
-                      // "findings": [...]}
+  // Set by DailyAuditJob (0 otherwise): when the review ran, and, when the report has
+  // incidents, findings or a broken chain, the time by which they are to be reported to the
+  // practitioner or pharmacy and to DEA (T-6.3, 21 CFR 1311.150(c): within one business day;
+  // NotifyBy).
+  int64_t reviewed_at_micros = 0;
+  int64_t notify_by_micros = 0;
+  std::string text;  // the report for people (below)
+  std::string json;  // the report for programs: {"day", "records", "chain_ok",
+                     // "chain_problem", "late", "reviewed_at" and "notify_by" (RFC 3339;
+                     // null when not set), "incidents": [{"sequence", "time",
+                     // "actor", "action", "object", "outcome", "source", "detail"}],
+                     // "findings": [...]}
 };
+
+// One business day after `micros` (T-6.3): the end (next 00:00:00Z) of the next UTC day
+// that is a Monday to Friday. Public holidays are not known: a deployment that observes them
+// reports earlier.
+int64_t NotifyBy(int64_t micros);
 
 // The incident report of the UTC day starting at `day_start_micros` (21 CFR 1311.150(b)):
 // the day's records of policy.stream_id, the chain verified from its start. A record that
@@ -104,6 +117,7 @@ inline constexpr std::string_view kDailyReportProjection = "epcs-daily-report";
 // The job's audit records.
 inline constexpr std::string_view kActionDailyReport = "epcs.audit.daily_report";
 inline constexpr std::string_view kActionDailyReportLate = "epcs.audit.daily_report.late";
+inline constexpr std::string_view kActionIncidentNotify = "epcs.audit.incident_notify";
 
 struct DailyAuditJobOptions {
   IncidentPolicy policy;  // policy.stream_id must be the stream of the job's AuditTrail
@@ -116,6 +130,13 @@ struct DailyAuditJobOptions {
   // Verify through AuditTrail::VerifyAndRecord, so tampering found is recorded as
   // epcs.audit.tamper_detected (T-6.4); false: only verify.
   bool record_tamper = true;
+  // T-6.3 (21 CFR 1311.150(c)): called with each report that has incidents, findings or a
+  // broken chain, after its files are written and before it is stored, so the deployment can
+  // tell the practitioner or pharmacy and DEA by report.notify_by_micros. Audited
+  // (kActionIncidentNotify): success, or failure with the status's message; a failure stops
+  // the run before the day is stored, so the next run calls again (at least once, never
+  // skipped). Unset: nothing is notified (the reports are only stored and written).
+  std::function<Status(const IncidentReport&)> on_incidents;
   // Actor and source of the job's audit records.
   std::string actor = "rxflow";
   std::string source = "rxflow";
