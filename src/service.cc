@@ -277,6 +277,7 @@ StatusOr<Submission> PrescriptionService::Submit(std::string_view fhir_json, Iss
     RXFLOW_ASSIGN_OR_RETURN(screened,
                             im.ScreenInteractions(out, ctx, issues, findings, patient_lock));
   }
+  RXFLOW_RETURN_IF_ERROR(im.CheckScheduleIISeries(out, ctx, issues, patient_lock));
   RXFLOW_ASSIGN_OR_RETURN(std::vector<domain::Event> events,
                           domain::Decide(domain::PrescriptionState{}, cmd));
   if (screened) events.emplace_back(std::move(*screened));
@@ -335,12 +336,15 @@ StatusOr<std::vector<store::EventRecord>> PrescriptionService::History(const std
 Status PrescriptionService::Execute(const std::string& id, const domain::Command& command,
                                     const RequestContext& ctx) {
   Impl& im = *impl_;
-  // A ready mark or a signature only as the EPCS ceremony makes them (T-1.2).
-  RXFLOW_RETURN_IF_ERROR(epcs::CheckCeremonyCommand(im.store, id, command));
   for (int attempt = 0; attempt < kMaxConflictRetries; ++attempt) {
     std::string tenant;
     RXFLOW_ASSIGN_OR_RETURN(domain::PrescriptionState state,
                             im.CurrentState(im.store, id, ctx, &tenant));
+    // A ready mark or a signature only as the EPCS ceremony makes them (T-1.2); after the
+    // tenant check above, so that it tells nothing about prescriptions the caller cannot see.
+    if (attempt == 0) {
+      RXFLOW_RETURN_IF_ERROR(epcs::CheckCeremonyCommand(im.store, id, tenant, command));
+    }
     RXFLOW_ASSIGN_OR_RETURN(std::vector<domain::Event> events, domain::Decide(state, command));
     if (events.empty()) return absl::OkStatus();
     store::AppendRequest req;
@@ -440,7 +444,7 @@ Status PrescriptionService::ExecuteOnce(const std::string& consumer, const std::
       const int64_t version = state.version;
       std::vector<domain::Event> all;
       for (const domain::Command& command : commands) {
-        RXFLOW_RETURN_IF_ERROR(epcs::CheckCeremonyCommand(tx, id, command));
+        RXFLOW_RETURN_IF_ERROR(epcs::CheckCeremonyCommand(tx, id, tenant, command));
         RXFLOW_ASSIGN_OR_RETURN(std::vector<domain::Event> events, domain::Decide(state, command));
         for (domain::Event& e : events) {
           state = domain::Apply(std::move(state), e);

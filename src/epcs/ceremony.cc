@@ -696,6 +696,17 @@ Status Ceremony::Sign(const std::string& prescription_id, const std::string& pra
                                                    "ready: review it and mark it ready again"),
                      practitioner_id, kAction, prescription_id);
   }
+  // What MarkReady checked, again: the ready mark may not be the ceremony's (T-1.2).
+  if (std::find(bundle->dea_numbers.begin(), bundle->dea_numbers.end(), rx.ready_dea_number) ==
+          bundle->dea_numbers.end() ||
+      rx.ready_dea_number != bundle->prescription_dea_number ||
+      !SameNameIgnoringCase(p.view.last_name, bundle->prescription_prescriber_last_name)) {
+    return im.Refuse(
+        absl::PermissionDeniedError(
+            Cat("DEA number ", rx.ready_dea_number, " is not a current registration of ",
+                practitioner_id, " covering this schedule, or the NewRx names another prescriber")),
+        practitioner_id, kAction, prescription_id);
+  }
   if (!im.options.signer_for) {
     return im.Refuse(absl::FailedPreconditionError("no signing key is configured"), practitioner_id,
                      kAction, prescription_id);
@@ -794,7 +805,7 @@ Status NotFromCeremony(std::string_view what) {
 }  // namespace
 
 Status CheckCeremonyCommand(store::EventStore& store, const std::string& prescription_id,
-                            const domain::Command& command) {
+                            std::string_view tenant, const domain::Command& command) {
   const auto* ready = std::get_if<domain::MarkReady>(&command);
   const auto* sign = std::get_if<domain::Sign>(&command);
   if (ready == nullptr && sign == nullptr) return absl::OkStatus();
@@ -803,6 +814,10 @@ Status CheckCeremonyCommand(store::EventStore& store, const std::string& prescri
   if (records.empty()) return NotFromCeremony(Cat("no EPCS practitioner ", who, " is enrolled"));
   PractitionerState p;
   for (const store::EventRecord& r : records) RXFLOW_RETURN_IF_ERROR(ApplyEvent(p, r));
+  auto named = [](std::string_view t) { return t.empty() ? kDefaultTenant : t; };
+  if (named(p.view.tenant) != named(tenant)) {
+    return NotFromCeremony(Cat("practitioner ", who, " is enrolled in another tenant"));
+  }
   const std::string& dea = ready != nullptr ? ready->dea_number : sign->dea_number;
   if (std::none_of(p.view.registrations.begin(), p.view.registrations.end(),
                    [&](const DeaRegistration& r) { return r.number == dea; })) {

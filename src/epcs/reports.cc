@@ -502,7 +502,9 @@ StatusOr<std::vector<IncidentReport>> DailyAuditJob::RunDue(int64_t now_micros) 
     report.reviewed_at_micros = now_micros;
     const bool to_notify =
         !report.incidents.empty() || !report.findings.empty() || !report.chain_ok;
-    if (to_notify) report.notify_by_micros = NotifyBy(now_micros);
+    // One business day after the day ended, when its review was due: the same deadline
+    // however often a failed notification is retried.
+    if (to_notify) report.notify_by_micros = NotifyBy((d + 1) * kMicrosPerDay);
     Render(report, *verification, policy);
 
     if (!options_.report_dir.empty()) {

@@ -248,7 +248,10 @@ class LoginHold {
     auto held = LoginHolds().find(key_);
     if (held == LoginHolds().end() || --held->second > 0) return;
     LoginHolds().erase(held);
-    m_.f->C_Logout(h_);
+    ck_rv_t rv = m_.f->C_Logout(h_);
+    // Still logged in (the logout failed): the digest stays, so a later open is still
+    // compared with the PIN the token was opened with.
+    if (rv != CKR_OK && rv != CKR_USER_NOT_LOGGED_IN) return;
     auto pin = LoggedInPins().find(key_);
     if (pin != LoggedInPins().end()) {
       OPENSSL_cleanse(pin->second.data(), pin->second.size());
@@ -261,9 +264,18 @@ class LoginHold {
   static StatusOr<LoginHold> Take(const Module& m, const Session& s, const std::string& pin,
                                   std::string token_key) {
     std::lock_guard lock(ModulesMutex());
-    ck_rv_t rv =
-        m.f->C_Login(s.get(), CKU_USER,
-                     reinterpret_cast<unsigned char*>(const_cast<char*>(pin.data())), pin.size());
+    auto login = [&] {
+      return m.f->C_Login(s.get(), CKU_USER,
+                          reinterpret_cast<unsigned char*>(const_cast<char*>(pin.data())),
+                          pin.size());
+    };
+    ck_rv_t rv = login();
+    if (rv == CKR_USER_ALREADY_LOGGED_IN && LoggedInPins().count(token_key) == 0) {
+      // Logged in by other code of this process, with a PIN RxFlow never saw: log out, so
+      // that the token checks this one.
+      m.f->C_Logout(s.get());
+      rv = login();
+    }
     if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) return FromRv(rv, "C_Login");
     auto [it, inserted] = LoggedInPins().emplace(token_key, PinDigest(pin));
     if (rv == CKR_OK) {

@@ -139,8 +139,10 @@ struct CeremonyOptions {
 
 // What PrescriptionService checks in the store before it records a MarkReady or a Sign
 // (T-1.2: a program that makes these commands up cannot pass for the ceremony), other commands
-// pass. MarkReady: the practitioner is enrolled, holds `mark_ready` or `sign`, and the DEA
-// number is one of their registrations. Sign: moreover holds `sign`; the two-factor event is
+// pass. The practitioner must be enrolled in `tenant` (the prescription's; "" is the default
+// tenant). MarkReady: holds `mark_ready` or `sign`, and the DEA number is one of their
+// registrations (Ceremony::Sign checks again that it is current, covers the schedule and is
+// the NewRx's, and that the NewRx names them). Sign: moreover holds `sign`; the two-factor event is
 // theirs, accepted, and was completed by Ceremony::Sign for this prescription and this bundle;
 // the signed NewRx verifies under the certificate enrolled for them
 // (VerifySignedByEnrolledCertificate), carries the command's signature, and its Part 1306
@@ -148,7 +150,7 @@ struct CeremonyOptions {
 // ceremony checks the rest (expiry, bundle review, clock, certificate chain) before it makes
 // the commands.
 Status CheckCeremonyCommand(store::EventStore& store, const std::string& prescription_id,
-                            const domain::Command& command);
+                            std::string_view tenant, const domain::Command& command);
 
 class Ceremony {
  public:

@@ -85,8 +85,8 @@ struct IncidentReport {
   bool late = false;  // DailyAuditJob made it later than 24 h + grace after the day ended
   // Set by DailyAuditJob (0 otherwise): when the review ran, and, when the report has
   // incidents, findings or a broken chain, the time by which they are to be reported to the
-  // practitioner or pharmacy and to DEA (T-6.3, 21 CFR 1311.150(c): within one business day;
-  // NotifyBy).
+  // practitioner or pharmacy and to DEA (T-6.3, 21 CFR 1311.150(c): within one business day):
+  // NotifyBy(the end of the day reviewed), the same on every retry.
   int64_t reviewed_at_micros = 0;
   int64_t notify_by_micros = 0;
   std::string text;  // the report for people (below)
