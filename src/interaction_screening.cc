@@ -75,71 +75,85 @@ clinical::InteractionFinding PrescriptionService::Impl::FindingOf(
   return f;
 }
 
+Status PrescriptionService::Impl::CatchUpNewRxIndex(
+    const char* index, std::mutex& mu, std::string_view payload_filter,
+    const std::function<bool(const IndexedNewRx&, std::string& key, Json& member)>& member) {
+  // Every NewRx stored, by any process, whatever the settings when it was stored (a store
+  // from before the index is indexed on first use); each is read once, here.
+  std::lock_guard<std::mutex> lock(mu);
+  RXFLOW_ASSIGN_OR_RETURN(int64_t position, store.Checkpoint(index));
+  for (;;) {
+    RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> batch,
+                            store.ReadAll(position, kIndexBatch));
+    if (batch.empty()) return absl::OkStatus();
+    std::map<std::string, Json> rows;
+    for (const store::EventRecord& r : batch) {
+      position = r.global_position;
+      if (r.type != domain::PrescriptionTransformed::kType) continue;
+      if (r.payload.find(payload_filter) == std::string::npos) continue;
+      RXFLOW_ASSIGN_OR_RETURN(domain::Event e, DecodeOne(r));
+      const auto& t = std::get<domain::PrescriptionTransformed>(e);
+      IssueList ignored;
+      script::ReadOptions ro;
+      if (auto v = script::ParseVersion(t.script_version); v.ok()) ro.version = *v;
+      auto message = script::ReadXml(t.newrx_xml, ignored, ro);
+      if (!message.ok() || !std::holds_alternative<script::NewRx>(message->body)) continue;
+      const std::string tenant = r.tenant.empty() ? std::string(kDefaultTenant) : r.tenant;
+      auto ref = PatientReference(*message, options.patient_key, tenant);
+      if (!ref.ok()) continue;
+      const auto& newrx = std::get<script::NewRx>(message->body);
+      const auto& med = newrx.medication_prescribed;
+      const clinical::DrugProduct* product = nullptr;
+      if (const clinical::DrugDatabase* db = options.transform.checks.drugs; db && med.drug_coded) {
+        if (med.drug_coded->drug_db_code) {
+          product = db->FindByRxcui(med.drug_coded->drug_db_code->code);
+        }
+        if (!product && med.drug_coded->product_code) {
+          product = db->FindByNdc(med.drug_coded->product_code->code);
+        }
+      }
+      std::string key;
+      Json m;
+      if (!member(IndexedNewRx{r, t, newrx, *ref, product}, key, m)) continue;
+      auto it = rows.find(key);
+      if (it == rows.end()) {
+        Json doc = Json::array();
+        if (auto row = store.Get(index, key); row.ok()) {
+          doc = Json::parse(*row, nullptr, /*allow_exceptions=*/false);
+          if (!doc.is_array()) return absl::DataLossError(Cat("malformed ", index, " row"));
+        } else if (row.status().code() != absl::StatusCode::kNotFound) {
+          return row.status();
+        }
+        it = rows.emplace(key, std::move(doc)).first;
+      }
+      // Once per prescription, whoever else caught the index up over the same events.
+      bool present = std::any_of(it->second.begin(), it->second.end(),
+                                 [&](const Json& j) { return j.value("id", "") == r.stream_id; });
+      if (!present) it->second.push_back(std::move(m));
+    }
+    std::vector<std::pair<std::string, std::string>> out;
+    for (auto& [key, doc] : rows) out.emplace_back(key, doc.dump());
+    RXFLOW_RETURN_IF_ERROR(store.Apply(index, position, out));
+  }
+}
+
 StatusOr<std::vector<PrescriptionService::Impl::PatientMedication>>
 PrescriptionService::Impl::PatientMedications(const std::string& patient_ref) {
   const char* index = PrescriptionService::kPatientIndex;
   const clinical::InteractionKnowledgeBase& kb = *options.interactions;
-  {
-    // Catch the index up from the log: every NewRx stored, by any process, whatever the
-    // screening setting when it was stored (a store from before screening is indexed on
-    // first use). Each NewRx's patient reference and ingredients are computed once, here.
-    std::lock_guard<std::mutex> lock(patient_index_mu);
-    RXFLOW_ASSIGN_OR_RETURN(int64_t position, store.Checkpoint(index));
-    for (;;) {
-      RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> batch,
-                              store.ReadAll(position, kIndexBatch));
-      if (batch.empty()) break;
-      std::map<std::string, Json> rows;
-      for (const store::EventRecord& r : batch) {
-        position = r.global_position;
-        if (r.type != domain::PrescriptionTransformed::kType) continue;
-        RXFLOW_ASSIGN_OR_RETURN(domain::Event e, DecodeOne(r));
-        const auto& t = std::get<domain::PrescriptionTransformed>(e);
-        IssueList ignored;
-        script::ReadOptions ro;
-        if (auto v = script::ParseVersion(t.script_version); v.ok()) ro.version = *v;
-        auto message = script::ReadXml(t.newrx_xml, ignored, ro);
-        if (!message.ok() || !std::holds_alternative<script::NewRx>(message->body)) continue;
-        const std::string tenant = r.tenant.empty() ? std::string(kDefaultTenant) : r.tenant;
-        auto ref = PatientReference(*message, options.patient_key, tenant);
-        if (!ref.ok()) continue;
-        const auto& med = std::get<script::NewRx>(message->body).medication_prescribed;
-        const clinical::DrugProduct* product = nullptr;
-        if (const clinical::DrugDatabase* db = options.transform.checks.drugs;
-            db && med.drug_coded) {
-          if (med.drug_coded->drug_db_code)
-            product = db->FindByRxcui(med.drug_coded->drug_db_code->code);
-          if (!product && med.drug_coded->product_code) {
-            product = db->FindByNdc(med.drug_coded->product_code->code);
-          }
-        }
-        auto ingredients = clinical::IngredientsFor(product, med.drug_description, kb);
-        if (ingredients.empty()) continue;  // nothing any rule could match
-        auto it = rows.find(*ref);
-        if (it == rows.end()) {
-          Json doc = Json::array();
-          if (auto row = store.Get(index, *ref); row.ok()) {
-            doc = Json::parse(*row, nullptr, /*allow_exceptions=*/false);
-            if (!doc.is_array()) return absl::DataLossError("malformed patient index row");
-          } else if (row.status().code() != absl::StatusCode::kNotFound) {
-            return row.status();
-          }
-          it = rows.emplace(*ref, std::move(doc)).first;
-        }
-        // Once per prescription, whoever else caught the index up over the same events.
-        bool present = std::any_of(it->second.begin(), it->second.end(),
-                                   [&](const Json& m) { return m.value("id", "") == r.stream_id; });
-        if (present) continue;
+  // Each NewRx's patient reference and the ingredients a rule could match.
+  RXFLOW_RETURN_IF_ERROR(CatchUpNewRxIndex(
+      index, patient_index_mu, "", [&](const IndexedNewRx& n, std::string& key, Json& member) {
+        const auto& med = n.newrx.medication_prescribed;
+        auto ingredients = clinical::IngredientsFor(n.product, med.drug_description, kb);
+        if (ingredients.empty()) return false;  // nothing any rule could match
         Json list = Json::array();
         for (const auto& i : ingredients) list.push_back({{"name", i.name}, {"rxcui", i.rxcui}});
-        it->second.push_back(
-            {{"id", r.stream_id}, {"drug", med.drug_description}, {"ingredients", list}});
-      }
-      std::vector<std::pair<std::string, std::string>> out;
-      for (auto& [ref, doc] : rows) out.emplace_back(ref, doc.dump());
-      RXFLOW_RETURN_IF_ERROR(store.Apply(index, position, out));
-    }
-  }
+        key = n.patient_ref;
+        member = {
+            {"id", n.record.stream_id}, {"drug", med.drug_description}, {"ingredients", list}};
+        return true;
+      }));
   std::vector<PatientMedication> meds;
   auto row = store.Get(index, patient_ref);
   if (row.status().code() == absl::StatusCode::kNotFound) return meds;

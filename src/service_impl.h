@@ -6,11 +6,14 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include <nlohmann/json_fwd.hpp>
 
 #include "rxflow/clock.h"
 #include "rxflow/domain/prescription.h"
@@ -105,7 +108,32 @@ struct PrescriptionService::Impl {
     std::vector<clinical::ScreenedIngredient> ingredients;
   };
   StatusOr<std::vector<PatientMedication>> PatientMedications(const std::string& patient_ref);
+  // A stored NewRx as a read model keyed by patient sees it.
+  struct IndexedNewRx {
+    const store::EventRecord& record;
+    const domain::PrescriptionTransformed& event;
+    const script::NewRx& newrx;
+    const std::string& patient_ref;
+    const clinical::DrugProduct* product;  // the drug database's, or nullptr
+  };
+  // Catches the read model `index` (rows: key → JSON array of members, each with "id") up
+  // from the log, under `mu`: every stored NewRx whose event payload contains
+  // `payload_filter` (skipped before decoding otherwise) and whose patient can be referenced
+  // is offered to `member`, which sets the row key and the member (with "id") and returns
+  // true to add it; a member is added once per prescription, whoever else catches up. Used
+  // by the patient index and the Schedule II series index.
+  Status CatchUpNewRxIndex(const char* index, std::mutex& mu, std::string_view payload_filter,
+                           const std::function<bool(const IndexedNewRx&, std::string& key,
+                                                    nlohmann::json& member)>& member);
   std::mutex patient_index_mu;  // one patient-index catch-up at a time
+  // The Schedule II series rule (21 CFR 1306.12(b); schedule2_series.cc): a Schedule II NewRx
+  // that joins other active ones of the same substance, patient, prescriber and day written
+  // is refused (FailedPrecondition, business-rule issues) when together they exceed a 90-day
+  // supply, a days' supply is missing, or more than one lacks an earliest fill date. Takes the
+  // patient's hold (this process and the store lease) when `hold` has not.
+  Status CheckScheduleIISeries(const ScriptOutput& out, const RequestContext& ctx,
+                               IssueList& issues, PatientHold& hold);
+  std::mutex series_index_mu;  // one series-index catch-up at a time
   // Screening and appending one patient's prescription, striped by patient reference.
   std::array<std::mutex, 64> patient_locks;
 

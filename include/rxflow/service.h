@@ -189,6 +189,9 @@ class PrescriptionService {
   static constexpr const char* kMessageIndex = "message_index";
   // Each patient's prescriptions as screening knows them, keyed by patient reference.
   static constexpr const char* kPatientIndex = "patient_medications";
+  // Schedule II prescriptions by series (patient reference | prescriber DEA number | date
+  // written | substance), for the 90-day rule of 21 CFR 1306.12(b) (docs/clinical.md).
+  static constexpr const char* kSeriesIndex = "schedule2_series";
 
   // The upcasters the service decodes events with (ServiceOptions::upcasters); components
   // reading the same log (routing, relays) decode with these too.

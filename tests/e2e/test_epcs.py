@@ -19,6 +19,12 @@ from harness import BIN, FIXTURES, Process, get_json, request, wait_for
 OXYCODONE = os.path.join(FIXTURES, "fhir", "schedule2_oxycodone.json")
 
 
+
+def next_of_series(order: str) -> str:
+    """The order as the next of a Schedule II series: with its earliest fill date."""
+    return order.replace('"dispenseRequest": {',
+                         '"dispenseRequest": {"validityPeriod": {"start": "2026-11-26"},', 1)
+
 def totp(secret_base32, at=None, step=30, digits=6):
     """RFC 6238 with SHA-1, from the standard library."""
     key = base64.b32decode(secret_base32 + "=" * (-len(secret_base32) % 8))
@@ -109,9 +115,19 @@ def test_a_schedule_ii_prescription_is_signed_verified_and_dispensed_over_http()
             assert len(pub) == 1952
             assert signed["record_cosigner_key_sha256"] == hashlib.sha256(pub).hexdigest()
             assert len(base64.b64decode(signed["record_cosignature"])) == 3309
-            # The same code a second time is refused (RFC 6238 §5.2): a second prescription.
+            # The same order again, written the same day, to be filled at once too: refused,
+            # a Schedule II series states the earliest fill date of each but the first
+            # (21 CFR 1306.12(b)).
             status, body = request("POST", base, open(OXYCODONE).read(),
                                    headers={"Idempotency-Key": "second-oxycodone"})
+            assert status == 422, body
+            issue = json.loads(body)["issue"][-1]
+            assert issue["code"] == "business-rule" and "1306.12(b)" in issue["diagnostics"]
+            assert issue["expression"] == ["medication_request.dispenseRequest.validityPeriod.start"]
+            # The same code a second time is refused (RFC 6238 §5.2): a second prescription,
+            # the next of the series.
+            status, body = request("POST", base, next_of_series(open(OXYCODONE).read()),
+                                   headers={"Idempotency-Key": "second-oxycodone-dated"})
             assert status == 201, body
             second = json.loads(body)["id"]
             sha2 = get_json(f"{base}/{second}/signing-bundle?practitioner=dr-lindqvist")["sha256"]

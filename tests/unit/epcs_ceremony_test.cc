@@ -151,6 +151,17 @@ struct Fixture {
     return id;
   }
 
+  // The oxycodone order again, as the next of a Schedule II series (21 CFR 1306.12(b)): with
+  // the earliest date it may be filled.
+  static std::string NextOfSeries() {
+    std::string body = testing::ReadFixture("fhir/schedule2_oxycodone.json");
+    const std::string at = "\"dispenseRequest\": {";
+    size_t i = body.find(at);
+    REQUIRE(i != std::string::npos);
+    body.insert(i + at.size(), "\"validityPeriod\": {\"start\": \"2026-11-26\"},");
+    return body;
+  }
+
   std::set<std::string> AuditActions() {
     auto records = epcs::ReadAuditTrail(*store, epcs::kAuditStream, 0, INT64_MAX);
     REQUIRE(records.ok());
@@ -397,8 +408,7 @@ TEST_SUITE("EPCS ceremony") {
     Fixture f;
     const std::string signed_id = f.SignedOxycodone();
     IssueList issues;
-    auto second = f.service->Submit(testing::ReadFixture("fhir/schedule2_oxycodone.json"), issues,
-                                    {}, "second-order");
+    auto second = f.service->Submit(Fixture::NextOfSeries(), issues, {}, "second-order");
     REQUIRE(second.ok());
     const std::string id = second->id;
     auto bundle = f.ceremony->Bundle(id, "dr-lindqvist");
@@ -456,6 +466,12 @@ TEST_SUITE("EPCS ceremony") {
     denied(replay(signed_id, changed), "does not verify (digest_mismatch");
     // None of it reached the prescription.
     CHECK(f.service->Get(id)->state == domain::State::kReadyToSign);
+    // A ready mark made up under the practitioner's registration that does not cover
+    // Schedule II passes the service, but the ceremony does not sign under it.
+    REQUIRE(f.service->Execute(id, domain::MarkReady{"dr-lindqvist", "BL4721052-001AB", sha}).ok());
+    f.NextStep();
+    denied(f.ceremony->Sign(id, "dr-lindqvist", sha, f.Proof(kSecret)), "covering this schedule");
+    REQUIRE(f.ceremony->MarkReady(id, "dr-lindqvist", "BL4721052", sha).ok());
     f.NextStep();
     CHECK(f.ceremony->Sign(id, "dr-lindqvist", sha, f.Proof(kSecret)).ok());
   }
@@ -661,7 +677,7 @@ TEST_SUITE("EPCS ceremony") {
     std::string first = f.SubmitOxycodone();
     IssueList issues;
     std::string body = testing::ReadFixture("fhir/schedule2_oxycodone.json");
-    auto same_patient = f.service->Submit(body, issues, {}, "second-order");
+    auto same_patient = f.service->Submit(Fixture::NextOfSeries(), issues, {}, "second-order");
     REQUIRE(same_patient.ok());
     auto list = f.ceremony->Bundles({first, same_patient->id}, "dr-lindqvist");
     REQUIRE(list.ok());

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
 #include <sqlite3.h>
 
 #include "rxflow/runtime/messages.h"
@@ -306,6 +307,83 @@ TEST_SUITE("Service") {
           absl::StatusCode::kPermissionDenied);
     CHECK(f.service->Route(s->id).code() == absl::StatusCode::kFailedPrecondition);
     CHECK(f.service->Get(s->id)->state == domain::State::kReadyToSign);
+  }
+
+  TEST_CASE(
+      "a Schedule II series: at most 90 days in total, each but one with its earliest fill date") {
+    Fixture f;
+    // The oxycodone order (5 days) with another days' supply, earliest fill date or date
+    // written, on the MedicationRequest.
+    auto order = [](int days, const std::string& earliest,
+                    const std::string& written = "2026-11-21T10:42:00-05:00") {
+      nlohmann::json doc =
+          nlohmann::json::parse(testing::ReadFixture("fhir/schedule2_oxycodone.json"));
+      std::function<bool(nlohmann::json&)> edit = [&](nlohmann::json& j) {
+        if (j.is_object() && j.contains("dispenseRequest")) {
+          j["authoredOn"] = written;
+          j["dispenseRequest"]["expectedSupplyDuration"]["value"] = days;
+          if (!earliest.empty()) j["dispenseRequest"]["validityPeriod"] = {{"start", earliest}};
+          return true;
+        }
+        if (j.is_structured()) {
+          for (auto& child : j) {
+            if (edit(child)) return true;
+          }
+        }
+        return false;
+      };
+      REQUIRE(edit(doc));
+      return doc.dump();
+    };
+    auto refused = [&](const std::string& body, const std::string& key, const std::string& path,
+                       const std::string& says) {
+      IssueList issues;
+      auto s = f.service->Submit(body, issues, {}, key);
+      CHECK(s.status().code() == absl::StatusCode::kFailedPrecondition);
+      bool found = false;
+      for (const Issue& i : issues) {
+        found |= i.severity == Severity::kError && i.code == IssueCode::kBusinessRule &&
+                 i.path.ends_with(path) && i.message.find(says) != std::string::npos;
+      }
+      std::string last = issues.items().empty() ? "no issue" : ToString(issues.items().back());
+      CHECK_MESSAGE(found, last);
+    };
+    auto accepted = [&](const std::string& body, const std::string& key) {
+      IssueList issues;
+      auto s = f.service->Submit(body, issues, {}, key);
+      REQUIRE_MESSAGE(s.ok(), s.status().ToString());
+      CHECK(s->state == domain::State::kReadyToSign);
+      return s->id;
+    };
+    accepted(order(5, ""), "first");  // to be filled at once
+    // A second to be filled at once: refused; with its earliest fill date: the series.
+    refused(order(10, ""), "second", "dispenseRequest.validityPeriod.start",
+            "states the earliest date it may be filled");
+    const std::string second = accepted(order(10, "2026-12-21"), "second-dated");
+    // 5 + 10 + 76 = 91 days: refused; 75 fits (90).
+    refused(order(76, "2027-01-20"), "third", "dispenseRequest.expectedSupplyDuration",
+            "together 91 days' supply, more than the 90 days allowed");
+    const std::string third = accepted(order(75, "2027-01-20"), "third-75");
+    refused(order(1, "2027-04-01"), "fourth", "dispenseRequest.expectedSupplyDuration",
+            "together 91 days");
+    // A cancelled one no longer counts.
+    REQUIRE(f.service->Cancel(second, "replaced").ok());
+    accepted(order(10, "2027-04-01"), "fourth-after-cancel");
+    // Another day written is another series.
+    accepted(order(90, "", "2026-11-22T09:00:00-05:00"), "next-day");
+    // No days' supply in a series: the total cannot be checked.
+    nlohmann::json no_days = nlohmann::json::parse(order(5, "2027-05-01"));
+    std::function<void(nlohmann::json&)> strip = [&](nlohmann::json& j) {
+      if (j.is_object() && j.contains("dispenseRequest")) {
+        j["dispenseRequest"].erase("expectedSupplyDuration");
+      } else if (j.is_structured()) {
+        for (auto& child : j) strip(child);
+      }
+    };
+    strip(no_days);
+    refused(no_days.dump(), "no-days", "dispenseRequest.expectedSupplyDuration",
+            "each needs its days' supply");
+    CHECK(f.service->Get(third)->state == domain::State::kReadyToSign);
   }
 
   TEST_CASE("the read model rebuilt from the log equals the live one") {

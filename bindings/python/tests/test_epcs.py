@@ -48,9 +48,14 @@ def epcs(tmp_path, epcs_dir):
     service.close()
 
 
-def ready_oxycodone(service, idempotency_key=None):
-    """Submits the Schedule II fixture, reviews its bundle and marks it ready: (id, bundle)."""
-    s = service.submit(fixture("fhir/schedule2_oxycodone.json"), idempotency_key=idempotency_key)
+def ready_oxycodone(service, idempotency_key=None, next_of_series=False):
+    """Submits the Schedule II fixture, reviews its bundle and marks it ready: (id, bundle).
+    next_of_series: the order again, with its earliest fill date (21 CFR 1306.12(b))."""
+    order = fixture("fhir/schedule2_oxycodone.json")
+    if next_of_series:
+        order = order.replace('"dispenseRequest": {',
+                              '"dispenseRequest": {"validityPeriod": {"start": "2026-11-26"},', 1)
+    s = service.submit(order, idempotency_key=idempotency_key)
     assert s.is_controlled and s.status == "ReadyToSign"
     bundle = service.signing_bundle(s.id, PRESCRIBER)
     summary = service.ready(s.id, PRESCRIBER, DEA, bundle["sha256"])
@@ -154,7 +159,8 @@ def test_review_ready_sign_and_the_pharmacy_verifies(epcs):
         rxflow.verify_prescription_signature(xml, "not a certificate")
 
     # The same code again, on another prescription: refused (a code signs once).
-    other, other_bundle = ready_oxycodone(service, idempotency_key="second-prescription")
+    other, other_bundle = ready_oxycodone(service, idempotency_key="second-prescription",
+                                          next_of_series=True)
     assert other != s.id
     with pytest.raises(rxflow.Unauthenticated, match="two-factor authentication failed") as e:
         service.sign(other, PRESCRIBER, other_bundle["sha256"], demo["password"], code)
