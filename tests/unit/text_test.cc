@@ -7,6 +7,8 @@
 
 #include <doctest/doctest.h>
 
+#include "rxflow/internal/strcat.h"
+
 namespace {
 
 std::string JsonEscapedReference(std::string_view s) {
@@ -94,4 +96,14 @@ TEST_SUITE("Text scans") {
       CHECK(rxflow::internal::IsFhirUri(s) == IsFhirUriReference(s));
     }
   }
+}
+
+TEST_CASE("Cat writes numbers as numbers: integers, and doubles in their shortest exact form") {
+  using rxflow::internal::Cat;
+  CHECK(Cat("n=", 42, " m=", -7L) == "n=42 m=-7");
+  // A double once converted to char here (0.0001 became a NUL byte).
+  CHECK(Cat("rate ", 0.0001) == "rate 0.0001");
+  CHECK(Cat(2.5, " ", 0.1f) == "2.5 0.1");
+  CHECK(Cat(1e300) == "1e+300");  // no 301 digits
+  CHECK(Cat('x', true ? "y" : "z") == "xy");
 }

@@ -22,6 +22,20 @@ requires(!std::same_as<T, char> && !std::same_as<T, bool>) void AppendPiece(std:
   out.append(buf, ptr);
 }
 
+// The shortest form that reads back exactly, without an exponent when that fits ("0.0001",
+// "2.5"; "1e+300"). Without this overload a double would convert to char.
+template <std::floating_point T>
+void AppendPiece(std::string& out, T v) {
+  char buf[64];
+  auto fixed = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed);
+  if (fixed.ec == std::errc()) {
+    out.append(buf, fixed.ptr);
+    return;
+  }
+  auto general = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, general.ptr);
+}
+
 template <typename... Args>
 std::string Cat(const Args&... args) {
   std::string out;
