@@ -459,7 +459,7 @@ class PyService {
   // Python string is not ours to wipe).
   py::object Sign(const std::string& id, const std::string& practitioner,
                   const std::string& bundle_sha256, std::string password, const std::string& otp) {
-    epcs::TwoFactorProof proof{std::move(password), otp};
+    epcs::TwoFactorProof proof{std::move(password), otp, std::nullopt};
     struct Wipe {
       std::string& s;
       ~Wipe() { explicit_bzero(s.data(), s.size()); }

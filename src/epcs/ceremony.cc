@@ -34,7 +34,11 @@ constexpr std::string_view kTwoFactor = "EpcsTwoFactorAttempt";
 // One stream per DEA number, "epcs-dea-<number>", whose first event names the practitioner
 // holding it: appended with kNoStream, so a number is held by one practitioner only.
 constexpr std::string_view kDeaClaimed = "EpcsDeaNumberClaimed";
+// A biometric subsystem enrolled for the practitioner; a challenge issued to theirs (T-2.3).
+constexpr std::string_view kBiometricEnrolled = "EpcsBiometricEnrolled";
+constexpr std::string_view kBiometricChallenge = "EpcsBiometricChallenge";
 constexpr int kMaxConflictRetries = 16;
+constexpr double kMaxFalseMatchRate = 0.001;  // §1311.116(b)
 
 std::string StreamOf(const std::string& practitioner_id) {
   return Cat("epcs-practitioner-", practitioner_id);
@@ -58,6 +62,8 @@ struct PractitionerState {
   std::string key_label;
   TotpState totp_state;
   std::map<std::string, Proposal> proposals;
+  std::map<std::string, BiometricDevice> biometrics;  // by device id
+  std::map<std::string, int64_t> challenges;  // issued and not presented: challenge → Unix s
 };
 
 Json RegistrationsJson(const std::vector<DeaRegistration>& regs) {
@@ -127,6 +133,23 @@ Status ApplyEvent(PractitionerState& s, const store::EventRecord& r) {
       s.totp_state.last_step = j.at("last_step").get<int64_t>();
       s.totp_state.failures = j.at("failures").get<int>();
       s.totp_state.locked_until_unix = j.at("locked_until").get<int64_t>();
+      if (j.contains("challenge")) s.challenges.erase(j.at("challenge").get<std::string>());
+    } else if (r.type == kBiometricEnrolled) {
+      BiometricDevice d;
+      d.device_id = j.at("device_id").get<std::string>();
+      auto key = internal::Base64Decode(j.at("public_key").get<std::string>());
+      if (!key) return absl::DataLossError(Cat("practitioner event ", r.event_id, ": key"));
+      d.public_key_der = std::move(*key);
+      d.false_match_rate = j.at("false_match_rate").get<double>();
+      d.tested_by = j.at("tested_by").get<std::string>();
+      d.test_report = j.at("test_report").get<std::string>();
+      s.biometrics[d.device_id] = std::move(d);
+    } else if (r.type == kBiometricChallenge) {
+      const int64_t issued = r.occurred_at / 1'000'000;
+      std::erase_if(s.challenges, [&](const auto& c) {
+        return c.second < issued - Ceremony::kBiometricChallengeSeconds;
+      });
+      s.challenges[j.at("challenge").get<std::string>()] = issued;
     } else {
       return absl::DataLossError(Cat("unknown practitioner event type ", r.type));
     }
@@ -136,6 +159,30 @@ Status ApplyEvent(PractitionerState& s, const store::EventRecord& r) {
   }
   s.version = r.version;
   return absl::OkStatus();
+}
+
+// "" when `m` is a match result the practitioner's enrolled subsystem signed over a challenge
+// issued to them within its life and not presented before; else why not (for the audit
+// record).
+std::string BiometricProblem(const std::string& practitioner_id, const PractitionerState& s,
+                             const BiometricMatch& m, int64_t now_unix) {
+  auto device = s.biometrics.find(m.device_id);
+  if (device == s.biometrics.end()) return "the device is not enrolled for the practitioner";
+  if (!(device->second.false_match_rate <= kMaxFalseMatchRate)) {
+    return "the device's false match rate is above 0.001";
+  }
+  auto challenge = s.challenges.find(m.challenge);
+  if (challenge == s.challenges.end()) return "the challenge was not issued, or was used";
+  if (now_unix - challenge->second > Ceremony::kBiometricChallengeSeconds) {
+    return "the challenge expired";
+  }
+  if (!VerifyEcdsaSha256(device->second.public_key_der,
+                         BiometricMatchText(practitioner_id, m.device_id, m.challenge),
+                         m.signature_der)
+           .ok()) {
+    return "the match result's signature does not verify under the device's key";
+  }
+  return "";
 }
 
 bool CoversSchedule(const DeaRegistration& r, std::string_view schedule) {
@@ -277,31 +324,74 @@ struct Ceremony::Impl {
             Cat("practitioner ", id, " is locked out after repeated two-factor failures"));
       }
       TotpState state = s.totp_state;
-      std::string outcome;
-      if (!password_ok) password_ok = VerifyPassword(proof.password, s.password_hash).ok();
-      if (!*password_ok) {
-        outcome = "wrong password";
+      std::string outcome;  // "accepted", or why not (for the audit record, never the caller)
+      std::vector<FactorKind> passed;
+      // Each failure counts once toward the lockout (a TOTP failure is counted by CheckTotp).
+      auto failed_factor = [&](std::string why) {
+        outcome = std::move(why);
         if (++state.failures >= options.totp_policy.max_failures) {
           state.locked_until_unix = now + options.totp_policy.lockout_seconds;
           state.failures = 0;
         }
-      } else {
+      };
+      if (!proof.password.empty() || !proof.biometric) {
+        if (!password_ok) password_ok = VerifyPassword(proof.password, s.password_hash).ok();
+        if (*password_ok) {
+          passed.push_back(FactorKind::kKnowledge);
+        } else {
+          failed_factor("wrong password");
+        }
+      }
+      // A code is checked when one is given, and always without a biometric (so that a
+      // missing code is "malformed").
+      if (outcome.empty() && (!proof.otp.empty() || !proof.biometric)) {
         RXFLOW_ASSIGN_OR_RETURN(TotpCheck check, CheckTotp(s.totp_secret, proof.otp, now, s.totp,
                                                            options.totp_policy, state));
-        outcome = std::string(TotpOutcomeName(check.outcome));
+        if (check.outcome == TotpOutcome::kAccepted) {
+          passed.push_back(FactorKind::kPossession);
+        } else {
+          outcome = std::string(TotpOutcomeName(check.outcome));
+        }
+      }
+      if (outcome.empty() && proof.biometric) {
+        std::string why = BiometricProblem(id, s, *proof.biometric, now);
+        if (why.empty()) {
+          passed.push_back(FactorKind::kInherence);
+        } else {
+          failed_factor(Cat("biometric: ", why));
+        }
+      }
+      if (outcome.empty()) {
+        if (CheckTwoFactors(passed).ok()) {
+          outcome = "accepted";
+          state.failures = 0;  // (CheckTotp resets it too, when a code was one of them)
+        } else {
+          failed_factor("fewer than two kinds of factor");
+        }
       }
       Json payload = {{"purpose", purpose},
                       {"outcome", outcome},
                       {"last_step", state.last_step},
                       {"failures", state.failures},
                       {"locked_until", state.locked_until_unix}};
+      if (proof.biometric) {
+        // The challenge is spent, accepted or not; the device is recorded (§1311.116).
+        payload["challenge"] = proof.biometric->challenge;
+        payload["biometric_device"] = proof.biometric->device_id;
+      }
       payload.update(binding);
       StatusOr<std::string> event = Append(id, s.version, kTwoFactor, payload, id);
       if (event.status().code() == absl::StatusCode::kAborted) continue;  // a concurrent try
       RXFLOW_RETURN_IF_ERROR(event.status());
       const std::string after = Cat(StreamOf(id), "@", s.version + 1);
       if (outcome == "accepted") {
-        Audit(id, "epcs.two_factor.succeeded", after, kOutcomeSuccess, Cat("for ", purpose));
+        std::string factors;
+        for (FactorKind k : passed)
+          internal::Append(factors, factors.empty() ? "" : "+", FactorKindName(k));
+        if (proof.biometric)
+          internal::Append(factors, " (device ", proof.biometric->device_id, ")");
+        Audit(id, "epcs.two_factor.succeeded", after, kOutcomeSuccess,
+              Cat("for ", purpose, ": ", factors));
         return *event;
       }
       bool locked = state.locked_until_unix > now;
@@ -565,6 +655,83 @@ Status Ceremony::Approve(const std::string& practitioner_id, const std::string& 
                  "two factors (event ",
                  *two_factor, ")"));
     return absl::OkStatus();
+  }
+  return absl::AbortedError(Cat("practitioner ", practitioner_id, ": too many concurrent updates"));
+}
+
+std::string BiometricMatchText(std::string_view practitioner_id, std::string_view device_id,
+                               std::string_view challenge) {
+  return Cat("rxflow-biometric-match-v1\npractitioner=", practitioner_id, "\ndevice=", device_id,
+             "\nchallenge=", challenge, "\nmatch=1\n");
+}
+
+Status Ceremony::EnrollBiometric(const std::string& practitioner_id, const BiometricDevice& device,
+                                 const std::string& by) {
+  Impl& im = *impl_;
+  const std::string object = StreamOf(practitioner_id);
+  constexpr std::string_view kAction = "epcs.biometric.enroll";
+  if (by.empty()) return absl::InvalidArgumentError("enrolment needs who enters it");
+  const std::string& id = device.device_id;
+  if (id.empty() || id.size() > 128 ||
+      !std::all_of(id.begin(), id.end(), [](char c) { return c > ' ' && c < 0x7f; })) {
+    return im.Refuse(absl::InvalidArgumentError("device_id: 1 to 128 printable ASCII characters, "
+                                                "no spaces"),
+                     by, kAction, object);
+  }
+  if (Status key = CheckP256PublicKey(device.public_key_der); !key.ok()) {
+    return im.Refuse(
+        absl::InvalidArgumentError(Cat("public_key_der: ", std::string(key.message()))), by,
+        kAction, object);
+  }
+  if (!(device.false_match_rate > 0 && device.false_match_rate <= kMaxFalseMatchRate)) {
+    return im.Refuse(absl::InvalidArgumentError(
+                         "false_match_rate: a biometric subsystem must operate at a false match "
+                         "rate of 0.001 or lower (21 CFR 1311.116(b))"),
+                     by, kAction, object);
+  }
+  if (absl::StripAsciiWhitespace(device.tested_by).empty()) {
+    return im.Refuse(absl::InvalidArgumentError(
+                         "tested_by: the laboratory (NIST or DEA-approved) that tested the "
+                         "subsystem is required (21 CFR 1311.116(c))"),
+                     by, kAction, object);
+  }
+  for (int attempt = 0; attempt < kMaxConflictRetries; ++attempt) {
+    RXFLOW_ASSIGN_OR_RETURN(PractitionerState s, im.Load(practitioner_id));
+    if (s.biometrics.count(id) != 0) {
+      return im.Refuse(absl::AlreadyExistsError(Cat("device ", id, " is enrolled already")), by,
+                       kAction, object);
+    }
+    Json payload = {{"device_id", id},
+                    {"public_key", internal::Base64Encode(device.public_key_der)},
+                    {"false_match_rate", device.false_match_rate},
+                    {"tested_by", device.tested_by},
+                    {"test_report", device.test_report}};
+    StatusOr<std::string> event =
+        im.Append(practitioner_id, s.version, kBiometricEnrolled, payload, by);
+    if (event.status().code() == absl::StatusCode::kAborted) continue;
+    RXFLOW_RETURN_IF_ERROR(event.status());
+    im.Audit(by, kAction, object, kOutcomeSuccess,
+             Cat("device ", id, ", false match rate ", device.false_match_rate, ", tested by ",
+                 device.tested_by));
+    return absl::OkStatus();
+  }
+  return absl::AbortedError(Cat("practitioner ", practitioner_id, ": too many concurrent updates"));
+}
+
+StatusOr<std::string> Ceremony::BiometricChallenge(const std::string& practitioner_id) {
+  Impl& im = *impl_;
+  for (int attempt = 0; attempt < kMaxConflictRetries; ++attempt) {
+    RXFLOW_ASSIGN_OR_RETURN(PractitionerState s, im.Load(practitioner_id));
+    if (s.biometrics.empty()) {
+      return absl::FailedPreconditionError(
+          Cat("practitioner ", practitioner_id, " has no biometric subsystem enrolled"));
+    }
+    std::string challenge = Cat(internal::RandomHex128(), internal::RandomHex128());
+    StatusOr<std::string> event = im.Append(practitioner_id, s.version, kBiometricChallenge,
+                                            {{"challenge", challenge}}, practitioner_id);
+    if (event.status().code() == absl::StatusCode::kAborted) continue;
+    RXFLOW_RETURN_IF_ERROR(event.status());
+    return challenge;
   }
   return absl::AbortedError(Cat("practitioner ", practitioner_id, ": too many concurrent updates"));
 }

@@ -77,6 +77,13 @@ class InMemorySigner : public Signer {
 
 }  // namespace
 
+Status CheckP256PublicKey(std::string_view spki_der) {
+  Pkey key = ParseSpki(spki_der);
+  if (!key) return absl::InvalidArgumentError("not a DER SubjectPublicKeyInfo");
+  if (!IsP256(key.get())) return absl::InvalidArgumentError("not an EC P-256 public key");
+  return absl::OkStatus();
+}
+
 Status VerifyEcdsaSha256(std::string_view spki_der, std::string_view data,
                          std::string_view signature_der) {
   Pkey key = ParseSpki(spki_der);

@@ -476,6 +476,95 @@ TEST_SUITE("EPCS ceremony") {
     CHECK(f.ceremony->Sign(id, "dr-lindqvist", sha, f.Proof(kSecret)).ok());
   }
 
+  TEST_CASE("T-2.3: a biometric match signed by an enrolled subsystem over a fresh challenge") {
+    Fixture f;
+    std::unique_ptr<epcs::Signer> device = epcs::NewInMemorySigner();
+    std::unique_ptr<epcs::Signer> other_device = epcs::NewInMemorySigner();
+    epcs::BiometricDevice d{"palm-7", *device->PublicKeyDer(), 0.0001, "iBeta (DEA-approved)",
+                            "BTR-2018-04"};
+    auto enroll = [&](epcs::BiometricDevice x) {
+      return f.ceremony->EnrollBiometric("dr-lindqvist", x, "admin-1");
+    };
+    // §1311.116(b)-(c): at most 0.001, and who tested it; a P-256 key.
+    epcs::BiometricDevice loose = d;
+    loose.false_match_rate = 0.01;
+    CHECK(enroll(loose).code() == absl::StatusCode::kInvalidArgument);
+    epcs::BiometricDevice untested = d;
+    untested.tested_by = " ";
+    CHECK(enroll(untested).code() == absl::StatusCode::kInvalidArgument);
+    epcs::BiometricDevice keyless = d;
+    keyless.public_key_der = "not a key";
+    CHECK(enroll(keyless).code() == absl::StatusCode::kInvalidArgument);
+    REQUIRE(enroll(d).ok());
+    CHECK(enroll(d).code() == absl::StatusCode::kAlreadyExists);
+    CHECK(f.ceremony->BiometricChallenge("dr-patel").status().code() ==
+          absl::StatusCode::kFailedPrecondition);  // no subsystem of theirs
+
+    auto match = [&](epcs::Signer& key, const std::string& who, const std::string& challenge) {
+      auto sig = key.Sign(epcs::BiometricMatchText(who, "palm-7", challenge));
+      REQUIRE(sig.ok());
+      return epcs::BiometricMatch{"palm-7", challenge, *sig};
+    };
+    auto attempt = [&](std::string password, std::string otp,
+                       std::optional<epcs::BiometricMatch> m) {
+      return f.ceremony->CompleteTwoFactor(
+          "dr-lindqvist", {std::move(password), std::move(otp), std::move(m)}, "test");
+    };
+    const std::string password = "correct horse battery staple";
+    auto c1 = f.ceremony->BiometricChallenge("dr-lindqvist");
+    REQUIRE(c1.ok());
+    CHECK(c1->size() == 64);
+    // Knowledge + inherence.
+    CHECK(attempt(password, "", match(*device, "dr-lindqvist", *c1)).ok());
+    // The same challenge again: a replay.
+    CHECK(attempt(password, "", match(*device, "dr-lindqvist", *c1)).status().code() ==
+          absl::StatusCode::kUnauthenticated);
+    // A match signed for another practitioner.
+    auto c2 = f.ceremony->BiometricChallenge("dr-lindqvist");
+    CHECK(attempt(password, "", match(*device, "dr-patel", *c2)).status().code() ==
+          absl::StatusCode::kUnauthenticated);
+    // Possession + inherence.
+    f.NextStep();
+    auto c3 = f.ceremony->BiometricChallenge("dr-lindqvist");
+    CHECK(attempt("", f.Otp(kSecret), match(*device, "dr-lindqvist", *c3)).ok());
+    // Another key; an expired challenge; a biometric alone (one kind).
+    auto c4 = f.ceremony->BiometricChallenge("dr-lindqvist");
+    CHECK(attempt(password, "", match(*other_device, "dr-lindqvist", *c4)).status().code() ==
+          absl::StatusCode::kUnauthenticated);
+    auto c5 = f.ceremony->BiometricChallenge("dr-lindqvist");
+    f.clock.Advance(121'000'000);
+    f.trusted.Advance(121'000'000);
+    CHECK(attempt(password, "", match(*device, "dr-lindqvist", *c5)).status().code() ==
+          absl::StatusCode::kUnauthenticated);
+    auto c6 = f.ceremony->BiometricChallenge("dr-lindqvist");
+    CHECK(attempt("", "", match(*device, "dr-lindqvist", *c6)).status().code() ==
+          absl::StatusCode::kUnauthenticated);
+    // The audit trail says which factors passed and why the others failed.
+    auto records = epcs::ReadAuditTrail(*f.store, epcs::kAuditStream, 0, INT64_MAX);
+    REQUIRE(records.ok());
+    std::set<std::string> details;
+    for (const auto& r : *records) details.insert(r.action + " " + r.detail);
+    for (const char* want :
+         {"epcs.biometric.enroll device palm-7, false match rate 0.0001, tested by iBeta "
+          "(DEA-approved)",
+          "epcs.two_factor.succeeded for test: knowledge+inherence (device palm-7)",
+          "epcs.two_factor.succeeded for test: possession+inherence (device palm-7)",
+          "epcs.two_factor.failed for test: biometric: the challenge was not issued, or was used",
+          "epcs.two_factor.failed for test: biometric: the match result's signature does not "
+          "verify under the device's key",
+          "epcs.two_factor.failed for test: biometric: the challenge expired",
+          "epcs.two_factor.failed for test: fewer than two kinds of factor"}) {
+      CHECK_MESSAGE(details.count(want), std::string(want));
+    }
+    // And it signs: password and biometric complete the ceremony.
+    auto [id, sha] = f.ReadyOxycodone();
+    auto c7 = f.ceremony->BiometricChallenge("dr-lindqvist");
+    REQUIRE(f.ceremony
+                ->Sign(id, "dr-lindqvist", sha, {password, "", match(*device, "dr-lindqvist", *c7)})
+                .ok());
+    CHECK(f.service->Get(id)->state != domain::State::kReadyToSign);
+  }
+
   TEST_CASE("a clock more than 5 minutes off blocks signing, and is audited") {
     Fixture f;
     auto [id, sha] = f.ReadyOxycodone();

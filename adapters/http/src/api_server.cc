@@ -593,7 +593,7 @@ struct ApiServer::Impl {
         return SendError(c.res, 404, Cat("no practitioner ", practitioner));
       }
       c.ctx.actor = Cat(c.ctx.actor, "/practitioner:", practitioner);
-      st = ceremony->Sign(id, practitioner, bundle, {password, otp}, c.ctx);
+      st = ceremony->Sign(id, practitioner, bundle, {password, otp, std::nullopt}, c.ctx);
       OPENSSL_cleanse(password.data(), password.size());
     }
     if (!st.ok()) return SendError(c.res, EpcsHttpStatus(st), std::string(st.message()));

@@ -65,10 +65,44 @@ struct PractitionerEnrollment {
   std::string key_label;        // the signing key's label on the token (signers only)
 };
 
-// The two factors as the practitioner gives them.
+// ---- The biometric factor (21 CFR 1311.116, T-2.3) ------------------------------------------
+//
+// RxFlow does not capture or match biometrics: a biometric subsystem does, one tested by NIST
+// or a DEA-approved laboratory at a false match rate of 0.001 or lower (§1311.116(b)-(c), (h)).
+// What RxFlow does is §1311.116(g) for a match made away from it: it accepts a match result
+// only when it is source-authenticated (an ECDSA P-256 signature by the key of a subsystem
+// enrolled for the practitioner), bound to a fresh challenge the ceremony issued (one use, a
+// short life: no replay), and from a subsystem whose recorded certification states a false
+// match rate of 0.001 or lower. The device's id is recorded with each use.
+
+// A biometric subsystem as enrolled for a practitioner.
+struct BiometricDevice {
+  std::string device_id;        // the subsystem's id (at most 128 printable ASCII characters)
+  std::string public_key_der;   // its signing key: DER SubjectPublicKeyInfo, EC P-256
+  double false_match_rate = 1;  // the rate it was tested to operate at; at most 0.001
+  std::string tested_by;        // the laboratory (NIST or DEA-approved) that tested it
+  std::string test_report;      // the report's reference
+};
+
+// The text a biometric subsystem signs (ECDSA P-256, SHA-256) when it matched the
+// practitioner: the line "rxflow-biometric-match-v1", then "practitioner=", "device=" and
+// "challenge=" lines with the values, then "match=1", each line ending in "\n". A subsystem
+// that did not match signs nothing.
+std::string BiometricMatchText(std::string_view practitioner_id, std::string_view device_id,
+                               std::string_view challenge);
+
+// A match result as the subsystem returns it.
+struct BiometricMatch {
+  std::string device_id;
+  std::string challenge;      // as Ceremony::BiometricChallenge issued it
+  std::string signature_der;  // over BiometricMatchText(practitioner, device, challenge)
+};
+
+// The factors as the practitioner gives them: any two of different kinds (CheckTwoFactors).
 struct TwoFactorProof {
-  std::string password;  // knowledge
-  std::string otp;       // possession: the code of the separate TOTP device
+  std::string password;                     // knowledge
+  std::string otp;                          // possession: the code of the separate TOTP device
+  std::optional<BiometricMatch> biometric;  // inherence (with a password or a code)
 };
 
 enum class Permission { kMarkReady, kSign };
@@ -181,9 +215,25 @@ class Ceremony {
   Status Approve(const std::string& practitioner_id, const std::string& proposal_id,
                  const std::string& approver_id, const TwoFactorProof& proof);
 
-  // Checks both factors of `practitioner_id` and records the attempt; returns the id of the
-  // two-factor event. Unauthenticated for a wrong password or code (the failure is recorded
-  // and counts toward the lockout), PermissionDenied while locked out.
+  // Enrols a biometric subsystem for the practitioner (T-2.3). InvalidArgument (audited)
+  // for an empty or over-long device id, a key that is not EC P-256, a false match rate
+  // above 0.001 (§1311.116(b)), or no laboratory; AlreadyExists for a device id enrolled
+  // for them before. Audited (actor: `by`), naming the device, rate and laboratory.
+  Status EnrollBiometric(const std::string& practitioner_id, const BiometricDevice& device,
+                         const std::string& by);
+  // A fresh challenge for the practitioner's biometric subsystem to bind its next match
+  // result to: 32 random bytes, hex; recorded, valid for kBiometricChallengeSeconds and
+  // used at most once (the attempt that presents it consumes it, accepted or not).
+  StatusOr<std::string> BiometricChallenge(const std::string& practitioner_id);
+  static constexpr int64_t kBiometricChallengeSeconds = 120;
+
+  // Checks the factors of `practitioner_id` and records the attempt; returns the id of the
+  // two-factor event. The proof holds a password and a TOTP code, or a biometric match with
+  // either: the factors presented are checked in that order, the first failure ends the
+  // attempt (a wrong password does not spend a code), and those that pass must be of two
+  // kinds. Unauthenticated for a wrong password, code or match, or fewer than two kinds (the
+  // failure is recorded, naming which, and counts toward the lockout), PermissionDenied
+  // while locked out.
   StatusOr<std::string> CompleteTwoFactor(const std::string& practitioner_id,
                                           const TwoFactorProof& proof, std::string_view purpose);
 

@@ -34,6 +34,10 @@ class Signer {
 Status VerifyEcdsaSha256(std::string_view spki_der, std::string_view data,
                          std::string_view signature_der);
 
+// OK when `spki_der` is a DER SubjectPublicKeyInfo of an EC P-256 key; InvalidArgument
+// saying what it is not.
+Status CheckP256PublicKey(std::string_view spki_der);
+
 // A P-256 key generated in memory by OpenSSL, never written anywhere: for tests and tools
 // that need a signature but no protected key. Not for prescriptions: a prescriber's key
 // belongs on a FIPS 140-2 validated module (21 CFR 1311.120(b)). The ceremony signs with
