@@ -62,8 +62,7 @@ std::optional<SeriesMember> MemberOf(const script::NewRx& rx, const std::string&
   const std::string& dea = rx.prescriber.identification.dea_number;
   if (date.size() != 10 || dea.empty()) return std::nullopt;
   SeriesMember m;
-  m.key = Cat(patient_ref, "|", dea.substr(0, dea.find('-')), "|", date, "|",
-              SubstanceOf(med, product));
+  m.key = Cat(patient_ref, "|", dea, "|", date, "|", SubstanceOf(med, product));
   int days = 0;
   const std::string& d = med.days_supply;
   if (!d.empty() && std::from_chars(d.data(), d.data() + d.size(), days).ec == std::errc() &&

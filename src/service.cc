@@ -277,7 +277,17 @@ StatusOr<Submission> PrescriptionService::Submit(std::string_view fhir_json, Iss
     RXFLOW_ASSIGN_OR_RETURN(screened,
                             im.ScreenInteractions(out, ctx, issues, findings, patient_lock));
   }
-  RXFLOW_RETURN_IF_ERROR(im.CheckScheduleIISeries(out, ctx, issues, patient_lock));
+  IssueList series_issues;
+  if (Status series = im.CheckScheduleIISeries(out, ctx, series_issues, patient_lock);
+      !series.ok()) {
+    // The same order sent twice at once: the other copy, stored while this one waited for
+    // the patient's hold, is in the series now. This is its replay, not a second member.
+    if (auto existing = im.store.FindByIdempotencyKey(key); existing.ok()) {
+      return im.Replayed(*existing, key, ctx, compare_sha256);
+    }
+    issues.Append(series_issues);
+    return series;
+  }
   RXFLOW_ASSIGN_OR_RETURN(std::vector<domain::Event> events,
                           domain::Decide(domain::PrescriptionState{}, cmd));
   if (screened) events.emplace_back(std::move(*screened));

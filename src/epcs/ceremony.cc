@@ -39,6 +39,7 @@ constexpr std::string_view kBiometricEnrolled = "EpcsBiometricEnrolled";
 constexpr std::string_view kBiometricChallenge = "EpcsBiometricChallenge";
 constexpr int kMaxConflictRetries = 16;
 constexpr double kMaxFalseMatchRate = 0.001;  // §1311.116(b)
+constexpr int kMaxLiveChallenges = 4;         // unused biometric challenges per practitioner
 
 std::string StreamOf(const std::string& practitioner_id) {
   return Cat("epcs-practitioner-", practitioner_id);
@@ -164,8 +165,20 @@ Status ApplyEvent(PractitionerState& s, const store::EventRecord& r) {
 // "" when `m` is a match result the practitioner's enrolled subsystem signed over a challenge
 // issued to them within its life and not presented before; else why not (for the audit
 // record).
+// A device id and a challenge as RxFlow makes and enrols them (nothing else is recorded).
+bool WellFormedDeviceId(std::string_view id) {
+  return !id.empty() && id.size() <= 128 &&
+         std::all_of(id.begin(), id.end(), [](char c) { return c > ' ' && c < 0x7f; });
+}
+bool WellFormed(const BiometricMatch& m) {
+  return WellFormedDeviceId(m.device_id) && m.challenge.size() == 64 &&
+         std::all_of(m.challenge.begin(), m.challenge.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
 std::string BiometricProblem(const std::string& practitioner_id, const PractitionerState& s,
                              const BiometricMatch& m, int64_t now_unix) {
+  if (!WellFormed(m)) return "malformed device id or challenge";
   auto device = s.biometrics.find(m.device_id);
   if (device == s.biometrics.end()) return "the device is not enrolled for the practitioner";
   if (!(device->second.false_match_rate <= kMaxFalseMatchRate)) {
@@ -324,6 +337,10 @@ struct Ceremony::Impl {
             Cat("practitioner ", id, " is locked out after repeated two-factor failures"));
       }
       TotpState state = s.totp_state;
+      if (state.locked_until_unix != 0 && state.locked_until_unix <= now) {
+        state.failures = 0;  // a lockout that ended starts the count again (as CheckTotp does)
+        state.locked_until_unix = 0;
+      }
       std::string outcome;  // "accepted", or why not (for the audit record, never the caller)
       std::vector<FactorKind> passed;
       // Each failure counts once toward the lockout (a TOTP failure is counted by CheckTotp).
@@ -374,7 +391,7 @@ struct Ceremony::Impl {
                       {"last_step", state.last_step},
                       {"failures", state.failures},
                       {"locked_until", state.locked_until_unix}};
-      if (proof.biometric) {
+      if (proof.biometric && WellFormed(*proof.biometric)) {
         // The challenge is spent, accepted or not; the device is recorded (§1311.116).
         payload["challenge"] = proof.biometric->challenge;
         payload["biometric_device"] = proof.biometric->device_id;
@@ -672,8 +689,7 @@ Status Ceremony::EnrollBiometric(const std::string& practitioner_id, const Biome
   constexpr std::string_view kAction = "epcs.biometric.enroll";
   if (by.empty()) return absl::InvalidArgumentError("enrolment needs who enters it");
   const std::string& id = device.device_id;
-  if (id.empty() || id.size() > 128 ||
-      !std::all_of(id.begin(), id.end(), [](char c) { return c > ' ' && c < 0x7f; })) {
+  if (!WellFormedDeviceId(id)) {
     return im.Refuse(absl::InvalidArgumentError("device_id: 1 to 128 printable ASCII characters, "
                                                 "no spaces"),
                      by, kAction, object);
@@ -725,6 +741,22 @@ StatusOr<std::string> Ceremony::BiometricChallenge(const std::string& practition
     if (s.biometrics.empty()) {
       return absl::FailedPreconditionError(
           Cat("practitioner ", practitioner_id, " has no biometric subsystem enrolled"));
+    }
+    // No challenges while locked out, and a few outstanding at most: the stream is not a
+    // sink for anyone who can call this.
+    if (s.view.locked_out) {
+      return absl::PermissionDeniedError(
+          Cat("practitioner ", practitioner_id, " is locked out after repeated failures"));
+    }
+    const int64_t now = im.clock.NowMicros() / 1'000'000;
+    const auto live = std::count_if(s.challenges.begin(), s.challenges.end(), [&](const auto& c) {
+      return now - c.second <= kBiometricChallengeSeconds;
+    });
+    if (live >= kMaxLiveChallenges) {
+      return absl::ResourceExhaustedError(Cat("practitioner ", practitioner_id, " has ",
+                                              kMaxLiveChallenges,
+                                              " unused biometric challenges: use or let them "
+                                              "expire (120 s)"));
     }
     std::string challenge = Cat(internal::RandomHex128(), internal::RandomHex128());
     StatusOr<std::string> event = im.Append(practitioner_id, s.version, kBiometricChallenge,

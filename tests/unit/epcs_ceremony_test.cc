@@ -563,6 +563,13 @@ TEST_SUITE("EPCS ceremony") {
                 ->Sign(id, "dr-lindqvist", sha, {password, "", match(*device, "dr-lindqvist", *c7)})
                 .ok());
     CHECK(f.service->Get(id)->state != domain::State::kReadyToSign);
+    // A few unused challenges at most; a malformed one is refused without being recorded.
+    for (int i = 0; i < 4; ++i) REQUIRE(f.ceremony->BiometricChallenge("dr-lindqvist").ok());
+    CHECK(f.ceremony->BiometricChallenge("dr-lindqvist").status().code() ==
+          absl::StatusCode::kResourceExhausted);
+    CHECK(attempt(password, "", epcs::BiometricMatch{"palm-7", std::string(5000, 'x'), "sig"})
+              .status()
+              .code() == absl::StatusCode::kUnauthenticated);
   }
 
   TEST_CASE("a clock more than 5 minutes off blocks signing, and is audited") {

@@ -384,6 +384,21 @@ TEST_SUITE("Service") {
     refused(no_days.dump(), "no-days", "dispenseRequest.expectedSupplyDuration",
             "each needs its days' supply");
     CHECK(f.service->Get(third)->state == domain::State::kReadyToSign);
+    // The same order sent twice at once (a client's retry) is one prescription, not a
+    // series of two refused for its second member.
+    const std::string twin = order(60, "", "2026-11-23T09:00:00-05:00");
+    std::vector<std::string> ids(4);
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      threads.emplace_back([&, i] {
+        IssueList issues;
+        auto s = f.service->Submit(twin, issues, {}, "twin");
+        ids[i] = s.ok() ? s->id : s.status().ToString();
+      });
+    }
+    for (auto& t : threads) t.join();
+    CHECK(f.service->Get(ids[0]).ok());
+    for (const std::string& id : ids) CHECK(id == ids[0]);
   }
 
   TEST_CASE("the read model rebuilt from the log equals the live one") {
