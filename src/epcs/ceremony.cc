@@ -8,6 +8,7 @@
 #include <cctype>
 #include <map>
 #include <optional>
+#include <set>
 #include <utility>
 
 #include <absl/strings/ascii.h>
@@ -43,6 +44,74 @@ constexpr int kMaxLiveChallenges = 4;         // unused biometric challenges per
 
 std::string StreamOf(const std::string& practitioner_id) {
   return Cat("epcs-practitioner-", practitioner_id);
+}
+
+// An institution's stream (T-3.3): registered once, then its list's proposals and approvals.
+constexpr std::string_view kInstitutionRegistered = "EpcsInstitutionRegistered";
+constexpr std::string_view kListProposed = "EpcsInstitutionListProposed";
+constexpr std::string_view kListApproved = "EpcsInstitutionListApproved";
+
+std::string InstitutionStreamOf(const std::string& institution_id) {
+  return Cat("epcs-institution-", institution_id);
+}
+
+struct ListProposal {
+  std::string practitioner;
+  bool add = true;
+  std::string entered_by;
+  bool decided = false;
+};
+
+struct InstitutionState {
+  int64_t version = 0;
+  Institution institution;
+  std::set<std::string> listed;
+  std::map<std::string, ListProposal> proposals;
+
+  bool Designated(const std::string& person) const {
+    const auto& d = institution.designated;
+    return std::find(d.begin(), d.end(), person) != d.end();
+  }
+};
+
+Status ApplyInstitutionEvent(InstitutionState& s, const store::EventRecord& r) {
+  Json j = Json::parse(r.payload, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) {
+    return absl::DataLossError(Cat("institution event ", r.event_id, " is not a JSON object"));
+  }
+  try {
+    if (r.type == kInstitutionRegistered) {
+      Institution& i = s.institution;
+      i.id = j.at("id").get<std::string>();
+      i.name = j.at("name").get<std::string>();
+      i.dea_number = j.at("dea_number").get<std::string>();
+      i.designated = j.at("designated").get<std::vector<std::string>>();
+      i.identity_proofers = j.at("identity_proofers").get<std::vector<std::string>>();
+    } else if (r.type == kListProposed) {
+      s.proposals[j.at("proposal_id").get<std::string>()] =
+          ListProposal{j.at("practitioner").get<std::string>(), j.at("add").get<bool>(),
+                       j.at("entered_by").get<std::string>()};
+    } else if (r.type == kListApproved) {
+      auto it = s.proposals.find(j.at("proposal_id").get<std::string>());
+      if (it == s.proposals.end()) {
+        return absl::DataLossError(
+            Cat("institution event ", r.event_id, " approves a proposal that was never made"));
+      }
+      it->second.decided = true;
+      if (it->second.add) {
+        s.listed.insert(it->second.practitioner);
+      } else {
+        s.listed.erase(it->second.practitioner);
+      }
+    } else {
+      return absl::DataLossError(Cat("unknown institution event type ", r.type));
+    }
+  } catch (const Json::exception& e) {
+    return absl::DataLossError(
+        Cat("institution event ", r.event_id, " (", r.type, "): ", std::string(e.what())));
+  }
+  s.version = r.version;
+  return absl::OkStatus();
 }
 
 struct Proposal {
@@ -95,6 +164,7 @@ Status ApplyEvent(PractitionerState& s, const store::EventRecord& r) {
       PractitionerView& v = s.view;
       v.id = j.at("id").get<std::string>();
       v.tenant = j.value("tenant", "");  // (enrolments before tenants have none)
+      v.institution = j.value("institution", "");
       v.first_name = j.at("first_name").get<std::string>();
       v.last_name = j.at("last_name").get<std::string>();
       for (const Json& reg : j.at("registrations")) {
@@ -270,26 +340,47 @@ struct Ceremony::Impl {
     // §1311.125(b)(2): an expired registration takes the permissions with it; the grant stays
     // recorded and counts again when a current registration is enrolled.
     if (!HasCurrentRegistration(s.view)) s.view.may_sign = s.view.may_mark_ready = false;
+    // §1311.130: an institutional practitioner acts only while on the institution's list.
+    if (!s.view.institution.empty()) {
+      RXFLOW_ASSIGN_OR_RETURN(InstitutionState inst, LoadInstitution(s.view.institution));
+      if (inst.listed.count(id) == 0) s.view.may_sign = s.view.may_mark_ready = false;
+    }
     return s;
   }
 
-  StatusOr<std::string> Append(const std::string& practitioner_id, int64_t expected_version,
-                               std::string_view type, const Json& payload,
-                               const std::string& actor) {
+  StatusOr<InstitutionState> LoadInstitution(const std::string& id) {
+    RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> records,
+                            store.ReadStream(InstitutionStreamOf(id)));
+    if (records.empty()) return absl::NotFoundError(Cat("no institution ", id));
+    InstitutionState s;
+    for (const store::EventRecord& r : records) RXFLOW_RETURN_IF_ERROR(ApplyInstitutionEvent(s, r));
+    return s;
+  }
+
+  // Appends one event to a stream at `expected_version`; returns its id.
+  StatusOr<std::string> AppendTo(const std::string& stream, int64_t expected_version,
+                                 std::string_view type, const Json& payload,
+                                 const std::string& actor) {
     store::EventRecord r;
     r.event_id = internal::RandomHex128();
-    r.stream_id = StreamOf(practitioner_id);
+    r.stream_id = stream;
     r.type = std::string(type);
     r.occurred_at = clock.NowMicros();
     r.actor = actor;
     r.payload = payload.dump();
     store::AppendRequest req;
-    req.stream_id = r.stream_id;
+    req.stream_id = stream;
     req.expected_version = expected_version;
     std::string id = r.event_id;
     req.events.push_back(std::move(r));
     RXFLOW_RETURN_IF_ERROR(store.Append(std::move(req)).status());
     return id;
+  }
+
+  StatusOr<std::string> Append(const std::string& practitioner_id, int64_t expected_version,
+                               std::string_view type, const Json& payload,
+                               const std::string& actor) {
+    return AppendTo(StreamOf(practitioner_id), expected_version, type, payload, actor);
   }
 
   // Claims `number` for `practitioner_id` (again: OK; another's: AlreadyExists).
@@ -517,6 +608,18 @@ Status Ceremony::Enroll(const PractitionerEnrollment& p, const std::string& by) 
                          "practitioner's identity) and credential_issuer (T-2.4)"),
                      by, "epcs.practitioner.enroll", object);
   }
+  if (!p.institution.empty()) {
+    StatusOr<InstitutionState> inst = im.LoadInstitution(p.institution);
+    if (!inst.ok()) return im.Refuse(inst.status(), by, "epcs.practitioner.enroll", object);
+    const auto& proofers = inst->institution.identity_proofers;
+    if (std::find(proofers.begin(), proofers.end(), p.identity_proofed_by) == proofers.end()) {
+      return im.Refuse(absl::InvalidArgumentError(
+                           Cat("identity_proofed_by: ", p.identity_proofed_by,
+                               " may not proof identities for institution ", p.institution,
+                               " (its identity_proofers do; 21 CFR 1311.130)")),
+                       by, "epcs.practitioner.enroll", object);
+    }
+  }
   for (size_t i = 0; i < p.registrations.size(); ++i) {
     const DeaRegistration& r = p.registrations[i];
     Status dea = CheckDeaNumber(r.number, p.last_name);
@@ -543,6 +646,7 @@ Status Ceremony::Enroll(const PractitionerEnrollment& p, const std::string& by) 
   }
   Json payload = {{"id", p.id},
                   {"tenant", p.tenant},
+                  {"institution", p.institution},
                   {"first_name", p.first_name},
                   {"last_name", p.last_name},
                   {"registrations", RegistrationsJson(p.registrations)},
@@ -582,6 +686,15 @@ StatusOr<std::string> Ceremony::Propose(const std::string& practitioner_id, Perm
   }
   for (int attempt = 0; attempt < kMaxConflictRetries; ++attempt) {
     RXFLOW_ASSIGN_OR_RETURN(PractitionerState s, im.Load(practitioner_id));
+    if (!s.view.institution.empty()) {
+      RXFLOW_ASSIGN_OR_RETURN(InstitutionState inst, im.LoadInstitution(s.view.institution));
+      if (!inst.Designated(entered_by)) {
+        return im.Refuse(absl::PermissionDeniedError(Cat(
+                             entered_by, " is not designated by institution ", s.view.institution,
+                             " to enter access controls (21 CFR 1311.130)")),
+                         entered_by, action, object);
+      }
+    }
     if (grant && permission == Permission::kSign && s.view.registrations.empty()) {
       return im.Refuse(
           absl::PermissionDeniedError(
@@ -627,13 +740,28 @@ Status Ceremony::Approve(const std::string& practitioner_id, const std::string& 
                      approver_id, kAction, object);
   }
   StatusOr<PractitionerState> approver = im.Load(approver_id);
-  if (!approver.ok() || approver->view.registrations.empty()) {
+  if (!s.view.institution.empty()) {
+    // §1311.130: the institution's designated people enter and approve, not registrants; a
+    // practitioner is granted signing only while on the institution's list.
+    RXFLOW_ASSIGN_OR_RETURN(InstitutionState inst, im.LoadInstitution(s.view.institution));
+    if (!approver.ok() || !inst.Designated(approver_id)) {
+      return im.Refuse(absl::PermissionDeniedError(Cat("the approver ", approver_id,
+                                                       " is not designated by institution ",
+                                                       s.view.institution, " (21 CFR 1311.130)")),
+                       approver_id, kAction, object);
+    }
+    if (it->second.grant && inst.listed.count(practitioner_id) == 0) {
+      return im.Refuse(absl::PermissionDeniedError(Cat("practitioner ", practitioner_id,
+                                                       " is not on institution ",
+                                                       s.view.institution, "'s approved list")),
+                       approver_id, kAction, object);
+    }
+  } else if (!approver.ok() || approver->view.registrations.empty()) {
     return im.Refuse(absl::PermissionDeniedError(
                          Cat("the approver ", approver_id,
                              " is not a DEA registrant (21 CFR 1311.125: a registrant approves)")),
                      approver_id, kAction, object);
-  }
-  if (!im.HasCurrentRegistration(approver->view)) {
+  } else if (!im.HasCurrentRegistration(approver->view)) {
     return im.Refuse(
         absl::PermissionDeniedError(Cat("the approver's DEA registrations have expired")),
         approver_id, kAction, object);
@@ -674,6 +802,134 @@ Status Ceremony::Approve(const std::string& practitioner_id, const std::string& 
     return absl::OkStatus();
   }
   return absl::AbortedError(Cat("practitioner ", practitioner_id, ": too many concurrent updates"));
+}
+
+Status Ceremony::RegisterInstitution(const Institution& inst, const std::string& by) {
+  Impl& im = *impl_;
+  const std::string object = InstitutionStreamOf(inst.id);
+  constexpr std::string_view kAction = "epcs.institution.register";
+  if (by.empty()) return absl::InvalidArgumentError("registration needs who enters it");
+  std::set<std::string> designated(inst.designated.begin(), inst.designated.end());
+  designated.erase("");
+  std::string why;
+  if (inst.id.empty() || inst.name.empty()) why = "an institution needs its id and name";
+  if (why.empty() && designated.size() < 2) {
+    why = "designated: at least two people (one enters, another approves; 21 CFR 1311.130)";
+  }
+  if (why.empty() && inst.identity_proofers.empty()) {
+    why = "identity_proofers: who may proof practitioners' identities is required";
+  }
+  if (why.empty()) {
+    if (Status dea = CheckDeaNumber(inst.dea_number); !dea.ok()) {
+      why = Cat("dea_number: ", std::string(dea.message()));
+    }
+  }
+  if (!why.empty()) return im.Refuse(absl::InvalidArgumentError(why), by, kAction, object);
+  Json payload = {{"id", inst.id},
+                  {"name", inst.name},
+                  {"dea_number", inst.dea_number},
+                  {"designated", std::vector<std::string>(designated.begin(), designated.end())},
+                  {"identity_proofers", inst.identity_proofers}};
+  StatusOr<std::string> event =
+      im.AppendTo(object, store::kNoStream, kInstitutionRegistered, payload, by);
+  if (event.status().code() == absl::StatusCode::kAborted) {
+    return im.Refuse(absl::AlreadyExistsError(Cat("institution ", inst.id, " is registered")), by,
+                     kAction, object);
+  }
+  RXFLOW_RETURN_IF_ERROR(event.status());
+  im.Audit(by, kAction, object, kOutcomeSuccess,
+           Cat(designated.size(), " designated people; ", inst.identity_proofers.size(),
+               " identity proofer(s)"));
+  return absl::OkStatus();
+}
+
+StatusOr<std::string> Ceremony::ProposeListChange(const std::string& institution_id,
+                                                  const std::string& practitioner_id, bool add,
+                                                  const std::string& entered_by) {
+  Impl& im = *impl_;
+  const std::string object = InstitutionStreamOf(institution_id);
+  const std::string action = Cat("epcs.institution.list.", add ? "add" : "remove", ".proposed");
+  for (int attempt = 0; attempt < kMaxConflictRetries; ++attempt) {
+    RXFLOW_ASSIGN_OR_RETURN(InstitutionState inst, im.LoadInstitution(institution_id));
+    if (!inst.Designated(entered_by)) {
+      return im.Refuse(absl::PermissionDeniedError(Cat(entered_by, " is not designated by ",
+                                                       "institution ", institution_id)),
+                       entered_by, action, object);
+    }
+    StatusOr<PractitionerState> p = im.Load(practitioner_id);
+    if (!p.ok() || p->view.institution != institution_id) {
+      return im.Refuse(
+          absl::FailedPreconditionError(Cat("practitioner ", practitioner_id,
+                                            " is not enrolled with institution ", institution_id)),
+          entered_by, action, object);
+    }
+    std::string proposal_id = internal::RandomHex128();
+    StatusOr<std::string> event = im.AppendTo(object, inst.version, kListProposed,
+                                              {{"proposal_id", proposal_id},
+                                               {"practitioner", practitioner_id},
+                                               {"add", add},
+                                               {"entered_by", entered_by}},
+                                              entered_by);
+    if (event.status().code() == absl::StatusCode::kAborted) continue;
+    RXFLOW_RETURN_IF_ERROR(event.status());
+    im.Audit(entered_by, action, object, kOutcomeSuccess,
+             Cat(practitioner_id, " proposal ", proposal_id));
+    return proposal_id;
+  }
+  return absl::AbortedError(Cat("institution ", institution_id, ": too many concurrent updates"));
+}
+
+Status Ceremony::ApproveListChange(const std::string& institution_id,
+                                   const std::string& proposal_id, const std::string& approver_id,
+                                   const TwoFactorProof& proof) {
+  Impl& im = *impl_;
+  const std::string object = InstitutionStreamOf(institution_id);
+  constexpr std::string_view kAction = "epcs.institution.list.approve";
+  RXFLOW_ASSIGN_OR_RETURN(InstitutionState inst, im.LoadInstitution(institution_id));
+  auto it = inst.proposals.find(proposal_id);
+  if (it == inst.proposals.end() || it->second.decided) {
+    return im.Refuse(absl::FailedPreconditionError(Cat("no open proposal ", proposal_id)),
+                     approver_id, kAction, object);
+  }
+  if (!inst.Designated(approver_id)) {
+    return im.Refuse(absl::PermissionDeniedError(Cat(approver_id, " is not designated by ",
+                                                     "institution ", institution_id)),
+                     approver_id, kAction, object);
+  }
+  if (approver_id == it->second.entered_by) {
+    return im.Refuse(absl::PermissionDeniedError(
+                         "the two-person rule: the person who entered a change cannot approve it"),
+                     approver_id, kAction, object);
+  }
+  StatusOr<std::string> two_factor = im.TwoFactor(approver_id, proof, "approve an EPCS list");
+  if (!two_factor.ok()) return im.Refuse(two_factor.status(), approver_id, kAction, object);
+  for (int attempt = 0; attempt < kMaxConflictRetries; ++attempt) {
+    RXFLOW_ASSIGN_OR_RETURN(InstitutionState now, im.LoadInstitution(institution_id));
+    auto current = now.proposals.find(proposal_id);
+    if (current == now.proposals.end() || current->second.decided) {
+      return im.Refuse(absl::FailedPreconditionError(Cat("proposal ", proposal_id, " was decided")),
+                       approver_id, kAction, object);
+    }
+    StatusOr<std::string> event = im.AppendTo(object, now.version, kListApproved,
+                                              {{"proposal_id", proposal_id},
+                                               {"approved_by", approver_id},
+                                               {"two_factor_event_id", *two_factor}},
+                                              approver_id);
+    if (event.status().code() == absl::StatusCode::kAborted) continue;
+    RXFLOW_RETURN_IF_ERROR(event.status());
+    const ListProposal& p = current->second;
+    im.Audit(approver_id, Cat("epcs.institution.list.", p.add ? "added" : "removed"), object,
+             kOutcomeSuccess,
+             Cat(p.practitioner, " entered by ", p.entered_by,
+                 ", approved with two factors (event ", *two_factor, ")"));
+    return absl::OkStatus();
+  }
+  return absl::AbortedError(Cat("institution ", institution_id, ": too many concurrent updates"));
+}
+
+StatusOr<InstitutionView> Ceremony::InstitutionOf(const std::string& institution_id) {
+  RXFLOW_ASSIGN_OR_RETURN(InstitutionState s, impl_->LoadInstitution(institution_id));
+  return InstitutionView{s.institution, std::vector<std::string>(s.listed.begin(), s.listed.end())};
 }
 
 std::string BiometricMatchText(std::string_view practitioner_id, std::string_view device_id,

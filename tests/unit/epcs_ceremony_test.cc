@@ -572,6 +572,85 @@ TEST_SUITE("EPCS ceremony") {
               .code() == absl::StatusCode::kUnauthenticated);
   }
 
+  TEST_CASE("T-3.3: an institution's list, approved by two designated people, gates signing") {
+    Fixture f;
+    for (const char* person : {"cred-1", "cred-2"}) {  // the credentialing office
+      epcs::PractitionerEnrollment e = Fixture::Prescriber(person, "Office", "", "", "");
+      e.registrations.clear();
+      REQUIRE(f.ceremony->Enroll(e, "admin-1").ok());
+    }
+    epcs::Institution h{"st-example",
+                        "St. Example Hospital",
+                        "BS1234563",
+                        {"cred-1", "cred-2"},
+                        {"St. Example credentialing office"}};
+    epcs::Institution one = h;
+    one.designated = {"cred-1", "cred-1"};
+    CHECK(f.ceremony->RegisterInstitution(one, "admin-1").code() ==
+          absl::StatusCode::kInvalidArgument);  // two people, not one named twice
+    epcs::Institution no_proofer = h;
+    no_proofer.identity_proofers.clear();
+    CHECK(f.ceremony->RegisterInstitution(no_proofer, "admin-1").code() ==
+          absl::StatusCode::kInvalidArgument);
+    REQUIRE(f.ceremony->RegisterInstitution(h, "admin-1").ok());
+    CHECK(f.ceremony->RegisterInstitution(h, "admin-1").code() == absl::StatusCode::kAlreadyExists);
+
+    // Its practitioners are proofed by whom it names.
+    epcs::PractitionerEnrollment house =
+        Fixture::Prescriber("dr-house", "House", "FH1234563", "2027-12-31", "");
+    house.institution = "st-example";
+    CHECK(f.ceremony->Enroll(house, "admin-1").code() == absl::StatusCode::kInvalidArgument);
+    house.identity_proofed_by = "St. Example credentialing office";
+    REQUIRE(f.ceremony->Enroll(house, "admin-1").ok());
+    CHECK(f.ceremony->Practitioner("dr-house")->institution == "st-example");
+
+    // Permissions: entered and approved by designated people only; not while unlisted.
+    CHECK(f.ceremony->Propose("dr-house", Permission::kSign, true, "admin-1").status().code() ==
+          absl::StatusCode::kPermissionDenied);
+    auto sign = f.ceremony->Propose("dr-house", Permission::kSign, true, "cred-1");
+    REQUIRE(sign.ok());
+    f.NextStep();
+    CHECK(f.ceremony->Approve("dr-house", *sign, "dr-patel", f.Proof(kSecret2)).code() ==
+          absl::StatusCode::kPermissionDenied);  // a registrant, but not designated
+    CHECK(f.ceremony->Approve("dr-house", *sign, "cred-2", f.Proof(kSecret)).code() ==
+          absl::StatusCode::kPermissionDenied);  // not on the list yet
+
+    // The list: one designated person enters, another approves with two factors.
+    CHECK(
+        f.ceremony->ProposeListChange("st-example", "dr-house", true, "dr-patel").status().code() ==
+        absl::StatusCode::kPermissionDenied);
+    CHECK(f.ceremony->ProposeListChange("st-example", "dr-lindqvist", true, "cred-1")
+              .status()
+              .code() == absl::StatusCode::kFailedPrecondition);  // not its practitioner
+    auto add = f.ceremony->ProposeListChange("st-example", "dr-house", true, "cred-1");
+    REQUIRE(add.ok());
+    f.NextStep();
+    CHECK(f.ceremony->ApproveListChange("st-example", *add, "cred-1", f.Proof(kSecret)).code() ==
+          absl::StatusCode::kPermissionDenied);  // the same person
+    CHECK(f.ceremony->ApproveListChange("st-example", *add, "cred-2", {"wrong password!!", ""})
+              .code() == absl::StatusCode::kUnauthenticated);
+    REQUIRE(f.ceremony->ApproveListChange("st-example", *add, "cred-2", f.Proof(kSecret)).ok());
+    CHECK(f.ceremony->InstitutionOf("st-example")->listed == std::vector<std::string>{"dr-house"});
+    f.NextStep();
+    REQUIRE(f.ceremony->Approve("dr-house", *sign, "cred-2", f.Proof(kSecret)).ok());
+    CHECK(f.ceremony->Practitioner("dr-house")->may_sign);
+
+    // Off the list: no permission (the grant stays recorded).
+    auto remove = f.ceremony->ProposeListChange("st-example", "dr-house", false, "cred-2");
+    REQUIRE(remove.ok());
+    f.NextStep();
+    REQUIRE(f.ceremony->ApproveListChange("st-example", *remove, "cred-1", f.Proof(kSecret)).ok());
+    CHECK_FALSE(f.ceremony->Practitioner("dr-house")->may_sign);
+    CHECK(f.ceremony->InstitutionOf("st-example")->listed.empty());
+    auto actions = f.AuditActions();
+    for (const char* a :
+         {"epcs.institution.register:success", "epcs.institution.register:refused",
+          "epcs.institution.list.added:success", "epcs.institution.list.removed:success",
+          "epcs.institution.list.approve:refused", "epcs.permission.approve:refused"}) {
+      CHECK_MESSAGE(actions.count(a), std::string(a));
+    }
+  }
+
   TEST_CASE("a clock more than 5 minutes off blocks signing, and is audited") {
     Fixture f;
     auto [id, sha] = f.ReadyOxycodone();

@@ -63,6 +63,31 @@ struct PractitionerEnrollment {
   TotpParams totp;
   std::string certificate_der;  // the practitioner's X.509 certificate (signers only)
   std::string key_label;        // the signing key's label on the token (signers only)
+  // An institutional practitioner's institution (RegisterInstitution); empty: an individual
+  // practitioner. Then identity_proofed_by must be one of the institution's
+  // identity_proofers, and its list and designated people govern the permissions (T-3.3).
+  std::string institution;
+};
+
+// ---- Institutional practitioners (21 CFR 1311.130, T-3.3) ----------------------------------
+
+// An institutional practitioner (a hospital, a clinic) as registered with the ceremony.
+struct Institution {
+  std::string id;
+  std::string name;
+  std::string dea_number;  // the institution's own registration
+  // The people who approve the institution's list of practitioners allowed to sign and who
+  // enter their access controls: at least two (one enters, another approves). Each needs
+  // an enrolment of their own (for their two factors); none needs a DEA registration.
+  std::vector<std::string> designated;
+  // Who may proof the identity of the institution's practitioners (its credentialing
+  // office): at least one; an institutional enrolment names one of them.
+  std::vector<std::string> identity_proofers;
+};
+
+struct InstitutionView {
+  Institution institution;
+  std::vector<std::string> listed;  // the approved list, sorted
 };
 
 // ---- The biometric factor (21 CFR 1311.116, T-2.3) ------------------------------------------
@@ -111,7 +136,8 @@ std::string_view PermissionName(Permission p);  // "mark_ready" | "sign"
 // A practitioner as the ceremony knows it (no secrets).
 struct PractitionerView {
   std::string id;
-  std::string tenant;  // as enrolled (empty: the tenant "default")
+  std::string tenant;       // as enrolled (empty: the tenant "default")
+  std::string institution;  // as enrolled (empty: an individual practitioner)
   std::string first_name;
   std::string last_name;
   std::vector<DeaRegistration> registrations;
@@ -214,6 +240,25 @@ class Ceremony {
                                 bool grant, const std::string& entered_by);
   Status Approve(const std::string& practitioner_id, const std::string& proposal_id,
                  const std::string& approver_id, const TwoFactorProof& proof);
+
+  // T-3.3 (§1311.130). Registers an institution (audited, actor `by`). InvalidArgument
+  // (audited) without an id, with fewer than two designated people or no identity proofer,
+  // or with an invalid DEA number; AlreadyExists for an id registered before.
+  Status RegisterInstitution(const Institution& institution, const std::string& by);
+  // Its list of practitioners allowed to use EPCS changes under the two-person rule: one of
+  // the designated people enters a change (add or remove a practitioner enrolled with the
+  // institution), another of them approves it with two factors. Refused (PermissionDenied,
+  // audited): anyone not designated, the person who entered it approving, failed factors. An
+  // institutional practitioner's permissions are likewise proposed and approved only by
+  // designated people (no DEA registration is asked of them), `sign` is granted only to a
+  // listed practitioner, and a practitioner taken off the list loses both permissions (the
+  // grants stay recorded and count again if they are listed again).
+  StatusOr<std::string> ProposeListChange(const std::string& institution_id,
+                                          const std::string& practitioner_id, bool add,
+                                          const std::string& entered_by);
+  Status ApproveListChange(const std::string& institution_id, const std::string& proposal_id,
+                           const std::string& approver_id, const TwoFactorProof& proof);
+  StatusOr<InstitutionView> InstitutionOf(const std::string& institution_id);
 
   // Enrols a biometric subsystem for the practitioner (T-2.3). InvalidArgument (audited)
   // for an empty or over-long device id, a key that is not EC P-256, a false match rate
