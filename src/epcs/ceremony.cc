@@ -46,6 +46,22 @@ std::string StreamOf(const std::string& practitioner_id) {
   return Cat("epcs-practitioner-", practitioner_id);
 }
 
+// Parses a stored EPCS event's JSON payload and applies it with `apply`; DataLoss naming the
+// event (`kind`: "practitioner", "institution") when it is not an object or lacks a member.
+template <typename F>
+Status ApplyJsonEvent(std::string_view kind, const store::EventRecord& r, F&& apply) {
+  Json j = Json::parse(r.payload, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) {
+    return absl::DataLossError(Cat(kind, " event ", r.event_id, " is not a JSON object"));
+  }
+  try {
+    return apply(j);
+  } catch (const Json::exception& e) {
+    return absl::DataLossError(
+        Cat(kind, " event ", r.event_id, " (", r.type, "): ", std::string(e.what())));
+  }
+}
+
 // An institution's stream (T-3.3): registered once, then its list's proposals and approvals.
 constexpr std::string_view kInstitutionRegistered = "EpcsInstitutionRegistered";
 constexpr std::string_view kListProposed = "EpcsInstitutionListProposed";
@@ -75,11 +91,7 @@ struct InstitutionState {
 };
 
 Status ApplyInstitutionEvent(InstitutionState& s, const store::EventRecord& r) {
-  Json j = Json::parse(r.payload, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) {
-    return absl::DataLossError(Cat("institution event ", r.event_id, " is not a JSON object"));
-  }
-  try {
+  RXFLOW_RETURN_IF_ERROR(ApplyJsonEvent("institution", r, [&](const Json& j) -> Status {
     if (r.type == kInstitutionRegistered) {
       Institution& i = s.institution;
       i.id = j.at("id").get<std::string>();
@@ -106,10 +118,8 @@ Status ApplyInstitutionEvent(InstitutionState& s, const store::EventRecord& r) {
     } else {
       return absl::DataLossError(Cat("unknown institution event type ", r.type));
     }
-  } catch (const Json::exception& e) {
-    return absl::DataLossError(
-        Cat("institution event ", r.event_id, " (", r.type, "): ", std::string(e.what())));
-  }
+    return absl::OkStatus();
+  }));
   s.version = r.version;
   return absl::OkStatus();
 }
@@ -155,11 +165,7 @@ std::optional<Permission> PermissionFromName(std::string_view name) {
 
 // Folds one stored practitioner event; DataLoss naming it when it cannot be read.
 Status ApplyEvent(PractitionerState& s, const store::EventRecord& r) {
-  Json j = Json::parse(r.payload, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) {
-    return absl::DataLossError(Cat("practitioner event ", r.event_id, " is not a JSON object"));
-  }
-  try {
+  RXFLOW_RETURN_IF_ERROR(ApplyJsonEvent("practitioner", r, [&](const Json& j) -> Status {
     if (r.type == kEnrolled) {
       PractitionerView& v = s.view;
       v.id = j.at("id").get<std::string>();
@@ -224,10 +230,8 @@ Status ApplyEvent(PractitionerState& s, const store::EventRecord& r) {
     } else {
       return absl::DataLossError(Cat("unknown practitioner event type ", r.type));
     }
-  } catch (const Json::exception& e) {
-    return absl::DataLossError(
-        Cat("practitioner event ", r.event_id, " (", r.type, "): ", std::string(e.what())));
-  }
+    return absl::OkStatus();
+  }));
   s.version = r.version;
   return absl::OkStatus();
 }
@@ -387,18 +391,8 @@ struct Ceremony::Impl {
   Status ClaimDea(const std::string& number, const std::string& practitioner_id,
                   const std::string& by) {
     const std::string stream = Cat("epcs-dea-", number);
-    store::EventRecord r;
-    r.event_id = internal::RandomHex128();
-    r.stream_id = stream;
-    r.type = std::string(kDeaClaimed);
-    r.occurred_at = clock.NowMicros();
-    r.actor = by;
-    r.payload = Json{{"practitioner", practitioner_id}}.dump();
-    store::AppendRequest req;
-    req.stream_id = stream;
-    req.expected_version = store::kNoStream;
-    req.events.push_back(std::move(r));
-    StatusOr<store::AppendResult> appended = store.Append(std::move(req));
+    StatusOr<std::string> appended =
+        AppendTo(stream, store::kNoStream, kDeaClaimed, {{"practitioner", practitioner_id}}, by);
     if (appended.ok()) return absl::OkStatus();
     if (appended.status().code() != absl::StatusCode::kAborted) return appended.status();
     RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> held, store.ReadStream(stream));

@@ -336,15 +336,22 @@ std::string SoftHsmForTests() {
   return dir;
 }
 
+// A new token on this process's SoftHSM2, initialised with `pin` (the SO PIN is fixed).
+rxflow::pkcs11::TokenRef NewTestToken(const std::string& label, const std::string& pin) {
+  SoftHsmForTests();
+  std::string module = rxflow::pkcs11::SoftHsmModulePath();
+  REQUIRE_MESSAGE(!module.empty(), "SoftHSM2 is not installed (scripts/install-deps.sh)");
+  rxflow::pkcs11::TokenRef ref{module, label, pin};
+  REQUIRE(rxflow::pkcs11::InitToken(ref, "so-pin-for-tests").ok());
+  return ref;
+}
+
 }  // namespace
 
 TEST_CASE("a key generated on a SoftHSM2 token signs a NewRx that verifies") {
-  SoftHsmForTests();
   namespace p11 = rxflow::pkcs11;
-  std::string module = p11::SoftHsmModulePath();
-  REQUIRE_MESSAGE(!module.empty(), "SoftHSM2 is not installed (scripts/install-deps.sh)");
-  p11::TokenRef ref{module, "rxflow-test-sig", "4711-test-pin"};
-  REQUIRE(p11::InitToken(ref, "so-pin-for-tests").ok());
+  p11::TokenRef ref = NewTestToken("rxflow-test-sig", "4711-test-pin");
+  const std::string& module = ref.module_path;
   CHECK(p11::InitToken(ref, "so-pin-for-tests").code() == absl::StatusCode::kAlreadyExists);
   // (Before any session is logged in: PKCS#11 logs in the application, not a session.)
   p11::TokenRef wrong = ref;
@@ -385,12 +392,9 @@ TEST_CASE("a key generated on a SoftHSM2 token signs a NewRx that verifies") {
 }
 
 TEST_CASE("T-5.2: closing the last signer of a token logs it out and forgets the PIN") {
-  SoftHsmForTests();
   namespace p11 = rxflow::pkcs11;
-  std::string module = p11::SoftHsmModulePath();
-  REQUIRE_MESSAGE(!module.empty(), "SoftHSM2 is not installed (scripts/install-deps.sh)");
-  p11::TokenRef ref{module, "rxflow-test-logout", "3141-test-pin"};
-  REQUIRE(p11::InitToken(ref, "so-pin-for-tests").ok());
+  p11::TokenRef ref = NewTestToken("rxflow-test-logout", "3141-test-pin");
+  const std::string& module = ref.module_path;
   REQUIRE(p11::GenerateSigningKey(ref, "k").ok());
   CHECK_FALSE(*p11::LoggedIn(module, ref.token_label));  // the operation's login is released
   auto first = p11::OpenSigner(ref, "k");
@@ -413,12 +417,8 @@ TEST_CASE("T-5.2: closing the last signer of a token logs it out and forgets the
   CHECK((*again)->Sign("signing again").ok());
 }
 TEST_CASE("an AES-256 key on a SoftHSM2 token wraps the data keys of PHI at rest") {
-  SoftHsmForTests();
   namespace p11 = rxflow::pkcs11;
-  std::string module = p11::SoftHsmModulePath();
-  REQUIRE_MESSAGE(!module.empty(), "SoftHSM2 is not installed (scripts/install-deps.sh)");
-  p11::TokenRef ref{module, "rxflow-test-kek", "5812-test-pin"};
-  REQUIRE(p11::InitToken(ref, "so-pin-for-tests").ok());
+  p11::TokenRef ref = NewTestToken("rxflow-test-kek", "5812-test-pin");
   CHECK(p11::OpenKeyEncryptionKey(ref, "phi-kek").status().code() == absl::StatusCode::kNotFound);
   REQUIRE(p11::GenerateWrappingKey(ref, "phi-kek").ok());
   CHECK(p11::GenerateWrappingKey(ref, "phi-kek").code() == absl::StatusCode::kAlreadyExists);
