@@ -323,9 +323,39 @@ StatusOr<Submission> PrescriptionService::Submit(std::string_view fhir_json, Iss
 
 StatusOr<domain::PrescriptionState> PrescriptionService::Load(const std::string& id,
                                                               const RequestContext& ctx) {
-  RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> records, impl_->Stream(id, ctx));
-  RXFLOW_ASSIGN_OR_RETURN(std::vector<domain::Event> events, impl_->Decode(records));
-  return Fold(events);
+  Impl& im = *impl_;
+  std::string tenant;
+  RXFLOW_ASSIGN_OR_RETURN(domain::PrescriptionState state,
+                          im.CurrentState(im.store, id, ctx, &tenant));
+  im.Remember(id, state, tenant);
+  return state;
+}
+
+StatusOr<PrescriptionService::PendingTransmission> PrescriptionService::ForTransmission(
+    const std::string& id) {
+  Impl& im = *impl_;
+  RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> records, im.Stream(id));
+  PendingTransmission out;
+  out.accepted_at_micros = records.front().occurred_at;
+  domain::PrescriptionState state = im.Cached(id).state;
+  if (state.version > static_cast<int64_t>(records.size())) state = {};  // (never: gapless)
+  for (const store::EventRecord& r : records) {
+    const bool carries_newrx = r.type == domain::PrescriptionTransformed::kType ||
+                               r.type == domain::PrescriptionSigned::kType;
+    const bool unapplied = r.version > state.version;
+    if (!carries_newrx && !unapplied) continue;
+    RXFLOW_ASSIGN_OR_RETURN(domain::Event e, im.DecodeOne(r));
+    if (unapplied) state = domain::Apply(std::move(state), e);
+    if (auto* t = std::get_if<domain::PrescriptionTransformed>(&e)) {
+      out.newrx_xml = std::move(t->newrx_xml);
+    } else if (auto* sg = std::get_if<domain::PrescriptionSigned>(&e);
+               sg != nullptr && !sg->signed_newrx_xml.empty()) {
+      out.newrx_xml = std::move(sg->signed_newrx_xml);  // EPCS: with Header/DigitalSignature
+    }
+  }
+  im.Remember(id, state, records.front().tenant);
+  out.state = std::move(state);
+  return out;
 }
 
 StatusOr<PrescriptionSummary> PrescriptionService::Get(const std::string& id,

@@ -128,8 +128,21 @@ class PrescriptionService {
   // Its events, oldest first. NotFound as Get.
   StatusOr<std::vector<store::EventRecord>> History(const std::string& id,
                                                     const RequestContext& ctx = {});
-  // The aggregate state (replayed from the events). NotFound as Get.
+  // The aggregate state: the service's committed-state cache plus the events after its
+  // version (all of them, on a miss), so that only what is new is decoded. NotFound as Get.
   StatusOr<domain::PrescriptionState> Load(const std::string& id, const RequestContext& ctx = {});
+
+  // What the routing service needs to transmit a prescription, read in one pass over its
+  // stream: the current state (through the committed-state cache, as Load), the NewRx as
+  // it goes out (as transformed, or as signed under EPCS; empty when none is stored, or it
+  // was erased with the patient's data key) and when it was accepted. Only the events after
+  // the cached version and the ones carrying the NewRx are decoded. NotFound as Get.
+  struct PendingTransmission {
+    domain::PrescriptionState state;
+    std::string newrx_xml;
+    int64_t accepted_at_micros = 0;
+  };
+  StatusOr<PendingTransmission> ForTransmission(const std::string& id);
 
   // Runs a command against the prescription: decide, append (with optimistic concurrency,
   // retried on Aborted); the relay derives what the events mean from the log. FailedPrecondition

@@ -32,37 +32,6 @@ bool Retryable(const Status& s) {
          s.code() == absl::StatusCode::kResourceExhausted;
 }
 
-// The prescription as routing needs it: state, stored NewRx, when it was accepted.
-struct Prescription {
-  domain::PrescriptionState state;
-  std::string newrx_xml;  // as stored when it was transformed
-  int64_t accepted_at = 0;
-};
-
-StatusOr<Prescription> LoadPrescription(PrescriptionService& service, const std::string& id) {
-  RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> records, service.History(id));
-  std::vector<domain::Event> events;
-  events.reserve(records.size());
-  for (const store::EventRecord& r : records) {
-    RXFLOW_ASSIGN_OR_RETURN(domain::Event e, domain::DecodeEvent(r.type, r.schema_version,
-                                                                 r.payload, service.upcasters()));
-    events.push_back(std::move(e));
-  }
-  Prescription p;
-  for (domain::Event& e : events) {
-    if (auto* t = std::get_if<domain::PrescriptionTransformed>(&e)) {
-      p.newrx_xml = std::move(t->newrx_xml);
-    } else if (auto* sg = std::get_if<domain::PrescriptionSigned>(&e);
-               sg != nullptr && !sg->signed_newrx_xml.empty()) {
-      // EPCS: the NewRx as signed, with Header/DigitalSignature, is what goes out.
-      p.newrx_xml = std::move(sg->signed_newrx_xml);
-    }
-  }
-  p.state = domain::Replay(events);
-  p.accepted_at = records.front().occurred_at;
-  return p;
-}
-
 }  // namespace
 
 // ---- PharmacyDirectory -------------------------------------------------------------------
@@ -360,7 +329,7 @@ Status RoutingService::Impl::Handle(const messaging::Message& message) {
   }
   const bool send = request->action == RoutingRequest::Action::kSend;
   const std::string_view action = ActionName(request->action);
-  auto p = LoadPrescription(service, id);
+  auto p = service.ForTransmission(id);
   if (!p.ok()) {
     if (p.status().code() == absl::StatusCode::kNotFound) {
       return DeadLetter(message, std::string(p.status().message()), 0);
@@ -373,7 +342,9 @@ Status RoutingService::Impl::Handle(const messaging::Message& message) {
     return absl::OkStatus();
   }
   const std::string pharmacy = p->state.pharmacy_ncpdp_id;
-  auto seconds = [&] { return static_cast<double>(clock.NowMicros() - p->accepted_at) / 1e6; };
+  auto seconds = [&] {
+    return static_cast<double>(clock.NowMicros() - p->accepted_at_micros) / 1e6;
+  };
   std::string code;
   auto observe = [&](std::string_view outcome) {
     if (observer) observer(pharmacy, outcome, code, seconds());
