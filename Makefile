@@ -89,7 +89,7 @@ fuzz: | deps
 
 # Longer crash-safety runs: 500 SIGKILLs into SQLite, 100 into PostgreSQL.
 soak: build
-	RXFLOW_CRASH_ROUNDS=500 bash scripts/with-postgres.sh $(BUILD)/tests/rxflow_tests -ts="Crash safety"
+	RXFLOW_CRASH_ROUNDS=500 bash scripts/with-postgres.sh $(BUILD)/tests/rxflow_service_tests -ts="Crash safety"
 
 # The HTTP load benchmark against `rxflow serve` (docs/performance.md).
 LOAD_CONNECTIONS ?= 64

@@ -12,6 +12,7 @@
 
 #include "testing/concurrency.h"
 #include "testing/files.h"
+#include "testing/status.h"
 
 using namespace rxflow;
 using nlohmann::json;
@@ -50,7 +51,7 @@ struct Api {
       log.push_back(line);
     };
     server = std::make_unique<http::ApiServer>(*service, inbox.get(), &metrics, nullptr, ao);
-    REQUIRE(server->Start().ok());
+    RXFLOW_REQUIRE_OK(server->Start());
     client = std::make_unique<httplib::Client>("127.0.0.1", server->port());
     client->set_read_timeout(10, 0);
   }
@@ -71,7 +72,7 @@ std::string Lisinopril() { return testing::ReadFixture("fhir/medication_request_
 }  // namespace
 
 TEST_SUITE("API") {
-  TEST_CASE("POST creates (201), a replay is 200 with the same id; GET and events read it back") {
+  TEST_CASE("POST creates (201), a replay is 200 with the same id, GET and events read it back") {
     Api api;
     auto r = api.Post("/api/v1/prescriptions", Lisinopril());
     REQUIRE(r);
@@ -170,12 +171,12 @@ TEST_SUITE("API") {
     CHECK(api.Events() == before);
   }
 
-  TEST_CASE("pharmacy inbound: 200 once, a duplicate says so; 415, 400 with XML paths, 404") {
+  TEST_CASE("pharmacy inbound: 200 once, a duplicate says so, 415, 400 with XML paths, 404") {
     Api api;
     std::string id = json::parse(api.Post("/api/v1/prescriptions", Lisinopril())->body)["id"];
     std::vector<domain::Command> sent{domain::Route{}, domain::MarkSent{},
                                       domain::RecordStatus{"000", ""}};
-    REQUIRE(api.service->ExecuteOnce("routing", "m1", id, sent).ok());
+    RXFLOW_REQUIRE_OK(api.service->ExecuteOnce("routing", "m1", id, sent));
     const std::string message_id = api.service->Get(id)->message_id;
     std::string fill = testing::RxFillFrom("4712345", message_id);
     const std::string path = "/api/v1/pharmacy/inbound";
@@ -208,7 +209,7 @@ TEST_SUITE("API") {
     std::string id = json::parse(api.Post("/api/v1/prescriptions", Lisinopril())->body)["id"];
     std::vector<domain::Command> sent{domain::Route{}, domain::MarkSent{},
                                       domain::RecordStatus{"000", ""}};
-    REQUIRE(api.service->ExecuteOnce("routing", "m1", id, sent).ok());
+    RXFLOW_REQUIRE_OK(api.service->ExecuteOnce("routing", "m1", id, sent));
     const std::string path = "/api/v1/pharmacy/inbound";
     httplib::Headers xml_client = api.PharmacyAuth();
     xml_client.emplace("Accept", "application/xml");
@@ -231,7 +232,7 @@ TEST_SUITE("API") {
     CHECK(r->get_header_value("Content-Type") == "application/xml");
     IssueList issues;
     auto answer = script::ReadXml(r->body, issues);
-    REQUIRE(answer.ok());
+    RXFLOW_REQUIRE_OK(answer);
     const auto* error = std::get_if<script::Error>(&answer->body);
     REQUIRE(error != nullptr);
     CHECK(error->code == "900");
@@ -239,7 +240,7 @@ TEST_SUITE("API") {
     CHECK(error->description.find("transaction GetMessage is not supported by RxFlow") !=
           std::string::npos);
     auto inbound = script::ReadXml(fill, issues);
-    REQUIRE(inbound.ok());
+    RXFLOW_REQUIRE_OK(inbound);
     CHECK(answer->header.to == inbound->header.from);
     CHECK(answer->header.from == inbound->header.to);
     CHECK(answer->header.relates_to_message_id == inbound->header.message_id);
@@ -252,7 +253,7 @@ TEST_SUITE("API") {
     r = post(invalid);
     CHECK(r->status == 400);
     answer = script::ReadXml(r->body, issues);
-    REQUIRE(answer.ok());
+    RXFLOW_REQUIRE_OK(answer);
     error = std::get_if<script::Error>(&answer->body);
     REQUIRE(error != nullptr);
     CHECK(error->description_code == std::vector<std::string>{"3000"});
@@ -268,7 +269,7 @@ TEST_SUITE("API") {
   // The server counts a request and writes its access-log line after the response has gone
   // out, so the test waits (with a deadline) for the counter and the line instead of reading
   // them right after the response.
-  TEST_CASE("health and readiness need no key, metrics a metrics key; the log holds no PHI") {
+  TEST_CASE("health and readiness need no key, metrics a metrics key, the log holds no PHI") {
     Api api;
     CHECK(api.client->Get("/healthz")->status == 200);
     CHECK(api.client->Get("/readyz")->status == 200);

@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include "testing/status.h"
+
 namespace rxflow::clinical::asap {
 namespace {
 
@@ -97,7 +99,7 @@ TEST_CASE("ASAP: a report writes with the right counts and reads back the same")
   CHECK(back->pharmacies[0].dispensings[0].patient.last_name == "DOE");
   CHECK(back->pharmacies[0].dispensings[0].sig == "1 TAB PO Q6H PRN PAIN");
   auto again = Write(*back);
-  REQUIRE(again.ok());
+  RXFLOW_REQUIRE_OK(again);
   CHECK(*again == *text);
   // Other separators and a newline per segment read the same.
   WriteOptions o;
@@ -105,7 +107,7 @@ TEST_CASE("ASAP: a report writes with the right counts and reads back the same")
   o.segment_terminator = '\\';
   o.newline = true;
   auto other = Write(Sample(), o);
-  REQUIRE(other.ok());
+  RXFLOW_REQUIRE_OK(other);
   CHECK(other->find("TH|4.2B|") == 0);
   auto read_other = Read(*other);
   REQUIRE_MESSAGE(read_other.ok(), read_other.status().ToString());
@@ -142,7 +144,7 @@ TEST_CASE("ASAP: the public zero-report sample reads, and a zero report writes t
   WriteOptions o;
   o.segment_terminator = '\\';
   auto written = Write(*r, o);
-  REQUIRE(written.ok());
+  RXFLOW_REQUIRE_OK(written);
   CHECK(*written ==
         "TH*4.2*000123*01**20240101*120000*P**\\\\"
         "IS*3175550100*Example Pharmacy*#20231231#-#20231231#\\"

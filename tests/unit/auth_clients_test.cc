@@ -17,6 +17,7 @@
 #include "rxflow/internal/crypto.h"
 
 #include "testing/files.h"
+#include "testing/status.h"
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -71,9 +72,9 @@ struct OneKey {
   std::string key_id;
 
   explicit OneKey(int64_t expires_at = 0) {
-    REQUIRE(registry.Add(Prescriber("ehr-north")).ok());
+    RXFLOW_REQUIRE_OK(registry.Add(Prescriber("ehr-north")));
     auto g = registry.AddKey("ehr-north", kNow, expires_at);
-    REQUIRE(g.ok());
+    RXFLOW_REQUIRE_OK(g);
     key = g->key;
     key_id = g->record.id;
   }
@@ -198,7 +199,7 @@ TEST_SUITE("Auth clients") {
   TEST_CASE("Authenticate gives the principal of a valid key") {
     OneKey f;
     auto p = f.registry.Authenticate(f.key, kNow);
-    REQUIRE(p.ok());
+    RXFLOW_REQUIRE_OK(p);
     CHECK(p->client_id == "ehr-north");
     CHECK(p->role == Role::kPrescriber);
     CHECK(p->tenant == "north");
@@ -226,7 +227,7 @@ TEST_SUITE("Auth clients") {
 
   TEST_CASE("a key is compared as sent: a percent-encoded or padded spelling is refused") {
     OneKey f;
-    REQUIRE(f.registry.Authenticate(f.key, kNow).ok());
+    RXFLOW_REQUIRE_OK(f.registry.Authenticate(f.key, kNow));
     // "%31"-style: one character of the secret, and one of the key id, percent-encoded.
     for (size_t at : {size_t{20}, size_t{5}}) {
       CAPTURE(at);
@@ -243,7 +244,7 @@ TEST_SUITE("Auth clients") {
   TEST_CASE("roles and names") {
     for (Role r : {Role::kPrescriber, Role::kPharmacy, Role::kOperator, Role::kMetrics}) {
       auto back = rxflow::auth::ParseRole(rxflow::auth::RoleName(r));
-      REQUIRE(back.ok());
+      RXFLOW_REQUIRE_OK(back);
       CHECK(*back == r);
     }
     CHECK(rxflow::auth::RoleName(Role::kMetrics) == "metrics");
@@ -255,7 +256,7 @@ TEST_SUITE("Auth clients") {
     CHECK_FALSE(rxflow::auth::ParseRole("Prescriber").ok());
   }
 
-  TEST_CASE("a pharmacy speaks for its NCPDP ids, a hub for every one; tenants are scoped") {
+  TEST_CASE("a pharmacy speaks for its NCPDP ids, a hub for every one, tenants are scoped") {
     Principal pharmacy{.client_id = "p",
                        .role = Role::kPharmacy,
                        .tenant = "",
@@ -379,9 +380,9 @@ TEST_SUITE("Auth clients") {
 
   TEST_CASE("ToJson round-trips through FromJson") {
     ClientRegistry r;
-    REQUIRE(r.Add(Prescriber("ehr-north")).ok());
-    REQUIRE(r.Add(Pharmacy("pharm-1", {"4712345", "4712346"})).ok());
-    REQUIRE(r.Add(Pharmacy("sim", {"*"})).ok());
+    RXFLOW_REQUIRE_OK(r.Add(Prescriber("ehr-north")));
+    RXFLOW_REQUIRE_OK(r.Add(Pharmacy("pharm-1", {"4712345", "4712346"})));
+    RXFLOW_REQUIRE_OK(r.Add(Pharmacy("sim", {"*"})));
     REQUIRE(r.Add(Client{.id = "ops",
                          .role = Role::kOperator,
                          .tenant = "*",
@@ -396,10 +397,11 @@ TEST_SUITE("Auth clients") {
                          .keys = {},
                          .certificates = {}})
                 .ok());
-    REQUIRE(r.AddKey("ehr-north", kNow).ok());
-    REQUIRE(r.AddKey("ehr-north", kNow + 123, kNow + 30 * kDay + 456).ok());
-    REQUIRE(r.AddKey("pharm-1", kNow).ok());
-    REQUIRE(r.AddEnvKeys({"0123456789abcdef0123456789abcdef"}, Role::kMetrics, "", {}, kNow).ok());
+    RXFLOW_REQUIRE_OK(r.AddKey("ehr-north", kNow));
+    RXFLOW_REQUIRE_OK(r.AddKey("ehr-north", kNow + 123, kNow + 30 * kDay + 456));
+    RXFLOW_REQUIRE_OK(r.AddKey("pharm-1", kNow));
+    RXFLOW_REQUIRE_OK(
+        r.AddEnvKeys({"0123456789abcdef0123456789abcdef"}, Role::kMetrics, "", {}, kNow));
     const std::string json = r.ToJson();
     CHECK(json.find("\"sha256\"") != std::string::npos);
     auto back = ClientRegistry::FromJson(json);
@@ -428,12 +430,12 @@ TEST_SUITE("Auth clients") {
     rxflow::Status s = r.Add(Prescriber("a", ""));
     CHECK(s.code() == StatusCode::kInvalidArgument);
     CHECK(Message(s) == "$.clients[0].tenant: required for the prescriber role");
-    REQUIRE(r.Add(Prescriber("a")).ok());
+    RXFLOW_REQUIRE_OK(r.Add(Prescriber("a")));
     CHECK(r.Add(Prescriber("a")).code() == StatusCode::kAlreadyExists);
     Client with_key = Prescriber("b");
     with_key.keys.push_back(
         ApiKey{.id = "0a1b2c3d4e5f", .sha256_hex = kHash, .created_at = kNow, .expires_at = 0});
-    REQUIRE(r.Add(with_key).ok());
+    RXFLOW_REQUIRE_OK(r.Add(with_key));
     with_key.id = "c";
     s = r.Add(with_key);
     CHECK(s.code() == StatusCode::kAlreadyExists);
@@ -448,13 +450,13 @@ TEST_SUITE("Auth clients") {
     const std::string strong = "0123456789abcdef0123456789abcdef";
     const std::string other = GenerateKey(kNow).key;
     ClientRegistry r;
-    REQUIRE(r.AddEnvKeys({strong, other}, Role::kPrescriber, "north", {}, kNow).ok());
+    RXFLOW_REQUIRE_OK(r.AddEnvKeys({strong, other}, Role::kPrescriber, "north", {}, kNow));
     auto p = r.Authenticate(strong, kNow);
-    REQUIRE(p.ok());
+    RXFLOW_REQUIRE_OK(p);
     CHECK(p->client_id == "env-" + KeyIdOf(strong));
     CHECK(p->tenant == "north");
     auto q = r.Authenticate(other, kNow);
-    REQUIRE(q.ok());
+    RXFLOW_REQUIRE_OK(q);
     CHECK(q->client_id == "env-" + other.substr(4, 12));
 
     ClientRegistry s;
@@ -478,7 +480,7 @@ TEST_SUITE("Auth clients") {
     OneKey f;
     const int64_t overlap = 7 * kDay;
     auto rotated = f.registry.Rotate("ehr-north", kNow, overlap);
-    REQUIRE(rotated.ok());
+    RXFLOW_REQUIRE_OK(rotated);
     CHECK(rotated->record.id != f.key_id);
     CHECK(f.registry.Find("ehr-north")->keys.size() == 2);
     for (int64_t t : {kNow, kNow + kDay, kNow + overlap - 1}) {
@@ -494,20 +496,20 @@ TEST_SUITE("Auth clients") {
   TEST_CASE("Rotate keeps an earlier expiry and leaves expired keys alone") {
     OneKey f(kNow + kDay);
     auto second = f.registry.Rotate("ehr-north", kNow, 7 * kDay, kNow + 100 * kDay);
-    REQUIRE(second.ok());
+    RXFLOW_REQUIRE_OK(second);
     const Client* c = f.registry.Find("ehr-north");
     CHECK(c->keys[0].expires_at == kNow + kDay);  // sooner than the overlap's end
     CHECK(c->keys[1].expires_at == kNow + 100 * kDay);
     // Ten days later the first key has expired: a rotation does not revive it.
     auto third = f.registry.Rotate("ehr-north", kNow + 10 * kDay, 3 * kDay);
-    REQUIRE(third.ok());
+    RXFLOW_REQUIRE_OK(third);
     c = f.registry.Find("ehr-north");
     CHECK(c->keys[0].expires_at == kNow + kDay);
     CHECK(c->keys[1].expires_at == kNow + 13 * kDay);
     CHECK(c->keys[2].expires_at == 0);
     // No overlap: the other keys stop at once.
     auto fourth = f.registry.Rotate("ehr-north", kNow + 11 * kDay, 0);
-    REQUIRE(fourth.ok());
+    RXFLOW_REQUIRE_OK(fourth);
     CheckRefused(f.registry, third->key, kNow + 11 * kDay);
     CHECK(f.registry.Authenticate(fourth->key, kNow + 11 * kDay).ok());
     CHECK(f.registry.Rotate("ehr-north", kNow, -1).status().code() == StatusCode::kInvalidArgument);
@@ -517,33 +519,33 @@ TEST_SUITE("Auth clients") {
   TEST_CASE("Revoke removes one key, or the client with all its keys") {
     OneKey f;
     auto second = f.registry.AddKey("ehr-north", kNow);
-    REQUIRE(second.ok());
-    REQUIRE(f.registry.Add(Prescriber("ehr-south", "south")).ok());
+    RXFLOW_REQUIRE_OK(second);
+    RXFLOW_REQUIRE_OK(f.registry.Add(Prescriber("ehr-south", "south")));
     auto south = f.registry.AddKey("ehr-south", kNow);
-    REQUIRE(south.ok());
+    RXFLOW_REQUIRE_OK(south);
 
-    REQUIRE(f.registry.Revoke("ehr-north", f.key_id).ok());
+    RXFLOW_REQUIRE_OK(f.registry.Revoke("ehr-north", f.key_id));
     CheckRefused(f.registry, f.key, kNow);
     CHECK(f.registry.Authenticate(second->key, kNow).ok());
     CHECK(f.registry.Revoke("ehr-north", f.key_id).code() == StatusCode::kNotFound);
 
-    REQUIRE(f.registry.Revoke("ehr-north").ok());
+    RXFLOW_REQUIRE_OK(f.registry.Revoke("ehr-north"));
     CHECK(f.registry.Find("ehr-north") == nullptr);
     CheckRefused(f.registry, second->key, kNow);
     // The other client's key still works (the index was rebuilt, not broken).
     auto p = f.registry.Authenticate(south->key, kNow);
-    REQUIRE(p.ok());
+    RXFLOW_REQUIRE_OK(p);
     CHECK(p->client_id == "ehr-south");
     CHECK(f.registry.Revoke("ehr-north").code() == StatusCode::kNotFound);
     CHECK(f.registry.Revoke("nobody", "0a1b2c3d4e5f").code() == StatusCode::kNotFound);
   }
 
-  TEST_CASE("SaveFile writes 0600 in a 0700 directory, atomically; LoadFile reads it back") {
+  TEST_CASE("SaveFile writes 0600 in a 0700 directory, atomically, LoadFile reads it back") {
     const auto root = TempDir("save");
     const auto dir = root / "nested" / "data";
     const auto file = dir / "clients.json";
     OneKey f;
-    REQUIRE(f.registry.SaveFile(file.string()).ok());
+    RXFLOW_REQUIRE_OK(f.registry.SaveFile(file.string()));
     CHECK(Mode(file) == 0600);
     CHECK(Mode(dir) == 0700);
     CHECK(Mode(root / "nested") == 0700);
@@ -557,11 +559,11 @@ TEST_SUITE("Auth clients") {
     CHECK(loaded->Authenticate(f.key, kNow).ok());
 
     // Saving again replaces the file (still 0600).
-    REQUIRE(f.registry.Revoke("ehr-north").ok());
-    REQUIRE(f.registry.SaveFile(file.string()).ok());
+    RXFLOW_REQUIRE_OK(f.registry.Revoke("ehr-north"));
+    RXFLOW_REQUIRE_OK(f.registry.SaveFile(file.string()));
     CHECK(Mode(file) == 0600);
     auto empty = ClientRegistry::LoadFile(file.string());
-    REQUIRE(empty.ok());
+    RXFLOW_REQUIRE_OK(empty);
     CHECK(empty->clients().empty());
 
     // A leftover temporary file is named, never written through.
@@ -603,13 +605,13 @@ TEST_SUITE("Auth certificates") {
     }
   }
 
-  TEST_CASE("a bound certificate authenticates as its client; an unbound one is refused") {
+  TEST_CASE("a bound certificate authenticates as its client, an unbound one is refused") {
     ClientRegistry r;
-    REQUIRE(r.Add(Pharmacy("pharm-1", {"4712345"})).ok());
-    REQUIRE(r.Add(Prescriber("ehr-north")).ok());
-    REQUIRE(r.AddCertificate("pharm-1", kIsrgRootX1).ok());
+    RXFLOW_REQUIRE_OK(r.Add(Pharmacy("pharm-1", {"4712345"})));
+    RXFLOW_REQUIRE_OK(r.Add(Prescriber("ehr-north")));
+    RXFLOW_REQUIRE_OK(r.AddCertificate("pharm-1", kIsrgRootX1));
     auto p = r.AuthenticateCertificate(kIsrgRootX1);
-    REQUIRE(p.ok());
+    RXFLOW_REQUIRE_OK(p);
     CHECK(p->client_id == "pharm-1");
     CHECK(p->role == Role::kPharmacy);
     CHECK(p->SpeaksFor("4712345"));
@@ -633,13 +635,13 @@ TEST_SUITE("Auth certificates") {
     CHECK(r.AddCertificate("nobody", kHash).code() == StatusCode::kNotFound);
 
     // Unbinding, and revoking the client, end the certificate's access; others keep theirs.
-    REQUIRE(r.AddCertificate("ehr-north", kHash).ok());
-    REQUIRE(r.RemoveCertificate("pharm-1", kIsrgRootX1).ok());
+    RXFLOW_REQUIRE_OK(r.AddCertificate("ehr-north", kHash));
+    RXFLOW_REQUIRE_OK(r.RemoveCertificate("pharm-1", kIsrgRootX1));
     CHECK_FALSE(r.AuthenticateCertificate(kIsrgRootX1).ok());
     CHECK(r.RemoveCertificate("pharm-1", kIsrgRootX1).code() == StatusCode::kNotFound);
     CHECK(r.AuthenticateCertificate(kHash)->client_id == "ehr-north");
-    REQUIRE(r.AddCertificate("pharm-1", kIsrgRootX1).ok());
-    REQUIRE(r.Revoke("ehr-north").ok());
+    RXFLOW_REQUIRE_OK(r.AddCertificate("pharm-1", kIsrgRootX1));
+    RXFLOW_REQUIRE_OK(r.Revoke("ehr-north"));
     CHECK_FALSE(r.AuthenticateCertificate(kHash).ok());
     CHECK(r.AuthenticateCertificate(kIsrgRootX1)->client_id == "pharm-1");
   }
@@ -653,7 +655,7 @@ TEST_SUITE("Auth certificates") {
     CHECK(r->Find("pharm-1")->certificates == std::vector<std::string>{kIsrgRootX1});
     CHECK(r->AuthenticateCertificate(kIsrgRootX1)->client_id == "pharm-1");
     auto back = ClientRegistry::FromJson(r->ToJson());
-    REQUIRE(back.ok());
+    RXFLOW_REQUIRE_OK(back);
     CHECK(back->ToJson() == r->ToJson());
     CHECK(back->Find("pharm-1")->certificates == std::vector<std::string>{kIsrgRootX1});
 

@@ -20,6 +20,7 @@
 
 #include "fuzz/targets.h"
 #include "testing/files.h"
+#include "testing/status.h"
 
 namespace {
 
@@ -964,7 +965,7 @@ TEST_SUITE("Bad input") {
     o.read_version = script::Version::k2023011;
     IssueList read;
     auto out = ToFhirJson(std::string_view(xml).substr(1), read, o);
-    REQUIRE(out.ok());
+    RXFLOW_REQUIRE_OK(out);
     CHECK(nlohmann::json::accept(*out));
   }
 

@@ -7,6 +7,8 @@
 
 #include <doctest/doctest.h>
 
+#include "testing/status.h"
+
 namespace {
 
 constexpr int64_t kSecond = 1'000'000;
@@ -33,7 +35,7 @@ TEST_SUITE("Clock RFC 3339") {
                       int64_t{-1'000'001}}) {
       CAPTURE(t);
       auto back = rxflow::ParseRfc3339(rxflow::FormatRfc3339(t));
-      REQUIRE(back.ok());
+      RXFLOW_REQUIRE_OK(back);
       CHECK(*back == t);
     }
   }

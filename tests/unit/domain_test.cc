@@ -8,6 +8,8 @@
 
 #include "rxflow/domain/prescription.h"
 
+#include "testing/status.h"
+
 using namespace rxflow;
 using namespace rxflow::domain;
 
@@ -306,7 +308,7 @@ TEST_SUITE("Domain") {
     CHECK(Mentions(r.status(), "7654321"));
     // The same pharmacy is fine, and counts the attempt.
     auto same = Decide(st, Route{"1234567"});
-    REQUIRE(same.ok());
+    RXFLOW_REQUIRE_OK(same);
     CHECK(std::get<PrescriptionQueued>(same->at(0)).attempt == 2);
   }
 
@@ -755,7 +757,7 @@ TEST_SUITE("Domain") {
       CHECK(EncodePayload(*d) == payload);
     }
     auto t = DecodeEvent("PrescriptionTransformed", 1, EncodePayload(TransformedEvent("CIV")));
-    REQUIRE(t.ok());
+    RXFLOW_REQUIRE_OK(t);
     const auto& tr = std::get<PrescriptionTransformed>(*t);
     CHECK(tr.newrx_xml == "<Message><Body><NewRx/></Body></Message>");
     CHECK(tr.dea_schedule == "CIV");
@@ -766,13 +768,13 @@ TEST_SUITE("Domain") {
     CHECK(payload.find("\"description_codes\":[\"008\",\"1001\"]") != std::string::npos);
     CHECK(payload.find("\"retryable\":true") != std::string::npos);
     auto e = DecodeEvent("PharmacyErrorReceived", 1, payload);
-    REQUIRE(e.ok());
+    RXFLOW_REQUIRE_OK(e);
     CHECK(std::get<PharmacyErrorReceived>(*e).description_codes ==
           std::vector<std::string>{"008", "1001"});
     CHECK(std::get<PharmacyErrorReceived>(*e).retryable);
 
     auto q = DecodeEvent("PrescriptionQueued", 1, EncodePayload(PrescriptionQueued{"765", 3}));
-    REQUIRE(q.ok());
+    RXFLOW_REQUIRE_OK(q);
     CHECK(std::get<PrescriptionQueued>(*q).attempt == 3);
     CHECK(EncodePayload(PrescriptionExpired{}) == "{}");
   }
@@ -781,7 +783,7 @@ TEST_SUITE("Domain") {
     std::string payload;
     CHECK_NOTHROW(payload = EncodePayload(PrescriptionCancelled{"bad \xff byte"}));
     auto d = DecodeEvent("PrescriptionCancelled", 1, payload);
-    REQUIRE(d.ok());
+    RXFLOW_REQUIRE_OK(d);
     // The bad byte is U+FFFD; the rest is kept.
     CHECK(std::get<PrescriptionCancelled>(*d).reason == "bad \xEF\xBF\xBD byte");
   }
@@ -799,7 +801,7 @@ TEST_SUITE("Domain") {
           "\"description\":\"quote \\\" backslash \\\\ newline \\n tab \\t bell \\u0007 "
           "caf\xC3\xA9 </x>\",\"retryable\":true}");
     auto d = DecodeEvent("PharmacyErrorReceived", 1, EncodePayload(e));
-    REQUIRE(d.ok());
+    RXFLOW_REQUIRE_OK(d);
     CHECK(std::get<PharmacyErrorReceived>(*d).description == e.description);
     CHECK(EncodePayload(PrescriptionQueued{"1234567", 3}) ==
           R"({"pharmacy_ncpdp_id":"1234567","attempt":3})");
@@ -904,11 +906,11 @@ TEST_SUITE("Domain") {
     CHECK(d->last_error_code == "900");
     // Decide works the same on the decoded state.
     auto denied = Decide(*d, RecordCancelResponse{false, "no"});
-    REQUIRE(denied.ok());
+    RXFLOW_REQUIRE_OK(denied);
     CHECK(Apply(*d, denied->at(0)).state == State::kDispensed);
 
     auto fresh = DecodeState(EncodeState(PrescriptionState{}));
-    REQUIRE(fresh.ok());
+    RXFLOW_REQUIRE_OK(fresh);
     CHECK(fresh->state == State::kNone);
   }
 

@@ -25,6 +25,7 @@
 #endif
 
 #include "testing/files.h"
+#include "testing/status.h"
 
 namespace rxflow::clinical {
 namespace {
@@ -90,7 +91,7 @@ TEST_CASE("FDA NDC import: columns by name, cp1252, awkward rows kept, skipped o
   options.progress = [&](const ImportProgress& p) { progress.push_back(p); };
   auto s = ImportFdaNdc(Fixture("fda-ndc/product.txt"), Fixture("fda-ndc/package.txt"), got.sink(),
                         options);
-  REQUIRE(s.ok());
+  RXFLOW_REQUIRE_OK(s);
   REQUIRE(s->files.size() == 2);
   // Line 16's NDC is malformed itself: refused, although its product is refused too.
   CheckCounts(s->files[0], "package.txt", 18, 13, 3, 2);
@@ -137,10 +138,10 @@ TEST_CASE("FDA NDC import: columns by name, cp1252, awkward rows kept, skipped o
   CHECK(DrugIndex::Build(got.products).ok());
 }
 
-TEST_CASE("FDA NDC import: the older header without the last two columns; a row short by one") {
+TEST_CASE("FDA NDC import: the older header without the last two columns, a row short by one") {
   Collected got;
   auto s = ImportFdaNdc(Fixture("fda-ndc/product-old.txt"), {}, got.sink());
-  REQUIRE(s.ok());
+  RXFLOW_REQUIRE_OK(s);
   REQUIRE(s->files.size() == 1);
   CheckCounts(s->files[0], "product-old.txt", 4, 3, 0, 1);
   CHECK(Refused(*s, "product-old.txt", 5, "17 columns, the header has 18"));
@@ -150,7 +151,8 @@ TEST_CASE("FDA NDC import: missing files and a header without a required column"
   Collected got;
   auto s = ImportFdaNdc(Fixture("fda-ndc/no-such.txt"), {}, got.sink());
   CHECK(s.status().code() == absl::StatusCode::kNotFound);
-  auto dir = std::filesystem::temp_directory_path() / "rxflow-drug-import-test";
+  auto dir = std::filesystem::temp_directory_path() /
+             ("rxflow-drug-import-test-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   {
     std::ofstream out(dir / "product.txt");
@@ -168,7 +170,7 @@ TEST_CASE("A sink that refuses a product: the row is refused and the import goes
     ++calls;
     return calls == 1 ? absl::AlreadyExistsError("already there") : absl::OkStatus();
   });
-  REQUIRE(s.ok());
+  RXFLOW_REQUIRE_OK(s);
   CHECK(s->products == 2);
   CHECK(s->files[0].refused == 2);
   CHECK(Refused(*s, "product-old.txt", 2, "already there"));
@@ -180,7 +182,7 @@ TEST_CASE("A sink that refuses a product: the row is refused and the import goes
 TEST_CASE("RxNorm RRF import: prescribable concepts with ingredients, brands, NDCs, DCSA") {
   Collected got;
   auto s = ImportRxNormRrf(Fixture("rxnorm"), got.sink());
-  REQUIRE(s.ok());
+  RXFLOW_REQUIRE_OK(s);
   REQUIRE(s->files.size() == 3);
   CheckCounts(s->files[0], "RXNCONSO.RRF", 53, 49, 3, 1);
   CheckCounts(s->files[1], "RXNSAT.RRF", 20, 14, 4, 2);
@@ -225,10 +227,10 @@ TEST_CASE("RxNorm RRF import: prescribable concepts with ingredients, brands, ND
 void CheckDrugStoreContract(DrugStore& store) {
   auto import_all = [&](const char* source, auto run) {
     auto import = store.BeginImport(source);
-    REQUIRE(import.ok());
+    RXFLOW_REQUIRE_OK(import);
     auto s = run([&](DrugProduct&& p) { return (*import)->Put(std::move(p)); });
-    REQUIRE(s.ok());
-    REQUIRE((*import)->Commit().ok());
+    RXFLOW_REQUIRE_OK(s);
+    RXFLOW_REQUIRE_OK((*import)->Commit());
     return *s;
   };
   auto fda = import_all("fda-ndc", [&](const ProductSink& sink) {
@@ -239,10 +241,10 @@ void CheckDrugStoreContract(DrugStore& store) {
       "rxnorm", [&](const ProductSink& sink) { return ImportRxNormRrf(Fixture("rxnorm"), sink); });
   CHECK(rx.products == 8);
   auto sources = store.Sources();
-  REQUIRE(sources.ok());
+  RXFLOW_REQUIRE_OK(sources);
   CHECK(*sources == std::vector<std::pair<std::string, size_t>>{{"fda-ndc", 11}, {"rxnorm", 8}});
   auto index = LoadDrugIndex(store);
-  REQUIRE(index.ok());
+  RXFLOW_REQUIRE_OK(index);
   CHECK((*index)->size() == 19);
   // RxNorm is preferred where both have the NDC: the product with the RxCUI answers.
   const DrugProduct* p = (*index)->FindByNdc("0406-0512-01");
@@ -256,10 +258,10 @@ void CheckDrugStoreContract(DrugStore& store) {
   // An import not committed leaves the earlier one.
   {
     auto import = store.BeginImport("fda-ndc");
-    REQUIRE(import.ok());
+    RXFLOW_REQUIRE_OK(import);
     DrugProduct x;
     x.name = "only in the abandoned import";
-    REQUIRE((*import)->Put(std::move(x)).ok());
+    RXFLOW_REQUIRE_OK((*import)->Put(std::move(x)));
   }
   CHECK((*store.Sources())[0].second == 11);
   // Within one import a code appears once; values with the stores' own separators and
@@ -267,7 +269,7 @@ void CheckDrugStoreContract(DrugStore& store) {
   const std::string awkward = "tab\there\nline \\N back\\slash 'quote' \"dq\"";
   {
     auto import = store.BeginImport("mine");
-    REQUIRE(import.ok());
+    RXFLOW_REQUIRE_OK(import);
     DrugProduct a;
     a.name = "a";
     a.rxcui = "90000001";
@@ -289,12 +291,12 @@ void CheckDrugStoreContract(DrugStore& store) {
     c.name = "c";
     c.ndcs = {"0002-1433-80"};
     CHECK((*import)->Put(std::move(c)).code() == absl::StatusCode::kInvalidArgument);
-    REQUIRE((*import)->Commit().ok());
+    RXFLOW_REQUIRE_OK((*import)->Commit());
     CHECK((*import)->Commit().code() == absl::StatusCode::kFailedPrecondition);
   }
   {
     auto all = store.LoadAll();
-    REQUIRE(all.ok());
+    RXFLOW_REQUIRE_OK(all);
     auto mine = std::find_if(all->begin(), all->end(),
                              [](const DrugProduct& d) { return d.source == "mine"; });
     REQUIRE(mine != all->end());
@@ -318,12 +320,13 @@ void CheckDrugStoreContract(DrugStore& store) {
 
 #ifdef RXFLOW_TEST_HAVE_SQLITE
 TEST_CASE(
-    "SQLite drug store: imports replace their source atomically; codes shared across sources") {
-  auto dir = std::filesystem::temp_directory_path() / "rxflow-drug-store-test";
+    "SQLite drug store: imports replace their source atomically, codes shared across sources") {
+  auto dir = std::filesystem::temp_directory_path() /
+             ("rxflow-drug-store-test-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   std::string path = (dir / "drugs.db").string();
   auto store = OpenSqliteDrugStore(path);
-  REQUIRE(store.ok());
+  RXFLOW_REQUIRE_OK(store);
   CHECK((std::filesystem::status(path).permissions() & std::filesystem::perms::others_read) ==
         std::filesystem::perms::none);
   CheckDrugStoreContract(**store);
@@ -336,7 +339,7 @@ TEST_CASE(
 // A fresh schema in the server named by RXFLOW_TEST_POSTGRES_URL (scripts/with-postgres.sh);
 // without it this test fails, never skips.
 TEST_CASE(
-    "The drug store on the PostgresAdapter keeps the same contract; a second reader sees it") {
+    "The drug store on the PostgresAdapter keeps the same contract, a second reader sees it") {
   const char* url = std::getenv("RXFLOW_TEST_POSTGRES_URL");
   REQUIRE_MESSAGE(url,
                   "RXFLOW_TEST_POSTGRES_URL is not set (run through scripts/with-postgres.sh)");
@@ -360,9 +363,9 @@ TEST_CASE(
     PostgresDrugStoreOptions ro = o;
     ro.create = false;
     auto reader = OpenPostgresDrugStore(ro);
-    REQUIRE(reader.ok());
+    RXFLOW_REQUIRE_OK(reader);
     auto index = LoadDrugIndex(**reader);
-    REQUIRE(index.ok());
+    RXFLOW_REQUIRE_OK(index);
     CHECK((*index)->size() == 12);
     CHECK((*index)->FindByRxcui("90000001"));
   }
@@ -406,12 +409,12 @@ TEST_CASE("Transform + drug database: a schedule only in the database takes the 
       Edit(json, kScheduleExt, "{\"url\": \"https://example.org/x\", \"valueString\": \"x\"}");
   IssueList plain;
   auto out = ToScript(unscheduled, plain);
-  REQUIRE(out.ok());
+  RXFLOW_REQUIRE_OK(out);
   CHECK_FALSE(out->newrx.is_controlled());
   // With the starter formulary, RxCUI 1049621 is Schedule II.
   IssueList issues;
   out = ToScript(unscheduled, issues, WithFormulary());
-  REQUIRE(out.ok());
+  RXFLOW_REQUIRE_OK(out);
   CHECK(out->newrx.dea_schedule == "CII");
   CHECK(out->xml.find("<DEASchedule><Code>C48675</Code></DEASchedule>") != std::string::npos);
   bool told = false;

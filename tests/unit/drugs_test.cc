@@ -7,6 +7,8 @@
 
 #include <doctest/doctest.h>
 
+#include "testing/status.h"
+
 namespace rxflow::clinical {
 namespace {
 
@@ -65,7 +67,7 @@ std::vector<DrugProduct> Sample() {
 
 const DrugIndex& Index() {
   static auto built = DrugIndex::Build(Sample());
-  REQUIRE(built.ok());
+  RXFLOW_REQUIRE_OK(built);
   return **built;
 }
 
@@ -207,7 +209,7 @@ TEST_CASE("Formulary TSV: columns by header name, each bad value named with line
                             "pregabalin 75 MG Oral Capsule\t\tSCD\t\tOral Capsule\tORAL\tCV\tY\t"
                             "pregabalin||75|MG|\t\n",
                         "mine");
-  REQUIRE(ok.ok());
+  RXFLOW_REQUIRE_OK(ok);
   REQUIRE(ok->size() == 1);
   CHECK((*ok)[0].dea_schedule == 5);
   CHECK((*ok)[0].source == "mine");
@@ -232,7 +234,7 @@ TEST_CASE("Formulary TSV: columns by header name, each bad value named with line
 
 TEST_CASE("The starter formulary: parses, indexes, and represents every schedule") {
   auto products = StarterFormulary();
-  REQUIRE(products.ok());
+  RXFLOW_REQUIRE_OK(products);
   std::set<int> schedules;
   for (const auto& p : *products) {
     schedules.insert(p.dea_schedule);

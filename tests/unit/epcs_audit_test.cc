@@ -25,6 +25,7 @@
 
 #include "testing/concurrency.h"
 #include "testing/files.h"
+#include "testing/status.h"
 #include "testing/tampered_store.h"
 #include <sys/stat.h>
 #include <unistd.h>
@@ -167,7 +168,7 @@ TEST_SUITE("EPCS audit chain") {
           "3699202f5e03c4c50b3833bf422e43fc0c33ae714353af370b67ef77126eea54");
     r.hash = epcs::AuditRecordHash(r);
     auto back = epcs::DecodeAuditRecord(epcs::EncodeAuditRecord(r));
-    REQUIRE(back.ok());
+    RXFLOW_REQUIRE_OK(back);
     CHECK(*back == r);
     // A field shifted into its neighbour changes the bytes (lengths are part of them).
     AuditRecord shifted = r;
@@ -206,11 +207,11 @@ TEST_SUITE("EPCS audit chain") {
     for (int i = 1; i <= 10; ++i) {
       f.clock.Advance(1'000'000);
       auto r = trail.Record(Entry(i));
-      REQUIRE(r.ok());
+      RXFLOW_REQUIRE_OK(r);
       returned.push_back(*r);
     }
     auto events = f.store->ReadStream(std::string(epcs::kAuditStream));
-    REQUIRE(events.ok());
+    RXFLOW_REQUIRE_OK(events);
     REQUIRE(events->size() == 10);
     std::string previous(epcs::kAuditGenesisHash);
     for (size_t i = 0; i < events->size(); ++i) {
@@ -235,7 +236,7 @@ TEST_SUITE("EPCS audit chain") {
     // A second trail (another process) continues the chain from the stored head.
     AuditTrail other(*f.store, f.clock, f.Options());
     auto r = other.Record(Entry(11));
-    REQUIRE(r.ok());
+    RXFLOW_REQUIRE_OK(r);
     CHECK(r->sequence == 11);
     CHECK(r->previous_hash == previous);
     CHECK(Verify(*f.store).records == 11);
@@ -258,7 +259,7 @@ TEST_SUITE("EPCS audit chain") {
     e = Entry(1);
     e.detail = "bad \xff byte";
     auto r = trail.Record(e);
-    REQUIRE(r.ok());
+    RXFLOW_REQUIRE_OK(r);
     CHECK(r->detail == "bad \xef\xbf\xbd byte");
     CHECK(Verify(*f.store).ok);
   }
@@ -375,22 +376,22 @@ TEST_SUITE("EPCS audit chain") {
     CheckNamed(Verify(t), 6, "record 6 was changed (record 7 does not chain to it)");
   }
 
-  TEST_CASE("signed checkpoints verify; another key and a rewritten chain do not") {
+  TEST_CASE("signed checkpoints verify, another key and a rewritten chain do not") {
     Fixture f;
     auto signer = epcs::NewInMemorySigner();
     auto key = signer->PublicKeyDer();
-    REQUIRE(key.ok());
+    RXFLOW_REQUIRE_OK(key);
     AuditTrailOptions o = f.Options();
     o.checkpoint_signer = signer.get();
     o.checkpoint_every = 5;
     AuditTrail trail(*f.store, f.clock, o);
     for (int i = 1; i <= 12; ++i) {
       auto r = trail.Record(Entry(i));
-      REQUIRE(r.ok());
+      RXFLOW_REQUIRE_OK(r);
       CHECK(r->action == "epcs.sign");
     }
     auto events = f.store->ReadStream(std::string(epcs::kAuditStream));
-    REQUIRE(events.ok());
+    RXFLOW_REQUIRE_OK(events);
     // 12 entries and checkpoints at 5, 10 and 15: the twelfth entry (record 14) is followed
     // by the checkpoint that takes the next multiple of 5, in the same append.
     REQUIRE(events->size() == 15);
@@ -440,19 +441,19 @@ TEST_SUITE("EPCS audit chain") {
     Tampered unsealed(*f.store, Unseal);
     CHECK(Verify(unsealed).ok);
     auto v = VerifyAuditTrail(unsealed, epcs::kAuditStream, *key, /*checkpoint_every=*/5);
-    REQUIRE(v.ok());
+    RXFLOW_REQUIRE_OK(v);
     CheckNamed(*v, 5,
                "record 5 should be a signed checkpoint (one every 5 records) but is epcs.sign");
   }
 
   TEST_CASE(
-      "checkpoints co-signed with ML-DSA-65 verify under both keys; a forged ECDSA "
+      "checkpoints co-signed with ML-DSA-65 verify under both keys, a forged ECDSA "
       "signature alone does not pass") {
     Fixture f;
     auto signer = epcs::NewInMemorySigner();
     auto cosigner = epcs::NewInMemoryCoSigner();
     auto key = signer->PublicKeyDer();
-    REQUIRE(key.ok());
+    RXFLOW_REQUIRE_OK(key);
     AuditTrailOptions o = f.Options();
     o.checkpoint_signer = signer.get();
     o.checkpoint_cosigner = cosigner.get();
@@ -467,13 +468,13 @@ TEST_SUITE("EPCS audit chain") {
     CHECK(cp.detail.find(" mldsa65-key-sha256=") != std::string::npos);
 
     auto both = VerifyAuditTrail(*f.store, epcs::kAuditStream, *key, 5, cosigner->PublicKey());
-    REQUIRE(both.ok());
+    RXFLOW_REQUIRE_OK(both);
     CHECK_MESSAGE(both->ok, both->problem);
     CHECK(both->checkpoints == 2);
     // Another ML-DSA key: named at the first checkpoint.
     auto stranger = epcs::NewInMemoryCoSigner();
     auto other = VerifyAuditTrail(*f.store, epcs::kAuditStream, *key, 5, stranger->PublicKey());
-    REQUIRE(other.ok());
+    RXFLOW_REQUIRE_OK(other);
     CheckNamed(*other, 5, "checkpoint at record 5 has an invalid ML-DSA-65 co-signature");
 
     // Whoever can forge ECDSA rewrites record 2, every hash after it and the checkpoints'
@@ -487,7 +488,7 @@ TEST_SUITE("EPCS audit chain") {
         r.previous_hash = previous;
         if (r.action == epcs::kActionCheckpoint) {
           auto forged = signer->Sign(previous);
-          REQUIRE(forged.ok());
+          RXFLOW_REQUIRE_OK(forged);
           size_t pq = r.detail.find(" mldsa65=");
           r.detail = "signature=" + rxflow::internal::Base64Encode(*forged) +
                      " key-sha256=" + rxflow::internal::Sha256Hex(*key) + r.detail.substr(pq);
@@ -499,18 +500,18 @@ TEST_SUITE("EPCS audit chain") {
     });
     CHECK(Verify(rewritten, *key).ok);  // ECDSA alone is satisfied by the forgery
     auto caught = VerifyAuditTrail(rewritten, epcs::kAuditStream, *key, 5, cosigner->PublicKey());
-    REQUIRE(caught.ok());
+    RXFLOW_REQUIRE_OK(caught);
     CheckNamed(*caught, 5, "checkpoint at record 5 has an invalid ML-DSA-65 co-signature");
     // With the ML-DSA key alone, too.
     auto pq_only = VerifyAuditTrail(rewritten, epcs::kAuditStream, {}, 5, cosigner->PublicKey());
-    REQUIRE(pq_only.ok());
+    RXFLOW_REQUIRE_OK(pq_only);
     CheckNamed(*pq_only, 5, "checkpoint at record 5 has an invalid ML-DSA-65 co-signature");
 
     // Nor can the forger drop the checkpoints: with the ML-DSA key alone, every slot must
     // still hold one.
     Tampered unsealed(*f.store, Unseal);
     auto dropped = VerifyAuditTrail(unsealed, epcs::kAuditStream, {}, 5, cosigner->PublicKey());
-    REQUIRE(dropped.ok());
+    RXFLOW_REQUIRE_OK(dropped);
     CheckNamed(*dropped, 5,
                "record 5 should be a signed checkpoint (one every 5 records) but is epcs.sign");
     // A key of another size is a caller's error, not a broken chain.
@@ -526,7 +527,7 @@ TEST_SUITE("EPCS audit chain") {
     for (int i = 1; i <= 5; ++i) REQUIRE(unsigned_trail.Record(Entry(i)).ok());
     auto missing =
         VerifyAuditTrail(*plain.store, epcs::kAuditStream, *key, 5, cosigner->PublicKey());
-    REQUIRE(missing.ok());
+    RXFLOW_REQUIRE_OK(missing);
     CheckNamed(*missing, 5, "checkpoint at record 5 has an invalid ML-DSA-65 co-signature");
   }
 
@@ -545,10 +546,10 @@ TEST_SUITE("EPCS audit chain") {
     REQUIRE(::stat((dir / "keys").c_str(), &st) == 0);
     CHECK((st.st_mode & 0777) == 0700);
     auto reopened = epcs::OpenCoSignerKeyFile(path);
-    REQUIRE(reopened.ok());
+    RXFLOW_REQUIRE_OK(reopened);
     CHECK((*reopened)->PublicKey() == (*created)->PublicKey());
     auto sig = (*reopened)->Sign("x", epcs::kCoSignAuditCheckpoint);
-    REQUIRE(sig.ok());
+    RXFLOW_REQUIRE_OK(sig);
     CHECK(
         rxflow::pq::VerifyMlDsa65((*created)->PublicKey(), "x", *sig, epcs::kCoSignAuditCheckpoint)
             .ok());
@@ -639,7 +640,7 @@ TEST_SUITE("EPCS audit chain") {
     }
     // Every entry once.
     auto records = epcs::ReadAuditTrail(*f.store, epcs::kAuditStream, 0, INT64_MAX);
-    REQUIRE(records.ok());
+    RXFLOW_REQUIRE_OK(records);
     std::set<std::string> details;
     for (const AuditRecord& r : *records) {
       if (r.action == "epcs.sign") CHECK(details.insert(r.detail).second);
@@ -656,7 +657,7 @@ TEST_SUITE("EPCS audit chain") {
     });
     AuditTrail trail(t, f.clock, f.Options());
     auto v = trail.VerifyAndRecord();
-    REQUIRE(v.ok());
+    RXFLOW_REQUIRE_OK(v);
     CheckNamed(*v, 3, "record 3 was changed");
     // The store itself was never changed: its chain holds, now with the report at its end.
     AuditVerification real = Verify(*f.store);
@@ -676,7 +677,7 @@ TEST_SUITE("EPCS audit chain") {
     f.Write(8);  // record i at start + i seconds
     auto records =
         epcs::ReadAuditTrail(*f.store, epcs::kAuditStream, start + 3'000'000, start + 6'000'000);
-    REQUIRE(records.ok());
+    RXFLOW_REQUIRE_OK(records);
     REQUIRE(records->size() == 3);
     CHECK((*records)[0].sequence == 3);
     CHECK((*records)[2].sequence == 5);
@@ -708,7 +709,7 @@ TEST_SUITE("EPCS audit chain") {
       AuditTrail trail(**st, clock, ao);
       for (int i = 1; i <= 50; ++i) {
         clock.Advance(1'000'000);
-        REQUIRE(trail.Record(Entry(i)).ok());
+        RXFLOW_REQUIRE_OK(trail.Record(Entry(i)));
       }
       CHECK(Verify(**st).records == 50);
     }
@@ -751,7 +752,7 @@ TEST_SUITE("EPCS audit chain") {
       CHECK(v.problem == "record 23 was changed");
       CHECK(v.records == 22);
       auto records = epcs::ReadAuditTrail(**st, epcs::kAuditStream, 0, INT64_MAX);
-      REQUIRE(records.ok());
+      RXFLOW_REQUIRE_OK(records);
       REQUIRE(records->size() == 50);
       CHECK((*records)[22].detail == "AUDITMARX0023");
     }
@@ -787,7 +788,7 @@ TEST_SUITE("EPCS audit chain") {
       AuditTrail trail(**st, clock, ao);
       for (int i = 1; i <= 30; ++i) {
         clock.Advance(1'000'000);
-        REQUIRE(trail.Record(Entry(i)).ok());
+        RXFLOW_REQUIRE_OK(trail.Record(Entry(i)));
       }
       CHECK(Verify(**st).ok);
       auto exec = [&](const std::string& sql) {

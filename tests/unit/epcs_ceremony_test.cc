@@ -11,6 +11,7 @@
 
 #include "epcs_pki.h"
 #include "testing/files.h"
+#include "testing/status.h"
 
 namespace {
 
@@ -54,13 +55,13 @@ struct Fixture {
     };
     options = c;
     ceremony = std::make_unique<epcs::Ceremony>(*service, *store, audit, clock, c);
-    REQUIRE(trust.AddAnchor(Pki::Pem(pki.root.get())).ok());
-    REQUIRE(trust.AddIntermediate(Pki::Der(pki.intermediate.get())).ok());
-    REQUIRE(trust.AddCrl(pki.Crl({})).ok());
-    REQUIRE(trust.AddCrl(pki.Crl({}, -3600, 7 * Pki::kDay, true)).ok());
+    RXFLOW_REQUIRE_OK(trust.AddAnchor(Pki::Pem(pki.root.get())));
+    RXFLOW_REQUIRE_OK(trust.AddIntermediate(Pki::Der(pki.intermediate.get())));
+    RXFLOW_REQUIRE_OK(trust.AddCrl(pki.Crl({})));
+    RXFLOW_REQUIRE_OK(trust.AddCrl(pki.Crl({}, -3600, 7 * Pki::kDay, true)));
 
     auto spki = key->PublicKeyDer();
-    REQUIRE(spki.ok());
+    RXFLOW_REQUIRE_OK(spki);
     auto cert = pki.Prescriber(*spki, "Rebecca Lindqvist", "BL4721052");
     prescriber_serial = ASN1_INTEGER_get(X509_get_serialNumber(cert.get()));
     REQUIRE(ceremony
@@ -73,7 +74,7 @@ struct Fixture {
             .ok());
     epcs::PractitionerEnrollment agent = Prescriber("agent-1", "Jones", "", "", "");
     agent.registrations.clear();
-    REQUIRE(ceremony->Enroll(agent, "admin-1").ok());
+    RXFLOW_REQUIRE_OK(ceremony->Enroll(agent, "admin-1"));
   }
 
   static epcs::PractitionerEnrollment Prescriber(std::string id, std::string last, std::string dea,
@@ -103,7 +104,7 @@ struct Fixture {
 
   std::string Otp(const std::string& secret) {
     auto code = epcs::TotpCode(secret, clock.NowMicros() / 1'000'000);
-    REQUIRE(code.ok());
+    RXFLOW_REQUIRE_OK(code);
     return *code;
   }
   // The next 30-second step, so a code is not the one used just before.
@@ -119,9 +120,9 @@ struct Fixture {
   void GrantSign(const std::string& who) {
     for (Permission p : {Permission::kMarkReady, Permission::kSign}) {
       auto proposal = ceremony->Propose(who, p, true, "admin-1");
-      REQUIRE(proposal.ok());
+      RXFLOW_REQUIRE_OK(proposal);
       NextStep();
-      REQUIRE(ceremony->Approve(who, *proposal, "dr-patel", Proof(kSecret2)).ok());
+      RXFLOW_REQUIRE_OK(ceremony->Approve(who, *proposal, "dr-patel", Proof(kSecret2)));
     }
   }
 
@@ -139,15 +140,15 @@ struct Fixture {
     GrantSign("dr-lindqvist");
     std::string id = SubmitOxycodone();
     auto bundle = ceremony->Bundle(id, "dr-lindqvist");
-    REQUIRE(bundle.ok());
-    REQUIRE(ceremony->MarkReady(id, "dr-lindqvist", "BL4721052", bundle->sha256).ok());
+    RXFLOW_REQUIRE_OK(bundle);
+    RXFLOW_REQUIRE_OK(ceremony->MarkReady(id, "dr-lindqvist", "BL4721052", bundle->sha256));
     return {id, bundle->sha256};
   }
   // ... and signed with both factors (in the next TOTP step). Returns its id.
   std::string SignedOxycodone() {
     auto [id, sha] = ReadyOxycodone();
     NextStep();
-    REQUIRE(ceremony->Sign(id, "dr-lindqvist", sha, Proof(kSecret)).ok());
+    RXFLOW_REQUIRE_OK(ceremony->Sign(id, "dr-lindqvist", sha, Proof(kSecret)));
     return id;
   }
 
@@ -164,7 +165,7 @@ struct Fixture {
 
   std::set<std::string> AuditActions() {
     auto records = epcs::ReadAuditTrail(*store, epcs::kAuditStream, 0, INT64_MAX);
-    REQUIRE(records.ok());
+    RXFLOW_REQUIRE_OK(records);
     std::set<std::string> out;
     for (const auto& r : *records) out.insert(r.action + ":" + r.outcome);
     return out;
@@ -177,7 +178,7 @@ TEST_SUITE("EPCS ceremony") {
   TEST_CASE("the two-person rule: another person, a registrant, with two factors") {
     Fixture f;
     auto proposal = f.ceremony->Propose("dr-lindqvist", Permission::kSign, true, "dr-patel");
-    REQUIRE(proposal.ok());
+    RXFLOW_REQUIRE_OK(proposal);
     // (a) the person who entered it cannot approve it
     CHECK(f.ceremony->Approve("dr-lindqvist", *proposal, "dr-patel", f.Proof(kSecret2)).code() ==
           absl::StatusCode::kPermissionDenied);
@@ -186,7 +187,7 @@ TEST_SUITE("EPCS ceremony") {
           absl::StatusCode::kPermissionDenied);
     // (c) no completed two factors
     auto grant = f.ceremony->Propose("dr-lindqvist", Permission::kSign, true, "admin-1");
-    REQUIRE(grant.ok());
+    RXFLOW_REQUIRE_OK(grant);
     CHECK(f.ceremony
               ->Approve("dr-lindqvist", *grant, "dr-patel",
                         {"correct horse battery staple",
@@ -197,7 +198,7 @@ TEST_SUITE("EPCS ceremony") {
               .code() == absl::StatusCode::kUnauthenticated);
     CHECK_FALSE(f.ceremony->Practitioner("dr-lindqvist")->may_sign);
     f.NextStep();
-    REQUIRE(f.ceremony->Approve("dr-lindqvist", *grant, "dr-patel", f.Proof(kSecret2)).ok());
+    RXFLOW_REQUIRE_OK(f.ceremony->Approve("dr-lindqvist", *grant, "dr-patel", f.Proof(kSecret2)));
     CHECK(f.ceremony->Practitioner("dr-lindqvist")->may_sign);
     // A decided proposal is not approved twice; signing is only for registrants.
     CHECK(f.ceremony->Approve("dr-lindqvist", *grant, "dr-patel", f.Proof(kSecret2)).code() ==
@@ -211,16 +212,16 @@ TEST_SUITE("EPCS ceremony") {
     CHECK(actions.count("epcs.two_factor.failed:failure"));
     // A revocation goes the same way.
     auto revoke = f.ceremony->Propose("dr-lindqvist", Permission::kSign, false, "admin-1");
-    REQUIRE(revoke.ok());
+    RXFLOW_REQUIRE_OK(revoke);
     f.NextStep();
-    REQUIRE(f.ceremony->Approve("dr-lindqvist", *revoke, "dr-patel", f.Proof(kSecret2)).ok());
+    RXFLOW_REQUIRE_OK(f.ceremony->Approve("dr-lindqvist", *revoke, "dr-patel", f.Proof(kSecret2)));
     CHECK_FALSE(f.ceremony->Practitioner("dr-lindqvist")->may_sign);
     CHECK(f.AuditActions().count("epcs.permission.revoked:success"));
   }
 
   TEST_CASE(
       "a Schedule II prescription is reviewed, marked ready, signed with two factors and "
-      "queued; the pharmacy verifies the signed NewRx") {
+      "queued, the pharmacy verifies the signed NewRx") {
     Fixture f;
     f.GrantSign("dr-lindqvist");
     std::string id = f.SubmitOxycodone();
@@ -242,7 +243,7 @@ TEST_SUITE("EPCS ceremony") {
           absl::StatusCode::kFailedPrecondition);
     CHECK(f.ceremony->MarkReady(id, "dr-patel", "AP5836727", bundle->sha256).code() ==
           absl::StatusCode::kPermissionDenied);  // no permission (and not the prescriber)
-    REQUIRE(f.ceremony->MarkReady(id, "dr-lindqvist", "BL4721052", bundle->sha256).ok());
+    RXFLOW_REQUIRE_OK(f.ceremony->MarkReady(id, "dr-lindqvist", "BL4721052", bundle->sha256));
     CHECK(f.ceremony->Bundle(id, "dr-lindqvist")->marked_ready);
 
     // Failed factors leave it unsigned.
@@ -264,19 +265,19 @@ TEST_SUITE("EPCS ceremony") {
 
     // The event carries the two-factor event and the signed NewRx, which verifies.
     auto history = f.service->History(id);
-    REQUIRE(history.ok());
+    RXFLOW_REQUIRE_OK(history);
     std::optional<domain::PrescriptionSigned> signed_event;
     for (const auto& r : *history) {
       if (r.type != "PrescriptionSigned") continue;
       auto e = domain::DecodeEvent(r.type, r.schema_version, r.payload);
-      REQUIRE(e.ok());
+      RXFLOW_REQUIRE_OK(e);
       signed_event = std::get<domain::PrescriptionSigned>(*e);
     }
     REQUIRE(signed_event);
     CHECK_FALSE(signed_event->two_factor_event_id.empty());
     CHECK(signed_event->dea_number == "BL4721052");
     auto sent = f.service->OutboundXml(id, "send");
-    REQUIRE(sent.ok());
+    RXFLOW_REQUIRE_OK(sent);
     CHECK(*sent == signed_event->signed_newrx_xml);
     epcs::SignatureVerification v = epcs::VerifyPrescriptionSignature(*sent, f.trust);
     CHECK_MESSAGE(v.ok(), v.reason);
@@ -308,7 +309,7 @@ TEST_SUITE("EPCS ceremony") {
       CHECK_MESSAGE(actions.count(a), a);
     }
     auto verified = epcs::VerifyAuditTrail(*f.store);
-    REQUIRE(verified.ok());
+    RXFLOW_REQUIRE_OK(verified);
     CHECK(verified->ok);
   }
 
@@ -316,7 +317,7 @@ TEST_SUITE("EPCS ceremony") {
     Fixture f;
     f.NextStep();
     epcs::TwoFactorProof proof = f.Proof(kSecret);
-    REQUIRE(f.ceremony->CompleteTwoFactor("dr-lindqvist", proof, "test").ok());
+    RXFLOW_REQUIRE_OK(f.ceremony->CompleteTwoFactor("dr-lindqvist", proof, "test"));
     CHECK(f.ceremony->CompleteTwoFactor("dr-lindqvist", proof, "test").status().code() ==
           absl::StatusCode::kUnauthenticated);
     for (int i = 0; i < 5; ++i) {
@@ -339,14 +340,14 @@ TEST_SUITE("EPCS ceremony") {
     f.GrantSign("dr-lindqvist");
     std::string id = f.SubmitOxycodone();
     auto before = f.ceremony->Bundle(id, "dr-lindqvist");
-    REQUIRE(before.ok());
+    RXFLOW_REQUIRE_OK(before);
     CHECK_FALSE(before->last_pdmp_query.has_value());
-    REQUIRE(f.ceremony->MarkReady(id, "dr-lindqvist", "BL4721052", before->sha256).ok());
+    RXFLOW_REQUIRE_OK(f.ceremony->MarkReady(id, "dr-lindqvist", "BL4721052", before->sha256));
     clinical::pdmp::Simulator pdmp;  // holds no dispensing: the patient is not found
     auto r = f.service->QueryPdmp(id, pdmp);
     REQUIRE_MESSAGE(r.ok(), r.status().ToString());
     auto after = f.ceremony->Bundle(id, "dr-lindqvist");
-    REQUIRE(after.ok());
+    RXFLOW_REQUIRE_OK(after);
     REQUIRE(after->last_pdmp_query.has_value());
     CHECK(after->last_pdmp_query->pdmp == "pdmp simulator");
     CHECK(after->last_pdmp_query->outcome == "not-found");
@@ -361,10 +362,10 @@ TEST_SUITE("EPCS ceremony") {
     // The sender checks its own signature as the pharmacy will, with a CRL that revokes the
     // prescriber's certificate.
     auto revoking = std::make_shared<epcs::TrustStore>();
-    REQUIRE(revoking->AddAnchor(Pki::Pem(f.pki.root.get())).ok());
-    REQUIRE(revoking->AddIntermediate(Pki::Der(f.pki.intermediate.get())).ok());
-    REQUIRE(revoking->AddCrl(f.pki.Crl({f.prescriber_serial})).ok());
-    REQUIRE(revoking->AddCrl(f.pki.Crl({}, -3600, 7 * Pki::kDay, true)).ok());
+    RXFLOW_REQUIRE_OK(revoking->AddAnchor(Pki::Pem(f.pki.root.get())));
+    RXFLOW_REQUIRE_OK(revoking->AddIntermediate(Pki::Der(f.pki.intermediate.get())));
+    RXFLOW_REQUIRE_OK(revoking->AddCrl(f.pki.Crl({f.prescriber_serial})));
+    RXFLOW_REQUIRE_OK(revoking->AddCrl(f.pki.Crl({}, -3600, 7 * Pki::kDay, true)));
     epcs::CeremonyOptions c = f.options;
     c.sender_trust = revoking;
     epcs::Ceremony checked(*f.service, *f.store, f.audit, f.clock, c);
@@ -378,7 +379,7 @@ TEST_SUITE("EPCS ceremony") {
     c.sender_trust = std::make_shared<epcs::TrustStore>(std::move(f.trust));
     epcs::Ceremony valid(*f.service, *f.store, f.audit, f.clock, c);
     f.NextStep();
-    REQUIRE(valid.Sign(id, "dr-lindqvist", sha, f.Proof(kSecret)).ok());
+    RXFLOW_REQUIRE_OK(valid.Sign(id, "dr-lindqvist", sha, f.Proof(kSecret)));
     CHECK(f.service->Load(id)->state == domain::State::kQueued);
   }
 
@@ -398,7 +399,7 @@ TEST_SUITE("EPCS ceremony") {
     // The day's incident report lists them.
     auto report = epcs::DailyIncidentReport(
         *f.store, f.clock.NowMicros() / 86'400'000'000LL * 86'400'000'000LL, {});
-    REQUIRE(report.ok());
+    RXFLOW_REQUIRE_OK(report);
     CHECK(report->text.find("epcs.control.clock_check") != std::string::npos);
     CHECK(report->text.find("epcs.control.crl_check") != std::string::npos);
     CHECK(report->text.find("epcs.control.checkpoint_signing") != std::string::npos);
@@ -409,12 +410,12 @@ TEST_SUITE("EPCS ceremony") {
     const std::string signed_id = f.SignedOxycodone();
     IssueList issues;
     auto second = f.service->Submit(Fixture::NextOfSeries(), issues, {}, "second-order");
-    REQUIRE(second.ok());
+    RXFLOW_REQUIRE_OK(second);
     const std::string id = second->id;
     auto bundle = f.ceremony->Bundle(id, "dr-lindqvist");
-    REQUIRE(bundle.ok());
+    RXFLOW_REQUIRE_OK(bundle);
     const std::string sha = bundle->sha256;
-    REQUIRE(f.ceremony->MarkReady(id, "dr-lindqvist", "BL4721052", sha).ok());
+    RXFLOW_REQUIRE_OK(f.ceremony->MarkReady(id, "dr-lindqvist", "BL4721052", sha));
     auto denied = [](const Status& st, std::string_view says) {
       CHECK_MESSAGE(st.code() == absl::StatusCode::kPermissionDenied, st.ToString());
       CHECK_MESSAGE(std::string(st.message()).find(says) != std::string::npos, st.ToString());
@@ -433,18 +434,18 @@ TEST_SUITE("EPCS ceremony") {
     // A real completion, but not the ceremony's signature of this prescription.
     f.NextStep();
     auto own = f.ceremony->CompleteTwoFactor("dr-lindqvist", f.Proof(kSecret), "sign");
-    REQUIRE(own.ok());
+    RXFLOW_REQUIRE_OK(own);
     denied(f.service->Execute(id, domain::Sign{"dr-lindqvist", "c2ln", sha, "BL4721052", *own,
                                                "<Message/>", "", ""}),
            "is not dr-lindqvist's completed two-factor authentication");
     // The ceremony's signature of another prescription, replayed onto this one.
     auto history = f.service->History(signed_id);
-    REQUIRE(history.ok());
+    RXFLOW_REQUIRE_OK(history);
     std::optional<domain::PrescriptionSigned> record;
     for (const store::EventRecord& r : *history) {
       if (r.type != domain::PrescriptionSigned::kType) continue;
       auto e = domain::DecodeEvent(r.type, r.schema_version, r.payload);
-      REQUIRE(e.ok());
+      RXFLOW_REQUIRE_OK(e);
       record = std::get<domain::PrescriptionSigned>(*e);
     }
     REQUIRE(record);
@@ -468,10 +469,11 @@ TEST_SUITE("EPCS ceremony") {
     CHECK(f.service->Get(id)->state == domain::State::kReadyToSign);
     // A ready mark made up under the practitioner's registration that does not cover
     // Schedule II passes the service, but the ceremony does not sign under it.
-    REQUIRE(f.service->Execute(id, domain::MarkReady{"dr-lindqvist", "BL4721052-001AB", sha}).ok());
+    RXFLOW_REQUIRE_OK(
+        f.service->Execute(id, domain::MarkReady{"dr-lindqvist", "BL4721052-001AB", sha}));
     f.NextStep();
     denied(f.ceremony->Sign(id, "dr-lindqvist", sha, f.Proof(kSecret)), "covering this schedule");
-    REQUIRE(f.ceremony->MarkReady(id, "dr-lindqvist", "BL4721052", sha).ok());
+    RXFLOW_REQUIRE_OK(f.ceremony->MarkReady(id, "dr-lindqvist", "BL4721052", sha));
     f.NextStep();
     CHECK(f.ceremony->Sign(id, "dr-lindqvist", sha, f.Proof(kSecret)).ok());
   }
@@ -495,14 +497,14 @@ TEST_SUITE("EPCS ceremony") {
     epcs::BiometricDevice keyless = d;
     keyless.public_key_der = "not a key";
     CHECK(enroll(keyless).code() == absl::StatusCode::kInvalidArgument);
-    REQUIRE(enroll(d).ok());
+    RXFLOW_REQUIRE_OK(enroll(d));
     CHECK(enroll(d).code() == absl::StatusCode::kAlreadyExists);
     CHECK(f.ceremony->BiometricChallenge("dr-patel").status().code() ==
           absl::StatusCode::kFailedPrecondition);  // no subsystem of theirs
 
     auto match = [&](epcs::Signer& key, const std::string& who, const std::string& challenge) {
       auto sig = key.Sign(epcs::BiometricMatchText(who, "palm-7", challenge));
-      REQUIRE(sig.ok());
+      RXFLOW_REQUIRE_OK(sig);
       return epcs::BiometricMatch{"palm-7", challenge, *sig};
     };
     auto attempt = [&](std::string password, std::string otp,
@@ -512,7 +514,7 @@ TEST_SUITE("EPCS ceremony") {
     };
     const std::string password = "correct horse battery staple";
     auto c1 = f.ceremony->BiometricChallenge("dr-lindqvist");
-    REQUIRE(c1.ok());
+    RXFLOW_REQUIRE_OK(c1);
     CHECK(c1->size() == 64);
     // Knowledge + inherence.
     CHECK(attempt(password, "", match(*device, "dr-lindqvist", *c1)).ok());
@@ -541,7 +543,7 @@ TEST_SUITE("EPCS ceremony") {
           absl::StatusCode::kUnauthenticated);
     // The audit trail says which factors passed and why the others failed.
     auto records = epcs::ReadAuditTrail(*f.store, epcs::kAuditStream, 0, INT64_MAX);
-    REQUIRE(records.ok());
+    RXFLOW_REQUIRE_OK(records);
     std::set<std::string> details;
     for (const auto& r : *records) details.insert(r.action + " " + r.detail);
     for (const char* want :
@@ -577,7 +579,7 @@ TEST_SUITE("EPCS ceremony") {
     for (const char* person : {"cred-1", "cred-2"}) {  // the credentialing office
       epcs::PractitionerEnrollment e = Fixture::Prescriber(person, "Office", "", "", "");
       e.registrations.clear();
-      REQUIRE(f.ceremony->Enroll(e, "admin-1").ok());
+      RXFLOW_REQUIRE_OK(f.ceremony->Enroll(e, "admin-1"));
     }
     epcs::Institution h{"st-example",
                         "St. Example Hospital",
@@ -592,7 +594,7 @@ TEST_SUITE("EPCS ceremony") {
     no_proofer.identity_proofers.clear();
     CHECK(f.ceremony->RegisterInstitution(no_proofer, "admin-1").code() ==
           absl::StatusCode::kInvalidArgument);
-    REQUIRE(f.ceremony->RegisterInstitution(h, "admin-1").ok());
+    RXFLOW_REQUIRE_OK(f.ceremony->RegisterInstitution(h, "admin-1"));
     CHECK(f.ceremony->RegisterInstitution(h, "admin-1").code() == absl::StatusCode::kAlreadyExists);
 
     // Its practitioners are proofed by whom it names.
@@ -601,14 +603,14 @@ TEST_SUITE("EPCS ceremony") {
     house.institution = "st-example";
     CHECK(f.ceremony->Enroll(house, "admin-1").code() == absl::StatusCode::kInvalidArgument);
     house.identity_proofed_by = "St. Example credentialing office";
-    REQUIRE(f.ceremony->Enroll(house, "admin-1").ok());
+    RXFLOW_REQUIRE_OK(f.ceremony->Enroll(house, "admin-1"));
     CHECK(f.ceremony->Practitioner("dr-house")->institution == "st-example");
 
     // Permissions: entered and approved by designated people only; not while unlisted.
     CHECK(f.ceremony->Propose("dr-house", Permission::kSign, true, "admin-1").status().code() ==
           absl::StatusCode::kPermissionDenied);
     auto sign = f.ceremony->Propose("dr-house", Permission::kSign, true, "cred-1");
-    REQUIRE(sign.ok());
+    RXFLOW_REQUIRE_OK(sign);
     f.NextStep();
     CHECK(f.ceremony->Approve("dr-house", *sign, "dr-patel", f.Proof(kSecret2)).code() ==
           absl::StatusCode::kPermissionDenied);  // a registrant, but not designated
@@ -623,23 +625,25 @@ TEST_SUITE("EPCS ceremony") {
               .status()
               .code() == absl::StatusCode::kFailedPrecondition);  // not its practitioner
     auto add = f.ceremony->ProposeListChange("st-example", "dr-house", true, "cred-1");
-    REQUIRE(add.ok());
+    RXFLOW_REQUIRE_OK(add);
     f.NextStep();
     CHECK(f.ceremony->ApproveListChange("st-example", *add, "cred-1", f.Proof(kSecret)).code() ==
           absl::StatusCode::kPermissionDenied);  // the same person
     CHECK(f.ceremony->ApproveListChange("st-example", *add, "cred-2", {"wrong password!!", ""})
               .code() == absl::StatusCode::kUnauthenticated);
-    REQUIRE(f.ceremony->ApproveListChange("st-example", *add, "cred-2", f.Proof(kSecret)).ok());
+    RXFLOW_REQUIRE_OK(
+        f.ceremony->ApproveListChange("st-example", *add, "cred-2", f.Proof(kSecret)));
     CHECK(f.ceremony->InstitutionOf("st-example")->listed == std::vector<std::string>{"dr-house"});
     f.NextStep();
-    REQUIRE(f.ceremony->Approve("dr-house", *sign, "cred-2", f.Proof(kSecret)).ok());
+    RXFLOW_REQUIRE_OK(f.ceremony->Approve("dr-house", *sign, "cred-2", f.Proof(kSecret)));
     CHECK(f.ceremony->Practitioner("dr-house")->may_sign);
 
     // Off the list: no permission (the grant stays recorded).
     auto remove = f.ceremony->ProposeListChange("st-example", "dr-house", false, "cred-2");
-    REQUIRE(remove.ok());
+    RXFLOW_REQUIRE_OK(remove);
     f.NextStep();
-    REQUIRE(f.ceremony->ApproveListChange("st-example", *remove, "cred-1", f.Proof(kSecret)).ok());
+    RXFLOW_REQUIRE_OK(
+        f.ceremony->ApproveListChange("st-example", *remove, "cred-1", f.Proof(kSecret)));
     CHECK_FALSE(f.ceremony->Practitioner("dr-house")->may_sign);
     CHECK(f.ceremony->InstitutionOf("st-example")->listed.empty());
     auto actions = f.AuditActions();
@@ -672,7 +676,7 @@ TEST_SUITE("EPCS ceremony") {
     CHECK(f.ceremony->Sign(id, "dr-lindqvist", sha, f.Proof(kSecret)).code() ==
           absl::StatusCode::kPermissionDenied);
     auto proposal = f.ceremony->Propose("agent-1", Permission::kMarkReady, true, "admin-1");
-    REQUIRE(proposal.ok());
+    RXFLOW_REQUIRE_OK(proposal);
     CHECK(f.ceremony->Approve("agent-1", *proposal, "dr-patel", f.Proof(kSecret2)).code() ==
           absl::StatusCode::kPermissionDenied);
   }
@@ -699,12 +703,12 @@ TEST_SUITE("EPCS ceremony") {
   TEST_CASE("enrolment records who proofed the identity and who issued the credential (T-2.4)") {
     Fixture f;
     auto view = f.ceremony->Practitioner("dr-lindqvist");
-    REQUIRE(view.ok());
+    RXFLOW_REQUIRE_OK(view);
     CHECK(view->identity_proofed_by == "Example CSP (NIST SP 800-63-1 IAL3)");
     CHECK(view->credential_issuer == "Example CA");
     // The audit record of the enrolment names both, beside who enrolled whom.
     auto records = epcs::ReadAuditTrail(*f.store, epcs::kAuditStream, 0, INT64_MAX);
-    REQUIRE(records.ok());
+    RXFLOW_REQUIRE_OK(records);
     auto enrolled = std::find_if(records->begin(), records->end(), [](const auto& r) {
       return r.action == "epcs.practitioner.enroll" && r.object == "epcs-practitioner-dr-lindqvist";
     });
@@ -736,22 +740,22 @@ TEST_SUITE("EPCS ceremony") {
     IssueList issues;
     auto plain =
         f.service->Submit(testing::ReadFixture("fhir/medication_request_lisinopril.json"), issues);
-    REQUIRE(plain.ok());
-    REQUIRE(f.service->Route(plain->id).ok());
-    REQUIRE(f.service->Execute(plain->id, domain::MarkSent{}).ok());
+    RXFLOW_REQUIRE_OK(plain);
+    RXFLOW_REQUIRE_OK(f.service->Route(plain->id));
+    RXFLOW_REQUIRE_OK(f.service->Execute(plain->id, domain::MarkSent{}));
     std::string id = f.SignedOxycodone();
-    REQUIRE(f.service->Execute(id, domain::MarkSent{}).ok());
+    RXFLOW_REQUIRE_OK(f.service->Execute(id, domain::MarkSent{}));
     REQUIRE(
         f.service
             ->Execute(id, domain::RecordError{"900", {}, "digital signature revoked: chain", false})
             .ok());
     epcs::TransmissionAuditor auditor(*f.store, f.audit, "test");
     auto written = auditor.CatchUp();
-    REQUIRE(written.ok());
+    RXFLOW_REQUIRE_OK(written);
     CHECK(*written == 2);  // the controlled one's Sent and Error; nothing of the lisinopril
     CHECK(*auditor.CatchUp() == 0);
     auto records = epcs::ReadAuditTrail(*f.store, epcs::kAuditStream, 0, INT64_MAX);
-    REQUIRE(records.ok());
+    RXFLOW_REQUIRE_OK(records);
     const epcs::AuditRecord& last = records->back();
     CHECK(last.action == "epcs.verification.failed");
     CHECK(last.outcome == "failure");
@@ -765,7 +769,7 @@ TEST_SUITE("EPCS ceremony") {
     f.GrantSign("dr-lindqvist");
     std::string id = f.SubmitOxycodone();
     auto bundle = f.ceremony->Bundle(id, "dr-lindqvist");
-    REQUIRE(bundle.ok());
+    RXFLOW_REQUIRE_OK(bundle);
     // Both Schedule II registrations are offered; the Schedule IV one is not.
     CHECK(bundle->dea_numbers == std::vector<std::string>{"BL4721052", "FL1234563"});
     Status other = f.ceremony->MarkReady(id, "dr-lindqvist", "FL1234563", bundle->sha256);
@@ -774,20 +778,20 @@ TEST_SUITE("EPCS ceremony") {
           std::string::npos);
     CHECK(f.ceremony->MarkReady(id, "dr-lindqvist", "BL4721052-001AB", bundle->sha256).code() ==
           absl::StatusCode::kPermissionDenied);
-    REQUIRE(f.ceremony->MarkReady(id, "dr-lindqvist", "BL4721052", bundle->sha256).ok());
+    RXFLOW_REQUIRE_OK(f.ceremony->MarkReady(id, "dr-lindqvist", "BL4721052", bundle->sha256));
     f.NextStep();
-    REQUIRE(f.ceremony->Sign(id, "dr-lindqvist", bundle->sha256, f.Proof(kSecret)).ok());
+    RXFLOW_REQUIRE_OK(f.ceremony->Sign(id, "dr-lindqvist", bundle->sha256, f.Proof(kSecret)));
     auto sent = f.service->OutboundXml(id, "send");
-    REQUIRE(sent.ok());
+    RXFLOW_REQUIRE_OK(sent);
     CHECK(epcs::VerifyPrescriptionSignature(*sent, f.trust).ok());
   }
 
-  TEST_CASE("only the prescriber the NewRx names marks it ready; a DEA number has one holder") {
+  TEST_CASE("only the prescriber the NewRx names marks it ready, a DEA number has one holder") {
     Fixture f;
     f.GrantSign("dr-patel");
     std::string id = f.SubmitOxycodone();
     auto bundle = f.ceremony->Bundle(id, "dr-patel");
-    REQUIRE(bundle.ok());
+    RXFLOW_REQUIRE_OK(bundle);
     Status st = f.ceremony->MarkReady(id, "dr-patel", "AP5836727", bundle->sha256);
     CHECK(st.code() == absl::StatusCode::kPermissionDenied);
     CHECK(std::string(st.message()).find("the NewRx names another prescriber") !=
@@ -809,9 +813,10 @@ TEST_SUITE("EPCS ceremony") {
   TEST_CASE("a pharmacy's Error text cannot break the transmission audit") {
     Fixture f;
     std::string id = f.SignedOxycodone();
-    REQUIRE(f.service->Execute(id, domain::MarkSent{}).ok());
-    REQUIRE(f.service->Execute(id, domain::RecordError{"900", {}, "digital signature", true}).ok());
-    REQUIRE(f.service->Execute(id, domain::MarkSent{}).ok());
+    RXFLOW_REQUIRE_OK(f.service->Execute(id, domain::MarkSent{}));
+    RXFLOW_REQUIRE_OK(
+        f.service->Execute(id, domain::RecordError{"900", {}, "digital signature", true}));
+    RXFLOW_REQUIRE_OK(f.service->Execute(id, domain::MarkSent{}));
     REQUIRE(f.service
                 ->Execute(
                     id, domain::RecordError{"900", {}, "digital signature Smith: 1 Elm St", false})
@@ -820,7 +825,7 @@ TEST_SUITE("EPCS ceremony") {
     auto written = auditor.CatchUp();
     REQUIRE_MESSAGE(written.ok(), written.status().ToString());
     auto records = epcs::ReadAuditTrail(*f.store, epcs::kAuditStream, 0, INT64_MAX);
-    REQUIRE(records.ok());
+    RXFLOW_REQUIRE_OK(records);
     int failures = 0;
     for (const auto& r : *records) {
       if (r.action != "epcs.transmit.failed") continue;
@@ -838,7 +843,7 @@ TEST_SUITE("EPCS ceremony") {
                          "admin-1")
                 .ok());
     auto proposal = f.ceremony->Propose("dr-old", Permission::kSign, true, "admin-1");
-    REQUIRE(proposal.ok());
+    RXFLOW_REQUIRE_OK(proposal);
     f.NextStep();
     Status st = f.ceremony->Approve("dr-old", *proposal, "dr-patel", f.Proof(kSecret2));
     CHECK(st.code() == absl::StatusCode::kPermissionDenied);
@@ -853,9 +858,9 @@ TEST_SUITE("EPCS ceremony") {
     IssueList issues;
     std::string body = testing::ReadFixture("fhir/schedule2_oxycodone.json");
     auto same_patient = f.service->Submit(Fixture::NextOfSeries(), issues, {}, "second-order");
-    REQUIRE(same_patient.ok());
+    RXFLOW_REQUIRE_OK(same_patient);
     auto list = f.ceremony->Bundles({first, same_patient->id}, "dr-lindqvist");
-    REQUIRE(list.ok());
+    RXFLOW_REQUIRE_OK(list);
     CHECK(list->size() == 2);
     // Another patient: the list is refused.
     size_t at = body.find("Brennan");

@@ -11,6 +11,7 @@
 
 #include "rxflow/epcs/factors.h"
 
+#include "testing/status.h"
 #include <sys/wait.h>
 
 namespace {
@@ -207,8 +208,8 @@ TEST_SUITE("EPCS factors: TOTP codes") {
   TEST_CASE("new secrets are as long as the HMAC output and differ") {
     auto a = rxflow::epcs::NewTotpSecret();
     auto b = rxflow::epcs::NewTotpSecret();
-    REQUIRE(a.ok());
-    REQUIRE(b.ok());
+    RXFLOW_REQUIRE_OK(a);
+    RXFLOW_REQUIRE_OK(b);
     CHECK(a->size() == 20);
     CHECK(*a != *b);
     CHECK(rxflow::epcs::NewTotpSecret(TotpAlgorithm::kSha256)->size() == 32);
@@ -360,7 +361,7 @@ TEST_SUITE("EPCS factors: TOTP verifier") {
     TotpState state;
     auto check =
         rxflow::epcs::CheckTotp(kSeed64, "47863826", 20000000000, params, TotpPolicy{}, state);
-    REQUIRE(check.ok());
+    RXFLOW_REQUIRE_OK(check);
     CHECK(check->outcome == TotpOutcome::kAccepted);
     CHECK(state.last_step == 20000000000 / 30);
   }
@@ -385,7 +386,7 @@ TEST_SUITE("EPCS factors: base32 and otpauth") {
       CAPTURE(v.plain);
       CHECK(rxflow::epcs::Base32Encode(v.plain) == v.encoded);
       auto decoded = rxflow::epcs::Base32Decode(v.encoded);
-      REQUIRE(decoded.ok());
+      RXFLOW_REQUIRE_OK(decoded);
       CHECK(*decoded == v.plain);
     }
     CHECK(rxflow::epcs::Base32Encode(kSeed20) == "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
@@ -408,7 +409,7 @@ TEST_SUITE("EPCS factors: base32 and otpauth") {
       std::string bytes = all.substr(all.size() - len);
       CAPTURE(len);
       auto decoded = rxflow::epcs::Base32Decode(rxflow::epcs::Base32Encode(bytes));
-      REQUIRE(decoded.ok());
+      RXFLOW_REQUIRE_OK(decoded);
       CHECK(*decoded == bytes);
     }
   }
@@ -430,7 +431,7 @@ TEST_SUITE("EPCS factors: base32 and otpauth") {
 TEST_SUITE("EPCS factors: passwords") {
   TEST_CASE("a password hashed with the default cost verifies, in the documented format") {
     auto encoded = rxflow::epcs::HashPassword("correct horse battery");
-    REQUIRE(encoded.ok());
+    RXFLOW_REQUIRE_OK(encoded);
     const std::string prefix = "$scrypt$ln=15,r=8,p=1$";
     REQUIRE(encoded->substr(0, prefix.size()) == prefix);
     // 16-byte salt and 32-byte key in unpadded base64: 22 and 43 characters.
@@ -456,7 +457,7 @@ TEST_SUITE("EPCS factors: passwords") {
 
   TEST_CASE("a wrong password is Unauthenticated and not echoed") {
     auto encoded = rxflow::epcs::HashPassword("correct horse battery", Fast());
-    REQUIRE(encoded.ok());
+    RXFLOW_REQUIRE_OK(encoded);
     for (const char* wrong : {"correct horse batterY", "correct horse battery ", "", "x"}) {
       CAPTURE(wrong);
       rxflow::Status s = rxflow::epcs::VerifyPassword(wrong, *encoded);
@@ -470,8 +471,8 @@ TEST_SUITE("EPCS factors: passwords") {
   TEST_CASE("two hashes of one password differ by their salt and both verify") {
     auto a = rxflow::epcs::HashPassword("correct horse battery", Fast());
     auto b = rxflow::epcs::HashPassword("correct horse battery", Fast());
-    REQUIRE(a.ok());
-    REQUIRE(b.ok());
+    RXFLOW_REQUIRE_OK(a);
+    RXFLOW_REQUIRE_OK(b);
     CHECK(*a != *b);
     CHECK(rxflow::epcs::VerifyPassword("correct horse battery", *a).ok());
     CHECK(rxflow::epcs::VerifyPassword("correct horse battery", *b).ok());
@@ -480,7 +481,7 @@ TEST_SUITE("EPCS factors: passwords") {
   TEST_CASE("a tampered hash is Unauthenticated, a malformed one InvalidArgument") {
     const std::string password = "correct horse battery";
     auto encoded = rxflow::epcs::HashPassword(password, Fast());
-    REQUIRE(encoded.ok());
+    RXFLOW_REQUIRE_OK(encoded);
     const std::string& e = *encoded;
     const size_t last_dollar = e.rfind('$');
 

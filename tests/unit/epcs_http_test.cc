@@ -15,6 +15,7 @@
 
 #include "epcs_pki.h"
 #include "testing/files.h"
+#include "testing/status.h"
 
 using namespace rxflow;  // NOLINT
 using nlohmann::json;
@@ -29,7 +30,7 @@ const std::string kPassword = "correct horse battery staple";
 
 std::string Code(const std::string& secret) {
   auto c = epcs::TotpCode(secret, SystemClock().NowMicros() / 1'000'000);
-  REQUIRE(c.ok());
+  RXFLOW_REQUIRE_OK(c);
   return *c;
 }
 
@@ -70,10 +71,10 @@ struct EpcsApi {
         p.certificate_der = Pki::Der(cert.get());
         p.key_label = "k";
       }
-      REQUIRE(ceremony->Enroll(p, "admin").ok());
+      RXFLOW_REQUIRE_OK(ceremony->Enroll(p, "admin"));
     }
     auto proposal = ceremony->Propose("dr-lindqvist", epcs::Permission::kSign, true, "admin");
-    REQUIRE(proposal.ok());
+    RXFLOW_REQUIRE_OK(proposal);
     REQUIRE(
         ceremony->Approve("dr-lindqvist", *proposal, "dr-patel", {kPassword, Code(kApproverSecret)})
             .ok());
@@ -85,13 +86,13 @@ struct EpcsApi {
     auth::Client other;
     other.id = "other-ehr";
     other.tenant = "other";
-    REQUIRE(others->Add(other).ok());
+    RXFLOW_REQUIRE_OK(others->Add(other));
     other_key = others->AddKey("other-ehr", SystemClock().NowMicros())->key;
     ao.clients = others;
     ao.threads = 2;
     if (with_ceremony) ao.ceremony = ceremony.get();
     server = std::make_unique<http::ApiServer>(*service, nullptr, nullptr, nullptr, ao);
-    REQUIRE(server->Start().ok());
+    RXFLOW_REQUIRE_OK(server->Start());
     client = std::make_unique<httplib::Client>("127.0.0.1", server->port());
     client->set_read_timeout(10, 0);
   }
@@ -134,7 +135,7 @@ TEST_SUITE("EPCS HTTP") {
     CHECK(b["pdmp"].is_null());  // no PDMP query recorded yet
     std::string sha = b["sha256"];
     clinical::pdmp::Simulator pdmp;
-    REQUIRE(api.service->QueryPdmp(id, pdmp).ok());
+    RXFLOW_REQUIRE_OK(api.service->QueryPdmp(id, pdmp));
     json with_query =
         json::parse(api.Get(base + "/signing-bundle?practitioner=dr-lindqvist")->body);
     CHECK(with_query["pdmp"]["pdmp"] == "pdmp simulator");
@@ -234,27 +235,27 @@ TEST_SUITE("EPCS HTTP") {
     auto cert = pki.Prescriber(*signer->PublicKeyDer(), "Rebecca Lindqvist", "BL4721052");
     auto revoked = pki.Prescriber(*signer->PublicKeyDer(), "Rebecca Lindqvist", "BL4721052");
     auto trust = std::make_shared<epcs::TrustStore>();
-    REQUIRE(trust->AddAnchor(Pki::Pem(pki.root.get())).ok());
-    REQUIRE(trust->AddIntermediate(Pki::Der(pki.intermediate.get())).ok());
-    REQUIRE(trust->AddCrl(pki.Crl({Pki::Serial(revoked.get())})).ok());
-    REQUIRE(trust->AddCrl(pki.Crl({}, -3600, 7 * Pki::kDay, true)).ok());
+    RXFLOW_REQUIRE_OK(trust->AddAnchor(Pki::Pem(pki.root.get())));
+    RXFLOW_REQUIRE_OK(trust->AddIntermediate(Pki::Der(pki.intermediate.get())));
+    RXFLOW_REQUIRE_OK(trust->AddCrl(pki.Crl({Pki::Serial(revoked.get())})));
+    RXFLOW_REQUIRE_OK(trust->AddCrl(pki.Crl({}, -3600, 7 * Pki::kDay, true)));
     http::SimulatorOptions so;
     so.epcs_trust = trust;
     http::PharmacySimulator sim(so);
-    REQUIRE(sim.Start().ok());
+    RXFLOW_REQUIRE_OK(sim.Start());
     httplib::Client client("127.0.0.1", sim.port());
 
     auto newrx = [&](X509* with, int n) {
       IssueList issues;
       auto m = script::ReadXml(
           rxflow::testing::ReadFixture("golden/schedule2_oxycodone.2017071.xml"), issues);
-      REQUIRE(m.ok());
+      RXFLOW_REQUIRE_OK(m);
       m->header.message_id = "epcs-sim-" + std::to_string(n);
       if (with != nullptr) REQUIRE(epcs::SignNewRx(*m, *signer, Pki::Der(with)).ok());
       script::WriteOptions wo;
       wo.profile = &script::BuiltinProfile(script::Version::k2017071);
       auto xml = script::WriteXml(*m, issues, wo);
-      REQUIRE(xml.ok());
+      RXFLOW_REQUIRE_OK(xml);
       return *xml;
     };
     auto answer = [&](const std::string& xml) {
@@ -262,7 +263,7 @@ TEST_SUITE("EPCS HTTP") {
       REQUIRE(r);
       IssueList issues;
       auto m = script::ReadXml(r->body, issues);
-      REQUIRE(m.ok());
+      RXFLOW_REQUIRE_OK(m);
       return *m;
     };
 

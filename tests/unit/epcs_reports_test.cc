@@ -23,6 +23,7 @@
 
 #include "epcs_pki.h"
 #include "testing/files.h"
+#include "testing/status.h"
 #include "testing/tampered_store.h"
 #include <unistd.h>
 
@@ -93,7 +94,7 @@ std::vector<std::string> ListDir(const std::filesystem::path& dir) {
 
 int CountActions(store::EventStore& st, const std::string& action, const std::string& outcome) {
   auto records = epcs::ReadAuditTrail(st, epcs::kAuditStream, 0, INT64_MAX);
-  REQUIRE(records.ok());
+  RXFLOW_REQUIRE_OK(records);
   return static_cast<int>(std::count_if(records->begin(), records->end(), [&](const auto& r) {
     return r.action == action && r.outcome == outcome;
   }));
@@ -154,7 +155,7 @@ TEST_SUITE("EPCS daily incident report") {
     strict.burst_failures = 2;
     strict.burst_window_micros = 60 * kMinute;
     auto r2 = epcs::DailyIncidentReport(*f.store, day, strict);
-    REQUIRE(r2.ok());
+    RXFLOW_REQUIRE_OK(r2);
     CHECK(r2->findings.size() == 3);
     CHECK(Has(r2->findings, "dr-b failed 2 times within 1 hour"));
     CHECK(Has(r2->findings, "dr-c failed 3 times within 1 hour"));
@@ -206,7 +207,7 @@ TEST_SUITE("EPCS daily incident report") {
     epcs::IncidentPolicy policy;
     policy.incident_actions.push_back("epcs.permission.granted");
     auto wider = epcs::DailyIncidentReport(*f.store, day, policy);
-    REQUIRE(wider.ok());
+    RXFLOW_REQUIRE_OK(wider);
     CHECK(wider->incidents.size() == 6);
 
     auto bad = epcs::DailyIncidentReport(*f.store, day + 1);
@@ -273,7 +274,7 @@ TEST_SUITE("EPCS daily audit job") {
     {
       epcs::DailyAuditJob job(*f.store, *f.trail, o);
       auto none = job.RunDue(d10 + 23 * kHour);
-      REQUIRE(none.ok());
+      RXFLOW_REQUIRE_OK(none);
       CHECK(none->empty());
     }
 
@@ -288,13 +289,13 @@ TEST_SUITE("EPCS daily audit job") {
     CHECK((*first)[0].incidents.size() == 1);
     CHECK_FALSE((*first)[0].late);
     auto stored = f.store->Get(std::string(epcs::kDailyReportProjection), "2026-03-10");
-    REQUIRE(stored.ok());
+    RXFLOW_REQUIRE_OK(stored);
     CHECK(*stored == (*first)[0].json);
     CHECK(CountActions(*f.store, "epcs.audit.daily_report", "success") == 1);
 
     // Called again: nothing new.
     auto again = job.RunDue(f.clock.NowMicros() + kHour);
-    REQUIRE(again.ok());
+    RXFLOW_REQUIRE_OK(again);
     CHECK(again->empty());
 
     f.Record(Day("2026-03-12") + 9 * kHour, "dr-b", "epcs.clock_skew", "refused");
@@ -320,7 +321,7 @@ TEST_SUITE("EPCS daily audit job") {
 
     // Every day once, in the store and as files.
     auto rows = f.store->All(std::string(epcs::kDailyReportProjection));
-    REQUIRE(rows.ok());
+    RXFLOW_REQUIRE_OK(rows);
     CHECK(rows->size() == 3);
     CHECK(ListDir(dir / "reports") ==
           std::vector<std::string>{
@@ -330,13 +331,13 @@ TEST_SUITE("EPCS daily audit job") {
     CHECK(testing::ReadFile(dir / "reports" / "epcs-incidents-2026-03-12.txt") == d12.text);
     CHECK(testing::ReadFile(dir / "reports" / "epcs-incidents-2026-03-11.json") == d11.json);
     auto third = epcs::DailyAuditJob(*f.store, *f.trail, o).RunDue(f.clock.NowMicros());
-    REQUIRE(third.ok());
+    RXFLOW_REQUIRE_OK(third);
     CHECK(third->empty());
 
     // The missed review is itself an incident of the day it was recorded.
     f.clock.Set(Day("2026-03-14") + kHour);
     auto fourth = restarted.RunDue(f.clock.NowMicros());
-    REQUIRE(fourth.ok());
+    RXFLOW_REQUIRE_OK(fourth);
     REQUIRE(fourth->size() == 1);
     CHECK((*fourth)[0].day == "2026-03-13");
     REQUIRE((*fourth)[0].incidents.size() == 1);
@@ -426,7 +427,7 @@ TEST_SUITE("EPCS daily audit job") {
     AuditFixture f;
     epcs::DailyAuditJob job(*f.store, *f.trail, {});
     auto reports = job.RunDue(Day("2026-03-10"));
-    REQUIRE(reports.ok());
+    RXFLOW_REQUIRE_OK(reports);
     CHECK(reports->empty());
   }
 
@@ -446,9 +447,10 @@ TEST_SUITE("EPCS daily audit job") {
       auto st = store::OpenSqliteStore(o);
       REQUIRE_MESSAGE(st.ok(), st.status().ToString());
       epcs::AuditTrail trail(**st, clock, ao);
-      REQUIRE(trail.Record({"dr-a", "epcs.two_factor.failed", "p@1", "failure", "t", ""}).ok());
+      RXFLOW_REQUIRE_OK(
+          trail.Record({"dr-a", "epcs.two_factor.failed", "p@1", "failure", "t", ""}));
       clock.Advance(24 * kHour);
-      REQUIRE(trail.Record({"dr-a", "epcs.sign", "rx-1", "success", "t", ""}).ok());
+      RXFLOW_REQUIRE_OK(trail.Record({"dr-a", "epcs.sign", "rx-1", "success", "t", ""}));
       clock.Set(Day("2026-03-12") + 30 * kMinute);
       epcs::DailyAuditJob job(**st, trail);
       auto reports = job.RunDue(clock.NowMicros());
@@ -461,13 +463,13 @@ TEST_SUITE("EPCS daily audit job") {
       epcs::AuditTrail trail(**st, clock, ao);
       epcs::DailyAuditJob job(**st, trail);
       auto reports = job.RunDue(clock.NowMicros());
-      REQUIRE(reports.ok());
+      RXFLOW_REQUIRE_OK(reports);
       CHECK(reports->empty());
       auto row = (*st)->Get(std::string(epcs::kDailyReportProjection), "2026-03-10");
-      REQUIRE(row.ok());
+      RXFLOW_REQUIRE_OK(row);
       CHECK(row->find("\"epcs.two_factor.failed\"") != std::string::npos);
       auto v = epcs::VerifyAuditTrail(**st);
-      REQUIRE(v.ok());
+      RXFLOW_REQUIRE_OK(v);
       CHECK(v->ok);
       CHECK(v->records == 4);  // two records and the two reviews
     }
@@ -509,7 +511,7 @@ struct CeremonyFixture {
     };
     ceremony = std::make_unique<epcs::Ceremony>(*service, *store, audit, clock, c);
     auto spki = key->PublicKeyDer();
-    REQUIRE(spki.ok());
+    RXFLOW_REQUIRE_OK(spki);
     auto cert = pki.Prescriber(*spki, "Rebecca Lindqvist", "BL4721052");
     REQUIRE(ceremony
                 ->Enroll(Prescriber("dr-lindqvist", "Lindqvist", "BL4721052", kSecret,
@@ -538,7 +540,7 @@ struct CeremonyFixture {
 
   epcs::TwoFactorProof Proof(const std::string& secret) {
     auto code = epcs::TotpCode(secret, clock.NowMicros() / 1'000'000);
-    REQUIRE(code.ok());
+    RXFLOW_REQUIRE_OK(code);
     return {kPassword, *code};
   }
 
@@ -550,16 +552,16 @@ struct CeremonyFixture {
   std::string SignOxycodone() {
     for (epcs::Permission p : {epcs::Permission::kMarkReady, epcs::Permission::kSign}) {
       auto proposal = ceremony->Propose("dr-lindqvist", p, true, "admin-1");
-      REQUIRE(proposal.ok());
+      RXFLOW_REQUIRE_OK(proposal);
       NextStep();
-      REQUIRE(ceremony->Approve("dr-lindqvist", *proposal, "dr-patel", Proof(kSecret2)).ok());
+      RXFLOW_REQUIRE_OK(ceremony->Approve("dr-lindqvist", *proposal, "dr-patel", Proof(kSecret2)));
     }
     IssueList issues;
     auto s = service->Submit(testing::ReadFixture("fhir/schedule2_oxycodone.json"), issues);
     REQUIRE_MESSAGE(s.ok(), s.status().ToString());
     auto bundle = ceremony->Bundle(s->id, "dr-lindqvist");
     REQUIRE_MESSAGE(bundle.ok(), bundle.status().ToString());
-    REQUIRE(ceremony->MarkReady(s->id, "dr-lindqvist", "BL4721052", bundle->sha256).ok());
+    RXFLOW_REQUIRE_OK(ceremony->MarkReady(s->id, "dr-lindqvist", "BL4721052", bundle->sha256));
     NextStep();
     Status st = ceremony->Sign(s->id, "dr-lindqvist", bundle->sha256, Proof(kSecret));
     REQUIRE_MESSAGE(st.ok(), st.ToString());
@@ -644,10 +646,10 @@ TEST_SUITE("EPCS practitioner log") {
       next_month += 86'400'000'000LL;
     }
     auto month_after = epcs::MonthlyLogCsv(*f.store, "dr-lindqvist", next_month);
-    REQUIRE(month_after.ok());
+    RXFLOW_REQUIRE_OK(month_after);
     CHECK(*month_after == csv);
     auto same_month = epcs::MonthlyLogCsv(*f.store, "dr-lindqvist", after);
-    REQUIRE(same_month.ok());
+    RXFLOW_REQUIRE_OK(same_month);
     CHECK(*same_month == epcs::LogCsv({}));
   }
 
@@ -661,12 +663,12 @@ TEST_SUITE("EPCS practitioner log") {
     vo.current = std::shared_ptr<phi::KeyEncryptionKey>(phi::NewInMemoryKek("kek"));
     vo.clock = &f.clock;
     auto vault = phi::Vault::Create(*f.store, std::move(vo));
-    REQUIRE(vault.ok());
+    RXFLOW_REQUIRE_OK(vault);
     auto sealed = phi::ResealAll(*f.store, **vault, kPatientKey);
-    REQUIRE(sealed.ok());
+    RXFLOW_REQUIRE_OK(sealed);
     CHECK(sealed->sealed == 2);  // the NewRx as transformed and as signed
     auto erased = phi::ErasePatientOf(*f.store, **vault, id, "operator:test", "retention ended");
-    REQUIRE(erased.ok());
+    RXFLOW_REQUIRE_OK(erased);
     auto protected_store = phi::NewProtectedStore(*f.store, **vault);
     auto log = epcs::PractitionerLog(*protected_store, "dr-lindqvist", before, after);
     REQUIRE_MESSAGE(log.ok(), log.status().ToString());
@@ -721,7 +723,7 @@ TEST_SUITE("EPCS practitioner log") {
   TEST_CASE("a checkpoint key is read from PEM or DER") {
     std::shared_ptr<epcs::Signer> key{epcs::NewInMemorySigner()};
     auto der = key->PublicKeyDer();
-    REQUIRE(der.ok());
+    RXFLOW_REQUIRE_OK(der);
     CHECK(*epcs::CheckpointPublicKeyDer(*der) == *der);
     auto from_pem = epcs::CheckpointPublicKeyDer(PublicKeyPem(*der));
     REQUIRE_MESSAGE(from_pem.ok(), from_pem.status().ToString());

@@ -18,6 +18,7 @@
 
 #include "epcs_pki.h"
 #include "testing/files.h"
+#include "testing/status.h"
 #include <unistd.h>
 #if RXFLOW_TEST_HAVE_PKCS11
 #include "rxflow/pkcs11/token.h"
@@ -38,7 +39,7 @@ script::Message OxycodoneNewRx(script::Version v = script::Version::k2017071) {
                                                     : "golden/schedule2_oxycodone.2023011.xml";
   IssueList issues;
   auto m = script::ReadXml(rxflow::testing::ReadFixture(name), issues);
-  REQUIRE(m.ok());
+  RXFLOW_REQUIRE_OK(m);
   return *m;
 }
 
@@ -48,13 +49,13 @@ std::string Write(const script::Message& m, script::Version v = script::Version:
   wo.profile = &script::BuiltinProfile(v);
   auto xml = script::WriteXml(m, issues, wo);
   INFO(issues.size());
-  REQUIRE(xml.ok());
+  RXFLOW_REQUIRE_OK(xml);
   return *xml;
 }
 
 std::string Spki(epcs::Signer& s) {
   auto k = s.PublicKeyDer();
-  REQUIRE(k.ok());
+  RXFLOW_REQUIRE_OK(k);
   return *k;
 }
 
@@ -66,15 +67,15 @@ struct Setup {
   epcs::TrustStore trust;
 
   Setup() {
-    REQUIRE(trust.AddAnchor(Pki::Pem(pki.root.get())).ok());
-    REQUIRE(trust.AddIntermediate(Pki::Der(pki.intermediate.get())).ok());
-    REQUIRE(trust.AddCrl(pki.Crl({})).ok());
-    REQUIRE(trust.AddCrl(pki.Crl({}, -3600, 7 * Pki::kDay, /*of_root=*/true)).ok());
+    RXFLOW_REQUIRE_OK(trust.AddAnchor(Pki::Pem(pki.root.get())));
+    RXFLOW_REQUIRE_OK(trust.AddIntermediate(Pki::Der(pki.intermediate.get())));
+    RXFLOW_REQUIRE_OK(trust.AddCrl(pki.Crl({})));
+    RXFLOW_REQUIRE_OK(trust.AddCrl(pki.Crl({}, -3600, 7 * Pki::kDay, /*of_root=*/true)));
   }
 
   std::string SignedXml(script::Version v = script::Version::k2017071) {
     script::Message m = OxycodoneNewRx(v);
-    REQUIRE(epcs::SignNewRx(m, *signer, Pki::Der(cert.get())).ok());
+    RXFLOW_REQUIRE_OK(epcs::SignNewRx(m, *signer, Pki::Der(cert.get())));
     return Write(m, v);
   }
 };
@@ -137,7 +138,7 @@ TEST_CASE("the signature survives conversion between SCRIPT versions (21 CFR 131
   std::string xml2017 = s.SignedXml(script::Version::k2017071);
   IssueList issues;
   auto read = script::ReadXml(xml2017, issues);
-  REQUIRE(read.ok());
+  RXFLOW_REQUIRE_OK(read);
   std::string xml2023 = Write(*read, script::Version::k2023011);
   CHECK(epcs::VerifyPrescriptionSignature(xml2023, s.trust).ok());
 }
@@ -154,7 +155,7 @@ TEST_CASE("a changed Part 1306 field is a digest mismatch naming DigestValue") {
 TEST_CASE("a digest recomputed by a forger fails the signature") {
   Setup s;
   script::Message m = OxycodoneNewRx();
-  REQUIRE(epcs::SignNewRx(m, *s.signer, Pki::Der(s.cert.get())).ok());
+  RXFLOW_REQUIRE_OK(epcs::SignNewRx(m, *s.signer, Pki::Der(s.cert.get())));
   auto& rx = std::get<script::NewRx>(m.body);
   rx.medication_prescribed.quantity->value = "600";
   m.header.digital_signature->digest_value = rxflow::internal::Base64Encode(
@@ -171,7 +172,7 @@ TEST_CASE("a signature by another key with the prescriber's certificate fails") 
         absl::StatusCode::kFailedPrecondition);
   // ... and a forger who splices it in is caught.
   auto forged_cert = s.pki.Prescriber(Spki(*other), "Mallory", kDea);
-  REQUIRE(epcs::SignNewRx(m, *other, Pki::Der(forged_cert.get())).ok());
+  RXFLOW_REQUIRE_OK(epcs::SignNewRx(m, *other, Pki::Der(forged_cert.get())));
   m.header.digital_signature->x509_data = rxflow::internal::Base64Encode(Pki::Der(s.cert.get()));
   CHECK(epcs::VerifyPrescriptionSignature(m, s.trust).result == SignatureCheck::kBadSignature);
 }
@@ -180,50 +181,50 @@ TEST_CASE("a certificate of another prescriber is refused") {
   Setup s;
   auto other_cert = s.pki.Prescriber(Spki(*s.signer), "Someone Else", "AP5836727");
   script::Message m = OxycodoneNewRx();
-  REQUIRE(epcs::SignNewRx(m, *s.signer, Pki::Der(other_cert.get())).ok());
+  RXFLOW_REQUIRE_OK(epcs::SignNewRx(m, *s.signer, Pki::Der(other_cert.get())));
   CHECK(epcs::VerifyPrescriptionSignature(m, s.trust).result == SignatureCheck::kNotPrescriber);
 }
 
 TEST_CASE("chain, expiry and revocation failures name their step") {
   Setup s;
   script::Message m = OxycodoneNewRx();
-  REQUIRE(epcs::SignNewRx(m, *s.signer, Pki::Der(s.cert.get())).ok());
+  RXFLOW_REQUIRE_OK(epcs::SignNewRx(m, *s.signer, Pki::Der(s.cert.get())));
 
   SUBCASE("an untrusted root") {
     epcs::TrustStore other;
     Pki stranger;
-    REQUIRE(other.AddAnchor(Pki::Pem(stranger.root.get())).ok());
-    REQUIRE(other.AddIntermediate(Pki::Der(s.pki.intermediate.get())).ok());
+    RXFLOW_REQUIRE_OK(other.AddAnchor(Pki::Pem(stranger.root.get())));
+    RXFLOW_REQUIRE_OK(other.AddIntermediate(Pki::Der(s.pki.intermediate.get())));
     CHECK(epcs::VerifyPrescriptionSignature(m, other).result == SignatureCheck::kUntrusted);
   }
   SUBCASE("a revoked certificate") {
-    REQUIRE(s.trust.AddCrl(s.pki.Crl({Pki::Serial(s.cert.get())}, -60)).ok());
+    RXFLOW_REQUIRE_OK(s.trust.AddCrl(s.pki.Crl({Pki::Serial(s.cert.get())}, -60)));
     epcs::SignatureVerification r = epcs::VerifyPrescriptionSignature(m, s.trust);
     CHECK(r.result == SignatureCheck::kRevoked);
     CHECK(r.reason.find("revoked") != std::string::npos);
   }
   SUBCASE("a stale CRL fails closed") {
     epcs::TrustStore stale;
-    REQUIRE(stale.AddAnchor(Pki::Pem(s.pki.root.get())).ok());
-    REQUIRE(stale.AddIntermediate(Pki::Der(s.pki.intermediate.get())).ok());
-    REQUIRE(stale.AddCrl(s.pki.Crl({}, -8 * Pki::kDay, -Pki::kDay)).ok());
-    REQUIRE(stale.AddCrl(s.pki.Crl({}, -3600, 7 * Pki::kDay, true)).ok());
+    RXFLOW_REQUIRE_OK(stale.AddAnchor(Pki::Pem(s.pki.root.get())));
+    RXFLOW_REQUIRE_OK(stale.AddIntermediate(Pki::Der(s.pki.intermediate.get())));
+    RXFLOW_REQUIRE_OK(stale.AddCrl(s.pki.Crl({}, -8 * Pki::kDay, -Pki::kDay)));
+    RXFLOW_REQUIRE_OK(stale.AddCrl(s.pki.Crl({}, -3600, 7 * Pki::kDay, true)));
     CHECK(epcs::VerifyPrescriptionSignature(m, stale).result == SignatureCheck::kCrlUnavailable);
     // A fresh CRL of the same issuer replaces it.
-    REQUIRE(stale.AddCrl(s.pki.Crl({})).ok());
+    RXFLOW_REQUIRE_OK(stale.AddCrl(s.pki.Crl({})));
     CHECK(epcs::VerifyPrescriptionSignature(m, stale).ok());
   }
   SUBCASE("no CRL at all fails closed") {
     epcs::TrustStore none;
-    REQUIRE(none.AddAnchor(Pki::Pem(s.pki.root.get())).ok());
-    REQUIRE(none.AddIntermediate(Pki::Der(s.pki.intermediate.get())).ok());
+    RXFLOW_REQUIRE_OK(none.AddAnchor(Pki::Pem(s.pki.root.get())));
+    RXFLOW_REQUIRE_OK(none.AddIntermediate(Pki::Der(s.pki.intermediate.get())));
     CHECK(epcs::VerifyPrescriptionSignature(m, none).result == SignatureCheck::kCrlUnavailable);
   }
   SUBCASE("an expired certificate") {
     auto old =
         s.pki.Prescriber(Spki(*s.signer), "Rebecca Lindqvist", kDea, -30 * Pki::kDay, -Pki::kDay);
     script::Message m2 = OxycodoneNewRx();
-    REQUIRE(epcs::SignNewRx(m2, *s.signer, Pki::Der(old.get())).ok());
+    RXFLOW_REQUIRE_OK(epcs::SignNewRx(m2, *s.signer, Pki::Der(old.get())));
     CHECK(epcs::VerifyPrescriptionSignature(m2, s.trust).result == SignatureCheck::kExpired);
   }
 }
@@ -265,7 +266,7 @@ TEST_CASE("unsigned and malformed signatures are named") {
   m.header.digital_signature->indicator = true;
   CHECK(epcs::VerifyPrescriptionSignature(m, s.trust).result == SignatureCheck::kUnsigned);
 
-  REQUIRE(epcs::SignNewRx(m, *s.signer, Pki::Der(s.cert.get())).ok());
+  RXFLOW_REQUIRE_OK(epcs::SignNewRx(m, *s.signer, Pki::Der(s.cert.get())));
   script::Message bad = m;
   bad.header.digital_signature->digest_method = "SHA-1";
   CHECK(epcs::VerifyPrescriptionSignature(bad, s.trust).result == SignatureCheck::kMalformed);
@@ -284,7 +285,7 @@ TEST_CASE("unsigned and malformed signatures are named") {
 TEST_CASE("the openssl command line verifies the signature over the canonical text") {
   Setup s;
   script::Message m = OxycodoneNewRx();
-  REQUIRE(epcs::SignNewRx(m, *s.signer, Pki::Der(s.cert.get())).ok());
+  RXFLOW_REQUIRE_OK(epcs::SignNewRx(m, *s.signer, Pki::Der(s.cert.get())));
   const script::DigitalSignature& ds = *m.header.digital_signature;
   auto dir = std::filesystem::temp_directory_path() /
              ("rxflow-epcs-openssl-" + std::to_string(::getpid()));
@@ -342,7 +343,7 @@ rxflow::pkcs11::TokenRef NewTestToken(const std::string& label, const std::strin
   std::string module = rxflow::pkcs11::SoftHsmModulePath();
   REQUIRE_MESSAGE(!module.empty(), "SoftHSM2 is not installed (scripts/install-deps.sh)");
   rxflow::pkcs11::TokenRef ref{module, label, pin};
-  REQUIRE(rxflow::pkcs11::InitToken(ref, "so-pin-for-tests").ok());
+  RXFLOW_REQUIRE_OK(rxflow::pkcs11::InitToken(ref, "so-pin-for-tests"));
   return ref;
 }
 
@@ -359,24 +360,24 @@ TEST_CASE("a key generated on a SoftHSM2 token signs a NewRx that verifies") {
   CHECK(p11::OpenSigner(wrong, "prescriber-BL4721052").status().code() ==
         absl::StatusCode::kPermissionDenied);
   auto spki = p11::GenerateSigningKey(ref, "prescriber-BL4721052");
-  REQUIRE(spki.ok());
+  RXFLOW_REQUIRE_OK(spki);
   CHECK(p11::GenerateSigningKey(ref, "prescriber-BL4721052").status().code() ==
         absl::StatusCode::kAlreadyExists);
   CHECK(*p11::HasKey(ref, "prescriber-BL4721052"));
   CHECK_FALSE(*p11::HasKey(ref, "nobody"));
 
   auto signer = p11::OpenSigner(ref, "prescriber-BL4721052");
-  REQUIRE(signer.ok());
+  RXFLOW_REQUIRE_OK(signer);
   CHECK(*(*signer)->PublicKeyDer() == *spki);
   auto signature = (*signer)->Sign("hello");
-  REQUIRE(signature.ok());
+  RXFLOW_REQUIRE_OK(signature);
   CHECK(epcs::VerifyEcdsaSha256(*spki, "hello", *signature).ok());
   CHECK_FALSE(epcs::VerifyEcdsaSha256(*spki, "hellO", *signature).ok());
 
   Setup s;
   auto cert = s.pki.Prescriber(*spki, "Rebecca Lindqvist", kDea);
   script::Message m = OxycodoneNewRx();
-  REQUIRE(epcs::SignNewRx(m, **signer, Pki::Der(cert.get())).ok());
+  RXFLOW_REQUIRE_OK(epcs::SignNewRx(m, **signer, Pki::Der(cert.get())));
   epcs::SignatureVerification r = epcs::VerifyPrescriptionSignature(Write(m), s.trust);
   CHECK_MESSAGE(r.ok(), r.reason);
 
@@ -395,12 +396,12 @@ TEST_CASE("T-5.2: closing the last signer of a token logs it out and forgets the
   namespace p11 = rxflow::pkcs11;
   p11::TokenRef ref = NewTestToken("rxflow-test-logout", "3141-test-pin");
   const std::string& module = ref.module_path;
-  REQUIRE(p11::GenerateSigningKey(ref, "k").ok());
+  RXFLOW_REQUIRE_OK(p11::GenerateSigningKey(ref, "k"));
   CHECK_FALSE(*p11::LoggedIn(module, ref.token_label));  // the operation's login is released
   auto first = p11::OpenSigner(ref, "k");
   auto second = p11::OpenSigner(ref, "k");
-  REQUIRE(first.ok());
-  REQUIRE(second.ok());
+  RXFLOW_REQUIRE_OK(first);
+  RXFLOW_REQUIRE_OK(second);
   CHECK(*p11::LoggedIn(module, ref.token_label));
   first->reset();
   CHECK(*p11::LoggedIn(module, ref.token_label));  // the second still holds it
@@ -413,14 +414,14 @@ TEST_CASE("T-5.2: closing the last signer of a token logs it out and forgets the
   CHECK(p11::OpenSigner(wrong, "k").status().code() == absl::StatusCode::kPermissionDenied);
   CHECK_FALSE(*p11::LoggedIn(module, ref.token_label));
   auto again = p11::OpenSigner(ref, "k");
-  REQUIRE(again.ok());
+  RXFLOW_REQUIRE_OK(again);
   CHECK((*again)->Sign("signing again").ok());
 }
 TEST_CASE("an AES-256 key on a SoftHSM2 token wraps the data keys of PHI at rest") {
   namespace p11 = rxflow::pkcs11;
   p11::TokenRef ref = NewTestToken("rxflow-test-kek", "5812-test-pin");
   CHECK(p11::OpenKeyEncryptionKey(ref, "phi-kek").status().code() == absl::StatusCode::kNotFound);
-  REQUIRE(p11::GenerateWrappingKey(ref, "phi-kek").ok());
+  RXFLOW_REQUIRE_OK(p11::GenerateWrappingKey(ref, "phi-kek"));
   CHECK(p11::GenerateWrappingKey(ref, "phi-kek").code() == absl::StatusCode::kAlreadyExists);
   auto kek = p11::OpenKeyEncryptionKey(ref, "phi-kek");
   REQUIRE_MESSAGE(kek.ok(), kek.status().message());
@@ -452,9 +453,9 @@ TEST_CASE("an AES-256 key on a SoftHSM2 token wraps the data keys of PHI at rest
   rxflow::phi::VaultOptions vo;
   vo.current = std::shared_ptr<rxflow::phi::KeyEncryptionKey>(std::move(*kek));
   auto vault = rxflow::phi::Vault::Create(*store, std::move(vo));
-  REQUIRE(vault.ok());
+  RXFLOW_REQUIRE_OK(vault);
   auto sealed = (*vault)->Seal("patient-1", {"t", "rx", "newrx_xml"}, "<NewRx/>");
-  REQUIRE(sealed.ok());
+  RXFLOW_REQUIRE_OK(sealed);
   CHECK(store->DataKeyVersions("patient-1")->front().kek_id == "pkcs11:phi-kek");
   CHECK(*(*vault)->Open(*sealed, {"t", "rx", "newrx_xml"}) == "<NewRx/>");
 }

@@ -15,6 +15,7 @@
 #include "rxflow/transform.h"
 
 #include "testing/files.h"
+#include "testing/status.h"
 
 using namespace rxflow;
 
@@ -206,13 +207,13 @@ TEST_SUITE("Golden") {
         for (const auto& i : issues) {
           if (i.severity == Severity::kError) MESSAGE(ToString(i));
         }
-        REQUIRE(out.ok());
+        RXFLOW_REQUIRE_OK(out);
         std::string version(script::VersionName(v));
         CompareGolden(name + "." + version + ".xml", out->xml);
         // Back to FHIR, from either profile: the same Bundle.
         IssueList back_issues;
         auto back = ToFhirJson(out->xml, back_issues, GoldenOptions(v, name));
-        REQUIRE(back.ok());
+        RXFLOW_REQUIRE_OK(back);
         CHECK_FALSE(back_issues.has_errors());
         if (v == script::Version::k2017071) {
           CompareGolden(name + ".fhir.json", *back);
@@ -231,7 +232,7 @@ TEST_SUITE("Golden") {
       TransformOptions o;
       o.pretty = true;
       auto out = ToFhirJson(testing::ReadFile(path), issues, o);
-      REQUIRE(out.ok());
+      RXFLOW_REQUIRE_OK(out);
       CompareGolden("script/" + name + ".fhir.json", *out);
     }
   }

@@ -39,7 +39,7 @@ std::vector<HttpResponse> Serve(const std::string& bytes, size_t max_body = 64) 
 }  // namespace
 
 TEST_SUITE("HTTP reading steps") {
-  TEST_CASE("pipelined requests are answered in order; Connection: close ends the connection") {
+  TEST_CASE("pipelined requests are answered in order, Connection: close ends the connection") {
     auto out = Serve(
         "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
         "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
@@ -51,7 +51,7 @@ TEST_SUITE("HTTP reading steps") {
     CHECK(out[2].body == "GET /c ");
   }
 
-  TEST_CASE("a chunked body is decoded; its trailer fields are not head fields") {
+  TEST_CASE("a chunked body is decoded, its trailer fields are not head fields") {
     auto out = Serve(
         "POST /t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
         "2\r\nab\r\n1\r\nc\r\n0\r\nX-A: 1\r\nX-B: 2\r\nX-C: 3\r\nX-D: 4\r\n\r\n");

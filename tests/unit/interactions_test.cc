@@ -7,6 +7,8 @@
 
 #include <doctest/doctest.h>
 
+#include "testing/status.h"
+
 namespace rxflow::clinical {
 namespace {
 
@@ -91,7 +93,7 @@ TEST_CASE("ONC list: the pairs the panel rejected do not alert") {
   }
 }
 
-TEST_CASE("ONC list: the QT rule never matches a drug with itself; the TCA rule cannot fire") {
+TEST_CASE("ONC list: the QT rule never matches a drug with itself, the TCA rule cannot fire") {
   CHECK(Rules("nilotinib", "nilotinib").empty());
   const auto& inactive = OncHighPriority().inactive_rules();
   CHECK(std::find(inactive.begin(), inactive.end(), "onc-07") != inactive.end());
@@ -111,13 +113,13 @@ TEST_CASE("Screening: combinations, ingredients by RxCUI or salt name, one findi
   CHECK_FALSE(kb.Knows({"lisinopril", ""}));
 }
 
-TEST_CASE("Tables: a user's knowledge base loads through the same reader; errors name the line") {
+TEST_CASE("Tables: a user's knowledge base loads through the same reader, errors name the line") {
   std::string rules =
       "rule_id\tobject_class\tprecipitant_class\tseverity\tsummary\tcitation\n"
       "r1\ta\tb\tpassive\tx\tmine\n";
   std::string members = "class\tingredient\trxcui\tsource\na\talpha\t\tme\nb\tbeta\t123\tme\n";
   auto kb = TableKnowledgeBase::Load(rules, members, "mine");
-  REQUIRE(kb.ok());
+  RXFLOW_REQUIRE_OK(kb);
   auto f = (*kb)->Screen({"x", {{"other", "123"}}, ""}, {{"y", {{"alpha", ""}}, "rx"}});
   REQUIRE(f.size() == 1);  // "123" is beta's RxCUI
   CHECK(f[0].severity == InteractionSeverity::kPassive);
@@ -164,7 +166,7 @@ TEST_CASE("IngredientsFor: the product's, else the words of the description the 
 namespace rxflow::clinical {
 namespace {
 
-TEST_CASE("ScreenDrugs resolves words and codes and screens each pair once; one JSON shape") {
+TEST_CASE("ScreenDrugs resolves words and codes and screens each pair once, one JSON shape") {
   std::vector<ResolvedDrug> resolved;
   auto f = ScreenDrugs({"sertraline 50 mg", "312347", "lisinopril"}, &StarterDrugIndex(),
                        OncHighPriority(), &resolved);

@@ -18,6 +18,7 @@
 #include "rxflow/messaging/broker.h"
 
 #include "testing/broker_adapters.h"
+#include "testing/status.h"
 #include <unistd.h>
 
 using namespace std::chrono_literals;
@@ -27,45 +28,12 @@ using rxflow::kafka::NewKafkaBroker;
 using rxflow::messaging::Consumer;
 using rxflow::messaging::Message;
 
+using rxflow::testing::Drain;
+
 namespace {
 
 Message Msg(const std::string& topic, const std::string& key, const std::string& payload) {
   return rxflow::testing::TestMessage(topic, key, payload);
-}
-
-// Polls until `want` messages arrived or `deadline` passed; commits each one.
-std::vector<Message> Drain(Consumer& c, size_t want, std::chrono::seconds deadline = 30s) {
-  std::vector<Message> got;
-  auto end = std::chrono::steady_clock::now() + deadline;
-  while (got.size() < want && std::chrono::steady_clock::now() < end) {
-    auto batch = c.Poll(want - got.size(), 200ms);
-    REQUIRE_MESSAGE(batch.ok(), batch.status().ToString());
-    for (Message& m : *batch) {
-      REQUIRE(c.Commit(m).ok());
-      got.push_back(std::move(m));
-    }
-  }
-  return got;
-}
-
-// The partition count of `topic` as the cluster's metadata reports it (-1: no such topic).
-int PartitionCount(const std::string& brokers, const std::string& topic) {
-  char err[256];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), err, sizeof err);
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-  REQUIRE(rk != nullptr);
-  int count = -1;
-  const rd_kafka_metadata_t* md = nullptr;
-  if (rd_kafka_metadata(rk, /*all_topics=*/1, nullptr, &md, 10'000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    for (int i = 0; i < md->topic_cnt; ++i) {
-      if (topic == md->topics[i].topic && md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
-        count = md->topics[i].partition_cnt;
-    }
-    rd_kafka_metadata_destroy(md);
-  }
-  rd_kafka_destroy(rk);
-  return count;
 }
 
 double SecondsSince(std::chrono::steady_clock::time_point start) {
@@ -104,9 +72,9 @@ TEST_SUITE("Kafka adapter") {
     o.brokers = "127.0.0.1:1";
     o.publish_timeout = 1500ms;
     auto broker = NewKafkaBroker(o);
-    REQUIRE(broker.ok());
+    RXFLOW_REQUIRE_OK(broker);
     auto producer = (*broker)->NewProducer();
-    REQUIRE(producer.ok());
+    RXFLOW_REQUIRE_OK(producer);
     Message m = Msg("prescription.events", "rx-1", "payload");
     auto start = std::chrono::steady_clock::now();
     rxflow::Status s = (*producer)->Publish({&m, 1});
@@ -131,9 +99,9 @@ TEST_SUITE("Kafka adapter") {
     o.publish_timeout = 3000ms;
     o.config = {{"message.timeout.ms", "500"}};  // librdkafka gives up first
     auto broker = NewKafkaBroker(o);
-    REQUIRE(broker.ok());
+    RXFLOW_REQUIRE_OK(broker);
     auto producer = (*broker)->NewProducer();
-    REQUIRE(producer.ok());
+    RXFLOW_REQUIRE_OK(producer);
     Message m = Msg("prescription.events", "rx-1", "PATIENT-DOE-JOHN-1970-01-01");
     rxflow::Status s = (*producer)->Publish({&m, 1});
     CHECK(s.code() == absl::StatusCode::kUnavailable);
@@ -149,15 +117,15 @@ TEST_SUITE("Kafka adapter") {
     rxflow::testing::KafkaBrokerAdapter a;
     std::string topic = a.Name("headers");
     auto consumer = a.broker().NewConsumer(a.Name("g"), {topic});
-    REQUIRE(consumer.ok());
+    RXFLOW_REQUIRE_OK(consumer);
     auto producer = a.broker().NewProducer();
-    REQUIRE(producer.ok());
+    RXFLOW_REQUIRE_OK(producer);
     std::string binary("\0\x01\xff\xfe zero\0end", 14);
     std::string all_bytes;
     for (int i = 0; i < 256; ++i) all_bytes.push_back(static_cast<char>(i));
     Message m = Msg(topic, std::string("key\0with-nul", 12), all_bytes);
     m.headers = {{"message_id", "m-1"}, {"bin", binary}, {"empty", ""}, {"bin", all_bytes}};
-    REQUIRE((*producer)->Publish({&m, 1}).ok());
+    RXFLOW_REQUIRE_OK((*producer)->Publish({&m, 1}));
     auto got = Drain(**consumer, 1);
     REQUIRE(got.size() == 1);
     CHECK(got[0].key == m.key);
@@ -167,9 +135,9 @@ TEST_SUITE("Kafka adapter") {
     CHECK(got[0].Header("bin") == binary);
   }
 
-  TEST_CASE("while every broker is down Publish fails Unavailable; afterwards nothing is lost") {
+  TEST_CASE("while every broker is down Publish fails Unavailable, afterwards nothing is lost") {
     auto cluster = MockCluster::Start(3, {"outage"}, 4);
-    REQUIRE(cluster.ok());
+    RXFLOW_REQUIRE_OK(cluster);
     KafkaOptions o;
     o.brokers = (*cluster)->bootstrap_servers();
     o.publish_timeout = 2000ms;
@@ -177,13 +145,13 @@ TEST_SUITE("Kafka adapter") {
                 {"session.timeout.ms", "3000"},
                 {"heartbeat.interval.ms", "500"}};
     auto broker = NewKafkaBroker(o);
-    REQUIRE(broker.ok());
+    RXFLOW_REQUIRE_OK(broker);
     auto producer = (*broker)->NewProducer();
-    REQUIRE(producer.ok());
+    RXFLOW_REQUIRE_OK(producer);
     Message first = Msg("outage", "rx-0", "before");
-    REQUIRE((*producer)->Publish({&first, 1}).ok());
+    RXFLOW_REQUIRE_OK((*producer)->Publish({&first, 1}));
 
-    REQUIRE((*cluster)->SetBrokerDown(-1, true).ok());
+    RXFLOW_REQUIRE_OK((*cluster)->SetBrokerDown(-1, true));
     std::vector<Message> batch;
     for (int i = 0; i < 20; ++i)
       batch.push_back(Msg("outage", "rx-" + std::to_string(i % 5), std::to_string(i)));
@@ -197,7 +165,7 @@ TEST_SUITE("Kafka adapter") {
     MESSAGE(down.ToString());
 
     // The caller republishes with backoff until the cluster is back (at-least-once).
-    REQUIRE((*cluster)->SetBrokerDown(-1, false).ok());
+    RXFLOW_REQUIRE_OK((*cluster)->SetBrokerDown(-1, false));
     rxflow::Status up;
     auto retry_end = std::chrono::steady_clock::now() + 30s;
     int attempts = 0;
@@ -211,12 +179,12 @@ TEST_SUITE("Kafka adapter") {
 
     // Every message arrived at least once (duplicates are the inbox's business).
     auto consumer = (*broker)->NewConsumer("outage-readers", {"outage"});
-    REQUIRE(consumer.ok());
+    RXFLOW_REQUIRE_OK(consumer);
     std::set<std::string> ids;
     auto end = std::chrono::steady_clock::now() + 30s;
     while (ids.size() < batch.size() + 1 && std::chrono::steady_clock::now() < end) {
       auto got = (*consumer)->Poll(64, 200ms);
-      REQUIRE(got.ok());
+      RXFLOW_REQUIRE_OK(got);
       for (const Message& m : *got) {
         ids.insert(std::string(m.Header("message_id")));
         CHECK((*consumer)->Commit(m).ok());
@@ -226,13 +194,13 @@ TEST_SUITE("Kafka adapter") {
     (*consumer)->Close();
   }
 
-  TEST_CASE("several threads publish on one producer; each key keeps its order") {
+  TEST_CASE("several threads publish on one producer, each key keeps its order") {
     rxflow::testing::KafkaBrokerAdapter a;
     std::string topic = a.Name("threads");
     auto consumer = a.broker().NewConsumer(a.Name("g"), {topic});
-    REQUIRE(consumer.ok());
+    RXFLOW_REQUIRE_OK(consumer);
     auto producer = a.broker().NewProducer();
-    REQUIRE(producer.ok());
+    RXFLOW_REQUIRE_OK(producer);
     constexpr int kThreads = 4;
     constexpr int kBatches = 10;
     constexpr int kPerBatch = 10;
@@ -274,11 +242,11 @@ TEST_SUITE("Kafka adapter") {
     CHECK(rxflow::kafka::CreateTopics("127.0.0.1:1", {}, 1).ok());
   }
 
-  TEST_CASE("a closed consumer refuses Poll and Commit; Close is idempotent") {
+  TEST_CASE("a closed consumer refuses Poll and Commit, Close is idempotent") {
     rxflow::testing::KafkaBrokerAdapter a;
     std::string topic = a.Name("closed");
     auto consumer = a.broker().NewConsumer(a.Name("g"), {topic});
-    REQUIRE(consumer.ok());
+    RXFLOW_REQUIRE_OK(consumer);
     (*consumer)->Close();
     (*consumer)->Close();
     CHECK((*consumer)->Poll(1, 10ms).status().code() == absl::StatusCode::kFailedPrecondition);
@@ -290,43 +258,6 @@ TEST_SUITE("Kafka adapter") {
           absl::StatusCode::kInvalidArgument);
     CHECK(a.broker().NewConsumer("g", {}).status().code() == absl::StatusCode::kInvalidArgument);
     CHECK(a.broker().Name() == "kafka");
-  }
-}
-
-// CreateTopics goes to the cluster's controller. librdkafka 2.0's mock cluster answers Metadata
-// with ControllerId 0 while its brokers are numbered from 1, so an admin request there waits for
-// a controller that does not exist: this case needs a real broker (REDPANDA_BROKERS) and is
-// registered with ctest only where one is configured (tests/CMakeLists.txt).
-TEST_SUITE("Kafka real broker") {
-  TEST_CASE("CreateTopics creates each topic with its partitions and leaves existing ones be") {
-    const char* env = std::getenv("REDPANDA_BROKERS");
-    REQUIRE_MESSAGE(env != nullptr, "set REDPANDA_BROKERS to a Kafka-compatible broker");
-    std::string brokers = env;
-    std::string suffix = std::to_string(::getpid());
-    std::string routing = "routing.requests." + suffix, events = "prescription.events." + suffix;
-    CHECK(PartitionCount(brokers, routing) == -1);
-    rxflow::Status created = rxflow::kafka::CreateTopics(brokers, {routing, events}, 6);
-    REQUIRE_MESSAGE(created.ok(), created.ToString());
-    CHECK(PartitionCount(brokers, routing) == 6);
-    CHECK(PartitionCount(brokers, events) == 6);
-    // Again, asking for another count: the topics exist and are left as they are.
-    rxflow::Status again = rxflow::kafka::CreateTopics(brokers, {routing}, 2);
-    CHECK_MESSAGE(again.ok(), again.ToString());
-    CHECK(PartitionCount(brokers, routing) == 6);
-    // A message goes through a created topic.
-    KafkaOptions o;
-    o.brokers = brokers;
-    auto broker = NewKafkaBroker(o);
-    REQUIRE(broker.ok());
-    auto consumer = (*broker)->NewConsumer("create-topics", {routing});
-    REQUIRE(consumer.ok());
-    auto producer = (*broker)->NewProducer();
-    REQUIRE(producer.ok());
-    Message m = Msg(routing, "rx-1", "hello");
-    REQUIRE((*producer)->Publish({&m, 1}).ok());
-    auto got = Drain(**consumer, 1);
-    REQUIRE(got.size() == 1);
-    CHECK(got[0].payload == "hello");
   }
 }
 

@@ -12,6 +12,7 @@
 #include "rxflow/transform.h"
 
 #include "testing/files.h"
+#include "testing/status.h"
 
 using namespace rxflow;
 using nlohmann::json;
@@ -109,7 +110,7 @@ TEST_SUITE("Mapping") {
   }
   TEST_CASE("every dropped FHIR element is reported with its path") {
     IssueList issues;
-    REQUIRE(Map(testing::ReadFixture("fhir/medication_request_lisinopril.json"), issues).ok());
+    RXFLOW_REQUIRE_OK(Map(testing::ReadFixture("fhir/medication_request_lisinopril.json"), issues));
     const Issue* i = issues.Find("medication_request.category");
     REQUIRE(i);
     CHECK(i->severity == Severity::kWarning);
@@ -117,7 +118,7 @@ TEST_SUITE("Mapping") {
   TEST_CASE("structured Sig provenance: coded, derived and absent") {
     IssueList issues;
     auto out = Map(testing::ReadFixture("fhir/schedule2_oxycodone.json"), issues);
-    REQUIRE(out.ok());
+    RXFLOW_REQUIRE_OK(out);
     bool coded = false, derived = false;
     for (const auto& p : out->newrx.sig_provenance) {
       coded |= p.provenance == mapping::Provenance::kCoded &&
@@ -129,7 +130,7 @@ TEST_SUITE("Mapping") {
     CHECK(derived);
     IssueList issues2;
     auto text_only = Map(testing::ReadFixture("fhir/ndc_coded_atorvastatin.json"), issues2);
-    REQUIRE(text_only.ok());
+    RXFLOW_REQUIRE_OK(text_only);
     REQUIRE(text_only->newrx.sig_provenance.size() == 1);
     CHECK(text_only->newrx.sig_provenance[0].provenance == mapping::Provenance::kAbsent);
     CHECK(text_only->xml.find("<SigText>") != std::string::npos);
@@ -138,25 +139,25 @@ TEST_SUITE("Mapping") {
   TEST_CASE("a taper becomes several instructions joined by THEN") {
     IssueList issues;
     auto out = Map(testing::ReadFixture("fhir/prednisone_taper.json"), issues);
-    REQUIRE(out.ok());
+    RXFLOW_REQUIRE_OK(out);
     CHECK(out->xml.find("<MultipleInstructionModifier>THEN</MultipleInstructionModifier>") !=
           std::string::npos);
   }
   TEST_CASE("NDC and RxNorm codes land in ProductCode and DrugDBCode") {
     IssueList issues;
     auto ndc = Map(testing::ReadFixture("fhir/ndc_coded_atorvastatin.json"), issues);
-    REQUIRE(ndc.ok());
+    RXFLOW_REQUIRE_OK(ndc);
     CHECK(ndc->xml.find(
               "<ProductCode><Code>00071015523</Code><Qualifier>ND</Qualifier></ProductCode>") !=
           std::string::npos);
     auto rx = Map(testing::ReadFixture("fhir/rxnorm_coded_metformin.json"), issues);
-    REQUIRE(rx.ok());
+    RXFLOW_REQUIRE_OK(rx);
     CHECK(rx->xml.find("<Qualifier>SCD</Qualifier>") != std::string::npos);
   }
   TEST_CASE("the 2023011 profile writes its wrappers and reads them back") {
     IssueList issues;
     auto out = Map(testing::ReadFixture("fhir/medication_request_lisinopril.json"), issues);
-    REQUIRE(out.ok());
+    RXFLOW_REQUIRE_OK(out);
     const std::string& x = out->xml;
     CHECK(x.find("TransportVersion=\"2023011\"") != std::string::npos);
     CHECK(x.find("<Names><Name><LastName>") != std::string::npos);
@@ -167,7 +168,7 @@ TEST_SUITE("Mapping") {
           std::string::npos);
     IssueList back;
     auto msg = script::ReadXml(x, back);
-    REQUIRE(msg.ok());
+    RXFLOW_REQUIRE_OK(msg);
     const auto& n = std::get<script::NewRx>(msg->body);
     CHECK(n.patient.name.last_name == "Delacroix");
     CHECK(n.patient.gender == "F");
@@ -194,7 +195,7 @@ TEST_SUITE("Mapping: history, transfer, new prescription requests") {
   }
   std::string ToFhir(const std::string& xml, IssueList& issues) {
     auto out = ToFhirJson(xml, issues);
-    REQUIRE(out.ok());
+    RXFLOW_REQUIRE_OK(out);
     return *out;
   }
 
@@ -291,13 +292,13 @@ TEST_SUITE("Idempotency") {
     std::string json = testing::ReadFixture("fhir/ndc_coded_atorvastatin.json");
     IssueList issues;
     auto a = Map(json, issues);
-    REQUIRE(a.ok());
+    RXFLOW_REQUIRE_OK(a);
     // Same content: hyphenless NDC, a new message id and time.
     TransformOptions o;
     o.newrx.message_id = "OTHER";
     o.newrx.sent_time = "2026-11-27T10:00:00Z";
     auto b = ToScript(Replace(json, "\"0071-0155-23\"", "\"00071015523\""), issues, o);
-    REQUIRE(b.ok());
+    RXFLOW_REQUIRE_OK(b);
     CHECK(*IdempotencyKey(a->newrx.message, kKey) == *IdempotencyKey(b->newrx.message, kKey));
     CHECK(IdempotencyKey(a->newrx.message, kKey)->size() == 64);
   }
@@ -307,9 +308,9 @@ TEST_SUITE("Idempotency") {
     auto base = Map(json, issues);
     auto qty = Map(Replace(json, "\"value\": 30,", "\"value\": 60,"), issues);
     auto patient = Map(Replace(json, "\"1968-04-17\"", "\"1968-04-18\""), issues);
-    REQUIRE(base.ok());
-    REQUIRE(qty.ok());
-    REQUIRE(patient.ok());
+    RXFLOW_REQUIRE_OK(base);
+    RXFLOW_REQUIRE_OK(qty);
+    RXFLOW_REQUIRE_OK(patient);
     std::string k = *IdempotencyKey(base->newrx.message, kKey);
     CHECK(k != *IdempotencyKey(qty->newrx.message, kKey));
     CHECK(k != *IdempotencyKey(patient->newrx.message, kKey));
@@ -318,7 +319,7 @@ TEST_SUITE("Idempotency") {
   TEST_CASE("the canonical content holds no patient identity, and short keys are refused") {
     IssueList issues;
     auto base = Map(testing::ReadFixture("fhir/medication_request_lisinopril.json"), issues);
-    REQUIRE(base.ok());
+    RXFLOW_REQUIRE_OK(base);
     std::string canon = *CanonicalPrescription(base->newrx.message, kKey);
     CHECK(canon.find("Delacroix") == std::string::npos);
     CHECK(canon.find("1968-04-17") == std::string::npos);
@@ -348,7 +349,7 @@ TEST_SUITE("Mapping") {
     for (const Issue& i : issues) {
       if (i.severity == Severity::kError) MESSAGE(ToString(i));
     }
-    REQUIRE(out.ok());
+    RXFLOW_REQUIRE_OK(out);
     const auto& rx = std::get<script::NewRx>(out->newrx.message.body);
     REQUIRE(rx.pharmacy.has_value());
     CHECK_FALSE(rx.pharmacy->identification.ncpdp_id.empty());
@@ -381,7 +382,7 @@ TEST_SUITE("Mapping") {
     for (const Issue& i : issues) {
       if (i.severity == Severity::kError) MESSAGE(ToString(i));
     }
-    REQUIRE(out.ok());
+    RXFLOW_REQUIRE_OK(out);
     const auto& rx = std::get<script::NewRx>(out->newrx.message.body);
     REQUIRE(rx.patient.communication_numbers.has_value());
     const script::CommunicationNumbers& c = *rx.patient.communication_numbers;
@@ -410,7 +411,7 @@ TEST_SUITE("Mapping") {
     // SCRIPT → FHIR → SCRIPT: the same CommunicationNumbers come back.
     IssueList back_issues;
     auto fhir_json = ToFhirJson(out->xml, back_issues, o);
-    REQUIRE(fhir_json.ok());
+    RXFLOW_REQUIRE_OK(fhir_json);
     const json bundle = json::parse(*fhir_json);
     json patient;
     for (const json& e : bundle["entry"]) {
@@ -426,7 +427,7 @@ TEST_SUITE("Mapping") {
     CHECK(sms["use"] == "home");
     IssueList again_issues;
     auto again = ToScript(*fhir_json, again_issues, o);
-    REQUIRE(again.ok());
+    RXFLOW_REQUIRE_OK(again);
     CHECK(again->xml == out->xml);
   }
 
@@ -466,13 +467,13 @@ TEST_SUITE("Mapping") {
     for (const Issue& i : issues) {
       if (i.severity == Severity::kError) MESSAGE(ToString(i));
     }
-    REQUIRE(fhir_json.ok());
+    RXFLOW_REQUIRE_OK(fhir_json);
     CHECK(fhir_json->find("\"TestMessage\"") != std::string::npos);
     o.newrx.message_id = "again";
     o.newrx.sent_time = "2026-11-30T10:00:00Z";
     IssueList back;
     auto again = ToScript(*fhir_json, back, o);
-    REQUIRE(again.ok());
+    RXFLOW_REQUIRE_OK(again);
     CHECK(again->newrx.message.header.test_message == "1");
     CHECK(again->xml.find("<TestMessage>1</TestMessage>") != std::string::npos);
   }
@@ -530,7 +531,7 @@ TEST_SUITE("Mapping: allergies and observations") {
     IssueList issues;
     auto out = ToFhirJson(testing::ReadFixture(kAllergyFixture), issues);
     ShowErrors(issues);
-    REQUIRE(out.ok());
+    RXFLOW_REQUIRE_OK(out);
     const json b = json::parse(*out);
     const std::string patient = FullUrlOf(b, "Patient");
 
@@ -599,13 +600,13 @@ TEST_SUITE("Mapping: allergies and observations") {
     const std::string xml = testing::ReadFixture(kAllergyFixture);
     IssueList read_issues;
     auto original = script::ReadXml(xml, read_issues);
-    REQUIRE(original.ok());
+    RXFLOW_REQUIRE_OK(original);
     IssueList issues;
     auto fhir_json = ToFhirJson(xml, issues);
-    REQUIRE(fhir_json.ok());
+    RXFLOW_REQUIRE_OK(fhir_json);
     auto back = Map(*fhir_json, issues);
     ShowErrors(issues);
-    REQUIRE(back.ok());
+    RXFLOW_REQUIRE_OK(back);
     const auto& was = std::get<script::NewRx>(original->body);
     const auto& now = std::get<script::NewRx>(back->newrx.message.body);
     REQUIRE(was.allergy_or_adverse_event);
@@ -651,7 +652,7 @@ TEST_SUITE("Mapping: allergies and observations") {
     xml.replace(xml.find("<Code>6736007</Code>"), 20, "<Code>442452003</Code>");
     IssueList issues;
     auto fhir_json = ToFhirJson(xml, issues);
-    REQUIRE(fhir_json.ok());
+    RXFLOW_REQUIRE_OK(fhir_json);
     const json a = OfType(json::parse(*fhir_json), "AllergyIntolerance")[0];
     CHECK(a["reaction"][0]["severity"] == "severe");
     REQUIRE(a["extension"].size() == 2);
@@ -659,7 +660,7 @@ TEST_SUITE("Mapping: allergies and observations") {
     CHECK(a["extension"][0]["extension"][1]["valueString"] == "Life threatening");
     CHECK(a["extension"][1]["extension"][1]["valueString"] == "442452003");
     auto back = Map(*fhir_json, issues);
-    REQUIRE(back.ok());
+    RXFLOW_REQUIRE_OK(back);
     const auto& s = std::get<script::NewRx>(back->newrx.message.body)
                         .allergy_or_adverse_event->allergies[0]
                         .severity_coded;
@@ -722,7 +723,7 @@ TEST_SUITE("Mapping: allergies and observations") {
     IssueList issues;
     auto out = Map(b.dump(), issues);
     ShowErrors(issues);
-    REQUIRE(out.ok());
+    RXFLOW_REQUIRE_OK(out);
     const auto& n = std::get<script::NewRx>(out->newrx.message.body);
 
     REQUIRE(n.allergy_or_adverse_event);
@@ -788,7 +789,7 @@ TEST_SUITE("Mapping: allergies and observations") {
     IssueList issues;
     auto fhir_json = ToFhirJson(xml, issues);
     ShowErrors(issues);
-    REQUIRE(fhir_json.ok());
+    RXFLOW_REQUIRE_OK(fhir_json);
     const json b = json::parse(*fhir_json);
     const json allergies = OfType(b, "AllergyIntolerance");
     REQUIRE(allergies.size() == 1);
@@ -800,7 +801,7 @@ TEST_SUITE("Mapping: allergies and observations") {
     CHECK(allergies[0]["patient"]["reference"] == FullUrlOf(b, "Patient"));
     auto back = Map(*fhir_json, issues);
     ShowErrors(issues);
-    REQUIRE(back.ok());
+    RXFLOW_REQUIRE_OK(back);
     const auto& n = std::get<script::NewRx>(back->newrx.message.body);
     REQUIRE(n.allergy_or_adverse_event);
     CHECK(n.allergy_or_adverse_event->no_known_allergies == "Y");
@@ -813,7 +814,7 @@ TEST_SUITE("Mapping: allergies and observations") {
     IssueList env_issues;
     auto from_env = Map(env.dump(), env_issues);
     ShowErrors(env_issues);
-    REQUIRE(from_env.ok());
+    RXFLOW_REQUIRE_OK(from_env);
     const auto& e = std::get<script::NewRx>(from_env->newrx.message.body);
     REQUIRE(e.allergy_or_adverse_event);
     CHECK(e.allergy_or_adverse_event->no_known_allergies == "Y");
@@ -832,7 +833,7 @@ TEST_SUITE("Mapping: allergies and observations") {
     IssueList issues;
     auto out = Map(env.dump(), issues);
     ShowErrors(issues);
-    REQUIRE(out.ok());
+    RXFLOW_REQUIRE_OK(out);
     CHECK_FALSE(std::get<script::NewRx>(out->newrx.message.body).allergy_or_adverse_event);
     CHECK(out->xml.find("AllergyOrAdverseEvent") == std::string::npos);
     const Issue* no_code = issues.Find("allergies[0]");  // no `code`: nothing to name the drug
@@ -848,7 +849,7 @@ TEST_SUITE("Mapping: allergies and observations") {
     CHECK(resolved->severity == Severity::kWarning);
   }
 
-  TEST_CASE("a measurement SCRIPT cannot carry is named; another patient's is refused") {
+  TEST_CASE("a measurement SCRIPT cannot carry is named, another patient's is refused") {
     json env = json::parse(testing::ReadFixture("fhir/medication_request_lisinopril.json"));
     env["observations"] = json::array({json::parse(R"({"resourceType": "Observation",
         "status": "final", "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
@@ -857,7 +858,7 @@ TEST_SUITE("Mapping: allergies and observations") {
     IssueList issues;
     auto out = Map(env.dump(), issues);
     ShowErrors(issues);
-    REQUIRE(out.ok());
+    RXFLOW_REQUIRE_OK(out);
     CHECK_FALSE(std::get<script::NewRx>(out->newrx.message.body).observation);
     const Issue* unit = issues.Find("observations[0].valueQuantity");
     REQUIRE(unit);
@@ -995,7 +996,7 @@ TEST_SUITE("Mapping: Coverage and BenefitsCoordination") {
   TEST_CASE("two BenefitsCoordination become two Coverages the MedicationRequest names") {
     IssueList issues;
     auto out = ToFhirJson(testing::ReadFixture("script/newrx_benefits_coordination.xml"), issues);
-    REQUIRE(out.ok());
+    RXFLOW_REQUIRE_OK(out);
     for (const Issue& i : issues) {  // nothing of them dropped
       CHECK_MESSAGE(i.path.find("BenefitsCoordination") == std::string::npos, ToString(i));
     }
@@ -1087,7 +1088,7 @@ TEST_SUITE("Mapping: Coverage and BenefitsCoordination") {
       CHECK_MESSAGE(i.path.rfind("Bundle.entry[6]", 0) != 0, ToString(i));
       CHECK_MESSAGE(i.path.rfind("Bundle.entry[7]", 0) != 0, ToString(i));
     }
-    REQUIRE(out.ok());
+    RXFLOW_REQUIRE_OK(out);
     REQUIRE(NewRxOf(*out).benefits_coordination.size() == 1);
     const script::BenefitsCoordination& bc = NewRxOf(*out).benefits_coordination[0];
     CHECK(bc.payer_id == "PAYER-77");
@@ -1133,7 +1134,7 @@ TEST_SUITE("Mapping: Coverage and BenefitsCoordination") {
     }
     IssueList issues;
     auto out = ToScript(BundleWithCoverages(coverages).dump(), issues, Options2017());
-    REQUIRE(out.ok());
+    RXFLOW_REQUIRE_OK(out);
     const auto& benefits = NewRxOf(*out).benefits_coordination;
     REQUIRE(benefits.size() == 4);
     for (size_t i = 0; i < benefits.size(); ++i) {
@@ -1164,7 +1165,7 @@ TEST_SUITE("Mapping: Coverage and BenefitsCoordination") {
     b["entry"][0]["resource"]["insurance"] = json::array({{{"reference", "Coverage/cov1"}}});
     IssueList issues;
     auto out = ToScript(b.dump(), issues, Options2017());
-    REQUIRE(out.ok());
+    RXFLOW_REQUIRE_OK(out);
     const auto& benefits = NewRxOf(*out).benefits_coordination;
     REQUIRE(benefits.size() == 1);
     CHECK(benefits[0].cardholder_id == "MEM-3");
@@ -1180,7 +1181,7 @@ TEST_SUITE("Mapping: Coverage and BenefitsCoordination") {
     cancel["entry"][0]["resource"]["status"] = "cancelled";
     IssueList cancel_issues;
     auto c = ToScript(cancel.dump(), cancel_issues, Options2017(), "M0");
-    REQUIRE(c.ok());
+    RXFLOW_REQUIRE_OK(c);
     CHECK(std::holds_alternative<script::CancelRx>(c->newrx.message.body));
     const Issue* dropped = cancel_issues.Find("Bundle.entry[6].resource");
     REQUIRE(dropped != nullptr);
@@ -1258,7 +1259,7 @@ TEST_SUITE("Mapping: NewRx Supervisor") {
     IssueList issues;
     auto fhir_json = ToFhirJson(WithSupervisor(kSupervisorPlain), issues, o);
     ShowProblems(issues);
-    REQUIRE(fhir_json.ok());
+    RXFLOW_REQUIRE_OK(fhir_json);
     for (const Issue& i : issues) {
       CAPTURE(ToString(i));
       CHECK(i.path.find("Supervisor") == std::string::npos);  // nothing of it dropped
@@ -1301,13 +1302,13 @@ TEST_SUITE("Mapping: NewRx Supervisor") {
       IssueList issues;
       auto fhir_json = ToFhirJson(WithSupervisor(supervisor), issues, o);
       ShowProblems(issues);
-      REQUIRE(fhir_json.ok());
+      RXFLOW_REQUIRE_OK(fhir_json);
       o.newrx.message_id = "again";
       o.newrx.sent_time = "2026-11-30T10:00:00Z";
       IssueList back;
       auto again = ToScript(*fhir_json, back, o);
       ShowProblems(back);
-      REQUIRE(again.ok());
+      RXFLOW_REQUIRE_OK(again);
       for (const Issue& i : back) {
         CAPTURE(ToString(i));
         CHECK(i.message.find("Supervisor") == std::string::npos);
@@ -1318,7 +1319,7 @@ TEST_SUITE("Mapping: NewRx Supervisor") {
     }
   }
 
-  TEST_CASE("a supervisor reference that does not resolve is named; the NewRx still goes") {
+  TEST_CASE("a supervisor reference that does not resolve is named, the NewRx still goes") {
     json in = json::parse(testing::ReadFixture("fhir/medication_request_lisinopril.json"));
     json& ext = in["medication_request"]["extension"];
     if (ext.is_null()) ext = json::array();
@@ -1329,7 +1330,7 @@ TEST_SUITE("Mapping: NewRx Supervisor") {
     IssueList issues;
     auto out = Map(in.dump(), issues);
     ShowProblems(issues);
-    REQUIRE(out.ok());
+    RXFLOW_REQUIRE_OK(out);
     const Issue* i = issues.Find(path);
     REQUIRE(i != nullptr);
     CHECK(i->severity == Severity::kWarning);
@@ -1353,7 +1354,7 @@ TEST_SUITE("Mapping: NewRx Supervisor") {
     IssueList issues;
     auto out = Map(in.dump(), issues);
     ShowProblems(issues);
-    REQUIRE(out.ok());
+    RXFLOW_REQUIRE_OK(out);
     const std::string mr_path =
         "medication_request.extension[" + std::to_string(ext.size() - 1) + "].valueReference";
     REQUIRE(issues.Find(mr_path) != nullptr);
@@ -1428,7 +1429,7 @@ TEST_SUITE("Mapping: Facility and Location") {
   TEST_CASE("a NewRx Facility becomes a Location the MedicationRequest names") {
     IssueList issues;
     auto out = ToFhirJson(NewRxWithFacility(), issues, Options2017());
-    REQUIRE(out.ok());
+    RXFLOW_REQUIRE_OK(out);
     for (const Issue& i : issues) {  // nothing of it dropped
       CHECK_MESSAGE(i.path.find("/Facility") == std::string::npos, ToString(i));
     }
@@ -1478,7 +1479,7 @@ TEST_SUITE("Mapping: Facility and Location") {
     const std::string xml = NewRxWithFacility();
     IssueList to_fhir_issues;
     auto fhir_json = ToFhirJson(xml, to_fhir_issues, Options2017());
-    REQUIRE(fhir_json.ok());
+    RXFLOW_REQUIRE_OK(fhir_json);
     IssueList back_issues;
     auto again = ToScript(*fhir_json, back_issues, Options2017());
     for (const Issue& i : back_issues) {
@@ -1486,7 +1487,7 @@ TEST_SUITE("Mapping: Facility and Location") {
       const bool about_facility = i.message.find("acility") != std::string::npos;
       CHECK_MESSAGE(!about_facility, ToString(i));
     }
-    REQUIRE(again.ok());
+    RXFLOW_REQUIRE_OK(again);
     REQUIRE(NewRxOf(*again).facility.has_value());
     CHECK(FacilitySubtree(again->xml) == kFacilityXml);
     CHECK(FacilitySubtree(xml) == kFacilityXml);
@@ -1496,7 +1497,7 @@ TEST_SUITE("Mapping: Facility and Location") {
     CHECK(facility < again->xml.find("<Patient>"));
   }
 
-  TEST_CASE("an unresolvable facility reference is named at its path; the NewRx still goes") {
+  TEST_CASE("an unresolvable facility reference is named at its path, the NewRx still goes") {
     json b = json::parse(testing::ReadFixture("fhir/bundle_transaction_practitionerrole.json"));
     json& mr = b["entry"][0]["resource"];
     REQUIRE(mr["resourceType"] == "MedicationRequest");
@@ -1505,7 +1506,7 @@ TEST_SUITE("Mapping: Facility and Location") {
                                {"valueReference", {{"reference", "Location/nowhere"}}}});
     IssueList issues;
     auto out = ToScript(b.dump(), issues, Options2017());
-    REQUIRE(out.ok());
+    RXFLOW_REQUIRE_OK(out);
     CHECK_FALSE(NewRxOf(*out).facility.has_value());
     CHECK(out->xml.find("<Facility>") == std::string::npos);
     const Issue* i = issues.Find("Bundle.entry[0].resource.extension[" + std::to_string(at) +
@@ -1516,7 +1517,7 @@ TEST_SUITE("Mapping: Facility and Location") {
     CHECK(i->message.find("no Facility sent") != std::string::npos);
   }
 
-  TEST_CASE("a contained Location is sent as the Facility; an Organization target is not") {
+  TEST_CASE("a contained Location is sent as the Facility, an Organization target is not") {
     json b = json::parse(testing::ReadFixture("fhir/bundle_transaction_practitionerrole.json"));
     json& mr = b["entry"][0]["resource"];
     mr["contained"].push_back(
@@ -1534,7 +1535,7 @@ TEST_SUITE("Mapping: Facility and Location") {
          {"valueReference", {{"reference", b["entry"][4]["fullUrl"]}}}});  // a second one
     IssueList issues;
     auto out = ToScript(b.dump(), issues, Options2017());
-    REQUIRE(out.ok());
+    RXFLOW_REQUIRE_OK(out);
     const auto& f = NewRxOf(*out).facility;
     REQUIRE(f.has_value());
     CHECK(f->identification.hin == "HIN-0042");
@@ -1636,7 +1637,7 @@ TEST_SUITE("Mapping: compounds and REMS") {
     auto out =
         ToFhirJson(testing::ReadFixture(std::string(kCompoundFixture)), issues, Options2017());
     ShowErrors(issues);
-    REQUIRE(out.ok());
+    RXFLOW_REQUIRE_OK(out);
     for (const Issue& i : issues) {  // nothing of the compound or of the REMS elements dropped
       CHECK_MESSAGE(i.path.find("Compound") == std::string::npos, ToString(i));
       CHECK_MESSAGE(i.path.find("REMS") == std::string::npos, ToString(i));
@@ -1697,11 +1698,11 @@ TEST_SUITE("Mapping: compounds and REMS") {
     const std::string xml = testing::ReadFixture(std::string(kCompoundFixture));
     IssueList to_fhir_issues;
     auto fhir_json = ToFhirJson(xml, to_fhir_issues, Options2017());
-    REQUIRE(fhir_json.ok());
+    RXFLOW_REQUIRE_OK(fhir_json);
     IssueList back_issues;
     auto again = ToScript(*fhir_json, back_issues, Options2017());
     ShowErrors(back_issues);
-    REQUIRE(again.ok());
+    RXFLOW_REQUIRE_OK(again);
     for (const Issue& i : back_issues) {
       CHECK_MESSAGE(i.path.find("ingredient") == std::string::npos, ToString(i));
       CHECK_MESSAGE(i.message.find("Compound") == std::string::npos, ToString(i));
@@ -1730,7 +1731,7 @@ TEST_SUITE("Mapping: compounds and REMS") {
     IssueList issues;
     auto out = ToScript(CompoundEnvelope().dump(), issues, Options2017());
     ShowErrors(issues);
-    REQUIRE(out.ok());
+    RXFLOW_REQUIRE_OK(out);
     const script::Medication& m = NewRxOf(*out).medication_prescribed;
     CHECK(m.drug_description == "Hydrocortisone 1% / ketoconazole 2% in Cetaphil cream");
     CHECK_FALSE(m.drug_coded.has_value());
@@ -1771,7 +1772,7 @@ TEST_SUITE("Mapping: compounds and REMS") {
     coded["medication"]["code"] = {{"text", "Hydrocortisone / ketoconazole cream"}};
     issues.clear();
     out = ToScript(coded.dump(), issues, Options2017());
-    REQUIRE(out.ok());
+    RXFLOW_REQUIRE_OK(out);
     CHECK_FALSE(NewRxOf(*out).medication_prescribed.compound_information.has_value());
     const Issue* amount = issues.Find("medication.ingredient[0].strengthQuantity");
     REQUIRE(amount != nullptr);
@@ -1784,12 +1785,12 @@ TEST_SUITE("Mapping: compounds and REMS") {
         json::array({{{"url", std::string(mapping::kCompoundExtension)}, {"valueBoolean", true}}});
     issues.clear();
     out = ToScript(coded.dump(), issues, Options2017());
-    REQUIRE(out.ok());
+    RXFLOW_REQUIRE_OK(out);
     CHECK(NewRxOf(*out).medication_prescribed.compound_information.has_value());
     CHECK(issues.Find("medication.extension[0]") == nullptr);
   }
 
-  TEST_CASE("an ingredient that lacks what SCRIPT needs is named; the NewRx goes without it") {
+  TEST_CASE("an ingredient that lacks what SCRIPT needs is named, the NewRx goes without it") {
     json in = CompoundEnvelope();
     json& ing = in["medication"]["ingredient"];
     ing[1]["item"]["concept"]["coding"][0].erase("display");  // no description left
@@ -1798,7 +1799,7 @@ TEST_SUITE("Mapping: compounds and REMS") {
     IssueList issues;
     auto out = ToScript(in.dump(), issues, Options2017());
     ShowErrors(issues);
-    REQUIRE(out.ok());
+    RXFLOW_REQUIRE_OK(out);
     CHECK_FALSE(NewRxOf(*out).medication_prescribed.compound_information.has_value());
     CHECK(out->xml.find("CompoundInformation") == std::string::npos);
     for (const char* path :
@@ -1834,7 +1835,7 @@ TEST_SUITE("Mapping: compounds and REMS") {
     CHECK(dea);
   }
 
-  TEST_CASE("REMS identifiers come back to Identification; a supervisor's is named") {
+  TEST_CASE("REMS identifiers come back to Identification, a supervisor's is named") {
     json in = json::parse(testing::ReadFixture("fhir/medication_request_lisinopril.json"));
     in["patient"]["identifier"].push_back(
         {{"system", std::string(mapping::kRemsPatientIdSystem)}, {"value", "RP-1"}});
@@ -1845,7 +1846,7 @@ TEST_SUITE("Mapping: compounds and REMS") {
     IssueList issues;
     auto out = ToScript(in.dump(), issues, Options2017());
     ShowErrors(issues);
-    REQUIRE(out.ok());
+    RXFLOW_REQUIRE_OK(out);
     const script::NewRx& n = NewRxOf(*out);
     CHECK(n.patient.identification.rems_patient_id == "RP-1");
     CHECK(n.prescriber.identification.rems_healthcare_provider_enrollment_id == "RE-1");
@@ -1872,7 +1873,7 @@ TEST_SUITE("Mapping: compounds and REMS") {
     issues.clear();
     out = ToScript(in.dump(), issues, Options2017());
     ShowErrors(issues);
-    REQUIRE(out.ok());
+    RXFLOW_REQUIRE_OK(out);
     REQUIRE(NewRxOf(*out).supervisor.has_value());
     CHECK(NewRxOf(*out).supervisor->identification.rems_healthcare_provider_enrollment_id.empty());
     const std::string sup =

@@ -28,6 +28,7 @@
 #include "rxflow/transform.h"
 
 #include "testing/files.h"
+#include "testing/status.h"
 
 using namespace rxflow;
 
@@ -158,7 +159,7 @@ TEST_SUITE("Partner messages") {
       IssueList issues;
       auto out = ToFhirJson(Partner(a.file), issues);
       INFO(Describe(issues));
-      REQUIRE(out.ok());
+      RXFLOW_REQUIRE_OK(out);
       CHECK(issues.error_count() == 0);
       CHECK(ShapeWarnings(issues) == a.warnings);
       CHECK(HasResource(*out, a.resource));
@@ -175,7 +176,7 @@ TEST_SUITE("Partner messages") {
       IssueList issues;
       auto out = ToFhirJson(Partner(file), issues);
       INFO(Describe(issues));
-      REQUIRE(out.ok());
+      RXFLOW_REQUIRE_OK(out);
       std::vector<Issue> w = At(issues, "/Message/@TransportVersion", Severity::kWarning);
       REQUIRE(w.size() == 1);
       CHECK(Contains(w[0].message, "2017071"));
@@ -183,7 +184,7 @@ TEST_SUITE("Partner messages") {
     }
     // The unknown value is named.
     IssueList issues;
-    REQUIRE(ToFhirJson(Partner("status_unknown_version_placeholders.xml"), issues).ok());
+    RXFLOW_REQUIRE_OK(ToFhirJson(Partner("status_unknown_version_placeholders.xml"), issues));
     REQUIRE(issues.Find("/Message/@TransportVersion") != nullptr);
     CHECK(Contains(issues.Find("/Message/@TransportVersion")->message, "TransportVersion0"));
 
@@ -193,7 +194,7 @@ TEST_SUITE("Partner messages") {
           "newrx_xsi_xsd_fraction7_signature_indicator.xml"}) {
       CAPTURE(file);
       issues.clear();
-      REQUIRE(ToFhirJson(Partner(file), issues).ok());
+      RXFLOW_REQUIRE_OK(ToFhirJson(Partner(file), issues));
       CHECK(issues.Find("/Message/@TransportVersion") == nullptr);
       CHECK(issues.Find("/Message/@version") == nullptr);
     }
@@ -203,16 +204,16 @@ TEST_SUITE("Partner messages") {
     forced.read_version = script::Version::k2017071;
     issues.clear();
     auto out = ToFhirJson(Partner("newrx_no_version_attributes.xml"), issues, forced);
-    REQUIRE(out.ok());
+    RXFLOW_REQUIRE_OK(out);
     CHECK(issues.Find("/Message/@TransportVersion") == nullptr);
     CHECK(HasResource(*out, "MedicationRequest"));
   }
 
-  TEST_CASE("the SCRIPT namespace is read with a warning; xsi and xsd declarations are fine") {
+  TEST_CASE("the SCRIPT namespace is read with a warning, xsi and xsd declarations are fine") {
     IssueList issues;
     auto out = ToFhirJson(Partner("newrx_default_namespace.xml"), issues);
     INFO(Describe(issues));
-    REQUIRE(out.ok());
+    RXFLOW_REQUIRE_OK(out);
     std::vector<Issue> w = At(issues, "/Message/@xmlns", Severity::kWarning);
     REQUIRE(w.size() == 1);
     CHECK(Contains(w[0].message, "http://www.ncpdp.org/schema/SCRIPT"));
@@ -251,7 +252,7 @@ TEST_SUITE("Partner messages") {
     }
   }
 
-  TEST_CASE("dateTimes: no zone → one warning at its path; fractions of any length are fine") {
+  TEST_CASE("dateTimes: no zone → one warning at its path, fractions of any length are fine") {
     struct Case {
       const char* file;
       const char* path;  // the zone-less dateTime, or "" when every dateTime has a zone
@@ -273,7 +274,7 @@ TEST_SUITE("Partner messages") {
       IssueList issues;
       auto out = ToFhirJson(Partner(c.file), issues);
       INFO(Describe(issues));
-      REQUIRE(out.ok());
+      RXFLOW_REQUIRE_OK(out);
       CHECK(issues.error_count() == 0);
       if (*c.path != '\0') {
         std::vector<Issue> w = At(issues, c.path, Severity::kWarning);
@@ -293,7 +294,7 @@ TEST_SUITE("Partner messages") {
       IssueList issues;
       auto out = ToFhirJson(Partner(file), issues);
       INFO(Describe(issues));
-      REQUIRE(out.ok());
+      RXFLOW_REQUIRE_OK(out);
       CHECK(issues.error_count() == 0);
       for (const Issue& i : issues) {
         if (Contains(i.path, "DigitalSignature")) {
@@ -359,7 +360,7 @@ TEST_SUITE("Partner messages") {
     IssueList issues;
     auto out = ToFhirJson(xml, issues, o);
     INFO(Describe(issues));
-    REQUIRE(out.ok());
+    RXFLOW_REQUIRE_OK(out);
     CHECK(issues.has_errors());
     CHECK(HasResource(*out, "Bundle"));
     CHECK(HasResource(*out, "OperationOutcome"));

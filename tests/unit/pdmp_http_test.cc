@@ -13,6 +13,8 @@
 #include "rxflow/http/pdmp.h"
 #include "rxflow/internal/strcat.h"
 
+#include "testing/status.h"
+
 namespace rxflow::http {
 namespace {
 
@@ -88,7 +90,7 @@ TEST_CASE("PDMP over HTTP: the FHIR client asks the simulator, which reads its d
     log.push_back(line);
   };
   PdmpSimulatorServer server(so);
-  REQUIRE(server.Start().ok());
+  RXFLOW_REQUIRE_OK(server.Start());
   {
     std::lock_guard lock(mu);
     CHECK(std::count_if(log.begin(), log.end(), [](const std::string& l) {
@@ -98,7 +100,7 @@ TEST_CASE("PDMP over HTTP: the FHIR client asks the simulator, which reads its d
   FhirPdmpOptions co;
   co.base_url = server.base_url() + "/fhir/";
   auto client = NewFhirPdmpClient(co);
-  REQUIRE(client.ok());
+  RXFLOW_REQUIRE_OK(client);
   CHECK((*client)->name() == Cat("fhir pdmp 127.0.0.1:", server.port()));
   auto r = (*client)->History(Brennan());
   REQUIRE_MESSAGE(r.ok(), r.status().ToString());
@@ -121,14 +123,14 @@ TEST_CASE("PDMP over HTTP: the FHIR client asks the simulator, which reads its d
   WriteFile(dir / "20251202.asap", AsapFile("C-20251202", "RX200", "20251202"));
   std::filesystem::create_symlink(dir / "20251201.asap", dir / "link.asap");
   r = (*client)->History(Brennan());
-  REQUIRE(r.ok());
+  RXFLOW_REQUIRE_OK(r);
   REQUIRE(r->dispenses.size() == 2);
   CHECK(r->dispenses[0].rx_number == "RX200");  // newest first
   CHECK(server.simulator().size() == 2);
   CHECK(refusals() == 1);
   WriteFile(dir / "broken.asap", AsapFile("C-FIXED", "RX300", "20251203"));
   r = (*client)->History(Brennan());
-  REQUIRE(r.ok());
+  RXFLOW_REQUIRE_OK(r);
   CHECK(r->dispenses.size() == 3);  // the corrected file, applied
   CHECK(refusals() == 1);
   {
@@ -146,7 +148,7 @@ TEST_CASE("PDMP over HTTP: the FHIR client asks the simulator, which reads its d
   other = Brennan();
   other.patient.birth_date.clear();
   auto refused = (*client)->History(other);
-  REQUIRE(refused.ok());
+  RXFLOW_REQUIRE_OK(refused);
   CHECK(refused->outcome == pdmp::Outcome::kError);
   REQUIRE_FALSE(refused->messages.empty());
   CHECK(refused->messages.back().find("$.parameter[0].resource.birthDate: required") !=
@@ -241,14 +243,14 @@ TEST_CASE("PDMP over HTTP: refusals, 4xx and 5xx answers, oversized answers, tim
     o.max_response_bytes = max;
     o.timeout = std::chrono::milliseconds(500);
     auto c = NewFhirPdmpClient(o);
-    REQUIRE(c.ok());
+    RXFLOW_REQUIRE_OK(c);
     return (*c)->History(Brennan());
   };
   auto unavailable = ask("/unavailable");
   CHECK(unavailable.status().code() == absl::StatusCode::kUnavailable);
   CHECK(std::string(unavailable.status().message()).find("HTTP 503") != std::string::npos);
   auto refused = ask("/refused");
-  REQUIRE(refused.ok());
+  RXFLOW_REQUIRE_OK(refused);
   CHECK(refused->outcome == pdmp::Outcome::kError);
   CHECK(refused->messages ==
         std::vector<std::string>{"HTTP 403", "requester is not registered with this PDMP"});
@@ -276,7 +278,7 @@ TEST_CASE("PDMP over HTTP: refusals, 4xx and 5xx answers, oversized answers, tim
     o.timeout = std::chrono::milliseconds(3000);
     o.max_in_flight = 1;
     auto c = NewFhirPdmpClient(o);
-    REQUIRE(c.ok());
+    RXFLOW_REQUIRE_OK(c);
     std::thread first([&] { (void)(*c)->History(Brennan()); });
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     auto second = (*c)->History(Brennan());

@@ -20,6 +20,7 @@
 #include "testing/files.h"
 #ifdef RXFLOW_TEST_HAVE_KAFKA
 #include "testing/broker_adapters.h"
+#include "testing/status.h"
 #endif
 #include <sys/stat.h>
 #include <unistd.h>
@@ -42,7 +43,7 @@ std::unique_ptr<phi::Vault> VaultOver(
   o.retired = std::move(retired);
   o.clock = clock;
   auto v = phi::Vault::Create(keys, std::move(o));
-  REQUIRE(v.ok());
+  RXFLOW_REQUIRE_OK(v);
   return std::move(*v);
 }
 
@@ -70,7 +71,7 @@ TEST_SUITE("PHI at rest") {
     auto vault = VaultOver(*store, Kek("kek-1"));
     const std::string xml = "<Patient><LastName>Quixtwaddle</LastName></Patient>";
     auto sealed = vault->Seal("patient-1", kWhere, xml);
-    REQUIRE(sealed.ok());
+    RXFLOW_REQUIRE_OK(sealed);
     CHECK(phi::IsSealed(*sealed));
     CHECK(sealed->starts_with("rxenc1.patient-1.1."));
     CHECK(sealed->find("Quixtwaddle") == std::string::npos);
@@ -131,7 +132,7 @@ TEST_SUITE("PHI at rest") {
     CHECK(*vault->RotateDataKey("fresh") == 1);
   }
 
-  TEST_CASE("a new KEK wraps new keys; the rewrap job moves the old ones; then the old KEK goes") {
+  TEST_CASE("a new KEK wraps new keys, the rewrap job moves the old ones, then the old KEK goes") {
     FakeClock clock;
     auto store = store::NewMemoryStore(clock);
     auto kek1 = Kek("kek-1");
@@ -155,7 +156,7 @@ TEST_SUITE("PHI at rest") {
     auto fresh = *rotating->Seal("new-patient", kWhere, "n");
     CHECK(store->DataKeyVersions("new-patient")->front().kek_id == "kek-2");
     auto report = rotating->RewrapAll();
-    REQUIRE(report.ok());
+    RXFLOW_REQUIRE_OK(report);
     CHECK(report->rewrapped == 300);
     CHECK(rotating->RewrapAll()->rewrapped == 0);  // nothing left
     CHECK(store->DataKeysNotWrappedBy("kek-2", "", 0, 10)->empty());
@@ -194,16 +195,16 @@ TEST_SUITE("PHI at rest") {
     auto dir = TempDir("kek");
     const std::string path = (dir / "keys" / "phi.kek").string();
     auto first = phi::OpenKekFile(path);
-    REQUIRE(first.ok());
+    RXFLOW_REQUIRE_OK(first);
     struct stat st {};
     REQUIRE(::stat(path.c_str(), &st) == 0);
     CHECK((st.st_mode & 0777) == 0600);
     CHECK((*first)->id().starts_with("file:"));
     auto again = phi::OpenKekFile(path);
-    REQUIRE(again.ok());
+    RXFLOW_REQUIRE_OK(again);
     CHECK((*again)->id() == (*first)->id());
     auto wrapped = (*first)->Wrap(std::string(32, 'k'), "aad");
-    REQUIRE(wrapped.ok());
+    RXFLOW_REQUIRE_OK(wrapped);
     CHECK(*(*again)->Unwrap(*wrapped, "aad") == std::string(32, 'k'));
     CHECK((*again)->Unwrap(*wrapped, "other").status().code() ==
           absl::StatusCode::kUnauthenticated);
@@ -219,12 +220,12 @@ TEST_SUITE("PHI at rest") {
 
     const std::string hybrid_path = (dir / "phi-hybrid.kek").string();
     auto hybrid = phi::OpenHybridKekFile(hybrid_path);
-    REQUIRE(hybrid.ok());
+    RXFLOW_REQUIRE_OK(hybrid);
     CHECK((*hybrid)->id().starts_with("hybrid:"));
     auto hybrid_again = phi::OpenHybridKekFile(hybrid_path);
-    REQUIRE(hybrid_again.ok());
+    RXFLOW_REQUIRE_OK(hybrid_again);
     auto sealed = (*hybrid)->Wrap(std::string(32, 'h'), "aad");
-    REQUIRE(sealed.ok());
+    RXFLOW_REQUIRE_OK(sealed);
     CHECK(*(*hybrid_again)->Unwrap(*sealed, "aad") == std::string(32, 'h'));
     CHECK(phi::OpenKekFile(hybrid_path).status().code() == absl::StatusCode::kInvalidArgument);
     std::filesystem::remove_all(dir);
@@ -250,7 +251,7 @@ TEST_SUITE("PHI at rest") {
     store::AppendRequest r;
     r.stream_id = "rx-1";
     r.events = {e};
-    REQUIRE(store->Append(r).ok());
+    RXFLOW_REQUIRE_OK(store->Append(r));
 
     auto stored = raw->ReadStream("rx-1");
     REQUIRE(stored->size() == 1);
@@ -258,12 +259,12 @@ TEST_SUITE("PHI at rest") {
     CHECK((*stored)[0].payload.find("\"newrx_xml\":\"rxenc1.patient-ref-1.1.") !=
           std::string::npos);
     auto read = store->ReadStream("rx-1");
-    REQUIRE(read.ok());
+    RXFLOW_REQUIRE_OK(read);
     CHECK((*read)[0].payload == original);
     auto all = store->ReadAll(0, 10);
     CHECK((*all)[0].payload == original);
     auto decoded = domain::DecodeEvent((*read)[0].type, 2, (*read)[0].payload);
-    REQUIRE(decoded.ok());
+    RXFLOW_REQUIRE_OK(decoded);
     CHECK(std::get<domain::PrescriptionTransformed>(*decoded).newrx_xml == t.newrx_xml);
 
     // A later signed NewRx in the stream takes the stream's patient key. Inside an inbox
@@ -282,13 +283,13 @@ TEST_SUITE("PHI at rest") {
     r2.events = {s};
     Status in_effect = store->Process("consumer", "msg-1", [&](store::EventStore& tx) {
       auto inside = tx.ReadStream("rx-1");
-      REQUIRE(inside.ok());
+      RXFLOW_REQUIRE_OK(inside);
       CHECK(inside->at(0).payload.find("rxenc1.") != std::string::npos);
       return tx.Append(r2).status();
     });
     CHECK(in_effect.code() == absl::StatusCode::kFailedPrecondition);
     CHECK(raw->ReadStream("rx-1")->size() == 1);
-    REQUIRE(store->Append(r2).ok());
+    RXFLOW_REQUIRE_OK(store->Append(r2));
     stored = raw->ReadStream("rx-1");
     REQUIRE(stored->size() == 2);
     CHECK((*stored)[1].payload.find("Quixtwaddle") == std::string::npos);
@@ -302,7 +303,7 @@ TEST_SUITE("PHI at rest") {
     e.event_id = "e3";
     r.stream_id = "rx-2";
     r.events = {e};
-    REQUIRE(store->Append(r).ok());
+    RXFLOW_REQUIRE_OK(store->Append(r));
     CHECK(raw->ReadStream("rx-2")->at(0).payload.find("rxenc1.stream:rx-2.1.") !=
           std::string::npos);
 
@@ -310,15 +311,15 @@ TEST_SUITE("PHI at rest") {
     e.event_id = "e4";
     r.stream_id = "rx-legacy";
     r.events = {e};
-    REQUIRE(raw->Append(r).ok());
+    RXFLOW_REQUIRE_OK(raw->Append(r));
     CHECK(store->ReadStream("rx-legacy")->at(0).payload == e.payload);
 
     // Erased: the PHI member reads empty, the rest of the event is intact.
     REQUIRE(*vault->Erase("patient-ref-1") == 1);
     auto after = store->ReadStream("rx-1");
-    REQUIRE(after.ok());
+    RXFLOW_REQUIRE_OK(after);
     auto gone = domain::DecodeEvent((*after)[0].type, 2, (*after)[0].payload);
-    REQUIRE(gone.ok());
+    RXFLOW_REQUIRE_OK(gone);
     CHECK(std::get<domain::PrescriptionTransformed>(*gone).newrx_xml.empty());
     CHECK(std::get<domain::PrescriptionTransformed>(*gone).message_id == "m1");
     CHECK(store->ReadStream("rx-2").ok());  // another patient's prescription is untouched
@@ -366,7 +367,7 @@ TEST_SUITE("PHI at rest") {
     CHECK(raw->DataKeyVersions("patient-x")->size() == 1);
     for (int i = 1; i <= 16; ++i) {
       auto events = (i % 2 ? *b : *a).ReadStream("rx-" + std::to_string(i));
-      REQUIRE(events.ok());
+      RXFLOW_REQUIRE_OK(events);
       REQUIRE(events->size() == 1);
       CHECK((*events)[0].payload.find("<NewRx>rx-" + std::to_string(i) + "</NewRx>") !=
             std::string::npos);
@@ -386,17 +387,17 @@ TEST_SUITE("PHI at rest") {
       fhir.replace(at, 9, "Quixtwaddle");
     // Written before encryption was turned on: the service straight on the raw store.
     auto plain = PrescriptionService::Create(*raw, o);
-    REQUIRE(plain.ok());
+    RXFLOW_REQUIRE_OK(plain);
     IssueList issues;
     auto first = (*plain)->Submit(fhir, issues, {}, "first");
-    REQUIRE(first.ok());
+    RXFLOW_REQUIRE_OK(first);
     // ... and one as a release before `phi_key` wrote it (schema version 1, no phi_key).
     auto stream = raw->ReadStream(first->id);
-    REQUIRE(stream.ok());
+    RXFLOW_REQUIRE_OK(stream);
     store::EventRecord legacy = stream->at(1);
     REQUIRE(legacy.type == domain::PrescriptionTransformed::kType);
     auto decoded = domain::DecodeEvent(legacy.type, legacy.schema_version, legacy.payload);
-    REQUIRE(decoded.ok());
+    RXFLOW_REQUIRE_OK(decoded);
     auto old_event = std::get<domain::PrescriptionTransformed>(*decoded);
     const std::string patient_ref = old_event.phi_key;
     REQUIRE(patient_ref.size() == 64);
@@ -408,11 +409,11 @@ TEST_SUITE("PHI at rest") {
     store::AppendRequest r;
     r.stream_id = "rx-legacy";
     r.events = {legacy};
-    REQUIRE(raw->Append(r).ok());
+    RXFLOW_REQUIRE_OK(raw->Append(r));
     auto all_bytes = [&] {
       std::string out;
       auto log = raw->ReadAll(0, 1000);
-      REQUIRE(log.ok());
+      RXFLOW_REQUIRE_OK(log);
       for (const auto& e : *log) out += e.payload;
       return out;
     };
@@ -434,7 +435,7 @@ TEST_SUITE("PHI at rest") {
     // A rotated data key: the job seals the old values again under the newest version.
     CHECK(*vault->RotateDataKey(patient_ref) == 2);
     report = phi::ResealAll(*raw, *vault, kPatientKey);
-    REQUIRE(report.ok());
+    RXFLOW_REQUIRE_OK(report);
     CHECK(report->sealed == 0);
     CHECK(report->resealed == 2);
     CHECK(all_bytes().find("rxenc1." + patient_ref + ".2.") != std::string::npos);
@@ -444,9 +445,9 @@ TEST_SUITE("PHI at rest") {
     CHECK((report->sealed == 0 && report->resealed == 0));
 
     // Erased: the job leaves the values as they are.
-    REQUIRE(vault->Erase(patient_ref).ok());
+    RXFLOW_REQUIRE_OK(vault->Erase(patient_ref));
     report = phi::ResealAll(*raw, *vault, kPatientKey);
-    REQUIRE(report.ok());
+    RXFLOW_REQUIRE_OK(report);
     CHECK(report->erased == 2);
   }
 
@@ -456,13 +457,13 @@ TEST_SUITE("PHI at rest") {
       store::SqliteOptions so;
       so.path = (dir / "rxflow.db").string();
       auto raw = store::OpenSqliteStore(so);
-      REQUIRE(raw.ok());
+      RXFLOW_REQUIRE_OK(raw);
       std::unique_ptr<phi::Vault> vault;
       std::unique_ptr<store::Store> protected_store;
       store::Store* st = raw->get();
       if (protect) {
         auto kek = phi::OpenKekFile((dir / "phi.kek").string());
-        REQUIRE(kek.ok());
+        RXFLOW_REQUIRE_OK(kek);
         vault = VaultOver(**raw, std::shared_ptr<phi::KeyEncryptionKey>(std::move(*kek)));
         protected_store = phi::NewProtectedStore(**raw, *vault);
         st = protected_store.get();
@@ -471,7 +472,7 @@ TEST_SUITE("PHI at rest") {
       o.patient_key = kPatientKey;
       o.route_on_submit = true;
       auto service = PrescriptionService::Create(*st, o);
-      REQUIRE(service.ok());
+      RXFLOW_REQUIRE_OK(service);
       std::string fhir = testing::ReadFixture("fhir/medication_request_lisinopril.json");
       for (size_t at; (at = fhir.find("Delacroix")) != std::string::npos;) {
         fhir.replace(at, 9, "Quixtwaddle");
@@ -481,7 +482,7 @@ TEST_SUITE("PHI at rest") {
       REQUIRE_MESSAGE(sub.ok(), sub.status().message());
       // Readers through the service still see the NewRx.
       auto history = (*service)->History(sub->id);
-      REQUIRE(history.ok());
+      RXFLOW_REQUIRE_OK(history);
       bool seen = false;
       for (const auto& ev : *history) seen |= ev.payload.find("Quixtwaddle") != std::string::npos;
       CHECK(seen);
@@ -523,9 +524,9 @@ TEST_SUITE("PHI at rest") {
     std::vector<std::string> subscribed;
     for (const auto& [from, to] : topics) subscribed.push_back(to);
     auto consumer = a.broker().NewConsumer(a.Name("canary"), subscribed);
-    REQUIRE(consumer.ok());
+    RXFLOW_REQUIRE_OK(consumer);
     auto producer = a.broker().NewProducer();
-    REQUIRE(producer.ok());
+    RXFLOW_REQUIRE_OK(producer);
     Renaming renaming(**producer, topics);
 
     FakeClock clock;
@@ -536,17 +537,17 @@ TEST_SUITE("PHI at rest") {
     o.patient_key = kPatientKey;
     o.route_on_submit = true;
     auto service = PrescriptionService::Create(*st, o);
-    REQUIRE(service.ok());
+    RXFLOW_REQUIRE_OK(service);
     std::string fhir = testing::ReadFixture("fhir/medication_request_lisinopril.json");
     for (size_t at; (at = fhir.find("Delacroix")) != std::string::npos;)
       fhir.replace(at, 9, "Quixtwaddle");
     IssueList issues;
     auto sub = (*service)->Submit(fhir, issues);
-    REQUIRE(sub.ok());
+    RXFLOW_REQUIRE_OK(sub);
 
     size_t expected = 0;
     auto log = raw->ReadAll(0, 1000);
-    REQUIRE(log.ok());
+    RXFLOW_REQUIRE_OK(log);
     for (const auto& e : *log) expected += runtime::DeriveMessages(e)->size();
     REQUIRE(expected >= 5);
     runtime::OutboxRelay relay(*raw, renaming);
@@ -556,7 +557,7 @@ TEST_SUITE("PHI at rest") {
     const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (got.size() < expected && std::chrono::steady_clock::now() < end) {
       auto batch = (*consumer)->Poll(expected - got.size(), std::chrono::milliseconds(200));
-      REQUIRE(batch.ok());
+      RXFLOW_REQUIRE_OK(batch);
       for (auto& m : *batch) got.push_back(std::move(m));
     }
     REQUIRE(got.size() == expected);

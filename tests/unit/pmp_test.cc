@@ -14,6 +14,7 @@
 #include "rxflow/transform.h"
 
 #include "testing/files.h"
+#include "testing/status.h"
 
 namespace rxflow::clinical {
 namespace {
@@ -57,7 +58,7 @@ void Prescribe(store::Store& s, const std::string& id, int64_t filled, bool cont
     req.events.push_back(
         Record(id, domain::PrescriptionDispensed{"Dispensed", true, "20", dispensed_ndc}, filled));
   }
-  REQUIRE(s.Append(std::move(req)).ok());
+  RXFLOW_REQUIRE_OK(s.Append(std::move(req)));
 }
 
 constexpr int64_t kDec1Noon = int64_t{1'764'590'400} * 1'000'000;  // 2025-12-01T12:00:00Z
@@ -74,7 +75,7 @@ PmpReportOptions Dec1Options(std::unique_ptr<DrugIndex>& db) {
   oxy.dea_schedule = 2;
   oxy.ndcs = {"00406055201"};
   auto built = DrugIndex::Build({oxy});
-  REQUIRE(built.ok());
+  RXFLOW_REQUIRE_OK(built);
   db = std::move(*built);
   o.drugs = db.get();
   return o;
@@ -132,7 +133,7 @@ TEST_CASE("PMP: the NDC the pharmacy dispensed is reported, with its RxCUI only 
   // Without a database, the dispensed NDC alone is enough to report.
   o.drugs = nullptr;
   auto without = BuildPmpReport(*s, "2025-12-01", o);
-  REQUIRE(without.ok());
+  RXFLOW_REQUIRE_OK(without);
   CHECK(without->not_reported.empty());
   CHECK(without->report.pharmacies[0].dispensings[0].rxnorm_code.empty());
 }
@@ -161,9 +162,9 @@ TEST_CASE("PMP: a day without dispensings is a zero report, or NotFound without 
   o.creation_time = "0100";
   o.control_number = "Z1";
   auto r = BuildPmpReport(*s, "2025-12-01", o);
-  REQUIRE(r.ok());
+  RXFLOW_REQUIRE_OK(r);
   auto text = asap::Write(r->report);
-  REQUIRE(text.ok());
+  RXFLOW_REQUIRE_OK(text);
   CHECK(*text ==
         "TH*4.2B*Z1*01**20251202*0100*P**~~IS*1234567*RIVERBEND*#20251201#-#20251201#~"
         "PHA**1234567**RIVERBEND~PAT*******Report*Zero~DSP*****20251201~PRE~TP*5~TT*Z1*8~");
@@ -210,18 +211,18 @@ TEST_CASE("PDMP: the IG's other answers: minimal, not found, a link, a warning, 
   CHECK(r->dispenses[0].refill_number.empty());
 
   auto none = pdmp::ParseHistoryResponse(Pdmp("output-parameters-3-patient-not-found"));
-  REQUIRE(none.ok());
+  RXFLOW_REQUIRE_OK(none);
   CHECK(none->outcome == pdmp::Outcome::kNotFound);
   CHECK(none->messages ==
         std::vector<std::string>{"No PDMP history was found for the submitted patient"});
 
   auto link = pdmp::ParseHistoryResponse(Pdmp("output-parameters-4-link-response"));
-  REQUIRE(link.ok());
+  RXFLOW_REQUIRE_OK(link);
   CHECK(link->outcome == pdmp::Outcome::kReport);
   CHECK(link->report_url == "http://pdmp.example.org/response/013050650054450");
 
   auto warning = pdmp::ParseHistoryResponse(Pdmp("output-parameters-6-non-fatal-warning"));
-  REQUIRE(warning.ok());
+  RXFLOW_REQUIRE_OK(warning);
   CHECK(warning->outcome == pdmp::Outcome::kReport);  // a warning is not an error
   REQUIRE(warning->messages.size() == 1);
   CHECK(warning->messages[0].rfind("Incomplete results", 0) == 0);
@@ -242,14 +243,14 @@ TEST_CASE("PDMP: the draft's answers (pdmp-history-result, outcome in the Bundle
   auto e = pdmp::ParseHistoryResponse(testing::ReadFixture(
       "clinical/pdmp/draft/"
       "Parameters-pdmp-history-output-parameters-3-error-retrieving-data.json"));
-  REQUIRE(e.ok());
+  RXFLOW_REQUIRE_OK(e);
   CHECK(e->outcome == pdmp::Outcome::kError);
   CHECK(e->dispenses.empty());
   CHECK(e->messages == std::vector<std::string>{
                            "The state PDMP system did not respond within the timeout period"});
 }
 
-TEST_CASE("PDMP: the IG's requests are read; ours read back the same") {
+TEST_CASE("PDMP: the IG's requests are read, ours read back the same") {
   auto full = pdmp::ParseHistoryRequest(Pdmp("input-parameters-1"));
   REQUIRE_MESSAGE(full.ok(), full.status().ToString());
   CHECK(full->patient.family == "Samuels");
@@ -263,7 +264,7 @@ TEST_CASE("PDMP: the IG's requests are read; ours read back the same") {
   CHECK(full->requester.given == "Adam");
   CHECK(full->requester.organization_name == "Highview Clinic");
   auto minimum = pdmp::ParseHistoryRequest(Pdmp("input-parameters-2-minimum"));
-  REQUIRE(minimum.ok());
+  RXFLOW_REQUIRE_OK(minimum);
   CHECK(minimum->patient.postal_code.empty());
   CHECK(minimum->requester.given.empty());
 
@@ -288,7 +289,7 @@ TEST_CASE("PDMP: the IG's requests are read; ours read back the same") {
   }
 }
 
-TEST_CASE("PDMP: our history answer reads back; R5's medication.concept is read too") {
+TEST_CASE("PDMP: our history answer reads back, R5's medication.concept is read too") {
   pdmp::Result r;
   r.outcome = pdmp::Outcome::kFound;
   for (int i = 0; i < 3; ++i) {
@@ -399,20 +400,20 @@ pdmp::Query Brennan() {
   return q;
 }
 
-TEST_CASE("PDMP simulator: answers from ASAP files; matching; void and revise; once per file") {
+TEST_CASE("PDMP simulator: answers from ASAP files, matching, void and revise, once per file") {
   FakeClock clock(kDec1Noon);
   auto s = store::NewMemoryStore(clock);
   Prescribe(*s, "rx-1", kDec1Noon);
   Prescribe(*s, "rx-2", kDec1Noon + 3'600'000'000);
   const std::string file = AsapForDec1(*s);
   pdmp::Simulator sim;
-  REQUIRE(sim.AddAsapFile(file).ok());
+  RXFLOW_REQUIRE_OK(sim.AddAsapFile(file));
   CHECK(sim.AddAsapFile(file).code() == absl::StatusCode::kAlreadyExists);
   CHECK(sim.AddAsapFile("TH*4.2B*X").code() == absl::StatusCode::kInvalidArgument);
   CHECK(sim.size() == 2);
 
   auto r = sim.History(Brennan());
-  REQUIRE(r.ok());
+  RXFLOW_REQUIRE_OK(r);
   CHECK(r->outcome == pdmp::Outcome::kFound);
   REQUIRE(r->dispenses.size() == 2);
   CHECK(r->dispenses[0].date_filled == "2025-12-01");
@@ -440,15 +441,15 @@ TEST_CASE("PDMP simulator: answers from ASAP files; matching; void and revise; o
 
   // A later file voids one dispensing and revises the other.
   auto report = asap::Read(file);
-  REQUIRE(report.ok());
+  RXFLOW_REQUIRE_OK(report);
   report->control_number = "CORRECTION-1";
   auto& ds = report->pharmacies[0].dispensings;
   ds[0].reporting_status = "02";
   ds[1].reporting_status = "01";
   ds[1].quantity = "10";
   auto correction = asap::Write(*report);
-  REQUIRE(correction.ok());
-  REQUIRE(sim.AddAsapFile(*correction).ok());
+  RXFLOW_REQUIRE_OK(correction);
+  RXFLOW_REQUIRE_OK(sim.AddAsapFile(*correction));
   auto after = sim.History(Brennan());
   REQUIRE(after->dispenses.size() == 1);
   CHECK(after->dispenses[0].quantity == "10");
@@ -468,24 +469,24 @@ TEST_CASE("PDMP through the service: prescribe, dispense, report, query, recorde
   Prescribe(*s, "rx-2", kDec1Noon + 3'600'000'000);
   Prescribe(*s, "rx-new", kDec1Noon + 86'400'000'000, true, /*dispensed=*/false);
   pdmp::Simulator sim;
-  REQUIRE(sim.AddAsapFile(AsapForDec1(*s)).ok());
+  RXFLOW_REQUIRE_OK(sim.AddAsapFile(AsapForDec1(*s)));
   ServiceOptions so;
   so.patient_key = "pdmp-test-patient-key-0123456789";
   so.clock = &clock;
   auto service = PrescriptionService::Create(*s, so);
-  REQUIRE(service.ok());
+  RXFLOW_REQUIRE_OK(service);
   RequestContext ctx;
   ctx.actor = "prescriber:ehr-1";
   auto r = (*service)->QueryPdmp("rx-new", sim, ctx);
   REQUIRE_MESSAGE(r.ok(), r.status().ToString());
   CHECK(r->dispenses.size() == 2);  // the patient's two earlier dispensings
   auto history = (*service)->History("rx-new");
-  REQUIRE(history.ok());
+  RXFLOW_REQUIRE_OK(history);
   const store::EventRecord& last = history->back();
   CHECK(last.type == "PdmpQueried");
   CHECK(last.actor == "prescriber:ehr-1");
   auto e = domain::DecodeEvent(last.type, last.schema_version, last.payload);
-  REQUIRE(e.ok());
+  RXFLOW_REQUIRE_OK(e);
   const auto& q = std::get<domain::PdmpQueried>(*e);
   CHECK(q.pdmp == "pdmp simulator");
   CHECK(q.outcome == "found");
@@ -501,12 +502,12 @@ TEST_CASE("PDMP through the service: prescribe, dispense, report, query, recorde
   // A PDMP that cannot be reached: the attempt is recorded and answered as such.
   FailingPdmp down;
   auto failed = (*service)->QueryPdmp("rx-new", down, ctx);
-  REQUIRE(failed.ok());
+  RXFLOW_REQUIRE_OK(failed);
   CHECK(failed->outcome == pdmp::Outcome::kUnavailable);
   CHECK(failed->messages[0].find("Connection refused") != std::string::npos);
   history = (*service)->History("rx-new");
   auto e2 = domain::DecodeEvent(history->back().type, 1, history->back().payload);
-  REQUIRE(e2.ok());
+  RXFLOW_REQUIRE_OK(e2);
   CHECK(std::get<domain::PdmpQueried>(*e2).outcome == "unavailable");
   CHECK(std::get<domain::PdmpQueried>(*e2).error.find("Connection refused") != std::string::npos);
   // The state is unchanged by queries.

@@ -7,6 +7,8 @@
 
 #include <doctest/doctest.h>
 
+#include "testing/status.h"
+
 using namespace rxflow;
 
 TEST_SUITE("Post-quantum") {
@@ -15,7 +17,7 @@ TEST_SUITE("Post-quantum") {
     CHECK(k.public_key.size() == pq::kMlDsa65PublicKeyBytes);
     CHECK(k.secret_key.size() == pq::kMlDsa65SecretKeyBytes);
     auto sig = pq::SignMlDsa65(k.secret_key, "sealed hash", "rxflow-audit-checkpoint");
-    REQUIRE(sig.ok());
+    RXFLOW_REQUIRE_OK(sig);
     CHECK(sig->size() == pq::kMlDsa65SignatureBytes);
     CHECK(pq::VerifyMlDsa65(k.public_key, "sealed hash", *sig, "rxflow-audit-checkpoint").ok());
     // Another message, context or key; a flipped bit.
@@ -32,7 +34,7 @@ TEST_SUITE("Post-quantum") {
         pq::VerifyMlDsa65(k.public_key, "sealed hash", flipped, "rxflow-audit-checkpoint")));
     // Hedged: two signatures of one message differ, and both verify.
     auto again = pq::SignMlDsa65(k.secret_key, "sealed hash", "rxflow-audit-checkpoint");
-    REQUIRE(again.ok());
+    RXFLOW_REQUIRE_OK(again);
     CHECK(*again != *sig);
     CHECK(pq::VerifyMlDsa65(k.public_key, "sealed hash", *again, "rxflow-audit-checkpoint").ok());
   }
@@ -50,14 +52,14 @@ TEST_SUITE("Post-quantum") {
   }
 
   TEST_CASE(
-      "ML-KEM-768: decapsulation gives the encapsulated secret; a forged ciphertext "
+      "ML-KEM-768: decapsulation gives the encapsulated secret, a forged ciphertext "
       "another one") {
     pq::KeyPair k = pq::GenerateMlKem768();
     auto e = pq::EncapsulateMlKem768(k.public_key);
-    REQUIRE(e.ok());
+    RXFLOW_REQUIRE_OK(e);
     CHECK(e->ciphertext.size() == pq::kMlKem768CiphertextBytes);
     auto ss = pq::DecapsulateMlKem768(k.secret_key, e->ciphertext);
-    REQUIRE(ss.ok());
+    RXFLOW_REQUIRE_OK(ss);
     CHECK(*ss == e->shared_secret);
     std::string forged = e->ciphertext;
     forged[7] ^= 0x40;
@@ -73,11 +75,11 @@ TEST_SUITE("Post-quantum") {
     CHECK(r.secret_key.size() == pq::kHybridSecretKeyBytes);
     const std::string dek(32, '\x5a');
     auto wrapped = pq::WrapKey(r.public_key, dek, "tenant=default key=dek-1 v=3");
-    REQUIRE(wrapped.ok());
+    RXFLOW_REQUIRE_OK(wrapped);
     CHECK(wrapped->size() == 4 + 1088 + 32 + 12 + 32 + 16);
     CHECK(wrapped->find(dek) == std::string::npos);
     auto opened = pq::UnwrapKey(r.secret_key, *wrapped, "tenant=default key=dek-1 v=3");
-    REQUIRE(opened.ok());
+    RXFLOW_REQUIRE_OK(opened);
     CHECK(*opened == dek);
     // Wrapping twice gives different bytes (fresh encapsulation, ephemeral key and nonce).
     CHECK(*pq::WrapKey(r.public_key, dek, "a") != *pq::WrapKey(r.public_key, dek, "a"));

@@ -6,6 +6,7 @@
 #include "rxflow/script/xml.h"
 
 #include "testing/files.h"
+#include "testing/status.h"
 
 using namespace rxflow;
 
@@ -79,7 +80,7 @@ size_t Errors(const IssueList& issues) {
 TEST_SUITE("Profiles") {
   TEST_CASE("a loaded structure table validates with its own lengths and codes") {
     auto p = script::LoadProfile(kTinyStructure);
-    REQUIRE(p.ok());
+    RXFLOW_REQUIRE_OK(p);
     script::ReadOptions o;
     o.profile = p->get();
     IssueList ok;
@@ -103,7 +104,7 @@ TEST_SUITE("Profiles") {
     auto p = script::LoadProfile(
         kTinyStructure,
         "version test1\nwrap Status/Code Codes/TheCode\nrename */Description Text\n");
-    REQUIRE(p.ok());
+    RXFLOW_REQUIRE_OK(p);
     CHECK((*p)->name() == "test1");
     CHECK((*p)->provisional());
     script::ReadOptions o;
@@ -113,7 +114,7 @@ TEST_SUITE("Profiles") {
         "<Message><Header><MessageID>ab</MessageID></Header><Body><Status><Codes><TheCode>000</"
         "TheCode></Codes><Text>fine</Text></Status></Body></Message>",
         ok, o);
-    REQUIRE(msg.ok());
+    RXFLOW_REQUIRE_OK(msg);
     CHECK(std::get<script::Status>(msg->body).code == "000");
     CHECK(std::get<script::Status>(msg->body).description == "fine");
     IssueList bad;
@@ -168,13 +169,13 @@ TEST_SUITE("Profiles") {
     x.insert(at + 9, "xmlns=\"http://www.ncpdp.org/schema/SCRIPT\" ");
     IssueList issues;
     auto m = script::ReadXml(x, issues);
-    REQUIRE(m.ok());
+    RXFLOW_REQUIRE_OK(m);
     CHECK(std::get<script::Status>(m->body).code == "010");
   }
 
   TEST_CASE("value types: inline codes, inline patterns and the schema's named types") {
     auto p = script::LoadProfile(kValueTypeStructure);
-    REQUIRE(p.ok());
+    RXFLOW_REQUIRE_OK(p);
     script::ReadOptions o;
     o.profile = p->get();
     // Validates <Status> with `content`; returns the issues.
@@ -248,7 +249,7 @@ TEST_SUITE("Profiles") {
     }
   }
 
-  TEST_CASE("dateTime: any fraction, an optional zone; without one, a warning") {
+  TEST_CASE("dateTime: any fraction, an optional zone, without one, a warning") {
     const std::string x = testing::ReadFixture("script/status_000.xml");
     const std::string sent = "<SentTime>2026-11-20T14:32:08Z</SentTime>";
     auto with = [&](const std::string& v) {

@@ -27,6 +27,7 @@
 #include "rxflow/transform.h"
 
 #include "testing/files.h"
+#include "testing/status.h"
 
 using namespace rxflow;
 using nlohmann::json;
@@ -828,19 +829,19 @@ TEST_SUITE("Round trip") {
       CAPTURE(text);
       IssueList issues;
       auto input = fhir::ParsePrescription(text, issues);
-      REQUIRE(input.ok());
+      RXFLOW_REQUIRE_OK(input);
       REQUIRE(input->practitioner.has_value());
       REQUIRE(input->pharmacy.has_value());
       auto out = ToScript(text, issues, Fixed(script::Version::k2017071));
       for (const auto& i : issues) {
         if (i.severity == Severity::kError) MESSAGE(ToString(i));
       }
-      REQUIRE(out.ok());
+      RXFLOW_REQUIRE_OK(out);
       IssueList back_issues;
       auto msg = script::ReadXml(out->xml, back_issues);
-      REQUIRE(msg.ok());
+      RXFLOW_REQUIRE_OK(msg);
       auto bundle = mapping::ToFhir(*msg, back_issues);
-      REQUIRE(bundle.ok());
+      RXFLOW_REQUIRE_OK(bundle);
       CHECK_FALSE(back_issues.has_errors());
 
       // Field by field, value by value (see the Expected* functions for what changes form).
@@ -859,11 +860,11 @@ TEST_SUITE("Round trip") {
         CAPTURE(n);
         IssueList issues;
         auto first = ToScript(text, issues, Fixed(v));
-        REQUIRE(first.ok());
+        RXFLOW_REQUIRE_OK(first);
         auto fhir_json = ToFhirJson(first->xml, issues, Fixed(v));
-        REQUIRE(fhir_json.ok());
+        RXFLOW_REQUIRE_OK(fhir_json);
         auto second = ToScript(*fhir_json, issues, Fixed(v));
-        REQUIRE(second.ok());
+        RXFLOW_REQUIRE_OK(second);
         CHECK(second->xml == first->xml);
       }
     }
@@ -1266,7 +1267,7 @@ TEST_SUITE("Round trip") {
       for (const Issue& i : to_fhir_issues) {
         if (i.severity == Severity::kError || i.severity == Severity::kFatal) MESSAGE(ToString(i));
       }
-      REQUIRE(fhir_json.ok());
+      RXFLOW_REQUIRE_OK(fhir_json);
 
       std::vector<ScriptLeaf> leaves = ScriptLeaves(xml);
       pugi::xml_document doc;
@@ -1288,7 +1289,7 @@ TEST_SUITE("Round trip") {
           if (i.severity == Severity::kError || i.severity == Severity::kFatal)
             MESSAGE(ToString(i));
         }
-        REQUIRE(again.ok());
+        RXFLOW_REQUIRE_OK(again);
         CHECK(again->transaction == transaction);
         for (const ScriptLeaf& l : ScriptLeaves(again->xml)) back[l.path] = l.text;
       } else {
@@ -1356,19 +1357,19 @@ TEST_SUITE("Round trip") {
       const std::string xml = testing::ReadFixture("script/" + name + ".xml");
       IssueList issues(1 << 20);
       auto message = script::ReadXml(xml, issues);
-      REQUIRE(message.ok());
+      RXFLOW_REQUIRE_OK(message);
       if (lost) lost(*message);
       script::WriteOptions w;
       w.profile = &script::BuiltinProfile(script::Version::k2017071);
       w.pretty = true;
       auto canonical = script::WriteXml(*message, issues, w);
-      REQUIRE(canonical.ok());
+      RXFLOW_REQUIRE_OK(canonical);
 
       TransformOptions options;
       options.version = script::Version::k2017071;
       options.pretty = true;
       auto fhir_json = ToFhirJson(xml, issues, options);
-      REQUIRE(fhir_json.ok());
+      RXFLOW_REQUIRE_OK(fhir_json);
       pugi::xml_document doc;
       REQUIRE(doc.load_string(xml.c_str()));
       options.newrx = HeaderOptions(doc.child("Message").child("Header"), /*envelope=*/true);
@@ -1377,7 +1378,7 @@ TEST_SUITE("Round trip") {
       for (const Issue& i : back_issues) {
         if (i.severity == Severity::kError || i.severity == Severity::kFatal) MESSAGE(ToString(i));
       }
-      REQUIRE(back.ok());
+      RXFLOW_REQUIRE_OK(back);
       CHECK(back->transaction == script::TransactionName(message->body));
       CHECK(back->xml == *canonical);
     }
@@ -1392,7 +1393,7 @@ TEST_SUITE("Round trip") {
     options.version = script::Version::k2017071;
     IssueList to_fhir_issues;
     auto fhir_json = ToFhirJson(xml, to_fhir_issues, options);
-    REQUIRE(fhir_json.ok());
+    RXFLOW_REQUIRE_OK(fhir_json);
     options.newrx.message_id = "7c31d0e4a85b4f2d9e6a1b3c5d7f9a11";
     options.newrx.sent_time = "2026-11-20T14:32:07Z";
     IssueList back_issues;
@@ -1400,7 +1401,7 @@ TEST_SUITE("Round trip") {
     for (const Issue& i : back_issues) {
       if (i.severity == Severity::kError) MESSAGE(ToString(i));
     }
-    REQUIRE(again.ok());
+    RXFLOW_REQUIRE_OK(again);
 
     auto benefits = [](const std::string& x) {
       std::vector<std::pair<std::string, std::string>> out;

@@ -18,6 +18,7 @@
 #include "rxflow/service.h"
 
 #include "testing/files.h"
+#include "testing/status.h"
 #ifdef RXFLOW_TEST_HAVE_HTTP
 #include <httplib.h>
 
@@ -57,7 +58,7 @@ struct World {
   std::string Submit(const std::string& client_key) {
     IssueList issues;
     auto s = service->Submit(Lisinopril(), issues, {}, client_key);
-    REQUIRE(s.ok());
+    RXFLOW_REQUIRE_OK(s);
     return s->id;
   }
 };
@@ -134,7 +135,7 @@ TEST_SUITE("Runtime") {
     CHECK(seen.size() > 10);
   }
 
-  TEST_CASE("worker pool: a shard's tasks run in order; Submit blocks when the queue is full") {
+  TEST_CASE("worker pool: a shard's tasks run in order, Submit blocks when the queue is full") {
     runtime::ShardedWorkerPool pool(3, 2);
     std::mutex mu;
     std::map<size_t, std::vector<int>> order;
@@ -183,7 +184,7 @@ TEST_SUITE("Runtime") {
     auto producer = *w.broker->NewProducer();
     runtime::OutboxRelay relay(*w.store, *producer);
     auto n = relay.RunOnce();
-    REQUIRE(n.ok());
+    RXFLOW_REQUIRE_OK(n);
     CHECK(*n == 40);
     CHECK(relay.active());
     CHECK(relay.published() == 80);  // audit + domain event per event
@@ -191,7 +192,7 @@ TEST_SUITE("Runtime") {
     CHECK(*w.store->SubscriptionCheckpoint(store::kRelaySubscription) == 40);
     CHECK(*relay.RunOnce() == 0);
     auto got = consumer->Poll(1000, 100ms);
-    REQUIRE(got.ok());
+    RXFLOW_REQUIRE_OK(got);
     CHECK(got->size() == 80);
     std::set<std::string> ids;
     std::map<std::string, int64_t> last_version;  // per key: versions in order
@@ -244,7 +245,7 @@ TEST_SUITE("Runtime") {
     auto service = std::move(*PrescriptionService::Create(*st, so));
     auto submit = [&](const std::string& key) {
       IssueList issues;
-      REQUIRE(service->Submit(Lisinopril(), issues, {}, key).ok());
+      RXFLOW_REQUIRE_OK(service->Submit(Lisinopril(), issues, {}, key));
     };
     auto broker = messaging::NewInProcessBroker();
     auto consumer = *broker->NewConsumer("audit", {"audit.trail"});
@@ -273,7 +274,7 @@ TEST_SUITE("Runtime") {
     CHECK_FALSE(a.active());
     CHECK(*st->SubscriptionCheckpoint(store::kRelaySubscription) == 4);
     auto got = consumer->Poll(100, 100ms);
-    REQUIRE(got.ok());
+    RXFLOW_REQUIRE_OK(got);
     std::map<std::string, int> seen;
     for (const auto& m : *got) ++seen[std::string(m.Header("message_id"))];
     CHECK(seen.size() == 4);   // every event's audit message arrived ...
@@ -282,7 +283,7 @@ TEST_SUITE("Runtime") {
   }
 
   TEST_CASE(
-      "ExecuteOnce: a consumer's message takes effect once; a refused command writes nothing") {
+      "ExecuteOnce: a consumer's message takes effect once, a refused command writes nothing") {
     World w(true);
     std::string id = w.Submit("a");
     std::vector<domain::Command> sent{domain::MarkSent{}, domain::RecordStatus{"000", ""}};
@@ -309,7 +310,7 @@ TEST_SUITE("Runtime") {
     auto other = std::move(*PrescriptionService::Create(*w.store, o));
     std::string id = w.Submit("a");  // w.service caches Queued
     std::vector<domain::Command> sent{domain::MarkSent{}, domain::RecordStatus{"000", ""}};
-    REQUIRE(other->ExecuteOnce("routing", "m1", id, sent).ok());
+    RXFLOW_REQUIRE_OK(other->ExecuteOnce("routing", "m1", id, sent));
     // Verify is legal only after Sent/Acknowledged: a stale Queued state would refuse it.
     CHECK(w.service->Execute(id, domain::RecordVerify{""}).ok());
     CHECK(w.service->Get(id)->state == domain::State::kVerified);
@@ -321,14 +322,14 @@ TEST_SUITE("Runtime") {
     World w(true);
     IssueList issues;
     auto s = w.service->Submit(Lisinopril(), issues);
-    REQUIRE(s.ok());
+    RXFLOW_REQUIRE_OK(s);
     CHECK(s->state == domain::State::kQueued);
     auto h = *w.service->History(s->id);
     REQUIRE(h.size() == 3);
     CHECK(h[2].type == "PrescriptionQueued");
     // A controlled substance waits for its signature.
     auto cs = w.service->Submit(testing::ReadFixture("fhir/schedule2_oxycodone.json"), issues);
-    REQUIRE(cs.ok());
+    RXFLOW_REQUIRE_OK(cs);
     CHECK(cs->state == domain::State::kReadyToSign);
   }
 
@@ -346,10 +347,10 @@ TEST_SUITE("Runtime") {
     CHECK(*w.service->FindByMessageId(cancel_id) == id);
     // The CancelRx routing builds validates and relates to the NewRx.
     auto xml = w.service->OutboundXml(id, "cancel", cancel_id);
-    REQUIRE(xml.ok());
+    RXFLOW_REQUIRE_OK(xml);
     IssueList issues;
     auto m = script::ReadXml(*xml, issues);
-    REQUIRE(m.ok());
+    RXFLOW_REQUIRE_OK(m);
     CHECK(std::holds_alternative<script::CancelRx>(m->body));
     CHECK(m->header.relates_to_message_id == summary.message_id);
     CHECK(m->header.message_id == cancel_id);
@@ -359,7 +360,7 @@ TEST_SUITE("Runtime") {
     auto d = runtime::PharmacyDirectory::Parse(
         R"({"pharmacies": [{"ncpdp_id": "4712345", "url": "http://127.0.0.1:9/ncpdp"},
                            {"ncpdp_id": "*", "url": "https://fallback/ncpdp"}]})");
-    REQUIRE(d.ok());
+    RXFLOW_REQUIRE_OK(d);
     CHECK(d->Find("4712345") == "http://127.0.0.1:9/ncpdp");
     CHECK(d->Find("1111111") == "https://fallback/ncpdp");
     auto bad = runtime::PharmacyDirectory::Parse(
@@ -374,7 +375,7 @@ TEST_SUITE("Runtime") {
     auto tls = runtime::PharmacyDirectory::Parse(
         R"({"pharmacies": [{"ncpdp_id": "4712345", "url": "https://p:1/ncpdp",
             "tls": {"certificate": "c.pem", "key": "k.pem", "ca": "ca.pem"}}]})");
-    REQUIRE(tls.ok());
+    RXFLOW_REQUIRE_OK(tls);
     REQUIRE(tls->tls_links().count("https://p:1/ncpdp") == 1);
     CHECK(tls->tls_links().at("https://p:1/ncpdp").certificate_file == "c.pem");
     auto error = [](const char* json) {
@@ -397,7 +398,7 @@ TEST_SUITE("Runtime") {
           "$.pharmacies[0].tls.ca must be a non-empty file name");
   }
 
-  TEST_CASE("routing: transport failures are retried, then the breaker opens; all get through") {
+  TEST_CASE("routing: transport failures are retried, then the breaker opens, all get through") {
     World w(true);
     ScriptedTransport transport;
     transport.fail_first = 4;
@@ -408,12 +409,12 @@ TEST_SUITE("Runtime") {
     o.breaker.failure_threshold = 3;
     o.breaker.open_for = 20ms;
     runtime::RoutingService routing(*w.service, *w.broker, dir, transport, o);
-    REQUIRE(routing.Start().ok());
+    RXFLOW_REQUIRE_OK(routing.Start());
     auto producer = *w.broker->NewProducer();
     runtime::OutboxRelay relay(*w.store, *producer);
     std::vector<std::string> ids;
     for (int i = 0; i < 10; ++i) ids.push_back(w.Submit("k" + std::to_string(i)));
-    REQUIRE(relay.RunOnce().ok());
+    RXFLOW_REQUIRE_OK(relay.RunOnce());
     CHECK(Eventually([&] { return routing.stats().handled.load() == 10; }));
     routing.Stop();
     for (const auto& id : ids) CHECK(w.service->Get(id)->state == domain::State::kAcknowledged);
@@ -435,24 +436,24 @@ TEST_SUITE("Runtime") {
     o.breaker.failure_threshold = 100;
     auto dead = *w.broker->NewConsumer("dlq", {"dead.letter"});
     runtime::RoutingService routing(*w.service, *w.broker, dir, transport, o);
-    REQUIRE(routing.Start().ok());
+    RXFLOW_REQUIRE_OK(routing.Start());
     auto producer = *w.broker->NewProducer();
     runtime::OutboxRelay relay(*w.store, *producer);
     std::string id = w.Submit("x");
-    REQUIRE(relay.RunOnce().ok());
+    RXFLOW_REQUIRE_OK(relay.RunOnce());
     CHECK(Eventually([&] { return routing.stats().handled.load() == 1; }));
     routing.Stop();
     CHECK(transport.calls.load() == 3);
     auto s = *w.service->Get(id);
     CHECK(s.state == domain::State::kFailed);
     auto dl = dead->Poll(10, 1s);
-    REQUIRE(dl.ok());
+    RXFLOW_REQUIRE_OK(dl);
     REQUIRE(dl->size() == 1);
     CHECK(dl->front().key == id);
     CHECK(dl->front().payload.find("after 3 attempt(s)") != std::string::npos);
   }
 
-  TEST_CASE("routing: a refusal (4xx) is not retried; a redelivered request does nothing twice") {
+  TEST_CASE("routing: a refusal (4xx) is not retried, a redelivered request does nothing twice") {
     World w(true);
     ScriptedTransport transport;
     transport.refuse = true;
@@ -463,10 +464,10 @@ TEST_SUITE("Runtime") {
     // Handle the routing request directly, twice (as a redelivery would).
     std::optional<messaging::Message> route;
     auto events = w.store->ReadAll(0, 100);
-    REQUIRE(events.ok());
+    RXFLOW_REQUIRE_OK(events);
     for (const auto& e : *events) {
       auto derived = runtime::DeriveMessages(e);
-      REQUIRE(derived.ok());
+      RXFLOW_REQUIRE_OK(derived);
       for (auto& m : *derived) {
         if (m.topic == messaging::topics::kRoutingRequests) route = std::move(m);
       }
@@ -474,7 +475,7 @@ TEST_SUITE("Runtime") {
     REQUIRE(route.has_value());
     const messaging::Message& m = *route;
     // Handle needs the dead.letter producer: Start creates it.
-    REQUIRE(routing.Start().ok());
+    RXFLOW_REQUIRE_OK(routing.Start());
     CHECK(routing.Handle(m).ok());
     CHECK(transport.calls.load() == 1);
     CHECK(w.service->Get(id)->state == domain::State::kFailed);
@@ -492,7 +493,7 @@ TEST_SUITE("Runtime") {
       auto lost = messaging::NewInProcessBroker();
       auto p = *lost->NewProducer();
       runtime::OutboxRelay relay(*w.store, *p);
-      REQUIRE(relay.RunOnce().ok());
+      RXFLOW_REQUIRE_OK(relay.RunOnce());
       CHECK(*runtime::RelayBacklog(*w.store) == 0);
     }
     ScriptedTransport transport;
@@ -500,10 +501,10 @@ TEST_SUITE("Runtime") {
     dir.Add("*", "http://pharmacy");
     auto producer = *w.broker->NewProducer();
     auto n = runtime::RedriveRouting(*w.service, *producer);
-    REQUIRE(n.ok());
+    RXFLOW_REQUIRE_OK(n);
     CHECK(*n == 5);
     runtime::RoutingService routing(*w.service, *w.broker, dir, transport, {});
-    REQUIRE(routing.Start().ok());
+    RXFLOW_REQUIRE_OK(routing.Start());
     CHECK(Eventually([&] { return routing.stats().handled.load() == 5; }));
     for (const auto& id : ids) CHECK(w.service->Get(id)->state == domain::State::kAcknowledged);
     // Nothing waits any more: a second redrive finds nothing.
@@ -518,13 +519,13 @@ TEST_SUITE("Runtime") {
     runtime::PharmacyDirectory dir;
     dir.Add("*", "http://pharmacy");
     std::string id = w.Submit("c");  // Queued, its send request in the outbox
-    REQUIRE(w.service->Cancel(id, "wrong patient").ok());
+    RXFLOW_REQUIRE_OK(w.service->Cancel(id, "wrong patient"));
     CHECK(w.service->Get(id)->state == domain::State::kCancelRequested);
     runtime::RoutingService routing(*w.service, *w.broker, dir, transport, {});
-    REQUIRE(routing.Start().ok());
+    RXFLOW_REQUIRE_OK(routing.Start());
     auto producer = *w.broker->NewProducer();
     runtime::OutboxRelay relay(*w.store, *producer);
-    REQUIRE(relay.RunOnce().ok());
+    RXFLOW_REQUIRE_OK(relay.RunOnce());
     CHECK(Eventually([&] { return w.service->Get(id)->state == domain::State::kCancelled; }));
     routing.Stop();
     CHECK(transport.calls.load() == 0);
@@ -551,11 +552,11 @@ TEST_SUITE("Runtime") {
     runtime::RoutingOptions ro;
     ro.backoff = {1ms, 5ms, 2.0};
     runtime::RoutingService routing(*service, *w.broker, dir, transport, ro);
-    REQUIRE(routing.Start().ok());
+    RXFLOW_REQUIRE_OK(routing.Start());
     std::string id = w.Submit("f");
     auto producer = *w.broker->NewProducer();
     runtime::OutboxRelay relay(*w.store, *producer);
-    REQUIRE(relay.RunOnce().ok());
+    RXFLOW_REQUIRE_OK(relay.RunOnce());
     CHECK(Eventually([&] { return w.service->Get(id)->state == domain::State::kAcknowledged; }));
     routing.Stop();
     CHECK(routing.stats().handle_errors.load() == 2);
@@ -589,7 +590,7 @@ TEST_SUITE("Runtime") {
     so.callback_url = "http://127.0.0.1:" + std::to_string(callback_port) + "/inbound";
     so.fill_after = 10ms;
     http::PharmacySimulator sim(so);
-    REQUIRE(sim.Start().ok());
+    RXFLOW_REQUIRE_OK(sim.Start());
     auto transport = http::NewHttpPharmacyTransport();
     runtime::PharmacyDirectory dir;
     dir.Add("4712345", sim.url());
@@ -599,7 +600,7 @@ TEST_SUITE("Runtime") {
     o.breaker.failure_threshold = 2;
     o.breaker.open_for = 50ms;
     runtime::RoutingService routing(*w.service, *w.broker, dir, *transport, o);
-    REQUIRE(routing.Start().ok());
+    RXFLOW_REQUIRE_OK(routing.Start());
     auto producer = *w.broker->NewProducer();
     runtime::OutboxRelay relay(*w.store, *producer);
     relay.Start();
@@ -650,7 +651,7 @@ TEST_SUITE("Runtime") {
     std::string id = w.Submit("a");
     auto summary = *w.service->Get(id);
     std::vector<domain::Command> sent{domain::MarkSent{}, domain::RecordStatus{"000", ""}};
-    REQUIRE(w.service->ExecuteOnce("routing", "m1", id, sent).ok());
+    RXFLOW_REQUIRE_OK(w.service->ExecuteOnce("routing", "m1", id, sent));
     std::string fill = testing::RxFillFrom(summary.pharmacy_ncpdp_id, summary.message_id);
     runtime::PharmacyInbox inbox(*w.service);
     IssueList issues;
@@ -665,12 +666,12 @@ TEST_SUITE("Runtime") {
     auto r = inbox.Receive(
         fill, issues,
         {.actor = "pharmacy:p", .tenant = "", .correlation_id = "", .traceparent = ""});
-    REQUIRE(r.ok());
+    RXFLOW_REQUIRE_OK(r);
     CHECK(r->prescription_id == id);
     CHECK(r->transaction == "RxFill");
     CHECK_FALSE(r->duplicate);
     auto again = inbox.Receive(fill, issues);
-    REQUIRE(again.ok());
+    RXFLOW_REQUIRE_OK(again);
     CHECK(again->duplicate);
     CHECK(w.service->Get(id)->state == domain::State::kDispensed);
     CHECK(w.service->History(id)->back().actor == "pharmacy:p/ncpdp:" + summary.pharmacy_ncpdp_id);

@@ -25,6 +25,7 @@
 #endif
 
 #include "testing/files.h"
+#include "testing/status.h"
 
 namespace rxflow {
 namespace {
@@ -62,12 +63,12 @@ TEST_CASE("Screening: prescriptions stored with screening off are screened again
   auto store = store::NewMemoryStore(SystemClock());
   {
     auto off = PrescriptionService::Create(*store, Options(false, false));
-    REQUIRE(off.ok());
+    RXFLOW_REQUIRE_OK(off);
     IssueList issues;
-    REQUIRE((*off)->Submit(Drug(kSertraline, kSertralineName), issues).ok());
+    RXFLOW_REQUIRE_OK((*off)->Submit(Drug(kSertraline, kSertralineName), issues));
   }
   auto on = PrescriptionService::Create(*store, Options(true, false));
-  REQUIRE(on.ok());
+  RXFLOW_REQUIRE_OK(on);
   IssueList issues;
   auto s = (*on)->Submit(Drug(kPhenelzine, kPhenelzineName), issues);
   REQUIRE_MESSAGE(s.ok(), s.status().ToString());
@@ -76,7 +77,7 @@ TEST_CASE("Screening: prescriptions stored with screening off are screened again
   // The same content again is a replay: the findings come back with it.
   IssueList again;
   auto r = (*on)->Submit(Drug(kPhenelzine, kPhenelzineName), again);
-  REQUIRE(r.ok());
+  RXFLOW_REQUIRE_OK(r);
   CHECK_FALSE(r->created);
   REQUIRE(r->interactions.size() == 1);
   CHECK(r->interactions[0].other_reference == s->interactions[0].other_reference);
@@ -86,7 +87,7 @@ TEST_CASE("Screening: prescriptions stored with screening off are screened again
   // Another patient: no finding.
   IssueList other;
   auto o = (*on)->Submit(Drug(kPhenelzine, kPhenelzineName, "Otherfamily"), other);
-  REQUIRE(o.ok());
+  RXFLOW_REQUIRE_OK(o);
   CHECK(o->interactions.empty());
 }
 
@@ -122,7 +123,7 @@ void RaceInteractingPairs(PrescriptionService& a, PrescriptionService& b, int ro
 TEST_CASE("Screening: two prescriptions for one patient at once — block mode lets one through") {
   auto store = store::NewMemoryStore(SystemClock());
   auto service = PrescriptionService::Create(*store, Options(true, true));
-  REQUIRE(service.ok());
+  RXFLOW_REQUIRE_OK(service);
   RaceInteractingPairs(**service, **service, 8, "Patient");
 }
 
@@ -131,8 +132,8 @@ TEST_CASE("Screening: block mode holds across services sharing a store (the memo
   auto store = store::NewMemoryStore(SystemClock());
   auto a = PrescriptionService::Create(*store, Options(true, true));
   auto b = PrescriptionService::Create(*store, Options(true, true));
-  REQUIRE(a.ok());
-  REQUIRE(b.ok());
+  RXFLOW_REQUIRE_OK(a);
+  RXFLOW_REQUIRE_OK(b);
   RaceInteractingPairs(**a, **b, 8, "Shared");
 }
 
@@ -146,12 +147,12 @@ TEST_CASE("Screening: block mode holds across two handles on one SQLite file") {
   so.path = (dir / "rxflow.db").string();
   auto s1 = store::OpenSqliteStore(so);
   auto s2 = store::OpenSqliteStore(so);
-  REQUIRE(s1.ok());
-  REQUIRE(s2.ok());
+  RXFLOW_REQUIRE_OK(s1);
+  RXFLOW_REQUIRE_OK(s2);
   auto a = PrescriptionService::Create(**s1, Options(true, true));
   auto b = PrescriptionService::Create(**s2, Options(true, true));
-  REQUIRE(a.ok());
-  REQUIRE(b.ok());
+  RXFLOW_REQUIRE_OK(a);
+  RXFLOW_REQUIRE_OK(b);
   RaceInteractingPairs(**a, **b, 6, "Sqlite");
   a->reset();
   b->reset();
@@ -181,12 +182,12 @@ TEST_CASE("Screening: block mode holds across two stores on one PostgresAdapter 
   auto s1 = store::OpenPostgresStore(po);
   REQUIRE_MESSAGE(s1.ok(), s1.status().ToString());
   auto s2 = store::OpenPostgresStore(po);
-  REQUIRE(s2.ok());
+  RXFLOW_REQUIRE_OK(s2);
   {
     auto a = PrescriptionService::Create(**s1, Options(true, true));
     auto b = PrescriptionService::Create(**s2, Options(true, true));
-    REQUIRE(a.ok());
-    REQUIRE(b.ok());
+    RXFLOW_REQUIRE_OK(a);
+    RXFLOW_REQUIRE_OK(b);
     RaceInteractingPairs(**a, **b, 6, "Postgres");
   }
   s1->reset();

@@ -3,6 +3,7 @@
 #include "rxflow/script/xml.h"
 
 #include "testing/files.h"
+#include "testing/status.h"
 
 using namespace rxflow;
 
@@ -31,11 +32,11 @@ TEST_SUITE("SCRIPT XML") {
     REQUIRE(bare.find("<Message>") != std::string::npos);
 
     IssueList issues;
-    REQUIRE(script::ReadXml(xml, issues).ok());
+    RXFLOW_REQUIRE_OK(script::ReadXml(xml, issues));
     CHECK(issues.Find("/Message/@TransportVersion") == nullptr);
 
     issues.clear();
-    REQUIRE(script::ReadXml(bare, issues).ok());
+    RXFLOW_REQUIRE_OK(script::ReadXml(bare, issues));
     const Issue* w = issues.Find("/Message/@TransportVersion");
     REQUIRE(w != nullptr);
     CHECK(w->severity == Severity::kWarning);
@@ -146,7 +147,7 @@ TEST_SUITE("SCRIPT XML") {
     lenient.lenient = true;
     issues.clear();
     auto m = script::ReadXml(bad, issues, lenient);
-    REQUIRE(m.ok());
+    RXFLOW_REQUIRE_OK(m);
     CHECK(issues.has_errors());
     CHECK(issues.Find("/Message/Header/Bogus") != nullptr);
     CHECK(std::holds_alternative<script::NewRx>(m->body));
@@ -197,7 +198,7 @@ TEST_SUITE("SCRIPT XML") {
       const std::string xml = testing::ReadFixture(std::string("script/") + file + ".xml");
       IssueList issues;
       auto first = script::ReadXml(xml, issues);
-      REQUIRE(first.ok());
+      RXFLOW_REQUIRE_OK(first);
       CHECK(issues.empty());  // nothing dropped, nothing wrong
       CHECK(script::TransactionName(first->body) == transaction);
       for (script::Version v : {script::Version::k2017071, script::Version::k2023011}) {
@@ -208,12 +209,12 @@ TEST_SUITE("SCRIPT XML") {
         IssueList write_issues, read_issues, again_issues;
         auto out = script::WriteXml(*first, write_issues, w);
         for (const Issue& i : write_issues) MESSAGE(ToString(i));
-        REQUIRE(out.ok());
+        RXFLOW_REQUIRE_OK(out);
         auto back = script::ReadXml(*out, read_issues);
-        REQUIRE(back.ok());
+        RXFLOW_REQUIRE_OK(back);
         CHECK(read_issues.empty());
         auto again = script::WriteXml(*back, again_issues, w);
-        REQUIRE(again.ok());
+        RXFLOW_REQUIRE_OK(again);
         CHECK(*again == *out);
         if (v == script::Version::k2017071) CHECK(*out == xml);
       }
@@ -226,7 +227,7 @@ TEST_SUITE("SCRIPT XML") {
     const std::string xml = testing::ReadFixture("script/newrx_allergies_observation.xml");
     IssueList issues;
     auto first = script::ReadXml(xml, issues);
-    REQUIRE(first.ok());
+    RXFLOW_REQUIRE_OK(first);
     for (const Issue& i : issues) MESSAGE(ToString(i));
     CHECK(issues.empty());  // nothing dropped, nothing wrong
     const auto& n = std::get<script::NewRx>(first->body);
@@ -263,9 +264,9 @@ TEST_SUITE("SCRIPT XML") {
       IssueList write_issues, read_issues;
       auto out = script::WriteXml(*first, write_issues, w);
       for (const Issue& i : write_issues) MESSAGE(ToString(i));
-      REQUIRE(out.ok());
+      RXFLOW_REQUIRE_OK(out);
       auto back = script::ReadXml(*out, read_issues);
-      REQUIRE(back.ok());
+      RXFLOW_REQUIRE_OK(back);
       CHECK(read_issues.empty());
       if (v == script::Version::k2017071) CHECK(*out == xml);
     }
@@ -276,7 +277,7 @@ TEST_SUITE("SCRIPT XML") {
     nka.replace(from, to - from, "<NoKnownAllergies>Y</NoKnownAllergies>");
     IssueList nka_issues;
     auto none = script::ReadXml(nka, nka_issues);
-    REQUIRE(none.ok());
+    RXFLOW_REQUIRE_OK(none);
     CHECK(nka_issues.empty());
     const auto& known = std::get<script::NewRx>(none->body).allergy_or_adverse_event;
     REQUIRE(known);
@@ -292,7 +293,7 @@ TEST_SUITE("SCRIPT XML") {
                "<Number>8045550187</Number></PrimaryTelephone></CommunicationNumbers>"
                "</NonVeterinarian></FollowUpPrescriber>");
     IssueList issues;
-    REQUIRE(script::ReadXml(xml, issues).ok());
+    RXFLOW_REQUIRE_OK(script::ReadXml(xml, issues));
     const Issue* dropped = issues.Find("/Message/Body/RxTransferConfirm/FollowUpPrescriber");
     REQUIRE(dropped != nullptr);
     CHECK(dropped->severity == Severity::kWarning);

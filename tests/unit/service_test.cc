@@ -21,6 +21,7 @@
 
 #include "testing/concurrency.h"
 #include "testing/files.h"
+#include "testing/status.h"
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -52,10 +53,10 @@ std::string Lisinopril() { return testing::ReadFixture("fhir/medication_request_
 std::vector<messaging::Message> Derived(store::Store& st) {
   std::vector<messaging::Message> out;
   auto all = st.ReadAll(0, 1'000'000);
-  REQUIRE(all.ok());
+  RXFLOW_REQUIRE_OK(all);
   for (const auto& e : *all) {
     auto m = runtime::DeriveMessages(e);
-    REQUIRE(m.ok());
+    RXFLOW_REQUIRE_OK(m);
     out.insert(out.end(), m->begin(), m->end());
   }
   return out;
@@ -67,7 +68,7 @@ std::vector<std::string> RoutingActions(const std::vector<messaging::Message>& m
   for (const auto& m : messages) {
     if (m.topic != messaging::topics::kRoutingRequests) continue;
     auto r = runtime::RoutingRequest::Decode(m.payload);
-    REQUIRE(r.ok());
+    RXFLOW_REQUIRE_OK(r);
     CHECK(r->prescription_id == m.key);
     out.push_back(m.key + " " + std::string(runtime::ActionName(r->action)));
   }
@@ -97,17 +98,17 @@ script::Message Pharmacy(const std::string& fixture) {
 }  // namespace
 
 TEST_SUITE("Service") {
-  TEST_CASE("submit stores a prescription; the same content again is a replay") {
+  TEST_CASE("submit stores a prescription, the same content again is a replay") {
     Fixture f;
     IssueList issues;
     auto a = f.service->Submit(Lisinopril(), issues);
-    REQUIRE(a.ok());
+    RXFLOW_REQUIRE_OK(a);
     CHECK(a->created);
     CHECK(a->state == domain::State::kTransformed);
     CHECK_FALSE(a->is_controlled);
     CHECK(a->idempotency_key.size() == 64);
     auto b = f.service->Submit(Lisinopril(), issues);
-    REQUIRE(b.ok());
+    RXFLOW_REQUIRE_OK(b);
     CHECK_FALSE(b->created);
     CHECK(b->id == a->id);
     CHECK(f.store->ReadAll(0, 100)->size() == 2);  // Received + Transformed, once
@@ -122,13 +123,13 @@ TEST_SUITE("Service") {
   }
 
   TEST_CASE(
-      "a caller's idempotency key replaces the content key; another body under it is refused") {
+      "a caller's idempotency key replaces the content key, another body under it is refused") {
     Fixture f;
     IssueList issues;
     auto a = f.service->Submit(Lisinopril(), issues, {}, "client-1");
     auto b = f.service->Submit(Lisinopril(), issues, {}, "client-1");
-    REQUIRE(a.ok());
-    REQUIRE(b.ok());
+    RXFLOW_REQUIRE_OK(a);
+    RXFLOW_REQUIRE_OK(b);
     CHECK(b->id == a->id);
     CHECK_FALSE(b->created);
     CHECK(a->idempotency_key == "client:client-1");
@@ -140,7 +141,7 @@ TEST_SUITE("Service") {
     CHECK(f.store->ReadAll(0, 100)->size() == before);
   }
 
-  TEST_CASE("tenants: each sees and commands only its own prescriptions; keys are per tenant") {
+  TEST_CASE("tenants: each sees and commands only its own prescriptions, keys are per tenant") {
     Fixture f;
     IssueList issues;
     RequestContext north{
@@ -149,16 +150,16 @@ TEST_SUITE("Service") {
     south.tenant = "south";
     auto a = f.service->Submit(Lisinopril(), issues, north);
     auto b = f.service->Submit(Lisinopril(), issues, south);  // the same content, another tenant
-    REQUIRE(a.ok());
-    REQUIRE(b.ok());
+    RXFLOW_REQUIRE_OK(a);
+    RXFLOW_REQUIRE_OK(b);
     CHECK(a->created);
     CHECK(b->created);
     CHECK(a->id != b->id);
     CHECK(f.service->Submit(Lisinopril(), issues, north)->id == a->id);  // a replay, in north
     auto same_key = f.service->Submit(Lisinopril(), issues, south, "order-1");
     auto north_key = f.service->Submit(Lisinopril(), issues, north, "order-1");
-    REQUIRE(same_key.ok());
-    REQUIRE(north_key.ok());
+    RXFLOW_REQUIRE_OK(same_key);
+    RXFLOW_REQUIRE_OK(north_key);
     CHECK(same_key->id != north_key->id);
     // Another tenant's id is NotFound everywhere, as an unknown one; nothing is written.
     size_t before = f.store->ReadAll(0, 100)->size();
@@ -174,7 +175,7 @@ TEST_SUITE("Service") {
     // A system caller's events (routing, a pharmacy) carry the stream's tenant too.
     CHECK(f.service->Execute(a->id, domain::MarkSent{}).ok());
     auto history = f.service->History(a->id);
-    REQUIRE(history.ok());
+    RXFLOW_REQUIRE_OK(history);
     for (const store::EventRecord& r : *history) CHECK(r.tenant == "north");
     // A service that never saw the stream (a cold cache, another process) refuses the same.
     ServiceOptions o;
@@ -185,7 +186,7 @@ TEST_SUITE("Service") {
     // Streams stored before tenants existed belong to the default tenant.
     auto legacy =
         f.service->Submit(testing::ReadFixture("fhir/rxnorm_coded_metformin.json"), issues);
-    REQUIRE(legacy.ok());
+    RXFLOW_REQUIRE_OK(legacy);
     RequestContext dflt = north;
     dflt.tenant = std::string(kDefaultTenant);
     CHECK(f.service->Get(legacy->id, dflt).ok());
@@ -205,7 +206,7 @@ TEST_SUITE("Service") {
     o.clock = &f.clock;
     o.ids = &f.ids;
     auto service = PrescriptionService::Create(counting, o);
-    REQUIRE(service.ok());
+    RXFLOW_REQUIRE_OK(service);
     int rounds = 0;
     for (; rounds < 200 && (rounds < 3 || counting.conflicts.load() == 0); ++rounds) {
       std::string json = Lisinopril();
@@ -231,12 +232,12 @@ TEST_SUITE("Service") {
     MESSAGE("rounds until a store-level conflict: " << rounds);
   }
 
-  TEST_CASE("the lifecycle: route, send, acknowledge, fill; the log means one routing request") {
+  TEST_CASE("the lifecycle: route, send, acknowledge, fill, the log means one routing request") {
     Fixture f;
     IssueList issues;
     auto s = f.service->Submit(Lisinopril(), issues);
-    REQUIRE(s.ok());
-    REQUIRE(f.service->Route(s->id).ok());
+    RXFLOW_REQUIRE_OK(s);
+    RXFLOW_REQUIRE_OK(f.service->Route(s->id));
     auto state = f.service->Load(s->id);
     CHECK(state->state == domain::State::kQueued);
     // What the relay derives from the log so far: an audit and a domain message per event,
@@ -244,12 +245,12 @@ TEST_SUITE("Service") {
     auto derived = Derived(*f.store);
     CHECK(derived.size() == 3 * 2 + 1);
     CHECK(RoutingActions(derived) == std::vector<std::string>{s->id + " send"});
-    REQUIRE(f.service->Execute(s->id, domain::MarkSent{}).ok());
-    REQUIRE(f.service->RecordPharmacyResponse(s->id, Pharmacy("status_010.xml")).ok());
-    REQUIRE(f.service->RecordPharmacyResponse(s->id, Pharmacy("rxfill_dispensed.xml")).ok());
+    RXFLOW_REQUIRE_OK(f.service->Execute(s->id, domain::MarkSent{}));
+    RXFLOW_REQUIRE_OK(f.service->RecordPharmacyResponse(s->id, Pharmacy("status_010.xml")));
+    RXFLOW_REQUIRE_OK(f.service->RecordPharmacyResponse(s->id, Pharmacy("rxfill_dispensed.xml")));
     CHECK(f.service->Get(s->id)->state == domain::State::kDispensed);
     auto history = f.service->History(s->id);
-    REQUIRE(history.ok());
+    RXFLOW_REQUIRE_OK(history);
     std::vector<std::string> types;
     for (const auto& e : *history) types.push_back(e.type);
     CHECK(types == std::vector<std::string>{"PrescriptionReceived", "PrescriptionTransformed",
@@ -258,7 +259,7 @@ TEST_SUITE("Service") {
     // The RxFill's MedicationDispensed NDC is kept (what a PMP report must name).
     auto dispensed = domain::DecodeEvent(history->back().type, history->back().schema_version,
                                          history->back().payload);
-    REQUIRE(dispensed.ok());
+    RXFLOW_REQUIRE_OK(dispensed);
     CHECK(std::get<domain::PrescriptionDispensed>(*dispensed).dispensed_ndc == "68180051301");
     // Causation chains within a command; every event has the correlation id.
     CHECK((*history)[1].causation_id == (*history)[0].event_id);
@@ -272,10 +273,10 @@ TEST_SUITE("Service") {
     IssueList issues;
     auto a = f.service->Submit(Lisinopril(), issues);
     auto b = f.service->Submit(testing::ReadFixture("fhir/rxnorm_coded_metformin.json"), issues);
-    REQUIRE(a.ok());
-    REQUIRE(b.ok());
-    REQUIRE(f.service->Route(a->id).ok());
-    REQUIRE(f.service->Execute(a->id, domain::MarkSent{}).ok());
+    RXFLOW_REQUIRE_OK(a);
+    RXFLOW_REQUIRE_OK(b);
+    RXFLOW_REQUIRE_OK(f.service->Route(a->id));
+    RXFLOW_REQUIRE_OK(f.service->Execute(a->id, domain::MarkSent{}));
     REQUIRE(f.service->RecordPharmacyResponse(a->id, Pharmacy("error_602.xml")).ok());  // retryable
     REQUIRE(f.service->Cancel(a->id, "patient request").ok());   // at the pharmacy: CancelRx
     REQUIRE(f.service->Cancel(b->id, "entered in error").ok());  // never sent: cancelled at once
@@ -292,7 +293,7 @@ TEST_SUITE("Service") {
     Fixture f;
     IssueList issues;
     auto s = f.service->Submit(testing::ReadFixture("fhir/schedule2_oxycodone.json"), issues);
-    REQUIRE(s.ok());
+    RXFLOW_REQUIRE_OK(s);
     CHECK(s->state == domain::State::kReadyToSign);
     Status routed = f.service->Route(s->id);
     CHECK(routed.code() == absl::StatusCode::kFailedPrecondition);
@@ -367,7 +368,7 @@ TEST_SUITE("Service") {
     refused(order(1, "2027-04-01"), "fourth", "dispenseRequest.expectedSupplyDuration",
             "together 91 days");
     // A cancelled one no longer counts.
-    REQUIRE(f.service->Cancel(second, "replaced").ok());
+    RXFLOW_REQUIRE_OK(f.service->Cancel(second, "replaced"));
     accepted(order(10, "2027-04-01"), "fourth-after-cancel");
     // Another day written is another series.
     accepted(order(90, "", "2026-11-22T09:00:00-05:00"), "next-day");
@@ -409,21 +410,21 @@ TEST_SUITE("Service") {
          {"medication_request_lisinopril", "schedule2_oxycodone", "rxnorm_coded_metformin"}) {
       auto s =
           f.service->Submit(testing::ReadFixture(std::string("fhir/") + name + ".json"), issues);
-      REQUIRE(s.ok());
+      RXFLOW_REQUIRE_OK(s);
       ids.push_back(s->id);
     }
-    REQUIRE(f.service->Project().ok());
-    REQUIRE(f.service->Route(ids[0]).ok());
-    REQUIRE(f.service->Cancel(ids[2], "patient request").ok());
-    REQUIRE(f.service->Project().ok());
+    RXFLOW_REQUIRE_OK(f.service->Project());
+    RXFLOW_REQUIRE_OK(f.service->Route(ids[0]));
+    RXFLOW_REQUIRE_OK(f.service->Cancel(ids[2], "patient request"));
+    RXFLOW_REQUIRE_OK(f.service->Project());
     // (The StatusOr must outlive the loop: a range-for over `*temporary` would dangle.)
     auto live_rows = f.store->All(PrescriptionService::kProjection);
-    REQUIRE(live_rows.ok());
+    RXFLOW_REQUIRE_OK(live_rows);
     std::vector<std::string> live;
     for (const auto& [k, v] : *live_rows) live.push_back(k + v);
-    REQUIRE(f.service->RebuildProjection().ok());
+    RXFLOW_REQUIRE_OK(f.service->RebuildProjection());
     auto rebuilt_rows = f.store->All(PrescriptionService::kProjection);
-    REQUIRE(rebuilt_rows.ok());
+    RXFLOW_REQUIRE_OK(rebuilt_rows);
     std::vector<std::string> rebuilt;
     for (const auto& [k, v] : *rebuilt_rows) rebuilt.push_back(k + v);
     CHECK(live.size() == 3);
@@ -451,19 +452,19 @@ TEST_SUITE("Service") {
     o.patient_key = kKey;
     o.clock = &clock;
     auto service = PrescriptionService::Create(failing, o);
-    REQUIRE(service.ok());
+    RXFLOW_REQUIRE_OK(service);
     IssueList issues;
     auto first = (*service)->Submit(Lisinopril(), issues);
     CHECK(first.status().code() == absl::StatusCode::kUnavailable);
     CHECK(inner->ReadAll(0, 10)->empty());
     auto second = (*service)->Submit(Lisinopril(), issues);
-    REQUIRE(second.ok());
+    RXFLOW_REQUIRE_OK(second);
     CHECK(second->created);
   }
 
   TEST_CASE("a loaded profile's name is recorded as the event's script_version") {
     auto profile = script::LoadProfile(script::BuiltinStructureTable(), "version custom1\n");
-    REQUIRE(profile.ok());
+    RXFLOW_REQUIRE_OK(profile);
     FakeClock clock;
     auto store = store::NewMemoryStore(clock);
     ServiceOptions o;
@@ -471,10 +472,10 @@ TEST_SUITE("Service") {
     o.clock = &clock;
     o.transform.profile = profile->get();
     auto service = PrescriptionService::Create(*store, o);
-    REQUIRE(service.ok());
+    RXFLOW_REQUIRE_OK(service);
     IssueList issues;
     auto s = (*service)->Submit(Lisinopril(), issues);
-    REQUIRE(s.ok());
+    RXFLOW_REQUIRE_OK(s);
     auto events = *store->ReadAll(0, 10);
     REQUIRE(events.size() == 2);
     CHECK(events[1].type == "PrescriptionTransformed");
@@ -554,7 +555,7 @@ TEST_SUITE("Service") {
     store::SqliteOptions so;
     so.path = db;
     auto st = store::OpenSqliteStore(so);
-    REQUIRE(st.ok());
+    RXFLOW_REQUIRE_OK(st);
     CHECK((*st)->ReadAll(0, 100'000)->size() == 2 * static_cast<size_t>(rounds));
     st->reset();
     std::filesystem::remove_all(dir);
@@ -639,7 +640,7 @@ int CrashRounds(int default_rounds, int divisor = 1) {
 // acknowledged (the kill landed after their commit reached the file, before the reply).
 int64_t CheckEveryStreamWhole(store::Store& st, const std::set<std::string>& acked) {
   auto all = st.ReadAll(0, 10'000'000);
-  REQUIRE(all.ok());
+  RXFLOW_REQUIRE_OK(all);
   std::map<std::string, std::vector<const store::EventRecord*>> streams;
   for (const auto& e : *all) streams[e.stream_id].push_back(&e);
   for (const auto& [id, events] : streams) {
@@ -689,7 +690,7 @@ TEST_SUITE("Crash safety") {
       acked.insert(ids.begin(), ids.end());
       // Recover and verify.
       auto st = open();
-      REQUIRE(st.ok());
+      RXFLOW_REQUIRE_OK(st);
       int64_t unacked = CheckEveryStreamWhole(**st, acked);
       rounds_with_unacked += unacked > previously_unacked;
       previously_unacked = unacked;
@@ -742,7 +743,7 @@ TEST_SUITE("Crash safety") {
       CHECK(killed);
       acked.insert(ids.begin(), ids.end());
       auto st = open();
-      REQUIRE(st.ok());
+      RXFLOW_REQUIRE_OK(st);
       // The server may still commit a killed child's last transaction (its COMMIT was sent)
       // after this point: read the head first, then the log, so the log holds at least it.
       const int64_t head = *(*st)->HeadPosition();
@@ -751,7 +752,7 @@ TEST_SUITE("Crash safety") {
       previously_unacked = unacked;
       // Global positions have no gaps: every committed event got the next one.
       auto all = (*st)->ReadAll(0, 1'000'000);
-      REQUIRE(all.ok());
+      RXFLOW_REQUIRE_OK(all);
       for (size_t i = 0; i < all->size(); ++i)
         CHECK((*all)[i].global_position == static_cast<int64_t>(i + 1));
       CHECK(static_cast<int64_t>(all->size()) >= head);

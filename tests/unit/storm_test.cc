@@ -47,6 +47,7 @@
 #include "rxflow/store/event_store.h"
 
 #include "testing/concurrency.h"
+#include "testing/status.h"
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -455,7 +456,7 @@ TEST_SUITE("Duplicate storm") {
     auto effects = store::NewMemoryStore(clock);  // the consumers': inbox records and effects
     auto broker = messaging::NewInProcessBroker();
     auto to_broker = broker->NewProducer();
-    REQUIRE(to_broker.ok());
+    RXFLOW_REQUIRE_OK(to_broker);
     RepeatingProducer repeating(**to_broker, 1);
     FlakyCheckpoints flaky(*log, 2);
     std::mt19937 rng(3);
@@ -469,7 +470,7 @@ TEST_SUITE("Duplicate storm") {
       group_of_topic[g.topic] = g.name;
       for (std::unique_ptr<messaging::Consumer>& member : g.members) {
         auto joined = broker->NewConsumer(g.name, {g.topic});
-        REQUIRE(joined.ok());
+        RXFLOW_REQUIRE_OK(joined);
         member = std::move(*joined);
       }
     }
@@ -503,7 +504,7 @@ TEST_SUITE("Duplicate storm") {
       }
       for (StormGroup& g : groups) Drain(g, *broker, *effects, rng, next_effect);
       auto backlog = runtime::RelayBacklog(*log);
-      REQUIRE(backlog.ok());
+      RXFLOW_REQUIRE_OK(backlog);
       caught_up = writer.done() && *backlog == 0;
     }
     REQUIRE(caught_up);
@@ -887,7 +888,7 @@ TEST_SUITE("Crash safety") {
   // and its checkpoint (a message published twice), at most 200 more. Then one relay runs to
   // completion in the parent, and every event appended must have its messages published, and
   // a consumer deduplicating through the inbox must apply each exactly once.
-  TEST_CASE("the relay SIGKILLed at random moments publishes every event; each effect once") {
+  TEST_CASE("the relay SIGKILLed at random moments publishes every event, each effect once") {
     TempDir dir("rxflow-relay-crash");
     const std::string db = (dir.path / "store.db").string();
     const std::string published = (dir.path / "published.log").string();
@@ -926,7 +927,7 @@ TEST_SUITE("Crash safety") {
 
       reader.Update();
       auto checkpoint = parent.SubscriptionCheckpoint(store::kRelaySubscription);
-      REQUIRE(checkpoint.ok());
+      RXFLOW_REQUIRE_OK(checkpoint);
       CHECK(*checkpoint >= checked_up_to);
       int64_t unpublished = 0;
       for (const DerivedMessage& d : DeriveRange(parent, checked_up_to, *checkpoint)) {
@@ -941,7 +942,7 @@ TEST_SUITE("Crash safety") {
 
     // One relay to completion (the same owner: no lease to wait for).
     auto st = OpenStore(db);
-    REQUIRE(st.ok());
+    RXFLOW_REQUIRE_OK(st);
     {
       FileProducer producer(published, "final");
       REQUIRE(producer.ok());
@@ -949,17 +950,17 @@ TEST_SUITE("Crash safety") {
       runtime::OutboxRelay relay(**st, producer, options);
       for (int i = 0; i < 100'000; ++i) {
         auto backlog = runtime::RelayBacklog(**st);
-        REQUIRE(backlog.ok());
+        RXFLOW_REQUIRE_OK(backlog);
         if (*backlog == 0) break;
         auto relayed = relay.RunOnce();
         REQUIRE_MESSAGE(relayed.ok(), relayed.status().ToString());
       }
     }
     auto head = (*st)->HeadPosition();
-    REQUIRE(head.ok());
+    RXFLOW_REQUIRE_OK(head);
     CHECK(*head == writer.appended());  // every acknowledged append is in the log
     auto final_checkpoint = (*st)->SubscriptionCheckpoint(store::kRelaySubscription);
-    REQUIRE(final_checkpoint.ok());
+    RXFLOW_REQUIRE_OK(final_checkpoint);
     CHECK(*final_checkpoint == *head);
     reader.Update();
     const std::vector<DerivedMessage> derived = DeriveRange(**st, 0);
@@ -990,8 +991,8 @@ TEST_SUITE("Crash safety") {
     LogWriter writer(1 << 30, 12, 16);
     {
       auto st = OpenStore(db);
-      REQUIRE(st.ok());
-      REQUIRE(writer.Append(**st, 100).ok());
+      RXFLOW_REQUIRE_OK(st);
+      RXFLOW_REQUIRE_OK(writer.Append(**st, 100));
     }
     runtime::OutboxRelayOptions options;
     options.batch = 5;
@@ -1006,7 +1007,7 @@ TEST_SUITE("Crash safety") {
     REQUIRE_MESSAGE(WaitForByte(b.notify, 'r', std::chrono::seconds(30)), "relay B did not start");
 
     auto st = OpenStore(db);
-    REQUIRE(st.ok());
+    RXFLOW_REQUIRE_OK(st);
     store::Store& parent = **st;
     std::mt19937 rng(5);
     Status appended;
@@ -1025,7 +1026,7 @@ TEST_SUITE("Crash safety") {
     CHECK(at_kill->lease_until > killed_at);  // and it had not run out yet
 
     // The rest, appended while no relay is active; B must publish everything.
-    REQUIRE(writer.Append(parent, 100).ok());
+    RXFLOW_REQUIRE_OK(writer.Append(parent, 100));
     const std::vector<DerivedMessage> derived = DeriveRange(parent, 0);
     PublicationReader reader(published);
     const bool all_published = testing::WaitFor(

@@ -22,6 +22,7 @@
 #include "rxflow/transform.h"
 
 #include "testing/files.h"
+#include "testing/status.h"
 
 using namespace rxflow;
 
@@ -438,10 +439,10 @@ TEST_SUITE("Symmetry") {
     {
       IssueList to_fhir_issues;
       auto fhir_json = ToFhirJson(base, to_fhir_issues);
-      REQUIRE(fhir_json.ok());
+      RXFLOW_REQUIRE_OK(fhir_json);
       IssueList issues;
       auto back = ToScript(*fhir_json, issues, BackOptions());
-      REQUIRE(back.ok());
+      RXFLOW_REQUIRE_OK(back);
     }
     for (const Mutation& m : Mutations()) CheckMutation(base, m);
   }
@@ -471,10 +472,10 @@ TEST_SUITE("Symmetry") {
       CAPTURE(name);
       const std::string xml = Apply(base, {edit});
       IssueList read_issues;
-      REQUIRE(script::ReadXml(xml, read_issues).ok());
+      RXFLOW_REQUIRE_OK(script::ReadXml(xml, read_issues));
       IssueList to_fhir_issues;
       auto fhir_json = ToFhirJson(xml, to_fhir_issues);
-      REQUIRE(fhir_json.ok());
+      RXFLOW_REQUIRE_OK(fhir_json);
       CHECK(nlohmann::json::accept(*fhir_json));
       IssueList issues;
       auto back = ToScript(*fhir_json, issues, BackOptions());

@@ -11,6 +11,8 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include "testing/status.h"
+
 #ifdef RXFLOW_TEST_HAVE_HTTP
 #include <httplib.h>
 
@@ -84,7 +86,7 @@ class BlockingExporter : public SpanExporter {
 TEST_SUITE("Tracing") {
   TEST_CASE("traceparent: the W3C example parses and formats back") {
     auto ctx = ParseTraceparent(kW3cExample);
-    REQUIRE(ctx.ok());
+    RXFLOW_REQUIRE_OK(ctx);
     CHECK(ctx->trace_id == "4bf92f3577b34da6a3ce929d0e0e4736");
     CHECK(ctx->span_id == "00f067aa0ba902b7");
     CHECK(ctx->flags == 1);
@@ -92,10 +94,10 @@ TEST_SUITE("Tracing") {
     CHECK(FormatTraceparent(*ctx) == kW3cExample);
 
     auto unsampled = ParseTraceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00");
-    REQUIRE(unsampled.ok());
+    RXFLOW_REQUIRE_OK(unsampled);
     CHECK_FALSE(unsampled->sampled());
     auto flags = ParseTraceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-ff");
-    REQUIRE(flags.ok());
+    RXFLOW_REQUIRE_OK(flags);
     CHECK(flags->flags == 0xff);
     CHECK(FormatTraceparent(*flags).ends_with("-ff"));
   }
@@ -104,7 +106,7 @@ TEST_SUITE("Tracing") {
     const std::string base = "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     CHECK(ParseTraceparent(base).ok());
     auto longer = ParseTraceparent(base + "-what-the-future-will-be-like");
-    REQUIRE(longer.ok());
+    RXFLOW_REQUIRE_OK(longer);
     CHECK(longer->span_id == "00f067aa0ba902b7");
     CHECK(FormatTraceparent(*longer) == kW3cExample);  // we speak version 00
     CHECK(ParseTraceparent(base + "x").status().message().find("'-' must follow") !=
@@ -142,7 +144,7 @@ TEST_SUITE("Tracing") {
     }
   }
 
-  TEST_CASE("new roots are random and valid; ChildOf keeps the trace id") {
+  TEST_CASE("new roots are random and valid, ChildOf keeps the trace id") {
     TraceContext a = NewRootContext();
     TraceContext b = NewRootContext();
     CHECK(IsLowerHex(a.trace_id, 32));

@@ -9,6 +9,7 @@
 #include "rxflow/transform.h"
 
 #include "testing/files.h"
+#include "testing/status.h"
 
 using namespace rxflow;
 
@@ -18,9 +19,9 @@ namespace {
 fhir::Bundle BundleOf(const std::string& fixture) {
   IssueList issues;
   auto json = ToFhirJson(testing::ReadFixture("script/" + fixture + ".xml"), issues);
-  REQUIRE(json.ok());
+  RXFLOW_REQUIRE_OK(json);
   auto resource = fhir::ParseResource(*json, issues);
-  REQUIRE(resource.ok());
+  RXFLOW_REQUIRE_OK(resource);
   REQUIRE(resource->get<fhir::Bundle>() != nullptr);
   return *resource->get<fhir::Bundle>();
 }
@@ -136,7 +137,7 @@ TEST_SUITE("FHIR → SCRIPT transactions") {
                    "SCRIPT /Message/Body/RxTransferConfirm/RxFillConfirmIndicator"));
   }
 
-  TEST_CASE("To and From come from the Bundle's parties, else options; none is an error") {
+  TEST_CASE("To and From come from the Bundle's parties, else options, none is an error") {
     // A transfer names both pharmacies: the request goes from the one receiving the
     // prescription to the other.
     mapping::NewRxOptions o = Options();
@@ -144,7 +145,7 @@ TEST_SUITE("FHIR → SCRIPT transactions") {
     o.from.clear();
     IssueList issues;
     auto transfer = mapping::FromFhirBundle(BundleOf("rxtransfer_request"), issues, o);
-    REQUIRE(transfer.ok());
+    RXFLOW_REQUIRE_OK(transfer);
     CHECK(transfer->header.to == "4712345");
     CHECK(transfer->header.to_qualifier == "P");
     CHECK(transfer->header.from == "4798765");
@@ -160,11 +161,11 @@ TEST_SUITE("FHIR → SCRIPT transactions") {
   TEST_CASE("ToScript writes the transaction a Bundle's Task names") {
     IssueList issues;
     auto json = ToFhirJson(testing::ReadFixture("script/newrx_request.xml"), issues);
-    REQUIRE(json.ok());
+    RXFLOW_REQUIRE_OK(json);
     TransformOptions options;
     options.version = script::Version::k2017071;
     auto out = ToScript(*json, issues, options);
-    REQUIRE(out.ok());
+    RXFLOW_REQUIRE_OK(out);
     CHECK(out->transaction == "NewRxRequest");
     CHECK(out->xml.find("<NewRxRequest>") != std::string::npos);
     CHECK(std::holds_alternative<script::NewRxRequest>(out->newrx.message.body));
@@ -177,7 +178,7 @@ TEST_SUITE("FHIR → SCRIPT transactions") {
 TEST_SUITE("FHIR → SCRIPT transactions") {
   // NewRxRequestMedication has no CompoundInformation (only RxHistoryResponse's medication
   // types do, of these transactions): the compound goes as its description and drug code.
-  TEST_CASE("a compound in a NewRxRequest goes as its description; its ingredients are named") {
+  TEST_CASE("a compound in a NewRxRequest goes as its description, its ingredients are named") {
     fhir::Bundle compound = BundleOf("newrx_compound_rems");
     const fhir::Medication* cm = nullptr;
     for (const fhir::BundleEntry& e : compound.entry) {
@@ -204,7 +205,7 @@ TEST_SUITE("FHIR → SCRIPT transactions") {
     REQUIRE(replaced);
     IssueList issues;
     auto message = mapping::FromFhirBundle(b, issues, Options());
-    REQUIRE(message.ok());
+    RXFLOW_REQUIRE_OK(message);
     const auto* request = std::get_if<script::NewRxRequest>(&message->body);
     REQUIRE(request != nullptr);
     CHECK_FALSE(request->medication_requested.compound_information.has_value());
@@ -232,7 +233,7 @@ TEST_SUITE("FHIR → SCRIPT transactions") {
     o.newrx.to_qualifier = "QQ";
     IssueList issues;
     auto json = ToFhirJson(testing::ReadFixture("script/rxfill_indicator_change.xml"), issues);
-    REQUIRE(json.ok());
+    RXFLOW_REQUIRE_OK(json);
     IssueList out_issues;
     auto out = ToScript(*json, out_issues, o);
     REQUIRE_FALSE(out.ok());

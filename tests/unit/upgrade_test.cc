@@ -16,6 +16,7 @@
 #include "rxflow/store/event_store.h"
 
 #include "testing/files.h"
+#include "testing/status.h"
 
 #ifdef RXFLOW_TEST_HAVE_SQLITE
 #include <sqlite3.h>
@@ -52,12 +53,12 @@ void CheckUpgraded(store::Store& st, const std::set<std::string>& pending) {
   runtime::OutboxRelay relay(st, *producer);
   while (true) {
     auto n = relay.RunOnce();
-    REQUIRE(n.ok());
+    RXFLOW_REQUIRE_OK(n);
     if (*n == 0) break;
   }
   CHECK(*runtime::RelayBacklog(st) == 0);
   auto got = consumer->Poll(1000, std::chrono::milliseconds(100));
-  REQUIRE(got.ok());
+  RXFLOW_REQUIRE_OK(got);
   std::map<std::string, int> published;
   for (const auto& m : *got) ++published[std::string(m.Header(messaging::kMessageIdHeader))];
   std::set<std::string> ids;
@@ -71,10 +72,10 @@ void CheckUpgraded(store::Store& st, const std::set<std::string>& pending) {
   ServiceOptions o;
   o.patient_key = "legacy-patient-key-0123456789abcdef";
   auto service = PrescriptionService::Create(st, o);
-  REQUIRE(service.ok());
+  RXFLOW_REQUIRE_OK(service);
   std::map<std::string, int> statuses;
   auto all = st.ReadAll(0, 1000);
-  REQUIRE(all.ok());
+  RXFLOW_REQUIRE_OK(all);
   std::set<std::string> streams;
   for (const auto& e : *all) streams.insert(e.stream_id);
   for (const auto& id : streams)
@@ -116,7 +117,7 @@ TEST_SUITE("Upgrade") {
     }
     {  // Opening again changes nothing: the subscription keeps its place.
       auto st = store::OpenSqliteStore(so);
-      REQUIRE(st.ok());
+      RXFLOW_REQUIRE_OK(st);
       CHECK(*runtime::RelayBacklog(**st) == 0);
     }
     sqlite3* raw = nullptr;
@@ -136,7 +137,7 @@ TEST_SUITE("Upgrade") {
 #ifdef RXFLOW_TEST_HAVE_POSTGRES
 TEST_SUITE("Upgrade") {
   // The fixture is `pg_dump --inserts` of schema public; it is loaded into a fresh schema.
-  TEST_CASE("a database written by release 0.1.0 opens on the PostgresAdapter; pending go once") {
+  TEST_CASE("a database written by release 0.1.0 opens on the PostgresAdapter, pending go once") {
     const char* url = std::getenv("RXFLOW_TEST_POSTGRES_URL");
     REQUIRE_MESSAGE(url,
                     "RXFLOW_TEST_POSTGRES_URL is not set (run through scripts/with-postgres.sh)");
@@ -172,7 +173,7 @@ TEST_SUITE("Upgrade") {
     }
     {
       auto st = store::OpenPostgresStore(o);
-      REQUIRE(st.ok());
+      RXFLOW_REQUIRE_OK(st);
       CHECK(*runtime::RelayBacklog(**st) == 0);
     }
     pqxx::connection c(url);

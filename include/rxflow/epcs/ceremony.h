@@ -125,9 +125,9 @@ struct BiometricMatch {
 
 // The factors as the practitioner gives them: any two of different kinds (CheckTwoFactors).
 struct TwoFactorProof {
-  std::string password;                     // knowledge
-  std::string otp;                          // possession: the code of the separate TOTP device
-  std::optional<BiometricMatch> biometric;  // inherence (with a password or a code)
+  std::string password;  // knowledge
+  std::string otp;       // possession: the code of the separate TOTP device
+  std::optional<BiometricMatch> biometric = std::nullopt;  // inherence (with a password or a code)
 };
 
 enum class Permission { kMarkReady, kSign };
