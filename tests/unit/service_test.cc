@@ -289,6 +289,57 @@ TEST_SUITE("Service") {
     CHECK(f.service->Get(a->id)->state == domain::State::kCancelRequested);
   }
 
+  TEST_CASE(
+      "Load and ForTransmission read through the cache and see what another instance appended") {
+    Fixture f;
+    ServiceOptions o;
+    o.patient_key = kKey;
+    o.clock = &f.clock;
+    o.ids = &f.ids;
+    auto other = PrescriptionService::Create(*f.store, o);  // another process on the store
+    RXFLOW_REQUIRE_OK(other);
+    IssueList issues;
+    auto s = f.service->Submit(Lisinopril(), issues);
+    RXFLOW_REQUIRE_OK(s);
+    const int64_t accepted = f.clock.NowMicros();
+    f.clock.Advance(5'000'000);
+    RXFLOW_REQUIRE_OK(f.service->Route(s->id));
+    auto queued = f.service->ForTransmission(s->id);  // now cached at version 3
+    RXFLOW_REQUIRE_OK(queued);
+    CHECK(queued->state.state == domain::State::kQueued);
+    CHECK(queued->state.version == 3);
+    CHECK(queued->accepted_at_micros == accepted);
+    auto history = f.service->History(s->id);
+    RXFLOW_REQUIRE_OK(history);
+    auto transformed = domain::DecodeEvent((*history)[1].type, (*history)[1].schema_version,
+                                           (*history)[1].payload);
+    RXFLOW_REQUIRE_OK(transformed);
+    const std::string newrx = std::get<domain::PrescriptionTransformed>(*transformed).newrx_xml;
+    CHECK(newrx.find("<NewRx>") != std::string::npos);
+    CHECK(queued->newrx_xml == newrx);
+    // The other instance moves the prescription on; this one's cache is one version behind.
+    RXFLOW_REQUIRE_OK((*other)->Execute(s->id, domain::MarkSent{}));
+    RXFLOW_REQUIRE_OK((*other)->RecordPharmacyResponse(s->id, Pharmacy("status_010.xml")));
+    auto sent = f.service->ForTransmission(s->id);
+    RXFLOW_REQUIRE_OK(sent);
+    CHECK(sent->state.state == domain::State::kAcknowledged);
+    CHECK(sent->state.version == 5);
+    CHECK(sent->state.send_attempts == 1);
+    CHECK(sent->newrx_xml == newrx);
+    CHECK(sent->accepted_at_micros == accepted);
+    RXFLOW_REQUIRE_OK((*other)->RecordPharmacyResponse(s->id, Pharmacy("rxfill_dispensed.xml")));
+    auto loaded = f.service->Load(s->id);
+    RXFLOW_REQUIRE_OK(loaded);
+    CHECK(loaded->state == domain::State::kDispensed);
+    CHECK(loaded->version == 6);
+    // Another tenant cannot load it; an unknown id is NotFound for both calls.
+    RequestContext south;
+    south.tenant = "south";
+    CHECK(f.service->Load(s->id, south).status().code() == absl::StatusCode::kNotFound);
+    CHECK(f.service->ForTransmission("nope").status().code() == absl::StatusCode::kNotFound);
+    CHECK(f.service->Load("nope").status().code() == absl::StatusCode::kNotFound);
+  }
+
   TEST_CASE("a controlled substance cannot be routed before it is signed") {
     Fixture f;
     IssueList issues;
