@@ -121,6 +121,67 @@ StatusOr<AppendResult> AppendOutcome(AppendRequest& req, const std::string& code
   return result;
 }
 
+// The statements of the hot paths (appends, stream and log reads, idempotency look-ups,
+// the inbox, subscriptions and projections), prepared on every connection (Connect): the
+// server parses and plans each once per connection instead of on every call (libpqxx sends
+// the Parse on first use). Measured: docs/performance.md, "PostgreSQL + Kafka".
+struct PreparedSql {
+  const char* name;
+  const char* sql;
+};
+#define RXFLOW_PG_EVENT_COLUMNS                                                        \
+  "global_position, event_id, stream_id, version, type, schema_version, occurred_at, " \
+  "correlation_id, causation_id, actor, tenant, traceparent, payload"
+constexpr PreparedSql kAppendSql{
+    "rxflow_append",
+    "SELECT code, detail, last_version, last_position FROM rxflow_append($1, $2, $3, $4::jsonb)"};
+constexpr PreparedSql kAppendBatchSql{
+    "rxflow_append_batch",
+    "SELECT ord, code, detail, last_version, last_position FROM rxflow_append_batch($1::jsonb)"};
+constexpr PreparedSql kReadStreamSql{
+    "read_stream", "SELECT " RXFLOW_PG_EVENT_COLUMNS
+                   " FROM events WHERE stream_id = $1 AND version > $2 ORDER BY version"};
+constexpr PreparedSql kReadAllSql{
+    "read_all", "SELECT " RXFLOW_PG_EVENT_COLUMNS
+                " FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2"};
+constexpr PreparedSql kFindKeySql{"find_key", "SELECT stream_id FROM idempotency WHERE key = $1"};
+constexpr PreparedSql kInboxSql{"inbox",
+                                "INSERT INTO inbox (consumer, message_id, processed_at) "
+                                "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING message_id"};
+constexpr PreparedSql kAcquireLeaseSql{
+    "acquire_lease",
+    "INSERT INTO subscriptions AS s (name, owner, lease_until) VALUES ($1, $2, $3) "
+    "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, lease_until = "
+    "excluded.lease_until "
+    "WHERE s.owner = excluded.owner OR s.lease_until <= $4 "
+    "RETURNING s.owner = $2"};
+constexpr PreparedSql kSubscriptionSql{"subscription",
+                                       "SELECT position FROM subscriptions WHERE name = $1"};
+constexpr PreparedSql kCommitCheckpointSql{
+    "commit_checkpoint",
+    "UPDATE subscriptions SET position = $2, lease_until = $4 "
+    "WHERE name = $1 AND owner = $3 AND position <= $2 RETURNING position"};
+constexpr PreparedSql kHeadSql{"head", "SELECT last FROM event_position WHERE id = 1"};
+constexpr PreparedSql kProjectionCheckpointSql{
+    "projection_checkpoint", "SELECT position FROM projection_checkpoints WHERE name = $1"};
+constexpr PreparedSql kProjectionLockSql{
+    "projection_lock", "SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE"};
+constexpr PreparedSql kProjectionRowSql{
+    "projection_row",
+    "INSERT INTO projection_rows (name, key, doc) VALUES ($1, $2, $3) "
+    "ON CONFLICT (name, key) DO UPDATE SET doc = excluded.doc"};
+constexpr PreparedSql kProjectionMoveSql{
+    "projection_move",
+    "INSERT INTO projection_checkpoints (name, position) VALUES ($1, $2) "
+    "ON CONFLICT (name) DO UPDATE SET position = excluded.position"};
+constexpr PreparedSql kProjectionGetSql{
+    "projection_get", "SELECT doc FROM projection_rows WHERE name = $1 AND key = $2"};
+constexpr PreparedSql kPrepared[] = {
+    kAppendSql,           kAppendBatchSql,    kReadStreamSql,           kReadAllSql,
+    kFindKeySql,          kInboxSql,          kAcquireLeaseSql,         kSubscriptionSql,
+    kCommitCheckpointSql, kHeadSql,           kProjectionCheckpointSql, kProjectionLockSql,
+    kProjectionRowSql,    kProjectionMoveSql, kProjectionGetSql};
+
 // Stores one new data key version; AlreadyExists ("data key exists: <id>") when the version
 // exists or the key was destroyed. (A destroy that has not committed yet is invisible here:
 // a key created in that window survives beside the tombstone, which readers honour; see
@@ -146,9 +207,8 @@ Status InsertDataKey(pqxx::transaction_base& tx, const WrappedDataKey& key) {
 StatusOr<AppendResult> CallAppend(pqxx::transaction_base& tx, AppendRequest& req) {
   std::string events;
   if (Status s = EventsJson(req, events); !s.ok()) return s;
-  pqxx::row r = tx.exec_params1(
-      "SELECT code, detail, last_version, last_position FROM rxflow_append($1, $2, $3, $4::jsonb)",
-      req.stream_id, req.expected_version, req.idempotency_key, events);
+  pqxx::row r = tx.exec_prepared1(kAppendSql.name, req.stream_id, req.expected_version,
+                                  req.idempotency_key, events);
   return AppendOutcome(req, r[0].as<std::string>(),
                        r[1].is_null() ? std::string() : r[1].as<std::string>(), r[2].as<int64_t>(),
                        r[3].as<int64_t>());
@@ -192,10 +252,6 @@ EventRecord ReadEvent(const pqxx::row& r) {
   return e;
 }
 
-constexpr const char* kEventColumns =
-    "global_position, event_id, stream_id, version, type, schema_version, occurred_at, "
-    "correlation_id, causation_id, actor, tenant, traceparent, payload";
-
 class PostgresStore;
 
 // The EventStore an inbox effect sees: the inbox's own transaction.
@@ -226,10 +282,7 @@ class TxView : public EventStore {
   }
   StatusOr<std::vector<EventRecord>> ReadStream(const std::string& s, int64_t after) override {
     std::vector<EventRecord> out;
-    for (const auto& row :
-         tx_.exec_params(std::string("SELECT ") + kEventColumns +
-                             " FROM events WHERE stream_id = $1 AND version > $2 ORDER BY version",
-                         s, after)) {
+    for (const auto& row : tx_.exec_prepared(kReadStreamSql.name, s, after)) {
       out.push_back(ReadEvent(row));
     }
     return out;
@@ -238,7 +291,7 @@ class TxView : public EventStore {
     return absl::UnimplementedError("ReadAll inside an inbox effect");
   }
   StatusOr<std::string> FindByIdempotencyKey(const std::string& k) override {
-    pqxx::result r = tx_.exec_params("SELECT stream_id FROM idempotency WHERE key = $1", k);
+    pqxx::result r = tx_.exec_prepared(kFindKeySql.name, k);
     if (r.empty()) return absl::NotFoundError("no stream for idempotency key " + k);
     return r[0][0].as<std::string>();
   }
@@ -299,6 +352,7 @@ class PostgresStore : public Store {
     if (options_.schema != "public")
       n.exec("CREATE SCHEMA IF NOT EXISTS " + c->quote_name(options_.schema));
     n.exec("SET search_path TO " + c->quote_name(options_.schema));
+    for (const PreparedSql& p : kPrepared) c->prepare(p.name, p.sql);
     return c;
   }
 
@@ -386,10 +440,7 @@ class PostgresStore : public Store {
           if (!writer_) writer_ = Connect();
           pqxx::work tx(*writer_);
           // rxflow_append refuses a conflicting append without aborting the transaction.
-          pqxx::result rows = tx.exec_params(
-              "SELECT ord, code, detail, last_version, last_position FROM "
-              "rxflow_append_batch($1::jsonb)",
-              appends);
+          pqxx::result rows = tx.exec_prepared(kAppendBatchSql.name, appends);
           for (const auto& row : rows) {
             int64_t k = row[0].as<int64_t>();
             if (k < 1 || k > static_cast<int64_t>(sent.size())) continue;
@@ -454,10 +505,7 @@ class PostgresStore : public Store {
                                                 int64_t after) override {
     std::vector<EventRecord> out;
     Status s = InTx("read stream", [&](pqxx::work& tx) {
-      for (const auto& row :
-           tx.exec_params(std::string("SELECT ") + kEventColumns +
-                              " FROM events WHERE stream_id = $1 AND version > $2 ORDER BY version",
-                          stream_id, after)) {
+      for (const auto& row : tx.exec_prepared(kReadStreamSql.name, stream_id, after)) {
         out.push_back(ReadEvent(row));
       }
       return absl::OkStatus();
@@ -469,10 +517,8 @@ class PostgresStore : public Store {
   StatusOr<std::vector<EventRecord>> ReadAll(int64_t after, size_t limit) override {
     std::vector<EventRecord> out;
     Status s = InTx("read all", [&](pqxx::work& tx) {
-      for (const auto& row : tx.exec_params(
-               std::string("SELECT ") + kEventColumns +
-                   " FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2",
-               after, static_cast<int64_t>(limit))) {
+      for (const auto& row :
+           tx.exec_prepared(kReadAllSql.name, after, static_cast<int64_t>(limit))) {
         out.push_back(ReadEvent(row));
       }
       return absl::OkStatus();
@@ -484,7 +530,7 @@ class PostgresStore : public Store {
   StatusOr<std::string> FindByIdempotencyKey(const std::string& key) override {
     std::string out;
     Status s = InTx("find idempotency key", [&](pqxx::work& tx) -> Status {
-      pqxx::result r = tx.exec_params("SELECT stream_id FROM idempotency WHERE key = $1", key);
+      pqxx::result r = tx.exec_prepared(kFindKeySql.name, key);
       if (r.empty()) return absl::NotFoundError("no stream for idempotency key " + key);
       out = r[0][0].as<std::string>();
       return absl::OkStatus();
@@ -527,13 +573,7 @@ class PostgresStore : public Store {
     bool held = false;
     Status s = InTx<pqxx::nontransaction>("acquire lease", [&](pqxx::nontransaction& tx) {
       int64_t now = clock_.NowMicros();
-      pqxx::result r = tx.exec_params(
-          "INSERT INTO subscriptions AS s (name, owner, lease_until) VALUES ($1, $2, $3) "
-          "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, lease_until = "
-          "excluded.lease_until "
-          "WHERE s.owner = excluded.owner OR s.lease_until <= $4 "
-          "RETURNING s.owner = $2",
-          name, owner, now + ttl_micros, now);
+      pqxx::result r = tx.exec_prepared(kAcquireLeaseSql.name, name, owner, now + ttl_micros, now);
       held = !r.empty() && r[0][0].as<bool>();
       return absl::OkStatus();
     });
@@ -553,7 +593,7 @@ class PostgresStore : public Store {
   StatusOr<int64_t> SubscriptionCheckpoint(const std::string& name) override {
     int64_t out = 0;
     Status s = InTx<pqxx::nontransaction>("subscription checkpoint", [&](pqxx::nontransaction& tx) {
-      pqxx::result r = tx.exec_params("SELECT position FROM subscriptions WHERE name = $1", name);
+      pqxx::result r = tx.exec_prepared(kSubscriptionSql.name, name);
       out = r.empty() ? 0 : r[0][0].as<int64_t>();
       return absl::OkStatus();
     });
@@ -569,10 +609,8 @@ class PostgresStore : public Store {
                           int64_t ttl_micros) override {
     if (Status s = ValidateLeaseArguments("commit checkpoint", name, owner); !s.ok()) return s;
     return InTx<pqxx::nontransaction>("commit checkpoint", [&](pqxx::nontransaction& tx) -> Status {
-      pqxx::result r = tx.exec_params(
-          "UPDATE subscriptions SET position = $2, lease_until = $4 "
-          "WHERE name = $1 AND owner = $3 AND position <= $2 RETURNING position",
-          name, position, owner, clock_.NowMicros() + ttl_micros);
+      pqxx::result r = tx.exec_prepared(kCommitCheckpointSql.name, name, position, owner,
+                                        clock_.NowMicros() + ttl_micros);
       if (!r.empty()) return absl::OkStatus();
       pqxx::result cur =
           tx.exec_params("SELECT owner, position FROM subscriptions WHERE name = $1", name);
@@ -590,7 +628,7 @@ class PostgresStore : public Store {
   StatusOr<int64_t> HeadPosition() override {
     int64_t out = 0;
     Status s = InTx<pqxx::nontransaction>("head position", [&](pqxx::nontransaction& tx) {
-      pqxx::result r = tx.exec("SELECT last FROM event_position WHERE id = 1");
+      pqxx::result r = tx.exec_prepared(kHeadSql.name);
       out = r.empty() ? 0 : r[0][0].as<int64_t>();
       return absl::OkStatus();
     });
@@ -602,10 +640,7 @@ class PostgresStore : public Store {
                  const InboxEffect& effect) override {
     return InTx("inbox", [&](pqxx::work& tx) -> Status {
       int64_t now = clock_.NowMicros();
-      pqxx::result r = tx.exec_params(
-          "INSERT INTO inbox (consumer, message_id, processed_at) VALUES ($1, $2, $3) "
-          "ON CONFLICT DO NOTHING RETURNING message_id",
-          consumer, message_id, now);
+      pqxx::result r = tx.exec_prepared(kInboxSql.name, consumer, message_id, now);
       if (r.empty()) {
         return absl::AlreadyExistsError("message " + message_id + " already processed by " +
                                         consumer);
@@ -618,8 +653,7 @@ class PostgresStore : public Store {
   StatusOr<int64_t> Checkpoint(const std::string& name) override {
     int64_t out = 0;
     Status s = InTx("checkpoint", [&](pqxx::work& tx) {
-      pqxx::result r =
-          tx.exec_params("SELECT position FROM projection_checkpoints WHERE name = $1", name);
+      pqxx::result r = tx.exec_prepared(kProjectionCheckpointSql.name, name);
       out = r.empty() ? 0 : r[0][0].as<int64_t>();
       return absl::OkStatus();
     });
@@ -630,22 +664,15 @@ class PostgresStore : public Store {
   Status Apply(const std::string& name, int64_t checkpoint,
                std::span<const std::pair<std::string, std::string>> rows) override {
     return InTx("projection", [&](pqxx::work& tx) -> Status {
-      pqxx::result cur = tx.exec_params(
-          "SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE", name);
+      pqxx::result cur = tx.exec_prepared(kProjectionLockSql.name, name);
       if (!cur.empty() && cur[0][0].as<int64_t>() > checkpoint) {
         return absl::AbortedError("projection " + name + " is at " + cur[0][0].as<std::string>() +
                                   ", not moving back to " + std::to_string(checkpoint));
       }
       for (const auto& [k, v] : rows) {
-        tx.exec_params(
-            "INSERT INTO projection_rows (name, key, doc) VALUES ($1, $2, $3) "
-            "ON CONFLICT (name, key) DO UPDATE SET doc = excluded.doc",
-            name, k, v);
+        tx.exec_prepared(kProjectionRowSql.name, name, k, v);
       }
-      tx.exec_params(
-          "INSERT INTO projection_checkpoints (name, position) VALUES ($1, $2) "
-          "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-          name, checkpoint);
+      tx.exec_prepared(kProjectionMoveSql.name, name, checkpoint);
       return absl::OkStatus();
     });
   }
@@ -653,8 +680,7 @@ class PostgresStore : public Store {
   StatusOr<std::string> Get(const std::string& name, const std::string& key) override {
     std::string out;
     Status s = InTx("projection get", [&](pqxx::work& tx) -> Status {
-      pqxx::result r =
-          tx.exec_params("SELECT doc FROM projection_rows WHERE name = $1 AND key = $2", name, key);
+      pqxx::result r = tx.exec_prepared(kProjectionGetSql.name, name, key);
       if (r.empty()) return absl::NotFoundError("no row " + key + " in projection " + name);
       out = r[0][0].as<std::string>();
       return absl::OkStatus();
