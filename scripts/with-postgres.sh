@@ -3,6 +3,8 @@
 # temporary directory, start on a free loopback port, create database rxflow_test, export
 # RXFLOW_TEST_POSTGRES_URL, run the command, stop and remove the server.
 #   scripts/with-postgres.sh ctest --output-on-failure
+# RXFLOW_PG_OPTIONS adds server options, e.g. "-c shared_preload_libraries=pg_stat_statements"
+# (benchmarks/load/scaled.py then prints the statements that took the server's time).
 set -euo pipefail
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 if [ ! -x "$PGBIN/initdb" ]; then
@@ -25,7 +27,7 @@ stop() {
 trap stop EXIT
 "${as_pg[@]}" "$PGBIN/initdb" -D "$dir/data" -A trust -U postgres --no-sync >/dev/null
 "${as_pg[@]}" "$PGBIN/pg_ctl" -D "$dir/data" -w -l "$dir/server.log" \
-  -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on -c max_connections=200" \
+  -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on -c max_connections=200 ${RXFLOW_PG_OPTIONS:-}" \
   start >/dev/null
 "${as_pg[@]}" "$PGBIN/createdb" -h 127.0.0.1 -p "$port" -U postgres rxflow_test
 export RXFLOW_TEST_POSTGRES_URL="postgresql://postgres@127.0.0.1:$port/rxflow_test"
