@@ -870,10 +870,10 @@ struct TempDir {
   std::filesystem::path path;
 };
 
-// Kill rounds: RXFLOW_CRASH_ROUNDS when set (`make soak`: 500), else 20.
+// Kill rounds: RXFLOW_CRASH_ROUNDS when set (`make soak`: 500), else 50.
 int RelayKillRounds() {
   const char* env = std::getenv("RXFLOW_CRASH_ROUNDS");
-  return env ? std::max(1, std::atoi(env)) : 20;
+  return env ? std::max(1, std::atoi(env)) : 50;
 }
 
 }  // namespace
@@ -884,7 +884,7 @@ TEST_SUITE("Crash safety") {
   // to a FileProducer. The parent appends 60 events meanwhile from a thread, waits for the
   // child's first publish, SIGKILLs it 0-20 ms later, and checks that every message of every
   // event up to the stored checkpoint is in the file: the checkpoint never passes what was not
-  // published. Rounds go on (20; RXFLOW_CRASH_ROUNDS) until some kill landed between a publish
+  // published. Rounds go on (50; RXFLOW_CRASH_ROUNDS) until some kill landed between a publish
   // and its checkpoint (a message published twice), at most 200 more. Then one relay runs to
   // completion in the parent, and every event appended must have its messages published, and
   // a consumer deduplicating through the inbox must apply each exactly once.
