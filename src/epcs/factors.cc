@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "rxflow/internal/status_macros.h"
 #include "rxflow/internal/strcat.h"
 
 #include <liboath/oath.h>
@@ -365,7 +366,7 @@ Status VerifyPassword(std::string_view password, std::string_view encoded) {
       !ParseParam(params, "p", '\0', p)) {
     return absl::InvalidArgumentError("password hash: parameters are not ln=N,r=N,p=N");
   }
-  if (Status s = CheckScryptCost(log2_n, r, p, "password hash"); !s.ok()) return s;
+  RXFLOW_RETURN_IF_ERROR(CheckScryptCost(log2_n, r, p, "password hash"));
   std::string salt, expected;
   if (!DecodeBase64NoPad(salt_b64, salt)) {
     return absl::InvalidArgumentError("password hash: salt is not unpadded base64");
@@ -420,10 +421,10 @@ StatusOr<std::string> NewTotpSecret(TotpAlgorithm algorithm) {
 
 StatusOr<std::string> TotpCode(std::string_view secret_bytes, int64_t unix_seconds,
                                const TotpParams& params) {
-  if (Status s = CheckTotpSecret(secret_bytes); !s.ok()) return s;
-  if (Status s = CheckTotpParams(params); !s.ok()) return s;
-  if (Status s = CheckUnixTime(unix_seconds, "totp time"); !s.ok()) return s;
-  if (Status s = EnsureOath(); !s.ok()) return s;
+  RXFLOW_RETURN_IF_ERROR(CheckTotpSecret(secret_bytes));
+  RXFLOW_RETURN_IF_ERROR(CheckTotpParams(params));
+  RXFLOW_RETURN_IF_ERROR(CheckUnixTime(unix_seconds, "totp time"));
+  RXFLOW_RETURN_IF_ERROR(EnsureOath());
   char code[kMaxDigits + 1] = {};
   if (Status s = CodeAtStep(secret_bytes, unix_seconds / params.period_seconds, params, code);
       !s.ok()) {
@@ -451,7 +452,7 @@ std::string Base32Encode(std::string_view bytes) {
 }
 
 StatusOr<std::string> Base32Decode(std::string_view text) {
-  if (Status s = EnsureOath(); !s.ok()) return s;
+  RXFLOW_RETURN_IF_ERROR(EnsureOath());
   char* raw = nullptr;
   size_t len = 0;
   int rc = oath_base32_decode(text.data() != nullptr ? text.data() : "", text.size(), &raw, &len);
@@ -507,9 +508,9 @@ std::string_view TotpOutcomeName(TotpOutcome outcome) {
 StatusOr<TotpCheck> CheckTotp(std::string_view secret_bytes, std::string_view code,
                               int64_t now_unix, const TotpParams& params, const TotpPolicy& policy,
                               TotpState& state) {
-  if (Status s = CheckTotpSecret(secret_bytes); !s.ok()) return s;
-  if (Status s = CheckTotpParams(params); !s.ok()) return s;
-  if (Status s = CheckUnixTime(now_unix, "totp check time"); !s.ok()) return s;
+  RXFLOW_RETURN_IF_ERROR(CheckTotpSecret(secret_bytes));
+  RXFLOW_RETURN_IF_ERROR(CheckTotpParams(params));
+  RXFLOW_RETURN_IF_ERROR(CheckUnixTime(now_unix, "totp check time"));
   if (policy.window_back < 0 || policy.window_back > kMaxWindow || policy.window_forward < 0 ||
       policy.window_forward > kMaxWindow) {
     return absl::InvalidArgumentError(
@@ -521,7 +522,7 @@ StatusOr<TotpCheck> CheckTotp(std::string_view secret_bytes, std::string_view co
   if (policy.lockout_seconds < 1) {
     return absl::InvalidArgumentError("totp policy: lockout_seconds must be at least 1");
   }
-  if (Status s = EnsureOath(); !s.ok()) return s;
+  RXFLOW_RETURN_IF_ERROR(EnsureOath());
 
   // Worked on a copy and written back only with a result, so an error leaves `state` as it was.
   TotpState next = state;

@@ -136,7 +136,7 @@ StatusOr<RoutingRequest> RoutingRequest::Decode(std::string_view text) {
                           {"pharmacy_ncpdp_id", &r.pharmacy_ncpdp_id},
                           {"retry_after_error", &r.retry_after_error},
                           {"cancel_message_id", &r.cancel_message_id}}) {
-    if (Status s = str(key, *out); !s.ok()) return s;
+    RXFLOW_RETURN_IF_ERROR(str(key, *out));
   }
   if (action == "send") {
     r.action = Action::kSend;

@@ -1,5 +1,6 @@
 #include <mutex>
 
+#include "rxflow/internal/status_macros.h"
 #include "rxflow/internal/strcat.h"
 #include "rxflow/script/xml.h"
 
@@ -74,7 +75,7 @@ StatusOr<std::shared_ptr<const Profile>> LoadProfile(std::string_view structure_
   impl->name = "custom";
   if (!rules.empty()) {
     impl->provisional = true;
-    if (absl::Status s = internal::ApplyRules(rules, *impl); !s.ok()) return s;
+    RXFLOW_RETURN_IF_ERROR(internal::ApplyRules(rules, *impl));
   }
   if (impl->attributes.empty()) {
     for (const auto& a : k2017071Attributes) impl->attributes.emplace_back(a[0], a[1]);

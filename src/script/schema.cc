@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "rxflow/internal/status_macros.h"
 #include "rxflow/internal/strcat.h"
 
 #include "common/text.h"
@@ -479,7 +480,7 @@ class StructureParser {
       std::string_view t = rxflow::internal::Trim(raw);
       if (t.empty() || t[0] == '#' ? (t.rfind("###", 0) != 0) : false) continue;
       if (t.rfind("###", 0) == 0) {
-        if (absl::Status st = flush(); !st.ok()) return st;
+        RXFLOW_RETURN_IF_ERROR(flush());
         std::string_view head = rxflow::internal::Trim(t.substr(3));
         std::string_view name = head.substr(0, head.find(' '));
         current = TypeFor(name);
@@ -509,7 +510,7 @@ class StructureParser {
       }
       lines.push_back(Line{line_no, lead / 2, raw.substr(lead + 2)});
     }
-    if (absl::Status st = flush(); !st.ok()) return st;
+    RXFLOW_RETURN_IF_ERROR(flush());
     for (size_t i = 0; i < s_.types.size(); ++i) {
       if (!defined_[i]) {
         return absl::InvalidArgumentError(
@@ -561,7 +562,7 @@ class StructureParser {
     Particle root;
     root.kind = Particle::Kind::kSequence;
     size_t pos = 0;
-    if (absl::Status st = BuildChildren(t, lines, pos, 0, root); !st.ok()) return st;
+    RXFLOW_RETURN_IF_ERROR(BuildChildren(t, lines, pos, 0, root));
     s_.types[t].content = std::move(root);
     return absl::OkStatus();
   }
@@ -584,7 +585,7 @@ class StructureParser {
           return absl::InvalidArgumentError(Cat("line ", l.number, ": bad cardinality"));
         }
         p.kind = choice ? Particle::Kind::kChoice : Particle::Kind::kSequence;
-        if (absl::Status st = BuildChildren(t, lines, pos, indent + 1, p); !st.ok()) return st;
+        RXFLOW_RETURN_IF_ERROR(BuildChildren(t, lines, pos, indent + 1, p));
         parent.children.push_back(std::move(p));
         continue;
       }
@@ -616,8 +617,7 @@ class StructureParser {
         defined_[anon] = true;
         Particle content;
         content.kind = Particle::Kind::kSequence;
-        if (absl::Status st = BuildChildren(anon, lines, pos, indent + 1, content); !st.ok())
-          return st;
+        RXFLOW_RETURN_IF_ERROR(BuildChildren(anon, lines, pos, indent + 1, content));
         s_.types[anon].content = std::move(content);
         decl.complex_type = anon;
       } else {
@@ -812,7 +812,7 @@ int Schema::FindType(std::string_view name) const {
 StatusOr<Schema> ParseStructure(std::string_view text) {
   Schema s;
   StructureParser parser(s);
-  if (absl::Status st = parser.Parse(text); !st.ok()) return st;
+  RXFLOW_RETURN_IF_ERROR(parser.Parse(text));
   return s;
 }
 

@@ -8,6 +8,7 @@
 #include <absl/strings/str_cat.h>
 #include <pugixml.hpp>
 
+#include "rxflow/internal/status_macros.h"
 #include "rxflow/internal/strcat.h"
 #include "rxflow/script/xml.h"
 
@@ -670,9 +671,9 @@ absl::Status ParseMessage(std::string_view xml, IssueList& issues, const ReadOpt
 absl::Status ParseAndValidate(std::string_view xml, IssueList& issues, const ReadOptions& options,
                               Parsed& out) {
   const size_t first_issue = issues.size();
-  if (absl::Status p = ParseMessage(xml, issues, options, out); !p.ok()) return p;
-  if (absl::Status v = RefuseOldVersion(out.root, issues); !v.ok()) return v;
-  if (absl::Status ns = CheckNamespace(out.root, issues); !ns.ok()) return ns;
+  RXFLOW_RETURN_IF_ERROR(ParseMessage(xml, issues, options, out));
+  RXFLOW_RETURN_IF_ERROR(RefuseOldVersion(out.root, issues));
+  RXFLOW_RETURN_IF_ERROR(CheckNamespace(out.root, issues));
   out.profile = ChooseProfile(out.root, options, issues);
   if (absl::Status t = RefuseUnsupportedTransaction(out.root, *out.profile, issues); !t.ok()) {
     return t;
@@ -719,7 +720,7 @@ absl::Status ValidateXml(std::string_view xml, IssueList& issues, const ReadOpti
 
 StatusOr<Header> ReadHeader(std::string_view xml, IssueList& issues, const ReadOptions& options) {
   Parsed parsed;
-  if (absl::Status s = ParseMessage(xml, issues, options, parsed); !s.ok()) return s;
+  RXFLOW_RETURN_IF_ERROR(ParseMessage(xml, issues, options, parsed));
   IssueList unused;  // what the typed header does not hold is not this call's business
   Decoder decoder(unused);
   In msg(parsed.root, Where{nullptr, "/Message"}, unused);
@@ -728,7 +729,7 @@ StatusOr<Header> ReadHeader(std::string_view xml, IssueList& issues, const ReadO
 
 StatusOr<Message> ReadXml(std::string_view xml, IssueList& issues, const ReadOptions& options) {
   Parsed parsed;
-  if (absl::Status s = ParseAndValidate(xml, issues, options, parsed); !s.ok()) return s;
+  RXFLOW_RETURN_IF_ERROR(ParseAndValidate(xml, issues, options, parsed));
   // A profile without rules (2017071) leaves the tree as it is: no walk.
   if (!parsed.profile->impl().rules.empty()) UndoRules(parsed.root, parsed.profile->impl().rules);
   Decoder decoder(issues);

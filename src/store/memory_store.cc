@@ -153,7 +153,7 @@ class StagingView : public EventStore {
  public:
   explicit StagingView(State& state) : state_(state) {}
   StatusOr<AppendResult> Append(AppendRequest request) override {
-    if (Status s = Check(state_, staged_, request); !s.ok()) return s;
+    RXFLOW_RETURN_IF_ERROR(Check(state_, staged_, request));
     AppendResult r;
     r.last_version = request.events.empty() ? 0 : request.events.back().version;
     staged_.push_back(std::move(request));
@@ -235,7 +235,7 @@ class MemoryStore : public Store {
 
   StatusOr<bool> AcquireLease(const std::string& name, const std::string& owner,
                               int64_t ttl_micros) override {
-    if (Status s = ValidateLeaseArguments("acquire lease", name, owner); !s.ok()) return s;
+    RXFLOW_RETURN_IF_ERROR(ValidateLeaseArguments("acquire lease", name, owner));
     std::lock_guard<std::mutex> lock(mu_);
     int64_t now = clock_.NowMicros();
     Subscription& sub = state_.subscriptions[name];
@@ -263,7 +263,7 @@ class MemoryStore : public Store {
 
   Status CommitCheckpoint(const std::string& name, const std::string& owner, int64_t position,
                           int64_t ttl_micros) override {
-    if (Status s = ValidateLeaseArguments("commit checkpoint", name, owner); !s.ok()) return s;
+    RXFLOW_RETURN_IF_ERROR(ValidateLeaseArguments("commit checkpoint", name, owner));
     std::lock_guard<std::mutex> lock(mu_);
     int64_t now = clock_.NowMicros();
     auto it = state_.subscriptions.find(name);
@@ -295,7 +295,7 @@ class MemoryStore : public Store {
           Cat("message ", message_id, " already processed by ", consumer));
     }
     StagingView view(state_);
-    if (Status s = effect(view); !s.ok()) return s;  // nothing staged is kept
+    RXFLOW_RETURN_IF_ERROR(effect(view));  // nothing staged is kept
     for (AppendRequest& r : view.staged()) Commit(state_, r);
     state_.inbox.insert({consumer, message_id});
     return absl::OkStatus();

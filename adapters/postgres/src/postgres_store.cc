@@ -206,7 +206,7 @@ Status InsertDataKey(pqxx::transaction_base& tx, const WrappedDataKey& key) {
 // One append as a single call of rxflow_append (migrations/003): one round trip.
 StatusOr<AppendResult> CallAppend(pqxx::transaction_base& tx, AppendRequest& req) {
   std::string events;
-  if (Status s = EventsJson(req, events); !s.ok()) return s;
+  RXFLOW_RETURN_IF_ERROR(EventsJson(req, events));
   pqxx::row r = tx.exec_prepared1(kAppendSql.name, req.stream_id, req.expected_version,
                                   req.idempotency_key, events);
   return AppendOutcome(req, r[0].as<std::string>(),
@@ -569,7 +569,7 @@ class PostgresStore : public Store {
   // transaction block; times come from the store's clock.
   StatusOr<bool> AcquireLease(const std::string& name, const std::string& owner,
                               int64_t ttl_micros) override {
-    if (Status s = ValidateLeaseArguments("acquire lease", name, owner); !s.ok()) return s;
+    RXFLOW_RETURN_IF_ERROR(ValidateLeaseArguments("acquire lease", name, owner));
     bool held = false;
     Status s = InTx<pqxx::nontransaction>("acquire lease", [&](pqxx::nontransaction& tx) {
       int64_t now = clock_.NowMicros();
@@ -607,7 +607,7 @@ class PostgresStore : public Store {
   // position (Aborted).
   Status CommitCheckpoint(const std::string& name, const std::string& owner, int64_t position,
                           int64_t ttl_micros) override {
-    if (Status s = ValidateLeaseArguments("commit checkpoint", name, owner); !s.ok()) return s;
+    RXFLOW_RETURN_IF_ERROR(ValidateLeaseArguments("commit checkpoint", name, owner));
     return InTx<pqxx::nontransaction>("commit checkpoint", [&](pqxx::nontransaction& tx) -> Status {
       pqxx::result r = tx.exec_prepared(kCommitCheckpointSql.name, name, position, owner,
                                         clock_.NowMicros() + ttl_micros);
@@ -864,7 +864,7 @@ StatusOr<std::unique_ptr<Store>> OpenPostgresStore(const PostgresOptions& option
   if (options.url.empty()) return absl::InvalidArgumentError("postgres store: url is empty");
   auto store =
       std::make_unique<PostgresStore>(options, options.clock ? *options.clock : SystemClock());
-  if (Status s = store->Init(); !s.ok()) return s;
+  RXFLOW_RETURN_IF_ERROR(store->Init());
   return std::unique_ptr<Store>(std::move(store));
 }
 

@@ -263,21 +263,21 @@ class SqliteStore : public Store {
     std::filesystem::path p(options_.path);
     std::error_code ec;
     if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path(), ec);
-    if (Status s = writer_db_.Open(options_.path); !s.ok()) return s;
+    RXFLOW_RETURN_IF_ERROR(writer_db_.Open(options_.path));
     // The checkpointer thread checkpoints; the writer's automatic checkpoint would run on
     // the writer thread after a commit and hold up every caller of the next batch.
     if (Status s = writer_db_.Exec("PRAGMA wal_autocheckpoint=0;"); !s.ok()) return s;
     // Deleted content is overwritten with zeros: a destroyed data key leaves no bytes behind
     // in the database file (crypto-erasure, DestroyDataKeys).
     if (Status s = writer_db_.Exec("PRAGMA secure_delete=ON;"); !s.ok()) return s;
-    if (Status s = writer_db_.Exec(kSchema); !s.ok()) return s;
-    if (Status s = UpgradeLegacyOutbox(); !s.ok()) return s;
+    RXFLOW_RETURN_IF_ERROR(writer_db_.Exec(kSchema));
+    RXFLOW_RETURN_IF_ERROR(UpgradeLegacyOutbox());
     for (size_t i = 0; i < std::max<size_t>(1, options_.readers); ++i) {
       auto db = std::make_unique<Db>();
-      if (Status s = db->Open(options_.path); !s.ok()) return s;
+      RXFLOW_RETURN_IF_ERROR(db->Open(options_.path));
       readers_.push_back(std::move(db));
     }
-    if (Status s = checkpoint_db_.Open(options_.path); !s.ok()) return s;
+    RXFLOW_RETURN_IF_ERROR(checkpoint_db_.Open(options_.path));
     writer_ = std::thread([this] { WriterLoop(); });
     checkpointer_ = std::thread([this] { CheckpointLoop(); });
     return absl::OkStatus();
@@ -342,7 +342,7 @@ class SqliteStore : public Store {
   // readers never both see the lease free.
   StatusOr<bool> AcquireLease(const std::string& name, const std::string& owner,
                               int64_t ttl_micros) override {
-    if (Status s = ValidateLeaseArguments("acquire lease", name, owner); !s.ok()) return s;
+    RXFLOW_RETURN_IF_ERROR(ValidateLeaseArguments("acquire lease", name, owner));
     bool held = false;
     Status st = Write([&](Db& db, int64_t now) -> Status {
       // Taken when absent, when its lease has run out, or renewed when `owner` holds it;
@@ -376,7 +376,7 @@ class SqliteStore : public Store {
   // one is fenced off and must stop.
   Status CommitCheckpoint(const std::string& name, const std::string& owner, int64_t position,
                           int64_t ttl_micros) override {
-    if (Status s = ValidateLeaseArguments("commit checkpoint", name, owner); !s.ok()) return s;
+    RXFLOW_RETURN_IF_ERROR(ValidateLeaseArguments("commit checkpoint", name, owner));
     return Write([&](Db& db, int64_t now) -> Status {
       bool found = false;
       int64_t stored = 0;
@@ -673,7 +673,7 @@ class SqliteStore : public Store {
   // thread runs. BEGIN IMMEDIATE makes processes opening the store at once take turns; the
   // later ones find no outbox left.
   Status UpgradeLegacyOutbox() {
-    if (Status s = Run(writer_db_, "BEGIN IMMEDIATE"); !s.ok()) return s;
+    RXFLOW_RETURN_IF_ERROR(Run(writer_db_, "BEGIN IMMEDIATE"));
     Status s = UpgradeLegacyOutboxInTransaction();
     if (s.ok()) s = Run(writer_db_, "COMMIT");
     if (!s.ok()) writer_db_.Exec("ROLLBACK").IgnoreError();
@@ -784,7 +784,7 @@ StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options) {
   if (options.path.empty()) return absl::InvalidArgumentError("sqlite store: path is empty");
   auto store =
       std::make_unique<SqliteStore>(options, options.clock ? *options.clock : SystemClock());
-  if (Status s = store->Init(); !s.ok()) return s;
+  RXFLOW_RETURN_IF_ERROR(store->Init());
   return std::unique_ptr<Store>(std::move(store));
 }
 
