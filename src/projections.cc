@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "rxflow/internal/json.h"
 #include "rxflow/internal/status_macros.h"
 #include "rxflow/internal/strcat.h"
 #include "rxflow/service.h"
@@ -25,17 +26,19 @@ constexpr size_t kReadBatch = 512;
 
 }  // namespace
 
+// Written member by member (no DOM): the projection writes one per event.
 std::string EncodeSummary(const PrescriptionSummary& s) {
-  json j = {{"id", s.id},
-            {"status", std::string(domain::StateName(s.state))},
-            {"pharmacy_ncpdp_id", s.pharmacy_ncpdp_id},
-            {"is_controlled", s.is_controlled},
-            {"dea_schedule", s.dea_schedule},
-            {"message_id", s.message_id},
-            {"created_at", s.created_at},
-            {"updated_at", s.updated_at},
-            {"version", s.version}};
-  return j.dump();
+  internal::JsonObject j;
+  j.String("id", s.id)
+      .String("status", domain::StateName(s.state))
+      .String("pharmacy_ncpdp_id", s.pharmacy_ncpdp_id)
+      .Bool("is_controlled", s.is_controlled)
+      .String("dea_schedule", s.dea_schedule)
+      .String("message_id", s.message_id)
+      .String("created_at", s.created_at)
+      .String("updated_at", s.updated_at)
+      .Int("version", s.version);
+  return std::move(j).Finish();
 }
 
 StatusOr<PrescriptionSummary> DecodeSummary(std::string_view text) {

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "rxflow/internal/json.h"
+
 namespace rxflow::internal {
 
 // FHIR date: YYYY, YYYY-MM or YYYY-MM-DD, with a real calendar day.
@@ -58,8 +60,7 @@ std::string_view Trim(std::string_view s);
 // "a,b,,c" split on ',' → {"a", "b", "", "c"}; "" → {""}. Views into `s`.
 std::vector<std::string_view> SplitView(std::string_view s, char sep);
 
-// Appends `s` to `out` as the body of a JSON string (quotes not included).
-void AppendJsonEscaped(std::string& out, std::string_view s);
+// AppendJsonEscaped: rxflow/internal/json.h (the adapters use it too).
 // Appends `s` to `out` escaped for XML text and attribute values.
 void AppendXmlEscaped(std::string& out, std::string_view s);
 

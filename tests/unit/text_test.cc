@@ -7,7 +7,9 @@
 
 #include <doctest/doctest.h>
 
+#include "rxflow/internal/json.h"
 #include "rxflow/internal/strcat.h"
+#include "rxflow/service.h"
 
 namespace {
 
@@ -106,4 +108,44 @@ TEST_CASE("Cat writes numbers as numbers: integers, and doubles in their shortes
   CHECK(Cat(2.5, " ", 0.1f) == "2.5 0.1");
   CHECK(Cat(1e300) == "1e+300");  // no 301 digits
   CHECK(Cat('x', true ? "y" : "z") == "xy");
+}
+
+TEST_CASE("JsonObject writes members in order and escapes their values") {
+  rxflow::internal::JsonObject o;
+  o.String("s", "quote \" backslash \\ newline \n tab \t bell \x07 é")
+      .Int("n", -9'007'199'254'740'993)
+      .Bool("t", true)
+      .Bool("f", false)
+      .Raw("raw", "[1,{\"a\":null}]");
+  const std::string text = std::move(o).Finish();
+  CHECK(text.rfind("{\"s\":\"quote \\\" backslash \\\\ newline \\n tab \\t bell \\u0007 é\",", 0) ==
+        0);
+  CHECK(text.find(",\"n\":-9007199254740993,\"t\":true,\"f\":false,\"raw\":[1,{\"a\":null}]}") !=
+        std::string::npos);
+  rxflow::internal::JsonObject empty;
+  CHECK(std::move(empty).Finish() == "{}");
+}
+
+TEST_CASE("a prescription summary written without a DOM reads back field for field") {
+  rxflow::PrescriptionSummary s;
+  s.id = "rx-\"1\"\\";
+  s.state = rxflow::domain::State::kCancelRequested;
+  s.pharmacy_ncpdp_id = "4712345";
+  s.is_controlled = true;
+  s.dea_schedule = "CII";
+  s.message_id = "m\n1";
+  s.created_at = "2026-12-01T20:00:00Z";
+  s.updated_at = "2026-12-01T20:00:01Z";
+  s.version = 7;
+  auto back = rxflow::DecodeSummary(rxflow::EncodeSummary(s));
+  REQUIRE(back.ok());
+  CHECK(back->id == s.id);
+  CHECK(back->state == s.state);
+  CHECK(back->pharmacy_ncpdp_id == s.pharmacy_ncpdp_id);
+  CHECK(back->is_controlled);
+  CHECK(back->dea_schedule == "CII");
+  CHECK(back->message_id == s.message_id);
+  CHECK(back->created_at == s.created_at);
+  CHECK(back->updated_at == s.updated_at);
+  CHECK(back->version == 7);
 }

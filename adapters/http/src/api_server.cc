@@ -19,6 +19,7 @@
 #include "rxflow/fhir/json.h"
 #include "rxflow/http/servers.h"
 #include "rxflow/internal/crypto.h"
+#include "rxflow/internal/json.h"
 #include "rxflow/internal/status_macros.h"
 #include "rxflow/internal/strcat.h"
 
@@ -64,20 +65,37 @@ int HttpStatus(const Status& s, bool submit) {
   }
 }
 
-json SubmissionJson(const Submission& s) {
-  json out = {{"id", s.id},
-              {"status", std::string(domain::StateName(s.state))},
-              {"idempotency_key", s.idempotency_key},
-              {"is_controlled", s.is_controlled},
-              {"created_at", s.created_at}};
+// The answer to a submission, written member by member (no DOM): the submission, its
+// interaction findings and the warnings among `issues`.
+std::string SubmissionBody(const Submission& s, const IssueList& issues) {
+  rxflow::internal::JsonObject out;
+  out.String("id", s.id)
+      .String("status", domain::StateName(s.state))
+      .String("idempotency_key", s.idempotency_key)
+      .Bool("is_controlled", s.is_controlled)
+      .String("created_at", s.created_at);
   if (!s.interactions.empty()) {
-    json list = json::array();
+    std::string list = "[";
     for (const clinical::InteractionFinding& f : s.interactions) {
-      list.push_back(json::parse(clinical::InteractionFindingJson(f)));
+      if (list.size() > 1) list.push_back(',');
+      list.append(clinical::InteractionFindingJson(f));
     }
-    out["interactions"] = std::move(list);
+    list.push_back(']');
+    out.Raw("interactions", list);
   }
-  return out;
+  if (issues.warning_count() > 0) {
+    std::string list = "[";
+    for (const Issue& i : issues) {
+      if (i.severity != Severity::kWarning) continue;
+      if (list.size() > 1) list.push_back(',');
+      rxflow::internal::JsonObject w;
+      w.String("path", i.path).String("message", i.message);
+      list.append(std::move(w).Finish());
+    }
+    list.push_back(']');
+    out.Raw("warnings", list);
+  }
+  return std::move(out).Finish();
 }
 
 // An OperationOutcome for `issues` (bounded: IssueList keeps at most 100 and a summary), or
@@ -412,17 +430,7 @@ struct ApiServer::Impl {
     }
     c.res.status = s->created ? 201 : 200;
     c.res.set_header("Location", Cat("/api/v1/prescriptions/", s->id));
-    json body = SubmissionJson(*s);
-    if (issues.warning_count() > 0) {
-      json w = json::array();
-      for (const Issue& i : issues) {
-        if (i.severity == Severity::kWarning) {
-          w.push_back({{"path", i.path}, {"message", i.message}});
-        }
-      }
-      body["warnings"] = std::move(w);
-    }
-    c.res.set_content(body.dump(), "application/json");
+    c.res.set_content(SubmissionBody(*s, issues), "application/json");
   }
 
   void Get(Call& c) {
