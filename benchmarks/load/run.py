@@ -93,13 +93,14 @@ def main():
     body = os.path.join(root, "tests/fixtures/fhir/medication_request_lisinopril.json")
     key = "load-" + secrets.token_hex(20)
     network_key = "load-net-" + secrets.token_hex(20)  # the simulator's pharmacy client
+    metrics_key = "load-met-" + secrets.token_hex(20)  # GET /metrics needs a key (METRICS_KEYS)
     api_port, sim_port = free_port(), free_port()
     api = f"http://127.0.0.1:{api_port}"
     sim = f"http://127.0.0.1:{sim_port}"
     tmp = tempfile.mkdtemp(prefix="rxflow-load-")
     with open(os.path.join(tmp, "pharmacies.json"), "w") as f:
         json.dump({"pharmacies": [{"ncpdp_id": "*", "url": f"{sim}/ncpdp"}]}, f)
-    env = dict(os.environ, API_KEYS=key, PHARMACY_KEYS=f"*:{network_key}",
+    env = dict(os.environ, API_KEYS=key, PHARMACY_KEYS=f"*:{network_key}", METRICS_KEYS=metrics_key,
                CALLBACK_API_KEY=network_key, LOG_LEVEL="warn",
                RXFLOW_PATIENT_KEY="load-patient-key-0123456789")
     print(f"# {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {os.cpu_count()} cores, "
@@ -125,7 +126,7 @@ def main():
         run_gen([gen, "--url", api, "--key", key, *common, "--duration", str(seconds)], procs)
 
         def drained():
-            m = get(f"{api}/metrics")
+            m = get(f"{api}/metrics", metrics_key)
             return (metric(m, "rxflow_outbox_backlog") + metric(m, "rxflow_routing_queue_depth")
                     == 0)
         wait_until(lambda: drained() and (time.sleep(1) or drained()), 600, 1)
@@ -135,7 +136,7 @@ def main():
         print(f"# open loop at {rate}/s for {rate_seconds}s", flush=True)
         cpu_before = {n: cpu_seconds(p) for n, p in procs.items()}
         written_before = write_bytes(service.pid)
-        before = get(f"{api}/metrics")
+        before = get(f"{api}/metrics", metrics_key)
         started = time.monotonic()
         result = run_gen([gen, "--url", api, "--key", key, *common, "--duration",
                           str(rate_seconds), "--rate", str(rate), "--warmup", "0"], {})
@@ -146,7 +147,7 @@ def main():
         took = time.monotonic() - started
         cpu_after = {n: cpu_seconds(p) for n, p in procs.items()}
         written = write_bytes(service.pid) - written_before
-        after = get(f"{api}/metrics")
+        after = get(f"{api}/metrics", metrics_key)
         stats = json.loads(get(f"{sim}/admin/stats"))
         dispensed = stats["fills_posted"] - fills_before
         cpu = {n: round(cpu_after[n] - cpu_before[n], 2) for n in procs}

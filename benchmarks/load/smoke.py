@@ -1,0 +1,39 @@
+#!/usr/bin/env python3
+"""ctest load-smoke / scaled-smoke: the load benchmarks run as a user runs them, at a tiny
+load, and must end with every prescription accepted in the open loop dispensed, no errors.
+
+  benchmarks/load/smoke.py run|scaled BUILD_DIR
+"""
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def main():
+    which, build = sys.argv[1], sys.argv[2]
+    if which == "run":  # make load's script: rxflow serve, the simulator, the load generator
+        argv = [sys.executable, os.path.join(HERE, "run.py"), build, "4", "1", "40", "3"]
+    else:  # PostgreSQL (RXFLOW_TEST_POSTGRES_URL) + the Kafka mock cluster, one of each role
+        argv = [sys.executable, os.path.join(HERE, "scaled.py"), build, "1", "4", "1", "40", "3"]
+    done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=600)
+    print(done.stdout[-4000:])
+    assert done.returncode == 0, f"{which}: exit status {done.returncode}"
+    lines = [json.loads(l) for l in done.stdout.splitlines() if l.startswith("{")]
+    opened = [l for l in lines if l.get("phase") == "open loop to Dispensed"]
+    assert opened, f"{which}: no open-loop result"
+    result = opened[0]
+    assert result["accepted"] >= 100, result  # 40/s for 3 s
+    assert result["dispensed"] == result["accepted"], result
+    assert result.get("errors", 0) == 0, result
+    cpu = result.get("service_cpu_us_per_prescription") or result.get(
+        "rxflow_cpu_us_per_prescription")
+    assert cpu and cpu > 0, result
+    print(f"{which}: ok, {result['accepted']} dispensed")
+
+
+if __name__ == "__main__":
+    main()
