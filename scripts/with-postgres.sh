@@ -27,7 +27,7 @@ stop() {
 trap stop EXIT
 "${as_pg[@]}" "$PGBIN/initdb" -D "$dir/data" -A trust -U postgres --no-sync >/dev/null
 "${as_pg[@]}" "$PGBIN/pg_ctl" -D "$dir/data" -w -l "$dir/server.log" \
-  -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on -c max_connections=200 ${RXFLOW_PG_OPTIONS:-}" \
+  -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on -c max_connections=500 ${RXFLOW_PG_OPTIONS:-}" \
   start >/dev/null
 "${as_pg[@]}" "$PGBIN/createdb" -h 127.0.0.1 -p "$port" -U postgres rxflow_test
 export RXFLOW_TEST_POSTGRES_URL="postgresql://postgres@127.0.0.1:$port/rxflow_test"

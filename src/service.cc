@@ -338,7 +338,8 @@ StatusOr<PrescriptionService::PendingTransmission> PrescriptionService::ForTrans
   PendingTransmission out;
   out.accepted_at_micros = records.front().occurred_at;
   domain::PrescriptionState state = im.Cached(id).state;
-  if (state.version > static_cast<int64_t>(records.size())) state = {};  // (never: gapless)
+  // Another thread may have remembered a newer state since the read: replay from scratch.
+  if (state.version > static_cast<int64_t>(records.size())) state = {};
   for (const store::EventRecord& r : records) {
     const bool carries_newrx = r.type == domain::PrescriptionTransformed::kType ||
                                r.type == domain::PrescriptionSigned::kType;

@@ -23,6 +23,7 @@ import json
 import os
 import resource
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -72,6 +73,23 @@ def metric(text, name):
         if line.startswith(name + " ") or line.startswith(name + "{"):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+def created(text):
+    """Prescriptions the API created (POST /api/v1/prescriptions answered 201), from /metrics."""
+    total = 0.0
+    for line in text.splitlines():
+        if (line.startswith("rxflow_http_requests_total{") and 'method="POST"' in line
+                and 'route="/api/v1/prescriptions"' in line and 'code="201"' in line):
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)
+
+
+def all_filled(stats, prescriptions):
+    """The simulator has received every prescription and answered each with an RxFill (or
+    given up posting it): nothing of an earlier phase is still on its way."""
+    return (stats["unique"] >= prescriptions
+            and stats["fills_posted"] + stats["fill_errors"] >= stats["unique"])
 
 
 def wait_until(cond, seconds, step=0.2):
@@ -130,6 +148,10 @@ def main():
             return (metric(m, "rxflow_outbox_backlog") + metric(m, "rxflow_routing_queue_depth")
                     == 0)
         wait_until(lambda: drained() and (time.sleep(1) or drained()), 600, 1)
+        # Every prescription created so far (warm-up included) sent and filled: what the open
+        # loop counts below is its own.
+        so_far = created(get(f"{api}/metrics", metrics_key))
+        wait_until(lambda: all_filled(json.loads(get(f"{sim}/admin/stats")), so_far), 600, 0.5)
         stats = json.loads(get(f"{sim}/admin/stats"))
         fills_before = stats["fills_posted"]
         unique_before = stats["unique"]
@@ -154,6 +176,7 @@ def main():
         cpu["loadgen"] = result.get("cpu_seconds")
         print(json.dumps({
             "phase": "open loop to Dispensed", "accepted": accepted,
+            "errors": result.get("errors"),
             "sent_to_pharmacy": stats["unique"] - unique_before, "dispensed": dispensed,
             "seconds_until_all_dispensed": round(took, 1), "cpu_seconds": cpu,
             "service_cpu_us_per_prescription":
@@ -170,6 +193,7 @@ def main():
                 p.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _healthy(base, path="/healthz"):

@@ -18,6 +18,7 @@ from POST to Dispensed, per role and in all. Prints one JSON object per result l
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,7 +29,7 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-from run import cpu_seconds, loadavg, wait_until  # noqa: E402  (the same measures as run.py)
+from run import all_filled, cpu_seconds, created, loadavg, wait_until  # noqa: E402  (as run.py)
 
 
 def postgres_pids():
@@ -137,89 +138,96 @@ def main():
     gen = os.path.join(build, "benchmarks", "rxflow_loadgen")
     print(f"# {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {os.cpu_count()} cores, "
           f"load average: {loadavg()}; {instances} of each role", flush=True)
-    database = fresh_database(base)
-    kafka = harness.KafkaMock()
-    procs = {"api": [], "relay": [], "routing": [], "simulator": [], "kafka": [kafka.process]}
+    procs = {"api": [], "relay": [], "routing": [], "simulator": [], "kafka": []}
+    database = None
+    tmp = tempfile.mkdtemp(prefix="rxflow-scaled-")
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            env = dict(kafka.env(), DATABASE_URL=database)
-            api_ports = [harness.free_port() for _ in range(instances)]
-            apis = [f"http://127.0.0.1:{p}" for p in api_ports]
-            sim_port = harness.free_port()
-            sim = f"http://127.0.0.1:{sim_port}"
-            procs["simulator"].append(harness.Process(
-                "pharmacy-simulator", ["--simulator-port", str(sim_port)],
-                env={"CALLBACK_URL": f"{apis[-1]}/api/v1/pharmacy/inbound"}, cwd=tmp))
-            directory = os.path.join(tmp, "pharmacies.json")
-            with open(directory, "w") as f:
-                json.dump({"pharmacies": [{"ncpdp_id": "*", "url": f"{sim}/ncpdp"}]}, f)
-            for port in api_ports:
-                procs["api"].append(harness.Process("ingestion-api", ["--port", str(port)],
-                                                    env=env, cwd=tmp, ready_line="Ctrl-C"))
-            for _ in range(instances):
-                procs["relay"].append(harness.Process("outbox-relay", env=env, cwd=tmp,
-                                                      ready_line="Ctrl-C"))
-                procs["routing"].append(harness.Process(
-                    "routing-service", ["--pharmacies", directory], env=env, cwd=tmp,
-                    ready_line="Ctrl-C"))
-            roles = {r: [p.proc.pid for p in ps] for r, ps in procs.items()}
-            roles["postgres"] = postgres_pids
+        database = fresh_database(base)
+        kafka = harness.KafkaMock()
+        procs["kafka"].append(kafka.process)
+        env = dict(kafka.env(), DATABASE_URL=database)
+        api_ports = [harness.free_port() for _ in range(instances)]
+        apis = [f"http://127.0.0.1:{p}" for p in api_ports]
+        sim_port = harness.free_port()
+        sim = f"http://127.0.0.1:{sim_port}"
+        procs["simulator"].append(harness.Process(
+            "pharmacy-simulator", ["--simulator-port", str(sim_port)],
+            env={"CALLBACK_URL": f"{apis[-1]}/api/v1/pharmacy/inbound"}, cwd=tmp))
+        directory = os.path.join(tmp, "pharmacies.json")
+        with open(directory, "w") as f:
+            json.dump({"pharmacies": [{"ncpdp_id": "*", "url": f"{sim}/ncpdp"}]}, f)
+        for port in api_ports:
+            procs["api"].append(harness.Process("ingestion-api", ["--port", str(port)],
+                                                env=env, cwd=tmp, ready_line="Ctrl-C"))
+        for _ in range(instances):
+            procs["relay"].append(harness.Process("outbox-relay", env=env, cwd=tmp,
+                                                  ready_line="Ctrl-C"))
+            procs["routing"].append(harness.Process(
+                "routing-service", ["--pharmacies", directory], env=env, cwd=tmp,
+                ready_line="Ctrl-C"))
+        roles = {r: [p.proc.pid for p in ps] for r, ps in procs.items()}
+        roles["postgres"] = postgres_pids
 
-            def stats():
-                return json.loads(harness.request("GET", f"{sim}/admin/stats")[1])
+        def stats():
+            return json.loads(harness.request("GET", f"{sim}/admin/stats")[1])
 
-            def drained():
-                backlog = harness.metric(apis[0], "rxflow_outbox_backlog")
-                return backlog == 0
+        def drained():
+            backlog = harness.metric(apis[0], "rxflow_outbox_backlog")
+            return backlog == 0
 
-            print(f"# closed loop, {connections} connections over {instances} API(s), "
-                  f"{seconds}s", flush=True)
-            before = role_cpu(roles)
-            closed = run_gens(gen, apis, harness.API_KEY, body, connections,
-                              ["--duration", str(seconds)])
-            closed["cpu_seconds"] = cpu_delta(before, role_cpu(roles))
-            closed["phase"] = "closed loop"
-            print(json.dumps(closed), flush=True)
-            wait_until(lambda: drained() and (time.sleep(1) or drained()), 600, 1)
-            def settled():  # no RxFill posted for 2 s: the closed loop's work is done
-                seen = stats()["fills_posted"]
-                time.sleep(2)
-                return stats()["fills_posted"] == seen
-            wait_until(settled, 600, 0)
-            fills_before = stats()["fills_posted"]
-            profiling = sql_profile(database, reset=True)
-            print(f"# open loop at {rate}/s for {rate_seconds}s", flush=True)
-            before = role_cpu(roles)
-            started = time.monotonic()
-            opened = run_gens(gen, apis, harness.API_KEY, body, connections,
-                              ["--duration", str(rate_seconds), "--rate",
-                               str(max(1, rate // instances)), "--warmup", "0"])
-            accepted = opened["ok"]
-            done = wait_until(lambda: stats()["fills_posted"] >= fills_before + accepted,
-                              600, 0.5)
-            took = time.monotonic() - started
-            cpu = cpu_delta(before, role_cpu(roles))
-            dispensed = stats()["fills_posted"] - fills_before
-            rxflow_cpu = sum(cpu[r] for r in ("api", "relay", "routing"))
-            print(json.dumps({
-                "phase": "open loop to Dispensed", "rate": rate, "accepted": accepted,
-                "errors": opened["errors"], "api_p50_ms": opened["p50_ms"],
-                "api_p99_ms": opened["p99_ms"], "dispensed": dispensed, "all_dispensed": done,
-                "seconds_until_all_dispensed": round(took, 1), "cpu_seconds": cpu,
-                "cpu_us_per_prescription": {
-                    r: round(c * 1e6 / dispensed) for r, c in cpu.items()} if dispensed else None,
-                "rxflow_cpu_us_per_prescription":
-                    round(rxflow_cpu * 1e6 / dispensed) if dispensed else None}), flush=True)
-            if profiling:
-                for row in sql_profile(database):
-                    print(json.dumps(row), flush=True)
-            print(f"# load average after: {loadavg()}", flush=True)
+        def created_so_far():
+            return sum(created(harness.request("GET", f"{a}/metrics",
+                                               key=harness.METRICS_KEY)[1]) for a in apis)
+
+        print(f"# closed loop, {connections} connections over {instances} API(s), "
+              f"{seconds}s", flush=True)
+        before = role_cpu(roles)
+        closed = run_gens(gen, apis, harness.API_KEY, body, connections,
+                          ["--duration", str(seconds)])
+        closed["cpu_seconds"] = cpu_delta(before, role_cpu(roles))
+        closed["phase"] = "closed loop"
+        print(json.dumps(closed), flush=True)
+        wait_until(lambda: drained() and (time.sleep(1) or drained()), 600, 1)
+        # Every prescription created so far (warm-up included) sent and filled: what the
+        # open loop counts below is its own.
+        so_far = created_so_far()
+        wait_until(lambda: all_filled(stats(), so_far), 600, 0.5)
+        fills_before = stats()["fills_posted"]
+        profiling = sql_profile(database, reset=True)
+        print(f"# open loop at {rate}/s for {rate_seconds}s", flush=True)
+        before = role_cpu(roles)
+        started = time.monotonic()
+        opened = run_gens(gen, apis, harness.API_KEY, body, connections,
+                          ["--duration", str(rate_seconds), "--rate",
+                           str(max(1, rate // instances)), "--warmup", "0"])
+        accepted = opened["ok"]
+        done = wait_until(lambda: stats()["fills_posted"] >= fills_before + accepted,
+                          600, 0.5)
+        took = time.monotonic() - started
+        cpu = cpu_delta(before, role_cpu(roles))
+        dispensed = stats()["fills_posted"] - fills_before
+        rxflow_cpu = sum(cpu[r] for r in ("api", "relay", "routing"))
+        print(json.dumps({
+            "phase": "open loop to Dispensed", "rate": rate, "accepted": accepted,
+            "errors": opened["errors"], "api_p50_ms": opened["p50_ms"],
+            "api_p99_ms": opened["p99_ms"], "dispensed": dispensed, "all_dispensed": done,
+            "seconds_until_all_dispensed": round(took, 1), "cpu_seconds": cpu,
+            "cpu_us_per_prescription": {
+                r: round(c * 1e6 / dispensed) for r, c in cpu.items()} if dispensed else None,
+            "rxflow_cpu_us_per_prescription":
+                round(rxflow_cpu * 1e6 / dispensed) if dispensed else None}), flush=True)
+        if profiling:
+            for row in sql_profile(database):
+                print(json.dumps(row), flush=True)
+        print(f"# load average after: {loadavg()}", flush=True)
     finally:
         for ps in procs.values():
             for p in reversed(ps):
                 p.stop()
-        subprocess.run(["psql", base, "-q", "-c",
-                        f"DROP DATABASE IF EXISTS {database.rsplit('/', 1)[1]}"])
+        if database:
+            subprocess.run(["psql", base, "-q", "-c",
+                            f"DROP DATABASE IF EXISTS {database.rsplit('/', 1)[1]}"])
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -136,7 +136,9 @@ class PrescriptionService {
   // stream: the current state (through the committed-state cache, as Load), the NewRx as
   // it goes out (as transformed, or as signed under EPCS; empty when none is stored, or it
   // was erased with the patient's data key) and when it was accepted. Only the events after
-  // the cached version and the ones carrying the NewRx are decoded. NotFound as Get.
+  // the cached version and the ones carrying the NewRx are decoded. For system components
+  // (routing): no tenant is checked, and the NewRx holds the patient's data. NotFound for an
+  // unknown id or a stream that is not a prescription.
   struct PendingTransmission {
     domain::PrescriptionState state;
     std::string newrx_xml;

@@ -20,6 +20,8 @@
 #include "rxflow/sqlite/sqlite_store.h"
 #endif
 #ifdef RXFLOW_TEST_HAVE_POSTGRES
+#include <pqxx/pqxx>
+
 #include "rxflow/postgres/postgres_store.h"
 #endif
 
@@ -81,11 +83,14 @@ struct SqliteAdapter {
 
 #ifdef RXFLOW_TEST_HAVE_POSTGRES
 // A fresh schema per test in the server named by RXFLOW_TEST_POSTGRES_URL (make test and
-// .ci/run start one: scripts/with-postgres.sh). Without it these tests fail, never skip.
+// .ci/run start one: scripts/with-postgres.sh). Without it these tests fail, never skip. The
+// schema is named after the process (each case is one) and dropped before the first Open, so
+// a process id the system reuses finds no schema of an earlier case.
 struct PostgresAdapter {
   static constexpr const char* kName = "postgres";
   FakeClock clock;
   std::string schema;
+  bool dropped = false;
   PostgresAdapter() {
     static std::atomic<int> n{0};
     schema = "contract_" + std::to_string(::getpid()) + "_" + std::to_string(n++);
@@ -95,6 +100,12 @@ struct PostgresAdapter {
     REQUIRE_MESSAGE(url,
                     "RXFLOW_TEST_POSTGRES_URL is not set: run the PostgreSQL tests through "
                     "scripts/with-postgres.sh (make test does)");
+    if (!dropped) {
+      pqxx::connection c(url);
+      pqxx::nontransaction n(c);
+      n.exec("DROP SCHEMA IF EXISTS " + schema + " CASCADE");
+      dropped = true;
+    }
     PostgresOptions o;
     o.url = url;
     o.schema = schema;

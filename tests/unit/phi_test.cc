@@ -18,9 +18,9 @@
 
 #include "testing/concurrency.h"
 #include "testing/files.h"
+#include "testing/status.h"
 #ifdef RXFLOW_TEST_HAVE_KAFKA
 #include "testing/broker_adapters.h"
-#include "testing/status.h"
 #endif
 #include <sys/stat.h>
 #include <unistd.h>

@@ -348,10 +348,14 @@ class PostgresStore : public Store {
   // A connection whose search_path is the store's schema (created when missing).
   std::unique_ptr<pqxx::connection> Connect() {
     auto c = std::make_unique<pqxx::connection>(options_.url);
-    pqxx::nontransaction n(*c);
-    if (options_.schema != "public")
+    if (options_.schema != "public") {
+      pqxx::nontransaction n(*c);
       n.exec("CREATE SCHEMA IF NOT EXISTS " + c->quote_name(options_.schema));
-    n.exec("SET search_path TO " + c->quote_name(options_.schema));
+    }
+    // set_variable and prepare: libpqxx restores both when it reconnects the connection by
+    // itself. libpqxx 6 prepares lazily (on first use, here after the migrations); a libpqxx
+    // that prepares at once would need the schema to exist first.
+    c->set_variable("search_path", c->quote_name(options_.schema));
     for (const PreparedSql& p : kPrepared) c->prepare(p.name, p.sql);
     return c;
   }
