@@ -38,7 +38,7 @@ std::string EncodeSummary(const PrescriptionSummary& s) {
       .String("created_at", s.created_at)
       .String("updated_at", s.updated_at)
       .Int("version", s.version);
-  return std::move(j).Finish();
+  return j.Finish();
 }
 
 StatusOr<PrescriptionSummary> DecodeSummary(std::string_view text) {

@@ -6,6 +6,7 @@
 
 #include "rxflow/clock.h"
 #include "rxflow/domain/prescription.h"
+#include "rxflow/internal/json.h"
 #include "rxflow/internal/status_macros.h"
 #include "rxflow/internal/strcat.h"
 
@@ -17,38 +18,7 @@ using internal::Cat;
 
 namespace {
 
-// A flat JSON object built by appending (the relay's hot path: no DOM).
-class JsonObject {
- public:
-  JsonObject& Str(std::string_view key, std::string_view value) {
-    Key(key);
-    out_.push_back('"');
-    internal::AppendJsonEscaped(out_, value);
-    out_.push_back('"');
-    return *this;
-  }
-  JsonObject& StrIfSet(std::string_view key, std::string_view value) {
-    return value.empty() ? *this : Str(key, value);
-  }
-  JsonObject& Int(std::string_view key, int64_t value) {
-    Key(key);
-    out_ += std::to_string(value);
-    return *this;
-  }
-  std::string Done() {
-    out_.push_back('}');
-    return std::move(out_);
-  }
-
- private:
-  void Key(std::string_view key) {
-    if (out_.size() > 1) out_.push_back(',');
-    out_.push_back('"');
-    out_.append(key);
-    out_ += "\":";
-  }
-  std::string out_ = "{";
-};
+using internal::JsonObject;  // (the relay's hot path: no DOM)
 
 messaging::Message Make(const store::EventRecord& e, std::string_view topic,
                         std::string_view suffix, std::string payload) {
@@ -107,13 +77,13 @@ std::string_view ActionName(RoutingRequest::Action action) {
 
 std::string RoutingRequest::Encode() const {
   JsonObject j;
-  j.Str("action", ActionName(action)).Str("prescription_id", prescription_id);
-  j.StrIfSet("pharmacy_ncpdp_id", pharmacy_ncpdp_id);
+  j.String("action", ActionName(action)).String("prescription_id", prescription_id);
+  j.StringIfSet("pharmacy_ncpdp_id", pharmacy_ncpdp_id);
   if (attempt > 0) j.Int("attempt", attempt);
-  j.StrIfSet("retry_after_error", retry_after_error);
-  j.StrIfSet("cancel_message_id", cancel_message_id);
-  j.StrIfSet("event_id", event_id);
-  return j.Done();
+  j.StringIfSet("retry_after_error", retry_after_error);
+  j.StringIfSet("cancel_message_id", cancel_message_id);
+  j.StringIfSet("event_id", event_id);
+  return j.Finish();
 }
 
 StatusOr<RoutingRequest> RoutingRequest::Decode(std::string_view text) {
@@ -164,14 +134,14 @@ StatusOr<std::vector<messaging::Message>> DeriveMessages(
   if (!domain::IsPrescriptionEventType(e.type)) return std::vector<messaging::Message>();
   // Audit trail and domain events: identifiers and types only, never PHI.
   std::string audit = JsonObject()
-                          .Str("prescription_id", e.stream_id)
-                          .Str("event_id", e.event_id)
-                          .Str("event_type", e.type)
+                          .String("prescription_id", e.stream_id)
+                          .String("event_id", e.event_id)
+                          .String("event_type", e.type)
                           .Int("version", e.version)
-                          .Str("actor", e.actor)
-                          .Str("tenant", e.tenant)
-                          .Str("occurred_at", FormatRfc3339(e.occurred_at))
-                          .Done();
+                          .String("actor", e.actor)
+                          .String("tenant", e.tenant)
+                          .String("occurred_at", FormatRfc3339(e.occurred_at))
+                          .Finish();
   RXFLOW_ASSIGN_OR_RETURN(std::optional<RoutingRequest> routing, RoutingFor(e, upcasters));
   std::vector<messaging::Message> out;
   out.reserve(routing ? 3 : 2);

@@ -117,13 +117,13 @@ TEST_CASE("JsonObject writes members in order and escapes their values") {
       .Bool("t", true)
       .Bool("f", false)
       .Raw("raw", "[1,{\"a\":null}]");
-  const std::string text = std::move(o).Finish();
+  const std::string text = o.Finish();
   CHECK(text.rfind("{\"s\":\"quote \\\" backslash \\\\ newline \\n tab \\t bell \\u0007 é\",", 0) ==
         0);
   CHECK(text.find(",\"n\":-9007199254740993,\"t\":true,\"f\":false,\"raw\":[1,{\"a\":null}]}") !=
         std::string::npos);
   rxflow::internal::JsonObject empty;
-  CHECK(std::move(empty).Finish() == "{}");
+  CHECK(empty.Finish() == "{}");
 }
 
 TEST_CASE("a prescription summary written without a DOM reads back field for field") {

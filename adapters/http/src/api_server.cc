@@ -90,12 +90,12 @@ std::string SubmissionBody(const Submission& s, const IssueList& issues) {
       if (list.size() > 1) list.push_back(',');
       rxflow::internal::JsonObject w;
       w.String("path", i.path).String("message", i.message);
-      list.append(std::move(w).Finish());
+      list.append(w.Finish());
     }
     list.push_back(']');
     out.Raw("warnings", list);
   }
-  return std::move(out).Finish();
+  return out.Finish();
 }
 
 // An OperationOutcome for `issues` (bounded: IssueList keeps at most 100 and a summary), or

@@ -16,7 +16,7 @@ void AppendJsonEscaped(std::string& out, std::string_view s);
 
 // A flat JSON object written member by member, in call order, into one string:
 //   JsonObject o; o.String("id", id).Bool("is_controlled", c).Int("version", v);
-//   std::string text = std::move(o).Finish();   // {"id":"…","is_controlled":true,"version":3}
+//   std::string text = o.Finish();   // {"id":"…","is_controlled":true,"version":3}
 // Keys are the caller's constants (written as given); values are escaped.
 class JsonObject {
  public:
@@ -26,6 +26,10 @@ class JsonObject {
     AppendJsonEscaped(out_, value);
     out_.push_back('"');
     return *this;
+  }
+  // Nothing when `value` is empty (an optional member).
+  JsonObject& StringIfSet(std::string_view key, std::string_view value) {
+    return value.empty() ? *this : String(key, value);
   }
   JsonObject& Int(std::string_view key, int64_t value) {
     Key(key);
@@ -43,7 +47,8 @@ class JsonObject {
     out_.append(json);
     return *this;
   }
-  std::string Finish() && {
+  // The object's text; the JsonObject is spent.
+  std::string Finish() {
     out_.push_back('}');
     return std::move(out_);
   }
