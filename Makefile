@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # RxFlow: the two commands a new user needs are `make run` and `make test`.
 # Both install what they need (Debian packages through scripts/install-deps.sh) first.
 BUILD      ?= build

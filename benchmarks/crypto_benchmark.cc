@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The signatures and key wraps RxFlow makes, side by side (docs/performance.md,
 // "Post-quantum"): ECDSA P-256 (OpenSSL; what DEA rules recognise) beside ML-DSA-65
 // (PQClean's portable C, rxflow/crypto/pq.h), and ML-KEM-768 alone and inside the hybrid

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The drug database: lookup by code and free-text top-10 over a 100k-product index
 // (issue 11's targets: ≤ 2 µs, ≤ 1 ms). The 100k products are made from the starter
 // formulary's ingredients, forms and strengths with made-up brands and labelers, so that

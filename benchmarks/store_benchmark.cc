@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Durable submits per second into the SQLite store: each submit appends a prescription's
 // events (about 7 KB with the NewRx) and its outbox rows in one atomic, fsynced unit.
 // Compares group commit (the default) with one commit per submit, at 1 and 16 concurrent

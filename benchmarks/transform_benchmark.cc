@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Transform benchmarks over the FHIR and SCRIPT fixtures, each stage and end to end, and
 // in the same binary the floor: simdjson parsing the same JSON plus pugixml emitting the
 // same NewRx documents (no mapping, no validation). Run with --benchmark_min_time and

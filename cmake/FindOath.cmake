@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # liboath (RFC 4226 HOTP / RFC 6238 TOTP; Debian's liboath-dev) as the imported target
 # Oath::Oath. Used by the build and installed beside rxflowConfig.cmake for consumers of the
 # static core library.

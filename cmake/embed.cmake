@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Writes OUT, a C++ source defining one `std::string_view` per file in FILES:
 #   rxflow::internal::embedded::k<stem>  (e.g. data/script/2017071.structure -> k2017071_structure)
 string(REPLACE "|" ";" FILES "${FILES}")

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The Debian packages that hold the shared libraries the given programs load: what a runtime
 # image must install beside them (deploy/compose/Dockerfile). One package name per line,
 # sorted. Fails, naming it, when a library is missing or belongs to no package.

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- RxFlow PostgreSQL schema, version 1. Applied by the postgres adapter on open (each file in
 -- migrations/ once, in order, recorded in rxflow_migrations).
 CREATE TABLE IF NOT EXISTS events (

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- rxflow_append: one append (events, outbox rows, idempotency key) in one server round trip.
 -- Conflicts are answered, not raised: code 'ok', 'aborted' (version conflict; detail names
 -- the versions), 'exists' (idempotency key taken; detail = the stream holding it), or

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- RxFlow PostgreSQL schema, version 3: the event log is the outbox. Subscriptions (the
 -- relay first of all) read the log from a checkpoint they keep in `subscriptions`, with a
 -- lease that makes one reader of a subscription active across processes; appends no longer

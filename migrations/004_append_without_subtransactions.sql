@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- RxFlow PostgreSQL schema, version 4: appends without subtransactions, and one update of
 -- the position row per call.
 --

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Side-by-side transform benchmarks of two builds (docs/performance.md): alternates the two
 # rxflow_benchmarks binaries ROUNDS times, each with --benchmark_repetitions=3, and prints
 # the median of the medians per benchmark and the ratio. Both builds read their own

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Instructions per call of one function under a transform benchmark (valgrind callgrind,
 # collecting only inside the function): exact, and free of the machine's noise. Give one
 # or more build dirs to compare them.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Writes an exhaustive SCRIPT 2017071 NewRx from the structure table.
 
 Every element the structure table allows in a NewRx appears once (a repeatable element or

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Regenerates data/script/2017071.structure from the team's structure notes.
 
 The notes (shared/docs/script-2017071-structure.md, and script-2017071-structure-more.md for

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs every Debian (bookworm) package RxFlow's build, tests and benchmarks need.
 # (libboost1.81-dev: Beast/Asio, the API server, header-only; valgrind:
 # scripts/bench-instructions.sh; liboath, the PKCS#11 header and SoftHSM2: EPCS,

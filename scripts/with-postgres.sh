@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Runs a command with a private PostgreSQL 15 server (Debian's binaries): initdb into a
 # temporary directory, start on a free loopback port, create database rxflow_test, export
 # RXFLOW_TEST_POSTGRES_URL, run the command, stop and remove the server.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Drug–drug interaction screening in the service: the patient index (a patient's
 // prescriptions, from the InteractionsScreened events of the log) and the screening of a new
 // prescription against the patient's active ones.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PrescriptionService::QueryPdmp: a PDMP query for a prescription's patient, built from its
 // stored NewRx and recorded as a PdmpQueried event.
 #include <set>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PrescriptionService's read models, caught up from the event log in commit order: the
 // prescription summaries ("prescription_summary": apply, rebuild, list, get) and the index
 // from SCRIPT message ids to prescriptions ("message_index").

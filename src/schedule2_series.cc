@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The Schedule II series rule of 21 CFR 1306.12(b): a practitioner may issue several
 // prescriptions of one Schedule II substance for one patient on one day, up to a 90-day supply
 // in total, each but one with the earliest date it may be filled. The service checks a new

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PrescriptionService: submit and commands (decide, append with optimistic concurrency) and
 // the outbound SCRIPT. The read models (summaries, the message index) are in projections.cc.
 #include "rxflow/service.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Private: the state PrescriptionService shares between its translation units — service.cc
 // (commands and submit) and projections.cc (the read models).
 #ifndef RXFLOW_SRC_SERVICE_IMPL_H_

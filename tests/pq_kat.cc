@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // NIST known-answer tests of the PQClean objects RxFlow compiles (ML-DSA-65, ML-KEM-768).
 //
 // The program NIST's submission packages ship (PQCgenKAT) seeds an AES-256 CTR_DRBG

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Shared by vs-node.sh, tls-cost.sh and phi-cost.sh (sourced): a temporary directory cleaned
 # up with the servers started, a strong API key, waiting for a port, a process's CPU seconds,
 # and one wrk run reported as rate, p50/p99, server CPU per request and non-2xx.

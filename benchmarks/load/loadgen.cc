@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // rxflow_loadgen: an HTTP load generator for POST /api/v1/prescriptions.
 //
 //   rxflow_loadgen --url http://127.0.0.1:8080 --key KEY --body FILE

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The cost of encrypting PHI at rest on ingest (issue 10 §5): the same wrk script as
 # vs-node.sh (distinct prescriptions) against `ingestion-api` with RXFLOW_PHI_KEK=off and
 # with the default key file, alternated ROUNDS times, each on a fresh SQLite database.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """The load benchmark (docs/performance.md), as a user would run RxFlow.
 
 Three processes on this machine's cores: `rxflow serve --no-simulator` (API, relay, routing on

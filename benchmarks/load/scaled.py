@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """The load benchmark on PostgreSQL and the Kafka adapter (docs/performance.md), one process
 per role as a deployment runs them: INSTANCES ingestion-api, INSTANCES outbox-relay and
 INSTANCES routing-service processes over one PostgreSQL database (the server named by

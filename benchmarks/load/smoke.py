@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """ctest load-smoke / scaled-smoke: the load benchmarks run as a user runs them, at a tiny
 load, and must end with every prescription accepted in the open loop dispensed, no errors.
 

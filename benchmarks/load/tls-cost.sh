@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The cost of TLS on ingest (issue 10): the same wrk script (distinct prescriptions, as
 # vs-node.sh) against `ingestion-api` over plain HTTP and over HTTPS (TLS 1.3, a P-256
 # certificate made here with the openssl command), alternated ROUNDS times, each on a fresh

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Ingest only, side by side with the Node.js peer (../shared/bench/node-peer, issue 14 §6):
 # the same wrk script (distinct prescriptions from one FHIR envelope) against RxFlow's
 # `ingestion-api` (SQLite WAL + synchronous=FULL on this disk, no relay, no routing) and

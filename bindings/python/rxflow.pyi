@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """RxFlow: HL7 FHIR R5 prescriptions <-> NCPDP SCRIPT, and an event-sourced prescription service."""
 import os
 from typing import Any, Optional, TypedDict, Union

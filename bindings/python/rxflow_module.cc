@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The Python module `rxflow`: FHIR R5 ⇄ NCPDP SCRIPT, the prescription service and its EPCS
 // signing ceremony, over the same public C++ API. The GIL is released around all C++ work.
 #include <cmath>

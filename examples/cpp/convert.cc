@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A small RxFlow program: FHIR JSON (the request envelope or a Bundle) on stdin → NCPDP
 // SCRIPT NewRx on stdout; issues on stderr. Built in-tree, and by tests/cmake against the
 // installed package (find_package) and as a subproject (add_subdirectory).

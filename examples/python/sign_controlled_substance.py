@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Submits a controlled-substance prescription, signs it as the EPCS demo prescriber, and checks
 the signed NewRx as the pharmacy would.
 

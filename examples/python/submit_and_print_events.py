@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Submits a FHIR prescription to an RxFlow store and prints its events.
 
     submit_and_print_events.py PRESCRIPTION.json [STORE_URL]

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The `rxflow drugs` commands: import the FDA NDC Directory or RxNorm's prescribable RRF
 // files into a drug store, find products by code or free text, list a store's sources; and
 // `rxflow ddi`: screen drugs against each other for interactions.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // rxflow: the command-line tool over the RxFlow SDK.
 //
 //   rxflow to-script FILE|-   FHIR (request envelope or Bundle) → SCRIPT NewRx/CancelRx XML

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The programs' shared wiring: configuration (environment and flags), opening the store
 // and broker, and running any set of the services in one process until SIGINT/SIGTERM.
 // `rxflow serve` runs them all; ingestion-api, outbox-relay, routing-service and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // EPCS for `rxflow serve` on embedded defaults: a SoftHSM2 token, a development CA, a demo
 // prescriber who may sign (granted under the two-person rule by a second demo registrant),
 // the audit chain, and the ceremony the API serves. Everything is made at first start in

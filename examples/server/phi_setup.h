@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: phi_setup.h (examples/server: shared by `rxflow serve`, the rxflow CLI and Python)
 //
 // PHI at rest as the programs configure it (docs/security.md, "PHI at rest"): a store opened

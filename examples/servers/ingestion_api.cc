@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // ingestion-api: the ingestion API (REST over the library). Configuration from the environment or
 // flags (--help); see docs/operations.md.
 #include <CLI/CLI.hpp>

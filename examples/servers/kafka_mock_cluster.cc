@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // kafka-mock-cluster: librdkafka's mock Kafka cluster on loopback, with RxFlow's topics,
 // for the end-to-end tests and demos of the scaled-out shape without a Kafka installation.
 // Prints "bootstrap HOST:PORT,..." and runs until SIGINT/SIGTERM. Never for production

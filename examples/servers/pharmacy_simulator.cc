@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // pharmacy-simulator: a pharmacy speaking NCPDP SCRIPT over HTTP. Configuration from the
 // environment or flags (--help); see docs/operations.md.
 #include <CLI/CLI.hpp>

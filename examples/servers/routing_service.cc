@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // routing-service: the routing service (broker → pharmacies). Configuration from the environment or
 // flags (--help); see docs/operations.md.
 #include <CLI/CLI.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/clock.h
 //
 // Time and identifiers are injected (leveldb's Env idea): the domain never reads the wall

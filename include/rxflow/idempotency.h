@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/idempotency.h
 //
 // The idempotency key of a prescription: SHA-256 over a canonical form of its content

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/issue.h
 //
 // An `Issue` is one problem found in clinical data: its severity (HL7 issue-severity), the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/service.h
 //
 // The application service: FHIR in, an event-sourced prescription out. It composes the

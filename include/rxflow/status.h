@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/status.h
 //
 // RxFlow reports "could not complete" with `absl::Status` / `absl::StatusOr<T>` at every

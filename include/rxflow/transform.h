@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/transform.h
 //
 // The one-call API: FHIR R5 JSON → NCPDP SCRIPT XML and back, with every check RxFlow

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/version.h
 //
 // The SDK's version. RxFlow follows semantic versioning for its public headers; the ABI is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // API clients and keys (rxflow/auth/clients.h): key generation and strength, the clients
 // file (read and written with nlohmann; written atomically, 0600), and the constant-time
 // check of a presented key.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Failed-authentication throttling (rxflow/auth/throttle.h): per key id and per address, the
 // last failures' timestamps in a sliding window, in maps of bounded size.
 #include "rxflow/auth/throttle.h"

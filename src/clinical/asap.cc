@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // ASAP 4.2/4.2A/4.2B: one field table per segment drives the writer and the reader.
 #include "rxflow/clinical/asap.h"
 

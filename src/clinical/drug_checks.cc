@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The transform's use of the drug database: the prescribed drug's codes looked up, its DEA
 // schedule compared with the request's or taken from the database.
 #include <variant>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Streaming importers for the FDA NDC Directory and the RxNorm prescribable RRF files.
 #include "rxflow/clinical/drug_import.h"
 

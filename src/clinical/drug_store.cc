@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The drug store port's shared parts: source preference, the stored ingredient list, and
 // loading a store into an index.
 #include "rxflow/clinical/drug_store.h"

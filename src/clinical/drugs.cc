@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The in-memory drug database: code lookup by hash, free text through an inverted index.
 //
 // Matching (docs/clinical.md §Matching): the query and every product are cut into words and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Drug–drug interaction screening from class tables.
 #include "rxflow/clinical/interactions.h"
 

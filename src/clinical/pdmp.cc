@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The FHIR PDMP IG's $pdmp-history operation as JSON, and the ASAP-fed PDMP simulator.
 // nlohmann/json without exceptions: every member is type-checked before it is read.
 #include "rxflow/clinical/pdmp.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A day's controlled-substance dispensings from the event log → an ASAP report.
 #include <algorithm>
 #include <map>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Files that hold secrets (rxflow/internal/files.h).
 #include "rxflow/internal/files.h"
 

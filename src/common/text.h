@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Private text helpers shared by the codecs: format checks for FHIR and XML Schema
 // primitives, escaping, and small string utilities.
 #ifndef RXFLOW_SRC_COMMON_TEXT_H_

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Field-level encryption of PHI at rest: AES-256-GCM values under per-patient data keys,
 // wrapped by a key-encryption key (rxflow/crypto/phi.h).
 #include "rxflow/crypto/phi.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Post-quantum primitives (rxflow/crypto/pq.h) over PQClean's "clean" C sources, compiled by
 // CMake from third_party/pqclean (scripts/install-deps.sh), and OpenSSL for the rest (the
 // CSPRNG behind PQClean's randombytes, X25519, SHA3-256, AES-256-GCM).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // JSON codec of the Prescription events and state snapshots. Encoding is written straight
 // from the field table (VisitFields), with no DOM; decoding parses with nlohmann/json (the only
 // translation unit that includes it) without exceptions and catches the library's

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The EPCS audit chain (rxflow/epcs/audit.h). Payloads are written straight from the record
 // (no DOM) and read with nlohmann/json without exceptions: a payload that does not decode is
 // a finding of the verifier, never an exception crossing the API.

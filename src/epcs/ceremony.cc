@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The EPCS ceremony: practitioner streams (JSON payloads, nlohmann), the two-person rule, two
 // factors with their TOTP state kept in the practitioner's stream, the signing bundle, ready
 // and sign over the PrescriptionService, and an audit record for every step.

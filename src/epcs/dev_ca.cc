@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The development CA over OpenSSL's X509 and X509_CRL builders.
 #include "rxflow/epcs/dev_ca.h"
 

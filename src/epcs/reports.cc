@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // EPCS reports (rxflow/epcs/reports.h): the daily incident report and its job, and the
 // practitioner's log of controlled-substance prescriptions. Report JSON is written with
 // nlohmann (ordered, invalid UTF-8 replaced: a tampered record must not make the report

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The Part 1306 canonical text, Header/DigitalSignature, and the pharmacy's verification over
 // OpenSSL's X509_STORE (chain to the anchors, CRL for every certificate).
 #include "rxflow/epcs/signature.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // ECDSA P-256 / SHA-256 over OpenSSL 3: the in-memory signer and signature verification.
 #include "rxflow/epcs/signer.h"
 

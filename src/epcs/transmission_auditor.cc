@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The audit chain's view of controlled-substance transmissions, from the event log.
 #include <unordered_map>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Private: the one description of the FHIR R5 types of rxflow/fhir/r5.h, walked by both the
 // JSON reader (json_reader.cc: field names are looked up in it) and the JSON writer
 // (json_writer.cc: it emits the elements in its order).

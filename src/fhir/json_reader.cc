@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // FHIR R5 JSON reader: simdjson On-Demand straight into the typed structs of r5.h.
 //
 // The reader walks the document once. Each object's keys are looked up in the field table

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Private: the root-level entry of the JSON reader, shared by ParseResource and the
 // prescription-input resolver.
 #ifndef RXFLOW_SRC_FHIR_JSON_READER_H_

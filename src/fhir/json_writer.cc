@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // FHIR R5 JSON writer: a small streaming writer over std::string that walks the field
 // tables of fhir/fields.h, in the element order of the FHIR specification. Empty values are
 // omitted, as FHIR JSON requires.

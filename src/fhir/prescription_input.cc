@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Resolves a prescription's resources from the request envelope or a Bundle.
 #include <algorithm>
 #include <cstdint>

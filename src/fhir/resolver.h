@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Resolves the references of a Bundle or a MedicationRequest: by the entries' fullUrl, by
 // Type/id (also the tail of an absolute URL), and to contained resources by #id. Used by
 // ParsePrescription (prescription_input.cc) and by FHIR → SCRIPT of the other transactions

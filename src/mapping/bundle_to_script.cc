@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // FHIR R5 Bundle → the SCRIPT transactions SCRIPT → FHIR writes around a Task
 // (docs/mapping.md §2.13): RxFillIndicatorChange, RxHistoryRequest, RxHistoryResponse,
 // RxTransferRequest, RxTransferResponse, RxTransferConfirm, NewRxRequest and

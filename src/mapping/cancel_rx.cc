@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // SCRIPT → SCRIPT: the CancelRx for a stored NewRx.
 #include <utility>
 #include <variant>

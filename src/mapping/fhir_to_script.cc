@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // FHIR R5 prescription → SCRIPT NewRx / CancelRx.
 #include <algorithm>
 #include <cmath>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Private: ToNewRx's FHIR → SCRIPT mapping of one party, one prescribed medication or one
 // Coverage, for the other transactions FHIR → SCRIPT builds (bundle_to_script.cc). Each
 // function reads the resources of `in` it names, at their `*_path`, with exactly the rules

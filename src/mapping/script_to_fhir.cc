@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // SCRIPT → FHIR R5 Bundle.
 #include <algorithm>
 #include <map>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Private: FHIR Dosage ⇄ SCRIPT Sig.
 #ifndef RXFLOW_SRC_MAPPING_SIG_H_
 #define RXFLOW_SRC_MAPPING_SIG_H_

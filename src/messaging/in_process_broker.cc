@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The in-process broker: one mutex over topics, partitions and groups. Partitions are
 // deques with a base offset; a topic consumed by groups is trimmed to the slowest group's
 // committed offset and bounds its uncommitted backlog in messages and bytes (publishers wait

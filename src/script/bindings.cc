@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The SCRIPT model's tables (see bindings.h): each struct's fields, in schema order.
 #include "script/bindings.h"
 

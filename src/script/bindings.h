@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Private: how the typed SCRIPT model (rxflow/script/model.h) maps onto SCRIPT elements,
 // written once. Each model struct has a table of its fields: the element's name, the member,
 // and what kind of field it is. The XML reader fills a struct by walking its table; the

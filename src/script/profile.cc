@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include <mutex>
 
 #include "rxflow/internal/status_macros.h"

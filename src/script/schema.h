@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Private: SCRIPT structure tables (loaded from the text format of
 // data/script/*.structure), version rules, and the table-driven structural validator.
 #ifndef RXFLOW_SRC_SCRIPT_SCHEMA_H_

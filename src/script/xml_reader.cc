@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // SCRIPT XML reader: pugixml DOM → structural validation → version rules undone → typed
 // message. Elements the typed model does not hold are reported as warnings with their path.
 #include <algorithm>

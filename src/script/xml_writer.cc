@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // SCRIPT XML writer: typed message → element events → version rules → validator and text.
 //
 // The message is written by the binding tables (bindings.h), each element's members in the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Optional validation against a user-supplied XSD set (NCPDP's schema is licensed and is
 // never shipped with RxFlow). Uses libxml2 with network access and entity substitution off.
 #include <cstdio>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The in-memory store: the reference implementation of the storage ports. One mutex;
 // every operation is atomic, and an inbox effect runs against a staging view whose appends
 // commit together with the inbox record, or not at all.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Tests the rxflow tool as a user runs it: files, stdin, exit codes, stderr format.
 # Usage: cli_test.sh RXFLOW_BINARY FIXTURES_DIR
 set -u

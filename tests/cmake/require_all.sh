@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # RXFLOW_REQUIRE_ALL: configuring with a component's package hidden fails and names the
 # package; without the option the same configuration succeeds, switches the component off and
 # says why in the summary line. (Packages are hidden with CMAKE_DISABLE_FIND_PACKAGE_<Name>, and

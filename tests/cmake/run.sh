@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs RxFlow from BUILD_DIR into a temporary prefix, then builds and runs two consumer
 # projects: one through find_package(rxflow), one through add_subdirectory.
 set -euo pipefail

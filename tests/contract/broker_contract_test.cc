@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The broker contract: every messaging adapter passes these cases. Adapters are listed in
 // RXFLOW_BROKERS; each provides Make() (a broker) and a name prefix so that adapters sharing
 // one cluster across cases use fresh topics and groups per case.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The storage contract: one suite, instantiated for every adapter (RXFLOW_ADAPTERS: memory,
 // SQLite, PostgreSQL). What it checks is what rxflow/store/event_store.h promises.
 #include <atomic>

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The scaled-out topology as a Compose file (deploy/compose/, issue 14 §6), checked without a
 container engine: Debian's docker-compose renders and validates it, and the image's runtime
 package list is derived here, on the same Debian, from the very programs the tests run.

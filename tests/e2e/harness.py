@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Real processes on loopback for the end-to-end tests: start RxFlow's programs, talk HTTP.
 
 Only the standard library: urllib for HTTP, subprocess for the programs.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """End to end: the drug database, interaction screening and PDMP queries through `rxflow
 serve`'s API and the `rxflow` tool (drugs import/find, ddi, to-script --drugs, pmp simulator and
 query), as a user would."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """End to end, EPCS: `rxflow serve` on embedded defaults sets up its demo prescriber (a
 SoftHSM2 token, a development CA); a Schedule II prescription goes over HTTP from FHIR through
 the signing bundle, ready and a two-factor signature to a signed NewRx that the simulator

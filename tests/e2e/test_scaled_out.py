@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """(e) Scaled out: two ingestion-api and two routing-service processes, two outbox relays,
 one PostgreSQL (RXFLOW_TEST_POSTGRES_URL, from scripts/with-postgres.sh) and the Kafka
 adapter on librdkafka's mock cluster, with the pharmacy simulator as its own process."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """End to end: `rxflow serve` (SQLite, simulator) with the in-process broker and, for (a)-(c),
 again with the Kafka adapter on librdkafka's mock cluster (in its own process)."""
 import http.client

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: any bytes through rxflow::Check and, for SCRIPT, ToFhirJson
 // (tests/fuzz/targets.h). Built by `make fuzz` (clang).
 #include "targets.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: the SCRIPT read paths, strict and lenient, each version
 // (tests/fuzz/targets.h: the first byte picks the options). Built by `make fuzz` (clang).
 #include "targets.h"

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Seeds for the HTTP fuzz target (tests/fuzz/http_target.h), written into DIR.
 
 Each seed is what one client sends on one connection: requests on every route with the keys

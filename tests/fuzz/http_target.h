@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The HTTP fuzz target's body (tests/fuzz/fuzz_http.cc), shared with the unit test that
 // replays its committed corpus (tests/fixtures/fuzz/http/) in every `make test`.
 //

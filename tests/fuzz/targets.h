@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The fuzz targets' bodies, shared by the libFuzzer executables (`make fuzz`) and the unit
 // test that replays the minimised corpus (tests/fixtures/fuzz/) in every `make test`.
 //

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The security suite (tests/security): real `rxflow serve` processes on loopback, attacked
 over HTTP and raw sockets. Helpers in sec_harness.py, on top of tests/e2e/harness.py."""
 import tempfile

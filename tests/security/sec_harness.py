@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What the security suite adds to tests/e2e/harness.py (imported from there, not copied):
 clients made with `rxflow clients add`, `rxflow serve` on a loopback port with a clients file,
 HTTP with full control of the headers, raw sockets, and SCRIPT RxFill built from the fixtures.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Security regressions, API side: who may call what, on whose data (issue 10).
 
 Findings covered here. The numbers are this suite's reading of issue 10, whose text was not

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Security regressions, secrets on disk and in output (issue 10; finding numbers as in
 test_api_security.py).
 

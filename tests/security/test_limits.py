@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Security regressions, abuse limits (issue 10; finding numbers as in test_api_security.py).
 
 Finding 5, unrestricted resource consumption (OWASP API4):

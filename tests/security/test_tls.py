@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """TLS on the API (issue 10, Deliver §3), with certificates made at run time by the openssl
 command line (a CA, a server certificate for 127.0.0.1, a client certificate):
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Broker adapters for the broker contract suite (tests/contract/broker_contract_test.cc).
 // Each adapter type has broker() and Name(base): a topic/group name unique to this case.
 #ifndef RXFLOW_TESTS_TESTING_BROKER_ADAPTERS_H_

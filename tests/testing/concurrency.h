@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Test helpers for races that really race: threads and processes released together, results
 // collected and asserted in the test's own thread (a REQUIRE in a worker thread would end the
 // whole binary), and conditions awaited with a deadline instead of sleeps.

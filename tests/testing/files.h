@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Test helpers: fixture files.
 #ifndef RXFLOW_TESTS_TESTING_FILES_H_
 #define RXFLOW_TESTS_TESTING_FILES_H_

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The Kafka adapter for the broker contract suite: librdkafka's mock cluster (one per test
 // process, 3 brokers, started on first use), or the cluster at REDPANDA_BROKERS when set.
 // Included by testing/broker_adapters.h (after UniqueName) when RXFLOW_TEST_HAVE_KAFKA.

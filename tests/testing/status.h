@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Test helpers: assertions on absl::Status and StatusOr that print the status when they fail.
 //   RXFLOW_REQUIRE_OK(store->Append(req));   // stops the case
 //   RXFLOW_CHECK_OK(service->Route(id));     // records the failure and goes on

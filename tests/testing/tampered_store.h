@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Test helper: a store whose ReadStream returns the events as `edit` changed them, to tamper
 // with records that the memory store will not let anyone change (the audit chain's tests).
 #ifndef RXFLOW_TESTS_TESTING_TAMPERED_STORE_H_

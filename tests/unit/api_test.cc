@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The ingestion API over real HTTP on loopback: every status code the API promises, and
 // that a refused request stores nothing.
 #ifdef RXFLOW_TEST_HAVE_HTTP

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // ASAP 4.2/4.2A/4.2B: write, read back, the public zero-report sample, and malformed files
 // refused with the segment and element.
 #include "rxflow/clinical/asap.h"

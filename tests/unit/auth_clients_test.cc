@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // API clients and keys (rxflow/auth/clients.h): the key format, the strength rules for keys
 // chosen outside RxFlow, Authenticate's single answer for every refusal, the clients file (its
 // paths in errors, its round trip, its mode on disk), rotation and revocation.

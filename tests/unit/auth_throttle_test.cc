@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Failed-authentication throttling (rxflow/auth/throttle.h): the per-key and per-address
 // limits, the sliding window, Retry-After, the bound on what is tracked, and concurrent use.
 #include <cstdint>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Bad-input corpus: every case is data — an input (a valid fixture with one targeted
 // mutation, or inline text), the API it goes to, and what must come back: the status code,
 // and an error (or fatal) issue with an exact path and a message substring.

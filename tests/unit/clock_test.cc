@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // RFC 3339 timestamps (rxflow/clock.h): ParseRfc3339 reads what FormatRfc3339 writes and the
 // other forms of RFC 3339 section 5.6, and refuses what is not a time.
 #include "rxflow/clock.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The drug importers against hand-written files in the exact public formats
 // (tests/fixtures/clinical/README.md lists every awkward row and the expected counts), the
 // drug stores (SQLite, PostgreSQL), and the transform's use of the database.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The drug database: NDC layouts, the index's code lookups, free-text ranking and its
 // reasons, the formulary TSV reader, and the starter formulary's own promises.
 #include "rxflow/clinical/drugs.h"

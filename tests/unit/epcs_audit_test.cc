@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The EPCS audit chain (rxflow/epcs/audit.h; T-6.4): records chain and verify; a record changed,
 // deleted, inserted or moved is named at its sequence, whether the tampering is simulated by a
 // store decorator (memory), done to the SQLite file's bytes on disk, or by an SQL statement on

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The EPCS ceremony end to end on the memory store: enrolment, the two-person rule, two
 // factors with replay and lockout, the signing bundle, ready, sign (a NewRx the pharmacy
 // verifies), clock skew, expired registrations, and the audit chain recording each step.

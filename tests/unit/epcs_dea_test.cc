@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // DEA registration numbers (rxflow/epcs/dea.h): the examples of
 // docs/security-reliability.md §3, each rule broken on its own, and the registrant types.
 #include <string>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The two factors of 21 CFR 1311.115 (rxflow/epcs/factors.h): the RFC 4226 and RFC 6238
 // vectors, a cross-check against oathtool, the verifier's window, replay and lockout rules,
 // base32 and the otpauth URI, password hashing, and the two-different-kinds rule.

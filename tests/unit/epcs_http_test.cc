@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // EPCS over real HTTP on loopback: the API's signing routes and their status codes (400, 401,
 // 403, 404, 409, 415, 501), and the pharmacy simulator refusing a controlled-substance NewRx
 // whose signature fails (unsigned, tampered, revoked), naming the check in its SCRIPT Error.

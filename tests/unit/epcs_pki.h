@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // EPCS test helpers. A public-key infrastructure built at run time for the EPCS tests (nothing
 // secret is committed): a root CA, an intermediate CA, prescriber certificates for any public key,
 // and CRLs. Keys of the CAs live in memory; a prescriber's key is whatever signer the test uses (in

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // EPCS reports (rxflow/epcs/reports.h; T-6.2, T-6.6): the daily incident report finds bursts of
 // two-factor failures, lockouts, skew, control changes and a tampered chain; the daily job
 // reviews each finished day once, resumes from the store, writes its files and flags a late

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The NewRx digital signature (21 CFR 1311.140/.145/.205/.210): the canonical Part 1306 text,
 // Header/DigitalSignature in both SCRIPT versions, and the pharmacy's verification against a
 // PKI built at run time: valid, tampered, re-signed by another key, another prescriber's

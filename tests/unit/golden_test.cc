@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Golden files: every FHIR fixture → NewRx (2017071 and 2023011) → FHIR, and every SCRIPT
 // fixture → FHIR, compared byte for byte with tests/fixtures/golden/. Set
 // RXFLOW_UPDATE_GOLDEN=1 to rewrite them after an intended change (then review the diff);

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The server's reading steps without a socket (ServeBytes, adapters/http/src/http_server.h):
 // what the HTTP fuzz target drives, checked on known inputs; and the fuzz target's committed
 // corpus (tests/fixtures/fuzz/http/) replayed through its own body (tests/fuzz/http_target.h),

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Drug–drug interaction screening: the ONC High-Priority pairs in both orders, the pairs the
 // panel rejected (negative tests, from Table 3 of the paper), the QT rule and a drug with
 // itself, the table reader's errors, and ingredients read from a description.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The Kafka adapter against a real broker (REDPANDA_BROKERS): what librdkafka's mock
 // cluster cannot do. Built and registered with ctest only where a broker is configured
 // (tests/CMakeLists.txt).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The Kafka adapter beyond the broker contract: the configuration checks, failures when the
 // cluster is unreachable or down, binary header values. Uses librdkafka's mock cluster.
 #ifdef RXFLOW_TEST_HAVE_KAFKA

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Partner messages: SCRIPT as other systems write it (issue 15 §2, "Read what partners
 // send"). Every fixture in tests/fixtures/script/partners/ is synthetic but reproduces a
 // shape seen in public senders' material; its README names the source of each quirk and

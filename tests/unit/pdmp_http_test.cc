@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PDMP queries over HTTP on loopback: the FHIR $pdmp-history client against the ASAP-fed
 // simulator server, and against servers that fail the ways real ones do.
 #ifdef RXFLOW_TEST_HAVE_HTTP

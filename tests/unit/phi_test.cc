@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Field-level encryption of PHI at rest (rxflow/crypto/phi.h): the vault's keys, the
 // protecting store, and a canary over a real SQLite database and its WAL.
 #include "rxflow/crypto/phi.h"

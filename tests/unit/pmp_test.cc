@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A day's controlled-substance dispensings from the event log → an ASAP file that the reader
 // parses back; zero reports; what cannot be reported is named. PDMP queries: the FHIR
 // $pdmp-history codec against the IG's published examples, the ASAP-fed simulator, and the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // rxflow/crypto/pq.h: ML-DSA-65, ML-KEM-768 and the hybrid key wrap as the library exposes
 // them (the PQClean objects themselves are checked against NIST's known answers by the
 // pq-kat test, tests/pq_kat.cc).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Round-trip properties over generated prescriptions (a seeded generator, so failures
 // reproduce):
 //   FHIR → SCRIPT → FHIR keeps every mapped field;

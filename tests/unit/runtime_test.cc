@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The runtime: circuit breaker, backoff, worker pool, outbox relay, routing (against the
 // real HTTP pharmacy simulator), the pharmacy inbox, and the pharmacy directory.
 #include <atomic>

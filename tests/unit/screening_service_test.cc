@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Interaction screening in PrescriptionService: prescriptions stored before screening was on
 // count; a replay reports the findings again; two prescriptions for one patient submitted at
 // once are screened one after the other (block mode lets exactly one through), also by two

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Correctness under the new design (issue 14 §7): duplicates everywhere and relays killed.
 //
 //   * "Duplicate storm": the real OutboxRelay over a memory store, its producer made to hand

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Symmetry (issue 15 §4): what the SCRIPT reader accepts as a NewRx, `to-script` writes back,
 // or the refusal names a FHIR path and a rule of docs/mapping.md §8.0 / §8.1.
 //

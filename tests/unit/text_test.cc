@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The eight-bytes-at-a-time scans of src/common/text.cc against byte-by-byte references:
 // every special byte at every position around the 8-byte chunk edges, and random strings.
 #include "common/text.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // FHIR → SCRIPT of the Task transactions (mapping::FromFhirBundle, ToScript): which
 // transaction a Bundle's Task names, and what a Bundle that cannot be sent is told.
 #include <string>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Upgrade in place: stores written by release 0.1.0 (tests/fixtures/legacy/0.1.0, made by its
 // make.sh: 2 prescriptions carried to Dispensed with every outbox row published, then 3 queued
 // by an ingestion-api alone, their 21 outbox rows pending) open under this release. The old

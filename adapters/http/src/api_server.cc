@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The ingestion API on the Beast server (http_server.h). Every request goes through Dispatch:
 // find the route in the table (its name is the only route label metrics and logs ever see),
 // authenticate the client (rxflow/auth), check the route admits the client's role, hold a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The Beast/Asio HTTP server (http_server.h). One strand per connection on the I/O thread:
 // read the head (deadline, size and field limits), check it, read the body (deadline, decoded
 // size limit), hand the request to a worker, write the answer, and go round again while the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // An HTTP/1.1 server on Boost.Beast over Asio (internal to the HTTP library): non-blocking
 // sockets on one I/O thread, request handlers on a pool of worker threads. It enforces what a
 // thread-per-connection server cannot (issue 10, docs/security.md "Abuse limits"):

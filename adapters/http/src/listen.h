@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Binding and serving an httplib::Server on its own thread (internal to the HTTP library).
 #ifndef RXFLOW_HTTP_SRC_LISTEN_H_
 #define RXFLOW_HTTP_SRC_LISTEN_H_

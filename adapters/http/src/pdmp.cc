@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PDMP queries over HTTP: the FHIR $pdmp-history client (cpp-httplib, one client per call:
 // a query is a human-paced action, not a hot path) and the loopback simulator server.
 #include "rxflow/http/pdmp.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The pharmacy simulator: a real HTTP server speaking SCRIPT XML (see servers.h).
 #include <condition_variable>
 #include <deque>

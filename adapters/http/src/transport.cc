@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The HTTP pharmacy transport: one keep-alive httplib::Client per thread and origin
 // (httplib serializes requests on one client, so clients are not shared across threads).
 #include <atomic>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Splits "http://host:port/path" into the origin ("http://host:port") and the path ("/path",
 // "/" when absent). Internal to the HTTP library.
 #ifndef RXFLOW_HTTP_SRC_URL_H_

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // CreateTopics through librdkafka's admin API, and the mock cluster for tests.
 #include <algorithm>
 #include <memory>

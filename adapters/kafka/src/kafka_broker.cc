@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The Kafka broker adapter: an idempotent producer that waits for every delivery report
 // of a batch, and a consumer-group member with explicit synchronous commits.
 //

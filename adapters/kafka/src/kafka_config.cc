@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // librdkafka configuration: defaults, the user's properties, and the checks that keep the
 // guarantees of rxflow/messaging/broker.h.
 #include <cstdio>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Configuration helpers shared by the Kafka adapter's producer, consumer, admin client and
 // mock cluster. Internal: librdkafka types appear only here and in the .cc files.
 #ifndef RXFLOW_ADAPTERS_KAFKA_SRC_KAFKA_INTERNAL_H_

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PKCS#11 through the module's own function list (dlopen + C_GetFunctionList), with p11-kit's
 // header in its GNU naming (CRYPTOKI_GNU) so that none of its compatibility macros (`value`,
 // `count`, `params` ...) leak into this file.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The drug store in PostgreSQL: an import is buffered, then written with COPY in one
 // transaction that replaces the source's rows. Every libpqxx exception is caught here and
 // becomes a Status (broken connection → Unavailable, anything else → Unavailable with the

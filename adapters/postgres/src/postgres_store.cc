@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PostgreSQL store over libpqxx 6.4. Every libpqxx exception is caught in this file and
 // becomes a Status (broken connection → Unavailable, unique violation → Aborted or
 // AlreadyExists, anything else → Unavailable with the server's message).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The drug store in SQLite: one transaction per import, replacing the source's rows.
 #include "rxflow/sqlite/drug_store.h"
 

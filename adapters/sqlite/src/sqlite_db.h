@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal to the SQLite adapter: one connection with its prepared-statement cache, and a
 // cached statement that resets itself. Shared by the event store and the drug store.
 #ifndef RXFLOW_ADAPTERS_SQLITE_SRC_SQLITE_DB_H_

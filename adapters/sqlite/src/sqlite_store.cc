@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // SQLite store: WAL + synchronous=FULL, one writer thread with group commit, pooled
 // reader connections, and a checkpointer thread on its own connection (so WAL checkpoints
 // never stall the writer).

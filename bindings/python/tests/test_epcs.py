@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """EPCS from Python: the demo prescriber, the signing bundle, ready, sign with two factors, and the
 pharmacy's verification of the signed NewRx.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Tests of the rxflow Python module, used as a Python program would use it."""
 import json
 import os

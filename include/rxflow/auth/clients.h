@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/auth/clients.h
 //
 // Who may call RxFlow's API: client identities, their roles and API keys, and the check of a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/auth/throttle.h
 //
 // Failed-authentication throttling: a caller that keeps presenting wrong API keys is told to

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/clinical/asap.h
 //
 // ASAP 4.2 / 4.2A / 4.2B dispensation reports, the files a dispenser sends to a state

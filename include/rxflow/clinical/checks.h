@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/clinical/checks.h
 //
 // Prescribing checks: identifier check digits (NPI, DEA registration number), the DEA

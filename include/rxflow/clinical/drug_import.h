@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/clinical/drug_import.h
 //
 // Importers for the public drug files a user downloads, streamed row by row into a sink (a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/clinical/drug_store.h
 //
 // Where imported drug data is kept: the `DrugStore` port, with SQLite (embedded default,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/clinical/drugs.h
 //
 // The drug database: products with their ingredients and strengths, dose form, route, DEA

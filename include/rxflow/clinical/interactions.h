@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/clinical/interactions.h
 //
 // Drug–drug interaction screening at ingredient level. `InteractionKnowledgeBase` is the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/clinical/pdmp.h
 //
 // Querying a prescription drug monitoring program (PDMP) for a patient's controlled-substance

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/clinical/pmp.h
 //
 // A day's controlled-substance dispensings from RxFlow's event log, as an ASAP report for a

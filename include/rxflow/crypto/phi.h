@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/crypto/phi.h
 //
 // Field-level encryption of PHI at rest (docs/security.md, "PHI at rest"). The NewRx a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/crypto/pq.h
 //
 // Post-quantum primitives (docs/security.md, "Post-quantum co-signatures"), compiled from

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/domain/prescription.h
 //
 // The Prescription aggregate: a pure state machine. `Decide(state, command)` returns the

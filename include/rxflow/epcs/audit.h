@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/epcs/audit.h
 //
 // The tamper-evident audit trail of electronic prescriptions for controlled substances

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/epcs/ceremony.h
 //
 // The EPCS signing ceremony of 21 CFR 1311 Subpart C over a PrescriptionService: practitioners

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/epcs/dea.h
 //
 // DEA registration numbers: the shape and check digit every EPCS prescriber identity is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/epcs/dev_ca.h
 //
 // A certificate authority for development, demos and test harnesses: `rxflow serve`'s demo

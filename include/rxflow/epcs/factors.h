@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/epcs/factors.h
 //
 // The two authentication factors 21 CFR 1311.115 asks of a practitioner who signs a

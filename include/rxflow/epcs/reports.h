@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/epcs/reports.h
 //
 // Reports over the EPCS records (docs/security-reliability.md T-6.2, T-6.6; docs/epcs.md,

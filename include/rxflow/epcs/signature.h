@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/epcs/signature.h
 //
 // The digital signature of a controlled-substance NewRx (21 CFR 1311.140, .145, .205, .210):

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/epcs/signer.h
 //
 // A private key that signs, held where RxFlow cannot read it. In production and in `make run`

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/fhir/json.h
 //
 // FHIR R5 JSON ⇄ typed values (rxflow/fhir/r5.h).

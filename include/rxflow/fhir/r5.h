@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/fhir/r5.h
 //
 // Typed HL7 FHIR R5 values for the resources an e-prescription touches: MedicationRequest,

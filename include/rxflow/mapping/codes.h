@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/mapping/codes.h
 //
 // Code-list translation between FHIR and SCRIPT: units (UCUM and HL7

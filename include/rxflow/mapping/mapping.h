@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/mapping/mapping.h
 //
 // FHIR R5 ⇄ NCPDP SCRIPT mapping over the typed models. Pure functions: no I/O, no clock,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/messaging/broker.h
 //
 // The messaging ports: a Broker hands out Producers and Consumers. Adapters: the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/obs/metrics.h
 //
 // A small Prometheus metrics registry: counters, gauges and histograms, grouped in

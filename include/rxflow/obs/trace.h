@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/obs/trace.h
 //
 // Distributed tracing: W3C Trace Context (the `traceparent` header), spans, their OTLP/HTTP

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/runtime/messages.h
 //
 // What an event means for other systems. The event log is the outbox: the relay reads the

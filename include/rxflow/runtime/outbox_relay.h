@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/runtime/outbox_relay.h
 //
 // The outbox relay. The event log is the outbox: the relay reads the log from its

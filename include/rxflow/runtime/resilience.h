@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/runtime/resilience.h
 //
 // The runtime's building blocks: a circuit breaker, exponential backoff with jitter, and a

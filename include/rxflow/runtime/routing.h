@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/runtime/routing.h
 //
 // Routing: the consumer of `routing.requests` that sends each prescription's SCRIPT XML to

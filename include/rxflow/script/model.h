@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/script/model.h
 //
 // Typed NCPDP SCRIPT messages: the envelope (Message, Header) and the transactions NewRx,

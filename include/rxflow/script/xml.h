@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/script/xml.h
 //
 // NCPDP SCRIPT XML ⇄ typed messages (rxflow/script/model.h), for two profiles:

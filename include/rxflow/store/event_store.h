@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/store/event_store.h
 //
 // The storage ports of RxFlow's event-sourced core. Adapters (memory, SQLite, PostgreSQL)

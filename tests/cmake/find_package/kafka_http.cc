@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A user's program on the installed rxflow::kafka and rxflow::http components: a message
 // through librdkafka's mock cluster, and a SCRIPT exchange with the pharmacy simulator.
 #include <chrono>

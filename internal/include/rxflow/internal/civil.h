@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Civil (proleptic Gregorian) dates and day numbers, any year: H. Hinnant's algorithms
 // (days_from_civil, civil_from_days). Internal to RxFlow.
 #ifndef RXFLOW_INTERNAL_CIVIL_H_

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal (core and adapters; not installed): digests and random ids over OpenSSL. Only
 // declarations: the definitions are compiled into rxflow_core (src/common/crypto.cc), which
 // every adapter links, so no adapter needs OpenSSL's headers for these.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal (core and adapters; not installed): files that hold secrets (the clients file, the
 // ML-DSA co-signing key). Definitions in src/common/files.cc.
 #ifndef RXFLOW_INTERNAL_FILES_H_

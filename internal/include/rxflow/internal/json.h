@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal (core and adapters; not installed): small JSON written without a DOM.
 #ifndef RXFLOW_INTERNAL_JSON_H_
 #define RXFLOW_INTERNAL_JSON_H_

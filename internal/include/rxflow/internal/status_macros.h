@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal (core and adapters; not installed): Status propagation macros.
 //
 //   RXFLOW_RETURN_IF_ERROR(expr);

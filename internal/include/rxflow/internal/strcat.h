@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal (core and adapters; not installed): string concatenation over std::string_view.
 // (Debian's Abseil is built with its own absl::string_view, which absl::StrCat does not take
 // std::string_view for; pass an absl::string_view, e.g. Status::message(), as std::string.)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/http/otlp.h
 //
 // The OTLP/HTTP span exporter (target rxflow::http): POSTs each batch as OTLP JSON

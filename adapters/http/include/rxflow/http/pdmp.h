@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/http/pdmp.h
 //
 // PDMP queries over HTTP (rxflow/clinical/pdmp.h):

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/http/servers.h
 //
 // RxFlow over HTTP (see docs/api.md and docs/security.md):

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/kafka/kafka_broker.h
 //
 // The Kafka adapter of the messaging ports (rxflow/messaging/broker.h), on librdkafka. It

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/pkcs11/token.h
 //
 // Keys on a PKCS#11 token (OASIS PKCS#11 2.40 through the module's C_GetFunctionList): the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/postgres/drug_store.h
 //
 // The drug store in PostgreSQL (rxflow/clinical/drug_store.h), for deployments whose event

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/postgres/postgres_store.h
 //
 // The scale-out store: PostgreSQL (libpqxx) for events, outbox, inbox, snapshots and

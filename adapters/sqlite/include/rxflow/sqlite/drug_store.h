@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/sqlite/drug_store.h
 //
 // The drug store in an SQLite file (WAL, owner-only 0600): `rxflow drugs import` writes it,

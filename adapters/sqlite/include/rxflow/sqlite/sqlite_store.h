@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: rxflow/sqlite/sqlite_store.h
 //
 // The embedded default store: SQLite in WAL mode with synchronous=FULL, so a commit that
