@@ -27,6 +27,21 @@ if cmake -S "$SRC/tests/cmake/add_subdirectory" -B "$TMP/as" "${GEN[@]}" -DRXFLO
 else
   echo "FAIL: add_subdirectory consumer"; fail=$((fail + 1))
 fi
+# A make-based consumer: pkg-config alone, from the installed rxflow.pc and rxflow-<component>.pc
+# (the version pkg-config reports is the project's).
+export PKG_CONFIG_PATH="$TMP/prefix/lib/pkgconfig"
+want_version=$(sed -n 's/^project(rxflow VERSION \([0-9.]*\).*/\1/p' "$SRC/CMakeLists.txt")
+mkdir -p "$TMP/pc"
+if [ "$(pkg-config --modversion rxflow)" = "$want_version" ] &&
+   make -s -C "$SRC/tests/cmake/pkg_config" OUT="$TMP/pc" CXX="ccache g++" >"$TMP/pc.log" 2>&1 &&
+   "$TMP/pc/convert" < "$FIXTURE" | grep -q '<NewRx>' &&
+   "$TMP/pc/kafka_http" | grep -q 'kafka and http ok'; then
+  pass=$((pass + 1))
+else
+  echo "FAIL: pkg-config consumer (rxflow.pc version $(pkg-config --modversion rxflow 2>&1)," \
+       "project $want_version)"; tail -n 30 "$TMP/pc.log" || true; fail=$((fail + 1))
+fi
+unset PKG_CONFIG_PATH
 # The installed Python module passes the Python test suite in a clean environment: only the
 # prefix's dist-packages on PYTHONPATH, run from an empty directory (the build tree's module
 # cannot be imported), and the suite asserts that rxflow was imported from RXFLOW_MODULE_DIR;

@@ -73,6 +73,9 @@ TransformOptions GoldenOptions(script::Version v, const std::string& name) {
   o.pretty = true;
   o.newrx.message_id = "golden-" + name.substr(0, 28);
   o.newrx.sent_time = "2026-11-26T10:00:00Z";
+  // Pinned: SenderSoftwareVersionRelease defaults to RXFLOW_VERSION_STRING, and a release must
+  // not rewrite every golden file.
+  o.newrx.sender_software_version = "0.1.0";
   return o;
 }
 
