@@ -5,7 +5,9 @@
 # scripts/bench-instructions.sh; liboath, the PKCS#11 header and SoftHSM2: EPCS,
 # docs/epcs.md; oathtool cross-checks the TOTP tests; qrencode draws `make run`'s QR code;
 # docker-compose checks deploy/compose/docker-compose.yml with `config`, no container engine
-# needed.)
+# needed; python3-build, -venv, -wheel: the wheel and its test in a fresh venv; python3-mypy:
+# the package's types (mypy --strict, stubtest); mkdocs, doxygen,
+# graphviz: `make docs`; clang-tidy: `make tidy`.)
 # Then PQClean's C sources (ML-DSA-65, ML-KEM-768; issue 10 §6) as the npm package `pqclean`
 # ships them: `npm pack` of one pinned version, checked against its registry integrity
 # (SHA-512), unpacked into third_party/pqclean/ (not committed; CMake compiles them into a
@@ -17,7 +19,7 @@ cd "$(dirname "$0")/.."
 
 packages=(
   build-essential cmake ninja-build ccache pkg-config git
-  clang-format
+  clang-format clang-tidy
   libabsl-dev
   libsimdjson-dev nlohmann-json3-dev libpugixml-dev libxml2-dev
   libssl-dev libsqlite3-dev sqlite3
@@ -26,6 +28,8 @@ packages=(
   libcli11-dev libcpp-httplib-dev libboost1.81-dev zlib1g-dev
   doctest-dev libbenchmark-dev
   pybind11-dev python3-dev python3-pytest python3-cryptography
+  python3-build python3-venv python3-wheel python3-setuptools python3-mypy
+  mkdocs doxygen graphviz
   curl wrk openssl
   valgrind
   liboath-dev oathtool libp11-kit-dev softhsm2 qrencode

@@ -126,8 +126,7 @@ TransformOptions Options(const std::string& script_version) {
 struct PySubmission {
   std::string id;
   std::string status;
-  bool created = false;
-  bool replayed = false;
+  bool created = false;  // false: the same content (or key) was submitted before; its id
   std::string idempotency_key;
   bool is_controlled = false;
   std::string created_at;
@@ -269,7 +268,6 @@ class PyService {
     return PySubmission{s->id,
                         std::string(domain::StateName(s->state)),
                         s->created,
-                        !s->created,
                         s->idempotency_key,
                         s->is_controlled,
                         s->created_at,
@@ -584,7 +582,8 @@ class PyService {
 
 }  // namespace
 
-PYBIND11_MODULE(rxflow, m) {
+// The compiled half of the `rxflow` package (bindings/python/rxflow/__init__.py re-exports it).
+PYBIND11_MODULE(_rxflow, m) {
   m.doc() =
       "RxFlow: HL7 FHIR R5 prescriptions <-> NCPDP SCRIPT (2023011, 2017071), and an "
       "event-sourced prescription service.";
@@ -807,9 +806,8 @@ PYBIND11_MODULE(rxflow, m) {
   py::class_<PySubmission>(m, "Submission", "The result of PrescriptionService.submit.")
       .def_readonly("id", &PySubmission::id)
       .def_readonly("status", &PySubmission::status, "state name, e.g. 'Transformed'")
-      .def_readonly("created", &PySubmission::created)
-      .def_readonly("replayed", &PySubmission::replayed,
-                    "True when an earlier submission was returned")
+      .def_readonly("created", &PySubmission::created,
+                    "False when an earlier submission was returned (same content or key)")
       .def_readonly("idempotency_key", &PySubmission::idempotency_key)
       .def_readonly("is_controlled", &PySubmission::is_controlled)
       .def_readonly("created_at", &PySubmission::created_at)
@@ -818,7 +816,7 @@ PYBIND11_MODULE(rxflow, m) {
                     "(dicts: rule_id, severity, summary, citation, ingredient, other_ingredient, "
                     "other = the other prescription's id, ...)")
       .def("__repr__", [](const PySubmission& s) {
-        return "<rxflow.Submission " + s.id + " " + s.status + (s.replayed ? " replayed>" : ">");
+        return "<rxflow.Submission " + s.id + " " + s.status + (s.created ? ">" : " (earlier)>");
       });
 
   py::class_<PyService>(
@@ -876,4 +874,10 @@ PYBIND11_MODULE(rxflow, m) {
           "__enter__", [](PyService& s) -> PyService& { return s; },
           py::return_value_policy::reference)
       .def("__exit__", [](PyService& s, py::object, py::object, py::object) { s.Close(); });
+
+  // The classes are the package's: rxflow.Issue, not rxflow._rxflow.Issue, in reprs and
+  // tracebacks (the exceptions are named "rxflow.<Name>" where they are made).
+  for (const char* name : {"Issue", "Submission", "PrescriptionService"}) {
+    m.attr(name).attr("__module__") = "rxflow";
+  }
 }

@@ -49,7 +49,7 @@ unset PKG_CONFIG_PATH
 if [ -d "$BUILD/bindings/python" ]; then
   PYDIR=$(ls -d "$TMP"/prefix/lib/python3.*/dist-packages 2>/dev/null | head -1)
   mkdir -p "$TMP/pytest"
-  if [ -n "$PYDIR" ] && [ -e "$PYDIR/rxflow.pyi" ] &&
+  if [ -n "$PYDIR" ] && [ -e "$PYDIR/rxflow/_rxflow.pyi" ] && [ -e "$PYDIR/rxflow/py.typed" ] &&
      (cd "$TMP/pytest" && env -i PATH=/usr/bin:/bin PYTHONPATH="$PYDIR" RXFLOW_MODULE_DIR="$PYDIR" \
         RXFLOW_FIXTURES="$SRC/tests/fixtures" RXFLOW_BIN_DIR="$TMP/prefix/bin" \
         PYTHONDONTWRITEBYTECODE=1 \

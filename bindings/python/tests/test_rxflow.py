@@ -2,6 +2,7 @@
 """Tests of the rxflow Python module, used as a Python program would use it."""
 import json
 import os
+import re
 import pathlib
 import subprocess
 import sys
@@ -24,7 +25,46 @@ def test_the_module_under_test_is_the_one_asked_for():
     expected = os.environ.get("RXFLOW_MODULE_DIR") or os.environ.get("PYTHONPATH", "").split(os.pathsep)[0]
     if not expected:
         pytest.skip("neither RXFLOW_MODULE_DIR nor PYTHONPATH names the module's directory")
-    assert pathlib.Path(rxflow.__file__).resolve().parent == pathlib.Path(expected).resolve(), (rxflow.__file__, expected)
+    # The package is a folder: <dir>/rxflow/__init__.py beside the compiled rxflow/_rxflow.
+    package = pathlib.Path(rxflow.__file__).resolve().parent
+    assert package.parent == pathlib.Path(expected).resolve(), (rxflow.__file__, expected)
+
+
+def test_the_package_has_its_parts_and_the_projects_version():
+    package = pathlib.Path(rxflow.__file__).resolve().parent
+    assert package.name == "rxflow" and pathlib.Path(rxflow.__file__).name == "__init__.py"
+    assert pathlib.Path(rxflow._rxflow.__file__).resolve().parent == package
+    for part in ("py.typed", "_rxflow.pyi", "types.py"):
+        assert (package / part).is_file(), part
+    # One source of truth: project(rxflow VERSION x.y.z) in CMakeLists.txt.
+    cmake = (pathlib.Path(__file__).parents[3] / "CMakeLists.txt").read_text()
+    assert rxflow.__version__ == re.search(r"project\(rxflow VERSION ([0-9.]+)", cmake).group(1)
+    # The compiled classes present themselves as the package's.
+    assert rxflow.Issue.__module__ == rxflow.Submission.__module__ == "rxflow"
+    assert rxflow.InvalidInput.__module__ == "rxflow"
+    assert set(rxflow.__all__) <= set(dir(rxflow))
+
+
+def test_get_and_events_return_the_keys_their_typeddicts_declare(tmp_path):
+    # rxflow.types is what a type checker sees: the dicts carry exactly those keys, each of the
+    # declared type, so the annotations cannot drift from the C++ that builds them.
+    import typing
+    summary_types = typing.get_type_hints(rxflow.types.PrescriptionSummary)
+    event_types = typing.get_type_hints(rxflow.types.Event)
+    with rxflow.PrescriptionService.open(f"sqlite://{tmp_path / 'db'}",
+                                         patient_key="0123456789abcdef0123") as service:
+        s = service.submit(fixture("fhir/medication_request_lisinopril.json"))
+        summary = service.get(s.id)
+        events = service.events(s.id)
+    assert set(summary) == set(summary_types)
+    for key, value in summary.items():
+        assert isinstance(value, summary_types[key]), (key, value)
+    assert events
+    for event in events:
+        assert set(event) == set(event_types)
+        for key, value in event.items():
+            want = typing.get_origin(event_types[key]) or event_types[key]
+            assert isinstance(value, want), (key, value)
 
 
 def test_to_script_accepts_str_bytes_and_dict():
@@ -126,9 +166,9 @@ def test_service_submit_get_events_route_cancel(tmp_path):
     url = f"sqlite://{tmp_path / 'store.db'}"
     with rxflow.PrescriptionService.open(url, patient_key="0123456789abcdef0123") as service:
         s = service.submit(fixture("fhir/medication_request_lisinopril.json"))
-        assert s.created and not s.replayed and s.status == "Transformed"
+        assert s.created and s.status == "Transformed"
         again = service.submit(fixture("fhir/medication_request_lisinopril.json"))
-        assert again.replayed and again.id == s.id
+        assert not again.created and again.id == s.id
         assert service.get(s.id)["status"] == "Transformed"
         service.route(s.id)
         assert service.get(s.id)["status"] == "Queued"
@@ -245,7 +285,7 @@ def test_generated_patient_key_is_kept_owner_only_and_reused(tmp_path, monkeypat
     assert oct(key_file.stat().st_mode & 0o777) == "0o600"
     with rxflow.PrescriptionService.open(url) as service:
         again = service.submit(fixture("fhir/medication_request_lisinopril.json"))
-    assert again.replayed and again.id == first.id
+    assert not again.created and again.id == first.id
 
 
 def test_concurrent_transforms_from_four_threads_are_correct():

@@ -1,7 +1,20 @@
 # SPDX-License-Identifier: Apache-2.0
-"""RxFlow: HL7 FHIR R5 prescriptions <-> NCPDP SCRIPT, and an event-sourced prescription service."""
+"""The compiled part of the rxflow package (pybind11): import `rxflow`, not this module."""
 import os
-from typing import Any, Optional, TypedDict, Union
+from typing import Any, Optional
+
+from .types import (
+    BundleField,
+    DrugMatch,
+    EpcsDemo,
+    Event,
+    Interaction,
+    PrescriptionSummary,
+    Product,
+    Request,
+    SignatureCheck,
+    SigningBundle,
+)
 
 __version__: str
 
@@ -31,7 +44,6 @@ class Issue:
     @property
     def code(self) -> str: ...
 
-Request = Union[str, bytes, dict[str, Any]]
 
 def to_script(
     request: Request,
@@ -46,95 +58,27 @@ def to_script(
 def to_fhir(xml: str, script_version: str | None = None, lenient: bool = False) -> dict[str, Any]: ...
 def check(text: Request, script_version: str | None = None) -> list[Issue]: ...
 
-# Clinical data. (The _TypedDicts below exist only in this stub: the calls return plain dicts.)
-class _Ingredient(TypedDict):
-    name: str
-    rxcui: str
-    strength: str
-    unit: str
-    precise: str
+# Clinical data.
 
-class _Product(TypedDict):
-    rxcui: str
-    term_type: str  # SCD | SBD | GPCK | BPCK | ""
-    name: str
-    brand: str
-    dose_form: str
-    route: str
-    dea_schedule: str  # "" | CI | CII | CIII | CIV | CV
-    prescribable: bool
-    ingredients: list[_Ingredient]
-    ndcs: list[str]  # 5-4-2 with hyphens
-    source: str
-
-class _DrugMatch(TypedDict):
-    score: float
-    reasons: list[str]
-    product: _Product
-
-class _Interaction(TypedDict):
-    rule_id: str  # "onc-04"
-    severity: str  # "contraindicated" | "passive" | "unknown"
-    summary: str
-    citation: str
-    ingredient: str
-    ingredient_class: str
-    other_ingredient: str
-    other_class: str
-    other_drug: str  # the other drug's name
-    other: str  # the other prescription's id (submit) or the other drug as given
-
-def find_drugs(text: str, limit: int = 10) -> list[_DrugMatch]:
+def find_drugs(text: str, limit: int = 10) -> list[DrugMatch]:
     """Starter-formulary products for an NDC, an RxCUI or words, best first."""
 
-def screen_interactions(drugs: list[str]) -> list[_Interaction]:
+def screen_interactions(drugs: list[str]) -> list[Interaction]:
     """The drugs (NDCs, RxCUIs or words) screened against each other (ONC High-Priority list):
     each pair once, "other" the later drug as given."""
 
-# EPCS helpers. (The _TypedDicts below exist only in this stub: the calls return plain dicts.)
+# EPCS helpers.
 def totp(secret_base32: str, time: float | None = None, digits: int = 6) -> str:
     """RFC 6238 code (HMAC-SHA-1, 30-second steps) of a base32 secret at `time` (Unix seconds,
     default now); digits 6, 7 or 8. Raises InvalidInput for a bad secret, time or digits."""
-
-class _SignatureCheck(TypedDict):
-    ok: bool
-    # "ok" | "not_newrx" | "unsigned" | "malformed" | "digest_mismatch" | "bad_signature" |
-    # "not_prescriber" | "untrusted" | "expired" | "revoked" | "crl_unavailable"
-    check: str
-    reason: str
-    signer: str  # the certificate's subject, RFC 2253
 
 def verify_prescription_signature(
     script_xml: str | bytes,
     trust_anchors_pem: str | bytes,
     crl: str | bytes | None = None,
-) -> _SignatureCheck:
+) -> SignatureCheck:
     """The pharmacy's check of a signed controlled-substance NewRx. Without `crl` it fails closed
     (check "crl_unavailable"). Raises InvalidInput only for unreadable anchors or CRL."""
-
-class _EpcsDemo(TypedDict):
-    prescriber: str          # "dr-lindqvist"
-    dea_number: str          # "BL4721052"
-    password: str
-    totp_secret: str         # base32, for totp() or an authenticator app
-    otpauth_uri: str
-    directory: str           # <directory>/epcs
-    ca_certificate_pem: str  # trust anchor for verify_prescription_signature
-    crl_pem: str
-
-class _BundleField(TypedDict):
-    name: str   # "IssueDate", "PatientName", ... (16, in canonical order)
-    value: str
-
-class _SigningBundle(TypedDict):
-    prescription_id: str
-    status: str                    # "ReadyToSign"
-    fields: list[_BundleField]
-    attestation: str
-    sha256: str                    # pass to ready() and sign()
-    dea_numbers: list[str]         # the practitioner's registrations covering the schedule
-    prescription_dea_number: str   # the DEA number the NewRx names
-    marked_ready: bool
 
 class Submission:
     @property
@@ -144,15 +88,13 @@ class Submission:
     @property
     def created(self) -> bool: ...
     @property
-    def replayed(self) -> bool: ...
-    @property
     def idempotency_key(self) -> str: ...
     @property
     def is_controlled(self) -> bool: ...
     @property
     def created_at(self) -> str: ...
     @property
-    def interactions(self) -> list[_Interaction]: ...
+    def interactions(self) -> list[Interaction]: ...
 
 class PrescriptionService:
     @staticmethod
@@ -161,8 +103,8 @@ class PrescriptionService:
              interactions: str = "warn",
              phi_kek: Optional[str] = None) -> PrescriptionService: ...
     def submit(self, request: Request, idempotency_key: Optional[str] = None) -> Submission: ...
-    def get(self, id: str) -> dict[str, Any]: ...
-    def events(self, id: str) -> list[dict[str, Any]]: ...
+    def get(self, id: str) -> PrescriptionSummary: ...
+    def events(self, id: str) -> list[Event]: ...
     def route(self, id: str) -> None: ...
     def cancel(self, id: str, reason: str = "") -> None: ...
     # PDMP ($pdmp-history): the answer as the HTTP API's pdmp-query route gives it; recorded
@@ -170,10 +112,10 @@ class PrescriptionService:
     def query_pdmp(self, id: str, pdmp_url: str, token: str | None = None,
                    ca_file: str | None = None, timeout: float = 15.0) -> dict[str, Any]: ...
     # EPCS. Without setup_epcs_demo() first, signing_bundle/ready/sign raise RuntimeError.
-    def setup_epcs_demo(self, directory: str | os.PathLike[str] | None = None) -> _EpcsDemo:
+    def setup_epcs_demo(self, directory: str | os.PathLike[str] | None = None) -> EpcsDemo:
         """Demo prescriber on a SoftHSM2 token (not for production). RuntimeError in a build
         without PKCS#11 support; FailedPrecondition when SoftHSM2 is not installed."""
-    def signing_bundle(self, id: str, practitioner: str) -> _SigningBundle: ...
+    def signing_bundle(self, id: str, practitioner: str) -> SigningBundle: ...
     def ready(self, id: str, practitioner: str, dea_number: str,
               bundle_sha256: str) -> dict[str, Any]:
         """Raises PermissionDenied, FailedPrecondition (bundle not current), InvalidInput."""
