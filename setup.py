@@ -17,6 +17,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import sysconfig
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -42,7 +43,16 @@ class CMakeBuild(build_ext):
     def build_extension(self, ext: CMakeExtension) -> None:
         build_dir = pathlib.Path(os.environ.get("RXFLOW_CMAKE_BUILD_DIR")
                                  or pathlib.Path(self.build_temp) / "cmake").resolve()
-        if not (build_dir / "CMakeCache.txt").exists():
+        cache = build_dir / "CMakeCache.txt"
+        if cache.exists():
+            # A reused build directory must be this source tree's, at this version.
+            text = cache.read_text(encoding="utf-8", errors="replace")
+            found = re.search(r"^CMAKE_PROJECT_VERSION:STATIC=(.*)$", text, re.M)
+            if not found or found.group(1) != project_version():
+                raise RuntimeError(f"{build_dir} was configured for rxflow "
+                                   f"{found.group(1) if found else '(unknown)'}, this source "
+                                   f"tree is {project_version()}")
+        else:
             configure = [
                 "cmake", "-S", str(ROOT), "-B", str(build_dir), "-G", "Ninja",
                 "-DCMAKE_BUILD_TYPE=Release",
@@ -55,9 +65,13 @@ class CMakeBuild(build_ext):
         jobs = os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL") or str(os.cpu_count() or 1)
         subprocess.run(["cmake", "--build", str(build_dir), "--target", ext.target, "-j", jobs],
                        check=True)
+        # The module must be built for the interpreter running this build (its ABI tag).
+        suffix = sysconfig.get_config_var("EXT_SUFFIX")
         built = sorted((build_dir / "bindings" / "python" / "rxflow").glob("_rxflow*.so"))
-        if len(built) != 1:
-            raise RuntimeError(f"expected one _rxflow*.so under {build_dir}, found {built}")
+        if len(built) != 1 or not built[0].name.endswith(suffix):
+            raise RuntimeError(f"expected one _rxflow{suffix} under {build_dir}, found "
+                               f"{[b.name for b in built]} (a build directory configured for "
+                               f"another Python?)")
         target = pathlib.Path(self.get_ext_fullpath(ext.name))
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(built[0], target)

@@ -25,7 +25,7 @@ echo "== 1. the wheel"
 # it reads (git's list, plus PQClean), so parallel tests never see it change.
 mkdir -p "$TMP/src"
 (cd "$SRC" && git ls-files -z --cached --others --exclude-standard | grep -zv '^tests/fixtures/' |
-   while IFS= read -r -d '' f; do [ -f "$f" ] && printf '%s\0' "$f"; done |
+   while IFS= read -r -d '' f; do if [ -f "$f" ]; then printf '%s\0' "$f"; fi; done |
    xargs -0 cp --parents -t "$TMP/src")
 ln -s "$SRC/third_party" "$TMP/src/third_party"
 run "$PY" -m build --no-isolation --wheel --outdir "$TMP/dist" "$TMP/src" >"$TMP/build.log" 2>&1 ||

@@ -11,24 +11,29 @@ edge() { grep -qF "  \"$1\" -> \"$2\" [label=\"" <<<"$dot_text"; }
 labelled() { grep -F "  \"$1\" -> \"$2\" [label=\"" <<<"$dot_text" | grep -qF "$3"; }
 expect() { if ! labelled "$@"; then echo "FAIL: no edge $1 -> $2 labelled $3"; fail=1; fi; }
 forbid() { if edge "$1" "$2"; then echo "FAIL: edge $1 -> $2 ($3)"; fail=1; fi; }
-expect None Received "Submit (controlled)"
-expect Received Rejected "Submit (transform failed)"
+expect None Transformed "Submit"
+expect None ReadyToSign "Submit (controlled)"
+expect None Rejected "Submit (transform failed)"
 expect Transformed Queued "Route"
-expect Transformed ReadyToSign "Submit (controlled)"
+expect Transformed Cancelled "RequestCancel"
 expect ReadyToSign ReadyToSign "MarkReady"
 expect ReadyToSign Signed "Sign"
 expect Signed Queued "Route"
 expect Queued Sent "MarkSent"
+expect Queued Queued "Error (retryable)"
 expect Sent Queued "Error (retryable)"
 expect Sent Failed "Error (permanent or retries spent)"
 expect Sent Dispensed "RxFill (partial)"
+expect Dispensed Dispensed "RxFill (partial)"
+expect Dispensed "Dispensed (complete)" "RxFill (complete)"
 expect Dispensed CancelRequested "RequestCancel"
 expect CancelRequested Cancelled "CancelRxResponse (approved)"
 expect CancelRequested Sent "CancelRxResponse (denied)"
 forbid ReadyToSign Queued "a controlled substance never routes unsigned (21 CFR 1311)"
+forbid Transformed Signed "only ReadyToSign is signed"
 forbid Signed Transformed "nothing goes back before the signature"
-forbid None Transformed "every prescription is Received first"
-for terminal in Rejected Failed Cancelled Expired; do
+forbid None Queued "nothing is routed in the decision that submits it"
+for terminal in Rejected Failed Cancelled Expired "Dispensed (complete)"; do
   if grep -qF "  \"$terminal\" ->" <<<"$dot_text"; then
     echo "FAIL: an edge leaves the terminal state $terminal"; fail=1
   fi
@@ -36,6 +41,10 @@ for terminal in Rejected Failed Cancelled Expired; do
     echo "FAIL: $terminal is not drawn as terminal"; fail=1
   fi
 done
+# A partly filled prescription is not terminal: more fills, a cancel or expiry follow.
+if grep -qF '  "Dispensed" [peripheries=2' <<<"$dot_text"; then
+  echo "FAIL: a partly filled prescription is drawn as terminal"; fail=1
+fi
 # Graphviz reads it without a warning.
 if command -v dot >/dev/null; then
   if ! dot -Tsvg -o /dev/null 2>&1 <<<"$dot_text" | { ! grep .; }; then

@@ -15,6 +15,7 @@ import sys
 import pytest
 
 import rxflow
+from shapes import assert_shape
 
 FIXTURES = pathlib.Path(os.environ.get("RXFLOW_FIXTURES", pathlib.Path(__file__).parents[3] / "tests" / "fixtures"))
 PRESCRIBER = "dr-lindqvist"
@@ -42,6 +43,7 @@ def epcs(tmp_path, epcs_dir):
     # without PKCS#11 support fails here rather than passing quietly.
     try:
         demo = service.setup_epcs_demo(epcs_dir)
+        assert_shape(demo, rxflow.types.EpcsDemo)
     except Exception:
         service.close()
         raise
@@ -59,6 +61,7 @@ def ready_oxycodone(service, idempotency_key=None, next_of_series=False):
     s = service.submit(order, idempotency_key=idempotency_key)
     assert s.is_controlled and s.status == "ReadyToSign"
     bundle = service.signing_bundle(s.id, PRESCRIBER)
+    assert_shape(bundle, rxflow.types.SigningBundle)
     summary = service.ready(s.id, PRESCRIBER, DEA, bundle["sha256"])
     assert summary["id"] == s.id and summary["status"] == "ReadyToSign"
     return s.id, bundle
@@ -140,6 +143,7 @@ def test_review_ready_sign_and_the_pharmacy_verifies(epcs):
     xml = signed_newrx(service, s.id)
     v = rxflow.verify_prescription_signature(xml, demo["ca_certificate_pem"], demo["crl_pem"])
     assert set(v) == {"ok", "check", "reason", "signer"}
+    assert_shape(v, rxflow.types.SignatureCheck)
     assert v["ok"] is True and v["check"] == "ok", v["reason"]
     assert "Lindqvist" in v["signer"] and DEA in v["signer"]
     assert rxflow.verify_prescription_signature(xml.encode(), demo["ca_certificate_pem"].encode(),

@@ -11,6 +11,7 @@ import threading
 import pytest
 
 import rxflow
+from shapes import assert_shape
 
 FIXTURES = pathlib.Path(os.environ.get("RXFLOW_FIXTURES", pathlib.Path(__file__).parents[3] / "tests" / "fixtures"))
 
@@ -48,23 +49,22 @@ def test_the_package_has_its_parts_and_the_projects_version():
 def test_get_and_events_return_the_keys_their_typeddicts_declare(tmp_path):
     # rxflow.types is what a type checker sees: the dicts carry exactly those keys, each of the
     # declared type, so the annotations cannot drift from the C++ that builds them.
-    import typing
-    summary_types = typing.get_type_hints(rxflow.types.PrescriptionSummary)
-    event_types = typing.get_type_hints(rxflow.types.Event)
+    # (The EPCS shapes are checked in test_epcs.py, the clinical ones below.)
     with rxflow.PrescriptionService.open(f"sqlite://{tmp_path / 'db'}",
                                          patient_key="0123456789abcdef0123") as service:
         s = service.submit(fixture("fhir/medication_request_lisinopril.json"))
-        summary = service.get(s.id)
+        assert_shape(service.get(s.id), rxflow.types.PrescriptionSummary)
         events = service.events(s.id)
-    assert set(summary) == set(summary_types)
-    for key, value in summary.items():
-        assert isinstance(value, summary_types[key]), (key, value)
     assert events
-    for event in events:
-        assert set(event) == set(event_types)
-        for key, value in event.items():
-            want = typing.get_origin(event_types[key]) or event_types[key]
-            assert isinstance(value, want), (key, value)
+    assert_shape(events, list[rxflow.types.Event])
+
+
+def test_the_shape_check_can_fail():
+    with pytest.raises(AssertionError):
+        assert_shape({"id": "x"}, rxflow.types.PrescriptionSummary)
+    with pytest.raises(AssertionError):
+        assert_shape([{"name": 1, "rxcui": "", "strength": "", "unit": "", "precise": ""}],
+                     list[rxflow.types.Ingredient])
 
 
 def test_to_script_accepts_str_bytes_and_dict():
@@ -361,6 +361,7 @@ def test_the_example_script_runs(tmp_path):
 
 def test_find_drugs_ranks_products_with_reasons():
     matches = rxflow.find_drugs("oxycodone/apap 5-325 tab", limit=3)
+    assert_shape(matches, list[rxflow.types.DrugMatch])
     assert matches[0]["product"]["dea_schedule"] == "CII"
     assert "acetaminophen" in [i["name"] for i in matches[0]["product"]["ingredients"]]
     assert '"apap" read as "acetaminophen"' in matches[0]["reasons"]
@@ -369,6 +370,7 @@ def test_find_drugs_ranks_products_with_reasons():
 
 def test_screen_interactions_and_the_service_finds_a_pair(tmp_path):
     [f] = rxflow.screen_interactions(["sertraline 50 mg", "phenelzine"])
+    assert_shape(f, rxflow.types.Interaction)
     assert f["rule_id"] == "onc-04" and f["severity"] == "contraindicated"
     assert rxflow.screen_interactions(["gemfibrozil", "atorvastatin"]) == []
 
@@ -384,6 +386,7 @@ def test_screen_interactions_and_the_service_finds_a_pair(tmp_path):
         assert first.interactions == []
         second = service.submit(drug("312347", "phenelzine 15 MG Oral Tablet"))
         assert [i["rule_id"] for i in second.interactions] == ["onc-04"]
+        assert_shape(second.interactions, list[rxflow.types.Interaction])
         assert second.interactions[0]["other"] == first.id
         types = [e["type"] for e in service.events(second.id)]
         assert "InteractionsScreened" in types
