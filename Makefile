@@ -13,7 +13,8 @@ WERROR     ?= ON
 REQUIRE_ALL = -DRXFLOW_REQUIRE_ALL=ON -DRXFLOW_WERROR=$(WERROR)
 JOBS       ?= $(shell nproc)
 
-.PHONY: all deps configure build run test test-fast test-asan test-tsan tidy soak bench load fuzz format format-check docs clean
+.PHONY: all deps configure build run test test-fast test-asan test-tsan tidy soak bench load \
+        fuzz format format-check docs clean
 
 all: build
 
@@ -57,9 +58,10 @@ test-asan: $(BUILD_ASAN)/build.ninja
 # on the in-memory adapters, the aggregate), the service and its runtime (relay, routing,
 # projections, the duplicate storm, concurrent submits), and the store contract on SQLite and
 # PostgreSQL. Not librdkafka's adapter: its threads come from C11 thrd_create, which GCC 12's
-# TSan does not intercept (they crash at their first allocation; tests/CMakeLists.txt). Only those executables are built, at -O1 with line tables
-# only (-g1: reports name file and line, the build takes less of CI's time); any report fails
-# the run (halt_on_error), with both stacks of a race.
+# TSan does not intercept (they crash at their first allocation; tests/CMakeLists.txt). Only
+# those executables are built, at -O1 with line tables only (-g1: reports name file and line,
+# the build takes less of CI's time); any report fails the run (halt_on_error), with both
+# stacks of a race.
 TSAN_SUITES = core service sqlite postgres
 $(BUILD_TSAN)/build.ninja: | deps
 	cmake -S . -B $(BUILD_TSAN) -G Ninja -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_FLAGS="-O1 -g1" \
