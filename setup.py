@@ -59,6 +59,10 @@ class CMakeBuild(build_ext):
                 "-DRXFLOW_BUILD_PYTHON=ON", "-DRXFLOW_BUILD_TESTS=OFF",
                 "-DRXFLOW_BUILD_BENCHMARKS=OFF", "-DRXFLOW_BUILD_EXAMPLES=OFF",
                 "-DRXFLOW_INSTALL=OFF", f"-DPython3_EXECUTABLE={sys.executable}",
+                # Every component the module uses, or a configure error naming the missing
+                # Debian package (not a wheel that quietly lacks PostgreSQL or EPCS); the
+                # module does not use Kafka. RXFLOW_CMAKE_ARGS may override either.
+                "-DRXFLOW_REQUIRE_ALL=ON", "-DRXFLOW_WITH_KAFKA=OFF",
             ]
             configure += shlex.split(os.environ.get("RXFLOW_CMAKE_ARGS", ""))
             subprocess.run(configure, check=True)
