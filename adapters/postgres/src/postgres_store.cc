@@ -11,6 +11,7 @@
 #include <optional>
 #include <thread>
 
+#include <absl/strings/match.h>
 #include <pqxx/pqxx>
 
 #include "rxflow/internal/crypto.h"
@@ -42,7 +43,7 @@ void JsonString(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   out.push_back('"');
   for (char ch : s) {
-    unsigned char c = static_cast<unsigned char>(ch);
+    auto c = static_cast<unsigned char>(ch);
     if (c == '"' || c == '\\') {
       out.push_back('\\');
       out.push_back(ch);
@@ -101,9 +102,8 @@ StatusOr<AppendResult> AppendOutcome(AppendRequest& req, const std::string& code
   }
   if (code == "exists") return absl::AlreadyExistsError("idempotency key exists: " + detail);
   if (code == "unique") {
-    if (detail.find("event_id") != std::string::npos)
-      return absl::AlreadyExistsError("event id exists");
-    if (detail.find("idempotency") != std::string::npos) {
+    if (absl::StrContains(detail, "event_id")) return absl::AlreadyExistsError("event id exists");
+    if (absl::StrContains(detail, "idempotency")) {
       return absl::AlreadyExistsError("idempotency key exists: (concurrent)");
     }
     return absl::AbortedError("version conflict on stream " + req.stream_id + " (" + detail + ")");
@@ -447,7 +447,7 @@ class PostgresStore : public Store {
           // rxflow_append refuses a conflicting append without aborting the transaction.
           pqxx::result rows = tx.exec_prepared(kAppendBatchSql.name, appends);
           for (const auto& row : rows) {
-            int64_t k = row[0].as<int64_t>();
+            auto k = row[0].as<int64_t>();
             if (k < 1 || k > static_cast<int64_t>(sent.size())) continue;
             size_t i = sent[static_cast<size_t>(k - 1)];
             results[i] = AppendOutcome(batch[i].request, row[1].as<std::string>(),
@@ -464,13 +464,16 @@ class PostgresStore : public Store {
         }
       }
       for (size_t i = 0; i < batch.size(); ++i) {
-        if (!commit_status.ok() && results[i].ok()) results[i] = commit_status;
+        // Each caller gets a Status of its own (internal::UnsharedCopy).
+        if (!commit_status.ok() && results[i].ok()) {
+          results[i] = internal::UnsharedCopy(commit_status);
+        }
         if (results[i].status().code() == absl::StatusCode::kUnknown) {
           // Not run (the batch failed first), or, never expected, left unanswered.
           results[i] = commit_status.ok()
                            ? Status(absl::InternalError("postgres: append batch left an append "
                                                         "unanswered"))
-                           : commit_status;
+                           : internal::UnsharedCopy(commit_status);
         }
         batch[i].done.set_value(std::move(results[i]));
       }

@@ -16,6 +16,7 @@
 #include <mutex>
 #include <thread>
 
+#include <absl/strings/match.h>
 #include <sqlite3.h>
 
 #include "rxflow/internal/crypto.h"
@@ -209,7 +210,7 @@ StatusOr<AppendResult> AppendOn(Db& db, AppendRequest& req) {
       int ext = sqlite3_extended_errcode(db.get());
       if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY) {
         std::string msg = sqlite3_errmsg(db.get());
-        if (msg.find("event_id") != std::string::npos) {
+        if (absl::StrContains(msg, "event_id")) {
           return absl::AlreadyExistsError("event id exists: " + e.event_id);
         }
         return absl::AbortedError("version conflict on stream " + req.stream_id);
@@ -714,7 +715,7 @@ class SqliteStore : public Store {
       std::vector<Status> results(batch.size());
       Status begin = Run(db, "BEGIN IMMEDIATE");
       if (!begin.ok()) {
-        for (auto& p : batch) p.done.set_value(begin);
+        for (auto& p : batch) p.done.set_value(internal::UnsharedCopy(begin));
         continue;
       }
       int64_t now = clock_.NowMicros();
@@ -727,17 +728,19 @@ class SqliteStore : public Store {
           Run(db, "ROLLBACK TO op").IgnoreError();
           Run(db, "RELEASE op").IgnoreError();
         }
-        results[i] = s;
+        results[i] = std::move(s);
       }
       Status commit = Run(db, "COMMIT");
       if (!commit.ok()) {
         writer_db_.Exec("ROLLBACK").IgnoreError();
         for (auto& r : results) {
-          if (r.ok()) r = commit;
+          if (r.ok()) r = internal::UnsharedCopy(commit);
         }
       }
       batches_.fetch_add(1);
-      for (size_t i = 0; i < batch.size(); ++i) batch[i].done.set_value(results[i]);
+      // Each caller gets a Status of its own: moved here, an UnsharedCopy of a batch-wide
+      // failure above (see internal/status_macros.h).
+      for (size_t i = 0; i < batch.size(); ++i) batch[i].done.set_value(std::move(results[i]));
     }
   }
 
