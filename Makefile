@@ -36,9 +36,9 @@ run: build
 	$(BUILD)/examples/rxflow serve
 
 # The formatting check first (a clang-format difference fails the run), then the whole suite,
-# then the same tests under AddressSanitizer + UndefinedBehaviorSanitizer, then the concurrency
-# suites under ThreadSanitizer.
-test: format-check test-fast test-asan test-tsan
+# then clang-tidy (any finding fails the run), then the same tests under AddressSanitizer +
+# UndefinedBehaviorSanitizer, then the concurrency suites under ThreadSanitizer.
+test: format-check test-fast tidy test-asan test-tsan
 
 # ctest runs inside scripts/with-postgres.sh: a private PostgreSQL 15 for the postgres
 # adapter's tests (they fail, never skip, without one).
@@ -136,7 +136,8 @@ format:
 	clang-format -i $(FORMAT_FILES)
 
 # clang-tidy (.clang-tidy: bugprone, performance, modernize, abseil) over the library, the
-# adapters and the programs, with the build's compile_commands.json.
+# adapters and the programs, with the build's compile_commands.json. Every finding is an error
+# (WarningsAsErrors); a justified exception is a NOLINT(check) with its reason beside it.
 tidy: build
 	run-clang-tidy-14 -p $(BUILD) -quiet -j $(JOBS) '^$(CURDIR)/(src|adapters|examples|tools)/'
 

@@ -133,6 +133,7 @@ Status PrescriptionService::Impl::CatchUpNewRxIndex(
       if (!present) it->second.push_back(std::move(m));
     }
     std::vector<std::pair<std::string, std::string>> out;
+    out.reserve(rows.size());
     for (auto& [key, doc] : rows) out.emplace_back(key, doc.dump());
     RXFLOW_RETURN_IF_ERROR(store.Apply(index, position, out));
   }

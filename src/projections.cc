@@ -151,6 +151,7 @@ StatusOr<int64_t> PrescriptionService::Project() {
       ++applied;
     }
     std::vector<std::pair<std::string, std::string>> rows;
+    rows.reserve(touched.size());
     for (auto& [id, st] : touched) rows.emplace_back(id, EncodeSummary(st.second));
     RXFLOW_RETURN_IF_ERROR(im.store.Apply(kProjection, position, rows));
   }

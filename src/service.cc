@@ -211,7 +211,7 @@ const domain::UpcasterRegistry& PrescriptionService::upcasters() const {
 
 StatusOr<Submission> PrescriptionService::Submit(std::string_view fhir_json, IssueList& issues,
                                                  const RequestContext& ctx,
-                                                 std::string idempotency_key) {
+                                                 std::string_view idempotency_key) {
   Impl& im = *impl_;
   RXFLOW_ASSIGN_OR_RETURN(ScriptOutput out, ToScript(fhir_json, issues, im.options.transform));
   if (!std::holds_alternative<script::NewRx>(out.newrx.message.body) &&
@@ -228,7 +228,7 @@ StatusOr<Submission> PrescriptionService::Submit(std::string_view fhir_json, Iss
   if (idempotency_key.empty()) {
     RXFLOW_ASSIGN_OR_RETURN(key, IdempotencyKey(out.newrx.message, im.options.patient_key));
   } else {
-    key = "client:" + idempotency_key;
+    key = Cat("client:", idempotency_key);
     compare_sha256 = request_sha256;
   }
   if (!ctx.tenant.empty() && ctx.tenant != kDefaultTenant) {

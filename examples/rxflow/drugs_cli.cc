@@ -360,7 +360,7 @@ int RunPmp(const DrugsCommand& c) {
     return 2;
   }
   std::string db_path;
-  std::string path = c.store_url.rfind("sqlite://", 0) == 0 ? c.store_url.substr(9) : "";
+  std::string path = c.store_url.starts_with("sqlite://") ? c.store_url.substr(9) : "";
   std::error_code ec;
   if (!path.empty() && !std::filesystem::exists(path, ec)) {
     std::cerr << "rxflow: no store at " << path << "\n";

@@ -104,8 +104,8 @@ std::string JsonQuote(const std::string& s) {
 // PostgreSQL's). The audit commands only read: opening a mistyped path would create an empty
 // store, whose empty chain "verifies".
 std::optional<std::string> MissingSqliteFile(const std::string& url) {
-  if (url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0) return std::nullopt;
-  std::string path = url.rfind("sqlite://", 0) == 0 ? url.substr(9) : url;
+  if (url.starts_with("postgres://") || url.starts_with("postgresql://")) return std::nullopt;
+  std::string path = url.starts_with("sqlite://") ? url.substr(9) : url;
   std::error_code ec;
   if (path.empty() || std::filesystem::exists(path, ec)) return std::nullopt;
   return path;

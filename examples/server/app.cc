@@ -233,7 +233,7 @@ void RegisterMetrics(obs::Registry& r, store::Subscriptions* subscriptions,
       // Breakers by state (not by pharmacy: no ids as labels).
       std::array<int, 3> by_state{};
       for (const auto& [pharmacy, state] : routing->BreakerStates()) {
-        size_t i = static_cast<size_t>(state);
+        auto i = static_cast<size_t>(state);
         if (i < by_state.size()) ++by_state[i];
       }
       const char* kStates[] = {"closed", "open", "half-open"};
@@ -252,7 +252,7 @@ void RegisterMetrics(obs::Registry& r, store::Subscriptions* subscriptions,
 }  // namespace
 
 static bool IsPostgresUrl(std::string_view url) {
-  return url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0;
+  return url.starts_with("postgres://") || url.starts_with("postgresql://");
 }
 
 StatusOr<std::unique_ptr<clinical::DrugStore>> OpenDrugStore(const std::string& spec,
@@ -267,7 +267,7 @@ StatusOr<std::unique_ptr<clinical::DrugStore>> OpenDrugStore(const std::string& 
     return absl::UnimplementedError("this build has no PostgreSQL drug store");
 #endif
   }
-  std::string path = spec.rfind("sqlite://", 0) == 0 ? spec.substr(9) : spec;
+  std::string path = spec.starts_with("sqlite://") ? spec.substr(9) : spec;
   if (path.empty()) return absl::InvalidArgumentError("drug store: empty SQLite path");
   std::error_code ec;
   if (must_exist && !std::filesystem::is_regular_file(path, ec)) {
@@ -324,7 +324,7 @@ StatusOr<std::unique_ptr<store::Store>> OpenRawStore(const std::string& url_in,
     return absl::UnimplementedError("this build has no PostgreSQL store");
 #endif
   }
-  std::string path = url.rfind("sqlite://", 0) == 0 ? url.substr(9) : url;
+  std::string path = url.starts_with("sqlite://") ? url.substr(9) : url;
   if (path.empty()) return absl::InvalidArgumentError("DATABASE_URL: empty SQLite path");
   std::error_code ec;
   auto dir = std::filesystem::path(path).parent_path();

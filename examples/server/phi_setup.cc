@@ -46,12 +46,11 @@ StatusOr<std::shared_ptr<phi::KeyEncryptionKey>> OpenKek(const std::string& spec
     if (!opened.ok()) return opened.status();
     return std::shared_ptr<phi::KeyEncryptionKey>(std::move(*opened));
   };
-  if (spec.rfind("file:", 0) == 0 && spec.size() > 5)
-    return shared(phi::OpenKekFile(spec.substr(5)));
-  if (spec.rfind("hybrid:", 0) == 0 && spec.size() > 7) {
+  if (spec.starts_with("file:") && spec.size() > 5) return shared(phi::OpenKekFile(spec.substr(5)));
+  if (spec.starts_with("hybrid:") && spec.size() > 7) {
     return shared(phi::OpenHybridKekFile(spec.substr(7)));
   }
-  if (spec.rfind("pkcs11:", 0) == 0 && spec.size() > 7) {
+  if (spec.starts_with("pkcs11:") && spec.size() > 7) {
     pkcs11::TokenRef ref;
     ref.module_path = Env("RXFLOW_PKCS11_MODULE");
     if (ref.module_path.empty()) ref.module_path = pkcs11::SoftHsmModulePath();
@@ -95,7 +94,7 @@ StatusOr<std::unique_ptr<store::Store>> ProtectStore(std::unique_ptr<store::Stor
   // that is then missing, whose file should be restored instead.
   for (std::string_view kind : {"file:", "hybrid:"}) {
     if (!config.retired.empty()) break;
-    if (spec.rfind(kind, 0) != 0 || std::filesystem::exists(spec.substr(kind.size()))) continue;
+    if (!spec.starts_with(kind) || std::filesystem::exists(spec.substr(kind.size()))) continue;
     auto any = raw->DataKeysNotWrappedBy("", "", 0, 1);
     if (!any.ok()) return any.status();
     if (!any->empty()) {

@@ -121,7 +121,8 @@ class PrescriptionService {
   // replay must bring the same body: another body under a used key is FailedPrecondition
   // (naming Idempotency-Key). Both kinds of key are scoped by ctx.tenant.
   StatusOr<Submission> Submit(std::string_view fhir_json, IssueList& issues,
-                              const RequestContext& ctx = {}, std::string idempotency_key = {});
+                              const RequestContext& ctx = {},
+                              std::string_view idempotency_key = {});
 
   // The prescription's current summary (from its events). NotFound for an unknown id (or
   // one of another tenant than ctx.tenant, see RequestContext).

@@ -55,7 +55,7 @@ constexpr size_t kFingerprintChars = 64;
 constexpr size_t kCertificateIdChars = 12;
 constexpr std::string_view kNameRule = "must be 1 to 64 characters of A-Z a-z 0-9 . _ -";
 
-absl::Status Invalid(std::string message) { return absl::InvalidArgumentError(std::move(message)); }
+absl::Status Invalid(absl::string_view message) { return absl::InvalidArgumentError(message); }
 
 bool IsLowerHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
 
@@ -366,7 +366,7 @@ Status CheckKeyStrength(std::string_view key) {
   std::array<bool, 128> seen{};
   bool digit = false, lower = false, upper = false, other = false;
   for (char ch : key) {
-    const unsigned char c = static_cast<unsigned char>(ch);
+    const auto c = static_cast<unsigned char>(ch);
     if (c == '%') {
       return Invalid(
           "the key contains '%': keys are compared as sent, never percent-decoded; choose one "

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "rxflow/clinical/checks.h"
 
+#include <algorithm>
+
 #include "rxflow/internal/strcat.h"
 #include "rxflow/mapping/codes.h"
 
@@ -44,7 +46,7 @@ std::string CheckDea(std::string_view dea, std::string_view last_name) {
   }
   if (!internal::IsAllDigits(dea.substr(2))) return "a DEA number ends with 7 digits";
   static constexpr std::string_view kTypes = "ABCDEFGHJKLMPRSTUX";
-  if (kTypes.find(first) == std::string_view::npos) {
+  if (std::find(kTypes.begin(), kTypes.end(), first) == kTypes.end()) {
     return Cat("DEA registrant type ", std::string(1, first), " is not a known type");
   }
   int d[7];

@@ -186,7 +186,7 @@ class Columns {
     for (size_t i = 0; i < names.size(); ++i) {
       std::string n(internal::Trim(names[i]));
       // A UTF-8 byte-order mark before the first name.
-      if (i == 0 && n.rfind("\xEF\xBB\xBF", 0) == 0) n.erase(0, 3);
+      if (i == 0 && n.starts_with("\xEF\xBB\xBF")) n.erase(0, 3);
       index_[n] = i;
     }
     width_ = names.size();

@@ -469,9 +469,7 @@ double ScoreProduct(const DrugIndex::Impl& ix, uint32_t p, const std::vector<Tok
     if (!reasons) continue;
     if (best_alt) {
       const std::string& term = ix.term_text[best_alt->term];
-      if (best_alt->quality < 1.0) {
-        reasons->push_back(Cat("\"", words[w].as_written, "\" read as \"", term, "\""));
-      } else if (term != internal::AsciiLower(words[w].as_written)) {
+      if (best_alt->quality < 1.0 || term != internal::AsciiLower(words[w].as_written)) {
         reasons->push_back(Cat("\"", words[w].as_written, "\" read as \"", term, "\""));
       }
       if (best_field == kBrand || best_field == kGenericOf) {
@@ -699,8 +697,8 @@ std::vector<DrugMatch> DrugIndex::Search(std::string_view text,
   // Bounded cost: a query of only common words ("oral tablet") scores at most this many.
   const size_t cap = 8000;
   std::vector<uint32_t> candidates;
-  for (size_t k = 0; k < order.size(); ++k) {
-    const Resolved& r = resolved[order[k]];
+  for (unsigned long k : order) {
+    const Resolved& r = resolved[k];
     if (r.alts.empty()) continue;
     if (!candidates.empty() && r.postings > rare) break;
     for (const auto& alt : r.alts) {

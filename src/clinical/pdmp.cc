@@ -615,7 +615,7 @@ StatusOr<Result> Simulator::History(const Query& q) {
   if (family.empty() || given.empty() || birth.size() != 8) {
     Result r;
     r.outcome = Outcome::kError;
-    r.messages.push_back("a query needs the patient's family name, given name and birth date");
+    r.messages.emplace_back("a query needs the patient's family name, given name and birth date");
     return r;
   }
   Result out;
@@ -656,7 +656,7 @@ StatusOr<Result> Simulator::History(const Query& q) {
       [](const Dispense& a, const Dispense& b) { return a.date_filled > b.date_filled; });
   out.outcome = out.dispenses.empty() ? Outcome::kNotFound : Outcome::kFound;
   if (out.dispenses.empty()) {
-    out.messages.push_back("No PDMP history was found for the submitted patient");
+    out.messages.emplace_back("No PDMP history was found for the submitted patient");
   }
   return out;
 }

@@ -34,7 +34,7 @@ std::string Digits(std::string_view s) { return internal::DigitsOnly(s); }
 std::string CleanText(std::string_view s) {
   std::string out;
   for (char c : s) {
-    unsigned char u = static_cast<unsigned char>(c);
+    auto u = static_cast<unsigned char>(c);
     out.push_back(u < 0x20 || u > 0x7E || c == '*' || c == '~' || c == '|' || c == '\\' ? ' ' : c);
   }
   return out;

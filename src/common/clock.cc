@@ -53,7 +53,7 @@ int DaysInMonth(int64_t y, int m) {
 }  // namespace
 
 Clock& SystemClock() {
-  static SystemClockImpl* clock = new SystemClockImpl;
+  static auto* clock = new SystemClockImpl;
   return *clock;
 }
 
@@ -62,7 +62,7 @@ void FakeClock::Advance(int64_t micros) { now_.fetch_add(micros); }
 void FakeClock::Set(int64_t micros) { now_.store(micros); }
 
 std::string FormatRfc3339(int64_t micros) {
-  std::time_t secs = static_cast<std::time_t>(micros / 1'000'000);
+  auto secs = static_cast<std::time_t>(micros / 1'000'000);
   int64_t frac = micros % 1'000'000;
   if (frac < 0) {
     frac += 1'000'000;
@@ -140,7 +140,7 @@ StatusOr<int64_t> ParseRfc3339(std::string_view text) {
 }
 
 IdGenerator& RandomIds() {
-  static RandomIdsImpl* ids = new RandomIdsImpl;
+  static auto* ids = new RandomIdsImpl;
   return *ids;
 }
 

@@ -256,7 +256,8 @@ void IssueList::MergeDropped(const IssueList& other, std::string_view path_prefi
 
 void IssueList::Append(const IssueList& other, std::string_view path_prefix) {
   if (&other == this) {
-    IssueList copy = other;
+    // Appending a list to itself reads a copy, not the list it grows.
+    const IssueList copy = other;  // NOLINT(performance-unnecessary-copy-initialization)
     Append(copy, path_prefix);
     return;
   }

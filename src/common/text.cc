@@ -125,7 +125,7 @@ bool IsFhirDecimal(std::string_view s) {
 bool IsFhirCode(std::string_view s) {
   if (s.empty() || s.front() == ' ' || s.back() == ' ') return false;
   for (size_t i = 0; i < s.size(); ++i) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
+    auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x20) return false;
     if (c == ' ' && i + 1 < s.size() && s[i + 1] == ' ') return false;
   }
@@ -201,7 +201,7 @@ bool IsPrintableAscii(std::string_view s) {
   }
   unsigned bad = 0;
   for (; i < s.size(); ++i) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
+    auto c = static_cast<unsigned char>(s[i]);
     bad |= static_cast<unsigned>(c < 0x20) | static_cast<unsigned>(c > 0x7E);
   }
   return bad == 0;
@@ -260,7 +260,7 @@ size_t NextJsonSpecial(std::string_view s, size_t i) {
     if (AnyBelow(x, 0x20) || AnyEqual(x, '"') || AnyEqual(x, '\\')) break;
   }
   for (; i < s.size(); ++i) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
+    auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x20 || c == '"' || c == '\\') return i;
   }
   return s.size();
@@ -289,7 +289,7 @@ void AppendJsonEscaped(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   size_t run = 0;
   for (size_t i = NextJsonSpecial(s, 0); i < s.size(); i = NextJsonSpecial(s, i + 1)) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
+    auto c = static_cast<unsigned char>(s[i]);
     out.append(s.data() + run, i - run);
     run = i + 1;
     switch (c) {

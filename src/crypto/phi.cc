@@ -926,11 +926,11 @@ StatusOr<Erasure> ErasePatientOf(store::Store& store, Vault& vault,
   e.occurred_at = c.NowMicros();
   e.correlation_id = e.event_id;
   e.actor = actor;
-  std::string payload = "{\"key_id\":\"";
+  std::string payload = R"({"key_id":")";
   internal::AppendJsonEscaped(payload, out.key_id);
-  payload += "\",\"prescription_id\":\"";
+  payload += R"(","prescription_id":")";
   internal::AppendJsonEscaped(payload, prescription_id);
-  payload += Cat("\",\"versions_destroyed\":", out.versions_destroyed, ",\"reason\":\"");
+  payload += Cat(R"(","versions_destroyed":)", out.versions_destroyed, R"(,"reason":")");
   std::string valid = reason;
   internal::MakeValidUtf8(valid);
   internal::AppendJsonEscaped(payload, valid);

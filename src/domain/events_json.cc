@@ -28,8 +28,10 @@ namespace {
 
 using Json = nlohmann::json;
 
+// For static_assert in a discarded `if constexpr` branch ([[maybe_unused]]: clang counts a use
+// only in an instantiated branch).
 template <typename>
-inline constexpr bool kAlwaysFalse = false;
+[[maybe_unused]] inline constexpr bool kAlwaysFalse = false;
 
 // Calls f(name, field) for each payload field of an event (snake_case names, as stored).
 template <typename E, typename F>
@@ -270,7 +272,7 @@ std::string Read(const Json& v, std::vector<std::string>& out) {
 
 std::string Read(const Json& v, State& out) {
   if (!v.is_string()) return "is not a string";
-  const std::string& name = v.get_ref<const std::string&>();
+  const auto& name = v.get_ref<const std::string&>();
   std::optional<State> state = StateFromName(name);
   if (!state) return Cat("names no known state (", name, ")");
   out = *state;

@@ -84,7 +84,7 @@ bool DecodeBase64NoPad(std::string_view text, std::string& out) {
 void AppendPercentEncoded(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   for (char ch : s) {
-    unsigned char c = static_cast<unsigned char>(ch);
+    auto c = static_cast<unsigned char>(ch);
     bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
                       c == '-' || c == '.' || c == '_' || c == '~';
     if (unreserved) {
@@ -256,7 +256,7 @@ int OathFlags(TotpAlgorithm algorithm) {
 Status CodeAtStep(std::string_view secret, int64_t step, const TotpParams& params,
                   char (&out)[kMaxDigits + 1]) {
   // TOTP is HOTP of T = floor((time - T0) / X): the step's first second gives T exactly.
-  time_t at = static_cast<time_t>(step * params.period_seconds);
+  auto at = static_cast<time_t>(step * params.period_seconds);
   int rc = oath_totp_generate2(
       secret.data(), secret.size(), at, static_cast<unsigned>(params.period_seconds), 0,
       static_cast<unsigned>(params.digits), OathFlags(params.algorithm), out);

@@ -293,7 +293,7 @@ Status CheckSigningCertificate(std::string_view certificate_der, std::string_vie
   if (std::string purpose = PurposeProblem(cert.get()); !purpose.empty()) {
     return absl::FailedPreconditionError(purpose);
   }
-  time_t now = static_cast<time_t>(unix_seconds);
+  auto now = static_cast<time_t>(unix_seconds);
   if (X509_cmp_time(X509_get0_notBefore(cert.get()), &now) > 0 ||
       X509_cmp_time(X509_get0_notAfter(cert.get()), &now) < 0) {
     return absl::FailedPreconditionError("the practitioner's certificate is not valid now");

@@ -507,7 +507,8 @@ class Reader {
     size_t i = 0;
     for (auto item_result : arr) {
       od::value item;
-      if (std::move(item_result).get(item)) {
+      // get() is &&-qualified; the check does not see the move choose the overload.
+      if (std::move(item_result).get(item)) {  // NOLINT(performance-move-const-arg)
         Fatal("malformed JSON array");
         break;
       }

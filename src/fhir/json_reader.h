@@ -23,6 +23,8 @@ class RootHandler {
   virtual bool IsEnvelopeList(std::string_view key) const { return false; }
   // The resource type an envelope member must have ("" for any).
   virtual std::string_view ExpectedType(std::string_view key) const { return {}; }
+  // `r` by value: overrides keep it (the base ignores it).
+  // NOLINTNEXTLINE(performance-unnecessary-value-param)
   virtual void OnEnvelopeMember(std::string_view key, Resource r) {}
 };
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include <absl/strings/match.h>
 #include <simdjson.h>
 
 #include "rxflow/fhir/json.h"
@@ -147,8 +148,7 @@ class CoverageCollector {
     for (size_t i = 0; i < mr.insurance.size(); ++i) {
       const Reference& ref = mr.insurance[i];
       const std::string path = internal::Cat(in_.medication_request_path, ".insurance[", i, "]");
-      if (ref.type == "ClaimResponse" ||
-          ref.reference.find("ClaimResponse/") != std::string::npos) {
+      if (ref.type == "ClaimResponse" || absl::StrContains(ref.reference, "ClaimResponse/")) {
         issues_.Warning(path, IssueCode::kNotSupported,
                         "a ClaimResponse has no SCRIPT element (BenefitsCoordination is sent from "
                         "a Coverage): not sent");
@@ -487,7 +487,7 @@ StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& 
   size_t errors_before = issues.error_count();
   Resolver resolver(issues);
   if (handler.root) {
-    Bundle* bundle = handler.root->get<Bundle>();
+    auto* bundle = handler.root->get<Bundle>();
     if (!bundle) {
       issues.Error("resourceType", IssueCode::kNotSupported,
                    internal::Cat("expected a Bundle or the request envelope, got ",
@@ -602,7 +602,7 @@ StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& 
       } else {
         issues.Error("medication_request.medication.reference.reference", IssueCode::kNotFound,
                      internal::Cat("cannot resolve reference \"", ref.reference.substr(0, 128),
-                                   "\": add the Medication as \"medication\" or contain it"));
+                                   R"(": add the Medication as "medication" or contain it)"));
       }
     }
     TakeClinicalMembers(handler.lists, in, issues);

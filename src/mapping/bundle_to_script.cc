@@ -239,7 +239,7 @@ class BundleMapper {
   // The SCRIPT element `element` of this transaction, for issues.
   std::string Script(std::string_view element) const {
     if (element.empty()) return Cat("SCRIPT ", tx_);
-    if (element.rfind("Header/", 0) == 0) return Cat("SCRIPT /Message/", element);
+    if (element.starts_with("Header/")) return Cat("SCRIPT /Message/", element);
     return Cat("SCRIPT /Message/Body/", tx_, "/", element);
   }
 
@@ -357,7 +357,7 @@ class BundleMapper {
       }
       Issue out = i;
       for (const auto& [from, to] : renames) {
-        if (out.path.rfind(from, 0) == 0) {
+        if (out.path.starts_with(from)) {
           out.path = to + out.path.substr(from.size());
           break;
         }

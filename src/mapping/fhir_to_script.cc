@@ -234,7 +234,7 @@ bool PatientSide(const std::optional<fhir::Reference>& actor,
   if (r.empty()) return false;
   if (patient && r == patient->reference) return true;
   for (std::string_view type : {"Patient/", "RelatedPerson/"}) {
-    if (r.rfind(type, 0) == 0 || r.find(Cat("/", type)) != std::string::npos) return true;
+    if (r.starts_with(type) || r.find(Cat("/", type)) != std::string::npos) return true;
   }
   return false;
 }
@@ -306,7 +306,7 @@ class Mapper {
     return std::string(value);
   }
 
-  void Require(bool present, std::string path, std::string what) {
+  void Require(bool present, std::string path, std::string_view what) {
     if (!present) issues_.Error(std::move(path), IssueCode::kRequired, Cat(what, " is required"));
   }
 
@@ -1138,7 +1138,7 @@ class Mapper {
                         " (script-element extension): SCRIPT carries one: not sent"));
       } else {
         *slot->field = Text(
-            *se->value, [&] { return ep; }, slot->max, slot->what);
+            *se->value, [&] { return std::string_view(ep); }, slot->max, slot->what);
         if (slot->field == &item_qualifier) item_qualifier_path = ep;
         if (slot->field == &code_list) code_list_path = ep;
       }
@@ -1842,7 +1842,7 @@ class Mapper {
         a.expiration_date = AllergyDate(*se->value, ep);
       } else {
         *field = Text(
-            *se->value, [&] { return ep; }, SIZE_MAX, "severity");
+            *se->value, [&] { return std::string_view(ep); }, SIZE_MAX, "severity");
         severity_path = ep;
       }
     }
@@ -2031,7 +2031,7 @@ class Mapper {
         continue;
       }
       m.ucum_version = Text(
-          *se->value, [&] { return ep; }, SIZE_MAX, "UCUM version");
+          *se->value, [&] { return std::string_view(ep); }, SIZE_MAX, "UCUM version");
     }
     if (internal::IsFullDate(o.effective_date_time)) {
       m.observation_date.date = o.effective_date_time;
@@ -2429,7 +2429,7 @@ class Mapper {
         Dropped(ep, Cat(subject, ": SCRIPT carries one: not sent"));
       } else {
         *slot.field = Text(
-            *se->value, [&] { return ep; }, slot.max, slot.what);
+            *se->value, [&] { return std::string_view(ep); }, slot.max, slot.what);
       }
       static constexpr std::string_view kResponsibility[] = {"P", "S", "T", "U", "PP"};
       if (slot.field == &b.payer_responsibility_code && !slot.field->empty() &&
@@ -2521,7 +2521,7 @@ class Mapper {
         const std::string& v = *se->value;
         auto text = [&] {
           return Text(
-              v, [&] { return ep; }, row->max, row->element);
+              v, [&] { return std::string_view(ep); }, row->max, row->element);
         };
         auto once = [&](std::string& field) {
           if (!field.empty()) {

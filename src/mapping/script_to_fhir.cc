@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <map>
 
+#include <absl/strings/match.h>
+
 #include "rxflow/internal/crypto.h"
 #include "rxflow/internal/strcat.h"
 #include "rxflow/mapping/codes.h"
@@ -55,7 +57,7 @@ fhir::Extension ScriptElement(std::string_view element, std::string_view value) 
 // characters; four for ICD-9-CM E codes, e.g. E849.7).
 std::string IcdWithDot(const std::string& code, bool icd9) {
   size_t category = icd9 && !code.empty() && code[0] == 'E' ? 4 : 3;
-  if (code.size() <= category || code.find('.') != std::string::npos) return code;
+  if (code.size() <= category || absl::StrContains(code, '.')) return code;
   return code.substr(0, category) + "." + code.substr(category);
 }
 
@@ -866,7 +868,7 @@ class Builder {
     ai.clinical_status = Concept(kAllergyClinicalStatus, "active", "Active");
     const std::optional<AdverseEventConcept> kind = FindAdverseEvent(a.adverse_event.code);
     ai.type = AdverseEventType(a.adverse_event, kind);
-    ai.category.push_back(kind && kind->category == "food" ? "food" : "medication");
+    ai.category.emplace_back(kind && kind->category == "food" ? "food" : "medication");
     ai.code = DrugProduct(a.drug_product_coded, path + "/DrugProductCoded");
     ai.patient = patient;
     ai.onset_date_time = FhirDateTime(DateText(a.effective_date));
@@ -1081,7 +1083,7 @@ class Builder {
     auto patient = AddPatient(r.patient, path + "/Patient");
     auto prescriber = AddPrescriber(r.prescriber, path + "/Prescriber");
     auto pharmacy = AddPharmacy(r.pharmacy, path + "/Pharmacy");
-    bool denied = r.response.kind.rfind("Denied", 0) == 0;
+    bool denied = r.response.kind.starts_with("Denied");
     fhir::MedicationRequest mr =
         Request(r.medication_response, path + "/MedicationResponse", patient, prescriber, pharmacy);
     if (denied) mr.status = "cancelled";  // the renewal was refused: no order to fill

@@ -54,7 +54,7 @@ class InstructionBuilder {
   [[noreturn]] void Fail(std::string where, std::string why) {
     throw NotStructured{std::move(where), std::move(why)};
   }
-  void Note(std::string element, Provenance p, std::string source) {
+  void Note(std::string_view element, Provenance p, std::string source) {
     prov_.push_back({Cat(prefix_, element), p, std::move(source)});
   }
 
@@ -491,7 +491,7 @@ fhir::Dosage InstructionToDosage(const script::Instruction& in) {
       case K::kAdministrationTiming:
         if (t.administration_timing_event.code != kSnomedAtBedtime)
           throw NotReversible{"timing event"};
-        r.when.push_back("HS");
+        r.when.emplace_back("HS");
         break;
       case K::kDuration: {
         fhir::Quantity q;

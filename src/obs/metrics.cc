@@ -291,7 +291,7 @@ std::string Registry::Expose() const {
 }
 
 Registry& DefaultRegistry() {
-  static Registry* const kRegistry = new Registry();
+  static auto* const kRegistry = new Registry();
   return *kRegistry;
 }
 

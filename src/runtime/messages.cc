@@ -114,7 +114,7 @@ StatusOr<RoutingRequest> RoutingRequest::Decode(std::string_view text) {
   } else if (action == "cancel") {
     r.action = Action::kCancel;
   } else {
-    return absl::InvalidArgumentError("routing request: action must be \"send\" or \"cancel\"");
+    return absl::InvalidArgumentError(R"(routing request: action must be "send" or "cancel")");
   }
   if (r.prescription_id.empty()) {
     return absl::InvalidArgumentError("routing request: prescription_id is missing");

@@ -57,20 +57,20 @@ StatusOr<PharmacyDirectory> PharmacyDirectory::Parse(std::string_view text) {
       return absl::InvalidArgumentError(Cat(path, ".ncpdp_id must be a non-empty string"));
     }
     if (url == e.end() || !url->is_string() ||
-        (url->get<std::string>().rfind("http://", 0) != 0 &&
-         url->get<std::string>().rfind("https://", 0) != 0)) {
+        (!url->get<std::string>().starts_with("http://") &&
+         !url->get<std::string>().starts_with("https://"))) {
       return absl::InvalidArgumentError(Cat(path, ".url must be an http:// or https:// URL"));
     }
     // A NewRx holds PHI: plain HTTP only to this machine, or when the entry says so (a
     // TLS-terminating proxy on the way).
-    if (const std::string& u = url->get_ref<const std::string&>(); u.rfind("http://", 0) == 0) {
+    if (const auto& u = url->get_ref<const std::string&>(); u.starts_with("http://")) {
       std::string host = u.substr(7, u.find_first_of("/?", 7) - 7);
       if (!host.empty() && host.front() == '[') {
         host = host.substr(1, host.find(']') - 1);
       } else {
         host = host.substr(0, host.rfind(':'));
       }
-      bool loopback = host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+      bool loopback = host == "localhost" || host == "::1" || host.starts_with("127.");
       auto insecure = e.find("insecure_http");
       if (!loopback && (insecure == e.end() || !insecure->is_boolean() || !insecure->get<bool>())) {
         return absl::InvalidArgumentError(
@@ -81,9 +81,9 @@ StatusOr<PharmacyDirectory> PharmacyDirectory::Parse(std::string_view text) {
     }
     d.Add(id->get<std::string>(), url->get<std::string>());
     if (auto tls = e.find("tls"); tls != e.end()) {
-      const std::string& u = url->get_ref<const std::string&>();
+      const auto& u = url->get_ref<const std::string&>();
       if (!tls->is_object()) return absl::InvalidArgumentError(Cat(path, ".tls must be an object"));
-      if (u.rfind("https://", 0) != 0) {
+      if (!u.starts_with("https://")) {
         return absl::InvalidArgumentError(Cat(path, ".tls needs an https:// url"));
       }
       TlsLink link;
@@ -353,7 +353,7 @@ Status RoutingService::Impl::Handle(const messaging::Message& message) {
   std::vector<domain::Command> commands;
   if (!send && p->state.send_attempts == 0) {
     // Cancelled before the NewRx ever went out: nothing at the pharmacy to cancel.
-    commands.push_back(domain::RecordCancelResponse{true, "cancelled before transmission"});
+    commands.emplace_back(domain::RecordCancelResponse{true, "cancelled before transmission"});
     return Record(message_id, id, commands, ctx, "CancelledUnsent", observe);
   }
   const std::string url = directory.Find(pharmacy);
@@ -390,13 +390,14 @@ Status RoutingService::Impl::Handle(const messaging::Message& message) {
       failed.code = "600";  // communication problem
       failed.description = reason;
       failed.retryable = false;
-      commands.push_back(std::move(failed));
+      commands.emplace_back(std::move(failed));
     } else {  // the CancelRx never arrived: the prescription stands as it was
-      commands.push_back(domain::RecordCancelResponse{false, "CancelRx not delivered: " + reason});
+      commands.emplace_back(
+          domain::RecordCancelResponse{false, "CancelRx not delivered: " + reason});
     }
     outcome = "DeadLetter";
   } else {
-    if (send) commands.push_back(domain::MarkSent{});
+    if (send) commands.emplace_back(domain::MarkSent{});
     IssueList issues;
     auto answer = script::ReadXml(*reply, issues);
     if (answer.ok()) {
@@ -411,7 +412,7 @@ Status RoutingService::Impl::Handle(const messaging::Message& message) {
       } else if (std::holds_alternative<script::CancelRxResponse>(answer->body)) {
         commands.push_back(*PharmacyResponseCommand(*answer));
       } else if (const auto* e = std::get_if<script::Error>(&answer->body)) {
-        commands.push_back(domain::RecordCancelResponse{
+        commands.emplace_back(domain::RecordCancelResponse{
             false, Cat("CancelRx refused: Error ", e->code, " ", e->description)});
       }
       // A Status to a CancelRx is a receipt: the CancelRxResponse comes later (inbound).
@@ -585,7 +586,7 @@ std::string PharmacyInbox::ErrorReply(std::string_view xml, const Status& status
   // Description is SCRIPT `an`: printable ASCII; RxFlow's messages use a few UTF-8 marks.
   std::string description;
   for (size_t k = 0; k < text.size() && description.size() < 255; ++k) {
-    unsigned char c = static_cast<unsigned char>(text[k]);
+    auto c = static_cast<unsigned char>(text[k]);
     if (c >= 0x20 && c < 0x7F) {
       description += static_cast<char>(c);
     } else if (c >= 0xC0 && (description.empty() || description.back() != '?')) {

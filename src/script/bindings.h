@@ -133,7 +133,7 @@ struct Values<std::vector<T>> {
 inline std::string_view TextOf(const std::string& s) { return s; }
 inline std::string_view TextOf(bool b) { return b ? "true" : "false"; }
 inline void SetText(std::string& s, std::string text) { s = std::move(text); }
-inline void SetText(bool& b, std::string text) { b = text == "true" || text == "1"; }
+inline void SetText(bool& b, std::string_view text) { b = text == "true" || text == "1"; }
 
 template <auto M>
 constexpr Access MakeAccess() {

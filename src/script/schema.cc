@@ -314,7 +314,7 @@ bool MatchPattern(const std::vector<PatternAtom>& atoms, std::string_view s) {
   cur[0] = 1;
   close(cur);
   for (char ch : s) {
-    unsigned char c = static_cast<unsigned char>(ch);
+    auto c = static_cast<unsigned char>(ch);
     std::fill(next.begin(), next.end(), 0);
     bool any = false;
     for (size_t i = 0; i < n; ++i) {
@@ -338,7 +338,7 @@ bool MakeCodeList(std::string_view spec, size_t colon, SimpleType& t, std::strin
   while (!rest.empty()) {
     size_t comma = rest.find(',');
     std::string_view item = rxflow::internal::Trim(rest.substr(0, comma));
-    if (item.rfind("\xE2\x80\xA6", 0) == 0) {  // "… N more": the list is known in part
+    if (item.starts_with("\xE2\x80\xA6")) {  // "… N more": the list is known in part
       t.open = true;
     } else if (!item.empty()) {
       t.codes.emplace_back(item);
@@ -356,9 +356,9 @@ bool MakeCodeList(std::string_view spec, size_t colon, SimpleType& t, std::strin
 // `an`: printable ASCII and spaces, at least one non-blank; `n`: [0-9]+(\.[0-9]+)?, the
 // point counted in the length. anN..M and nN..M restrict them by maximum length.
 bool MakeTextOrNumber(std::string_view spec, SimpleType& t, std::string& error) {
-  bool is_an = spec.rfind("an", 0) == 0;
+  bool is_an = spec.starts_with("an");
   bool is_n =
-      !is_an && spec.rfind("n", 0) == 0 && (spec.size() == 1 || (spec[1] >= '0' && spec[1] <= '9'));
+      !is_an && spec.starts_with('n') && (spec.size() == 1 || (spec[1] >= '0' && spec[1] <= '9'));
   if (!is_an && !is_n) {
     error = Cat("unknown value type [", spec, "]");
     return false;
@@ -397,7 +397,7 @@ bool MakeSimple(std::string_view spec, SimpleType& t, std::string& error) {
     t.max_len = max;
     return true;
   };
-  if (spec.rfind("inline pattern ", 0) == 0) {
+  if (spec.starts_with("inline pattern ")) {
     t.kind = Kind::kPattern;
     t.pattern_source = std::string(spec.substr(15));
     return CompilePattern(t.pattern_source, t.pattern, error);
@@ -479,8 +479,8 @@ class StructureParser {
       ++line_no;
       if (!raw.empty() && raw.back() == '\r') raw.remove_suffix(1);
       std::string_view t = rxflow::internal::Trim(raw);
-      if (t.empty() || t[0] == '#' ? (t.rfind("###", 0) != 0) : false) continue;
-      if (t.rfind("###", 0) == 0) {
+      if (t.empty() || t[0] == '#' ? (!t.starts_with("###")) : false) continue;
+      if (t.starts_with("###")) {
         RXFLOW_RETURN_IF_ERROR(flush());
         std::string_view head = rxflow::internal::Trim(t.substr(3));
         std::string_view name = head.substr(0, head.find(' '));
@@ -578,7 +578,7 @@ class StructureParser {
       ++pos;
       std::string_view text = l.text;
       Particle p;
-      if (text.rfind("(one of ", 0) == 0 || text.rfind("(seq ", 0) == 0) {
+      if (text.starts_with("(one of ") || text.starts_with("(seq ")) {
         bool choice = text[1] == 'o';
         std::string_view card = text.substr(choice ? 8 : 5);
         card = card.substr(0, card.find(')'));
@@ -842,8 +842,8 @@ void ForParentTypes(Schema& s, std::string_view parent, F&& fn) {
   // Collect first: `fn` may add types (wrappers), which invalidates references.
   std::vector<bool> done(s.types.size(), false);
   std::vector<int> targets;
-  for (size_t t = 0; t < s.types.size(); ++t) {
-    for (const ElementDecl& d : s.types[t].decls) {
+  for (auto& type : s.types) {
+    for (const ElementDecl& d : type.decls) {
       if (d.complex_type < 0 || done[d.complex_type]) continue;
       if (parent == "*" || d.name == parent) {
         done[d.complex_type] = true;
@@ -1083,7 +1083,7 @@ ValueCheck CheckSimple(const SimpleType& t, std::string_view text) {
       }
       return fail(IssueCode::kValue,
                   Cat("\"", text.substr(0, 40), "\" does not match the pattern ", t.pattern_source,
-                      t.spec.rfind("inline", 0) == 0 ? "" : Cat(" of ", t.spec)));
+                      t.spec.starts_with("inline") ? "" : Cat(" of ", t.spec)));
   }
   return r;
 }

@@ -93,7 +93,7 @@ bool BadCharacter(std::string_view xml, size_t& offset, std::string& what) {
     return true;
   }
   if (size_t at = rxflow::internal::FirstControlChar(xml); at != std::string_view::npos) {
-    unsigned char c = static_cast<unsigned char>(xml[at]);
+    auto c = static_cast<unsigned char>(xml[at]);
     offset = at;
     what = Cat("control character 0x", "0123456789abcdef"[c >> 4], "0123456789abcdef"[c & 15],
                " is not allowed in XML 1.0");
@@ -510,16 +510,16 @@ absl::Status Fatal(IssueList& issues, std::string path, IssueCode code, std::str
   return absl::Status(status, ToString(issues[issues.size() - 1]));
 }
 
-absl::Status Refuse(IssueList& issues, std::string path, std::string message) {
-  issues.Error(std::move(path), IssueCode::kNotSupported, message);
-  return absl::UnimplementedError(std::move(message));
+absl::Status Refuse(IssueList& issues, std::string path, absl::string_view message) {
+  issues.Error(std::move(path), IssueCode::kNotSupported, std::string(message));
+  return absl::UnimplementedError(message);
 }
 
 // SCRIPT 10.x marks its version with `version="010" release="006"` on Message; 2017071 and
 // later use TransportVersion and friends. One error naming what was found.
 absl::Status RefuseOldVersion(pugi::xml_node root, IssueList& issues) {
   std::string_view version = root.attribute("version").value();
-  if (version.empty() || version.rfind("2017", 0) == 0 || version.rfind("2023", 0) == 0) {
+  if (version.empty() || version.starts_with("2017") || version.starts_with("2023")) {
     return absl::OkStatus();
   }
   std::string_view release = root.attribute("release").value();
@@ -572,8 +572,8 @@ const Profile* ChooseProfile(pugi::xml_node root, const ReadOptions& options, Is
     tv = root.attribute("version").value();
     if (!tv.empty()) where = "version";
   }
-  if (tv.rfind("2017071", 0) == 0) return &p17;
-  if (tv.rfind("2023011", 0) == 0) return &p23;
+  if (tv.starts_with("2017071")) return &p17;
+  if (tv.starts_with("2023011")) return &p23;
   for (const std::string& d : p23.impl().detect) {
     if (d == tv) return &p23;
   }

@@ -31,7 +31,7 @@ class Emitter {
   Emitter(const Profile::Impl& profile, IssueList& issues, bool pretty)
       : validator_(profile.schema, issues), pretty_(pretty) {
     out_.reserve(16384);
-    out_ += "<?xml version=\"1.0\" encoding=\"UTF-8\"?>";
+    out_ += R"(<?xml version="1.0" encoding="UTF-8"?>)";
     for (const Rule& r : profile.rules) {
       if (r.kind == Rule::Kind::kCode) continue;
       rules_.push_back(&r);
@@ -375,9 +375,8 @@ class MessageWriter {
       case K::kChoice:
         if (std::string_view name = ElementName(f, owner); !name.empty()) {
           Plan::Child child{};
-          if (plan && name == f.name && f.kind == K::kGroup) {
-            child = plan->child[i][0];
-          } else if (plan && f.kind == K::kChoice && name == f.alternatives.first) {
+          if (plan && ((f.kind == K::kGroup && name == f.name) ||
+                       (f.kind == K::kChoice && name == f.alternatives.first))) {
             child = plan->child[i][0];
           } else if (plan && f.kind == K::kChoice && name == f.alternatives.second) {
             child = plan->child[i][1];

@@ -319,8 +319,7 @@ struct ApiServer::Impl {
       RXFLOW_RETURN_IF_ERROR(env_clients.AddEnvKeys(options.api_keys, auth::Role::kPrescriber,
                                                     std::string(kDefaultTenant), {}, now));
     }
-    for (size_t i = 0; i < options.pharmacy_keys.size(); ++i) {
-      const auto& [ncpdp, key] = options.pharmacy_keys[i];
+    for (const auto& [ncpdp, key] : options.pharmacy_keys) {
       RXFLOW_RETURN_IF_ERROR(
           env_clients.AddEnvKeys({key}, auth::Role::kPharmacy, "", {ncpdp}, now));
     }
@@ -477,7 +476,7 @@ struct ApiServer::Impl {
         json b = json::parse(c.req.body, nullptr, false);
         if (b.is_discarded() || !b.is_object() ||
             (b.contains("reason") && !b["reason"].is_string())) {
-          return SendError(c.res, 400, "$.reason: expected {\"reason\": \"...\"}");
+          return SendError(c.res, 400, R"($.reason: expected {"reason": "..."})");
         }
         reason = b.value("reason", reason);
         if (reason.size() > kMaxReason) {
@@ -611,12 +610,12 @@ struct ApiServer::Impl {
     c.res.set_content(s.ok() ? EncodeSummary(*s) : json{{"id", id}}.dump(), "application/json");
   }
 
-  void Healthz(Call& c) { c.res.set_content("{\"status\":\"ok\"}", "application/json"); }
+  void Healthz(Call& c) { c.res.set_content(R"({"status":"ok"})", "application/json"); }
 
   void Readyz(Call& c) {
     bool ok = ready();
     c.res.status = ok ? 200 : 503;
-    c.res.set_content(ok ? "{\"status\":\"ready\"}" : "{\"status\":\"not ready\"}",
+    c.res.set_content(ok ? R"({"status":"ready"})" : R"({"status":"not ready"})",
                       "application/json");
   }
 
@@ -713,7 +712,7 @@ struct ApiServer::Impl {
     std::optional<auth::Principal> who;
     std::optional<Slot> slot;
     // Under /api/ a client learns which routes exist only once it is authenticated.
-    if (route == nullptr && req.path.rfind("/api/", 0) == 0 &&
+    if (route == nullptr && req.path.starts_with("/api/") &&
         !Authenticate(req, res, any_api, request_id)) {
       // 401 or 429 written
     } else if (route == nullptr) {
@@ -819,7 +818,7 @@ struct ApiServer::Impl {
     const Route* route = Find(req, allow);
     const bool has_body = req.has_header("Transfer-Encoding") ||
                           (req.has_header("Content-Length") && req.header("Content-Length") != "0");
-    if (route == nullptr && req.path.rfind("/api/", 0) != 0) {
+    if (route == nullptr && !req.path.starts_with("/api/")) {
       // Answered at once: no route reads a body for anyone here.
       std::string request_id = rxflow::internal::RandomHex128();
       res.set_header("X-Request-Id", request_id);

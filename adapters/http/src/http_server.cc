@@ -17,6 +17,7 @@
 #include <thread>
 #include <type_traits>
 
+#include <absl/strings/match.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -47,7 +48,7 @@ using tcp = asio::ip::tcp;
 using rxflow::internal::Cat;
 
 constexpr auto kLinger = std::chrono::seconds(2);       // reading what follows a refusal
-constexpr size_t kReadAhead = 64 * 1024;                // see Session::buffer_
+constexpr size_t kReadAhead = size_t{64} * 1024;        // see Session::buffer_
 constexpr long kClientCertificateSessionSeconds = 300;  // see MakeTlsContext
 
 bool IEquals(std::string_view a, std::string_view b) {
@@ -167,7 +168,7 @@ HeadOutcome CheckHeadLimits(beast::error_code ec, const Parser& parser, const Se
   }
   if (ec) return {HeadOutcome::kRefuse, 400, Cat("malformed request: ", ec.message())};
   const auto& m = parser.get();
-  size_t fields = static_cast<size_t>(std::distance(m.begin(), m.end()));
+  auto fields = static_cast<size_t>(std::distance(m.begin(), m.end()));
   head_fields = fields;
   if (fields > limits.max_headers) {
     return {HeadOutcome::kRefuse, 431,
@@ -210,7 +211,7 @@ void HandleComplete(const ServerLimits& limits, const HttpServer::Handler& handl
 
 std::string SourceOf(const std::string& address) {
   in6_addr a6{};
-  if (address.find(':') == std::string::npos || inet_pton(AF_INET6, address.c_str(), &a6) != 1) {
+  if (!absl::StrContains(address, ':') || inet_pton(AF_INET6, address.c_str(), &a6) != 1) {
     return address;
   }
   if (IN6_IS_ADDR_V4MAPPED(&a6)) {  // an IPv4 client of a dual-stack listener
@@ -707,7 +708,7 @@ Status HttpServer::Start(const std::string& host, int port, const TlsOptions& tl
       ::getrlimit(RLIMIT_NOFILE, &fds);
     }
     if (fds.rlim_cur != RLIM_INFINITY) {
-      const size_t fd_limit = static_cast<size_t>(fds.rlim_cur);
+      const auto fd_limit = static_cast<size_t>(fds.rlim_cur);
       const size_t reserve = std::min<size_t>(256, fd_limit / 2);
       im.limits.max_connections =
           std::max<size_t>(1, std::min(im.limits.max_connections, fd_limit - reserve));

@@ -68,7 +68,7 @@ struct ServerLimits {
   size_t max_connections = 1024;
   size_t max_connections_per_source = 256;  // one source cannot hold every connection
   size_t max_body_bytes = size_t{1} << 20;
-  size_t max_header_bytes = 16 * 1024;  // request line and fields together
+  size_t max_header_bytes = size_t{16} * 1024;  // request line and fields together
   size_t max_headers = 100;
   // The whole head of a request must arrive within this (on a kept-alive connection the
   // clock starts when the previous response was written: it is also the idle timeout).

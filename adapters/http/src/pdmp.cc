@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include <absl/strings/match.h>
 #include <httplib.h>
 
 #include "rxflow/internal/status_macros.h"
@@ -51,7 +52,7 @@ class FhirPdmpClient final : public pdmp::Client {
     } leave{in_flight_};
     httplib::Client client(origin_);
     if (!o_.ca_file.empty()) client.set_ca_cert_path(o_.ca_file.c_str());
-    if (origin_.rfind("https://", 0) == 0) client.enable_server_certificate_verification(true);
+    if (origin_.starts_with("https://")) client.enable_server_certificate_verification(true);
     auto ct = o_.connect_timeout.count(), rt = o_.timeout.count();
     client.set_connection_timeout(ct / 1000, (ct % 1000) * 1000);
     client.set_read_timeout(rt / 1000, (rt % 1000) * 1000);
@@ -140,8 +141,8 @@ class FhirPdmpClient final : public pdmp::Client {
 
 StatusOr<std::unique_ptr<pdmp::Client>> NewFhirPdmpClient(FhirPdmpOptions options) {
   const std::string& url = options.base_url;
-  const bool https = url.rfind("https://", 0) == 0;
-  if (!https && url.rfind("http://", 0) != 0) {
+  const bool https = url.starts_with("https://");
+  if (!https && !url.starts_with("http://")) {
     return absl::InvalidArgumentError("PDMP: the base URL must start with https:// or http://");
   }
   if (internal::UrlHost(url).empty()) {
@@ -240,7 +241,7 @@ struct PdmpSimulatorServer::Impl {
       WriteOutcome(r, code, text);
     };
     const std::string type = q.get_header_value("Content-Type");
-    if (type.rfind(kFhirJson, 0) != 0 && type.rfind("application/json", 0) != 0) {
+    if (!type.starts_with(kFhirJson) && !type.starts_with("application/json")) {
       return outcome(415, "not-supported", "Content-Type must be application/fhir+json");
     }
     StatusOr<pdmp::Query> query = pdmp::ParseHistoryRequest(q.body);
@@ -278,7 +279,7 @@ PdmpSimulatorServer::PdmpSimulatorServer(PdmpSimulatorOptions options)
   im.server.Post(R"(.*/\$pdmp-history)",
                  [&im](const httplib::Request& q, httplib::Response& r) { im.Handle(q, r); });
   im.server.Get("/healthz", [](const auto&, auto& r) {
-    r.set_content("{\"status\":\"ok\"}", "application/json");
+    r.set_content(R"({"status":"ok"})", "application/json");
   });
 }
 
@@ -300,7 +301,7 @@ int PdmpSimulatorServer::port() const { return impl_->port; }
 
 std::string PdmpSimulatorServer::base_url() const {
   const std::string& host = impl_->options.host;
-  const bool v6 = host.find(':') != std::string::npos && host.front() != '[';
+  const bool v6 = absl::StrContains(host, ':') && host.front() != '[';
   return Cat("http://", v6 ? "[" + host + "]" : host, ":", impl_->port);
 }
 

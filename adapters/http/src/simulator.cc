@@ -274,14 +274,14 @@ PharmacySimulator::PharmacySimulator(SimulatorOptions options)
     long ms = q.has_param("ms") ? std::strtol(q.get_param_value("ms").c_str(), nullptr, 10) : 0;
     if (ms <= 0) {
       r.status = 400;
-      r.set_content("{\"error\":\"ms must be a positive integer\"}", "application/json");
+      r.set_content(R"({"error":"ms must be a positive integer"})", "application/json");
       return;
     }
     OutageFor(std::chrono::milliseconds(ms));
-    r.set_content("{\"status\":\"outage\"}", "application/json");
+    r.set_content(R"({"status":"outage"})", "application/json");
   });
   im.server.Get("/healthz", [](const auto&, auto& r) {
-    r.set_content("{\"status\":\"ok\"}", "application/json");
+    r.set_content(R"({"status":"ok"})", "application/json");
   });
 }
 

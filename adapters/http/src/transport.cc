@@ -20,7 +20,7 @@ using rxflow::internal::Cat;
 
 class HttpPharmacyTransport final : public runtime::PharmacyTransport {
  public:
-  explicit HttpPharmacyTransport(HttpTransportOptions o) : options_(o) {}
+  explicit HttpPharmacyTransport(HttpTransportOptions o) : options_(std::move(o)) {}
 
   StatusOr<std::string> Post(const std::string& url, std::string_view xml,
                              std::string_view traceparent) override {
@@ -66,7 +66,7 @@ class HttpPharmacyTransport final : public runtime::PharmacyTransport {
       if (link != options_.tls.end() && !link->second.ca_file.empty()) {
         c->set_ca_cert_path(link->second.ca_file.c_str());
       }
-      if (origin.rfind("https://", 0) == 0) c->enable_server_certificate_verification(true);
+      if (origin.starts_with("https://")) c->enable_server_certificate_verification(true);
       c->set_tcp_nodelay(true);
       c->set_keep_alive(true);
       auto ct = options_.connect_timeout.count();
@@ -87,7 +87,7 @@ class HttpPharmacyTransport final : public runtime::PharmacyTransport {
 }  // namespace
 
 std::unique_ptr<runtime::PharmacyTransport> NewHttpPharmacyTransport(HttpTransportOptions options) {
-  return std::make_unique<HttpPharmacyTransport>(options);
+  return std::make_unique<HttpPharmacyTransport>(std::move(options));
 }
 
 }  // namespace rxflow::http

@@ -98,7 +98,7 @@ MockCluster::MockCluster(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 MockCluster::~MockCluster() = default;
 
 StatusOr<std::unique_ptr<MockCluster>> MockCluster::Start(int brokers,
-                                                          std::vector<std::string> topics,
+                                                          const std::vector<std::string>& topics,
                                                           int partitions) {
   if (brokers < 1) return absl::InvalidArgumentError("kafka mock: brokers must be at least 1");
   auto impl = std::make_unique<Impl>();

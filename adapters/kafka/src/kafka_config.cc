@@ -131,7 +131,7 @@ StatusOr<rd_kafka_t*> NewHandle(rd_kafka_type_t type, ConfPtr conf) {
   char err[512];
   rd_kafka_t* rk = rd_kafka_new(type, conf.get(), err, sizeof(err));
   if (rk == nullptr) return absl::InvalidArgumentError(std::string("kafka: ") + err);
-  conf.release();  // rd_kafka_new took it
+  (void)conf.release();  // rd_kafka_new took it
   return rk;
 }
 

@@ -100,7 +100,7 @@ struct Module {
 };
 
 std::mutex& ModulesMutex() {
-  static std::mutex* m = new std::mutex;
+  static auto* m = new std::mutex;
   return *m;
 }
 

@@ -200,7 +200,7 @@ class PostgresDrugStore : public DrugStore {
       for (const auto& r : products) {
         DrugProduct p;
         p.source = r[0].as<std::string>();
-        const int64_t seq = r[1].as<int64_t>();
+        const auto seq = r[1].as<int64_t>();
         p.rxcui = r[2].as<std::string>();
         p.term_type = r[3].as<std::string>();
         p.name = r[4].as<std::string>();

@@ -64,7 +64,7 @@ class Db {
     // The database holds PHI: owner-only (0600) from its first byte, and SQLite gives the
     // WAL and shared-memory files the database file's mode. A file left group- or
     // world-readable by an older version is tightened.
-    if (path != ":memory:" && path.rfind("file:", 0) != 0) {
+    if (path != ":memory:" && !path.starts_with("file:")) {
       int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
       if (fd < 0) return absl::UnavailableError("sqlite: cannot create " + path);
       struct stat st {};

@@ -174,7 +174,7 @@ struct CeremonyOptions {
   // time). Signing is refused, and audited, when it and the service's clock differ by more
   // than max_clock_skew_micros. Default: the service's clock (no skew by construction).
   Clock* time_source = nullptr;
-  int64_t max_clock_skew_micros = 5 * 60 * 1'000'000LL;
+  int64_t max_clock_skew_micros = int64_t{5} * 60 * 1'000'000;
   TotpPolicy totp_policy;
   PasswordPolicy password_policy;
   // The practitioner's signing key (on a PKCS#11 token, rxflow::pkcs11::OpenSigner). Required

@@ -61,7 +61,7 @@ struct IncidentPolicy {
   // .locked_out) of one actor within `burst_window_micros` is a finding. Only failures within
   // the reported day are counted.
   int burst_failures = 3;
-  int64_t burst_window_micros = 10 * 60 * 1'000'000LL;
+  int64_t burst_window_micros = int64_t{10} * 60 * 1'000'000;
   // Action prefixes that are incidents whatever their outcome: changes of EPCS controls
   // (T-6.1 events 4 and 5), lockouts, clock skew, tampering, unsigned checkpoints. Add e.g.
   // "epcs.permission.granted" to list every grant of an EPCS permission too.
@@ -127,7 +127,7 @@ struct DailyAuditJobOptions {
   std::string report_dir;
   // A day's review is due within 24 hours after the day ended; later than that plus this
   // grace it is late, and the lateness is itself an incident.
-  int64_t grace_micros = 60 * 60 * 1'000'000LL;
+  int64_t grace_micros = int64_t{60} * 60 * 1'000'000;
   // Verify through AuditTrail::VerifyAndRecord, so tampering found is recorded as
   // epcs.audit.tamper_detected (T-6.4); false: only verify.
   bool record_tamper = true;

@@ -76,7 +76,7 @@ class MockCluster {
  public:
   // Starts `brokers` brokers (ids 1..brokers) and creates `topics`.
   static StatusOr<std::unique_ptr<MockCluster>> Start(int brokers = 3,
-                                                      std::vector<std::string> topics = {},
+                                                      const std::vector<std::string>& topics = {},
                                                       int partitions = 8);
   ~MockCluster();
   MockCluster(const MockCluster&) = delete;
