@@ -697,7 +697,7 @@ std::vector<DrugMatch> DrugIndex::Search(std::string_view text,
   // Bounded cost: a query of only common words ("oral tablet") scores at most this many.
   const size_t cap = 8000;
   std::vector<uint32_t> candidates;
-  for (unsigned long k : order) {
+  for (size_t k : order) {
     const Resolved& r = resolved[k];
     if (r.alts.empty()) continue;
     if (!candidates.empty() && r.postings > rare) break;

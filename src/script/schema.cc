@@ -842,7 +842,7 @@ void ForParentTypes(Schema& s, std::string_view parent, F&& fn) {
   // Collect first: `fn` may add types (wrappers), which invalidates references.
   std::vector<bool> done(s.types.size(), false);
   std::vector<int> targets;
-  for (auto& type : s.types) {
+  for (const ComplexType& type : s.types) {
     for (const ElementDecl& d : type.decls) {
       if (d.complex_type < 0 || done[d.complex_type]) continue;
       if (parent == "*" || d.name == parent) {
