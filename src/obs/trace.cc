@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <openssl/rand.h>
 
+#include "rxflow/internal/status_macros.h"
 #include "rxflow/internal/strcat.h"
 
 namespace rxflow::obs {
@@ -241,7 +242,10 @@ Status Tracer::Flush() {
   state_->flush_target = std::max(state_->flush_target, target);
   state_->work_cv.notify_one();
   state_->done_cv.wait(lock, [&] { return state_->processed >= target; });
-  if (state_->failures.load() != failures_before) return state_->last_error;
+  // A copy of its own: the worker may replace last_error once the lock is released.
+  if (state_->failures.load() != failures_before) {
+    return internal::UnsharedCopy(state_->last_error);
+  }
   return Status();
 }
 

@@ -422,6 +422,8 @@ class PostgresStore : public Store {
           queue_.pop_front();
         }
       }
+      // kUnknown marks "not answered yet": every element is given its own Status below before
+      // its caller is answered (none keeps a share of this placeholder's payload).
       std::vector<StatusOr<AppendResult>> results(batch.size(), absl::UnknownError("not run"));
       // The valid appends go to the server as one rxflow_append_batch call: one round trip
       // for the batch. sent[k] is the batch index of the call's element k + 1.
@@ -431,7 +433,7 @@ class PostgresStore : public Store {
       for (size_t i = 0; i < batch.size(); ++i) {
         std::string events;
         if (Status s = EventsJson(batch[i].request, events); !s.ok()) {
-          results[i] = s;
+          results[i] = std::move(s);
           continue;
         }
         if (!sent.empty()) appends.push_back(',');
