@@ -130,6 +130,7 @@ StatusOr<http::SimulatorOptions> SimulatorOptionsFrom(const Config& c, std::stri
   so.error_rate = c.simulator_error_rate;
   so.latency = std::chrono::milliseconds(c.simulator_latency_ms);
   so.fill_after = std::chrono::milliseconds(c.simulator_fill_after_ms);
+  so.fill_connections = c.simulator_fill_connections;
   auto outages = Outages(c.simulator_outages);
   if (!outages.ok()) return outages.status();
   so.outages = *outages;
@@ -487,6 +488,10 @@ void AddOptions(CLI::App& app, Config& c, unsigned roles) {
     app.add_option("--simulator-fill-after-ms", c.simulator_fill_after_ms,
                    "delay between acknowledging a NewRx and posting its RxFill")
         ->envname("SIMULATOR_FILL_AFTER_MS");
+    app.add_option("--simulator-fill-connections", c.simulator_fill_connections,
+                   "RxFills posted at once, each on its own keep-alive connection")
+        ->check(CLI::Range(1, 256))
+        ->envname("SIMULATOR_FILL_CONNECTIONS");
     app.add_option("--simulator-outages", c.simulator_outages,
                    "outage windows after start, FROM_MS-TO_MS[,...]: 503 to every request")
         ->envname("SIMULATOR_OUTAGES");

@@ -44,12 +44,13 @@ struct Config {
   bool simulator = true;           // --no-simulator
   double simulator_error_rate = 0;
   int simulator_latency_ms = 0;
-  int simulator_fill_after_ms = 100;  // SIMULATOR_FILL_AFTER_MS: NewRx → RxFill delay
-  int routing_workers = 16;           // each waits for its pharmacy and its durable commit
-  int max_attempts = 8;               // MAX_ATTEMPTS: transport attempts before dead.letter
-  int breaker_failures = 5;           // BREAKER_FAILURES: consecutive failures that open it
-  int breaker_open_ms = 1000;         // BREAKER_OPEN_MS: then one probe is let through
-  std::string simulator_outages;      // SIMULATOR_OUTAGES: "FROM_MS-TO_MS,..." after start
+  int simulator_fill_after_ms = 100;   // SIMULATOR_FILL_AFTER_MS: NewRx → RxFill delay
+  int simulator_fill_connections = 8;  // SIMULATOR_FILL_CONNECTIONS: RxFills posted at once
+  int routing_workers = 16;            // each waits for its pharmacy and its durable commit
+  int max_attempts = 8;                // MAX_ATTEMPTS: transport attempts before dead.letter
+  int breaker_failures = 5;            // BREAKER_FAILURES: consecutive failures that open it
+  int breaker_open_ms = 1000;          // BREAKER_OPEN_MS: then one probe is let through
+  std::string simulator_outages;       // SIMULATOR_OUTAGES: "FROM_MS-TO_MS,..." after start
   size_t max_body_bytes = size_t{1} << 20;
   int http_threads = 64;
   size_t max_connections = 1024;            // MAX_CONNECTIONS: open API connections

@@ -3,7 +3,9 @@
 // real HTTP pharmacy simulator), the pharmacy inbox, and the pharmacy directory.
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <thread>
@@ -17,6 +19,7 @@
 #include "rxflow/runtime/routing.h"
 #include "rxflow/script/xml.h"
 #include "rxflow/service.h"
+#include "rxflow/transform.h"
 
 #include "testing/files.h"
 #include "testing/status.h"
@@ -642,6 +645,74 @@ TEST_SUITE("Runtime") {
     CHECK(st.fill_errors == 0);
     CHECK(fills_received.load() == 21);
     CHECK(fills_refused.load() == 0);
+    sim.Stop();
+    callback.stop();
+    callback_thread.join();
+  }
+
+  TEST_CASE("the simulator posts RxFills on several connections at once") {
+    // The callback holds every fill until four are in flight together (or 10 s pass): with
+    // one poster the most ever in flight would be one.
+    std::mutex mu;
+    std::condition_variable cv;
+    int in_flight = 0, most = 0, received = 0;
+    httplib::Server callback;
+    callback.new_task_queue = [] { return new httplib::ThreadPool(8); };
+    callback.Post("/inbound", [&](const httplib::Request& req, httplib::Response& res) {
+      std::unique_lock lock(mu);
+      ++received;
+      most = std::max(most, ++in_flight);
+      cv.notify_all();
+      cv.wait_for(lock, 10s, [&] { return most >= 4; });
+      --in_flight;
+      res.status = req.body.find("<RxFill>") != std::string::npos ? 200 : 400;
+    });
+    int callback_port = callback.bind_to_any_port("127.0.0.1");
+    REQUIRE(callback_port > 0);
+    std::thread callback_thread([&] { callback.listen_after_bind(); });
+    http::SimulatorOptions so;
+    so.callback_url = "http://127.0.0.1:" + std::to_string(callback_port) + "/inbound";
+    so.fill_after = 0ms;
+    so.fill_connections = 4;
+    http::PharmacySimulator sim(so);
+    RXFLOW_REQUIRE_OK(sim.Start());
+    httplib::Client client("127.0.0.1", sim.port());
+    std::string newrx;
+    for (int i = 0; i < 4; ++i) {
+      IssueList issues;
+      TransformOptions to;
+      to.newrx.message_id = "fill-test-" + std::to_string(i);
+      auto out = ToScript(Lisinopril(), issues, to);
+      RXFLOW_REQUIRE_OK(out);
+      newrx = out->xml;
+      auto res = client.Post("/ncpdp", newrx, "application/xml");
+      REQUIRE(res);
+      CHECK(res->status == 200);
+      CHECK(res->body.find("<Status>") != std::string::npos);
+    }
+    CHECK(Eventually([&] { return sim.stats().fills_posted == 4; }, 20s));
+    {
+      std::lock_guard lock(mu);
+      CHECK(most == 4);
+      CHECK(received == 4);
+    }
+    CHECK(sim.stats().fill_errors == 0);
+    CHECK(sim.stats().unique == 4);
+
+    // Its other routes: health, stats, the outage switch and its refusals, unknown routes.
+    auto health = client.Get("/healthz");
+    REQUIRE(health);
+    CHECK(health->status == 200);
+    auto stats = client.Get("/admin/stats");
+    REQUIRE(stats);
+    CHECK(stats->body.find("\"fills_posted\":4") != std::string::npos);
+    CHECK(client.Post("/admin/outage?ms=abc", "", "text/plain")->status == 400);
+    CHECK(client.Post("/admin/outage?ms=5x", "", "text/plain")->status == 400);
+    CHECK(client.Get("/ncpdp")->status == 405);
+    CHECK(client.Get("/no-such-route")->status == 404);
+    CHECK(client.Post("/admin/outage?ms=60000", "", "text/plain")->status == 200);
+    CHECK(client.Post("/ncpdp", newrx, "application/xml")->status == 503);
+    CHECK(sim.stats().refused == 1);
     sim.Stop();
     callback.stop();
     callback_thread.join();

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// The pharmacy simulator: a real HTTP server speaking SCRIPT XML (see servers.h).
+// The pharmacy simulator: a real HTTP server speaking SCRIPT XML (see servers.h), on the same
+// Boost.Beast server as the API (one I/O thread, a pool of handler threads), posting its
+// RxFills back through keep-alive cpp-httplib clients, `fill_connections` of them at once.
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -16,7 +18,7 @@
 #include "rxflow/internal/strcat.h"
 #include "rxflow/script/xml.h"
 
-#include "listen.h"
+#include "http_server.h"
 #include "url.h"
 
 namespace rxflow::http {
@@ -47,23 +49,20 @@ std::string Write(const script::Message& m) {
   return xml.ok() ? *xml : std::string();
 }
 
-// An SSLServer when the options name a certificate (with client-certificate checks when
-// they name a client CA), a plain Server otherwise.
-std::unique_ptr<httplib::Server> MakeServer(const SimulatorOptions& o) {
-  if (o.tls_certificate_file.empty()) return std::make_unique<httplib::Server>();
-  return std::make_unique<httplib::SSLServer>(
-      o.tls_certificate_file.c_str(), o.tls_key_file.c_str(),
-      o.tls_client_ca_file.empty() ? nullptr : o.tls_client_ca_file.c_str());
+using internal::HttpRequest;
+using internal::HttpResponse;
+
+void JsonError(HttpResponse& res, int status, std::string_view message) {
+  res.status = status;
+  res.set_content(nlohmann::json{{"error", message}}.dump(), "application/json");
 }
 
 }  // namespace
 
 struct PharmacySimulator::Impl {
   SimulatorOptions options;
-  std::unique_ptr<httplib::Server> owned = MakeServer(options);
-  httplib::Server& server = *owned;
-  std::thread thread, filler;
-  int port = 0;
+  std::unique_ptr<internal::HttpServer> server;
+  std::vector<std::thread> fillers;
   std::chrono::steady_clock::time_point started;
 
   mutable std::mutex mu;
@@ -108,14 +107,60 @@ struct PharmacySimulator::Impl {
     return Write(m);
   }
 
-  void Handle(const httplib::Request& req, httplib::Response& res) {
+  // Every request, on one of the server's handler threads.
+  void Route(HttpRequest& req, HttpResponse& res) {
+    const bool get = req.method == "GET", post = req.method == "POST";
+    if (req.path == "/ncpdp") {
+      if (post) return Handle(req, res);
+    } else if (req.path == "/admin/stats") {
+      if (get) return Stats(res);
+    } else if (req.path == "/admin/outage") {
+      if (post) return Outage(req, res);
+    } else if (req.path == "/healthz") {
+      if (get) return res.set_content(R"({"status":"ok"})", "application/json");
+    } else {
+      return JsonError(res, 404, "no such route");
+    }
+    JsonError(res, 405, "method not allowed");
+  }
+
+  void Stats(HttpResponse& res) {
+    SimulatorStats s;
+    {
+      std::lock_guard lock(mu);
+      s = stats;
+    }
+    res.set_content(nlohmann::json{{"received", s.received},
+                                   {"unique", s.unique},
+                                   {"duplicates", s.duplicates},
+                                   {"invalid", s.invalid},
+                                   {"refused", s.refused},
+                                   {"traced", s.traced},
+                                   {"fills_posted", s.fills_posted},
+                                   {"signatures_verified", s.signatures_verified},
+                                   {"signatures_refused", s.signatures_refused},
+                                   {"fill_errors", s.fill_errors}}
+                        .dump(),
+                    "application/json");
+  }
+
+  void Outage(const HttpRequest& req, HttpResponse& res) {
+    std::string value = req.param("ms");
+    char* end = nullptr;
+    long ms = value.empty() ? 0 : std::strtol(value.c_str(), &end, 10);
+    if (ms <= 0 || *end != '\0') return JsonError(res, 400, "ms must be a positive integer");
+    std::lock_guard lock(mu);
+    outage_until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    res.set_content(R"({"status":"outage"})", "application/json");
+  }
+
+  void Handle(const HttpRequest& req, HttpResponse& res) {
     if (options.latency.count() > 0) std::this_thread::sleep_for(options.latency);
     {
       std::lock_guard lock(mu);
       if (InOutage()) {
         ++stats.refused;
-        res.status = 503;
-        return;
+        return JsonError(res, 503, "simulated outage");
       }
     }
     if (req.has_header("traceparent")) {
@@ -204,13 +249,14 @@ struct PharmacySimulator::Impl {
       std::string fill = Fill(*in, *rx);
       std::lock_guard lock(mu);
       fills.push_back({std::chrono::steady_clock::now() + options.fill_after, std::move(fill),
-                       req.get_header_value("traceparent")});
+                       std::string(req.header("traceparent"))});
       fills_cv.notify_one();
     }
     res.set_content(Write(answer), "application/xml");
   }
 
-  // Posts due RxFills to the callback URL, in order, retrying a failed post a few times.
+  // Posts due RxFills to the callback URL, oldest first, retrying a failed post a few times;
+  // `fill_connections` of these run at once, each with its own keep-alive connection.
   void FillLoop() {
     auto [origin, path] = internal::SplitUrl(options.callback_url);
     httplib::Client client(origin);
@@ -226,11 +272,11 @@ struct PharmacySimulator::Impl {
     for (;;) {
       fills_cv.wait(lock, [&] { return stopping || !fills.empty(); });
       if (stopping) return;
-      PendingFill fill = fills.front();
-      if (std::chrono::steady_clock::now() < fill.due) {
-        fills_cv.wait_until(lock, fill.due);
+      if (auto due = fills.front().due; std::chrono::steady_clock::now() < due) {
+        fills_cv.wait_until(lock, due);
         continue;
       }
+      PendingFill fill = std::move(fills.front());
       fills.pop_front();
       lock.unlock();
       httplib::Headers h = headers;
@@ -248,56 +294,34 @@ struct PharmacySimulator::Impl {
 };
 
 PharmacySimulator::PharmacySimulator(SimulatorOptions options)
-    : impl_(std::make_unique<Impl>(std::move(options))) {
-  Impl& im = *impl_;
-  im.server.set_tcp_nodelay(true);
-  im.server.set_payload_max_length(size_t{4} << 20);
-  int threads = std::max(1, im.options.threads);
-  im.server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  im.server.Post("/ncpdp", [&im](const auto& q, auto& r) { im.Handle(q, r); });
-  im.server.Get("/admin/stats", [this](const auto&, auto& r) {
-    SimulatorStats s = stats();
-    r.set_content(nlohmann::json{{"received", s.received},
-                                 {"unique", s.unique},
-                                 {"duplicates", s.duplicates},
-                                 {"invalid", s.invalid},
-                                 {"refused", s.refused},
-                                 {"traced", s.traced},
-                                 {"fills_posted", s.fills_posted},
-                                 {"signatures_verified", s.signatures_verified},
-                                 {"signatures_refused", s.signatures_refused},
-                                 {"fill_errors", s.fill_errors}}
-                      .dump(),
-                  "application/json");
-  });
-  im.server.Post("/admin/outage", [this](const httplib::Request& q, httplib::Response& r) {
-    long ms = q.has_param("ms") ? std::strtol(q.get_param_value("ms").c_str(), nullptr, 10) : 0;
-    if (ms <= 0) {
-      r.status = 400;
-      r.set_content(R"({"error":"ms must be a positive integer"})", "application/json");
-      return;
-    }
-    OutageFor(std::chrono::milliseconds(ms));
-    r.set_content(R"({"status":"outage"})", "application/json");
-  });
-  im.server.Get("/healthz", [](const auto&, auto& r) {
-    r.set_content(R"({"status":"ok"})", "application/json");
-  });
-}
+    : impl_(std::make_unique<Impl>(std::move(options))) {}
 
 PharmacySimulator::~PharmacySimulator() { Stop(); }
 
 Status PharmacySimulator::Start() {
   Impl& im = *impl_;
   im.started = std::chrono::steady_clock::now();
-  if (!im.server.is_valid()) {
-    return absl::InvalidArgumentError(Cat("simulator TLS: cannot use ",
-                                          im.options.tls_certificate_file, " and ",
-                                          im.options.tls_key_file));
+  internal::ServerLimits limits;
+  limits.max_body_bytes = size_t{4} << 20;
+  limits.workers = std::max(1, im.options.threads);
+  im.server = std::make_unique<internal::HttpServer>(
+      limits, [&im](HttpRequest& q, HttpResponse& r) { im.Route(q, r); },
+      [](const HttpRequest&, int status, const std::string& message, HttpResponse& r) {
+        JsonError(r, status, message);
+      });
+  internal::TlsOptions tls;
+  tls.certificate_file = im.options.tls_certificate_file;
+  tls.key_file = im.options.tls_key_file;
+  tls.client_ca_file = im.options.tls_client_ca_file;
+  if (Status s = im.server->Start(im.options.host, im.options.port, tls); !s.ok()) {
+    im.server.reset();
+    return s;
   }
-  RXFLOW_RETURN_IF_ERROR(
-      internal::Listen(im.server, im.options.host, im.options.port, im.port, im.thread));
-  if (!im.options.callback_url.empty()) im.filler = std::thread([&im] { im.FillLoop(); });
+  if (!im.options.callback_url.empty()) {
+    for (int i = 0; i < std::max(1, im.options.fill_connections); ++i) {
+      im.fillers.emplace_back([&im] { im.FillLoop(); });
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -308,15 +332,16 @@ void PharmacySimulator::Stop() {
     im.stopping = true;
     im.fills_cv.notify_all();
   }
-  if (im.filler.joinable()) im.filler.join();
-  internal::StopListening(im.server, im.thread);
+  for (std::thread& t : im.fillers) t.join();
+  im.fillers.clear();
+  if (im.server) im.server->Stop();
 }
 
-int PharmacySimulator::port() const { return impl_->port; }
+int PharmacySimulator::port() const { return impl_->server ? impl_->server->port() : 0; }
 
 std::string PharmacySimulator::url() const {
   return Cat(impl_->options.tls_certificate_file.empty() ? "http" : "https", "://",
-             impl_->options.host, ":", impl_->port, "/ncpdp");
+             impl_->options.host, ":", port(), "/ncpdp");
 }
 
 SimulatorStats PharmacySimulator::stats() const {

@@ -6,8 +6,8 @@
 //     Boost.Beast/Asio: clients with roles and tenants, abuse limits.
 //   * NewHttpPharmacyTransport: the routing service's PharmacyTransport (HTTP POST of
 //     SCRIPT XML, keep-alive connections per thread and endpoint).
-//   * PharmacySimulator: a pharmacy speaking SCRIPT XML for tests, demos and load runs
-//     (cpp-httplib).
+//   * PharmacySimulator: a pharmacy speaking SCRIPT XML for tests, demos and load runs (the
+//     API's Beast server; its RxFills posted through keep-alive cpp-httplib clients).
 // Servers run on their own threads: Start() binds (port 0 picks a free one) and returns.
 #ifndef RXFLOW_HTTP_SERVERS_H_
 #define RXFLOW_HTTP_SERVERS_H_
@@ -145,16 +145,19 @@ struct SimulatorOptions {
   std::string callback_api_key;
   std::string callback_ca_file;  // PEM CAs an https callback URL's server must chain to
   std::chrono::milliseconds fill_after{100};
-  int threads = 16;
+  // RxFills posted at once, each poster with its own keep-alive connection: one would cap
+  // the fills at one round trip (a durable commit at the receiver) each.
+  int fill_connections = 8;
+  int threads = 16;  // request handler threads
   // EPCS (21 CFR 1311.205/.210): with a trust store, every NewRx of a controlled substance
   // (DrugCoded/DEASchedule) must carry a digital signature that verifies against it
   // (epcs::VerifyPrescriptionSignature); one that does not (unsigned, tampered, revoked,
   // expired, untrusted, stale CRL) is answered with Error 900 whose Description names the
   // failed check ("digital signature revoked: ..."), and is neither accepted nor filled.
   std::shared_ptr<const epcs::TrustStore> epcs_trust;
-  // HTTPS (OpenSSL via cpp-httplib) with these PEM files; with a client CA file, a request
-  // without a client certificate from those CAs gets no answer (mutual TLS, as pharmacy
-  // networks connect). Empty: plain HTTP.
+  // HTTPS (TLS 1.2/1.3 through OpenSSL, as the API serves it) with these PEM files; with a
+  // client CA file, a connection without a client certificate from those CAs fails its
+  // handshake (mutual TLS, as pharmacy networks connect). Empty: plain HTTP.
   std::string tls_certificate_file;
   std::string tls_key_file;
   std::string tls_client_ca_file;
