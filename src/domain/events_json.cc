@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // JSON codec of the Prescription events and state snapshots. Encoding is written straight
-// from the field table (VisitFields), with no DOM; decoding parses with nlohmann/json (the only
-// translation unit that includes it) without exceptions and catches the library's
-// exceptions here, so none crosses the API.
+// from the field table (VisitFields), with no DOM; decoding parses with simdjson's DOM (one
+// parser per thread, reused) through the same table, with error codes, never exceptions.
+// The upcasters of old schema versions edit payloads with nlohmann/json (cold paths).
 #include <array>
 #include <cstdint>
 #include <limits>
@@ -14,6 +14,7 @@
 #include <variant>
 
 #include <nlohmann/json.hpp>
+#include <simdjson.h>
 
 #include "rxflow/domain/prescription.h"
 #include "rxflow/internal/strcat.h"
@@ -221,38 +222,41 @@ std::string Encode(const T& value, std::string_view extra_key = {}, int extra_va
   return out;
 }
 
-// Readers: "" when `out` was read, else why not ("is not a string").
-std::string Read(const Json& v, std::string& out) {
-  if (!v.is_string()) return "is not a string";
-  out = v.get_ref<const std::string&>();
+// Readers over simdjson's DOM (the payloads are small, and every field is read): "" when
+// `out` was read, else why not ("is not a string").
+using Element = simdjson::dom::element;
+
+std::string Read(Element v, std::string& out) {
+  std::string_view s;
+  if (v.get_string().get(s)) return "is not a string";
+  out.assign(s);
   return {};
 }
 
-std::string Read(const Json& v, bool& out) {
-  if (!v.is_boolean()) return "is not a boolean";
-  out = v.get<bool>();
+std::string Read(Element v, bool& out) {
+  if (v.get_bool().get(out)) return "is not a boolean";
   return {};
 }
 
-std::string ReadInteger(const Json& v, int64_t lo, int64_t hi, int64_t& out) {
-  if (v.is_number_unsigned()) {
-    uint64_t u = v.get<uint64_t>();
-    if (u > static_cast<uint64_t>(hi)) return "is out of range";
-    out = static_cast<int64_t>(u);
-    return {};
+std::string ReadInteger(Element v, int64_t lo, int64_t hi, int64_t& out) {
+  switch (v.type()) {
+    case simdjson::dom::element_type::INT64:
+      out = v.get_int64().value_unsafe();
+      if (out < lo || out > hi) return "is out of range";
+      return {};
+    case simdjson::dom::element_type::UINT64:  // above INT64_MAX, so above any bound here
+      return "is out of range";
+    default:
+      return "is not an integer";
   }
-  if (!v.is_number_integer()) return "is not an integer";
-  out = v.get<int64_t>();
-  if (out < lo || out > hi) return "is out of range";
-  return {};
 }
 
-std::string Read(const Json& v, int64_t& out) {
+std::string Read(Element v, int64_t& out) {
   return ReadInteger(v, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max(),
                      out);
 }
 
-std::string Read(const Json& v, int& out) {
+std::string Read(Element v, int& out) {
   int64_t wide = 0;
   std::string why =
       ReadInteger(v, std::numeric_limits<int>::min(), std::numeric_limits<int>::max(), wide);
@@ -260,19 +264,21 @@ std::string Read(const Json& v, int& out) {
   return why;
 }
 
-std::string Read(const Json& v, std::vector<std::string>& out) {
-  if (!v.is_array()) return "is not an array";
+std::string Read(Element v, std::vector<std::string>& out) {
+  simdjson::dom::array items;
+  if (v.get_array().get(items)) return "is not an array";
   out.clear();
-  for (const Json& item : v) {
-    if (!item.is_string()) return "has an item that is not a string";
-    out.push_back(item.get_ref<const std::string&>());
+  for (Element item : items) {
+    std::string_view s;
+    if (item.get_string().get(s)) return "has an item that is not a string";
+    out.emplace_back(s);
   }
   return {};
 }
 
-std::string Read(const Json& v, State& out) {
-  if (!v.is_string()) return "is not a string";
-  const auto& name = v.get_ref<const std::string&>();
+std::string Read(Element v, State& out) {
+  std::string_view name;
+  if (v.get_string().get(name)) return "is not a string";
   std::optional<State> state = StateFromName(name);
   if (!state) return Cat("names no known state (", name, ")");
   out = *state;
@@ -280,18 +286,20 @@ std::string Read(const Json& v, State& out) {
 }
 
 template <typename T>
-std::string FromJson(const Json& j, T& out);
+std::string FromJson(Element j, T& out);
 
 template <typename R>
-requires IsRecordVector<std::vector<R>>::value std::string Read(const Json& v,
-                                                                std::vector<R>& out) {
-  if (!v.is_array()) return "is not an array";
+requires IsRecordVector<std::vector<R>>::value std::string Read(Element v, std::vector<R>& out) {
+  simdjson::dom::array items;
+  if (v.get_array().get(items)) return "is not an array";
   out.clear();
-  for (size_t i = 0; i < v.size(); ++i) {
+  size_t i = 0;
+  for (Element item : items) {
     R r;
-    std::string why = FromJson(v[i], r);
+    std::string why = FromJson(item, r);
     if (!why.empty()) return Cat("item ", i, " ", why);
     out.push_back(std::move(r));
+    ++i;
   }
   return {};
 }
@@ -299,24 +307,31 @@ requires IsRecordVector<std::vector<R>>::value std::string Read(const Json& v,
 // Reads every field of `out` from the object `j`; "" or "field <name> <why>". Every field
 // is required: the encoder writes them all, and a new field means a new schema version.
 template <typename T>
-std::string FromJson(const Json& j, T& out) {
-  if (!j.is_object()) return "is not a JSON object";
+std::string FromJson(Element j, T& out) {
+  simdjson::dom::object object;
+  if (j.get_object().get(object)) return "is not a JSON object";
   std::string error;
   VisitFields(out, [&](const char* name, auto& field) {
     if (!error.empty()) return;
-    auto it = j.find(name);
-    if (it == j.end()) {
+    Element value;
+    if (object.at_key(name).get(value)) {
       error = Cat("has no field ", name);
       return;
     }
-    std::string why = Read(*it, field);
+    std::string why = Read(value, field);
     if (!why.empty()) error = Cat("field ", name, " ", why);
   });
   return error;
 }
 
+// The root of `json` parsed by this thread's parser (valid until its next parse), or why not.
+simdjson::simdjson_result<Element> ParseRoot(std::string_view json) {
+  thread_local simdjson::dom::parser parser;
+  return parser.parse(json.data(), json.size(), /*realloc_if_needed=*/true);
+}
+
 template <typename T>
-StatusOr<Event> DecodeAs(const Json& j) {
+StatusOr<Event> DecodeAs(Element j) {
   T event;
   std::string error = FromJson(j, event);
   if (!error.empty()) return absl::DataLossError(Cat("payload of event ", T::kType, " ", error));
@@ -326,7 +341,7 @@ StatusOr<Event> DecodeAs(const Json& j) {
 struct EventCodec {
   std::string_view type;
   int schema_version;
-  StatusOr<Event> (*decode)(const Json&);
+  StatusOr<Event> (*decode)(Element);
 };
 
 template <size_t... I>
@@ -439,27 +454,27 @@ StatusOr<Event> DecodeEvent(std::string_view type, int schema_version, std::stri
     return absl::DataLossError(Cat("event ", type, " has schema version ", schema_version,
                                    ", newer than this build knows (", codec->schema_version, ")"));
   }
-  try {
-    // Upcast one version at a time up to the version this build decodes.
-    std::string upcast;
-    std::string_view current = payload;
-    for (int v = schema_version; v < codec->schema_version; ++v) {
-      Upcaster upcaster = upcasters.Find(type, v);
-      if (upcaster == nullptr) {
-        return absl::DataLossError(
-            Cat("event ", type, " has schema version ", v, " and no upcaster to version ", v + 1));
-      }
+  // Upcast one version at a time up to the version this build decodes.
+  std::string upcast;
+  std::string_view current = payload;
+  for (int v = schema_version; v < codec->schema_version; ++v) {
+    Upcaster upcaster = upcasters.Find(type, v);
+    if (upcaster == nullptr) {
+      return absl::DataLossError(
+          Cat("event ", type, " has schema version ", v, " and no upcaster to version ", v + 1));
+    }
+    try {
       upcast = upcaster(current);
-      current = upcast;
+    } catch (const std::exception& e) {
+      return absl::DataLossError(Cat("payload of event ", type, " cannot be upcast: ", e.what()));
     }
-    Json j = Json::parse(current.data(), current.data() + current.size(), nullptr, false);
-    if (j.is_discarded()) {
-      return absl::DataLossError(Cat("payload of event ", type, " is not valid JSON"));
-    }
-    return codec->decode(j);
-  } catch (const Json::exception& e) {
-    return absl::DataLossError(Cat("payload of event ", type, " cannot be decoded: ", e.what()));
+    current = upcast;
   }
+  Element root;
+  if (ParseRoot(current).get(root)) {
+    return absl::DataLossError(Cat("payload of event ", type, " is not valid JSON"));
+  }
+  return codec->decode(root);
 }
 
 std::string EncodeState(const PrescriptionState& state) {
@@ -467,30 +482,27 @@ std::string EncodeState(const PrescriptionState& state) {
 }
 
 StatusOr<PrescriptionState> DecodeState(std::string_view json) {
-  try {
-    Json j = Json::parse(json.data(), json.data() + json.size(), nullptr, false);
-    if (j.is_discarded()) {
-      return absl::DataLossError("prescription state snapshot is not valid JSON");
-    }
-    if (!j.is_object()) {
-      return absl::DataLossError("prescription state snapshot is not a JSON object");
-    }
-    auto it = j.find("schema_version");
-    int version = 0;
-    if (it == j.end() || !Read(*it, version).empty()) {
-      return absl::DataLossError("prescription state snapshot has no integer schema_version");
-    }
-    if (version != kStateSnapshotVersion) {
-      return absl::DataLossError(Cat("prescription state snapshot has schema version ", version,
-                                     ", this build reads ", kStateSnapshotVersion));
-    }
-    PrescriptionState state;
-    std::string error = FromJson(j, state);
-    if (!error.empty()) return absl::DataLossError(Cat("prescription state snapshot ", error));
-    return state;
-  } catch (const Json::exception& e) {
-    return absl::DataLossError(Cat("prescription state snapshot cannot be decoded: ", e.what()));
+  Element root;
+  if (ParseRoot(json).get(root)) {
+    return absl::DataLossError("prescription state snapshot is not valid JSON");
   }
+  simdjson::dom::object object;
+  if (root.get_object().get(object)) {
+    return absl::DataLossError("prescription state snapshot is not a JSON object");
+  }
+  Element field;
+  int version = 0;
+  if (object.at_key("schema_version").get(field) || !Read(field, version).empty()) {
+    return absl::DataLossError("prescription state snapshot has no integer schema_version");
+  }
+  if (version != kStateSnapshotVersion) {
+    return absl::DataLossError(Cat("prescription state snapshot has schema version ", version,
+                                   ", this build reads ", kStateSnapshotVersion));
+  }
+  PrescriptionState state;
+  std::string error = FromJson(root, state);
+  if (!error.empty()) return absl::DataLossError(Cat("prescription state snapshot ", error));
+  return state;
 }
 
 }  // namespace rxflow::domain

@@ -826,7 +826,10 @@ TEST_SUITE("Domain") {
          {"{", "", "nope", R"({"message_id":"M","attempt":1)", "[]", "42", R"({"message_id":"M"})",
           R"({"attempt":1})", R"({"message_id":7,"attempt":1})",
           R"({"message_id":"M","attempt":"1"})", R"({"message_id":"M","attempt":1.5})",
-          R"({"message_id":"M","attempt":99999999999})"}) {
+          R"({"message_id":"M","attempt":99999999999})",
+          R"({"message_id":"M","attempt":9223372036854775808})",
+          R"({"message_id":"M","attempt":18446744073709551616})",
+          R"({"message_id":"M","attempt":-1e400})", R"({"message_id":"M\ud800","attempt":1})"}) {
       CAPTURE(bad);
       auto d = DecodeEvent("PrescriptionSent", 1, bad);
       CHECK(d.status().code() == absl::StatusCode::kDataLoss);
