@@ -79,9 +79,12 @@ StatusOr<std::string> PrescriptionService::FindByMessageId(const std::string& me
   {
     std::lock_guard<std::mutex> lock(im.index_mu);
     RXFLOW_ASSIGN_OR_RETURN(int64_t position, im.store.Checkpoint(kMessageIndex));
+    // Message ids are not PHI: the log as stored, when the service has it, opens nothing.
+    store::EventStore& log =
+        im.options.log_as_stored != nullptr ? *im.options.log_as_stored : im.store;
     for (;;) {
       RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> batch,
-                              im.store.ReadAll(position, kReadBatch));
+                              log.ReadAll(position, kReadBatch));
       if (batch.empty()) break;
       std::vector<std::pair<std::string, std::string>> rows;
       for (const store::EventRecord& r : batch) {

@@ -615,6 +615,7 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
         "drug database: " + drugs->name + " (" + std::to_string(drugs->db->size()) + " products)");
   ServiceOptions so;
   so.patient_key = *patient_key;
+  so.log_as_stored = phi.raw;  // null when PHI is not sealed
   so.route_on_submit = c.route_on_submit;
   so.transform.checks.drugs = drugs->db;
   so.transform.checks.drugs_name = drugs->name;
@@ -895,8 +896,9 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
   }
   std::unique_ptr<epcs::TransmissionAuditor> transmissions;
   if (epcs_demo) {
-    transmissions =
-        std::make_unique<epcs::TransmissionAuditor>(**store, *epcs_demo->audit, program);
+    // It reads no PHI: the log as stored, where PHI is sealed, so it opens no NewRx.
+    transmissions = std::make_unique<epcs::TransmissionAuditor>(phi.raw ? *phi.raw : **store,
+                                                                *epcs_demo->audit, program);
   }
   auto next_review = std::chrono::steady_clock::now();
   auto next_transmissions = next_review;

@@ -78,6 +78,11 @@ struct ServiceOptions {
   // How events stored under an older schema version are upcast when the service reads them
   // (see domain::UpcasterRegistry). Default: the built-in upcasters; `Register` adds to them.
   domain::UpcasterRegistry upcasters = domain::UpcasterRegistry::Builtin();
+  // Under a store that seals PHI (phi::NewProtectedStore), the log as stored: its target.
+  // The reads that need no PHI (the SCRIPT message-id index an inbound response is matched
+  // by) then read it there and open no sealed NewRx. Null: everything reads the service's
+  // store. It must be the same log, and outlive the service.
+  store::Store* log_as_stored = nullptr;
 };
 
 struct Submission {

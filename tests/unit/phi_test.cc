@@ -452,6 +452,50 @@ TEST_SUITE("PHI at rest") {
     CHECK(report->erased == 2);
   }
 
+  TEST_CASE("the message-id index reads the log as stored: it opens no sealed NewRx") {
+    FakeClock clock;
+    SequentialIds ids{"rx"};
+    auto raw = store::NewMemoryStore(clock);
+    auto vault = VaultOver(*raw, Kek("kek-1"), {}, &clock);
+    auto sealing = phi::NewProtectedStore(*raw, *vault);
+    ServiceOptions o;
+    o.patient_key = kPatientKey;
+    o.clock = &clock;
+    o.ids = &ids;
+    auto service = PrescriptionService::Create(*sealing, o);
+    RXFLOW_REQUIRE_OK(service);
+    IssueList issues;
+    auto submitted = (*service)->Submit(
+        testing::ReadFixture("fhir/medication_request_lisinopril.json"), issues, {}, "k1");
+    RXFLOW_REQUIRE_OK(submitted);
+    auto stored = raw->ReadStream(submitted->id);
+    RXFLOW_REQUIRE_OK(stored);
+    REQUIRE(stored->at(1).type == domain::PrescriptionTransformed::kType);
+    auto transformed = domain::DecodeEvent(stored->at(1).type, stored->at(1).schema_version,
+                                           stored->at(1).payload);
+    RXFLOW_REQUIRE_OK(transformed);
+    const std::string message_id =
+        std::get<domain::PrescriptionTransformed>(*transformed).message_id;
+    REQUIRE(!message_id.empty());
+
+    // A service whose vault cannot open these NewRx (another KEK): reading the log through
+    // its store fails on the first sealed value ...
+    auto stranger = VaultOver(*raw, Kek("kek-other"), {}, &clock);
+    auto blind_store = phi::NewProtectedStore(*raw, *stranger);
+    auto blind = PrescriptionService::Create(*blind_store, o);
+    RXFLOW_REQUIRE_OK(blind);
+    CHECK((*blind)->FindByMessageId(message_id).status().code() ==
+          absl::StatusCode::kFailedPrecondition);
+    // ... while with the log as stored the index is built without opening any.
+    o.log_as_stored = raw.get();
+    auto indexing = PrescriptionService::Create(*blind_store, o);
+    RXFLOW_REQUIRE_OK(indexing);
+    auto found = (*indexing)->FindByMessageId(message_id);
+    RXFLOW_REQUIRE_OK(found);
+    CHECK(*found == submitted->id);
+    CHECK(absl::IsNotFound((*indexing)->FindByMessageId("no-such-message").status()));
+  }
+
   TEST_CASE("canary: a patient's name reaches neither the SQLite database nor its WAL") {
     auto run = [](bool protect) {
       auto dir = TempDir(protect ? "canary-on" : "canary-off");

@@ -235,7 +235,9 @@ class AuditTrail {
 // Thread-compatible: run one catch-up at a time per store.
 class TransmissionAuditor {
  public:
-  // `store` and `audit` (on the same store) must outlive the auditor.
+  // `store` and `audit` (on the same store) must outlive the auditor. It reads no PHI:
+  // under phi::NewProtectedStore, `store` may be its target (the log as stored), and then no
+  // sealed NewRx is opened.
   TransmissionAuditor(store::Store& store, AuditTrail& audit, std::string source = "rxflow");
   // Records what is new since the checkpoint; returns the number of audit records written.
   StatusOr<int64_t> CatchUp();
