@@ -731,6 +731,7 @@ TEST_SUITE("Runtime") {
     CHECK(stats->body.find("\"fills_posted\":4") != std::string::npos);
     CHECK(client.Post("/admin/outage?ms=abc", "", "text/plain")->status == 400);
     CHECK(client.Post("/admin/outage?ms=5x", "", "text/plain")->status == 400);
+    CHECK(client.Post("/admin/outage?ms=99999999999999999999", "", "text/plain")->status == 400);
     CHECK(client.Get("/ncpdp")->status == 405);
     CHECK(client.Get("/no-such-route")->status == 404);
     CHECK(client.Post("/admin/outage?ms=60000", "", "text/plain")->status == 200);

@@ -145,10 +145,13 @@ struct PharmacySimulator::Impl {
   }
 
   void Outage(const HttpRequest& req, HttpResponse& res) {
+    constexpr long kDay = 86'400'000;  // a longer outage is a mistake, and would overflow
     std::string value = req.param("ms");
     char* end = nullptr;
     long ms = value.empty() ? 0 : std::strtol(value.c_str(), &end, 10);
-    if (ms <= 0 || *end != '\0') return JsonError(res, 400, "ms must be a positive integer");
+    if (ms <= 0 || ms > kDay || *end != '\0') {
+      return JsonError(res, 400, "ms must be a positive integer of at most 86400000 (a day)");
+    }
     std::lock_guard lock(mu);
     outage_until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
     res.set_content(R"({"status":"outage"})", "application/json");
