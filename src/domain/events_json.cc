@@ -324,11 +324,29 @@ std::string FromJson(Element j, T& out) {
   return error;
 }
 
-// The root of `json` parsed by this thread's parser (valid until its next parse), or why not.
-simdjson::simdjson_result<Element> ParseRoot(std::string_view json) {
+simdjson::dom::parser& ThreadParser() {
   thread_local simdjson::dom::parser parser;
-  return parser.parse(json.data(), json.size(), /*realloc_if_needed=*/true);
+  return parser;
 }
+
+// The root of `json` parsed by this thread's parser (valid until its next parse, or the end
+// of the decode's TrimThreadParserAtEnd), or why not.
+simdjson::simdjson_result<Element> ParseRoot(std::string_view json) {
+  return ThreadParser().parse(json.data(), json.size(), /*realloc_if_needed=*/true);
+}
+
+// For the length of a decode: at its end, a parser grown for a payload far above an event's
+// usual size (it keeps ~15 bytes per input byte) gives its buffers back, so no thread keeps
+// megabytes.
+struct TrimThreadParserAtEnd {
+  TrimThreadParserAtEnd() = default;
+  TrimThreadParserAtEnd(const TrimThreadParserAtEnd&) = delete;
+  TrimThreadParserAtEnd& operator=(const TrimThreadParserAtEnd&) = delete;
+  ~TrimThreadParserAtEnd() {
+    constexpr size_t kKeep = size_t{256} << 10;
+    if (ThreadParser().capacity() > kKeep) ThreadParser() = simdjson::dom::parser{};
+  }
+};
 
 template <typename T>
 StatusOr<Event> DecodeAs(Element j) {
@@ -465,11 +483,12 @@ StatusOr<Event> DecodeEvent(std::string_view type, int schema_version, std::stri
     }
     try {
       upcast = upcaster(current);
-    } catch (const std::exception& e) {
-      return absl::DataLossError(Cat("payload of event ", type, " cannot be upcast: ", e.what()));
+    } catch (const Json::exception& e) {  // the built-in upcasters edit with nlohmann/json
+      return absl::DataLossError(Cat("payload of event ", type, " cannot be decoded: ", e.what()));
     }
     current = upcast;
   }
+  TrimThreadParserAtEnd trim;
   Element root;
   if (ParseRoot(current).get(root)) {
     return absl::DataLossError(Cat("payload of event ", type, " is not valid JSON"));
@@ -482,6 +501,7 @@ std::string EncodeState(const PrescriptionState& state) {
 }
 
 StatusOr<PrescriptionState> DecodeState(std::string_view json) {
+  TrimThreadParserAtEnd trim;
   Element root;
   if (ParseRoot(json).get(root)) {
     return absl::DataLossError("prescription state snapshot is not valid JSON");

@@ -679,7 +679,7 @@ TEST_SUITE("Runtime") {
   }
 
   TEST_CASE("the simulator posts RxFills on several connections at once") {
-    // The callback holds every fill until four are in flight together (or 10 s pass): with
+    // The callback holds every fill until four are in flight together (or 5 s pass): with
     // one poster the most ever in flight would be one.
     std::mutex mu;
     std::condition_variable cv;
@@ -689,7 +689,7 @@ TEST_SUITE("Runtime") {
       ++received;
       most = std::max(most, ++in_flight);
       cv.notify_all();
-      cv.wait_for(lock, 10s, [&] { return most >= 4; });
+      cv.wait_for(lock, 5s, [&] { return most >= 4; });  // under the poster's 10 s timeout
       --in_flight;
       return body.find("<RxFill>") != std::string::npos ? 200 : 400;
     });
@@ -723,20 +723,44 @@ TEST_SUITE("Runtime") {
     CHECK(sim.stats().unique == 4);
 
     // Its other routes: health, stats, the outage switch and its refusals, unknown routes.
+    auto StatusOf = [](const httplib::Result& r) { return r ? r->status : -1; };
     auto health = client.Get("/healthz");
     REQUIRE(health);
     CHECK(health->status == 200);
     auto stats = client.Get("/admin/stats");
     REQUIRE(stats);
     CHECK(stats->body.find("\"fills_posted\":4") != std::string::npos);
-    CHECK(client.Post("/admin/outage?ms=abc", "", "text/plain")->status == 400);
-    CHECK(client.Post("/admin/outage?ms=5x", "", "text/plain")->status == 400);
-    CHECK(client.Post("/admin/outage?ms=99999999999999999999", "", "text/plain")->status == 400);
-    CHECK(client.Get("/ncpdp")->status == 405);
-    CHECK(client.Get("/no-such-route")->status == 404);
-    CHECK(client.Post("/admin/outage?ms=60000", "", "text/plain")->status == 200);
-    CHECK(client.Post("/ncpdp", newrx, "application/xml")->status == 503);
+    CHECK(StatusOf(client.Post("/admin/outage?ms=abc", "", "text/plain")) == 400);
+    CHECK(StatusOf(client.Post("/admin/outage?ms=5x", "", "text/plain")) == 400);
+    CHECK(StatusOf(client.Post("/admin/outage?ms=99999999999999999999", "", "text/plain")) == 400);
+    CHECK(StatusOf(client.Get("/ncpdp")) == 405);
+    CHECK(StatusOf(client.Get("/no-such-route")) == 404);
+    CHECK(StatusOf(client.Post("/admin/outage?ms=60000", "", "text/plain")) == 200);
+    CHECK(StatusOf(client.Post("/ncpdp", newrx, "application/xml")) == 503);
     CHECK(sim.stats().refused == 1);
+    sim.Stop();
+  }
+
+  TEST_CASE("a refused RxFill goes back into the simulator's queue and is posted again") {
+    std::atomic<int> posts{0};
+    CallbackEndpoint callback([&](const std::string&) { return ++posts <= 2 ? 409 : 200; });
+    http::SimulatorOptions so;
+    so.callback_url = callback.url();
+    so.fill_after = 0ms;
+    so.fill_connections = 2;
+    http::PharmacySimulator sim(so);
+    RXFLOW_REQUIRE_OK(sim.Start());
+    IssueList issues;
+    auto out = ToScript(Lisinopril(), issues);
+    RXFLOW_REQUIRE_OK(out);
+    httplib::Client client("127.0.0.1", sim.port());
+    auto res = client.Post("/ncpdp", out->xml, "application/xml");
+    REQUIRE(res);
+    CHECK(res->status == 200);
+    // Refused twice (100 ms, then 200 ms later), accepted on the third post.
+    CHECK(Eventually([&] { return sim.stats().fills_posted == 1; }));
+    CHECK(posts.load() == 3);
+    CHECK(sim.stats().fill_errors == 0);
     sim.Stop();
   }
 

@@ -2,6 +2,7 @@
 // The pharmacy simulator: a real HTTP server speaking SCRIPT XML (see servers.h), on the same
 // Boost.Beast server as the API (one I/O thread, a pool of handler threads), posting its
 // RxFills back through keep-alive cpp-httplib clients, `fill_connections` of them at once.
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -74,8 +75,9 @@ struct PharmacySimulator::Impl {
     std::chrono::steady_clock::time_point due;
     std::string xml;
     std::string traceparent;  // the NewRx's, carried on the callback
+    int attempts = 0;         // posts tried so far
   };
-  std::deque<PendingFill> fills;
+  std::deque<PendingFill> fills;  // by due time
   bool stopping = false;
 
   explicit Impl(SimulatorOptions o) : options(std::move(o)) {}
@@ -258,8 +260,14 @@ struct PharmacySimulator::Impl {
     res.set_content(Write(answer), "application/xml");
   }
 
-  // Posts due RxFills to the callback URL, oldest first, retrying a failed post a few times;
-  // `fill_connections` of these run at once, each with its own keep-alive connection.
+  // A refused or failed fill is posted again later: 100 ms, then twice as long each time up
+  // to 2 s, 10 posts in all (about 13 s) before it counts as a fill error. The receiver may
+  // refuse a fill that overtook its own record of the NewRx's send, and will take it later.
+  static constexpr int kFillAttempts = 10;
+
+  // Posts due RxFills to the callback URL, soonest due first; `fill_connections` of these run
+  // at once, each with its own keep-alive connection. A poster never sleeps on a retry: the
+  // fill goes back into the queue, in due order.
   void FillLoop() {
     auto [origin, path] = internal::SplitUrl(options.callback_url);
     httplib::Client client(origin);
@@ -284,14 +292,23 @@ struct PharmacySimulator::Impl {
       lock.unlock();
       httplib::Headers h = headers;
       if (!fill.traceparent.empty()) h.emplace("traceparent", fill.traceparent);
-      bool ok = false;
-      for (int attempt = 0; attempt < 5 && !ok; ++attempt) {
-        auto res = client.Post(path, h, fill.xml, "application/xml");
-        ok = res && res->status >= 200 && res->status < 300;
-        if (!ok) std::this_thread::sleep_for(std::chrono::milliseconds(100 << attempt));
-      }
+      auto res = client.Post(path, h, fill.xml, "application/xml");
+      const bool ok = res && res->status >= 200 && res->status < 300;
       lock.lock();
-      ++(ok ? stats.fills_posted : stats.fill_errors);
+      if (ok) {
+        ++stats.fills_posted;
+      } else if (++fill.attempts >= kFillAttempts) {
+        ++stats.fill_errors;
+      } else {
+        fill.due =
+            std::chrono::steady_clock::now() +
+            std::min<std::chrono::milliseconds>(
+                std::chrono::milliseconds(100 << (fill.attempts - 1)), std::chrono::seconds(2));
+        auto at = std::upper_bound(fills.begin(), fills.end(), fill.due,
+                                   [](auto due, const PendingFill& f) { return due < f.due; });
+        fills.insert(at, std::move(fill));
+        fills_cv.notify_all();
+      }
     }
   }
 };
@@ -353,6 +370,9 @@ SimulatorStats PharmacySimulator::stats() const {
 }
 
 void PharmacySimulator::OutageFor(std::chrono::milliseconds duration) {
+  // At most a day: beyond it the clock's arithmetic would overflow.
+  duration = std::clamp<std::chrono::milliseconds>(duration, std::chrono::milliseconds(0),
+                                                   std::chrono::hours(24));
   std::lock_guard lock(impl_->mu);
   impl_->outage_until = std::chrono::steady_clock::now() + duration;
 }

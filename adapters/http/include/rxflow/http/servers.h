@@ -146,7 +146,9 @@ struct SimulatorOptions {
   std::string callback_ca_file;  // PEM CAs an https callback URL's server must chain to
   std::chrono::milliseconds fill_after{100};
   // RxFills posted at once, each poster with its own keep-alive connection: one would cap
-  // the fills at one round trip (a durable commit at the receiver) each.
+  // the fills at one round trip (a durable commit at the receiver) each. A refused or failed
+  // fill goes back into the queue: posted again after 100 ms, doubling to 2 s, 10 posts in
+  // all before it counts in fill_errors.
   int fill_connections = 8;
   int threads = 16;  // request handler threads
   // EPCS (21 CFR 1311.205/.210): with a trust store, every NewRx of a controlled substance
@@ -176,11 +178,13 @@ struct SimulatorStats {
   int64_t signatures_refused = 0;   // controlled NewRx refused for their signature
 };
 
-// Validates every request with the core SCRIPT reader; answers a NewRx with Status 000 (or
-// Verify, or Error 602 at `error_rate`), a CancelRx with CancelRxResponse Approved, invalid
-// input with Error 900; deduplicates on MessageID
-// (a repeat gets the same kind of answer and changes nothing). Admin routes for tests:
-// GET /admin/stats (SimulatorStats as JSON), POST /admin/outage?ms=N (503s for N ms).
+// Serves on the API's HTTP server (its connection, head and body limits; `host` an IP
+// address or "localhost"). Validates every request with the core SCRIPT reader; answers a NewRx
+// with Status 000 (or Verify, or Error 602 at `error_rate`), a CancelRx with CancelRxResponse
+// Approved, invalid input with Error 900; deduplicates on MessageID (a repeat gets the same kind of
+// answer and changes nothing). Admin routes for tests: GET /admin/stats (SimulatorStats as JSON),
+// POST /admin/outage?ms=N (503s for N ms, 1 ≤ N ≤ 86,400,000; else 400). Other routes are 404,
+// other methods 405.
 class PharmacySimulator {
  public:
   explicit PharmacySimulator(SimulatorOptions options);
@@ -190,7 +194,7 @@ class PharmacySimulator {
   int port() const;
   std::string url() const;  // http(s)://host:port/ncpdp
   SimulatorStats stats() const;
-  void OutageFor(std::chrono::milliseconds duration);
+  void OutageFor(std::chrono::milliseconds duration);  // clamped to [0, 1 day]
 
  private:
   struct Impl;
