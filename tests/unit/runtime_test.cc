@@ -77,6 +77,29 @@ class CallbackEndpoint {
  private:
   http::internal::HttpServer server_;
 };
+
+// The simulator, its fills due at once to `callback` over `connections` connections.
+http::SimulatorOptions FillsTo(const CallbackEndpoint& callback, int connections) {
+  http::SimulatorOptions so;
+  so.callback_url = callback.url();
+  so.fill_after = 0ms;
+  so.fill_connections = connections;
+  return so;
+}
+
+// Posts the lisinopril NewRx RxFlow writes, under `message_id`, to the simulator; its XML.
+std::string PostNewRx(httplib::Client& simulator, const std::string& message_id) {
+  IssueList issues;
+  TransformOptions to;
+  to.newrx.message_id = message_id;
+  auto out = ToScript(Lisinopril(), issues, to);
+  RXFLOW_REQUIRE_OK(out);
+  auto res = simulator.Post("/ncpdp", out->xml, "application/xml");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(res->body.find("<Status>") != std::string::npos);
+  return out->xml;
+}
 #endif
 
 struct World {
@@ -693,26 +716,11 @@ TEST_SUITE("Runtime") {
       --in_flight;
       return body.find("<RxFill>") != std::string::npos ? 200 : 400;
     });
-    http::SimulatorOptions so;
-    so.callback_url = callback.url();
-    so.fill_after = 0ms;
-    so.fill_connections = 4;
-    http::PharmacySimulator sim(so);
+    http::PharmacySimulator sim(FillsTo(callback, 4));
     RXFLOW_REQUIRE_OK(sim.Start());
     httplib::Client client("127.0.0.1", sim.port());
     std::string newrx;
-    for (int i = 0; i < 4; ++i) {
-      IssueList issues;
-      TransformOptions to;
-      to.newrx.message_id = "fill-test-" + std::to_string(i);
-      auto out = ToScript(Lisinopril(), issues, to);
-      RXFLOW_REQUIRE_OK(out);
-      newrx = out->xml;
-      auto res = client.Post("/ncpdp", newrx, "application/xml");
-      REQUIRE(res);
-      CHECK(res->status == 200);
-      CHECK(res->body.find("<Status>") != std::string::npos);
-    }
+    for (int i = 0; i < 4; ++i) newrx = PostNewRx(client, "fill-test-" + std::to_string(i));
     CHECK(Eventually([&] { return sim.stats().fills_posted == 4; }, 20s));
     {
       std::lock_guard lock(mu);
@@ -744,19 +752,10 @@ TEST_SUITE("Runtime") {
   TEST_CASE("a refused RxFill goes back into the simulator's queue and is posted again") {
     std::atomic<int> posts{0};
     CallbackEndpoint callback([&](const std::string&) { return ++posts <= 2 ? 409 : 200; });
-    http::SimulatorOptions so;
-    so.callback_url = callback.url();
-    so.fill_after = 0ms;
-    so.fill_connections = 2;
-    http::PharmacySimulator sim(so);
+    http::PharmacySimulator sim(FillsTo(callback, 2));
     RXFLOW_REQUIRE_OK(sim.Start());
-    IssueList issues;
-    auto out = ToScript(Lisinopril(), issues);
-    RXFLOW_REQUIRE_OK(out);
     httplib::Client client("127.0.0.1", sim.port());
-    auto res = client.Post("/ncpdp", out->xml, "application/xml");
-    REQUIRE(res);
-    CHECK(res->status == 200);
+    PostNewRx(client, "refused-fill");
     // Refused twice (100 ms, then 200 ms later), accepted on the third post.
     CHECK(Eventually([&] { return sim.stats().fills_posted == 1; }));
     CHECK(posts.load() == 3);
