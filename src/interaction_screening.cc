@@ -198,6 +198,17 @@ Status PrescriptionService::Impl::HoldPatientAcrossProcesses(const std::string& 
   return absl::OkStatus();
 }
 
+bool PrescriptionService::Impl::Screens(const ScriptOutput& out) const {
+  if (options.interactions == nullptr) return false;
+  const auto* newrx = std::get_if<script::NewRx>(&out.newrx.message.body);
+  if (newrx == nullptr) return false;
+  const clinical::InteractionKnowledgeBase& kb = *options.interactions;
+  const auto ingredients =
+      clinical::IngredientsFor(out.drug_product, newrx->medication_prescribed.drug_description, kb);
+  return std::any_of(ingredients.begin(), ingredients.end(),
+                     [&](const clinical::ScreenedIngredient& i) { return kb.Knows(i); });
+}
+
 StatusOr<std::optional<domain::InteractionsScreened>> PrescriptionService::Impl::ScreenInteractions(
     const ScriptOutput& out, const RequestContext& ctx, IssueList& issues,
     std::vector<clinical::InteractionFinding>& findings, PatientHold& hold) {

@@ -234,10 +234,17 @@ StatusOr<Submission> PrescriptionService::Submit(std::string_view fhir_json, Iss
   if (!ctx.tenant.empty() && ctx.tenant != kDefaultTenant) {
     key = Cat("tenant:", ctx.tenant, "/", key);  // (the default tenant's keys are as before)
   }
-  if (auto existing = im.store.FindByIdempotencyKey(key); existing.ok()) {
-    return im.Replayed(*existing, key, ctx, compare_sha256);
-  } else if (existing.status().code() != absl::StatusCode::kNotFound) {
-    return existing.status();
+  // A replay (the same prescription, or the same Idempotency-Key, again) is answered from
+  // the store. A new prescription is not looked up first: the append refuses a key the store
+  // holds (AlreadyExists, below), and most submissions are new, so that saves a read each.
+  // Only when screening will read the patient's prescriptions is the key looked up now: the
+  // original is among them, and a replay must not be screened against its own first copy.
+  if (im.Screens(out)) {
+    if (auto existing = im.store.FindByIdempotencyKey(key); existing.ok()) {
+      return im.Replayed(*existing, key, ctx, compare_sha256);
+    } else if (existing.status().code() != absl::StatusCode::kNotFound) {
+      return existing.status();
+    }
   }
 
   domain::Submit cmd;
@@ -250,7 +257,7 @@ StatusOr<Submission> PrescriptionService::Submit(std::string_view fhir_json, Iss
                          ? im.options.transform.profile->name()
                          : std::string(script::VersionName(im.options.transform.version));
   t.message_id = out.newrx.message.header.message_id;
-  t.newrx_xml = out.xml;
+  t.newrx_xml = std::move(out.xml);  // not read again
   t.pharmacy_ncpdp_id = out.newrx.message.header.to;
   t.prescriber_npi = out.newrx.message.header.from;
   if (const auto* n = std::get_if<script::NewRx>(&out.newrx.message.body)) {
@@ -310,7 +317,8 @@ StatusOr<Submission> PrescriptionService::Submit(std::string_view fhir_json, Iss
   int64_t created = req.events.front().occurred_at;
   auto appended = im.store.Append(std::move(req));
   if (appended.status().code() == absl::StatusCode::kAlreadyExists) {
-    // A concurrent submission of the same prescription won: return it.
+    // The same prescription was stored before (a replay), or a concurrent submission of it
+    // won: return that one.
     RXFLOW_ASSIGN_OR_RETURN(std::string existing, im.store.FindByIdempotencyKey(key));
     return im.Replayed(existing, key, ctx, compare_sha256);
   }
@@ -416,7 +424,7 @@ Status PrescriptionService::Cancel(const std::string& id, const std::string& rea
   domain::RequestCancel cmd;
   cmd.reason = reason;
   // A SCRIPT MessageID (at most 35 characters): 128 random bits in hex.
-  cmd.cancel_message_id = internal::RandomHex128();
+  cmd.cancel_message_id = internal::IdHex128();
   return Execute(id, cmd, ctx);
 }
 

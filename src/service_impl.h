@@ -96,6 +96,9 @@ struct PrescriptionService::Impl {
     store::Subscriptions* leases = nullptr;
     std::string lease, owner;
   };
+  // Whether ScreenInteractions will screen `out` (a rule of the knowledge base concerns its
+  // drug) and so read the patient's prescriptions.
+  bool Screens(const ScriptOutput& out) const;
   StatusOr<std::optional<domain::InteractionsScreened>> ScreenInteractions(
       const ScriptOutput& out, const RequestContext& ctx, IssueList& issues,
       std::vector<clinical::InteractionFinding>& findings, PatientHold& hold);

@@ -50,7 +50,7 @@ const script::Profile& ProfileOf(const TransformOptions& o) {
 // The header options with a MessageID and a SentTime: generated when not given.
 mapping::NewRxOptions WithMessageIdAndTime(const mapping::NewRxOptions& given) {
   mapping::NewRxOptions o = given;
-  if (o.message_id.empty()) o.message_id = internal::RandomHex128();
+  if (o.message_id.empty()) o.message_id = internal::IdHex128();
   if (o.sent_time.empty()) o.sent_time = UtcNow();
   return o;
 }

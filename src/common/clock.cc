@@ -30,7 +30,7 @@ class SystemClockImpl : public Clock {
 class RandomIdsImpl : public IdGenerator {
  public:
   std::string NewId() override {
-    std::string hex = internal::RandomHex128();
+    std::string hex = internal::IdHex128();
     uint64_t ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                             std::chrono::system_clock::now().time_since_epoch())
                                             .count());

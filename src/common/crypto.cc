@@ -1,11 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "rxflow/internal/crypto.h"
 
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
+#include <mutex>
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+
+#include <pthread.h>
 
 namespace rxflow::internal {
 namespace {
@@ -33,7 +40,47 @@ const EVP_MD* Sha256() {
   return md;
 }
 
+// Bumped in a forked child (pthread_atfork): every thread's id buffer filled before the
+// fork is stale there, so the child draws fresh bytes instead of repeating its parent's.
+std::atomic<uint64_t> fork_generation{0};
+
+struct IdBuffer {
+  unsigned char bytes[256];
+  size_t used = sizeof bytes;  // all used: the first call fills it
+  uint64_t generation = 0;
+};
+
 }  // namespace
+
+void IdRandomBytes(unsigned char* out, size_t n) {
+  static std::once_flag at_fork;
+  std::call_once(at_fork,
+                 [] { pthread_atfork(nullptr, nullptr, [] { fork_generation.fetch_add(1); }); });
+  thread_local IdBuffer buf;
+  const uint64_t generation = fork_generation.load(std::memory_order_relaxed);
+  if (buf.generation != generation) {
+    buf.used = sizeof buf.bytes;
+    buf.generation = generation;
+  }
+  while (n > 0) {
+    if (buf.used == sizeof buf.bytes) {
+      if (RAND_bytes(buf.bytes, sizeof buf.bytes) != 1) std::abort();  // no entropy
+      buf.used = 0;
+    }
+    const size_t take = std::min(n, sizeof buf.bytes - buf.used);
+    std::memcpy(out, buf.bytes + buf.used, take);
+    std::memset(buf.bytes + buf.used, 0, take);  // an id handed out is not kept
+    buf.used += take;
+    out += take;
+    n -= take;
+  }
+}
+
+std::string IdHex128() {
+  unsigned char b[16];
+  IdRandomBytes(b, sizeof b);
+  return Hex(b, sizeof b);
+}
 
 std::string Sha256Hex(std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];

@@ -920,7 +920,7 @@ StatusOr<Erasure> ErasePatientOf(store::Store& store, Vault& vault,
   RXFLOW_ASSIGN_OR_RETURN(out.versions_destroyed, vault.Erase(out.key_id));
   Clock& c = clock ? *clock : SystemClock();
   store::EventRecord e;
-  e.event_id = internal::RandomHex128();
+  e.event_id = internal::IdHex128();
   out.event_id = e.event_id;
   e.type = std::string(kPatientDataErased);
   e.occurred_at = c.NowMicros();

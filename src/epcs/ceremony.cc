@@ -367,7 +367,7 @@ struct Ceremony::Impl {
                                  std::string_view type, const Json& payload,
                                  const std::string& actor) {
     store::EventRecord r;
-    r.event_id = internal::RandomHex128();
+    r.event_id = internal::IdHex128();
     r.stream_id = stream;
     r.type = std::string(type);
     r.occurred_at = clock.NowMicros();

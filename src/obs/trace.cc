@@ -5,12 +5,11 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
-#include <random>
 #include <thread>
 
 #include <nlohmann/json.hpp>
-#include <openssl/rand.h>
 
+#include "rxflow/internal/crypto.h"
 #include "rxflow/internal/status_macros.h"
 #include "rxflow/internal/strcat.h"
 
@@ -40,11 +39,7 @@ std::string RandomHexId(size_t bytes) {
   unsigned char buf[16];
   std::string out(bytes * 2, '0');
   do {
-    if (RAND_bytes(buf, static_cast<int>(bytes)) != 1) {
-      // OpenSSL's generator failed (should not happen): ids need uniqueness, not secrecy.
-      thread_local std::mt19937_64 fallback{std::random_device{}()};
-      for (size_t i = 0; i < bytes; ++i) buf[i] = static_cast<unsigned char>(fallback());
-    }
+    rxflow::internal::IdRandomBytes(buf, bytes);  // ids: unique, not secret
     for (size_t i = 0; i < bytes; ++i) {
       out[2 * i] = kHex[buf[i] >> 4];
       out[2 * i + 1] = kHex[buf[i] & 0xf];

@@ -1,14 +1,22 @@
 // SPDX-License-Identifier: Apache-2.0
 // RFC 3339 timestamps (rxflow/clock.h): ParseRfc3339 reads what FormatRfc3339 writes and the
-// other forms of RFC 3339 section 5.6, and refuses what is not a time.
+// other forms of RFC 3339 section 5.6, and refuses what is not a time. Also the random
+// identifiers (rxflow/internal/crypto.h): unique across threads and a fork.
 #include "rxflow/clock.h"
 
 #include <cstdint>
+#include <set>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <doctest/doctest.h>
 
+#include "rxflow/internal/crypto.h"
+
 #include "testing/status.h"
+#include <sys/wait.h>
+#include <unistd.h>
 
 namespace {
 
@@ -54,6 +62,63 @@ TEST_SUITE("Clock RFC 3339") {
       CHECK(t.status().code() == absl::StatusCode::kInvalidArgument);
       CHECK(std::string(t.status().message()).find("is not an RFC 3339 timestamp") !=
             std::string::npos);
+    }
+  }
+}
+
+// Identifiers (rxflow/internal/crypto.h): IdHex128 draws from a per-thread buffer of
+// OpenSSL's CSPRNG output; ids must stay unique across threads and across a fork.
+TEST_SUITE("Identifiers") {
+  TEST_CASE("IdHex128 gives distinct 128-bit hex ids on several threads at once") {
+    constexpr size_t kThreads = 4, kEach = 5000;
+    std::vector<std::vector<std::string>> ids(kThreads);
+    std::vector<std::thread> threads;
+    threads.reserve(kThreads);
+    for (size_t t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&ids, t] {
+        for (size_t i = 0; i < kEach; ++i) ids[t].push_back(rxflow::internal::IdHex128());
+      });
+    }
+    for (auto& th : threads) th.join();
+    std::set<std::string> all;
+    for (const auto& list : ids) {
+      for (const std::string& id : list) {
+        REQUIRE(id.size() == 32);
+        REQUIRE(id.find_first_not_of("0123456789abcdef") == std::string::npos);
+        all.insert(id);
+      }
+    }
+    CHECK(all.size() == kThreads * kEach);
+  }
+
+  TEST_CASE("a forked child does not hand out the ids its parent's buffer still holds") {
+    (void)rxflow::internal::IdHex128();  // this thread's buffer is filled, 15 ids left in it
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+      ::close(fds[0]);
+      for (int i = 0; i < 15; ++i) {
+        std::string id = rxflow::internal::IdHex128();
+        if (::write(fds[1], id.data(), id.size()) != static_cast<ssize_t>(id.size())) _exit(2);
+      }
+      _exit(0);
+    }
+    ::close(fds[1]);
+    std::set<std::string> parent;
+    for (int i = 0; i < 15; ++i) parent.insert(rxflow::internal::IdHex128());
+    std::string from_child;
+    char chunk[512];
+    for (ssize_t n; (n = ::read(fds[0], chunk, sizeof chunk)) > 0;) from_child.append(chunk, n);
+    ::close(fds[0]);
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) == 0);
+    REQUIRE(from_child.size() == 15 * 32);
+    for (size_t i = 0; i < 15; ++i) {
+      CHECK(parent.count(from_child.substr(i * 32, 32)) == 0);
     }
   }
 }

@@ -91,6 +91,22 @@ struct ConflictCounter : store::StoreWrapper {
   }
 };
 
+// Counts idempotency look-ups and the appends refused for a key the store holds.
+struct LookupCounter : store::StoreWrapper {
+  using StoreWrapper::StoreWrapper;
+  int lookups = 0;
+  int refused = 0;
+  StatusOr<std::string> FindByIdempotencyKey(const std::string& key) override {
+    ++lookups;
+    return StoreWrapper::FindByIdempotencyKey(key);
+  }
+  StatusOr<store::AppendResult> Append(store::AppendRequest r) override {
+    auto result = StoreWrapper::Append(std::move(r));
+    if (absl::IsAlreadyExists(result.status())) ++refused;
+    return result;
+  }
+};
+
 script::Message Pharmacy(const std::string& fixture) {
   IssueList issues;
   return *script::ReadXml(testing::ReadFixture("script/" + fixture), issues);
@@ -113,6 +129,31 @@ TEST_SUITE("Service") {
     CHECK_FALSE(b->created);
     CHECK(b->id == a->id);
     CHECK(f.store->ReadAll(0, 100)->size() == 2);  // Received + Transformed, once
+  }
+
+  TEST_CASE(
+      "a new prescription costs no idempotency look-up, and its replay is found by the append") {
+    FakeClock clock;
+    SequentialIds ids{"rx"};
+    auto inner = store::NewMemoryStore(clock);
+    LookupCounter counted(*inner);
+    ServiceOptions o;
+    o.patient_key = kKey;
+    o.clock = &clock;
+    o.ids = &ids;
+    auto service = std::move(*PrescriptionService::Create(counted, o));
+    IssueList issues;
+    auto a = service->Submit(Lisinopril(), issues);
+    RXFLOW_REQUIRE_OK(a);
+    CHECK(a->created);
+    CHECK(counted.lookups == 0);
+    auto b = service->Submit(Lisinopril(), issues);
+    RXFLOW_REQUIRE_OK(b);
+    CHECK_FALSE(b->created);
+    CHECK(b->id == a->id);
+    CHECK(counted.refused == 1);  // the append refused the key ...
+    CHECK(counted.lookups == 1);  // ... and the stream holding it was looked up
+    CHECK(inner->ReadAll(0, 100)->size() == 2);
   }
 
   TEST_CASE("invalid FHIR is refused and nothing is stored") {

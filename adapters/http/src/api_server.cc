@@ -705,7 +705,7 @@ struct ApiServer::Impl {
 
   void Dispatch(HttpRequest& req, HttpResponse& res) {
     auto start = std::chrono::steady_clock::now();
-    std::string request_id = rxflow::internal::RandomHex128();
+    std::string request_id = rxflow::internal::IdHex128();
     res.set_header("X-Request-Id", request_id);
     std::string allow;
     const Route* route = Find(req, allow);
@@ -820,7 +820,7 @@ struct ApiServer::Impl {
                           (req.has_header("Content-Length") && req.header("Content-Length") != "0");
     if (route == nullptr && !req.path.starts_with("/api/")) {
       // Answered at once: no route reads a body for anyone here.
-      std::string request_id = rxflow::internal::RandomHex128();
+      std::string request_id = rxflow::internal::IdHex128();
       res.set_header("X-Request-Id", request_id);
       if (!allow.empty()) {
         res.set_header("Allow", allow);
@@ -837,7 +837,7 @@ struct ApiServer::Impl {
       Log(req, res, route->name, "-", std::chrono::steady_clock::now());
       return false;
     }
-    std::string request_id = rxflow::internal::RandomHex128();
+    std::string request_id = rxflow::internal::IdHex128();
     auto start = std::chrono::steady_clock::now();
     if (Authenticate(req, res, route ? *route : any_api, request_id)) return true;
     res.set_header("X-Request-Id", request_id);

@@ -34,7 +34,7 @@ script::Header AnswerHeader(const script::Header& in) {
   h.to_qualifier = in.from_qualifier.empty() ? "D" : in.from_qualifier;
   h.from = in.to;
   h.from_qualifier = in.to_qualifier.empty() ? "P" : in.to_qualifier;
-  h.message_id = rxflow::internal::RandomHex128();
+  h.message_id = rxflow::internal::IdHex128();
   h.relates_to_message_id = in.message_id;
   h.sent_time = FormatRfc3339(SystemClock().NowMicros());
   h.sender_software_developer = "RxFlow";

@@ -5,6 +5,7 @@
 #ifndef RXFLOW_INTERNAL_CRYPTO_H_
 #define RXFLOW_INTERNAL_CRYPTO_H_
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -15,8 +16,17 @@ namespace rxflow::internal {
 std::string Sha256Hex(std::string_view data);
 // HMAC-SHA-256 of `data` under `key` as 64 lowercase hex digits.
 std::string HmacSha256Hex(std::string_view key, std::string_view data);
-// 16 random bytes from OpenSSL's CSPRNG as 32 lowercase hex digits.
+// 16 random bytes from OpenSSL's CSPRNG as 32 lowercase hex digits, drawn for this call:
+// for values that must stay unpredictable (challenges, key ids).
 std::string RandomHex128();
+// For identifiers (request, message, event and trace ids): unique, not secret. The bytes
+// come from OpenSSL's CSPRNG too, drawn 256 at a time into a per-thread buffer, because one
+// RAND_bytes call per id cost ~5 % of a submission's CPU (OpenSSL 3 takes its generator's
+// lock and calls getpid() on each). A fork discards every buffer, so a child never hands out
+// its parent's ids. Keys, nonces, salts and challenges never come from here.
+void IdRandomBytes(unsigned char* out, size_t n);
+// 16 bytes of IdRandomBytes as 32 lowercase hex digits.
+std::string IdHex128();
 // The raw 32-byte SHA-256 of `data`.
 std::string Sha256Bytes(std::string_view data);
 // RFC 4648 base64 with padding, no line breaks.
