@@ -99,6 +99,34 @@ inline bool WaitFor(const std::function<bool()>& condition,
   return true;
 }
 
+// A child process with a pipe to its parent. In the child `pid` is 0 and `fd` the pipe's
+// write end; in the parent `pid` is the child's and `fd` the read end. Each side's other end
+// is closed. `pid` < 0: the pipe or the fork failed (REQUIRE it in the test).
+struct PipedChild {
+  pid_t pid = -1;
+  int fd = -1;
+};
+inline PipedChild ForkPiped() {
+  int fds[2];
+  if (::pipe(fds) != 0) return {};
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return {};
+  }
+  ::close(fds[pid == 0 ? 0 : 1]);
+  return {pid, fds[pid == 0 ? 1 : 0]};
+}
+
+// Everything `fd` gives until its end (or an error); `fd` is closed.
+inline std::string ReadToEnd(int fd, std::string data = {}) {
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) data.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  return data;
+}
+
 }  // namespace rxflow::testing
 
 #endif  // RXFLOW_TESTS_TESTING_CONCURRENCY_H_

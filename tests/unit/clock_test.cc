@@ -14,6 +14,7 @@
 
 #include "rxflow/internal/crypto.h"
 
+#include "testing/concurrency.h"
 #include "testing/status.h"
 #include <sys/wait.h>
 #include <unistd.h>
@@ -92,28 +93,22 @@ TEST_SUITE("Identifiers") {
   }
 
   TEST_CASE("a forked child does not hand out the ids its parent's buffer still holds") {
-    (void)rxflow::internal::IdHex128();  // this thread's buffer is filled, 15 ids left in it
-    int fds[2];
-    REQUIRE(::pipe(fds) == 0);
-    pid_t child = ::fork();
-    REQUIRE(child >= 0);
-    if (child == 0) {
-      ::close(fds[0]);
+    // This thread's buffer is filled now and still holds up to 15 ids.
+    (void)rxflow::internal::IdHex128();
+    const rxflow::testing::PipedChild child = rxflow::testing::ForkPiped();
+    REQUIRE(child.pid >= 0);
+    if (child.pid == 0) {
       for (int i = 0; i < 15; ++i) {
         std::string id = rxflow::internal::IdHex128();
-        if (::write(fds[1], id.data(), id.size()) != static_cast<ssize_t>(id.size())) _exit(2);
+        if (::write(child.fd, id.data(), id.size()) != static_cast<ssize_t>(id.size())) _exit(2);
       }
       _exit(0);
     }
-    ::close(fds[1]);
     std::set<std::string> parent;
     for (int i = 0; i < 15; ++i) parent.insert(rxflow::internal::IdHex128());
-    std::string from_child;
-    char chunk[512];
-    for (ssize_t n; (n = ::read(fds[0], chunk, sizeof chunk)) > 0;) from_child.append(chunk, n);
-    ::close(fds[0]);
+    const std::string from_child = rxflow::testing::ReadToEnd(child.fd);
     int status = 0;
-    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(::waitpid(child.pid, &status, 0) == child.pid);
     REQUIRE(WIFEXITED(status));
     REQUIRE(WEXITSTATUS(status) == 0);
     REQUIRE(from_child.size() == 15 * 32);

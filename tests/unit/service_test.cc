@@ -665,12 +665,10 @@ namespace {
 std::pair<std::vector<std::string>, bool> KillRound(
     const std::function<StatusOr<std::unique_ptr<store::Store>>()>& open, const std::string& prefix,
     int min_ms, int max_ms, std::mt19937& rng) {
-  int fds[2];
-  REQUIRE(::pipe(fds) == 0);
-  pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
+  const testing::PipedChild child = testing::ForkPiped();
+  REQUIRE(child.pid >= 0);
+  const pid_t pid = child.pid;
   if (pid == 0) {
-    ::close(fds[0]);
     auto st = open();
     if (!st.ok()) _exit(3);
     ServiceOptions o;
@@ -691,21 +689,20 @@ std::pair<std::vector<std::string>, bool> KillRound(
           if (!s.ok()) _exit(4);
           std::string line = s->id + "\n";
           std::lock_guard lock(pipe_mu);  // one whole line per write
-          if (::write(fds[1], line.data(), line.size()) < 0) _exit(5);
+          if (::write(child.fd, line.data(), line.size()) < 0) _exit(5);
         }
       });
     }
     for (auto& t : submitters) t.join();  // never: the parent kills us
     _exit(6);
   }
-  ::close(fds[1]);
   // Kill only once the child is submitting (its first acknowledgement arrived), however slow
   // the build (sanitizers) or the machine: every round then kills mid-work.
   std::string data;
   char buf[4096];
   ssize_t n = 0;
-  pollfd pfd{fds[0], POLLIN, 0};
-  if (::poll(&pfd, 1, 30'000) > 0 && (n = ::read(fds[0], buf, sizeof buf)) > 0) {
+  pollfd pfd{child.fd, POLLIN, 0};
+  if (::poll(&pfd, 1, 30'000) > 0 && (n = ::read(child.fd, buf, sizeof buf)) > 0) {
     data.append(buf, static_cast<size_t>(n));
   }
   std::this_thread::sleep_for(
@@ -713,8 +710,7 @@ std::pair<std::vector<std::string>, bool> KillRound(
   ::kill(pid, SIGKILL);
   int status = 0;
   ::waitpid(pid, &status, 0);
-  while ((n = ::read(fds[0], buf, sizeof buf)) > 0) data.append(buf, static_cast<size_t>(n));
-  ::close(fds[0]);
+  data = testing::ReadToEnd(child.fd, std::move(data));
   std::vector<std::string> acked;
   for (size_t start = 0, nl; (nl = data.find('\n', start)) != std::string::npos; start = nl + 1) {
     acked.push_back(data.substr(start, nl - start));

@@ -793,16 +793,10 @@ struct ForkedRelay {
 // Forks a relay child. Call with no store open in this process (no threads of ours to copy).
 ForkedRelay ForkRelay(const std::string& db, const std::string& published, const std::string& tag,
                       const runtime::OutboxRelayOptions& options) {
-  int fds[2];
-  REQUIRE(::pipe(fds) == 0);
-  pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::close(fds[0]);
-    RunRelayChild(db, published, tag, options, fds[1]);
-  }
-  ::close(fds[1]);
-  return ForkedRelay{pid, fds[0]};
+  const testing::PipedChild child = testing::ForkPiped();
+  REQUIRE(child.pid >= 0);
+  if (child.pid == 0) RunRelayChild(db, published, tag, options, child.fd);
+  return ForkedRelay{child.pid, child.fd};
 }
 
 // Waits up to `timeout` for byte `want` on `fd`, skipping others; false on timeout or end of
