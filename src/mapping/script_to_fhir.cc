@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // SCRIPT → FHIR R5 Bundle.
 #include <algorithm>
-#include <map>
+#include <utility>
+#include <vector>
 
 #include <absl/strings/match.h>
 
@@ -99,20 +100,22 @@ class Builder {
   // Adds a resource; its fullUrl is a urn:uuid derived from the MessageID and its role, so
   // the same message always yields the same Bundle, and references use that fullUrl.
   fhir::Reference Add(fhir::Resource r, std::string_view kind) {
-    int& n = kind_count_[std::string(kind)];
-    std::string role = ++n == 1 ? std::string(kind) : Cat(kind, "-", n);
+    int n = 1;
+    for (auto& [k, count] : kind_count_) {
+      if (k == kind) n = ++count;
+    }
+    if (n == 1) kind_count_.emplace_back(std::string(kind), 1);
+    std::string role = n == 1 ? std::string(kind) : Cat(kind, "-", n);
     std::string id = NewId(role);
-    std::visit([&](auto& v) { v.id = id; }, r.value);
-    std::string h = internal::Sha256Hex(Cat(base_, "|", role));
+    const std::string h = internal::Sha256Hex(Cat(base_, "|", role));
     // RFC 4122 layout, version 8 (custom) and the variant bits set.
-    std::string uuid = Cat(h.substr(0, 8), "-", h.substr(8, 4), "-8", h.substr(13, 3), "-",
-                           "89ab"[h[16] % 4], h.substr(17, 3), "-", h.substr(20, 12));
-    fhir::BundleEntry e;
-    e.full_url = Cat("urn:uuid:", uuid);
+    fhir::BundleEntry& e = bundle_.entry.emplace_back();
+    e.full_url = Cat("urn:uuid:", h.substr(0, 8), "-", h.substr(8, 4), "-8", h.substr(13, 3), "-",
+                     "89ab"[h[16] % 4], h.substr(17, 3), "-", h.substr(20, 12));
     e.resource = std::move(r);
+    std::visit([&](auto& v) { v.id = std::move(id); }, e.resource->value);
     fhir::Reference ref;
     ref.reference = e.full_url;
-    bundle_.entry.push_back(std::move(e));
     return ref;
   }
 
@@ -1754,7 +1757,8 @@ class Builder {
   const ToFhirOptions& options_;
   fhir::Bundle bundle_;
   std::string base_;
-  std::map<std::string, int> kind_count_;
+  // Resources added so far by kind (a handful of kinds: a scan, no map).
+  std::vector<std::pair<std::string, int>> kind_count_;
   // The last prescriber's PrescriberAgent, a Practitioner: the `recorder` of the requests.
   std::optional<fhir::Reference> agent_;
 };

@@ -32,16 +32,14 @@ struct Field;
 struct Table {
   constexpr Table() = default;
   template <size_t N>
-  constexpr Table(const Field (&fields)[N], bool only_declared = false)  // NOLINT: implicit
-      : data(fields), size(N), only_declared(only_declared) {
-    static_assert(N <= 64, "the writer keeps a 64-bit set of the fields it has written");
-  }
+  constexpr Table(const Field (&fields)[N], bool only_declared = false);  // NOLINT: implicit
   const Field* begin() const { return data; }
   const Field* end() const;
 
   const Field* data = nullptr;
   size_t size = 0;
   bool only_declared = false;
+  bool own_text = false;  // a field is the element's own text (kOwnText): a value element
 };
 
 // One member of a struct, handled by its C++ type: a value T, a std::optional<T> or a
@@ -86,6 +84,13 @@ struct Field {
   const Access* modifier = nullptr;
   Hook hook = Hook::kNone;
 };
+
+template <size_t N>
+constexpr Table::Table(const Field (&fields)[N], bool only_declared)
+    : data(fields), size(N), only_declared(only_declared) {
+  static_assert(N <= 64, "the writer keeps a 64-bit set of the fields it has written");
+  for (const Field& f : fields) own_text = own_text || f.kind == Field::Kind::kOwnText;
+}
 
 inline const Field* Table::end() const { return data + size; }
 

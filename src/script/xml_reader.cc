@@ -3,6 +3,7 @@
 // message. Elements the typed model does not hold are reported as warnings with their path.
 #include <algorithm>
 #include <cstring>
+#include <deque>
 #include <string>
 
 #include <absl/container/inlined_vector.h>
@@ -32,20 +33,22 @@ std::string_view Local(const char* name) {
   return {local, static_cast<size_t>(end - local)};
 }
 
-// Concatenated character data of an element's own text children.
-std::string OwnText(pugi::xml_node n) {
-  std::string out;
-  for (pugi::xml_node c : n.children()) {
-    if (c.type() == pugi::node_pcdata || c.type() == pugi::node_cdata) out += c.value();
+// The first element child of `n`, or an empty node.
+pugi::xml_node FirstChildElement(pugi::xml_node n) {
+  for (pugi::xml_node c = n.first_child(); c; c = c.next_sibling()) {
+    if (c.type() == pugi::node_element) return c;
   }
-  return out;
+  return {};
 }
 
 // Refuses document type declarations and entity declarations outright: SCRIPT never
 // needs them, and they are how XXE and entity-expansion attacks start.
 bool HasDtdOrEntity(std::string_view xml) {
-  for (size_t at = xml.find("<!"); at != std::string_view::npos; at = xml.find("<!", at + 2)) {
-    std::string_view rest = xml.substr(at + 2);
+  // Looks for the rare '!' and then at the character before it: a search for "<!" stops at
+  // every '<' (every tag) to compare.
+  for (size_t at = xml.find('!', 1); at != std::string_view::npos; at = xml.find('!', at + 1)) {
+    if (xml[at - 1] != '<') continue;
+    std::string_view rest = xml.substr(at + 1);
     if (rest.starts_with("DOCTYPE") || rest.starts_with("ENTITY") || rest.starts_with("doctype")) {
       return true;
     }
@@ -125,47 +128,95 @@ bool BadCharacter(std::string_view xml, size_t& offset, std::string& what) {
   return false;
 }
 
-class DomWalker {
+// The document's elements, read from pugixml's DOM in one pass (document order): each
+// element's local name, its own text and its element children. The validator checks each
+// element as the pass meets it, and the typed reader then works from this index alone —
+// no second walk of the DOM, no name or text looked up twice (pugixml's accessors are calls
+// into its shared library).
+constexpr uint32_t kNoElement = UINT32_MAX;
+
+struct Element {
+  std::string_view name;  // local name
+  std::string_view text;  // its character data, the pieces joined
+  uint32_t first_kid = kNoElement;
+  uint32_t next = kNoElement;  // next element sibling
+  pugi::xml_node node;         // attributes are read from the DOM
+};
+
+class Elements {
  public:
-  DomWalker(internal::Validator& v, IssueList& issues, size_t max_depth)
-      : v_(v), issues_(issues), max_depth_(max_depth) {}
-  void Walk(pugi::xml_node n, size_t depth) {
+  const Element& operator[](uint32_t i) const { return elements_[i]; }
+  const Element& root() const { return elements_.front(); }
+  bool empty() const { return elements_.empty(); }
+
+ private:
+  friend class ElementReader;
+  std::vector<Element> elements_;
+  std::deque<std::string> joined_;  // texts in several pieces (stable addresses)
+};
+
+// Fills an Elements from the DOM, to `max_depth` levels (deeper: one error, not indexed),
+// checking each element with `validator` when there is one.
+class ElementReader {
+ public:
+  ElementReader(Elements& out, internal::Validator* v, IssueList& issues, size_t max_depth)
+      : out_(out), v_(v), issues_(issues), max_depth_(max_depth) {}
+
+  void Read(pugi::xml_node root) {
+    out_.elements_.clear();
+    out_.joined_.clear();
+    Walk(root, 0);
+  }
+
+ private:
+  uint32_t Walk(pugi::xml_node n, size_t depth) {
     if (depth > max_depth_) {
       if (!deep_reported_) {
         issues_.Error(NodePath(n), IssueCode::kTooCostly,
                       Cat("elements nested deeper than ", max_depth_, " levels"));
         deep_reported_ = true;
       }
-      return;
+      return kNoElement;
     }
-    v_.Start(Local(n.name()));
-    for (pugi::xml_attribute a : n.attributes()) v_.Attribute(Local(a.name()), a.value());
+    const auto at = static_cast<uint32_t>(out_.elements_.size());
+    out_.elements_.push_back({Local(n.name()), {}, kNoElement, kNoElement, n});
+    if (v_) {
+      v_->Start(out_.elements_[at].name);
+      for (pugi::xml_attribute a = n.first_attribute(); a; a = a.next_attribute()) {
+        v_->Attribute(Local(a.name()), a.value());
+      }
+    }
     // The element's text (most often one piece: no copy), then its element children.
     std::string_view text;
     std::string pieces;
     size_t texts = 0;
-    bool elements = false;
-    for (pugi::xml_node c : n.children()) {
+    absl::InlinedVector<pugi::xml_node, 16> kids;
+    for (pugi::xml_node c = n.first_child(); c; c = c.next_sibling()) {
       pugi::xml_node_type type = c.type();
       if (type == pugi::node_pcdata || type == pugi::node_cdata) {
         if (++texts == 2) pieces = text;
         if (texts >= 2) pieces += c.value();
         text = c.value();
       } else if (type == pugi::node_element) {
-        elements = true;
+        kids.push_back(c);
       }
     }
-    if (texts > 0) v_.Text(texts == 1 ? text : std::string_view(pieces));
-    if (elements) {
-      for (pugi::xml_node c : n.children()) {
-        if (c.type() == pugi::node_element) Walk(c, depth + 1);
-      }
+    if (texts >= 2) text = out_.joined_.emplace_back(std::move(pieces));
+    out_.elements_[at].text = text;
+    if (v_ && texts > 0) v_->Text(text);
+    uint32_t last = kNoElement;
+    for (pugi::xml_node c : kids) {
+      uint32_t k = Walk(c, depth + 1);
+      if (k == kNoElement) continue;
+      (last == kNoElement ? out_.elements_[at].first_kid : out_.elements_[last].next) = k;
+      last = k;
     }
-    v_.End();
+    if (v_) v_->End();
+    return at;
   }
 
- private:
-  internal::Validator& v_;
+  Elements& out_;
+  internal::Validator* v_;
   IssueList& issues_;
   size_t max_depth_;
   bool deep_reported_ = false;
@@ -214,21 +265,19 @@ struct Where {
 class In {
  public:
   // `report`: whether the children nobody asked for are reported.
-  In(pugi::xml_node node, Where where, IssueList& issues, bool report = true)
-      : node_(node), where_(where), issues_(issues), report_(report) {
-    // The element children and their local names, once: every Find is then a scan of
-    // short string_views, not of the DOM (a table asks for each of its fields).
-    for (pugi::xml_node c : node_.children()) {
-      if (c.type() == pugi::node_element) kids_.push_back({Local(c.name()), c, false});
+  In(const Elements& doc, const Element& e, Where where, IssueList& issues, bool report = true)
+      : e_(e), where_(where), issues_(issues), report_(report) {
+    for (uint32_t k = e.first_kid; k != kNoElement; k = doc[k].next) {
+      kids_.push_back({&doc[k], false});
     }
   }
   In(const In&) = delete;
   In& operator=(const In&) = delete;
   ~In() {
-    if (!node_ || !report_) return;
+    if (!report_) return;
     for (const Kid& k : kids_) {
       if (!k.used) {
-        issues_.Warning(Cat(path(), "/", k.name), IssueCode::kNotSupported,
+        issues_.Warning(Cat(path(), "/", k.e->name), IssueCode::kNotSupported,
                         "not mapped by RxFlow: dropped");
       }
     }
@@ -239,45 +288,44 @@ class In {
     AppendPath(out);
     return out;
   }
-  pugi::xml_node node() const { return node_; }
+  const Element& element() const { return e_; }
   // The child `name` (the index-th of `count` so named) of this element.
   Where Child(std::string_view name, size_t index = 0, size_t count = 1) const {
     return {this, name, index, count};
   }
 
-  pugi::xml_node Find(std::string_view name) {
+  const Element* Find(std::string_view name) {
     for (Kid& k : kids_) {
-      if (k.name == name) {
+      if (k.e->name == name) {
         k.used = true;
-        return k.node;
+        return k.e;
       }
     }
-    return {};
+    return nullptr;
   }
-  std::vector<pugi::xml_node> FindAll(std::string_view name) {
-    std::vector<pugi::xml_node> out;
+  std::vector<const Element*> FindAll(std::string_view name) {
+    std::vector<const Element*> out;
     for (Kid& k : kids_) {
-      if (k.name == name) {
+      if (k.e->name == name) {
         k.used = true;
-        out.push_back(k.node);
+        out.push_back(k.e);
       }
     }
     return out;
   }
   std::string Text(std::string_view name) {
-    pugi::xml_node c = Find(name);
-    return c ? OwnText(c) : std::string();
+    const Element* c = Find(name);
+    return c ? std::string(c->text) : std::string();
   }
   std::vector<std::string> Texts(std::string_view name) {
     std::vector<std::string> out;
-    for (pugi::xml_node c : FindAll(name)) out.push_back(OwnText(c));
+    for (const Element* c : FindAll(name)) out.emplace_back(c->text);
     return out;
   }
 
  private:
   struct Kid {
-    std::string_view name;
-    pugi::xml_node node;
+    const Element* e;
     bool used;
   };
   void AppendPath(std::string& out) const {
@@ -290,7 +338,7 @@ class In {
     if (w.count > 1) absl::StrAppend(&out, "[", w.index + 1, "]");
   }
 
-  pugi::xml_node node_;
+  const Element& e_;
   Where where_;
   IssueList& issues_;
   bool report_;
@@ -302,57 +350,50 @@ using internal::Field;
 using internal::Table;
 using K = Field::Kind;
 
-pugi::xml_node FirstElement(pugi::xml_node n) {
-  for (pugi::xml_node c : n.children()) {
-    if (c.type() == pugi::node_element) return c;
-  }
-  return {};
+// The first element child of `e`, or nullptr.
+const Element* FirstElement(const Elements& doc, const Element& e) {
+  return e.first_kid == kNoElement ? nullptr : &doc[e.first_kid];
 }
 
 // Reads a message by the binding tables (bindings.h).
 class Decoder {
  public:
-  explicit Decoder(IssueList& issues) : issues_(issues) {}
+  Decoder(const Elements& doc, IssueList& issues) : doc_(doc), issues_(issues) {}
 
-  Header ReadHeader(In& msg) {
-    Header h;
-    ReadChild(msg, "Header", &h, internal::kHeaderTable);
-    return h;
-  }
+  void ReadHeader(In& msg, Header& h) { ReadChild(msg, "Header", &h, internal::kHeaderTable); }
 
-  std::optional<Body> ReadBody(In& msg) {
-    pugi::xml_node node = msg.Find("Body");
-    if (!node) return std::nullopt;
-    In body(node, msg.Child("Body"), issues_);
-    pugi::xml_node tx = FirstElement(node);
-    if (!tx) return std::nullopt;
-    std::string_view name = Local(tx.name());
+  // Reads the transaction into `out` (in place: the models are large); false when there is
+  // none that RxFlow reads.
+  bool ReadBody(In& msg, Body& out) {
+    const Element* node = msg.Find("Body");
+    if (!node) return false;
+    In body(doc_, *node, msg.Child("Body"), issues_);
+    const Element* tx = FirstElement(doc_, *node);
+    if (!tx) return false;
+    std::string_view name = tx->name;
     body.Find(name);
     const internal::Transaction* t = internal::FindTransaction(name);
     if (!t) {
-      In in(tx, body.Child(name), issues_);  // its children are reported too
+      In in(doc_, *tx, body.Child(name), issues_);  // its children are reported too
       issues_.Error(in.path(), IssueCode::kNotSupported,
                     Cat("transaction ", name, " is not supported by RxFlow"));
-      return std::nullopt;
+      return false;
     }
-    Body out;
-    ReadElement(tx, body.Child(name), t->emplace(out), t->table);
-    return out;
+    ReadElement(*tx, body.Child(name), t->emplace(out), t->table);
+    return true;
   }
 
  private:
   // Reads `node` into `owner` by `t`. An element with text of its own (To, From) is a
   // value: its child elements are the validator's to report.
-  void ReadElement(pugi::xml_node node, Where where, void* owner, const Table& t) {
-    bool value =
-        std::any_of(t.begin(), t.end(), [](const Field& f) { return f.kind == K::kOwnText; });
-    In in(node, where, issues_, !value);
+  void ReadElement(const Element& e, Where where, void* owner, const Table& t) {
+    In in(doc_, e, where, issues_, !t.own_text);
     for (const Field& f : t) Read(in, f, owner);
   }
 
   // The first child `name` of `in`, if any, into `owner`.
   void ReadChild(In& in, std::string_view name, void* owner, const Table& t) {
-    if (pugi::xml_node n = in.Find(name)) ReadElement(n, in.Child(name), owner, t);
+    if (const Element* e = in.Find(name)) ReadElement(*e, in.Child(name), owner, t);
   }
 
   void Read(In& in, const Field& f, void* owner) {
@@ -370,9 +411,9 @@ class Decoder {
       case K::kChoice:
         return ReadChoice(in, f, owner);
       case K::kAttribute:
-        return a->set(m, in.node().attribute(std::string(f.name).c_str()).value());
+        return a->set(m, in.element().node.attribute(std::string(f.name).c_str()).value());
       case K::kOwnText:
-        return a->set(m, OwnText(in.node()));
+        return a->set(m, std::string(in.element().text));
       case K::kConst:
         in.Find(f.name);
         return;
@@ -384,18 +425,18 @@ class Decoder {
   void ReadLeaf(In& in, const Field& f, void* m) {
     const internal::Access& a = *f.access;
     if (a.repeated) {
-      for (pugi::xml_node n : in.FindAll(f.name)) a.set(a.add(m), OwnText(n));
+      for (const Element* e : in.FindAll(f.name)) a.set(a.add(m), std::string(e->text));
       return;
     }
-    pugi::xml_node n = in.Find(f.name);
-    if (n || !a.optional) a.set(a.add(m), n ? OwnText(n) : std::string());
+    const Element* e = in.Find(f.name);
+    if (e || !a.optional) a.set(a.add(m), e ? std::string(e->text) : std::string());
   }
 
   void ReadSub(In& in, const Field& f, void* m) {
     const internal::Access& a = *f.access;
     if (!a.repeated) {
-      if (pugi::xml_node n = in.Find(f.name)) {
-        ReadElement(n, in.Child(f.name), a.add(m), f.table);
+      if (const Element* e = in.Find(f.name)) {
+        ReadElement(*e, in.Child(f.name), a.add(m), f.table);
       }
       return;
     }
@@ -404,7 +445,7 @@ class Decoder {
     auto nodes = in.FindAll(f.name);
     for (size_t i = 0; i < nodes.size(); ++i) {
       void* item = a.add(m);
-      ReadElement(nodes[i], in.Child(f.name, i, nodes.size()), item, f.table);
+      ReadElement(*nodes[i], in.Child(f.name, i, nodes.size()), item, f.table);
       if (i > 0 && i - 1 < modifiers.size()) {
         f.modifier->set(f.modifier->member(item), modifiers[i - 1]);
       }
@@ -416,12 +457,12 @@ class Decoder {
   void ReadChoice(In& in, const Field& f, void* owner) {
     void* selector = f.access->member(owner);
     auto [yes, no] = f.alternatives;
-    pugi::xml_node n;
+    const Element* n = nullptr;
     std::string name;
     if (yes.empty()) {
-      n = FirstElement(in.node());
+      n = FirstElement(doc_, in.element());
       if (!n) return;
-      name = Local(n.name());
+      name = n->name;
       in.Find(name);
       f.access->set(selector, name);
     } else {
@@ -430,7 +471,7 @@ class Decoder {
       if (!n) n = in.Find(no);
       f.access->set(selector, name == f.text ? "true" : "false");
     }
-    if (n) ReadElement(n, in.Child(name), owner, f.table);
+    if (n) ReadElement(*n, in.Child(name), owner, f.table);
   }
 
   void Hook(In& in, internal::Hook hook, void* owner) {
@@ -444,17 +485,17 @@ class Decoder {
   // One of the parts (kTimingParts), then TimingClarifyingFreeText.
   void Timing(In& in, TimingAndDuration& t) {
     for (const internal::TimingPart& p : internal::kTimingParts) {
-      pugi::xml_node n = in.Find(p.element);
+      const Element* n = in.Find(p.element);
       if (!n) continue;
       t.kind = static_cast<TimingAndDuration::Kind>(&p - internal::kTimingParts);
       SigCode& code = t.kind == TimingAndDuration::Kind::kAdministrationTiming
                           ? t.administration_timing_event
                           : t.units;
       if (p.units.empty()) {
-        ReadElement(n, in.Child(p.element), &code, internal::kSigCodeTable);
+        ReadElement(*n, in.Child(p.element), &code, internal::kSigCodeTable);
         break;
       }
-      In x(n, in.Child(p.element), issues_);
+      In x(doc_, *n, in.Child(p.element), issues_);
       if (!p.modifier.empty()) {
         auto values = x.Texts(p.value);
         if (!values.empty()) t.numeric_value = values[0];
@@ -475,7 +516,7 @@ class Decoder {
     auto units = in.FindAll("DoseUnitOfMeasure");
     auto unit = [&](size_t i, std::optional<DoseUnit>& out) {
       if (i >= units.size()) return;
-      ReadElement(units[i], in.Child("DoseUnitOfMeasure", i, units.size()), &out.emplace(),
+      ReadElement(*units[i], in.Child("DoseUnitOfMeasure", i, units.size()), &out.emplace(),
                   internal::kDoseUnitTable);
     };
     if (!q.empty()) a.dose_quantity = q[0];
@@ -485,6 +526,7 @@ class Decoder {
     unit(1, a.dose_unit_high);
   }
 
+  const Elements& doc_;
   IssueList& issues_;
 };
 
@@ -592,7 +634,7 @@ absl::Status RefuseUnsupportedTransaction(pugi::xml_node root, const Profile& pr
   for (pugi::xml_node c : root.children()) {
     if (c.type() == pugi::node_element && Local(c.name()) == "Body") body = c;
   }
-  pugi::xml_node tx = FirstElement(body);
+  pugi::xml_node tx = FirstChildElement(body);
   if (!tx) return absl::OkStatus();
   std::string_view name = Local(tx.name());
   const internal::Schema& schema = profile.impl().schema;
@@ -609,6 +651,7 @@ struct Parsed {
   pugi::xml_document doc;
   pugi::xml_node root;
   const Profile* profile = nullptr;
+  Elements elements;  // filled by validation (ParseAndValidate)
 };
 
 // Parses a well-formed document whose root is Message, within the limits; fills `out`.
@@ -681,8 +724,7 @@ absl::Status ParseAndValidate(std::string_view xml, IssueList& issues, const Rea
   }
   size_t errors_before = issues.error_count();
   internal::Validator validator(out.profile->impl().schema, issues);
-  DomWalker walker(validator, issues, options.max_depth);
-  walker.Walk(out.root, 0);
+  ElementReader(out.elements, &validator, issues, options.max_depth).Read(out.root);
   validator.Finish();
   if (!options.xsd_dir.empty()) {
     absl::Status xs = ValidateWithXsd(xml, options.xsd_dir, issues);
@@ -723,23 +765,30 @@ StatusOr<Header> ReadHeader(std::string_view xml, IssueList& issues, const ReadO
   Parsed parsed;
   RXFLOW_RETURN_IF_ERROR(ParseMessage(xml, issues, options, parsed));
   IssueList unused;  // what the typed header does not hold is not this call's business
-  Decoder decoder(unused);
-  In msg(parsed.root, Where{nullptr, "/Message"}, unused);
-  return decoder.ReadHeader(msg);
+  ElementReader(parsed.elements, nullptr, unused, options.max_depth).Read(parsed.root);
+  Decoder decoder(parsed.elements, unused);
+  In msg(parsed.elements, parsed.elements.root(), Where{nullptr, "/Message"}, unused);
+  Header h;
+  decoder.ReadHeader(msg, h);
+  return h;
 }
 
 StatusOr<Message> ReadXml(std::string_view xml, IssueList& issues, const ReadOptions& options) {
   Parsed parsed;
   RXFLOW_RETURN_IF_ERROR(ParseAndValidate(xml, issues, options, parsed));
-  // A profile without rules (2017071) leaves the tree as it is: no walk.
-  if (!parsed.profile->impl().rules.empty()) UndoRules(parsed.root, parsed.profile->impl().rules);
-  Decoder decoder(issues);
-  Message m;
+  // A profile without rules (2017071) leaves the tree as it is: no second pass.
+  if (!parsed.profile->impl().rules.empty()) {
+    UndoRules(parsed.root, parsed.profile->impl().rules);
+    IssueList unused;  // the depth limit was reported by validation
+    ElementReader(parsed.elements, nullptr, unused, options.max_depth).Read(parsed.root);
+  }
+  Decoder decoder(parsed.elements, issues);
+  StatusOr<Message> result(absl::in_place);  // read in place: a Message is large to move
+  Message& m = *result;
   {
-    In msg(parsed.root, Where{nullptr, "/Message"}, issues);
-    m.header = decoder.ReadHeader(msg);
-    std::optional<Body> body = decoder.ReadBody(msg);
-    if (!body) {
+    In msg(parsed.elements, parsed.elements.root(), Where{nullptr, "/Message"}, issues);
+    decoder.ReadHeader(msg, m.header);
+    if (!decoder.ReadBody(msg, m.body)) {
       // The reader names a transaction it has tables but no model for; anything else
       // (no Body, an empty one) was reported by the validator, or is in lenient mode.
       for (const Issue& i : issues) {
@@ -752,9 +801,8 @@ StatusOr<Message> ReadXml(std::string_view xml, IssueList& issues, const ReadOpt
       }
       return absl::InvalidArgumentError("SCRIPT message has no supported transaction");
     }
-    m.body = std::move(*body);
   }
-  return m;
+  return result;
 }
 
 }  // namespace rxflow::script
