@@ -3,6 +3,8 @@
 // in the same binary the floor: simdjson parsing the same JSON plus pugixml emitting the
 // same NewRx documents (no mapping, no validation). Run with --benchmark_min_time and
 // compare medians from one run: `make bench` (see docs/performance.md).
+#include <charconv>
+#include <cstdio>
 #include <sstream>
 #include <string>
 
@@ -145,6 +147,19 @@ void BM_ReadXmlValidated(benchmark::State& state) {
   Counters(state, c.xml17.size());
 }
 BENCHMARK(BM_ReadXmlValidated);
+
+// The first stages of ReadXml alone: pugixml's parse and the structural validation.
+void BM_ValidateXml(benchmark::State& state) {
+  const Corpus& c = GetCorpus();
+  for (auto _ : state) {
+    for (const auto& x : c.xml17) {
+      IssueList issues;
+      benchmark::DoNotOptimize(script::ValidateXml(x, issues));
+    }
+  }
+  Counters(state, c.xml17.size());
+}
+BENCHMARK(BM_ValidateXml);
 
 void BM_ToFhirFull(benchmark::State& state) {
   const Corpus& c = GetCorpus();
@@ -312,8 +327,10 @@ void BM_FloorSimdjsonPlusPugixml(benchmark::State& state) {
 BENCHMARK(BM_FloorSimdjsonPlusPugixml);
 
 // The floor of SCRIPT → FHIR: pugixml parsing the same SCRIPT messages (every node
-// touched) plus printing the same FHIR Bundles RxFlow writes (simdjson's DOM serializer over
-// the parsed output; no mapping, no validation, no model).
+// touched) plus printing the same FHIR Bundles RxFlow writes, byte for byte — indented as
+// RxFlow indents them — from simdjson's DOM of the output (no mapping, no validation, no
+// model). BM_FloorPugixmlPlusJsonCompact prints them without indentation (simdjson's own
+// minifying printer), for comparison with the figures before 2026-12-02.
 size_t Touch(pugi::xml_node n) {
   size_t total = std::string_view(n.name()).size() + std::string_view(n.value()).size();
   for (pugi::xml_attribute a : n.attributes()) total += std::string_view(a.value()).size();
@@ -321,28 +338,152 @@ size_t Touch(pugi::xml_node n) {
   return total;
 }
 
-void BM_FloorPugixmlPlusJson(benchmark::State& state) {
-  const Corpus& c = GetCorpus();
-  std::vector<simdjson::dom::parser> parsers(c.xml17.size());
-  std::vector<simdjson::dom::element> bundles;
-  for (size_t i = 0; i < c.xml17.size(); ++i) {
-    IssueList issues;
-    auto out = ToFhirJson(c.xml17[i], issues, Options());
-    bundles.push_back(parsers[i].parse(out.ok() ? *out : std::string("{}")).value());
+void Indent(std::string& out, size_t depth) {
+  out.push_back('\n');
+  out.append(depth * 2, ' ');
+}
+
+// A JSON string: quoted, with what JSON must escape escaped (runs without any appended at
+// once).
+void AppendQuoted(std::string& out, std::string_view v) {
+  out.push_back('"');
+  size_t run = 0;
+  for (size_t i = 0; i < v.size(); ++i) {
+    auto c = static_cast<unsigned char>(v[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(v.data() + run, i - run);
+    run = i + 1;
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(static_cast<char>(c));
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      char esc[8];
+      snprintf(esc, sizeof esc, "\\u%04x", c);
+      out += esc;
+    }
   }
+  out.append(v.data() + run, v.size() - run);
+  out.push_back('"');
+}
+
+// Two-space indentation, "key": value, one member or item per line (RxFlow's kPretty).
+void PrintPretty(simdjson::dom::element e, std::string& out, size_t depth) {
+  switch (e.type()) {
+    case simdjson::dom::element_type::OBJECT: {
+      out.push_back('{');
+      bool first = true;
+      for (auto [key, value] : simdjson::dom::object(e)) {
+        if (!first) out.push_back(',');
+        first = false;
+        Indent(out, depth + 1);
+        out.push_back('"');
+        out.append(key);  // FHIR's keys need no escaping
+        out += "\": ";
+        PrintPretty(value, out, depth + 1);
+      }
+      if (!first) Indent(out, depth);
+      out.push_back('}');
+      break;
+    }
+    case simdjson::dom::element_type::ARRAY: {
+      out.push_back('[');
+      bool first = true;
+      for (simdjson::dom::element item : simdjson::dom::array(e)) {
+        if (!first) out.push_back(',');
+        first = false;
+        Indent(out, depth + 1);
+        PrintPretty(item, out, depth + 1);
+      }
+      if (!first) Indent(out, depth);
+      out.push_back(']');
+      break;
+    }
+    case simdjson::dom::element_type::STRING:
+      AppendQuoted(out, e.get_string().value());
+      break;
+    case simdjson::dom::element_type::INT64:
+    case simdjson::dom::element_type::UINT64:
+    case simdjson::dom::element_type::DOUBLE:
+    case simdjson::dom::element_type::BOOL:
+    case simdjson::dom::element_type::NULL_VALUE: {
+      char buf[32];
+      std::to_chars_result r{};
+      if (e.is_int64()) {
+        r = std::to_chars(buf, buf + sizeof buf, e.get_int64().value());
+      } else if (e.is_uint64()) {
+        r = std::to_chars(buf, buf + sizeof buf, e.get_uint64().value());
+      } else if (e.is_double()) {
+        r = std::to_chars(buf, buf + sizeof buf, e.get_double().value());
+      } else {
+        out += e.is_bool() ? (e.get_bool().value() ? "true" : "false") : "null";
+        break;
+      }
+      out.append(buf, r.ptr);
+      break;
+    }
+  }
+}
+
+struct FloorCorpus {
+  std::vector<simdjson::dom::parser> parsers;
+  std::vector<simdjson::dom::element> bundles;
+};
+
+const FloorCorpus& GetFloorCorpus() {
+  static const FloorCorpus* floor = [] {
+    const Corpus& c = GetCorpus();
+    auto* f = new FloorCorpus;
+    f->parsers.resize(c.xml17.size());
+    size_t same = 0;
+    for (size_t i = 0; i < c.xml17.size(); ++i) {
+      IssueList issues;
+      auto out = ToFhirJson(c.xml17[i], issues, Options());
+      std::string json = out.ok() ? *out : std::string("{}");
+      f->bundles.push_back(f->parsers[i].parse(json).value());
+      std::string printed;
+      PrintPretty(f->bundles.back(), printed, 0);
+      printed.push_back('\n');
+      same += printed == json;
+    }
+    if (same != c.xml17.size()) {
+      fprintf(stderr, "floor: %zu of %zu Bundles printed byte for byte as RxFlow writes them\n",
+              same, c.xml17.size());
+    }
+    return f;
+  }();
+  return *floor;
+}
+
+void FloorPugixmlPlusJson(benchmark::State& state, bool pretty) {
+  const Corpus& c = GetCorpus();
+  const FloorCorpus& f = GetFloorCorpus();
   for (auto _ : state) {
     for (size_t i = 0; i < c.xml17.size(); ++i) {
       pugi::xml_document doc;
       doc.load_buffer(c.xml17[i].data(), c.xml17[i].size(), pugi::parse_default,
                       pugi::encoding_utf8);
       benchmark::DoNotOptimize(Touch(doc));
-      std::string printed = simdjson::to_string(bundles[i]);
+      std::string printed;
+      if (pretty) {
+        printed.reserve(16384);
+        PrintPretty(f.bundles[i], printed, 0);
+        printed.push_back('\n');
+      } else {
+        printed = simdjson::to_string(f.bundles[i]);
+      }
       benchmark::DoNotOptimize(printed);
     }
   }
   Counters(state, c.xml17.size());
 }
+
+void BM_FloorPugixmlPlusJson(benchmark::State& state) { FloorPugixmlPlusJson(state, true); }
 BENCHMARK(BM_FloorPugixmlPlusJson);
+
+void BM_FloorPugixmlPlusJsonCompact(benchmark::State& state) { FloorPugixmlPlusJson(state, false); }
+BENCHMARK(BM_FloorPugixmlPlusJsonCompact);
 
 }  // namespace
 

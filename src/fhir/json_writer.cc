@@ -108,7 +108,10 @@ class Out {
   void Close(char c) {
     bool empty = first_.back();
     first_.pop_back();
-    if (!empty) Newline();
+    if (!empty && pretty_) {  // the closing bracket on a line of its own, the root's too
+      s_.push_back('\n');
+      s_.append(first_.size() * 2, ' ');
+    }
     s_.push_back(c);
   }
   void Newline() {
