@@ -40,6 +40,24 @@ const EVP_MD* Sha256() {
   return md;
 }
 
+// SHA-256 of `data` into `md` (EVP_MAX_MD_SIZE bytes); returns the digest's length. One
+// digest context per thread, initialised again for each digest: EVP_Digest would allocate
+// and free a context (and the provider's state) every time, most of a short digest's cost.
+unsigned int Sha256Into(std::string_view data, unsigned char* md) {
+  struct Context {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~Context() { EVP_MD_CTX_free(ctx); }
+  };
+  thread_local Context c;
+  unsigned int len = 0;
+  if (!c.ctx || EVP_DigestInit_ex(c.ctx, Sha256(), nullptr) != 1 ||
+      EVP_DigestUpdate(c.ctx, data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(c.ctx, md, &len) != 1) {
+    std::abort();  // out of memory in OpenSSL: nothing safe to do
+  }
+  return len;
+}
+
 // Bumped in a forked child (pthread_atfork): every thread's id buffer filled before the
 // fork is stale there, so the child draws fresh bytes instead of repeating its parent's.
 std::atomic<uint64_t> fork_generation{0};
@@ -84,8 +102,7 @@ std::string IdHex128() {
 
 std::string Sha256Hex(std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, Sha256(), nullptr);
+  unsigned int len = Sha256Into(data, md);
   return Hex(md, len);
 }
 
@@ -105,8 +122,7 @@ std::string RandomHex128() {
 
 std::string Sha256Bytes(std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, Sha256(), nullptr);
+  unsigned int len = Sha256Into(data, md);
   return std::string(reinterpret_cast<const char*>(md), len);
 }
 

@@ -285,6 +285,8 @@ void MakeValidUtf8(std::string& s) {
   s = std::move(out);
 }
 
+bool JsonEscapeFree(std::string_view s) { return NextJsonSpecial(s, 0) == s.size(); }
+
 void AppendJsonEscaped(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   size_t run = 0;

@@ -2,6 +2,9 @@
 // FHIR R5 JSON writer: a small streaming writer over std::string that walks the field
 // tables of fhir/fields.h, in the element order of the FHIR specification. Empty values are
 // omitted, as FHIR JSON requires.
+#include <algorithm>
+#include <charconv>
+#include <cstring>
 #include <iterator>
 #include <optional>
 #include <string>
@@ -18,43 +21,61 @@
 namespace rxflow::fhir {
 namespace {
 
+// The output is written into a string grown in large steps, whose bytes past `len_` are
+// scratch: each token costs one bounds check and one copy (std::string::append would check
+// and terminate the string for every piece of every token).
 class Out {
  public:
   // A Bundle of a message prints to 10–30 KB: room up front instead of a dozen regrowths.
-  explicit Out(JsonStyle style) : pretty_(style == JsonStyle::kPretty) { s_.reserve(16384); }
+  explicit Out(JsonStyle style) : pretty_(style == JsonStyle::kPretty) { s_.resize(16384); }
 
   void BeginObject() {
     Value();
-    s_.push_back('{');
+    Put('{');
     first_.push_back(true);
   }
   void EndObject() { Close('}'); }
   void BeginArray() {
     Value();
-    s_.push_back('[');
+    Put('[');
     first_.push_back(true);
   }
   void EndArray() { Close(']'); }
 
   void Key(std::string_view k) {
     Sep();
-    s_.push_back('"');
-    s_.append(k);
-    s_ += pretty_ ? "\": " : "\":";
+    char* p = Room(k.size() + 4);
+    *p++ = '"';
+    p = Copy(p, k);
+    *p++ = '"';
+    *p++ = ':';
+    if (pretty_) *p++ = ' ';
+    len_ = static_cast<size_t>(p - s_.data());
     after_key_ = true;
   }
   void String(std::string_view v) {
     Value();
-    s_.push_back('"');
-    internal::AppendJsonEscaped(s_, v);
-    s_.push_back('"');
+    if (!internal::JsonEscapeFree(v)) {
+      escaped_.clear();
+      internal::AppendJsonEscaped(escaped_, v);
+      v = escaped_;
+    }
+    char* p = Room(v.size() + 2);
+    *p++ = '"';
+    p = Copy(p, v);
+    *p++ = '"';
+    len_ = static_cast<size_t>(p - s_.data());
   }
   void Raw(std::string_view v) {
     Value();
-    s_.append(v);
+    Put(v);
   }
   void Bool(bool b) { Raw(b ? "true" : "false"); }
-  void Int(int64_t i) { Raw(std::to_string(i)); }
+  void Int(int64_t i) {
+    char digits[24];
+    auto r = std::to_chars(digits, digits + sizeof digits, i);
+    Raw(std::string_view(digits, static_cast<size_t>(r.ptr - digits)));
+  }
 
   // Field helpers that skip empty values.
   void Str(std::string_view k, std::string_view v) {
@@ -86,14 +107,32 @@ class Out {
   }
 
   std::string Take() {
-    if (pretty_) s_.push_back('\n');
+    if (pretty_) Put('\n');
+    s_.resize(len_);
     return std::move(s_);
   }
 
  private:
+  // Room for `n` more bytes at the end of the output; returns where they go.
+  char* Room(size_t n) {
+    if (s_.size() - len_ < n) s_.resize(std::max(s_.size() * 2, len_ + n));
+    return s_.data() + len_;
+  }
+  static char* Copy(char* p, std::string_view v) {
+    if (!v.empty()) std::memcpy(p, v.data(), v.size());
+    return p + v.size();
+  }
+  void Put(char c) {
+    *Room(1) = c;
+    ++len_;
+  }
+  void Put(std::string_view v) {
+    Copy(Room(v.size()), v);
+    len_ += v.size();
+  }
   void Sep() {
     if (!first_.empty()) {
-      if (!first_.back()) s_.push_back(',');
+      if (!first_.back()) Put(',');
       first_.back() = false;
     }
     Newline();
@@ -108,20 +147,27 @@ class Out {
   void Close(char c) {
     bool empty = first_.back();
     first_.pop_back();
-    if (!empty && pretty_) {  // the closing bracket on a line of its own, the root's too
-      s_.push_back('\n');
-      s_.append(first_.size() * 2, ' ');
-    }
-    s_.push_back(c);
+    if (!empty && pretty_) Indent();  // the closing bracket on a line of its own, the root's too
+    Put(c);
   }
   void Newline() {
-    if (!pretty_) return;
-    if (first_.empty()) return;
-    s_.push_back('\n');
-    s_.append(first_.size() * 2, ' ');
+    if (pretty_ && !first_.empty()) Indent();
+  }
+  // A line break and two spaces per open level.
+  void Indent() {
+    static constexpr std::string_view kIndent =
+        "\n                                                                ";
+    const size_t n = 1 + first_.size() * 2;
+    if (n <= kIndent.size()) return Put(kIndent.substr(0, n));
+    char* p = Room(n);
+    *p = '\n';
+    std::memset(p + 1, ' ', n - 1);
+    len_ += n;
   }
 
-  std::string s_;
+  std::string s_;  // [0, len_) written; the rest is room
+  size_t len_ = 0;
+  std::string escaped_;      // a value that needed escaping
   std::vector<char> first_;  // per open object or array: nothing written in it yet
   bool pretty_;
   bool after_key_ = false;

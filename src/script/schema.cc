@@ -1095,7 +1095,13 @@ Validator::Validator(const Schema& schema, IssueList& issues) : schema_(schema),
 // Frames are pooled: a frame popped keeps its vectors' capacity for the next element at
 // that depth, so a warm validator allocates nothing per element.
 Validator::Frame& Validator::Push() {
-  if (depth_ == stack_.size()) stack_.emplace_back();
+  if (depth_ == stack_.size()) {
+    // A new depth: room for the children of most elements, so that its first elements do
+    // not grow the vectors one doubling at a time.
+    Frame& fresh = stack_.emplace_back();
+    fresh.kids.reserve(16);
+    fresh.kid_names.reserve(16);
+  }
   Frame& f = stack_[depth_++];
   f.name = {};
   f.type = -1;

@@ -128,26 +128,26 @@ bool BadCharacter(std::string_view xml, size_t& offset, std::string& what) {
   return false;
 }
 
-// The document's elements, read from pugixml's DOM in one pass (document order): each
-// element's local name, its own text and its element children. The validator checks each
-// element as the pass meets it, and the typed reader then works from this index alone —
-// no second walk of the DOM, no name or text looked up twice (pugixml's accessors are calls
-// into its shared library).
-constexpr uint32_t kNoElement = UINT32_MAX;
-
+// The document's elements, read from pugixml's DOM in one pass: each element's local name,
+// its own text, and its element children — stored next to each other, so that reading an
+// element's children is a scan of adjacent entries. The validator checks each element as
+// the pass meets it (in document order), and the typed reader then works from this index
+// alone: no second walk of the DOM, no name or text looked up twice (pugixml's accessors are
+// calls into its shared library).
 struct Element {
-  std::string_view name;  // local name
-  std::string_view text;  // its character data, the pieces joined
-  uint32_t first_kid = kNoElement;
-  uint32_t next = kNoElement;  // next element sibling
-  pugi::xml_node node;         // attributes are read from the DOM
+  std::string_view name;   // local name
+  std::string_view text;   // its character data, the pieces joined
+  uint32_t first_kid = 0;  // its element children are [first_kid, first_kid + kids)
+  uint32_t kids = 0;
+  pugi::xml_node node;  // attributes are read from the DOM
 };
 
 class Elements {
  public:
   const Element& operator[](uint32_t i) const { return elements_[i]; }
   const Element& root() const { return elements_.front(); }
-  bool empty() const { return elements_.empty(); }
+  // Element `e`'s children (a pointer to none when it has none).
+  const Element* kids(const Element& e) const { return elements_.data() + e.first_kid; }
 
  private:
   friend class ElementReader;
@@ -165,32 +165,27 @@ class ElementReader {
   void Read(pugi::xml_node root) {
     out_.elements_.clear();
     out_.joined_.clear();
-    Walk(root, 0);
+    out_.elements_.push_back({Local(root.name()), {}, 0, 0, root});
+    Visit(0, 0);
   }
 
  private:
-  uint32_t Walk(pugi::xml_node n, size_t depth) {
-    if (depth > max_depth_) {
-      if (!deep_reported_) {
-        issues_.Error(NodePath(n), IssueCode::kTooCostly,
-                      Cat("elements nested deeper than ", max_depth_, " levels"));
-        deep_reported_ = true;
-      }
-      return kNoElement;
-    }
-    const auto at = static_cast<uint32_t>(out_.elements_.size());
-    out_.elements_.push_back({Local(n.name()), {}, kNoElement, kNoElement, n});
+  // Element `at`, whose entry (name and node) its parent made. Entries are appended while
+  // this runs: indices, not references, are held across it.
+  void Visit(uint32_t at, size_t depth) {
+    const pugi::xml_node n = out_.elements_[at].node;
     if (v_) {
       v_->Start(out_.elements_[at].name);
       for (pugi::xml_attribute a = n.first_attribute(); a; a = a.next_attribute()) {
         v_->Attribute(Local(a.name()), a.value());
       }
     }
-    // The element's text (most often one piece: no copy), then its element children.
+    // The element's text (most often one piece: no copy), and an entry per element child.
     std::string_view text;
     std::string pieces;
     size_t texts = 0;
-    absl::InlinedVector<pugi::xml_node, 16> kids;
+    pugi::xml_node too_deep;
+    const auto first = static_cast<uint32_t>(out_.elements_.size());
     for (pugi::xml_node c = n.first_child(); c; c = c.next_sibling()) {
       pugi::xml_node_type type = c.type();
       if (type == pugi::node_pcdata || type == pugi::node_cdata) {
@@ -198,21 +193,27 @@ class ElementReader {
         if (texts >= 2) pieces += c.value();
         text = c.value();
       } else if (type == pugi::node_element) {
-        kids.push_back(c);
+        if (depth + 1 > max_depth_) {
+          if (!too_deep) too_deep = c;
+          continue;
+        }
+        out_.elements_.push_back({Local(c.name()), {}, 0, 0, c});
       }
     }
+    const auto kids = static_cast<uint32_t>(out_.elements_.size()) - first;
     if (texts >= 2) text = out_.joined_.emplace_back(std::move(pieces));
-    out_.elements_[at].text = text;
+    Element& e = out_.elements_[at];
+    e.text = text;
+    e.first_kid = first;
+    e.kids = kids;
     if (v_ && texts > 0) v_->Text(text);
-    uint32_t last = kNoElement;
-    for (pugi::xml_node c : kids) {
-      uint32_t k = Walk(c, depth + 1);
-      if (k == kNoElement) continue;
-      (last == kNoElement ? out_.elements_[at].first_kid : out_.elements_[last].next) = k;
-      last = k;
+    if (too_deep && !deep_reported_) {
+      issues_.Error(NodePath(too_deep), IssueCode::kTooCostly,
+                    Cat("elements nested deeper than ", max_depth_, " levels"));
+      deep_reported_ = true;
     }
+    for (uint32_t k = first; k < first + kids; ++k) Visit(k, depth + 1);
     if (v_) v_->End();
-    return at;
   }
 
   Elements& out_;
@@ -266,18 +267,19 @@ class In {
  public:
   // `report`: whether the children nobody asked for are reported.
   In(const Elements& doc, const Element& e, Where where, IssueList& issues, bool report = true)
-      : e_(e), where_(where), issues_(issues), report_(report) {
-    for (uint32_t k = e.first_kid; k != kNoElement; k = doc[k].next) {
-      kids_.push_back({&doc[k], false});
-    }
-  }
+      : kids_(doc.kids(e)),
+        e_(e),
+        where_(where),
+        issues_(issues),
+        report_(report),
+        used_(e.kids, false) {}
   In(const In&) = delete;
   In& operator=(const In&) = delete;
   ~In() {
     if (!report_) return;
-    for (const Kid& k : kids_) {
-      if (!k.used) {
-        issues_.Warning(Cat(path(), "/", k.e->name), IssueCode::kNotSupported,
+    for (uint32_t i = 0; i < e_.kids; ++i) {
+      if (!used_[i]) {
+        issues_.Warning(Cat(path(), "/", kids_[i].name), IssueCode::kNotSupported,
                         "not mapped by RxFlow: dropped");
       }
     }
@@ -295,20 +297,20 @@ class In {
   }
 
   const Element* Find(std::string_view name) {
-    for (Kid& k : kids_) {
-      if (k.e->name == name) {
-        k.used = true;
-        return k.e;
+    for (uint32_t i = 0; i < e_.kids; ++i) {
+      if (kids_[i].name == name) {
+        used_[i] = true;
+        return &kids_[i];
       }
     }
     return nullptr;
   }
   std::vector<const Element*> FindAll(std::string_view name) {
     std::vector<const Element*> out;
-    for (Kid& k : kids_) {
-      if (k.e->name == name) {
-        k.used = true;
-        out.push_back(k.e);
+    for (uint32_t i = 0; i < e_.kids; ++i) {
+      if (kids_[i].name == name) {
+        used_[i] = true;
+        out.push_back(&kids_[i]);
       }
     }
     return out;
@@ -324,10 +326,6 @@ class In {
   }
 
  private:
-  struct Kid {
-    const Element* e;
-    bool used;
-  };
   void AppendPath(std::string& out) const {
     if (where_.parent) where_.parent->AppendPath(out);
     AppendStep(out, where_);
@@ -338,12 +336,13 @@ class In {
     if (w.count > 1) absl::StrAppend(&out, "[", w.index + 1, "]");
   }
 
+  const Element* kids_;  // e_'s children, adjacent in the index
   const Element& e_;
   Where where_;
   IssueList& issues_;
   bool report_;
-  // Most elements have a few children: kept inline, no allocation per element.
-  absl::InlinedVector<Kid, 8> kids_;
+  // Which children were asked for; most elements have a few: inline, no allocation.
+  absl::InlinedVector<bool, 16> used_;
 };
 
 using internal::Field;
@@ -352,7 +351,7 @@ using K = Field::Kind;
 
 // The first element child of `e`, or nullptr.
 const Element* FirstElement(const Elements& doc, const Element& e) {
-  return e.first_kid == kNoElement ? nullptr : &doc[e.first_kid];
+  return e.kids == 0 ? nullptr : &doc[e.first_kid];
 }
 
 // Reads a message by the binding tables (bindings.h).
@@ -429,7 +428,7 @@ class Decoder {
       return;
     }
     const Element* e = in.Find(f.name);
-    if (e || !a.optional) a.set(a.add(m), e ? std::string(e->text) : std::string());
+    if (e) a.set(a.add(m), std::string(e->text));  // absent: the member stays as it is
   }
 
   void ReadSub(In& in, const Field& f, void* m) {

@@ -16,6 +16,9 @@ namespace rxflow::internal {
 // characters escaped, everything else (UTF-8 included) as is. Defined in the core.
 void AppendJsonEscaped(std::string& out, std::string_view s);
 
+// Whether `s` can be written in a JSON string as it is (nothing to escape).
+bool JsonEscapeFree(std::string_view s);
+
 // A flat JSON object written member by member, in call order, into one string:
 //   JsonObject o; o.String("id", id).Bool("is_controlled", c).Int("version", v);
 //   std::string text = o.Finish();   // {"id":"…","is_controlled":true,"version":3}
