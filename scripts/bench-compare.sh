@@ -33,6 +33,10 @@ for side, name, _, real, *rest in csv.reader(open(sys.argv[1])):
         order.append(name)
     rows.setdefault((side, name), []).append(float(real))
 for n in order:
+    if ('before', n) not in rows or ('after', n) not in rows:  # a benchmark one side lacks
+        side = 'after' if ('after', n) in rows else 'before'
+        print(f"{n:32s} {side} only {statistics.median(rows[(side, n)]) / 1000:9.1f} us")
+        continue
     b = statistics.median(rows[('before', n)])
     a = statistics.median(rows[('after', n)])
     print(f"{n:32s} before {b / 1000:9.1f} us   after {a / 1000:9.1f} us   after/before {a / b:5.2f}")

@@ -50,9 +50,9 @@ struct Access {
   size_t (*count)(const void* member);  // values to write (an empty() one has none)
   const void* (*at)(const void* member, size_t i);
   void* (*add)(void* member);  // the value to read into: itself, emplaced or appended
-  std::string_view (*text)(const void* value) = nullptr;  // text and boolean values
-  void (*set)(void* value, std::string text) = nullptr;
-  bool repeated = false;  // a vector: every element of the name
+  std::string_view (*text)(const void* value) = nullptr;      // text and boolean values
+  void (*set)(void* value, std::string_view text) = nullptr;  // assigned in place
+  bool repeated = false;                                      // a vector: every element of the name
   bool optional = false;  // an optional: absent stays unset (a text reads as "")
 };
 
@@ -137,7 +137,7 @@ struct Values<std::vector<T>> {
 
 inline std::string_view TextOf(const std::string& s) { return s; }
 inline std::string_view TextOf(bool b) { return b ? "true" : "false"; }
-inline void SetText(std::string& s, std::string text) { s = std::move(text); }
+inline void SetText(std::string& s, std::string_view text) { s.assign(text); }
 inline void SetText(bool& b, std::string_view text) { b = text == "true" || text == "1"; }
 
 template <auto M>
@@ -155,7 +155,7 @@ constexpr Access MakeAccess() {
   };
   if constexpr (std::is_same_v<Value, std::string> || std::is_same_v<Value, bool>) {
     a.text = [](const void* v) { return TextOf(*static_cast<const Value*>(v)); };
-    a.set = [](void* v, std::string t) { SetText(*static_cast<Value*>(v), std::move(t)); };
+    a.set = [](void* v, std::string_view t) { SetText(*static_cast<Value*>(v), t); };
   }
   a.repeated = V::kRepeated;
   a.optional = V::kOptional;

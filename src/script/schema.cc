@@ -2,6 +2,7 @@
 #include "script/schema.h"
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 
 #include "rxflow/internal/status_macros.h"
@@ -805,6 +806,11 @@ int ComplexType::FindDecl(std::string_view name, int hint) const {
   return FindDecl(name);
 }
 
+uint64_t NewSchemaId() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
 int Schema::FindType(std::string_view name) const {
   auto it = type_index.find(std::string(name));
   return it == type_index.end() ? -1 : it->second;
@@ -1288,9 +1294,35 @@ void Validator::CheckContent(size_t depth) {
   for (int k : f.kids) {
     if (k < 0) return;
   }
+  // The last sequence of children each type accepted, per thread and schema: messages
+  // repeat the same structures (an Identification with an NPI, an Address, a Phone), and a
+  // sequence the content model matched once matches again — one comparison instead of a
+  // match. Only accepted sequences are kept; anything else is matched (and reported) anew.
+  // A few schemas per thread (a service reads 2017071 and writes 2023011), the oldest
+  // replaced first.
+  struct Accepted {
+    uint64_t schema = 0;
+    std::vector<std::vector<int>> by_type;
+  };
+  thread_local std::array<Accepted, 4> cache;
+  thread_local size_t next_slot = 0;
+  Accepted* accepted = nullptr;
+  for (Accepted& a : cache) {
+    if (a.schema == schema_.id && a.by_type.size() == schema_.types.size()) accepted = &a;
+  }
+  if (!accepted) {
+    accepted = &cache[next_slot++ % cache.size()];
+    accepted->schema = schema_.id;
+    accepted->by_type.assign(schema_.types.size(), {});
+  }
+  std::vector<int>& last = accepted->by_type[static_cast<size_t>(f.type)];
+  if (!last.empty() && last == f.kids) return;
   Matcher m{f.kids};
   bool ok = m.Match(ct.content);
-  if (ok && m.pos == f.kids.size()) return;
+  if (ok && m.pos == f.kids.size()) {
+    last = f.kids;
+    return;
+  }
   size_t at = ok ? m.pos : m.fail_pos;
   if (!ok && m.fail_choice && (at >= f.kids.size() || !FirstContains(*m.fail_choice, f.kids[at]))) {
     std::string names;

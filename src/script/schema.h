@@ -126,7 +126,13 @@ struct WriterPlans {
   absl::node_hash_map<std::pair<const void*, const void*>, WriterPlan> plans;
 };
 
+// A number no other Schema object of this process has (see Validator::CheckContent).
+uint64_t NewSchemaId();
+
 struct Schema {
+  // Identifies this schema to per-thread caches (a schema at a freed one's address has
+  // another id); moves keep it.
+  uint64_t id = NewSchemaId();
   std::vector<ComplexType> types;
   std::vector<SimpleType> simples;
   absl::flat_hash_map<std::string, int> type_index;

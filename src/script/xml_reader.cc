@@ -165,6 +165,7 @@ class ElementReader {
   void Read(pugi::xml_node root) {
     out_.elements_.clear();
     out_.joined_.clear();
+    out_.elements_.reserve(128);  // a prescription's message has one to three hundred
     out_.elements_.push_back({Local(root.name()), {}, 0, 0, root});
     Visit(0, 0);
   }
@@ -412,7 +413,7 @@ class Decoder {
       case K::kAttribute:
         return a->set(m, in.element().node.attribute(std::string(f.name).c_str()).value());
       case K::kOwnText:
-        return a->set(m, std::string(in.element().text));
+        return a->set(m, in.element().text);
       case K::kConst:
         in.Find(f.name);
         return;
@@ -424,11 +425,11 @@ class Decoder {
   void ReadLeaf(In& in, const Field& f, void* m) {
     const internal::Access& a = *f.access;
     if (a.repeated) {
-      for (const Element* e : in.FindAll(f.name)) a.set(a.add(m), std::string(e->text));
+      for (const Element* e : in.FindAll(f.name)) a.set(a.add(m), e->text);
       return;
     }
     const Element* e = in.Find(f.name);
-    if (e) a.set(a.add(m), std::string(e->text));  // absent: the member stays as it is
+    if (e) a.set(a.add(m), e->text);  // absent: the member stays as it is
   }
 
   void ReadSub(In& in, const Field& f, void* m) {

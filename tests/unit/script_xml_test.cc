@@ -20,6 +20,31 @@ TEST_SUITE("SCRIPT XML") {
     }
   }
 
+  // The validator remembers, per thread and schema, the last sequence of children each type
+  // accepted (schema.cc, CheckContent): a sequence it refuses must be refused every time,
+  // however warm that memory is, and in either order of reading.
+  TEST_CASE("an order of children the schema refuses is refused after the right order was read") {
+    const std::string good = testing::ReadFixture("script/newrx_2017071_lisinopril.xml");
+    const std::string names =
+        "<LastName>Delacroix</LastName>\n            <FirstName>Marisol</FirstName>";
+    const size_t at = good.find(names);
+    REQUIRE(at != std::string::npos);
+    std::string bad = good;
+    bad.replace(at, names.size(),
+                "<FirstName>Marisol</FirstName>\n            <LastName>Delacroix</LastName>");
+    for (int round = 0; round < 3; ++round) {
+      CAPTURE(round);
+      IssueList issues;
+      RXFLOW_REQUIRE_OK(script::ReadXml(good, issues));
+      CHECK_FALSE(issues.has_errors());
+      issues.clear();
+      CHECK_FALSE(script::ReadXml(bad, issues).ok());
+      const Issue* i = issues.Find("/Message/Body/NewRx/Patient/HumanPatient/Name/FirstName");
+      REQUIRE(i != nullptr);
+      CHECK(i->message == "element out of order: expected LastName before FirstName");
+    }
+  }
+
   // The version a message is read with: the caller's, else its own attributes, else 2017071.
   TEST_CASE("the SCRIPT version comes from the Message, can be forced, and defaults to 2017071") {
     std::string xml = testing::ReadFixture("script/newrx_2017071_lisinopril.xml");
