@@ -162,10 +162,13 @@ class ElementReader {
   ElementReader(Elements& out, internal::Validator* v, IssueList& issues, size_t max_depth)
       : out_(out), v_(v), issues_(issues), max_depth_(max_depth) {}
 
-  void Read(pugi::xml_node root) {
+  // `input_bytes`: the document's size. An element takes at least four bytes (<X/>), so
+  // the index never grows past input_bytes / 4 entries: reserved up front (pages are touched
+  // only as entries are written), no regrowth copies a large index.
+  void Read(pugi::xml_node root, size_t input_bytes) {
     out_.elements_.clear();
     out_.joined_.clear();
-    out_.elements_.reserve(128);  // a prescription's message has one to three hundred
+    out_.elements_.reserve(input_bytes / 4 + 1);
     out_.elements_.push_back({Local(root.name()), {}, 0, 0, root});
     Visit(0, 0);
   }
@@ -724,7 +727,7 @@ absl::Status ParseAndValidate(std::string_view xml, IssueList& issues, const Rea
   }
   size_t errors_before = issues.error_count();
   internal::Validator validator(out.profile->impl().schema, issues);
-  ElementReader(out.elements, &validator, issues, options.max_depth).Read(out.root);
+  ElementReader(out.elements, &validator, issues, options.max_depth).Read(out.root, xml.size());
   validator.Finish();
   if (!options.xsd_dir.empty()) {
     absl::Status xs = ValidateWithXsd(xml, options.xsd_dir, issues);
@@ -765,7 +768,7 @@ StatusOr<Header> ReadHeader(std::string_view xml, IssueList& issues, const ReadO
   Parsed parsed;
   RXFLOW_RETURN_IF_ERROR(ParseMessage(xml, issues, options, parsed));
   IssueList unused;  // what the typed header does not hold is not this call's business
-  ElementReader(parsed.elements, nullptr, unused, options.max_depth).Read(parsed.root);
+  ElementReader(parsed.elements, nullptr, unused, options.max_depth).Read(parsed.root, xml.size());
   Decoder decoder(parsed.elements, unused);
   In msg(parsed.elements, parsed.elements.root(), Where{nullptr, "/Message"}, unused);
   Header h;
@@ -780,7 +783,8 @@ StatusOr<Message> ReadXml(std::string_view xml, IssueList& issues, const ReadOpt
   if (!parsed.profile->impl().rules.empty()) {
     UndoRules(parsed.root, parsed.profile->impl().rules);
     IssueList unused;  // the depth limit was reported by validation
-    ElementReader(parsed.elements, nullptr, unused, options.max_depth).Read(parsed.root);
+    ElementReader(parsed.elements, nullptr, unused, options.max_depth)
+        .Read(parsed.root, xml.size());
   }
   Decoder decoder(parsed.elements, issues);
   StatusOr<Message> result(absl::in_place);  // read in place: a Message is large to move
