@@ -109,6 +109,7 @@ class Out {
   std::string Take() {
     if (pretty_) Put('\n');
     s_.resize(len_);
+    len_ = 0;
     return std::move(s_);
   }
 

@@ -53,7 +53,7 @@ struct Access {
   std::string_view (*text)(const void* value) = nullptr;      // text and boolean values
   void (*set)(void* value, std::string_view text) = nullptr;  // assigned in place
   bool repeated = false;                                      // a vector: every element of the name
-  bool optional = false;  // an optional: emplaced only when its element is present
+  bool optional = false;  // an optional: absent stays unset (a text reads as "")
 };
 
 enum class Hook : uint8_t { kNone, kTimingAndDuration, kDosage };

@@ -163,12 +163,15 @@ class ElementReader {
       : out_(out), v_(v), issues_(issues), max_depth_(max_depth) {}
 
   // `input_bytes`: the document's size. An element takes at least four bytes (<X/>), so
-  // the index never grows past input_bytes / 4 entries: reserved up front (pages are touched
-  // only as entries are written), no regrowth copies a large index.
+  // the index never grows past input_bytes / 4 entries: reserved up front, up to 64 Ki
+  // entries (3 MiB; pages are touched only as entries are written), so that regrowth copies
+  // a large index a few times at most and a large document with few elements (an
+  // attachment) does not reserve memory it will not use.
+  static constexpr size_t kReserveAtMost = size_t{1} << 16;
   void Read(pugi::xml_node root, size_t input_bytes) {
     out_.elements_.clear();
     out_.joined_.clear();
-    out_.elements_.reserve(input_bytes / 4 + 1);
+    out_.elements_.reserve(std::min(input_bytes / 4 + 1, kReserveAtMost));
     out_.elements_.push_back({Local(root.name()), {}, 0, 0, root});
     Visit(0, 0);
   }
@@ -432,7 +435,9 @@ class Decoder {
       return;
     }
     const Element* e = in.Find(f.name);
-    if (e) a.set(a.add(m), e->text);  // absent: the member stays as it is
+    // Absent: an optional stays unset; any other member reads as "" (some have defaults
+    // for writing, e.g. Quantity's CodeListQualifier "38", that a reader must not invent).
+    if (e || !a.optional) a.set(a.add(m), e ? e->text : std::string_view());
   }
 
   void ReadSub(In& in, const Field& f, void* m) {

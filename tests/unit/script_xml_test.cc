@@ -45,6 +45,25 @@ TEST_SUITE("SCRIPT XML") {
     }
   }
 
+  // Some model members have defaults for writing (Quantity's CodeListQualifier "38"): a
+  // message read without the element must not come back with the default invented.
+  TEST_CASE("a lenient read of a message without a required element does not invent it") {
+    std::string xml = testing::ReadFixture("script/newrx_2017071_lisinopril.xml");
+    const std::string qualifier = "<CodeListQualifier>38</CodeListQualifier>";
+    const size_t at = xml.find(qualifier);
+    REQUIRE(at != std::string::npos);
+    xml.erase(at, qualifier.size());
+    script::ReadOptions o;
+    o.lenient = true;
+    IssueList issues;
+    auto m = script::ReadXml(xml, issues, o);
+    RXFLOW_REQUIRE_OK(m);
+    CHECK(issues.has_errors());
+    const auto& quantity = std::get<script::NewRx>(m->body).medication_prescribed.quantity;
+    REQUIRE(quantity.has_value());
+    CHECK(quantity->code_list_qualifier == "");
+  }
+
   // The version a message is read with: the caller's, else its own attributes, else 2017071.
   TEST_CASE("the SCRIPT version comes from the Message, can be forced, and defaults to 2017071") {
     std::string xml = testing::ReadFixture("script/newrx_2017071_lisinopril.xml");
