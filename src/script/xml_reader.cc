@@ -168,7 +168,10 @@ class ElementReader {
   // a large index a few times at most and a large document with few elements (an
   // attachment) does not reserve memory it will not use.
   static constexpr size_t kReserveAtMost = size_t{1} << 16;
-  void Read(pugi::xml_node root, size_t input_bytes) {
+  // `only`: when not empty, of the root's children only the one so named is read below
+  // (ReadHeader reads the Header, not the whole message).
+  void Read(pugi::xml_node root, size_t input_bytes, std::string_view only = {}) {
+    only_ = only;
     out_.elements_.clear();
     out_.joined_.clear();
     out_.elements_.reserve(std::min(input_bytes / 4 + 1, kReserveAtMost));
@@ -219,7 +222,10 @@ class ElementReader {
                     Cat("elements nested deeper than ", max_depth_, " levels"));
       deep_reported_ = true;
     }
-    for (uint32_t k = first; k < first + kids; ++k) Visit(k, depth + 1);
+    for (uint32_t k = first; k < first + kids; ++k) {
+      if (depth == 0 && !only_.empty() && out_.elements_[k].name != only_) continue;
+      Visit(k, depth + 1);
+    }
     if (v_) v_->End();
   }
 
@@ -228,6 +234,7 @@ class ElementReader {
   IssueList& issues_;
   size_t max_depth_;
   bool deep_reported_ = false;
+  std::string_view only_;
 };
 
 // Undoes a profile's wrap/rename rules so that the typed reader sees 2017071 names.
@@ -773,7 +780,8 @@ StatusOr<Header> ReadHeader(std::string_view xml, IssueList& issues, const ReadO
   Parsed parsed;
   RXFLOW_RETURN_IF_ERROR(ParseMessage(xml, issues, options, parsed));
   IssueList unused;  // what the typed header does not hold is not this call's business
-  ElementReader(parsed.elements, nullptr, unused, options.max_depth).Read(parsed.root, xml.size());
+  ElementReader(parsed.elements, nullptr, unused, options.max_depth)
+      .Read(parsed.root, xml.size(), "Header");
   Decoder decoder(parsed.elements, unused);
   In msg(parsed.elements, parsed.elements.root(), Where{nullptr, "/Message"}, unused);
   Header h;

@@ -64,6 +64,21 @@ TEST_SUITE("SCRIPT XML") {
     CHECK(quantity->code_list_qualifier == "");
   }
 
+  // ReadHeader answers a refused message: it reads the Header and looks at nothing else.
+  TEST_CASE("ReadHeader reads the Header of a message whose Body is not SCRIPT") {
+    std::string xml = testing::ReadFixture("script/newrx_2017071_lisinopril.xml");
+    const size_t open = xml.find("<NewRx>"), close = xml.find("</NewRx>");
+    REQUIRE((open != std::string::npos && close != std::string::npos));
+    xml.replace(open, close + 8 - open, "<Madeup><Deep><Deeper>x</Deeper></Deep></Madeup>");
+    IssueList issues;
+    auto h = script::ReadHeader(xml, issues);
+    RXFLOW_REQUIRE_OK(h);
+    CHECK(h->message_id == "5e0a7c1d92b34f6e8a1c3b5d7f9e2a40");
+    CHECK(h->to == "4712345");
+    CHECK(h->to_qualifier == "P");
+    CHECK_FALSE(issues.has_errors());
+  }
+
   // The version a message is read with: the caller's, else its own attributes, else 2017071.
   TEST_CASE("the SCRIPT version comes from the Message, can be forced, and defaults to 2017071") {
     std::string xml = testing::ReadFixture("script/newrx_2017071_lisinopril.xml");
