@@ -4,6 +4,8 @@
 # (libboost1.81-dev: Beast/Asio, the API server, header-only; valgrind:
 # scripts/bench-instructions.sh; liboath, the PKCS#11 header and SoftHSM2: EPCS,
 # docs/epcs.md; oathtool cross-checks the TOTP tests; qrencode draws `make run`'s QR code;
+# libzstd-dev: sealed PHI is compressed before its encryption (docs/security.md; python3-
+# zstandard opens it independently in the Python tests);
 # docker-compose checks deploy/compose/docker-compose.yml with `config`, no container engine
 # needed; python3-build, -venv, -wheel: the wheel and its test in a fresh venv; python3-mypy:
 # the package's types (mypy --strict, stubtest); mkdocs, doxygen,
@@ -33,6 +35,7 @@ packages=(
   curl wrk openssl
   valgrind
   liboath-dev oathtool libp11-kit-dev softhsm2 qrencode
+  libzstd-dev python3-zstandard
   docker-compose python3-yaml
 )
 

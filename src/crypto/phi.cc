@@ -19,6 +19,7 @@
 #include "rxflow/crypto/pq.h"
 #include "rxflow/domain/prescription.h"
 #include "rxflow/idempotency.h"
+#include "rxflow/internal/compress.h"
 #include "rxflow/internal/crypto.h"
 #include "rxflow/internal/files.h"
 #include "rxflow/internal/status_macros.h"
@@ -185,16 +186,21 @@ std::string WrapAad(std::string_view key_id, int version) {
   return Cat("rxflow-dek-v1", std::string(1, '\0'), key_id, std::string(1, '\0'), version);
 }
 
-std::string ValueAad(const Binding& w, std::string_view key_id, int version) {
+// `compressed`: the plaintext is a zstd frame (the envelope's "z"), bound as a last member.
+std::string ValueAad(const Binding& w, std::string_view key_id, int version, bool compressed) {
   const std::string nul(1, '\0');
-  return Cat("rxflow-phi-v1", nul, w.tenant, nul, w.stream, nul, w.field, nul, key_id, nul,
-             version);
+  return Cat("rxflow-phi-v1", nul, w.tenant, nul, w.stream, nul, w.field, nul, key_id, nul, version,
+             compressed ? Cat(nul, "zstd") : std::string());
 }
+
+// The largest value a compressed envelope may expand to (a forged frame costs bounded work).
+constexpr size_t kMaxSealedValueBytes = size_t{64} << 20;
 
 struct Envelope {
   std::string_view key_id;
   int version = 0;
-  std::string_view body;  // base64
+  bool compressed = false;  // the version was followed by "z"
+  std::string_view body;    // base64
 };
 
 std::optional<Envelope> ParseEnvelope(std::string_view s) {
@@ -207,6 +213,10 @@ std::optional<Envelope> ParseEnvelope(std::string_view s) {
   Envelope e;
   e.key_id = s.substr(0, mid);
   std::string_view v = s.substr(mid + 1, last - mid - 1);
+  if (v.ends_with('z')) {
+    e.compressed = true;
+    v.remove_suffix(1);
+  }
   auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), e.version);
   if (ec != std::errc() || ptr != v.data() + v.size() || e.version < 1) return std::nullopt;
   e.body = s.substr(last + 1);
@@ -431,9 +441,13 @@ Status CheckKeyId(std::string_view key_id) {
 
 StatusOr<std::string> SealUnder(std::string_view key, std::string_view key_id, int version,
                                 const Binding& where, std::string_view plaintext) {
+  Wiped frame{internal::ZstdCompress(plaintext).value_or(std::string())};
+  const bool compressed = !frame.bytes.empty();
   RXFLOW_ASSIGN_OR_RETURN(std::string sealed,
-                          GcmSeal(key, ValueAad(where, key_id, version), plaintext));
-  return Cat(kEnvelopePrefix, key_id, ".", version, ".", internal::Base64Encode(sealed));
+                          GcmSeal(key, ValueAad(where, key_id, version, compressed),
+                                  compressed ? std::string_view(frame.bytes) : plaintext));
+  return Cat(kEnvelopePrefix, key_id, ".", version, compressed ? "z" : "", ".",
+             internal::Base64Encode(sealed));
 }
 
 }  // namespace
@@ -508,12 +522,21 @@ StatusOr<std::string> Vault::Open(std::string_view sealed, const Binding& where)
   std::optional<std::string> body = internal::Base64Decode(env->body);
   if (!body) return absl::DataLossError("phi: a sealed value is malformed (base64)");
   StatusOr<std::string> plain =
-      GcmOpen(it->second.bytes, ValueAad(where, key_id, env->version), *body);
+      GcmOpen(it->second.bytes, ValueAad(where, key_id, env->version, env->compressed), *body);
   if (!plain.ok()) {
     return absl::DataLossError(Cat("phi: a value sealed under data key ", key_id,
                                    " does not authenticate for its tenant, stream and field"));
   }
-  return plain;
+  if (!env->compressed) return plain;
+  Wiped frame{std::move(*plain)};
+  StatusOr<std::string> text = internal::ZstdDecompress(frame.bytes, kMaxSealedValueBytes);
+  if (!text.ok()) {
+    // Authenticated, so written by a vault holding the key: not damage in transit.
+    return absl::DataLossError(
+        Cat("phi: a value sealed under data key ", key_id,
+            " holds a frame that does not expand: ", std::string(text.status().message())));
+  }
+  return text;
 }
 
 StatusOr<int> Vault::RotateDataKey(const std::string& key_id) {

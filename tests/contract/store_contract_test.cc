@@ -590,6 +590,33 @@ TEST_SUITE("Store contract") {
     CHECK(store->ReadStream("s")->front().payload == "{\"v\":\"sealed\"}");
   }
 
+  TEST_CASE_TEMPLATE("large payloads read back byte for byte, and are replaced like small ones", A,
+                     RXFLOW_ADAPTERS) {
+    A adapter;
+    auto store = adapter.Open();
+    std::string big = "{\"newrx_xml\":\"";
+    for (int i = 0; big.size() < 9000; ++i) {
+      big += "<Drug><Name>lisinopril " + std::to_string(i) + " mg</Name></Drug>";
+    }
+    big += "\"}";
+    EventRecord e = Event("big");
+    e.payload = big;
+    RXFLOW_REQUIRE_OK(store->Append(Req("s", kNoStream, {e, Event("small")})));
+    auto stream = store->ReadStream("s");
+    RXFLOW_REQUIRE_OK(stream);
+    REQUIRE(stream->size() == 2);
+    CHECK((*stream)[0].payload == big);
+    CHECK((*stream)[1].payload == "{}");
+    CHECK((*store->ReadAll(0, 10))[0].payload == big);
+    const std::string bigger = big + big;
+    CHECK(store->ReplaceEventPayload("big", big + " ", bigger).code() ==
+          absl::StatusCode::kAborted);
+    RXFLOW_REQUIRE_OK(store->ReplaceEventPayload("big", big, bigger));
+    CHECK(store->ReadStream("s")->front().payload == bigger);
+    RXFLOW_REQUIRE_OK(store->ReplaceEventPayload("big", bigger, "{}"));
+    CHECK(store->ReadStream("s")->front().payload == "{}");
+  }
+
   TEST_CASE_TEMPLATE("racing creators of one data key: exactly one wins", A, RXFLOW_ADAPTERS) {
     A adapter;
     auto store = adapter.Open();

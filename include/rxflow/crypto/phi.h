@@ -23,8 +23,13 @@
 //     readable under theirs.
 //
 // The stored form of an encrypted value is the text
-//   "rxenc1." <key id> "." <version> "." base64(nonce || ciphertext || tag)
-// in place of the JSON string's contents. What is encrypted is the value exactly as it stands
+//   "rxenc1." <key id> "." <version> ["z"] "." base64(nonce || ciphertext || tag)
+// in place of the JSON string's contents. A value of 1 KiB or more is compressed (one zstd
+// frame, level 1) before it is encrypted when that saves at least an eighth — a NewRx to about
+// a third — and its version is then followed by "z", which the associated data also binds
+// (removing or adding the mark fails authentication). Compression before encryption lets
+// the ciphertext's length depend on the content's redundancy; docs/security.md ("PHI at
+// rest") says why that is acceptable here. What is encrypted is the value exactly as it stands
 // between the quotes of the event's JSON (escapes included), so sealing and opening never
 // re-encode the payload.
 #ifndef RXFLOW_CRYPTO_PHI_H_

@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: Apache-2.0
+// Internal (core and adapters; not installed): Zstandard frames (RFC 8878) for values kept at
+// rest (sealed PHI, compressed before its encryption: rxflow/crypto/phi.h). Only
+// declarations: the definitions are compiled into rxflow_core (src/common/compress.cc), which
+// every adapter links, so no adapter needs libzstd's headers.
+#ifndef RXFLOW_INTERNAL_COMPRESS_H_
+#define RXFLOW_INTERNAL_COMPRESS_H_
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+
+namespace rxflow::internal {
+
+// Values shorter than this are kept as they are: a frame's header and the call cost more
+// than they could save.
+inline constexpr size_t kCompressMinBytes = 1024;
+
+// One zstd frame holding `data` (its content size and checksum in the frame; level 1, the
+// fastest) when `data` is at least kCompressMinBytes long and the frame saves at least an
+// eighth of it; nullopt otherwise (short or incompressible: keep `data` as it is). One
+// compression context per thread.
+std::optional<std::string> ZstdCompress(std::string_view data);
+
+// True when `data` begins with the zstd frame magic number (28 B5 2F FD).
+bool IsZstdFrame(std::string_view data);
+
+// The content of the single frame `frame`. DataLoss when it is not one whole, valid frame
+// (a damaged byte fails its checksum), when its header does not state its content size, or
+// when that size exceeds `max_size` (cost bounded before anything is allocated).
+absl::StatusOr<std::string> ZstdDecompress(std::string_view frame, size_t max_size);
+
+}  // namespace rxflow::internal
+
+#endif  // RXFLOW_INTERNAL_COMPRESS_H_
