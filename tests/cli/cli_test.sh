@@ -93,7 +93,8 @@ check "the patient key file is private" 0 '^-rw-------' '' -- ls -l "$TMP/data/p
 # PHI at rest (docs/security.md): the NewRx is sealed in the database under phi.kek beside it;
 # the tool reads it back; a new KEK takes the data keys over; erasure makes it unreadable.
 check "the PHI key file is private" 0 '^-rw-------' '' -- ls -l "$TMP/data/phi.kek"
-check "the patient's name is not in the database or its WAL" 0 '' '' -- sh -c "! cat \"$TMP/data/rxflow.db\" \"$TMP/data/rxflow.db-wal\" 2>/dev/null | grep -qa Delacroix"
+# (The database must be there for its absence of the name to mean anything.)
+check "the patient's name is not in the database or its WAL" 0 '' '' -- sh -c "test -s \"$TMP/data/rx.db\" && ! cat \"$TMP/data/rx.db\" \"$TMP/data/rx.db-wal\" 2>/dev/null | grep -qa Delacroix"
 check "events show the NewRx, opened" 0 'Delacroix' '' -- "$RX" events --store "$STORE" "$ID"
 check "phi status names the KEK" 0 '^key-encryption key: file:[0-9a-f]{16}$' '' -- "$RX" phi status --store "$STORE"
 check "a KEK spec RxFlow does not know: exit 2" 2 '' 'RXFLOW_PHI_KEK: expected file:PATH' -- env RXFLOW_PHI_KEK=rot13:x "$RX" show --store "$STORE" "$ID"
