@@ -441,7 +441,10 @@ Status CheckKeyId(std::string_view key_id) {
 
 StatusOr<std::string> SealUnder(std::string_view key, std::string_view key_id, int version,
                                 const Binding& where, std::string_view plaintext) {
-  Wiped frame{internal::ZstdCompress(plaintext).value_or(std::string())};
+  // Only what Open may expand again is compressed: a larger value is sealed as it is.
+  Wiped frame{plaintext.size() <= kMaxSealedValueBytes
+                  ? internal::ZstdCompress(plaintext).value_or(std::string())
+                  : std::string()};
   const bool compressed = !frame.bytes.empty();
   RXFLOW_ASSIGN_OR_RETURN(std::string sealed,
                           GcmSeal(key, ValueAad(where, key_id, version, compressed),

@@ -115,16 +115,36 @@ TEST_SUITE("PHI at rest") {
     // The mark removed, or added to a value sealed without it: neither authenticates.
     std::string unmarked = *sealed;
     unmarked.replace(unmarked.find(".1z."), 4, ".1.");
-    CHECK(vault->Open(unmarked, kWhere).status().code() == absl::StatusCode::kDataLoss);
+    auto opened = vault->Open(unmarked, kWhere);
+    CHECK(opened.status().code() == absl::StatusCode::kDataLoss);
+    CHECK(opened.status().message().find("does not authenticate") != absl::string_view::npos);
     auto small = vault->Seal("patient-1", kWhere, "<LastName>Quixtwaddle</LastName>");
     RXFLOW_REQUIRE_OK(small);
     CHECK(small->starts_with("rxenc1.patient-1.1."));  // short: sealed as it is
     std::string marked = *small;
     marked.replace(marked.find(".1."), 3, ".1z.");
-    CHECK(vault->Open(marked, kWhere).status().code() == absl::StatusCode::kDataLoss);
+    opened = vault->Open(marked, kWhere);
+    CHECK(opened.status().code() == absl::StatusCode::kDataLoss);
+    // Refused by the tag, not by the frame check that would follow it.
+    CHECK(opened.status().message().find("does not authenticate") != absl::string_view::npos);
     // Moved elsewhere it fails as any sealed value does.
     CHECK(vault->Open(*sealed, phi::Binding{"tenant-a", "rx-2", "newrx_xml"}).status().code() ==
           absl::StatusCode::kDataLoss);
+  }
+
+  TEST_CASE("a value larger than opening may expand is sealed uncompressed, and opens") {
+    FakeClock clock;
+    auto store = store::NewMemoryStore(clock);
+    auto vault = VaultOver(*store, Kek("kek-1"));
+    // 64 MiB + 1 of one byte: zstd would make it a few kilobytes that Open (which expands
+    // at most 64 MiB) could never read back.
+    const std::string huge((size_t{64} << 20) + 1, 'a');
+    auto sealed = vault->Seal("patient-1", kWhere, huge);
+    RXFLOW_REQUIRE_OK(sealed);
+    CHECK(sealed->starts_with("rxenc1.patient-1.1."));
+    auto opened = vault->Open(*sealed, kWhere);
+    RXFLOW_REQUIRE_OK(opened);
+    CHECK(*opened == huge);
   }
 
   TEST_CASE("two processes sharing a store create one key per patient and read each other") {

@@ -25,8 +25,8 @@
 // The stored form of an encrypted value is the text
 //   "rxenc1." <key id> "." <version> ["z"] "." base64(nonce || ciphertext || tag)
 // in place of the JSON string's contents. A value of 1 KiB or more is compressed (one zstd
-// frame, level 1) before it is encrypted when that saves at least an eighth — a NewRx to about
-// a third — and its version is then followed by "z", which the associated data also binds
+// frame, level 1) before it is encrypted when that saves at least an eighth — a NewRx to
+// about 37 % — and its version is then followed by "z", which the associated data also binds
 // (removing or adding the mark fails authentication). Compression before encryption lets
 // the ciphertext's length depend on the content's redundancy; docs/security.md ("PHI at
 // rest") says why that is acceptable here. What is encrypted is the value exactly as it stands

@@ -21,8 +21,8 @@ inline constexpr size_t kCompressMinBytes = 1024;
 
 // One zstd frame holding `data` (its content size and checksum in the frame; level 1, the
 // fastest) when `data` is at least kCompressMinBytes long and the frame saves at least an
-// eighth of it; nullopt otherwise (short or incompressible: keep `data` as it is). One
-// compression context per thread.
+// eighth of it; nullopt otherwise (short or incompressible, or no compression context could
+// be allocated: keep `data` as it is). One compression context per thread.
 std::optional<std::string> ZstdCompress(std::string_view data);
 
 // True when `data` begins with the zstd frame magic number (28 B5 2F FD).
@@ -30,7 +30,8 @@ bool IsZstdFrame(std::string_view data);
 
 // The content of the single frame `frame`. DataLoss when it is not one whole, valid frame
 // (a damaged byte fails its checksum), when its header does not state its content size, or
-// when that size exceeds `max_size` (cost bounded before anything is allocated).
+// when that size exceeds `max_size` (cost bounded before anything is allocated);
+// ResourceExhausted when no decompression context could be allocated.
 absl::StatusOr<std::string> ZstdDecompress(std::string_view frame, size_t max_size);
 
 }  // namespace rxflow::internal
