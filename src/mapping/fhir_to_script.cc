@@ -1273,11 +1273,65 @@ class Mapper {
     return ok;
   }
 
+  // The drug (its description, codes, strength, schedule), the quantity, days supply, dates,
+  // substitution, refills, diagnoses, note and Sig of the MedicationRequest: each step below
+  // maps one part and names what it does not send.
   void MapMedication(script::Medication& m, std::string& schedule) {
     const fhir::MedicationRequest& mr = in_.medication_request;
     const std::string& p = in_.medication_request_path;
-    const fhir::CodeableConcept* code = nullptr;
     std::string code_path;
+    const fhir::CodeableConcept* code = MedicationCode(code_path);
+    if (!code) return;
+    MapDrugDescription(*code, code_path, m);
+    script::DrugCoded coded;
+    bool any = MapDrugCodings(*code, code_path, coded);
+    // Strength from the Medication's first active ingredient (but a compound's own
+    // ingredients, those with an amount: CompoundInformation).
+    const bool compound = in_.medication && IsCompound(*in_.medication, in_.medication_path);
+    if (in_.medication) {
+      StrengthUsed used = MapStrength(*in_.medication, compound, coded);
+      any = any || coded.strength.has_value();
+      ReportUnsentIngredients(*in_.medication, compound, used);
+    }
+    std::vector<int> ingredient_schedules;
+    if (compound) {
+      m.compound_information =
+          MapCompound(*in_.medication, in_.medication_path, ingredient_schedules);
+    }
+    schedule = FindSchedule(schedule_path_);
+    if (!schedule.empty()) {
+      coded.dea_schedule_code = std::string(*DeaScheduleToNci(schedule));
+      any = true;
+    }
+    if (any) m.drug_coded = std::move(coded);
+    // A compound is as controlled as its most restricted ingredient: NewRxResult.dea_schedule
+    // (the controlled-substance checks and signing), not DrugCoded/DEASchedule (SCRIPT has
+    // each ingredient's).
+    if (schedule.empty() && !ingredient_schedules.empty()) {
+      static constexpr std::string_view kNames[] = {"", "CI", "CII", "CIII", "CIV", "CV"};
+      schedule = std::string(
+          kNames[*std::min_element(ingredient_schedules.begin(), ingredient_schedules.end())]);
+    }
+    MapQuantity(m);
+    MapDaysSupply(m);
+    Require(!mr.authored_on.empty(), p + ".authoredOn", "the date written (authoredOn)");
+    m.written_date = MapDate(mr.authored_on, p + ".authoredOn", "authoredOn");
+    MapSubstitution(m);
+    MapRefills(m);
+    MapDiagnoses(m);
+    MapNote(m);
+    MapValidityPeriod(m);
+    // The Sig.
+    SigMapper sig(issues_, options_);
+    m.sig = sig.Map(mr.dosage_instruction, p + ".dosageInstruction", provenance_);
+  }
+
+  // The drug's concept: the request's own, or the code of the Medication it references; null
+  // (and an error) when there is neither.
+  const fhir::CodeableConcept* MedicationCode(std::string& code_path) {
+    const fhir::MedicationRequest& mr = in_.medication_request;
+    const std::string& p = in_.medication_request_path;
+    const fhir::CodeableConcept* code = nullptr;
     if (mr.medication.concept_) {
       code = &*mr.medication.concept_;
       code_path = p + ".medication.concept";
@@ -1289,11 +1343,17 @@ class Mapper {
       issues_.Error(
           p + ".medication", IssueCode::kRequired,
           "the medication (a concept, or a resolvable Medication with a code) is required");
-      return;
+      return nullptr;
     }
-    std::string description = code->text;
+    return code;
+  }
+
+  // DrugDescription: the concept's text, or its first coding's display.
+  void MapDrugDescription(const fhir::CodeableConcept& concept_, const std::string& code_path,
+                          script::Medication& m) {
+    std::string description = concept_.text;
     if (description.empty()) {
-      for (const fhir::Coding& c : code->coding) {
+      for (const fhir::Coding& c : concept_.coding) {
         if (!c.display.empty()) {
           description = c.display;
           break;
@@ -1304,11 +1364,15 @@ class Mapper {
             "the drug description (text or a coding display)");
     m.drug_description = Text(
         description, [&] { return code_path + ".text"; }, 105, "drug description");
+  }
 
-    script::DrugCoded coded;
+  // DrugCoded's ProductCode (NDC) and DrugDBCode (RxNorm) from the concept's codings; true
+  // when either was set.
+  bool MapDrugCodings(const fhir::CodeableConcept& concept_, const std::string& code_path,
+                      script::DrugCoded& coded) {
     bool any = false;
-    for (size_t i = 0; i < code->coding.size(); ++i) {
-      const fhir::Coding& c = code->coding[i];
+    for (size_t i = 0; i < concept_.coding.size(); ++i) {
+      const fhir::Coding& c = concept_.coding[i];
       std::string cp = Cat(code_path, ".coding[", i, "]");
       if (c.system == kNdc) {
         auto ndc = NormalizeNdc(c.code);
@@ -1336,137 +1400,142 @@ class Mapper {
         Dropped(cp, "drug coding system not mapped to SCRIPT (NDC and RxNorm are): not sent");
       }
     }
-    // Strength from the Medication's first active ingredient (but a compound's own
-    // ingredients, those with an amount: CompoundInformation).
-    const bool compound = in_.medication && IsCompound(*in_.medication, in_.medication_path);
-    if (in_.medication) {
-      const fhir::Medication& med = *in_.medication;
-      size_t strength_from = SIZE_MAX;  // the ingredient that gave the Strength
-      const fhir::Extension* form_element = nullptr;
-      std::vector<bool> named(med.ingredient.size(), false);  // already in a warning
-      for (size_t i = 0; i < med.ingredient.size() && !coded.strength; ++i) {
-        const auto& ing = med.ingredient[i];
-        std::string ip = Cat(in_.medication_path, ".ingredient[", i, "]");
-        if (compound && ing.strength_quantity) continue;
-        if (ing.is_active && !*ing.is_active) continue;
-        // The StrengthForm SCRIPT → FHIR keeps with the strength of a compound (whose doseForm
-        // is the final dose form): its script-element extension.
-        const size_t form_at = IngredientElement(ing, "StrengthForm/Code");
-        const fhir::Extension* form = form_at == SIZE_MAX ? nullptr : &ing.extension[form_at];
-        auto form_code = [&]() -> std::string {
-          if (!form) return {};
-          return Text(
-              *ReadScriptElement(*form)->value,
-              [&] { return Cat(ip, ".extension[", form_at, "]"); }, 35, "strength form");
-        };
-        if (ing.strength_codeable_concept && !ing.strength_codeable_concept->text.empty()) {
-          coded.strength = script::Strength{
-              Text(
-                  ing.strength_codeable_concept->text,
-                  [&] { return ip + ".strengthCodeableConcept.text"; }, 70, "strength"),
-              form_code(), ""};
-          strength_from = i;
-          form_element = form;
-          any = true;
-          continue;
-        }
-        if (ing.strength_quantity) {
-          named[i] = true;
-          Dropped(ip + ".strengthQuantity",
-                  "strength as a quantity is not sent as Strength (use strengthRatio); as an "
-                  "ingredient's amount in a compound it is sent when the Medication carries "
-                  "RxFlow's compound extension: not sent");
-          continue;
-        }
-        if (!ing.strength_ratio || !ing.strength_ratio->numerator) continue;
-        const auto& den = ing.strength_ratio->denominator;
-        // Strength is per one unit of a dose form (tablet, capsule, ...). "400 mg / 5 mL" or
-        // "100 units / mL" has no single StrengthValue and unit: DrugDescription carries it.
-        static constexpr std::string_view kPerUnit[] = {
-            "",    "1",     "TAB",      "CAP",       "PATCH",   "SUPP",
-            "LOZ", "{tbl}", "{tablet}", "{capsule}", "{patch}", "{each}"};
-        bool per_unit = !den || (internal::ParseDecimal(den->value).value_or(0) == 1 &&
-                                 std::find(std::begin(kPerUnit), std::end(kPerUnit), den->code) !=
-                                     std::end(kPerUnit));
-        if (!per_unit) {
-          Dropped(ip + ".strengthRatio",
-                  "a strength per a volume or per more than one unit is not sent as Strength");
-          continue;
-        }
-        if (!ing.strength_ratio->numerator->comparator.empty()) {
-          Dropped(ip + ".strengthRatio.numerator.comparator",
-                  "a strength with a comparator is not sent");
-          continue;
-        }
-        const fhir::Quantity& num = *ing.strength_ratio->numerator;
-        script::Strength s;
-        s.strength_value = Text(
-            num.value,
-            [&] {
-              return Cat(in_.medication_path, ".ingredient[", i, "].strengthRatio.numerator.value");
-            },
-            70, "strength");
-        if (auto u = UnitToNci(num.system, num.code, num.unit)) {
-          s.strength_unit_of_measure_code = std::string(u->code);
-        } else if (!num.unit.empty() || !num.code.empty()) {
-          Dropped(ip + ".strengthRatio.numerator",
-                  "strength unit has no NCI code: strength not sent");
-          continue;
-        }
-        if (form) {
-          s.strength_form_code = form_code();
-        } else if (med.dose_form && !compound) {
-          for (const fhir::Coding& c : med.dose_form->coding) {
-            if (c.system == kNci) s.strength_form_code = c.code;
-          }
-        }
-        coded.strength = s;
-        strength_from = i;
-        form_element = form;
-        any = true;
-      }
-      // The extensions of the ingredients that are not a compound's (MapCompound reads
-      // those): only the StrengthForm of the one that gave the Strength is sent. An
-      // ingredient that gave nothing is named: SCRIPT has no ingredient list but a
-      // compound's.
-      for (size_t i = 0; i < med.ingredient.size(); ++i) {
-        const auto& ing = med.ingredient[i];
-        if (compound && ing.strength_quantity) continue;
-        if (i != strength_from && !named[i]) {
-          Dropped(Cat(in_.medication_path, ".ingredient[", i, "]"),
-                  "SCRIPT carries a product's ingredients only as one Strength (the first "
-                  "active ingredient's) or as a compound's CompoundInformation (RxFlow's "
-                  "compound extension): this ingredient is not sent");
-        }
-        for (size_t j = 0; j < ing.extension.size(); ++j) {
-          if (i == strength_from && &ing.extension[j] == form_element) continue;
-          Dropped(Cat(in_.medication_path, ".ingredient[", i, "].extension[", j, "]"),
-                  Cat(ExtensionSubject(ing.extension[j]), ": not mapped to SCRIPT here: not sent"));
-        }
-      }
-    }
-    std::vector<int> ingredient_schedules;
-    if (compound) {
-      m.compound_information =
-          MapCompound(*in_.medication, in_.medication_path, ingredient_schedules);
-    }
-    std::string& schedule_path = schedule_path_;
-    schedule = FindSchedule(schedule_path);
-    if (!schedule.empty()) {
-      coded.dea_schedule_code = std::string(*DeaScheduleToNci(schedule));
-      any = true;
-    }
-    if (any) m.drug_coded = std::move(coded);
-    // A compound is as controlled as its most restricted ingredient: NewRxResult.dea_schedule
-    // (the controlled-substance checks and signing), not DrugCoded/DEASchedule (SCRIPT has
-    // each ingredient's).
-    if (schedule.empty() && !ingredient_schedules.empty()) {
-      static constexpr std::string_view kNames[] = {"", "CI", "CII", "CIII", "CIV", "CV"};
-      schedule = std::string(
-          kNames[*std::min_element(ingredient_schedules.begin(), ingredient_schedules.end())]);
-    }
+    return any;
+  }
 
-    // Quantity.
+  // Which ingredient gave the Strength (SIZE_MAX: none), the StrengthForm extension sent with
+  // it, and the ingredients already named in a warning.
+  struct StrengthUsed {
+    size_t ingredient = SIZE_MAX;
+    const fhir::Extension* form = nullptr;
+    std::vector<bool> named;
+  };
+
+  // Strength from the first active ingredient that has one SCRIPT can carry.
+  StrengthUsed MapStrength(const fhir::Medication& med, bool compound, script::DrugCoded& coded) {
+    StrengthUsed used;
+    used.named.assign(med.ingredient.size(), false);
+    for (size_t i = 0; i < med.ingredient.size() && !coded.strength; ++i) {
+      const auto& ing = med.ingredient[i];
+      if (compound && ing.strength_quantity) continue;
+      if (ing.is_active && !*ing.is_active) continue;
+      const fhir::Extension* form = nullptr;
+      bool named = false;
+      if (auto strength = IngredientStrength(med, i, compound, form, named)) {
+        coded.strength = std::move(*strength);
+        used.ingredient = i;
+        used.form = form;
+      }
+      used.named[i] = named;
+    }
+    return used;
+  }
+
+  // The Strength of ingredient i, with the StrengthForm extension it used in `form_out`; or
+  // nullopt, `named` set when a warning named the ingredient.
+  std::optional<script::Strength> IngredientStrength(const fhir::Medication& med, size_t i,
+                                                     bool compound,
+                                                     const fhir::Extension*& form_out,
+                                                     bool& named) {
+    const auto& ing = med.ingredient[i];
+    std::string ip = Cat(in_.medication_path, ".ingredient[", i, "]");
+    // The StrengthForm SCRIPT → FHIR keeps with the strength of a compound (whose doseForm
+    // is the final dose form): its script-element extension.
+    const size_t form_at = IngredientElement(ing, "StrengthForm/Code");
+    const fhir::Extension* form = form_at == SIZE_MAX ? nullptr : &ing.extension[form_at];
+    auto form_code = [&]() -> std::string {
+      if (!form) return {};
+      return Text(
+          *ReadScriptElement(*form)->value, [&] { return Cat(ip, ".extension[", form_at, "]"); },
+          35, "strength form");
+    };
+    if (ing.strength_codeable_concept && !ing.strength_codeable_concept->text.empty()) {
+      form_out = form;
+      return script::Strength{
+          Text(
+              ing.strength_codeable_concept->text,
+              [&] { return ip + ".strengthCodeableConcept.text"; }, 70, "strength"),
+          form_code(), ""};
+    }
+    if (ing.strength_quantity) {
+      named = true;
+      Dropped(ip + ".strengthQuantity",
+              "strength as a quantity is not sent as Strength (use strengthRatio); as an "
+              "ingredient's amount in a compound it is sent when the Medication carries "
+              "RxFlow's compound extension: not sent");
+      return std::nullopt;
+    }
+    if (!ing.strength_ratio || !ing.strength_ratio->numerator) return std::nullopt;
+    const auto& den = ing.strength_ratio->denominator;
+    // Strength is per one unit of a dose form (tablet, capsule, ...). "400 mg / 5 mL" or
+    // "100 units / mL" has no single StrengthValue and unit: DrugDescription carries it.
+    static constexpr std::string_view kPerUnit[] = {"",         "1",         "TAB",     "CAP",
+                                                    "PATCH",    "SUPP",      "LOZ",     "{tbl}",
+                                                    "{tablet}", "{capsule}", "{patch}", "{each}"};
+    bool per_unit = !den || (internal::ParseDecimal(den->value).value_or(0) == 1 &&
+                             std::find(std::begin(kPerUnit), std::end(kPerUnit), den->code) !=
+                                 std::end(kPerUnit));
+    if (!per_unit) {
+      Dropped(ip + ".strengthRatio",
+              "a strength per a volume or per more than one unit is not sent as Strength");
+      return std::nullopt;
+    }
+    if (!ing.strength_ratio->numerator->comparator.empty()) {
+      Dropped(ip + ".strengthRatio.numerator.comparator",
+              "a strength with a comparator is not sent");
+      return std::nullopt;
+    }
+    const fhir::Quantity& num = *ing.strength_ratio->numerator;
+    script::Strength s;
+    s.strength_value = Text(
+        num.value,
+        [&] {
+          return Cat(in_.medication_path, ".ingredient[", i, "].strengthRatio.numerator.value");
+        },
+        70, "strength");
+    if (auto u = UnitToNci(num.system, num.code, num.unit)) {
+      s.strength_unit_of_measure_code = std::string(u->code);
+    } else if (!num.unit.empty() || !num.code.empty()) {
+      Dropped(ip + ".strengthRatio.numerator", "strength unit has no NCI code: strength not sent");
+      return std::nullopt;
+    }
+    if (form) {
+      s.strength_form_code = form_code();
+    } else if (med.dose_form && !compound) {
+      for (const fhir::Coding& c : med.dose_form->coding) {
+        if (c.system == kNci) s.strength_form_code = c.code;
+      }
+    }
+    form_out = form;
+    return s;
+  }
+
+  // The extensions of the ingredients that are not a compound's (MapCompound reads those):
+  // only the StrengthForm of the one that gave the Strength is sent. An ingredient that gave
+  // nothing is named: SCRIPT has no ingredient list but a compound's.
+  void ReportUnsentIngredients(const fhir::Medication& med, bool compound,
+                               const StrengthUsed& used) {
+    for (size_t i = 0; i < med.ingredient.size(); ++i) {
+      const auto& ing = med.ingredient[i];
+      if (compound && ing.strength_quantity) continue;
+      if (i != used.ingredient && !used.named[i]) {
+        Dropped(Cat(in_.medication_path, ".ingredient[", i, "]"),
+                "SCRIPT carries a product's ingredients only as one Strength (the first "
+                "active ingredient's) or as a compound's CompoundInformation (RxFlow's "
+                "compound extension): this ingredient is not sent");
+      }
+      for (size_t j = 0; j < ing.extension.size(); ++j) {
+        if (i == used.ingredient && &ing.extension[j] == used.form) continue;
+        Dropped(Cat(in_.medication_path, ".ingredient[", i, "].extension[", j, "]"),
+                Cat(ExtensionSubject(ing.extension[j]), ": not mapped to SCRIPT here: not sent"));
+      }
+    }
+  }
+
+  // Quantity: exact, positive, at most 11 characters, its unit as an NCI code.
+  void MapQuantity(script::Medication& m) {
+    const fhir::MedicationRequest& mr = in_.medication_request;
+    const std::string& p = in_.medication_request_path;
     const auto& dr = mr.dispense_request;
     if (!dr || !dr->quantity) {
       issues_.Error(p + ".dispenseRequest.quantity", IssueCode::kRequired,
@@ -1500,6 +1569,13 @@ class Mapper {
       }
       m.quantity = sq;
     }
+  }
+
+  // DaysSupply from expectedSupplyDuration in days or weeks.
+  void MapDaysSupply(script::Medication& m) {
+    const fhir::MedicationRequest& mr = in_.medication_request;
+    const std::string& p = in_.medication_request_path;
+    const auto& dr = mr.dispense_request;
     if (dr && dr->expected_supply_duration) {
       const fhir::Quantity& d = *dr->expected_supply_duration;
       std::string dp = p + ".dispenseRequest.expectedSupplyDuration";
@@ -1520,10 +1596,12 @@ class Mapper {
         }
       }
     }
-    Require(!mr.authored_on.empty(), p + ".authoredOn", "the date written (authoredOn)");
-    m.written_date = MapDate(mr.authored_on, p + ".authoredOn", "authoredOn");
+  }
 
-    // Substitution: allowed (absent or true) → 0; not allowed → 1.
+  // Substitution: allowed (absent or true) → 0; not allowed → 1.
+  void MapSubstitution(script::Medication& m) {
+    const fhir::MedicationRequest& mr = in_.medication_request;
+    const std::string& p = in_.medication_request_path;
     m.substitutions = "0";
     if (mr.substitution) {
       const auto& s = *mr.substitution;
@@ -1541,14 +1619,25 @@ class Mapper {
                 "a reason is sent only when substitution is not allowed");
       }
     }
+  }
+
+  // NumberOfRefills: numberOfRepeatsAllowed, at most 99.
+  void MapRefills(script::Medication& m) {
+    const fhir::MedicationRequest& mr = in_.medication_request;
+    const std::string& p = in_.medication_request_path;
+    const auto& dr = mr.dispense_request;
     int64_t refills = dr && dr->number_of_repeats_allowed ? *dr->number_of_repeats_allowed : 0;
     if (refills > 99) {
       issues_.Error(p + ".dispenseRequest.numberOfRepeatsAllowed", IssueCode::kValue,
                     "SCRIPT allows at most 99 refills");
     }
     m.number_of_refills = std::to_string(refills);
+  }
 
-    // Diagnoses: reason[0] → Primary, reason[1] → Secondary.
+  // Diagnoses: reason[0] → Primary, reason[1] → Secondary.
+  void MapDiagnoses(script::Medication& m) {
+    const fhir::MedicationRequest& mr = in_.medication_request;
+    const std::string& p = in_.medication_request_path;
     std::vector<script::DiagnosisCode> dx;
     std::vector<size_t> dx_index;
     for (size_t i = 0; i < mr.reason.size(); ++i) {
@@ -1594,6 +1683,12 @@ class Mapper {
         Dropped(Cat(p, ".reason[", dx_index[i], "]"), "SCRIPT carries two diagnoses: not sent");
       m.diagnosis.push_back(std::move(d));
     }
+  }
+
+  // Note: the request's notes joined, at most 210 characters.
+  void MapNote(script::Medication& m) {
+    const fhir::MedicationRequest& mr = in_.medication_request;
+    const std::string& p = in_.medication_request_path;
     if (!mr.note.empty()) {
       std::string note;
       for (const auto& n : mr.note) {
@@ -1603,7 +1698,13 @@ class Mapper {
       m.note = Text(
           note, [&] { return p + ".note"; }, 210, "the note");
     }
-    // Do-not-fill-before and expiry.
+  }
+
+  // Do-not-fill-before and expiry.
+  void MapValidityPeriod(script::Medication& m) {
+    const fhir::MedicationRequest& mr = in_.medication_request;
+    const std::string& p = in_.medication_request_path;
+    const auto& dr = mr.dispense_request;
     if (dr && dr->validity_period) {
       const fhir::Period& vp = *dr->validity_period;
       if (!vp.start.empty() && vp.start.substr(0, 10) > mr.authored_on.substr(0, 10)) {
@@ -1617,9 +1718,6 @@ class Mapper {
              "ExpirationDate"});
       }
     }
-    // The Sig.
-    SigMapper sig(issues_, options_);
-    m.sig = sig.Map(mr.dosage_instruction, p + ".dosageInstruction", provenance_);
   }
 
   // ---- Clinical information: allergies (AllergyOrAdverseEvent) ----
