@@ -97,8 +97,25 @@ class InstructionBuilder {
 
   script::Instruction Build() {
     script::Instruction in;
-    script::DoseAdministration& a = in.dose_administration;
-    // Route (required by SCRIPT once the structure is sent).
+    MapAdministration(in.dose_administration);
+    MapDose(in.dose_administration);
+    std::vector<script::TimingAndDuration> timings = MapTiming();
+    if (timings.empty())
+      Fail(path_ + ".timing", "no timing (SCRIPT needs one for a structured Sig)");
+    for (size_t i = 0; i < timings.size(); ++i)
+      in.timing.emplace_back(i == 0 ? "" : "AND", timings[i]);
+    MapAsNeeded(in);
+    MapMaximumDose(in);
+    if (d_.max_dose_per_administration) Fail(path_ + ".maxDosePerAdministration", "not mapped");
+    if (d_.max_dose_per_lifetime) Fail(path_ + ".maxDosePerLifetime", "not mapped");
+    if (!d_.additional_instruction.empty()) Fail(path_ + ".additionalInstruction", "not mapped");
+    if (!d_.extension.empty()) Fail(path_ + ".extension", "dosage extensions are not mapped");
+    return in;
+  }
+
+ private:
+  // Route (required by SCRIPT once the structure is sent), method and site, in SNOMED CT.
+  void MapAdministration(script::DoseAdministration& a) {
     const fhir::Coding* route = FindCoding(d_.route, kSnomed);
     if (!route) Fail(path_ + ".route", "no SNOMED CT route");
     a.route = Snomed(*route, *d_.route);
@@ -115,7 +132,10 @@ class InstructionBuilder {
       a.site = Snomed(*s, *d_.site);
       Note("DoseAdministration/SiteOfAdministration", Provenance::kCoded, path_ + ".site");
     }
-    // Dose.
+  }
+
+  // The dose: one doseQuantity, or a closed doseRange ("1 TO 2").
+  void MapDose(script::DoseAdministration& a) {
     if (d_.dose_and_rate.size() > 1) Fail(path_ + ".doseAndRate", "more than one dose");
     if (!d_.dose_and_rate.empty()) {
       const fhir::DoseAndRate& dr = d_.dose_and_rate[0];
@@ -141,121 +161,132 @@ class InstructionBuilder {
     } else {
       Note("DoseAdministration/Dosage", Provenance::kAbsent, path_ + ".doseAndRate");
     }
-    // Timing.
-    std::vector<script::TimingAndDuration> timings;
-    if (d_.timing) {
-      const fhir::Timing& t = *d_.timing;
-      std::string tp = path_ + ".timing";
-      if (!t.event.empty()) Fail(tp + ".event", "timing events are not mapped");
-      bool have_frequency = false;
-      const fhir::Coding* bed = t.code ? FindCoding(t.code, kGtsAbbreviation) : nullptr;
-      if (bed && bed->code == "BED") {
-        script::TimingAndDuration td;
-        td.kind = script::TimingAndDuration::Kind::kAdministrationTiming;
-        td.administration_timing_event =
-            script::SigCode{"at bedtime", "SNOMED", std::string(kSnomedAtBedtime)};
-        timings.push_back(td);
-        Note("TimingAndDuration/AdministrationTiming", Provenance::kDerived, tp + ".code");
-      } else if (t.code) {
-        const fhir::Coding* c = FindCoding(t.code, kGtsAbbreviation);
-        const GtsRow* row = nullptr;
-        for (const GtsRow& r : kGts) {
-          if (c && c->code == r.code) row = &r;
-        }
-        if (!row)
-          Fail(tp + ".code", "timing code is not a known GTS abbreviation (BID, TID, Q6H, ...)");
-        script::TimingAndDuration td;
-        td.kind = row->interval ? script::TimingAndDuration::Kind::kInterval
-                                : script::TimingAndDuration::Kind::kFrequency;
-        td.numeric_value = std::string(row->value);
-        td.units = UnitCode(row->unit, tp + ".code");
-        timings.push_back(td);
-        have_frequency = true;
-        Note(row->interval ? "TimingAndDuration/Interval" : "TimingAndDuration/Frequency",
-             Provenance::kDerived, tp + ".code");
-      }
-      if (t.repeat) {
-        const fhir::TimingRepeat& r = *t.repeat;
-        std::string rp = tp + ".repeat";
-        if (!r.day_of_week.empty()) Fail(rp + ".dayOfWeek", "days of the week are not mapped");
-        if (!r.time_of_day.empty()) Fail(rp + ".timeOfDay", "times of day are not mapped");
-        if (r.count || r.count_max) Fail(rp + ".count", "a count of doses is not mapped");
-        if (!r.duration.empty()) Fail(rp + ".duration", "administration duration is not mapped");
-        if (r.offset) Fail(rp + ".offset", "offsets are not mapped");
-        if (r.bounds_range || r.bounds_period)
-          Fail(rp, "bounds other than boundsDuration are not mapped");
-        if (r.frequency || !r.period.empty()) {
-          if (have_frequency) {
-            // timing.code and repeat both given: they must agree; repeat is used.
-            const script::TimingAndDuration& coded = timings.back();
-            bool agree = coded.kind == script::TimingAndDuration::Kind::kFrequency
-                             ? r.period == "1" &&
-                                   std::to_string(r.frequency.value_or(1)) == coded.numeric_value
-                             : r.frequency.value_or(1) == 1 && r.period == coded.numeric_value;
-            auto unit = TimeUnitToSnomed(r.period_unit);
-            if (!agree || !unit || unit->code != coded.units.code) {
-              Fail(rp, "timing.code and timing.repeat disagree");
-            }
-            timings.pop_back();
-            prov_.pop_back();
-          }
-          int64_t n = r.frequency.value_or(1);
-          if (r.period.empty() || r.period_unit.empty())
-            Fail(rp + ".period", "frequency without a period");
-          script::TimingAndDuration td;
-          td.units = UnitCode(r.period_unit, rp + ".periodUnit");
-          if (r.period == "1") {
-            td.kind = script::TimingAndDuration::Kind::kFrequency;
-            td.numeric_value = std::to_string(n);
-            if (r.frequency_max) {
-              td.variable_modifier = "TO";
-              td.numeric_value_high = std::to_string(*r.frequency_max);
-            }
-            if (!r.period_max.empty())
-              Fail(rp + ".periodMax", "periodMax with a frequency per unit");
-            Note("TimingAndDuration/Frequency", Provenance::kCoded, rp);
-          } else if (n == 1 && !r.frequency_max) {
-            td.kind = script::TimingAndDuration::Kind::kInterval;
-            td.numeric_value = Number(r.period, rp + ".period");
-            if (!r.period_max.empty()) {
-              td.variable_modifier = "TO";
-              td.numeric_value_high = Number(r.period_max, rp + ".periodMax");
-            }
-            Note("TimingAndDuration/Interval", Provenance::kCoded, rp);
-          } else {
-            Fail(rp, "N times every M units (N, M > 1) has no SCRIPT form");
-          }
-          timings.push_back(td);
-        }
-        for (size_t i = 0; i < r.when.size(); ++i) {
-          if (r.when[i] != "HS")
-            Fail(Cat(rp, ".when[", i, "]"), Cat("event \"", r.when[i], "\" is not mapped (HS is)"));
-          script::TimingAndDuration td;
-          td.kind = script::TimingAndDuration::Kind::kAdministrationTiming;
-          td.administration_timing_event =
-              script::SigCode{"at bedtime", "SNOMED", std::string(kSnomedAtBedtime)};
-          timings.push_back(td);
-          Note("TimingAndDuration/AdministrationTiming", Provenance::kDerived,
-               Cat(rp, ".when[", i, "]"));
-        }
-        if (r.bounds_duration) {
-          const fhir::Quantity& b = *r.bounds_duration;
-          NoComparator(b, rp + ".boundsDuration");
-          script::TimingAndDuration td;
-          td.kind = script::TimingAndDuration::Kind::kDuration;
-          td.numeric_value = Number(b.value, rp + ".boundsDuration.value");
-          td.units = UnitCode(b.code.empty() ? b.unit : b.code, rp + ".boundsDuration");
-          timings.push_back(td);
-          Note("TimingAndDuration/Duration", Provenance::kCoded, rp + ".boundsDuration");
-        }
-      }
-    }
-    if (timings.empty())
-      Fail(path_ + ".timing", "no timing (SCRIPT needs one for a structured Sig)");
-    for (size_t i = 0; i < timings.size(); ++i)
-      in.timing.emplace_back(i == 0 ? "" : "AND", timings[i]);
+  }
 
-    // As needed.
+  // TimingAndDuration: timing.code (a GTS abbreviation, BED) and timing.repeat (frequency or
+  // interval, HS, boundsDuration), which must agree when both are given.
+  std::vector<script::TimingAndDuration> MapTiming() {
+    std::vector<script::TimingAndDuration> timings;
+    if (!d_.timing) return timings;
+    const fhir::Timing& t = *d_.timing;
+    std::string tp = path_ + ".timing";
+    if (!t.event.empty()) Fail(tp + ".event", "timing events are not mapped");
+    bool have_frequency = MapTimingCode(t, tp, timings);
+    if (t.repeat) MapTimingRepeat(*t.repeat, tp + ".repeat", have_frequency, timings);
+    return timings;
+  }
+
+  // timing.code: BED, or a GTS abbreviation (BID, TID, Q6H, ...); true when it gave a
+  // frequency or an interval.
+  bool MapTimingCode(const fhir::Timing& t, const std::string& tp,
+                     std::vector<script::TimingAndDuration>& timings) {
+    bool have_frequency = false;
+    const fhir::Coding* bed = t.code ? FindCoding(t.code, kGtsAbbreviation) : nullptr;
+    if (bed && bed->code == "BED") {
+      script::TimingAndDuration td;
+      td.kind = script::TimingAndDuration::Kind::kAdministrationTiming;
+      td.administration_timing_event =
+          script::SigCode{"at bedtime", "SNOMED", std::string(kSnomedAtBedtime)};
+      timings.push_back(td);
+      Note("TimingAndDuration/AdministrationTiming", Provenance::kDerived, tp + ".code");
+    } else if (t.code) {
+      const fhir::Coding* c = FindCoding(t.code, kGtsAbbreviation);
+      const GtsRow* row = nullptr;
+      for (const GtsRow& r : kGts) {
+        if (c && c->code == r.code) row = &r;
+      }
+      if (!row)
+        Fail(tp + ".code", "timing code is not a known GTS abbreviation (BID, TID, Q6H, ...)");
+      script::TimingAndDuration td;
+      td.kind = row->interval ? script::TimingAndDuration::Kind::kInterval
+                              : script::TimingAndDuration::Kind::kFrequency;
+      td.numeric_value = std::string(row->value);
+      td.units = UnitCode(row->unit, tp + ".code");
+      timings.push_back(td);
+      have_frequency = true;
+      Note(row->interval ? "TimingAndDuration/Interval" : "TimingAndDuration/Frequency",
+           Provenance::kDerived, tp + ".code");
+    }
+    return have_frequency;
+  }
+
+  // timing.repeat: what SCRIPT can carry of it, the rest refused by path.
+  void MapTimingRepeat(const fhir::TimingRepeat& r, const std::string& rp, bool have_frequency,
+                       std::vector<script::TimingAndDuration>& timings) {
+    if (!r.day_of_week.empty()) Fail(rp + ".dayOfWeek", "days of the week are not mapped");
+    if (!r.time_of_day.empty()) Fail(rp + ".timeOfDay", "times of day are not mapped");
+    if (r.count || r.count_max) Fail(rp + ".count", "a count of doses is not mapped");
+    if (!r.duration.empty()) Fail(rp + ".duration", "administration duration is not mapped");
+    if (r.offset) Fail(rp + ".offset", "offsets are not mapped");
+    if (r.bounds_range || r.bounds_period)
+      Fail(rp, "bounds other than boundsDuration are not mapped");
+    if (r.frequency || !r.period.empty()) {
+      if (have_frequency) {
+        // timing.code and repeat both given: they must agree; repeat is used.
+        const script::TimingAndDuration& coded = timings.back();
+        bool agree =
+            coded.kind == script::TimingAndDuration::Kind::kFrequency
+                ? r.period == "1" && std::to_string(r.frequency.value_or(1)) == coded.numeric_value
+                : r.frequency.value_or(1) == 1 && r.period == coded.numeric_value;
+        auto unit = TimeUnitToSnomed(r.period_unit);
+        if (!agree || !unit || unit->code != coded.units.code) {
+          Fail(rp, "timing.code and timing.repeat disagree");
+        }
+        timings.pop_back();
+        prov_.pop_back();
+      }
+      int64_t n = r.frequency.value_or(1);
+      if (r.period.empty() || r.period_unit.empty())
+        Fail(rp + ".period", "frequency without a period");
+      script::TimingAndDuration td;
+      td.units = UnitCode(r.period_unit, rp + ".periodUnit");
+      if (r.period == "1") {
+        td.kind = script::TimingAndDuration::Kind::kFrequency;
+        td.numeric_value = std::to_string(n);
+        if (r.frequency_max) {
+          td.variable_modifier = "TO";
+          td.numeric_value_high = std::to_string(*r.frequency_max);
+        }
+        if (!r.period_max.empty()) Fail(rp + ".periodMax", "periodMax with a frequency per unit");
+        Note("TimingAndDuration/Frequency", Provenance::kCoded, rp);
+      } else if (n == 1 && !r.frequency_max) {
+        td.kind = script::TimingAndDuration::Kind::kInterval;
+        td.numeric_value = Number(r.period, rp + ".period");
+        if (!r.period_max.empty()) {
+          td.variable_modifier = "TO";
+          td.numeric_value_high = Number(r.period_max, rp + ".periodMax");
+        }
+        Note("TimingAndDuration/Interval", Provenance::kCoded, rp);
+      } else {
+        Fail(rp, "N times every M units (N, M > 1) has no SCRIPT form");
+      }
+      timings.push_back(td);
+    }
+    for (size_t i = 0; i < r.when.size(); ++i) {
+      if (r.when[i] != "HS")
+        Fail(Cat(rp, ".when[", i, "]"), Cat("event \"", r.when[i], "\" is not mapped (HS is)"));
+      script::TimingAndDuration td;
+      td.kind = script::TimingAndDuration::Kind::kAdministrationTiming;
+      td.administration_timing_event =
+          script::SigCode{"at bedtime", "SNOMED", std::string(kSnomedAtBedtime)};
+      timings.push_back(td);
+      Note("TimingAndDuration/AdministrationTiming", Provenance::kDerived,
+           Cat(rp, ".when[", i, "]"));
+    }
+    if (r.bounds_duration) {
+      const fhir::Quantity& b = *r.bounds_duration;
+      NoComparator(b, rp + ".boundsDuration");
+      script::TimingAndDuration td;
+      td.kind = script::TimingAndDuration::Kind::kDuration;
+      td.numeric_value = Number(b.value, rp + ".boundsDuration.value");
+      td.units = UnitCode(b.code.empty() ? b.unit : b.code, rp + ".boundsDuration");
+      timings.push_back(td);
+      Note("TimingAndDuration/Duration", Provenance::kCoded, rp + ".boundsDuration");
+    }
+  }
+
+  // As needed, with its reason (IndicationForUse).
+  void MapAsNeeded(script::Instruction& in) {
     if (!d_.as_needed_for.empty() || (d_.as_needed && *d_.as_needed)) {
       if (d_.as_needed_for.size() > 1)
         Fail(path_ + ".asNeededFor", "more than one as-needed reason");
@@ -274,7 +305,10 @@ class InstructionBuilder {
       }
       in.indication_for_use.push_back(std::move(ind));
     }
-    // Maximum dose per period.
+  }
+
+  // Maximum dose per period (MaximumDoseRestriction).
+  void MapMaximumDose(script::Instruction& in) {
     if (d_.max_dose_per_period.size() > 1)
       Fail(path_ + ".maxDosePerPeriod", "more than one maximum dose");
     if (!d_.max_dose_per_period.empty()) {
@@ -292,14 +326,8 @@ class InstructionBuilder {
                    mp + ".denominator");
       in.maximum_dose_restriction.push_back(std::move(m));
     }
-    if (d_.max_dose_per_administration) Fail(path_ + ".maxDosePerAdministration", "not mapped");
-    if (d_.max_dose_per_lifetime) Fail(path_ + ".maxDosePerLifetime", "not mapped");
-    if (!d_.additional_instruction.empty()) Fail(path_ + ".additionalInstruction", "not mapped");
-    if (!d_.extension.empty()) Fail(path_ + ".extension", "dosage extensions are not mapped");
-    return in;
   }
 
- private:
   const fhir::Dosage& d_;
   const std::string& path_;
   std::vector<SigElementProvenance>& prov_;
