@@ -286,6 +286,11 @@ TEST_SUITE("Partner messages") {
         CHECK(issues.Find("/Message/Header/SentTime") == nullptr);
       }
     }
+    // Read as UTC: FHIR gets the value with "Z" appended (docs/mapping.md §4.6).
+    IssueList issues;
+    auto out = ToFhirJson(Partner("status_senttime_no_zone.xml"), issues);
+    RXFLOW_REQUIRE_OK(out);
+    CHECK(Contains(*out, "\"timestamp\": \"2026-05-04T18:13:51.0Z\""));
   }
 
   TEST_CASE("DigitalSignature Version 1.1: the indicator and the full signature are read") {
