@@ -490,12 +490,11 @@ int Sign(rxflow::store::Store& store, rxflow::PrescriptionService& service,
   return kExitOk;
 }
 
-int main(int argc, char** argv) {
-  CLI::App app{"rxflow " RXFLOW_VERSION_STRING
-               ": FHIR R5 prescriptions ⇄ NCPDP SCRIPT (2023011, 2017071)"};
-  app.require_subcommand(1);
-  app.set_version_flag("--version", RXFLOW_VERSION_STRING);
+namespace {
 
+// The options of the commands that read FHIR or SCRIPT (to-script, to-fhir, check, and
+// submit's transform).
+struct TransformArgs {
   std::string input = "-";
   std::string script_version = "2023011";
   std::string issues_format = "text";
@@ -504,80 +503,112 @@ int main(int argc, char** argv) {
   bool pretty = false, strict = false, verbose = false, no_structured_sig = false, lenient = false;
   std::string message_id, sent_time, relates_to, to, to_qualifier, from, from_qualifier;
   std::string drugs_spec;
+  CLI::App* to_script = nullptr;
+  CLI::App* to_fhir = nullptr;
+  CLI::App* check = nullptr;
+};
 
-  auto common = [&](CLI::App* sub) {
-    sub->add_option("input", input, "input file, or - for standard input")->default_val("-");
-    sub->add_option("--script-version", script_version,
-                    "SCRIPT version to write, and to read whatever the message says "
-                    "(default: write 2023011; read the message's own version)")
-        ->check(CLI::IsMember({"2023011", "2017071"}));
-    sub->add_option("--issues", issues_format, "issue format on stderr: text or json")
-        ->check(CLI::IsMember({"text", "json"}));
-    sub->add_option("--xsd", xsd_dir,
-                    "also validate SCRIPT against the XSD set in DIR (transport.xsd)");
-    sub->add_option("--profile-structure", structure_file,
-                    "load a SCRIPT structure table (see docs/mapping.md)");
-    sub->add_option("--profile-rules", rules_file,
-                    "load version rules applied to the structure table");
-    sub->add_flag("--strict", strict, "unknown FHIR elements are errors, not warnings");
-    sub->add_option("--drugs", drugs_spec,
-                    "drug database for the prescribed drug's codes and DEA schedule: a drug "
-                    "store file (rxflow drugs import), or none (default: the starter formulary)")
-        ->envname("DRUG_DB");
-    sub->add_flag("--pretty", pretty, "indent the output");
-    sub->add_flag("-v,--verbose", verbose, "also print information issues");
-  };
-  CLI::App* to_script = app.add_subcommand("to-script", "FHIR R5 JSON → NCPDP SCRIPT XML");
-  common(to_script);
-  to_script->add_option("--message-id", message_id, "Header/MessageID (default: random)");
-  to_script->add_option("--sent-time", sent_time, "Header/SentTime (default: now, UTC)");
-  to_script->add_option("--relates-to", relates_to,
-                        "Header/RelatesToMessageID: for a CancelRx, the NewRx's MessageID");
-  to_script->add_option("--to", to, "Header/To (default: from the FHIR, where it names one)");
-  to_script->add_option("--to-qualifier", to_qualifier, "Header/To's Qualifier (default: P)");
-  to_script->add_option("--from", from, "Header/From (default: from the FHIR, where it names one)");
-  to_script->add_option("--from-qualifier", from_qualifier, "Header/From's Qualifier (default: D)");
-  to_script->add_flag("--no-structured-sig", no_structured_sig, "send SigText only");
-  CLI::App* to_fhir = app.add_subcommand("to-fhir", "NCPDP SCRIPT XML → FHIR R5 Bundle JSON");
-  common(to_fhir);
-  to_fhir->add_flag("--lenient", lenient,
-                    "an invalid message still gives a Bundle of what could be read, with its "
-                    "issues as an OperationOutcome (exit status 1)");
-  CLI::App* check = app.add_subcommand("check", "validate FHIR JSON or SCRIPT XML");
-  common(check);
-
+// The commands on a store: submit, show, events, replay, sign.
+struct StoreArgs {
   std::string store_url = "sqlite://./rxflow-data/rxflow.db";
   std::string prescription_id, client_key;
-  CLI::App* submit =
-      app.add_subcommand("submit", "store a FHIR prescription (idempotent); prints its id");
-  common(submit);
-  submit->add_option("--idempotency-key", client_key, "use this key instead of the content key");
-  CLI::App* show = app.add_subcommand("show", "print a stored prescription's summary");
-  CLI::App* events = app.add_subcommand("events", "print a stored prescription's events");
-  CLI::App* replay = app.add_subcommand("replay", "rebuild the read model from the event log");
-  for (CLI::App* sub : {submit, show, events, replay}) {
-    sub->add_option("--store", store_url,
+  std::string practitioner, dea_number, otp;  // sign
+  CLI::App* submit = nullptr;
+  CLI::App* show = nullptr;
+  CLI::App* events = nullptr;
+  CLI::App* replay = nullptr;
+  CLI::App* sign = nullptr;
+  bool parsed() const {
+    return submit->parsed() || show->parsed() || events->parsed() || replay->parsed() ||
+           sign->parsed();
+  }
+};
+
+// The options every transform command has.
+void AddTransformOptions(CLI::App* sub, TransformArgs& a) {
+  sub->add_option("input", a.input, "input file, or - for standard input")->default_val("-");
+  sub->add_option("--script-version", a.script_version,
+                  "SCRIPT version to write, and to read whatever the message says "
+                  "(default: write 2023011; read the message's own version)")
+      ->check(CLI::IsMember({"2023011", "2017071"}));
+  sub->add_option("--issues", a.issues_format, "issue format on stderr: text or json")
+      ->check(CLI::IsMember({"text", "json"}));
+  sub->add_option("--xsd", a.xsd_dir,
+                  "also validate SCRIPT against the XSD set in DIR (transport.xsd)");
+  sub->add_option("--profile-structure", a.structure_file,
+                  "load a SCRIPT structure table (see docs/mapping.md)");
+  sub->add_option("--profile-rules", a.rules_file,
+                  "load version rules applied to the structure table");
+  sub->add_flag("--strict", a.strict, "unknown FHIR elements are errors, not warnings");
+  sub->add_option("--drugs", a.drugs_spec,
+                  "drug database for the prescribed drug's codes and DEA schedule: a drug "
+                  "store file (rxflow drugs import), or none (default: the starter formulary)")
+      ->envname("DRUG_DB");
+  sub->add_flag("--pretty", a.pretty, "indent the output");
+  sub->add_flag("-v,--verbose", a.verbose, "also print information issues");
+}
+
+void AddTransformCommands(CLI::App& app, TransformArgs& a) {
+  a.to_script = app.add_subcommand("to-script", "FHIR R5 JSON → NCPDP SCRIPT XML");
+  AddTransformOptions(a.to_script, a);
+  a.to_script->add_option("--message-id", a.message_id, "Header/MessageID (default: random)");
+  a.to_script->add_option("--sent-time", a.sent_time, "Header/SentTime (default: now, UTC)");
+  a.to_script->add_option("--relates-to", a.relates_to,
+                          "Header/RelatesToMessageID: for a CancelRx, the NewRx's MessageID");
+  a.to_script->add_option("--to", a.to, "Header/To (default: from the FHIR, where it names one)");
+  a.to_script->add_option("--to-qualifier", a.to_qualifier, "Header/To's Qualifier (default: P)");
+  a.to_script->add_option("--from", a.from,
+                          "Header/From (default: from the FHIR, where it names one)");
+  a.to_script->add_option("--from-qualifier", a.from_qualifier,
+                          "Header/From's Qualifier (default: D)");
+  a.to_script->add_flag("--no-structured-sig", a.no_structured_sig, "send SigText only");
+  a.to_fhir = app.add_subcommand("to-fhir", "NCPDP SCRIPT XML → FHIR R5 Bundle JSON");
+  AddTransformOptions(a.to_fhir, a);
+  a.to_fhir->add_flag("--lenient", a.lenient,
+                      "an invalid message still gives a Bundle of what could be read, with its "
+                      "issues as an OperationOutcome (exit status 1)");
+  a.check = app.add_subcommand("check", "validate FHIR JSON or SCRIPT XML");
+  AddTransformOptions(a.check, a);
+}
+
+void AddStoreCommands(CLI::App& app, TransformArgs& t, StoreArgs& a) {
+  a.submit = app.add_subcommand("submit", "store a FHIR prescription (idempotent); prints its id");
+  AddTransformOptions(a.submit, t);
+  a.submit->add_option("--idempotency-key", a.client_key,
+                       "use this key instead of the content key");
+  a.show = app.add_subcommand("show", "print a stored prescription's summary");
+  a.events = app.add_subcommand("events", "print a stored prescription's events");
+  a.replay = app.add_subcommand("replay", "rebuild the read model from the event log");
+  for (CLI::App* sub : {a.submit, a.show, a.events, a.replay}) {
+    sub->add_option("--store", a.store_url,
                     "store URL: sqlite://PATH (default sqlite://./rxflow-data/rxflow.db) or "
                     "postgresql://user@host:port/db (with RXFLOW_PATIENT_KEY)");
   }
-  show->add_option("id", prescription_id, "prescription id")->required();
+  a.show->add_option("id", a.prescription_id, "prescription id")->required();
   // rxflow sign: the EPCS ceremony at the terminal, on `rxflow serve`'s demo token.
-  std::string practitioner, dea_number, otp;
-  CLI::App* sign = app.add_subcommand(
+  a.sign = app.add_subcommand(
       "sign",
       "EPCS: show a controlled-substance prescription's signing bundle, then mark it ready and "
       "sign it with two factors (password: RXFLOW_EPCS_PASSWORD or the first line of stdin; "
       "code: --otp or the next line)");
-  sign->add_option("id", prescription_id, "prescription id")->required();
-  sign->add_option("--practitioner", practitioner, "the signing practitioner's id")->required();
-  sign->add_option("--dea-number", dea_number,
-                   "the DEA registration to sign under (required when they hold several)");
-  sign->add_option("--otp", otp, "the TOTP code of their authenticator");
-  sign->add_option("--store", store_url,
-                   "store URL: sqlite://PATH (default sqlite://./rxflow-data/rxflow.db)");
-  events->add_option("id", prescription_id, "prescription id")->required();
+  a.sign->add_option("id", a.prescription_id, "prescription id")->required();
+  a.sign->add_option("--practitioner", a.practitioner, "the signing practitioner's id")->required();
+  a.sign->add_option("--dea-number", a.dea_number,
+                     "the DEA registration to sign under (required when they hold several)");
+  a.sign->add_option("--otp", a.otp, "the TOTP code of their authenticator");
+  a.sign->add_option("--store", a.store_url,
+                     "store URL: sqlite://PATH (default sqlite://./rxflow-data/rxflow.db)");
+  a.events->add_option("id", a.prescription_id, "prescription id")->required();
+}
 
-  AuditArgs audit_args;
+// The `audit` command and its verify, report and log subcommands.
+struct AuditCommands {
+  CLI::App* audit = nullptr;
+  CLI::App* verify = nullptr;
+  CLI::App* report = nullptr;
+};
+
+AuditCommands AddAuditCommands(CLI::App& app, AuditArgs& audit_args) {
   CLI::App* audit = app.add_subcommand(
       "audit", "EPCS audit trail: verify the chain, a day's incident report, a practitioner's log");
   audit->require_subcommand(1);
@@ -613,7 +644,10 @@ int main(int argc, char** argv) {
   audit_log->add_option("--order", audit_args.order, "sort by date, patient or drug")
       ->check(CLI::IsMember({"date", "patient", "drug"}));
 
-  ClientsArgs clients_args;
+  return {audit, audit_verify, audit_report};
+}
+
+CLI::App* AddClientsCommands(CLI::App& app, ClientsArgs& clients_args, ClientsCommands& cmd) {
   CLI::App* clients = app.add_subcommand(
       "clients", "API clients and their keys: the clients file the API server authenticates with");
   clients->require_subcommand(1);
@@ -672,10 +706,14 @@ int main(int argc, char** argv) {
   clients_revoke->add_option("--certificate", clients_args.certificate,
                              "unbind this certificate only (its fingerprint, see clients list)");
 
-  rxflow::cli::DrugsCommand drugs_command;
-  rxflow::cli::AddDrugsCommands(app, drugs_command);
+  cmd = {.add = clients_add,
+         .rotate = clients_rotate,
+         .revoke = clients_revoke,
+         .certificate = clients_certificate};
+  return clients;
+}
 
-  PhiArgs phi_args;
+CLI::App* AddPhiCommands(CLI::App& app, PhiArgs& phi_args) {
   CLI::App* phi = app.add_subcommand(
       "phi", "PHI at rest: key status, the rewrap job, data key rotation, crypto-erasure");
   phi->require_subcommand(1);
@@ -706,48 +744,40 @@ int main(int argc, char** argv) {
   phi_args.erase->add_option("--reason", phi_args.reason, "why (recorded; no PHI)")->required();
   phi_args.erase->add_option("--actor", phi_args.actor, "who (recorded; default operator:cli)");
 
-  rxflow::app::Config serve_config;
-  CLI::App* serve = app.add_subcommand(
-      "serve", "run the API, outbox relay, routing and a pharmacy simulator in one process");
-  rxflow::app::AddOptions(*serve, serve_config, rxflow::app::kAll);
+  return phi;
+}
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return kExitUsage;
-  }
-
-  rxflow::TransformOptions options;
-  auto version = rxflow::script::ParseVersion(script_version);
+// The transform options from the command line: the versions, the FHIR parse mode, the
+// NewRx header fields, the drug database (for the commands that map FHIR) and a loaded SCRIPT
+// profile. An exit status when one of them cannot be used.
+std::optional<int> MakeTransformOptions(const CLI::App& app, const TransformArgs& a, bool maps_fhir,
+                                        rxflow::TransformOptions& options,
+                                        rxflow::app::DrugDatabaseSetup& drugs,
+                                        std::shared_ptr<const rxflow::script::Profile>& loaded) {
+  auto version = rxflow::script::ParseVersion(a.script_version);
   options.version = *version;
   // Each subcommand has its own --script-version option: given to any of them, it forces
   // the version of what is read too.
-  for (CLI::App* sub : app.get_subcommands()) {
+  for (const CLI::App* sub : app.get_subcommands()) {
     if (sub->get_option_no_throw("--script-version") &&
         sub->get_option("--script-version")->count() > 0) {
       options.read_version = *version;
     }
   }
-  options.lenient = lenient;
+  options.lenient = a.lenient;
   options.parse.mode =
-      strict ? rxflow::fhir::ParseMode::kStrict : rxflow::fhir::ParseMode::kLenient;
-  options.pretty = pretty;
-  options.xsd_dir = xsd_dir;
-  options.newrx.message_id = message_id;
-  options.newrx.sent_time = sent_time;
-  options.newrx.to = to;
-  options.newrx.to_qualifier = to_qualifier;
-  options.newrx.from = from;
-  if (!from_qualifier.empty()) options.newrx.from_qualifier = from_qualifier;
-  options.newrx.structured_sig = !no_structured_sig;
-  rxflow::app::DrugDatabaseSetup drugs;
-  if (to_script->parsed() || check->parsed() || submit->parsed()) {
-    auto setup = rxflow::app::OpenDrugDatabase(drugs_spec);
+      a.strict ? rxflow::fhir::ParseMode::kStrict : rxflow::fhir::ParseMode::kLenient;
+  options.pretty = a.pretty;
+  options.xsd_dir = a.xsd_dir;
+  options.newrx.message_id = a.message_id;
+  options.newrx.sent_time = a.sent_time;
+  options.newrx.to = a.to;
+  options.newrx.to_qualifier = a.to_qualifier;
+  options.newrx.from = a.from;
+  if (!a.from_qualifier.empty()) options.newrx.from_qualifier = a.from_qualifier;
+  options.newrx.structured_sig = !a.no_structured_sig;
+  if (maps_fhir) {
+    auto setup = rxflow::app::OpenDrugDatabase(a.drugs_spec);
     if (!setup.ok()) {
       std::cerr << "rxflow: " << setup.status().message() << "\n";
       return kExitUsage;
@@ -756,14 +786,12 @@ int main(int argc, char** argv) {
     options.checks.drugs = drugs.db;
     options.checks.drugs_name = drugs.name;
   }
-
-  std::shared_ptr<const rxflow::script::Profile> loaded;
-  if (!structure_file.empty() || !rules_file.empty()) {
+  if (!a.structure_file.empty() || !a.rules_file.empty()) {
     std::string structure, rules, error;
     // Rules alone apply to the built-in 2017071 structure table.
-    if (structure_file.empty()) structure = rxflow::script::BuiltinStructureTable();
-    if ((!structure_file.empty() && !ReadInput(structure_file, structure, error)) ||
-        (!rules_file.empty() && !ReadInput(rules_file, rules, error))) {
+    if (a.structure_file.empty()) structure = rxflow::script::BuiltinStructureTable();
+    if ((!a.structure_file.empty() && !ReadInput(a.structure_file, structure, error)) ||
+        (!a.rules_file.empty() && !ReadInput(a.rules_file, rules, error))) {
       std::cerr << "rxflow: " << error << "\n";
       return kExitUsage;
     }
@@ -776,123 +804,137 @@ int main(int argc, char** argv) {
     options.profile = loaded.get();
   }
 
-  if (serve->parsed()) return rxflow::app::Run(serve_config, rxflow::app::kAll, "rxflow serve");
-  if (audit->parsed()) return RunAudit(audit_verify, audit_report, audit_args);
-  if (phi->parsed()) return RunPhi(phi_args);
-  if (drugs_command.drugs->parsed()) return rxflow::cli::RunDrugs(drugs_command);
-  if (drugs_command.ddi->parsed()) return rxflow::cli::RunDdi(drugs_command);
-  if (drugs_command.pmp->parsed()) return rxflow::cli::RunPmp(drugs_command);
-  if (clients->parsed()) {
-    return RunClients({.add = clients_add,
-                       .rotate = clients_rotate,
-                       .revoke = clients_revoke,
-                       .certificate = clients_certificate},
-                      clients_args);
-  }
+  return std::nullopt;
+}
 
-  if (submit->parsed() || show->parsed() || events->parsed() || replay->parsed() ||
-      sign->parsed()) {
-    std::string db_path;
-    auto store = rxflow::app::OpenStore(store_url, db_path);
-    if (!store.ok()) {
-      std::cerr << "rxflow: " << store.status().message() << "\n";
-      return kExitUsage;
-    }
-    rxflow::ServiceOptions so;
-    auto patient_key = rxflow::app::PatientKey(db_path);
-    if (!patient_key.ok()) {
-      std::cerr << "rxflow: " << patient_key.status().message() << "\n";
-      return kExitUsage;
-    }
-    so.patient_key = *patient_key;
-    so.transform = options;
-    auto service = rxflow::PrescriptionService::Create(**store, so);
-    if (!service.ok()) {
-      std::cerr << "rxflow: " << service.status().message() << "\n";
-      return kExitUsage;
-    }
-    rxflow::Status st;
-    if (submit->parsed()) {
-      std::string text, error;
-      if (!ReadInput(input, text, error)) {
-        std::cerr << "rxflow: " << error << "\n";
-        return kExitUsage;
-      }
-      rxflow::IssueList issues;
-      rxflow::RequestContext ctx;
-      ctx.actor = "cli";
-      auto sub = (*service)->Submit(text, issues, ctx, client_key);
-      PrintIssues(issues, issues_format, !verbose);
-      if (!sub.ok()) {
-        if (!issues.has_errors()) std::cerr << "rxflow: " << sub.status().message() << "\n";
-        return sub.status().code() == absl::StatusCode::kUnavailable ? kExitUsage : kExitInvalid;
-      }
-      std::cout << "{\"id\": " << JsonQuote(sub->id)
-                << ", \"created\": " << (sub->created ? "true" : "false")
-                << ", \"status\": " << JsonQuote(std::string(rxflow::domain::StateName(sub->state)))
-                << ", \"idempotency_key\": " << JsonQuote(sub->idempotency_key)
-                << ", \"is_controlled\": " << (sub->is_controlled ? "true" : "false")
-                << ", \"created_at\": " << JsonQuote(sub->created_at) << "}\n";
-      return kExitOk;
-    }
-    if (sign->parsed()) {
-      return Sign(**store, **service, db_path, prescription_id, practitioner, dea_number, otp);
-    }
-    if (show->parsed()) {
-      auto summary = (*service)->Get(prescription_id);
-      if (!summary.ok()) {
-        std::cerr << "rxflow: " << summary.status().message() << "\n";
-        return summary.status().code() == absl::StatusCode::kNotFound ? kExitInvalid : kExitUsage;
-      }
-      std::cout << rxflow::EncodeSummary(*summary) << "\n";
-      return kExitOk;
-    }
-    if (events->parsed()) {
-      auto history = (*service)->History(prescription_id);
-      if (!history.ok()) {
-        std::cerr << "rxflow: " << history.status().message() << "\n";
-        return history.status().code() == absl::StatusCode::kNotFound ? kExitInvalid : kExitUsage;
-      }
-      std::cout << "[\n";
-      for (size_t i = 0; i < history->size(); ++i) {
-        const auto& e = (*history)[i];
-        std::cout << "  {\"version\": " << e.version << ", \"type\": " << JsonQuote(e.type)
-                  << ", \"schema_version\": " << e.schema_version
-                  << ", \"event_id\": " << JsonQuote(e.event_id)
-                  << ", \"global_position\": " << e.global_position
-                  << ", \"occurred_at\": " << JsonQuote(rxflow::FormatRfc3339(e.occurred_at))
-                  << ", \"actor\": " << JsonQuote(e.actor) << ", \"payload\": " << e.payload << "}"
-                  << (i + 1 < history->size() ? "," : "") << "\n";
-      }
-      std::cout << "]\n";
-      return kExitOk;
-    }
-    auto n = (*service)->RebuildProjection();
-    if (!n.ok()) {
-      std::cerr << "rxflow: " << n.status().message() << "\n";
-      return kExitUsage;
-    }
-    std::cout << "replayed " << *n << " events into " << rxflow::PrescriptionService::kProjection
-              << "\n";
-    return kExitOk;
-  }
-
+int PrintSubmission(rxflow::PrescriptionService& service, const TransformArgs& t,
+                    const StoreArgs& a) {
   std::string text, error;
-  if (!ReadInput(input, text, error)) {
+  if (!ReadInput(t.input, text, error)) {
     std::cerr << "rxflow: " << error << "\n";
     return kExitUsage;
   }
+  rxflow::IssueList issues;
+  rxflow::RequestContext ctx;
+  ctx.actor = "cli";
+  auto sub = service.Submit(text, issues, ctx, a.client_key);
+  PrintIssues(issues, t.issues_format, !t.verbose);
+  if (!sub.ok()) {
+    if (!issues.has_errors()) std::cerr << "rxflow: " << sub.status().message() << "\n";
+    return sub.status().code() == absl::StatusCode::kUnavailable ? kExitUsage : kExitInvalid;
+  }
+  std::cout << "{\"id\": " << JsonQuote(sub->id)
+            << ", \"created\": " << (sub->created ? "true" : "false")
+            << ", \"status\": " << JsonQuote(std::string(rxflow::domain::StateName(sub->state)))
+            << ", \"idempotency_key\": " << JsonQuote(sub->idempotency_key)
+            << ", \"is_controlled\": " << (sub->is_controlled ? "true" : "false")
+            << ", \"created_at\": " << JsonQuote(sub->created_at) << "}\n";
+  return kExitOk;
+}
 
+// A prescription that could not be read: 1 when there is none, 2 when the store failed.
+int LookupFailed(const rxflow::Status& status) {
+  std::cerr << "rxflow: " << status.message() << "\n";
+  return status.code() == absl::StatusCode::kNotFound ? kExitInvalid : kExitUsage;
+}
+
+int PrintSummary(rxflow::PrescriptionService& service, const std::string& id) {
+  auto summary = service.Get(id);
+  if (!summary.ok()) return LookupFailed(summary.status());
+  std::cout << rxflow::EncodeSummary(*summary) << "\n";
+  return kExitOk;
+}
+
+int PrintEvents(rxflow::PrescriptionService& service, const std::string& id) {
+  auto history = service.History(id);
+  if (!history.ok()) return LookupFailed(history.status());
+  std::cout << "[\n";
+  for (size_t i = 0; i < history->size(); ++i) {
+    const auto& e = (*history)[i];
+    std::cout << "  {\"version\": " << e.version << ", \"type\": " << JsonQuote(e.type)
+              << ", \"schema_version\": " << e.schema_version
+              << ", \"event_id\": " << JsonQuote(e.event_id)
+              << ", \"global_position\": " << e.global_position
+              << ", \"occurred_at\": " << JsonQuote(rxflow::FormatRfc3339(e.occurred_at))
+              << ", \"actor\": " << JsonQuote(e.actor) << ", \"payload\": " << e.payload << "}"
+              << (i + 1 < history->size() ? "," : "") << "\n";
+  }
+  std::cout << "]\n";
+  return kExitOk;
+}
+
+// submit, show, events, replay and sign: a service over the store the command names.
+int RunStoreCommand(const StoreArgs& a, const TransformArgs& t,
+                    const rxflow::TransformOptions& options) {
+  std::string db_path;
+  auto store = rxflow::app::OpenStore(a.store_url, db_path);
+  if (!store.ok()) {
+    std::cerr << "rxflow: " << store.status().message() << "\n";
+    return kExitUsage;
+  }
+  rxflow::ServiceOptions so;
+  auto patient_key = rxflow::app::PatientKey(db_path);
+  if (!patient_key.ok()) {
+    std::cerr << "rxflow: " << patient_key.status().message() << "\n";
+    return kExitUsage;
+  }
+  so.patient_key = *patient_key;
+  so.transform = options;
+  auto service = rxflow::PrescriptionService::Create(**store, so);
+  if (!service.ok()) {
+    std::cerr << "rxflow: " << service.status().message() << "\n";
+    return kExitUsage;
+  }
+  if (a.submit->parsed()) return PrintSubmission(**service, t, a);
+  if (a.sign->parsed()) {
+    return Sign(**store, **service, db_path, a.prescription_id, a.practitioner, a.dea_number,
+                a.otp);
+  }
+  if (a.show->parsed()) return PrintSummary(**service, a.prescription_id);
+  if (a.events->parsed()) return PrintEvents(**service, a.prescription_id);
+  auto n = (*service)->RebuildProjection();
+  if (!n.ok()) {
+    std::cerr << "rxflow: " << n.status().message() << "\n";
+    return kExitUsage;
+  }
+  std::cout << "replayed " << *n << " events into " << rxflow::PrescriptionService::kProjection
+            << "\n";
+  return kExitOk;
+}
+
+// The exit status of a transform command that failed: 1 for input RxFlow refuses (with
+// issues), 2 for a missing file or build feature.
+int TransformFailureExit(const rxflow::Status& status, const rxflow::IssueList& issues,
+                         const std::string& issues_format) {
+  if (issues.empty() || issues_format == "json")
+    std::cerr << "rxflow: " << status.message() << "\n";
+  // Unimplemented with an issue is input RxFlow does not read (SCRIPT 10.6, a transaction
+  // it does not handle): invalid input. Without one it is a missing build feature.
+  bool unsupported_input = status.code() == absl::StatusCode::kUnimplemented && issues.has_errors();
+  return (status.code() == absl::StatusCode::kNotFound ||
+          status.code() == absl::StatusCode::kUnimplemented) &&
+                 !unsupported_input
+             ? kExitUsage
+             : kExitInvalid;
+}
+
+// to-script, to-fhir and check on the input file.
+int RunTransform(const TransformArgs& a, const rxflow::TransformOptions& options) {
+  std::string text, error;
+  if (!ReadInput(a.input, text, error)) {
+    std::cerr << "rxflow: " << error << "\n";
+    return kExitUsage;
+  }
   rxflow::IssueList issues;
   rxflow::Status status;
-  if (to_script->parsed()) {
-    auto out = rxflow::ToScript(text, issues, options, relates_to);
+  if (a.to_script->parsed()) {
+    auto out = rxflow::ToScript(text, issues, options, a.relates_to);
     if (out.ok()) {
       std::cout << out->xml;
-      if (!pretty) std::cout << "\n";
+      if (!a.pretty) std::cout << "\n";
     }
     status = out.status();
-  } else if (to_fhir->parsed()) {
+  } else if (a.to_fhir->parsed()) {
     auto out = rxflow::ToFhirJson(text, issues, options);
     if (out.ok()) std::cout << *out;
     status = out.status();
@@ -910,19 +952,64 @@ int main(int argc, char** argv) {
                 << " warnings)\n";
     }
   }
-  PrintIssues(issues, issues_format, !verbose);
-  if (!status.ok()) {
-    if (issues.empty() || issues_format == "json")
-      std::cerr << "rxflow: " << status.message() << "\n";
-    // Unimplemented with an issue is input RxFlow does not read (SCRIPT 10.6, a transaction
-    // it does not handle): invalid input. Without one it is a missing build feature.
-    bool unsupported_input =
-        status.code() == absl::StatusCode::kUnimplemented && issues.has_errors();
-    return (status.code() == absl::StatusCode::kNotFound ||
-            status.code() == absl::StatusCode::kUnimplemented) &&
-                   !unsupported_input
-               ? kExitUsage
-               : kExitInvalid;
-  }
+  PrintIssues(issues, a.issues_format, !a.verbose);
+  if (!status.ok()) return TransformFailureExit(status, issues, a.issues_format);
   return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"rxflow " RXFLOW_VERSION_STRING
+               ": FHIR R5 prescriptions ⇄ NCPDP SCRIPT (2023011, 2017071)"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", RXFLOW_VERSION_STRING);
+
+  TransformArgs transform;
+  AddTransformCommands(app, transform);
+  StoreArgs store;
+  AddStoreCommands(app, transform, store);
+  AuditArgs audit_args;
+  AuditCommands audit = AddAuditCommands(app, audit_args);
+  ClientsArgs clients_args;
+  ClientsCommands clients_commands;
+  CLI::App* clients = AddClientsCommands(app, clients_args, clients_commands);
+  rxflow::cli::DrugsCommand drugs_command;
+  rxflow::cli::AddDrugsCommands(app, drugs_command);
+  PhiArgs phi_args;
+  CLI::App* phi = AddPhiCommands(app, phi_args);
+  rxflow::app::Config serve_config;
+  CLI::App* serve = app.add_subcommand(
+      "serve", "run the API, outbox relay, routing and a pharmacy simulator in one process");
+  rxflow::app::AddOptions(*serve, serve_config, rxflow::app::kAll);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitUsage;
+  }
+
+  rxflow::TransformOptions options;
+  rxflow::app::DrugDatabaseSetup drugs;
+  std::shared_ptr<const rxflow::script::Profile> loaded;
+  const bool maps_fhir =
+      transform.to_script->parsed() || transform.check->parsed() || store.submit->parsed();
+  if (auto failed = MakeTransformOptions(app, transform, maps_fhir, options, drugs, loaded)) {
+    return *failed;
+  }
+
+  if (serve->parsed()) return rxflow::app::Run(serve_config, rxflow::app::kAll, "rxflow serve");
+  if (audit.audit->parsed()) return RunAudit(audit.verify, audit.report, audit_args);
+  if (phi->parsed()) return RunPhi(phi_args);
+  if (drugs_command.drugs->parsed()) return rxflow::cli::RunDrugs(drugs_command);
+  if (drugs_command.ddi->parsed()) return rxflow::cli::RunDdi(drugs_command);
+  if (drugs_command.pmp->parsed()) return rxflow::cli::RunPmp(drugs_command);
+  if (clients->parsed()) return RunClients(clients_commands, clients_args);
+  if (store.parsed()) return RunStoreCommand(store, transform, options);
+  return RunTransform(transform, options);
 }
