@@ -9,6 +9,7 @@
 #include <doctest/doctest.h>
 
 #include "testing/files.h"
+#include "testing/status.h"
 
 using namespace rxflow;
 
@@ -33,7 +34,7 @@ TEST_SUITE("compress") {
     CHECK(internal::IsZstdFrame(*frame));
     CHECK(frame->size() * 3 < xml.size());
     auto back = internal::ZstdDecompress(*frame, xml.size());
-    REQUIRE(back.ok());
+    RXFLOW_REQUIRE_OK(back);
     CHECK(*back == xml);
   }
 

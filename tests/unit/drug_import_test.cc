@@ -464,7 +464,7 @@ TEST_CASE("Transform + drug database: an unknown code is a warning with its path
   IssueList issues;
   auto out = ToScript(Edit(Oxycodone(), "\"code\": \"1049621\"", "\"code\": \"99999999\""), issues,
                       WithFormulary());
-  REQUIRE(out.ok());  // the request's own schedule still applies
+  RXFLOW_REQUIRE_OK(out);  // the request's own schedule still applies
   CHECK(out->newrx.dea_schedule == "CII");
   bool warned = false;
   for (const auto& i : issues) {

@@ -460,7 +460,7 @@ TEST_SUITE("EPCS audit chain") {
     o.checkpoint_cosigner = cosigner.get();
     o.checkpoint_every = 5;
     AuditTrail trail(*f.store, f.clock, o);
-    for (int i = 1; i <= 8; ++i) REQUIRE(trail.Record(Entry(i)).ok());
+    for (int i = 1; i <= 8; ++i) RXFLOW_REQUIRE_OK(trail.Record(Entry(i)));
     auto events = f.store->ReadStream(std::string(epcs::kAuditStream));
     REQUIRE(events->size() == 10);
     AuditRecord cp = Decoded((*events)[4]);
@@ -525,7 +525,7 @@ TEST_SUITE("EPCS audit chain") {
     po.checkpoint_signer = signer.get();
     po.checkpoint_every = 5;
     AuditTrail unsigned_trail(*plain.store, plain.clock, po);
-    for (int i = 1; i <= 5; ++i) REQUIRE(unsigned_trail.Record(Entry(i)).ok());
+    for (int i = 1; i <= 5; ++i) RXFLOW_REQUIRE_OK(unsigned_trail.Record(Entry(i)));
     auto missing =
         VerifyAuditTrail(*plain.store, epcs::kAuditStream, *key, 5, cosigner->PublicKey());
     RXFLOW_REQUIRE_OK(missing);
@@ -584,7 +584,7 @@ TEST_SUITE("EPCS audit chain") {
     o.checkpoint_signer = &down;
     o.checkpoint_every = 3;
     AuditTrail trail(*f.store, f.clock, o);
-    for (int i = 1; i <= 4; ++i) REQUIRE(trail.Record(Entry(i)).ok());
+    for (int i = 1; i <= 4; ++i) RXFLOW_REQUIRE_OK(trail.Record(Entry(i)));
     auto events = f.store->ReadStream(std::string(epcs::kAuditStream));
     REQUIRE(events->size() == 6);  // 3 and 6 are the checkpoint slots
     for (int c : {3, 6}) {

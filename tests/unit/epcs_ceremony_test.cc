@@ -567,7 +567,7 @@ TEST_SUITE("EPCS ceremony") {
                 .ok());
     CHECK(f.service->Get(id)->state != domain::State::kReadyToSign);
     // A few unused challenges at most; a malformed one is refused without being recorded.
-    for (int i = 0; i < 4; ++i) REQUIRE(f.ceremony->BiometricChallenge("dr-lindqvist").ok());
+    for (int i = 0; i < 4; ++i) RXFLOW_REQUIRE_OK(f.ceremony->BiometricChallenge("dr-lindqvist"));
     CHECK(f.ceremony->BiometricChallenge("dr-lindqvist").status().code() ==
           absl::StatusCode::kResourceExhausted);
     CHECK(attempt(password, "", epcs::BiometricMatch{"palm-7", std::string(5000, 'x'), "sig"})

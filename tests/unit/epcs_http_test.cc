@@ -252,7 +252,7 @@ TEST_SUITE("EPCS HTTP") {
           rxflow::testing::ReadFixture("golden/schedule2_oxycodone.2017071.xml"), issues);
       RXFLOW_REQUIRE_OK(m);
       m->header.message_id = "epcs-sim-" + std::to_string(n);
-      if (with != nullptr) REQUIRE(epcs::SignNewRx(*m, *signer, Pki::Der(with)).ok());
+      if (with != nullptr) RXFLOW_REQUIRE_OK(epcs::SignNewRx(*m, *signer, Pki::Der(with)));
       script::WriteOptions wo;
       wo.profile = &script::BuiltinProfile(script::Version::k2017071);
       auto xml = script::WriteXml(*m, issues, wo);

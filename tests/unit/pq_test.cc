@@ -65,7 +65,7 @@ TEST_SUITE("Post-quantum") {
     std::string forged = e->ciphertext;
     forged[7] ^= 0x40;
     auto implicit = pq::DecapsulateMlKem768(k.secret_key, forged);
-    REQUIRE(implicit.ok());  // implicit rejection: a secret, but not the sender's
+    RXFLOW_REQUIRE_OK(implicit);  // implicit rejection: a secret, but not the sender's
     CHECK(*implicit != e->shared_secret);
     CHECK(absl::IsInvalidArgument(pq::EncapsulateMlKem768("short").status()));
   }

@@ -319,9 +319,11 @@ TEST_SUITE("Service") {
     RXFLOW_REQUIRE_OK(b);
     RXFLOW_REQUIRE_OK(f.service->Route(a->id));
     RXFLOW_REQUIRE_OK(f.service->Execute(a->id, domain::MarkSent{}));
-    REQUIRE(f.service->RecordPharmacyResponse(a->id, Pharmacy("error_602.xml")).ok());  // retryable
-    REQUIRE(f.service->Cancel(a->id, "patient request").ok());   // at the pharmacy: CancelRx
-    REQUIRE(f.service->Cancel(b->id, "entered in error").ok());  // never sent: cancelled at once
+    RXFLOW_REQUIRE_OK(
+        f.service->RecordPharmacyResponse(a->id, Pharmacy("error_602.xml")));  // retryable
+    RXFLOW_REQUIRE_OK(f.service->Cancel(a->id, "patient request"));  // at the pharmacy: CancelRx
+    RXFLOW_REQUIRE_OK(
+        f.service->Cancel(b->id, "entered in error"));  // never sent: cancelled at once
     // b's cancel is derived too (the log does not know that the same append cancelled it);
     // routing finds b cancelled and has nothing to do.
     CHECK(RoutingActions(Derived(*f.store)) ==
@@ -596,7 +598,7 @@ TEST_SUITE("Service") {
     {
       store::SqliteOptions so;
       so.path = db;
-      REQUIRE(store::OpenSqliteStore(so).ok());  // create the schema before the race
+      RXFLOW_REQUIRE_OK(store::OpenSqliteStore(so));  // create the schema before the race
     }
     int rounds = 0, conflicts = 0;
     for (; rounds < 40 && (rounds < 2 || conflicts == 0); ++rounds) {
@@ -821,7 +823,7 @@ TEST_SUITE("Crash safety") {
       o.connections = 2;
       return store::OpenPostgresStore(o);
     };
-    REQUIRE(open().ok());  // migrate once before the children race
+    RXFLOW_REQUIRE_OK(open());  // migrate once before the children race
     std::set<std::string> acked;
     std::mt19937 rng(7);
     const int rounds = CrashRounds(20, 5);

@@ -887,7 +887,7 @@ TEST_SUITE("Crash safety") {
     TempDir dir("rxflow-relay-crash");
     const std::string db = (dir.path / "store.db").string();
     const std::string published = (dir.path / "published.log").string();
-    REQUIRE(OpenStore(db).ok());  // the schema, before any child
+    RXFLOW_REQUIRE_OK(OpenStore(db));  // the schema, before any child
     LogWriter writer(1 << 30, 11, 16);
     PublicationReader reader(published);
     runtime::OutboxRelayOptions options;

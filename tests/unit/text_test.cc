@@ -12,6 +12,8 @@
 #include "rxflow/internal/strcat.h"
 #include "rxflow/service.h"
 
+#include "testing/status.h"
+
 namespace {
 
 std::string JsonEscapedReference(std::string_view s) {
@@ -139,7 +141,7 @@ TEST_CASE("a prescription summary written without a DOM reads back field for fie
   s.updated_at = "2026-12-01T20:00:01Z";
   s.version = 7;
   auto back = rxflow::DecodeSummary(rxflow::EncodeSummary(s));
-  REQUIRE(back.ok());
+  RXFLOW_REQUIRE_OK(back);
   CHECK(back->id == s.id);
   CHECK(back->state == s.state);
   CHECK(back->pharmacy_ncpdp_id == s.pharmacy_ncpdp_id);

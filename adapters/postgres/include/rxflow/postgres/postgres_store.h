@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // File: rxflow/postgres/postgres_store.h
 //
-// The scale-out store: PostgreSQL (libpqxx) for events, outbox, inbox, snapshots and
-// projections. Durable at commit (run the server with fsync=on, synchronous_commit=on).
-// Appends go through one writer thread that commits them in batches, each append one round
-// trip through the rxflow_append function (migrations/002); reads and other writes use a
-// pool of connections. Global positions are assigned under one row lock at the
-// end of each appending transaction, so they increase in commit order. Outbox claims use
-// FOR UPDATE SKIP LOCKED, so several relays share the work without handing a key's
-// messages out of order. The schema is migrations/*.sql, applied on open.
+// The scale-out store: PostgreSQL (libpqxx) for events, inbox, snapshots, projections and
+// the subscriptions' checkpoints and leases. Durable at commit (run the server with
+// fsync=on, synchronous_commit=on). Appends go through one writer thread that commits them
+// in batches, a whole batch one round trip (rxflow_append_batch); reads and other writes use a
+// pool of connections. Global positions are assigned under one row lock at the end of each
+// appending transaction, so they increase in commit order and a subscription reads the log
+// in that order from its checkpoint (the event log is the outbox: docs/event-model.md); one
+// relay per subscription holds its lease. The schema is migrations/*.sql, applied on open.
 #ifndef RXFLOW_POSTGRES_POSTGRES_STORE_H_
 #define RXFLOW_POSTGRES_POSTGRES_STORE_H_
 
