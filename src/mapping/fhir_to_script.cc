@@ -1228,13 +1228,8 @@ class Mapper {
         const std::string cp = Cat(ip, ".item.concept.coding[", k, "]");
         std::string code = coding.code, qualifier;
         if (coding.system == kNdc) {
-          auto ndc = NormalizeNdc(coding.code);
-          if (!ndc) {
-            issues_.Error(cp + ".code", IssueCode::kValue,
-                          Cat("not an NDC: \"", coding.code.substr(0, 20),
-                              "\" (11 digits, or 5-4-2/4-4-2/5-3-2/5-4-1 with hyphens)"));
-            continue;
-          }
+          auto ndc = NdcOrError(coding, cp);
+          if (!ndc) continue;
           code = *ndc;
           qualifier = "ND";
         } else if (coding.system == kRxNorm) {
@@ -1271,6 +1266,17 @@ class Mapper {
       lot.compound_ingredient = std::move(c);
     }
     return ok;
+  }
+
+  // An NDC coding's code in 11 digits; nullopt, with an error at `cp`.code, when it is none.
+  std::optional<std::string> NdcOrError(const fhir::Coding& c, const std::string& cp) {
+    std::optional<std::string> ndc = NormalizeNdc(c.code);
+    if (!ndc) {
+      issues_.Error(cp + ".code", IssueCode::kValue,
+                    Cat("not an NDC: \"", c.code.substr(0, 20),
+                        "\" (11 digits, or 5-4-2/4-4-2/5-3-2/5-4-1 with hyphens)"));
+    }
+    return ndc;
   }
 
   // The drug (its description, codes, strength, schedule), the quantity, days supply, dates,
@@ -1375,15 +1381,10 @@ class Mapper {
       const fhir::Coding& c = concept_.coding[i];
       std::string cp = Cat(code_path, ".coding[", i, "]");
       if (c.system == kNdc) {
-        auto ndc = NormalizeNdc(c.code);
-        if (!ndc) {
-          issues_.Error(cp + ".code", IssueCode::kValue,
-                        Cat("not an NDC: \"", c.code.substr(0, 20),
-                            "\" (11 digits, or 5-4-2/4-4-2/5-3-2/5-4-1 with hyphens)"));
-        } else if (!coded.product_code) {
+        if (auto ndc = NdcOrError(c, cp); ndc && !coded.product_code) {
           coded.product_code = script::CodeQualifier{*ndc, "ND"};
           any = true;
-        } else {
+        } else if (ndc) {
           Dropped(cp, "SCRIPT carries one product code: not sent");
         }
       } else if (c.system == kRxNorm) {

@@ -1820,6 +1820,20 @@ TEST_SUITE("Mapping: compounds and REMS") {
     CHECK(issues.Find("medication.ingredient[0]") == nullptr);  // complete, but not sent alone
   }
 
+  TEST_CASE("a compound ingredient's NDC that is not one is an error at its code") {
+    json in = CompoundEnvelope();
+    in["medication"]["ingredient"][0]["item"]["concept"]["coding"][0]["code"] = "12-34";
+    IssueList issues;
+    auto out = ToScript(in.dump(), issues, Options2017());
+    CHECK_FALSE(out.ok());
+    const Issue* bad = issues.Find("medication.ingredient[0].item.concept.coding[0].code");
+    REQUIRE(bad != nullptr);
+    CHECK(bad->severity == Severity::kError);
+    CHECK(bad->message ==
+          "not an NDC: \"12-34\" (11 digits, or 5-4-2/4-4-2/5-3-2/5-4-1 with "
+          "hyphens)");
+  }
+
   TEST_CASE("a controlled ingredient makes the compound a controlled prescription") {
     json in = CompoundEnvelope();
     in["medication"]["ingredient"][0]["extension"] =
