@@ -5,12 +5,14 @@
 #include "rxflow/epcs/audit.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <limits>
 #include <optional>
 #include <set>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -22,6 +24,7 @@
 #include "rxflow/internal/crypto.h"
 #include "rxflow/internal/status_macros.h"
 #include "rxflow/internal/strcat.h"
+#include "rxflow/runtime/resilience.h"
 
 #include "common/text.h"
 
@@ -339,6 +342,15 @@ AuditRecord AuditTrail::CheckpointLocked(int64_t sealed_sequence, const std::str
   return r;
 }
 
+void AuditTrail::BackOffLocked(int retry) const {
+  if (options_.conflict_backoff_max.count() <= 0) return;
+  runtime::BackoffOptions backoff;
+  backoff.base = std::chrono::milliseconds(1);
+  backoff.max = options_.conflict_backoff_max;
+  // Under the lock on purpose: this process's other callers would meet the same conflict.
+  std::this_thread::sleep_for(runtime::BackoffDelay(backoff, retry));
+}
+
 StatusOr<AuditRecord> AuditTrail::Record(AuditEntry entry) {
   RXFLOW_RETURN_IF_ERROR(ValidateEntry(entry));
   return AppendEntry(std::move(entry));
@@ -354,6 +366,7 @@ StatusOr<AuditRecord> AuditTrail::AppendEntry(AuditEntry entry) {
   const int64_t now = clock_.NowMicros();
   Status conflict;
   for (int attempt = 0; attempt < options_.max_attempts; ++attempt) {
+    if (attempt > 0) BackOffLocked(attempt);
     if (!head_known_ || attempt > 0) RXFLOW_RETURN_IF_ERROR(RefreshHeadLocked());
     std::vector<AuditRecord> batch;
     int64_t sequence = head_version_;

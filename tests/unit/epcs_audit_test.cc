@@ -4,6 +4,7 @@
 // store decorator (memory), done to the SQLite file's bytes on disk, or by an SQL statement on
 // PostgreSQL; signed checkpoints catch a rewrite of the whole chain.
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -13,6 +14,7 @@
 #include <iterator>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -600,6 +602,64 @@ TEST_SUITE("EPCS audit chain") {
                "record 3 should be a signed checkpoint (one every 3 records) but is "
                "epcs.checkpoint.failed");
     CHECK(v.checkpoints == 0);
+  }
+
+  // Another process's trail that always appends first for a while: a writer that retried at
+  // once would spend its 20 attempts in microseconds and give up; backing off outlasts it.
+  class BusyRivalStore final : public store::StoreWrapper {
+   public:
+    BusyRivalStore(store::Store& target, std::chrono::milliseconds busy_for,
+                   std::function<void()> rival)
+        : StoreWrapper(target),
+          busy_until_(std::chrono::steady_clock::now() + busy_for),
+          rival_(std::move(rival)) {}
+    int rival_appends = 0;
+
+    StatusOr<store::AppendResult> Append(store::AppendRequest request) override {
+      if (std::chrono::steady_clock::now() < busy_until_) {
+        rival_();
+        ++rival_appends;
+      }
+      return StoreWrapper::Append(std::move(request));
+    }
+
+   private:
+    std::chrono::steady_clock::time_point busy_until_;
+    std::function<void()> rival_;
+  };
+
+  TEST_CASE("a trail that keeps losing the race to a busy writer backs off and records") {
+    Fixture f;
+    AuditTrail rival(*f.store, f.clock, f.Options());
+    int rival_entry = 1000;
+    BusyRivalStore busy(*f.store, std::chrono::milliseconds(40), [&] {
+      auto r = rival.Record(Entry(++rival_entry));
+      RXFLOW_REQUIRE_OK(r);
+    });
+    RXFLOW_REQUIRE_OK(rival.Record(Entry(1)));  // the trail below starts behind
+    AuditTrail trail(busy, f.clock, f.Options());
+    auto recorded = trail.Record(Entry(2));
+    RXFLOW_REQUIRE_OK(recorded);
+    CHECK(busy.rival_appends >= 2);  // it did lose, more than once
+    CHECK(recorded->sequence == busy.rival_appends + 2);
+    AuditVerification v = Verify(*f.store);
+    CHECK_MESSAGE(v.ok, v.problem);
+    CHECK(v.records == busy.rival_appends + 2);
+
+    SUBCASE("without backing off it gives up, naming the conflict") {
+      AuditTrailOptions o = f.Options();
+      o.conflict_backoff_max = std::chrono::milliseconds(0);
+      BusyRivalStore busier(*f.store, std::chrono::seconds(60),
+                            [&] { RXFLOW_REQUIRE_OK(rival.Record(Entry(++rival_entry))); });
+      AuditTrail impatient(busier, f.clock, o);
+      auto gave_up = impatient.Record(Entry(3));
+      REQUIRE_FALSE(gave_up.ok());
+      CHECK(gave_up.status().code() == absl::StatusCode::kAborted);
+      CHECK(std::string(gave_up.status().message()).find("still conflicting after 20 attempts") !=
+            std::string::npos);
+      CHECK(busier.rival_appends == 20);
+      CHECK(Verify(*f.store).ok);
+    }
   }
 
   TEST_CASE("concurrent Record calls give a gapless verified chain") {

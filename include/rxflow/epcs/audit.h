@@ -24,6 +24,7 @@
 #ifndef RXFLOW_EPCS_AUDIT_H_
 #define RXFLOW_EPCS_AUDIT_H_
 
+#include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <optional>
@@ -123,8 +124,12 @@ struct AuditTrailOptions {
   IdGenerator* ids = nullptr;
   // Actor and source of the records the trail writes itself (checkpoints, tamper reports).
   std::string system_actor = "rxflow";
-  // Appends tried when other writers (other processes) keep appending first.
+  // Appends tried when other writers (other processes) keep appending first. Before each
+  // retry the trail waits a random time ("full jitter") up to 1 ms, 2 ms, 4 ms, ... capped
+  // at conflict_backoff_max, so a writer that keeps losing the race to a busy one is not
+  // starved and two that collide spread out. A zero cap retries at once.
   int max_attempts = 20;
+  std::chrono::milliseconds conflict_backoff_max{32};
 };
 
 // What VerifyAuditTrail found. `records` and `checkpoints` count what was verified before the
@@ -205,6 +210,8 @@ class AuditTrail {
   // Reads the stream's events after the cached head and moves the head to the last one; reads
   // the whole stream when the head is not known yet or the stream has become shorter.
   Status RefreshHeadLocked();
+  // Waits before retry `retry` after a version conflict (see conflict_backoff_max).
+  void BackOffLocked(int retry) const;
   // The record for a checkpoint slot sealing the record whose hash is `sealed_hash`.
   AuditRecord CheckpointLocked(int64_t sealed_sequence, const std::string& sealed_hash,
                                int64_t now);
