@@ -1708,7 +1708,9 @@ class Mapper {
     const auto& dr = mr.dispense_request;
     if (dr && dr->validity_period) {
       const fhir::Period& vp = *dr->validity_period;
-      if (!vp.start.empty() && vp.start.substr(0, 10) > mr.authored_on.substr(0, 10)) {
+      // A start on the written date says no more than WrittenDate; any other is sent, one
+      // before it too (a partner's EffectiveDate comes back as it was read).
+      if (!vp.start.empty() && vp.start.substr(0, 10) != mr.authored_on.substr(0, 10)) {
         m.other_medication_date.push_back(
             {MapDate(vp.start, p + ".dispenseRequest.validityPeriod.start", "validityPeriod.start"),
              "EffectiveDate"});

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "mapping/sig.h"
 
+#include <algorithm>
+
 #include "rxflow/internal/strcat.h"
 #include "rxflow/mapping/codes.h"
 
@@ -597,8 +599,21 @@ std::vector<fhir::Dosage> SigToDosage(const script::Sig& sig, const std::string&
       }
     } catch (const NotReversible& nr) {
       out.clear();
-      issues.Add(Severity::kInformation, IssueCode::kInformational, path,
-                 Cat("structured Sig kept as text only (", nr.reason, ")"));
+      // Every element of the structure is lost, not only the one that failed: named by the
+      // paths of the Instruction elements and the modifiers between them.
+      issues.Warning(Cat(path, "/Instruction"), IssueCode::kNotSupported,
+                     Cat("the structured Sig is not mapped to FHIR (", nr.reason,
+                         "): dosageInstruction[0].text carries SigText; the Instruction "
+                         "elements are dropped"));
+      const bool modifiers = std::any_of(sig.instruction.begin() + 1, sig.instruction.end(),
+                                         [](const script::Instruction& in) {
+                                           return in.multiple_instruction_modifier == "AND" ||
+                                                  in.multiple_instruction_modifier == "THEN";
+                                         });
+      if (modifiers) {
+        issues.Warning(Cat(path, "/MultipleInstructionModifier"), IssueCode::kNotSupported,
+                       "dropped with the structured Sig (see the Instruction warning)");
+      }
     }
   }
   if (out.empty()) out.emplace_back();

@@ -312,6 +312,31 @@ TEST_SUITE("Partner messages") {
     }
   }
 
+  // The partner's Sig says "before bedtime" with an AdministrationTimingModifier RxFlow does
+  // not model: the structure cannot be carried, and the warning says that all of it (dose,
+  // route, frequency, duration) is dropped, not only the modifier; SigText carries it.
+  TEST_CASE("a structured Sig FHIR cannot carry is named whole, at its Instruction path") {
+    IssueList issues;
+    auto out = ToFhirJson(Partner("newrx_xsi_xsd_fraction7_signature_indicator.xml"), issues);
+    RXFLOW_REQUIRE_OK(out);
+    const std::string sig = "/Message/Body/NewRx/MedicationPrescribed/Sig";
+    int named = 0;
+    for (const Issue& i : issues) {
+      if (i.path != sig + "/Instruction") continue;
+      ++named;
+      CHECK(i.severity == Severity::kWarning);
+      CHECK(i.code == IssueCode::kNotSupported);
+      CHECK_MESSAGE(Contains(i.message, "the structured Sig is not mapped to FHIR (timing event)"),
+                    i.message);
+      CHECK(Contains(i.message, "dosageInstruction[0].text carries SigText"));
+    }
+    CHECK(named == 1);
+    CHECK(Contains(*out,
+                   "\"text\": \"Take 1 tablet by mouth before bedtime once a day for 30 "
+                   "days\""));
+    CHECK_FALSE(Contains(*out, "doseAndRate"));
+  }
+
   TEST_CASE("SCRIPT 10.6: exactly one error naming 10.6 and the versions RxFlow reads") {
     for (bool lenient : {false, true}) {
       CAPTURE(lenient);
