@@ -242,6 +242,8 @@ void RegisterMetrics(obs::Registry& r, store::Subscriptions* subscriptions,
         m.Gauge("rxflow_breakers", "Pharmacy circuit breakers by state", {{"state", kStates[i]}})
             .Set(by_state[i]);
       }
+      m.Gauge("rxflow_breaker_openings", "Times a pharmacy circuit breaker has opened")
+          .Set(static_cast<double>(routing->BreakerOpenings()));
     }
     if (tracer) {
       m.Gauge("rxflow_spans_dropped", "Spans dropped because the export queue was full")

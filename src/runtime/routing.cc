@@ -198,6 +198,13 @@ std::vector<std::pair<std::string, CircuitBreaker::State>> RoutingService::Break
   return out;
 }
 
+int64_t RoutingService::BreakerOpenings() const {
+  std::lock_guard lock(impl_->breakers_mu);
+  int64_t n = 0;
+  for (const auto& entry : impl_->breakers) n += entry.second->opened_count();
+  return n;
+}
+
 Status RoutingService::Impl::Start() {
   if (polling.load()) return absl::OkStatus();
   RXFLOW_ASSIGN_OR_RETURN(producer, broker.NewProducer());

@@ -2,6 +2,7 @@
 // PDMP queries over HTTP on loopback: the FHIR $pdmp-history client against the ASAP-fed
 // simulator server, and against servers that fail the ways real ones do.
 #ifdef RXFLOW_TEST_HAVE_HTTP
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -213,7 +214,9 @@ TEST_CASE("PDMP over HTTP: refusals, 4xx and 5xx answers, oversized answers, tim
   });
   fake.Post(R"(/garbage/\$pdmp-history)",
             [](const auto&, auto& r) { r.set_content("<html/>", "text/html"); });
-  fake.Post(R"(/slow/\$pdmp-history)", [](const auto&, auto& r) {
+  std::atomic<int> slow_entered{0};
+  fake.Post(R"(/slow/\$pdmp-history)", [&slow_entered](const auto&, auto& r) {
+    ++slow_entered;
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
     r.status = 200;
   });
@@ -236,13 +239,16 @@ TEST_CASE("PDMP over HTTP: refusals, 4xx and 5xx answers, oversized answers, tim
   REQUIRE(port > 0);
   std::thread t([&] { fake.listen_after_bind(); });
   while (!fake.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  // The 500 ms limit only where it is the point (/slow, /trickle): an answer that should
+  // arrive gets 10 s, however busy the machine.
   auto ask = [&](const std::string& path, size_t max = size_t{8} << 20,
-                 const std::string& operation = "$pdmp-history") {
+                 const std::string& operation = "$pdmp-history",
+                 std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
     FhirPdmpOptions o;
     o.base_url = Cat("http://127.0.0.1:", port, path);
     o.operation = operation;
     o.max_response_bytes = max;
-    o.timeout = std::chrono::milliseconds(500);
+    o.timeout = timeout;
     auto c = NewFhirPdmpClient(o);
     RXFLOW_REQUIRE_OK(c);
     return (*c)->History(Brennan());
@@ -262,8 +268,10 @@ TEST_CASE("PDMP over HTTP: refusals, 4xx and 5xx answers, oversized answers, tim
   CHECK(garbage.status().code() == absl::StatusCode::kUnavailable);
   CHECK(std::string(garbage.status().message()).find("not a $pdmp-history result: $: not JSON") !=
         std::string::npos);
-  CHECK(ask("/slow").status().code() == absl::StatusCode::kUnavailable);
-  auto trickle = ask("/trickle");
+  const auto kShort = std::chrono::milliseconds(500);
+  CHECK(ask("/slow", size_t{8} << 20, "$pdmp-history", kShort).status().code() ==
+        absl::StatusCode::kUnavailable);
+  auto trickle = ask("/trickle", size_t{8} << 20, "$pdmp-history", kShort);
   CHECK(trickle.status().code() == absl::StatusCode::kUnavailable);
   CHECK(std::string(trickle.status().message()).find("took longer than 500 ms") !=
         std::string::npos);
@@ -280,8 +288,12 @@ TEST_CASE("PDMP over HTTP: refusals, 4xx and 5xx answers, oversized answers, tim
     o.max_in_flight = 1;
     auto c = NewFhirPdmpClient(o);
     RXFLOW_REQUIRE_OK(c);
+    const int entered_before = slow_entered.load();
     std::thread first([&] { (void)(*c)->History(Brennan()); });
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    // The first query is at the server (so in flight), however late its thread started.
+    while (slow_entered.load() == entered_before) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
     auto second = (*c)->History(Brennan());
     first.join();
     CHECK(second.status().code() == absl::StatusCode::kUnavailable);

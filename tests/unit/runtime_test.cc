@@ -42,7 +42,7 @@ std::string Lisinopril() { return testing::ReadFixture("fhir/medication_request_
 
 // Waits until `done` holds or `limit` passes; returns whether it holds.
 template <typename F>
-bool Eventually(F done, std::chrono::milliseconds limit = 10s) {
+bool Eventually(F done, std::chrono::milliseconds limit = 30s) {
   auto end = std::chrono::steady_clock::now() + limit;
   while (std::chrono::steady_clock::now() < end) {
     if (done()) return true;
@@ -658,6 +658,7 @@ TEST_SUITE("Runtime") {
     runtime::OutboxRelay relay(*w.store, *producer);
     relay.Start();
     std::string first = w.Submit("a");
+    CHECK(routing.BreakerOpenings() == 0);
     // Acknowledged, then dispensed by the RxFill the simulator posted back.
     REQUIRE(Eventually([&] { return w.service->Get(first)->state == domain::State::kDispensed; }));
     // The callback counts a fill after the inbox has recorded it (and the simulator after
@@ -674,6 +675,7 @@ TEST_SUITE("Runtime") {
       }
       return false;
     }));
+    CHECK(routing.BreakerOpenings() >= 1);  // counted, whatever state it is in now
     sim.OutageFor(0ms);
     CHECK(Eventually([&] { return routing.stats().handled.load() == 21; }));
     // Every prescription is dispensed through its own RxFill, each recorded once.
@@ -702,7 +704,7 @@ TEST_SUITE("Runtime") {
   }
 
   TEST_CASE("the simulator posts RxFills on several connections at once") {
-    // The callback holds every fill until four are in flight together (or 5 s pass): with
+    // The callback holds every fill until four are in flight together (or 8 s pass): with
     // one poster the most ever in flight would be one.
     std::mutex mu;
     std::condition_variable cv;
@@ -712,7 +714,7 @@ TEST_SUITE("Runtime") {
       ++received;
       most = std::max(most, ++in_flight);
       cv.notify_all();
-      cv.wait_for(lock, 5s, [&] { return most >= 4; });  // under the poster's 10 s timeout
+      cv.wait_for(lock, 8s, [&] { return most >= 4; });  // under the poster's 10 s timeout
       --in_flight;
       return body.find("<RxFill>") != std::string::npos ? 200 : 400;
     });

@@ -148,6 +148,9 @@ class RoutingService {
   size_t queued() const;
   // Every pharmacy's breaker state, by NCPDP id.
   std::vector<std::pair<std::string, CircuitBreaker::State>> BreakerStates() const;
+  // How many times any pharmacy's breaker has opened since Start (a counter: an opening
+  // shorter than a scrape interval still shows).
+  int64_t BreakerOpenings() const;
 
  private:
   struct Impl;
