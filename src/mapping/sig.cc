@@ -422,8 +422,12 @@ std::optional<script::Sig> SigMapper::Map(const std::vector<fhir::Dosage>& dosag
                         "sent only with a structured Sig (ClarifyingFreeText): not sent");
       }
     }
-    issues_.Add(Severity::kInformation, IssueCode::kInformational, ns.path,
-                Cat("structured Sig not sent (", ns.reason, "); SigText carries the instructions"));
+    // Every structured element of every dosage is lost, not only the one that failed: the
+    // warning names them all, by the dosages' path.
+    issues_.Warning(path, IssueCode::kNotSupported,
+                    Cat("structured Sig not sent (", ns.path, ": ", ns.reason,
+                        "); SigText carries the instructions: the dosages' structured "
+                        "elements are dropped"));
     provenance.push_back({"Sig (structured)", Provenance::kAbsent, Cat(ns.path, ": ", ns.reason)});
   }
   return sig;
