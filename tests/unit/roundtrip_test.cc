@@ -1068,6 +1068,26 @@ std::string NewRxWithTheRarerElements() {
          "<ProhibitRenewalRequest>true</ProhibitRenewalRequest></NewRx></Body></Message>";
 }
 
+// The walk's failures (path → where) against its list of known ones: a failure not listed
+// fails, and so does a listed path that no longer fails anywhere.
+void CheckAgainstKnown(const std::map<std::string, std::vector<std::string>>& failing,
+                       const std::map<std::string, std::string_view>& known,
+                       const char* list_name) {
+  for (const auto& failure : failing) {
+    const std::string& path = failure.first;
+    std::string all;
+    for (const std::string& w : failure.second) all += "\n  " + w;
+    CHECK_MESSAGE(known.count(path) > 0,
+                  path << " is carried nowhere and named in no warning:" << all);
+  }
+  for (const auto& k : known) {
+    const std::string& path = k.first;
+    const std::string_view why = k.second;
+    CHECK_MESSAGE(failing.count(path) > 0, path << " is listed in " << list_name << " (" << why
+                                                << ") but is now carried or named: remove it");
+  }
+}
+
 // Leaves that fail the walk today, by path under /Message/ (without positions), each with
 // why. An honest list to shrink: the test fails on a leaf that fails and is not listed, and
 // on a listed path that no longer fails anywhere.
@@ -1243,20 +1263,7 @@ TEST_SUITE("Round trip") {
       }
     }
 
-    for (const auto& failure : failing) {
-      const std::string& plain = failure.first;
-      std::string all;
-      for (const std::string& w : failure.second) all += "\n  " + w;
-      CHECK_MESSAGE(kKnownLeafFailures.count(plain) > 0,
-                    plain << " is carried nowhere and named in no warning:" << all);
-    }
-    for (const auto& known : kKnownLeafFailures) {
-      const std::string& plain = known.first;
-      const std::string_view why = known.second;
-      CHECK_MESSAGE(failing.count(plain) > 0,
-                    plain << " is listed in kKnownLeafFailures (" << why
-                          << ") but is now carried or named: remove it from the list");
-    }
+    CheckAgainstKnown(failing, kKnownLeafFailures, "kKnownLeafFailures");
   }
 
   // The Task transactions' fixtures: SCRIPT → FHIR → SCRIPT (ToFhirJson, then ToScript with
@@ -1574,18 +1581,6 @@ TEST_SUITE("Round trip") {
       }
     }
     CHECK(files >= 15);
-    for (const auto& failure : failing) {
-      const std::string& key = failure.first;
-      std::string all;
-      for (const std::string& w : failure.second) all += "\n  " + w;
-      CHECK_MESSAGE(kKnownFhirLeafFailures.count(key) > 0,
-                    key << " is carried nowhere and named in no warning:" << all);
-    }
-    for (const auto& known : kKnownFhirLeafFailures) {
-      const std::string& key = known.first;
-      const std::string_view why = known.second;
-      CHECK_MESSAGE(failing.count(key) > 0, key << " is listed in kKnownFhirLeafFailures (" << why
-                                                << ") but is now carried or named");
-    }
+    CheckAgainstKnown(failing, kKnownFhirLeafFailures, "kKnownFhirLeafFailures");
   }
 }
