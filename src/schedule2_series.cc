@@ -70,9 +70,14 @@ std::optional<SeriesMember> MemberOf(const script::NewRx& rx, const std::string&
       days >= 0) {
     m.days = days;
   }
-  m.earliest_fill_date = std::any_of(
-      med.other_medication_date.begin(), med.other_medication_date.end(),
-      [](const script::OtherMedicationDate& o) { return o.qualifier == "EffectiveDate"; });
+  // An earliest fill date is one after the written date: an EffectiveDate on or before it
+  // (sent as the sender wrote it) says the prescription may be filled at once.
+  m.earliest_fill_date =
+      std::any_of(med.other_medication_date.begin(), med.other_medication_date.end(),
+                  [&date](const script::OtherMedicationDate& o) {
+                    const std::string& v = o.date.date.empty() ? o.date.date_time : o.date.date;
+                    return o.qualifier == "EffectiveDate" && v.substr(0, 10) > date;
+                  });
   return m;
 }
 

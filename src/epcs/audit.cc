@@ -362,12 +362,13 @@ StatusOr<AuditRecord> AuditTrail::AppendEntry(AuditEntry entry) {
     internal::MakeValidUtf8(*s);
   }
   std::lock_guard<std::mutex> lock(mu_);
-  // Stamped under the lock, so this process's records are in time order too.
-  const int64_t now = clock_.NowMicros();
   Status conflict;
   for (int attempt = 0; attempt < options_.max_attempts; ++attempt) {
     if (attempt > 0) BackOffLocked(attempt);
     if (!head_known_ || attempt > 0) RXFLOW_RETURN_IF_ERROR(RefreshHeadLocked());
+    // Stamped under the lock and after the head was read, so this process's records are in
+    // time order, and a record follows the other writers' records it chains to in time too.
+    const int64_t now = clock_.NowMicros();
     std::vector<AuditRecord> batch;
     int64_t sequence = head_version_;
     std::string previous = head_hash_;

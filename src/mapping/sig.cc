@@ -336,6 +336,16 @@ class InstructionBuilder {
   std::string prefix_;
 };
 
+// Whether a dosage says more than its text (and sequence and patientInstruction, which
+// travel without the structure or order the texts).
+bool HasStructure(const fhir::Dosage& d) {
+  return !d.extension.empty() || !d.additional_instruction.empty() || d.timing.has_value() ||
+         d.as_needed.has_value() || !d.as_needed_for.empty() || d.site.has_value() ||
+         d.route.has_value() || d.method.has_value() || !d.dose_and_rate.empty() ||
+         !d.max_dose_per_period.empty() || d.max_dose_per_administration.has_value() ||
+         d.max_dose_per_lifetime.has_value();
+}
+
 }  // namespace
 
 std::optional<script::Sig> SigMapper::Map(const std::vector<fhir::Dosage>& dosages,
@@ -422,12 +432,19 @@ std::optional<script::Sig> SigMapper::Map(const std::vector<fhir::Dosage>& dosag
                         "sent only with a structured Sig (ClarifyingFreeText): not sent");
       }
     }
-    // Every structured element of every dosage is lost, not only the one that failed: the
-    // warning names them all, by the dosages' path.
-    issues_.Warning(path, IssueCode::kNotSupported,
-                    Cat("structured Sig not sent (", ns.path, ": ", ns.reason,
-                        "); SigText carries the instructions: the dosages' structured "
-                        "elements are dropped"));
+    if (std::any_of(dosages.begin(), dosages.end(), HasStructure)) {
+      // Every structured element of every dosage is lost, not only the one that failed:
+      // the warning names them all, by the dosages' path.
+      issues_.Warning(path, IssueCode::kNotSupported,
+                      Cat("structured Sig not sent (", ns.path, ": ", ns.reason,
+                          "); SigText carries the instructions: the dosages' structured "
+                          "elements are dropped"));
+    } else {
+      // Text alone: nothing is lost.
+      issues_.Add(
+          Severity::kInformation, IssueCode::kInformational, ns.path,
+          Cat("structured Sig not sent (", ns.reason, "); SigText carries the instructions"));
+    }
     provenance.push_back({"Sig (structured)", Provenance::kAbsent, Cat(ns.path, ": ", ns.reason)});
   }
   return sig;

@@ -137,6 +137,56 @@ TEST_SUITE("Mapping") {
     CHECK(text_only->xml.find("<SigText>") != std::string::npos);
     CHECK(text_only->xml.find("<Instruction>") == std::string::npos);
   }
+  // The structure is dropped whole: a warning at dosageInstruction when there was structure
+  // to lose (the atorvastatin's "in the evening" has no SCRIPT form), an information issue
+  // when the dosage is text alone (nothing is lost).
+  TEST_CASE("a structured Sig that is not sent: a warning when structure is lost, else info") {
+    auto structure_issues = [](const std::string& json) {
+      IssueList issues;
+      auto out = Map(json, issues);
+      RXFLOW_REQUIRE_OK(out);
+      CHECK(out->xml.find("<Instruction>") == std::string::npos);
+      std::vector<Issue> found;
+      for (const Issue& i : issues) {
+        if (i.message.find("structured Sig not sent") != std::string::npos) found.push_back(i);
+      }
+      return found;
+    };
+    const std::string evening = testing::ReadFixture("fhir/ndc_coded_atorvastatin.json");
+    auto lost = structure_issues(evening);
+    REQUIRE(lost.size() == 1);
+    CHECK(lost[0].severity == Severity::kWarning);
+    CHECK(lost[0].path == "medication_request.dosageInstruction");
+    CHECK(lost[0].message.find("medication_request.dosageInstruction[0].timing.repeat.when[0]") !=
+          std::string::npos);
+    CHECK(lost[0].message.find("structured elements are dropped") != std::string::npos);
+
+    nlohmann::json doc = nlohmann::json::parse(evening);
+    doc["medication_request"]["dosageInstruction"] =
+        nlohmann::json::array({{{"text", "Take 1 tablet by mouth once daily in the evening"}}});
+    auto text_only = structure_issues(doc.dump());
+    REQUIRE(text_only.size() == 1);
+    CHECK(text_only[0].severity == Severity::kInformation);
+  }
+
+  TEST_CASE("validityPeriod.start: on the written date not sent, any other as EffectiveDate") {
+    auto with_start = [](const std::string& start) {
+      nlohmann::json doc =
+          nlohmann::json::parse(testing::ReadFixture("fhir/medication_request_lisinopril.json"));
+      doc["medication_request"]["authoredOn"] = "2026-11-20T09:30:00-05:00";
+      doc["medication_request"]["dispenseRequest"]["validityPeriod"] = {{"start", start}};
+      IssueList issues;
+      auto out = Map(doc.dump(), issues);
+      RXFLOW_REQUIRE_OK(out);
+      return out->xml;
+    };
+    CHECK(with_start("2026-11-20").find("EffectiveDate") == std::string::npos);
+    const std::string before = with_start("2026-11-19");  // a partner's, kept as it was
+    CHECK(before.find("<Date>2026-11-19</Date></OtherMedicationDate><OtherMedicationDateQualifier>"
+                      "EffectiveDate</OtherMedicationDateQualifier>") != std::string::npos);
+    CHECK(with_start("2026-12-21").find("<Date>2026-12-21</Date>") != std::string::npos);
+  }
+
   TEST_CASE("a taper becomes several instructions joined by THEN") {
     IssueList issues;
     auto out = Map(testing::ReadFixture("fhir/prednisone_taper.json"), issues);

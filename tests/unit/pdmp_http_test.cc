@@ -214,9 +214,14 @@ TEST_CASE("PDMP over HTTP: refusals, 4xx and 5xx answers, oversized answers, tim
   });
   fake.Post(R"(/garbage/\$pdmp-history)",
             [](const auto&, auto& r) { r.set_content("<html/>", "text/html"); });
-  std::atomic<int> slow_entered{0};
-  fake.Post(R"(/slow/\$pdmp-history)", [&slow_entered](const auto&, auto& r) {
-    ++slow_entered;
+  fake.Post(R"(/slow/\$pdmp-history)", [](const auto&, auto& r) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    r.status = 200;
+  });
+  // As /slow, for the in-flight check alone: it counts the queries that reached it.
+  std::atomic<int> held_entered{0};
+  fake.Post(R"(/held/\$pdmp-history)", [&held_entered](const auto&, auto& r) {
+    ++held_entered;
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
     r.status = 200;
   });
@@ -283,17 +288,18 @@ TEST_CASE("PDMP over HTTP: refusals, 4xx and 5xx answers, oversized answers, tim
   // At most max_in_flight queries wait at once; more are refused at once.
   {
     FhirPdmpOptions o;
-    o.base_url = Cat("http://127.0.0.1:", port, "/slow");
-    o.timeout = std::chrono::milliseconds(3000);
+    o.base_url = Cat("http://127.0.0.1:", port, "/held");
+    o.timeout = std::chrono::milliseconds(30000);
     o.max_in_flight = 1;
     auto c = NewFhirPdmpClient(o);
     RXFLOW_REQUIRE_OK(c);
-    const int entered_before = slow_entered.load();
     std::thread first([&] { (void)(*c)->History(Brennan()); });
     // The first query is at the server (so in flight), however late its thread started.
-    while (slow_entered.load() == entered_before) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (held_entered.load() == 0 && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
+    CHECK(held_entered.load() == 1);  // (not REQUIRE: the thread must be joined)
     auto second = (*c)->History(Brennan());
     first.join();
     CHECK(second.status().code() == absl::StatusCode::kUnavailable);

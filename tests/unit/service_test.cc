@@ -455,6 +455,9 @@ TEST_SUITE("Service") {
     // A second to be filled at once: refused; with its earliest fill date: the series.
     refused(order(10, ""), "second", "dispenseRequest.validityPeriod.start",
             "states the earliest date it may be filled");
+    // A start before the day written is sent as given, but says "fill at once" all the same.
+    refused(order(10, "2026-11-20"), "second-back-dated", "dispenseRequest.validityPeriod.start",
+            "states the earliest date it may be filled");
     const std::string second = accepted(order(10, "2026-12-21"), "second-dated");
     // 5 + 10 + 76 = 91 days: refused; 75 fits (90).
     refused(order(76, "2027-01-20"), "third", "dispenseRequest.expectedSupplyDuration",
