@@ -180,6 +180,12 @@ constexpr ScriptElementRow kScriptElements[] = {
     {"ChangeOfPrescriptionStatusFlag", "ChangeOfPrescriptionStatusFlag", false, false, true, 1},
     {"LanguageNameCode", "Patient/HumanPatient/LanguageNameCode", true, true, true, 3},
     {"TestMessage", "Header/TestMessage", false, true, true, 1},
+    // The code system versions of a structured Sig (sent instead of NewRxOptions'); the
+    // schema's type is an unbounded string.
+    {"Sig/CodeSystem/SNOMEDVersion", "MedicationPrescribed/Sig/CodeSystem/SNOMEDVersion", false,
+     true, true, 100},
+    {"Sig/CodeSystem/FMTVersion", "MedicationPrescribed/Sig/CodeSystem/FMTVersion", false, true,
+     true, 100},
 };
 const ScriptElementRow* FindScriptElement(std::string_view element) {
   for (const ScriptElementRow& r : kScriptElements) {
@@ -2582,6 +2588,7 @@ class Mapper {
   // carries.
   void MapScriptElements(bool cancel, script::Patient& patient, script::Medication& med,
                          std::optional<bool>& prohibit_renewal, std::string& change_flag) {
+    bool snomed_version_seen = false, fmt_version_seen = false;
     auto visit = [&](const std::vector<fhir::Extension>& list, const std::string& base,
                      bool on_patient) {
       for (size_t i = 0; i < list.size(); ++i) {
@@ -2677,6 +2684,17 @@ class Mapper {
           once(patient.language_name_code);
         } else if (el == "TestMessage") {
           once(test_message_);
+        } else if (el == "Sig/CodeSystem/SNOMEDVersion" || el == "Sig/CodeSystem/FMTVersion") {
+          const bool snomed = el == "Sig/CodeSystem/SNOMEDVersion";
+          bool& seen = snomed ? snomed_version_seen : fmt_version_seen;
+          if (!med.sig || !med.sig->structured()) {
+            Dropped(ep, Cat(subject, ": sent only with a structured Sig: not sent"));
+          } else if (seen) {
+            Dropped(ep, Cat(subject, ": SCRIPT carries one: not sent"));
+          } else {
+            seen = true;
+            (snomed ? med.sig->snomed_version : med.sig->fmt_version) = text();
+          }
         }
       }
     };

@@ -591,7 +591,17 @@ class Builder {
   std::vector<fhir::CodeableReference> Reasons(const script::Medication& m,
                                                const std::string& path) {
     std::vector<fhir::CodeableReference> out;
-    for (const script::Diagnosis& d : m.diagnosis) {
+    for (size_t i = 0; i < m.diagnosis.size(); ++i) {
+      const script::Diagnosis& d = m.diagnosis[i];
+      // 1 (the prescriber's, which FHIR → SCRIPT writes) is implied; another qualifier has no
+      // home in a CodeableReference.
+      if (d.clinical_information_qualifier != "1") {
+        issues_.Warning(
+            Indexed(path + "/Diagnosis", i, m.diagnosis) + "/ClinicalInformationQualifier",
+            IssueCode::kNotSupported,
+            Cat("ClinicalInformationQualifier ", d.clinical_information_qualifier.substr(0, 10),
+                " has no FHIR form (FHIR → SCRIPT sends 1): not mapped to FHIR: dropped"));
+      }
       for (const script::DiagnosisCode* c : {&d.primary, d.secondary ? &*d.secondary : nullptr}) {
         if (!c) continue;
         std::string system, code = c->code;
@@ -640,7 +650,16 @@ class Builder {
         FhirDateTime(!m.written_date.date.empty() ? m.written_date.date : m.written_date.date_time);
     mr.reason = Reasons(m, path);
     if (!m.note.empty()) mr.note.push_back(fhir::Annotation{"", std::nullopt, "", m.note});
-    if (m.sig) mr.dosage_instruction = SigToDosage(*m.sig, path + "/Sig", issues_);
+    if (m.sig) {
+      mr.dosage_instruction = SigToDosage(*m.sig, path + "/Sig", issues_);
+      // The code system versions the Sig's codes were chosen from, when its structure
+      // reached FHIR (else SigToDosage named them): FHIR → SCRIPT sends them back instead of
+      // NewRxOptions'.
+      if (std::any_of(mr.dosage_instruction.begin(), mr.dosage_instruction.end(), HasStructure)) {
+        Keep(mr.extension, "Sig/CodeSystem/SNOMEDVersion", m.sig->snomed_version);
+        Keep(mr.extension, "Sig/CodeSystem/FMTVersion", m.sig->fmt_version);
+      }
+    }
     fhir::DispenseRequest dr;
     bool any = false;
     if (m.quantity) {
@@ -1029,12 +1048,15 @@ class Builder {
     fhir::Task t = NewTask(s.code == "010" ? "completed" : "accepted", s.code, kNcpdpStatusSystem,
                            s.code == "010" ? "accepted by the ultimate receiver" : "accepted");
     t.description = s.description;
+    for (const std::string& c : s.description_code) InputString(t, "DescriptionCode", c);
+    KeepHeader(t);
     Add(fhir::Resource{std::move(t)}, "task");
   }
   void MapTx(const script::Verify& v, const std::string&) {
     fhir::Task t = NewTask("completed", v.code.empty() ? "010" : v.code, kNcpdpStatusSystem,
                            "verified (return receipt)");
     t.description = v.description;
+    KeepHeader(t);
     Add(fhir::Resource{std::move(t)}, "task");
   }
   void MapTx(const script::Error& e, const std::string& path) {
@@ -1058,6 +1080,7 @@ class Builder {
     fhir::Task t =
         NewTask("failed", e.code, kNcpdpErrorSystem, e.retryable() ? "error (retryable)" : "error");
     t.description = e.description;
+    KeepHeader(t);
     Add(fhir::Resource{std::move(t)}, "task");
     (void)path;
   }
@@ -1065,12 +1088,8 @@ class Builder {
     bool approved = c.response.kind == "Approved";
     fhir::Task t = NewTask(approved ? "completed" : "rejected", c.response.kind,
                            kNcpdpResponseSystem, approved ? "cancel approved" : "cancel denied");
-    t.description = !c.response.note.empty() ? c.response.note : c.response.denial_reason;
-    for (const std::string& r : c.response.reason_code) {
-      if (!t.status_reason) t.status_reason.emplace();
-      t.status_reason->coding.push_back(
-          fhir::Coding{std::string(kNcpdpReasonSystem), "", r, "", std::nullopt});
-    }
+    ResponseToTask(c.response, t);
+    KeepHeader(t);
     Add(fhir::Resource{std::move(t)}, "task");
   }
   void MapTx(const script::RxRenewalRequest& r, const std::string& path) {
@@ -1080,6 +1099,17 @@ class Builder {
     fhir::MedicationRequest mr = Request(r.medication_dispensed, path + "/MedicationDispensed",
                                          patient, prescriber, pharmacy);
     mr.intent = "proposal";  // the pharmacy asks; the prescriber decides
+    if (r.medication_prescribed) {
+      // The prescription as written, which the proposal would renew: its priorPrescription.
+      // It is the order the header's PrescriberOrderNumber names; the message's own ids
+      // belong to the proposal.
+      fhir::MedicationRequest prior = Request(
+          *r.medication_prescribed, path + "/MedicationPrescribed", patient, prescriber, pharmacy);
+      std::erase_if(prior.identifier, [](const fhir::Identifier& id) {
+        return id.system != kPrescriberOrderNumberSystem;
+      });
+      mr.prior_prescription = Add(fhir::Resource{std::move(prior)}, "prior-prescription");
+    }
     AddRequest(std::move(mr));
   }
   void MapTx(const script::RxRenewalResponse& r, const std::string& path) {
@@ -1093,6 +1123,8 @@ class Builder {
     AddRequest(std::move(mr));
     fhir::Task t = NewTask(denied ? "rejected" : "completed", r.response.kind, kNcpdpResponseSystem,
                            "renewal response");
+    ResponseToTask(r.response, t);
+    KeepHeader(t);
     Add(fhir::Resource{std::move(t)}, "task");
   }
   void MapTx(const script::RxChangeRequest& r, const std::string& path) {
@@ -1111,6 +1143,9 @@ class Builder {
     fhir::Task t =
         NewTask("requested", r.message_request_code, kNcpdpChangeCodeSystem, "change request");
     t.description = r.change_reason_text;
+    for (const std::string& c : r.message_request_sub_code) {
+      InputString(t, "MessageRequestSubCode", c);
+    }
     Add(fhir::Resource{std::move(t)}, "task");
   }
   void MapTx(const script::RxChangeResponse& r, const std::string& path) {
@@ -1123,12 +1158,32 @@ class Builder {
     }
     fhir::Task t = NewTask(r.response.kind == "Denied" ? "rejected" : "completed", r.response.kind,
                            kNcpdpResponseSystem, "change response");
+    ResponseToTask(r.response, t);
+    InputString(t, "MessageRequestCode", r.message_request_code);
+    for (const std::string& c : r.message_request_sub_code) {
+      InputString(t, "MessageRequestSubCode", c);
+    }
+    KeepHeader(t);
     Add(fhir::Resource{std::move(t)}, "task");
   }
   void MapTx(const script::RxFill& r, const std::string& path) {
     auto patient = AddPatient(r.patient, path + "/Patient");
     auto pharmacy = AddPharmacy(r.pharmacy, path + "/Pharmacy");
+    const script::Medication* m = r.medication_dispensed    ? &*r.medication_dispensed
+                                  : r.medication_prescribed ? &*r.medication_prescribed
+                                                            : nullptr;
+    std::string mp =
+        path + (r.medication_dispensed ? "/MedicationDispensed" : "/MedicationPrescribed");
+    // The fill's medication as a history's dispensed one: each element is carried (those a
+    // MedicationDispense has no home for as script-element extensions) or named in a warning.
     fhir::MedicationDispense d;
+    if (m) {
+      d = HistoryDispense(*m, mp, patient, pharmacy, RelatedRequest());
+    } else {
+      d.subject = patient;
+      d.performer.push_back(pharmacy);
+      d.authorizing_prescription.push_back(RelatedRequest());
+    }
     const script::Header& h = m_.header;
     if (!h.message_id.empty()) d.identifier.push_back(Id(kMessageIdSystem, h.message_id));
     if (!h.rx_reference_number.empty())
@@ -1151,29 +1206,13 @@ class Builder {
       d.not_performed_reason = std::move(reason);
     }
     if (!r.fill_status_note.empty())
-      d.note.push_back(fhir::Annotation{"", std::nullopt, "", r.fill_status_note});
-    d.subject = patient;
-    d.performer.push_back(pharmacy);
-    d.authorizing_prescription.push_back(RelatedRequest());
-    const script::Medication* m = r.medication_dispensed    ? &*r.medication_dispensed
-                                  : r.medication_prescribed ? &*r.medication_prescribed
-                                                            : nullptr;
-    std::string mp =
-        path + (r.medication_dispensed ? "/MedicationDispensed" : "/MedicationPrescribed");
-    if (m) {
-      d.medication = Drug(*m, mp);
-      if (m->quantity) d.quantity = Qty(*m->quantity);
-      if (!m->days_supply.empty())
-        d.days_supply = fhir::Quantity{internal::FhirDecimalFromScript(m->days_supply), "", "days",
-                                       std::string(kUcum), "d"};
-      std::string fill =
-          !m->last_fill_date.date.empty() ? m->last_fill_date.date : m->last_fill_date.date_time;
-      d.when_handed_over = FhirDateTime(fill);
-      if (m->sig) d.dosage_instruction = SigToDosage(*m->sig, mp + "/Sig", issues_);
-    }
+      d.note.insert(d.note.begin(), fhir::Annotation{"", std::nullopt, "", r.fill_status_note});
+    Keep(d.extension, "FillStatus/" + r.fill_status + "/ReferenceNumber",
+         r.fill_status_reference_number);
     if (r.medication_dispensed && r.medication_prescribed) {
-      issues_.Add(Severity::kInformation, IssueCode::kInformational, path + "/MedicationPrescribed",
-                  "the prescribed medication is not repeated in the MedicationDispense");
+      issues_.Warning(path + "/MedicationPrescribed", IssueCode::kNotSupported,
+                      "the prescribed medication is not repeated in the MedicationDispense (it "
+                      "names the dispensed one): not mapped to FHIR: dropped");
     }
     AddPrescriber(r.prescriber, path + "/Prescriber", /*with_agent=*/false);
     Add(fhir::Resource{std::move(d)}, "dispense");
@@ -1412,6 +1451,26 @@ class Builder {
     }
     if (pharmacist)
       InputReference(t, "Pharmacist", AddPharmacist(*pharmacist, path + "/Pharmacist"));
+  }
+
+  // The header of an answer (Status, Verify, Error and the Responses), which FHIR → SCRIPT
+  // does not write: its routing envelope, and the references the Task's focus does not
+  // carry, each an input named by its path under Message ("Header/To", "Header/To/@Qualifier").
+  void KeepHeader(fhir::Task& t) {
+    const script::Header& h = m_.header;
+    InputString(t, "Header/To", h.to);
+    InputString(t, "Header/To/@Qualifier", h.to_qualifier);
+    InputString(t, "Header/From", h.from);
+    InputString(t, "Header/From/@Qualifier", h.from_qualifier);
+    InputString(t, "Header/SenderSoftware/SenderSoftwareDeveloper", h.sender_software_developer);
+    InputString(t, "Header/SenderSoftware/SenderSoftwareProduct", h.sender_software_product);
+    InputString(t, "Header/SenderSoftware/SenderSoftwareVersionRelease",
+                h.sender_software_version_release);
+    InputString(t, "Header/RxReferenceNumber", h.rx_reference_number);
+    // The focus names the prescription by its order number when there is one.
+    if (!h.prescriber_order_number.empty()) {
+      InputString(t, "Header/RelatesToMessageID", h.relates_to_message_id);
+    }
   }
 
   // Header elements the transaction's Task has no place for: a warning for each one sent

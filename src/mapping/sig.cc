@@ -336,8 +336,8 @@ class InstructionBuilder {
   std::string prefix_;
 };
 
-// Whether a dosage says more than its text (and sequence and patientInstruction, which
-// travel without the structure or order the texts).
+}  // namespace
+
 bool HasStructure(const fhir::Dosage& d) {
   return !d.extension.empty() || !d.additional_instruction.empty() || d.timing.has_value() ||
          d.as_needed.has_value() || !d.as_needed_for.empty() || d.site.has_value() ||
@@ -345,8 +345,6 @@ bool HasStructure(const fhir::Dosage& d) {
          !d.max_dose_per_period.empty() || d.max_dose_per_administration.has_value() ||
          d.max_dose_per_lifetime.has_value();
 }
-
-}  // namespace
 
 std::optional<script::Sig> SigMapper::Map(const std::vector<fhir::Dosage>& dosages,
                                           const std::string& path,
@@ -634,6 +632,11 @@ std::vector<fhir::Dosage> SigToDosage(const script::Sig& sig, const std::string&
       if (modifiers) {
         issues.Warning(Cat(path, "/MultipleInstructionModifier"), IssueCode::kNotSupported,
                        "dropped with the structured Sig (see the Instruction warning)");
+      }
+      if (!sig.snomed_version.empty() || !sig.fmt_version.empty()) {
+        issues.Warning(Cat(path, "/CodeSystem"), IssueCode::kNotSupported,
+                       "the code system versions are dropped with the structured Sig (see the "
+                       "Instruction warning)");
       }
     }
   }

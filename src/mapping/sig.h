@@ -34,6 +34,10 @@ class SigMapper {
   const NewRxOptions& options_;
 };
 
+// Whether a dosage says more than its text (and sequence and patientInstruction, which
+// travel without the structure or order the texts).
+bool HasStructure(const fhir::Dosage& d);
+
 // Sig → dosageInstruction. Dosage[0].text carries SigText; the structured part becomes
 // structured Dosage fields only when every code maps back, else an information issue.
 std::vector<fhir::Dosage> SigToDosage(const script::Sig& sig, const std::string& path,

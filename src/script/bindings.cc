@@ -446,8 +446,7 @@ constexpr Field kRxChangeResponse[] = {
     Sub<&ChangeResponse::prescriber>("Prescriber", kPrescriber),
     Sub<&ChangeResponse::medication_prescribed>("MedicationPrescribed", kMedication)};
 
-// FillStatus's ReferenceNumber is not modelled; it is read without a warning.
-constexpr Field kFillStatusKind[] = {Const("ReferenceNumber", ""),
+constexpr Field kFillStatusKind[] = {Leaf<&RxFill::fill_status_reference_number>("ReferenceNumber"),
                                      Leaf<&RxFill::fill_status_note>("Note"),
                                      Leaf<&RxFill::fill_status_reason_code>("ReasonCode")};
 constexpr Field kFillStatus[] = {Choice<&RxFill::fill_status>(kFillStatusKind)};

@@ -82,6 +82,49 @@ TEST_SUITE("Codes") {
 }
 
 TEST_SUITE("Mapping") {
+  TEST_CASE("a structured Sig's code system versions go to FHIR and back, not the options'") {
+    IssueList issues;
+    auto bundle = ToFhirJson(testing::ReadFixture("script/newrx_2017071_lisinopril.xml"), issues);
+    RXFLOW_REQUIRE_OK(bundle);
+    CHECK(bundle->find("\"Sig/CodeSystem/SNOMEDVersion\"") != std::string::npos);
+    issues.clear();
+    auto back = Map(*bundle, issues);
+    RXFLOW_REQUIRE_OK(back);
+    CHECK(back->xml.find("<SNOMEDVersion>20250901</SNOMEDVersion>") != std::string::npos);
+    CHECK(back->xml.find("<FMTVersion>25.08d</FMTVersion>") != std::string::npos);
+
+    // Without a structured Sig there is no CodeSystem to send them in: named, not sent.
+    json b = json::parse(*bundle);
+    for (size_t i = 0; i < b["entry"].size(); ++i) {
+      json& r = b["entry"][i]["resource"];
+      if (r["resourceType"] != "MedicationRequest") continue;
+      json text_only = {{"text", r["dosageInstruction"][0]["text"]}};
+      r["dosageInstruction"] = json::array({text_only});
+    }
+    issues.clear();
+    back = Map(b.dump(), issues);
+    RXFLOW_REQUIRE_OK(back);
+    CHECK(back->xml.find("<CodeSystem>") == std::string::npos);
+    int named = 0;
+    for (const Issue& i : issues) {
+      if (i.severity == Severity::kWarning &&
+          i.message.find("Sig/CodeSystem/SNOMEDVersion (script-element extension): sent only "
+                         "with a structured Sig") != std::string::npos) {
+        ++named;
+      }
+    }
+    CHECK(named == 1);
+  }
+  TEST_CASE("a structured Sig FHIR cannot carry takes its code system versions along, named") {
+    IssueList issues(1 << 20);
+    auto bundle =
+        ToFhirJson(testing::ReadFixture("script/exhaustive/newrx_2017071_first.xml"), issues);
+    RXFLOW_REQUIRE_OK(bundle);
+    const Issue* i = issues.Find("/Message/Body/NewRx/MedicationPrescribed/Sig/CodeSystem");
+    REQUIRE(i != nullptr);
+    CHECK(i->severity == Severity::kWarning);
+    CHECK(bundle->find("Sig/CodeSystem/") == std::string::npos);
+  }
   TEST_CASE("an over-long drug description is refused, never truncated") {
     std::string json = Replace(testing::ReadFixture("fhir/medication_request_lisinopril.json"),
                                "\"text\": \"lisinopril 10 MG Oral Tablet\"",
@@ -335,6 +378,159 @@ TEST_SUITE("Mapping: history, transfer, new prescription requests") {
     CHECK(task["status"] == "rejected");
     CHECK(task["statusReason"]["coding"][0]["code"] == "AM");
     CHECK(task["description"] == "Patient must be seen before a new prescription");
+  }
+
+  // A Task's inputs, by the SCRIPT element each carries (valueString).
+  std::map<std::string, std::vector<std::string>> Inputs(const json& task) {
+    std::map<std::string, std::vector<std::string>> out;
+    for (const json& in : task.value("input", json::array())) {
+      out[in["type"]["coding"][0]["code"].get<std::string>()].push_back(
+          in.value("valueString", std::string()));
+    }
+    return out;
+  }
+  json TaskOf(const std::string& bundle) {
+    const json parsed = json::parse(bundle);
+    for (const json& e : parsed["entry"]) {
+      if (e["resource"]["resourceType"] == "Task") return e["resource"];
+    }
+    FAIL("no Task in the Bundle");
+    return {};
+  }
+
+  TEST_CASE("the answers keep their routing header as Task inputs") {
+    for (const char* fixture : {"status_000", "verify", "error_900", "cancelrx_response_denied",
+                                "rxrenewal_response_denied", "rxchange_response_denied"}) {
+      CAPTURE(fixture);
+      IssueList issues;
+      auto out =
+          ToFhirJson(testing::ReadFixture(std::string("script/") + fixture + ".xml"), issues);
+      RXFLOW_REQUIRE_OK(out);
+      auto in = Inputs(TaskOf(*out));
+      REQUIRE(in.count("Header/To") == 1);
+      CHECK(in["Header/To/@Qualifier"].size() == 1);
+      CHECK(in["Header/From"].size() == 1);
+      CHECK(in["Header/From/@Qualifier"].size() == 1);
+      CHECK(in["Header/SenderSoftware/SenderSoftwareProduct"].size() == 1);
+      // Each of these names its prescription by order number, so the focus does not carry
+      // the RelatesToMessageID: an input does.
+      CHECK(in["Header/RelatesToMessageID"].size() == 1);
+    }
+    IssueList issues;
+    auto out = ToFhirJson(testing::ReadFixture("script/cancelrx_response_denied.xml"), issues);
+    RXFLOW_REQUIRE_OK(out);
+    auto in = Inputs(TaskOf(*out));
+    CHECK(in["Header/To"] == std::vector<std::string>{"9036274810001"});
+    CHECK(in["Header/From/@Qualifier"] == std::vector<std::string>{"P"});
+    CHECK(in["Header/RelatesToMessageID"] ==
+          std::vector<std::string>{"1a7c4e9b2d5f4386b1e8a3c6d0f7b924"});
+    CHECK(in["Header/RxReferenceNumber"] == std::vector<std::string>{"RX2219043"});
+    CHECK(in["Response/ReferenceNumber"] == std::vector<std::string>{"CX-2219043"});
+  }
+
+  TEST_CASE("an answer without an order number: the focus carries RelatesToMessageID") {
+    // A Status without a PrescriberOrderNumber: the focus names the answered message.
+    IssueList issues;
+    std::string xml = Replace(testing::ReadFixture("script/status_000.xml"),
+                              "    <PrescriberOrderNumber>ORD-1001</PrescriberOrderNumber>\n", "");
+    auto out = ToFhirJson(xml, issues);
+    RXFLOW_REQUIRE_OK(out);
+    json task = TaskOf(*out);
+    CHECK(task["focus"]["identifier"]["value"] == "5e0a7c1d92b34f6e8a1c3b5d7f9e2a40");
+    CHECK(Inputs(task).count("Header/RelatesToMessageID") == 0);
+  }
+
+  TEST_CASE("a Status's DescriptionCodes are Task inputs") {
+    std::string xml = Replace(testing::ReadFixture("script/status_010.xml"), "<Code>010</Code>",
+                              "<Code>010</Code><DescriptionCode>008</DescriptionCode>"
+                              "<DescriptionCode>4000</DescriptionCode>");
+    IssueList issues;
+    auto out = ToFhirJson(xml, issues);
+    RXFLOW_REQUIRE_OK(out);
+    CHECK(Inputs(TaskOf(*out))["DescriptionCode"] == std::vector<std::string>{"008", "4000"});
+  }
+
+  TEST_CASE("a diagnosis qualifier other than the prescriber's is named, 1 is implied") {
+    const std::string xml = testing::ReadFixture("script/rxrenewal_request.xml");
+    IssueList issues;
+    RXFLOW_REQUIRE_OK(ToFhirJson(xml, issues));
+    CHECK_FALSE(
+        issues.Find("/Message/Body/RxRenewalRequest/MedicationPrescribed/Diagnosis/"
+                    "ClinicalInformationQualifier"));
+    issues.clear();
+    RXFLOW_REQUIRE_OK(
+        ToFhirJson(Replace(xml, "<ClinicalInformationQualifier>1</ClinicalInformationQualifier>",
+                           "<ClinicalInformationQualifier>2</ClinicalInformationQualifier>"),
+                   issues));
+    const Issue* i = issues.Find(
+        "/Message/Body/RxRenewalRequest/MedicationPrescribed/Diagnosis/"
+        "ClinicalInformationQualifier");
+    REQUIRE(i != nullptr);
+    CHECK(i->severity == Severity::kWarning);
+    CHECK(i->message.find("ClinicalInformationQualifier 2 has no FHIR form") != std::string::npos);
+  }
+
+  TEST_CASE("RxChangeResponse: the response, the request code and each sub-code are inputs") {
+    std::string xml = Replace(testing::ReadFixture("script/rxchange_response_denied.xml"),
+                              "<MessageRequestCode>G</MessageRequestCode>",
+                              "<MessageRequestCode>U</MessageRequestCode>"
+                              "<MessageRequestSubCode>A</MessageRequestSubCode>"
+                              "<MessageRequestSubCode>J</MessageRequestSubCode>");
+    IssueList issues;
+    auto out = ToFhirJson(xml, issues);
+    RXFLOW_REQUIRE_OK(out);
+    json task = TaskOf(*out);
+    CHECK(task["status"] == "rejected");
+    CHECK(task["statusReason"]["coding"][0]["code"] == "AL");
+    CHECK(task["description"] ==
+          "Brand medically necessary; prior authorization submitted to the plan");
+    auto in = Inputs(task);
+    CHECK(in["MessageRequestCode"] == std::vector<std::string>{"U"});
+    CHECK(in["MessageRequestSubCode"] == std::vector<std::string>{"A", "J"});
+    CHECK(in["Response/ReferenceNumber"] == std::vector<std::string>{"CH-88310"});
+  }
+
+  TEST_CASE("RxRenewalRequest: the prescription as written is the proposal's priorPrescription") {
+    IssueList issues;
+    std::string b = ToFhir(testing::ReadFixture("script/rxrenewal_request.xml"), issues);
+    json requests = Resources(b, "MedicationRequest");
+    REQUIRE(requests.size() == 2);
+    json proposal, prior;
+    for (const json& r : requests) (r["intent"] == "proposal" ? proposal : prior) = r;
+    REQUIRE(proposal.contains("priorPrescription"));
+    std::string prior_url;
+    const json parsed = json::parse(b);
+    for (const json& e : parsed["entry"]) {
+      if (e["resource"]["id"] == prior["id"]) prior_url = e["fullUrl"];
+    }
+    CHECK(proposal["priorPrescription"]["reference"] == prior_url);
+    CHECK(prior["intent"] == "order");
+    CHECK(prior["dispenseRequest"]["numberOfRepeatsAllowed"] == 2);
+    CHECK(prior["reason"][0]["concept"]["coding"][0]["code"] == "I10");
+    // Only the order number: the MessageID and RxReferenceNumber are the proposal's.
+    REQUIRE(prior["identifier"].size() == 1);
+    CHECK(prior["identifier"][0]["value"] == "ORD-1001");
+  }
+
+  TEST_CASE("RxFill: every field of the fill reaches the MedicationDispense or a warning") {
+    IssueList issues;
+    std::string b = ToFhir(testing::ReadFixture("script/rxfill_partial.xml"), issues);
+    json d = Resources(b, "MedicationDispense")[0];
+    std::map<std::string, std::string> ext;
+    for (const json& e : d["extension"]) {
+      ext[e["extension"][0]["valueString"]] = e["extension"][1]["valueString"];
+    }
+    CHECK(ext["FillStatus/PartiallyDispensed/ReferenceNumber"] == "RX3308815-P1");
+    CHECK(ext["WrittenDate"] == "2026-11-21T15:42:00Z");
+    CHECK(ext["NumberOfRefills"] == "0");
+    CHECK(ext["Substitutions"] == "0");
+    REQUIRE(d["note"].size() == 2);  // the FillStatus Note first, then the medication's
+    CHECK(d["note"][0]["text"] == "Partial fill of 10 tablets at patient request");
+    // Both medications: the prescribed one is named in a warning, not an information issue.
+    const Issue* i = issues.Find("/Message/Body/RxFill/MedicationPrescribed");
+    REQUIRE(i != nullptr);
+    CHECK(i->severity == Severity::kWarning);
+    CHECK(i->message.find("not repeated") != std::string::npos);
   }
 }
 

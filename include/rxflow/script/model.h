@@ -535,6 +535,7 @@ struct RxFill {
   std::string fill_status;
   std::string fill_status_reason_code;
   std::string fill_status_note;
+  std::string fill_status_reference_number;  // the pharmacy's reference for this fill
   Patient patient;
   Pharmacy pharmacy;
   Prescriber prescriber;
