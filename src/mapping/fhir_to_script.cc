@@ -402,6 +402,9 @@ class Mapper {
       out.country_code = country;
     }
     if (!a.district.empty()) Dropped(p + ".district");
+    if (!a.type.empty()) Dropped(p + ".type");  // postal | physical | both
+    if (!a.text.empty()) Dropped(p + ".text", "the address's parts are sent, not its text");
+    if (a.period) Dropped(p + ".period");
     return out;
   }
 
@@ -2717,6 +2720,17 @@ class Mapper {
     if (mr.prior_prescription) Dropped(p + ".priorPrescription");
     if (mr.group_identifier) Dropped(p + ".groupIdentifier");
     if (mr.status_reason) Dropped(p + ".statusReason");
+    if (!mr.status_changed.empty()) Dropped(p + ".statusChanged");
+    // SCRIPT has no inactive party: a record marked inactive is sent as it stands, named.
+    auto inactive = [&](const std::optional<bool>& active, const std::string& path) {
+      if (active && !*active) {
+        Dropped(path + ".active", "SCRIPT has no active flag: the record is sent as if active");
+      }
+    };
+    inactive(in_.patient.active, in_.patient_path);
+    if (in_.practitioner) inactive(in_.practitioner->active, in_.practitioner_path);
+    if (in_.practitioner_role) inactive(in_.practitioner_role->active, in_.practitioner_role_path);
+    if (in_.pharmacy) inactive(in_.pharmacy->active, in_.pharmacy_path);
     if (mr.do_not_perform && *mr.do_not_perform) {
       issues_.Error(p + ".doNotPerform", IssueCode::kNotSupported,
                     "a do-not-perform order cannot be sent as a NewRx");

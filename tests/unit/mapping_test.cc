@@ -125,6 +125,32 @@ TEST_SUITE("Mapping") {
     CHECK(i->severity == Severity::kWarning);
     CHECK(bundle->find("Sig/CodeSystem/") == std::string::npos);
   }
+  TEST_CASE(
+      "what SCRIPT has no place for is named: inactive records, statusChanged, address "
+      "type, text and period") {
+    std::string json = testing::ReadFixture("fhir/medication_request_lisinopril.json");
+    json = Replace(json, "\"resourceType\": \"MedicationRequest\",",
+                   "\"resourceType\": \"MedicationRequest\", \"statusChanged\": \"2026-11-01\",");
+    // The Patient's "active": true (the first of three: Patient, Practitioner, pharmacy).
+    json = Replace(json, "\"active\": true", "\"active\": false");
+    json = Replace(json, "\"use\": \"home\",",
+                   "\"use\": \"home\", \"text\": \"4417 Juniper Hollow Rd\", "
+                   "\"period\": {\"start\": \"2020-01-01\"},");
+    IssueList issues;
+    RXFLOW_REQUIRE_OK(Map(json, issues));
+    auto warned = [&](std::string_view path) {
+      for (const Issue& i : issues) {
+        if (i.severity == Severity::kWarning && i.path.ends_with(path)) return true;
+      }
+      return false;
+    };
+    CHECK(warned("medication_request.statusChanged"));
+    CHECK(warned("patient.active"));
+    CHECK_FALSE(warned("practitioner.active"));  // true is what SCRIPT implies
+    CHECK(warned("patient.address[0].type"));
+    CHECK(warned("patient.address[0].text"));
+    CHECK(warned("patient.address[0].period"));
+  }
   TEST_CASE("an over-long drug description is refused, never truncated") {
     std::string json = Replace(testing::ReadFixture("fhir/medication_request_lisinopril.json"),
                                "\"text\": \"lisinopril 10 MG Oral Tablet\"",
