@@ -1623,7 +1623,16 @@ class Mapper {
       }
       if (not_allowed) {
         m.substitutions = "1";
-        if (s.reason) m.reason_for_substitution_code_used = "BRAND MEDICALLY NECESSARY";
+        if (s.reason) {
+          m.reason_for_substitution_code_used = "BRAND MEDICALLY NECESSARY";
+          // SCRIPT's one reason says no more: a reason other than that text (what SCRIPT → FHIR
+          // writes) is named.
+          if (!s.reason->coding.empty() || s.reason->text != "BRAND MEDICALLY NECESSARY") {
+            Dropped(p + ".substitution.reason",
+                    "sent as ReasonForSubstitutionCodeUsed BRAND MEDICALLY NECESSARY, the one "
+                    "value SCRIPT has: the reason's codes and text are not sent");
+          }
+        }
       } else if (s.reason) {
         Dropped(p + ".substitution.reason",
                 "a reason is sent only when substitution is not allowed");

@@ -151,6 +151,25 @@ TEST_SUITE("Mapping") {
     CHECK(warned("patient.address[0].text"));
     CHECK(warned("patient.address[0].period"));
   }
+  TEST_CASE("a substitution reason is sent as SCRIPT's one value, and named unless it is that") {
+    IssueList issues;
+    auto out = Map(testing::ReadFixture("fhir/substitution_not_allowed.json"), issues);
+    RXFLOW_REQUIRE_OK(out);
+    CHECK(out->xml.find("<ReasonForSubstitutionCodeUsed>BRAND MEDICALLY NECESSARY<") !=
+          std::string::npos);
+    const Issue* i = issues.Find("medication_request.substitution.reason");
+    REQUIRE(i != nullptr);
+    CHECK(i->severity == Severity::kWarning);
+    CHECK(i->message.find("codes and text are not sent") != std::string::npos);
+
+    // SCRIPT → FHIR writes the reason as that text alone: it goes back without a word.
+    issues.clear();
+    auto bundle = ToFhirJson(out->xml, issues);
+    RXFLOW_REQUIRE_OK(bundle);
+    issues.clear();
+    RXFLOW_REQUIRE_OK(Map(*bundle, issues));
+    for (const Issue& x : issues) CHECK(x.path.find("substitution.reason") == std::string::npos);
+  }
   TEST_CASE("an over-long drug description is refused, never truncated") {
     std::string json = Replace(testing::ReadFixture("fhir/medication_request_lisinopril.json"),
                                "\"text\": \"lisinopril 10 MG Oral Tablet\"",
