@@ -102,6 +102,7 @@ constexpr std::pair<std::string_view, std::string script::Medication::*> kMedica
     {"NumberOfRefills", &script::Medication::number_of_refills},
     {"ReasonForSubstitutionCodeUsed", &script::Medication::reason_for_substitution_code_used},
     {"HistoryPrescriberOrderNumber", &script::Medication::history_prescriber_order_number},
+    {"ManufacturerName", &script::Medication::manufacturer_name},
     // TransferResponseMedication's REMS elements (RxTransferResponse).
     {"PrescriberCheckedREMS", &script::Medication::prescriber_checked_rems},
     {"REMSPatientRiskCategory", &script::Medication::rems_patient_risk_category},
@@ -601,6 +602,17 @@ class BundleMapper {
             if (!m.quantity) m.quantity.emplace();
             Once(el == "Quantity/Value" ? m.quantity->value : m.quantity->unit_of_measure_code, v,
                  ep, Cat(element, "/", el));
+          } else if (el == "LotNumber/LotNumber") {
+            m.lot_number.emplace_back().lot_number = v;
+          } else if (el == "LotNumber/LotExpiration") {
+            // Paired with the LotNumber extension before it (SCRIPT → FHIR writes them so).
+            if (m.lot_number.empty() || !m.lot_number.back().lot_expiration.empty()) {
+              Dropped(ep, Cat("SCRIPT ", element,
+                              "/LotNumber/LotExpiration comes after its LotNumber/LotNumber "
+                              "extension: not sent"));
+            } else {
+              m.lot_number.back().lot_expiration = Date(v, ep, Cat(element, "/", el));
+            }
           } else if (el == "PrescriptionPreviouslyFilled" && previously_filled) {
             Once(*previously_filled, v, ep, "MedicationTransferred/PrescriptionPreviouslyFilled");
           } else {

@@ -741,6 +741,13 @@ class Builder {
     keep("PrescriberCheckedREMS", m.prescriber_checked_rems);
     keep("REMSPatientRiskCategory", m.rems_patient_risk_category);
     keep("REMSAuthorizationNumber", m.rems_authorization_number);
+    // What was dispensed: each lot's number, then its expiration (FHIR → SCRIPT pairs them
+    // in this order).
+    keep("ManufacturerName", m.manufacturer_name);
+    for (const script::LotNumber& l : m.lot_number) {
+      keep("LotNumber/LotNumber", l.lot_number);
+      keep("LotNumber/LotExpiration", DateText(l.lot_expiration));
+    }
   }
 
   // HistorySource (history and transfer medications): script-element extensions; of the

@@ -245,6 +245,9 @@ constexpr Field kHistorySource[] = {Group("Source", kSourceQualifier, &HasSource
                                     Leaf<&HistorySource::fill_number>("FillNumber"),
                                     Leaf<&HistorySource::payment_type>("PaymentType")};
 
+constexpr Field kLotNumber[] = {Leaf<&LotNumber::lot_number>("LotNumber"),
+                                Sub<&LotNumber::lot_expiration>("LotExpiration", kDate)};
+
 using Med = Medication;
 constexpr Field kMedication[] = {
     Leaf<&Med::drug_description>("DrugDescription"),
@@ -275,7 +278,9 @@ constexpr Field kMedication[] = {
     Sub<&Med::pharmacy>("Pharmacy", kPharmacy),
     Sub<&Med::prescriber>("Prescriber", kPrescriber),
     Sub<&Med::history_source>("HistorySource", kHistorySource),
-    Leaf<&Med::rx_reference_number>("RxReferenceNumber")};
+    Leaf<&Med::rx_reference_number>("RxReferenceNumber"),
+    Leaf<&Med::manufacturer_name>("ManufacturerName"),
+    Sub<&Med::lot_number>("LotNumber", kLotNumber)};
 
 // ---- Clinical information (NewRx) ----
 

@@ -365,6 +365,45 @@ TEST_SUITE("Mapping: history, transfer, new prescription requests") {
         issues.Find("/Message/Body/RxHistoryResponse/BenefitsCoordination/PayerIdentification"));
   }
 
+  TEST_CASE("RxHistoryResponse: the lots of a dispensed entry go to FHIR and back, paired") {
+    IssueList issues;
+    std::string b = ToFhir(testing::ReadFixture("script/rxhistory_response_dispensed.xml"), issues);
+    CHECK_FALSE(issues.Find("/Message/Body/RxHistoryResponse/MedicationDispensed[1]/LotNumber"));
+    TransformOptions o;
+    o.newrx.message_id = "M1";
+    o.newrx.sent_time = "2026-11-26T10:00:00Z";
+    o.newrx.to = "6719450382001";
+    o.newrx.to_qualifier = "D";
+    o.newrx.from = "SYNPBM001";
+    o.newrx.from_qualifier = "PY";
+    auto back = ToScript(b, issues, o);
+    RXFLOW_REQUIRE_OK(back);
+    CHECK(back->xml.find("<ManufacturerName>Lupin Pharmaceuticals, Inc.</ManufacturerName>") !=
+          std::string::npos);
+    CHECK(back->xml.find("<LotNumber>L2611A12</LotNumber>") != std::string::npos);
+
+    // An expiration without the lot before it cannot be paired: named, not sent.
+    json bundle = json::parse(b);
+    for (json& e : bundle["entry"]) {
+      json& r = e["resource"];
+      if (r["resourceType"] != "MedicationDispense" || !r.contains("extension")) continue;
+      json kept = json::array();
+      for (const json& x : r["extension"]) {
+        if (x["extension"][0]["valueString"] != "LotNumber/LotNumber") kept.push_back(x);
+      }
+      r["extension"] = kept;
+    }
+    issues.clear();
+    back = ToScript(bundle.dump(), issues, o);
+    RXFLOW_REQUIRE_OK(back);
+    CHECK(back->xml.find("<LotExpiration>") == std::string::npos);
+    int named = 0;
+    for (const Issue& i : issues) {
+      named += i.message.find("comes after its LotNumber/LotNumber extension") != std::string::npos;
+    }
+    CHECK(named == 2);
+  }
+
   TEST_CASE("RxHistoryResponse: prescribed entries become MedicationStatements") {
     IssueList issues;
     std::string b =

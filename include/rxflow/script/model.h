@@ -294,6 +294,12 @@ struct Sig {
   bool structured() const { return !instruction.empty(); }
 };
 
+// A dispensed product's lot (RxFill, medication history): LotNumber and LotExpiration.
+struct LotNumber {
+  std::string lot_number;
+  DateValue lot_expiration;
+};
+
 // MedicationPrescribed / MedicationDispensed / MedicationRequested / MedicationResponse.
 struct Medication {
   std::string drug_description;
@@ -328,6 +334,9 @@ struct Medication {
   std::optional<Prescriber> prescriber;  // the prescriber of a history or transferred entry
   std::optional<HistorySource> history_source;
   std::string rx_reference_number;  // TransferResponseMedication
+  // What was dispensed (RxFill, a history's and a transfer's MedicationDispensed).
+  std::string manufacturer_name;
+  std::vector<LotNumber> lot_number;  // 0..9
 };
 
 struct DigitalSignature {
