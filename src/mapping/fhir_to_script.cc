@@ -180,6 +180,20 @@ constexpr ScriptElementRow kScriptElements[] = {
     {"ChangeOfPrescriptionStatusFlag", "ChangeOfPrescriptionStatusFlag", false, false, true, 1},
     {"LanguageNameCode", "Patient/HumanPatient/LanguageNameCode", true, true, true, 3},
     {"TestMessage", "Header/TestMessage", false, true, true, 1},
+    // The routing header of the message a prescription was read from (SCRIPT → FHIR keeps
+    // it). Each message has its own header: compared with the one sent, never sent as such
+    // (KeptHeaderNotSent).
+    {"Header/To", "Header/To", false, true, true, 35},
+    {"Header/To/@Qualifier", "Header/To/@Qualifier", false, true, true, 3},
+    {"Header/From", "Header/From", false, true, true, 35},
+    {"Header/From/@Qualifier", "Header/From/@Qualifier", false, true, true, 3},
+    {"Header/SenderSoftware/SenderSoftwareDeveloper",
+     "Header/SenderSoftware/SenderSoftwareDeveloper", false, true, true, 35},
+    {"Header/SenderSoftware/SenderSoftwareProduct", "Header/SenderSoftware/SenderSoftwareProduct",
+     false, true, true, 35},
+    {"Header/SenderSoftware/SenderSoftwareVersionRelease",
+     "Header/SenderSoftware/SenderSoftwareVersionRelease", false, true, true, 35},
+    {"Header/RelatesToMessageID", "Header/RelatesToMessageID", false, true, true, 35},
     // The code system versions of a structured Sig (sent instead of NewRxOptions'); the
     // schema's type is an unbounded string.
     {"Sig/CodeSystem/SNOMEDVersion", "MedicationPrescribed/Sig/CodeSystem/SNOMEDVersion", false,
@@ -2696,6 +2710,8 @@ class Mapper {
           once(patient.language_name_code);
         } else if (el == "TestMessage") {
           once(test_message_);
+        } else if (el.starts_with("Header/")) {
+          kept_header_.push_back(KeptHeader{ep, row, v});
         } else if (el == "Sig/CodeSystem/SNOMEDVersion" || el == "Sig/CodeSystem/FMTVersion") {
           const bool snomed = el == "Sig/CodeSystem/SNOMEDVersion";
           bool& seen = snomed ? snomed_version_seen : fmt_version_seen;
@@ -2712,6 +2728,29 @@ class Mapper {
     };
     visit(in_.patient.extension, in_.patient_path, true);
     visit(in_.medication_request.extension, in_.medication_request_path, false);
+  }
+
+  // A kept header element whose value is not the one this message sends (the message it was
+  // read from had another sender, receiver or software): named in a warning.
+  void KeptHeaderNotSent(const script::Header& h) {
+    for (const KeptHeader& k : kept_header_) {
+      const std::string_view el = k.row->element;
+      const std::string* sent =
+          el == "Header/To"                                       ? &h.to
+          : el == "Header/To/@Qualifier"                          ? &h.to_qualifier
+          : el == "Header/From"                                   ? &h.from
+          : el == "Header/From/@Qualifier"                        ? &h.from_qualifier
+          : el == "Header/SenderSoftware/SenderSoftwareDeveloper" ? &h.sender_software_developer
+          : el == "Header/SenderSoftware/SenderSoftwareProduct"   ? &h.sender_software_product
+          : el == "Header/SenderSoftware/SenderSoftwareVersionRelease"
+              ? &h.sender_software_version_release
+              : &h.relates_to_message_id;
+      if (*sent == k.value) continue;
+      Dropped(k.path, Cat("SCRIPT ", k.row->xml_path,
+                          " (script-element extension) is the header of the message this "
+                          "prescription was read from; this message has its own (NewRxOptions, "
+                          "the pharmacy, the prescriber): not sent"));
+    }
   }
 
   void ReportUnmapped() {
@@ -2759,9 +2798,10 @@ class Mapper {
       if (i == order_number_index_) continue;
       const std::string& sys = mr.identifier[i].system;
       if (sys == "urn:rxflow:ncpdp:message-id" || sys == "urn:rxflow:ncpdp:rx-reference-number") {
-        Dropped(
-            Cat(p, ".identifier[", i, "]"),
-            "an earlier SCRIPT message's id is not resent (each message gets its own): not sent");
+        Dropped(Cat(p, ".identifier[", i, "]"),
+                Cat("SCRIPT Header/",
+                    sys == "urn:rxflow:ncpdp:message-id" ? "MessageID" : "RxReferenceNumber",
+                    " of an earlier message is not resent (each message gets its own): not sent"));
         continue;
       }
       Dropped(Cat(p, ".identifier[", i, "]"),
@@ -2817,6 +2857,7 @@ class Mapper {
     h.sender_software_version_release = options_.sender_software_version;
     // A test message stays one: the option, or the marking read from a SCRIPT test message.
     h.test_message = options_.test_message ? "1" : test_message_;
+    KeptHeaderNotSent(h);
     // The prescriber's order number: the first identifier that is not one RxFlow wrote for
     // a SCRIPT message id or a pharmacy Rx number.
     for (size_t i = 0; i < mr.identifier.size(); ++i) {
@@ -2902,6 +2943,13 @@ class Mapper {
   std::string rems_enrollment_path_;  // the prescriber's REMS enrollment identifier
   size_t order_number_index_ = SIZE_MAX;
   std::string test_message_;  // Header/TestMessage from a script-element extension
+  // The routing header kept from the message the prescription was read from.
+  struct KeptHeader {
+    std::string path;  // the extension's
+    const ScriptElementRow* row;
+    std::string value;
+  };
+  std::vector<KeptHeader> kept_header_;
 };
 
 }  // namespace

@@ -823,9 +823,33 @@ class Builder {
     mr.extension.push_back(ScriptElement("TestMessage", m_.header.test_message));
     test_message_kept_ = true;
   }
+  // The routing envelope of the header, each element by its path under Message
+  // ("Header/To", "Header/To/@Qualifier"), for `keep(element, value)`.
+  template <typename Keep>
+  void RoutingEnvelope(Keep&& keep) const {
+    const script::Header& h = m_.header;
+    keep("Header/To", h.to);
+    keep("Header/To/@Qualifier", h.to_qualifier);
+    keep("Header/From", h.from);
+    keep("Header/From/@Qualifier", h.from_qualifier);
+    keep("Header/SenderSoftware/SenderSoftwareDeveloper", h.sender_software_developer);
+    keep("Header/SenderSoftware/SenderSoftwareProduct", h.sender_software_product);
+    keep("Header/SenderSoftware/SenderSoftwareVersionRelease", h.sender_software_version_release);
+  }
+  // The routing header of a request that becomes a Bundle without a Task (NewRx, CancelRx,
+  // RxRenewalRequest, RxChangeRequest, RxFill): script-element extensions on its
+  // MedicationRequest or MedicationDispense. The answers keep the same elements as Task
+  // inputs (KeepHeader). RxReferenceNumber is an identifier already; RelatesToMessageID is
+  // kept unless the prescription is referred to by it (`relates_to_carried`).
+  void KeepRoutingHeader(std::vector<fhir::Extension>& out, bool relates_to_carried = false) {
+    RoutingEnvelope([&](std::string_view e, const std::string& v) { Keep(out, e, v); });
+    if (!relates_to_carried)
+      Keep(out, "Header/RelatesToMessageID", m_.header.relates_to_message_id);
+  }
   void MapTx(const script::NewRx& n, const std::string& path) {
     fhir::MedicationRequest mr = PrescriptionRequest(n, path);
     KeepTestMessage(mr);
+    KeepRoutingHeader(mr.extension);
     mr.insurance = Coverages(n.benefits_coordination, path, *mr.subject);
     if (n.facility) {
       // RxFlow's facility extension (valueReference): R5 MedicationRequest has no element
@@ -1044,6 +1068,7 @@ class Builder {
   void MapTx(const script::CancelRx& c, const std::string& path) {
     fhir::MedicationRequest mr = PrescriptionRequest(c, path);
     KeepTestMessage(mr);
+    KeepRoutingHeader(mr.extension);
     mr.status = "cancelled";
     if (!c.change_of_prescription_status_flag.empty()) {
       mr.extension.push_back(
@@ -1106,6 +1131,7 @@ class Builder {
     fhir::MedicationRequest mr = Request(r.medication_dispensed, path + "/MedicationDispensed",
                                          patient, prescriber, pharmacy);
     mr.intent = "proposal";  // the pharmacy asks; the prescriber decides
+    KeepRoutingHeader(mr.extension);
     if (r.medication_prescribed) {
       // The prescription as written, which the proposal would renew: its priorPrescription.
       // It is the order the header's PrescriberOrderNumber names; the message's own ids
@@ -1138,8 +1164,10 @@ class Builder {
     auto patient = AddPatient(r.patient, path + "/Patient");
     auto prescriber = AddPrescriber(r.prescriber, path + "/Prescriber");
     auto pharmacy = AddPharmacy(r.pharmacy, path + "/Pharmacy");
-    AddRequest(Request(r.medication_prescribed, path + "/MedicationPrescribed", patient, prescriber,
-                       pharmacy));
+    fhir::MedicationRequest prescribed = Request(
+        r.medication_prescribed, path + "/MedicationPrescribed", patient, prescriber, pharmacy);
+    KeepRoutingHeader(prescribed.extension);
+    AddRequest(std::move(prescribed));
     for (size_t i = 0; i < r.medication_requested.size(); ++i) {
       fhir::MedicationRequest mr =
           Request(r.medication_requested[i], Cat(path, "/MedicationRequested[", i + 1, "]"),
@@ -1216,6 +1244,8 @@ class Builder {
       d.note.insert(d.note.begin(), fhir::Annotation{"", std::nullopt, "", r.fill_status_note});
     Keep(d.extension, "FillStatus/" + r.fill_status + "/ReferenceNumber",
          r.fill_status_reference_number);
+    // The authorizing prescription is named by RelatesToMessageID when there is no order number.
+    KeepRoutingHeader(d.extension, h.prescriber_order_number.empty());
     if (r.medication_dispensed && r.medication_prescribed) {
       issues_.Warning(path + "/MedicationPrescribed", IssueCode::kNotSupported,
                       "the prescribed medication is not repeated in the MedicationDispense (it "
@@ -1465,14 +1495,7 @@ class Builder {
   // carry, each an input named by its path under Message ("Header/To", "Header/To/@Qualifier").
   void KeepHeader(fhir::Task& t) {
     const script::Header& h = m_.header;
-    InputString(t, "Header/To", h.to);
-    InputString(t, "Header/To/@Qualifier", h.to_qualifier);
-    InputString(t, "Header/From", h.from);
-    InputString(t, "Header/From/@Qualifier", h.from_qualifier);
-    InputString(t, "Header/SenderSoftware/SenderSoftwareDeveloper", h.sender_software_developer);
-    InputString(t, "Header/SenderSoftware/SenderSoftwareProduct", h.sender_software_product);
-    InputString(t, "Header/SenderSoftware/SenderSoftwareVersionRelease",
-                h.sender_software_version_release);
+    RoutingEnvelope([&](std::string_view e, const std::string& v) { InputString(t, e, v); });
     InputString(t, "Header/RxReferenceNumber", h.rx_reference_number);
     // The focus names the prescription by its order number when there is one.
     if (!h.prescriber_order_number.empty()) {

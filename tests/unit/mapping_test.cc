@@ -616,6 +616,126 @@ TEST_SUITE("Mapping: history, transfer, new prescription requests") {
     CHECK(i->severity == Severity::kWarning);
     CHECK(i->message.find("not repeated") != std::string::npos);
   }
+
+  // A resource's script-element extensions, element → value.
+  std::map<std::string, std::string> ScriptElements(const json& resource) {
+    std::map<std::string, std::string> out;
+    for (const json& e : resource.value("extension", json::array())) {
+      out[e["extension"][0]["valueString"]] = e["extension"][1]["valueString"];
+    }
+    return out;
+  }
+
+  TEST_CASE("a request's routing header reaches FHIR as script-element extensions") {
+    struct Case {
+      const char* fixture;
+      const char* type;  // the resource that keeps it
+      const char* to;
+      const char* to_qualifier;
+      const char* from;
+      const char* intent;  // of the MedicationRequest that keeps it
+    };
+    for (const Case& c :
+         {Case{"newrx_2017071_lisinopril", "MedicationRequest", "4712345", "P", "6719450382001",
+               "order"},
+          Case{"rxrenewal_request", "MedicationRequest", "6719450382001", "D", "4712345",
+               "proposal"},
+          Case{"rxchange_request", "MedicationRequest", "6719450382001", "D", "4712345", "order"},
+          Case{"rxfill_dispensed", "MedicationDispense", "6719450382001", "D", "4712345", ""}}) {
+      const std::string fixture = c.fixture;
+      CAPTURE(fixture);
+      IssueList issues;
+      std::string b =
+          ToFhir(testing::ReadFixture(std::string("script/") + c.fixture + ".xml"), issues);
+      json keeper;
+      for (const json& r : Resources(b, c.type)) {
+        if (r.value("intent", std::string()) == c.intent) {
+          keeper = r;
+          break;
+        }
+      }
+      auto kept = ScriptElements(keeper);
+      CHECK(kept["Header/To"] == c.to);
+      CHECK(kept["Header/To/@Qualifier"] == c.to_qualifier);
+      CHECK(kept["Header/From"] == c.from);
+      CHECK(kept["Header/From/@Qualifier"] == (std::string(c.to_qualifier) == "P" ? "D" : "P"));
+      CHECK_FALSE(kept["Header/SenderSoftware/SenderSoftwareDeveloper"].empty());
+      CHECK_FALSE(kept["Header/SenderSoftware/SenderSoftwareProduct"].empty());
+      CHECK_FALSE(kept["Header/SenderSoftware/SenderSoftwareVersionRelease"].empty());
+      CHECK(issues.Find("/Message/Header/To") == nullptr);
+    }
+    // RxRenewalRequest: the proposal keeps it, not the prescription it would renew.
+    IssueList issues;
+    std::string b = ToFhir(testing::ReadFixture("script/rxrenewal_request.xml"), issues);
+    for (const json& mr : Resources(b, "MedicationRequest")) {
+      CHECK(ScriptElements(mr).count("Header/To") == (mr["intent"] == "proposal" ? 1u : 0u));
+    }
+    // An RxFill names its prescription by the order number: RelatesToMessageID is kept. Without
+    // one, the authorizingPrescription carries it and no extension repeats it.
+    issues.clear();
+    std::string xml = testing::ReadFixture("script/rxfill_dispensed.xml");
+    b = ToFhir(xml, issues);
+    CHECK(ScriptElements(Resources(b, "MedicationDispense")[0])["Header/RelatesToMessageID"] ==
+          "5e0a7c1d92b34f6e8a1c3b5d7f9e2a40");
+    issues.clear();
+    b = ToFhir(Replace(xml, "    <PrescriberOrderNumber>ORD-1001</PrescriberOrderNumber>\n", ""),
+               issues);
+    json d = Resources(b, "MedicationDispense")[0];
+    CHECK(ScriptElements(d).count("Header/RelatesToMessageID") == 0);
+    CHECK(d["authorizingPrescription"][0]["identifier"]["value"] ==
+          "5e0a7c1d92b34f6e8a1c3b5d7f9e2a40");
+  }
+
+  TEST_CASE("FHIR → SCRIPT writes its own header and names a kept one it does not send") {
+    const std::string xml = testing::ReadFixture("script/newrx_2017071_lisinopril.xml");
+    TransformOptions o;
+    o.version = script::Version::k2017071;
+    IssueList issues;
+    auto fhir_json = ToFhirJson(xml, issues, o);
+    RXFLOW_REQUIRE_OK(fhir_json);
+    o.newrx.message_id = "again";
+    o.newrx.sent_time = "2026-11-30T10:00:00Z";
+    o.newrx.sender_software_version = "9.9.9";
+
+    // RxFlow's header: To is the pharmacy's NCPDP ID as before (no issue); From is the NPI, not
+    // the SPI the message came from; the SenderSoftware version is ours.
+    IssueList back;
+    auto again = ToScript(*fhir_json, back, o);
+    RXFLOW_REQUIRE_OK(again);
+    const script::Header& h = again->newrx.message.header;
+    CHECK(h.to == "4712345");
+    CHECK(h.from == "1738294614");
+    CHECK(h.sender_software_version_release == "9.9.9");
+    std::map<std::string, const Issue*> named;  // SCRIPT element → its warning
+    for (const Issue& i : back) {
+      const size_t at = i.message.find("SCRIPT Header/");
+      if (at == std::string::npos || i.severity != Severity::kWarning) continue;
+      if (i.message.find("(script-element extension)") == std::string::npos) continue;
+      named[i.message.substr(at + 7, i.message.find(' ', at + 7) - at - 7)] = &i;
+    }
+    CHECK(named.count("Header/From") == 1);
+    CHECK(named.count("Header/SenderSoftware/SenderSoftwareVersionRelease") == 1);
+    CHECK(named.count("Header/To") == 0);
+    CHECK(named.count("Header/To/@Qualifier") == 0);
+    CHECK(named.count("Header/From/@Qualifier") == 0);
+    CHECK(named.count("Header/SenderSoftware/SenderSoftwareDeveloper") == 0);  // RxFlow both
+    REQUIRE(named.count("Header/From") == 1);
+    CHECK(named["Header/From"]->path.starts_with("Bundle.entry["));
+    CHECK(named["Header/From"]->path.find(".extension[") != std::string::npos);
+    CHECK(named["Header/From"]->message.find("not sent") != std::string::npos);
+    CHECK(again->xml.find("6719450382001") == std::string::npos);
+
+    // Options that give the same header: no kept element is named.
+    o.newrx.from = "6719450382001";
+    o.newrx.sender_software_version = "0.1.0";
+    back.clear();
+    again = ToScript(*fhir_json, back, o);
+    RXFLOW_REQUIRE_OK(again);
+    for (const Issue& i : back) {
+      CHECK_MESSAGE(i.message.find("(script-element extension) is the header") == std::string::npos,
+                    ToString(i));
+    }
+  }
 }
 
 TEST_SUITE("Idempotency") {
