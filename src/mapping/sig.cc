@@ -386,8 +386,9 @@ std::optional<script::Sig> SigMapper::Map(const std::vector<fhir::Dosage>& dosag
   if (!options_.structured_sig) {
     for (size_t i = 0; i < dosages.size(); ++i) {
       if (!dosages[i].patient_instruction.empty()) {
-        issues_.Warning(Cat(path, "[", i, "].patientInstruction"), IssueCode::kNotSupported,
-                        "sent only with a structured Sig (ClarifyingFreeText): not sent");
+        issues_.Warning(
+            Cat(path, "[", i, "].patientInstruction"), IssueCode::kNotSupported,
+            "SCRIPT Sig/ClarifyingFreeText is sent only with a structured Sig: not sent");
       }
     }
     return sig;
@@ -426,8 +427,9 @@ std::optional<script::Sig> SigMapper::Map(const std::vector<fhir::Dosage>& dosag
     sig.clarifying_free_text.clear();
     for (size_t i = 0; i < dosages.size(); ++i) {
       if (!dosages[i].patient_instruction.empty()) {
-        issues_.Warning(Cat(path, "[", i, "].patientInstruction"), IssueCode::kNotSupported,
-                        "sent only with a structured Sig (ClarifyingFreeText): not sent");
+        issues_.Warning(
+            Cat(path, "[", i, "].patientInstruction"), IssueCode::kNotSupported,
+            "SCRIPT Sig/ClarifyingFreeText is sent only with a structured Sig: not sent");
       }
     }
     if (std::any_of(dosages.begin(), dosages.end(), HasStructure)) {
