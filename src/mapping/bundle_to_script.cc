@@ -584,11 +584,25 @@ class BundleMapper {
   void MedicationElements(const std::vector<fhir::Extension>& list, const std::string& base,
                           std::string_view element, script::Medication& m,
                           std::string* previously_filled = nullptr) {
+    bool snomed_version_seen = false, fmt_version_seen = false;
     ScriptElements(
         list, base,
         [&](std::string_view el, const std::string& v, const std::string& ep) {
           if (std::string* field = MedicationText(el, m)) {
             Once(*field, v, ep, Cat(element, "/", el));
+          } else if (el == "Sig/CodeSystem/SNOMEDVersion" || el == "Sig/CodeSystem/FMTVersion") {
+            // Sent instead of the options' versions (each once), with a structured Sig only.
+            const bool snomed = el == "Sig/CodeSystem/SNOMEDVersion";
+            bool& seen = snomed ? snomed_version_seen : fmt_version_seen;
+            if (!m.sig || !m.sig->structured()) {
+              Dropped(ep, Cat("SCRIPT ", element, "/", el,
+                              " is sent only with a structured Sig: not sent"));
+            } else if (seen) {
+              Dropped(ep, Cat("SCRIPT ", element, "/", el, " is sent once: not sent"));
+            } else {
+              seen = true;
+              (snomed ? m.sig->snomed_version : m.sig->fmt_version) = v;
+            }
           } else if (el == "DrugCoverageStatusCode") {
             m.drug_coverage_status_code.push_back(v);
           } else if (el == "LastFillDate" || el == "WrittenDate") {

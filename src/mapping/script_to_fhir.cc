@@ -652,13 +652,7 @@ class Builder {
     if (!m.note.empty()) mr.note.push_back(fhir::Annotation{"", std::nullopt, "", m.note});
     if (m.sig) {
       mr.dosage_instruction = SigToDosage(*m.sig, path + "/Sig", issues_);
-      // The code system versions the Sig's codes were chosen from, when its structure
-      // reached FHIR (else SigToDosage named them): FHIR → SCRIPT sends them back instead of
-      // NewRxOptions'.
-      if (std::any_of(mr.dosage_instruction.begin(), mr.dosage_instruction.end(), HasStructure)) {
-        Keep(mr.extension, "Sig/CodeSystem/SNOMEDVersion", m.sig->snomed_version);
-        Keep(mr.extension, "Sig/CodeSystem/FMTVersion", m.sig->fmt_version);
-      }
+      KeepSigVersions(*m.sig, mr.dosage_instruction, mr.extension);
     }
     fhir::DispenseRequest dr;
     bool any = false;
@@ -1599,6 +1593,14 @@ class Builder {
                    const std::string& value) {
     if (!value.empty()) out.push_back(ScriptElement(element, value));
   }
+  // The code system versions a Sig's codes were chosen from, when its structure reached FHIR
+  // (else SigToDosage named them): FHIR → SCRIPT sends them back instead of its options'.
+  static void KeepSigVersions(const script::Sig& sig, const std::vector<fhir::Dosage>& dosages,
+                              std::vector<fhir::Extension>& out) {
+    if (std::none_of(dosages.begin(), dosages.end(), HasStructure)) return;
+    Keep(out, "Sig/CodeSystem/SNOMEDVersion", sig.snomed_version);
+    Keep(out, "Sig/CodeSystem/FMTVersion", sig.fmt_version);
+  }
 
   // A medication's dates other than the written and fill dates: none has a home in a
   // MedicationDispense or MedicationStatement.
@@ -1654,7 +1656,10 @@ class Builder {
                                      std::string(kUcum), "d"};
     d.when_handed_over = FhirDateTime(DateText(m.last_fill_date));
     if (!m.note.empty()) d.note.push_back(fhir::Annotation{"", std::nullopt, "", m.note});
-    if (m.sig) d.dosage_instruction = SigToDosage(*m.sig, path + "/Sig", issues_);
+    if (m.sig) {
+      d.dosage_instruction = SigToDosage(*m.sig, path + "/Sig", issues_);
+      KeepSigVersions(*m.sig, d.dosage_instruction, d.extension);
+    }
     if (!m.diagnosis.empty()) {
       issues_.Warning(path + "/Diagnosis", IssueCode::kNotSupported,
                       "a MedicationDispense has no reason: not mapped to FHIR: dropped");
@@ -1686,7 +1691,10 @@ class Builder {
     if (m.pharmacy) s.information_source.push_back(AddPharmacy(*m.pharmacy, path + "/Pharmacy"));
     s.reason = Reasons(m, path);
     if (!m.note.empty()) s.note.push_back(fhir::Annotation{"", std::nullopt, "", m.note});
-    if (m.sig) s.dosage = SigToDosage(*m.sig, path + "/Sig", issues_);
+    if (m.sig) {
+      s.dosage = SigToDosage(*m.sig, path + "/Sig", issues_);
+      KeepSigVersions(*m.sig, s.dosage, s.extension);
+    }
     WarnOtherDates(m, path);
     if (m.quantity) {
       CheckedQuantity(*m.quantity, path);

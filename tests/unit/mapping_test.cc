@@ -338,6 +338,26 @@ TEST_SUITE("Mapping: history, transfer, new prescription requests") {
     return *out;
   }
 
+  // The envelope of a PBM's RxHistoryResponse to the prescriber.
+  TransformOptions HistoryAnswerOptions() {
+    TransformOptions o;
+    o.newrx.message_id = "M1";
+    o.newrx.sent_time = "2026-11-26T10:00:00Z";
+    o.newrx.to = "6719450382001";
+    o.newrx.to_qualifier = "D";
+    o.newrx.from = "SYNPBM001";
+    o.newrx.from_qualifier = "PY";
+    return o;
+  }
+  // A resource's script-element extensions, element → value.
+  std::map<std::string, std::string> ScriptElements(const json& resource) {
+    std::map<std::string, std::string> out;
+    for (const json& e : resource.value("extension", json::array())) {
+      out[e["extension"][0]["valueString"]] = e["extension"][1]["valueString"];
+    }
+    return out;
+  }
+
   TEST_CASE(
       "RxHistoryResponse: a MedicationDispense per dispensed entry, its pharmacy the performer") {
     IssueList issues;
@@ -369,13 +389,7 @@ TEST_SUITE("Mapping: history, transfer, new prescription requests") {
     IssueList issues;
     std::string b = ToFhir(testing::ReadFixture("script/rxhistory_response_dispensed.xml"), issues);
     CHECK_FALSE(issues.Find("/Message/Body/RxHistoryResponse/MedicationDispensed[1]/LotNumber"));
-    TransformOptions o;
-    o.newrx.message_id = "M1";
-    o.newrx.sent_time = "2026-11-26T10:00:00Z";
-    o.newrx.to = "6719450382001";
-    o.newrx.to_qualifier = "D";
-    o.newrx.from = "SYNPBM001";
-    o.newrx.from_qualifier = "PY";
+    TransformOptions o = HistoryAnswerOptions();
     auto back = ToScript(b, issues, o);
     RXFLOW_REQUIRE_OK(back);
     CHECK(back->xml.find("<ManufacturerName>Lupin Pharmaceuticals, Inc.</ManufacturerName>") !=
@@ -402,6 +416,40 @@ TEST_SUITE("Mapping: history, transfer, new prescription requests") {
       named += i.message.find("comes after its LotNumber/LotNumber extension") != std::string::npos;
     }
     CHECK(named == 2);
+  }
+
+  // A history entry's structured Sig keeps the code system versions it was written with, on
+  // the MedicationDispense or MedicationStatement, and they go back instead of the options'.
+  TEST_CASE("RxHistoryResponse: a structured Sig's code system versions go to FHIR and back") {
+    const std::string newrx = testing::ReadFixture("script/newrx_2017071_lisinopril.xml");
+    const size_t sig_at = newrx.find("<Sig>");
+    const std::string sig =
+        newrx.substr(sig_at, newrx.find("</Sig>") + std::string("</Sig>").size() - sig_at);
+    for (const char* fixture : {"rxhistory_response_dispensed", "rxhistory_response_prescribed"}) {
+      const std::string name = fixture;
+      CAPTURE(name);
+      std::string xml = testing::ReadFixture("script/" + name + ".xml");
+      const size_t at = xml.find("<Sig>");
+      REQUIRE(at != std::string::npos);
+      xml.replace(at, xml.find("</Sig>", at) + std::string("</Sig>").size() - at, sig);
+      IssueList issues;
+      std::string b = ToFhir(xml, issues);
+      const json entry = Resources(
+          b, name.ends_with("dispensed") ? "MedicationDispense" : "MedicationStatement")[0];
+      auto kept = ScriptElements(entry);
+      CHECK(kept["Sig/CodeSystem/SNOMEDVersion"] == "20250901");
+      CHECK(kept["Sig/CodeSystem/FMTVersion"] == "25.08d");
+      const TransformOptions o = HistoryAnswerOptions();
+      issues.clear();
+      auto back = ToScript(b, issues, o);
+      RXFLOW_REQUIRE_OK(back);
+      CHECK(back->xml.find("<SNOMEDVersion>20250901</SNOMEDVersion>") != std::string::npos);
+      CHECK(back->xml.find("<FMTVersion>25.08d</FMTVersion>") != std::string::npos);
+      CHECK(back->xml.find(o.newrx.snomed_version) == std::string::npos);
+      for (const Issue& i : issues) {
+        CHECK_MESSAGE(i.message.find("Sig/CodeSystem") == std::string::npos, ToString(i));
+      }
+    }
   }
 
   TEST_CASE("RxHistoryResponse: prescribed entries become MedicationStatements") {
@@ -615,15 +663,6 @@ TEST_SUITE("Mapping: history, transfer, new prescription requests") {
     REQUIRE(i != nullptr);
     CHECK(i->severity == Severity::kWarning);
     CHECK(i->message.find("not repeated") != std::string::npos);
-  }
-
-  // A resource's script-element extensions, element → value.
-  std::map<std::string, std::string> ScriptElements(const json& resource) {
-    std::map<std::string, std::string> out;
-    for (const json& e : resource.value("extension", json::array())) {
-      out[e["extension"][0]["valueString"]] = e["extension"][1]["valueString"];
-    }
-    return out;
   }
 
   TEST_CASE("a request's routing header reaches FHIR as script-element extensions") {
