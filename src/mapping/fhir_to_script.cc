@@ -754,12 +754,17 @@ class Mapper {
           }
         }
       }
-      if (in_.practice && !in_.practice->name.empty()) {
-        out.practice_location = script::PracticeLocation{Text(
-            in_.practice->name, [&] { return rp + ".organization"; }, 70, "practice name")};
-      }
       if (in_.practice) {
+        // The practice → PracticeLocation: its identifiers (a FacilityID) and name.
         const std::string op = rp + ".organization";
+        script::PracticeLocation location;
+        FacilityIdentification(in_.practice->identifier, op, "PracticeLocation", "practice",
+                               location.identification);
+        location.business_name = Text(
+            in_.practice->name, [&] { return op; }, 70, "practice name");
+        if (!location.identification.empty() || !location.business_name.empty()) {
+          out.practice_location = std::move(location);
+        }
         for (size_t i = 0; i < in_.practice->contact.size(); ++i) {
           const auto& c = in_.practice->contact[i];
           if (c.address) addresses.emplace_back(&*c.address, Cat(op, ".contact[", i, "].address"));
@@ -2190,6 +2195,56 @@ class Mapper {
     }
   }
 
+  // Identifiers (of a Location, or of a practice Organization) → a FacilityID (`element`'s
+  // Identification, "Facility" or "PracticeLocation"), each to its member by system, one each;
+  // `what` names the party in the issues ("facility", "practice").
+  void FacilityIdentification(const std::vector<fhir::Identifier>& identifiers,
+                              const std::string& path, std::string_view element,
+                              std::string_view what, script::Identification& id) {
+    for (size_t i = 0; i < identifiers.size(); ++i) {
+      const fhir::Identifier& fi = identifiers[i];
+      const std::string ip = Cat(path, ".identifier[", i, "]");
+      TextSlot slot;
+      switch (ClassifyIdentifier(fi.system, TypeCode(fi))) {
+        case IdentifierKind::kNcpdpId:
+          slot = {"NCPDPID", &id.ncpdp_id, 35, "NCPDP ID"};
+          break;
+        case IdentifierKind::kNpi:
+          slot = {"NPI", &id.npi, 35, "NPI"};
+          break;
+        case IdentifierKind::kDea:
+          slot = {"DEANumber", &id.dea_number, 35, "DEA number"};
+          break;
+        case IdentifierKind::kStateLicense:
+          slot = {"StateLicenseNumber", &id.state_license_number, 35, "state license number"};
+          break;
+        default: {
+          const TextSlot slots[] = {
+              {kFacilityMedicareNumberSystem, &id.medicare_number, 35, "Medicare number"},
+              {kFacilityMedicaidNumberSystem, &id.medicaid_number, 35, "Medicaid number"},
+              {kFacilityUpinSystem, &id.upin, 35, "UPIN"},
+              {kFacilityIdSystem, &id.facility_id, 35, "id (FacilityID)"},
+              {kFacilityHinSystem, &id.hin, 35, "HIN"},
+              {kFacilityMutuallyDefinedSystem, &id.mutually_defined, 35, "id (mutually defined)"},
+              {kFacilityRemsEnrollmentSystem, &id.rems_healthcare_setting_enrollment_id, 35,
+               "REMS healthcare setting enrollment id"}};
+          for (const TextSlot& s : slots) {
+            if (fi.system == s.key) slot = s;
+          }
+        }
+      }
+      if (!slot.field) {
+        Dropped(ip, Cat("identifier system not mapped to SCRIPT ", element,
+                        "/Identification: not sent"));
+      } else if (!slot.field->empty()) {
+        Dropped(ip, Cat("SCRIPT carries one ", what, " ", slot.what, ": not sent"));
+      } else {
+        *slot.field = Text(
+            fi.value, [&] { return ip + ".value"; }, slot.max, Cat(what, " ", slot.what));
+      }
+    }
+  }
+
   // ---- Location → Facility (docs/mapping.md §2.12) ----
 
   // The Location the MedicationRequest's facility extension names (ParsePrescription
@@ -2207,49 +2262,7 @@ class Mapper {
     }
     script::Facility f;
     script::Identification& id = f.identification;
-    for (size_t i = 0; i < l.identifier.size(); ++i) {
-      const fhir::Identifier& fi = l.identifier[i];
-      const std::string ip = Cat(path, ".identifier[", i, "]");
-      TextSlot slot;
-      switch (ClassifyIdentifier(fi.system, TypeCode(fi))) {
-        case IdentifierKind::kNcpdpId:
-          slot = {"NCPDPID", &id.ncpdp_id, 35, "facility NCPDP ID"};
-          break;
-        case IdentifierKind::kNpi:
-          slot = {"NPI", &id.npi, 35, "facility NPI"};
-          break;
-        case IdentifierKind::kDea:
-          slot = {"DEANumber", &id.dea_number, 35, "facility DEA number"};
-          break;
-        case IdentifierKind::kStateLicense:
-          slot = {"StateLicenseNumber", &id.state_license_number, 35,
-                  "facility state license number"};
-          break;
-        default: {
-          const TextSlot slots[] = {
-              {kFacilityMedicareNumberSystem, &id.medicare_number, 35, "facility Medicare number"},
-              {kFacilityMedicaidNumberSystem, &id.medicaid_number, 35, "facility Medicaid number"},
-              {kFacilityUpinSystem, &id.upin, 35, "facility UPIN"},
-              {kFacilityIdSystem, &id.facility_id, 35, "facility id (FacilityID)"},
-              {kFacilityHinSystem, &id.hin, 35, "facility HIN"},
-              {kFacilityMutuallyDefinedSystem, &id.mutually_defined, 35,
-               "facility id (mutually defined)"},
-              {kFacilityRemsEnrollmentSystem, &id.rems_healthcare_setting_enrollment_id, 35,
-               "facility REMS healthcare setting enrollment id"}};
-          for (const TextSlot& s : slots) {
-            if (fi.system == s.key) slot = s;
-          }
-        }
-      }
-      if (!slot.field) {
-        Dropped(ip, "identifier system not mapped to SCRIPT Facility/Identification: not sent");
-      } else if (!slot.field->empty()) {
-        Dropped(ip, Cat("SCRIPT carries one ", slot.what, ": not sent"));
-      } else {
-        *slot.field = Text(
-            fi.value, [&] { return ip + ".value"; }, slot.max, slot.what);
-      }
-    }
+    FacilityIdentification(l.identifier, path, "Facility", "facility", id);
     if (id.empty()) {
       Dropped(path + ".identifier",
               "SCRIPT Facility needs an identifier it carries (NCPDP ID, NPI, DEA, state license "

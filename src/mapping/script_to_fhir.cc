@@ -321,6 +321,8 @@ class Builder {
     }
     if (p.practice_location) {
       fhir::Organization org;
+      org.identifier =
+          FacilityIdentifiers(p.practice_location->identification, party + "/PracticeLocation");
       org.name = p.practice_location->business_name;
       role.organization =
           Add(fhir::Resource{std::move(org)}, prescriber ? "practice" : Cat(kind, "-practice"));
@@ -379,10 +381,23 @@ class Builder {
   // CommunicationNumbers → the one contact's telecom (R5 Location has no telecom).
   fhir::Reference AddFacility(const script::Facility& f, const std::string& path) {
     fhir::Location l;
-    const script::Identification& id = f.identification;
-    if (!id.ncpdp_id.empty()) l.identifier.push_back(Id(kNcpdpId, id.ncpdp_id));
-    if (!id.state_license_number.empty())
-      l.identifier.push_back(TypedId("SL", id.state_license_number));
+    l.identifier = FacilityIdentifiers(f.identification, path);
+    l.name = f.facility_name;
+    if (f.address) l.address = Addr(*f.address, "work");
+    if (f.communication_numbers) {
+      fhir::ExtendedContactDetail c;
+      c.telecom = Telecom(f.communication_numbers, "work");
+      l.contact.push_back(std::move(c));
+    }
+    return Add(fhir::Resource{std::move(l)}, "facility");
+  }
+  // A FacilityID (a Facility's or a PracticeLocation's Identification, under `path`) →
+  // identifiers, as AddFacility says.
+  std::vector<fhir::Identifier> FacilityIdentifiers(const script::Identification& id,
+                                                    const std::string& path) {
+    std::vector<fhir::Identifier> out;
+    if (!id.ncpdp_id.empty()) out.push_back(Id(kNcpdpId, id.ncpdp_id));
+    if (!id.state_license_number.empty()) out.push_back(TypedId("SL", id.state_license_number));
     const std::pair<std::string_view, const std::string*> ids[] = {
         {kFacilityMedicareNumberSystem, &id.medicare_number},
         {kFacilityMedicaidNumberSystem, &id.medicaid_number},
@@ -394,21 +409,14 @@ class Builder {
         {kFacilityMutuallyDefinedSystem, &id.mutually_defined},
         {kFacilityRemsEnrollmentSystem, &id.rems_healthcare_setting_enrollment_id}};
     for (const auto& [system, value] : ids) {
-      if (!value->empty()) l.identifier.push_back(Id(system, *value));
+      if (!value->empty()) out.push_back(Id(system, *value));
     }
     // FacilityID declares no other member; one the reader accepted anyway is named.
     WarnIdentification(
         id, path,
         {"NCPDPID", "StateLicenseNumber", "MedicareNumber", "MedicaidNumber", "UPIN", "FacilityID",
          "DEANumber", "HIN", "NPI", "MutuallyDefined", "REMSHealthcareSettingEnrollmentID"});
-    l.name = f.facility_name;
-    if (f.address) l.address = Addr(*f.address, "work");
-    if (f.communication_numbers) {
-      fhir::ExtendedContactDetail c;
-      c.telecom = Telecom(f.communication_numbers, "work");
-      l.contact.push_back(std::move(c));
-    }
-    return Add(fhir::Resource{std::move(l)}, "facility");
+    return out;
   }
 
   // The drug: a CodeableConcept, plus a Medication resource when strength, the DEA schedule

@@ -108,7 +108,10 @@ constexpr Field kPharmacist[] = {
     Sub<&Pharmacist::address>("Address", kAddress),
     Sub<&Pharmacist::communication_numbers>("CommunicationNumbers", kComm)};
 
-constexpr Field kPracticeLocation[] = {Leaf<&PracticeLocation::business_name>("BusinessName")};
+// PracticeLocationType: its Identification is a FacilityID, as a Facility's.
+constexpr Field kPracticeLocation[] = {
+    Sub<&PracticeLocation::identification>("Identification", kIdentification),
+    Leaf<&PracticeLocation::business_name>("BusinessName")};
 
 constexpr Field kPrescriberParty[] = {
     Sub<&Prescriber::identification>("Identification", kIdentification),

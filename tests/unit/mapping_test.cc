@@ -115,6 +115,68 @@ TEST_SUITE("Mapping") {
     }
     CHECK(named == 1);
   }
+  // PracticeLocation/Identification (a FacilityID) ⇄ the practice Organization's identifiers.
+  TEST_CASE("a practice's identifiers go to FHIR and back as PracticeLocation/Identification") {
+    const std::string xml =
+        Replace(testing::ReadFixture("script/newrx_2017071_lisinopril.xml"),
+                "<PracticeLocation>\n            <BusinessName>",
+                "<PracticeLocation><Identification><NCPDPID>4419907</NCPDPID><NPI>1882045176</NPI>"
+                "</Identification><BusinessName>");
+    TransformOptions o;
+    o.version = script::Version::k2017071;
+    IssueList issues;
+    auto fhir_json = ToFhirJson(xml, issues, o);
+    RXFLOW_REQUIRE_OK(fhir_json);
+    CHECK(issues.Find("/Message/Body/NewRx/Prescriber/NonVeterinarian/PracticeLocation/"
+                      "Identification") == nullptr);
+    json practice;
+    const json parsed = json::parse(*fhir_json);
+    for (const json& e : parsed["entry"]) {
+      if (e["resource"].value("id", std::string()).ends_with("-practice")) practice = e["resource"];
+    }
+    REQUIRE(practice.contains("identifier"));
+    REQUIRE(practice["identifier"].size() == 2);
+    CHECK(practice["identifier"][1]["system"] == "http://hl7.org/fhir/sid/us-npi");
+    CHECK(practice["identifier"][1]["value"] == "1882045176");
+
+    o.newrx.message_id = "again";
+    o.newrx.sent_time = "2026-11-30T10:00:00Z";
+    IssueList back;
+    auto again = ToScript(*fhir_json, back, o);
+    RXFLOW_REQUIRE_OK(again);
+    const auto& location = again->newrx.message.body;
+    const auto* newrx = std::get_if<script::NewRx>(&location);
+    REQUIRE(newrx != nullptr);
+    REQUIRE(newrx->prescriber.practice_location.has_value());
+    CHECK(newrx->prescriber.practice_location->identification.npi == "1882045176");
+    CHECK(newrx->prescriber.practice_location->identification.ncpdp_id == "4419907");
+    CHECK(again->xml.find("<PracticeLocation><Identification><NCPDPID>4419907</NCPDPID><NPI>"
+                          "1882045176</NPI></Identification>") != std::string::npos);
+
+    // An identifier FacilityID has no member for, and a second NPI: named, not sent.
+    json b = json::parse(*fhir_json);
+    for (json& e : b["entry"]) {
+      if (!e["resource"].value("id", std::string()).ends_with("-practice")) continue;
+      e["resource"]["identifier"].push_back({{"system", "urn:example:clinic"}, {"value", "C-1"}});
+      e["resource"]["identifier"].push_back(
+          {{"system", "http://hl7.org/fhir/sid/us-npi"}, {"value", "1999999992"}});
+    }
+    back.clear();
+    again = ToScript(b.dump(), back, o);
+    RXFLOW_REQUIRE_OK(again);
+    int named = 0;
+    for (const Issue& i : back) {
+      if (i.message ==
+              "identifier system not mapped to SCRIPT PracticeLocation/Identification: "
+              "not sent" ||
+          i.message == "SCRIPT carries one practice NPI: not sent") {
+        CHECK(i.path.find(".organization.identifier[") != std::string::npos);
+        ++named;
+      }
+    }
+    CHECK(named == 2);
+    CHECK(again->xml.find("C-1") == std::string::npos);
+  }
   TEST_CASE("a structured Sig FHIR cannot carry takes its code system versions along, named") {
     IssueList issues(1 << 20);
     auto bundle =

@@ -1519,8 +1519,6 @@ const std::map<std::string, std::string_view> kKnownFhirLeafFailures = {
      "(…PractitionerRole.organization.contact[0].address), which this walk does not match"},
     {"Organization.contact.telecom.value",
      "[normalized] phone numbers are sent as their 10 digits"},
-    {"Organization.identifier.value",
-     "[lost] the practice organization's NPI (the prescriber's own is sent)"},
     {"Organization.type.coding.code", "[lost] the practice organization's type"},
     {"Organization.type.coding.display", "[lost] as above"},
     {"Organization.type.coding.system", "[lost] as above"},

@@ -133,6 +133,7 @@ struct Pharmacist {
 };
 
 struct PracticeLocation {
+  Identification identification;  // a FacilityID
   std::string business_name;
 };
 
