@@ -761,7 +761,7 @@ class Mapper {
         FacilityIdentification(in_.practice->identifier, op, "PracticeLocation", "practice",
                                location.identification);
         location.business_name = Text(
-            in_.practice->name, [&] { return op; }, 70, "practice name");
+            in_.practice->name, [&] { return std::string_view(op); }, 70, "practice name");
         if (!location.identification.empty() || !location.business_name.empty()) {
           out.practice_location = std::move(location);
         }
