@@ -10,6 +10,7 @@
 
 #include "common/text.h"
 #include "mapping/parties.h"
+#include "mapping/routing_header.h"
 #include "mapping/sig.h"
 
 namespace rxflow::mapping {
@@ -201,6 +202,13 @@ constexpr ScriptElementRow kScriptElements[] = {
     {"Sig/CodeSystem/FMTVersion", "MedicationPrescribed/Sig/CodeSystem/FMTVersion", false, true,
      true, 100},
 };
+// The Header member of a kept routing element (kRoutingEnvelope, RelatesToMessageID).
+std::string script::Header::*RoutingMember(std::string_view element) {
+  for (const RoutingElement& e : kRoutingEnvelope) {
+    if (e.path == element) return e.member;
+  }
+  return kRelatesTo.member;
+}
 const ScriptElementRow* FindScriptElement(std::string_view element) {
   for (const ScriptElementRow& r : kScriptElements) {
     if (r.element == element) return &r;
@@ -2724,7 +2732,7 @@ class Mapper {
         } else if (el == "TestMessage") {
           once(test_message_);
         } else if (el.starts_with("Header/")) {
-          kept_header_.push_back(KeptHeader{ep, row, v});
+          kept_header_.push_back(KeptHeader{ep, row, RoutingMember(el), v});
         } else if (el == "Sig/CodeSystem/SNOMEDVersion" || el == "Sig/CodeSystem/FMTVersion") {
           const bool snomed = el == "Sig/CodeSystem/SNOMEDVersion";
           bool& seen = snomed ? snomed_version_seen : fmt_version_seen;
@@ -2747,18 +2755,7 @@ class Mapper {
   // read from had another sender, receiver or software): named in a warning.
   void KeptHeaderNotSent(const script::Header& h) {
     for (const KeptHeader& k : kept_header_) {
-      const std::string_view el = k.row->element;
-      const std::string* sent =
-          el == "Header/To"                                       ? &h.to
-          : el == "Header/To/@Qualifier"                          ? &h.to_qualifier
-          : el == "Header/From"                                   ? &h.from
-          : el == "Header/From/@Qualifier"                        ? &h.from_qualifier
-          : el == "Header/SenderSoftware/SenderSoftwareDeveloper" ? &h.sender_software_developer
-          : el == "Header/SenderSoftware/SenderSoftwareProduct"   ? &h.sender_software_product
-          : el == "Header/SenderSoftware/SenderSoftwareVersionRelease"
-              ? &h.sender_software_version_release
-              : &h.relates_to_message_id;
-      if (*sent == k.value) continue;
+      if (h.*k.member == k.value) continue;
       Dropped(k.path, Cat("SCRIPT ", k.row->xml_path,
                           " (script-element extension) is the header of the message this "
                           "prescription was read from; this message has its own (NewRxOptions, "
@@ -2960,6 +2957,7 @@ class Mapper {
   struct KeptHeader {
     std::string path;  // the extension's
     const ScriptElementRow* row;
+    std::string script::Header::*member;  // what this message sends for it
     std::string value;
   };
   std::vector<KeptHeader> kept_header_;

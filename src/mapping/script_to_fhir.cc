@@ -12,6 +12,7 @@
 #include "rxflow/mapping/mapping.h"
 
 #include "common/text.h"
+#include "mapping/routing_header.h"
 #include "mapping/sig.h"
 
 namespace rxflow::mapping {
@@ -825,28 +826,18 @@ class Builder {
     mr.extension.push_back(ScriptElement("TestMessage", m_.header.test_message));
     test_message_kept_ = true;
   }
-  // The routing envelope of the header, each element by its path under Message
-  // ("Header/To", "Header/To/@Qualifier"), for `keep(element, value)`.
-  template <typename Keep>
-  void RoutingEnvelope(Keep&& keep) const {
-    const script::Header& h = m_.header;
-    keep("Header/To", h.to);
-    keep("Header/To/@Qualifier", h.to_qualifier);
-    keep("Header/From", h.from);
-    keep("Header/From/@Qualifier", h.from_qualifier);
-    keep("Header/SenderSoftware/SenderSoftwareDeveloper", h.sender_software_developer);
-    keep("Header/SenderSoftware/SenderSoftwareProduct", h.sender_software_product);
-    keep("Header/SenderSoftware/SenderSoftwareVersionRelease", h.sender_software_version_release);
-  }
   // The routing header of a request that becomes a Bundle without a Task (NewRx, CancelRx,
   // RxRenewalRequest, RxChangeRequest, RxFill): script-element extensions on its
   // MedicationRequest or MedicationDispense. The answers keep the same elements as Task
   // inputs (KeepHeader). RxReferenceNumber is an identifier already; RelatesToMessageID is
   // kept unless the prescription is referred to by it (`relates_to_carried`).
   void KeepRoutingHeader(std::vector<fhir::Extension>& out, bool relates_to_carried = false) {
-    RoutingEnvelope([&](std::string_view e, const std::string& v) { Keep(out, e, v); });
-    if (!relates_to_carried)
-      Keep(out, "Header/RelatesToMessageID", m_.header.relates_to_message_id);
+    for (const RoutingElement& e : kRoutingEnvelope) {
+      Keep(out, e.path, m_.header.*e.member);
+    }
+    if (!relates_to_carried) {
+      Keep(out, kRelatesTo.path, m_.header.*kRelatesTo.member);
+    }
   }
   void MapTx(const script::NewRx& n, const std::string& path) {
     fhir::MedicationRequest mr = PrescriptionRequest(n, path);
@@ -1497,7 +1488,9 @@ class Builder {
   // carry, each an input named by its path under Message ("Header/To", "Header/To/@Qualifier").
   void KeepHeader(fhir::Task& t) {
     const script::Header& h = m_.header;
-    RoutingEnvelope([&](std::string_view e, const std::string& v) { InputString(t, e, v); });
+    for (const RoutingElement& e : kRoutingEnvelope) {
+      InputString(t, e.path, h.*e.member);
+    }
     InputString(t, "Header/RxReferenceNumber", h.rx_reference_number);
     // The focus names the prescription by its order number when there is one.
     if (!h.prescriber_order_number.empty()) {
