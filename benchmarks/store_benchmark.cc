@@ -1,17 +1,24 @@
 // SPDX-License-Identifier: Apache-2.0
-// Durable submits per second into the SQLite store: each submit appends a prescription's
-// events (about 7 KB with the NewRx) and its outbox rows in one atomic, fsynced unit.
-// Compares group commit (the default) with one commit per submit, at 1 and 16 concurrent
-// callers. Run: build/benchmarks/rxflow_store_benchmarks (see docs/performance.md).
+// Durable submits per second into the event stores: each submit appends what the service
+// appends for one new prescription (its PrescriptionReceived and PrescriptionTransformed
+// events and its idempotency key) in one atomic, fsynced unit. The events are those of a real
+// submission of tests/fixtures/fhir/medication_request_lisinopril.json, made once at start-up
+// through PrescriptionService: with the NewRx sealed (compressed, then encrypted) as
+// `rxflow serve` stores it, or in clear as a store without PHI sealing holds it.
+// Run: build/benchmarks/rxflow_store_benchmarks (see docs/performance.md).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <mutex>
 #include <thread>
 
 #include <benchmark/benchmark.h>
 
+#include "rxflow/clock.h"
+#include "rxflow/crypto/phi.h"
+#include "rxflow/service.h"
 #include "rxflow/sqlite/sqlite_store.h"
 #ifdef RXFLOW_BENCH_HAVE_POSTGRES
 #include <cstdlib>
@@ -28,27 +35,68 @@ using namespace rxflow::store;
 
 namespace {
 
-std::string NewRxXml() {
-  static const std::string xml =
-      testing::ReadFixture("golden/medication_request_lisinopril.2023011.xml");
-  return xml;
+// What the service appends for one new prescription, as a store receives it.
+struct Template {
+  std::vector<EventRecord> events;
+  size_t bytes = 0;  // the events' payloads
+};
+
+enum class Payload : int64_t { kSealed = 0, kClear = 1 };
+
+[[noreturn]] void Fail(std::string_view what, const Status& status) {
+  std::fprintf(stderr, "store benchmark: %.*s: %s\n", static_cast<int>(what.size()), what.data(),
+               std::string(status.message()).c_str());
+  std::abort();
 }
 
-AppendRequest Submission(const std::string& id) {
+// Submits the example once through the service into a memory store (sealing PHI or not) and
+// keeps the events the store received.
+Template MakeTemplate(Payload payload) {
+  std::unique_ptr<Store> raw = NewMemoryStore(SystemClock());
+  std::unique_ptr<phi::Vault> vault;
+  std::unique_ptr<Store> sealing;
+  if (payload == Payload::kSealed) {
+    phi::VaultOptions vo;
+    vo.current = std::shared_ptr<phi::KeyEncryptionKey>(phi::NewInMemoryKek("bench"));
+    auto v = phi::Vault::Create(*raw, std::move(vo));
+    if (!v.ok()) Fail("vault", v.status());
+    vault = std::move(*v);
+    sealing = phi::NewProtectedStore(*raw, *vault);
+  }
+  ServiceOptions options;
+  options.patient_key = "store-benchmark-patient-key";
+  auto service = PrescriptionService::Create(sealing ? *sealing : *raw, std::move(options));
+  if (!service.ok()) Fail("service", service.status());
+  IssueList issues;
+  auto submitted =
+      (*service)->Submit(testing::ReadFixture("fhir/medication_request_lisinopril.json"), issues);
+  if (!submitted.ok()) Fail("submit", submitted.status());
+  auto events = raw->ReadStream(submitted->id, 0);
+  if (!events.ok()) Fail("read", events.status());
+  Template t;
+  t.events = std::move(*events);
+  for (const EventRecord& e : t.events) t.bytes += e.payload.size();
+  return t;
+}
+
+const Template& TemplateFor(Payload payload) {
+  static const Template sealed = MakeTemplate(Payload::kSealed);
+  static const Template clear = MakeTemplate(Payload::kClear);
+  return payload == Payload::kSealed ? sealed : clear;
+}
+
+AppendRequest Submission(const std::string& id, const Template& t) {
   AppendRequest r;
   r.stream_id = id;
   r.expected_version = kNoStream;
   r.idempotency_key = "idem-" + id;
-  EventRecord received;
-  received.event_id = id + "-1";
-  received.type = "PrescriptionReceived";
-  received.payload =
-      R"({"idempotency_key":"idem","request_sha256":"0000","source":"fhir-envelope"})";
-  EventRecord transformed;
-  transformed.event_id = id + "-2";
-  transformed.type = "PrescriptionTransformed";
-  transformed.payload = "{\"newrx_xml\":\"" + NewRxXml() + "\"}";
-  r.events = {received, transformed};
+  r.events = t.events;
+  for (size_t i = 0; i < r.events.size(); ++i) {
+    EventRecord& e = r.events[i];
+    e.event_id = id + "-" + std::to_string(i + 1);
+    e.global_position = 0;
+    e.version = 0;
+  }
   return r;
 }
 
@@ -77,7 +125,9 @@ void Timed(Latencies& lat, F&& f) {
 
 // `callers` threads each append `per_caller` submissions per iteration; reports items/s
 // and commit waits.
-void RunSubmits(benchmark::State& state, Store& store, int callers, int per_caller) {
+void RunSubmits(benchmark::State& state, Store& store, int callers, int per_caller,
+                Payload payload) {
+  const Template& t = TemplateFor(payload);
   std::atomic<int64_t> next{0};
   Latencies lat;
   for (auto _ : state) {
@@ -85,7 +135,7 @@ void RunSubmits(benchmark::State& state, Store& store, int callers, int per_call
     for (int c = 0; c < callers; ++c) {
       threads.emplace_back([&] {
         for (int i = 0; i < per_caller; ++i) {
-          AppendRequest req = Submission("rx-" + std::to_string(next++));
+          AppendRequest req = Submission("rx-" + std::to_string(next++), t);
           Timed(lat, [&] {
             if (!store.Append(std::move(req)).ok()) std::abort();
           });
@@ -96,9 +146,10 @@ void RunSubmits(benchmark::State& state, Store& store, int callers, int per_call
   }
   state.SetItemsProcessed(state.iterations() * callers * per_caller);
   lat.Report(state);
+  state.counters["payload_bytes"] = static_cast<double>(t.bytes);
 }
 
-// Arguments: callers, max_batch.
+// Arguments: callers, max_batch, payload (0: the NewRx sealed, 1: in clear).
 void BM_SqliteDurableSubmits(benchmark::State& state) {
   const int callers = static_cast<int>(state.range(0));
   std::filesystem::path dir = std::filesystem::temp_directory_path() / "rxflow-store-bench";
@@ -111,21 +162,22 @@ void BM_SqliteDurableSubmits(benchmark::State& state) {
     state.SkipWithError(std::string(store.status().message()).c_str());
     return;
   }
-  RunSubmits(state, **store, callers, 64);
+  RunSubmits(state, **store, callers, 64, static_cast<Payload>(state.range(2)));
   store->reset();
   std::filesystem::remove_all(dir);
 }
 BENCHMARK(BM_SqliteDurableSubmits)
-    ->ArgNames({"callers", "max_batch"})
-    ->Args({1, 1})
-    ->Args({16, 1})
-    ->Args({16, 256})
-    ->Args({64, 256})
+    ->ArgNames({"callers", "max_batch", "clear"})
+    ->Args({1, 1, 0})
+    ->Args({16, 1, 0})
+    ->Args({16, 256, 0})
+    ->Args({64, 256, 0})
+    ->Args({64, 256, 1})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
 #ifdef RXFLOW_BENCH_HAVE_POSTGRES
-// Arguments: callers, pooled connections. Needs RXFLOW_TEST_POSTGRES_URL (run through
+// Arguments: callers, pooled connections, payload (as above). Needs RXFLOW_TEST_POSTGRES_URL (run through
 // scripts/with-postgres.sh).
 void BM_PostgresDurableSubmits(benchmark::State& state) {
   const char* url = std::getenv("RXFLOW_TEST_POSTGRES_URL");
@@ -144,13 +196,14 @@ void BM_PostgresDurableSubmits(benchmark::State& state) {
     state.SkipWithError(std::string(store.status().message()).c_str());
     return;
   }
-  RunSubmits(state, **store, callers, 32);
+  RunSubmits(state, **store, callers, 32, static_cast<Payload>(state.range(2)));
 }
 BENCHMARK(BM_PostgresDurableSubmits)
-    ->ArgNames({"callers", "connections"})
-    ->Args({1, 1})
-    ->Args({16, 16})
-    ->Args({64, 32})
+    ->ArgNames({"callers", "connections", "clear"})
+    ->Args({1, 1, 0})
+    ->Args({16, 16, 0})
+    ->Args({64, 32, 0})
+    ->Args({64, 32, 1})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 #endif
