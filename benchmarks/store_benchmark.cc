@@ -177,8 +177,8 @@ BENCHMARK(BM_SqliteDurableSubmits)
     ->Unit(benchmark::kMillisecond);
 
 #ifdef RXFLOW_BENCH_HAVE_POSTGRES
-// Arguments: callers, pooled connections, payload (as above). Needs RXFLOW_TEST_POSTGRES_URL (run through
-// scripts/with-postgres.sh).
+// Arguments: callers, pooled connections, payload (as above). Needs RXFLOW_TEST_POSTGRES_URL (run
+// through scripts/with-postgres.sh).
 void BM_PostgresDurableSubmits(benchmark::State& state) {
   const char* url = std::getenv("RXFLOW_TEST_POSTGRES_URL");
   if (!url) {

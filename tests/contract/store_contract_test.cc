@@ -297,6 +297,28 @@ TEST_SUITE("Store contract") {
     CHECK(store->ReadStream("p2")->empty());
   }
 
+  // A new stream's append is refused for its stream before its key (the SQLite store inserts
+  // first and reads only when refused, so the order and the rollback are worth pinning).
+  TEST_CASE_TEMPLATE(
+      "a new stream's refused append names the stream first and leaves its key unused", A,
+      RXFLOW_ADAPTERS) {
+    A adapter;
+    auto store = adapter.Open();
+    RXFLOW_REQUIRE_OK(store->Append(Req("s1", kNoStream, {Event("e1")}, "key-1")));
+    // The stream exists and the key is used: the version conflict is what is reported.
+    auto both = store->Append(Req("s1", kNoStream, {Event("e2")}, "key-1"));
+    CHECK(both.status().code() == absl::StatusCode::kAborted);
+    CHECK(std::string(both.status().message()).find("s1") != std::string::npos);
+    // The stream exists, the key is new: refused, and the key stays unused.
+    auto stream_taken = store->Append(Req("s1", kNoStream, {Event("e3")}, "key-2"));
+    CHECK(stream_taken.status().code() == absl::StatusCode::kAborted);
+    CHECK(store->FindByIdempotencyKey("key-2").status().code() == absl::StatusCode::kNotFound);
+    RXFLOW_REQUIRE_OK(store->Append(Req("s2", kNoStream, {Event("e4")}, "key-2")));
+    CHECK(*store->FindByIdempotencyKey("key-2") == "s2");
+    CHECK(store->ReadStream("s1")->size() == 1);
+    CHECK(store->ReadAll(0, 10)->size() == 2);
+  }
+
   TEST_CASE_TEMPLATE("idempotent appends racing in 8 threads create exactly one stream", A,
                      RXFLOW_ADAPTERS) {
     A adapter;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 
 #include <sqlite3.h>
 
@@ -21,21 +22,22 @@ namespace rxflow::sqlite_internal {
 // Prepared statements are cached per connection (keyed by their SQL text) and reset for
 // reuse: preparing costs more than executing for these small statements. A cache belongs
 // to its connection (Db) and, like it, is used by one thread at a time: it needs no lock.
+// A look-up that finds its statement allocates nothing (the key is compared as a view).
 class StmtCache {
  public:
   StmtCache() = default;
   StmtCache(const StmtCache&) = delete;
   StmtCache& operator=(const StmtCache&) = delete;
   ~StmtCache() { Clear(); }
-  sqlite3_stmt* Get(sqlite3* db, const std::string& sql) {
+  sqlite3_stmt* Get(sqlite3* db, std::string_view sql) {
     auto it = cache_.find(sql);
     if (it != cache_.end()) return it->second;
     sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v3(db, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &st, nullptr) !=
-        SQLITE_OK) {
+    if (sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
+                           &st, nullptr) != SQLITE_OK) {
       return nullptr;
     }
-    cache_.emplace(sql, st);
+    cache_.emplace(std::string(sql), st);
     return st;
   }
   // Finalizes every statement (before the connection closes).
@@ -45,7 +47,7 @@ class StmtCache {
   }
 
  private:
-  std::map<std::string, sqlite3_stmt*> cache_;
+  std::map<std::string, sqlite3_stmt*, std::less<>> cache_;
 };
 
 // One connection and its statement cache.
@@ -104,7 +106,7 @@ class Db {
 // A prepared statement from the connection's cache, reset on destruction.
 class Stmt {
  public:
-  Stmt(Db& db, const std::string& sql) : db_(db.get()), s_(db.cache().Get(db.get(), sql)) {}
+  Stmt(Db& db, std::string_view sql) : db_(db.get()), s_(db.cache().Get(db.get(), sql)) {}
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
   ~Stmt() {

@@ -164,24 +164,46 @@ Status InsertDataKeyOn(Db& db, const WrappedDataKey& key) {
   return rc == SQLITE_DONE ? absl::OkStatus() : ins.Fail("insert data key");
 }
 
+// The stream's current version (0 when it does not exist).
+StatusOr<int64_t> CurrentVersionOn(Db& db, const std::string& stream_id) {
+  Stmt cur(db, "SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = ?1");
+  cur.Bind(1, stream_id);
+  if (cur.Step() != SQLITE_ROW) return cur.Fail("current version");
+  return cur.Int(0);
+}
+
+Status VersionConflict(const AppendRequest& req, int64_t current) {
+  return absl::AbortedError("version conflict on stream " + req.stream_id + ": expected " +
+                            std::to_string(req.expected_version) + ", current " +
+                            std::to_string(current));
+}
+
+// A new stream (kNoStream, what every submission appends) is not looked up first: its first
+// event's insert meets UNIQUE (stream_id, version) when the stream exists, and the key's
+// insert meets the key's primary key when it was used; each refusal then reads what it needs
+// for its message. An append that fails leaves nothing: the caller's savepoint rolls back.
+// The refusals are those of the look-ups: a version conflict before a used key.
 StatusOr<AppendResult> AppendOn(Db& db, AppendRequest& req) {
   if (req.stream_id.empty()) return absl::InvalidArgumentError("append: stream id is empty");
-  Stmt cur(db, "SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = ?1");
-  cur.Bind(1, req.stream_id);
-  if (cur.Step() != SQLITE_ROW) return cur.Fail("current version");
-  int64_t current = cur.Int(0);
-  if (req.expected_version != kAnyVersion && req.expected_version != current) {
-    return absl::AbortedError("version conflict on stream " + req.stream_id + ": expected " +
-                              std::to_string(req.expected_version) + ", current " +
-                              std::to_string(current));
+  int64_t current = 0;
+  if (req.expected_version != kNoStream) {
+    RXFLOW_ASSIGN_OR_RETURN(current, CurrentVersionOn(db, req.stream_id));
+    if (req.expected_version != kAnyVersion && req.expected_version != current) {
+      return VersionConflict(req, current);
+    }
   }
   if (!req.idempotency_key.empty()) {
-    auto existing = FindKeyOn(db, req.idempotency_key);
-    if (existing.ok()) return absl::AlreadyExistsError("idempotency key exists: " + *existing);
-    if (existing.status().code() != absl::StatusCode::kNotFound) return existing.status();
     Stmt ins(db, "INSERT INTO idempotency (key, stream_id) VALUES (?1, ?2)");
     ins.Bind(1, req.idempotency_key).Bind(2, req.stream_id);
-    if (ins.Step() != SQLITE_DONE) return ins.Fail("insert idempotency key");
+    if (int rc = ins.Step(); rc != SQLITE_DONE) {
+      if (rc != SQLITE_CONSTRAINT) return ins.Fail("insert idempotency key");
+      if (req.expected_version == kNoStream) {
+        RXFLOW_ASSIGN_OR_RETURN(int64_t now, CurrentVersionOn(db, req.stream_id));
+        if (now != 0) return VersionConflict(req, now);
+      }
+      RXFLOW_ASSIGN_OR_RETURN(std::string existing, FindKeyOn(db, req.idempotency_key));
+      return absl::AlreadyExistsError("idempotency key exists: " + existing);
+    }
   }
   for (const WrappedDataKey& key : req.data_keys) RXFLOW_RETURN_IF_ERROR(InsertDataKeyOn(db, key));
   AppendResult result;
@@ -213,6 +235,10 @@ StatusOr<AppendResult> AppendOn(Db& db, AppendRequest& req) {
         std::string msg = sqlite3_errmsg(db.get());
         if (absl::StrContains(msg, "event_id")) {
           return absl::AlreadyExistsError("event id exists: " + e.event_id);
+        }
+        if (req.expected_version == kNoStream) {
+          RXFLOW_ASSIGN_OR_RETURN(int64_t now, CurrentVersionOn(db, req.stream_id));
+          return VersionConflict(req, now);
         }
         return absl::AbortedError("version conflict on stream " + req.stream_id);
       }
