@@ -584,12 +584,27 @@ class BundleMapper {
   void MedicationElements(const std::vector<fhir::Extension>& list, const std::string& base,
                           std::string_view element, script::Medication& m,
                           std::string* previously_filled = nullptr) {
-    bool snomed_version_seen = false, fmt_version_seen = false;
+    bool snomed_version_seen = false, fmt_version_seen = false, term_type_seen = false;
     ScriptElements(
         list, base,
         [&](std::string_view el, const std::string& v, const std::string& ep) {
           if (std::string* field = MedicationText(el, m)) {
             Once(*field, v, ep, Cat(element, "/", el));
+          } else if (el == "DrugCoded/DrugDBCode/Qualifier") {
+            // The RxNorm code's term type, sent instead of the options' (once).
+            if (!m.drug_coded || !m.drug_coded->drug_db_code) {
+              Dropped(ep, Cat("SCRIPT ", element, "/", el,
+                              " is sent only with an RxNorm coding: not sent"));
+            } else if (term_type_seen) {
+              Dropped(ep, Cat("SCRIPT ", element, "/", el, " is sent once: not sent"));
+            } else if (!IsRxNormTermType(v)) {
+              issues_.Error(ep, IssueCode::kValue,
+                            Cat("an RxNorm term type is SCD, SBD, GPK or BPK, got \"",
+                                v.substr(0, 10), "\""));
+            } else {
+              term_type_seen = true;
+              m.drug_coded->drug_db_code->qualifier = v;
+            }
           } else if (el == "Sig/CodeSystem/SNOMEDVersion" || el == "Sig/CodeSystem/FMTVersion") {
             // Sent instead of the options' versions (each once), with a structured Sig only.
             const bool snomed = el == "Sig/CodeSystem/SNOMEDVersion";

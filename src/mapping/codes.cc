@@ -262,11 +262,13 @@ std::optional<SnomedConcept> SeverityToSnomed(std::string_view severity) {
   return std::nullopt;
 }
 
+bool IsRxNormTermType(std::string_view qualifier) {
+  return qualifier == "SCD" || qualifier == "SBD" || qualifier == "GPK" || qualifier == "BPK";
+}
+
 std::string_view DrugProductSystem(std::string_view qualifier) {
   if (qualifier == "ND") return kNdc;
-  if (qualifier == "SCD" || qualifier == "SBD" || qualifier == "GPK" || qualifier == "BPK") {
-    return kRxNorm;
-  }
+  if (IsRxNormTermType(qualifier)) return kRxNorm;
   if (qualifier == "UN") return kUnii;
   return {};
 }

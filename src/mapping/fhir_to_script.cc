@@ -164,6 +164,10 @@ struct ScriptElementRow {
   size_t max;  // longest value sent (RxFlow never truncates)
 };
 constexpr ScriptElementRow kScriptElements[] = {
+    // An RxNorm code's term type (a FHIR coding has none): sent instead of
+    // NewRxOptions.rxnorm_qualifier with the first RxNorm coding.
+    {"DrugCoded/DrugDBCode/Qualifier", "MedicationPrescribed/DrugCoded/DrugDBCode/Qualifier", false,
+     true, true, 3},
     {"DoNotFill", "MedicationPrescribed/DoNotFill", false, true, false, 1},
     {"OrderCaptureMethod", "MedicationPrescribed/OrderCaptureMethod", false, true, false, 2},
     {"PriorAuthorization", "MedicationPrescribed/PriorAuthorization", false, true, true, 35},
@@ -2635,7 +2639,7 @@ class Mapper {
   // carries.
   void MapScriptElements(bool cancel, script::Patient& patient, script::Medication& med,
                          std::optional<bool>& prohibit_renewal, std::string& change_flag) {
-    bool snomed_version_seen = false, fmt_version_seen = false;
+    bool snomed_version_seen = false, fmt_version_seen = false, term_type_seen = false;
     auto visit = [&](const std::vector<fhir::Extension>& list, const std::string& base,
                      bool on_patient) {
       for (size_t i = 0; i < list.size(); ++i) {
@@ -2686,7 +2690,20 @@ class Mapper {
           }
         };
         const std::string_view el = row->element;
-        if (el == "DoNotFill") {
+        if (el == "DrugCoded/DrugDBCode/Qualifier") {
+          if (!med.drug_coded || !med.drug_coded->drug_db_code) {
+            Dropped(ep, Cat(subject, ": sent only with an RxNorm coding: not sent"));
+          } else if (term_type_seen) {
+            Dropped(ep, Cat(subject, ": SCRIPT carries one: not sent"));
+          } else if (IsRxNormTermType(v)) {
+            term_type_seen = true;
+            med.drug_coded->drug_db_code->qualifier = v;
+          } else {
+            issues_.Error(
+                ep, IssueCode::kValue,
+                Cat("an RxNorm term type is SCD, SBD, GPK or BPK, got \"", v.substr(0, 10), "\""));
+          }
+        } else if (el == "DoNotFill") {
           once(med.do_not_fill);
         } else if (el == "OrderCaptureMethod") {
           once(med.order_capture_method);

@@ -488,15 +488,9 @@ class Builder {
     }
     if (d.drug_db_code) {
       const std::string& q = d.drug_db_code->qualifier;
-      if (q == "SCD" || q == "SBD" || q == "GPK" || q == "BPK") {
+      if (IsRxNormTermType(q)) {  // the term type: a script-element (KeepScriptElements)
         cc.coding.push_back(
             fhir::Coding{std::string(kRxNorm), "", d.drug_db_code->code, "", std::nullopt});
-        if (q != "SCD") {
-          issues_.Add(
-              Severity::kInformation, IssueCode::kInformational,
-              path + "/DrugCoded/DrugDBCode/Qualifier",
-              Cat("RxNorm term type ", q, " is not kept in FHIR (a coding has no term type)"));
-        }
       } else {
         issues_.Warning(path + "/DrugCoded/DrugDBCode", IssueCode::kNotSupported,
                         Cat("drug database qualifier ", q, " has no FHIR system: not carried"));
@@ -733,6 +727,11 @@ class Builder {
     auto keep = [&](std::string_view element, const std::string& value) {
       if (!value.empty()) out.push_back(ScriptElement(element, value));
     };
+    // The RxNorm code's term type: a FHIR coding has none.
+    if (m.drug_coded && m.drug_coded->drug_db_code &&
+        IsRxNormTermType(m.drug_coded->drug_db_code->qualifier)) {
+      keep("DrugCoded/DrugDBCode/Qualifier", m.drug_coded->drug_db_code->qualifier);
+    }
     keep("DoNotFill", m.do_not_fill);
     keep("OrderCaptureMethod", m.order_capture_method);
     keep("PriorAuthorization", m.prior_authorization);

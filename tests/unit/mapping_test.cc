@@ -115,6 +115,68 @@ TEST_SUITE("Mapping") {
     }
     CHECK(named == 1);
   }
+  // A FHIR coding has no RxNorm term type: SCRIPT → FHIR keeps DrugDBCode/Qualifier in a
+  // script-element extension, and FHIR → SCRIPT sends it instead of NewRxOptions'.
+  TEST_CASE("an RxNorm code's term type goes to FHIR and back, not the option's") {
+    const std::string xml = Replace(testing::ReadFixture("script/newrx_2017071_lisinopril.xml"),
+                                    "<Qualifier>SCD</Qualifier>\n          </DrugDBCode>",
+                                    "<Qualifier>SBD</Qualifier>\n          </DrugDBCode>");
+    IssueList issues;
+    auto bundle = ToFhirJson(xml, issues);
+    RXFLOW_REQUIRE_OK(bundle);
+    CHECK(bundle->find("\"DrugCoded/DrugDBCode/Qualifier\"") != std::string::npos);
+    issues.clear();
+    auto back = Map(*bundle, issues);  // options' term type: SCD
+    RXFLOW_REQUIRE_OK(back);
+    CHECK(back->xml.find("<Qualifier>SBD</Qualifier>") != std::string::npos);
+    CHECK(back->xml.find("<Qualifier>SCD</Qualifier>") == std::string::npos);
+
+    // The MedicationRequest's extension, found by its element.
+    json b = json::parse(*bundle);
+    json* mr = nullptr;
+    size_t at = 0;
+    for (json& e : b["entry"]) {
+      if (e["resource"]["resourceType"] == "MedicationRequest") mr = &e["resource"];
+    }
+    REQUIRE(mr != nullptr);
+    for (size_t i = 0; i < (*mr)["extension"].size(); ++i) {
+      if ((*mr)["extension"][i]["extension"][0]["valueString"] ==
+          "DrugCoded/DrugDBCode/Qualifier") {
+        at = i;
+      }
+    }
+    // Not a term type: an error at the extension.
+    (*mr)["extension"][at]["extension"][1]["valueString"] = "XYZ";
+    issues.clear();
+    CHECK_FALSE(Map(b.dump(), issues).ok());
+    bool refused = false;
+    for (const Issue& i : issues) {
+      refused = refused || (i.severity == Severity::kError &&
+                            i.path.ends_with(".extension[" + std::to_string(at) + "]") &&
+                            i.message.find("RxNorm term type") != std::string::npos);
+    }
+    CHECK(refused);
+    // A term type with no RxNorm coding to go with: named, not sent.
+    (*mr)["extension"][at]["extension"][1]["valueString"] = "SBD";
+    json* medication = nullptr;  // the drug is a Medication resource (it has a Strength)
+    for (json& e : b["entry"]) {
+      if (e["resource"]["resourceType"] == "Medication") medication = &e["resource"];
+    }
+    REQUIRE(medication != nullptr);
+    (*medication)["code"]["coding"] =
+        json::array({{{"system", "http://hl7.org/fhir/sid/ndc"}, {"code", "00093111301"}}});
+    issues.clear();
+    back = Map(b.dump(), issues);
+    RXFLOW_REQUIRE_OK(back);
+    CHECK(back->xml.find("<DrugDBCode>") == std::string::npos);
+    bool named = false;
+    for (const Issue& i : issues) {
+      named = named || (i.severity == Severity::kWarning &&
+                        i.message.find("DrugCoded/DrugDBCode/Qualifier (script-element extension): "
+                                       "sent only with an RxNorm coding") != std::string::npos);
+    }
+    CHECK(named);
+  }
   // PracticeLocation/Identification (a FacilityID) ⇄ the practice Organization's identifiers.
   TEST_CASE("a practice's identifiers go to FHIR and back as PracticeLocation/Identification") {
     const std::string xml =

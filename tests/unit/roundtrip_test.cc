@@ -766,18 +766,25 @@ void CheckOrder(const fhir::Bundle& b, const fhir::MedicationRequest& sent) {
   const fhir::CodeableConcept drug = ExpectedDrug(*sent.medication.concept_);
   const std::string schedule = DeaSchedule(sent.extension);
   // The only extensions are the Sig's code system versions, when the Sig went as a
-  // structured one, and the NewRx's routing header (script-element extensions): RxFlow's
-  // SenderSoftware, the pharmacy's NCPDP ID as To, the prescriber's NPI as From.
+  // structured one, the RxNorm code's term type (the option's, SCD), and the NewRx's routing
+  // header (script-element extensions): RxFlow's SenderSoftware, the pharmacy's NCPDP ID as
+  // To, the prescriber's NPI as From.
   std::map<std::string, std::string> kept;
   for (const fhir::Extension& e : got->extension) {
     CHECK(e.url == "https://rxflow.dev/fhir/StructureDefinition/script-element");
     REQUIRE(e.extension.size() == 2);
     const std::string element = json::parse(e.extension[0].value_json).get<std::string>();
     kept[element] = json::parse(e.extension[1].value_json).get<std::string>();
-    CHECK_MESSAGE((element.starts_with("Header/") || element == "Sig/CodeSystem/SNOMEDVersion" ||
-                   element == "Sig/CodeSystem/FMTVersion"),
-                  element);
+    CHECK_MESSAGE(
+        (element.starts_with("Header/") || element == "Sig/CodeSystem/SNOMEDVersion" ||
+         element == "Sig/CodeSystem/FMTVersion" || element == "DrugCoded/DrugDBCode/Qualifier"),
+        element);
   }
+  const bool rxnorm = std::any_of(drug.coding.begin(), drug.coding.end(), [](const auto& c) {
+    return c.system == "http://www.nlm.nih.gov/research/umls/rxnorm";
+  });
+  CHECK(kept.count("DrugCoded/DrugDBCode/Qualifier") == (rxnorm ? 1u : 0u));
+  if (rxnorm) CHECK(kept["DrugCoded/DrugDBCode/Qualifier"] == "SCD");
   CHECK(kept["Header/To/@Qualifier"] == "P");
   CHECK(kept["Header/From/@Qualifier"] == "D");
   CHECK(kept["Header/SenderSoftware/SenderSoftwareDeveloper"] == "RxFlow");
@@ -1150,8 +1157,6 @@ void CheckAgainstKnown(const std::map<std::string, std::vector<std::string>>& fa
 const std::map<std::string, std::string_view> kKnownLeafFailures = {
     // RxChangeRequest.
     {"Body/RxChangeRequest/Patient/HumanPatient/Gender", "[coded] administrative gender"},
-    {"Body/RxChangeRequest/MedicationPrescribed/DrugCoded/DrugDBCode/Qualifier",
-     "[info] RxNorm term type SBD is not kept"},
     {"Body/RxChangeRequest/MedicationPrescribed/Quantity/CodeListQualifier", "[coded] 38 implied"},
     {"Body/RxChangeRequest/MedicationPrescribed/Substitutions", "[coded] allowedBoolean"},
     {"Body/RxChangeRequest/MedicationPrescribed/Diagnosis/ClinicalInformationQualifier",
@@ -1159,17 +1164,14 @@ const std::map<std::string, std::string_view> kKnownLeafFailures = {
     {"Body/RxChangeRequest/MedicationPrescribed/Diagnosis/Primary/Code",
      "[coded] ICD-10-CM with the dot (E03.9)"},
     {"Body/RxChangeRequest/MedicationPrescribed/Diagnosis/Primary/Qualifier", "[coded] system"},
-    {"Body/RxChangeRequest/MedicationRequested/DrugCoded/DrugDBCode/Qualifier", "[coded] SCD"},
     {"Body/RxChangeRequest/MedicationRequested/Quantity/CodeListQualifier", "[coded] 38 implied"},
     {"Body/RxChangeRequest/MedicationRequested/Substitutions", "[coded] allowedBoolean"},
     // RxRenewalRequest: the MedicationRequest is built from MedicationDispensed.
     {"Body/RxRenewalRequest/Patient/HumanPatient/Gender", "[coded] administrative gender"},
     {"Body/RxRenewalRequest/MedicationDispensed/DrugCoded/ProductCode/Qualifier", "[coded] NDC"},
-    {"Body/RxRenewalRequest/MedicationDispensed/DrugCoded/DrugDBCode/Qualifier", "[coded] SCD"},
     {"Body/RxRenewalRequest/MedicationDispensed/Quantity/CodeListQualifier", "[coded] 38 implied"},
     {"Body/RxRenewalRequest/MedicationDispensed/Substitutions", "[coded] allowedBoolean"},
     // MedicationPrescribed becomes the proposal's priorPrescription.
-    {"Body/RxRenewalRequest/MedicationPrescribed/DrugCoded/DrugDBCode/Qualifier", "[coded] SCD"},
     {"Body/RxRenewalRequest/MedicationPrescribed/Quantity/CodeListQualifier", "[coded] 38 implied"},
     {"Body/RxRenewalRequest/MedicationPrescribed/Substitutions", "[coded] allowedBoolean"},
     {"Body/RxRenewalRequest/MedicationPrescribed/Diagnosis/ClinicalInformationQualifier",
@@ -1177,7 +1179,6 @@ const std::map<std::string, std::string_view> kKnownLeafFailures = {
     {"Body/RxRenewalRequest/MedicationPrescribed/Diagnosis/Primary/Qualifier", "[coded] system"},
     // RxRenewalResponse and RxChangeResponse: their MedicationRequest as the NewRx's.
     {"Body/RxRenewalResponse/Patient/HumanPatient/Gender", "[coded] administrative gender"},
-    {"Body/RxRenewalResponse/MedicationResponse/DrugCoded/DrugDBCode/Qualifier", "[coded] SCD"},
     {"Body/RxRenewalResponse/MedicationResponse/Quantity/CodeListQualifier", "[coded] 38 implied"},
     {"Body/RxRenewalResponse/MedicationResponse/Diagnosis/ClinicalInformationQualifier",
      "[coded] 1 implied (another value is named in a warning)"},
@@ -1186,31 +1187,13 @@ const std::map<std::string, std::string_view> kKnownLeafFailures = {
     // RxFill: a MedicationDispense carries the drug, quantity, days supply, fill date and Sig.
     {"Body/RxFill/Patient/HumanPatient/Gender", "[coded] administrative gender"},
     {"Body/RxFill/MedicationDispensed/DrugCoded/ProductCode/Qualifier", "[coded] NDC"},
-    {"Body/RxFill/MedicationDispensed/DrugCoded/DrugDBCode/Qualifier", "[coded] SCD"},
     {"Body/RxFill/MedicationDispensed/DrugCoded/DEASchedule/Code", "[coded] dea-schedule CII"},
     {"Body/RxFill/MedicationDispensed/Quantity/CodeListQualifier", "[coded] 38 implied"},
-    // An RxNorm code's term type: a FHIR coding has none, so the way back writes
+    // An allergy's RxNorm term type: a FHIR coding has none, so the way back writes
     // NewRxOptions.rxnorm_qualifier (SCD unless the caller sets it); SCRIPT → FHIR names a
-    // term type other than SCD in an information issue. Found by the sentinel defaults.
-    {"Body/NewRx/MedicationPrescribed/DrugCoded/DrugDBCode/Qualifier",
-     "[default] a coding has no term type: the option's comes back"},
+    // term type other than SCD in an information issue. Found by the sentinel defaults (a
+    // drug's term type travels in a script-element extension).
     {"Body/NewRx/AllergyOrAdverseEvent/Allergies/DrugProductCoded/Qualifier",
-     "[default] a coding has no term type: the option's comes back"},
-    {"Body/NewRxRequest/MedicationRequested/DrugCoded/DrugDBCode/Qualifier",
-     "[default] a coding has no term type: the option's comes back"},
-    {"Body/NewRxResponseDenied/MedicationRequested/DrugCoded/DrugDBCode/Qualifier",
-     "[default] a coding has no term type: the option's comes back"},
-    {"Body/RxHistoryResponse/MedicationDispensed/DrugCoded/DrugDBCode/Qualifier",
-     "[default] a coding has no term type: the option's comes back"},
-    {"Body/RxHistoryResponse/MedicationPrescribed/DrugCoded/DrugDBCode/Qualifier",
-     "[default] a coding has no term type: the option's comes back"},
-    {"Body/RxTransferRequest/MedicationTransferRequested/DrugCoded/DrugDBCode/Qualifier",
-     "[default] a coding has no term type: the option's comes back"},
-    {"Body/RxTransferResponse/MedicationTransferred/MedicationDispensed/DrugCoded/DrugDBCode/"
-     "Qualifier",
-     "[default] a coding has no term type: the option's comes back"},
-    {"Body/RxTransferResponse/MedicationTransferred/MedicationPrescribed/DrugCoded/DrugDBCode/"
-     "Qualifier",
      "[default] a coding has no term type: the option's comes back"},
     // (The transactions of the second notes file, issue 15 §2, go back to SCRIPT: none of
     // their leaves fails, but the header's, listed above for the other transactions.)
