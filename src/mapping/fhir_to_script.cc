@@ -1968,15 +1968,42 @@ class Mapper {
   }
 
   // The AllergyIntolerance's script-element extensions that SCRIPT → FHIR keeps there
-  // (ExpirationDate, SeverityCoded/Text and /Code); any other extension is named in a warning.
+  // (ExpirationDate, SeverityCoded/Text and /Code, DrugProductCoded/Qualifier: an RxNorm
+  // code's term type, sent instead of NewRxOptions.rxnorm_qualifier); any other extension is
+  // named in a warning.
   void MapAllergyExtensions(const fhir::AllergyIntolerance& ai, const std::string& path,
                             script::Allergy& a) {
     script::SnomedCode severity;
     std::string severity_path;
+    bool term_type_seen = false;
     for (size_t i = 0; i < ai.extension.size(); ++i) {
       const std::string ep = Cat(path, ".extension[", i, "]");
       auto se = ReadScriptElement(ai.extension[i]);
       const std::string_view el = se ? std::string_view(se->element) : std::string_view();
+      if (el == "DrugProductCoded/Qualifier") {
+        const std::string v = se->value.value_or("");
+        if (v.empty()) {
+          Dropped(ep,
+                  "SCRIPT DrugProductCoded/Qualifier (script-element extension): no value: "
+                  "not sent");
+        } else if (!IsRxNormTermType(a.drug_product_coded.qualifier)) {
+          Dropped(ep,
+                  "SCRIPT DrugProductCoded/Qualifier (script-element extension): sent only "
+                  "with an RxNorm code: not sent");
+        } else if (term_type_seen) {
+          Dropped(ep,
+                  "SCRIPT DrugProductCoded/Qualifier (script-element extension): SCRIPT "
+                  "carries one: not sent");
+        } else if (!IsRxNormTermType(v)) {
+          issues_.Error(
+              ep, IssueCode::kValue,
+              Cat("an RxNorm term type is SCD, SBD, GPK or BPK, got \"", v.substr(0, 10), "\""));
+        } else {
+          term_type_seen = true;
+          a.drug_product_coded.qualifier = v;
+        }
+        continue;
+      }
       std::string* field = el == "SeverityCoded/Text"   ? &severity.text
                            : el == "SeverityCoded/Code" ? &severity.code
                                                         : nullptr;

@@ -906,7 +906,7 @@ class Builder {
   // One Allergies → an AllergyIntolerance (active): type and category from AdverseEvent, code
   // from DrugProductCoded, onsetDateTime from EffectiveDate, the informant participant from
   // SourceOfInformation, the reaction from ReactionCoded and SeverityCoded. ExpirationDate
-  // has no FHIR element: a script-element extension.
+  // and an RxNorm code's term type have no FHIR element: script-element extensions.
   fhir::AllergyIntolerance Allergy(const script::Allergy& a, const fhir::Reference& patient,
                                    const std::string& path) {
     fhir::AllergyIntolerance ai;
@@ -915,6 +915,11 @@ class Builder {
     ai.type = AdverseEventType(a.adverse_event, kind);
     ai.category.emplace_back(kind && kind->category == "food" ? "food" : "medication");
     ai.code = DrugProduct(a.drug_product_coded, path + "/DrugProductCoded");
+    if (ai.code && !ai.code->coding.empty() && IsRxNormTermType(a.drug_product_coded.qualifier)) {
+      // A coding has no term type.
+      ai.extension.push_back(
+          ScriptElement("DrugProductCoded/Qualifier", a.drug_product_coded.qualifier));
+    }
     ai.patient = patient;
     ai.onset_date_time = FhirDateTime(DateText(a.effective_date));
     fhir::AllergyIntoleranceParticipant informant;
@@ -976,12 +981,7 @@ class Builder {
       return cc;
     }
     cc.coding.push_back(fhir::Coding{std::string(system), "", d.code, "", std::nullopt});
-    if (d.qualifier == "SBD" || d.qualifier == "GPK" || d.qualifier == "BPK") {
-      issues_.Add(Severity::kInformation, IssueCode::kInformational, path + "/Qualifier",
-                  Cat("RxNorm term type ", d.qualifier,
-                      " is not kept in FHIR (a coding has no term type)"));
-    }
-    return cc;
+    return cc;  // an RxNorm term type: a script-element extension (Allergy)
   }
 
   // ReactionCoded → reaction[0].manifestation[0] (a SNOMED CT concept); SeverityCoded →

@@ -1170,7 +1170,10 @@ TEST_SUITE("Mapping: allergies and observations") {
     CHECK(a["reaction"][0]["manifestation"][0]["concept"]["text"] == "Hives");
     CHECK(a["reaction"][0]["manifestation"][0]["concept"]["coding"][0]["code"] == "247472004");
     CHECK(a["reaction"][0]["severity"] == "moderate");
-    CHECK_FALSE(a.contains("extension"));  // FHIR holds all of it
+    // FHIR holds all of it but the RxNorm code's term type (a coding has none).
+    REQUIRE(a["extension"].size() == 1);
+    CHECK(a["extension"][0]["extension"][0]["valueString"] == "DrugProductCoded/Qualifier");
+    CHECK(a["extension"][0]["extension"][1]["valueString"] == "SCD");
 
     const json& c = allergies[1];
     CHECK(c["type"]["coding"][0]["code"] == "intolerance");
@@ -1260,6 +1263,44 @@ TEST_SUITE("Mapping: allergies and observations") {
     }
   }
 
+  TEST_CASE("an allergy's RxNorm term type goes to FHIR and back, not the option's") {
+    std::string xml = testing::ReadFixture(kAllergyFixture);
+    const size_t at = xml.find("<Qualifier>SCD</Qualifier>");
+    REQUIRE(at != std::string::npos);
+    xml.replace(at, 26, "<Qualifier>SBD</Qualifier>");
+    IssueList issues;
+    auto fhir_json = ToFhirJson(xml, issues);
+    RXFLOW_REQUIRE_OK(fhir_json);
+    json b = json::parse(*fhir_json);
+    auto back = Map(b.dump(), issues);  // the options' term type: SCD
+    RXFLOW_REQUIRE_OK(back);
+    const auto& allergy =
+        std::get<script::NewRx>(back->newrx.message.body).allergy_or_adverse_event->allergies[0];
+    CHECK(allergy.drug_product_coded.qualifier == "SBD");
+    // Not a term type: an error at the extension.
+    int changed = 0;
+    for (json& e : b["entry"]) {
+      json& r = e["resource"];
+      if (r["resourceType"] != "AllergyIntolerance" || !r.contains("extension")) continue;
+      for (json& x : r["extension"]) {
+        if (x["extension"][0]["valueString"] != "DrugProductCoded/Qualifier") continue;
+        x["extension"][1]["valueString"] = "XYZ";
+        ++changed;
+      }
+    }
+    REQUIRE(changed >= 1);
+    issues.clear();
+    CHECK_FALSE(Map(b.dump(), issues).ok());
+    bool refused = false;
+    for (const Issue& i : issues) {
+      refused =
+          refused || (i.severity == Severity::kError &&
+                      i.message.find("RxNorm term type is SCD, SBD, GPK or BPK, got \"XYZ\"") !=
+                          std::string::npos &&
+                      i.path.find(".extension[") != std::string::npos);
+    }
+    CHECK(refused);
+  }
   TEST_CASE("a SeverityCoded FHIR has no code for, or without a reaction, is kept exactly") {
     std::string xml = testing::ReadFixture(kAllergyFixture);
     xml.replace(xml.find("<Text>Moderate</Text>"), 21, "<Text>Life threatening</Text>");
@@ -1269,10 +1310,10 @@ TEST_SUITE("Mapping: allergies and observations") {
     RXFLOW_REQUIRE_OK(fhir_json);
     const json a = OfType(json::parse(*fhir_json), "AllergyIntolerance")[0];
     CHECK(a["reaction"][0]["severity"] == "severe");
-    REQUIRE(a["extension"].size() == 2);
-    CHECK(a["extension"][0]["extension"][0]["valueString"] == "SeverityCoded/Text");
-    CHECK(a["extension"][0]["extension"][1]["valueString"] == "Life threatening");
-    CHECK(a["extension"][1]["extension"][1]["valueString"] == "442452003");
+    REQUIRE(a["extension"].size() == 3);  // the RxNorm term type first
+    CHECK(a["extension"][1]["extension"][0]["valueString"] == "SeverityCoded/Text");
+    CHECK(a["extension"][1]["extension"][1]["valueString"] == "Life threatening");
+    CHECK(a["extension"][2]["extension"][1]["valueString"] == "442452003");
     auto back = Map(*fhir_json, issues);
     RXFLOW_REQUIRE_OK(back);
     const auto& s = std::get<script::NewRx>(back->newrx.message.body)

@@ -1189,12 +1189,6 @@ const std::map<std::string, std::string_view> kKnownLeafFailures = {
     {"Body/RxFill/MedicationDispensed/DrugCoded/ProductCode/Qualifier", "[coded] NDC"},
     {"Body/RxFill/MedicationDispensed/DrugCoded/DEASchedule/Code", "[coded] dea-schedule CII"},
     {"Body/RxFill/MedicationDispensed/Quantity/CodeListQualifier", "[coded] 38 implied"},
-    // An allergy's RxNorm term type: a FHIR coding has none, so the way back writes
-    // NewRxOptions.rxnorm_qualifier (SCD unless the caller sets it); SCRIPT → FHIR names a
-    // term type other than SCD in an information issue. Found by the sentinel defaults (a
-    // drug's term type travels in a script-element extension).
-    {"Body/NewRx/AllergyOrAdverseEvent/Allergies/DrugProductCoded/Qualifier",
-     "[default] a coding has no term type: the option's comes back"},
     // (The transactions of the second notes file, issue 15 §2, go back to SCRIPT: none of
     // their leaves fails, but the header's, listed above for the other transactions.)
     // The exhaustive NewRx (generated values). (Its structured Sig does not reach FHIR: a
