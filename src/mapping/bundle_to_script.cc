@@ -598,9 +598,7 @@ class BundleMapper {
             } else if (term_type_seen) {
               Dropped(ep, Cat("SCRIPT ", element, "/", el, " is sent once: not sent"));
             } else if (!IsRxNormTermType(v)) {
-              issues_.Error(ep, IssueCode::kValue,
-                            Cat("an RxNorm term type is SCD, SBD, GPK or BPK, got \"",
-                                v.substr(0, 10), "\""));
+              issues_.Error(ep, IssueCode::kValue, NotAnRxNormTermType(v));
             } else {
               term_type_seen = true;
               m.drug_coded->drug_db_code->qualifier = v;

@@ -266,6 +266,11 @@ bool IsRxNormTermType(std::string_view qualifier) {
   return qualifier == "SCD" || qualifier == "SBD" || qualifier == "GPK" || qualifier == "BPK";
 }
 
+std::string NotAnRxNormTermType(std::string_view got) {
+  return internal::Cat("an RxNorm term type is SCD, SBD, GPK or BPK, got \"", got.substr(0, 10),
+                       "\"");
+}
+
 std::string_view DrugProductSystem(std::string_view qualifier) {
   if (qualifier == "ND") return kNdc;
   if (IsRxNormTermType(qualifier)) return kRxNorm;

@@ -1995,9 +1995,7 @@ class Mapper {
                   "SCRIPT DrugProductCoded/Qualifier (script-element extension): SCRIPT "
                   "carries one: not sent");
         } else if (!IsRxNormTermType(v)) {
-          issues_.Error(
-              ep, IssueCode::kValue,
-              Cat("an RxNorm term type is SCD, SBD, GPK or BPK, got \"", v.substr(0, 10), "\""));
+          issues_.Error(ep, IssueCode::kValue, NotAnRxNormTermType(v));
         } else {
           term_type_seen = true;
           a.drug_product_coded.qualifier = v;
@@ -2726,9 +2724,7 @@ class Mapper {
             term_type_seen = true;
             med.drug_coded->drug_db_code->qualifier = v;
           } else {
-            issues_.Error(
-                ep, IssueCode::kValue,
-                Cat("an RxNorm term type is SCD, SBD, GPK or BPK, got \"", v.substr(0, 10), "\""));
+            issues_.Error(ep, IssueCode::kValue, NotAnRxNormTermType(v));
           }
         } else if (el == "DoNotFill") {
           once(med.do_not_fill);

@@ -232,8 +232,12 @@ std::optional<SnomedConcept> SeverityToSnomed(std::string_view severity);
 // An allergy's drug product: the FHIR code system of a SCRIPT DrugProductCoded qualifier
 // (ND: NDC; SCD, SBD, GPK, BPK: RxNorm; UN: UNII), empty for the others.
 std::string_view DrugProductSystem(std::string_view qualifier);
-// Whether `qualifier` is an RxNorm term type SCRIPT names (SCD, SBD, GPK, BPK).
+// Whether `qualifier` is an RxNorm term type SCRIPT names (SCD, SBD, GPK, BPK: the RxNorm
+// values of the 2017071 DrugDBCodeQualifier list).
 bool IsRxNormTermType(std::string_view qualifier);
+// The error for a kept term type (a script-element extension) that is none of them, quoting
+// at most 10 characters of it.
+std::string NotAnRxNormTermType(std::string_view got);
 
 // NDC → the 11-digit 5-4-2 form without hyphens. Accepts 11 digits, or the hyphenated
 // 5-4-2, 4-4-2, 5-3-2 and 5-4-1 forms (the 10-digit ones padded with a zero). nullopt when the text
