@@ -683,4 +683,27 @@ TEST_CASE("sqlite: a destroyed data key leaves no bytes in the database file or 
   }
   CHECK_FALSE(contains(stored));
 }
+
+// The writer and the checkpointer are named threads (docs/operations.md, "Threads").
+TEST_CASE("sqlite: the store's writer and checkpointer threads carry their names") {
+  auto names = [] {
+    std::multiset<std::string> out;
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+      std::ifstream in(task.path() / "comm");
+      std::string name;
+      std::getline(in, name);
+      out.insert(name);
+    }
+    return out;
+  };
+  const auto before = names();
+  SqliteAdapter adapter;
+  {
+    auto store = adapter.Open();
+    const auto during = names();
+    CHECK(during.count("rxflow-sqlite-w") == before.count("rxflow-sqlite-w") + 1);
+    CHECK(during.count("rxflow-sqlite-c") == before.count("rxflow-sqlite-c") + 1);
+  }
+  CHECK(names().count("rxflow-sqlite-w") == before.count("rxflow-sqlite-w"));  // joined
+}
 #endif

@@ -307,15 +307,12 @@ class SqliteStore : public Store {
       readers_.push_back(std::move(db));
     }
     RXFLOW_RETURN_IF_ERROR(checkpoint_db_.Open(options_.path));
-    // Named for `top -H`, perf and gdb (at most 15 characters).
-    writer_ = std::thread([this] {
-      ::pthread_setname_np(::pthread_self(), "rxflow-sqlite-w");
-      WriterLoop();
-    });
-    checkpointer_ = std::thread([this] {
-      ::pthread_setname_np(::pthread_self(), "rxflow-sqlite-c");
-      CheckpointLoop();
-    });
+    writer_ = std::thread([this] { WriterLoop(); });
+    checkpointer_ = std::thread([this] { CheckpointLoop(); });
+    // Named for `top -H`, perf and gdb (at most 15 characters), here rather than by the
+    // threads themselves: the names hold once the store is open.
+    ::pthread_setname_np(writer_.native_handle(), "rxflow-sqlite-w");
+    ::pthread_setname_np(checkpointer_.native_handle(), "rxflow-sqlite-c");
     return absl::OkStatus();
   }
 

@@ -76,7 +76,9 @@ struct NewRxOptions {
   std::string loinc_version = "2.77";
   std::string ucum_version = "2.1";
   // RxNorm codings carry no term type; DrugDBCode/Qualifier (and an allergy's
-  // DrugProductCoded/Qualifier) needs one. Default: SCD.
+  // DrugProductCoded/Qualifier) needs one: this, unless the resource's script-element
+  // extension (DrugCoded/DrugDBCode/Qualifier, DrugProductCoded/Qualifier, which SCRIPT → FHIR
+  // writes) gives it. Default: SCD.
   std::string rxnorm_qualifier = "SCD";
   // Country when an address has none.
   std::string default_country = "US";
