@@ -284,6 +284,53 @@ TEST_SUITE("Store contract") {
     }
   }
 
+  // Positions follow commit order (event_store.h): a reader tailing the log while appends
+  // commit from several threads (PostgreSQL's writers overlap their batches) finds each
+  // next position right after the last one it read, never a later one first.
+  TEST_CASE_TEMPLATE("a reader tailing concurrent appends never skips a position", A,
+                     RXFLOW_ADAPTERS) {
+    A adapter;
+    auto store = adapter.Open();
+    constexpr int kWriters = 6, kAppends = 40, kTotal = kWriters * kAppends * 2;
+    testing::Failures failures;
+    std::atomic<int> writers_done{0};
+    int64_t read = 0;
+    testing::RunTogether(kWriters + 1, [&](int t) {
+      if (t < kWriters) {
+        for (int i = 0; i < kAppends; ++i) {
+          std::string stream = "tail-" + std::to_string(t) + "-" + std::to_string(i);
+          auto r = store->Append(
+              Req(stream, kNoStream, {Event(stream + "-1"), Event(stream + "-2")}, stream));
+          if (!r.ok()) failures.Add(r.status().ToString());
+        }
+        ++writers_done;
+        return;
+      }
+      // The reader: until every event is read, or the writers are done and a last read finds
+      // nothing more.
+      for (;;) {
+        const bool last_round = writers_done.load() == kWriters;
+        auto page = store->ReadAll(read, 64);
+        if (!page.ok()) {
+          failures.Add(page.status().ToString());
+          return;
+        }
+        for (const EventRecord& e : *page) {
+          if (e.global_position != read + 1) {
+            failures.Add("after position " + std::to_string(read) + " the reader saw " +
+                         std::to_string(e.global_position));
+            return;
+          }
+          read = e.global_position;
+        }
+        if (read == kTotal || (last_round && page->empty())) return;
+        if (page->empty()) std::this_thread::yield();
+      }
+    });
+    CHECK_MESSAGE(failures.empty(), failures.Text());
+    CHECK(read == kTotal);
+  }
+
   TEST_CASE_TEMPLATE("an idempotency key names its stream, a second use is AlreadyExists", A,
                      RXFLOW_ADAPTERS) {
     A adapter;
