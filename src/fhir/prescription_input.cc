@@ -107,6 +107,7 @@ void ResolveSupervisor(const Resolver& resolver, PrescriptionInput& in) {
           Located org = resolver.Find(role->organization->reference);
           if (org.resource && org.resource->get<Organization>()) {
             in.supervisor_practice = *org.resource->get<Organization>();
+            in.supervisor_practice_path = org.path;
           }
         }
         l = role->practitioner ? resolver.Find(role->practitioner->reference) : Located{};
@@ -119,6 +120,7 @@ void ResolveSupervisor(const Resolver& resolver, PrescriptionInput& in) {
       in.supervisor_role.reset();
       in.supervisor_practice.reset();
       in.supervisor_role_path.clear();
+      in.supervisor_practice_path.clear();
     }
     return;
   }
@@ -340,7 +342,10 @@ void ResolveFromReferences(Resolver& resolver, PrescriptionInput& in, IssueList&
       if (role->organization) {
         Located ol =
             resolver.Resolve(*role->organization, l.path + ".organization", {"Organization"});
-        if (ol.resource) Take(ol.resource, in.practice.emplace(), taken);
+        if (ol.resource) {
+          Take(ol.resource, in.practice.emplace(), taken);
+          in.practice_path = ol.path;
+        }
       }
     }
   } else {

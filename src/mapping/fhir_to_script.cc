@@ -347,6 +347,60 @@ class Mapper {
                     why.empty() ? "no SCRIPT element for this: not sent" : std::string(why));
   }
 
+  // How SCRIPT → FHIR gives a sent identifier back: by a system (NPI, DEA number, NCPDP ID,
+  // SSN, RxFlow's own systems) or by its v2-0203 type (a state licence, a medical record
+  // number).
+  enum class IdBack { kBySystem, kByType };
+
+  // An identifier whose value SCRIPT `element` carries: SCRIPT holds the value alone, so each
+  // other member that the value's way back does not give again is named in a warning
+  // (docs/mapping.md §5.3, "What a sent identifier keeps"). The system is kept when it is the one
+  // that says what the identifier is; otherwise (a state licence's issuer, a medical record
+  // number's assigning system, a system only the type code explained) it is lost.
+  void IdentifierRest(const fhir::Identifier& id, const std::string& ip, std::string_view element,
+                      IdBack back, bool system_kept = false) {
+    if (!id.system.empty() && !system_kept &&
+        (back == IdBack::kByType || ClassifyIdentifier(id.system, {}) == IdentifierKind::kOther)) {
+      Dropped(ip + ".system", Cat("SCRIPT ", element,
+                                  " carries the value alone: the identifier's system (who issued "
+                                  "it) is not sent"));
+    }
+    if (!id.use.empty()) {
+      Dropped(ip + ".use", Cat("SCRIPT ", element, " has no identifier use: not sent"));
+    }
+    if (id.period) {
+      Dropped(ip + ".period", Cat("SCRIPT ", element, " has no validity period: not sent"));
+    }
+    if (!id.type) return;
+    if (back == IdBack::kBySystem) {
+      Dropped(ip + ".type",
+              Cat("the identifier's type is implied by SCRIPT ", element, ": not sent"));
+      return;
+    }
+    const std::string type_code = TypeCode(id);
+    bool coded = false;  // the coding that comes back (the first v2-0203 one)
+    for (size_t k = 0; k < id.type->coding.size(); ++k) {
+      const fhir::Coding& c = id.type->coding[k];
+      const std::string cp = Cat(ip, ".type.coding[", k, "]");
+      if (!coded && (c.system == kV2IdentifierType || c.system.empty()) && c.code == type_code) {
+        coded = true;
+        if (!c.display.empty()) {
+          Dropped(cp + ".display",
+                  Cat("the type's display is not sent (SCRIPT ", element, " implies it)"));
+        }
+        if (!c.version.empty()) Dropped(cp + ".version", "a code system version: not sent");
+        if (c.user_selected) Dropped(cp + ".userSelected", "no SCRIPT element for this: not sent");
+      } else {
+        Dropped(cp, Cat("another coding of the identifier's type: SCRIPT ", element,
+                        " implies one, not sent"));
+      }
+    }
+    if (!id.type->text.empty()) {
+      Dropped(ip + ".type.text",
+              Cat("the type's text is not sent (SCRIPT ", element, " implies it)"));
+    }
+  }
+
   script::Name MapName(const std::vector<fhir::HumanName>& names, const std::string& path) {
     script::Name out;
     if (names.empty()) {
@@ -617,6 +671,7 @@ class Mapper {
           if (out.identification.medical_record_identification_number_ehr.empty()) {
             out.identification.medical_record_identification_number_ehr = Text(
                 id.value, [&] { return ip + ".value"; }, 35, "medical record number");
+            IdentifierRest(id, ip, "MedicalRecordIdentificationNumberEHR", IdBack::kByType);
           } else {
             Dropped(ip, "SCRIPT carries one medical record number: not sent");
           }
@@ -628,6 +683,7 @@ class Mapper {
           }
           out.identification.social_security = Text(
               id.value, [&] { return ip + ".value"; }, 35, "SSN");
+          IdentifierRest(id, ip, "SocialSecurity", IdBack::kBySystem);
           break;
         default:
           if (id.system != kRemsPatientIdSystem) {
@@ -637,6 +693,7 @@ class Mapper {
           } else {
             out.identification.rems_patient_id = Text(
                 id.value, [&] { return ip + ".value"; }, 35, "REMS patient id");
+            IdentifierRest(id, ip, "REMSPatientID", IdBack::kBySystem, true);
           }
       }
     }
@@ -685,6 +742,7 @@ class Mapper {
           out.identification.npi = Text(
               id.value, [&] { return ip + ".value"; }, 35, "NPI");
           npi_path_ = ip + ".value";
+          IdentifierRest(id, ip, "NPI", IdBack::kBySystem);
           break;
         case IdentifierKind::kDea:
           if (!out.identification.dea_number.empty()) {
@@ -695,6 +753,7 @@ class Mapper {
           out.identification.dea_number = Text(
               id.value, [&] { return ip + ".value"; }, 35, "DEA number");
           dea_path_ = ip + ".value";
+          IdentifierRest(id, ip, "DEANumber", IdBack::kBySystem);
           break;
         case IdentifierKind::kStateLicense:
           if (!out.identification.state_license_number.empty()) {
@@ -703,6 +762,7 @@ class Mapper {
           }
           out.identification.state_license_number = Text(
               id.value, [&] { return ip + ".value"; }, 35, "state license number");
+          IdentifierRest(id, ip, "StateLicenseNumber", IdBack::kByType);
           break;
         default:
           if (id.system != kRemsProviderEnrollmentSystem) {
@@ -713,6 +773,7 @@ class Mapper {
             out.identification.rems_healthcare_provider_enrollment_id = Text(
                 id.value, [&] { return ip + ".value"; }, 35,
                 "REMS healthcare provider enrollment id");
+            IdentifierRest(id, ip, "REMSHealthcareProviderEnrollmentID", IdBack::kBySystem, true);
             rems_enrollment_path_ = ip;
           }
       }
@@ -726,10 +787,12 @@ class Mapper {
           out.identification.dea_number = Text(
               id.value, [&] { return ip + ".value"; }, 35, "DEA number");
           dea_path_ = ip + ".value";
+          IdentifierRest(id, ip, "DEANumber", IdBack::kBySystem);
         } else if (kind == IdentifierKind::kStateLicense &&
                    out.identification.state_license_number.empty()) {
           out.identification.state_license_number = Text(
               id.value, [&] { return ip + ".value"; }, 35, "state license number");
+          IdentifierRest(id, ip, "StateLicenseNumber", IdBack::kByType);
         }
       }
     }
@@ -759,16 +822,50 @@ class Mapper {
         }
       }
       for (size_t i = 0; i < role.specialty.size(); ++i) {
-        for (const fhir::Coding& c : role.specialty[i].coding) {
+        const fhir::CodeableConcept& sp = role.specialty[i];
+        const std::string sp_path = Cat(rp, ".specialty[", i, "]");
+        for (size_t k = 0; k < sp.coding.size(); ++k) {
+          const fhir::Coding& c = sp.coding[k];
+          const std::string cp = Cat(sp_path, ".coding[", k, "]");
           if (c.system == kNucc && out.specialty.empty()) {
             out.specialty = Text(
-                c.code, [&] { return Cat(rp, ".specialty[", i, "]"); }, 10, "specialty");
+                c.code, [&] { return std::string_view(sp_path); }, 10, "specialty");
+            if (!c.display.empty()) {
+              Dropped(cp + ".display",
+                      "SCRIPT Specialty is the NUCC code alone: its display is not sent");
+            }
+          } else {
+            Dropped(cp, "SCRIPT carries one specialty, a NUCC taxonomy code: not sent");
           }
         }
+        if (!sp.text.empty()) {
+          Dropped(sp_path + ".text", "SCRIPT Specialty is the NUCC code alone: not sent");
+        }
+      }
+      // What else of the role SCRIPT has no place for (docs/mapping.md §2.4).
+      for (size_t i = 0; i < role.code.size(); ++i) {
+        Dropped(Cat(rp, ".code[", i, "]"),
+                "SCRIPT has no role code for a prescriber (doctor, nurse): not sent");
+      }
+      for (size_t i = 0; i < role.contact.size(); ++i) {
+        if (role.contact[i].purpose) {
+          Dropped(Cat(rp, ".contact[", i, "].purpose"),
+                  "SCRIPT has no contact purpose: the contact is sent, its purpose is not");
+        }
+      }
+      if (role.practitioner && !role.practitioner->display.empty()) {
+        Dropped(rp + ".practitioner.display",
+                "a reference's display text: not sent (SCRIPT carries the practitioner itself)");
       }
       if (in_.practice) {
-        // The practice → PracticeLocation: its identifiers (a FacilityID) and name.
-        const std::string op = rp + ".organization";
+        // The practice → PracticeLocation: its identifiers (a FacilityID) and name. Issues
+        // name the practice's own path (else the role's reference to it).
+        const std::string op =
+            !in_.practice_path.empty() ? in_.practice_path : rp + ".organization";
+        for (size_t i = 0; i < in_.practice->type.size(); ++i) {
+          Dropped(Cat(op, ".type[", i, "]"),
+                  "SCRIPT PracticeLocation has no organization type: not sent");
+        }
         script::PracticeLocation location;
         FacilityIdentification(in_.practice->identifier, op, "PracticeLocation", "practice",
                                location.identification);
@@ -858,6 +955,7 @@ class Mapper {
     sub_in.practitioner_role = in_.supervisor_role;
     sub_in.practitioner_role_path = in_.supervisor_role_path;
     sub_in.practice = in_.supervisor_practice;
+    sub_in.practice_path = in_.supervisor_practice_path;
     IssueList scratch;
     Mapper sub(sub_in, scratch, options_);
     script::Prescriber s;
@@ -920,6 +1018,7 @@ class Mapper {
               (id.value.size() != 7 || !internal::IsAllDigits(id.value))) {
             issues_.Error(ip + ".value", IssueCode::kValue, "NCPDP ID must be 7 digits");
           }
+          IdentifierRest(id, ip, "NCPDPID", IdBack::kBySystem);
           break;
         case IdentifierKind::kNpi:
           if (!ph.identification.npi.empty()) {
@@ -929,6 +1028,7 @@ class Mapper {
           ph.identification.npi = Text(
               id.value, [&] { return ip + ".value"; }, 35, "NPI");
           pharmacy_npi_path_ = ip + ".value";
+          IdentifierRest(id, ip, "NPI", IdBack::kBySystem);
           break;
         case IdentifierKind::kDea:
           if (!ph.identification.dea_number.empty()) {
@@ -937,6 +1037,7 @@ class Mapper {
           }
           ph.identification.dea_number = Text(
               id.value, [&] { return ip + ".value"; }, 35, "DEA number");
+          IdentifierRest(id, ip, "DEANumber", IdBack::kBySystem);
           break;
         case IdentifierKind::kStateLicense:
           if (!ph.identification.state_license_number.empty()) {
@@ -945,6 +1046,7 @@ class Mapper {
           }
           ph.identification.state_license_number = Text(
               id.value, [&] { return ip + ".value"; }, 35, "state license number");
+          IdentifierRest(id, ip, "StateLicenseNumber", IdBack::kByType);
           break;
         default:
           Dropped(ip, "identifier system not mapped to SCRIPT: not sent");
@@ -1330,7 +1432,7 @@ class Mapper {
     if (!code) return;
     MapDrugDescription(*code, code_path, m);
     script::DrugCoded coded;
-    bool any = MapDrugCodings(*code, code_path, coded);
+    bool any = MapDrugCodings(*code, code_path, coded, m.drug_description);
     // Strength from the Medication's first active ingredient (but a compound's own
     // ingredients, those with an amount: CompoundInformation).
     const bool compound = in_.medication && IsCompound(*in_.medication, in_.medication_path);
@@ -1338,6 +1440,7 @@ class Mapper {
       StrengthUsed used = MapStrength(*in_.medication, compound, coded);
       any = any || coded.strength.has_value();
       ReportUnsentIngredients(*in_.medication, compound, used);
+      if (!compound) ReportUnsentDoseForm(*in_.medication, used, coded);
     }
     std::vector<int> ingredient_schedules;
     if (compound) {
@@ -1414,16 +1517,27 @@ class Mapper {
 
   // DrugCoded's ProductCode (NDC) and DrugDBCode (RxNorm) from the concept's codings; true
   // when either was set.
+  // A sent coding's display that is not the DrugDescription is named (SCRIPT has one
+  // description for the drug).
   bool MapDrugCodings(const fhir::CodeableConcept& concept_, const std::string& code_path,
-                      script::DrugCoded& coded) {
+                      script::DrugCoded& coded, std::string_view description) {
     bool any = false;
     for (size_t i = 0; i < concept_.coding.size(); ++i) {
       const fhir::Coding& c = concept_.coding[i];
       std::string cp = Cat(code_path, ".coding[", i, "]");
+      const bool display_lost = !c.display.empty() && c.display != description;
+      auto sent = [&] {
+        any = true;
+        if (display_lost) {
+          Dropped(cp + ".display",
+                  "SCRIPT DrugDescription is the drug's one description: this coding's "
+                  "display, another text, is not sent");
+        }
+      };
       if (c.system == kNdc) {
         if (auto ndc = NdcOrError(c, cp); ndc && !coded.product_code) {
           coded.product_code = script::CodeQualifier{*ndc, "ND"};
-          any = true;
+          sent();
         } else if (ndc) {
           Dropped(cp, "SCRIPT carries one product code: not sent");
         }
@@ -1433,7 +1547,7 @@ class Mapper {
               script::CodeQualifier{Text(
                                         c.code, [&] { return cp + ".code"; }, 35, "RxNorm code"),
                                     options_.rxnorm_qualifier};
-          any = true;
+          sent();
         } else {
           Dropped(cp, "SCRIPT carries one drug database code: not sent");
         }
@@ -1565,11 +1679,48 @@ class Mapper {
                 "active ingredient's) or as a compound's CompoundInformation (RxFlow's "
                 "compound extension): this ingredient is not sent");
       }
+      if (i == used.ingredient) {
+        // Strength carries the amount per unit alone (§2.5): what the ingredient is, and the
+        // "per one unit" that Strength implies, are not sent.
+        const std::string ip = Cat(in_.medication_path, ".ingredient[", i, "]");
+        if (ing.item.concept_ || ing.item.reference) {
+          Dropped(ip + ".item",
+                  "SCRIPT Strength carries the strength alone; the drug's own code names the "
+                  "ingredient: not sent");
+        }
+        if (ing.strength_ratio && ing.strength_ratio->denominator) {
+          Dropped(ip + ".strengthRatio.denominator",
+                  "SCRIPT Strength is per one unit of the dose form: the denominator is implied, "
+                  "not sent");
+        }
+      }
       for (size_t j = 0; j < ing.extension.size(); ++j) {
         if (i == used.ingredient && &ing.extension[j] == used.form) continue;
         Dropped(Cat(in_.medication_path, ".ingredient[", i, "].extension[", j, "]"),
                 Cat(ExtensionSubject(ing.extension[j]), ": not mapped to SCRIPT here: not sent"));
       }
+    }
+  }
+
+  // A product's (not a compound's) dose form reaches SCRIPT only as the Strength's
+  // StrengthForm, from the form's NCI coding when no StrengthForm extension gave it: each other
+  // coding, and its text, are named.
+  void ReportUnsentDoseForm(const fhir::Medication& med, const StrengthUsed& used,
+                            const script::DrugCoded& coded) {
+    if (!med.dose_form) return;
+    const std::string fp = in_.medication_path + ".doseForm";
+    const std::string sent_form =
+        coded.strength && !used.form ? coded.strength->strength_form_code : std::string();
+    for (size_t k = 0; k < med.dose_form->coding.size(); ++k) {
+      const fhir::Coding& c = med.dose_form->coding[k];
+      if (c.system == kNci && !sent_form.empty() && c.code == sent_form) continue;
+      Dropped(Cat(fp, ".coding[", k, "]"),
+              "SCRIPT carries a product's dose form only as the Strength's StrengthForm (an NCI "
+              "code, with a strength): not sent");
+    }
+    if (!med.dose_form->text.empty()) {
+      Dropped(fp + ".text",
+              "SCRIPT StrengthForm is a code alone: the dose form's text is not sent");
     }
   }
 
@@ -2242,7 +2393,8 @@ class Mapper {
       const fhir::Identifier& fi = identifiers[i];
       const std::string ip = Cat(path, ".identifier[", i, "]");
       TextSlot slot;
-      switch (ClassifyIdentifier(fi.system, TypeCode(fi))) {
+      const IdentifierKind kind = ClassifyIdentifier(fi.system, TypeCode(fi));
+      switch (kind) {
         case IdentifierKind::kNcpdpId:
           slot = {"NCPDPID", &id.ncpdp_id, 35, "NCPDP ID"};
           break;
@@ -2278,6 +2430,10 @@ class Mapper {
       } else {
         *slot.field = Text(
             fi.value, [&] { return ip + ".value"; }, slot.max, Cat(what, " ", slot.what));
+        // The RxFlow systems (kind kOther) name the member themselves and come back.
+        IdentifierRest(fi, ip, Cat(element, "/Identification ", slot.what),
+                       kind == IdentifierKind::kStateLicense ? IdBack::kByType : IdBack::kBySystem,
+                       kind == IdentifierKind::kOther);
       }
     }
   }
@@ -2917,6 +3073,8 @@ class Mapper {
       h.prescriber_order_number = Text(
           mr.identifier[i].value, [&] { return Cat(p, ".identifier[", i, "].value"); }, 35,
           "prescriber order number");
+      IdentifierRest(mr.identifier[i], Cat(p, ".identifier[", i, "]"), "PrescriberOrderNumber",
+                     IdBack::kBySystem, sys == kPrescriberOrderNumberSystem);
       order_number_index_ = i;
       break;
     }

@@ -422,6 +422,16 @@ std::optional<script::Sig> SigMapper::Map(const std::vector<fhir::Dosage>& dosag
     sig.snomed_version = options_.snomed_version;
     sig.fmt_version = options_.fmt_version;
     provenance.insert(provenance.end(), prov.begin(), prov.end());
+    // Sent structured: what of the dosages has no SCRIPT element is named one by one.
+    for (size_t i = 0; i < dosages.size(); ++i) {
+      for (size_t k = 0; k < dosages[i].dose_and_rate.size(); ++k) {
+        if (dosages[i].dose_and_rate[k].type) {
+          issues_.Warning(Cat(path, "[", i, "].doseAndRate[", k, "].type"),
+                          IssueCode::kNotSupported,
+                          "SCRIPT Dosage has no dose type (ordered, calculated): not sent");
+        }
+      }
+    }
   } catch (const NotStructured& ns) {
     sig.instruction.clear();
     sig.clarifying_free_text.clear();

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+#include <algorithm>
 #include <map>
 #include <string>
 #include <string_view>
@@ -215,14 +216,19 @@ TEST_SUITE("Mapping") {
     CHECK(again->xml.find("<PracticeLocation><Identification><NCPDPID>4419907</NCPDPID><NPI>"
                           "1882045176</NPI></Identification>") != std::string::npos);
 
-    // An identifier FacilityID has no member for, and a second NPI: named, not sent.
+    // An identifier FacilityID has no member for, and a second NPI: named, not sent, at the
+    // practice Organization's own path.
     json b = json::parse(*fhir_json);
-    for (json& e : b["entry"]) {
+    std::string practice_path;  // the practice Organization's own path: where issues point
+    for (size_t k = 0; k < b["entry"].size(); ++k) {
+      json& e = b["entry"][k];
       if (!e["resource"].value("id", std::string()).ends_with("-practice")) continue;
+      practice_path = "entry[" + std::to_string(k) + "].resource.identifier[";
       e["resource"]["identifier"].push_back({{"system", "urn:example:clinic"}, {"value", "C-1"}});
       e["resource"]["identifier"].push_back(
           {{"system", "http://hl7.org/fhir/sid/us-npi"}, {"value", "1999999992"}});
     }
+    REQUIRE_FALSE(practice_path.empty());
     back.clear();
     again = ToScript(b.dump(), back, o);
     RXFLOW_REQUIRE_OK(again);
@@ -232,13 +238,83 @@ TEST_SUITE("Mapping") {
               "identifier system not mapped to SCRIPT PracticeLocation/Identification: "
               "not sent" ||
           i.message == "SCRIPT carries one practice NPI: not sent") {
-        CHECK(i.path.find(".organization.identifier[") != std::string::npos);
+        CHECK_MESSAGE(i.path.find(practice_path) != std::string::npos, i.path);
         ++named;
       }
     }
     CHECK(named == 2);
     CHECK(again->xml.find("C-1") == std::string::npos);
   }
+  // docs/mapping.md §5.3 "What a sent identifier keeps" and §6.1: SCRIPT carries an
+  // identifier's value alone; the other members that the way back does not give again are
+  // each named, as are a role's, a practice's and a product's elements SCRIPT has no place for.
+  TEST_CASE("what of a sent identifier, role or product SCRIPT has no place for is named") {
+    struct Named {
+      std::string_view path_end;  // the warning's path ends so
+      std::string_view message;   // and its message contains this
+    };
+    // Maps the fixture (a warning, never an error: the prescription is sent) and checks that
+    // each of `named` is a warning; returns the issues for more checks.
+    auto expect_named = [](std::string_view fixture, std::initializer_list<Named> named) {
+      CAPTURE(fixture);
+      IssueList issues(1 << 20);
+      auto script = ToScript(testing::ReadFixture(std::string(fixture)), issues);
+      RXFLOW_REQUIRE_OK(script);
+      CHECK(issues.error_count() == 0);
+      for (const Named& n : named) {
+        CAPTURE(n.path_end);
+        CHECK(std::any_of(issues.begin(), issues.end(), [&](const Issue& i) {
+          return i.severity == Severity::kWarning && i.path.ends_with(n.path_end) &&
+                 i.message.find(n.message) != std::string::npos;
+        }));
+      }
+      return std::make_pair(std::move(issues), std::move(script->xml));
+    };
+    auto none_at = [](const IssueList& issues, std::string_view path_end) {
+      return std::none_of(issues.begin(), issues.end(),
+                          [&](const Issue& i) { return i.path.ends_with(path_end); });
+    };
+    // The state licence: its number is sent, its issuer (the system names the state) is not.
+    // The DEA number and the NPI come back by their systems: kept; the DEA type is implied.
+    auto [oxy, xml] = expect_named(
+        "fhir/schedule2_oxycodone.json",
+        {{"practitioner.identifier[2].system",
+          "SCRIPT StateLicenseNumber carries the value alone: the identifier's system (who "
+          "issued it) is not sent"},
+         {"practitioner.identifier[2].type.coding[0].display",
+          "the type's display is not sent (SCRIPT StateLicenseNumber implies it)"},
+         {"practitioner.identifier[1].type",
+          "the identifier's type is implied by SCRIPT DEANumber: not sent"},
+         {"practitioner.identifier[0].use", "SCRIPT NPI has no identifier use: not sent"}});
+    CHECK(xml.find("<StateLicenseNumber>35.998877</StateLicenseNumber>") != std::string::npos);
+    CHECK(none_at(oxy, "practitioner.identifier[1].system"));
+    CHECK(none_at(oxy, "practitioner.identifier[0].system"));
+    // The medical record number (value sent); a product's SNOMED CT dose form, its strength's
+    // ingredient and denominator.
+    expect_named(
+        "fhir/bundle_contained_medication.json",
+        {{"entry[1].resource.identifier[0].use",
+          "SCRIPT MedicalRecordIdentificationNumberEHR has no identifier use: not sent"},
+         {"entry[1].resource.identifier[0].system",
+          "SCRIPT MedicalRecordIdentificationNumberEHR carries the value alone"},
+         {".doseForm.coding[0]",
+          "SCRIPT carries a product's dose form only as the Strength's StrengthForm"},
+         {".ingredient[0].item", "the drug's own code names the ingredient: not sent"},
+         {".ingredient[0].strengthRatio.denominator", "the denominator is implied, not sent"}});
+    // The prescriber's role and practice, and a dose's type.
+    expect_named(
+        "fhir/bundle_transaction_practitionerrole.json",
+        {{"entry[2].resource.code[0]", "SCRIPT has no role code for a prescriber"},
+         {"entry[2].resource.contact[0].purpose",
+          "SCRIPT has no contact purpose: the contact is sent, its purpose is not"},
+         {"entry[2].resource.specialty[0].coding[0].display",
+          "SCRIPT Specialty is the NUCC code alone: its display is not sent"},
+         {"entry[2].resource.practitioner.display", "a reference's display text: not sent"},
+         {"entry[4].resource.type[0]", "SCRIPT PracticeLocation has no organization type"},
+         {"entry[0].resource.dosageInstruction[0].doseAndRate[0].type",
+          "SCRIPT Dosage has no dose type"}});
+  }
+
   TEST_CASE("a structured Sig FHIR cannot carry takes its code system versions along, named") {
     IssueList issues(1 << 20);
     auto bundle =

@@ -124,11 +124,13 @@ struct PrescriptionInput {
   std::string patient_path;
   std::string practitioner_path;
   std::string practitioner_role_path;
+  std::string practice_path;
   std::string pharmacy_path;
   std::string medication_path;
   std::string recorder_path;
   std::string supervisor_path;
   std::string supervisor_role_path;
+  std::string supervisor_practice_path;
   std::string supervisor_reference_path;
 };
 
