@@ -842,7 +842,7 @@ class Mapper {
           Dropped(sp_path + ".text", "SCRIPT Specialty is the NUCC code alone: not sent");
         }
       }
-      // What else of the role SCRIPT has no place for (docs/mapping.md §2.4).
+      // What else of the role SCRIPT has no place for (docs/mapping.md §6.1).
       for (size_t i = 0; i < role.code.size(); ++i) {
         Dropped(Cat(rp, ".code[", i, "]"),
                 "SCRIPT has no role code for a prescriber (doctor, nurse): not sent");
