@@ -285,8 +285,8 @@ TEST_SUITE("Store contract") {
   }
 
   // Positions follow commit order (event_store.h): a reader tailing the log while appends
-  // commit from several threads (PostgreSQL's writers overlap their batches) finds each
-  // next position right after the last one it read, never a later one first.
+  // commit from several threads (SQLite's and PostgreSQL's writers commit them in batches)
+  // finds each next position right after the last one it read, never a later one first.
   TEST_CASE_TEMPLATE("a reader tailing concurrent appends never skips a position", A,
                      RXFLOW_ADAPTERS) {
     A adapter;
