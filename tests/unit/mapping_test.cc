@@ -315,6 +315,35 @@ TEST_SUITE("Mapping") {
           "SCRIPT Dosage has no dose type"}});
   }
 
+  // HL7's own: FHIR R5 example medicationrequest0301 identifies its order as
+  // {"use": "official", "system": "http://www.bmc.nl/portal/prescriptions", "value": "12345689"}.
+  // SCRIPT's PrescriberOrderNumber takes the value; the hospital's system and the use are named.
+  TEST_CASE("FHIR R5 example medicationrequest0301's order identifier: value sent, rest named") {
+    json j = json::parse(testing::ReadFixture("fhir/medication_request_lisinopril.json"));
+    j["medication_request"]["identifier"] =
+        json::array({{{"use", "official"},
+                      {"system", "http://www.bmc.nl/portal/prescriptions"},
+                      {"value", "12345689"}}});
+    IssueList issues(1 << 20);
+    auto script = ToScript(j.dump(), issues);
+    RXFLOW_REQUIRE_OK(script);
+    CHECK(script->xml.find("<PrescriberOrderNumber>12345689</PrescriberOrderNumber>") !=
+          std::string::npos);
+    std::vector<std::string> named;
+    for (const Issue& i : issues) {
+      if (i.severity == Severity::kWarning &&
+          i.path.starts_with("medication_request.identifier[0]")) {
+        named.push_back(i.path + ": " + i.message);
+      }
+    }
+    CHECK(named == std::vector<std::string>{
+                       "medication_request.identifier[0].system: SCRIPT PrescriberOrderNumber "
+                       "carries the value alone: the identifier's system (who issued it) is not "
+                       "sent",
+                       "medication_request.identifier[0].use: SCRIPT PrescriberOrderNumber has no "
+                       "identifier use: not sent"});
+  }
+
   TEST_CASE("a structured Sig FHIR cannot carry takes its code system versions along, named") {
     IssueList issues(1 << 20);
     auto bundle =
