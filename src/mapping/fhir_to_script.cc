@@ -401,6 +401,18 @@ class Mapper {
     }
   }
 
+  // An identifier SCRIPT `element` carries: its value (Text: at most 35 characters, printable
+  // ASCII; `what` names it in the issues), and what of the rest is not sent, named
+  // (IdentifierRest). Every identifier a party sends goes through here.
+  std::string SendIdentifier(const fhir::Identifier& id, const std::string& ip,
+                             std::string_view what, std::string_view element, IdBack back,
+                             bool system_kept = false) {
+    std::string value = Text(
+        id.value, [&] { return ip + ".value"; }, 35, what);
+    IdentifierRest(id, ip, element, back, system_kept);
+    return value;
+  }
+
   script::Name MapName(const std::vector<fhir::HumanName>& names, const std::string& path) {
     script::Name out;
     if (names.empty()) {
@@ -669,9 +681,9 @@ class Mapper {
       switch (ClassifyIdentifier(id.system, TypeCode(id))) {
         case IdentifierKind::kMrn:
           if (out.identification.medical_record_identification_number_ehr.empty()) {
-            out.identification.medical_record_identification_number_ehr = Text(
-                id.value, [&] { return ip + ".value"; }, 35, "medical record number");
-            IdentifierRest(id, ip, "MedicalRecordIdentificationNumberEHR", IdBack::kByType);
+            out.identification.medical_record_identification_number_ehr =
+                SendIdentifier(id, ip, "medical record number",
+                               "MedicalRecordIdentificationNumberEHR", IdBack::kByType);
           } else {
             Dropped(ip, "SCRIPT carries one medical record number: not sent");
           }
@@ -681,9 +693,8 @@ class Mapper {
             Dropped(ip, "SCRIPT carries one SSN: not sent");
             break;
           }
-          out.identification.social_security = Text(
-              id.value, [&] { return ip + ".value"; }, 35, "SSN");
-          IdentifierRest(id, ip, "SocialSecurity", IdBack::kBySystem);
+          out.identification.social_security =
+              SendIdentifier(id, ip, "SSN", "SocialSecurity", IdBack::kBySystem);
           break;
         default:
           if (id.system != kRemsPatientIdSystem) {
@@ -691,9 +702,8 @@ class Mapper {
           } else if (!out.identification.rems_patient_id.empty()) {
             Dropped(ip, "SCRIPT carries one REMS patient id: not sent");
           } else {
-            out.identification.rems_patient_id = Text(
-                id.value, [&] { return ip + ".value"; }, 35, "REMS patient id");
-            IdentifierRest(id, ip, "REMSPatientID", IdBack::kBySystem, true);
+            out.identification.rems_patient_id =
+                SendIdentifier(id, ip, "REMS patient id", "REMSPatientID", IdBack::kBySystem, true);
           }
       }
     }
@@ -739,10 +749,8 @@ class Mapper {
             Dropped(ip, "SCRIPT carries one prescriber NPI: not sent");
             break;
           }
-          out.identification.npi = Text(
-              id.value, [&] { return ip + ".value"; }, 35, "NPI");
+          out.identification.npi = SendIdentifier(id, ip, "NPI", "NPI", IdBack::kBySystem);
           npi_path_ = ip + ".value";
-          IdentifierRest(id, ip, "NPI", IdBack::kBySystem);
           break;
         case IdentifierKind::kDea:
           if (!out.identification.dea_number.empty()) {
@@ -750,19 +758,17 @@ class Mapper {
             Dropped(ip, "SCRIPT carries one DEA number (the first is used): not sent");
             break;
           }
-          out.identification.dea_number = Text(
-              id.value, [&] { return ip + ".value"; }, 35, "DEA number");
+          out.identification.dea_number =
+              SendIdentifier(id, ip, "DEA number", "DEANumber", IdBack::kBySystem);
           dea_path_ = ip + ".value";
-          IdentifierRest(id, ip, "DEANumber", IdBack::kBySystem);
           break;
         case IdentifierKind::kStateLicense:
           if (!out.identification.state_license_number.empty()) {
             Dropped(ip, "SCRIPT carries one state license number: not sent");
             break;
           }
-          out.identification.state_license_number = Text(
-              id.value, [&] { return ip + ".value"; }, 35, "state license number");
-          IdentifierRest(id, ip, "StateLicenseNumber", IdBack::kByType);
+          out.identification.state_license_number =
+              SendIdentifier(id, ip, "state license number", "StateLicenseNumber", IdBack::kByType);
           break;
         default:
           if (id.system != kRemsProviderEnrollmentSystem) {
@@ -770,10 +776,9 @@ class Mapper {
           } else if (!out.identification.rems_healthcare_provider_enrollment_id.empty()) {
             Dropped(ip, "SCRIPT carries one REMS healthcare provider enrollment id: not sent");
           } else {
-            out.identification.rems_healthcare_provider_enrollment_id = Text(
-                id.value, [&] { return ip + ".value"; }, 35,
-                "REMS healthcare provider enrollment id");
-            IdentifierRest(id, ip, "REMSHealthcareProviderEnrollmentID", IdBack::kBySystem, true);
+            out.identification.rems_healthcare_provider_enrollment_id =
+                SendIdentifier(id, ip, "REMS healthcare provider enrollment id",
+                               "REMSHealthcareProviderEnrollmentID", IdBack::kBySystem, true);
             rems_enrollment_path_ = ip;
           }
       }
@@ -784,15 +789,13 @@ class Mapper {
         std::string ip = Cat(path, ".qualification[", q, "].identifier[", i, "]");
         IdentifierKind kind = ClassifyIdentifier(id.system, TypeCode(id));
         if (kind == IdentifierKind::kDea && out.identification.dea_number.empty()) {
-          out.identification.dea_number = Text(
-              id.value, [&] { return ip + ".value"; }, 35, "DEA number");
+          out.identification.dea_number =
+              SendIdentifier(id, ip, "DEA number", "DEANumber", IdBack::kBySystem);
           dea_path_ = ip + ".value";
-          IdentifierRest(id, ip, "DEANumber", IdBack::kBySystem);
         } else if (kind == IdentifierKind::kStateLicense &&
                    out.identification.state_license_number.empty()) {
-          out.identification.state_license_number = Text(
-              id.value, [&] { return ip + ".value"; }, 35, "state license number");
-          IdentifierRest(id, ip, "StateLicenseNumber", IdBack::kByType);
+          out.identification.state_license_number =
+              SendIdentifier(id, ip, "state license number", "StateLicenseNumber", IdBack::kByType);
         }
       }
     }
@@ -1012,41 +1015,36 @@ class Mapper {
             Dropped(ip, "SCRIPT carries one pharmacy NCPDP ID: not sent");
             break;
           }
-          ph.identification.ncpdp_id = Text(
-              id.value, [&] { return ip + ".value"; }, 35, "NCPDP ID");
+          ph.identification.ncpdp_id =
+              SendIdentifier(id, ip, "NCPDP ID", "NCPDPID", IdBack::kBySystem);
           if (!ph.identification.ncpdp_id.empty() &&
               (id.value.size() != 7 || !internal::IsAllDigits(id.value))) {
             issues_.Error(ip + ".value", IssueCode::kValue, "NCPDP ID must be 7 digits");
           }
-          IdentifierRest(id, ip, "NCPDPID", IdBack::kBySystem);
           break;
         case IdentifierKind::kNpi:
           if (!ph.identification.npi.empty()) {
             Dropped(ip, "SCRIPT carries one pharmacy NPI: not sent");
             break;
           }
-          ph.identification.npi = Text(
-              id.value, [&] { return ip + ".value"; }, 35, "NPI");
+          ph.identification.npi = SendIdentifier(id, ip, "NPI", "NPI", IdBack::kBySystem);
           pharmacy_npi_path_ = ip + ".value";
-          IdentifierRest(id, ip, "NPI", IdBack::kBySystem);
           break;
         case IdentifierKind::kDea:
           if (!ph.identification.dea_number.empty()) {
             Dropped(ip, "SCRIPT carries one pharmacy DEA number: not sent");
             break;
           }
-          ph.identification.dea_number = Text(
-              id.value, [&] { return ip + ".value"; }, 35, "DEA number");
-          IdentifierRest(id, ip, "DEANumber", IdBack::kBySystem);
+          ph.identification.dea_number =
+              SendIdentifier(id, ip, "DEA number", "DEANumber", IdBack::kBySystem);
           break;
         case IdentifierKind::kStateLicense:
           if (!ph.identification.state_license_number.empty()) {
             Dropped(ip, "SCRIPT carries one pharmacy state license number: not sent");
             break;
           }
-          ph.identification.state_license_number = Text(
-              id.value, [&] { return ip + ".value"; }, 35, "state license number");
-          IdentifierRest(id, ip, "StateLicenseNumber", IdBack::kByType);
+          ph.identification.state_license_number =
+              SendIdentifier(id, ip, "state license number", "StateLicenseNumber", IdBack::kByType);
           break;
         default:
           Dropped(ip, "identifier system not mapped to SCRIPT: not sent");
