@@ -52,6 +52,39 @@ void PrescriptionService::Impl::Remember(const std::string& id, const domain::Pr
   if (slot.state.version < s.version) slot = CachedState{s, tenant};
 }
 
+void PrescriptionService::Impl::KeepOutbound(const std::string& id, Outbound entry) {
+  std::lock_guard<std::mutex> lock(outbound_mu);
+  if (outbound_bytes + entry.xml.size() > kOutboundBytes) {
+    // Full (routing is far behind): what waited too long goes, in one sweep a second at most
+    // so that a long backlog does not make every submission walk the map.
+    if (entry.kept_at - outbound_swept_at >= 1'000'000) {
+      outbound_swept_at = entry.kept_at;
+      std::erase_if(outbound, [&](const auto& kv) {
+        if (entry.kept_at - kv.second.kept_at < kOutboundTtlMicros) return false;
+        outbound_bytes -= kv.second.xml.size();
+        return true;
+      });
+    }
+    if (outbound_bytes + entry.xml.size() > kOutboundBytes) return;  // routing reads the stream
+  }
+  outbound_bytes += entry.xml.size();
+  auto [it, inserted] = outbound.try_emplace(id, std::move(entry));
+  if (!inserted) {  // (ids are new for each submission: not expected)
+    outbound_bytes -= it->second.xml.size();
+    it->second = std::move(entry);
+  }
+}
+
+std::optional<PrescriptionService::Impl::Outbound> PrescriptionService::Impl::TakeOutbound(
+    const std::string& id) {
+  std::lock_guard<std::mutex> lock(outbound_mu);
+  auto node = outbound.extract(id);
+  if (node.empty()) return std::nullopt;
+  outbound_bytes -= node.mapped().xml.size();
+  if (clock.NowMicros() - node.mapped().kept_at >= kOutboundTtlMicros) return std::nullopt;
+  return std::move(node.mapped());
+}
+
 namespace {
 
 // A caller with a tenant sees only its tenant's prescriptions; one without (a system
@@ -325,6 +358,15 @@ StatusOr<Submission> PrescriptionService::Submit(std::string_view fhir_json, Iss
   if (!appended.ok()) return appended.status();
   domain::PrescriptionState state = Fold(events);
   im.Remember(id, state, ctx.tenant);
+  if (state.state == domain::State::kQueued && im.keep_outbound.load()) {
+    // For its transmission (ForTransmission). The events were encoded into the append, so
+    // the XML is moved out of them.
+    if (auto* t =
+            std::get_if<domain::PrescriptionTransformed>(&events.at(state.newrx_version - 1))) {
+      im.KeepOutbound(
+          id, {state.newrx_version, std::move(t->newrx_xml), created, im.clock.NowMicros()});
+    }
+  }
   Submission made = Impl::Make(id, true, state, key, created);
   made.interactions = std::move(findings);
   return made;
@@ -343,6 +385,28 @@ StatusOr<domain::PrescriptionState> PrescriptionService::Load(const std::string&
 StatusOr<PrescriptionService::PendingTransmission> PrescriptionService::ForTransmission(
     const std::string& id) {
   Impl& im = *impl_;
+  // Submitted by this process a moment ago: the cached state, the events after it (as a
+  // rule none), and the NewRx kept at submission, if it is still the one to send.
+  if (std::optional<Impl::Outbound> kept = im.TakeOutbound(id)) {
+    Impl::CachedState cached = im.Cached(id);
+    if (cached.state.version >= kept->version) {
+      RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> after,
+                              im.store.ReadStream(id, cached.state.version));
+      domain::PrescriptionState state = std::move(cached.state);
+      for (const store::EventRecord& r : after) {
+        RXFLOW_ASSIGN_OR_RETURN(domain::Event e, im.DecodeOne(r));
+        state = domain::Apply(std::move(state), e);
+      }
+      if (state.newrx_version == kept->version) {
+        im.Remember(id, state, cached.tenant);
+        PendingTransmission out;
+        out.state = std::move(state);
+        out.newrx_xml = std::move(kept->xml);
+        out.accepted_at_micros = kept->accepted_at;
+        return out;
+      }
+    }
+  }
   RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> records, im.Stream(id));
   PendingTransmission out;
   out.accepted_at_micros = records.front().occurred_at;
@@ -367,6 +431,8 @@ StatusOr<PrescriptionService::PendingTransmission> PrescriptionService::ForTrans
   out.state = std::move(state);
   return out;
 }
+
+void PrescriptionService::KeepNewRxForTransmission() { impl_->keep_outbound.store(true); }
 
 StatusOr<PrescriptionSummary> PrescriptionService::Get(const std::string& id,
                                                        const RequestContext& ctx) {

@@ -5,6 +5,7 @@
 #define RXFLOW_SRC_SERVICE_IMPL_H_
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -44,6 +45,29 @@ struct PrescriptionService::Impl {
   };
   std::mutex states_mu;
   std::unordered_map<std::string, CachedState> states;
+
+  // The NewRx of each prescription this process submitted, kept until its first
+  // transmission so that routing neither reads the stream back nor opens the sealed payload
+  // again. Trusted only while the prescription's last NewRx-carrying event is the one kept
+  // (PrescriptionState::newrx_version); otherwise, and on a miss, the stream is read. Taken
+  // by the first look; older than kOutboundTtlMicros it is dropped unread (so that a
+  // crypto-erasure made meanwhile, in any process, holds for transmission within that
+  // time); at most kOutboundBytes of XML are kept (beyond, nothing more is kept).
+  static constexpr int64_t kOutboundTtlMicros = 5'000'000;
+  static constexpr size_t kOutboundBytes = size_t{32} << 20;
+  struct Outbound {
+    int64_t version = 0;  // of the event that carried it
+    std::string xml;
+    int64_t accepted_at = 0;
+    int64_t kept_at = 0;
+  };
+  std::atomic<bool> keep_outbound{false};  // KeepNewRxForTransmission
+  std::mutex outbound_mu;
+  std::unordered_map<std::string, Outbound> outbound;
+  size_t outbound_bytes = 0;
+  int64_t outbound_swept_at = 0;
+  void KeepOutbound(const std::string& id, Outbound entry);
+  std::optional<Outbound> TakeOutbound(const std::string& id);
 
   Impl(store::Store& s, ServiceOptions o);
 

@@ -143,15 +143,21 @@ class PrescriptionService {
   // stream: the current state (through the committed-state cache, as Load), the NewRx as
   // it goes out (as transformed, or as signed under EPCS; empty when none is stored, or it
   // was erased with the patient's data key) and when it was accepted. Only the events after
-  // the cached version and the ones carrying the NewRx are decoded. For system components
-  // (routing): no tenant is checked, and the NewRx holds the patient's data. NotFound for an
-  // unknown id or a stream that is not a prescription.
+  // the cached version and the ones carrying the NewRx are decoded; a NewRx this process
+  // kept at submission (KeepNewRxForTransmission) spares the rest of the read. For system
+  // components (routing): no tenant is checked, and the NewRx holds the patient's data. NotFound
+  // for an unknown id or a stream that is not a prescription.
   struct PendingTransmission {
     domain::PrescriptionState state;
     std::string newrx_xml;
     int64_t accepted_at_micros = 0;
   };
   StatusOr<PendingTransmission> ForTransmission(const std::string& id);
+  // From now on, each NewRx that Submit queues is also kept in memory for its transmission,
+  // so that ForTransmission finds it without reading the stream (bounded: 32 MiB, 5 s, taken
+  // by the first look). A RoutingService built on this service calls it: only a process
+  // that routes keeps them.
+  void KeepNewRxForTransmission();
 
   // Runs a command against the prescription: decide, append (with optimistic concurrency,
   // retried on Aborted); the relay derives what the events mean from the log. FailedPrecondition

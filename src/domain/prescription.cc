@@ -347,6 +347,7 @@ PrescriptionState Apply(PrescriptionState s, const Event& event) {
                    s.prescriber_npi = e.prescriber_npi;
                    s.drug_description = e.drug_description;
                    s.dea_schedule = e.dea_schedule;
+                   s.newrx_version = s.version + 1;
                  },
                  [&](const PrescriptionReadyToSign&) { s.state = State::kReadyToSign; },
                  [&](const PrescriptionMarkedReady& e) {
@@ -357,6 +358,9 @@ PrescriptionState Apply(PrescriptionState s, const Event& event) {
                  [&](const PrescriptionSigned&) {
                    s.state = State::kSigned;
                    s.signed_ = true;
+                   // (Also a version-1 signature without the signed copy: whoever holds the
+                   // unsigned NewRx then reads the stream rather than trust it.)
+                   s.newrx_version = s.version + 1;
                  },
                  [&](const PrescriptionQueued& e) {
                    s.state = State::kQueued;

@@ -137,7 +137,9 @@ struct RoutingService::Impl {
         directory(std::move(d)),
         transport(t),
         options(std::move(o)),
-        clock(c ? *c : SystemClock()) {}
+        clock(c ? *c : SystemClock()) {
+    service.KeepNewRxForTransmission();  // this process transmits what it submits
+  }
 
   Status Start();
   void Stop();

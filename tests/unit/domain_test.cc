@@ -879,6 +879,25 @@ TEST_SUITE("Domain") {
               .code() == absl::StatusCode::kDataLoss);
   }
 
+  TEST_CASE("the state names the version of the last event that carried the NewRx") {
+    Stream s;
+    CHECK(s.state.newrx_version == 0);
+    s.Do(SubmitCommand("CIII"));  // Received (1), Transformed (2), …
+    CHECK(s.state.newrx_version == 2);
+    s.Do(MarkReadyCommand());
+    CHECK(s.state.newrx_version == 2);
+    s.Do(SignCommand());  // the signed copy replaces it
+    CHECK(s.state.newrx_version == s.state.version);
+    const int64_t signed_at = s.state.version;
+    s.Do(Route{});
+    s.Do(MarkSent{});
+    CHECK(s.state.newrx_version == signed_at);
+    // Not in snapshots: a state read from one matches no NewRx kept elsewhere.
+    auto d = DecodeState(EncodeState(s.state));
+    RXFLOW_REQUIRE_OK(d);
+    CHECK(d->newrx_version == 0);
+  }
+
   TEST_CASE("state snapshots round-trip through EncodeState and DecodeState") {
     Stream s;
     s.Do(SubmitCommand("CIII"));

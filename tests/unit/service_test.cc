@@ -34,18 +34,22 @@ namespace {
 
 constexpr const char* kKey = "test-patient-key-0123456789abcdef";
 
+// A service on `store` with the test key, clock and ids.
+std::unique_ptr<PrescriptionService> ServiceOn(store::Store& store, FakeClock& clock,
+                                               SequentialIds& ids, bool route_on_submit = false) {
+  ServiceOptions o;
+  o.patient_key = kKey;
+  o.clock = &clock;
+  o.ids = &ids;
+  o.route_on_submit = route_on_submit;
+  return std::move(*PrescriptionService::Create(store, o));
+}
+
 struct Fixture {
   FakeClock clock;
   SequentialIds ids{"rx"};
   std::unique_ptr<store::Store> store = store::NewMemoryStore(clock);
-  std::unique_ptr<PrescriptionService> service;
-  Fixture() {
-    ServiceOptions o;
-    o.patient_key = kKey;
-    o.clock = &clock;
-    o.ids = &ids;
-    service = std::move(*PrescriptionService::Create(*store, o));
-  }
+  std::unique_ptr<PrescriptionService> service = ServiceOn(*store, clock, ids);
 };
 
 std::string Lisinopril() { return testing::ReadFixture("fhir/medication_request_lisinopril.json"); }
@@ -137,11 +141,7 @@ TEST_SUITE("Service") {
     SequentialIds ids{"rx"};
     auto inner = store::NewMemoryStore(clock);
     LookupCounter counted(*inner);
-    ServiceOptions o;
-    o.patient_key = kKey;
-    o.clock = &clock;
-    o.ids = &ids;
-    auto service = std::move(*PrescriptionService::Create(counted, o));
+    auto service = ServiceOn(counted, clock, ids);
     IssueList issues;
     auto a = service->Submit(Lisinopril(), issues);
     RXFLOW_REQUIRE_OK(a);
@@ -243,12 +243,7 @@ TEST_SUITE("Service") {
     Fixture f;
     ConflictCounter counting(*f.store);
     counting.delay = std::chrono::milliseconds(20);
-    ServiceOptions o;
-    o.patient_key = kKey;
-    o.clock = &f.clock;
-    o.ids = &f.ids;
-    auto service = PrescriptionService::Create(counting, o);
-    RXFLOW_REQUIRE_OK(service);
+    auto service = ServiceOn(counting, f.clock, f.ids);
     int rounds = 0;
     for (; rounds < 200 && (rounds < 3 || counting.conflicts.load() == 0); ++rounds) {
       std::string json = Lisinopril();
@@ -259,7 +254,7 @@ TEST_SUITE("Service") {
       testing::Failures failures;
       testing::RunTogether(8, [&](int) {
         IssueList issues;
-        auto s = (*service)->Submit(json, issues);
+        auto s = service->Submit(json, issues);
         if (!s.ok()) return failures.Add(s.status().ToString());
         if (s->created) ++created;
         std::lock_guard<std::mutex> lock(mu);
@@ -336,12 +331,7 @@ TEST_SUITE("Service") {
   TEST_CASE(
       "Load and ForTransmission read through the cache and see what another instance appended") {
     Fixture f;
-    ServiceOptions o;
-    o.patient_key = kKey;
-    o.clock = &f.clock;
-    o.ids = &f.ids;
-    auto other = PrescriptionService::Create(*f.store, o);  // another process on the store
-    RXFLOW_REQUIRE_OK(other);
+    auto other = ServiceOn(*f.store, f.clock, f.ids);  // another process on the store
     IssueList issues;
     auto s = f.service->Submit(Lisinopril(), issues);
     RXFLOW_REQUIRE_OK(s);
@@ -362,8 +352,8 @@ TEST_SUITE("Service") {
     CHECK(newrx.find("<NewRx>") != std::string::npos);
     CHECK(queued->newrx_xml == newrx);
     // The other instance moves the prescription on; this one's cache is one version behind.
-    RXFLOW_REQUIRE_OK((*other)->Execute(s->id, domain::MarkSent{}));
-    RXFLOW_REQUIRE_OK((*other)->RecordPharmacyResponse(s->id, Pharmacy("status_010.xml")));
+    RXFLOW_REQUIRE_OK(other->Execute(s->id, domain::MarkSent{}));
+    RXFLOW_REQUIRE_OK(other->RecordPharmacyResponse(s->id, Pharmacy("status_010.xml")));
     auto sent = f.service->ForTransmission(s->id);
     RXFLOW_REQUIRE_OK(sent);
     CHECK(sent->state.state == domain::State::kAcknowledged);
@@ -371,7 +361,7 @@ TEST_SUITE("Service") {
     CHECK(sent->state.send_attempts == 1);
     CHECK(sent->newrx_xml == newrx);
     CHECK(sent->accepted_at_micros == accepted);
-    RXFLOW_REQUIRE_OK((*other)->RecordPharmacyResponse(s->id, Pharmacy("rxfill_dispensed.xml")));
+    RXFLOW_REQUIRE_OK(other->RecordPharmacyResponse(s->id, Pharmacy("rxfill_dispensed.xml")));
     auto loaded = f.service->Load(s->id);
     RXFLOW_REQUIRE_OK(loaded);
     CHECK(loaded->state == domain::State::kDispensed);
@@ -382,6 +372,96 @@ TEST_SUITE("Service") {
     CHECK(f.service->Load(s->id, south).status().code() == absl::StatusCode::kNotFound);
     CHECK(f.service->ForTransmission("nope").status().code() == absl::StatusCode::kNotFound);
     CHECK(f.service->Load("nope").status().code() == absl::StatusCode::kNotFound);
+  }
+
+  TEST_CASE(
+      "a NewRx kept at submission is transmitted without reading the stream back, only while it "
+      "is the one to send, and once") {
+    // Counts the reads of a whole stream (after version 0): what the kept NewRx saves.
+    class CountingStore : public store::StoreWrapper {
+     public:
+      using StoreWrapper::StoreWrapper;
+      int whole_reads = 0;
+      StatusOr<std::vector<store::EventRecord>> ReadStream(const std::string& s,
+                                                           int64_t after) override {
+        if (after == 0) ++whole_reads;
+        return target_.ReadStream(s, after);
+      }
+    };
+    FakeClock clock;
+    SequentialIds ids{"rx"};
+    auto memory = store::NewMemoryStore(clock);
+    CountingStore counting(*memory);
+    auto service = ServiceOn(counting, clock, ids, /*route_on_submit=*/true);
+    IssueList issues;
+    auto submit = [&] {
+      auto s = service->Submit(Lisinopril(), issues, {}, "key-" + ids.NewId());
+      RXFLOW_REQUIRE_OK(s);
+      CHECK(s->state == domain::State::kQueued);
+      return s->id;
+    };
+    auto stored_newrx = [&](const std::string& id) {
+      auto history = service->History(id);
+      RXFLOW_REQUIRE_OK(history);
+      auto t = domain::DecodeEvent((*history)[1].type, (*history)[1].schema_version,
+                                   (*history)[1].payload);
+      RXFLOW_REQUIRE_OK(t);
+      return std::get<domain::PrescriptionTransformed>(*t).newrx_xml;
+    };
+    // ForTransmission, checking how many whole streams it read.
+    auto transmit = [&](const std::string& id, int whole_reads) {
+      counting.whole_reads = 0;
+      auto p = service->ForTransmission(id);
+      RXFLOW_REQUIRE_OK(p);
+      CHECK(counting.whole_reads == whole_reads);
+      return std::move(*p);
+    };
+
+    // Not asked for (no routing in this process): nothing kept, the stream is read.
+    std::string a = submit();
+    CHECK(transmit(a, 1).newrx_xml == stored_newrx(a));
+
+    service->KeepNewRxForTransmission();
+    const int64_t accepted = clock.NowMicros();
+    std::string b = submit();
+    clock.Advance(1'000'000);
+    auto kept = transmit(b, 0);
+    CHECK(kept.state.state == domain::State::kQueued);
+    CHECK(kept.state.version == 3);
+    CHECK(kept.accepted_at_micros == accepted);
+    const std::string newrx = stored_newrx(b);
+    CHECK(newrx.find("<NewRx>") != std::string::npos);
+    CHECK(kept.newrx_xml == newrx);
+    // Taken by the first look: a redelivery reads the stream, and finds the same.
+    auto again = transmit(b, 1);
+    CHECK(again.newrx_xml == newrx);
+    CHECK(again.accepted_at_micros == accepted);
+
+    // Another writer appends a newer NewRx-carrying event: the kept one is not the one to send.
+    std::string c = submit();
+    auto history = service->History(c);
+    RXFLOW_REQUIRE_OK(history);
+    store::EventRecord newer = (*history)[1];  // a PrescriptionTransformed
+    auto decoded = domain::DecodeEvent(newer.type, newer.schema_version, newer.payload);
+    RXFLOW_REQUIRE_OK(decoded);
+    auto& t = std::get<domain::PrescriptionTransformed>(*decoded);
+    t.newrx_xml += "<!-- amended elsewhere -->";
+    newer.event_id = ids.NewId();
+    newer.version = 4;
+    newer.payload = domain::EncodePayload(*decoded);
+    store::AppendRequest append;
+    append.stream_id = c;
+    append.expected_version = 3;
+    append.events.push_back(newer);
+    RXFLOW_REQUIRE_OK(memory->Append(std::move(append)));
+    auto stale = transmit(c, 1);
+    CHECK(stale.state.version == 4);
+    CHECK(stale.newrx_xml == t.newrx_xml);
+
+    // Kept longer than its time: dropped unread (an erasure made meanwhile holds).
+    std::string d = submit();
+    clock.Advance(5'000'000);
+    CHECK(transmit(d, 1).newrx_xml == stored_newrx(d));
   }
 
   TEST_CASE("a controlled substance cannot be routed before it is signed") {
