@@ -54,19 +54,17 @@ void PrescriptionService::Impl::Remember(const std::string& id, const domain::Pr
 
 void PrescriptionService::Impl::KeepOutbound(const std::string& id, Outbound entry) {
   std::lock_guard<std::mutex> lock(outbound_mu);
-  if (outbound_bytes + entry.xml.size() > kOutboundBytes) {
-    // Full (routing is far behind): what waited too long goes, in one sweep a second at most
-    // so that a long backlog does not make every submission walk the map.
-    if (entry.kept_at - outbound_swept_at >= 1'000'000) {
-      outbound_swept_at = entry.kept_at;
-      std::erase_if(outbound, [&](const auto& kv) {
-        if (entry.kept_at - kv.second.kept_at < kOutboundTtlMicros) return false;
-        outbound_bytes -= kv.second.xml.size();
-        return true;
-      });
-    }
-    if (outbound_bytes + entry.xml.size() > kOutboundBytes) return;  // routing reads the stream
+  // What waited past its time goes (routed by another process, or routing is far behind): one
+  // sweep a second at most, so that a long backlog does not make every submission walk the map.
+  if (entry.kept_at - outbound_swept_at >= kOutboundSweepMicros) {
+    outbound_swept_at = entry.kept_at;
+    std::erase_if(outbound, [&](const auto& kv) {
+      if (entry.kept_at - kv.second.kept_at < kOutboundTtlMicros) return false;
+      outbound_bytes -= kv.second.xml.size();
+      return true;
+    });
   }
+  if (outbound_bytes + entry.xml.size() > kOutboundBytes) return;  // routing reads the stream
   outbound_bytes += entry.xml.size();
   auto [it, inserted] = outbound.try_emplace(id, std::move(entry));
   if (!inserted) {  // (ids are new for each submission: not expected)

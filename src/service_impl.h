@@ -52,8 +52,10 @@ struct PrescriptionService::Impl {
   // (PrescriptionState::newrx_version); otherwise, and on a miss, the stream is read. Taken
   // by the first look; older than kOutboundTtlMicros it is dropped unread (so that a
   // crypto-erasure made meanwhile, in any process, holds for transmission within that
-  // time); at most kOutboundBytes of XML are kept (beyond, nothing more is kept).
+  // time; the next submission after kOutboundSweepMicros sweeps them out of memory); at most
+  // kOutboundBytes of XML are kept (beyond, nothing more is kept).
   static constexpr int64_t kOutboundTtlMicros = 5'000'000;
+  static constexpr int64_t kOutboundSweepMicros = 1'000'000;
   static constexpr size_t kOutboundBytes = size_t{32} << 20;
   struct Outbound {
     int64_t version = 0;  // of the event that carried it

@@ -420,8 +420,8 @@ struct PrescriptionState {
   std::string ready_dea_number;
   std::string ready_bundle_sha256;
   // The version of the last event that carried the NewRx (PrescriptionTransformed, or
-  // PrescriptionSigned with its signed copy); 0 before. Lets a holder of a NewRx tell whether
-  // it is still the one to send. Not in snapshots: a state read from one has 0, which no
+  // PrescriptionSigned, which carries the signed copy); 0 before. Lets a holder of a NewRx tell
+  // whether it is still the one to send. Not in snapshots: a state read from one has 0, which no
   // NewRx matches.
   int64_t newrx_version = 0;
 };
