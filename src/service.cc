@@ -383,26 +383,19 @@ StatusOr<domain::PrescriptionState> PrescriptionService::Load(const std::string&
 StatusOr<PrescriptionService::PendingTransmission> PrescriptionService::ForTransmission(
     const std::string& id) {
   Impl& im = *impl_;
-  // Submitted by this process a moment ago: the cached state, the events after it (as a
-  // rule none), and the NewRx kept at submission, if it is still the one to send.
+  // Submitted by this process a moment ago: the current state (the cached one plus the events
+  // after it, as a rule none) and the NewRx kept at submission, if it is still the one to send.
   if (std::optional<Impl::Outbound> kept = im.TakeOutbound(id)) {
-    Impl::CachedState cached = im.Cached(id);
-    if (cached.state.version >= kept->version) {
-      RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> after,
-                              im.store.ReadStream(id, cached.state.version));
-      domain::PrescriptionState state = std::move(cached.state);
-      for (const store::EventRecord& r : after) {
-        RXFLOW_ASSIGN_OR_RETURN(domain::Event e, im.DecodeOne(r));
-        state = domain::Apply(std::move(state), e);
-      }
-      if (state.newrx_version == kept->version) {
-        im.Remember(id, state, cached.tenant);
-        PendingTransmission out;
-        out.state = std::move(state);
-        out.newrx_xml = std::move(kept->xml);
-        out.accepted_at_micros = kept->accepted_at;
-        return out;
-      }
+    std::string tenant;
+    RXFLOW_ASSIGN_OR_RETURN(domain::PrescriptionState state,
+                            im.CurrentState(im.store, id, RequestContext{}, &tenant));
+    if (state.newrx_version == kept->version) {
+      im.Remember(id, state, tenant);
+      PendingTransmission out;
+      out.state = std::move(state);
+      out.newrx_xml = std::move(kept->xml);
+      out.accepted_at_micros = kept->accepted_at;
+      return out;
     }
   }
   RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> records, im.Stream(id));
