@@ -3,20 +3,23 @@
 //
 //   rxflow_loadgen --url http://127.0.0.1:8080 --key KEY --body FILE
 //                  [--connections 64] [--duration 30] [--rate 0] [--warmup 2]
-//   rxflow_loadgen --ceiling ...   the same load against an empty handler of the same HTTP
-//                                  stack (cpp-httplib, TCP_NODELAY, same thread count)
+//   rxflow_loadgen --ceiling ...   the same load against an empty handler on the service's
+//                                  own HTTP server (Boost.Beast, the API's 64 handler threads)
 //
 // --rate 0 is closed loop (each connection sends its next request when the last returns):
 // the maximum throughput. --rate R is open loop: requests are scheduled at R per second
 // and latency is measured from the scheduled time, so a stall is not hidden (no
 // coordinated omission). Every request carries a unique Idempotency-Key, so each one is
-// a new durable prescription. Prints one JSON object.
+// a new durable prescription. Prints one JSON object; a request that failed is counted by
+// what failed ("error_kinds": the HTTP status, or the client's error such as "Connection").
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -25,6 +28,8 @@
 #include <CLI/CLI.hpp>
 #include <httplib.h>
 
+#include "http_server.h"  // the service's HTTP server (adapters/http/src), for the ceiling
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -32,6 +37,7 @@ using Clock = std::chrono::steady_clock;
 struct Result {
   std::vector<double> latencies_ms;
   int64_t ok = 0, errors = 0;
+  std::map<std::string, int64_t> error_kinds;  // "status 503", "Connection", "Read", ...
 };
 
 double Percentile(std::vector<double>& v, double p) {
@@ -46,7 +52,7 @@ double Percentile(std::vector<double>& v, double p) {
 int main(int argc, char** argv) {
   CLI::App app{"rxflow_loadgen: POST /api/v1/prescriptions under load"};
   std::string url = "http://127.0.0.1:8080", key, body_file;
-  int connections = 64, server_threads = 32;
+  int connections = 64, server_threads = 64;
   double duration = 30, rate = 0, warmup = 2;
   bool ceiling = false;
   app.add_option("--url", url, "API base URL");
@@ -69,20 +75,28 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  httplib::Server empty;
-  std::thread empty_thread;
+  // The ceiling: an empty handler on the server the service runs (its limits' defaults).
+  std::unique_ptr<rxflow::http::internal::HttpServer> empty;
   if (ceiling) {
-    empty.set_tcp_nodelay(true);
-    empty.set_payload_max_length(size_t{1} << 20);
-    empty.new_task_queue = [server_threads] { return new httplib::ThreadPool(server_threads); };
-    empty.Post("/api/v1/prescriptions", [](const httplib::Request&, httplib::Response& res) {
-      res.status = 201;
-      res.set_content("{}", "application/json");
-    });
-    int port = empty.bind_to_any_port("127.0.0.1");
-    empty_thread = std::thread([&] { empty.listen_after_bind(); });
-    while (!empty.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    url = "http://127.0.0.1:" + std::to_string(port);
+    rxflow::http::internal::ServerLimits limits;
+    limits.workers = server_threads;
+    limits.max_connections_per_source = limits.max_connections;
+    empty = std::make_unique<rxflow::http::internal::HttpServer>(
+        limits,
+        [](rxflow::http::internal::HttpRequest&, rxflow::http::internal::HttpResponse& res) {
+          res.status = 201;
+          res.set_content("{}", "application/json");
+        },
+        [](const rxflow::http::internal::HttpRequest&, int status, const std::string& message,
+           rxflow::http::internal::HttpResponse& res) {
+          res.status = status;
+          res.set_content(message, "text/plain");
+        });
+    if (rxflow::Status s = empty->Start("127.0.0.1", 0); !s.ok()) {
+      std::cerr << "rxflow_loadgen: ceiling server: " << s.message() << "\n";
+      return 2;
+    }
+    url = "http://127.0.0.1:" + std::to_string(empty->port());
   }
 
   const std::string run =
@@ -127,34 +141,39 @@ int main(int argc, char** argv) {
               std::chrono::duration<double, std::milli>(done - scheduled).count());
         } else {
           ++r.errors;
+          ++r.error_kinds[res ? "status " + std::to_string(res->status)
+                              : httplib::to_string(res.error())];
         }
       }
     });
   }
   for (auto& th : threads) th.join();
-  if (ceiling) {
-    empty.stop();
-    empty_thread.join();
-  }
+  if (empty) empty->Stop();
   // Throughput over the time the measured requests actually took to complete (an open
   // loop that falls behind finishes after `end`).
   const double elapsed =
       std::max(duration, std::chrono::duration<double>(Clock::now() - measure_from).count());
   std::vector<double> all;
   int64_t ok = 0, errors = 0;
+  std::map<std::string, int64_t> error_kinds;
   for (auto& r : results) {
     all.insert(all.end(), r.latencies_ms.begin(), r.latencies_ms.end());
     ok += r.ok;
     errors += r.errors;
+    for (const auto& [kind, n] : r.error_kinds) error_kinds[kind] += n;
+  }
+  std::string kinds;
+  for (const auto& [kind, n] : error_kinds) {
+    kinds += (kinds.empty() ? "\"" : ", \"") + kind + "\": " + std::to_string(n);
   }
   double p50 = Percentile(all, 0.50), p90 = Percentile(all, 0.90), p99 = Percentile(all, 0.99),
          max = all.empty() ? 0 : *std::max_element(all.begin(), all.end());
   std::printf(
       "{\"target\": \"%s\", \"mode\": \"%s\", \"connections\": %d, \"rate\": %.0f, "
       "\"seconds\": %.1f, \"ok\": %lld, \"errors\": %lld, \"tps\": %.0f, \"p50_ms\": %.2f, "
-      "\"p90_ms\": %.2f, \"p99_ms\": %.2f, \"max_ms\": %.2f}\n",
+      "\"p90_ms\": %.2f, \"p99_ms\": %.2f, \"max_ms\": %.2f, \"error_kinds\": {%s}}\n",
       ceiling ? "empty-handler" : url.c_str(), rate > 0 ? "open-loop" : "closed-loop", connections,
       rate, elapsed, static_cast<long long>(ok), static_cast<long long>(errors),
-      static_cast<double>(ok) / elapsed, p50, p90, p99, max);
+      static_cast<double>(ok) / elapsed, p50, p90, p99, max, kinds.c_str());
   return errors > 0 ? 1 : 0;
 }

@@ -49,6 +49,7 @@ using rxflow::internal::Cat;
 
 constexpr auto kLinger = std::chrono::seconds(2);       // reading what follows a refusal
 constexpr size_t kReadAhead = size_t{64} * 1024;        // see Session::buffer_
+constexpr size_t kReadChunk = size_t{16} * 1024;        // see Session::buffer_
 constexpr long kClientCertificateSessionSeconds = 300;  // see MakeTlsContext
 
 bool IEquals(std::string_view a, std::string_view b) {
@@ -317,6 +318,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         server_(std::move(server)),
         remote_(std::move(remote)),
         source_(std::move(source)) {
+    buffer_.reserve(kReadChunk);
     server_->open.fetch_add(1);
   }
   ~Session() {
@@ -482,7 +484,11 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   std::string source_;
   std::string client_certificate_;  // HttpRequest::client_certificate_sha256
   // Bounded: what is read ahead of the parser (a head, a chunk header or extension, a
-  // trailer) never grows past this; a longer line ends the connection.
+  // trailer) never grows past kReadAhead; a longer line ends the connection. Each socket read
+  // asks for the buffer's free capacity, at least 512 bytes: the body parser consumes what is
+  // read, so a buffer left to grow by itself stays at 512 and a 6.5 KB body takes 13 reads
+  // (each a recvmsg, an epoll_wait and a timer re-arm). Reserved at kReadChunk, one read
+  // takes what has arrived, up to 16 KB (docs/performance.md "The server's socket reads").
   beast::flat_buffer buffer_{kReadAhead};
   std::optional<Parser> parser_;
   std::optional<bhttp::response<bhttp::empty_body>> continue_;
