@@ -83,6 +83,42 @@ std::optional<PrescriptionService::Impl::Outbound> PrescriptionService::Impl::Ta
   return std::move(node.mapped());
 }
 
+std::optional<PrescriptionService::Impl::RecentSubmission> PrescriptionService::Impl::ClaimKey(
+    const std::string& key, KeyClaim& claim) {
+  std::unique_lock<std::mutex> lock(recent_mu);
+  for (;;) {
+    if (auto it = recent.find(key); it != recent.end()) return it->second;
+    auto [it, inserted] = claimed.try_emplace(key);
+    if (inserted) {
+      it->second = std::make_shared<Claimed>();
+      claim.impl_ = this;
+      claim.key_ = key;
+      claim.claimed_ = it->second;
+      return std::nullopt;
+    }
+    // The same key is on its way to the store: its answer is this one's. Only the waiters of
+    // this key wake when it is released.
+    std::shared_ptr<Claimed> other = it->second;
+    other->released_cv.wait(lock, [&] { return other->released; });
+  }
+}
+
+void PrescriptionService::Impl::KeyClaim::Release(std::optional<RecentSubmission> stored) {
+  if (impl_ == nullptr) return;
+  {
+    std::lock_guard<std::mutex> lock(impl_->recent_mu);
+    impl_->claimed.erase(key_);
+    claimed_->released = true;
+    if (stored) {
+      if (impl_->recent.size() >= kRecentSubmissions) impl_->recent.clear();
+      impl_->recent.insert_or_assign(key_, std::move(*stored));
+    }
+  }
+  claimed_->released_cv.notify_all();
+  claimed_.reset();
+  impl_ = nullptr;
+}
+
 namespace {
 
 // A caller with a tenant sees only its tenant's prescriptions; one without (a system
@@ -180,29 +216,62 @@ Submission PrescriptionService::Impl::Make(const std::string& id, bool created,
   return out;
 }
 
+namespace {
+
+// A caller's Idempotency-Key (`request_sha256` non-empty) names one request body: the
+// submission it names was created from `stored_sha256`.
+bool KeyReusedForAnotherBody(const std::string& stored_sha256, const std::string& request_sha256) {
+  return !request_sha256.empty() && !stored_sha256.empty() && stored_sha256 != request_sha256;
+}
+
+Status KeyReusedError() {
+  return absl::FailedPreconditionError(
+      "Idempotency-Key: this key was used before with a different request body (a "
+      "different prescription needs a key of its own)");
+}
+
+}  // namespace
+
 StatusOr<Submission> PrescriptionService::Impl::Replayed(const std::string& id,
                                                          const std::string& key,
                                                          const RequestContext& ctx,
-                                                         const std::string& request_sha256) {
+                                                         const std::string& request_sha256,
+                                                         RecentSubmission* found) {
   RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> records, Stream(id, ctx));
   RXFLOW_ASSIGN_OR_RETURN(std::vector<domain::Event> events, Decode(records));
-  if (!request_sha256.empty()) {
-    const auto* received = std::get_if<domain::PrescriptionReceived>(&events.front());
-    if (received != nullptr && !received->request_sha256.empty() &&
-        received->request_sha256 != request_sha256) {
-      return absl::FailedPreconditionError(
-          "Idempotency-Key: this key was used before with a different request body (a "
-          "different prescription needs a key of its own)");
-    }
-  }
+  const auto* received = std::get_if<domain::PrescriptionReceived>(&events.front());
+  const std::string stored_sha256 = received != nullptr ? received->request_sha256 : "";
+  if (KeyReusedForAnotherBody(stored_sha256, request_sha256)) return KeyReusedError();
   Submission out = Make(id, false, Fold(events), key, records.front().occurred_at);
   // A replay (a retry whose first answer was lost) reports the interactions found when the
   // prescription was created, as that answer did.
+  out.interactions = InteractionsOf(events);
+  if (found != nullptr) {
+    *found = RecentSubmission{id, stored_sha256, records.front().occurred_at, out.interactions};
+  }
+  return out;
+}
+
+StatusOr<Submission> PrescriptionService::Impl::Replayed(const RecentSubmission& recent,
+                                                         const std::string& key,
+                                                         const RequestContext& ctx,
+                                                         const std::string& request_sha256) {
+  if (KeyReusedForAnotherBody(recent.request_sha256, request_sha256)) return KeyReusedError();
+  std::string tenant;
+  RXFLOW_ASSIGN_OR_RETURN(domain::PrescriptionState state,
+                          CurrentState(store, recent.id, ctx, &tenant));
+  Remember(recent.id, state, tenant);
+  Submission out = Make(recent.id, false, state, key, recent.created_at);
+  out.interactions = recent.interactions;
+  return out;
+}
+
+std::vector<clinical::InteractionFinding> PrescriptionService::Impl::InteractionsOf(
+    const std::vector<domain::Event>& events) {
+  std::vector<clinical::InteractionFinding> out;
   for (const domain::Event& e : events) {
     if (const auto* screened = std::get_if<domain::InteractionsScreened>(&e)) {
-      for (const domain::InteractionRecord& f : screened->findings) {
-        out.interactions.push_back(FindingOf(f));
-      }
+      for (const domain::InteractionRecord& f : screened->findings) out.push_back(FindingOf(f));
     }
   }
   return out;
@@ -265,11 +334,16 @@ StatusOr<Submission> PrescriptionService::Submit(std::string_view fhir_json, Iss
   if (!ctx.tenant.empty() && ctx.tenant != kDefaultTenant) {
     key = Cat("tenant:", ctx.tenant, "/", key);  // (the default tenant's keys are as before)
   }
-  // A replay (the same prescription, or the same Idempotency-Key, again) is answered from
-  // the store. A new prescription is not looked up first: the append refuses a key the store
+  // A replay (the same prescription, or the same Idempotency-Key, again) of a submission
+  // this process stored is answered from memory (Impl::recent); any other from the store. A
+  // new prescription is not looked up in the store first: the append refuses a key the store
   // holds (AlreadyExists, below), and most submissions are new, so that saves a read each.
   // Only when screening will read the patient's prescriptions is the key looked up now: the
   // original is among them, and a replay must not be screened against its own first copy.
+  Impl::KeyClaim claim;
+  if (std::optional<Impl::RecentSubmission> recent = im.ClaimKey(key, claim)) {
+    return im.Replayed(*recent, key, ctx, compare_sha256);
+  }
   if (im.Screens(out)) {
     if (auto existing = im.store.FindByIdempotencyKey(key); existing.ok()) {
       return im.Replayed(*existing, key, ctx, compare_sha256);
@@ -349,9 +423,12 @@ StatusOr<Submission> PrescriptionService::Submit(std::string_view fhir_json, Iss
   auto appended = im.store.Append(std::move(req));
   if (appended.status().code() == absl::StatusCode::kAlreadyExists) {
     // The same prescription was stored before (a replay), or a concurrent submission of it
-    // won: return that one.
+    // in another process won: return that one, and to whoever waits for this key here.
     RXFLOW_ASSIGN_OR_RETURN(std::string existing, im.store.FindByIdempotencyKey(key));
-    return im.Replayed(existing, key, ctx, compare_sha256);
+    Impl::RecentSubmission found;
+    StatusOr<Submission> replay = im.Replayed(existing, key, ctx, compare_sha256, &found);
+    if (replay.ok()) claim.Complete(std::move(found));
+    return replay;
   }
   if (!appended.ok()) return appended.status();
   domain::PrescriptionState state = Fold(events);
@@ -365,6 +442,7 @@ StatusOr<Submission> PrescriptionService::Submit(std::string_view fhir_json, Iss
           id, {state.newrx_version, std::move(t->newrx_xml), created, im.clock.NowMicros()});
     }
   }
+  claim.Complete({id, request_sha256, created, Impl::InteractionsOf(events)});
   Submission made = Impl::Make(id, true, state, key, created);
   made.interactions = std::move(findings);
   return made;

@@ -6,9 +6,11 @@
 
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -71,6 +73,49 @@ struct PrescriptionService::Impl {
   void KeepOutbound(const std::string& id, Outbound entry);
   std::optional<Outbound> TakeOutbound(const std::string& id);
 
+  // The submissions this process stored, by idempotency key: a replay of one (a client's
+  // retry, the same prescription sent again) is answered from here and the state cache,
+  // without transforming it into a second sealed append that the store refuses, and without
+  // reading the stream back. A key on its way to the store is claimed: the same key submitted
+  // meanwhile waits for that submission and takes its answer (or, if it failed, goes on
+  // itself). Never the word on "new": a miss goes on to the append, whose AlreadyExists finds
+  // what another process, or this one before a restart, stored. Bounded: cleared when it
+  // grows past kRecentSubmissions.
+  static constexpr size_t kRecentSubmissions = 65536;
+  struct RecentSubmission {
+    std::string id;
+    std::string request_sha256;  // of the request that created it
+    int64_t created_at = 0;
+    std::vector<clinical::InteractionFinding> interactions;  // as its first answer had them
+  };
+  std::mutex recent_mu;
+  std::unordered_map<std::string, RecentSubmission> recent;
+  struct Claimed {
+    std::condition_variable released_cv;  // waited on with recent_mu held
+    bool released = false;
+  };
+  std::unordered_map<std::string, std::shared_ptr<Claimed>> claimed;  // by key
+  // The claim of a key by the submission that stores it; released when it goes out of scope,
+  // with the stored submission when Complete was called.
+  class KeyClaim {
+   public:
+    KeyClaim() = default;
+    KeyClaim(const KeyClaim&) = delete;
+    KeyClaim& operator=(const KeyClaim&) = delete;
+    ~KeyClaim() { Release(std::nullopt); }
+    void Complete(RecentSubmission stored) { Release(std::move(stored)); }
+
+   private:
+    friend struct Impl;
+    void Release(std::optional<RecentSubmission> stored);
+    Impl* impl_ = nullptr;
+    std::string key_;
+    std::shared_ptr<Claimed> claimed_;
+  };
+  // The submission this process stored under `key`, waiting for one on its way; otherwise
+  // nullopt, and `claim` holds the key.
+  std::optional<RecentSubmission> ClaimKey(const std::string& key, KeyClaim& claim);
+
   Impl(store::Store& s, ServiceOptions o);
 
   CachedState Cached(const std::string& id);
@@ -100,8 +145,13 @@ struct PrescriptionService::Impl {
                          const std::string& key, int64_t created_at);
   // The submission an idempotency key already names. With `request_sha256` (a caller's own
   // key), FailedPrecondition when that submission's request had another digest.
+  // `found` (optional) receives what a later replay in this process needs of it.
   StatusOr<Submission> Replayed(const std::string& id, const std::string& key,
-                                const RequestContext& ctx, const std::string& request_sha256 = {});
+                                const RequestContext& ctx, const std::string& request_sha256 = {},
+                                RecentSubmission* found = nullptr);
+  // The same from this process's memory: the current state through the state cache.
+  StatusOr<Submission> Replayed(const RecentSubmission& recent, const std::string& key,
+                                const RequestContext& ctx, const std::string& request_sha256);
 
   // Interaction screening of a NewRx about to be stored (interaction_screening.cc): the
   // event to record (none when no rule of the knowledge base concerns the drug), or
@@ -171,6 +221,9 @@ struct PrescriptionService::Impl {
   // (interaction_screening.cc).
   static domain::InteractionRecord RecordOf(const clinical::InteractionFinding& f);
   static clinical::InteractionFinding FindingOf(const domain::InteractionRecord& r);
+  // The findings of the InteractionsScreened events among `events`, as Submit answered them.
+  static std::vector<clinical::InteractionFinding> InteractionsOf(
+      const std::vector<domain::Event>& events);
 
   // The summary of `s` (without the times: the caller knows them).
   static PrescriptionSummary SummaryOf(const std::string& id, const domain::PrescriptionState& s);

@@ -124,7 +124,10 @@ class PrescriptionService {
   // ResourceExhausted as rxflow::ToScript, with `issues`; nothing is stored then. With a
   // non-empty `idempotency_key` the caller's key is used instead of the content key, and a
   // replay must bring the same body: another body under a used key is FailedPrecondition
-  // (naming Idempotency-Key). Both kinds of key are scoped by ctx.tenant.
+  // (naming Idempotency-Key). Both kinds of key are scoped by ctx.tenant. A replay of a
+  // submission this service stored is answered from memory; the same key submitted while
+  // another call stores it waits for that call's answer (docs/event-model.md, "Idempotent
+  // submit").
   StatusOr<Submission> Submit(std::string_view fhir_json, IssueList& issues,
                               const RequestContext& ctx = {},
                               std::string_view idempotency_key = {});

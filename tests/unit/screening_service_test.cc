@@ -85,6 +85,19 @@ TEST_CASE("Screening: prescriptions stored with screening off are screened again
   CHECK(r->interactions[0].ingredient_class == "mao-inhibitors");
   CHECK(r->interactions[0].other_class == "ssris-serotonergic");
   CHECK(r->interactions[0].severity == clinical::InteractionSeverity::kContraindicated);
+  // That replay came from the service's memory; another service on the store finds it in the
+  // store, with the same findings.
+  auto fresh = PrescriptionService::Create(*store, Options(true, false));
+  RXFLOW_REQUIRE_OK(fresh);
+  IssueList stored;
+  auto f = (*fresh)->Submit(Drug(kPhenelzine, kPhenelzineName), stored);
+  RXFLOW_REQUIRE_OK(f);
+  CHECK_FALSE(f->created);
+  CHECK(f->id == s->id);
+  REQUIRE(f->interactions.size() == 1);
+  CHECK(f->interactions[0].rule_id == r->interactions[0].rule_id);
+  CHECK(f->interactions[0].other_reference == r->interactions[0].other_reference);
+  CHECK(f->interactions[0].severity == r->interactions[0].severity);
   // Another patient: no finding.
   IssueList other;
   auto o = (*on)->Submit(Drug(kPhenelzine, kPhenelzineName, "Otherfamily"), other);

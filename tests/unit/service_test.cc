@@ -2,6 +2,7 @@
 #include "rxflow/service.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
@@ -95,20 +96,39 @@ struct ConflictCounter : store::StoreWrapper {
   }
 };
 
-// Counts idempotency look-ups and the appends refused for a key the store holds.
+// Counts idempotency look-ups, appends (and those refused for a key the store holds) and
+// reads of whole streams.
 struct LookupCounter : store::StoreWrapper {
   using StoreWrapper::StoreWrapper;
   int lookups = 0;
+  int appends = 0;
   int refused = 0;
+  int whole_reads = 0;
   StatusOr<std::string> FindByIdempotencyKey(const std::string& key) override {
     ++lookups;
     return StoreWrapper::FindByIdempotencyKey(key);
   }
   StatusOr<store::AppendResult> Append(store::AppendRequest r) override {
+    ++appends;
     auto result = StoreWrapper::Append(std::move(r));
     if (absl::IsAlreadyExists(result.status())) ++refused;
     return result;
   }
+  StatusOr<std::vector<store::EventRecord>> ReadStream(const std::string& s,
+                                                       int64_t after) override {
+    if (after == 0) ++whole_reads;
+    return StoreWrapper::ReadStream(s, after);
+  }
+  void ResetCounts() { lookups = appends = refused = whole_reads = 0; }
+};
+
+// A service on a memory store whose look-ups, appends and whole reads are counted.
+struct CountedFixture {
+  FakeClock clock;
+  SequentialIds ids{"rx"};
+  std::unique_ptr<store::Store> inner = store::NewMemoryStore(clock);
+  LookupCounter counted{*inner};
+  std::unique_ptr<PrescriptionService> service = ServiceOn(counted, clock, ids);
 };
 
 script::Message Pharmacy(const std::string& fixture) {
@@ -137,23 +157,64 @@ TEST_SUITE("Service") {
 
   TEST_CASE(
       "a new prescription costs no idempotency look-up, and its replay is found by the append") {
-    FakeClock clock;
-    SequentialIds ids{"rx"};
-    auto inner = store::NewMemoryStore(clock);
-    LookupCounter counted(*inner);
-    auto service = ServiceOn(counted, clock, ids);
+    CountedFixture f;
+    auto& [clock, ids, inner, counted, service] = f;
     IssueList issues;
     auto a = service->Submit(Lisinopril(), issues);
     RXFLOW_REQUIRE_OK(a);
     CHECK(a->created);
     CHECK(counted.lookups == 0);
-    auto b = service->Submit(Lisinopril(), issues);
+    // Another process (here: another service on the same store) has not seen it.
+    auto other = ServiceOn(counted, clock, ids);
+    auto b = other->Submit(Lisinopril(), issues);
     RXFLOW_REQUIRE_OK(b);
     CHECK_FALSE(b->created);
     CHECK(b->id == a->id);
+    CHECK(b->created_at == a->created_at);
     CHECK(counted.refused == 1);  // the append refused the key ...
     CHECK(counted.lookups == 1);  // ... and the stream holding it was looked up
     CHECK(inner->ReadAll(0, 100)->size() == 2);
+  }
+
+  TEST_CASE(
+      "a replay of this process's own submission is answered from memory, the current state and "
+      "the first answer's findings") {
+    CountedFixture f;
+    auto& [clock, ids, inner, counted, service] = f;
+    IssueList issues;
+    auto a = service->Submit(Lisinopril(), issues, {}, "retry-1");
+    RXFLOW_REQUIRE_OK(a);
+    REQUIRE(a->created);
+    counted.ResetCounts();
+    clock.Advance(3'000'000);
+    auto b = service->Submit(Lisinopril(), issues, {}, "retry-1");
+    RXFLOW_REQUIRE_OK(b);
+    CHECK_FALSE(b->created);
+    CHECK(b->id == a->id);
+    CHECK(b->state == domain::State::kTransformed);
+    CHECK(b->created_at == a->created_at);  // the first answer's time, not now
+    CHECK(b->idempotency_key == a->idempotency_key);
+    CHECK(counted.appends == 0);      // nothing sealed and refused ...
+    CHECK(counted.lookups == 0);      // ... nor looked up ...
+    CHECK(counted.whole_reads == 0);  // ... nor read back
+    // Another body under the same caller key is still refused, and stores nothing.
+    auto changed = service->Submit(testing::ReadFixture("fhir/rxnorm_coded_metformin.json"), issues,
+                                   {}, "retry-1");
+    CHECK(changed.status().code() == absl::StatusCode::kFailedPrecondition);
+    CHECK(std::string(changed.status().message()).find("Idempotency-Key") != std::string::npos);
+    CHECK(counted.appends == 0);
+    // The state is the current one: another process cancelled it meanwhile.
+    auto other = ServiceOn(counted, clock, ids);
+    RXFLOW_REQUIRE_OK(other->Cancel(a->id, "duplicate order"));
+    const size_t events = inner->ReadAll(0, 100)->size();
+    counted.ResetCounts();
+    auto c = service->Submit(Lisinopril(), issues, {}, "retry-1");
+    RXFLOW_REQUIRE_OK(c);
+    CHECK_FALSE(c->created);
+    CHECK(c->state == domain::State::kCancelled);
+    CHECK(counted.appends == 0);
+    CHECK(counted.whole_reads == 0);  // the cached state plus the events after it
+    CHECK(inner->ReadAll(0, 100)->size() == events);
   }
 
   TEST_CASE("invalid FHIR is refused and nothing is stored") {
@@ -236,25 +297,27 @@ TEST_SUITE("Service") {
   }
 
   // Eight threads released together submit one prescription, round after round (each round a
-  // new order number) until some submission lost the race inside the store (its Append was
-  // AlreadyExists, not a replay found by the first look-up): the store's idempotency check,
-  // not the look-up before it, is what the test then shows.
-  TEST_CASE("8 threads submitting the same prescription create one") {
+  // new order number), four through each of two services on one store (two processes): in a
+  // service the key is claimed, and the threads that find it claimed wait for its answer; the
+  // two services meet in the store, whose idempotency check refuses the second append. So each
+  // round has exactly one refused append, not one per thread.
+  TEST_CASE("8 threads on two services submitting the same prescription create one") {
     Fixture f;
     ConflictCounter counting(*f.store);
     counting.delay = std::chrono::milliseconds(20);
-    auto service = ServiceOn(counting, f.clock, f.ids);
-    int rounds = 0;
-    for (; rounds < 200 && (rounds < 3 || counting.conflicts.load() == 0); ++rounds) {
+    std::array<std::unique_ptr<PrescriptionService>, 2> services{
+        ServiceOn(counting, f.clock, f.ids), ServiceOn(counting, f.clock, f.ids)};
+    constexpr int kRounds = 5;
+    for (int round = 0; round < kRounds; ++round) {
       std::string json = Lisinopril();
-      json.replace(json.find("ORD-1001"), 8, "RACE-" + std::to_string(rounds));
+      json.replace(json.find("ORD-1001"), 8, "RACE-" + std::to_string(round));
       std::mutex mu;
       std::set<std::string> ids;
       std::atomic<int> created{0};
       testing::Failures failures;
-      testing::RunTogether(8, [&](int) {
+      testing::RunTogether(8, [&](int t) {
         IssueList issues;
-        auto s = service->Submit(json, issues);
+        auto s = services[static_cast<size_t>(t % 2)]->Submit(json, issues);
         if (!s.ok()) return failures.Add(s.status().ToString());
         if (s->created) ++created;
         std::lock_guard<std::mutex> lock(mu);
@@ -263,10 +326,9 @@ TEST_SUITE("Service") {
       REQUIRE_MESSAGE(failures.empty(), failures.Text());
       CHECK(created == 1);
       CHECK(ids.size() == 1);
+      CHECK(counting.conflicts.load() == round + 1);  // the other service's first, only
     }
-    CHECK(counting.conflicts.load() > 0);  // some round really raced into the store
-    CHECK(f.store->ReadAll(0, 100'000)->size() == 2 * static_cast<size_t>(rounds));
-    MESSAGE("rounds until a store-level conflict: " << rounds);
+    CHECK(f.store->ReadAll(0, 100'000)->size() == 2 * static_cast<size_t>(kRounds));
   }
 
   TEST_CASE("the lifecycle: route, send, acknowledge, fill, the log means one routing request") {
