@@ -80,6 +80,7 @@ int main(int argc, char** argv) {
   if (ceiling) {
     rxflow::http::internal::ServerLimits limits;
     limits.workers = server_threads;
+    // Every connection comes from 127.0.0.1: the per-source cap would refuse more than 256.
     limits.max_connections_per_source = limits.max_connections;
     empty = std::make_unique<rxflow::http::internal::HttpServer>(
         limits,
