@@ -62,7 +62,8 @@ class Db {
       sqlite3_close_v2(db_);
     }
   }
-  Status Open(const std::string& path) {
+  // `vfs`: a registered VFS's name (e.g. WalGatherVfs()), or null for the default.
+  Status Open(const std::string& path, const char* vfs = nullptr) {
     // The database holds PHI: owner-only (0600) from its first byte, and SQLite gives the
     // WAL and shared-memory files the database file's mode. A file left group- or
     // world-readable by an older version is tightened.
@@ -75,9 +76,8 @@ class Db {
       if (!ok) return absl::UnavailableError("sqlite: cannot make " + path + " owner-only");
       for (const char* suffix : {"-wal", "-shm"}) ::chmod((path + suffix).c_str(), 0600);
     }
-    int rc =
-        sqlite3_open_v2(path.c_str(), &db_,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+    int rc = sqlite3_open_v2(path.c_str(), &db_,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, vfs);
     if (rc != SQLITE_OK) return Error("open " + path);
     sqlite3_busy_timeout(db_, 10'000);
     return Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
