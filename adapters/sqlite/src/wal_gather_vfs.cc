@@ -34,9 +34,21 @@ sqlite3_vfs* Base() {
 // belong at run_offset onwards).
 struct Gather {
   sqlite3_file* real = nullptr;
+  bool wal = false;  // else a statement journal
   std::vector<char> run;
   sqlite3_int64 run_offset = 0;
+  bool commit_frame_next = false;  // the last write was a commit frame's header
 };
+
+// A WAL frame's header (https://www.sqlite.org/fileformat2.html#walformat) is written alone,
+// 24 bytes: the page number, then, in a commit frame only, the database's size in pages after
+// the commit (big-endian, non-zero).
+constexpr int kWalFrameHeader = 24;
+bool IsCommitFrameHeader(const void* data, int n) {
+  if (n != kWalFrameHeader) return false;
+  const auto* b = static_cast<const unsigned char*>(data);
+  return (b[4] | b[5] | b[6] | b[7]) != 0;
+}
 
 // What SQLite allocates (szOsFile bytes) and sees: its sqlite3_file first, so the pointer
 // SQLite passes is this struct's; the default VFS's file follows at kRealOffset.
@@ -65,6 +77,11 @@ int Flush(Gather& g) {
 int GatherWrite(sqlite3_file* f, const void* data, int n, sqlite3_int64 offset) {
   writes_asked.fetch_add(1, std::memory_order_relaxed);
   Gather& g = Of(f);
+  // A commit frame's page is written as soon as it is gathered: other connections may read
+  // the commit once SQLite publishes it in the WAL index, and only with synchronous=FULL is
+  // there a sync between the two (with NORMAL, a commit is not synced).
+  const bool ends_commit = g.commit_frame_next;
+  g.commit_frame_next = g.wal && IsCommitFrameHeader(data, n);
   const auto size = static_cast<size_t>(n);
   const bool continues =
       !g.run.empty() && offset == g.run_offset + static_cast<sqlite3_int64>(g.run.size());
@@ -81,7 +98,7 @@ int GatherWrite(sqlite3_file* f, const void* data, int n, sqlite3_int64 offset) 
     if (int rc = Flush(g); rc != SQLITE_OK) return rc;
     return Write(g, data, n, offset);
   }
-  return SQLITE_OK;
+  return ends_commit ? Flush(g) : SQLITE_OK;
 }
 
 int GatherClose(sqlite3_file* f) {
@@ -186,6 +203,7 @@ int GatherOpen(sqlite3_vfs* /*vfs*/, sqlite3_filename name, sqlite3_file* file, 
   auto* g = new (std::nothrow) Gather;
   if (g == nullptr) return SQLITE_NOMEM;
   g->real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(file) + kRealOffset);
+  g->wal = (flags & SQLITE_OPEN_WAL) != 0;
   g->real->pMethods = nullptr;
   int rc = base->xOpen(base, name, g->real, flags, out_flags);
   if (rc != SQLITE_OK) {
