@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// A VFS that gathers a transaction's WAL writes into one write: see wal_gather_vfs.h.
+// A VFS that gathers a transaction's WAL writes into few writes: see wal_gather_vfs.h.
 #include "wal_gather_vfs.h"
 
-#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <new>
@@ -42,7 +41,8 @@ struct Gather {
 
 // A WAL frame's header (https://www.sqlite.org/fileformat2.html#walformat) is written alone,
 // 24 bytes: the page number, then, in a commit frame only, the database's size in pages after
-// the commit (big-endian, non-zero).
+// the commit (big-endian, non-zero). Were a SQLite to write header and page in one call, no
+// commit would be seen here, and with synchronous=FULL the commit's sync still writes it.
 constexpr int kWalFrameHeader = 24;
 bool IsCommitFrameHeader(const void* data, int n) {
   if (n != kWalFrameHeader) return false;

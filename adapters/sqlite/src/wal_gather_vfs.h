@@ -12,8 +12,9 @@
 // write somewhere that does not continue the buffered run; and at once after a WAL commit
 // frame. So every byte is in the file before the sync that makes a commit durable, before
 // SQLite publishes the commit to other connections (whatever the synchronous setting), and
-// SQLite never reads a byte that is still only in the buffer. Other files (the database, its
-// shared-memory index, rollback journals) are the default VFS's own, with no shim in their path.
+// SQLite never reads a byte that is still only in the buffer. Other files (the database,
+// its shared-memory index, rollback journals) are the default VFS's own, with no shim in
+// their path.
 #ifndef RXFLOW_ADAPTERS_SQLITE_SRC_WAL_GATHER_VFS_H_
 #define RXFLOW_ADAPTERS_SQLITE_SRC_WAL_GATHER_VFS_H_
 
@@ -26,8 +27,8 @@ namespace rxflow::sqlite_internal {
 // the default VFS.
 const char* WalGatherVfs();
 
-// Writes to gathered files (WAL files, statement journals) since the process started: asked for by
-// SQLite, and issued to the default VFS. For tests and benchmarks.
+// Writes to gathered files (WAL files, statement journals) since the process started:
+// asked for by SQLite, and issued to the default VFS. For tests and benchmarks.
 struct WalGatherCounts {
   int64_t writes_asked = 0;
   int64_t writes_issued = 0;
