@@ -10,6 +10,9 @@
 #include <doctest/doctest.h>
 #include <sqlite3.h>
 
+#include "rxflow/sqlite/sqlite_store.h"
+
+#include "testing/status.h"
 #include "wal_gather_vfs.h"
 #include <unistd.h>
 
@@ -186,6 +189,33 @@ TEST_CASE_FIXTURE(
   Exec(db.get(), "INSERT INTO t(id, body) VALUES (1000, 'kept'); COMMIT;");
   CHECK(Int(db.get(), "SELECT count(*) FROM t") == 401);
   CheckOnDefaultVfs(tmp.path);
+}
+
+TEST_CASE("sqlite WAL gathering: the event store's appends go through the shim") {
+  TempDb tmp;
+  rxflow::store::SqliteOptions options;
+  options.path = tmp.path;
+  auto store = rxflow::store::OpenSqliteStore(options);
+  RXFLOW_REQUIRE_OK(store);
+  rxflow::store::AppendRequest req;
+  req.stream_id = "rx-1";
+  req.idempotency_key = "key-1";
+  for (int i = 0; i < 8; ++i) {
+    rxflow::store::EventRecord e;
+    e.event_id = "event-" + std::to_string(i);
+    e.type = "Something";
+    e.payload = "{\"text\":\"" + std::string(3000, static_cast<char>('a' + i)) + "\"}";
+    req.events.push_back(std::move(e));
+  }
+  auto before = WalGatherCountsNow();
+  RXFLOW_REQUIRE_OK((*store)->Append(std::move(req)));
+  auto after = WalGatherCountsNow();
+  int64_t asked = after.writes_asked - before.writes_asked;
+  int64_t issued = after.writes_issued - before.writes_issued;
+  // Eight pages of events and their index pages, two writes each, in one commit.
+  CHECK(asked >= 16);
+  CHECK(issued > 0);
+  CHECK_MESSAGE(issued * 4 < asked, "asked ", asked, ", issued ", issued);
 }
 
 TEST_CASE("sqlite WAL gathering: databases other than WAL files are the default VFS's own") {
