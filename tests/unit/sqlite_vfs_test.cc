@@ -96,6 +96,15 @@ void Prepare(sqlite3* db) {
        "CREATE TABLE t(id INTEGER PRIMARY KEY, body TEXT NOT NULL);");
 }
 
+// The writes SQLite asked the shim for while `f` ran, and those the shim issued.
+template <typename F>
+rxflow::sqlite_internal::WalGatherCounts CountWrites(F&& f) {
+  auto before = WalGatherCountsNow();
+  f();
+  auto after = WalGatherCountsNow();
+  return {after.writes_asked - before.writes_asked, after.writes_issued - before.writes_issued};
+}
+
 // A fresh WAL database opened through the shim, with table t.
 struct Gathered {
   TempDb tmp;
@@ -106,11 +115,8 @@ struct Gathered {
 TEST_CASE_FIXTURE(Gathered,
                   "sqlite WAL gathering: a transaction's frames reach the WAL in few writes") {
   REQUIRE(WalGatherVfs() != nullptr);
-  auto before = WalGatherCountsNow();
-  Exec(db.get(), std::string("BEGIN;") + kInsertRows + "COMMIT;");
-  auto after = WalGatherCountsNow();
-  int64_t asked = after.writes_asked - before.writes_asked;
-  int64_t issued = after.writes_issued - before.writes_issued;
+  auto [asked, issued] =
+      CountWrites([&] { Exec(db.get(), std::string("BEGIN;") + kInsertRows + "COMMIT;"); });
   // 400 rows of ~3 KB: ~400 pages, each a frame written as a header and a page.
   CHECK(asked >= 800);
   CHECK(issued > 0);
@@ -176,11 +182,7 @@ TEST_CASE_FIXTURE(
   // Inside a savepoint every changed page is journalled; 400 pages outgrow the journal's
   // 64 KiB in memory, so it spills to a temporary file, through the shim.
   Exec(db.get(), "BEGIN; SAVEPOINT op;");
-  auto before = WalGatherCountsNow();
-  Exec(db.get(), "UPDATE t SET body = 'changed';");
-  auto after = WalGatherCountsNow();
-  int64_t asked = after.writes_asked - before.writes_asked;
-  int64_t issued = after.writes_issued - before.writes_issued;
+  auto [asked, issued] = CountWrites([&] { Exec(db.get(), "UPDATE t SET body = 'changed';"); });
   CHECK(asked >= 400);  // a page number and a page per journalled page, after the spill
   CHECK_MESSAGE(issued * 20 < asked, "asked ", asked, ", issued ", issued);
   // Rolling back reads the journal: bytes still gathered must be there first.
@@ -207,11 +209,7 @@ TEST_CASE("sqlite WAL gathering: the event store's appends go through the shim")
     e.payload = "{\"text\":\"" + std::string(3000, static_cast<char>('a' + i)) + "\"}";
     req.events.push_back(std::move(e));
   }
-  auto before = WalGatherCountsNow();
-  RXFLOW_REQUIRE_OK((*store)->Append(std::move(req)));
-  auto after = WalGatherCountsNow();
-  int64_t asked = after.writes_asked - before.writes_asked;
-  int64_t issued = after.writes_issued - before.writes_issued;
+  auto [asked, issued] = CountWrites([&] { RXFLOW_REQUIRE_OK((*store)->Append(std::move(req))); });
   // Eight pages of events and their index pages, two writes each, in one commit.
   CHECK(asked >= 16);
   CHECK(issued > 0);
@@ -223,10 +221,9 @@ TEST_CASE("sqlite WAL gathering: databases other than WAL files are the default 
   Connection db = Open(tmp.path, WalGatherVfs());
   Exec(db.get(),
        "PRAGMA journal_mode=DELETE; CREATE TABLE t(id INTEGER PRIMARY KEY, body TEXT NOT NULL);");
-  auto before = WalGatherCountsNow();
-  Exec(db.get(), std::string("BEGIN;") + kInsertRows + "COMMIT;");
-  auto after = WalGatherCountsNow();
-  CHECK(after.writes_asked == before.writes_asked);  // a rollback journal is not gathered
+  auto counts =
+      CountWrites([&] { Exec(db.get(), std::string("BEGIN;") + kInsertRows + "COMMIT;"); });
+  CHECK(counts.writes_asked == 0);  // a rollback journal is not gathered
   CHECK(Int(db.get(), kRowsIntact) == 400);
 }
 
