@@ -8,10 +8,10 @@
 // Run: build/benchmarks/rxflow_store_benchmarks (see docs/performance.md).
 #include <algorithm>
 #include <atomic>
+#include <barrier>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <mutex>
 #include <thread>
 
 #include <benchmark/benchmark.h>
@@ -29,6 +29,7 @@
 #endif
 
 #include "testing/files.h"
+#include <sys/resource.h>
 
 using namespace rxflow;
 using namespace rxflow::store;
@@ -100,15 +101,14 @@ AppendRequest Submission(const std::string& id, const Template& t) {
   return r;
 }
 
-// Per-append commit waits (the time a caller blocks until its submission is durable).
+// Per-append commit waits (the time a caller blocks until its submission is durable), one
+// list per caller thread so that recording them takes no lock the callers share.
 struct Latencies {
-  std::mutex mu;
-  std::vector<double> micros;
-  void Add(double us) {
-    std::lock_guard<std::mutex> lock(mu);
-    micros.push_back(us);
-  }
+  explicit Latencies(int callers) : per_caller(static_cast<size_t>(callers)) {}
+  std::vector<std::vector<double>> per_caller;
   void Report(benchmark::State& state) {
+    std::vector<double> micros;
+    for (const auto& v : per_caller) micros.insert(micros.end(), v.begin(), v.end());
     if (micros.empty()) return;
     std::sort(micros.begin(), micros.end());
     state.counters["p50_us"] = micros[micros.size() / 2];
@@ -116,35 +116,64 @@ struct Latencies {
   }
 };
 
+// User and system CPU of the whole process so far.
+double ProcessCpuMicros() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  auto micros = [](const timeval& t) { return t.tv_sec * 1e6 + static_cast<double>(t.tv_usec); };
+  return micros(u.ru_utime) + micros(u.ru_stime);
+}
+
 template <typename F>
-void Timed(Latencies& lat, F&& f) {
+void Timed(std::vector<double>& waits, F&& f) {
   auto t0 = std::chrono::steady_clock::now();
   f();
-  lat.Add(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+  waits.push_back(
+      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
 }
 
 // `callers` threads each append `per_caller` submissions per iteration; reports items/s
-// and commit waits.
+// and commit waits. The callers are started once, before the timed loop: an iteration
+// measures the store, not the creation and exit of its threads.
 void RunSubmits(benchmark::State& state, Store& store, int callers, int per_caller,
                 Payload payload) {
   const Template& t = TemplateFor(payload);
   std::atomic<int64_t> next{0};
-  Latencies lat;
-  for (auto _ : state) {
-    std::vector<std::thread> threads;
-    for (int c = 0; c < callers; ++c) {
-      threads.emplace_back([&] {
+  Latencies lat(callers);
+  std::barrier start(callers + 1);
+  std::barrier finish(callers + 1);
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  threads.reserve(static_cast<size_t>(callers));
+  for (int c = 0; c < callers; ++c) {
+    threads.emplace_back([&, &waits = lat.per_caller[static_cast<size_t>(c)]] {
+      for (;;) {
+        start.arrive_and_wait();
+        if (stop.load()) return;
         for (int i = 0; i < per_caller; ++i) {
           AppendRequest req = Submission("rx-" + std::to_string(next++), t);
-          Timed(lat, [&] {
+          Timed(waits, [&] {
             if (!store.Append(std::move(req)).ok()) std::abort();
           });
         }
-      });
-    }
-    for (auto& t : threads) t.join();
+        finish.arrive_and_wait();
+      }
+    });
   }
-  state.SetItemsProcessed(state.iterations() * callers * per_caller);
+  const double cpu_before = ProcessCpuMicros();
+  for (auto _ : state) {
+    start.arrive_and_wait();
+    finish.arrive_and_wait();
+  }
+  const double cpu = ProcessCpuMicros() - cpu_before;
+  stop.store(true);
+  start.arrive_and_wait();
+  for (auto& th : threads) th.join();
+  const int64_t items = state.iterations() * callers * per_caller;
+  state.SetItemsProcessed(items);
+  // The whole process's CPU (callers, writer, checkpointer): less sensitive than the rate to
+  // this machine's scheduling noise.
+  state.counters["cpu_us_per_submit"] = cpu / static_cast<double>(std::max<int64_t>(items, 1));
   lat.Report(state);
   state.counters["payload_bytes"] = static_cast<double>(t.bytes);
 }
