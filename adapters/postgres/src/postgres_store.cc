@@ -6,7 +6,6 @@
 
 #include <condition_variable>
 #include <deque>
-#include <future>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -15,6 +14,7 @@
 #include <pqxx/pqxx>
 
 #include "rxflow/internal/crypto.h"
+#include "rxflow/internal/one_shot_event.h"
 #include "rxflow/internal/status_macros.h"
 
 namespace rxflow::internal::embedded {
@@ -398,16 +398,16 @@ class PostgresStore : public Store {
   }
 
   StatusOr<AppendResult> BatchedAppend(AppendRequest request) {
-    Pending p;
-    p.request = std::move(request);
-    std::future<StatusOr<AppendResult>> result = p.done.get_future();
+    StatusOr<AppendResult> answer = absl::UnknownError("not answered");
+    internal::OneShotEvent answered;
     {
       std::lock_guard<std::mutex> lock(queue_mu_);
       if (stop_) return absl::UnavailableError("postgres store is closing");
-      queue_.push_back(std::move(p));
+      queue_.push_back({std::move(request), &answer, &answered});
     }
     queue_cv_.notify_one();
-    return result.get();
+    answered.Wait();
+    return answer;
   }
 
   void WriterLoop() {
@@ -477,7 +477,7 @@ class PostgresStore : public Store {
                                                         "unanswered"))
                            : internal::UnsharedCopy(commit_status);
         }
-        batch[i].done.set_value(std::move(results[i]));
+        batch[i].Answer(std::move(results[i]));
       }
     }
   }
@@ -850,9 +850,16 @@ class PostgresStore : public Store {
     }
   };
 
+  // A queued append and where its caller waits: the writer stores the answer, then sets
+  // `answered` (after which the caller's frame, and both pointers, may be gone).
   struct Pending {
     AppendRequest request;
-    std::promise<StatusOr<AppendResult>> done;
+    StatusOr<AppendResult>* answer;
+    internal::OneShotEvent* answered;
+    void Answer(StatusOr<AppendResult> result) {
+      *answer = std::move(result);
+      answered->Set();
+    }
   };
 
   PostgresOptions options_;

@@ -11,7 +11,6 @@
 #include <deque>
 #include <filesystem>
 #include <functional>
-#include <future>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -20,6 +19,7 @@
 #include <sqlite3.h>
 
 #include "rxflow/internal/crypto.h"
+#include "rxflow/internal/one_shot_event.h"
 #include "rxflow/internal/status_macros.h"
 
 #include "sqlite_db.h"
@@ -340,16 +340,18 @@ class SqliteStore : public Store {
   // ---- writes: jobs run by the writer thread, group-committed ----------------------------
   using Job = std::function<Status(Db&, int64_t now)>;
 
+  // Queues `job` for the writer and waits for its answer.
   Status Write(Job job) {
-    std::promise<Status> done;
-    std::future<Status> result = done.get_future();
+    Status answer;
+    internal::OneShotEvent answered;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stop_) return absl::UnavailableError("sqlite store is closing");
-      queue_.push_back({std::move(job), std::move(done)});
+      queue_.push_back({std::move(job), &answer, &answered});
     }
     cv_.notify_one();
-    return result.get();
+    answered.Wait();
+    return answer;
   }
 
   StatusOr<AppendResult> Append(AppendRequest request) override {
@@ -702,9 +704,16 @@ class SqliteStore : public Store {
   }
 
  private:
+  // A queued job and where its caller waits: the writer stores the answer, then sets
+  // `answered` (after which the caller's frame, and both pointers, may be gone).
   struct Pending {
     Job job;
-    std::promise<Status> done;
+    Status* answer;
+    internal::OneShotEvent* answered;
+    void Answer(Status s) {
+      *answer = std::move(s);
+      answered->Set();
+    }
   };
 
   // Upgrades a 0.1.0 store in place (see kStartRelayAfterLegacyOutbox): the relay's start
@@ -752,7 +761,7 @@ class SqliteStore : public Store {
       std::vector<Status> results(batch.size());
       Status begin = Run(db, "BEGIN IMMEDIATE");
       if (!begin.ok()) {
-        for (auto& p : batch) p.done.set_value(internal::UnsharedCopy(begin));
+        for (auto& p : batch) p.Answer(internal::UnsharedCopy(begin));
         continue;
       }
       int64_t now = clock_.NowMicros();
@@ -777,7 +786,7 @@ class SqliteStore : public Store {
       batches_.fetch_add(1);
       // Each caller gets a Status of its own: moved here, an UnsharedCopy of a batch-wide
       // failure above (see internal/status_macros.h).
-      for (size_t i = 0; i < batch.size(); ++i) batch[i].done.set_value(std::move(results[i]));
+      for (size_t i = 0; i < batch.size(); ++i) batch[i].Answer(std::move(results[i]));
     }
   }
 
