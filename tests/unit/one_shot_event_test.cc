@@ -2,6 +2,8 @@
 // internal::OneShotEvent: how the stores' writer threads answer each waiting caller (see
 // adapters/sqlite and adapters/postgres). What the setter wrote before Set is what the waiter
 // reads after Wait; Wait blocks until Set; an event may end with its waiter's frame.
+#include "rxflow/internal/one_shot_event.h"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -12,14 +14,12 @@
 
 #include <doctest/doctest.h>
 
-#include "rxflow/internal/one_shot_event.h"
-
 namespace {
 
 using rxflow::internal::OneShotEvent;
 
 TEST_SUITE("one shot event") {
-  TEST_CASE("a Wait after Set returns at once and sees what was written before Set") {
+  TEST_CASE("a Wait after Set returns at once, and so does every later Wait") {
     OneShotEvent e;
     std::string answer;
     answer = "committed";

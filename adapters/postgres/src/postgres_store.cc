@@ -398,7 +398,7 @@ class PostgresStore : public Store {
   }
 
   StatusOr<AppendResult> BatchedAppend(AppendRequest request) {
-    StatusOr<AppendResult> answer = absl::UnknownError("not answered");
+    StatusOr<AppendResult> answer;  // set by the writer before `answered`
     internal::OneShotEvent answered;
     {
       std::lock_guard<std::mutex> lock(queue_mu_);

@@ -10,7 +10,6 @@
 #define RXFLOW_INTERNAL_ONE_SHOT_EVENT_H_
 
 #include <atomic>
-#include <climits>
 #include <cstdint>
 
 #ifdef __linux__
