@@ -131,7 +131,8 @@ bench: build
 	bash scripts/with-postgres.sh $(BUILD)/benchmarks/rxflow_store_benchmarks --benchmark_min_time=2
 	$(BUILD)/benchmarks/rxflow_benchmarks --benchmark_min_time=0.5
 
-FORMAT_FILES = $(shell git ls-files '*.h' '*.cc')
+# Tracked sources and new ones not yet added (what .gitignore leaves out, e.g. build/, stays out).
+FORMAT_FILES = $(shell git ls-files --cached --others --exclude-standard '*.h' '*.cc')
 format:
 	clang-format -i $(FORMAT_FILES)
 
