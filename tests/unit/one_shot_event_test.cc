@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// internal::OneShotEvent: how the stores' writer threads answer each waiting caller (see
-// adapters/sqlite and adapters/postgres). What the setter wrote before Set is what the waiter
-// reads after Wait; Wait blocks until Set; an event may end with its waiter's frame.
+// internal::OneShotEvent and internal::Answer: how the stores' writer threads answer each
+// waiting caller (adapters/sqlite, adapters/postgres). What the setter wrote before Set is what
+// the waiter reads after Wait; Wait blocks until Set; an Answer may end with its waiter's frame.
 #include "rxflow/internal/one_shot_event.h"
 
 #include <algorithm>
@@ -16,6 +16,7 @@
 
 namespace {
 
+using rxflow::internal::Answer;
 using rxflow::internal::OneShotEvent;
 
 TEST_SUITE("one shot event") {
@@ -46,41 +47,34 @@ TEST_SUITE("one shot event") {
     CHECK(answer == "durable");
   }
 
-  // The writer's pattern: callers wait on events in their own frames, the writer answers
-  // them in any order; each caller reads its own answer, and its frame (the event) is gone as
-  // soon as Wait returns, perhaps before Set has finished waking it.
-  TEST_CASE("many waiters, each on its own event in its own frame, all answered") {
+  // The writer's pattern: callers wait for an Answer in their own frames, the writer gives
+  // them in any order; each caller takes its own, and its frame (the Answer) is gone as soon
+  // as Take returns, perhaps before Give has finished waking it.
+  TEST_CASE("many callers, each taking its own Answer from its own frame, all answered") {
     constexpr int kCallers = 32;
     constexpr int kRounds = 100;
-    struct Slot {
-      std::atomic<OneShotEvent*> event{nullptr};
-      int* answer = nullptr;
-    };
     std::mt19937 random(7);
     for (int round = 0; round < kRounds; ++round) {
-      std::vector<Slot> slots(kCallers);
+      std::vector<std::atomic<Answer<std::string>*>> slots(kCallers);
       std::atomic<int> wrong{0};
       std::vector<std::thread> callers;
       callers.reserve(kCallers);
       for (int c = 0; c < kCallers; ++c) {
         callers.emplace_back([&, c] {
-          int answer = -1;
-          OneShotEvent answered;
-          slots[static_cast<size_t>(c)].answer = &answer;
-          slots[static_cast<size_t>(c)].event.store(&answered, std::memory_order_release);
-          answered.Wait();
-          if (answer != round * kCallers + c) ++wrong;
+          Answer<std::string> answer;
+          slots[static_cast<size_t>(c)].store(&answer, std::memory_order_release);
+          if (answer.Take() != std::to_string(round * kCallers + c)) ++wrong;
         });
       }
       std::vector<int> order(kCallers);
       for (int c = 0; c < kCallers; ++c) order[static_cast<size_t>(c)] = c;
       std::shuffle(order.begin(), order.end(), random);
       for (int c : order) {
-        Slot& s = slots[static_cast<size_t>(c)];
-        OneShotEvent* e = nullptr;
-        while ((e = s.event.load(std::memory_order_acquire)) == nullptr) std::this_thread::yield();
-        *s.answer = round * kCallers + c;
-        e->Set();
+        Answer<std::string>* a = nullptr;
+        while ((a = slots[static_cast<size_t>(c)].load(std::memory_order_acquire)) == nullptr) {
+          std::this_thread::yield();
+        }
+        a->Give(std::to_string(round * kCallers + c));
       }
       for (auto& t : callers) t.join();
       REQUIRE(wrong.load() == 0);

@@ -398,16 +398,14 @@ class PostgresStore : public Store {
   }
 
   StatusOr<AppendResult> BatchedAppend(AppendRequest request) {
-    StatusOr<AppendResult> answer;  // set by the writer before `answered`
-    internal::OneShotEvent answered;
+    internal::Answer<StatusOr<AppendResult>> answer;
     {
       std::lock_guard<std::mutex> lock(queue_mu_);
       if (stop_) return absl::UnavailableError("postgres store is closing");
-      queue_.push_back({std::move(request), &answer, &answered});
+      queue_.push_back({std::move(request), &answer});
     }
     queue_cv_.notify_one();
-    answered.Wait();
-    return answer;
+    return answer.Take();
   }
 
   void WriterLoop() {
@@ -477,7 +475,7 @@ class PostgresStore : public Store {
                                                         "unanswered"))
                            : internal::UnsharedCopy(commit_status);
         }
-        batch[i].Answer(std::move(results[i]));
+        batch[i].answer->Give(std::move(results[i]));
       }
     }
   }
@@ -850,16 +848,10 @@ class PostgresStore : public Store {
     }
   };
 
-  // A queued append and where its caller waits: the writer stores the answer, then sets
-  // `answered` (after which the caller's frame, and both pointers, may be gone).
+  // A queued append and its waiting caller's answer (gone once given).
   struct Pending {
     AppendRequest request;
-    StatusOr<AppendResult>* answer;
-    internal::OneShotEvent* answered;
-    void Answer(StatusOr<AppendResult> result) {
-      *answer = std::move(result);
-      answered->Set();
-    }
+    internal::Answer<StatusOr<AppendResult>>* answer;
   };
 
   PostgresOptions options_;

@@ -342,16 +342,14 @@ class SqliteStore : public Store {
 
   // Queues `job` for the writer and waits for its answer.
   Status Write(Job job) {
-    Status answer;
-    internal::OneShotEvent answered;
+    internal::Answer<Status> answer;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stop_) return absl::UnavailableError("sqlite store is closing");
-      queue_.push_back({std::move(job), &answer, &answered});
+      queue_.push_back({std::move(job), &answer});
     }
     cv_.notify_one();
-    answered.Wait();
-    return answer;
+    return answer.Take();
   }
 
   StatusOr<AppendResult> Append(AppendRequest request) override {
@@ -704,16 +702,10 @@ class SqliteStore : public Store {
   }
 
  private:
-  // A queued job and where its caller waits: the writer stores the answer, then sets
-  // `answered` (after which the caller's frame, and both pointers, may be gone).
+  // A queued job and its waiting caller's answer (gone once given).
   struct Pending {
     Job job;
-    Status* answer;
-    internal::OneShotEvent* answered;
-    void Answer(Status s) {
-      *answer = std::move(s);
-      answered->Set();
-    }
+    internal::Answer<Status>* answer;
   };
 
   // Upgrades a 0.1.0 store in place (see kStartRelayAfterLegacyOutbox): the relay's start
@@ -761,7 +753,7 @@ class SqliteStore : public Store {
       std::vector<Status> results(batch.size());
       Status begin = Run(db, "BEGIN IMMEDIATE");
       if (!begin.ok()) {
-        for (auto& p : batch) p.Answer(internal::UnsharedCopy(begin));
+        for (auto& p : batch) p.answer->Give(internal::UnsharedCopy(begin));
         continue;
       }
       int64_t now = clock_.NowMicros();
@@ -786,7 +778,7 @@ class SqliteStore : public Store {
       batches_.fetch_add(1);
       // Each caller gets a Status of its own: moved here, an UnsharedCopy of a batch-wide
       // failure above (see internal/status_macros.h).
-      for (size_t i = 0; i < batch.size(); ++i) batch[i].Answer(std::move(results[i]));
+      for (size_t i = 0; i < batch.size(); ++i) batch[i].answer->Give(std::move(results[i]));
     }
   }
 

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <utility>
 
 #ifdef __linux__
 #include <linux/futex.h>
@@ -62,6 +63,27 @@ class OneShotEvent {
 
   std::atomic<uint32_t> state_{kUnset};
   static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t), "a futex is 32 bits");
+};
+
+// A value one thread hands to another that waits for it, as a store's writer answers each
+// caller: the waiter owns it (in its own frame) and Takes it; the answering thread Gives it
+// once — the value first, then the event, and nothing after, since the waiter's frame may
+// end as soon as the event is set.
+template <typename T>
+class Answer {
+ public:
+  void Give(T value) {
+    value_ = std::move(value);
+    ready_.Set();
+  }
+  T Take() {
+    ready_.Wait();
+    return std::move(value_);
+  }
+
+ private:
+  T value_{};
+  OneShotEvent ready_;
 };
 
 }  // namespace rxflow::internal
