@@ -193,27 +193,57 @@ TEST_CASE_FIXTURE(
   CheckOnDefaultVfs(tmp.path);
 }
 
-TEST_CASE("sqlite WAL gathering: the event store's appends go through the shim") {
-  TempDb tmp;
+// An event store on `tmp`.
+std::unique_ptr<rxflow::store::Store> OpenStore(const TempDb& tmp) {
   rxflow::store::SqliteOptions options;
   options.path = tmp.path;
   auto store = rxflow::store::OpenSqliteStore(options);
   RXFLOW_REQUIRE_OK(store);
+  return std::move(*store);
+}
+
+// An event whose payload is a JSON text of `size` copies of `fill`.
+rxflow::store::EventRecord BigEvent(const std::string& id, size_t size, char fill) {
+  rxflow::store::EventRecord e;
+  e.event_id = id;
+  e.type = "Something";
+  e.payload = R"({"text":")" + std::string(size, fill) + R"("})";
+  return e;
+}
+
+TEST_CASE("sqlite WAL gathering: the event store's appends go through the shim") {
+  TempDb tmp;
+  auto store = OpenStore(tmp);
   rxflow::store::AppendRequest req;
   req.stream_id = "rx-1";
   req.idempotency_key = "key-1";
   for (int i = 0; i < 8; ++i) {
-    rxflow::store::EventRecord e;
-    e.event_id = "event-" + std::to_string(i);
-    e.type = "Something";
-    e.payload = "{\"text\":\"" + std::string(3000, static_cast<char>('a' + i)) + "\"}";
-    req.events.push_back(std::move(e));
+    req.events.push_back(BigEvent("event-" + std::to_string(i), 3000, static_cast<char>('a' + i)));
   }
-  auto [asked, issued] = CountWrites([&] { RXFLOW_REQUIRE_OK((*store)->Append(std::move(req))); });
+  auto [asked, issued] = CountWrites([&] { RXFLOW_REQUIRE_OK(store->Append(std::move(req))); });
   // Eight pages of events and their index pages, two writes each, in one commit.
   CHECK(asked >= 16);
   CHECK(issued > 0);
   CHECK_MESSAGE(issued * 4 < asked, "asked ", asked, ", issued ", issued);
+}
+
+// sqlite_db.h, ConfigureSqliteOnce: the first store of a process turns SQLite's memory
+// statistics off before SQLite initialises (they take a global mutex on every allocation).
+// Each case runs in a process of its own (doctest_discover_tests), so this one opens first.
+TEST_CASE("sqlite store: SQLite's process-wide memory statistics are off once a store is open") {
+  TempDb tmp;
+  auto store = OpenStore(tmp);
+  rxflow::store::AppendRequest req;
+  req.stream_id = "rx-1";
+  const rxflow::store::EventRecord e = BigEvent("event-1", 5000, 'p');
+  req.events.push_back(e);
+  RXFLOW_REQUIRE_OK(store->Append(std::move(req)));
+  // With statistics on, SQLite counts the page caches and statements it holds here.
+  CHECK(sqlite3_memory_used() == 0);
+  auto read = store->ReadStream("rx-1", 0);
+  RXFLOW_REQUIRE_OK(read);
+  REQUIRE(read->size() == 1);
+  CHECK(read->front().payload == e.payload);  // bound without a copy, stored as given
 }
 
 TEST_CASE("sqlite WAL gathering: databases other than WAL files are the default VFS's own") {

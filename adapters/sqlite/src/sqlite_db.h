@@ -19,6 +19,20 @@
 
 namespace rxflow::sqlite_internal {
 
+// Process-wide SQLite settings, made once before SQLite first initialises (by the first
+// connection or VFS this adapter opens); sqlite3_config refuses them, harmlessly, when the
+// process initialised SQLite before. SQLite's memory statistics are turned off: they take a
+// global mutex on every SQLite allocation and free (4 % of the writer thread's samples under
+// the store benchmark), and RxFlow reads none of them. sqlite3_memory_used() and
+// sqlite3_soft_heap_limit64() then report and enforce nothing (docs/event-model.md).
+inline void ConfigureSqliteOnce() {
+  static const bool configured = [] {
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    return true;
+  }();
+  (void)configured;
+}
+
 // Prepared statements are cached per connection (keyed by their SQL text) and reset for
 // reuse: preparing costs more than executing for these small statements. A cache belongs
 // to its connection (Db) and, like it, is used by one thread at a time: it needs no lock.
@@ -64,6 +78,7 @@ class Db {
   }
   // `vfs`: a registered VFS's name (e.g. WalGatherVfs()), or null for the default.
   Status Open(const std::string& path, const char* vfs = nullptr) {
+    ConfigureSqliteOnce();
     // The database holds PHI: owner-only (0600) from its first byte, and SQLite gives the
     // WAL and shared-memory files the database file's mode. A file left group- or
     // world-readable by an older version is tightened.
@@ -118,6 +133,12 @@ class Stmt {
   bool ok() const { return s_ != nullptr; }
   Stmt& Bind(int i, const std::string& v) {
     sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  // Binds `v` without copying it: its bytes must stay valid, unchanged, until this Stmt is
+  // destroyed (which resets the statement). For large values that outlive the statement.
+  Stmt& BindView(int i, std::string_view v) {
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
     return *this;
   }
   Stmt& Bind(int i, int64_t v) {

@@ -228,7 +228,7 @@ StatusOr<AppendResult> AppendOn(Db& db, AppendRequest& req) {
         .Bind(9, e.actor)
         .Bind(10, e.tenant)
         .Bind(11, e.traceparent)
-        .Bind(12, e.payload);
+        .BindView(12, e.payload);  // `e` outlives `one`: the payload is not copied
     int rc = one.Step();
     if (rc == SQLITE_CONSTRAINT) {
       int ext = sqlite3_extended_errcode(db.get());

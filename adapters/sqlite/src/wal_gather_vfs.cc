@@ -9,6 +9,8 @@
 
 #include <sqlite3.h>
 
+#include "sqlite_db.h"
+
 namespace rxflow::sqlite_internal {
 namespace {
 
@@ -258,6 +260,7 @@ sqlite3_vfs MakeVfs(sqlite3_vfs* base) {
 
 const char* WalGatherVfs() {
   static const char* const name = []() -> const char* {
+    ConfigureSqliteOnce();  // before sqlite3_vfs_find initialises SQLite
     sqlite3_vfs* base = Base();
     if (base == nullptr || base->iVersion < 2 || base->xCurrentTimeInt64 == nullptr) {
       return nullptr;

@@ -8,6 +8,11 @@
 // fails, every operation of that batch fails with it). Readers use their own
 // connections and run concurrently with the writer.
 //
+// Process-wide: opening the first store (or drug store) before SQLite has initialised turns
+// SQLite's memory statistics off (SQLITE_CONFIG_MEMSTATUS; they cost a global mutex per
+// allocation): sqlite3_memory_used() and SQLite's heap limits then report and enforce nothing.
+// A process that initialised SQLite first keeps its setting. See docs/event-model.md.
+//
 // Example:
 //   rxflow::store::SqliteOptions options;
 //   options.path = "./rxflow-data/rxflow.db";
