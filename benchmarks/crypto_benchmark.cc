@@ -2,14 +2,20 @@
 // The signatures and key wraps RxFlow makes, side by side (docs/performance.md,
 // "Post-quantum"): ECDSA P-256 (OpenSSL; what DEA rules recognise) beside ML-DSA-65
 // (PQClean's portable C, rxflow/crypto/pq.h), and ML-KEM-768 alone and inside the hybrid
-// ML-KEM-768 + X25519 key wrap. Sizes are reported as counters.
+// ML-KEM-768 + X25519 key wrap. Sizes are reported as counters. Also the HMAC-SHA-256 every
+// submission makes twice (its patient reference and idempotency key), beside OpenSSL's
+// one-shot HMAC() that RxFlow used before (docs/performance.md, "HMAC without a fetch per
+// call").
 #include <memory>
 #include <string>
 
 #include <benchmark/benchmark.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "rxflow/crypto/pq.h"
 #include "rxflow/epcs/signer.h"
+#include "rxflow/internal/crypto.h"
 
 namespace {
 
@@ -99,6 +105,29 @@ void BM_HybridUnwrapKey(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(pq::UnwrapKey(k.secret_key, wrapped, "aad"));
 }
 BENCHMARK(BM_HybridUnwrapKey);
+
+// A patient key and what a submission's patient reference hashes (about 200 bytes).
+const std::string kPatientKey(32, 'k');
+const std::string kPatientIdentity(200, 'p');
+
+void BM_HmacSha256Hex(benchmark::State& state) {
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(internal::HmacSha256Hex(kPatientKey, kPatientIdentity));
+  }
+}
+BENCHMARK(BM_HmacSha256Hex)->Threads(1)->Threads(4)->UseRealTime();
+
+void BM_HmacOpenSslOneShot(benchmark::State& state) {
+  for (auto _ : state) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    HMAC(EVP_sha256(), kPatientKey.data(), static_cast<int>(kPatientKey.size()),
+         reinterpret_cast<const unsigned char*>(kPatientIdentity.data()), kPatientIdentity.size(),
+         md, &len);
+    benchmark::DoNotOptimize(md);
+  }
+}
+BENCHMARK(BM_HmacOpenSslOneShot)->Threads(1)->Threads(4)->UseRealTime();
 
 }  // namespace
 

@@ -9,7 +9,7 @@
 #include <mutex>
 
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 
 #include <pthread.h>
@@ -106,11 +106,45 @@ std::string Sha256Hex(std::string_view data) {
   return Hex(md, len);
 }
 
+// HMAC fetched once and one MAC context per thread, keyed again for each call: OpenSSL 3's
+// one-shot HMAC() (EVP_Q_mac) fetches the MAC and its digest by name and makes and frees a
+// context every time (docs/performance.md, "HMAC without a fetch per call").
 std::string HmacSha256Hex(std::string_view key, std::string_view data) {
+  static EVP_MAC* const hmac = [] {
+    EVP_MAC* fetched = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+    if (!fetched) std::abort();  // no default provider: nothing safe to do
+    return fetched;
+  }();
+  // The digest is set once per context (setting it fetches SHA-256 by name); each call
+  // keys the context again and keeps it.
+  struct Context {
+    EVP_MAC_CTX* ctx = nullptr;
+    Context() {
+      char digest[] = "SHA2-256";
+      const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0),
+                                   OSSL_PARAM_construct_end()};
+      ctx = EVP_MAC_CTX_new(hmac);
+      if (ctx && EVP_MAC_CTX_set_params(ctx, params) != 1) {
+        EVP_MAC_CTX_free(ctx);
+        ctx = nullptr;
+      }
+    }
+    ~Context() { EVP_MAC_CTX_free(ctx); }  // cleanses the key it holds
+    Context(const Context&) = delete;
+    Context& operator=(const Context&) = delete;
+  };
+  thread_local Context c;
+  // Never a null key: EVP_MAC_init would keep the previous call's key instead of using none.
+  static constexpr unsigned char kNoKey[1] = {0};
+  const auto* key_bytes = key.empty() ? kNoKey : reinterpret_cast<const unsigned char*>(key.data());
   unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(Sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(data.data()), data.size(), md, &len);
+  size_t len = 0;
+  if (!c.ctx || EVP_MAC_init(c.ctx, key_bytes, key.size(), nullptr) != 1 ||
+      EVP_MAC_update(c.ctx, reinterpret_cast<const unsigned char*>(data.data()), data.size()) !=
+          1 ||
+      EVP_MAC_final(c.ctx, md, &len, sizeof md) != 1) {
+    std::abort();  // out of memory in OpenSSL: nothing safe to do
+  }
   return Hex(md, len);
 }
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // RFC 3339 timestamps (rxflow/clock.h): ParseRfc3339 reads what FormatRfc3339 writes and the
 // other forms of RFC 3339 section 5.6, and refuses what is not a time. Also the random
-// identifiers (rxflow/internal/crypto.h): unique across threads and a fork.
+// identifiers (rxflow/internal/crypto.h): unique across threads and a fork; HMAC-SHA-256
+// against RFC 4231's test vectors.
 #include "rxflow/clock.h"
 
 #include <cstdint>
@@ -70,6 +71,30 @@ TEST_SUITE("Clock RFC 3339") {
 // Identifiers (rxflow/internal/crypto.h): IdHex128 draws from a per-thread buffer of
 // OpenSSL's CSPRNG output; ids must stay unique across threads and across a fork.
 TEST_SUITE("Identifiers") {
+  // RFC 4231 section 4: test cases 1, 2, 6 (a key longer than SHA-256's block) and 7; each
+  // call keys the thread's context again, so the order of the calls must not matter.
+  TEST_CASE("HmacSha256Hex gives RFC 4231's HMAC-SHA-256 values, whatever key came before") {
+    using rxflow::internal::HmacSha256Hex;
+    const std::string key1(20, '\x0b');
+    const std::string key6(131, '\xaa');
+    for (int round = 0; round < 2; ++round) {
+      CHECK(HmacSha256Hex(key1, "Hi There") ==
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+      CHECK(HmacSha256Hex("Jefe", "what do ya want for nothing?") ==
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+      CHECK(HmacSha256Hex(key6, "Test Using Larger Than Block-Size Key - Hash Key First") ==
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+      CHECK(HmacSha256Hex(key6,
+                          "This is a test using a larger than block-size key and a larger than "
+                          "block-size data. The key needs to be hashed before being used by the "
+                          "HMAC algorithm.") ==
+            "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2");
+      // An empty key is the empty key, not the previous call's.
+      CHECK(HmacSha256Hex("", "") ==
+            "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
+    }
+  }
+
   TEST_CASE("IdHex128 gives distinct 128-bit hex ids on several threads at once") {
     constexpr size_t kThreads = 4, kEach = 5000;
     std::vector<std::vector<std::string>> ids(kThreads);
