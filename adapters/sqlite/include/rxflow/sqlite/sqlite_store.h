@@ -11,7 +11,9 @@
 // Process-wide: opening the first store (or drug store) before SQLite has initialised turns
 // SQLite's memory statistics off (SQLITE_CONFIG_MEMSTATUS; they cost a global mutex per
 // allocation): sqlite3_memory_used() and SQLite's heap limits then report and enforce nothing.
-// A process that initialised SQLite first keeps its setting. See docs/event-model.md.
+// A process that initialised SQLite first keeps its setting. sqlite3_config is not
+// thread-safe: a process using SQLite on other threads while it opens its first store should
+// call sqlite3_initialize() before. See docs/event-model.md.
 //
 // Example:
 //   rxflow::store::SqliteOptions options;
