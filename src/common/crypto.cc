@@ -129,7 +129,9 @@ std::string HmacSha256Hex(std::string_view key, std::string_view data) {
         ctx = nullptr;
       }
     }
-    ~Context() { EVP_MAC_CTX_free(ctx); }  // cleanses the key it holds
+    // The last key stays in the context until the next call or the thread's end (as the
+    // service keeps its patient key in its options); freeing cleanses it.
+    ~Context() { EVP_MAC_CTX_free(ctx); }
     Context(const Context&) = delete;
     Context& operator=(const Context&) = delete;
   };
