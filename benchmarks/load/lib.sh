@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # Shared by vs-node.sh, tls-cost.sh and phi-cost.sh (sourced): a temporary directory cleaned
 # up with the servers started, a strong API key, waiting for a port, a process's CPU seconds,
-# and one wrk run reported as rate, p50/p99, server CPU per request and non-2xx.
+# and one wrk run reported as rate, p50/p99, server CPU per request and non-2xx (a run with
+# any non-2xx answer or socket error fails: exit status 3).
 # run_one needs $tmp/load.lua, $connections and $seconds set by the caller.
 
 make_tmp() {  # sets $tmp and $pids; at exit kills every pid in $pids and removes $tmp
@@ -41,5 +42,11 @@ cpu = after - before
 print(f"{name:14s} {rps:9.0f}/s  p50 {p50/1000:7.1f} ms  p99 {p99/1000:7.1f} ms  "
       f"server CPU {cpu:5.1f} s ({cpu / max(rps * seconds, 1) * 1e6:6.0f} us/request)  "
       f"non-2xx {bad.group(1) if bad else 0}{'  socket errors: ' + errors.group(1) if errors else ''}")
+if bad or errors:
+    # A refusal (a 429 past the client's concurrency, a 400) is answered far faster than a
+    # prescription is stored: a run with any is not a throughput figure.
+    print(f"{name}: not a valid run: some answers were not 2xx or some sockets failed",
+          file=sys.stderr)
+    sys.exit(3)
 PY
 }
