@@ -3,7 +3,9 @@
 #include "rxflow/internal/compress.h"
 
 #include <memory>
+#include <mutex>
 #include <utility>
+#include <vector>
 
 #include "rxflow/internal/strcat.h"
 
@@ -21,43 +23,104 @@ struct DCtxFree {
   void operator()(ZSTD_DCtx* c) const { ZSTD_freeDCtx(c); }
 };
 
-// A context allocates its tables once: one per thread, reused. Level 1 (the fastest), the
-// content size in the header (ZstdDecompress requires it), and a checksum of the content, so
-// that a damaged frame is found, never read as other bytes. Null when it cannot be made (out
-// of memory): the caller degrades (no compression) or fails with a status; a later call
-// tries again.
-ZSTD_CCtx* ThreadCCtx() {
-  thread_local std::unique_ptr<ZSTD_CCtx, CCtxFree> ctx;
-  if (!ctx) {
-    std::unique_ptr<ZSTD_CCtx, CCtxFree> c(ZSTD_createCCtx());
-    if (!c || ZSTD_isError(ZSTD_CCtx_setParameter(c.get(), ZSTD_c_compressionLevel, kLevel)) ||
-        ZSTD_isError(ZSTD_CCtx_setParameter(c.get(), ZSTD_c_checksumFlag, 1)) ||
-        ZSTD_isError(ZSTD_CCtx_setParameter(c.get(), ZSTD_c_contentSizeFlag, 1))) {
-      return nullptr;
+// Contexts allocate their tables once and are reused, from a small pool shared by the
+// threads (last in, first out) rather than one per thread: a server has dozens of request
+// threads, each running now and then, and a context of its own would be cold in the CPU's
+// caches every time (measured: docs/performance.md, "Compression contexts shared"). The
+// context given back last, the one most likely still cached, is taken first. At most
+// kPoolKeep idle contexts are kept; more are freed when given back. Null when a context
+// cannot be made (out of memory): the caller degrades (no compression) or fails with a
+// status; a later call tries again.
+constexpr size_t kPoolKeep = 16;
+
+template <typename Ctx, typename Free>
+class Pool {
+ public:
+  using Ptr = std::unique_ptr<Ctx, Free>;
+  // A context on loan, given back when the lease ends.
+  class Lease {
+   public:
+    Lease(Pool& pool, Ptr ctx) : pool_(pool), ctx_(std::move(ctx)) {}
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    ~Lease() {
+      if (ctx_) pool_.Give(std::move(ctx_));
     }
-    ctx = std::move(c);
+    Ctx* get() const { return ctx_.get(); }
+
+   private:
+    Pool& pool_;
+    Ptr ctx_;
+  };
+
+  explicit Pool(Ctx* (*make)()) : make_(make) {}
+
+  size_t idle() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return idle_.size();
   }
-  return ctx.get();
+
+  Lease Take() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!idle_.empty()) {
+        Ptr c = std::move(idle_.back());
+        idle_.pop_back();
+        return Lease(*this, std::move(c));
+      }
+    }
+    return Lease(*this, Ptr(make_()));
+  }
+
+ private:
+  void Give(Ptr c) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (idle_.size() < kPoolKeep) idle_.push_back(std::move(c));
+  }
+
+  Ctx* (*make_)();
+  std::mutex mu_;
+  std::vector<Ptr> idle_;
+};
+
+// Level 1 (the fastest), the content size in the header (ZstdDecompress requires it), and a
+// checksum of the content, so that a damaged frame is found, never read as other bytes.
+ZSTD_CCtx* MakeCCtx() {
+  std::unique_ptr<ZSTD_CCtx, CCtxFree> c(ZSTD_createCCtx());
+  if (!c || ZSTD_isError(ZSTD_CCtx_setParameter(c.get(), ZSTD_c_compressionLevel, kLevel)) ||
+      ZSTD_isError(ZSTD_CCtx_setParameter(c.get(), ZSTD_c_checksumFlag, 1)) ||
+      ZSTD_isError(ZSTD_CCtx_setParameter(c.get(), ZSTD_c_contentSizeFlag, 1))) {
+    return nullptr;
+  }
+  return c.release();
 }
-ZSTD_DCtx* ThreadDCtx() {
-  thread_local std::unique_ptr<ZSTD_DCtx, DCtxFree> ctx;
-  if (!ctx) ctx.reset(ZSTD_createDCtx());
-  return ctx.get();
+ZSTD_DCtx* MakeDCtx() { return ZSTD_createDCtx(); }
+
+// Never destroyed: a thread may still compress while the process exits.
+Pool<ZSTD_CCtx, CCtxFree>& CompressionContexts() {
+  static auto* pool = new Pool<ZSTD_CCtx, CCtxFree>(MakeCCtx);
+  return *pool;
+}
+Pool<ZSTD_DCtx, DCtxFree>& DecompressionContexts() {
+  static auto* pool = new Pool<ZSTD_DCtx, DCtxFree>(MakeDCtx);
+  return *pool;
 }
 
 }  // namespace
 
 std::optional<std::string> ZstdCompress(std::string_view data) {
   if (data.size() < kCompressMinBytes) return std::nullopt;
-  ZSTD_CCtx* cctx = ThreadCCtx();
-  if (cctx == nullptr) return std::nullopt;
+  auto cctx = CompressionContexts().Take();
+  if (cctx.get() == nullptr) return std::nullopt;
   const size_t keep = data.size() - data.size() / 8;  // at least an eighth saved
   std::string out(ZSTD_compressBound(data.size()), '\0');
-  size_t n = ZSTD_compress2(cctx, out.data(), out.size(), data.data(), data.size());
+  size_t n = ZSTD_compress2(cctx.get(), out.data(), out.size(), data.data(), data.size());
   if (ZSTD_isError(n) || n > keep) return std::nullopt;
   out.resize(n);
   return out;
 }
+
+size_t ZstdIdleCompressionContexts() { return CompressionContexts().idle(); }
 
 bool IsZstdFrame(std::string_view data) {
   return data.size() >= 4 && static_cast<unsigned char>(data[0]) == 0x28 &&
@@ -79,10 +142,12 @@ absl::StatusOr<std::string> ZstdDecompress(std::string_view frame, size_t max_si
   if (ZSTD_findFrameCompressedSize(frame.data(), frame.size()) != frame.size()) {
     return absl::DataLossError("zstd: not exactly one whole frame");
   }
-  ZSTD_DCtx* dctx = ThreadDCtx();
-  if (dctx == nullptr) return absl::ResourceExhaustedError("zstd: no decompression context");
+  auto dctx = DecompressionContexts().Take();
+  if (dctx.get() == nullptr) {
+    return absl::ResourceExhaustedError("zstd: no decompression context");
+  }
   std::string out(static_cast<size_t>(size), '\0');
-  size_t n = ZSTD_decompressDCtx(dctx, out.data(), out.size(), frame.data(), frame.size());
+  size_t n = ZSTD_decompressDCtx(dctx.get(), out.data(), out.size(), frame.data(), frame.size());
   if (ZSTD_isError(n) || n != out.size()) {
     return absl::DataLossError(
         Cat("zstd: corrupt frame", ZSTD_isError(n) ? Cat(" (", ZSTD_getErrorName(n), ")") : ""));

@@ -3,8 +3,11 @@
 // is kept as it is, and what a damaged or forged frame gets.
 #include "rxflow/internal/compress.h"
 
+#include <latch>
 #include <random>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <doctest/doctest.h>
 
@@ -83,5 +86,44 @@ TEST_SUITE("compress") {
       }
     }
     CHECK(refused * 2 > frame.size());
+  }
+
+  TEST_CASE("threads share compression contexts: one given back is taken again on another thread") {
+    const std::string xml =
+        testing::ReadFixture("golden/medication_request_lisinopril.2023011.xml");
+    REQUIRE(internal::ZstdCompress(xml).has_value());
+    const size_t idle = internal::ZstdIdleCompressionContexts();
+    CHECK(idle >= 1);
+    // One after the other, each on a new thread: each takes an idle context and gives it
+    // back. The count neither grows (a new context for each thread) nor shrinks (one kept).
+    for (int i = 0; i < 3; ++i) {
+      std::thread([&] { CHECK(internal::ZstdCompress(xml).has_value()); }).join();
+      CHECK(internal::ZstdIdleCompressionContexts() == idle);
+    }
+  }
+
+  TEST_CASE("many threads compressing at once each get their own value back; 16 contexts stay") {
+    const std::string xml =
+        testing::ReadFixture("golden/medication_request_lisinopril.2023011.xml");
+    constexpr int kThreads = 24;
+    std::latch start(kThreads);
+    std::vector<int> wrong(kThreads, 0);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        start.arrive_and_wait();
+        for (int i = 0; i < 20; ++i) {
+          const std::string value = std::to_string(t) + "/" + std::to_string(i) + xml;
+          auto frame = internal::ZstdCompress(value);
+          auto back = frame ? internal::ZstdDecompress(*frame, value.size())
+                            : absl::StatusOr<std::string>(absl::InternalError("no frame"));
+          if (!back.ok() || *back != value) ++wrong[t];
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    for (int t = 0; t < kThreads; ++t) CHECK_MESSAGE(wrong[t] == 0, "thread ", t);
+    CHECK(internal::ZstdIdleCompressionContexts() >= 1);
+    CHECK(internal::ZstdIdleCompressionContexts() <= 16);
   }
 }

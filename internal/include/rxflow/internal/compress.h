@@ -22,8 +22,13 @@ inline constexpr size_t kCompressMinBytes = 1024;
 // One zstd frame holding `data` (its content size and checksum in the frame; level 1, the
 // fastest) when `data` is at least kCompressMinBytes long and the frame saves at least an
 // eighth of it; nullopt otherwise (short or incompressible, or no compression context could
-// be allocated: keep `data` as it is). One compression context per thread.
+// be allocated: keep `data` as it is). Thread-safe: contexts come from a small pool shared
+// by the threads.
 std::optional<std::string> ZstdCompress(std::string_view data);
+
+// How many compression contexts wait idle in the pool the threads share (at most 16; for
+// tests). ZstdCompress takes the one given back last and gives it back when done.
+size_t ZstdIdleCompressionContexts();
 
 // True when `data` begins with the zstd frame magic number (28 B5 2F FD).
 bool IsZstdFrame(std::string_view data);
