@@ -8,9 +8,7 @@
 // call"). And sealing a NewRx at rest (zstd, then AES-256-GCM under a cached data key, then
 // the envelope) and zstd alone, over the lisinopril NewRx that RxFlow writes
 // (docs/performance.md, "Sealing a NewRx").
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 
@@ -25,6 +23,8 @@
 #include "rxflow/internal/compress.h"
 #include "rxflow/internal/crypto.h"
 #include "rxflow/store/event_store.h"
+
+#include "testing/files.h"
 
 namespace {
 
@@ -139,11 +139,9 @@ void BM_HmacOpenSslOneShot(benchmark::State& state) {
 BENCHMARK(BM_HmacOpenSslOneShot)->Threads(1)->Threads(4)->UseRealTime();
 
 std::string NewRxXml() {
-  std::ifstream in(RXFLOW_FIXTURES_DIR "/golden/medication_request_lisinopril.2023011.xml");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (ss.str().empty()) throw std::runtime_error("crypto benchmark: no NewRx fixture");
-  return ss.str();
+  std::string xml = testing::ReadFixture("golden/medication_request_lisinopril.2023011.xml");
+  if (xml.empty()) throw std::runtime_error("crypto benchmark: no NewRx fixture");
+  return xml;
 }
 
 void BM_ZstdCompressNewRx(benchmark::State& state) {

@@ -28,11 +28,9 @@ struct DCtxFree {
 // threads, each running now and then, and a context of its own would be cold in the CPU's
 // caches every time (measured: docs/performance.md, "Compression contexts shared"). The
 // context given back last, the one most likely still cached, is taken first. At most
-// kPoolKeep idle contexts are kept; more are freed when given back. Null when a context
-// cannot be made (out of memory): the caller degrades (no compression) or fails with a
-// status; a later call tries again.
-constexpr size_t kPoolKeep = 16;
-
+// kZstdIdleContextsKept idle contexts are kept; more are freed when given back. Null when a
+// context cannot be made (out of memory): the caller degrades (no compression) or fails with
+// a status; a later call tries again.
 template <typename Ctx, typename Free>
 class Pool {
  public:
@@ -75,7 +73,7 @@ class Pool {
  private:
   void Give(Ptr c) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (idle_.size() < kPoolKeep) idle_.push_back(std::move(c));
+    if (idle_.size() < kZstdIdleContextsKept) idle_.push_back(std::move(c));
   }
 
   Ctx* (*make_)();

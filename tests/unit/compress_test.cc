@@ -102,7 +102,7 @@ TEST_SUITE("compress") {
     }
   }
 
-  TEST_CASE("many threads compressing at once each get their own value back; 16 contexts stay") {
+  TEST_CASE("many threads compressing at once each get their own value back; a few contexts stay") {
     const std::string xml =
         testing::ReadFixture("golden/medication_request_lisinopril.2023011.xml");
     constexpr int kThreads = 24;
@@ -124,6 +124,7 @@ TEST_SUITE("compress") {
     for (auto& th : threads) th.join();
     for (int t = 0; t < kThreads; ++t) CHECK_MESSAGE(wrong[t] == 0, "thread ", t);
     CHECK(internal::ZstdIdleCompressionContexts() >= 1);
-    CHECK(internal::ZstdIdleCompressionContexts() <= 16);
+    static_assert(kThreads > internal::kZstdIdleContextsKept);  // more made than are kept
+    CHECK(internal::ZstdIdleCompressionContexts() <= internal::kZstdIdleContextsKept);
   }
 }

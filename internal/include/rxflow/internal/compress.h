@@ -26,8 +26,13 @@ inline constexpr size_t kCompressMinBytes = 1024;
 // by the threads.
 std::optional<std::string> ZstdCompress(std::string_view data);
 
-// How many compression contexts wait idle in the pool the threads share (at most 16; for
-// tests). ZstdCompress takes the one given back last and gives it back when done.
+// Idle compression (and decompression) contexts kept for reuse; more are freed when given
+// back.
+inline constexpr size_t kZstdIdleContextsKept = 16;
+
+// How many compression contexts wait idle in the pool the threads share (at most
+// kZstdIdleContextsKept; for tests). ZstdCompress takes the one given back last and gives it
+// back when done.
 size_t ZstdIdleCompressionContexts();
 
 // True when `data` begins with the zstd frame magic number (28 B5 2F FD).
