@@ -3,6 +3,7 @@
 // every special byte at every position around the 8-byte chunk edges, and random strings.
 #include "common/text.h"
 
+#include <cstdint>
 #include <random>
 #include <string>
 
@@ -111,6 +112,28 @@ TEST_CASE("Cat writes numbers as numbers: integers, and doubles in their shortes
   CHECK(Cat(2.5, " ", 0.1f) == "2.5 0.1");
   CHECK(Cat(1e300) == "1e+300");  // no 301 digits
   CHECK(Cat('x', true ? "y" : "z") == "xy");
+}
+
+TEST_CASE("Cat sizes its result once; PieceBound bounds what every kind of piece writes") {
+  using rxflow::internal::Cat;
+  using rxflow::internal::PieceBound;
+  const std::string a(40, 'a');
+  const std::string_view b = "a view of twenty-two";
+  // Grown piece by piece, the string was reallocated at the first, second and fifth piece.
+  std::string s = Cat(a, "|", b, '|', int64_t{-9'223'372'036'854'775'807} - 1, 2.5);
+  CHECK(s == a + "|" + std::string(b) + "|-9223372036854775808" + "2.5");
+  const size_t bound = a.size() + 1 + b.size() + 1 + PieceBound(int64_t{0}) + PieceBound(0.0);
+#if defined(__GLIBCXX__)
+  CHECK(s.capacity() == bound);  // one allocation of the bound (grown piece by piece: 160)
+#else
+  CHECK(s.capacity() >= bound);
+#endif
+  // Each bound holds the longest text its AppendPiece writes.
+  CHECK(PieceBound(uint64_t{0}) >= Cat(UINT64_MAX).size());
+  CHECK(PieceBound(int64_t{0}) >= Cat(INT64_MIN).size());
+  CHECK(PieceBound(0.0) >= Cat(-1.2345678901234567e-300).size());
+  CHECK(PieceBound(0.0) >= Cat(-2.2250738585072014e-308).size());
+  CHECK(PieceBound(0.0f) >= Cat(-1.17549435e-38f).size());
 }
 
 TEST_CASE("JsonObject writes members in order and escapes their values") {

@@ -5,6 +5,7 @@
 #ifndef RXFLOW_INTERNAL_STRCAT_H_
 #define RXFLOW_INTERNAL_STRCAT_H_
 
+#include <algorithm>
 #include <charconv>
 #include <concepts>
 #include <string>
@@ -37,15 +38,36 @@ void AppendPiece(std::string& out, T v) {
   out.append(buf, general.ptr);
 }
 
+// An upper bound of the bytes AppendPiece writes for `v`: Cat and Append size the string
+// once, not at each piece that outgrows it (a Cat of a few pieces past the 15 bytes a
+// std::string holds inline otherwise reallocated two or three times).
+inline size_t PieceBound(std::string_view s) { return s.size(); }
+inline size_t PieceBound(const char* s) { return std::char_traits<char>::length(s); }
+inline size_t PieceBound(const std::string& s) { return s.size(); }
+inline size_t PieceBound(char) { return 1; }
+template <std::integral T>
+requires(!std::same_as<T, char> && !std::same_as<T, bool>) constexpr size_t PieceBound(T) {
+  return 24;  // AppendPiece's buffer: 20 digits and a sign fit
+}
+template <std::floating_point T>
+constexpr size_t PieceBound(T) {
+  return 64;  // AppendPiece's buffer
+}
+
 template <typename... Args>
 std::string Cat(const Args&... args) {
   std::string out;
+  out.reserve((size_t{0} + ... + PieceBound(args)));
   (AppendPiece(out, args), ...);
   return out;
 }
 
+// Appends to `out`, growing it at most once; repeated Appends still grow it geometrically
+// (never to the exact size only, which would copy the whole string at every call).
 template <typename... Args>
 void Append(std::string& out, const Args&... args) {
+  const size_t need = out.size() + (size_t{0} + ... + PieceBound(args));
+  if (need > out.capacity()) out.reserve(std::max(need, 2 * out.capacity()));
   (AppendPiece(out, args), ...);
 }
 
