@@ -159,6 +159,7 @@ void PrescriptionService::Impl::Records(const std::string& id, int64_t version,
   std::string correlation = ctx.correlation_id.empty() ? ids.NewId() : ctx.correlation_id;
   int64_t now = clock.NowMicros();
   std::string causation;
+  req.events.reserve(req.events.size() + events.size());
   for (const domain::Event& e : events) {
     store::EventRecord r;
     r.event_id = ids.NewId();
