@@ -82,6 +82,15 @@ TEST_SUITE("API") {
     for (const char* k : {"id", "status", "idempotency_key", "is_controlled", "created_at"}) {
       CHECK(body.contains(k));
     }
+    // What FHIR -> SCRIPT does not send is named, each warning an object of a path and a
+    // message (written in place into the answer: the answer must still be this JSON).
+    REQUIRE(body["warnings"].is_array());
+    CHECK(body["warnings"].size() >= 3);
+    for (const json& w : body["warnings"]) {
+      CHECK(w.size() == 2);
+      CHECK(!w.value("path", std::string()).empty());
+      CHECK(!w.value("message", std::string()).empty());
+    }
     CHECK(r->get_header_value("Location") ==
           "/api/v1/prescriptions/" + body["id"].get<std::string>());
     auto again = api.Post("/api/v1/prescriptions", Lisinopril());
