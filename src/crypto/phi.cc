@@ -651,12 +651,20 @@ class Protector {
  public:
   Protector(Vault& vault, store::EventStore& raw) : vault_(vault), raw_(raw) {}
 
-  // Seals the PHI member of each event of `request` in place. A key the vault does not have
-  // yet is prepared and added to request.data_keys (stored with the events, in their
-  // transaction); `fresh` gets those keys, to adopt once the append committed.
-  Status SealAll(store::AppendRequest& request,
-                 std::vector<std::shared_ptr<Vault::NewKey>>& fresh) {
-    for (store::EventRecord& e : request.events) {
+  // An event's payload as it was before SealAll sealed it.
+  struct Unsealed {
+    size_t event = 0;
+    std::string payload;
+  };
+
+  // Seals the PHI member of each event of `request`. A key the vault does not have yet is
+  // prepared and added to request.data_keys (stored with the events, in their transaction);
+  // `fresh` gets those keys, to adopt once the append committed. Each sealed event's
+  // payload before sealing is moved into `unsealed` (not copied).
+  Status SealAll(store::AppendRequest& request, std::vector<std::shared_ptr<Vault::NewKey>>& fresh,
+                 std::vector<Unsealed>& unsealed) {
+    for (size_t index = 0; index < request.events.size(); ++index) {
+      store::EventRecord& e = request.events[index];
       std::string_view field = PhiFieldOf(e.type);
       if (field.empty()) continue;
       auto span = StringMember(e.payload, field);
@@ -683,24 +691,39 @@ class Protector {
         fresh.push_back(std::move(k));
       }
       if (!sealed.ok()) return sealed.status();
-      e.payload.replace(span->first, span->second - span->first, *sealed);
+      std::string payload;
+      payload.reserve(e.payload.size() - value.size() + sealed->size());
+      payload.append(e.payload, 0, span->first).append(*sealed).append(e.payload, span->second);
+      unsealed.push_back({index, std::exchange(e.payload, std::move(payload))});
     }
     return absl::OkStatus();
   }
 
   // Seals and appends through `append`; when a key it prepared was made by another writer
   // first, seals again under that one (once).
+  // The request is sealed in place and moved on: it is copied only when sealing made a data
+  // key, for the second attempt that needs the plaintext if another writer stores that key
+  // first. (A copy per append was ten strings per event, and the NewRx and the FHIR request
+  // once more.)
   template <typename AppendFn>
-  StatusOr<store::AppendResult> SealAndAppend(const store::AppendRequest& request,
-                                              AppendFn append) {
+  StatusOr<store::AppendResult> SealAndAppend(store::AppendRequest request, AppendFn append) {
     bool phi = false;
     for (const store::EventRecord& e : request.events) phi |= !PhiFieldOf(e.type).empty();
-    if (!phi) return append(request);
+    if (!phi) return append(std::move(request));
+    const size_t keys_given = request.data_keys.size();
     for (int attempt = 0;; ++attempt) {
-      store::AppendRequest sealed = request;
       std::vector<std::shared_ptr<Vault::NewKey>> fresh;
-      RXFLOW_RETURN_IF_ERROR(SealAll(sealed, fresh));
-      StatusOr<store::AppendResult> result = append(std::move(sealed));
+      std::vector<Unsealed> unsealed;
+      RXFLOW_RETURN_IF_ERROR(SealAll(request, fresh, unsealed));
+      if (fresh.empty()) return append(std::move(request));  // no key of ours to lose a race on
+      // What a second attempt starts from: the request as it was given.
+      std::optional<store::AppendRequest> again;
+      if (attempt == 0) {
+        again = request;
+        for (Unsealed& u : unsealed) again->events[u.event].payload = std::move(u.payload);
+        again->data_keys.resize(keys_given);
+      }
+      StatusOr<store::AppendResult> result = append(std::move(request));
       if (result.ok()) {
         for (const auto& k : fresh) vault_.Adopt(*k);
         return result;
@@ -709,8 +732,9 @@ class Protector {
           absl::IsAlreadyExists(result.status()) &&
           std::string_view(result.status().message().data(), result.status().message().size())
               .starts_with(store::kDataKeyExists);
-      if (!lost_race || attempt > 0) return result;
+      if (!lost_race || !again) return result;
       // Another writer stored its key first: the next seal reads that one from the store.
+      request = std::move(*again);
     }
   }
 
@@ -801,7 +825,7 @@ class ProtectedStore : public store::StoreWrapper {
   ProtectedStore(store::Store& target, Vault& vault) : StoreWrapper(target), p_(vault, target) {}
 
   StatusOr<store::AppendResult> Append(store::AppendRequest r) override {
-    return p_.SealAndAppend(r,
+    return p_.SealAndAppend(std::move(r),
                             [&](store::AppendRequest s) { return target_.Append(std::move(s)); });
   }
   StatusOr<std::vector<store::EventRecord>> ReadStream(const std::string& s,

@@ -63,6 +63,31 @@ std::string FileBytes(const std::filesystem::path& p) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
+// Two writers of one store: a vault each over it, under one KEK.
+struct TwoVaults {
+  FakeClock clock;
+  std::unique_ptr<store::Store> raw = store::NewMemoryStore(clock);
+  std::shared_ptr<phi::KeyEncryptionKey> kek = Kek("kek-1");
+  std::unique_ptr<phi::Vault> a = VaultOver(*raw, kek);
+  std::unique_ptr<phi::Vault> b = VaultOver(*raw, kek);
+};
+
+// An append of one PrescriptionTransformed whose NewRx is "<NewRx>id</NewRx>", sealed under
+// `patient`'s data key.
+store::AppendRequest TransformedFor(const std::string& id, const std::string& patient) {
+  domain::PrescriptionTransformed t;
+  t.newrx_xml = "<NewRx>" + id + "</NewRx>";
+  t.phi_key = patient;
+  store::EventRecord e;
+  e.event_id = "ev-" + id;
+  e.type = std::string(t.kType);
+  e.payload = domain::EncodePayload(t);
+  store::AppendRequest r;
+  r.stream_id = id;
+  r.events = {e};
+  return r;
+}
+
 }  // namespace
 
 TEST_SUITE("PHI at rest") {
@@ -378,26 +403,11 @@ TEST_SUITE("PHI at rest") {
   }
 
   TEST_CASE("a new patient's key is stored with the first events it seals, once across writers") {
-    FakeClock clock;
-    auto raw = store::NewMemoryStore(clock);
-    auto kek = Kek("kek-1");
-    auto vault_a = VaultOver(*raw, kek);
-    auto vault_b = VaultOver(*raw, kek);
-    auto a = phi::NewProtectedStore(*raw, *vault_a);
-    auto b = phi::NewProtectedStore(*raw, *vault_b);
-    auto transformed = [](const std::string& id, const std::string& patient) {
-      domain::PrescriptionTransformed t;
-      t.newrx_xml = "<NewRx>" + id + "</NewRx>";
-      t.phi_key = patient;
-      store::EventRecord e;
-      e.event_id = "ev-" + id;
-      e.type = std::string(t.kType);
-      e.payload = domain::EncodePayload(t);
-      store::AppendRequest r;
-      r.stream_id = id;
-      r.events = {e};
-      return r;
-    };
+    TwoVaults w;
+    auto& raw = w.raw;
+    auto a = phi::NewProtectedStore(*raw, *w.a);
+    auto b = phi::NewProtectedStore(*raw, *w.b);
+    auto transformed = TransformedFor;
     // A refused append (here a version conflict) leaves no key behind.
     auto conflict = transformed("rx-0", "patient-x");
     conflict.expected_version = 3;
@@ -418,6 +428,41 @@ TEST_SUITE("PHI at rest") {
       REQUIRE(events->size() == 1);
       CHECK((*events)[0].payload.find("<NewRx>rx-" + std::to_string(i) + "</NewRx>") !=
             std::string::npos);
+    }
+  }
+
+  TEST_CASE("an append that loses its new key to another writer is sealed again from plaintext") {
+    TwoVaults w;
+    auto& raw = w.raw;
+    auto b = phi::NewProtectedStore(*raw, *w.b);
+    // Between a's sealing (which made patient-z's key) and its append, b stores patient-z's
+    // key first: a's append is refused, and a seals the request again, under b's key.
+    struct Racing : store::StoreWrapper {
+      Racing(store::Store& target, store::Store& other) : StoreWrapper(target), other(other) {}
+      StatusOr<store::AppendResult> Append(store::AppendRequest r) override {
+        if (++appends == 1) RXFLOW_REQUIRE_OK(other.Append(TransformedFor("rx-b", "patient-z")));
+        return target_.Append(std::move(r));
+      }
+      store::Store& other;
+      int appends = 0;
+    } racing(*raw, *b);
+    auto a = phi::NewProtectedStore(racing, *w.a);
+    RXFLOW_REQUIRE_OK(a->Append(TransformedFor("rx-a", "patient-z")));
+    CHECK(racing.appends == 2);  // the first attempt lost the race, the second landed
+    CHECK(raw->DataKeyVersions("patient-z")->size() == 1);
+    // Sealed once, from the plaintext (not the first attempt's envelope sealed again), and
+    // readable through either writer.
+    auto stored = raw->ReadStream("rx-a");
+    RXFLOW_REQUIRE_OK(stored);
+    REQUIRE(stored->size() == 1);
+    CHECK((*stored)[0].payload.find("<NewRx>") == std::string::npos);
+    for (store::Store* reader : {static_cast<store::Store*>(a.get()), b.get()}) {
+      auto events = reader->ReadStream("rx-a");
+      RXFLOW_REQUIRE_OK(events);
+      REQUIRE(events->size() == 1);
+      auto decoded = domain::DecodeEvent((*events)[0].type, 2, (*events)[0].payload);
+      RXFLOW_REQUIRE_OK(decoded);
+      CHECK(std::get<domain::PrescriptionTransformed>(*decoded).newrx_xml == "<NewRx>rx-a</NewRx>");
     }
   }
 
