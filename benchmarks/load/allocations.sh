@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Heap allocations per ingested prescription, counted exactly: `ingestion-api` (SQLite, PHI
+# sealed, as vs-node.sh runs it) takes WARMUP then COUNT distinct prescriptions posted one
+# after another on one keep-alive connection, and a uprobe on glibc's malloc counts the calls
+# the server makes during the COUNT (perf stat). Unlike a rate or a CPU time on this noisy
+# machine, the figure repeats to a tenth of an allocation, so two builds compare at a glance.
+#   benchmarks/load/allocations.sh BUILD_DIR [COUNT=300] [WARMUP=50]
+# Needs perf with uprobes (root, or perf_event_paranoid ≤ 1 and tracefs access). Prints
+# "allocations per prescription: N".
+set -euo pipefail
+build=${1:?build dir}
+count=${2:-300}
+warmup=${3:-50}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+command -v perf >/dev/null || { echo "allocations: perf not found (linux-perf)" >&2; exit 2; }
+libc=$(ldd "$build/examples/ingestion-api" | awk '/libc\.so\.6/ {print $3}')
+[ -n "$libc" ] || { echo "allocations: no libc.so.6 in ingestion-api's libraries" >&2; exit 2; }
+# The probe is added once and left for the next run (perf probe refuses a duplicate).
+perf probe -l 2>/dev/null | grep -q 'probe_libc:malloc ' ||
+  perf probe -q -x "$libc" malloc >/dev/null
+
+# make_tmp, strong_key, wait_port
+source "$root/benchmarks/load/lib.sh"
+make_tmp
+key=$(strong_key allocations)
+DATABASE_URL="sqlite://$tmp/rxflow.db" API_KEYS="$key" LOG_LEVEL=warn PORT=18095 \
+  RXFLOW_PATIENT_KEY=allocations-benchmark-patient-key \
+  "$build/examples/ingestion-api" >"$tmp/server.log" 2>&1 &
+server=$!
+pids+=("$server")
+wait_port 18095
+
+post() {  # N TAG: N distinct prescriptions, one after another; any answer but 201 fails
+  python3 - "$root/examples/data/medication_request_lisinopril.json" "$key" "$1" "$2" <<'PY'
+import copy, http.client, json, sys
+envelope, key, n, tag = json.load(open(sys.argv[1])), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+connection = http.client.HTTPConnection("127.0.0.1", 18095)
+for i in range(n):
+    e = copy.deepcopy(envelope)
+    e["medication_request"]["identifier"] = [
+        {"system": "http://example.org/orders", "value": f"{tag}-{i}"}]
+    connection.request("POST", "/api/v1/prescriptions", json.dumps(e),
+                       {"Content-Type": "application/json", "X-API-Key": key})
+    answer = connection.getresponse()
+    answer.read()
+    if answer.status != 201:
+        sys.exit(f"allocations: prescription {i} answered {answer.status}")
+PY
+}
+
+post "$warmup" warmup
+perf stat -e probe_libc:malloc -x, -o "$tmp/count.csv" -p "$server" &
+counter=$!
+sleep 0.5  # perf attaches
+post "$count" counted
+sleep 0.2
+kill -INT "$counter"
+wait "$counter" || true
+calls=$(awk -F, '/probe_libc:malloc/ {print $1}' "$tmp/count.csv")
+python3 -c "print(f'allocations per prescription: {$calls / $count:.1f} ($calls calls, $count prescriptions)')"
