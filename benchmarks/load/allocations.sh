@@ -16,9 +16,13 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 command -v perf >/dev/null || { echo "allocations: perf not found (linux-perf)" >&2; exit 2; }
 libc=$(ldd "$build/examples/ingestion-api" | awk '/libc\.so\.6/ {print $3}')
 [ -n "$libc" ] || { echo "allocations: no libc.so.6 in ingestion-api's libraries" >&2; exit 2; }
-# The probe is added once and left for the next run (perf probe refuses a duplicate).
-perf probe -l 2>/dev/null | grep -q 'probe_libc:malloc ' ||
+# The probe is added once and left for the next run (perf probe refuses a duplicate); one
+# left on another libc is replaced.
+probes=$(perf probe -l 2>/dev/null || true)
+if ! grep -q "probe_libc:malloc .* in $libc" <<<"$probes"; then
+  if grep -q 'probe_libc:malloc ' <<<"$probes"; then perf probe -q -d probe_libc:malloc; fi
   perf probe -q -x "$libc" malloc >/dev/null
+fi
 
 # make_tmp, strong_key, wait_port
 source "$root/benchmarks/load/lib.sh"
@@ -52,10 +56,12 @@ PY
 post "$warmup" warmup
 perf stat -e probe_libc:malloc -x, -o "$tmp/count.csv" -p "$server" &
 counter=$!
-sleep 0.5  # perf attaches
+pids+=("$counter")
+sleep 1  # perf attaches (the server is idle meanwhile: nothing is missed but idle work)
 post "$count" counted
 sleep 0.2
 kill -INT "$counter"
 wait "$counter" || true
 calls=$(awk -F, '/probe_libc:malloc/ {print $1}' "$tmp/count.csv")
+[[ "$calls" =~ ^[0-9]+$ ]] || { echo "allocations: perf counted nothing: $(cat "$tmp/count.csv")" >&2; exit 1; }
 python3 -c "print(f'allocations per prescription: {$calls / $count:.1f} ($calls calls, $count prescriptions)')"

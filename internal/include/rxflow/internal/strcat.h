@@ -8,67 +8,84 @@
 #include <algorithm>
 #include <charconv>
 #include <concepts>
+#include <functional>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 
 namespace rxflow::internal {
 
-inline void AppendPiece(std::string& out, std::string_view s) { out.append(s); }
-inline void AppendPiece(std::string& out, const char* s) { out.append(s); }
-inline void AppendPiece(std::string& out, const std::string& s) { out.append(s); }
-inline void AppendPiece(std::string& out, char c) { out.push_back(c); }
-template <std::integral T>
-requires(!std::same_as<T, char> && !std::same_as<T, bool>) void AppendPiece(std::string& out, T v) {
-  char buf[24];
-  auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, ptr);
-}
-
-// The shortest form that reads back exactly, without an exponent when that fits ("0.0001",
-// "2.5"; "1e+300"). Without this overload a double would convert to char.
-template <std::floating_point T>
-void AppendPiece(std::string& out, T v) {
-  char buf[64];
-  auto fixed = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed);
-  if (fixed.ec == std::errc()) {
-    out.append(buf, fixed.ptr);
-    return;
+// One piece of a Cat or Append as text: a string as it is, a char, an integer in decimal, or a
+// floating-point number in the shortest form that reads back exactly, without an exponent when
+// that fits ("0.0001", "2.5"; "1e+300"). Numbers are formatted into the piece's own buffer, so
+// a Cat knows every piece's exact size before it allocates (like absl::AlphaNum). A Piece
+// lives for the full expression that made it; it is neither copied nor moved.
+class Piece {
+ public:
+  Piece(std::string_view s) : view_(s) {}          // NOLINT(google-explicit-constructor)
+  Piece(const char* s) : view_(s) {}               // NOLINT(google-explicit-constructor)
+  Piece(const std::string& s) : view_(s) {}        // NOLINT(google-explicit-constructor)
+  Piece(char c) : view_(buf_, 1) { buf_[0] = c; }  // NOLINT(google-explicit-constructor)
+  template <std::integral T>
+  requires(!std::same_as<T, char> && !std::same_as<T, bool>) Piece(T v) {  // NOLINT
+    auto [ptr, ec] = std::to_chars(buf_, buf_ + sizeof buf_, v);
+    view_ = std::string_view(buf_, static_cast<size_t>(ptr - buf_));
   }
-  auto general = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, general.ptr);
+  // Without this constructor a double would convert to char.
+  template <std::floating_point T>
+  Piece(T v) {  // NOLINT(google-explicit-constructor)
+    auto r = std::to_chars(buf_, buf_ + sizeof buf_, v, std::chars_format::fixed);
+    if (r.ec != std::errc()) r = std::to_chars(buf_, buf_ + sizeof buf_, v);
+    view_ = std::string_view(buf_, static_cast<size_t>(r.ptr - buf_));
+  }
+  Piece(const Piece&) = delete;
+  Piece& operator=(const Piece&) = delete;
+
+  std::string_view view() const { return view_; }
+
+ private:
+  char buf_[64];  // a number's text: 20 digits and a sign, or a double's fixed form
+  std::string_view view_;
+};
+
+template <typename T>
+void AppendPiece(std::string& out, const T& v) {
+  out.append(Piece(v).view());
 }
 
-// An upper bound of the bytes AppendPiece writes for `v`: Cat and Append size the string
-// once, not at each piece that outgrows it (a Cat of a few pieces past the 15 bytes a
-// std::string holds inline otherwise reallocated two or three times).
-inline size_t PieceBound(std::string_view s) { return s.size(); }
-inline size_t PieceBound(const char* s) { return std::char_traits<char>::length(s); }
-inline size_t PieceBound(const std::string& s) { return s.size(); }
-inline size_t PieceBound(char) { return 1; }
-template <std::integral T>
-requires(!std::same_as<T, char> && !std::same_as<T, bool>) constexpr size_t PieceBound(T) {
-  return 24;  // AppendPiece's buffer: 20 digits and a sign fit
+// The pieces joined, in one allocation of their exact size.
+inline std::string CatPieces(std::initializer_list<std::string_view> pieces) {
+  size_t size = 0;
+  for (std::string_view p : pieces) size += p.size();
+  std::string out;
+  out.reserve(size);
+  for (std::string_view p : pieces) out.append(p);
+  return out;
 }
-template <std::floating_point T>
-constexpr size_t PieceBound(T) {
-  return 64;  // AppendPiece's buffer
+
+// The pieces appended to `out`, which grows at most once, and geometrically (never to each
+// call's exact size, which would copy the whole string at every call). A piece may view `out`
+// itself: then `out` grows as std::string::append grows it.
+inline void AppendPieces(std::string& out, std::initializer_list<std::string_view> pieces) {
+  size_t need = out.size();
+  bool aliases = false;
+  for (std::string_view p : pieces) {
+    need += p.size();
+    aliases |= !p.empty() && std::less_equal<>()(out.data(), p.data()) &&
+               std::less<>()(p.data(), out.data() + out.capacity());
+  }
+  if (need > out.capacity() && !aliases) out.reserve(std::max(need, 2 * out.capacity()));
+  for (std::string_view p : pieces) out.append(p);
 }
 
 template <typename... Args>
 std::string Cat(const Args&... args) {
-  std::string out;
-  out.reserve((size_t{0} + ... + PieceBound(args)));
-  (AppendPiece(out, args), ...);
-  return out;
+  return CatPieces({Piece(args).view()...});
 }
 
-// Appends to `out`, growing it at most once; repeated Appends still grow it geometrically
-// (never to the exact size only, which would copy the whole string at every call).
 template <typename... Args>
 void Append(std::string& out, const Args&... args) {
-  const size_t need = out.size() + (size_t{0} + ... + PieceBound(args));
-  if (need > out.capacity()) out.reserve(std::max(need, 2 * out.capacity()));
-  (AppendPiece(out, args), ...);
+  AppendPieces(out, {Piece(args).view()...});
 }
 
 inline std::string AsciiLower(std::string_view s) {
