@@ -700,11 +700,9 @@ class Protector {
   }
 
   // Seals and appends through `append`; when a key it prepared was made by another writer
-  // first, seals again under that one (once).
-  // The request is sealed in place and moved on: it is copied only when sealing made a data
-  // key, for the second attempt that needs the plaintext if another writer stores that key
-  // first. (A copy per append was ten strings per event, and the NewRx and the FHIR request
-  // once more.)
+  // first, seals again under that one (once). The request is sealed in place and moved on;
+  // only when sealing made a data key is a copy kept (with the plaintext put back) for that
+  // second attempt.
   template <typename AppendFn>
   StatusOr<store::AppendResult> SealAndAppend(store::AppendRequest request, AppendFn append) {
     bool phi = false;

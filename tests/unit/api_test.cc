@@ -73,6 +73,24 @@ std::string Lisinopril() { return testing::ReadFixture("fhir/medication_request_
 }  // namespace
 
 TEST_SUITE("API") {
+  TEST_CASE("a warning carries the sender's text escaped: the answer stays JSON, the text intact") {
+    Api api;
+    json request = json::parse(Lisinopril());
+    // A valid URI the sender chose, with the characters a JSON writer must escape or keep.
+    const std::string url = R"(http://evil.example/x?a=<b>&c='d'\"},{)";
+    request["medication_request"]["extension"] = {{{"url", url}, {"valueString", "x"}}};
+    auto r = api.Post("/api/v1/prescriptions", request.dump());
+    REQUIRE(r);
+    REQUIRE(r->status == 201);
+    json body = json::parse(r->body);  // throws (fails) if the answer is not JSON
+    bool named = false;
+    for (const json& w : body["warnings"]) {
+      named |= w["path"] == "medication_request.extension[0]" &&
+               w["message"].get<std::string>().find(url) != std::string::npos;
+    }
+    CHECK(named);
+  }
+
   TEST_CASE("POST creates (201), a replay is 200 with the same id, GET and events read it back") {
     Api api;
     auto r = api.Post("/api/v1/prescriptions", Lisinopril());

@@ -22,18 +22,18 @@ namespace rxflow::internal {
 // lives for the full expression that made it; it is neither copied nor moved.
 class Piece {
  public:
-  Piece(std::string_view s) : view_(s) {}          // NOLINT(google-explicit-constructor)
-  Piece(const char* s) : view_(s) {}               // NOLINT(google-explicit-constructor)
-  Piece(const std::string& s) : view_(s) {}        // NOLINT(google-explicit-constructor)
-  Piece(char c) : view_(buf_, 1) { buf_[0] = c; }  // NOLINT(google-explicit-constructor)
+  Piece(std::string_view s) : view_(s) {}
+  Piece(const char* s) : view_(s) {}
+  Piece(const std::string& s) : view_(s) {}
+  Piece(char c) : view_(buf_, 1) { buf_[0] = c; }
   template <std::integral T>
-  requires(!std::same_as<T, char> && !std::same_as<T, bool>) Piece(T v) {  // NOLINT
+  requires(!std::same_as<T, char> && !std::same_as<T, bool>) Piece(T v) {
     auto [ptr, ec] = std::to_chars(buf_, buf_ + sizeof buf_, v);
     view_ = std::string_view(buf_, static_cast<size_t>(ptr - buf_));
   }
   // Without this constructor a double would convert to char.
   template <std::floating_point T>
-  Piece(T v) {  // NOLINT(google-explicit-constructor)
+  Piece(T v) {
     auto r = std::to_chars(buf_, buf_ + sizeof buf_, v, std::chars_format::fixed);
     if (r.ec != std::errc()) r = std::to_chars(buf_, buf_ + sizeof buf_, v);
     view_ = std::string_view(buf_, static_cast<size_t>(r.ptr - buf_));
