@@ -1,7 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
 // The audit chain's view of controlled-substance transmissions, from the event log.
-#include <unordered_map>
-
 #include "rxflow/domain/prescription.h"
 #include "rxflow/epcs/audit.h"
 #include "rxflow/epcs/signature.h"
@@ -33,35 +31,57 @@ std::string SignatureCheckOf(std::string_view description) {
 
 }  // namespace
 
-TransmissionAuditor::TransmissionAuditor(store::Store& store, AuditTrail& audit, std::string source)
-    : store_(store), audit_(audit), source_(std::move(source)) {}
+TransmissionAuditor::TransmissionAuditor(store::Store& store, AuditTrail& audit, std::string source,
+                                         size_t remembered)
+    : store_(store), audit_(audit), source_(std::move(source)), remembered_(remembered) {}
+
+void TransmissionAuditor::Remember(const std::string& stream_id, bool controlled) {
+  if (remembered_ == 0) return;
+  auto [it, added] = controlled_.try_emplace(stream_id, controlled);
+  if (!added) {
+    it->second = controlled;
+    return;
+  }
+  controlled_order_.push_back(stream_id);
+  if (controlled_order_.size() > remembered_) {
+    controlled_.erase(controlled_order_.front());
+    controlled_order_.pop_front();
+  }
+}
+
+StatusOr<bool> TransmissionAuditor::IsControlled(const std::string& stream_id) {
+  if (auto it = controlled_.find(stream_id); it != controlled_.end()) return it->second;
+  // Its PrescriptionTransformed came before the checkpoint and is forgotten: from its stream.
+  ++streams_read_;
+  RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> records, store_.ReadStream(stream_id));
+  bool c = false;
+  for (const store::EventRecord& r : records) {
+    if (r.type != domain::PrescriptionTransformed::kType) continue;
+    RXFLOW_ASSIGN_OR_RETURN(domain::Event e,
+                            domain::DecodeEvent(r.type, r.schema_version, r.payload));
+    c = !std::get<domain::PrescriptionTransformed>(e).dea_schedule.empty();  // the last wins
+  }
+  Remember(stream_id, c);
+  return c;
+}
 
 StatusOr<int64_t> TransmissionAuditor::CatchUp() {
   RXFLOW_ASSIGN_OR_RETURN(int64_t position, store_.Checkpoint(kProjection));
   int64_t written = 0;
-  // Whether a stream is a controlled substance, as its PrescriptionTransformed says.
-  std::unordered_map<std::string, bool> controlled;
-  auto is_controlled = [&](const std::string& stream) -> StatusOr<bool> {
-    auto it = controlled.find(stream);
-    if (it != controlled.end()) return it->second;
-    RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> records, store_.ReadStream(stream));
-    bool c = false;
-    for (const store::EventRecord& r : records) {
-      if (r.type != domain::PrescriptionTransformed::kType) continue;
-      RXFLOW_ASSIGN_OR_RETURN(domain::Event e,
-                              domain::DecodeEvent(r.type, r.schema_version, r.payload));
-      c = !std::get<domain::PrescriptionTransformed>(e).dea_schedule.empty();
-      break;
-    }
-    controlled.emplace(stream, c);
-    return c;
-  };
   for (;;) {
     RXFLOW_ASSIGN_OR_RETURN(std::vector<store::EventRecord> batch,
                             store_.ReadAll(position, kBatch));
     if (batch.empty()) return written;
     for (const store::EventRecord& r : batch) {
       position = r.global_position;
+      if (r.type == domain::PrescriptionTransformed::kType) {
+        // What the prescription's later events need to know, learnt on the way (a stream
+        // read per prescription otherwise); the last one wins, as in the prescription's state.
+        RXFLOW_ASSIGN_OR_RETURN(domain::Event e,
+                                domain::DecodeEvent(r.type, r.schema_version, r.payload));
+        Remember(r.stream_id, !std::get<domain::PrescriptionTransformed>(e).dea_schedule.empty());
+        continue;
+      }
       std::string action, outcome = "success", detail = Cat("event ", r.event_id);
       if (r.type == domain::PrescriptionSent::kType) {
         action = "epcs.transmit.sent";
@@ -84,7 +104,7 @@ StatusOr<int64_t> TransmissionAuditor::CatchUp() {
       } else {
         continue;
       }
-      RXFLOW_ASSIGN_OR_RETURN(bool c, is_controlled(r.stream_id));
+      RXFLOW_ASSIGN_OR_RETURN(bool c, IsControlled(r.stream_id));
       if (!c) continue;
       AuditEntry entry{r.actor.empty() ? "rxflow" : r.actor,
                        action,

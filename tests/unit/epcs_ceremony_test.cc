@@ -765,6 +765,48 @@ TEST_SUITE("EPCS ceremony") {
     CHECK(f.AuditActions().count("epcs.transmit.sent:success"));
   }
 
+  TEST_CASE(
+      "the transmission audit learns a schedule from the log, and reads a stream only for a "
+      "prescription it has forgotten") {
+    Fixture f;
+    std::string id = f.SignedOxycodone();
+    RXFLOW_REQUIRE_OK(f.service->Execute(id, domain::MarkSent{}));
+    epcs::TransmissionAuditor auditor(*f.store, f.audit, "test");
+    CHECK(*auditor.CatchUp() == 1);
+    CHECK(auditor.streams_read() == 0);  // its PrescriptionTransformed came first in the log
+    // A restarted auditor starts after the checkpoint: it reads the stream once, then knows.
+    epcs::TransmissionAuditor restarted(*f.store, f.audit, "test");
+    RXFLOW_REQUIRE_OK(f.service->Execute(id, domain::RecordError{"900", {}, "busy", true}));
+    CHECK(*restarted.CatchUp() == 1);
+    CHECK(restarted.streams_read() == 1);
+    RXFLOW_REQUIRE_OK(f.service->Execute(id, domain::MarkSent{}));
+    CHECK(*restarted.CatchUp() == 1);
+    CHECK(restarted.streams_read() == 1);
+    // It remembers the last `remembered` prescriptions: the oldest is forgotten first.
+    epcs::TransmissionAuditor small(*f.store, f.audit, "test", /*remembered=*/2);
+    std::vector<std::string> plain;
+    for (int i = 0; i < 3; ++i) {
+      IssueList issues;
+      auto body = testing::ReadFixture("fhir/medication_request_lisinopril.json");
+      auto s = f.service->Submit(body, issues, {}, "lisinopril-" + std::to_string(i));
+      RXFLOW_REQUIRE_OK(s);
+      RXFLOW_REQUIRE_OK(f.service->Route(s->id));
+      plain.push_back(s->id);
+    }
+    CHECK(*small.CatchUp() == 0);
+    CHECK(small.streams_read() == 0);
+    RXFLOW_REQUIRE_OK(f.service->Execute(plain[1], domain::MarkSent{}));
+    RXFLOW_REQUIRE_OK(f.service->Execute(plain[2], domain::MarkSent{}));
+    CHECK(*small.CatchUp() == 0);      // neither is controlled
+    CHECK(small.streams_read() == 0);  // the last two are remembered
+    RXFLOW_REQUIRE_OK(f.service->Execute(plain[0], domain::MarkSent{}));
+    CHECK(*small.CatchUp() == 0);
+    CHECK(small.streams_read() == 1);  // the first was forgotten
+    RXFLOW_REQUIRE_OK(f.service->Execute(id, domain::RecordError{"900", {}, "busy", true}));
+    CHECK(*small.CatchUp() == 1);  // the controlled one, read again and audited
+    CHECK(small.streams_read() == 2);
+  }
+
   TEST_CASE("a prescriber with several DEA registrations selects the one the NewRx names") {
     Fixture f;
     f.GrantSign("dr-lindqvist");

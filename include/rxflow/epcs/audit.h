@@ -26,10 +26,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "rxflow/clock.h"
@@ -239,20 +241,37 @@ class AuditTrail {
 //   CancelRequested        epcs.cancel.requested        success
 // Each record's detail names the event id, so a record written again after a crash (between
 // the audit append and the checkpoint) is recognisable; delivery is at least once.
-// Thread-compatible: run one catch-up at a time per store.
+// Whether a prescription is controlled comes from its PrescriptionTransformed (its DEA
+// schedule). The auditor remembers that for the last `remembered` prescriptions whose
+// PrescriptionTransformed it read in the log or in their streams (oldest forgotten first), so a
+// catch-up reads a prescription's stream only when its PrescriptionTransformed came before the
+// checkpoint and is not remembered (after a restart, or for a prescription acted on long after
+// it was written).
+// Thread-compatible: run one catch-up at a time per auditor, and one auditor per store.
 class TransmissionAuditor {
  public:
+  static constexpr size_t kDefaultRemembered = 65536;
   // `store` and `audit` (on the same store) must outlive the auditor. It reads no PHI:
   // under phi::NewProtectedStore, `store` may be its target (the log as stored), and then no
   // sealed NewRx is opened.
-  TransmissionAuditor(store::Store& store, AuditTrail& audit, std::string source = "rxflow");
+  TransmissionAuditor(store::Store& store, AuditTrail& audit, std::string source = "rxflow",
+                      size_t remembered = kDefaultRemembered);
   // Records what is new since the checkpoint; returns the number of audit records written.
   StatusOr<int64_t> CatchUp();
+  // Streams read to learn whether a prescription is controlled, since construction.
+  int64_t streams_read() const { return streams_read_; }
 
  private:
+  StatusOr<bool> IsControlled(const std::string& stream_id);
+  void Remember(const std::string& stream_id, bool controlled);
+
   store::Store& store_;
   AuditTrail& audit_;
   std::string source_;
+  size_t remembered_;
+  std::unordered_map<std::string, bool> controlled_;  // stream id → has a DEA schedule
+  std::deque<std::string> controlled_order_;          // controlled_'s keys, oldest first
+  int64_t streams_read_ = 0;
 };
 
 // The records of `stream_id` with from_micros <= time_micros < to_micros, in sequence order,
