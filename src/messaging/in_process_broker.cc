@@ -71,14 +71,16 @@ struct State {
   std::map<std::string, Group> groups;
   int64_t next_member = 0;
 
-  Topic& TopicLocked(const std::string& name) {
+  // The topic's entry, made on first use (its key outlives any message of the topic).
+  std::map<std::string, Topic, std::less<>>::iterator TopicEntryLocked(const std::string& name) {
     auto it = topics.find(name);
     if (it == topics.end()) {
       it = topics.emplace(name, Topic{}).first;
       it->second.partitions.resize(static_cast<size_t>(options.partitions));
     }
-    return it->second;
+    return it;
   }
+  Topic& TopicLocked(const std::string& name) { return TopicEntryLocked(name)->second; }
 
   int64_t Committed(const Group& g, const PartitionId& p) const {
     auto it = g.committed.find(p);
@@ -226,32 +228,46 @@ class InProcessProducer final : public Producer {
   explicit InProcessProducer(std::shared_ptr<State> state) : state_(std::move(state)) {}
 
   Status Publish(std::span<const Message> batch) override {
+    return Add(batch, [](const Message& m) -> const Message& { return m; });
+  }
+
+  Status PublishOwned(std::vector<Message>& batch) override {
+    return Add(batch, [](Message& m) -> Message&& { return std::move(m); });
+  }
+
+ private:
+  // Appends each message of `batch`, as `give` hands it over (a copy or a move).
+  template <typename Batch, typename Give>
+  Status Add(Batch& batch, Give give) {
     std::unique_lock lock(state_->mu);
     auto deadline = std::chrono::steady_clock::now() + state_->options.publish_timeout;
-    for (const Message& m : batch) {
+    for (auto& m : batch) {
       if (m.topic.empty()) return absl::InvalidArgumentError("a message needs a topic");
-      Topic& t = state_->TopicLocked(m.topic);
+      auto entry = state_->TopicEntryLocked(m.topic);
+      const std::string& topic = entry->first;
+      Topic& t = entry->second;
       auto index = static_cast<int32_t>(std::hash<std::string>{}(m.key) %
                                         static_cast<size_t>(state_->options.partitions));
       Partition& p = t.partitions[static_cast<size_t>(index)];
+      const size_t size = SizeOf(m);
       auto full = [&] {
         return !t.groups.empty() && !p.log.empty() &&
                (p.log.size() >= state_->options.capacity ||
-                p.bytes + SizeOf(m) > state_->options.capacity_bytes);
+                p.bytes + size > state_->options.capacity_bytes);
       };
       while (full()) {
         if (state_->room.wait_until(lock, deadline) == std::cv_status::timeout && full()) {
-          return absl::UnavailableError(Cat("in-process broker: partition ", m.topic, "/", index,
+          return absl::UnavailableError(Cat("in-process broker: partition ", topic, "/", index,
                                             " is full (", p.log.size(), " uncommitted messages, ",
                                             p.bytes, " bytes)"));
         }
       }
-      p.log.push_back(m);
+      p.log.emplace_back(give(m));  // (m may be moved from now)
       p.log.back().partition = -1;
       p.log.back().offset = -1;
       p.published.push_back(NowMicros());
-      p.bytes += SizeOf(m);
-      state_->TrimLocked(m.topic, index);
+      p.bytes += size;
+      state_->TrimLocked(topic, index);
     }
     state_->TrimUnconsumedLocked();
     state_->data.notify_all();

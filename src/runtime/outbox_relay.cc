@@ -62,7 +62,7 @@ StatusOr<size_t> OutboxRelay::RunOnce() {
     std::move(messages.begin(), messages.end(), std::back_inserter(batch));
     oldest = std::min(oldest, e.occurred_at);
   }
-  if (Status s = producer_.Publish(batch); !s.ok()) {
+  if (Status s = producer_.PublishOwned(batch); !s.ok()) {
     errors_.fetch_add(1);
     return s;  // nothing committed: the same events are read again
   }

@@ -63,6 +63,40 @@ TEST_SUITE("Broker contract") {
     CHECK(last.size() == 7);
   }
 
+  TEST_CASE_TEMPLATE("a batch given over (PublishOwned) arrives as a copied one does", A,
+                     RXFLOW_BROKERS) {
+    A a;
+    std::string topic = a.Name("owned");
+    auto consumer = a.broker().NewConsumer(a.Name("g"), {topic});
+    RXFLOW_REQUIRE_OK(consumer);
+    auto producer = a.broker().NewProducer();
+    RXFLOW_REQUIRE_OK(producer);
+    std::vector<Message> copied, owned;
+    for (int i = 0; i < 60; ++i) {
+      copied.push_back(Msg(topic, "rx-" + std::to_string(i % 5), "c" + std::to_string(i)));
+      owned.push_back(Msg(topic, "rx-" + std::to_string(i % 5), "o" + std::to_string(i)));
+    }
+    RXFLOW_REQUIRE_OK((*producer)->Publish(copied));
+    RXFLOW_REQUIRE_OK((*producer)->PublishOwned(owned));
+    auto got = Drain(**consumer, 120);
+    REQUIRE(got.size() == 120);
+    std::map<std::string, std::vector<std::string>> by_key;
+    for (const Message& m : got) {
+      CHECK(m.topic == topic);
+      CHECK(m.Header("message_id") == m.key + ":" + m.payload);
+      CHECK(m.Header("traceparent").size() == 55);
+      by_key[m.key].push_back(m.payload);
+    }
+    REQUIRE(by_key.size() == 5);
+    for (int k = 0; k < 5; ++k) {  // per key: the copied batch's messages, then the owned's
+      std::vector<std::string> expected;
+      for (const char* prefix : {"c", "o"}) {
+        for (int i = k; i < 60; i += 5) expected.push_back(prefix + std::to_string(i));
+      }
+      CHECK(by_key["rx-" + std::to_string(k)] == expected);
+    }
+  }
+
   TEST_CASE_TEMPLATE("a group's members share the messages, another group gets them all", A,
                      RXFLOW_BROKERS) {
     A a;
@@ -208,6 +242,22 @@ TEST_SUITE("In-process broker") {
     auto got = Drain(**c, 3);
     REQUIRE(got.size() == 3);
     CHECK(got.front().payload == "7");
+  }
+
+  TEST_CASE("a message given over that exceeds an unconsumed topic's retention is not kept") {
+    rxflow::messaging::InProcessBrokerOptions o;
+    o.partitions = 1;
+    o.unconsumed_retention_bytes = 120;  // a short message (86 bytes), not a long one (185)
+    auto broker = rxflow::messaging::NewInProcessBroker(o);
+    auto p = broker->NewProducer();
+    std::vector<Message> batch{Msg("audit", "k", std::string(100, 'x')), Msg("audit", "k", "1"),
+                               Msg("audit", "k", std::string(100, 'y')), Msg("audit", "k", "2")};
+    RXFLOW_REQUIRE_OK((*p)->PublishOwned(batch));  // each is trimmed as it is added
+    auto c = broker->NewConsumer("late", {"audit"});
+    auto got = (*c)->Poll(10, 100ms);
+    RXFLOW_REQUIRE_OK(got);
+    REQUIRE(got->size() == 1);
+    CHECK(got->front().payload == "2");
   }
 }
 #endif

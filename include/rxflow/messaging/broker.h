@@ -74,6 +74,12 @@ class Producer {
   virtual ~Producer() = default;
   // Publishes `batch` and waits until every message is durably accepted (see above).
   virtual Status Publish(std::span<const Message> batch) = 0;
+  // The same, the messages given over (afterwards `batch` holds unspecified messages): a
+  // producer that keeps them, as the in-process broker does, moves them instead of copying.
+  // By default, Publish(batch).
+  virtual Status PublishOwned(std::vector<Message>& batch) {
+    return Publish(std::span<const Message>(batch));
+  }
 };
 
 class Consumer {
