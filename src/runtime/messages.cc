@@ -27,6 +27,7 @@ messaging::Message Make(const store::EventRecord& e, std::string_view topic,
   m.topic = std::string(topic);
   m.key = e.stream_id;
   m.payload = std::move(payload);
+  m.headers.reserve(4);
   m.headers.emplace_back(messaging::kMessageIdHeader, Cat(e.event_id, suffix));
   m.headers.emplace_back("event_id", e.event_id);
   m.headers.emplace_back("version", std::to_string(e.version));

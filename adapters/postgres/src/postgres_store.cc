@@ -253,6 +253,14 @@ EventRecord ReadEvent(const pqxx::row& r) {
   return e;
 }
 
+// Every row of a read of events, in order (sized once).
+std::vector<EventRecord> ReadEvents(const pqxx::result& rows) {
+  std::vector<EventRecord> out;
+  out.reserve(static_cast<size_t>(rows.size()));
+  for (const auto& row : rows) out.push_back(ReadEvent(row));
+  return out;
+}
+
 class PostgresStore;
 
 // The EventStore an inbox effect sees: the inbox's own transaction.
@@ -282,11 +290,7 @@ class TxView : public EventStore {
     return CallAppend(tx_, r);
   }
   StatusOr<std::vector<EventRecord>> ReadStream(const std::string& s, int64_t after) override {
-    std::vector<EventRecord> out;
-    for (const auto& row : tx_.exec_prepared(kReadStreamSql.name, s, after)) {
-      out.push_back(ReadEvent(row));
-    }
-    return out;
+    return ReadEvents(tx_.exec_prepared(kReadStreamSql.name, s, after));
   }
   StatusOr<std::vector<EventRecord>> ReadAll(int64_t, size_t) override {
     return absl::UnimplementedError("ReadAll inside an inbox effect");
@@ -513,9 +517,7 @@ class PostgresStore : public Store {
                                                 int64_t after) override {
     std::vector<EventRecord> out;
     Status s = InTx("read stream", [&](pqxx::work& tx) {
-      for (const auto& row : tx.exec_prepared(kReadStreamSql.name, stream_id, after)) {
-        out.push_back(ReadEvent(row));
-      }
+      out = ReadEvents(tx.exec_prepared(kReadStreamSql.name, stream_id, after));
       return absl::OkStatus();
     });
     if (!s.ok()) return s;
@@ -525,10 +527,7 @@ class PostgresStore : public Store {
   StatusOr<std::vector<EventRecord>> ReadAll(int64_t after, size_t limit) override {
     std::vector<EventRecord> out;
     Status s = InTx("read all", [&](pqxx::work& tx) {
-      for (const auto& row :
-           tx.exec_prepared(kReadAllSql.name, after, static_cast<int64_t>(limit))) {
-        out.push_back(ReadEvent(row));
-      }
+      out = ReadEvents(tx.exec_prepared(kReadAllSql.name, after, static_cast<int64_t>(limit)));
       return absl::OkStatus();
     });
     if (!s.ok()) return s;

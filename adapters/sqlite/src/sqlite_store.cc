@@ -116,6 +116,10 @@ EventRecord ReadEvent(const Stmt& s) {
   return e;
 }
 
+// Room for this many records before a read's first row: a prescription's stream as a rule,
+// and the relay's usual batch, without the vector moving its records as it grows.
+constexpr size_t kEventsReserved = 16;
+
 constexpr const char* kEventColumns =
     "global_position, event_id, stream_id, version, type, schema_version, occurred_at, "
     "correlation_id, causation_id, actor, tenant, traceparent, payload";
@@ -128,6 +132,7 @@ StatusOr<std::vector<EventRecord>> ReadStreamOn(Db& db, const std::string& strea
   if (!s.ok()) return absl::UnavailableError(std::string("sqlite: ") + sqlite3_errmsg(db.get()));
   s.Bind(1, stream_id).Bind(2, after);
   std::vector<EventRecord> out;
+  out.reserve(kEventsReserved);
   int rc;
   while ((rc = s.Step()) == SQLITE_ROW) out.push_back(ReadEvent(s));
   if (rc != SQLITE_DONE) return s.Fail("read stream");
@@ -534,6 +539,7 @@ class SqliteStore : public Store {
                      " FROM events WHERE global_position > ?1 ORDER BY global_position LIMIT ?2");
       s.Bind(1, after).Bind(2, static_cast<int64_t>(limit));
       std::vector<EventRecord> out;
+      out.reserve(std::min(limit, kEventsReserved));
       int rc;
       while ((rc = s.Step()) == SQLITE_ROW) out.push_back(ReadEvent(s));
       if (rc != SQLITE_DONE) return s.Fail("read all");
