@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <thread>
@@ -30,6 +31,30 @@ Message Msg(const std::string& topic, const std::string& key, const std::string&
 
 using rxflow::testing::Drain;
 
+// A consumer (group "g") of `topic` and a producer, on the case's broker.
+struct Wired {
+  std::unique_ptr<Consumer> consumer;
+  std::unique_ptr<rxflow::messaging::Producer> producer;
+};
+
+template <typename A>
+Wired Wire(A& a, const std::string& topic) {
+  auto consumer = a.broker().NewConsumer(a.Name("g"), {topic});
+  RXFLOW_REQUIRE_OK(consumer);
+  auto producer = a.broker().NewProducer();
+  RXFLOW_REQUIRE_OK(producer);
+  return {std::move(*consumer), std::move(*producer)};
+}
+
+// A delivered TestMessage: its topic, its headers, and where it was delivered from.
+void CheckDelivered(const Message& m, const std::string& topic) {
+  CHECK(m.topic == topic);
+  CHECK(m.Header("message_id") == m.key + ":" + m.payload);
+  CHECK(m.Header("traceparent").size() == 55);
+  CHECK(m.partition >= 0);
+  CHECK(m.offset >= 0);
+}
+
 }  // namespace
 
 TEST_SUITE("Broker contract") {
@@ -37,16 +62,13 @@ TEST_SUITE("Broker contract") {
                      RXFLOW_BROKERS) {
     A a;
     std::string topic = a.Name("orders");
-    auto consumer = a.broker().NewConsumer(a.Name("g"), {topic});
-    RXFLOW_REQUIRE_OK(consumer);
-    auto producer = a.broker().NewProducer();
-    RXFLOW_REQUIRE_OK(producer);
+    auto [consumer, producer] = Wire(a, topic);
     std::vector<Message> batch;
     for (int i = 0; i < 200; ++i) {
       batch.push_back(Msg(topic, "rx-" + std::to_string(i % 7), std::to_string(i)));
     }
-    RXFLOW_REQUIRE_OK((*producer)->Publish(batch));
-    auto got = Drain(**consumer, batch.size());
+    RXFLOW_REQUIRE_OK(producer->Publish(batch));
+    auto got = Drain(*consumer, batch.size());
     REQUIRE(got.size() == batch.size());
     std::map<std::string, int> last;
     for (const Message& m : got) {
@@ -54,11 +76,7 @@ TEST_SUITE("Broker contract") {
       auto it = last.find(m.key);
       if (it != last.end()) CHECK(n > it->second);
       last[m.key] = n;
-      CHECK(m.topic == topic);
-      CHECK(m.Header("message_id") == m.key + ":" + m.payload);
-      CHECK(m.Header("traceparent").size() == 55);
-      CHECK(m.partition >= 0);
-      CHECK(m.offset >= 0);
+      CheckDelivered(m, topic);
     }
     CHECK(last.size() == 7);
   }
@@ -67,24 +85,19 @@ TEST_SUITE("Broker contract") {
                      RXFLOW_BROKERS) {
     A a;
     std::string topic = a.Name("owned");
-    auto consumer = a.broker().NewConsumer(a.Name("g"), {topic});
-    RXFLOW_REQUIRE_OK(consumer);
-    auto producer = a.broker().NewProducer();
-    RXFLOW_REQUIRE_OK(producer);
+    auto [consumer, producer] = Wire(a, topic);
     std::vector<Message> copied, owned;
     for (int i = 0; i < 60; ++i) {
       copied.push_back(Msg(topic, "rx-" + std::to_string(i % 5), "c" + std::to_string(i)));
       owned.push_back(Msg(topic, "rx-" + std::to_string(i % 5), "o" + std::to_string(i)));
     }
-    RXFLOW_REQUIRE_OK((*producer)->Publish(copied));
-    RXFLOW_REQUIRE_OK((*producer)->PublishOwned(owned));
-    auto got = Drain(**consumer, 120);
+    RXFLOW_REQUIRE_OK(producer->Publish(copied));
+    RXFLOW_REQUIRE_OK(producer->PublishOwned(owned));
+    auto got = Drain(*consumer, 120);
     REQUIRE(got.size() == 120);
     std::map<std::string, std::vector<std::string>> by_key;
     for (const Message& m : got) {
-      CHECK(m.topic == topic);
-      CHECK(m.Header("message_id") == m.key + ":" + m.payload);
-      CHECK(m.Header("traceparent").size() == 55);
+      CheckDelivered(m, topic);
       by_key[m.key].push_back(m.payload);
     }
     REQUIRE(by_key.size() == 5);

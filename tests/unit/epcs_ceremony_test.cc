@@ -805,6 +805,12 @@ TEST_SUITE("EPCS ceremony") {
     RXFLOW_REQUIRE_OK(f.service->Execute(id, domain::RecordError{"900", {}, "busy", true}));
     CHECK(*small.CatchUp() == 1);  // the controlled one, read again and audited
     CHECK(small.streams_read() == 2);
+    // remembered = 0: nothing is kept, a stream is read for each audited event.
+    epcs::TransmissionAuditor none(*f.store, f.audit, "test", /*remembered=*/0);
+    RXFLOW_REQUIRE_OK(f.service->Execute(id, domain::MarkSent{}));
+    RXFLOW_REQUIRE_OK(f.service->Execute(id, domain::RecordError{"900", {}, "busy", true}));
+    CHECK(*none.CatchUp() == 2);
+    CHECK(none.streams_read() == 2);
   }
 
   TEST_CASE("a prescriber with several DEA registrations selects the one the NewRx names") {

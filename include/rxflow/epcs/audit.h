@@ -246,7 +246,7 @@ class AuditTrail {
 // PrescriptionTransformed it read in the log or in their streams (oldest forgotten first), so a
 // catch-up reads a prescription's stream only when its PrescriptionTransformed came before the
 // checkpoint and is not remembered (after a restart, or for a prescription acted on long after
-// it was written).
+// it was written). With `remembered` 0 nothing is kept: a stream is read per audited event.
 // Thread-compatible: run one catch-up at a time per auditor, and one auditor per store.
 class TransmissionAuditor {
  public:
