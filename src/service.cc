@@ -314,7 +314,9 @@ StatusOr<Submission> PrescriptionService::Submit(std::string_view fhir_json, Iss
                                                  const RequestContext& ctx,
                                                  std::string_view idempotency_key) {
   Impl& im = *impl_;
-  RXFLOW_ASSIGN_OR_RETURN(ScriptOutput out, ToScript(fhir_json, issues, im.options.transform));
+  StatusOr<ScriptOutput> transformed = ToScript(fhir_json, issues, im.options.transform);
+  if (!transformed.ok()) return transformed.status();
+  ScriptOutput& out = *transformed;  // used where it is (the NewRx model is ~17 KB)
   if (!std::holds_alternative<script::NewRx>(out.newrx.message.body) &&
       !std::holds_alternative<script::CancelRx>(out.newrx.message.body)) {
     return absl::InvalidArgumentError(

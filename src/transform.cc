@@ -11,6 +11,7 @@
 #include "rxflow/mapping/codes.h"
 
 #include "common/text.h"
+#include "mapping/into.h"
 
 namespace rxflow {
 namespace {
@@ -70,9 +71,9 @@ bool MayNameTransaction(std::string_view json) {
 }
 
 // A Bundle whose Task names one of the transactions FromFhirBundle builds → that message.
-StatusOr<ScriptOutput> TransactionToScript(const fhir::Bundle& bundle, IssueList& issues,
-                                           const TransformOptions& options,
-                                           std::string_view relates_to_message_id, size_t start) {
+Status TransactionToScript(const fhir::Bundle& bundle, IssueList& issues,
+                           const TransformOptions& options, std::string_view relates_to_message_id,
+                           size_t start, ScriptOutput& out) {
   auto message = mapping::FromFhirBundle(bundle, issues, WithMessageIdAndTime(options.newrx),
                                          relates_to_message_id);
   if (!message.ok()) {
@@ -84,11 +85,79 @@ StatusOr<ScriptOutput> TransactionToScript(const fhir::Bundle& bundle, IssueList
   wo.pretty = options.pretty;
   auto xml = script::WriteXml(*message, issues, wo);
   if (!xml.ok()) return xml.status();
-  ScriptOutput out;
   out.xml = std::move(*xml);
   out.transaction = std::string(script::TransactionName(message->body));
   out.newrx.message = std::move(*message);
-  return out;
+  return absl::OkStatus();
+}
+
+// The interaction override reason the MedicationRequest carries (RxFlow's extension), if any.
+std::string InteractionOverride(const fhir::PrescriptionInput& input, IssueList& issues) {
+  const auto& extensions = input.medication_request.extension;
+  for (size_t i = 0; i < extensions.size(); ++i) {
+    const fhir::Extension& e = extensions[i];
+    if (e.url != mapping::kInteractionOverrideExtension) continue;
+    auto j = nlohmann::json::parse(e.value_json, nullptr, /*allow_exceptions=*/false);
+    std::string reason(e.value_type == "String" && j.is_string()
+                           ? internal::Trim(j.get<std::string>())
+                           : std::string_view());
+    if (reason.empty()) {
+      issues.Warning(internal::Cat(input.medication_request_path, ".extension[", i, "]"),
+                     IssueCode::kValue,
+                     "an interaction override needs a non-empty valueString (the reason): "
+                     "this one overrides nothing");
+      continue;
+    }
+    if (reason.size() > 1000) reason.resize(1000);  // bytes; a cut character is replaced
+    internal::MakeValidUtf8(reason);
+    return reason;
+  }
+  return {};
+}
+
+// ToScript into `out` (default-constructed), which the caller holds where it returns it: the
+// NewRx model is mapped, checked and written in place, never moved.
+Status ToScriptInto(std::string_view fhir_json, IssueList& issues, const TransformOptions& options,
+                    std::string_view relates_to_message_id, ScriptOutput& out) {
+  size_t start = issues.size();
+  if (MayNameTransaction(fhir_json)) {
+    IssueList parse_issues(issues.max_issues());
+    auto resource = fhir::ParseResource(fhir_json, parse_issues, options.parse);
+    const fhir::Bundle* bundle = resource.ok() ? resource->get<fhir::Bundle>() : nullptr;
+    if (bundle && !mapping::BundleTransaction(*bundle).empty()) {
+      issues.Append(parse_issues);
+      return TransactionToScript(*bundle, issues, options, relates_to_message_id, start, out);
+    }
+  }
+  auto input = fhir::ParsePrescription(fhir_json, issues, options.parse);
+  if (!input.ok()) return input.status();
+  const mapping::NewRxOptions newrx = WithMessageIdAndTime(options.newrx);
+  const std::string& status = input->medication_request.status;
+  bool cancel = status == "cancelled" || status == "stopped";
+  Status mapped =
+      cancel ? mapping::MapCancelRxInto(*input, relates_to_message_id, issues, newrx, out.newrx)
+             : mapping::MapNewRxInto(*input, issues, newrx, out.newrx);
+  // Prescribing rules run on what could be mapped, so one pass reports everything. The drug
+  // database first: it may give the DEA schedule the rules depend on.
+  if (mapped.ok() && !cancel) {
+    out.drug_product = clinical::ApplyDrugDatabase(*input, out.newrx, issues, options.checks);
+  }
+  if (mapped.ok()) clinical::CheckPrescription(*input, out.newrx, issues, options.checks);
+  if (!mapped.ok() || issues.has_errors()) {
+    return StatusFor(issues, start,
+                     mapped.ok() ? absl::FailedPreconditionError("prescribing rule")
+                                 : absl::InvalidArgumentError(std::string(mapped.message())));
+  }
+  script::WriteOptions wo;
+  wo.profile = &ProfileOf(options);
+  wo.pretty = options.pretty;
+  auto xml = script::WriteXml(out.newrx.message, issues, wo);
+  if (!xml.ok()) return xml.status();
+  out.xml = std::move(*xml);
+  out.transaction = std::string(script::TransactionName(out.newrx.message.body));
+  out.medication_request_path = input->medication_request_path;
+  out.interaction_override = InteractionOverride(*input, issues);
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -105,69 +174,13 @@ std::string UtcNow() {
 StatusOr<ScriptOutput> ToScript(std::string_view fhir_json, IssueList& issues,
                                 const TransformOptions& options,
                                 std::string_view relates_to_message_id) {
-  size_t start = issues.size();
-  if (MayNameTransaction(fhir_json)) {
-    IssueList parse_issues(issues.max_issues());
-    auto resource = fhir::ParseResource(fhir_json, parse_issues, options.parse);
-    const fhir::Bundle* bundle = resource.ok() ? resource->get<fhir::Bundle>() : nullptr;
-    if (bundle && !mapping::BundleTransaction(*bundle).empty()) {
-      issues.Append(parse_issues);
-      return TransactionToScript(*bundle, issues, options, relates_to_message_id, start);
-    }
+  // Built where it is returned (one return of one object): ~17 KB not moved.
+  StatusOr<ScriptOutput> result(absl::in_place);
+  if (Status s = ToScriptInto(fhir_json, issues, options, relates_to_message_id, *result);
+      !s.ok()) {
+    result = std::move(s);
   }
-  auto input = fhir::ParsePrescription(fhir_json, issues, options.parse);
-  if (!input.ok()) return input.status();
-  const mapping::NewRxOptions newrx = WithMessageIdAndTime(options.newrx);
-  const std::string& status = input->medication_request.status;
-  bool cancel = status == "cancelled" || status == "stopped";
-  auto mapped = cancel ? mapping::ToCancelRx(*input, relates_to_message_id, issues, newrx)
-                       : mapping::ToNewRx(*input, issues, newrx);
-  // Prescribing rules run on what could be mapped, so one pass reports everything. The drug
-  // database first: it may give the DEA schedule the rules depend on.
-  const clinical::DrugProduct* product = nullptr;
-  if (mapped.ok() && !cancel) {
-    product = clinical::ApplyDrugDatabase(*input, *mapped, issues, options.checks);
-  }
-  if (mapped.ok()) clinical::CheckPrescription(*input, *mapped, issues, options.checks);
-  if (!mapped.ok() || issues.has_errors()) {
-    return StatusFor(issues, start,
-                     mapped.ok()
-                         ? absl::FailedPreconditionError("prescribing rule")
-                         : absl::InvalidArgumentError(std::string(mapped.status().message())));
-  }
-  script::WriteOptions wo;
-  wo.profile = &ProfileOf(options);
-  wo.pretty = options.pretty;
-  auto xml = script::WriteXml(mapped->message, issues, wo);
-  if (!xml.ok()) return xml.status();
-  std::string transaction(script::TransactionName(mapped->message.body));
-  ScriptOutput out;
-  out.xml = std::move(*xml);
-  out.newrx = std::move(*mapped);
-  out.transaction = std::move(transaction);
-  out.drug_product = product;
-  out.medication_request_path = input->medication_request_path;
-  const auto& extensions = input->medication_request.extension;
-  for (size_t i = 0; i < extensions.size(); ++i) {
-    const fhir::Extension& e = extensions[i];
-    if (e.url != mapping::kInteractionOverrideExtension) continue;
-    auto j = nlohmann::json::parse(e.value_json, nullptr, /*allow_exceptions=*/false);
-    std::string reason(e.value_type == "String" && j.is_string()
-                           ? internal::Trim(j.get<std::string>())
-                           : std::string_view());
-    if (reason.empty()) {
-      issues.Warning(internal::Cat(input->medication_request_path, ".extension[", i, "]"),
-                     IssueCode::kValue,
-                     "an interaction override needs a non-empty valueString (the reason): "
-                     "this one overrides nothing");
-      continue;
-    }
-    if (reason.size() > 1000) reason.resize(1000);  // bytes; a cut character is replaced
-    internal::MakeValidUtf8(reason);
-    out.interaction_override = std::move(reason);
-    break;
-  }
-  return out;
+  return result;
 }
 
 namespace {

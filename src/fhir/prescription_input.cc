@@ -457,10 +457,9 @@ void TakeClinicalMembers(std::map<std::string, std::vector<Resource>, std::less<
   }
 }
 
-}  // namespace
-
-StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& issues,
-                                              const ParseOptions& options) {
+// ParsePrescription into `in`, which the caller returns where it is (~10 KB not moved).
+Status ParsePrescriptionInto(std::string_view json, IssueList& issues, const ParseOptions& options,
+                             PrescriptionInput& in) {
   struct Handler : internal_json::RootHandler {
     std::optional<Resource> root;
     std::map<std::string, Resource, std::less<>> members;
@@ -488,7 +487,6 @@ StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& 
   Status s = internal_json::ParseRoot(json, issues, options, handler);
   if (!s.ok()) return s;
 
-  PrescriptionInput in;
   size_t errors_before = issues.error_count();
   Resolver resolver(issues);
   if (handler.root) {
@@ -619,7 +617,18 @@ StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& 
       }
     }
   }
-  return in;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+StatusOr<PrescriptionInput> ParsePrescription(std::string_view json, IssueList& issues,
+                                              const ParseOptions& options) {
+  StatusOr<PrescriptionInput> result(absl::in_place);
+  if (Status s = ParsePrescriptionInto(json, issues, options, *result); !s.ok()) {
+    result = std::move(s);
+  }
+  return result;
 }
 
 }  // namespace rxflow::fhir

@@ -9,6 +9,7 @@
 #include "rxflow/mapping/mapping.h"
 
 #include "common/text.h"
+#include "mapping/into.h"
 #include "mapping/parties.h"
 #include "mapping/routing_header.h"
 #include "mapping/sig.h"
@@ -341,6 +342,11 @@ class Mapper {
   void Require(bool present, std::string path, std::string_view what) {
     if (!present) issues_.Error(std::move(path), IssueCode::kRequired, Cat(what, " is required"));
   }
+  // The same with the path in two parts, joined only when it is reported.
+  void Require(bool present, std::string_view path, std::string_view member,
+               std::string_view what) {
+    if (!present) Require(false, Cat(path, member), what);
+  }
 
   void Dropped(std::string path, std::string_view why = {}) {
     issues_.Warning(std::move(path), IssueCode::kNotSupported,
@@ -416,7 +422,7 @@ class Mapper {
   script::Name MapName(const std::vector<fhir::HumanName>& names, const std::string& path) {
     script::Name out;
     if (names.empty()) {
-      Require(false, path + ".name", "a name");
+      Require(false, path, ".name", "a name");
       return out;
     }
     size_t pick = 0;
@@ -428,8 +434,8 @@ class Mapper {
     }
     const fhir::HumanName& n = names[pick];
     std::string p = Cat(path, ".name[", pick, "]");
-    Require(!n.family.empty(), p + ".family", "family name");
-    Require(!n.given.empty(), p + ".given", "given name");
+    Require(!n.family.empty(), p, ".family", "family name");
+    Require(!n.given.empty(), p, ".given", "given name");
     out.last_name = Text(
         n.family, [&] { return p + ".family"; }, 35, "family name");
     if (!n.given.empty())
@@ -461,10 +467,10 @@ class Mapper {
                                             bool mandatory) {
     script::Address out;
     if (mandatory) {
-      Require(!a.line.empty(), p + ".line", "address line");
-      Require(!a.city.empty(), p + ".city", "city");
-      Require(!a.state.empty(), p + ".state", "state");
-      Require(!a.postal_code.empty(), p + ".postalCode", "postal code");
+      Require(!a.line.empty(), p, ".line", "address line");
+      Require(!a.city.empty(), p, ".city", "city");
+      Require(!a.state.empty(), p, ".state", "state");
+      Require(!a.postal_code.empty(), p, ".postalCode", "postal code");
     }
     if (!a.line.empty())
       out.address_line1 = Text(
@@ -504,7 +510,7 @@ class Mapper {
                                              const std::string& path, std::string_view prefer,
                                              bool mandatory) {
     if (list.empty()) {
-      if (mandatory) Require(false, path + ".address", "an address");
+      if (mandatory) Require(false, path, ".address", "an address");
       return std::nullopt;
     }
     size_t pick = 0;
@@ -719,7 +725,7 @@ class Mapper {
                         "SCRIPT has no code for \"other\": sent as U (unknown)");
       }
     }
-    Require(!p.birth_date.empty(), path + ".birthDate", "patient birth date");
+    Require(!p.birth_date.empty(), path, ".birthDate", "patient birth date");
     if (!p.birth_date.empty()) {
       if (p.birth_date.size() != 10) {
         issues_.Error(path + ".birthDate", IssueCode::kValue,
@@ -1050,10 +1056,11 @@ class Mapper {
           Dropped(ip, "identifier system not mapped to SCRIPT: not sent");
       }
     }
-    Require(!ph.identification.ncpdp_id.empty(), path + ".identifier",
-            "pharmacy NCPDP ID (system " + std::string(kNcpdpId) + ")");
-    Require(!ph.identification.npi.empty(), path + ".identifier", "pharmacy NPI");
-    Require(!o.name.empty(), path + ".name", "pharmacy name");
+    if (ph.identification.ncpdp_id.empty()) {
+      Require(false, path, ".identifier", Cat("pharmacy NCPDP ID (system ", kNcpdpId, ")"));
+    }
+    Require(!ph.identification.npi.empty(), path, ".identifier", "pharmacy NPI");
+    Require(!o.name.empty(), path, ".name", "pharmacy name");
     ph.business_name = Text(
         o.name, [&] { return path + ".name"; }, 70, "pharmacy name");
     // Organization.type with a NUCC taxonomy coding → Specialty (the first one).
@@ -1461,7 +1468,7 @@ class Mapper {
     }
     MapQuantity(m);
     MapDaysSupply(m);
-    Require(!mr.authored_on.empty(), p + ".authoredOn", "the date written (authoredOn)");
+    Require(!mr.authored_on.empty(), p, ".authoredOn", "the date written (authoredOn)");
     m.written_date = MapDate(mr.authored_on, p + ".authoredOn", "authoredOn");
     MapSubstitution(m);
     MapRefills(m);
@@ -1507,7 +1514,7 @@ class Mapper {
         }
       }
     }
-    Require(!description.empty(), code_path + ".text",
+    Require(!description.empty(), code_path, ".text",
             "the drug description (text or a coding display)");
     m.drug_description = Text(
         description, [&] { return code_path + ".text"; }, 105, "drug description");
@@ -1738,7 +1745,7 @@ class Mapper {
         issues_.Error(qp + ".comparator", IssueCode::kValue,
                       "the quantity to dispense must be exact (no comparator)");
       } else if (q.value.empty()) {
-        Require(false, qp + ".value", "quantity value");
+        Require(false, qp, ".value", "quantity value");
       } else if (!internal::IsScriptNumeric(q.value)) {
         issues_.Error(qp + ".value", IssueCode::kValue,
                       Cat("quantity must be a positive decimal without exponent, got ", q.value));
@@ -3016,34 +3023,60 @@ class Mapper {
     }
   }
 
-  StatusOr<NewRxResult> Build(bool cancel, std::string_view relates_to) {
-    NewRxResult result;
+  // Maps into `result`, whose body it sets to the NewRx (or CancelRx) and fills in place: the
+  // message (~14 KB of members) is not moved on its way out (each move of it cost ~3 % of
+  // a FHIR → NewRx transformation).
+  Status Build(bool cancel, std::string_view relates_to, NewRxResult& result) {
     script::Header& h = result.message.header;
     const fhir::MedicationRequest& mr = in_.medication_request;
     const std::string& p = in_.medication_request_path;
     size_t errors_before = issues_.error_count();
 
-    script::Patient patient;
+    // What the transaction carries, in its body; what a CancelRx does not carry is mapped
+    // into locals (which report it as not sent).
+    struct NotInCancelRx {
+      std::optional<bool> prohibit_renewal;
+      std::optional<script::Prescriber> supervisor;
+      std::optional<script::AllergyOrAdverseEvent> allergies;
+      std::optional<script::Observation> observation;
+      std::vector<script::BenefitsCoordination> benefits;
+      std::optional<script::Facility> facility;
+    };
+    std::string change_flag;  // a NewRx has none
+    std::optional<NotInCancelRx> not_in_cancel;
+    script::NewRx* n = nullptr;
+    script::CancelRx* c = nullptr;
+    if (cancel) {
+      c = &result.message.body.emplace<script::CancelRx>();
+      not_in_cancel.emplace();
+    } else if (n = std::get_if<script::NewRx>(&result.message.body); !n) {
+      n = &result.message.body.emplace<script::NewRx>();  // (a fresh result holds one)
+    }
+    script::Patient& patient = n ? n->patient : c->patient;
+    script::Prescriber& prescriber = n ? n->prescriber : c->prescriber;
+    std::optional<script::Pharmacy>& pharmacy = n ? n->pharmacy : c->pharmacy;
+    script::Medication& med = n ? n->medication_prescribed : c->medication_prescribed;
+    std::optional<bool>& prohibit_renewal =
+        n ? n->prohibit_renewal_request : not_in_cancel->prohibit_renewal;
+    std::optional<script::Prescriber>& supervisor = n ? n->supervisor : not_in_cancel->supervisor;
+    std::optional<script::AllergyOrAdverseEvent>& allergies =
+        n ? n->allergy_or_adverse_event : not_in_cancel->allergies;
+    std::optional<script::Observation>& observation =
+        n ? n->observation : not_in_cancel->observation;
+
     MapPatient(patient);
-    script::Prescriber prescriber;
     std::string npi;
     MapPrescriber(prescriber, npi);
-    std::optional<script::Pharmacy> pharmacy;
     std::string ncpdp;
     MapPharmacy(pharmacy, ncpdp);
-    script::Medication med;
     MapMedication(med, result.dea_schedule);
     result.dea_schedule_path = schedule_path_;
-    std::optional<bool> prohibit_renewal;
-    std::string change_flag;
-    MapScriptElements(cancel, patient, med, prohibit_renewal, change_flag);
-    std::optional<script::Prescriber> supervisor;
+    MapScriptElements(cancel, patient, med, prohibit_renewal,
+                      c ? c->change_of_prescription_status_flag : change_flag);
     MapSupervisor(cancel, supervisor);
-    std::optional<script::AllergyOrAdverseEvent> allergies;
-    std::optional<script::Observation> observation;
     MapClinicalInformation(cancel, allergies, observation);
-    std::vector<script::BenefitsCoordination> benefits = MapBenefits(cancel);
-    std::optional<script::Facility> facility = MapFacility(cancel);
+    (n ? n->benefits_coordination : not_in_cancel->benefits) = MapBenefits(cancel);
+    (n ? n->facility : not_in_cancel->facility) = MapFacility(cancel);
 
     h.to = options_.to.empty() ? ncpdp : options_.to;
     h.to_qualifier =
@@ -3078,17 +3111,10 @@ class Mapper {
     }
     ReportUnmapped();
 
-    if (cancel) {
-      script::CancelRx c;
-      c.patient = std::move(patient);
-      c.pharmacy = std::move(pharmacy);
-      c.prescriber = std::move(prescriber);
-      c.medication_prescribed = std::move(med);
-      c.change_of_prescription_status_flag = std::move(change_flag);
+    if (c) {
       if (!mr.priority.empty()) {
         Dropped(p + ".priority", "RxFlow's CancelRx carries no UrgencyIndicatorCode: not sent");
       }
-      result.message.body = std::move(c);
     } else {
       if (mr.status != "active" && mr.status != "draft" && !mr.status.empty()) {
         issues_.Error(
@@ -3100,29 +3126,17 @@ class Mapper {
         issues_.Error(p + ".intent", IssueCode::kBusinessRule,
                       Cat("a NewRx is an order; intent \"", mr.intent, "\" cannot be sent"));
       }
-      script::NewRx n;
       // priority → UrgencyIndicatorCode: routine → S (standard); urgent, asap, stat → X
       // (urgent, SCRIPT's only other code).
       if (mr.priority == "routine") {
-        n.urgency_indicator_code = "S";
+        n->urgency_indicator_code = "S";
       } else if (mr.priority == "urgent") {
-        n.urgency_indicator_code = "X";
+        n->urgency_indicator_code = "X";
       } else if (mr.priority == "stat" || mr.priority == "asap") {
-        n.urgency_indicator_code = "X";
+        n->urgency_indicator_code = "X";
         issues_.Add(Severity::kInformation, IssueCode::kInformational, p + ".priority",
                     Cat("priority ", mr.priority, " is sent as UrgencyIndicatorCode X (urgent)"));
       }
-      n.prohibit_renewal_request = prohibit_renewal;
-      n.allergy_or_adverse_event = std::move(allergies);
-      n.benefits_coordination = std::move(benefits);
-      n.facility = std::move(facility);
-      n.patient = std::move(patient);
-      n.pharmacy = std::move(pharmacy);
-      n.prescriber = std::move(prescriber);
-      n.observation = std::move(observation);
-      n.medication_prescribed = std::move(med);
-      n.supervisor = std::move(supervisor);
-      result.message.body = std::move(n);
     }
     result.sig_provenance = std::move(provenance_);
     if (issues_.error_count() > errors_before) {
@@ -3133,7 +3147,7 @@ class Mapper {
         }
       }
     }
-    return result;
+    return absl::OkStatus();
   }
 
   const std::string& npi_path() const { return npi_path_; }
@@ -3161,15 +3175,21 @@ class Mapper {
 
 }  // namespace
 
-StatusOr<NewRxResult> ToNewRx(const fhir::PrescriptionInput& input, IssueList& issues,
-                              const NewRxOptions& options) {
+Status MapNewRxInto(const fhir::PrescriptionInput& input, IssueList& issues,
+                    const NewRxOptions& options, NewRxResult& out) {
   Mapper m(input, issues, options);
-  return m.Build(false, {});
+  return m.Build(false, {}, out);
 }
 
-StatusOr<NewRxResult> ToCancelRx(const fhir::PrescriptionInput& input,
-                                 std::string_view relates_to_message_id, IssueList& issues,
-                                 const NewRxOptions& options) {
+StatusOr<NewRxResult> ToNewRx(const fhir::PrescriptionInput& input, IssueList& issues,
+                              const NewRxOptions& options) {
+  StatusOr<NewRxResult> result(absl::in_place);
+  if (Status s = MapNewRxInto(input, issues, options, *result); !s.ok()) result = std::move(s);
+  return result;
+}
+
+Status MapCancelRxInto(const fhir::PrescriptionInput& input, std::string_view relates_to_message_id,
+                       IssueList& issues, const NewRxOptions& options, NewRxResult& out) {
   const std::string& status = input.medication_request.status;
   if (status != "cancelled" && status != "stopped") {
     issues.Error(input.medication_request_path + ".status", IssueCode::kBusinessRule,
@@ -3177,7 +3197,17 @@ StatusOr<NewRxResult> ToCancelRx(const fhir::PrescriptionInput& input,
     return absl::InvalidArgumentError(ToString(issues[issues.size() - 1]));
   }
   Mapper m(input, issues, options);
-  return m.Build(true, relates_to_message_id);
+  return m.Build(true, relates_to_message_id, out);
+}
+
+StatusOr<NewRxResult> ToCancelRx(const fhir::PrescriptionInput& input,
+                                 std::string_view relates_to_message_id, IssueList& issues,
+                                 const NewRxOptions& options) {
+  StatusOr<NewRxResult> result(absl::in_place);
+  if (Status s = MapCancelRxInto(input, relates_to_message_id, issues, options, *result); !s.ok()) {
+    result = std::move(s);
+  }
+  return result;
 }
 
 // ---- One party, medication or Coverage, for the other transactions (parties.h) ----
