@@ -1094,12 +1094,40 @@ ValueCheck CheckSimple(const SimpleType& t, std::string_view text) {
   return r;
 }
 
+std::vector<Validator::Frame>& Validator::SpareFrames() {
+  thread_local std::vector<Frame> spare;
+  return spare;
+}
+
 Validator::Validator(const Schema& schema, IssueList& issues) : schema_(schema), issues_(issues) {
+  stack_.swap(SpareFrames());  // empty when another validator on this thread holds them
   stack_.reserve(16);
 }
 
+// What is kept for the next message is bounded: a frame that grew for a hostile message
+// (250,000 siblings, or nesting as deep as the reader allows) is not kept at that size.
+Validator::~Validator() {
+  constexpr size_t kKeptFrames = 32, kKeptKids = 64;
+  std::vector<Frame>& spare = SpareFrames();
+  if (!spare.empty()) return;
+  if (stack_.size() > kKeptFrames) stack_.resize(kKeptFrames);
+  for (Frame& f : stack_) {
+    if (f.kids.capacity() > kKeptKids) {
+      f.kids = {};
+      f.kids.reserve(16);
+    }
+    if (f.kid_names.capacity() > kKeptKids) {
+      f.kid_names = {};
+      f.kid_names.reserve(16);
+    }
+    if (f.kid_counts.capacity() > kKeptKids) f.kid_counts = {};
+  }
+  spare.swap(stack_);
+}
+
 // Frames are pooled: a frame popped keeps its vectors' capacity for the next element at
-// that depth, so a warm validator allocates nothing per element.
+// that depth, and the next validator on the thread takes them (SpareFrames), so a warm
+// validator allocates nothing per element or per message.
 Validator::Frame& Validator::Push() {
   if (depth_ == stack_.size()) {
     // A new depth: room for the children of most elements, so that its first elements do

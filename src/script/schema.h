@@ -169,6 +169,9 @@ absl::Status ApplyRules(std::string_view text, Profile::Impl& impl);
 class Validator {
  public:
   Validator(const Schema& schema, IssueList& issues);
+  ~Validator();
+  Validator(const Validator&) = delete;
+  Validator& operator=(const Validator&) = delete;
   void Start(std::string_view name);
   void Text(std::string_view text);
   // An attribute of the element just started: checked against its type's attribute codes.
@@ -195,6 +198,9 @@ class Validator {
     absl::flat_hash_map<absl::string_view, uint32_t> kid_counts;
   };
   Frame& Push();
+  // The frames a validator on this thread gave back when it ended: a validator lives for one
+  // message, and the next one on the thread takes them with their vectors' capacity.
+  static std::vector<Frame>& SpareFrames();
   std::string Path(size_t depth) const;
   std::string ChildPath(size_t depth, size_t kid) const;
   void Report(std::string path, IssueCode code, std::string message);

@@ -32,6 +32,8 @@ class Emitter {
       : validator_(profile.schema, issues), pretty_(pretty) {
     out_.reserve(16384);
     out_ += R"(<?xml version="1.0" encoding="UTF-8"?>)";
+    frames_.reserve(16);
+    rules_.reserve(profile.rules.size());
     for (const Rule& r : profile.rules) {
       if (r.kind == Rule::Kind::kCode) continue;
       rules_.push_back(&r);

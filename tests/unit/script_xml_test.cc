@@ -1,4 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
+#include <string>
+#include <thread>
+#include <vector>
+
 #include <doctest/doctest.h>
 
 #include "rxflow/script/xml.h"
@@ -18,6 +22,53 @@ TEST_SUITE("SCRIPT XML") {
       CHECK(msg.ok());
       CHECK_FALSE(issues.has_errors());
     }
+  }
+
+  // A validator lives for one message; its frames (with their vectors' capacity) are kept
+  // for the next validator on the thread (schema.cc, Validator::SpareFrames), bounded after a
+  // hostile message. Nothing of one message may reach the next one's issues.
+  TEST_CASE("a message validated after a hostile one on the same thread gets the same issues") {
+    auto issues_of = [](const std::string& xml) {
+      IssueList issues;
+      (void)script::ReadXml(xml, issues);
+      std::vector<std::string> out;
+      for (const Issue& i : issues) out.push_back(ToString(i));
+      return out;
+    };
+    const std::string good = testing::ReadFixture("script/newrx_2017071_lisinopril.xml");
+    std::string bad = good;
+    const std::string names = "<LastName>Delacroix</LastName>";
+    const size_t at = bad.find(names);
+    REQUIRE(at != std::string::npos);
+    // 5,000 unknown siblings beside the patient's name, and a name left out of order.
+    std::string unknown;
+    for (int i = 0; i < 5000; ++i) unknown += "<Unknown/>";
+    bad.insert(at, unknown);
+    std::vector<std::string> fresh_good, fresh_bad;
+    std::thread([&] {  // a thread whose validators start with no kept frames
+      fresh_good = issues_of(good);
+      fresh_bad = issues_of(bad);
+    })
+        .join();
+    CHECK(fresh_good.empty());
+    REQUIRE(fresh_bad.size() > 10);
+    for (int round = 0; round < 3; ++round) {
+      CAPTURE(round);
+      CHECK(issues_of(bad) == fresh_bad);
+      CHECK(issues_of(good) == fresh_good);
+    }
+    // The writer's validator takes the same frames: a message written after them is clean.
+    IssueList read_issues;
+    auto message = script::ReadXml(good, read_issues);
+    REQUIRE(message.ok());
+    (void)issues_of(bad);
+    IssueList write_issues;
+    script::WriteOptions wo;
+    wo.profile = &script::BuiltinProfile(script::Version::k2017071);
+    auto written = script::WriteXml(*message, write_issues, wo);
+    RXFLOW_REQUIRE_OK(written.status());
+    CHECK_FALSE(write_issues.has_errors());
+    CHECK(issues_of(*written) == fresh_good);
   }
 
   // The validator remembers, per thread and schema, the last sequence of children each type
