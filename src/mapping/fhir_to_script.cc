@@ -387,18 +387,20 @@ class Mapper {
     bool coded = false;  // the coding that comes back (the first v2-0203 one)
     for (size_t k = 0; k < id.type->coding.size(); ++k) {
       const fhir::Coding& c = id.type->coding[k];
-      const std::string cp = Cat(ip, ".type.coding[", k, "]");
+      auto cp = [&](std::string_view member = {}) {  // built only for a warning
+        return Cat(ip, ".type.coding[", k, "]", member);
+      };
       if (!coded && (c.system == kV2IdentifierType || c.system.empty()) && c.code == type_code) {
         coded = true;
         if (!c.display.empty()) {
-          Dropped(cp + ".display",
+          Dropped(cp(".display"),
                   Cat("the type's display is not sent (SCRIPT ", element, " implies it)"));
         }
-        if (!c.version.empty()) Dropped(cp + ".version", "a code system version: not sent");
-        if (c.user_selected) Dropped(cp + ".userSelected", "no SCRIPT element for this: not sent");
+        if (!c.version.empty()) Dropped(cp(".version"), "a code system version: not sent");
+        if (c.user_selected) Dropped(cp(".userSelected"), "no SCRIPT element for this: not sent");
       } else {
-        Dropped(cp, Cat("another coding of the identifier's type: SCRIPT ", element,
-                        " implies one, not sent"));
+        Dropped(cp(), Cat("another coding of the identifier's type: SCRIPT ", element,
+                          " implies one, not sent"));
       }
     }
     if (!id.type->text.empty()) {

@@ -382,7 +382,7 @@ std::optional<script::Sig> SigMapper::Map(const std::vector<fhir::Dosage>& dosag
                       " characters; SigText allows 1000 (RxFlow never truncates)"));
     return std::nullopt;
   }
-  sig.sig_text = text;
+  sig.sig_text = std::move(text);
   if (!options_.structured_sig) {
     for (size_t i = 0; i < dosages.size(); ++i) {
       if (!dosages[i].patient_instruction.empty()) {
@@ -418,10 +418,11 @@ std::optional<script::Sig> SigMapper::Map(const std::vector<fhir::Dosage>& dosag
         }
       }
     }
-    sig.clarifying_free_text = patient_instruction;
+    sig.clarifying_free_text = std::move(patient_instruction);
     sig.snomed_version = options_.snomed_version;
     sig.fmt_version = options_.fmt_version;
-    provenance.insert(provenance.end(), prov.begin(), prov.end());
+    provenance.insert(provenance.end(), std::make_move_iterator(prov.begin()),
+                      std::make_move_iterator(prov.end()));
     // Sent structured: what of the dosages has no SCRIPT element is named one by one.
     for (size_t i = 0; i < dosages.size(); ++i) {
       for (size_t k = 0; k < dosages[i].dose_and_rate.size(); ++k) {
