@@ -1,8 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
-# Instructions and allocations (calls to malloc) per call of one function under a transform
-# benchmark (valgrind callgrind, collecting only inside the function): exact, and free of the
-# machine's noise. Give one or more build dirs to compare them.
+# Instructions per call of one function under a transform benchmark (valgrind callgrind,
+# collecting only inside the function): exact, and free of the machine's noise. Give one
+# or more build dirs to compare them.
 #   scripts/bench-instructions.sh BENCHMARK FUNCTION-GLOB CALL-REGEX BUILD_DIR...
 #   BENCH_MIN_TIME=1 (seconds of the benchmark, default 0.05) runs more calls, so that one-time
 #   setup (OpenSSL's provider load) weighs less.
@@ -20,7 +20,7 @@ for dir in "$@"; do
   python3 - "$out" "$pattern" "$dir" <<'PY'
 import re, sys
 path, pattern, label = sys.argv[1:4]
-names, calls, total, callee, mallocs = {}, 0, 0, '', 0
+names, calls, total, callee = {}, 0, 0, ''
 for line in open(path):
     m = re.match(r'(c?fn)=\((\d+)\)(?: (.*))?', line)
     if m:
@@ -32,12 +32,9 @@ for line in open(path):
         continue
     if line.startswith('calls=') and re.search(pattern, callee):
         calls += int(line.split()[0][6:])
-    if line.startswith('calls=') and callee == 'malloc':
-        mallocs += int(line.split()[0][6:])
     if line.startswith(('summary:', 'totals:')):
         total = int(line.split()[1])
-print(f"{label}: {calls} calls, {total} instructions, {total // max(calls, 1)} per call, "
-      f"{mallocs / max(calls, 1):.1f} allocations per call")
+print(f"{label}: {calls} calls, {total} instructions, {total // max(calls, 1)} per call")
 PY
   rm -f "$out"
 done
