@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 # Installs every Debian (bookworm) package RxFlow's build, tests and benchmarks need.
 # (libboost1.81-dev: Beast/Asio, the API server, header-only; valgrind:
-# scripts/bench-instructions.sh and bench-allocations.sh; liboath, the PKCS#11 header and SoftHSM2: EPCS,
-# docs/epcs.md; oathtool cross-checks the TOTP tests; qrencode draws `make run`'s QR code;
+# scripts/bench-instructions.sh and bench-allocations.sh; liboath, the PKCS#11 header and
+# SoftHSM2: EPCS, docs/epcs.md; oathtool cross-checks the TOTP tests; qrencode draws `make
+# run`'s QR code;
 # libzstd-dev: sealed PHI is compressed before its encryption (docs/security.md; python3-
 # zstandard opens it independently in the Python tests);
 # docker-compose checks deploy/compose/docker-compose.yml with `config`, no container engine
