@@ -16,24 +16,7 @@ count() {  # BUILD_DIR REPETITIONS -> "instructions mallocs"
   valgrind --tool=callgrind --callgrind-out-file="$out" "$1/benchmarks/rxflow_benchmarks" \
     --benchmark_filter="$bench\$" --benchmark_min_time=0 --benchmark_repetitions="$2" \
     >/dev/null 2>&1
-  python3 - "$out" <<'PY'
-import re, sys
-names, callee, total, mallocs = {}, '', 0, 0
-for line in open(sys.argv[1]):
-    m = re.match(r'(c?fn)=\((\d+)\)(?: (.*))?', line)
-    if m:
-        kind, i, name = m.groups()
-        if name:
-            names[i] = name.strip()
-        if kind == 'cfn':
-            callee = names.get(i, '')
-        continue
-    if line.startswith('calls=') and callee == 'malloc':
-        mallocs += int(line.split()[0][6:])
-    if line.startswith(('summary:', 'totals:')):
-        total = int(line.split()[1])
-print(total, mallocs)
-PY
+  python3 "$(dirname "$0")/callgrind-count.py" "$out" '^malloc$'
   rm -f "$out"
 }
 for dir in "$@"; do

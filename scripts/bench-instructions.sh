@@ -17,24 +17,7 @@ for dir in "$@"; do
   valgrind --tool=callgrind --callgrind-out-file="$out" --toggle-collect="$glob" \
     "$dir/benchmarks/rxflow_benchmarks" --benchmark_filter="$bench\$" \
     --benchmark_min_time=${BENCH_MIN_TIME:-0.05} >/dev/null 2>&1
-  python3 - "$out" "$pattern" "$dir" <<'PY'
-import re, sys
-path, pattern, label = sys.argv[1:4]
-names, calls, total, callee = {}, 0, 0, ''
-for line in open(path):
-    m = re.match(r'(c?fn)=\((\d+)\)(?: (.*))?', line)
-    if m:
-        kind, i, name = m.groups()
-        if name:
-            names[i] = name.strip()
-        if kind == 'cfn':
-            callee = names.get(i, '')
-        continue
-    if line.startswith('calls=') and re.search(pattern, callee):
-        calls += int(line.split()[0][6:])
-    if line.startswith(('summary:', 'totals:')):
-        total = int(line.split()[1])
-print(f"{label}: {calls} calls, {total} instructions, {total // max(calls, 1)} per call")
-PY
+  read -r total calls < <(python3 "$(dirname "$0")/callgrind-count.py" "$out" "$pattern")
+  echo "$dir: $calls calls, $total instructions, $((total / (calls > 0 ? calls : 1))) per call"
   rm -f "$out"
 done
