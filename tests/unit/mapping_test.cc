@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
+#include "rxflow/mapping/mapping.h"
+
 #include <algorithm>
 #include <map>
 #include <string>
@@ -11,6 +13,7 @@
 
 #include "rxflow/idempotency.h"
 #include "rxflow/mapping/codes.h"
+#include "rxflow/script/xml.h"
 #include "rxflow/transform.h"
 
 #include "testing/files.h"
@@ -83,6 +86,48 @@ TEST_SUITE("Codes") {
 }
 
 TEST_SUITE("Mapping") {
+  // ToScript maps into the result it returns (src/mapping/into.h); the public ToNewRx and
+  // ToCancelRx wrap the same mapping in a StatusOr of their own. Both roads must agree, and
+  // ToCancelRx must still refuse an order that is not cancelled, naming the status.
+  TEST_CASE("ToNewRx and ToCancelRx give what ToScript maps, and refuse what it refuses") {
+    IssueList parse_issues;
+    auto input = fhir::ParsePrescription(
+        testing::ReadFixture("fhir/medication_request_lisinopril.json"), parse_issues);
+    RXFLOW_REQUIRE_OK(input.status());
+    TransformOptions o;
+    o.newrx.message_id = "M1";
+    o.newrx.sent_time = "2026-11-26T10:00:00Z";
+    IssueList via_transform, via_mapping;
+    auto out =
+        ToScript(testing::ReadFixture("fhir/medication_request_lisinopril.json"), via_transform, o);
+    RXFLOW_REQUIRE_OK(out.status());
+    auto newrx = mapping::ToNewRx(*input, via_mapping, o.newrx);
+    RXFLOW_REQUIRE_OK(newrx.status());
+    REQUIRE(std::holds_alternative<script::NewRx>(newrx->message.body));
+    IssueList write_issues;
+    auto xml = script::WriteXml(newrx->message, write_issues);
+    RXFLOW_REQUIRE_OK(xml.status());
+    CHECK(*xml == out->xml);
+    CHECK(newrx->sig_provenance.size() == out->newrx.sig_provenance.size());
+
+    IssueList refused;
+    auto not_cancelled = mapping::ToCancelRx(*input, "NEWRX-1", refused, o.newrx);
+    CHECK(not_cancelled.status().code() == absl::StatusCode::kInvalidArgument);
+    REQUIRE(refused.Find("medication_request.status") != nullptr);
+    CHECK(refused.Find("medication_request.status")->message.find("\"active\"") !=
+          std::string::npos);
+
+    fhir::PrescriptionInput cancelled = *input;
+    cancelled.medication_request.status = "cancelled";
+    IssueList cancel_issues;
+    auto cancel = mapping::ToCancelRx(cancelled, "NEWRX-1", cancel_issues, o.newrx);
+    RXFLOW_REQUIRE_OK(cancel.status());
+    REQUIRE(std::holds_alternative<script::CancelRx>(cancel->message.body));
+    CHECK(cancel->message.header.relates_to_message_id == "NEWRX-1");
+    CHECK(std::get<script::CancelRx>(cancel->message.body).patient.name.last_name ==
+          std::get<script::NewRx>(newrx->message.body).patient.name.last_name);
+  }
+
   TEST_CASE("a structured Sig's code system versions go to FHIR and back, not the options'") {
     IssueList issues;
     auto bundle = ToFhirJson(testing::ReadFixture("script/newrx_2017071_lisinopril.xml"), issues);
