@@ -23,6 +23,7 @@
 #ifdef RXFLOW_TEST_HAVE_POSTGRES
 #include <pqxx/pqxx>
 
+#include "rxflow/internal/strcat.h"
 #include "rxflow/postgres/postgres_store.h"
 #endif
 
@@ -752,5 +753,103 @@ TEST_CASE("sqlite: the store's writer and checkpointer threads carry their names
     CHECK(during.count("rxflow-sqlite-c") == before.count("rxflow-sqlite-c") + 1);
   }
   CHECK(names().count("rxflow-sqlite-w") == before.count("rxflow-sqlite-w"));  // joined
+}
+#endif
+
+// (PostgreSQL's own case: in the PostgreSQL executable.)
+#if defined(RXFLOW_TEST_HAVE_POSTGRES) && defined(RXFLOW_CONTRACT_POSTGRES)
+// The batched writer sends whatever appends are queued as one rxflow_append_batch call
+// (migrations/004): which appends share a call is up to timing, so the function is called
+// here directly, with one batch that holds every way an append can meet the ones before it.
+// Any rewrite of the function (docs/performance.md tried a set-based one) must answer the same.
+TEST_CASE("postgres: a batch answers each append as if it ran alone, after the ones before it") {
+  using internal::Append;
+  using internal::Cat;
+  PostgresAdapter adapter;
+  auto store = adapter.Open();
+  RXFLOW_REQUIRE_OK(store->Append(Req("old", kNoStream, {Event("x0"), Event("x1")}, "k-old")));
+  const int64_t p = *store->HeadPosition();
+
+  auto event = [](std::string_view id) {
+    return Cat(
+        R"({"event_id":")", id,
+        R"(","type":"T","schema_version":"1","occurred_at":"7","correlation_id":"c",)",
+        R"("causation_id":"","actor":"a","tenant":"","traceparent":"","payload":"{\"n\":1}"})");
+  };
+  auto append = [&](std::string_view stream, int expected, std::string_view key,
+                    std::initializer_list<std::string_view> ids) {
+    std::string events = "[";
+    for (std::string_view id : ids) Append(events, events.size() > 1 ? "," : "", event(id));
+    return Cat(R"({"stream":")", stream, R"(","expected":")", expected, R"(","key":")", key,
+               R"(","events":)", events, "]}");
+  };
+  const std::string batch =
+      Cat("[", append("s1", 0, "k1", {"a1", "a2"}), ",",  // 1 a new stream
+          append("s1", 2, "", {"a3"}), ",",               // 2 sees 1's version
+          append("s1", 2, "", {"a4"}), ",",               // 3 stale after 2
+          append("s2", 0, "k1", {"b0"}), ",",             // 4 1's key
+          append("s1", 0, "k1", {"b0"}), ",",             // 5 the version is checked first
+          append("s3", 0, "k3", {"b1", "b1"}), ",",       // 6 one id twice: claims nothing
+          append("s4", 0, "k3", {"b1"}), ",",             // 7 so its key and id are free
+          append("s5", 0, "", {"a1"}), ",",               // 8 an id 1 took
+          append("s6", 0, "", {"x0"}), ",",               // 9 an id stored before
+          append("old", -1, "", {"c1"}), ",",             // 10 any version, after the stored
+          append("s8", 0, "k-old", {"c2"}), ",",          // 11 a key stored before
+          append("s9", 0, "k9", {}), ",",                 // 12 no events: claims its key
+          append("s10", 0, "k9", {"c3"}), "]");           // 13 12's key
+
+  const char* url = std::getenv("RXFLOW_TEST_POSTGRES_URL");
+  pqxx::connection c(url);
+  pqxx::work tx(c);
+  tx.exec("SET LOCAL search_path TO " + adapter.schema);
+  pqxx::result rows = tx.exec_params(
+      "SELECT ord, code, detail, last_version, last_position FROM rxflow_append_batch($1::jsonb)",
+      batch);
+  std::vector<std::string> got;
+  for (const auto& r : rows) {
+    got.push_back(
+        Cat(r[0].as<int64_t>(), " ", r[1].as<std::string>(), " [", r[2].as<std::string>(), "] ",
+            r[3].as<int64_t>(), " ",
+            r[4].as<int64_t>() == 0 ? std::string("-") : Cat("p+", r[4].as<int64_t>() - p)));
+  }
+  const std::vector<std::string> want = {
+      "1 ok [] 2 p+2",
+      "2 ok [] 3 p+3",
+      "3 aborted [expected 2, current 3] 3 -",
+      "4 exists [s1] 0 -",
+      "5 aborted [expected 0, current 3] 3 -",
+      "6 unique [events_event_id_key] 0 -",
+      "7 ok [] 1 p+4",
+      "8 unique [events_event_id_key] 0 -",
+      "9 unique [events_event_id_key] 0 -",
+      "10 ok [] 3 p+5",
+      "11 exists [old] 0 -",
+      "12 ok [] 0 -",
+      "13 exists [s9] 0 -",
+  };
+  CHECK(got == want);
+  tx.commit();
+
+  // What the batch wrote: the accepted events at the next positions, in order, and the keys.
+  auto after = store->ReadAll(p, 100);
+  RXFLOW_REQUIRE_OK(after.status());
+  std::vector<std::string> events;
+  for (const EventRecord& e : *after) {
+    events.push_back(Cat(e.global_position - p, " ", e.stream_id, "/", e.version, " ", e.event_id,
+                         " ", e.type, " ", e.schema_version, " ", e.occurred_at, " ",
+                         e.correlation_id, " ", e.actor, " ", e.payload));
+  }
+  CHECK(events ==
+        std::vector<std::string>{R"(1 s1/1 a1 T 1 7 c a {"n":1})", R"(2 s1/2 a2 T 1 7 c a {"n":1})",
+                                 R"(3 s1/3 a3 T 1 7 c a {"n":1})", R"(4 s4/1 b1 T 1 7 c a {"n":1})",
+                                 R"(5 old/3 c1 T 1 7 c a {"n":1})"});
+  CHECK(*store->HeadPosition() == p + 5);
+  for (auto [key, stream] : {std::pair{"k1", "s1"}, {"k3", "s4"}, {"k9", "s9"}, {"k-old", "old"}}) {
+    auto found = store->FindByIdempotencyKey(key);
+    CHECK_MESSAGE((found.ok() && *found == stream), key);
+  }
+  for (const char* refused : {"s2", "s3", "s5", "s6", "s8", "s10"}) {
+    CHECK_MESSAGE(store->ReadStream(refused)->empty(), refused);
+  }
 }
 #endif
