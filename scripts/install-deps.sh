@@ -6,7 +6,8 @@
 # SoftHSM2: EPCS, docs/epcs.md; oathtool cross-checks the TOTP tests; qrencode draws `make
 # run`'s QR code;
 # libzstd-dev: sealed PHI is compressed before its encryption (docs/security.md; python3-
-# zstandard opens it independently in the Python tests);
+# zstandard opens it independently in the Python tests); libjemalloc-dev: the server
+# programs' allocator (docs/operations.md, "Memory allocator");
 # docker-compose checks deploy/compose/docker-compose.yml with `config`, no container engine
 # needed; python3-build, -venv, -wheel: the wheel and its test in a fresh venv; python3-mypy:
 # the package's types (mypy --strict, stubtest); mkdocs, doxygen,
@@ -37,6 +38,7 @@ packages=(
   valgrind
   liboath-dev oathtool libp11-kit-dev softhsm2 qrencode
   libzstd-dev python3-zstandard
+  libjemalloc-dev
   docker-compose python3-yaml
 )
 

@@ -47,8 +47,26 @@
 #include "rxflow/kafka/kafka_broker.h"
 #endif
 
+#ifdef RXFLOW_SERVER_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
+
 namespace rxflow::app {
 namespace {
+
+// The allocator this process runs on, for the banner: "jemalloc <version>" as jemalloc itself
+// answers (the servers are linked with it by default: docs/operations.md, "Memory
+// allocator"), else "libc" (the C library's malloc, or a sanitizer's).
+std::string AllocatorName() {
+#ifdef RXFLOW_SERVER_JEMALLOC
+  const char* version = nullptr;
+  size_t size = sizeof(version);
+  if (mallctl("version", &version, &size, nullptr, 0) == 0 && version != nullptr) {
+    return std::string("jemalloc ") + version;
+  }
+#endif
+  return "libc";
+}
 
 constexpr const char* kDefaultDatabase = "sqlite://./rxflow-data/rxflow.db";
 
@@ -588,7 +606,8 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
     so->tls_client_ca_file = c.tls_client_ca;
     http::PharmacySimulator sim(*so);
     if (Status s = sim.Start(); !s.ok()) return fail("simulator", s);
-    std::cout << "pharmacy-simulator listening on " << sim.url() << std::endl;
+    std::cout << "pharmacy-simulator listening on " << sim.url() << " (allocator "
+              << AllocatorName() << ")" << std::endl;
     while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     sim.Stop();
     return 0;
@@ -839,7 +858,7 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
 
   std::cout << program << " " << RXFLOW_VERSION_STRING << ": store "
             << (sqlite_path.empty() ? std::string("postgresql") : "sqlite://" + sqlite_path)
-            << ", broker " << (*broker)->Name() << "\n";
+            << ", broker " << (*broker)->Name() << ", allocator " << AllocatorName() << "\n";
   if (api) {
     std::cout << "  API        " << api_base << "/api/v1/prescriptions   (metrics " << api_base
               << "/metrics)\n";

@@ -425,3 +425,22 @@ def test_cancel_after_acknowledgement_goes_to_the_pharmacy_and_is_approved():
             assert status == 409 and "Cancelled" in text
         finally:
             assert s.stop() == 0
+
+
+def test_the_server_runs_on_the_allocator_it_was_built_with():
+    """docs/operations.md, "Memory allocator": the servers are linked with jemalloc (libc's
+    malloc in a sanitizer build, RXFLOW_SERVER_ALLOCATOR); the banner names the allocator
+    jemalloc itself reports, the process has it loaded, and prescriptions go through on it."""
+    expected = os.environ.get("RXFLOW_SERVER_ALLOCATOR", "jemalloc")
+    with tempfile.TemporaryDirectory() as tmp:
+        s = serve(tmp, "--no-auto-route")
+        try:
+            banner = next(line for line in s.lines if ", broker " in line)
+            assert f", allocator {expected}" in banner, banner
+            maps = open(f"/proc/{s.proc.pid}/maps").read()
+            assert ("/libjemalloc.so" in maps) == (expected == "jemalloc"), banner
+            api = s.url_after("API").rsplit("/api/", 1)[0]
+            status, text = request("POST", f"{api}/api/v1/prescriptions", open(LISINOPRIL).read())
+            assert status == 201, text
+        finally:
+            assert s.stop() == 0
