@@ -12,6 +12,13 @@ CMAKE_ARGS ?=
 WERROR     ?= ON
 REQUIRE_ALL = -DRXFLOW_REQUIRE_ALL=ON -DRXFLOW_WERROR=$(WERROR)
 JOBS       ?= $(shell nproc)
+# ccache (used when installed: CMakeLists.txt) shares its results between checkouts at other
+# paths — a CI's fresh clone, a second worktree — when paths under the checkout are hashed
+# relative to it and the working directory is left out of the hash (ccache(1), "Compiling in
+# different directories"). Without this, every new clone compiles everything again. Set either
+# variable in the environment to override.
+export CCACHE_BASEDIR   ?= $(CURDIR)
+export CCACHE_NOHASHDIR ?= 1
 
 .PHONY: all deps configure build run test test-fast test-asan test-tsan tidy soak bench load \
         fuzz format format-check docs clean
