@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: Apache-2.0
 # Heap allocations per ingested prescription, counted exactly: `ingestion-api` (SQLite, PHI
 # sealed, as vs-node.sh runs it) takes WARMUP then COUNT distinct prescriptions posted one
-# after another on one keep-alive connection, and a uprobe on the server's malloc (jemalloc's,
-# or glibc's in a build without it) counts the calls it makes during the COUNT (perf stat). Unlike a rate or a CPU time on this noisy
-# machine, the figure repeats to a tenth of an allocation, so two builds compare at a glance.
+# after another on one keep-alive connection, and uprobes on the server's malloc (jemalloc's,
+# or glibc's in a build without it) count the calls it makes during the COUNT (perf stat).
+# Unlike a rate or a CPU time on this noisy machine, the figure repeats to a tenth of an
+# allocation, so two builds compare at a glance.
 #   benchmarks/load/allocations.sh BUILD_DIR [COUNT=300] [WARMUP=50]
 # Needs perf with uprobes (root, or perf_event_paranoid ≤ 1 and tracefs access). Prints
 # "allocations per prescription: N".
