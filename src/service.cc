@@ -295,7 +295,11 @@ PrescriptionSummary PrescriptionService::Impl::SummaryOf(const std::string& id,
 
 PrescriptionService::PrescriptionService(store::Store& store, ServiceOptions options)
     : impl_(std::make_unique<Impl>(store, std::move(options))) {}
-PrescriptionService::~PrescriptionService() = default;
+PrescriptionService::~PrescriptionService() {
+  // SubmitAsync's answers still to come run on the store's thread and use the service.
+  std::unique_lock lock(impl_->async_mu);
+  impl_->async_cv.wait(lock, [&] { return impl_->async_pending == 0; });
+}
 
 StatusOr<std::unique_ptr<PrescriptionService>> PrescriptionService::Create(store::Store& store,
                                                                            ServiceOptions options) {
@@ -314,6 +318,52 @@ StatusOr<Submission> PrescriptionService::Submit(std::string_view fhir_json, Iss
                                                  const RequestContext& ctx,
                                                  std::string_view idempotency_key) {
   Impl& im = *impl_;
+  Impl::PendingSubmit pending;
+  pending.ctx = ctx;
+  store::AppendRequest req;
+  if (auto answer = im.PrepareSubmit(fhir_json, issues, idempotency_key, pending, req)) {
+    return std::move(*answer);
+  }
+  return im.FinishSubmit(pending, im.store.Append(std::move(req)));
+}
+
+void PrescriptionService::SubmitAsync(std::string_view fhir_json, const RequestContext& ctx,
+                                      std::string_view idempotency_key, SubmitDone done) {
+  Impl& im = *impl_;
+  auto pending = std::make_unique<Impl::PendingSubmit>();
+  pending->ctx = ctx;
+  IssueList issues;
+  store::AppendRequest req;
+  if (auto answer = im.PrepareSubmit(fhir_json, issues, idempotency_key, *pending, req)) {
+    pending.reset();  // the key's claim released before the answer, as Submit does
+    return done(std::move(*answer), std::move(issues));
+  }
+  if (pending->holds_patient()) {
+    // A std::mutex is unlocked by the thread that locked it: this append is waited for here.
+    StatusOr<Submission> made = im.FinishSubmit(*pending, im.store.Append(std::move(req)));
+    pending.reset();
+    return done(std::move(made), std::move(issues));
+  }
+  {
+    std::lock_guard lock(im.async_mu);
+    ++im.async_pending;
+  }
+  im.store.AppendAsync(std::move(req),
+                       [&im, pending = std::move(pending), issues = std::move(issues),
+                        done = std::move(done)](StatusOr<store::AppendResult> appended) mutable {
+                         StatusOr<Submission> made = im.FinishSubmit(*pending, std::move(appended));
+                         pending.reset();
+                         done(std::move(made), std::move(issues));
+                         std::lock_guard lock(im.async_mu);
+                         if (--im.async_pending == 0) im.async_cv.notify_all();
+                       });
+}
+
+std::optional<StatusOr<Submission>> PrescriptionService::Impl::PrepareSubmit(
+    std::string_view fhir_json, IssueList& issues, std::string_view idempotency_key,
+    PendingSubmit& pending, store::AppendRequest& req) {
+  Impl& im = *this;
+  const RequestContext& ctx = pending.ctx;
   StatusOr<ScriptOutput> transformed = ToScript(fhir_json, issues, im.options.transform);
   if (!transformed.ok()) return transformed.status();
   ScriptOutput& out = *transformed;  // used where it is (the NewRx model is ~17 KB)
@@ -325,11 +375,14 @@ StatusOr<Submission> PrescriptionService::Submit(std::string_view fhir_json, Iss
   }
   // Keys are scoped by tenant: the same prescription content or caller key in two tenants
   // names two prescriptions, and never tells one tenant about the other's.
-  std::string key;
-  std::string request_sha256 = internal::Sha256Hex(fhir_json);
-  std::string compare_sha256;  // a caller's key must come back with the same body
+  std::string& key = pending.key;
+  pending.request_sha256 = internal::Sha256Hex(fhir_json);
+  const std::string& request_sha256 = pending.request_sha256;
+  std::string& compare_sha256 = pending.compare_sha256;  // a caller's key: the same body
   if (idempotency_key.empty()) {
-    RXFLOW_ASSIGN_OR_RETURN(key, IdempotencyKey(out.newrx.message, im.options.patient_key));
+    auto content_key = IdempotencyKey(out.newrx.message, im.options.patient_key);
+    if (!content_key.ok()) return content_key.status();
+    key = std::move(*content_key);
   } else {
     key = Cat("client:", idempotency_key);
     compare_sha256 = request_sha256;
@@ -343,8 +396,7 @@ StatusOr<Submission> PrescriptionService::Submit(std::string_view fhir_json, Iss
   // holds (AlreadyExists, below), and most submissions are new, so that saves a read each.
   // Only when screening will read the patient's prescriptions is the key looked up now: the
   // original is among them, and a replay must not be screened against its own first copy.
-  Impl::KeyClaim claim;
-  if (std::optional<Impl::RecentSubmission> recent = im.ClaimKey(key, claim)) {
+  if (std::optional<Impl::RecentSubmission> recent = im.ClaimKey(key, pending.claim)) {
     return im.Replayed(*recent, key, ctx, compare_sha256);
   }
   if (im.Screens(out)) {
@@ -383,18 +435,18 @@ StatusOr<Submission> PrescriptionService::Submit(std::string_view fhir_json, Iss
     return absl::InvalidArgumentError(
         "a cancelled MedicationRequest cancels an existing prescription: use Cancel(id)");
   }
-  std::vector<clinical::InteractionFinding> findings;
   std::optional<domain::InteractionsScreened> screened;
   // Held from the screening's read of the patient's prescriptions until this one is
   // appended: two prescriptions for one patient submitted at once are screened one after
   // the other (in this process; in block mode across processes too: docs/clinical.md).
-  Impl::PatientHold patient_lock;
   if (im.options.interactions) {
-    RXFLOW_ASSIGN_OR_RETURN(screened,
-                            im.ScreenInteractions(out, ctx, issues, findings, patient_lock));
+    auto screening =
+        im.ScreenInteractions(out, ctx, issues, pending.findings, pending.patient_lock);
+    if (!screening.ok()) return screening.status();
+    screened = std::move(*screening);
   }
   IssueList series_issues;
-  if (Status series = im.CheckScheduleIISeries(out, ctx, series_issues, patient_lock);
+  if (Status series = im.CheckScheduleIISeries(out, ctx, series_issues, pending.patient_lock);
       !series.ok()) {
     // The same order sent twice at once: the other copy, stored while this one waited for
     // the patient's hold, is in the series now. This is its replay, not a second member.
@@ -404,50 +456,61 @@ StatusOr<Submission> PrescriptionService::Submit(std::string_view fhir_json, Iss
     issues.Append(series_issues);
     return series;
   }
-  RXFLOW_ASSIGN_OR_RETURN(std::vector<domain::Event> events,
-                          domain::Decide(domain::PrescriptionState{}, cmd));
+  auto decided = domain::Decide(domain::PrescriptionState{}, cmd);
+  if (!decided.ok()) return decided.status();
+  std::vector<domain::Event>& events = pending.events;
+  events = std::move(*decided);
   if (screened) events.emplace_back(std::move(*screened));
   if (im.options.route_on_submit) {
     domain::PrescriptionState state = Fold(events);
     if (state.state == domain::State::kTransformed && !state.controlled()) {
-      RXFLOW_ASSIGN_OR_RETURN(std::vector<domain::Event> queued,
-                              domain::Decide(state, domain::Route{}));
-      events.insert(events.end(), queued.begin(), queued.end());
+      auto queued = domain::Decide(state, domain::Route{});
+      if (!queued.ok()) return queued.status();
+      events.insert(events.end(), queued->begin(), queued->end());
     }
   }
 
-  std::string id = im.ids.NewId();
-  store::AppendRequest req;
-  req.stream_id = id;
+  pending.id = im.ids.NewId();
+  req.stream_id = pending.id;
   req.expected_version = store::kNoStream;
   req.idempotency_key = key;
-  im.Records(id, 0, events, ctx, req);
-  int64_t created = req.events.front().occurred_at;
-  auto appended = im.store.Append(std::move(req));
+  im.Records(pending.id, 0, events, ctx, req);
+  pending.created = req.events.front().occurred_at;
+  return std::nullopt;
+}
+
+StatusOr<Submission> PrescriptionService::Impl::FinishSubmit(
+    PendingSubmit& pending, StatusOr<store::AppendResult> appended) {
+  Impl& im = *this;
+  const std::string& id = pending.id;
+  const std::string& key = pending.key;
   if (appended.status().code() == absl::StatusCode::kAlreadyExists) {
     // The same prescription was stored before (a replay), or a concurrent submission of it
     // in another process won: return that one, and to whoever waits for this key here.
     RXFLOW_ASSIGN_OR_RETURN(std::string existing, im.store.FindByIdempotencyKey(key));
     Impl::RecentSubmission found;
-    StatusOr<Submission> replay = im.Replayed(existing, key, ctx, compare_sha256, &found);
-    if (replay.ok()) claim.Complete(std::move(found));
+    StatusOr<Submission> replay =
+        im.Replayed(existing, key, pending.ctx, pending.compare_sha256, &found);
+    if (replay.ok()) pending.claim.Complete(std::move(found));
     return replay;
   }
   if (!appended.ok()) return appended.status();
+  std::vector<domain::Event>& events = pending.events;
   domain::PrescriptionState state = Fold(events);
-  im.Remember(id, state, ctx.tenant);
+  im.Remember(id, state, pending.ctx.tenant);
   if (state.state == domain::State::kQueued && im.keep_outbound.load()) {
     // For its transmission (ForTransmission). The events were encoded into the append, so
     // the XML is moved out of them.
     if (auto* t =
             std::get_if<domain::PrescriptionTransformed>(&events.at(state.newrx_version - 1))) {
-      im.KeepOutbound(
-          id, {state.newrx_version, std::move(t->newrx_xml), created, im.clock.NowMicros()});
+      im.KeepOutbound(id, {state.newrx_version, std::move(t->newrx_xml), pending.created,
+                           im.clock.NowMicros()});
     }
   }
-  claim.Complete({id, request_sha256, created, Impl::InteractionsOf(events)});
-  Submission made = Impl::Make(id, true, state, key, created);
-  made.interactions = std::move(findings);
+  pending.claim.Complete(
+      {id, pending.request_sha256, pending.created, Impl::InteractionsOf(events)});
+  Submission made = Impl::Make(id, true, state, key, pending.created);
+  made.interactions = std::move(pending.findings);
   return made;
 }
 

@@ -227,6 +227,34 @@ struct PrescriptionService::Impl {
 
   // The summary of `s` (without the times: the caller knows them).
   static PrescriptionSummary SummaryOf(const std::string& id, const domain::PrescriptionState& s);
+
+  // Submit, in two steps around its append (service.cc): what the first step decided and
+  // the second needs. Holds the key's claim and the patient's hold until it is destroyed.
+  struct PendingSubmit {
+    RequestContext ctx;
+    std::string id, key, request_sha256, compare_sha256;
+    int64_t created = 0;
+    std::vector<domain::Event> events;
+    std::vector<clinical::InteractionFinding> findings;
+    KeyClaim claim;
+    PatientHold patient_lock;
+    // Whether the patient's hold is taken: then it is released by the thread that took it.
+    bool holds_patient() const {
+      return patient_lock.local.owns_lock() || patient_lock.leases != nullptr;
+    }
+  };
+  // Submit up to its append: an answer (refused, a replay), or nullopt with `req` to append
+  // and `pending` to finish with.
+  std::optional<StatusOr<Submission>> PrepareSubmit(std::string_view fhir_json, IssueList& issues,
+                                                    std::string_view idempotency_key,
+                                                    PendingSubmit& pending,
+                                                    store::AppendRequest& req);
+  // Submit after its append.
+  StatusOr<Submission> FinishSubmit(PendingSubmit& pending, StatusOr<store::AppendResult> appended);
+  // SubmitAsync's answers still to come (the destructor waits for them).
+  std::mutex async_mu;
+  std::condition_variable async_cv;
+  int64_t async_pending = 0;
 };
 
 }  // namespace rxflow

@@ -456,6 +456,11 @@ void AddOptions(CLI::App& app, Config& c, unsigned roles) {
     app.add_option("--max-body-bytes", c.max_body_bytes, "request body limit (413 above)")
         ->envname("MAX_BODY_BYTES");
     app.add_option("--http-threads", c.http_threads, "request threads")->envname("HTTP_THREADS");
+    app.add_option("--submit-threads", c.submit_threads,
+                   "threads for POST /api/v1/prescriptions, which never waits for the store "
+                   "(0: on the request threads)")
+        ->envname("SUBMIT_THREADS")
+        ->check(CLI::Range(0, 256));
     app.add_option("--drugs", c.drugs,
                    "drug database for the prescribed drug's codes and DEA schedule: a drug "
                    "store file (rxflow drugs import), or none (default: the starter formulary)")
@@ -747,6 +752,7 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
     ao.metrics_keys = SplitKeys(c.metrics_keys);
     ao.max_body_bytes = c.max_body_bytes;
     ao.threads = c.http_threads;
+    ao.submit_threads = c.submit_threads;
     ao.max_connections = c.max_connections;
     ao.max_connections_per_source = c.max_connections_per_source;
     ao.head_timeout = std::chrono::milliseconds(c.head_timeout_ms);

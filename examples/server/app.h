@@ -53,7 +53,8 @@ struct Config {
   std::string simulator_outages;       // SIMULATOR_OUTAGES: "FROM_MS-TO_MS,..." after start
   size_t max_body_bytes = size_t{1} << 20;
   int http_threads = 64;
-  size_t max_connections = 1024;            // MAX_CONNECTIONS: open API connections
+  int submit_threads = 4;         // POST /api/v1/prescriptions (ApiOptions::submit_threads)
+  size_t max_connections = 1024;  // MAX_CONNECTIONS: open API connections
   size_t max_connections_per_source = 256;  // MAX_CONNECTIONS_PER_SOURCE
   std::string tls_cert;         // TLS_CERT: PEM chain; with TLS_KEY the API serves HTTPS
   std::string tls_key;          // TLS_KEY

@@ -27,6 +27,10 @@ class OwningProtectedStore : public store::StoreWrapper {
   explicit OwningProtectedStore(std::unique_ptr<Parts> parts)
       : StoreWrapper(*parts->protected_store), parts_(std::move(parts)) {}
   PhiParts parts() { return {parts_->vault.get(), parts_->raw.get()}; }
+  // The protecting wrapper's own asynchronous append (sealing, then the raw store's).
+  void AppendAsync(store::AppendRequest r, AppendDone done) override {
+    target_.AppendAsync(std::move(r), std::move(done));
+  }
 
  private:
   std::unique_ptr<Parts> parts_;

@@ -20,6 +20,8 @@
 #include <string_view>
 #include <vector>
 
+#include <absl/functional/any_invocable.h>
+
 #include "rxflow/clinical/interactions.h"
 #include "rxflow/clinical/pdmp.h"
 #include "rxflow/clock.h"
@@ -131,6 +133,20 @@ class PrescriptionService {
   StatusOr<Submission> Submit(std::string_view fhir_json, IssueList& issues,
                               const RequestContext& ctx = {},
                               std::string_view idempotency_key = {});
+
+  // What SubmitAsync calls with Submit's answer and the issues Submit would have given.
+  using SubmitDone = absl::AnyInvocable<void(StatusOr<Submission>, IssueList)>;
+  // Submit without waiting for the store: the prescription is transformed, checked and
+  // handed to the store's asynchronous append (store::EventStore::AppendAsync) on this
+  // thread, and `done` is called exactly once with what Submit would return — on this
+  // thread before SubmitAsync returns when the answer needs no append (refused, a replay)
+  // or the store appends synchronously, otherwise on the store's thread after the commit
+  // (keep `done` short there: SQLite's writer holds its next batch meanwhile). Submissions
+  // screened for interactions, or checked as a Schedule II series, hold the patient until
+  // stored and are appended on this thread. `fhir_json` is read before SubmitAsync returns.
+  // The service waits, when destroyed, for every `done` still to come.
+  void SubmitAsync(std::string_view fhir_json, const RequestContext& ctx,
+                   std::string_view idempotency_key, SubmitDone done);
 
   // The prescription's current summary (from its events). NotFound for an unknown id (or
   // one of another tenant than ctx.tenant, see RequestContext).

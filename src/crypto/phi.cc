@@ -705,35 +705,32 @@ class Protector {
   // second attempt.
   template <typename AppendFn>
   StatusOr<store::AppendResult> SealAndAppend(store::AppendRequest request, AppendFn append) {
-    bool phi = false;
-    for (const store::EventRecord& e : request.events) phi |= !PhiFieldOf(e.type).empty();
-    if (!phi) return append(std::move(request));
+    if (!HasPhi(request)) return append(std::move(request));
     const size_t keys_given = request.data_keys.size();
-    for (int attempt = 0;; ++attempt) {
-      std::vector<std::shared_ptr<Vault::NewKey>> fresh;
-      std::vector<Unsealed> unsealed;
-      RXFLOW_RETURN_IF_ERROR(SealAll(request, fresh, unsealed));
-      if (fresh.empty()) return append(std::move(request));  // no key of ours to lose a race on
-      // What a second attempt starts from: the request as it was given.
-      std::optional<store::AppendRequest> again;
-      if (attempt == 0) {
-        again = request;
-        for (Unsealed& u : unsealed) again->events[u.event].payload = std::move(u.payload);
-        again->data_keys.resize(keys_given);
-      }
-      StatusOr<store::AppendResult> result = append(std::move(request));
-      if (result.ok()) {
-        for (const auto& k : fresh) vault_.Adopt(*k);
-        return result;
-      }
-      const bool lost_race =
-          absl::IsAlreadyExists(result.status()) &&
-          std::string_view(result.status().message().data(), result.status().message().size())
-              .starts_with(store::kDataKeyExists);
-      if (!lost_race || !again) return result;
-      // Another writer stored its key first: the next seal reads that one from the store.
-      request = std::move(*again);
+    std::vector<std::shared_ptr<Vault::NewKey>> fresh;
+    std::vector<Unsealed> unsealed;
+    RXFLOW_RETURN_IF_ERROR(SealAll(request, fresh, unsealed));
+    if (fresh.empty()) return append(std::move(request));  // no key of ours to lose a race on
+    return AppendWithFreshKeys(std::move(request), keys_given, std::move(fresh),
+                               std::move(unsealed), append);
+  }
+
+  // SealAndAppend through `target`'s AppendAsync. When sealing made a data key (a patient's
+  // first prescription since the key cache last held the key), the append decides whether
+  // that key is adopted or the events sealed again under another writer's: that one append
+  // is made and waited for on this thread, as SealAndAppend does.
+  void SealAndAppendAsync(store::AppendRequest request, store::EventStore& target,
+                          store::EventStore::AppendDone done) {
+    if (!HasPhi(request)) return target.AppendAsync(std::move(request), std::move(done));
+    const size_t keys_given = request.data_keys.size();
+    std::vector<std::shared_ptr<Vault::NewKey>> fresh;
+    std::vector<Unsealed> unsealed;
+    if (Status sealed = SealAll(request, fresh, unsealed); !sealed.ok()) {
+      return done(std::move(sealed));
     }
+    if (fresh.empty()) return target.AppendAsync(std::move(request), std::move(done));
+    done(AppendWithFreshKeys(std::move(request), keys_given, std::move(fresh), std::move(unsealed),
+                             [&](store::AppendRequest r) { return target.Append(std::move(r)); }));
   }
 
   // Opens the PHI member of each event in place.
@@ -759,6 +756,44 @@ class Protector {
   }
 
  private:
+  static bool HasPhi(const store::AppendRequest& request) {
+    return std::any_of(request.events.begin(), request.events.end(),
+                       [](const store::EventRecord& e) { return !PhiFieldOf(e.type).empty(); });
+  }
+
+  // The append of a request whose sealing made data keys (`fresh`); `unsealed` holds the
+  // plaintext payloads it replaced, `keys_given` the data keys the caller's request had. On
+  // success the keys are adopted; when another writer stored one first, the request is
+  // sealed again (under that key) and appended once more.
+  template <typename AppendFn>
+  StatusOr<store::AppendResult> AppendWithFreshKeys(
+      store::AppendRequest request, size_t keys_given,
+      std::vector<std::shared_ptr<Vault::NewKey>> fresh, std::vector<Unsealed> unsealed,
+      AppendFn append) {
+    store::AppendRequest again = request;  // as it was given
+    for (Unsealed& u : unsealed) again.events[u.event].payload = std::move(u.payload);
+    again.data_keys.resize(keys_given);
+    StatusOr<store::AppendResult> result = append(std::move(request));
+    if (result.ok()) {
+      for (const auto& k : fresh) vault_.Adopt(*k);
+      return result;
+    }
+    const bool lost_race =
+        absl::IsAlreadyExists(result.status()) &&
+        std::string_view(result.status().message().data(), result.status().message().size())
+            .starts_with(store::kDataKeyExists);
+    if (!lost_race) return result;
+    // Another writer stored its key first: this seal reads that one from the store.
+    fresh.clear();
+    unsealed.clear();
+    RXFLOW_RETURN_IF_ERROR(SealAll(again, fresh, unsealed));
+    result = append(std::move(again));
+    if (result.ok()) {
+      for (const auto& k : fresh) vault_.Adopt(*k);
+    }
+    return result;
+  }
+
   // The event's own "phi_key", that of a PrescriptionTransformed event in the same append or
   // earlier in its stream, or the stream's own key.
   StatusOr<std::string> KeyIdFor(const store::EventRecord& e, const store::AppendRequest& request) {
@@ -825,6 +860,9 @@ class ProtectedStore : public store::StoreWrapper {
   StatusOr<store::AppendResult> Append(store::AppendRequest r) override {
     return p_.SealAndAppend(std::move(r),
                             [&](store::AppendRequest s) { return target_.Append(std::move(s)); });
+  }
+  void AppendAsync(store::AppendRequest r, AppendDone done) override {
+    p_.SealAndAppendAsync(std::move(r), target_, std::move(done));
   }
   StatusOr<std::vector<store::EventRecord>> ReadStream(const std::string& s,
                                                        int64_t after) override {

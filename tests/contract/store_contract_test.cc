@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 // The storage contract: one suite, instantiated for every adapter (RXFLOW_ADAPTERS: memory,
 // SQLite, PostgreSQL). What it checks is what rxflow/store/event_store.h promises.
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <thread>
 
+#include <absl/strings/match.h>
 #include <doctest/doctest.h>
 
 #include "rxflow/clock.h"
@@ -15,6 +18,7 @@
 
 #include "testing/concurrency.h"
 #include "testing/status.h"
+#include <pthread.h>
 #include <unistd.h>
 
 #ifdef RXFLOW_TEST_HAVE_SQLITE
@@ -202,6 +206,64 @@ TEST_SUITE("Store contract") {
     CHECK(static_cast<int>(events->size()) == wins.load());
     for (size_t i = 0; i < events->size(); ++i)
       CHECK((*events)[i].version == static_cast<int64_t>(i + 1));
+  }
+
+  // AppendAsync answers what Append would, once, and only when the append is readable:
+  // whatever thread the callback runs on, the events (or none, for a refusal) are there.
+  // 24 appends from 4 threads, a third of them refused (a stale version, a taken key).
+  TEST_CASE_TEMPLATE("AppendAsync answers each append once, as Append would, after its commit", A,
+                     RXFLOW_ADAPTERS) {
+    A adapter;
+    auto store = adapter.Open();
+    RXFLOW_REQUIRE_OK(store->Append(Req("taken", kNoStream, {Event("t1")}, "key-taken")));
+    struct Outcome {
+      std::atomic<int> calls{0};
+      absl::StatusCode code = absl::StatusCode::kUnknown;
+      int64_t last_version = 0;
+      bool readable = false;  // the stream holds the event when the callback runs
+    };
+    std::vector<Outcome> outcomes(24);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = t; i < 24; i += 4) {
+          const std::string stream = "async-" + std::to_string(i);
+          AppendRequest req = Req(stream, kNoStream, {Event("ev-" + std::to_string(i))});
+          if (i % 3 == 1) req.expected_version = 5;           // stale: Aborted
+          if (i % 3 == 2) req.idempotency_key = "key-taken";  // AlreadyExists
+          Outcome& o = outcomes[i];
+          store->AppendAsync(std::move(req), [&o, &store, stream](StatusOr<AppendResult> r) {
+            o.code = r.status().code();
+            if (r.ok()) o.last_version = r->last_version;
+            // A read, not a write: allowed from the store's own thread.
+            auto events = store->ReadStream(stream);
+            o.readable = events.ok() && events->size() == (r.ok() ? 1u : 0u);
+            o.calls.fetch_add(1);
+          });
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    for (int spins = 0; spins < 2000; ++spins) {
+      if (std::all_of(outcomes.begin(), outcomes.end(),
+                      [](const Outcome& o) { return o.calls.load() > 0; })) {
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    for (int i = 0; i < 24; ++i) {
+      CAPTURE(i);
+      CHECK(outcomes[i].calls.load() == 1);
+      CHECK(outcomes[i].readable);
+      if (i % 3 == 0) {
+        CHECK(outcomes[i].code == absl::StatusCode::kOk);
+        CHECK(outcomes[i].last_version == 1);
+      } else {
+        CHECK(outcomes[i].code ==
+              (i % 3 == 1 ? absl::StatusCode::kAborted : absl::StatusCode::kAlreadyExists));
+      }
+    }
+    CHECK(*store->HeadPosition() == 1 + 8);  // "taken" and the 8 accepted appends
   }
 
   TEST_CASE_TEMPLATE("ReadAll returns every event once, in commit order", A, RXFLOW_ADAPTERS) {
@@ -753,6 +815,41 @@ TEST_CASE("sqlite: the store's writer and checkpointer threads carry their names
     CHECK(during.count("rxflow-sqlite-c") == before.count("rxflow-sqlite-c") + 1);
   }
   CHECK(names().count("rxflow-sqlite-w") == before.count("rxflow-sqlite-w"));  // joined
+}
+
+// SQLite calls an AppendAsync callback on its writer thread, after the commit: no caller's
+// thread waited, and a write made from the callback fails at once (FailedPrecondition)
+// instead of waiting for the thread it runs on; an append queued from it is made.
+TEST_CASE("sqlite: AppendAsync answers on the writer thread, where a write is refused, not hung") {
+  SqliteAdapter adapter;
+  auto store = adapter.Open();
+  std::atomic<bool> done{false};
+  std::string thread_name;
+  Status write_from_callback;
+  std::atomic<bool> chained{false};
+  const auto caller = std::this_thread::get_id();
+  std::thread::id answered_on;
+  store->AppendAsync(Req("a", kNoStream, {Event("a1")}), [&](StatusOr<AppendResult> r) {
+    answered_on = std::this_thread::get_id();
+    char name[16] = {};
+    ::pthread_getname_np(::pthread_self(), name, sizeof(name));
+    thread_name = name;
+    write_from_callback = store->Append(Req("b", kNoStream, {Event("b1")})).status();
+    store->AppendAsync(Req("c", kNoStream, {Event("c1")}),
+                       [&](StatusOr<AppendResult> c) { chained = c.ok(); });
+    done = r.ok();
+  });
+  for (int i = 0; i < 2000 && !(done && chained); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  REQUIRE(done);
+  CHECK(answered_on != caller);
+  CHECK(thread_name == "rxflow-sqlite-w");
+  CHECK(write_from_callback.code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(absl::StrContains(write_from_callback.message(), "writer thread"));
+  CHECK(chained);
+  CHECK(store->ReadStream("b")->empty());
+  CHECK(store->ReadStream("c")->size() == 1);
 }
 #endif
 

@@ -4,10 +4,16 @@
 // corpus (tests/fixtures/fuzz/http/) replayed through its own body (tests/fuzz/http_target.h),
 // which traps on a broken promise (in the ASan build every sanitizer check runs on it too).
 #ifdef RXFLOW_TEST_HAVE_HTTP
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <doctest/doctest.h>
+#include <httplib.h>
 
 #include "fuzz/http_target.h"
 #include "http_server.h"
@@ -96,6 +102,111 @@ TEST_SUITE("Fuzz regressions") {
       ++replayed;
     }
     CHECK(replayed >= 20);
+  }
+
+  // HttpResponse::Defer without a socket (what the fuzz target drives): the answer set from
+  // another thread is the one given; a deferred answer dropped unsent is a 500.
+  TEST_CASE("a deferred answer is the one sent from another thread, one dropped unsent is a 500") {
+    rxflow::http::internal::ServerLimits limits;
+    std::vector<std::thread> senders;
+    auto out = rxflow::http::internal::ServeBytes(
+        limits,
+        [&](HttpRequest& q, HttpResponse& r) {
+          if (q.path == "/drop") {
+            rxflow::http::internal::DeferredResponse dropped = r.Defer();
+            return;
+          }
+          senders.emplace_back([&r, d = r.Defer(), path = q.path]() mutable {
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            std::move(d).Send([&r, path] {
+              r.status = 202;
+              r.body = "later " + path;
+            });
+          });
+        },
+        [](const HttpRequest&, int status, const std::string& message, HttpResponse& r) {
+          r.status = status;
+          r.body = message;
+        },
+        {}, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /drop HTTP/1.1\r\nHost: x\r\n\r\n", "192.0.2.1");
+    for (auto& t : senders) t.join();
+    REQUIRE(out.size() == 2);
+    CHECK(out[0].status == 202);
+    CHECK(out[0].body == "later /a");
+    CHECK(out[1].status == 500);
+  }
+
+  // Over a socket, with one worker thread: a request whose handler deferred its answer holds
+  // no thread, so a second connection's request is answered while the first still waits; and
+  // Stop waits for a deferred answer still to come before it lets the server go.
+  TEST_CASE("a deferred request holds no worker, and Stop waits for its answer") {
+    rxflow::http::internal::ServerLimits limits;
+    limits.workers = 1;
+    std::mutex mu;
+    std::vector<rxflow::http::internal::DeferredResponse> waiting;
+    std::atomic<int> deferred{0};
+    rxflow::http::internal::HttpServer server(
+        limits,
+        [&](HttpRequest& q, HttpResponse& r) {
+          if (q.path == "/fast") {
+            r.body = "fast";
+            return;
+          }
+          std::lock_guard lock(mu);
+          waiting.push_back(r.Defer());
+          deferred.fetch_add(1);
+        },
+        [](const HttpRequest&, int status, const std::string&, HttpResponse& r) {
+          r.status = status;
+        });
+    REQUIRE(server.Start("127.0.0.1", 0).ok());
+    std::promise<std::string> slow_answer;
+    std::thread slow([&] {
+      httplib::Client c("127.0.0.1", server.port());
+      auto res = c.Get("/slow");
+      slow_answer.set_value(res ? std::to_string(res->status) + " " + res->body : "no answer");
+    });
+    for (int i = 0; i < 2000 && deferred.load() == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    REQUIRE(deferred.load() == 1);
+    {
+      httplib::Client c("127.0.0.1", server.port());
+      auto fast = c.Get("/fast");  // the only worker is free: answered now
+      REQUIRE(fast);
+      CHECK(fast->body == "fast");
+    }
+    auto future = slow_answer.get_future();
+    CHECK(future.wait_for(std::chrono::milliseconds(50)) == std::future_status::timeout);
+    {
+      std::lock_guard lock(mu);
+      std::move(waiting.front()).Send([&] {});  // the handler's response as it is: 200, ""
+      waiting.clear();
+    }
+    CHECK(future.get() == "200 ");
+    slow.join();
+    // A deferred answer pending when Stop is called: Stop returns only once it was sent.
+    std::atomic<bool> sent{false};
+    std::thread late([&] {
+      httplib::Client c("127.0.0.1", server.port());
+      c.set_read_timeout(std::chrono::seconds(5));
+      (void)c.Get("/slow-again");
+    });
+    for (int i = 0; i < 2000 && deferred.load() == 1; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    REQUIRE(deferred.load() == 2);
+    std::thread sender([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      std::lock_guard lock(mu);
+      sent = true;
+      std::move(waiting.front()).Send([] {});
+      waiting.clear();
+    });
+    server.Stop();
+    CHECK(sent.load());
+    sender.join();
+    late.join();
   }
 }
 #endif  // RXFLOW_TEST_HAVE_HTTP

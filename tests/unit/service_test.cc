@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
@@ -329,6 +330,96 @@ TEST_SUITE("Service") {
       CHECK(counting.conflicts.load() == round + 1);  // the other service's first, only
     }
     CHECK(f.store->ReadAll(0, 100'000)->size() == 2 * static_cast<size_t>(kRounds));
+  }
+
+  // SubmitAsync on SQLite (whose append is asynchronous): each `done` once, with what Submit
+  // would answer — new prescriptions stored and readable when `done` runs (on the store's
+  // writer), a replay answered from memory at once, invalid FHIR refused at once with its
+  // issues — and the service's destruction waits for the answers still to come.
+  TEST_CASE("SubmitAsync answers as Submit would, once each, and the service waits for them") {
+    const auto dir =
+        std::filesystem::temp_directory_path() / ("rxflow-async-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    store::SqliteOptions so;
+    so.path = (dir / "rx.db").string();
+    auto opened = store::OpenSqliteStore(so);
+    RXFLOW_REQUIRE_OK(opened);
+    std::unique_ptr<store::Store> st = std::move(*opened);
+    FakeClock clock;
+    SequentialIds ids{"rx"};
+    auto service = ServiceOn(*st, clock, ids);
+    struct Answer {
+      std::atomic<int> calls{0};
+      StatusOr<Submission> s = absl::UnknownError("no answer");
+      IssueList issues;
+      bool stored = false;  // the stream is readable when `done` runs
+      std::thread::id thread;
+    };
+    constexpr int kNew = 12;
+    std::vector<Answer> answers(kNew + 2);
+    auto submit = [&](int i, const std::string& json) {
+      service->SubmitAsync(json, {}, {}, [&, i](StatusOr<Submission> s, IssueList issues) {
+        Answer& a = answers[static_cast<size_t>(i)];
+        if (s.ok()) a.stored = st->ReadStream(s->id).ok() && !st->ReadStream(s->id)->empty();
+        a.s = std::move(s);
+        a.issues = std::move(issues);
+        a.thread = std::this_thread::get_id();
+        a.calls.fetch_add(1);
+      });
+    };
+    auto order = [](int i) {
+      std::string json = Lisinopril();
+      json.replace(json.find("ORD-1001"), 8, "ASYNC-" + std::to_string(i));
+      return json;
+    };
+    testing::RunTogether(2, [&](int t) {
+      for (int i = t; i < kNew; i += 2) submit(i, order(i));
+    });
+    auto all_answered = [&](int n) {
+      for (int spins = 0; spins < 2000; ++spins) {
+        if (std::all_of(answers.begin(), answers.begin() + n,
+                        [](const Answer& a) { return a.calls.load() > 0; })) {
+          return true;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      return false;
+    };
+    REQUIRE(all_answered(kNew));
+    std::set<std::string> made;
+    for (int i = 0; i < kNew; ++i) {
+      CAPTURE(i);
+      const Answer& a = answers[static_cast<size_t>(i)];
+      CHECK(a.calls.load() == 1);
+      RXFLOW_REQUIRE_OK(a.s);
+      CHECK(a.s->created);
+      CHECK(a.stored);
+      CHECK(a.thread != std::this_thread::get_id());
+      made.insert(a.s->id);
+    }
+    CHECK(made.size() == kNew);
+    // The same order again: a replay, answered on this thread before SubmitAsync returns.
+    submit(kNew, order(3));
+    CHECK(answers[kNew].calls.load() == 1);
+    RXFLOW_REQUIRE_OK(answers[kNew].s);
+    CHECK_FALSE(answers[kNew].s->created);
+    CHECK(answers[kNew].s->id == answers[3].s->id);
+    // Invalid FHIR: refused at once, with the issue that says why.
+    submit(kNew + 1, "{\"resourceType\": \"MedicationRequest\", \"status\": 7}");
+    CHECK(answers[kNew + 1].calls.load() == 1);
+    CHECK(answers[kNew + 1].s.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK_FALSE(answers[kNew + 1].issues.empty());
+    // Destroyed right after submitting: the answer still comes, before the destructor returns.
+    std::atomic<int> late{0};
+    service->SubmitAsync(order(99), {}, {}, [&](StatusOr<Submission> s, IssueList) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (s.ok()) late = 1;
+    });
+    service.reset();
+    CHECK(late.load() == 1);
+    CHECK(st->ReadAll(0, 1000)->size() == 2 * (kNew + 1));
+    st.reset();
+    std::filesystem::remove_all(dir);
   }
 
   TEST_CASE("the lifecycle: route, send, acknowledge, fill, the log means one routing request") {

@@ -10,9 +10,11 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string_view>
 
+#include <absl/functional/any_invocable.h>
 #include <absl/strings/ascii.h>
 #include <nlohmann/json.hpp>
 #include <openssl/crypto.h>
@@ -264,6 +266,10 @@ struct ApiServer::Impl {
     const auth::Principal* who = nullptr;
     RequestContext ctx;
     obs::TraceContext trace;
+    // Ends the request once its answer is set: its span and log line, the client's slot
+    // given back. Dispatch calls it after the handler unless the handler took it along
+    // (with c.res.Defer()) to call when it answers later.
+    absl::AnyInvocable<void()> end;
   };
   using Fn = void (Impl::*)(Call&);
   struct Route {
@@ -271,6 +277,7 @@ struct ApiServer::Impl {
     std::string name;  // the path template, and the only route label: ".../{id}/events"
     unsigned roles;    // auth::Role bits admitted; kPublic: no key needed
     Fn fn;
+    bool quick = false;  // its handler never waits: on the submit threads (HttpRequest::quick)
   };
 
   // What an /api path no route matches is authenticated as (any role may learn it is 404).
@@ -393,14 +400,13 @@ struct ApiServer::Impl {
              .dump(-1, ' ', false, json::error_handler_t::replace));
   }
 
-  void RecordSpan(const std::string& name, const Call& c, int status,
-                  std::chrono::steady_clock::time_point start) {
+  void RecordSpan(const std::string& name, const obs::TraceContext& trace, const HttpRequest& req,
+                  int status, std::chrono::steady_clock::time_point start) {
     if (tracer == nullptr || !tracer->enabled()) return;
     obs::Span span;
     span.name = name;
-    span.context = c.trace;
-    if (auto parent = obs::ParseTraceparent(std::string(c.req.header("traceparent")));
-        parent.ok()) {
+    span.context = trace;
+    if (auto parent = obs::ParseTraceparent(std::string(req.header("traceparent"))); parent.ok()) {
       span.parent_span_id = parent->span_id;
     }
     span.kind = obs::SpanKind::kServer;
@@ -430,21 +436,37 @@ struct ApiServer::Impl {
     }
     // A caller's key is the client's own: two clients never share a key space.
     if (!key.empty()) key = Cat(c.who->client_id, "/", key);
-    IssueList issues;
+    // The answer waits for the store's commit without holding this thread: the handler
+    // returns, and the store's writer hands the answer to the connection's thread, which
+    // sets and writes it (HttpResponse::Defer). Refusals and replays come back at once.
     auto start = std::chrono::steady_clock::now();
-    auto s = service.Submit(c.req.body, issues, c.ctx, key);
+    service.SubmitAsync(
+        c.req.body, c.ctx, key,
+        [this, &res = c.res, start, end = std::move(c.end), deferred = c.res.Defer()](
+            StatusOr<Submission> s, IssueList issues) mutable {
+          std::move(deferred).Send([this, &res, start, end = std::move(end), s = std::move(s),
+                                    issues = std::move(issues)]() mutable {
+            Answer(res, s, issues, start);
+            end();
+          });
+        });
+  }
+
+  // Submit's answer, from what the service returned.
+  void Answer(HttpResponse& res, const StatusOr<Submission>& s, const IssueList& issues,
+              std::chrono::steady_clock::time_point start) {
     if (!s.ok()) {
-      c.res.status = HttpStatus(s.status(), /*submit=*/true);
-      c.res.set_content(Outcome(issues, s.status()), "application/fhir+json");
+      res.status = HttpStatus(s.status(), /*submit=*/true);
+      res.set_content(Outcome(issues, s.status()), "application/fhir+json");
       return;
     }
     if (submit_durable) {
       submit_durable->Observe(
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }
-    c.res.status = s->created ? 201 : 200;
-    c.res.set_header("Location", Cat("/api/v1/prescriptions/", s->id));
-    c.res.set_content(SubmissionBody(*s, issues), "application/json");
+    res.status = s->created ? 201 : 200;
+    res.set_header("Location", Cat("/api/v1/prescriptions/", s->id));
+    res.set_content(SubmissionBody(*s, issues), "application/json");
   }
 
   void Get(Call& c) {
@@ -644,10 +666,11 @@ struct ApiServer::Impl {
     const unsigned prescriber = Bit(auth::Role::kPrescriber);
     const unsigned reader = prescriber | Bit(auth::Role::kOperator);
     const unsigned scraper = Bit(auth::Role::kMetrics) | Bit(auth::Role::kOperator);
-    auto add = [this](const char* method, std::string name, unsigned roles, Fn fn) {
-      routes.push_back({method, std::move(name), roles, fn});
+    auto add = [this](const char* method, std::string name, unsigned roles, Fn fn,
+                      bool quick = false) {
+      routes.push_back({method, std::move(name), roles, fn, quick});
     };
-    add("POST", "/api/v1/prescriptions", prescriber, &Impl::Submit);
+    add("POST", "/api/v1/prescriptions", prescriber, &Impl::Submit, /*quick=*/true);
     add("GET", id, reader, &Impl::Get);
     add("GET", id + "/events", prescriber, &Impl::Events);
     add("POST", id + "/route", prescriber, &Impl::Send);
@@ -724,7 +747,7 @@ struct ApiServer::Impl {
     std::string allow;
     const Route* route = Find(req, allow);
     std::optional<auth::Principal> who;
-    std::optional<Slot> slot;
+    std::unique_ptr<Slot> slot;
     // Under /api/ a client learns which routes exist only once it is authenticated.
     if (route == nullptr && req.path.starts_with("/api/") &&
         !Authenticate(req, res, any_api, request_id)) {
@@ -739,7 +762,7 @@ struct ApiServer::Impl {
     } else if (route->roles != kPublic) {
       who = Authenticate(req, res, *route, request_id);
       if (who) {
-        slot.emplace(*this, who->client_id);
+        slot = std::make_unique<Slot>(*this, who->client_id);
         if (!slot->taken()) {
           Security("client_concurrency", req, route, request_id, who->client_id, who->key_id);
           res.set_header("Retry-After", "1");
@@ -751,12 +774,19 @@ struct ApiServer::Impl {
       }
     }
     if (route != nullptr && (route->roles == kPublic || who)) {
-      Call call{req, res, *route, who ? &*who : nullptr, {}, {}};
+      Call call{req, res, *route, who ? &*who : nullptr, {}, {}, {}};
       call.ctx = Context(req, call.trace, call.who, request_id);
+      call.end = [this, &req, &res, route, request_id, start, trace = call.trace,
+                  slot = std::move(slot)]() mutable {
+        if (route->roles != kPublic && route->fn != &Impl::Metrics) {
+          RecordSpan(Cat(req.method, " ", route->name), trace, req, res.status, start);
+        }
+        Log(req, res, route->name, request_id, start);
+        slot.reset();
+      };
       (this->*(route->fn))(call);
-      if (route->roles != kPublic && route->fn != &Impl::Metrics) {
-        RecordSpan(Cat(req.method, " ", route->name), call, res.status, start);
-      }
+      if (call.end) call.end();  // answered now, not deferred
+      return;
     }
     Log(req, res, route ? route->name : "unmatched", request_id, start);
   }
@@ -830,6 +860,7 @@ struct ApiServer::Impl {
   bool CheckHead(HttpRequest& req, HttpResponse& res) {
     std::string allow;
     const Route* route = Find(req, allow);
+    req.quick = route != nullptr && route->quick;
     const bool has_body = req.has_header("Transfer-Encoding") ||
                           (req.has_header("Content-Length") && req.header("Content-Length") != "0");
     if (route == nullptr && !req.path.starts_with("/api/")) {
@@ -905,6 +936,7 @@ struct ApiServer::Impl {
     limits.head_timeout = options.head_timeout;
     limits.body_timeout = options.body_timeout;
     limits.workers = options.threads;
+    limits.quick_workers = std::max(0, options.submit_threads);
     options.client_concurrency =
         std::max(1, std::min(options.client_concurrency, options.threads - 1));
     return limits;

@@ -9,8 +9,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <cstring>
+#include <future>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -277,12 +279,17 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   std::unique_ptr<asio::io_context> ioc;
   std::unique_ptr<tcp::acceptor> acceptor;
   std::unique_ptr<asio::thread_pool> pool;
+  std::unique_ptr<asio::thread_pool> quick_pool;  // null without quick workers
   std::thread io_thread;
   std::mutex sources_mu;
   std::map<std::string, size_t> sources;  // open connections per SourceOf
   TlsOptions tls;
   std::mutex tls_mu;
   std::shared_ptr<asio::ssl::context> tls_context;  // null: plain HTTP
+  // Deferred responses not sent yet (HttpResponse::Defer); Stop waits for them.
+  std::mutex deferred_mu;
+  std::condition_variable deferred_cv;
+  int64_t deferred = 0;
 
   void Accept();
   std::shared_ptr<asio::ssl::context> TlsContext() {
@@ -381,6 +388,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         parser_.reset();
         return Write(std::move(refused), /*keep_alive=*/false);
       }
+      quick_ = head.quick;
     }
     if (parser_->is_done()) return OnBody({});
     tcp_stream().expires_after(limits().body_timeout);
@@ -415,13 +423,54 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     parser_.reset();
     tcp_stream().expires_never();  // the handler's time is not the client's
     // Inflating is CPU work: on the worker, not on the thread every connection shares.
-    asio::post(*server_->pool, [self = shared_from_this(), request, gzip = gzip_] {
+    request->quick = std::exchange(quick_, false);
+    asio::thread_pool& workers =
+        request->quick && server_->quick_pool ? *server_->quick_pool : *server_->pool;
+    asio::post(workers, [self = shared_from_this(), request, gzip = gzip_] {
       auto response = std::make_shared<HttpResponse>();
       bool keep_alive = self->keep_alive_;
+      bool deferred = false;
+      response->defer_ = [&]() {
+        deferred = true;
+        return self->Deferred(request, response, keep_alive);
+      };
       HandleComplete(self->limits(), self->server_->handler, self->server_->refusal, *request, gzip,
                      *response, keep_alive);
+      // Deferred: the response is the DeferredResponse's now (its sender may be writing it on
+      // the connection's thread already), not to be touched here.
+      if (deferred) return;
+      response->defer_ = nullptr;
       asio::post(self->stream_.get_executor(),
                  [self, response, keep_alive] { self->Write(std::move(*response), keep_alive); });
+    });
+  }
+
+  // What a handler's HttpResponse::Defer returns: keeps the request and response, and posts
+  // the answer to this connection's strand; counted until sent, for Stop.
+  DeferredResponse Deferred(std::shared_ptr<HttpRequest> request,
+                            std::shared_ptr<HttpResponse> response, bool keep_alive) {
+    {
+      std::lock_guard lock(server_->deferred_mu);
+      ++server_->deferred;
+    }
+    return DeferredResponse([self = shared_from_this(), request = std::move(request),
+                             response = std::move(response),
+                             keep_alive](absl::AnyInvocable<void()> fill) mutable {
+      HttpServer::Impl& server = *self->server_;
+      auto executor = self->stream_.get_executor();
+      asio::post(executor,
+                 [self = std::move(self), request = std::move(request),
+                  response = std::move(response), keep_alive, fill = std::move(fill)]() mutable {
+                   if (!fill) {  // abandoned by its handler
+                     HttpResponse failed;
+                     self->server_->refusal(*request, 500, "internal error", failed);
+                     return self->Write(std::move(failed), keep_alive);
+                   }
+                   fill();
+                   self->Write(std::move(*response), keep_alive);
+                 });
+      std::lock_guard lock(server.deferred_mu);
+      if (--server.deferred == 0) server.deferred_cv.notify_all();
     });
   }
 
@@ -495,6 +544,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   std::optional<bhttp::response<bhttp::string_body>> res_;
   bool gzip_ = false;
   bool keep_alive_ = false;
+  bool quick_ = false;             // the head check marked the request being read quick
   size_t head_fields_ = SIZE_MAX;  // fields of the current request's head
   std::array<char, 16384> drain_{};
 };
@@ -560,7 +610,24 @@ std::vector<HttpResponse> ServeBytes(const ServerLimits& limits, const HttpServe
     bool keep_alive = parser->get().keep_alive();
     request.body = std::move(parser->get().body());
     HttpResponse response;
+    // A deferred answer is waited for here (it may come from another thread).
+    bool deferred = false;
+    std::promise<void> answered;
+    response.defer_ = [&] {
+      deferred = true;
+      return DeferredResponse([&](absl::AnyInvocable<void()> fill) {
+        if (fill) {
+          fill();
+        } else {
+          response = HttpResponse{};
+          refusal(request, 500, "internal error", response);
+        }
+        answered.set_value();
+      });
+    };
     HandleComplete(limits, handler, refusal, request, gzip, response, keep_alive);
+    if (deferred) answered.get_future().wait();
+    response.defer_ = nullptr;
     out.push_back(std::move(response));
     if (!keep_alive) return out;
   }
@@ -721,6 +788,9 @@ Status HttpServer::Start(const std::string& host, int port, const TlsOptions& tl
     }
   }
   im.pool = std::make_unique<asio::thread_pool>(std::max(1, im.limits.workers));
+  if (im.limits.quick_workers > 0) {
+    im.quick_pool = std::make_unique<asio::thread_pool>(im.limits.quick_workers);
+  }
   im.Accept();
   im.io_thread = std::thread([ioc = im.ioc.get()] { ioc->run(); });
   return absl::OkStatus();
@@ -737,9 +807,19 @@ void HttpServer::Stop() {
   im.io_thread.join();
   im.pool->stop();
   im.pool->join();
+  if (im.quick_pool) {
+    im.quick_pool->stop();
+    im.quick_pool->join();
+  }
+  {
+    // A deferred response posts to the context: it must still exist when it is sent.
+    std::unique_lock lock(im.deferred_mu);
+    im.deferred_cv.wait(lock, [&] { return im.deferred == 0; });
+  }
   // Destroying the pool and then the context destroys the pending work, and with it the
   // sessions (their sockets close while their context still exists).
   im.pool.reset();
+  im.quick_pool.reset();
   im.acceptor.reset();
   im.ioc.reset();
 }

@@ -22,6 +22,8 @@
 #include <utility>
 #include <vector>
 
+#include <absl/functional/any_invocable.h>
+
 #include "rxflow/status.h"
 
 namespace rxflow::http {
@@ -43,6 +45,9 @@ struct HttpRequest {
   // without client certificates).
   std::string client_certificate_sha256;
   std::vector<std::string> matches;  // the route's captures (set by the caller's router)
+  // Set by the HeadCheck: this request's handler never waits (what it waits for, it defers:
+  // HttpResponse::Defer), so it runs on the quick workers (ServerLimits::quick_workers).
+  bool quick = false;
 
   // The first field named `name` (ASCII case-insensitive), its value as sent; "" if absent.
   std::string_view header(std::string_view name) const;
@@ -51,12 +56,44 @@ struct HttpRequest {
   std::string param(std::string_view name) const;
 };
 
+// A response its handler finishes later, from any thread (HttpResponse::Defer): the handler
+// returns without an answer, and its request and response stay alive until Send. Send posts
+// `fill` to the connection's own thread, which runs it (to set the response's status,
+// headers and body) and writes the response. Sent at most once; destroyed unsent, it
+// answers 500, so a handler that loses it never leaves its client waiting.
+class DeferredResponse {
+ public:
+  // What the server does with the answer: `fill` to run (empty: abandoned, a 500).
+  using Sender = absl::AnyInvocable<void(absl::AnyInvocable<void()> fill)>;
+  DeferredResponse() = default;
+  explicit DeferredResponse(Sender sender) : sender_(std::move(sender)) {}
+  DeferredResponse(DeferredResponse&& other) noexcept = default;
+  DeferredResponse& operator=(DeferredResponse&&) = delete;
+  ~DeferredResponse() {
+    if (sender_) std::move(*this).Send({});
+  }
+  void Send(absl::AnyInvocable<void()> fill) && {
+    Sender sender = std::move(sender_);
+    sender_ = nullptr;
+    if (sender) sender(std::move(fill));
+  }
+
+ private:
+  Sender sender_;
+};
+
 struct HttpResponse {
   int status = 200;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
   void set_header(std::string name, std::string value);
   void set_content(std::string content, std::string content_type);
+  // For a handler that answers later without holding its thread (it waits for a store's
+  // commit): the server writes nothing when the handler returns, and the answer goes out
+  // when the returned DeferredResponse is sent. Only during the handler's call; once; and
+  // a handler that deferred must not throw afterwards.
+  DeferredResponse Defer() { return defer_ ? defer_() : DeferredResponse(); }
+  std::function<DeferredResponse()> defer_;  // set by the server around the handler's call
 };
 
 // Where a client connects from, for limits and throttling: an IPv4 address (an IPv4-mapped
@@ -76,6 +113,10 @@ struct ServerLimits {
   std::chrono::milliseconds body_timeout{30000};  // the whole body, after the head
   std::chrono::milliseconds write_timeout{30000};
   int workers = 32;  // request handler threads
+  // Threads for the requests the HeadCheck marks quick (HttpRequest::quick); 0: those run on
+  // the workers too. Kept apart so that they neither queue behind handlers that wait nor
+  // wake one of many idle workers each (threads sleeping on one queue contend for its lock).
+  int quick_workers = 0;
 };
 
 // TLS for a server (OpenSSL through Asio): TLS 1.2 and 1.3, forward-secret AEAD suites only.
@@ -113,7 +154,8 @@ class HttpServer {
   // Rereads the certificate and key (SIGHUP): connections accepted from now on use them;
   // on an error the old ones stay.
   Status ReloadTls();
-  // Stops accepting, closes every connection, waits for running handlers. Idempotent.
+  // Stops accepting, closes every connection, waits for running handlers and for every
+  // deferred response to be sent (unwritten: the connections are closed). Idempotent.
   void Stop();
   int port() const;
 

@@ -321,6 +321,7 @@ class SqliteStore : public Store {
     }
     RXFLOW_RETURN_IF_ERROR(checkpoint_db_.Open(options_.path, vfs));
     writer_ = std::thread([this] { WriterLoop(); });
+    writer_id_ = writer_.get_id();
     checkpointer_ = std::thread([this] { CheckpointLoop(); });
     // Named for `top -H`, perf and gdb (at most 15 characters), here rather than by the
     // threads themselves: the names hold once the store is open.
@@ -349,13 +350,18 @@ class SqliteStore : public Store {
 
   // Queues `job` for the writer and waits for its answer.
   Status Write(Job job) {
-    internal::Answer<Status> answer;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (stop_) return absl::UnavailableError("sqlite store is closing");
-      queue_.push_back({std::move(job), &answer});
+    if (std::this_thread::get_id() == writer_id_) {
+      // From an AppendAsync callback: waiting here would wait for this very thread.
+      return absl::FailedPreconditionError(
+          "sqlite store: a write was made from the writer thread (an AppendAsync callback); "
+          "it would wait for itself");
     }
-    cv_.notify_one();
+    internal::Answer<Status> answer;
+    if (Status queued =
+            Enqueue({std::move(job), [&answer](Status s) { answer.Give(std::move(s)); }});
+        !queued.ok()) {
+      return queued;
+    }
     return answer.Take();
   }
 
@@ -369,6 +375,32 @@ class SqliteStore : public Store {
     });
     if (!s.ok()) return s;
     return result;
+  }
+
+  // Queued like Append; the writer calls `done` after the batch's commit instead of waking a
+  // waiting caller, so no thread waits for the append (EventStore::AppendAsync).
+  void AppendAsync(AppendRequest request, AppendDone done) override {
+    struct Op {
+      AppendRequest request;
+      AppendDone done;
+      AppendResult result;
+    };
+    auto op = std::make_unique<Op>(Op{std::move(request), std::move(done), {}});
+    Op* raw = op.get();
+    Job job = [raw](Db& db, int64_t) -> Status {
+      auto r = AppendOn(db, raw->request);
+      if (!r.ok()) return r.status();
+      raw->result = *r;
+      return absl::OkStatus();
+    };
+    Finish finish = [op = std::move(op)](Status s) mutable {
+      AppendDone done = std::move(op->done);
+      StatusOr<AppendResult> outcome = s.ok() ? StatusOr<AppendResult>(op->result) : s;
+      op.reset();  // the request (its payloads) is freed before the caller's callback runs
+      done(std::move(outcome));
+    };
+    Pending pending{std::move(job), std::move(finish)};
+    if (Status queued = Enqueue(pending); !queued.ok()) pending.finish(std::move(queued));
   }
 
   Status SaveSnapshot(const Snapshot& snap) override {
@@ -710,11 +742,26 @@ class SqliteStore : public Store {
   }
 
  private:
-  // A queued job and its waiting caller's answer (gone once given).
+  // What the writer calls once a job's outcome is known (after the commit): wakes a waiting
+  // caller (Write) or calls an AppendAsync callback.
+  using Finish = absl::AnyInvocable<void(Status)>;
   struct Pending {
     Job job;
-    internal::Answer<Status>* answer;
+    Finish finish;
   };
+
+  // Queues `pending` for the writer; Unavailable (and `pending` left with the caller) once
+  // the store is closing.
+  Status Enqueue(Pending& pending) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stop_) return absl::UnavailableError("sqlite store is closing");
+      queue_.push_back(std::move(pending));
+    }
+    cv_.notify_one();
+    return absl::OkStatus();
+  }
+  Status Enqueue(Pending&& pending) { return Enqueue(pending); }
 
   // Upgrades a 0.1.0 store in place (see kStartRelayAfterLegacyOutbox): the relay's start
   // and the outbox's removal commit together, on the writer connection before the writer
@@ -761,7 +808,7 @@ class SqliteStore : public Store {
       std::vector<Status> results(batch.size());
       Status begin = Run(db, "BEGIN IMMEDIATE");
       if (!begin.ok()) {
-        for (auto& p : batch) p.answer->Give(internal::UnsharedCopy(begin));
+        for (auto& p : batch) p.finish(internal::UnsharedCopy(begin));
         continue;
       }
       int64_t now = clock_.NowMicros();
@@ -786,7 +833,7 @@ class SqliteStore : public Store {
       batches_.fetch_add(1);
       // Each caller gets a Status of its own: moved here, an UnsharedCopy of a batch-wide
       // failure above (see internal/status_macros.h).
-      for (size_t i = 0; i < batch.size(); ++i) batch[i].answer->Give(std::move(results[i]));
+      for (size_t i = 0; i < batch.size(); ++i) batch[i].finish(std::move(results[i]));
     }
   }
 
@@ -813,6 +860,7 @@ class SqliteStore : public Store {
   Clock& clock_;
   Db writer_db_;
   std::thread writer_;
+  std::thread::id writer_id_;  // set before any caller can write
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Pending> queue_;

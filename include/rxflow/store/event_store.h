@@ -37,6 +37,8 @@
 #include <string>
 #include <vector>
 
+#include <absl/functional/any_invocable.h>
+
 #include "rxflow/clock.h"
 #include "rxflow/status.h"
 
@@ -116,6 +118,21 @@ class EventStore {
   // Aborted when the stream's version is not `expected_version`; AlreadyExists (message
   // "idempotency key exists: <stream id>") when the key is taken.
   virtual StatusOr<AppendResult> Append(AppendRequest request) = 0;
+
+  // What AppendAsync calls with the append's outcome: what Append would have returned.
+  using AppendDone = absl::AnyInvocable<void(StatusOr<AppendResult>)>;
+
+  // Append without waiting for it: `done` is called exactly once, with what Append would
+  // return, once the transaction committed durably (or failed). It may run on the store's
+  // own thread (SQLite: the writer, right after its group commit, while the next batch
+  // waits: keep it short, hand longer work to another thread, and never make one of the
+  // store's writes from it — it would wait for the thread it runs on, and fails with
+  // FailedPrecondition instead), or on the caller's thread before AppendAsync returns (this
+  // default, which is Append; PostgreSQL and the memory store use it). A decorator that
+  // overrides Append alone sees async appends there too: StoreWrapper keeps this default.
+  virtual void AppendAsync(AppendRequest request, AppendDone done) {
+    done(Append(std::move(request)));
+  }
 
   // The events of a stream with version > `after_version`, in order. An unknown stream
   // yields an empty list.
@@ -270,6 +287,9 @@ class Store : public EventStore,
               public DataKeys {};
 
 // Forwarding base for decorators (metrics, fault injection): override what you need.
+// AppendAsync is not forwarded: it goes through this decorator's Append (EventStore's
+// default), so that a decorator overriding Append alone sees every append; one that wants
+// the target's own asynchronous append overrides AppendAsync too.
 class StoreWrapper : public Store {
  public:
   explicit StoreWrapper(Store& target) : target_(target) {}

@@ -64,6 +64,10 @@ struct ApiOptions {
   std::vector<std::string> metrics_keys;
   size_t max_body_bytes = size_t{1} << 20;  // decoded (chunked, gzip): 413 above
   int threads = 64;                         // request handler threads (they block on the store)
+  // Threads for POST /api/v1/prescriptions, which never waits for the store (its answer is
+  // written once the append commits, without a thread waiting for it): a few threads that
+  // stay busy, apart from the `threads` that wait; 0 runs submissions on those.
+  int submit_threads = 4;
   size_t max_connections = 1024;            // open connections; more are closed at once
   size_t max_connections_per_source = 256;  // per IPv4 address or IPv6 /64, likewise
   int client_concurrency = 48;  // requests in flight per client: 429 above (at most threads - 1)
