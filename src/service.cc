@@ -348,15 +348,15 @@ void PrescriptionService::SubmitAsync(std::string_view fhir_json, const RequestC
     std::lock_guard lock(im.async_mu);
     ++im.async_pending;
   }
-  im.store.AppendAsync(std::move(req),
-                       [&im, pending = std::move(pending), issues = std::move(issues),
-                        done = std::move(done)](StatusOr<store::AppendResult> appended) mutable {
-                         StatusOr<Submission> made = im.FinishSubmit(*pending, std::move(appended));
-                         pending.reset();
-                         done(std::move(made), std::move(issues));
-                         std::lock_guard lock(im.async_mu);
-                         if (--im.async_pending == 0) im.async_cv.notify_all();
-                       });
+  im.store.AppendAsync(std::move(req), [&im, pending = std::move(pending),
+                                        issues = std::move(issues), done = std::move(done)](
+                                           const StatusOr<store::AppendResult>& appended) mutable {
+    StatusOr<Submission> made = im.FinishSubmit(*pending, appended);
+    pending.reset();
+    done(std::move(made), std::move(issues));
+    std::lock_guard lock(im.async_mu);
+    if (--im.async_pending == 0) im.async_cv.notify_all();
+  });
 }
 
 std::optional<StatusOr<Submission>> PrescriptionService::Impl::PrepareSubmit(
@@ -480,7 +480,7 @@ std::optional<StatusOr<Submission>> PrescriptionService::Impl::PrepareSubmit(
 }
 
 StatusOr<Submission> PrescriptionService::Impl::FinishSubmit(
-    PendingSubmit& pending, StatusOr<store::AppendResult> appended) {
+    PendingSubmit& pending, const StatusOr<store::AppendResult>& appended) {
   Impl& im = *this;
   const std::string& id = pending.id;
   const std::string& key = pending.key;

@@ -250,7 +250,8 @@ struct PrescriptionService::Impl {
                                                     PendingSubmit& pending,
                                                     store::AppendRequest& req);
   // Submit after its append.
-  StatusOr<Submission> FinishSubmit(PendingSubmit& pending, StatusOr<store::AppendResult> appended);
+  StatusOr<Submission> FinishSubmit(PendingSubmit& pending,
+                                    const StatusOr<store::AppendResult>& appended);
   // SubmitAsync's answers still to come (the destructor waits for them).
   std::mutex async_mu;
   std::condition_variable async_cv;

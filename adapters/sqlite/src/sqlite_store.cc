@@ -393,7 +393,7 @@ class SqliteStore : public Store {
       raw->result = *r;
       return absl::OkStatus();
     };
-    Finish finish = [op = std::move(op)](Status s) mutable {
+    Finish finish = [op = std::move(op)](const Status& s) mutable {
       AppendDone done = std::move(op->done);
       StatusOr<AppendResult> outcome = s.ok() ? StatusOr<AppendResult>(op->result) : s;
       op.reset();  // the request (its payloads) is freed before the caller's callback runs
