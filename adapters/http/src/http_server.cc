@@ -456,21 +456,25 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     return DeferredResponse([self = shared_from_this(), request = std::move(request),
                              response = std::move(response),
                              keep_alive](absl::AnyInvocable<void()> fill) mutable {
-      HttpServer::Impl& server = *self->server_;
-      auto executor = self->stream_.get_executor();
-      asio::post(executor,
-                 [self = std::move(self), request = std::move(request),
-                  response = std::move(response), keep_alive, fill = std::move(fill)]() mutable {
-                   if (!fill) {  // abandoned by its handler
-                     HttpResponse failed;
-                     self->server_->refusal(*request, 500, "internal error", failed);
-                     return self->Write(std::move(failed), keep_alive);
-                   }
-                   fill();
-                   self->Write(std::move(*response), keep_alive);
-                 });
-      std::lock_guard lock(server.deferred_mu);
-      if (--server.deferred == 0) server.deferred_cv.notify_all();
+      // Stop may destroy the context as soon as the count below reaches 0: nothing of the
+      // context (the strand executor holds its state) may be left on this thread by then.
+      const std::shared_ptr<HttpServer::Impl> server = self->server_;
+      {
+        auto executor = self->stream_.get_executor();
+        asio::post(executor,
+                   [self = std::move(self), request = std::move(request),
+                    response = std::move(response), keep_alive, fill = std::move(fill)]() mutable {
+                     if (!fill) {  // abandoned by its handler
+                       HttpResponse failed;
+                       self->server_->refusal(*request, 500, "internal error", failed);
+                       return self->Write(std::move(failed), keep_alive);
+                     }
+                     fill();
+                     self->Write(std::move(*response), keep_alive);
+                   });
+      }
+      std::lock_guard lock(server->deferred_mu);
+      if (--server->deferred == 0) server->deferred_cv.notify_all();
     });
   }
 
