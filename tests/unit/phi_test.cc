@@ -402,6 +402,46 @@ TEST_SUITE("PHI at rest") {
           absl::StatusCode::kFailedPrecondition);
   }
 
+  TEST_CASE("a NewRx whose text has backslashes beside its quotes is sealed whole") {
+    // The sealed member ends at its first quote after an even number of backslashes: an
+    // escaped quote after escaped backslashes (`\\\"`), escaped backslashes before the
+    // closing quote (`\\"`), and a run of them, each sealed with the rest.
+    FakeClock clock;
+    auto raw = store::NewMemoryStore(clock);
+    auto vault = VaultOver(*raw, Kek("kek-1"));
+    auto store = phi::NewProtectedStore(*raw, *vault);
+    const std::vector<std::string> texts = {
+        "<NewRx>a\\\"Quixtwaddle\"</NewRx>",     // a\"Quixtwaddle"
+        "<NewRx>\\\\\"Quixtwaddle</NewRx>\\\\",  // \\"Quixtwaddle...\\ at the end
+        "\"<NewRx>Quixtwaddle</NewRx>\\",        // a quote first, a backslash last
+    };
+    for (size_t i = 0; i < texts.size(); ++i) {
+      CAPTURE(i);
+      domain::PrescriptionTransformed t;
+      t.script_version = "2017071";
+      t.message_id = "m1";
+      t.newrx_xml = texts[i];
+      t.pharmacy_ncpdp_id = "1234567";  // the member after newrx_xml: stays as it is
+      t.phi_key = "patient-ref-1";
+      store::EventRecord e;
+      e.event_id = "e" + std::to_string(i);
+      e.type = std::string(t.kType);
+      e.payload = domain::EncodePayload(t);
+      store::AppendRequest r;
+      r.stream_id = "rx-" + std::to_string(i);
+      r.events = {e};
+      RXFLOW_REQUIRE_OK(store->Append(r));
+      const std::string stored = raw->ReadStream(r.stream_id)->at(0).payload;
+      CHECK(stored.find("Quixtwaddle") == std::string::npos);
+      CHECK(stored.find("NewRx>") == std::string::npos);
+      CHECK(stored.find("\"message_id\":\"m1\",\"newrx_xml\":\"rxenc1.") != std::string::npos);
+      CHECK(stored.find("\",\"pharmacy_ncpdp_id\":\"1234567\",") != std::string::npos);
+      auto read = store->ReadStream(r.stream_id);
+      RXFLOW_REQUIRE_OK(read);
+      CHECK(read->at(0).payload == e.payload);
+    }
+  }
+
   TEST_CASE("a new patient's key is stored with the first events it seals, once across writers") {
     TwoVaults w;
     auto& raw = w.raw;
