@@ -380,9 +380,7 @@ std::optional<StatusOr<Submission>> PrescriptionService::Impl::PrepareSubmit(
   const std::string& request_sha256 = pending.request_sha256;
   std::string& compare_sha256 = pending.compare_sha256;  // a caller's key: the same body
   if (idempotency_key.empty()) {
-    auto content_key = IdempotencyKey(out.newrx.message, im.options.patient_key);
-    if (!content_key.ok()) return content_key.status();
-    key = std::move(*content_key);
+    RXFLOW_ASSIGN_OR_RETURN(key, IdempotencyKey(out.newrx.message, im.options.patient_key));
   } else {
     key = Cat("client:", idempotency_key);
     compare_sha256 = request_sha256;
@@ -440,10 +438,8 @@ std::optional<StatusOr<Submission>> PrescriptionService::Impl::PrepareSubmit(
   // appended: two prescriptions for one patient submitted at once are screened one after
   // the other (in this process; in block mode across processes too: docs/clinical.md).
   if (im.options.interactions) {
-    auto screening =
-        im.ScreenInteractions(out, ctx, issues, pending.findings, pending.patient_lock);
-    if (!screening.ok()) return screening.status();
-    screened = std::move(*screening);
+    RXFLOW_ASSIGN_OR_RETURN(
+        screened, im.ScreenInteractions(out, ctx, issues, pending.findings, pending.patient_lock));
   }
   IssueList series_issues;
   if (Status series = im.CheckScheduleIISeries(out, ctx, series_issues, pending.patient_lock);
@@ -456,17 +452,15 @@ std::optional<StatusOr<Submission>> PrescriptionService::Impl::PrepareSubmit(
     issues.Append(series_issues);
     return series;
   }
-  auto decided = domain::Decide(domain::PrescriptionState{}, cmd);
-  if (!decided.ok()) return decided.status();
   std::vector<domain::Event>& events = pending.events;
-  events = std::move(*decided);
+  RXFLOW_ASSIGN_OR_RETURN(events, domain::Decide(domain::PrescriptionState{}, cmd));
   if (screened) events.emplace_back(std::move(*screened));
   if (im.options.route_on_submit) {
     domain::PrescriptionState state = Fold(events);
     if (state.state == domain::State::kTransformed && !state.controlled()) {
-      auto queued = domain::Decide(state, domain::Route{});
-      if (!queued.ok()) return queued.status();
-      events.insert(events.end(), queued->begin(), queued->end());
+      RXFLOW_ASSIGN_OR_RETURN(std::vector<domain::Event> queued,
+                              domain::Decide(state, domain::Route{}));
+      events.insert(events.end(), queued.begin(), queued.end());
     }
   }
 
