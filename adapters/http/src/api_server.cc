@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <string_view>
+#include <utility>
 
 #include <absl/functional/any_invocable.h>
 #include <absl/strings/ascii.h>
@@ -442,7 +443,7 @@ struct ApiServer::Impl {
     auto start = std::chrono::steady_clock::now();
     service.SubmitAsync(
         c.req.body, c.ctx, key,
-        [this, &res = c.res, start, end = std::move(c.end), deferred = c.res.Defer()](
+        [this, &res = c.res, start, end = std::exchange(c.end, nullptr), deferred = c.res.Defer()](
             StatusOr<Submission> s, IssueList issues) mutable {
           std::move(deferred).Send([this, &res, start, end = std::move(end), s = std::move(s),
                                     issues = std::move(issues)]() mutable {
