@@ -151,6 +151,23 @@ void BM_ZstdCompressNewRx(benchmark::State& state) {
 }
 BENCHMARK(BM_ZstdCompressNewRx)->Threads(1)->Threads(4)->UseRealTime();
 
+// The NewRx as the service seals it (testing::SealedLisinoprilNewRx). Argument 0 without a
+// dictionary, 1 with the sealed one (which never saw this prescription).
+void BM_ZstdCompressSealedNewRx(benchmark::State& state) {
+  const std::string value = testing::SealedLisinoprilNewRx();
+  const auto dictionary =
+      state.range(0) == 0 ? internal::ZstdDictionary::kNone : internal::ZstdDictionary::kSealed;
+  size_t frame = 0;
+  for (auto _ : state) {
+    auto compressed = internal::ZstdCompress(value, dictionary);
+    frame = compressed ? compressed->size() : 0;
+    benchmark::DoNotOptimize(compressed);
+  }
+  state.counters["frame_bytes"] = static_cast<double>(frame);
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * value.size()));
+}
+BENCHMARK(BM_ZstdCompressSealedNewRx)->Arg(0)->Arg(1);
+
 // A data key in the vault's cache, as for a patient seen before: the sealing a submission
 // does on its own thread before the append.
 void BM_SealNewRx(benchmark::State& state) {

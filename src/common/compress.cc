@@ -11,6 +11,10 @@
 
 #include <zstd.h>
 
+namespace rxflow::internal::embedded {
+extern const std::string_view ksealed_1_zdict;  // data/zstd/sealed-1.zdict
+}  // namespace rxflow::internal::embedded
+
 namespace rxflow::internal {
 namespace {
 
@@ -94,6 +98,20 @@ ZSTD_CCtx* MakeCCtx() {
 }
 ZSTD_DCtx* MakeDCtx() { return ZSTD_createDCtx(); }
 
+// kSealed, digested once for compressing (at kLevel) and once for expanding. Never destroyed
+// (threads may use them while the process exits); null when it could not be made (out of
+// memory, or bytes that are no dictionary: the frozen-bytes test catches the latter).
+const ZSTD_CDict* SealedCDict() {
+  static const ZSTD_CDict* cdict =
+      ZSTD_createCDict(embedded::ksealed_1_zdict.data(), embedded::ksealed_1_zdict.size(), kLevel);
+  return cdict;
+}
+const ZSTD_DDict* SealedDDict() {
+  static const ZSTD_DDict* ddict =
+      ZSTD_createDDict(embedded::ksealed_1_zdict.data(), embedded::ksealed_1_zdict.size());
+  return ddict;
+}
+
 // Never destroyed: a thread may still compress while the process exits.
 Pool<ZSTD_CCtx, CCtxFree>& CompressionContexts() {
   static auto* pool = new Pool<ZSTD_CCtx, CCtxFree>(MakeCCtx);
@@ -106,10 +124,19 @@ Pool<ZSTD_DCtx, DCtxFree>& DecompressionContexts() {
 
 }  // namespace
 
-std::optional<std::string> ZstdCompress(std::string_view data) {
+std::string_view ZstdSealedDictionary() { return embedded::ksealed_1_zdict; }
+
+std::optional<std::string> ZstdCompress(std::string_view data, ZstdDictionary dictionary) {
   if (data.size() < kCompressMinBytes) return std::nullopt;
+  const ZSTD_CDict* cdict = nullptr;
+  if (dictionary == ZstdDictionary::kSealed) {
+    cdict = SealedCDict();
+    if (cdict == nullptr) return std::nullopt;
+  }
   auto cctx = CompressionContexts().Take();
   if (cctx.get() == nullptr) return std::nullopt;
+  // A context keeps the dictionary it was last given: name this call's (or none) each time.
+  if (ZSTD_isError(ZSTD_CCtx_refCDict(cctx.get(), cdict))) return std::nullopt;
   const size_t keep = data.size() - data.size() / 8;  // at least an eighth saved
   std::string out(ZSTD_compressBound(data.size()), '\0');
   size_t n = ZSTD_compress2(cctx.get(), out.data(), out.size(), data.data(), data.size());
@@ -140,12 +167,25 @@ absl::StatusOr<std::string> ZstdDecompress(std::string_view frame, size_t max_si
   if (ZSTD_findFrameCompressedSize(frame.data(), frame.size()) != frame.size()) {
     return absl::DataLossError("zstd: not exactly one whole frame");
   }
+  const unsigned dictionary_id = ZSTD_getDictID_fromFrame(frame.data(), frame.size());
+  const ZSTD_DDict* ddict = nullptr;
+  if (dictionary_id == kZstdSealedDictionaryId) {
+    ddict = SealedDDict();
+    if (ddict == nullptr) return absl::ResourceExhaustedError("zstd: no decompression dictionary");
+  } else if (dictionary_id != 0) {
+    return absl::DataLossError(Cat("zstd: the frame needs dictionary ", dictionary_id,
+                                   ", which this build does not have (it has ",
+                                   kZstdSealedDictionaryId, ")"));
+  }
   auto dctx = DecompressionContexts().Take();
   if (dctx.get() == nullptr) {
     return absl::ResourceExhaustedError("zstd: no decompression context");
   }
   std::string out(static_cast<size_t>(size), '\0');
-  size_t n = ZSTD_decompressDCtx(dctx.get(), out.data(), out.size(), frame.data(), frame.size());
+  size_t n = ddict != nullptr ? ZSTD_decompress_usingDDict(dctx.get(), out.data(), out.size(),
+                                                           frame.data(), frame.size(), ddict)
+                              : ZSTD_decompressDCtx(dctx.get(), out.data(), out.size(),
+                                                    frame.data(), frame.size());
   if (ZSTD_isError(n) || n != out.size()) {
     return absl::DataLossError(
         Cat("zstd: corrupt frame", ZSTD_isError(n) ? Cat(" (", ZSTD_getErrorName(n), ")") : ""));

@@ -443,7 +443,8 @@ StatusOr<std::string> SealUnder(std::string_view key, std::string_view key_id, i
                                 const Binding& where, std::string_view plaintext) {
   // Only what Open may expand again is compressed: a larger value is sealed as it is.
   Wiped frame{plaintext.size() <= kMaxSealedValueBytes
-                  ? internal::ZstdCompress(plaintext).value_or(std::string())
+                  ? internal::ZstdCompress(plaintext, internal::ZstdDictionary::kSealed)
+                        .value_or(std::string())
                   : std::string()};
   const bool compressed = !frame.bytes.empty();
   RXFLOW_ASSIGN_OR_RETURN(std::string sealed,

@@ -38,6 +38,23 @@ inline std::string RxFillFrom(const std::string& from, const std::string& relate
   return fill;
 }
 
+// The lisinopril NewRx (golden/medication_request_lisinopril.2023011.xml) as the service seals
+// it: compact (the golden's indentation between tags dropped) and JSON-escaped (a sealed value
+// is the contents of a JSON string). The prescription is held out of the sealed-value
+// dictionary's training (scripts/train-zstd-dictionary.sh).
+inline std::string SealedLisinoprilNewRx() {
+  std::string out;
+  bool between_tags = false;
+  for (char c : ReadFixture("golden/medication_request_lisinopril.2023011.xml")) {
+    if (c == '>') between_tags = true;
+    if (between_tags && (c == '\n' || c == ' ')) continue;
+    if (c == '<') between_tags = false;
+    if (c == '"') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
 // Sorted list of the files in fixtures/<dir> with the given extension.
 inline std::vector<std::filesystem::path> FixtureFiles(const std::string& dir,
                                                        const std::string& ext) {

@@ -135,7 +135,10 @@ TEST_SUITE("PHI at rest") {
     auto sealed = vault->Seal("patient-1", kWhere, xml);
     RXFLOW_REQUIRE_OK(sealed);
     CHECK(sealed->starts_with("rxenc1.patient-1.1z."));
-    CHECK(sealed->size() * 2 < xml.size());  // base64 of the frame: well under half
+    // With the sealed dictionary: base64 of a frame of 1.2 KB (without it, 1.8 KB; a NewRx
+    // as the service seals it, compact and JSON-escaped as the dictionary's samples, 0.4 KB).
+    CAPTURE(sealed->size());
+    CHECK(sealed->size() * 3 < xml.size());
     CHECK(*vault->Open(*sealed, kWhere) == xml);
     // The mark removed, or added to a value sealed without it: neither authenticates.
     std::string unmarked = *sealed;

@@ -241,7 +241,15 @@ def test_the_stored_form_opens_with_an_independent_aes_gcm(tmp_path):
     value_aad = b"\0".join([b"rxflow-phi-v1", tenant.encode(), stream.encode(), b"newrx_xml",
                             key_id.encode(), version.encode(), b"zstd"])
     frame = AESGCM(dek).decrypt(sealed_bytes[:12], sealed_bytes[12:], value_aad)
-    escaped = zstandard.ZstdDecompressor().decompress(frame).decode()
+    # The frame is made with the sealed-value dictionary (data/zstd/sealed-1.zdict), which it
+    # names by its id; without the dictionary it does not expand.
+    dictionary = zstandard.ZstdCompressionDict(
+        (FIXTURES.parent.parent / "data" / "zstd" / "sealed-1.zdict").read_bytes())
+    assert dictionary.dict_id() == 0x52784601
+    assert zstandard.get_frame_parameters(frame).dict_id == 0x52784601
+    with pytest.raises(zstandard.ZstdError):
+        zstandard.ZstdDecompressor().decompress(frame)
+    escaped = zstandard.ZstdDecompressor(dict_data=dictionary).decompress(frame).decode()
     assert json.loads('"' + escaped + '"') == expected
     assert "Quixtwaddle" in expected
     # One changed byte of the associated data (another prescription) and it does not open.
