@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -855,6 +856,53 @@ TEST_CASE("sqlite: AppendAsync answers on the writer thread, where a write is re
 
 // (PostgreSQL's own case: in the PostgreSQL executable.)
 #if defined(RXFLOW_TEST_HAVE_POSTGRES) && defined(RXFLOW_CONTRACT_POSTGRES)
+// PostgreSQL's batched writer calls an AppendAsync callback on its own thread, after the
+// batch's commit: no caller's thread waited (one thread can have many appends in flight, and
+// they share batches), and an append made from the callback fails at once
+// (FailedPrecondition) instead of waiting for the thread it runs on; one queued from it is
+// made.
+TEST_CASE("postgres: AppendAsync answers on the writer thread, where an append is refused") {
+  PostgresAdapter adapter;
+  auto store = adapter.Open();
+  const auto caller = std::this_thread::get_id();
+  constexpr int kInFlight = 64;
+  std::mutex mu;
+  std::vector<std::thread::id> answered_on;
+  std::vector<int64_t> positions;
+  Status write_from_callback;
+  std::atomic<int> answered{0};
+  std::atomic<bool> chained{false};
+  for (int i = 0; i < kInFlight; ++i) {
+    const std::string stream = "async-" + std::to_string(i);
+    store->AppendAsync(
+        Req(stream, kNoStream, {Event(stream + "-e")}), [&, i](StatusOr<AppendResult> r) {
+          std::lock_guard lock(mu);
+          answered_on.push_back(std::this_thread::get_id());
+          if (r.ok()) positions.push_back(r->last_global_position);
+          if (i == 0) {
+            write_from_callback = store->Append(Req("b", kNoStream, {Event("b1")})).status();
+            store->AppendAsync(Req("c", kNoStream, {Event("c1")}),
+                               [&](StatusOr<AppendResult> c) { chained = c.ok(); });
+          }
+          ++answered;
+        });
+  }
+  // Every call returned before its commit was waited for: the one thread queued all 64.
+  for (int i = 0; i < 2000 && !(answered == kInFlight && chained); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  REQUIRE(answered == kInFlight);
+  std::lock_guard lock(mu);
+  CHECK(positions.size() == kInFlight);
+  for (const std::thread::id& t : answered_on) CHECK(t != caller);
+  CHECK(write_from_callback.code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(absl::StrContains(write_from_callback.message(), "writer thread"));
+  CHECK(chained);
+  CHECK(store->ReadStream("b")->empty());
+  CHECK(store->ReadStream("c")->size() == 1);
+  CHECK(store->ReadStream("async-63")->size() == 1);
+}
+
 // The batched writer sends whatever appends are queued as one rxflow_append_batch call
 // (migrations/004): which appends share a call is up to timing, so the function is called
 // here directly, with one batch that holds every way an append can meet the ones before it.

@@ -402,14 +402,41 @@ class PostgresStore : public Store {
   }
 
   StatusOr<AppendResult> BatchedAppend(AppendRequest request) {
+    if (std::this_thread::get_id() == writer_thread_.get_id()) {
+      // From an AppendAsync callback: waiting here would wait for this very thread.
+      return absl::FailedPreconditionError(
+          "postgres store: an append was made from the writer thread (an AppendAsync "
+          "callback); it would wait for itself");
+    }
     internal::Answer<StatusOr<AppendResult>> answer;
     {
       std::lock_guard<std::mutex> lock(queue_mu_);
       if (stop_) return absl::UnavailableError("postgres store is closing");
-      queue_.push_back({std::move(request), &answer});
+      queue_.push_back({std::move(request), &answer, nullptr});
     }
     queue_cv_.notify_one();
     return answer.Take();
+  }
+
+  // Queued like Append; the writer calls `done` right after its batch's commit instead of
+  // waking a waiting caller, so no thread waits for the append (EventStore::AppendAsync): a
+  // few submitting threads fill batches as many waiting ones would. An append bringing new
+  // data keys commits on its own (Append), and `done` runs before this returns.
+  void AppendAsync(AppendRequest request, AppendDone done) override {
+    if (!options_.batch_appends || !request.data_keys.empty()) {
+      done(Append(std::move(request)));
+      return;
+    }
+    {
+      std::unique_lock<std::mutex> lock(queue_mu_);
+      if (!stop_) {
+        queue_.push_back({std::move(request), nullptr, std::move(done)});
+        lock.unlock();
+        queue_cv_.notify_one();
+        return;
+      }
+    }
+    done(absl::UnavailableError("postgres store is closing"));
   }
 
   void WriterLoop() {
@@ -479,7 +506,11 @@ class PostgresStore : public Store {
                                                         "unanswered"))
                            : internal::UnsharedCopy(commit_status);
         }
-        batch[i].answer->Give(std::move(results[i]));
+        if (batch[i].done) {
+          batch[i].done(std::move(results[i]));
+        } else {
+          batch[i].answer->Give(std::move(results[i]));
+        }
       }
     }
   }
@@ -847,10 +878,12 @@ class PostgresStore : public Store {
     }
   };
 
-  // A queued append and its waiting caller's answer (gone once given).
+  // A queued append and its waiting caller's answer (gone once given), or (AppendAsync) the
+  // callback the writer calls instead.
   struct Pending {
     AppendRequest request;
     internal::Answer<StatusOr<AppendResult>>* answer;
+    AppendDone done;
   };
 
   PostgresOptions options_;

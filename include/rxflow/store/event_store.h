@@ -124,11 +124,11 @@ class EventStore {
 
   // Append without waiting for it: `done` is called exactly once, with what Append would
   // return, once the transaction committed durably (or failed). It may run on the store's
-  // own thread (SQLite: the writer, right after its group commit, while the next batch
-  // waits: keep it short, hand longer work to another thread, and never make one of the
-  // store's writes from it — it would wait for the thread it runs on, and fails with
-  // FailedPrecondition instead), or on the caller's thread before AppendAsync returns (this
-  // default, which is Append; PostgreSQL and the memory store use it). A decorator that
+  // own thread (SQLite, PostgreSQL: the writer, after its batch's commit, while the next one
+  // waits: keep it short, and never make one of the store's writes (PostgreSQL: appends) from
+  // it — it would wait for the thread it runs on, and fails with FailedPrecondition instead),
+  // or on the caller's thread before AppendAsync returns (this default, which is Append; the
+  // memory store, and PostgreSQL for an append bringing new data keys). A decorator that
   // overrides Append alone sees async appends there too: StoreWrapper keeps this default.
   virtual void AppendAsync(AppendRequest request, AppendDone done) {
     done(Append(std::move(request)));

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Ingest only on PostgreSQL: `ingestion-api` binaries (two builds, side by side) against a
+# PostgreSQL 15 that scripts/with-postgres.sh starts for the run, a fresh database and a file
+# KEK for each run, the vs-node wrk script (distinct prescriptions from one FHIR envelope)
+# after 2 s of warm-up, alternated ROUNDS times. Prints each run's rate, p50/p99 and the
+# server's CPU per request (/proc/PID/stat; PostgreSQL's own CPU is not counted).
+#   benchmarks/load/pg-ingest.sh [SECONDS=8] [CONNECTIONS=32] [ROUNDS=3] BIN [BIN...]
+#   e.g. benchmarks/load/pg-ingest.sh 8 32 3 /tmp/old/examples/ingestion-api build/examples/ingestion-api
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+if [ -z "${RXFLOW_TEST_POSTGRES_URL:-}" ]; then
+  exec bash "$root/scripts/with-postgres.sh" bash "$0" "$@"
+fi
+seconds=${1:?seconds}
+connections=${2:?connections}
+rounds=${3:?rounds}
+shift 3
+[ $# -gt 0 ] || { echo "pg-ingest: give one or more ingestion-api binaries" >&2; exit 2; }
+for tool in wrk python3 psql; do
+  command -v "$tool" >/dev/null || { echo "pg-ingest: $tool not found (scripts/install-deps.sh)" >&2; exit 2; }
+done
+
+source "$root/benchmarks/load/lib.sh"
+make_tmp
+key=$(strong_key pgingest)
+python3 "$root/../shared/bench/node-peer/make_load_lua.py" \
+  "$root/examples/data/medication_request_lisinopril.json" "$key" "$tmp/load.lua"
+base=${RXFLOW_TEST_POSTGRES_URL%/*}
+
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg); $connections connections, ${seconds} s per run"
+run=0
+for round in $(seq "$rounds"); do
+  for bin in "$@"; do
+    run=$((run + 1))
+    psql -q "$base/postgres" -c "CREATE DATABASE pg_ingest_$run" >/dev/null
+    DATABASE_URL="$base/pg_ingest_$run" API_KEYS="$key" LOG_LEVEL=warn PORT=18096 \
+      RXFLOW_PATIENT_KEY=pg-ingest-benchmark-patient-key RXFLOW_PHI_KEK="file:$tmp/phi.kek" \
+      "$bin" >"$tmp/run$run.log" 2>&1 &
+    server=$!
+    pids+=("$server")
+    wait_port 18096
+    wrk -t1 -c"$connections" -d2s -s "$tmp/load.lua" http://127.0.0.1:18096/api/v1/prescriptions >/dev/null
+    run_one "round $round $(basename "$(dirname "$(dirname "$bin")")")" \
+      http://127.0.0.1:18096/api/v1/prescriptions "$server"
+    kill "$server" && wait "$server" 2>/dev/null || true
+  done
+done
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
