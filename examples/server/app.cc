@@ -455,7 +455,9 @@ void AddOptions(CLI::App& app, Config& c, unsigned roles) {
         ->envname("CLIENT_CONCURRENCY");
     app.add_option("--max-body-bytes", c.max_body_bytes, "request body limit (413 above)")
         ->envname("MAX_BODY_BYTES");
-    app.add_option("--http-threads", c.http_threads, "request threads")->envname("HTTP_THREADS");
+    app.add_option("--http-threads", c.http_threads, "request threads")
+        ->envname("HTTP_THREADS")
+        ->check(CLI::Range(1, 1024));
     app.add_option("--submit-threads", c.submit_threads,
                    "threads for POST /api/v1/prescriptions, which never waits for the store "
                    "(0: on the request threads)")

@@ -20,6 +20,7 @@ import http.client
 import json
 import os
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -30,6 +31,7 @@ import pytest
 from sec_harness import (Server, add_client, call, close_all, count_closed, get_many, key_id,
                          lisinopril, memory, open_idle, random_key, raw_exchange, send_chunked,
                          timed, wait_for)
+from harness import BIN, KEY_ENV, free_port  # noqa: E402 (sec_harness puts it on the path)
 
 RX = "/api/v1/prescriptions"
 MIB = 1 << 20
@@ -393,3 +395,35 @@ def test_the_server_recovers_from_the_connection_cap(tmp):
         close_all(socks)
         assert s.stop() == 0
 
+
+
+# --- thread pools ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("option,value", [("--http-threads", "0"), ("--http-threads", "1025"),
+                                          ("--submit-threads", "-1"),
+                                          ("--submit-threads", "257")])
+def test_a_thread_count_out_of_range_stops_the_server_before_it_starts(tmp, option, value):
+    """--http-threads 1..1024, --submit-threads 0..256 (docs/operations.md): anything else is
+    a usage error naming the option, before a thread or the store is made."""
+    r = subprocess.run([os.path.join(BIN, "rxflow"), "serve", "--host", "127.0.0.1", "--port",
+                        str(free_port()), "--database-url", f"sqlite://{tmp}/rxflow.db",
+                        "--no-epcs-demo", option, value],
+                       cwd=tmp, capture_output=True, text=True, timeout=30,
+                       env={k: v for k, v in os.environ.items() if k not in KEY_ENV})
+    assert r.returncode != 0
+    assert option in r.stderr and "not in range" in r.stderr, r.stderr
+    assert not os.path.exists(os.path.join(tmp, "rxflow.db"))
+
+
+def test_submissions_on_the_request_threads_are_answered(tmp):
+    """--submit-threads 0: POST /api/v1/prescriptions runs on the --http-threads pool, and is
+    answered as on its own pool."""
+    s, key, _ = server_with_clients(tmp, "--no-auto-route", "--submit-threads", "0",
+                                    "--http-threads", "2")
+    try:
+        first = s.submit(key, "on-request-threads")
+        again = s.call("POST", RX, lisinopril(), key=key,
+                       headers={"Idempotency-Key": "on-request-threads"})
+        assert again.status == 200 and json.loads(again.body)["id"] == first
+    finally:
+        assert s.stop() == 0

@@ -2,6 +2,11 @@
 // The ingestion API over real HTTP on loopback: every status code the API promises, and
 // that a refused request stores nothing.
 #ifdef RXFLOW_TEST_HAVE_HTTP
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+
 #include <doctest/doctest.h>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
@@ -14,6 +19,10 @@
 #include "testing/concurrency.h"
 #include "testing/files.h"
 #include "testing/status.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 using namespace rxflow;
 using nlohmann::json;
@@ -24,21 +33,52 @@ constexpr const char* kApiKey = "rxflow-test-api-key-7Qm2xV9pL4sT8wZ1cR6n";
 constexpr const char* kPharmacyKey = "rxflow-test-pharmacy-Hs5Kd9Lq2Wm7Xz3Cv8Bn";  // 4712345
 constexpr const char* kMetricsKey = "rxflow-test-metrics-Pq7Rt3Yu9Io1As5Df2Gh";
 
+// Holds the next asynchronous append until the test lets it go (then appends it as the store
+// would): a submission whose commit answers after its client has gone.
+struct HeldAppend : store::StoreWrapper {
+  using StoreWrapper::StoreWrapper;
+  std::mutex mu;
+  bool hold_next = true;
+  std::optional<std::pair<store::AppendRequest, AppendDone>> held;
+  void AppendAsync(store::AppendRequest r, AppendDone done) override {
+    std::unique_lock lock(mu);
+    if (!std::exchange(hold_next, false)) {
+      lock.unlock();
+      return StoreWrapper::AppendAsync(std::move(r), std::move(done));
+    }
+    held.emplace(std::move(r), std::move(done));
+  }
+  bool Holding() {
+    std::lock_guard lock(mu);
+    return held.has_value();
+  }
+  void Release() {
+    std::optional<std::pair<store::AppendRequest, AppendDone>> go;
+    {
+      std::lock_guard lock(mu);
+      go.swap(held);
+    }
+    if (go) target_.AppendAsync(std::move(go->first), std::move(go->second));
+  }
+};
+
 struct Api {
   // Declared first, destroyed last: the server's access log writes here until it stops.
   std::vector<std::string> log;
   std::mutex log_mu;
   std::unique_ptr<store::Store> store = store::NewMemoryStore(SystemClock());
+  std::unique_ptr<HeldAppend> held;  // with hold_first_append: what the service appends to
   std::unique_ptr<PrescriptionService> service;
   std::unique_ptr<runtime::PharmacyInbox> inbox;
   obs::Registry metrics;
   std::unique_ptr<http::ApiServer> server;
   std::unique_ptr<httplib::Client> client;
 
-  Api() {
+  explicit Api(bool hold_first_append = false) {
     ServiceOptions o;
     o.patient_key = "test-patient-key-0123456789abcdef";
-    service = std::move(*PrescriptionService::Create(*store, o));
+    if (hold_first_append) held = std::make_unique<HeldAppend>(*store);
+    service = std::move(*PrescriptionService::Create(held ? *held : *store, o));
     inbox = std::make_unique<runtime::PharmacyInbox>(*service);
     http::ApiOptions ao;
     ao.port = 0;
@@ -353,6 +393,49 @@ TEST_SUITE("API") {
     CHECK(api.client->Get("/readyz")->status == 503);
     flaky.down = false;
     CHECK(api.client->Get("/readyz")->status == 200);
+  }
+
+  // A client that hangs up (a reset) while its submission commits: the prescription is
+  // stored once, the answer to the closed connection is dropped there (the server goes on;
+  // the ASan build checks nothing of the connection is used after it is gone), and the
+  // client's retry with the same Idempotency-Key is answered from what was stored.
+  TEST_CASE(
+      "a submission whose client hung up before its answer is stored, and its retry replays it") {
+    Api api(/*hold_first_append=*/true);
+    const std::string body = Lisinopril();
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(api.server->port()));
+    REQUIRE(::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr) == 1);
+    REQUIRE(::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
+    const std::string request = std::string("POST /api/v1/prescriptions HTTP/1.1\r\nHost: x\r\n") +
+                                "X-API-Key: " + kApiKey +
+                                "\r\nIdempotency-Key: hung-up-1\r\n"
+                                "Content-Type: application/fhir+json\r\nContent-Length: " +
+                                std::to_string(body.size()) + "\r\n\r\n" + body;
+    for (size_t sent = 0; sent < request.size();) {
+      const ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+      REQUIRE(n > 0);
+      sent += static_cast<size_t>(n);
+    }
+    CHECK(testing::WaitFor([&] { return api.held->Holding(); }));
+    CHECK(api.Events() == 0);  // nothing committed while the client is there
+    linger reset{1, 0};
+    REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset) == 0);
+    ::close(fd);  // gone, with a reset, before its answer
+    api.held->Release();
+    REQUIRE(api.Events() == 2);  // PrescriptionReceived, PrescriptionTransformed
+    const std::string stored = api.store->ReadAll(0, 10)->front().stream_id;
+    CHECK(api.client->Get("/healthz")->status == 200);
+    httplib::Headers h = api.Auth();
+    h.emplace("Idempotency-Key", "hung-up-1");
+    auto retry = api.client->Post("/api/v1/prescriptions", h, body, "application/fhir+json");
+    REQUIRE(retry);
+    CHECK(retry->status == 200);
+    CHECK(json::parse(retry->body)["id"] == stored);
+    CHECK(api.Events() == 2);  // answered from what was stored, not stored again
   }
 
   TEST_CASE("W3C traceparent is carried onto the events") {
