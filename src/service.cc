@@ -618,8 +618,9 @@ Status PrescriptionService::Cancel(const std::string& id, const std::string& rea
                                    const RequestContext& ctx) {
   domain::RequestCancel cmd;
   cmd.reason = reason;
-  // A SCRIPT MessageID (at most 35 characters): 128 random bits in hex.
-  cmd.cancel_message_id = internal::IdHex128();
+  // A SCRIPT MessageID (at most 35 characters): a UUID v7 in hex, time-ordered like the
+  // NewRx's (the message-id index takes it at its right edge).
+  cmd.cancel_message_id = RandomIds().NewId();
   return Execute(id, cmd, ctx);
 }
 

@@ -6,7 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "rxflow/internal/crypto.h"
+#include "rxflow/clock.h"
 #include "rxflow/internal/strcat.h"
 #include "rxflow/mapping/codes.h"
 
@@ -51,7 +51,8 @@ const script::Profile& ProfileOf(const TransformOptions& o) {
 // The header options with a MessageID and a SentTime: generated when not given.
 mapping::NewRxOptions WithMessageIdAndTime(const mapping::NewRxOptions& given) {
   mapping::NewRxOptions o = given;
-  if (o.message_id.empty()) o.message_id = internal::IdHex128();
+  // Time-ordered (UUID v7 hex): the service's message-id index takes it at its right edge.
+  if (o.message_id.empty()) o.message_id = RandomIds().NewId();
   if (o.sent_time.empty()) o.sent_time = UtcNow();
   return o;
 }

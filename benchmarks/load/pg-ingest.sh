@@ -3,8 +3,9 @@
 # Ingest only on PostgreSQL: `ingestion-api` binaries (two builds, side by side) against a
 # PostgreSQL 15 that scripts/with-postgres.sh starts for the run, a fresh database and a file
 # KEK for each run, the vs-node wrk script (distinct prescriptions from one FHIR envelope)
-# after 2 s of warm-up, alternated ROUNDS times. Prints each run's rate, p50/p99 and the
-# server's CPU per request (/proc/PID/stat; PostgreSQL's own CPU is not counted).
+# after 2 s of warm-up, alternated ROUNDS times. Prints each run's rate, p50/p99, the
+# server's CPU per request (/proc/PID/stat; PostgreSQL's own CPU is not counted) and
+# PostgreSQL's WAL bytes per prescription stored (pg_current_wal_lsn before and after).
 #   benchmarks/load/pg-ingest.sh [SECONDS=8] [CONNECTIONS=32] [ROUNDS=3] BIN [BIN...]
 #   e.g. benchmarks/load/pg-ingest.sh 8 32 3 /tmp/old/examples/ingestion-api build/examples/ingestion-api
 set -euo pipefail
@@ -34,6 +35,7 @@ for round in $(seq "$rounds"); do
   for bin in "$@"; do
     run=$((run + 1))
     psql -q "$base/postgres" -c "CREATE DATABASE pg_ingest_$run" >/dev/null
+    wal_start=$(psql -Atq "$base/postgres" -c "SELECT pg_current_wal_lsn()")
     DATABASE_URL="$base/pg_ingest_$run" API_KEYS="$key" LOG_LEVEL=warn PORT=18096 \
       RXFLOW_PATIENT_KEY=pg-ingest-benchmark-patient-key RXFLOW_PHI_KEK="file:$tmp/phi.kek" \
       "$bin" >"$tmp/run$run.log" 2>&1 &
@@ -41,9 +43,13 @@ for round in $(seq "$rounds"); do
     pids+=("$server")
     wait_port 18096
     wrk -t1 -c"$connections" -d2s -s "$tmp/load.lua" http://127.0.0.1:18096/api/v1/prescriptions >/dev/null
-    run_one "round $round $(basename "$(dirname "$(dirname "$bin")")")" \
-      http://127.0.0.1:18096/api/v1/prescriptions "$server"
+    echo "round $round: $bin"
+    run_one "" http://127.0.0.1:18096/api/v1/prescriptions "$server"
     kill "$server" && wait "$server" 2>/dev/null || true
+    # PostgreSQL's WAL per prescription stored (the warm-up's included; one server per run).
+    psql -Atq "$base/pg_ingest_$run" -c "SELECT 'WAL ' || round(pg_wal_lsn_diff(pg_current_wal_lsn(),
+      '$wal_start') / greatest(count(*), 1)) || ' bytes per prescription (' || count(*) || ')'
+      FROM events WHERE type = 'PrescriptionReceived'"
   done
 done
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -551,7 +551,8 @@ void AddTransformOptions(CLI::App* sub, TransformArgs& a) {
 void AddTransformCommands(CLI::App& app, TransformArgs& a) {
   a.to_script = app.add_subcommand("to-script", "FHIR R5 JSON → NCPDP SCRIPT XML");
   AddTransformOptions(a.to_script, a);
-  a.to_script->add_option("--message-id", a.message_id, "Header/MessageID (default: random)");
+  a.to_script->add_option("--message-id", a.message_id,
+                          "Header/MessageID (default: a new UUID v7 in hex)");
   a.to_script->add_option("--sent-time", a.sent_time, "Header/SentTime (default: now, UTC)");
   a.to_script->add_option("--relates-to", a.relates_to,
                           "Header/RelatesToMessageID: for a CancelRx, the NewRx's MessageID");

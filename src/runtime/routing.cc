@@ -13,7 +13,6 @@
 #include <nlohmann/json.hpp>
 
 #include "rxflow/clock.h"
-#include "rxflow/internal/crypto.h"
 #include "rxflow/internal/status_macros.h"
 #include "rxflow/internal/strcat.h"
 #include "rxflow/runtime/messages.h"
@@ -554,7 +553,7 @@ std::string PharmacyInbox::ErrorReply(std::string_view xml, const Status& status
   h.to_qualifier = in->from_qualifier.empty() ? "P" : in->from_qualifier;
   h.from = in->to;
   h.from_qualifier = in->to_qualifier.empty() ? "D" : in->to_qualifier;
-  h.message_id = internal::IdHex128();
+  h.message_id = RandomIds().NewId();  // time-ordered, as every MessageID RxFlow makes
   h.relates_to_message_id = in->message_id;
   h.sent_time = FormatRfc3339(SystemClock().NowMicros());
   h.sender_software_developer = "RxFlow";

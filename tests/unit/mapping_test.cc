@@ -2,9 +2,11 @@
 #include "rxflow/mapping/mapping.h"
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -126,6 +128,29 @@ TEST_SUITE("Mapping") {
     CHECK(cancel->message.header.relates_to_message_id == "NEWRX-1");
     CHECK(std::get<script::CancelRx>(cancel->message.body).patient.name.last_name ==
           std::get<script::NewRx>(newrx->message.body).patient.name.last_name);
+  }
+
+  // The MessageID ToScript makes when none is given is a UUID v7 in hex (RandomIds): later
+  // messages sort after earlier ones, so the service's message-id index (keyed by it) takes
+  // each at its right edge instead of on a random page (docs/mapping.md §3).
+  TEST_CASE("a generated MessageID is a time-ordered UUID v7 within SCRIPT's 35 characters") {
+    const std::string fhir = testing::ReadFixture("fhir/medication_request_lisinopril.json");
+    auto message_id = [&fhir] {
+      IssueList issues;
+      auto out = ToScript(fhir, issues, TransformOptions{});
+      REQUIRE(out.ok());
+      return out->newrx.message.header.message_id;
+    };
+    const std::string first = message_id();
+    std::this_thread::sleep_for(std::chrono::milliseconds(3));
+    const std::string second = message_id();
+    for (const std::string& id : {first, second}) {
+      CAPTURE(id);
+      REQUIRE(id.size() == 32);
+      CHECK(id.find_first_not_of("0123456789abcdef") == std::string::npos);
+      CHECK(id[12] == '7');
+    }
+    CHECK(first.substr(0, 12) < second.substr(0, 12));  // milliseconds, in order
   }
 
   TEST_CASE("a structured Sig's code system versions go to FHIR and back, not the options'") {
