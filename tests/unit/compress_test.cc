@@ -53,7 +53,7 @@ TEST_SUITE("compress") {
   }
 
   TEST_CASE(
-      "a NewRx compressed with the sealed dictionary names it and is a quarter of the plain "
+      "a NewRx compressed with the sealed dictionary names it and is under a third of the plain "
       "frame") {
     const std::string value = testing::SealedLisinoprilNewRx();
     auto plain = internal::ZstdCompress(value);

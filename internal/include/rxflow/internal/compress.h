@@ -22,7 +22,7 @@ inline constexpr size_t kCompressMinBytes = 1024;
 
 // The dictionaries a frame may be compressed with. kSealed is trained on NewRx messages as
 // the service seals them (data/zstd/sealed-1.zdict, scripts/train-zstd-dictionary.sh): a
-// NewRx compresses to about a quarter of its dictionary-less frame, three times as fast.
+// NewRx compresses to a quarter to a third of its dictionary-less frame, ~3x as fast.
 enum class ZstdDictionary { kNone, kSealed };
 
 // The id zstd writes into each frame made with kSealed (0x52784601). A released dictionary
