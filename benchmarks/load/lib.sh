@@ -1,9 +1,18 @@
 # SPDX-License-Identifier: Apache-2.0
-# Shared by vs-node.sh, tls-cost.sh and phi-cost.sh (sourced): a temporary directory cleaned
-# up with the servers started, a strong API key, waiting for a port, a process's CPU seconds,
-# and one wrk run reported as rate, p50/p99, server CPU per request and non-2xx (a run with
-# any non-2xx answer or socket error fails: exit status 3).
+# Shared by vs-node.sh, tls-cost.sh, phi-cost.sh and pg-ingest.sh (sourced): the tools a script
+# needs, a temporary directory cleaned up with the servers started, a strong API key, a
+# server started and stopped, waiting for a port, a process's CPU seconds, and one wrk run
+# reported as rate, p50/p99, server CPU per request and non-2xx (a run with any non-2xx answer
+# or socket error fails: exit status 3).
 # run_one needs $tmp/load.lua, $connections and $seconds set by the caller.
+
+need_tools() {  # TOOL...: each on the PATH, or exit 2 naming it
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null ||
+      { echo "$(basename "$0" .sh): $tool not found (scripts/install-deps.sh)" >&2; exit 2; }
+  done
+}
 
 make_tmp() {  # sets $tmp and $pids; at exit kills every pid in $pids and removes $tmp
   tmp=$(mktemp -d)
@@ -49,4 +58,20 @@ if bad or errors:
           file=sys.stderr)
     sys.exit(3)
 PY
+}
+
+# PORT LOG [NAME=VALUE...] COMMAND [ARG...]: COMMAND in the background with LOG_LEVEL=warn,
+# PORT and the NAME=VALUEs in its environment, its output in LOG; killed at exit (make_tmp).
+# Sets $server (its pid: env execs COMMAND) once PORT listens.
+start_server() {
+  local port=$1 log=$2
+  shift 2
+  env LOG_LEVEL=warn PORT="$port" "$@" >"$log" 2>&1 &
+  server=$!
+  pids+=("$server")
+  wait_port "$port"
+}
+
+stop_server() {  # the one start_server started last
+  kill "$server" && wait "$server" 2>/dev/null || true
 }

@@ -18,11 +18,8 @@ connections=${2:?connections}
 rounds=${3:?rounds}
 shift 3
 [ $# -gt 0 ] || { echo "pg-ingest: give one or more ingestion-api binaries" >&2; exit 2; }
-for tool in wrk python3 psql; do
-  command -v "$tool" >/dev/null || { echo "pg-ingest: $tool not found (scripts/install-deps.sh)" >&2; exit 2; }
-done
-
 source "$root/benchmarks/load/lib.sh"
+need_tools wrk python3 psql
 make_tmp
 key=$(strong_key pgingest)
 python3 "$root/../shared/bench/node-peer/make_load_lua.py" \
@@ -36,16 +33,12 @@ for round in $(seq "$rounds"); do
     run=$((run + 1))
     psql -q "$base/postgres" -c "CREATE DATABASE pg_ingest_$run" >/dev/null
     wal_start=$(psql -Atq "$base/postgres" -c "SELECT pg_current_wal_lsn()")
-    DATABASE_URL="$base/pg_ingest_$run" API_KEYS="$key" LOG_LEVEL=warn PORT=18096 \
-      RXFLOW_PATIENT_KEY=pg-ingest-benchmark-patient-key RXFLOW_PHI_KEK="file:$tmp/phi.kek" \
-      "$bin" >"$tmp/run$run.log" 2>&1 &
-    server=$!
-    pids+=("$server")
-    wait_port 18096
+    start_server 18096 "$tmp/run$run.log" DATABASE_URL="$base/pg_ingest_$run" API_KEYS="$key" \
+      RXFLOW_PATIENT_KEY=pg-ingest-benchmark-patient-key RXFLOW_PHI_KEK="file:$tmp/phi.kek" "$bin"
     wrk -t1 -c"$connections" -d2s -s "$tmp/load.lua" http://127.0.0.1:18096/api/v1/prescriptions >/dev/null
     echo "round $round: $bin"
     run_one "" http://127.0.0.1:18096/api/v1/prescriptions "$server"
-    kill "$server" && wait "$server" 2>/dev/null || true
+    stop_server
     # PostgreSQL's WAL per prescription stored (the warm-up's included; one server per run).
     psql -Atq "$base/pg_ingest_$run" -c "SELECT 'WAL ' || round(pg_wal_lsn_diff(pg_current_wal_lsn(),
       '$wal_start') / greatest(count(*), 1)) || ' bytes per prescription (' || count(*) || ')'

@@ -15,12 +15,9 @@ patients=${5:-same}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 peer_src=${NODE_PEER_SRC:-$root/../shared/bench/node-peer}
 envelope=$root/examples/data/medication_request_lisinopril.json
-for tool in wrk python3; do
-  command -v "$tool" >/dev/null || { echo "phi-cost: $tool not found" >&2; exit 2; }
-done
-
-# make_tmp, strong_key, wait_port, cpu_seconds, run_one NAME URL PID
+# need_tools, make_tmp, strong_key, start_server, stop_server, run_one NAME URL PID
 source "$root/benchmarks/load/lib.sh"
+need_tools wrk python3
 make_tmp
 key=$(strong_key phicost)
 if [ "$patients" = new ]; then
@@ -42,14 +39,11 @@ for round in $(seq "$rounds"); do
     mkdir -p "$tmp/$mode$round"
     kek=off
     if [ "$mode" = sealed ]; then kek="file:$tmp/$mode$round/phi.kek"; fi
-    DATABASE_URL="sqlite://$tmp/$mode$round/rxflow.db" API_KEYS="$key" LOG_LEVEL=warn PORT=18096 \
-      RXFLOW_PATIENT_KEY=phi-cost-benchmark-patient-key RXFLOW_PHI_KEK="$kek" \
-      "$build/examples/ingestion-api" >"$tmp/$mode$round.log" 2>&1 &
-    pid=$!
-    pids+=("$pid")
-    wait_port 18096
-    run_one "$mode" "http://127.0.0.1:18096/api/v1/prescriptions" "$pid"
-    kill "$pid" && wait "$pid" 2>/dev/null || true
+    start_server 18096 "$tmp/$mode$round.log" DATABASE_URL="sqlite://$tmp/$mode$round/rxflow.db" \
+      API_KEYS="$key" RXFLOW_PATIENT_KEY=phi-cost-benchmark-patient-key RXFLOW_PHI_KEK="$kek" \
+      "$build/examples/ingestion-api"
+    run_one "$mode" "http://127.0.0.1:18096/api/v1/prescriptions" "$server"
+    stop_server
   done
 done
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -14,12 +14,9 @@ rounds=${4:-2}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 peer_src=${NODE_PEER_SRC:-$root/../shared/bench/node-peer}
 envelope=$root/examples/data/medication_request_lisinopril.json
-for tool in wrk openssl python3; do
-  command -v "$tool" >/dev/null || { echo "tls-cost: $tool not found" >&2; exit 2; }
-done
-
-# make_tmp, strong_key, wait_port, cpu_seconds, run_one NAME URL PID
+# need_tools, make_tmp, strong_key, start_server, stop_server, run_one NAME URL PID
 source "$root/benchmarks/load/lib.sh"
+need_tools wrk openssl python3
 make_tmp
 key=$(strong_key tlscost)
 python3 "$peer_src/make_load_lua.py" "$envelope" "$key" "$tmp/load.lua"
@@ -34,14 +31,11 @@ for round in $(seq "$rounds"); do
     extra=()
     scheme=http
     if [ "$mode" = tls ]; then extra=(--tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem"); scheme=https; fi
-    DATABASE_URL="sqlite://$tmp/$mode$round/rxflow.db" API_KEYS="$key" LOG_LEVEL=warn PORT=18095 \
-      RXFLOW_PATIENT_KEY=tls-cost-benchmark-patient-key \
-      "$build/examples/ingestion-api" "${extra[@]}" >"$tmp/$mode$round.log" 2>&1 &
-    pid=$!
-    pids+=("$pid")
-    wait_port 18095
-    run_one "$mode" "$scheme://127.0.0.1:18095/api/v1/prescriptions" "$pid"
-    kill "$pid" && wait "$pid" 2>/dev/null || true
+    start_server 18095 "$tmp/$mode$round.log" DATABASE_URL="sqlite://$tmp/$mode$round/rxflow.db" \
+      API_KEYS="$key" RXFLOW_PATIENT_KEY=tls-cost-benchmark-patient-key \
+      "$build/examples/ingestion-api" "${extra[@]}"
+    run_one "$mode" "$scheme://127.0.0.1:18095/api/v1/prescriptions" "$server"
+    stop_server
   done
 done
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -17,9 +17,9 @@ rounds=${4:-2}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 peer_src=${NODE_PEER_SRC:-$root/../shared/bench/node-peer}
 envelope=$root/examples/data/medication_request_lisinopril.json
-for tool in node npm wrk python3; do
-  command -v "$tool" >/dev/null || { echo "vs-node: $tool not found (scripts/install-deps.sh)" >&2; exit 2; }
-done
+# need_tools, make_tmp, strong_key, start_server, stop_server, run_one NAME URL PID
+source "$root/benchmarks/load/lib.sh"
+need_tools node npm wrk python3
 [ -f "$peer_src/server.js" ] || { echo "vs-node: no Node.js peer at $peer_src" >&2; exit 2; }
 
 work=${NODE_PEER_DIR:-$(dirname "$(mktemp -u)")/rxflow-node-peer}
@@ -28,8 +28,6 @@ if [ ! -d "$work/node_modules/better-sqlite3/build" ]; then
   (cd "$work" && npm install --no-audit --no-fund >/dev/null 2>&1 && npm rebuild better-sqlite3 >/dev/null 2>&1)
 fi
 
-# make_tmp, strong_key, wait_port, cpu_seconds, run_one NAME URL PID
-source "$root/benchmarks/load/lib.sh"
 make_tmp
 # One strong key for both servers (RxFlow refuses keys under 128 bits).
 key=$(strong_key vsnode)
@@ -39,20 +37,15 @@ echo "load: $(cut -d' ' -f1-3 /proc/loadavg); $connections connections, ${second
 for round in $(seq "$rounds"); do
   # RxFlow's ingestion-api, a fresh database each round.
   mkdir -p "$tmp/rx$round"
-  DATABASE_URL="sqlite://$tmp/rx$round/rxflow.db" API_KEYS="$key" LOG_LEVEL=warn PORT=18093 \
-    RXFLOW_PATIENT_KEY=vs-node-benchmark-patient-key \
-    "$build/examples/ingestion-api" >"$tmp/rx$round.log" 2>&1 &
-  rx=$!
-  pids+=("$rx")
-  wait_port 18093
-  run_one "rxflow" http://127.0.0.1:18093/api/v1/prescriptions "$rx"
-  kill "$rx" && wait "$rx" 2>/dev/null || true
+  start_server 18093 "$tmp/rx$round.log" DATABASE_URL="sqlite://$tmp/rx$round/rxflow.db" \
+    API_KEYS="$key" RXFLOW_PATIENT_KEY=vs-node-benchmark-patient-key \
+    "$build/examples/ingestion-api"
+  run_one "rxflow" http://127.0.0.1:18093/api/v1/prescriptions "$server"
+  stop_server
 
-  (cd "$work" && DB="$tmp/peer$round.db" PORT=18094 API_KEYS="$key" exec node server.js) >"$tmp/peer$round.log" 2>&1 &
-  peer=$!
-  pids+=("$peer")
-  wait_port 18094
-  run_one "node peer" http://127.0.0.1:18094/api/v1/prescriptions "$peer"
-  kill "$peer" && wait "$peer" 2>/dev/null || true
+  start_server 18094 "$tmp/peer$round.log" DB="$tmp/peer$round.db" API_KEYS="$key" \
+    bash -c 'cd "$1" && exec node server.js' peer "$work"
+  run_one "node peer" http://127.0.0.1:18094/api/v1/prescriptions "$server"
+  stop_server
 done
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -157,6 +157,30 @@ TEST_SUITE("compress") {
     CHECK(refused * 2 > frame.size());
   }
 
+  // The same for a frame made with the sealed dictionary, whose header also names it: a
+  // changed byte anywhere (the id included) is DataLoss or reads back exactly, never other text.
+  TEST_CASE("a damaged frame made with the sealed dictionary is DataLoss, never other text") {
+    const std::string value = testing::SealedLisinoprilNewRx();
+    const std::string frame = *internal::ZstdCompress(value, internal::ZstdDictionary::kSealed);
+    REQUIRE(DictionaryIdOffset(frame) != 0);
+    size_t refused = 0;
+    for (size_t i = 0; i < frame.size(); ++i) {
+      std::string flipped = frame;
+      flipped[i] ^= 0x01;
+      CAPTURE(i);
+      auto r = internal::ZstdDecompress(flipped, 1 << 20);
+      if (r.ok()) {
+        CHECK(*r == value);
+      } else {
+        CHECK(r.status().code() == absl::StatusCode::kDataLoss);
+        ++refused;
+      }
+    }
+    CHECK(refused * 2 > frame.size());
+    CHECK(internal::ZstdDecompress(frame.substr(0, frame.size() - 1), 1 << 20).status().code() ==
+          absl::StatusCode::kDataLoss);
+  }
+
   TEST_CASE("threads share compression contexts: one given back is taken again on another thread") {
     const std::string xml =
         testing::ReadFixture("golden/medication_request_lisinopril.2023011.xml");
