@@ -3,13 +3,36 @@
 #ifndef RXFLOW_TESTS_TESTING_FILES_H_
 #define RXFLOW_TESTS_TESTING_FILES_H_
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <system_error>
 #include <vector>
 
+#include <unistd.h>
+
 namespace rxflow::testing {
+
+// A fresh directory under the temporary directory (`prefix`, this process's id and this
+// object's address), removed with everything in it at the end.
+struct TempDir {
+  explicit TempDir(const std::string& prefix)
+      : path(std::filesystem::temp_directory_path() /
+             (prefix + "-" + std::to_string(::getpid()) + "-" +
+              std::to_string(reinterpret_cast<uintptr_t>(this)))) {
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::filesystem::path path;
+};
 
 inline std::string ReadFile(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);

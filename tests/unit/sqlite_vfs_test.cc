@@ -12,6 +12,7 @@
 
 #include "rxflow/sqlite/sqlite_store.h"
 
+#include "testing/files.h"
 #include "testing/status.h"
 #include "wal_gather_vfs.h"
 #include <unistd.h>
@@ -28,18 +29,8 @@ using Connection = std::unique_ptr<sqlite3, Closer>;
 
 // A fresh database path in its own directory, removed afterwards.
 struct TempDb {
-  std::filesystem::path dir =
-      std::filesystem::temp_directory_path() / ("rxflow-vfs-" + std::to_string(::getpid()) + "-" +
-                                                std::to_string(reinterpret_cast<uintptr_t>(this)));
-  std::string path = (dir / "t.db").string();
-  TempDb() {
-    std::filesystem::remove_all(dir);
-    std::filesystem::create_directories(dir);
-  }
-  ~TempDb() {
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  }
+  rxflow::testing::TempDir dir{"rxflow-vfs"};
+  std::string path = (dir.path / "t.db").string();
 };
 
 Connection Open(const std::string& path, const char* vfs) {

@@ -48,6 +48,7 @@
 #include "rxflow/store/event_store.h"
 
 #include "testing/concurrency.h"
+#include "testing/files.h"
 #include "testing/status.h"
 #include <fcntl.h>
 #include <poll.h>
@@ -57,6 +58,7 @@
 #include <unistd.h>
 
 using namespace rxflow;
+using rxflow::testing::TempDir;
 
 // Under AddressSanitizer (`make test-asan`: a Debug build, many times slower than the
 // RelWithDebInfo one) the storm has a quarter of the events, so that it stays well under a
@@ -850,20 +852,6 @@ std::optional<LeaseRow> ReadRelayLease(const std::string& db) {
   sqlite3_close(raw);
   return row;
 }
-
-// A fresh directory under the temporary directory, removed at the end.
-struct TempDir {
-  explicit TempDir(const std::string& base)
-      : path(std::filesystem::temp_directory_path() / (base + "-" + std::to_string(::getpid()))) {
-    std::filesystem::remove_all(path);
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path, ignored);
-  }
-  std::filesystem::path path;
-};
 
 // Kill rounds: RXFLOW_CRASH_ROUNDS when set (`make soak`: 500), else 50.
 int RelayKillRounds() {

@@ -64,6 +64,10 @@ class StmtCache {
   std::map<std::string, sqlite3_stmt*, std::less<>> cache_;
 };
 
+// How long a connection waits for a lock another holds (another process's writer, a
+// checkpoint) before SQLITE_BUSY.
+inline constexpr int kBusyTimeoutMs = 10'000;
+
 // One connection and its statement cache.
 class Db {
  public:
@@ -94,7 +98,7 @@ class Db {
     int rc = sqlite3_open_v2(path.c_str(), &db_,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, vfs);
     if (rc != SQLITE_OK) return Error("open " + path);
-    sqlite3_busy_timeout(db_, 10'000);
+    sqlite3_busy_timeout(db_, kBusyTimeoutMs);
     return Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
   }
   Status Exec(const char* sql) {

@@ -11,6 +11,7 @@
 #include <deque>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -91,6 +92,12 @@ constexpr const char* kDropLegacyOutbox = "DROP INDEX IF EXISTS outbox_pending; 
 
 // How often the checkpointer copies the WAL back into the database file.
 constexpr std::chrono::milliseconds kCheckpointInterval{1000};
+// How long the writer waits, when it starts the WAL over, for the readers still reading in
+// it and for another process's writer (RestartWal); then it goes on and tries again later.
+// (Another process's checkpoint under way makes it give up at once.)
+constexpr int kWalRestartWaitMs = 100;
+// A WAL frame's header, before each page (SQLite's WAL format).
+constexpr int64_t kWalFrameHeaderBytes = 24;
 
 Status Run(Db& db, const char* sql) {
   Stmt s(db, sql);
@@ -309,6 +316,7 @@ class SqliteStore : public Store {
     // The checkpointer thread checkpoints; the writer's automatic checkpoint would run on
     // the writer thread after a commit and hold up every caller of the next batch.
     if (Status s = writer_db_.Exec("PRAGMA wal_autocheckpoint=0;"); !s.ok()) return s;
+    RXFLOW_RETURN_IF_ERROR(BoundWal());
     // Deleted content is overwritten with zeros: a destroyed data key leaves no bytes behind
     // in the database file (crypto-erasure, DestroyDataKeys).
     if (Status s = writer_db_.Exec("PRAGMA secure_delete=ON;"); !s.ok()) return s;
@@ -834,25 +842,133 @@ class SqliteStore : public Store {
       // Each caller gets a Status of its own: moved here, an UnsharedCopy of a batch-wide
       // failure above (see internal/status_macros.h).
       for (size_t i = 0; i < batch.size(); ++i) batch[i].finish(std::move(results[i]));
+      // After the answers: the callers of this batch do not wait for it.
+      if (wal_limit_frames_ > 0) KeepWalBounded();
     }
   }
 
-  // Copies the WAL back into the database file once a second, on its own connection.
+  // Each eighth of the bound written, the checkpointer is asked to copy it now rather than at
+  // its next second. Past the bound, it is asked once more, and once it has copied that far
+  // the writer starts the WAL over (RestartWal), with only what was committed during that
+  // copy left to copy itself: the writer stops for a short copy, not for the whole WAL's. If
+  // the checkpointer has not got that far after another eighth (another process's checkpoint
+  // in its way), the writer starts over anyway, copying what is left.
+  void KeepWalBounded() {
+    if (wal_frames_ <= restart_after_frames_) {
+      if (wal_frames_ >= copy_after_frames_) {
+        copy_after_frames_ = wal_frames_ + WalStep();
+        RequestCopy();
+      }
+      return;
+    }
+    if (restart_copy_at_ == 0) {
+      restart_copy_at_ = wal_frames_;
+      RequestCopy();
+      return;
+    }
+    bool copied;
+    {
+      std::lock_guard<std::mutex> lock(checkpoint_mu_);
+      copied = copied_generation_ == wal_generation_.load() && copied_frames_ >= restart_copy_at_;
+    }
+    if (copied || wal_frames_ > restart_copy_at_ + WalStep()) RestartWal();
+  }
+
+  void RequestCopy() {
+    {
+      std::lock_guard<std::mutex> lock(checkpoint_mu_);
+      checkpoint_now_ = true;
+    }
+    checkpoint_cv_.notify_one();
+  }
+
+  // The bound on the WAL (SqliteOptions::wal_limit_bytes), set up on the writer's connection:
+  // its commits report the WAL's length (OnWalCommit), and a WAL file that grew past the
+  // bound is cut back to it when SQLite starts it over (journal_size_limit).
+  Status BoundWal() {
+    if (options_.wal_limit_bytes == 0) return absl::OkStatus();
+    Stmt page(writer_db_, "PRAGMA page_size");
+    if (page.Step() != SQLITE_ROW) return page.Fail("page size");
+    const int64_t frame = page.Int(0) + kWalFrameHeaderBytes;
+    const auto limit = static_cast<int64_t>(
+        std::min<size_t>(options_.wal_limit_bytes, std::numeric_limits<int64_t>::max() / 2));
+    wal_limit_frames_ = std::max<int64_t>(1, limit / frame);
+    restart_after_frames_ = wal_limit_frames_;
+    copy_after_frames_ = WalStep();
+    RXFLOW_RETURN_IF_ERROR(
+        writer_db_.Exec(("PRAGMA journal_size_limit=" + std::to_string(limit) + ";").c_str()));
+    sqlite3_wal_hook(writer_db_.get(), &SqliteStore::OnWalCommit, this);
+    return absl::OkStatus();
+  }
+
+  // An eighth of the bound, in frames: how often the checkpointer is asked to copy, and how
+  // much later a restart that could not be made is tried again.
+  int64_t WalStep() const { return std::max<int64_t>(1, wal_limit_frames_ / 8); }
+
+  // Called by SQLite on the writer thread after each of its commits, with the frames the WAL
+  // now holds. (Setting it replaces SQLite's automatic checkpoint, which is off here anyway.)
+  static int OnWalCommit(void* self, sqlite3* /*db*/, const char* /*schema*/, int frames) {
+    static_cast<SqliteStore*>(self)->wal_frames_ = frames;
+    return SQLITE_OK;
+  }
+
+  // Starts the WAL over. Readers always hold a snapshot in a WAL that is written without
+  // pause, so SQLite never finds a moment to start it over by itself: it would grow by every
+  // commit's pages for as long as the load lasts. A RESTART checkpoint copies what the
+  // checkpointer has not yet copied, then waits until no reader reads in the WAL (a reader
+  // that starts meanwhile reads the database file, all of it copied), so that the next
+  // commit writes from the WAL's first byte. It waits at most kWalRestartWaitMs (a long read
+  // in progress, another process's writer), after the checkpointer's copy under way if any,
+  // and not at all for another process's checkpoint; then the writer goes on, and tries
+  // again once the WAL has grown by another eighth of the bound.
+  void RestartWal() {
+    sqlite3* db = writer_db_.get();
+    int rc;
+    {
+      // Not beside the checkpointer's copy: SQLite would refuse this one at once.
+      std::lock_guard<std::mutex> copying(checkpoint_run_mu_);
+      sqlite3_busy_timeout(db, kWalRestartWaitMs);
+      rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
+      sqlite3_busy_timeout(db, sqlite_internal::kBusyTimeoutMs);
+    }
+    restart_copy_at_ = 0;
+    if (rc == SQLITE_OK) {
+      wal_generation_.fetch_add(1);
+      wal_frames_ = 0;
+      restart_after_frames_ = wal_limit_frames_;
+      copy_after_frames_ = WalStep();
+    } else {
+      restart_after_frames_ = wal_frames_ + WalStep();
+    }
+  }
+
+  // Copies the WAL back into the database file once a second, and at once when the writer
+  // asks (KeepWalBounded), on its own connection.
   // PASSIVE never waits for readers or the writer (nor calls the busy handler): it copies
   // what it can, and the writer starts the WAL over once everything was copied. A failed
   // attempt (another process checkpointing) is simply retried next time.
   void CheckpointLoop() {
     std::unique_lock<std::mutex> lock(checkpoint_mu_);
     for (;;) {
-      if (checkpoint_cv_.wait_for(lock, kCheckpointInterval, [&] { return checkpoint_stop_; })) {
-        return;
-      }
+      checkpoint_cv_.wait_for(lock, kCheckpointInterval,
+                              [&] { return checkpoint_stop_ || checkpoint_now_; });
+      if (checkpoint_stop_) return;
+      checkpoint_now_ = false;
       lock.unlock();
       int wal_frames = 0;
       int copied_frames = 0;
-      sqlite3_wal_checkpoint_v2(checkpoint_db_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
-                                &wal_frames, &copied_frames);
+      const uint64_t generation = wal_generation_.load();
+      int rc;
+      {
+        std::lock_guard<std::mutex> copying(checkpoint_run_mu_);
+        rc = sqlite3_wal_checkpoint_v2(checkpoint_db_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                                       &wal_frames, &copied_frames);
+      }
       lock.lock();
+      if (rc == SQLITE_OK) {
+        copied_generation_ = generation;
+        copied_frames_ = copied_frames;
+      }
     }
   }
 
@@ -866,6 +982,14 @@ class SqliteStore : public Store {
   std::deque<Pending> queue_;
   bool stop_ = false;
   std::atomic<int64_t> batches_{0};
+  // The WAL bound, in frames (0: none); the frames the WAL held after the writer's last
+  // commit; past how many the writer next starts it over. Writer thread only.
+  int64_t wal_limit_frames_ = 0;
+  int64_t wal_frames_ = 0;
+  int64_t restart_after_frames_ = 0;
+  int64_t copy_after_frames_ = 0;  // past how many it next asks the checkpointer to copy
+  int64_t restart_copy_at_ = 0;    // past the bound: the length it asked to have copied, or 0
+  std::atomic<uint64_t> wal_generation_{0};  // the WAL's restarts (the writer counts)
   std::mutex readers_mu_;
   std::condition_variable readers_cv_;
   std::vector<std::unique_ptr<Db>> readers_;
@@ -874,6 +998,13 @@ class SqliteStore : public Store {
   std::mutex checkpoint_mu_;
   std::condition_variable checkpoint_cv_;
   bool checkpoint_stop_ = false;
+  bool checkpoint_now_ = false;  // the writer asks for a copy before the next second
+  // Held by whoever checkpoints in this process (the checkpointer's copy, the writer's
+  // restart): two checkpoints at once, SQLite refuses the second at once.
+  std::mutex checkpoint_run_mu_;
+  // What the checkpointer last copied: the WAL's generation and the frames copied in it.
+  uint64_t copied_generation_ = 0;
+  int64_t copied_frames_ = 0;
 };
 
 }  // namespace

@@ -43,6 +43,12 @@ struct SqliteOptions {
   size_t max_batch = 256;
   // Reader connections (concurrent reads). Default: 4.
   size_t readers = 4;
+  // The WAL is started over (from its first byte) once it holds more than this many bytes,
+  // and a WAL file that grew past it is cut back to it when it starts over. Without this,
+  // a WAL written without pause is never started over (readers always hold a snapshot in
+  // it) and grows by every commit's pages: ~14 KB per prescription ingested. 0: no bound
+  // (SQLite's own rules only). Default: 64 MiB. See docs/event-model.md.
+  size_t wal_limit_bytes = size_t{64} << 20;
 };
 
 // Opens (creating and migrating when needed) the SQLite store. Unavailable when the file
