@@ -66,8 +66,8 @@ AppendRequest AppendOf(int i) {
 }
 
 // Appends [from, to) from `threads` threads (so that commits are grouped, as under load),
-// while `keep_reading` readers read the log without pause; returns the largest size the
-// WAL file had after an append.
+// while two readers read the log and look keys up without pause; returns the largest size
+// the WAL file had after an append. Every append and read must succeed.
 uintmax_t AppendUnderReads(Store& store, const TempDb& tmp, int from, int to, int threads) {
   std::atomic<bool> done{false};
   std::atomic<int> next{from};
@@ -149,7 +149,8 @@ TEST_CASE("sqlite store: a reader holding a snapshot delays the WAL's restart, n
           SQLITE_OK);
   constexpr int kHeld = 400;  // ~1.6 MB: three times the bound
   uintmax_t held = AppendUnderReads(*store, tmp, 1, kHeld, 2);
-  CHECK_MESSAGE(held > kLimit, "the WAL could not start over, yet stayed at ", held, " bytes");
+  CHECK_MESSAGE(held > kLimit, "a reader held its snapshot, yet the WAL stayed at ", held,
+                " bytes");
   REQUIRE(sqlite3_exec(raw, "COMMIT;", nullptr, nullptr, nullptr) == SQLITE_OK);
   sqlite3_close_v2(raw);
   // Released: the next restart succeeds, and the file is cut back to the bound.
