@@ -40,6 +40,25 @@ std::string RandomBytes(size_t n) {
 }  // namespace
 
 TEST_SUITE("compress") {
+  // `frame` with each byte in turn flipped: every copy is DataLoss or expands to exactly
+  // `stored`, never other text; and most are refused.
+  void CheckEveryByteFlipped(const std::string& frame, const std::string& stored) {
+    size_t refused = 0;
+    for (size_t i = 0; i < frame.size(); ++i) {
+      std::string flipped = frame;
+      flipped[i] ^= 0x01;
+      CAPTURE(i);
+      auto r = internal::ZstdDecompress(flipped, 1 << 20);
+      if (r.ok()) {
+        CHECK(*r == stored);
+      } else {
+        CHECK(r.status().code() == absl::StatusCode::kDataLoss);
+        ++refused;
+      }
+    }
+    CHECK(refused * 2 > frame.size());
+  }
+
   TEST_CASE("a NewRx becomes one frame of under a third of its size, and reads back exactly") {
     const std::string xml =
         testing::ReadFixture("golden/medication_request_lisinopril.2023011.xml");
@@ -141,20 +160,7 @@ TEST_SUITE("compress") {
     // Any one byte changed anywhere never reads as other content: the frame's structure or its
     // content checksum refuses it, or (a bit the decoder does not use, another offset into the
     // same run of bytes) it still expands to exactly what was stored.
-    size_t refused = 0;
-    for (size_t i = 0; i < frame.size(); ++i) {
-      std::string flipped = frame;
-      flipped[i] ^= 0x01;
-      CAPTURE(i);
-      auto r = internal::ZstdDecompress(flipped, 1 << 20);
-      if (r.ok()) {
-        CHECK(*r == text + "end");
-      } else {
-        CHECK(r.status().code() == absl::StatusCode::kDataLoss);
-        ++refused;
-      }
-    }
-    CHECK(refused * 2 > frame.size());
+    CheckEveryByteFlipped(frame, text + "end");
   }
 
   // The same for a frame made with the sealed dictionary, whose header also names it: a
@@ -163,20 +169,7 @@ TEST_SUITE("compress") {
     const std::string value = testing::SealedLisinoprilNewRx();
     const std::string frame = *internal::ZstdCompress(value, internal::ZstdDictionary::kSealed);
     REQUIRE(DictionaryIdOffset(frame) != 0);
-    size_t refused = 0;
-    for (size_t i = 0; i < frame.size(); ++i) {
-      std::string flipped = frame;
-      flipped[i] ^= 0x01;
-      CAPTURE(i);
-      auto r = internal::ZstdDecompress(flipped, 1 << 20);
-      if (r.ok()) {
-        CHECK(*r == value);
-      } else {
-        CHECK(r.status().code() == absl::StatusCode::kDataLoss);
-        ++refused;
-      }
-    }
-    CHECK(refused * 2 > frame.size());
+    CheckEveryByteFlipped(frame, value);
     CHECK(internal::ZstdDecompress(frame.substr(0, frame.size() - 1), 1 << 20).status().code() ==
           absl::StatusCode::kDataLoss);
   }
