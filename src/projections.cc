@@ -70,6 +70,7 @@ StatusOr<PrescriptionSummary> DecodeSummary(std::string_view text) {
 
 StatusOr<std::string> PrescriptionService::FindByMessageId(const std::string& message_id) {
   Impl& im = *impl_;
+  if (std::optional<std::string> id = im.FindMessage(message_id)) return std::move(*id);
   if (auto row = im.store.Get(kMessageIndex, message_id); row.ok()) {
     return row;
   } else if (row.status().code() != absl::StatusCode::kNotFound) {

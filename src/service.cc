@@ -52,6 +52,29 @@ void PrescriptionService::Impl::Remember(const std::string& id, const domain::Pr
   if (slot.state.version < s.version) slot = CachedState{s, tenant};
 }
 
+void PrescriptionService::Impl::RememberMessages(const std::string& id,
+                                                 std::span<const domain::Event> events) {
+  for (const domain::Event& e : events) {
+    const std::string* message_id = nullptr;
+    if (const auto* t = std::get_if<domain::PrescriptionTransformed>(&e)) {
+      message_id = &t->message_id;
+    } else if (const auto* c = std::get_if<domain::CancelRequested>(&e)) {
+      message_id = &c->cancel_message_id;
+    }
+    if (message_id == nullptr || message_id->empty()) continue;
+    std::lock_guard<std::mutex> lock(messages_mu);
+    if (messages.size() >= kMessages) messages.clear();
+    messages.insert_or_assign(*message_id, id);
+  }
+}
+
+std::optional<std::string> PrescriptionService::Impl::FindMessage(const std::string& message_id) {
+  std::lock_guard<std::mutex> lock(messages_mu);
+  auto it = messages.find(message_id);
+  if (it == messages.end()) return std::nullopt;
+  return it->second;
+}
+
 void PrescriptionService::Impl::KeepOutbound(const std::string& id, Outbound entry) {
   std::lock_guard<std::mutex> lock(outbound_mu);
   // What waited past its time goes (routed by another process, or routing is far behind): one
@@ -492,6 +515,7 @@ StatusOr<Submission> PrescriptionService::Impl::FinishSubmit(
   std::vector<domain::Event>& events = pending.events;
   domain::PrescriptionState state = Fold(events);
   im.Remember(id, state, pending.ctx.tenant);
+  im.RememberMessages(id, events);
   if (state.state == domain::State::kQueued && im.keep_outbound.load()) {
     // For its transmission (ForTransmission). The events were encoded into the append, so
     // the XML is moved out of them.
@@ -602,6 +626,7 @@ Status PrescriptionService::Execute(const std::string& id, const domain::Command
     if (appended.ok()) {
       for (const domain::Event& e : events) state = domain::Apply(std::move(state), e);
       im.Remember(id, state, tenant);
+      im.RememberMessages(id, events);
       return absl::OkStatus();
     }
     if (appended.status().code() != absl::StatusCode::kAborted) return appended.status();
@@ -680,15 +705,25 @@ Status PrescriptionService::ExecuteOnce(const std::string& consumer, const std::
                                         const std::string& id,
                                         std::span<const domain::Command> commands,
                                         const RequestContext& ctx) {
+  return ExecuteOnce(consumer, message_id, id, commands, ctx,
+                     [](const domain::PrescriptionState&) { return absl::OkStatus(); });
+}
+
+Status PrescriptionService::ExecuteOnce(
+    const std::string& consumer, const std::string& message_id, const std::string& id,
+    std::span<const domain::Command> commands, const RequestContext& ctx,
+    absl::FunctionRef<Status(const domain::PrescriptionState&)> precondition) {
   Impl& im = *impl_;
   for (int attempt = 0; attempt < kMaxConflictRetries; ++attempt) {
     domain::PrescriptionState after;
     std::string tenant;
+    std::vector<domain::Event> all;
     Status st = im.store.Process(consumer, message_id, [&](store::EventStore& tx) -> Status {
+      all.clear();
       RXFLOW_ASSIGN_OR_RETURN(domain::PrescriptionState state,
                               im.CurrentState(tx, id, ctx, &tenant));
+      RXFLOW_RETURN_IF_ERROR(precondition(state));
       const int64_t version = state.version;
-      std::vector<domain::Event> all;
       for (const domain::Command& command : commands) {
         RXFLOW_RETURN_IF_ERROR(epcs::CheckCeremonyCommand(tx, id, tenant, command));
         RXFLOW_ASSIGN_OR_RETURN(std::vector<domain::Event> events, domain::Decide(state, command));
@@ -707,7 +742,10 @@ Status PrescriptionService::ExecuteOnce(const std::string& consumer, const std::
       im.Records(id, version, all, as, req);
       return tx.Append(std::move(req)).status();
     });
-    if (st.ok()) im.Remember(id, after, tenant);  // committed
+    if (st.ok()) {  // committed
+      im.Remember(id, after, tenant);
+      im.RememberMessages(id, all);
+    }
     if (st.code() != absl::StatusCode::kAborted) return st;
   }
   return absl::AbortedError(Cat("prescription ", id, ": too many concurrent updates"));

@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -47,6 +48,20 @@ struct PrescriptionService::Impl {
   };
   std::mutex states_mu;
   std::unordered_map<std::string, CachedState> states;
+
+  // The prescription of each SCRIPT message id this process committed (a NewRx's, a
+  // CancelRx's): a pharmacy's answer names one in RelatesToMessageID, and FindByMessageId
+  // finds it here instead of reading the message index — which, for a message sent a moment
+  // ago, it would first have to catch up from the log (a read, the events decoded, a write).
+  // A message id belongs to one prescription for good, so an entry is never stale; a miss
+  // (another process's message, one from before a restart) reads the index. Bounded: cleared
+  // when it grows past kMessages.
+  static constexpr size_t kMessages = 65536;
+  std::mutex messages_mu;
+  std::unordered_map<std::string, std::string> messages;
+  // Remembers the message ids that committed `events` of prescription `id` carry.
+  void RememberMessages(const std::string& id, std::span<const domain::Event> events);
+  std::optional<std::string> FindMessage(const std::string& message_id);
 
   // The NewRx of each prescription this process submitted, kept until its first
   // transmission so that routing neither reads the stream back nor opens the sealed payload

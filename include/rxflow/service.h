@@ -21,6 +21,7 @@
 #include <vector>
 
 #include <absl/functional/any_invocable.h>
+#include <absl/functional/function_ref.h>
 
 #include "rxflow/clinical/interactions.h"
 #include "rxflow/clinical/pdmp.h"
@@ -210,10 +211,20 @@ class PrescriptionService {
   Status ExecuteOnce(const std::string& consumer, const std::string& message_id,
                      const std::string& id, std::span<const domain::Command> commands,
                      const RequestContext& ctx = {});
+  // The same, first checking `precondition` against the state the commands meet, inside the
+  // transaction: what it refuses (any non-OK Status, returned as it is) writes nothing, the
+  // inbox record included, so the message can be sent again once it would pass. A check
+  // made here cannot be overtaken by a change committed between checking and recording (as
+  // one made on a state read beforehand can), and costs no read of its own.
+  Status ExecuteOnce(const std::string& consumer, const std::string& message_id,
+                     const std::string& id, std::span<const domain::Command> commands,
+                     const RequestContext& ctx,
+                     absl::FunctionRef<Status(const domain::PrescriptionState&)> precondition);
 
   // The prescription a SCRIPT message id belongs to: its NewRx's or one of its CancelRx's
   // MessageID (what a pharmacy's RelatesToMessageID names). NotFound when none does. Served
-  // from the "message_index" read model, caught up from the event log on a miss.
+  // from memory for the messages this service committed, else from the "message_index" read
+  // model, caught up from the event log on a miss.
   StatusOr<std::string> FindByMessageId(const std::string& message_id);
 
   // The SCRIPT XML the routing service sends for the prescription: "send" → its NewRx (as

@@ -511,21 +511,28 @@ StatusOr<PharmacyInbox::Result> PharmacyInbox::Receive(std::string_view xml, Iss
         Cat("Header/From: pharmacy ", h.from, " is not one this client speaks for"));
   }
   RXFLOW_ASSIGN_OR_RETURN(std::string id, service_.FindByMessageId(h.relates_to_message_id));
-  RXFLOW_ASSIGN_OR_RETURN(domain::PrescriptionState routed, service_.Load(id));
-  if (routed.pharmacy_ncpdp_id != h.from) {
-    issues.Error("/Message/Header/From", IssueCode::kSecurity,
-                 Cat("the prescription was not sent to pharmacy ", h.from));
-    return absl::PermissionDeniedError(
-        Cat("Header/From: the prescription was not sent to pharmacy ", h.from));
-  }
   Result r;
   r.prescription_id = id;
   r.transaction = std::string(script::TransactionName(message.body));
   RequestContext spoke = ctx;
   spoke.actor = Cat(ctx.actor, "/ncpdp:", h.from);
+  // Only the pharmacy the prescription was sent to answers for it: checked in the
+  // transaction that records the answer, against the state it meets.
+  bool other_pharmacy = false;
+  auto sent_to_sender = [&](const domain::PrescriptionState& routed) -> Status {
+    if (routed.pharmacy_ncpdp_id == h.from) return absl::OkStatus();
+    other_pharmacy = true;
+    return absl::PermissionDeniedError(
+        Cat("Header/From: the prescription was not sent to pharmacy ", h.from));
+  };
   // MessageIDs are unique per sender, not across senders: deduplicate per pharmacy.
-  Status s =
-      service_.ExecuteOnce(kConsumer, Cat(h.from, "/", h.message_id), id, {&command, 1}, spoke);
+  Status s = service_.ExecuteOnce(kConsumer, Cat(h.from, "/", h.message_id), id, {&command, 1},
+                                  spoke, sent_to_sender);
+  if (other_pharmacy) {
+    issues.Error("/Message/Header/From", IssueCode::kSecurity,
+                 Cat("the prescription was not sent to pharmacy ", h.from));
+    return s;
+  }
   if (s.code() == absl::StatusCode::kAlreadyExists) {
     r.duplicate = true;
     return r;

@@ -413,6 +413,56 @@ TEST_SUITE("Runtime") {
     CHECK(m->header.message_id == cancel_id);
   }
 
+  TEST_CASE("FindByMessageId answers for the messages the service committed from memory") {
+    World w(true);
+    std::string id = w.Submit("a");
+    auto summary = *w.service->Get(id);
+    REQUIRE(w.service->Cancel(id, "patient request").ok());
+    auto history = *w.service->History(id);
+    auto e = domain::DecodeEvent(history.back().type, 1, history.back().payload);
+    const std::string cancel_id = std::get<domain::CancelRequested>(*e).cancel_message_id;
+    // Both found, and the message index was neither read up to them nor written: it is
+    // still where it started.
+    CHECK(*w.service->FindByMessageId(summary.message_id) == id);
+    CHECK(*w.service->FindByMessageId(cancel_id) == id);
+    CHECK(*w.store->Checkpoint(PrescriptionService::kMessageIndex) == 0);
+    // A service over the same store that did not commit them (another process, this one
+    // after a restart) finds them in the index, which it catches up from the log.
+    ServiceOptions o;
+    o.patient_key = kKey;
+    auto other = PrescriptionService::Create(*w.store, o);
+    RXFLOW_REQUIRE_OK(other);
+    CHECK(*(*other)->FindByMessageId(cancel_id) == id);
+    CHECK(*w.store->Checkpoint(PrescriptionService::kMessageIndex) > 0);
+    CHECK((*other)->FindByMessageId("unknown").status().code() == absl::StatusCode::kNotFound);
+  }
+
+  TEST_CASE(
+      "ExecuteOnce with a precondition: a refusal writes nothing, not even the inbox record") {
+    World w(false);
+    std::string id = w.Submit("a");
+    const int64_t version = w.service->Get(id)->version;
+    std::vector<domain::Command> route{domain::Route{}};
+    int checked = 0;
+    auto refuse = [&](const domain::PrescriptionState& s) -> Status {
+      ++checked;
+      CHECK(s.version == version);  // the state the commands meet
+      return absl::PermissionDeniedError("not this one");
+    };
+    Status refused = w.service->ExecuteOnce("c", "m1", id, route, {}, refuse);
+    CHECK(refused.code() == absl::StatusCode::kPermissionDenied);
+    CHECK(refused.message() == "not this one");
+    CHECK(checked == 1);
+    CHECK(w.service->Get(id)->version == version);
+    // The message was not recorded as processed: sent again, it runs once the check passes.
+    auto pass = [](const domain::PrescriptionState&) { return absl::OkStatus(); };
+    RXFLOW_REQUIRE_OK(w.service->ExecuteOnce("c", "m1", id, route, {}, pass));
+    CHECK(w.service->Get(id)->version > version);
+    CHECK(w.service->ExecuteOnce("c", "m1", id, route, {}, refuse).code() ==
+          absl::StatusCode::kAlreadyExists);
+    CHECK(checked == 1);  // a duplicate is answered before any check
+  }
+
   TEST_CASE("pharmacy directory: entries, a default, and errors with their JSON path") {
     auto d = runtime::PharmacyDirectory::Parse(
         R"({"pharmacies": [{"ncpdp_id": "4712345", "url": "http://127.0.0.1:9/ncpdp"},
