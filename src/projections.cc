@@ -95,12 +95,7 @@ StatusOr<std::string> PrescriptionService::FindByMessageId(const std::string& me
           continue;
         }
         RXFLOW_ASSIGN_OR_RETURN(domain::Event e, im.DecodeOne(r));
-        if (const auto* t = std::get_if<domain::PrescriptionTransformed>(&e)) {
-          rows.emplace_back(t->message_id, r.stream_id);
-        } else if (const auto* c = std::get_if<domain::CancelRequested>(&e);
-                   c && !c->cancel_message_id.empty()) {
-          rows.emplace_back(c->cancel_message_id, r.stream_id);
-        }
+        if (const std::string* id = Impl::MessageIdOf(e)) rows.emplace_back(*id, r.stream_id);
       }
       RXFLOW_RETURN_IF_ERROR(im.store.Apply(kMessageIndex, position, rows));
     }

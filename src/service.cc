@@ -52,16 +52,21 @@ void PrescriptionService::Impl::Remember(const std::string& id, const domain::Pr
   if (slot.state.version < s.version) slot = CachedState{s, tenant};
 }
 
+const std::string* PrescriptionService::Impl::MessageIdOf(const domain::Event& e) {
+  const std::string* message_id = nullptr;
+  if (const auto* t = std::get_if<domain::PrescriptionTransformed>(&e)) {
+    message_id = &t->message_id;
+  } else if (const auto* c = std::get_if<domain::CancelRequested>(&e)) {
+    message_id = &c->cancel_message_id;
+  }
+  return message_id != nullptr && !message_id->empty() ? message_id : nullptr;
+}
+
 void PrescriptionService::Impl::RememberMessages(const std::string& id,
                                                  std::span<const domain::Event> events) {
   for (const domain::Event& e : events) {
-    const std::string* message_id = nullptr;
-    if (const auto* t = std::get_if<domain::PrescriptionTransformed>(&e)) {
-      message_id = &t->message_id;
-    } else if (const auto* c = std::get_if<domain::CancelRequested>(&e)) {
-      message_id = &c->cancel_message_id;
-    }
-    if (message_id == nullptr || message_id->empty()) continue;
+    const std::string* message_id = MessageIdOf(e);
+    if (message_id == nullptr) continue;
     std::lock_guard<std::mutex> lock(messages_mu);
     if (messages.size() >= kMessages) messages.clear();
     messages.insert_or_assign(*message_id, id);

@@ -59,6 +59,9 @@ struct PrescriptionService::Impl {
   static constexpr size_t kMessages = 65536;
   std::mutex messages_mu;
   std::unordered_map<std::string, std::string> messages;
+  // The SCRIPT message id an event gives its prescription (a NewRx's, a CancelRx's), or
+  // nullptr: the one rule both this memory and the message index follow.
+  static const std::string* MessageIdOf(const domain::Event& e);
   // Remembers the message ids that committed `events` of prescription `id` carry.
   void RememberMessages(const std::string& id, std::span<const domain::Event> events);
   std::optional<std::string> FindMessage(const std::string& message_id);

@@ -118,6 +118,13 @@ struct World {
     RXFLOW_REQUIRE_OK(s);
     return s->id;
   }
+  // Submitted, then recorded as sent and acknowledged (Status 000), as routing records it.
+  std::string SubmitAndSend(const std::string& client_key) {
+    std::string id = Submit(client_key);
+    std::vector<domain::Command> sent{domain::MarkSent{}, domain::RecordStatus{"000", ""}};
+    RXFLOW_REQUIRE_OK(service->ExecuteOnce("routing", "m1", id, sent));
+    return id;
+  }
 };
 
 // A transport that answers from a script of outcomes (the unit tests of retry and breaker
@@ -461,6 +468,43 @@ TEST_SUITE("Runtime") {
     CHECK(w.service->ExecuteOnce("c", "m1", id, route, {}, refuse).code() ==
           absl::StatusCode::kAlreadyExists);
     CHECK(checked == 1);  // a duplicate is answered before any check
+  }
+
+  // A pharmacy system's own RxFill (tests/fixtures/script/partners: local SentTime with an
+  // offset, Pharmacist, MedicationDispensed), addressed to a prescription of ours: recorded
+  // when it comes from the pharmacy the NewRx went to; refused, with nothing written, when the
+  // same message comes from any other.
+  TEST_CASE("pharmacy inbox: a partner's RxFill is recorded only from the pharmacy sent to") {
+    World w(true);
+    std::string id = w.SubmitAndSend("a");
+    auto summary = *w.service->Get(id);
+    std::string partner = testing::ReadFixture("script/partners/rxfill_dispensed_utc_offset.xml");
+    auto replace = [](std::string text, const std::string& from, const std::string& to) {
+      size_t at = text.find(from);
+      REQUIRE(at != std::string::npos);
+      return text.replace(at, from.size(), to);
+    };
+    partner = replace(partner, "4f0c2d9e81b3476aa5d0c7e2b91f3a6d", summary.message_id);
+    REQUIRE(summary.pharmacy_ncpdp_id != "7700044");  // the partner's own From
+    runtime::PharmacyInbox inbox(*w.service);
+    const int64_t version = w.service->Get(id)->version;
+    IssueList issues;
+    auto forged = inbox.Receive(partner, issues);
+    CHECK(forged.status().code() == absl::StatusCode::kPermissionDenied);
+    REQUIRE(issues.has_errors());
+    bool named = false;
+    for (const Issue& i : issues) named |= i.path == "/Message/Header/From";
+    CHECK(named);
+    CHECK(w.service->Get(id)->version == version);
+    const std::string from_ours =
+        replace(partner, "<From Qualifier=\"P\">7700044</From>",
+                "<From Qualifier=\"P\">" + summary.pharmacy_ncpdp_id + "</From>");
+    issues = IssueList{};
+    auto r = inbox.Receive(from_ours, issues);
+    RXFLOW_REQUIRE_OK(r);
+    CHECK(r->transaction == "RxFill");
+    CHECK_FALSE(r->duplicate);
+    CHECK(w.service->Get(id)->state == domain::State::kDispensed);
   }
 
   TEST_CASE("pharmacy directory: entries, a default, and errors with their JSON path") {
@@ -817,10 +861,8 @@ TEST_SUITE("Runtime") {
 
   TEST_CASE("pharmacy inbox: RxFill for a sent prescription is recorded once") {
     World w(true);
-    std::string id = w.Submit("a");
+    std::string id = w.SubmitAndSend("a");
     auto summary = *w.service->Get(id);
-    std::vector<domain::Command> sent{domain::MarkSent{}, domain::RecordStatus{"000", ""}};
-    RXFLOW_REQUIRE_OK(w.service->ExecuteOnce("routing", "m1", id, sent));
     std::string fill = testing::RxFillFrom(summary.pharmacy_ncpdp_id, summary.message_id);
     runtime::PharmacyInbox inbox(*w.service);
     IssueList issues;
