@@ -761,14 +761,12 @@ class Reader {
   }
   template <typename F>
   void ReadMember(od::value v, std::optional<Resource>& out, const F&) {  // Bundle.entry
-    Resource r;
-    if (ReadResource(v, r, /*contained=*/false)) out = std::move(r);
+    if (!ReadResource(v, out.emplace(), /*contained=*/false)) out.reset();
   }
   template <typename F>
   void ReadMember(od::value v, std::vector<Resource>& out, const F&) {  // contained
     Arr(v, [&](od::value item) {
-      Resource r;
-      if (ReadResource(item, r, /*contained=*/true)) out.push_back(std::move(r));
+      if (!ReadResource(item, out.emplace_back(), /*contained=*/true)) out.pop_back();
     });
   }
   template <typename T, typename F>
@@ -963,9 +961,7 @@ class Reader {
   // --- resources -----------------------------------------------------------------------------
   template <typename T>
   void Emplace(od::object obj, Resource& out) {
-    T value;
-    ReadFields(obj, value);
-    out.value = std::move(value);
+    ReadFields(obj, out.value.emplace<T>());  // in place: a resource is large to move
   }
   // Reads `obj` as the first of T... whose name is `type`; false when none is.
   template <typename... T>

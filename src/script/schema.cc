@@ -1144,7 +1144,7 @@ Validator::Frame& Validator::Push() {
   f.has_text = false;
   f.kids.clear();
   f.kid_names.clear();
-  f.same_index = 1;
+  f.same_index = 0;
   f.kid_counts.clear();
   return f;
 }
@@ -1156,9 +1156,12 @@ std::string Validator::Path(size_t depth) const {
     out.append(stack_[i].name);
     // XPath index among the same-named siblings seen so far, when there is more than one
     // (an open element is its parent's last child; the index was counted when it started).
-    if (i > 0 && stack_[i].same_index > 1) {
-      rxflow::internal::Append(out, "[", stack_[i].same_index, "]");
+    if (i == 0) continue;
+    uint32_t same_index = stack_[i].same_index;
+    if (same_index == 0) {  // a short list of siblings: this element is the last of them
+      for (std::string_view k : stack_[i - 1].kid_names) same_index += k == stack_[i].name;
     }
+    if (same_index > 1) rxflow::internal::Append(out, "[", same_index, "]");
   }
   return out;
 }
@@ -1204,17 +1207,14 @@ void Validator::Start(std::string_view name) {
   size_t parent_index = depth_ - 1;
   int type = -1, simple = -1;
   bool unknown = false;
-  uint32_t same_index = 1;
+  uint32_t same_index = 0;
   {
     Frame& parent = stack_[parent_index];
     parent.kid_names.push_back(name);
-    // Same-named siblings so far, this one included: a scan while the list is short, then
-    // a count per name, so that no path costs a scan of a long run of siblings.
-    constexpr size_t kScanKids = 16;
-    if (parent.kid_names.size() <= kScanKids) {
-      same_index = 0;
-      for (std::string_view k : parent.kid_names) same_index += k == name;
-    } else {
+    // Same-named siblings so far, this one included: while the list is short, counted by
+    // Path when an issue needs it (most elements never do); then a count per name kept
+    // here, so that no path costs a scan of a long run of siblings.
+    if (parent.kid_names.size() > kScanKids) {
       if (parent.kid_counts.empty()) {
         for (size_t k = 0; k + 1 < parent.kid_names.size(); ++k) {
           std::string_view n = parent.kid_names[k];

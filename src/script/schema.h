@@ -116,6 +116,11 @@ struct WriterPlan {
   };
   std::vector<std::vector<uint8_t>> by_decl;  // declaration → fields, in table order
   std::vector<int> decl;                      // field → declaration (or a negative marker)
+  // A type without a choice in its content is written the same way for every value: the
+  // (field, declaration) pairs in the order the content model visits them, walked as one
+  // array instead of the particle tree (`flat`). Types with a choice walk the tree.
+  bool flat = false;
+  std::vector<std::pair<uint8_t, int>> order;
   // field → its element; a choice's two alternatives at [0] and [1].
   std::vector<std::array<Child, 2>> child;
 };
@@ -182,6 +187,7 @@ class Validator {
   size_t errors() const { return errors_; }
 
  private:
+  static constexpr size_t kScanKids = 16;
   struct Frame {
     std::string_view name;
     int type = -1;    // complex type, or -1
@@ -190,9 +196,10 @@ class Validator {
     bool has_text = false;
     std::vector<int> kids;
     std::vector<std::string_view> kid_names;
-    // This element's 1-based position among its same-named siblings so far (set when it
-    // starts): paths carry [same_index] when it is above 1, without scanning siblings.
-    uint32_t same_index = 1;
+    // This element's 1-based position among its same-named siblings so far, set when it
+    // starts after more than kScanKids siblings; 0: Path counts it in the parent's
+    // kid_names (at most kScanKids). Paths carry [same_index] when it is above 1.
+    uint32_t same_index = 0;
     // Children seen so far by name; filled once a frame has many children (a short list
     // of kid_names is scanned instead).
     absl::flat_hash_map<absl::string_view, uint32_t> kid_counts;

@@ -310,7 +310,21 @@ class MessageWriter {
         if (ct) plan.child[i][k].plan = &MakePlan(cache, f.table, *ct);
       }
     }
+    plan.flat = !HasChoice(type.content);
+    if (plan.flat) Flatten(type.content, plan);
     return plan;
+  }
+  static bool HasChoice(const Particle& p) {
+    if (p.kind == Particle::Kind::kChoice) return true;
+    return std::any_of(p.children.begin(), p.children.end(), HasChoice);
+  }
+  // The (field, declaration) pairs Walk would visit, in its order (a choice-free content).
+  static void Flatten(const Particle& p, Plan& plan) {
+    if (p.kind == Particle::Kind::kElement) {
+      for (uint8_t i : plan.by_decl[p.decl]) plan.order.emplace_back(i, p.decl);
+      return;
+    }
+    for (const Particle& c : p.children) Flatten(c, plan);
   }
 
   // Members in their type's order; then, for the validator to name, the ones it does not
@@ -319,7 +333,11 @@ class MessageWriter {
     if (t.size == 1 && t.data->kind == K::kHook) return Hook(t.data->hook, owner);
     uint64_t done = 0;
     if (type && !plan) plan = &PlanFor(t, *type);
-    if (type) Walk(type->content, *type, *plan, owner, t, done);
+    if (type && plan->flat) {
+      for (auto [i, d] : plan->order) Visit(i, d, *type, *plan, owner, t, done);
+    } else if (type) {
+      Walk(type->content, *type, *plan, owner, t, done);
+    }
     for (size_t i = 0; i < t.size; ++i) {
       if (done >> i & 1) continue;
       bool undeclared =
@@ -332,14 +350,7 @@ class MessageWriter {
   void Walk(const Particle& p, const ComplexType& type, const Plan& plan, const void* owner,
             const Table& t, uint64_t& done) {
     if (p.kind == Particle::Kind::kElement) {
-      for (uint8_t i : plan.by_decl[p.decl]) {
-        if (done >> i & 1) continue;
-        if (plan.decl[i] == kDynamic && ElementName(t.data[i], owner) != type.decls[p.decl].name) {
-          continue;
-        }
-        done |= uint64_t{1} << i;
-        Emit(t.data[i], owner, &type, &plan, i);
-      }
+      for (uint8_t i : plan.by_decl[p.decl]) Visit(i, p.decl, type, plan, owner, t, done);
       return;
     }
     const Particle* chosen =
@@ -347,6 +358,16 @@ class MessageWriter {
     for (const Particle& c : p.children) {
       if (p.kind == Particle::Kind::kSequence || &c == chosen) Walk(c, type, plan, owner, t, done);
     }
+  }
+
+  // Field `i` at declaration `d`: written unless it was already, or its name (a choice
+  // member's) is another declaration's.
+  void Visit(uint8_t i, int d, const ComplexType& type, const Plan& plan, const void* owner,
+             const Table& t, uint64_t& done) {
+    if (done >> i & 1) return;
+    if (plan.decl[i] == kDynamic && ElementName(t.data[i], owner) != type.decls[d].name) return;
+    done |= uint64_t{1} << i;
+    Emit(t.data[i], owner, &type, &plan, i);
   }
 
   // The alternative of a choice holding the first member set (in table order), if any.

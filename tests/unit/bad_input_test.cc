@@ -618,6 +618,22 @@ TEST_SUITE("Bad input") {
         {"too many MiddleName", kXml,
          InsertAfter(x, "<MiddleName>Anne</MiddleName>", "<MiddleName>Anne</MiddleName>"), kInvalid,
          pname + "/MiddleName[2]", "too many MiddleName elements (2)"},
+        // An issue inside the second of two repeats names it with its XPath index.
+        {"a bad value in the second Fax", kXml,
+         InsertAfter(x, "<ElectronicMail>marisol.delacroix@example.com</ElectronicMail>",
+                     "<Fax><Number>8045550143</Number></Fax><Fax><Number>8045550144</Number>"
+                     "<SupportsSMS>Q</SupportsSMS></Fax>"),
+         kInvalid,
+         "/Message/Body/NewRx/Patient/HumanPatient/CommunicationNumbers/Fax[2]/SupportsSMS",
+         "\"Q\" is not in code list BooleanCode (Y, N)"},
+        // ... also past the first 16 children, where the validator counts them by name.
+        {"a bad value in the twentieth Fax", kXml,
+         InsertAfter(x, "<ElectronicMail>marisol.delacroix@example.com</ElectronicMail>",
+                     Repeat("<Fax><Number>8045550143</Number></Fax>", 19) +
+                         "<Fax><Number>8045550144</Number><SupportsSMS>Q</SupportsSMS></Fax>"),
+         kInvalid,
+         "/Message/Body/NewRx/Patient/HumanPatient/CommunicationNumbers/Fax[20]/SupportsSMS",
+         "\"Q\" is not in code list BooleanCode (Y, N)"},
         {"two transactions in Body", kXml,
          InsertAfter(x, "</NewRx>", Block(x, "<NewRx>", "</NewRx>")), kInvalid,
          "/Message/Body/NewRx[2]", "too many NewRx elements (2)"},
