@@ -1136,8 +1136,7 @@ Status ParseRoot(std::string_view json, IssueList& issues, const ParseOptions& o
     }
     if (is_resource) {
       Reader::Scope root(reader, type);
-      Resource r;
-      if (reader.ReadResourceObject(obj, r, false)) handler.OnResource(std::move(r));
+      if (!reader.ReadResourceObject(obj, handler.RootSlot(), false)) handler.Dropped();
       return;
     }
     if (!handler.AcceptsEnvelope()) {
@@ -1145,9 +1144,9 @@ Status ParseRoot(std::string_view json, IssueList& issues, const ParseOptions& o
       return;
     }
     auto member = [&](std::string_view key, od::value val) {
-      Resource r;
-      if (reader.ReadResource(val, r, false, handler.ExpectedType(key))) {
-        handler.OnEnvelopeMember(key, std::move(r));
+      Resource* slot = handler.EnvelopeSlot(key);
+      if (slot && !reader.ReadResource(val, *slot, false, handler.ExpectedType(key))) {
+        handler.DroppedEnvelopeSlot(key);
       }
     };
     reader.Fields(obj, [&](std::string_view key, od::value val) {
@@ -1170,7 +1169,8 @@ StatusOr<Resource> ParseResource(std::string_view json, IssueList& issues,
                                  const ParseOptions& options) {
   struct Handler : internal_json::RootHandler {
     std::optional<Resource> resource;
-    void OnResource(Resource r) override { resource = std::move(r); }
+    Resource& RootSlot() override { return resource.emplace(); }
+    void Dropped() override { resource.reset(); }
   } handler;
   Status s = internal_json::ParseRoot(json, issues, options, handler);
   if (!s.ok()) return s;

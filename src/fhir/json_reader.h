@@ -13,19 +13,23 @@ namespace rxflow::fhir::internal_json {
 class RootHandler {
  public:
   virtual ~RootHandler() = default;
-  // The root was a resource (it has resourceType).
-  virtual void OnResource(Resource r) = 0;
+  // Where the root is read when it is a resource (it has resourceType); Dropped() when it
+  // could not be read. Resources are read in place: they are large to move.
+  virtual Resource& RootSlot() = 0;
+  virtual void Dropped() = 0;
   // Whether a root object without resourceType is read as the request envelope.
   virtual bool AcceptsEnvelope() const { return false; }
   virtual bool IsEnvelopeKey(std::string_view key) const { return false; }
-  // Whether the envelope member `key` is an array of resources (each given to
-  // OnEnvelopeMember in turn) rather than one resource.
+  // Whether the envelope member `key` is an array of resources (each read into its own
+  // EnvelopeSlot in turn) rather than one resource.
   virtual bool IsEnvelopeList(std::string_view key) const { return false; }
   // The resource type an envelope member must have ("" for any).
   virtual std::string_view ExpectedType(std::string_view key) const { return {}; }
-  // `r` by value: overrides keep it (the base ignores it).
-  // NOLINTNEXTLINE(performance-unnecessary-value-param)
-  virtual void OnEnvelopeMember(std::string_view key, Resource r) {}
+  // Where the next resource of envelope member `key` is read (asked only for an envelope key
+  // of a handler that accepts the envelope, which overrides this; nullptr: not read);
+  // DroppedEnvelopeSlot(key) removes it again when it could not be read.
+  virtual Resource* EnvelopeSlot(std::string_view key) { return nullptr; }
+  virtual void DroppedEnvelopeSlot(std::string_view key) {}
 };
 
 // Parses `json` and calls `handler`; InvalidArgument (or ResourceExhausted for limits)

@@ -464,7 +464,8 @@ Status ParsePrescriptionInto(std::string_view json, IssueList& issues, const Par
     std::optional<Resource> root;
     std::map<std::string, Resource, std::less<>> members;
     std::map<std::string, std::vector<Resource>, std::less<>> lists;  // allergies, observations
-    void OnResource(Resource r) override { root = std::move(r); }
+    Resource& RootSlot() override { return root.emplace(); }
+    void Dropped() override { root.reset(); }
     bool AcceptsEnvelope() const override { return true; }
     bool IsEnvelopeKey(std::string_view key) const override {
       for (std::string_view k : kEnvelopeKeys) {
@@ -476,12 +477,22 @@ Status ParsePrescriptionInto(std::string_view json, IssueList& issues, const Par
     std::string_view ExpectedType(std::string_view key) const override {
       return fhir::ExpectedType(key);
     }
-    void OnEnvelopeMember(std::string_view key, Resource r) override {
+    Resource* EnvelopeSlot(std::string_view key) override {
+      if (IsListKey(key)) return &ListOf(key).emplace_back();
+      // A key comes once: the reader refuses a repeated one before it asks for a slot.
+      return &members.try_emplace(std::string(key)).first->second;
+    }
+    void DroppedEnvelopeSlot(std::string_view key) override {
       if (IsListKey(key)) {
-        lists[std::string(key)].push_back(std::move(r));
-      } else {
-        members.emplace(std::string(key), std::move(r));
+        ListOf(key).pop_back();
+      } else if (auto it = members.find(key); it != members.end()) {
+        members.erase(it);
       }
+    }
+    std::vector<Resource>& ListOf(std::string_view key) {
+      auto it = lists.find(key);
+      if (it == lists.end()) it = lists.try_emplace(std::string(key)).first;
+      return it->second;
     }
   } handler;
   Status s = internal_json::ParseRoot(json, issues, options, handler);
