@@ -1155,7 +1155,8 @@ std::string Validator::Path(size_t depth) const {
     out.push_back('/');
     out.append(stack_[i].name);
     // XPath index among the same-named siblings seen so far, when there is more than one
-    // (an open element is its parent's last child; the index was counted when it started).
+    // (an open element is its parent's last child; past kScanKids children the index was
+    // counted when it started).
     if (i == 0) continue;
     uint32_t same_index = stack_[i].same_index;
     if (same_index == 0) {  // a short list of siblings: this element is the last of them
