@@ -1136,7 +1136,7 @@ Status ParseRoot(std::string_view json, IssueList& issues, const ParseOptions& o
     }
     if (is_resource) {
       Reader::Scope root(reader, type);
-      if (!reader.ReadResourceObject(obj, handler.RootSlot(), false)) handler.Dropped();
+      if (!reader.ReadResourceObject(obj, handler.RootSlot(), false)) handler.DroppedRoot();
       return;
     }
     if (!handler.AcceptsEnvelope()) {
@@ -1170,7 +1170,7 @@ StatusOr<Resource> ParseResource(std::string_view json, IssueList& issues,
   struct Handler : internal_json::RootHandler {
     std::optional<Resource> resource;
     Resource& RootSlot() override { return resource.emplace(); }
-    void Dropped() override { resource.reset(); }
+    void DroppedRoot() override { resource.reset(); }
   } handler;
   Status s = internal_json::ParseRoot(json, issues, options, handler);
   if (!s.ok()) return s;

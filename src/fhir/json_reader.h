@@ -13,10 +13,10 @@ namespace rxflow::fhir::internal_json {
 class RootHandler {
  public:
   virtual ~RootHandler() = default;
-  // Where the root is read when it is a resource (it has resourceType); Dropped() when it
+  // Where the root is read when it is a resource (it has resourceType); DroppedRoot() when it
   // could not be read. Resources are read in place: they are large to move.
   virtual Resource& RootSlot() = 0;
-  virtual void Dropped() = 0;
+  virtual void DroppedRoot() = 0;
   // Whether a root object without resourceType is read as the request envelope.
   virtual bool AcceptsEnvelope() const { return false; }
   virtual bool IsEnvelopeKey(std::string_view key) const { return false; }

@@ -465,7 +465,7 @@ Status ParsePrescriptionInto(std::string_view json, IssueList& issues, const Par
     std::map<std::string, Resource, std::less<>> members;
     std::map<std::string, std::vector<Resource>, std::less<>> lists;  // allergies, observations
     Resource& RootSlot() override { return root.emplace(); }
-    void Dropped() override { root.reset(); }
+    void DroppedRoot() override { root.reset(); }
     bool AcceptsEnvelope() const override { return true; }
     bool IsEnvelopeKey(std::string_view key) const override {
       for (std::string_view k : kEnvelopeKeys) {
