@@ -149,6 +149,15 @@ class Elements {
   // Element `e`'s children (a pointer to none when it has none).
   const Element* kids(const Element& e) const { return elements_.data() + e.first_kid; }
 
+  // Undoes a profile's wrap and rename rules in the index, so that the typed reader sees
+  // 2017071 names: a renamed element takes its 2017071 name; a wrapper (2023011's
+  // HumanPatient/Names/Name) becomes the element it wraps, under the 2017071 name
+  // (HumanPatient/Name), with that element's text, attributes and children. The DOM is left
+  // as parsed: nothing is moved, and the index is not built a second time. Parents come
+  // before their children in the index, so each element's parent has its 2017071 name when
+  // the element is looked at — the name the rules give for the parent.
+  void UndoRules(const std::vector<Rule>& rules);
+
  private:
   friend class ElementReader;
   std::vector<Element> elements_;
@@ -237,30 +246,46 @@ class ElementReader {
   std::string_view only_;
 };
 
-// Undoes a profile's wrap/rename rules so that the typed reader sees 2017071 names.
-void UndoRules(pugi::xml_node n, const std::vector<Rule>& rules) {
-  for (pugi::xml_node c = n.first_child(); c; c = c.next_sibling()) {
-    if (c.type() != pugi::node_element) continue;
-    std::string_view parent = Local(n.name());
-    std::string_view name = Local(c.name());
-    for (const Rule& r : rules) {
-      if (r.parent != "*" && r.parent != parent) continue;
-      if (r.kind == Rule::Kind::kRename && name == r.name) {
-        c.set_name(r.element.c_str());
-      } else if (r.kind == Rule::Kind::kWrap && name == r.wrapper) {
-        pugi::xml_node inner;
-        for (pugi::xml_node k : c.children()) {
-          if (k.type() == pugi::node_element && Local(k.name()) == r.name) inner = k;
+void Elements::UndoRules(const std::vector<Rule>& rules) {
+  // The rules that change a name on reading, with the parent they apply under ("" = any).
+  struct Undo {
+    const Rule* rule;
+    std::string_view parent;
+    std::string_view match;  // the 2023011 name: the renamed element, or the wrapper
+  };
+  absl::InlinedVector<Undo, 8> undo;
+  for (const Rule& r : rules) {
+    std::string_view parent = r.parent == "*" ? std::string_view() : std::string_view(r.parent);
+    if (r.kind == Rule::Kind::kRename) undo.push_back({&r, parent, r.name});
+    if (r.kind == Rule::Kind::kWrap) undo.push_back({&r, parent, r.wrapper});
+  }
+  if (undo.empty()) return;
+  // Entries are rewritten in place, never added: sizes and indices stay as they are.
+  for (const Element& e : elements_) {  // only later entries (its children) are rewritten
+    const std::string_view parent = e.name;
+    const uint32_t first = e.first_kid, end = first + e.kids;
+    for (uint32_t k = first; k < end; ++k) {
+      const std::string_view name = elements_[k].name;
+      for (const Undo& u : undo) {
+        if (name != u.match || (!u.parent.empty() && u.parent != parent)) continue;
+        const Rule& r = *u.rule;
+        if (r.kind == Rule::Kind::kRename) {
+          elements_[k].name = r.element;
+          continue;
         }
-        if (!inner) continue;
-        pugi::xml_node moved = n.insert_move_before(inner, c);
-        moved.set_name(r.element.c_str());
-        pugi::xml_node dead = c;
-        c = moved;
-        n.remove_child(dead);
+        // The wrapper's (last) child of the wrapped name takes the wrapper's place; the
+        // child's own entry is left without children, so that nothing is visited twice.
+        const Element& w = elements_[k];
+        uint32_t inner = w.first_kid + w.kids;
+        for (uint32_t i = w.first_kid; i < w.first_kid + w.kids; ++i) {
+          if (elements_[i].name == r.name) inner = i;
+        }
+        if (inner == w.first_kid + w.kids) continue;  // an empty wrapper: reported as is
+        elements_[k] = elements_[inner];
+        elements_[k].name = r.element;
+        elements_[inner].kids = 0;
       }
     }
-    UndoRules(c, rules);
   }
 }
 
@@ -792,13 +817,7 @@ StatusOr<Header> ReadHeader(std::string_view xml, IssueList& issues, const ReadO
 StatusOr<Message> ReadXml(std::string_view xml, IssueList& issues, const ReadOptions& options) {
   Parsed parsed;
   RXFLOW_RETURN_IF_ERROR(ParseAndValidate(xml, issues, options, parsed));
-  // A profile without rules (2017071) leaves the tree as it is: no second pass.
-  if (!parsed.profile->impl().rules.empty()) {
-    UndoRules(parsed.root, parsed.profile->impl().rules);
-    IssueList unused;  // the depth limit was reported by validation
-    ElementReader(parsed.elements, nullptr, unused, options.max_depth)
-        .Read(parsed.root, xml.size());
-  }
+  parsed.elements.UndoRules(parsed.profile->impl().rules);  // 2023011: its names undone
   Decoder decoder(parsed.elements, issues);
   StatusOr<Message> result(absl::in_place);  // read in place: a Message is large to move
   Message& m = *result;
