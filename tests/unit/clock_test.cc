@@ -6,6 +6,8 @@
 #include "rxflow/clock.h"
 
 #include <cstdint>
+#include <cstdio>
+#include <ctime>
 #include <set>
 #include <string>
 #include <thread>
@@ -48,6 +50,46 @@ TEST_SUITE("Clock RFC 3339") {
       auto back = rxflow::ParseRfc3339(rxflow::FormatRfc3339(t));
       RXFLOW_REQUIRE_OK(back);
       CHECK(*back == t);
+    }
+  }
+
+  TEST_CASE("FormatRfc3339 writes the C library's UTC calendar, before 1970 and in leap years") {
+    // The reference: gmtime_r and snprintf, as FormatRfc3339 was written before it formatted
+    // the digits itself. Instants around the edges (leap days, centuries, the epoch, a
+    // fraction before 1970) and a spread over years 0001-9999.
+    auto reference = [](int64_t micros) {
+      auto secs = static_cast<std::time_t>(micros / kSecond);
+      int64_t frac = micros % kSecond;
+      if (frac < 0) {
+        frac += kSecond;
+        --secs;
+      }
+      std::tm tm{};
+      REQUIRE(gmtime_r(&secs, &tm) != nullptr);
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
+                    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                    static_cast<long long>(frac));
+      return std::string(buf);
+    };
+    std::vector<int64_t> instants = {0,
+                                     1,
+                                     -1,
+                                     -1'000'001,
+                                     -kSecond,
+                                     951'782'400 * kSecond,                 // 2000-02-29
+                                     951'868'799 * kSecond + 999'999,       // 2000-02-29 23:59:59
+                                     4'107'542'400 * kSecond,               // 2100-03-01
+                                     -2'203'891'200 * kSecond,              // 1900-03-01
+                                     -62'135'596'800 * kSecond,             // 0001-01-01
+                                     253'402'300'799 * kSecond + 999'999};  // 9999-12-31
+    for (int64_t t = -62'135'596'800 * kSecond; t < 253'402'300'799 * kSecond;
+         t += 7'777'777'777'777) {
+      instants.push_back(t);
+    }
+    for (int64_t t : instants) {
+      CAPTURE(t);
+      CHECK(rxflow::FormatRfc3339(t) == reference(t));
     }
   }
 
