@@ -567,8 +567,15 @@ constexpr size_t IndexInBody() {
 
 template <typename T>
 constexpr Transaction Tx(std::string_view name, Table table) {
-  return {name, table, IndexInBody<T>(), [](Body& b) -> void* { return &b.emplace<T>(); },
-          [](const Body& b) -> const void* { return &std::get<T>(b); }};
+  return {name,
+          table,
+          IndexInBody<T>(),
+          [](Body& b) -> void* {
+            T* held = std::get_if<T>(&b);
+            return held ? held : &b.emplace<T>();
+          },
+          [](const Body& b) -> const void* { return &std::get<T>(b); },
+          []() -> Body { return Body(std::in_place_type<T>); }};
 }
 
 // In Body's order.

@@ -248,9 +248,10 @@ extern const Table kDoseUnitTable;
 struct Transaction {
   std::string_view name;
   Table table;
-  size_t index;  // in Body
-  void* (*emplace)(Body& body);
+  size_t index;               // in Body
+  void* (*held)(Body& body);  // the one `body` holds, or emplaced when it holds another
   const void* (*get)(const Body& body);
+  Body (*make)();  // a Body holding an empty one (returned as a prvalue: made in place)
 };
 
 // The transaction named `name`, or nullptr.

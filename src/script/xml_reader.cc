@@ -417,8 +417,22 @@ class Decoder {
                     Cat("transaction ", name, " is not supported by RxFlow"));
       return false;
     }
-    ReadElement(*tx, body.Child(name), t->emplace(out), t->table);
+    // Into the transaction the body already holds (ReadXml made the message holding it).
+    ReadElement(*tx, body.Child(name), t->held(out), t->table);
     return true;
+  }
+
+  // The transaction of the message's body, when it is one RxFlow reads (nullptr: none, or
+  // not supported — ReadBody reports which).
+  const internal::Transaction* BodyTransaction() const {
+    const Element& root = doc_.root();
+    const Element* kids = doc_.kids(root);
+    for (uint32_t i = 0; i < root.kids; ++i) {
+      if (kids[i].name != "Body") continue;
+      const Element* tx = FirstElement(doc_, kids[i]);
+      return tx ? internal::FindTransaction(tx->name) : nullptr;
+    }
+    return nullptr;
   }
 
  private:
@@ -819,7 +833,16 @@ StatusOr<Message> ReadXml(std::string_view xml, IssueList& issues, const ReadOpt
   RXFLOW_RETURN_IF_ERROR(ParseAndValidate(xml, issues, options, parsed));
   parsed.elements.UndoRules(parsed.profile->impl().rules);  // 2023011: its names undone
   Decoder decoder(parsed.elements, issues);
-  StatusOr<Message> result(absl::in_place);  // read in place: a Message is large to move
+  // Read in place (a Message is large to move), made holding its transaction: a default
+  // Message holds an empty NewRx, which would be made only to be replaced. `Made`'s
+  // conversion returns the Message as a prvalue, so it is made once, where it stays.
+  struct Made {
+    const internal::Transaction* t;
+    operator Message() const { return Message{Header{}, t->make()}; }
+  };
+  const internal::Transaction* t = decoder.BodyTransaction();
+  StatusOr<Message> result =
+      t ? StatusOr<Message>(absl::in_place, Made{t}) : StatusOr<Message>(absl::in_place);
   Message& m = *result;
   {
     In msg(parsed.elements, parsed.elements.root(), Where{nullptr, "/Message"}, issues);
