@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "rxflow/runtime/messages.h"
 
+#include <limits>
 #include <optional>
 
-#include <nlohmann/json.hpp>
+#include <simdjson.h>
 
 #include "rxflow/clock.h"
 #include "rxflow/domain/prescription.h"
@@ -89,26 +90,50 @@ std::string RoutingRequest::Encode() const {
 }
 
 StatusOr<RoutingRequest> RoutingRequest::Decode(std::string_view text) {
-  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) return absl::InvalidArgumentError("routing request: not a JSON object");
-  auto str = [&](const char* key, std::string& out) -> Status {
-    auto it = j.find(key);
-    if (it == j.end()) return absl::OkStatus();
-    if (!it->is_string()) {
+  // Read on routing's hot path, one per prescription sent: simdjson's DOM with this thread's
+  // parser (no nlohmann DOM of the whole request), every member looked at once, in order; a
+  // member given twice is read twice, the last one standing (as a JSON DOM keeps it).
+  thread_local simdjson::dom::parser parser;
+  if (text.size() > kMaxEncodedBytes) {
+    return absl::InvalidArgumentError(
+        Cat("routing request: ", text.size(), " bytes exceeds the limit of ", kMaxEncodedBytes));
+  }
+  simdjson::dom::object object;
+  if (parser.parse(text.data(), text.size(), /*realloc_if_needed=*/true).get(object)) {
+    return absl::InvalidArgumentError("routing request: not a JSON object");
+  }
+  RoutingRequest r;
+  std::string_view action;
+  for (auto [key, value] : object) {
+    std::string* out = key == "prescription_id"     ? &r.prescription_id
+                       : key == "event_id"          ? &r.event_id
+                       : key == "pharmacy_ncpdp_id" ? &r.pharmacy_ncpdp_id
+                       : key == "retry_after_error" ? &r.retry_after_error
+                       : key == "cancel_message_id" ? &r.cancel_message_id
+                                                    : nullptr;
+    if (key == "attempt") {
+      int64_t attempt = 0;
+      if (auto error = value.get_int64().get(attempt); error) {
+        return absl::InvalidArgumentError(error == simdjson::NUMBER_OUT_OF_RANGE
+                                              ? "routing request: attempt is out of range"
+                                              : "routing request: attempt is not an integer");
+      }
+      if (attempt < 0 || attempt > std::numeric_limits<int>::max()) {
+        return absl::InvalidArgumentError("routing request: attempt is out of range");
+      }
+      r.attempt = static_cast<int>(attempt);
+      continue;
+    }
+    if (out == nullptr && key != "action") continue;  // a member of a later release
+    std::string_view text_value;
+    if (value.get_string().get(text_value)) {
       return absl::InvalidArgumentError(Cat("routing request: ", key, " is not a string"));
     }
-    out = it->get<std::string>();
-    return absl::OkStatus();
-  };
-  RoutingRequest r;
-  std::string action;
-  for (auto [key, out] : {std::pair<const char*, std::string*>{"action", &action},
-                          {"prescription_id", &r.prescription_id},
-                          {"event_id", &r.event_id},
-                          {"pharmacy_ncpdp_id", &r.pharmacy_ncpdp_id},
-                          {"retry_after_error", &r.retry_after_error},
-                          {"cancel_message_id", &r.cancel_message_id}}) {
-    RXFLOW_RETURN_IF_ERROR(str(key, *out));
+    if (out == nullptr) {
+      action = text_value;
+    } else {
+      out->assign(text_value);
+    }
   }
   if (action == "send") {
     r.action = Action::kSend;
@@ -119,12 +144,6 @@ StatusOr<RoutingRequest> RoutingRequest::Decode(std::string_view text) {
   }
   if (r.prescription_id.empty()) {
     return absl::InvalidArgumentError("routing request: prescription_id is missing");
-  }
-  if (auto it = j.find("attempt"); it != j.end()) {
-    if (!it->is_number_integer()) {
-      return absl::InvalidArgumentError("routing request: attempt is not an integer");
-    }
-    r.attempt = it->get<int>();
   }
   return r;
 }

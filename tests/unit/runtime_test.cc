@@ -240,6 +240,60 @@ TEST_SUITE("Runtime") {
     CHECK(third_in.load());
   }
 
+  TEST_CASE("routing request: Decode reads what Encode writes and refuses the rest by member") {
+    using runtime::RoutingRequest;
+    RoutingRequest send;
+    send.prescription_id = "rx-1";
+    send.event_id = "ev-1";
+    send.pharmacy_ncpdp_id = "1234567";
+    send.attempt = 3;
+    send.retry_after_error = "900";
+    RoutingRequest cancel;
+    cancel.action = RoutingRequest::Action::kCancel;
+    cancel.prescription_id = "rx-2";
+    cancel.cancel_message_id = "cancel-1";
+    for (const RoutingRequest& r : {send, cancel}) {
+      auto back = RoutingRequest::Decode(r.Encode());
+      RXFLOW_REQUIRE_OK(back);
+      CHECK(*back == r);
+    }
+    // A later release's member is ignored; a member given twice counts as its last.
+    auto later = RoutingRequest::Decode(
+        R"({"action":"cancel","action":"send","prescription_id":"p","next":{"x":[1]}})");
+    RXFLOW_REQUIRE_OK(later);
+    CHECK(later->action == RoutingRequest::Action::kSend);
+    CHECK(later->prescription_id == "p");
+
+    const std::pair<std::string, std::string> refused[] = {
+        {"", "not a JSON object"},
+        {"not json", "not a JSON object"},
+        {R"(["send"])", "not a JSON object"},
+        {R"({"action":"send","prescription_id":"p")", "not a JSON object"},
+        {R"({"prescription_id":"p"})", R"(action must be "send" or "cancel")"},
+        {R"({"action":"resend","prescription_id":"p"})", R"(action must be "send" or "cancel")"},
+        {R"({"action":1,"prescription_id":"p"})", "action is not a string"},
+        {R"({"action":"send"})", "prescription_id is missing"},
+        {R"({"action":"send","prescription_id":5})", "prescription_id is not a string"},
+        {R"({"action":"send","prescription_id":"p","event_id":null})", "event_id is not a string"},
+        {R"({"action":"send","prescription_id":"p","attempt":"2"})", "attempt is not an integer"},
+        {R"({"action":"send","prescription_id":"p","attempt":2.5})", "attempt is not an integer"},
+        {R"({"action":"send","prescription_id":"p","attempt":-1})", "attempt is out of range"},
+        {R"({"action":"send","prescription_id":"p","attempt":2147483648})",
+         "attempt is out of range"},
+        {R"({"action":"send","prescription_id":"p","attempt":18446744073709551615})",
+         "attempt is out of range"},
+        {R"({"action":"send","prescription_id":")" + std::string(70'000, 'x') + R"("})",
+         "70038 bytes exceeds the limit of 65536"},
+    };
+    for (const auto& [json, why] : refused) {
+      CAPTURE(json.substr(0, 80));
+      auto r = RoutingRequest::Decode(json);
+      REQUIRE(!r.ok());
+      CHECK(r.status().code() == absl::StatusCode::kInvalidArgument);
+      CHECK(std::string(r.status().message()) == "routing request: " + why);
+    }
+  }
+
   TEST_CASE("outbox relay publishes each event's messages once and moves its checkpoint") {
     World w(/*route_on_submit=*/false);
     for (int i = 0; i < 20; ++i) w.Submit("k" + std::to_string(i));

@@ -19,6 +19,7 @@
 #ifndef RXFLOW_RUNTIME_MESSAGES_H_
 #define RXFLOW_RUNTIME_MESSAGES_H_
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,9 +44,14 @@ struct RoutingRequest {
 
   // JSON: {"action":"send"|"cancel","prescription_id":...,...}; empty fields are left out.
   std::string Encode() const;
-  // InvalidArgument naming the field when `json` is not a routing request. Reads what
-  // release 0.1.0 wrote too (the same fields).
+  // InvalidArgument naming the field when `json` is not a routing request: not a JSON
+  // object, a member of the wrong type (`attempt` an integer 0..INT_MAX, the others
+  // strings), an action other than "send" or "cancel", no prescription_id, or more than
+  // kMaxEncodedBytes. Members it does not know are ignored (a later release's); a member
+  // given twice counts as its last. Reads what release 0.1.0 wrote too (the same fields).
   static StatusOr<RoutingRequest> Decode(std::string_view json);
+  // A routing request is a few hundred bytes; what is far larger is refused unread.
+  static constexpr size_t kMaxEncodedBytes = size_t{64} << 10;
 
   friend bool operator==(const RoutingRequest&, const RoutingRequest&) = default;
 };
