@@ -103,14 +103,8 @@ StatusOr<RoutingRequest> RoutingRequest::Decode(std::string_view text) {
     return absl::InvalidArgumentError("routing request: not a JSON object");
   }
   RoutingRequest r;
-  std::string_view action;
+  std::string action;
   for (auto [key, value] : object) {
-    std::string* out = key == "prescription_id"     ? &r.prescription_id
-                       : key == "event_id"          ? &r.event_id
-                       : key == "pharmacy_ncpdp_id" ? &r.pharmacy_ncpdp_id
-                       : key == "retry_after_error" ? &r.retry_after_error
-                       : key == "cancel_message_id" ? &r.cancel_message_id
-                                                    : nullptr;
     if (key == "attempt") {
       int64_t attempt = 0;
       if (auto error = value.get_int64().get(attempt); error) {
@@ -124,16 +118,20 @@ StatusOr<RoutingRequest> RoutingRequest::Decode(std::string_view text) {
       r.attempt = static_cast<int>(attempt);
       continue;
     }
-    if (out == nullptr && key != "action") continue;  // a member of a later release
+    // Every other member the request has is a string.
+    std::string* out = key == "action"              ? &action
+                       : key == "prescription_id"   ? &r.prescription_id
+                       : key == "event_id"          ? &r.event_id
+                       : key == "pharmacy_ncpdp_id" ? &r.pharmacy_ncpdp_id
+                       : key == "retry_after_error" ? &r.retry_after_error
+                       : key == "cancel_message_id" ? &r.cancel_message_id
+                                                    : nullptr;
+    if (out == nullptr) continue;  // a member of a later release
     std::string_view text_value;
     if (value.get_string().get(text_value)) {
       return absl::InvalidArgumentError(Cat("routing request: ", key, " is not a string"));
     }
-    if (out == nullptr) {
-      action = text_value;
-    } else {
-      out->assign(text_value);
-    }
+    out->assign(text_value);
   }
   if (action == "send") {
     r.action = Action::kSend;
