@@ -217,14 +217,39 @@ StatusOr<std::string> ToFhirJson(std::string_view script_xml, IssueList& issues,
   return fhir::WriteJson(fhir::Resource{std::move(*bundle)}, fhir::JsonStyle::kPretty);
 }
 
+namespace {
+// The first character of `text` after a byte-order mark and white space, read as UTF-8 or
+// UTF-16 (either byte order, as XML 1.0 Appendix F finds it); 0 when there is none.
+char FirstCharacter(std::string_view text) {
+  bool utf16 = false, big_endian = false;
+  if (text.starts_with("\xEF\xBB\xBF")) {
+    text.remove_prefix(3);
+  } else if (text.starts_with("\xFE\xFF") || text.starts_with("\xFF\xFE")) {
+    utf16 = true;
+    big_endian = text[0] == '\xFE';
+    text.remove_prefix(2);
+  } else if (text.size() >= 2 && (text[0] == '\0') != (text[1] == '\0')) {
+    utf16 = true;  // no mark: an ASCII character next to a zero byte
+    big_endian = text[0] == '\0';
+  }
+  for (size_t i = 0; i + (utf16 ? 1 : 0) < text.size(); i += utf16 ? 2 : 1) {
+    char c = utf16 ? (big_endian ? text[i + 1] : text[i]) : text[i];
+    if (utf16 && (big_endian ? text[i] : text[i + 1]) != '\0') return 0;
+    if (c != ' ' && c != '\t' && c != '\r' && c != '\n') return c;
+  }
+  return 0;
+}
+}  // namespace
+
 InputKind DetectInput(std::string_view text) {
-  // Skip a UTF-8 byte-order mark and white space.
-  if (text.size() >= 3 && text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
-  text = internal::Trim(text);
-  if (text.empty()) return InputKind::kUnknown;
-  if (text[0] == '{') return InputKind::kFhirJson;
-  if (text[0] == '<') return InputKind::kScriptXml;
-  return InputKind::kUnknown;
+  switch (FirstCharacter(text)) {
+    case '{':
+      return InputKind::kFhirJson;
+    case '<':
+      return InputKind::kScriptXml;
+    default:
+      return InputKind::kUnknown;
+  }
 }
 
 Status Check(std::string_view text, IssueList& issues, const TransformOptions& options) {

@@ -95,7 +95,10 @@ StatusOr<std::string> ToFhirJson(std::string_view script_xml, IssueList& issues,
                                  const TransformOptions& options = {});
 
 enum class InputKind { kFhirJson, kScriptXml, kUnknown };
-// Detects the kind of `text` from its first non-blank character ('{' or '<').
+// Detects the kind of `text` from its first non-blank character ('{' or '<'), after a
+// byte-order mark; UTF-16 text (either byte order, with or without a mark) is looked at as
+// UTF-16, so a UTF-16 SCRIPT document is kScriptXml (FHIR JSON is UTF-8 only: ToScript
+// refuses UTF-16 JSON as invalid UTF-8).
 InputKind DetectInput(std::string_view text);
 
 // Validates either kind without producing output: FHIR is parsed, mapped and checked;

@@ -44,6 +44,8 @@ size_t FirstControlChar(std::string_view s);
 // Well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF).
 // On false, `bad_offset` (when given) is the offset of the first byte that is not.
 bool IsValidUtf8(std::string_view s, size_t* bad_offset = nullptr);
+// Appends code point `cp` (at most U+10FFFF, not a surrogate) to `out` as UTF-8.
+void AppendUtf8(std::string& out, uint32_t cp);
 // Makes `s` valid UTF-8: each byte of an invalid sequence becomes U+FFFD; valid text is left
 // as it is.
 void MakeValidUtf8(std::string& s);

@@ -1027,6 +1027,15 @@ class Reader {
     // RFC 8259 lets a parser ignore a UTF-8 byte order mark.
     if (json.size() >= 3 && json.substr(0, 3) == "\xEF\xBB\xBF") json.remove_prefix(3);
     json_ = json;
+    // RFC 8259 §8.1: JSON exchanged between systems is UTF-8. UTF-16 or UTF-32 (a byte-order
+    // mark, or a zero byte among the first two) is named as such, not as malformed JSON.
+    if (json.starts_with("\xFE\xFF") || json.starts_with("\xFF\xFE") ||
+        (json.size() >= 2 && (json[0] == '\0' || json[1] == '\0'))) {
+      Report(Severity::kFatal, IssueCode::kStructure,
+             "input is UTF-16 or UTF-32 (by its first bytes): FHIR JSON is read as UTF-8 only");
+      fatal_ = true;
+      return false;
+    }
     if (json.size() > options_.max_input_bytes) {
       Report(Severity::kFatal, IssueCode::kTooCostly,
              internal::Cat("input of ", json.size(), " bytes exceeds the limit of ",

@@ -17,6 +17,7 @@
 #include "common/text.h"
 #include "script/bindings.h"
 #include "script/schema.h"
+#include "script/xml_encoding.h"
 
 namespace rxflow::script {
 namespace {
@@ -92,7 +93,7 @@ std::string NodePath(pugi::xml_node n) {
 bool BadCharacter(std::string_view xml, size_t& offset, std::string& what) {
   // XML 1.0 is well-formed only in its declared encoding; RxFlow reads SCRIPT as UTF-8.
   if (!rxflow::internal::IsValidUtf8(xml, &offset)) {
-    what = "invalid UTF-8 (SCRIPT is read as UTF-8)";
+    what = "invalid UTF-8 (the document names no other encoding)";
     return true;
   }
   if (size_t at = rxflow::internal::FirstControlChar(xml); at != std::string_view::npos) {
@@ -704,6 +705,8 @@ absl::Status RefuseUnsupportedTransaction(pugi::xml_node root, const Profile& pr
 struct Parsed {
   pugi::xml_document doc;
   pugi::xml_node root;
+  std::string_view text;  // the document as read: the input, or `decoded`
+  std::string decoded;    // a document in another encoding, decoded to UTF-8
   const Profile* profile = nullptr;
   Elements elements;  // filled by validation (ParseAndValidate)
 };
@@ -721,6 +724,27 @@ absl::Status ParseMessage(std::string_view xml, IssueList& issues, const ReadOpt
     return Fatal(issues, "/", IssueCode::kSecurity,
                  "document type (DTD) and entity declarations are refused");
   }
+  // Another encoding than UTF-8 (UTF-16, or one the declaration names) is decoded first.
+  internal::XmlEncoding encoding = internal::DecodeXmlEncoding(xml);
+  if (encoding.outcome == internal::XmlEncoding::Outcome::kRefused) {
+    if (!encoding.malformed) {
+      return Fatal(issues, "/", IssueCode::kNotSupported, encoding.message);
+    }
+    if (encoding.name.starts_with("UTF-16")) {  // lines are not counted in bytes here
+      return Fatal(issues, "/", IssueCode::kStructure,
+                   Cat("malformed XML at byte ", encoding.offset, ": ", encoding.message));
+    }
+    size_t line, col;
+    LineColumn(xml, encoding.offset, line, col);
+    return Fatal(issues, "/", IssueCode::kStructure,
+                 Cat("malformed XML at line ", line, ", column ", col, ": ", encoding.message));
+  }
+  if (!encoding.message.empty()) issues.Warning("/", IssueCode::kStructure, encoding.message);
+  if (encoding.outcome == internal::XmlEncoding::Outcome::kDecoded) {
+    out.decoded = std::move(encoding.utf8);
+    xml = out.decoded;
+  }
+  out.text = xml;
   size_t bad_at;
   std::string bad_what;
   if (BadCharacter(xml, bad_at, bad_what)) {
@@ -778,7 +802,8 @@ absl::Status ParseAndValidate(std::string_view xml, IssueList& issues, const Rea
   }
   size_t errors_before = issues.error_count();
   internal::Validator validator(out.profile->impl().schema, issues);
-  ElementReader(out.elements, &validator, issues, options.max_depth).Read(out.root, xml.size());
+  ElementReader(out.elements, &validator, issues, options.max_depth)
+      .Read(out.root, out.text.size());
   validator.Finish();
   if (!options.xsd_dir.empty()) {
     absl::Status xs = ValidateWithXsd(xml, options.xsd_dir, issues);
@@ -820,7 +845,7 @@ StatusOr<Header> ReadHeader(std::string_view xml, IssueList& issues, const ReadO
   RXFLOW_RETURN_IF_ERROR(ParseMessage(xml, issues, options, parsed));
   IssueList unused;  // what the typed header does not hold is not this call's business
   ElementReader(parsed.elements, nullptr, unused, options.max_depth)
-      .Read(parsed.root, xml.size(), "Header");
+      .Read(parsed.root, parsed.text.size(), "Header");
   Decoder decoder(parsed.elements, unused);
   In msg(parsed.elements, parsed.elements.root(), Where{nullptr, "/Message"}, unused);
   Header h;

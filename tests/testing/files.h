@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <vector>
 
@@ -59,6 +60,31 @@ inline std::string RxFillFrom(const std::string& from, const std::string& relate
   replace("From", from);
   replace("RelatesToMessageID", relates_to);
   return fill;
+}
+
+// `utf8` as UTF-16 in either byte order, with a byte-order mark or not, as Windows and .NET
+// senders write XML (test data: `utf8` is taken to be well-formed).
+inline std::string Utf16(std::string_view utf8, bool big_endian, bool mark) {
+  std::string out;
+  auto unit = [&](uint32_t u) {
+    char hi = static_cast<char>(u >> 8), lo = static_cast<char>(u & 0xFF);
+    out += big_endian ? std::string{hi, lo} : std::string{lo, hi};
+  };
+  if (mark) unit(0xFEFF);
+  for (size_t i = 0; i < utf8.size();) {
+    auto b = static_cast<unsigned char>(utf8[i]);
+    int n = b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
+    uint32_t cp = n == 1 ? b : n == 2 ? b & 0x1F : n == 3 ? b & 0x0F : b & 0x07;
+    for (int k = 1; k < n; ++k) cp = cp << 6 | (static_cast<unsigned char>(utf8[i + k]) & 0x3F);
+    i += static_cast<size_t>(n);
+    if (cp >= 0x10000) {
+      unit(0xD800 + ((cp - 0x10000) >> 10));
+      unit(0xDC00 + ((cp - 0x10000) & 0x3FF));
+    } else {
+      unit(cp);
+    }
+  }
+  return out;
 }
 
 // The lisinopril NewRx (golden/medication_request_lisinopril.2023011.xml) as the service seals

@@ -272,6 +272,28 @@ TEST_SUITE("API") {
     CHECK(api.Events() == before);
   }
 
+  TEST_CASE("pharmacy inbound reads an RxFill a Windows sender wrote in UTF-16") {
+    Api api;
+    std::string id = json::parse(api.Post("/api/v1/prescriptions", Lisinopril())->body)["id"];
+    std::vector<domain::Command> sent{domain::Route{}, domain::MarkSent{},
+                                      domain::RecordStatus{"000", ""}};
+    RXFLOW_REQUIRE_OK(api.service->ExecuteOnce("routing", "m1", id, sent));
+    std::string fill = testing::RxFillFrom("4712345", api.service->Get(id)->message_id);
+    fill.replace(fill.find("encoding=\"UTF-8\""), 16, "encoding=\"utf-16\"");
+    // Cut short, it is malformed: 400, named, nothing stored.
+    const std::string utf16 = testing::Utf16(fill, false, true);
+    size_t before = api.Events();
+    auto cut = api.Inbound(utf16.substr(0, utf16.size() - 1));
+    CHECK(cut->status == 400);
+    CHECK(cut->body.find("invalid UTF-16LE: an odd number of bytes") != std::string::npos);
+    CHECK(api.Events() == before);
+    auto r = api.Inbound(utf16);
+    INFO(r->body);
+    REQUIRE(r->status == 200);
+    CHECK(json::parse(r->body)["prescription_id"] == id);
+    CHECK(api.service->Get(id)->state == domain::State::kDispensed);
+  }
+
   TEST_CASE("pharmacy inbound answers a SCRIPT sender in SCRIPT: an Error it can act on") {
     Api api;
     std::string id = json::parse(api.Post("/api/v1/prescriptions", Lisinopril())->body)["id"];

@@ -19,6 +19,7 @@
 //   - lenient (TransformOptions::lenient): an invalid message still gives a Bundle with an
 //     OperationOutcome entry holding the issues.
 #include <algorithm>
+#include <cstdint>
 #include <set>
 #include <string>
 #include <string_view>
@@ -133,6 +134,50 @@ const std::vector<std::string>& RefusedFixtures() {
 
 // Invalid on purpose: read only in lenient mode.
 const char* const kInvalid = "newrx_rems_prototype_invalid.xml";
+
+// Encodings (XML 1.0 §4.3.3 and Appendix F): the lisinopril NewRx in UTF-8, its patient's
+// names and its Note's last word replaced. SCRIPT's `an` values are printable ASCII, so a
+// name outside ASCII ("Muñoz" — in Latin-1's range —, "Łukasz" — outside it —, U+1D538 — a
+// surrogate pair in UTF-16) makes the message invalid: such messages are read leniently,
+// where the Bundle carries the values and the errors name them.
+std::string Utf8NewRx(std::string_view last_name = "Munoz", std::string_view first_name = "Luis",
+                      std::string_view note_word = "weeks") {
+  std::string xml = testing::ReadFixture("script/newrx_2017071_lisinopril.xml");
+  REQUIRE(!xml.empty());
+  auto replace = [&](std::string_view from, std::string_view to) {
+    size_t at = xml.find(from);
+    REQUIRE(at != std::string::npos);
+    xml.replace(at, from.size(), to);
+  };
+  replace("<LastName>Delacroix</LastName>", "<LastName>" + std::string(last_name) + "</LastName>");
+  size_t patient = xml.find("<Patient>");
+  REQUIRE(patient != std::string::npos);
+  size_t first = xml.find("<FirstName>", patient);
+  size_t end = xml.find("</FirstName>", first);
+  REQUIRE(end != std::string::npos);
+  xml.replace(first + 11, end - first - 11, first_name);
+  replace("in 4 weeks.</Note>", "in 4 " + std::string(note_word) + ".</Note>");
+  return xml;
+}
+
+// The UTF-8 of names outside ASCII used below.
+const std::string kMunoz = "Mu\xC3\xB1oz";
+const std::string kLukasz = "\xC5\x81ukasz";
+const std::string kDoubleStruckA = "\xF0\x9D\x94\xB8";  // U+1D538
+
+TransformOptions Lenient() {
+  TransformOptions o;
+  o.lenient = true;
+  return o;
+}
+
+// The document with its XML declaration's encoding set to `name`.
+std::string Declared(std::string xml, std::string_view name) {
+  const std::string_view from = "encoding=\"UTF-8\"";
+  size_t at = xml.find(from);
+  REQUIRE(at != std::string::npos);
+  return xml.replace(at, from.size(), "encoding=\"" + std::string(name) + "\"");
+}
 
 }  // namespace
 
@@ -408,5 +453,188 @@ TEST_SUITE("Partner messages") {
     CHECK(country);
     CHECK(phone);
     CHECK(At(issues, "/Message/@TransportVersion", Severity::kWarning).size() == 1);
+  }
+
+  TEST_CASE("a UTF-16 message, either byte order, with or without a mark, reads as its UTF-8") {
+    // ASCII content (as SCRIPT's values are): strict, the same Bundle, no issue more.
+    // Outside ASCII (leniently): the same Bundle, the same errors, the characters intact.
+    struct Case {
+      std::string utf8;
+      TransformOptions options;
+    };
+    for (const Case& c :
+         {Case{Utf8NewRx(), {}}, Case{Utf8NewRx(kMunoz, kLukasz, kDoubleStruckA), Lenient()}}) {
+      IssueList base_issues;
+      auto base = ToFhirJson(c.utf8, base_issues, c.options);
+      INFO(Describe(base_issues));
+      RXFLOW_REQUIRE_OK(base);
+      for (bool big_endian : {false, true}) {
+        for (bool mark : {true, false}) {
+          CAPTURE(big_endian);
+          CAPTURE(mark);
+          const std::string utf16 = testing::Utf16(Declared(c.utf8, "UTF-16"), big_endian, mark);
+          CHECK(DetectInput(utf16) == InputKind::kScriptXml);
+          IssueList issues;
+          auto out = ToFhirJson(utf16, issues, c.options);
+          INFO(Describe(issues));
+          RXFLOW_REQUIRE_OK(out);
+          CHECK(*out == *base);
+          CHECK(Describe(issues) == Describe(base_issues));
+        }
+      }
+    }
+    IssueList lenient_issues;
+    auto lenient =
+        ToFhirJson(testing::Utf16(Utf8NewRx(kMunoz, kLukasz, kDoubleStruckA), true, true),
+                   lenient_issues, Lenient());
+    RXFLOW_REQUIRE_OK(lenient);
+    CHECK(Contains(*lenient, kMunoz));
+    CHECK(Contains(*lenient, kLukasz));
+    CHECK(Contains(*lenient, kDoubleStruckA));
+    IssueList check_issues;
+    RXFLOW_CHECK_OK(
+        Check(testing::Utf16(Declared(Utf8NewRx(), "UTF-16"), false, false), check_issues));
+    // A declaration that names another encoding than the bytes: read by the bytes, one word.
+    IssueList issues;
+    RXFLOW_REQUIRE_OK(ToFhirJson(testing::Utf16(Utf8NewRx(), false, true), issues));
+    auto warned = At(issues, "/", Severity::kWarning);
+    REQUIRE(warned.size() == 1);
+    CHECK(warned[0].message ==
+          "the XML declaration names encoding \"UTF-8\" but the document is UTF-16LE (by its "
+          "first bytes): read as UTF-16LE");
+  }
+
+  TEST_CASE("malformed UTF-16 is refused at its byte, leniently too") {
+    const std::string utf16 =
+        testing::Utf16(Declared(Utf8NewRx("Munoz", "Luis", kDoubleStruckA), "UTF-16"), false, true);
+    IssueList odd_issues;
+    auto odd = ToFhirJson(utf16.substr(0, utf16.size() - 1), odd_issues, Lenient());
+    CHECK(odd.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK(Contains(std::string(odd.status().message()),
+                   "malformed XML at byte " + std::to_string(utf16.size() - 2) +
+                       ": invalid UTF-16LE: an odd number of bytes"));
+    // The Note's surrogate pair cut to its high half.
+    const std::string pair = testing::Utf16(kDoubleStruckA, false, false);
+    size_t at = utf16.find(pair);
+    REQUIRE(at != std::string::npos);
+    std::string cut = utf16;
+    cut.erase(at + 2, 2);
+    IssueList issues;
+    auto out = ToFhirJson(cut, issues, Lenient());
+    CHECK(out.status().code() == absl::StatusCode::kInvalidArgument);
+    REQUIRE(Errors(issues).size() == 1);
+    CHECK(Errors(issues)[0].message ==
+          "malformed XML at byte " + std::to_string(at) +
+              ": invalid UTF-16LE: a high surrogate without a low one");
+  }
+
+  TEST_CASE("ISO-8859-1 and windows-1252, when declared, are read as those encodings") {
+    // "Muñoz" in Latin-1 (ñ = 0xF1): leniently, the same Bundle as the UTF-8 message (whose
+    // errors name the name: SCRIPT text is printable ASCII), not "malformed XML".
+    IssueList base_issues;
+    auto base = ToFhirJson(Utf8NewRx(kMunoz), base_issues, Lenient());
+    RXFLOW_REQUIRE_OK(base);
+    REQUIRE(Errors(base_issues).size() == 1);
+    CHECK(Errors(base_issues)[0].path == "/Message/Body/NewRx/Patient/HumanPatient/Name/LastName");
+    for (const char* name : {"ISO-8859-1", "iso-8859-1", "latin1", "windows-1252"}) {
+      CAPTURE(name);
+      IssueList issues;
+      auto out = ToFhirJson(Declared(Utf8NewRx("Mu\xF1oz"), name), issues, Lenient());
+      INFO(Describe(issues));
+      RXFLOW_REQUIRE_OK(out);
+      CHECK(*out == *base);
+      CHECK(Describe(issues) == Describe(base_issues));
+    }
+    // windows-1252's own characters: 0x93 and 0x94 are the curly quotes.
+    IssueList issues;
+    auto out = ToFhirJson(Declared(Utf8NewRx("\x93Munoz\x94"), "windows-1252"), issues, Lenient());
+    INFO(Describe(issues));
+    RXFLOW_REQUIRE_OK(out);
+    CHECK(Contains(*out, "\xE2\x80\x9CMunoz\xE2\x80\x9D"));
+    // An ASCII message declared Latin-1 is valid as it is.
+    IssueList strict_issues;
+    RXFLOW_CHECK_OK(ToFhirJson(Declared(Utf8NewRx(), "ISO-8859-1"), strict_issues));
+  }
+
+  TEST_CASE("a byte the declared encoding has no character for is refused at its line") {
+    struct Case {
+      const char* encoding;
+      const char* name;
+      const char* expected;
+    };
+    for (const Case& c : {
+             Case{"windows-1252", "Mu\x81oz",
+                  "byte 0x81 is not a character of windows-1252 (the encoding the XML "
+                  "declaration names)"},
+             Case{"US-ASCII", "Mu\xE9oz",
+                  "byte 0xE9 is not a character of US-ASCII (the encoding the XML declaration "
+                  "names)"},
+         }) {
+      CAPTURE(c.encoding);
+      IssueList issues;
+      auto out = ToFhirJson(Declared(Utf8NewRx(c.name), c.encoding), issues, Lenient());
+      CHECK(out.status().code() == absl::StatusCode::kInvalidArgument);
+      REQUIRE(Errors(issues).size() == 1);
+      CHECK(Errors(issues)[0].message ==
+            std::string("malformed XML at line 33, column 25: ") + c.expected);
+    }
+    IssueList ascii_issues;
+    RXFLOW_CHECK_OK(ToFhirJson(Declared(Utf8NewRx(), "US-ASCII"), ascii_issues));
+  }
+
+  TEST_CASE("a UTF-16 declaration on 8-bit bytes (a .NET writer's text sent as UTF-8) reads") {
+    IssueList issues;
+    auto out = ToFhirJson(Declared(Utf8NewRx(), "utf-16"), issues);
+    INFO(Describe(issues));
+    RXFLOW_REQUIRE_OK(out);
+    CHECK(Contains(*out, "Munoz"));
+    auto warned = At(issues, "/", Severity::kWarning);
+    REQUIRE(warned.size() == 1);
+    CHECK(warned[0].message ==
+          "the XML declaration names encoding \"utf-16\" but the document is written in 8-bit "
+          "bytes: read as UTF-8");
+  }
+
+  TEST_CASE("UTF-32, EBCDIC and other declared encodings are refused by name, leniently too") {
+    const std::string supported =
+        "RxFlow reads SCRIPT in UTF-8, UTF-16, ISO-8859-1, windows-1252 and US-ASCII";
+    struct Case {
+      std::string xml;
+      std::string expected;
+    };
+    std::string utf32 = "\xFF\xFE";
+    utf32 += std::string("\0\0<\0\0\0?\0\0\0", 10);
+    for (const Case& c : {
+             Case{Declared(Utf8NewRx(), "Shift_JIS"),
+                  "encoding \"Shift_JIS\" (the XML declaration's) is not supported; " + supported},
+             Case{utf32, "the document is UTF-32 (by its first bytes); " + supported},
+             Case{std::string("\x4C\x6F\xA7\x94\x93\xC0", 6),
+                  "the document is EBCDIC (by its first bytes); " + supported},
+         }) {
+      for (bool lenient : {false, true}) {
+        TransformOptions o;
+        o.lenient = lenient;
+        IssueList issues;
+        auto out = ToFhirJson(c.xml, issues, o);
+        CHECK(out.status().code() == absl::StatusCode::kInvalidArgument);
+        REQUIRE(Errors(issues).size() == 1);
+        CHECK(Errors(issues)[0].code == IssueCode::kNotSupported);
+        CHECK(Errors(issues)[0].message == c.expected);
+      }
+    }
+  }
+
+  TEST_CASE("FHIR JSON is UTF-8 only: UTF-16 JSON is refused as such") {
+    for (bool mark : {true, false}) {
+      std::string json = testing::Utf16(
+          testing::ReadFixture("fhir/medication_request_lisinopril.json"), false, mark);
+      CHECK(DetectInput(json) == InputKind::kFhirJson);
+      IssueList issues;
+      auto out = ToScript(json, issues);
+      CHECK(out.status().code() == absl::StatusCode::kInvalidArgument);
+      REQUIRE(Errors(issues).size() == 1);
+      CHECK(Errors(issues)[0].message ==
+            "input is UTF-16 or UTF-32 (by its first bytes): FHIR JSON is read as UTF-8 only");
+    }
   }
 }

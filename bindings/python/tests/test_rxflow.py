@@ -148,6 +148,17 @@ def test_to_fhir_reads_what_partners_send():
         rxflow.to_fhir(newrx, script_version="10.6")
 
 
+def test_to_fhir_reads_a_utf16_message_given_as_bytes():
+    newrx = fixture("script/newrx_2017071_lisinopril.xml")
+    utf16 = newrx.replace('encoding="UTF-8"', 'encoding="UTF-16"', 1).encode("utf-16")
+    assert utf16[:2] in (b"\xff\xfe", b"\xfe\xff")  # Python writes a byte-order mark
+    assert rxflow.to_fhir(utf16) == rxflow.to_fhir(newrx)
+    # Declared Shift_JIS: refused by name.
+    with pytest.raises(rxflow.InvalidInput) as e:
+        rxflow.to_fhir(newrx.replace('encoding="UTF-8"', 'encoding="Shift_JIS"', 1))
+    assert 'encoding "Shift_JIS"' in e.value.issues[0].message
+
+
 def test_check_lists_issues_and_never_raises():
     assert [i for i in rxflow.check(fixture("script/status_000.xml")) if i.severity == "error"] == []
     issues = rxflow.check("<Message><Header/></Message>")
