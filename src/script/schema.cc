@@ -432,8 +432,9 @@ bool MakeSimple(std::string_view spec, SimpleType& t, std::string& error) {
   if (spec == "GeneralAddressType") return text(255);
   if (spec == "MailAddressType") return text(80);
   if (spec == "PasswordType") {
-    // xsd:string; its required @Type="PasswordDigest" is an attribute the validator does
-    // not check (only QualifiedAddress's @Qualifier is).
+    // xsd:string; its required @Type="PasswordDigest" is an attribute the validator knows
+    // but does not check (only QualifiedAddress's @Qualifier is: no codes here).
+    t.attribute = "Type";
     t.kind = Kind::kString;
     t.min_len = 0;
     return true;
@@ -1263,11 +1264,24 @@ void Validator::Start(std::string_view name) {
 void Validator::Attribute(std::string_view name, std::string_view value) {
   if (depth_ == 0) return;
   const Frame& f = stack_[depth_ - 1];
-  if (f.unknown || f.simple < 0) return;
+  if (f.unknown) return;
+  if (f.simple < 0 || schema_.simples[f.simple].attribute != name) {
+    // Message's `version` and `release` (SCRIPT 10.6's) are read to choose the profile.
+    const bool root = depth_ == 1;
+    const std::vector<std::string>* declared =
+        f.type >= 0 ? &schema_.types[f.type].attributes : nullptr;
+    if ((root && (name == "version" || name == "release")) ||
+        (declared && std::find(declared->begin(), declared->end(), name) != declared->end())) {
+      return;
+    }
+    // Not in the schema: nothing reads it, and the sender is told so (never dropped unsaid).
+    issues_.Add(Severity::kWarning, IssueCode::kStructure, Cat(Path(depth_ - 1), "/@", name),
+                Cat("attribute ", name, " is not part of SCRIPT: ignored"));
+    return;
+  }
   const SimpleType& t = schema_.simples[f.simple];
-  if (t.attribute.empty() || name != t.attribute) return;
-  if (std::find(t.attribute_codes.begin(), t.attribute_codes.end(), value) !=
-      t.attribute_codes.end()) {
+  if (t.attribute_codes.empty() || std::find(t.attribute_codes.begin(), t.attribute_codes.end(),
+                                             value) != t.attribute_codes.end()) {
     return;
   }
   std::string allowed;

@@ -59,8 +59,8 @@ struct SimpleType {
   std::vector<std::vector<PatternAtom>> pattern;  // kPattern: its alternatives (`|`)
   std::string pattern_source;                     // kPattern: P as the table writes it
   std::string spec;                               // the table text, e.g. "an1..35"
-  // An attribute the element of this type may carry, with the codes the schema allows
-  // (QualifiedAddress: @Qualifier, AddressTypeQualifier); empty when none is checked.
+  // An attribute the element of this type may carry (empty: none), with the codes the
+  // schema allows (QualifiedAddress: @Qualifier, AddressTypeQualifier); no codes: any value.
   std::string attribute;
   std::vector<std::string> attribute_codes;
 };

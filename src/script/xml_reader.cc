@@ -88,6 +88,13 @@ std::string NodePath(pugi::xml_node n) {
   return out;
 }
 
+// An attribute of XML itself, not of SCRIPT: a namespace declaration (`xmlns`, `xmlns:p`),
+// `xml:lang` and its kin, or an XML Schema instance attribute (`xsi:schemaLocation`, …).
+bool XmlInfrastructure(std::string_view name) {
+  return name == "xmlns" || name.starts_with("xmlns:") || name.starts_with("xml:") ||
+         name.starts_with("xsi:");
+}
+
 // Refuses what pugixml would accept but XML 1.0 does not: control characters, raw or as
 // character references (&#0; would silently end a value early in pugixml's strings).
 bool BadCharacter(std::string_view xml, size_t& offset, std::string& what) {
@@ -197,7 +204,7 @@ class ElementReader {
     if (v_) {
       v_->Start(out_.elements_[at].name);
       for (pugi::xml_attribute a = n.first_attribute(); a; a = a.next_attribute()) {
-        v_->Attribute(Local(a.name()), a.value());
+        if (!XmlInfrastructure(a.name())) v_->Attribute(Local(a.name()), a.value());
       }
     }
     // The element's text (most often one piece: no copy), and an entry per element child.
