@@ -108,6 +108,11 @@ fuzz: | deps
 	    { printf "\\$$(printf %o $$k)"; cat "$$f"; } > build-fuzz/corpus/script/$$k-$$(basename $$f); \
 	  done; \
 	done
+	# The encodings a partner may use (docs/mapping.md §4.6): UTF-16 with and without a mark.
+	for f in tests/fixtures/script/*.xml; do \
+	  { printf '\001'; iconv -f UTF-8 -t UTF-16 "$$f"; } > build-fuzz/corpus/script/1-utf16-$$(basename $$f); \
+	  { printf '\000'; iconv -f UTF-8 -t UTF-16BE "$$f"; } > build-fuzz/corpus/script/0-utf16be-$$(basename $$f); \
+	done
 	cp -r tests/fixtures/fuzz/script/. build-fuzz/corpus/script/
 	/usr/bin/python3 tests/fuzz/http_seeds.py tests/fixtures build-fuzz/corpus/http
 	mkdir -p tests/fixtures/fuzz/http && cp -r tests/fixtures/fuzz/http/. build-fuzz/corpus/http/

@@ -71,6 +71,15 @@ std::string_view DeclaredEncoding(std::string_view text) {
   return text.substr(i + 1, end - i - 1);
 }
 
+// A declared encoding name as an issue shows it: printable ASCII, at most 40 characters (the
+// name comes from the sender; an issue's cost and content stay bounded).
+std::string Shown(std::string_view declared) {
+  std::string out;
+  for (char c : declared.substr(0, 40)) out.push_back(c >= 0x20 && c <= 0x7E ? c : '?');
+  if (declared.size() > 40) out += "...";
+  return out;
+}
+
 std::string Hex(unsigned char b) {
   constexpr char kDigits[] = "0123456789ABCDEF";
   return {'0', 'x', kDigits[b >> 4], kDigits[b & 15]};
@@ -129,8 +138,8 @@ XmlEncoding FromUtf16(std::string_view bytes, size_t skip, bool big_endian) {
   e.name = std::move(name);
   std::string_view declared = DeclaredEncoding(e.utf8);
   if (!declared.empty() && FamilyOf(declared) != Family::kUtf16) {
-    e.message = Cat("the XML declaration names encoding \"", declared, "\" but the document is ",
-                    e.name, " (by its first bytes): read as ", e.name);
+    e.message = Cat("the XML declaration names encoding \"", Shown(declared),
+                    "\" but the document is ", e.name, " (by its first bytes): read as ", e.name);
   }
   return e;
 }
@@ -154,7 +163,7 @@ XmlEncoding FromSingleByte(std::string_view bytes, Family family, std::string_vi
       cp = kCp1252High[b - 0x80];
       if (cp == 0) {
         return Malformed(name,
-                         Cat("byte ", Hex(b), " is not a character of ", declared,
+                         Cat("byte ", Hex(b), " is not a character of ", Shown(declared),
                              " (the encoding the XML declaration names)"),
                          i);
       }
@@ -200,7 +209,7 @@ XmlEncoding DecodeXmlEncoding(std::string_view xml) {
           return Malformed(
               "US-ASCII",
               Cat("byte ", Hex(static_cast<unsigned char>(xml[i])), " is not a character of ",
-                  declared, " (the encoding the XML declaration names)"),
+                  Shown(declared), " (the encoding the XML declaration names)"),
               i);
         }
       }
@@ -211,16 +220,16 @@ XmlEncoding DecodeXmlEncoding(std::string_view xml) {
       return FromSingleByte(xml, Family::kCp1252, declared);
     case Family::kUtf16: {
       XmlEncoding e;
-      e.message = Cat("the XML declaration names encoding \"", declared,
+      e.message = Cat("the XML declaration names encoding \"", Shown(declared),
                       "\" but the document is written in 8-bit bytes: read as UTF-8");
       return e;
     }
     case Family::kOther:
       break;
   }
-  return Unsupported(
-      std::string(declared),
-      Cat("encoding \"", declared, "\" (the XML declaration's) is not supported; ", kSupported));
+  return Unsupported(Shown(declared),
+                     Cat("encoding \"", Shown(declared),
+                         "\" (the XML declaration's) is not supported; ", kSupported));
 }
 
 }  // namespace rxflow::script::internal

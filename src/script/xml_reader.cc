@@ -727,11 +727,8 @@ absl::Status ParseMessage(std::string_view xml, IssueList& issues, const ReadOpt
         Cat("input of ", xml.size(), " bytes exceeds the limit of ", options.max_input_bytes),
         absl::StatusCode::kResourceExhausted);
   }
-  if (HasDtdOrEntity(xml)) {
-    return Fatal(issues, "/", IssueCode::kSecurity,
-                 "document type (DTD) and entity declarations are refused");
-  }
-  // Another encoding than UTF-8 (UTF-16, or one the declaration names) is decoded first.
+  // Another encoding than UTF-8 (UTF-16, or one the declaration names) is decoded first:
+  // every check below reads the decoded text (a DTD in UTF-16 is refused like any other).
   internal::XmlEncoding encoding = internal::DecodeXmlEncoding(xml);
   if (encoding.outcome == internal::XmlEncoding::Outcome::kRefused) {
     if (!encoding.malformed) {
@@ -752,6 +749,10 @@ absl::Status ParseMessage(std::string_view xml, IssueList& issues, const ReadOpt
     xml = out.decoded;
   }
   out.text = xml;
+  if (HasDtdOrEntity(xml)) {
+    return Fatal(issues, "/", IssueCode::kSecurity,
+                 "document type (DTD) and entity declarations are refused");
+  }
   size_t bad_at;
   std::string bad_what;
   if (BadCharacter(xml, bad_at, bad_what)) {

@@ -610,6 +610,10 @@ TEST_SUITE("Partner messages") {
              Case{utf32, "the document is UTF-32 (by its first bytes); " + supported},
              Case{std::string("\x4C\x6F\xA7\x94\x93\xC0", 6),
                   "the document is EBCDIC (by its first bytes); " + supported},
+             // The sender's name for it is shown bounded, printable ASCII only.
+             Case{Declared(Utf8NewRx(), std::string(5000, 'x') + "\x01"),
+                  "encoding \"" + std::string(40, 'x') +
+                      "...\" (the XML declaration's) is not supported; " + supported},
          }) {
       for (bool lenient : {false, true}) {
         TransformOptions o;
@@ -667,6 +671,20 @@ TEST_SUITE("Partner messages") {
       for (const Issue& i : fixture_issues) {
         CHECK(!Contains(i.message, "is not part of SCRIPT: ignored"));
       }
+    }
+  }
+
+  TEST_CASE("a DTD in a UTF-16 message is refused like any other") {
+    std::string xml = Declared(Utf8NewRx(), "UTF-16");
+    size_t message = xml.find("<Message ");
+    xml.insert(message, "<!DOCTYPE Message [<!ENTITY x \"y\">]>\n");
+    for (bool big_endian : {false, true}) {
+      IssueList issues;
+      auto out = ToFhirJson(testing::Utf16(xml, big_endian, true), issues, Lenient());
+      CHECK(out.status().code() == absl::StatusCode::kInvalidArgument);
+      REQUIRE(Errors(issues).size() == 1);
+      CHECK(Errors(issues)[0].code == IssueCode::kSecurity);
+      CHECK(Errors(issues)[0].message == "document type (DTD) and entity declarations are refused");
     }
   }
 }
