@@ -1036,6 +1036,14 @@ class Reader {
       fatal_ = true;
       return false;
     }
+    // An XML document (FHIR's XML form, or SCRIPT) where FHIR JSON is read: named as such.
+    if (internal::Trim(json).starts_with('<')) {
+      Report(Severity::kFatal, IssueCode::kNotSupported,
+             "input is XML, not JSON: RxFlow reads FHIR as JSON only (FHIR XML is not "
+             "supported)");
+      fatal_ = true;
+      return false;
+    }
     if (json.size() > options_.max_input_bytes) {
       Report(Severity::kFatal, IssueCode::kTooCostly,
              internal::Cat("input of ", json.size(), " bytes exceeds the limit of ",

@@ -709,6 +709,20 @@ absl::Status RefuseUnsupportedTransaction(pugi::xml_node root, const Profile& pr
   return absl::OkStatus();  // not a SCRIPT transaction: the validator names it
 }
 
+// FHIR's XML form (its root in the namespace http://hl7.org/fhir, default or prefixed), which
+// an EHR may send where FHIR JSON is read: named as such rather than "not a Message".
+constexpr std::string_view kFhirXmlRefused =
+    "the document is FHIR XML (namespace http://hl7.org/fhir): RxFlow reads FHIR as JSON and "
+    "SCRIPT as XML";
+
+bool IsFhirXml(pugi::xml_node root) {
+  std::string_view name = root.name();
+  size_t colon = name.find(':');
+  std::string declaration =
+      colon == std::string_view::npos ? "xmlns" : Cat("xmlns:", name.substr(0, colon));
+  return std::string_view(root.attribute(declaration.c_str()).value()) == "http://hl7.org/fhir";
+}
+
 struct Parsed {
   pugi::xml_document doc;
   pugi::xml_node root;
@@ -792,6 +806,9 @@ absl::Status ParseMessage(std::string_view xml, IssueList& issues, const ReadOpt
                            : "malformed XML: text after the root element");
   }
   if (!out.root || Local(out.root.name()) != "Message") {
+    if (out.root && IsFhirXml(out.root)) {
+      return Fatal(issues, "/", IssueCode::kNotSupported, std::string(kFhirXmlRefused));
+    }
     return Fatal(issues, "/", IssueCode::kStructure, "the root element must be Message");
   }
   return absl::OkStatus();

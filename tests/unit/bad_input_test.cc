@@ -198,6 +198,11 @@ TEST_SUITE("Bad input") {
          "expected a JSON object at the root"},
         {"root is a string", kResource, R"("MedicationRequest")", kInvalid, "",
          "expected a JSON object at the root"},
+        // FHIR's XML form (as hl7.org's examples are also published) where FHIR JSON is read.
+        {"FHIR XML", kPrescription,
+         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<MedicationRequest "
+         "xmlns=\"http://hl7.org/fhir\">\n  <status value=\"active\"/>\n</MedicationRequest>",
+         kInvalid, "", "input is XML, not JSON: RxFlow reads FHIR as JSON only"},
         {"empty input", kPrescription, "", kInvalid, "", "input is empty"},
         {"invalid UTF-8 (bad continuation byte) in a string", kPrescription,
          Replace(env, "\"family\": \"Delacroix\"", "\"family\": \"Delacr\xC3\x28oix\""), kInvalid,
@@ -568,6 +573,15 @@ TEST_SUITE("Bad input") {
          kInvalid, "/", "document type (DTD) and entity declarations are refused"},
         {"root is not Message", kXml, decl + "<NewRx><Patient/></NewRx>", kInvalid, "/",
          "the root element must be Message"},
+        {"FHIR XML (a prefixed root)", kXml,
+         decl + "<f:MedicationRequest xmlns:f=\"http://hl7.org/fhir\"><f:status "
+                "value=\"active\"/></f:MedicationRequest>",
+         kInvalid, "/",
+         "the document is FHIR XML (namespace http://hl7.org/fhir): RxFlow reads FHIR as JSON "
+         "and SCRIPT as XML"},
+        {"FHIR XML (the default namespace)", kXml,
+         decl + "<MedicationRequest xmlns=\"http://hl7.org/fhir\"/>", kInvalid, "/",
+         "the document is FHIR XML"},
         {"input over max_input_bytes",
          kXml,
          x,
