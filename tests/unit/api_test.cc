@@ -106,9 +106,23 @@ struct Api {
     return client->Post(path, Auth(), body, type);
   }
   size_t Events() { return store->ReadAll(0, 100000)->size(); }
+  // The lisinopril prescription submitted, routed, sent and acknowledged (Status 000), as it is
+  // when its pharmacy answers later; its id.
+  std::string SubmittedAndSent();
 };
 
 std::string Lisinopril() { return testing::ReadFixture("fhir/medication_request_lisinopril.json"); }
+
+std::string Api::SubmittedAndSent() {
+  auto posted = Post("/api/v1/prescriptions", Lisinopril());
+  REQUIRE(posted);
+  REQUIRE(posted->status == 201);
+  std::string id = json::parse(posted->body)["id"];
+  std::vector<domain::Command> sent{domain::Route{}, domain::MarkSent{},
+                                    domain::RecordStatus{"000", ""}};
+  RXFLOW_REQUIRE_OK(service->ExecuteOnce("routing", "m1", id, sent));
+  return id;
+}
 
 }  // namespace
 
@@ -241,10 +255,7 @@ TEST_SUITE("API") {
 
   TEST_CASE("pharmacy inbound: 200 once, a duplicate says so, 415, 400 with XML paths, 404") {
     Api api;
-    std::string id = json::parse(api.Post("/api/v1/prescriptions", Lisinopril())->body)["id"];
-    std::vector<domain::Command> sent{domain::Route{}, domain::MarkSent{},
-                                      domain::RecordStatus{"000", ""}};
-    RXFLOW_REQUIRE_OK(api.service->ExecuteOnce("routing", "m1", id, sent));
+    const std::string id = api.SubmittedAndSent();
     const std::string message_id = api.service->Get(id)->message_id;
     std::string fill = testing::RxFillFrom("4712345", message_id);
     const std::string path = "/api/v1/pharmacy/inbound";
@@ -274,10 +285,7 @@ TEST_SUITE("API") {
 
   TEST_CASE("pharmacy inbound reads an RxFill a Windows sender wrote in UTF-16") {
     Api api;
-    std::string id = json::parse(api.Post("/api/v1/prescriptions", Lisinopril())->body)["id"];
-    std::vector<domain::Command> sent{domain::Route{}, domain::MarkSent{},
-                                      domain::RecordStatus{"000", ""}};
-    RXFLOW_REQUIRE_OK(api.service->ExecuteOnce("routing", "m1", id, sent));
+    const std::string id = api.SubmittedAndSent();
     std::string fill = testing::RxFillFrom("4712345", api.service->Get(id)->message_id);
     fill.replace(fill.find("encoding=\"UTF-8\""), 16, "encoding=\"utf-16\"");
     // Cut short, it is malformed: 400, named, nothing stored.
@@ -296,10 +304,7 @@ TEST_SUITE("API") {
 
   TEST_CASE("pharmacy inbound answers a SCRIPT sender in SCRIPT: an Error it can act on") {
     Api api;
-    std::string id = json::parse(api.Post("/api/v1/prescriptions", Lisinopril())->body)["id"];
-    std::vector<domain::Command> sent{domain::Route{}, domain::MarkSent{},
-                                      domain::RecordStatus{"000", ""}};
-    RXFLOW_REQUIRE_OK(api.service->ExecuteOnce("routing", "m1", id, sent));
+    const std::string id = api.SubmittedAndSent();
     const std::string path = "/api/v1/pharmacy/inbound";
     httplib::Headers xml_client = api.PharmacyAuth();
     xml_client.emplace("Accept", "application/xml");
