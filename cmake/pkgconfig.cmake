@@ -50,7 +50,7 @@ Cflags: -I\${includedir}
           DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 endfunction()
 
-set(RXFLOW_PC_CORE_PRIVATE absl_flat_hash_map simdjson pugixml libcrypto liboath libzstd)
+set(RXFLOW_PC_CORE_PRIVATE absl_flat_hash_map simdjson pugixml libcrypto liboath libzstd icu-uc icu-i18n)
 if(RXFLOW_WITH_LIBXML2)
   list(APPEND RXFLOW_PC_CORE_PRIVATE libxml-2.0)
 endif()

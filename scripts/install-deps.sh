@@ -38,6 +38,7 @@ packages=(
   valgrind
   liboath-dev oathtool libp11-kit-dev softhsm2 qrencode
   libzstd-dev python3-zstandard
+  libicu-dev
   libjemalloc-dev
   docker-compose python3-yaml
 )

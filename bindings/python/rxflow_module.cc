@@ -679,9 +679,10 @@ PYBIND11_MODULE(_rxflow, m) {
       [](const py::object& request, const std::string& script_version,
          const std::optional<std::string>& to, const std::string& to_qualifier,
          const std::optional<std::string>& from, const std::string& from_qualifier,
-         const std::string& relates_to) {
+         const std::string& relates_to, bool transliterate) {
         std::string text = RequestText(request);
         TransformOptions o = Options(script_version);
+        o.newrx.transliterate = transliterate;
         if (to) o.newrx.to = *to;
         o.newrx.to_qualifier = to_qualifier;
         if (from) o.newrx.from = *from;
@@ -697,12 +698,13 @@ PYBIND11_MODULE(_rxflow, m) {
       },
       py::arg("request"), py::arg("script_version") = "2023011", py::kw_only(),
       py::arg("to") = py::none(), py::arg("to_qualifier") = "", py::arg("from_") = py::none(),
-      py::arg("from_qualifier") = "", py::arg("relates_to") = "",
+      py::arg("from_qualifier") = "", py::arg("relates_to") = "", py::arg("transliterate") = false,
       "FHIR R5 (the request envelope or a Bundle; str, bytes or dict) -> NCPDP SCRIPT XML: a\n"
       "NewRx, a CancelRx (relates_to: the NewRx's MessageID), or the transaction a Bundle's\n"
       "Task names (RxHistoryRequest, RxTransferRequest, ...). to / from_ (and their\n"
-      "qualifiers) set Header/To and From. Raises InvalidInput or FailedPrecondition with\n"
-      ".issues.");
+      "qualifiers) set Header/To and From. transliterate=True sends text SCRIPT cannot\n"
+      "carry (Muñoz, O’Brien, a line break) as printable ASCII instead of refusing it.\n"
+      "Raises InvalidInput or FailedPrecondition with .issues.");
   m.def(
       "to_fhir",
       [](const std::string& xml, const std::optional<std::string>& script_version, bool lenient) {

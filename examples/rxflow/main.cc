@@ -500,7 +500,8 @@ struct TransformArgs {
   std::string issues_format = "text";
   std::string xsd_dir;
   std::string structure_file, rules_file;
-  bool pretty = false, strict = false, verbose = false, no_structured_sig = false, lenient = false;
+  bool pretty = false, strict = false, verbose = false, no_structured_sig = false, lenient = false,
+       transliterate = false;
   std::string message_id, sent_time, relates_to, to, to_qualifier, from, from_qualifier;
   std::string drugs_spec;
   CLI::App* to_script = nullptr;
@@ -548,6 +549,14 @@ void AddTransformOptions(CLI::App* sub, TransformArgs& a) {
   sub->add_flag("-v,--verbose", a.verbose, "also print information issues");
 }
 
+// FHIR → SCRIPT text outside printable ASCII: sent transliterated instead of refused
+// (NewRxOptions::transliterate).
+void AddTransliterate(CLI::App* sub, TransformArgs& a) {
+  sub->add_flag("--transliterate", a.transliterate,
+                "send FHIR text SCRIPT cannot carry (Muñoz, O’Brien, a line break) transliterated "
+                "to printable ASCII, with a warning, instead of refusing it");
+}
+
 void AddTransformCommands(CLI::App& app, TransformArgs& a) {
   a.to_script = app.add_subcommand("to-script", "FHIR R5 JSON → NCPDP SCRIPT XML");
   AddTransformOptions(a.to_script, a);
@@ -570,11 +579,13 @@ void AddTransformCommands(CLI::App& app, TransformArgs& a) {
                       "issues as an OperationOutcome (exit status 1)");
   a.check = app.add_subcommand("check", "validate FHIR JSON or SCRIPT XML");
   AddTransformOptions(a.check, a);
+  for (CLI::App* sub : {a.to_script, a.check}) AddTransliterate(sub, a);
 }
 
 void AddStoreCommands(CLI::App& app, TransformArgs& t, StoreArgs& a) {
   a.submit = app.add_subcommand("submit", "store a FHIR prescription (idempotent); prints its id");
   AddTransformOptions(a.submit, t);
+  AddTransliterate(a.submit, t);
   a.submit->add_option("--idempotency-key", a.client_key,
                        "use this key instead of the content key");
   a.show = app.add_subcommand("show", "print a stored prescription's summary");
@@ -777,6 +788,7 @@ std::optional<int> MakeTransformOptions(const CLI::App& app, const TransformArgs
   options.newrx.from = a.from;
   if (!a.from_qualifier.empty()) options.newrx.from_qualifier = a.from_qualifier;
   options.newrx.structured_sig = !a.no_structured_sig;
+  options.newrx.transliterate = a.transliterate;
   if (maps_fhir) {
     auto setup = rxflow::app::OpenDrugDatabase(a.drugs_spec);
     if (!setup.ok()) {

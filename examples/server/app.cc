@@ -479,6 +479,11 @@ void AddOptions(CLI::App& app, Config& c, unsigned roles) {
         ->envname("PDMP_URL");
     app.add_option("--pdmp-ca", c.pdmp_ca, "PEM CAs an https PDMP must chain to")
         ->envname("PDMP_CA");
+    app.add_flag("--transliterate", c.transliterate,
+                 "send FHIR text SCRIPT cannot carry (Muñoz, O’Brien, a line break) "
+                 "transliterated to printable ASCII, with a warning, instead of refusing the "
+                 "prescription (400)")
+        ->envname("TRANSLITERATE");
     app.add_flag("!--no-auto-route", c.route_on_submit,
                  "do not queue non-controlled prescriptions for routing on submit");
     if (roles == kAll) {
@@ -647,6 +652,7 @@ int Run(const Config& c, unsigned roles, const std::string& program) {
   so.route_on_submit = c.route_on_submit;
   so.transform.checks.drugs = drugs->db;
   so.transform.checks.drugs_name = drugs->name;
+  so.transform.newrx.transliterate = c.transliterate;
   if (c.interactions != "off") so.interactions = &clinical::OncHighPriority();
   so.block_contraindicated = c.interactions == "block";
   auto service = PrescriptionService::Create(**store, so);

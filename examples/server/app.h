@@ -75,6 +75,9 @@ struct Config {
   // Drug–drug interaction screening (the ONC High-Priority list): INTERACTIONS = warn (the
   // default), block (a contraindicated pair is a 422 unless overridden), or off.
   std::string interactions = "warn";
+  // TRANSLITERATE / --transliterate: FHIR text outside printable ASCII is sent transliterated
+  // (NewRxOptions::transliterate) instead of refused.
+  bool transliterate = false;
   // PDMP_URL: the FHIR base of a PDMP (or hub) answering $pdmp-history, behind POST
   // .../pdmp-query; https, or http on loopback (rxflow pmp simulator). Empty: no PDMP.
   // PDMP_TOKEN (environment only: never a flag, never logged): its bearer token.

@@ -13,6 +13,7 @@
 #include "mapping/parties.h"
 #include "mapping/routing_header.h"
 #include "mapping/sig.h"
+#include "mapping/transliterate.h"
 
 namespace rxflow::mapping {
 
@@ -309,6 +310,17 @@ class Mapper {
   template <typename PathFn>
   std::string Text(std::string_view value, PathFn&& path, size_t max, std::string_view what) {
     if (value.empty()) return {};
+    std::string transliterated;
+    if (options_.transliterate && !internal::IsPrintableAscii(value)) {
+      if (std::optional<std::string> ascii = TransliterateToAscii(value)) {
+        transliterated = std::move(*ascii);
+        value = transliterated;
+        issues_.Warning(std::string(path()), IssueCode::kValue,
+                        Cat(what,
+                            " sent transliterated to printable ASCII (SCRIPT carries "
+                            "nothing else): its spelling differs from the FHIR"));
+      }
+    }
     if (value.size() > max) {
       issues_.Error(std::string(path()), IssueCode::kTooLong,
                     Cat(what, " is ", value.size(), " characters; SCRIPT allows ", max,
@@ -317,7 +329,8 @@ class Mapper {
     }
     if (!internal::IsPrintableAscii(value)) {
       issues_.Error(std::string(path()), IssueCode::kValue,
-                    Cat(what, " contains characters SCRIPT cannot carry (printable ASCII only)"));
+                    Cat(what, " contains characters SCRIPT cannot carry (printable ASCII only)",
+                        options_.transliterate ? ", and not transliterable to it" : ""));
       return {};
     }
     return std::string(value);

@@ -7,6 +7,7 @@
 #include "rxflow/mapping/codes.h"
 
 #include "common/text.h"
+#include "mapping/transliterate.h"
 
 namespace rxflow::mapping {
 namespace {
@@ -371,9 +372,18 @@ std::optional<script::Sig> SigMapper::Map(const std::vector<fhir::Dosage>& dosag
                   "dosage text is required: SigText is the authoritative instruction");
     return std::nullopt;
   }
+  if (!internal::IsPrintableAscii(text) && options_.transliterate) {
+    if (std::optional<std::string> ascii = TransliterateToAscii(text)) {
+      text = std::move(*ascii);
+      issues_.Warning(path, IssueCode::kValue,
+                      "dosage text sent transliterated to printable ASCII (SCRIPT carries "
+                      "nothing else): its spelling differs from the FHIR");
+    }
+  }
   if (!internal::IsPrintableAscii(text)) {
     issues_.Error(path, IssueCode::kValue,
-                  "dosage text contains characters SCRIPT cannot carry (printable ASCII only)");
+                  Cat("dosage text contains characters SCRIPT cannot carry (printable ASCII only)",
+                      options_.transliterate ? ", and not transliterable to it" : ""));
     return std::nullopt;
   }
   if (text.size() > 1000) {
@@ -397,6 +407,7 @@ std::optional<script::Sig> SigMapper::Map(const std::vector<fhir::Dosage>& dosag
   std::vector<SigElementProvenance> prov;
   try {
     std::string patient_instruction;
+    std::string transliterated_at;
     for (size_t i = 0; i < dosages.size(); ++i) {
       std::string dp = Cat(path, "[", i, "]");
       InstructionBuilder b(dosages[i], dp, prov,
@@ -412,6 +423,12 @@ std::optional<script::Sig> SigMapper::Map(const std::vector<fhir::Dosage>& dosag
         if (!patient_instruction.empty())
           throw NotStructured{dp + ".patientInstruction", "more than one patient instruction"};
         patient_instruction = dosages[i].patient_instruction;
+        if (!internal::IsPrintableAscii(patient_instruction) && options_.transliterate) {
+          if (std::optional<std::string> ascii = TransliterateToAscii(patient_instruction)) {
+            patient_instruction = std::move(*ascii);
+            transliterated_at = dp + ".patientInstruction";  // said once the Sig is built
+          }
+        }
         if (!internal::IsPrintableAscii(patient_instruction) || patient_instruction.size() > 255) {
           throw NotStructured{dp + ".patientInstruction",
                               "longer than 255 characters or not printable ASCII"};
@@ -419,6 +436,11 @@ std::optional<script::Sig> SigMapper::Map(const std::vector<fhir::Dosage>& dosag
       }
     }
     sig.clarifying_free_text = std::move(patient_instruction);
+    if (!transliterated_at.empty()) {
+      issues_.Warning(std::move(transliterated_at), IssueCode::kValue,
+                      "patient instruction sent transliterated to printable ASCII (SCRIPT "
+                      "carries nothing else): its spelling differs from the FHIR");
+    }
     sig.snomed_version = options_.snomed_version;
     sig.fmt_version = options_.fmt_version;
     provenance.insert(provenance.end(), std::make_move_iterator(prov.begin()),

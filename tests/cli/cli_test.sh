@@ -73,6 +73,12 @@ check "to-fhir on an invalid message: exit 1" 1 '' '^error: /Message/Header/Bogu
 check "to-fhir --lenient: the Bundle with an OperationOutcome, exit 1" 1 '"resourceType": "OperationOutcome"' '^error: /Message/Header/Bogus' -- "$RX" to-fhir --lenient "$TMP/invalid.xml"
 sed 's#<Message #<Message version="010" release="006" #' "$N17" > "$TMP/v106.xml"
 check "SCRIPT 10.6: one error naming it, exit 1" 1 '' '^error: /Message/@version: SCRIPT 10.6 is not supported by RxFlow' -- "$RX" to-fhir "$TMP/v106.xml"
+# A patient whose name SCRIPT cannot carry as written: refused by default, sent
+# transliterated to printable ASCII with --transliterate (a warning at the name's path).
+sed 's/"Delacroix"/"Muñoz-O’Brien"/' "$L" > "$TMP/munoz.json"
+check "a name outside printable ASCII is refused at its path: exit 1" 1 '' '^error: patient\.name\[0\]\.family: family name contains characters SCRIPT cannot carry' -- "$RX" to-script "$TMP/munoz.json"
+check "--transliterate sends it as printable ASCII, with a warning" 0 '<LastName>Munoz-O&apos;Brien</LastName>' '^warning: patient\.name\[0\]\.family: family name sent transliterated to printable ASCII' -- "$RX" to-script --transliterate "$TMP/munoz.json"
+check "check --transliterate accepts it" 0 '^ok: FHIR prescription is valid' '' -- "$RX" check --transliterate "$TMP/munoz.json"
 check "--profile-structure loads a table" 0 '^ok' '' -- "$RX" check --profile-structure "$FX/../../data/script/2017071.structure" "$FX/script/status_000.xml"
 
 # The event store through the tool: submit (idempotent), show, events, replay.

@@ -74,9 +74,10 @@ struct Api {
   std::unique_ptr<http::ApiServer> server;
   std::unique_ptr<httplib::Client> client;
 
-  explicit Api(bool hold_first_append = false) {
+  explicit Api(bool hold_first_append = false, bool transliterate = false) {
     ServiceOptions o;
     o.patient_key = "test-patient-key-0123456789abcdef";
+    o.transform.newrx.transliterate = transliterate;
     if (hold_first_append) held = std::make_unique<HeldAppend>(*store);
     service = std::move(*PrescriptionService::Create(held ? *held : *store, o));
     inbox = std::make_unique<runtime::PharmacyInbox>(*service);
@@ -127,6 +128,32 @@ std::string Api::SubmittedAndSent() {
 }  // namespace
 
 TEST_SUITE("API") {
+  TEST_CASE("a name SCRIPT cannot carry: 400 at its path, or sent transliterated when so set") {
+    json request = json::parse(Lisinopril());
+    request["patient"]["name"][0]["family"] = "Muñoz-O’Brien";
+    {
+      Api api;
+      auto r = api.Post("/api/v1/prescriptions", request.dump());
+      REQUIRE(r);
+      CHECK(r->status == 400);
+      CHECK(r->body.find("patient.name[0].family") != std::string::npos);
+      CHECK(api.Events() == 0);
+    }
+    Api api(/*hold_first_append=*/false, /*transliterate=*/true);
+    auto r = api.Post("/api/v1/prescriptions", request.dump());
+    REQUIRE(r);
+    REQUIRE(r->status == 201);
+    json body = json::parse(r->body);
+    bool warned = false;
+    for (const json& w : body["warnings"]) {
+      warned |= w["path"] == "patient.name[0].family" &&
+                w["message"].get<std::string>().find("transliterated") != std::string::npos;
+    }
+    CHECK(warned);
+    auto sent = api.service->OutboundXml(body["id"].get<std::string>(), "send");
+    RXFLOW_REQUIRE_OK(sent.status());
+    CHECK(sent->find("<LastName>Munoz-O&apos;Brien</LastName>") != std::string::npos);
+  }
   TEST_CASE("a warning carries the sender's text escaped: the answer stays JSON, the text intact") {
     Api api;
     json request = json::parse(Lisinopril());

@@ -489,6 +489,97 @@ TEST_SUITE("Mapping") {
     CHECK_FALSE(out.ok());
     CHECK(issues.Find("patient.name[0].family"));
   }
+  TEST_CASE("with transliterate, text SCRIPT cannot carry goes as printable ASCII, each named") {
+    std::string json = testing::ReadFixture("fhir/medication_request_lisinopril.json");
+    json = Replace(json, "\"Delacroix\"", "\"Muñoz-O’Brien\"");
+    json = Replace(json, "\"Marisol\"", "\"José\"");
+    json = Replace(json, "\"4417 Juniper Hollow Rd\"", "\"4417 Straße\"");
+    json = Replace(json, "\"Recheck blood pressure and BMP in 4 weeks.\"",
+                   "\"Recheck blood pressure — and BMP\\nin 4 weeks…\"");
+    json = Replace(json, "\"Take 1 tablet by mouth once daily\"",
+                   "\"Take 1 tablet by mouth once daily – with food\"");
+    const std::vector<std::string> paths = {"patient.name[0].family", "patient.name[0].given[0]",
+                                            "patient.address[0].line[0]", "medication_request.note",
+                                            "medication_request.dosageInstruction"};
+    {
+      IssueList issues;  // the default: refused, each at its path
+      CHECK_FALSE(Map(json, issues).ok());
+      for (const std::string& path : paths) {
+        const Issue* i = issues.Find(path);
+        REQUIRE_MESSAGE(i != nullptr, path);
+        CHECK(i->severity == Severity::kError);
+        CHECK(i->message.find("printable ASCII only") != std::string::npos);
+      }
+    }
+    TransformOptions o;
+    o.newrx.message_id = "M1";
+    o.newrx.sent_time = "2026-11-26T10:00:00Z";
+    o.newrx.transliterate = true;
+    IssueList issues;
+    auto out = ToScript(json, issues, o);
+    RXFLOW_REQUIRE_OK(out.status());
+    const auto& rx = std::get<script::NewRx>(out->newrx.message.body);
+    CHECK(rx.patient.name.last_name == "Munoz-O'Brien");
+    CHECK(rx.patient.name.first_name == "Jose");
+    REQUIRE(rx.patient.address.has_value());
+    CHECK(rx.patient.address->address_line1 == "4417 Strasse");
+    CHECK(rx.medication_prescribed.note == "Recheck blood pressure - and BMP in 4 weeks...");
+    REQUIRE(rx.medication_prescribed.sig.has_value());
+    CHECK(rx.medication_prescribed.sig->sig_text ==
+          "Take 1 tablet by mouth once daily - with food");
+    CHECK(out->xml.find("<LastName>Munoz-O&apos;Brien</LastName>") != std::string::npos);
+    for (const std::string& path : paths) {
+      const Issue* i = issues.Find(path);
+      REQUIRE_MESSAGE(i != nullptr, path);
+      CHECK(i->severity == Severity::kWarning);
+      CHECK(i->code == IssueCode::kValue);
+      CHECK(i->message.find("transliterated to printable ASCII") != std::string::npos);
+    }
+    // The warnings name the field, never its value (they reach logs and error labels).
+    for (const Issue& i : issues) {
+      CHECK(i.message.find("Mu") == std::string::npos);
+      CHECK(i.message.find("Stra") == std::string::npos);
+    }
+    // An ASCII value gets no such warning.
+    CHECK(issues.Find("practitioner.name[0].family") == nullptr);
+  }
+  TEST_CASE("with transliterate, what no rule makes ASCII is refused at its path as before") {
+    TransformOptions o;
+    o.newrx.message_id = "M1";
+    o.newrx.sent_time = "2026-11-26T10:00:00Z";
+    o.newrx.transliterate = true;
+    const std::string fixture = testing::ReadFixture("fhir/medication_request_lisinopril.json");
+    struct Case {
+      std::string from, to, path, message;
+    };
+    const Case cases[] = {
+        {"\"Marisol\"", "\"Иван\"", "patient.name[0].given[0]", "not transliterable"},
+        {"\"Take 1 tablet by mouth once daily\"", "\"Take 250 µg daily\"",
+         "medication_request.dosageInstruction", "not transliterable"},
+        // 18 × ß is 36 letters once spelt out: over LastName's 35, never truncated.
+        {"\"Delacroix\"",
+         "\"" +
+             [] {
+               std::string s;
+               for (int k = 0; k < 18; ++k) s += "ß";
+               return s;
+             }() +
+             "\"",
+         "patient.name[0].family", "SCRIPT allows 35"},
+    };
+    for (const Case& c : cases) {
+      CAPTURE(c.path);
+      IssueList issues;
+      auto out = ToScript(Replace(fixture, c.from, c.to), issues, o);
+      CHECK_FALSE(out.ok());
+      bool refused = false;
+      for (const Issue& i : issues) {
+        refused |= i.path == c.path && i.severity == Severity::kError &&
+                   i.message.find(c.message) != std::string::npos;
+      }
+      CHECK(refused);
+    }
+  }
   TEST_CASE("a partial birth date cannot be sent") {
     std::string json = Replace(testing::ReadFixture("fhir/medication_request_lisinopril.json"),
                                "\"1968-04-17\"", "\"1968-04\"");

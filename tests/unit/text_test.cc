@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 // The eight-bytes-at-a-time scans of src/common/text.cc against byte-by-byte references:
-// every special byte at every position around the 8-byte chunk edges, and random strings.
+// every special byte at every position around the 8-byte chunk edges, and random strings;
+// and the transliteration of FHIR text to SCRIPT's printable ASCII (mapping/transliterate.h).
 #include "common/text.h"
 
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include <doctest/doctest.h>
 
@@ -13,6 +17,7 @@
 #include "rxflow/internal/strcat.h"
 #include "rxflow/service.h"
 
+#include "mapping/transliterate.h"
 #include "testing/status.h"
 
 namespace {
@@ -178,4 +183,41 @@ TEST_CASE("a prescription summary written without a DOM reads back field for fie
   CHECK(back->created_at == s.created_at);
   CHECK(back->updated_at == s.updated_at);
   CHECK(back->version == 7);
+}
+
+// CLDR's Latin-ASCII rules as ICU ships them (the characters of names, addresses and notes
+// seen in EHR exports), and what they leave alone.
+TEST_CASE("transliteration to printable ASCII: Latin letters, punctuation and line breaks") {
+  using rxflow::mapping::TransliterateToAscii;
+  const std::pair<std::string_view, std::string_view> made[] = {
+      {"José Muñoz", "Jose Munoz"},
+      {"Jose\u0301", "Jose"},  // é as e + a combining acute (NFD, as macOS writes it)
+      {"Łukasz Żółć", "Lukasz Zolc"},
+      {"Straße", "Strasse"},
+      {"Ærø", "AEro"},
+      {"Œuvre", "OEuvre"},
+      {"Đorđe", "Dorde"},
+      {"O’Brien", "O'Brien"},
+      {"“quoted”", "\"quoted\""},
+      {"tab — with food…", "tab - with food..."},
+      {"a\u00a0b", "a b"},  // a no-break space
+      {"ﬁne", "fine"},
+      {"½ tablet", "1/2 tablet"},  // ICU writes " 1/2": the leading space is dropped
+      {"line one\r\nline two\n\n\tthree", "line one line two three"},
+      {"already ASCII", "already ASCII"},
+  };
+  for (const auto& pair : made) {
+    CAPTURE(pair.first);
+    std::optional<std::string> got = TransliterateToAscii(pair.first);
+    REQUIRE(got.has_value());
+    CHECK(*got == pair.second);
+    CHECK(rxflow::internal::IsPrintableAscii(*got));
+  }
+  // No rule makes these ASCII: another script, the micro sign (write mcg), a superscript, an
+  // emoji, a control character, text of nothing but line breaks.
+  for (std::string_view refused :
+       {"Иван", "李", "5 µg", "x²", "ok 👍", "bell\x07", "\n\r\n", "\xef\xbf\xbd"}) {
+    CAPTURE(refused);
+    CHECK_FALSE(TransliterateToAscii(refused).has_value());
+  }
 }

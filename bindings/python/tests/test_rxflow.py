@@ -76,6 +76,20 @@ def test_to_script_accepts_str_bytes_and_dict():
     assert 'TransportVersion="20170715"' in rxflow.to_script(text, script_version="2017071")
 
 
+def test_to_script_transliterates_only_when_asked():
+    request = json.loads(fixture("fhir/medication_request_lisinopril.json"))
+    request["patient"]["name"][0]["family"] = "Muñoz-O’Brien"
+    with pytest.raises(rxflow.InvalidInput) as e:
+        rxflow.to_script(request)
+    assert any(i.path == "patient.name[0].family" and i.severity == "error" for i in e.value.issues)
+    xml = rxflow.to_script(request, transliterate=True)
+    assert "<LastName>Munoz-O&apos;Brien</LastName>" in xml
+    request["patient"]["name"][0]["family"] = "Иванов"  # no rule makes Cyrillic ASCII
+    with pytest.raises(rxflow.InvalidInput) as e:
+        rxflow.to_script(request, transliterate=True)
+    assert any("not transliterable" in i.message for i in e.value.issues)
+
+
 def test_to_script_sends_a_task_transaction_with_to_and_from():
     # A Bundle as to_fhir writes an RxFillIndicatorChange names neither side: to/from_ give them.
     bundle = rxflow.to_fhir(fixture("script/rxfill_indicator_change.xml"))

@@ -84,6 +84,13 @@ struct NewRxOptions {
   std::string default_country = "US";
   // Send the structured Sig when every part of the dosage maps (SigText is always sent).
   bool structured_sig = true;
+  // SCRIPT text is printable ASCII. false (the default): a FHIR value with anything else (an
+  // accented name, a curly apostrophe, a line break in a note) is an error at its path and no
+  // message is made. true: such a value is sent transliterated to printable ASCII (Muñoz →
+  // Munoz, O’Brien → O'Brien, Straße → Strasse, a line break → a space; ICU's Latin-ASCII),
+  // with a warning at its FHIR path; a value that cannot be (another script, µ, an emoji) is
+  // still an error. docs/mapping.md §1 lists what changes.
+  bool transliterate = false;
 };
 
 struct NewRxResult {
