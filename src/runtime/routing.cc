@@ -482,10 +482,12 @@ StatusOr<size_t> RedriveRouting(PrescriptionService& service, messaging::Produce
 
 StatusOr<PharmacyInbox::Result> PharmacyInbox::Receive(std::string_view xml, IssueList& issues,
                                                        const RequestContext& ctx,
-                                                       const std::vector<std::string>* speaks_for) {
+                                                       const std::vector<std::string>* speaks_for,
+                                                       std::string_view charset) {
   script::ReadOptions ro;
   ro.profile = profile_;
   ro.lenient = true;  // every issue of the message, for the sender's answer
+  ro.charset = charset;
   RXFLOW_ASSIGN_OR_RETURN(script::Message message, script::ReadXml(xml, issues, ro));
   if (issues.has_errors()) {
     for (const Issue& i : issues) {
@@ -550,9 +552,11 @@ StatusOr<PharmacyInbox::Result> PharmacyInbox::Receive(std::string_view xml, Iss
 }
 
 std::string PharmacyInbox::ErrorReply(std::string_view xml, const Status& status,
-                                      const IssueList& issues) const {
+                                      const IssueList& issues, std::string_view charset) const {
   IssueList ignored;
-  auto in = script::ReadHeader(xml, ignored);
+  script::ReadOptions ro;
+  ro.charset = charset;
+  auto in = script::ReadHeader(xml, ignored, ro);
   if (!in.ok() || in->from.empty() || in->to.empty() || in->message_id.empty()) return {};
   script::Message answer;
   script::Header& h = answer.header;

@@ -150,7 +150,10 @@ constexpr uint16_t kCp1252High[32] = {
     0x2039, 0x0152, 0,      0x017D, 0,      0,      0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
     0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0,      0x017E, 0x0178};
 
-XmlEncoding FromSingleByte(std::string_view bytes, Family family, std::string_view declared) {
+// `source` names where the encoding was read: "the XML declaration" or "the Content-Type
+// charset".
+XmlEncoding FromSingleByte(std::string_view bytes, Family family, std::string_view declared,
+                           std::string_view source) {
   std::string name = family == Family::kLatin1 ? "ISO-8859-1" : "windows-1252";
   XmlEncoding e;
   e.outcome = Outcome::kDecoded;
@@ -164,7 +167,7 @@ XmlEncoding FromSingleByte(std::string_view bytes, Family family, std::string_vi
       if (cp == 0) {
         return Malformed(name,
                          Cat("byte ", Hex(b), " is not a character of ", Shown(declared),
-                             " (the encoding the XML declaration names)"),
+                             " (the encoding ", source, " names)"),
                          i);
       }
     }
@@ -173,13 +176,28 @@ XmlEncoding FromSingleByte(std::string_view bytes, Family family, std::string_vi
   return e;
 }
 
+// Adds `warning` to what `e` says (a warning already there stays first).
+XmlEncoding& Warn(XmlEncoding& e, const std::string& warning) {
+  e.message = e.message.empty() ? warning : Cat(e.message, "; ", warning);
+  return e;
+}
+
 }  // namespace
 
-XmlEncoding DecodeXmlEncoding(std::string_view xml) {
+XmlEncoding DecodeXmlEncoding(std::string_view xml, std::string_view charset) {
   auto at = [&](size_t i) -> int {
     return i < xml.size() ? static_cast<unsigned char>(xml[i]) : -1;
   };
-  // Byte-order marks and first bytes (XML 1.0, Appendix F).
+  // Byte-order marks and first bytes (XML 1.0, Appendix F): they decide over a charset
+  // parameter too (RFC 7303, section 3.3), which is then said to be wrong.
+  const auto by_first_bytes = [&](XmlEncoding e, Family family) {
+    if (!charset.empty() && e.outcome != Outcome::kRefused && FamilyOf(charset) != family) {
+      Warn(e, Cat("the Content-Type charset \"", Shown(charset), "\" is not the document's ",
+                  family == Family::kUtf8 ? std::string("UTF-8") : e.name,
+                  " (by its first bytes): read as the first bytes say"));
+    }
+    return e;
+  };
   if (at(0) == 0x00 && at(1) == 0x00 && (at(2) == 0xFE || at(2) == 0x00)) {
     return Unsupported("UTF-32", Cat("the document is UTF-32 (by its first bytes); ", kSupported));
   }
@@ -192,44 +210,69 @@ XmlEncoding DecodeXmlEncoding(std::string_view xml) {
   if (at(0) == 0x4C && at(1) == 0x6F && at(2) == 0xA7 && at(3) == 0x94) {
     return Unsupported("EBCDIC", Cat("the document is EBCDIC (by its first bytes); ", kSupported));
   }
-  if (at(0) == 0xFE && at(1) == 0xFF) return FromUtf16(xml, 2, true);
-  if (at(0) == 0xFF && at(1) == 0xFE) return FromUtf16(xml, 2, false);
-  if (at(0) == 0x00 && at(1) == 0x3C) return FromUtf16(xml, 0, true);
-  if (at(0) == 0x3C && at(1) == 0x00) return FromUtf16(xml, 0, false);
-
-  // An 8-bit document: its declaration names the encoding (none: UTF-8).
+  if (at(0) == 0xFE && at(1) == 0xFF)
+    return by_first_bytes(FromUtf16(xml, 2, true), Family::kUtf16);
+  if (at(0) == 0xFF && at(1) == 0xFE)
+    return by_first_bytes(FromUtf16(xml, 2, false), Family::kUtf16);
+  if (at(0) == 0x00 && at(1) == 0x3C)
+    return by_first_bytes(FromUtf16(xml, 0, true), Family::kUtf16);
+  if (at(0) == 0x3C && at(1) == 0x00)
+    return by_first_bytes(FromUtf16(xml, 0, false), Family::kUtf16);
   std::string_view declared = DeclaredEncoding(xml);
-  if (declared.empty()) return {};
-  switch (FamilyOf(declared)) {
+  if (at(0) == 0xEF && at(1) == 0xBB && at(2) == 0xBF) {  // UTF-8's byte-order mark
+    XmlEncoding e = by_first_bytes({}, Family::kUtf8);
+    if (!declared.empty() && FamilyOf(declared) != Family::kUtf8 &&
+        FamilyOf(declared) != Family::kAscii) {
+      Warn(e, Cat("the XML declaration names encoding \"", Shown(declared),
+                  "\" but the document starts with UTF-8's byte-order mark: read as UTF-8"));
+    }
+    return e;
+  }
+
+  // An 8-bit document: a charset parameter names its encoding (RFC 7303, section 3.2), else
+  // its declaration does (neither: UTF-8).
+  XmlEncoding said;
+  std::string_view source = "the XML declaration";
+  std::string_view source_s = "the XML declaration's";
+  std::string_view name = declared;
+  if (!charset.empty()) {
+    if (!declared.empty() && FamilyOf(declared) != FamilyOf(charset)) {
+      Warn(said, Cat("the XML declaration names encoding \"", Shown(declared),
+                     "\" but the Content-Type charset is \"", Shown(charset),
+                     "\": read as the charset says (RFC 7303)"));
+    }
+    source = "the Content-Type charset";
+    source_s = "the Content-Type charset's";
+    name = charset;
+  }
+  if (name.empty()) return said;
+  switch (FamilyOf(name)) {
     case Family::kUtf8:
-      return {};
+      return said;
     case Family::kAscii:
       for (size_t i = 0; i < xml.size(); ++i) {
         if (static_cast<unsigned char>(xml[i]) >= 0x80) {
           return Malformed(
               "US-ASCII",
               Cat("byte ", Hex(static_cast<unsigned char>(xml[i])), " is not a character of ",
-                  Shown(declared), " (the encoding the XML declaration names)"),
+                  Shown(name), " (the encoding ", source, " names)"),
               i);
         }
       }
-      return {};
+      return said;
     case Family::kLatin1:
-      return FromSingleByte(xml, Family::kLatin1, declared);
-    case Family::kCp1252:
-      return FromSingleByte(xml, Family::kCp1252, declared);
-    case Family::kUtf16: {
-      XmlEncoding e;
-      e.message = Cat("the XML declaration names encoding \"", Shown(declared),
-                      "\" but the document is written in 8-bit bytes: read as UTF-8");
-      return e;
+    case Family::kCp1252: {
+      XmlEncoding e = FromSingleByte(xml, FamilyOf(name), name, source);
+      return e.outcome == Outcome::kRefused || said.message.empty() ? e : Warn(e, said.message);
     }
+    case Family::kUtf16:
+      return Warn(said, Cat(source, " names encoding \"", Shown(name),
+                            "\" but the document is written in 8-bit bytes: read as UTF-8"));
     case Family::kOther:
       break;
   }
-  return Unsupported(Shown(declared),
-                     Cat("encoding \"", Shown(declared),
-                         "\" (the XML declaration's) is not supported; ", kSupported));
+  return Unsupported(Shown(name), Cat("encoding \"", Shown(name), "\" (", source_s,
+                                      ") is not supported; ", kSupported));
 }
 
 }  // namespace rxflow::script::internal

@@ -29,7 +29,10 @@ struct XmlEncoding {
 // ISO-8859-1 (and its aliases), windows-1252 and US-ASCII are decoded; UTF-32, EBCDIC and
 // any other declared encoding are refused by name. A document whose declaration says UTF-16
 // but whose bytes are 8-bit (as .NET writers often send it) is read as UTF-8, with a warning.
+// `charset`, when not empty, is the charset parameter of the Content-Type the document came
+// with: as RFC 7303 (section 3) orders them, a byte-order mark (or UTF-16's first bytes)
+// decides over it, and it decides over the declaration; each disagreement is a warning.
 // Cost: linear in the input.
-XmlEncoding DecodeXmlEncoding(std::string_view xml);
+XmlEncoding DecodeXmlEncoding(std::string_view xml, std::string_view charset = {});
 
 }  // namespace rxflow::script::internal

@@ -743,7 +743,7 @@ absl::Status ParseMessage(std::string_view xml, IssueList& issues, const ReadOpt
   }
   // Another encoding than UTF-8 (UTF-16, or one the declaration names) is decoded first:
   // every check below reads the decoded text (a DTD in UTF-16 is refused like any other).
-  internal::XmlEncoding encoding = internal::DecodeXmlEncoding(xml);
+  internal::XmlEncoding encoding = internal::DecodeXmlEncoding(xml, options.charset);
   if (encoding.outcome == internal::XmlEncoding::Outcome::kRefused) {
     if (!encoding.malformed) {
       return Fatal(issues, "/", IssueCode::kNotSupported, encoding.message);

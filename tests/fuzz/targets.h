@@ -7,7 +7,9 @@
 //   * a refusal is explained: a failed call leaves at least one error or fatal issue;
 //   * the issue list stays bounded (at most 100 kept, plus the "… and N more" summary);
 //   * lenient output of a message with errors ends with an OperationOutcome;
-//   * what ToFhirJson returns is JSON (nlohmann::json::accept), whatever the input held.
+//   * what ToFhirJson returns is JSON (nlohmann::json::accept), whatever the input held;
+//   * FHIR that checks without transliteration checks with it (NewRxOptions::transliterate
+//     only ever sends what would be refused), and its refusals are explained too.
 #ifndef RXFLOW_TESTS_FUZZ_TARGETS_H_
 #define RXFLOW_TESTS_FUZZ_TARGETS_H_
 
@@ -31,14 +33,23 @@ inline void RequireExplained(const Status& s, const IssueList& issues) {
 }
 
 // Any bytes through rxflow::Check (FHIR JSON or SCRIPT XML, picked by the first byte) and,
-// for SCRIPT, through the FHIR mapping too.
+// for SCRIPT, through the FHIR mapping too; FHIR once more with transliteration.
 inline void CheckAnything(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
   IssueList issues;
   TransformOptions options;
   options.newrx.message_id = "fuzz";
   options.newrx.sent_time = "2026-11-26T10:00:00Z";
-  RequireExplained(Check(text, issues, options), issues);
+  const Status checked = Check(text, issues, options);
+  RequireExplained(checked, issues);
+  if (DetectInput(text) == InputKind::kFhirJson) {
+    IssueList transliterated_issues;
+    TransformOptions transliterating = options;
+    transliterating.newrx.transliterate = true;
+    const Status transliterated = Check(text, transliterated_issues, transliterating);
+    RequireExplained(transliterated, transliterated_issues);
+    if (checked.ok()) Require(transliterated.ok());
+  }
   if (DetectInput(text) == InputKind::kScriptXml) {
     IssueList more;
     auto out = ToFhirJson(text, more, options);

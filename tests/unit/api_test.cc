@@ -329,6 +329,26 @@ TEST_SUITE("API") {
     CHECK(api.service->Get(id)->state == domain::State::kDispensed);
   }
 
+  TEST_CASE("pharmacy inbound reads a Latin-1 RxFill by its Content-Type charset (RFC 7303)") {
+    Api api;
+    const std::string id = api.SubmittedAndSent();
+    std::string fill = testing::RxFillFrom("4712345", api.service->Get(id)->message_id);
+    // No declared encoding, and a comment in Latin-1 (é = 0xE9): without the charset the
+    // body is not UTF-8.
+    fill = fill.substr(fill.find("?>") + 2);
+    fill.insert(fill.find("<Header>"), "<!-- envoy\xE9 -->");
+    size_t before = api.Events();
+    auto plain = api.Inbound(fill);
+    CHECK(plain->status == 400);
+    CHECK(api.Events() == before);
+    // The charset parameter, as HTTP writes it: another parameter first, the value quoted.
+    auto r = api.Inbound(fill, R"(application/xml; q=1; CharSet="ISO-8859-1")");
+    INFO(r->body);
+    REQUIRE(r->status == 200);
+    CHECK(json::parse(r->body)["prescription_id"] == id);
+    CHECK(api.service->Get(id)->state == domain::State::kDispensed);
+  }
+
   TEST_CASE("pharmacy inbound answers a SCRIPT sender in SCRIPT: an Error it can act on") {
     Api api;
     const std::string id = api.SubmittedAndSent();

@@ -582,6 +582,74 @@ TEST_SUITE("Partner messages") {
     RXFLOW_CHECK_OK(ToFhirJson(Declared(Utf8NewRx(), "US-ASCII"), ascii_issues));
   }
 
+  TEST_CASE("a Content-Type charset decides over the declaration, a byte-order mark over it") {
+    // RFC 7303, section 3: what HTTP's charset parameter says is read, unless the document
+    // starts with a byte-order mark (or UTF-16's first bytes); each disagreement is a warning.
+    auto read = [](const std::string& xml, std::string_view charset, IssueList& issues) {
+      script::ReadOptions ro;
+      ro.lenient = true;  // the name outside ASCII is an error of SCRIPT's, not of reading
+      ro.charset = std::string(charset);
+      return script::ReadXml(xml, issues, ro);
+    };
+    const std::string latin1 = Utf8NewRx("Mu\xF1oz");  // declares UTF-8, holds Latin-1
+    {
+      IssueList issues;  // without the charset: not UTF-8
+      CHECK(read(latin1, "", issues).status().code() == absl::StatusCode::kInvalidArgument);
+    }
+    struct Case {
+      const char* what;
+      std::string xml;
+      const char* charset;
+      const char* warning;  // the one warning at "/", or null for none
+    };
+    const Case cases[] = {
+        {"the charset decides over the declaration", latin1, "ISO-8859-1",
+         "the XML declaration names encoding \"UTF-8\" but the Content-Type charset is "
+         "\"ISO-8859-1\": read as the charset says (RFC 7303)"},
+        {"no declaration: the charset alone", latin1.substr(latin1.find("?>") + 2), "latin1",
+         nullptr},
+        {"a byte-order mark decides: UTF-16 sent as charset=utf-8",
+         testing::Utf16(Declared(Utf8NewRx(kMunoz), "UTF-16"), false, true), "utf-8",
+         "the Content-Type charset \"utf-8\" is not the document's UTF-16LE (by its first "
+         "bytes): read as the first bytes say"},
+        {"UTF-8's byte-order mark decides over a declaration naming another encoding",
+         "\xEF\xBB\xBF" + Declared(Utf8NewRx(kMunoz), "ISO-8859-1"), "",
+         "the XML declaration names encoding \"ISO-8859-1\" but the document starts with "
+         "UTF-8's byte-order mark: read as UTF-8"},
+    };
+    for (const Case& c : cases) {
+      CAPTURE(c.what);
+      IssueList issues;
+      auto m = read(c.xml, c.charset, issues);
+      INFO(Describe(issues));
+      RXFLOW_REQUIRE_OK(m);
+      CHECK(std::get<script::NewRx>(m->body).patient.name.last_name == kMunoz);
+      std::vector<std::string> warned;
+      for (const Issue& i : At(issues, "/", Severity::kWarning)) warned.push_back(i.message);
+      CHECK(warned ==
+            (c.warning ? std::vector<std::string>{c.warning} : std::vector<std::string>{}));
+    }
+    {
+      IssueList issues;  // a charset RxFlow does not read: refused by name, as the sender wrote it
+      auto m = read(Utf8NewRx(), "Shift_JIS", issues);
+      CHECK(m.status().code() == absl::StatusCode::kInvalidArgument);
+      REQUIRE(Errors(issues).size() == 1);
+      CHECK(Errors(issues)[0].code == IssueCode::kNotSupported);
+      CHECK(Errors(issues)[0].message ==
+            "encoding \"Shift_JIS\" (the Content-Type charset's) is not supported; RxFlow reads "
+            "SCRIPT in UTF-8, UTF-16, ISO-8859-1, windows-1252 and US-ASCII");
+    }
+    {
+      IssueList issues;  // a byte the charset has no character for: at its line and column
+      auto m = read(Utf8NewRx("Mu\xE9oz"), "us-ascii", issues);
+      CHECK(m.status().code() == absl::StatusCode::kInvalidArgument);
+      REQUIRE(Errors(issues).size() == 1);
+      CHECK(Errors(issues)[0].message ==
+            "malformed XML at line 33, column 25: byte 0xE9 is not a character of us-ascii (the "
+            "encoding the Content-Type charset names)");
+    }
+  }
+
   TEST_CASE("a UTF-16 declaration on 8-bit bytes (a .NET writer's text sent as UTF-8) reads") {
     IssueList issues;
     auto out = ToFhirJson(Declared(Utf8NewRx(), "utf-16"), issues);

@@ -151,6 +151,45 @@ std::string MediaType(const HttpRequest& req) {
   return out;
 }
 
+// The charset parameter of Content-Type, unquoted (RFC 9110, section 8.3.1: parameter names
+// are case-insensitive, a value a token or a quoted string); empty when there is none.
+std::string Charset(const HttpRequest& req) {
+  std::string_view ct = req.header("Content-Type");
+  size_t i = ct.find(';');
+  if (i == std::string_view::npos) return {};
+  auto blank = [&](size_t k) { return k < ct.size() && (ct[k] == ' ' || ct[k] == '\t'); };
+  auto trimmed = [](std::string s) {
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.pop_back();
+    return s;
+  };
+  while (i < ct.size() && ct[i] == ';') {
+    ++i;
+    while (blank(i)) ++i;
+    const size_t name_at = i;
+    while (i < ct.size() && ct[i] != '=' && ct[i] != ';') ++i;
+    std::string name = trimmed(std::string(ct.substr(name_at, i - name_at)));
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::string value;
+    if (i < ct.size() && ct[i] == '=') {
+      ++i;
+      while (blank(i)) ++i;
+      if (i < ct.size() && ct[i] == '"') {
+        for (++i; i < ct.size() && ct[i] != '"'; ++i) {
+          if (ct[i] == '\\' && i + 1 < ct.size()) ++i;  // a quoted-pair
+          value.push_back(ct[i]);
+        }
+      } else {
+        const size_t value_at = i;
+        while (i < ct.size() && ct[i] != ';') ++i;
+        value = trimmed(std::string(ct.substr(value_at, i - value_at)));
+      }
+    }
+    if (name == "charset") return value;
+    while (i < ct.size() && ct[i] != ';') ++i;  // on to the next parameter
+  }
+  return {};
+}
+
 bool IsJson(const HttpRequest& req) {
   std::string t = MediaType(req);
   return t == "application/json" || t == "application/fhir+json";
@@ -534,7 +573,8 @@ struct ApiServer::Impl {
     if (inbox == nullptr) return SendError(c.res, 404, "no pharmacy inbound route here");
     if (!IsXml(c.req)) return SendError(c.res, 415, "Content-Type must be application/xml");
     IssueList issues;
-    auto r = inbox->Receive(c.req.body, issues, c.ctx, &c.who->ncpdp_ids);
+    const std::string charset = Charset(c.req);
+    auto r = inbox->Receive(c.req.body, issues, c.ctx, &c.who->ncpdp_ids, charset);
     if (r.ok()) {
       c.res.set_content(json{{"prescription_id", r->prescription_id},
                              {"transaction", r->transaction},
@@ -552,7 +592,7 @@ struct ApiServer::Impl {
         r.status().code() == absl::StatusCode::kUnimplemented ? 422 : HttpStatus(r.status(), false);
     // A SCRIPT sender asks for SCRIPT: the Error that answers its message.
     std::string reply;
-    if (AcceptsXml(c.req)) reply = inbox->ErrorReply(c.req.body, r.status(), issues);
+    if (AcceptsXml(c.req)) reply = inbox->ErrorReply(c.req.body, r.status(), issues, charset);
     if (!reply.empty()) {
       c.res.set_content(reply, "application/xml");
     } else {

@@ -187,8 +187,12 @@ class PharmacyInbox {
   // `speaks_for`: the NCPDP ids the authenticated sender may speak for, "*" for a network
   // hub that speaks for any) not one of the sender's. The events record who spoke: ctx.actor
   // followed by "/ncpdp:<Header/From>".
+  //
+  // `charset`: the charset parameter of the Content-Type the message came with, unquoted
+  // (empty: none); see script::ReadOptions::charset.
   StatusOr<Result> Receive(std::string_view xml, IssueList& issues, const RequestContext& ctx = {},
-                           const std::vector<std::string>* speaks_for = nullptr);
+                           const std::vector<std::string>* speaks_for = nullptr,
+                           std::string_view charset = {});
 
   // The SCRIPT Error that answers an inbound message Receive refused with `status`:
   // addressed back to its sender (To = its From, RelatesToMessageID = its MessageID), Code
@@ -196,7 +200,9 @@ class PharmacyInbox {
   // transaction RxFlow does not support, 500/3000 for invalid XML or content, 1000 for an
   // unknown prescription; Description names the first problem and its XML path (printable
   // ASCII, at most 255 characters). Empty when the message's header cannot be read.
-  std::string ErrorReply(std::string_view xml, const Status& status, const IssueList& issues) const;
+  // `charset` as Receive's.
+  std::string ErrorReply(std::string_view xml, const Status& status, const IssueList& issues,
+                         std::string_view charset = {}) const;
 
   static constexpr const char* kConsumer = "pharmacy-inbound";
 

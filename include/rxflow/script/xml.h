@@ -96,6 +96,11 @@ struct ReadOptions {
   // over a limit, an unsupported SCRIPT version or transaction stay errors.
   // Default: strict (any error → no message).
   bool lenient = false;
+  // The charset parameter of the Content-Type the message came with (HTTP's, for instance:
+  // "ISO-8859-1"), unquoted; empty: none. As RFC 7303 orders them, a byte-order mark (or
+  // UTF-16's first bytes) decides over it and it decides over the XML declaration; a
+  // disagreement is a warning at "/", a charset RxFlow does not read an error (not-supported).
+  std::string charset;
   // Inputs larger than this are refused (ResourceExhausted). Default: 4 MiB.
   size_t max_input_bytes = size_t{4} << 20;
   // Elements nested deeper than this are refused. Default: 64 (SCRIPT needs about 12).
