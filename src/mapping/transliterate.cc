@@ -2,11 +2,11 @@
 #include "mapping/transliterate.h"
 
 #include <memory>
-#include <mutex>
 
-#include "common/text.h"
 #include <unicode/translit.h>
 #include <unicode/unistr.h>
+
+#include "common/text.h"
 
 namespace rxflow::mapping {
 namespace {
