@@ -310,16 +310,10 @@ class Mapper {
   template <typename PathFn>
   std::string Text(std::string_view value, PathFn&& path, size_t max, std::string_view what) {
     if (value.empty()) return {};
-    std::string transliterated;
-    if (options_.transliterate && !internal::IsPrintableAscii(value)) {
-      if (std::optional<std::string> ascii = TransliterateToAscii(value)) {
-        transliterated = std::move(*ascii);
-        value = transliterated;
-        issues_.Warning(std::string(path()), IssueCode::kValue,
-                        Cat(what,
-                            " sent transliterated to printable ASCII (SCRIPT carries "
-                            "nothing else): its spelling differs from the FHIR"));
-      }
+    std::optional<std::string> transliterated = TransliteratedIfAsked(value, options_);
+    if (transliterated) {
+      value = *transliterated;
+      issues_.Warning(std::string(path()), IssueCode::kValue, TransliteratedWarning(what));
     }
     if (value.size() > max) {
       issues_.Error(std::string(path()), IssueCode::kTooLong,
@@ -330,7 +324,7 @@ class Mapper {
     if (!internal::IsPrintableAscii(value)) {
       issues_.Error(std::string(path()), IssueCode::kValue,
                     Cat(what, " contains characters SCRIPT cannot carry (printable ASCII only)",
-                        options_.transliterate ? ", and not transliterable to it" : ""));
+                        NotTransliterable(options_)));
       return {};
     }
     return std::string(value);

@@ -372,18 +372,14 @@ std::optional<script::Sig> SigMapper::Map(const std::vector<fhir::Dosage>& dosag
                   "dosage text is required: SigText is the authoritative instruction");
     return std::nullopt;
   }
-  if (!internal::IsPrintableAscii(text) && options_.transliterate) {
-    if (std::optional<std::string> ascii = TransliterateToAscii(text)) {
-      text = std::move(*ascii);
-      issues_.Warning(path, IssueCode::kValue,
-                      "dosage text sent transliterated to printable ASCII (SCRIPT carries "
-                      "nothing else): its spelling differs from the FHIR");
-    }
+  if (std::optional<std::string> ascii = TransliteratedIfAsked(text, options_)) {
+    text = std::move(*ascii);
+    issues_.Warning(path, IssueCode::kValue, TransliteratedWarning("dosage text"));
   }
   if (!internal::IsPrintableAscii(text)) {
     issues_.Error(path, IssueCode::kValue,
                   Cat("dosage text contains characters SCRIPT cannot carry (printable ASCII only)",
-                      options_.transliterate ? ", and not transliterable to it" : ""));
+                      NotTransliterable(options_)));
     return std::nullopt;
   }
   if (text.size() > 1000) {
@@ -423,11 +419,9 @@ std::optional<script::Sig> SigMapper::Map(const std::vector<fhir::Dosage>& dosag
         if (!patient_instruction.empty())
           throw NotStructured{dp + ".patientInstruction", "more than one patient instruction"};
         patient_instruction = dosages[i].patient_instruction;
-        if (!internal::IsPrintableAscii(patient_instruction) && options_.transliterate) {
-          if (std::optional<std::string> ascii = TransliterateToAscii(patient_instruction)) {
-            patient_instruction = std::move(*ascii);
-            transliterated_at = dp + ".patientInstruction";  // said once the Sig is built
-          }
+        if (auto ascii = TransliteratedIfAsked(patient_instruction, options_)) {
+          patient_instruction = std::move(*ascii);
+          transliterated_at = dp + ".patientInstruction";  // said once the Sig is built
         }
         if (!internal::IsPrintableAscii(patient_instruction) || patient_instruction.size() > 255) {
           throw NotStructured{dp + ".patientInstruction",
@@ -438,8 +432,7 @@ std::optional<script::Sig> SigMapper::Map(const std::vector<fhir::Dosage>& dosag
     sig.clarifying_free_text = std::move(patient_instruction);
     if (!transliterated_at.empty()) {
       issues_.Warning(std::move(transliterated_at), IssueCode::kValue,
-                      "patient instruction sent transliterated to printable ASCII (SCRIPT "
-                      "carries nothing else): its spelling differs from the FHIR");
+                      TransliteratedWarning("patient instruction"));
     }
     sig.snomed_version = options_.snomed_version;
     sig.fmt_version = options_.fmt_version;

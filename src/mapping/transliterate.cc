@@ -6,6 +6,8 @@
 #include <unicode/translit.h>
 #include <unicode/unistr.h>
 
+#include "rxflow/internal/strcat.h"
+
 #include "common/text.h"
 
 namespace rxflow::mapping {
@@ -64,6 +66,22 @@ std::optional<std::string> TransliterateToAscii(std::string_view text) {
   std::string_view trimmed = internal::Trim(out);
   if (trimmed.empty() || !internal::IsPrintableAscii(trimmed)) return std::nullopt;
   return std::string(trimmed);
+}
+
+std::optional<std::string> TransliteratedIfAsked(std::string_view text,
+                                                 const NewRxOptions& options) {
+  if (!options.transliterate || internal::IsPrintableAscii(text)) return std::nullopt;
+  return TransliterateToAscii(text);
+}
+
+std::string TransliteratedWarning(std::string_view what) {
+  return internal::Cat(what,
+                       " sent transliterated to printable ASCII (SCRIPT carries nothing else): "
+                       "its spelling differs from the FHIR");
+}
+
+std::string_view NotTransliterable(const NewRxOptions& options) {
+  return options.transliterate ? ", and not transliterable to it" : "";
 }
 
 }  // namespace rxflow::mapping

@@ -13,6 +13,8 @@
 #include <string>
 #include <string_view>
 
+#include "rxflow/mapping/mapping.h"
+
 namespace rxflow::mapping {
 
 // `text` (UTF-8) as printable ASCII: each run of line breaks and tabs becomes one space,
@@ -23,6 +25,19 @@ namespace rxflow::mapping {
 // an emoji, a control character other than a line break or tab) or when nothing but spaces
 // would remain: such a value is refused as before. Thread-safe.
 std::optional<std::string> TransliterateToAscii(std::string_view text);
+
+// What every text check of the mapping does with the option, in one place:
+// `text` as TransliterateToAscii gives it when `options.transliterate` is set and `text` is
+// not printable ASCII; nullopt otherwise (the option off, the text already ASCII, or no ASCII
+// form: the caller's refusal stands).
+std::optional<std::string> TransliteratedIfAsked(std::string_view text,
+                                                 const NewRxOptions& options);
+// The warning at the FHIR path of a value sent transliterated; `what` names the field
+// ("family name"), never its value.
+std::string TransliteratedWarning(std::string_view what);
+// Appended to the refusal of a value outside printable ASCII: ", and not transliterable to it"
+// with the option on, nothing without it.
+std::string_view NotTransliterable(const NewRxOptions& options);
 
 }  // namespace rxflow::mapping
 
