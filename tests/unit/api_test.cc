@@ -341,6 +341,13 @@ TEST_SUITE("API") {
     auto plain = api.Inbound(fill);
     CHECK(plain->status == 400);
     CHECK(api.Events() == before);
+    // An attacker's charset: 5,000 characters in a quote never closed. Refused by name, the
+    // name shown bounded, nothing stored.
+    auto hostile = api.Inbound(fill, "application/xml; charset=\"" + std::string(5000, 'A'));
+    CHECK(hostile->status == 400);
+    CHECK(hostile->body.find("is not supported") != std::string::npos);
+    CHECK(hostile->body.find(std::string(41, 'A')) == std::string::npos);
+    CHECK(api.Events() == before);
     // The charset parameter, as HTTP writes it: another parameter first, the value quoted.
     auto r = api.Inbound(fill, R"(application/xml; q=1; CharSet="ISO-8859-1")");
     INFO(r->body);
