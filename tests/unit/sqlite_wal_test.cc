@@ -105,6 +105,13 @@ uintmax_t AppendUnderReads(Store& store, const TempDb& tmp, int from, int to, in
   return largest.load();
 }
 
+// How far past its bound the WAL may grow in these tests (see the first one below).
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr uintmax_t kSlack = 3;
+#else
+constexpr uintmax_t kSlack = 2;
+#endif
+
 // Every append in [0, n) is in the log, once, as written.
 void CheckAll(Store& store, int n) {
   auto all = store.ReadAll(0, static_cast<size_t>(n) + 10);
@@ -128,8 +135,12 @@ TEST_CASE("sqlite store: a WAL written without pause while readers read stays ne
     auto store = OpenStore(tmp, kLimit);
     uintmax_t largest = AppendUnderReads(*store, tmp, 0, kAppends, 4);
     // The bound, plus what is committed while the writer waits for the last copy (an eighth
-    // of the bound) and one group commit. Unbounded, this WAL reaches several MB.
-    CHECK_MESSAGE(largest <= 2 * kLimit, "largest WAL ", largest, " bytes, bound ", kLimit);
+    // of the bound) and one group commit, plus an eighth for each restart a reader's snapshot
+    // refused (KeepWalBounded retries it an eighth later). Unbounded, this WAL reaches several
+    // MB. Under a sanitizer the readers hold their snapshots several times longer, so more
+    // restarts are refused: a fresh-clone CI saw 2.15 × the bound once under ASan (every
+    // earlier run stayed within 2 ×); there the margin is 3 ×, still far below unbounded.
+    CHECK_MESSAGE(largest <= kSlack * kLimit, "largest WAL ", largest, " bytes, bound ", kLimit);
     CheckAll(*store, kAppends);
   }
   // Reopened: everything the restarts copied back is in the database file.
