@@ -48,6 +48,7 @@ namespace {
 struct Exceptions {
   py::object error, invalid_input, unsupported, not_found, conflict, unavailable,
       failed_precondition, unauthenticated, permission_denied;
+  py::object data_warning;  // a UserWarning: what a transform did not send or read
 };
 Exceptions& Exc() {
   static Exceptions* e = new Exceptions;
@@ -99,6 +100,42 @@ py::list PyIssues(const IssueList& issues) {
   exc.attr("code") = std::string(absl::StatusCodeToString(status.code()));
   PyErr_SetObject(cls.ptr(), exc.ptr());
   throw py::error_already_set();
+}
+
+// The `issues=` argument of the transforming calls: None or a list, checked before any work.
+py::object IssueSink(const py::object& issues) {
+  if (!issues.is_none() && !py::isinstance<py::list>(issues)) {
+    throw py::type_error("issues must be a list (the call appends to it) or None");
+  }
+  return issues;
+}
+
+// What a transforming call found, reported so that nothing is lost silently: appended to the
+// caller's list when one was passed (every severity), else each warning issued through
+// Python's warnings as an rxflow.DataWarning carrying the Issue (`.issue`). Python's filters
+// decide what is shown (by default each distinct warning once per calling line) and can turn
+// them into errors. Messages name fields, never values: no PHI reaches a log through them.
+void Report(const IssueList& issues, const py::object& sink) {
+  if (!sink.is_none()) {
+    auto list = py::reinterpret_borrow<py::list>(sink);
+    for (const Issue& i : issues) list.append(py::cast(i));
+    return;
+  }
+  py::object warn;
+  for (const Issue& i : issues) {
+    if (i.severity != Severity::kWarning) continue;
+    if (!warn) warn = py::module_::import("warnings").attr("warn");
+    py::object w = Exc().data_warning(i.path + ": " + i.message);
+    w.attr("issue") = py::cast(i);
+    warn(w, py::arg("stacklevel") = 1);  // 1: the Python line that called RxFlow
+  }
+}
+
+// Raises for `status` after giving the caller's list (if any) every issue found.
+[[noreturn]] void RaiseReporting(const Status& status, const IssueList& issues,
+                                 const py::object& sink) {
+  if (!sink.is_none()) Report(issues, sink);
+  Raise(status, issues);
 }
 
 // A request as text: str, bytes, or a dict (serialised with json.dumps).
@@ -250,8 +287,10 @@ class PyService {
     store_.reset();
   }
 
-  PySubmission Submit(const py::object& request, std::optional<std::string> idempotency_key) {
+  PySubmission Submit(const py::object& request, std::optional<std::string> idempotency_key,
+                      const py::object& issue_sink) {
     std::string text = RequestText(request);
+    py::object sink = IssueSink(issue_sink);
     IssueList issues;
     StatusOr<Submission> s;
     CheckOpen();
@@ -262,7 +301,8 @@ class PyService {
                                       idempotency_key.value_or(""))
                    : StatusOr<Submission>(Closed());
     }
-    if (!s.ok()) Raise(s.status(), issues);
+    if (!s.ok()) RaiseReporting(s.status(), issues, sink);
+    Report(issues, sink);
     py::list found;
     for (const auto& f : s->interactions) found.append(FindingDict(f));
     return PySubmission{s->id,
@@ -619,6 +659,12 @@ PYBIND11_MODULE(_rxflow, m) {
                              "EPCS: not permitted (no EPCS permission, not a current DEA "
                              "registration for this, locked out after failures, the clock off). "
                              "Also a PermissionError.");
+  // A warning, not an error: what a transform did not carry (docs/python.md §2).
+  py::object user_warning = py::reinterpret_borrow<py::object>(PyExc_UserWarning);
+  e.data_warning = make("DataWarning", user_warning,
+                        "Something of the input a transform did not carry (a FHIR element SCRIPT "
+                        "has no place for, text sent transliterated, ...). `.issue` is the "
+                        "rxflow.Issue; its message names the field, never the value.");
 
   py::class_<Issue>(m, "Issue", "One problem found in the data: severity, path, message, code.")
       .def_property_readonly(
@@ -679,8 +725,9 @@ PYBIND11_MODULE(_rxflow, m) {
       [](const py::object& request, const std::string& script_version,
          const std::optional<std::string>& to, const std::string& to_qualifier,
          const std::optional<std::string>& from, const std::string& from_qualifier,
-         const std::string& relates_to, bool transliterate) {
+         const std::string& relates_to, bool transliterate, const py::object& issue_sink) {
         std::string text = RequestText(request);
+        py::object sink = IssueSink(issue_sink);
         TransformOptions o = Options(script_version);
         o.newrx.transliterate = transliterate;
         if (to) o.newrx.to = *to;
@@ -693,21 +740,27 @@ PYBIND11_MODULE(_rxflow, m) {
           py::gil_scoped_release release;
           out = ToScript(text, issues, o, relates_to);
         }
-        if (!out.ok()) Raise(out.status(), issues);
+        if (!out.ok()) RaiseReporting(out.status(), issues, sink);
+        Report(issues, sink);
         return out->xml;
       },
       py::arg("request"), py::arg("script_version") = "2023011", py::kw_only(),
       py::arg("to") = py::none(), py::arg("to_qualifier") = "", py::arg("from_") = py::none(),
       py::arg("from_qualifier") = "", py::arg("relates_to") = "", py::arg("transliterate") = false,
+      py::arg("issues") = py::none(),
       "FHIR R5 (the request envelope or a Bundle; str, bytes or dict) -> NCPDP SCRIPT XML: a\n"
       "NewRx, a CancelRx (relates_to: the NewRx's MessageID), or the transaction a Bundle's\n"
       "Task names (RxHistoryRequest, RxTransferRequest, ...). to / from_ (and their\n"
       "qualifiers) set Header/To and From. transliterate=True sends text SCRIPT cannot\n"
       "carry (Muñoz, O’Brien, a line break) as printable ASCII instead of refusing it.\n"
-      "Raises InvalidInput or FailedPrecondition with .issues.");
+      "What SCRIPT does not carry is reported: appended to `issues` (a list) when given, else\n"
+      "each warning issued as an rxflow.DataWarning. Raises InvalidInput or\n"
+      "FailedPrecondition with .issues.");
   m.def(
       "to_fhir",
-      [](const std::string& xml, const std::optional<std::string>& script_version, bool lenient) {
+      [](const std::string& xml, const std::optional<std::string>& script_version, bool lenient,
+         const py::object& issue_sink) {
+        py::object sink = IssueSink(issue_sink);
         TransformOptions o;
         if (script_version) o.read_version = Options(*script_version).version;
         o.lenient = lenient;
@@ -717,15 +770,21 @@ PYBIND11_MODULE(_rxflow, m) {
           py::gil_scoped_release release;
           out = ToFhirJson(xml, issues, o);
         }
-        if (!out.ok()) Raise(out.status(), issues);
+        if (!out.ok()) RaiseReporting(out.status(), issues, sink);
+        // Lenient and invalid: the Bundle's OperationOutcome already carries every issue.
+        if (sink.is_none() && issues.has_errors()) return JsonToPython(*out);
+        Report(issues, sink);
         return JsonToPython(*out);
       },
       py::arg("xml"), py::arg("script_version") = py::none(), py::arg("lenient") = false,
+      py::kw_only(), py::arg("issues") = py::none(),
       "NCPDP SCRIPT XML -> a FHIR R5 Bundle (dict). script_version ('2017071' or '2023011')\n"
       "forces the profile (default: the message's own version attributes; none -> 2017071).\n"
       "lenient=True: an invalid message still gives a Bundle of what could be read, its last\n"
-      "entry an OperationOutcome with the issues. Raises InvalidInput with .issues (and\n"
-      "Unsupported for SCRIPT 10.6 or a transaction RxFlow does not handle).");
+      "entry an OperationOutcome with the issues. What FHIR does not carry is reported:\n"
+      "appended to `issues` (a list) when given, else each warning issued as an\n"
+      "rxflow.DataWarning. Raises InvalidInput with .issues (and Unsupported for SCRIPT 10.6\n"
+      "or a transaction RxFlow does not handle).");
   m.def(
       "check",
       [](const py::object& text_or_dict, const std::optional<std::string>& script_version) {
@@ -837,8 +896,10 @@ PYBIND11_MODULE(_rxflow, m) {
                   "RXFLOW_PHI_KEK, or for SQLite 'file:' phi.kek beside the database (PostgreSQL "
                   "needs one).")
       .def("submit", &PyService::Submit, py::arg("request"),
-           py::arg("idempotency_key") = py::none(),
-           "Transforms and stores a prescription; the same content again returns the same id.")
+           py::arg("idempotency_key") = py::none(), py::kw_only(), py::arg("issues") = py::none(),
+           "Transforms and stores a prescription; the same content again returns the same id.\n"
+           "What the NewRx does not carry is reported: appended to `issues` (a list) when given,\n"
+           "else each warning issued as an rxflow.DataWarning.")
       .def("get", &PyService::Get, py::arg("id"), "The prescription's summary (dict).")
       .def("events", &PyService::Events, py::arg("id"), "The prescription's events, oldest first.")
       .def("route", &PyService::Route, py::arg("id"), "Queues the prescription for its pharmacy.")

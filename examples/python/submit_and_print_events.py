@@ -5,7 +5,8 @@
     submit_and_print_events.py PRESCRIPTION.json [STORE_URL]
 
 STORE_URL defaults to sqlite:///tmp/rxflow-example/rxflow.db. The patient key comes from
-RXFLOW_PATIENT_KEY (or, for SQLite, a key file beside the database).
+RXFLOW_PATIENT_KEY (or, for SQLite, a key file beside the database). What the NewRx does not
+carry is printed to stderr, one line per issue, as the rxflow tool prints it.
 """
 import sys
 
@@ -21,7 +22,10 @@ def main() -> int:
         request = f.read()
     try:
         with rxflow.PrescriptionService.open(url) as service:
-            submission = service.submit(request)
+            issues: list[rxflow.Issue] = []  # given a list, submit reports into it
+            submission = service.submit(request, issues=issues)
+            for issue in issues:
+                print(issue, file=sys.stderr)
             print(f"{submission.id} {'created' if submission.created else 'replayed'} ({submission.status})")
             for event in service.events(submission.id):
                 print(f"  v{event['version']} {event['type']} at {event['occurred_at']}")

@@ -7,6 +7,7 @@ are TypedDicts in `rxflow.types`. docs/python.md has the whole API.
 """
 from ._rxflow import (
     Conflict,
+    DataWarning,
     Error,
     FailedPrecondition,
     InvalidInput,
@@ -32,6 +33,7 @@ from .types import Request
 
 __all__ = [
     "Conflict",
+    "DataWarning",
     "Error",
     "FailedPrecondition",
     "InvalidInput",

@@ -7,6 +7,7 @@ import pathlib
 import subprocess
 import sys
 import threading
+import warnings
 
 import pytest
 
@@ -88,6 +89,86 @@ def test_to_script_transliterates_only_when_asked():
     with pytest.raises(rxflow.InvalidInput) as e:
         rxflow.to_script(request, transliterate=True)
     assert any("not transliterable" in i.message for i in e.value.issues)
+
+
+def test_what_a_transform_does_not_carry_is_never_silent():
+    # The CLI prints each warning to stderr and the API returns them; from Python a successful
+    # call reports them too: as rxflow.DataWarning through Python's warnings, or into a list.
+    text = fixture("fhir/medication_request_lisinopril.json")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rxflow.to_script(text)
+    assert caught and all(w.category is rxflow.DataWarning for w in caught)
+    assert issubclass(rxflow.DataWarning, UserWarning)
+    assert all(w.filename == __file__ for w in caught)  # shown at the caller's line
+    issue = caught[-1].message.issue
+    assert isinstance(issue, rxflow.Issue) and issue.severity == "warning"
+    assert str(caught[-1].message) == f"{issue.path}: {issue.message}"
+    warned = [w.message.issue.path for w in caught]
+    assert "medication_request.category" in warned
+    # Given a list, the call fills it (every severity) and warns of nothing.
+    issues: list = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rxflow.to_script(text, issues=issues)
+    assert caught == []
+    assert [i.path for i in issues if i.severity == "warning"] == warned
+    # A filter can make any loss an error.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", rxflow.DataWarning)
+        with pytest.raises(rxflow.DataWarning):
+            rxflow.to_script(text)
+    with pytest.raises(TypeError, match="issues must be a list"):
+        rxflow.to_script(text, issues=())
+    # A refused call gives the list what the exception carries.
+    issues = []
+    with pytest.raises(rxflow.InvalidInput) as e:
+        rxflow.to_script('{"medication_request": {"resourceType": "MedicationRequest", "status": 7}}',
+                         issues=issues)
+    assert [str(i) for i in issues] == [str(i) for i in e.value.issues] and issues
+
+
+def test_a_transliterated_name_is_warned_by_field_never_by_value():
+    request = json.loads(fixture("fhir/medication_request_lisinopril.json"))
+    request["patient"]["name"][0]["family"] = "Muñoz"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        xml = rxflow.to_script(request, transliterate=True)
+    assert "<LastName>Munoz</LastName>" in xml
+    [w] = [w for w in caught if w.message.issue.path == "patient.name[0].family"]
+    assert "transliterat" in str(w.message)
+    assert not any("Mu" in str(w.message) for w in caught)
+
+
+def test_to_fhir_and_submit_report_what_they_drop(tmp_path):
+    xml = fixture("script/rxfill_dispensed.xml")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rxflow.to_fhir(xml)
+    assert [w.message.issue.path for w in caught] == ["/Message/Body/RxFill/Pharmacy/Pharmacist"]
+    issues: list = []
+    rxflow.to_fhir(xml, issues=issues)
+    assert [i.path for i in issues] == ["/Message/Body/RxFill/Pharmacy/Pharmacist"]
+    # Lenient and invalid: the Bundle's OperationOutcome carries the issues; nothing is warned.
+    invalid = xml.replace("<Pharmacy>", "<Pharmacy><Nonsense/>", 1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bundle = rxflow.to_fhir(invalid, lenient=True)
+    assert caught == []
+    assert bundle["entry"][-1]["resource"]["resourceType"] == "OperationOutcome"
+    with rxflow.PrescriptionService.open(f"sqlite://{tmp_path / 'db'}",
+                                         patient_key="0123456789abcdef0123") as service:
+        text = fixture("fhir/medication_request_lisinopril.json")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            service.submit(text)
+        assert "medication_request.category" in [w.message.issue.path for w in caught]
+        issues = []
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            replay = service.submit(text, issues=issues)
+        assert caught == [] and not replay.created
+        assert "medication_request.category" in [i.path for i in issues]
 
 
 def test_to_script_sends_a_task_transaction_with_to_and_from():

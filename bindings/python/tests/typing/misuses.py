@@ -9,4 +9,5 @@ def misuses(service: rxflow.PrescriptionService) -> None:
     service.get("id")["no_such_key"]  # error: not a key of PrescriptionSummary
     position: str = service.events("id")[0]["global_position"]  # error: an int
     service.submit(b"{}").replayed  # error: removed in 0.3.0
+    rxflow.to_script("{}", issues=())  # error: a list, which the call appends to
     print(status, position)

@@ -18,3 +18,14 @@ def summary_line(service: rxflow.PrescriptionService, prescription_id: str) -> s
 def first_product_name(text: str) -> str:
     matches = rxflow.find_drugs(text, limit=1)
     return matches[0]["product"]["name"] if matches else ""
+
+
+def dropped_paths(request: str) -> list[str]:
+    issues: list[rxflow.Issue] = []
+    rxflow.to_script(request, issues=issues)
+    rxflow.to_fhir("<Message/>", lenient=True, issues=issues)
+    return [issue.path for issue in issues if issue.severity == "warning"]
+
+
+def warned_issue(w: rxflow.DataWarning) -> str:
+    return w.issue.path
