@@ -210,7 +210,7 @@ class PyService {
                                          std::optional<std::string> patient_key,
                                          const std::string& script_version,
                                          const std::string& interactions,
-                                         std::optional<std::string> phi_kek) {
+                                         std::optional<std::string> phi_kek, bool transliterate) {
     if (interactions != "warn" && interactions != "block" && interactions != "off") {
       throw py::value_error("interactions must be 'warn', 'block' or 'off'");
     }
@@ -266,6 +266,7 @@ class PyService {
     }
     ServiceOptions so;
     so.transform = Options(script_version);
+    so.transform.newrx.transliterate = transliterate;
     so.transform.checks.drugs = &clinical::StarterDrugIndex();
     so.transform.checks.drugs_name = "starter formulary";
     if (interactions != "off") so.interactions = &clinical::OncHighPriority();
@@ -787,10 +788,12 @@ PYBIND11_MODULE(_rxflow, m) {
       "or a transaction RxFlow does not handle).");
   m.def(
       "check",
-      [](const py::object& text_or_dict, const std::optional<std::string>& script_version) {
+      [](const py::object& text_or_dict, const std::optional<std::string>& script_version,
+         bool transliterate) {
         std::string text = RequestText(text_or_dict);
         TransformOptions o;
         if (script_version) o.read_version = Options(*script_version).version;
+        o.newrx.transliterate = transliterate;
         IssueList issues;
         {
           py::gil_scoped_release release;
@@ -799,9 +802,11 @@ PYBIND11_MODULE(_rxflow, m) {
         std::vector<Issue> out(issues.begin(), issues.end());
         return out;
       },
-      py::arg("text"), py::arg("script_version") = py::none(),
+      py::arg("text"), py::arg("script_version") = py::none(), py::kw_only(),
+      py::arg("transliterate") = false,
       "Validates FHIR JSON or SCRIPT XML (detected from the content); returns every issue "
-      "(an empty list when clean). Never raises for invalid input.");
+      "(an empty list when clean). Never raises for invalid input. transliterate=True checks\n"
+      "FHIR as to_script(..., transliterate=True) maps it.");
 
   m.def(
       "totp",
@@ -886,6 +891,7 @@ PYBIND11_MODULE(_rxflow, m) {
       .def_static("open", &PyService::Open, py::arg("url"), py::arg("patient_key") = py::none(),
                   py::arg("script_version") = "2023011", py::kw_only(),
                   py::arg("interactions") = "warn", py::arg("phi_kek") = py::none(),
+                  py::arg("transliterate") = false,
                   "Opens sqlite:///path/to/db or postgresql://user@host/db. patient_key (>= 16 "
                   "bytes) keys the patient part of idempotency keys; default RXFLOW_PATIENT_KEY, "
                   "or for SQLite a random key kept beside the database. Drugs are looked up in "
@@ -894,7 +900,8 @@ PYBIND11_MODULE(_rxflow, m) {
                   "The NewRx is stored encrypted (PHI at rest): phi_kek names the key-encryption "
                   "key, 'file:PATH', 'hybrid:PATH', 'pkcs11:LABEL' or 'off'; default "
                   "RXFLOW_PHI_KEK, or for SQLite 'file:' phi.kek beside the database (PostgreSQL "
-                  "needs one).")
+                  "needs one). transliterate=True: submit sends text SCRIPT cannot carry as "
+                  "printable ASCII (as to_script).")
       .def("submit", &PyService::Submit, py::arg("request"),
            py::arg("idempotency_key") = py::none(), py::kw_only(), py::arg("issues") = py::none(),
            "Transforms and stores a prescription; the same content again returns the same id.\n"

@@ -128,6 +128,26 @@ def test_what_a_transform_does_not_carry_is_never_silent():
     assert [str(i) for i in issues] == [str(i) for i in e.value.issues] and issues
 
 
+def test_check_and_the_service_transliterate_as_to_script_does(tmp_path):
+    request = json.loads(fixture("fhir/medication_request_lisinopril.json"))
+    request["patient"]["name"][0]["family"] = "Muñoz"
+    errors = [i for i in rxflow.check(request) if i.severity == "error"]
+    assert [i.path for i in errors] == ["patient.name[0].family"]
+    found = rxflow.check(request, transliterate=True)
+    assert not [i for i in found if i.severity in ("error", "fatal")]
+    assert any(i.path == "patient.name[0].family" and i.severity == "warning" for i in found)
+    url = f"sqlite://{tmp_path / 'db'}"
+    key = "0123456789abcdef0123"
+    with rxflow.PrescriptionService.open(url, patient_key=key) as service:
+        with pytest.raises(rxflow.InvalidInput):
+            service.submit(request, issues=[])
+    with rxflow.PrescriptionService.open(url, patient_key=key, transliterate=True) as service:
+        issues: list = []
+        s = service.submit(request, issues=issues)
+        assert s.created and s.status == "Transformed"
+        assert any(i.path == "patient.name[0].family" for i in issues)
+
+
 def test_a_transliterated_name_is_warned_by_field_never_by_value():
     request = json.loads(fixture("fhir/medication_request_lisinopril.json"))
     request["patient"]["name"][0]["family"] = "Muñoz"
