@@ -192,6 +192,7 @@ script::ReadOptions ReadOptionsOf(const TransformOptions& options) {
   ro.version = options.read_version;
   ro.xsd_dir = options.xsd_dir;
   ro.lenient = options.lenient;
+  ro.charset = options.charset;
   return ro;
 }
 

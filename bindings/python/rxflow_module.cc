@@ -760,11 +760,12 @@ PYBIND11_MODULE(_rxflow, m) {
   m.def(
       "to_fhir",
       [](const std::string& xml, const std::optional<std::string>& script_version, bool lenient,
-         const py::object& issue_sink) {
+         const std::string& charset, const py::object& issue_sink) {
         py::object sink = IssueSink(issue_sink);
         TransformOptions o;
         if (script_version) o.read_version = Options(*script_version).version;
         o.lenient = lenient;
+        o.charset = charset;
         IssueList issues;
         StatusOr<std::string> out;
         {
@@ -778,22 +779,25 @@ PYBIND11_MODULE(_rxflow, m) {
         return JsonToPython(*out);
       },
       py::arg("xml"), py::arg("script_version") = py::none(), py::arg("lenient") = false,
-      py::kw_only(), py::arg("issues") = py::none(),
+      py::kw_only(), py::arg("charset") = "", py::arg("issues") = py::none(),
       "NCPDP SCRIPT XML -> a FHIR R5 Bundle (dict). script_version ('2017071' or '2023011')\n"
       "forces the profile (default: the message's own version attributes; none -> 2017071).\n"
       "lenient=True: an invalid message still gives a Bundle of what could be read, its last\n"
-      "entry an OperationOutcome with the issues. What FHIR does not carry is reported:\n"
+      "entry an OperationOutcome with the issues. charset: the one its transport named (a\n"
+      "Content-Type's, e.g. 'ISO-8859-1'), over the XML declaration (RFC 7303).\n"
+      "What FHIR does not carry is reported:\n"
       "appended to `issues` (a list) when given, else each warning issued as an\n"
       "rxflow.DataWarning. Raises InvalidInput with .issues (and Unsupported for SCRIPT 10.6\n"
       "or a transaction RxFlow does not handle).");
   m.def(
       "check",
       [](const py::object& text_or_dict, const std::optional<std::string>& script_version,
-         bool transliterate) {
+         bool transliterate, const std::string& charset) {
         std::string text = RequestText(text_or_dict);
         TransformOptions o;
         if (script_version) o.read_version = Options(*script_version).version;
         o.newrx.transliterate = transliterate;
+        o.charset = charset;
         IssueList issues;
         {
           py::gil_scoped_release release;
@@ -803,10 +807,10 @@ PYBIND11_MODULE(_rxflow, m) {
         return out;
       },
       py::arg("text"), py::arg("script_version") = py::none(), py::kw_only(),
-      py::arg("transliterate") = false,
+      py::arg("transliterate") = false, py::arg("charset") = "",
       "Validates FHIR JSON or SCRIPT XML (detected from the content); returns every issue "
       "(an empty list when clean). Never raises for invalid input. transliterate=True checks\n"
-      "FHIR as to_script(..., transliterate=True) maps it.");
+      "FHIR as to_script(..., transliterate=True) maps it; charset reads SCRIPT as to_fhir.");
 
   m.def(
       "totp",

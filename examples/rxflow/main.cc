@@ -504,6 +504,7 @@ struct TransformArgs {
        transliterate = false;
   std::string message_id, sent_time, relates_to, to, to_qualifier, from, from_qualifier;
   std::string drugs_spec;
+  std::string charset;
   CLI::App* to_script = nullptr;
   CLI::App* to_fhir = nullptr;
   CLI::App* check = nullptr;
@@ -579,6 +580,11 @@ void AddTransformCommands(CLI::App& app, TransformArgs& a) {
                       "issues as an OperationOutcome (exit status 1)");
   a.check = app.add_subcommand("check", "validate FHIR JSON or SCRIPT XML");
   AddTransformOptions(a.check, a);
+  for (CLI::App* sub : {a.to_fhir, a.check}) {
+    sub->add_option("--charset", a.charset,
+                    "SCRIPT input: the charset its transport named (a Content-Type's charset, "
+                    "e.g. ISO-8859-1): over the XML declaration, under a byte-order mark");
+  }
   for (CLI::App* sub : {a.to_script, a.check}) AddTransliterate(sub, a);
 }
 
@@ -777,6 +783,7 @@ std::optional<int> MakeTransformOptions(const CLI::App& app, const TransformArgs
     }
   }
   options.lenient = a.lenient;
+  options.charset = a.charset;
   options.parse.mode =
       a.strict ? rxflow::fhir::ParseMode::kStrict : rxflow::fhir::ParseMode::kLenient;
   options.pretty = a.pretty;

@@ -55,6 +55,10 @@ struct TransformOptions {
   // receiver can answer the sender. Default: strict (no output on an error). See
   // script::ReadOptions::lenient for what stays refused.
   bool lenient = false;
+  // SCRIPT input: the charset its transport named (a Content-Type's charset parameter,
+  // unquoted), as script::ReadOptions::charset: over the XML declaration, under a byte-order
+  // mark. Empty: none.
+  std::string charset;
 };
 
 // What ToScript made. `newrx.message` is the message whatever the transaction (the member's

@@ -79,6 +79,13 @@ sed 's/"Delacroix"/"Muñoz-O’Brien"/' "$L" > "$TMP/munoz.json"
 check "a name outside printable ASCII is refused at its path: exit 1" 1 '' '^error: patient\.name\[0\]\.family: family name contains characters SCRIPT cannot carry' -- "$RX" to-script "$TMP/munoz.json"
 check "--transliterate sends it as printable ASCII, with a warning" 0 '<LastName>Munoz-O&apos;Brien</LastName>' '^warning: patient\.name\[0\]\.family: family name sent transliterated to printable ASCII' -- "$RX" to-script --transliterate "$TMP/munoz.json"
 check "check --transliterate accepts it" 0 '^ok: FHIR prescription is valid' '' -- "$RX" check --transliterate "$TMP/munoz.json"
+# A Latin-1 message without a declaration (a comment holds é = 0xE9), as received with
+# Content-Type `application/xml; charset=ISO-8859-1`: --charset names the encoding (RFC 7303).
+sed -e '1d' -e 's#<Header>#<!-- envoy\xe9 --><Header>#' "$FX/script/rxfill_dispensed.xml" > "$TMP/latin1.xml"
+check "a Latin-1 message read as UTF-8 is refused: exit 1" 1 '' 'UTF-8' -- "$RX" to-fhir "$TMP/latin1.xml"
+check "to-fhir --charset ISO-8859-1 reads it" 0 '"resourceType": "Bundle"' '' -- "$RX" to-fhir --charset ISO-8859-1 "$TMP/latin1.xml"
+check "check --charset reads it too" 0 '^ok: SCRIPT message is valid' '' -- "$RX" check --charset iso-8859-1 "$TMP/latin1.xml"
+check "a charset RxFlow does not read is refused by name" 1 '' 'Shift_JIS' -- "$RX" to-fhir --charset Shift_JIS "$TMP/latin1.xml"
 check "--profile-structure loads a table" 0 '^ok' '' -- "$RX" check --profile-structure "$FX/../../data/script/2017071.structure" "$FX/script/status_000.xml"
 
 # The event store through the tool: submit (idempotent), show, events, replay.

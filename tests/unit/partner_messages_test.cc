@@ -648,6 +648,21 @@ TEST_SUITE("Partner messages") {
             "malformed XML at line 33, column 25: byte 0xE9 is not a character of us-ascii (the "
             "encoding the Content-Type charset names)");
     }
+    {
+      // The transform's own entry points take it too (TransformOptions::charset: the CLI's
+      // --charset, Python's charset=): ToFhirJson leniently, and Check.
+      TransformOptions o = Lenient();
+      o.charset = "ISO-8859-1";
+      IssueList without, with;
+      CHECK_FALSE(ToFhirJson(latin1, without, Lenient()).ok());
+      auto out = ToFhirJson(latin1, with, o);
+      RXFLOW_REQUIRE_OK(out);
+      CHECK(Contains(*out, "\"family\": \"Mu\xC3\xB1oz\""));  // read as Latin-1: ñ
+      IssueList checked;
+      (void)Check(latin1, checked, o);
+      CHECK(At(checked, "/", Severity::kWarning).size() == 1);  // the declaration disagrees
+      CHECK(At(checked, "/", Severity::kFatal).empty());
+    }
   }
 
   TEST_CASE("a UTF-16 declaration on 8-bit bytes (a .NET writer's text sent as UTF-8) reads") {

@@ -263,6 +263,23 @@ def test_to_fhir_reads_what_partners_send():
         rxflow.to_fhir(newrx, script_version="10.6")
 
 
+def test_to_fhir_and_check_take_the_charset_a_transport_named():
+    # A Latin-1 RxFill without a declaration, as an HTTP body with Content-Type
+    # `application/xml; charset=ISO-8859-1`: read by that charset (RFC 7303), not as UTF-8.
+    text = fixture("script/rxfill_dispensed.xml").replace('<?xml version="1.0" encoding="UTF-8"?>', "", 1)
+    # (A comment: SCRIPT's values themselves are printable ASCII.)
+    latin1 = text.replace("<Header>", "<!-- envoyé --><Header>", 1).encode("latin-1")
+    with pytest.raises(rxflow.InvalidInput) as e:
+        rxflow.to_fhir(latin1)
+    assert any("UTF-8" in i.message for i in e.value.issues)
+    assert rxflow.to_fhir(latin1, charset="ISO-8859-1") == rxflow.to_fhir(text)
+    assert any("UTF-8" in i.message for i in rxflow.check(latin1))
+    assert not [i for i in rxflow.check(latin1, charset="iso-8859-1") if i.severity in ("error", "fatal")]
+    with pytest.raises(rxflow.InvalidInput) as e:
+        rxflow.to_fhir(latin1, charset="Shift_JIS")
+    assert any("Shift_JIS" in i.message for i in e.value.issues)
+
+
 def test_to_fhir_reads_a_utf16_message_given_as_bytes():
     newrx = fixture("script/newrx_2017071_lisinopril.xml")
     utf16 = newrx.replace('encoding="UTF-8"', 'encoding="UTF-16"', 1).encode("utf-16")
