@@ -773,9 +773,9 @@ PYBIND11_MODULE(_rxflow, m) {
           out = ToFhirJson(xml, issues, o);
         }
         if (!out.ok()) RaiseReporting(out.status(), issues, sink);
-        // Lenient and invalid: the Bundle's OperationOutcome already carries every issue.
-        if (sink.is_none() && issues.has_errors()) return JsonToPython(*out);
-        Report(issues, sink);
+        // Lenient and invalid: the Bundle's OperationOutcome already carries every issue, so
+        // only a caller's list gets them again; nothing is warned.
+        if (!sink.is_none() || !issues.has_errors()) Report(issues, sink);
         return JsonToPython(*out);
       },
       py::arg("xml"), py::arg("script_version") = py::none(), py::arg("lenient") = false,
