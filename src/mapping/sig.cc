@@ -14,7 +14,7 @@ namespace {
 
 using rxflow::internal::Cat;
 
-// Thrown inside the structured-Sig builder to abandon the structure (never escapes).
+// Why the structured Sig was abandoned: the first element that has no SCRIPT form.
 struct NotStructured {
   std::string path;
   std::string reason;
@@ -54,16 +54,24 @@ class InstructionBuilder {
                      std::vector<SigElementProvenance>& prov, std::string prefix)
       : d_(d), path_(path), prov_(prov), prefix_(std::move(prefix)) {}
 
-  [[noreturn]] void Fail(std::string where, std::string why) {
-    throw NotStructured{std::move(where), std::move(why)};
+  // Abandons the structure. Only the first failure is kept (what stopped the build); the
+  // steps return at a failure, and what they built is discarded with the instruction.
+  void Fail(std::string where, std::string why) {
+    if (!failure_) failure_ = NotStructured{std::move(where), std::move(why)};
   }
+  bool failed() const { return failure_.has_value(); }
+  // Why Build's instruction cannot be sent structured, if it cannot.
+  std::optional<NotStructured>& failure() { return failure_; }
   void Note(std::string_view element, Provenance p, std::string source) {
     prov_.push_back({Cat(prefix_, element), p, std::move(source)});
   }
 
   script::SigCode UnitCode(std::string_view ucum, const std::string& where) {
     auto s = TimeUnitToSnomed(ucum);
-    if (!s) Fail(where, Cat("time unit \"", ucum, "\" has no SNOMED CT mapping"));
+    if (!s) {
+      Fail(where, Cat("time unit \"", ucum, "\" has no SNOMED CT mapping"));
+      return {};
+    }
     return script::SigCode{std::string(s->text), "SNOMED", std::string(s->code)};
   }
 
@@ -77,7 +85,10 @@ class InstructionBuilder {
       Note(std::string(element), q.system == kNci ? Provenance::kCoded : Provenance::kDerived,
            where);
     } else {
-      if (q.unit.empty() && q.code.empty()) Fail(where, "dose has no unit");
+      if (q.unit.empty() && q.code.empty()) {
+        Fail(where, "dose has no unit");
+        return out;
+      }
       out.code = std::string(kNciUnspecified);
       out.text = !q.unit.empty() ? q.unit : q.code;
       Note(std::string(element), Provenance::kDerived,
@@ -89,8 +100,10 @@ class InstructionBuilder {
   }
 
   std::string Number(const std::string& v, const std::string& where) {
-    if (!internal::IsScriptNumeric(v))
+    if (!internal::IsScriptNumeric(v)) {
       Fail(where, Cat("\"", v, "\" is not a plain positive number"));
+      return {};
+    }
     return v;
   }
   // A quantity with a comparator (<, >=, ...) is not an amount SCRIPT can carry.
@@ -101,18 +114,30 @@ class InstructionBuilder {
   script::Instruction Build() {
     script::Instruction in;
     MapAdministration(in.dose_administration);
+    if (failed()) return in;
     MapDose(in.dose_administration);
+    if (failed()) return in;
     std::vector<script::TimingAndDuration> timings = MapTiming();
-    if (timings.empty())
+    if (failed()) return in;
+    if (timings.empty()) {
       Fail(path_ + ".timing", "no timing (SCRIPT needs one for a structured Sig)");
+      return in;
+    }
     for (size_t i = 0; i < timings.size(); ++i)
       in.timing.emplace_back(i == 0 ? "" : "AND", timings[i]);
     MapAsNeeded(in);
+    if (failed()) return in;
     MapMaximumDose(in);
-    if (d_.max_dose_per_administration) Fail(path_ + ".maxDosePerAdministration", "not mapped");
-    if (d_.max_dose_per_lifetime) Fail(path_ + ".maxDosePerLifetime", "not mapped");
-    if (!d_.additional_instruction.empty()) Fail(path_ + ".additionalInstruction", "not mapped");
-    if (!d_.extension.empty()) Fail(path_ + ".extension", "dosage extensions are not mapped");
+    if (failed()) return in;
+    if (d_.max_dose_per_administration) {
+      Fail(path_ + ".maxDosePerAdministration", "not mapped");
+    } else if (d_.max_dose_per_lifetime) {
+      Fail(path_ + ".maxDosePerLifetime", "not mapped");
+    } else if (!d_.additional_instruction.empty()) {
+      Fail(path_ + ".additionalInstruction", "not mapped");
+    } else if (!d_.extension.empty()) {
+      Fail(path_ + ".extension", "dosage extensions are not mapped");
+    }
     return in;
   }
 
@@ -120,18 +145,18 @@ class InstructionBuilder {
   // Route (required by SCRIPT once the structure is sent), method and site, in SNOMED CT.
   void MapAdministration(script::DoseAdministration& a) {
     const fhir::Coding* route = FindCoding(d_.route, kSnomed);
-    if (!route) Fail(path_ + ".route", "no SNOMED CT route");
+    if (!route) return Fail(path_ + ".route", "no SNOMED CT route");
     a.route = Snomed(*route, *d_.route);
     Note("DoseAdministration/RouteOfAdministration", Provenance::kCoded, path_ + ".route");
     if (d_.method) {
       const fhir::Coding* m = FindCoding(d_.method, kSnomed);
-      if (!m) Fail(path_ + ".method", "method not coded in SNOMED CT");
+      if (!m) return Fail(path_ + ".method", "method not coded in SNOMED CT");
       a.dose_delivery_method = Snomed(*m, *d_.method);
       Note("DoseAdministration/DoseDeliveryMethod", Provenance::kCoded, path_ + ".method");
     }
     if (d_.site) {
       const fhir::Coding* s = FindCoding(d_.site, kSnomed);
-      if (!s) Fail(path_ + ".site", "site not coded in SNOMED CT");
+      if (!s) return Fail(path_ + ".site", "site not coded in SNOMED CT");
       a.site = Snomed(*s, *d_.site);
       Note("DoseAdministration/SiteOfAdministration", Provenance::kCoded, path_ + ".site");
     }
@@ -139,18 +164,22 @@ class InstructionBuilder {
 
   // The dose: one doseQuantity, or a closed doseRange ("1 TO 2").
   void MapDose(script::DoseAdministration& a) {
-    if (d_.dose_and_rate.size() > 1) Fail(path_ + ".doseAndRate", "more than one dose");
+    if (d_.dose_and_rate.size() > 1) return Fail(path_ + ".doseAndRate", "more than one dose");
     if (!d_.dose_and_rate.empty()) {
       const fhir::DoseAndRate& dr = d_.dose_and_rate[0];
       std::string dp = path_ + ".doseAndRate[0]";
-      if (dr.rate_quantity || dr.rate_range || dr.rate_ratio) Fail(dp, "rates are not mapped");
+      if (dr.rate_quantity || dr.rate_range || dr.rate_ratio) {
+        return Fail(dp, "rates are not mapped");
+      }
       if (dr.dose_quantity) {
         NoComparator(*dr.dose_quantity, dp + ".doseQuantity");
         a.dose_quantity = Number(dr.dose_quantity->value, dp + ".doseQuantity.value");
         a.dose_unit =
             DoseUnitOf(*dr.dose_quantity, dp + ".doseQuantity", "DoseAdministration/Dosage");
       } else if (dr.dose_range) {
-        if (!dr.dose_range->low || !dr.dose_range->high) Fail(dp + ".doseRange", "open dose range");
+        if (!dr.dose_range->low || !dr.dose_range->high) {
+          return Fail(dp + ".doseRange", "open dose range");
+        }
         NoComparator(*dr.dose_range->low, dp + ".doseRange.low");
         NoComparator(*dr.dose_range->high, dp + ".doseRange.high");
         a.dose_quantity = Number(dr.dose_range->low->value, dp + ".doseRange.low.value");
@@ -173,9 +202,12 @@ class InstructionBuilder {
     if (!d_.timing) return timings;
     const fhir::Timing& t = *d_.timing;
     std::string tp = path_ + ".timing";
-    if (!t.event.empty()) Fail(tp + ".event", "timing events are not mapped");
+    if (!t.event.empty()) {
+      Fail(tp + ".event", "timing events are not mapped");
+      return timings;
+    }
     bool have_frequency = MapTimingCode(t, tp, timings);
-    if (t.repeat) MapTimingRepeat(*t.repeat, tp + ".repeat", have_frequency, timings);
+    if (t.repeat && !failed()) MapTimingRepeat(*t.repeat, tp + ".repeat", have_frequency, timings);
     return timings;
   }
 
@@ -198,8 +230,10 @@ class InstructionBuilder {
       for (const GtsRow& r : kGts) {
         if (c && c->code == r.code) row = &r;
       }
-      if (!row)
+      if (!row) {
         Fail(tp + ".code", "timing code is not a known GTS abbreviation (BID, TID, Q6H, ...)");
+        return false;
+      }
       script::TimingAndDuration td;
       td.kind = row->interval ? script::TimingAndDuration::Kind::kInterval
                               : script::TimingAndDuration::Kind::kFrequency;
@@ -216,13 +250,16 @@ class InstructionBuilder {
   // timing.repeat: what SCRIPT can carry of it, the rest refused by path.
   void MapTimingRepeat(const fhir::TimingRepeat& r, const std::string& rp, bool have_frequency,
                        std::vector<script::TimingAndDuration>& timings) {
-    if (!r.day_of_week.empty()) Fail(rp + ".dayOfWeek", "days of the week are not mapped");
-    if (!r.time_of_day.empty()) Fail(rp + ".timeOfDay", "times of day are not mapped");
-    if (r.count || r.count_max) Fail(rp + ".count", "a count of doses is not mapped");
-    if (!r.duration.empty()) Fail(rp + ".duration", "administration duration is not mapped");
-    if (r.offset) Fail(rp + ".offset", "offsets are not mapped");
-    if (r.bounds_range || r.bounds_period)
-      Fail(rp, "bounds other than boundsDuration are not mapped");
+    if (!r.day_of_week.empty()) return Fail(rp + ".dayOfWeek", "days of the week are not mapped");
+    if (!r.time_of_day.empty()) return Fail(rp + ".timeOfDay", "times of day are not mapped");
+    if (r.count || r.count_max) return Fail(rp + ".count", "a count of doses is not mapped");
+    if (!r.duration.empty()) {
+      return Fail(rp + ".duration", "administration duration is not mapped");
+    }
+    if (r.offset) return Fail(rp + ".offset", "offsets are not mapped");
+    if (r.bounds_range || r.bounds_period) {
+      return Fail(rp, "bounds other than boundsDuration are not mapped");
+    }
     if (r.frequency || !r.period.empty()) {
       if (have_frequency) {
         // timing.code and repeat both given: they must agree; repeat is used.
@@ -233,16 +270,18 @@ class InstructionBuilder {
                 : r.frequency.value_or(1) == 1 && r.period == coded.numeric_value;
         auto unit = TimeUnitToSnomed(r.period_unit);
         if (!agree || !unit || unit->code != coded.units.code) {
-          Fail(rp, "timing.code and timing.repeat disagree");
+          return Fail(rp, "timing.code and timing.repeat disagree");
         }
         timings.pop_back();
         prov_.pop_back();
       }
       int64_t n = r.frequency.value_or(1);
-      if (r.period.empty() || r.period_unit.empty())
-        Fail(rp + ".period", "frequency without a period");
+      if (r.period.empty() || r.period_unit.empty()) {
+        return Fail(rp + ".period", "frequency without a period");
+      }
       script::TimingAndDuration td;
       td.units = UnitCode(r.period_unit, rp + ".periodUnit");
+      if (failed()) return;
       if (r.period == "1") {
         td.kind = script::TimingAndDuration::Kind::kFrequency;
         td.numeric_value = std::to_string(n);
@@ -250,7 +289,9 @@ class InstructionBuilder {
           td.variable_modifier = "TO";
           td.numeric_value_high = std::to_string(*r.frequency_max);
         }
-        if (!r.period_max.empty()) Fail(rp + ".periodMax", "periodMax with a frequency per unit");
+        if (!r.period_max.empty()) {
+          return Fail(rp + ".periodMax", "periodMax with a frequency per unit");
+        }
         Note("TimingAndDuration/Frequency", Provenance::kCoded, rp);
       } else if (n == 1 && !r.frequency_max) {
         td.kind = script::TimingAndDuration::Kind::kInterval;
@@ -261,13 +302,16 @@ class InstructionBuilder {
         }
         Note("TimingAndDuration/Interval", Provenance::kCoded, rp);
       } else {
-        Fail(rp, "N times every M units (N, M > 1) has no SCRIPT form");
+        return Fail(rp, "N times every M units (N, M > 1) has no SCRIPT form");
       }
+      if (failed()) return;
       timings.push_back(td);
     }
     for (size_t i = 0; i < r.when.size(); ++i) {
-      if (r.when[i] != "HS")
-        Fail(Cat(rp, ".when[", i, "]"), Cat("event \"", r.when[i], "\" is not mapped (HS is)"));
+      if (r.when[i] != "HS") {
+        return Fail(Cat(rp, ".when[", i, "]"),
+                    Cat("event \"", r.when[i], "\" is not mapped (HS is)"));
+      }
       script::TimingAndDuration td;
       td.kind = script::TimingAndDuration::Kind::kAdministrationTiming;
       td.administration_timing_event =
@@ -291,8 +335,9 @@ class InstructionBuilder {
   // As needed, with its reason (IndicationForUse).
   void MapAsNeeded(script::Instruction& in) {
     if (!d_.as_needed_for.empty() || (d_.as_needed && *d_.as_needed)) {
-      if (d_.as_needed_for.size() > 1)
-        Fail(path_ + ".asNeededFor", "more than one as-needed reason");
+      if (d_.as_needed_for.size() > 1) {
+        return Fail(path_ + ".asNeededFor", "more than one as-needed reason");
+      }
       script::Indication ind;
       ind.precursor = script::SigCode{"as needed", "SNOMED", std::string(kSnomedAsNeeded)};
       Note("IndicationForUse/IndicationPrecursor", Provenance::kDerived, path_ + ".asNeeded");
@@ -302,7 +347,7 @@ class InstructionBuilder {
         for (const auto& x : cc.coding) {
           if (x.system == kSnomed) c = &x;
         }
-        if (!c) Fail(path_ + ".asNeededFor[0]", "as-needed reason not coded in SNOMED CT");
+        if (!c) return Fail(path_ + ".asNeededFor[0]", "as-needed reason not coded in SNOMED CT");
         ind.indication = Snomed(*c, cc);
         Note("IndicationForUse/Indication", Provenance::kCoded, path_ + ".asNeededFor[0]");
       }
@@ -312,14 +357,16 @@ class InstructionBuilder {
 
   // Maximum dose per period (MaximumDoseRestriction).
   void MapMaximumDose(script::Instruction& in) {
-    if (d_.max_dose_per_period.size() > 1)
-      Fail(path_ + ".maxDosePerPeriod", "more than one maximum dose");
+    if (d_.max_dose_per_period.size() > 1) {
+      return Fail(path_ + ".maxDosePerPeriod", "more than one maximum dose");
+    }
     if (!d_.max_dose_per_period.empty()) {
       const fhir::Ratio& r = d_.max_dose_per_period[0];
       std::string mp = path_ + ".maxDosePerPeriod[0]";
-      if (!r.numerator || !r.denominator) Fail(mp, "incomplete ratio");
+      if (!r.numerator || !r.denominator) return Fail(mp, "incomplete ratio");
       NoComparator(*r.numerator, mp + ".numerator");
       NoComparator(*r.denominator, mp + ".denominator");
+      if (failed()) return;
       script::MaximumDose m;
       m.numeric_value = Number(r.numerator->value, mp + ".numerator.value");
       m.form = DoseUnitOf(*r.numerator, mp + ".numerator", "MaximumDoseRestriction");
@@ -335,7 +382,51 @@ class InstructionBuilder {
   const std::string& path_;
   std::vector<SigElementProvenance>& prov_;
   std::string prefix_;
+  std::optional<NotStructured> failure_;
 };
+
+// The structured instructions of `dosages` and the patient instruction, into `sig` (and their
+// provenance into `prov`); or why they cannot be sent structured (then `sig` and `prov` hold
+// part of them, to be discarded).
+std::optional<NotStructured> BuildInstructions(const std::vector<fhir::Dosage>& dosages,
+                                               const std::string& path, const NewRxOptions& options,
+                                               IssueList& issues, script::Sig& sig,
+                                               std::vector<SigElementProvenance>& prov) {
+  std::string patient_instruction;
+  std::string transliterated_at;
+  for (size_t i = 0; i < dosages.size(); ++i) {
+    std::string dp = Cat(path, "[", i, "]");
+    InstructionBuilder b(dosages[i], dp, prov,
+                         dosages.size() > 1 ? Cat("Instruction[", i + 1, "]/") : "Instruction/");
+    script::Instruction ins = b.Build();
+    if (b.failed()) return std::move(b.failure());
+    if (i > 0) {
+      bool same_step = dosages[i].sequence && dosages[i - 1].sequence &&
+                       *dosages[i].sequence == *dosages[i - 1].sequence;
+      ins.multiple_instruction_modifier = same_step ? "AND" : "THEN";
+    }
+    sig.instruction.push_back(std::move(ins));
+    if (dosages[i].patient_instruction.empty()) continue;
+    if (!patient_instruction.empty()) {
+      return NotStructured{dp + ".patientInstruction", "more than one patient instruction"};
+    }
+    patient_instruction = dosages[i].patient_instruction;
+    if (auto ascii = TransliteratedIfAsked(patient_instruction, options)) {
+      patient_instruction = std::move(*ascii);
+      transliterated_at = dp + ".patientInstruction";  // said once the Sig is built
+    }
+    if (!internal::IsPrintableAscii(patient_instruction) || patient_instruction.size() > 255) {
+      return NotStructured{dp + ".patientInstruction",
+                           "longer than 255 characters or not printable ASCII"};
+    }
+  }
+  sig.clarifying_free_text = std::move(patient_instruction);
+  if (!transliterated_at.empty()) {
+    issues.Warning(std::move(transliterated_at), IssueCode::kValue,
+                   TransliteratedWarning("patient instruction"));
+  }
+  return std::nullopt;
+}
 
 }  // namespace
 
@@ -401,39 +492,9 @@ std::optional<script::Sig> SigMapper::Map(const std::vector<fhir::Dosage>& dosag
   }
 
   std::vector<SigElementProvenance> prov;
-  try {
-    std::string patient_instruction;
-    std::string transliterated_at;
-    for (size_t i = 0; i < dosages.size(); ++i) {
-      std::string dp = Cat(path, "[", i, "]");
-      InstructionBuilder b(dosages[i], dp, prov,
-                           dosages.size() > 1 ? Cat("Instruction[", i + 1, "]/") : "Instruction/");
-      script::Instruction ins = b.Build();
-      if (i > 0) {
-        bool same_step = dosages[i].sequence && dosages[i - 1].sequence &&
-                         *dosages[i].sequence == *dosages[i - 1].sequence;
-        ins.multiple_instruction_modifier = same_step ? "AND" : "THEN";
-      }
-      sig.instruction.push_back(std::move(ins));
-      if (!dosages[i].patient_instruction.empty()) {
-        if (!patient_instruction.empty())
-          throw NotStructured{dp + ".patientInstruction", "more than one patient instruction"};
-        patient_instruction = dosages[i].patient_instruction;
-        if (auto ascii = TransliteratedIfAsked(patient_instruction, options_)) {
-          patient_instruction = std::move(*ascii);
-          transliterated_at = dp + ".patientInstruction";  // said once the Sig is built
-        }
-        if (!internal::IsPrintableAscii(patient_instruction) || patient_instruction.size() > 255) {
-          throw NotStructured{dp + ".patientInstruction",
-                              "longer than 255 characters or not printable ASCII"};
-        }
-      }
-    }
-    sig.clarifying_free_text = std::move(patient_instruction);
-    if (!transliterated_at.empty()) {
-      issues_.Warning(std::move(transliterated_at), IssueCode::kValue,
-                      TransliteratedWarning("patient instruction"));
-    }
+  std::optional<NotStructured> failure =
+      BuildInstructions(dosages, path, options_, issues_, sig, prov);
+  if (!failure) {
     sig.snomed_version = options_.snomed_version;
     sig.fmt_version = options_.fmt_version;
     provenance.insert(provenance.end(), std::make_move_iterator(prov.begin()),
@@ -448,31 +509,31 @@ std::optional<script::Sig> SigMapper::Map(const std::vector<fhir::Dosage>& dosag
         }
       }
     }
-  } catch (const NotStructured& ns) {
-    sig.instruction.clear();
-    sig.clarifying_free_text.clear();
-    for (size_t i = 0; i < dosages.size(); ++i) {
-      if (!dosages[i].patient_instruction.empty()) {
-        issues_.Warning(
-            Cat(path, "[", i, "].patientInstruction"), IssueCode::kNotSupported,
-            "SCRIPT Sig/ClarifyingFreeText is sent only with a structured Sig: not sent");
-      }
-    }
-    if (std::any_of(dosages.begin(), dosages.end(), HasStructure)) {
-      // Every structured element of every dosage is lost, not only the one that failed:
-      // the warning names them all, by the dosages' path.
-      issues_.Warning(path, IssueCode::kNotSupported,
-                      Cat("structured Sig not sent (", ns.path, ": ", ns.reason,
-                          "); SigText carries the instructions: the dosages' structured "
-                          "elements are dropped"));
-    } else {
-      // Text alone: nothing is lost.
-      issues_.Add(
-          Severity::kInformation, IssueCode::kInformational, ns.path,
-          Cat("structured Sig not sent (", ns.reason, "); SigText carries the instructions"));
-    }
-    provenance.push_back({"Sig (structured)", Provenance::kAbsent, Cat(ns.path, ": ", ns.reason)});
+    return sig;
   }
+  sig.instruction.clear();
+  sig.clarifying_free_text.clear();
+  for (size_t i = 0; i < dosages.size(); ++i) {
+    if (!dosages[i].patient_instruction.empty()) {
+      issues_.Warning(Cat(path, "[", i, "].patientInstruction"), IssueCode::kNotSupported,
+                      "SCRIPT Sig/ClarifyingFreeText is sent only with a structured Sig: not sent");
+    }
+  }
+  if (std::any_of(dosages.begin(), dosages.end(), HasStructure)) {
+    // Every structured element of every dosage is lost, not only the one that failed:
+    // the warning names them all, by the dosages' path.
+    issues_.Warning(path, IssueCode::kNotSupported,
+                    Cat("structured Sig not sent (", failure->path, ": ", failure->reason,
+                        "); SigText carries the instructions: the dosages' structured "
+                        "elements are dropped"));
+  } else {
+    // Text alone: nothing is lost.
+    issues_.Add(
+        Severity::kInformation, IssueCode::kInformational, failure->path,
+        Cat("structured Sig not sent (", failure->reason, "); SigText carries the instructions"));
+  }
+  provenance.push_back(
+      {"Sig (structured)", Provenance::kAbsent, Cat(failure->path, ": ", failure->reason)});
   return sig;
 }
 

@@ -647,6 +647,60 @@ TEST_SUITE("Mapping") {
     CHECK(text_only[0].severity == Severity::kInformation);
   }
 
+  // The reason given is the first element, in SCRIPT's order of the Instruction (route, dose,
+  // timing, as needed, maximum dose, then what has no form at all) and dosage by dosage, that
+  // has no SCRIPT form; a later dosage's failure drops the earlier dosages' structure too.
+  TEST_CASE("a structured Sig that is not sent names the first element without a SCRIPT form") {
+    const nlohmann::json base =
+        nlohmann::json::parse(testing::ReadFixture("fhir/medication_request_lisinopril.json"));
+    const nlohmann::json dosage = base["medication_request"]["dosageInstruction"][0];
+    auto reason_of = [&](const std::vector<nlohmann::json>& dosages) {
+      nlohmann::json doc = base;
+      doc["medication_request"]["dosageInstruction"] = dosages;
+      IssueList issues;
+      auto out = Map(doc.dump(), issues);
+      RXFLOW_REQUIRE_OK(out);
+      CHECK(out->xml.find("<Instruction>") == std::string::npos);
+      CHECK(out->xml.find("<SigText>") != std::string::npos);
+      for (const Issue& i : issues) {
+        if (i.message.find("structured Sig not sent") != std::string::npos) return i.message;
+      }
+      return std::string("no structured-Sig issue");
+    };
+    auto says = [](const std::string& message, const std::string& part) {
+      INFO(message);
+      CHECK(message.find(part) != std::string::npos);
+    };
+    const std::string dp = "medication_request.dosageInstruction[0]";
+    nlohmann::json no_route = dosage;
+    no_route["route"]["coding"][0]["system"] = "urn:example:routes";
+    no_route["timing"]["event"] = {"2026-11-20T08:00:00Z"};  // also unmapped, but later
+    says(reason_of({no_route}), dp + ".route: no SNOMED CT route");
+    nlohmann::json rate = dosage;
+    rate["doseAndRate"][0]["rateQuantity"] = {{"value", 1}, {"unit", "mL/h"}};
+    rate["maxDosePerLifetime"] = {{"value", 10}, {"unit", "tablet"}};
+    says(reason_of({rate}), dp + ".doseAndRate[0]: rates are not mapped");
+    nlohmann::json bad_unit = dosage;
+    bad_unit["timing"]["repeat"]["periodUnit"] = "fortnight";
+    bad_unit["timing"]["repeat"]["when"] = {"ACM"};
+    says(reason_of({bad_unit}), dp + ".timing.repeat.periodUnit: time unit");
+    nlohmann::json lifetime = dosage;
+    lifetime["maxDosePerLifetime"] = {{"value", 10}, {"unit", "tablet"}};
+    lifetime["additionalInstruction"] = {{{"text", "with food"}}};
+    says(reason_of({lifetime}), dp + ".maxDosePerLifetime: not mapped");
+    nlohmann::json second = dosage;
+    second["sequence"] = 2;
+    second["doseAndRate"][0]["doseQuantity"]["value"] = -1;
+    says(reason_of({dosage, second}),
+         "medication_request.dosageInstruction[1].doseAndRate[0].doseQuantity.value");
+    nlohmann::json told = dosage;
+    told["patientInstruction"] = "Take in the morning";
+    nlohmann::json told_again = told;
+    told_again["sequence"] = 2;
+    says(reason_of({told, told_again}),
+         "medication_request.dosageInstruction[1].patientInstruction: more than one patient");
+  }
+
   TEST_CASE("validityPeriod.start: on the written date not sent, any other as EffectiveDate") {
     auto with_start = [](const std::string& start) {
       nlohmann::json doc =
