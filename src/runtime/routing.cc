@@ -481,13 +481,13 @@ StatusOr<size_t> RedriveRouting(PrescriptionService& service, messaging::Produce
 // ---- PharmacyInbox -----------------------------------------------------------------------
 
 StatusOr<PharmacyInbox::Result> PharmacyInbox::Receive(std::string_view xml, IssueList& issues,
-                                                       const RequestContext& ctx,
-                                                       const std::vector<std::string>* speaks_for,
-                                                       std::string_view charset) {
+                                                       const ReceiveOptions& options) {
+  const RequestContext& ctx = options.context;
+  const std::vector<std::string>* speaks_for = options.speaks_for;
   script::ReadOptions ro;
   ro.profile = profile_;
   ro.lenient = true;  // every issue of the message, for the sender's answer
-  ro.charset = charset;
+  ro.charset = options.charset;
   RXFLOW_ASSIGN_OR_RETURN(script::Message message, script::ReadXml(xml, issues, ro));
   if (issues.has_errors()) {
     for (const Issue& i : issues) {

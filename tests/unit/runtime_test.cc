@@ -925,12 +925,16 @@ TEST_SUITE("Runtime") {
     CHECK(forged.status().code() == absl::StatusCode::kPermissionDenied);
     std::vector<std::string> elsewhere{"1234567"};
     issues = IssueList{};
-    forged = inbox.Receive(fill, issues, {}, &elsewhere);  // a sender bound to another pharmacy
+    runtime::ReceiveOptions bound;  // a sender bound to another pharmacy
+    bound.speaks_for = &elsewhere;
+    forged = inbox.Receive(fill, issues, bound);
     CHECK(forged.status().code() == absl::StatusCode::kPermissionDenied);
     issues = IssueList{};
-    auto r = inbox.Receive(
-        fill, issues,
-        {.actor = "pharmacy:p", .tenant = "", .correlation_id = "", .traceparent = ""});
+    std::vector<std::string> hub{"*"};
+    runtime::ReceiveOptions from_hub;
+    from_hub.context.actor = "pharmacy:p";
+    from_hub.speaks_for = &hub;
+    auto r = inbox.Receive(fill, issues, from_hub);
     RXFLOW_REQUIRE_OK(r);
     CHECK(r->prescription_id == id);
     CHECK(r->transaction == "RxFill");
@@ -945,6 +949,14 @@ TEST_SUITE("Runtime") {
     CHECK(inbox.Receive(unknown, issues).status().code() == absl::StatusCode::kNotFound);
     IssueList bad;
     CHECK(inbox.Receive("<Message/>", bad).status().code() == absl::StatusCode::kInvalidArgument);
+    // The transport's charset reaches the reader: one it cannot read is refused by name, and
+    // nothing is recorded.
+    IssueList unreadable;
+    runtime::ReceiveOptions shift_jis;
+    shift_jis.charset = "Shift_JIS";
+    auto sjis = inbox.Receive(fill, unreadable, shift_jis);
+    CHECK_FALSE(sjis.ok());
+    CHECK(std::string(sjis.status().message()).find("Shift_JIS") != std::string::npos);
   }
 #endif
 }

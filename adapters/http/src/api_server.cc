@@ -574,7 +574,9 @@ struct ApiServer::Impl {
     if (!IsXml(c.req)) return SendError(c.res, 415, "Content-Type must be application/xml");
     IssueList issues;
     const std::string charset = Charset(c.req);
-    auto r = inbox->Receive(c.req.body, issues, c.ctx, &c.who->ncpdp_ids, charset);
+    auto r =
+        inbox->Receive(c.req.body, issues,
+                       {.context = c.ctx, .speaks_for = &c.who->ncpdp_ids, .charset = charset});
     if (r.ok()) {
       c.res.set_content(json{{"prescription_id", r->prescription_id},
                              {"transaction", r->transaction},

@@ -164,6 +164,20 @@ class RoutingService {
 // how many were republished.
 StatusOr<size_t> RedriveRouting(PrescriptionService& service, messaging::Producer& producer);
 
+// How a message came to PharmacyInbox::Receive: who posted it, for whom they may speak, in
+// what charset.
+struct ReceiveOptions {
+  // Who posted the message; the events record context.actor followed by
+  // "/ncpdp:<Header/From>".
+  RequestContext context;
+  // The NCPDP ids the authenticated sender may speak for ("*": a network hub that speaks for
+  // any), not owned; null: the message is checked against the routing only.
+  const std::vector<std::string>* speaks_for = nullptr;
+  // The charset parameter of the Content-Type the message came with, unquoted (empty: none);
+  // see script::ReadOptions::charset.
+  std::string_view charset;
+};
+
 // What a pharmacy posts back, turned into events once per SCRIPT MessageID.
 class PharmacyInbox {
  public:
@@ -184,15 +198,9 @@ class PharmacyInbox {
   //
   // Pharmacies are bound to their messages: PermissionDenied, and nothing changes, when the
   // message's Header/From is not the pharmacy the prescription was routed to, or (with
-  // `speaks_for`: the NCPDP ids the authenticated sender may speak for, "*" for a network
-  // hub that speaks for any) not one of the sender's. The events record who spoke: ctx.actor
-  // followed by "/ncpdp:<Header/From>".
-  //
-  // `charset`: the charset parameter of the Content-Type the message came with, unquoted
-  // (empty: none); see script::ReadOptions::charset.
-  StatusOr<Result> Receive(std::string_view xml, IssueList& issues, const RequestContext& ctx = {},
-                           const std::vector<std::string>* speaks_for = nullptr,
-                           std::string_view charset = {});
+  // options.speaks_for) not one the sender may speak for. The events record who spoke.
+  StatusOr<Result> Receive(std::string_view xml, IssueList& issues,
+                           const ReceiveOptions& options = {});
 
   // The SCRIPT Error that answers an inbound message Receive refused with `status`:
   // addressed back to its sender (To = its From, RelatesToMessageID = its MessageID), Code
@@ -200,7 +208,7 @@ class PharmacyInbox {
   // transaction RxFlow does not support, 500/3000 for invalid XML or content, 1000 for an
   // unknown prescription; Description names the first problem and its XML path (printable
   // ASCII, at most 255 characters). Empty when the message's header cannot be read.
-  // `charset` as Receive's.
+  // `charset` as ReceiveOptions::charset.
   std::string ErrorReply(std::string_view xml, const Status& status, const IssueList& issues,
                          std::string_view charset = {}) const;
 
