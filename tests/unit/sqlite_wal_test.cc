@@ -105,11 +105,16 @@ uintmax_t AppendUnderReads(Store& store, const TempDb& tmp, int from, int to, in
   return largest.load();
 }
 
-// How far past its bound the WAL may grow in these tests (see the first one below).
+// How far past its bound the WAL may grow in these tests (see the first one below). How many
+// restarts a reader's snapshot refuses depends on the scheduler and the disk: on an idle
+// machine this test's WAL peaks at 1.2-1.9 x the bound, but a plain build once reached 2.06 x
+// inside a full `ctest -j2` with a fuzzer on the other core, and ASan once 2.15 x in a fresh-clone
+// CI. The bound's purpose is told apart all the same: unbounded, the same appends make a WAL
+// of several MB, more than ten times it.
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr uintmax_t kSlack = 3;
+constexpr uintmax_t kSlack = 4;
 #else
-constexpr uintmax_t kSlack = 2;
+constexpr uintmax_t kSlack = 3;
 #endif
 
 // Every append in [0, n) is in the log, once, as written.
@@ -137,9 +142,8 @@ TEST_CASE("sqlite store: a WAL written without pause while readers read stays ne
     // The bound, plus what is committed while the writer waits for the last copy (an eighth
     // of the bound) and one group commit, plus an eighth for each restart a reader's snapshot
     // refused (KeepWalBounded retries it an eighth later). Unbounded, this WAL reaches several
-    // MB. Under a sanitizer the readers hold their snapshots several times longer, so more
-    // restarts are refused: a fresh-clone CI saw 2.15 × the bound once under ASan (every
-    // earlier run stayed within 2 ×); there the margin is 3 ×, still far below unbounded.
+    // MB. Readers hold their snapshots longer when they are descheduled (a loaded machine) or
+    // slowed (a sanitizer), so more restarts are refused: kSlack says how much, and why.
     CHECK_MESSAGE(largest <= kSlack * kLimit, "largest WAL ", largest, " bytes, bound ", kLimit);
     CheckAll(*store, kAppends);
   }
