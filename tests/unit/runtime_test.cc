@@ -954,9 +954,11 @@ TEST_SUITE("Runtime") {
     IssueList unreadable;
     runtime::ReceiveOptions shift_jis;
     shift_jis.charset = "Shift_JIS";
+    const size_t events_before = w.service->History(id)->size();
     auto sjis = inbox.Receive(fill, unreadable, shift_jis);
     CHECK_FALSE(sjis.ok());
     CHECK(std::string(sjis.status().message()).find("Shift_JIS") != std::string::npos);
+    CHECK(w.service->History(id)->size() == events_before);
   }
 #endif
 }
