@@ -385,6 +385,13 @@ class InstructionBuilder {
   std::optional<NotStructured> failure_;
 };
 
+// Whether dosage i (> 0) is taken together with the one before it (the same sequence
+// number): " and " / AND between them, else " then " / THEN.
+bool SameStep(const std::vector<fhir::Dosage>& dosages, size_t i) {
+  return dosages[i].sequence && dosages[i - 1].sequence &&
+         *dosages[i].sequence == *dosages[i - 1].sequence;
+}
+
 // The structured instructions of `dosages` and the patient instruction, into `sig` (and their
 // provenance into `prov`); or why they cannot be sent structured (then `sig` and `prov` hold
 // part of them, to be discarded).
@@ -400,11 +407,7 @@ std::optional<NotStructured> BuildInstructions(const std::vector<fhir::Dosage>& 
                          dosages.size() > 1 ? Cat("Instruction[", i + 1, "]/") : "Instruction/");
     script::Instruction ins = b.Build();
     if (b.failed()) return std::move(b.failure());
-    if (i > 0) {
-      bool same_step = dosages[i].sequence && dosages[i - 1].sequence &&
-                       *dosages[i].sequence == *dosages[i - 1].sequence;
-      ins.multiple_instruction_modifier = same_step ? "AND" : "THEN";
-    }
+    if (i > 0) ins.multiple_instruction_modifier = SameStep(dosages, i) ? "AND" : "THEN";
     sig.instruction.push_back(std::move(ins));
     if (dosages[i].patient_instruction.empty()) continue;
     if (!patient_instruction.empty()) {
@@ -451,11 +454,7 @@ std::optional<script::Sig> SigMapper::Map(const std::vector<fhir::Dosage>& dosag
   for (size_t i = 0; i < dosages.size(); ++i) {
     const fhir::Dosage& d = dosages[i];
     if (d.text.empty()) continue;
-    if (!text.empty()) {
-      bool same_step =
-          d.sequence && dosages[i - 1].sequence && *d.sequence == *dosages[i - 1].sequence;
-      text += same_step ? " and " : " then ";
-    }
+    if (!text.empty()) text += SameStep(dosages, i) ? " and " : " then ";
     text += d.text;
   }
   if (text.empty()) {
@@ -481,13 +480,7 @@ std::optional<script::Sig> SigMapper::Map(const std::vector<fhir::Dosage>& dosag
   }
   sig.sig_text = std::move(text);
   if (!options_.structured_sig) {
-    for (size_t i = 0; i < dosages.size(); ++i) {
-      if (!dosages[i].patient_instruction.empty()) {
-        issues_.Warning(
-            Cat(path, "[", i, "].patientInstruction"), IssueCode::kNotSupported,
-            "SCRIPT Sig/ClarifyingFreeText is sent only with a structured Sig: not sent");
-      }
-    }
+    WarnPatientInstructionsDropped(dosages, path);
     return sig;
   }
 
@@ -513,12 +506,7 @@ std::optional<script::Sig> SigMapper::Map(const std::vector<fhir::Dosage>& dosag
   }
   sig.instruction.clear();
   sig.clarifying_free_text.clear();
-  for (size_t i = 0; i < dosages.size(); ++i) {
-    if (!dosages[i].patient_instruction.empty()) {
-      issues_.Warning(Cat(path, "[", i, "].patientInstruction"), IssueCode::kNotSupported,
-                      "SCRIPT Sig/ClarifyingFreeText is sent only with a structured Sig: not sent");
-    }
-  }
+  WarnPatientInstructionsDropped(dosages, path);
   if (std::any_of(dosages.begin(), dosages.end(), HasStructure)) {
     // Every structured element of every dosage is lost, not only the one that failed:
     // the warning names them all, by the dosages' path.
@@ -535,6 +523,16 @@ std::optional<script::Sig> SigMapper::Map(const std::vector<fhir::Dosage>& dosag
   provenance.push_back(
       {"Sig (structured)", Provenance::kAbsent, Cat(failure->path, ": ", failure->reason)});
   return sig;
+}
+
+void SigMapper::WarnPatientInstructionsDropped(const std::vector<fhir::Dosage>& dosages,
+                                               const std::string& path) {
+  for (size_t i = 0; i < dosages.size(); ++i) {
+    if (!dosages[i].patient_instruction.empty()) {
+      issues_.Warning(Cat(path, "[", i, "].patientInstruction"), IssueCode::kNotSupported,
+                      "SCRIPT Sig/ClarifyingFreeText is sent only with a structured Sig: not sent");
+    }
+  }
 }
 
 // --- SCRIPT → FHIR ----------------------------------------------------------------------

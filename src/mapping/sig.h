@@ -30,6 +30,10 @@ class SigMapper {
                                  std::vector<SigElementProvenance>& provenance);
 
  private:
+  // A warning for each dosage's patientInstruction: SCRIPT carries it only in a structured Sig.
+  void WarnPatientInstructionsDropped(const std::vector<fhir::Dosage>& dosages,
+                                      const std::string& path);
+
   IssueList& issues_;
   const NewRxOptions& options_;
 };

@@ -699,6 +699,26 @@ TEST_SUITE("Mapping") {
     told_again["sequence"] = 2;
     says(reason_of({told, told_again}),
          "medication_request.dosageInstruction[1].patientInstruction: more than one patient");
+    // Each dosage's patientInstruction is then named as not sent (SCRIPT carries it only in a
+    // structured Sig), as it is when the options send no structured Sig at all.
+    auto dropped_instructions = [&](bool structured) {
+      nlohmann::json doc = base;
+      doc["medication_request"]["dosageInstruction"] = {told, told_again};
+      TransformOptions o;
+      o.newrx.message_id = "M1";
+      o.newrx.sent_time = "2026-11-26T10:00:00Z";
+      o.newrx.structured_sig = structured;
+      IssueList issues;
+      RXFLOW_REQUIRE_OK(ToScript(doc.dump(), issues, o));
+      size_t named = 0;
+      for (const Issue& i : issues) {
+        named += i.path.ends_with("].patientInstruction") && i.severity == Severity::kWarning &&
+                 i.message.find("only with a structured Sig") != std::string::npos;
+      }
+      return named;
+    };
+    CHECK(dropped_instructions(true) == 2);
+    CHECK(dropped_instructions(false) == 2);
   }
 
   TEST_CASE("validityPeriod.start: on the written date not sent, any other as EffectiveDate") {
